@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command: strict type-check, generated types up to date, every tap test; the last line
+# is `N passed, N failed` (tap's own summary is not one CI reads).
+set -u
+cd "$(dirname "$0")/.."
+failed_steps=()
+
+echo "# tsc --noEmit"
+npx tsc --noEmit -p tsconfig.json || failed_steps+=("tsc")
+
+echo "# generated types up to date"
+node scripts/gen-types.mjs --check || failed_steps+=("gen-types")
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+npx tap --reporter=tap "$@" 2>&1 | tee "$log"
+tap_status=${PIPESTATUS[0]}
+
+# Count assertions from every file's TAP stream (nested "ok"/"not ok" lines, skipping subtest summaries).
+pass=$(grep -cE '^\s*ok [0-9]+ ' "$log" || true)
+fail=$(grep -E '^\s*not ok [0-9]+ ' "$log" | grep -vc '# TODO' || true)
+subtests=$(grep -cE '^\s*# Subtest' "$log" || true)
+pass=$((pass - subtests > 0 ? pass - subtests : pass))
+[ ${#failed_steps[@]} -eq 0 ] || { echo "# failed steps: ${failed_steps[*]}"; fail=$((fail + ${#failed_steps[@]})); }
+[ "$tap_status" -eq 0 ] || [ "$fail" -gt 0 ] || fail=1
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,46 @@
+import { spawn } from 'node:child_process';
+import { mkdir, open } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The environment variable that carries the resolved options to the detached daemon. */
+export const DAEMON_OPTIONS_ENV = 'ACHERON_DAEMON_OPTIONS';
+const READY_FD = 3;
+const BIN = fileURLToPath(new URL('../../bin/acheron.js', import.meta.url));
+
+/**
+ * Starts `acheron <command>` detached, logging to `logFile`, and resolves once it reports ready on
+ * fd 3; rejects with its reason if it exits first (the mount helper contract, SPEC §1).
+ */
+export async function daemonize(command: string, options: unknown, logFile: string): Promise<number> {
+  await mkdir(dirname(logFile), { recursive: true });
+  const log = await open(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [BIN, command], {
+    detached: true,
+    stdio: ['ignore', log.fd, log.fd, 'pipe'],
+    env: { ...process.env, [DAEMON_OPTIONS_ENV]: JSON.stringify(options) },
+  });
+  await log.close();
+  const channel = child.stdio[READY_FD] as Socket;
+  let said = '';
+  channel.setEncoding('utf8');
+  channel.on('data', (chunk: string) => (said += chunk));
+  const outcome = await new Promise<{ ready: boolean; reason: string }>((resolve) => {
+    channel.on('data', () => said.includes('ready\n') && resolve({ ready: true, reason: '' }));
+    child.once('exit', (code, signal) => resolve({ ready: false, reason: said.replace(/^error: /, '').trim() || `daemon exited (${signal ?? `code ${code}`}) before the tree was live; see ${logFile}` }));
+    child.once('error', (error) => resolve({ ready: false, reason: error.message }));
+  });
+  channel.destroy();
+  if (!outcome.ready) throw new Error(outcome.reason);
+  child.unref();
+  return child.pid ?? 0;
+}
+
+/** In the detached daemon: tell the parent how start-up went. A no-op when not daemonized. */
+export function reportToParent(message: 'ready' | { error: string }): void {
+  if (!process.env[DAEMON_OPTIONS_ENV]) return;
+  const socket = new Socket({ fd: READY_FD, readable: false, writable: true });
+  socket.on('error', () => undefined);
+  socket.end(message === 'ready' ? 'ready\n' : `error: ${message.error}\n`);
+}

@@ -1,0 +1,78 @@
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
+import { UsageError } from './exit.js';
+
+const IDENTIFIER = /^[A-Za-z0-9._-]{1,128}$/;
+
+export interface InvokeArgs {
+  service: string;
+  payload: string | undefined;
+  mount: string;
+  node: string | undefined;
+  json: boolean;
+}
+
+/** The service directory: the node tree, or WorldFS with --node. */
+export function serviceDirectory(args: Pick<InvokeArgs, 'service' | 'mount' | 'node'>): string {
+  for (const [what, id] of [['service', args.service], ['--node', args.node]] as const) {
+    if (id !== undefined && (!IDENTIFIER.test(id) || id === '.' || id === '..')) throw new UsageError(`${what} ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+  }
+  return args.node === undefined ? join(args.mount, 'services', args.service) : join(args.mount, 'nodes', args.node, 'services', args.service);
+}
+
+/**
+ * `acheron invoke`: one O_RDWR transaction on control/invoke.json (write, then read back this
+ * invocation's own outcome), so the exit code tells what shell redirections hide.
+ */
+export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
+  const dir = serviceDirectory(args);
+  const payload = args.payload === undefined ? '{}' : args.payload === '-' ? await text(process.stdin) : args.payload;
+  try {
+    JSON.parse(payload);
+  } catch (error) {
+    throw new UsageError(`payload is not valid JSON: ${(error as Error).message}`);
+  }
+  let outcome: string;
+  try {
+    const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
+    try {
+      await file.write(payload, 0);
+      outcome = await file.readFile('utf8');
+    } finally {
+      await file.close();
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
+    const detail = code === 'ENOENT' ? `no service ${args.service} under ${args.node === undefined ? args.mount : join(args.mount, 'nodes', args.node)}` : await lastError(dir, (error as Error).message);
+    stderr.write(`acheron invoke: ${args.service}: ${code}: ${detail}\n`);
+    return 1;
+  }
+  const failure = asFailure(outcome, args.service);
+  if (failure) {
+    if (args.json) stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n');
+    stderr.write(`acheron invoke: ${args.service}: ${failure.state}: ${failure.error.split('\n')[0]}\n`);
+    return 1;
+  }
+  stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n');
+  return 0;
+}
+
+/** A failed transaction reads back exactly `{"error", "status"}` with this service's status. */
+function asFailure(outcome: string, service: string): { state: string; error: string } | undefined {
+  try {
+    const doc = JSON.parse(outcome) as Record<string, unknown>;
+    const status = doc.status as Record<string, unknown> | undefined;
+    if (Object.keys(doc).length === 2 && typeof doc.error === 'string' && status?.service_id === service) {
+      return { state: String(status.state), error: doc.error };
+    }
+  } catch {
+    // A text result is a success like any other.
+  }
+  return undefined;
+}
+
+async function lastError(dir: string, fallback: string): Promise<string> {
+  const recorded = await readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
+  return recorded.trim().split('\n')[0] || fallback;
+}

@@ -1,0 +1,79 @@
+import { isAbsolute } from 'node:path';
+import yargs, { type Argv } from 'yargs';
+import { ACHERON_VERSION } from '../protocol/version.js';
+import { DAEMON_OPTIONS_ENV } from './daemonize.js';
+import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './exit.js';
+import { runInvokeCommand } from './invoke-command.js';
+import { runNodeCommand, resolveNodeOptions } from './node-command.js';
+import { NODE_OPTION_SPECS, parseMountOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
+
+/**
+ * mount(8) runs `acheron <source> <dir> -o rw,<opts>,dev,suid` (via mount.fuse3): the second
+ * argument is an absolute directory. Anything else is an ordinary command line.
+ */
+export function isMountHelperArgv(argv: readonly string[]): boolean {
+  return argv.length >= 2 && isAbsolute(argv[1] as string) && (argv.length === 2 || argv[2] === '-o');
+}
+
+async function runMountHelper(argv: readonly string[]): Promise<number> {
+  const [source, dir, , optionText = ''] = argv as [string, string, string?, string?];
+  if (source.startsWith('world:')) throw new UsageError(`mount source ${source}: WorldFS mounts are not available in this version`);
+  const { values, unknown } = parseMountOptions(optionText);
+  for (const option of unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
+  const merged = await resolveNodeOptions({ mount: dir, daemon: true }, values);
+  return runNodeCommand(merged);
+}
+
+/** Only the options given on the command line: yargs defaults would hide config and -o values. */
+function givenOptions(args: Record<string, unknown>): NodeOptionValues {
+  const given: Record<string, unknown> = {};
+  for (const name of Object.keys(NODE_OPTION_SPECS) as NodeOptionName[]) {
+    if (args[name] !== undefined) given[name] = Array.isArray(args[name]) ? (args[name] as unknown[]).map(String) : args[name];
+  }
+  return given as NodeOptionValues;
+}
+
+function cli(argv: readonly string[]): Argv {
+  return yargs([...argv])
+    .scriptName('acheron')
+    .version(ACHERON_VERSION)
+    .strict()
+    .command('node', 'run the node daemon: load services, mount the node tree', (y) => {
+      for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) {
+        // No yargs defaults: precedence between argv, -o, config and defaults is ours (node-options.ts).
+        const { default: _default, ...rest } = spec as typeof spec & { default?: unknown };
+        y.option(name, { ...rest, ...(rest.type === 'array' ? { string: true } : {}), ...(_default === undefined ? {} : { defaultDescription: String(_default) }) } as never);
+      }
+      return y;
+    }, async (args) => {
+      process.exitCode = await runNodeCommand(await resolveNodeOptions(givenOptions(args)));
+    })
+    .command('invoke <service> [payload]', 'invoke a service through its files and print the outcome', (y) =>
+      y.positional('service', { type: 'string', describe: 'service id' })
+        .positional('payload', { type: 'string', describe: 'JSON object, or - for stdin (default {})' })
+        .option('mount', { type: 'string', default: '/mnt/acheron', describe: 'node tree (or WorldFS with --node)' })
+        .option('node', { type: 'string', describe: 'node id, for a WorldFS mount' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure' }),
+    async (args) => {
+      process.exitCode = await runInvokeCommand({ service: args.service as string, payload: args.payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
+    })
+    .demandCommand(1, 'name a command (see --help)')
+    .fail((message, error) => {
+      throw error ?? new UsageError(message);
+    })
+    .help();
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const detached = process.env[DAEMON_OPTIONS_ENV];
+    if (detached !== undefined && argv[0] === 'node') return await runNodeCommand(JSON.parse(detached) as NodeOptionValues);
+    if (isMountHelperArgv(argv)) return await runMountHelper(argv);
+    await cli(argv).parseAsync();
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    const usage = error instanceof UsageError;
+    process.stderr.write(`acheron: ${(error as Error).message.split('\n').join('\nacheron: ')}\n`);
+    return usage ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}

@@ -1,0 +1,81 @@
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { NodeDaemon, type NodeDaemonOptions } from '../node/daemon.js';
+import { parseExport } from '../node/fs-provider.js';
+import { DAEMON_OPTIONS_ENV, daemonize, reportToParent } from './daemonize.js';
+import { UsageError } from './exit.js';
+import { createLogger } from './logger.js';
+import { defaultOptions, defaultStateFile, mergeOptions, readConfigFile, type NodeOptionValues } from './node-options.js';
+
+const IDENTIFIER = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Resolves every source of options into daemon options (precedence: argv > -o > config > defaults). */
+export async function resolveNodeOptions(argv: NodeOptionValues, mountOptions: NodeOptionValues = {}): Promise<NodeOptionValues> {
+  const configPath = argv.config ?? mountOptions.config;
+  const config = configPath ? await readConfigFile(configPath) : {};
+  return mergeOptions(argv, mountOptions, config, defaultOptions());
+}
+
+export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
+  const nodeId = values['node-id'] as string;
+  if (!IDENTIFIER.test(nodeId) || nodeId === '.' || nodeId === '..') throw new UsageError(`--node-id ${JSON.stringify(nodeId)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+  const labels: Record<string, string> = {};
+  for (const label of values.label ?? []) {
+    const eq = label.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--label ${JSON.stringify(label)}: expected key=value`);
+    labels[label.slice(0, eq)] = label.slice(eq + 1);
+  }
+  for (const id of values['terminal-id'] ?? []) {
+    if (!IDENTIFIER.test(id)) throw new UsageError(`--terminal-id ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-]`);
+  }
+  let exports;
+  try {
+    exports = (values.export ?? []).map(parseExport);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  return {
+    nodeId,
+    mount: values.mount as string,
+    serviceManifests: values['service-manifest'] ?? [],
+    servicesDirs: values['services-dir'] ?? [],
+    exports,
+    fsService: values['fs-service'] !== false,
+    terminalIds: values['terminal-id'] ?? [],
+    labels,
+    shutdownGraceMs: values['shutdown-grace-ms'] as number,
+    ...(values['control-url'] ? { controlUrl: values['control-url'] } : {}),
+  };
+}
+
+/** `acheron node`: foreground by default; `--daemon` (and the mount helper) detach once live. */
+export async function runNodeCommand(values: NodeOptionValues): Promise<number> {
+  const options = toDaemonOptions(values);
+  const stateFile = values['state-file'] ?? defaultStateFile(options.nodeId);
+  if (values.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
+    const logFile = values['log-file'] ?? join(dirname(stateFile), `${options.nodeId}.log`);
+    await daemonize('node', { ...values, daemon: false, 'log-file': logFile }, logFile);
+    return 0;
+  }
+  const log = createLogger({ level: values['log-level'] as string, file: values['log-file'] });
+  let daemon: NodeDaemon;
+  try {
+    daemon = await NodeDaemon.start(options, log);
+  } catch (error) {
+    reportToParent({ error: (error as Error).message });
+    throw error;
+  }
+  installSignals(daemon, log);
+  reportToParent('ready');
+  await daemon.done;
+  log.flush();
+  return 0;
+}
+
+function installSignals(daemon: NodeDaemon, log: Logger): void {
+  const stop = (signal: string) => () => void daemon.stop(signal);
+  process.on('SIGINT', stop('SIGINT'));
+  process.on('SIGTERM', stop('SIGTERM'));
+  // Reload arrives with the hot-reload work; until then SIGHUP must not kill the daemon.
+  process.on('SIGHUP', () => log.info('SIGHUP: manifest reload is not implemented yet'));
+}

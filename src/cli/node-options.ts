@@ -1,0 +1,126 @@
+import { readFile } from 'node:fs/promises';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { UsageError } from './exit.js';
+
+/**
+ * Options of `acheron node`, in one table: yargs, the config file (snake_case keys) and mount -o
+ * options all read it. Precedence: command line > mount -o > config file > defaults (SPEC §1).
+ */
+export const NODE_OPTION_SPECS = {
+  'node-id': { type: 'string', describe: 'node id (default: host name)' },
+  mount: { type: 'string', describe: 'mount point', default: '/mnt/acheron' },
+  'service-manifest': { type: 'array', describe: 'a service manifest file (repeatable)' },
+  'services-dir': { type: 'array', describe: 'a directory of *.json manifests (repeatable)' },
+  export: { type: 'array', describe: 'export a directory under fs/: name=path[:ro|:rw] (repeatable)' },
+  'fs-service': { type: 'boolean', describe: 'serve the built-in fs provider (--no-fs-service turns it off)', default: true },
+  'terminal-id': { type: 'array', describe: 'add a terminal-<id> service (repeatable)' },
+  label: { type: 'array', describe: 'node label key=value (repeatable)' },
+  'control-url': { type: 'string', describe: 'ws[s]://host:port of the control server (absent: standalone)' },
+  'join-token': { type: 'string', describe: 'single-use join token (prefer --join-token-file)' },
+  'join-token-file': { type: 'string', describe: 'file holding the join token' },
+  'state-file': { type: 'string', describe: 'node state file (default under /var/lib/acheron or $XDG_STATE_HOME)' },
+  'manifest-reload-interval-ms': { type: 'number', describe: 'manifest reload interval; 0 = SIGHUP only', default: 2000 },
+  'reconnect-backoff-ms': { type: 'number', describe: 'first reconnect delay', default: 5000 },
+  'reconnect-backoff-max-ms': { type: 'number', describe: 'largest reconnect delay', default: 60000 },
+  'state-sync': { type: 'string', describe: 'always | batch', default: 'always', choices: ['always', 'batch'] },
+  'shutdown-grace-ms': { type: 'number', describe: 'how long SIGTERM waits for running invocations', default: 5000 },
+  'log-level': { type: 'string', describe: 'fatal|error|warn|info|debug|trace|silent', default: 'info' },
+  'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
+  config: { type: 'string', describe: 'JSON config file (keys: the long flags in snake_case)' },
+  daemon: { type: 'boolean', describe: 'detach and return once the tree is live', default: false },
+  foreground: { type: 'boolean', describe: 'run in the foreground (the default; accepted for compatibility)', default: false },
+} as const;
+
+type Specs = typeof NODE_OPTION_SPECS;
+export type NodeOptionName = keyof Specs;
+export type NodeOptionValues = { [K in NodeOptionName]?: Specs[K]['type'] extends 'array' ? string[] : Specs[K]['type'] extends 'number' ? number : Specs[K]['type'] extends 'boolean' ? boolean : string };
+
+const snake = (name: string): string => name.replace(/-/g, '_');
+const byKey = new Map(Object.keys(NODE_OPTION_SPECS).map((name) => [snake(name), name as NodeOptionName]));
+/** mount(8) adds these; they mean nothing to us. */
+const MOUNT_GENERIC = new Set(['rw', 'ro', 'dev', 'suid', 'nodev', 'nosuid', 'exec', 'noexec', 'auto', 'noauto', 'user', 'nouser', 'defaults', 'nofail', '_netdev', 'atime', 'noatime', 'relatime']);
+
+/** Coerces one raw value to an option's type; `where` names the source in errors. */
+function coerce(name: NodeOptionName, raw: unknown, where: string): unknown {
+  const spec: { type: string; choices?: readonly string[] } = NODE_OPTION_SPECS[name];
+  const fail = (rule: string): never => {
+    throw new UsageError(`${where}: ${snake(name)}: ${rule}`);
+  };
+  switch (spec.type) {
+    case 'array': {
+      const list = Array.isArray(raw) ? raw : [raw];
+      return list.map((item) => (typeof item === 'string' ? item : fail('must be a string or an array of strings')));
+    }
+    case 'number': {
+      const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+      return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : fail('must be a non-negative number');
+    }
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw;
+      return raw === 'true' || raw === '1' || raw === '' ? true : raw === 'false' || raw === '0' ? false : fail('must be true or false');
+    default:
+      if (typeof raw !== 'string') fail('must be a string');
+      if (spec.choices && !spec.choices.includes(raw as string)) fail(`must be one of ${spec.choices.join(', ')}`);
+      return raw;
+  }
+}
+
+/** Mount -o options: `services_dir=/x,node_id=a,rw,...`. Unknown ones are returned for a warning. */
+export function parseMountOptions(text: string): { values: NodeOptionValues; unknown: string[] } {
+  const values: Record<string, unknown> = {};
+  const unknown: string[] = [];
+  for (const item of text.split(',').filter(Boolean)) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    const raw = eq < 0 ? '' : item.slice(eq + 1);
+    if (MOUNT_GENERIC.has(key) || key.startsWith('x-')) continue;
+    const name = byKey.get(key);
+    if (!name) {
+      unknown.push(item);
+      continue;
+    }
+    const value = coerce(name, raw, `mount option ${key}`);
+    values[name] = Array.isArray(value) ? [...((values[name] as string[] | undefined) ?? []), ...value] : value;
+  }
+  return { values: values as NodeOptionValues, unknown };
+}
+
+export async function readConfigFile(path: string): Promise<NodeOptionValues> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new UsageError(`--config ${path}: ${(error as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--config ${path}: must be a JSON object`);
+  const values: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(parsed)) {
+    const name = byKey.get(key);
+    if (!name) throw new UsageError(`--config ${path}: /${key}: unknown key (keys are the long flags in snake_case)`);
+    values[name] = coerce(name, raw, `--config ${path}`);
+  }
+  return values as NodeOptionValues;
+}
+
+/** Layers the sources, highest first; the first one that sets an option wins. */
+export function mergeOptions(...layers: NodeOptionValues[]): NodeOptionValues {
+  const merged: Record<string, unknown> = {};
+  for (const layer of [...layers].reverse()) {
+    for (const [name, value] of Object.entries(layer)) if (value !== undefined) merged[name] = value;
+  }
+  return merged as NodeOptionValues;
+}
+
+export function defaultOptions(): NodeOptionValues {
+  const defaults: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) if ('default' in spec) defaults[name] = spec.default;
+  defaults['node-id'] = hostname();
+  return defaults as NodeOptionValues;
+}
+
+/** `/var/lib/acheron/<node_id>.json` as root, else `$XDG_STATE_HOME/acheron/<node_id>.json`. */
+export function defaultStateFile(nodeId: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (process.getuid?.() === 0) return `/var/lib/acheron/${nodeId}.json`;
+  return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'acheron', `${nodeId}.json`);
+}

@@ -1,0 +1,54 @@
+import { execFile } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface MountEntry {
+  mountPoint: string;
+  fstype: string;
+  source: string;
+}
+
+/** Mount points are escaped in mountinfo (`\040` for a space). */
+const unescape = (field: string): string => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+
+export async function readMountTable(): Promise<MountEntry[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text.split('\n').filter(Boolean).map((line) => {
+    const fields = line.split(' ');
+    const separator = fields.indexOf('-');
+    return { mountPoint: unescape(fields[4] ?? ''), fstype: fields[separator + 1] ?? '', source: unescape(fields[separator + 2] ?? '') };
+  });
+}
+
+export async function findMount(mountPoint: string): Promise<MountEntry | undefined> {
+  return (await readMountTable()).reverse().find((entry) => entry.mountPoint === mountPoint);
+}
+
+/**
+ * Makes `mountPoint` ready for a new mount: a stale FUSE mount (its daemon died: ENOTCONN) is
+ * lazily unmounted; a live one, or any other file system mounted there, is an error, because
+ * fuse-native's `force` would silently mount over it.
+ */
+export async function clearStaleMount(mountPoint: string): Promise<'clean' | 'cleared'> {
+  const entry = await findMount(mountPoint);
+  if (!entry) return 'clean';
+  if (!entry.fstype.startsWith('fuse')) throw new Error(`${mountPoint} is already a mount point (${entry.fstype}); refusing to mount over it`);
+  const probe = await Promise.race([
+    stat(mountPoint).then(() => 'live' as const, (error: NodeJS.ErrnoException) => (error.code === 'ENOTCONN' || error.code === 'ECONNABORTED' ? 'stale' as const : 'live' as const)),
+    new Promise<'live'>((resolve) => setTimeout(() => resolve('live'), 2000).unref()),
+  ]);
+  if (probe === 'live') throw new Error(`${mountPoint} is served by a live ${entry.fstype} mount (${entry.source}); unmount it first or pick another directory`);
+  await lazyUnmount(mountPoint);
+  return 'cleared';
+}
+
+/** `fusermount -uz`: detaches now, even while something still holds the mount. */
+export async function lazyUnmount(mountPoint: string): Promise<void> {
+  try {
+    await run('fusermount', ['-uz', mountPoint]);
+  } catch {
+    await run('umount', ['-l', mountPoint]);
+  }
+}

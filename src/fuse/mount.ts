@@ -1,0 +1,148 @@
+import Fuse from 'fuse-native';
+import type { Logger } from 'pino';
+import { FsError } from '../vfs/errors.js';
+import { Dispatcher } from '../vfs/dispatch.js';
+import type { Attr, VNode } from '../vfs/node.js';
+import { toErrno } from './errno.js';
+import { HandleTable } from './handle-table.js';
+
+export interface MountOptions {
+  mountPoint: string;
+  log: Logger;
+  /** Shown in mount tables as the source, e.g. `acheron` or `acheron-world`. */
+  fsname?: string;
+  allowOther?: boolean;
+  defaultPermissions?: boolean;
+}
+
+export interface MountedTree {
+  readonly mountPoint: string;
+  readonly openHandles: number;
+  unmount(): Promise<void>;
+}
+
+// fuse-native calls each op with op-specific arguments; the op table below spells them out.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Callback = (...args: any[]) => void;
+
+/**
+ * Mounts a VFS tree with fuse-native. This module decides no file behaviour: every operation goes
+ * to `Dispatcher`, and every callback is called exactly once, with errnos converted by `toErrno`.
+ */
+export async function mountTree(root: VNode, options: MountOptions): Promise<MountedTree> {
+  const { log, mountPoint } = options;
+  const dispatch = new Dispatcher(root);
+  const handles = new HandleTable();
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const traceOn = log.isLevelEnabled('trace');
+
+  const stat = (attr: Attr) => ({
+    mode: attr.mode, size: attr.size, uid, gid, nlink: attr.nlink ?? 1, ino: attr.ino ?? 0,
+    mtime: attr.mtimeMs, ctime: attr.ctimeMs, atime: attr.atimeMs ?? attr.mtimeMs,
+  });
+
+  // Runs one operation and calls back exactly once. `success` shapes the callback arguments.
+  function op<T>(name: string, path: string, fh: number | undefined, run: () => Promise<T>, cb: Callback, success: (value: T) => unknown[]): void {
+    const started = traceOn ? process.hrtime.bigint() : 0n;
+    run().then(
+      (value) => {
+        if (traceOn) log.trace({ op: name, path, fh, errno: 0, us: Number((process.hrtime.bigint() - started) / 1000n) });
+        cb(...success(value));
+      },
+      (error: unknown) => {
+        const errno = toErrno(error, log, { op: name, path, fh });
+        if (traceOn) log.trace({ op: name, path, fh, errno, us: Number((process.hrtime.bigint() - started) / 1000n), message: (error as Error)?.message });
+        cb(errno);
+      },
+    );
+  }
+  const ok = (): unknown[] => [0];
+
+  const ops: Record<string, Callback> = {
+    getattr: (path: string, cb: Callback) => op('getattr', path, undefined, () => dispatch.getattr(path), cb, (a) => [0, stat(a)]),
+    fgetattr: (path: string, fh: number, cb: Callback) => op('fgetattr', path, fh, () => dispatch.getattr(path), cb, (a) => [0, stat(a)]),
+    readdir: (path: string, cb: Callback) => op('readdir', path, undefined, () => dispatch.readdir(path), cb, (names) => [0, ['.', '..', ...names]]),
+    open: (path: string, flags: number, cb: Callback) =>
+      op('open', path, undefined, async () => handles.add(await dispatch.open(path, flags)), cb, (fh) => [0, fh]),
+    create: (path: string, mode: number, cb: Callback) =>
+      // fuse-native does not pass the open flags to create; O_CREAT implies a write open.
+      op('create', path, undefined, async () => handles.add(await dispatch.create(path, mode, 0o1)), cb, (fh) => [0, fh]),
+    read: (path: string, fh: number, buffer: Buffer, length: number, position: number, cb: Callback) =>
+      op('read', path, fh, async () => {
+        const handle = handles.get(fh);
+        if (!handle.read) throw new FsError('EBADF', `${path}: not open for reading`);
+        const data = await handle.read(position, length);
+        return data.copy(buffer, 0, 0, Math.min(length, data.length));
+      }, cb, (n) => [n]),
+    write: (path: string, fh: number, buffer: Buffer, length: number, position: number, cb: Callback) =>
+      op('write', path, fh, async () => {
+        const handle = handles.get(fh);
+        if (!handle.write) throw new FsError('EBADF', `${path}: not open for writing`);
+        // fuse-native reuses its buffer after the callback: copy what we keep.
+        return handle.write(position, Buffer.from(buffer.subarray(0, length)));
+      }, cb, (n) => [n]),
+    flush: (path: string, fh: number, cb: Callback) => op('flush', path, fh, async () => handles.get(fh).flush?.(), cb, ok),
+    fsync: (path: string, fh: number, _datasync: boolean, cb: Callback) => op('fsync', path, fh, async () => handles.get(fh).fsync?.(), cb, ok),
+    release: (path: string, fh: number, cb: Callback) => {
+      // The kernel does not wait for release: answer now, finish in the background.
+      const handle = handles.remove(fh);
+      cb(0);
+      handle?.release?.().catch((error: unknown) => toErrno(error, log, { op: 'release', path, fh }));
+    },
+    releasedir: (_path: string, _fh: number, cb: Callback) => cb(0),
+    truncate: (path: string, size: number, cb: Callback) => op('truncate', path, undefined, () => dispatch.truncate(path, size), cb, ok),
+    ftruncate: (path: string, fh: number, size: number, cb: Callback) =>
+      op('ftruncate', path, fh, async () => {
+        const handle = handles.get(fh);
+        return handle.truncate ? handle.truncate(size) : dispatch.truncate(path, size);
+      }, cb, ok),
+    utimens: (path: string, atime: number, mtime: number, cb: Callback) => op('utimens', path, undefined, () => dispatch.utimens(path, atime, mtime), cb, ok),
+    chmod: (path: string, mode: number, cb: Callback) => op('chmod', path, undefined, () => dispatch.chmod(path, mode), cb, ok),
+    chown: (path: string, _uid: number, _gid: number, cb: Callback) => op('chown', path, undefined, () => dispatch.chown(path), cb, ok),
+    readlink: (path: string, cb: Callback) => op('readlink', path, undefined, () => dispatch.readlink(path), cb, (target) => [0, target]),
+    mkdir: (path: string, mode: number, cb: Callback) => op('mkdir', path, undefined, () => dispatch.mkdir(path, mode), cb, ok),
+    unlink: (path: string, cb: Callback) => op('unlink', path, undefined, () => dispatch.unlink(path), cb, ok),
+    rmdir: (path: string, cb: Callback) => op('rmdir', path, undefined, () => dispatch.rmdir(path), cb, ok),
+    rename: (from: string, to: string, cb: Callback) => op('rename', from, undefined, () => dispatch.rename(from, to), cb, ok),
+    symlink: (target: string, path: string, cb: Callback) => op('symlink', path, undefined, () => dispatch.symlink(target, path), cb, ok),
+    link: (_from: string, path: string, cb: Callback) => op('link', path, undefined, () => dispatch.refuse(path, 'hard links'), cb, ok),
+    mknod: (path: string, _mode: number, _dev: number, cb: Callback) => op('mknod', path, undefined, () => dispatch.refuse(path, 'mknod'), cb, ok),
+    statfs: (_path: string, cb: Callback) =>
+      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 }),
+  };
+
+  const fuse = new Fuse(mountPoint, ops, {
+    // fuse-native drops these options, so they ride along in fsname (SPEC §12); direct_io is
+    // required for synthetic files, whose sizes change between stat and read.
+    fsname: `${options.fsname ?? 'acheron'},direct_io,big_writes,nonempty`,
+    subtype: 'acheron',
+    // Numbers 0 are ignored by fuse-native; the strings reach libfuse.
+    attrTimeout: '0',
+    entryTimeout: '0',
+    allowOther: options.allowOther ?? false,
+    defaultPermissions: options.defaultPermissions ?? false,
+    // Ops that wait for a driver or a relay carry their own bound (queue + timeout_ms + kill grace).
+    timeout: { default: 15_000, flush: false, read: false, write: false, release: false, open: false, fsync: false },
+  });
+
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  log.info({ mountPoint }, 'mounted');
+
+  let unmounted: Promise<void> | undefined;
+  return {
+    mountPoint,
+    get openHandles() {
+      return handles.size;
+    },
+    unmount() {
+      unmounted ??= new Promise<void>((resolve) => {
+        fuse.unmount((err) => {
+          if (err) log.warn({ err, mountPoint }, 'unmount reported an error');
+          resolve();
+        });
+      });
+      return unmounted;
+    },
+  };
+}

@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises';
+import { problemAt, SCHEMA_BASE, SchemaError, type Problem, type Schemas } from '../protocol/schemas.js';
+import type { Manifest, ServiceDescriptor } from '../protocol/types.gen.js';
+import { applyDefaults } from './defaults.js';
+import { messageOf } from './message-of.js';
+import { listManifestFiles } from './order.js';
+import { manifestExecutablePath } from './resolve-executable.js';
+
+export const MANIFEST_SCHEMA_ID = `${SCHEMA_BASE}manifest.schema.json`;
+
+/** One service as loaded from its manifest. */
+export interface LoadedService {
+  descriptor: ServiceDescriptor;
+  /** The manifest file it came from, as listed (flag value or services dir + name). */
+  source: string;
+  /** `runtime.executable_path` resolved against the manifest's directory; a bare name stays bare. */
+  executablePath?: string;
+}
+
+export interface LoadServicesOptions {
+  manifestFiles: string[];
+  servicesDirs: string[];
+  nodeId: string;
+  /** Service ids already taken, e.g. `{ service_id: 'fs', source: 'built-in fs provider' }`. */
+  reserved: Array<{ service_id: string; source: string }>;
+  schemas: Schemas;
+}
+
+// SPEC §4: the same file surface later, a clear load-time error until then.
+const UNSUPPORTED_RUNTIME_TYPES = new Set(['wasm', 'native_inproc']);
+
+/**
+ * Loads every manifest in load order. A file with a problem is left out and the rest still load: the
+ * caller decides what problems mean (fatal at start-up; keep the previous version at reload).
+ */
+export async function loadServices(
+  options: LoadServicesOptions,
+): Promise<{ services: LoadedService[]; problems: Problem[] }> {
+  const { files, problems } = await listManifestFiles(options.manifestFiles, options.servicesDirs);
+  const owners = new Map(options.reserved.map((entry) => [entry.service_id, entry.source]));
+  const services: LoadedService[] = [];
+  for (const file of files) {
+    const loaded = await loadManifestFile(file, options);
+    if ('problems' in loaded) {
+      problems.push(...loaded.problems);
+      continue;
+    }
+    if (loaded.service === undefined) continue;
+    const serviceId = loaded.service.descriptor.service_id;
+    const owner = owners.get(serviceId);
+    if (owner !== undefined) {
+      const description = `service_id "${serviceId}" is already defined by ${owner}`;
+      problems.push(problemAt(file, '/service_id', 'duplicate', description));
+      continue;
+    }
+    owners.set(serviceId, file);
+    services.push(loaded.service);
+  }
+  return { services, problems };
+}
+
+/** One file: its service, nothing (disabled), or why it cannot load. */
+async function loadManifestFile(
+  file: string,
+  options: LoadServicesOptions,
+): Promise<{ service: LoadedService | undefined } | { problems: Problem[] }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    return { problems: [problemAt(file, '/', 'read', `cannot read: ${messageOf(error)}`)] };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { problems: [problemAt(file, '/', 'json', `invalid JSON: ${messageOf(error)}`)] };
+  }
+  // Disabling comes before every other check, so a half-edited manifest can be parked with one key.
+  if (isDisabled(value)) return { service: undefined };
+  let manifest: Manifest;
+  try {
+    manifest = options.schemas.validate<Manifest>(MANIFEST_SCHEMA_ID, value, file);
+  } catch (error) {
+    if (error instanceof SchemaError) return { problems: error.problems };
+    throw error;
+  }
+  const problems = checkSupported(manifest, file, options.schemas);
+  if (problems.length > 0) return { problems };
+  const executable = manifest.runtime?.executable_path;
+  return {
+    service: {
+      descriptor: applyDefaults(manifest, options.nodeId),
+      source: file,
+      ...(executable === undefined ? {} : { executablePath: manifestExecutablePath(file, executable) }),
+    },
+  };
+}
+
+/** Rules beyond the schema: what this version can run, and an input schema that compiles. */
+function checkSupported(manifest: Manifest, file: string, schemas: Schemas): Problem[] {
+  const problems: Problem[] = [];
+  const type = manifest.runtime?.type;
+  if (type !== undefined && UNSUPPORTED_RUNTIME_TYPES.has(type)) {
+    const description = `runtime type "${type}" is later work; only "native_proc" runs for now`;
+    problems.push(problemAt(file, '/runtime/type', 'unsupported', description));
+  }
+  // Compiled now so that a broken input schema fails the load instead of every invocation.
+  const input = manifest.schema?.input;
+  if (input !== undefined) {
+    try {
+      schemas.compile(input);
+    } catch (error) {
+      problems.push(problemAt(file, '/schema/input', 'schema', messageOf(error)));
+    }
+  }
+  return problems;
+}
+
+function isDisabled(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'enabled' in value && value.enabled === false;
+}

@@ -1,0 +1,115 @@
+import { SERVICE_FILES, type ServiceFileKind } from '../protocol/service-files.js';
+import type { ServiceRuntime } from '../runtime/service-runtime.js';
+import { commitFile } from '../vfs/commit-file.js';
+import { directory, tableDirectory } from '../vfs/directory.js';
+import { FsError } from '../vfs/errors.js';
+import { ctlFile, snapshotFile, type Rendered } from '../vfs/files.js';
+import type { VNode } from '../vfs/node.js';
+import {
+  renderHealth, renderHost, renderMetrics, renderOutcome, renderReadme, renderResult, renderSchema,
+  renderStatus, renderTemplate,
+} from './render.js';
+import type { NodeService, ServiceRegistry } from './service-registry.js';
+
+export interface NodeTreeSources {
+  mountPoint: string;
+  registry: ServiceRegistry;
+  /** NODE.json, SERVICES.json and ERRORS.json documents, rendered on every open. */
+  nodeDocument(): Rendered;
+  servicesDocument(): Rendered;
+  errorsDocument(): Rendered;
+  /** The `fs/` directory of the built-in fs provider, when enabled. */
+  exports?: VNode;
+}
+
+/**
+ * The node tree (SPEC §3): the service file table bound to VFS blocks. `services/` is computed from
+ * the registry on every lookup, so reloads show at once; a service's directory is built once per
+ * runtime and answers ENOENT after the service is removed.
+ */
+export function buildNodeTree(sources: NodeTreeSources): VNode {
+  const serviceDirs = new WeakMap<ServiceRuntime, VNode>();
+  const serviceDir = (service: NodeService & { runtime: ServiceRuntime }): VNode => {
+    let dir = serviceDirs.get(service.runtime);
+    if (!dir) {
+      dir = buildServiceDirectory(service, sources.mountPoint);
+      serviceDirs.set(service.runtime, dir);
+    }
+    return dir;
+  };
+  const services = directory({
+    list: () => sources.registry.executableIds(),
+    get: (name) => {
+      const service = sources.registry.get(name);
+      return service?.runtime ? serviceDir(service as NodeService & { runtime: ServiceRuntime }) : undefined;
+    },
+    mtimeMs: () => sources.registry.changedMs,
+  });
+  return tableDirectory([
+    ['NODE.json', snapshotFile(sources.nodeDocument)],
+    ['SERVICES.json', snapshotFile(sources.servicesDocument)],
+    ['ERRORS.json', snapshotFile(sources.errorsDocument)],
+    ['services', services],
+    ...(sources.exports ? [['fs', sources.exports] as const] : []),
+  ], () => sources.registry.changedMs);
+}
+
+export function buildServiceDirectory(service: NodeService & { runtime: ServiceRuntime }, mountPoint: string): VNode {
+  const rt = service.runtime;
+  const { descriptor } = service;
+  const live = (render: () => Buffer | string, changedMs: () => number = () => rt.changedMs) => (): Rendered => {
+    if (rt.isRemoved) throw new FsError('ENOENT', `service ${rt.serviceId} has been removed`);
+    return { data: render(), mtimeMs: changedMs() };
+  };
+  const control = (action: () => void) =>
+    ctlFile(async () => {
+      if (rt.isRemoved) throw new FsError('ENOENT', `service ${rt.serviceId} has been removed`);
+      action();
+    }, () => rt.lastControlMs ?? rt.changedMs);
+  const bornMs = Date.now();
+  const fixed = (render: () => string) => snapshotFile(live(render, () => bornMs));
+
+  const files: Record<ServiceFileKind, VNode> = {
+    readme: fixed(() => renderReadme(descriptor, mountPoint)),
+    schema: fixed(() => renderSchema(descriptor)),
+    template: fixed(() => renderTemplate(descriptor)),
+    host: fixed(() => renderHost(descriptor, service.hostKind)),
+    invoke: commitFile({
+      maxBytes: rt.maxInputBytes,
+      admit: () => rt.admit(),
+      commit: async (payload) => renderOutcome(rt, descriptor, await rt.invoke(payload)),
+      record: (error) => rt.recordRejection(error),
+      changedMs: () => rt.changedMs,
+    }),
+    reset: control(() => rt.reset()),
+    enable: control(() => rt.enable()),
+    disable: control(() => rt.disable()),
+    restart: control(() => rt.restart()),
+    cancel: control(() => void rt.cancel()),
+    result: snapshotFile(live(() => renderResult(rt), () => rt.resultMs)),
+    status: snapshotFile(live(() => renderStatus(rt, descriptor))),
+    last_error: snapshotFile(live(() => rt.lastError, () => rt.lastErrorMs)),
+    metrics: snapshotFile(live(() => renderMetrics(rt))),
+    health: snapshotFile(live(() => renderHealth(rt))),
+  };
+  return tableFromPaths(SERVICE_FILES.map((f) => [f.path, files[f.kind]] as const), () => rt.changedMs);
+}
+
+/** Builds nested table directories from `a/b` paths, keeping the table's order. */
+function tableFromPaths(entries: ReadonlyArray<readonly [string, VNode]>, mtimeMs: () => number): VNode {
+  const top: Array<[string, VNode | Array<readonly [string, VNode]>]> = [];
+  for (const [path, node] of entries) {
+    const [head, ...rest] = path.split('/') as [string, ...string[]];
+    if (rest.length === 0) {
+      top.push([head, node]);
+      continue;
+    }
+    let group = top.find(([name, value]) => name === head && Array.isArray(value))?.[1] as Array<readonly [string, VNode]> | undefined;
+    if (!group) {
+      group = [];
+      top.push([head, group]);
+    }
+    group.push([rest.join('/'), node]);
+  }
+  return tableDirectory(top.map(([name, value]) => [name, Array.isArray(value) ? tableFromPaths(value, mtimeMs) : value] as const), mtimeMs);
+}

@@ -1,0 +1,141 @@
+/**
+ * One render function per tree file: the only place where camelCase runtime state meets the
+ * snake_case documents users read (SPEC §3, §5).
+ */
+import { SERVICE_FILES } from '../protocol/service-files.js';
+import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import type { ServiceRuntime } from '../runtime/service-runtime.js';
+
+const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
+
+export type HostKind = 'native_process' | 'static_linked';
+
+export const LAST_ERROR_SUMMARY_CHARS = 256;
+
+function runtimeSummary(descriptor: ServiceDescriptor): Record<string, unknown> {
+  const { type, abi, mode } = descriptor.runtime;
+  return { type, abi, mode: mode ?? 'spawn' };
+}
+
+/** status.json: `offline` when disabled, `running` while any invocation runs, else the last outcome. */
+export function statusState(rt: ServiceRuntime): string {
+  if (!rt.enabled) return 'offline';
+  if (rt.running > 0) return 'running';
+  if (!rt.last) return 'idle';
+  return rt.last.state === 'rejected' ? 'error' : rt.last.state;
+}
+
+export function renderStatus(rt: ServiceRuntime, descriptor: ServiceDescriptor): string {
+  const last = rt.last;
+  return json({
+    service_id: rt.serviceId,
+    runtime: runtimeSummary(descriptor),
+    state: statusState(rt),
+    ...(rt.enabled ? {} : { reason: rt.disabledReason }),
+    running: rt.running,
+    queued: rt.queued,
+    invocation_id: last?.invocationId ?? null,
+    updated_ms: last?.updatedMs ?? null,
+    duration_ms: last?.durationMs ?? null,
+    exit_code: last?.exitCode ?? null,
+    signal: last?.signal ?? null,
+    result_format: last?.resultFormat ?? null,
+    ...(last?.errno ? { errno: last.errno } : {}),
+    ...metricsDocument(rt),
+  });
+}
+
+export function metricsDocument(rt: ServiceRuntime): Record<string, unknown> {
+  const c = rt.counters;
+  return {
+    invokes_total: c.invokesTotal,
+    rejected_total: c.rejectedTotal,
+    failures_total: c.failuresTotal,
+    consecutive_failures: c.consecutiveFailures,
+    timeouts_total: c.timeoutsTotal,
+    consecutive_timeouts: c.consecutiveTimeouts,
+    cancelled_total: c.cancelledTotal,
+    last_duration_ms: c.lastDurationMs,
+    last_started_ms: c.lastStartedMs,
+    last_finished_ms: c.lastFinishedMs,
+    last_exit_code: c.lastExitCode,
+    latency_ms: rt.latencyPercentiles(),
+  };
+}
+
+export function renderMetrics(rt: ServiceRuntime): string {
+  return json(metricsDocument(rt));
+}
+
+export function healthState(rt: ServiceRuntime): 'online' | 'degraded' | 'offline' {
+  if (!rt.enabled) return 'offline';
+  return rt.counters.consecutiveFailures > 0 ? 'degraded' : 'online';
+}
+
+export function renderHealth(rt: ServiceRuntime): string {
+  return json({
+    state: healthState(rt),
+    enabled: rt.enabled,
+    last_control_op: rt.lastControlOp,
+    last_control_ms: rt.lastControlMs,
+    restarts_total: rt.counters.restartsTotal,
+    cooldown_until_ms: null,
+    cooldown_remaining_ms: 0,
+    metrics: metricsDocument(rt),
+    last_transition_ms: rt.lastTransitionMs,
+    last_healthy_ms: rt.lastHealthyMs,
+    last_error: rt.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
+  });
+}
+
+/** result.json: the last successful result, or the idle document (identity kept) before any or after reset. */
+export function renderResult(rt: ServiceRuntime): Buffer {
+  return rt.result ?? Buffer.from(json({ service_id: rt.serviceId, state: 'idle' }));
+}
+
+/** What an O_RDWR transaction reads back: its own result, or its error with the status it left. */
+export function renderOutcome(rt: ServiceRuntime, descriptor: ServiceDescriptor, outcome: { state: string; result?: Buffer; error?: string }): Buffer {
+  if (outcome.state === 'ok' && outcome.result) return outcome.result.toString('utf8').trim() === '' ? Buffer.from('{}\n') : outcome.result;
+  return Buffer.from(json({ error: (outcome.error ?? '').trim(), status: JSON.parse(renderStatus(rt, descriptor)) }));
+}
+
+export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind): string {
+  return json({
+    schema: 1,
+    contract: 'acheron.namespace-driver',
+    abi: 'namespace-driver-v1',
+    host_kind: hostKind,
+    runtime_kind: descriptor.runtime.type,
+    features: { supervision: true, hot_reload: hostKind === 'native_process', dynamic_mounts: false },
+  });
+}
+
+export function renderSchema(descriptor: ServiceDescriptor): string {
+  const control = Object.fromEntries(SERVICE_FILES.map((f) => [f.path, { mode: f.mode.toString(8).padStart(4, '0'), does: f.description }]));
+  return json({ service_id: descriptor.service_id, control, schema: descriptor.schema });
+}
+
+export function renderTemplate(descriptor: ServiceDescriptor): string {
+  const example = (descriptor.schema as { example?: unknown }).example;
+  return json(example === undefined ? {} : example);
+}
+
+export function renderReadme(descriptor: ServiceDescriptor, mountPath: string): string {
+  if (typeof descriptor.help_md === 'string') return descriptor.help_md.endsWith('\n') ? descriptor.help_md : descriptor.help_md + '\n';
+  const dir = `${mountPath}/services/${descriptor.service_id}`;
+  const files = SERVICE_FILES.map((f) => `| \`${f.path}\` | ${f.mode.toString(8).padStart(4, '0')} | ${f.description} |`).join('\n');
+  return `# ${descriptor.service_id}
+
+Kind \`${descriptor.kind}\`, version ${descriptor.version}, runtime \`${descriptor.runtime.type}\`.
+
+Invoke by writing one JSON object; the writer's close() returns once it has finished:
+
+    cat ${dir}/TEMPLATE.json > ${dir}/control/invoke.json
+    cat ${dir}/status.json ${dir}/result.json
+    acheron invoke ${descriptor.service_id} '{}'     # the same, with a real exit code
+
+| file | mode | what it does |
+|---|---|---|
+${files}
+`;
+}

@@ -1,0 +1,45 @@
+import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import type { ServiceRuntime } from '../runtime/service-runtime.js';
+import type { HostKind } from './render.js';
+
+/** One service of this node: every one is in the catalog; executable ones also have a runtime. */
+export interface NodeService {
+  descriptor: ServiceDescriptor;
+  /** Where it came from: a manifest path or `built-in ...`. */
+  source: string;
+  hostKind: HostKind;
+  runtime?: ServiceRuntime;
+  /** Where it lives in the node tree (`services/<id>`, `fs`), or null when catalog-only. */
+  treePath: string | null;
+}
+
+/** The services of this node in load order; replaced whole on reload. */
+export class ServiceRegistry {
+  #services = new Map<string, NodeService>();
+  #changedMs = Date.now();
+
+  replace(services: readonly NodeService[]): void {
+    this.#services = new Map(services.map((s) => [s.descriptor.service_id, s]));
+    this.#changedMs = Date.now();
+  }
+
+  get changedMs(): number {
+    return this.#changedMs;
+  }
+
+  list(): NodeService[] {
+    return [...this.#services.values()];
+  }
+
+  get(serviceId: string): NodeService | undefined {
+    return this.#services.get(serviceId);
+  }
+
+  /** Ids of the services with a live directory, in byte order (a stable `ls`). */
+  executableIds(): string[] {
+    return this.list()
+      .filter((s) => s.runtime)
+      .map((s) => s.descriptor.service_id)
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  }
+}

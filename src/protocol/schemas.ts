@@ -1,0 +1,180 @@
+/**
+ * The project's one ajv instance: every docs/schemas/*.schema.json registered under its `$id`, plus the
+ * service-provided `schema.input` schemas compiled on demand. Validation failures become `Problem`s
+ * whose message is formatted here and nowhere else: `<source>: <json_path>: <rule description>`.
+ * Schemas are draft-07 (ajv's default meta-schema, and the draft editors support best).
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import formatsPlugin from 'ajv-formats';
+
+/** Every project schema's `$id` is this base plus its file name, so relative `$ref`s between files work. */
+export const SCHEMA_BASE = 'https://acheron.dev/schemas/';
+
+// From src/protocol and dist/protocol alike, two levels up is the package root.
+const SCHEMA_DIR = new URL('../../docs/schemas/', import.meta.url);
+
+/** One thing wrong with one document; also the shape of an ERRORS.json entry. */
+export interface Problem {
+  file: string;
+  /** JSON Pointer into the document; '/' for the document itself. */
+  json_path: string;
+  /** The JSON Schema keyword that failed, or our own rule name ('json', 'duplicate', …). */
+  rule: string;
+  /** One line: `<file>: <json_path>: <rule description>`. */
+  message: string;
+}
+
+/** Validates one value against a compiled schema; an empty list means valid. */
+export type ValidateFn = (value: unknown, source: string) => Problem[];
+
+/** The single place a problem message is formatted. */
+export function problemAt(file: string, jsonPath: string, rule: string, description: string): Problem {
+  const path = jsonPath === '' ? '/' : jsonPath;
+  return { file, json_path: path, rule, message: `${file}: ${path}: ${description}` };
+}
+
+/** A document failed validation; `problems` lists every reason, `message` is the first one. */
+export class SchemaError extends Error {
+  // On the prototype, not the instance: an own, fixed `name` breaks code that redefines it (tap's t.throws).
+  static {
+    const name = { value: 'SchemaError', enumerable: false, writable: true, configurable: true };
+    Object.defineProperty(this.prototype, 'name', name);
+  }
+
+  readonly problems: Problem[];
+
+  constructor(problems: Problem[]) {
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+    super(`${problems[0]?.message ?? 'invalid document'}${more}`);
+    this.problems = problems;
+  }
+}
+
+export class Schemas {
+  readonly #ajv: Ajv;
+  readonly #compiled = new Map<string, ValidateFn>();
+
+  constructor(ajv: Ajv) {
+    this.#ajv = ajv;
+  }
+
+  /** Returns `value` typed as T when it matches the schema `schemaId`; throws SchemaError otherwise. */
+  validate<T>(schemaId: string, value: unknown, source: string): T {
+    const validator = this.#validator<T>(schemaId);
+    if (validator(value)) return value;
+    throw new SchemaError(toProblems(validator.errors, source));
+  }
+
+  /** Every problem of `value` against the schema `schemaId`; [] when valid. */
+  problems(schemaId: string, value: unknown, source: string): Problem[] {
+    const validator = this.#validator(schemaId);
+    return validator(value) ? [] : toProblems(validator.errors, source);
+  }
+
+  /**
+   * Compiles a service-provided JSON Schema (`schema.input`), cached by its JSON text so that a reload
+   * with an unchanged schema costs nothing. Throws an Error naming the rule when the schema is invalid.
+   */
+  compile(schema: object): ValidateFn {
+    const key = JSON.stringify(schema);
+    const cached = this.#compiled.get(key);
+    if (cached) return cached;
+    let validator: ValidateFunction;
+    try {
+      validator = this.#ajv.compile(schema);
+    } catch (error) {
+      throw new Error(`invalid JSON Schema: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
+    }
+    const validate: ValidateFn = (value, source) => (validator(value) ? [] : toProblems(validator.errors, source));
+    this.#compiled.set(key, validate);
+    return validate;
+  }
+
+  #validator<T>(schemaId: string): ValidateFunction<T> {
+    const validator = this.#ajv.getSchema<T>(schemaId);
+    if (!validator) throw new Error(`no schema registered with $id ${schemaId}`);
+    return validator;
+  }
+}
+
+/** Reads and registers every docs/schemas/*.schema.json; a broken schema fails here, not at first use. */
+export async function loadSchemas(): Promise<Schemas> {
+  const names = (await readdir(SCHEMA_DIR))
+    .filter((name) => name.endsWith('.schema.json'))
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    // Errors carry their schema, so a failed `not: {enum}` can say which values are refused.
+    verbose: true,
+    // Service schemas compiled later must not claim their `$id` in the shared instance: a reload that
+    // changes a schema but keeps its `$id` would otherwise fail as a duplicate.
+    addUsedSchema: false,
+  });
+  // ajv-formats is CommonJS: under NodeNext its default import is the module, the plugin is `.default`.
+  formatsPlugin.default(ajv);
+  const ids: string[] = [];
+  for (const name of names) {
+    const id = SCHEMA_BASE + name;
+    const schema = await readSchemaFile(name);
+    if (!isRecord(schema) || schema.$id !== id) {
+      throw new Error(`docs/schemas/${name}: /$id: must be "${id}"`);
+    }
+    ajv.addSchema(schema);
+    ids.push(id);
+  }
+  for (const id of ids) ajv.getSchema(id);
+  return new Schemas(ajv);
+}
+
+async function readSchemaFile(name: string): Promise<unknown> {
+  const text = await readFile(new URL(name, SCHEMA_DIR), 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`docs/schemas/${name}: /: invalid JSON: ${reason}`, { cause: error });
+  }
+}
+
+function toProblems(errors: ErrorObject[] | null | undefined, source: string): Problem[] {
+  return (errors ?? []).map((error) => toProblem(error, source));
+}
+
+/** ajv's wording, except where it hides the key or the allowed values behind a generic phrase. */
+function toProblem(error: ErrorObject, source: string): Problem {
+  const { keyword, instancePath } = error;
+  const params: Record<string, unknown> = error.params;
+  switch (keyword) {
+    case 'additionalProperties':
+      return problemAt(source, `${instancePath}/${pointerToken(params.additionalProperty)}`, keyword, 'unknown key');
+    case 'required':
+      return problemAt(source, `${instancePath}/${pointerToken(params.missingProperty)}`, keyword, 'is required');
+    case 'enum':
+      return problemAt(source, instancePath, keyword, `must be one of ${listValues(params.allowedValues)}`);
+    case 'const':
+      return problemAt(source, instancePath, keyword, `must be ${JSON.stringify(params.allowedValue)}`);
+    case 'not': {
+      const refused = isRecord(error.schema) ? error.schema.enum : undefined;
+      if (!Array.isArray(refused)) break;
+      return problemAt(source, instancePath, keyword, `must not be one of ${listValues(refused)}`);
+    }
+  }
+  return problemAt(source, instancePath, keyword, error.message ?? `fails ${keyword}`);
+}
+
+/** RFC 6901 escaping of one key. */
+function pointerToken(key: unknown): string {
+  return String(key).replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+function listValues(values: unknown): string {
+  return Array.isArray(values) ? values.map((value) => JSON.stringify(value)).join(', ') : String(values);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}

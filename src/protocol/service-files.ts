@@ -1,0 +1,36 @@
+/**
+ * The file surface of one executable service (SPEC §3): one table, read by the node tree, the
+ * generated README and SCHEMA.json, and later WorldFS. No other file spells these names.
+ */
+export type ServiceFileKind =
+  | 'readme' | 'schema' | 'template' | 'host' | 'invoke' | 'reset' | 'enable' | 'disable' | 'restart'
+  | 'cancel' | 'result' | 'status' | 'last_error' | 'metrics' | 'health';
+
+export interface ServiceFile {
+  /** Relative to the service directory; one level of subdirectory at most. */
+  path: string;
+  mode: 0o444 | 0o644 | 0o200;
+  kind: ServiceFileKind;
+  description: string;
+}
+
+export const SERVICE_FILES: readonly ServiceFile[] = [
+  { path: 'README.md', mode: 0o444, kind: 'readme', description: 'what this service does and how to use its files' },
+  { path: 'SCHEMA.json', mode: 0o444, kind: 'schema', description: 'this map of the control surface, plus the service schema' },
+  { path: 'TEMPLATE.json', mode: 0o444, kind: 'template', description: 'an example payload for control/invoke.json' },
+  { path: 'HOST.json', mode: 0o444, kind: 'host', description: 'the driver host contract' },
+  { path: 'control/invoke.json', mode: 0o644, kind: 'invoke', description: 'write one JSON object to invoke; close() returns when it has finished; on an O_RDWR descriptor, read back its own outcome' },
+  { path: 'control/reset', mode: 0o200, kind: 'reset', description: 'any write: result.json and status.json back to idle, last_error.txt emptied, consecutive counters zeroed' },
+  { path: 'control/enable', mode: 0o200, kind: 'enable', description: 'any write: accept invocations again' },
+  { path: 'control/disable', mode: 0o200, kind: 'disable', description: 'any write: refuse invocations (EPERM) until enabled' },
+  { path: 'control/restart', mode: 0o200, kind: 'restart', description: 'any write: count a restart and clear the last error' },
+  { path: 'control/cancel', mode: 0o200, kind: 'cancel', description: 'any write: kill the running invocation(s)' },
+  { path: 'result.json', mode: 0o444, kind: 'result', description: 'the last successful result' },
+  { path: 'status.json', mode: 0o444, kind: 'status', description: 'state (idle, running, ok, error, timeout, cancelled, offline) and the last invocation' },
+  { path: 'last_error.txt', mode: 0o444, kind: 'last_error', description: 'the last failure; empty after a success' },
+  { path: 'metrics.json', mode: 0o444, kind: 'metrics', description: 'counters and latency percentiles' },
+  { path: 'health.json', mode: 0o444, kind: 'health', description: 'health state, control history and the last error' },
+];
+
+/** Names a manifest may not use as service_id (they are files of the node tree root). */
+export const RESERVED_SERVICE_IDS = ['services', 'fs', 'NODE.json', 'SERVICES.json', 'ERRORS.json'] as const;

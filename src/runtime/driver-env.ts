@@ -1,0 +1,24 @@
+/** Names that never reach a driver unless passed through explicitly: secrets and our own settings. */
+const WITHHELD = /TOKEN|SECRET|PASSWORD|^ACHERON_/;
+
+/**
+ * The environment of a driver (SPEC §4): inherited minus secrets and ACHERON_* (unless listed in
+ * env_passthrough), plus runtime.env, plus the invocation's identity.
+ */
+export function driverEnv(options: {
+  inherited: NodeJS.ProcessEnv;
+  passthrough: readonly string[];
+  extra: Readonly<Record<string, string>>;
+  identity: { nodeId: string; serviceId: string; invocationId: string };
+}): Record<string, string> {
+  const env: Record<string, string> = {};
+  const passthrough = new Set(options.passthrough);
+  for (const [name, value] of Object.entries(options.inherited)) {
+    if (value !== undefined && (passthrough.has(name) || !WITHHELD.test(name))) env[name] = value;
+  }
+  Object.assign(env, options.extra);
+  env.ACHERON_NODE_ID = options.identity.nodeId;
+  env.ACHERON_SERVICE_ID = options.identity.serviceId;
+  env.ACHERON_INVOCATION_ID = options.identity.invocationId;
+  return env;
+}

@@ -1,0 +1,6 @@
+import type { DriverSpec, RunResult } from './run-result.js';
+
+/** Runs drivers: the forked DriverSpawner in the daemon, runDriver itself in unit tests. */
+export interface DriverRunner {
+  run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult>;
+}

@@ -1,0 +1,105 @@
+import { execa } from 'execa';
+import type { DriverSpec, RunResult, RunState } from './run-result.js';
+
+/** After the main process exits, how long its output pipes may stay open (a setsid grandchild). */
+const PIPE_DRAIN_MS = 100;
+
+/**
+ * Runs one driver to completion: no shell, its own process group, stdin = payload then EOF, output
+ * capped, `timeoutMs` enforced by SIGTERM then SIGKILL of the whole group. The first termination
+ * reason wins (execa's habit). The only execa importer in the project.
+ */
+export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
+  const startedMs = Date.now();
+  const started = performance.now();
+  let reason: 'timeout' | 'cancelled' | undefined;
+  const timers: NodeJS.Timeout[] = [];
+
+  const subprocess = execa(spec.file, spec.args, {
+    cwd: spec.cwd,
+    env: spec.env,
+    extendEnv: false,
+    input: spec.input,
+    encoding: 'buffer',
+    stripFinalNewline: false,
+    detached: true,
+    reject: false,
+    maxBuffer: spec.maxOutputBytes,
+    cleanup: true,
+    ...(spec.uid === undefined ? {} : { uid: spec.uid }),
+    ...(spec.gid === undefined ? {} : { gid: spec.gid }),
+  });
+  const pid = subprocess.pid;
+  const killGroup = (sig: NodeJS.Signals): void => {
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      // ESRCH: the group is already gone, which is what we wanted.
+    }
+  };
+  const terminate = (why: 'timeout' | 'cancelled'): void => {
+    reason ??= why;
+    killGroup('SIGTERM');
+    timers.push(setTimeout(() => killGroup('SIGKILL'), spec.killGraceMs));
+  };
+
+  timers.push(setTimeout(() => terminate('timeout'), spec.timeoutMs));
+  const onAbort = (): void => terminate('cancelled');
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  // A grandchild that escaped the group may hold our pipes open: stop waiting for them shortly.
+  subprocess.once('exit', () => {
+    timers.push(setTimeout(() => {
+      subprocess.stdout?.destroy();
+      subprocess.stderr?.destroy();
+    }, PIPE_DRAIN_MS));
+  });
+
+  const result = await subprocess;
+  for (const timer of timers) clearTimeout(timer);
+  signal?.removeEventListener('abort', onAbort);
+  // Whatever the driver left behind in its group is a stray: the invocation is over.
+  killGroup('SIGKILL');
+
+  const stdout = toBuffer(result.stdout);
+  const stderr = toBuffer(result.stderr);
+  const exitCode = typeof result.exitCode === 'number' ? result.exitCode : null;
+  const exitSignal = result.signal ?? null;
+  const outputCapped = result.isMaxBuffer === true;
+  const spawnFailed = pid === undefined || (exitCode === null && exitSignal === null && !outputCapped && reason === undefined && result.failed);
+  const state: RunState = reason ?? (exitCode === 0 && !outputCapped ? 'ok' : 'error');
+  return {
+    state,
+    exitCode,
+    signal: exitSignal,
+    stdout,
+    stderr,
+    outputCapped,
+    spawnFailed,
+    startedMs,
+    durationMs: Math.round(performance.now() - started),
+    shortMessage: describe({ state, spec, exitCode, exitSignal, outputCapped, spawnFailed, cause: result.originalMessage ?? result.shortMessage }),
+  };
+}
+
+function toBuffer(output: unknown): Buffer {
+  if (output instanceof Uint8Array) return Buffer.from(output.buffer, output.byteOffset, output.byteLength);
+  if (typeof output === 'string') return Buffer.from(output);
+  return Buffer.alloc(0);
+}
+
+function describe(o: { state: RunState; spec: DriverSpec; exitCode: number | null; exitSignal: string | null; outputCapped: boolean; spawnFailed: boolean; cause: string | undefined }): string {
+  const what = o.spec.file;
+  if (o.state === 'ok') return `${what} exited 0`;
+  if (o.state === 'timeout') return `${what} timed out after ${o.spec.timeoutMs} ms and was killed`;
+  if (o.state === 'cancelled') return `${what} was cancelled`;
+  if (o.spawnFailed) return `${what} could not be started: ${oneLine(o.cause ?? 'spawn failed')}`;
+  if (o.outputCapped) return `${what} exceeded max_output_bytes (${o.spec.maxOutputBytes}) and was killed`;
+  if (o.exitSignal) return `${what} was killed by ${o.exitSignal}`;
+  return `${what} exited with code ${o.exitCode}`;
+}
+
+function oneLine(text: string): string {
+  return text.split('\n')[0]?.trim() ?? '';
+}

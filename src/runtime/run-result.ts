@@ -1,0 +1,32 @@
+/** What the spawner runs: everything is resolved by the daemon, nothing is looked up here. */
+export interface DriverSpec {
+  file: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  input: Buffer;
+  timeoutMs: number;
+  /** Between SIGTERM and SIGKILL of the driver's process group. */
+  killGraceMs: number;
+  /** Cap for stdout and for stderr, each. */
+  maxOutputBytes: number;
+  uid?: number;
+  gid?: number;
+}
+
+export type RunState = 'ok' | 'error' | 'timeout' | 'cancelled';
+
+/** One shape for every outcome (execa's result/error): runDriver never rejects because a driver failed. */
+export interface RunResult {
+  state: RunState;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  outputCapped: boolean;
+  spawnFailed: boolean;
+  startedMs: number;
+  durationMs: number;
+  /** One line saying what happened: the first line of last_error.txt, CLI output. */
+  shortMessage: string;
+}

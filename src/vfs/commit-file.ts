@@ -1,0 +1,151 @@
+import { FsError } from './errors.js';
+import { classifyJson } from './json-prefix.js';
+import { S_IFREG, type Attr, type Handle, type VNode } from './node.js';
+import { readSlice } from './read-slice.js';
+
+/** What a commit file hands its bytes to: the node runtime, or the relay to a remote node. */
+export interface CommitTarget {
+  /** Largest payload a writer may send; a write past it is EFBIG. */
+  maxBytes: number;
+  /** Checked at open for writing (and by `commit` again): throws EPERM, EAGAIN or ENOENT. */
+  admit(): void;
+  /**
+   * Runs exactly one invocation with exactly these bytes and resolves once it has finished, with
+   * the outcome document a same-descriptor read returns. Rejections (EINVAL, EPERM, ...) are
+   * recorded by the target and thrown as FsError.
+   */
+  commit(payload: Buffer): Promise<Buffer>;
+  /** Records an error found before any commit (EFBIG, a hole) where an operator looks. */
+  record(error: FsError): void;
+  changedMs(): number;
+}
+
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_RDWR = 2;
+
+/**
+ * `control/invoke.json` (SPEC §3 commit rule): each write-open buffers its own bytes; a flush with a
+ * complete JSON value commits and waits for the outcome; a valid but unfinished prefix waits for more;
+ * only whitespace is discarded; a syntax error is EINVAL at once. The first read after a write on an
+ * O_RDWR open commits too and returns that invocation's own outcome. Release commits what is left.
+ */
+export function commitFile(target: CommitTarget): VNode {
+  return {
+    async getattr(): Promise<Attr> {
+      const mtimeMs = target.changedMs();
+      return { mode: S_IFREG | 0o644, size: 0, mtimeMs, ctimeMs: mtimeMs };
+    },
+    async truncate(size) {
+      if (size !== 0) throw new FsError('EINVAL', 'control/invoke.json can only be truncated to 0');
+    },
+    async open(flags) {
+      const access = flags & O_ACCMODE;
+      if (access === O_WRONLY || access === O_RDWR) target.admit();
+      return new CommitHandle(target);
+    },
+  };
+}
+
+class CommitHandle implements Handle {
+  #target: CommitTarget;
+  #buffer: Buffer = Buffer.alloc(0);
+  #length = 0;
+  /** File offset where the uncommitted payload starts. */
+  #base = 0;
+  #poisoned: FsError | undefined;
+  #busy: Promise<unknown> = Promise.resolve();
+  #outcome: Buffer = Buffer.alloc(0);
+  #outcomeCursor = 0;
+
+  constructor(target: CommitTarget) {
+    this.#target = target;
+  }
+
+  async write(offset: number, data: Buffer): Promise<number> {
+    if (this.#poisoned) throw this.#poisoned;
+    if (this.#length === 0 && (offset === 0 || offset === this.#base)) this.#base = offset;
+    const at = offset - this.#base;
+    if (at < 0 || at > this.#length) {
+      throw this.#poison(new FsError('EINVAL', `control/invoke.json: write at offset ${offset} leaves a hole or rewrites a committed payload`));
+    }
+    const end = at + data.length;
+    if (end > this.#target.maxBytes) {
+      throw this.#poison(new FsError('EFBIG', `control/invoke.json: payload exceeds max_input_bytes (${this.#target.maxBytes})`));
+    }
+    if (end > this.#buffer.length) {
+      const grown = Buffer.alloc(Math.min(this.#target.maxBytes, Math.max(end, this.#buffer.length * 2, 4096)));
+      this.#buffer.copy(grown, 0, 0, this.#length);
+      this.#buffer = grown;
+    }
+    data.copy(this.#buffer, at);
+    this.#length = Math.max(this.#length, end);
+    return data.length;
+  }
+
+  async truncate(size: number): Promise<void> {
+    if (size !== 0) throw new FsError('EINVAL', 'control/invoke.json can only be truncated to 0');
+  }
+
+  async fsync(): Promise<void> {}
+
+  flush(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#poisoned || this.#length === 0) return;
+      const state = classifyJson(this.#pending().toString('utf8'));
+      if (state === 'empty') return this.#discard();
+      if (state === 'prefix') return;
+      await this.#commit();
+    });
+  }
+
+  read(_offset: number, length: number): Promise<Buffer> {
+    return this.#serial(async () => {
+      if (this.#length > 0 && !this.#poisoned) {
+        this.#outcome = await this.#commit();
+        this.#outcomeCursor = 0;
+      }
+      const chunk = readSlice(this.#outcome, this.#outcomeCursor, length);
+      this.#outcomeCursor += chunk.length;
+      return chunk;
+    });
+  }
+
+  release(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#poisoned || this.#length === 0) return;
+      if (classifyJson(this.#pending().toString('utf8')) === 'empty') return this.#discard();
+      // Nobody waits for a release: the outcome, errors included, is in the service's files.
+      await this.#commit().catch(() => undefined);
+    });
+  }
+
+  #pending(): Buffer {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  #discard(): void {
+    this.#base += this.#length;
+    this.#length = 0;
+  }
+
+  async #commit(): Promise<Buffer> {
+    const payload = Buffer.from(this.#pending());
+    this.#discard();
+    return this.#target.commit(payload);
+  }
+
+  #poison(error: FsError): FsError {
+    this.#poisoned = error;
+    this.#length = 0;
+    this.#target.record(error);
+    return error;
+  }
+
+  /** Flush, read and release of one open never overlap, so no payload is committed twice. */
+  #serial<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.#busy.then(step, step);
+    this.#busy = run.catch(() => undefined);
+    return run;
+  }
+}

@@ -1,0 +1,150 @@
+import { FsError } from './errors.js';
+import { isDirectoryMode, type Attr, type Handle, type VNode } from './node.js';
+
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_RDWR = 2;
+const MAX_NAME_BYTES = 255;
+
+/**
+ * Walks paths and applies the checks and defaults every node shares (go-fuse's bridge, lib9p's srv
+ * loop): the SPEC §3 errno table lives here once, so nodes implement only what they support.
+ */
+export class Dispatcher {
+  readonly root: VNode;
+
+  constructor(root: VNode) {
+    this.root = root;
+  }
+
+  async resolve(path: string): Promise<VNode> {
+    let node = this.root;
+    for (const name of splitPath(path)) {
+      if (!node.lookup) throw new FsError('ENOTDIR', `${path}: not a directory`);
+      const child = await node.lookup(name);
+      if (!child) throw new FsError('ENOENT', `${path}: no such file or directory`);
+      node = child;
+    }
+    return node;
+  }
+
+  async getattr(path: string): Promise<Attr> {
+    return (await this.resolve(path)).getattr();
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    const node = await this.resolve(path);
+    if (!node.readdir) throw new FsError('ENOTDIR', `${path}: not a directory`);
+    return node.readdir();
+  }
+
+  async open(path: string, flags: number): Promise<Handle> {
+    const node = await this.resolve(path);
+    const { mode } = await node.getattr();
+    const access = flags & O_ACCMODE;
+    const wantsWrite = access === O_WRONLY || access === O_RDWR;
+    const wantsRead = access !== O_WRONLY;
+    if (isDirectoryMode(mode)) {
+      if (wantsWrite) throw new FsError('EISDIR', `${path}: is a directory`);
+      return {};
+    }
+    if ((wantsRead && (mode & 0o444) === 0) || (wantsWrite && (mode & 0o222) === 0)) {
+      throw new FsError('EACCES', `${path}: open mode not allowed (file mode ${(mode & 0o777).toString(8)})`);
+    }
+    if (!node.open) throw new FsError('EACCES', `${path}: cannot be opened`);
+    return node.open(flags);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const node = await this.resolve(path);
+    if (node.truncate) return node.truncate(size);
+    const { mode } = await node.getattr();
+    throw new FsError(isDirectoryMode(mode) ? 'EISDIR' : 'EACCES', `${path}: cannot be truncated`);
+  }
+
+  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    const node = await this.resolve(path);
+    // Synthetic files keep their own times; accepting the call lets `touch` and `cp -p` work.
+    if (node.utimens) await node.utimens(atimeMs, mtimeMs);
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    const node = await this.resolve(path);
+    if (!node.chmod) throw new FsError('EPERM', `${path}: synthetic files keep their mode`);
+    return node.chmod(mode);
+  }
+
+  async chown(path: string): Promise<void> {
+    await this.resolve(path);
+    throw new FsError('EPERM', `${path}: owner cannot be changed`);
+  }
+
+  async readlink(path: string): Promise<string> {
+    const node = await this.resolve(path);
+    if (!node.readlink) throw new FsError('EINVAL', `${path}: not a symbolic link`);
+    return node.readlink();
+  }
+
+  async create(path: string, mode: number, flags: number): Promise<Handle> {
+    const [parent, name] = await this.#parentOf(path);
+    if (await parent.lookup?.(name)) return this.open(path, flags);
+    if (!parent.create) throw new FsError('EACCES', `${path}: files cannot be created here`);
+    return parent.create(name, mode, flags);
+  }
+
+  async mkdir(path: string, mode: number): Promise<void> {
+    const [parent, name] = await this.#parentOf(path);
+    if (!parent.mkdir) throw new FsError('EPERM', `${path}: directories cannot be created here`);
+    return parent.mkdir(name, mode);
+  }
+
+  async unlink(path: string): Promise<void> {
+    const [parent, name] = await this.#existingChild(path);
+    if (!parent.unlink) throw new FsError('EPERM', `${path}: cannot be removed`);
+    return parent.unlink(name);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const [parent, name] = await this.#existingChild(path);
+    if (!parent.rmdir) throw new FsError('EPERM', `${path}: cannot be removed`);
+    return parent.rmdir(name);
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    const [parent, name] = await this.#parentOf(path);
+    if (!parent.symlink) throw new FsError('EPERM', `${path}: links cannot be created here`);
+    return parent.symlink(name, target);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const [parent, name] = await this.#existingChild(from);
+    const [newParent, newName] = await this.#parentOf(to);
+    if (!parent.rename) throw new FsError('EPERM', `${from}: cannot be renamed`);
+    return parent.rename(name, newParent, newName);
+  }
+
+  /** link and mknod: never supported on synthetic files. */
+  async refuse(path: string, what: string): Promise<never> {
+    throw new FsError('EPERM', `${path}: ${what} not supported`);
+  }
+
+  async #parentOf(path: string): Promise<[VNode, string]> {
+    const names = splitPath(path);
+    const name = names.pop();
+    if (name === undefined) throw new FsError('EEXIST', '/: is the root');
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new FsError('ENAMETOOLONG', `${path}: name too long`);
+    const parent = await this.resolve('/' + names.join('/'));
+    if (!parent.lookup) throw new FsError('ENOTDIR', `${path}: parent is not a directory`);
+    return [parent, name];
+  }
+
+  async #existingChild(path: string): Promise<[VNode, string]> {
+    const [parent, name] = await this.#parentOf(path);
+    if (!(await parent.lookup?.(name))) throw new FsError('ENOENT', `${path}: no such file or directory`);
+    return [parent, name];
+  }
+}
+
+export function splitPath(path: string): string[] {
+  return path.split('/').filter((name) => name !== '' && name !== '.');
+}

@@ -1,0 +1,57 @@
+/**
+ * The synthetic tree's two interfaces (go-fuse `fs` style): a VNode implements only the operations
+ * it supports and `dispatch.ts` answers every other one with the SPEC §3 default; a Handle holds
+ * the state of one open (Plan 9: one private channel per open).
+ */
+export interface Attr {
+  /** Full st_mode including the file type bits (S_IFDIR, S_IFREG, S_IFLNK). */
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  atimeMs?: number;
+  nlink?: number;
+  ino?: number;
+}
+
+export interface VNode {
+  getattr(): Promise<Attr>;
+  /** Directories: undefined means ENOENT. */
+  lookup?(name: string): Promise<VNode | undefined>;
+  /** Directories: names in a deterministic order, without `.` and `..`. */
+  readdir?(): Promise<string[]>;
+  /** dispatch has already checked the mode bits (EACCES). */
+  open?(flags: number): Promise<Handle>;
+  /** Path truncate: `cmd > f` sends one before writing. */
+  truncate?(size: number): Promise<void>;
+  utimens?(atimeMs: number, mtimeMs: number): Promise<void>;
+  chmod?(mode: number): Promise<void>;
+  readlink?(): Promise<string>;
+  /** Directory operations take the child's name (the node is the parent). */
+  create?(name: string, mode: number, flags: number): Promise<Handle>;
+  mkdir?(name: string, mode: number): Promise<void>;
+  unlink?(name: string): Promise<void>;
+  rmdir?(name: string): Promise<void>;
+  symlink?(name: string, target: string): Promise<void>;
+  rename?(name: string, newParent: VNode, newName: string): Promise<void>;
+}
+
+export interface Handle {
+  read?(offset: number, length: number): Promise<Buffer>;
+  write?(offset: number, data: Buffer): Promise<number>;
+  /** Every close(2) of a descriptor sharing this open; may come twice, the first before any data. */
+  flush?(): Promise<void>;
+  /** The last close; the kernel ignores its result, so errors must be reported elsewhere. */
+  release?(): Promise<void>;
+  truncate?(size: number): Promise<void>;
+  fsync?(): Promise<void>;
+}
+
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+export const S_IFMT = 0o170000;
+
+export function isDirectoryMode(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFDIR;
+}

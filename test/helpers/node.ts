@@ -1,0 +1,102 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { q, sh, waitFor } from './process.js';
+
+export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export const ACHERON = join(REPO, 'bin', 'acheron.js');
+export const FIXTURES = join(REPO, 'test', 'fixtures');
+export const DRIVERS = join(FIXTURES, 'drivers');
+
+interface Teardown {
+  teardown(fn: () => Promise<void> | void): void;
+}
+
+export interface RunningNode {
+  dir: string;
+  mount: string;
+  servicesDir: string;
+  logFile: string;
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** `<mount>/services/<id>` */
+  service(id: string): string;
+  /** Starts the daemon again on the same mount, dirs and options. */
+  restart(): Promise<RunningNode>;
+}
+
+export async function tempDir(t: Teardown, prefix = 'acheron-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function isMounted(mount: string): Promise<boolean> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  return table.split('\n').some((line) => line.split(' ')[4] === mount);
+}
+
+/** A manifest for a fixture driver (test/fixtures/drivers/<driver>). */
+export function manifest(serviceId: string, driver: string, extra: { runtime?: Record<string, unknown>; [key: string]: unknown } = {}): Record<string, unknown> {
+  const { runtime, ...rest } = extra;
+  return {
+    service_id: serviceId,
+    kind: 'test',
+    runtime: { type: 'native_proc', executable_path: driver.startsWith('/') ? driver : join(DRIVERS, driver), ...runtime },
+    ...rest,
+  };
+}
+
+/**
+ * Starts `acheron node` as a child process on a fresh mount and waits until the tree is live.
+ * Teardown kills it and lazily unmounts, also when the test failed.
+ */
+export async function startNode(t: Teardown, options: { manifests?: Array<Record<string, unknown>>; args?: string[]; dir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningNode> {
+  const dir = options.dir ?? (await tempDir(t));
+  const mount = join(dir, 'mnt');
+  const servicesDir = join(dir, 'services.d');
+  await mkdir(servicesDir, { recursive: true });
+  for (const m of options.manifests ?? []) await writeFile(join(servicesDir, `${String(m.service_id)}.json`), JSON.stringify(m, null, 2));
+  const logFile = join(dir, 'node.log');
+  const args = [ACHERON, 'node', '--node-id', 'test-node', '--mount', mount, '--services-dir', servicesDir, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env }, detached: true });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  t.teardown(async () => {
+    if (!gone) {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await exited;
+    }
+    await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
+  });
+  await waitFor(async () => gone || (await isMounted(mount)), { what: `node mount at ${mount}`, timeoutMs: 30_000 });
+  if (gone) throw new Error(`acheron node exited before mounting: ${stderr.trim()}`);
+  const node: RunningNode = {
+    dir, mount, servicesDir, logFile, child, exited,
+    service: (id) => join(mount, 'services', id),
+    restart: () => startNode(t, { ...options, dir, manifests: [] }),
+  };
+  return node;
+}
+
+/** Parses a JSON file read through the mount by `cat` in a child process. */
+export async function readJson<T = Record<string, unknown>>(path: string): Promise<T> {
+  const { code, stdout, stderr } = await sh(`cat ${q(path)}`);
+  if (code !== 0) throw new Error(`cat ${path}: ${stderr.trim()}`);
+  return JSON.parse(stdout) as T;
+}
+
+export async function readText(path: string): Promise<string> {
+  const { code, stdout, stderr } = await sh(`cat ${q(path)}`);
+  if (code !== 0) throw new Error(`cat ${path}: ${stderr.trim()}`);
+  return stdout;
+}

@@ -1,0 +1,46 @@
+// The module map of STYLE.md, enforced: who may import what, and no synchronous fs or
+// child_process calls anywhere in src/ (they deadlock a process that serves a mount; SPEC §12).
+import t from 'tap';
+import { readdir, readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { REPO } from '../helpers/node.js';
+
+const SRC = join(REPO, 'src');
+const MUST_NOT_IMPORT: Record<string, string[]> = {
+  vfs: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse'],
+  protocol: ['node', 'control', 'world', 'fuse', 'runtime', 'cli'],
+  manifest: ['node', 'control', 'world', 'fuse', 'runtime', 'cli'],
+  runtime: ['fuse', 'node', 'control', 'world', 'cli', 'manifest'],
+  fuse: ['node', 'control', 'world', 'runtime', 'manifest', 'cli'],
+  node: ['cli', 'control', 'world'],
+  control: ['node', 'world', 'fuse', 'cli'],
+  world: ['node', 'control', 'cli'],
+};
+const PACKAGE_OWNERS: Record<string, string> = { 'fuse-native': 'fuse', execa: 'runtime/run-driver.ts' };
+
+async function sources(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const nested = await Promise.all(entries.map((e) => (e.isDirectory() ? sources(join(dir, e.name)) : Promise.resolve(e.name.endsWith('.ts') ? [join(dir, e.name)] : []))));
+  return nested.flat();
+}
+
+const files = await sources(SRC);
+t.ok(files.length > 20, 'found the sources');
+for (const file of files) {
+  const rel = relative(SRC, file);
+  const area = rel.split('/')[0] as string;
+  const text = await readFile(file, 'utf8');
+  const imports = [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+'([^']+)'/g)].map((m) => m[1] as string);
+  for (const spec of imports) {
+    if (spec.startsWith('.')) {
+      const target = relative(SRC, join(file, '..', spec)).split('/')[0] as string;
+      if (MUST_NOT_IMPORT[area]?.includes(target)) t.fail(`${rel} imports ${spec}: ${area}/ must not import ${target}/`);
+    } else {
+      const owner = PACKAGE_OWNERS[spec];
+      if (owner && !rel.startsWith(owner)) t.fail(`${rel} imports ${spec}: only ${owner} may`);
+    }
+  }
+  const sync = /\b(readFileSync|writeFileSync|existsSync|statSync|lstatSync|readdirSync|mkdirSync|openSync|spawnSync|execSync|execFileSync|realpathSync|accessSync|appendFileSync|renameSync|unlinkSync|rmSync)\b/.exec(text);
+  if (sync) t.fail(`${rel} calls ${sync[1]}: synchronous calls deadlock a process that serves a mount`);
+}
+t.pass('checked every file under src/');

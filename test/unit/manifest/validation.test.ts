@@ -1,0 +1,180 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadServices } from '../../../src/manifest/index.js';
+import { loadSchemas, type Problem } from '../../../src/protocol/schemas.js';
+
+const schemas = await loadSchemas();
+const dir = await mkdtemp(join(tmpdir(), 'acheron-manifest-validation-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+let counter = 0;
+/** Loads one manifest (written as JSON unless a string is given) and returns its problems. */
+async function problemsOf(manifest: unknown): Promise<{ file: string; problems: Problem[]; loaded: number }> {
+  const file = join(dir, `m${++counter}.json`);
+  await writeFile(file, typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
+  const { services, problems } = await loadServices({ manifestFiles: [file], servicesDirs: [], nodeId: 'n1', reserved: [], schemas });
+  return { file, problems, loaded: services.length };
+}
+
+interface Asserts {
+  same(found: unknown, wanted: unknown, message: string): boolean;
+}
+
+/** Asserts that the file is refused with exactly one problem: this path, rule and description. */
+async function expectProblem(t: Asserts, manifest: unknown, jsonPath: string, rule: string, description: string): Promise<void> {
+  const { file, problems, loaded } = await problemsOf(manifest);
+  t.same({ loaded, problems }, { loaded: 0, problems: [{ file, json_path: jsonPath, rule, message: `${file}: ${jsonPath}: ${description}` }] }, `${jsonPath}: ${description}`);
+}
+
+const base = { service_id: 'echo', kind: 'echo' };
+
+t.test('a minimal manifest loads with no problem', async (t) => {
+  const { problems, loaded } = await problemsOf(base);
+  t.same(problems, []);
+  t.equal(loaded, 1);
+});
+
+t.test('unknown keys are errors, named in the path', async (t) => {
+  await expectProblem(t, { ...base, servce: 'x' }, '/servce', 'additionalProperties', 'unknown key');
+  await expectProblem(t, { ...base, runtime: { timout_ms: 5 } }, '/runtime/timout_ms', 'additionalProperties', 'unknown key');
+  await expectProblem(t, { ...base, 'a/b~c': 1 }, '/a~1b~0c', 'additionalProperties', 'unknown key');
+});
+
+t.test('x- keys and $schema are allowed', async (t) => {
+  const { problems, loaded } = await problemsOf({
+    $schema: 'https://acheron.dev/schemas/manifest.schema.json',
+    ...base,
+    'x-owner': { team: 'a' },
+    runtime: { 'x-note': 'hi' },
+  });
+  t.same(problems, []);
+  t.equal(loaded, 1);
+});
+
+t.test('missing required keys are named by their own path', async (t) => {
+  await expectProblem(t, { kind: 'echo' }, '/service_id', 'required', 'is required');
+  await expectProblem(t, { ...base, mounts: [{ mount_id: 'm' }] }, '/mounts/0/mount_path', 'required', 'is required');
+});
+
+t.test('identifiers', async (t) => {
+  await expectProblem(t, { ...base, service_id: 'a/b' }, '/service_id', 'pattern', 'must match pattern "^[A-Za-z0-9._-]*$"');
+  await expectProblem(t, { ...base, service_id: 'a\u0000b' }, '/service_id', 'pattern', 'must match pattern "^[A-Za-z0-9._-]*$"');
+  await expectProblem(t, { ...base, service_id: '..' }, '/service_id', 'not', 'must not be one of ".", ".."');
+  await expectProblem(t, { ...base, kind: '.' }, '/kind', 'not', 'must not be one of ".", ".."');
+  await expectProblem(t, { ...base, service_id: '' }, '/service_id', 'minLength', 'must NOT have fewer than 1 characters');
+  await expectProblem(t, { ...base, service_id: 'x'.repeat(129) }, '/service_id', 'maxLength', 'must NOT have more than 128 characters');
+  await expectProblem(t, { ...base, mounts: [{ mount_id: '../x', mount_path: '/nodes/x' }] }, '/mounts/0/mount_id', 'pattern', 'must match pattern "^[A-Za-z0-9._-]*$"');
+  const { problems } = await problemsOf({ ...base, service_id: `A-z_0.9${'x'.repeat(121)}` });
+  t.same(problems, [], '128 characters of the whole alphabet are fine');
+});
+
+t.test('service ids that collide with the node tree are refused', async (t) => {
+  for (const reserved of ['services', 'fs', 'NODE.json', 'SERVICES.json', 'ERRORS.json']) {
+    await expectProblem(t, { ...base, service_id: reserved }, '/service_id', 'not', 'must not be one of "services", "fs", "NODE.json", "SERVICES.json", "ERRORS.json"');
+  }
+});
+
+t.test('wrong types and ranges', async (t) => {
+  await expectProblem(t, [base], '/', 'type', 'must be object');
+  await expectProblem(t, { ...base, enabled: 'yes' }, '/enabled', 'type', 'must be boolean');
+  await expectProblem(t, { ...base, version: 1 }, '/version', 'type', 'must be string');
+  await expectProblem(t, { ...base, state: 'x'.repeat(65) }, '/state', 'maxLength', 'must NOT have more than 64 characters');
+  await expectProblem(t, { ...base, endpoints: [] }, '/endpoints', 'minItems', 'must NOT have fewer than 1 items');
+  await expectProblem(t, { ...base, endpoints: ['/srv/echo'] }, '/endpoints/0', 'pattern', 'must match pattern "^/nodes/"');
+  await expectProblem(t, { ...base, capabilities: [] }, '/capabilities', 'type', 'must be object');
+  await expectProblem(t, { ...base, runtime: { timeout_ms: '30' } }, '/runtime/timeout_ms', 'type', 'must be integer');
+  await expectProblem(t, { ...base, runtime: { timeout_ms: 1.5 } }, '/runtime/timeout_ms', 'type', 'must be integer');
+  await expectProblem(t, { ...base, runtime: { timeout_ms: 0 } }, '/runtime/timeout_ms', 'minimum', 'must be >= 1');
+  await expectProblem(t, { ...base, runtime: { max_concurrency: 1025 } }, '/runtime/max_concurrency', 'maximum', 'must be <= 1024');
+  await expectProblem(t, { ...base, runtime: { type: 'docker' } }, '/runtime/type', 'enum', 'must be one of "native_proc", "wasm", "native_inproc"');
+  await expectProblem(t, { ...base, runtime: { abi: 'v2' } }, '/runtime/abi', 'const', 'must be "namespace-driver-v1"');
+  await expectProblem(t, { ...base, runtime: { mode: 'daemon' } }, '/runtime/mode', 'enum', 'must be one of "spawn", "persistent"');
+  await expectProblem(t, { ...base, runtime: { env: { A: 1 } } }, '/runtime/env/A', 'type', 'must be string');
+  await expectProblem(t, { ...base, runtime: { args: 'a b' } }, '/runtime/args', 'type', 'must be array');
+  await expectProblem(t, { ...base, permissions: { require_project_token: 'yes' } }, '/permissions/require_project_token', 'type', 'must be boolean');
+  await expectProblem(t, { ...base, schema: { input: true } }, '/schema/input', 'type', 'must be object');
+});
+
+t.test('every problem of a file is reported at once', async (t) => {
+  const { problems } = await problemsOf({ service_id: 'a/b', runtime: { timeout_ms: 'x', bogus: 1 } });
+  t.same(problems.map((p) => `${p.json_path} ${p.rule}`).sort(), [
+    '/kind required', '/runtime/bogus additionalProperties', '/runtime/timeout_ms type', '/service_id pattern',
+  ]);
+});
+
+t.test('help_md is limited to 65536 characters', async (t) => {
+  const { problems } = await problemsOf({ ...base, help_md: 'x'.repeat(65536) });
+  t.same(problems, []);
+  await expectProblem(t, { ...base, help_md: 'x'.repeat(65537) }, '/help_md', 'maxLength', 'must NOT have more than 65536 characters');
+});
+
+t.test('invalid JSON names the parse error', async (t) => {
+  const { file, problems } = await problemsOf('{"service_id": "echo",');
+  t.equal(problems.length, 1);
+  t.match(problems[0], { file, json_path: '/', rule: 'json' });
+  t.match(problems[0]?.message, new RegExp(`^${file}: /: invalid JSON: .+`));
+});
+
+t.test('enabled:false skips the file before any other check', async (t) => {
+  const skipped = await problemsOf({ enabled: false, service_id: 'a/b', bogus: 1, runtime: { type: 'wasm' } });
+  t.same(skipped.problems, []);
+  t.equal(skipped.loaded, 0);
+  const broken = await problemsOf('{"enabled": false,');
+  t.match(broken.problems, [{ rule: 'json' }], 'but it must still be JSON');
+});
+
+t.test('runtime types other than native_proc are later work', async (t) => {
+  for (const type of ['wasm', 'native_inproc']) {
+    await expectProblem(t, { ...base, runtime: { type } }, '/runtime/type', 'unsupported', `runtime type "${type}" is later work; only "native_proc" runs for now`);
+  }
+});
+
+t.test('an input schema that does not compile is a load problem', async (t) => {
+  const { file, problems } = await problemsOf({ ...base, schema: { input: { type: 'objekt' } } });
+  t.equal(problems.length, 1);
+  t.match(problems[0], { file, json_path: '/schema/input', rule: 'schema' });
+  t.match(problems[0]?.message, `${file}: /schema/input: invalid JSON Schema: `);
+  const good = await problemsOf({ ...base, schema: { input: { type: 'object', required: ['msg'] } } });
+  t.same(good.problems, []);
+});
+
+t.test('an unreadable manifest is a problem', async (t) => {
+  const file = join(dir, 'missing.json');
+  const { problems } = await loadServices({ manifestFiles: [file], servicesDirs: [], nodeId: 'n1', reserved: [], schemas });
+  t.equal(problems.length, 1);
+  t.match(problems[0], { file, json_path: '/', rule: 'read' });
+  t.match(problems[0]?.message, `${file}: /: cannot read: ENOENT`);
+});
+
+t.test('duplicates name both sources', async (t) => {
+  const first = join(dir, 'dup-1.json');
+  const second = join(dir, 'dup-2.json');
+  const builtin = join(dir, 'dup-3.json');
+  await writeFile(first, JSON.stringify(base));
+  await writeFile(second, JSON.stringify({ ...base, kind: 'other' }));
+  await writeFile(builtin, JSON.stringify({ service_id: 'terminal-1', kind: 'terminal' }));
+  const { services, problems } = await loadServices({
+    manifestFiles: [first, second, builtin],
+    servicesDirs: [],
+    nodeId: 'n1',
+    reserved: [{ service_id: 'terminal-1', source: 'built-in terminal provider' }],
+    schemas,
+  });
+  t.same(services.map((s) => s.source), [first], 'the first definition wins');
+  t.same(problems, [
+    { file: second, json_path: '/service_id', rule: 'duplicate', message: `${second}: /service_id: service_id "echo" is already defined by ${first}` },
+    { file: builtin, json_path: '/service_id', rule: 'duplicate', message: `${builtin}: /service_id: service_id "terminal-1" is already defined by built-in terminal provider` },
+  ]);
+});
+
+t.test('a problem in one file does not stop the others', async (t) => {
+  const bad = join(dir, 'iso-bad.json');
+  const good = join(dir, 'iso-good.json');
+  await writeFile(bad, '{oops');
+  await writeFile(good, JSON.stringify({ service_id: 'good', kind: 'k' }));
+  const { services, problems } = await loadServices({ manifestFiles: [bad, good], servicesDirs: [], nodeId: 'n1', reserved: [], schemas });
+  t.same(services.map((s) => s.descriptor.service_id), ['good']);
+  t.same(problems.map((p) => p.file), [bad]);
+});

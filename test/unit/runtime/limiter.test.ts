@@ -1,0 +1,42 @@
+import t from 'tap';
+import { Limiter } from '../../../src/runtime/limiter.js';
+import { InvocationIds } from '../../../src/runtime/invocation-id.js';
+import { LatencyWindow } from '../../../src/runtime/latency.js';
+
+t.test('limiter runs at most N at once, in arrival order', async (t) => {
+  const limiter = new Limiter(2);
+  const order: number[] = [];
+  let active = 0;
+  let peak = 0;
+  await Promise.all([1, 2, 3, 4, 5].map((n) => limiter.schedule(async () => {
+    active++;
+    peak = Math.max(peak, active);
+    order.push(n);
+    await new Promise((r) => setTimeout(r, 10));
+    active--;
+  })));
+  t.equal(peak, 2);
+  t.same(order, [1, 2, 3, 4, 5]);
+  t.equal(limiter.running, 0);
+  t.equal(limiter.queued, 0);
+});
+
+t.test('a failing job frees its slot', async (t) => {
+  const limiter = new Limiter(1);
+  await t.rejects(limiter.schedule(async () => { throw new Error('x'); }));
+  t.equal(await limiter.schedule(async () => 7), 7);
+});
+
+t.test('invocation ids are unique and sort in creation order', async (t) => {
+  const ids = new InvocationIds();
+  const list = [ids.next(1000), ids.next(1000), ids.next(1001), ids.next(999)];
+  t.equal(new Set(list).size, 4);
+  t.same([...list].sort(), list);
+});
+
+t.test('latency percentiles', async (t) => {
+  const w = new LatencyWindow(100);
+  t.same(w.percentiles(), { p50: null, p90: null, p99: null });
+  for (let i = 1; i <= 100; i++) w.add(i);
+  t.same(w.percentiles(), { p50: 50, p90: 90, p99: 99 });
+});

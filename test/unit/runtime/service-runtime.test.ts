@@ -1,0 +1,91 @@
+// ServiceRuntime in process, with the real runDriver (no spawner, no FUSE).
+import t from 'tap';
+import { join } from 'node:path';
+import { rejectsErrno } from '../../helpers/errno.js';
+import { DRIVERS } from '../../helpers/node.js';
+import { InvocationIds } from '../../../src/runtime/invocation-id.js';
+import { nativeProcAdapter } from '../../../src/runtime/native-proc-adapter.js';
+import { runDriver } from '../../../src/runtime/run-driver.js';
+import { ServiceRuntime } from '../../../src/runtime/service-runtime.js';
+
+function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined } = {}) {
+  return new ServiceRuntime({
+    serviceId: 's', runner: { run: runDriver }, ids: new InvocationIds(),
+    limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: options.maxQueue ?? 64, maxInputBytes: 1 << 20 },
+    ...(options.checkInput ? { checkInput: options.checkInput } : {}),
+    adapter: nativeProcAdapter({
+      nodeId: 'n', serviceId: 's', executablePath: join(DRIVERS, driver), args: [], cwd: '/tmp', env: { SLOW_SECONDS: '0.3' }, envPassthrough: [],
+      timeoutMs: options.timeoutMs ?? 10_000, killGraceMs: 200, maxOutputBytes: 1 << 20,
+    }),
+  });
+}
+
+t.test('ok: result is stdout, counters move, last error empty', async (t) => {
+  const rt = service('cat');
+  const outcome = await rt.invoke(Buffer.from('{"a":1}'));
+  t.equal(outcome.state, 'ok');
+  t.equal(rt.result?.toString(), '{"a":1}');
+  t.equal(rt.counters.invokesTotal, 1);
+  t.equal(rt.lastError, '');
+  t.match(outcome.invocationId, /^\d+-\d{4}$/);
+});
+
+t.test('failure: last error is stderr, result kept, consecutive counters', async (t) => {
+  const rt = service('fail');
+  const outcome = await rt.invoke(Buffer.from('{}'));
+  t.equal(outcome.state, 'error');
+  t.match(rt.lastError, /something went wrong/);
+  t.equal(rt.result, null, 'no result replaced');
+  t.equal(rt.counters.failuresTotal, 1);
+  t.equal(rt.counters.consecutiveFailures, 1);
+  t.equal(rt.last?.exitCode, 3);
+  rt.reset();
+  t.equal(rt.counters.consecutiveFailures, 0);
+  t.equal(rt.lastError, '');
+  t.equal(rt.counters.failuresTotal, 1, 'totals survive a reset');
+});
+
+t.test('rejections: bad JSON, not an object, schema check; recorded, nothing runs', async (t) => {
+  const rt = service('cat', { checkInput: (p) => ((p as { msg?: unknown }).msg === undefined ? "/msg: must have required property 'msg'" : undefined) });
+  await rejectsErrno(t, rt.invoke(Buffer.from('{bad')), 'EINVAL');
+  await rejectsErrno(t, rt.invoke(Buffer.from('[]')), 'EINVAL');
+  await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EINVAL');
+  t.match(rt.lastError, /msg/);
+  t.equal(rt.counters.invokesTotal, 0);
+  t.equal(rt.counters.rejectedTotal, 3);
+  t.equal(rt.last?.state, 'rejected');
+});
+
+t.test('disabled → EPERM; enabled again → runs', async (t) => {
+  const rt = service('cat');
+  rt.disable();
+  await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EPERM');
+  rt.enable();
+  t.equal((await rt.invoke(Buffer.from('{}'))).state, 'ok');
+});
+
+t.test('max_concurrency 1 serializes in arrival order; max_queue bounds the wait (EAGAIN)', async (t) => {
+  const rt = service('slow', { maxQueue: 1 });
+  const first = rt.invoke(Buffer.from('{"n":1}'));
+  const second = rt.invoke(Buffer.from('{"n":2}'));
+  t.equal(rt.running, 1);
+  t.equal(rt.queued, 1);
+  await rejectsErrno(t, rt.invoke(Buffer.from('{"n":3}')), 'EAGAIN');
+  const [a, b] = await Promise.all([first, second]);
+  t.ok((a.result?.toString() ?? '').includes('"n":1'));
+  t.ok((b.result?.toString() ?? '').includes('"n":2'));
+  t.ok(Number(a.invocationId.split('-')[0]) <= Number(b.invocationId.split('-')[0]));
+});
+
+t.test('timeout and cancel', async (t) => {
+  const rt = service('hang', { timeoutMs: 300 });
+  t.equal((await rt.invoke(Buffer.from('{}'))).state, 'timeout');
+  t.equal(rt.counters.timeoutsTotal, 1);
+  const rt2 = service('hang');
+  const running = rt2.invoke(Buffer.from('{}'));
+  while (rt2.running === 0) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(rt2.cancel(), 1);
+  t.equal((await running).state, 'cancelled');
+  t.equal(rt2.counters.failuresTotal, 0, 'a cancel is not a failure');
+});

@@ -1,0 +1,151 @@
+// The commit rule driven in process through the VFS (our `inject`): write splits, flush timing,
+// the O_RDWR transaction and the errors, without FUSE.
+import t from 'tap';
+import { rejectsErrno } from '../../helpers/errno.js';
+import fc from 'fast-check';
+import { commitFile, type CommitTarget } from '../../../src/vfs/commit-file.js';
+import { FsError } from '../../../src/vfs/errors.js';
+import type { Handle } from '../../../src/vfs/node.js';
+
+const O_WRONLY = 1;
+const O_RDWR = 2;
+
+function target(overrides: Partial<CommitTarget> = {}) {
+  const commits: string[] = [];
+  const recorded: string[] = [];
+  const t: CommitTarget = {
+    maxBytes: 1024,
+    admit() {},
+    async commit(payload) {
+      const text = payload.toString();
+      JSON.parse(text); // an invalid payload throws here like the runtime's EINVAL
+      commits.push(text);
+      return Buffer.from(`result of ${text}`);
+    },
+    record(error) {
+      recorded.push(error.errno);
+    },
+    changedMs: () => 0,
+    ...overrides,
+  };
+  return { target: t, commits, recorded };
+}
+
+async function openHandle(tg: CommitTarget, flags = O_WRONLY): Promise<Required<Handle>> {
+  return (await commitFile(tg).open!(flags)) as Required<Handle>;
+}
+
+t.test('shell redirection: flush before data, write, flush, release → one commit', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg);
+  await h.flush();
+  await h.write(0, Buffer.from('{"a":1}\n'));
+  await h.flush();
+  await h.release();
+  t.same(commits, ['{"a":1}\n']);
+});
+
+t.test('(cat a; cat b) > f: an unfinished prefix waits for the next flush', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg);
+  await h.write(0, Buffer.from('{"a":'));
+  await h.flush();
+  t.same(commits, [], 'nothing yet');
+  await h.write(5, Buffer.from('2}'));
+  await h.flush();
+  await h.release();
+  t.same(commits, ['{"a":2}']);
+});
+
+t.test('any split of a payload into writes commits exactly those bytes once', async (t) => {
+  await fc.assert(fc.asyncProperty(fc.json({ maxDepth: 3 }).filter((s) => s.startsWith('{')), fc.array(fc.nat(), { maxLength: 8 }), fc.boolean(), async (text, cuts, flushBetween) => {
+    const { target: tg, commits } = target({ maxBytes: 1 << 20 });
+    const h = await openHandle(tg);
+    const data = Buffer.from(text);
+    const points = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
+    let at = 0;
+    for (const point of [...points, data.length]) {
+      if (point > at) await h.write(at, data.subarray(at, point));
+      at = Math.max(at, point);
+      if (flushBetween) await h.flush();
+    }
+    await h.flush();
+    await h.release();
+    return commits.length === 1 && commits[0] === text;
+  }), { numRuns: 300 });
+  t.pass('property held');
+});
+
+t.test('whitespace only is discarded; no write commits nothing', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg);
+  await h.write(0, Buffer.from('  \n'));
+  await h.flush();
+  await h.release();
+  const h2 = await openHandle(tg);
+  await h2.flush();
+  await h2.release();
+  t.same(commits, []);
+});
+
+t.test('a syntax error fails the flush at once (the target rejects it)', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg);
+  await h.write(0, Buffer.from('bad{'));
+  await t.rejects(h.flush());
+  t.same(commits, []);
+});
+
+t.test('release commits a pending payload; a prefix left at release still reaches the target', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg);
+  await h.write(0, Buffer.from('{"r":1}'));
+  await h.release();
+  t.same(commits, ['{"r":1}']);
+});
+
+t.test('a hole is EINVAL, a payload past maxBytes is EFBIG; both recorded, nothing committed', async (t) => {
+  const { target: tg, commits, recorded } = target({ maxBytes: 8 });
+  const h = await openHandle(tg);
+  await rejectsErrno(t, h.write(4, Buffer.from('{}')), 'EINVAL');
+  const h2 = await openHandle(tg);
+  await rejectsErrno(t, h2.write(0, Buffer.from('{"toolong":1}')), 'EFBIG');
+  await h2.flush();
+  await h2.release();
+  t.same(commits, []);
+  t.same(recorded, ['EINVAL', 'EFBIG']);
+});
+
+t.test('O_RDWR: the first read after a write commits and returns this outcome from its start', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg, O_RDWR);
+  await h.write(0, Buffer.from('{"x":1}'));
+  const first = await h.read(7, 4);
+  const rest = await h.read(11, 100);
+  const end = await h.read(100, 100);
+  t.equal(first.toString() + rest.toString(), 'result of {"x":1}');
+  t.equal(end.length, 0, 'then end of file');
+  await h.flush();
+  await h.release();
+  t.same(commits, ['{"x":1}'], 'flush and release after the read commit nothing more');
+});
+
+t.test('a fresh read returns end of file and commits nothing', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg, 0);
+  t.equal((await h.read(0, 100)).length, 0);
+  t.same(commits, []);
+});
+
+t.test('open for writing asks admit(); a read-only open does not', async (t) => {
+  const { target: tg } = target({ admit: () => { throw new FsError('EPERM', 'disabled'); } });
+  await rejectsErrno(t, commitFile(tg).open!(O_WRONLY), 'EPERM');
+  t.ok(await commitFile(tg).open!(0));
+});
+
+t.test('truncate(0) is a no-op, truncate(n>0) is EINVAL', async (t) => {
+  const { target: tg } = target();
+  const node = commitFile(tg);
+  await node.truncate!(0);
+  await rejectsErrno(t, node.truncate!(5), 'EINVAL');
+});
