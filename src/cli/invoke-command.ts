@@ -44,7 +44,7 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
-    const detail = code === 'ENOENT' ? `no service ${args.service} under ${args.node === undefined ? args.mount : join(args.mount, 'nodes', args.node)}` : await lastError(dir, (error as Error).message);
+    const detail = code === 'ENOENT' ? `no service ${args.service} under ${args.node === undefined ? args.mount : join(args.mount, 'nodes', args.node)}` : await lastError(dir, code, (error as Error).message);
     stderr.write(`acheron invoke: ${args.service}: ${code}: ${detail}\n`);
     return 1;
   }
@@ -72,7 +72,9 @@ function asFailure(outcome: string, service: string): { state: string; error: st
   return undefined;
 }
 
-async function lastError(dir: string, fallback: string): Promise<string> {
+/** The first line of last_error.txt without its errno prefix (the caller names the errno once). */
+async function lastError(dir: string, code: string, fallback: string): Promise<string> {
   const recorded = await readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
-  return recorded.trim().split('\n')[0] || fallback;
+  const line = recorded.trim().split('\n')[0] ?? '';
+  return (line.startsWith(`${code}: `) ? line.slice(code.length + 2) : line) || fallback;
 }

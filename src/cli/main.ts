@@ -28,7 +28,11 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
 function givenOptions(args: Record<string, unknown>): NodeOptionValues {
   const given: Record<string, unknown> = {};
   for (const name of Object.keys(NODE_OPTION_SPECS) as NodeOptionName[]) {
-    if (args[name] !== undefined) given[name] = Array.isArray(args[name]) ? (args[name] as unknown[]).map(String) : args[name];
+    const value = args[name];
+    if (value === undefined) continue;
+    if (NODE_OPTION_SPECS[name].type === 'array') given[name] = (Array.isArray(value) ? value : [value]).map(String);
+    // A single-valued flag given twice: the last one wins.
+    else given[name] = Array.isArray(value) ? value[value.length - 1] : value;
   }
   return given as NodeOptionValues;
 }
@@ -55,11 +59,14 @@ function cli(argv: readonly string[]): Argv {
         .option('node', { type: 'string', describe: 'node id, for a WorldFS mount' })
         .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure' }),
     async (args) => {
-      process.exitCode = await runInvokeCommand({ service: args.service as string, payload: args.payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
+      // yargs re-parses positionals as options and turns a lone `-` into '' (never valid JSON anyway).
+      const payload = args.payload === '' && argv.includes('-') ? '-' : args.payload;
+      process.exitCode = await runInvokeCommand({ service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
     })
     .demandCommand(1, 'name a command (see --help)')
     .fail((message, error) => {
-      throw error ?? new UsageError(message);
+      // Some yargs messages span lines; usage errors are one line (SPEC §1).
+      throw error ?? new UsageError(message.replace(/\s*\n\s*/g, ' '));
     })
     .help();
 }

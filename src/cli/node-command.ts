@@ -44,6 +44,9 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     terminalIds: values['terminal-id'] ?? [],
     labels,
     shutdownGraceMs: values['shutdown-grace-ms'] as number,
+    stateFile: values['state-file'] ?? defaultStateFile(nodeId),
+    stateSync: values['state-sync'] === 'batch' ? 'batch' : 'always',
+    manifestReloadIntervalMs: values['manifest-reload-interval-ms'] as number,
     ...(values['control-url'] ? { controlUrl: values['control-url'] } : {}),
   };
 }
@@ -51,9 +54,8 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
 /** `acheron node`: foreground by default; `--daemon` (and the mount helper) detach once live. */
 export async function runNodeCommand(values: NodeOptionValues): Promise<number> {
   const options = toDaemonOptions(values);
-  const stateFile = values['state-file'] ?? defaultStateFile(options.nodeId);
   if (values.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
-    const logFile = values['log-file'] ?? join(dirname(stateFile), `${options.nodeId}.log`);
+    const logFile = values['log-file'] ?? join(dirname(options.stateFile), `${options.nodeId}.log`);
     await daemonize('node', { ...values, daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
@@ -76,6 +78,5 @@ function installSignals(daemon: NodeDaemon, log: Logger): void {
   const stop = (signal: string) => () => void daemon.stop(signal);
   process.on('SIGINT', stop('SIGINT'));
   process.on('SIGTERM', stop('SIGTERM'));
-  // Reload arrives with the hot-reload work; until then SIGHUP must not kill the daemon.
-  process.on('SIGHUP', () => log.info('SIGHUP: manifest reload is not implemented yet'));
+  process.on('SIGHUP', () => void daemon.reload('SIGHUP').catch((error: unknown) => log.error({ err: error }, 'manifest reload failed')));
 }

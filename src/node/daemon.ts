@@ -4,19 +4,24 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { clearStaleMount, findMount } from '../fuse/mount-table.js';
 import { mountTree, type MountedTree } from '../fuse/mount.js';
-import { loadServices, type LoadedService } from '../manifest/index.js';
-import { loadSchemas, type Problem, type Schemas } from '../protocol/schemas.js';
+import { diffServices, loadServices, resolveExecutable, type LoadedService } from '../manifest/index.js';
+import { loadSchemas, SchemaError, type Problem, type Schemas } from '../protocol/schemas.js';
+import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import { ACHERON_VERSION } from '../protocol/version.js';
+import type { DriverRunner } from '../runtime/driver-runner.js';
 import { DriverSpawner } from '../runtime/driver-spawner.js';
 import { InvocationIds } from '../runtime/invocation-id.js';
 import { nativeProcAdapter } from '../runtime/native-proc-adapter.js';
-import { ServiceRuntime } from '../runtime/service-runtime.js';
+import { ServiceRuntime, type RuntimeChange, type ServiceSettings } from '../runtime/service-runtime.js';
+import { StateJournal, type StateSync } from '../runtime/state-journal.js';
+import type { RuntimeConfig } from '../runtime/supervision.js';
 import { terminalAdapter } from '../runtime/terminal-adapter.js';
-import type { DriverRunner } from '../runtime/driver-runner.js';
+import { FsError } from '../vfs/errors.js';
 import { fsDescriptor, terminalDescriptor } from './builtin-services.js';
 import { buildExportsDirectory, checkExports, type ExportSpec } from './fs-provider.js';
 import { buildNodeTree } from './node-tree.js';
+import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
 import { ServiceRegistry, type NodeService } from './service-registry.js';
-import { ACHERON_VERSION } from '../protocol/version.js';
 
 export interface NodeDaemonOptions {
   nodeId: string;
@@ -28,6 +33,11 @@ export interface NodeDaemonOptions {
   terminalIds: string[];
   labels: Record<string, string>;
   shutdownGraceMs: number;
+  /** Runtime state is journaled to `<stateFile>.runtime-services.json`. */
+  stateFile: string;
+  stateSync: StateSync;
+  /** 0: reload on SIGHUP only. */
+  manifestReloadIntervalMs: number;
   controlUrl?: string;
 }
 
@@ -42,29 +52,42 @@ export class ManifestLoadError extends Error {
 }
 Object.defineProperty(ManifestLoadError.prototype, 'name', { value: 'ManifestLoadError', enumerable: false, configurable: true, writable: true });
 
+type RestoredServices = ReturnType<typeof groupRestored>['services'];
+
 const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
+const CONFIG_SCHEMA = 'https://acheron.dev/schemas/service-config.schema.json';
 
 /**
- * The node daemon: loads services, forks the driver spawner (before mounting, SPEC §12), mounts the
- * node tree and stops cleanly on request or when someone unmounts it from outside.
+ * The node daemon: loads services, restores their journaled state, forks the driver spawner
+ * (before mounting, SPEC §12), mounts the node tree, reloads manifests while running and stops
+ * cleanly on request or when someone unmounts it from outside.
  */
 export class NodeDaemon {
   readonly options: NodeDaemonOptions;
   readonly registry = new ServiceRegistry();
   readonly done: Promise<void>;
   #log: Logger;
-  #spawner: DriverSpawner;
+  #schemas: Schemas;
+  #journal: StateJournal;
+  #restored: RestoredServices;
+  #spawner: DriverSpawner | undefined;
+  #ids = new InvocationIds();
+  #builtins: NodeService[] = [];
+  #loaded: LoadedService[] = [];
   #mounted: MountedTree | undefined;
   #problems: Problem[] = [];
   #startedMs = Date.now();
   #stopping: Promise<void> | undefined;
+  #reloading: Promise<void> | undefined;
   #resolveDone!: () => void;
-  #watchTimer: NodeJS.Timeout | undefined;
+  #timers: NodeJS.Timeout[] = [];
 
-  private constructor(options: NodeDaemonOptions, log: Logger, spawner: DriverSpawner) {
+  private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices) {
     this.options = options;
     this.#log = log;
-    this.#spawner = spawner;
+    this.#schemas = schemas;
+    this.#journal = journal;
+    this.#restored = restored;
     this.done = new Promise((resolveDone) => (this.#resolveDone = resolveDone));
   }
 
@@ -72,46 +95,46 @@ export class NodeDaemon {
     const mount = resolve(options.mount);
     const exports = options.fsService ? await checkExports(options.exports, mount) : [];
     const schemas = await loadSchemas();
-    const builtins = builtinServices(options, exports);
-    const { services, problems } = await loadServices({
-      manifestFiles: options.serviceManifests,
-      servicesDirs: options.servicesDirs,
-      nodeId: options.nodeId,
-      reserved: builtins.map((b) => ({ service_id: b.descriptor.service_id, source: b.source })),
-      schemas,
-    });
-    if (problems.length > 0) throw new ManifestLoadError(problems);
+    const first = await loadServices({ ...loadOptions(options, schemas), reserved: builtinIds(options) });
+    if (first.problems.length > 0) throw new ManifestLoadError(first.problems);
 
     if ((await clearStaleMount(mount)) === 'cleared') log.warn({ mount }, 'cleared a stale mount left by a dead daemon');
     await mkdir(mount, { recursive: true });
-    // Forked before the mount exists, so no driver can inherit /dev/fuse.
-    const spawner = await DriverSpawner.start(log);
-    const daemon = new NodeDaemon({ ...options, mount }, log, spawner);
+    const { journal, restored } = await StateJournal.open(`${options.stateFile}.runtime-services.json`, { sync: options.stateSync, log: log.child({ component: 'journal' }) });
+    const grouped = groupRestored(restored.values);
+    for (const problem of grouped.problems) log.error({ path: journal.path }, `state journal: ${problem}`);
+    const daemon = new NodeDaemon({ ...options, mount }, log, schemas, journal, grouped.services);
     try {
-      const ids = new InvocationIds();
-      daemon.registry.replace([
-        ...builtins.map((b) => b.bind(spawner, ids)),
-        ...services.map((s) => manifestService(s, { nodeId: options.nodeId, mount, runner: spawner, ids, schemas })),
-      ]);
+      // Forked before the mount exists, so no driver can inherit /dev/fuse.
+      daemon.#spawner = await DriverSpawner.start(log);
+      daemon.#builtins = daemon.#builtinServices();
+      daemon.#loaded = first.services;
+      daemon.registry.replace([...daemon.#builtins, ...first.services.map((s) => daemon.#manifestService(s))]);
+      await daemon.#forgetAbsent();
+      await daemon.#probe();
       const tree = buildNodeTree({
         mountPoint: mount,
         registry: daemon.registry,
         nodeDocument: () => ({ data: json(daemon.nodeDocument()), mtimeMs: daemon.#startedMs }),
         servicesDocument: () => ({ data: json(daemon.servicesDocument()), mtimeMs: daemon.registry.changedMs }),
         errorsDocument: () => ({ data: json(daemon.#problems), mtimeMs: daemon.registry.changedMs }),
+        parseConfig: (text, serviceId) => daemon.#parseConfig(text, serviceId),
         ...(options.fsService ? { exports: buildExportsDirectory(exports) } : {}),
       });
       daemon.#mounted = await mountTree(tree, { mountPoint: mount, log: log.child({ component: 'fuse' }) });
     } catch (error) {
-      await spawner.close();
+      await daemon.#spawner?.close();
+      await journal.close();
       throw error;
     }
-    daemon.#watchExternalUnmount();
+    daemon.#startTimers();
     log.info({ node_id: options.nodeId, mount, services: daemon.registry.executableIds().length }, 'node tree is live');
     return daemon;
   }
 
   nodeDocument(): Record<string, unknown> {
+    const states: Record<string, number> = {};
+    for (const s of this.servicesDocument()) states[String(s.state)] = (states[String(s.state)] ?? 0) + 1;
     return {
       node_id: this.options.nodeId,
       node_name: hostname(),
@@ -123,21 +146,81 @@ export class NodeDaemon {
       pid: process.pid,
       started_ms: this.#startedMs,
       services: this.registry.list().length,
+      services_by_state: states,
+      manifest_errors: this.#problems.length,
     };
   }
 
+  /** SERVICES.json: executable services carry their probed/supervised state (SPEC §5). */
   servicesDocument(): Array<Record<string, unknown>> {
-    return this.registry.list().map((s) => ({ service_id: s.descriptor.service_id, kind: s.descriptor.kind, state: s.descriptor.state, path: s.treePath }));
+    return this.registry.list().map((s) => ({
+      service_id: s.descriptor.service_id,
+      kind: s.descriptor.kind,
+      state: s.runtime ? s.runtime.noteHealth() : s.descriptor.state,
+      path: s.treePath,
+    }));
+  }
+
+  /**
+   * Re-reads the manifests: added services appear, removed ones disappear, changed ones keep their
+   * runtime state; a file that fails validation keeps its previous good version running and its
+   * problems go to ERRORS.json and the log. Concurrent calls share one reload.
+   */
+  reload(reason: string): Promise<void> {
+    this.#reloading ??= this.#reload(reason).finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  async #reload(reason: string): Promise<void> {
+    if (this.#stopping) return;
+    const { services: loaded, problems } = await loadServices({ ...loadOptions(this.options, this.#schemas), reserved: builtinIds(this.options) });
+    const failedFiles = new Set(problems.map((p) => p.file));
+    // The previous good version of a service whose manifest now fails keeps running.
+    const kept = this.#loaded.filter((s) => failedFiles.has(s.source) && !loaded.some((n) => n.descriptor.service_id === s.descriptor.service_id));
+    const next = [...loaded, ...kept];
+    const diff = diffServices(this.#loaded, next);
+    const problemsChanged = JSON.stringify(problems) !== JSON.stringify(this.#problems);
+    this.#problems = problems;
+    if (problemsChanged) for (const p of problems) this.#log.error({ file: p.file, json_path: p.json_path, rule: p.rule, reason }, `manifest reload: ${p.message}`);
+    if (diff.added.length + diff.removed.length + diff.changed.length === 0) {
+      if (problemsChanged) this.registry.replace(this.registry.list());
+      return;
+    }
+    const services: NodeService[] = [...this.#builtins];
+    for (const loadedService of next) {
+      const id = loadedService.descriptor.service_id;
+      const current = this.registry.get(id);
+      if (current && !diff.changed.includes(id)) services.push(current);
+      else if (current?.runtime && loadedService.executablePath !== undefined && loadedService.descriptor.runtime.type === 'native_proc') {
+        // Changed in place: same runtime (state, counters, jobs), new settings.
+        Object.assign(current, { descriptor: loadedService.descriptor, source: loadedService.source, loadedMs: Date.now() });
+        current.runtime.update(this.#settings(loadedService));
+        services.push(current);
+      } else {
+        if (current?.runtime) await this.#retire(current.runtime);
+        services.push(this.#manifestService(loadedService));
+      }
+    }
+    for (const id of diff.removed) {
+      const gone = this.registry.get(id);
+      if (gone?.runtime) await this.#retire(gone.runtime);
+    }
+    this.#loaded = next;
+    this.registry.replace(services);
+    await this.#probe();
+    this.#log.info({ reason, added: diff.added, removed: diff.removed, changed: diff.changed }, 'manifests reloaded');
   }
 
   /** Stops taking invocations, waits up to the grace period, kills the rest, unmounts. Idempotent. */
   stop(reason: string): Promise<void> {
     this.#stopping ??= (async () => {
       this.#log.info({ reason }, 'stopping');
-      clearInterval(this.#watchTimer);
+      for (const timer of this.#timers) clearInterval(timer);
+      await this.#reloading?.catch(() => undefined);
       const runtimes = this.registry.list().flatMap((s) => (s.runtime ? [s.runtime] : []));
       await Promise.all(runtimes.map((rt) => rt.drain(this.options.shutdownGraceMs)));
-      await this.#spawner.close();
+      await this.#spawner?.close();
+      await this.#journal.close().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: final flush failed'));
       // After an external umount there is nothing left to unmount (fusermount would fail).
       if (await findMount(this.options.mount)) await this.#mounted?.unmount();
       this.#log.info('stopped');
@@ -146,71 +229,153 @@ export class NodeDaemon {
     return this.#stopping;
   }
 
-  // fuse-native keeps serving after an external `umount`: notice it and exit (SPEC §1).
-  #watchExternalUnmount(): void {
-    this.#watchTimer = setInterval(() => {
+  #startTimers(): void {
+    // fuse-native keeps serving after an external `umount`: notice it and exit (SPEC §1).
+    this.#timers.push(setInterval(() => {
       void findMount(this.options.mount).then((entry) => {
         if (!entry) void this.stop('the mount was unmounted from outside');
       }, () => undefined);
-    }, 1000);
+    }, 1000));
+    if (this.options.manifestReloadIntervalMs > 0) {
+      this.#timers.push(setInterval(() => {
+        void this.reload('interval').catch((error: unknown) => this.#log.error({ err: error }, 'manifest reload failed'));
+      }, this.options.manifestReloadIntervalMs));
+    }
   }
-}
 
-interface Builtin {
-  descriptor: NodeService['descriptor'];
-  source: string;
-  bind(runner: DriverRunner, ids: InvocationIds): NodeService;
-}
-
-function builtinServices(options: NodeDaemonOptions, exports: ExportSpec[]): Builtin[] {
-  const builtins: Builtin[] = [];
-  if (options.fsService) {
-    const descriptor = fsDescriptor(options.nodeId, exports.map((e) => e.name));
-    builtins.push({ descriptor, source: 'built-in fs provider', bind: () => ({ descriptor, source: 'built-in fs provider', hostKind: 'static_linked', treePath: 'fs' }) });
+  /** Checks every executable service the way execution resolves it; a change is logged once. */
+  async #probe(): Promise<void> {
+    await Promise.all(this.registry.list().map(async (service) => {
+      const rt = service.runtime;
+      const loaded = this.#loaded.find((l) => l.descriptor.service_id === service.descriptor.service_id);
+      if (!rt || !loaded?.executablePath) return;
+      const found = await resolveExecutable(loaded.executablePath, process.env.PATH);
+      const error = 'error' in found ? found.error : null;
+      if (error !== rt.probeError) {
+        if (error) this.#log.warn({ service_id: rt.serviceId, error }, 'probe: driver cannot be run');
+        else if (rt.probeError) this.#log.info({ service_id: rt.serviceId }, 'probe: driver is runnable again');
+        rt.probeError = error;
+        rt.noteHealth();
+      }
+    }));
   }
-  for (const terminalId of options.terminalIds) {
-    const descriptor = terminalDescriptor(options.nodeId, terminalId);
-    const source = `built-in terminal provider (--terminal-id ${terminalId})`;
-    builtins.push({
-      descriptor,
-      source,
-      bind: (runner, ids) => ({
-        descriptor, source, hostKind: 'static_linked', treePath: `services/${descriptor.service_id}`,
-        runtime: new ServiceRuntime({
-          serviceId: descriptor.service_id, runner, ids, limits: limitsOf(descriptor),
-          adapter: terminalAdapter({ nodeId: options.nodeId, serviceId: descriptor.service_id, terminalId, cwd: driverCwd(undefined, options.mount), timeoutMs: descriptor.runtime.timeout_ms, killGraceMs: descriptor.runtime.kill_grace_ms }),
-        }),
-      }),
+
+  #parseConfig(text: string, serviceId: string): RuntimeConfig {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      throw new FsError('EINVAL', `config.json: invalid JSON: ${(error as Error).message.replace(/\s+/g, ' ')}`);
+    }
+    try {
+      return this.#schemas.validate<RuntimeConfig>(CONFIG_SCHEMA, value, `services/${serviceId}/config.json`);
+    } catch (error) {
+      if (error instanceof SchemaError) throw new FsError('EINVAL', error.message, { cause: error });
+      throw error;
+    }
+  }
+
+  #persistence(serviceId: string, rt: () => ServiceRuntime): (change: RuntimeChange) => Promise<void> {
+    return (change) => {
+      switch (change.kind) {
+        case 'state':
+          return this.#journal.set(serviceKey(serviceId), rt().snapshot());
+        case 'job':
+          return this.#journal.set(jobKey(serviceId, change.job.invocationId), change.job);
+        case 'job-removed':
+          return this.#journal.delete(jobKey(serviceId, change.invocationId));
+      }
+    };
+  }
+
+  #newRuntime(serviceId: string, settings: ServiceSettings): ServiceRuntime {
+    const rt: ServiceRuntime = new ServiceRuntime({
+      serviceId, runner: this.#spawner as DriverRunner, ids: this.#ids, settings,
+      persist: this.#persistence(serviceId, () => rt),
     });
+    const restored = this.#restored.get(serviceId);
+    if (restored?.state) rt.restore(restored.state, restored.jobs);
+    this.#restored.delete(serviceId);
+    return rt;
   }
-  return builtins;
-}
 
-function manifestService(loaded: LoadedService, context: { nodeId: string; mount: string; runner: DriverRunner; ids: InvocationIds; schemas: Schemas }): NodeService {
-  const { descriptor, source, executablePath } = loaded;
-  const serviceId = descriptor.service_id;
-  if (descriptor.runtime.type !== 'native_proc' || executablePath === undefined) {
-    return { descriptor, source, hostKind: 'native_process', treePath: null };
+  /** A removed (or replaced) service: open handles get ENOENT, its journal entries go. */
+  async #retire(rt: ServiceRuntime): Promise<void> {
+    rt.remove();
+    await Promise.all([this.#journal.delete(serviceKey(rt.serviceId)), ...rt.jobs().map((job) => this.#journal.delete(jobKey(rt.serviceId, job.invocationId)))]);
   }
-  const { runtime } = descriptor;
-  const input = descriptor.schema.input;
-  const validate = input ? context.schemas.compile(input) : undefined;
-  const cwd = runtime.cwd === undefined ? undefined : resolve(dirname(source), runtime.cwd);
-  return {
-    descriptor, source, hostKind: 'native_process', treePath: `services/${serviceId}`,
-    runtime: new ServiceRuntime({
-      serviceId, runner: context.runner, ids: context.ids, limits: limitsOf(descriptor),
+
+  /** Journal entries of services that are no longer loaded are dropped at start-up. */
+  async #forgetAbsent(): Promise<void> {
+    for (const [serviceId, entry] of this.#restored) {
+      await this.#journal.delete(serviceKey(serviceId));
+      for (const job of entry.jobs) await this.#journal.delete(jobKey(serviceId, job.invocationId));
+    }
+    this.#restored.clear();
+  }
+
+  #builtinServices(): NodeService[] {
+    const { options } = this;
+    const loadedMs = Date.now();
+    const builtins: NodeService[] = [];
+    if (options.fsService) {
+      const descriptor = fsDescriptor(options.nodeId, options.exports.map((e) => e.name));
+      builtins.push({ descriptor, source: 'built-in fs provider', hostKind: 'static_linked', treePath: 'fs', loadedMs });
+    }
+    for (const terminalId of options.terminalIds) {
+      const descriptor = terminalDescriptor(options.nodeId, terminalId);
+      const serviceId = descriptor.service_id;
+      builtins.push({
+        descriptor, source: `built-in terminal provider (--terminal-id ${terminalId})`, hostKind: 'static_linked', treePath: `services/${serviceId}`, loadedMs,
+        runtime: this.#newRuntime(serviceId, {
+          limits: limitsOf(descriptor), jobsKeep: descriptor.runtime.jobs_keep,
+          adapter: terminalAdapter({ nodeId: options.nodeId, serviceId, terminalId, cwd: driverCwd(undefined, options.mount), timeoutMs: descriptor.runtime.timeout_ms, killGraceMs: descriptor.runtime.kill_grace_ms }),
+        }),
+      });
+    }
+    return builtins;
+  }
+
+  #manifestService(loaded: LoadedService): NodeService {
+    const { descriptor, source, executablePath } = loaded;
+    const serviceId = descriptor.service_id;
+    const base = { descriptor, source, hostKind: 'native_process' as const, loadedMs: Date.now() };
+    if (descriptor.runtime.type !== 'native_proc' || executablePath === undefined) return { ...base, treePath: null };
+    return { ...base, treePath: `services/${serviceId}`, runtime: this.#newRuntime(serviceId, this.#settings(loaded)) };
+  }
+
+  #settings(loaded: LoadedService): ServiceSettings {
+    const { descriptor, source, executablePath } = loaded;
+    const { runtime } = descriptor;
+    const input = descriptor.schema.input;
+    const validate = input ? this.#schemas.compile(input) : undefined;
+    const cwd = runtime.cwd === undefined ? undefined : resolve(dirname(source), runtime.cwd);
+    return {
+      limits: limitsOf(descriptor),
+      jobsKeep: runtime.jobs_keep,
       ...(validate ? { checkInput: (payload: unknown) => validate(payload, 'payload')[0]?.message.replace(/^payload: /, '') } : {}),
       adapter: nativeProcAdapter({
-        nodeId: context.nodeId, serviceId, executablePath, args: runtime.args ?? [], cwd: driverCwd(cwd, context.mount),
-        env: runtime.env ?? {}, envPassthrough: runtime.env_passthrough ?? [], timeoutMs: runtime.timeout_ms,
-        killGraceMs: runtime.kill_grace_ms, maxOutputBytes: runtime.max_output_bytes,
+        nodeId: this.options.nodeId, serviceId: descriptor.service_id, executablePath: executablePath as string, args: runtime.args ?? [],
+        cwd: driverCwd(cwd, this.options.mount), env: runtime.env ?? {}, envPassthrough: runtime.env_passthrough ?? [],
+        timeoutMs: runtime.timeout_ms, killGraceMs: runtime.kill_grace_ms, maxOutputBytes: runtime.max_output_bytes,
+        persistent: runtime.mode === 'persistent',
       }),
-    }),
-  };
+    };
+  }
 }
 
-function limitsOf(descriptor: NodeService['descriptor']): { maxConcurrency: number; maxQueue: number; maxInputBytes: number } {
+function loadOptions(options: NodeDaemonOptions, schemas: Schemas) {
+  return { manifestFiles: options.serviceManifests, servicesDirs: options.servicesDirs, nodeId: options.nodeId, schemas };
+}
+
+function builtinIds(options: NodeDaemonOptions): Array<{ service_id: string; source: string }> {
+  return [
+    ...(options.fsService ? [{ service_id: 'fs', source: 'built-in fs provider' }] : []),
+    ...options.terminalIds.map((id) => ({ service_id: `terminal-${id}`, source: `built-in terminal provider (--terminal-id ${id})` })),
+  ];
+}
+
+function limitsOf(descriptor: ServiceDescriptor): ServiceSettings['limits'] {
   const { max_concurrency: maxConcurrency, max_queue: maxQueue, max_input_bytes: maxInputBytes } = descriptor.runtime;
   return { maxConcurrency, maxQueue, maxInputBytes };
 }

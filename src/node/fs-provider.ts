@@ -87,7 +87,10 @@ class ExportNode implements VNode {
   }
 
   async readdir(): Promise<string[]> {
-    return (await readdir(this.#path)).sort();
+    const entries = await readdir(this.#path, { withFileTypes: true });
+    // A link that leads out of the export is absent, so listings agree with lookup.
+    const shown = await Promise.all(entries.map(async (entry) => (!entry.isSymbolicLink() || (await this.lookup(entry.name)) ? entry.name : undefined)));
+    return shown.filter((name): name is string => name !== undefined).sort();
   }
 
   async open(flags: number): Promise<Handle> {

@@ -1,4 +1,6 @@
-import { SERVICE_FILES, type ServiceFileKind } from '../protocol/service-files.js';
+import { JOB_FILES, SERVICE_FILES, type JobFileKind, type ServiceFileKind } from '../protocol/service-files.js';
+import type { Job } from '../runtime/job.js';
+import type { RuntimeConfig } from '../runtime/supervision.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
 import { commitFile } from '../vfs/commit-file.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
@@ -6,8 +8,8 @@ import { FsError } from '../vfs/errors.js';
 import { ctlFile, snapshotFile, type Rendered } from '../vfs/files.js';
 import type { VNode } from '../vfs/node.js';
 import {
-  renderHealth, renderHost, renderMetrics, renderOutcome, renderReadme, renderResult, renderSchema,
-  renderStatus, renderTemplate,
+  renderConfig, renderHealth, renderHost, renderJobStatus, renderMetrics, renderOutcome, renderReadme, renderResult,
+  renderSchema, renderStatus, renderTemplate,
 } from './render.js';
 import type { NodeService, ServiceRegistry } from './service-registry.js';
 
@@ -20,6 +22,8 @@ export interface NodeTreeSources {
   errorsDocument(): Rendered;
   /** The `fs/` directory of the built-in fs provider, when enabled. */
   exports?: VNode;
+  /** Checks a config.json document; throws FsError('EINVAL') naming the field. */
+  parseConfig(text: string, serviceId: string): RuntimeConfig;
 }
 
 /**
@@ -32,7 +36,7 @@ export function buildNodeTree(sources: NodeTreeSources): VNode {
   const serviceDir = (service: NodeService & { runtime: ServiceRuntime }): VNode => {
     let dir = serviceDirs.get(service.runtime);
     if (!dir) {
-      dir = buildServiceDirectory(service, sources.mountPoint);
+      dir = buildServiceDirectory(service, sources);
       serviceDirs.set(service.runtime, dir);
     }
     return dir;
@@ -54,30 +58,36 @@ export function buildNodeTree(sources: NodeTreeSources): VNode {
   ], () => sources.registry.changedMs);
 }
 
-export function buildServiceDirectory(service: NodeService & { runtime: ServiceRuntime }, mountPoint: string): VNode {
+export function buildServiceDirectory(service: NodeService & { runtime: ServiceRuntime }, sources: Pick<NodeTreeSources, 'mountPoint' | 'parseConfig'>): VNode {
   const rt = service.runtime;
-  const { descriptor } = service;
-  const live = (render: () => Buffer | string, changedMs: () => number = () => rt.changedMs) => (): Rendered => {
+  // Read at every use: a reload replaces the descriptor while the runtime (and this directory) stay.
+  const descriptor = () => service.descriptor;
+  const alive = (): void => {
     if (rt.isRemoved) throw new FsError('ENOENT', `service ${rt.serviceId} has been removed`);
+  };
+  const live = (render: () => Buffer | string, changedMs: () => number = () => rt.changedMs) => (): Rendered => {
+    alive();
     return { data: render(), mtimeMs: changedMs() };
   };
-  const control = (action: () => void) =>
+  const control = (action: () => Promise<unknown> | unknown) =>
     ctlFile(async () => {
-      if (rt.isRemoved) throw new FsError('ENOENT', `service ${rt.serviceId} has been removed`);
-      action();
+      alive();
+      await action();
     }, () => rt.lastControlMs ?? rt.changedMs);
-  const bornMs = Date.now();
-  const fixed = (render: () => string) => snapshotFile(live(render, () => bornMs));
+  const loadedMs = () => service.loadedMs;
+  const fixed = (render: () => string) => snapshotFile(live(render, loadedMs));
 
   const files: Record<ServiceFileKind, VNode> = {
-    readme: fixed(() => renderReadme(descriptor, mountPoint)),
-    schema: fixed(() => renderSchema(descriptor)),
-    template: fixed(() => renderTemplate(descriptor)),
-    host: fixed(() => renderHost(descriptor, service.hostKind)),
+    readme: fixed(() => renderReadme(descriptor(), sources.mountPoint)),
+    schema: fixed(() => renderSchema(descriptor())),
+    template: fixed(() => renderTemplate(descriptor())),
+    host: fixed(() => renderHost(descriptor(), service.hostKind)),
     invoke: commitFile({
-      maxBytes: rt.maxInputBytes,
+      get maxBytes() {
+        return rt.maxInputBytes;
+      },
       admit: () => rt.admit(),
-      commit: async (payload) => renderOutcome(rt, descriptor, await rt.invoke(payload)),
+      commit: async (payload) => renderOutcome(rt, descriptor(), await rt.invoke(payload)),
       record: (error) => rt.recordRejection(error),
       changedMs: () => rt.changedMs,
     }),
@@ -85,14 +95,63 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     enable: control(() => rt.enable()),
     disable: control(() => rt.disable()),
     restart: control(() => rt.restart()),
-    cancel: control(() => void rt.cancel()),
+    cancel: control(() => rt.cancel()),
+    config: commitFile({
+      maxBytes: CONFIG_MAX_BYTES,
+      admit: alive,
+      commit: async (payload) => {
+        alive();
+        await rt.setConfig(sources.parseConfig(payload.toString('utf8'), rt.serviceId));
+        return renderConfig(rt);
+      },
+      record: () => undefined,
+      changedMs: () => rt.lastControlMs ?? rt.changedMs,
+      current: () => renderConfig(rt),
+    }),
     result: snapshotFile(live(() => renderResult(rt), () => rt.resultMs)),
-    status: snapshotFile(live(() => renderStatus(rt, descriptor))),
+    status: snapshotFile(live(() => renderStatus(rt, descriptor()))),
     last_error: snapshotFile(live(() => rt.lastError, () => rt.lastErrorMs)),
     metrics: snapshotFile(live(() => renderMetrics(rt))),
     health: snapshotFile(live(() => renderHealth(rt))),
+    jobs: jobsDirectory(rt, alive),
   };
   return tableFromPaths(SERVICE_FILES.map((f) => [f.path, files[f.kind]] as const), () => rt.changedMs);
+}
+
+const CONFIG_MAX_BYTES = 64 * 1024;
+
+/** jobs/<invocation_id>/: computed from the runtime on every lookup; a pruned job is gone (ENOENT). */
+function jobsDirectory(rt: ServiceRuntime, alive: () => void): VNode {
+  const dirs = new WeakMap<Job, VNode>();
+  const jobDir = (job: Job): VNode => {
+    const changed = () => job.finishedMs ?? job.startedMs ?? job.queuedMs;
+    const file = (render: () => Buffer | string) => snapshotFile(() => {
+      alive();
+      return { data: render(), mtimeMs: changed() };
+    });
+    const files: Record<JobFileKind, VNode> = {
+      request: file(() => job.request),
+      result: file(() => job.result ?? ''),
+      status: file(() => renderJobStatus(rt, job)),
+      stderr: file(() => job.stderr),
+      cancel: ctlFile(async () => {
+        alive();
+        rt.cancel(job.invocationId);
+      }, changed),
+    };
+    return tableDirectory(JOB_FILES.map((f) => [f.path, files[f.kind]] as const), changed);
+  };
+  return directory({
+    list: () => rt.jobs().map((job) => job.invocationId),
+    get: (name) => {
+      const job = rt.job(name);
+      if (!job) return undefined;
+      let dir = dirs.get(job);
+      if (!dir) dirs.set(job, (dir = jobDir(job)));
+      return dir;
+    },
+    mtimeMs: () => rt.changedMs,
+  });
 }
 
 /** Builds nested table directories from `a/b` paths, keeping the table's order. */

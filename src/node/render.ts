@@ -4,6 +4,7 @@
  */
 import { SERVICE_FILES } from '../protocol/service-files.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import type { Job } from '../runtime/job.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
 
 const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
@@ -17,21 +18,18 @@ function runtimeSummary(descriptor: ServiceDescriptor): Record<string, unknown> 
   return { type, abi, mode: mode ?? 'spawn' };
 }
 
-/** status.json: `offline` when disabled, `running` while any invocation runs, else the last outcome. */
-export function statusState(rt: ServiceRuntime): string {
-  if (!rt.enabled) return 'offline';
-  if (rt.running > 0) return 'running';
-  if (!rt.last) return 'idle';
-  return rt.last.state === 'rejected' ? 'error' : rt.last.state;
-}
-
-export function renderStatus(rt: ServiceRuntime, descriptor: ServiceDescriptor): string {
+export function renderStatus(rt: ServiceRuntime, descriptor: ServiceDescriptor, now = Date.now()): string {
   const last = rt.last;
+  const state = rt.statusState(now);
+  // The latest refusal shows with its errno until an invocation finishes after it.
+  const rejected = rt.rejection !== null && rt.rejection.ms >= (last?.updatedMs ?? -1);
   return json({
     service_id: rt.serviceId,
     runtime: runtimeSummary(descriptor),
-    state: statusState(rt),
+    state,
     ...(rt.enabled ? {} : { reason: rt.disabledReason }),
+    ...(state === 'backoff' ? { retry_after_ms: rt.cooldownRemainingMs(now) } : {}),
+    ...(rejected && rt.rejection ? { errno: rt.rejection.errno, error: rt.rejection.message } : {}),
     running: rt.running,
     queued: rt.queued,
     invocation_id: last?.invocationId ?? null,
@@ -40,7 +38,6 @@ export function renderStatus(rt: ServiceRuntime, descriptor: ServiceDescriptor):
     exit_code: last?.exitCode ?? null,
     signal: last?.signal ?? null,
     result_format: last?.resultFormat ?? null,
-    ...(last?.errno ? { errno: last.errno } : {}),
     ...metricsDocument(rt),
   });
 }
@@ -67,24 +64,42 @@ export function renderMetrics(rt: ServiceRuntime): string {
   return json(metricsDocument(rt));
 }
 
-export function healthState(rt: ServiceRuntime): 'online' | 'degraded' | 'offline' {
-  if (!rt.enabled) return 'offline';
-  return rt.counters.consecutiveFailures > 0 ? 'degraded' : 'online';
-}
-
-export function renderHealth(rt: ServiceRuntime): string {
+export function renderHealth(rt: ServiceRuntime, now = Date.now()): string {
   return json({
-    state: healthState(rt),
+    state: rt.noteHealth(now),
     enabled: rt.enabled,
+    ...(rt.enabled ? {} : { reason: rt.disabledReason }),
     last_control_op: rt.lastControlOp,
     last_control_ms: rt.lastControlMs,
     restarts_total: rt.counters.restartsTotal,
-    cooldown_until_ms: null,
-    cooldown_remaining_ms: 0,
+    cooldown_until_ms: rt.cooldownUntilMs,
+    cooldown_remaining_ms: rt.cooldownRemainingMs(now),
+    supervision: rt.supervision(),
+    probe: { ok: rt.probeError === null, error: rt.probeError },
     metrics: metricsDocument(rt),
     last_transition_ms: rt.lastTransitionMs,
     last_healthy_ms: rt.lastHealthyMs,
     last_error: rt.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
+  });
+}
+
+export function renderConfig(rt: ServiceRuntime): Buffer {
+  return Buffer.from(json(rt.config));
+}
+
+export function renderJobStatus(rt: ServiceRuntime, job: Job): string {
+  return json({
+    invocation_id: job.invocationId,
+    service_id: rt.serviceId,
+    state: job.state,
+    queued_ms: job.queuedMs,
+    started_ms: job.startedMs,
+    finished_ms: job.finishedMs,
+    duration_ms: job.durationMs,
+    exit_code: job.exitCode,
+    signal: job.signal,
+    request_bytes: job.request.length,
+    error: job.error.trim(),
   });
 }
 

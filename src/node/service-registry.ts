@@ -11,6 +11,8 @@ export interface NodeService {
   runtime?: ServiceRuntime;
   /** Where it lives in the node tree (`services/<id>`, `fs`), or null when catalog-only. */
   treePath: string | null;
+  /** When this version of the descriptor was loaded: mtime of the files rendered from it. */
+  loadedMs: number;
 }
 
 /** The services of this node in load order; replaced whole on reload. */

@@ -118,6 +118,47 @@ export interface ServiceSchema {
   [k: string]: unknown;
 }
 /**
+ * A service's config.json (SPEC §3, §5): written whole, overrides the manifest's runtime values, survives reloads and restarts. Unknown keys are errors, except keys starting with "x-".
+ */
+export interface ServiceConfig {
+  supervision?: SupervisionPolicy;
+  /**
+   * Overrides runtime.timeout_ms.
+   */
+  timeout_ms?: number;
+  /**
+   * Overrides runtime.kill_grace_ms.
+   */
+  kill_grace_ms?: number;
+  /**
+   * Overrides runtime.max_output_bytes.
+   */
+  max_output_bytes?: number;
+  /**
+   * This interface was referenced by `ServiceConfig`'s JSON-Schema definition
+   * via the `patternProperty` "^x-".
+   */
+  [k: string]: unknown;
+}
+export interface SupervisionPolicy {
+  /**
+   * Consecutive failures that reach the threshold; 0 = no threshold.
+   */
+  max_consecutive_failures?: number;
+  /**
+   * Consecutive timeouts that reach the threshold; 0 = no threshold.
+   */
+  max_consecutive_timeouts?: number;
+  /**
+   * After a failure, invokes within this window get EAGAIN and status backoff; 0 = none.
+   */
+  cooldown_ms?: number;
+  /**
+   * Reaching a threshold disables the service (status offline, reason names the threshold).
+   */
+  auto_disable_on_threshold?: boolean;
+}
+/**
  * A loaded service with every default applied and templates replaced: what the catalog publishes. Field rules live in manifest.schema.json.
  */
 export interface ServiceDescriptor {

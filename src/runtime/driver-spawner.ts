@@ -59,6 +59,10 @@ export class DriverSpawner implements DriverRunner {
     });
   }
 
+  restartPersistent(key: string, why: string): void {
+    this.#send({ type: 'restart-persistent', key, why });
+  }
+
   /** Disconnecting makes the spawner kill every driver group it still runs, then exit. */
   async close(): Promise<void> {
     if (this.#exitReason || !this.#child.connected) return;

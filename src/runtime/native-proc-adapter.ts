@@ -15,6 +15,8 @@ export interface NativeProcOptions {
   maxOutputBytes: number;
   uid?: number;
   gid?: number;
+  /** runtime.mode "persistent": requests go to one long-lived driver per service. */
+  persistent?: boolean;
 }
 
 /** Driver ABI v1, spawn per call: stdin payload, stdout result, stderr diagnostics, exit code. */
@@ -32,6 +34,7 @@ export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.
         maxOutputBytes: options.maxOutputBytes,
         ...(options.uid === undefined ? {} : { uid: options.uid }),
         ...(options.gid === undefined ? {} : { gid: options.gid }),
+        ...(options.persistent ? { persistentKey: options.serviceId } : {}),
       };
     },
     interpret: interpretRun,

@@ -12,6 +12,8 @@ export interface DriverSpec {
   maxOutputBytes: number;
   uid?: number;
   gid?: number;
+  /** runtime.mode "persistent": the long-lived driver this request goes to (the service id). */
+  persistentKey?: string;
 }
 
 export type RunState = 'ok' | 'error' | 'timeout' | 'cancelled';

@@ -3,19 +3,33 @@
  * (libfuse 2 opens it without close-on-exec; SPEC §12). When its link to the daemon drops, it
  * kills every driver group it started and exits.
  */
+import { PersistentDriver } from './persistent-driver.js';
 import { runDriver } from './run-driver.js';
+import type { DriverSpec, RunResult } from './run-result.js';
 import type { SpawnerReply, SpawnerRequest } from './spawner-protocol.js';
 
 const running = new Map<number, AbortController>();
+const persistent = new Map<string, PersistentDriver>();
+
+function run(spec: DriverSpec, signal: AbortSignal): Promise<RunResult> {
+  if (spec.persistentKey === undefined) return runDriver(spec, signal);
+  let driver = persistent.get(spec.persistentKey);
+  if (!driver) persistent.set(spec.persistentKey, (driver = new PersistentDriver(spec)));
+  return driver.run(spec, signal);
+}
 
 process.on('message', (message: SpawnerRequest) => {
   if (message.type === 'cancel') {
     running.get(message.id)?.abort();
     return;
   }
+  if (message.type === 'restart-persistent') {
+    persistent.get(message.key)?.restart(message.why);
+    return;
+  }
   const controller = new AbortController();
   running.set(message.id, controller);
-  void runDriver(message.spec, controller.signal).then((result) => {
+  void run(message.spec, controller.signal).then((result) => {
     running.delete(message.id);
     const reply: SpawnerReply = { type: 'result', id: message.id, result };
     if (process.connected) process.send?.(reply);
@@ -24,6 +38,7 @@ process.on('message', (message: SpawnerRequest) => {
 
 process.on('disconnect', () => {
   for (const controller of running.values()) controller.abort();
+  for (const driver of persistent.values()) driver.restart('the node daemon stopped');
   // runDriver escalates to SIGKILL after each spec's grace; give the groups that long at most.
   setTimeout(() => process.exit(0), 2000).unref();
   if (running.size === 0) process.exit(0);

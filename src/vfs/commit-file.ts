@@ -18,6 +18,11 @@ export interface CommitTarget {
   /** Records an error found before any commit (EFBIG, a hole) where an operator looks. */
   record(error: FsError): void;
   changedMs(): number;
+  /**
+   * A document file (config.json): what a read shows when this open has committed nothing, and
+   * the file's size. Without it a fresh read returns end of file (control/invoke.json).
+   */
+  current?: () => Buffer;
 }
 
 const O_ACCMODE = 3;
@@ -34,15 +39,15 @@ export function commitFile(target: CommitTarget): VNode {
   return {
     async getattr(): Promise<Attr> {
       const mtimeMs = target.changedMs();
-      return { mode: S_IFREG | 0o644, size: 0, mtimeMs, ctimeMs: mtimeMs };
+      return { mode: S_IFREG | 0o644, size: target.current?.().length ?? 0, mtimeMs, ctimeMs: mtimeMs };
     },
     async truncate(size) {
-      if (size !== 0) throw new FsError('EINVAL', 'control/invoke.json can only be truncated to 0');
+      if (size !== 0) throw new FsError('EINVAL', 'this file can only be truncated to 0 (it takes whole documents)');
     },
     async open(flags) {
       const access = flags & O_ACCMODE;
       if (access === O_WRONLY || access === O_RDWR) target.admit();
-      return new CommitHandle(target);
+      return new CommitHandle(target, access === O_WRONLY ? undefined : target.current?.());
     },
   };
 }
@@ -56,10 +61,13 @@ class CommitHandle implements Handle {
   #poisoned: FsError | undefined;
   #busy: Promise<unknown> = Promise.resolve();
   #outcome: Buffer = Buffer.alloc(0);
-  #outcomeCursor = 0;
+  /** File offset of the read that committed: the outcome's byte 0. */
+  #committedAt = 0;
 
-  constructor(target: CommitTarget) {
+  /** `initial`: a document file's content at open, served until this open commits. */
+  constructor(target: CommitTarget, initial?: Buffer) {
     this.#target = target;
+    if (initial) this.#outcome = initial;
   }
 
   async write(offset: number, data: Buffer): Promise<number> {
@@ -84,7 +92,7 @@ class CommitHandle implements Handle {
   }
 
   async truncate(size: number): Promise<void> {
-    if (size !== 0) throw new FsError('EINVAL', 'control/invoke.json can only be truncated to 0');
+    if (size !== 0) throw new FsError('EINVAL', 'this file can only be truncated to 0 (it takes whole documents)');
   }
 
   async fsync(): Promise<void> {}
@@ -99,15 +107,14 @@ class CommitHandle implements Handle {
     });
   }
 
-  read(_offset: number, length: number): Promise<Buffer> {
+  read(offset: number, length: number): Promise<Buffer> {
     return this.#serial(async () => {
       if (this.#length > 0 && !this.#poisoned) {
         this.#outcome = await this.#commit();
-        this.#outcomeCursor = 0;
+        this.#committedAt = offset;
       }
-      const chunk = readSlice(this.#outcome, this.#outcomeCursor, length);
-      this.#outcomeCursor += chunk.length;
-      return chunk;
+      // An outcome is read from its start whatever the file offset (SPEC §3 transactions).
+      return readSlice(this.#outcome, Math.max(0, offset - this.#committedAt), length);
     });
   }
 

@@ -60,7 +60,9 @@ export async function startNode(t: Teardown, options: { manifests?: Array<Record
   await mkdir(servicesDir, { recursive: true });
   for (const m of options.manifests ?? []) await writeFile(join(servicesDir, `${String(m.service_id)}.json`), JSON.stringify(m, null, 2));
   const logFile = join(dir, 'node.log');
-  const args = [ACHERON, 'node', '--node-id', 'test-node', '--mount', mount, '--services-dir', servicesDir, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
+  // Each test has its own state file: the journal restores runtime state across restarts.
+  const stateFile = join(dir, 'node-state.json');
+  const args = [ACHERON, 'node', '--node-id', 'test-node', '--mount', mount, '--services-dir', servicesDir, '--state-file', stateFile, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env }, detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

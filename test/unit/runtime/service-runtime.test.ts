@@ -6,17 +6,21 @@ import { DRIVERS } from '../../helpers/node.js';
 import { InvocationIds } from '../../../src/runtime/invocation-id.js';
 import { nativeProcAdapter } from '../../../src/runtime/native-proc-adapter.js';
 import { runDriver } from '../../../src/runtime/run-driver.js';
-import { ServiceRuntime } from '../../../src/runtime/service-runtime.js';
+import { ServiceRuntime, type RuntimeChange } from '../../../src/runtime/service-runtime.js';
 
-function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined } = {}) {
+function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined; persist?: (c: RuntimeChange) => Promise<void> } = {}) {
   return new ServiceRuntime({
     serviceId: 's', runner: { run: runDriver }, ids: new InvocationIds(),
+    ...(options.persist ? { persist: options.persist } : {}),
+    settings: {
     limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: options.maxQueue ?? 64, maxInputBytes: 1 << 20 },
+    jobsKeep: 4,
     ...(options.checkInput ? { checkInput: options.checkInput } : {}),
     adapter: nativeProcAdapter({
       nodeId: 'n', serviceId: 's', executablePath: join(DRIVERS, driver), args: [], cwd: '/tmp', env: { SLOW_SECONDS: '0.3' }, envPassthrough: [],
       timeoutMs: options.timeoutMs ?? 10_000, killGraceMs: 200, maxOutputBytes: 1 << 20,
     }),
+    },
   });
 }
 
@@ -53,7 +57,9 @@ t.test('rejections: bad JSON, not an object, schema check; recorded, nothing run
   t.match(rt.lastError, /msg/);
   t.equal(rt.counters.invokesTotal, 0);
   t.equal(rt.counters.rejectedTotal, 3);
-  t.equal(rt.last?.state, 'rejected');
+  t.equal(rt.statusState(), 'error');
+  t.equal(rt.rejection?.errno, 'EINVAL');
+  t.equal(rt.last, null, 'no invocation ran');
 });
 
 t.test('disabled → EPERM; enabled again → runs', async (t) => {
@@ -88,4 +94,66 @@ t.test('timeout and cancel', async (t) => {
   t.equal(rt2.cancel(), 1);
   t.equal((await running).state, 'cancelled');
   t.equal(rt2.counters.failuresTotal, 0, 'a cancel is not a failure');
+});
+
+t.test('supervision: cooldown gives EAGAIN and backoff; a threshold auto-disables naming it', async (t) => {
+  const rt = service('fail');
+  await rt.setConfig({ supervision: { cooldown_ms: 60_000 } });
+  await rt.invoke(Buffer.from('{}'));
+  t.equal(rt.statusState(), 'backoff');
+  t.ok(rt.cooldownRemainingMs() > 50_000);
+  await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EAGAIN');
+  t.equal(rt.healthState(), 'degraded');
+  await rt.restart();
+  t.equal(rt.cooldownRemainingMs(), 0, 'restart clears the cooldown');
+
+  const rt2 = service('fail');
+  await rt2.setConfig({ supervision: { max_consecutive_failures: 2 } });
+  await rt2.invoke(Buffer.from('{}'));
+  t.equal(rt2.enabled, true);
+  await rt2.invoke(Buffer.from('{}'));
+  t.equal(rt2.enabled, false);
+  t.match(rt2.disabledReason, /2 consecutive failures reached max_consecutive_failures \(2\)/);
+  t.equal(rt2.statusState(), 'offline');
+  await rejectsErrno(t, rt2.invoke(Buffer.from('{}')), 'EPERM');
+  await rt2.enable();
+  t.equal(rt2.statusState(), 'idle');
+  t.equal(rt2.counters.consecutiveFailures, 0);
+
+  const rt3 = service('hang', { timeoutMs: 100 });
+  await rt3.setConfig({ supervision: { max_consecutive_timeouts: 1, auto_disable_on_threshold: false } });
+  await rt3.invoke(Buffer.from('{}'));
+  t.equal(rt3.enabled, true, 'no auto-disable when the policy says so');
+});
+
+t.test('config.json overrides the timeout', async (t) => {
+  const rt = service('hang', { timeoutMs: 60_000 });
+  await rt.setConfig({ timeout_ms: 150 });
+  t.equal((await rt.invoke(Buffer.from('{}'))).state, 'timeout');
+});
+
+t.test('jobs: kept up to jobs_keep, each with its own request, result and stderr; persisted', async (t) => {
+  const changes: RuntimeChange[] = [];
+  const rt = service('cat', { persist: async (c) => void changes.push(c) });
+  for (let i = 0; i < 6; i++) await rt.invoke(Buffer.from(`{"i":${i}}`));
+  const jobs = rt.jobs();
+  t.equal(jobs.length, 4, 'jobs_keep 4');
+  t.same(jobs.map((j) => j.request.toString()), ['{"i":2}', '{"i":3}', '{"i":4}', '{"i":5}']);
+  t.equal(jobs[3]?.result?.toString(), '{"i":5}');
+  t.equal(jobs[3]?.state, 'ok');
+  t.ok(changes.some((c) => c.kind === 'job-removed'), 'pruned jobs leave the journal');
+  t.ok(changes.some((c) => c.kind === 'job'));
+});
+
+t.test('snapshot and restore round-trip the durable state', async (t) => {
+  const rt = service('cat');
+  await rt.invoke(Buffer.from('{"keep":1}'));
+  await rt.disable();
+  await rt.setConfig({ supervision: { cooldown_ms: 5 } });
+  const copy = service('cat');
+  copy.restore(JSON.parse(JSON.stringify(rt.snapshot())), rt.jobs().map((j) => j.record()));
+  t.same(copy.snapshot(), rt.snapshot());
+  t.equal(copy.result?.toString(), '{"keep":1}');
+  t.equal(copy.enabled, false);
+  t.equal(copy.jobs().length, 1);
 });

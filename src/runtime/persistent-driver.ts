@@ -1,0 +1,181 @@
+import { execa, type ResultPromise } from 'execa';
+import type { DriverSpec, RunResult, RunState } from './run-result.js';
+
+interface Pending {
+  resolve(result: RunResult): void;
+  timer: NodeJS.Timeout;
+  startedMs: number;
+  started: number;
+}
+
+/** Restart delays after a driver that dies young: doubling up to the cap, reset once it lived a while. */
+const FIRST_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 5000;
+const STABLE_AFTER_MS = 2000;
+const STDERR_TAIL_BYTES = 4096;
+
+/**
+ * `runtime.mode: "persistent"` (SPEC §4): one long-lived driver per service speaking JSON lines,
+ * `{"id","payload"}` in and `{"id","ok","result"|"error"}` out, several requests in flight. A
+ * request past its timeout (or cancelled) kills and restarts the process, failing the others with a
+ * clear error; a driver that dies is restarted on the next request, with backoff if it dies young.
+ */
+export class PersistentDriver {
+  #spec: DriverSpec;
+  #child: ResultPromise | undefined;
+  #pending = new Map<string, Pending>();
+  #nextId = 1;
+  #stdoutBuffer = '';
+  #stderrTail = '';
+  #backoffMs = 0;
+  #notBeforeMs = 0;
+  #childStartedMs = 0;
+
+  constructor(spec: DriverSpec) {
+    this.#spec = spec;
+  }
+
+  /** The spec that starts the process; a different one (a reload) restarts it. */
+  static identity(spec: DriverSpec): string {
+    return JSON.stringify([spec.file, spec.args, spec.cwd, processEnv(spec), spec.uid ?? null, spec.gid ?? null]);
+  }
+
+  async run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
+    if (PersistentDriver.identity(spec) !== PersistentDriver.identity(this.#spec)) {
+      this.restart('its settings changed');
+      this.#spec = spec;
+    }
+    const startedMs = Date.now();
+    const started = performance.now();
+    const wait = this.#notBeforeMs - startedMs;
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, spec.timeoutMs)));
+    const child = this.#ensureStarted();
+    const id = String(this.#nextId++);
+    let line: string;
+    try {
+      line = JSON.stringify({ id, invocation_id: spec.env.ACHERON_INVOCATION_ID, payload: JSON.parse(spec.input.toString('utf8')) as unknown }) + '\n';
+    } catch (error) {
+      return result({ state: 'error', startedMs, started, message: `payload is not JSON: ${(error as Error).message}` });
+    }
+    return new Promise<RunResult>((resolve) => {
+      const end = (state: RunState, message: string): void => {
+        this.#settle(id, result({ state, startedMs, started, message }));
+        this.restart(`request ${id} ${state === 'timeout' ? 'timed out' : 'was cancelled'}`);
+      };
+      const timer = setTimeout(() => end('timeout', `${spec.file} (persistent) did not answer request ${id} within ${spec.timeoutMs} ms; the driver was restarted`), spec.timeoutMs);
+      this.#pending.set(id, { resolve, timer, startedMs, started });
+      signal?.addEventListener('abort', () => this.#pending.has(id) && end('cancelled', `request ${id} was cancelled; the persistent driver was restarted`), { once: true });
+      child.stdin?.write(line);
+    });
+  }
+
+  /** Kills the process (its whole group); requests in flight fail naming `why`. */
+  restart(why: string): void {
+    const child = this.#child;
+    this.#child = undefined;
+    if (child?.pid !== undefined) killGroup(child.pid, this.#spec.killGraceMs);
+    this.#failAll(`the persistent driver was restarted: ${why}`);
+  }
+
+  #ensureStarted(): ResultPromise {
+    if (this.#child) return this.#child;
+    const spec = this.#spec;
+    const child = execa(spec.file, spec.args, {
+      cwd: spec.cwd, env: processEnv(spec), extendEnv: false, detached: true, buffer: false, reject: false, cleanup: true,
+      stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', encoding: 'utf8',
+      ...(spec.uid === undefined ? {} : { uid: spec.uid }),
+      ...(spec.gid === undefined ? {} : { gid: spec.gid }),
+    });
+    this.#child = child;
+    this.#childStartedMs = Date.now();
+    this.#stdoutBuffer = '';
+    child.stdin?.on('error', () => undefined);
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => this.#onStdout(child, chunk));
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => (this.#stderrTail = (this.#stderrTail + chunk).slice(-STDERR_TAIL_BYTES)));
+    void child.then((outcome) => {
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      const lived = Date.now() - this.#childStartedMs;
+      this.#backoffMs = lived > STABLE_AFTER_MS ? 0 : Math.min(MAX_BACKOFF_MS, Math.max(FIRST_BACKOFF_MS, this.#backoffMs * 2));
+      this.#notBeforeMs = Date.now() + this.#backoffMs;
+      const how = outcome.signal ? `killed by ${outcome.signal}` : outcome.failed && outcome.exitCode === undefined ? `could not be started: ${outcome.originalMessage ?? outcome.shortMessage}` : `exited with code ${outcome.exitCode}`;
+      this.#failAll(`${spec.file} (persistent) ${how}${this.#stderrTail.trim() ? `: ${this.#stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
+    });
+    return child;
+  }
+
+  #onStdout(child: ResultPromise, chunk: string): void {
+    this.#stdoutBuffer += chunk;
+    if (this.#stdoutBuffer.length > this.#spec.maxOutputBytes) {
+      this.#stdoutBuffer = '';
+      if (this.#child === child) this.restart(`an answer exceeded max_output_bytes (${this.#spec.maxOutputBytes})`);
+      return;
+    }
+    let newline: number;
+    while ((newline = this.#stdoutBuffer.indexOf('\n')) >= 0) {
+      const line = this.#stdoutBuffer.slice(0, newline);
+      this.#stdoutBuffer = this.#stdoutBuffer.slice(newline + 1);
+      this.#onAnswer(line);
+    }
+  }
+
+  #onAnswer(line: string): void {
+    let answer: { id?: unknown; ok?: unknown; result?: unknown; error?: unknown };
+    try {
+      answer = JSON.parse(line) as typeof answer;
+    } catch {
+      this.#stderrTail = (this.#stderrTail + `\n[acheron] ignored a stdout line that is not JSON (${line.length} bytes)`).slice(-STDERR_TAIL_BYTES);
+      return;
+    }
+    const id = typeof answer.id === 'string' || typeof answer.id === 'number' ? String(answer.id) : undefined;
+    const pending = id === undefined ? undefined : this.#pending.get(id);
+    if (!pending || id === undefined) return;
+    if (answer.ok === true) {
+      this.#settle(id, { ...result({ state: 'ok', startedMs: pending.startedMs, started: pending.started, message: `${this.#spec.file} (persistent) answered request ${id}` }), stdout: Buffer.from(JSON.stringify(answer.result ?? {}) + '\n') });
+    } else {
+      const error = typeof answer.error === 'string' ? answer.error : JSON.stringify(answer.error ?? 'the driver answered ok:false');
+      this.#settle(id, { ...result({ state: 'error', startedMs: pending.startedMs, started: pending.started, message: error }), stderr: Buffer.from(error) });
+    }
+  }
+
+  #settle(id: string, outcome: RunResult): void {
+    const pending = this.#pending.get(id);
+    if (!pending) return;
+    this.#pending.delete(id);
+    clearTimeout(pending.timer);
+    pending.resolve(outcome);
+  }
+
+  #failAll(message: string): void {
+    for (const [id, pending] of this.#pending) {
+      this.#settle(id, result({ state: 'error', startedMs: pending.startedMs, started: pending.started, message }));
+    }
+  }
+}
+
+function result(o: { state: RunState; startedMs: number; started: number; message: string }): RunResult {
+  return {
+    state: o.state, exitCode: null, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputCapped: false,
+    spawnFailed: false, startedMs: o.startedMs, durationMs: Math.round(performance.now() - o.started), shortMessage: o.message,
+  };
+}
+
+/** One process serves many invocations: the per-invocation id travels in the request line instead. */
+function processEnv(spec: DriverSpec): Record<string, string> {
+  const { ACHERON_INVOCATION_ID: _perInvocation, ...env } = spec.env;
+  return env;
+}
+
+function killGroup(pid: number, graceMs: number): void {
+  const send = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // ESRCH: already gone.
+    }
+  };
+  send('SIGTERM');
+  setTimeout(() => send('SIGKILL'), graceMs).unref();
+}

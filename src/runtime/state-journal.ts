@@ -1,0 +1,187 @@
+import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+
+export type StateSync = 'always' | 'batch';
+
+/** Batch mode: at most this much acknowledged state can be lost in a crash (Redis `everysec`, tighter). */
+export const BATCH_SYNC_MS = 100;
+
+interface Waiter {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** What a journal brought back at start-up, and what it had to skip or set aside. */
+export interface RestoredState {
+  values: Map<string, unknown>;
+  problems: string[];
+}
+
+/**
+ * A durable key → JSON value map (SPEC §5): every change is appended as one line and fdatasync'd
+ * with group commit (one sync for all lines waiting); the file is compacted by writing a snapshot
+ * to a temp file, fsync, rename. A torn last line is skipped; any other bad line sets the whole
+ * file aside (renamed, never deleted) after restoring every line that still parses.
+ */
+export class StateJournal {
+  readonly path: string;
+  #file: FileHandle;
+  #sync: StateSync;
+  #log: Logger;
+  #latest = new Map<string, string>();
+  #pending: string[] = [];
+  #waiters: Waiter[] = [];
+  #flushing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #bytes = 0;
+  #compactAtBytes: number;
+  #closed = false;
+
+  private constructor(path: string, file: FileHandle, sync: StateSync, log: Logger, bytes: number, compactAtBytes: number) {
+    this.path = path;
+    this.#file = file;
+    this.#sync = sync;
+    this.#log = log;
+    this.#bytes = bytes;
+    this.#compactAtBytes = compactAtBytes;
+  }
+
+  static async open(path: string, options: { sync: StateSync; log: Logger; compactAtBytes?: number }): Promise<{ journal: StateJournal; restored: RestoredState }> {
+    await mkdir(dirname(path), { recursive: true });
+    const restored = await StateJournal.#read(path);
+    if (restored.problems.length > 0 && restored.setAside) {
+      const aside = `${path}.corrupt-${Date.now()}`;
+      await rename(path, aside);
+      restored.problems.push(`set the damaged file aside as ${aside}`);
+    }
+    const file = await open(path, 'a', 0o600);
+    const journal = new StateJournal(path, file, options.sync, options.log, (await file.stat()).size, options.compactAtBytes ?? 4 << 20);
+    for (const [key, value] of restored.values) journal.#latest.set(key, JSON.stringify(value));
+    // A file we set aside or that had a torn tail starts over as a clean snapshot.
+    if (restored.problems.length > 0) await journal.compact();
+    for (const problem of restored.problems) options.log.error({ path }, `state journal: ${problem}`);
+    return { journal, restored: { values: restored.values, problems: restored.problems } };
+  }
+
+  static async #read(path: string): Promise<RestoredState & { setAside: boolean }> {
+    const values = new Map<string, unknown>();
+    const problems: string[] = [];
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { values, problems, setAside: false };
+      throw error;
+    }
+    const lines = text.split('\n');
+    const tail = lines.pop() ?? '';
+    let setAside = false;
+    lines.forEach((line, index) => {
+      if (line === '') return;
+      const record = parseRecord(line);
+      if (!record) {
+        problems.push(`line ${index + 1} is not a journal record; skipped`);
+        setAside = true;
+      } else if ('deleted' in record) values.delete(record.key);
+      else values.set(record.key, record.value);
+    });
+    if (tail !== '') problems.push(`the last line (${tail.length} bytes) was torn by a crash; skipped`);
+    return { values, problems, setAside };
+  }
+
+  /** The last value stored under each key. */
+  entries(): Map<string, unknown> {
+    return new Map([...this.#latest].map(([key, value]) => [key, JSON.parse(value) as unknown]));
+  }
+
+  /** Stores `value`; resolves once durable (`always`) or at once (`batch`, synced within 100 ms). */
+  set(key: string, value: unknown): Promise<void> {
+    const json = JSON.stringify(value);
+    this.#latest.set(key, json);
+    return this.#append(JSON.stringify({ key, value }) + '\n');
+  }
+
+  delete(key: string): Promise<void> {
+    if (!this.#latest.delete(key)) return Promise.resolve();
+    return this.#append(JSON.stringify({ key, deleted: true }) + '\n');
+  }
+
+  #append(line: string): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`state journal ${this.path} is closed`));
+    this.#pending.push(line);
+    if (this.#sync === 'batch') {
+      this.#timer ??= setTimeout(() => void this.flush().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: write failed')), BATCH_SYNC_MS);
+      return Promise.resolve();
+    }
+    const durable = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    void this.flush().catch(() => undefined);
+    return durable;
+  }
+
+  /** Writes and syncs everything pending; concurrent callers share one sync (group commit). */
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    if (this.#pending.length === 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const lines = this.#pending.join('');
+    const waiters = this.#waiters;
+    this.#pending = [];
+    this.#waiters = [];
+    // Compaction runs inside the same critical section, so no write lands on a renamed file.
+    this.#flushing = (async () => {
+      try {
+        await this.#file.write(lines);
+        await this.#file.datasync();
+        this.#bytes += Buffer.byteLength(lines);
+        for (const waiter of waiters) waiter.resolve();
+      } catch (error) {
+        for (const waiter of waiters) waiter.reject(error as Error);
+        throw error;
+      }
+      if (this.#bytes > this.#compactAtBytes) await this.compact();
+    })().finally(() => {
+      this.#flushing = undefined;
+    });
+    return this.#flushing;
+  }
+
+  /** Rewrites the file as one line per key: temp file, fsync, rename, then fsync the directory. */
+  async compact(): Promise<void> {
+    const temp = `${this.path}.tmp-${process.pid}`;
+    const snapshot = [...this.#latest].map(([key, value]) => `{"key":${JSON.stringify(key)},"value":${value}}\n`).join('');
+    const file = await open(temp, 'w', 0o600);
+    try {
+      await file.write(snapshot);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, this.path);
+    const dir = await open(dirname(this.path), 'r');
+    await dir.sync().finally(() => dir.close());
+    await this.#file.close();
+    this.#file = await open(this.path, 'a', 0o600);
+    this.#bytes = (await stat(this.path)).size;
+    this.#compactAtBytes = Math.max(this.#compactAtBytes, this.#bytes * 2);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flush();
+    this.#closed = true;
+    await this.#file.close();
+  }
+}
+
+function parseRecord(line: string): { key: string; value: unknown } | { key: string; deleted: true } | undefined {
+  try {
+    const record = JSON.parse(line) as { key?: unknown; value?: unknown; deleted?: unknown };
+    if (typeof record.key !== 'string') return undefined;
+    if (record.deleted === true) return { key: record.key, deleted: true };
+    return 'value' in record ? { key: record.key, value: record.value } : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,132 @@
+// SPEC §3 concurrency through a real mount: services run in parallel, one service serializes up to
+// max_concurrency, O_RDWR transactions each read their own outcome, nothing else waits for a
+// running driver, and a full queue answers EAGAIN at open.
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { manifest, readJson, readText, startNode } from '../helpers/node.js';
+import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
+
+interface Status {
+  state: string;
+  running: number;
+  queued: number;
+  errno?: string;
+}
+
+const slow = (id: string, seconds: number, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
+  manifest(id, 'slow', { runtime: { env: { SLOW_SECONDS: String(seconds) }, ...runtime } });
+
+const parallel = ['p1', 'p2', 'p3', 'p4'];
+const node = await startNode(t, {
+  manifests: [
+    ...parallel.map((id) => slow(id, 1)),
+    slow('long', 3),
+    slow('other', 1),
+    slow('shared', 1),
+    slow('no-queue', 3, { max_queue: 0 }),
+  ],
+});
+
+const file = (id: string, name: string): string => join(node.service(id), name);
+const status = (id: string): Promise<Status> => readJson<Status>(file(id, 'status.json'));
+
+// One O_RDWR transaction: write the payload, read the same descriptor to the end (SPEC §3).
+const transactionScript = join(node.dir, 'transaction.py');
+await writeFile(transactionScript, `import os, sys
+fd = os.open(os.environ['F'], os.O_RDWR)
+os.write(fd, os.environ['PAYLOAD'].encode())
+out = b''
+while True:
+    chunk = os.read(fd, 4096)
+    if not chunk:
+        break
+    out += chunk
+os.close(fd)
+sys.stdout.write(out.decode())
+`);
+
+function transaction(id: string, payload: Record<string, unknown>): Promise<ShResult> {
+  return sh(`python3 ${q(transactionScript)}`, { env: { ...process.env, F: file(id, 'control/invoke.json'), PAYLOAD: JSON.stringify(payload) }, timeoutMs: 45_000 });
+}
+
+/** Starts a writer in the background and tracks when its close() has returned. */
+function backgroundWriter(id: string, payload: Record<string, unknown>): { done: Promise<ShResult>; finished: () => boolean } {
+  let finished = false;
+  const done = sh(`/bin/echo ${q(JSON.stringify(payload))} > ${q(file(id, 'control/invoke.json'))}`, { timeoutMs: 45_000 }).then((run) => {
+    finished = true;
+    return run;
+  });
+  return { done, finished: () => finished };
+}
+
+await t.test('20 transactions over 4 services: each reads its own result; services run in parallel', async (tt) => {
+  const jobs = Array.from({ length: 20 }, (_, i) => ({ id: parallel[i % parallel.length] as string, payload: { job: i, service: parallel[i % parallel.length] } }));
+  const started = Date.now();
+  const runs = await Promise.all(jobs.map((job) => transaction(job.id, job.payload)));
+  const wallMs = Date.now() - started;
+  runs.forEach((run, i) => {
+    tt.equal(run.code, 0, `job ${i}: ${run.stderr.trim()}`);
+    tt.same(JSON.parse(run.stdout), { slept: true, echo: jobs[i]?.payload }, `job ${i} read back its own result`);
+  });
+  const serialSumMs = jobs.length * 1000;
+  tt.ok(wallMs < 0.8 * serialSumMs, `wall time ${wallMs} ms is well below the serial sum ${serialSumMs} ms`);
+  // max_concurrency 1: each service ran its 5 jobs one after another.
+  tt.ok(wallMs >= 5 * 1000, `wall time ${wallMs} ms covers 5 one-second runs in a row`);
+  for (const id of parallel) {
+    tt.match(await readJson(file(id, 'metrics.json')), { invokes_total: 5, failures_total: 0 }, `${id}: 5 invocations`);
+    tt.equal((await status(id)).state, 'ok');
+  }
+});
+
+await t.test('a running driver blocks no other file or service', async (tt) => {
+  const first = backgroundWriter('long', { n: 1 });
+  const second = backgroundWriter('long', { n: 2 });
+  const s = await waitFor(async () => {
+    const current = await status('long');
+    return current.running === 1 && current.queued === 1 && current;
+  }, { what: 'one invocation running and one queued' });
+  tt.equal(s.state, 'running');
+  // Each of these completes while the first invocation is still running.
+  for (const path of [file('long', 'status.json'), file('long', 'metrics.json'), file('long', 'result.json'), file('long', 'last_error.txt'), file('other', 'status.json'), join(node.mount, 'NODE.json')]) {
+    const run = await sh(`cat ${q(path)} > /dev/null`);
+    tt.equal(run.code, 0, `cat ${path}`);
+  }
+  const ls = await sh(`ls ${q(node.service('long'))} ${q(node.service('other'))} > /dev/null`);
+  tt.equal(ls.code, 0, 'ls');
+  // Another service runs a whole invocation meanwhile.
+  const other = await transaction('other', { beside: 'long' });
+  tt.same(JSON.parse(other.stdout), { slept: true, echo: { beside: 'long' } }, 'another service ran meanwhile');
+  tt.notOk(first.finished(), 'the first invocation of the busy service is still running');
+  tt.notOk(second.finished(), 'the queued one has not run yet');
+  tt.equal((await first.done).code, 0);
+  tt.equal((await second.done).code, 0);
+  tt.same(await readJson(file('long', 'result.json')), { slept: true, echo: { n: 2 } }, 'queued in arrival order: the second finished last');
+  tt.match(await readJson(file('long', 'metrics.json')), { invokes_total: 2 });
+});
+
+await t.test('two concurrent transactions on one service each get their own result', async (tt) => {
+  const [a, b] = await Promise.all([transaction('shared', { writer: 'a' }), transaction('shared', { writer: 'b' })]);
+  tt.equal(a.code, 0, a.stderr);
+  tt.equal(b.code, 0, b.stderr);
+  tt.same(JSON.parse(a.stdout), { slept: true, echo: { writer: 'a' } });
+  tt.same(JSON.parse(b.stdout), { slept: true, echo: { writer: 'b' } });
+  tt.match(await readJson(file('shared', 'metrics.json')), { invokes_total: 2 });
+});
+
+await t.test('max_queue 0: a second writer while one runs gets EAGAIN at open', async (tt) => {
+  const first = backgroundWriter('no-queue', { first: true });
+  await waitFor(async () => (await status('no-queue')).running === 1, { what: 'the first invocation to run' });
+  const run = await sh(`echo '{"second":true}' > ${q(file('no-queue', 'control/invoke.json'))}`);
+  tt.equal(run.code, 1, 'bash reports the failed open');
+  tt.match(run.stderr, /Resource temporarily unavailable/);
+  tt.notOk(first.finished(), 'refused while the first still ran');
+  tt.match(await readText(file('no-queue', 'last_error.txt')), /^EAGAIN: .*queue full/);
+  const s = await status('no-queue');
+  tt.equal(s.state, 'running', 'the first invocation still runs');
+  tt.equal(s.errno, 'EAGAIN');
+  tt.match(await readJson(file('no-queue', 'metrics.json')), { rejected_total: 1 });
+  tt.equal((await first.done).code, 0);
+  tt.same(await readJson(file('no-queue', 'result.json')), { slept: true, echo: { first: true } });
+  tt.match(await readJson(file('no-queue', 'metrics.json')), { invokes_total: 1, rejected_total: 1 });
+});

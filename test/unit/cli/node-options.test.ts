@@ -1,0 +1,118 @@
+// SPEC §1 node options: mount -o parsing, the config file, precedence (command line > -o > config >
+// defaults) and the mount-helper argv shape.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { UsageError } from '../../../src/cli/exit.js';
+import { isMountHelperArgv } from '../../../src/cli/main.js';
+import { resolveNodeOptions } from '../../../src/cli/node-command.js';
+import { defaultOptions, defaultStateFile, mergeOptions, parseMountOptions, readConfigFile, type NodeOptionValues } from '../../../src/cli/node-options.js';
+
+const root = await mkdtemp(join(tmpdir(), 'acheron-node-options-'));
+t.teardown(() => rm(root, { recursive: true, force: true }));
+let files = 0;
+async function configFile(content: unknown): Promise<string> {
+  const path = join(root, `config-${files++}.json`);
+  await writeFile(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+t.test('parseMountOptions', async (tt) => {
+  tt.same(parseMountOptions('rw,services_dir=/srv/a,node_id=n1,dev,suid'), { values: { 'services-dir': ['/srv/a'], 'node-id': 'n1' }, unknown: [] }, 'what mount.fuse3 passes');
+  tt.same(parseMountOptions('ro,rw,dev,nodev,suid,nosuid,exec,noexec,noauto,nofail,_netdev,defaults,x-systemd.automount,x-foo=1'), { values: {}, unknown: [] }, 'generic options are ignored silently');
+  tt.same(parseMountOptions('services_dir=/a,services_dir=/b,services_dir=/c').values, { 'services-dir': ['/a', '/b', '/c'] }, 'services_dir repeats, in order');
+  tt.same(parseMountOptions('frobnicate=1,node_id=x,loud').unknown, ['frobnicate=1', 'loud'], 'unknown options are returned for a warning');
+  tt.same(parseMountOptions('node_id=x,frobnicate=1').values, { 'node-id': 'x' }, 'and do not stop the known ones');
+  tt.same(parseMountOptions('').values, {}, 'no options');
+  tt.same(parseMountOptions('shutdown_grace_ms=250,fs_service=false,state_sync=batch,control_url=ws://h:1,state_file=/s.json,join_token_file=/t,config=/c.json').values, {
+    'shutdown-grace-ms': 250, 'fs-service': false, 'state-sync': 'batch', 'control-url': 'ws://h:1', 'state-file': '/s.json', 'join-token-file': '/t', config: '/c.json',
+  }, 'values are coerced to the option types');
+  tt.same(parseMountOptions('fs_service').values, { 'fs-service': true }, 'a bare boolean option is true');
+  tt.same(parseMountOptions('label=a=b').values, { label: ['a=b'] }, 'only the first = splits');
+  tt.throws(() => parseMountOptions('shutdown_grace_ms=soon'), { name: 'UsageError', message: /mount option shutdown_grace_ms: shutdown_grace_ms: must be a non-negative number/ });
+  tt.throws(() => parseMountOptions('state_sync=sometimes'), { message: /state_sync: must be one of always, batch/ });
+  tt.throws(() => parseMountOptions('fs_service=maybe'), { message: /fs_service: must be true or false/ });
+});
+
+t.test('readConfigFile', async (tt) => {
+  const path = await configFile({ node_id: 'from-config', services_dir: ['/a', '/b'], export: 'data=/d:ro', shutdown_grace_ms: 10, fs_service: false, log_level: 'debug' });
+  tt.same(await readConfigFile(path), {
+    'node-id': 'from-config', 'services-dir': ['/a', '/b'], export: ['data=/d:ro'], 'shutdown-grace-ms': 10, 'fs-service': false, 'log-level': 'debug',
+  }, 'snake_case keys; a single string for a repeatable flag becomes an array');
+
+  const typo = await configFile({ node_id: 'x', nod_id: 'y' });
+  const unknown = await readConfigFile(typo).catch((error: unknown) => error as Error);
+  tt.type(unknown, UsageError);
+  tt.match(unknown, { message: `--config ${typo}: /nod_id: unknown key` }, 'an unknown key is an error naming it and the file');
+
+  const cases: Array<[unknown, RegExp]> = [
+    [{ shutdown_grace_ms: 'soon' }, /shutdown_grace_ms: must be a non-negative number/],
+    [{ shutdown_grace_ms: -1 }, /shutdown_grace_ms: must be a non-negative number/],
+    [{ node_id: 5 }, /node_id: must be a string/],
+    [{ services_dir: ['/a', 1] }, /services_dir: must be a string or an array of strings/],
+    [{ fs_service: 'perhaps' }, /fs_service: must be true or false/],
+    [{ state_sync: 'never' }, /state_sync: must be one of always, batch/],
+    [[1, 2], /must be a JSON object/],
+    ['{"node_id": ', /--config .*config-\d+\.json: /],
+  ];
+  for (const [content, message] of cases) {
+    const file = await configFile(content);
+    await tt.rejects(readConfigFile(file), { name: 'UsageError', message }, `${JSON.stringify(content)} → ${message}`);
+    await tt.rejects(readConfigFile(file), { message: new RegExp(`^--config ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `) }, 'names the file');
+  }
+  await tt.rejects(readConfigFile(join(root, 'missing.json')), { name: 'UsageError', message: /missing\.json.*ENOENT/ }, 'a missing file names itself');
+});
+
+t.test('mergeOptions: the first layer that sets an option wins', async (tt) => {
+  const argv: NodeOptionValues = { 'node-id': 'argv', 'log-level': undefined };
+  const mount: NodeOptionValues = { 'node-id': 'mount', 'services-dir': ['/from-mount'], 'log-level': 'warn' };
+  const config: NodeOptionValues = { 'node-id': 'config', 'services-dir': ['/from-config'], 'shutdown-grace-ms': 1, 'log-level': 'error' };
+  const merged = mergeOptions(argv, mount, config, defaultOptions());
+  tt.equal(merged['node-id'], 'argv', 'command line over everything');
+  tt.same(merged['services-dir'], ['/from-mount'], '-o over config (arrays replace, not append)');
+  tt.equal(merged['log-level'], 'warn', 'an undefined value does not hide a lower layer');
+  tt.equal(merged['shutdown-grace-ms'], 1, 'config over defaults');
+  tt.equal(merged['reconnect-backoff-ms'], 5000, 'defaults fill the rest');
+  tt.equal(merged.mount, '/mnt/acheron');
+  tt.equal(mergeOptions({}, {}, {}, defaultOptions())['node-id'], hostname(), 'node id defaults to the host name');
+});
+
+t.test('resolveNodeOptions reads the config named by argv or -o', async (tt) => {
+  const config = await configFile({ node_id: 'config-id', services_dir: '/config-dir', shutdown_grace_ms: 7, log_level: 'warn' });
+  const fromMount = await resolveNodeOptions({ mount: '/m', daemon: true }, { config, 'node-id': 'mount-id' });
+  tt.equal(fromMount['node-id'], 'mount-id', '-o over config');
+  tt.same(fromMount['services-dir'], ['/config-dir'], 'config fills what -o leaves out');
+  tt.equal(fromMount['shutdown-grace-ms'], 7);
+  tt.equal(fromMount.mount, '/m', 'argv over defaults');
+  tt.equal(fromMount['manifest-reload-interval-ms'], 2000, 'defaults');
+  const fromArgv = await resolveNodeOptions({ config, 'log-level': 'debug' }, { 'log-level': 'error' });
+  tt.equal(fromArgv['log-level'], 'debug', 'argv over -o over config');
+  tt.equal(fromArgv['node-id'], 'config-id');
+  await tt.rejects(resolveNodeOptions({ config: join(root, 'nope.json') }), { name: 'UsageError' }, 'a missing config is bad usage');
+});
+
+t.test('defaultStateFile', async (tt) => {
+  if (process.getuid?.() === 0) tt.equal(defaultStateFile('n1'), '/var/lib/acheron/n1.json', 'as root');
+  else tt.equal(defaultStateFile('n1', { XDG_STATE_HOME: '/xdg' }), '/xdg/acheron/n1.json', 'as a user');
+});
+
+t.test('isMountHelperArgv', async (tt) => {
+  const yes: string[][] = [
+    ['node', '/mnt/acheron', '-o', 'rw,services_dir=/s,dev,suid'],
+    ['anything', '/mnt/x', '-o', 'rw'],
+    ['world:ws://127.0.0.1:18790', '/nodes', '-o', 'rw'],
+    ['node', '/mnt/acheron'],
+  ];
+  const no: string[][] = [
+    [],
+    ['node'],
+    ['node', '--mount', '/mnt/acheron'],
+    ['node', 'relative/dir', '-o', 'rw'],
+    ['invoke', 'echo', '{}'],
+    ['node', '/mnt/acheron', '--services-dir', '/s'],
+    ['--version'],
+  ];
+  for (const argv of yes) tt.ok(isMountHelperArgv(argv), `mount helper: ${argv.join(' ')}`);
+  for (const argv of no) tt.notOk(isMountHelperArgv(argv), `command line: ${argv.join(' ')}`);
+});

@@ -1,0 +1,74 @@
+import t from 'tap';
+import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { tempDir } from '../../helpers/node.js';
+import { StateJournal } from '../../../src/runtime/state-journal.js';
+
+const log = pino({ level: 'silent' });
+
+t.test('values survive a reopen; last write wins; deletes stick', async (t) => {
+  const path = join(await tempDir(t), 'state.json');
+  const { journal } = await StateJournal.open(path, { sync: 'always', log });
+  await journal.set('a', { n: 1 });
+  await journal.set('b', { n: 2 });
+  await journal.set('a', { n: 3 });
+  await journal.delete('b');
+  // No close: as after kill -9, only what was acknowledged counts.
+  const { restored } = await StateJournal.open(path, { sync: 'always', log });
+  t.same(Object.fromEntries(restored.values), { a: { n: 3 } });
+  t.same(restored.problems, []);
+});
+
+t.test('concurrent writes share syncs and all become durable', async (t) => {
+  const path = join(await tempDir(t), 'state.json');
+  const { journal } = await StateJournal.open(path, { sync: 'always', log });
+  await Promise.all(Array.from({ length: 200 }, (_, i) => journal.set(`k${i % 10}`, { i })));
+  const { restored } = await StateJournal.open(path, { sync: 'always', log });
+  t.equal(restored.values.size, 10);
+  t.same(restored.values.get('k9'), { i: 199 });
+});
+
+t.test('batch mode: acknowledged at once, on disk within the batch window', async (t) => {
+  const path = join(await tempDir(t), 'state.json');
+  const { journal } = await StateJournal.open(path, { sync: 'batch', log });
+  await journal.set('x', 1);
+  await journal.flush();
+  t.match(await readFile(path, 'utf8'), /"key":"x"/);
+  await journal.close();
+});
+
+t.test('a torn last line is skipped and reported; the file is rewritten clean', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'state.json');
+  await writeFile(path, '{"key":"a","value":1}\n{"key":"b","val');
+  const { journal, restored } = await StateJournal.open(path, { sync: 'always', log });
+  t.same(Object.fromEntries(restored.values), { a: 1 });
+  t.match(restored.problems[0], /torn/);
+  await journal.close();
+  t.equal(await readFile(path, 'utf8'), '{"key":"a","value":1}\n');
+});
+
+t.test('a corrupt file is set aside (renamed), what parses is kept', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'state.json');
+  await writeFile(path, '{"key":"a","value":1}\ngarbage\n{"key":"c","value":3}\n');
+  const { journal, restored } = await StateJournal.open(path, { sync: 'always', log });
+  t.same(Object.fromEntries(restored.values), { a: 1, c: 3 });
+  t.match(restored.problems.join('\n'), /line 2.*set the damaged file aside/s);
+  const aside = (await readdir(dir)).filter((name) => name.includes('.corrupt-'));
+  t.equal(aside.length, 1, 'the damaged file is kept for inspection');
+  await journal.close();
+});
+
+t.test('compaction keeps the latest values and shrinks the file', async (t) => {
+  const path = join(await tempDir(t), 'state.json');
+  const { journal } = await StateJournal.open(path, { sync: 'always', log, compactAtBytes: 2000 });
+  for (let i = 0; i < 300; i++) await journal.set(`k${i % 3}`, { i, pad: 'x'.repeat(20) });
+  await journal.close();
+  const text = await readFile(path, 'utf8');
+  t.ok(text.length < 6000, `compacted (${text.length} bytes)`);
+  await appendFile(path, '');
+  const { restored } = await StateJournal.open(path, { sync: 'always', log });
+  t.same(restored.values.get('k2'), { i: 299, pad: 'x'.repeat(20) });
+});
