@@ -1,0 +1,165 @@
+// SPEC §1 daemon lifecycle: SIGTERM stops cleanly, SIGKILL leaves a stale mount that the next start
+// clears, a live mount is never mounted over, an external umount stops the daemon, start-up errors
+// name what was wrong.
+import t, { type Test } from 'tap';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ACHERON, manifest, readJson, startNode, tempDir, type RunningNode } from '../helpers/node.js';
+import { q, sh, waitFor } from '../helpers/process.js';
+
+async function isMounted(mount: string): Promise<boolean> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  return table.split('\n').some((line) => line.split(' ')[4] === mount);
+}
+
+/** True while `pid` runs (a zombie counts as gone: it only waits to be reaped). */
+async function alive(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function childPids(pid: number): Promise<number[]> {
+  const { stdout } = await sh(`ps --ppid ${pid} -o pid= || true`);
+  return stdout.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+}
+
+/** The driver spawner is the daemon's only child process (forked before the mount). */
+async function spawnerOf(tt: Test, node: RunningNode): Promise<number> {
+  const pid = node.child.pid as number;
+  const children = await waitFor(async () => {
+    const pids = await childPids(pid);
+    return pids.length > 0 && pids;
+  }, { what: 'the driver spawner' });
+  const { stdout } = await sh(`ps -o args= -p ${children[0]}`);
+  tt.match(stdout, /spawner-main/, 'the daemon\'s child is the driver spawner');
+  return children[0] as number;
+}
+
+/** Waits until the (re)started daemon serves the tree itself: a stale entry may still be in mountinfo. */
+async function serving(node: RunningNode): Promise<void> {
+  await waitFor(async () => (await readJson(join(node.mount, 'NODE.json'))).pid === node.child.pid, { what: `daemon ${node.child.pid} serving ${node.mount}`, timeoutMs: 30_000 });
+}
+
+async function invokeEcho(node: RunningNode, payload = '{"msg":"hi"}'): Promise<Record<string, unknown>> {
+  const run = await sh(`/bin/echo ${q(payload)} > ${q(join(node.service('echo'), 'control', 'invoke.json'))}`);
+  if (run.code !== 0) throw new Error(`invoke failed: ${run.stderr.trim()}`);
+  return readJson(join(node.service('echo'), 'result.json'));
+}
+
+await t.test('SIGTERM: exit 0, mount gone, spawner gone; a restart on the same dir works', async (tt) => {
+  const node = await startNode(tt, { manifests: [manifest('echo', 'echo')] });
+  tt.same((await invokeEcho(node)).echo, { msg: 'hi' }, 'invoke works');
+  const spawner = await spawnerOf(tt, node);
+  process.kill(node.child.pid as number, 'SIGTERM');
+  tt.same(await node.exited, { code: 0, signal: null }, 'the daemon exits 0');
+  tt.notOk(await isMounted(node.mount), 'the mount is gone from mountinfo');
+  await waitFor(async () => !(await alive(spawner)), { what: 'the spawner to exit' });
+  tt.pass('the spawner is gone');
+
+  const again = await node.restart();
+  await serving(again);
+  tt.same((await invokeEcho(again, '{"again":1}')).echo, { again: 1 }, 'the restarted daemon serves');
+});
+
+await t.test('SIGKILL: stale mount, spawner exits by itself, restart clears it', async (tt) => {
+  const node = await startNode(tt, { manifests: [manifest('echo', 'echo')] });
+  await invokeEcho(node);
+  const spawner = await spawnerOf(tt, node);
+  process.kill(node.child.pid as number, 'SIGKILL');
+  tt.equal((await node.exited).signal, 'SIGKILL');
+  const ls = await sh(`ls ${q(node.mount)}`);
+  tt.not(ls.code, 0, 'ls on the dead mount fails');
+  tt.match(ls.stderr, /Transport endpoint is not connected/, 'the mount is stale');
+  tt.ok(await isMounted(node.mount), 'and still in mountinfo');
+  await waitFor(async () => !(await alive(spawner)), { what: 'the orphaned spawner to exit', timeoutMs: 20_000 });
+  tt.pass('the spawner noticed the lost link and exited');
+
+  const again = await node.restart();
+  await serving(again);
+  tt.same((await invokeEcho(again, '{"after":"kill"}')).echo, { after: 'kill' }, 'the restarted daemon serves');
+  const log = await readFile(node.logFile, 'utf8');
+  tt.match(log, /cleared a stale mount/, 'the restart logged the clean-up');
+});
+
+await t.test('a second daemon on a live mount fails and the first keeps working', async (tt) => {
+  const node = await startNode(tt, { manifests: [manifest('echo', 'echo')] });
+  const other = await tempDir(tt);
+  const run = await sh(`exec node ${q(ACHERON)} node --node-id intruder --mount ${q(node.mount)} --no-fs-service --services-dir ${q(other)} --log-file ${q(join(other, 'log'))} --state-file ${q(join(other, 'state.json'))}`, { timeoutMs: 30_000 });
+  tt.equal(run.code, 1, 'exit code 1');
+  tt.match(run.stderr, new RegExp(`${node.mount.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*live`), `names the live mount: ${run.stderr.trim()}`);
+  tt.equal(run.stderr.trim().split('\n').length, 1, 'one line');
+  tt.equal((await readJson(join(node.mount, 'NODE.json'))).node_id, 'test-node', 'the first daemon still serves its tree');
+  tt.same((await invokeEcho(node, '{"still":true}')).echo, { still: true }, 'and invokes');
+});
+
+await t.test('SIGTERM during a slow invocation: it completes, then exit 0', async (tt) => {
+  const node = await startNode(tt, { manifests: [manifest('slow', 'slow')], args: ['--shutdown-grace-ms', '5000'], env: { SLOW_SECONDS: '1' } });
+  const dir = node.service('slow');
+  // Python's explicit close() raises when the flush fails, so "closed" proves the invocation ended well.
+  const writer = sh(`python3 -c 'import sys; f = open(sys.argv[1], "w"); f.write("{\\"n\\": 1}"); f.close(); print("closed")' ${q(join(dir, 'control', 'invoke.json'))}`);
+  await waitFor(async () => (await readJson(join(dir, 'status.json'))).state === 'running', { what: 'the slow invocation to run' });
+  const spawner = await spawnerOf(tt, node);
+  const drivers = await waitFor(async () => {
+    const pids = await childPids(spawner);
+    return pids.length > 0 && pids;
+  }, { what: 'the driver under the spawner' });
+  process.kill(node.child.pid as number, 'SIGTERM');
+  const closed = await writer;
+  tt.equal(closed.code, 0, `the writer's close returned 0 (${closed.stderr.trim()})`);
+  tt.equal(closed.stdout.trim(), 'closed');
+  tt.same(await node.exited, { code: 0, signal: null }, 'the daemon exits 0');
+  tt.notOk(await isMounted(node.mount), 'the mount is gone');
+  for (const pid of [spawner, ...drivers]) tt.notOk(await alive(pid), `process ${pid} is gone`);
+  tt.match(await readFile(node.logFile, 'utf8'), /SIGTERM/, 'the log names the signal');
+});
+
+await t.test('an external umount stops the daemon with exit 0', async (tt) => {
+  const node = await startNode(tt, { manifests: [manifest('echo', 'echo')] });
+  await invokeEcho(node);
+  const spawner = await spawnerOf(tt, node);
+  const run = await sh(`umount ${q(node.mount)}`);
+  tt.equal(run.code, 0, run.stderr);
+  let exited: Awaited<RunningNode['exited']> | undefined;
+  void node.exited.then((outcome) => (exited = outcome));
+  await waitFor(() => exited, { what: 'the daemon to notice the umount and exit' });
+  tt.same(exited, { code: 0, signal: null }, 'the daemon noticed and exited 0');
+  tt.notOk(await isMounted(node.mount), 'nothing left mounted');
+  await waitFor(async () => !(await alive(spawner)), { what: 'the spawner to exit' });
+  tt.match(await readFile(node.logFile, 'utf8'), /unmounted from outside/);
+});
+
+await t.test('start-up errors name what was wrong and mount nothing', async (tt) => {
+  const dir = await tempDir(tt);
+  const mount = join(dir, 'mnt');
+  const start = (servicesDir: string) => sh(`exec node ${q(ACHERON)} node --node-id bad --mount ${q(mount)} --no-fs-service --services-dir ${q(servicesDir)} --state-file ${q(join(dir, 'state.json'))}`, { timeoutMs: 30_000 });
+
+  await tt.test('invalid manifest: file, JSON path and rule', async (ttt) => {
+    const services = join(dir, 'typo.d');
+    await mkdir(services);
+    const file = join(services, 'typo.json');
+    await writeFile(file, JSON.stringify(manifest('typo', 'echo', { runtime: { timout_ms: 100 } })));
+    const run = await start(services);
+    ttt.equal(run.code, 1, 'exit 1');
+    ttt.match(run.stderr, file, 'names the file');
+    ttt.match(run.stderr, '/runtime/timout_ms', 'names the JSON path');
+    ttt.match(run.stderr, /unknown key/, 'names the rule');
+    ttt.notOk(await isMounted(mount), 'nothing mounted');
+  });
+
+  await tt.test('duplicate service_id across two files names both', async (ttt) => {
+    const services = join(dir, 'dup.d');
+    await mkdir(services);
+    await writeFile(join(services, 'a.json'), JSON.stringify(manifest('same', 'echo')));
+    await writeFile(join(services, 'b.json'), JSON.stringify(manifest('same', 'cat')));
+    const run = await start(services);
+    ttt.equal(run.code, 1, 'exit 1');
+    ttt.match(run.stderr, join(services, 'a.json'), 'names the first file');
+    ttt.match(run.stderr, join(services, 'b.json'), 'names the second file');
+    ttt.match(run.stderr, /"same"/, 'names the service id');
+    ttt.notOk(await isMounted(mount), 'nothing mounted');
+  });
+});

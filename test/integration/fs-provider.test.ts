@@ -1,0 +1,145 @@
+// SPEC §4 built-in providers through a real mount: the fs provider (exports, read-only exports that
+// really are, symlinks that never lead out) and terminal-<id>.
+import t from 'tap';
+import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ACHERON, readJson, readText, startNode, tempDir } from '../helpers/node.js';
+import { q, sh } from '../helpers/process.js';
+
+const base = await tempDir(t);
+const rw = join(base, 'rw');
+const ro = join(base, 'ro');
+await mkdir(join(rw, 'old-dir'), { recursive: true });
+await mkdir(join(ro, 'sub'), { recursive: true });
+await writeFile(join(rw, 'notes.txt'), 'first line\n');
+await writeFile(join(rw, 'move-me.txt'), 'moving\n');
+await writeFile(join(rw, 'delete-me.txt'), 'bye\n');
+await writeFile(join(ro, 'readme.txt'), 'read only\n');
+await symlink('/etc', join(ro, 'to-etc'));
+await symlink('/etc/hostname', join(rw, 'to-hostname'));
+await symlink('readme.txt', join(ro, 'to-readme'));
+await symlink('../ro', join(rw, 'to-sibling-export'));
+
+const node = await startNode(t, { args: ['--export', `data=${rw}:rw`, '--export', `ro=${ro}:ro`, '--terminal-id', 't1'] });
+const fs = join(node.mount, 'fs');
+/** Runs a shell command with $FS = <mount>/fs. */
+const run = (command: string) => sh(command, { env: { ...process.env, FS: fs } });
+
+await t.test('fs/ lists the exports and reads files', async (tt) => {
+  tt.same((await run('ls "$FS"')).stdout.split('\n').filter(Boolean), ['data', 'ro']);
+  tt.equal(await readText(join(fs, 'ro', 'readme.txt')), 'read only\n');
+  tt.equal(await readText(join(fs, 'data', 'notes.txt')), 'first line\n');
+  const services = await readJson<Array<{ service_id: string; kind: string; path: string }>>(join(node.mount, 'SERVICES.json'));
+  tt.same(services.find((s) => s.service_id === 'fs'), { service_id: 'fs', kind: 'fs', state: 'online', path: 'fs' }, 'fs is in SERVICES.json');
+});
+
+await t.test('changes inside a :rw export reach the real directory', async (tt) => {
+  const steps = [
+    `echo replaced > "$FS/data/notes.txt"`,
+    `echo appended >> "$FS/data/notes.txt"`,
+    `printf new > "$FS/data/created.txt"`,
+    `mkdir "$FS/data/new-dir"`,
+    `rm "$FS/data/delete-me.txt"`,
+    `mv "$FS/data/move-me.txt" "$FS/data/new-dir/moved.txt"`,
+    `rmdir "$FS/data/old-dir"`,
+    `touch "$FS/data/touched"`,
+  ];
+  for (const step of steps) {
+    const r = await run(step);
+    tt.equal(r.code, 0, `${step}: ${r.stderr.trim()}`);
+  }
+  tt.equal(await readFile(join(rw, 'notes.txt'), 'utf8'), 'replaced\nappended\n', 'write and append');
+  tt.equal(await readFile(join(rw, 'created.txt'), 'utf8'), 'new', 'create');
+  tt.equal(await readFile(join(rw, 'new-dir', 'moved.txt'), 'utf8'), 'moving\n', 'mkdir and mv');
+  tt.same((await readdir(rw)).sort(), ['created.txt', 'new-dir', 'notes.txt', 'to-hostname', 'to-sibling-export', 'touched'], 'rm and rmdir');
+  tt.equal(await readText(join(fs, 'data', 'new-dir', 'moved.txt')), 'moving\n', 'read back through the mount');
+});
+
+await t.test('every change under a :ro export fails with EROFS and changes nothing', async (tt) => {
+  const before = (await readdir(ro)).sort();
+  const mtime = (await stat(join(ro, 'readme.txt'))).mtimeMs;
+  const steps = [
+    `/bin/echo x > "$FS/ro/readme.txt"`,
+    `/bin/echo x >> "$FS/ro/readme.txt"`,
+    `touch "$FS/ro/new-file"`,
+    `touch "$FS/ro/readme.txt"`,
+    `mkdir "$FS/ro/new-dir"`,
+    `rm "$FS/ro/readme.txt"`,
+    `rmdir "$FS/ro/sub"`,
+    `mv "$FS/ro/readme.txt" "$FS/ro/renamed.txt"`,
+    `chmod 600 "$FS/ro/readme.txt"`,
+    `truncate -s 0 "$FS/ro/readme.txt"`,
+    `ln -s readme.txt "$FS/ro/link"`,
+  ];
+  for (const step of steps) {
+    const r = await run(step);
+    tt.not(r.code, 0, `${step} fails`);
+    tt.match(r.stderr, /Read-only file system/, `${step}: EROFS`);
+  }
+  tt.same((await readdir(ro)).sort(), before, 'the real directory is unchanged');
+  tt.equal(await readFile(join(ro, 'readme.txt'), 'utf8'), 'read only\n');
+  tt.equal((await stat(join(ro, 'readme.txt'))).mtimeMs, mtime, 'not even touched');
+  tt.equal(await readText(join(fs, 'ro', 'readme.txt')), 'read only\n', 'still readable');
+});
+
+await t.test('symlinks never lead out of an export', async (tt) => {
+  for (const link of ['ro/to-etc', 'data/to-hostname', 'data/to-sibling-export']) {
+    const r = await run(`ls "$FS/${link}/"`);
+    tt.not(r.code, 0, `${link} is not followed`);
+    tt.match(r.stderr, /No such file or directory/, `${link}: ENOENT`);
+  }
+  const listing = await run('ls -a "$FS/ro" "$FS/data"');
+  tt.equal(listing.code, 0, `listings work (${listing.stderr.trim()})`);
+  tt.notMatch(listing.stdout, /to-etc|to-hostname|to-sibling-export/, 'links leading out are absent from listings');
+  tt.equal(await readText(join(fs, 'ro', 'to-readme')), 'read only\n', 'a link inside the export works');
+  const escape = await run(`ln -s /etc "$FS/data/new-escape"`);
+  tt.not(escape.code, 0, 'creating a link that leads out is refused');
+});
+
+await t.test('terminal-t1: argv and command payloads', async (tt) => {
+  const dir = node.service('terminal-t1');
+  const host = await readJson(join(dir, 'HOST.json'));
+  tt.equal(host.host_kind, 'static_linked');
+  tt.equal(host.abi, 'namespace-driver-v1');
+  const invoke = async (payload: unknown): Promise<Record<string, unknown>> => {
+    const r = await sh(`/bin/echo ${q(JSON.stringify(payload))} > ${q(join(dir, 'control', 'invoke.json'))}`);
+    tt.equal(r.code, 0, `invoke ${JSON.stringify(payload)}: ${r.stderr.trim()}`);
+    return readJson(join(dir, 'result.json'));
+  };
+  tt.same(await invoke({ argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] }), {
+    service: 'terminal', terminal_id: 't1', operation: 'exec', ok: false, state: 'exited', exit_code: 3, stdout: 'out\n', stderr: 'err\n',
+  }, 'argv: a non-zero exit is a result, not a failure');
+  tt.equal((await readJson(join(dir, 'status.json'))).state, 'ok');
+  tt.same(await invoke({ command: 'pwd; echo $((2 + 3))', cwd: base }), {
+    service: 'terminal', terminal_id: 't1', operation: 'exec', ok: true, state: 'exited', exit_code: 0, stdout: `${base}\n5\n`, stderr: '',
+  }, 'command runs under /bin/sh -c in cwd');
+  const capped = await invoke({ argv: ['sh', '-c', 'yes | head -c 100000'], max_output_bytes: 1000 });
+  tt.equal(capped.state, 'terminated', 'past max_output_bytes the command is killed');
+  tt.ok((capped.stdout as string).length <= 1000, 'and its output is capped');
+
+  const bad = await sh(`/bin/echo '{"neither": 1}' > ${q(join(dir, 'control', 'invoke.json'))}`);
+  tt.match(bad.stderr, /Invalid argument/, 'a payload without argv or command is EINVAL');
+  tt.match(await readText(join(dir, 'last_error.txt')), /^EINVAL: .*"argv".*"command"/, 'last_error.txt says what is missing');
+  tt.equal((await readJson(join(dir, 'status.json'))).errno, 'EINVAL');
+});
+
+await t.test('an export that contains the mount point is rejected at start-up', async (tt) => {
+  const dir = await tempDir(tt);
+  const mount = join(dir, 'inner', 'mnt');
+  const r = await sh(`exec node ${q(ACHERON)} node --node-id loop --mount ${q(mount)} --export ${q(`all=${dir}`)} --state-file ${q(join(dir, 'state.json'))}`, { timeoutMs: 30_000 });
+  tt.equal(r.code, 1, 'exit 1');
+  tt.match(r.stderr, `--export all=${dir}: contains the mount point ${mount}`, r.stderr.trim());
+  tt.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  tt.notOk((await readFile('/proc/self/mountinfo', 'utf8')).includes(` ${mount} `), 'nothing mounted');
+});
+
+await t.test('--no-fs-service: no fs/ and no fs entry', async (tt) => {
+  const bare = await startNode(tt, { args: ['--no-fs-service', '--terminal-id', 't2'] });
+  const ls = await sh(`ls ${q(bare.mount)}`);
+  tt.notOk(ls.stdout.split('\n').includes('fs'), `no fs/ in ${ls.stdout.trim().replace(/\n/g, ' ')}`);
+  tt.match(ls.stdout, /services/);
+  const gone = await sh(`ls ${q(join(bare.mount, 'fs'))}`);
+  tt.match(gone.stderr, /No such file or directory/, 'fs/ is ENOENT');
+  const services = await readJson<Array<{ service_id: string }>>(join(bare.mount, 'SERVICES.json'));
+  tt.same(services.map((s) => s.service_id), ['terminal-t2'], 'SERVICES.json has no fs entry');
+});
