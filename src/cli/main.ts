@@ -40,6 +40,8 @@ function givenOptions(args: Record<string, unknown>): NodeOptionValues {
 function cli(argv: readonly string[]): Argv {
   return yargs([...argv])
     .scriptName('acheron')
+    // Options are read by their long names; camelCase copies would only double yargs' messages.
+    .parserConfiguration({ 'camel-case-expansion': false })
     .version(ACHERON_VERSION)
     .strict()
     .command('node', 'run the node daemon: load services, mount the node tree', (y) => {

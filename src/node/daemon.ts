@@ -19,6 +19,7 @@ import { terminalAdapter } from '../runtime/terminal-adapter.js';
 import { FsError } from '../vfs/errors.js';
 import { fsDescriptor, terminalDescriptor } from './builtin-services.js';
 import { buildExportsDirectory, checkExports, type ExportSpec } from './fs-provider.js';
+import { MountLock } from './mount-lock.js';
 import { buildNodeTree } from './node-tree.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
 import { ServiceRegistry, type NodeService } from './service-registry.js';
@@ -81,9 +82,11 @@ export class NodeDaemon {
   #reloading: Promise<void> | undefined;
   #resolveDone!: () => void;
   #timers: NodeJS.Timeout[] = [];
+  #lock: MountLock;
 
-  private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices) {
+  private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices, lock: MountLock) {
     this.options = options;
+    this.#lock = lock;
     this.#log = log;
     this.#schemas = schemas;
     this.#journal = journal;
@@ -98,12 +101,21 @@ export class NodeDaemon {
     const first = await loadServices({ ...loadOptions(options, schemas), reserved: builtinIds(options) });
     if (first.problems.length > 0) throw new ManifestLoadError(first.problems);
 
-    if ((await clearStaleMount(mount)) === 'cleared') log.warn({ mount }, 'cleared a stale mount left by a dead daemon');
-    await mkdir(mount, { recursive: true });
-    const { journal, restored } = await StateJournal.open(`${options.stateFile}.runtime-services.json`, { sync: options.stateSync, log: log.child({ component: 'journal' }) });
-    const grouped = groupRestored(restored.values);
-    for (const problem of grouped.problems) log.error({ path: journal.path }, `state journal: ${problem}`);
-    const daemon = new NodeDaemon({ ...options, mount }, log, schemas, journal, grouped.services);
+    const lock = await MountLock.acquire(mount);
+    let journal: StateJournal;
+    let daemon: NodeDaemon;
+    try {
+      if ((await clearStaleMount(mount)) === 'cleared') log.warn({ mount }, 'cleared a stale mount left by a dead daemon');
+      await mkdir(mount, { recursive: true });
+      const opened = await StateJournal.open(`${options.stateFile}.runtime-services.json`, { sync: options.stateSync, log: log.child({ component: 'journal' }) });
+      journal = opened.journal;
+      const grouped = groupRestored(opened.restored.values);
+      for (const problem of grouped.problems) log.error({ path: journal.path }, `state journal: ${problem}`);
+      daemon = new NodeDaemon({ ...options, mount }, log, schemas, journal, grouped.services, lock);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
     try {
       // Forked before the mount exists, so no driver can inherit /dev/fuse.
       daemon.#spawner = await DriverSpawner.start(log);
@@ -125,6 +137,7 @@ export class NodeDaemon {
     } catch (error) {
       await daemon.#spawner?.close();
       await journal.close();
+      await lock.release();
       throw error;
     }
     daemon.#startTimers();
@@ -184,6 +197,8 @@ export class NodeDaemon {
     if (problemsChanged) for (const p of problems) this.#log.error({ file: p.file, json_path: p.json_path, rule: p.rule, reason }, `manifest reload: ${p.message}`);
     if (diff.added.length + diff.removed.length + diff.changed.length === 0) {
       if (problemsChanged) this.registry.replace(this.registry.list());
+      // A driver can appear or lose its executable bit without any manifest change.
+      await this.#probe();
       return;
     }
     const services: NodeService[] = [...this.#builtins];
@@ -223,6 +238,7 @@ export class NodeDaemon {
       await this.#journal.close().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: final flush failed'));
       // After an external umount there is nothing left to unmount (fusermount would fail).
       if (await findMount(this.options.mount)) await this.#mounted?.unmount();
+      await this.#lock.release();
       this.#log.info('stopped');
       this.#resolveDone();
     })();

@@ -38,6 +38,11 @@ async function isMounted(mount: string): Promise<boolean> {
   return table.split('\n').some((line) => line.split(' ')[4] === mount);
 }
 
+async function servedBy(mount: string, pid: number | undefined): Promise<boolean> {
+  const { code, stdout } = await sh(`cat ${q(join(mount, 'NODE.json'))}`, { timeoutMs: 5_000 });
+  return code === 0 && (JSON.parse(stdout) as { pid?: number }).pid === pid;
+}
+
 /** A manifest for a fixture driver (test/fixtures/drivers/<driver>). */
 export function manifest(serviceId: string, driver: string, extra: { runtime?: Record<string, unknown>; [key: string]: unknown } = {}): Record<string, unknown> {
   const { runtime, ...rest } = extra;
@@ -80,7 +85,8 @@ export async function startNode(t: Teardown, options: { manifests?: Array<Record
     }
     await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
   });
-  await waitFor(async () => gone || (await isMounted(mount)), { what: `node mount at ${mount}`, timeoutMs: 30_000 });
+  // A stale entry of a killed daemon stays in mountinfo: wait until NODE.json names this daemon.
+  await waitFor(async () => gone || ((await isMounted(mount)) && (await servedBy(mount, child.pid))), { what: `node mount at ${mount}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron node exited before mounting: ${stderr.trim()}`);
   const node: RunningNode = {
     dir, mount, servicesDir, logFile, child, exited,
