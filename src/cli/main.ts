@@ -3,7 +3,11 @@ import yargs, { type Argv } from 'yargs';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './exit.js';
+import { runCatalogCommand } from './catalog-command.js';
+import { clientOptions } from './client-options.js';
+import { CONTROL_OPTIONS, runControlCommand } from './control-command.js';
 import { runInvokeCommand } from './invoke-command.js';
+import { runTokenCommand } from './token-command.js';
 import { runNodeCommand, resolveNodeOptions } from './node-command.js';
 import { NODE_OPTION_SPECS, parseMountOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
 
@@ -45,6 +49,12 @@ function cli(argv: readonly string[]): Argv {
     .version(ACHERON_VERSION)
     .strict()
     .command('node', 'run the node daemon: load services, mount the node tree', (y) => {
+      y.command('list', 'list the nodes of the control server catalog', (c) => clientOptions(c), async (args) => {
+        process.exitCode = await runCatalogCommand({ list: true }, args, process.stdout);
+      });
+      y.command('get <node_id>', 'show one node and its services', (c) => clientOptions(c).positional('node_id', { type: 'string' }), async (args) => {
+        process.exitCode = await runCatalogCommand({ get: String(args.node_id) }, args, process.stdout);
+      });
       for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) {
         // No yargs defaults: precedence between argv, -o, config and defaults is ours (node-options.ts).
         const { default: _default, ...rest } = spec as typeof spec & { default?: unknown };
@@ -64,6 +74,20 @@ function cli(argv: readonly string[]): Argv {
       // yargs re-parses positionals as options and turns a lone `-` into '' (never valid JSON anyway).
       const payload = args.payload === '' && argv.includes('-') ? '-' : args.payload;
       process.exitCode = await runInvokeCommand({ service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
+    })
+    .command('control', 'run the control server: catalog, leases, auth, metrics', (y) => y.options(CONTROL_OPTIONS), async (args) => {
+      process.exitCode = await runControlCommand(args);
+    })
+    .command('token <action> [id]', 'manage tokens in the data directory: list | create --user U [--agent A] | join [--ttl-ms N] | rotate <admin|user|ID> | revoke <ID>', (y) =>
+      y.positional('action', { type: 'string', choices: ['list', 'create', 'join', 'rotate', 'revoke'] })
+        .positional('id', { type: 'string', describe: 'token id (rotate, revoke)' })
+        .option('data-dir', { type: 'string', default: CONTROL_OPTIONS['data-dir'].default, describe: 'the control server data directory' })
+        .option('user', { type: 'string', describe: 'user id (create)' })
+        .option('agent', { type: 'string', describe: 'agent id (create)' })
+        .option('ttl-ms', { type: 'number', default: 3_600_000, describe: 'join token lifetime (join)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+    async (args) => {
+      process.exitCode = await runTokenCommand(String(args.action), args, process.stdout);
     })
     .demandCommand(1, 'name a command (see --help)')
     .fail((message, error) => {

@@ -47,7 +47,11 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     stateFile: values['state-file'] ?? defaultStateFile(nodeId),
     stateSync: values['state-sync'] === 'batch' ? 'batch' : 'always',
     manifestReloadIntervalMs: values['manifest-reload-interval-ms'] as number,
+    reconnectBackoffMs: values['reconnect-backoff-ms'] as number,
+    reconnectBackoffMaxMs: values['reconnect-backoff-max-ms'] as number,
     ...(values['control-url'] ? { controlUrl: values['control-url'] } : {}),
+    ...(values['join-token'] ? { joinToken: values['join-token'] } : {}),
+    ...(values['join-token-file'] ? { joinTokenFile: values['join-token-file'] } : {}),
   };
 }
 

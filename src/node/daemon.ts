@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { arch, hostname, platform, tmpdir } from 'node:os';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -13,12 +13,13 @@ import { DriverSpawner } from '../runtime/driver-spawner.js';
 import { InvocationIds } from '../runtime/invocation-id.js';
 import { nativeProcAdapter } from '../runtime/native-proc-adapter.js';
 import { ServiceRuntime, type RuntimeChange, type ServiceSettings } from '../runtime/service-runtime.js';
-import { StateJournal, type StateSync } from '../runtime/state-journal.js';
+import { StateJournal, type StateSync } from '../store/state-journal.js';
 import type { RuntimeConfig } from '../runtime/supervision.js';
 import { terminalAdapter } from '../runtime/terminal-adapter.js';
 import { FsError } from '../vfs/errors.js';
 import { fsDescriptor, terminalDescriptor } from './builtin-services.js';
 import { buildExportsDirectory, checkExports, type ExportSpec } from './fs-provider.js';
+import { NodeControlSession } from './control-session.js';
 import { MountLock } from './mount-lock.js';
 import { buildNodeTree } from './node-tree.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
@@ -40,6 +41,11 @@ export interface NodeDaemonOptions {
   /** 0: reload on SIGHUP only. */
   manifestReloadIntervalMs: number;
   controlUrl?: string;
+  /** Read when the node must join: the token itself or a file holding it. */
+  joinToken?: string;
+  joinTokenFile?: string;
+  reconnectBackoffMs: number;
+  reconnectBackoffMaxMs: number;
 }
 
 /** A manifest problem at start-up: fatal, with every problem named. */
@@ -83,6 +89,7 @@ export class NodeDaemon {
   #resolveDone!: () => void;
   #timers: NodeJS.Timeout[] = [];
   #lock: MountLock;
+  #control: NodeControlSession | undefined;
 
   private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices, lock: MountLock) {
     this.options = options;
@@ -141,6 +148,7 @@ export class NodeDaemon {
       throw error;
     }
     daemon.#startTimers();
+    daemon.#startControlSession();
     log.info({ node_id: options.nodeId, mount, services: daemon.registry.executableIds().length }, 'node tree is live');
     return daemon;
   }
@@ -153,7 +161,12 @@ export class NodeDaemon {
       node_name: hostname(),
       labels: this.options.labels,
       platform: { os: platform(), arch: arch(), runtime_kind: 'node' },
-      control: { state: this.options.controlUrl ? 'disconnected' : 'standalone', url: this.options.controlUrl ?? null },
+      control: {
+        state: this.#control?.state ?? 'standalone',
+        url: this.options.controlUrl ?? null,
+        connected_ms: this.#control?.connectedMs ?? null,
+        last_error: this.#control?.lastError ?? null,
+      },
       versions: { acheron: ACHERON_VERSION, node: process.version, abi: 'namespace-driver-v1' },
       mount: this.options.mount,
       pid: process.pid,
@@ -172,6 +185,30 @@ export class NodeDaemon {
       state: s.runtime ? s.runtime.noteHealth() : s.descriptor.state,
       path: s.treePath,
     }));
+  }
+
+  /**
+   * The catalog this node publishes (SPEC §5): descriptors with the live state of executable
+   * services overlaid (state, mounts[].state, runtime.supervision_status); no per-invocation counters.
+   */
+  publishedCatalog(): ServiceDescriptor[] {
+    return this.registry.list().map(({ descriptor, runtime: rt }) => {
+      if (!rt) return descriptor;
+      const state = rt.noteHealth();
+      return {
+        ...descriptor,
+        state,
+        mounts: descriptor.mounts.map((m) => ({ ...m, state })) as ServiceDescriptor['mounts'],
+        runtime: {
+          ...descriptor.runtime,
+          supervision_status: {
+            state, enabled: rt.enabled, restarts_total: rt.counters.restartsTotal, consecutive_failures: rt.counters.consecutiveFailures,
+            backoff_until_ms: rt.cooldownRemainingMs() > 0 ? rt.cooldownUntilMs : null, last_transition_ms: rt.lastTransitionMs,
+            last_healthy_ms: rt.lastHealthyMs, last_error: rt.lastError.trim().slice(0, 256),
+          },
+        },
+      };
+    });
   }
 
   /**
@@ -235,6 +272,7 @@ export class NodeDaemon {
       const runtimes = this.registry.list().flatMap((s) => (s.runtime ? [s.runtime] : []));
       await Promise.all(runtimes.map((rt) => rt.drain(this.options.shutdownGraceMs)));
       await this.#spawner?.close();
+      await this.#control?.stop();
       await this.#journal.close().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: final flush failed'));
       // After an external umount there is nothing left to unmount (fusermount would fail).
       if (await findMount(this.options.mount)) await this.#mounted?.unmount();
@@ -257,6 +295,23 @@ export class NodeDaemon {
         void this.reload('interval').catch((error: unknown) => this.#log.error({ err: error }, 'manifest reload failed'));
       }, this.options.manifestReloadIntervalMs));
     }
+  }
+
+  #startControlSession(): void {
+    const { options } = this;
+    if (!options.controlUrl) return;
+    this.#control = new NodeControlSession({
+      url: options.controlUrl,
+      nodeId: options.nodeId,
+      stateFile: options.stateFile,
+      joinToken: async () => options.joinToken ?? (options.joinTokenFile ? (await readFile(options.joinTokenFile, 'utf8')).trim() : undefined),
+      catalog: () => this.publishedCatalog(),
+      node: { node_name: hostname(), platform: { os: platform(), arch: arch(), runtime_kind: 'node' }, labels: options.labels },
+      backoffMs: options.reconnectBackoffMs,
+      backoffMaxMs: options.reconnectBackoffMaxMs,
+      log: this.#log.child({ component: 'control' }),
+    });
+    this.#control.start();
   }
 
   /** Checks every executable service the way execution resolves it; a change is logged once. */

@@ -12,6 +12,165 @@ export type ServiceDescriptorPermissions = ServicePermissions & {
   [k: string]: unknown;
 };
 /**
+ * The control protocol (SPEC §6): the request envelope and every op's request payload. The server validates each frame against these before any handler runs; errors name the field. The root object only indexes the definitions by name (one per op payload) so that every one gets a generated type.
+ */
+export interface ControlProtocol {
+  request?: ControlRequest;
+  version?: VersionPayload;
+  node_join?: NodeJoinPayload;
+  node_service_upsert?: NodeServiceUpsertPayload;
+  node_ref?: NodeRefPayload;
+  empty?: EmptyPayload;
+  platform?: NodePlatform;
+  labels?: NodeLabels;
+}
+export interface ControlRequest {
+  channel: "control";
+  type: string;
+  id: string;
+  payload: {
+    [k: string]: unknown;
+  };
+}
+export interface VersionPayload {
+  protocol: string;
+}
+export interface NodeJoinPayload {
+  join_token: string;
+  node_id?: string;
+  node_name?: string;
+  platform?: NodePlatform;
+  labels?: NodeLabels;
+}
+export interface NodePlatform {
+  os?: string;
+  arch?: string;
+  runtime_kind?: string;
+}
+export interface NodeLabels {
+  [k: string]: string;
+}
+export interface NodeServiceUpsertPayload {
+  node_id: string;
+  node_name?: string;
+  platform?: NodePlatform;
+  labels?: NodeLabels;
+  /**
+   * @maxItems 10000
+   */
+  services: ServiceDescriptor[];
+}
+/**
+ * A loaded service with every default applied and templates replaced: what the catalog publishes. Field rules live in manifest.schema.json.
+ */
+export interface ServiceDescriptor {
+  /**
+   * Built-in providers publish ids a manifest may not take (fs), so only the identifier rule applies.
+   */
+  service_id: string;
+  /**
+   * 1-128 characters of [A-Za-z0-9._-], not "." or "..".
+   */
+  kind: string;
+  version: string;
+  state: string;
+  endpoints: ServiceEndpoints;
+  capabilities: {
+    [k: string]: unknown;
+  };
+  mounts: ServiceMount[];
+  ops: {
+    [k: string]: unknown;
+  };
+  runtime: ServiceRuntime;
+  permissions: ServiceDescriptorPermissions;
+  schema: ServiceSchema;
+  /**
+   * Becomes the service's README.md; generated when absent.
+   */
+  help_md?: string;
+  /**
+   * This interface was referenced by `ServiceDescriptor`'s JSON-Schema definition
+   * via the `patternProperty` "^x-".
+   */
+  [k: string]: unknown;
+}
+export interface ServiceMount {
+  /**
+   * 1-128 characters of [A-Za-z0-9._-], not "." or "..".
+   */
+  mount_id: string;
+  mount_path: string;
+  state?: string;
+  [k: string]: unknown;
+}
+export interface ServiceRuntime {
+  type: "native_proc" | "wasm" | "native_inproc";
+  abi: "namespace-driver-v1";
+  /**
+   * Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
+   */
+  executable_path?: string;
+  args?: StringList;
+  cwd?: string;
+  env?: RuntimeEnv;
+  env_passthrough?: StringList;
+  timeout_ms: number;
+  kill_grace_ms: number;
+  max_output_bytes: number;
+  max_input_bytes: number;
+  max_concurrency: number;
+  max_queue: number;
+  mode: "spawn" | "persistent";
+  user?: string;
+  jobs_keep: number;
+  supervision_status?: SupervisionStatus;
+  /**
+   * This interface was referenced by `ServiceRuntime`'s JSON-Schema definition
+   * via the `patternProperty` "^x-".
+   */
+  [k: string]: unknown;
+}
+export interface RuntimeEnv {
+  [k: string]: string;
+}
+/**
+ * Overlaid by the node from its live runtime (SPEC §5 probes); absent in manifests. Per-invocation counters other than consecutive_failures are not published.
+ */
+export interface SupervisionStatus {
+  state?: "online" | "degraded" | "offline";
+  enabled?: boolean;
+  restarts_total?: number;
+  consecutive_failures?: number;
+  backoff_until_ms?: number | null;
+  last_transition_ms?: number | null;
+  last_healthy_ms?: number | null;
+  last_error?: string;
+}
+/**
+ * SPEC §8. Default: {"default":"deny-by-default"}, merged under the given object.
+ */
+export interface ServicePermissions {
+  allow_roles?: StringList;
+  default?: string;
+  require_project_token?: boolean;
+  [k: string]: unknown;
+}
+/**
+ * input (a JSON Schema) validates invoke payloads; example becomes TEMPLATE.json.
+ */
+export interface ServiceSchema {
+  input?: {
+    [k: string]: unknown;
+  };
+  example?: unknown;
+  [k: string]: unknown;
+}
+export interface NodeRefPayload {
+  node_id: string;
+}
+export interface EmptyPayload {}
+/**
  * One Acheron service manifest (SPEC §2). Unknown top-level and runtime keys are errors, except keys starting with "x-".
  */
 export interface Manifest {
@@ -57,15 +216,6 @@ export interface Manifest {
    */
   [k: string]: unknown;
 }
-export interface ServiceMount {
-  /**
-   * 1-128 characters of [A-Za-z0-9._-], not "." or "..".
-   */
-  mount_id: string;
-  mount_path: string;
-  state?: string;
-  [k: string]: unknown;
-}
 /**
  * Driver ABI runtime fields (SPEC §4), merged over {"type":"native_proc","abi":"namespace-driver-v1"} and the defaults below.
  */
@@ -93,28 +243,6 @@ export interface ManifestRuntime {
    * This interface was referenced by `ManifestRuntime`'s JSON-Schema definition
    * via the `patternProperty` "^x-".
    */
-  [k: string]: unknown;
-}
-export interface RuntimeEnv {
-  [k: string]: string;
-}
-/**
- * SPEC §8. Default: {"default":"deny-by-default"}, merged under the given object.
- */
-export interface ServicePermissions {
-  allow_roles?: StringList;
-  default?: string;
-  require_project_token?: boolean;
-  [k: string]: unknown;
-}
-/**
- * input (a JSON Schema) validates invoke payloads; example becomes TEMPLATE.json.
- */
-export interface ServiceSchema {
-  input?: {
-    [k: string]: unknown;
-  };
-  example?: unknown;
   [k: string]: unknown;
 }
 /**
@@ -157,65 +285,4 @@ export interface SupervisionPolicy {
    * Reaching a threshold disables the service (status offline, reason names the threshold).
    */
   auto_disable_on_threshold?: boolean;
-}
-/**
- * A loaded service with every default applied and templates replaced: what the catalog publishes. Field rules live in manifest.schema.json.
- */
-export interface ServiceDescriptor {
-  /**
-   * 1-128 characters of [A-Za-z0-9._-], not "." or "..".
-   */
-  service_id: string;
-  /**
-   * 1-128 characters of [A-Za-z0-9._-], not "." or "..".
-   */
-  kind: string;
-  version: string;
-  state: string;
-  endpoints: ServiceEndpoints;
-  capabilities: {
-    [k: string]: unknown;
-  };
-  mounts: ServiceMount[];
-  ops: {
-    [k: string]: unknown;
-  };
-  runtime: ServiceRuntime;
-  permissions: ServiceDescriptorPermissions;
-  schema: ServiceSchema;
-  /**
-   * Becomes the service's README.md; generated when absent.
-   */
-  help_md?: string;
-  /**
-   * This interface was referenced by `ServiceDescriptor`'s JSON-Schema definition
-   * via the `patternProperty` "^x-".
-   */
-  [k: string]: unknown;
-}
-export interface ServiceRuntime {
-  type: "native_proc" | "wasm" | "native_inproc";
-  abi: "namespace-driver-v1";
-  /**
-   * Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
-   */
-  executable_path?: string;
-  args?: StringList;
-  cwd?: string;
-  env?: RuntimeEnv;
-  env_passthrough?: StringList;
-  timeout_ms: number;
-  kill_grace_ms: number;
-  max_output_bytes: number;
-  max_input_bytes: number;
-  max_concurrency: number;
-  max_queue: number;
-  mode: "spawn" | "persistent";
-  user?: string;
-  jobs_keep: number;
-  /**
-   * This interface was referenced by `ServiceRuntime`'s JSON-Schema definition
-   * via the `patternProperty` "^x-".
-   */
-  [k: string]: unknown;
 }

@@ -38,6 +38,9 @@ export class DriverSpawner implements DriverRunner {
 
   static async start(log: Logger): Promise<DriverSpawner> {
     const child = fork(new URL('./spawner-main.js', import.meta.url), [], {
+      // Its own process group: a kill -9 of the daemon's group leaves it alive just long enough to
+      // see the link drop and kill its driver groups, which would otherwise run on as orphans.
+      detached: true,
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv: process.execArgv.filter((arg) => !arg.startsWith('--inspect')),

@@ -41,10 +41,9 @@ export class PersistentDriver {
   }
 
   async run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
-    if (PersistentDriver.identity(spec) !== PersistentDriver.identity(this.#spec)) {
-      this.restart('its settings changed');
-      this.#spec = spec;
-    }
+    if (PersistentDriver.identity(spec) !== PersistentDriver.identity(this.#spec)) this.restart('its settings changed');
+    // The latest kill_grace_ms and max_output_bytes (config.json, a reload) apply from now on.
+    this.#spec = spec;
     const startedMs = Date.now();
     const started = performance.now();
     const wait = this.#notBeforeMs - startedMs;
@@ -69,12 +68,24 @@ export class PersistentDriver {
     });
   }
 
+  /** Between SIGTERM and SIGKILL when the process is stopped. */
+  get killGraceMs(): number {
+    return this.#spec.killGraceMs;
+  }
+
   /** Kills the process (its whole group); requests in flight fail naming `why`. */
   restart(why: string): void {
     const child = this.#child;
     this.#child = undefined;
     if (child?.pid !== undefined) killGroup(child.pid, this.#spec.killGraceMs);
     this.#failAll(`the persistent driver was restarted: ${why}`);
+  }
+
+  /** Like restart, but resolves once the process has exited (after SIGKILL if it ignored SIGTERM). */
+  async stop(why: string): Promise<void> {
+    const child = this.#child;
+    this.restart(why);
+    await child;
   }
 
   #ensureStarted(): ResultPromise {
@@ -89,6 +100,8 @@ export class PersistentDriver {
     this.#child = child;
     this.#childStartedMs = Date.now();
     this.#stdoutBuffer = '';
+    // A crash message names this process's stderr, not what an earlier one wrote.
+    this.#stderrTail = '';
     child.stdin?.on('error', () => undefined);
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (chunk: string) => this.#onStdout(child, chunk));

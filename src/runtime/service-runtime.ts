@@ -93,6 +93,8 @@ export interface PersistedRuntime {
   lastControlMs: number | null;
   lastTransitionMs: number;
   lastHealthyMs: number | null;
+  /** Since when status.json shows `idle` after control/enable; absent in journals written before it existed. */
+  idleSinceMs?: number | null;
 }
 
 const newCounters = (): ServiceCounters => ({
@@ -271,7 +273,7 @@ export class ServiceRuntime {
     this.lastError = `${error.errno}: ${error.message}\n`;
     this.lastErrorMs = now;
     this.#touch(now);
-    void this.#persist({ kind: 'state' });
+    this.#persistSoon({ kind: 'state' });
   }
 
   /** control/cancel (or a job's cancel): kills running invocations, or that one job. */
@@ -371,6 +373,7 @@ export class ServiceRuntime {
       last: this.last, rejection: this.rejection, resultBase64: this.result?.toString('base64') ?? null, resultMs: this.resultMs,
       lastError: this.lastError, lastErrorMs: this.lastErrorMs, cooldownUntilMs: this.cooldownUntilMs,
       lastControlOp: this.lastControlOp, lastControlMs: this.lastControlMs, lastTransitionMs: this.lastTransitionMs, lastHealthyMs: this.lastHealthyMs,
+      idleSinceMs: this.#idleSince,
     };
   }
 
@@ -391,6 +394,7 @@ export class ServiceRuntime {
     this.lastControlMs = state.lastControlMs;
     this.lastTransitionMs = state.lastTransitionMs;
     this.lastHealthyMs = state.lastHealthyMs;
+    this.#idleSince = state.idleSinceMs ?? null;
     for (const record of [...jobs].sort((a, b) => (a.invocationId < b.invocationId ? -1 : 1))) {
       this.#jobs.set(record.invocationId, Job.fromRecord(record));
     }
@@ -428,6 +432,9 @@ export class ServiceRuntime {
     this.counters.invokesTotal++;
     this.counters.lastStartedMs = job.startedMs;
     this.#touch();
+    // Journaled at start, so after a kill -9 the job shows as interrupted instead of vanishing.
+    this.#persistSoon({ kind: 'state' });
+    this.#persistSoon({ kind: 'job', job: job.record() });
     const run = await this.#runner.run(spec, job.abortSignal);
     return this.#finish(job, run, adapter.interpret(run));
   }
@@ -508,6 +515,11 @@ export class ServiceRuntime {
       ...(this.#jobs.has(job.invocationId) ? [this.#persist({ kind: 'job', job: job.record() })] : []),
       ...pruned.map((invocationId) => this.#persist({ kind: 'job-removed', invocationId })),
     ]);
+  }
+
+  /** Nobody waits for this change: a failed write must not become an unhandled rejection. */
+  #persistSoon(change: RuntimeChange): void {
+    this.#persist(change).catch(() => undefined);
   }
 
   async #settle(): Promise<void> {

@@ -8,7 +8,7 @@ import { runDriver } from './run-driver.js';
 import type { DriverSpec, RunResult } from './run-result.js';
 import type { SpawnerReply, SpawnerRequest } from './spawner-protocol.js';
 
-const running = new Map<number, AbortController>();
+const running = new Map<number, { controller: AbortController; killGraceMs: number }>();
 const persistent = new Map<string, PersistentDriver>();
 
 function run(spec: DriverSpec, signal: AbortSignal): Promise<RunResult> {
@@ -20,7 +20,7 @@ function run(spec: DriverSpec, signal: AbortSignal): Promise<RunResult> {
 
 process.on('message', (message: SpawnerRequest) => {
   if (message.type === 'cancel') {
-    running.get(message.id)?.abort();
+    running.get(message.id)?.controller.abort();
     return;
   }
   if (message.type === 'restart-persistent') {
@@ -28,7 +28,7 @@ process.on('message', (message: SpawnerRequest) => {
     return;
   }
   const controller = new AbortController();
-  running.set(message.id, controller);
+  running.set(message.id, { controller, killGraceMs: message.spec.killGraceMs });
   void run(message.spec, controller.signal).then((result) => {
     running.delete(message.id);
     const reply: SpawnerReply = { type: 'result', id: message.id, result };
@@ -37,11 +37,15 @@ process.on('message', (message: SpawnerRequest) => {
 });
 
 process.on('disconnect', () => {
-  for (const controller of running.values()) controller.abort();
-  for (const driver of persistent.values()) driver.restart('the node daemon stopped');
-  // runDriver escalates to SIGKILL after each spec's grace; give the groups that long at most.
-  setTimeout(() => process.exit(0), 2000).unref();
-  if (running.size === 0) process.exit(0);
+  // Every group gets SIGTERM now and SIGKILL after its own grace: stay until then, or a driver that
+  // ignores SIGTERM outlives the node.
+  const graceMs = Math.max(0, ...[...running.values()].map((r) => r.killGraceMs), ...[...persistent.values()].map((d) => d.killGraceMs));
+  for (const { controller } of running.values()) controller.abort();
+  const stopped = Promise.all([...persistent.values()].map((driver) => driver.stop('the node daemon stopped')));
+  setTimeout(() => process.exit(0), graceMs + 1000).unref();
+  void stopped.then(() => {
+    if (running.size === 0) process.exit(0);
+  });
 });
 // The daemon handles signals; a Ctrl-C on the terminal must not kill drivers under it first.
 process.on('SIGINT', () => {});

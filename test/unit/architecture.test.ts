@@ -7,11 +7,12 @@ import { REPO } from '../helpers/node.js';
 
 const SRC = join(REPO, 'src');
 const MUST_NOT_IMPORT: Record<string, string[]> = {
+  store: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs'],
   vfs: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse'],
   protocol: ['node', 'control', 'world', 'fuse', 'runtime', 'cli'],
   manifest: ['node', 'control', 'world', 'fuse', 'runtime', 'cli'],
   runtime: ['fuse', 'node', 'control', 'world', 'cli', 'manifest'],
-  fuse: ['node', 'control', 'world', 'runtime', 'manifest', 'cli'],
+  fuse: ['node', 'control', 'world', 'runtime', 'manifest', 'cli', 'store'],
   node: ['cli', 'control', 'world'],
   control: ['node', 'world', 'fuse', 'cli'],
   world: ['node', 'control', 'cli'],

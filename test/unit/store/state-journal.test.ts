@@ -3,7 +3,7 @@ import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
-import { StateJournal } from '../../../src/runtime/state-journal.js';
+import { StateJournal } from '../../../src/store/state-journal.js';
 
 const log = pino({ level: 'silent' });
 

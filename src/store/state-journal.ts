@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { writeFileAtomic } from './atomic-file.js';
 
 export type StateSync = 'always' | 'batch';
 
@@ -149,18 +150,8 @@ export class StateJournal {
 
   /** Rewrites the file as one line per key: temp file, fsync, rename, then fsync the directory. */
   async compact(): Promise<void> {
-    const temp = `${this.path}.tmp-${process.pid}`;
     const snapshot = [...this.#latest].map(([key, value]) => `{"key":${JSON.stringify(key)},"value":${value}}\n`).join('');
-    const file = await open(temp, 'w', 0o600);
-    try {
-      await file.write(snapshot);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, this.path);
-    const dir = await open(dirname(this.path), 'r');
-    await dir.sync().finally(() => dir.close());
+    await writeFileAtomic(this.path, snapshot);
     await this.#file.close();
     this.#file = await open(this.path, 'a', 0o600);
     this.#bytes = (await stat(this.path)).size;

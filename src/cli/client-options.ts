@@ -1,0 +1,29 @@
+import { readFile } from 'node:fs/promises';
+import type { Argv } from 'yargs';
+import { UsageError } from './exit.js';
+
+export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
+
+/** --control-url, --token, --token-file: shared by every command that talks to the control server. */
+export function clientOptions<T>(y: Argv<T>) {
+  return y
+    .option('control-url', { type: 'string', describe: `control server (env ACHERON_CONTROL_URL; default ${DEFAULT_CONTROL_URL})` })
+    .option('token', { type: 'string', describe: 'bearer token (env ACHERON_TOKEN; prefer --token-file)' })
+    .option('token-file', { type: 'string', describe: 'file holding the bearer token' })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON' });
+}
+
+export async function resolveClient(args: { 'control-url'?: string | undefined; token?: string | undefined; 'token-file'?: string | undefined }, env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; token: string }> {
+  const url = args['control-url'] ?? env.ACHERON_CONTROL_URL ?? DEFAULT_CONTROL_URL;
+  if (!/^wss?:\/\//.test(url)) throw new UsageError(`--control-url ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
+  let token = args.token ?? env.ACHERON_TOKEN;
+  if (args['token-file']) {
+    try {
+      token = (await readFile(args['token-file'], 'utf8')).trim();
+    } catch (error) {
+      throw new UsageError(`--token-file ${args['token-file']}: ${(error as Error).message}`);
+    }
+  }
+  if (!token) throw new UsageError('a token is required: --token-file FILE, --token T or ACHERON_TOKEN');
+  return { url, token };
+}

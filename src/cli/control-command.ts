@@ -1,0 +1,55 @@
+import { readFile } from 'node:fs/promises';
+import { CONTROL_DEFAULTS, ControlServer, parseHostPort } from '../control/control-server.js';
+import { loadSchemas } from '../protocol/schemas.js';
+import { UsageError } from './exit.js';
+import { createLogger } from './logger.js';
+
+export interface ControlArgs {
+  listen: string;
+  'http-listen': string;
+  'data-dir': string;
+  'offline-grace-ms': number;
+  'lease-ttl-ms': number;
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
+  'log-level': string;
+  'log-file'?: string | undefined;
+}
+
+/** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM. */
+export async function runControlCommand(args: ControlArgs): Promise<number> {
+  let listen;
+  let httpListen;
+  try {
+    listen = parseHostPort(args.listen, '--listen');
+    httpListen = parseHostPort(args['http-listen'], '--http-listen');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
+  const tls = args['tls-cert'] && args['tls-key'] ? { cert: await readFile(args['tls-cert']), key: await readFile(args['tls-key']) } : undefined;
+  const log = createLogger({ level: args['log-level'], file: args['log-file'] });
+  const server = await ControlServer.start({
+    listen, httpListen, dataDir: args['data-dir'], offlineGraceMs: args['offline-grace-ms'], leaseTtlMs: args['lease-ttl-ms'],
+    log, schemas: await loadSchemas(), ...(tls ? { tls } : {}),
+  });
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.stop();
+  log.info('control server stopped');
+  return 0;
+}
+
+export const CONTROL_OPTIONS = {
+  listen: { type: 'string', default: CONTROL_DEFAULTS.listen, describe: 'WebSocket listener host:port' },
+  'http-listen': { type: 'string', default: CONTROL_DEFAULTS.httpListen, describe: 'HTTP listener (metrics, health, debug page)' },
+  'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir, describe: 'catalog, tokens and event history' },
+  'offline-grace-ms': { type: 'number', default: CONTROL_DEFAULTS.offlineGraceMs, describe: 'a node whose tunnel stays closed this long turns offline' },
+  'lease-ttl-ms': { type: 'number', default: CONTROL_DEFAULTS.leaseTtlMs, describe: 'node lease; nodes refresh every third of it' },
+  'tls-cert': { type: 'string', describe: 'PEM certificate (then wss:// and https://)' },
+  'tls-key': { type: 'string', describe: 'PEM key' },
+  'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
+  'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
+} as const;

@@ -1,0 +1,130 @@
+import type { Logger } from 'pino';
+import type WebSocket from 'ws';
+import { errorFrame, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, USER_FRAME_MAX_BYTES, type RequestFrame } from '../protocol/envelope.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { Schemas } from '../protocol/schemas.js';
+import { ACHERON_VERSION } from '../protocol/version.js';
+import { OPS, type OpContext } from './ops.js';
+import { describePrincipal, type Principal } from './principal.js';
+
+const REQUEST_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/request';
+/** ws closes with 1009 itself above the server-wide cap; this applies the per-role cap (SPEC §6). */
+const TOO_BIG = 1009;
+const PROTOCOL_MISMATCH = 4002;
+
+export interface ConnectionHost {
+  schemas: Schemas;
+  log: Logger;
+  context(connection: ControlConnection): Omit<OpContext, 'principal' | 'becomeNode'>;
+  onClose(connection: ControlConnection): void;
+}
+
+/**
+ * One peer's session: the version handshake, then every frame validated (envelope, role, payload)
+ * before its op runs. A bad frame gets an error naming the field and the connection stays up; only
+ * an oversize frame or a protocol mismatch closes it.
+ */
+export class ControlConnection {
+  readonly socket: WebSocket;
+  readonly id: number;
+  principal: Principal;
+  #host: ConnectionHost;
+  #log: Logger;
+  #versioned = false;
+  #missedPongs = 0;
+
+  constructor(socket: WebSocket, principal: Principal, id: number, host: ConnectionHost) {
+    this.socket = socket;
+    this.principal = principal;
+    this.id = id;
+    this.#host = host;
+    this.#log = host.log.child({ conn_id: id, principal: describePrincipal(principal) });
+    socket.on('message', (data, isBinary) => void this.#onMessage(data as Buffer, isBinary));
+    socket.on('pong', () => (this.#missedPongs = 0));
+    socket.on('close', () => host.onClose(this));
+    socket.on('error', (error) => this.#log.debug({ err: error }, 'socket error'));
+  }
+
+  /** Called every ping interval: a peer that missed two pongs is dropped (SPEC §6). */
+  ping(): void {
+    if (this.#missedPongs >= 2) {
+      this.#log.info('peer missed two pongs: dropping it');
+      this.socket.terminate();
+      return;
+    }
+    this.#missedPongs++;
+    this.socket.ping();
+  }
+
+  send(frame: unknown): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
+  }
+
+  async #onMessage(data: Buffer, isBinary: boolean): Promise<void> {
+    const cap = this.principal.kind === 'node' || this.principal.kind === 'joiner' ? NODE_FRAME_MAX_BYTES : USER_FRAME_MAX_BYTES;
+    if (data.length > cap) {
+      this.#fail(null, new ProtocolError('payload_too_large', `frame of ${data.length} bytes exceeds ${cap} for ${this.principal.kind} connections`));
+      this.socket.close(TOO_BIG, 'frame too large');
+      return;
+    }
+    let id: string | null = null;
+    try {
+      if (isBinary) throw new ProtocolError('invalid_envelope', 'frames are JSON text, not binary');
+      let frame: unknown;
+      try {
+        frame = JSON.parse(data.toString('utf8'));
+      } catch (error) {
+        throw new ProtocolError('invalid_envelope', `frame is not JSON: ${(error as Error).message}`);
+      }
+      if (frame && typeof frame === 'object' && typeof (frame as { id?: unknown }).id === 'string') id = (frame as { id: string }).id;
+      const problem = this.#host.schemas.problems(REQUEST_SCHEMA, frame, 'frame')[0];
+      if (problem) throw new ProtocolError('invalid_envelope', problem.message, { field: problem.json_path });
+      await this.#dispatch(frame as RequestFrame);
+    } catch (error) {
+      this.#fail(id, error);
+    }
+  }
+
+  async #dispatch(frame: RequestFrame): Promise<void> {
+    this.#host.context(this).metrics.frames.inc({ role: this.principal.kind });
+    if (!this.#versioned) {
+      if (frame.type !== 'control.version' || frame.payload.protocol !== PROTOCOL) {
+        this.#fail(frame.id, new ProtocolError('protocol_mismatch', `the first frame must be control.version with protocol ${PROTOCOL}`));
+        this.socket.close(PROTOCOL_MISMATCH, 'protocol mismatch');
+        return;
+      }
+      this.#versioned = true;
+      this.send(reply(frame.type, frame.id, { protocol: PROTOCOL, server_version: ACHERON_VERSION, principal: this.principal.kind }));
+      return;
+    }
+    if (frame.type === 'control.version') {
+      this.send(reply(frame.type, frame.id, { protocol: PROTOCOL, server_version: ACHERON_VERSION, principal: this.principal.kind }));
+      return;
+    }
+    const op = OPS[frame.type];
+    if (!op) throw new ProtocolError('unknown_op', `unknown op ${frame.type}`, { field: '/type' });
+    if (!op.roles.includes(this.principal.kind)) {
+      throw new ProtocolError('forbidden', `${frame.type} is not allowed for ${describePrincipal(this.principal)}`);
+    }
+    const problem = this.#host.schemas.problems(op.schema, frame.payload, 'payload')[0];
+    if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
+    const context: OpContext = {
+      ...this.#host.context(this),
+      principal: this.principal,
+      becomeNode: (nodeId) => {
+        this.principal = { kind: 'node', nodeId };
+        this.#log = this.#host.log.child({ conn_id: this.id, principal: describePrincipal(this.principal) });
+      },
+    };
+    const result = await op.handle(context, frame.payload as never);
+    this.send(reply(frame.type, frame.id, result));
+    this.#log.debug({ op: frame.type, id: frame.id }, 'served');
+  }
+
+  #fail(id: string | null, error: unknown): void {
+    const protocolError = error instanceof ProtocolError ? error : new ProtocolError('unavailable', 'internal error; see the server log');
+    if (!(error instanceof ProtocolError)) this.#log.error({ err: error }, 'op failed with an unexpected error');
+    this.#host.context(this).metrics.errors.inc({ code: protocolError.code });
+    this.send(errorFrame(id, protocolError.toWire()));
+  }
+}

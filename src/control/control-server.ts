@@ -1,0 +1,233 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import { BEARER_SUBPROTOCOL_PREFIX, NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
+import type { Schemas } from '../protocol/schemas.js';
+import { Catalog, type PublicNode } from './catalog.js';
+import { ControlConnection } from './connection.js';
+import { ControlMetrics } from './metrics.js';
+import type { Principal } from './principal.js';
+import { TokenStore } from './token-store.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface ControlServerOptions {
+  listen: HostPort;
+  httpListen: HostPort;
+  dataDir: string;
+  offlineGraceMs: number;
+  leaseTtlMs: number;
+  log: Logger;
+  schemas: Schemas;
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+export const CONTROL_DEFAULTS = {
+  listen: '127.0.0.1:18790',
+  httpListen: '127.0.0.1:18791',
+  dataDir: './var/acheron-control',
+  offlineGraceMs: 15_000,
+  leaseTtlMs: 60_000,
+} as const;
+
+const PING_INTERVAL_MS = 10_000;
+const HOUSEKEEPING_MS = 1_000;
+
+/**
+ * The control server (SPEC §6-7): one WebSocket listener for nodes, users and admins, the catalog
+ * with leases, and an HTTP listener for health and metrics.
+ */
+export class ControlServer {
+  readonly catalog: Catalog;
+  readonly tokens: TokenStore;
+  readonly metrics: ControlMetrics;
+  #options: ControlServerOptions;
+  #log: Logger;
+  #ws: Server;
+  #http: Server;
+  #wss: WebSocketServer;
+  #connections = new Set<ControlConnection>();
+  #nextConnectionId = 1;
+  #timers: NodeJS.Timeout[] = [];
+
+  private constructor(options: ControlServerOptions, catalog: Catalog, tokens: TokenStore) {
+    this.#options = options;
+    this.#log = options.log;
+    this.catalog = catalog;
+    this.tokens = tokens;
+    this.metrics = new ControlMetrics(catalog);
+    const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
+    this.#ws = create();
+    this.#http = create();
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: NODE_FRAME_MAX_BYTES,
+      handleProtocols: (protocols) => [...protocols].find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX)) ?? false,
+    });
+    this.#ws.on('upgrade', (request, socket, head) => void this.#upgrade(request, socket as Socket, head));
+    this.#ws.on('request', (_request, response: ServerResponse) => response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only (see /livez on the HTTP listener)\n'));
+    this.#http.on('request', (request, response) => void this.#serveHttp(request, response));
+  }
+
+  static async start(options: ControlServerOptions): Promise<ControlServer> {
+    const tokens = await TokenStore.open(options.dataDir);
+    const catalog = await Catalog.open(join(options.dataDir, 'catalog.journal'), { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, log: options.log.child({ component: 'catalog' }) });
+    const server = new ControlServer(options, catalog, tokens);
+    await listen(server.#ws, options.listen);
+    await listen(server.#http, options.httpListen);
+    server.#timers.push(
+      setInterval(() => server.#connections.forEach((c) => c.ping()), PING_INTERVAL_MS),
+      setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),
+    );
+    options.log.info({ listen: server.address, http: server.httpAddress }, 'control server listening');
+    return server;
+  }
+
+  get address(): HostPort {
+    const a = this.#ws.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  get httpAddress(): HostPort {
+    const a = this.#http.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
+    await Promise.all([close(this.#ws), close(this.#http)]);
+    await this.catalog.close();
+  }
+
+  /** Node events will feed the watch stream; for now they are logged. */
+  #nodeChanged(node: PublicNode, kind: 'upsert' | 'online' | 'offline' | 'delete'): void {
+    this.#log.info({ node_id: node.node_id, kind, services: node.services.length }, 'catalog changed');
+  }
+
+  #authenticate(request: IncomingMessage): { principal?: Principal; viaSubprotocol: boolean } {
+    const header = request.headers.authorization;
+    let token: string | undefined;
+    let viaSubprotocol = false;
+    if (header?.startsWith('Bearer ')) token = header.slice(7).trim();
+    else {
+      const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+      const bearer = offered.find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX));
+      if (bearer) {
+        token = Buffer.from(bearer.slice(BEARER_SUBPROTOCOL_PREFIX.length), 'base64url').toString();
+        viaSubprotocol = true;
+      }
+    }
+    if (!token) return { viaSubprotocol };
+    const node = /^node\.([A-Za-z0-9._-]{1,128})\.(.+)$/.exec(token);
+    if (node) {
+      const [, nodeId, secret] = node as unknown as [string, string, string];
+      return { principal: this.catalog.verifyNode(nodeId, secret) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
+    }
+    const principal = this.tokens.authenticate(token);
+    return principal ? { principal, viaSubprotocol } : { viaSubprotocol };
+  }
+
+  async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    let { principal, viaSubprotocol } = this.#authenticate(request);
+    // A token made by `acheron token` a moment ago may not be loaded yet.
+    if (!principal && (await this.tokens.reloadIfChanged().catch(() => false))) ({ principal, viaSubprotocol } = this.#authenticate(request));
+    // Browsers authenticate by subprotocol: only pages from this host may use it (SPEC §6).
+    const originOk = !viaSubprotocol || sameHost(request.headers.origin, request.headers.host);
+    if (!principal || !originOk) {
+      const status = principal ? '403 Forbidden' : '401 Unauthorized';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      this.#log.info({ remote: socket.remoteAddress, status }, 'refused a connection');
+      return;
+    }
+    this.#wss.handleUpgrade(request, socket, head, (ws) => {
+      const connection = new ControlConnection(ws, principal, this.#nextConnectionId++, {
+        schemas: this.#options.schemas,
+        log: this.#log,
+        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, nodeChanged: (node, kind) => this.#nodeChanged(node, kind) }),
+        onClose: (closed) => {
+          this.#connections.delete(closed);
+          this.metrics.connections.dec({ role: closed.principal.kind });
+          if (closed.principal.kind === 'node') this.catalog.shortenLease(closed.principal.nodeId, this.#options.offlineGraceMs);
+        },
+      });
+      this.#connections.add(connection);
+      this.metrics.connections.inc({ role: principal.kind });
+    });
+  }
+
+  async #housekeeping(): Promise<void> {
+    try {
+      for (const node of await this.catalog.expireLeases()) this.#nodeChanged(node, 'offline');
+      if (await this.tokens.reloadIfChanged()) this.#dropRevoked();
+    } catch (error) {
+      this.#log.error({ err: error }, 'housekeeping failed');
+    }
+  }
+
+  /** A token revoked or rotated by `acheron token` ends the sessions that used it. */
+  #dropRevoked(): void {
+    const live = new Set([...this.tokens.data.admin, ...this.tokens.data.users].map((e) => e.id));
+    for (const connection of this.#connections) {
+      const p = connection.principal;
+      if ((p.kind === 'admin' || p.kind === 'user') && !live.has(p.tokenId)) connection.socket.close(4001, 'token revoked');
+    }
+  }
+
+  async #serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = new URL(request.url ?? '/', 'http://x').pathname;
+    const send = (status: number, type: string, body: string): void => void response.writeHead(status, { 'content-type': type }).end(body);
+    switch (path) {
+      case '/livez':
+        return send(200, 'text/plain', 'ok\n');
+      case '/readyz':
+        return send(200, 'text/plain', 'ready\n');
+      case '/metrics':
+        return send(200, this.metrics.registry.contentType, await this.metrics.registry.metrics());
+      case '/metrics.json':
+        return send(200, 'application/json', JSON.stringify(await this.metrics.json(), null, 2) + '\n');
+      default:
+        return send(404, 'text/plain', `no such page: ${path}\n`);
+    }
+  }
+}
+
+function sameHost(origin: string | undefined, host: string | undefined): boolean {
+  if (!origin || !host) return false;
+  try {
+    return new URL(origin).hostname === new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+}
+
+function listen(server: Server, at: HostPort): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections?.();
+  });
+}
+
+/** `host:port` → HostPort; throws a TypeError naming the option. */
+export function parseHostPort(text: string, option: string): HostPort {
+  const match = /^(.*):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (!match || !match[1] || port > 65535) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port`);
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
+}

@@ -1,0 +1,187 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../store/atomic-file.js';
+import type { Principal } from './principal.js';
+
+export interface TokenEntry {
+  id: string;
+  token: string;
+  created_ms: number;
+}
+
+export interface UserTokenEntry extends TokenEntry {
+  user_id: string;
+  agent_id: string | null;
+}
+
+export interface JoinTokenEntry extends TokenEntry {
+  expires_ms: number;
+  used_ms: number | null;
+}
+
+/** `<data-dir>/auth_tokens.json` (mode 0600). */
+export interface TokenFile {
+  version: 1;
+  admin: TokenEntry[];
+  users: UserTokenEntry[];
+  join: JoinTokenEntry[];
+}
+
+export const TOKENS_FILE = 'auth_tokens.json';
+const LOCK_STALE_MS = 30_000;
+const LOCK_WAIT_MS = 10_000;
+
+const newToken = (kind: string): string => `ach_${kind}_${randomBytes(24).toString('base64url')}`;
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+/** Equal-length digests, so the comparison takes the same time whatever the token. */
+export const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
+
+/**
+ * The token file, shared by the running server and the `acheron token` helpers: every change is a
+ * read-modify-write under a lock file, written by atomic rename; the server notices the new file
+ * and drops sessions whose token is gone.
+ */
+export class TokenStore {
+  readonly path: string;
+  #data: TokenFile;
+  #mtimeMs = 0;
+
+  private constructor(path: string, data: TokenFile) {
+    this.path = path;
+    this.#data = data;
+  }
+
+  /** Opens the store, creating the data dir and a first admin and user token if there are none. */
+  static async open(dataDir: string): Promise<TokenStore> {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const store = new TokenStore(join(dataDir, TOKENS_FILE), emptyFile());
+    await store.update((data) => {
+      if (data.admin.length === 0) data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });
+      if (data.users.length === 0) data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });
+    });
+    return store;
+  }
+
+  get data(): TokenFile {
+    return this.#data;
+  }
+
+  authenticate(token: string): Principal | undefined {
+    for (const entry of this.#data.admin) if (sameSecret(entry.token, token)) return { kind: 'admin', tokenId: entry.id };
+    for (const entry of this.#data.users) if (sameSecret(entry.token, token)) return { kind: 'user', tokenId: entry.id, userId: entry.user_id, agentId: entry.agent_id };
+    const now = Date.now();
+    for (const entry of this.#data.join) {
+      if (entry.used_ms === null && entry.expires_ms > now && sameSecret(entry.token, token)) return { kind: 'joiner', tokenId: entry.id };
+    }
+    return undefined;
+  }
+
+  /** Spends a join token; false when it is unknown, used or expired. */
+  async consumeJoin(token: string): Promise<boolean> {
+    let spent = false;
+    await this.update((data) => {
+      const entry = data.join.find((e) => e.used_ms === null && e.expires_ms > Date.now() && sameSecret(e.token, token));
+      if (entry) {
+        entry.used_ms = Date.now();
+        spent = true;
+      }
+    });
+    return spent;
+  }
+
+  createUser(userId: string, agentId: string | null): Promise<UserTokenEntry> {
+    const entry: UserTokenEntry = { id: `user-${userId}${agentId ? `-${agentId}` : ''}-${randomBytes(3).toString('hex')}`, token: newToken('user'), user_id: userId, agent_id: agentId, created_ms: Date.now() };
+    return this.update((data) => void data.users.push(entry)).then(() => entry);
+  }
+
+  createJoin(ttlMs: number): Promise<JoinTokenEntry> {
+    const now = Date.now();
+    const entry: JoinTokenEntry = { id: `join-${randomBytes(4).toString('hex')}`, token: newToken('join'), created_ms: now, expires_ms: now + ttlMs, used_ms: null };
+    return this.update((data) => {
+      // Spent and expired join tokens are kept a day for the record, then dropped.
+      data.join = data.join.filter((e) => (e.used_ms ?? e.expires_ms) > now - 86_400_000);
+      data.join.push(entry);
+    }).then(() => entry);
+  }
+
+  /** `admin`, `user` (the first of each) or a token id: a new secret, same identity. */
+  async rotate(which: string): Promise<TokenEntry> {
+    let rotated: TokenEntry | undefined;
+    await this.update((data) => {
+      const entry = which === 'admin' ? data.admin[0] : which === 'user' ? data.users[0] : [...data.admin, ...data.users].find((e) => e.id === which);
+      if (entry) {
+        entry.token = newToken(data.admin.includes(entry) ? 'admin' : 'user');
+        rotated = entry;
+      }
+    });
+    if (!rotated) throw new Error(`no token ${JSON.stringify(which)} (see acheron token list)`);
+    return rotated;
+  }
+
+  async revoke(id: string): Promise<void> {
+    let found = false;
+    await this.update((data) => {
+      const before = data.admin.length + data.users.length + data.join.length;
+      if (data.admin.length === 1 && data.admin[0]?.id === id) throw new Error('refusing to revoke the last admin token (rotate it instead)');
+      data.admin = data.admin.filter((e) => e.id !== id);
+      data.users = data.users.filter((e) => e.id !== id);
+      data.join = data.join.filter((e) => e.id !== id);
+      found = data.admin.length + data.users.length + data.join.length < before;
+    });
+    if (!found) throw new Error(`no token ${JSON.stringify(id)} (see acheron token list)`);
+  }
+
+  /** Re-reads the file when another process changed it; true when it did. */
+  async reloadIfChanged(): Promise<boolean> {
+    const mtimeMs = (await stat(this.path).catch(() => undefined))?.mtimeMs;
+    if (mtimeMs === undefined || mtimeMs === this.#mtimeMs) return false;
+    this.#data = await readTokens(this.path);
+    this.#mtimeMs = mtimeMs;
+    return true;
+  }
+
+  /** Read-modify-write under the lock file, then atomic rename. */
+  async update(mutate: (data: TokenFile) => void): Promise<void> {
+    const release = await lock(`${this.path}.lock`);
+    try {
+      const data = await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return emptyFile();
+        throw error;
+      });
+      mutate(data);
+      await writeFileAtomic(this.path, JSON.stringify(data, null, 2) + '\n', 0o600);
+      this.#data = data;
+      this.#mtimeMs = (await stat(this.path)).mtimeMs;
+    } finally {
+      await release();
+    }
+  }
+}
+
+function emptyFile(): TokenFile {
+  return { version: 1, admin: [], users: [], join: [] };
+}
+
+async function readTokens(path: string): Promise<TokenFile> {
+  const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<TokenFile>;
+  if (!Array.isArray(parsed.admin) || !Array.isArray(parsed.users)) throw new Error(`${path}: not an Acheron token file (admin and users lists expected)`);
+  return { version: 1, admin: parsed.admin, users: parsed.users, join: Array.isArray(parsed.join) ? parsed.join : [] };
+}
+
+async function lock(path: string): Promise<() => Promise<void>> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const file = await open(path, 'wx', 0o600);
+      await file.writeFile(String(process.pid)).finally(() => file.close());
+      return () => rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now());
+      if (age > LOCK_STALE_MS) await rm(path, { force: true });
+      else if (Date.now() > deadline) throw new Error(`${path}: locked by another process for over ${LOCK_WAIT_MS} ms`);
+      else await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}

@@ -1,0 +1,160 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import canonicalize from 'canonicalize';
+import type { Logger } from 'pino';
+import { ControlClient } from '../protocol/control-client.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
+
+export type ControlState = 'standalone' | 'connecting' | 'joining' | 'connected' | 'disconnected';
+
+/** `<state-file>`: the node's credentials from its join (SPEC §6), written atomically, mode 0600. */
+interface NodeCredentials {
+  node_id: string;
+  node_secret: string;
+  control_url: string;
+  joined_ms: number;
+}
+
+export interface ControlSessionOptions {
+  url: string;
+  nodeId: string;
+  stateFile: string;
+  /** The join token, read when the node has no credentials yet (or they were rejected). */
+  joinToken: () => Promise<string | undefined>;
+  /** The catalog this node publishes now (descriptors with live state overlaid). */
+  catalog: () => ServiceDescriptor[];
+  node: { node_name: string; platform: NodePlatform; labels: NodeLabels };
+  backoffMs: number;
+  backoffMaxMs: number;
+  log: Logger;
+}
+
+/** How often the node compares its catalog with what it last published (changes coalesce within it). */
+const CATALOG_CHECK_MS = 1000;
+
+/**
+ * The node's one WebSocket to the control server (SPEC §6): joins once, then authenticates as
+ * `node.<id>.<secret>`; upserts its catalog after every (re)connect and after every real change,
+ * never otherwise; refreshes its lease every third of the TTL; reconnects with exponential backoff
+ * and jitter. The local tree keeps working whatever happens here.
+ */
+export class NodeControlSession {
+  state: ControlState = 'connecting';
+  lastError: string | null = null;
+  connectedMs: number | null = null;
+  #options: ControlSessionOptions;
+  #client: ControlClient | undefined;
+  #stopped = false;
+  #published: string | undefined;
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #upserting: Promise<void> | undefined;
+
+  constructor(options: ControlSessionOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await this.#client?.close().catch(() => undefined);
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const { log } = this.#options;
+    let delay = this.#options.backoffMs;
+    while (!this.#stopped) {
+      try {
+        const client = await this.#connect();
+        delay = this.#options.backoffMs;
+        await this.#serve(client);
+      } catch (error) {
+        this.lastError = (error as Error).message;
+        log.warn({ err: (error as Error).message }, 'control session: not connected');
+      }
+      this.#client = undefined;
+      for (const timer of this.#timers) clearInterval(timer);
+      this.#timers = [];
+      if (this.#stopped) break;
+      this.state = 'disconnected';
+      const jittered = Math.round(delay * (0.5 + Math.random()));
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        setTimeout(resolve, jittered).unref();
+      });
+      delay = Math.min(this.#options.backoffMaxMs, delay * 2);
+    }
+  }
+
+  async #connect(): Promise<ControlClient> {
+    const o = this.#options;
+    const credentials = await this.#credentials();
+    if (credentials) {
+      this.state = 'connecting';
+      try {
+        return await ControlClient.connect({ url: o.url, token: `node.${credentials.node_id}.${credentials.node_secret}` });
+      } catch (error) {
+        if (!(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
+        o.log.error('control session: the server rejected this node\'s secret; joining again needs a new join token');
+      }
+    }
+    const joinToken = await o.joinToken();
+    if (!joinToken) throw new Error(`no credentials in ${o.stateFile} and no join token (--join-token-file): cannot join ${o.url}`);
+    this.state = 'joining';
+    const client = await ControlClient.connect({ url: o.url, token: joinToken });
+    const joined = await client.request<{ node_id: string; node_secret: string }>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node });
+    await mkdir(dirname(o.stateFile), { recursive: true });
+    const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: o.url, joined_ms: Date.now() };
+    await writeFileAtomic(o.stateFile, JSON.stringify(saved, null, 2) + '\n', 0o600);
+    o.log.info({ node_id: joined.node_id }, 'joined the control server');
+    return client;
+  }
+
+  async #credentials(): Promise<NodeCredentials | undefined> {
+    try {
+      const saved = JSON.parse(await readFile(this.#options.stateFile, 'utf8')) as Partial<NodeCredentials>;
+      if (saved.node_id === this.#options.nodeId && typeof saved.node_secret === 'string') return saved as NodeCredentials;
+    } catch {
+      // No credentials yet: join.
+    }
+    return undefined;
+  }
+
+  async #serve(client: ControlClient): Promise<void> {
+    this.#client = client;
+    this.state = 'connected';
+    this.connectedMs = Date.now();
+    this.lastError = null;
+    this.#published = undefined; // a reconnect counts as a start: upsert once
+    this.#options.log.info({ url: this.#options.url }, 'control session connected');
+    await this.#publish(client);
+    const { lease_ttl_ms: leaseTtlMs } = await client.request<{ lease_ttl_ms: number }>('control.node_lease_refresh', { node_id: this.#options.nodeId });
+    this.#timers.push(
+      setInterval(() => void client.request('control.node_lease_refresh', { node_id: this.#options.nodeId }).catch(() => undefined), Math.max(1000, Math.floor(leaseTtlMs / 3))),
+      setInterval(() => void this.#publish(client).catch((error: unknown) => this.#options.log.warn({ err: (error as Error).message }, 'catalog upsert failed')), CATALOG_CHECK_MS),
+    );
+    const closed = await client.closed;
+    this.state = 'disconnected';
+    this.lastError = `connection closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ''})`;
+  }
+
+  /** Upserts when the catalog differs from what the server has from us; one upsert at a time. */
+  #publish(client: ControlClient): Promise<void> {
+    this.#upserting ??= (async () => {
+      const catalog = this.#options.catalog();
+      const digest = canonicalize(catalog) ?? '';
+      if (digest === this.#published) return;
+      await client.request('control.node_service_upsert', { node_id: this.#options.nodeId, ...this.#options.node, services: catalog });
+      this.#published = digest;
+    })().finally(() => (this.#upserting = undefined));
+    return this.#upserting;
+  }
+}

@@ -1,0 +1,119 @@
+import WebSocket from 'ws';
+import { PROTOCOL, type ErrorFrame, type ServerFrame } from './envelope.js';
+import { isWireErrorCode, ProtocolError } from './errors.js';
+
+interface Pending {
+  resolve(payload: unknown): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export interface ControlClientOptions {
+  url: string;
+  token: string;
+  /** How long a request may wait for its reply. */
+  requestTimeoutMs?: number;
+  /** Pushed frames (events, markers): everything without a matching request id. */
+  onPush?: (frame: ServerFrame) => void;
+  maxPayload?: number;
+}
+
+/**
+ * One WebSocket to the control server: sends `control.version` first, matches replies by id,
+ * rejects every pending request with a clear error when the connection drops.
+ */
+export class ControlClient {
+  readonly #socket: WebSocket;
+  readonly #pending = new Map<string, Pending>();
+  readonly #timeoutMs: number;
+  #nextId = 1;
+  #closedReason: string | undefined;
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  private constructor(socket: WebSocket, options: ControlClientOptions) {
+    this.#socket = socket;
+    this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
+    socket.on('message', (data) => {
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(data.toString()) as ServerFrame;
+      } catch {
+        return;
+      }
+      const id = 'id' in frame ? frame.id : null;
+      const pending = id === null ? undefined : this.#pending.get(id);
+      if (!pending) {
+        options.onPush?.(frame);
+        return;
+      }
+      this.#pending.delete(id as string);
+      clearTimeout(pending.timer);
+      if (frame.ok) pending.resolve(frame.payload);
+      else pending.reject(toError(frame));
+    });
+    this.closed = new Promise((resolve) => {
+      socket.on('close', (code, reason) => {
+        this.#closedReason = `connection closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
+        for (const [id, pending] of this.#pending) {
+          this.#pending.delete(id);
+          clearTimeout(pending.timer);
+          pending.reject(new ProtocolError('unavailable', `control server: ${this.#closedReason}`));
+        }
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+  }
+
+  /** Connects, authenticates with the bearer token and negotiates the protocol version. */
+  static async connect(options: ControlClientOptions): Promise<ControlClient> {
+    const socket = new WebSocket(options.url, {
+      headers: { authorization: `Bearer ${options.token}` },
+      maxPayload: options.maxPayload ?? 64 << 20,
+      handshakeTimeout: 10_000,
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('unexpected-response', (_request, response) => {
+        reject(new ProtocolError(response.statusCode === 401 ? 'unauthorized' : 'unavailable', `control server refused the connection: HTTP ${response.statusCode}${response.statusCode === 401 ? ' (bad or missing token)' : ''}`));
+        socket.terminate();
+      });
+      socket.once('error', (error) => reject(new ProtocolError('unavailable', `cannot reach the control server at ${options.url}: ${error.message}`, { cause: error })));
+    });
+    const client = new ControlClient(socket, options);
+    socket.on('error', () => undefined);
+    await client.request('control.version', { protocol: PROTOCOL });
+    return client;
+  }
+
+  get isOpen(): boolean {
+    return this.#socket.readyState === WebSocket.OPEN;
+  }
+
+  request<T = unknown>(type: string, payload: Record<string, unknown> = {}): Promise<T> {
+    if (this.#closedReason) return Promise.reject(new ProtocolError('unavailable', `control server: ${this.#closedReason}`));
+    const id = String(this.#nextId++);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new ProtocolError('unavailable', `${type}: no reply within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+      this.#pending.set(id, { resolve: resolve as (payload: unknown) => void, reject, timer });
+      this.#socket.send(JSON.stringify({ channel: 'control', type, id, payload }));
+    });
+  }
+
+  close(): Promise<void> {
+    this.#socket.close(1000);
+    return this.closed.then(() => undefined);
+  }
+
+  /** Drops the connection at once (tests, shutdown on a dead peer). */
+  terminate(): void {
+    this.#socket.terminate();
+  }
+}
+
+function toError(frame: ErrorFrame): ProtocolError {
+  const code = isWireErrorCode(frame.error?.code) ? frame.error.code : 'unavailable';
+  return new ProtocolError(code, frame.error?.message ?? 'unknown error', frame.error?.field === undefined ? undefined : { field: frame.error.field });
+}

@@ -1,0 +1,47 @@
+/** Frames of the control protocol (SPEC §6). Replies may come out of order: match them by `id`. */
+export const PROTOCOL = 'unified-v2';
+export const CHANNEL = 'control';
+/** Browsers cannot set headers: they send the token as a subprotocol `acheron.bearer.<base64url>`. */
+export const BEARER_SUBPROTOCOL_PREFIX = 'acheron.bearer.';
+export const USER_FRAME_MAX_BYTES = 1 << 20;
+export const NODE_FRAME_MAX_BYTES = 16 << 20;
+
+export interface RequestFrame {
+  channel: 'control';
+  type: string;
+  id: string;
+  payload: Record<string, unknown>;
+}
+
+export interface ReplyFrame {
+  channel: 'control';
+  type: string;
+  id: string;
+  ok: true;
+  payload: unknown;
+}
+
+export interface ErrorFrame {
+  channel: 'control';
+  type: 'control.error';
+  id: string | null;
+  ok: false;
+  error: { code: string; message: string; field?: string };
+}
+
+export interface PushFrame {
+  channel: 'control';
+  type: string;
+  ok: true;
+  payload: unknown;
+}
+
+export type ServerFrame = ReplyFrame | ErrorFrame | PushFrame;
+
+export const reply = (type: string, id: string, payload: unknown): ReplyFrame => ({ channel: CHANNEL, type, id, ok: true, payload });
+export const errorFrame = (id: string | null, error: ErrorFrame['error']): ErrorFrame => ({ channel: CHANNEL, type: 'control.error', id, ok: false, error });
+export const push = (type: string, payload: unknown): PushFrame => ({ channel: CHANNEL, type, ok: true, payload });
+
+export function bearerSubprotocol(token: string): string {
+  return BEARER_SUBPROTOCOL_PREFIX + Buffer.from(token).toString('base64url');
+}
