@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# The main job, end to end: a node with manifests.d/ mounted on /mnt/acheron, one invoke shown.
-# Leaves the node running (stop it with `umount /mnt/acheron`).
+# The main job, end to end: a control server, and a node with manifests.d/ mounted on
+# /mnt/acheron that joins it; one invoke shown through the files and through `acheron invoke`,
+# then the catalog as the control server sees it. Both keep running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MNT=${ACHERON_DEMO_MOUNT:-/mnt/acheron}
 LOG=${ACHERON_DEMO_LOG:-/tmp/acheron-demo.log}
+DATA=${ACHERON_DEMO_DATA:-/var/lib/acheron/demo-control}
+CONTROL_LOG=${ACHERON_DEMO_CONTROL_LOG:-/tmp/acheron-demo-control.log}
+URL=ws://127.0.0.1:18790
+
+if ! curl -sf http://127.0.0.1:18791/livez >/dev/null 2>&1; then
+  echo "# starting the control server (data: $DATA, log: $CONTROL_LOG)"
+  mkdir -p "$DATA"
+  nohup acheron control --data-dir "$DATA" --log-file "$CONTROL_LOG" >/dev/null 2>&1 &
+  for _ in $(seq 50); do curl -sf http://127.0.0.1:18791/livez >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+acheron token join --data-dir "$DATA" | tail -1 > "$DATA/demo-join-token"
+acheron token list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["admin"])' > "$DATA/demo-admin-token"
 
 if grep -qs " $MNT " /proc/self/mountinfo; then
   echo "# $MNT is mounted already: unmounting the previous demo"
@@ -15,7 +28,8 @@ fi
 echo "# starting the node daemon (returns once the tree is live; log: $LOG)"
 set -x
 acheron node --daemon --mount "$MNT" --services-dir "$PWD/manifests.d" --node-id demo \
-  --terminal-id demo --export "repo=$PWD:ro" --log-file "$LOG"
+  --terminal-id demo --export "repo=$PWD:ro" --log-file "$LOG" \
+  --control-url "$URL" --join-token-file "$DATA/demo-join-token" --reconnect-backoff-ms 200
 ls "$MNT" "$MNT/services" "$MNT/services/echo" "$MNT/services/echo/control"
 echo '{"msg":"hi"}' > "$MNT/services/echo/control/invoke.json"
 cat "$MNT/services/echo/result.json"
@@ -25,6 +39,10 @@ acheron invoke echo '{"fail":"a driver failure, reported with exit code 1"}' --m
 cat "$MNT/services/echo/last_error.txt"
 acheron invoke terminal-demo '{"argv":["uname","-sr"]}' --mount "$MNT"
 head -3 "$MNT/fs/repo/README.md"
+for _ in $(seq 50); do grep -q '"connected"' "$MNT/NODE.json" && break; sleep 0.1; done
+sleep 1.2   # the node publishes its catalog within a second of a change
+acheron node get demo --control-url "$URL" --token-file "$DATA/demo-admin-token"
 set +x
 echo
 echo "# the node keeps running: try the files under $MNT; stop it with: umount $MNT"
+echo "# the control server keeps running too: acheron node list --control-url $URL --token-file $DATA/demo-admin-token"
