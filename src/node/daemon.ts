@@ -336,18 +336,22 @@ export class NodeDaemon {
     try {
       value = JSON.parse(text);
     } catch (error) {
-      throw new FsError('EINVAL', `config.json: invalid JSON: ${(error as Error).message.replace(/\s+/g, ' ')}`);
+      const message = `services/${serviceId}/config.json: invalid JSON: ${(error as Error).message.replace(/\s+/g, ' ')}`;
+      this.#log.warn({ service_id: serviceId }, message);
+      throw new FsError('EINVAL', message);
     }
     try {
       return this.#schemas.validate<RuntimeConfig>(CONFIG_SCHEMA, value, `services/${serviceId}/config.json`);
     } catch (error) {
-      if (error instanceof SchemaError) throw new FsError('EINVAL', error.message, { cause: error });
-      throw error;
+      if (!(error instanceof SchemaError)) throw error;
+      // The writer only sees EINVAL: the log says which field.
+      this.#log.warn({ service_id: serviceId, problems: error.problems.map((p) => p.message) }, 'config.json rejected');
+      throw new FsError('EINVAL', error.message, { cause: error });
     }
   }
 
   #persistence(serviceId: string, rt: () => ServiceRuntime): (change: RuntimeChange) => Promise<void> {
-    return (change) => {
+    const write = (change: RuntimeChange): Promise<void> => {
       switch (change.kind) {
         case 'state':
           return this.#journal.set(serviceKey(serviceId), rt().snapshot());
@@ -357,6 +361,11 @@ export class NodeDaemon {
           return this.#journal.delete(jobKey(serviceId, change.invocationId));
       }
     };
+    // Some writes nobody waits for: a failure (a full disk) must still reach the log.
+    return (change) => write(change).catch((error: unknown) => {
+      this.#log.error({ err: error, service_id: serviceId, change: change.kind }, 'state journal: write failed; this change is not durable');
+      throw error;
+    });
   }
 
   #newRuntime(serviceId: string, settings: ServiceSettings): ServiceRuntime {

@@ -21,7 +21,8 @@ export function asPersistedRuntime(value: unknown): PersistedRuntime | undefined
     && Object.values(v.counters).every(isNumOrNull) && (v.last === null || isObject(v.last)) && (v.rejection === null || isObject(v.rejection))
     && isStrOrNull(v.resultBase64) && isNum(v.resultMs) && typeof v.lastError === 'string' && isNum(v.lastErrorMs)
     && isNumOrNull(v.cooldownUntilMs) && isStrOrNull(v.lastControlOp) && isNumOrNull(v.lastControlMs) && isNum(v.lastTransitionMs)
-    && isNumOrNull(v.lastHealthyMs) && (v.idleSinceMs === undefined || isNumOrNull(v.idleSinceMs));
+    && isNumOrNull(v.lastHealthyMs) && (v.idleSinceMs === undefined || isNumOrNull(v.idleSinceMs))
+    && (v.latencyMs === undefined || (Array.isArray(v.latencyMs) && v.latencyMs.every(isNum)));
   return ok ? (value as unknown as PersistedRuntime) : undefined;
 }
 

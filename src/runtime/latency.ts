@@ -12,6 +12,15 @@ export class LatencyWindow {
     if (this.#samples.length > this.#capacity) this.#samples.shift();
   }
 
+  /** The samples, oldest first: journaled so metrics.json survives a restart exactly. */
+  samples(): number[] {
+    return [...this.#samples];
+  }
+
+  restore(samples: readonly number[]): void {
+    this.#samples = samples.slice(-this.#capacity);
+  }
+
   percentiles(): { p50: number | null; p90: number | null; p99: number | null } {
     if (this.#samples.length === 0) return { p50: null, p90: null, p99: null };
     const sorted = [...this.#samples].sort((a, b) => a - b);

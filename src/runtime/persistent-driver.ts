@@ -114,7 +114,8 @@ export class PersistentDriver {
       this.#backoffMs = lived > STABLE_AFTER_MS ? 0 : Math.min(MAX_BACKOFF_MS, Math.max(FIRST_BACKOFF_MS, this.#backoffMs * 2));
       this.#notBeforeMs = Date.now() + this.#backoffMs;
       const how = outcome.signal ? `killed by ${outcome.signal}` : outcome.failed && outcome.exitCode === undefined ? `could not be started: ${outcome.originalMessage ?? outcome.shortMessage}` : `exited with code ${outcome.exitCode}`;
-      this.#failAll(`${spec.file} (persistent) ${how}${this.#stderrTail.trim() ? `: ${this.#stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
+      const lastLines = this.#stderrTail.split('\n').map((l) => l.trim()).filter((l) => l !== '').slice(-3);
+      this.#failAll(`${spec.file} (persistent) ${how}${lastLines.length > 0 ? `: ${lastLines.join(' | ')}` : ''}`);
     });
     return child;
   }
@@ -139,7 +140,7 @@ export class PersistentDriver {
     try {
       answer = JSON.parse(line) as typeof answer;
     } catch {
-      this.#stderrTail = (this.#stderrTail + `\n[acheron] ignored a stdout line that is not JSON (${line.length} bytes)`).slice(-STDERR_TAIL_BYTES);
+      this.#stderrTail = (this.#stderrTail + `\n[acheron] ignored a stdout line that is not JSON (${line.length} bytes)\n`).slice(-STDERR_TAIL_BYTES);
       return;
     }
     const id = typeof answer.id === 'string' || typeof answer.id === 'number' ? String(answer.id) : undefined;
@@ -148,7 +149,7 @@ export class PersistentDriver {
     if (answer.ok === true) {
       this.#settle(id, { ...result({ state: 'ok', startedMs: pending.startedMs, started: pending.started, message: `${this.#spec.file} (persistent) answered request ${id}` }), stdout: Buffer.from(JSON.stringify(answer.result ?? {}) + '\n') });
     } else {
-      const error = typeof answer.error === 'string' ? answer.error : JSON.stringify(answer.error ?? 'the driver answered ok:false');
+      const error = typeof answer.error === 'string' ? answer.error : answer.error === undefined ? `${this.#spec.file} (persistent) answered request ${id} with ok:false and no error` : JSON.stringify(answer.error);
       this.#settle(id, { ...result({ state: 'error', startedMs: pending.startedMs, started: pending.started, message: error }), stderr: Buffer.from(error) });
     }
   }

@@ -95,6 +95,8 @@ export interface PersistedRuntime {
   lastHealthyMs: number | null;
   /** Since when status.json shows `idle` after control/enable; absent in journals written before it existed. */
   idleSinceMs?: number | null;
+  /** The latency window behind metrics.json's percentiles; absent in older journals. */
+  latencyMs?: number[];
 }
 
 const newCounters = (): ServiceCounters => ({
@@ -114,7 +116,8 @@ export class ServiceRuntime {
   #settings: ServiceSettings;
   #limiter: Limiter;
   #jobs = new Map<string, Job>();
-  #latency = new LatencyWindow();
+  // 256 samples: enough for a p99, small enough to journal with every outcome.
+  #latency = new LatencyWindow(256);
   #persist: (change: RuntimeChange) => Promise<void>;
   #removed = false;
   #closing = false;
@@ -374,6 +377,7 @@ export class ServiceRuntime {
       lastError: this.lastError, lastErrorMs: this.lastErrorMs, cooldownUntilMs: this.cooldownUntilMs,
       lastControlOp: this.lastControlOp, lastControlMs: this.lastControlMs, lastTransitionMs: this.lastTransitionMs, lastHealthyMs: this.lastHealthyMs,
       idleSinceMs: this.#idleSince,
+      latencyMs: this.#latency.samples(),
     };
   }
 
@@ -395,6 +399,7 @@ export class ServiceRuntime {
     this.lastTransitionMs = state.lastTransitionMs;
     this.lastHealthyMs = state.lastHealthyMs;
     this.#idleSince = state.idleSinceMs ?? null;
+    this.#latency.restore(state.latencyMs ?? []);
     for (const record of [...jobs].sort((a, b) => (a.invocationId < b.invocationId ? -1 : 1))) {
       this.#jobs.set(record.invocationId, Job.fromRecord(record));
     }

@@ -1,0 +1,239 @@
+// SPEC §3 config.json and §5 supervision through a real mount: the config document, cooldown,
+// failure and timeout thresholds that auto-disable, health.json fields and the executable probe.
+import t, { type Test } from 'tap';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { manifest, readJson, readText, startNode, tempDir } from '../helpers/node.js';
+import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
+
+interface Status {
+  state: string;
+  reason?: string;
+  retry_after_ms?: number;
+  errno?: string;
+  exit_code: number | null;
+}
+
+interface Health {
+  state: string;
+  enabled: boolean;
+  reason?: string;
+  restarts_total: number;
+  cooldown_until_ms: number | null;
+  cooldown_remaining_ms: number;
+  supervision: Record<string, unknown>;
+  probe: { ok: boolean; error: string | null };
+  metrics: Record<string, unknown>;
+  last_transition_ms: number;
+  last_healthy_ms: number | null;
+  last_error: string;
+  last_control_op: string | null;
+}
+
+// Succeeds with its payload, unless the payload asks to fail, to hang or to fail with a long error.
+const flaky = (id: string, runtime: Record<string, unknown> = {}): Record<string, unknown> => manifest(id, '/bin/sh', {
+  runtime: {
+    args: ['-c', [
+      'p=$(cat)',
+      'case "$p" in',
+      '*long*) printf "%0600d" 0 | tr 0 L >&2; exit 4;;',
+      '*fail*) echo "flaky: asked to fail" >&2; exit 3;;',
+      '*hang*) exec sleep 3600;;',
+      'esac',
+      'printf "%s" "$p"',
+    ].join('\n')],
+    ...runtime,
+  },
+});
+
+// The probe test needs a driver path inside the test directory, so the directory is made first.
+const dir = await tempDir(t);
+const lateDriver = join(dir, 'bin', 'late-driver');
+const node = await startNode(t, {
+  dir,
+  args: ['--manifest-reload-interval-ms', '300'],
+  manifests: [
+    manifest('cfg', 'echo'),
+    flaky('cool'),
+    flaky('thresh'),
+    flaky('tmo', { timeout_ms: 25_000, kill_grace_ms: 200 }),
+    flaky('vitals'),
+    manifest('late', lateDriver),
+  ],
+});
+
+const file = (id: string, name: string): string => join(node.service(id), name);
+const status = (id: string): Promise<Status> => readJson<Status>(file(id, 'status.json'));
+const health = (id: string): Promise<Health> => readJson<Health>(file(id, 'health.json'));
+const metrics = (id: string): Promise<Record<string, number>> => readJson(file(id, 'metrics.json'));
+const control = (id: string, verb: string): Promise<ShResult> => sh(`echo 1 > ${q(file(id, `control/${verb}`))}`);
+/** /bin/echo reports a failed open and a failed close() (bash's builtin echo hides the latter). */
+const invoke = (id: string, payload: string): Promise<ShResult> => sh(`/bin/echo ${q(payload)} > ${q(file(id, 'control/invoke.json'))}`, { timeoutMs: 40_000 });
+const writeConfig = (id: string, config: string): Promise<ShResult> => sh(`/bin/echo ${q(config)} > ${q(file(id, 'config.json'))}`);
+
+function succeeded(tt: Test, run: ShResult, what: string): void {
+  tt.equal(run.code, 0, `${what} (${run.stderr.trim()})`);
+}
+
+await t.test('config.json: {} at first; a whole object written with echo reads back', async (tt) => {
+  tt.same(await readJson(file('cfg', 'config.json')), {}, 'empty config');
+  const config = { supervision: { max_consecutive_failures: 5, cooldown_ms: 100 }, timeout_ms: 9000, 'x-note': 'kept' };
+  succeeded(tt, await sh(`echo ${q(JSON.stringify(config))} > ${q(file('cfg', 'config.json'))}`), 'echo > config.json');
+  tt.same(await readJson(file('cfg', 'config.json')), config, 'read back exactly');
+  tt.match((await health('cfg')).supervision, { max_consecutive_failures: 5, cooldown_ms: 100, max_consecutive_timeouts: 0, auto_disable_on_threshold: true }, 'health.json shows the policy with its defaults');
+
+  const replaced = { timeout_ms: 8000 };
+  succeeded(tt, await writeConfig('cfg', JSON.stringify(replaced)), 'a second write');
+  tt.same(await readJson(file('cfg', 'config.json')), replaced, 'whole-object replace: the supervision key is gone');
+  const size = await sh(`stat -c %s ${q(file('cfg', 'config.json'))}; cat ${q(file('cfg', 'config.json'))} | wc -c`);
+  const [statSize, readSize] = size.stdout.trim().split('\n').map(Number);
+  tt.equal(statSize, readSize, 'stat size matches the content');
+});
+
+await t.test('config.json: an invalid document fails the writer\'s close() with EINVAL and changes nothing', async (tt) => {
+  const before = await readText(file('cfg', 'config.json'));
+  const bad: Array<[string, string]> = [
+    ['unknown key', '{"supervison":{"cooldown_ms":1}}'],
+    ['unknown supervision key', '{"supervision":{"cooldown":1}}'],
+    ['wrong type', '{"timeout_ms":"fast"}'],
+    ['negative threshold', '{"supervision":{"max_consecutive_failures":-1}}'],
+    ['not an object', '[1,2]'],
+    ['invalid JSON', '{"timeout_ms": }'],
+  ];
+  for (const [what, text] of bad) {
+    const run = await writeConfig('cfg', text);
+    tt.not(run.code, 0, `${what}: /bin/echo fails`);
+    tt.match(run.stderr, /Invalid argument/, `${what}: ${run.stderr.trim()}`);
+  }
+  const py = await sh(`python3 -c 'import os; f=open(os.environ["F"], "w"); f.write("{\\"kill_grace_ms\\": true}"); f.close()'`, { env: { ...process.env, F: file('cfg', 'config.json') } });
+  tt.not(py.code, 0, 'python sees the close() error');
+  tt.match(py.stderr, /Errno 22|Invalid argument/);
+  tt.equal(await readText(file('cfg', 'config.json')), before, 'config unchanged');
+});
+
+await t.test('cooldown_ms: backoff with retry_after_ms, EAGAIN at open, health degraded; invokes work after the window', async (tt) => {
+  succeeded(tt, await writeConfig('cool', '{"supervision":{"cooldown_ms":2500}}'), 'set a cooldown');
+  succeeded(tt, await invoke('cool', '{"do":"fail"}'), 'a failing invocation (not a filesystem error)');
+  const s = await status('cool');
+  tt.equal(s.state, 'backoff');
+  tt.ok((s.retry_after_ms ?? 0) > 0, `retry_after_ms ${s.retry_after_ms} > 0`);
+
+  const refused = await sh(`echo '{"n":1}' > ${q(file('cool', 'control/invoke.json'))}`);
+  tt.equal(refused.code, 1, 'the open for writing is refused');
+  tt.match(refused.stderr, /Resource temporarily unavailable/);
+  tt.match(await readText(file('cool', 'last_error.txt')), /^EAGAIN: .*cooling down/);
+  const h = await health('cool');
+  tt.equal(h.state, 'degraded');
+  tt.ok(h.cooldown_remaining_ms > 0, `cooldown_remaining_ms ${h.cooldown_remaining_ms} > 0`);
+  tt.ok((h.cooldown_until_ms ?? 0) > Date.now() - 60_000, 'cooldown_until_ms is an epoch time');
+  tt.match(await metrics('cool'), { invokes_total: 1, rejected_total: 1, failures_total: 1 }, 'the refusal ran nothing');
+
+  await waitFor(async () => (await health('cool')).cooldown_remaining_ms === 0, { what: 'the cooldown to end' });
+  tt.not((await status('cool')).state, 'backoff', 'no longer in backoff');
+  succeeded(tt, await invoke('cool', '{"after":"cooldown"}'), 'invoke after the window');
+  tt.equal((await status('cool')).state, 'ok');
+  tt.same(await readJson(file('cool', 'result.json')), { after: 'cooldown' });
+  tt.equal((await health('cool')).state, 'online', 'healthy again after a success');
+});
+
+await t.test('max_consecutive_failures: the threshold auto-disables; enable brings it back', async (tt) => {
+  succeeded(tt, await writeConfig('thresh', '{"supervision":{"max_consecutive_failures":3}}'), 'set a threshold');
+  for (let i = 1; i <= 2; i++) {
+    succeeded(tt, await invoke('thresh', '{"do":"fail"}'), `failure ${i}`);
+    tt.equal((await status('thresh')).state, 'error', `still enabled after ${i}`);
+  }
+  succeeded(tt, await invoke('thresh', '{"do":"fail"}'), 'failure 3');
+  const s = await status('thresh');
+  tt.equal(s.state, 'offline');
+  tt.match(s.reason, /max_consecutive_failures/, `reason: ${s.reason}`);
+  tt.match(await health('thresh'), { state: 'offline', enabled: false, reason: /max_consecutive_failures/ });
+
+  const refused = await sh(`echo '{}' > ${q(file('thresh', 'control/invoke.json'))}`);
+  tt.equal(refused.code, 1);
+  tt.match(refused.stderr, /Operation not permitted/);
+  tt.match(await metrics('thresh'), { invokes_total: 3, consecutive_failures: 3 }, 'the refused invoke ran nothing');
+
+  succeeded(tt, await control('thresh', 'enable'), 'control/enable');
+  tt.equal((await status('thresh')).state, 'idle');
+  tt.match(await metrics('thresh'), { consecutive_failures: 0 }, 'a fresh start');
+  succeeded(tt, await invoke('thresh', '{"back":true}'), 'invoke after enable');
+  tt.equal((await status('thresh')).state, 'ok');
+  tt.same(await readJson(file('thresh', 'result.json')), { back: true });
+});
+
+await t.test('max_consecutive_timeouts: config timeout_ms overrides the manifest; the threshold auto-disables', async (tt) => {
+  succeeded(tt, await writeConfig('tmo', '{"timeout_ms":300,"supervision":{"max_consecutive_timeouts":2}}'), 'set a timeout and a threshold');
+  succeeded(tt, await invoke('tmo', '{"do":"hang"}'), 'timeout 1');
+  tt.equal((await status('tmo')).state, 'timeout');
+  const m = await metrics('tmo');
+  tt.ok(m.last_duration_ms !== undefined && m.last_duration_ms < 10_000, `ended by the config timeout, not the manifest's 25 s (${m.last_duration_ms} ms)`);
+  succeeded(tt, await invoke('tmo', '{"do":"hang"}'), 'timeout 2');
+  const s = await status('tmo');
+  tt.equal(s.state, 'offline');
+  tt.match(s.reason, /max_consecutive_timeouts/, `reason: ${s.reason}`);
+  tt.match(await metrics('tmo'), { timeouts_total: 2, consecutive_timeouts: 2 });
+  const refused = await sh(`echo '{}' > ${q(file('tmo', 'control/invoke.json'))}`);
+  tt.match(refused.stderr, /Operation not permitted/);
+
+  succeeded(tt, await control('tmo', 'enable'), 'control/enable');
+  tt.equal((await status('tmo')).state, 'idle');
+  succeeded(tt, await invoke('tmo', '{"quick":1}'), 'a quick invocation');
+  tt.equal((await status('tmo')).state, 'ok');
+  tt.match(await metrics('tmo'), { consecutive_timeouts: 0 });
+});
+
+await t.test('health.json: transitions, last healthy time, a bounded last error, restarts', async (tt) => {
+  const first = await health('vitals');
+  tt.equal(first.state, 'online');
+  succeeded(tt, await invoke('vitals', '{"fine":1}'), 'a success');
+  const afterOk = await health('vitals');
+  const finished = (await metrics('vitals')).last_finished_ms ?? 0;
+  tt.ok(afterOk.last_healthy_ms !== null && afterOk.last_healthy_ms >= finished, `last_healthy_ms ${afterOk.last_healthy_ms} >= the success at ${finished}`);
+  tt.equal(afterOk.last_transition_ms, first.last_transition_ms, 'no transition while online');
+
+  succeeded(tt, await invoke('vitals', '{"do":"long"}'), 'a failure with a long stderr');
+  const degraded = await health('vitals');
+  tt.equal(degraded.state, 'degraded', 'a failure degrades');
+  tt.ok(degraded.last_transition_ms > first.last_transition_ms, 'last_transition_ms moved on the transition');
+  const failedAt = (await metrics('vitals')).last_finished_ms ?? 0;
+  // Reading health while online refreshes last_healthy_ms; the failure stops that.
+  tt.ok(degraded.last_healthy_ms !== null && degraded.last_healthy_ms >= (afterOk.last_healthy_ms ?? 0) && degraded.last_healthy_ms <= failedAt,
+    `last_healthy_ms ${degraded.last_healthy_ms} lies between the last healthy read and the failure at ${failedAt}`);
+  tt.equal((await health('vitals')).last_healthy_ms, degraded.last_healthy_ms, 'last_healthy_ms stays while degraded');
+  const fullError = await readText(file('vitals', 'last_error.txt'));
+  tt.ok(fullError.length >= 600, `last_error.txt keeps the whole error (${fullError.length})`);
+  tt.ok(degraded.last_error.length > 0 && degraded.last_error.length <= 256, `health last_error is at most 256 chars (${degraded.last_error.length})`);
+  tt.match(degraded.last_error, /^L+$/);
+
+  succeeded(tt, await control('vitals', 'restart'), 'control/restart');
+  const restarted = await health('vitals');
+  tt.equal(restarted.restarts_total, first.restarts_total + 1, 'restarts_total + 1');
+  tt.equal(restarted.last_control_op, 'restart');
+  tt.equal(restarted.last_error, '', 'the error is cleared');
+
+  succeeded(tt, await invoke('vitals', '{"fine":2}'), 'a success');
+  const online = await health('vitals');
+  tt.equal(online.state, 'online');
+  tt.ok(online.last_transition_ms >= degraded.last_transition_ms, 'the way back is a transition too');
+});
+
+await t.test('probe: a missing or non-executable driver degrades the service until it can run', async (tt) => {
+  const entry = async (): Promise<Record<string, unknown> | undefined> =>
+    (await readJson<Array<Record<string, unknown>>>(join(node.mount, 'SERVICES.json'))).find((s) => s.service_id === 'late');
+  tt.match(await entry(), { state: 'degraded', kind: 'test' });
+  const h = await health('late');
+  tt.equal(h.state, 'degraded');
+  tt.equal(h.probe.ok, false);
+  tt.match(h.probe.error, /late-driver: no such file/);
+
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await writeFile(lateDriver, '#!/bin/sh\ncat\n', { mode: 0o644 });
+  await waitFor(async () => /not executable/.test((await health('late')).probe.error ?? ''), { what: 'the probe to see a non-executable file' });
+  tt.match(await entry(), { state: 'degraded' });
+
+  await chmod(lateDriver, 0o755);
+  await waitFor(async () => (await entry())?.state === 'online', { what: 'SERVICES.json to show late online' });
+  tt.match(await health('late'), { state: 'online', probe: { ok: true, error: null } });
+  succeeded(tt, await invoke('late', '{"late":true}'), 'the driver runs now');
+  tt.same(await readJson(file('late', 'result.json')), { late: true });
+});
