@@ -8,6 +8,7 @@ import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS, runControlCommand } from './control-command.js';
 import { runInvokeCommand } from './invoke-command.js';
 import { runTokenCommand } from './token-command.js';
+import { runWatchCommand } from './watch-command.js';
 import { runNodeCommand, resolveNodeOptions } from './node-command.js';
 import { NODE_OPTION_SPECS, parseMountOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
 
@@ -51,6 +52,17 @@ function cli(argv: readonly string[]): Argv {
     .command('node', 'run the node daemon: load services, mount the node tree', (y) => {
       y.command('list', 'list the nodes of the control server catalog', (c) => clientOptions(c), async (args) => {
         process.exitCode = await runCatalogCommand({ list: true }, args, process.stdout);
+      });
+      y.command('watch [node_id]', 'stream catalog events (reconnects and resumes by itself)', (c) =>
+        clientOptions(c).positional('node_id', { type: 'string', describe: 'only this node' })
+          .option('replay-limit', { type: 'number', describe: 'replay this many past events first (default 25)' })
+          .option('since', { type: 'number', describe: 'replay everything after this seq' }),
+      async (args) => {
+        const stop = new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        process.exitCode = await runWatchCommand({ ...args, node_id: args.node_id as string | undefined }, process.stdout, process.stderr, stop);
       });
       y.command('get <node_id>', 'show one node and its services', (c) => clientOptions(c).positional('node_id', { type: 'string' }), async (args) => {
         process.exitCode = await runCatalogCommand({ get: String(args.node_id) }, args, process.stdout);

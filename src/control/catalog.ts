@@ -4,6 +4,7 @@ import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayloa
 import { ProtocolError } from '../protocol/errors.js';
 import { StateJournal } from '../store/state-journal.js';
 import { serviceDelta, type ServiceDelta } from './delta.js';
+import type { CatalogEvent, EventKind, EventLog } from './event-log.js';
 import { sameSecret } from './token-store.js';
 
 export type NodeState = 'online' | 'offline';
@@ -26,35 +27,72 @@ export interface NodeRecord {
 export type PublicNode = Omit<NodeRecord, 'secret_sha256'>;
 
 const nodeKey = (nodeId: string): string => `node/${nodeId}`;
+/** The seq of the last event the catalog journal reflects: start-up replays the log past it. */
+const APPLIED_KEY = 'meta/applied_seq';
 const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 
 /**
  * Every node's catalog, leases and credentials behind one storage interface (a journal on disk):
  * what is acknowledged to a peer has been fdatasync'd first, so a kill -9 of the server loses none
- * of it (SPEC §6 Storage).
+ * of it (SPEC §6 Storage). Every change that watchers see is first an event in the event log (the
+ * write-ahead log); the journal records which seq it reflects, and start-up replays the rest.
  */
 export class Catalog {
   #nodes = new Map<string, NodeRecord>();
   #journal: StateJournal;
+  #events: EventLog;
+  #appliedSeq = 0;
   readonly leaseTtlMs: number;
 
-  private constructor(journal: StateJournal, leaseTtlMs: number) {
+  private constructor(journal: StateJournal, events: EventLog, leaseTtlMs: number) {
     this.#journal = journal;
+    this.#events = events;
     this.leaseTtlMs = leaseTtlMs;
   }
 
-  static async open(path: string, options: { leaseTtlMs: number; offlineGraceMs: number; log: Logger }): Promise<Catalog> {
+  static async open(path: string, events: EventLog, options: { leaseTtlMs: number; offlineGraceMs: number; log: Logger }): Promise<Catalog> {
     const { journal, restored } = await StateJournal.open(path, { sync: 'always', log: options.log });
-    const catalog = new Catalog(journal, options.leaseTtlMs);
-    const now = Date.now();
+    const catalog = new Catalog(journal, events, options.leaseTtlMs);
     for (const [key, value] of restored.values) {
+      if (key === APPLIED_KEY && typeof value === 'number') catalog.#appliedSeq = value;
       if (!key.startsWith('node/') || value === null || typeof value !== 'object') continue;
-      const node = value as NodeRecord;
-      // After a server restart every known node gets a fresh grace period (SPEC §6).
+      catalog.#nodes.set((value as NodeRecord).node_id, value as NodeRecord);
+    }
+    // A crash between the event and the journal write: the event log wins.
+    for (const event of events.retained()) if (event.seq > catalog.#appliedSeq) await catalog.#replay(event);
+    const now = Date.now();
+    // After a server restart every known node gets a fresh grace period (SPEC §6).
+    for (const node of catalog.#nodes.values()) {
       if (node.state === 'online') node.lease_expires_at_ms = Math.max(node.lease_expires_at_ms, now + options.offlineGraceMs);
-      catalog.#nodes.set(node.node_id, node);
     }
     return catalog;
+  }
+
+  async #replay(event: CatalogEvent): Promise<void> {
+    const node = this.#nodes.get(event.node_id);
+    if (event.kind === 'delete') {
+      this.#nodes.delete(event.node_id);
+      await this.#journal.delete(nodeKey(event.node_id));
+    } else if (node) {
+      await this.#save({ ...node, node_name: event.node_name, platform: event.platform, labels: event.labels, services: event.kind === 'upsert' ? event.services : node.services, state: event.kind === 'offline' ? 'offline' : 'online', updated_ms: event.timestamp_ms });
+    }
+    this.#appliedSeq = event.seq;
+    await this.#journal.set(APPLIED_KEY, event.seq);
+  }
+
+  /** Event first (durable, then fanned out), then the journal: the order of a write-ahead log. */
+  async #commit(node: NodeRecord, kind: EventKind, delta: ServiceDelta, now: number): Promise<void> {
+    const view = toPublic(node);
+    const event = await this.#events.append({
+      kind, timestamp_ms: now, node_id: node.node_id, node_name: node.node_name, platform: node.platform, labels: node.labels,
+      services: view.services, service_delta: delta,
+    });
+    if (kind === 'delete') {
+      this.#nodes.delete(node.node_id);
+      await this.#journal.delete(nodeKey(node.node_id));
+    } else await this.#save(node);
+    this.#appliedSeq = event.seq;
+    await this.#journal.set(APPLIED_KEY, event.seq);
   }
 
   list(): PublicNode[] {
@@ -83,7 +121,8 @@ export class Catalog {
       updated_ms: now,
       secret_sha256: hashSecret(secret),
     };
-    await this.#save(node);
+    if (existing?.state === 'online') await this.#save(node);
+    else await this.#commit(node, 'online', serviceDelta(node.services, node.services, now), now);
     return { node_id: nodeId, node_secret: secret, lease_ttl_ms: this.leaseTtlMs };
   }
 
@@ -117,7 +156,10 @@ export class Catalog {
       updated_ms: delta.changed ? now : node.updated_ms,
     };
     const metadataChanged = next.node_name !== node.node_name || JSON.stringify(next.platform) !== JSON.stringify(node.platform) || JSON.stringify(next.labels) !== JSON.stringify(node.labels);
-    if (delta.changed || metadataChanged || cameOnline) await this.#save(next);
+    // An unchanged upsert emits nothing (SPEC §6); a node coming back says so.
+    if (delta.changed) await this.#commit(next, 'upsert', delta, now);
+    else if (cameOnline) await this.#commit(next, 'online', delta, now);
+    else if (metadataChanged) await this.#save(next);
     else this.#nodes.set(next.node_id, next); // lease and last-seen only: no need to sync
     return { node: toPublic(next), delta, cameOnline };
   }
@@ -127,7 +169,7 @@ export class Catalog {
     const node = this.#require(nodeId);
     const cameOnline = node.state === 'offline';
     const next = { ...node, state: 'online' as const, last_seen_ms: now, lease_expires_at_ms: now + this.leaseTtlMs };
-    if (cameOnline) await this.#save(next);
+    if (cameOnline) await this.#commit(next, 'online', serviceDelta(node.services, node.services, now), now);
     else this.#nodes.set(nodeId, next);
     return { node: toPublic(next), cameOnline };
   }
@@ -144,17 +186,16 @@ export class Catalog {
     for (const node of this.#nodes.values()) {
       if (node.state === 'online' && node.lease_expires_at_ms <= now) {
         const next = { ...node, state: 'offline' as const, updated_ms: now };
-        await this.#save(next);
+        await this.#commit(next, 'offline', serviceDelta(node.services, node.services, now), now);
         expired.push(toPublic(next));
       }
     }
     return expired;
   }
 
-  async delete(nodeId: string): Promise<PublicNode> {
+  async delete(nodeId: string, now = Date.now()): Promise<PublicNode> {
     const node = this.#require(nodeId);
-    this.#nodes.delete(nodeId);
-    await this.#journal.delete(nodeKey(nodeId));
+    await this.#commit(node, 'delete', serviceDelta(node.services, [], now), now);
     return toPublic(node);
   }
 

@@ -4,7 +4,7 @@ import { errorFrame, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, USER_FRAME_MAX_BYTES
 import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
-import { OPS, type OpContext } from './ops.js';
+import { ALREADY_REPLIED, OPS, type OpContext } from './ops.js';
 import { describePrincipal, type Principal } from './principal.js';
 
 const REQUEST_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/request';
@@ -15,7 +15,7 @@ const PROTOCOL_MISMATCH = 4002;
 export interface ConnectionHost {
   schemas: Schemas;
   log: Logger;
-  context(connection: ControlConnection): Omit<OpContext, 'principal' | 'becomeNode'>;
+  context(connection: ControlConnection): Omit<OpContext, 'principal' | 'becomeNode' | 'replyNow' | 'connection'>;
   onClose(connection: ControlConnection): void;
 }
 
@@ -57,7 +57,17 @@ export class ControlConnection {
   }
 
   send(frame: unknown): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  /** An already serialized frame (the fan-out serializes each event once). */
+  sendRaw(frame: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame);
+  }
+
+  /** Bytes queued on the socket and not yet sent: how far behind this peer is. */
+  get bufferedBytes(): number {
+    return this.socket.bufferedAmount;
   }
 
   async #onMessage(data: Buffer, isBinary: boolean): Promise<void> {
@@ -111,13 +121,15 @@ export class ControlConnection {
     const context: OpContext = {
       ...this.#host.context(this),
       principal: this.principal,
+      connection: this,
+      replyNow: (payload) => this.send(reply(frame.type, frame.id, payload)),
       becomeNode: (nodeId) => {
         this.principal = { kind: 'node', nodeId };
         this.#log = this.#host.log.child({ conn_id: this.id, principal: describePrincipal(this.principal) });
       },
     };
     const result = await op.handle(context, frame.payload as never);
-    this.send(reply(frame.type, frame.id, result));
+    if (result !== ALREADY_REPLIED) this.send(reply(frame.type, frame.id, result));
     this.#log.debug({ op: frame.type, id: frame.id }, 'served');
   }
 

@@ -6,11 +6,14 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { BEARER_SUBPROTOCOL_PREFIX, NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
 import type { Schemas } from '../protocol/schemas.js';
-import { Catalog, type PublicNode } from './catalog.js';
+import { Catalog } from './catalog.js';
 import { ControlConnection } from './connection.js';
+import { EventLog } from './event-log.js';
 import { ControlMetrics } from './metrics.js';
 import type { Principal } from './principal.js';
 import { TokenStore } from './token-store.js';
+import { WatchHub } from './watch-hub.js';
+import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 
 export interface HostPort {
   host: string;
@@ -26,6 +29,9 @@ export interface ControlServerOptions {
   log: Logger;
   schemas: Schemas;
   tls?: { cert: Buffer; key: Buffer };
+  /** Event history settings; defaults from the ACHERON_NODE_SERVICE_EVENT_LOG_* variables. */
+  eventLog?: { ringCapacity?: number; rotateMaxBytes?: number; archiveKeep?: number };
+  watchPolicy?: WatchPolicy;
 }
 
 export const CONTROL_DEFAULTS = {
@@ -47,6 +53,8 @@ export class ControlServer {
   readonly catalog: Catalog;
   readonly tokens: TokenStore;
   readonly metrics: ControlMetrics;
+  readonly events: EventLog;
+  readonly watches: WatchHub;
   #options: ControlServerOptions;
   #log: Logger;
   #ws: Server;
@@ -56,12 +64,14 @@ export class ControlServer {
   #nextConnectionId = 1;
   #timers: NodeJS.Timeout[] = [];
 
-  private constructor(options: ControlServerOptions, catalog: Catalog, tokens: TokenStore) {
+  private constructor(options: ControlServerOptions, catalog: Catalog, tokens: TokenStore, events: EventLog) {
     this.#options = options;
     this.#log = options.log;
     this.catalog = catalog;
     this.tokens = tokens;
-    this.metrics = new ControlMetrics(catalog);
+    this.events = events;
+    this.metrics = new ControlMetrics(catalog, events);
+    this.watches = new WatchHub(events, this.metrics);
     const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
     this.#ws = create();
     this.#http = create();
@@ -77,8 +87,9 @@ export class ControlServer {
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
     const tokens = await TokenStore.open(options.dataDir);
-    const catalog = await Catalog.open(join(options.dataDir, 'catalog.journal'), { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, log: options.log.child({ component: 'catalog' }) });
-    const server = new ControlServer(options, catalog, tokens);
+    const events = await EventLog.open({ dir: options.dataDir, log: options.log.child({ component: 'events' }), ...eventLogFromEnv(), ...options.eventLog });
+    const catalog = await Catalog.open(join(options.dataDir, 'catalog.journal'), events, { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, log: options.log.child({ component: 'catalog' }) });
+    const server = new ControlServer(options, catalog, tokens, events);
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
     server.#timers.push(
@@ -101,14 +112,11 @@ export class ControlServer {
 
   async stop(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
+    this.watches.close();
     for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
     await Promise.all([close(this.#ws), close(this.#http)]);
     await this.catalog.close();
-  }
-
-  /** Node events will feed the watch stream; for now they are logged. */
-  #nodeChanged(node: PublicNode, kind: 'upsert' | 'online' | 'offline' | 'delete'): void {
-    this.#log.info({ node_id: node.node_id, kind, services: node.services.length }, 'catalog changed');
+    await this.events.close();
   }
 
   #authenticate(request: IncomingMessage): { principal?: Principal; viaSubprotocol: boolean } {
@@ -150,9 +158,10 @@ export class ControlServer {
       const connection = new ControlConnection(ws, principal, this.#nextConnectionId++, {
         schemas: this.#options.schemas,
         log: this.#log,
-        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, nodeChanged: (node, kind) => this.#nodeChanged(node, kind) }),
+        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, watchPolicy: this.#options.watchPolicy ?? watchPolicyFromEnv() }),
         onClose: (closed) => {
           this.#connections.delete(closed);
+          this.watches.drop(closed);
           this.metrics.connections.dec({ role: closed.principal.kind });
           if (closed.principal.kind === 'node') this.catalog.shortenLease(closed.principal.nodeId, this.#options.offlineGraceMs);
         },
@@ -164,7 +173,7 @@ export class ControlServer {
 
   async #housekeeping(): Promise<void> {
     try {
-      for (const node of await this.catalog.expireLeases()) this.#nodeChanged(node, 'offline');
+      await this.catalog.expireLeases();
       if (await this.tokens.reloadIfChanged()) this.#dropRevoked();
     } catch (error) {
       this.#log.error({ err: error }, 'housekeeping failed');
@@ -196,6 +205,20 @@ export class ControlServer {
         return send(404, 'text/plain', `no such page: ${path}\n`);
     }
   }
+}
+
+/** SPEC §6 Event history: the environment sets rotation and retention. */
+function eventLogFromEnv(env: NodeJS.ProcessEnv = process.env): { rotateMaxBytes?: number; archiveKeep?: number } {
+  const number = (name: string): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0) throw new TypeError(`${name}=${raw}: expected a non-negative integer`);
+    return value;
+  };
+  const rotateMaxBytes = number('ACHERON_NODE_SERVICE_EVENT_LOG_ROTATE_MAX_BYTES');
+  const archiveKeep = number('ACHERON_NODE_SERVICE_EVENT_LOG_ARCHIVE_KEEP');
+  return { ...(rotateMaxBytes === undefined ? {} : { rotateMaxBytes }), ...(archiveKeep === undefined ? {} : { archiveKeep }) };
 }
 
 function sameHost(origin: string | undefined, host: string | undefined): boolean {

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Catalog } from './catalog.js';
+import type { EventLog } from './event-log.js';
 
 /** The server's Prometheus metrics (SPEC §7), on a registry of its own (no global state). */
 export class ControlMetrics {
@@ -8,8 +9,18 @@ export class ControlMetrics {
   readonly errors: Counter<'code'>;
   readonly connections: Gauge<'role'>;
   readonly frames: Counter<'role'>;
+  readonly subscribers: Gauge;
+  readonly fanoutEvents: Counter;
+  readonly fanoutAttempts: Counter;
+  readonly fanoutSent: Counter;
+  readonly fanoutDropped: Counter;
+  readonly watchesEnded: Counter<'reason'>;
+  readonly replayRequests: Counter;
+  readonly replayEvents: Counter;
+  readonly replayBytes: Counter;
+  readonly eventSeq: Gauge;
 
-  constructor(catalog: Catalog) {
+  constructor(catalog: Catalog, events: EventLog) {
     const registers = [this.registry];
     new Gauge({
       name: 'acheron_nodes', help: 'Nodes in the catalog by state', labelNames: ['state'], registers,
@@ -29,6 +40,25 @@ export class ControlMetrics {
     this.errors = new Counter({ name: 'acheron_errors_total', help: 'Error replies by wire code', labelNames: ['code'], registers });
     this.connections = new Gauge({ name: 'acheron_connections', help: 'Open WebSocket connections by role', labelNames: ['role'], registers });
     this.frames = new Counter({ name: 'acheron_frames_total', help: 'Request frames received by role', labelNames: ['role'], registers });
+    this.subscribers = new Gauge({ name: 'acheron_watch_subscribers', help: 'Live catalog watches', registers });
+    this.fanoutEvents = new Counter({ name: 'acheron_watch_fanout_events_total', help: 'Events handed to the watch fan-out', registers });
+    this.fanoutAttempts = new Counter({ name: 'acheron_watch_fanout_attempts_total', help: 'Deliveries attempted (event x matching watch)', registers });
+    this.fanoutSent = new Counter({ name: 'acheron_watch_fanout_sent_total', help: 'Deliveries sent', registers });
+    this.fanoutDropped = new Counter({ name: 'acheron_watch_fanout_dropped_total', help: 'Deliveries refused because the watcher was too slow (its watch ended with resync_required)', registers });
+    this.watchesEnded = new Counter({ name: 'acheron_watch_ended_total', help: 'Watches ended by the server', labelNames: ['reason'], registers });
+    this.replayRequests = new Counter({ name: 'acheron_watch_replay_requests_total', help: 'Watches started (each replays)', registers });
+    this.replayEvents = new Counter({ name: 'acheron_watch_replay_events_total', help: 'Events replayed', registers });
+    this.replayBytes = new Counter({ name: 'acheron_watch_replay_bytes_total', help: 'Bytes of replayed event frames', registers });
+    this.eventSeq = new Gauge({ name: 'acheron_event_seq', help: 'The last event seq handed out', registers, collect() { this.set(events.headSeq); } });
+    const window = (name: string, help: string, pick: (w: ReturnType<EventLog['window']>) => number | null) =>
+      new Gauge({ name, help, registers, collect() { this.set(pick(events.window()) ?? 0); } });
+    window('acheron_watch_retained_events', 'Events in the replay ring', (w) => w.events);
+    window('acheron_watch_retained_capacity', 'Capacity of the replay ring', (w) => w.capacity);
+    window('acheron_watch_retained_oldest_seq', 'Oldest seq in the replay ring (0 when empty)', (w) => w.oldest_seq);
+    window('acheron_watch_retained_newest_seq', 'Newest seq in the replay ring (0 when empty)', (w) => w.newest_seq);
+    window('acheron_watch_retained_oldest_timestamp_ms', 'Time of the oldest retained event', (w) => w.oldest_ms);
+    window('acheron_watch_retained_newest_timestamp_ms', 'Time of the newest retained event', (w) => w.newest_ms);
+    window('acheron_watch_retained_window_ms', 'Time span of the replay ring', (w) => w.window_ms);
   }
 
   /** The same numbers as /metrics, as JSON (control.metrics and /metrics.json). */

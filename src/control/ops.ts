@@ -1,20 +1,29 @@
-import type { NodeJoinPayload, NodeRefPayload, NodeServiceUpsertPayload } from '../protocol/types.gen.js';
+import type { NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { Catalog, PublicNode } from './catalog.js';
+import type { Catalog } from './catalog.js';
+import type { ControlConnection } from './connection.js';
 import type { ControlMetrics } from './metrics.js';
 import type { Principal, Role } from './principal.js';
 import type { TokenStore } from './token-store.js';
+import type { WatchHub, WatchRequest } from './watch-hub.js';
+import { watchRefusal, type WatchPolicy } from './watch-policy.js';
 
 export interface OpContext {
   principal: Principal;
   catalog: Catalog;
   tokens: TokenStore;
   metrics: ControlMetrics;
+  watches: WatchHub;
+  watchPolicy: WatchPolicy;
   /** After a join, the connection speaks for the node it created. */
   becomeNode(nodeId: string): void;
-  /** A node came online or went offline: its watchers will want to know (event stream work). */
-  nodeChanged(node: PublicNode, kind: 'upsert' | 'online' | 'offline' | 'delete'): void;
+  /** The watch op answers before it replays (SPEC §6 order); then it returns ALREADY_REPLIED. */
+  replyNow(payload: unknown): void;
+  connection: ControlConnection;
 }
+
+/** Returned by an op that has sent its reply itself. */
+export const ALREADY_REPLIED = Symbol('already replied');
 
 export interface Op<P> {
   /** The definition in control-protocol.schema.json the payload must match. */
@@ -45,21 +54,17 @@ export const OPS: Record<string, Op<never>> = {
     }
     const joined = await context.catalog.join(payload);
     context.becomeNode(joined.node_id);
-    context.nodeChanged(context.catalog.get(joined.node_id), 'online');
     return joined;
   }),
   'control.node_service_upsert': op<NodeServiceUpsertPayload>('node_service_upsert', ['node', 'admin'], async (context, payload) => {
     ownNode(context, payload.node_id);
-    const { node, delta, cameOnline } = await context.catalog.upsert(payload);
+    const { node, delta } = await context.catalog.upsert(payload);
     context.metrics.upserts.inc({ changed: String(delta.changed) });
-    if (cameOnline) context.nodeChanged(node, 'online');
-    if (delta.changed) context.nodeChanged(node, 'upsert');
     return { node_id: node.node_id, node_name: node.node_name, platform: node.platform, labels: node.labels, services: node.services, service_delta: delta };
   }),
   'control.node_lease_refresh': op<NodeRefPayload>('node_ref', ['node', 'admin'], async (context, payload) => {
     ownNode(context, payload.node_id);
-    const { node, cameOnline } = await context.catalog.refresh(payload.node_id);
-    if (cameOnline) context.nodeChanged(node, 'online');
+    const { node } = await context.catalog.refresh(payload.node_id);
     return { node_id: node.node_id, lease_expires_at_ms: node.lease_expires_at_ms, lease_ttl_ms: context.catalog.leaseTtlMs };
   }),
   'control.node_service_get': op<NodeRefPayload>('node_ref', ['node', 'admin'], async (context, payload) => {
@@ -76,8 +81,17 @@ export const OPS: Record<string, Op<never>> = {
   }),
   'control.node_delete': op<NodeRefPayload>('node_ref', ['admin'], async (context, payload) => {
     const node = await context.catalog.delete(payload.node_id);
-    context.nodeChanged(node, 'delete');
     return { node_id: node.node_id, deleted: true };
+  }),
+  'control.node_service_watch': op<WatchRequest>('node_service_watch', ['admin', 'user'], async (context, payload) => {
+    const refusal = watchRefusal(context.principal, context.watchPolicy);
+    if (refusal) throw new ProtocolError('forbidden', refusal);
+    context.watches.watch(context.connection, payload, () => true, (ack) => context.replyNow(ack));
+    return ALREADY_REPLIED;
+  }),
+  'control.node_service_unwatch': op<NodeServiceUnwatchPayload>('node_service_unwatch', ['admin', 'user'], async (context, payload) => {
+    context.watches.unwatch(context.connection, payload.watch_id);
+    return { watch_id: payload.watch_id, enabled: false };
   }),
   'control.metrics': op<Record<string, never>>('empty', ['admin'], async (context) => context.metrics.json()),
 };

@@ -23,6 +23,8 @@ export interface ControlProtocol {
   empty?: EmptyPayload;
   platform?: NodePlatform;
   labels?: NodeLabels;
+  node_service_watch?: NodeServiceWatchPayload;
+  node_service_unwatch?: NodeServiceUnwatchPayload;
 }
 export interface ControlRequest {
   channel: "control";
@@ -170,6 +172,14 @@ export interface NodeRefPayload {
   node_id: string;
 }
 export interface EmptyPayload {}
+export interface NodeServiceWatchPayload {
+  node_id?: string;
+  replay_limit?: number;
+  since_seq?: number;
+}
+export interface NodeServiceUnwatchPayload {
+  watch_id: string;
+}
 /**
  * One Acheron service manifest (SPEC §2). Unknown top-level and runtime keys are errors, except keys starting with "x-".
  */

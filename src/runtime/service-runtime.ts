@@ -151,6 +151,7 @@ export class ServiceRuntime {
     this.#persist = options.persist ?? (async () => undefined);
     const now = Date.now();
     this.resultMs = this.lastErrorMs = this.changedMs = this.lastTransitionMs = now;
+    this.lastHealthyMs = now; // a new service starts online
   }
 
   get maxInputBytes(): number {
@@ -192,10 +193,12 @@ export class ServiceRuntime {
   noteHealth(now = Date.now()): HealthState {
     const state = this.healthState(now);
     if (state !== this.#health) {
+      // Entering online: healthy since now; leaving it: healthy until now. Only transitions move it,
+      // so the published catalog does not change with every read or invocation (SPEC §5).
+      if (state === 'online' || this.#health === 'online') this.lastHealthyMs = now;
       this.#health = state;
       this.lastTransitionMs = now;
     }
-    if (state === 'online') this.lastHealthyMs = now;
     return state;
   }
 
@@ -404,6 +407,7 @@ export class ServiceRuntime {
       this.#jobs.set(record.invocationId, Job.fromRecord(record));
     }
     this.#health = this.healthState();
+    if (this.#health === 'online') this.lastHealthyMs ??= this.lastTransitionMs;
     this.#touch(Math.max(state.resultMs, state.lastErrorMs, state.lastControlMs ?? 0));
   }
 

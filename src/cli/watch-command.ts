@@ -1,0 +1,109 @@
+import { ControlClient } from '../protocol/control-client.js';
+import type { ServerFrame } from '../protocol/envelope.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { resolveClient } from './client-options.js';
+
+interface EventPayload {
+  watch_id: string;
+  seq: number;
+  kind: string;
+  timestamp_ms: number;
+  node_id: string;
+  replay?: boolean;
+  service_delta: {
+    added: Array<{ service_id: string; version: string }>;
+    updated: Array<{ service_id: string; version: string; previous_version: string }>;
+    removed: Array<{ service_id: string; version: string }>;
+  };
+}
+
+export interface WatchArgs {
+  node_id?: string | undefined;
+  'replay-limit'?: number | undefined;
+  since?: number | undefined;
+  json: boolean;
+  'control-url'?: string | undefined;
+  token?: string | undefined;
+  'token-file'?: string | undefined;
+}
+
+const RECONNECT_FIRST_MS = 500;
+const RECONNECT_MAX_MS = 10_000;
+
+/** One readable line per event: seq, time, node, kind, and the services it touched. */
+export function formatEvent(e: EventPayload): string {
+  const d = e.service_delta;
+  const parts = [
+    ...d.added.map((s) => `+${s.service_id}@${s.version}`),
+    ...d.updated.map((s) => `~${s.service_id}@${s.previous_version}->${s.version}`),
+    ...d.removed.map((s) => `-${s.service_id}@${s.version}`),
+  ];
+  return `${String(e.seq).padStart(6)} ${new Date(e.timestamp_ms).toISOString()} ${e.node_id} ${e.kind}${e.replay ? ' (replay)' : ''}${parts.length ? ' ' + parts.join(' ') : ''}`;
+}
+
+/**
+ * `acheron node watch`: the live catalog event stream. Reconnects by itself and resumes after the
+ * last seq it printed (or the last progress head), so nothing is printed twice and nothing is
+ * skipped; `resync_required` starts over from the replay window, saying so on stderr.
+ */
+export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
+  const connection = await resolveClient(args);
+  let since = args.since;
+  let delay = RECONNECT_FIRST_MS;
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  while (!stopped) {
+    let client: ControlClient | undefined;
+    let resync = false;
+    try {
+      client = await ControlClient.connect({
+        ...connection,
+        onPush: (frame: ServerFrame) => {
+          if (frame.ok && frame.type === 'control.node_service_event') {
+            const event = frame.payload as EventPayload;
+            since = event.seq;
+            out.write((args.json ? JSON.stringify(event) : formatEvent(event)) + '\n');
+          } else if (frame.ok && (frame.type === 'control.node_service_watch_progress' || frame.type === 'control.node_service_watch_synced')) {
+            since = Math.max(since ?? 0, (frame.payload as { head_seq: number }).head_seq);
+          } else if (!frame.ok && frame.error.code === 'resync_required') {
+            err.write(`acheron node watch: ${frame.error.message}; starting over from the replay window\n`);
+            resync = true;
+            client?.terminate();
+          }
+        },
+      });
+      const request: Record<string, unknown> = {};
+      if (args.node_id !== undefined) request.node_id = args.node_id;
+      if (since !== undefined) request.since_seq = since;
+      else if (args['replay-limit'] !== undefined) request.replay_limit = args['replay-limit'];
+      await client.request('control.node_service_watch', request);
+      delay = RECONNECT_FIRST_MS;
+      await Promise.race([client.closed, stop]);
+      if (stopped) {
+        await client.close();
+        return 0;
+      }
+      if (!resync) err.write(`acheron node watch: connection lost; reconnecting and resuming after seq ${since ?? 0}\n`);
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === 'forbidden') {
+        err.write(`acheron node watch: refused: ${error.message}\nhint: watch with an admin token (acheron token list --data-dir D), or ask the operator to allow user watches\n`);
+        return 1;
+      }
+      if (error instanceof ProtocolError && error.code === 'unauthorized') {
+        err.write(`acheron node watch: ${error.message}\n`);
+        return 1;
+      }
+      if (error instanceof ProtocolError && error.code === 'resync_required') {
+        err.write(`acheron node watch: ${error.message}; starting over from the replay window\n`);
+        resync = true;
+      } else err.write(`acheron node watch: ${(error as Error).message}; retrying in ${delay} ms\n`);
+      client?.terminate();
+    }
+    if (resync) since = undefined;
+    else {
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, delay)), stop]);
+      delay = Math.min(RECONNECT_MAX_MS, delay * 2);
+    }
+  }
+  return 0;
+}

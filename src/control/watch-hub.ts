@@ -1,0 +1,140 @@
+import { push } from '../protocol/envelope.js';
+import type { NodeServiceWatchPayload } from '../protocol/types.gen.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { ControlConnection } from './connection.js';
+import type { CatalogEvent, EventLog } from './event-log.js';
+import type { ControlMetrics } from './metrics.js';
+
+export type WatchRequest = NodeServiceWatchPayload;
+
+/** Which events a watcher may see (its filter and its principal's policy). */
+export type EventFilter = (event: CatalogEvent) => boolean;
+
+interface Watch {
+  id: string;
+  connection: ControlConnection;
+  nodeId: string | undefined;
+  allowed: EventFilter;
+  lastSentMs: number;
+}
+
+export const DEFAULT_REPLAY_LIMIT = 25;
+/** Progress frames after this much silence, so a filtered watcher can resume without replays. */
+export const PROGRESS_AFTER_MS = 10_000;
+/** A watcher whose socket holds more unsent bytes than this is too slow: its watch ends. */
+export const SLOW_WATCHER_BYTES = 8 << 20;
+
+/**
+ * Watches (SPEC §6 Events): per watch, the ack, the replay (oldest first, `replay:true`), one
+ * `synced` marker with `head_seq`, then live events and progress frames, all carrying `watch_id`.
+ * Replay and registration happen in one synchronous step, and events reach the hub only once
+ * durable and in seq order, so a watcher sees each matching event at most once, in order, with no
+ * gap. A watcher that falls too far behind gets `resync_required` instead of a silent drop.
+ */
+export class WatchHub {
+  #events: EventLog;
+  #metrics: ControlMetrics;
+  #watches = new Map<string, Watch>();
+  #nextId = 1;
+  #timer: NodeJS.Timeout;
+
+  constructor(events: EventLog, metrics: ControlMetrics) {
+    this.#events = events;
+    this.#metrics = metrics;
+    events.onEvent((event) => this.#fanOut(event));
+    this.#timer = setInterval(() => this.#progress(), 1000);
+    this.#timer.unref();
+  }
+
+  get size(): number {
+    return this.#watches.size;
+  }
+
+  /**
+   * Starts a watch: `ack` sends the reply frame (before anything else), then the replay, the
+   * synced marker, and the watch is live. Throws `resync_required` when `since_seq` is older than
+   * the retained history.
+   */
+  watch(connection: ControlConnection, request: WatchRequest, allowed: EventFilter, ack: (payload: Record<string, unknown>) => void): void {
+    const ring = this.#events.retained();
+    const head = this.#events.headSeq;
+    const matches = (e: CatalogEvent): boolean => (request.node_id === undefined || e.node_id === request.node_id) && allowed(e);
+    let replay: readonly CatalogEvent[];
+    const replayLimit = Math.min(request.replay_limit ?? DEFAULT_REPLAY_LIMIT, this.#events.ringCapacity);
+    if (request.since_seq !== undefined) {
+      if (request.since_seq > head) throw new ProtocolError('invalid_payload', `since_seq ${request.since_seq} is ahead of head_seq ${head}`, { field: '/since_seq' });
+      const oldest = ring[0]?.seq ?? head + 1;
+      if (request.since_seq < head && request.since_seq + 1 < oldest) {
+        throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is older than the retained history (oldest seq ${oldest}): list again and watch from head_seq ${head}`, { field: '/since_seq' });
+      }
+      replay = ring.filter((e) => e.seq > (request.since_seq as number) && matches(e));
+    } else replay = replayLimit === 0 ? [] : ring.filter(matches).slice(-replayLimit);
+
+    const id = `w${this.#nextId++}`;
+    ack({ watch_id: id, enabled: true, ...(request.node_id === undefined ? {} : { node_id: request.node_id }), replay_limit: replayLimit, replayed: replay.length, head_seq: head });
+    this.#metrics.replayRequests.inc();
+    for (const event of replay) {
+      const frame = JSON.stringify(push('control.node_service_event', { watch_id: id, replay: true, ...event }));
+      this.#metrics.replayEvents.inc();
+      this.#metrics.replayBytes.inc(Buffer.byteLength(frame));
+      connection.sendRaw(frame);
+    }
+    connection.send(push('control.node_service_watch_synced', { watch_id: id, head_seq: head }));
+    this.#watches.set(id, { id, connection, nodeId: request.node_id, allowed, lastSentMs: Date.now() });
+    this.#metrics.subscribers.set(this.#watches.size);
+  }
+
+  unwatch(connection: ControlConnection, watchId: string): void {
+    const watch = this.#watches.get(watchId);
+    if (!watch || watch.connection !== connection) throw new ProtocolError('not_found', `no watch ${watchId} on this connection`, { field: '/watch_id' });
+    this.#watches.delete(watchId);
+    this.#metrics.subscribers.set(this.#watches.size);
+  }
+
+  /** The connection closed: its watches end with it. */
+  drop(connection: ControlConnection): void {
+    for (const [id, watch] of this.#watches) if (watch.connection === connection) this.#watches.delete(id);
+    this.#metrics.subscribers.set(this.#watches.size);
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  #fanOut(event: CatalogEvent): void {
+    this.#metrics.fanoutEvents.inc();
+    this.#metrics.eventSeq.set(event.seq);
+    let frame: string | undefined;
+    for (const watch of this.#watches.values()) {
+      if ((watch.nodeId !== undefined && event.node_id !== watch.nodeId) || !watch.allowed(event)) continue;
+      this.#metrics.fanoutAttempts.inc();
+      if (watch.connection.bufferedBytes > SLOW_WATCHER_BYTES) {
+        this.#end(watch, `watcher too slow: more than ${SLOW_WATCHER_BYTES} bytes unsent; watch again from seq ${event.seq - 1} or list again`);
+        continue;
+      }
+      // One serialization per event; only watch_id differs between watchers.
+      frame ??= JSON.stringify(push('control.node_service_event', { watch_id: '\u0000', replay: false, ...event }));
+      watch.connection.sendRaw(frame.replace('"\\u0000"', JSON.stringify(watch.id)));
+      watch.lastSentMs = Date.now();
+      this.#metrics.fanoutSent.inc();
+    }
+  }
+
+  #end(watch: Watch, message: string): void {
+    this.#watches.delete(watch.id);
+    this.#metrics.fanoutDropped.inc();
+    this.#metrics.watchesEnded.inc({ reason: 'resync_required' });
+    this.#metrics.subscribers.set(this.#watches.size);
+    watch.connection.send({ channel: 'control', type: 'control.error', id: null, ok: false, error: { code: 'resync_required', message, watch_id: watch.id } });
+  }
+
+  #progress(): void {
+    const now = Date.now();
+    for (const watch of this.#watches.values()) {
+      if (now - watch.lastSentMs >= PROGRESS_AFTER_MS) {
+        watch.connection.send(push('control.node_service_watch_progress', { watch_id: watch.id, head_seq: this.#events.headSeq }));
+        watch.lastSentMs = now;
+      }
+    }
+  }
+}
