@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Benchmark clients for bench/run.mjs: one process loops N times and prints per-iteration
+microseconds as a JSON array, so process start-up is never counted (only the loop is timed).
+
+  client.py invoke <invoke.json> <result.json> <payload-file> <n> <warmup>
+      write the payload to control/invoke.json (open 'w', write, close: close() returns when the
+      invocation has finished), then read result.json; checks the result equals the payload.
+  client.py rdwr <invoke.json> <payload-file> <n> <warmup>
+      the one-descriptor transaction: open O_RDWR, write, read the outcome from the same fd.
+  client.py direct <executable> <payload-file> <n> <warmup>
+      run the driver with subprocess.run(stdin=payload): the baseline without Acheron.
+  client.py statcat <path> <n> <warmup>
+      os.stat(path), then open, read to end of file, close (what `stat f; cat f` does).
+  client.py invoke-each <services-dir> <payload-file> <prefix>
+      one invocation (and result.json read) of every service whose id starts with prefix.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+now = time.perf_counter_ns
+
+
+def read_all(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b''.join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def loop(n, warmup, once):
+    samples = []
+    for i in range(warmup + n):
+        start = now()
+        once()
+        elapsed = now() - start
+        if i >= warmup:
+            samples.append(elapsed / 1000)
+    json.dump(samples, sys.stdout)
+
+
+def expect(got, want, what):
+    if got != want:
+        sys.exit(f'{what}: expected {want[:80]!r}, got {got[:80]!r}')
+
+
+def main(argv):
+    mode = argv[0]
+    if mode == 'invoke':
+        invoke, result, payload_file, n, warmup = argv[1:]
+        payload = read_all(payload_file)
+
+        def once():
+            fd = os.open(invoke, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(fd, payload)
+            finally:
+                os.close(fd)  # commits and waits for the invocation (SPEC §3)
+            expect(read_all(result), payload, 'result.json')
+        loop(int(n), int(warmup), once)
+    elif mode == 'rdwr':
+        invoke, payload_file, n, warmup = argv[1:]
+        payload = read_all(payload_file)
+
+        def once():
+            fd = os.open(invoke, os.O_RDWR)
+            try:
+                os.write(fd, payload)
+                chunks = []
+                while True:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
+            expect(b''.join(chunks), payload, 'transaction read')
+        loop(int(n), int(warmup), once)
+    elif mode == 'direct':
+        executable, payload_file, n, warmup = argv[1:]
+        payload = read_all(payload_file)
+
+        def once():
+            run = subprocess.run([executable], input=payload, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+            expect(run.stdout, payload, 'driver stdout')
+        loop(int(n), int(warmup), once)
+    elif mode == 'statcat':
+        path, n, warmup = argv[1:]
+
+        def once():
+            os.stat(path)
+            read_all(path)
+        loop(int(n), int(warmup), once)
+    elif mode == 'invoke-each':
+        services, payload_file, prefix = argv[1:]
+        payload = read_all(payload_file)
+        ids = sorted(name for name in os.listdir(services) if name.startswith(prefix))
+        samples = []
+        for service_id in ids:
+            start = now()
+            fd = os.open(os.path.join(services, service_id, 'control', 'invoke.json'), os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(fd, payload)
+            finally:
+                os.close(fd)
+            expect(read_all(os.path.join(services, service_id, 'result.json')), payload, f'{service_id}/result.json')
+            samples.append((now() - start) / 1000)
+        json.dump(samples, sys.stdout)
+    else:
+        sys.exit(f'unknown mode {mode!r}')
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
