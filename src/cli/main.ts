@@ -7,6 +7,7 @@ import { runCatalogCommand } from './catalog-command.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS, runControlCommand } from './control-command.js';
 import { runInvokeCommand } from './invoke-command.js';
+import { runProjectCommand } from './project-command.js';
 import { runTokenCommand } from './token-command.js';
 import { runWatchCommand } from './watch-command.js';
 import { runNodeCommand, resolveNodeOptions } from './node-command.js';
@@ -56,6 +57,8 @@ function cli(argv: readonly string[]): Argv {
       y.command('watch [node_id]', 'stream catalog events (reconnects and resumes by itself)', (c) =>
         clientOptions(c).positional('node_id', { type: 'string', describe: 'only this node' })
           .option('replay-limit', { type: 'number', describe: 'replay this many past events first (default 25)' })
+          .option('project', { type: 'string', describe: 'attach this project session first (user tokens)' })
+          .option('project-token-file', { type: 'string', describe: 'file holding the project token' })
           .option('since', { type: 'number', describe: 'replay everything after this seq' }),
       async (args) => {
         const stop = new Promise<void>((resolve) => {
@@ -100,6 +103,13 @@ function cli(argv: readonly string[]): Argv {
         .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
     async (args) => {
       process.exitCode = await runTokenCommand(String(args.action), args, process.stdout);
+    })
+    .command('project <action> [project_id]', 'manage projects: list | get ID | upsert --file F | delete ID | rotate-token ID', (y) =>
+      clientOptions(y).positional('action', { type: 'string', choices: ['list', 'get', 'upsert', 'delete', 'rotate-token'] })
+        .positional('project_id', { type: 'string' })
+        .option('file', { type: 'string', describe: 'project document (upsert), or - for stdin' }),
+    async (args) => {
+      process.exitCode = await runProjectCommand({ ...args, action: String(args.action), project_id: args.project_id as string | undefined }, process.stdout);
     })
     .demandCommand(1, 'name a command (see --help)')
     .fail((message, error) => {

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { ControlClient } from '../protocol/control-client.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -22,6 +23,8 @@ export interface WatchArgs {
   'replay-limit'?: number | undefined;
   since?: number | undefined;
   json: boolean;
+  project?: string | undefined;
+  'project-token-file'?: string | undefined;
   'control-url'?: string | undefined;
   token?: string | undefined;
   'token-file'?: string | undefined;
@@ -48,6 +51,7 @@ export function formatEvent(e: EventPayload): string {
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   const connection = await resolveClient(args);
+  const projectToken = args['project-token-file'] ? (await readFile(args['project-token-file'], 'utf8')).trim() : undefined;
   let since = args.since;
   let delay = RECONNECT_FIRST_MS;
   let stopped = false;
@@ -72,6 +76,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
           }
         },
       });
+      if (args.project !== undefined) await client.request('control.session_attach', { project_id: args.project, ...(projectToken === undefined ? {} : { project_token: projectToken }) });
       const request: Record<string, unknown> = {};
       if (args.node_id !== undefined) request.node_id = args.node_id;
       if (since !== undefined) request.since_seq = since;
@@ -86,7 +91,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       if (!resync) err.write(`acheron node watch: connection lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     } catch (error) {
       if (error instanceof ProtocolError && error.code === 'forbidden') {
-        err.write(`acheron node watch: refused: ${error.message}\nhint: watch with an admin token (acheron token list --data-dir D), or ask the operator to allow user watches\n`);
+        err.write(`acheron node watch: refused: ${error.message}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token\n`);
         return 1;
       }
       if (error instanceof ProtocolError && error.code === 'unauthorized') {

@@ -5,9 +5,11 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import { ALREADY_REPLIED, OPS, type OpContext } from './ops.js';
+import type { ProjectSession } from './policy.js';
 import { describePrincipal, type Principal } from './principal.js';
 
 const REQUEST_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/request';
+const VERSION_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/version';
 /** ws closes with 1009 itself above the server-wide cap; this applies the per-role cap (SPEC §6). */
 const TOO_BIG = 1009;
 const PROTOCOL_MISMATCH = 4002;
@@ -15,7 +17,7 @@ const PROTOCOL_MISMATCH = 4002;
 export interface ConnectionHost {
   schemas: Schemas;
   log: Logger;
-  context(connection: ControlConnection): Omit<OpContext, 'principal' | 'becomeNode' | 'replyNow' | 'connection'>;
+  context(connection: ControlConnection): Omit<OpContext, 'principal' | 'becomeNode' | 'replyNow' | 'connection' | 'session' | 'attach'>;
   onClose(connection: ControlConnection): void;
 }
 
@@ -28,6 +30,7 @@ export class ControlConnection {
   readonly socket: WebSocket;
   readonly id: number;
   principal: Principal;
+  session: ProjectSession | undefined;
   #host: ConnectionHost;
   #log: Logger;
   #versioned = false;
@@ -108,6 +111,9 @@ export class ControlConnection {
       return;
     }
     if (frame.type === 'control.version') {
+      // After the handshake it is an op like the others: its payload is validated too.
+      const problem = this.#host.schemas.problems(VERSION_SCHEMA, frame.payload, 'payload')[0];
+      if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
       this.send(reply(frame.type, frame.id, { protocol: PROTOCOL, server_version: ACHERON_VERSION, principal: this.principal.kind }));
       return;
     }
@@ -122,8 +128,16 @@ export class ControlConnection {
       ...this.#host.context(this),
       principal: this.principal,
       connection: this,
+      session: this.session,
+      attach: (session) => {
+        this.session = session;
+      },
       replyNow: (payload) => this.send(reply(frame.type, frame.id, payload)),
       becomeNode: (nodeId) => {
+        // The connection gauge counts it by role: it moves from joiner (or admin) to node.
+        const { connections } = this.#host.context(this).metrics;
+        connections.dec({ role: this.principal.kind });
+        connections.inc({ role: 'node' });
         this.principal = { kind: 'node', nodeId };
         this.#log = this.#host.log.child({ conn_id: this.id, principal: describePrincipal(this.principal) });
       },

@@ -11,7 +11,8 @@ import { ControlConnection } from './connection.js';
 import { EventLog } from './event-log.js';
 import { ControlMetrics } from './metrics.js';
 import type { Principal } from './principal.js';
-import { TokenStore } from './token-store.js';
+import { ProjectStore } from './projects.js';
+import { sameSecret, TokenStore } from './token-store.js';
 import { WatchHub } from './watch-hub.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 
@@ -55,16 +56,20 @@ export class ControlServer {
   readonly metrics: ControlMetrics;
   readonly events: EventLog;
   readonly watches: WatchHub;
+  readonly projects: ProjectStore;
   #options: ControlServerOptions;
   #log: Logger;
   #ws: Server;
   #http: Server;
   #wss: WebSocketServer;
   #connections = new Set<ControlConnection>();
+  /** The bearer token of each admin and user session, to notice its revocation or rotation. */
+  #tokenOf = new WeakMap<ControlConnection, string>();
   #nextConnectionId = 1;
   #timers: NodeJS.Timeout[] = [];
 
-  private constructor(options: ControlServerOptions, catalog: Catalog, tokens: TokenStore, events: EventLog) {
+  private constructor(options: ControlServerOptions, catalog: Catalog, tokens: TokenStore, events: EventLog, projects: ProjectStore) {
+    this.projects = projects;
     this.#options = options;
     this.#log = options.log;
     this.catalog = catalog;
@@ -89,7 +94,8 @@ export class ControlServer {
     const tokens = await TokenStore.open(options.dataDir);
     const events = await EventLog.open({ dir: options.dataDir, log: options.log.child({ component: 'events' }), ...eventLogFromEnv(), ...options.eventLog });
     const catalog = await Catalog.open(join(options.dataDir, 'catalog.journal'), events, { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, log: options.log.child({ component: 'catalog' }) });
-    const server = new ControlServer(options, catalog, tokens, events);
+    const projects = await ProjectStore.open(join(options.dataDir, 'projects.journal'), options.log.child({ component: 'projects' }));
+    const server = new ControlServer(options, catalog, tokens, events, projects);
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
     server.#timers.push(
@@ -117,9 +123,10 @@ export class ControlServer {
     await Promise.all([close(this.#ws), close(this.#http)]);
     await this.catalog.close();
     await this.events.close();
+    await this.projects.close();
   }
 
-  #authenticate(request: IncomingMessage): { principal?: Principal; viaSubprotocol: boolean } {
+  #authenticate(request: IncomingMessage): { principal?: Principal; viaSubprotocol: boolean; token?: string } {
     const header = request.headers.authorization;
     let token: string | undefined;
     let viaSubprotocol = false;
@@ -139,13 +146,13 @@ export class ControlServer {
       return { principal: this.catalog.verifyNode(nodeId, secret) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
     }
     const principal = this.tokens.authenticate(token);
-    return principal ? { principal, viaSubprotocol } : { viaSubprotocol };
+    return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
   }
 
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-    let { principal, viaSubprotocol } = this.#authenticate(request);
-    // A token made by `acheron token` a moment ago may not be loaded yet.
-    if (!principal && (await this.tokens.reloadIfChanged().catch(() => false))) ({ principal, viaSubprotocol } = this.#authenticate(request));
+    // Tokens made, rotated or revoked by `acheron token` a moment ago count at once (one stat).
+    await this.tokens.reloadIfChanged().catch((error: unknown) => this.#log.error({ err: error }, 'token file unreadable: keeping the tokens loaded before'));
+    const { principal, viaSubprotocol, token } = this.#authenticate(request);
     // Browsers authenticate by subprotocol: only pages from this host may use it (SPEC §6).
     const originOk = !viaSubprotocol || sameHost(request.headers.origin, request.headers.host);
     if (!principal || !originOk) {
@@ -158,7 +165,7 @@ export class ControlServer {
       const connection = new ControlConnection(ws, principal, this.#nextConnectionId++, {
         schemas: this.#options.schemas,
         log: this.#log,
-        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, watchPolicy: this.#options.watchPolicy ?? watchPolicyFromEnv() }),
+        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, projects: this.projects, watchPolicy: this.#options.watchPolicy ?? watchPolicyFromEnv() }),
         onClose: (closed) => {
           this.#connections.delete(closed);
           this.watches.drop(closed);
@@ -167,6 +174,7 @@ export class ControlServer {
         },
       });
       this.#connections.add(connection);
+      if (token !== undefined) this.#tokenOf.set(connection, token);
       this.metrics.connections.inc({ role: principal.kind });
     });
   }
@@ -174,7 +182,9 @@ export class ControlServer {
   async #housekeeping(): Promise<void> {
     try {
       await this.catalog.expireLeases();
-      if (await this.tokens.reloadIfChanged()) this.#dropRevoked();
+      // Every tick, not only when this tick reloaded: an upgrade or a join may have loaded the change.
+      await this.tokens.reloadIfChanged();
+      this.#dropRevoked();
     } catch (error) {
       this.#log.error({ err: error }, 'housekeeping failed');
     }
@@ -182,10 +192,14 @@ export class ControlServer {
 
   /** A token revoked or rotated by `acheron token` ends the sessions that used it. */
   #dropRevoked(): void {
-    const live = new Set([...this.tokens.data.admin, ...this.tokens.data.users].map((e) => e.id));
+    // By secret, not by id: a rotation keeps the id.
+    const live = new Map([...this.tokens.data.admin, ...this.tokens.data.users].map((e) => [e.id, e.token]));
     for (const connection of this.#connections) {
       const p = connection.principal;
-      if ((p.kind === 'admin' || p.kind === 'user') && !live.has(p.tokenId)) connection.socket.close(4001, 'token revoked');
+      if (p.kind !== 'admin' && p.kind !== 'user') continue;
+      const current = live.get(p.tokenId);
+      const used = this.#tokenOf.get(connection);
+      if (current === undefined || used === undefined || !sameSecret(current, used)) connection.socket.close(4001, 'token revoked or rotated');
     }
   }
 

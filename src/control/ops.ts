@@ -1,4 +1,4 @@
-import type { NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload } from '../protocol/types.gen.js';
+import type { NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, SessionAttachPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Catalog } from './catalog.js';
 import type { ControlConnection } from './connection.js';
@@ -6,7 +6,9 @@ import type { ControlMetrics } from './metrics.js';
 import type { Principal, Role } from './principal.js';
 import type { TokenStore } from './token-store.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
-import { watchRefusal, type WatchPolicy } from './watch-policy.js';
+import { watchAccess, type WatchPolicy } from './watch-policy.js';
+import { refusal, type ProjectSession } from './policy.js';
+import { toPublic, type ProjectStore } from './projects.js';
 
 export interface OpContext {
   principal: Principal;
@@ -15,6 +17,10 @@ export interface OpContext {
   metrics: ControlMetrics;
   watches: WatchHub;
   watchPolicy: WatchPolicy;
+  projects: ProjectStore;
+  /** This connection's project session, if it attached one. */
+  session: ProjectSession | undefined;
+  attach(session: ProjectSession): void;
   /** After a join, the connection speaks for the node it created. */
   becomeNode(nodeId: string): void;
   /** The watch op answers before it replays (SPEC §6 order); then it returns ALREADY_REPLIED. */
@@ -84,10 +90,48 @@ export const OPS: Record<string, Op<never>> = {
     return { node_id: node.node_id, deleted: true };
   }),
   'control.node_service_watch': op<WatchRequest>('node_service_watch', ['admin', 'user'], async (context, payload) => {
-    const refusal = watchRefusal(context.principal, context.watchPolicy);
-    if (refusal) throw new ProtocolError('forbidden', refusal);
-    context.watches.watch(context.connection, payload, () => true, (ack) => context.replyNow(ack));
+    const access = watchAccess(context.principal, context.watchPolicy, context.session, context.projects);
+    if ('refused' in access) throw new ProtocolError('forbidden', access.refused);
+    context.watches.watch(context.connection, payload, access.filter, (ack) => context.replyNow(ack));
     return ALREADY_REPLIED;
+  }),
+  'control.project_upsert': op<ProjectPayload>('project', ['admin', 'user'], async (context, payload) => {
+    const existing = context.projects.find(payload.project_id);
+    // Users change only a project they are attached to, and only where its admin action allows.
+    if (context.principal.kind !== 'admin') {
+      const why = existing ? refusal(existing, 'admin', context.principal, context.session) : 'only admins create projects';
+      if (why) throw new ProtocolError('forbidden', why);
+    }
+    return context.projects.upsert(payload);
+  }),
+  'control.project_get': op<ProjectRefPayload>('project_ref', ['admin', 'user'], async (context, payload) => {
+    const project = context.projects.get(payload.project_id);
+    const why = refusal(project, 'read', context.principal, context.session);
+    if (why) throw new ProtocolError('forbidden', why);
+    return toPublic(project);
+  }),
+  'control.project_list': op<Record<string, never>>('empty', ['admin'], async (context) => ({ projects: context.projects.list() })),
+  'control.project_delete': op<ProjectRefPayload>('project_ref', ['admin', 'user'], async (context, payload) => {
+    const why = refusal(context.projects.get(payload.project_id), 'admin', context.principal, context.session);
+    if (why) throw new ProtocolError('forbidden', why);
+    await context.projects.delete(payload.project_id);
+    return { project_id: payload.project_id, deleted: true };
+  }),
+  'control.project_token_rotate': op<ProjectRefPayload>('project_ref', ['admin', 'user'], async (context, payload) => {
+    const why = refusal(context.projects.get(payload.project_id), 'admin', context.principal, context.session);
+    if (why) throw new ProtocolError('forbidden', why);
+    return { project_id: payload.project_id, token: await context.projects.rotateToken(payload.project_id) };
+  }),
+  'control.session_attach': op<SessionAttachPayload>('session_attach', ['user', 'admin'], async (context, payload) => {
+    const project = context.projects.get(payload.project_id);
+    if (payload.project_token !== undefined && !context.projects.checkToken(project, payload.project_token)) {
+      throw new ProtocolError('unauthorized', `wrong project token for ${payload.project_id}`, { field: '/project_token' });
+    }
+    const session: ProjectSession = { projectId: project.project_id, hasProjectToken: payload.project_token !== undefined };
+    context.attach(session);
+    // What this session may do, so clients (and the debug page) can explain a refusal up front.
+    const actions = Object.fromEntries((['read', 'observe', 'invoke', 'mount', 'admin'] as const).map((a) => [a, refusal(project, a, context.principal, session) ?? 'allowed']));
+    return { project_id: project.project_id, has_project_token: session.hasProjectToken, nodes: project.mounts.map((m) => m.node_id), actions };
   }),
   'control.node_service_unwatch': op<NodeServiceUnwatchPayload>('node_service_unwatch', ['admin', 'user'], async (context, payload) => {
     context.watches.unwatch(context.connection, payload.watch_id);

@@ -1,4 +1,7 @@
+import type { CatalogEvent } from './event-log.js';
+import { refusal, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
+import type { ProjectStore } from './projects.js';
 
 /** SPEC §8 role gates for watches: admins may by default, users may not. */
 export interface WatchPolicy {
@@ -18,12 +21,24 @@ export function watchPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): WatchP
   };
 }
 
-/** Why this principal may not watch, or undefined when it may. Projects (SPEC §8) are not built yet. */
-export function watchRefusal(principal: Principal, policy: WatchPolicy): string | undefined {
-  if (principal.kind === 'admin') return policy.allowAdmin ? undefined : 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)';
-  if (principal.kind === 'user') {
-    if (!policy.allowUser) return 'user watches are turned off: the server needs ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true';
-    return 'a user watch needs a project session (control.session_attach), which this server does not offer yet; use an admin token';
-  }
-  return `${principal.kind} connections do not watch the catalog`;
+/**
+ * Who may watch and what they see (SPEC §8): admins everything (if the gate allows); users only
+ * with the gate open, a project session, and `observe` allowed, and then only events of the nodes
+ * the project mounts (read live, so a project change applies to running watches).
+ */
+export function watchAccess(principal: Principal, policy: WatchPolicy, session: ProjectSession | undefined, projects: ProjectStore): { refused: string } | { filter: (event: CatalogEvent) => boolean } {
+  if (principal.kind === 'admin') return policy.allowAdmin ? { filter: () => true } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
+  if (principal.kind !== 'user') return { refused: `${principal.kind} connections do not watch the catalog` };
+  if (!policy.allowUser) return { refused: 'user watches are turned off: the server needs ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true' };
+  if (!session) return { refused: 'a user watch needs a project session: control.session_attach {project_id, project_token?} first' };
+  const project = projects.get(session.projectId);
+  const why = refusal(project, 'observe', principal, session);
+  if (why) return { refused: why };
+  const projectId = session.projectId;
+  return {
+    filter: (event) => {
+      const current = projects.find(projectId);
+      return current !== undefined && current.mounts.some((m) => m.node_id === event.node_id) && refusal(current, 'observe', principal, session) === undefined;
+    },
+  };
 }

@@ -80,6 +80,8 @@ export class NodeControlSession {
         this.lastError = (error as Error).message;
         log.warn({ err: (error as Error).message }, 'control session: not connected');
       }
+      // A session that failed while its socket was still open (a refused upsert) must not leak it.
+      this.#client?.terminate();
       this.#client = undefined;
       for (const timer of this.#timers) clearInterval(timer);
       this.#timers = [];
@@ -110,7 +112,10 @@ export class NodeControlSession {
     if (!joinToken) throw new Error(`no credentials in ${o.stateFile} and no join token (--join-token-file): cannot join ${o.url}`);
     this.state = 'joining';
     const client = await ControlClient.connect({ url: o.url, token: joinToken });
-    const joined = await client.request<{ node_id: string; node_secret: string }>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node });
+    const joined = await client.request<{ node_id: string; node_secret: string }>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node }).catch((error: unknown) => {
+      client.terminate();
+      throw error;
+    });
     await mkdir(dirname(o.stateFile), { recursive: true });
     const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: o.url, joined_ms: Date.now() };
     await writeFileAtomic(o.stateFile, JSON.stringify(saved, null, 2) + '\n', 0o600);

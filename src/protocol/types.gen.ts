@@ -11,6 +11,7 @@ export type ServiceDescriptorPermissions = ServicePermissions & {
   default: string;
   [k: string]: unknown;
 };
+export type AccessMode = "open" | "token" | "admin" | "deny";
 /**
  * The control protocol (SPEC §6): the request envelope and every op's request payload. The server validates each frame against these before any handler runs; errors name the field. The root object only indexes the definitions by name (one per op payload) so that every one gets a generated type.
  */
@@ -25,6 +26,9 @@ export interface ControlProtocol {
   labels?: NodeLabels;
   node_service_watch?: NodeServiceWatchPayload;
   node_service_unwatch?: NodeServiceUnwatchPayload;
+  project?: ProjectPayload;
+  project_ref?: ProjectRefPayload;
+  session_attach?: SessionAttachPayload;
 }
 export interface ControlRequest {
   channel: "control";
@@ -179,6 +183,44 @@ export interface NodeServiceWatchPayload {
 }
 export interface NodeServiceUnwatchPayload {
   watch_id: string;
+}
+export interface ProjectPayload {
+  project_id: string;
+  name?: string;
+  /**
+   * Set or replace the project token (kept as a hash); omit to keep the current one.
+   */
+  token?: string;
+  /**
+   * @maxItems 4096
+   */
+  mounts?: ProjectMount[];
+  access_policy?: AccessPolicy;
+}
+export interface ProjectMount {
+  mount_path?: string;
+  node_id: string;
+  export_name?: string;
+}
+export interface AccessPolicy {
+  actions?: ActionModes;
+  agents?: {
+    [k: string]: ActionModes;
+  };
+}
+export interface ActionModes {
+  read?: AccessMode;
+  observe?: AccessMode;
+  invoke?: AccessMode;
+  mount?: AccessMode;
+  admin?: AccessMode;
+}
+export interface ProjectRefPayload {
+  project_id: string;
+}
+export interface SessionAttachPayload {
+  project_id: string;
+  project_token?: string;
 }
 /**
  * One Acheron service manifest (SPEC §2). Unknown top-level and runtime keys are errors, except keys starting with "x-".

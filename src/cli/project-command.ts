@@ -1,0 +1,61 @@
+import { readFile } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
+import { ControlClient } from '../protocol/control-client.js';
+import { resolveClient } from './client-options.js';
+import { UsageError } from './exit.js';
+
+export interface ProjectArgs {
+  action: string;
+  project_id?: string | undefined;
+  file?: string | undefined;
+  'control-url'?: string | undefined;
+  token?: string | undefined;
+  'token-file'?: string | undefined;
+  json: boolean;
+}
+
+/** `acheron project list | get ID | upsert --file F|- | delete ID | rotate-token ID` (SPEC §8). */
+export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableStream): Promise<number> {
+  const needId = (): string => {
+    if (!args.project_id) throw new UsageError(`project ${args.action} needs a project id`);
+    return args.project_id;
+  };
+  let request: [string, Record<string, unknown>];
+  switch (args.action) {
+    case 'list':
+      request = ['control.project_list', {}];
+      break;
+    case 'get':
+      request = ['control.project_get', { project_id: needId() }];
+      break;
+    case 'delete':
+      request = ['control.project_delete', { project_id: needId() }];
+      break;
+    case 'rotate-token':
+      request = ['control.project_token_rotate', { project_id: needId() }];
+      break;
+    case 'upsert': {
+      if (!args.file) throw new UsageError('project upsert needs --file FILE (or - for stdin): {project_id, name?, token?, mounts?, access_policy?}');
+      const source = args.file === '-' ? await text(process.stdin) : await readFile(args.file, 'utf8');
+      let document: unknown;
+      try {
+        document = JSON.parse(source);
+      } catch (error) {
+        throw new UsageError(`--file ${args.file}: not JSON: ${(error as Error).message}`);
+      }
+      if (document === null || typeof document !== 'object' || Array.isArray(document)) throw new UsageError(`--file ${args.file}: must be a JSON object`);
+      request = ['control.project_upsert', document as Record<string, unknown>];
+      break;
+    }
+    default:
+      throw new UsageError(`unknown project action ${JSON.stringify(args.action)} (list, get, upsert, delete, rotate-token)`);
+  }
+  const client = await ControlClient.connect(await resolveClient(args));
+  try {
+    const reply = await client.request(request[0], request[1]);
+    out.write(JSON.stringify(reply, null, args.json ? 0 : 2) + '\n');
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
