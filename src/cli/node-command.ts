@@ -52,6 +52,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     ...(values['control-url'] ? { controlUrl: values['control-url'] } : {}),
     ...(values['join-token'] ? { joinToken: values['join-token'] } : {}),
     ...(values['join-token-file'] ? { joinTokenFile: values['join-token-file'] } : {}),
+    ...(values['driver-user'] ? { driverUser: values['driver-user'] } : {}),
   };
 }
 

@@ -25,6 +25,7 @@ export const NODE_OPTION_SPECS = {
   'reconnect-backoff-max-ms': { type: 'number', describe: 'largest reconnect delay', default: 60000 },
   'state-sync': { type: 'string', describe: 'always | batch', default: 'always', choices: ['always', 'batch'] },
   'shutdown-grace-ms': { type: 'number', describe: 'how long SIGTERM waits for running invocations', default: 5000 },
+  'driver-user': { type: 'string', describe: 'as root: run drivers without runtime.user as this user (name or uid[:gid])' },
   'log-level': { type: 'string', describe: 'fatal|error|warn|info|debug|trace|silent', default: 'info' },
   'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
   config: { type: 'string', describe: 'JSON config file (keys: the long flags in snake_case)' },

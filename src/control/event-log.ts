@@ -56,6 +56,8 @@ export class EventLog {
   #options: EventLogSettings;
   #file: FileHandle;
   #bytes: number;
+  /** The last seq handed out; the events after #head are still being written. */
+  #assigned: number;
   #head: number;
   #ring: CatalogEvent[] = [];
   #pending: Array<{ line: string; resolve(): void; reject(error: Error): void }> = [];
@@ -68,6 +70,7 @@ export class EventLog {
     this.ringCapacity = options.ringCapacity;
     this.#file = file;
     this.#bytes = bytes;
+    this.#assigned = head;
     this.#head = head;
     this.#ring = ring;
   }
@@ -89,7 +92,11 @@ export class EventLog {
     return new EventLog(full, file, bytes, head, events);
   }
 
-  /** The last seq handed out (0 before any event). */
+  /**
+   * The last seq that is durable and told to the listeners (0 before any event). Watches report
+   * it as head_seq: a seq merely handed out may still be in flight, and a watcher resuming after
+   * it would miss that event (or, after a crash, resume after a seq that never existed).
+   */
   get headSeq(): number {
     return this.#head;
   }
@@ -116,7 +123,7 @@ export class EventLog {
 
   /** Assigns the next seq, makes the event durable, then tells the listeners. */
   async append(event: NewEvent): Promise<CatalogEvent> {
-    const full: CatalogEvent = { seq: ++this.#head, ...event };
+    const full: CatalogEvent = { seq: ++this.#assigned, _x: (this.#head = this.#assigned), ...event };
     const line = JSON.stringify(full) + '\n';
     await new Promise<void>((resolve, reject) => {
       this.#pending.push({ line, resolve, reject });
@@ -142,6 +149,7 @@ export class EventLog {
       this.#bytes += Buffer.byteLength(text);
       for (const p of batch) {
         const event = JSON.parse(p.line) as CatalogEvent;
+
         this.#ring.push(event);
         if (this.#ring.length > this.ringCapacity) this.#ring.shift();
         for (const listener of this.#listeners) listener(event);

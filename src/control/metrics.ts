@@ -49,7 +49,7 @@ export class ControlMetrics {
     this.replayRequests = new Counter({ name: 'acheron_watch_replay_requests_total', help: 'Watches started (each replays)', registers });
     this.replayEvents = new Counter({ name: 'acheron_watch_replay_events_total', help: 'Events replayed', registers });
     this.replayBytes = new Counter({ name: 'acheron_watch_replay_bytes_total', help: 'Bytes of replayed event frames', registers });
-    this.eventSeq = new Gauge({ name: 'acheron_event_seq', help: 'The last event seq handed out', registers, collect() { this.set(events.headSeq); } });
+    this.eventSeq = new Gauge({ name: 'acheron_event_seq', help: 'The last event seq made durable (the head_seq watches report)', registers, collect() { this.set(events.headSeq); } });
     const window = (name: string, help: string, pick: (w: ReturnType<EventLog['window']>) => number | null) =>
       new Gauge({ name, help, registers, collect() { this.set(pick(events.window()) ?? 0); } });
     window('acheron_watch_retained_events', 'Events in the replay ring', (w) => w.events);

@@ -20,6 +20,7 @@ import { FsError } from '../vfs/errors.js';
 import { fsDescriptor, terminalDescriptor } from './builtin-services.js';
 import { buildExportsDirectory, checkExports, type ExportSpec } from './fs-provider.js';
 import { NodeControlSession } from './control-session.js';
+import { checkDriverUsers, lookupUser, readPasswd, type UserIds } from './driver-users.js';
 import { MountLock } from './mount-lock.js';
 import { buildNodeTree } from './node-tree.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
@@ -46,6 +47,8 @@ export interface NodeDaemonOptions {
   joinTokenFile?: string;
   reconnectBackoffMs: number;
   reconnectBackoffMaxMs: number;
+  /** Drivers without runtime.user run as this user when the node runs as root (SPEC §4). */
+  driverUser?: string;
 }
 
 /** A manifest problem at start-up: fatal, with every problem named. */
@@ -90,6 +93,7 @@ export class NodeDaemon {
   #timers: NodeJS.Timeout[] = [];
   #lock: MountLock;
   #control: NodeControlSession | undefined;
+  #users = new Map<string, UserIds>();
 
   private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices, lock: MountLock) {
     this.options = options;
@@ -105,7 +109,10 @@ export class NodeDaemon {
     const mount = resolve(options.mount);
     const exports = options.fsService ? await checkExports(options.exports, mount) : [];
     const schemas = await loadSchemas();
-    const first = await loadServices({ ...loadOptions(options, schemas), reserved: builtinIds(options) });
+    const users = await readPasswd();
+    const loadedFirst = await loadServices({ ...loadOptions(options, schemas), reserved: builtinIds(options) });
+    const userCheck = checkDriverUsers(loadedFirst.services, users, options.driverUser);
+    const first = { services: userCheck.ok, problems: [...loadedFirst.problems, ...userCheck.problems] };
     if (first.problems.length > 0) throw new ManifestLoadError(first.problems);
 
     const lock = await MountLock.acquire(mount);
@@ -119,6 +126,7 @@ export class NodeDaemon {
       const grouped = groupRestored(opened.restored.values);
       for (const problem of grouped.problems) log.error({ path: journal.path }, `state journal: ${problem}`);
       daemon = new NodeDaemon({ ...options, mount }, log, schemas, journal, grouped.services, lock);
+      daemon.#users = users;
     } catch (error) {
       await lock.release();
       throw error;
@@ -223,7 +231,11 @@ export class NodeDaemon {
 
   async #reload(reason: string): Promise<void> {
     if (this.#stopping) return;
-    const { services: loaded, problems } = await loadServices({ ...loadOptions(this.options, this.#schemas), reserved: builtinIds(this.options) });
+    const fresh = await loadServices({ ...loadOptions(this.options, this.#schemas), reserved: builtinIds(this.options) });
+    this.#users = await readPasswd();
+    const userCheck = checkDriverUsers(fresh.services, this.#users, this.options.driverUser);
+    const loaded = userCheck.ok;
+    const problems = [...fresh.problems, ...userCheck.problems];
     const failedFiles = new Set(problems.map((p) => p.file));
     // The previous good version of a service whose manifest now fails keeps running.
     const kept = this.#loaded.filter((s) => failedFiles.has(s.source) && !loaded.some((n) => n.descriptor.service_id === s.descriptor.service_id));
@@ -424,6 +436,14 @@ export class NodeDaemon {
     return { ...base, treePath: `services/${serviceId}`, runtime: this.#newRuntime(serviceId, this.#settings(loaded)) };
   }
 
+  /** Privileges are dropped only when the node runs as root; otherwise drivers run as the node does. */
+  #driverIds(serviceUser: string | undefined): { uid?: number; gid?: number } {
+    const wanted = serviceUser ?? this.options.driverUser;
+    if (wanted === undefined || process.getuid?.() !== 0) return {};
+    const ids = lookupUser(this.#users, wanted);
+    return ids ? { uid: ids.uid, gid: ids.gid } : {};
+  }
+
   #settings(loaded: LoadedService): ServiceSettings {
     const { descriptor, source, executablePath } = loaded;
     const { runtime } = descriptor;
@@ -439,6 +459,7 @@ export class NodeDaemon {
         cwd: driverCwd(cwd, this.options.mount), env: runtime.env ?? {}, envPassthrough: runtime.env_passthrough ?? [],
         timeoutMs: runtime.timeout_ms, killGraceMs: runtime.kill_grace_ms, maxOutputBytes: runtime.max_output_bytes,
         persistent: runtime.mode === 'persistent',
+        ...this.#driverIds(runtime.user),
       }),
     };
   }

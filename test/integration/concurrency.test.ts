@@ -81,6 +81,8 @@ await t.test('20 transactions over 4 services: each reads its own result; servic
 
 await t.test('a running driver blocks no other file or service', async (tt) => {
   const first = backgroundWriter('long', { n: 1 });
+  // Two bash processes started together may arrive in either order: start the second once the first runs.
+  await waitFor(async () => (await status('long')).running === 1, { what: 'the first invocation running' });
   const second = backgroundWriter('long', { n: 2 });
   const s = await waitFor(async () => {
     const current = await status('long');

@@ -1,0 +1,261 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { bearerSubprotocol } from '../../src/protocol/envelope.js';
+import { ACHERON, tempDir } from './node.js';
+import { q, sh, waitFor, type ShResult } from './process.js';
+
+interface Teardown {
+  teardown(fn: () => Promise<void> | void): void;
+}
+
+type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+export interface RunningControl {
+  /** ws://127.0.0.1:<port> */
+  url: string;
+  /** http://127.0.0.1:<port> (livez, metrics) */
+  httpUrl: string;
+  dataDir: string;
+  logFile: string;
+  adminToken: string;
+  userToken: string;
+  child: ChildProcess;
+  exited: Promise<Exit>;
+  /** SIGTERM, then waits for the exit. */
+  stop(): Promise<Exit>;
+  /** SIGKILL to the process group, then waits for the exit. */
+  kill9(): Promise<Exit>;
+  /** Stops this server if it still runs (SIGTERM), then starts it again on the same ports and data dir. */
+  restart(): Promise<RunningControl>;
+}
+
+/** Runs `acheron <args>` in a child process (no shell quoting needed). */
+export function acheron(args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ShResult> {
+  return sh(`exec node ${q(ACHERON)} ${args.map(q).join(' ')}`, options);
+}
+
+/** A port nobody listens on right now (bound to port 0, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A single-use node join token made by `acheron token join` (its last output line). */
+export async function joinToken(dataDir: string, ttlMs?: number): Promise<string> {
+  const r = await acheron(['token', 'join', '--data-dir', dataDir, ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)])]);
+  if (r.code !== 0) throw new Error(`acheron token join: ${r.stderr.trim()}`);
+  const token = r.stdout.trim().split('\n').at(-1);
+  if (!token) throw new Error('acheron token join printed nothing');
+  return token;
+}
+
+/** What `acheron token list --json` prints. */
+export interface TokenList {
+  admin: string;
+  user: string;
+  tokens: Array<{ id: string; role: string; token?: string; user_id?: string; used_ms?: number | null }>;
+}
+
+export async function listTokens(dataDir: string): Promise<TokenList> {
+  const r = await acheron(['token', 'list', '--data-dir', dataDir, '--json']);
+  if (r.code !== 0) throw new Error(`acheron token list: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as TokenList;
+}
+
+/**
+ * Starts `acheron control` as a child process (its own process group) on two free loopback ports
+ * and waits for /livez. Teardown kills it, also when the test failed.
+ */
+export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number } } = {}): Promise<RunningControl> {
+  const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
+  const ports = options.ports ?? { ws: await freePort(), http: await freePort() };
+  const logFile = `${dataDir}.log`;
+  const args = [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const signal = async (name: NodeJS.Signals, group: boolean): Promise<Exit> => {
+    if (!gone) {
+      try {
+        process.kill(group ? -(child.pid as number) : (child.pid as number), name);
+      } catch {
+        // already gone
+      }
+    }
+    return exited;
+  };
+  t.teardown(async () => void (await signal('SIGKILL', true)));
+  const httpUrl = `http://127.0.0.1:${ports.http}`;
+  await waitFor(async () => gone || (await fetch(`${httpUrl}/livez`)).ok, { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
+  if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);
+  const tokens = await listTokens(dataDir);
+  const control: RunningControl = {
+    url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: tokens.admin, userToken: tokens.user, child, exited,
+    stop: () => signal('SIGTERM', false),
+    kill9: () => signal('SIGKILL', true),
+    restart: async () => {
+      await control.stop();
+      return startControl(t, { ...options, dataDir, ports });
+    },
+  };
+  return control;
+}
+
+/** One frame from the server, as parsed JSON (or the raw text when it was not JSON). */
+export interface Frame {
+  channel?: string;
+  type?: string;
+  id?: string | null;
+  ok?: boolean;
+  payload?: unknown;
+  error?: { code: string; message: string; field?: string };
+  raw?: string;
+}
+
+export interface ConnectOptions {
+  /** `Authorization: Bearer <token>` */
+  token?: string;
+  /** `Sec-WebSocket-Protocol: acheron.bearer.<base64url token>` (the browser way) */
+  subprotocolToken?: string;
+  origin?: string;
+  headers?: Record<string, string>;
+}
+
+interface Waiter {
+  match(frame: Frame): boolean;
+  resolve(frame: Frame): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * A WebSocket peer for protocol tests: sends whatever it is told (bad frames included), keeps every
+ * frame it receives, and hands each to at most one `next()` caller, in arrival order.
+ */
+export class RawPeer {
+  readonly socket: WebSocket;
+  /** Every frame received, in order. */
+  readonly frames: Frame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #unread: Frame[] = [];
+  #waiters: Waiter[] = [];
+  #nextId = 1;
+  #closeInfo: string | undefined;
+
+  constructor(socket: WebSocket) {
+    this.socket = socket;
+    socket.on('message', (data: Buffer) => {
+      const text = data.toString('utf8');
+      let frame: Frame;
+      try {
+        frame = JSON.parse(text) as Frame;
+      } catch {
+        frame = { raw: text };
+      }
+      this.frames.push(frame);
+      const waiter = this.#waiters.find((w) => w.match(frame));
+      if (!waiter) {
+        this.#unread.push(frame);
+        return;
+      }
+      this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+      clearTimeout(waiter.timer);
+      waiter.resolve(frame);
+    });
+    socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) => {
+      socket.once('close', (code, reason) => {
+        this.#closeInfo = `closed (${code} ${reason.toString()})`;
+        for (const waiter of this.#waiters.splice(0)) {
+          clearTimeout(waiter.timer);
+          waiter.reject(new Error(`connection ${this.#closeInfo} while waiting for a frame`));
+        }
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends text as is, an object as JSON text, a Buffer as a binary frame. */
+  send(data: string | Buffer | object): void {
+    if (Buffer.isBuffer(data)) this.socket.send(data, { binary: true });
+    else this.socket.send(typeof data === 'string' ? data : JSON.stringify(data));
+  }
+
+  /** The first unread frame that matches (already received or still to come). */
+  next(match: (frame: Frame) => boolean = () => true, timeoutMs = 10_000): Promise<Frame> {
+    const index = this.#unread.findIndex(match);
+    if (index >= 0) return Promise.resolve(this.#unread.splice(index, 1)[0] as Frame);
+    if (this.#closeInfo) return Promise.reject(new Error(`connection ${this.#closeInfo}`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.findIndex((w) => w.timer === timer), 1);
+        reject(new Error(`no matching frame within ${timeoutMs} ms; received: ${JSON.stringify(this.frames).slice(0, 2000)}`));
+      }, timeoutMs);
+      this.#waiters.push({ match, resolve, reject, timer });
+    });
+  }
+
+  /** Sends a well-formed request and waits for the frame with its id (reply or error). */
+  request(type: string, payload: unknown = {}, id = `r${this.#nextId++}`): Promise<Frame> {
+    this.send({ channel: 'control', type, id, payload });
+    return this.next((frame) => frame.id === id);
+  }
+
+  /** A request that must succeed: returns its reply payload. */
+  async call<T = Record<string, unknown>>(type: string, payload: unknown = {}): Promise<T> {
+    const frame = await this.request(type, payload);
+    if (frame.ok !== true) throw new Error(`${type} failed: ${JSON.stringify(frame.error ?? frame)}`);
+    return frame.payload as T;
+  }
+
+  close(): Promise<{ code: number; reason: string }> {
+    this.socket.close(1000);
+    return this.closed;
+  }
+}
+
+/**
+ * Opens a WebSocket. Resolves `{peer}` once open, or `{status}` with the HTTP status of a refused
+ * upgrade (401, 403, ...).
+ */
+export function connect(url: string, options: ConnectOptions = {}): Promise<{ peer: RawPeer; status: 101 } | { peer?: undefined; status: number }> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  const protocols = options.subprotocolToken === undefined ? [] : [bearerSubprotocol(options.subprotocolToken)];
+  const socket = new WebSocket(url, protocols, { headers, ...(options.origin === undefined ? {} : { origin: options.origin }), handshakeTimeout: 10_000 });
+  const peer = new RawPeer(socket);
+  return new Promise((resolve, reject) => {
+    socket.once('open', () => resolve({ peer, status: 101 }));
+    socket.once('unexpected-response', (_request, response) => {
+      resolve({ status: response.statusCode ?? 0 });
+      response.resume();
+      socket.terminate();
+    });
+    socket.once('error', (error) => reject(error));
+  });
+}
+
+/** Connects and says `control.version`: a session ready for requests. */
+export async function session(url: string, options: ConnectOptions): Promise<RawPeer> {
+  const opened = await connect(url, options);
+  if (!opened.peer) throw new Error(`${url}: upgrade refused with HTTP ${opened.status}`);
+  const reply = await opened.peer.request('control.version', { protocol: 'unified-v2' });
+  if (reply.ok !== true) throw new Error(`control.version failed: ${JSON.stringify(reply)}`);
+  return opened.peer;
+}
