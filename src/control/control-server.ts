@@ -170,7 +170,11 @@ export class ControlServer {
           this.#connections.delete(closed);
           this.watches.drop(closed);
           this.metrics.connections.dec({ role: closed.principal.kind });
-          if (closed.principal.kind === 'node') this.catalog.shortenLease(closed.principal.nodeId, this.#options.offlineGraceMs);
+          // The grace period starts when the node's last tunnel closes (a reconnect may overlap).
+          const { principal: gone } = closed;
+          if (gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
+            this.catalog.shortenLease(gone.nodeId, this.#options.offlineGraceMs);
+          }
         },
       });
       this.#connections.add(connection);

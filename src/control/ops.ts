@@ -59,7 +59,8 @@ export const OPS: Record<string, Op<never>> = {
       throw new ProtocolError('unauthorized', 'join_token is unknown, used or expired', { field: '/join_token' });
     }
     const joined = await context.catalog.join(payload);
-    context.becomeNode(joined.node_id);
+    // A joining node's connection now speaks for it; an admin provisioning a node stays admin.
+    if (context.principal.kind === 'joiner') context.becomeNode(joined.node_id);
     return joined;
   }),
   'control.node_service_upsert': op<NodeServiceUpsertPayload>('node_service_upsert', ['node', 'admin'], async (context, payload) => {

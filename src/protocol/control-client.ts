@@ -16,7 +16,14 @@ export interface ControlClientOptions {
   /** Pushed frames (events, markers): everything without a matching request id. */
   onPush?: (frame: ServerFrame) => void;
   maxPayload?: number;
+  /**
+   * The server pings every 10 s (SPEC §6); without a ping for this long the connection is taken
+   * for dead and dropped, so a silently broken tunnel is noticed in seconds, not when TCP gives up.
+   */
+  deadAfterMs?: number;
 }
+
+export const DEAD_AFTER_MS = 25_000;
 
 /**
  * One WebSocket to the control server: sends `control.version` first, matches replies by id,
@@ -81,8 +88,26 @@ export class ControlClient {
     });
     const client = new ControlClient(socket, options);
     socket.on('error', () => undefined);
+    client.#watchLiveness(options.deadAfterMs ?? DEAD_AFTER_MS);
     await client.request('control.version', { protocol: PROTOCOL });
     return client;
+  }
+
+  #watchLiveness(deadAfterMs: number): void {
+    let lastHeard = Date.now();
+    const heard = (): void => {
+      lastHeard = Date.now();
+    };
+    this.#socket.on('ping', heard);
+    this.#socket.on('message', heard);
+    const timer = setInterval(() => {
+      if (Date.now() - lastHeard > deadAfterMs) {
+        this.#closedReason ??= `no ping from the control server for ${deadAfterMs} ms`;
+        this.#socket.terminate();
+      }
+    }, Math.min(5000, deadAfterMs));
+    timer.unref();
+    this.#socket.once('close', () => clearInterval(timer));
   }
 
   get isOpen(): boolean {
