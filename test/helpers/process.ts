@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 
 export interface ShResult {
@@ -47,3 +48,13 @@ export async function waitFor<T>(condition: () => Promise<T | undefined | false>
 
 /** Single-quotes a string for bash. */
 export const q = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
+
+/** True while `pid` runs (a zombie counts as gone: it only waits to be reaped). */
+export async function alive(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}

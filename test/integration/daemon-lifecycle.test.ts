@@ -5,22 +5,13 @@ import t, { type Test } from 'tap';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, manifest, readJson, startNode, tempDir, type RunningNode } from '../helpers/node.js';
-import { q, sh, waitFor } from '../helpers/process.js';
+import { q, sh, waitFor, alive } from '../helpers/process.js';
 
 async function isMounted(mount: string): Promise<boolean> {
   const table = await readFile('/proc/self/mountinfo', 'utf8');
   return table.split('\n').some((line) => line.split(' ')[4] === mount);
 }
 
-/** True while `pid` runs (a zombie counts as gone: it only waits to be reaped). */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function childPids(pid: number): Promise<number[]> {
   const { stdout } = await sh(`ps --ppid ${pid} -o pid= || true`);

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { readFile, readdir, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, DRIVERS, readJson, tempDir } from '../helpers/node.js';
-import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
+import { q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
 
 const LAUNCHER = '/usr/local/bin/acheron';
 
@@ -31,15 +31,6 @@ async function daemonsUsing(dir: string): Promise<number[]> {
   return pids;
 }
 
-/** True while `pid` runs (a zombie only waits to be reaped). */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function isMounted(mount: string): Promise<boolean> {
   const table = await readFile('/proc/self/mountinfo', 'utf8');

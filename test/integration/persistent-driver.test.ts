@@ -3,10 +3,10 @@
 // hung request, control/restart and a changed manifest each end the way the ABI says; no driver
 // outlives the node.
 import t, { type Test } from 'tap';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifest, readJson, readText, REPO, startNode } from '../helpers/node.js';
-import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
+import { q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
 
 const REFERENCE = join(REPO, 'bin', 'acheron-echo-persistent-driver.js');
 
@@ -67,15 +67,6 @@ async function call<T = EchoResult>(tt: Test, id: string, payload: string): Prom
   return readJson<T>(file(id, 'result.json'));
 }
 
-/** True while `pid` runs (a zombie counts as gone: it only waits to be reaped). */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** The finished jobs of a service whose request.json contains `marker`, with their status. */
 async function jobsWith(id: string, marker: string): Promise<JobStatus[]> {
