@@ -21,12 +21,16 @@ export function isMountHelperArgv(argv: readonly string[]): boolean {
   return argv.length >= 2 && isAbsolute(argv[1] as string) && (argv.length === 2 || argv[2] === '-o');
 }
 
+export const MOUNT_HELPER_DRIVER_USER = 'nobody';
+
 async function runMountHelper(argv: readonly string[]): Promise<number> {
   const [source, dir, , optionText = ''] = argv as [string, string, string?, string?];
   if (source.startsWith('world:')) throw new UsageError(`mount source ${source}: WorldFS mounts are not available in this version`);
   const { values, unknown } = parseMountOptions(optionText);
   for (const option of unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
   const merged = await resolveNodeOptions({ mount: dir, daemon: true }, values);
+  // Mounted by root from fstab, drivers run as nobody unless the mount says otherwise (SPEC §4).
+  merged['driver-user'] ??= MOUNT_HELPER_DRIVER_USER;
   return runNodeCommand(merged);
 }
 

@@ -58,6 +58,7 @@ async function setup(tt: Test, manifestText?: string): Promise<Setup> {
   await mkdir(mount);
   await mkdir(servicesDir);
   await writeFile(join(servicesDir, 'echo.json'), manifestText ?? JSON.stringify({ service_id: 'echo', kind: 'test', runtime: { type: 'native_proc', executable_path: join(DRIVERS, 'echo') } }));
+  if (manifestText === undefined) await writeFile(join(servicesDir, 'whoami.json'), JSON.stringify({ service_id: 'whoami', kind: 'test', runtime: { type: 'native_proc', executable_path: '/usr/bin/id' } }));
   const fstab = join(dir, 'fstab');
   await writeFile(fstab, await readFile('/etc/fstab', 'utf8').catch(() => ''));
   tt.teardown(async () => {
@@ -87,6 +88,8 @@ await t.test('an fstab line: mount <dir>, use the tree, umount stops the daemon'
     cat ${m}/NODE.json > ${q(join(s.dir, 'node.json'))} || exit 11
     /bin/echo '{"msg":"fstab"}' > ${m}/services/echo/control/invoke.json || exit 12
     cat ${m}/services/echo/result.json > ${q(join(s.dir, 'result.json'))} || exit 13
+    /bin/echo '{}' > ${m}/services/whoami/control/invoke.json || exit 17
+    cat ${m}/services/whoami/result.json > ${q(join(s.dir, 'whoami.txt'))} || exit 18
     grep -q " ${s.mount} " /proc/self/mountinfo || exit 14
     umount ${m} || exit 15
     grep -q " ${s.mount} " /proc/self/mountinfo && exit 16
@@ -96,6 +99,7 @@ await t.test('an fstab line: mount <dir>, use the tree, umount stops the daemon'
   tt.equal(nodeDoc.node_id, 'fstab-node', 'NODE.json shows the node_id from fstab');
   tt.equal(nodeDoc.mount, s.mount);
   tt.same((JSON.parse(await readFile(join(s.dir, 'result.json'), 'utf8')) as { echo: unknown }).echo, { msg: 'fstab' }, 'an invoke through the fstab mount works');
+  tt.match(await readFile(join(s.dir, 'whoami.txt'), 'utf8'), /^uid=65534\(nobody\)/, 'drivers of an fstab mount run as nobody by default (SPEC §4)');
   await waitFor(async () => !(await alive(nodeDoc.pid)), { what: `daemon ${nodeDoc.pid} to exit after umount` });
   tt.pass('the daemon exited after umount');
   await waitFor(async () => (await daemonsUsing(s.dir)).length === 0, { what: 'the spawner to exit' });
