@@ -42,6 +42,8 @@ export class Catalog {
   #journal: StateJournal;
   #events: EventLog;
   #appliedSeq = 0;
+  /** The tail of each node's mutation queue (see #serial). */
+  #tails = new Map<string, Promise<unknown>>();
   readonly leaseTtlMs: number;
 
   private constructor(journal: StateJournal, events: EventLog, leaseTtlMs: number) {
@@ -103,8 +105,29 @@ export class Catalog {
     return toPublic(this.#require(nodeId));
   }
 
+  /**
+   * Mutations of one node run one at a time, each from the state the previous one left: two upserts
+   * a node sends without waiting would otherwise both diff against the old catalog, and the second
+   * could be dropped as unchanged (a lost update). Different nodes proceed in parallel, so their
+   * events share fdatasyncs (group commit). The time is taken when the turn comes, so one node's
+   * event timestamps follow its seq order.
+   */
+  #serial<T>(nodeId: string, task: (now: number) => Promise<T>): Promise<T> {
+    const run = (this.#tails.get(nodeId) ?? Promise.resolve()).then(() => task(Date.now()));
+    const tail = run.catch(() => undefined);
+    this.#tails.set(nodeId, tail);
+    void tail.then(() => {
+      if (this.#tails.get(nodeId) === tail) this.#tails.delete(nodeId);
+    });
+    return run;
+  }
+
   /** A join token buys a node id and a secret; joining again (a lost state file) replaces the secret. */
-  async join(payload: NodeJoinPayload, now = Date.now()): Promise<{ node_id: string; node_secret: string; lease_ttl_ms: number }> {
+  join(payload: NodeJoinPayload): Promise<{ node_id: string; node_secret: string; lease_ttl_ms: number }> {
+    return this.#serial(payload.node_id ?? '', (now) => this.#join(payload, now));
+  }
+
+  async #join(payload: NodeJoinPayload, now: number): Promise<{ node_id: string; node_secret: string; lease_ttl_ms: number }> {
     const nodeId = payload.node_id ?? `node-${randomBytes(4).toString('hex')}`;
     const secret = randomBytes(32).toString('base64url');
     const existing = this.#nodes.get(nodeId);
@@ -135,7 +158,11 @@ export class Catalog {
    * Replaces the node's whole catalog (validated before this call, all or nothing). An unchanged
    * catalog writes nothing and returns `changed: false`.
    */
-  async upsert(payload: NodeServiceUpsertPayload, now = Date.now()): Promise<{ node: PublicNode; delta: ServiceDelta; cameOnline: boolean }> {
+  upsert(payload: NodeServiceUpsertPayload): Promise<{ node: PublicNode; delta: ServiceDelta; cameOnline: boolean }> {
+    return this.#serial(payload.node_id, (now) => this.#upsert(payload, now));
+  }
+
+  async #upsert(payload: NodeServiceUpsertPayload, now: number): Promise<{ node: PublicNode; delta: ServiceDelta; cameOnline: boolean }> {
     const node = this.#require(payload.node_id);
     const ids = new Set<string>();
     for (const [index, service] of payload.services.entries()) {
@@ -165,7 +192,11 @@ export class Catalog {
   }
 
   /** Lease refresh: extends the lease; an offline node comes back online. */
-  async refresh(nodeId: string, now = Date.now()): Promise<{ node: PublicNode; cameOnline: boolean }> {
+  refresh(nodeId: string): Promise<{ node: PublicNode; cameOnline: boolean }> {
+    return this.#serial(nodeId, (now) => this.#refresh(nodeId, now));
+  }
+
+  async #refresh(nodeId: string, now: number): Promise<{ node: PublicNode; cameOnline: boolean }> {
     const node = this.#require(nodeId);
     const cameOnline = node.state === 'offline';
     const next = { ...node, state: 'online' as const, last_seen_ms: now, lease_expires_at_ms: now + this.leaseTtlMs };
@@ -180,20 +211,24 @@ export class Catalog {
     if (node && node.state === 'online') node.lease_expires_at_ms = Math.min(node.lease_expires_at_ms, now + graceMs);
   }
 
-  /** Nodes whose lease lapsed turn offline, services kept (SPEC §6); returns them. */
-  async expireLeases(now = Date.now()): Promise<PublicNode[]> {
-    const expired: PublicNode[] = [];
-    for (const node of this.#nodes.values()) {
-      if (node.state === 'online' && node.lease_expires_at_ms <= now) {
-        const next = { ...node, state: 'offline' as const, updated_ms: now };
-        await this.#commit(next, 'offline', serviceDelta(node.services, node.services, now), now);
-        expired.push(toPublic(next));
-      }
-    }
-    return expired;
+  /** Nodes whose lease lapsed turn offline, services kept (SPEC §6); each in its own turn, re-checked there. */
+  async expireLeases(): Promise<PublicNode[]> {
+    const lapsed = [...this.#nodes.values()].filter((n) => n.state === 'online' && n.lease_expires_at_ms <= Date.now());
+    const expired = await Promise.all(lapsed.map((candidate) => this.#serial(candidate.node_id, async (now) => {
+      const node = this.#nodes.get(candidate.node_id);
+      if (!node || node.state !== 'online' || node.lease_expires_at_ms > now) return undefined;
+      const next = { ...node, state: 'offline' as const, updated_ms: now };
+      await this.#commit(next, 'offline', serviceDelta(node.services, node.services, now), now);
+      return toPublic(next);
+    })));
+    return expired.filter((node): node is PublicNode => node !== undefined);
   }
 
-  async delete(nodeId: string, now = Date.now()): Promise<PublicNode> {
+  delete(nodeId: string): Promise<PublicNode> {
+    return this.#serial(nodeId, (now) => this.#delete(nodeId, now));
+  }
+
+  async #delete(nodeId: string, now: number): Promise<PublicNode> {
     const node = this.#require(nodeId);
     await this.#commit(node, 'delete', serviceDelta(node.services, [], now), now);
     return toPublic(node);

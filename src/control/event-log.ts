@@ -123,7 +123,7 @@ export class EventLog {
 
   /** Assigns the next seq, makes the event durable, then tells the listeners. */
   async append(event: NewEvent): Promise<CatalogEvent> {
-    const full: CatalogEvent = { seq: ++this.#assigned, _x: (this.#head = this.#assigned), ...event };
+    const full: CatalogEvent = { seq: ++this.#assigned, ...event };
     const line = JSON.stringify(full) + '\n';
     await new Promise<void>((resolve, reject) => {
       this.#pending.push({ line, resolve, reject });
@@ -149,7 +149,7 @@ export class EventLog {
       this.#bytes += Buffer.byteLength(text);
       for (const p of batch) {
         const event = JSON.parse(p.line) as CatalogEvent;
-
+        this.#head = event.seq;
         this.#ring.push(event);
         if (this.#ring.length > this.ringCapacity) this.#ring.shift();
         for (const listener of this.#listeners) listener(event);
@@ -205,7 +205,9 @@ async function readHistory(dir: string, capacity: number): Promise<{ events: Cat
         const record = JSON.parse(line) as { type?: string; seq?: number };
         if (record.type === 'head' && typeof record.seq === 'number') head = Math.max(head, record.seq);
         else if (typeof record.seq === 'number') {
-          head = Math.max(head, record.seq);
+          // A crash between writing an archive and swapping the file leaves events in both.
+          if (record.seq <= head) return;
+          head = record.seq;
           events.push(record as CatalogEvent);
           if (events.length > capacity) events.shift();
         } else problems.push(`${source}:${index + 1}: not an event; skipped`);

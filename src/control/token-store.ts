@@ -151,8 +151,10 @@ export class TokenStore {
       });
       mutate(data);
       await writeFileAtomic(this.path, JSON.stringify(data, null, 2) + '\n', 0o600);
+      // Both together: a reload between them would take stale data for current.
+      const { mtimeMs } = await stat(this.path);
       this.#data = data;
-      this.#mtimeMs = (await stat(this.path)).mtimeMs;
+      this.#mtimeMs = mtimeMs;
     } finally {
       await release();
     }

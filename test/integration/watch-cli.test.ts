@@ -1,0 +1,174 @@
+// SPEC §1/§6 `acheron node watch` against a live `acheron control`: one readable line per event
+// (seq, time, node, kind, +/~/- services with versions), --json NDJSON, --replay-limit, --since, a
+// node filter, a refusal with its reason and a hint (exit 1); and a kill -9 of the server while
+// several watch commands run: each reconnects by itself and resumes with no duplicate and no gap.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
+import { acheron, startControl, type RunningControl } from '../helpers/control.js';
+import { emitted, type EmittedEvent } from '../helpers/history-validator.js';
+import { ACHERON, tempDir } from '../helpers/node.js';
+import { waitFor } from '../helpers/process.js';
+
+interface RunningCli {
+  name: string;
+  /** Complete stdout lines so far. */
+  lines(): string[];
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `acheron node watch ...` as a child process; teardown kills it if a test left it running. */
+function watchCli(name: string, args: readonly string[]): RunningCli {
+  const child = spawn(process.execPath, [ACHERON, 'node', 'watch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  t.teardown(async () => {
+    if (!gone) child.kill('SIGKILL');
+    await exited;
+  });
+  return {
+    name,
+    lines: () => out.split('\n').slice(0, -1),
+    stderr: () => err,
+    exited,
+    stop: () => {
+      if (!gone) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+const seqsOf = (cli: RunningCli): number[] => cli.lines().map((line) => (JSON.parse(line) as { seq: number }).seq);
+const humanSeqs = (cli: RunningCli): number[] => cli.lines().map((line) => Number(/^\s*(\d+) /.exec(line)?.[1]));
+const printedUpTo = (cli: RunningCli, seqs: (cli: RunningCli) => number[], seq: number): Promise<true> =>
+  waitFor(() => seqs(cli).includes(seq), { what: `${cli.name} printing seq ${seq} (stdout: ${cli.lines().slice(-3).join(' | ')}; stderr: ${cli.stderr().slice(-300)})`, timeoutMs: 30_000 });
+
+const dir = await tempDir(t, 'acheron-watch-cli-');
+let control: RunningControl = await startControl(t);
+const ports = { ws: Number(new URL(control.url).port), http: Number(new URL(control.httpUrl).port) };
+const adminFile = join(dir, 'admin.token');
+const userFile = join(dir, 'user.token');
+await writeFile(adminFile, control.adminToken + '\n', { mode: 0o600 });
+await writeFile(userFile, control.userToken + '\n', { mode: 0o600 });
+const conn = (tokenFile = adminFile): string[] => ['--control-url', control.url, '--token-file', tokenFile];
+
+const reference = new ResumingWatcher('reference', control.adminToken, { since_seq: 0 });
+await reference.connect(control.url);
+const w1 = await SimNode.join(control.url, control.dataDir, 'w1');
+w1.services.set('a', '1');
+w1.services.set('b', '1');
+await w1.publish();
+w1.services.set('a', '2');
+w1.services.delete('b');
+await w1.publish();
+const w2 = await SimNode.join(control.url, control.dataDir, 'w2');
+w2.services.set('z', '1');
+await w2.publish();
+await reference.reach(5);
+
+const human = watchCli('human', conn());
+const json2 = watchCli('--json --replay-limit 2', [...conn(), '--json', '--replay-limit', '2']);
+const since2 = watchCli('--json --since 2', [...conn(), '--json', '--since', '2']);
+const onlyW2 = watchCli('w2 --json --since 0', ['w2', ...conn(), '--json', '--since', '0']);
+const everything = watchCli('--json --since 0', [...conn(), '--json', '--since', '0']);
+await Promise.all([
+  printedUpTo(human, humanSeqs, 5), printedUpTo(json2, seqsOf, 5), printedUpTo(since2, seqsOf, 5), printedUpTo(onlyW2, seqsOf, 5), printedUpTo(everything, seqsOf, 5),
+]);
+w1.services.set('c', '1');
+await w1.publish();
+await Promise.all([printedUpTo(human, humanSeqs, 6), printedUpTo(everything, seqsOf, 6)]);
+
+// kill -9 under the running commands; events happen while they are cut off, then after they are back.
+await control.kill9();
+control = await startControl(t, { dataDir: control.dataDir, ports });
+for (const node of [w1, w2]) await node.reconnect(control.url);
+w2.services.set('z', '2');
+await w2.publish();
+await reference.connect(control.url);
+await Promise.all([printedUpTo(everything, seqsOf, 7), printedUpTo(onlyW2, seqsOf, 7), printedUpTo(human, humanSeqs, 7)]);
+w1.services.delete('a');
+await w1.publish();
+await reference.reach(8);
+await Promise.all([human, json2, since2, everything].map((cli) => printedUpTo(cli, cli === human ? humanSeqs : seqsOf, 8)));
+const all: EmittedEvent[] = reference.events.map(emitted);
+
+await t.test('one line per event: seq, time, node, kind, +/~/- services with versions', async (tt) => {
+  const lines = human.lines();
+  tt.equal(lines.length, 8, `8 lines (${lines.join(' | ')})`);
+  const expected = [
+    [1, 'w1 online \\(replay\\)'],
+    [2, 'w1 upsert \\(replay\\) \\+a@1 \\+b@1'],
+    [3, 'w1 upsert \\(replay\\) ~a@1->2 -b@1'],
+    [4, 'w2 online \\(replay\\)'],
+    [5, 'w2 upsert \\(replay\\) \\+z@1'],
+    [6, 'w1 upsert \\+c@1'],
+    [7, 'w2 upsert( \\(replay\\))? ~z@1->2'],
+    [8, 'w1 upsert( \\(replay\\))? -a@2'],
+  ] as const;
+  expected.forEach(([seq, rest], index) => {
+    const time = new Date(all[seq - 1]?.timestamp_ms as number).toISOString().replace(/\./g, '\\.');
+    tt.match(lines[index], new RegExp(`^ *${seq} ${time} ${rest}$`), `seq ${seq}`);
+  });
+});
+
+await t.test('--json prints NDJSON: each line the event as emitted', async (tt) => {
+  const lines = json2.lines().map((line) => JSON.parse(line) as Record<string, unknown>);
+  tt.same(lines.map((e) => e.seq), [4, 5, 6, 7, 8], '--replay-limit 2: the last two, then live');
+  tt.same(lines.slice(0, 2).map((e) => e.replay), [true, true], 'the first two are replays');
+  tt.equal(lines[2]?.replay, false, 'then live');
+  tt.ok(lines.every((e) => typeof e.watch_id === 'string'), 'each names its watch');
+  tt.same(lines.map((e) => emitted(e)), all.filter((e) => e.seq >= 4), 'contents equal the emitted events');
+});
+
+await t.test('--since N prints every event after seq N', async (tt) => {
+  tt.same(seqsOf(since2), [3, 4, 5, 6, 7, 8], 'seqs 3..8');
+});
+
+await t.test('a node filter prints only that node', async (tt) => {
+  tt.same(seqsOf(onlyW2), all.filter((e) => e.node_id === 'w2').map((e) => e.seq), 'the w2 events, in order');
+});
+
+await t.test('after kill -9 of the server every running watch reconnects and resumes: no duplicate, no gap', async (tt) => {
+  for (const [cli, seqs, want] of [
+    [everything, seqsOf, all.map((e) => e.seq)],
+    [human, humanSeqs, all.map((e) => e.seq)],
+    [since2, seqsOf, all.filter((e) => e.seq > 2).map((e) => e.seq)],
+    [json2, seqsOf, all.filter((e) => e.seq >= 4).map((e) => e.seq)],
+    [onlyW2, seqsOf, all.filter((e) => e.node_id === 'w2').map((e) => e.seq)],
+  ] as const) {
+    tt.same(seqs(cli), want, `${cli.name}: exactly ${want.join(',')}`);
+    tt.match(cli.stderr(), /reconnecting and resuming after seq \d+/, `${cli.name}: said it reconnects`);
+  }
+  tt.same(everything.lines().map((line) => emitted(JSON.parse(line) as Record<string, unknown>)), all, 'contents across the restart equal the emitted events');
+});
+
+await t.test('SIGTERM stops a watch with exit 0', async (tt) => {
+  for (const cli of [human, json2, since2, onlyW2, everything]) tt.same(await cli.stop(), { code: 0, signal: null }, `${cli.name}: exit 0`);
+});
+
+await t.test('a refused watch prints the reason and a hint, and exits 1', async (tt) => {
+  const refused = await acheron(['node', 'watch', ...conn(userFile)]);
+  tt.equal(refused.code, 1, 'exit 1');
+  tt.equal(refused.stdout, '', 'nothing on stdout');
+  tt.match(refused.stderr, /refused: .*ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'the reason, naming the setting');
+  tt.match(refused.stderr, /hint: /, 'a hint');
+  const ahead = await acheron(['node', 'watch', ...conn(), '--since', '999']);
+  tt.equal(ahead.code, 1, '--since beyond the head: exit 1 (not retried forever)');
+  tt.match(ahead.stderr, /since_seq 999 is ahead of head_seq 8/, 'says why');
+  const badFile = join(dir, 'bad.token');
+  await writeFile(badFile, 'not-a-token\n');
+  const unauthorized = await acheron(['node', 'watch', ...conn(badFile)]);
+  tt.equal(unauthorized.code, 1, 'a bad token: exit 1');
+  tt.match(unauthorized.stderr, /401/, 'says the server refused the token');
+});
+
+reference.close();
