@@ -9,6 +9,8 @@ export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const ACHERON = join(REPO, 'bin', 'acheron.js');
 export const FIXTURES = join(REPO, 'test', 'fixtures');
 export const DRIVERS = join(FIXTURES, 'drivers');
+/** `transaction.py PATH PAYLOAD [CHUNK]`: one O_RDWR write-then-read on control/invoke.json. */
+export const TRANSACTION = join(FIXTURES, 'transaction.py');
 
 interface Teardown {
   teardown(fn: () => Promise<void> | void): void;

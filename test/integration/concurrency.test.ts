@@ -2,9 +2,8 @@
 // max_concurrency, O_RDWR transactions each read their own outcome, nothing else waits for a
 // running driver, and a full queue answers EAGAIN at open.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { manifest, readJson, readText, startNode } from '../helpers/node.js';
+import { manifest, readJson, readText, startNode, TRANSACTION } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
 
 interface Status {
@@ -31,23 +30,8 @@ const node = await startNode(t, {
 const file = (id: string, name: string): string => join(node.service(id), name);
 const status = (id: string): Promise<Status> => readJson<Status>(file(id, 'status.json'));
 
-// One O_RDWR transaction: write the payload, read the same descriptor to the end (SPEC §3).
-const transactionScript = join(node.dir, 'transaction.py');
-await writeFile(transactionScript, `import os, sys
-fd = os.open(os.environ['F'], os.O_RDWR)
-os.write(fd, os.environ['PAYLOAD'].encode())
-out = b''
-while True:
-    chunk = os.read(fd, 4096)
-    if not chunk:
-        break
-    out += chunk
-os.close(fd)
-sys.stdout.write(out.decode())
-`);
-
 function transaction(id: string, payload: Record<string, unknown>): Promise<ShResult> {
-  return sh(`python3 ${q(transactionScript)}`, { env: { ...process.env, F: file(id, 'control/invoke.json'), PAYLOAD: JSON.stringify(payload) }, timeoutMs: 45_000 });
+  return sh(`python3 ${q(TRANSACTION)} ${q(file(id, 'control/invoke.json'))} ${q(JSON.stringify(payload))}`, { timeoutMs: 45_000 });
 }
 
 /** Starts a writer in the background and tracks when its close() has returned. */
