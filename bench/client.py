@@ -13,6 +13,10 @@ microseconds as a JSON array, so process start-up is never counted (only the loo
       os.stat(path), then open, read to end of file, close (what `stat f; cat f` does).
   client.py invoke-each <services-dir> <payload-file> <prefix>
       one invocation (and result.json read) of every service whose id starts with prefix.
+  client.py rdwr-until <invoke.json> <payload-file> <start-epoch-s> <seconds>
+      throughput: waits until start-epoch-s (so parallel clients start together), then loops
+      rdwr transactions for `seconds`; prints {"count": transactions finished in the window,
+      "samples": their microseconds}.
 """
 import json
 import os
@@ -34,6 +38,21 @@ def read_all(path):
             chunks.append(chunk)
     finally:
         os.close(fd)
+
+
+def rdwr_once(invoke, payload):
+    fd = os.open(invoke, os.O_RDWR)
+    try:
+        os.write(fd, payload)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    expect(b''.join(chunks), payload, 'transaction read')
 
 
 def loop(n, warmup, once):
@@ -70,20 +89,26 @@ def main(argv):
         invoke, payload_file, n, warmup = argv[1:]
         payload = read_all(payload_file)
 
-        def once():
-            fd = os.open(invoke, os.O_RDWR)
-            try:
-                os.write(fd, payload)
-                chunks = []
-                while True:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-            finally:
-                os.close(fd)
-            expect(b''.join(chunks), payload, 'transaction read')
-        loop(int(n), int(warmup), once)
+        loop(int(n), int(warmup), lambda: rdwr_once(invoke, payload))
+    elif mode == 'rdwr-until':
+        invoke, payload_file, start_at, seconds = argv[1:]
+        payload = read_all(payload_file)
+        start_at, seconds = float(start_at), float(seconds)
+        delay = start_at - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        # The window in this process's monotonic clock, from the shared wall-clock start.
+        end = now() + int((start_at + seconds - time.time()) * 1e9)
+        samples = []
+        while True:
+            start = now()
+            if start >= end:
+                break
+            rdwr_once(invoke, payload)
+            finished = now()
+            if finished <= end:
+                samples.append((finished - start) / 1000)
+        json.dump({'count': len(samples), 'samples': samples}, sys.stdout)
     elif mode == 'direct':
         executable, payload_file, n, warmup = argv[1:]
         payload = read_all(payload_file)

@@ -1,26 +1,40 @@
 // Direct baselines for the invoke round trip: run the driver N times with execa and print
 // {"samples": per-iteration microseconds, "cpu_us": this process's CPU per iteration (all threads,
 // the driver processes not included)}. No FUSE, no daemon.
-//   node bench/execa-client.mjs [--spawner] <executable> <payload-file> <n> <warmup>
+//   node bench/execa-client.mjs [--spawner] [--persistent] [--args JSON] <executable> <payload-file> <n> <warmup>
 // Default: runDriver() in this process (the spawner's execa call with its options: no shell, own
 // process group, stdin = payload). --spawner: the same through DriverSpawner, i.e. a forked
 // spawner process and its IPC, as the daemon does it, which splits the cost of that hop from FUSE's.
+// --persistent: runtime.mode "persistent", one long-lived driver answering JSON lines
+// (PersistentDriver in this process, or in the spawner with --spawner). --args: the driver's argv
+// after the executable, as a JSON array.
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { pino } from 'pino';
 import { DriverSpawner } from '../dist/runtime/driver-spawner.js';
+import { PersistentDriver } from '../dist/runtime/persistent-driver.js';
 import { runDriver } from '../dist/runtime/run-driver.js';
 
 const args = process.argv.slice(2);
-const viaSpawner = args[0] === '--spawner';
-const [file, payloadFile, n, warmup] = viaSpawner ? args.slice(1) : args;
+const flags = new Set();
+let driverArgs = [];
+while (args[0]?.startsWith('--')) {
+  const flag = args.shift();
+  if (flag === '--args') driverArgs = JSON.parse(args.shift());
+  else flags.add(flag);
+}
+const viaSpawner = flags.has('--spawner');
+const persistent = flags.has('--persistent');
+const [file, payloadFile, n, warmup] = args;
 const input = await readFile(payloadFile);
 const spec = {
-  file, args: [], cwd: tmpdir(), env: process.env, input,
+  file, args: driverArgs, cwd: tmpdir(), env: process.env, input,
   timeoutMs: 30_000, killGraceMs: 2_000, maxOutputBytes: 1 << 20,
+  ...(persistent ? { persistentKey: 'bench' } : {}),
 };
 const spawner = viaSpawner ? await DriverSpawner.start(pino({ level: 'silent' })) : undefined;
-const run = spawner ? () => spawner.run(spec) : () => runDriver(spec);
+const local = persistent && !spawner ? new PersistentDriver(spec) : undefined;
+const run = spawner ? () => spawner.run(spec) : local ? () => local.run(spec) : () => runDriver(spec);
 const samples = [];
 const cpuStart = process.cpuUsage();
 try {
@@ -36,6 +50,7 @@ try {
     if (i >= Number(warmup)) samples.push(elapsed);
   }
 } finally {
+  await local?.stop('benchmark done');
   await spawner?.close();
 }
 const cpu = process.cpuUsage(cpuStart);

@@ -1,24 +1,28 @@
 #!/usr/bin/env node
 // `make bench`: measures the invoke round trip, stat + cat against tmpfs and the C libfuse `hello`
-// example, and the daemon's memory with 1000 services; writes the results section of
-// docs/BENCHMARKS.md and the raw samples to bench/results/latest.json.
+// example, the daemon's memory with 1000 services, persistent against spawn-per-call drivers, one
+// control server with 1000 nodes, and the watch fan-out against a plain ws broadcast; writes the
+// results section of docs/BENCHMARKS.md and the raw samples to bench/results/latest.json.
 //
-//   node bench/run.mjs [--quick] [--no-write]
+//   node bench/run.mjs [--quick] [--no-write] [--only NAME[,NAME...]]
 //
+// NAME: invoke, statcat, memory, trace, persistent, control, fanout. With --only, the other parts
+// of the results come from the previous bench/results/latest.json (each part says when it ran).
 // The mounts are only ever touched by child processes (bench/client.py, bench/execa-client.mjs,
 // cat): never by fs calls from this process (SPEC §12). Every mount and process is cleaned up in
 // `finally`, also on error and on SIGINT/SIGTERM.
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { percentile, summarize } from './stats.mjs';
 import { renderResults, writeResultsSection } from './report.mjs';
+import {
+  REPO, childrenOf, cleanupAll, cpuUsOf, ctx, defer, elapsedSeconds, exec, exists, log, memoryOf, mustExec, python,
+  runRounds, samplesOf, sleep, startDaemon, startNode, writeManifest,
+} from './harness.mjs';
+import { benchPersistent } from './persistent.mjs';
+import { benchControl, benchFanout } from './control.mjs';
 
-const REPO = fileURLToPath(new URL('../', import.meta.url));
-const ACHERON = join(REPO, 'bin', 'acheron.js');
-const CLIENT = join(REPO, 'bench', 'client.py');
 const EXECA_CLIENT = join(REPO, 'bench', 'execa-client.mjs');
 const FIXTURE_CAT = join(REPO, 'test', 'fixtures', 'drivers', 'cat');
 const HELLO_SRC = '/usr/share/doc/libfuse-dev/examples/hello.c';
@@ -28,8 +32,29 @@ const RAW = join(REPO, 'bench', 'results', 'latest.json');
 const PAYLOAD = '{"msg":"hi"}\n';
 const HELLO_OPTIONS = 'attr_timeout=0,entry_timeout=0,direct_io';
 
-const argv = new Set(process.argv.slice(2));
-const quick = argv.has('--quick');
+const BENCHMARKS = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'control', 'fanout'];
+const flags = new Set();
+const onlyNames = [];
+for (const args = process.argv.slice(2); args.length > 0;) {
+  const arg = args.shift();
+  if (arg === '--only') onlyNames.push(...(args.shift() ?? '').split(','));
+  else if (arg.startsWith('--only=')) onlyNames.push(...arg.slice(7).split(','));
+  else if (['--quick', '--no-write'].includes(arg)) flags.add(arg);
+  else {
+    console.error(`bench: unknown argument ${arg} (node bench/run.mjs [--quick] [--no-write] [--only NAME[,NAME...]])`);
+    process.exit(2);
+  }
+}
+for (const name of onlyNames) {
+  if (!BENCHMARKS.includes(name)) {
+    console.error(`bench: --only ${JSON.stringify(name)}: expected one of ${BENCHMARKS.join(', ')}`);
+    process.exit(2);
+  }
+}
+const only = onlyNames.length > 0 ? new Set(onlyNames) : undefined;
+const selected = (name) => !only || only.has(name);
+const quick = flags.has('--quick');
+ctx.quick = quick;
 const scale = (n) => (quick ? Math.max(2, Math.ceil(n / 4)) : n);
 // Rounds interleave the variants (rotating their order) so drift in machine load hits all alike.
 const INVOKE = { rounds: scale(10), perRound: 20, warmup: 3 };
@@ -43,198 +68,6 @@ const INVOKE_DRIVERS = [
 const STATE_SYNC_MODES = ['always', 'batch'];
 
 // ---------------------------------------------------------------------------------------------
-// Processes and cleanup
-
-const cleanups = [];
-const defer = (fn) => cleanups.push(fn);
-let cleaning;
-/** Runs the cleanups once, newest first; a signal and `finally` may both ask and both wait. */
-function cleanupAll() {
-  cleaning ??= (async () => {
-    while (cleanups.length > 0) {
-      try {
-        await cleanups.pop()();
-      } catch (error) {
-        console.error(`bench: cleanup: ${error.message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const log = (text) => console.log(`[bench ${((performance.now() - t0) / 1000).toFixed(1)}s] ${text}`);
-const t0 = performance.now();
-
-/** Runs a program to completion in a child process; never through a shell unless asked. */
-function exec(file, args, { cwd = '/', timeoutMs = 180_000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    child.stdout.on('data', (chunk) => out.push(chunk));
-    child.stderr.on('data', (chunk) => err.push(chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-  });
-}
-
-async function mustExec(file, args, options) {
-  const result = await exec(file, args, options);
-  if (result.code !== 0) throw new Error(`${[file, ...args].join(' ').slice(0, 200)}: exit ${result.code ?? result.signal}: ${result.stderr.trim().slice(-600)}`);
-  return result.stdout;
-}
-
-/**
- * A client loop prints its per-iteration microseconds as a JSON array, or as `samples` of an
- * object that also has `cpu_us` (the client's CPU per iteration), which goes to `cpu` if given.
- */
-async function samplesOf(file, args, options = {}) {
-  const printed = JSON.parse(await mustExec(file, args, options));
-  if (Array.isArray(printed)) return printed;
-  options.cpu?.push(printed.cpu_us);
-  return printed.samples;
-}
-// The interpreter itself, not a version-manager shim that would probe the client's working directory.
-let PYTHON = 'python3';
-const python = (args, options) => samplesOf(PYTHON, [CLIENT, ...args], options);
-
-async function mounted(mountPoint) {
-  const table = await readFile('/proc/self/mountinfo', 'utf8');
-  return table.split('\n').some((line) => line.split(' ')[4] === mountPoint);
-}
-
-async function waitFor(what, condition, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** A long-running child in its own process group, stopped by `stop()` (idempotent). */
-function startDaemon(file, args, { mountPoint, name }) {
-  const child = spawn(file, args, { cwd: '/', stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  let gone = false;
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-    gone = true;
-    resolve({ code, signal });
-  }));
-  child.once('error', () => (gone = true));
-  let stopping;
-  const daemon = {
-    pid: child.pid,
-    name,
-    mountPoint,
-    get gone() {
-      return gone;
-    },
-    get stderr() {
-      return stderr;
-    },
-    async ready() {
-      await waitFor(`${name} to mount ${mountPoint}`, async () => gone || (await mounted(mountPoint)), 120_000);
-      if (gone) throw new Error(`${name} exited before mounting: ${stderr.trim().slice(-600)}`);
-    },
-    stop() {
-      stopping ??= (async () => {
-        if (!gone) {
-          process.kill(child.pid, 'SIGTERM');
-          await Promise.race([exited, sleep(10_000)]);
-        }
-        if (!gone) {
-          try {
-            process.kill(-child.pid, 'SIGKILL');
-          } catch {
-            // the group is already gone
-          }
-          await exited;
-        }
-        if (await mounted(mountPoint)) await exec('fusermount', ['-uz', mountPoint]);
-        if (await mounted(mountPoint)) await exec('umount', ['-l', mountPoint]);
-      })();
-      return stopping;
-    },
-  };
-  defer(() => daemon.stop());
-  return daemon;
-}
-
-let work;
-
-/** `acheron node` on `<work>/<name>/mnt` with the services of `servicesDir`. */
-async function startNode(name, { servicesDir, logLevel = 'warn', args = [] }) {
-  const dir = join(work, name);
-  const mountPoint = join(dir, 'mnt');
-  await mkdir(mountPoint, { recursive: true });
-  const stateFile = join(dir, 'state', 'bench.json');
-  const logFile = join(dir, 'node.log');
-  const started = performance.now();
-  const daemon = startDaemon(process.execPath, [
-    ACHERON, 'node', '--node-id', 'bench', '--mount', mountPoint, '--services-dir', servicesDir,
-    '--state-file', stateFile, '--log-level', logLevel, '--log-file', logFile, ...args,
-  ], { mountPoint, name: `acheron node (${name})` });
-  await daemon.ready();
-  return Object.assign(daemon, { startMs: performance.now() - started, dir, stateFile, logFile, service: (id) => join(mountPoint, 'services', id) });
-}
-
-/** VmRSS and VmHWM of a process, in KiB. */
-async function memoryOf(pid) {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
-}
-
-let CLK_TCK = 100;
-
-/** CPU time (user + system, all threads) of a process so far, in microseconds. */
-async function cpuUsOf(pid) {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1e6;
-}
-
-/** The driver spawner is the daemon's only forked child. */
-async function childrenOf(pid) {
-  const found = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const text = await readFile(`/proc/${entry}/stat`, 'utf8');
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid) found.push(Number(entry));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return found;
-}
-
-async function writeManifest(dir, id, executablePath) {
-  const manifest = { service_id: id, kind: 'bench', runtime: { type: 'native_proc', executable_path: executablePath } };
-  await writeFile(join(dir, `${id}.json`), JSON.stringify(manifest) + '\n');
-}
-
-const exists = (path) => stat(path).then(() => true, () => false);
-const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length]);
-
-async function runRounds(variants, rounds) {
-  const samples = Object.fromEntries(variants.map((v) => [v.key, []]));
-  for (let round = 0; round < rounds; round++) {
-    for (const variant of rotate(variants, round)) samples[variant.key].push(...(await variant.run()));
-  }
-  return samples;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Benchmarks
 
 /**
@@ -242,7 +75,7 @@ async function runRounds(variants, rounds) {
  * mode, all mounted at once, so every variant runs interleaved in the same rounds.
  */
 async function benchInvoke(payloadFile) {
-  const servicesDir = join(work, 'invoke-services.d');
+  const servicesDir = join(ctx.work, 'invoke-services.d');
   await mkdir(servicesDir, { recursive: true });
   for (const driver of INVOKE_DRIVERS) await writeManifest(servicesDir, driver.id, driver.path);
   const { perRound: n, warmup: w } = INVOKE;
@@ -298,13 +131,13 @@ async function benchInvoke(payloadFile) {
   const cpuPerInvocation = Object.fromEntries(Object.entries(cpu).map(([key, c]) => [key, c.direct.length > 0
     ? { clientUs: c.direct.reduce((a, b) => a + b, 0) / c.direct.length }
     : { daemonUs: c.daemonUs / c.invocations, spawnerUs: c.spawnerUs / c.invocations }]));
-  return { samples, modes, cpuPerInvocation };
+  return { config: { INVOKE, payload: PAYLOAD }, samples, modes, cpuPerInvocation };
 }
 
 /** stat + read of a 13-byte file: tmpfs, the C hello example, and result.json of a node. */
 async function benchStatCat(payloadFile) {
   log('stat + cat: building the C hello example');
-  const helloDir = join(work, 'hello');
+  const helloDir = join(ctx.work, 'hello');
   await mkdir(join(helloDir, 'mnt'), { recursive: true });
   const helloBin = join(helloDir, 'hello');
   const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -322,7 +155,7 @@ async function benchStatCat(payloadFile) {
     .sort((a, b) => b[4].length - a[4].length)[0];
   const shmFs = holder ? holder[holder.indexOf('-') + 1] : 'unknown';
 
-  const servicesDir = join(work, 'statcat-services.d');
+  const servicesDir = join(ctx.work, 'statcat-services.d');
   await mkdir(servicesDir, { recursive: true });
   await writeManifest(servicesDir, 'bin-cat', '/bin/cat');
   const node = await startNode('statcat', { servicesDir });
@@ -346,13 +179,13 @@ async function benchStatCat(payloadFile) {
   })), STATCAT.rounds);
   await node.stop();
   await hello.stop();
-  return { samples, shmFs, helloOptions: HELLO_OPTIONS };
+  return { config: { STATCAT }, samples, shmFs, helloOptions: HELLO_OPTIONS };
 }
 
 /** RSS of the daemon (and of its driver spawner) with 1000 services loaded. */
 async function benchMemory(payloadFile) {
   log(`memory: ${MEMORY_SERVICES} services`);
-  const servicesDir = join(work, 'memory-services.d');
+  const servicesDir = join(ctx.work, 'memory-services.d');
   await mkdir(servicesDir, { recursive: true });
   for (let i = 0; i < MEMORY_SERVICES; i++) await writeManifest(servicesDir, `svc-${String(i).padStart(4, '0')}`, FIXTURE_CAT);
   const node = await startNode('memory', { servicesDir });
@@ -374,7 +207,7 @@ async function benchMemory(payloadFile) {
 /** With --log-level trace, counts the FUSE operations per iteration and their time in the handlers. */
 async function benchTrace(payloadFile) {
   log('breakdown: trace pass');
-  const servicesDir = join(work, 'trace-services.d');
+  const servicesDir = join(ctx.work, 'trace-services.d');
   await mkdir(servicesDir, { recursive: true });
   await writeManifest(servicesDir, 'bin-cat', '/bin/cat');
   const node = await startNode('trace', { servicesDir, logLevel: 'trace' });
@@ -404,13 +237,13 @@ async function benchTrace(payloadFile) {
   const invokePhase = await phase(TRACE.invokes, () => python(['invoke', invoke, result, payloadFile, TRACE.invokes, 0]));
   const statcatPhase = await phase(TRACE.statcats, () => python(['statcat', 'result.json', TRACE.statcats, 0], { cwd: serviceDir }));
   await node.stop();
-  return { invoke: invokePhase, statcat: statcatPhase };
+  return { config: { TRACE }, invoke: invokePhase, statcat: statcatPhase };
 }
 
 // ---------------------------------------------------------------------------------------------
 
 async function machine() {
-  const version = async (file, args) => (await exec(file, args).catch(() => ({ stdout: '' }))).stdout.trim() || 'unknown';
+  const version = async (file, argv) => (await exec(file, argv).catch(() => ({ stdout: '' }))).stdout.trim() || 'unknown';
   const fuseNative = JSON.parse(await readFile(join(REPO, 'node_modules', 'fuse-native', 'package.json'), 'utf8')).version;
   return {
     date: new Date().toISOString(),
@@ -425,40 +258,65 @@ async function machine() {
   };
 }
 
+/** The parts measured before, when this run measures only some (`--only`). */
+async function previousResults() {
+  try {
+    return JSON.parse(await readFile(RAW, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
 async function main() {
-  for (const [what, path] of [['the build (make build)', join(REPO, 'dist', 'cli', 'main.js')], ['libfuse-dev', HELLO_SRC]]) {
+  const needsFuse = ['invoke', 'statcat', 'memory', 'trace', 'persistent'].some(selected);
+  for (const [what, path] of [['the build (make build)', join(REPO, 'dist', 'cli', 'main.js')], ...(selected('statcat') ? [['libfuse-dev', HELLO_SRC]] : [])]) {
     if (!(await exists(path))) throw new Error(`${what} is missing: ${path} not found`);
   }
-  work = await mkdtemp(join(tmpdir(), 'acheron-bench-'));
+  ctx.work = await mkdtemp(join(tmpdir(), 'acheron-bench-'));
   // Registered first, so it runs last: after every mount under it is gone (never rm into a mount).
   defer(async () => {
     const table = await readFile('/proc/self/mountinfo', 'utf8');
-    if (table.split('\n').some((line) => (line.split(' ')[4] ?? '').startsWith(work))) {
-      console.error(`bench: leaving ${work}: something is still mounted under it`);
+    if (table.split('\n').some((line) => (line.split(' ')[4] ?? '').startsWith(ctx.work))) {
+      console.error(`bench: leaving ${ctx.work}: something is still mounted under it`);
       return;
     }
-    await rm(work, { recursive: true, force: true });
+    await rm(ctx.work, { recursive: true, force: true });
   });
-  PYTHON = (await mustExec('python3', ['-c', 'import sys; print(sys.executable)'])).trim();
-  CLK_TCK = Number((await mustExec('getconf', ['CLK_TCK'])).trim()) || 100;
-  const payloadFile = join(work, 'payload.json');
+  ctx.python = (await mustExec('python3', ['-c', 'import sys; print(sys.executable)'])).trim();
+  ctx.clkTck = Number((await mustExec('getconf', ['CLK_TCK'])).trim()) || 100;
+  if (needsFuse && !(await exists('/dev/fuse'))) throw new Error('/dev/fuse is missing: the FUSE benchmarks need it');
+  const payloadFile = join(ctx.work, 'payload.json');
   await writeFile(payloadFile, PAYLOAD);
 
   const env = await machine();
-  const invoke = await benchInvoke(payloadFile);
-  const statcat = await benchStatCat(payloadFile);
-  const memory = await benchMemory(payloadFile);
-  const trace = await benchTrace(payloadFile);
+  const results = only ? await previousResults() : {};
+  const parts = {
+    invoke: () => benchInvoke(payloadFile),
+    statcat: () => benchStatCat(payloadFile),
+    memory: () => benchMemory(payloadFile),
+    trace: () => benchTrace(payloadFile),
+    persistent: () => benchPersistent(),
+    control: () => benchControl(),
+    fanout: () => benchFanout(),
+  };
+  for (const name of BENCHMARKS.filter(selected)) {
+    const started = { date: new Date().toISOString(), loadStart: loadavg()[0], at: performance.now() };
+    const part = await parts[name]();
+    part.ran = { date: started.date, quick, loadStart: started.loadStart, loadEnd: loadavg()[0], seconds: Math.round((performance.now() - started.at) / 1000) };
+    results[name] = part;
+  }
   env.loadEnd = loadavg()[0];
-  env.seconds = Math.round((performance.now() - t0) / 1000);
-  const results = { env, quick, config: { INVOKE, STATCAT, TRACE, payload: PAYLOAD }, invoke, statcat, memory, trace };
+  env.seconds = elapsedSeconds();
+  env.only = only ? [...only] : null;
+  results.env = env;
+  results.quick = quick;
 
   const markdown = renderResults(results);
   await mkdir(join(REPO, 'bench', 'results'), { recursive: true });
   await writeFile(RAW, JSON.stringify(results, null, 1) + '\n');
-  if (argv.has('--no-write')) console.log(markdown);
+  if (flags.has('--no-write')) console.log(markdown);
   else await writeResultsSection(DOC, markdown);
-  log(`done: ${argv.has('--no-write') ? 'not written (--no-write)' : `wrote ${DOC}`}; raw samples in ${RAW}`);
+  log(`done: ${flags.has('--no-write') ? 'not written (--no-write)' : `wrote ${DOC}`}; raw samples in ${RAW}`);
   console.log(markdown.split('\n').filter((line) => line.startsWith('| ') && /PASS|FAIL/.test(line)).join('\n'));
 }
 
