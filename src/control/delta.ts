@@ -29,10 +29,22 @@ export function serviceHash(service: ServiceDescriptor): string {
   return '0x' + createHash('sha256').update(canonicalize(service) ?? '').digest('hex').slice(0, 16);
 }
 
+/** Hashes of a catalog array, kept while the array lives: a stored catalog is hashed once, not per upsert. */
+const hashed = new WeakMap<readonly ServiceDescriptor[], Map<string, { version: string; hash: string }>>();
+
+function entries(services: readonly ServiceDescriptor[]): Map<string, { version: string; hash: string }> {
+  let map = hashed.get(services);
+  if (!map) {
+    map = new Map(services.map((s) => [s.service_id, { version: s.version, hash: serviceHash(s) }]));
+    hashed.set(services, map);
+  }
+  return map;
+}
+
 /** What changed between two catalogs of one node; service order does not matter. */
 export function serviceDelta(previous: readonly ServiceDescriptor[], next: readonly ServiceDescriptor[], now = Date.now()): ServiceDelta {
-  const before = new Map(previous.map((s) => [s.service_id, { version: s.version, hash: serviceHash(s) }]));
-  const after = new Map(next.map((s) => [s.service_id, { version: s.version, hash: serviceHash(s) }]));
+  const before = entries(previous);
+  const after = entries(next);
   const added: DeltaEntry[] = [];
   const updated: UpdatedEntry[] = [];
   const removed: DeltaEntry[] = [];

@@ -46,6 +46,7 @@ export class TokenStore {
   readonly path: string;
   #data: TokenFile;
   #mtimeMs = 0;
+  #updates: Promise<unknown> = Promise.resolve();
 
   private constructor(path: string, data: TokenFile) {
     this.path = path;
@@ -70,11 +71,19 @@ export class TokenStore {
   authenticate(token: string): Principal | undefined {
     for (const entry of this.#data.admin) if (sameSecret(entry.token, token)) return { kind: 'admin', tokenId: entry.id };
     for (const entry of this.#data.users) if (sameSecret(entry.token, token)) return { kind: 'user', tokenId: entry.id, userId: entry.user_id, agentId: entry.agent_id };
-    const now = Date.now();
-    for (const entry of this.#data.join) {
-      if (entry.used_ms === null && entry.expires_ms > now && sameSecret(entry.token, token)) return { kind: 'joiner', tokenId: entry.id };
-    }
+    // Join tokens can be many: found by digest (a hash lookup leaks nothing about the secret).
+    const entry = this.#joinByDigest().get(digest(token).toString('hex'));
+    if (entry && entry.used_ms === null && entry.expires_ms > Date.now()) return { kind: 'joiner', tokenId: entry.id };
     return undefined;
+  }
+
+  #joinIndex: { data: TokenFile; byDigest: Map<string, JoinTokenEntry> } | undefined;
+
+  #joinByDigest(): Map<string, JoinTokenEntry> {
+    if (this.#joinIndex?.data !== this.#data) {
+      this.#joinIndex = { data: this.#data, byDigest: new Map(this.#data.join.map((e) => [digest(e.token).toString('hex'), e])) };
+    }
+    return this.#joinIndex.byDigest;
   }
 
   /** Spends a join token; false when it is unknown, used or expired. */
@@ -141,8 +150,17 @@ export class TokenStore {
     return true;
   }
 
-  /** Read-modify-write under the lock file, then atomic rename. */
-  async update(mutate: (data: TokenFile) => void): Promise<void> {
+  /**
+   * Read-modify-write under the lock file, then atomic rename. Updates from this process queue
+   * here first, so only other processes (`acheron token`) ever wait on the lock file's polling.
+   */
+  update(mutate: (data: TokenFile) => void): Promise<void> {
+    const run = this.#updates.then(() => this.#update(mutate));
+    this.#updates = run.catch(() => undefined);
+    return run;
+  }
+
+  async #update(mutate: (data: TokenFile) => void): Promise<void> {
     const release = await lock(`${this.path}.lock`);
     try {
       const data = await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
