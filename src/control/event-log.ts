@@ -60,7 +60,7 @@ export class EventLog {
   #assigned: number;
   #head: number;
   #ring: CatalogEvent[] = [];
-  #pending: Array<{ line: string; resolve(): void; reject(error: Error): void }> = [];
+  #pending: Array<{ event: CatalogEvent; line: string; resolve(): void; reject(error: Error): void }> = [];
   #flushing: Promise<void> | undefined;
   #listeners: Array<(event: CatalogEvent) => void> = [];
 
@@ -126,7 +126,7 @@ export class EventLog {
     const full: CatalogEvent = { seq: ++this.#assigned, ...event };
     const line = JSON.stringify(full) + '\n';
     await new Promise<void>((resolve, reject) => {
-      this.#pending.push({ line, resolve, reject });
+      this.#pending.push({ event: full, line, resolve, reject });
       void this.#flush();
     });
     return full;
@@ -148,7 +148,7 @@ export class EventLog {
       }
       this.#bytes += Buffer.byteLength(text);
       for (const p of batch) {
-        const event = JSON.parse(p.line) as CatalogEvent;
+        const { event } = p;
         this.#head = event.seq;
         this.#ring.push(event);
         if (this.#ring.length > this.ringCapacity) this.#ring.shift();
