@@ -2,14 +2,16 @@
 const WITHHELD = /TOKEN|SECRET|PASSWORD|^ACHERON_/;
 
 /**
- * The environment of a driver (SPEC §4): inherited minus secrets and ACHERON_* (unless listed in
- * env_passthrough), plus runtime.env, plus the invocation's identity.
+ * The environment of a service's drivers (SPEC §4): inherited minus secrets and ACHERON_* (unless
+ * listed in env_passthrough), plus runtime.env, plus the node and service ids. Built once per
+ * service: the per-invocation ACHERON_INVOCATION_ID is added at spawn (`DriverSpec.invocationId`),
+ * so the spawner receives this object once, not with every request.
  */
-export function driverEnv(options: {
+export function serviceEnv(options: {
   inherited: NodeJS.ProcessEnv;
   passthrough: readonly string[];
   extra: Readonly<Record<string, string>>;
-  identity: { nodeId: string; serviceId: string; invocationId: string };
+  identity: { nodeId: string; serviceId: string };
 }): Record<string, string> {
   const env: Record<string, string> = {};
   const passthrough = new Set(options.passthrough);
@@ -19,6 +21,5 @@ export function driverEnv(options: {
   Object.assign(env, options.extra);
   env.ACHERON_NODE_ID = options.identity.nodeId;
   env.ACHERON_SERVICE_ID = options.identity.serviceId;
-  env.ACHERON_INVOCATION_ID = options.identity.invocationId;
-  return env;
+  return Object.freeze(env) as Record<string, string>;
 }

@@ -17,6 +17,9 @@ export class DriverSpawner implements DriverRunner {
   #child: ChildProcess;
   #pending = new Map<number, Pending>();
   #nextId = 1;
+  /** Environments already sent to the spawner (one per service settings): sent once, then by id. */
+  #envIds = new WeakMap<Record<string, string>, number>();
+  #nextEnvId = 1;
   #exitReason: string | undefined;
 
   private constructor(child: ChildProcess, log: Logger) {
@@ -57,7 +60,11 @@ export class DriverSpawner implements DriverRunner {
     const id = this.#nextId++;
     return new Promise<RunResult>((resolve) => {
       this.#pending.set(id, { spec, resolve });
-      this.#send({ type: 'run', id, spec });
+      let envId = this.#envIds.get(spec.env);
+      const first = envId === undefined;
+      if (envId === undefined) this.#envIds.set(spec.env, (envId = this.#nextEnvId++));
+      const { env, ...rest } = spec;
+      this.#send({ type: 'run', id, spec: rest, envId, ...(first ? { env } : {}) });
       signal?.addEventListener('abort', () => this.#send({ type: 'cancel', id }), { once: true });
     });
   }

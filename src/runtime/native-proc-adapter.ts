@@ -1,4 +1,4 @@
-import { driverEnv } from './driver-env.js';
+import { serviceEnv } from './driver-env.js';
 import type { RunResult, RunState } from './run-result.js';
 import type { DriverAdapter } from './service-runtime.js';
 
@@ -21,13 +21,15 @@ export interface NativeProcOptions {
 
 /** Driver ABI v1, spawn per call: stdin payload, stdout result, stderr diagnostics, exit code. */
 export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.ProcessEnv = process.env): DriverAdapter {
+  const env = serviceEnv({ inherited, passthrough: options.envPassthrough, extra: options.env, identity: { nodeId: options.nodeId, serviceId: options.serviceId } });
   return {
     spec(raw, _value, invocationId) {
       return {
         file: options.executablePath,
         args: options.args,
         cwd: options.cwd,
-        env: driverEnv({ inherited, passthrough: options.envPassthrough, extra: options.env, identity: { nodeId: options.nodeId, serviceId: options.serviceId, invocationId } }),
+        env,
+        invocationId,
         input: raw,
         timeoutMs: options.timeoutMs,
         killGraceMs: options.killGraceMs,

@@ -35,13 +35,15 @@ export class PersistentDriver {
     this.#spec = spec;
   }
 
-  /** The spec that starts the process; a different one (a reload) restarts it. */
-  static identity(spec: DriverSpec): string {
-    return JSON.stringify([spec.file, spec.args, spec.cwd, processEnv(spec), spec.uid ?? null, spec.gid ?? null]);
+  /** Whether two specs start the same process; a different one (a reload) restarts it. */
+  static sameProcess(a: DriverSpec, b: DriverSpec): boolean {
+    // The environment is one shared object per service settings, so identity is enough.
+    return a.file === b.file && a.cwd === b.cwd && a.env === b.env && a.uid === b.uid && a.gid === b.gid
+      && a.args.length === b.args.length && a.args.every((arg, i) => arg === b.args[i]);
   }
 
   async run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
-    if (PersistentDriver.identity(spec) !== PersistentDriver.identity(this.#spec)) this.restart('its settings changed');
+    if (!PersistentDriver.sameProcess(spec, this.#spec)) this.restart('its settings changed');
     // The latest kill_grace_ms and max_output_bytes (config.json, a reload) apply from now on.
     this.#spec = spec;
     const startedMs = Date.now();
@@ -52,7 +54,7 @@ export class PersistentDriver {
     const id = String(this.#nextId++);
     let line: string;
     try {
-      line = JSON.stringify({ id, invocation_id: spec.env.ACHERON_INVOCATION_ID, payload: JSON.parse(spec.input.toString('utf8')) as unknown }) + '\n';
+      line = JSON.stringify({ id, invocation_id: spec.invocationId, payload: JSON.parse(spec.input.toString('utf8')) as unknown }) + '\n';
     } catch (error) {
       return result({ state: 'error', startedMs, started, message: `payload is not JSON: ${(error as Error).message}` });
     }
@@ -92,7 +94,7 @@ export class PersistentDriver {
     if (this.#child) return this.#child;
     const spec = this.#spec;
     const child = execa(spec.file, spec.args, {
-      cwd: spec.cwd, env: processEnv(spec), extendEnv: false, detached: true, buffer: false, reject: false, cleanup: true,
+      cwd: spec.cwd, env: spec.env, extendEnv: false, detached: true, buffer: false, reject: false, cleanup: true,
       stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', encoding: 'utf8',
       ...(spec.uid === undefined ? {} : { uid: spec.uid }),
       ...(spec.gid === undefined ? {} : { gid: spec.gid }),
@@ -174,12 +176,6 @@ function result(o: { state: RunState; startedMs: number; started: number; messag
     state: o.state, exitCode: null, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputCapped: false,
     spawnFailed: false, startedMs: o.startedMs, durationMs: Math.round(performance.now() - o.started), shortMessage: o.message,
   };
-}
-
-/** One process serves many invocations: the per-invocation id travels in the request line instead. */
-function processEnv(spec: DriverSpec): Record<string, string> {
-  const { ACHERON_INVOCATION_ID: _perInvocation, ...env } = spec.env;
-  return env;
 }
 
 function killGroup(pid: number, graceMs: number): void {

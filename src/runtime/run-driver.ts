@@ -17,7 +17,7 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
 
   const subprocess = execa(spec.file, spec.args, {
     cwd: spec.cwd,
-    env: spec.env,
+    env: { ...spec.env, ACHERON_INVOCATION_ID: spec.invocationId },
     extendEnv: false,
     input: spec.input,
     encoding: 'buffer',

@@ -3,7 +3,10 @@ export interface DriverSpec {
   file: string;
   args: string[];
   cwd: string;
+  /** The service's environment, one shared object per service (see serviceEnv). */
   env: Record<string, string>;
+  /** Added to the environment as ACHERON_INVOCATION_ID (persistent drivers get it per request). */
+  invocationId: string;
   input: Buffer;
   timeoutMs: number;
   /** Between SIGTERM and SIGKILL of the driver's process group. */

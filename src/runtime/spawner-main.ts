@@ -10,6 +10,8 @@ import type { SpawnerReply, SpawnerRequest } from './spawner-protocol.js';
 
 const running = new Map<number, { controller: AbortController; killGraceMs: number }>();
 const persistent = new Map<string, PersistentDriver>();
+/** Environments by id, each kept as one object (persistent drivers compare them by identity); the daemon sends each before its first use. */
+const environments = new Map<number, Record<string, string>>();
 
 function run(spec: DriverSpec, signal: AbortSignal): Promise<RunResult> {
   if (spec.persistentKey === undefined) return runDriver(spec, signal);
@@ -27,9 +29,11 @@ process.on('message', (message: SpawnerRequest) => {
     persistent.get(message.key)?.restart(message.why);
     return;
   }
+  if (message.env) environments.set(message.envId, message.env);
+  const env = environments.get(message.envId) ?? {};
   const controller = new AbortController();
   running.set(message.id, { controller, killGraceMs: message.spec.killGraceMs });
-  void run(message.spec, controller.signal).then((result) => {
+  void run({ ...message.spec, env }, controller.signal).then((result) => {
     running.delete(message.id);
     const reply: SpawnerReply = { type: 'result', id: message.id, result };
     if (process.connected) process.send?.(reply);

@@ -1,5 +1,5 @@
 import { FsError } from '../vfs/errors.js';
-import { driverEnv } from './driver-env.js';
+import { serviceEnv } from './driver-env.js';
 import type { RunResult, RunState } from './run-result.js';
 import type { DriverAdapter } from './service-runtime.js';
 
@@ -11,6 +11,7 @@ export const TERMINAL_DEFAULT_MAX_OUTPUT_BYTES = 131072;
  * whose result carries its exit code; only spawn failures, timeouts and cancels are errors.
  */
 export function terminalAdapter(options: { nodeId: string; serviceId: string; terminalId: string; cwd: string; timeoutMs: number; killGraceMs: number }): DriverAdapter {
+  const env = serviceEnv({ inherited: process.env, passthrough: [], extra: {}, identity: { nodeId: options.nodeId, serviceId: options.serviceId } });
   return {
     spec(_raw, value, invocationId) {
       const { argv, command, cwd, max_output_bytes: maxOutput } = value;
@@ -30,7 +31,8 @@ export function terminalAdapter(options: { nodeId: string; serviceId: string; te
       }
       return {
         file, args, cwd: (cwd as string | undefined) ?? options.cwd,
-        env: driverEnv({ inherited: process.env, passthrough: [], extra: {}, identity: { nodeId: options.nodeId, serviceId: options.serviceId, invocationId } }),
+        env,
+        invocationId,
         input: Buffer.alloc(0), timeoutMs: options.timeoutMs, killGraceMs: options.killGraceMs,
         maxOutputBytes: (maxOutput as number | undefined) ?? TERMINAL_DEFAULT_MAX_OUTPUT_BYTES,
       };
