@@ -441,8 +441,8 @@ export class ServiceRuntime {
     this.counters.invokesTotal++;
     this.counters.lastStartedMs = job.startedMs;
     this.#touch();
-    // Journaled at start, so after a kill -9 the job shows as interrupted instead of vanishing.
-    this.#persistSoon({ kind: 'state' });
+    // The job is journaled at start, so after a kill -9 it shows as interrupted instead of
+    // vanishing; the service state follows at the end (nothing about this run is acknowledged yet).
     this.#persistSoon({ kind: 'job', job: job.record() });
     const run = await this.#runner.run(spec, job.abortSignal);
     return this.#finish(job, run, adapter.interpret(run));
