@@ -48,6 +48,20 @@ function ownNode(context: OpContext, nodeId: string): void {
   }
 }
 
+/**
+ * Which nodes this connection may read (SPEC §8 `read`): all for admins and nodes (their own is
+ * checked by ownNode); for a user, the nodes its project session mounts, when `read` allows.
+ */
+function readableNodes(context: OpContext): (nodeId: string) => boolean {
+  if (context.principal.kind !== 'user') return () => true;
+  if (!context.session) throw new ProtocolError('forbidden', 'catalog reads by users need a project session: control.session_attach {project_id, project_token?} first');
+  const project = context.projects.get(context.session.projectId);
+  const why = refusal(project, 'read', context.principal, context.session);
+  if (why) throw new ProtocolError('forbidden', why);
+  const mounted = new Set(project.mounts.map((m) => m.node_id));
+  return (nodeId) => mounted.has(nodeId);
+}
+
 function op<P>(definition: string, roles: readonly Role[], handle: Op<P>['handle']): Op<P> {
   return { schema: PROTOCOL_SCHEMA + definition, roles, handle };
 }
@@ -79,11 +93,16 @@ export const OPS: Record<string, Op<never>> = {
     const node = context.catalog.get(payload.node_id);
     return { node_id: node.node_id, node_name: node.node_name, platform: node.platform, labels: node.labels, services: node.services };
   }),
-  'control.node_list': op<Record<string, never>>('empty', ['admin'], async (context) => ({
-    nodes: context.catalog.list().map(({ services, ...node }) => ({ ...node, service_count: services.length })),
-  })),
-  'control.node_get': op<NodeRefPayload>('node_ref', ['admin', 'node'], async (context, payload) => {
+  'control.node_list': op<Record<string, never>>('empty', ['admin', 'user'], async (context) => {
+    const visible = readableNodes(context);
+    return {
+      nodes: context.catalog.list().filter((node) => visible(node.node_id)).map(({ services, ...node }) => ({ ...node, service_count: services.length })),
+    };
+  }),
+  'control.node_get': op<NodeRefPayload>('node_ref', ['admin', 'node', 'user'], async (context, payload) => {
     ownNode(context, payload.node_id);
+    // A node outside the user's project is absent, not forbidden (SPEC §8: hidden means absent).
+    if (!readableNodes(context)(payload.node_id)) throw new ProtocolError('not_found', `no node ${payload.node_id}`, { field: '/node_id' });
     return context.catalog.get(payload.node_id);
   }),
   'control.node_delete': op<NodeRefPayload>('node_ref', ['admin'], async (context, payload) => {

@@ -483,6 +483,20 @@ await t.test('HTTP: /livez, /readyz, /metrics, /metrics.json; the ws port refuse
   tt.equal((await fetch(url.replace('ws:', 'http:'))).status, 426, 'plain HTTP on the ws port: 426');
 });
 
+await t.test('users read the catalog through a project session: only its nodes, only when read allows', async (tt) => {
+  await bystander.call('control.project_upsert', { project_id: 'reads', mounts: [{ node_id: 'n1' }], access_policy: { actions: { read: 'open' } } });
+  const user = await session(url, { token: control.userToken });
+  expectError(tt, await user.request('control.node_list'), 'forbidden', undefined, 'no session yet');
+  await user.call('control.session_attach', { project_id: 'reads' });
+  const { nodes } = await user.call<{ nodes: NodeDoc[] }>('control.node_list');
+  tt.same(nodes.map((n) => n.node_id), ['n1'], 'only the nodes the project mounts');
+  tt.equal((await user.call<NodeDoc>('control.node_get', { node_id: 'n1' })).node_id, 'n1');
+  expectError(tt, await user.request('control.node_get', { node_id: 'n2' }), 'not_found', '/node_id', 'a node outside the project is absent');
+  await bystander.call('control.project_upsert', { project_id: 'reads', access_policy: { actions: { read: 'deny' } } });
+  expectError(tt, await user.request('control.node_list'), 'forbidden', undefined, 'read denied by the project');
+  await user.close();
+});
+
 await t.test('kill -9 and restart: catalog, credentials and tokens intact', async (tt) => {
   const before = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
   await control.kill9();
