@@ -1,5 +1,5 @@
 import { ControlClient } from '../protocol/control-client.js';
-import { resolveClient } from './client-options.js';
+import { attachProject, resolveClient } from './client-options.js';
 
 interface NodeSummary {
   node_id: string;
@@ -12,9 +12,10 @@ interface NodeSummary {
 }
 
 /** `acheron node list` and `acheron node get <id>`: catalog queries. */
-export async function runCatalogCommand(what: { list: true } | { get: string }, args: Parameters<typeof resolveClient>[0] & { json: boolean }, out: NodeJS.WritableStream): Promise<number> {
+export async function runCatalogCommand(what: { list: true } | { get: string }, args: Parameters<typeof resolveClient>[0] & Parameters<typeof attachProject>[1] & { json: boolean }, out: NodeJS.WritableStream): Promise<number> {
   const client = await ControlClient.connect(await resolveClient(args));
   try {
+    await attachProject(client, args);
     if ('list' in what) {
       const { nodes } = await client.request<{ nodes: NodeSummary[] }>('control.node_list');
       if (args.json) out.write(JSON.stringify(nodes, null, 2) + '\n');

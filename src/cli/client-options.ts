@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
+import type { ControlClient } from '../protocol/control-client.js';
 import { UsageError } from './exit.js';
 
 export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
@@ -10,6 +11,8 @@ export function clientOptions<T>(y: Argv<T>) {
     .option('control-url', { type: 'string', describe: `control server (env ACHERON_CONTROL_URL; default ${DEFAULT_CONTROL_URL})` })
     .option('token', { type: 'string', describe: 'bearer token (env ACHERON_TOKEN; prefer --token-file)' })
     .option('token-file', { type: 'string', describe: 'file holding the bearer token' })
+    .option('project', { type: 'string', describe: 'attach this project session first (user tokens see only its nodes)' })
+    .option('project-token-file', { type: 'string', describe: 'file holding the project token' })
     .option('json', { type: 'boolean', default: false, describe: 'print JSON' });
 }
 
@@ -26,4 +29,18 @@ export async function resolveClient(args: { 'control-url'?: string | undefined; 
   }
   if (!token) throw new UsageError('a token is required: --token-file FILE, --token T or ACHERON_TOKEN');
   return { url, token };
+}
+
+/** With --project, attaches the connection's project session (SPEC §8) before anything else. */
+export async function attachProject(client: ControlClient, args: { project?: string | undefined; 'project-token-file'?: string | undefined }): Promise<void> {
+  if (args.project === undefined) return;
+  let projectToken: string | undefined;
+  if (args['project-token-file']) {
+    try {
+      projectToken = (await readFile(args['project-token-file'], 'utf8')).trim();
+    } catch (error) {
+      throw new UsageError(`--project-token-file ${args['project-token-file']}: ${(error as Error).message}`);
+    }
+  }
+  await client.request('control.session_attach', { project_id: args.project, ...(projectToken === undefined ? {} : { project_token: projectToken }) });
 }

@@ -61,8 +61,6 @@ function cli(argv: readonly string[]): Argv {
       y.command('watch [node_id]', 'stream catalog events (reconnects and resumes by itself)', (c) =>
         clientOptions(c).positional('node_id', { type: 'string', describe: 'only this node' })
           .option('replay-limit', { type: 'number', describe: 'replay this many past events first (default 25)' })
-          .option('project', { type: 'string', describe: 'attach this project session first (user tokens)' })
-          .option('project-token-file', { type: 'string', describe: 'file holding the project token' })
           .option('since', { type: 'number', describe: 'replay everything after this seq' }),
       async (args) => {
         const stop = new Promise<void>((resolve) => {

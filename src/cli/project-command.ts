@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { ControlClient } from '../protocol/control-client.js';
-import { resolveClient } from './client-options.js';
+import { attachProject, resolveClient } from './client-options.js';
 import { UsageError } from './exit.js';
 
 export interface ProjectArgs {
@@ -11,6 +11,8 @@ export interface ProjectArgs {
   'control-url'?: string | undefined;
   token?: string | undefined;
   'token-file'?: string | undefined;
+  project?: string | undefined;
+  'project-token-file'?: string | undefined;
   json: boolean;
 }
 
@@ -52,6 +54,7 @@ export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableS
   }
   const client = await ControlClient.connect(await resolveClient(args));
   try {
+    await attachProject(client, args);
     const reply = await client.request(request[0], request[1]);
     out.write(JSON.stringify(reply, null, args.json ? 0 : 2) + '\n');
     return 0;

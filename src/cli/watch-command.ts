@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { ControlClient } from '../protocol/control-client.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { resolveClient } from './client-options.js';
+import { attachProject, resolveClient } from './client-options.js';
 
 interface EventPayload {
   watch_id: string;
@@ -51,7 +50,6 @@ export function formatEvent(e: EventPayload): string {
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   const connection = await resolveClient(args);
-  const projectToken = args['project-token-file'] ? (await readFile(args['project-token-file'], 'utf8')).trim() : undefined;
   let since = args.since;
   let delay = RECONNECT_FIRST_MS;
   let stopped = false;
@@ -76,7 +74,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
           }
         },
       });
-      if (args.project !== undefined) await client.request('control.session_attach', { project_id: args.project, ...(projectToken === undefined ? {} : { project_token: projectToken }) });
+      await attachProject(client, args);
       const request: Record<string, unknown> = {};
       if (args.node_id !== undefined) request.node_id = args.node_id;
       if (since !== undefined) request.since_seq = since;
