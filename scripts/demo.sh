@@ -42,6 +42,8 @@ head -3 "$MNT/fs/repo/README.md"
 for _ in $(seq 50); do grep -q '"connected"' "$MNT/NODE.json" && break; sleep 0.1; done
 sleep 1.2   # the node publishes its catalog within a second of a change
 acheron node get demo --control-url "$URL" --token-file "$DATA/demo-admin-token"
+# the catalog event stream: the last events about this node, then live ones (2 s here)
+timeout 2 acheron node watch demo --replay-limit 5 --control-url "$URL" --token-file "$DATA/demo-admin-token" || true
 set +x
 echo
 echo "# the node keeps running: try the files under $MNT; stop it with: umount $MNT"
