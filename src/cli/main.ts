@@ -1,5 +1,6 @@
 import { isAbsolute } from 'node:path';
 import yargs, { type Argv } from 'yargs';
+import { ProtocolError } from '../protocol/errors.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './exit.js';
@@ -130,7 +131,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const usage = error instanceof UsageError;
-    process.stderr.write(`acheron: ${(error as Error).message.split('\n').join('\nacheron: ')}\n`);
+    // A refusal from the control server keeps its wire code, so scripts can tell forbidden from not_found.
+    const message = error instanceof ProtocolError ? `${error.code}: ${error.message}` : (error as Error).message;
+    process.stderr.write(`acheron: ${message.split('\n').join('\nacheron: ')}\n`);
     return usage ? EXIT_USAGE : EXIT_FAILURE;
   }
 }

@@ -101,8 +101,8 @@ await t.test('acheron node list / get show the node and its services', async (tt
   tt.same(got.labels, { rack: 'r7' }, 'labels travel with the upsert');
   tt.match(got.platform, { os: 'linux', runtime_kind: 'node' });
   const user = await acheron(['node', 'list', '--control-url', control.url, '--token', control.userToken, '--json']);
-  tt.equal(user.code, 1, 'a user may not list nodes');
-  tt.match(user.stderr, /forbidden|not allowed/);
+  tt.equal(user.code, 1, 'a user without a project session may not list nodes');
+  tt.match(user.stderr, /^acheron: forbidden: .*project session/);
 });
 
 await t.test('manifest edits on the node change the catalog on the server', async (tt) => {
