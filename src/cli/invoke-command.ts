@@ -1,9 +1,9 @@
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
+import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 
-const IDENTIFIER = /^[A-Za-z0-9._-]{1,128}$/;
 
 export interface InvokeArgs {
   service: string;
@@ -16,7 +16,7 @@ export interface InvokeArgs {
 /** The service directory: the node tree, or WorldFS with --node. */
 export function serviceDirectory(args: Pick<InvokeArgs, 'service' | 'mount' | 'node'>): string {
   for (const [what, id] of [['service', args.service], ['--node', args.node]] as const) {
-    if (id !== undefined && (!IDENTIFIER.test(id) || id === '.' || id === '..')) throw new UsageError(`${what} ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+    if (id !== undefined && !isIdentifier(id)) throw new UsageError(`${what} ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
   }
   return args.node === undefined ? join(args.mount, 'services', args.service) : join(args.mount, 'nodes', args.node, 'services', args.service);
 }

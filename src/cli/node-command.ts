@@ -3,11 +3,11 @@ import type { Logger } from 'pino';
 import { NodeDaemon, type NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
 import { DAEMON_OPTIONS_ENV, daemonize, reportToParent } from './daemonize.js';
+import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
 import { defaultOptions, defaultStateFile, mergeOptions, readConfigFile, type NodeOptionValues } from './node-options.js';
 
-const IDENTIFIER = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** Resolves every source of options into daemon options (precedence: argv > -o > config > defaults). */
 export async function resolveNodeOptions(argv: NodeOptionValues, mountOptions: NodeOptionValues = {}): Promise<NodeOptionValues> {
@@ -18,7 +18,7 @@ export async function resolveNodeOptions(argv: NodeOptionValues, mountOptions: N
 
 export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
   const nodeId = values['node-id'] as string;
-  if (!IDENTIFIER.test(nodeId) || nodeId === '.' || nodeId === '..') throw new UsageError(`--node-id ${JSON.stringify(nodeId)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+  if (!isIdentifier(nodeId)) throw new UsageError(`--node-id ${JSON.stringify(nodeId)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
   const labels: Record<string, string> = {};
   for (const label of values.label ?? []) {
     const eq = label.indexOf('=');
@@ -26,7 +26,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     labels[label.slice(0, eq)] = label.slice(eq + 1);
   }
   for (const id of values['terminal-id'] ?? []) {
-    if (!IDENTIFIER.test(id)) throw new UsageError(`--terminal-id ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-]`);
+    if (!isIdentifier(id)) throw new UsageError(`--terminal-id ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-]`);
   }
   let exports;
   try {

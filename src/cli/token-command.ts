@@ -1,7 +1,7 @@
 import { TokenStore } from '../control/token-store.js';
+import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 
-const IDENTIFIER = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** `acheron token ...`: works on the data directory, also while the server runs (lock + rename). */
 export async function runTokenCommand(action: string, args: { 'data-dir': string; user?: string | undefined; agent?: string | undefined; id?: string | undefined; 'ttl-ms': number; json: boolean }, out: NodeJS.WritableStream): Promise<number> {
@@ -23,8 +23,8 @@ export async function runTokenCommand(action: string, args: { 'data-dir': string
       return 0;
     }
     case 'create': {
-      if (!args.user || !IDENTIFIER.test(args.user)) throw new UsageError('token create needs --user ID (1-128 characters of [A-Za-z0-9._-])');
-      if (args.agent !== undefined && !IDENTIFIER.test(args.agent)) throw new UsageError('--agent: 1-128 characters of [A-Za-z0-9._-]');
+      if (!args.user || !isIdentifier(args.user)) throw new UsageError('token create needs --user ID (1-128 characters of [A-Za-z0-9._-])');
+      if (args.agent !== undefined && !isIdentifier(args.agent)) throw new UsageError('--agent: 1-128 characters of [A-Za-z0-9._-]');
       const entry = await store.createUser(args.user, args.agent ?? null);
       out.write(args.json ? JSON.stringify(entry) + '\n' : `${entry.id}\n${entry.token}\n`);
       return 0;

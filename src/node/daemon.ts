@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { arch, hostname, platform, tmpdir } from 'node:os';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { clearStaleMount, findMount } from '../fuse/mount-table.js';
 import { mountTree, type MountedTree } from '../fuse/mount.js';
@@ -23,6 +23,8 @@ import { NodeControlSession } from './control-session.js';
 import { checkDriverUsers, lookupUser, readPasswd, type UserIds } from './driver-users.js';
 import { MountLock } from './mount-lock.js';
 import { buildNodeTree } from './node-tree.js';
+import { isInside } from './paths.js';
+import { json } from './render.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
 import { ServiceRegistry, type NodeService } from './service-registry.js';
 
@@ -64,7 +66,6 @@ Object.defineProperty(ManifestLoadError.prototype, 'name', { value: 'ManifestLoa
 
 type RestoredServices = ReturnType<typeof groupRestored>['services'];
 
-const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
 const CONFIG_SCHEMA = 'https://acheron.dev/schemas/service-config.schema.json';
 
 /**
@@ -483,10 +484,7 @@ function limitsOf(descriptor: ServiceDescriptor): ServiceSettings['limits'] {
 
 /** A driver's working directory must lie outside the mount, or its first file access deadlocks us (SPEC §12). */
 function driverCwd(wanted: string | undefined, mount: string): string {
-  const inside = (path: string): boolean => {
-    const rel = relative(mount, path);
-    return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-  };
+  const inside = (path: string): boolean => isInside(mount, path);
   if (wanted !== undefined) {
     if (inside(wanted)) throw new TypeError(`runtime.cwd ${wanted} lies inside the mount ${mount}`);
     return wanted;

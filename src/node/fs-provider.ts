@@ -1,7 +1,8 @@
 import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, symlink, truncate, unlink, utimes, chmod } from 'node:fs/promises';
-import { join, relative, isAbsolute, resolve, dirname } from 'node:path';
+import { join, isAbsolute, resolve, dirname } from 'node:path';
 import { directory } from '../vfs/directory.js';
+import { isInside } from './paths.js';
 import { FsError } from '../vfs/errors.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 
@@ -39,11 +40,6 @@ export async function checkExports(exports: readonly ExportSpec[], mountPoint: s
     checked.push({ ...spec, path: real });
   }
   return checked;
-}
-
-function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
 /** The built-in fs provider: `fs/<name>/...` passes through to the exported directories. */

@@ -7,7 +7,8 @@ import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import type { Job } from '../runtime/job.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
 
-const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
+/** Every JSON document of the tree: pretty, with a final newline (so `cat` output ends cleanly). */
+export const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
 
 export type HostKind = 'native_process' | 'static_linked';
 
