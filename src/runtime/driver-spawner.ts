@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { DriverRunner } from './driver-runner.js';
-import type { DriverSpec, RunResult } from './run-result.js';
+import { outputlessRun, type DriverSpec, type RunResult } from './run-result.js';
 import type { SpawnerReply, SpawnerRequest } from './spawner-protocol.js';
 
 interface Pending {
@@ -87,9 +87,5 @@ export class DriverSpawner implements DriverRunner {
 }
 
 function failed(spec: DriverSpec, why: string): RunResult {
-  return {
-    state: 'error', exitCode: null, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0),
-    outputCapped: false, spawnFailed: true, startedMs: Date.now(), durationMs: 0,
-    shortMessage: `${spec.file} could not be started: ${why}`,
-  };
+  return outputlessRun({ state: 'error', spawnFailed: true, shortMessage: `${spec.file} could not be started: ${why}` });
 }

@@ -1,5 +1,6 @@
 import { execa, type ResultPromise } from 'execa';
-import type { DriverSpec, RunResult, RunState } from './run-result.js';
+import { terminateGroup } from './process-group.js';
+import { outputlessRun, type DriverSpec, type RunResult, type RunState } from './run-result.js';
 
 interface Pending {
   resolve(result: RunResult): void;
@@ -79,7 +80,7 @@ export class PersistentDriver {
   restart(why: string): void {
     const child = this.#child;
     this.#child = undefined;
-    if (child?.pid !== undefined) killGroup(child.pid, this.#spec.killGraceMs);
+    terminateGroup(child?.pid, this.#spec.killGraceMs);
     this.#failAll(`the persistent driver was restarted: ${why}`);
   }
 
@@ -172,20 +173,5 @@ export class PersistentDriver {
 }
 
 function result(o: { state: RunState; startedMs: number; started: number; message: string }): RunResult {
-  return {
-    state: o.state, exitCode: null, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputCapped: false,
-    spawnFailed: false, startedMs: o.startedMs, durationMs: Math.round(performance.now() - o.started), shortMessage: o.message,
-  };
-}
-
-function killGroup(pid: number, graceMs: number): void {
-  const send = (signal: NodeJS.Signals): void => {
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // ESRCH: already gone.
-    }
-  };
-  send('SIGTERM');
-  setTimeout(() => send('SIGKILL'), graceMs).unref();
+  return outputlessRun({ state: o.state, startedMs: o.startedMs, durationMs: Math.round(performance.now() - o.started), shortMessage: o.message });
 }

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { signalGroup, terminateGroup } from './process-group.js';
 import type { DriverSpec, RunResult, RunState } from './run-result.js';
 
 /** After the main process exits, how long its output pipes may stay open (a setsid grandchild). */
@@ -30,18 +31,9 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
     ...(spec.gid === undefined ? {} : { gid: spec.gid }),
   });
   const pid = subprocess.pid;
-  const killGroup = (sig: NodeJS.Signals): void => {
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      // ESRCH: the group is already gone, which is what we wanted.
-    }
-  };
   const terminate = (why: 'timeout' | 'cancelled'): void => {
     reason ??= why;
-    killGroup('SIGTERM');
-    timers.push(setTimeout(() => killGroup('SIGKILL'), spec.killGraceMs));
+    timers.push(terminateGroup(pid, spec.killGraceMs));
   };
 
   timers.push(setTimeout(() => terminate('timeout'), spec.timeoutMs));
@@ -60,7 +52,7 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
   for (const timer of timers) clearTimeout(timer);
   signal?.removeEventListener('abort', onAbort);
   // Whatever the driver left behind in its group is a stray: the invocation is over.
-  killGroup('SIGKILL');
+  signalGroup(pid, 'SIGKILL');
 
   const stdout = toBuffer(result.stdout);
   const stderr = toBuffer(result.stderr);

@@ -3,7 +3,7 @@ import type { DriverRunner } from './driver-runner.js';
 import { LatencyWindow } from './latency.js';
 import { Limiter } from './limiter.js';
 import type { InvocationIds } from './invocation-id.js';
-import type { DriverSpec, RunResult, RunState } from './run-result.js';
+import { outputlessRun, type DriverSpec, type RunResult, type RunState } from './run-result.js';
 import { Job, type JobRecord } from './job.js';
 import { DEFAULT_SUPERVISION, type RuntimeConfig, type Supervision } from './supervision.js';
 
@@ -558,10 +558,7 @@ function withConfig(spec: DriverSpec, config: RuntimeConfig): DriverSpec {
 }
 
 function cancelledBeforeStart(job: Job): RunResult {
-  return {
-    state: 'cancelled', exitCode: null, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputCapped: false,
-    spawnFailed: false, startedMs: Date.now(), durationMs: 0, shortMessage: `invocation ${job.invocationId} was cancelled before it started`,
-  };
+  return outputlessRun({ state: 'cancelled', shortMessage: `invocation ${job.invocationId} was cancelled before it started` });
 }
 
 function isJson(data: Buffer): boolean {
