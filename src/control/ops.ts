@@ -7,8 +7,8 @@ import type { Principal, Role } from './principal.js';
 import type { TokenStore } from './token-store.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
-import { refusal, type ProjectSession } from './policy.js';
-import { toPublic, type ProjectStore } from './projects.js';
+import { refusal, type Action, type ProjectSession } from './policy.js';
+import { toPublic, type Project, type ProjectStore } from './projects.js';
 
 export interface OpContext {
   principal: Principal;
@@ -52,12 +52,18 @@ function ownNode(context: OpContext, nodeId: string): void {
  * Which nodes this connection may read (SPEC §8 `read`): all for admins and nodes (their own is
  * checked by ownNode); for a user, the nodes its project session mounts, when `read` allows.
  */
+/** The project, when this connection may perform `action` on it (SPEC §8); `forbidden` with the reason otherwise. */
+function allowed(context: OpContext, projectId: string, action: Action): Project {
+  const project = context.projects.get(projectId);
+  const why = refusal(project, action, context.principal, context.session);
+  if (why) throw new ProtocolError('forbidden', why);
+  return project;
+}
+
 function readableNodes(context: OpContext): (nodeId: string) => boolean {
   if (context.principal.kind !== 'user') return () => true;
   if (!context.session) throw new ProtocolError('forbidden', 'catalog reads by users need a project session: control.session_attach {project_id, project_token?} first');
-  const project = context.projects.get(context.session.projectId);
-  const why = refusal(project, 'read', context.principal, context.session);
-  if (why) throw new ProtocolError('forbidden', why);
+  const project = allowed(context, context.session.projectId, 'read');
   const mounted = new Set(project.mounts.map((m) => m.node_id));
   return (nodeId) => mounted.has(nodeId);
 }
@@ -125,21 +131,16 @@ export const OPS: Record<string, Op<never>> = {
     return context.projects.upsert(payload);
   }),
   'control.project_get': op<ProjectRefPayload>('project_ref', ['admin', 'user'], async (context, payload) => {
-    const project = context.projects.get(payload.project_id);
-    const why = refusal(project, 'read', context.principal, context.session);
-    if (why) throw new ProtocolError('forbidden', why);
-    return toPublic(project);
+    return toPublic(allowed(context, payload.project_id, 'read'));
   }),
   'control.project_list': op<Record<string, never>>('empty', ['admin'], async (context) => ({ projects: context.projects.list() })),
   'control.project_delete': op<ProjectRefPayload>('project_ref', ['admin', 'user'], async (context, payload) => {
-    const why = refusal(context.projects.get(payload.project_id), 'admin', context.principal, context.session);
-    if (why) throw new ProtocolError('forbidden', why);
+    allowed(context, payload.project_id, 'admin');
     await context.projects.delete(payload.project_id);
     return { project_id: payload.project_id, deleted: true };
   }),
   'control.project_token_rotate': op<ProjectRefPayload>('project_ref', ['admin', 'user'], async (context, payload) => {
-    const why = refusal(context.projects.get(payload.project_id), 'admin', context.principal, context.session);
-    if (why) throw new ProtocolError('forbidden', why);
+    allowed(context, payload.project_id, 'admin');
     return { project_id: payload.project_id, token: await context.projects.rotateToken(payload.project_id) };
   }),
   'control.session_attach': op<SessionAttachPayload>('session_attach', ['user', 'admin'], async (context, payload) => {
