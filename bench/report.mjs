@@ -182,7 +182,7 @@ function renderStatCat(statcat, line, results) {
   const stat = statSummaries(statcat);
   line(`One Python process per variant loops \`os.stat(path)\`, \`open\`, \`read\` to end of file, \`close\`; ` +
     `${config.STATCAT.rounds} rounds of ${config.STATCAT.perRound} iterations after ${config.STATCAT.warmup} warm-up ones. ` +
-    `C \`hello\` mounted with \`-o ${statcat.helloOptions}\` (Acheron always mounts with attr/entry timeout 0 and direct_io). ` +
+    `C \`hello\` mounted with \`-o ${statcat.helloOptions}\` (the options Acheron mounts with: attributes never cached, names for 1 s, direct_io). ` +
     `"Relative" runs the client with its working directory in the file's directory, so each iteration resolves one name on every file system.`);
   line();
   line('| file | path | n | median | p90 | p99 | ÷ tmpfs | ÷ hello | target | result |');

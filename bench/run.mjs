@@ -30,7 +30,7 @@ const DOC = join(REPO, 'docs', 'BENCHMARKS.md');
 const RAW = join(REPO, 'bench', 'results', 'latest.json');
 // 13 bytes, the size of hello's "Hello World!\n": the stat + cat comparison reads equal files.
 const PAYLOAD = '{"msg":"hi"}\n';
-const HELLO_OPTIONS = 'attr_timeout=0,entry_timeout=0,direct_io';
+const HELLO_OPTIONS = 'attr_timeout=0,entry_timeout=1,direct_io';
 
 const BENCHMARKS = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'control', 'fanout'];
 const flags = new Set();

@@ -117,9 +117,12 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
     // required for synthetic files, whose sizes change between stat and read.
     fsname: `${options.fsname ?? 'acheron'},direct_io,big_writes,nonempty`,
     subtype: 'acheron',
-    // Numbers 0 are ignored by fuse-native; the strings reach libfuse.
+    // Numbers 0 are ignored by fuse-native; the strings reach libfuse. Attributes are never cached
+    // (sizes and times change with every invocation). Names are cached for a second, which saves a
+    // lookup per path component on every open: a name that goes away meanwhile still fails, since
+    // the handlers resolve every operation's path afresh (ENOENT), and negative entries are not cached.
     attrTimeout: '0',
-    entryTimeout: '0',
+    entryTimeout: '1',
     allowOther: options.allowOther ?? false,
     defaultPermissions: options.defaultPermissions ?? false,
     // Ops that wait for a driver or a relay carry their own bound (queue + timeout_ms + kill grace).
