@@ -100,7 +100,8 @@ export class StateJournal {
   set(key: string, value: unknown): Promise<void> {
     const json = JSON.stringify(value);
     this.#latest.set(key, json);
-    return this.#append(JSON.stringify({ key, value }) + '\n');
+    // The record embeds the value's JSON as is: one serialization per set, not two.
+    return this.#append(recordLine(key, json));
   }
 
   delete(key: string): Promise<void> {
@@ -150,7 +151,7 @@ export class StateJournal {
 
   /** Rewrites the file as one line per key: temp file, fsync, rename, then fsync the directory. */
   async compact(): Promise<void> {
-    const snapshot = [...this.#latest].map(([key, value]) => `{"key":${JSON.stringify(key)},"value":${value}}\n`).join('');
+    const snapshot = [...this.#latest].map(([key, value]) => recordLine(key, value)).join('');
     await writeFileAtomic(this.path, snapshot);
     await this.#file.close();
     this.#file = await open(this.path, 'a', 0o600);
@@ -175,4 +176,8 @@ function parseRecord(line: string): { key: string; value: unknown } | { key: str
   } catch {
     return undefined;
   }
+}
+
+function recordLine(key: string, valueJson: string): string {
+  return `{"key":${JSON.stringify(key)},"value":${valueJson}}\n`;
 }
