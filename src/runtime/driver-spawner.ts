@@ -1,30 +1,55 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { DriverRunner } from './driver-runner.js';
+import { PersistentDriver } from './persistent-driver.js';
+import { RemoteDriverProcess } from './remote-driver-process.js';
 import { outputlessRun, type DriverSpec, type RunResult } from './run-result.js';
-import type { SpawnerReply, SpawnerRequest } from './spawner-protocol.js';
+import type { SpawnerReply, SpawnerRequest, SpecFields } from './spawner-protocol.js';
 
 interface Pending {
   spec: DriverSpec;
   resolve(result: RunResult): void;
 }
 
+/** A connection that has not named its launch within this many bytes is not the spawner's. */
+const MAX_HELLO_BYTES = 256;
+
 /**
  * The daemon's side of the spawner process. Start it before mounting; it cannot be restarted after
  * (a new fork would inherit /dev/fuse), so if it dies every run fails with a clear error.
+ *
+ * Spawn-mode runs go to the spawner and come back as a RunResult. Persistent drivers are started by
+ * the spawner too, but with their stdin and stdout on a connection to this process (an abstract
+ * Unix socket; the connection proves itself with a secret only the spawner was told), so requests
+ * and answers skip the spawner: one process hop less per invocation.
  */
 export class DriverSpawner implements DriverRunner {
   #child: ChildProcess;
+  #server: Server;
+  #socketPath: string;
+  #secret = randomBytes(16).toString('hex');
   #pending = new Map<number, Pending>();
   #nextId = 1;
+  #launches = new Map<number, RemoteDriverProcess>();
+  #persistent = new Map<string, PersistentDriver>();
   /** Environments already sent to the spawner (one per service settings): sent once, then by id. */
   #envIds = new WeakMap<Record<string, string>, number>();
   #nextEnvId = 1;
   #exitReason: string | undefined;
 
-  private constructor(child: ChildProcess, log: Logger) {
+  private constructor(child: ChildProcess, server: Server, socketPath: string, log: Logger) {
     this.#child = child;
+    this.#server = server;
+    this.#socketPath = socketPath;
+    server.on('connection', (socket) => this.#onConnection(socket));
     child.on('message', (reply: SpawnerReply) => {
+      if (reply.type === 'exited') {
+        this.#launches.get(reply.launchId)?.gone(reply.how);
+        this.#launches.delete(reply.launchId);
+        return;
+      }
       const pending = this.#pending.get(reply.id);
       this.#pending.delete(reply.id);
       pending?.resolve({ ...reply.result, stdout: Buffer.from(reply.result.stdout), stderr: Buffer.from(reply.result.stderr) });
@@ -36,10 +61,19 @@ export class DriverSpawner implements DriverRunner {
         this.#pending.delete(id);
         pending.resolve(failed(pending.spec, this.#exitReason));
       }
+      for (const launch of this.#launches.values()) launch.gone(`could not be kept running: ${this.#exitReason}`);
+      this.#launches.clear();
     });
   }
 
   static async start(log: Logger): Promise<DriverSpawner> {
+    // Abstract (no file to clean up after a kill -9); only this process's own spawner knows the secret.
+    const socketPath = `\0acheron-drivers-${process.pid}-${randomBytes(8).toString('hex')}`;
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, resolve);
+    });
     const child = fork(new URL('./spawner-main.js', import.meta.url), [], {
       // Its own process group: a kill -9 of the daemon's group leaves it alive just long enough to
       // see the link drop and kill its driver groups, which would otherwise run on as orphans.
@@ -52,38 +86,90 @@ export class DriverSpawner implements DriverRunner {
       child.once('spawn', resolve);
       child.once('error', reject);
     });
-    return new DriverSpawner(child, log.child({ component: 'spawner' }));
+    return new DriverSpawner(child, server, socketPath, log.child({ component: 'spawner' }));
   }
 
   run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
+    if (spec.persistentKey !== undefined) {
+      let driver = this.#persistent.get(spec.persistentKey);
+      if (!driver) this.#persistent.set(spec.persistentKey, (driver = new PersistentDriver(spec, (s) => this.#launch(s))));
+      return driver.run(spec, signal);
+    }
     if (this.#exitReason) return Promise.resolve(failed(spec, this.#exitReason));
     const id = this.#nextId++;
     return new Promise<RunResult>((resolve) => {
       this.#pending.set(id, { spec, resolve });
-      let envId = this.#envIds.get(spec.env);
-      const first = envId === undefined;
-      if (envId === undefined) this.#envIds.set(spec.env, (envId = this.#nextEnvId++));
-      const { env, ...rest } = spec;
-      this.#send({ type: 'run', id, spec: rest, envId, ...(first ? { env } : {}) });
+      this.#send({ type: 'run', id, ...this.#specFields(spec) });
       signal?.addEventListener('abort', () => this.#send({ type: 'cancel', id }), { once: true });
     });
   }
 
   restartPersistent(key: string, why: string): void {
-    this.#send({ type: 'restart-persistent', key, why });
+    this.#persistent.get(key)?.restart(why);
   }
 
   /** Disconnecting makes the spawner kill every driver group it still runs, then exit. */
   async close(): Promise<void> {
+    this.#server.close();
     if (this.#exitReason || !this.#child.connected) return;
     const exited = new Promise((resolve) => this.#child.once('exit', resolve));
     this.#child.disconnect();
     await exited;
   }
 
+  #launch(spec: DriverSpec): RemoteDriverProcess {
+    const launchId = this.#nextId++;
+    const remote = new RemoteDriverProcess((graceMs) => this.#send({ type: 'terminate', launchId, graceMs }));
+    if (this.#exitReason) {
+      remote.gone(`could not be started: ${this.#exitReason}`);
+      return remote;
+    }
+    this.#launches.set(launchId, remote);
+    this.#send({ type: 'launch', launchId, socketPath: this.#socketPath, hello: `${this.#secret} ${launchId}\n`, ...this.#specFields(spec) });
+    return remote;
+  }
+
+  /** A new connection is a launched driver once its first line names the launch with our secret. */
+  #onConnection(socket: Socket): void {
+    socket.setEncoding('utf8');
+    let head = '';
+    const onData = (chunk: string): void => {
+      head += chunk;
+      const newline = head.indexOf('\n');
+      if (newline < 0) {
+        if (head.length > MAX_HELLO_BYTES) socket.destroy();
+        return;
+      }
+      socket.off('data', onData);
+      const [secret = '', id] = head.slice(0, newline).split(' ');
+      const remote = sameSecret(secret, this.#secret) ? this.#launches.get(Number(id)) : undefined;
+      if (!remote) {
+        socket.destroy();
+        return;
+      }
+      remote.attach(socket, head.slice(newline + 1));
+    };
+    socket.on('error', () => undefined);
+    socket.on('data', onData);
+  }
+
+  #specFields(spec: DriverSpec): SpecFields {
+    let envId = this.#envIds.get(spec.env);
+    const first = envId === undefined;
+    if (envId === undefined) this.#envIds.set(spec.env, (envId = this.#nextEnvId++));
+    const { env, ...rest } = spec;
+    return { spec: rest, envId, ...(first ? { env } : {}) };
+  }
+
   #send(request: SpawnerRequest): void {
     if (this.#child.connected) this.#child.send(request);
   }
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function failed(spec: DriverSpec, why: string): RunResult {

@@ -1,5 +1,4 @@
-import { execa, type ResultPromise } from 'execa';
-import { terminateGroup } from './process-group.js';
+import { launchLocal, type DriverProcess, type LaunchDriver } from './driver-process.js';
 import { outputlessRun, type DriverSpec, type RunResult, type RunState } from './run-result.js';
 
 interface Pending {
@@ -13,27 +12,31 @@ interface Pending {
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 const STABLE_AFTER_MS = 2000;
-const STDERR_TAIL_BYTES = 4096;
 
 /**
  * `runtime.mode: "persistent"` (SPEC §4): one long-lived driver per service speaking JSON lines,
  * `{"id","payload"}` in and `{"id","ok","result"|"error"}` out, several requests in flight. A
  * request past its timeout (or cancelled) kills and restarts the process, failing the others with a
  * clear error; a driver that dies is restarted on the next request, with backoff if it dies young.
+ * `launch` starts the process: here (pipes), or through the spawner (DriverSpawner), which hands
+ * the daemon the driver's stdin and stdout so requests never pass through the spawner.
  */
 export class PersistentDriver {
   #spec: DriverSpec;
-  #child: ResultPromise | undefined;
+  #launch: LaunchDriver;
+  #child: DriverProcess | undefined;
   #pending = new Map<string, Pending>();
   #nextId = 1;
   #stdoutBuffer = '';
-  #stderrTail = '';
+  /** stdout lines of the current process that were not JSON: named when it dies. */
+  #ignoredLines = 0;
   #backoffMs = 0;
   #notBeforeMs = 0;
   #childStartedMs = 0;
 
-  constructor(spec: DriverSpec) {
+  constructor(spec: DriverSpec, launch: LaunchDriver = launchLocal) {
     this.#spec = spec;
+    this.#launch = launch;
   }
 
   /** Whether two specs start the same process; a different one (a reload) restarts it. */
@@ -67,63 +70,40 @@ export class PersistentDriver {
       const timer = setTimeout(() => end('timeout', `${spec.file} (persistent) did not answer request ${id} within ${spec.timeoutMs} ms; the driver was restarted`), spec.timeoutMs);
       this.#pending.set(id, { resolve, timer, startedMs, started });
       signal?.addEventListener('abort', () => this.#pending.has(id) && end('cancelled', `request ${id} was cancelled; the persistent driver was restarted`), { once: true });
-      child.stdin?.write(line);
+      child.write(line);
     });
-  }
-
-  /** Between SIGTERM and SIGKILL when the process is stopped. */
-  get killGraceMs(): number {
-    return this.#spec.killGraceMs;
   }
 
   /** Kills the process (its whole group); requests in flight fail naming `why`. */
   restart(why: string): void {
     const child = this.#child;
     this.#child = undefined;
-    terminateGroup(child?.pid, this.#spec.killGraceMs);
+    child?.terminate(this.#spec.killGraceMs);
     this.#failAll(`the persistent driver was restarted: ${why}`);
   }
 
-  /** Like restart, but resolves once the process has exited (after SIGKILL if it ignored SIGTERM). */
-  async stop(why: string): Promise<void> {
-    const child = this.#child;
-    this.restart(why);
-    await child;
-  }
-
-  #ensureStarted(): ResultPromise {
+  #ensureStarted(): DriverProcess {
     if (this.#child) return this.#child;
     const spec = this.#spec;
-    const child = execa(spec.file, spec.args, {
-      cwd: spec.cwd, env: spec.env, extendEnv: false, detached: true, buffer: false, reject: false, cleanup: true,
-      stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', encoding: 'utf8',
-      ...(spec.uid === undefined ? {} : { uid: spec.uid }),
-      ...(spec.gid === undefined ? {} : { gid: spec.gid }),
-    });
+    const child = this.#launch(spec);
     this.#child = child;
     this.#childStartedMs = Date.now();
     this.#stdoutBuffer = '';
-    // A crash message names this process's stderr, not what an earlier one wrote.
-    this.#stderrTail = '';
-    child.stdin?.on('error', () => undefined);
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => this.#onStdout(child, chunk));
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => (this.#stderrTail = (this.#stderrTail + chunk).slice(-STDERR_TAIL_BYTES)));
-    void child.then((outcome) => {
+    this.#ignoredLines = 0;
+    child.onStdout((chunk) => this.#onStdout(child, chunk));
+    void child.exited.then((how) => {
       if (this.#child !== child) return;
       this.#child = undefined;
       const lived = Date.now() - this.#childStartedMs;
       this.#backoffMs = lived > STABLE_AFTER_MS ? 0 : Math.min(MAX_BACKOFF_MS, Math.max(FIRST_BACKOFF_MS, this.#backoffMs * 2));
       this.#notBeforeMs = Date.now() + this.#backoffMs;
-      const how = outcome.signal ? `killed by ${outcome.signal}` : outcome.failed && outcome.exitCode === undefined ? `could not be started: ${outcome.originalMessage ?? outcome.shortMessage}` : `exited with code ${outcome.exitCode}`;
-      const lastLines = this.#stderrTail.split('\n').map((l) => l.trim()).filter((l) => l !== '').slice(-3);
-      this.#failAll(`${spec.file} (persistent) ${how}${lastLines.length > 0 ? `: ${lastLines.join(' | ')}` : ''}`);
+      const ignored = this.#ignoredLines > 0 ? ` (${this.#ignoredLines} stdout line(s) that were not JSON were ignored)` : '';
+      this.#failAll(`${spec.file} (persistent) ${how}${ignored}`);
     });
     return child;
   }
 
-  #onStdout(child: ResultPromise, chunk: string): void {
+  #onStdout(child: DriverProcess, chunk: string): void {
     this.#stdoutBuffer += chunk;
     if (this.#stdoutBuffer.length > this.#spec.maxOutputBytes) {
       this.#stdoutBuffer = '';
@@ -143,7 +123,7 @@ export class PersistentDriver {
     try {
       answer = JSON.parse(line) as typeof answer;
     } catch {
-      this.#stderrTail = (this.#stderrTail + `\n[acheron] ignored a stdout line that is not JSON (${line.length} bytes)\n`).slice(-STDERR_TAIL_BYTES);
+      this.#ignoredLines++;
       return;
     }
     const id = typeof answer.id === 'string' || typeof answer.id === 'number' ? String(answer.id) : undefined;

@@ -1,53 +1,106 @@
 /**
  * The spawner process: forked by the daemon before it mounts, so no driver inherits /dev/fuse
- * (libfuse 2 opens it without close-on-exec; SPEC §12). When its link to the daemon drops, it
- * kills every driver group it started and exits.
+ * (libfuse 2 opens it without close-on-exec; SPEC §12). It starts spawn-mode drivers and runs them
+ * to completion, and starts persistent drivers on a socket to the daemon, which then talks to them
+ * directly. When its link to the daemon drops, it kills every driver group it started and exits.
  */
-import { PersistentDriver } from './persistent-driver.js';
+import { connect } from 'node:net';
+import { startDriverProcess } from './driver-process.js';
+import { terminateGroup } from './process-group.js';
 import { runDriver } from './run-driver.js';
-import type { DriverSpec, RunResult } from './run-result.js';
-import type { SpawnerReply, SpawnerRequest } from './spawner-protocol.js';
+import type { DriverSpec } from './run-result.js';
+import type { SpawnerReply, SpawnerRequest, SpecFields } from './spawner-protocol.js';
 
 const running = new Map<number, { controller: AbortController; killGraceMs: number }>();
-const persistent = new Map<string, PersistentDriver>();
-/** Environments by id, each kept as one object (persistent drivers compare them by identity); the daemon sends each before its first use. */
+/** Persistent drivers by launch id, until they exit. */
+interface Launched {
+  pid: number | undefined;
+  killGraceMs: number;
+  /** A terminate that came before the process existed: applied as soon as it does. */
+  terminateGraceMs?: number;
+  exited: Promise<string>;
+}
+/** Persistent drivers by launch id, from the launch request until they exit. */
+const launched = new Map<number, Launched>();
+/** Environments by id, each kept as one object; the daemon sends each before its first use. */
 const environments = new Map<number, Record<string, string>>();
 
-function run(spec: DriverSpec, signal: AbortSignal): Promise<RunResult> {
-  if (spec.persistentKey === undefined) return runDriver(spec, signal);
-  let driver = persistent.get(spec.persistentKey);
-  if (!driver) persistent.set(spec.persistentKey, (driver = new PersistentDriver(spec)));
-  return driver.run(spec, signal);
+function specOf(message: SpecFields): DriverSpec {
+  if (message.env) environments.set(message.envId, message.env);
+  return { ...message.spec, env: environments.get(message.envId) ?? {} };
+}
+
+function reply(message: SpawnerReply): void {
+  if (process.connected) process.send?.(message);
+}
+
+/**
+ * The daemon's connection becomes the driver's stdin and stdout. The hello line goes first, and
+ * this side never reads, so every byte after it is the driver's (the socket starts paused).
+ */
+function launch(launchId: number, socketPath: string, hello: string, spec: DriverSpec): void {
+  let settle!: (how: string) => void;
+  const entry: Launched = { pid: undefined, killGraceMs: spec.killGraceMs, exited: new Promise((resolve) => (settle = resolve)) };
+  launched.set(launchId, entry);
+  void entry.exited.then((how) => {
+    launched.delete(launchId);
+    reply({ type: 'exited', launchId, how });
+  });
+  const socket = connect({ path: socketPath });
+  socket.pause();
+  socket.once('error', (error) => settle(`could not be started: the node's driver socket failed: ${error.message}`));
+  socket.once('connect', () => {
+    socket.write(hello, () => {
+      const { child, exited } = startDriverProcess(spec, socket);
+      // The child holds its own copy of the socket now.
+      socket.destroy();
+      entry.pid = child.pid;
+      if (entry.terminateGraceMs !== undefined) terminateGroup(entry.pid, entry.terminateGraceMs);
+      void exited.then(settle);
+    });
+  });
+}
+
+function terminate(launchId: number, graceMs: number): void {
+  const entry = launched.get(launchId);
+  if (entry?.pid === undefined) {
+    if (entry) entry.terminateGraceMs = graceMs;
+    return;
+  }
+  terminateGroup(entry.pid, graceMs);
 }
 
 process.on('message', (message: SpawnerRequest) => {
-  if (message.type === 'cancel') {
-    running.get(message.id)?.controller.abort();
-    return;
+  switch (message.type) {
+    case 'cancel':
+      running.get(message.id)?.controller.abort();
+      return;
+    case 'terminate':
+      terminate(message.launchId, message.graceMs);
+      return;
+    case 'launch':
+      launch(message.launchId, message.socketPath, message.hello, specOf(message));
+      return;
+    case 'run': {
+      const spec = specOf(message);
+      const controller = new AbortController();
+      running.set(message.id, { controller, killGraceMs: spec.killGraceMs });
+      void runDriver(spec, controller.signal).then((result) => {
+        running.delete(message.id);
+        reply({ type: 'result', id: message.id, result });
+      });
+    }
   }
-  if (message.type === 'restart-persistent') {
-    persistent.get(message.key)?.restart(message.why);
-    return;
-  }
-  if (message.env) environments.set(message.envId, message.env);
-  const env = environments.get(message.envId) ?? {};
-  const controller = new AbortController();
-  running.set(message.id, { controller, killGraceMs: message.spec.killGraceMs });
-  void run({ ...message.spec, env }, controller.signal).then((result) => {
-    running.delete(message.id);
-    const reply: SpawnerReply = { type: 'result', id: message.id, result };
-    if (process.connected) process.send?.(reply);
-  });
 });
 
 process.on('disconnect', () => {
   // Every group gets SIGTERM now and SIGKILL after its own grace: stay until then, or a driver that
   // ignores SIGTERM outlives the node.
-  const graceMs = Math.max(0, ...[...running.values()].map((r) => r.killGraceMs), ...[...persistent.values()].map((d) => d.killGraceMs));
+  const graceMs = Math.max(0, ...[...running.values(), ...launched.values()].map((r) => r.killGraceMs));
   for (const { controller } of running.values()) controller.abort();
-  const stopped = Promise.all([...persistent.values()].map((driver) => driver.stop('the node daemon stopped')));
+  for (const [id, entry] of launched) terminate(id, entry.killGraceMs);
   setTimeout(() => process.exit(0), graceMs + 1000).unref();
-  void stopped.then(() => {
+  void Promise.all([...launched.values()].map((driver) => driver.exited)).then(() => {
     if (running.size === 0) process.exit(0);
   });
 });

@@ -1,9 +1,24 @@
 import type { DriverSpec, RunResult } from './run-result.js';
 
+/** A spec without its environment: `env` travels once per environment object, later ones name it by `envId`. */
+export interface SpecFields {
+  spec: Omit<DriverSpec, 'env'>;
+  envId: number;
+  env?: Record<string, string>;
+}
+
 /** Messages between the daemon and its spawner process (Node IPC, advanced serialization). */
 export type SpawnerRequest =
-  /** `env` travels once per environment object; later runs name it by `envId` only. */
-  | { type: 'run'; id: number; spec: Omit<DriverSpec, 'env'>; envId: number; env?: Record<string, string> }
+  | ({ type: 'run'; id: number } & SpecFields)
   | { type: 'cancel'; id: number }
-  | { type: 'restart-persistent'; key: string; why: string };
-export type SpawnerReply = { type: 'result'; id: number; result: RunResult };
+  /**
+   * Start a persistent driver whose stdin and stdout are a connection to `socketPath` (the
+   * daemon's), which first carries `hello` (one line naming the launch, with the daemon's secret).
+   */
+  | ({ type: 'launch'; launchId: number; socketPath: string; hello: string } & SpecFields)
+  | { type: 'terminate'; launchId: number; graceMs: number };
+
+export type SpawnerReply =
+  | { type: 'result'; id: number; result: RunResult }
+  /** A launched driver is gone; `how` as DriverProcess.exited says it. */
+  | { type: 'exited'; launchId: number; how: string };

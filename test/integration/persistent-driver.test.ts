@@ -114,6 +114,21 @@ await t.test('one process serves many invocations: the same pid, served grows', 
   tt.equal((await metrics('echo-p')).invokes_total, 5, 'every request counts as an invocation');
 });
 
+await t.test('the driver is the spawner\'s child, holds no /dev/fuse, and talks to the daemon over one socket', async (tt) => {
+  const { pid } = await call(tt, 'echo-p', '{"where":1}');
+  const run = await sh(`ls -l /proc/${pid}/fd/ | sed 's/.*-> //'; echo "ppid $(awk '{print $4}' /proc/${pid}/stat)"`);
+  tt.equal(run.code, 0, run.stderr.trim());
+  tt.notMatch(run.stdout, /\/dev\/fuse/, 'no /dev/fuse among its descriptors');
+  const fds = await sh(`readlink /proc/${pid}/fd/0 /proc/${pid}/fd/1`);
+  const [stdin, stdout] = fds.stdout.trim().split('\n');
+  tt.match(stdin, /^socket:\[\d+\]$/, `stdin is a socket (${stdin})`);
+  tt.equal(stdout, stdin, 'stdout is the same socket');
+  const ppid = Number(/ppid (\d+)/.exec(run.stdout)?.[1]);
+  tt.not(ppid, node.child.pid, 'started by the spawner, not by the daemon');
+  const spawner = await sh(`cat /proc/${ppid}/cmdline | tr '\\0' ' '`);
+  tt.match(spawner.stdout, /spawner-main\.js/, 'its parent is the spawner');
+});
+
 await t.test('8 concurrent O_RDWR transactions overlap in one process and each reads its own payload', async (tt) => {
   const payloads = Array.from({ length: 8 }, (_, n) => JSON.stringify({ sleep_ms: 500, n }));
   const run = await sh(`python3 -c ${q(TRANSACTIONS)} ${q(file('echo-p', 'control/invoke.json'))} ${q(JSON.stringify(payloads))}`, { timeoutMs: 30_000 });

@@ -1,0 +1,196 @@
+// PersistentDriver's line protocol against a scripted DriverProcess (no process, no FUSE), and
+// RemoteDriverProcess over a real Unix socket: queueing before the driver's connection arrives,
+// and answers still in the socket when its exit is reported.
+import t, { type Test } from 'tap';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { DriverProcess } from '../../../src/runtime/driver-process.js';
+import { PersistentDriver } from '../../../src/runtime/persistent-driver.js';
+import { RemoteDriverProcess } from '../../../src/runtime/remote-driver-process.js';
+import type { DriverSpec } from '../../../src/runtime/run-result.js';
+
+const ENV = {};
+const spec = (over: Partial<DriverSpec> = {}): DriverSpec => ({
+  file: '/drivers/p', args: [], cwd: '/tmp', env: ENV, invocationId: '1-0001', input: Buffer.from('{"n":1}'),
+  timeoutMs: 5_000, killGraceMs: 100, maxOutputBytes: 1 << 20, persistentKey: 'p', ...over,
+});
+
+/** A DriverProcess the test drives: sees every request line, answers and dies on command. */
+class ScriptedProcess implements DriverProcess {
+  readonly lines: Array<{ id: string; payload: unknown }> = [];
+  readonly terminations: number[] = [];
+  readonly exited: Promise<string>;
+  #listeners: Array<(chunk: string) => void> = [];
+  die!: (how: string) => void;
+
+  constructor() {
+    this.exited = new Promise((resolve) => (this.die = resolve));
+  }
+
+  write(data: string): void {
+    for (const line of data.split('\n').filter((l) => l !== '')) this.lines.push(JSON.parse(line) as { id: string; payload: unknown });
+  }
+
+  onStdout(listener: (chunk: string) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  say(text: string): void {
+    for (const listener of this.#listeners) listener(text);
+  }
+
+  terminate(graceMs: number): void {
+    this.terminations.push(graceMs);
+  }
+}
+
+function scripted(): { launched: ScriptedProcess[]; launch: (s: DriverSpec) => ScriptedProcess } {
+  const launched: ScriptedProcess[] = [];
+  return { launched, launch: () => { const p = new ScriptedProcess(); launched.push(p); return p; } };
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+t.test('answers match requests by id, in any order and split across chunks', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const first = driver.run(spec({ input: Buffer.from('{"n":1}') }));
+  const second = driver.run(spec({ input: Buffer.from('{"n":2}') }));
+  await tick();
+  t.equal(launched.length, 1, 'one process for both');
+  const [a, b] = launched[0]?.lines ?? [];
+  t.same([a?.payload, b?.payload], [{ n: 1 }, { n: 2 }]);
+  launched[0]?.say(`{"id":"${b?.id}","ok":true,"result":{"r":2}}\n{"id":"${a?.id}",`);
+  launched[0]?.say(`"ok":true,"result":{"r":1}}\n`);
+  const [r1, r2] = await Promise.all([first, second]);
+  t.equal(r1.state, 'ok');
+  t.equal(r1.stdout.toString(), '{"r":1}\n');
+  t.equal(r2.stdout.toString(), '{"r":2}\n');
+});
+
+t.test('ok:false is an error with the driver\'s text; the process is kept', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const run = driver.run(spec());
+  await tick();
+  launched[0]?.say(`{"id":"${launched[0]?.lines[0]?.id}","ok":false,"error":"no such thing"}\n`);
+  const result = await run;
+  t.equal(result.state, 'error');
+  t.equal(result.shortMessage, 'no such thing');
+  t.same(launched[0]?.terminations, [], 'not terminated');
+});
+
+t.test('a death fails the requests in flight with how it died and the ignored lines; the next run starts a new process', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const run = driver.run(spec());
+  await tick();
+  launched[0]?.say('Traceback: not json\n');
+  launched[0]?.die('exited with code 3: boom');
+  const result = await run;
+  t.equal(result.state, 'error');
+  t.equal(result.shortMessage, '/drivers/p (persistent) exited with code 3: boom (1 stdout line(s) that were not JSON were ignored)');
+  // It died young: the next start waits out the first backoff step.
+  const next = driver.run(spec());
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.equal(launched.length, 2, 'a new process');
+  launched[1]?.say(`{"id":"${launched[1]?.lines[0]?.id}","ok":true}\n`);
+  t.equal((await next).stdout.toString(), '{}\n');
+});
+
+t.test('a timeout terminates the process with kill_grace_ms and fails the others as restarted', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const hung = driver.run(spec({ timeoutMs: 50, killGraceMs: 77 }));
+  const other = driver.run(spec({ timeoutMs: 5_000, killGraceMs: 77 }));
+  const [a, b] = await Promise.all([hung, other]);
+  t.equal(a.state, 'timeout');
+  t.match(a.shortMessage, /did not answer request 1 within 50 ms/);
+  t.equal(b.state, 'error');
+  t.match(b.shortMessage, /restarted: request 1 timed out/);
+  t.same(launched[0]?.terminations, [77]);
+});
+
+t.test('changed settings restart the process before the next request', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  void driver.run(spec());
+  await tick();
+  void driver.run(spec({ args: ['--other'] }));
+  await tick();
+  t.equal(launched.length, 2);
+  t.same(launched[0]?.terminations, [100]);
+  t.equal(launched[1]?.lines.length, 1, 'the new request went to the new process');
+  driver.restart('test over');
+});
+
+t.test('an answer past max_output_bytes restarts the process', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec({ maxOutputBytes: 10 }), launch);
+  const run = driver.run(spec({ maxOutputBytes: 10 }));
+  await tick();
+  launched[0]?.say('{"id":"1","ok":true,"result":"far too long"}\n');
+  const result = await run;
+  t.equal(result.state, 'error');
+  t.match(result.shortMessage, /an answer exceeded max_output_bytes \(10\)/);
+  t.same(launched[0]?.terminations, [100]);
+});
+
+async function socketPair(t: Test): Promise<{ near: Socket; far: Socket }> {
+  const path = `\0acheron-test-${randomBytes(6).toString('hex')}`;
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const far = connect({ path });
+  const near = await accepted;
+  near.setEncoding('utf8');
+  far.setEncoding('utf8');
+  t.teardown(() => {
+    near.destroy();
+    far.destroy();
+    server.close();
+  });
+  return { near, far };
+}
+
+t.test('RemoteDriverProcess: writes before the connection are queued, in order; the hello remainder is output', async (t) => {
+  const { near, far } = await socketPair(t);
+  const remote = new RemoteDriverProcess(() => undefined);
+  const out: string[] = [];
+  remote.onStdout((chunk) => out.push(chunk));
+  remote.write('a\n');
+  remote.write('b\n');
+  let received = '';
+  far.on('data', (chunk: string) => (received += chunk));
+  remote.attach(near, 'early answer\n');
+  remote.write('c\n');
+  far.write('later answer\n');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(received, 'a\nb\nc\n');
+  t.same(out.join(''), 'early answer\nlater answer\n');
+});
+
+t.test('RemoteDriverProcess: output still in the socket when the exit is reported arrives before exited', async (t) => {
+  const { near, far } = await socketPair(t);
+  const remote = new RemoteDriverProcess(() => undefined);
+  let out = '';
+  remote.onStdout((chunk) => (out += chunk));
+  remote.attach(near, '');
+  remote.gone('exited with code 0');
+  far.end('last answer\n');
+  t.equal(await remote.exited, 'exited with code 0');
+  t.equal(out, 'last answer\n');
+});
+
+t.test('RemoteDriverProcess: gone before the connection: the late connection is closed, writes dropped', async (t) => {
+  const { near } = await socketPair(t);
+  const terminated: number[] = [];
+  const remote = new RemoteDriverProcess((graceMs) => terminated.push(graceMs));
+  remote.write('dropped\n');
+  remote.gone('could not be started: spawn ENOENT');
+  t.equal(await remote.exited, 'could not be started: spawn ENOENT');
+  remote.attach(near, '');
+  t.ok(near.destroyed, 'closed');
+  remote.terminate(5);
+  t.same(terminated, [5], 'terminate goes to the spawner');
+});
