@@ -115,7 +115,7 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
   const fuse = new Fuse(mountPoint, ops, {
     // fuse-native drops these options, so they ride along in fsname (SPEC §12); direct_io is
     // required for synthetic files, whose sizes change between stat and read.
-    fsname: `${options.fsname ?? 'acheron'},direct_io,big_writes,nonempty`,
+    fsname: `${options.fsname ?? 'acheron'},direct_io,big_writes,nonempty,atomic_o_trunc`,
     subtype: 'acheron',
     // Numbers 0 are ignored by fuse-native; the strings reach libfuse. Attributes are never cached
     // (sizes and times change with every invocation). Names are cached for a second, which saves a
