@@ -6,7 +6,8 @@
 // process group, stdin = payload). --spawner: the same through DriverSpawner, i.e. a forked
 // spawner process and its IPC, as the daemon does it, which splits the cost of that hop from FUSE's.
 // --persistent: runtime.mode "persistent", one long-lived driver answering JSON lines
-// (PersistentDriver in this process, or in the spawner with --spawner). --args: the driver's argv
+// (PersistentDriver in this process with the driver as its child, or with --spawner the driver
+// started by the spawner and answering over its socket to this process, as in the daemon). --args: the driver's argv
 // after the executable, as a JSON array.
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -82,6 +82,13 @@ export class PersistentDriver {
     this.#failAll(`the persistent driver was restarted: ${why}`);
   }
 
+  /** Like restart, but resolves once the process has exited (after SIGKILL if it ignored SIGTERM). */
+  async stop(why: string): Promise<void> {
+    const child = this.#child;
+    this.restart(why);
+    await child?.exited;
+  }
+
   #ensureStarted(): DriverProcess {
     if (this.#child) return this.#child;
     const spec = this.#spec;

@@ -194,3 +194,19 @@ t.test('RemoteDriverProcess: gone before the connection: the late connection is 
   remote.terminate(5);
   t.same(terminated, [5], 'terminate goes to the spawner');
 });
+
+t.test('stop terminates the process and resolves once it has exited', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const run = driver.run(spec());
+  await tick();
+  let stopped = false;
+  const stopping = driver.stop('test over').then(() => (stopped = true));
+  t.equal((await run).state, 'error', 'the request in flight fails');
+  await tick();
+  t.notOk(stopped, 'still waiting for the exit');
+  t.same(launched[0]?.terminations, [100]);
+  launched[0]?.die('killed by SIGTERM');
+  await stopping;
+  t.ok(stopped);
+});
