@@ -12,6 +12,7 @@ import { runProjectCommand } from './project-command.js';
 import { runTokenCommand } from './token-command.js';
 import { runWatchCommand } from './watch-command.js';
 import { runNodeCommand, resolveNodeOptions } from './node-command.js';
+import { runWorldCommand, worldMountArgs, WORLD_OPTIONS, type WorldArgs } from './world-command.js';
 import { NODE_OPTION_SPECS, parseMountOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
 
 /**
@@ -26,7 +27,11 @@ export const MOUNT_HELPER_DRIVER_USER = 'nobody';
 
 async function runMountHelper(argv: readonly string[]): Promise<number> {
   const [source, dir, , optionText = ''] = argv as [string, string, string?, string?];
-  if (source.startsWith('world:')) throw new UsageError(`mount source ${source}: WorldFS mounts are not available in this version`);
+  if (source.startsWith('world:')) {
+    const world = worldMountArgs(source, dir, optionText);
+    for (const option of world.unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
+    return runWorldCommand(world.args);
+  }
   const { values, unknown } = parseMountOptions(optionText);
   for (const option of unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
   const merged = await resolveNodeOptions({ mount: dir, daemon: true }, values);
@@ -93,6 +98,9 @@ function cli(argv: readonly string[]): Argv {
       const payload = args.payload === '' && argv.includes('-') ? '-' : args.payload;
       process.exitCode = await runInvokeCommand({ service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
     })
+    .command('world', 'mount WorldFS: every node and service the token may see, from the control server', (y) => y.options(WORLD_OPTIONS), async (args) => {
+      process.exitCode = await runWorldCommand(args as WorldArgs);
+    })
     .command('control', 'run the control server: catalog, leases, auth, metrics', (y) => y.options(CONTROL_OPTIONS), async (args) => {
       process.exitCode = await runControlCommand(args);
     })
@@ -126,6 +134,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const detached = process.env[DAEMON_OPTIONS_ENV];
     if (detached !== undefined && argv[0] === 'node') return await runNodeCommand(JSON.parse(detached) as NodeOptionValues);
+    if (detached !== undefined && argv[0] === 'world') return await runWorldCommand(JSON.parse(detached) as WorldArgs);
     if (isMountHelperArgv(argv)) return await runMountHelper(argv);
     await cli(argv).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

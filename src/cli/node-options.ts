@@ -42,6 +42,9 @@ const byKey = new Map(Object.keys(NODE_OPTION_SPECS).map((name) => [snake(name),
 /** mount(8) adds these; they mean nothing to us. */
 const MOUNT_GENERIC = new Set(['rw', 'ro', 'dev', 'suid', 'nodev', 'nosuid', 'exec', 'noexec', 'auto', 'noauto', 'user', 'nouser', 'defaults', 'nofail', '_netdev', 'atime', 'noatime', 'relatime']);
 
+/** What mount(8) adds or leaves in, not ours to interpret: node and world mounts ignore these. */
+export const isGenericMountOption = (key: string): boolean => MOUNT_GENERIC.has(key) || key.startsWith('x-');
+
 /** Coerces one raw value to an option's type; `where` names the source in errors. */
 function coerce(name: NodeOptionName, raw: unknown, where: string): unknown {
   const spec: { type: string; choices?: readonly string[] } = NODE_OPTION_SPECS[name];
@@ -75,7 +78,7 @@ export function parseMountOptions(text: string): { values: NodeOptionValues; unk
     const eq = item.indexOf('=');
     const key = eq < 0 ? item : item.slice(0, eq);
     const raw = eq < 0 ? '' : item.slice(eq + 1);
-    if (MOUNT_GENERIC.has(key) || key.startsWith('x-')) continue;
+    if (isGenericMountOption(key)) continue;
     const name = byKey.get(key);
     if (!name) {
       unknown.push(item);
@@ -121,7 +124,12 @@ export function defaultOptions(): NodeOptionValues {
 }
 
 /** `/var/lib/acheron/<node_id>.json` as root, else `$XDG_STATE_HOME/acheron/<node_id>.json`. */
+/** /var/lib/acheron as root, else $XDG_STATE_HOME/acheron: state files and daemon logs. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (process.getuid?.() === 0) return '/var/lib/acheron';
+  return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'acheron');
+}
+
 export function defaultStateFile(nodeId: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (process.getuid?.() === 0) return `/var/lib/acheron/${nodeId}.json`;
-  return join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'acheron', `${nodeId}.json`);
+  return join(defaultStateDir(env), `${nodeId}.json`);
 }

@@ -116,7 +116,7 @@ export const OPS: Record<string, Op<never>> = {
     return { node_id: node.node_id, deleted: true };
   }),
   'control.node_service_watch': op<WatchRequest>('node_service_watch', ['admin', 'user'], async (context, payload) => {
-    const access = watchAccess(context.principal, context.watchPolicy, context.session, context.projects);
+    const access = watchAccess(context.principal, context.watchPolicy, context.session, context.projects, payload.purpose);
     if ('refused' in access) throw new ProtocolError('forbidden', access.refused);
     context.watches.watch(context.connection, payload, access.filter, (ack) => context.replyNow(ack));
     return ALREADY_REPLIED;

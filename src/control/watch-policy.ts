@@ -24,12 +24,14 @@ export function watchPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): WatchP
 /**
  * Who may watch and what they see (SPEC §8): admins everything (if the gate allows); users only
  * with the gate open, a project session, and `observe` allowed, and then only events of the nodes
- * the project mounts (read live, so a project change applies to running watches).
+ * the project mounts (read live, so a project change applies to running watches). The subscription
+ * a WorldFS mount keeps for itself (`purpose: "worldfs"`) passes the role gates, not the filter.
  */
-export function watchAccess(principal: Principal, policy: WatchPolicy, session: ProjectSession | undefined, projects: ProjectStore): { refused: string } | { filter: (event: CatalogEvent) => boolean } {
-  if (principal.kind === 'admin') return policy.allowAdmin ? { filter: () => true } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
+export function watchAccess(principal: Principal, policy: WatchPolicy, session: ProjectSession | undefined, projects: ProjectStore, purpose?: 'worldfs'): { refused: string } | { filter: (event: CatalogEvent) => boolean } {
+  const gated = purpose !== 'worldfs';
+  if (principal.kind === 'admin') return policy.allowAdmin || !gated ? { filter: () => true } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
   if (principal.kind !== 'user') return { refused: `${principal.kind} connections do not watch the catalog` };
-  if (!policy.allowUser) return { refused: 'user watches are turned off: the server needs ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true' };
+  if (!policy.allowUser && gated) return { refused: 'user watches are turned off: the server needs ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true' };
   if (!session) return { refused: 'a user watch needs a project session: control.session_attach {project_id, project_token?} first' };
   const project = projects.get(session.projectId);
   const why = refusal(project, 'observe', principal, session);

@@ -52,3 +52,16 @@ export async function lazyUnmount(mountPoint: string): Promise<void> {
     await run('umount', ['-l', mountPoint]);
   }
 }
+
+/**
+ * fuse-native keeps serving after an external `umount` (SPEC §12): poll the mount table and call
+ * `onGone` once the mount is no longer there. Returns the stop function.
+ */
+export function watchForUnmount(mountPoint: string, onGone: () => void, intervalMs = 1000): () => void {
+  const timer = setInterval(() => {
+    void findMount(mountPoint).then((entry) => {
+      if (!entry) onGone();
+    }, () => undefined);
+  }, intervalMs);
+  return () => clearInterval(timer);
+}

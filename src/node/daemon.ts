@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { arch, hostname, platform, tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { clearStaleMount, findMount } from '../fuse/mount-table.js';
+import { clearStaleMount, findMount, watchForUnmount } from '../fuse/mount-table.js';
 import { mountTree, type MountedTree } from '../fuse/mount.js';
 import { diffServices, loadServices, resolveExecutable, type LoadedService } from '../manifest/index.js';
 import { loadSchemas, SchemaError, type Problem, type Schemas } from '../protocol/schemas.js';
@@ -21,10 +21,10 @@ import { fsDescriptor, terminalDescriptor } from './builtin-services.js';
 import { buildExportsDirectory, checkExports, type ExportSpec } from './fs-provider.js';
 import { NodeControlSession } from './control-session.js';
 import { checkDriverUsers, lookupUser, readPasswd, type UserIds } from './driver-users.js';
-import { MountLock } from './mount-lock.js';
+import { MountLock } from '../fuse/mount-lock.js';
 import { buildNodeTree } from './node-tree.js';
 import { isInside } from './paths.js';
-import { json } from './render.js';
+import { json } from '../vfs/json-document.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
 import { ServiceRegistry, type NodeService } from './service-registry.js';
 
@@ -92,6 +92,7 @@ export class NodeDaemon {
   #reloading: Promise<void> | undefined;
   #resolveDone!: () => void;
   #timers: NodeJS.Timeout[] = [];
+  #stopWatchingMount: () => void = () => undefined;
   #lock: MountLock;
   #control: NodeControlSession | undefined;
   #users = new Map<string, UserIds>();
@@ -281,6 +282,7 @@ export class NodeDaemon {
     this.#stopping ??= (async () => {
       this.#log.info({ reason }, 'stopping');
       for (const timer of this.#timers) clearInterval(timer);
+      this.#stopWatchingMount();
       await this.#reloading?.catch(() => undefined);
       const runtimes = this.registry.list().flatMap((s) => (s.runtime ? [s.runtime] : []));
       await Promise.all(runtimes.map((rt) => rt.drain(this.options.shutdownGraceMs)));
@@ -298,11 +300,7 @@ export class NodeDaemon {
 
   #startTimers(): void {
     // fuse-native keeps serving after an external `umount`: notice it and exit (SPEC §1).
-    this.#timers.push(setInterval(() => {
-      void findMount(this.options.mount).then((entry) => {
-        if (!entry) void this.stop('the mount was unmounted from outside');
-      }, () => undefined);
-    }, 1000));
+    this.#stopWatchingMount = watchForUnmount(this.options.mount, () => void this.stop('the mount was unmounted from outside'));
     if (this.options.manifestReloadIntervalMs > 0) {
       this.#timers.push(setInterval(() => {
         void this.reload('interval').catch((error: unknown) => this.#log.error({ err: error }, 'manifest reload failed'));

@@ -6,9 +6,7 @@ import { SERVICE_FILES } from '../protocol/service-files.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import type { Job } from '../runtime/job.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
-
-/** Every JSON document of the tree: pretty, with a final newline (so `cat` output ends cleanly). */
-export const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
+import { json } from '../vfs/json-document.js';
 
 export type HostKind = 'native_process' | 'static_linked';
 

@@ -180,6 +180,10 @@ export interface NodeServiceWatchPayload {
   node_id?: string;
   replay_limit?: number;
   since_seq?: number;
+  /**
+   * worldfs: the subscription a WorldFS mount keeps for itself (SPEC §8): not gated by ACHERON_NODE_SERVICE_WATCH_ALLOW_USER, still filtered like any watch of its principal.
+   */
+  purpose?: "worldfs";
 }
 export interface NodeServiceUnwatchPayload {
   watch_id: string;

@@ -35,7 +35,7 @@ export async function tempDir(t: Teardown, prefix = 'acheron-test-'): Promise<st
   return dir;
 }
 
-async function isMounted(mount: string): Promise<boolean> {
+export async function isMounted(mount: string): Promise<boolean> {
   const table = await readFile('/proc/self/mountinfo', 'utf8');
   return table.split('\n').some((line) => line.split(' ')[4] === mount);
 }

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 
 export interface ShResult {
@@ -57,4 +57,16 @@ export async function alive(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Detached daemons (`--daemon`, the mount helper) whose resolved options name `text` (a temp dir). */
+export async function daemonsUsing(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const environ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
+    const options = environ.split('\0').find((v) => v.startsWith('ACHERON_DAEMON_OPTIONS='));
+    if (options?.includes(text) && (await alive(Number(entry)))) pids.push(Number(entry));
+  }
+  return pids;
 }

@@ -3,10 +3,10 @@
 // nothing mounted. fstab lines are tried in a private mount namespace with a bind-mounted copy of
 // /etc/fstab (never the host's, SPEC §12).
 import t, { type Test } from 'tap';
-import { readFile, readdir, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
+import { readFile, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, DRIVERS, readJson, tempDir } from '../helpers/node.js';
-import { q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
+import { daemonsUsing, q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
 
 const LAUNCHER = '/usr/local/bin/acheron';
 
@@ -18,19 +18,6 @@ if (previous !== launcher) {
   await chmod(LAUNCHER, 0o755);
   t.teardown(() => (previous === undefined ? rm(LAUNCHER, { force: true }) : writeFile(LAUNCHER, previous)));
 }
-
-/** Daemons (and their spawners) started for `dir`: the detached daemon's options name it. */
-async function daemonsUsing(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const environ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
-    const options = environ.split('\0').find((v) => v.startsWith('ACHERON_DAEMON_OPTIONS='));
-    if (options?.includes(dir) && (await alive(Number(entry)))) pids.push(Number(entry));
-  }
-  return pids;
-}
-
 
 async function isMounted(mount: string): Promise<boolean> {
   const table = await readFile('/proc/self/mountinfo', 'utf8');

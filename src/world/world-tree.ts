@@ -1,0 +1,113 @@
+import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import { directory, tableDirectory } from '../vfs/directory.js';
+import { FsError } from '../vfs/errors.js';
+import { snapshotFile, type Rendered } from '../vfs/files.js';
+import { json } from '../vfs/json-document.js';
+import type { VNode } from '../vfs/node.js';
+import type { SessionGrant, WorldCatalog, WorldNode } from './world-catalog.js';
+
+export interface WorldTreeOptions {
+  catalog: WorldCatalog;
+  /** `nodes`: the mount root is `nodes/` itself (mounted on /nodes, `ls /nodes/*\/services` works). */
+  subtree?: 'nodes';
+}
+
+/**
+ * The WorldFS tree (SPEC §9): the same VFS as the node tree, projected from the control server's
+ * catalog instead of a node's runtime. Every file renders from the catalog when it is opened, so a
+ * catalog change shows at the next read; a node or service that went away answers ENOENT, and
+ * everything below the root answers ENOTCONN while the control server is out of reach.
+ */
+export function buildWorldTree(options: WorldTreeOptions): VNode {
+  const { catalog } = options;
+  const nodes = directory({
+    list: () => connected(catalog).nodeIds(),
+    get: (nodeId) => (connected(catalog).node(nodeId) ? nodeDirectory(catalog, nodeId) : undefined),
+    mtimeMs: () => catalog.changedMs,
+  });
+  return options.subtree === 'nodes' ? nodes : tableDirectory([['nodes', nodes]], () => catalog.changedMs);
+}
+
+function connected(catalog: WorldCatalog): WorldCatalog {
+  if (!catalog.connected) throw new FsError('ENOTCONN', `the control server is out of reach: ${catalog.lastError}`);
+  return catalog;
+}
+
+/** A file rendered from the node's current catalog entry; ENOENT once the node is gone. */
+function nodeFile(catalog: WorldCatalog, nodeId: string, render: (node: WorldNode) => string): VNode {
+  return snapshotFile((): Rendered => {
+    const node = connected(catalog).node(nodeId);
+    if (!node) throw new FsError('ENOENT', `node ${nodeId} is no longer in the catalog`);
+    return { data: render(node), mtimeMs: node.updated_ms };
+  });
+}
+
+function nodeDirectory(catalog: WorldCatalog, nodeId: string): VNode {
+  const file = (render: (node: WorldNode) => string): VNode => nodeFile(catalog, nodeId, render);
+  return tableDirectory([
+    ['NODE.json', file((n) => json({ node_id: n.node_id, node_name: n.node_name, platform: n.platform, labels: n.labels, joined_at_ms: n.joined_at_ms }))],
+    ['STATUS.json', file((n) => json({ node_id: n.node_id, state: n.state, lease_expires_at_ms: n.lease_expires_at_ms, last_seen_ms: n.last_seen_ms, updated_ms: n.updated_ms }))],
+    ['CAPS.json', file((n) => json(nodeCaps(n, catalog.grant)))],
+    ['README.md', file((n) => nodeReadme(n, catalog.grant))],
+    ['services', servicesDirectory(catalog, nodeId)],
+  ], () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs);
+}
+
+function servicesDirectory(catalog: WorldCatalog, nodeId: string): VNode {
+  const services = (): ServiceDescriptor[] => {
+    const node = connected(catalog).node(nodeId);
+    if (!node) throw new FsError('ENOENT', `node ${nodeId} is no longer in the catalog`);
+    return node.services.filter((s) => visible(s, catalog.grant)).sort((a, b) => (a.service_id < b.service_id ? -1 : 1));
+  };
+  const servicesJson = nodeFile(catalog, nodeId, () => json(services().map((s) => ({ service_id: s.service_id, kind: s.kind, version: s.version, state: s.state }))));
+  return directory({
+    list: () => ['SERVICES.json', ...services().map((s) => s.service_id)],
+    get: (name) => (name === 'SERVICES.json' ? servicesJson : services().some((s) => s.service_id === name) ? serviceDirectory(catalog, nodeId, name) : undefined),
+    mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
+  });
+}
+
+/** The catalog metadata of one service, read-only (SPEC §9). */
+function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: string): VNode {
+  const file = (render: (service: ServiceDescriptor) => string): VNode => nodeFile(catalog, nodeId, (node) => {
+    const service = node.services.find((s) => s.service_id === serviceId);
+    if (!service || !visible(service, catalog.grant)) throw new FsError('ENOENT', `service ${serviceId} is no longer on node ${nodeId}`);
+    return render(service);
+  });
+  return tableDirectory([
+    ['README.md', file((s) => s.help_md ?? `# ${s.service_id}\n\nA \`${s.kind}\` service, version ${s.version}, on node ${nodeId}.\n`)],
+    ['SCHEMA.json', file((s) => json(s.schema))],
+    ['STATUS.json', file((s) => json({ service_id: s.service_id, version: s.version, state: s.state, supervision_status: s.runtime.supervision_status ?? null }))],
+    ['CAPS.json', file((s) => json(s.capabilities))],
+    ['MOUNTS.json', file((s) => json(s.mounts))],
+    ['OPS.json', file((s) => json(s.ops))],
+    ['RUNTIME.json', file((s) => json(s.runtime))],
+    ['PERMISSIONS.json', file((s) => json(s.permissions))],
+  ], () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs);
+}
+
+/**
+ * Whether this session may see a service (SPEC §8): admins see all; a user session when its
+ * project allows `invoke` and the service's permissions admit users (allow_roles `user`, `*` or
+ * `all`; otherwise a `deny` default hides it), and not when it wants the project token the session
+ * did not present. Hidden means absent from listings and ENOENT.
+ */
+export function visible(service: ServiceDescriptor, grant: SessionGrant | undefined): boolean {
+  if (!grant) return true;
+  if (grant.actions.invoke !== 'allowed') return false;
+  const { permissions } = service;
+  if (permissions.require_project_token === true && !grant.has_project_token) return false;
+  const roles = permissions.allow_roles ?? [];
+  if (roles.some((role) => role === 'user' || role === '*' || role === 'all')) return true;
+  return !/^deny/.test(permissions.default);
+}
+
+function nodeCaps(node: WorldNode, grant: SessionGrant | undefined): Record<string, unknown> {
+  const services = node.services.filter((s) => visible(s, grant));
+  return { platform: node.platform, labels: node.labels, services: services.length, kinds: [...new Set(services.map((s) => s.kind))].sort() };
+}
+
+function nodeReadme(node: WorldNode, grant: SessionGrant | undefined): string {
+  const services = node.services.filter((s) => visible(s, grant)).map((s) => `- \`${s.service_id}\` (${s.kind} ${s.version}, ${s.state})`);
+  return `# ${node.node_name} (\`${node.node_id}\`)\n\nState: ${node.state}. ${services.length} service(s) visible to this mount:\n\n${services.join('\n')}${services.length ? '\n' : ''}\nEach \`services/<id>/\` holds the service's catalog metadata (README.md, SCHEMA.json, STATUS.json, CAPS.json,\nMOUNTS.json, OPS.json, RUNTIME.json, PERMISSIONS.json).\n`;
+}

@@ -1,0 +1,33 @@
+// SPEC §8 watch role gates, and the exemption for the subscription a WorldFS mount keeps for
+// itself: it passes the gates but keeps the filter of its principal.
+import t from 'tap';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { ProjectStore } from '../../../src/control/projects.js';
+import { watchAccess } from '../../../src/control/watch-policy.js';
+import type { CatalogEvent } from '../../../src/control/event-log.js';
+import { tempDir } from '../../helpers/node.js';
+
+const projects = await ProjectStore.open(join(await tempDir(t), 'projects.json'), pino({ level: 'silent' }));
+await projects.upsert({ project_id: 'p', mounts: [{ node_id: 'n1' }], access_policy: { actions: { observe: 'open', read: 'open' } } });
+const admin = { kind: 'admin' as const, tokenId: 'admin' };
+const user = { kind: 'user' as const, tokenId: 'u', userId: 'u1', agentId: null };
+const session = { projectId: 'p', hasProjectToken: false };
+const closed = { allowAdmin: false, allowUser: false };
+const event = (nodeId: string): CatalogEvent => ({ node_id: nodeId } as CatalogEvent);
+
+t.test('closed gates refuse admin and user watches, naming the setting', async (t) => {
+  t.match(watchAccess(admin, closed, undefined, projects), { refused: /ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN/ });
+  t.match(watchAccess(user, closed, session, projects), { refused: /ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/ });
+});
+
+t.test('purpose worldfs passes the gates; a user still sees only its project\'s nodes', async (t) => {
+  const forAdmin = watchAccess(admin, closed, undefined, projects, 'worldfs');
+  t.ok('filter' in forAdmin && forAdmin.filter(event('anything')));
+  const forUser = watchAccess(user, closed, session, projects, 'worldfs');
+  if (!('filter' in forUser)) throw new Error(`refused: ${forUser.refused}`);
+  t.ok(forUser.filter(event('n1')), 'a node the project mounts');
+  t.notOk(forUser.filter(event('n2')), 'a node it does not');
+  t.match(watchAccess(user, closed, undefined, projects, 'worldfs'), { refused: /project session/ }, 'still needs a project session');
+  t.match(watchAccess({ kind: 'node', nodeId: 'n1' }, closed, undefined, projects, 'worldfs'), { refused: /node connections do not watch/ });
+});
