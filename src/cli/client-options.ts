@@ -31,16 +31,19 @@ export async function resolveClient(args: { 'control-url'?: string | undefined; 
   return { url, token };
 }
 
+/** --project-token-file, read (a usage error naming the file when it cannot be). */
+export async function readProjectToken(args: { 'project-token-file'?: string | undefined }): Promise<string | undefined> {
+  if (!args['project-token-file']) return undefined;
+  try {
+    return (await readFile(args['project-token-file'], 'utf8')).trim();
+  } catch (error) {
+    throw new UsageError(`--project-token-file ${args['project-token-file']}: ${(error as Error).message}`);
+  }
+}
+
 /** With --project, attaches the connection's project session (SPEC §8) before anything else. */
 export async function attachProject(client: ControlClient, args: { project?: string | undefined; 'project-token-file'?: string | undefined }): Promise<void> {
   if (args.project === undefined) return;
-  let projectToken: string | undefined;
-  if (args['project-token-file']) {
-    try {
-      projectToken = (await readFile(args['project-token-file'], 'utf8')).trim();
-    } catch (error) {
-      throw new UsageError(`--project-token-file ${args['project-token-file']}: ${(error as Error).message}`);
-    }
-  }
+  const projectToken = await readProjectToken(args);
   await client.request('control.session_attach', { project_id: args.project, ...(projectToken === undefined ? {} : { project_token: projectToken }) });
 }

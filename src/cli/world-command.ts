@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorldDaemon } from '../world/world-daemon.js';
-import { resolveClient } from './client-options.js';
+import { readProjectToken, resolveClient } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, reportToParent } from './daemonize.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
@@ -65,14 +64,7 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
     await daemonize('world', { ...args, 'control-url': url, token, 'token-file': undefined, daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
-  let projectToken: string | undefined;
-  if (args['project-token-file']) {
-    try {
-      projectToken = (await readFile(args['project-token-file'], 'utf8')).trim();
-    } catch (error) {
-      throw new UsageError(`--project-token-file ${args['project-token-file']}: ${(error as Error).message}`);
-    }
-  }
+  const projectToken = await readProjectToken(args);
   const log = createLogger({ level: args['log-level'] ?? 'info', file: args['log-file'] });
   let daemon: WorldDaemon;
   try {

@@ -14,6 +14,7 @@ import type { Principal } from './principal.js';
 import { ProjectStore } from './projects.js';
 import { sameSecret, TokenStore } from './token-store.js';
 import { WatchHub } from './watch-hub.js';
+import { RelayHub } from './relay-hub.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 
 export interface HostPort {
@@ -56,6 +57,7 @@ export class ControlServer {
   readonly metrics: ControlMetrics;
   readonly events: EventLog;
   readonly watches: WatchHub;
+  readonly relays: RelayHub;
   readonly projects: ProjectStore;
   #options: ControlServerOptions;
   #log: Logger;
@@ -77,6 +79,8 @@ export class ControlServer {
     this.events = events;
     this.metrics = new ControlMetrics(catalog, events);
     this.watches = new WatchHub(events, this.metrics);
+    // A node's tunnel: its newest open connection (a reconnect may overlap the old one).
+    this.relays = new RelayHub((nodeId) => [...this.#connections].reverse().find((c) => c.principal.kind === 'node' && c.principal.nodeId === nodeId), this.metrics);
     const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
     this.#ws = create();
     this.#http = create();
@@ -165,7 +169,7 @@ export class ControlServer {
       const connection = new ControlConnection(ws, principal, this.#nextConnectionId++, {
         schemas: this.#options.schemas,
         log: this.#log,
-        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, projects: this.projects, watchPolicy: this.#options.watchPolicy ?? watchPolicyFromEnv() }),
+        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, relays: this.relays, projects: this.projects, watchPolicy: this.#options.watchPolicy ?? watchPolicyFromEnv() }),
         onClose: (closed) => {
           this.#connections.delete(closed);
           this.watches.drop(closed);
@@ -174,7 +178,9 @@ export class ControlServer {
           const { principal: gone } = closed;
           if (gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
             this.catalog.shortenLease(gone.nodeId, this.#options.offlineGraceMs);
+            this.relays.nodeGone(gone.nodeId);
           }
+          this.relays.sessionGone(`c${closed.id}`);
         },
       });
       this.#connections.add(connection);

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Catalog } from './catalog.js';
 import type { EventLog } from './event-log.js';
 
@@ -19,6 +19,8 @@ export class ControlMetrics {
   readonly replayEvents: Counter;
   readonly replayBytes: Counter;
   readonly eventSeq: Gauge;
+  readonly relayed: Counter<'op' | 'outcome'>;
+  readonly relayLatency: Histogram<'op'>;
 
   constructor(catalog: Catalog, events: EventLog) {
     const registers = [this.registry];
@@ -59,6 +61,9 @@ export class ControlMetrics {
     window('acheron_watch_retained_oldest_timestamp_ms', 'Time of the oldest retained event', (w) => w.oldest_ms);
     window('acheron_watch_retained_newest_timestamp_ms', 'Time of the newest retained event', (w) => w.newest_ms);
     window('acheron_watch_retained_window_ms', 'Time span of the replay ring', (w) => w.window_ms);
+    this.relayed = new Counter({ name: 'acheron_relay_operations_total', help: 'WorldFS operations relayed to nodes, by op and outcome (ok or the errno)', labelNames: ['op', 'outcome'], registers });
+    // An invoke waits for its driver: buckets up to a minute.
+    this.relayLatency = new Histogram({ name: 'acheron_relay_latency_seconds', help: 'Time from forwarding a relayed operation to the node\'s answer', labelNames: ['op'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers });
   }
 
   /** The same numbers as /metrics, as JSON (control.metrics and /metrics.json). */

@@ -1,8 +1,10 @@
-import type { NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, SessionAttachPayload } from '../protocol/types.gen.js';
+import type { NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, RelayPayload, RelayReplyPayload, SessionAttachPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Catalog } from './catalog.js';
 import type { ControlConnection } from './connection.js';
 import type { ControlMetrics } from './metrics.js';
+import type { RelayHub } from './relay-hub.js';
+import { relayRefusal } from './relay-policy.js';
 import type { Principal, Role } from './principal.js';
 import type { TokenStore } from './token-store.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
@@ -16,6 +18,7 @@ export interface OpContext {
   tokens: TokenStore;
   metrics: ControlMetrics;
   watches: WatchHub;
+  relays: RelayHub;
   watchPolicy: WatchPolicy;
   projects: ProjectStore;
   /** This connection's project session, if it attached one. */
@@ -159,4 +162,14 @@ export const OPS: Record<string, Op<never>> = {
     return { watch_id: payload.watch_id, enabled: false };
   }),
   'control.metrics': op<Record<string, never>>('empty', ['admin'], async (context) => context.metrics.json()),
+  // WorldFS (SPEC §9): the reply is the node's outcome, an errno by name when it failed.
+  'control.relay': op<RelayPayload>('relay', ['admin', 'user'], async (context, payload) => {
+    return relayRefusal(context, payload) ?? context.relays.forward(payload, `c${context.connection.id}`);
+  }),
+  'control.relay_reply': op<RelayReplyPayload>('relay_reply', ['node'], async (context, payload) => {
+    const { relay_id: relayId, ...outcome } = payload;
+    const nodeId = context.principal.kind === 'node' ? context.principal.nodeId : '';
+    if (!context.relays.complete(nodeId, relayId, outcome)) throw new ProtocolError('not_found', `no relayed operation ${relayId} is waiting for node ${nodeId}`, { field: '/relay_id' });
+    return {};
+  }),
 };

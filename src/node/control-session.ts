@@ -6,6 +6,9 @@ import { ControlClient } from '../protocol/control-client.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import type { RelayRequest } from '../protocol/relay.js';
+import type { ServerFrame } from '../protocol/envelope.js';
+import type { RelayServer } from './relay-server.js';
 
 export type ControlState = 'standalone' | 'connecting' | 'joining' | 'connected' | 'disconnected';
 
@@ -29,6 +32,8 @@ export interface ControlSessionOptions {
   backoffMs: number;
   backoffMaxMs: number;
   log: Logger;
+  /** Runs WorldFS operations the server relays to this node (SPEC §9). */
+  relay?: RelayServer;
 }
 
 /** How often the node compares its catalog with what it last published (changes coalesce within it). */
@@ -102,7 +107,7 @@ export class NodeControlSession {
     if (credentials) {
       this.state = 'connecting';
       try {
-        return await ControlClient.connect({ url: o.url, token: `node.${credentials.node_id}.${credentials.node_secret}` });
+        return await this.#open(`node.${credentials.node_id}.${credentials.node_secret}`);
       } catch (error) {
         if (!(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
         o.log.error('control session: the server rejected this node\'s secret; joining again needs a new join token');
@@ -111,7 +116,7 @@ export class NodeControlSession {
     const joinToken = await o.joinToken();
     if (!joinToken) throw new Error(`no credentials in ${o.stateFile} and no join token (--join-token-file): cannot join ${o.url}`);
     this.state = 'joining';
-    const client = await ControlClient.connect({ url: o.url, token: joinToken });
+    const client = await this.#open(joinToken);
     const joined = await client.request<{ node_id: string; node_secret: string }>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node }).catch((error: unknown) => {
       client.terminate();
       throw error;
@@ -120,6 +125,24 @@ export class NodeControlSession {
     const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: o.url, joined_ms: Date.now() };
     await writeFileAtomic(o.stateFile, JSON.stringify(saved, null, 2) + '\n', 0o600);
     o.log.info({ node_id: joined.node_id }, 'joined the control server');
+    return client;
+  }
+
+  /** A connection whose pushes (relayed operations) reach this node's RelayServer. */
+  async #open(token: string): Promise<ControlClient> {
+    const { relay, log } = this.#options;
+    let client: ControlClient | undefined;
+    const onPush = (frame: ServerFrame): void => {
+      if (!relay || !frame.ok) return;
+      if (frame.type === 'control.relay_request') {
+        const request = frame.payload as RelayRequest;
+        void relay.execute(request).then((outcome) => client?.request('control.relay_reply', { relay_id: request.relay_id, ...outcome }))
+          .catch((error: unknown) => log.warn({ err: error, relay_id: request.relay_id }, 'could not answer a relayed operation'));
+      } else if (frame.type === 'control.relay_session_closed') {
+        void relay.dropSession((frame.payload as { session: string }).session);
+      }
+    };
+    client = await ControlClient.connect({ url: this.#options.url, token, onPush });
     return client;
   }
 

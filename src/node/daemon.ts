@@ -22,6 +22,8 @@ import { buildExportsDirectory, checkExports, type ExportSpec } from './fs-provi
 import { NodeControlSession } from './control-session.js';
 import { checkDriverUsers, lookupUser, readPasswd, type UserIds } from './driver-users.js';
 import { MountLock } from '../fuse/mount-lock.js';
+import { Dispatcher } from '../vfs/dispatch.js';
+import { RelayServer } from './relay-server.js';
 import { buildNodeTree } from './node-tree.js';
 import { isInside } from './paths.js';
 import { json } from '../vfs/json-document.js';
@@ -95,6 +97,7 @@ export class NodeDaemon {
   #stopWatchingMount: () => void = () => undefined;
   #lock: MountLock;
   #control: NodeControlSession | undefined;
+  #relay: RelayServer | undefined;
   #users = new Map<string, UserIds>();
 
   private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices, lock: MountLock) {
@@ -151,6 +154,8 @@ export class NodeDaemon {
         ...(options.fsService ? { exports: buildExportsDirectory(exports) } : {}),
       });
       daemon.#mounted = await mountTree(tree, { mountPoint: mount, log: log.child({ component: 'fuse' }) });
+      // WorldFS operations run against the same tree, without FUSE (SPEC §9 Relay).
+      daemon.#relay = new RelayServer(new Dispatcher(tree));
     } catch (error) {
       await daemon.#spawner?.close();
       await journal.close();
@@ -288,6 +293,7 @@ export class NodeDaemon {
       await Promise.all(runtimes.map((rt) => rt.drain(this.options.shutdownGraceMs)));
       await this.#spawner?.close();
       await this.#control?.stop();
+      this.#relay?.close();
       await this.#journal.close().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: final flush failed'));
       // After an external umount there is nothing left to unmount (fusermount would fail).
       if (await findMount(this.options.mount)) await this.#mounted?.unmount();
@@ -321,6 +327,7 @@ export class NodeDaemon {
       backoffMs: options.reconnectBackoffMs,
       backoffMaxMs: options.reconnectBackoffMaxMs,
       log: this.#log.child({ component: 'control' }),
+      ...(this.#relay ? { relay: this.#relay } : {}),
     });
     this.#control.start();
   }

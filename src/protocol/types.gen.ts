@@ -29,6 +29,8 @@ export interface ControlProtocol {
   project?: ProjectPayload;
   project_ref?: ProjectRefPayload;
   session_attach?: SessionAttachPayload;
+  relay?: RelayPayload;
+  relay_reply?: RelayReplyPayload;
 }
 export interface ControlRequest {
   channel: "control";
@@ -225,6 +227,73 @@ export interface ProjectRefPayload {
 export interface SessionAttachPayload {
   project_id: string;
   project_token?: string;
+}
+/**
+ * WorldFS → server: one file-system operation on a node's tree (SPEC §9 Relay); the server forwards it to that node's tunnel as control.relay_request, with relay_id and session added.
+ */
+export interface RelayPayload {
+  node_id: string;
+  /**
+   * Unique per operation: the node answers a repeated id from its de-duplication table (10 min) instead of running it again.
+   */
+  request_id: string;
+  op:
+    | "stat"
+    | "list"
+    | "open"
+    | "read"
+    | "write"
+    | "flush"
+    | "release"
+    | "truncate"
+    | "ftruncate"
+    | "utimens"
+    | "create"
+    | "mkdir"
+    | "unlink"
+    | "rmdir"
+    | "rename";
+  /**
+   * Absolute within the node tree, e.g. /services/echo/control/invoke.json or /fs/data/notes.txt
+   */
+  path: string;
+  /**
+   * A handle from open or create (read, write, flush, release, ftruncate)
+   */
+  fh?: number;
+  flags?: number;
+  mode?: number;
+  offset?: number;
+  length?: number;
+  size?: number;
+  /**
+   * base64, at most 256 KiB decoded
+   */
+  data?: string;
+  /**
+   * rename: the new path
+   */
+  to?: string;
+  atime_ms?: number;
+  mtime_ms?: number;
+}
+/**
+ * Node → server: the outcome of one control.relay_request, passed on to the requester unchanged.
+ */
+export interface RelayReplyPayload {
+  relay_id: string;
+  ok: boolean;
+  /**
+   * With ok:false: an errno name (ENOENT, EINVAL, EPERM, EAGAIN, EFBIG, ...), never collapsed into EIO
+   */
+  errno?: string;
+  message?: string;
+  /**
+   * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; list {names}; open, create {fh}; read {data (base64)}; write {written}; else {}
+   */
+  result?: {
+    [k: string]: unknown;
+  };
 }
 /**
  * One Acheron service manifest (SPEC §2). Unknown top-level and runtime keys are errors, except keys starting with "x-".

@@ -1,4 +1,4 @@
-import { FsError } from './errors.js';
+import { errnoNameOf, FsError } from './errors.js';
 import { isDirectoryMode, type Attr, type Handle, type VNode } from './node.js';
 
 const O_ACCMODE = 3;
@@ -87,7 +87,9 @@ export class Dispatcher {
 
   async create(path: string, mode: number, flags: number): Promise<Handle> {
     const [parent, name] = await this.#parentOf(path);
-    if (await parent.lookup?.(name)) return this.open(path, flags);
+    // A lazy lookup (WorldFS relays) may hand back a node for a name that is not there: ask it.
+    const existing = await parent.lookup?.(name);
+    if (existing && (await existing.getattr().then(() => true, (error: unknown) => errnoNameOf(error) !== 'ENOENT'))) return this.open(path, flags);
     if (!parent.create) throw new FsError('EACCES', `${path}: files cannot be created here`);
     return parent.create(name, mode, flags);
   }

@@ -2,7 +2,10 @@ import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import { randomUUID } from 'node:crypto';
+import type { RelayOutcome } from '../protocol/relay.js';
+import type { NodeLabels, NodePlatform, RelayPayload, ServiceDescriptor } from '../protocol/types.gen.js';
+import { FsError, isErrnoName } from '../vfs/errors.js';
 
 /** One node as the control server describes it (node_get, and the events' payload). */
 export interface WorldNode {
@@ -99,6 +102,29 @@ export class WorldCatalog {
 
   node(nodeId: string): WorldNode | undefined {
     return this.#nodes.get(nodeId);
+  }
+
+  /**
+   * One file-system operation on a node's tree, relayed through the control server (SPEC §9).
+   * ENOTCONN at once while the control server is out of reach, EHOSTUNREACH at once when the node
+   * is offline; otherwise the node's own errno, by name. Never retried: at most once.
+   */
+  async relay(nodeId: string, operation: Omit<RelayPayload, 'node_id' | 'request_id'>): Promise<Record<string, unknown>> {
+    const client = this.#client;
+    if (!this.#connected || !client) throw new FsError('ENOTCONN', `the control server is out of reach: ${this.#lastError}`);
+    if (this.#nodes.get(nodeId)?.state === 'offline') throw new FsError('EHOSTUNREACH', `node ${nodeId} is offline`);
+    let outcome: RelayOutcome;
+    try {
+      outcome = await client.request<RelayOutcome>('control.relay', { node_id: nodeId, request_id: randomUUID(), ...operation }, Infinity);
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === 'unavailable') throw new FsError('ENOTCONN', `${operation.op} ${operation.path}: ${error.message}`);
+      throw error;
+    }
+    if (outcome.ok) return outcome.result ?? {};
+    const message = outcome.message ?? `${operation.op} ${operation.path} failed on node ${nodeId}`;
+    // A name the adapter knows as an errno still comes out unchanged (errno.ts maps any `code`).
+    if (isErrnoName(outcome.errno)) throw new FsError(outcome.errno, message);
+    throw Object.assign(new Error(message), { code: outcome.errno ?? 'EIO' });
   }
 
   /**

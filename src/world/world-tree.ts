@@ -1,9 +1,12 @@
+import { admitsUser } from '../protocol/relay.js';
+import { SERVICE_FILES } from '../protocol/service-files.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
 import { FsError } from '../vfs/errors.js';
 import { snapshotFile, type Rendered } from '../vfs/files.js';
 import { json } from '../vfs/json-document.js';
 import type { VNode } from '../vfs/node.js';
+import { RemoteNode, type Relay } from './remote-node.js';
 import type { SessionGrant, WorldCatalog, WorldNode } from './world-catalog.js';
 
 export interface WorldTreeOptions {
@@ -20,9 +23,16 @@ export interface WorldTreeOptions {
  */
 export function buildWorldTree(options: WorldTreeOptions): VNode {
   const { catalog } = options;
+  // One relay per node, so a rename can tell whether both ends are on the same node.
+  const relays = new Map<string, Relay>();
+  const relayTo = (nodeId: string): Relay => {
+    let relay = relays.get(nodeId);
+    if (!relay) relays.set(nodeId, (relay = (operation) => catalog.relay(nodeId, operation)));
+    return relay;
+  };
   const nodes = directory({
     list: () => connected(catalog).nodeIds(),
-    get: (nodeId) => (connected(catalog).node(nodeId) ? nodeDirectory(catalog, nodeId) : undefined),
+    get: (nodeId) => (connected(catalog).node(nodeId) ? nodeDirectory(catalog, nodeId, relayTo(nodeId)) : undefined),
     mtimeMs: () => catalog.changedMs,
   });
   return options.subtree === 'nodes' ? nodes : tableDirectory([['nodes', nodes]], () => catalog.changedMs);
@@ -42,18 +52,22 @@ function nodeFile(catalog: WorldCatalog, nodeId: string, render: (node: WorldNod
   });
 }
 
-function nodeDirectory(catalog: WorldCatalog, nodeId: string): VNode {
+function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay): VNode {
   const file = (render: (node: WorldNode) => string): VNode => nodeFile(catalog, nodeId, render);
-  return tableDirectory([
+  const entries: Array<[string, VNode]> = [
     ['NODE.json', file((n) => json({ node_id: n.node_id, node_name: n.node_name, platform: n.platform, labels: n.labels, joined_at_ms: n.joined_at_ms }))],
     ['STATUS.json', file((n) => json({ node_id: n.node_id, state: n.state, lease_expires_at_ms: n.lease_expires_at_ms, last_seen_ms: n.last_seen_ms, updated_ms: n.updated_ms }))],
     ['CAPS.json', file((n) => json(nodeCaps(n, catalog.grant)))],
     ['README.md', file((n) => nodeReadme(n, catalog.grant))],
-    ['services', servicesDirectory(catalog, nodeId)],
-  ], () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs);
+    ['services', servicesDirectory(catalog, nodeId, relay)],
+  ];
+  // The node's exports, relayed, when it publishes its fs service (SPEC §9 nodes/<id>/fs/<export>/).
+  const fs = catalog.node(nodeId)?.services.find((s) => s.service_id === FS_SERVICE_ID);
+  if (fs && visible(fs, catalog.grant)) entries.push(['fs', new RemoteNode(relay, '/fs')]);
+  return tableDirectory(entries, () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs);
 }
 
-function servicesDirectory(catalog: WorldCatalog, nodeId: string): VNode {
+function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay): VNode {
   const services = (): ServiceDescriptor[] => {
     const node = connected(catalog).node(nodeId);
     if (!node) throw new FsError('ENOENT', `node ${nodeId} is no longer in the catalog`);
@@ -62,19 +76,25 @@ function servicesDirectory(catalog: WorldCatalog, nodeId: string): VNode {
   const servicesJson = nodeFile(catalog, nodeId, () => json(services().map((s) => ({ service_id: s.service_id, kind: s.kind, version: s.version, state: s.state }))));
   return directory({
     list: () => ['SERVICES.json', ...services().map((s) => s.service_id)],
-    get: (name) => (name === 'SERVICES.json' ? servicesJson : services().some((s) => s.service_id === name) ? serviceDirectory(catalog, nodeId, name) : undefined),
+    get: (name) => (name === 'SERVICES.json' ? servicesJson : services().some((s) => s.service_id === name) ? serviceDirectory(catalog, nodeId, name, relay) : undefined),
     mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
   });
 }
 
-/** The catalog metadata of one service, read-only (SPEC §9). */
-function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: string): VNode {
+/** The built-in fs provider's service id (reserved: no manifest can take it). */
+const FS_SERVICE_ID = 'fs';
+
+/** The live files of a service directory, relayed to the node (SPEC §9): control/, result.json, ..., jobs/. */
+const LIVE_NAMES = [...new Set(SERVICE_FILES.filter((f) => !['readme', 'schema', 'template', 'host'].includes(f.kind)).map((f) => f.path.split('/')[0] as string))];
+
+/** A service: its catalog metadata (read-only, from the catalog) and its live files (relayed). */
+function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: string, relay: Relay): VNode {
   const file = (render: (service: ServiceDescriptor) => string): VNode => nodeFile(catalog, nodeId, (node) => {
     const service = node.services.find((s) => s.service_id === serviceId);
     if (!service || !visible(service, catalog.grant)) throw new FsError('ENOENT', `service ${serviceId} is no longer on node ${nodeId}`);
     return render(service);
   });
-  return tableDirectory([
+  const metadata = new Map<string, VNode>([
     ['README.md', file((s) => s.help_md ?? `# ${s.service_id}\n\nA \`${s.kind}\` service, version ${s.version}, on node ${nodeId}.\n`)],
     ['SCHEMA.json', file((s) => json(s.schema))],
     ['STATUS.json', file((s) => json({ service_id: s.service_id, version: s.version, state: s.state, supervision_status: s.runtime.supervision_status ?? null }))],
@@ -83,23 +103,25 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
     ['OPS.json', file((s) => json(s.ops))],
     ['RUNTIME.json', file((s) => json(s.runtime))],
     ['PERMISSIONS.json', file((s) => json(s.permissions))],
-  ], () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs);
+  ]);
+  // The fs service has no files of its own on the node: its exports are nodes/<id>/fs/.
+  const live = serviceId === FS_SERVICE_ID ? [] : LIVE_NAMES;
+  const names = [...metadata.keys(), ...live].sort();
+  return directory({
+    list: () => names,
+    get: (name) => metadata.get(name) ?? (live.includes(name) ? new RemoteNode(relay, `/services/${serviceId}/${name}`) : undefined),
+    mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
+  });
 }
 
 /**
  * Whether this session may see a service (SPEC §8): admins see all; a user session when its
- * project allows `invoke` and the service's permissions admit users (allow_roles `user`, `*` or
- * `all`; otherwise a `deny` default hides it), and not when it wants the project token the session
- * did not present. Hidden means absent from listings and ENOENT.
+ * project allows `invoke` and the service's permissions admit it. Hidden means absent from
+ * listings and ENOENT.
  */
 export function visible(service: ServiceDescriptor, grant: SessionGrant | undefined): boolean {
   if (!grant) return true;
-  if (grant.actions.invoke !== 'allowed') return false;
-  const { permissions } = service;
-  if (permissions.require_project_token === true && !grant.has_project_token) return false;
-  const roles = permissions.allow_roles ?? [];
-  if (roles.some((role) => role === 'user' || role === '*' || role === 'all')) return true;
-  return !/^deny/.test(permissions.default);
+  return grant.actions.invoke === 'allowed' && admitsUser(service.permissions, grant.has_project_token);
 }
 
 function nodeCaps(node: WorldNode, grant: SessionGrant | undefined): Record<string, unknown> {

@@ -16,6 +16,8 @@ interface Teardown {
   teardown(fn: () => Promise<void> | void): void;
 }
 
+type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
 export interface RunningNode {
   dir: string;
   mount: string;
@@ -57,23 +59,14 @@ export function manifest(serviceId: string, driver: string, extra: { runtime?: R
 }
 
 /**
- * Starts `acheron node` as a child process on a fresh mount and waits until the tree is live.
- * Teardown kills it and lazily unmounts, also when the test failed.
+ * Runs `node <args>` (an acheron daemon serving `mount`) in its own process group. Teardown kills the
+ * group and lazily unmounts, also when the test failed.
  */
-export async function startNode(t: Teardown, options: { manifests?: Array<Record<string, unknown>>; args?: string[]; dir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningNode> {
-  const dir = options.dir ?? (await tempDir(t));
-  const mount = join(dir, 'mnt');
-  const servicesDir = join(dir, 'services.d');
-  await mkdir(servicesDir, { recursive: true });
-  for (const m of options.manifests ?? []) await writeFile(join(servicesDir, `${String(m.service_id)}.json`), JSON.stringify(m, null, 2));
-  const logFile = join(dir, 'node.log');
-  // Each test has its own state file: the journal restores runtime state across restarts.
-  const stateFile = join(dir, 'node-state.json');
-  const args = [ACHERON, 'node', '--node-id', 'test-node', '--mount', mount, '--services-dir', servicesDir, '--state-file', stateFile, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env }, detached: true });
+export function spawnMounter(t: Teardown, args: string[], mount: string, env?: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<Exit>; gone(): boolean; stderr(): string } {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env }, detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   let gone = false;
   void exited.then(() => (gone = true));
   t.teardown(async () => {
@@ -87,9 +80,27 @@ export async function startNode(t: Teardown, options: { manifests?: Array<Record
     }
     await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
   });
+  return { child, exited, gone: () => gone, stderr: () => stderr };
+}
+
+/**
+ * Starts `acheron node` as a child process on a fresh mount and waits until the tree is live.
+ * Teardown kills it and lazily unmounts, also when the test failed.
+ */
+export async function startNode(t: Teardown, options: { manifests?: Array<Record<string, unknown>>; args?: string[]; dir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningNode> {
+  const dir = options.dir ?? (await tempDir(t));
+  const mount = join(dir, 'mnt');
+  const servicesDir = join(dir, 'services.d');
+  await mkdir(servicesDir, { recursive: true });
+  for (const m of options.manifests ?? []) await writeFile(join(servicesDir, `${String(m.service_id)}.json`), JSON.stringify(m, null, 2));
+  const logFile = join(dir, 'node.log');
+  // Each test has its own state file: the journal restores runtime state across restarts.
+  const stateFile = join(dir, 'node-state.json');
+  const args = [ACHERON, 'node', '--node-id', 'test-node', '--mount', mount, '--services-dir', servicesDir, '--state-file', stateFile, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
+  const { child, exited, gone, stderr } = spawnMounter(t, args, mount, options.env);
   // A stale entry of a killed daemon stays in mountinfo: wait until NODE.json names this daemon.
-  await waitFor(async () => gone || ((await isMounted(mount)) && (await servedBy(mount, child.pid))), { what: `node mount at ${mount}`, timeoutMs: 30_000 });
-  if (gone) throw new Error(`acheron node exited before mounting: ${stderr.trim()}`);
+  await waitFor(async () => gone() || ((await isMounted(mount)) && (await servedBy(mount, child.pid))), { what: `node mount at ${mount}`, timeoutMs: 30_000 });
+  if (gone()) throw new Error(`acheron node exited before mounting: ${stderr().trim()}`);
   const node: RunningNode = {
     dir, mount, servicesDir, logFile, child, exited,
     service: (id) => join(mount, 'services', id),

@@ -3,7 +3,7 @@
 // service the mount's token may see (SPEC §8 filtering for user sessions), follows catalog changes,
 // answers ENOTCONN while the server is away and recovers when it is back.
 import t from 'tap';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { acheron, joinToken, startControl, type RunningControl } from '../helpers/control.js';
@@ -14,6 +14,9 @@ import { startWorld } from '../helpers/world.js';
 const NODE_ID = 'test-node';
 let control: RunningControl = await startControl(t, { args: ['--offline-grace-ms', '1000'] });
 const dir = await tempDir(t);
+const exported = join(dir, 'exported');
+await mkdir(exported);
+await writeFile(join(exported, 'hello.txt'), 'hello from the node\n');
 const tokenFile = join(dir, 'join-token');
 await writeFile(tokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
 const permissions = (p: Record<string, unknown>): Record<string, unknown> => ({ permissions: { default: 'deny-by-default', ...p } });
@@ -23,7 +26,7 @@ const node = await startNode(t, {
     manifest('secret', 'echo', permissions({ allow_roles: ['admin'] })),
     manifest('tokened', 'echo', permissions({ allow_roles: ['user'], require_project_token: true })),
   ],
-  args: ['--control-url', control.url, '--join-token-file', tokenFile, '--label', 'rack=r7', '--manifest-reload-interval-ms', '300', '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '1000'],
+  args: ['--control-url', control.url, '--join-token-file', tokenFile, '--label', 'rack=r7', '--export', `data=${exported}:rw`, '--manifest-reload-interval-ms', '300', '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '1000'],
 });
 
 async function admin<T>(type: string, payload: Record<string, unknown> = {}): Promise<T> {
@@ -51,7 +54,7 @@ const services = (w: { node(id: string): string }): string => join(w.node(NODE_I
 
 await t.test('an admin mount shows the node, its status and every service\'s catalog metadata', async (tt) => {
   tt.same(await ls(join(world.mount, 'nodes')), [NODE_ID]);
-  tt.same(await ls(world.node(NODE_ID)), ['CAPS.json', 'NODE.json', 'README.md', 'STATUS.json', 'services']);
+  tt.same(await ls(world.node(NODE_ID)), ['CAPS.json', 'NODE.json', 'README.md', 'STATUS.json', 'fs', 'services']);
   const nodeDoc = await readJson<{ node_id: string; labels: Record<string, string> }>(join(world.node(NODE_ID), 'NODE.json'));
   tt.equal(nodeDoc.node_id, NODE_ID);
   tt.same(nodeDoc.labels, { rack: 'r7' });
@@ -62,7 +65,11 @@ await t.test('an admin mount shows the node, its status and every service\'s cat
   tt.same(listed.map((s) => s.service_id), ['echo', 'fs', 'secret', 'tokened'], 'SERVICES.json lists all of them, sorted');
   tt.same(await ls(services(world)), ['SERVICES.json', 'echo', 'fs', 'secret', 'tokened']);
   const echo = join(services(world), 'echo');
-  tt.same(await ls(echo), ['CAPS.json', 'MOUNTS.json', 'OPS.json', 'PERMISSIONS.json', 'README.md', 'RUNTIME.json', 'SCHEMA.json', 'STATUS.json']);
+  tt.same(await ls(echo), [
+    'CAPS.json', 'MOUNTS.json', 'OPS.json', 'PERMISSIONS.json', 'README.md', 'RUNTIME.json', 'SCHEMA.json', 'STATUS.json',
+    'config.json', 'control', 'health.json', 'jobs', 'last_error.txt', 'metrics.json', 'result.json', 'status.json',
+  ], 'catalog metadata (upper case) and the live files (relayed)');
+  tt.same(await ls(join(services(world), 'fs')), ['CAPS.json', 'MOUNTS.json', 'OPS.json', 'PERMISSIONS.json', 'README.md', 'RUNTIME.json', 'SCHEMA.json', 'STATUS.json'], 'fs has metadata only: its files are nodes/<id>/fs/');
   tt.same(await readJson(join(echo, 'SCHEMA.json')), { input: { type: 'object' }, example: { msg: 'hi' } }, 'SCHEMA.json is the manifest schema');
   tt.equal(await readText(join(echo, 'README.md')), '# echo\n\nsays it back\n', 'README.md is help_md');
   tt.match(await readJson(join(echo, 'RUNTIME.json')), { type: 'native_proc' });
@@ -80,6 +87,72 @@ await t.test('the tree is read-only and unknown names are ENOENT', async (tt) =>
   const mkdir = await sh(`mkdir ${q(join(world.mount, 'nodes', 'new'))}`);
   tt.not(mkdir.code, 0);
   const missing = await sh(`cat ${q(join(world.mount, 'nodes', 'no-such-node', 'NODE.json'))}`);
+  tt.match(missing.stderr, /No such file or directory/);
+});
+
+/** What the node's own mount says, to compare with what WorldFS relays. */
+const onNode = (service: string, name: string): Promise<Record<string, unknown>> => readJson(join(node.service(service), name));
+
+await t.test('relay: an invoke through WorldFS runs once on the node and its files show the outcome', async (tt) => {
+  const invoke = join(services(world), 'echo', 'control', 'invoke.json');
+  const before = Number((await onNode('echo', 'metrics.json')).invokes_total);
+  const r = await sh(`/bin/echo '{"msg":"through the world"}' > ${q(invoke)}`);
+  tt.equal(r.code, 0, r.stderr.trim());
+  tt.equal(Number((await onNode('echo', 'metrics.json')).invokes_total), before + 1, 'exactly one invocation on the node');
+  const result = await readJson<{ echo: unknown }>(join(services(world), 'echo', 'result.json'));
+  tt.same(result.echo, { msg: 'through the world' }, 'result.json through WorldFS');
+  tt.same(await readJson(join(services(world), 'echo', 'result.json')), await onNode('echo', 'result.json'), 'the same bytes as on the node');
+  tt.match(await readJson(join(services(world), 'echo', 'status.json')), { state: 'ok' });
+  const jobs = await ls(join(services(world), 'echo', 'jobs'));
+  tt.ok(jobs.length >= 1, `jobs/ is listed (${jobs.length})`);
+  tt.match(await readText(join(services(world), 'echo', 'jobs', jobs.at(-1) as string, 'request.json')), /through the world/);
+});
+
+await t.test('relay: an O_RDWR transaction reads its own outcome; errnos come out unchanged', async (tt) => {
+  const invoke = join(services(world), 'echo', 'control', 'invoke.json');
+  const script = `
+import errno, json, os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_RDWR)
+os.write(fd, b'{"n": 7}')
+out = b''
+while True:
+    chunk = os.read(fd, 65536)
+    if not chunk:
+        break
+    out += chunk
+os.close(fd)
+fd = os.open(path, os.O_WRONLY)
+os.write(fd, b'not json')
+try:
+    os.close(fd)
+    code = 'none'
+except OSError as e:
+    code = errno.errorcode[e.errno]
+print(json.dumps({"outcome": json.loads(out), "bad_close": code}))
+`;
+  const r = await sh(`python3 -c ${q(script)} ${q(invoke)}`);
+  tt.equal(r.code, 0, r.stderr.trim());
+  const { outcome, bad_close: badClose } = JSON.parse(r.stdout) as { outcome: { echo: unknown }; bad_close: string };
+  tt.match(outcome, { echo: { n: 7 } }, 'the transaction read its own invocation');
+  tt.equal(badClose, 'EINVAL', 'invalid JSON: EINVAL at close(), as on the node');
+  tt.match(await readText(join(services(world), 'echo', 'last_error.txt')), /invalid JSON/);
+  const disabled = await sh(`echo 1 > ${q(join(services(world), 'echo', 'control', 'disable'))} && /bin/echo '{}' > ${q(invoke)}`);
+  tt.match(disabled.stderr, /Operation not permitted/, 'control/disable through WorldFS, then EPERM');
+  const enabled = await sh(`echo 1 > ${q(join(services(world), 'echo', 'control', 'enable'))} && /bin/echo '{}' > ${q(invoke)}`);
+  tt.equal(enabled.code, 0, enabled.stderr.trim());
+});
+
+await t.test('relay: fs/ exports read and write the node\'s directory', async (tt) => {
+  const fs = join(world.node(NODE_ID), 'fs');
+  tt.same(await ls(fs), ['data']);
+  tt.equal(await readText(join(fs, 'data', 'hello.txt')), 'hello from the node\n');
+  const big = await sh(`head -c 700000 /dev/urandom > ${q(join(dir, 'big.bin'))} && cp ${q(join(dir, 'big.bin'))} ${q(join(fs, 'data', 'big.bin'))} && cmp ${q(join(dir, 'big.bin'))} ${q(join(fs, 'data', 'big.bin'))}`, { timeoutMs: 60_000 });
+  tt.equal(big.code, 0, `700 kB copied in and read back identical (${big.stderr.trim()})`);
+  tt.ok((await readFile(join(exported, 'big.bin'))).equals(await readFile(join(dir, 'big.bin'))), 'the bytes are on the node\'s disk');
+  const edit = await sh(`mkdir ${q(join(fs, 'data', 'sub'))} && mv ${q(join(fs, 'data', 'big.bin'))} ${q(join(fs, 'data', 'sub', 'moved.bin'))} && rm ${q(join(fs, 'data', 'sub', 'moved.bin'))} && rmdir ${q(join(fs, 'data', 'sub'))}`);
+  tt.equal(edit.code, 0, `mkdir, mv, rm, rmdir (${edit.stderr.trim()})`);
+  const missing = await sh(`cat ${q(join(fs, 'data', 'nope.txt'))}`);
   tt.match(missing.stderr, /No such file or directory/);
 });
 
@@ -120,6 +193,22 @@ await t.test('a user session sees only what its project allows (SPEC §8)', asyn
   tt.match(hidden.stderr, /No such file or directory/, 'a hidden service is ENOENT on direct access');
   const caps = await readJson<{ services: number }>(join(withToken.node(NODE_ID), 'CAPS.json'));
   tt.equal(caps.services, 3, 'CAPS.json counts only visible services');
+  const invoked = await sh(`/bin/echo '{"from":"a user"}' > ${q(join(services(withToken), 'echo', 'control', 'invoke.json'))}`);
+  tt.equal(invoked.code, 0, `a user with invoke allowed invokes through WorldFS (${invoked.stderr.trim()})`);
+  tt.match(await readJson(join(services(withToken), 'echo', 'result.json')), { echo: { from: 'a user' } });
+
+  // The server checks every relayed operation itself: a client that asks for more gets nothing.
+  const raw = await ControlClient.connect({ url: control.url, token: control.userToken, requestTimeoutMs: 10_000 });
+  try {
+    await raw.request('control.session_attach', { project_id: project, project_token: projectToken });
+    const relay = (path: string, op = 'stat') => raw.request<{ ok: boolean; errno?: string }>('control.relay', { node_id: NODE_ID, request_id: `t-${path}-${op}`, op, path });
+    tt.match(await relay('/services/secret/result.json'), { ok: false, errno: 'ENOENT' }, 'a hidden service is ENOENT on the server too');
+    tt.match(await relay('/NODE.json'), { ok: false, errno: 'EACCES' }, 'only services/<id>/ and fs/ are relayed');
+    tt.match(await relay('/services/echo/result.json'), { ok: true }, 'a visible service is relayed');
+    tt.match(await relay('/fs/data/../../etc/passwd'), { ok: false, errno: 'EINVAL' }, '.. never leaves an export');
+  } finally {
+    raw.terminate();
+  }
 
   const outside = 'world-empty';
   await admin('control.project_upsert', { project_id: outside, mounts: [], access_policy: { actions: { read: 'open', observe: 'open' } } });
@@ -181,6 +270,10 @@ await t.test('a node that stops turns offline in the mount; a deleted node disap
   }, { what: 'offline in the world mount', timeoutMs: 30_000, intervalMs: 200 });
   tt.equal(status.state, 'offline');
   tt.match(await readJson(join(services(world), 'echo', 'STATUS.json')), { state: 'offline' }, 'its services are offline too');
+  const started = Date.now();
+  const unreachable = await sh(`cat ${q(join(services(world), 'echo', 'result.json'))}`);
+  tt.match(unreachable.stderr, /No route to host/, 'live files of an offline node: EHOSTUNREACH');
+  tt.ok(Date.now() - started < 5_000, 'at once');
   await admin('control.node_delete', { node_id: NODE_ID });
   await waitFor(async () => (await ls(join(world.mount, 'nodes'))).length === 0, { what: 'the node gone from the mount', timeoutMs: 15_000, intervalMs: 100 });
   const deleted = await sh(`cat ${q(join(world.node(NODE_ID), 'NODE.json'))}`);

@@ -1,0 +1,144 @@
+import type { RelayOutcome, RelayRequest } from '../protocol/relay.js';
+import type { Dispatcher } from '../vfs/dispatch.js';
+import { errnoNameOf, FsError } from '../vfs/errors.js';
+import type { Handle } from '../vfs/node.js';
+
+/** How long a request id is remembered, and how long an untouched relay handle lives. */
+const REMEMBER_MS = 10 * 60_000;
+/** Beyond this many remembered ids, the oldest are forgotten first (a bound, not a policy). */
+const MAX_REMEMBERED = 10_000;
+
+interface RelayHandle {
+  handle: Handle;
+  usedMs: number;
+}
+
+/**
+ * The node's side of the WorldFS relay (SPEC §9): each relayed operation runs against this node's
+ * own tree through the same Dispatcher that serves its FUSE mount, so the commit rule, the errnos and
+ * the files are exactly the node's. Handles are per requesting session. A request id seen in the
+ * last 10 minutes gets its first outcome again instead of running twice (at most once).
+ */
+export class RelayServer {
+  #dispatch: Dispatcher;
+  #handles = new Map<string, RelayHandle>();
+  #nextFh = 1;
+  #seen = new Map<string, { outcome: Promise<RelayOutcome>; atMs: number }>();
+  #sweeper: NodeJS.Timeout;
+
+  constructor(dispatch: Dispatcher) {
+    this.#dispatch = dispatch;
+    this.#sweeper = setInterval(() => this.#sweep(), 60_000);
+    this.#sweeper.unref();
+  }
+
+  execute(request: RelayRequest): Promise<RelayOutcome> {
+    const seen = this.#seen.get(request.request_id);
+    if (seen) return seen.outcome;
+    const outcome = this.#run(request).then(
+      (result): RelayOutcome => ({ ok: true, result }),
+      (error: unknown): RelayOutcome => ({ ok: false, errno: errnoNameOf(error) ?? 'EIO', message: (error as Error).message }),
+    );
+    this.#seen.set(request.request_id, { outcome, atMs: Date.now() });
+    if (this.#seen.size > MAX_REMEMBERED) this.#seen.delete(this.#seen.keys().next().value as string);
+    return outcome;
+  }
+
+  /** The requester's connection closed: its handles are released, as a close would. */
+  async dropSession(session: string): Promise<void> {
+    const prefix = `${session}:`;
+    const gone = [...this.#handles].filter(([key]) => key.startsWith(prefix));
+    for (const [key] of gone) this.#handles.delete(key);
+    await Promise.all(gone.map(([, h]) => h.handle.release?.().catch(() => undefined)));
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+  }
+
+  async #run(r: RelayRequest): Promise<Record<string, unknown>> {
+    // The kernel never sends these; a path from the network might (fs/ exports must not be left).
+    for (const path of [r.path, r.to ?? '/']) {
+      if (path.includes('\0') || path.split('/').includes('..')) throw new FsError('EINVAL', `${path}: relayed paths may not contain .. or NUL`);
+    }
+    const d = this.#dispatch;
+    switch (r.op) {
+      case 'stat': {
+        const attr = await d.getattr(r.path);
+        return { mode: attr.mode, size: attr.size, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs };
+      }
+      case 'list':
+        return { names: await d.readdir(r.path) };
+      case 'open':
+        return { fh: this.#keep(r.session, await d.open(r.path, r.flags ?? 0)) };
+      case 'create':
+        return { fh: this.#keep(r.session, await d.create(r.path, r.mode ?? 0o644, r.flags ?? 1)) };
+      case 'read': {
+        const handle = this.#handle(r);
+        if (!handle.read) throw new FsError('EBADF', `${r.path}: not open for reading`);
+        return { data: (await handle.read(r.offset ?? 0, r.length ?? 0)).toString('base64') };
+      }
+      case 'write': {
+        const handle = this.#handle(r);
+        if (!handle.write) throw new FsError('EBADF', `${r.path}: not open for writing`);
+        return { written: await handle.write(r.offset ?? 0, Buffer.from(r.data ?? '', 'base64')) };
+      }
+      case 'flush':
+        await this.#handle(r).flush?.();
+        return {};
+      case 'release': {
+        const handle = this.#handle(r);
+        this.#handles.delete(`${r.session}:${r.fh}`);
+        await handle.release?.();
+        return {};
+      }
+      case 'ftruncate': {
+        const handle = this.#handle(r);
+        await (handle.truncate ? handle.truncate(r.size ?? 0) : d.truncate(r.path, r.size ?? 0));
+        return {};
+      }
+      case 'truncate':
+        await d.truncate(r.path, r.size ?? 0);
+        return {};
+      case 'utimens':
+        await d.utimens(r.path, r.atime_ms ?? Date.now(), r.mtime_ms ?? Date.now());
+        return {};
+      case 'mkdir':
+        await d.mkdir(r.path, r.mode ?? 0o755);
+        return {};
+      case 'unlink':
+        await d.unlink(r.path);
+        return {};
+      case 'rmdir':
+        await d.rmdir(r.path);
+        return {};
+      case 'rename':
+        if (r.to === undefined) throw new FsError('EINVAL', 'rename without a target path');
+        await d.rename(r.path, r.to);
+        return {};
+    }
+  }
+
+  #keep(session: string, handle: Handle): number {
+    const fh = this.#nextFh++;
+    this.#handles.set(`${session}:${fh}`, { handle, usedMs: Date.now() });
+    return fh;
+  }
+
+  #handle(r: RelayRequest): Handle {
+    const kept = this.#handles.get(`${r.session}:${r.fh}`);
+    if (!kept) throw new FsError('EBADF', `${r.path}: no open relay handle ${r.fh} (released, or idle for more than ${REMEMBER_MS / 60_000} min)`);
+    kept.usedMs = Date.now();
+    return kept.handle;
+  }
+
+  #sweep(): void {
+    const cutoff = Date.now() - REMEMBER_MS;
+    for (const [id, entry] of this.#seen) if (entry.atMs < cutoff) this.#seen.delete(id);
+    for (const [key, kept] of this.#handles) {
+      if (kept.usedMs >= cutoff) continue;
+      this.#handles.delete(key);
+      void kept.handle.release?.().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,119 @@
+import { posix } from 'node:path';
+import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
+import type { RelayPayload } from '../protocol/types.gen.js';
+import { FsError } from '../vfs/errors.js';
+import type { Attr, Handle, VNode } from '../vfs/node.js';
+
+/** Sends one operation to the node that owns the tree (WorldCatalog.relay, bound to a node id). */
+export type Relay = (operation: Omit<RelayPayload, 'node_id' | 'request_id'>) => Promise<Record<string, unknown>>;
+
+/**
+ * A file or directory of a node's own tree, seen from WorldFS: every operation is relayed to the
+ * node and runs there against the node tree itself, so the commit rule, errnos and contents are
+ * the node's (SPEC §9). `lookup` does not ask the node: the `getattr` that follows every lookup does,
+ * and answers ENOENT for a name that is not there.
+ */
+export class RemoteNode implements VNode {
+  readonly #relay: Relay;
+  readonly path: string;
+
+  constructor(relay: Relay, path: string) {
+    this.#relay = relay;
+    this.path = path;
+  }
+
+  async getattr(): Promise<Attr> {
+    const r = await this.#relay({ op: 'stat', path: this.path });
+    return { mode: Number(r.mode), size: Number(r.size), mtimeMs: Number(r.mtime_ms), ctimeMs: Number(r.ctime_ms) };
+  }
+
+  async lookup(name: string): Promise<VNode> {
+    return new RemoteNode(this.#relay, this.#child(name));
+  }
+
+  async readdir(): Promise<string[]> {
+    return (await this.#relay({ op: 'list', path: this.path })).names as string[];
+  }
+
+  async open(flags: number): Promise<Handle> {
+    const { fh } = await this.#relay({ op: 'open', path: this.path, flags });
+    return new RemoteHandle(this.#relay, this.path, Number(fh));
+  }
+
+  async truncate(size: number): Promise<void> {
+    await this.#relay({ op: 'truncate', path: this.path, size });
+  }
+
+  async utimens(atimeMs: number, mtimeMs: number): Promise<void> {
+    await this.#relay({ op: 'utimens', path: this.path, atime_ms: atimeMs, mtime_ms: mtimeMs });
+  }
+
+  async create(name: string, mode: number, flags: number): Promise<Handle> {
+    const path = this.#child(name);
+    const { fh } = await this.#relay({ op: 'create', path, mode: mode & 0o7777, flags });
+    return new RemoteHandle(this.#relay, path, Number(fh));
+  }
+
+  async mkdir(name: string, mode: number): Promise<void> {
+    await this.#relay({ op: 'mkdir', path: this.#child(name), mode: mode & 0o7777 });
+  }
+
+  async unlink(name: string): Promise<void> {
+    await this.#relay({ op: 'unlink', path: this.#child(name) });
+  }
+
+  async rmdir(name: string): Promise<void> {
+    await this.#relay({ op: 'rmdir', path: this.#child(name) });
+  }
+
+  async rename(name: string, newParent: VNode, newName: string): Promise<void> {
+    // Both ends must be on the same node; elsewhere it is a copy, which is the caller's to do.
+    if (!(newParent instanceof RemoteNode) || newParent.#relay !== this.#relay) throw new FsError('EXDEV', `${this.path}: rename across nodes`);
+    await this.#relay({ op: 'rename', path: this.#child(name), to: newParent.#child(newName) });
+  }
+
+  #child(name: string): string {
+    return posix.join(this.path, name);
+  }
+}
+
+/** One open of a remote file: a handle on the node, used by number until released. */
+class RemoteHandle implements Handle {
+  readonly #relay: Relay;
+  readonly #path: string;
+  readonly #fh: number;
+
+  constructor(relay: Relay, path: string, fh: number) {
+    this.#relay = relay;
+    this.#path = path;
+    this.#fh = fh;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const { data } = await this.#relay({ op: 'read', path: this.#path, fh: this.#fh, offset, length: Math.min(length, RELAY_CHUNK_BYTES) });
+    return Buffer.from(String(data), 'base64');
+  }
+
+  async write(offset: number, data: Buffer): Promise<number> {
+    let written = 0;
+    // Chunks of at most 256 KiB (SPEC §6); FUSE writes are smaller anyway (128 KiB with big_writes).
+    for (let at = 0; at < data.length; at += RELAY_CHUNK_BYTES) {
+      const chunk = data.subarray(at, at + RELAY_CHUNK_BYTES);
+      const r = await this.#relay({ op: 'write', path: this.#path, fh: this.#fh, offset: offset + at, data: chunk.toString('base64') });
+      written += Number(r.written);
+    }
+    return written;
+  }
+
+  async flush(): Promise<void> {
+    await this.#relay({ op: 'flush', path: this.#path, fh: this.#fh });
+  }
+
+  async release(): Promise<void> {
+    await this.#relay({ op: 'release', path: this.#path, fh: this.#fh });
+  }
+
+  async truncate(size: number): Promise<void> {
+    await this.#relay({ op: 'ftruncate', path: this.#path, fh: this.#fh, size });
+  }
+}
