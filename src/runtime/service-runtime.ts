@@ -268,7 +268,28 @@ export class ServiceRuntime {
     const job = new Job(this.#ids.next(), payload);
     this.#jobs.set(job.invocationId, job);
     this.#touch();
-    return this.#limiter.schedule(() => this.#run(job, value));
+    return this.#waitAtMost(job, (started) => this.#limiter.schedule(() => this.#run(job, value, started)));
+  }
+
+  /**
+   * SPEC §3: a writer waits at most queue time + timeout_ms + kill grace (plus WAIT_SLACK_MS for the
+   * pipes, the spawner and the journal); past that its close() gets ETIMEDOUT while the run goes on,
+   * and its outcome is recorded when it ends. `run` calls `started` with the bound once the job runs.
+   */
+  #waitAtMost(job: Job, run: (started: (boundMs: number) => void) => Promise<InvokeOutcome>): Promise<InvokeOutcome> {
+    return new Promise<InvokeOutcome>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const started = (boundMs: number): void => {
+        timer = setTimeout(() => reject(new FsError('ETIMEDOUT', `invocation ${job.invocationId} is still running ${boundMs} ms after it started (timeout_ms + kill_grace_ms + ${WAIT_SLACK_MS} ms); it goes on, and jobs/${job.invocationId}/status.json will show how it ended`)), boundMs);
+      };
+      run(started).then((outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      }, (error: unknown) => {
+        clearTimeout(timer);
+        reject(error as Error);
+      });
+    });
   }
 
   /** An invoke refused before any driver ran: last_error.txt and status.json say why. */
@@ -426,7 +447,7 @@ export class ServiceRuntime {
     return value as Record<string, unknown>;
   }
 
-  async #run(job: Job, value: Record<string, unknown>): Promise<InvokeOutcome> {
+  async #run(job: Job, value: Record<string, unknown>, started: (boundMs: number) => void): Promise<InvokeOutcome> {
     if (job.isCancelled) return this.#finish(job, cancelledBeforeStart(job));
     const { adapter } = this.#settings;
     let spec: DriverSpec;
@@ -438,6 +459,7 @@ export class ServiceRuntime {
       throw error;
     }
     job.start();
+    started(spec.timeoutMs + spec.killGraceMs + WAIT_SLACK_MS);
     this.counters.invokesTotal++;
     this.counters.lastStartedMs = job.startedMs;
     this.#touch();
@@ -548,6 +570,9 @@ export class ServiceRuntime {
 }
 
 /** config.json overrides the manifest's runtime values for the next runs. */
+/** Beyond timeout_ms + kill grace: the pipes' drain, the spawner's hop, a persistent restart, the journal. */
+export const WAIT_SLACK_MS = 2000;
+
 function withConfig(spec: DriverSpec, config: RuntimeConfig): DriverSpec {
   return {
     ...spec,

@@ -6,11 +6,13 @@ import { DRIVERS } from '../../helpers/node.js';
 import { InvocationIds } from '../../../src/runtime/invocation-id.js';
 import { nativeProcAdapter } from '../../../src/runtime/native-proc-adapter.js';
 import { runDriver } from '../../../src/runtime/run-driver.js';
-import { ServiceRuntime, type RuntimeChange } from '../../../src/runtime/service-runtime.js';
+import type { DriverRunner } from '../../../src/runtime/driver-runner.js';
+import { outputlessRun, type RunResult } from '../../../src/runtime/run-result.js';
+import { ServiceRuntime, WAIT_SLACK_MS, type RuntimeChange } from '../../../src/runtime/service-runtime.js';
 
-function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined; persist?: (c: RuntimeChange) => Promise<void> } = {}) {
+function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined; persist?: (c: RuntimeChange) => Promise<void>; runner?: DriverRunner } = {}) {
   return new ServiceRuntime({
-    serviceId: 's', runner: { run: runDriver }, ids: new InvocationIds(),
+    serviceId: 's', runner: options.runner ?? { run: runDriver }, ids: new InvocationIds(),
     ...(options.persist ? { persist: options.persist } : {}),
     settings: {
     limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: options.maxQueue ?? 64, maxInputBytes: 1 << 20 },
@@ -156,4 +158,20 @@ t.test('snapshot and restore round-trip the durable state', async (t) => {
   t.equal(copy.result?.toString(), '{"keep":1}');
   t.equal(copy.enabled, false);
   t.equal(copy.jobs().length, 1);
+});
+
+t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, and the run is still recorded', async (t) => {
+  // A run that outlives every bound (a stuck spawner, say): it ends only when the test says so.
+  let finish!: (result: RunResult) => void;
+  const rt = service('cat', { timeoutMs: 100, runner: { run: () => new Promise<RunResult>((resolve) => (finish = resolve)) } });
+  const started = Date.now();
+  await rejectsErrno(t, rt.invoke(Buffer.from('{"late":1}')), 'ETIMEDOUT');
+  const waited = Date.now() - started;
+  // kill_grace_ms is 200 in these services.
+  t.ok(waited >= 100 + 200 + WAIT_SLACK_MS - 50, `waited for the bound (${waited} ms)`);
+  t.equal(rt.statusState(), 'running', 'the run goes on');
+  finish({ ...outputlessRun({ state: 'ok', shortMessage: 'done' }), stdout: Buffer.from('{"late":1}') });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal(rt.result?.toString(), '{"late":1}', 'and is recorded when it ends');
+  t.equal(rt.jobs().at(-1)?.state, 'ok');
 });
