@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The main job, end to end: a control server, and a node with manifests.d/ mounted on
 # /mnt/acheron that joins it; one invoke shown through the files and through `acheron invoke`,
-# then the catalog as the control server sees it. Both keep running afterwards.
+# then the catalog as the control server sees it, and WorldFS on /mnt/acheron-world relaying an
+# invoke to the node. All keep running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MNT=${ACHERON_DEMO_MOUNT:-/mnt/acheron}
+WORLD=${ACHERON_DEMO_WORLD_MOUNT:-/mnt/acheron-world}
 LOG=${ACHERON_DEMO_LOG:-/tmp/acheron-demo.log}
 DATA=${ACHERON_DEMO_DATA:-/var/lib/acheron/demo-control}
 CONTROL_LOG=${ACHERON_DEMO_CONTROL_LOG:-/tmp/acheron-demo-control.log}
@@ -19,11 +21,13 @@ fi
 acheron token join --data-dir "$DATA" | tail -1 > "$DATA/demo-join-token"
 acheron token list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["admin"])' > "$DATA/demo-admin-token"
 
-if grep -qs " $MNT " /proc/self/mountinfo; then
-  echo "# $MNT is mounted already: unmounting the previous demo"
-  umount "$MNT" 2>/dev/null || fusermount -uz "$MNT"
-  sleep 1
-fi
+for old in "$WORLD" "$MNT"; do
+  if grep -qs " $old " /proc/self/mountinfo; then
+    echo "# $old is mounted already: unmounting the previous demo"
+    umount "$old" 2>/dev/null || fusermount -uz "$old"
+    sleep 1
+  fi
+done
 
 echo "# starting the node daemon (returns once the tree is live; log: $LOG)"
 set -x
@@ -44,7 +48,14 @@ sleep 1.2   # the node publishes its catalog within a second of a change
 acheron node get demo --control-url "$URL" --token-file "$DATA/demo-admin-token"
 # the catalog event stream: the last events about this node, then live ones (2 s here)
 timeout 2 acheron node watch demo --replay-limit 5 --control-url "$URL" --token-file "$DATA/demo-admin-token" || true
+# WorldFS: every node the token may see; live files are relayed to the node that owns them
+acheron world --daemon --mount "$WORLD" --control-url "$URL" --token-file "$DATA/demo-admin-token" --log-file "$LOG.world"
+ls "$WORLD/nodes" "$WORLD/nodes/demo/services"
+cat "$WORLD/nodes/demo/STATUS.json"
+echo '{"msg":"hi through WorldFS"}' > "$WORLD/nodes/demo/services/echo/control/invoke.json"
+cat "$WORLD/nodes/demo/services/echo/result.json"
 set +x
 echo
 echo "# the node keeps running: try the files under $MNT; stop it with: umount $MNT"
+echo "# WorldFS keeps running on $WORLD: stop it with: umount $WORLD"
 echo "# the control server keeps running too: acheron node list --control-url $URL --token-file $DATA/demo-admin-token"
