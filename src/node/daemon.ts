@@ -26,7 +26,7 @@ import { Dispatcher } from '../vfs/dispatch.js';
 import { RelayServer } from './relay-server.js';
 import { buildNodeTree } from './node-tree.js';
 import { isInside } from './paths.js';
-import { json } from '../vfs/json-document.js';
+import { json, parseJsonDocument } from '../vfs/json-document.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
 import { ServiceRegistry, type NodeService } from './service-registry.js';
 
@@ -352,11 +352,10 @@ export class NodeDaemon {
   #parseConfig(text: string, serviceId: string): RuntimeConfig {
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = parseJsonDocument(text, `services/${serviceId}/config.json`);
     } catch (error) {
-      const message = `services/${serviceId}/config.json: invalid JSON: ${(error as Error).message.replace(/\s+/g, ' ')}`;
-      this.#log.warn({ service_id: serviceId }, message);
-      throw new FsError('EINVAL', message);
+      this.#log.warn({ service_id: serviceId }, (error as Error).message);
+      throw error;
     }
     try {
       return this.#schemas.validate<RuntimeConfig>(CONFIG_SCHEMA, value, `services/${serviceId}/config.json`);

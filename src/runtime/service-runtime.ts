@@ -1,4 +1,5 @@
 import { FsError } from '../vfs/errors.js';
+import { parseJsonDocument } from '../vfs/json-document.js';
 import type { DriverRunner } from './driver-runner.js';
 import { LatencyWindow } from './latency.js';
 import { Limiter } from './limiter.js';
@@ -433,12 +434,7 @@ export class ServiceRuntime {
   }
 
   #parse(payload: Buffer): Record<string, unknown> {
-    let value: unknown;
-    try {
-      value = JSON.parse(payload.toString('utf8'));
-    } catch (error) {
-      throw new FsError('EINVAL', `invoke.json: invalid JSON: ${(error as Error).message.replace(/\s+/g, ' ')}`);
-    }
+    const value = parseJsonDocument(payload.toString('utf8'), 'invoke.json');
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new FsError('EINVAL', `invoke.json: payload must be a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
     }
