@@ -13,6 +13,9 @@ microseconds as a JSON array, so process start-up is never counted (only the loo
       os.stat(path), then open, read to end of file, close (what `stat f; cat f` does).
   client.py invoke-each <services-dir> <payload-file> <prefix>
       one invocation (and result.json read) of every service whose id starts with prefix.
+  client.py appear <dir> <name> <timeout-s>
+      prints "ready", then lists <dir> in a loop until <name> is in it; prints the CLOCK_MONOTONIC
+      nanoseconds when it was first seen (or "timeout"): how fast a change shows in a mount.
   client.py rdwr-until <invoke.json> <payload-file> <start-epoch-s> <seconds>
       throughput: waits until start-epoch-s (so parallel clients start together), then loops
       rdwr transactions for `seconds`; prints {"count": transactions finished in the window,
@@ -139,6 +142,16 @@ def main(argv):
             expect(read_all(os.path.join(services, service_id, 'result.json')), payload, f'{service_id}/result.json')
             samples.append((now() - start) / 1000)
         json.dump(samples, sys.stdout)
+    elif mode == 'appear':
+        directory, name, timeout_s = argv[1:]
+        print('ready', flush=True)
+        deadline = time.monotonic() + float(timeout_s)
+        while time.monotonic() < deadline:
+            if name in os.listdir(directory):
+                print(time.monotonic_ns(), flush=True)
+                return
+            time.sleep(0.0005)
+        print('timeout', flush=True)
     else:
         sys.exit(f'unknown mode {mode!r}')
 

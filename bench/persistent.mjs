@@ -164,7 +164,7 @@ export function renderPersistent(result, line) {
     }
   }
   for (const kind of ['spawn', 'persistent']) {
-    for (const [via, label] of [['client', kind === 'spawn' ? 'no FUSE: `runDriver` (execa) in a Node client' : 'no FUSE: `PersistentDriver` in a Node client'], ['spawner', 'no FUSE: through a forked spawner + IPC (`DriverSpawner`)']]) {
+    for (const [via, label] of [['client', kind === 'spawn' ? 'no FUSE: `runDriver` (execa) in a Node client' : 'no FUSE: `PersistentDriver` in a Node client'], ['spawner', kind === 'spawn' ? 'no FUSE: through a forked spawner + IPC (`DriverSpawner`)' : 'no FUSE: `DriverSpawner` (started by the spawner, requests over its socket to the client)']]) {
       const samples = result.latency[`direct/${kind}/${via}`];
       if (!samples) continue;
       const s = summarize(samples);
@@ -179,7 +179,7 @@ export function renderPersistent(result, line) {
     for (const mode of STATE_SYNC_MODES) {
       const fuse = median(`${mode}/persistent/rdwr`);
       line(`- Persistent, \`${mode}\`, one O_RDWR transaction (differences of medians): the driver answering a JSON line in the client ${time(direct)}; ` +
-        `the hop through the spawner adds ${time(spawner - direct)}; FUSE and the daemon add ${time(fuse - spawner)}; total ${time(fuse)}.`);
+        `a driver started by the spawner (requests over its socket, as in the daemon) adds ${time(spawner - direct)}; FUSE and the daemon add ${time(fuse - spawner)}; total ${time(fuse)}.`);
     }
     line();
   }

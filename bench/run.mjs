@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // `make bench`: measures the invoke round trip, stat + cat against tmpfs and the C libfuse `hello`
 // example, the daemon's memory with 1000 services, persistent against spawn-per-call drivers, one
-// control server with 1000 nodes, and the watch fan-out against a plain ws broadcast; writes the
+// control server with 1000 nodes, the watch fan-out against a plain ws broadcast, and WorldFS (a
+// relayed invoke against the node's own mount; catalog changes reaching the mount); writes the
 // results section of docs/BENCHMARKS.md and the raw samples to bench/results/latest.json.
 //
 //   node bench/run.mjs [--quick] [--no-write] [--only NAME[,NAME...]]
 //
-// NAME: invoke, statcat, memory, trace, persistent, control, fanout. With --only, the other parts
+// NAME: invoke, statcat, memory, trace, persistent, control, fanout, world. With --only, the other parts
 // of the results come from the previous bench/results/latest.json (each part says when it ran).
 // The mounts are only ever touched by child processes (bench/client.py, bench/execa-client.mjs,
 // cat): never by fs calls from this process (SPEC §12). Every mount and process is cleaned up in
@@ -22,6 +23,7 @@ import {
 } from './harness.mjs';
 import { benchPersistent } from './persistent.mjs';
 import { benchControl, benchFanout } from './control.mjs';
+import { benchWorld } from './world.mjs';
 
 const EXECA_CLIENT = join(REPO, 'bench', 'execa-client.mjs');
 const FIXTURE_CAT = join(REPO, 'test', 'fixtures', 'drivers', 'cat');
@@ -32,7 +34,7 @@ const RAW = join(REPO, 'bench', 'results', 'latest.json');
 const PAYLOAD = '{"msg":"hi"}\n';
 const HELLO_OPTIONS = 'attr_timeout=0,entry_timeout=1,direct_io';
 
-const BENCHMARKS = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'control', 'fanout'];
+const BENCHMARKS = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'control', 'fanout', 'world'];
 const flags = new Set();
 const onlyNames = [];
 for (const args = process.argv.slice(2); args.length > 0;) {
@@ -268,7 +270,7 @@ async function previousResults() {
 }
 
 async function main() {
-  const needsFuse = ['invoke', 'statcat', 'memory', 'trace', 'persistent'].some(selected);
+  const needsFuse = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'world'].some(selected);
   for (const [what, path] of [['the build (make build)', join(REPO, 'dist', 'cli', 'main.js')], ...(selected('statcat') ? [['libfuse-dev', HELLO_SRC]] : [])]) {
     if (!(await exists(path))) throw new Error(`${what} is missing: ${path} not found`);
   }
@@ -298,6 +300,7 @@ async function main() {
     persistent: () => benchPersistent(),
     control: () => benchControl(),
     fanout: () => benchFanout(),
+    world: () => benchWorld(),
   };
   for (const name of BENCHMARKS.filter(selected)) {
     const started = { date: new Date().toISOString(), loadStart: loadavg()[0], at: performance.now() };
