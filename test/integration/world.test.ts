@@ -106,6 +106,9 @@ await t.test('relay: an invoke through WorldFS runs once on the node and its fil
   const jobs = await ls(join(services(world), 'echo', 'jobs'));
   tt.ok(jobs.length >= 1, `jobs/ is listed (${jobs.length})`);
   tt.match(await readText(join(services(world), 'echo', 'jobs', jobs.at(-1) as string, 'request.json')), /through the world/);
+  const cli = await acheron(['invoke', 'echo', '{"via":"acheron invoke --node"}', '--mount', world.mount, '--node', NODE_ID]);
+  tt.equal(cli.code, 0, `acheron invoke --node through WorldFS (${cli.stderr.trim()})`);
+  tt.match(JSON.parse(cli.stdout), { echo: { via: 'acheron invoke --node' } });
 });
 
 await t.test('relay: an O_RDWR transaction reads its own outcome; errnos come out unchanged', async (tt) => {
