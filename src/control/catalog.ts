@@ -3,45 +3,64 @@ import type { Logger } from 'pino';
 import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { StateJournal } from '../store/state-journal.js';
-import { serviceDelta, type ServiceDelta } from './delta.js';
-import type { CatalogEvent, EventKind, EventLog } from './event-log.js';
+import { entriesDelta, serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
+import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
+import type { IncomingService } from './upsert-frame.js';
 import { sameSecret } from './token-store.js';
 
 export type NodeState = 'online' | 'offline';
 
-/** One node as the control server keeps it (persisted; the secret only as a hash). */
-export interface NodeRecord {
+interface NodeMeta {
   node_id: string;
   node_name: string;
   platform: NodePlatform;
   labels: NodeLabels;
-  services: ServiceDescriptor[];
   state: NodeState;
   lease_expires_at_ms: number;
   last_seen_ms: number;
   joined_at_ms: number;
   updated_ms: number;
+}
+
+/** One node as the control server keeps it: descriptors as their JSON, the secret only as a hash. */
+interface NodeRecord extends NodeMeta {
+  services: ServiceEntry[];
   secret_sha256: string;
 }
 
-export type PublicNode = Omit<NodeRecord, 'secret_sha256'>;
+export interface PublicNode extends NodeMeta {
+  services: ServiceDescriptor[];
+}
+
+export type NodeSummary = NodeMeta & { service_count: number };
+
+/** A node in the journal: the record, the seq of the last event it reflects, and the descriptors' hashes. */
+interface JournalNode extends Omit<NodeRecord, 'services'> {
+  services: ServiceDescriptor[];
+  seq?: number;
+  service_hashes?: string[];
+}
 
 const nodeKey = (nodeId: string): string => `node/${nodeId}`;
-/** The seq of the last event the catalog journal reflects: start-up replays the log past it. */
-const APPLIED_KEY = 'meta/applied_seq';
+/** Journals written before per-node seqs: the seq every node record reflected. */
+const LEGACY_APPLIED_KEY = 'meta/applied_seq';
 const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 
 /**
- * Every node's catalog, leases and credentials behind one storage interface (a journal on disk):
- * what is acknowledged to a peer has been fdatasync'd first, so a kill -9 of the server loses none
- * of it (SPEC §6 Storage). Every change that watchers see is first an event in the event log (the
- * write-ahead log); the journal records which seq it reflects, and start-up replays the rest.
+ * Every node's catalog, leases and credentials behind one storage interface. The event log is
+ * the write-ahead log (SPEC §6): a change that watchers see is durable once its event is, and is
+ * applied here in the same step. The journal holds a snapshot: each node's record with the seq
+ * it reflects, rewritten for the nodes that changed at each checkpoint (before the event log
+ * archives a file) and at close; what is not an event (a join's secret, metadata-only changes) is
+ * written to it before the reply. Start-up loads the snapshot and replays the events after it,
+ * so what was acknowledged survives a kill -9.
  */
 export class Catalog {
   #nodes = new Map<string, NodeRecord>();
   #journal: StateJournal;
   #events: EventLog;
-  #appliedSeq = 0;
+  /** Nodes changed by events since the last checkpoint. */
+  #dirty = new Set<string>();
   /** The tail of each node's mutation queue (see #serial). */
   #tails = new Map<string, Promise<unknown>>();
   readonly leaseTtlMs: number;
@@ -55,50 +74,74 @@ export class Catalog {
   static async open(path: string, events: EventLog, options: { leaseTtlMs: number; offlineGraceMs: number; log: Logger }): Promise<Catalog> {
     const { journal, restored } = await StateJournal.open(path, { sync: 'always', log: options.log });
     const catalog = new Catalog(journal, events, options.leaseTtlMs);
+    const legacySeq = restored.values.get(LEGACY_APPLIED_KEY);
+    const seqOf = new Map<string, number>();
     for (const [key, value] of restored.values) {
-      if (key === APPLIED_KEY && typeof value === 'number') catalog.#appliedSeq = value;
       if (!key.startsWith('node/') || value === null || typeof value !== 'object') continue;
-      catalog.#nodes.set((value as NodeRecord).node_id, value as NodeRecord);
+      const stored = value as JournalNode;
+      catalog.#nodes.set(stored.node_id, fromJournal(stored));
+      seqOf.set(stored.node_id, stored.seq ?? (typeof legacySeq === 'number' ? legacySeq : 0));
     }
-    // A crash between the event and the journal write: the event log wins.
-    for (const event of events.retained()) if (event.seq > catalog.#appliedSeq) await catalog.#replay(event);
+    for (const event of events.takeUnarchived()) catalog.#recover(event, seqOf);
     const now = Date.now();
     // After a server restart every known node gets a fresh grace period (SPEC §6).
     for (const node of catalog.#nodes.values()) {
       if (node.state === 'online') node.lease_expires_at_ms = Math.max(node.lease_expires_at_ms, now + options.offlineGraceMs);
     }
+    events.setCheckpoint(() => catalog.checkpoint());
     return catalog;
   }
 
-  async #replay(event: CatalogEvent): Promise<void> {
+  /** An event the snapshot lacks; a node the journal does not know never finished its join. */
+  #recover(event: EventRecord, seqOf: Map<string, number>): void {
     const node = this.#nodes.get(event.node_id);
+    if (!node || event.seq <= (seqOf.get(event.node_id) ?? 0)) return;
+    seqOf.set(event.node_id, event.seq);
+    this.#dirty.add(event.node_id);
     if (event.kind === 'delete') {
       this.#nodes.delete(event.node_id);
-      await this.#journal.delete(nodeKey(event.node_id));
-    } else if (node) {
-      await this.#save({ ...node, node_name: event.node_name, platform: event.platform, labels: event.labels, services: event.kind === 'upsert' ? event.services : node.services, state: event.kind === 'offline' ? 'offline' : 'online', updated_ms: event.timestamp_ms });
+      return;
     }
-    this.#appliedSeq = event.seq;
-    await this.#journal.set(APPLIED_KEY, event.seq);
-  }
-
-  /** Event first (durable, then fanned out), then the journal: the order of a write-ahead log. */
-  async #commit(node: NodeRecord, kind: EventKind, delta: ServiceDelta, now: number): Promise<void> {
-    const view = toPublic(node);
-    const event = await this.#events.append({
-      kind, timestamp_ms: now, node_id: node.node_id, node_name: node.node_name, platform: node.platform, labels: node.labels,
-      services: view.services, service_delta: delta,
+    const previous = new Map(node.services.map((e) => [e.service_id, e]));
+    this.#nodes.set(event.node_id, {
+      ...node, node_name: event.node_name, platform: event.platform, labels: event.labels,
+      services: event.kind === 'upsert' ? event.services.map((s) => serviceEntry(s, JSON.stringify(s), false, previous.get(s.service_id))) : node.services,
+      state: event.kind === 'offline' ? 'offline' : 'online', updated_ms: event.timestamp_ms,
     });
-    if (kind === 'delete') {
-      this.#nodes.delete(node.node_id);
-      await this.#journal.delete(nodeKey(node.node_id));
-    } else await this.#save(node);
-    this.#appliedSeq = event.seq;
-    await this.#journal.set(APPLIED_KEY, event.seq);
   }
 
-  list(): PublicNode[] {
-    return [...this.#nodes.values()].sort((a, b) => (a.node_id < b.node_id ? -1 : 1)).map(toPublic);
+  /** The event, then (in the step that makes it durable) the change here. */
+  #commit(node: NodeRecord, kind: EventKind, delta: ServiceDelta, now: number): Promise<CatalogEvent> {
+    return this.#events.append({ kind, timestamp_ms: now, node_id: node.node_id, body: payloadBody(node, delta) }, () => {
+      if (kind === 'delete') this.#nodes.delete(node.node_id);
+      else this.#nodes.set(node.node_id, node);
+      this.#dirty.add(node.node_id);
+    });
+  }
+
+  /**
+   * Writes the nodes changed since the last checkpoint to the journal; resolves with the seq the
+   * journal now reflects. Synchronous up to the writes, so the snapshot is of one moment.
+   */
+  async checkpoint(): Promise<number> {
+    const seq = this.#events.headSeq;
+    const ids = [...this.#dirty];
+    this.#dirty.clear();
+    const writes = ids.map((id) => {
+      const node = this.#nodes.get(id);
+      return node ? this.#journal.setJson(nodeKey(id), journalJson(node, seq)) : this.#journal.delete(nodeKey(id));
+    });
+    try {
+      await Promise.all(writes);
+    } catch (error) {
+      for (const id of ids) this.#dirty.add(id);
+      throw error;
+    }
+    return seq;
+  }
+
+  list(): NodeSummary[] {
+    return [...this.#nodes.values()].sort((a, b) => (a.node_id < b.node_id ? -1 : 1)).map(({ services, secret_sha256: _secret, ...meta }) => ({ ...meta, service_count: services.length }));
   }
 
   get(nodeId: string): PublicNode {
@@ -144,9 +187,24 @@ export class Catalog {
       updated_ms: now,
       secret_sha256: hashSecret(secret),
     };
-    if (existing?.state === 'online') await this.#save(node);
-    else await this.#commit(node, 'online', serviceDelta(node.services, node.services, now), now);
+    // The secret is no event: the journal has it before the node does.
+    if (existing?.state !== 'online') await this.#commit(node, 'online', entriesDelta(node.services, node.services, now), now);
+    await this.#save(node);
     return { node_id: nodeId, node_secret: secret, lease_ttl_ms: this.leaseTtlMs };
+  }
+
+  /** One service of a node as `get` shows it (only that descriptor is parsed); undefined when either is unknown. */
+  service(nodeId: string, serviceId: string): ServiceDescriptor | undefined {
+    const node = this.#nodes.get(nodeId);
+    const entry = node?.services.find((e) => e.service_id === serviceId);
+    if (!node || !entry) return undefined;
+    const service = JSON.parse(entry.json) as ServiceDescriptor;
+    return node.state === 'online' ? service : offlineView(service);
+  }
+
+  /** The node's stored descriptors (see upsert-frame.ts). */
+  storedServices(nodeId: string): readonly ServiceEntry[] | undefined {
+    return this.#nodes.get(nodeId)?.services;
   }
 
   verifyNode(nodeId: string, secret: string): boolean {
@@ -156,27 +214,30 @@ export class Catalog {
 
   /**
    * Replaces the node's whole catalog (validated before this call, all or nothing). An unchanged
-   * catalog writes nothing and returns `changed: false`.
+   * catalog writes nothing and returns `changed: false`. `body` is the reply payload, serialized
+   * (the event's own bytes when there is one).
    */
-  upsert(payload: NodeServiceUpsertPayload): Promise<{ node: PublicNode; delta: ServiceDelta; cameOnline: boolean }> {
-    return this.#serial(payload.node_id, (now) => this.#upsert(payload, now));
+  upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly IncomingService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
+    return this.#serial(payload.node_id, (now) => this.#upsert(payload, incoming, now));
   }
 
-  async #upsert(payload: NodeServiceUpsertPayload, now: number): Promise<{ node: PublicNode; delta: ServiceDelta; cameOnline: boolean }> {
+  async #upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly IncomingService[], now: number): Promise<{ delta: ServiceDelta; body: Buffer }> {
     const node = this.#require(payload.node_id);
+    const previous = new Map(node.services.map((e) => [e.service_id, e]));
+    const services = incoming.map((s) => ('known' in s ? s.known : serviceEntry(s.service, s.json, true, previous.get(s.service.service_id))));
     const ids = new Set<string>();
-    for (const [index, service] of payload.services.entries()) {
-      if (ids.has(service.service_id)) throw new ProtocolError('invalid_payload', `services/${index}/service_id: duplicate service_id ${service.service_id}`, { field: `/services/${index}/service_id` });
-      ids.add(service.service_id);
+    for (const [index, { service_id: serviceId }] of services.entries()) {
+      if (ids.has(serviceId)) throw new ProtocolError('invalid_payload', `services/${index}/service_id: duplicate service_id ${serviceId}`, { field: `/services/${index}/service_id` });
+      ids.add(serviceId);
     }
-    const delta = serviceDelta(node.services, payload.services, now);
+    const delta = entriesDelta(node.services, services, now);
     const cameOnline = node.state === 'offline';
     const next: NodeRecord = {
       ...node,
       ...(payload.node_name === undefined ? {} : { node_name: payload.node_name }),
       ...(payload.platform === undefined ? {} : { platform: payload.platform }),
       ...(payload.labels === undefined ? {} : { labels: payload.labels }),
-      services: delta.changed ? payload.services : node.services,
+      services: delta.changed ? services : node.services,
       state: 'online',
       last_seen_ms: now,
       lease_expires_at_ms: now + this.leaseTtlMs,
@@ -184,25 +245,24 @@ export class Catalog {
     };
     const metadataChanged = next.node_name !== node.node_name || JSON.stringify(next.platform) !== JSON.stringify(node.platform) || JSON.stringify(next.labels) !== JSON.stringify(node.labels);
     // An unchanged upsert emits nothing (SPEC §6); a node coming back says so.
-    if (delta.changed) await this.#commit(next, 'upsert', delta, now);
-    else if (cameOnline) await this.#commit(next, 'online', delta, now);
-    else if (metadataChanged) await this.#save(next);
+    if (delta.changed || cameOnline) return { delta, body: (await this.#commit(next, delta.changed ? 'upsert' : 'online', delta, now)).body };
+    if (metadataChanged) await this.#save(next);
     else this.#nodes.set(next.node_id, next); // lease and last-seen only: no need to sync
-    return { node: toPublic(next), delta, cameOnline };
+    return { delta, body: payloadBody(next, delta) };
   }
 
   /** Lease refresh: extends the lease; an offline node comes back online. */
-  refresh(nodeId: string): Promise<{ node: PublicNode; cameOnline: boolean }> {
+  refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
     return this.#serial(nodeId, (now) => this.#refresh(nodeId, now));
   }
 
-  async #refresh(nodeId: string, now: number): Promise<{ node: PublicNode; cameOnline: boolean }> {
+  async #refresh(nodeId: string, now: number): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
     const node = this.#require(nodeId);
     const cameOnline = node.state === 'offline';
     const next = { ...node, state: 'online' as const, last_seen_ms: now, lease_expires_at_ms: now + this.leaseTtlMs };
-    if (cameOnline) await this.#commit(next, 'online', serviceDelta(node.services, node.services, now), now);
+    if (cameOnline) await this.#commit(next, 'online', entriesDelta(node.services, node.services, now), now);
     else this.#nodes.set(nodeId, next);
-    return { node: toPublic(next), cameOnline };
+    return { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline };
   }
 
   /** A node's tunnel closed: its lease now ends at most `graceMs` from now. */
@@ -212,16 +272,15 @@ export class Catalog {
   }
 
   /** Nodes whose lease lapsed turn offline, services kept (SPEC §6); each in its own turn, re-checked there. */
-  async expireLeases(): Promise<PublicNode[]> {
+  async expireLeases(): Promise<string[]> {
     const lapsed = [...this.#nodes.values()].filter((n) => n.state === 'online' && n.lease_expires_at_ms <= Date.now());
     const expired = await Promise.all(lapsed.map((candidate) => this.#serial(candidate.node_id, async (now) => {
       const node = this.#nodes.get(candidate.node_id);
       if (!node || node.state !== 'online' || node.lease_expires_at_ms > now) return undefined;
-      const next = { ...node, state: 'offline' as const, updated_ms: now };
-      await this.#commit(next, 'offline', serviceDelta(node.services, node.services, now), now);
-      return toPublic(next);
+      await this.#commit({ ...node, state: 'offline', updated_ms: now }, 'offline', entriesDelta(node.services, node.services, now), now);
+      return node.node_id;
     })));
-    return expired.filter((node): node is PublicNode => node !== undefined);
+    return expired.filter((nodeId): nodeId is string => nodeId !== undefined);
   }
 
   delete(nodeId: string): Promise<PublicNode> {
@@ -230,7 +289,7 @@ export class Catalog {
 
   async #delete(nodeId: string, now: number): Promise<PublicNode> {
     const node = this.#require(nodeId);
-    await this.#commit(node, 'delete', serviceDelta(node.services, [], now), now);
+    await this.#commit(node, 'delete', entriesDelta(node.services, [], now), now);
     return toPublic(node);
   }
 
@@ -244,8 +303,10 @@ export class Catalog {
     return { nodes, services };
   }
 
-  close(): Promise<void> {
-    return this.#journal.close();
+  /** A last checkpoint, so the next start has no events to replay. */
+  async close(): Promise<void> {
+    await this.checkpoint();
+    await this.#journal.close();
   }
 
   #require(nodeId: string): NodeRecord {
@@ -254,15 +315,60 @@ export class Catalog {
     return node;
   }
 
+  /** What is not an event goes to the journal at once: the whole record, as of the current head. */
   async #save(node: NodeRecord): Promise<void> {
     this.#nodes.set(node.node_id, node);
-    await this.#journal.set(nodeKey(node.node_id), node);
+    this.#dirty.delete(node.node_id);
+    await this.#journal.setJson(nodeKey(node.node_id), journalJson(node, this.#events.headSeq));
   }
 }
 
 /** Services of an offline node are kept, marked offline (SPEC §6). */
+function offlineView(service: ServiceDescriptor): ServiceDescriptor {
+  return { ...service, state: 'offline', mounts: service.mounts.map((m) => ({ ...m, state: 'offline' })) as ServiceDescriptor['mounts'] };
+}
+
+function publicServices(node: NodeRecord): ServiceDescriptor[] {
+  const services = node.services.map((e) => JSON.parse(e.json) as ServiceDescriptor);
+  return node.state === 'online' ? services : services.map(offlineView);
+}
+
 function toPublic(node: NodeRecord): PublicNode {
-  const { secret_sha256: _secret, ...rest } = node;
-  if (node.state === 'online') return rest;
-  return { ...rest, services: rest.services.map((s) => ({ ...s, state: 'offline', mounts: s.mounts.map((m) => ({ ...m, state: 'offline' })) as ServiceDescriptor['mounts'] })) };
+  const { secret_sha256: _secret, services: _services, node_id, node_name, platform, labels, ...rest } = node;
+  return { node_id, node_name, platform, labels, services: publicServices(node), ...rest };
+}
+
+/**
+ * The upsert reply's members (= the event payload's, SPEC §6) and the closing brace, built from
+ * the stored descriptors' JSON instead of serializing the catalog again.
+ */
+function payloadBody(node: NodeRecord, delta: ServiceDelta): Buffer {
+  const services = node.state === 'online' ? `[${node.services.map((e) => e.json).join(',')}]` : JSON.stringify(publicServices(node));
+  return Buffer.from(`"node_id":${JSON.stringify(node.node_id)},"node_name":${JSON.stringify(node.node_name)},"platform":${JSON.stringify(node.platform)},` +
+    `"labels":${JSON.stringify(node.labels)},"services":${services},"service_delta":${JSON.stringify(delta)}}`);
+}
+
+/**
+ * Built with `+`, not join: V8 keeps the result as a rope over the descriptors' own strings, so the
+ * journal's copy of every record (kept for compaction) does not hold the catalog's JSON twice.
+ */
+function journalJson(node: NodeRecord, seq: number): string {
+  const { services, ...meta } = node;
+  const head = JSON.stringify({ ...meta, seq, service_hashes: services.map((e) => e.hash) });
+  let json = `${head.slice(0, -1)},"services":[`;
+  services.forEach((e, index) => (json += index === 0 ? e.json : `,${e.json}`));
+  return json + ']}';
+}
+
+function fromJournal(stored: JournalNode): NodeRecord {
+  const { services, seq: _seq, service_hashes: hashes, ...meta } = stored;
+  const hashed = hashes?.length === services.length ? hashes : undefined;
+  return {
+    ...meta,
+    services: services.map((s, index) => {
+      const json = JSON.stringify(s);
+      const hash = hashed?.[index];
+      return hash === undefined ? serviceEntry(s, json, false) : { service_id: s.service_id, version: s.version, hash, json, validated: false };
+    }),
+  };
 }

@@ -4,7 +4,9 @@ import { errorFrame, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, USER_FRAME_MAX_BYTES
 import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
+import { replyFrame, SerializedPayload } from './frames.js';
 import { ALREADY_REPLIED, OPS, type OpContext } from './ops.js';
+import { parseRequest } from './upsert-frame.js';
 import type { ProjectSession } from './policy.js';
 import { describePrincipal, type Principal } from './principal.js';
 
@@ -17,7 +19,7 @@ const PROTOCOL_MISMATCH = 4002;
 export interface ConnectionHost {
   schemas: Schemas;
   log: Logger;
-  context(connection: ControlConnection): Omit<OpContext, 'principal' | 'becomeNode' | 'replyNow' | 'connection' | 'session' | 'attach'>;
+  context(connection: ControlConnection): Omit<OpContext, 'principal' | 'schemas' | 'becomeNode' | 'replyNow' | 'connection' | 'session' | 'attach'>;
   onClose(connection: ControlConnection): void;
 }
 
@@ -60,12 +62,12 @@ export class ControlConnection {
   }
 
   send(frame: unknown): void {
-    this.sendRaw(JSON.stringify(frame));
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
   }
 
-  /** An already serialized frame (the fan-out serializes each event once). */
-  sendRaw(frame: string): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame);
+  /** A frame already serialized as UTF-8 JSON, sent as text as it is (no copy, no re-encoding). */
+  sendSerialized(frame: Buffer): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, { binary: false });
   }
 
   /** Bytes queued on the socket and not yet sent: how far behind this peer is. */
@@ -85,7 +87,8 @@ export class ControlConnection {
       if (isBinary) throw new ProtocolError('invalid_envelope', 'frames are JSON text, not binary');
       let frame: unknown;
       try {
-        frame = JSON.parse(data.toString('utf8'));
+        const { catalog } = this.#host.context(this);
+        frame = parseRequest(data.toString('utf8'), (nodeId) => catalog.storedServices(nodeId));
       } catch (error) {
         throw new ProtocolError('invalid_envelope', `frame is not JSON: ${(error as Error).message}`);
       }
@@ -126,6 +129,7 @@ export class ControlConnection {
     if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
     const context: OpContext = {
       ...this.#host.context(this),
+      schemas: this.#host.schemas,
       principal: this.principal,
       connection: this,
       session: this.session,
@@ -143,7 +147,8 @@ export class ControlConnection {
       },
     };
     const result = await op.handle(context, frame.payload as never);
-    if (result !== ALREADY_REPLIED) this.send(reply(frame.type, frame.id, result));
+    if (result instanceof SerializedPayload) this.sendSerialized(replyFrame(frame.type, frame.id, result));
+    else if (result !== ALREADY_REPLIED) this.send(reply(frame.type, frame.id, result));
     this.#log.debug({ op: frame.type, id: frame.id }, 'served');
   }
 

@@ -69,10 +69,12 @@ export class ControlServer {
   #tokenOf = new WeakMap<ControlConnection, string>();
   #nextConnectionId = 1;
   #timers: NodeJS.Timeout[] = [];
+  #watchPolicy: WatchPolicy;
 
   private constructor(options: ControlServerOptions, catalog: Catalog, tokens: TokenStore, events: EventLog, projects: ProjectStore) {
     this.projects = projects;
     this.#options = options;
+    this.#watchPolicy = options.watchPolicy ?? watchPolicyFromEnv();
     this.#log = options.log;
     this.catalog = catalog;
     this.tokens = tokens;
@@ -125,8 +127,9 @@ export class ControlServer {
     this.watches.close();
     for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
     await Promise.all([close(this.#ws), close(this.#http)]);
-    await this.catalog.close();
+    // The log first: archiving a rotated file may still need the catalog's checkpoint.
     await this.events.close();
+    await this.catalog.close();
     await this.projects.close();
   }
 
@@ -169,7 +172,7 @@ export class ControlServer {
       const connection = new ControlConnection(ws, principal, this.#nextConnectionId++, {
         schemas: this.#options.schemas,
         log: this.#log,
-        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, relays: this.relays, projects: this.projects, watchPolicy: this.#options.watchPolicy ?? watchPolicyFromEnv() }),
+        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, relays: this.relays, projects: this.projects, watchPolicy: this.#watchPolicy }),
         onClose: (closed) => {
           this.#connections.delete(closed);
           this.watches.drop(closed);

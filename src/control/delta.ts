@@ -22,6 +22,16 @@ export interface ServiceDelta {
 }
 
 /**
+ * One stored descriptor as the catalog keeps it: its JSON (what the wire, the event log and the
+ * journal carry, so it is serialized once) and its hash. `validated`: this process checked it
+ * against the schema, so the same JSON in a later upsert needs no second validation.
+ */
+export interface ServiceEntry extends DeltaEntry {
+  json: string;
+  validated: boolean;
+}
+
+/**
  * `"0x"` + 16 hex digits: the first 8 bytes of SHA-256 over the RFC 8785 canonical JSON of the
  * entry (SPEC §6), so key order does not matter.
  */
@@ -29,31 +39,36 @@ export function serviceHash(service: ServiceDescriptor): string {
   return '0x' + createHash('sha256').update(canonicalize(service) ?? '').digest('hex').slice(0, 16);
 }
 
-/** Hashes of a catalog array, kept while the array lives: a stored catalog is hashed once, not per upsert. */
-const hashed = new WeakMap<readonly ServiceDescriptor[], Map<string, { version: string; hash: string }>>();
-
-function entries(services: readonly ServiceDescriptor[]): Map<string, { version: string; hash: string }> {
-  let map = hashed.get(services);
-  if (!map) {
-    map = new Map(services.map((s) => [s.service_id, { version: s.version, hash: serviceHash(s) }]));
-    hashed.set(services, map);
-  }
-  return map;
+/**
+ * The entry of `service`, whose JSON.stringify is `json`. Equal JSON means an equal canonical
+ * form, so when `previous` has the same JSON its entry (and hash) is reused: an upsert that
+ * changes one descriptor out of twenty canonicalizes and hashes one.
+ */
+export function serviceEntry(service: ServiceDescriptor, json: string, validated: boolean, previous?: ServiceEntry): ServiceEntry {
+  if (previous?.json === json) return previous.validated || !validated ? previous : { ...previous, validated };
+  return { service_id: service.service_id, version: service.version, hash: serviceHash(service), json, validated };
 }
 
 /** What changed between two catalogs of one node; service order does not matter. */
-export function serviceDelta(previous: readonly ServiceDescriptor[], next: readonly ServiceDescriptor[], now = Date.now()): ServiceDelta {
-  const before = entries(previous);
-  const after = entries(next);
+export function entriesDelta(previous: readonly DeltaEntry[], next: readonly DeltaEntry[], now = Date.now()): ServiceDelta {
+  const before = new Map(previous.map((e) => [e.service_id, e]));
+  const after = new Map(next.map((e) => [e.service_id, e]));
   const added: DeltaEntry[] = [];
   const updated: UpdatedEntry[] = [];
   const removed: DeltaEntry[] = [];
+  const plain = (e: DeltaEntry): DeltaEntry => ({ service_id: e.service_id, version: e.version, hash: e.hash });
   for (const [serviceId, entry] of after) {
     const old = before.get(serviceId);
-    if (!old) added.push({ service_id: serviceId, ...entry });
-    else if (old.hash !== entry.hash) updated.push({ service_id: serviceId, ...entry, previous_version: old.version, previous_hash: old.hash });
+    if (!old) added.push(plain(entry));
+    else if (old.hash !== entry.hash) updated.push({ ...plain(entry), previous_version: old.version, previous_hash: old.hash });
   }
-  for (const [serviceId, entry] of before) if (!after.has(serviceId)) removed.push({ service_id: serviceId, ...entry });
+  for (const [serviceId, entry] of before) if (!after.has(serviceId)) removed.push(plain(entry));
   const byId = (a: DeltaEntry, b: DeltaEntry): number => (a.service_id < b.service_id ? -1 : a.service_id > b.service_id ? 1 : 0);
   return { changed: added.length + updated.length + removed.length > 0, timestamp_ms: now, added: added.sort(byId), updated: updated.sort(byId), removed: removed.sort(byId) };
+}
+
+/** The delta between two catalogs given as descriptors (each hashed). */
+export function serviceDelta(previous: readonly ServiceDescriptor[], next: readonly ServiceDescriptor[], now = Date.now()): ServiceDelta {
+  const hashed = (services: readonly ServiceDescriptor[]): DeltaEntry[] => services.map((s) => ({ service_id: s.service_id, version: s.version, hash: serviceHash(s) }));
+  return entriesDelta(hashed(previous), hashed(next), now);
 }

@@ -1,19 +1,38 @@
-import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { gunzip as gunzipCallback, gzip as gzipCallback } from 'node:zlib';
+import { createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
-import { writeFileAtomic } from '../store/atomic-file.js';
+import { syncDir, writeAll } from '../store/atomic-file.js';
 import type { ServiceDelta } from './delta.js';
 
-const gzip = promisify(gzipCallback);
 const gunzip = promisify(gunzipCallback);
 
 export type EventKind = 'upsert' | 'offline' | 'online' | 'delete';
 
-/** One catalog change (SPEC §6 Events): the upsert reply plus seq, kind and time. */
+/**
+ * One catalog change (SPEC §6 Events) as the log keeps and sends it: the payload is serialized
+ * once, when the event is made, and the same bytes go into the log line, the upsert reply, the
+ * replay ring and every watcher's frame.
+ */
 export interface CatalogEvent {
+  seq: number;
+  kind: EventKind;
+  timestamp_ms: number;
+  node_id: string;
+  /** `"seq":…,"kind":…,"timestamp_ms":…,` (the members that the upsert reply does not have). */
+  head: Buffer;
+  /** The payload's members from `node_id` on and its closing brace: `"node_id":…,"service_delta":{…}}`. */
+  body: Buffer;
+}
+
+export type NewEvent = Pick<CatalogEvent, 'kind' | 'timestamp_ms' | 'node_id' | 'body'>;
+
+/** An event as read back from disk, for the catalog to rebuild itself (SPEC §6: snapshot + log). */
+export interface EventRecord {
   seq: number;
   kind: EventKind;
   timestamp_ms: number;
@@ -24,8 +43,6 @@ export interface CatalogEvent {
   services: ServiceDescriptor[];
   service_delta: ServiceDelta;
 }
-
-export type NewEvent = Omit<CatalogEvent, 'seq'>;
 
 export interface EventLogOptions {
   dir: string;
@@ -40,15 +57,34 @@ export interface EventLogOptions {
 
 type EventLogSettings = Required<Omit<EventLogOptions, 'log'>> & { log: Logger };
 
+/**
+ * Makes everything the log holds up to the returned seq durable elsewhere (the catalog's
+ * snapshot), so the log files holding only older events may be archived and pruned.
+ */
+export type Checkpoint = () => Promise<number>;
+
 export const EVENT_LOG_FILE = 'node-service-events.ndjson';
 const ARCHIVE = /^node-service-events-(\d+)\.ndjson\.gz$/;
+/** A file rotated out and not yet archived: its events may still be needed to rebuild the catalog. */
+const ROTATED = /^node-service-events-(\d+)\.ndjson$/;
+/** Archives are for the record and for replay: speed matters more than size here. */
+const ARCHIVE_GZIP_LEVEL = 1;
+const OPEN = Buffer.from('{');
+const NEWLINE = Buffer.from('\n');
+
+/** `"seq":…,"kind":…,"timestamp_ms":…,`: what an event adds in front of the upsert reply's members. */
+export function eventHead(seq: number, kind: EventKind, timestampMs: number): Buffer {
+  return Buffer.from(`"seq":${seq},"kind":${JSON.stringify(kind)},"timestamp_ms":${timestampMs},`);
+}
 
 /**
  * The catalog's write-ahead log (SPEC §6): every event gets the next `seq`, is appended and
- * fdatasync'd (group commit) before anyone sees it, and stays in a bounded ring for replay. The
- * file rotates into gzip archives; each new file starts with a `head` line carrying the last seq,
- * so a seq is never reused whatever was pruned. At start-up the ring is refilled from disk; a torn
- * last line is skipped and reported.
+ * fdatasync'd (group commit) before anyone sees it, and stays in a bounded ring for replay. A
+ * file above the size limit is renamed aside and a new one started with a `head` line carrying
+ * the last seq, so a seq is never reused whatever was pruned; in the background the catalog then
+ * checkpoints (snapshot) and the renamed file becomes a gzip archive. At start-up the ring is
+ * refilled from disk and the events not yet archived are handed to the catalog; a torn last line
+ * is skipped and reported.
  */
 export class EventLog {
   readonly path: string;
@@ -60,36 +96,46 @@ export class EventLog {
   #assigned: number;
   #head: number;
   #ring: CatalogEvent[] = [];
-  #pending: Array<{ event: CatalogEvent; line: string; resolve(): void; reject(error: Error): void }> = [];
+  #pending: Array<{ event: CatalogEvent; apply: ((event: CatalogEvent) => void) | undefined; resolve(event: CatalogEvent): void; reject(error: Error): void }> = [];
   #flushing: Promise<void> | undefined;
   #listeners: Array<(event: CatalogEvent) => void> = [];
+  #unarchived: EventRecord[];
+  #leftovers: string[];
+  #checkpoint: Checkpoint | undefined;
+  /** The seq the last checkpoint covered. */
+  #checkpointed = 0;
+  /** Archiving runs one file at a time, behind the appends. */
+  #archiving: Promise<void> = Promise.resolve();
+  #lastRotationMs = 0;
 
-  private constructor(options: EventLogSettings, file: FileHandle, bytes: number, head: number, ring: CatalogEvent[]) {
+  private constructor(options: EventLogSettings, file: FileHandle, bytes: number, history: History) {
     this.#options = options;
     this.path = join(options.dir, EVENT_LOG_FILE);
     this.ringCapacity = options.ringCapacity;
     this.#file = file;
     this.#bytes = bytes;
-    this.#assigned = head;
-    this.#head = head;
-    this.#ring = ring;
+    this.#assigned = history.head;
+    this.#head = history.head;
+    this.#ring = history.ring;
+    this.#unarchived = history.unarchived;
+    this.#leftovers = history.rotated;
   }
 
   static async open(options: EventLogOptions): Promise<EventLog> {
     const full = { ringCapacity: 1024, rotateMaxBytes: 8 << 20, archiveKeep: 8, ...options };
     await mkdir(full.dir, { recursive: true });
     const path = join(full.dir, EVENT_LOG_FILE);
-    const { events, head, problems } = await readHistory(full.dir, full.ringCapacity);
-    for (const problem of problems) full.log.error({ path }, `event log: ${problem}`);
+    const history = await readHistory(full.dir, full.ringCapacity);
+    for (const problem of history.problems) full.log.error({ path }, `event log: ${problem}`);
     const file = await open(path, 'a', 0o600);
     let bytes = (await file.stat()).size;
     if (bytes === 0) {
-      const line = JSON.stringify({ type: 'head', seq: head }) + '\n';
+      const line = headLine(history.head);
       await file.write(line);
       await file.datasync();
-      bytes = Buffer.byteLength(line);
+      bytes = line.length;
     }
-    return new EventLog(full, file, bytes, head, events);
+    return new EventLog(full, file, bytes, history);
   }
 
   /**
@@ -104,6 +150,27 @@ export class EventLog {
   /** Events in the ring, oldest first. */
   retained(): readonly CatalogEvent[] {
     return this.#ring;
+  }
+
+  /**
+   * Once, at start-up: every event in the files not yet archived (the current one and any
+   * rotated out before a crash), oldest first. The catalog replays those its snapshot lacks.
+   */
+  takeUnarchived(): EventRecord[] {
+    const events = this.#unarchived;
+    this.#unarchived = [];
+    return events;
+  }
+
+  /**
+   * Registers the catalog's checkpoint, run before a rotated file is archived; files a crash
+   * left rotated but not archived are archived now.
+   */
+  setCheckpoint(checkpoint: Checkpoint): void {
+    this.#checkpoint = checkpoint;
+    const head = this.#head;
+    for (const path of this.#leftovers) this.#queueArchive(path, head);
+    this.#leftovers = [];
   }
 
   window(): { events: number; capacity: number; oldest_seq: number | null; newest_seq: number | null; oldest_ms: number | null; newest_ms: number | null; window_ms: number } {
@@ -121,15 +188,18 @@ export class EventLog {
     this.#listeners.push(listener);
   }
 
-  /** Assigns the next seq, makes the event durable, then tells the listeners. */
-  async append(event: NewEvent): Promise<CatalogEvent> {
-    const full: CatalogEvent = { seq: ++this.#assigned, ...event };
-    const line = JSON.stringify(full) + '\n';
-    await new Promise<void>((resolve, reject) => {
-      this.#pending.push({ event: full, line, resolve, reject });
+  /**
+   * Assigns the next seq, makes the event durable, then calls `apply` and the listeners, in seq
+   * order and in one synchronous step: what `apply` changes is always exactly the state after
+   * the events up to headSeq, so a checkpoint taken at any moment is consistent.
+   */
+  append(event: NewEvent, apply?: (event: CatalogEvent) => void): Promise<CatalogEvent> {
+    const seq = ++this.#assigned;
+    const full: CatalogEvent = { seq, kind: event.kind, timestamp_ms: event.timestamp_ms, node_id: event.node_id, head: eventHead(seq, event.kind, event.timestamp_ms), body: event.body };
+    return new Promise<CatalogEvent>((resolve, reject) => {
+      this.#pending.push({ event: full, apply, resolve, reject });
       void this.#flush();
     });
-    return full;
   }
 
   async #flush(): Promise<void> {
@@ -138,96 +208,169 @@ export class EventLog {
     const batch = this.#pending;
     this.#pending = [];
     this.#flushing = (async () => {
-      const text = batch.map((p) => p.line).join('');
+      const parts = batch.flatMap((p) => [OPEN, p.event.head, p.event.body, NEWLINE]);
       try {
-        await this.#file.write(text);
+        await writeAll(this.#file, parts);
         await this.#file.datasync();
       } catch (error) {
         for (const p of batch) p.reject(error as Error);
         return;
       }
-      this.#bytes += Buffer.byteLength(text);
+      this.#bytes += parts.reduce((sum, part) => sum + part.length, 0);
       for (const p of batch) {
         const { event } = p;
         this.#head = event.seq;
         this.#ring.push(event);
         if (this.#ring.length > this.ringCapacity) this.#ring.shift();
+        p.apply?.(event);
         for (const listener of this.#listeners) listener(event);
-        p.resolve();
+        p.resolve(event);
       }
       if (this.#options.rotateMaxBytes > 0 && this.#bytes > this.#options.rotateMaxBytes) await this.#rotate();
     })().finally(() => (this.#flushing = undefined));
     return this.#flushing;
   }
 
-  /** The current file becomes a gzip archive; old archives beyond the keep count go. */
+  /**
+   * The current file gets a second name (the rotated file) and a fresh file takes its place in one
+   * rename, so the log file never goes missing; the new names are made durable before any event
+   * goes into the fresh file. The slow part, checkpoint and gzip, runs in the background.
+   */
   async #rotate(): Promise<void> {
     const dir = this.#options.dir;
-    const raw = await readFile(this.path);
-    const archive = join(dir, `node-service-events-${Date.now()}.ndjson.gz`);
-    await writeFileAtomic(archive, await gzip(raw));
-    await this.#file.close();
+    this.#lastRotationMs = Math.max(Date.now(), this.#lastRotationMs + 1);
+    const rotated = join(dir, `node-service-events-${this.#lastRotationMs}.ndjson`);
     const temp = `${this.path}.new`;
-    const fresh = await open(temp, 'w', 0o600);
-    const head = JSON.stringify({ type: 'head', seq: this.#head }) + '\n';
-    await fresh.write(head);
-    await fresh.sync();
-    await fresh.close();
-    await rename(temp, this.path);
-    this.#file = await open(this.path, 'a', 0o600);
-    this.#bytes = Buffer.byteLength(head);
-    const archives = (await readdir(dir)).filter((n) => ARCHIVE.test(n)).sort(byArchiveTime);
+    const head = headLine(this.#head);
+    let fresh: FileHandle | undefined;
+    let linked = false;
+    try {
+      fresh = await open(temp, 'w', 0o600);
+      await writeAll(fresh, head);
+      await link(this.path, rotated);
+      linked = true;
+      await rename(temp, this.path);
+    } catch (error) {
+      // The current file is still the log (and a crash here leaves at worst events under two names, read once).
+      await fresh?.close();
+      await rm(temp, { force: true });
+      if (linked) await rm(rotated, { force: true });
+      this.#options.log.error({ err: error }, 'event log: rotation failed; appending to the current file');
+      return;
+    }
+    await this.#file.close();
+    this.#file = fresh;
+    this.#bytes = head.length;
+    // Swapped: from here the fresh file is the log, whatever happens. No event is acknowledged in it before the names are durable.
+    await syncDir(dir).catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: could not sync the directory after a rotation'));
+    this.#queueArchive(rotated, this.#head);
+  }
+
+  #queueArchive(rotated: string, lastSeq: number): void {
+    this.#archiving = this.#archiving.then(() => this.#archive(rotated, lastSeq)).catch((error: unknown) => {
+      this.#options.log.error({ err: error, rotated }, 'event log: archiving failed; the rotated file stays and is archived at the next start');
+    });
+  }
+
+  /** Checkpoint first: only then are the rotated file's events not needed to rebuild the catalog. */
+  async #archive(rotated: string, lastSeq: number): Promise<void> {
+    if (this.#checkpoint && this.#checkpointed < lastSeq) this.#checkpointed = Math.max(this.#checkpointed, await this.#checkpoint());
+    const dir = this.#options.dir;
+    const archive = `${rotated}.gz`;
+    // Streamed through zlib's thread pool: no copy of the whole file in memory, no work on the event loop.
+    const temp = `${archive}.tmp`;
+    await pipeline(createReadStream(rotated), createGzip({ level: ARCHIVE_GZIP_LEVEL }), createWriteStream(temp, { mode: 0o600 }));
+    const written = await open(temp, 'r+');
+    await written.sync().finally(() => written.close());
+    await rename(temp, archive);
+    await syncDir(dir);
+    const archives = (await readdir(dir)).filter((n) => ARCHIVE.test(n)).sort(byFileTime);
     for (const old of archives.slice(0, Math.max(0, archives.length - this.#options.archiveKeep))) await rm(join(dir, old), { force: true });
+    // Last: a rotated file gone means its archiving is over, pruning included.
+    await rm(rotated, { force: true });
     this.#options.log.info({ archive, kept: Math.min(archives.length, this.#options.archiveKeep) }, 'event log rotated');
   }
 
   async close(): Promise<void> {
     await this.#flush();
+    await this.#archiving;
     await this.#file.close();
   }
 }
 
-function byArchiveTime(a: string, b: string): number {
-  return Number(ARCHIVE.exec(a)?.[1]) - Number(ARCHIVE.exec(b)?.[1]);
+function headLine(seq: number): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'head', seq }) + '\n');
 }
 
-/** Reads archives then the current file: the last `capacity` events, the head seq, and what was skipped. */
-async function readHistory(dir: string, capacity: number): Promise<{ events: CatalogEvent[]; head: number; problems: string[] }> {
+/** By the time in the name; an archive before the rotated file of the same time. */
+function byFileTime(a: string, b: string): number {
+  const time = (name: string): number => Number((ARCHIVE.exec(name) ?? ROTATED.exec(name))?.[1]);
+  return time(a) - time(b) || (ARCHIVE.test(a) ? -1 : 0) - (ARCHIVE.test(b) ? -1 : 0);
+}
+
+function toEvent(record: EventRecord): CatalogEvent {
+  const { seq, kind, timestamp_ms: timestampMs, ...payload } = record;
+  return { seq, kind, timestamp_ms: timestampMs, node_id: record.node_id, head: eventHead(seq, kind, timestampMs), body: Buffer.from(JSON.stringify(payload).slice(1)) };
+}
+
+function isEventRecord(record: Record<string, unknown>): boolean {
+  return typeof record.seq === 'number' && typeof record.kind === 'string' && typeof record.timestamp_ms === 'number' && typeof record.node_id === 'string';
+}
+
+interface History {
+  ring: CatalogEvent[];
+  head: number;
+  problems: string[];
+  /** Every event of the files not archived yet (for the catalog), duplicates included. */
+  unarchived: EventRecord[];
+  /** Files rotated out and not archived before the last stop. */
+  rotated: string[];
+}
+
+/** Reads archives, rotated files and the current file, oldest first. */
+async function readHistory(dir: string, capacity: number): Promise<History> {
   const problems: string[] = [];
-  const events: CatalogEvent[] = [];
+  const records: EventRecord[] = [];
+  const unarchived: EventRecord[] = [];
   let head = 0;
-  const take = (text: string, source: string, isCurrent: boolean): void => {
+  const take = (text: string, source: string, isRaw: boolean, isCurrent: boolean): void => {
     const lines = text.split('\n');
     const tail = lines.pop() ?? '';
     lines.forEach((line, index) => {
       if (line === '') return;
       try {
-        const record = JSON.parse(line) as { type?: string; seq?: number };
+        const record = JSON.parse(line) as Record<string, unknown>;
         if (record.type === 'head' && typeof record.seq === 'number') head = Math.max(head, record.seq);
-        else if (typeof record.seq === 'number') {
-          // A crash between writing an archive and swapping the file leaves events in both.
-          if (record.seq <= head) return;
-          head = record.seq;
-          events.push(record as CatalogEvent);
-          if (events.length > capacity) events.shift();
+        else if (isEventRecord(record)) {
+          const event = record as unknown as EventRecord;
+          if (isRaw) unarchived.push(event);
+          // A crash between writing an archive and removing its file leaves events in both.
+          if (event.seq <= head) return;
+          head = event.seq;
+          records.push(event);
+          if (records.length > capacity) records.shift();
         } else problems.push(`${source}:${index + 1}: not an event; skipped`);
       } catch {
         problems.push(`${source}:${index + 1}: not JSON; skipped`);
       }
     });
-    if (tail !== '') problems.push(`${source}: the last line (${tail.length} bytes) was torn by a crash; skipped${isCurrent ? '' : ' (in an archive)'}`);
+    if (tail !== '') problems.push(`${source}: the last line (${tail.length} bytes) was torn by a crash; skipped${isCurrent ? '' : ' (in an older file)'}`);
   };
   const names = await readdir(dir).catch(() => [] as string[]);
-  for (const name of names.filter((n) => ARCHIVE.test(n)).sort(byArchiveTime)) {
+  const rotated: string[] = [];
+  for (const name of names.filter((n) => ARCHIVE.test(n) || ROTATED.test(n)).sort(byFileTime)) {
+    const isRaw = ROTATED.test(name);
+    if (isRaw) rotated.push(join(dir, name));
     try {
-      take((await gunzip(await readFile(join(dir, name)))).toString('utf8'), name, false);
+      const data = await readFile(join(dir, name));
+      take((isRaw ? data : await gunzip(data)).toString('utf8'), name, isRaw, false);
     } catch (error) {
-      problems.push(`${name}: unreadable archive (${(error as Error).message}); skipped`);
+      problems.push(`${name}: unreadable (${(error as Error).message}); skipped`);
     }
   }
   const current = join(dir, EVENT_LOG_FILE);
   const text = await readFile(current, 'utf8').catch(() => '');
-  take(text, EVENT_LOG_FILE, true);
+  take(text, EVENT_LOG_FILE, true, true);
   if (text !== '' && !text.endsWith('\n')) {
     // Cut the torn tail so new events start on a line of their own.
     const keep = text.slice(0, text.lastIndexOf('\n') + 1);
@@ -236,5 +379,5 @@ async function readHistory(dir: string, capacity: number): Promise<{ events: Cat
     await file.sync();
     await file.close();
   }
-  return { events, head, problems };
+  return { ring: records.map(toEvent), head, problems, unarchived, rotated };
 }

@@ -1,12 +1,15 @@
 import type { NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, RelayPayload, RelayReplyPayload, SessionAttachPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { SCHEMA_BASE, type Schemas } from '../protocol/schemas.js';
 import type { Catalog } from './catalog.js';
 import type { ControlConnection } from './connection.js';
+import { SerializedPayload } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 import type { RelayHub } from './relay-hub.js';
 import { relayRefusal } from './relay-policy.js';
 import type { Principal, Role } from './principal.js';
 import type { TokenStore } from './token-store.js';
+import { incomingServices, type IncomingService } from './upsert-frame.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
@@ -14,6 +17,7 @@ import { toPublic, type Project, type ProjectStore } from './projects.js';
 
 export interface OpContext {
   principal: Principal;
+  schemas: Schemas;
   catalog: Catalog;
   tokens: TokenStore;
   metrics: ControlMetrics;
@@ -41,7 +45,8 @@ export interface Op<P> {
   handle(context: OpContext, payload: P): Promise<unknown>;
 }
 
-const PROTOCOL_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/';
+const PROTOCOL_SCHEMA = `${SCHEMA_BASE}control-protocol.schema.json#/definitions/`;
+const DESCRIPTOR_SCHEMA = `${SCHEMA_BASE}service-descriptor.schema.json`;
 
 /** A node acts only on its own node_id [beyond: the earlier system gave nodes the admin token]. */
 function ownNode(context: OpContext, nodeId: string): void {
@@ -71,6 +76,19 @@ function readableNodes(context: OpContext): (nodeId: string) => boolean {
   return (nodeId) => mounted.has(nodeId);
 }
 
+/**
+ * Descriptors split from the frame (upsert-frame.ts) skipped the payload schema: the new ones are
+ * validated here, before any other check, as the plain path does. On a problem the whole payload
+ * is validated, so the error is the plain path's (its first problem, naming the field).
+ */
+function checkDescriptors(context: OpContext, payload: NodeServiceUpsertPayload, services: readonly IncomingService[]): void {
+  const valid = (s: IncomingService): boolean => 'known' in s || s.checked || context.schemas.problems(DESCRIPTOR_SCHEMA, s.service, 'payload').length === 0;
+  if (services.every(valid)) return;
+  const whole = { ...payload, services: services.map((s) => ('known' in s ? JSON.parse(s.json) as unknown : s.service)) };
+  const problem = context.schemas.problems(PROTOCOL_SCHEMA + 'node_service_upsert', whole, 'payload')[0];
+  if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
+}
+
 function op<P>(definition: string, roles: readonly Role[], handle: Op<P>['handle']): Op<P> {
   return { schema: PROTOCOL_SCHEMA + definition, roles, handle };
 }
@@ -87,15 +105,17 @@ export const OPS: Record<string, Op<never>> = {
     return joined;
   }),
   'control.node_service_upsert': op<NodeServiceUpsertPayload>('node_service_upsert', ['node', 'admin'], async (context, payload) => {
+    const services = incomingServices(payload);
+    checkDescriptors(context, payload, services);
     ownNode(context, payload.node_id);
-    const { node, delta } = await context.catalog.upsert(payload);
+    const { delta, body } = await context.catalog.upsert(payload, services);
     context.metrics.upserts.inc({ changed: String(delta.changed) });
-    return { node_id: node.node_id, node_name: node.node_name, platform: node.platform, labels: node.labels, services: node.services, service_delta: delta };
+    return new SerializedPayload(body);
   }),
   'control.node_lease_refresh': op<NodeRefPayload>('node_ref', ['node', 'admin'], async (context, payload) => {
     ownNode(context, payload.node_id);
-    const { node } = await context.catalog.refresh(payload.node_id);
-    return { node_id: node.node_id, lease_expires_at_ms: node.lease_expires_at_ms, lease_ttl_ms: context.catalog.leaseTtlMs };
+    const { leaseExpiresAtMs } = await context.catalog.refresh(payload.node_id);
+    return { node_id: payload.node_id, lease_expires_at_ms: leaseExpiresAtMs, lease_ttl_ms: context.catalog.leaseTtlMs };
   }),
   'control.node_service_get': op<NodeRefPayload>('node_ref', ['node', 'admin'], async (context, payload) => {
     ownNode(context, payload.node_id);
@@ -105,7 +125,7 @@ export const OPS: Record<string, Op<never>> = {
   'control.node_list': op<Record<string, never>>('empty', ['admin', 'user'], async (context) => {
     const visible = readableNodes(context);
     return {
-      nodes: context.catalog.list().filter((node) => visible(node.node_id)).map(({ services, ...node }) => ({ ...node, service_count: services.length })),
+      nodes: context.catalog.list().filter((node) => visible(node.node_id)),
     };
   }),
   'control.node_get': op<NodeRefPayload>('node_ref', ['admin', 'node', 'user'], async (context, payload) => {

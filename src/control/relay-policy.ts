@@ -34,7 +34,7 @@ export function relayRefusal(context: { principal: Principal; session: ProjectSe
     return why ? denied('EACCES', why) : undefined;
   };
   if (top === 'services' && serviceId !== undefined) {
-    const service = nodeServices(context.catalog, request.node_id).find((s) => s.service_id === serviceId);
+    const service = context.catalog.service(request.node_id, serviceId);
     if (!service) return denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
     const refused = need('invoke');
     if (refused) return refused;
@@ -44,10 +44,3 @@ export function relayRefusal(context: { principal: Principal; session: ProjectSe
   return denied('EACCES', `only services/<id>/ and fs/ are relayed, not ${request.path}`);
 }
 
-function nodeServices(catalog: Catalog, nodeId: string): ReturnType<Catalog['get']>['services'] {
-  try {
-    return catalog.get(nodeId).services;
-  } catch {
-    return [];
-  }
-}

@@ -34,6 +34,7 @@ const LOCK_WAIT_MS = 10_000;
 
 const newToken = (kind: string): string => `ach_${kind}_${randomBytes(24).toString('base64url')}`;
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+const digestHex = (text: string): string => digest(text).toString('hex');
 /** Equal-length digests, so the comparison takes the same time whatever the token. */
 export const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
 
@@ -46,7 +47,11 @@ export class TokenStore {
   readonly path: string;
   #data: TokenFile;
   #mtimeMs = 0;
-  #updates: Promise<unknown> = Promise.resolve();
+  /** Changes waiting for the next read-modify-write; all those queued meanwhile share one (group commit). */
+  #queued: QueuedUpdate[] = [];
+  #writing: Promise<void> | undefined;
+  /** The digest of every join token seen in the file, so a reload or a join hashes only new tokens. */
+  #joinDigests = new Map<string, string>();
 
   private constructor(path: string, data: TokenFile) {
     this.path = path;
@@ -72,7 +77,7 @@ export class TokenStore {
     for (const entry of this.#data.admin) if (sameSecret(entry.token, token)) return { kind: 'admin', tokenId: entry.id };
     for (const entry of this.#data.users) if (sameSecret(entry.token, token)) return { kind: 'user', tokenId: entry.id, userId: entry.user_id, agentId: entry.agent_id };
     // Join tokens can be many: found by digest (a hash lookup leaks nothing about the secret).
-    const entry = this.#joinByDigest().get(digest(token).toString('hex'));
+    const entry = this.#joinByDigest().get(digestHex(token));
     if (entry && entry.used_ms === null && entry.expires_ms > Date.now()) return { kind: 'joiner', tokenId: entry.id };
     return undefined;
   }
@@ -80,18 +85,30 @@ export class TokenStore {
   #joinIndex: { data: TokenFile; byDigest: Map<string, JoinTokenEntry> } | undefined;
 
   #joinByDigest(): Map<string, JoinTokenEntry> {
-    if (this.#joinIndex?.data !== this.#data) {
-      this.#joinIndex = { data: this.#data, byDigest: new Map(this.#data.join.map((e) => [digest(e.token).toString('hex'), e])) };
-    }
+    if (this.#joinIndex?.data !== this.#data) this.#joinIndex = { data: this.#data, byDigest: this.#indexJoins(this.#data) };
     return this.#joinIndex.byDigest;
+  }
+
+  /** Join tokens by digest; digests of tokens no longer in the file are forgotten. */
+  #indexJoins(data: TokenFile): Map<string, JoinTokenEntry> {
+    const digests = new Map<string, string>();
+    const byDigest = new Map<string, JoinTokenEntry>();
+    for (const entry of data.join) {
+      const hex = this.#joinDigests.get(entry.token) ?? digestHex(entry.token);
+      digests.set(entry.token, hex);
+      byDigest.set(hex, entry);
+    }
+    this.#joinDigests = digests;
+    return byDigest;
   }
 
   /** Spends a join token; false when it is unknown, used or expired. */
   async consumeJoin(token: string): Promise<boolean> {
     let spent = false;
+    const wanted = digestHex(token);
     await this.update((data) => {
-      const entry = data.join.find((e) => e.used_ms === null && e.expires_ms > Date.now() && sameSecret(e.token, token));
-      if (entry) {
+      const entry = this.#indexJoins(data).get(wanted);
+      if (entry && entry.used_ms === null && entry.expires_ms > Date.now()) {
         entry.used_ms = Date.now();
         spent = true;
       }
@@ -152,31 +169,64 @@ export class TokenStore {
 
   /**
    * Read-modify-write under the lock file, then atomic rename. Updates from this process queue
-   * here first, so only other processes (`acheron token`) ever wait on the lock file's polling.
+   * here first, so only other processes (`acheron token`) ever wait on the lock file's polling;
+   * the updates that queued while one was written go together in the next (100 joins at once
+   * cost one rewrite, not 100). `mutate` runs on the file as read; one that throws must do so
+   * before changing anything: it fails alone, the others of its batch are written.
    */
   update(mutate: (data: TokenFile) => void): Promise<void> {
-    const run = this.#updates.then(() => this.#update(mutate));
-    this.#updates = run.catch(() => undefined);
-    return run;
+    const done = new Promise<void>((resolve, reject) => this.#queued.push({ mutate, resolve, reject }));
+    this.#writing ??= this.#drain();
+    return done;
   }
 
-  async #update(mutate: (data: TokenFile) => void): Promise<void> {
+  async #drain(): Promise<void> {
+    while (this.#queued.length > 0) {
+      const batch = this.#queued;
+      this.#queued = [];
+      // Settled after the lock is released: a CLI that exits on the answer leaves no lock file behind.
+      const failed = await this.#update(batch).catch((error: unknown) => new Map(batch.map((update) => [update, error as Error])));
+      for (const update of batch) {
+        const error = failed.get(update);
+        if (error) update.reject(error);
+        else update.resolve();
+      }
+    }
+    this.#writing = undefined;
+  }
+
+  /** One read-modify-write for the batch; the updates whose `mutate` threw, with their errors. */
+  async #update(batch: QueuedUpdate[]): Promise<Map<QueuedUpdate, Error>> {
     const release = await lock(`${this.path}.lock`);
     try {
       const data = await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOENT') return emptyFile();
         throw error;
       });
-      mutate(data);
+      const failed = new Map<QueuedUpdate, Error>();
+      for (const update of batch) {
+        try {
+          update.mutate(data);
+        } catch (error) {
+          failed.set(update, error as Error);
+        }
+      }
       await writeFileAtomic(this.path, JSON.stringify(data, null, 2) + '\n', 0o600);
       // Both together: a reload between them would take stale data for current.
       const { mtimeMs } = await stat(this.path);
       this.#data = data;
       this.#mtimeMs = mtimeMs;
+      return failed;
     } finally {
       await release();
     }
   }
+}
+
+interface QueuedUpdate {
+  mutate(data: TokenFile): void;
+  resolve(): void;
+  reject(error: Error): void;
 }
 
 function emptyFile(): TokenFile {

@@ -3,6 +3,7 @@ import type { NodeServiceWatchPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ControlConnection } from './connection.js';
 import type { CatalogEvent, EventLog } from './event-log.js';
+import { eventFrame, watchEventHead } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 
 export type WatchRequest = NodeServiceWatchPayload;
@@ -16,7 +17,11 @@ interface Watch {
   nodeId: string | undefined;
   allowed: EventFilter;
   lastSentMs: number;
+  /** The head of its live event frames (see frames.ts). */
+  liveHead: Buffer;
 }
+
+const watchKey = (connection: ControlConnection, watchId: string): string => `${connection.id}/${watchId}`;
 
 export const DEFAULT_REPLAY_LIMIT = 25;
 /** Progress frames after this much silence, so a filtered watcher can resume without replays. */
@@ -34,8 +39,13 @@ export const SLOW_WATCHER_BYTES = 8 << 20;
 export class WatchHub {
   #events: EventLog;
   #metrics: ControlMetrics;
+  /** By connection id and watch id. */
   #watches = new Map<string, Watch>();
-  #nextId = 1;
+  /**
+   * Watch ids count per connection (w1, w2, … on each): watchers whose watches have the same id
+   * get byte-identical event frames, so the fan-out builds one frame for all of them.
+   */
+  #nextIdOf = new WeakMap<ControlConnection, number>();
   #timer: NodeJS.Timeout;
 
   constructor(events: EventLog, metrics: ControlMetrics) {
@@ -70,30 +80,31 @@ export class WatchHub {
       replay = ring.filter((e) => e.seq > (request.since_seq as number) && matches(e));
     } else replay = replayLimit === 0 ? [] : ring.filter(matches).slice(-replayLimit);
 
-    const id = `w${this.#nextId++}`;
+    const n = this.#nextIdOf.get(connection) ?? 1;
+    this.#nextIdOf.set(connection, n + 1);
+    const id = `w${n}`;
     ack({ watch_id: id, enabled: true, ...(request.node_id === undefined ? {} : { node_id: request.node_id }), replay_limit: replayLimit, replayed: replay.length, head_seq: head });
     this.#metrics.replayRequests.inc();
+    const replayHead = watchEventHead(id, true);
     for (const event of replay) {
-      const frame = JSON.stringify(push('control.node_service_event', { watch_id: id, replay: true, ...event }));
+      const frame = eventFrame(replayHead, event);
       this.#metrics.replayEvents.inc();
-      this.#metrics.replayBytes.inc(Buffer.byteLength(frame));
-      connection.sendRaw(frame);
+      this.#metrics.replayBytes.inc(frame.length);
+      connection.sendSerialized(frame);
     }
     connection.send(push('control.node_service_watch_synced', { watch_id: id, head_seq: head }));
-    this.#watches.set(id, { id, connection, nodeId: request.node_id, allowed, lastSentMs: Date.now() });
+    this.#watches.set(watchKey(connection, id), { id, connection, nodeId: request.node_id, allowed, lastSentMs: Date.now(), liveHead: watchEventHead(id, false) });
     this.#metrics.subscribers.set(this.#watches.size);
   }
 
   unwatch(connection: ControlConnection, watchId: string): void {
-    const watch = this.#watches.get(watchId);
-    if (!watch || watch.connection !== connection) throw new ProtocolError('not_found', `no watch ${watchId} on this connection`, { field: '/watch_id' });
-    this.#watches.delete(watchId);
+    if (!this.#watches.delete(watchKey(connection, watchId))) throw new ProtocolError('not_found', `no watch ${watchId} on this connection`, { field: '/watch_id' });
     this.#metrics.subscribers.set(this.#watches.size);
   }
 
   /** The connection closed: its watches end with it. */
   drop(connection: ControlConnection): void {
-    for (const [id, watch] of this.#watches) if (watch.connection === connection) this.#watches.delete(id);
+    for (const [key, watch] of this.#watches) if (watch.connection === connection) this.#watches.delete(key);
     this.#metrics.subscribers.set(this.#watches.size);
   }
 
@@ -104,24 +115,34 @@ export class WatchHub {
   #fanOut(event: CatalogEvent): void {
     this.#metrics.fanoutEvents.inc();
     this.#metrics.eventSeq.set(event.seq);
-    let frame: string | undefined;
+    const now = Date.now();
+    // Counted once per event, not per watcher: a counter update costs more than it seems at 100 watchers.
+    let attempts = 0;
+    let sent = 0;
+    const frames = new Map<string, Buffer>();
     for (const watch of this.#watches.values()) {
       if ((watch.nodeId !== undefined && event.node_id !== watch.nodeId) || !watch.allowed(event)) continue;
-      this.#metrics.fanoutAttempts.inc();
+      attempts++;
       if (watch.connection.bufferedBytes > SLOW_WATCHER_BYTES) {
         this.#end(watch, `watcher too slow: more than ${SLOW_WATCHER_BYTES} bytes unsent; watch again from seq ${event.seq - 1} or list again`);
         continue;
       }
-      // One serialization per event; only watch_id differs between watchers.
-      frame ??= JSON.stringify(push('control.node_service_event', { watch_id: '\u0000', replay: false, ...event }));
-      watch.connection.sendRaw(frame.replace('"\\u0000"', JSON.stringify(watch.id)));
-      watch.lastSentMs = Date.now();
-      this.#metrics.fanoutSent.inc();
+      // The event was serialized once; a frame only adds the head of its watch id, built once per id.
+      let frame = frames.get(watch.id);
+      if (!frame) {
+        frame = eventFrame(watch.liveHead, event);
+        frames.set(watch.id, frame);
+      }
+      watch.connection.sendSerialized(frame);
+      watch.lastSentMs = now;
+      sent++;
     }
+    this.#metrics.fanoutAttempts.inc(attempts);
+    this.#metrics.fanoutSent.inc(sent);
   }
 
   #end(watch: Watch, message: string): void {
-    this.#watches.delete(watch.id);
+    this.#watches.delete(watchKey(watch.connection, watch.id));
     this.#metrics.fanoutDropped.inc();
     this.#metrics.watchesEnded.inc({ reason: 'resync_required' });
     this.#metrics.subscribers.set(this.#watches.size);

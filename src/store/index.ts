@@ -4,4 +4,4 @@
  * libuv's thread pool; never put a store file on an Acheron mount (the daemon would wait on itself).
  */
 export { StateJournal, BATCH_SYNC_MS, type RestoredState, type StateSync } from './state-journal.js';
-export { writeFileAtomic } from './atomic-file.js';
+export { syncDir, writeAll, writeFileAtomic, type WriteData } from './atomic-file.js';

@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeAll, writeFileAtomic } from './atomic-file.js';
 
 export type StateSync = 'always' | 'batch';
 
@@ -98,7 +98,11 @@ export class StateJournal {
 
   /** Stores `value`; resolves once durable (`always`) or at once (`batch`, synced within 100 ms). */
   set(key: string, value: unknown): Promise<void> {
-    const json = JSON.stringify(value);
+    return this.setJson(key, JSON.stringify(value));
+  }
+
+  /** `set` for a value the caller has already serialized (e.g. built from cached JSON parts). */
+  setJson(key: string, json: string): Promise<void> {
     this.#latest.set(key, json);
     // The record embeds the value's JSON as is: one serialization per set, not two.
     return this.#append(recordLine(key, json));
@@ -127,16 +131,18 @@ export class StateJournal {
     if (this.#pending.length === 0) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const lines = this.#pending.join('');
+    const lines = this.#pending;
     const waiters = this.#waiters;
     this.#pending = [];
     this.#waiters = [];
     // Compaction runs inside the same critical section, so no write lands on a renamed file.
     this.#flushing = (async () => {
       try {
-        await this.#file.write(lines);
+        let bytes = 0;
+        // Encoded a group at a time as they are written: a big batch never exists whole as bytes.
+        await writeAll(this.#file, encoded(lines, (n) => (bytes += n)));
         await this.#file.datasync();
-        this.#bytes += Buffer.byteLength(lines);
+        this.#bytes += bytes;
         for (const waiter of waiters) waiter.resolve();
       } catch (error) {
         for (const waiter of waiters) waiter.reject(error as Error);
@@ -151,8 +157,7 @@ export class StateJournal {
 
   /** Rewrites the file as one line per key: temp file, fsync, rename, then fsync the directory. */
   async compact(): Promise<void> {
-    const snapshot = [...this.#latest].map(([key, value]) => recordLine(key, value)).join('');
-    await writeFileAtomic(this.path, snapshot);
+    await writeFileAtomic(this.path, encoded([...this.#latest].map(([key, value]) => recordLine(key, value))));
     await this.#file.close();
     this.#file = await open(this.path, 'a', 0o600);
     this.#bytes = (await stat(this.path)).size;
@@ -175,6 +180,15 @@ function parseRecord(line: string): { key: string; value: unknown } | { key: str
     return 'value' in record ? { key: record.key, value: record.value } : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Lines as bytes, made as they are written (a snapshot can be tens of MiB); `count` sees each size. */
+function* encoded(lines: readonly string[], count?: (bytes: number) => void): Iterable<Buffer> {
+  for (const line of lines) {
+    const bytes = Buffer.from(line);
+    count?.(bytes.length);
+    yield bytes;
   }
 }
 

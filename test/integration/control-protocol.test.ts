@@ -297,6 +297,11 @@ await t.test('invalid_payload: an upsert is all-or-nothing', async (tt) => {
   const good = svc('n1', 'would-be-added');
   expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', labels: { changed: 'yes' }, services: [good, { ...svc('n1', 'bad'), kind: 5 }] }), 'invalid_payload', '/services/1/kind', 'one bad entry');
   expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [good, svc('n1', 'would-be-added', { version: '9' })] }), 'invalid_payload', '/services/1/service_id', 'a duplicate service_id');
+  // Frames from 8 KiB on are read in parts (descriptors apart, stored ones matched as text): same answers.
+  const big = { ...svc('n1', 'would-be-added'), help_md: 'x'.repeat(9000) };
+  expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', labels: { changed: 'yes' }, services: [big, { ...svc('n1', 'bad'), kind: 5 }] }), 'invalid_payload', '/services/1/kind', 'one bad entry in a big frame');
+  expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [big, { ...big, version: '9' }] }), 'invalid_payload', '/services/1/service_id', 'a duplicate service_id in a big frame');
+  expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [...before.services, { ...big, help_md: 5 }] }), 'invalid_payload', `/services/${before.services.length}/help_md`, 'stored descriptors unchanged, one bad new one');
   const after = await bystander.call<NodeDoc & { labels: Record<string, string> }>('control.node_get', { node_id: 'n1' });
   tt.same(after.services, before.services, 'the catalog did not change');
   tt.equal(after.updated_ms, before.updated_ms, 'nothing was written');

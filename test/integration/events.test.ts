@@ -492,10 +492,12 @@ await t.test('history on disk: gzip archives, ARCHIVE_KEEP, a torn last line, re
   const node = await SimNode.join(control.url, control.dataDir, 'rot');
   const current = join(control.dataDir, 'node-service-events.ndjson');
   // The reply comes once the event is durable; a rotation it triggers (file above 2000 bytes) may
-  // still be running. Settled: the last event is in the current file and no rotation is due.
+  // still be running, and archiving runs in the background after it. Settled: the last event is in
+  // the current file, no rotation is due and no rotated file waits for its archive.
   const settled = async (seq: number): Promise<boolean> => {
     const text = await readFile(current, 'utf8');
-    return Buffer.byteLength(text) <= 2000 && text.includes(`{"seq":${seq},`);
+    const rotated = (await readdir(control.dataDir)).some((n) => /^node-service-events-\d+\.ndjson$/.test(n));
+    return Buffer.byteLength(text) <= 2000 && text.includes(`{"seq":${seq},`) && !rotated;
   };
   let version = 0;
   while (version < 30 || !(await settled(1 + version))) {

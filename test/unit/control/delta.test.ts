@@ -5,7 +5,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { serviceDelta, serviceHash } from '../../../src/control/delta.js';
+import { entriesDelta, serviceDelta, serviceEntry, serviceHash, type ServiceEntry } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 
@@ -142,4 +142,28 @@ t.test('property: delta(a, b) is the set difference, whatever the order of eithe
       && delta.changed === delta.added.length + delta.updated.length + delta.removed.length > 0;
   }), { numRuns: 200 });
   t.pass('no counterexample');
+});
+
+t.test('serviceEntry: an equal JSON reuses the stored entry (no second hash); a new one is hashed', async (t) => {
+  const s = service('s', { version: '1' });
+  const stored = serviceEntry(s, JSON.stringify(s), true);
+  t.equal(stored.hash, serviceHash(s), 'hash of the descriptor');
+  t.equal(serviceEntry(s, JSON.stringify(s), true, stored), stored, 'same JSON: the same entry');
+  const unvalidated = serviceEntry(s, JSON.stringify(s), false);
+  const revalidated = serviceEntry(s, JSON.stringify(s), true, unvalidated);
+  t.not(revalidated, unvalidated, 'validated now: a new entry');
+  t.same({ ...revalidated, validated: false }, unvalidated, 'with the same hash and JSON');
+  const reordered = reverseKeys(s);
+  const entry = serviceEntry(reordered, JSON.stringify(reordered), true, stored);
+  t.not(entry, stored, 'other JSON: a new entry');
+  t.equal(entry.hash, stored.hash, 'key order does not change the hash');
+  t.same(entriesDelta([stored], [entry], NOW).changed, false, 'so the delta sees no change');
+});
+
+t.test('property: entriesDelta over entries is serviceDelta over descriptors', async (t) => {
+  fc.assert(fc.property(arbitraryCatalog, arbitraryCatalog, (a, b) => {
+    const entries = (services: ServiceDescriptor[]): ServiceEntry[] => services.map((s) => serviceEntry(s, JSON.stringify(s), true));
+    return isDeepStrictEqual(entriesDelta(entries(a), entries(b), NOW), serviceDelta(a, b, NOW));
+  }));
+  t.pass('same delta');
 });

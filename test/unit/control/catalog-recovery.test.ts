@@ -1,0 +1,100 @@
+// SPEC §6 Storage: the event log is the write-ahead log and the catalog journal a snapshot of it.
+// A server stopped without closing (kill -9) is rebuilt from the snapshot plus the events after
+// it; what is not an event (a join's secret, metadata-only changes) was written to the journal
+// before the reply. Rotated files are archived only after a checkpoint covers them.
+import t from 'tap';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { tempDir } from '../../helpers/node.js';
+import { Catalog } from '../../../src/control/catalog.js';
+import { EventLog, eventHead } from '../../../src/control/event-log.js';
+import { incomingServices } from '../../../src/control/upsert-frame.js';
+import { applyDefaults } from '../../../src/manifest/index.js';
+import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+
+const log = pino({ level: 'silent' });
+const service = (id: string, version: string): ServiceDescriptor => applyDefaults({ service_id: id, kind: 'k', version }, 'n');
+
+async function open(dir: string, eventLog: { rotateMaxBytes?: number } = {}): Promise<{ events: EventLog; catalog: Catalog }> {
+  const events = await EventLog.open({ dir, log, ...eventLog });
+  const catalog = await Catalog.open(join(dir, 'catalog.journal'), events, { leaseTtlMs: 60_000, offlineGraceMs: 15_000, log });
+  return { events, catalog };
+}
+
+const upsert = (catalog: Catalog, payload: { node_id: string; labels?: Record<string, string>; services: ServiceDescriptor[] }) => catalog.upsert(payload, incomingServices(payload));
+
+t.test('not closed (kill -9): the snapshot plus the events after it, secrets and metadata-only changes included', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  const { node_secret: secret } = await first.catalog.join({ join_token: 'unused', node_id: 'n' });
+  await upsert(first.catalog, { node_id: 'n', services: [service('a', '1'), service('b', '1')] });
+  const snapshotSeq = await first.catalog.checkpoint();
+  await upsert(first.catalog, { node_id: 'n', services: [service('a', '2'), service('c', '1')] });
+  const { delta } = await upsert(first.catalog, { node_id: 'n', labels: { zone: 'z' }, services: [service('a', '2'), service('c', '1')] });
+  t.equal(delta.changed, false, 'a metadata-only change is no event');
+  await first.catalog.join({ join_token: 'unused', node_id: 'm' });
+  await first.catalog.delete('m');
+  t.ok(first.events.headSeq > snapshotSeq + 2, 'events after the snapshot');
+
+  const second = await open(dir);
+  const node = second.catalog.get('n');
+  t.same(node.services.map((s) => [s.service_id, s.version]), [['a', '2'], ['c', '1']], 'services from the events after the snapshot');
+  t.same(node.labels, { zone: 'z' }, 'the metadata-only change');
+  t.ok(second.catalog.verifyNode('n', secret), 'the secret');
+  t.same(second.catalog.list().map((n) => [n.node_id, n.service_count]), [['n', 2]], 'the deleted node stays deleted');
+  t.equal(second.events.headSeq, first.events.headSeq, 'head seq');
+
+  // Replayed nodes are written at the next checkpoint: a third start needs no events at all.
+  await second.catalog.close();
+  await second.events.close();
+  await writeFile(join(dir, 'node-service-events.ndjson'), JSON.stringify({ type: 'head', seq: second.events.headSeq }) + '\n');
+  const third = await open(dir);
+  t.same(third.catalog.get('n').services.map((s) => s.version), ['2', '1'], 'the closed catalog had it all in its journal');
+  await third.catalog.close();
+  await third.events.close();
+});
+
+t.test('rotation: the current file is swapped at once; a checkpoint comes before each archive', async (t) => {
+  const dir = await tempDir(t);
+  const { events, catalog } = await open(dir, { rotateMaxBytes: 1 });
+  const order: string[] = [];
+  const archived = async (): Promise<string[]> => (await readdir(dir)).filter((n) => n.endsWith('.ndjson.gz'));
+  events.setCheckpoint(async () => {
+    order.push(`checkpoint with ${(await archived()).length} archives`);
+    return catalog.checkpoint();
+  });
+  await catalog.join({ join_token: 'unused', node_id: 'n' });
+  for (let v = 1; v <= 3; v++) await upsert(catalog, { node_id: 'n', services: [service('a', String(v))] });
+  await events.close();
+  // A checkpoint that already covers the next rotated file (more events came meanwhile) is not repeated.
+  t.equal(order[0], 'checkpoint with 0 archives', 'no archive before the first checkpoint');
+  t.ok(order.length >= 1 && order.length <= 4 && new Set(order).size === order.length, `one checkpoint per archive at most (${order.join('; ')})`);
+  const names = await readdir(dir);
+  t.equal(names.filter((n) => /^node-service-events-\d+\.ndjson$/.test(n)).length, 0, 'no rotated file left');
+  t.equal((await archived()).length, 4, 'four archives');
+  await catalog.close();
+});
+
+t.test('a file rotated but not archived before a crash: replayed, then archived after a checkpoint', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  await first.catalog.join({ join_token: 'unused', node_id: 'n' });
+  await upsert(first.catalog, { node_id: 'n', services: [service('a', '1')] });
+  // What a rotation leaves when the server dies before archiving: the events in a rotated file,
+  // the current file starting after them, the journal older than both.
+  const head = first.events.headSeq;
+  const body = Buffer.from(`"node_id":"n","node_name":"n","platform":{},"labels":{},"services":[${JSON.stringify(service('a', '9'))}],"service_delta":{"changed":true,"timestamp_ms":1,"added":[],"updated":[],"removed":[]}}`);
+  await writeFile(join(dir, `node-service-events-${Date.now()}.ndjson`), Buffer.concat([Buffer.from('{'), eventHead(head + 1, 'upsert', 2), body, Buffer.from('\n')]));
+  await writeFile(join(dir, 'node-service-events.ndjson'), JSON.stringify({ type: 'head', seq: head + 1 }) + '\n');
+
+  const second = await open(dir);
+  t.same(second.catalog.get('n').services.map((s) => s.version), ['9'], 'the rotated file\'s event replayed');
+  t.equal(second.events.headSeq, head + 1, 'head seq from it');
+  t.equal(second.events.retained().at(-1)?.seq, head + 1, 'and in the ring');
+  await second.events.close();
+  const names = await readdir(dir);
+  t.equal(names.filter((n) => /^node-service-events-\d+\.ndjson$/.test(n)).length, 0, 'archived once the catalog checkpointed');
+  t.equal(names.filter((n) => n.endsWith('.ndjson.gz')).length, 1, 'one archive');
+  await second.catalog.close();
+});

@@ -1,0 +1,23 @@
+// Join tokens spent together: the updates that queue while one is written share the next
+// read-modify-write of auth_tokens.json (group commit); each keeps its own outcome.
+import t from 'tap';
+import { TokenStore } from '../../../src/control/token-store.js';
+import { tempDir } from '../../helpers/node.js';
+
+t.test('concurrent joins: each token spent once, a failing update fails alone', async (t) => {
+  const dir = await tempDir(t);
+  const store = await TokenStore.open(dir);
+  const tokens = await Promise.all(Array.from({ length: 20 }, () => store.createJoin(60_000)));
+  const spent = await Promise.all([...tokens.map((e) => store.consumeJoin(e.token)), store.consumeJoin(tokens[0]?.token ?? ''), store.consumeJoin('ach_join_unknown')]);
+  t.equal(spent.filter(Boolean).length, 20, 'twenty spent');
+  t.same(spent.slice(20), [false, false], 'a token twice, an unknown one: refused');
+  const failing = store.update(() => {
+    throw new Error('refused');
+  });
+  const other = store.createUser('u', null);
+  await t.rejects(failing, { message: 'refused' }, 'the failing update rejects');
+  t.ok((await other).token, 'the other update of the batch went through');
+  const reread = await TokenStore.open(dir);
+  t.equal(reread.data.join.filter((e) => e.used_ms !== null).length, 20, 'on disk');
+  t.ok(reread.data.users.some((u) => u.user_id === 'u'), 'the user too');
+});
