@@ -371,7 +371,8 @@ export class NodeDaemon {
     const write = (change: RuntimeChange): Promise<void> => {
       switch (change.kind) {
         case 'state':
-          return this.#journal.set(serviceKey(serviceId), rt().snapshot());
+          // The state as it is when written: with --state-sync batch once per batch, not per change.
+          return this.#journal.setLatest(serviceKey(serviceId), () => rt().snapshot());
         case 'job':
           return this.#journal.set(jobKey(serviceId, change.job.invocationId), change.job);
         case 'job-removed':

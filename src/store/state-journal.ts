@@ -32,6 +32,8 @@ export class StateJournal {
   #log: Logger;
   #latest = new Map<string, string>();
   #pending: string[] = [];
+  /** `batch`: keys set by setLatest since the last write, each serialized when the batch is written. */
+  #deferred = new Map<string, () => unknown>();
   #waiters: Waiter[] = [];
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -91,24 +93,35 @@ export class StateJournal {
     return { values, problems, setAside };
   }
 
-  /** The last value stored under each key. */
-  entries(): Map<string, unknown> {
-    return new Map([...this.#latest].map(([key, value]) => [key, JSON.parse(value) as unknown]));
-  }
-
   /** Stores `value`; resolves once durable (`always`) or at once (`batch`, synced within 100 ms). */
   set(key: string, value: unknown): Promise<void> {
     return this.setJson(key, JSON.stringify(value));
   }
 
+  /**
+   * Stores what `current()` returns. With `batch` it is called when the batch is written, once
+   * however often the key was set since the last one: a key that changes with every invocation
+   * (a service's state) is serialized once per batch, not once per change. With `always`, now.
+   */
+  setLatest(key: string, current: () => unknown): Promise<void> {
+    if (this.#sync === 'always') return this.set(key, current());
+    if (this.#closed) return Promise.reject(new Error(`state journal ${this.path} is closed`));
+    this.#deferred.set(key, current);
+    this.#scheduleBatch();
+    return Promise.resolve();
+  }
+
   /** `set` for a value the caller has already serialized (e.g. built from cached JSON parts). */
   setJson(key: string, json: string): Promise<void> {
+    // A later value wins over a deferred one, which would otherwise be written after it.
+    this.#deferred.delete(key);
     this.#latest.set(key, json);
     // The record embeds the value's JSON as is: one serialization per set, not two.
     return this.#append(recordLine(key, json));
   }
 
   delete(key: string): Promise<void> {
+    this.#deferred.delete(key);
     if (!this.#latest.delete(key)) return Promise.resolve();
     return this.#append(JSON.stringify({ key, deleted: true }) + '\n');
   }
@@ -117,7 +130,7 @@ export class StateJournal {
     if (this.#closed) return Promise.reject(new Error(`state journal ${this.path} is closed`));
     this.#pending.push(line);
     if (this.#sync === 'batch') {
-      this.#timer ??= setTimeout(() => void this.flush().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: write failed')), BATCH_SYNC_MS);
+      this.#scheduleBatch();
       return Promise.resolve();
     }
     const durable = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
@@ -125,9 +138,19 @@ export class StateJournal {
     return durable;
   }
 
+  #scheduleBatch(): void {
+    this.#timer ??= setTimeout(() => void this.flush().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: write failed')), BATCH_SYNC_MS);
+  }
+
   /** Writes and syncs everything pending; concurrent callers share one sync (group commit). */
   async flush(): Promise<void> {
     while (this.#flushing) await this.#flushing;
+    for (const [key, current] of this.#deferred) {
+      const json = JSON.stringify(current());
+      this.#latest.set(key, json);
+      this.#pending.push(recordLine(key, json));
+    }
+    this.#deferred.clear();
     if (this.#pending.length === 0) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;

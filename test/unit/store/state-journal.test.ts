@@ -72,3 +72,38 @@ t.test('compaction keeps the latest values and shrinks the file', async (t) => {
   const { restored } = await StateJournal.open(path, { sync: 'always', log });
   t.same(restored.values.get('k2'), { i: 299, pad: 'x'.repeat(20) });
 });
+
+t.test('batch mode setLatest: one record per key per batch, the value as it is when written', async (t) => {
+  const path = join(await tempDir(t), 'state.json');
+  const { journal } = await StateJournal.open(path, { sync: 'batch', log });
+  let state = 0;
+  let calls = 0;
+  const current = (): unknown => {
+    calls++;
+    return { state };
+  };
+  for (state = 1; state <= 100; state++) await journal.setLatest('svc', current);
+  state = 100;
+  await journal.setLatest('gone', () => ({ never: 'written' }));
+  await journal.delete('gone');
+  await journal.setLatest('overridden', () => ({ old: true }));
+  await journal.set('overridden', { new: true });
+  await journal.flush();
+  t.equal(calls, 1, 'serialized once');
+  const records = (await readFile(path, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { key: string; value?: unknown });
+  t.same(records.filter((r) => r.key === 'svc').map((r) => r.value), [{ state: 100 }], 'one record, the latest state');
+  t.notOk(records.some((r) => r.key === 'gone'), 'a delete cancels a deferred value');
+  t.same(records.filter((r) => r.key === 'overridden').map((r) => r.value), [{ new: true }], 'a later set wins over a deferred one');
+  await journal.close();
+  const { restored } = await StateJournal.open(path, { sync: 'batch', log });
+  t.same(restored.values.get('svc'), { state: 100 });
+});
+
+t.test('always mode setLatest: written and durable before it resolves', async (t) => {
+  const path = join(await tempDir(t), 'state.json');
+  const { journal } = await StateJournal.open(path, { sync: 'always', log });
+  await journal.setLatest('k', () => ({ now: 1 }));
+  const { restored } = await StateJournal.open(path, { sync: 'always', log });
+  t.same(restored.values.get('k'), { now: 1 });
+  await journal.close();
+});
