@@ -1,21 +1,11 @@
+import type { CatalogEventPayload } from '../protocol/catalog-event.js';
 import { ControlClient } from '../protocol/control-client.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { attachProject, resolveClient } from './client-options.js';
 
-interface EventPayload {
-  watch_id: string;
-  seq: number;
-  kind: string;
-  timestamp_ms: number;
-  node_id: string;
-  replay?: boolean;
-  service_delta: {
-    added: Array<{ service_id: string; version: string }>;
-    updated: Array<{ service_id: string; version: string; previous_version: string }>;
-    removed: Array<{ service_id: string; version: string }>;
-  };
-}
+/** `control.node_service_event` as a watcher receives it. */
+type EventPayload = CatalogEventPayload & { watch_id: string; replay?: boolean };
 
 export interface WatchArgs {
   node_id?: string | undefined;

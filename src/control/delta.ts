@@ -1,25 +1,9 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import type { DeltaEntry, ServiceDelta, UpdatedEntry } from '../protocol/catalog-event.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 
-export interface DeltaEntry {
-  service_id: string;
-  version: string;
-  hash: string;
-}
-
-export interface UpdatedEntry extends DeltaEntry {
-  previous_version: string;
-  previous_hash: string;
-}
-
-export interface ServiceDelta {
-  changed: boolean;
-  timestamp_ms: number;
-  added: DeltaEntry[];
-  updated: UpdatedEntry[];
-  removed: DeltaEntry[];
-}
+export type { DeltaEntry, ServiceDelta, UpdatedEntry };
 
 /**
  * One stored descriptor as the catalog keeps it: its JSON (what the wire, the event log and the

@@ -5,13 +5,12 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
-import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { CatalogEventPayload, EventKind } from '../protocol/catalog-event.js';
 import { syncDir, writeAll } from '../store/atomic-file.js';
-import type { ServiceDelta } from './delta.js';
 
 const gunzip = promisify(gunzipCallback);
 
-export type EventKind = 'upsert' | 'offline' | 'online' | 'delete';
+export type { EventKind };
 
 /**
  * One catalog change (SPEC §6 Events) as the log keeps and sends it: the payload is serialized
@@ -32,17 +31,7 @@ export interface CatalogEvent {
 export type NewEvent = Pick<CatalogEvent, 'kind' | 'timestamp_ms' | 'node_id' | 'body'>;
 
 /** An event as read back from disk, for the catalog to rebuild itself (SPEC §6: snapshot + log). */
-export interface EventRecord {
-  seq: number;
-  kind: EventKind;
-  timestamp_ms: number;
-  node_id: string;
-  node_name: string;
-  platform: NodePlatform;
-  labels: NodeLabels;
-  services: ServiceDescriptor[];
-  service_delta: ServiceDelta;
-}
+export type EventRecord = CatalogEventPayload;
 
 export interface EventLogOptions {
   dir: string;

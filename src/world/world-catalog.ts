@@ -3,6 +3,7 @@ import { ControlClient } from '../protocol/control-client.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { randomUUID } from 'node:crypto';
+import type { CatalogEventPayload } from '../protocol/catalog-event.js';
 import type { RelayOutcome } from '../protocol/relay.js';
 import type { NodeLabels, NodePlatform, RelayPayload, ServiceDescriptor } from '../protocol/types.gen.js';
 import { FsError, isErrnoName } from '../vfs/errors.js';
@@ -25,17 +26,6 @@ export interface WorldNode {
 export interface SessionGrant {
   has_project_token: boolean;
   actions: Record<string, string>;
-}
-
-interface CatalogEventPayload {
-  seq: number;
-  kind: 'upsert' | 'offline' | 'online' | 'delete';
-  timestamp_ms: number;
-  node_id: string;
-  node_name: string;
-  platform: NodePlatform;
-  labels: NodeLabels;
-  services: ServiceDescriptor[];
 }
 
 export interface WorldCatalogOptions {
