@@ -40,6 +40,7 @@ export class Dispatcher {
 
   async open(path: string, flags: number): Promise<Handle> {
     const node = await this.resolve(path);
+    if (node.checksOpenItself && node.open) return node.open(flags);
     const { mode } = await node.getattr();
     const access = flags & O_ACCMODE;
     const wantsWrite = access === O_WRONLY || access === O_RDWR;

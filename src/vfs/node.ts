@@ -20,8 +20,10 @@ export interface VNode {
   lookup?(name: string): Promise<VNode | undefined>;
   /** Directories: names in a deterministic order, without `.` and `..`. */
   readdir?(): Promise<string[]>;
-  /** dispatch has already checked the mode bits (EACCES). */
+  /** dispatch has already checked the mode bits (EACCES), unless `checksOpenItself`. */
   open?(flags: number): Promise<Handle>;
+  /** A remote node (WorldFS) whose owner checks modes at open: dispatch skips its own getattr round trip. */
+  readonly checksOpenItself?: boolean;
   /** Path truncate: `cmd > f` sends one before writing. */
   truncate?(size: number): Promise<void>;
   utimens?(atimeMs: number, mtimeMs: number): Promise<void>;

@@ -4,6 +4,9 @@ import type { RelayPayload } from '../protocol/types.gen.js';
 import { FsError } from '../vfs/errors.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+
 /** Sends one operation to the node that owns the tree (WorldCatalog.relay, bound to a node id). */
 export type Relay = (operation: Omit<RelayPayload, 'node_id' | 'request_id'>) => Promise<Record<string, unknown>>;
 
@@ -16,6 +19,8 @@ export type Relay = (operation: Omit<RelayPayload, 'node_id' | 'request_id'>) =>
 export class RemoteNode implements VNode {
   readonly #relay: Relay;
   readonly path: string;
+  /** The node's own Dispatcher checks modes at open: one round trip less per open. */
+  readonly checksOpenItself = true;
 
   constructor(relay: Relay, path: string) {
     this.#relay = relay;
@@ -37,7 +42,7 @@ export class RemoteNode implements VNode {
 
   async open(flags: number): Promise<Handle> {
     const { fh } = await this.#relay({ op: 'open', path: this.path, flags });
-    return new RemoteHandle(this.#relay, this.path, Number(fh));
+    return new RemoteHandle(this.#relay, this.path, Number(fh), (flags & O_ACCMODE) !== O_RDONLY);
   }
 
   async truncate(size: number): Promise<void> {
@@ -51,7 +56,7 @@ export class RemoteNode implements VNode {
   async create(name: string, mode: number, flags: number): Promise<Handle> {
     const path = this.#child(name);
     const { fh } = await this.#relay({ op: 'create', path, mode: mode & 0o7777, flags });
-    return new RemoteHandle(this.#relay, path, Number(fh));
+    return new RemoteHandle(this.#relay, path, Number(fh), true);
   }
 
   async mkdir(name: string, mode: number): Promise<void> {
@@ -82,11 +87,13 @@ class RemoteHandle implements Handle {
   readonly #relay: Relay;
   readonly #path: string;
   readonly #fh: number;
+  readonly #writable: boolean;
 
-  constructor(relay: Relay, path: string, fh: number) {
+  constructor(relay: Relay, path: string, fh: number, writable: boolean) {
     this.#relay = relay;
     this.#path = path;
     this.#fh = fh;
+    this.#writable = writable;
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
@@ -106,7 +113,8 @@ class RemoteHandle implements Handle {
   }
 
   async flush(): Promise<void> {
-    await this.#relay({ op: 'flush', path: this.#path, fh: this.#fh });
+    // Only a write-open has anything to flush (a commit); a read-only one would be a wasted round trip.
+    if (this.#writable) await this.#relay({ op: 'flush', path: this.#path, fh: this.#fh });
   }
 
   async release(): Promise<void> {
