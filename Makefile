@@ -14,13 +14,15 @@ help:
 
 setup: system-deps node-deps build
 
-# libfuse.so.2 for fuse-native's prebuild, fusermount from fuse3, python3 for tests, curl for the demo.
+# libfuse.so.2 for fuse-native's prebuild, fusermount from fuse3, python3 for tests, curl for the demo,
+# chromium for the debug page's browser test (playwright-core drives it; it never downloads a browser).
 system-deps:
 	@missing=""; \
 	ldconfig -p | grep -q 'libfuse.so.2 ' || missing="$$missing libfuse2"; \
 	command -v fusermount >/dev/null || missing="$$missing fuse3"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -15,6 +15,7 @@ import { ProjectStore } from './projects.js';
 import { sameSecret, TokenStore } from './token-store.js';
 import { WatchHub } from './watch-hub.js';
 import { RelayHub } from './relay-hub.js';
+import { serveDebugPage } from './debug-page.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 
 export interface HostPort {
@@ -93,7 +94,14 @@ export class ControlServer {
     });
     this.#ws.on('upgrade', (request, socket, head) => void this.#upgrade(request, socket as Socket, head));
     this.#ws.on('request', (_request, response: ServerResponse) => response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only (see /livez on the HTTP listener)\n'));
-    this.#http.on('request', (request, response) => void this.#serveHttp(request, response));
+    this.#http.on('request', (request, response) => {
+      // A failing page is a 500 and a log line, never an unhandled rejection that ends the server.
+      this.#serveHttp(request, response).catch((error: unknown) => {
+        this.#log.error({ err: error, url: request.url }, 'HTTP request failed');
+        if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+        response.end('internal error; see the server log\n');
+      });
+    });
   }
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
@@ -229,6 +237,8 @@ export class ControlServer {
       case '/metrics.json':
         return send(200, 'application/json', JSON.stringify(await this.metrics.json(), null, 2) + '\n');
       default:
+        // SPEC §10 debug page: static files and config.json.
+        if (path === '/debug' || path.startsWith('/debug/')) return serveDebugPage(request, response, path, { wsPort: this.address.port });
         return send(404, 'text/plain', `no such page: ${path}\n`);
     }
   }

@@ -1,0 +1,591 @@
+// Acheron debug page (SPEC §10): one WebSocket to the control server, authenticated by the
+// subprotocol `acheron.bearer.<base64url token>`; a catalog watch, its events and their deltas, a
+// project session's preview, and a diff of any two events. Plain ES module, no build step. Every
+// value from the server reaches the DOM as text (textContent), never as markup.
+
+const PROTOCOL = 'unified-v2';
+const BEARER_PREFIX = 'acheron.bearer.';
+const TOKEN_KEY = 'acheron.debug.token';
+const WS_URL_KEY = 'acheron.debug.ws_url';
+const FS_ROOT_KEY = 'acheron.debug.fs_root';
+/** The list is bounded; older events leave it (and the picks) first. */
+const MAX_EVENTS = 1000;
+const ACTIONS = ['read', 'observe', 'invoke', 'mount', 'admin'];
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  socket: null,
+  defaultUrl: '',
+  nextId: 1,
+  /** Request id → {resolve, reject}. */
+  pending: new Map(),
+  principal: null,
+  /** The current watch: the ack plus what the stream said since; `ended` once it is over. */
+  watch: null,
+  /** Event payloads of the current (or last) watch, oldest first. */
+  events: [],
+  dropped: 0,
+  selected: null,
+  /** Seqs of the events picked for the diff, at most two, in picking order. */
+  picks: [],
+  attach: null,
+};
+
+// ---- small helpers ---------------------------------------------------------------------------
+
+/** `el('td', {class: 'seq'}, '12')`: attributes, `text`, `on<event>` listeners, children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(typeof child === 'object' ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function base64url(text) {
+  let binary = '';
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+const time = (ms) => (typeof ms === 'number' ? new Date(ms).toISOString().slice(11, 23) : '');
+const isoTime = (ms) => (typeof ms === 'number' ? new Date(ms).toISOString() : '');
+const show = (node, visible) => void (node.hidden = !visible);
+
+function deltaOf(event) {
+  const d = event.service_delta ?? {};
+  return { added: d.added ?? [], updated: d.updated ?? [], removed: d.removed ?? [] };
+}
+
+function deltaSummary(event) {
+  const d = deltaOf(event);
+  return `+${d.added.length} ~${d.updated.length} -${d.removed.length}`;
+}
+
+function fsRoot() {
+  const raw = $('fs-root').value.trim() || '/nodes';
+  return ('/' + raw.replace(/^\/+/, '')).replace(/\/+$/, '');
+}
+
+/** `file://<WorldFS nodes dir>/<node_id>/fs/`: the node's exports in a WorldFS mount (SPEC §9). */
+function fsHref(nodeId) {
+  return `file://${encodeURI(fsRoot())}/${encodeURIComponent(nodeId)}/fs/`;
+}
+
+const fsTitle = (nodeId) => `${fsRoot()}/${nodeId}/fs/ (browsers may refuse file:// links from http pages: copy the path)`;
+
+function fsLink(nodeId) {
+  return el('a', { class: 'fs-link', href: fsHref(nodeId), 'data-node': nodeId, title: fsTitle(nodeId) }, `${nodeId}/fs`);
+}
+
+// ---- connection ------------------------------------------------------------------------------
+
+function setStatus(kind, text) {
+  const status = $('conn-status');
+  status.dataset.state = kind;
+  status.textContent = text;
+}
+
+/** One request; resolves with the reply payload, rejects with an Error carrying `code` and `field`. */
+function request(type, payload = {}) {
+  const socket = state.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(Object.assign(new Error('not connected'), { code: 'unavailable' }));
+  const id = `d${state.nextId++}`;
+  return new Promise((resolve, reject) => {
+    state.pending.set(id, { resolve, reject });
+    socket.send(JSON.stringify({ channel: 'control', type, id, payload }));
+  });
+}
+
+function wireError(error) {
+  return Object.assign(new Error(error?.message ?? 'error'), { code: error?.code ?? 'unknown', field: error?.field });
+}
+
+function showLogin(message) {
+  show($('login'), true);
+  show($('app'), state.principal !== null);
+  $('ws-url').value = sessionStorage.getItem(WS_URL_KEY) || state.defaultUrl;
+  const error = $('login-error');
+  error.textContent = message ?? '';
+  show(error, Boolean(message));
+  $('token').focus();
+}
+
+function connect() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) return showLogin();
+  const url = sessionStorage.getItem(WS_URL_KEY) || state.defaultUrl;
+  if (!url) return showLogin('No control URL: /debug/config.json did not answer; type ws://host:port.');
+  setStatus('connecting', `connecting to ${url}`);
+  let socket;
+  try {
+    socket = new WebSocket(url, [BEARER_PREFIX + base64url(token)]);
+  } catch (error) {
+    setStatus('error', 'not connected');
+    return showLogin(`${url}: ${error.message}`);
+  }
+  state.socket = socket;
+  let opened = false;
+  socket.addEventListener('open', async () => {
+    opened = true;
+    try {
+      const version = await request('control.version', { protocol: PROTOCOL });
+      state.principal = version.principal;
+      setStatus('connected', `connected to ${url}`);
+      $('principal').textContent = `as ${version.principal} · server ${version.server_version}`;
+      show($('login'), false);
+      show($('app'), true);
+      show($('forget-token'), true);
+    } catch (error) {
+      setStatus('error', `control.version failed: ${error.code}: ${error.message}`);
+    }
+  });
+  socket.addEventListener('message', (message) => onFrame(message.data));
+  socket.addEventListener('close', (close) => {
+    if (state.socket !== socket) return;
+    dropConnection('connection closed');
+    if (!opened) {
+      setStatus('error', 'refused');
+      // The browser hides the HTTP status of a refused upgrade: name both causes.
+      return showLogin(`The server refused the connection to ${url}: a wrong or revoked token (HTTP 401), or a page from another host than the control server (HTTP 403, Origin check).`);
+    }
+    setStatus('closed', `closed (${close.code}${close.reason ? ` ${close.reason}` : ''}): reload to reconnect`);
+    if (close.code === 4001) showLogin('The token was revoked or rotated: enter the new one.');
+  });
+}
+
+/** Forgets the socket: pending requests fail, a live watch ends (its frames are ignored from now on). */
+function dropConnection(why) {
+  state.socket = null;
+  for (const pending of state.pending.values()) pending.reject(Object.assign(new Error(why), { code: 'unavailable' }));
+  state.pending.clear();
+  if (state.watch && !state.watch.ended) state.watch.ended = why;
+  renderWatch();
+}
+
+function onFrame(text) {
+  let frame;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return;
+  }
+  const pending = frame.id == null ? undefined : state.pending.get(frame.id);
+  if (pending) {
+    state.pending.delete(frame.id);
+    if (frame.ok) pending.resolve(frame.payload);
+    else pending.reject(wireError(frame.error));
+    return;
+  }
+  const payload = frame.payload ?? {};
+  const current = state.watch && !state.watch.ended ? state.watch : null;
+  switch (frame.type) {
+    case 'control.node_service_event':
+      if (current && payload.watch_id === current.watch_id) addEvent(current, payload);
+      break;
+    case 'control.node_service_watch_synced':
+      if (current && payload.watch_id === current.watch_id) {
+        current.synced = true;
+        current.head_seq = Math.max(current.head_seq, payload.head_seq);
+        renderWatch();
+      }
+      break;
+    case 'control.node_service_watch_progress':
+      if (current && payload.watch_id === current.watch_id) {
+        current.progress = { head_seq: payload.head_seq, at_ms: Date.now() };
+        current.head_seq = Math.max(current.head_seq, payload.head_seq);
+        renderWatch();
+      }
+      break;
+    case 'control.error':
+      // A push error naming the watch ends it (resync_required for a watcher too slow).
+      if (current && frame.error?.watch_id === current.watch_id) {
+        current.ended = frame.error.code;
+        renderWatch();
+        showRefusal(wireError(frame.error), 'The watch ended');
+      }
+      break;
+  }
+}
+
+// ---- project session -------------------------------------------------------------------------
+
+async function attachProject(submit) {
+  submit.preventDefault();
+  const preview = $('project-preview');
+  const payload = { project_id: $('project-id').value.trim() };
+  const projectToken = $('project-token').value;
+  if (projectToken) payload.project_token = projectToken;
+  preview.replaceChildren(el('p', { class: 'muted' }, 'attaching…'));
+  let reply;
+  try {
+    reply = await request('control.session_attach', payload);
+  } catch (error) {
+    state.attach = null;
+    preview.replaceChildren(el('p', { class: 'error', 'data-code': error.code }, `${error.code}: ${error.message}`));
+    return;
+  }
+  state.attach = reply;
+  // Catalog facts for the project's nodes, when this session may read them.
+  let known = new Map();
+  let listNote = null;
+  if (reply.actions?.read === 'allowed') {
+    try {
+      known = new Map((await request('control.node_list')).nodes.map((n) => [n.node_id, n]));
+    } catch (error) {
+      listNote = `node_list: ${error.code}: ${error.message}`;
+    }
+  } else listNote = `read: ${reply.actions?.read}`;
+  preview.replaceChildren(
+    el('p', {}, 'Project ', el('strong', { class: 'project-id' }, reply.project_id), ` · project token ${reply.has_project_token ? 'presented' : 'not presented'} · seen as ${state.principal}`),
+    el('h3', {}, 'Nodes this session sees'),
+    reply.nodes.length === 0
+      ? el('p', { class: 'muted' }, 'none: the project mounts no node')
+      : el('ul', { class: 'project-nodes' }, reply.nodes.map((nodeId) => {
+        const node = known.get(nodeId);
+        const facts = node ? `${node.state}, ${node.service_count ?? 0} services` : listNote ?? 'not in the catalog';
+        return el('li', { 'data-node': nodeId }, el('code', {}, nodeId), ` (${facts}) `, fsLink(nodeId));
+      })),
+    el('h3', {}, 'Actions'),
+    el('table', { class: 'actions' },
+      el('tbody', {}, ACTIONS.map((action) => {
+        const verdict = reply.actions?.[action] ?? 'unknown';
+        return el('tr', { 'data-action': action, class: verdict === 'allowed' ? 'allowed' : 'refused' },
+          el('th', {}, action), el('td', { class: 'verdict' }, verdict));
+      }))),
+  );
+}
+
+// ---- watch -----------------------------------------------------------------------------------
+
+/** Policy hints for a refused or ended watch (SPEC §8): what to change, and where. */
+function hintsFor(error) {
+  const message = error.message ?? '';
+  const hints = [];
+  if (message.includes('ACHERON_NODE_SERVICE_WATCH_ALLOW_USER')) hints.push('User watches are off on this server: start `acheron control` with ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true, or use an admin token.');
+  if (message.includes('ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN')) hints.push('Admin watches are off on this server (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false).');
+  if (/project session|attach a session/.test(message)) hints.push('Attach a project session first (Project scope, above): a user watch sees only the nodes its project mounts.');
+  if (message.includes('observe')) {
+    if (message.includes('project token')) hints.push("The project's observe mode is `token`: attach the session again with the project token.");
+    else if (message.includes('admins only')) hints.push("The project's observe mode is `admin`: only admin tokens may watch it.");
+    else if (message.includes('denied')) hints.push("The project's observe mode is `deny` (for this agent when one is named): an admin changes access_policy with `acheron project upsert`.");
+  }
+  if (error.code === 'resync_required') hints.push('The watch fell behind or since_seq is older than the history: Apply again to start from the replay window.');
+  if (error.code === 'invalid_payload' && error.field) hints.push(`Check ${error.field}.`);
+  if (error.code === 'unavailable') hints.push('Not connected: reconnect (reload the page) and Apply again.');
+  const observe = state.attach?.actions?.observe;
+  if (observe && observe !== 'allowed') hints.push(`The attached session's observe action: ${observe}`);
+  if (error.code === 'forbidden' && hints.length === 0) hints.push('Watches are for admins, and for users with a project session whose observe action is allowed (docs/control-protocol.md, Policy).');
+  return hints;
+}
+
+function showRefusal(error, title) {
+  const box = $('watch-refusal');
+  box.replaceChildren(
+    el('p', {}, el('strong', {}, title), ': ', el('code', { class: 'code' }, error.code), ' ', el('span', { class: 'reason' }, error.message)),
+    el('ul', { class: 'hints' }, hintsFor(error).map((hint) => el('li', {}, hint))),
+  );
+  box.dataset.code = error.code;
+  show(box, true);
+}
+
+async function applyWatch(submit) {
+  submit.preventDefault();
+  show($('watch-refusal'), false);
+  const old = state.watch;
+  // Ended before the unwatch is sent, so its frames still in flight are ignored.
+  if (old && !old.ended) {
+    old.ended = 'unwatched';
+    await request('control.node_service_unwatch', { watch_id: old.watch_id }).catch(() => undefined);
+  }
+  state.watch = null;
+  clearEvents();
+  renderWatch();
+  const payload = {};
+  const nodeId = $('watch-node').value.trim();
+  const replay = $('watch-replay').value.trim();
+  if (nodeId) payload.node_id = nodeId;
+  if (replay !== '') payload.replay_limit = Number(replay);
+  try {
+    const ack = await request('control.node_service_watch', payload);
+    state.watch = { ...ack, synced: false, progress: null, received: 0, ended: null };
+  } catch (error) {
+    showRefusal(error, 'Watch refused');
+  }
+  renderWatch();
+}
+
+async function unwatch() {
+  const watch = state.watch;
+  if (!watch || watch.ended) return;
+  watch.ended = 'unwatched';
+  renderWatch();
+  try {
+    await request('control.node_service_unwatch', { watch_id: watch.watch_id });
+  } catch (error) {
+    showRefusal(error, 'Unwatch failed');
+  }
+}
+
+function renderWatch() {
+  const watch = state.watch;
+  const rows = watch
+    ? [
+      ['watch_id', watch.watch_id],
+      ['state', watch.ended ? `ended (${watch.ended})` : 'live'],
+      ['node_id', watch.node_id ?? 'all nodes'],
+      ['replay_limit', watch.replay_limit],
+      ['replayed', watch.replayed],
+      ['head_seq', watch.head_seq],
+      ['synced', watch.synced ? 'yes' : 'no'],
+      ['last progress', watch.progress ? `${time(watch.progress.at_ms)} (head_seq ${watch.progress.head_seq})` : 'none yet'],
+      ['received', watch.received],
+    ]
+    : [['state', 'not watching']];
+  $('watch-status').replaceChildren(...rows.flatMap(([key, value]) => [el('dt', {}, key), el('dd', { 'data-key': key }, String(value))]));
+  $('unwatch').disabled = !watch || Boolean(watch.ended);
+}
+
+// ---- events ----------------------------------------------------------------------------------
+
+function clearEvents() {
+  state.events = [];
+  state.dropped = 0;
+  state.selected = null;
+  state.picks = [];
+  $('event-rows').replaceChildren();
+  renderCount();
+  renderDetail();
+  renderDiff();
+}
+
+function renderCount() {
+  $('event-count').textContent = `${state.events.length} shown${state.dropped ? `, ${state.dropped} older dropped` : ''}`;
+}
+
+function addEvent(watch, event) {
+  watch.received += 1;
+  watch.head_seq = Math.max(watch.head_seq, event.seq);
+  state.events.push(event);
+  if (state.events.length > MAX_EVENTS) {
+    const gone = state.events.shift();
+    state.dropped += 1;
+    document.querySelector(`#event-rows tr[data-seq="${gone.seq}"]`)?.remove();
+    state.picks = state.picks.filter((seq) => seq !== gone.seq);
+    if (state.selected === gone.seq) state.selected = null;
+  }
+  // Newest first: a live stream stays in view without scrolling.
+  $('event-rows').prepend(eventRow(event));
+  renderCount();
+  renderWatch();
+}
+
+function eventRow(event) {
+  const pick = el('input', { type: 'checkbox', class: 'pick', title: 'pick for the diff', onchange: () => togglePick(event.seq, pick.checked) });
+  const d = deltaOf(event);
+  return el('tr', { 'data-seq': event.seq, 'data-node': event.node_id, onclick: (click) => {
+    if (click.target instanceof HTMLInputElement || click.target instanceof HTMLAnchorElement) return;
+    select(event.seq);
+  } },
+  el('td', {}, pick),
+  el('td', { class: 'seq' }, event.seq),
+  el('td', { class: 'time', title: isoTime(event.timestamp_ms) }, time(event.timestamp_ms)),
+  el('td', { class: 'node' }, event.node_id),
+  el('td', { class: 'kind' }, event.kind),
+  el('td', { class: 'replay' }, event.replay ? 'replay' : 'live'),
+  el('td', { class: 'delta', title: [...d.added.map((e) => `+${e.service_id}`), ...d.updated.map((e) => `~${e.service_id}`), ...d.removed.map((e) => `-${e.service_id}`)].join(' ') }, deltaSummary(event)),
+  el('td', { class: 'fs' }, fsLink(event.node_id)));
+}
+
+const eventAt = (seq) => state.events.find((e) => e.seq === seq);
+
+function select(seq) {
+  state.selected = seq;
+  for (const row of document.querySelectorAll('#event-rows tr')) row.classList.toggle('selected', Number(row.dataset.seq) === seq);
+  renderDetail();
+}
+
+function transition(before, after) {
+  return before === after ? String(after ?? '—') : `${before ?? '—'} → ${after ?? '—'}`;
+}
+
+function renderDetail() {
+  const event = state.selected === null ? undefined : eventAt(state.selected);
+  show($('detail'), Boolean(event));
+  if (!event) return;
+  $('detail-title').textContent = `seq ${event.seq} · ${event.node_id} · ${event.kind} · ${isoTime(event.timestamp_ms)}`;
+  const d = deltaOf(event);
+  const changes = [
+    ...d.added.map((e) => ({ change: 'added', id: e.service_id, version: transition(undefined, e.version), hash: transition(undefined, e.hash) })),
+    ...d.updated.map((e) => ({ change: 'updated', id: e.service_id, version: transition(e.previous_version, e.version), hash: transition(e.previous_hash, e.hash) })),
+    ...d.removed.map((e) => ({ change: 'removed', id: e.service_id, version: transition(e.version, undefined), hash: transition(e.hash, undefined) })),
+  ];
+  $('detail-body').replaceChildren(
+    el('p', {}, `delta ${deltaSummary(event)} · changed ${event.service_delta?.changed ?? false} · ${(event.services ?? []).length} services after · node ${event.node_name ?? event.node_id} · `, fsLink(event.node_id)),
+    changes.length === 0
+      ? el('p', { class: 'muted no-changes' }, `no service changes (${event.kind})`)
+      : el('table', { class: 'changes' },
+        el('thead', {}, el('tr', {}, el('th', {}, 'service'), el('th', {}, 'change'), el('th', {}, 'version'), el('th', {}, 'digest (hash)'))),
+        el('tbody', {}, changes.map((c) => el('tr', { 'data-service': c.id, class: c.change },
+          el('td', { class: 'service' }, c.id), el('td', { class: 'change' }, c.change), el('td', { class: 'version' }, c.version), el('td', { class: 'hash' }, c.hash))))),
+    el('details', {}, el('summary', {}, 'event JSON'), el('pre', {}, JSON.stringify(event, null, 2))),
+  );
+}
+
+// ---- diff ------------------------------------------------------------------------------------
+
+function togglePick(seq, picked) {
+  state.picks = state.picks.filter((s) => s !== seq);
+  if (picked) state.picks.push(seq);
+  // Picking a third event drops the oldest pick.
+  while (state.picks.length > 2) state.picks.shift();
+  for (const row of document.querySelectorAll('#event-rows tr')) {
+    const isPicked = state.picks.includes(Number(row.dataset.seq));
+    row.classList.toggle('picked', isPicked);
+    row.querySelector('input.pick').checked = isPicked;
+  }
+  renderDiff();
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const pointer = (key) => String(key).replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** The JSON fields that differ, as JSON pointers; an absent side has no `a` (or `b`). */
+function jsonDiff(a, b, path = '') {
+  if (isObject(a) && isObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => jsonDiff(a[k], b[k], `${path}/${pointer(k)}`));
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return Array.from({ length: Math.max(a.length, b.length) }, (_, i) => jsonDiff(a[i], b[i], `${path}/${i}`)).flat();
+  }
+  if (JSON.stringify(a) === JSON.stringify(b)) return [];
+  return [{ path: path || '/', ...(a === undefined ? {} : { a }), ...(b === undefined ? {} : { b }) }];
+}
+
+/** Event A (the lower seq) against event B: node fields, then each service by service_id. */
+function diffEvents(a, b) {
+  const eventFields = ['node_id', 'node_name', 'kind', 'platform', 'labels'].flatMap((f) => jsonDiff(a[f], b[f], `/${f}`));
+  const byId = (event) => new Map((event.services ?? []).map((s) => [s.service_id, s]));
+  const sa = byId(a);
+  const sb = byId(b);
+  const services = [...new Set([...sa.keys(), ...sb.keys()])].sort().map((id) => {
+    const x = sa.get(id);
+    const y = sb.get(id);
+    if (!x) return { service_id: id, change: 'added', version_b: y.version };
+    if (!y) return { service_id: id, change: 'removed', version_a: x.version };
+    const fields = jsonDiff(x, y);
+    return { service_id: id, change: fields.length ? 'changed' : 'unchanged', version_a: x.version, version_b: y.version, fields };
+  });
+  const count = (change) => services.filter((s) => s.change === change).length;
+  return {
+    a_seq: a.seq,
+    b_seq: b.seq,
+    event_fields: eventFields,
+    services,
+    summary: { added: count('added'), removed: count('removed'), changed: count('changed'), unchanged: count('unchanged') },
+  };
+}
+
+function pickedPair() {
+  if (state.picks.length !== 2) return null;
+  const [a, b] = state.picks.map(eventAt).sort((x, y) => x.seq - y.seq);
+  return a && b ? { a, b } : null;
+}
+
+const shown = (value) => (value === undefined ? '(absent)' : JSON.stringify(value));
+
+function renderDiff() {
+  const pair = pickedPair();
+  show($('diff'), Boolean(pair));
+  if (!pair) return;
+  const { a, b } = pair;
+  const diff = diffEvents(a, b);
+  const head = (e) => `seq ${e.seq} · ${e.node_id} · ${e.kind} · ${isoTime(e.timestamp_ms)}`;
+  $('diff-title').textContent = `seq ${a.seq} ↔ seq ${b.seq}`;
+  const fieldRows = (service, fields) => fields.map((f) => el('tr', { class: 'field', 'data-service': service, 'data-path': f.path },
+    el('td', { class: 'path' }, f.path), el('td', { class: 'a' }, shown(f.a)), el('td', { class: 'b' }, shown(f.b)), el('td', {})));
+  $('diff-body').replaceChildren(
+    el('p', { class: 'diff-summary' }, `+${diff.summary.added} added · -${diff.summary.removed} removed · ~${diff.summary.changed} changed · ${diff.summary.unchanged} unchanged`),
+    el('table', { class: 'diff' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'service / field'), el('th', {}, `A: ${head(a)}`), el('th', {}, `B: ${head(b)}`), el('th', {}, 'change'))),
+      el('tbody', {},
+        fieldRows('', diff.event_fields),
+        diff.services.map((s) => [
+          el('tr', { class: `service ${s.change}`, 'data-service': s.service_id },
+            el('th', {}, s.service_id), el('td', { class: 'a' }, s.version_a ?? '—'), el('td', { class: 'b' }, s.version_b ?? '—'), el('td', { class: 'change' }, s.change)),
+          fieldRows(s.service_id, s.fields ?? []),
+        ]))),
+  );
+}
+
+function exportDiff() {
+  const pair = pickedPair();
+  if (!pair) return;
+  const { a, b } = pair;
+  const report = { exported_at: new Date().toISOString(), a, b, diff: diffEvents(a, b) };
+  const url = URL.createObjectURL(new Blob([JSON.stringify(report, null, 2) + '\n'], { type: 'application/json' }));
+  const link = el('a', { href: url, download: `acheron-events-${a.seq}-${b.seq}.json`, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // Revoked later, not at once: the download may still be reading the blob.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+async function start() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  try {
+    const config = await (await fetch('/debug/config.json', { cache: 'no-store' })).json();
+    state.defaultUrl = `${scheme}://${location.hostname}:${config.ws_port}`;
+  } catch {
+    state.defaultUrl = '';
+  }
+  $('fs-root').value = sessionStorage.getItem(FS_ROOT_KEY) || '/nodes';
+  $('login-form').addEventListener('submit', (submit) => {
+    submit.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $('token').value.trim());
+    const url = $('ws-url').value.trim();
+    if (url && url !== state.defaultUrl) sessionStorage.setItem(WS_URL_KEY, url);
+    else sessionStorage.removeItem(WS_URL_KEY);
+    $('token').value = '';
+    connect();
+  });
+  $('forget-token').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.principal = null;
+    state.socket?.close(1000);
+    dropConnection('disconnected');
+    setStatus('idle', 'not connected');
+    $('principal').textContent = '';
+    show($('forget-token'), false);
+    showLogin();
+  });
+  $('project-form').addEventListener('submit', attachProject);
+  $('watch-form').addEventListener('submit', applyWatch);
+  $('unwatch').addEventListener('click', unwatch);
+  $('export').addEventListener('click', exportDiff);
+  $('fs-root').addEventListener('change', () => {
+    sessionStorage.setItem(FS_ROOT_KEY, fsRoot());
+    for (const link of document.querySelectorAll('a.fs-link')) {
+      link.href = fsHref(link.dataset.node);
+      link.title = fsTitle(link.dataset.node);
+    }
+  });
+  renderWatch();
+  renderCount();
+  connect();
+}
+
+start();
