@@ -70,3 +70,17 @@ export async function daemonsUsing(text: string): Promise<number[]> {
   }
   return pids;
 }
+
+/** Runs `fn` with extra environment variables (the server child inherits them at spawn). */
+export async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}

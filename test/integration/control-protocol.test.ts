@@ -8,19 +8,15 @@ import { applyDefaults } from '../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { acheron, connect, joinToken, session, startControl, type Frame, type RawPeer } from '../helpers/control.js';
 import { waitFor } from '../helpers/process.js';
+import type { DeltaEntry as ProtocolDeltaEntry, UpdatedEntry } from '../../src/protocol/catalog-event.js';
 
 interface Joined {
   node_id: string;
   node_secret: string;
   lease_ttl_ms: number;
 }
-interface DeltaEntry {
-  service_id: string;
-  version: string;
-  hash: string;
-  previous_version?: string;
-  previous_hash?: string;
-}
+/** A service_delta entry; updated ones also carry the previous version and hash. */
+type DeltaEntry = Partial<UpdatedEntry> & ProtocolDeltaEntry;
 interface UpsertReply {
   node_id: string;
   node_name: string;

@@ -10,18 +10,14 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { service } from '../helpers/catalog-sim.js';
 import { session, startControl, type RawPeer, type RunningControl } from '../helpers/control.js';
-import { waitFor } from '../helpers/process.js';
+import { waitFor, withEnv } from '../helpers/process.js';
+import type { DeltaEntry as ProtocolDeltaEntry, UpdatedEntry } from '../../src/protocol/catalog-event.js';
 
 const EVENT = 'control.node_service_event';
 const PROJECT_TOKEN = 'p1-project-token-0123456789';
 
-interface DeltaEntry {
-  service_id: string;
-  version: string;
-  hash: string;
-  previous_version?: string;
-  previous_hash?: string;
-}
+/** A service_delta entry; updated ones also carry the previous version and hash. */
+type DeltaEntry = Partial<UpdatedEntry> & ProtocolDeltaEntry;
 
 interface EventPayload {
   seq: number;
@@ -55,19 +51,6 @@ interface Export {
   diff: { a_seq: number; b_seq: number; services: DiffService[] };
 }
 
-/** Runs `fn` with extra environment variables (the server child inherits them at spawn). */
-async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
 
 async function adminOf(tt: Test, control: RunningControl): Promise<ControlClient> {
   const admin = await ControlClient.connect({ url: control.url, token: control.adminToken });

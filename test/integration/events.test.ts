@@ -14,7 +14,7 @@ import { gunzip as gunzipCallback, gzip as gzipCallback } from 'node:zlib';
 import { learnedPosition, ResumingWatcher, service, SimNode, watchFrames } from '../helpers/catalog-sim.js';
 import { session, startControl, type Frame, type RawPeer, type RunningControl } from '../helpers/control.js';
 import { checkReference, emitted, validateWatcher, type EmittedEvent, type WatchFrame, type ValidateOptions, type WatchRequest, type WatchSession } from '../helpers/history-validator.js';
-import { waitFor } from '../helpers/process.js';
+import { waitFor, withEnv } from '../helpers/process.js';
 
 const gunzip = promisify(gunzipCallback);
 const gzip = promisify(gzipCallback);
@@ -30,19 +30,6 @@ interface Ack {
   head_seq: number;
 }
 
-/** Runs `fn` with extra environment variables (the server child inherits them at spawn). */
-async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
 
 const portsOf = (control: RunningControl): { ws: number; http: number } => ({ ws: Number(new URL(control.url).port), http: Number(new URL(control.httpUrl).port) });
 
