@@ -14,7 +14,7 @@ import type { Principal } from './principal.js';
 import { ProjectStore } from './projects.js';
 import { sameSecret, TokenStore } from './token-store.js';
 import { WatchHub } from './watch-hub.js';
-import { RelayHub } from './relay-hub.js';
+import { RelayHub, relaySession } from './relay-hub.js';
 import { serveDebugPage } from './debug-page.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 
@@ -189,9 +189,9 @@ export class ControlServer {
           const { principal: gone } = closed;
           if (gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
             this.catalog.shortenLease(gone.nodeId, this.#options.offlineGraceMs);
-            this.relays.nodeGone(gone.nodeId);
           }
-          this.relays.sessionGone(`c${closed.id}`);
+          if (gone.kind === 'node') this.relays.tunnelClosed(closed);
+          this.relays.sessionGone(relaySession(closed));
         },
       });
       this.#connections.add(connection);
@@ -291,3 +291,4 @@ export function parseHostPort(text: string, option: string): HostPort {
   if (!match || !match[1] || port > 65535) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port`);
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
+

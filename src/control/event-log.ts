@@ -187,7 +187,8 @@ export class EventLog {
     const full: CatalogEvent = { seq, kind: event.kind, timestamp_ms: event.timestamp_ms, node_id: event.node_id, head: eventHead(seq, event.kind, event.timestamp_ms), body: event.body };
     return new Promise<CatalogEvent>((resolve, reject) => {
       this.#pending.push({ event: full, apply, resolve, reject });
-      void this.#flush();
+      // A rotation that fails is logged; the events it followed are durable and acknowledged already.
+      this.#flush().catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: rotation failed'));
     });
   }
 
@@ -211,8 +212,13 @@ export class EventLog {
         this.#head = event.seq;
         this.#ring.push(event);
         if (this.#ring.length > this.ringCapacity) this.#ring.shift();
-        p.apply?.(event);
-        for (const listener of this.#listeners) listener(event);
+        // The event is durable: whatever a listener does, the writer gets its answer and the batch goes on.
+        try {
+          p.apply?.(event);
+          for (const listener of this.#listeners) listener(event);
+        } catch (error) {
+          this.#options.log.error({ err: error, seq: event.seq }, 'event log: applying or fanning out an event failed');
+        }
         p.resolve(event);
       }
       if (this.#options.rotateMaxBytes > 0 && this.#bytes > this.#options.rotateMaxBytes) await this.#rotate();

@@ -5,7 +5,7 @@ import type { Catalog } from './catalog.js';
 import type { ControlConnection } from './connection.js';
 import { SerializedPayload } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
-import type { RelayHub } from './relay-hub.js';
+import { relaySession, type RelayHub } from './relay-hub.js';
 import { relayRefusal } from './relay-policy.js';
 import type { Principal, Role } from './principal.js';
 import type { TokenStore } from './token-store.js';
@@ -184,7 +184,7 @@ export const OPS: Record<string, Op<never>> = {
   'control.metrics': op<Record<string, never>>('empty', ['admin'], async (context) => context.metrics.json()),
   // WorldFS (SPEC §9): the reply is the node's outcome, an errno by name when it failed.
   'control.relay': op<RelayPayload>('relay', ['admin', 'user'], async (context, payload) => {
-    return relayRefusal(context, payload) ?? context.relays.forward(payload, `c${context.connection.id}`);
+    return relayRefusal(context, payload) ?? context.relays.forward(payload, relaySession(context.connection));
   }),
   'control.relay_reply': op<RelayReplyPayload>('relay_reply', ['node'], async (context, payload) => {
     const { relay_id: relayId, ...outcome } = payload;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { push } from '../protocol/envelope.js';
 import type { RelayOutcome, RelayRequest } from '../protocol/relay.js';
 import type { RelayPayload } from '../protocol/types.gen.js';
@@ -6,6 +7,8 @@ import type { ControlMetrics } from './metrics.js';
 
 interface Pending {
   nodeId: string;
+  /** The connection it went out on: if that one closes, nobody will answer. */
+  tunnel: ControlConnection;
   op: string;
   started: number;
   resolve(outcome: RelayOutcome): void;
@@ -37,7 +40,7 @@ export class RelayHub {
     if (!tunnel) return Promise.resolve(this.#count(request.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${nodeId} is not connected to the control server` }));
     const relayId = `r${this.#nextId++}`;
     return new Promise<RelayOutcome>((resolve) => {
-      this.#pending.set(relayId, { nodeId, op: request.op, started: performance.now(), resolve });
+      this.#pending.set(relayId, { nodeId, tunnel, op: request.op, started: performance.now(), resolve });
       if (request.op === 'open' || request.op === 'create') {
         const nodes = this.#sessionNodes.get(session) ?? new Set<string>();
         this.#sessionNodes.set(session, nodes.add(nodeId));
@@ -57,12 +60,12 @@ export class RelayHub {
     return true;
   }
 
-  /** The node's last tunnel closed: what it had not answered fails now. */
-  nodeGone(nodeId: string): void {
+  /** A node connection closed (a reconnect may already have replaced it): what it had not answered fails now. */
+  tunnelClosed(tunnel: ControlConnection): void {
     for (const [relayId, pending] of this.#pending) {
-      if (pending.nodeId !== nodeId) continue;
+      if (pending.tunnel !== tunnel) continue;
       this.#pending.delete(relayId);
-      pending.resolve(this.#count(pending.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${nodeId} disconnected before it answered` }));
+      pending.resolve(this.#count(pending.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${pending.nodeId} disconnected before it answered` }));
     }
   }
 
@@ -76,4 +79,13 @@ export class RelayHub {
     this.#metrics.relayed.inc({ op, outcome: outcome.ok ? 'ok' : (outcome.errno ?? 'error') });
     return outcome;
   }
+}
+
+/**
+ * A requester's relay session: unique across server restarts too (a node keeps handles for a while,
+ * and connection ids start again at 1), so one session can never reach another's handles.
+ */
+const BOOT_ID = randomBytes(6).toString('hex');
+export function relaySession(connection: ControlConnection): string {
+  return `${BOOT_ID}:c${connection.id}`;
 }

@@ -18,7 +18,8 @@ function changes(request: RelayPayload): boolean {
  * What a relayed operation needs (SPEC §8): admins may do anything. A user session may reach only
  * the nodes its project mounts; live service files (`/services/<id>/...`) need `invoke` and a
  * service whose permissions admit the session (a hidden service is ENOENT, as in the listing);
- * `/fs/...` needs `read` to look and `mount` to change. Returns the refusal as an outcome, or
+ * `/fs/...` needs the node's fs service to admit the session, and `read` to look and `mount` to
+ * change; a rename stays within the service or fs/ of its source. Returns the refusal as an outcome, or
  * undefined when allowed.
  */
 export function relayRefusal(context: { principal: Principal; session: ProjectSession | undefined; projects: ProjectStore; catalog: Catalog }, request: RelayPayload): RelayOutcome | undefined {
@@ -29,6 +30,11 @@ export function relayRefusal(context: { principal: Principal; session: ProjectSe
   const project = context.projects.find(session.projectId);
   if (!project || !project.mounts.some((m) => m.node_id === request.node_id)) return denied('ENOENT', `node ${request.node_id} is not in project ${session.projectId}`);
   const [top, serviceId] = request.path.split('/').filter(Boolean);
+  // A rename stays where its source is: the same service's files, or the exports.
+  if (request.to !== undefined) {
+    const [toTop, toService] = request.to.split('/').filter(Boolean);
+    if (toTop !== top || toService === undefined || (top === 'services' && toService !== serviceId)) return denied('EXDEV', `${request.to}: a rename must stay within ${top === 'services' ? `services/${serviceId}/` : 'fs/'}`);
+  }
   const need = (action: Action): RelayOutcome | undefined => {
     const why = refusal(project, action, principal, session);
     return why ? denied('EACCES', why) : undefined;
@@ -40,7 +46,12 @@ export function relayRefusal(context: { principal: Principal; session: ProjectSe
     if (refused) return refused;
     return admitsUser(service.permissions, session.hasProjectToken) ? undefined : denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
   }
-  if (top === 'fs') return need(changes(request) ? 'mount' : 'read');
+  if (top === 'fs') {
+    // The exports are the node's fs service: hidden from this session, they are absent.
+    const exports = context.catalog.service(request.node_id, 'fs');
+    if (!exports || !admitsUser(exports.permissions, session.hasProjectToken)) return denied('ENOENT', `node ${request.node_id} has no fs/ for this session`);
+    return need(changes(request) ? 'mount' : 'read');
+  }
   return denied('EACCES', `only services/<id>/ and fs/ are relayed, not ${request.path}`);
 }
 

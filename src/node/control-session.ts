@@ -88,6 +88,8 @@ export class NodeControlSession {
       // A session that failed while its socket was still open (a refused upsert) must not leak it.
       this.#client?.terminate();
       this.#client = undefined;
+      // WorldFS sessions end with the link: their handles go too (they cannot come back to them).
+      void this.#options.relay?.dropAll();
       for (const timer of this.#timers) clearInterval(timer);
       this.#timers = [];
       if (this.#stopped) break;

@@ -10,20 +10,26 @@ const MAX_REMEMBERED = 10_000;
 
 interface RelayHandle {
   handle: Handle;
+  /** The path it was opened on: every use must name it. */
+  path: string;
   usedMs: number;
 }
+
+/** Operations that only look: safe to run again, so not remembered (a read of a committed handle repeats its bytes). */
+const LOOKS = new Set(['stat', 'list', 'read']);
 
 /**
  * The node's side of the WorldFS relay (SPEC §9): each relayed operation runs against this node's
  * own tree through the same Dispatcher that serves its FUSE mount, so the commit rule, the errnos and
- * the files are exactly the node's. Handles are per requesting session. A request id seen in the
- * last 10 minutes gets its first outcome again instead of running twice (at most once).
+ * the files are exactly the node's. Handles are per requesting session, and all go when the link to
+ * the control server does. A request id of a session seen in the last 10 minutes gets its first
+ * outcome again instead of running twice (at most once); operations that only look are not kept.
  */
 export class RelayServer {
   #dispatch: Dispatcher;
   #handles = new Map<string, RelayHandle>();
   #nextFh = 1;
-  #seen = new Map<string, { outcome: Promise<RelayOutcome>; atMs: number }>();
+  #seen = new Map<string, { outcome: Promise<RelayOutcome>; op: string; path: string; atMs: number }>();
   #sweeper: NodeJS.Timeout;
 
   constructor(dispatch: Dispatcher) {
@@ -33,21 +39,34 @@ export class RelayServer {
   }
 
   execute(request: RelayRequest): Promise<RelayOutcome> {
-    const seen = this.#seen.get(request.request_id);
-    if (seen) return seen.outcome;
+    const key = `${request.session}/${request.request_id}`;
+    const seen = this.#seen.get(key);
+    if (seen) {
+      if (seen.op === request.op && seen.path === request.path) return seen.outcome;
+      return Promise.resolve({ ok: false, errno: 'EINVAL', message: `request id ${request.request_id} was used for ${seen.op} ${seen.path}` });
+    }
     const outcome = this.#run(request).then(
       (result): RelayOutcome => ({ ok: true, result }),
       (error: unknown): RelayOutcome => ({ ok: false, errno: errnoNameOf(error) ?? 'EIO', message: (error as Error).message }),
     );
-    this.#seen.set(request.request_id, { outcome, atMs: Date.now() });
+    if (LOOKS.has(request.op)) return outcome;
+    this.#seen.set(key, { outcome, op: request.op, path: request.path, atMs: Date.now() });
     if (this.#seen.size > MAX_REMEMBERED) this.#seen.delete(this.#seen.keys().next().value as string);
     return outcome;
   }
 
   /** The requester's connection closed: its handles are released, as a close would. */
-  async dropSession(session: string): Promise<void> {
-    const prefix = `${session}:`;
-    const gone = [...this.#handles].filter(([key]) => key.startsWith(prefix));
+  dropSession(session: string): Promise<void> {
+    return this.#drop(([key]) => key.startsWith(`${session}:`));
+  }
+
+  /** The link to the control server went down: no session can come back to its handles. */
+  dropAll(): Promise<void> {
+    return this.#drop(() => true);
+  }
+
+  async #drop(which: (entry: [string, RelayHandle]) => boolean): Promise<void> {
+    const gone = [...this.#handles].filter(which);
     for (const [key] of gone) this.#handles.delete(key);
     await Promise.all(gone.map(([, h]) => h.handle.release?.().catch(() => undefined)));
   }
@@ -70,9 +89,9 @@ export class RelayServer {
       case 'list':
         return { names: await d.readdir(r.path) };
       case 'open':
-        return { fh: this.#keep(r.session, await d.open(r.path, r.flags ?? 0)) };
+        return { fh: this.#keep(r, await d.open(r.path, r.flags ?? 0)) };
       case 'create':
-        return { fh: this.#keep(r.session, await d.create(r.path, r.mode ?? 0o644, r.flags ?? 1)) };
+        return { fh: this.#keep(r, await d.create(r.path, r.mode ?? 0o644, r.flags ?? 1)) };
       case 'read': {
         const handle = this.#handle(r);
         if (!handle.read) throw new FsError('EBADF', `${r.path}: not open for reading`);
@@ -119,15 +138,16 @@ export class RelayServer {
     }
   }
 
-  #keep(session: string, handle: Handle): number {
+  #keep(r: RelayRequest, handle: Handle): number {
     const fh = this.#nextFh++;
-    this.#handles.set(`${session}:${fh}`, { handle, usedMs: Date.now() });
+    this.#handles.set(`${r.session}:${fh}`, { handle, path: r.path, usedMs: Date.now() });
     return fh;
   }
 
   #handle(r: RelayRequest): Handle {
     const kept = this.#handles.get(`${r.session}:${r.fh}`);
-    if (!kept) throw new FsError('EBADF', `${r.path}: no open relay handle ${r.fh} (released, or idle for more than ${REMEMBER_MS / 60_000} min)`);
+    // The server checked the path of this request, so the handle must be of that path.
+    if (!kept || kept.path !== r.path) throw new FsError('EBADF', `${r.path}: no open relay handle ${r.fh} for this path (released, or idle for more than ${REMEMBER_MS / 60_000} min)`);
     kept.usedMs = Date.now();
     return kept.handle;
   }

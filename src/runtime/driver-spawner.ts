@@ -13,8 +13,9 @@ interface Pending {
   resolve(result: RunResult): void;
 }
 
-/** A connection that has not named its launch within this many bytes is not the spawner's. */
+/** A connection that has not named its launch within this many bytes, or this long, is not the spawner's. */
 const MAX_HELLO_BYTES = 256;
+const HELLO_TIMEOUT_MS = 5000;
 
 /**
  * The daemon's side of the spawner process. Start it before mounting; it cannot be restarted after
@@ -132,6 +133,8 @@ export class DriverSpawner implements DriverRunner {
   /** A new connection is a launched driver once its first line names the launch with our secret. */
   #onConnection(socket: Socket): void {
     socket.setEncoding('utf8');
+    // Anyone on the host can connect to an abstract socket: one that does not say who it is goes.
+    socket.setTimeout(HELLO_TIMEOUT_MS, () => socket.destroy());
     let head = '';
     const onData = (chunk: string): void => {
       head += chunk;
@@ -141,6 +144,7 @@ export class DriverSpawner implements DriverRunner {
         return;
       }
       socket.off('data', onData);
+      socket.setTimeout(0);
       const [secret = '', id] = head.slice(0, newline).split(' ');
       const remote = sameSecret(secret, this.#secret) ? this.#launches.get(Number(id)) : undefined;
       if (!remote) {

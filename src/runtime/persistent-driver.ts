@@ -67,7 +67,8 @@ export class PersistentDriver {
         this.#settle(id, result({ state, startedMs, started, message }));
         this.restart(`request ${id} ${state === 'timeout' ? 'timed out' : 'was cancelled'}`);
       };
-      const timer = setTimeout(() => end('timeout', `${spec.file} (persistent) did not answer request ${id} within ${spec.timeoutMs} ms; the driver was restarted`), spec.timeoutMs);
+      // A restart backoff waited above counts toward timeout_ms.
+      const timer = setTimeout(() => end('timeout', `${spec.file} (persistent) did not answer request ${id} within ${spec.timeoutMs} ms; the driver was restarted`), Math.max(0, spec.timeoutMs - (Date.now() - startedMs)));
       this.#pending.set(id, { resolve, timer, startedMs, started });
       signal?.addEventListener('abort', () => this.#pending.has(id) && end('cancelled', `request ${id} was cancelled; the persistent driver was restarted`), { once: true });
       child.write(line);
@@ -111,6 +112,8 @@ export class PersistentDriver {
   }
 
   #onStdout(child: DriverProcess, chunk: string): void {
+    // What a replaced process still drains must not be glued onto its successor's first answer.
+    if (this.#child !== child) return;
     this.#stdoutBuffer += chunk;
     if (this.#stdoutBuffer.length > this.#spec.maxOutputBytes) {
       this.#stdoutBuffer = '';

@@ -565,10 +565,10 @@ export class ServiceRuntime {
   }
 }
 
-/** config.json overrides the manifest's runtime values for the next runs. */
 /** Beyond timeout_ms + kill grace: the pipes' drain, the spawner's hop, a persistent restart, the journal. */
 export const WAIT_SLACK_MS = 2000;
 
+/** config.json overrides the manifest's runtime values for the next runs. */
 function withConfig(spec: DriverSpec, config: RuntimeConfig): DriverSpec {
   return {
     ...spec,

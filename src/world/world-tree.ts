@@ -63,7 +63,7 @@ function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay): VNo
   ];
   // The node's exports, relayed, when it publishes its fs service (SPEC §9 nodes/<id>/fs/<export>/).
   const fs = catalog.node(nodeId)?.services.find((s) => s.service_id === FS_SERVICE_ID);
-  if (fs && visible(fs, catalog.grant)) entries.push(['fs', new RemoteNode(relay, '/fs')]);
+  if (fs && exportsVisible(fs, catalog.grant)) entries.push(['fs', new RemoteNode(relay, '/fs')]);
   return tableDirectory(entries, () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs);
 }
 
@@ -122,6 +122,11 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
 export function visible(service: ServiceDescriptor, grant: SessionGrant | undefined): boolean {
   if (!grant) return true;
   return grant.actions.invoke === 'allowed' && admitsUser(service.permissions, grant.has_project_token);
+}
+
+/** SPEC §8: `read` guards fs/ reads in WorldFS (not `invoke`), and the fs service must admit the session. */
+function exportsVisible(fs: ServiceDescriptor, grant: SessionGrant | undefined): boolean {
+  return !grant || (grant.actions.read === 'allowed' && admitsUser(fs.permissions, grant.has_project_token));
 }
 
 function nodeCaps(node: WorldNode, grant: SessionGrant | undefined): Record<string, unknown> {

@@ -49,6 +49,7 @@ await t.test('a stuck run: close() gets ETIMEDOUT after timeout_ms + kill grace 
     const doc = await readJson<{ state: string; invocation_id: string }>(join(node.service('stuck'), 'status.json'));
     return doc.state !== 'running' ? doc : undefined;
   }, { what: 'the run to end', timeoutMs: 20_000 });
-  tt.equal(status.state, 'ok', 'and is recorded when it ends');
-  tt.match(await readJson(join(node.service('stuck'), 'jobs', status.invocation_id, 'status.json')), { state: 'ok' });
+  // ok, or timeout when the spawner's own timer fires first on waking (it was stopped past timeout_ms).
+  tt.match(status.state, /^(ok|timeout)$/, `and is recorded when it ends (${status.state})`);
+  tt.match(await readJson(join(node.service('stuck'), 'jobs', status.invocation_id, 'status.json')), { state: status.state }, 'its job says the same');
 });

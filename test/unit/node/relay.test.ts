@@ -75,12 +75,26 @@ t.test('the commit rule runs on the node: one commit per write-open, whatever th
 t.test('a repeated request id gets the first outcome again: at most once', async (t) => {
   const opened = await run({ op: 'open', path: '/services/echo/control/invoke.json', flags: 1 });
   const fh = Number(opened.result?.fh);
-  await run({ op: 'write', path: '/x', fh, offset: 0, data: Buffer.from('{"once":1}').toString('base64') });
+  const path = '/services/echo/control/invoke.json';
+  await run({ op: 'write', path, fh, offset: 0, data: Buffer.from('{"once":1}').toString('base64') });
   const before = commits.length;
-  const first = await run({ op: 'flush', path: '/x', fh, request_id: 'same' });
-  const again = await run({ op: 'flush', path: '/x', fh, request_id: 'same' });
+  const first = await run({ op: 'flush', path, fh, request_id: 'same' });
+  const again = await run({ op: 'flush', path, fh, request_id: 'same' });
   t.same(again, first);
   t.equal(commits.length, before + 1, 'committed once');
+  t.match(await run({ op: 'unlink', path: '/README.md', request_id: 'same' }), { ok: false, errno: 'EINVAL' }, 'a request id reused for another operation is refused');
+  t.match(await run({ op: 'flush', path, fh, request_id: 'same', session: 's9' }), { ok: false, errno: 'EBADF' }, 'ids are per session: another session runs its own (and has no such handle)');
+});
+
+t.test('a handle is used only with the path it was opened on', async (t) => {
+  const opened = await run({ op: 'open', path: '/README.md', flags: 0 });
+  t.match(await run({ op: 'read', path: '/services/echo/control/invoke.json', fh: Number(opened.result?.fh), offset: 0, length: 10 }), { ok: false, errno: 'EBADF' });
+});
+
+t.test('dropAll: the link to the control server went down, every handle goes', async (t) => {
+  const opened = await run({ op: 'open', path: '/README.md', flags: 0, session: 's3' });
+  await server.dropAll();
+  t.match(await run({ op: 'read', path: '/README.md', fh: Number(opened.result?.fh), offset: 0, length: 10, session: 's3' }), { ok: false, errno: 'EBADF' });
 });
 
 t.test('handles belong to their session and go with it', async (t) => {
