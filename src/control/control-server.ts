@@ -83,7 +83,11 @@ export class ControlServer {
     this.metrics = new ControlMetrics(catalog, events);
     this.watches = new WatchHub(events, this.metrics);
     // A node's tunnel: its newest open connection (a reconnect may overlap the old one).
-    this.relays = new RelayHub((nodeId) => [...this.#connections].reverse().find((c) => c.principal.kind === 'node' && c.principal.nodeId === nodeId), this.metrics);
+    this.relays = new RelayHub((nodeId) => {
+      let newest: ControlConnection | undefined;
+      for (const c of this.#connections) if (c.principal.kind === 'node' && c.principal.nodeId === nodeId) newest = c;
+      return newest;
+    }, this.metrics);
     const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
     this.#ws = create();
     this.#http = create();

@@ -3,14 +3,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
-import { ACHERON, tempDir } from './node.js';
+import { ACHERON, tempDir, type Exit, type Teardown } from './node.js';
 import { q, sh, waitFor, type ShResult } from './process.js';
 
-interface Teardown {
-  teardown(fn: () => Promise<void> | void): void;
-}
-
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
 export interface RunningControl {
   /** ws://127.0.0.1:<port> */

@@ -12,11 +12,12 @@ export const DRIVERS = join(FIXTURES, 'drivers');
 /** `transaction.py PATH PAYLOAD [CHUNK]`: one O_RDWR write-then-read on control/invoke.json. */
 export const TRANSACTION = join(FIXTURES, 'transaction.py');
 
-interface Teardown {
+/** What a helper needs of a tap test: somewhere to register its cleanup. */
+export interface Teardown {
   teardown(fn: () => Promise<void> | void): void;
 }
 
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
+export type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
 export interface RunningNode {
   dir: string;
@@ -24,7 +25,7 @@ export interface RunningNode {
   servicesDir: string;
   logFile: string;
   child: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<Exit>;
   /** `<mount>/services/<id>` */
   service(id: string): string;
   /** Starts the daemon again on the same mount, dirs and options. */

@@ -1,17 +1,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { ACHERON, isMounted, spawnMounter, tempDir } from './node.js';
+import { ACHERON, isMounted, spawnMounter, tempDir, type Exit, type Teardown } from './node.js';
 import { waitFor } from './process.js';
-
-interface Teardown {
-  teardown(fn: () => Promise<void> | void): void;
-}
 
 export interface RunningWorld {
   mount: string;
   logFile: string;
   child: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<Exit>;
   /** `<mount>/nodes/<node_id>` (or `<mount>/<node_id>` with --subtree nodes). */
   node(nodeId: string): string;
 }
