@@ -12,8 +12,8 @@ const STDERR_TAIL_BYTES = 4096;
 export interface DriverProcess {
   /** Writes to the driver's stdin. */
   write(data: string): void;
-  /** Every chunk the driver writes to stdout, as UTF-8 text. */
-  onStdout(listener: (chunk: string) => void): void;
+  /** Every chunk the driver writes to stdout, as bytes (a chunk may end inside a UTF-8 character). */
+  onStdout(listener: (chunk: Buffer) => void): void;
   /** Resolves once the process is gone, saying how: `exited with code 1: <last stderr lines>`. */
   readonly exited: Promise<string>;
   /** SIGTERM to its process group now, SIGKILL after `graceMs`. */
@@ -50,7 +50,6 @@ export function startDriverProcess(spec: DriverSpec, socket?: Socket): { child: 
 export const launchLocal: LaunchDriver = (spec) => {
   const { child, exited } = startDriverProcess(spec);
   child.stdin?.on('error', () => undefined);
-  child.stdout?.setEncoding('utf8');
   return {
     write: (data) => void child.stdin?.write(data),
     onStdout: (listener) => void child.stdout?.on('data', listener),

@@ -6,7 +6,7 @@ import type { DriverRunner } from './driver-runner.js';
 import { PersistentDriver } from './persistent-driver.js';
 import { RemoteDriverProcess } from './remote-driver-process.js';
 import { outputlessRun, type DriverSpec, type RunResult } from './run-result.js';
-import type { SpawnerReply, SpawnerRequest, SpecFields } from './spawner-protocol.js';
+import { fromWireResult, toWireSpec, type SpawnerReply, type SpawnerRequest, type SpecFields } from './spawner-protocol.js';
 
 interface Pending {
   spec: DriverSpec;
@@ -53,7 +53,7 @@ export class DriverSpawner implements DriverRunner {
       }
       const pending = this.#pending.get(reply.id);
       this.#pending.delete(reply.id);
-      pending?.resolve({ ...reply.result, stdout: Buffer.from(reply.result.stdout), stderr: Buffer.from(reply.result.stderr) });
+      pending?.resolve(fromWireResult(reply.result));
     });
     child.on('exit', (code, signal) => {
       this.#exitReason = `driver spawner exited (${signal ?? `code ${code}`})`;
@@ -79,7 +79,7 @@ export class DriverSpawner implements DriverRunner {
       // Its own process group: a kill -9 of the daemon's group leaves it alive just long enough to
       // see the link drop and kill its driver groups, which would otherwise run on as orphans.
       detached: true,
-      serialization: 'advanced',
+      serialization: 'json',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv: process.execArgv.filter((arg) => !arg.startsWith('--inspect')),
     });
@@ -132,26 +132,25 @@ export class DriverSpawner implements DriverRunner {
 
   /** A new connection is a launched driver once its first line names the launch with our secret. */
   #onConnection(socket: Socket): void {
-    socket.setEncoding('utf8');
     // Anyone on the host can connect to an abstract socket: one that does not say who it is goes.
     socket.setTimeout(HELLO_TIMEOUT_MS, () => socket.destroy());
-    let head = '';
-    const onData = (chunk: string): void => {
-      head += chunk;
-      const newline = head.indexOf('\n');
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const newline = head.indexOf(0x0a);
       if (newline < 0) {
         if (head.length > MAX_HELLO_BYTES) socket.destroy();
         return;
       }
       socket.off('data', onData);
       socket.setTimeout(0);
-      const [secret = '', id] = head.slice(0, newline).split(' ');
+      const [secret = '', id] = head.subarray(0, newline).toString('utf8').split(' ');
       const remote = sameSecret(secret, this.#secret) ? this.#launches.get(Number(id)) : undefined;
       if (!remote) {
         socket.destroy();
         return;
       }
-      remote.attach(socket, head.slice(newline + 1));
+      remote.attach(socket, head.subarray(newline + 1));
     };
     socket.on('error', () => undefined);
     socket.on('data', onData);
@@ -162,7 +161,7 @@ export class DriverSpawner implements DriverRunner {
     const first = envId === undefined;
     if (envId === undefined) this.#envIds.set(spec.env, (envId = this.#nextEnvId++));
     const { env, ...rest } = spec;
-    return { spec: rest, envId, ...(first ? { env } : {}) };
+    return { spec: toWireSpec(rest), envId, ...(first ? { env } : {}) };
   }
 
   #send(request: SpawnerRequest): void {

@@ -27,7 +27,9 @@ export class PersistentDriver {
   #child: DriverProcess | undefined;
   #pending = new Map<string, Pending>();
   #nextId = 1;
-  #stdoutBuffer = '';
+  /** stdout bytes after the last newline: the start of an answer still arriving. */
+  #partial: Buffer[] = [];
+  #partialBytes = 0;
   /** stdout lines of the current process that were not JSON: named when it dies. */
   #ignoredLines = 0;
   #backoffMs = 0;
@@ -96,7 +98,8 @@ export class PersistentDriver {
     const child = this.#launch(spec);
     this.#child = child;
     this.#childStartedMs = Date.now();
-    this.#stdoutBuffer = '';
+    this.#partial = [];
+    this.#partialBytes = 0;
     this.#ignoredLines = 0;
     child.onStdout((chunk) => this.#onStdout(child, chunk));
     void child.exited.then((how) => {
@@ -111,21 +114,35 @@ export class PersistentDriver {
     return child;
   }
 
-  #onStdout(child: DriverProcess, chunk: string): void {
-    // What a replaced process still drains must not be glued onto its successor's first answer.
-    if (this.#child !== child) return;
-    this.#stdoutBuffer += chunk;
-    if (this.#stdoutBuffer.length > this.#spec.maxOutputBytes) {
-      this.#stdoutBuffer = '';
-      if (this.#child === child) this.restart(`an answer exceeded max_output_bytes (${this.#spec.maxOutputBytes})`);
-      return;
-    }
+  /** Splits stdout into answer lines on the newline byte; the cap counts bytes, as for spawn mode. */
+  #onStdout(child: DriverProcess, chunk: Buffer): void {
+    let start = 0;
     let newline: number;
-    while ((newline = this.#stdoutBuffer.indexOf('\n')) >= 0) {
-      const line = this.#stdoutBuffer.slice(0, newline);
-      this.#stdoutBuffer = this.#stdoutBuffer.slice(newline + 1);
-      this.#onAnswer(line);
+    // What a replaced process still drains must not be glued onto its successor's first answer.
+    while (this.#child === child && (newline = chunk.indexOf(0x0a, start)) >= 0) {
+      const line = this.#take(chunk.subarray(start, newline));
+      start = newline + 1;
+      if (line.length > this.#spec.maxOutputBytes) this.#overflow();
+      else this.#onAnswer(line.toString('utf8'));
     }
+    if (this.#child !== child || start === chunk.length) return;
+    this.#partial.push(chunk.subarray(start));
+    this.#partialBytes += chunk.length - start;
+    if (this.#partialBytes > this.#spec.maxOutputBytes) this.#overflow();
+  }
+
+  /** The pending start of a line plus its end. */
+  #take(end: Buffer): Buffer {
+    const line = this.#partial.length === 0 ? end : Buffer.concat([...this.#partial, end]);
+    this.#partial = [];
+    this.#partialBytes = 0;
+    return line;
+  }
+
+  #overflow(): void {
+    this.#partial = [];
+    this.#partialBytes = 0;
+    this.restart(`an answer exceeded max_output_bytes (${this.#spec.maxOutputBytes})`);
   }
 
   #onAnswer(line: string): void {

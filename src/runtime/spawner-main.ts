@@ -9,7 +9,7 @@ import { startDriverProcess } from './driver-process.js';
 import { terminateGroup } from './process-group.js';
 import { runDriver } from './run-driver.js';
 import type { DriverSpec } from './run-result.js';
-import type { SpawnerReply, SpawnerRequest, SpecFields } from './spawner-protocol.js';
+import { fromWireSpec, toWireResult, type SpawnerReply, type SpawnerRequest, type SpecFields } from './spawner-protocol.js';
 
 const running = new Map<number, { controller: AbortController; killGraceMs: number }>();
 /** Persistent drivers by launch id, until they exit. */
@@ -27,7 +27,7 @@ const environments = new Map<number, Record<string, string>>();
 
 function specOf(message: SpecFields): DriverSpec {
   if (message.env) environments.set(message.envId, message.env);
-  return { ...message.spec, env: environments.get(message.envId) ?? {} };
+  return fromWireSpec(message.spec, environments.get(message.envId) ?? {});
 }
 
 function reply(message: SpawnerReply): void {
@@ -87,7 +87,7 @@ process.on('message', (message: SpawnerRequest) => {
       running.set(message.id, { controller, killGraceMs: spec.killGraceMs });
       void runDriver(spec, controller.signal).then((result) => {
         running.delete(message.id);
-        reply({ type: 'result', id: message.id, result });
+        reply({ type: 'result', id: message.id, result: toWireResult(result) });
       });
     }
   }

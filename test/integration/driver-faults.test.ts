@@ -50,6 +50,8 @@ const node = await startNode(t, {
     manifest('env', 'env', { runtime: { env: { ADDED_VAR: 'added-value' }, env_passthrough: ['PASSED_TOKEN'] } }),
     // Succeeds unless the payload mentions "fail": shows a failure leaves the last good result alone.
     manifest('flaky', '/bin/sh', { runtime: { args: ['-c', 'p=$(cat); case "$p" in *fail*) echo "flaky: asked to fail" >&2; exit 3;; esac; printf "%s" "$p"'] } }),
+    // Bytes that are not UTF-8, and a NUL: the spawner link carries output as bytes, not text.
+    manifest('binary', '/bin/sh', { runtime: { args: ['-c', 'cat >/dev/null; printf "\\377\\000\\200 not utf-8\\n"; printf "\\376 on stderr\\n" >&2'] } }),
     manifest('strict', 'echo', { schema: { input: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } }),
   ],
 });
@@ -123,6 +125,13 @@ await t.test('a failure keeps the last good result; a success clears the error',
   tt.same(await result('flaky'), { n: 2 });
   tt.equal(await lastError('flaky'), '', 'emptied by the success');
   tt.match(await metrics('flaky'), { invokes_total: 3, failures_total: 1, consecutive_failures: 0 });
+});
+
+await t.test('output that is not UTF-8 reaches result.json byte for byte', async (tt) => {
+  closedCleanly(tt, await invoke('binary'));
+  tt.equal((await status('binary')).state, 'ok');
+  const bytes = await sh(`od -An -tx1 ${q(join(node.service('binary'), 'result.json'))}`);
+  tt.equal(bytes.stdout.replace(/\s+/g, ' ').trim(), 'ff 00 80 20 6e 6f 74 20 75 74 66 2d 38 0a');
 });
 
 await t.test('a driver flooding stdout is killed at max_output_bytes', async (tt) => {

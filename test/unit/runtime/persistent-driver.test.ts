@@ -20,7 +20,7 @@ class ScriptedProcess implements DriverProcess {
   readonly lines: Array<{ id: string; payload: unknown }> = [];
   readonly terminations: number[] = [];
   readonly exited: Promise<string>;
-  #listeners: Array<(chunk: string) => void> = [];
+  #listeners: Array<(chunk: Buffer) => void> = [];
   die!: (how: string) => void;
 
   constructor() {
@@ -31,12 +31,12 @@ class ScriptedProcess implements DriverProcess {
     for (const line of data.split('\n').filter((l) => l !== '')) this.lines.push(JSON.parse(line) as { id: string; payload: unknown });
   }
 
-  onStdout(listener: (chunk: string) => void): void {
+  onStdout(listener: (chunk: Buffer) => void): void {
     this.#listeners.push(listener);
   }
 
-  say(text: string): void {
-    for (const listener of this.#listeners) listener(text);
+  say(output: string | Buffer): void {
+    for (const listener of this.#listeners) listener(Buffer.from(output));
   }
 
   terminate(graceMs: number): void {
@@ -136,6 +136,33 @@ t.test('an answer past max_output_bytes restarts the process', async (t) => {
   t.same(launched[0]?.terminations, [100]);
 });
 
+t.test('max_output_bytes counts bytes, not characters', async (t) => {
+  const line = '{"id":"1","ok":true,"result":"éééééééééé"}';
+  const cap = line.length + 4; // enough characters, too few bytes (each é is two)
+  t.ok(Buffer.byteLength(line) > cap);
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec({ maxOutputBytes: cap }), launch);
+  const run = driver.run(spec({ maxOutputBytes: cap }));
+  await tick();
+  launched[0]?.say(`${line}\n`);
+  t.match((await run).shortMessage, new RegExp(`an answer exceeded max_output_bytes \\(${cap}\\)`));
+});
+
+t.test('a character split between two chunks is decoded whole', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const run = driver.run(spec());
+  await tick();
+  const bytes = Buffer.from('{"id":"1","ok":true,"result":"€"}\n');
+  const euro = bytes.indexOf(0xe2);
+  launched[0]?.say(bytes.subarray(0, euro + 1));
+  launched[0]?.say(bytes.subarray(euro + 1));
+  const result = await run;
+  t.equal(result.state, 'ok');
+  t.equal(result.stdout.toString('utf8'), '"€"\n');
+  driver.restart('test over');
+});
+
 async function socketPair(t: Test): Promise<{ near: Socket; far: Socket }> {
   const path = `\0acheron-test-${randomBytes(6).toString('hex')}`;
   const server: Server = createServer();
@@ -143,7 +170,6 @@ async function socketPair(t: Test): Promise<{ near: Socket; far: Socket }> {
   const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
   const far = connect({ path });
   const near = await accepted;
-  near.setEncoding('utf8');
   far.setEncoding('utf8');
   t.teardown(() => {
     near.destroy();
@@ -156,40 +182,56 @@ async function socketPair(t: Test): Promise<{ near: Socket; far: Socket }> {
 t.test('RemoteDriverProcess: writes before the connection are queued, in order; the hello remainder is output', async (t) => {
   const { near, far } = await socketPair(t);
   const remote = new RemoteDriverProcess(() => undefined);
-  const out: string[] = [];
+  const out: Buffer[] = [];
   remote.onStdout((chunk) => out.push(chunk));
   remote.write('a\n');
   remote.write('b\n');
   let received = '';
   far.on('data', (chunk: string) => (received += chunk));
-  remote.attach(near, 'early answer\n');
+  remote.attach(near, Buffer.from('early answer\n'));
   remote.write('c\n');
   far.write('later answer\n');
   await new Promise((resolve) => setTimeout(resolve, 50));
   t.equal(received, 'a\nb\nc\n');
-  t.same(out.join(''), 'early answer\nlater answer\n');
+  t.same(Buffer.concat(out).toString(), 'early answer\nlater answer\n');
 });
 
 t.test('RemoteDriverProcess: output still in the socket when the exit is reported arrives before exited', async (t) => {
   const { near, far } = await socketPair(t);
   const remote = new RemoteDriverProcess(() => undefined);
   let out = '';
-  remote.onStdout((chunk) => (out += chunk));
-  remote.attach(near, '');
+  remote.onStdout((chunk) => (out += chunk.toString()));
+  remote.attach(near, Buffer.alloc(0));
   remote.gone('exited with code 0');
   far.end('last answer\n');
   t.equal(await remote.exited, 'exited with code 0');
   t.equal(out, 'last answer\n');
 });
 
-t.test('RemoteDriverProcess: gone before the connection: the late connection is closed, writes dropped', async (t) => {
+t.test('RemoteDriverProcess: an exit reported before the connection arrived still delivers its answer', async (t) => {
+  const { near, far } = await socketPair(t);
+  const remote = new RemoteDriverProcess(() => undefined);
+  let out = '';
+  remote.onStdout((chunk) => (out += chunk.toString()));
+  let exited = false;
+  void remote.exited.then(() => (exited = true));
+  remote.gone('exited with code 0');
+  await tick();
+  t.notOk(exited, 'exited waits for the connection that may be on its way');
+  far.end('quick answer\n');
+  remote.attach(near, Buffer.from('first '));
+  t.equal(await remote.exited, 'exited with code 0');
+  t.equal(out, 'first quick answer\n');
+});
+
+t.test('RemoteDriverProcess: gone and no connection: exited after a short wait; a later connection is closed, writes dropped', async (t) => {
   const { near } = await socketPair(t);
   const terminated: number[] = [];
   const remote = new RemoteDriverProcess((graceMs) => terminated.push(graceMs));
   remote.write('dropped\n');
   remote.gone('could not be started: spawn ENOENT');
   t.equal(await remote.exited, 'could not be started: spawn ENOENT');
-  remote.attach(near, '');
+  remote.attach(near, Buffer.alloc(0));
   t.ok(near.destroyed, 'closed');
   remote.terminate(5);
   t.same(terminated, [5], 'terminate goes to the spawner');
