@@ -199,6 +199,7 @@ function renderStatCat(statcat, line, results) {
   statRow('hello', 'C `hello` (libfuse 2, multi-threaded)', 'relative `hello`', false);
   statRow('acheron', 'Acheron `result.json`', 'relative `result.json`', true);
   statRow('acheron-abs', 'Acheron `result.json`', 'absolute `<mount>/services/bin-cat/result.json`', true);
+  if (stat['acheron-nopoll']) statRow('acheron-nopoll', 'Acheron `result.json`, `--busy-poll-us 0` (the loop sleeps between operations)', 'relative `result.json`', false);
 }
 
 function renderMemory(memory, line) {

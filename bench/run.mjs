@@ -163,12 +163,17 @@ async function benchStatCat(payloadFile) {
   const node = await startNode('statcat', { servicesDir });
   const serviceDir = node.service('bin-cat');
   await python(['invoke', join(serviceDir, 'control', 'invoke.json'), join(serviceDir, 'result.json'), payloadFile, 1, 0]);
+  // The same with the loop sleeping between operations: what the busy-poll window buys.
+  const sleeper = await startNode('statcat-nopoll', { servicesDir, args: ['--busy-poll-us', '0'] });
+  const sleeperDir = sleeper.service('bin-cat');
+  await python(['invoke', join(sleeperDir, 'control', 'invoke.json'), join(sleeperDir, 'result.json'), payloadFile, 1, 0]);
 
   const targets = [
     { key: 'tmpfs', cwd: shm, path: 'result.json' },
     { key: 'hello', cwd: helloMount, path: 'hello' },
     { key: 'acheron', cwd: serviceDir, path: 'result.json' },
     { key: 'acheron-abs', cwd: '/', path: join(serviceDir, 'result.json') },
+    { key: 'acheron-nopoll', cwd: sleeperDir, path: 'result.json' },
   ];
   for (const target of targets) {
     const content = await mustExec('cat', [target.path], { cwd: target.cwd });
@@ -180,6 +185,7 @@ async function benchStatCat(payloadFile) {
     run: () => python(['statcat', target.path, STATCAT.perRound, STATCAT.warmup], { cwd: target.cwd }),
   })), STATCAT.rounds);
   await node.stop();
+  await sleeper.stop();
   await hello.stop();
   return { config: { STATCAT }, samples, shmFs, helloOptions: HELLO_OPTIONS };
 }

@@ -3,6 +3,7 @@ import { mkdir, open } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
 
 /** The environment variable that carries the resolved options to the detached daemon. */
 export const DAEMON_OPTIONS_ENV = 'ACHERON_DAEMON_OPTIONS';
@@ -43,4 +44,32 @@ export function reportToParent(message: 'ready' | { error: string }): void {
   const socket = new Socket({ fd: READY_FD, readable: false, writable: true });
   socket.on('error', () => undefined);
   socket.end(message === 'ready' ? 'ready\n' : `error: ${message.error}\n`);
+}
+
+/** What serveUntilStopped needs of a daemon (NodeDaemon, WorldDaemon). */
+interface ServingDaemon {
+  readonly done: Promise<void>;
+  stop(reason: string): Promise<void>;
+}
+
+/**
+ * The foreground life of `acheron node` and `acheron world`: start, tell a waiting parent how that
+ * went (daemonized or mount helper), stop on SIGINT or SIGTERM, and return 0 once stopped.
+ * `started` adds what only one of them handles (the node's SIGHUP reload).
+ */
+export async function serveUntilStopped<T extends ServingDaemon>(start: () => Promise<T>, log: Logger, started?: (daemon: T) => void): Promise<number> {
+  let daemon: T;
+  try {
+    daemon = await start();
+  } catch (error) {
+    reportToParent({ error: (error as Error).message });
+    throw error;
+  }
+  process.on('SIGINT', () => void daemon.stop('SIGINT'));
+  process.on('SIGTERM', () => void daemon.stop('SIGTERM'));
+  started?.(daemon);
+  reportToParent('ready');
+  await daemon.done;
+  log.flush();
+  return 0;
 }

@@ -1,8 +1,7 @@
 import { dirname, join } from 'node:path';
-import type { Logger } from 'pino';
 import { NodeDaemon, type NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
-import { DAEMON_OPTIONS_ENV, daemonize, reportToParent } from './daemonize.js';
+import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
@@ -46,6 +45,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     shutdownGraceMs: values['shutdown-grace-ms'] as number,
     stateFile: values['state-file'] ?? defaultStateFile(nodeId),
     stateSync: values['state-sync'] === 'batch' ? 'batch' : 'always',
+    busyPollUs: values['busy-poll-us'] as number,
     manifestReloadIntervalMs: values['manifest-reload-interval-ms'] as number,
     reconnectBackoffMs: values['reconnect-backoff-ms'] as number,
     reconnectBackoffMaxMs: values['reconnect-backoff-max-ms'] as number,
@@ -65,23 +65,7 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
     return 0;
   }
   const log = createLogger({ level: values['log-level'] as string, file: values['log-file'] });
-  let daemon: NodeDaemon;
-  try {
-    daemon = await NodeDaemon.start(options, log);
-  } catch (error) {
-    reportToParent({ error: (error as Error).message });
-    throw error;
-  }
-  installSignals(daemon, log);
-  reportToParent('ready');
-  await daemon.done;
-  log.flush();
-  return 0;
-}
-
-function installSignals(daemon: NodeDaemon, log: Logger): void {
-  const stop = (signal: string) => () => void daemon.stop(signal);
-  process.on('SIGINT', stop('SIGINT'));
-  process.on('SIGTERM', stop('SIGTERM'));
-  process.on('SIGHUP', () => void daemon.reload('SIGHUP').catch((error: unknown) => log.error({ err: error }, 'manifest reload failed')));
+  return serveUntilStopped(() => NodeDaemon.start(options, log), log, (daemon) => {
+    process.on('SIGHUP', () => void daemon.reload('SIGHUP').catch((error: unknown) => log.error({ err: error }, 'manifest reload failed')));
+  });
 }

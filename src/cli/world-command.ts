@@ -1,7 +1,8 @@
 import { join } from 'node:path';
+import { DEFAULT_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { WorldDaemon } from '../world/world-daemon.js';
 import { readProjectToken, resolveClient } from './client-options.js';
-import { DAEMON_OPTIONS_ENV, daemonize, reportToParent } from './daemonize.js';
+import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
 import { defaultStateDir, isGenericMountOption } from './node-options.js';
@@ -15,6 +16,7 @@ export const WORLD_OPTIONS = {
   'project-token-file': { type: 'string', describe: 'file holding the project token' },
   mount: { type: 'string', default: '/mnt/acheron-world', describe: 'mount point' },
   subtree: { type: 'string', choices: ['nodes'], describe: 'mount only nodes/ (on /nodes: ls /nodes/*/services)' },
+  'busy-poll-us': { type: 'number', default: DEFAULT_BUSY_POLL_US, describe: 'after answering a file operation, poll this long (µs) for the next one before sleeping, while most come that soon; 0 = off' },
   'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
   'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
   daemon: { type: 'boolean', default: false, describe: 'detach and return once the tree is live' },
@@ -28,13 +30,15 @@ export interface WorldArgs {
   'project-token-file'?: string | undefined;
   mount?: string | undefined;
   subtree?: string | undefined;
+  /** A number from yargs, a string from mount -o. */
+  'busy-poll-us'?: number | string | undefined;
   'log-level'?: string | undefined;
   'log-file'?: string | undefined;
   daemon?: boolean | undefined;
 }
 
 /** `-o` keys of a `world:<url>` mount (snake_case of the long options); the URL comes from the source. */
-const MOUNT_KEYS = new Set(['token', 'token_file', 'project', 'project_token_file', 'subtree', 'log_level', 'log_file']);
+const MOUNT_KEYS = new Set(['token', 'token_file', 'project', 'project_token_file', 'subtree', 'busy_poll_us', 'log_level', 'log_file']);
 
 /** mount -t fuse.acheron world:ws://host:port <dir> -o token_file=...,project=... */
 export function worldMountArgs(source: string, dir: string, optionText: string): { args: WorldArgs; unknown: string[] } {
@@ -58,6 +62,8 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   const { url, token } = await resolveClient(args);
   if (args.subtree !== undefined && args.subtree !== 'nodes') throw new UsageError(`--subtree ${JSON.stringify(args.subtree)}: the only subtree is nodes`);
   const mount = args.mount ?? WORLD_OPTIONS.mount.default;
+  const busyPollUs = Number(args['busy-poll-us'] ?? DEFAULT_BUSY_POLL_US);
+  if (!Number.isFinite(busyPollUs) || busyPollUs < 0) throw new UsageError(`--busy-poll-us ${JSON.stringify(args['busy-poll-us'])}: must be a non-negative number of microseconds`);
   if (args.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
     const logFile = args['log-file'] ?? join(defaultStateDir(), `world-${mount.replace(/[^A-Za-z0-9._-]+/g, '_')}.log`);
     // The detached process gets the token itself, not the file name: it may start elsewhere.
@@ -66,23 +72,12 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   }
   const projectToken = await readProjectToken(args);
   const log = createLogger({ level: args['log-level'] ?? 'info', file: args['log-file'] });
-  let daemon: WorldDaemon;
-  try {
-    daemon = await WorldDaemon.start({
-      controlUrl: url,
-      token,
-      mount,
-      ...(args.subtree === 'nodes' ? { subtree: 'nodes' as const } : {}),
-      ...(args.project === undefined ? {} : { project: { projectId: args.project, ...(projectToken === undefined ? {} : { projectToken }) } }),
-    }, log);
-  } catch (error) {
-    reportToParent({ error: (error as Error).message });
-    throw error;
-  }
-  process.on('SIGINT', () => void daemon.stop('SIGINT'));
-  process.on('SIGTERM', () => void daemon.stop('SIGTERM'));
-  reportToParent('ready');
-  await daemon.done;
-  log.flush();
-  return 0;
+  return serveUntilStopped(() => WorldDaemon.start({
+    controlUrl: url,
+    token,
+    mount,
+    busyPollUs,
+    ...(args.subtree === 'nodes' ? { subtree: 'nodes' as const } : {}),
+    ...(args.project === undefined ? {} : { project: { projectId: args.project, ...(projectToken === undefined ? {} : { projectToken }) } }),
+  }, log), log);
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { FsError } from '../vfs/errors.js';
 import { Dispatcher } from '../vfs/dispatch.js';
 import type { Attr, VNode } from '../vfs/node.js';
+import { BusyPoll, DEFAULT_BUSY_POLL_US } from './busy-poll.js';
 import { toErrno } from './errno.js';
 import { HandleTable } from './handle-table.js';
 
@@ -13,6 +14,8 @@ export interface MountOptions {
   fsname?: string;
   allowOther?: boolean;
   defaultPermissions?: boolean;
+  /** How long the loop polls after a reply, in µs (see BusyPoll); 0 turns it off. */
+  busyPollUs?: number;
 }
 
 export interface MountedTree {
@@ -36,6 +39,7 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const traceOn = log.isLevelEnabled('trace');
+  const poll = new BusyPoll(options.busyPollUs ?? DEFAULT_BUSY_POLL_US);
 
   const stat = (attr: Attr) => ({
     mode: attr.mode, size: attr.size, uid, gid, nlink: attr.nlink ?? 1, ino: attr.ino ?? 0,
@@ -44,16 +48,19 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
 
   // Runs one operation and calls back exactly once. `success` shapes the callback arguments.
   function op<T>(name: string, path: string, fh: number | undefined, run: () => Promise<T>, cb: Callback, success: (value: T) => unknown[]): void {
+    poll.arrived();
     const started = traceOn ? process.hrtime.bigint() : 0n;
     run().then(
       (value) => {
         if (traceOn) log.trace({ op: name, path, fh, errno: 0, us: Number((process.hrtime.bigint() - started) / 1000n) });
         cb(...success(value));
+        poll.replied();
       },
       (error: unknown) => {
         const errno = toErrno(error, log, { op: name, path, fh });
         if (traceOn) log.trace({ op: name, path, fh, errno, us: Number((process.hrtime.bigint() - started) / 1000n), message: (error as Error)?.message });
         cb(errno);
+        poll.replied();
       },
     );
   }
@@ -86,8 +93,10 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
     fsync: (path: string, fh: number, _datasync: boolean, cb: Callback) => op('fsync', path, fh, async () => handles.get(fh).fsync?.(), cb, ok),
     release: (path: string, fh: number, cb: Callback) => {
       // The kernel does not wait for release: answer now, finish in the background.
+      poll.arrived();
       const handle = handles.remove(fh);
       cb(0);
+      poll.replied();
       handle?.release?.().catch((error: unknown) => toErrno(error, log, { op: 'release', path, fh }));
     },
     releasedir: (_path: string, _fh: number, cb: Callback) => cb(0),

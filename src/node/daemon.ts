@@ -43,6 +43,8 @@ export interface NodeDaemonOptions {
   /** Runtime state is journaled to `<stateFile>.runtime-services.json`. */
   stateFile: string;
   stateSync: StateSync;
+  /** The FUSE loop's polling window after a reply (µs; 0 = off); see BusyPoll. */
+  busyPollUs?: number;
   /** 0: reload on SIGHUP only. */
   manifestReloadIntervalMs: number;
   controlUrl?: string;
@@ -153,7 +155,7 @@ export class NodeDaemon {
         parseConfig: (text, serviceId) => daemon.#parseConfig(text, serviceId),
         ...(options.fsService ? { exports: buildExportsDirectory(exports) } : {}),
       });
-      daemon.#mounted = await mountTree(tree, { mountPoint: mount, log: log.child({ component: 'fuse' }) });
+      daemon.#mounted = await mountTree(tree, { mountPoint: mount, busyPollUs: options.busyPollUs, log: log.child({ component: 'fuse' }) });
       // WorldFS operations run against the same tree, without FUSE (SPEC §9 Relay).
       daemon.#relay = new RelayServer(new Dispatcher(tree));
     } catch (error) {

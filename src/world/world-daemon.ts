@@ -13,6 +13,8 @@ export interface WorldDaemonOptions {
   token: string;
   mount: string;
   subtree?: 'nodes';
+  /** The FUSE loop's polling window after a reply (µs; 0 = off); see BusyPoll. */
+  busyPollUs?: number;
   /** A user token's project session (SPEC §8). */
   project?: { projectId: string; projectToken?: string };
 }
@@ -56,7 +58,7 @@ export class WorldDaemon {
       if ((await clearStaleMount(mount)) === 'cleared') log.warn({ mount }, 'cleared a stale mount left by a dead daemon');
       await mkdir(mount, { recursive: true });
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
-      const mounted = await mountTree(tree, { mountPoint: mount, fsname: 'acheron-world', log: log.child({ component: 'fuse' }) });
+      const mounted = await mountTree(tree, { mountPoint: mount, fsname: 'acheron-world', busyPollUs: options.busyPollUs, log: log.child({ component: 'fuse' }) });
       log.info({ mount, control_url: options.controlUrl, connected: catalog.connected }, 'world tree is live');
       return new WorldDaemon(catalog, mounted, lock, mount, log);
     } catch (error) {

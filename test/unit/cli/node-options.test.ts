@@ -25,8 +25,8 @@ t.test('parseMountOptions', async (tt) => {
   tt.same(parseMountOptions('frobnicate=1,node_id=x,loud').unknown, ['frobnicate=1', 'loud'], 'unknown options are returned for a warning');
   tt.same(parseMountOptions('node_id=x,frobnicate=1').values, { 'node-id': 'x' }, 'and do not stop the known ones');
   tt.same(parseMountOptions('').values, {}, 'no options');
-  tt.same(parseMountOptions('shutdown_grace_ms=250,fs_service=false,state_sync=batch,control_url=ws://h:1,state_file=/s.json,join_token_file=/t,config=/c.json').values, {
-    'shutdown-grace-ms': 250, 'fs-service': false, 'state-sync': 'batch', 'control-url': 'ws://h:1', 'state-file': '/s.json', 'join-token-file': '/t', config: '/c.json',
+  tt.same(parseMountOptions('busy_poll_us=0,shutdown_grace_ms=250,fs_service=false,state_sync=batch,control_url=ws://h:1,state_file=/s.json,join_token_file=/t,config=/c.json').values, {
+    'busy-poll-us': 0, 'shutdown-grace-ms': 250, 'fs-service': false, 'state-sync': 'batch', 'control-url': 'ws://h:1', 'state-file': '/s.json', 'join-token-file': '/t', config: '/c.json',
   }, 'values are coerced to the option types');
   tt.same(parseMountOptions('fs_service').values, { 'fs-service': true }, 'a bare boolean option is true');
   tt.same(parseMountOptions('label=a=b').values, { label: ['a=b'] }, 'only the first = splits');

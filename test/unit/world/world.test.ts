@@ -33,10 +33,10 @@ t.test('require_project_token hides a service from sessions without the project 
 });
 
 t.test('world:<url> <dir> -o ...: the URL from the source, known keys in snake_case, the rest reported', async (t) => {
-  const { args, unknown } = worldMountArgs('world:ws://10.0.0.1:18790', '/nodes', 'rw,token_file=/etc/acheron/token,project=p1,project_token_file=/etc/acheron/p1,subtree=nodes,log_level=debug,noauto,x-systemd.automount,dev,suid,frobnicate=1,token_file');
+  const { args, unknown } = worldMountArgs('world:ws://10.0.0.1:18790', '/nodes', 'rw,token_file=/etc/acheron/token,project=p1,project_token_file=/etc/acheron/p1,subtree=nodes,busy_poll_us=50,log_level=debug,noauto,x-systemd.automount,dev,suid,frobnicate=1,token_file');
   t.same(args, {
     'control-url': 'ws://10.0.0.1:18790', mount: '/nodes', daemon: true,
-    'token-file': '/etc/acheron/token', project: 'p1', 'project-token-file': '/etc/acheron/p1', subtree: 'nodes', 'log-level': 'debug',
+    'token-file': '/etc/acheron/token', project: 'p1', 'project-token-file': '/etc/acheron/p1', subtree: 'nodes', 'busy-poll-us': '50', 'log-level': 'debug',
   });
   t.same(unknown, ['frobnicate=1', 'token_file'], 'x-* and mount(8)\'s own options are ignored; a key without a value is unknown');
 });
