@@ -168,12 +168,27 @@ export class ControlServer {
     return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
   }
 
+  /**
+   * An Origin naming the host the client connected to, on one of this server's ports: the debug
+   * page's HTTP listener or the WebSocket one. Another web server on the same host is not us.
+   */
+  #ownOrigin(origin: string | undefined, host: string | undefined): boolean {
+    if (!origin || !host) return false;
+    try {
+      const from = new URL(origin);
+      const port = Number(from.port || (from.protocol === 'https:' ? 443 : 80));
+      return from.hostname === new URL(`http://${host}`).hostname && (port === this.address.port || port === this.httpAddress.port);
+    } catch {
+      return false;
+    }
+  }
+
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     // Tokens made, rotated or revoked by `acheron token` a moment ago count at once (one stat).
     await this.tokens.reloadIfChanged().catch((error: unknown) => this.#log.error({ err: error }, 'token file unreadable: keeping the tokens loaded before'));
     const { principal, viaSubprotocol, token } = this.#authenticate(request);
-    // Browsers authenticate by subprotocol: only pages from this host may use it (SPEC §6).
-    const originOk = !viaSubprotocol || sameHost(request.headers.origin, request.headers.host);
+    // Browsers authenticate by subprotocol: only pages this server serves may use it (SPEC §6).
+    const originOk = !viaSubprotocol || this.#ownOrigin(request.headers.origin, request.headers.host);
     if (!principal || !originOk) {
       const status = principal ? '403 Forbidden' : '401 Unauthorized';
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -262,14 +277,6 @@ function eventLogFromEnv(env: NodeJS.ProcessEnv = process.env): { rotateMaxBytes
   return { ...(rotateMaxBytes === undefined ? {} : { rotateMaxBytes }), ...(archiveKeep === undefined ? {} : { archiveKeep }) };
 }
 
-function sameHost(origin: string | undefined, host: string | undefined): boolean {
-  if (!origin || !host) return false;
-  try {
-    return new URL(origin).hostname === new URL(`http://${host}`).hostname;
-  } catch {
-    return false;
-  }
-}
 
 function listen(server: Server, at: HostPort): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -462,9 +462,14 @@ await t.test('browser auth: bearer subprotocol, checked against Origin', async (
   tt.match(peer.socket.protocol, /^acheron\.bearer\./, 'the server selects the bearer subprotocol');
   tt.equal((await peer.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal, 'user');
   await peer.close();
-  const localhost = await connect(url.replace('127.0.0.1', 'localhost'), { subprotocolToken: control.adminToken, origin: 'http://localhost:1234' });
-  tt.equal(localhost.status, 101, 'same host name, another port (the debug page listener): accepted');
+  const localhost = await connect(url.replace('127.0.0.1', 'localhost'), { subprotocolToken: control.adminToken, origin: control.httpUrl.replace('127.0.0.1', 'localhost') });
+  tt.equal(localhost.status, 101, 'the host name the client used, on the debug page\'s port: accepted');
   await localhost.peer?.close();
+  const wsOrigin = await connect(url, { subprotocolToken: control.userToken, origin: url.replace(/^ws/, 'http') });
+  tt.equal(wsOrigin.status, 101, 'on the WebSocket port itself: accepted');
+  await wsOrigin.peer?.close();
+  tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://127.0.0.1:1' })).status, 403, 'the same host, a port that is not this server\'s: 403');
+  tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://127.0.0.1' })).status, 403, 'the same host, port 80 (another web server): 403');
   tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://evil.example' })).status, 403, 'a foreign Origin: 403');
   tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://127.0.0.1.evil.example' })).status, 403, 'a look-alike Origin: 403');
   tt.equal((await connect(url, { subprotocolToken: control.userToken })).status, 403, 'no Origin: 403');
