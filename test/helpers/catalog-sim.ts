@@ -61,6 +61,8 @@ interface OpenSession {
   request: WatchRequest;
   peer: RawPeer;
   ack: Frame;
+  /** Superseded by a later session: this one was closed, wherever its stream had got to. */
+  cut: boolean;
 }
 
 /** The frames of one watch on a peer: its reply, then every frame naming its watch_id, in arrival order. */
@@ -100,7 +102,7 @@ export class ResumingWatcher {
   }
 
   get sessions(): WatchSession[] {
-    return this.#sessions.map((s) => ({ request: s.request, frames: watchFrames(s.peer, s.ack) }));
+    return this.#sessions.map((s) => ({ request: s.request, frames: watchFrames(s.peer, s.ack), cut: s.cut }));
   }
 
   get position(): number | undefined {
@@ -123,14 +125,16 @@ export class ResumingWatcher {
 
   /** Opens a connection and watches (first time: the request; then: resume after the learned position). */
   async connect(url: string): Promise<Frame> {
-    this.current?.socket.terminate();
+    const previous = this.#sessions.at(-1);
+    if (previous) previous.cut = true;
+    previous?.peer.socket.terminate();
     const position = this.position;
     const { since_seq: _since, replay_limit: _limit, ...base } = this.request;
     const request: WatchRequest = this.#sessions.length === 0 || position === undefined ? this.request : { ...base, since_seq: position };
     const peer = await session(url, { token: this.#token });
     const ack = await peer.request('control.node_service_watch', request);
     if (ack.ok !== true) throw new Error(`${this.name}: watch refused: ${JSON.stringify(ack.error)}`);
-    this.#sessions.push({ request, peer, ack });
+    this.#sessions.push({ request, peer, ack, cut: false });
     return ack;
   }
 

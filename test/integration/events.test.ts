@@ -127,6 +127,8 @@ await t.test('the history validator catches gaps, duplicates, reordering and mis
     ['content that differs', [ack, ev(3, true), ev(4, true), synced, { type: EVENT, ok: true, payload: { watch_id: 'w1', replay: false, seq: 5, kind: 'delete', node_id: 'a' } }], /differs from the emitted event/],
   ];
   for (const [name, frames, problem] of cases) tt.match(check(frames).join('\n'), problem, `${name} is caught`);
+  tt.match(check([ack, ev(3, true)]).join('\n'), /never the synced marker/, 'a watch that stops before its synced marker is caught');
+  tt.same(validateWatcher([{ request: { replay_limit: 2 }, frames: [ack, ev(3, true)], cut: true }], all).problems, [], 'unless the watcher closed it there itself');
   tt.match(validateWatcher([{ request: { node_id: 'a' }, frames: [ack, ev(3, true), ev(4, true), synced] }], all).problems.join('\n'), /outside the filter a/, 'an event outside the filter is caught');
   const resumed = validateWatcher([
     { request: { replay_limit: 2 }, frames: [ack, ev(3, true), ev(4, true), synced, ev(5)] },
