@@ -4,6 +4,11 @@
  */
 export const DEFAULT_BUSY_POLL_US = 100;
 
+/** An operation that took longer than this waited for another process (a driver, a relay)... */
+const SLOW_OPERATION_NS = 200_000n;
+/** ...which still needs a CPU to wind down: no polling for this long after it. */
+const QUIET_AFTER_SLOW_NS = 2_000_000n;
+
 /** Weight of the newest gap in the running share of gaps short enough to poll across. */
 const SHARE_WEIGHT = 1 / 8;
 /** Poll only while at least this share of recent gaps fit in the window. */
@@ -17,7 +22,10 @@ const POLL_WHEN_SHARE = 0.5;
  *
  * It polls only while it pays: each operation's gap since the previous reply counts as a hit when
  * it fits in the window, and the loop polls while hits are at least half of the recent gaps. A
- * quiet mount, or one whose clients pause between operations, stops polling and costs no CPU.
+ * quiet mount, or one whose clients pause between operations, stops polling and costs no CPU. Nor
+ * does it poll for a while after an operation that waited for another process (an invocation):
+ * on a small machine the driver, the spawner and the client need the CPUs then, and polling
+ * made invocations slower.
  */
 export class BusyPoll {
   readonly #windowNs: bigint;
@@ -25,6 +33,7 @@ export class BusyPoll {
   #deadline = 0n;
   #polling = false;
   #lastReply = 0n;
+  #quietUntil = 0n;
 
   constructor(windowUs: number) {
     this.#windowNs = BigInt(Math.max(0, Math.round(windowUs))) * 1000n;
@@ -42,11 +51,15 @@ export class BusyPoll {
     this.#hitShare += (hit - this.#hitShare) * SHARE_WEIGHT;
   }
 
-  /** A reply went to the kernel: the next operation of the burst is likely on its way. */
-  replied(): void {
+  /**
+   * A reply went to the kernel, `tookNs` after its operation arrived: the next operation of the
+   * burst is likely on its way.
+   */
+  replied(tookNs = 0n): void {
     if (this.#windowNs === 0n) return;
     this.#lastReply = process.hrtime.bigint();
-    if (!this.active) return;
+    if (tookNs > SLOW_OPERATION_NS) this.#quietUntil = this.#lastReply + QUIET_AFTER_SLOW_NS;
+    if (!this.active || this.#lastReply < this.#quietUntil) return;
     this.#deadline = this.#lastReply + this.#windowNs;
     if (!this.#polling) {
       this.#polling = true;

@@ -49,18 +49,18 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
   // Runs one operation and calls back exactly once. `success` shapes the callback arguments.
   function op<T>(name: string, path: string, fh: number | undefined, run: () => Promise<T>, cb: Callback, success: (value: T) => unknown[]): void {
     poll.arrived();
-    const started = traceOn ? process.hrtime.bigint() : 0n;
+    const started = process.hrtime.bigint();
     run().then(
       (value) => {
         if (traceOn) log.trace({ op: name, path, fh, errno: 0, us: Number((process.hrtime.bigint() - started) / 1000n) });
         cb(...success(value));
-        poll.replied();
+        poll.replied(process.hrtime.bigint() - started);
       },
       (error: unknown) => {
         const errno = toErrno(error, log, { op: name, path, fh });
         if (traceOn) log.trace({ op: name, path, fh, errno, us: Number((process.hrtime.bigint() - started) / 1000n), message: (error as Error)?.message });
         cb(errno);
-        poll.replied();
+        poll.replied(process.hrtime.bigint() - started);
       },
     );
   }

@@ -22,6 +22,20 @@ t.test('after a reply the loop keeps turning for the window, then sleeps', async
   tt.ok(idle < spun / 2, `and slept once the window had passed (${idle.toFixed(1)} ms of CPU in 60 ms)`);
 });
 
+t.test('no polling right after an operation that waited for another process', async (tt) => {
+  const poll = new BusyPoll(30_000);
+  const quiet = await cpuMs(async () => {
+    poll.replied(5_000_000n); // 5 ms: it waited for a driver
+    await sleep(60);
+  });
+  tt.ok(quiet < 8, `the loop slept (${quiet.toFixed(1)} ms of CPU in 60 ms)`);
+  const spun = await cpuMs(async () => {
+    poll.replied(20_000n); // a quick one, well after the quiet time
+    await sleep(60);
+  });
+  tt.ok(spun >= 8 && spun > quiet, `a quick operation later polls again (${spun.toFixed(1)} ms of CPU in 60 ms)`);
+});
+
 t.test('a window of 0 never polls', async (tt) => {
   const poll = new BusyPoll(0);
   tt.notOk(poll.active);
