@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { DriverProcess } from './driver-process.js';
 
-/** After the spawner says a driver exited, how long its connection and last output may still be on the way. */
+/** After the spawner says a driver exited, how long its last output may still be on the way. */
 const OUTPUT_DRAIN_MS = 200;
 
 /**
@@ -17,8 +17,6 @@ export class RemoteDriverProcess implements DriverProcess {
   #terminate: (graceMs: number) => void;
   /** Set by gone(): how the process ended, reported once its output has drained. */
   #how: string | undefined;
-  #drainTimer: NodeJS.Timeout | undefined;
-  #over = false;
   #exit!: (how: string) => void;
 
   constructor(terminate: (graceMs: number) => void) {
@@ -41,7 +39,7 @@ export class RemoteDriverProcess implements DriverProcess {
 
   /** The driver's connection, past its hello line; `rest` is what came with the hello. */
   attach(socket: Socket, rest: Buffer): void {
-    if (this.#over || this.#socket) {
+    if (this.#how !== undefined || this.#socket) {
       socket.destroy();
       return;
     }
@@ -49,45 +47,34 @@ export class RemoteDriverProcess implements DriverProcess {
     socket.on('error', () => undefined);
     socket.on('data', (chunk: Buffer) => this.#emit(chunk));
     if (rest.length > 0) this.#emit(rest);
-    if (this.#how !== undefined) {
-      // A driver that answered and exited at once: the spawner's report overtook its connection.
-      this.#drain(socket);
-      return;
-    }
     for (const data of this.#queued) socket.write(data);
     this.#queued = [];
   }
 
   /**
    * The process is gone (or could not start, or the spawner died). Its last answers may still be
-   * in the socket, or the socket itself still on its way: wait for its end, shortly (a grandchild
-   * may keep it open).
+   * in the socket: wait for the socket's end, shortly (a grandchild may keep it open). Without a
+   * socket there is nothing to wait for: requests are written only once it is here, so the driver
+   * never had one to answer.
    */
   gone(how: string): void {
     if (this.#how !== undefined) return;
     this.#how = how;
     this.#queued = [];
-    if (this.#socket) this.#drain(this.#socket);
-    else this.#drainTimer = setTimeout(() => this.#finish(), OUTPUT_DRAIN_MS);
-  }
-
-  #drain(socket: Socket): void {
-    if (socket.readableEnded || socket.destroyed) {
-      this.#finish();
+    const socket = this.#socket;
+    if (!socket || socket.readableEnded || socket.destroyed) {
+      socket?.destroy();
+      this.#exit(how);
       return;
     }
-    clearTimeout(this.#drainTimer);
-    this.#drainTimer = setTimeout(() => this.#finish(), OUTPUT_DRAIN_MS);
-    socket.once('end', () => this.#finish());
-    socket.once('close', () => this.#finish());
-  }
-
-  #finish(): void {
-    if (this.#over) return;
-    this.#over = true;
-    clearTimeout(this.#drainTimer);
-    this.#socket?.destroy();
-    this.#exit(this.#how ?? 'gone');
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      this.#exit(how);
+    };
+    const timer = setTimeout(done, OUTPUT_DRAIN_MS);
+    socket.once('end', done);
+    socket.once('close', done);
   }
 
   #emit(chunk: Buffer): void {

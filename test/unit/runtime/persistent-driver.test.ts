@@ -208,23 +208,7 @@ t.test('RemoteDriverProcess: output still in the socket when the exit is reporte
   t.equal(out, 'last answer\n');
 });
 
-t.test('RemoteDriverProcess: an exit reported before the connection arrived still delivers its answer', async (t) => {
-  const { near, far } = await socketPair(t);
-  const remote = new RemoteDriverProcess(() => undefined);
-  let out = '';
-  remote.onStdout((chunk) => (out += chunk.toString()));
-  let exited = false;
-  void remote.exited.then(() => (exited = true));
-  remote.gone('exited with code 0');
-  await tick();
-  t.notOk(exited, 'exited waits for the connection that may be on its way');
-  far.end('quick answer\n');
-  remote.attach(near, Buffer.from('first '));
-  t.equal(await remote.exited, 'exited with code 0');
-  t.equal(out, 'first quick answer\n');
-});
-
-t.test('RemoteDriverProcess: gone and no connection: exited after a short wait; a later connection is closed, writes dropped', async (t) => {
+t.test('RemoteDriverProcess: gone before the connection: exited at once; the late connection is closed, writes dropped', async (t) => {
   const { near } = await socketPair(t);
   const terminated: number[] = [];
   const remote = new RemoteDriverProcess((graceMs) => terminated.push(graceMs));
