@@ -5,7 +5,7 @@ import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
-import { defaultOptions, defaultStateFile, mergeOptions, readConfigFile, type NodeOptionValues } from './node-options.js';
+import { busyPollWindow, defaultOptions, defaultStateFile, mergeOptions, readConfigFile, type NodeOptionValues } from './node-options.js';
 
 
 /** Resolves every source of options into daemon options (precedence: argv > -o > config > defaults). */
@@ -27,6 +27,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
   for (const id of values['terminal-id'] ?? []) {
     if (!isIdentifier(id)) throw new UsageError(`--terminal-id ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-]`);
   }
+  const busyPollUs = busyPollWindow(values['busy-poll-us']);
   let exports;
   try {
     exports = (values.export ?? []).map(parseExport);
@@ -45,7 +46,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     shutdownGraceMs: values['shutdown-grace-ms'] as number,
     stateFile: values['state-file'] ?? defaultStateFile(nodeId),
     stateSync: values['state-sync'] === 'batch' ? 'batch' : 'always',
-    busyPollUs: values['busy-poll-us'] as number,
+    busyPollUs,
     manifestReloadIntervalMs: values['manifest-reload-interval-ms'] as number,
     reconnectBackoffMs: values['reconnect-backoff-ms'] as number,
     reconnectBackoffMaxMs: values['reconnect-backoff-max-ms'] as number,

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_BUSY_POLL_US } from '../fuse/busy-poll.js';
+import { DEFAULT_BUSY_POLL_US, MAX_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { UsageError } from './exit.js';
 
 /**
@@ -134,4 +134,13 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export function defaultStateFile(nodeId: string, env: NodeJS.ProcessEnv = process.env): string {
   return join(defaultStateDir(env), `${nodeId}.json`);
+}
+
+/** `--busy-poll-us` of `acheron node` and `acheron world` (a number from yargs, a string from mount -o). */
+export function busyPollWindow(given: number | string | undefined): number {
+  const us = given === undefined ? DEFAULT_BUSY_POLL_US : Number(given);
+  if (!Number.isFinite(us) || us < 0 || us > MAX_BUSY_POLL_US) {
+    throw new UsageError(`--busy-poll-us ${String(given)}: must be 0 (off) to ${MAX_BUSY_POLL_US} microseconds`);
+  }
+  return us;
 }

@@ -5,7 +5,7 @@ import { readProjectToken, resolveClient } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
-import { defaultStateDir, isGenericMountOption } from './node-options.js';
+import { busyPollWindow, defaultStateDir, isGenericMountOption } from './node-options.js';
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
 export const WORLD_OPTIONS = {
@@ -62,8 +62,7 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   const { url, token } = await resolveClient(args);
   if (args.subtree !== undefined && args.subtree !== 'nodes') throw new UsageError(`--subtree ${JSON.stringify(args.subtree)}: the only subtree is nodes`);
   const mount = args.mount ?? WORLD_OPTIONS.mount.default;
-  const busyPollUs = Number(args['busy-poll-us'] ?? DEFAULT_BUSY_POLL_US);
-  if (!Number.isFinite(busyPollUs) || busyPollUs < 0) throw new UsageError(`--busy-poll-us ${JSON.stringify(args['busy-poll-us'])}: must be a non-negative number of microseconds`);
+  const busyPollUs = busyPollWindow(args['busy-poll-us']);
   if (args.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
     const logFile = args['log-file'] ?? join(defaultStateDir(), `world-${mount.replace(/[^A-Za-z0-9._-]+/g, '_')}.log`);
     // The detached process gets the token itself, not the file name: it may start elsewhere.

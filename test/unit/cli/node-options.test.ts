@@ -7,7 +7,7 @@ import t from 'tap';
 import { UsageError } from '../../../src/cli/exit.js';
 import { isMountHelperArgv } from '../../../src/cli/main.js';
 import { resolveNodeOptions } from '../../../src/cli/node-command.js';
-import { defaultOptions, defaultStateFile, mergeOptions, parseMountOptions, readConfigFile, type NodeOptionValues } from '../../../src/cli/node-options.js';
+import { busyPollWindow, defaultOptions, defaultStateFile, mergeOptions, parseMountOptions, readConfigFile, type NodeOptionValues } from '../../../src/cli/node-options.js';
 
 const root = await mkdtemp(join(tmpdir(), 'acheron-node-options-'));
 t.teardown(() => rm(root, { recursive: true, force: true }));
@@ -33,6 +33,16 @@ t.test('parseMountOptions', async (tt) => {
   tt.throws(() => parseMountOptions('shutdown_grace_ms=soon'), { name: 'UsageError', message: /mount option shutdown_grace_ms: shutdown_grace_ms: must be a non-negative number/ });
   tt.throws(() => parseMountOptions('state_sync=sometimes'), { message: /state_sync: must be one of always, batch/ });
   tt.throws(() => parseMountOptions('fs_service=maybe'), { message: /fs_service: must be true or false/ });
+});
+
+t.test('busyPollWindow', async (tt) => {
+  tt.equal(busyPollWindow(undefined), 100, 'the default');
+  tt.equal(busyPollWindow(0), 0, 'off');
+  tt.equal(busyPollWindow('250'), 250, 'from mount -o');
+  tt.throws(() => busyPollWindow(Number.NaN), { name: 'UsageError', message: '--busy-poll-us NaN: must be 0 (off) to 10000 microseconds' }, 'what yargs makes of --busy-poll-us abc');
+  tt.throws(() => busyPollWindow('soon'), { message: /--busy-poll-us soon: must be 0 \(off\) to 10000/ });
+  tt.throws(() => busyPollWindow(-1), { message: /must be 0 \(off\) to 10000/ });
+  tt.throws(() => busyPollWindow(20_000), { message: /must be 0 \(off\) to 10000/ }, 'a longer window is a spin');
 });
 
 t.test('readConfigFile', async (tt) => {
