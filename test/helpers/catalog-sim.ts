@@ -61,7 +61,7 @@ interface OpenSession {
   request: WatchRequest;
   peer: RawPeer;
   ack: Frame;
-  /** Superseded by a later session: this one was closed, wherever its stream had got to. */
+  /** Closed by the watcher while still open, or lost with the server: its stream may stop anywhere. */
   cut: boolean;
 }
 
@@ -126,7 +126,8 @@ export class ResumingWatcher {
   /** Opens a connection and watches (first time: the request; then: resume after the learned position). */
   async connect(url: string): Promise<Frame> {
     const previous = this.#sessions.at(-1);
-    if (previous) previous.cut = true;
+    // A session the server closed by itself was not cut: its stream must be whole.
+    if (previous) previous.cut ||= previous.peer.socket.readyState === previous.peer.socket.OPEN;
     previous?.peer.socket.terminate();
     const position = this.position;
     const { since_seq: _since, replay_limit: _limit, ...base } = this.request;
@@ -136,6 +137,12 @@ export class ResumingWatcher {
     if (ack.ok !== true) throw new Error(`${this.name}: watch refused: ${JSON.stringify(ack.error)}`);
     this.#sessions.push({ request, peer, ack, cut: false });
     return ack;
+  }
+
+  /** The server is about to be killed: the current session ends wherever its stream is then. */
+  serverGone(): void {
+    const current = this.#sessions.at(-1);
+    if (current) current.cut = true;
   }
 
   /** Waits until the current watch has said synced. */

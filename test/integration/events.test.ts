@@ -409,6 +409,7 @@ await t.test('randomized upserts, watcher reconnects and kill -9 restarts: every
     // Upserts in flight when the server dies: durable before fan-out means a seen event survives.
     const inFlight = nodes.filter(() => random() < 0.5).map((node) => (mutate(node), node.upsert().catch(() => undefined)));
     maxSeenBeforeCrash = Math.max(maxSeenBeforeCrash, ...[reference, ...started].map((w) => w.position ?? 0));
+    for (const w of [reference, ...started]) w.serverGone();
     control = await crashAndRestart(tt, control);
     await Promise.all(inFlight);
     const ack = await reference.connect(control.url);
