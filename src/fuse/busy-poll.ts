@@ -7,15 +7,15 @@ export const DEFAULT_BUSY_POLL_US = 100;
 export const MAX_BUSY_POLL_US = 10_000;
 
 /** An operation that took longer than this waited for another process (a driver, a relay)... */
-const SLOW_OPERATION_NS = 200_000n;
+const SLOW_OPERATION_NS = 100_000n;
 /** ...which still needs a CPU to wind down: no polling for this long after it. */
 const QUIET_AFTER_SLOW_NS = 2_000_000n;
 /** Weight of the newest gap in the running share of gaps short enough to poll across. */
 const SHARE_WEIGHT = 1 / 8;
 /** Poll only while at least this share of recent gaps fit in the window. */
-const POLL_WHEN_SHARE = 0.5;
+const POLL_WHEN_SHARE = 0.25;
 /** While not polling, every this many replies poll anyway, to see whether it would pay again. */
-const PROBE_EVERY = 8;
+const PROBE_EVERY = 4;
 
 /**
  * Keeps the event loop polling, instead of sleeping, for a short window after each reply to the
@@ -24,10 +24,10 @@ const PROBE_EVERY = 8;
  * woken for each, and on a virtual machine that wake costs more than handling the operation.
  *
  * It polls only while it pays. After a reply it polled for, the gap to the next operation counts
- * as a hit when it fits in the window; the loop keeps polling while hits are at least half of the
- * recent gaps. (Gaps after a reply it slept on are not counted: they include the wake.) While it
- * does not poll, every 8th reply is polled for anyway, so a new burst turns it back on. A quiet
- * mount costs one window per 8 replies. Nor does it poll for a while after an operation that
+ * as a hit when it fits in the window; the loop keeps polling while hits are at least a quarter of
+ * the recent gaps. (Gaps after a reply it slept on are not counted: they include the wake.) While it
+ * does not poll, every 4th reply is polled for anyway, so a new burst turns it back on. A quiet
+ * mount costs one window per 4 replies. Nor does it poll for a while after an operation that
  * waited for another process (an invocation): on a small machine the driver, the spawner and the
  * client need the CPUs then, and polling made invocations slower.
  */
