@@ -4,6 +4,13 @@ import { join } from 'node:path';
 import { DEFAULT_BUSY_POLL_US, MAX_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { UsageError } from './exit.js';
 
+/** `--busy-poll-us`, the same for `acheron node` and `acheron world` (see BusyPoll). */
+export const BUSY_POLL_OPTION = {
+  type: 'number',
+  describe: `after answering a file operation, poll this long (µs, up to ${MAX_BUSY_POLL_US}) for the next one before sleeping, while such gaps are common; 0 = off`,
+  default: DEFAULT_BUSY_POLL_US,
+} as const;
+
 /**
  * Options of `acheron node`, in one table: yargs, the config file (snake_case keys) and mount -o
  * options all read it. Precedence: command line > mount -o > config file > defaults (SPEC §1).
@@ -25,7 +32,7 @@ export const NODE_OPTION_SPECS = {
   'reconnect-backoff-ms': { type: 'number', describe: 'first reconnect delay', default: 5000 },
   'reconnect-backoff-max-ms': { type: 'number', describe: 'largest reconnect delay', default: 60000 },
   'state-sync': { type: 'string', describe: 'always | batch', default: 'always', choices: ['always', 'batch'] },
-  'busy-poll-us': { type: 'number', describe: 'after answering a file operation, poll this long (µs) for the next one before sleeping, while most come that soon; 0 = off', default: DEFAULT_BUSY_POLL_US },
+  'busy-poll-us': BUSY_POLL_OPTION,
   'shutdown-grace-ms': { type: 'number', describe: 'how long SIGTERM waits for running invocations', default: 5000 },
   'driver-user': { type: 'string', describe: 'as root: run drivers without runtime.user as this user (name or uid[:gid])' },
   'log-level': { type: 'string', describe: 'fatal|error|warn|info|debug|trace|silent', default: 'info' },

@@ -1,11 +1,10 @@
 import { join } from 'node:path';
-import { DEFAULT_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { WorldDaemon } from '../world/world-daemon.js';
 import { readProjectToken, resolveClient } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
-import { busyPollWindow, defaultStateDir, isGenericMountOption } from './node-options.js';
+import { BUSY_POLL_OPTION, busyPollWindow, defaultStateDir, isGenericMountOption } from './node-options.js';
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
 export const WORLD_OPTIONS = {
@@ -16,7 +15,7 @@ export const WORLD_OPTIONS = {
   'project-token-file': { type: 'string', describe: 'file holding the project token' },
   mount: { type: 'string', default: '/mnt/acheron-world', describe: 'mount point' },
   subtree: { type: 'string', choices: ['nodes'], describe: 'mount only nodes/ (on /nodes: ls /nodes/*/services)' },
-  'busy-poll-us': { type: 'number', default: DEFAULT_BUSY_POLL_US, describe: 'after answering a file operation, poll this long (µs) for the next one before sleeping, while most come that soon; 0 = off' },
+  'busy-poll-us': BUSY_POLL_OPTION,
   'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
   'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
   daemon: { type: 'boolean', default: false, describe: 'detach and return once the tree is live' },
