@@ -52,15 +52,17 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
     const started = process.hrtime.bigint();
     run().then(
       (value) => {
-        if (traceOn) log.trace({ op: name, path, fh, errno: 0, us: Number((process.hrtime.bigint() - started) / 1000n) });
+        const took = process.hrtime.bigint() - started;
+        if (traceOn) log.trace({ op: name, path, fh, errno: 0, us: Number(took / 1000n) });
         cb(...success(value));
-        poll.replied(process.hrtime.bigint() - started);
+        poll.replied(took);
       },
       (error: unknown) => {
+        const took = process.hrtime.bigint() - started;
         const errno = toErrno(error, log, { op: name, path, fh });
-        if (traceOn) log.trace({ op: name, path, fh, errno, us: Number((process.hrtime.bigint() - started) / 1000n), message: (error as Error)?.message });
+        if (traceOn) log.trace({ op: name, path, fh, errno, us: Number(took / 1000n), message: (error as Error)?.message });
         cb(errno);
-        poll.replied(process.hrtime.bigint() - started);
+        poll.replied(took);
       },
     );
   }

@@ -98,8 +98,7 @@ export class PersistentDriver {
     const child = this.#launch(spec);
     this.#child = child;
     this.#childStartedMs = Date.now();
-    this.#partial = [];
-    this.#partialBytes = 0;
+    this.#dropPartial();
     this.#ignoredLines = 0;
     child.onStdout((chunk) => this.#onStdout(child, chunk));
     void child.exited.then((how) => {
@@ -134,14 +133,17 @@ export class PersistentDriver {
   /** The pending start of a line plus its end. */
   #take(end: Buffer): Buffer {
     const line = this.#partial.length === 0 ? end : Buffer.concat([...this.#partial, end]);
-    this.#partial = [];
-    this.#partialBytes = 0;
+    this.#dropPartial();
     return line;
   }
 
-  #overflow(): void {
+  #dropPartial(): void {
     this.#partial = [];
     this.#partialBytes = 0;
+  }
+
+  #overflow(): void {
+    this.#dropPartial();
     this.restart(`an answer exceeded max_output_bytes (${this.#spec.maxOutputBytes})`);
   }
 

@@ -126,9 +126,11 @@ export class ResumingWatcher {
   /** Opens a connection and watches (first time: the request; then: resume after the learned position). */
   async connect(url: string): Promise<Frame> {
     const previous = this.#sessions.at(-1);
-    // A session the server closed by itself was not cut: its stream must be whole.
-    if (previous) previous.cut ||= previous.peer.socket.readyState === previous.peer.socket.OPEN;
-    previous?.peer.socket.terminate();
+    if (previous) {
+      // A session the server closed by itself was not cut: its stream must be whole.
+      previous.cut ||= previous.peer.socket.readyState === previous.peer.socket.OPEN;
+      previous.peer.socket.terminate();
+    }
     const position = this.position;
     const { since_seq: _since, replay_limit: _limit, ...base } = this.request;
     const request: WatchRequest = this.#sessions.length === 0 || position === undefined ? this.request : { ...base, since_seq: position };
