@@ -7,7 +7,7 @@ import { problemAt, type Problem } from '../protocol/schemas.js';
 import type { DriverAdapter } from '../runtime/service-runtime.js';
 import { wasmAdapter } from '../runtime/wasm-adapter.js';
 import { prepareWasmModule, WASM_PAGE_BYTES, WasmModuleError } from '../runtime/wasm-module.js';
-import { WasmPool, type WasmProgram } from '../runtime/wasm-pool.js';
+import { WASM_POOL_DEFAULT_SIZE, WasmPool, type WasmProgram } from '../runtime/wasm-pool.js';
 import { isInside } from './paths.js';
 
 /** What HOST.json says about a wasm service's host (SPEC §4). */
@@ -92,7 +92,7 @@ export class WasmServices {
       node_version: process.version,
       module: { path: checked.modulePath, sha256: checked.compiled.sha256, bytes: checked.compiled.bytes },
       instance: 'fresh per invocation (fresh memory), in a pool of worker threads',
-      workers: this.#pool?.size ?? null,
+      workers: WASM_POOL_DEFAULT_SIZE,
       limits: {
         max_memory_bytes: checked.compiled.maxPages * WASM_PAGE_BYTES,
         timeout_ms: runtime.timeout_ms,
