@@ -29,7 +29,7 @@ export interface WasmCallReply {
   notStarted: boolean;
   /** Which stream went past maxOutputBytes (the run was stopped there). */
   outputCapped: 'stdout' | 'stderr' | null;
-  /** The memory had reached its maximum when the run ended. */
+  /** The memory had grown to its maximum when the run ended. */
   atMemoryCap: boolean;
   /** Fresh buffers of their own, so they can be transferred rather than copied. */
   stdout: Uint8Array<ArrayBuffer>;

@@ -154,6 +154,7 @@ function run(call: WasmCallMessage): WasmCallReply {
     return reply({ notStarted: true, failure: `instantiation failed: ${(error as Error).message}` });
   }
   memory = instance.exports.memory as WebAssembly.Memory;
+  const initialBytes = memory.buffer.byteLength;
   const guestStart = instance.exports._start as () => void;
   // start() binds the memory, then calls this _start: read-only rights go on before any guest code runs.
   const facade = {
@@ -176,7 +177,8 @@ function run(call: WasmCallMessage): WasmCallReply {
   } finally {
     for (let fd = 3; fd <= highestFd; fd++) host.fd_close?.(fd);
   }
-  const atMemoryCap = memory.buffer.byteLength >= call.maxPages * WASM_PAGE_BYTES;
+  // Grown up to its maximum: a failure is then most likely a failed memory.grow.
+  const atMemoryCap = memory.buffer.byteLength > initialBytes && memory.buffer.byteLength >= call.maxPages * WASM_PAGE_BYTES;
   return reply({ exitCode, failure, outputCapped, atMemoryCap });
 }
 
