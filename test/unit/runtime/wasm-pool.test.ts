@@ -135,35 +135,35 @@ t.test('files: nothing without a preopen, read-only unless rw, no way out', asyn
   const EBADF = 'errno 08\n';
   const ENOTCAPABLE = 'errno 76\n';
 
-  const passwd = await pool.run(none, spec('r/etc/passwd'));
+  const passwd = await pool.run(none, spec('{"r":"/etc/passwd"}'));
   t.match(passwd, { state: 'error', exitCode: 1 }, 'no preopen: /etc/passwd cannot be opened');
   t.equal(passwd.stderr.toString(), EBADF);
   t.equal(passwd.stdout.length, 0);
-  t.equal((await pool.run(readOnly, spec('r../../../../etc/passwd'))).stderr.toString(), ENOTCAPABLE, 'not out of a preopen with ..');
-  t.equal((await pool.run(readOnly, spec('r/etc/passwd'))).stderr.toString(), ENOTCAPABLE, 'not with an absolute path');
-  const inside = await pool.run(readOnly, spec('rdata.txt'));
+  t.equal((await pool.run(readOnly, spec('{"r":"../../../../etc/passwd"}'))).stderr.toString(), ENOTCAPABLE, 'not out of a preopen with ..');
+  t.equal((await pool.run(readOnly, spec('{"r":"/etc/passwd"}'))).stderr.toString(), ENOTCAPABLE, 'not with an absolute path');
+  const inside = await pool.run(readOnly, spec('{"r":"data.txt"}'));
   t.equal(inside.stdout.toString(), 'inside\n', 'a read-only preopen can be read');
 
-  const refused = await pool.run(readOnly, spec('wout.txt'));
+  const refused = await pool.run(readOnly, spec('{"w":"out.txt"}'));
   t.match(refused, { state: 'error', exitCode: 1 });
   t.equal(refused.stderr.toString(), ENOTCAPABLE, 'a read-only preopen cannot be written');
   t.same(await readdir(dir), ['data.txt'], 'nothing was created');
-  t.equal((await pool.run(readOnly, spec('wdata.txt'))).stderr.toString(), ENOTCAPABLE, 'nor an existing file truncated');
+  t.equal((await pool.run(readOnly, spec('{"w":"data.txt"}'))).stderr.toString(), ENOTCAPABLE, 'nor an existing file truncated');
   t.equal(await readFile(join(dir, 'data.txt'), 'utf8'), 'inside\n');
 
-  const written = await pool.run(readWrite, spec('wout.txt'));
+  const written = await pool.run(readWrite, spec('{"w":"out.txt"}'));
   t.equal(written.stdout.toString(), 'ok\n', 'an rw preopen can be written');
   t.equal(await readFile(join(dir, 'out.txt'), 'utf8'), 'written\n');
 
   const fds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
   const before = await fds();
-  for (let i = 0; i < 200; i++) await pool.run(readOnly, spec('rdata.txt'));
+  for (let i = 0; i < 200; i++) await pool.run(readOnly, spec('{"r":"data.txt"}'));
   t.ok((await fds()) - before < 10, 'preopens and opened files are closed after each run');
 });
 
 t.test('a missing preopen directory fails the run as not started', async (t) => {
   const gone = await program(await watFixture('files'), { preopens: [{ guest: '/data', host: '/nonexistent/acheron-wasm', readOnly: true }] });
-  const run = await pool.run(gone, spec('rdata.txt'));
+  const run = await pool.run(gone, spec('{"r":"data.txt"}'));
   t.match(run, { state: 'error', spawnFailed: true });
   t.match(run.shortMessage, /^fixture\.wasm could not be started: WASI set-up failed: /);
 });
