@@ -39,7 +39,7 @@ build: node-deps wasm/build/echo.wasm
 
 # The wasm echo driver (manifests.d/echo-wasm.json), compiled from its AssemblyScript source.
 wasm/build/echo.wasm: wasm/echo.ts node_modules/.package-lock.json
-	node_modules/.bin/asc wasm/echo.ts -O3 --runtime incremental --exportStart _start --use abort=wasm/echo/abort --stackSize 262144 -o $@
+	node_modules/.bin/asc wasm/echo.ts -O3 --runtime incremental --exportStart _start --use abort=wasm/echo/abort --stackSize 65536 -o $@
 
 test: setup
 	bash scripts/test.sh

@@ -78,7 +78,7 @@ class NotJson {
   constructor(public message: string) {}
 }
 
-let input = new Bytes(65536);
+let input = new Bytes(4096);
 let pos: i32 = 0;
 let failure: NotJson | null = null;
 /** The top-level "fail" member when it is a string, as the bytes process.stderr.write would print. */
@@ -230,14 +230,7 @@ function parseString(out: Bytes, plain: Bytes | null): void {
     }
     if (c < 0x20) return fail('Bad control character in string literal in JSON');
     if (c != 0x5c) {
-      const length = utf8At(input, pos);
-      if (length > 0) {
-        emitUnitOrCodePoint(out, plain, decodeAt(input, pos, length));
-        pos += length;
-      } else {
-        emitUnit(out, plain, 0xfffd);
-        pos -= length;
-      }
+      pos += emitRaw(out, plain, input, pos);
       continue;
     }
     pos++;
@@ -267,6 +260,17 @@ function parseString(out: Bytes, plain: Bytes | null): void {
       emitUnit(out, plain, unit);
     } else return fail('Bad escaped character in JSON');
   }
+}
+
+/** The character of raw UTF-8 at `at` (U+FFFD for an ill-formed sequence); returns the bytes it took. */
+function emitRaw(out: Bytes, plain: Bytes | null, bytes: Bytes, at: i32): i32 {
+  const length = utf8At(bytes, at);
+  if (length < 0) {
+    emitUnit(out, plain, 0xfffd);
+    return -length;
+  }
+  emitUnitOrCodePoint(out, plain, decodeAt(bytes, at, length));
+  return length;
 }
 
 function emitUnitOrCodePoint(out: Bytes, plain: Bytes | null, c: i32): void {
@@ -681,16 +685,7 @@ function envJson(out: Bytes, name: string): void {
     const value = new Bytes(64);
     for (let p = entry + prefixLength; load<u8>(p) != 0; p++) value.byte(load<u8>(p));
     out.byte(0x22);
-    for (let at = 0; at < value.length;) {
-      const length = utf8At(value, at);
-      if (length > 0) {
-        emitUnitOrCodePoint(out, null, decodeAt(value, at, length));
-        at += length;
-      } else {
-        emitUnit(out, null, 0xfffd);
-        at -= length;
-      }
-    }
+    for (let at = 0; at < value.length;) at += emitRaw(out, null, value, at);
     out.byte(0x22);
     heap.free(pointers);
     heap.free(buffer);
@@ -705,7 +700,8 @@ function readStdin(): void {
   const iov = memory.data(8);
   const got = memory.data(4);
   for (;;) {
-    input.reserve(65536);
+    // Small payloads are the common case: start small, double when nearly full.
+    input.reserve(1024);
     store<u32>(iov, changetype<usize>(input.data) + input.length);
     store<u32>(iov, input.data.length - input.length, 4);
     if (fd_read(0, iov, 1, got) != 0) return;

@@ -37,7 +37,8 @@ export class WasmPool {
   #idle: PoolWorker[] = [];
   /** Workers alive or still terminating: never more than `size`. */
   #count = 0;
-  #waiting: Array<() => void> = [];
+  /** Calls waiting for a worker, first come first served: handed a free worker, or undefined to retry. */
+  #waiting: Array<(slot: PoolWorker | undefined) => void> = [];
   #closed = false;
 
   constructor(options: { size?: number; log?: Logger } = {}) {
@@ -105,7 +106,7 @@ export class WasmPool {
   async close(): Promise<void> {
     this.#closed = true;
     const idle = this.#idle.splice(0);
-    for (const resolve of this.#waiting.splice(0)) resolve();
+    for (const resolve of this.#waiting.splice(0)) resolve(undefined);
     await Promise.all(idle.map((slot) => slot.worker.terminate()));
   }
 
@@ -116,10 +117,19 @@ export class WasmPool {
       const idle = this.#idle.pop();
       if (idle) return idle;
       if (this.#count < this.size) return this.#spawn();
-      await new Promise<void>((resolve) => {
-        this.#waiting.push(resolve);
-        signal?.addEventListener('abort', () => resolve(), { once: true });
+      const handed = await new Promise<PoolWorker | undefined>((resolve) => {
+        const onAbort = (): void => {
+          this.#waiting.splice(this.#waiting.indexOf(wake), 1);
+          resolve(undefined);
+        };
+        const wake = (slot: PoolWorker | undefined): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(slot);
+        };
+        this.#waiting.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
+      if (handed) return handed;
     }
   }
 
@@ -160,8 +170,9 @@ export class WasmPool {
       this.#discard(slot);
       return;
     }
-    this.#idle.push(slot);
-    this.#waiting.shift()?.();
+    const next = this.#waiting.shift();
+    if (next) next(slot);
+    else this.#idle.push(slot);
   }
 
   /** Terminates a worker (stuck, dead or no longer wanted); its place is free once it is gone. */
@@ -169,7 +180,7 @@ export class WasmPool {
     slot.settle = undefined;
     void slot.worker.terminate().catch(() => undefined).finally(() => {
       this.#count--;
-      this.#waiting.shift()?.();
+      this.#waiting.shift()?.(undefined);
     });
   }
 }

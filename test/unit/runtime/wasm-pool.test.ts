@@ -111,6 +111,21 @@ t.test('a cancelled run ends as cancelled', async (t) => {
   t.equal(run.shortMessage, 'fixture.wasm was cancelled');
 });
 
+t.test('calls beyond the pool wait their turn; one cancelled while waiting holds nobody up', async (t) => {
+  const single = new WasmPool({ size: 1 });
+  t.teardown(() => single.close());
+  const loop = await program(await watFixture('loop'));
+  const busy = single.run(loop, spec('', { timeoutMs: 1500 }));
+  const controller = new AbortController();
+  const cancelled = single.run(echo, spec('{"n":"cancelled"}'), controller.signal);
+  const next = single.run(echo, spec('{"n":"next"}'));
+  controller.abort();
+  t.equal((await cancelled).state, 'cancelled', 'cancelled while it waited');
+  t.equal((await busy).state, 'timeout');
+  const run = await Promise.race([next, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 60_000))]);
+  t.equal(run?.state, 'ok', 'the next call got the replacement worker');
+});
+
 t.test('memory cannot grow past the cap; the failure says so', async (t) => {
   const grow = await program(await watFixture('grow'), { maxPages: 16 });
   const run = await pool.run(grow, spec(''));
