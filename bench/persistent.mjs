@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { summarize } from './stats.mjs';
 import { REPO, ctx, log, python, runRounds, samplesOf, writeManifest } from './harness.mjs';
-import { cpuPerInvocationOf, startModeNodes, stopWithCounters, throughputOf, throughputVariant } from './throughput.mjs';
+import { startModeNodes, throughputOf, throughputThenStop } from './throughput.mjs';
 import { rate, ratio, time, verdict, verdictMin } from './format.mjs';
 
 const ECHO = join(REPO, 'bench', 'drivers', 'echo.py');
@@ -71,15 +71,8 @@ export async function benchPersistent() {
   const latencySamples = await runRounds(latencyVariants, latency.rounds);
 
   // Throughput: CLIENTS processes start together at a wall-clock instant and loop for a fixed time.
-  const cpu = {};
-  const throughputVariants = nodes.flatMap(({ mode, node, spawner }) => DRIVERS.map((driver) =>
-    throughputVariant({ key: `${mode}/${driver.kind}`, node, spawner, invokeFile: files(node, driver).invoke, payloadFile, throughput, cpu })));
-  log(`persistent vs spawn, throughput: ${throughputVariants.length} variants x ${throughput.clients} clients x ${throughput.seconds} s, ${throughput.rounds} rounds`);
-  const throughputRuns = await runRounds(throughputVariants, throughput.rounds);
-
-  const modes = await stopWithCounters(nodes, Object.fromEntries(DRIVERS.map((driver) => [driver.kind, driver.id])));
-  const cpuPerInvocation = cpuPerInvocationOf(cpu);
-  return { config: { ...cfg, payload: PAYLOAD, python: ctx.python }, latency: latencySamples, throughput: throughputRuns, cpuPerInvocation, modes };
+  const measured = await throughputThenStop({ what: 'persistent vs spawn', nodes, drivers: DRIVERS, invokeFile: (node, driver) => files(node, driver).invoke, payloadFile, throughput });
+  return { config: { ...cfg, payload: PAYLOAD, python: ctx.python }, latency: latencySamples, ...measured };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // What sections 5 (persistent) and 9 (wasm) share: one node per state-sync mode, throughput runs of
 // parallel O_RDWR clients with the daemon's and the spawner's CPU counted, and the counters read back.
 import { join } from 'node:path';
-import { CLIENT, childrenOf, cpuUsOf, ctx, mustExec, startNode } from './harness.mjs';
+import { CLIENT, childrenOf, cpuUsOf, ctx, log, mustExec, runRounds, startNode } from './harness.mjs';
 
 /** One node per state-sync mode on `servicesDir`, each with its spawner's pid. */
 export async function startModeNodes(name, servicesDir, modes) {
@@ -20,7 +20,7 @@ export async function startModeNodes(name, servicesDir, modes) {
  * loop O_RDWR transactions on `invokeFile` for `throughput.seconds`; the daemon's and the spawner's
  * CPU over the run go to `cpu[key]`. `clientArgs` are appended to client.py's arguments.
  */
-export function throughputVariant({ key, node, spawner, invokeFile, payloadFile, throughput, cpu, clientArgs = [] }) {
+function throughputVariant({ key, node, spawner, invokeFile, payloadFile, throughput, cpu, clientArgs = [] }) {
   return {
     key,
     run: async () => {
@@ -42,7 +42,7 @@ export function throughputVariant({ key, node, spawner, invokeFile, payloadFile,
 }
 
 /** Microseconds of daemon and spawner CPU per finished transaction, per variant. */
-export function cpuPerInvocationOf(cpu) {
+function cpuPerInvocationOf(cpu) {
   return Object.fromEntries(Object.entries(cpu).map(([key, c]) => [key, { daemonUs: c.daemonUs / c.invocations, spawnerUs: c.spawnerUs / c.invocations }]));
 }
 
@@ -54,7 +54,7 @@ export function throughputOf(result, key) {
 }
 
 /** Stops the nodes after reading each service's invocation and failure counters: `services` maps a kind to its service id. */
-export async function stopWithCounters(nodes, services) {
+async function stopWithCounters(nodes, services) {
   const modes = [];
   for (const { mode, node } of nodes) {
     const metrics = {};
@@ -63,4 +63,19 @@ export async function stopWithCounters(nodes, services) {
     modes.push({ mode, invokesTotal: Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.invokes_total])), failuresTotal: Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.failures_total])) });
   }
   return modes;
+}
+
+/**
+ * The throughput rounds of every driver on every node (variant keys `<mode>/<driver.kind>`), then the
+ * nodes stopped with their counters. `invokeFile(node, driver)` names the file the clients use,
+ * `clientArgs(driver)` what client.py gets after its arguments.
+ */
+export async function throughputThenStop({ what, nodes, drivers, invokeFile, clientArgs = () => [], payloadFile, throughput }) {
+  const cpu = {};
+  const variants = nodes.flatMap(({ mode, node, spawner }) => drivers.map((driver) =>
+    throughputVariant({ key: `${mode}/${driver.kind}`, node, spawner, invokeFile: invokeFile(node, driver), payloadFile, throughput, cpu, clientArgs: clientArgs(driver) })));
+  log(`${what}, throughput: ${variants.length} variants x ${throughput.clients} clients x ${throughput.seconds} s, ${throughput.rounds} rounds`);
+  const runs = await runRounds(variants, throughput.rounds);
+  const modes = await stopWithCounters(nodes, Object.fromEntries(drivers.map((driver) => [driver.kind, driver.id])));
+  return { throughput: runs, cpuPerInvocation: cpuPerInvocationOf(cpu), modes };
 }

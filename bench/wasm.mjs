@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { summarize } from './stats.mjs';
 import { REPO, ctx, log, python, runRounds, samplesOf } from './harness.mjs';
-import { cpuPerInvocationOf, startModeNodes, stopWithCounters, throughputOf, throughputVariant } from './throughput.mjs';
+import { startModeNodes, throughputOf, throughputThenStop } from './throughput.mjs';
 import { rate, ratio, time, verdict, verdictMin } from './format.mjs';
 
 const PAYLOAD = '{"msg":"hi"}\n';
@@ -69,15 +69,8 @@ export async function benchWasm() {
   log(`wasm drivers, latency: ${latencyVariants.length} variants, ${latency.rounds} rounds`);
   const latencySamples = await runRounds(latencyVariants, latency.rounds);
 
-  const cpu = {};
-  const throughputVariants = nodes.flatMap(({ mode, node, spawner }) => DRIVERS.map((driver) =>
-    throughputVariant({ key: `${mode}/${driver.kind}`, node, spawner, invokeFile: invokeFile(node, driver), payloadFile, throughput, cpu, clientArgs: check(driver) })));
-  log(`wasm drivers, throughput: ${throughputVariants.length} variants x ${throughput.clients} clients x ${throughput.seconds} s, ${throughput.rounds} rounds`);
-  const throughputRuns = await runRounds(throughputVariants, throughput.rounds);
-
-  const modes = await stopWithCounters(nodes, Object.fromEntries(DRIVERS.map((driver) => [driver.kind, driver.id])));
-  const cpuPerInvocation = cpuPerInvocationOf(cpu);
-  return { config: { ...cfg, payload: PAYLOAD, python: ctx.python }, latency: latencySamples, throughput: throughputRuns, cpuPerInvocation, modes };
+  const measured = await throughputThenStop({ what: 'wasm drivers', nodes, drivers: DRIVERS, invokeFile, clientArgs: check, payloadFile, throughput });
+  return { config: { ...cfg, payload: PAYLOAD, python: ctx.python }, latency: latencySamples, ...measured };
 }
 
 export function summaryWasm(result) {

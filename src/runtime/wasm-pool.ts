@@ -34,6 +34,7 @@ interface PoolWorker {
 export class WasmPool {
   readonly size: number;
   #log: Logger | undefined;
+  #worker: { url: URL; execArgv: string[] | undefined };
   #idle: PoolWorker[] = [];
   /** Workers alive or still terminating: never more than `size`. */
   #count = 0;
@@ -41,8 +42,13 @@ export class WasmPool {
   #waiting: Array<(slot: PoolWorker | undefined) => void> = [];
   #closed = false;
 
-  constructor(options: { size?: number; log?: Logger } = {}) {
+  /**
+   * `worker` replaces the worker's script and its Node options (default: wasm-worker.js beside this
+   * file, with this process's options): tests run the built worker without their TypeScript loader.
+   */
+  constructor(options: { size?: number; log?: Logger; worker?: { url: URL; execArgv?: string[] } } = {}) {
     this.size = options.size ?? WASM_POOL_DEFAULT_SIZE;
+    this.#worker = { url: options.worker?.url ?? new URL('./wasm-worker.js', import.meta.url), execArgv: options.worker?.execArgv };
     if (!Number.isInteger(this.size) || this.size < 1) throw new TypeError(`WasmPool size must be a positive integer, got ${this.size}`);
     this.#log = options.log;
     // Node 20 crashes (SIGSEGV) after some thousand WASI runs while V8's fast API calls are on
@@ -136,7 +142,7 @@ export class WasmPool {
   /** A new worker, once it has loaded node:wasi and says it is ready. */
   async #spawn(): Promise<PoolWorker> {
     this.#count++;
-    const worker = new Worker(new URL('./wasm-worker.js', import.meta.url));
+    const worker = new Worker(this.#worker.url, this.#worker.execArgv ? { execArgv: this.#worker.execArgv } : {});
     const slot: PoolWorker = { worker, settle: undefined };
     // Node's Worker keeps listeners of its own (they start its message port): remove only ours.
     let onMessage: (message: WasmWorkerMessage) => void = () => undefined;
