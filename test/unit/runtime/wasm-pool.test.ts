@@ -19,6 +19,13 @@ t.test('args and environment reach the module; ACHERON_INVOCATION_ID is per invo
   t.match(JSON.parse(run.stdout.toString()), { service_id: 'echo-wasm', node_id: 'node-1', invocation_id: '1796000000000-0042' });
 });
 
+t.test('every invocation gets a fresh instance: nothing stays in memory from the last one', async (t) => {
+  const counter = await wasmProgram(await watFixture('counter'));
+  const outputs = [];
+  for (let i = 0; i < 4; i++) outputs.push((await pool.run(counter, wasmSpec(''))).stdout.toString());
+  t.same(outputs, ['1', '1', '1', '1']);
+});
+
 t.test('an infinite loop is stopped at timeout_ms and the pool goes on', async (t) => {
   const loop = await wasmProgram(await watFixture('loop'));
   const run = await pool.run(loop, wasmSpec('', { file: 'loop.wasm', timeoutMs: 300 }));
