@@ -34,8 +34,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-build: node-deps
+build: node-deps wasm/build/echo.wasm
 	npx tsc -p tsconfig.build.json
+
+# The wasm echo driver (manifests.d/echo-wasm.json), compiled from its AssemblyScript source.
+wasm/build/echo.wasm: wasm/echo.ts node_modules/.package-lock.json
+	node_modules/.bin/asc wasm/echo.ts -O3 --runtime incremental --exportStart _start --use abort=wasm/echo/abort --stackSize 65536 -o $@
 
 test: setup
 	bash scripts/test.sh
@@ -57,4 +61,4 @@ uninstall:
 	rm -f $(PREFIX)/bin/acheron
 
 clean:
-	rm -rf dist
+	rm -rf dist wasm/build

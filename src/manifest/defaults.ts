@@ -30,6 +30,10 @@ export const RUNTIME_DEFAULTS: Pick<
   jobs_keep: 32,
 };
 
+/** `runtime.wasm` of a `wasm` service (SPEC §4); repeats the schema's `default` keywords like RUNTIME_DEFAULTS. */
+export const WASM_DEFAULTS = { max_memory_bytes: 67108864, preopens: [] } as const;
+export const WASM_PREOPEN_DEFAULTS = { mode: 'ro' } as const;
+
 /** Top-level defaults of SPEC §2 that do not depend on the service; also checked against the schema. */
 export const MANIFEST_DEFAULTS = {
   version: '1',
@@ -62,9 +66,16 @@ export function applyDefaults(manifest: Manifest, nodeId: string): ServiceDescri
     capabilities: manifest.capabilities ?? { ...MANIFEST_DEFAULTS.capabilities },
     mounts,
     ops: manifest.ops ?? { ...MANIFEST_DEFAULTS.ops },
-    runtime: { ...RUNTIME_DEFAULTS, ...manifest.runtime },
+    runtime: withWasmDefaults({ ...RUNTIME_DEFAULTS, ...manifest.runtime }),
     // Merged rather than replaced: a manifest naming only allow_roles must still deny everyone else.
     permissions: { ...MANIFEST_DEFAULTS.permissions, ...manifest.permissions },
     schema: manifest.schema ?? { ...MANIFEST_DEFAULTS.schema },
   };
+}
+
+/** A wasm service's descriptor says which memory cap and preopens it runs with, defaults included. */
+function withWasmDefaults(runtime: ServiceRuntime): ServiceRuntime {
+  if (runtime.type !== 'wasm') return runtime;
+  const wasm = { ...WASM_DEFAULTS, ...runtime.wasm };
+  return { ...runtime, wasm: { ...wasm, preopens: wasm.preopens.map((preopen) => ({ ...WASM_PREOPEN_DEFAULTS, ...preopen })) } };
 }

@@ -1,7 +1,7 @@
 /**
  * Service manifests (SPEC §2): list them in load order, validate them against
- * docs/schemas/manifest.schema.json, apply defaults and templates, resolve executables, and diff two
- * loads for hot reload.
+ * docs/schemas/manifest.schema.json, apply defaults and templates, resolve executables and wasm module
+ * paths, check which runtime keys fit the runtime type, and diff two loads for hot reload.
  *
  * Must not: spawn anything, or import node/, control/, world/, runtime/, fuse/ or vfs/.
  * Traps: never a *Sync fs call (it deadlocks when a path is on our own mount); a bad file is a Problem,
@@ -9,7 +9,7 @@
  */
 export { loadServices, MANIFEST_SCHEMA_ID, type LoadedService, type LoadServicesOptions } from './load.js';
 export { listManifestFiles } from './order.js';
-export { applyDefaults, MANIFEST_DEFAULTS, RUNTIME_DEFAULTS } from './defaults.js';
+export { applyDefaults, MANIFEST_DEFAULTS, RUNTIME_DEFAULTS, WASM_DEFAULTS, WASM_PREOPEN_DEFAULTS } from './defaults.js';
 export { fillTemplate, type TemplateValues } from './template.js';
-export { manifestExecutablePath, resolveExecutable } from './resolve-executable.js';
+export { manifestExecutablePath, resolveExecutable, resolveModule } from './resolve-executable.js';
 export { diffServices, type ServicesDiff } from './diff.js';

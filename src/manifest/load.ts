@@ -5,6 +5,7 @@ import { applyDefaults } from './defaults.js';
 import { messageOf } from './message-of.js';
 import { listManifestFiles } from './order.js';
 import { manifestExecutablePath } from './resolve-executable.js';
+import { checkWasmRuntime } from './wasm-rules.js';
 
 export const MANIFEST_SCHEMA_ID = `${SCHEMA_BASE}manifest.schema.json`;
 
@@ -15,6 +16,10 @@ export interface LoadedService {
   source: string;
   /** `runtime.executable_path` resolved against the manifest's directory; a bare name stays bare. */
   executablePath?: string;
+  /** `runtime.module_path` (type "wasm"), resolved like executablePath. */
+  modulePath?: string;
+  /** The SHA-256 of the module the node compiled (set by the node): a changed module is a changed service. */
+  moduleHash?: string;
 }
 
 export interface LoadServicesOptions {
@@ -26,8 +31,8 @@ export interface LoadServicesOptions {
   schemas: Schemas;
 }
 
-// SPEC §4: the same file surface later, a clear load-time error until then.
-const UNSUPPORTED_RUNTIME_TYPES = new Set(['wasm', 'native_inproc']);
+// SPEC §4: "native_inproc" stays a clear load-time error.
+const UNSUPPORTED_RUNTIME_TYPES = new Set(['native_inproc']);
 
 /**
  * Loads every manifest in load order. A file with a problem is left out and the rest still load: the
@@ -88,11 +93,13 @@ async function loadManifestFile(
   const problems = checkSupported(manifest, file, options.schemas);
   if (problems.length > 0) return { problems };
   const executable = manifest.runtime?.executable_path;
+  const module = manifest.runtime?.module_path;
   return {
     service: {
       descriptor: applyDefaults(manifest, options.nodeId),
       source: file,
       ...(executable === undefined ? {} : { executablePath: manifestExecutablePath(file, executable) }),
+      ...(module === undefined ? {} : { modulePath: manifestExecutablePath(file, module) }),
     },
   };
 }
@@ -102,9 +109,10 @@ function checkSupported(manifest: Manifest, file: string, schemas: Schemas): Pro
   const problems: Problem[] = [];
   const type = manifest.runtime?.type;
   if (type !== undefined && UNSUPPORTED_RUNTIME_TYPES.has(type)) {
-    const description = `runtime type "${type}" is later work; only "native_proc" runs for now`;
+    const description = `runtime type "${type}" is not supported; use "native_proc" or "wasm"`;
     problems.push(problemAt(file, '/runtime/type', 'unsupported', description));
   }
+  problems.push(...checkWasmRuntime(manifest, file));
   // Compiled now so that a broken input schema fails the load instead of every invocation.
   const input = manifest.schema?.input;
   if (input !== undefined) {

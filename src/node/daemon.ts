@@ -29,6 +29,7 @@ import { isInside } from './paths.js';
 import { json, parseJsonDocument } from '../vfs/json-document.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
 import { ServiceRegistry, type NodeService } from './service-registry.js';
+import { WasmServices } from './wasm-services.js';
 
 export interface NodeDaemonOptions {
   nodeId: string;
@@ -101,14 +102,16 @@ export class NodeDaemon {
   #control: NodeControlSession | undefined;
   #relay: RelayServer | undefined;
   #users = new Map<string, UserIds>();
+  #wasm: WasmServices;
 
-  private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices, lock: MountLock) {
+  private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices, lock: MountLock, wasm: WasmServices) {
     this.options = options;
     this.#lock = lock;
     this.#log = log;
     this.#schemas = schemas;
     this.#journal = journal;
     this.#restored = restored;
+    this.#wasm = wasm;
     this.done = new Promise((resolveDone) => (this.#resolveDone = resolveDone));
   }
 
@@ -119,7 +122,9 @@ export class NodeDaemon {
     const users = await readPasswd();
     const loadedFirst = await loadServices({ ...loadOptions(options, schemas), reserved: builtinIds(options) });
     const userCheck = checkDriverUsers(loadedFirst.services, users, options.driverUser);
-    const first = { services: userCheck.ok, problems: [...loadedFirst.problems, ...userCheck.problems] };
+    const wasm = new WasmServices(log.child({ component: 'wasm' }));
+    const wasmCheck = await wasm.check(userCheck.ok, mount);
+    const first = { services: wasmCheck.ok, problems: [...loadedFirst.problems, ...userCheck.problems, ...wasmCheck.problems] };
     if (first.problems.length > 0) throw new ManifestLoadError(first.problems);
 
     const lock = await MountLock.acquire(mount);
@@ -132,7 +137,7 @@ export class NodeDaemon {
       journal = opened.journal;
       const grouped = groupRestored(opened.restored.values);
       for (const problem of grouped.problems) log.error({ path: journal.path }, `state journal: ${problem}`);
-      daemon = new NodeDaemon({ ...options, mount }, log, schemas, journal, grouped.services, lock);
+      daemon = new NodeDaemon({ ...options, mount }, log, schemas, journal, grouped.services, lock, wasm);
       daemon.#users = users;
     } catch (error) {
       await lock.release();
@@ -159,6 +164,7 @@ export class NodeDaemon {
       // WorldFS operations run against the same tree, without FUSE (SPEC §9 Relay).
       daemon.#relay = new RelayServer(new Dispatcher(tree));
     } catch (error) {
+      await daemon.#wasm.close();
       await daemon.#spawner?.close();
       await journal.close();
       await lock.release();
@@ -243,13 +249,15 @@ export class NodeDaemon {
     const fresh = await loadServices({ ...loadOptions(this.options, this.#schemas), reserved: builtinIds(this.options) });
     this.#users = await readPasswd();
     const userCheck = checkDriverUsers(fresh.services, this.#users, this.options.driverUser);
-    const loaded = userCheck.ok;
-    const problems = [...fresh.problems, ...userCheck.problems];
+    const wasmCheck = await this.#wasm.check(userCheck.ok, this.options.mount);
+    const loaded = wasmCheck.ok;
+    const problems = [...fresh.problems, ...userCheck.problems, ...wasmCheck.problems];
     const failedFiles = new Set(problems.map((p) => p.file));
     // The previous good version of a service whose manifest now fails keeps running.
     const kept = this.#loaded.filter((s) => failedFiles.has(s.source) && !loaded.some((n) => n.descriptor.service_id === s.descriptor.service_id));
     const next = [...loaded, ...kept];
     const diff = diffServices(this.#loaded, next);
+    this.#wasm.retain(next);
     const problemsChanged = JSON.stringify(problems) !== JSON.stringify(this.#problems);
     this.#problems = problems;
     if (problemsChanged) for (const p of problems) this.#log.error({ file: p.file, json_path: p.json_path, rule: p.rule, reason }, `manifest reload: ${p.message}`);
@@ -264,9 +272,9 @@ export class NodeDaemon {
       const id = loadedService.descriptor.service_id;
       const current = this.registry.get(id);
       if (current && !diff.changed.includes(id)) services.push(current);
-      else if (current?.runtime && loadedService.executablePath !== undefined && loadedService.descriptor.runtime.type === 'native_proc') {
+      else if (current?.runtime && isRunnable(loadedService) && loadedService.descriptor.runtime.type === current.descriptor.runtime.type) {
         // Changed in place: same runtime (state, counters, jobs), new settings.
-        Object.assign(current, { descriptor: loadedService.descriptor, source: loadedService.source, loadedMs: Date.now() });
+        Object.assign(current, { descriptor: loadedService.descriptor, source: loadedService.source, loadedMs: Date.now(), wasm: this.#wasm.hostInfo(loadedService) });
         current.runtime.update(this.#settings(loadedService));
         services.push(current);
       } else {
@@ -293,6 +301,7 @@ export class NodeDaemon {
       await this.#reloading?.catch(() => undefined);
       const runtimes = this.registry.list().flatMap((s) => (s.runtime ? [s.runtime] : []));
       await Promise.all(runtimes.map((rt) => rt.drain(this.options.shutdownGraceMs)));
+      await this.#wasm.close();
       await this.#spawner?.close();
       await this.#control?.stop();
       this.#relay?.close();
@@ -437,10 +446,11 @@ export class NodeDaemon {
   }
 
   #manifestService(loaded: LoadedService): NodeService {
-    const { descriptor, source, executablePath } = loaded;
+    const { descriptor, source } = loaded;
     const serviceId = descriptor.service_id;
-    const base = { descriptor, source, hostKind: 'native_process' as const, loadedMs: Date.now() };
-    if (descriptor.runtime.type !== 'native_proc' || executablePath === undefined) return { ...base, treePath: null };
+    const wasm = this.#wasm.hostInfo(loaded);
+    const base = { descriptor, source, hostKind: wasm ? 'wasm_worker' as const : 'native_process' as const, loadedMs: Date.now(), ...(wasm ? { wasm } : {}) };
+    if (!isRunnable(loaded)) return { ...base, treePath: null };
     return { ...base, treePath: `services/${serviceId}`, runtime: this.#newRuntime(serviceId, this.#settings(loaded)) };
   }
 
@@ -456,14 +466,15 @@ export class NodeDaemon {
     const { descriptor, source, executablePath } = loaded;
     const { runtime } = descriptor;
     const input = descriptor.schema.input;
+    const nodeId = this.options.nodeId;
     const validate = input ? this.#schemas.compile(input) : undefined;
     const cwd = runtime.cwd === undefined ? undefined : resolve(dirname(source), runtime.cwd);
     return {
       limits: limitsOf(descriptor),
       jobsKeep: runtime.jobs_keep,
       ...(validate ? { checkInput: (payload: unknown) => validate(payload, 'payload')[0]?.message.replace(/^payload: /, '') } : {}),
-      adapter: nativeProcAdapter({
-        nodeId: this.options.nodeId, serviceId: descriptor.service_id, executablePath: executablePath as string, args: runtime.args ?? [],
+      adapter: runtime.type === 'wasm' ? this.#wasm.adapter(loaded, nodeId) : nativeProcAdapter({
+        nodeId, serviceId: descriptor.service_id, executablePath: executablePath as string, args: runtime.args ?? [],
         cwd: driverCwd(cwd, this.options.mount), env: runtime.env ?? {}, envPassthrough: runtime.env_passthrough ?? [],
         timeoutMs: runtime.timeout_ms, killGraceMs: runtime.kill_grace_ms, maxOutputBytes: runtime.max_output_bytes,
         persistent: runtime.mode === 'persistent',
@@ -482,6 +493,12 @@ function builtinIds(options: NodeDaemonOptions): Array<{ service_id: string; sou
     ...(options.fsService ? [{ service_id: 'fs', source: 'built-in fs provider' }] : []),
     ...options.terminalIds.map((id) => ({ service_id: `terminal-${id}`, source: `built-in terminal provider (--terminal-id ${id})` })),
   ];
+}
+
+/** A manifest service with a live directory: a native driver with its executable, or a checked wasm module. */
+function isRunnable(loaded: LoadedService): boolean {
+  const { type } = loaded.descriptor.runtime;
+  return type === 'native_proc' ? loaded.executablePath !== undefined : type === 'wasm' && loaded.moduleHash !== undefined;
 }
 
 function limitsOf(descriptor: ServiceDescriptor): ServiceSettings['limits'] {

@@ -81,7 +81,7 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     readme: fixed(() => renderReadme(descriptor(), sources.mountPoint)),
     schema: fixed(() => renderSchema(descriptor())),
     template: fixed(() => renderTemplate(descriptor())),
-    host: fixed(() => renderHost(descriptor(), service.hostKind)),
+    host: fixed(() => renderHost(descriptor(), service.hostKind, service.wasm)),
     invoke: commitFile({
       get maxBytes() {
         return rt.maxInputBytes;

@@ -119,6 +119,11 @@ export interface ServiceRuntime {
    * Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
    */
   executable_path?: string;
+  /**
+   * runtime.type "wasm": the WASI preview1 command module. Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
+   */
+  module_path?: string;
+  wasm?: WasmRuntime;
   args?: StringList;
   cwd?: string;
   env?: RuntimeEnv;
@@ -138,6 +143,30 @@ export interface ServiceRuntime {
    * via the `patternProperty` "^x-".
    */
   [k: string]: unknown;
+}
+/**
+ * runtime.type "wasm" only (docs/driver-abi.md, "Writing a wasm driver").
+ */
+export interface WasmRuntime {
+  /**
+   * Cap of the module's linear memory; the module's declared maximum is lowered to it before compiling. Rounded down to whole 64 KiB pages.
+   */
+  max_memory_bytes?: number;
+  /**
+   * Host directories the module may use; nothing else of the file system is reachable.
+   */
+  preopens?: WasmPreopen[];
+}
+export interface WasmPreopen {
+  /**
+   * A directory; relative to the manifest file's directory unless absolute. Not inside the node's mount.
+   */
+  host_path: string;
+  /**
+   * The name the module opens it by, e.g. "/data" or ".".
+   */
+  guest_path: string;
+  mode?: "ro" | "rw";
 }
 export interface RuntimeEnv {
   [k: string]: string;
@@ -351,6 +380,11 @@ export interface ManifestRuntime {
    * Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
    */
   executable_path?: string;
+  /**
+   * runtime.type "wasm": the WASI preview1 command module. Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
+   */
+  module_path?: string;
+  wasm?: WasmRuntime;
   args?: StringList;
   cwd?: string;
   env?: RuntimeEnv;

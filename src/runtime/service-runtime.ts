@@ -13,6 +13,8 @@ export interface DriverAdapter {
   /** `raw` is exactly the bytes written; throws FsError('EINVAL') when `value` does not fit. */
   spec(raw: Buffer, value: Record<string, unknown>, invocationId: string): DriverSpec;
   interpret(run: RunResult): { state: RunState; result?: Buffer; error?: string };
+  /** Runs this adapter's specs instead of the service's runner (wasm: the daemon's worker pool). */
+  runner?: DriverRunner;
 }
 
 export interface ServiceLimits {
@@ -462,7 +464,7 @@ export class ServiceRuntime {
     // The job is journaled at start, so after a kill -9 it shows as interrupted instead of
     // vanishing; the service state follows at the end (nothing about this run is acknowledged yet).
     this.#persistSoon({ kind: 'job', job: job.record() });
-    const run = await this.#runner.run(spec, job.abortSignal);
+    const run = await (adapter.runner ?? this.#runner).run(spec, job.abortSignal);
     return this.#finish(job, run, adapter.interpret(run));
   }
 

@@ -125,10 +125,20 @@ t.test('enabled:false skips the file before any other check', async (t) => {
   t.match(broken.problems, [{ rule: 'json' }], 'but it must still be JSON');
 });
 
-t.test('runtime types other than native_proc are later work', async (t) => {
-  for (const type of ['wasm', 'native_inproc']) {
-    await expectProblem(t, { ...base, runtime: { type } }, '/runtime/type', 'unsupported', `runtime type "${type}" is later work; only "native_proc" runs for now`);
-  }
+t.test('runtime type native_inproc is refused', async (t) => {
+  await expectProblem(t, { ...base, runtime: { type: 'native_inproc' } }, '/runtime/type', 'unsupported', 'runtime type "native_inproc" is not supported; use "native_proc" or "wasm"');
+});
+
+t.test('wasm runtime keys belong to type wasm, native ones to native_proc', async (t) => {
+  const wasm = { type: 'wasm', module_path: 'echo.wasm' };
+  t.same((await problemsOf({ ...base, runtime: { ...wasm, wasm: { max_memory_bytes: 65536, preopens: [{ host_path: '.', guest_path: '.', mode: 'rw' }] } } })).problems, []);
+  await expectProblem(t, { ...base, runtime: { ...wasm, executable_path: '/bin/cat' } }, '/runtime/executable_path', 'unsupported', 'runtime type "wasm" runs runtime.module_path; executable_path belongs to "native_proc"');
+  await expectProblem(t, { ...base, runtime: { ...wasm, mode: 'persistent' } }, '/runtime/mode', 'unsupported', 'runtime type "wasm" runs a fresh instance per invocation; mode "persistent" is for "native_proc" (docs/driver-abi.md says why)');
+  await expectProblem(t, { ...base, runtime: { ...wasm, cwd: '/tmp' } }, '/runtime/cwd', 'unsupported', 'runtime type "wasm" has no cwd: a module sees only its preopens and runs inside the node');
+  await expectProblem(t, { ...base, runtime: { module_path: 'echo.wasm' } }, '/runtime/module_path', 'unsupported', 'runtime.module_path needs runtime.type "wasm"');
+  await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { preopens: [{ host_path: 'a', guest_path: '/d' }, { host_path: 'b', guest_path: '/d' }] } } }, '/runtime/wasm/preopens/1/guest_path', 'duplicate', 'guest_path "/d" is preopened twice');
+  await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { max_memory_bytes: 1000 } } }, '/runtime/wasm/max_memory_bytes', 'minimum', 'must be >= 65536');
+  await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { preopens: [{ host_path: 'a', guest_path: 'data' }] } } }, '/runtime/wasm/preopens/0/guest_path', 'pattern', 'must match pattern "^[/.][^\\u0000]*$"');
 });
 
 t.test('an input schema that does not compile is a load problem', async (t) => {
