@@ -1,6 +1,7 @@
 import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../protocol/relay.js';
+import { SERVICE_FILES } from '../protocol/service-files.js';
 import { checkPayloadSize, commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-file.js';
-import type { Dispatcher } from '../vfs/dispatch.js';
+import { splitPath, type Dispatcher } from '../vfs/dispatch.js';
 import { errnoNameOf, FsError } from '../vfs/errors.js';
 import { readOnlyHandle } from '../vfs/files.js';
 import type { Handle } from '../vfs/node.js';
@@ -16,6 +17,9 @@ interface RelayHandle {
   path: string;
   usedMs: number;
 }
+
+/** What an invoke with `documents` answers besides: the service's files a writer reads next. */
+const DOCUMENTS_AFTER_INVOKE = SERVICE_FILES.filter((f) => f.kind === 'result' || f.kind === 'status').map((f) => f.path);
 
 /** Bytes staged for invocations not yet committed, over all sessions: a bound, not a policy. */
 const MAX_STAGED_BYTES = 256 << 20;
@@ -167,7 +171,8 @@ export class RelayServer {
       case 'invoke': {
         const target = await this.#commitTarget(r.path);
         const outcome = await commitWhole(target, this.#payload(r), r.outcome === true);
-        return r.outcome === true ? this.#body(r, readOnlyHandle(outcome), outcome.length) : {};
+        const answer = r.outcome === true ? await this.#body(r, readOnlyHandle(outcome), outcome.length) : {};
+        return r.documents === true ? { ...answer, documents: await this.#documentsAfter(r.path) } : answer;
       }
       case 'reject':
         (await this.#commitTarget(r.path)).record(new FsError(r.errno ?? 'EINVAL', r.message ?? `${r.path}: refused by WorldFS before any commit`));
@@ -196,6 +201,26 @@ export class RelayServer {
     const more = data.length === limit && size > data.length;
     if (!more) await handle.release?.();
     return { size: more ? size : data.length, data: data.toString('base64'), ...(more ? { fh: this.#keep(r, handle) } : {}) };
+  }
+
+  /**
+   * The documents a writer usually reads next (result.json, status.json), as they are once an
+   * invoke has finished: saves WorldFS the round trip of that read. Only those of at most one chunk.
+   */
+  async #documentsAfter(path: string): Promise<Record<string, unknown>> {
+    const [top, serviceId] = splitPath(path);
+    if (top !== 'services' || serviceId === undefined) return {};
+    const documents: Record<string, unknown> = {};
+    for (const name of DOCUMENTS_AFTER_INVOKE) {
+      // The invocation has run whatever happens here: a document that cannot be read is left out.
+      const opened = await this.#dispatch.openToRead(`/services/${serviceId}/${name}`).catch(() => undefined);
+      if (!opened) continue;
+      const { handle, attr } = opened;
+      const data = attr.size <= RELAY_CHUNK_BYTES ? await (handle.read as NonNullable<Handle['read']>)(0, RELAY_CHUNK_BYTES).catch(() => undefined) : undefined;
+      await handle.release?.().catch(() => undefined);
+      if (data) documents[name] = { mode: attr.mode, size: data.length, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs, data: data.toString('base64') };
+    }
+    return documents;
   }
 
   async #commitTarget(path: string): Promise<CommitTarget> {

@@ -288,6 +288,10 @@ export interface RelayPayload {
    */
   outcome?: boolean;
   /**
+   * invoke: also answer the service's result.json and status.json as they are once it has finished (each when at most 256 KiB), for the reads that usually follow
+   */
+  documents?: boolean;
+  /**
    * reject: the error WorldFS found before any commit (a payload over max_input_bytes, a write leaving a hole), for the node to record as its own mount would
    */
   errno?: "EFBIG" | "EINVAL";
@@ -318,7 +322,7 @@ export interface RelayReplyPayload {
   errno?: string;
   message?: string;
   /**
-   * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; list {names}; open, create {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; else {}
+   * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; list {names}; open, create {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; invoke with documents also {documents: {<name>: {mode, size, mtime_ms, ctime_ms, data}}}; else {}
    */
   result?: {
     [k: string]: unknown;

@@ -33,7 +33,8 @@ interface Snapshot {
  * `cat` is a lookup (a stat), an open and an fstat (a stat again: fuse-native's getattr has no
  * handle). A stat uses a snapshot younger than DOCUMENT_REUSE_MS; an open uses one only if no open
  * has used it yet, so every open (a poll loop of `cat`) reads afresh. Any change this mount relays to
- * the node drops its snapshots, so this mount never shows an outcome older than its own invocation.
+ * the node drops its snapshots, so this mount never shows an outcome older than its own invocation;
+ * an invoke's answer brings result.json and status.json as it left them (`offer`).
  */
 export class DocumentCache {
   #kept = new WeakMap<Relay, Map<string, Snapshot>>();
@@ -85,6 +86,11 @@ export class DocumentCache {
     return snapshot;
   }
 
+  /** Documents the node sent with an invoke's answer, as they were once it had finished: for the opens that follow. */
+  offer(relay: Relay, directory: string, documents: Record<string, Record<string, unknown>>): void {
+    for (const [name, document] of Object.entries(documents)) this.#keep(relay, `${directory}/${name}`, snapshotOf(document));
+  }
+
   #fresh(relay: Relay, path: string): Snapshot | undefined {
     const kept = this.#kept.get(relay)?.get(path);
     return kept && Date.now() - kept.fetchedMs <= DOCUMENT_REUSE_MS ? kept : undefined;
@@ -100,7 +106,11 @@ export class DocumentCache {
 }
 
 async function readFile(relay: Relay, path: string): Promise<Snapshot> {
-  const r = await relay({ op: 'read_file', path });
+  return snapshotOf(await relay({ op: 'read_file', path }));
+}
+
+/** A read_file answer (or a document sent with an invoke's) as a snapshot. */
+function snapshotOf(r: Record<string, unknown>): Snapshot {
   const data = Buffer.from(String(r.data ?? ''), 'base64');
   const attr = { mode: Number(r.mode), size: Number(r.size), mtimeMs: Number(r.mtime_ms), ctimeMs: Number(r.ctime_ms) };
   return { attr, data, fh: r.fh === undefined ? undefined : Number(r.fh), fetchedMs: Date.now(), opened: false };
@@ -167,19 +177,30 @@ class DocumentHandle implements Handle {
  * open costs no round trip (docs/worldfs.md). An error found here before any commit (EFBIG, a
  * hole) is sent to the node to record, as its own mount would.
  */
-function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDescriptor, changedMs: () => number): VNode {
+function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDescriptor, changedMs: () => number, documents: DocumentCache): VNode {
   return commitFile({
     get maxBytes() {
       return service().runtime.max_input_bytes;
     },
     admit: () => void service(),
-    commit: (payload, wantsOutcome) => invoke(relay, path, payload, wantsOutcome, invokeWaitMs(service().runtime)),
+    commit: async (payload, wantsOutcome) => {
+      const answer = await invoke(relay, path, payload, wantsOutcome, invokeWaitMs(service().runtime));
+      // After the relay dropped the node's snapshots: these are of the moment the invocation had finished.
+      documents.offer(relay, posix.dirname(posix.dirname(path)), answer.documents);
+      return answer.outcome;
+    },
     record: (error) => void relay({ op: 'reject', path, errno: error.errno === 'EFBIG' ? 'EFBIG' : 'EINVAL', message: error.message }).catch(() => undefined),
     changedMs,
   });
 }
 
-async function invoke(relay: Relay, path: string, payload: Buffer, wantsOutcome: boolean, waitMs: number): Promise<Buffer> {
+/** The outcome (when wanted) and the documents the node sent with it. */
+interface Invoked {
+  outcome: Buffer;
+  documents: Record<string, Record<string, unknown>>;
+}
+
+async function invoke(relay: Relay, path: string, payload: Buffer, wantsOutcome: boolean, waitMs: number): Promise<Invoked> {
   const requestId = randomUUID();
   const chunk = (offset: number): RelayOperation => ({ path, request_id: requestId, size: payload.length, offset, data: payload.subarray(offset, offset + RELAY_CHUNK_BYTES).toString('base64'), op: 'stage' });
   const lastAt = payload.length === 0 ? 0 : Math.floor((payload.length - 1) / RELAY_CHUNK_BYTES) * RELAY_CHUNK_BYTES;
@@ -188,10 +209,11 @@ async function invoke(relay: Relay, path: string, payload: Buffer, wantsOutcome:
     for (let offset = at; offset < Math.min(lastAt, at + STAGE_WINDOW * RELAY_CHUNK_BYTES); offset += RELAY_CHUNK_BYTES) window.push(relay(chunk(offset)));
     await Promise.all(window);
   }
-  const r = await relay({ ...chunk(lastAt), op: 'invoke', outcome: wantsOutcome, timeout_ms: waitMs });
-  if (!wantsOutcome) return Buffer.alloc(0);
+  const r = await relay({ ...chunk(lastAt), op: 'invoke', outcome: wantsOutcome, documents: true, timeout_ms: waitMs });
+  const documents = (r.documents ?? {}) as Invoked['documents'];
+  if (!wantsOutcome) return { outcome: Buffer.alloc(0), documents };
   const parts = [Buffer.from(String(r.data ?? ''), 'base64')];
-  if (r.fh === undefined) return parts[0] as Buffer;
+  if (r.fh === undefined) return { outcome: parts[0] as Buffer, documents };
   // An outcome longer than one chunk: the rest from the node's handle on it, then released.
   const fh = Number(r.fh);
   try {
@@ -204,7 +226,7 @@ async function invoke(relay: Relay, path: string, payload: Buffer, wantsOutcome:
   } finally {
     void relay({ op: 'release', path, fh }).catch(() => undefined);
   }
-  return Buffer.concat(parts);
+  return { outcome: Buffer.concat(parts), documents };
 }
 
 /** Kinds served from the catalog (README.md, SCHEMA.json, ...), not relayed. */
@@ -231,7 +253,7 @@ export function liveServiceFiles(nodeRelay: Relay, documents: DocumentCache, ser
   const document = (path: string): VNode => new RemoteDocument(relay, path, documents);
   const jobFile = (path: string): VNode => (JOB_DOCUMENTS.has(posix.basename(path)) ? document(path) : new RemoteNode(relay, path));
   const bind = (kind: ServiceFileKind, path: string): VNode => {
-    if (kind === 'invoke') return remoteInvokeFile(relay, path, service.descriptor, service.changedMs);
+    if (kind === 'invoke') return remoteInvokeFile(relay, path, service.descriptor, service.changedMs, documents);
     if (kind === 'jobs') return new RemoteNode(relay, path, (job) => new RemoteNode(relay, job, jobFile));
     return CONTROL_KINDS.has(kind) ? new RemoteNode(relay, path) : document(path);
   };

@@ -193,7 +193,11 @@ await t.test('echo > invoke.json through WorldFS is one relayed invoke, and runs
   tt.equal(code, 0, stderr.trim());
   tt.same(ops, { invoke: 1 }, 'lookup, open, flushes, write, release: one round trip');
   tt.equal(await invokes('echo'), before + 1, 'one invocation on the node');
-  tt.match(await readJson(join(onWorld('echo'), 'result.json')), { echo: { n: 1 } }, 'the next cat of result.json shows it');
+  const file = join(dir, 'after-invoke.json');
+  const then = await relayedBy(`echo '{"n":2}' > ${q(join(onWorld('echo'), 'control', 'invoke.json'))} && cat ${q(join(onWorld('echo'), 'result.json'))} > ${q(file)}`);
+  tt.same(then.ops, { invoke: 1 }, 'echo > invoke.json; cat result.json: the invoke\'s answer brought result.json along');
+  tt.match(JSON.parse(await read(file)), { echo: { n: 2 } }, 'and it shows this invocation');
+  tt.same(await readJson(join(onWorld('echo'), 'result.json')), await readJson(join(node.service('echo'), 'result.json')), 'the node\'s bytes');
 });
 
 await t.test('payloads above one 256 KiB chunk, up to several MiB, travel staged and commit once', async (tt) => {

@@ -228,6 +228,10 @@ t.test('WorldFS live files: a stat and a cat are one read_file; an echo is one i
   await writer.release!();
   t.same(ops, ['invoke'], 'open, flushes, writes: one invoke');
   t.equal(commits.slice(before).join(), '{"via":"world"}');
+  const rendered = statusRenders;
+  const after = await world.open('/status.json', 0);
+  t.match((await after.read!(0, 4096)).toString(), `{"renders":${rendered}}`, 'status.json as the invoke left it, sent with its answer');
+  t.same(ops, ['invoke'], 'so reading it costs no round trip');
 
   ops.length = 0;
   const payload = Buffer.from(JSON.stringify({ fill: 'z'.repeat(600 * 1024) }));
