@@ -15,6 +15,7 @@ import { ProjectStore } from './projects.js';
 import { sameSecret, TokenStore } from './token-store.js';
 import { WatchHub } from './watch-hub.js';
 import { RelayHub, relaySession } from './relay-hub.js';
+import { RelayPolicy } from './relay-policy.js';
 import { serveDebugPage } from './debug-page.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 
@@ -59,6 +60,7 @@ export class ControlServer {
   readonly events: EventLog;
   readonly watches: WatchHub;
   readonly relays: RelayHub;
+  readonly relayPolicy: RelayPolicy;
   readonly projects: ProjectStore;
   #options: ControlServerOptions;
   #log: Logger;
@@ -82,12 +84,8 @@ export class ControlServer {
     this.events = events;
     this.metrics = new ControlMetrics(catalog, events);
     this.watches = new WatchHub(events, this.metrics);
-    // A node's tunnel: its newest open connection (a reconnect may overlap the old one).
-    this.relays = new RelayHub((nodeId) => {
-      let newest: ControlConnection | undefined;
-      for (const c of this.#connections) if (c.principal.kind === 'node' && c.principal.nodeId === nodeId) newest = c;
-      return newest;
-    }, this.metrics);
+    this.relays = new RelayHub(this.metrics);
+    this.relayPolicy = new RelayPolicy(catalog, projects, events);
     const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
     this.#ws = create();
     this.#http = create();
@@ -199,7 +197,7 @@ export class ControlServer {
       const connection = new ControlConnection(ws, principal, this.#nextConnectionId++, {
         schemas: this.#options.schemas,
         log: this.#log,
-        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, relays: this.relays, projects: this.projects, watchPolicy: this.#watchPolicy }),
+        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, relays: this.relays, relayPolicy: this.relayPolicy, projects: this.projects, watchPolicy: this.#watchPolicy }),
         onClose: (closed) => {
           this.#connections.delete(closed);
           this.watches.drop(closed);

@@ -11,10 +11,11 @@ export interface CommitTarget {
   admit(): void;
   /**
    * Runs exactly one invocation with exactly these bytes and resolves once it has finished, with
-   * the outcome document a same-descriptor read returns. Rejections (EINVAL, EPERM, ...) are
-   * recorded by the target and thrown as FsError.
+   * the outcome document a same-descriptor read returns (`wantsOutcome`: a read committed it; a
+   * flush or release does not read it, so a relayed target need not fetch it). Rejections
+   * (EINVAL, EPERM, ...) are recorded by the target and thrown as FsError.
    */
-  commit(payload: Buffer): Promise<Buffer>;
+  commit(payload: Buffer, wantsOutcome: boolean): Promise<Buffer>;
   /** Records an error found before any commit (EFBIG, a hole) where an operator looks. */
   record(error: FsError): void;
   changedMs(): number;
@@ -29,14 +30,46 @@ const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_RDWR = 2;
 
+/** A commit file's node: the WorldFS relay on the node commits a whole payload through its target. */
+export interface CommitFileNode extends VNode {
+  readonly commitTarget: CommitTarget;
+}
+
+export function commitTargetOf(node: VNode): CommitTarget | undefined {
+  return (node as Partial<CommitFileNode>).commitTarget;
+}
+
+function tooBig(target: CommitTarget): FsError {
+  return new FsError('EFBIG', `control/invoke.json: payload exceeds max_input_bytes (${target.maxBytes})`);
+}
+
+/** A payload of `size` bytes is refused (and recorded) as a write past the limit would be. */
+export function checkPayloadSize(target: CommitTarget, size: number): void {
+  if (size <= target.maxBytes) return;
+  const error = tooBig(target);
+  target.record(error);
+  throw error;
+}
+
+/**
+ * A whole payload collected elsewhere (WorldFS ran this file's rule on its side): the same checks
+ * and the same commit as the bytes written through one open here.
+ */
+export async function commitWhole(target: CommitTarget, payload: Buffer, wantsOutcome: boolean): Promise<Buffer> {
+  target.admit();
+  checkPayloadSize(target, payload.length);
+  return target.commit(payload, wantsOutcome);
+}
+
 /**
  * `control/invoke.json` (SPEC §3 commit rule): each write-open buffers its own bytes; a flush with a
  * complete JSON value commits and waits for the outcome; a valid but unfinished prefix waits for more;
  * only whitespace is discarded; a syntax error is EINVAL at once. The first read after a write on an
  * O_RDWR open commits too and returns that invocation's own outcome. Release commits what is left.
  */
-export function commitFile(target: CommitTarget): VNode {
+export function commitFile(target: CommitTarget): CommitFileNode {
   return {
+    commitTarget: target,
     async getattr(): Promise<Attr> {
       const mtimeMs = target.changedMs();
       return { mode: S_IFREG | 0o644, size: target.current?.().length ?? 0, mtimeMs, ctimeMs: mtimeMs };
@@ -79,7 +112,7 @@ class CommitHandle implements Handle {
     }
     const end = at + data.length;
     if (end > this.#target.maxBytes) {
-      throw this.#poison(new FsError('EFBIG', `control/invoke.json: payload exceeds max_input_bytes (${this.#target.maxBytes})`));
+      throw this.#poison(tooBig(this.#target));
     }
     if (end > this.#buffer.length) {
       const grown = Buffer.alloc(Math.min(this.#target.maxBytes, Math.max(end, this.#buffer.length * 2, 4096)));
@@ -103,14 +136,14 @@ class CommitHandle implements Handle {
       const state = classifyJson(this.#pending().toString('utf8'));
       if (state === 'empty') return this.#discard();
       if (state === 'prefix') return;
-      await this.#commit();
+      await this.#commit(false);
     });
   }
 
   read(offset: number, length: number): Promise<Buffer> {
     return this.#serial(async () => {
       if (this.#length > 0 && !this.#poisoned) {
-        this.#outcome = await this.#commit();
+        this.#outcome = await this.#commit(true);
         this.#committedAt = offset;
       }
       // An outcome is read from its start whatever the file offset (SPEC §3 transactions).
@@ -123,7 +156,7 @@ class CommitHandle implements Handle {
       if (this.#poisoned || this.#length === 0) return;
       if (classifyJson(this.#pending().toString('utf8')) === 'empty') return this.#discard();
       // Nobody waits for a release: the outcome, errors included, is in the service's files.
-      await this.#commit().catch(() => undefined);
+      await this.#commit(false).catch(() => undefined);
     });
   }
 
@@ -136,10 +169,10 @@ class CommitHandle implements Handle {
     this.#length = 0;
   }
 
-  async #commit(): Promise<Buffer> {
+  async #commit(wantsOutcome: boolean): Promise<Buffer> {
     const payload = Buffer.from(this.#pending());
     this.#discard();
-    return this.#target.commit(payload);
+    return this.#target.commit(payload, wantsOutcome);
   }
 
   #poison(error: FsError): FsError {

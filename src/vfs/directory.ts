@@ -32,3 +32,25 @@ export function tableDirectory(entries: ReadonlyArray<readonly [string, VNode]>,
   const names = entries.map(([name]) => name);
   return directory({ list: () => names, get: (name) => byName.get(name), ...(mtimeMs ? { mtimeMs } : {}) });
 }
+
+/**
+ * Table entries from `a/b` paths, keeping the table's order: each first segment that has children
+ * becomes a table directory of them (the service file table has `control/...`).
+ */
+export function tableFromPaths(entries: ReadonlyArray<readonly [string, VNode]>, mtimeMs: () => number): Array<readonly [string, VNode]> {
+  const top: Array<[string, VNode | Array<readonly [string, VNode]>]> = [];
+  for (const [path, node] of entries) {
+    const [head, ...rest] = path.split('/') as [string, ...string[]];
+    if (rest.length === 0) {
+      top.push([head, node]);
+      continue;
+    }
+    let group = top.find(([name, value]) => name === head && Array.isArray(value))?.[1] as Array<readonly [string, VNode]> | undefined;
+    if (!group) {
+      group = [];
+      top.push([head, group]);
+    }
+    group.push([rest.join('/'), node]);
+  }
+  return top.map(([name, value]) => [name, Array.isArray(value) ? tableDirectory(tableFromPaths(value, mtimeMs), mtimeMs) : value] as const);
+}

@@ -47,6 +47,8 @@ export interface Handle {
   release?(): Promise<void>;
   truncate?(size: number): Promise<void>;
   fsync?(): Promise<void>;
+  /** fstat on this open: the attributes of the snapshot it reads, when it holds one (WorldFS documents). */
+  getattr?(): Promise<Attr>;
 }
 
 export const S_IFDIR = 0o040000;

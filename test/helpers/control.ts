@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { ControlClient } from '../../src/protocol/control-client.js';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
 import { ACHERON, tempDir, type Exit, type Teardown } from './node.js';
 import { q, sh, waitFor, type ShResult } from './process.js';
@@ -106,6 +107,24 @@ export async function startControl(t: Teardown, options: { args?: string[]; data
     },
   };
   return control;
+}
+
+/** One request as admin, on a connection of its own. */
+export async function adminRequest<T>(control: Pick<RunningControl, 'url' | 'adminToken'>, type: string, payload: Record<string, unknown> = {}): Promise<T> {
+  const client = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 30_000 });
+  try {
+    return await client.request<T>(type, payload);
+  } finally {
+    client.terminate();
+  }
+}
+
+/** Waits until the server's catalog of the node lists the service (a joined node has upserted). */
+export async function waitForService(control: Pick<RunningControl, 'url' | 'adminToken'>, nodeId: string, serviceId: string): Promise<void> {
+  await waitFor(async () => {
+    const doc = await adminRequest<{ services: Array<{ service_id: string }> }>(control, 'control.node_get', { node_id: nodeId }).catch(() => undefined);
+    return doc !== undefined && doc.services.some((s) => s.service_id === serviceId);
+  }, { what: `service ${serviceId} of node ${nodeId} in the server's catalog`, timeoutMs: 30_000 });
 }
 
 /** One frame from the server, as parsed JSON (or the raw text when it was not JSON). */
