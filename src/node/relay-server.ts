@@ -1,6 +1,7 @@
+import type { Logger } from 'pino';
 import type { RelayOutcome, RelayRequest } from '../protocol/relay.js';
 import type { Dispatcher } from '../vfs/dispatch.js';
-import { errnoNameOf, FsError } from '../vfs/errors.js';
+import { answerErrno, FsError } from '../vfs/errors.js';
 import type { Handle } from '../vfs/node.js';
 
 /** How long a request id is remembered, and how long an untouched relay handle lives. */
@@ -20,20 +21,22 @@ const LOOKS = new Set(['stat', 'list', 'read']);
 
 /**
  * The node's side of the WorldFS relay (SPEC §9): each relayed operation runs against this node's
- * own tree through the same Dispatcher that serves its FUSE mount, so the commit rule, the errnos and
- * the files are exactly the node's. Handles are per requesting session, and all go when the link to
+ * own tree through the same Dispatcher that serves its FUSE mount, so the commit rule, the errnos (one
+ * mapping, `answerErrno`, as on the mount) and the files are exactly the node's. Handles are per requesting session, and all go when the link to
  * the control server does. A request id of a session seen in the last 10 minutes gets its first
  * outcome again instead of running twice (at most once); operations that only look are not kept.
  */
 export class RelayServer {
   #dispatch: Dispatcher;
+  #log: Logger;
   #handles = new Map<string, RelayHandle>();
   #nextFh = 1;
   #seen = new Map<string, { outcome: Promise<RelayOutcome>; op: string; path: string; atMs: number }>();
   #sweeper: NodeJS.Timeout;
 
-  constructor(dispatch: Dispatcher) {
+  constructor(dispatch: Dispatcher, log: Logger) {
     this.#dispatch = dispatch;
+    this.#log = log;
     this.#sweeper = setInterval(() => this.#sweep(), 60_000);
     this.#sweeper.unref();
   }
@@ -47,7 +50,11 @@ export class RelayServer {
     }
     const outcome = this.#run(request).then(
       (result): RelayOutcome => ({ ok: true, result }),
-      (error: unknown): RelayOutcome => ({ ok: false, errno: errnoNameOf(error) ?? 'EIO', message: (error as Error).message }),
+      (error: unknown): RelayOutcome => ({
+        ok: false,
+        errno: answerErrno(error, this.#log, { op: request.op, path: request.path, session: request.session }),
+        message: error instanceof Error ? error.message : String(error),
+      }),
     );
     if (LOOKS.has(request.op)) return outcome;
     this.#seen.set(key, { outcome, op: request.op, path: request.path, atMs: Date.now() });
@@ -104,6 +111,10 @@ export class RelayServer {
       }
       case 'flush':
         await this.#handle(r).flush?.();
+        return {};
+      case 'fsync':
+        // With a handle: fsync of an open file; without: of a directory (fsyncdir), by path.
+        await (r.fh === undefined ? d.fsyncdir(r.path, r.datasync ?? false) : this.#handle(r).fsync?.(r.datasync ?? false));
         return {};
       case 'release': {
         const handle = this.#handle(r);

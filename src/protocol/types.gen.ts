@@ -245,6 +245,7 @@ export interface RelayPayload {
     | "write"
     | "flush"
     | "release"
+    | "fsync"
     | "truncate"
     | "ftruncate"
     | "utimens"
@@ -258,7 +259,7 @@ export interface RelayPayload {
    */
   path: string;
   /**
-   * A handle from open or create (read, write, flush, release, ftruncate)
+   * A handle from open or create (read, write, flush, release, fsync, ftruncate)
    */
   fh?: number;
   flags?: number;
@@ -276,6 +277,10 @@ export interface RelayPayload {
   to?: string;
   atime_ms?: number;
   mtime_ms?: number;
+  /**
+   * fsync (of the handle fh, or without fh of the directory at path): true for fdatasync(2), false or absent for fsync(2)
+   */
+  datasync?: boolean;
 }
 /**
  * Node → server: the outcome of one control.relay_request, passed on to the requester unchanged.

@@ -2,6 +2,7 @@
 // Dispatcher (as the node does), and RemoteNode on the WorldFS side talks to it directly. Checks
 // the commit rule across the relay, at-most-once by request id, per-session handles, and paths.
 import t from 'tap';
+import { pino } from 'pino';
 import { RelayServer } from '../../../src/node/relay-server.js';
 import type { RelayOutcome, RelayRequest } from '../../../src/protocol/relay.js';
 import { commitFile } from '../../../src/vfs/commit-file.js';
@@ -28,7 +29,7 @@ const root = tableDirectory([
     changedMs: () => 0,
   })]])]])]])],
 ]);
-const server = new RelayServer(new Dispatcher(root));
+const server = new RelayServer(new Dispatcher(root), pino({ level: 'silent' }));
 t.teardown(() => server.close());
 
 let nextId = 1;
