@@ -5,8 +5,12 @@ import { readSlice } from './read-slice.js';
 
 /** What a commit file hands its bytes to: the node runtime, or the relay to a remote node. */
 export interface CommitTarget {
+  /** The file as a service directory names it (`control/invoke.json`, `config.json`): messages start with it. */
+  file: string;
   /** Largest payload a writer may send; a write past it is EFBIG. */
   maxBytes: number;
+  /** What `maxBytes` is called where a user can change it (`runtime.max_input_bytes`). */
+  limitName: string;
   /** Checked at open for writing (and by `commit` again): throws EPERM, EAGAIN or ENOENT. */
   admit(): void;
   /**
@@ -15,7 +19,7 @@ export interface CommitTarget {
    * recorded by the target and thrown as FsError.
    */
   commit(payload: Buffer): Promise<Buffer>;
-  /** Records an error found before any commit (EFBIG, a hole) where an operator looks. */
+  /** Records an error found before any commit (EFBIG, a hole) where the writer can look. */
   record(error: FsError): void;
   changedMs(): number;
   /**
@@ -34,6 +38,8 @@ const O_RDWR = 2;
  * complete JSON value commits and waits for the outcome; a valid but unfinished prefix waits for more;
  * only whitespace is discarded; a syntax error is EINVAL at once. The first read after a write on an
  * O_RDWR open commits too and returns that invocation's own outcome. Release commits what is left.
+ * A write that leaves a hole (EINVAL) or passes the limit (EFBIG) poisons the open: that write, every
+ * later write, flush (each `close()`) and read fail with the same error, and nothing is committed.
  */
 export function commitFile(target: CommitTarget): VNode {
   return {
@@ -41,9 +47,7 @@ export function commitFile(target: CommitTarget): VNode {
       const mtimeMs = target.changedMs();
       return { mode: S_IFREG | 0o644, size: target.current?.().length ?? 0, mtimeMs, ctimeMs: mtimeMs };
     },
-    async truncate(size) {
-      if (size !== 0) throw new FsError('EINVAL', 'this file can only be truncated to 0 (it takes whole documents)');
-    },
+    truncate: (size) => refuseTruncate(target, size),
     async open(flags) {
       const access = flags & O_ACCMODE;
       if (access === O_WRONLY || access === O_RDWR) target.admit();
@@ -75,14 +79,15 @@ class CommitHandle implements Handle {
     if (this.#length === 0 && (offset === 0 || offset === this.#base)) this.#base = offset;
     const at = offset - this.#base;
     if (at < 0 || at > this.#length) {
-      throw this.#poison(new FsError('EINVAL', `control/invoke.json: write at offset ${offset} leaves a hole or rewrites a committed payload`));
+      throw this.#poison(new FsError('EINVAL', `${this.#target.file}: write at offset ${offset} leaves a hole or rewrites a committed payload (the next byte goes at ${this.#base + this.#length})`));
     }
     const end = at + data.length;
-    if (end > this.#target.maxBytes) {
-      throw this.#poison(new FsError('EFBIG', `control/invoke.json: payload exceeds max_input_bytes (${this.#target.maxBytes})`));
+    const { file, maxBytes, limitName } = this.#target;
+    if (end > maxBytes) {
+      throw this.#poison(new FsError('EFBIG', `${file}: payload of ${end} bytes or more exceeds ${limitName} (${maxBytes} bytes)`));
     }
     if (end > this.#buffer.length) {
-      const grown = Buffer.alloc(Math.min(this.#target.maxBytes, Math.max(end, this.#buffer.length * 2, 4096)));
+      const grown = Buffer.alloc(Math.min(maxBytes, Math.max(end, this.#buffer.length * 2, 4096)));
       this.#buffer.copy(grown, 0, 0, this.#length);
       this.#buffer = grown;
     }
@@ -91,15 +96,17 @@ class CommitHandle implements Handle {
     return data.length;
   }
 
-  async truncate(size: number): Promise<void> {
-    if (size !== 0) throw new FsError('EINVAL', 'this file can only be truncated to 0 (it takes whole documents)');
+  truncate(size: number): Promise<void> {
+    return refuseTruncate(this.#target, size);
   }
 
   async fsync(): Promise<void> {}
 
   flush(): Promise<void> {
     return this.#serial(async () => {
-      if (this.#poisoned || this.#length === 0) return;
+      // Every close() of a poisoned open fails too: a writer that ignores short writes still learns.
+      if (this.#poisoned) throw this.#poisoned;
+      if (this.#length === 0) return;
       const state = classifyJson(this.#pending().toString('utf8'));
       if (state === 'empty') return this.#discard();
       if (state === 'prefix') return;
@@ -109,7 +116,8 @@ class CommitHandle implements Handle {
 
   read(offset: number, length: number): Promise<Buffer> {
     return this.#serial(async () => {
-      if (this.#length > 0 && !this.#poisoned) {
+      if (this.#poisoned) throw this.#poisoned;
+      if (this.#length > 0) {
         this.#outcome = await this.#commit();
         this.#committedAt = offset;
       }
@@ -120,6 +128,7 @@ class CommitHandle implements Handle {
 
   release(): Promise<void> {
     return this.#serial(async () => {
+      // A poisoned open was recorded when it was poisoned.
       if (this.#poisoned || this.#length === 0) return;
       if (classifyJson(this.#pending().toString('utf8')) === 'empty') return this.#discard();
       // Nobody waits for a release: the outcome, errors included, is in the service's files.
@@ -155,4 +164,8 @@ class CommitHandle implements Handle {
     this.#busy = run.catch(() => undefined);
     return run;
   }
+}
+
+async function refuseTruncate(target: CommitTarget, size: number): Promise<void> {
+  if (size !== 0) throw new FsError('EINVAL', `${target.file}: can be truncated only to 0, not ${size} (it takes whole documents)`);
 }

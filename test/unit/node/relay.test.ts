@@ -17,7 +17,9 @@ const commits: string[] = [];
 const root = tableDirectory([
   ['README.md', staticFile('hello\n')],
   ['services', tableDirectory([['echo', tableDirectory([['control', tableDirectory([['invoke.json', commitFile({
+    file: 'control/invoke.json',
     maxBytes: 1024,
+    limitName: 'runtime.max_input_bytes',
     admit: () => undefined,
     commit: async (payload) => {
       const text = payload.toString();
