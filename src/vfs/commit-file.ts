@@ -32,6 +32,7 @@ export interface CommitTarget {
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_RDWR = 2;
+const O_APPEND = 0o2000;
 
 /**
  * `control/invoke.json` (SPEC §3 commit rule): each write-open buffers its own bytes; a flush with a
@@ -51,7 +52,7 @@ export function commitFile(target: CommitTarget): VNode {
     async open(flags) {
       const access = flags & O_ACCMODE;
       if (access === O_WRONLY || access === O_RDWR) target.admit();
-      return new CommitHandle(target, access === O_WRONLY ? undefined : target.current?.());
+      return new CommitHandle(target, access === O_WRONLY ? undefined : target.current?.(), (flags & O_APPEND) !== 0);
     },
   };
 }
@@ -67,15 +68,22 @@ class CommitHandle implements Handle {
   #outcome: Buffer = Buffer.alloc(0);
   /** File offset of the read that committed: the outcome's byte 0. */
   #committedAt = 0;
+  readonly #appends: boolean;
 
-  /** `initial`: a document file's content at open, served until this open commits. */
-  constructor(target: CommitTarget, initial?: Buffer) {
+  /**
+   * `initial`: a document file's content at open, served until this open commits. `appends`: an
+   * O_APPEND open, whose writes follow on from the bytes before them whatever offset the kernel
+   * gives (its idea of the file's size, which a synthetic file of size 0 does not keep).
+   */
+  constructor(target: CommitTarget, initial: Buffer | undefined, appends: boolean) {
     this.#target = target;
     if (initial) this.#outcome = initial;
+    this.#appends = appends;
   }
 
-  async write(offset: number, data: Buffer): Promise<number> {
+  async write(fileOffset: number, data: Buffer): Promise<number> {
     if (this.#poisoned) throw this.#poisoned;
+    const offset = this.#appends ? this.#base + this.#length : fileOffset;
     if (this.#length === 0 && (offset === 0 || offset === this.#base)) this.#base = offset;
     const at = offset - this.#base;
     if (at < 0 || at > this.#length) {

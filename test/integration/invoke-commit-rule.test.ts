@@ -30,6 +30,7 @@ const payload = '{"msg":"hi"}\n';
 const cases: Array<[string, string, string]> = [
   ['echo >', `echo '{"msg":"hi"}' > "$F"`, payload],
   ['printf >', `printf '%s' '{"msg":"hi"}' > "$F"`, '{"msg":"hi"}'],
+  ['echo >> (O_APPEND)', `echo '{"msg":"hi"}' >> "$F"`, payload],
   ['cat file >', `printf '{"a":[1,2,3]}\\n' > /tmp/acheron-commit-$$.json; cat /tmp/acheron-commit-$$.json > "$F"; rm /tmp/acheron-commit-$$.json`, '{"a":[1,2,3]}\n'],
   ['(cat a; cat b) >', `(echo '{"first":'; sleep 0.2; echo '"second"}') > "$F"`, '{"first":\n"second"}\n'],
   ['cp', `printf '{"cp":true}' > /tmp/acheron-cp-$$.json; cp /tmp/acheron-cp-$$.json "$F"; rc=$?; rm /tmp/acheron-cp-$$.json; exit $rc`, '{"cp":true}'],

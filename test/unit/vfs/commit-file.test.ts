@@ -148,6 +148,16 @@ t.test('messages name the file and the limit they are about', async (t) => {
   ]);
 });
 
+t.test('O_APPEND: writes follow on whatever offset the kernel gives (its stale idea of the size)', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg, O_WRONLY | 0o2000);
+  await h.write(42, Buffer.from('{"ap":'));
+  await h.write(7, Buffer.from('"pend"}'));
+  await h.flush();
+  await h.release();
+  t.same(commits, ['{"ap":"pend"}']);
+});
+
 t.test('O_RDWR: the first read after a write commits and returns this outcome from its start', async (t) => {
   const { target: tg, commits } = target();
   const h = await openHandle(tg, O_RDWR);
