@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { FsError } from './errors.js';
 import { classifyJson } from './json-prefix.js';
 import { S_IFREG, type Attr, type Handle, type VNode } from './node.js';
@@ -156,6 +157,13 @@ class CommitHandle implements Handle {
   async #commit(): Promise<Buffer> {
     const payload = Buffer.from(this.#pending());
     this.#discard();
+    // A JSON text is UTF-8 (RFC 8259). Decoded leniently, other bytes would pass the JSON and schema
+    // checks as U+FFFD while the driver gets the bytes themselves.
+    if (!isUtf8(payload)) {
+      const error = new FsError('EINVAL', `${this.#target.file}: not valid UTF-8 (a JSON text must be)`);
+      this.#target.record(error);
+      throw error;
+    }
     return this.#target.commit(payload);
   }
 

@@ -148,6 +148,16 @@ t.test('messages name the file and the limit they are about', async (t) => {
   ]);
 });
 
+t.test('bytes that are not UTF-8 are EINVAL, recorded, and never reach the target', async (t) => {
+  const { target: tg, commits, recorded } = target();
+  const h = await openHandle(tg);
+  await h.write(0, Buffer.from('{"u":"\xff\xfe"}', 'latin1'));
+  await rejectsErrno(t, h.flush(), 'EINVAL');
+  await h.release();
+  t.same(commits, []);
+  t.same(recorded, ['EINVAL']);
+});
+
 t.test('O_APPEND: writes follow on whatever offset the kernel gives (its stale idea of the size)', async (t) => {
   const { target: tg, commits } = target();
   const h = await openHandle(tg, O_WRONLY | 0o2000);
