@@ -8,6 +8,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { FIXTURES, manifest, readText, startNode } from '../helpers/node.js';
 import { alive, q, sh } from '../helpers/process.js';
+import { prng } from '../helpers/random.js';
 
 const TINY_LIMIT = 4096;
 const node = await startNode(t, { manifests: [manifest('cat', 'cat'), manifest('tiny', 'cat', { runtime: { max_input_bytes: TINY_LIMIT } })] });
@@ -106,19 +107,8 @@ expect(b'5000' in open(C, 'rb').read(), 'reads back')`, expect: { steps: ok(3), 
 expect(open(C, 'rb').read().strip() == b'{}', 'reads back')`, expect: { steps: ok(3), invokes: 0 } },
 ];
 
-/** mulberry32: a small seeded RNG, so a failing chunking can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SEED = 20261204;
-const random = rng(SEED);
+const random = prng(SEED);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 const ALPHABET = ['a', 'Z', '0', ' ', '"', '\\', '/', '\n', '\t', 'é', '中', '😀', '\u0000', '{', '}', '[', ']', ':', ','];
 const randomString = (max: number): string => Array.from({ length: Math.floor(random() * max) }, () => pick(ALPHABET)).join('');
