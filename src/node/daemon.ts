@@ -162,7 +162,7 @@ export class NodeDaemon {
       });
       daemon.#mounted = await mountTree(tree, { mountPoint: mount, busyPollUs: options.busyPollUs, log: log.child({ component: 'fuse' }) });
       // WorldFS operations run against the same tree, without FUSE (SPEC §9 Relay).
-      daemon.#relay = new RelayServer(new Dispatcher(tree));
+      daemon.#relay = new RelayServer(new Dispatcher(tree), log.child({ component: 'relay' }));
     } catch (error) {
       await daemon.#wasm.close();
       await daemon.#spawner?.close();

@@ -83,9 +83,11 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     template: fixed(() => renderTemplate(descriptor())),
     host: fixed(() => renderHost(descriptor(), service.hostKind, service.wasm)),
     invoke: commitFile({
+      file: 'control/invoke.json',
       get maxBytes() {
         return rt.maxInputBytes;
       },
+      limitName: 'runtime.max_input_bytes',
       admit: () => rt.admit(),
       commit: async (payload) => renderOutcome(rt, descriptor(), await rt.invoke(payload)),
       record: (error) => rt.recordRejection(error),
@@ -97,14 +99,25 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     restart: control(() => rt.restart()),
     cancel: control(() => rt.cancel()),
     config: commitFile({
+      file: 'config.json',
       maxBytes: CONFIG_MAX_BYTES,
+      limitName: 'the config.json limit',
       admit: alive,
       commit: async (payload) => {
         alive();
-        await rt.setConfig(sources.parseConfig(payload.toString('utf8'), rt.serviceId));
+        let config: RuntimeConfig;
+        try {
+          config = sources.parseConfig(payload.toString('utf8'), rt.serviceId);
+        } catch (error) {
+          // Found at the writer's close() or, for an unfinished prefix, at release, where nobody
+          // hears it (bash drops close errors too): last_error.txt and status.json say it, as for invokes.
+          if (error instanceof FsError) rt.recordRejection(error);
+          throw error;
+        }
+        await rt.setConfig(config);
         return renderConfig(rt);
       },
-      record: () => undefined,
+      record: (error) => rt.recordRejection(error),
       changedMs: () => rt.lastControlMs ?? rt.changedMs,
       current: () => renderConfig(rt),
     }),

@@ -1,8 +1,9 @@
+import type { Logger } from 'pino';
 import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../protocol/relay.js';
 import { SERVICE_FILES } from '../protocol/service-files.js';
 import { checkPayloadSize, commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-file.js';
 import { splitPath, type Dispatcher } from '../vfs/dispatch.js';
-import { errnoNameOf, FsError } from '../vfs/errors.js';
+import { answerErrno, FsError } from '../vfs/errors.js';
 import { readOnlyHandle } from '../vfs/files.js';
 import type { Handle } from '../vfs/node.js';
 
@@ -42,16 +43,17 @@ const NOT_REMEMBERED = new Set(['stat', 'list', 'read', 'read_file', 'stage']);
 
 /**
  * The node's side of the WorldFS relay (SPEC §9): each relayed operation runs against this node's
- * own tree through the same Dispatcher that serves its FUSE mount, so the commit rule, the errnos and
- * the files are exactly the node's. Semantic operations do a whole job in one round trip: `read_file`
- * opens, reads and releases a document; `invoke` commits a whole payload (WorldFS ran the commit
- * rule on its side) through the file's own commit target. Handles and staged payloads are per
- * requesting session, and all go when the link to the control server does. A request id of a
- * session seen in the last 10 minutes gets its first outcome again instead of running twice (at
- * most once); operations that only look are not kept.
+ * own tree through the same Dispatcher that serves its FUSE mount, so the commit rule, the errnos (one
+ * mapping, `answerErrno`, as on the mount) and the files are exactly the node's. Semantic operations
+ * do a whole job in one round trip: `read_file` opens, reads and releases a document; `invoke`
+ * commits a whole payload (WorldFS ran the commit rule on its side) through the file's own commit
+ * target. Handles and staged payloads are per requesting session, and all go when the link to the
+ * control server does. A request id of a session seen in the last 10 minutes gets its first outcome
+ * again instead of running twice (at most once); operations that only look are not kept.
  */
 export class RelayServer {
   #dispatch: Dispatcher;
+  #log: Logger;
   #handles = new Map<string, RelayHandle>();
   #nextFh = 1;
   #seen = new Map<string, { outcome: Promise<RelayOutcome>; op: string; path: string; atMs: number }>();
@@ -59,8 +61,9 @@ export class RelayServer {
   #stagedBytes = 0;
   #sweeper: NodeJS.Timeout;
 
-  constructor(dispatch: Dispatcher) {
+  constructor(dispatch: Dispatcher, log: Logger) {
     this.#dispatch = dispatch;
+    this.#log = log;
     this.#sweeper = setInterval(() => this.#sweep(), 60_000);
     this.#sweeper.unref();
   }
@@ -74,7 +77,11 @@ export class RelayServer {
     }
     const outcome = this.#run(request).then(
       (result): RelayOutcome => ({ ok: true, result }),
-      (error: unknown): RelayOutcome => ({ ok: false, errno: errnoNameOf(error) ?? 'EIO', message: (error as Error).message }),
+      (error: unknown): RelayOutcome => ({
+        ok: false,
+        errno: answerErrno(error, this.#log, { op: request.op, path: request.path, session: request.session }),
+        message: error instanceof Error ? error.message : String(error),
+      }),
     );
     if (NOT_REMEMBERED.has(request.op)) return outcome;
     this.#seen.set(key, { outcome, op: request.op, path: request.path, atMs: Date.now() });
@@ -132,6 +139,10 @@ export class RelayServer {
       }
       case 'flush':
         await this.#handle(r).flush?.();
+        return {};
+      case 'fsync':
+        // With a handle: fsync of an open file; without: of a directory (fsyncdir), by path.
+        await (r.fh === undefined ? d.fsyncdir(r.path, r.datasync ?? false) : this.#handle(r).fsync?.(r.datasync ?? false));
         return {};
       case 'release': {
         const handle = this.#handle(r);

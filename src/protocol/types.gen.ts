@@ -274,6 +274,7 @@ export interface RelayPayload {
     | "write"
     | "flush"
     | "release"
+    | "fsync"
     | "truncate"
     | "ftruncate"
     | "utimens"
@@ -291,7 +292,7 @@ export interface RelayPayload {
    */
   path: string;
   /**
-   * A handle from open, create, read_file or invoke (read, write, flush, release, ftruncate)
+   * A handle from open, create, read_file or invoke (read, write, flush, release, fsync, ftruncate)
    */
   fh?: number;
   flags?: number;
@@ -338,6 +339,10 @@ export interface RelayPayload {
    * How long the requester waits: the server answers ETIMEDOUT when the node has not answered by then (default 60000). An invoke states queue + timeout_ms + kill grace (docs/worldfs.md).
    */
   timeout_ms?: number;
+  /**
+   * fsync (of the handle fh, or without fh of the directory at path): true for fdatasync(2), false or absent for fsync(2)
+   */
+  datasync?: boolean;
 }
 /**
  * Node → server: the outcome of one control.relay_request, passed on to the requester unchanged.

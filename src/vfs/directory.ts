@@ -1,4 +1,3 @@
-import { FsError } from './errors.js';
 import { S_IFDIR, type Attr, type VNode } from './node.js';
 
 export interface DirectorySource {
@@ -28,8 +27,9 @@ export function directory(source: DirectorySource, mode = 0o755): VNode {
 /** A directory over a fixed list of entries, in the given order. */
 export function tableDirectory(entries: ReadonlyArray<readonly [string, VNode]>, mtimeMs?: () => number): VNode {
   const byName = new Map(entries);
-  if (byName.size !== entries.length) throw new FsError('EEXIST', 'tableDirectory: duplicate entry name');
   const names = entries.map(([name]) => name);
+  // A table is written in code: a duplicate is a bug in that code, not a filesystem condition.
+  if (byName.size !== entries.length) throw new TypeError(`tableDirectory: duplicate entry name among ${names.join(', ')}`);
   return directory({ list: () => names, get: (name) => byName.get(name), ...(mtimeMs ? { mtimeMs } : {}) });
 }
 

@@ -89,6 +89,12 @@ export class Dispatcher {
     if (node.utimens) await node.utimens(atimeMs, mtimeMs);
   }
 
+  /** fsync(2) of a directory: the FUSE layer passes no handle (directories are not opened), so by path. */
+  async fsyncdir(path: string, datasync: boolean): Promise<void> {
+    const node = await this.resolve(path);
+    if (node.fsync) await node.fsync(datasync);
+  }
+
   async chmod(path: string, mode: number): Promise<void> {
     const node = await this.resolve(path);
     if (!node.chmod) throw new FsError('EPERM', `${path}: synthetic files keep their mode`);

@@ -179,6 +179,8 @@ class DocumentHandle implements Handle {
  */
 function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDescriptor, changedMs: () => number, documents: DocumentCache): VNode {
   return commitFile({
+    file: 'control/invoke.json',
+    limitName: 'runtime.max_input_bytes',
     get maxBytes() {
       return service().runtime.max_input_bytes;
     },

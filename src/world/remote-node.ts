@@ -62,6 +62,11 @@ export class RemoteNode implements VNode {
     await this.#relay({ op: 'utimens', path: this.path, atime_ms: atimeMs, mtime_ms: mtimeMs });
   }
 
+  /** fsyncdir: the node syncs the directory (an `fs/` export's) by path. */
+  async fsync(datasync: boolean): Promise<void> {
+    await this.#relay({ op: 'fsync', path: this.path, datasync });
+  }
+
   async create(name: string, mode: number, flags: number): Promise<Handle> {
     const path = this.#child(name);
     const { fh } = await this.#relay({ op: 'create', path, mode: mode & 0o7777, flags });
@@ -128,6 +133,11 @@ class RemoteHandle implements Handle {
 
   async release(): Promise<void> {
     await this.#relay({ op: 'release', path: this.#path, fh: this.#fh });
+  }
+
+  /** The node syncs its own handle: a real fsync(2) for an `fs/` export, nothing for a synthetic file. */
+  async fsync(datasync: boolean): Promise<void> {
+    await this.#relay({ op: 'fsync', path: this.#path, fh: this.#fh, datasync });
   }
 
   async truncate(size: number): Promise<void> {

@@ -3,6 +3,7 @@
 // directly. Checks the commit rule across the relay, the semantic operations (read_file, invoke,
 // stage, reject), at-most-once by request id, per-session handles, and paths.
 import t from 'tap';
+import { pino } from 'pino';
 import { RelayServer } from '../../../src/node/relay-server.js';
 import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../../../src/protocol/relay.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
@@ -19,7 +20,9 @@ const commits: string[] = [];
 const recorded: string[] = [];
 const BIG = 600 * 1024;
 const invokeFile = (maxBytes: number) => commitFile({
+  file: 'control/invoke.json',
   maxBytes,
+  limitName: 'runtime.max_input_bytes',
   admit: () => undefined,
   commit: async (payload) => {
     const text = payload.toString();
@@ -44,7 +47,7 @@ const root = tableDirectory([
     ])],
   ])],
 ]);
-const server = new RelayServer(new Dispatcher(root));
+const server = new RelayServer(new Dispatcher(root), pino({ level: 'silent' }));
 t.teardown(() => server.close());
 
 let nextId = 1;
