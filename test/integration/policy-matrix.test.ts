@@ -11,8 +11,9 @@ import { ControlClient } from '../../src/protocol/control-client.js';
 import type { ServerFrame } from '../../src/protocol/envelope.js';
 import { TokenStore } from '../../src/control/token-store.js';
 import { acheron, startControl } from '../helpers/control.js';
-import { isMounted, manifest, PROBE, startNode, tempDir, type RunningNode } from '../helpers/node.js';
-import { sh, waitFor, withEnv } from '../helpers/process.js';
+import { isMounted, manifest, startNode, tempDir, type RunningNode } from '../helpers/node.js';
+import { probe, shown, type Outcome, type ProbeOp } from '../helpers/probe.js';
+import { waitFor, withEnv } from '../helpers/process.js';
 import { startWorld, type RunningWorld } from '../helpers/world.js';
 
 const NODES = ['n1', 'n2', 'n3'];
@@ -123,22 +124,10 @@ const refusing = Promise.all(([
 }));
 const [worlds, refusedStarts] = await Promise.all([starting, refusing]);
 
-interface Outcome {
-  value?: unknown;
-  errno?: string;
-}
-/** Runs file operations from one python child process (test/fixtures/probe.py). */
-async function probe(ops: Array<Record<string, unknown>>): Promise<Outcome[]> {
-  const r = await sh(`python3 ${PROBE}`, { input: JSON.stringify(ops), timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`probe.py: ${r.stderr.trim()}`);
-  return JSON.parse(r.stdout) as Outcome[];
-}
-const show = (o: Outcome | undefined): unknown => (o?.errno ?? o?.value);
-
 /** What each mount is asked, in the order the subtests below check the outcomes. */
-function probesFor(m: (typeof MOUNTS)[number], index: number): Array<Record<string, unknown>> {
+function probesFor(m: (typeof MOUNTS)[number], index: number): ProbeOp[] {
   const world = worlds[index] as RunningWorld;
-  const ops: Array<Record<string, unknown>> = [{ op: 'ls', path: join(world.mount, 'nodes') }];
+  const ops: ProbeOp[] = [{ op: 'ls', path: join(world.mount, 'nodes') }];
   for (const nodeId of NODES.filter((n) => !m.nodes.includes(n))) ops.push({ op: 'stat', path: world.node(nodeId) });
   for (const nodeId of m.nodes) {
     const base = world.node(nodeId);
@@ -206,23 +195,23 @@ for (const [index, m] of MOUNTS.entries()) {
     const out = probed[index] as Outcome[];
     let at = 0;
     const next = (): Outcome => out[at++] as Outcome;
-    tt.same(show(next()), m.nodes, 'nodes/ lists the project\'s nodes');
-    for (const nodeId of NODES.filter((n) => !m.nodes.includes(n))) tt.equal(show(next()), 'ENOENT', `a node outside the project (${nodeId}) is ENOENT`);
+    tt.same(shown(next()), m.nodes, 'nodes/ lists the project\'s nodes');
+    for (const nodeId of NODES.filter((n) => !m.nodes.includes(n))) tt.equal(shown(next()), 'ENOENT', `a node outside the project (${nodeId}) is ENOENT`);
     for (const nodeId of m.nodes) {
       const fixed = ['CAPS.json', 'NODE.json', 'README.md', 'STATUS.json', 'fs', 'services'];
-      tt.same(show(next()), [...fixed, ...(m.devices.length ? ['devices'] : [])].sort(), `${nodeId}/: fixed names${m.devices.length ? ' and the derived devices/' : ''}`);
-      tt.same(show(next()), ['SERVICES.json', ...visible], `${nodeId}/services/ lists exactly what this session may see`);
+      tt.same(shown(next()), [...fixed, ...(m.devices.length ? ['devices'] : [])].sort(), `${nodeId}/: fixed names${m.devices.length ? ' and the derived devices/' : ''}`);
+      tt.same(shown(next()), ['SERVICES.json', ...visible], `${nodeId}/services/ lists exactly what this session may see`);
       const listed = next();
       tt.same(listed.value === undefined ? listed.errno : (JSON.parse(String(listed.value)) as Array<{ service_id: string }>).map((s) => s.service_id), visible, 'SERVICES.json agrees');
-      for (const id of ALL_IDS) tt.equal(show(next()), visible.includes(id) ? 'file' : 'ENOENT', `stat services/${id}/README.md`);
-      tt.same(show(next()), m.devices.length ? m.devices : 'ENOENT', `${nodeId}/devices/: the derived roots this session may see`);
-      tt.equal(show(next()), m.devices.includes('admins') ? 'dir' : 'ENOENT', 'an admin-only service\'s derived root');
-      tt.equal(show(next()), `hello from ${nodeId}\n`, 'fs/ reads (read is open)');
-      tt.equal(show(next()), m.fsWrite === 'ok' ? true : m.fsWrite, `fs/ writes: ${m.fsWrite} (mount action)`);
+      for (const id of ALL_IDS) tt.equal(shown(next()), visible.includes(id) ? 'file' : 'ENOENT', `stat services/${id}/README.md`);
+      tt.same(shown(next()), m.devices.length ? m.devices : 'ENOENT', `${nodeId}/devices/: the derived roots this session may see`);
+      tt.equal(shown(next()), m.devices.includes('admins') ? 'dir' : 'ENOENT', 'an admin-only service\'s derived root');
+      tt.equal(shown(next()), `hello from ${nodeId}\n`, 'fs/ reads (read is open)');
+      tt.equal(shown(next()), m.fsWrite === 'ok' ? true : m.fsWrite, `fs/ writes: ${m.fsWrite} (mount action)`);
       if (nodeId !== m.nodes[0]) continue;
       for (const id of ['users', 'admins', 'token-only']) {
         const invoked = next();
-        if (visible.includes(id)) tt.match(JSON.parse(String(invoked.value ?? '{}')), { echo: { by: m.name, id } }, `invoke services/${id}: runs, the transaction reads its own result (${show(invoked)})`);
+        if (visible.includes(id)) tt.match(JSON.parse(String(invoked.value ?? '{}')), { echo: { by: m.name, id } }, `invoke services/${id}: runs, the transaction reads its own result (${shown(invoked)})`);
         else tt.equal(invoked.errno, 'ENOENT', `invoke services/${id}: hidden, ENOENT`);
       }
       const viaDevices = next();
