@@ -19,6 +19,8 @@ export interface CheckOptions {
   timeoutMs: number;
   /** The node partitioned, flapped and cut mid-invoke (own fleet); the node restarted by its operator (a running fleet). */
   reconnectNodeId: string | undefined;
+  /** How long a running fleet's operator has to restart RECONNECT_NODE_ID. */
+  reconnectTimeoutMs: number;
   persistenceNodeId: string | undefined;
   persistenceServiceId: string;
   flap: { count: number; downMs: number; upMs: number };
@@ -149,9 +151,9 @@ export const restart: Check = async (fleet, options) => {
       how = 'a restart of its daemon (SIGTERM, started again)';
     } else {
       const from = fleet.watcher.headSeq;
-      console.log(`# waiting up to ${seconds(options.timeoutMs)} for node ${nodeId} to go offline and come back: restart it now`);
-      const offline = await fleet.watcher.waitForEvent(`node ${nodeId} offline`, from, (e) => e.node_id === nodeId && e.kind === 'offline', options.timeoutMs);
-      await fleet.watcher.waitForEvent(`node ${nodeId} online again`, offline.seq, (e) => e.node_id === nodeId && e.kind === 'online', options.timeoutMs);
+      console.log(`# waiting up to ${seconds(options.reconnectTimeoutMs)} for node ${nodeId} to go offline and come back: restart it now`);
+      const offline = await fleet.watcher.waitForEvent(`node ${nodeId} offline`, from, (e) => e.node_id === nodeId && e.kind === 'offline', options.reconnectTimeoutMs);
+      await fleet.watcher.waitForEvent(`node ${nodeId} online again`, offline.seq, (e) => e.node_id === nodeId && e.kind === 'online', options.reconnectTimeoutMs);
       how = 'its restart (offline, then online)';
     }
     await nodeState(fleet, options, nodeId, 'online');

@@ -37,6 +37,7 @@ const options: CheckOptions = {
   invokeService: env.INVOKE_SERVICE_ID || (isOwn ? 'where' : (expectedServices[0] as string)),
   timeoutMs,
   reconnectNodeId: env.RECONNECT_NODE_ID || undefined,
+  reconnectTimeoutMs: integer('RECONNECT_TIMEOUT_SEC', 120) * 1000,
   persistenceNodeId: env.PERSISTENCE_NODE_ID || undefined,
   persistenceServiceId: env.PERSISTENCE_SERVICE_ID || (expectedServices[0] as string),
   flap: { count: integer('FLAP_COUNT', 10), downMs: integer('FLAP_DOWN_MS', 1000), upMs: integer('FLAP_UP_MS', 300) },

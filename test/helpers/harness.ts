@@ -55,12 +55,22 @@ export function harness(t: Teardown, env: Record<string, string>): { stdout: () 
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : null))));
-  t.teardown(async () => {
+  let ended = false;
+  void exited.then(() => (ended = true));
+  const signal = (name: NodeJS.Signals): void => {
     try {
-      process.kill(-(child.pid as number), 'SIGKILL');
+      process.kill(-(child.pid as number), name);
     } catch {
       // it ended
     }
+  };
+  // SIGTERM first: the script's own cleanup (daemons, mounts, namespaces) runs; SIGKILL only if it hangs.
+  t.teardown(async () => {
+    if (ended) return;
+    signal('SIGTERM');
+    const timer = setTimeout(() => signal('SIGKILL'), 60_000);
+    await exited;
+    clearTimeout(timer);
   });
   return { stdout: () => stdout, stderr: () => stderr, exited, interrupt: () => process.kill(-(child.pid as number), 'SIGINT') };
 }

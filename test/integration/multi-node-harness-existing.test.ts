@@ -10,6 +10,9 @@ import { checkLine, harness, leftovers, runInfo } from '../helpers/harness.js';
 import { REPO, startNode, tempDir } from '../helpers/node.js';
 import { waitFor } from '../helpers/process.js';
 
+// Well under a minute on an idle 2-core machine; the margin is for machines busy with other work.
+t.setTimeout(180_000);
+
 await t.test('a running fleet (ACHERON_CONTROL_URL): catalog, invoke, the config marker across the restart the operator makes; the rest skipped', async (tt) => {
   const control = await startControl(tt, { args: ['--offline-grace-ms', '1000'] });
   const tokenFile = join(await tempDir(tt), 'join-token');

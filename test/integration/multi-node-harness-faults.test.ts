@@ -4,6 +4,9 @@ import t from 'tap';
 import { checkLine, harness, leftovers, runInfo } from '../helpers/harness.js';
 import { waitFor } from '../helpers/process.js';
 
+// Well under a minute on an idle 2-core machine; the margin is for machines busy with other work.
+t.setTimeout(180_000);
+
 // The two own-fleet runs go side by side: each is one node.
 await Promise.all([
   t.test('a failing check: its FAIL line, the failure at the end, exit 1, and nothing left', async (tt) => {

@@ -16,6 +16,9 @@ import { probe, shown, type Outcome, type ProbeOp } from '../helpers/probe.js';
 import { waitFor, withEnv } from '../helpers/process.js';
 import { startWorld, type RunningWorld } from '../helpers/world.js';
 
+// Well under a minute on an idle 2-core machine; the margin is for machines busy with other work.
+t.setTimeout(180_000);
+
 const NODES = ['n1', 'n2', 'n3'];
 // User watches are off by default (SPEC §8); the matrix checks what they see.
 const control = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(t));
