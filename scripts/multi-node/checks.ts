@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { checkReference, validateWatcher } from '../../test/helpers/history-validator.js';
 import { probe, shown, type Outcome } from '../../test/helpers/probe.js';
 import { waitFor } from '../../test/helpers/process.js';
-import type { Fleet, OwnFleet } from './fleet.js';
+import { OwnFleet, type Fleet } from './fleet.js';
 import { allEvents } from './watcher.js';
 
 export interface CheckOptions {
@@ -37,8 +37,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 function own(fleet: Fleet): OwnFleet {
-  if (!('timing' in fleet)) throw new Skip('needs the harness\'s own fleet (its links are cut with ip link; a running fleet\'s are not the harness\'s to cut)');
-  return fleet as OwnFleet;
+  if (!(fleet instanceof OwnFleet)) throw new Skip('needs the harness\'s own fleet (its links are cut with ip link; a running fleet\'s are not the harness\'s to cut)');
+  return fleet;
 }
 
 function expect(condition: unknown, message: string): asserts condition {
@@ -59,12 +59,12 @@ interface NodeDoc {
 
 const getNode = (fleet: Fleet, nodeId: string): Promise<NodeDoc> => fleet.admin.request<NodeDoc>('control.node_get', { node_id: nodeId });
 
-/** Waits until the catalog has the node in `state` (and, when online, each expected service). */
-async function nodeState(fleet: Fleet, options: CheckOptions, nodeId: string, state: 'online' | 'offline'): Promise<NodeDoc> {
+/** Waits until the catalog has the node online with each expected service. */
+async function nodeOnline(fleet: Fleet, options: CheckOptions, nodeId: string): Promise<NodeDoc> {
   return waitFor(async () => {
     const doc = await getNode(fleet, nodeId);
-    return doc.state === state && (state === 'offline' || options.expectedServices.every((id) => doc.services.some((s) => s.service_id === id))) ? doc : undefined;
-  }, { what: `node ${nodeId} ${state}${state === 'online' ? ` with ${options.expectedServices.join(', ')}` : ''} in the catalog`, timeoutMs: options.timeoutMs, intervalMs: 100 });
+    return doc.state === 'online' && options.expectedServices.every((id) => doc.services.some((s) => s.service_id === id)) ? doc : undefined;
+  }, { what: `node ${nodeId} online with ${options.expectedServices.join(', ')} in the catalog`, timeoutMs: options.timeoutMs, intervalMs: 100 });
 }
 
 /** An O_RDWR transaction on a service's invoke.json through WorldFS: its own outcome, parsed. */
@@ -90,10 +90,14 @@ async function jobsWith(fleet: OwnFleet, nodeId: string, serviceId: string, mark
   });
 }
 
+function expectNodes(fleet: Fleet): void {
+  expect(fleet.nodeIds.length > 0, 'no nodes to check: the catalog has no online node (give EXPECTED_NODES)');
+}
+
 /** Every expected node and service in the catalog and in the WorldFS mount, its live files relayed. */
 export const catalog: Check = async (fleet, options) => {
-  expect(fleet.nodeIds.length > 0, 'no nodes to check: the catalog has no online node (give EXPECTED_NODES)');
-  for (const nodeId of fleet.nodeIds) await nodeState(fleet, options, nodeId, 'online');
+  expectNodes(fleet);
+  for (const nodeId of fleet.nodeIds) await nodeOnline(fleet, options, nodeId);
   const services = options.expectedServices;
   await waitFor(async () => {
     const out = await probe([{ op: 'ls', path: join(fleet.worldMount, 'nodes') }, ...fleet.nodeIds.map((id) => ({ op: 'ls' as const, path: join(fleet.worldNode(id), 'services') }))]);
@@ -113,8 +117,9 @@ export const catalog: Check = async (fleet, options) => {
 
 /** An invoke through WorldFS on each node runs on that node: its result names it (and, own fleet, its network namespace). */
 export const invoke: Check = async (fleet, options) => {
+  expectNodes(fleet);
   const service = options.invokeService;
-  const owned = 'timing' in fleet ? (fleet as OwnFleet) : undefined;
+  const owned = fleet instanceof OwnFleet ? fleet : undefined;
   for (const nodeId of fleet.nodeIds) {
     const marker = `${options.runId}-invoke-${nodeId}`;
     const result = await invokeThroughWorld(fleet, nodeId, service, { harness: marker });
@@ -135,8 +140,8 @@ export const invoke: Check = async (fleet, options) => {
 export const restart: Check = async (fleet, options) => {
   const nodeId = options.persistenceNodeId;
   if (nodeId === undefined) throw new Skip('PERSISTENCE_NODE_ID is not set');
-  const isOwn = 'timing' in fleet;
-  if (!isOwn && options.reconnectNodeId !== nodeId) throw new Skip(`on a running fleet the restart is the operator's: set RECONNECT_NODE_ID=${nodeId} and restart that node while the harness waits`);
+  const owned = fleet instanceof OwnFleet ? fleet : undefined;
+  if (!owned && options.reconnectNodeId !== nodeId) throw new Skip(`on a running fleet the restart is the operator's: set RECONNECT_NODE_ID=${nodeId} and restart that node while the harness waits`);
   const service = options.persistenceServiceId;
   const config = join(fleet.worldNode(nodeId), 'services', service, 'config.json');
   const original = await readJson<Record<string, unknown>>(config);
@@ -146,8 +151,8 @@ export const restart: Check = async (fleet, options) => {
   try {
     expect((await readJson<Record<string, unknown>>(config))['x-harness-marker'] === marker, `${config}: the marker did not read back`);
     let how: string;
-    if (isOwn) {
-      await (fleet as OwnFleet).restart(nodeId);
+    if (owned) {
+      await owned.restart(nodeId);
       how = 'a restart of its daemon (SIGTERM, started again)';
     } else {
       const from = fleet.watcher.headSeq;
@@ -156,11 +161,11 @@ export const restart: Check = async (fleet, options) => {
       await fleet.watcher.waitForEvent(`node ${nodeId} online again`, offline.seq, (e) => e.node_id === nodeId && e.kind === 'online', options.reconnectTimeoutMs);
       how = 'its restart (offline, then online)';
     }
-    await nodeState(fleet, options, nodeId, 'online');
+    await nodeOnline(fleet, options, nodeId);
     const after = await waitFor(async () => readJson<Record<string, unknown>>(config), { what: `${config} readable after the restart`, timeoutMs: options.timeoutMs, intervalMs: 200 });
     expect(after['x-harness-marker'] === marker, `${config} after ${how}: ${JSON.stringify(after)}, the marker ${marker} is gone`);
-    if (isOwn) {
-      const onNode = await readJson<Record<string, unknown>>(join((fleet as OwnFleet).nodeMount(nodeId), 'services', service, 'config.json'));
+    if (owned) {
+      const onNode = await readJson<Record<string, unknown>>(join(owned.nodeMount(nodeId), 'services', service, 'config.json'));
       expect(onNode['x-harness-marker'] === marker, `the node's own config.json after the restart lacks the marker: ${JSON.stringify(onNode)}`);
     }
     return `a marker written to services/${service}/config.json on ${nodeId} through WorldFS survived ${how}`;
@@ -222,7 +227,7 @@ export const partition: Check = async (fleet, options) => {
   expect(refused?.errno === 'EHOSTUNREACH', `an invoke through WorldFS on the offline node got ${String(shown(refused))}, not EHOSTUNREACH`);
   expect((refused?.ms ?? Infinity) < 3000, `EHOSTUNREACH took ${refused?.ms} ms: not at once`);
   expect(String(local?.value ?? '').includes(marker('local')), `the node's own mount did not serve an invoke during the partition: ${String(shown(local))}`);
-  await nodeState(o, options, nodeId, 'online');
+  await nodeOnline(o, options, nodeId);
   await invokeThroughWorld(o, nodeId, 'where', { harness: marker('after') });
   for (const when of ['before', 'local', 'after']) {
     const jobs = await jobsWith(o, nodeId, 'where', marker(when));
@@ -245,7 +250,7 @@ export const flap: Check = async (fleet, options) => {
     await o.link(nodeId, 'up');
     await sleep(upMs);
   }
-  const doc = await nodeState(o, options, nodeId, 'online');
+  const doc = await nodeOnline(o, options, nodeId);
   await tunnelsSettle(o, options);
   // The node's own catalog, the server's and the WorldFS mount's agree.
   const onNode = (await readJson<Array<{ service_id: string }>>(join(o.nodeMount(nodeId), 'SERVICES.json'))).map((s) => s.service_id).filter((id) => id !== 'fs').sort();
@@ -301,7 +306,7 @@ export const midInvoke: Check = async (fleet, options) => {
     }, { what: `the slow invocation finished on ${nodeId}`, timeoutMs: options.timeoutMs, intervalMs: 100 });
     await o.link(nodeId, 'up');
     healed = true;
-    await nodeState(o, options, nodeId, 'online');
+    await nodeOnline(o, options, nodeId);
     const after = await readJson<{ invokes_total: number }>(metrics);
     const again = await jobsWith(o, nodeId, 'slow', marker);
     expect(jobs.length === 1 && again.length === 1 && jobs[0]?.state === 'ok', `the cut invocation ran ${again.length} time(s): ${JSON.stringify(again)}`);
