@@ -224,6 +224,9 @@ export const partition: Check = async (fleet, options) => {
     const othersNow = await Promise.all(others.map((id) => getNode(o, id)));
     expect(othersNow.every((n) => n.state === 'online'), `other nodes went offline too: ${othersNow.filter((n) => n.state !== 'online').map((n) => n.node_id).join(', ')}`);
   });
+  // The node refreshes its lease every third of the TTL: before the lease could lapse, only missed pongs explain the offline.
+  const leaseLapseMs = o.timing.leaseTtlMs - Math.max(1000, Math.floor(o.timing.leaseTtlMs / 3));
+  expect(detectionMs < leaseLapseMs, `${nodeId} went offline ${detectionMs} ms after its link went down, not before its lease could lapse (${leaseLapseMs} ms): the missed pongs (ping ${o.timing.pingIntervalMs} ms) did not drop the tunnel first`);
   expect(refused?.errno === 'EHOSTUNREACH', `an invoke through WorldFS on the offline node got ${String(shown(refused))}, not EHOSTUNREACH`);
   expect((refused?.ms ?? Infinity) < 3000, `EHOSTUNREACH took ${refused?.ms} ms: not at once`);
   expect(String(local?.value ?? '').includes(marker('local')), `the node's own mount did not serve an invoke during the partition: ${String(shown(local))}`);
@@ -234,7 +237,7 @@ export const partition: Check = async (fleet, options) => {
     expect(jobs.length === 1 && jobs[0]?.state === 'ok', `the ${when} invocation ran ${jobs.length} time(s) on ${nodeId}: ${JSON.stringify(jobs)}`);
   }
   expect((await jobsWith(o, nodeId, 'where', marker('refused'))).length === 0, 'the refused invoke ran after all');
-  return `${nodeId}'s link down: offline event after ${seconds(detectionMs)} (${timingText(o)}); invoke through WorldFS EHOSTUNREACH in ${refused?.ms} ms; its own mount served an invoke; link up: online event after ${seconds(recoveryMs)}; each invocation ran once, the refused one never`;
+  return `${nodeId}'s link down: offline event after ${seconds(detectionMs)} (${timingText(o)}: missed pongs, before the lease could lapse); invoke through WorldFS EHOSTUNREACH in ${refused?.ms} ms; its own mount served an invoke; link up: online event after ${seconds(recoveryMs)}; each invocation ran once, the refused one never`;
 };
 
 /** The link down and up `count` times: the catalog ends consistent, the watcher's history has no gap or duplicate, no tunnel leaked, RSS stable. */

@@ -43,7 +43,7 @@ const options: CheckOptions = {
   flap: { count: integer('FLAP_COUNT', 10), downMs: integer('FLAP_DOWN_MS', 1000), upMs: integer('FLAP_UP_MS', 300) },
   timing: { rounds: integer('HARNESS_TIMING_ROUNDS', 10), resultFile: env.HARNESS_RESULT_FILE || undefined },
 };
-const timing = { pingIntervalMs: integer('HARNESS_PING_INTERVAL_MS', 500, 50), offlineGraceMs: integer('HARNESS_OFFLINE_GRACE_MS', 1500), leaseTtlMs: integer('HARNESS_LEASE_TTL_MS', 6000, 3000) };
+const timing = { pingIntervalMs: integer('HARNESS_PING_INTERVAL_MS', 500, 50), offlineGraceMs: integer('HARNESS_OFFLINE_GRACE_MS', 1500), leaseTtlMs: integer('HARNESS_LEASE_TTL_MS', 9000, 3000) };
 
 const cleanups: Cleanups = [];
 let cleaning: Promise<void> | undefined;
