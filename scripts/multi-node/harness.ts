@@ -101,5 +101,6 @@ try {
 } finally {
   await cleanup();
 }
-console.log(failed === 0 ? 'multi-node runtime harness passed' : `multi-node runtime harness failed: ${failed} check(s) failed (logs: ${runDir}, kept with HARNESS_KEEP=1)`);
+const logs = env.HARNESS_KEEP ? `the logs are in ${runDir}` : 'HARNESS_KEEP=1 keeps the logs';
+console.log(failed === 0 ? 'multi-node runtime harness passed' : `multi-node runtime harness failed: ${failed} check(s) failed (${logs})`);
 process.exit(failed === 0 ? 0 : 1);
