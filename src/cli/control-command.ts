@@ -10,6 +10,7 @@ export interface ControlArgs {
   'data-dir': string;
   'offline-grace-ms': number;
   'lease-ttl-ms': number;
+  'ping-interval-ms': number;
   'tls-cert'?: string | undefined;
   'tls-key'?: string | undefined;
   'log-level': string;
@@ -26,11 +27,12 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  if (!(args['ping-interval-ms'] >= 50)) throw new UsageError(`--ping-interval-ms ${args['ping-interval-ms']}: expected a number of milliseconds, at least 50`);
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
   const tls = args['tls-cert'] && args['tls-key'] ? { cert: await readFile(args['tls-cert']), key: await readFile(args['tls-key']) } : undefined;
   const log = createLogger({ level: args['log-level'], file: args['log-file'] });
   const server = await ControlServer.start({
-    listen, httpListen, dataDir: args['data-dir'], offlineGraceMs: args['offline-grace-ms'], leaseTtlMs: args['lease-ttl-ms'],
+    listen, httpListen, dataDir: args['data-dir'], offlineGraceMs: args['offline-grace-ms'], leaseTtlMs: args['lease-ttl-ms'], pingIntervalMs: args['ping-interval-ms'],
     log, schemas: await loadSchemas(), ...(tls ? { tls } : {}),
   });
   await new Promise<void>((resolve) => {
@@ -48,6 +50,7 @@ export const CONTROL_OPTIONS = {
   'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir, describe: 'catalog, tokens and event history' },
   'offline-grace-ms': { type: 'number', default: CONTROL_DEFAULTS.offlineGraceMs, describe: 'a node whose tunnel stays closed this long turns offline' },
   'lease-ttl-ms': { type: 'number', default: CONTROL_DEFAULTS.leaseTtlMs, describe: 'node lease; nodes refresh every third of it' },
+  'ping-interval-ms': { type: 'number', default: CONTROL_DEFAULTS.pingIntervalMs, describe: 'ping every peer this often; one that missed two pongs is dropped (shorter: a silent link is noticed sooner, e.g. in tests)' },
   'tls-cert': { type: 'string', describe: 'PEM certificate (then wss:// and https://)' },
   'tls-key': { type: 'string', describe: 'PEM key' },
   'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },

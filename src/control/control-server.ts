@@ -30,6 +30,8 @@ export interface ControlServerOptions {
   dataDir: string;
   offlineGraceMs: number;
   leaseTtlMs: number;
+  /** How often every peer is pinged; one that missed two pongs is dropped (SPEC §6: 10 s). */
+  pingIntervalMs?: number;
   log: Logger;
   schemas: Schemas;
   tls?: { cert: Buffer; key: Buffer };
@@ -44,9 +46,9 @@ export const CONTROL_DEFAULTS = {
   dataDir: './var/acheron-control',
   offlineGraceMs: 15_000,
   leaseTtlMs: 60_000,
+  pingIntervalMs: 10_000,
 } as const;
 
-const PING_INTERVAL_MS = 10_000;
 const HOUSEKEEPING_MS = 1_000;
 
 /**
@@ -115,7 +117,7 @@ export class ControlServer {
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
     server.#timers.push(
-      setInterval(() => server.#connections.forEach((c) => c.ping()), PING_INTERVAL_MS),
+      setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
       setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),
     );
     options.log.info({ listen: server.address, http: server.httpAddress }, 'control server listening');

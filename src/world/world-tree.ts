@@ -6,6 +6,7 @@ import { snapshotFile, type Rendered } from '../vfs/files.js';
 import { json } from '../vfs/json-document.js';
 import type { VNode } from '../vfs/node.js';
 import { DocumentCache, liveServiceFiles } from './live-files.js';
+import { derivedRoots, withDerivedRoots } from './derived-roots.js';
 import { RemoteNode, type Relay } from './remote-node.js';
 import type { SessionGrant, WorldCatalog, WorldNode } from './world-catalog.js';
 
@@ -65,7 +66,12 @@ function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, docu
   // The node's exports, relayed, when it publishes its fs service (SPEC §9 nodes/<id>/fs/<export>/).
   const fs = catalog.node(nodeId)?.services.find((s) => s.service_id === FS_SERVICE_ID);
   if (fs && exportsVisible(fs, catalog.grant)) entries.push(['fs', new RemoteNode(relay, '/fs')]);
-  return tableDirectory(entries, () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs);
+  // Services that declare mount paths outside services/ show there too (SPEC §2; §8: `mount`).
+  return withDerivedRoots(entries, {
+    roots: () => derivedRoots(nodeId, mountRootsVisible(catalog.grant) ? (connected(catalog).node(nodeId)?.services ?? []).filter((s) => visible(s, catalog.grant)) : []),
+    serviceDirectory: (serviceId) => serviceDirectory(catalog, nodeId, serviceId, relay, documents),
+    mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
+  });
 }
 
 function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, documents: DocumentCache): VNode {
@@ -122,6 +128,11 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
 export function visible(service: ServiceDescriptor, grant: SessionGrant | undefined): boolean {
   if (!grant) return true;
   return grant.actions.invoke === 'allowed' && admitsUser(service.permissions, grant.has_project_token);
+}
+
+/** SPEC §8: `mount` guards derived mount roots (each also needs its service to be visible). */
+function mountRootsVisible(grant: SessionGrant | undefined): boolean {
+  return !grant || grant.actions.mount === 'allowed';
 }
 
 /** SPEC §8: `read` guards fs/ reads in WorldFS (not `invoke`), and the fs service must admit the session. */

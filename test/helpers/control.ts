@@ -145,6 +145,8 @@ export interface ConnectOptions {
   subprotocolToken?: string;
   origin?: string;
   headers?: Record<string, string>;
+  /** false: never answer the server's pings (a peer whose link went silent). */
+  autoPong?: boolean;
 }
 
 interface Waiter {
@@ -252,7 +254,7 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<{ pe
   const headers: Record<string, string> = { ...options.headers };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   const protocols = options.subprotocolToken === undefined ? [] : [bearerSubprotocol(options.subprotocolToken)];
-  const socket = new WebSocket(url, protocols, { headers, ...(options.origin === undefined ? {} : { origin: options.origin }), handshakeTimeout: 10_000 });
+  const socket = new WebSocket(url, protocols, { headers, ...(options.origin === undefined ? {} : { origin: options.origin }), autoPong: options.autoPong ?? true, handshakeTimeout: 10_000 });
   const peer = new RawPeer(socket);
   return new Promise((resolve, reject) => {
     socket.once('open', () => resolve({ peer, status: 101 }));

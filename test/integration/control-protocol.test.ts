@@ -489,6 +489,22 @@ await t.test('HTTP: /livez, /readyz, /metrics, /metrics.json; the ws port refuse
   tt.equal((await fetch(url.replace('ws:', 'http:'))).status, 426, 'plain HTTP on the ws port: 426');
 });
 
+await t.test('--ping-interval-ms: a peer that stops answering pings is dropped after two missed pongs; one that answers stays', async (tt) => {
+  const fast = await startControl(tt, { args: ['--ping-interval-ms', '200'] });
+  const silent = await session(fast.url, { token: fast.adminToken, autoPong: false });
+  const answering = await session(fast.url, { token: fast.adminToken });
+  const started = Date.now();
+  await silent.closed;
+  const droppedAfterMs = Date.now() - started;
+  tt.ok(droppedAfterMs < 10_000, `dropped after ${droppedAfterMs} ms, long before the default 10 s interval would even ping twice`);
+  tt.ok(answering.isOpen, 'the peer that answers pings is still connected');
+  tt.same((await answering.call('control.version', { protocol: 'unified-v2' })).protocol, 'unified-v2', 'and served');
+  await answering.close();
+  const bad = await acheron(['control', '--ping-interval-ms', '0', '--data-dir', fast.dataDir]);
+  tt.equal(bad.code, 2, 'a ping interval below 50 ms is bad usage');
+  tt.match(bad.stderr, /--ping-interval-ms 0: expected a number of milliseconds, at least 50/);
+});
+
 await t.test('users read the catalog through a project session: only its nodes, only when read allows', async (tt) => {
   await bystander.call('control.project_upsert', { project_id: 'reads', mounts: [{ node_id: 'n1' }], access_policy: { actions: { read: 'open' } } });
   const user = await session(url, { token: control.userToken });
