@@ -1,24 +1,12 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import type { Principal } from './principal.js';
-
-export interface TokenEntry {
-  id: string;
-  token: string;
-  created_ms: number;
-}
-
-export interface UserTokenEntry extends TokenEntry {
-  user_id: string;
-  agent_id: string | null;
-}
-
-export interface JoinTokenEntry extends TokenEntry {
-  expires_ms: number;
-  used_ms: number | null;
-}
+import {
+  digestHex, joinStale, joinUsable, lastAdmin, newJoinEntry, newToken, newUserEntry, sameSecret, unknownToken,
+  type JoinTokenEntry, type ListedToken, type TokenEntry, type TokenStore, type UserTokenEntry,
+} from './token-store.js';
 
 /** `<data-dir>/auth_tokens.json` (mode 0600). */
 export interface TokenFile {
@@ -31,19 +19,15 @@ export interface TokenFile {
 export const TOKENS_FILE = 'auth_tokens.json';
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
-
-const newToken = (kind: string): string => `ach_${kind}_${randomBytes(24).toString('base64url')}`;
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
-const digestHex = (text: string): string => digest(text).toString('hex');
-/** Equal-length digests, so the comparison takes the same time whatever the token. */
-export const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
+/** How often a following server looks at the file's mtime (one stat). */
+const FOLLOW_POLL_MS = 1_000;
 
 /**
  * The token file, shared by the running server and the `acheron token` helpers: every change is a
- * read-modify-write under a lock file, written by atomic rename; the server notices the new file
- * and drops sessions whose token is gone.
+ * read-modify-write under a lock file, written by atomic rename; a following server notices the new
+ * file (one stat a second, and one per authentication) and drops sessions whose token is gone.
  */
-export class TokenStore {
+export class FileTokenStore implements TokenStore {
   readonly path: string;
   #data: TokenFile;
   #mtimeMs = 0;
@@ -52,16 +36,23 @@ export class TokenStore {
   #writing: Promise<void> | undefined;
   /** The digest of every join token seen in the file, so a reload or a join hashes only new tokens. */
   #joinDigests = new Map<string, string>();
+  #listeners: Array<() => void> = [];
+  #poll: NodeJS.Timeout | undefined;
+  #log: Logger | undefined;
 
-  private constructor(path: string, data: TokenFile) {
+  private constructor(path: string, data: TokenFile, log: Logger | undefined) {
     this.path = path;
     this.#data = data;
+    this.#log = log;
   }
 
-  /** Opens the store, creating the data dir and a first admin and user token if there are none. */
-  static async open(dataDir: string): Promise<TokenStore> {
+  /**
+   * Opens the store, creating the data dir and a first admin and user token if there are none.
+   * With a logger (the server), an unreadable file is logged and the tokens loaded before are kept.
+   */
+  static async open(dataDir: string, log?: Logger): Promise<FileTokenStore> {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const store = new TokenStore(join(dataDir, TOKENS_FILE), emptyFile());
+    const store = new FileTokenStore(join(dataDir, TOKENS_FILE), emptyFile(), log);
     await store.update((data) => {
       if (data.admin.length === 0) data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });
       if (data.users.length === 0) data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });
@@ -73,12 +64,14 @@ export class TokenStore {
     return this.#data;
   }
 
-  authenticate(token: string): Principal | undefined {
+  async authenticate(token: string): Promise<Principal | undefined> {
+    // Tokens made, rotated or revoked by `acheron token` a moment ago count at once (one stat).
+    await this.#reload();
     for (const entry of this.#data.admin) if (sameSecret(entry.token, token)) return { kind: 'admin', tokenId: entry.id };
     for (const entry of this.#data.users) if (sameSecret(entry.token, token)) return { kind: 'user', tokenId: entry.id, userId: entry.user_id, agentId: entry.agent_id };
     // Join tokens can be many: found by digest (a hash lookup leaks nothing about the secret).
     const entry = this.#joinByDigest().get(digestHex(token));
-    if (entry && entry.used_ms === null && entry.expires_ms > Date.now()) return { kind: 'joiner', tokenId: entry.id };
+    if (entry && joinUsable(entry)) return { kind: 'joiner', tokenId: entry.id };
     return undefined;
   }
 
@@ -108,7 +101,7 @@ export class TokenStore {
     const wanted = digestHex(token);
     await this.update((data) => {
       const entry = this.#indexJoins(data).get(wanted);
-      if (entry && entry.used_ms === null && entry.expires_ms > Date.now()) {
+      if (entry && joinUsable(entry)) {
         entry.used_ms = Date.now();
         spent = true;
       }
@@ -117,16 +110,14 @@ export class TokenStore {
   }
 
   createUser(userId: string, agentId: string | null): Promise<UserTokenEntry> {
-    const entry: UserTokenEntry = { id: `user-${userId}${agentId ? `-${agentId}` : ''}-${randomBytes(3).toString('hex')}`, token: newToken('user'), user_id: userId, agent_id: agentId, created_ms: Date.now() };
+    const entry = newUserEntry(userId, agentId);
     return this.update((data) => void data.users.push(entry)).then(() => entry);
   }
 
   createJoin(ttlMs: number): Promise<JoinTokenEntry> {
-    const now = Date.now();
-    const entry: JoinTokenEntry = { id: `join-${randomBytes(4).toString('hex')}`, token: newToken('join'), created_ms: now, expires_ms: now + ttlMs, used_ms: null };
+    const entry = newJoinEntry(ttlMs);
     return this.update((data) => {
-      // Spent and expired join tokens are kept a day for the record, then dropped.
-      data.join = data.join.filter((e) => (e.used_ms ?? e.expires_ms) > now - 86_400_000);
+      data.join = data.join.filter((e) => !joinStale(e));
       data.join.push(entry);
     }).then(() => entry);
   }
@@ -141,7 +132,7 @@ export class TokenStore {
         rotated = entry;
       }
     });
-    if (!rotated) throw new Error(`no token ${JSON.stringify(which)} (see acheron token list)`);
+    if (!rotated) throw unknownToken(which);
     return rotated;
   }
 
@@ -149,13 +140,39 @@ export class TokenStore {
     let found = false;
     await this.update((data) => {
       const before = data.admin.length + data.users.length + data.join.length;
-      if (data.admin.length === 1 && data.admin[0]?.id === id) throw new Error('refusing to revoke the last admin token (rotate it instead)');
+      if (data.admin.length === 1 && data.admin[0]?.id === id) throw lastAdmin();
       data.admin = data.admin.filter((e) => e.id !== id);
       data.users = data.users.filter((e) => e.id !== id);
       data.join = data.join.filter((e) => e.id !== id);
       found = data.admin.length + data.users.length + data.join.length < before;
     });
-    if (!found) throw new Error(`no token ${JSON.stringify(id)} (see acheron token list)`);
+    if (!found) throw unknownToken(id);
+  }
+
+  async list(): Promise<ListedToken[]> {
+    await this.reloadIfChanged();
+    const { admin, users, join: joins } = this.#data;
+    return [
+      ...admin.map((e): ListedToken => ({ id: e.id, role: 'admin', created_ms: e.created_ms, token: e.token })),
+      ...users.map((e): ListedToken => ({ id: e.id, role: 'user', created_ms: e.created_ms, user_id: e.user_id, agent_id: e.agent_id, token: e.token })),
+      ...joins.map((e): ListedToken => ({ id: e.id, role: 'join', created_ms: e.created_ms, expires_ms: e.expires_ms, used_ms: e.used_ms })),
+    ];
+  }
+
+  async follow(listener: () => void): Promise<void> {
+    this.#listeners.push(listener);
+    this.#poll ??= setInterval(() => void this.#reload(), FOLLOW_POLL_MS).unref();
+  }
+
+  isCurrent(tokenId: string, token: string): boolean {
+    // By secret, not by id: a rotation keeps the id.
+    const entry = [...this.#data.admin, ...this.#data.users].find((e) => e.id === tokenId);
+    return entry !== undefined && sameSecret(entry.token, token);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#poll);
+    this.#listeners = [];
   }
 
   /** Re-reads the file when another process changed it; true when it did. */
@@ -164,7 +181,20 @@ export class TokenStore {
     if (mtimeMs === undefined || mtimeMs === this.#mtimeMs) return false;
     this.#data = await readTokens(this.path);
     this.#mtimeMs = mtimeMs;
+    this.#changed();
     return true;
+  }
+
+  /** A reload for the server: a file it cannot read is logged, and the tokens loaded before stay. */
+  async #reload(): Promise<void> {
+    await this.reloadIfChanged().catch((error: unknown) => {
+      if (!this.#log) throw error;
+      this.#log.error({ err: error, path: this.path }, 'token file unreadable: keeping the tokens loaded before');
+    });
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
   }
 
   /**
@@ -216,6 +246,7 @@ export class TokenStore {
       const { mtimeMs } = await stat(this.path);
       this.#data = data;
       this.#mtimeMs = mtimeMs;
+      this.#changed();
       return failed;
     } finally {
       await release();

@@ -1,0 +1,71 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { AccessPolicy, ProjectMount, ProjectPayload } from '../protocol/types.gen.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { sameSecret } from './token-store.js';
+
+/**
+ * Projects (SPEC §8) behind one interface: `FileProjectStore` keeps them in a StateJournal in the
+ * data dir, `EtcdProjectStore` under `<prefix>projects/`. Reads are synchronous (policy checks run on
+ * every request) from what the store holds in memory; writes go to the store first.
+ */
+export interface ProjectStore {
+  /** The project, or `not_found` naming `/project_id`. */
+  get(projectId: string): Project;
+  find(projectId: string): Project | undefined;
+  list(): PublicProject[];
+  /** Creates or replaces a project; a given token replaces the old one, an absent one keeps it. */
+  upsert(payload: ProjectPayload): Promise<PublicProject>;
+  /** A new project token; only its hash is kept. */
+  rotateToken(projectId: string): Promise<string>;
+  delete(projectId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A project as stored: its token only as a hash. */
+export interface Project {
+  project_id: string;
+  name: string;
+  token_sha256: string | null;
+  mounts: ProjectMount[];
+  access_policy: AccessPolicy;
+  updated_ms: number;
+}
+
+export type PublicProject = Omit<Project, 'token_sha256'> & { has_token: boolean };
+
+const hash = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+export const noProject = (projectId: string): ProtocolError => new ProtocolError('not_found', `no project ${projectId}`, { field: '/project_id' });
+
+/** The project an upsert makes of `payload` over what exists: absent fields keep their values. */
+export function mergeProject(payload: ProjectPayload, existing: Project | undefined): Project {
+  return {
+    project_id: payload.project_id,
+    name: payload.name ?? existing?.name ?? payload.project_id,
+    token_sha256: payload.token === undefined ? (existing?.token_sha256 ?? null) : hash(payload.token),
+    mounts: payload.mounts ?? existing?.mounts ?? [],
+    access_policy: payload.access_policy ?? existing?.access_policy ?? {},
+    updated_ms: Date.now(),
+  };
+}
+
+/** A fresh project token, and the project that holds its hash. */
+export function withNewToken(project: Project): { token: string; project: Project } {
+  const token = `ach_project_${randomBytes(24).toString('base64url')}`;
+  return { token, project: { ...project, token_sha256: hash(token), updated_ms: Date.now() } };
+}
+
+/** Whether `token` is this project's token (constant time). */
+export function checkProjectToken(project: Project, token: string | undefined): boolean {
+  return token !== undefined && project.token_sha256 !== null && sameSecret(project.token_sha256, hash(token));
+}
+
+/** Projects as `control.project_list` gives them: sorted by id, without token hashes. */
+export function publicList(projects: Iterable<Project>): PublicProject[] {
+  return [...projects].sort((a, b) => (a.project_id < b.project_id ? -1 : 1)).map(toPublic);
+}
+
+export function toPublic(project: Project): PublicProject {
+  const { token_sha256: tokenHash, ...rest } = project;
+  return { ...rest, has_token: tokenHash !== null };
+}
