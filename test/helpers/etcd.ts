@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { EtcdConnection } from '../../src/control/etcd/connection.js';
 import { ETCD_DEFAULTS, type EtcdOptions } from '../../src/control/etcd/options.js';
-import { freePort } from './control.js';
+import { acheron, freePort, type TestStore } from './control.js';
 import type { Exit, Teardown } from './node.js';
 import { waitFor } from './process.js';
 
@@ -231,4 +231,18 @@ export async function startProxy(t: Teardown, target: string): Promise<TcpProxy>
       open = true;
     },
   };
+}
+
+/**
+ * The etcd store of a cluster for `acheron control`/`acheron token` (its own key prefix), with a
+ * first admin and user token made by `acheron token rotate` (etcd keeps no secrets to list).
+ */
+export async function etcdStore(cluster: EtcdCluster, prefix = `/acheron-${randomBytes(3).toString('hex')}/`): Promise<TestStore> {
+  const args = ['--store', 'etcd', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', prefix];
+  const secret = async (which: string): Promise<string> => {
+    const r = await acheron(['token', 'rotate', which, ...args, '--json']);
+    if (r.code !== 0) throw new Error(`acheron token rotate ${which}: ${r.stderr.trim()}`);
+    return (JSON.parse(r.stdout) as { token: string }).token;
+  };
+  return { args, adminToken: await secret('admin'), userToken: await secret('user') };
 }

@@ -12,7 +12,8 @@ export function storeUnavailable(error: unknown, what: string, write: boolean): 
   return new ProtocolError('unavailable', `control store (etcd): ${what} failed: ${reason}${write ? '; it may or may not have been applied, read before retrying' : ''}`, { cause: error });
 }
 
-/** The first line of an error's message (gRPC details can span lines). */
+/** The first line of an error's message (gRPC details can span lines), without grpc-js's empty "Resolution note:". */
 export function describe(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+  const line = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+  return line.replace(/\s*Resolution note:\s*$/, '').trim();
 }

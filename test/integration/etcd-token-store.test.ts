@@ -1,0 +1,52 @@
+// EtcdTokenStore in process against real etcd, two stores (two servers) on one prefix: a join
+// token spent by both at once is spent once; two concurrent revocations cannot remove the last
+// admin token; `rotate admin` makes the first admin token; a token made on one store authenticates
+// on the other at once and, once revoked there, at once no more; a following store is told.
+import t from 'tap';
+import { EtcdTokenStore } from '../../src/control/etcd/etcd-token-store.js';
+import { openEtcd, startEtcd } from '../helpers/etcd.js';
+import { waitFor } from '../helpers/process.js';
+
+const cluster = await startEtcd(t);
+const stores = async (prefix: string): Promise<[EtcdTokenStore, EtcdTokenStore]> => {
+  const [one, two] = [new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix })), new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix }))];
+  t.teardown(async () => void (await Promise.all([one.close(), two.close()])));
+  return [one, two];
+};
+
+t.test('a join token spent on two servers at once is spent once', async (t) => {
+  const [one, two] = await stores('/join/');
+  const tokens = await Promise.all(Array.from({ length: 10 }, () => one.createJoin(60_000)));
+  for (const { token } of tokens) {
+    const spent = await Promise.all([one.consumeJoin(token), two.consumeJoin(token), one.consumeJoin(token), two.consumeJoin(token)]);
+    t.equal(spent.filter(Boolean).length, 1, 'exactly one spender');
+  }
+  t.equal(await two.authenticate(tokens[0]?.token ?? ''), undefined, 'a spent join token no longer authenticates');
+});
+
+t.test('rotate admin makes the first admin token; the last admin token cannot be revoked', async (t) => {
+  const [one, two] = await stores('/admins/');
+  const first = await one.rotate('admin');
+  t.equal(first.id, 'admin', 'the first admin token, id admin');
+  t.same(await two.authenticate(first.token), { kind: 'admin', tokenId: 'admin' }, 'it authenticates on the other store');
+  const again = await two.rotate('admin');
+  t.equal(again.id, 'admin', 'rotating it again keeps the id');
+  t.equal(await one.authenticate(first.token), undefined, 'the old secret is gone');
+  await t.rejects(two.revoke('admin'), { message: 'refusing to revoke the last admin token (rotate it instead)' });
+  await t.rejects(two.revoke('nobody'), { message: 'no token "nobody" (see acheron token list)' });
+  t.same((await one.list()).map((e) => [e.id, e.role]), [['admin', 'admin']], 'one admin token, listed without its secret');
+});
+
+t.test('a token made on one store counts on the other at once; revoked, at once no more; a follower is told', async (t) => {
+  const [one, two] = await stores('/users/');
+  let told = 0;
+  await two.follow(() => told++);
+  const made = await one.createUser('u', 'agent');
+  t.same(await two.authenticate(made.token), { kind: 'user', tokenId: made.id, userId: 'u', agentId: 'agent' }, 'authenticates on the other store at once');
+  await waitFor(() => two.isCurrent(made.id, made.token), { what: 'the follower to hold the new token' });
+  t.notOk(two.isCurrent(made.id, 'ach_user_wrong'), 'another secret is not current');
+  await one.revoke(made.id);
+  t.equal(await two.authenticate(made.token), undefined, 'refused on the other store at once');
+  await waitFor(() => !two.isCurrent(made.id, made.token), { what: 'the follower to drop it' });
+  t.ok(told >= 2, `the follower was told of both changes (${told})`);
+});
