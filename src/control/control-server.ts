@@ -122,7 +122,7 @@ export class ControlServer {
     const catalog = await Catalog.open(join(options.dataDir, 'catalog.journal'), events, { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, log: options.log.child({ component: 'catalog' }) });
     const server = new ControlServer(options, catalog, store, events);
     // A token revoked or rotated anywhere ends its sessions here.
-    await store.tokens.follow(() => server.#dropRevoked());
+    await store.tokens.follow(() => void server.#dropRevoked());
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
     server.#timers.push(
@@ -244,13 +244,13 @@ export class ControlServer {
   }
 
   /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
-  #dropRevoked(): void {
-    for (const connection of this.#connections) {
+  async #dropRevoked(): Promise<void> {
+    await Promise.all([...this.#connections].map(async (connection) => {
       const p = connection.principal;
-      if (p.kind !== 'admin' && p.kind !== 'user') continue;
+      if (p.kind !== 'admin' && p.kind !== 'user') return;
       const used = this.#tokenOf.get(connection);
-      if (used === undefined || !this.tokens.isCurrent(p.tokenId, used)) connection.socket.close(4001, 'token revoked or rotated');
-    }
+      if (used === undefined || !(await this.tokens.isCurrent(p.tokenId, used))) connection.socket.close(4001, 'token revoked or rotated');
+    }));
   }
 
   async #serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {

@@ -164,7 +164,7 @@ export class FileTokenStore implements TokenStore {
     this.#poll ??= setInterval(() => void this.#reload(), FOLLOW_POLL_MS).unref();
   }
 
-  isCurrent(tokenId: string, token: string): boolean {
+  async isCurrent(tokenId: string, token: string): Promise<boolean> {
     // By secret, not by id: a rotation keeps the id.
     const entry = [...this.#data.admin, ...this.#data.users].find((e) => e.id === tokenId);
     return entry !== undefined && sameSecret(entry.token, token);

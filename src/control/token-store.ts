@@ -24,8 +24,11 @@ export interface TokenStore {
    * A server follows its store so that a revoked or rotated token ends its sessions (`isCurrent`).
    */
   follow(listener: () => void): Promise<void>;
-  /** After `follow`: whether a session opened with `token`, authenticated as `tokenId`, may go on. */
-  isCurrent(tokenId: string, token: string): boolean;
+  /**
+   * After `follow`: whether a session opened with `token`, authenticated as `tokenId`, may go on.
+   * Before saying no, a store whose copy may lag (etcd) reads the token to make sure.
+   */
+  isCurrent(tokenId: string, token: string): Promise<boolean>;
   close(): Promise<void>;
 }
 

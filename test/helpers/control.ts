@@ -253,6 +253,14 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<{ pe
   });
 }
 
+/** Sends a request again and again (every 50 ms) until it succeeds: its reply frame. */
+export function eventually(peer: RawPeer, type: string, payload: unknown, what: string, timeoutMs = 30_000): Promise<Frame> {
+  return waitFor(async () => {
+    const frame = await peer.request(type, payload);
+    return frame.ok === true ? frame : undefined;
+  }, { what, timeoutMs });
+}
+
 /** Connects and says `control.version`: a session ready for requests. */
 export async function session(url: string, options: ConnectOptions): Promise<RawPeer> {
   const opened = await connect(url, options);

@@ -1,10 +1,11 @@
 // EtcdTokenStore in process against real etcd, two stores (two servers) on one prefix: a join
-// token spent by both at once is spent once; two concurrent revocations cannot remove the last
-// admin token; `rotate admin` makes the first admin token; a token made on one store authenticates
-// on the other at once and, once revoked there, at once no more; a following store is told.
+// token spent by both at once is spent once; `rotate admin` makes the first admin token and the
+// last admin token cannot be revoked; a token made on one store authenticates
+// on the other at once and, once revoked there, at once no more; a following store is told; while
+// a follower's copy lags (the member serving its watch hangs), a read keeps a new token's session.
 import t from 'tap';
 import { EtcdTokenStore } from '../../src/control/etcd/etcd-token-store.js';
-import { openEtcd, startEtcd } from '../helpers/etcd.js';
+import { memberGauge, openEtcd, startEtcd } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/process.js';
 
 const cluster = await startEtcd(t);
@@ -43,10 +44,31 @@ t.test('a token made on one store counts on the other at once; revoked, at once 
   await two.follow(() => told++);
   const made = await one.createUser('u', 'agent');
   t.same(await two.authenticate(made.token), { kind: 'user', tokenId: made.id, userId: 'u', agentId: 'agent' }, 'authenticates on the other store at once');
-  await waitFor(() => two.isCurrent(made.id, made.token), { what: 'the follower to hold the new token' });
-  t.notOk(two.isCurrent(made.id, 'ach_user_wrong'), 'another secret is not current');
+  t.ok(await two.isCurrent(made.id, made.token), 'its session is current there');
+  t.notOk(await two.isCurrent(made.id, 'ach_user_wrong'), 'another secret is not current');
   await one.revoke(made.id);
   t.equal(await two.authenticate(made.token), undefined, 'refused on the other store at once');
-  await waitFor(() => !two.isCurrent(made.id, made.token), { what: 'the follower to drop it' });
+  await waitFor(async () => !(await two.isCurrent(made.id, made.token)), { what: 'the follower to drop it' });
   t.ok(told >= 2, `the follower was told of both changes (${told})`);
+});
+
+t.test('while a follower\'s copy lags, a new token\'s session is not taken for revoked: a read decides', async (t) => {
+  const trio = await startEtcd(t, { members: 3 });
+  const [one, two] = [new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' })), new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' }))];
+  t.teardown(async () => void (await Promise.all([one.close(), two.close()])));
+  let told = 0;
+  await two.follow(() => told++);
+  // Only `two` watches: the member with a watch stream serves it. Stopped, it leaves the watch silent.
+  const serving = await waitFor(async () => {
+    const streams = await Promise.all(trio.members.map((m) => memberGauge(m, 'etcd_debugging_mvcc_watch_stream_total')));
+    return trio.members.find((_m, i) => (streams[i] ?? 0) > 0);
+  }, { what: 'the member serving the watch' });
+  serving.pause();
+  t.teardown(() => serving.resume());
+  const made = await one.createUser('w', null);
+  t.ok(await two.isCurrent(made.id, made.token), 'current, by a read on another member');
+  t.notOk(await two.isCurrent(made.id, 'ach_user_wrong'), 'another secret is still not current');
+  t.equal(told, 0, 'the follower\'s copy had not seen the new token (the case under test)');
+  serving.resume();
+  await waitFor(() => told > 0, { what: 'the follower to catch up', timeoutMs: 30_000 });
 });

@@ -3,7 +3,7 @@
 // their sessions, and a project made through one server after the failover reaches the other (its
 // watch moved to a surviving member).
 import t from 'tap';
-import { acheron, connect, session, startControl, type RawPeer } from '../helpers/control.js';
+import { acheron, connect, eventually, session, startControl, type RawPeer } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { waitFor, type ShResult } from '../helpers/process.js';
 
@@ -34,16 +34,10 @@ t.test('the etcd leader killed: a revocation and a project still reach both serv
     t.equal(closed?.code, 4001, 'its session is closed with 4001');
   }
 
-  const upserted = await waitFor(async () => {
-    const frame = await admin.request('control.project_upsert', { project_id: 'after-failover' });
-    return frame.ok === true ? frame : undefined;
-  }, { what: 'a project write after the failover', timeoutMs: 60_000, intervalMs: 500 });
+  const upserted = await eventually(admin, 'control.project_upsert', { project_id: 'after-failover' }, 'a project write after the failover', 60_000);
   t.equal(upserted.ok, true, 'writes resume');
   const onB = await session(b.url, { token: store.adminToken });
-  const seen = await waitFor(async () => {
-    const frame = await onB.request('control.project_get', { project_id: 'after-failover' });
-    return frame.ok === true ? frame : undefined;
-  }, { what: 'the other server to see it', timeoutMs: 30_000 });
+  const seen = await eventually(onB, 'control.project_get', { project_id: 'after-failover' }, 'the other server to see it');
   t.equal(seen.ok, true, 'the other server sees it');
   await Promise.all([admin.close(), onB.close()]);
 });

@@ -4,7 +4,7 @@
 // etcd is back. (Unreachable at start: store-etcd-start.test.ts.)
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import { acheron, connect, session, startControl } from '../helpers/control.js';
+import { acheron, connect, eventually, session, startControl } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { sh, waitFor } from '../helpers/process.js';
 
@@ -52,16 +52,10 @@ await t.test('etcd lost while running: writes answer unavailable, /readyz fails,
 
   member.start();
   await waitFor(async () => (await fetch(`${a.httpUrl}/readyz`)).status === 200, { what: '/readyz after etcd is back', timeoutMs: 60_000 });
-  const upsert = await waitFor(async () => {
-    const frame = await admin.request('control.project_upsert', { project_id: 'after' });
-    return frame.ok === true ? frame : undefined;
-  }, { what: 'a write after etcd is back', timeoutMs: 30_000 });
+  const upsert = await eventually(admin, 'control.project_upsert', { project_id: 'after' }, 'a write after etcd is back');
   tt.equal(upsert.ok, true, 'writes work again');
   const onB = await session(b.url, { token: store.adminToken });
-  const seen = await waitFor(async () => {
-    const frame = await onB.request('control.project_get', { project_id: 'after' });
-    return frame.ok === true ? frame : undefined;
-  }, { what: 'the other server to see it', timeoutMs: 30_000 });
+  const seen = await eventually(onB, 'control.project_get', { project_id: 'after' }, 'the other server to see it');
   tt.equal(seen.ok, true, 'the other server\'s watch resumed and sees the write');
   await Promise.all([admin.close(), onB.close()]);
 });

@@ -8,15 +8,7 @@ import { commitGuarded, storedObject, transact, type TxnRead, type Write } from 
 import { PrefixMirror } from './prefix-mirror.js';
 
 /** A token as etcd keeps it: everything but the secret, which only its SHA-256 (the key) stands for. */
-interface StoredToken {
-  id: string;
-  role: TokenRole;
-  created_ms: number;
-  user_id?: string;
-  agent_id?: string | null;
-  expires_ms?: number;
-  used_ms?: number | null;
-}
+type StoredToken = Omit<ListedToken, 'token'>;
 
 const TOKENS = 'tokens/';
 const TOKEN_IDS = 'token-ids/';
@@ -151,9 +143,13 @@ export class EtcdTokenStore implements TokenStore {
     });
   }
 
-  isCurrent(tokenId: string, token: string): boolean {
+  async isCurrent(tokenId: string, token: string): Promise<boolean> {
     if (!this.#mirror) throw new Error('EtcdTokenStore.isCurrent before follow()');
-    return this.#mirror.get(digestHex(token))?.id === tokenId;
+    if (this.#mirror.get(digestHex(token))?.id === tokenId) return true;
+    // The mirror may not yet hold a token made a moment ago through another server: a read decides.
+    // When etcd cannot answer (the connection logs why), the mirror's word stands.
+    const principal = await this.authenticate(token).catch(() => undefined);
+    return principal !== undefined && principal.kind !== 'node' && principal.tokenId === tokenId;
   }
 
   async close(): Promise<void> {

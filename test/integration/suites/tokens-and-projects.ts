@@ -4,9 +4,8 @@
 // once: a token made or revoked anywhere holds on every server, a revoked or rotated token's
 // sessions end on every server, a join token is spent once across servers, projects are shared.
 import type { Test } from 'tap';
-import { connect, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
+import { acheron, connect, eventually, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
 import { waitFor, type ShResult } from '../../helpers/process.js';
-import { acheron } from '../../helpers/control.js';
 
 export interface StoreEnv {
   /** Servers on one store (a single one for the file store). */
@@ -113,20 +112,14 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const adminA = await session(a.url, { token: env.adminToken });
     const adminB = await session(b.url, { token: env.adminToken });
     await adminA.call('control.project_upsert', { project_id: 'shared', name: 'Shared', mounts: [{ node_id: 'n9' }], access_policy: { actions: { read: 'open' } } });
-    const got = await waitFor(async () => {
-      const frame = await adminB.request('control.project_get', { project_id: 'shared' });
-      return frame.ok === true ? frame.payload as { name: string; has_token: boolean } : undefined;
-    }, { what: 'the project on the other server', timeoutMs: 5_000 });
-    tt.match(got, { name: 'Shared', has_token: false }, 'made on one server, read on the other');
+    const got = await eventually(adminB, 'control.project_get', { project_id: 'shared' }, 'the project on the other server', 5_000);
+    tt.match(got.payload, { name: 'Shared', has_token: false }, 'made on one server, read on the other');
 
     const rotated = await acheron(['project', 'rotate-token', 'shared', '--control-url', b.url, '--token', env.adminToken, '--json']);
     tt.equal(rotated.code, 0, rotated.stderr);
     const { token } = JSON.parse(rotated.stdout) as { token: string };
     const user = await session(a.url, { token: env.userToken });
-    const attached = await waitFor(async () => {
-      const frame = await user.request('control.session_attach', { project_id: 'shared', project_token: token });
-      return frame.ok === true ? frame : undefined;
-    }, { what: 'the rotated project token on the other server', timeoutMs: 5_000 });
+    const attached = await eventually(user, 'control.session_attach', { project_id: 'shared', project_token: token }, 'the rotated project token on the other server', 5_000);
     tt.equal(attached.ok, true, 'a project token rotated through one server works on the other');
     expectError(tt, await user.request('control.session_attach', { project_id: 'shared', project_token: 'ach_project_wrong' }), 'unauthorized', '/project_token', 'a wrong project token');
 
