@@ -57,9 +57,6 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     tt.ok(other.isOpen, 'other sessions stay');
     tt.equal(await principal(other), 'user', 'and are served');
     await other.close();
-    const revokedAgain = await env.token(['revoke', entry.id]);
-    tt.equal(revokedAgain.code, 2, 'revoking it again: a usage error');
-    tt.match(revokedAgain.stderr, /no token "user-alice-bot-[0-9a-f]+"/, 'naming the id');
   },
 
   'a rotated token: the old secret stops working everywhere, also for its open sessions': async (tt, env) => {
@@ -123,8 +120,8 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     tt.equal(attached.ok, true, 'a project token rotated through one server works on the other');
     expectError(tt, await user.request('control.session_attach', { project_id: 'shared', project_token: 'ach_project_wrong' }), 'unauthorized', '/project_token', 'a wrong project token');
 
-    const listed = await acheron(['project', 'list', '--control-url', a.url, '--token', env.adminToken, '--json']);
-    tt.ok((JSON.parse(listed.stdout) as { projects: Array<{ project_id: string; has_token: boolean }> }).projects.some((p) => p.project_id === 'shared' && p.has_token), 'acheron project list sees it with its token');
+    const { projects } = await adminA.call<{ projects: Array<{ project_id: string; has_token: boolean }> }>('control.project_list');
+    tt.ok(projects.some((p) => p.project_id === 'shared' && p.has_token), 'listed with its token');
 
     await adminB.call('control.project_delete', { project_id: 'shared' });
     const gone = await waitFor(async () => {
