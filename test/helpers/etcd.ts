@@ -155,7 +155,11 @@ function member(name: string, clientUrl: string, peerUrl: string, dataDir: strin
       if (this.isRunning) return;
       // Appended across restarts; a synchronous open so the member exists when start() returns.
       const log = openSync(logFile, 'a');
-      const proc = spawn('etcd', args, { stdio: ['ignore', 'ignore', log], detached: true });
+      // A watchdog beside it: when the test process dies without its teardown (tap's file timeout
+      // kills it), the pipe on stdin closes and the member is killed, never left running. (sh gives
+      // a background job /dev/null as stdin unless told otherwise: hence fd 3.)
+      const watchdog = 'exec 3<&0; (cat <&3 > /dev/null; kill -9 $$) & exec etcd "$@" 3<&-';
+      const proc = spawn('sh', ['-c', watchdog, 'etcd', ...args], { stdio: ['pipe', 'ignore', log], detached: true });
       closeSync(log);
       child = proc;
       gone = false;
