@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TokenStore } from '../../src/control/token-store.js';
+import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { ACHERON, isMounted, REPO } from '../../test/helpers/node.js';
 import { q, sh, waitFor } from '../../test/helpers/process.js';
@@ -168,7 +168,7 @@ export class OwnFleet implements Fleet {
     await waitFor(async () => control.gone || (await fetch(`http://127.0.0.1:${HTTP_PORT}/livez`)).ok, { what: 'the control server', timeoutMs: 60_000, intervalMs: 100 });
     if (control.gone) throw new Error(`acheron control exited: ${control.stderr}`);
     // Tokens the way `acheron token` makes them (file lock, atomic rename; the server notices).
-    const tokens = await TokenStore.open(dataDir);
+    const tokens = await FileTokenStore.open(dataDir);
     const adminToken = tokens.data.admin[0]?.token as string;
     const tokenFile = join(runDir, 'admin-token');
     await writeFile(tokenFile, `${adminToken}\n`, { mode: 0o600 });

@@ -3,8 +3,9 @@ import { CONTROL_DEFAULTS, ControlServer, parseHostPort } from '../control/contr
 import { loadSchemas } from '../protocol/schemas.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
+import { STORE_OPTIONS, etcdOptionsFrom, type StoreArgs } from './store-options.js';
 
-export interface ControlArgs {
+export interface ControlArgs extends StoreArgs {
   listen: string;
   'http-listen': string;
   'data-dir': string;
@@ -29,11 +30,12 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   }
   if (!(args['ping-interval-ms'] >= 50)) throw new UsageError(`--ping-interval-ms ${args['ping-interval-ms']}: expected a number of milliseconds, at least 50`);
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
+  const etcd = etcdOptionsFrom(args);
   const tls = args['tls-cert'] && args['tls-key'] ? { cert: await readFile(args['tls-cert']), key: await readFile(args['tls-key']) } : undefined;
   const log = createLogger({ level: args['log-level'], file: args['log-file'] });
   const server = await ControlServer.start({
     listen, httpListen, dataDir: args['data-dir'], offlineGraceMs: args['offline-grace-ms'], leaseTtlMs: args['lease-ttl-ms'], pingIntervalMs: args['ping-interval-ms'],
-    log, schemas: await loadSchemas(), ...(tls ? { tls } : {}),
+    log, schemas: await loadSchemas(), ...(tls ? { tls } : {}), etcd,
   });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -47,7 +49,7 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
 export const CONTROL_OPTIONS = {
   listen: { type: 'string', default: CONTROL_DEFAULTS.listen, describe: 'WebSocket listener host:port' },
   'http-listen': { type: 'string', default: CONTROL_DEFAULTS.httpListen, describe: 'HTTP listener (metrics, health, debug page)' },
-  'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir, describe: 'catalog, tokens and event history' },
+  'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir, describe: 'catalog and event history; tokens and projects too with --store file' },
   'offline-grace-ms': { type: 'number', default: CONTROL_DEFAULTS.offlineGraceMs, describe: 'a node whose tunnel stays closed this long turns offline' },
   'lease-ttl-ms': { type: 'number', default: CONTROL_DEFAULTS.leaseTtlMs, describe: 'node lease; nodes refresh every third of it' },
   'ping-interval-ms': { type: 'number', default: CONTROL_DEFAULTS.pingIntervalMs, describe: 'ping every peer this often; one that missed two pongs is dropped (shorter: a silent link is noticed sooner, e.g. in tests)' },
@@ -55,4 +57,5 @@ export const CONTROL_OPTIONS = {
   'tls-key': { type: 'string', describe: 'PEM key' },
   'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
   'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
+  ...STORE_OPTIONS,
 } as const;

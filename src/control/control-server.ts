@@ -11,8 +11,10 @@ import { ControlConnection } from './connection.js';
 import { EventLog } from './event-log.js';
 import { ControlMetrics } from './metrics.js';
 import type { Principal } from './principal.js';
-import { ProjectStore } from './projects.js';
-import { sameSecret, TokenStore } from './token-store.js';
+import type { ProjectStore } from './projects.js';
+import type { TokenStore } from './token-store.js';
+import { openControlStore, type ControlStore } from './control-store.js';
+import type { EtcdOptions } from './etcd/options.js';
 import { WatchHub } from './watch-hub.js';
 import { RelayHub, relaySession } from './relay-hub.js';
 import { RelayPolicy } from './relay-policy.js';
@@ -38,6 +40,8 @@ export interface ControlServerOptions {
   /** Event history settings; defaults from the ACHERON_NODE_SERVICE_EVENT_LOG_* variables. */
   eventLog?: { ringCapacity?: number; rotateMaxBytes?: number; archiveKeep?: number };
   watchPolicy?: WatchPolicy;
+  /** Tokens and projects in etcd (shared by every server on it) instead of the data dir. */
+  etcd?: EtcdOptions | undefined;
 }
 
 export const CONTROL_DEFAULTS = {
@@ -57,6 +61,7 @@ const HOUSEKEEPING_MS = 1_000;
  */
 export class ControlServer {
   readonly catalog: Catalog;
+  readonly store: ControlStore;
   readonly tokens: TokenStore;
   readonly metrics: ControlMetrics;
   readonly events: EventLog;
@@ -76,18 +81,19 @@ export class ControlServer {
   #timers: NodeJS.Timeout[] = [];
   #watchPolicy: WatchPolicy;
 
-  private constructor(options: ControlServerOptions, catalog: Catalog, tokens: TokenStore, events: EventLog, projects: ProjectStore) {
-    this.projects = projects;
+  private constructor(options: ControlServerOptions, catalog: Catalog, store: ControlStore, events: EventLog) {
+    this.store = store;
+    this.tokens = store.tokens;
+    this.projects = store.projects;
     this.#options = options;
     this.#watchPolicy = options.watchPolicy ?? watchPolicyFromEnv();
     this.#log = options.log;
     this.catalog = catalog;
-    this.tokens = tokens;
     this.events = events;
     this.metrics = new ControlMetrics(catalog, events);
     this.watches = new WatchHub(events, this.metrics);
     this.relays = new RelayHub(this.metrics);
-    this.relayPolicy = new RelayPolicy(catalog, projects, events);
+    this.relayPolicy = new RelayPolicy(catalog, store.projects, events);
     const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
     this.#ws = create();
     this.#http = create();
@@ -109,11 +115,14 @@ export class ControlServer {
   }
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
-    const tokens = await TokenStore.open(options.dataDir);
+    // First: with etcd unreachable the server stops here, with an error naming the endpoints.
+    const store = await openControlStore({ dataDir: options.dataDir, etcd: options.etcd }, options.log);
+    options.log.info({ tokens_and_projects: store.description, catalog_and_events: options.dataDir }, `control store: tokens and projects in ${store.description}; catalog and events in the data dir ${options.dataDir}`);
     const events = await EventLog.open({ dir: options.dataDir, log: options.log.child({ component: 'events' }), ...eventLogFromEnv(), ...options.eventLog });
     const catalog = await Catalog.open(join(options.dataDir, 'catalog.journal'), events, { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, log: options.log.child({ component: 'catalog' }) });
-    const projects = await ProjectStore.open(join(options.dataDir, 'projects.journal'), options.log.child({ component: 'projects' }));
-    const server = new ControlServer(options, catalog, tokens, events, projects);
+    const server = new ControlServer(options, catalog, store, events);
+    // A token revoked or rotated anywhere ends its sessions here.
+    await store.tokens.follow(() => void server.#dropRevoked());
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
     server.#timers.push(
@@ -142,10 +151,10 @@ export class ControlServer {
     // The log first: archiving a rotated file may still need the catalog's checkpoint.
     await this.events.close();
     await this.catalog.close();
-    await this.projects.close();
+    await this.store.close();
   }
 
-  #authenticate(request: IncomingMessage): { principal?: Principal; viaSubprotocol: boolean; token?: string } {
+  async #authenticate(request: IncomingMessage): Promise<{ principal?: Principal; viaSubprotocol: boolean; token?: string }> {
     const header = request.headers.authorization;
     let token: string | undefined;
     let viaSubprotocol = false;
@@ -164,7 +173,7 @@ export class ControlServer {
       const [, nodeId, secret] = node as unknown as [string, string, string];
       return { principal: this.catalog.verifyNode(nodeId, secret) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
     }
-    const principal = this.tokens.authenticate(token);
+    const principal = await this.tokens.authenticate(token);
     return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
   }
 
@@ -184,9 +193,16 @@ export class ControlServer {
   }
 
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-    // Tokens made, rotated or revoked by `acheron token` a moment ago count at once (one stat).
-    await this.tokens.reloadIfChanged().catch((error: unknown) => this.#log.error({ err: error }, 'token file unreadable: keeping the tokens loaded before'));
-    const { principal, viaSubprotocol, token } = this.#authenticate(request);
+    let authenticated;
+    try {
+      authenticated = await this.#authenticate(request);
+    } catch (error) {
+      // The store could not say (etcd down): neither a refusal of the token nor an acceptance.
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      this.#log.warn({ err: error, remote: socket.remoteAddress }, 'could not check a token: answered 503');
+      return;
+    }
+    const { principal, viaSubprotocol, token } = authenticated;
     // Browsers authenticate by subprotocol: only pages this server serves may use it (SPEC §6).
     const originOk = !viaSubprotocol || this.#ownOrigin(request.headers.origin, request.headers.host);
     if (!principal || !originOk) {
@@ -222,25 +238,19 @@ export class ControlServer {
   async #housekeeping(): Promise<void> {
     try {
       await this.catalog.expireLeases();
-      // Every tick, not only when this tick reloaded: an upgrade or a join may have loaded the change.
-      await this.tokens.reloadIfChanged();
-      this.#dropRevoked();
     } catch (error) {
       this.#log.error({ err: error }, 'housekeeping failed');
     }
   }
 
-  /** A token revoked or rotated by `acheron token` ends the sessions that used it. */
-  #dropRevoked(): void {
-    // By secret, not by id: a rotation keeps the id.
-    const live = new Map([...this.tokens.data.admin, ...this.tokens.data.users].map((e) => [e.id, e.token]));
-    for (const connection of this.#connections) {
+  /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
+  async #dropRevoked(): Promise<void> {
+    await Promise.all([...this.#connections].map(async (connection) => {
       const p = connection.principal;
-      if (p.kind !== 'admin' && p.kind !== 'user') continue;
-      const current = live.get(p.tokenId);
+      if (p.kind !== 'admin' && p.kind !== 'user') return;
       const used = this.#tokenOf.get(connection);
-      if (current === undefined || used === undefined || !sameSecret(current, used)) connection.socket.close(4001, 'token revoked or rotated');
-    }
+      if (used === undefined || !(await this.tokens.isCurrent(p.tokenId, used))) connection.socket.close(4001, 'token revoked or rotated');
+    }));
   }
 
   async #serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -249,8 +259,10 @@ export class ControlServer {
     switch (path) {
       case '/livez':
         return send(200, 'text/plain', 'ok\n');
-      case '/readyz':
-        return send(200, 'text/plain', 'ready\n');
+      case '/readyz': {
+        const problem = await this.store.problem();
+        return problem === undefined ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${problem}\n`);
+      }
       case '/metrics':
         return send(200, this.metrics.registry.contentType, await this.metrics.registry.metrics());
       case '/metrics.json':

@@ -13,7 +13,7 @@ import { incomingServices, type IncomingService } from './upsert-frame.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
-import { toPublic, type Project, type ProjectStore } from './projects.js';
+import { checkProjectToken, toPublic, type Project, type ProjectStore } from './projects.js';
 
 export interface OpContext {
   principal: Principal;
@@ -169,7 +169,7 @@ export const OPS: Record<string, Op<never>> = {
   }),
   'control.session_attach': op<SessionAttachPayload>('session_attach', ['user', 'admin'], async (context, payload) => {
     const project = context.projects.get(payload.project_id);
-    if (payload.project_token !== undefined && !context.projects.checkToken(project, payload.project_token)) {
+    if (payload.project_token !== undefined && !checkProjectToken(project, payload.project_token)) {
       throw new ProtocolError('unauthorized', `wrong project token for ${payload.project_id}`, { field: '/project_token' });
     }
     const session: ProjectSession = { projectId: project.project_id, hasProjectToken: payload.project_token !== undefined };

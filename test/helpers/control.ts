@@ -71,11 +71,18 @@ export async function listTokens(dataDir: string): Promise<TokenList> {
  * Starts `acheron control` as a child process (its own process group) on two free loopback ports
  * and waits for /livez. Teardown kills it, also when the test failed.
  */
-export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number } } = {}): Promise<RunningControl> {
+/** A store other than the data dir (etcd): the options naming it, and tokens made in it for the tests. */
+export interface TestStore {
+  args: string[];
+  adminToken: string;
+  userToken: string;
+}
+
+export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore } = {}): Promise<RunningControl> {
   const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
   const ports = options.ports ?? { ws: await freePort(), http: await freePort() };
   const logFile = `${dataDir}.log`;
-  const args = [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
+  const args = [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-file', logFile, '--log-level', 'debug', ...(options.store?.args ?? []), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -96,9 +103,9 @@ export async function startControl(t: Teardown, options: { args?: string[]; data
   const httpUrl = `http://127.0.0.1:${ports.http}`;
   await waitFor(async () => gone || (await fetch(`${httpUrl}/livez`)).ok, { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);
-  const tokens = await listTokens(dataDir);
+  const tokens = options.store ?? await listTokens(dataDir);
   const control: RunningControl = {
-    url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: tokens.admin, userToken: tokens.user, child, exited,
+    url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: 'adminToken' in tokens ? tokens.adminToken : tokens.admin, userToken: 'userToken' in tokens ? tokens.userToken : tokens.user, child, exited,
     stop: () => signal('SIGTERM', false),
     kill9: () => signal('SIGKILL', true),
     restart: async () => {
@@ -265,6 +272,14 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<{ pe
     });
     socket.once('error', (error) => reject(error));
   });
+}
+
+/** Sends a request again and again (every 50 ms) until it succeeds: its reply frame. */
+export function eventually(peer: RawPeer, type: string, payload: unknown, what: string, timeoutMs = 30_000): Promise<Frame> {
+  return waitFor(async () => {
+    const frame = await peer.request(type, payload);
+    return frame.ok === true ? frame : undefined;
+  }, { what, timeoutMs });
 }
 
 /** Connects and says `control.version`: a session ready for requests. */

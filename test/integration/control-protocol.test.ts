@@ -1,7 +1,8 @@
 // SPEC §6 control protocol against a live `acheron control` (real ws, no mocks): the version
 // handshake, every op's happy path, every error code this server can give (with the field it
-// names), auth (header, browser subprotocol + Origin, node credentials, join tokens, revocation by
-// the token CLI), frame caps; and after every bad client the server keeps serving the others.
+// names), auth (header, browser subprotocol + Origin, node credentials; join tokens, revocation and
+// rotation by the token CLI are in suites/tokens-and-projects.ts, run by store-file.test.ts), frame
+// caps; and after every bad client the server keeps serving the others.
 import t, { type Test } from 'tap';
 import { serviceHash } from '../../src/control/delta.js';
 import { applyDefaults } from '../../src/manifest/index.js';
@@ -68,10 +69,6 @@ async function joinNode(nodeId: string): Promise<{ peer: RawPeer; secret: string
   const joined = await peer.call<Joined>('control.node_join', { join_token: token, node_id: nodeId });
   return { peer, secret: joined.node_secret };
 }
-
-/** How the peer's connection closed, or undefined when it is still open after `ms`. */
-const closedWithin = (peer: RawPeer, ms: number): Promise<{ code: number } | undefined> =>
-  Promise.race([peer.closed, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref())]);
 
 const nodeSession = (nodeId: string, secret: string): Promise<RawPeer> => session(url, { token: `node.${nodeId}.${secret}` });
 
@@ -327,30 +324,6 @@ await t.test('unauthorized: a bad or missing token gets HTTP 401 and nothing els
   await stillServes(tt);
 });
 
-await t.test('unauthorized: join tokens are single-use and expire', async (tt) => {
-  const used = await joinToken(control.dataDir);
-  const first = await session(url, { token: used });
-  const second = await session(url, { token: used });
-  await first.call('control.node_join', { join_token: used, node_id: 'race-1' });
-  expectError(tt, await second.request('control.node_join', { join_token: used, node_id: 'race-2' }), 'unauthorized', '/join_token', 'the second join with the same token');
-  expectError(tt, await second.request('control.node_list'), 'forbidden', undefined, 'the refused joiner is still only a joiner');
-  tt.equal((await connect(url, { token: used })).status, 401, 'a used join token is refused at the upgrade');
-
-  const fresh = await joinToken(control.dataDir);
-  const expired = await joinToken(control.dataDir, 1);
-  const peer = await session(url, { token: fresh });
-  expectError(tt, await peer.request('control.node_join', { join_token: used, node_id: 'reuse' }), 'unauthorized', '/join_token', 'a used join token in the payload');
-  expectError(tt, await peer.request('control.node_join', { join_token: expired, node_id: 'late' }), 'unauthorized', '/join_token', 'an expired join token in the payload');
-  expectError(tt, await peer.request('control.node_join', { join_token: 'ach_join_made-up', node_id: 'fake' }), 'unauthorized', '/join_token', 'an unknown join token in the payload');
-  tt.equal((await connect(url, { token: expired })).status, 401, 'an expired join token is refused at the upgrade');
-  const joined = await peer.call<Joined>('control.node_join', { join_token: fresh, node_id: 'late-but-fine' });
-  tt.equal(joined.node_id, 'late-but-fine', 'refused attempts did not spend the connection\'s own token');
-  const { nodes } = await bystander.call<{ nodes: NodeDoc[] }>('control.node_list');
-  tt.notOk(nodes.some((n) => ['race-2', 'reuse', 'late', 'fake'].includes(n.node_id)), 'no refused join created a node');
-  await Promise.all([first.close(), second.close(), peer.close()]);
-  await stillServes(tt);
-});
-
 await t.test('forbidden: roles and node ownership', async (tt) => {
   const user = await session(url, { token: control.userToken });
   for (const [type, payload] of [['control.node_list', {}], ['control.metrics', {}], ['control.node_get', { node_id: 'n1' }], ['control.node_delete', { node_id: 'n1' }], ['control.node_service_upsert', { node_id: 'n1', services: [] }], ['control.node_join', { join_token: 'x' }]] as const) {
@@ -417,42 +390,6 @@ await t.test('payload_too_large: nodes may send up to 16 MiB; above, ws closes w
   tt.ok(n1.peer.isOpen, 'the node\'s other connection is unaffected');
   await n1.peer.call('control.node_service_upsert', { node_id: 'n1', services: [svc('n1', 'c'), svc('n1', 'b', { version: '2' })] });
   await stillServes(tt);
-});
-
-await t.test('tokens made and revoked by the CLI while the server runs', async (tt) => {
-  const created = await acheron(['token', 'create', '--data-dir', control.dataDir, '--user', 'alice', '--agent', 'bot', '--json']);
-  tt.equal(created.code, 0, created.stderr);
-  const entry = JSON.parse(created.stdout) as { id: string; token: string; user_id: string; agent_id: string };
-  tt.match(entry, { user_id: 'alice', agent_id: 'bot' });
-  const alice = await session(url, { token: entry.token });
-  tt.equal((await alice.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal, 'user', 'the new token works at once');
-  const other = await session(url, { token: control.userToken });
-
-  const revoked = await acheron(['token', 'revoke', entry.id, '--data-dir', control.dataDir]);
-  tt.equal(revoked.code, 0, revoked.stderr);
-  tt.equal((await connect(url, { token: entry.token })).status, 401, 'a new connection with the revoked token gets 401');
-  const closed = await closedWithin(alice, 15_000);
-  tt.equal(closed?.code, 4001, 'the revoked token\'s session is closed with 4001');
-  tt.ok(other.isOpen, 'other sessions stay');
-  tt.equal((await other.request('control.version', { protocol: 'unified-v2' })).ok, true);
-  await other.close();
-  await stillServes(tt);
-});
-
-await t.test('a rotated token: the old secret stops working, also for its open sessions', async (tt) => {
-  const created = JSON.parse((await acheron(['token', 'create', '--data-dir', control.dataDir, '--user', 'bob', '--json'])).stdout) as { id: string; token: string };
-  const bob = await session(url, { token: created.token });
-  const rotated = await acheron(['token', 'rotate', created.id, '--data-dir', control.dataDir, '--json']);
-  tt.equal(rotated.code, 0, rotated.stderr);
-  const fresh = JSON.parse(rotated.stdout) as { id: string; token: string };
-  tt.equal(fresh.id, created.id, 'same identity');
-  tt.not(fresh.token, created.token, 'new secret');
-  tt.equal((await connect(url, { token: created.token })).status, 401, 'the old secret is refused');
-  const renewed = await session(url, { token: fresh.token });
-  tt.equal((await renewed.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal, 'user', 'the new secret works');
-  const closed = await closedWithin(bob, 15_000);
-  tt.equal(closed?.code, 4001, 'the session of the old secret is closed with 4001');
-  await renewed.close();
 });
 
 await t.test('browser auth: bearer subprotocol, checked against Origin', async (tt) => {

@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import type { ServerFrame } from '../../src/protocol/envelope.js';
-import { TokenStore } from '../../src/control/token-store.js';
+import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { acheron, startControl } from '../helpers/control.js';
 import { isMounted, manifest, startNode, tempDir, type RunningNode } from '../helpers/node.js';
 import { probe, shown, type Outcome, type ProbeOp } from '../helpers/probe.js';
@@ -24,7 +24,7 @@ const NODES = ['n1', 'n2', 'n3'];
 const control = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(t));
 const dir = await tempDir(t, 'acheron-policy-');
 // Tokens made as `acheron token` makes them (the server notices the file change), without a process each.
-const tokenStore = await TokenStore.open(control.dataDir);
+const tokenStore = await FileTokenStore.open(control.dataDir);
 
 /** Service permissions (SPEC §8) and who they admit among user sessions: everyone, only with the project token, nobody. */
 const SERVICES: Array<{ id: string; permissions: Record<string, unknown>; users: 'all' | 'token' | 'none'; derived?: true }> = [

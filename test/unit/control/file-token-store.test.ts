@@ -1,12 +1,12 @@
 // Join tokens spent together: the updates that queue while one is written share the next
 // read-modify-write of auth_tokens.json (group commit); each keeps its own outcome.
 import t from 'tap';
-import { TokenStore } from '../../../src/control/token-store.js';
+import { FileTokenStore } from '../../../src/control/file-token-store.js';
 import { tempDir } from '../../helpers/node.js';
 
 t.test('concurrent joins: each token spent once, a failing update fails alone', async (t) => {
   const dir = await tempDir(t);
-  const store = await TokenStore.open(dir);
+  const store = await FileTokenStore.open(dir);
   const tokens = await Promise.all(Array.from({ length: 20 }, () => store.createJoin(60_000)));
   const spent = await Promise.all([...tokens.map((e) => store.consumeJoin(e.token)), store.consumeJoin(tokens[0]?.token ?? ''), store.consumeJoin('ach_join_unknown')]);
   t.equal(spent.filter(Boolean).length, 20, 'twenty spent');
@@ -17,7 +17,7 @@ t.test('concurrent joins: each token spent once, a failing update fails alone', 
   const other = store.createUser('u', null);
   await t.rejects(failing, { message: 'refused' }, 'the failing update rejects');
   t.ok((await other).token, 'the other update of the batch went through');
-  const reread = await TokenStore.open(dir);
+  const reread = await FileTokenStore.open(dir);
   t.equal(reread.data.join.filter((e) => e.used_ms !== null).length, 20, 'on disk');
   t.ok(reread.data.users.some((u) => u.user_id === 'u'), 'the user too');
 });
