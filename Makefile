@@ -15,7 +15,8 @@ help:
 setup: system-deps node-deps build
 
 # libfuse.so.2 for fuse-native's prebuild, fusermount from fuse3, python3 for tests, curl for the demo,
-# chromium for the debug page's browser test (playwright-core drives it; it never downloads a browser).
+# chromium for the debug page's browser test (playwright-core drives it; it never downloads a browser),
+# promtool (Debian's prometheus package) to check /metrics and the alert rules in the tests.
 system-deps:
 	@missing=""; \
 	ldconfig -p | grep -q 'libfuse.so.2 ' || missing="$$missing libfuse2"; \
@@ -23,6 +24,7 @@ system-deps:
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
