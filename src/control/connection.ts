@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
-import { errorFrame, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, USER_FRAME_MAX_BYTES, type RequestFrame } from '../protocol/envelope.js';
+import { errorFrame, MAX_PAYLOAD_DEPTH, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, tooDeepAt, USER_FRAME_MAX_BYTES, type RequestFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
@@ -132,6 +132,8 @@ export class ControlConnection {
     if (!op.roles.includes(this.principal.kind)) {
       throw new ProtocolError('forbidden', `${frame.type} is not allowed for ${describePrincipal(this.principal)}`);
     }
+    const deep = tooDeepAt(frame.payload, MAX_PAYLOAD_DEPTH);
+    if (deep !== undefined) throw new ProtocolError('invalid_payload', `payload: ${deep}: nested deeper than ${MAX_PAYLOAD_DEPTH} levels`, { field: deep });
     const problem = this.#host.schemas.problems(op.schema, frame.payload, 'payload')[0];
     if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
     const context: OpContext = {

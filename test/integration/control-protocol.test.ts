@@ -62,6 +62,11 @@ function expectError(tt: Test, frame: Frame, code: string, field?: string, what 
   if (field !== undefined) tt.equal(frame.error?.field, field, `${what}: names the field ${field}`);
 }
 
+/** Where withNested puts a deeply nested value. */
+const NESTED = '\u0000nested';
+/** The frame as JSON text with NESTED replaced by `[[[…]]]`, `depth` arrays deep (JSON.stringify of such a value would overflow). */
+const withNested = (frame: object, depth: number): string => JSON.stringify(frame).replace(JSON.stringify(NESTED), '['.repeat(depth) + ']'.repeat(depth));
+
 /** Joins a node with a fresh join token: the joining connection then speaks for the node. */
 async function joinNode(nodeId: string): Promise<{ peer: RawPeer; secret: string }> {
   const token = await joinToken(control.dataDir);
@@ -293,6 +298,17 @@ await t.test('invalid_payload: wrong types get an error naming the field; the co
   ];
   for (const [what, peer, type, payload, field] of cases) {
     expectError(tt, await peer.request(type, payload), 'invalid_payload', field, what);
+  }
+  // Values nested deeper than 64 levels: named where, never a stack overflow (`unavailable`) in what serializes or hashes them.
+  const deepCases: Array<[string, RawPeer, string, Record<string, unknown>, number, string]> = [
+    ['a value nested 100 deep', bystander, 'control.node_get', { node_id: 'n1', x: NESTED }, 100, `/x${'/0'.repeat(63)}`],
+    ['a descriptor nested 70 deep', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] }, 70, `/services/0/capabilities/a${'/0'.repeat(59)}`],
+    // From 8 KiB on an upsert is read in parts (upsert-frame.ts): the same answer.
+    ['a descriptor nested 200000 deep', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] }, 200_000, `/services/0/capabilities/a${'/0'.repeat(59)}`],
+  ];
+  for (const [index, [what, peer, type, payload, depth, field]] of deepCases.entries()) {
+    peer.send(withNested({ channel: 'control', type, id: `deep${index}`, payload }, depth));
+    expectError(tt, await peer.next((f) => f.id === `deep${index}`), 'invalid_payload', field, what);
   }
   tt.ok(bystander.isOpen && n1.peer.isOpen, 'both connections stay up');
   await stillServes(tt);
