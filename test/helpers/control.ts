@@ -68,9 +68,10 @@ export async function listTokens(dataDir: string): Promise<TokenList> {
 
 /**
  * Starts `acheron control` as a child process (its own process group) on two free loopback ports
- * and waits for /livez. Teardown kills it, also when the test failed.
+ * and waits for /livez. Teardown kills it, also when the test failed. `tokens`: the admin and user
+ * tokens of the data dir, when the caller knows them.
  */
-export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number } } = {}): Promise<RunningControl> {
+export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; tokens?: { admin: string; user: string } } = {}): Promise<RunningControl> {
   const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
   const ports = options.ports ?? { ws: await freePort(), http: await freePort() };
   const logFile = `${dataDir}.log`;
@@ -95,7 +96,8 @@ export async function startControl(t: Teardown, options: { args?: string[]; data
   const httpUrl = `http://127.0.0.1:${ports.http}`;
   await waitFor(async () => gone || (await fetch(`${httpUrl}/livez`)).ok, { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);
-  const tokens = await listTokens(dataDir);
+  // Known already (a restart on the same data dir): no `acheron token list` process to wait for.
+  const tokens = options.tokens ?? (await listTokens(dataDir));
   const control: RunningControl = {
     url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: tokens.admin, userToken: tokens.user, child, exited,
     stop: () => signal('SIGTERM', false),

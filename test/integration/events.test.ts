@@ -15,6 +15,7 @@ import { learnedPosition, ResumingWatcher, service, SimNode, watchFrames } from 
 import { session, startControl, type Frame, type RawPeer, type RunningControl } from '../helpers/control.js';
 import { checkReference, emitted, validateWatcher, type EmittedEvent, type WatchFrame, type ValidateOptions, type WatchRequest, type WatchSession } from '../helpers/history-validator.js';
 import { waitFor, withEnv } from '../helpers/process.js';
+import { prng, testSeed } from '../helpers/random.js';
 
 const gunzip = promisify(gunzipCallback);
 const gzip = promisify(gzipCallback);
@@ -92,17 +93,6 @@ const eventsOf = (frames: readonly WatchFrame[]): Array<{ seq: number; replay: b
   frames.filter((f) => f.type === EVENT).map((f) => f.payload as { seq: number; replay: boolean; node_id: string; kind: string });
 
 const hasSynced = (peer: RawPeer, ack: Frame): boolean => watchFrames(peer, ack).some((f) => f.type === SYNCED);
-
-/** Seeded PRNG (mulberry32): a failing run is repeated with ACHERON_TEST_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Opened first and checked last (10 s later): a filtered watch that sees no event still hears progress. */
 let quiet: { control: RunningControl; peer: RawPeer; ack: Frame; payload: Ack } | undefined;
@@ -377,7 +367,7 @@ await t.test('one server: frame order, filters, replay limits, since_seq, unchan
 });
 
 await t.test('randomized upserts, watcher reconnects and kill -9 restarts: every watcher sees a valid history', async (tt) => {
-  const seed = Number(process.env.ACHERON_TEST_SEED ?? Date.now() % 2 ** 31);
+  const seed = testSeed();
   tt.comment(`seed ${seed} (repeat with ACHERON_TEST_SEED=${seed})`);
   const random = prng(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
