@@ -358,8 +358,10 @@ await t.test('one server: frame order, filters, replay limits, since_seq, unchan
     t2.equal(metricValue(text, 'acheron_watch_retained_capacity'), 1024, 'ring capacity 1024');
     t2.equal(metricValue(text, 'acheron_watch_retained_oldest_seq'), 1, 'oldest retained seq');
     t2.equal(metricValue(text, 'acheron_watch_retained_newest_seq'), head, 'newest retained seq');
-    t2.ok((metricValue(text, 'acheron_watch_retained_window_ms') ?? -1) >= 0, 'retained window_ms');
-    t2.ok(metricValue(text, 'acheron_watch_retained_oldest_timestamp_ms') !== undefined && metricValue(text, 'acheron_watch_retained_newest_timestamp_ms') !== undefined, 'retained oldest/newest times');
+    const [first, last] = [all[0]?.timestamp_ms as number, all.at(-1)?.timestamp_ms as number];
+    t2.equal(metricValue(text, 'acheron_watch_retained_oldest_timestamp_seconds'), first / 1000, 'oldest retained time, in seconds');
+    t2.equal(metricValue(text, 'acheron_watch_retained_newest_timestamp_seconds'), last / 1000, 'newest retained time, in seconds');
+    t2.equal(metricValue(text, 'acheron_watch_retained_window_seconds'), (last - first) / 1000, 'the window, in seconds');
     t2.equal(metricValue(text, 'acheron_event_seq'), head, 'acheron_event_seq is the head');
   });
   reference.close();
