@@ -302,9 +302,9 @@ await t.test('invalid_payload: wrong types get an error naming the field; the co
   // Values nested deeper than 64 levels: named where, never a stack overflow (`unavailable`) in what serializes or hashes them.
   const deepCases: Array<[string, RawPeer, string, Record<string, unknown>, number, string]> = [
     ['a value nested 100 deep', bystander, 'control.node_get', { node_id: 'n1', x: NESTED }, 100, `/x${'/0'.repeat(63)}`],
-    ['a descriptor nested 70 deep', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] }, 70, `/services/0/capabilities/a${'/0'.repeat(59)}`],
+    ['a descriptor nested 70 deep', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] }, 70, `/services/0/capabilities/a${'/0'.repeat(60)}`],
     // From 8 KiB on an upsert is read in parts (upsert-frame.ts): the same answer.
-    ['a descriptor nested 200000 deep', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] }, 200_000, `/services/0/capabilities/a${'/0'.repeat(59)}`],
+    ['a descriptor nested 200000 deep', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] }, 200_000, `/services/0/capabilities/a${'/0'.repeat(60)}`],
   ];
   for (const [index, [what, peer, type, payload, depth, field]] of deepCases.entries()) {
     peer.send(withNested({ channel: 'control', type, id: `deep${index}`, payload }, depth));
