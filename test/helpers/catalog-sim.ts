@@ -4,7 +4,7 @@
 import { applyDefaults } from '../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { joinToken, session, type Frame, type RawPeer } from './control.js';
-import type { WatchFrame, WatchRequest, WatchSession } from './history-validator.js';
+import { emitted, type EmittedEvent, type WatchFrame, type WatchRequest, type WatchSession } from './history-validator.js';
 import { waitFor } from './process.js';
 
 /** A catalog entry with every default applied; `extra` lands in capabilities (to vary or bulk it). */
@@ -172,4 +172,14 @@ export class ResumingWatcher {
   close(): void {
     this.current?.socket.terminate();
   }
+}
+
+/** The events a watcher saw (a reference watching everything), one per seq, in seq order. */
+export function historyOf(watcher: ResumingWatcher): EmittedEvent[] {
+  const bySeq = new Map<number, EmittedEvent>();
+  for (const payload of watcher.events) {
+    const event = emitted(payload);
+    if (!bySeq.has(event.seq)) bySeq.set(event.seq, event);
+  }
+  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
 }

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback, gzip as gzipCallback } from 'node:zlib';
-import { learnedPosition, ResumingWatcher, service, SimNode, watchFrames } from '../helpers/catalog-sim.js';
+import { historyOf, learnedPosition, ResumingWatcher, service, SimNode, watchFrames } from '../helpers/catalog-sim.js';
 import { session, startControl, type Frame, type RawPeer, type RunningControl } from '../helpers/control.js';
 import { checkReference, emitted, validateWatcher, type EmittedEvent, type WatchFrame, type ValidateOptions, type WatchRequest, type WatchSession } from '../helpers/history-validator.js';
 import { waitFor, withEnv } from '../helpers/process.js';
@@ -41,15 +41,6 @@ async function crashAndRestart(tt: Test, control: RunningControl): Promise<Runni
   return startControl(tt, { dataDir: control.dataDir, ports: portsOf(control) });
 }
 
-/** The events the reference watcher saw, one per seq, in seq order. */
-function history(reference: ResumingWatcher): EmittedEvent[] {
-  const bySeq = new Map<number, EmittedEvent>();
-  for (const payload of reference.events) {
-    const event = emitted(payload);
-    if (!bySeq.has(event.seq)) bySeq.set(event.seq, event);
-  }
-  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
-}
 
 function expectValid(tt: Test, name: string, sessions: WatchSession[], all: readonly EmittedEvent[], options: ValidateOptions = {}): void {
   const report = validateWatcher(sessions, all, options);
@@ -58,7 +49,7 @@ function expectValid(tt: Test, name: string, sessions: WatchSession[], all: read
 
 /** Checks the reference itself (every seq once, in order) and then every watcher against it. */
 function expectAllValid(tt: Test, reference: ResumingWatcher, watchers: readonly ResumingWatcher[]): EmittedEvent[] {
-  const all = history(reference);
+  const all = historyOf(reference);
   tt.same(checkReference(all), [], 'the reference saw every seq once, in order');
   tt.equal(all[0]?.seq, 1, 'the reference starts at seq 1');
   expectValid(tt, reference.name, reference.sessions, all);
@@ -175,7 +166,7 @@ await t.test('one server: frame order, filters, replay limits, since_seq, unchan
     ], 'ack, 4 replays oldest first, synced, live');
     t2.ok(sinceAck.slice(1).every((f) => (f.payload as { watch_id?: string }).watch_id === payload.watch_id), 'every frame after the ack carries the watch_id');
     t2.equal((sinceAck[5]?.payload as { head_seq?: number }).head_seq, 10, 'synced carries head_seq');
-    expectValid(t2, 'replay 4', [{ request: { replay_limit: 4 }, frames: watchFrames(peer, ack) }], history(reference));
+    expectValid(t2, 'replay 4', [{ request: { replay_limit: 4 }, frames: watchFrames(peer, ack) }], historyOf(reference));
     await peer.close();
   });
 
@@ -223,13 +214,13 @@ await t.test('one server: frame order, filters, replay limits, since_seq, unchan
     t2.notOk(eventsOf(watchFrames(peer, onlyN1.ack)).some((e) => e.seq === 15), 'the unwatched n1 watch gets nothing more');
     t2.ok(eventsOf(watchFrames(peer, all.ack)).some((e) => e.seq === 15), 'the other watches on the connection still do');
     await reference.reach(16);
-    for (const o of opened) expectValid(t2, `watch ${JSON.stringify(o.request)}`, [{ request: o.request, frames: watchFrames(peer, o.ack) }], history(reference));
+    for (const o of opened) expectValid(t2, `watch ${JSON.stringify(o.request)}`, [{ request: o.request, frames: watchFrames(peer, o.ack) }], historyOf(reference));
     await peer.close();
   });
 
   await tt.test('since_seq replays exactly what follows that seq; ahead of head is resync_required', async (t2) => {
     const peer = await session(url, { token: control.adminToken });
-    const all = history(reference);
+    const all = historyOf(reference);
     const head = all.at(-1)?.seq as number;
     for (const since of [0, 5, head - 1, head]) {
       const { ack, payload } = await watch(peer, { since_seq: since, replay_limit: 1 });
@@ -276,7 +267,7 @@ await t.test('one server: frame order, filters, replay limits, since_seq, unchan
     n3.services.set('x', '3');
     await n3.publish();
     await reference.reach(head + 1);
-    t2.same(history(reference).filter((e) => e.seq > head).map((e) => e.seq), [head + 1], 'the next real change is the very next seq');
+    t2.same(historyOf(reference).filter((e) => e.seq > head).map((e) => e.seq), [head + 1], 'the next real change is the very next seq');
     await peer.close();
   });
 
@@ -289,7 +280,7 @@ await t.test('one server: frame order, filters, replay limits, since_seq, unchan
     const steps = replies.map((r) => (r.payload as { service_delta: { changed: boolean; updated: Array<{ previous_version: string; version: string }> } }).service_delta);
     t2.same(steps.map((d) => [d.changed, d.updated.map((u) => `${u.previous_version}->${u.version}`)]), [[true, ['3->4']], [true, ['4->3']], [true, ['3->5']]], 'each reply diffs against the upsert before it (none lost as unchanged)');
     await reference.reach(head + 3);
-    const events = history(reference).filter((e) => e.seq > head) as Array<EmittedEvent & { service_delta: (typeof steps)[number] }>;
+    const events = historyOf(reference).filter((e) => e.seq > head) as Array<EmittedEvent & { service_delta: (typeof steps)[number] }>;
     t2.same(events.map((e) => [e.seq, e.service_delta.updated.map((u) => u.version)]), [[head + 1, ['4']], [head + 2, ['3']], [head + 3, ['5']]], 'three events, in the order sent');
     const node = await peer.call<{ services: Array<{ version: string }> }>('control.node_get', { node_id: 'n3' });
     t2.same(node.services.map((x) => x.version), ['5'], 'the catalog holds the last upsert');
@@ -297,7 +288,7 @@ await t.test('one server: frame order, filters, replay limits, since_seq, unchan
   });
 
   await tt.test('kinds: online at join, upsert, offline when the tunnel stays closed, online again, delete', async (t2) => {
-    const seen = (node: string): EmittedEvent[] => history(reference).filter((e) => e.node_id === node);
+    const seen = (node: string): EmittedEvent[] => historyOf(reference).filter((e) => e.node_id === node);
     const n4 = await SimNode.join(url, control.dataDir, 'n4');
     await waitFor(() => seen('n4').length === 1, { what: 'n4 join event' });
     t2.equal(seen('n4')[0]?.kind, 'online', 'a join is an online event');
@@ -495,7 +486,7 @@ await t.test('history on disk: gzip archives, ARCHIVE_KEEP, replay and since_seq
   tt.ok(archived.some((r) => r.type === undefined && r.seq > 0), 'an archive is gzipped NDJSON of events');
   const log = async (): Promise<string> => readFile(control.logFile, 'utf8');
   tt.match(await log(), /event log rotated/, 'the log reports rotations');
-  const all = history(reference);
+  const all = historyOf(reference);
 
   // kill -9 inside a rotation, after the archive was written and before the file was swapped:
   // the current file's events are then in both.
@@ -528,7 +519,7 @@ await t.test('history on disk: gzip archives, ARCHIVE_KEEP, replay and since_seq
     await node.publish();
   }
   await reference.reach(head + 15);
-  tt.same(history(reference).filter((e) => e.seq > head).map((e) => e.seq), Array.from({ length: 15 }, (_, i) => head + 1 + i), 'seq continues after the restart');
+  tt.same(historyOf(reference).filter((e) => e.seq > head).map((e) => e.seq), Array.from({ length: 15 }, (_, i) => head + 1 + i), 'seq continues after the restart');
   await waitFor(async () => (await archivesOf()).length <= 2, { what: 'at most 2 archives' });
   expectAllValid(tt, reference, []);
   reference.close();
@@ -552,7 +543,7 @@ await t.test('a torn last line of an event watchers saw: its seq is never reused
   }
   // seq 1 is the join (online), 2..4 the upserts; the reference saw all four.
   await reference.reach(4);
-  const seen = history(reference);
+  const seen = historyOf(reference);
   tt.same(seen.map((e) => e.seq), [1, 2, 3, 4]);
 
   // A crash, and storage that kept only part of the last line (what the watchers saw as seq 4).

@@ -2,7 +2,7 @@
 // gives no seq away and leaves nothing in the file for a later start to apply; a torn last line
 // found at start-up spends its seq (a watcher may have seen it) and the history restarts after it.
 // Write failures are injected by patching FileHandle (test/helpers/file-faults.ts) for the span of one case.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -19,6 +19,16 @@ function recordingLog(): { log: Logger; messages: string[] } {
 }
 
 const event = (n: number): Parameters<EventLog['append']>[0] => ({ kind: 'upsert', timestamp_ms: 1_700_000_000_000 + n, node_id: 'n', body: Buffer.from(`"node_id":"n","n":${n}}`) });
+
+/** A closed log of `count` events: its dir, its file and the file's text. */
+async function logWith(t: Test, count: number): Promise<{ dir: string; path: string; whole: string }> {
+  const dir = await tempDir(t);
+  const events = await EventLog.open({ dir, log: recordingLog().log });
+  for (let n = 1; n <= count; n++) await events.append(event(n));
+  await events.close();
+  const path = join(dir, EVENT_LOG_FILE);
+  return { dir, path, whole: await readFile(path, 'utf8') };
+}
 
 async function seqsOnDisk(dir: string): Promise<{ seqs: number[]; problems: string[]; head: number }> {
   const { log, messages } = recordingLog();
@@ -101,12 +111,7 @@ t.test('a failed append that cannot be cut back: damaged, nothing appended until
 });
 
 t.test('a torn last line: its seq (and one more) is never used again, the history restarts after it, durably', async (t) => {
-  const dir = await tempDir(t);
-  const first = await EventLog.open({ dir, log: recordingLog().log });
-  for (let n = 1; n <= 3; n++) await first.append(event(n));
-  await first.close();
-  const path = join(dir, EVENT_LOG_FILE);
-  const whole = await readFile(path, 'utf8');
+  const { dir, path, whole } = await logWith(t, 3);
   // The last event, seen by watchers, lost its end: storage kept only part of it.
   const torn = whole.slice(0, whole.lastIndexOf('{"seq":3') + 20);
   await writeFile(path, torn);
@@ -133,12 +138,7 @@ t.test('a torn last line: its seq (and one more) is never used again, the histor
 });
 
 t.test('a torn tail that names no seq spends the next one; a crash inside the repair loses no whole line', async (t) => {
-  const dir = await tempDir(t);
-  const first = await EventLog.open({ dir, log: recordingLog().log });
-  for (let n = 1; n <= 2; n++) await first.append(event(n));
-  await first.close();
-  const path = join(dir, EVENT_LOG_FILE);
-  const whole = await readFile(path, 'utf8');
+  const { dir, path, whole } = await logWith(t, 2);
   await appendFile(path, '{"se');
   const second = await EventLog.open({ dir, log: recordingLog().log });
   t.equal(second.headSeq, 4, 'seq 3 (the torn one) and 4 are spent');
