@@ -3,8 +3,8 @@
 // frames; no FUSE). Every watcher's view is checked by the history validator against the events an
 // unfiltered admin watcher saw from seq 0: ordered, unique, no gaps, replay + live = exactly the
 // matching events after its start. Includes kill -9 restarts (also with upserts in flight and
-// inside a rotation), rotation and retention, a torn log line, pipelined upserts of one node,
-// progress frames, and a watcher too slow to keep up.
+// inside a rotation), rotation and retention, pipelined upserts of one node, progress frames, and a
+// watcher too slow to keep up. A torn log line: event-log-loss.test.ts.
 import t, { type Test } from 'tap';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
@@ -530,78 +530,6 @@ await t.test('history on disk: gzip archives, ARCHIVE_KEEP, replay and since_seq
   await waitFor(() => hasSynced(again, resumed.ack), { what: 'synced' });
   tt.same(eventsOf(watchFrames(again, resumed.ack)).map((e) => e.seq), [10, 11, 12, 13, 14, 15].map((i) => head + i), 'since_seq resumes across a clean restart too');
   await again.close();
-});
-
-await t.test('a torn last line of an event watchers saw: its seq is never reused; resuming from before it gets resync_required', async (tt) => {
-  let control = await startControl(tt);
-  const reference = new ResumingWatcher('reference', control.adminToken, { since_seq: 0 });
-  await reference.connect(control.url);
-  const node = await SimNode.join(control.url, control.dataDir, 'torn');
-  for (let version = 1; version <= 3; version++) {
-    node.services.set('svc', String(version));
-    await node.publish();
-  }
-  // seq 1 is the join (online), 2..4 the upserts; the reference saw all four.
-  await reference.reach(4);
-  const seen = historyOf(reference);
-  tt.same(seen.map((e) => e.seq), [1, 2, 3, 4]);
-
-  // A crash, and storage that kept only part of the last line (what the watchers saw as seq 4).
-  tt.equal((await control.kill9()).signal, 'SIGKILL');
-  const current = join(control.dataDir, 'node-service-events.ndjson');
-  const text = await readFile(current, 'utf8');
-  const lastLine = text.lastIndexOf('{"seq":4,');
-  tt.ok(lastLine > 0, 'seq 4 is the last line');
-  await writeFile(current, text.slice(0, lastLine + 40));
-  control = await startControl(tt, { dataDir: control.dataDir, ports: portsOf(control) });
-  const log = await readFile(control.logFile, 'utf8');
-  tt.match(log, /the last line \(40 bytes\) was torn by a crash; skipped/, 'the start reports the torn line and goes on');
-  tt.match(log, /seqs 4\.\.5 are never used again; watchers resuming from before get resync_required/, 'and that its seq is spent');
-
-  const peer = await session(control.url, { token: control.adminToken });
-  const expectResync = async (since: number, what: string): Promise<void> => {
-    const refused = await peer.request('control.node_service_watch', { since_seq: since });
-    tt.equal(refused.error?.code, 'resync_required', `since_seq ${since} (${what}): resync_required (${refused.error?.message ?? JSON.stringify(refused)})`);
-    tt.equal(refused.error?.field, '/since_seq', `since_seq ${since}: names /since_seq`);
-  };
-  await expectResync(4, 'the torn event, which a watcher saw');
-  await expectResync(3, 'before the loss: a resume would cross it');
-  await expectResync(0, 'from the start: it crosses the loss too');
-
-  await node.reconnect(control.url);
-  node.services.set('svc', '4');
-  await node.publish();
-  const fresh = await watch(peer, { replay_limit: 10 });
-  await waitFor(() => hasSynced(peer, fresh.ack), { what: 'fresh watch synced' });
-  const replayed = eventsOf(watchFrames(peer, fresh.ack));
-  tt.same(replayed.map((e) => e.seq), [6], 'the new event got seq 6: 4 (the torn one) and 5 are never used again');
-  tt.equal(fresh.payload.head_seq, 6);
-  tt.not(replayed[0]?.seq, 4, 'no reuse of the seq the watchers saw');
-  await expectResync(4, 'the torn seq, after a new event');
-  const resumed = await watch(peer, { since_seq: 5 });
-  await waitFor(() => hasSynced(peer, resumed.ack), { what: 'resumed from 5' });
-  tt.same(eventsOf(watchFrames(peer, resumed.ack)).map((e) => e.seq), [6], 'since_seq 5 (the head after the restart) resumes normally');
-  // The reference relists as resync_required tells it to (a fresh watch), then follows from the new head.
-  const relisted = await peer.request('control.node_service_watch', { since_seq: reference.position as number });
-  tt.equal(relisted.error?.code, 'resync_required', `the reference, resuming after seq ${String(reference.position)}, is told to relist`);
-  tt.same((await peer.call<{ services: Array<{ version: string }> }>('control.node_service_get', { node_id: 'torn' })).services.map((s) => s.version), ['4'], 'the catalog has the new upsert');
-
-  // The loss is on disk: a clean restart keeps refusing resumes from before it and keeps counting up.
-  await peer.close();
-  reference.close();
-  control = await control.restart();
-  const after = await session(control.url, { token: control.adminToken });
-  const again = await after.request('control.node_service_watch', { since_seq: 4 });
-  tt.equal(again.error?.code, 'resync_required', 'after a clean restart: since_seq 4 still resync_required');
-  tt.equal((await after.request('control.node_service_watch', { since_seq: 6 })).ok, true, 'since_seq 6 resumes');
-  await node.reconnect(control.url);
-  node.services.set('svc', '5');
-  await node.publish();
-  const last = await watch(after, { replay_limit: 1 });
-  await waitFor(() => hasSynced(after, last.ack), { what: 'synced' });
-  tt.same(eventsOf(watchFrames(after, last.ack)).map((e) => e.seq), [7], 'the next event is seq 7');
-  tt.equal((await readFile(control.logFile, 'utf8')).split('torn by a crash').length - 1, 1, 'no torn line at the clean restart');
-  await after.close();
 });
 
 await t.test('a watcher that stops reading ends with resync_required (counted) while another keeps receiving', async (tt) => {
