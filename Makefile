@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PREFIX ?= /usr/local
 
-.PHONY: help setup system-deps node-deps build test demo bench install uninstall clean
+.PHONY: help setup system-deps promtool node-deps build test demo bench install uninstall clean
 
 help:
 	@echo "make demo     set up, start a node with manifests.d/ on /mnt/acheron, show an invoke"
@@ -17,6 +17,7 @@ setup: system-deps node-deps build
 # libfuse.so.2 for fuse-native's prebuild, fusermount from fuse3, python3 for tests, curl for the demo,
 # chromium for the debug page's browser test (playwright-core drives it; it never downloads a browser),
 # etcd and etcdctl for the etcd control store (tests run their own members on free loopback ports).
+# promtool (from Debian's prometheus package, without the server) to check /metrics and the alert rules.
 system-deps:
 	@missing=""; \
 	ldconfig -p | grep -q 'libfuse.so.2 ' || missing="$$missing libfuse2"; \
@@ -30,6 +31,16 @@ system-deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@command -v promtool >/dev/null || $(MAKE) --no-print-directory promtool
+
+# Only the promtool binary (static but for libc) out of Debian's prometheus package: installing the
+# package would also install and start a Prometheus server.
+promtool:
+	@echo "installing: promtool (from Debian's prometheus package)"
+	@dir=$$(mktemp -d) && cd $$dir && \
+	  { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
+	  dpkg-deb -x prometheus_*.deb root && install -m 755 root/usr/bin/promtool /usr/local/bin/promtool && \
+	  cd / && rm -rf $$dir
 
 node-deps: node_modules/.package-lock.json
 

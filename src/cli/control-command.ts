@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { CONTROL_DEFAULTS, ControlServer, parseHostPort } from '../control/control-server.js';
+import { parseOrigin } from '../control/origins.js';
 import { loadSchemas } from '../protocol/schemas.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
@@ -16,15 +17,18 @@ export interface ControlArgs extends StoreArgs {
   'tls-key'?: string | undefined;
   'log-level': string;
   'log-file'?: string | undefined;
+  'allowed-origin'?: string[] | undefined;
 }
 
 /** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM. */
 export async function runControlCommand(args: ControlArgs): Promise<number> {
   let listen;
   let httpListen;
+  let allowedOrigins;
   try {
     listen = parseHostPort(args.listen, '--listen');
     httpListen = parseHostPort(args['http-listen'], '--http-listen');
+    allowedOrigins = (args['allowed-origin'] ?? []).map((origin) => parseOrigin(origin, '--allowed-origin'));
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -35,7 +39,7 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   const log = createLogger({ level: args['log-level'], file: args['log-file'] });
   const server = await ControlServer.start({
     listen, httpListen, dataDir: args['data-dir'], offlineGraceMs: args['offline-grace-ms'], leaseTtlMs: args['lease-ttl-ms'], pingIntervalMs: args['ping-interval-ms'],
-    log, schemas: await loadSchemas(), ...(tls ? { tls } : {}), etcd,
+    log, schemas: await loadSchemas(), allowedOrigins, ...(tls ? { tls } : {}), etcd,
   });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -55,6 +59,7 @@ export const CONTROL_OPTIONS = {
   'ping-interval-ms': { type: 'number', default: CONTROL_DEFAULTS.pingIntervalMs, describe: 'ping every peer this often; one that missed two pongs is dropped (shorter: a silent link is noticed sooner, e.g. in tests)' },
   'tls-cert': { type: 'string', describe: 'PEM certificate (then wss:// and https://)' },
   'tls-key': { type: 'string', describe: 'PEM key' },
+  'allowed-origin': { type: 'string', array: true, describe: 'also accept browser (subprotocol) logins from pages of this origin, http[s]://host[:port] (repeatable); the server\'s own listeners are always accepted' },
   'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
   'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
   ...STORE_OPTIONS,

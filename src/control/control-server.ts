@@ -15,6 +15,7 @@ import type { ProjectStore } from './projects.js';
 import type { TokenStore } from './token-store.js';
 import { openControlStore, type ControlStore } from './control-store.js';
 import type { EtcdOptions } from './etcd/options.js';
+import { isOwnOrigin, ownOrigins } from './origins.js';
 import { WatchHub } from './watch-hub.js';
 import { RelayHub, relaySession } from './relay-hub.js';
 import { RelayPolicy } from './relay-policy.js';
@@ -42,6 +43,8 @@ export interface ControlServerOptions {
   watchPolicy?: WatchPolicy;
   /** Tokens and projects in etcd (shared by every server on it) instead of the data dir. */
   etcd?: EtcdOptions | undefined;
+  /** Origins besides the server's own whose pages may authenticate by subprotocol (`--allowed-origin`, normalized by parseOrigin). */
+  allowedOrigins?: string[];
 }
 
 export const CONTROL_DEFAULTS = {
@@ -53,6 +56,17 @@ export const CONTROL_DEFAULTS = {
   pingIntervalMs: 10_000,
 } as const;
 
+/**
+ * One condition /readyz checks: undefined while it holds, else why not. A store with a backend of
+ * its own (etcd) adds a check that the backend is reachable.
+ */
+export type ReadinessCheck = () => Promise<string | undefined> | string | undefined;
+
+export interface Readiness {
+  ready: boolean;
+  /** Each check by name: `ok` or why not. */
+  checks: Record<string, string>;
+}
 const HOUSEKEEPING_MS = 1_000;
 
 /**
@@ -80,6 +94,14 @@ export class ControlServer {
   #nextConnectionId = 1;
   #timers: NodeJS.Timeout[] = [];
   #watchPolicy: WatchPolicy;
+  /** Where browser pages may come from (set once both listeners are bound: ports may be 0 until then). */
+  #origins = new Set<string>();
+  #stopping = false;
+  /** What /readyz checks: the server can serve while its listener is up and its store takes writes. */
+  #readinessChecks: Record<string, ReadinessCheck> = {
+    listener: () => (this.#ws.listening ? undefined : 'the WebSocket listener is not listening'),
+    store: async () => (this.#stopping ? 'the server is stopping' : this.events.damage ? `event log: ${this.events.damage.message}` : this.store.problem()),
+  };
 
   private constructor(options: ControlServerOptions, catalog: Catalog, store: ControlStore, events: EventLog) {
     this.store = store;
@@ -125,6 +147,7 @@ export class ControlServer {
     await store.tokens.follow(() => void server.#dropRevoked());
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
+    server.#origins = ownOrigins([{ host: options.listen.host, port: server.address.port }, { host: options.httpListen.host, port: server.httpAddress.port }], options.tls !== undefined, options.allowedOrigins);
     server.#timers.push(
       setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
       setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),
@@ -143,7 +166,21 @@ export class ControlServer {
     return { host: a.address, port: a.port };
   }
 
+  /** Whether the server can serve now, check by check (/readyz). */
+  async readiness(): Promise<Readiness> {
+    const checks: Record<string, string> = {};
+    for (const [name, check] of Object.entries(this.#readinessChecks)) {
+      try {
+        checks[name] = (await check()) ?? 'ok';
+      } catch (error) {
+        checks[name] = `the check failed: ${(error as Error).message}`;
+      }
+    }
+    return { ready: Object.values(checks).every((result) => result === 'ok'), checks };
+  }
+
   async stop(): Promise<void> {
+    this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.watches.close();
     for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
@@ -177,21 +214,6 @@ export class ControlServer {
     return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
   }
 
-  /**
-   * An Origin naming the host the client connected to, on one of this server's ports: the debug
-   * page's HTTP listener or the WebSocket one. Another web server on the same host is not us.
-   */
-  #ownOrigin(origin: string | undefined, host: string | undefined): boolean {
-    if (!origin || !host) return false;
-    try {
-      const from = new URL(origin);
-      const port = Number(from.port || (from.protocol === 'https:' ? 443 : 80));
-      return from.hostname === new URL(`http://${host}`).hostname && (port === this.address.port || port === this.httpAddress.port);
-    } catch {
-      return false;
-    }
-  }
-
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     let authenticated;
     try {
@@ -203,8 +225,8 @@ export class ControlServer {
       return;
     }
     const { principal, viaSubprotocol, token } = authenticated;
-    // Browsers authenticate by subprotocol: only pages this server serves may use it (SPEC §6).
-    const originOk = !viaSubprotocol || this.#ownOrigin(request.headers.origin, request.headers.host);
+    // Browsers authenticate by subprotocol: only pages this server serves (or --allowed-origin) may use it (SPEC §6).
+    const originOk = !viaSubprotocol || isOwnOrigin(this.#origins, request.headers.origin);
     if (!principal || !originOk) {
       const status = principal ? '403 Forbidden' : '401 Unauthorized';
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -260,8 +282,9 @@ export class ControlServer {
       case '/livez':
         return send(200, 'text/plain', 'ok\n');
       case '/readyz': {
-        const problem = await this.store.problem();
-        return problem === undefined ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${problem}\n`);
+        const { ready, checks } = await this.readiness();
+        const lines = Object.entries(checks).map(([name, result]) => `${name}: ${result}\n`).join('');
+        return send(ready ? 200 : 503, 'text/plain', `${ready ? 'ready' : 'not ready'}\n${lines}`);
       }
       case '/metrics':
         return send(200, this.metrics.registry.contentType, await this.metrics.registry.metrics());

@@ -13,6 +13,8 @@ export type { DeltaEntry, ServiceDelta, UpdatedEntry };
 export interface ServiceEntry extends DeltaEntry {
   json: string;
   validated: boolean;
+  /** The service's own state (its descriptor's `state`), counted by acheron_services. */
+  state: string;
 }
 
 /**
@@ -30,7 +32,7 @@ export function serviceHash(service: ServiceDescriptor): string {
  */
 export function serviceEntry(service: ServiceDescriptor, json: string, validated: boolean, previous?: ServiceEntry): ServiceEntry {
   if (previous?.json === json) return previous.validated || !validated ? previous : { ...previous, validated };
-  return { service_id: service.service_id, version: service.version, hash: serviceHash(service), json, validated };
+  return { service_id: service.service_id, version: service.version, hash: serviceHash(service), json, validated, state: service.state };
 }
 
 /** What changed between two catalogs of one node; service order does not matter. */

@@ -1,3 +1,4 @@
+import { MAX_PAYLOAD_DEPTH, tooDeepAt } from '../protocol/envelope.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import type { ServiceEntry } from './delta.js';
 
@@ -39,6 +40,8 @@ export function parseRequest(text: string, stored: (nodeId: string) => readonly 
         incoming.set(payload, split.services.map((part) => {
           if (typeof part !== 'string') return { json: part.json, known: part };
           const service = JSON.parse(part) as ServiceDescriptor;
+          // Too deep for what follows (payload → services → descriptor): the whole frame, checked as such, says where.
+          if (tooDeepAt(service, MAX_PAYLOAD_DEPTH - 2) !== undefined) throw new RangeError('a descriptor nested too deep');
           // Serialized anew, not the text: a slice would keep the whole frame alive as long as the catalog keeps the descriptor.
           return { json: JSON.stringify(service), service, checked: false };
         }));

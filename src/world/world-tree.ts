@@ -24,13 +24,7 @@ export interface WorldTreeOptions {
  */
 export function buildWorldTree(options: WorldTreeOptions): VNode {
   const { catalog } = options;
-  // One relay per node, so a rename can tell whether both ends are on the same node.
-  const relays = new Map<string, Relay>();
-  const relayTo = (nodeId: string): Relay => {
-    let relay = relays.get(nodeId);
-    if (!relay) relays.set(nodeId, (relay = (operation) => catalog.relay(nodeId, operation)));
-    return relay;
-  };
+  const { relayTo } = nodeRelays(catalog);
   const documents = new DocumentCache();
   const nodes = directory({
     list: () => connected(catalog).nodeIds(),
@@ -38,6 +32,27 @@ export function buildWorldTree(options: WorldTreeOptions): VNode {
     mtimeMs: () => catalog.changedMs,
   });
   return options.subtree === 'nodes' ? nodes : tableDirectory([['nodes', nodes]], () => catalog.changedMs);
+}
+
+/**
+ * One relay per node, so a rename can tell whether both ends are on the same node. Only nodes still
+ * in the catalog keep theirs: making a new one drops those of nodes that left, so the map never
+ * holds more than the catalog (plus the node asked for).
+ */
+export function nodeRelays(catalog: Pick<WorldCatalog, 'node' | 'relay'>): { relayTo(nodeId: string): Relay; readonly size: number } {
+  const relays = new Map<string, Relay>();
+  return {
+    relayTo: (nodeId) => {
+      let relay = relays.get(nodeId);
+      if (relay) return relay;
+      for (const known of relays.keys()) if (!catalog.node(known)) relays.delete(known);
+      relays.set(nodeId, (relay = (operation) => catalog.relay(nodeId, operation)));
+      return relay;
+    },
+    get size() {
+      return relays.size;
+    },
+  };
 }
 
 function connected(catalog: WorldCatalog): WorldCatalog {

@@ -67,10 +67,6 @@ export async function listTokens(dataDir: string): Promise<TokenList> {
   return JSON.parse(r.stdout) as TokenList;
 }
 
-/**
- * Starts `acheron control` as a child process (its own process group) on two free loopback ports
- * and waits for /livez. Teardown kills it, also when the test failed.
- */
 /** A store other than the data dir (etcd): the options naming it, and tokens made in it for the tests. */
 export interface TestStore {
   args: string[];
@@ -78,7 +74,13 @@ export interface TestStore {
   userToken: string;
 }
 
-export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore } = {}): Promise<RunningControl> {
+/**
+ * Starts `acheron control` as a child process (its own process group) on two free loopback ports
+ * and waits for /livez. Teardown kills it, also when the test failed. `tokens`: the admin and user
+ * tokens of the data dir, when the caller knows them.
+ */
+
+export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore; tokens?: { admin: string; user: string } } = {}): Promise<RunningControl> {
   const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
   const ports = options.ports ?? { ws: await freePort(), http: await freePort() };
   const logFile = `${dataDir}.log`;
@@ -103,7 +105,8 @@ export async function startControl(t: Teardown, options: { args?: string[]; data
   const httpUrl = `http://127.0.0.1:${ports.http}`;
   await waitFor(async () => gone || (await fetch(`${httpUrl}/livez`)).ok, { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);
-  const tokens = options.store ?? await listTokens(dataDir);
+  // Known already (a store of the test's, or a restart on the same data dir): no `acheron token list` process to wait for.
+  const tokens = options.store ?? options.tokens ?? (await listTokens(dataDir));
   const control: RunningControl = {
     url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: 'adminToken' in tokens ? tokens.adminToken : tokens.admin, userToken: 'userToken' in tokens ? tokens.userToken : tokens.user, child, exited,
     stop: () => signal('SIGTERM', false),

@@ -1,4 +1,7 @@
-/** Seeded PRNG (mulberry32): a run that failed can be repeated with its seed. Numbers in [0, 1). */
+// Seeded randomness for tests that pick moments and inputs at random: a failing run is repeated
+// with ACHERON_TEST_SEED=<the seed it printed>.
+
+/** mulberry32: a small, fast PRNG with a 32-bit seed; numbers in [0, 1). */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -7,4 +10,9 @@ export function prng(seed: number): () => number {
     x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The seed of this run: ACHERON_TEST_SEED when set, else one from the clock. */
+export function testSeed(): number {
+  return Number(process.env.ACHERON_TEST_SEED ?? Date.now() % 2 ** 31);
 }
