@@ -3,6 +3,7 @@ import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import type { Principal } from './principal.js';
+import { jsonSyntaxError } from '../vfs/json-document.js';
 
 export interface TokenEntry {
   id: string;
@@ -234,7 +235,14 @@ function emptyFile(): TokenFile {
 }
 
 async function readTokens(path: string): Promise<TokenFile> {
-  const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<TokenFile>;
+  const text = await readFile(path, 'utf8');
+  let parsed: Partial<TokenFile>;
+  try {
+    parsed = JSON.parse(text) as Partial<TokenFile>;
+  } catch {
+    // JSON.parse would quote the start of the file: tokens.
+    throw new Error(`${path}: invalid JSON ${jsonSyntaxError(text)}`);
+  }
   if (!Array.isArray(parsed.admin) || !Array.isArray(parsed.users)) throw new Error(`${path}: not an Acheron token file (admin and users lists expected)`);
   return { version: 1, admin: parsed.admin, users: parsed.users, join: Array.isArray(parsed.join) ? parsed.join : [] };
 }

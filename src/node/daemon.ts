@@ -95,6 +95,7 @@ export class NodeDaemon {
   #startedMs = Date.now();
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> | undefined;
+  #reloadAgain: Promise<void> | undefined;
   #resolveDone!: () => void;
   #timers: NodeJS.Timeout[] = [];
   #stopWatchingMount: () => void = () => undefined;
@@ -236,10 +237,15 @@ export class NodeDaemon {
   /**
    * Re-reads the manifests: added services appear, removed ones disappear, changed ones keep their
    * runtime state; a file that fails validation keeps its previous good version running and its
-   * problems go to ERRORS.json and the log. Concurrent calls share one reload.
+   * problems go to ERRORS.json and the log. A call during a reload may follow a change that reload
+   * read too early, so one more runs after it, shared by every call meanwhile: no SIGHUP is lost.
    */
   reload(reason: string): Promise<void> {
-    this.#reloading ??= this.#reload(reason).finally(() => (this.#reloading = undefined));
+    if (this.#reloading) return (this.#reloadAgain ??= this.#reloading.catch(() => undefined).then(() => {
+      this.#reloadAgain = undefined;
+      return this.reload(reason);
+    }));
+    this.#reloading = this.#reload(reason).finally(() => (this.#reloading = undefined));
     return this.#reloading;
   }
 
