@@ -11,7 +11,7 @@ import { manifest, REPO, startNode, type RunningNode } from '../helpers/node.js'
 import { alive, q, sh, waitFor } from '../helpers/process.js';
 
 /** New cycles start only within this budget; a cycle takes 5–20 s on a busy machine. */
-const BUDGET_MS = 40_000;
+const BUDGET_MS = 35_000;
 /** How long the drivers of a killed node may take to die (the spawner's grace, a restart's sweep). */
 const CLEANUP_BOUND_MS = 15_000;
 
