@@ -2,6 +2,7 @@ import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { jsonSyntaxError } from '../vfs/json-document.js';
 import type { Principal } from './principal.js';
 import {
   digestHex, joinStale, joinUsable, lastAdmin, newJoinEntry, newToken, newUserEntry, sameSecret, unknownToken,
@@ -265,7 +266,14 @@ function emptyFile(): TokenFile {
 }
 
 async function readTokens(path: string): Promise<TokenFile> {
-  const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<TokenFile>;
+  const text = await readFile(path, 'utf8');
+  let parsed: Partial<TokenFile>;
+  try {
+    parsed = JSON.parse(text) as Partial<TokenFile>;
+  } catch {
+    // JSON.parse would quote the start of the file: tokens.
+    throw new Error(`${path}: invalid JSON ${jsonSyntaxError(text)}`);
+  }
   if (!Array.isArray(parsed.admin) || !Array.isArray(parsed.users)) throw new Error(`${path}: not an Acheron token file (admin and users lists expected)`);
   return { version: 1, admin: parsed.admin, users: parsed.users, join: Array.isArray(parsed.join) ? parsed.join : [] };
 }

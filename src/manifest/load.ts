@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { problemAt, SCHEMA_BASE, SchemaError, type Problem, type Schemas } from '../protocol/schemas.js';
 import type { Manifest, ServiceDescriptor } from '../protocol/types.gen.js';
 import { applyDefaults } from './defaults.js';
 import { messageOf } from './message-of.js';
 import { listManifestFiles } from './order.js';
+import { readManifest } from './read-manifest.js';
 import { manifestExecutablePath } from './resolve-executable.js';
 import { checkWasmRuntime } from './wasm-rules.js';
 
@@ -69,18 +69,9 @@ async function loadManifestFile(
   file: string,
   options: LoadServicesOptions,
 ): Promise<{ service: LoadedService | undefined } | { problems: Problem[] }> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    return { problems: [problemAt(file, '/', 'read', `cannot read: ${messageOf(error)}`)] };
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return { problems: [problemAt(file, '/', 'json', `invalid JSON: ${messageOf(error)}`)] };
-  }
+  const read = await readManifest(file);
+  if ('problem' in read) return { problems: [read.problem] };
+  const { value } = read;
   // Disabling comes before every other check, so a half-edited manifest can be parked with one key.
   if (isDisabled(value)) return { service: undefined };
   let manifest: Manifest;

@@ -9,6 +9,7 @@ import { loadSchemas, SchemaError, type Problem, type Schemas } from '../protoco
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import type { DriverRunner } from '../runtime/driver-runner.js';
+import { killOwnedProcesses, ownerOnMount } from '../runtime/driver-owner.js';
 import { DriverSpawner } from '../runtime/driver-spawner.js';
 import { InvocationIds } from '../runtime/invocation-id.js';
 import { nativeProcAdapter } from '../runtime/native-proc-adapter.js';
@@ -95,6 +96,7 @@ export class NodeDaemon {
   #startedMs = Date.now();
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> | undefined;
+  #reloadAgain: Promise<void> | undefined;
   #resolveDone!: () => void;
   #timers: NodeJS.Timeout[] = [];
   #stopWatchingMount: () => void = () => undefined;
@@ -144,8 +146,12 @@ export class NodeDaemon {
       throw error;
     }
     try {
+      // Drivers of a daemon that died here together with its spawner are still running: we hold the
+      // mount's lock, so whatever carries this mount's mark is theirs.
+      const orphans = await killOwnedProcesses((owner) => ownerOnMount(owner, mount));
+      if (orphans > 0) log.warn({ killed: orphans }, 'killed the driver processes a dead daemon on this mount left behind');
       // Forked before the mount exists, so no driver can inherit /dev/fuse.
-      daemon.#spawner = await DriverSpawner.start(log);
+      daemon.#spawner = await DriverSpawner.start(log, mount);
       daemon.#builtins = daemon.#builtinServices();
       daemon.#loaded = first.services;
       daemon.registry.replace([...daemon.#builtins, ...first.services.map((s) => daemon.#manifestService(s))]);
@@ -237,10 +243,15 @@ export class NodeDaemon {
   /**
    * Re-reads the manifests: added services appear, removed ones disappear, changed ones keep their
    * runtime state; a file that fails validation keeps its previous good version running and its
-   * problems go to ERRORS.json and the log. Concurrent calls share one reload.
+   * problems go to ERRORS.json and the log. A call during a reload may follow a change that reload
+   * read too early, so one more runs after it, shared by every call meanwhile: no SIGHUP is lost.
    */
   reload(reason: string): Promise<void> {
-    this.#reloading ??= this.#reload(reason).finally(() => (this.#reloading = undefined));
+    if (this.#reloading) return (this.#reloadAgain ??= this.#reloading.catch(() => undefined).then(() => {
+      this.#reloadAgain = undefined;
+      return this.reload(reason);
+    }));
+    this.#reloading = this.#reload(reason).finally(() => (this.#reloading = undefined));
     return this.#reloading;
   }
 
@@ -403,7 +414,7 @@ export class NodeDaemon {
       persist: this.#persistence(serviceId, () => rt),
     });
     const restored = this.#restored.get(serviceId);
-    if (restored?.state) rt.restore(restored.state, restored.jobs);
+    if (restored) rt.restore(restored.state, restored.jobs);
     this.#restored.delete(serviceId);
     return rt;
   }

@@ -1,6 +1,8 @@
 // Join tokens spent together: the updates that queue while one is written share the next
 // read-modify-write of auth_tokens.json (group commit); each keeps its own outcome.
 import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { FileTokenStore } from '../../../src/control/file-token-store.js';
 import { tempDir } from '../../helpers/node.js';
 
@@ -20,4 +22,12 @@ t.test('concurrent joins: each token spent once, a failing update fails alone', 
   const reread = await FileTokenStore.open(dir);
   t.equal(reread.data.join.filter((e) => e.used_ms !== null).length, 20, 'on disk');
   t.ok(reread.data.users.some((u) => u.user_id === 'u'), 'the user too');
+});
+
+t.test('a damaged token file is refused by position, never quoted', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'auth_tokens.json'), '{"admin":[{"token":"ach_admin_Sup3rS3cret"}],\n');
+  const error = await FileTokenStore.open(dir).catch((e: unknown) => e as Error);
+  t.match(error, { message: /auth_tokens\.json: invalid JSON at line 2, column 1 \(byte 46\): the document ends inside a JSON value$/ });
+  t.notMatch(String(error), /S3cret/);
 });

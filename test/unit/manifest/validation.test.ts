@@ -13,7 +13,7 @@ let counter = 0;
 /** Loads one manifest (written as JSON unless a string is given) and returns its problems. */
 async function problemsOf(manifest: unknown): Promise<{ file: string; problems: Problem[]; loaded: number }> {
   const file = join(dir, `m${++counter}.json`);
-  await writeFile(file, typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
+  await writeFile(file, typeof manifest === 'string' || Buffer.isBuffer(manifest) ? manifest : JSON.stringify(manifest));
   const { services, problems } = await loadServices({ manifestFiles: [file], servicesDirs: [], nodeId: 'n1', reserved: [], schemas });
   return { file, problems, loaded: services.length };
 }
@@ -110,11 +110,21 @@ t.test('help_md is limited to 65536 characters', async (t) => {
   await expectProblem(t, { ...base, help_md: 'x'.repeat(65537) }, '/help_md', 'maxLength', 'must NOT have more than 65536 characters');
 });
 
-t.test('invalid JSON names the parse error', async (t) => {
-  const { file, problems } = await problemsOf('{"service_id": "echo",');
-  t.equal(problems.length, 1);
-  t.match(problems[0], { file, json_path: '/', rule: 'json' });
-  t.match(problems[0]?.message, new RegExp(`^${file}: /: invalid JSON: .+`));
+t.test('invalid JSON names the position, never the content', async (t) => {
+  await expectProblem(t, '{"service_id": "echo",', '/', 'json', 'invalid JSON at line 1, column 23 (byte 22): the document ends inside a JSON value');
+  await expectProblem(t, '{\n  "service_id": "é",\n  kind: "x"\n}', '/', 'json', 'invalid JSON at line 3, column 3 (byte 26): unexpected character');
+  // What /etc/shadow looks like: JSON.parse's own message would quote its start.
+  const secret = 'root:$y$j9T$Sup3rS3cretHash$abcdefghijklmnop:19000:0:99999:7:::\n';
+  await expectProblem(t, secret, '/', 'json', 'invalid JSON at line 1, column 1 (byte 0): unexpected character');
+  await expectProblem(t, '', '/', 'json', 'invalid JSON at byte 0: the document is empty');
+});
+
+t.test('bytes that are not UTF-8 are refused, naming the first bad byte', async (t) => {
+  await expectProblem(t, Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), '/', 'utf8', 'not valid UTF-8 at byte 6');
+  for (const [bytes, at] of [[[0x7b, 0xc3, 0x41, 0x7d], 2], [[0x7b, 0x7d, 0xe2, 0x82], 2], [[0xc0, 0x80], 0], [[0xed, 0xa0, 0x80], 1]] as const) {
+    const { file, problems } = await problemsOf(Buffer.from(bytes));
+    t.same(problems, [{ file, json_path: '/', rule: 'utf8', message: `${file}: /: not valid UTF-8 at byte ${at}` }], `${Buffer.from(bytes).toString('hex')}`);
+  }
 });
 
 t.test('enabled:false skips the file before any other check', async (t) => {
