@@ -44,7 +44,7 @@ await t.test('etcd lost while running: writes answer unavailable, /readyz fails,
   tt.match(refused.error?.message, /^control store \(etcd\): upserting project while-down failed: \S/, 'saying what failed and why');
   const ready = await fetch(`${a.httpUrl}/readyz`);
   tt.equal(ready.status, 503, '/readyz fails');
-  tt.match(await ready.text(), /^not ready: control store \(etcd\)/);
+  tt.match(await ready.text(), /^not ready\n(.*\n)*store: control store \(etcd\): \S/, 'naming the store as the check that failed');
   tt.equal((await connect(b.url, { token: store.adminToken })).status, 503, 'a new session cannot be checked: 503, neither 401 nor accepted');
   const cli = await token(['create', '--user', 'dave', '--etcd-start-timeout-ms', '1000']);
   tt.equal(cli.code, 1, `acheron token fails: ${cli.stderr.trim()}`);
