@@ -4,11 +4,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PREFIX ?= /usr/local
 
-.PHONY: help setup system-deps promtool node-deps build test demo bench install uninstall clean
+.PHONY: help setup system-deps promtool node-deps build test reliability demo bench install uninstall clean
 
 help:
 	@echo "make demo     set up, start a node with manifests.d/ on /mnt/acheron, show an invoke"
 	@echo "make test     set up, type-check, run every test; ends with 'N passed, N failed'"
+	@echo "make reliability  the crash and fuzz suites, 8 times longer (RELIABILITY_SCALE=N)"
 	@echo "make bench    set up, run the benchmarks, write docs/BENCHMARKS.md"
 	@echo "make install  put the acheron launcher in $(PREFIX)/bin (for mount -t fuse.acheron)"
 
@@ -57,6 +58,11 @@ wasm/build/echo.wasm: wasm/echo.ts node_modules/.package-lock.json
 
 test: setup
 	bash scripts/test.sh
+
+# The crash and fuzz suites of `make test`, RELIABILITY_SCALE times longer and larger (docs/RELIABILITY.md).
+RELIABILITY_SCALE ?= 8
+reliability: setup
+	ACHERON_RELIABILITY_SCALE=$(RELIABILITY_SCALE) bash scripts/test.sh --timeout=0 test/integration/reliability-*.test.ts
 
 demo: setup install
 	bash scripts/demo.sh

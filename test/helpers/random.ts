@@ -16,3 +16,14 @@ export function prng(seed: number): () => number {
 export function testSeed(): number {
   return Number(process.env.ACHERON_TEST_SEED ?? Date.now() % 2 ** 31);
 }
+
+/**
+ * How much longer than in `make test` the crash and fuzz suites run: ACHERON_RELIABILITY_SCALE
+ * (`make reliability` sets it) multiplies their time budgets and case counts.
+ */
+export function reliabilityScale(): number {
+  const raw = process.env.ACHERON_RELIABILITY_SCALE ?? '1';
+  const scale = Number(raw);
+  if (!Number.isFinite(scale) || scale < 1) throw new RangeError(`ACHERON_RELIABILITY_SCALE=${raw}: must be a number ≥ 1`);
+  return scale;
+}

@@ -15,13 +15,14 @@ import { historyOf, ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
 import { session, startControl, type Frame, type RawPeer } from '../helpers/control.js';
 import { checkReference, emitted, validateWatcher } from '../helpers/history-validator.js';
 import { waitFor } from '../helpers/process.js';
-import { prng, testSeed } from '../helpers/random.js';
+import { prng, reliabilityScale, testSeed } from '../helpers/random.js';
 
 /** Part (a) starts no new kill after this long (it needs at least MIN_KILLS); part (b) sends at most FRAMES. */
-const KILL_PHASE_MS = 25_000;
+const scale = reliabilityScale();
+const KILL_PHASE_MS = 25_000 * scale;
 const MIN_KILLS = 3;
-const MAX_KILLS = 12;
-const FRAMES = 600;
+const MAX_KILLS = 12 * scale;
+const FRAMES = 600 * scale;
 
 const seed = testSeed();
 t.comment(`seed ${seed} (repeat with ACHERON_TEST_SEED=${seed})`);

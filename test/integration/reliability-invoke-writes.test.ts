@@ -8,7 +8,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { FIXTURES, manifest, readText, startNode } from '../helpers/node.js';
 import { alive, q, sh } from '../helpers/process.js';
-import { prng } from '../helpers/random.js';
+import { prng, reliabilityScale } from '../helpers/random.js';
 
 const TINY_LIMIT = 4096;
 const node = await startNode(t, { manifests: [manifest('cat', 'cat'), manifest('tiny', 'cat', { runtime: { max_input_bytes: TINY_LIMIT } })] });
@@ -121,7 +121,7 @@ const randomValue = (depth: number): unknown => {
   return Object.fromEntries(Array.from({ length: Math.floor(random() * 4) }, (_, i) => [`k${i}${randomString(3)}`, randomValue(depth + 1)]));
 };
 
-const RANDOM_CASES = 30;
+const RANDOM_CASES = 30 * reliabilityScale();
 const chunked: Case[] = Array.from({ length: RANDOM_CASES }, (_, i) => {
   const payload = Buffer.from(JSON.stringify(Object.fromEntries([['case', i], ['v', randomValue(0)]]), null, random() < 0.3 ? 1 : undefined) + (random() < 0.5 ? '\n' : ''));
   const chunks: number[] = [];

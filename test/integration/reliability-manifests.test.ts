@@ -12,16 +12,14 @@ import { loadServices } from '../../src/manifest/index.js';
 import { loadSchemas, type Problem } from '../../src/protocol/schemas.js';
 import { ACHERON, DRIVERS, manifest, readJson, spawnMounter, startNode, tempDir } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
+import { prng, reliabilityScale, testSeed } from '../helpers/random.js';
 
 const execFileP = promisify(execFile);
 const schemas = await loadSchemas();
 
-const seed = Number(process.env.RELIABILITY_SEED ?? Date.now() % 100_000);
-let state = seed;
-const random = (): number => {
-  state = (state * 1103515245 + 12345) % 2147483648;
-  return state / 2147483648;
-};
+const seed = testSeed();
+const random = prng(seed);
+const scale = reliabilityScale();
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 
 /**
@@ -151,8 +149,8 @@ const root = await tempDir(t);
 await writeFile(join(root, 'secret.txt'), `${SECRET}:$y$j9T$:19000:0:99999:7:::\n`, { mode: 0o600 });
 
 t.test('through the loader: every case refused by name, path and rule, never quoted', async (tt) => {
-  tt.comment(`seed ${seed} (RELIABILITY_SEED=${seed} replays the same mutants)`);
-  const cases = [...tableCases(), ...Array.from({ length: 300 }, mutant)];
+  tt.comment(`seed ${seed} (ACHERON_TEST_SEED=${seed} replays the same mutants)`);
+  const cases = [...tableCases(), ...Array.from({ length: 300 * scale }, mutant)];
   let failures = 0;
   for (const [index, c] of cases.entries()) {
     const dir = join(root, `load-${index}`);
@@ -225,7 +223,7 @@ t.test('at reload: each problem in ERRORS.json, the previous version keeps servi
     'a directory', 'a FIFO', 'a symlink to /dev/null', 'a symlink to a secret file', 'a dangling symlink', 'service_id "fs"', 'service_id "terminal-t1"',
     'service_id "a/b"', 'runtime {"type":"native_inproc"}', 'runtime {"max_concurrency":0}', 'schema = {"input":{"type":"objekt"}}', 'no kind', 'an array']
     .map((name) => table.find((c) => c.name === name) as Case);
-  const cases = [...chosen, ...Array.from({ length: 10 }, mutant)];
+  const cases = [...chosen, ...Array.from({ length: 10 * scale }, mutant)];
   const errorsFile = join(node.mount, 'ERRORS.json');
   let failures = 0;
   let invokes = 0;

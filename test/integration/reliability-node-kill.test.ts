@@ -9,19 +9,16 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifest, REPO, startNode, type RunningNode } from '../helpers/node.js';
 import { alive, q, sh, waitFor } from '../helpers/process.js';
+import { prng, reliabilityScale, testSeed } from '../helpers/random.js';
 
 /** New cycles start only within this budget; a cycle takes 5–20 s on a busy machine. */
-const BUDGET_MS = 35_000;
+const BUDGET_MS = 35_000 * reliabilityScale();
 /** How long the drivers of a killed node may take to die (the spawner's grace, a restart's sweep). */
 const CLEANUP_BOUND_MS = 15_000;
 
 // Deterministic per run, different per run: the seed is printed so a failure can be replayed.
-const seed = Number(process.env.RELIABILITY_SEED ?? Date.now() % 100_000);
-let state = seed;
-const random = (): number => {
-  state = (state * 1103515245 + 12345) % 2147483648;
-  return state / 2147483648;
-};
+const seed = testSeed();
+const random = prng(seed);
 const between = (min: number, max: number): number => Math.round(min + random() * (max - min));
 
 const mark = `reliability-kill-${process.pid}-${seed}`;
@@ -119,7 +116,7 @@ async function lostAcknowledged(node: RunningNode): Promise<string[]> {
 }
 
 t.test('kill -9 of the daemon and of its spawner at random moments: no driver survives, nothing acknowledged is lost', async (tt) => {
-  tt.comment(`seed ${seed} (RELIABILITY_SEED=${seed} replays the same moments)`);
+  tt.comment(`seed ${seed} (ACHERON_TEST_SEED=${seed} replays the same moments)`);
   let node = await startNode(tt, { manifests, args: ['--state-sync', 'always'] });
   const stopWriters = startWriters(node.dir, node.mount);
   tt.teardown(stopWriters);
