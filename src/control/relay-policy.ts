@@ -3,15 +3,14 @@ import type { RelayPayload } from '../protocol/types.gen.js';
 import type { Catalog } from './catalog.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
+import { opensToChange } from '../vfs/open-flags.js';
 import type { ProjectStore } from './projects.js';
 
-const O_ACCMODE = 3;
-const O_TRUNC = 0o1000;
 const CHANGES = new Set(['write', 'truncate', 'ftruncate', 'utimens', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'invoke', 'stage', 'reject']);
 
 /** Whether the operation changes something (a write-open counts: it is how writes begin). */
 function changes(request: RelayPayload): boolean {
-  return CHANGES.has(request.op) || (request.op === 'open' && (((request.flags ?? 0) & O_ACCMODE) !== 0 || ((request.flags ?? 0) & O_TRUNC) !== 0));
+  return CHANGES.has(request.op) || (request.op === 'open' && opensToChange(request.flags ?? 0));
 }
 
 /** What the catalog says of one service for one session: not there, hidden by its permissions, or admitted. */

@@ -5,14 +5,13 @@ import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../vfs/errors.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
+import { O_ACCMODE, opensToChange } from '../vfs/open-flags.js';
 
 export interface ExportSpec {
   name: string;
   path: string;
   readOnly: boolean;
 }
-
-const O_ACCMODE = 3;
 
 /** Parses `--export name=path[:ro|:rw]`. */
 export function parseExport(text: string): ExportSpec {
@@ -95,7 +94,7 @@ class ExportNode implements VNode {
   }
 
   async open(flags: number): Promise<Handle> {
-    if ((flags & O_ACCMODE) !== constants.O_RDONLY || flags & constants.O_TRUNC) this.#writable();
+    if (opensToChange(flags)) this.#writable();
     return fileHandle(await this.#checked(this.#path, (object) => open(object, flags & ~NOT_REOPENED)));
   }
 

@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { FsError } from './errors.js';
 import { classifyJson } from './json-prefix.js';
 import { S_IFREG, type Attr, type Handle, type VNode } from './node.js';
+import { O_APPEND, opensForReading, opensForWriting } from './open-flags.js';
 import { readSlice } from './read-slice.js';
 
 /** What a commit file hands its bytes to: the node runtime, or the relay to a remote node. */
@@ -30,11 +31,6 @@ export interface CommitTarget {
    */
   current?: () => Buffer;
 }
-
-const O_ACCMODE = 3;
-const O_WRONLY = 1;
-const O_RDWR = 2;
-const O_APPEND = 0o2000;
 
 /** A commit file's node: the WorldFS relay on the node commits a whole payload through its target. */
 export interface CommitFileNode extends VNode {
@@ -97,9 +93,8 @@ export function commitFile(target: CommitTarget): CommitFileNode {
     },
     truncate: (size) => refuseTruncate(target, size),
     async open(flags) {
-      const access = flags & O_ACCMODE;
-      if (access === O_WRONLY || access === O_RDWR) target.admit();
-      return new CommitHandle(target, access === O_WRONLY ? undefined : target.current?.(), (flags & O_APPEND) !== 0);
+      if (opensForWriting(flags)) target.admit();
+      return new CommitHandle(target, opensForReading(flags) ? target.current?.() : undefined, (flags & O_APPEND) !== 0);
     },
   };
 }

@@ -1,10 +1,7 @@
 import { errnoNameOf, FsError } from './errors.js';
 import { isDirectoryMode, type Attr, type Handle, type VNode } from './node.js';
+import { O_RDONLY, opensForReading, opensForWriting } from './open-flags.js';
 
-const O_ACCMODE = 3;
-const O_RDONLY = 0;
-const O_WRONLY = 1;
-const O_RDWR = 2;
 const MAX_NAME_BYTES = 255;
 
 /**
@@ -43,9 +40,8 @@ export class Dispatcher {
     const node = await this.resolve(path);
     if (node.checksOpenItself && node.open) return node.open(flags);
     const { mode } = await node.getattr();
-    const access = flags & O_ACCMODE;
-    const wantsWrite = access === O_WRONLY || access === O_RDWR;
-    const wantsRead = access !== O_WRONLY;
+    const wantsWrite = opensForWriting(flags);
+    const wantsRead = opensForReading(flags);
     if (isDirectoryMode(mode)) {
       if (wantsWrite) throw new FsError('EISDIR', `${path}: is a directory`);
       return {};

@@ -5,12 +5,11 @@ import { JOB_FILES, SERVICE_FILES, type ServiceFileKind } from '../protocol/serv
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { commitFile } from '../vfs/commit-file.js';
 import { tableFromPaths } from '../vfs/directory.js';
+import { opensForWriting } from '../vfs/open-flags.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 import { readSlice } from '../vfs/read-slice.js';
 import { RemoteNode, type Relay, type RelayOperation } from './remote-node.js';
 
-const O_ACCMODE = 3;
-const O_RDONLY = 0;
 /** A document fetched for a stat or an open serves the stats (and one open) that follow within this long. */
 export const DOCUMENT_REUSE_MS = 1000;
 /** Chunks of one large payload in flight at once. */
@@ -137,7 +136,7 @@ class RemoteDocument extends RemoteNode {
   }
 
   override async open(flags: number): Promise<Handle> {
-    if ((flags & O_ACCMODE) !== O_RDONLY) return super.open(flags);
+    if (opensForWriting(flags)) return super.open(flags);
     return new DocumentHandle(this.#relay, this.path, await this.#documents.open(this.#relay, this.path));
   }
 }

@@ -3,9 +3,7 @@ import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import type { RelayPayload } from '../protocol/types.gen.js';
 import { FsError } from '../vfs/errors.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
-
-const O_ACCMODE = 3;
-const O_RDONLY = 0;
+import { opensForWriting } from '../vfs/open-flags.js';
 
 /** One operation for the node; a request id is made for it unless it shares one (stage and its invoke). */
 export type RelayOperation = Omit<RelayPayload, 'node_id' | 'request_id'> & { request_id?: string };
@@ -51,7 +49,7 @@ export class RemoteNode implements VNode {
 
   async open(flags: number): Promise<Handle> {
     const { fh } = await this.#relay({ op: 'open', path: this.path, flags });
-    return new RemoteHandle(this.#relay, this.path, Number(fh), (flags & O_ACCMODE) !== O_RDONLY);
+    return new RemoteHandle(this.#relay, this.path, Number(fh), opensForWriting(flags));
   }
 
   async truncate(size: number): Promise<void> {
