@@ -2,7 +2,7 @@
  * One render function per tree file: the only place where camelCase runtime state meets the
  * snake_case documents users read (SPEC §3, §5).
  */
-import { SERVICE_FILES } from '../protocol/service-files.js';
+import { helpReadme, SERVICE_FILES } from '../protocol/service-files.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import type { Job } from '../runtime/job.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
@@ -136,7 +136,7 @@ export function renderTemplate(descriptor: ServiceDescriptor): string {
 }
 
 export function renderReadme(descriptor: ServiceDescriptor, mountPath: string): string {
-  if (typeof descriptor.help_md === 'string') return descriptor.help_md.endsWith('\n') ? descriptor.help_md : descriptor.help_md + '\n';
+  if (typeof descriptor.help_md === 'string') return helpReadme(descriptor.help_md);
   const dir = `${mountPath}/services/${descriptor.service_id}`;
   const files = SERVICE_FILES.map((f) => `| \`${f.path}\` | ${f.mode.toString(8).padStart(4, '0')} | ${f.description} |`).join('\n');
   return `# ${descriptor.service_id}

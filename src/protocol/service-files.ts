@@ -46,5 +46,8 @@ export const JOB_FILES: ReadonlyArray<{ path: string; mode: 0o444 | 0o200; kind:
   { path: 'cancel', mode: 0o200, kind: 'cancel', description: 'any write: kill this invocation' },
 ];
 
+/** A manifest's help_md as the service's README.md, on the node and in WorldFS alike: a text file, ending with a newline. */
+export const helpReadme = (helpMd: string): string => (helpMd.endsWith('\n') ? helpMd : `${helpMd}\n`);
+
 /** Names a manifest may not use as service_id (they are files of the node tree root). */
 export const RESERVED_SERVICE_IDS = ['services', 'fs', 'NODE.json', 'SERVICES.json', 'ERRORS.json'] as const;

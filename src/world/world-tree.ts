@@ -1,4 +1,5 @@
 import { admitsUser } from '../protocol/relay.js';
+import { helpReadme } from '../protocol/service-files.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
 import { FsError } from '../vfs/errors.js';
@@ -115,7 +116,7 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
   };
   const file = (render: (service: ServiceDescriptor) => string): VNode => nodeFile(catalog, nodeId, (node) => render(current(node)));
   const metadata = new Map<string, VNode>([
-    ['README.md', file((s) => s.help_md ?? `# ${s.service_id}\n\nA \`${s.kind}\` service, version ${s.version}, on node ${nodeId}.\n`)],
+    ['README.md', file((s) => (s.help_md === undefined ? `# ${s.service_id}\n\nA \`${s.kind}\` service, version ${s.version}, on node ${nodeId}.\n` : helpReadme(s.help_md)))],
     ['SCHEMA.json', file((s) => json(s.schema))],
     ['STATUS.json', file((s) => json({ service_id: s.service_id, version: s.version, state: s.state, supervision_status: s.runtime.supervision_status ?? null }))],
     ['CAPS.json', file((s) => json(s.capabilities))],

@@ -18,7 +18,7 @@ export interface Outcome {
 
 let interpreter: Promise<string> | undefined;
 /** The interpreter itself, asked once: a version manager's `python3` shim costs a shell script per start. */
-function python(): Promise<string> {
+export function python(): Promise<string> {
   interpreter ??= sh(`python3 -c 'import sys; print(sys.executable)'`).then((r) => (r.code === 0 && r.stdout.trim()) || 'python3');
   return interpreter;
 }

@@ -1,6 +1,7 @@
 // SPEC §3 concurrency through a real mount: services run in parallel, one service serializes up to
-// max_concurrency, O_RDWR transactions each read their own outcome, nothing else waits for a
-// running driver, and a full queue answers EAGAIN at open.
+// max_concurrency, O_RDWR transactions each read their own outcome (concurrent ones on one service:
+// the service-files conformance suite, test/integration/suites/service-files.ts), nothing else waits
+// for a running driver, and a full queue answers EAGAIN at open.
 import t from 'tap';
 import { join } from 'node:path';
 import { manifest, readJson, readText, startNode, TRANSACTION } from '../helpers/node.js';
@@ -22,7 +23,6 @@ const node = await startNode(t, {
     ...parallel.map((id) => slow(id, 1)),
     slow('long', 3),
     slow('other', 1),
-    slow('shared', 1),
     slow('no-queue', 3, { max_queue: 0 }),
   ],
 });
@@ -89,15 +89,6 @@ await t.test('a running driver blocks no other file or service', async (tt) => {
   tt.equal((await second.done).code, 0);
   tt.same(await readJson(file('long', 'result.json')), { slept: true, echo: { n: 2 } }, 'queued in arrival order: the second finished last');
   tt.match(await readJson(file('long', 'metrics.json')), { invokes_total: 2 });
-});
-
-await t.test('two concurrent transactions on one service each get their own result', async (tt) => {
-  const [a, b] = await Promise.all([transaction('shared', { writer: 'a' }), transaction('shared', { writer: 'b' })]);
-  tt.equal(a.code, 0, a.stderr);
-  tt.equal(b.code, 0, b.stderr);
-  tt.same(JSON.parse(a.stdout), { slept: true, echo: { writer: 'a' } });
-  tt.same(JSON.parse(b.stdout), { slept: true, echo: { writer: 'b' } });
-  tt.match(await readJson(file('shared', 'metrics.json')), { invokes_total: 2 });
 });
 
 await t.test('max_queue 0: a second writer while one runs gets EAGAIN at open', async (tt) => {

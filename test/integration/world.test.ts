@@ -101,41 +101,6 @@ await t.test('relay: an invoke through WorldFS runs once on the node and its fil
   tt.match(JSON.parse(cli.stdout), { echo: { via: 'acheron invoke --node' } });
 });
 
-await t.test('relay: an O_RDWR transaction reads its own outcome; errnos come out unchanged', async (tt) => {
-  const invoke = join(services(world), 'echo', 'control', 'invoke.json');
-  const script = `
-import errno, json, os, sys
-path = sys.argv[1]
-fd = os.open(path, os.O_RDWR)
-os.write(fd, b'{"n": 7}')
-out = b''
-while True:
-    chunk = os.read(fd, 65536)
-    if not chunk:
-        break
-    out += chunk
-os.close(fd)
-fd = os.open(path, os.O_WRONLY)
-os.write(fd, b'not json')
-try:
-    os.close(fd)
-    code = 'none'
-except OSError as e:
-    code = errno.errorcode[e.errno]
-print(json.dumps({"outcome": json.loads(out), "bad_close": code}))
-`;
-  const r = await sh(`python3 -c ${q(script)} ${q(invoke)}`);
-  tt.equal(r.code, 0, r.stderr.trim());
-  const { outcome, bad_close: badClose } = JSON.parse(r.stdout) as { outcome: { echo: unknown }; bad_close: string };
-  tt.match(outcome, { echo: { n: 7 } }, 'the transaction read its own invocation');
-  tt.equal(badClose, 'EINVAL', 'invalid JSON: EINVAL at close(), as on the node');
-  tt.match(await readText(join(services(world), 'echo', 'last_error.txt')), /invalid JSON/);
-  const disabled = await sh(`echo 1 > ${q(join(services(world), 'echo', 'control', 'disable'))} && /bin/echo '{}' > ${q(invoke)}`);
-  tt.match(disabled.stderr, /Operation not permitted/, 'control/disable through WorldFS, then EPERM');
-  const enabled = await sh(`echo 1 > ${q(join(services(world), 'echo', 'control', 'enable'))} && /bin/echo '{}' > ${q(invoke)}`);
-  tt.equal(enabled.code, 0, enabled.stderr.trim());
-});
-
 await t.test('relay: fs/ exports read and write the node\'s directory', async (tt) => {
   const fs = join(world.node(NODE_ID), 'fs');
   tt.same(await ls(fs), ['data']);
