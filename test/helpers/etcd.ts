@@ -112,12 +112,14 @@ export async function startEtcd(t: Teardown, options: { members?: number } = {})
         return running.length > 0 && (await Promise.all(running.map(healthy))).every(Boolean);
       }, { what: 'every running etcd member healthy', timeoutMs, intervalMs: 50 });
     },
-    leader: (timeoutMs = 30_000) => waitFor(async () => {
+    // 60 s: on a loaded 2-core machine an election after a SIGKILL has taken over 30 s.
+    leader: (timeoutMs = 60_000) => waitFor(async () => {
       const running = members.filter((m) => m.isRunning);
       const seen = await Promise.all(running.map(status));
-      const leaders = new Set(seen.map((s) => s?.leader));
-      if (leaders.size !== 1 || seen.some((s) => !s || s.leader === '0')) return undefined;
-      return running.find((_m, i) => seen[i]?.header.member_id === seen[i]?.leader);
+      const at = seen.findIndex((s) => s !== undefined && s.header.member_id === s.leader);
+      if (at >= 0 && seen.every((s) => s?.leader === seen[at]?.leader)) return running[at] as EtcdMember;
+      // Thrown, not returned: waitFor's timeout error then says what the members last answered.
+      throw new Error(`members answered: ${running.map((m, i) => `${m.name} → leader ${seen[i]?.leader ?? 'no answer'}`).join(', ')}`);
     }, { what: 'an etcd leader all running members agree on', timeoutMs, intervalMs: 50 }),
     stopAll: async () => void (await Promise.all(members.map((m) => m.kill9()))),
   };

@@ -14,6 +14,15 @@ async function busyShare(fn: () => Promise<void>): Promise<number> {
   return performance.eventLoopUtilization(before).utilization;
 }
 
+/**
+ * The least busy of three runs: for checks that the loop slept. Other work of this process (a
+ * collection, a late callback) only ever adds busy time, and seldom three times in a row.
+ */
+async function leastBusyShare(fn: () => Promise<void>): Promise<number> {
+  const shares = [await busyShare(fn), await busyShare(fn), await busyShare(fn)];
+  return Math.min(...shares);
+}
+
 const polled = (share: number): boolean => share >= 0.12;
 const slept = (share: number): boolean => share < 0.08;
 const pct = (share: number): string => `${(share * 100).toFixed(0)} % of 40 ms busy`;
@@ -26,13 +35,13 @@ t.test('after a reply the loop keeps turning for the window, then sleeps', async
     await sleep(40);
   });
   tt.ok(polled(spun), `the loop polled instead of sleeping (${pct(spun)})`);
-  const idle = await busyShare(() => sleep(40));
+  const idle = await leastBusyShare(() => sleep(40));
   tt.ok(slept(idle), `and slept once the window had passed (${pct(idle)})`);
 });
 
 t.test('no polling right after an operation that waited for another process', async (tt) => {
   const poll = new BusyPoll(10_000);
-  const quiet = await busyShare(async () => {
+  const quiet = await leastBusyShare(async () => {
     poll.replied(5_000_000n); // 5 ms: it waited for a driver
     await sleep(40);
   });
@@ -47,7 +56,7 @@ t.test('no polling right after an operation that waited for another process', as
 t.test('a window of 0 never polls', async (tt) => {
   const poll = new BusyPoll(0);
   tt.notOk(poll.active);
-  const used = await busyShare(async () => {
+  const used = await leastBusyShare(async () => {
     poll.replied();
     poll.arrived();
     poll.replied();
