@@ -65,9 +65,14 @@ export class ControlConnection {
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
   }
 
-  /** A frame already serialized as UTF-8 JSON, sent as text as it is (no copy, no re-encoding). */
-  sendSerialized(frame: Buffer): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, { binary: false });
+  /**
+   * A frame already serialized as UTF-8 JSON, sent as text as it is (no copy, no re-encoding);
+   * given in parts, as one message in as many fragments (RFC 6455 §5.4), so the parts are not joined.
+   */
+  sendSerialized(frame: Buffer | readonly Buffer[]): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (Buffer.isBuffer(frame)) this.socket.send(frame, { binary: false });
+    else frame.forEach((part, index) => this.socket.send(part, { binary: false, fin: index === frame.length - 1 }));
   }
 
   /** Bytes queued on the socket and not yet sent: how far behind this peer is. */
@@ -88,7 +93,7 @@ export class ControlConnection {
       let frame: unknown;
       try {
         const { catalog } = this.#host.context(this);
-        frame = parseRequest(data.toString('utf8'), (nodeId) => catalog.storedServices(nodeId));
+        frame = parseRequest(data, (nodeId) => catalog.storedServices(nodeId));
       } catch (error) {
         throw new ProtocolError('invalid_envelope', `frame is not JSON: ${(error as Error).message}`);
       }

@@ -7,28 +7,11 @@ import { createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { CatalogEventPayload, EventKind } from '../protocol/catalog-event.js';
 import { syncDir, writeAll } from '../store/atomic-file.js';
+import { CatalogEvent, type EventSource } from './catalog-event.js';
 
 const gunzip = promisify(gunzipCallback);
 
-export type { EventKind };
-
-/**
- * One catalog change (SPEC §6 Events) as the log keeps and sends it: the payload is serialized
- * once, when the event is made, and the same bytes go into the log line, the upsert reply, the
- * replay ring and every watcher's frame.
- */
-export interface CatalogEvent {
-  seq: number;
-  kind: EventKind;
-  timestamp_ms: number;
-  node_id: string;
-  /** `"seq":…,"kind":…,"timestamp_ms":…,` (the members that the upsert reply does not have). */
-  head: Buffer;
-  /** The payload's members from `node_id` on and its closing brace: `"node_id":…,"service_delta":{…}}`. */
-  body: Buffer;
-}
-
-export type NewEvent = Pick<CatalogEvent, 'kind' | 'timestamp_ms' | 'node_id' | 'body'>;
+export type { EventKind, CatalogEvent };
 
 /** An event as read back from disk, for the catalog to rebuild itself (SPEC §6: snapshot + log). */
 export type EventRecord = CatalogEventPayload;
@@ -60,11 +43,6 @@ const ROTATED = /^node-service-events-(\d+)\.ndjson$/;
 const ARCHIVE_GZIP_LEVEL = 1;
 const OPEN = Buffer.from('{');
 const NEWLINE = Buffer.from('\n');
-
-/** `"seq":…,"kind":…,"timestamp_ms":…,`: what an event adds in front of the upsert reply's members. */
-export function eventHead(seq: number, kind: EventKind, timestampMs: number): Buffer {
-  return Buffer.from(`"seq":${seq},"kind":${JSON.stringify(kind)},"timestamp_ms":${timestampMs},`);
-}
 
 /**
  * The catalog's write-ahead log (SPEC §6): every event gets the next `seq`, is appended and
@@ -182,9 +160,9 @@ export class EventLog {
    * order and in one synchronous step: what `apply` changes is always exactly the state after
    * the events up to headSeq, so a checkpoint taken at any moment is consistent.
    */
-  append(event: NewEvent, apply?: (event: CatalogEvent) => void): Promise<CatalogEvent> {
+  append(event: EventSource, apply?: (event: CatalogEvent) => void): Promise<CatalogEvent> {
     const seq = ++this.#assigned;
-    const full: CatalogEvent = { seq, kind: event.kind, timestamp_ms: event.timestamp_ms, node_id: event.node_id, head: eventHead(seq, event.kind, event.timestamp_ms), body: event.body };
+    const full = new CatalogEvent(seq, event);
     return new Promise<CatalogEvent>((resolve, reject) => {
       this.#pending.push({ event: full, apply, resolve, reject });
       // A rotation that fails is logged; the events it followed are durable and acknowledged already.
@@ -303,11 +281,6 @@ function byFileTime(a: string, b: string): number {
   return time(a) - time(b) || (ARCHIVE.test(a) ? -1 : 0) - (ARCHIVE.test(b) ? -1 : 0);
 }
 
-function toEvent(record: EventRecord): CatalogEvent {
-  const { seq, kind, timestamp_ms: timestampMs, ...payload } = record;
-  return { seq, kind, timestamp_ms: timestampMs, node_id: record.node_id, head: eventHead(seq, kind, timestampMs), body: Buffer.from(JSON.stringify(payload).slice(1)) };
-}
-
 function isEventRecord(record: Record<string, unknown>): boolean {
   return typeof record.seq === 'number' && typeof record.kind === 'string' && typeof record.timestamp_ms === 'number' && typeof record.node_id === 'string';
 }
@@ -374,5 +347,6 @@ async function readHistory(dir: string, capacity: number): Promise<History> {
     await file.sync();
     await file.close();
   }
-  return { ring: records.map(toEvent), head, problems, unarchived, rotated };
+  const interned = new Map<string, Buffer>();
+  return { ring: records.map((record) => CatalogEvent.fromRecord(record, interned)), head, problems, unarchived, rotated };
 }

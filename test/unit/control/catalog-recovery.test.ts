@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
 import { Catalog } from '../../../src/control/catalog.js';
-import { EventLog, eventHead } from '../../../src/control/event-log.js';
-import { incomingServices } from '../../../src/control/upsert-frame.js';
+import { eventHead } from '../../../src/control/catalog-event.js';
+import { EventLog } from '../../../src/control/event-log.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 
@@ -22,7 +22,7 @@ async function open(dir: string, eventLog: { rotateMaxBytes?: number } = {}): Pr
   return { events, catalog };
 }
 
-const upsert = (catalog: Catalog, payload: { node_id: string; labels?: Record<string, string>; services: ServiceDescriptor[] }) => catalog.upsert(payload, incomingServices(payload));
+const upsert = (catalog: Catalog, payload: { node_id: string; labels?: Record<string, string>; services: ServiceDescriptor[] }) => catalog.upsert(payload, payload.services.map((s) => ({ service: s, json: Buffer.from(JSON.stringify(s)) })));
 
 t.test('not closed (kill -9): the snapshot plus the events after it, secrets and metadata-only changes included', async (t) => {
   const dir = await tempDir(t);
