@@ -21,3 +21,15 @@ t.test('concurrent joins: each token spent once, a failing update fails alone', 
   t.equal(reread.data.join.filter((e) => e.used_ms !== null).length, 20, 'on disk');
   t.ok(reread.data.users.some((u) => u.user_id === 'u'), 'the user too');
 });
+
+t.test('a change by another process is read before the next update, not written over', async (t) => {
+  const dir = await tempDir(t);
+  const server = await TokenStore.open(dir);
+  const cli = await TokenStore.open(dir);
+  const first = await server.createJoin(60_000);
+  const made = await cli.createJoin(60_000);
+  t.ok(await server.consumeJoin(first.token), 'the server spends its own token (its copy is current)');
+  t.ok(await server.consumeJoin(made.token), 'and one the other process made since: it read the file again');
+  const reread = await TokenStore.open(dir);
+  t.same(reread.data.join.map((e) => e.used_ms !== null), [true, true], 'both spent, on disk');
+});
