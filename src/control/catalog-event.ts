@@ -44,8 +44,8 @@ export class CatalogEvent {
   readonly timestamp_ms: number;
   readonly delta: ServiceDelta;
   #node: EventNode;
-  #full: WeakRef<Buffer> | undefined;
-  #lean: WeakRef<Buffer> | undefined;
+  /** Each shape's bytes, while anyone holds them. */
+  #bytes: { full?: WeakRef<Buffer>; delta?: WeakRef<Buffer> } = {};
 
   constructor(seq: number, source: EventSource) {
     this.seq = seq;
@@ -91,20 +91,20 @@ export class CatalogEvent {
 
   /** The full shape's members from `node_id` on and the closing brace (= the upsert reply's payload). */
   get body(): Buffer {
-    const cached = this.#full?.deref();
-    if (cached) return cached;
-    const body = fullBody(this.#node, this.delta);
-    this.#full = new WeakRef(body);
-    return body;
+    return this.#shape('full', fullBody);
   }
 
   /** The delta shape's members from `node_id` on and the closing brace. */
   get deltaBody(): Buffer {
-    const cached = this.#lean?.deref();
+    return this.#shape('delta', deltaBody);
+  }
+
+  #shape(shape: 'full' | 'delta', build: (node: EventNode, delta: ServiceDelta) => Buffer): Buffer {
+    const cached = this.#bytes[shape]?.deref();
     if (cached) return cached;
-    const body = deltaBody(this.#node, this.delta);
-    this.#lean = new WeakRef(body);
-    return body;
+    const bytes = build(this.#node, this.delta);
+    this.#bytes[shape] = new WeakRef(bytes);
+    return bytes;
   }
 
   /**

@@ -167,7 +167,10 @@ export class WorldCatalog {
       const outcome = mirror.apply(event);
       if (outcome === 'mismatch') resync(`event seq ${event.seq} of node ${event.node_id} does not fit the catalog read`);
       else if (outcome === 'unknown node') read(event.node_id, event).catch((error: unknown) => resync(`reading node ${event.node_id}: ${(error as Error).message}`));
-      else if (outcome === 'applied') this.#changedMs = Date.now();
+      else if (outcome === 'applied') {
+        this.#changedMs = Date.now();
+        this.#options.log.debug({ seq: event.seq, node_id: event.node_id, kind: event.kind, changed: event.changed_services.length, removed: event.service_delta.removed.length }, 'delta event applied');
+      }
     };
     /** Reads one node (once however often asked); events that come meanwhile wait and apply after it, those it reflects as stale. */
     const read = (nodeId: string, first?: CatalogDeltaPayload): Promise<void> => {

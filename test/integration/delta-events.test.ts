@@ -4,7 +4,7 @@
 // updated services). Replay from the ring, replay after a kill -9 restart and since_seq work in
 // both; a delta watcher that applies what it gets to what it had ends with exactly the catalog that
 // node_get shows, whatever the sequence of upserts and deletes (fast-check).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { applyDefaults } from '../../src/manifest/index.js';
 import type { CatalogDeltaPayload, CatalogEventPayload } from '../../src/protocol/catalog-event.js';
@@ -55,12 +55,19 @@ async function provision(admin: RawPeer, nodeId: string): Promise<void> {
 const upsert = (admin: RawPeer, nodeId: string, versions: Record<string, string>): Promise<unknown> =>
   admin.call('control.node_service_upsert', { node_id: nodeId, services: Object.entries(versions).map(([id, version]) => service(nodeId, id, version)) });
 
-await t.test('one event, two shapes: the delta one carries what changed, the full one the whole catalog', async (tt) => {
+/** A server with two admin sessions: one to change the catalog, one to watch it. */
+async function server(tt: Test): Promise<{ admin: RawPeer; watcher: RawPeer }> {
   const control = await startControl(tt);
-  const admin = await session(control.url, { token: control.adminToken });
-  tt.teardown(() => void admin.socket.terminate());
-  const watcher = await session(control.url, { token: control.adminToken });
-  tt.teardown(() => void watcher.socket.terminate());
+  const [admin, watcher] = await Promise.all([session(control.url, { token: control.adminToken }), session(control.url, { token: control.adminToken })]);
+  tt.teardown(() => {
+    admin.socket.terminate();
+    watcher.socket.terminate();
+  });
+  return { admin, watcher };
+}
+
+await t.test('one event, two shapes: the delta one carries what changed, the full one the whole catalog', async (tt) => {
+  const { admin, watcher } = await server(tt);
   const full = await watch<Full>(watcher, { replay_limit: 0 });
   const delta = await watch<Delta>(watcher, { replay_limit: 0, include: 'delta' });
   tt.equal(delta.ack.include, 'delta', 'the ack says which shape');
@@ -137,11 +144,7 @@ await t.test('replay from the ring, since_seq, and both after a kill -9 restart,
 });
 
 await t.test('property: a delta watcher that applies each event ends with the catalog node_get shows', async (tt) => {
-  const control = await startControl(tt);
-  const admin = await session(control.url, { token: control.adminToken });
-  tt.teardown(() => void admin.socket.terminate());
-  const watcher = await session(control.url, { token: control.adminToken });
-  tt.teardown(() => void watcher.socket.terminate());
+  const { admin, watcher } = await server(tt);
   const live = await watch<Delta>(watcher, { replay_limit: 0, include: 'delta' });
   const step = fc.oneof(
     fc.record({ op: fc.constant('upsert' as const), node: fc.nat(2), services: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd'), fc.constantFrom('1', '2', '3'), { maxKeys: 4 }) }),

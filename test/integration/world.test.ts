@@ -176,7 +176,8 @@ await t.test('catalog changes reach the mount: a service added on the node appea
   await waitFor(async () => (await readJson<{ version: string }>(join(services(world), 'added', 'STATUS.json'))).version === '2', { what: 'added at version 2 in the world mount', timeoutMs: 15_000, intervalMs: 100 });
   tt.same(await readJson(join(services(world), 'added', 'CAPS.json')), { grown: true }, 'the whole new descriptor, from its delta event');
   tt.match(await readJson(join(services(world), 'echo', 'STATUS.json')), { service_id: 'echo', version: '1' }, 'the services the delta did not name are kept');
-  tt.equal(await reads(), readsBefore, 'applied from delta events: no full read of the catalog');
+  tt.equal(await reads(), readsBefore, 'no full read of the catalog');
+  tt.match(await readFile(world.logFile, 'utf8'), /"kind":"upsert","changed":1,"removed":0,"msg":"delta event applied"/, 'the change came as a delta event, applied to what the mount had');
   await rm(join(node.servicesDir, 'added.json'));
   await waitFor(async () => !(await ls(services(world))).includes('added'), { what: 'added gone from the world mount', timeoutMs: 15_000, intervalMs: 100 });
   const gone = await sh(`cat ${q(join(services(world), 'added', 'STATUS.json'))}`);

@@ -45,6 +45,11 @@ t.test('not closed (kill -9): the snapshot plus the events after it, secrets and
   t.same(second.catalog.list().map((n) => [n.node_id, n.service_count]), [['n', 2]], 'the deleted node stays deleted');
   t.equal(second.events.headSeq, first.events.headSeq, 'head seq');
 
+  // Each descriptor is held once: the events read back from disk use the catalog's bytes.
+  const entries = new Map((second.catalog.storedServices('n') ?? []).map((e) => [e.service_id, e.json]));
+  const last = second.events.retained().filter((e) => e.node_id === 'n').at(-1);
+  t.ok(last && last.node.services.length > 0 && last.node.services.every((s) => s.json === entries.get(s.service_id)), 'the last event of n shares the catalog\'s descriptor bytes');
+
   // Replayed nodes are written at the next checkpoint: a third start needs no events at all.
   await second.catalog.close();
   await second.events.close();
