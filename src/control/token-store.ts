@@ -52,6 +52,9 @@ export class TokenStore {
   #writing: Promise<void> | undefined;
   /** The digest of every join token seen in the file, so a reload or a join hashes only new tokens. */
   #joinDigests = new Map<string, string>();
+  /** This process holds the lock file (a batch is being written). */
+  #locked = false;
+  #reloading: Promise<boolean> | undefined;
 
   private constructor(path: string, data: TokenFile) {
     this.path = path;
@@ -163,13 +166,21 @@ export class TokenStore {
     if (!found) throw new Error(`no token ${JSON.stringify(id)} (see acheron token list)`);
   }
 
-  /** Re-reads the file when another process changed it; true when it did. */
-  async reloadIfChanged(): Promise<boolean> {
-    const mtimeMs = (await stat(this.path).catch(() => undefined))?.mtimeMs;
-    if (mtimeMs === undefined || mtimeMs === this.#mtimeMs) return false;
-    this.#data = await readTokens(this.path);
-    this.#mtimeMs = mtimeMs;
-    return true;
+  /**
+   * Re-reads the file when another process changed it; true when it did. While this process holds
+   * the lock, only it changes the file, and its write installs what it wrote: no reading it back.
+   * Concurrent calls (every upgrade asks) share one stat and read.
+   */
+  reloadIfChanged(): Promise<boolean> {
+    if (this.#locked) return Promise.resolve(false);
+    this.#reloading ??= (async () => {
+      const mtimeMs = (await stat(this.path).catch(() => undefined))?.mtimeMs;
+      if (mtimeMs === undefined || mtimeMs === this.#mtimeMs || this.#locked) return false;
+      this.#data = await readTokens(this.path);
+      this.#mtimeMs = mtimeMs;
+      return true;
+    })().finally(() => (this.#reloading = undefined));
+    return this.#reloading;
   }
 
   /**
@@ -203,6 +214,7 @@ export class TokenStore {
   /** One read-modify-write for the batch; the updates whose `mutate` threw, with their errors. */
   async #update(batch: QueuedUpdate[]): Promise<Map<QueuedUpdate, Error>> {
     const release = await lock(`${this.path}.lock`);
+    this.#locked = true;
     try {
       // The file as this process last wrote or read it needs no second parse (with 10,000 join tokens it is 2 MiB of JSON).
       const current = await stat(this.path).catch(() => undefined);
@@ -226,6 +238,7 @@ export class TokenStore {
       this.#mtimeMs = mtimeMs;
       return failed;
     } finally {
+      this.#locked = false;
       await release();
     }
   }
