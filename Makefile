@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PREFIX ?= /usr/local
 
-.PHONY: help setup system-deps node-deps build test demo bench install uninstall clean
+.PHONY: help setup system-deps promtool node-deps build test demo bench install uninstall clean
 
 help:
 	@echo "make demo     set up, start a node with manifests.d/ on /mnt/acheron, show an invoke"
@@ -15,7 +15,9 @@ help:
 setup: system-deps node-deps build
 
 # libfuse.so.2 for fuse-native's prebuild, fusermount from fuse3, python3 for tests, curl for the demo,
-# chromium for the debug page's browser test (playwright-core drives it; it never downloads a browser).
+# chromium for the debug page's browser test (playwright-core drives it; it never downloads a browser),
+# etcd and etcdctl for the etcd control store (tests run their own members on free loopback ports).
+# promtool (from Debian's prometheus package, without the server) to check /metrics and the alert rules.
 system-deps:
 	@missing=""; \
 	ldconfig -p | grep -q 'libfuse.so.2 ' || missing="$$missing libfuse2"; \
@@ -23,10 +25,22 @@ system-deps:
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@command -v promtool >/dev/null || $(MAKE) --no-print-directory promtool
+
+# Only the promtool binary (static but for libc) out of Debian's prometheus package: installing the
+# package would also install and start a Prometheus server.
+promtool:
+	@echo "installing: promtool (from Debian's prometheus package)"
+	@dir=$$(mktemp -d) && cd $$dir && \
+	  { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
+	  dpkg-deb -x prometheus_*.deb root && install -m 755 root/usr/bin/promtool /usr/local/bin/promtool && \
+	  cd / && rm -rf $$dir
 
 node-deps: node_modules/.package-lock.json
 
@@ -34,8 +48,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-build: node-deps
+build: node-deps wasm/build/echo.wasm
 	npx tsc -p tsconfig.build.json
+
+# The wasm echo driver (manifests.d/echo-wasm.json), compiled from its AssemblyScript source.
+wasm/build/echo.wasm: wasm/echo.ts node_modules/.package-lock.json
+	node_modules/.bin/asc wasm/echo.ts -O3 --runtime incremental --exportStart _start --use abort=wasm/echo/abort --stackSize 65536 -o $@
 
 test: setup
 	bash scripts/test.sh
@@ -57,4 +75,4 @@ uninstall:
 	rm -f $(PREFIX)/bin/acheron
 
 clean:
-	rm -rf dist
+	rm -rf dist wasm/build

@@ -20,6 +20,10 @@ microseconds as a JSON array, so process start-up is never counted (only the loo
       throughput: waits until start-epoch-s (so parallel clients start together), then loops
       rdwr transactions for `seconds`; prints {"count": transactions finished in the window,
       "samples": their microseconds}.
+
+A last argument --echo (invoke, rdwr, rdwr-until) checks for the reference echo drivers' answer
+instead, {"ok":true,...,"echo":<payload>} (bin/acheron-echo-driver.js, wasm/echo.ts), whose
+payload is the compact JSON of the payload file.
 """
 import json
 import os
@@ -69,12 +73,22 @@ def loop(n, warmup, once):
     json.dump(samples, sys.stdout)
 
 
+ECHO = False
+
+
 def expect(got, want, what):
-    if got != want:
-        sys.exit(f'{what}: expected {want[:80]!r}, got {got[:80]!r}')
+    if ECHO:
+        if got.startswith(b'{"ok":true,') and got.endswith(b'"echo":' + want.strip() + b'}\n'):
+            return
+    elif got == want:
+        return
+    sys.exit(f'{what}: expected {"the echo of " if ECHO else ""}{want[:80]!r}, got {got[:80]!r}')
 
 
 def main(argv):
+    global ECHO
+    if argv[-1] == '--echo':
+        ECHO, argv = True, argv[:-1]
     mode = argv[0]
     if mode == 'invoke':
         invoke, result, payload_file, n, warmup = argv[1:]

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TokenStore } from '../dist/control/token-store.js';
+import { FileTokenStore } from '../dist/control/file-token-store.js';
 import { loadSchemas } from '../dist/protocol/schemas.js';
 import { nodeCatalog, SERVICE_DESCRIPTOR_SCHEMA, SERVICES_PER_NODE } from './descriptors.mjs';
 import { ACHERON, REPO, cpuProfileArgs, cpuUsOf, ctx, forkWorker, freePort, log, memoryOf, rotate, sleep, startDaemon, waitFor } from './harness.mjs';
@@ -17,7 +17,7 @@ const BROADCAST = join(REPO, 'bench', 'broadcast-server.mjs');
 const UPSERT_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/node_service_upsert';
 /** Long enough that no lease lapses during a run: the nodes here upsert but never refresh. */
 const LEASE_TTL_MS = 600_000;
-/** Join tokens minted one createJoin() each (timed); the rest in one TokenStore.update(). */
+/** Join tokens minted one createJoin() each (timed); the rest in one FileTokenStore.update(). */
 const TIMED_CREATE_JOINS = 50;
 /** bench/load-nodes.mjs: a failed registration is tried again, as a node reconnects. */
 const RETRY_NOTE = '1 s (3 attempts at most)';
@@ -61,7 +61,7 @@ async function checkCatalogShape() {
  * fsyncs each, timed), the rest in one update() with entries of the same shape.
  */
 async function mintJoinTokens(dataDir, count) {
-  const store = await TokenStore.open(dataDir);
+  const store = await FileTokenStore.open(dataDir);
   const tokens = [];
   const started = performance.now();
   for (let i = 0; i < Math.min(count, TIMED_CREATE_JOINS); i++) tokens.push((await store.createJoin(3_600_000)).token);
@@ -226,7 +226,7 @@ export function renderControl(result, line) {
   const { config: cfg, registration: reg, sustained: s } = result;
   line(`${cfg.nodes} simulated nodes in one load-generator process (\`bench/load-nodes.mjs\`), one WebSocket each, ${SERVICES_PER_NODE} services per node ` +
     `(${(result.shape.catalogBytes / 1024).toFixed(1)} KiB of descriptors as JSON, checked against \`service-descriptor.schema.json\`). ` +
-    `Join tokens were minted before the server started: ${TIMED_CREATE_JOINS} through \`TokenStore.createJoin\` (${result.createJoinMs.toFixed(1)} ms each), the rest in one \`update\`. ` +
+    `Join tokens were minted before the server started: ${TIMED_CREATE_JOINS} through \`FileTokenStore.createJoin\` (${result.createJoinMs.toFixed(1)} ms each), the rest in one \`update\`. ` +
     `Server \`--lease-ttl-ms ${LEASE_TTL_MS}\` (the simulated nodes never refresh their leases).`);
   line();
   line('| phase | measured | median | p90 | p99 | target | result |');

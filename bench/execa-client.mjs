@@ -33,7 +33,7 @@ const spec = {
   timeoutMs: 30_000, killGraceMs: 2_000, maxOutputBytes: 1 << 20,
   ...(persistent ? { persistentKey: 'bench' } : {}),
 };
-const spawner = viaSpawner ? await DriverSpawner.start(pino({ level: 'silent' })) : undefined;
+const spawner = viaSpawner ? await DriverSpawner.start(pino({ level: 'silent' }), `bench-${process.pid}`) : undefined;
 const local = persistent && !spawner ? new PersistentDriver(spec) : undefined;
 const run = spawner ? () => spawner.run(spec) : local ? () => local.run(spec) : () => runDriver(spec);
 const samples = [];

@@ -4,7 +4,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { summarize } from './stats.mjs';
-import { CLIENT, REPO, childrenOf, cpuUsOf, ctx, log, mustExec, python, runRounds, samplesOf, startNode, writeManifest } from './harness.mjs';
+import { REPO, ctx, log, python, runRounds, samplesOf, writeManifest } from './harness.mjs';
+import { startModeNodes, throughputOf, throughputThenStop } from './throughput.mjs';
 import { rate, ratio, time, verdict, verdictMin } from './format.mjs';
 
 const ECHO = join(REPO, 'bench', 'drivers', 'echo.py');
@@ -38,13 +39,7 @@ export async function benchPersistent() {
   }
   const payloadFile = join(ctx.work, 'persistent-payload.json');
   await writeFile(payloadFile, PAYLOAD);
-  const nodes = [];
-  for (const mode of STATE_SYNC_MODES) {
-    const node = await startNode(`persistent-${mode}`, { servicesDir, args: ['--state-sync', mode] });
-    const [spawner] = await childrenOf(node.pid);
-    if (spawner === undefined) throw new Error(`${node.name}: no driver spawner process found`);
-    nodes.push({ mode, node, spawner });
-  }
+  const nodes = await startModeNodes('persistent', servicesDir, STATE_SYNC_MODES);
   const files = (node, driver) => ({
     invoke: join(node.service(driver.id), 'control', 'invoke.json'),
     result: join(node.service(driver.id), 'result.json'),
@@ -76,47 +71,12 @@ export async function benchPersistent() {
   const latencySamples = await runRounds(latencyVariants, latency.rounds);
 
   // Throughput: CLIENTS processes start together at a wall-clock instant and loop for a fixed time.
-  const cpu = {};
-  const throughputVariants = nodes.flatMap(({ mode, node, spawner }) => DRIVERS.map((driver) => ({
-    key: `${mode}/${driver.kind}`,
-    run: async () => {
-      const startAt = (Date.now() + throughput.startDelayMs) / 1000;
-      const before = [await cpuUsOf(node.pid), await cpuUsOf(spawner)];
-      const outputs = await Promise.all(Array.from({ length: throughput.clients }, () =>
-        mustExec(ctx.python, [CLIENT, 'rdwr-until', files(node, driver).invoke, payloadFile, String(startAt), String(throughput.seconds)])));
-      const after = [await cpuUsOf(node.pid), await cpuUsOf(spawner)];
-      const printed = outputs.map((text) => JSON.parse(text));
-      const count = printed.reduce((sum, p) => sum + p.count, 0);
-      const entry = (cpu[`${mode}/${driver.kind}`] ??= { daemonUs: 0, spawnerUs: 0, invocations: 0 });
-      // The CPU window is a little wider than the measured one (start-up, the last transaction).
-      entry.daemonUs += after[0] - before[0];
-      entry.spawnerUs += after[1] - before[1];
-      entry.invocations += count;
-      return [{ count, perSecond: count / throughput.seconds, samples: printed.flatMap((p) => p.samples) }];
-    },
-  })));
-  log(`persistent vs spawn, throughput: ${throughputVariants.length} variants x ${throughput.clients} clients x ${throughput.seconds} s, ${throughput.rounds} rounds`);
-  const throughputRuns = await runRounds(throughputVariants, throughput.rounds);
-
-  const modes = [];
-  for (const { mode, node } of nodes) {
-    const metrics = {};
-    for (const driver of DRIVERS) metrics[driver.kind] = JSON.parse(await mustExec('cat', [join(node.service(driver.id), 'metrics.json')]));
-    await node.stop();
-    modes.push({ mode, invokesTotal: Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.invokes_total])), failuresTotal: Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.failures_total])) });
-  }
-  const cpuPerInvocation = Object.fromEntries(Object.entries(cpu).map(([key, c]) => [key, { daemonUs: c.daemonUs / c.invocations, spawnerUs: c.spawnerUs / c.invocations }]));
-  return { config: { ...cfg, payload: PAYLOAD, python: ctx.python }, latency: latencySamples, throughput: throughputRuns, cpuPerInvocation, modes };
+  const measured = await throughputThenStop({ what: 'persistent vs spawn', nodes, drivers: DRIVERS, invokeFile: (node, driver) => files(node, driver).invoke, payloadFile, throughput });
+  return { config: { ...cfg, payload: PAYLOAD, python: ctx.python }, latency: latencySamples, ...measured };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Results
-
-function throughputOf(result, key) {
-  const runs = result.throughput[key];
-  const count = runs.reduce((sum, r) => sum + r.count, 0);
-  return { perSecond: count / (runs.length * result.config.throughput.seconds), runs };
-}
 
 export function summaryPersistent(result) {
   const rows = [];

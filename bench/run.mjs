@@ -2,12 +2,13 @@
 // `make bench`: measures the invoke round trip, stat + cat against tmpfs and the C libfuse `hello`
 // example, the daemon's memory with 1000 services, persistent against spawn-per-call drivers, one
 // control server with 1000 nodes, the watch fan-out against a plain ws broadcast, and WorldFS (a
-// relayed invoke against the node's own mount; catalog changes reaching the mount); writes the
+// relayed invoke against the node's own mount; catalog changes reaching the mount), and partition
+// detection and recovery on the multi-node harness's fleet; writes the
 // results section of docs/BENCHMARKS.md and the raw samples to bench/results/latest.json.
 //
 //   node bench/run.mjs [--quick] [--no-write] [--only NAME[,NAME...]]
 //
-// NAME: invoke, statcat, memory, trace, persistent, control, fanout, world. With --only, the other parts
+// NAME: invoke, statcat, memory, trace, persistent, control, fanout, world, wasm, partition. With --only, the other parts
 // of the results come from the previous bench/results/latest.json (each part says when it ran).
 // The mounts are only ever touched by child processes (bench/client.py, bench/execa-client.mjs,
 // cat): never by fs calls from this process (SPEC §12). Every mount and process is cleaned up in
@@ -24,6 +25,8 @@ import {
 import { benchPersistent } from './persistent.mjs';
 import { benchControl, benchFanout } from './control.mjs';
 import { benchWorld } from './world.mjs';
+import { benchWasm } from './wasm.mjs';
+import { benchPartition } from './partition.mjs';
 
 const EXECA_CLIENT = join(REPO, 'bench', 'execa-client.mjs');
 const FIXTURE_CAT = join(REPO, 'test', 'fixtures', 'drivers', 'cat');
@@ -34,7 +37,7 @@ const RAW = join(REPO, 'bench', 'results', 'latest.json');
 const PAYLOAD = '{"msg":"hi"}\n';
 const HELLO_OPTIONS = 'attr_timeout=0,entry_timeout=1,direct_io';
 
-const BENCHMARKS = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'control', 'fanout', 'world'];
+const BENCHMARKS = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'control', 'fanout', 'world', 'wasm', 'partition'];
 const flags = new Set();
 const onlyNames = [];
 for (const args = process.argv.slice(2); args.length > 0;) {
@@ -276,8 +279,8 @@ async function previousResults() {
 }
 
 async function main() {
-  const needsFuse = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'world'].some(selected);
-  for (const [what, path] of [['the build (make build)', join(REPO, 'dist', 'cli', 'main.js')], ...(selected('statcat') ? [['libfuse-dev', HELLO_SRC]] : [])]) {
+  const needsFuse = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'world', 'wasm'].some(selected);
+  for (const [what, path] of [['the build (make build)', join(REPO, 'dist', 'cli', 'main.js')], ...(selected('statcat') ? [['libfuse-dev', HELLO_SRC]] : []), ...(selected('wasm') ? [['the wasm echo (make build)', join(REPO, 'wasm', 'build', 'echo.wasm')]] : [])]) {
     if (!(await exists(path))) throw new Error(`${what} is missing: ${path} not found`);
   }
   ctx.work = await mkdtemp(join(tmpdir(), 'acheron-bench-'));
@@ -307,6 +310,8 @@ async function main() {
     control: () => benchControl(),
     fanout: () => benchFanout(),
     world: () => benchWorld(),
+    wasm: () => benchWasm(),
+    partition: () => benchPartition(),
   };
   for (const name of BENCHMARKS.filter(selected)) {
     const started = { date: new Date().toISOString(), loadStart: loadavg()[0], at: performance.now() };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end: a control server, and a node with manifests.d/ mounted on
-# /mnt/acheron that joins it; one invoke shown through the files and through `acheron invoke`,
+# /mnt/acheron that joins it; one invoke shown through the files and through `acheron invoke` (and
+# one of the wasm echo),
 # then the catalog as the control server sees it, and WorldFS on /mnt/acheron-world relaying an
 # invoke to the node. All keep running afterwards.
 set -euo pipefail
@@ -41,6 +42,11 @@ cat "$MNT/services/echo/status.json"
 acheron invoke echo '{"msg":"hi from acheron invoke"}' --mount "$MNT"
 acheron invoke echo '{"fail":"a driver failure, reported with exit code 1"}' --mount "$MNT" || echo "exit code $?"
 cat "$MNT/services/echo/last_error.txt"
+# the same echo as a WASI module (manifests.d/echo-wasm.json): no process per invocation
+echo '{"msg":"hi"}' > "$MNT/services/echo-wasm/control/invoke.json"
+cat "$MNT/services/echo-wasm/result.json"
+acheron invoke echo-wasm '{"msg":"hi from a wasm instance"}' --mount "$MNT"
+cat "$MNT/services/echo-wasm/HOST.json"
 acheron invoke terminal-demo '{"argv":["uname","-sr"]}' --mount "$MNT"
 head -3 "$MNT/fs/repo/README.md"
 for _ in $(seq 50); do grep -q '"connected"' "$MNT/NODE.json" && break; sleep 0.1; done

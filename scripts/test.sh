@@ -16,10 +16,11 @@ trap 'rm -f "$log"' EXIT
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 tap_status=${PIPESTATUS[0]}
 
-# Count assertions from every file's TAP stream (nested "ok"/"not ok" lines, skipping subtest summaries).
-pass=$(grep -cE '^\s*ok [0-9]+ ' "$log" || true)
-fail=$(grep -E '^\s*not ok [0-9]+ ' "$log" | grep -vc '# TODO' || true)
-subtests=$(grep -cE '^\s*# Subtest' "$log" || true)
+# Count assertions from every file's TAP stream (nested "ok"/"not ok" lines, skipping subtest summaries);
+# -a: a test may echo a driver's raw bytes, and grep would otherwise stop at them.
+pass=$(grep -acE '^\s*ok [0-9]+ ' "$log" || true)
+fail=$(grep -aE '^\s*not ok [0-9]+ ' "$log" | grep -vc '# TODO' || true)
+subtests=$(grep -acE '^\s*# Subtest' "$log" || true)
 pass=$((pass - subtests > 0 ? pass - subtests : pass))
 [ ${#failed_steps[@]} -eq 0 ] || { echo "# failed steps: ${failed_steps[*]}"; fail=$((fail + ${#failed_steps[@]})); }
 [ "$tap_status" -eq 0 ] || [ "$fail" -gt 0 ] || fail=1

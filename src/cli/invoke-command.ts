@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
+import { jsonSyntaxError } from '../vfs/json-document.js';
 
 
 export interface InvokeArgs {
@@ -30,8 +31,8 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   const payload = args.payload === undefined ? '{}' : args.payload === '-' ? await text(process.stdin) : args.payload;
   try {
     JSON.parse(payload);
-  } catch (error) {
-    throw new UsageError(`payload is not valid JSON: ${(error as Error).message}`);
+  } catch {
+    throw new UsageError(`payload is not valid JSON: ${jsonSyntaxError(payload)}`);
   }
   let outcome: string;
   try {

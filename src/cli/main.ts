@@ -9,6 +9,7 @@ import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS, runControlCommand } from './control-command.js';
 import { runInvokeCommand } from './invoke-command.js';
 import { runProjectCommand } from './project-command.js';
+import { STORE_OPTIONS } from './store-options.js';
 import { runTokenCommand } from './token-command.js';
 import { runWatchCommand } from './watch-command.js';
 import { runNodeCommand, resolveNodeOptions } from './node-command.js';
@@ -104,8 +105,8 @@ function cli(argv: readonly string[]): Argv {
     .command('control', 'run the control server: catalog, leases, auth, metrics', (y) => y.options(CONTROL_OPTIONS), async (args) => {
       process.exitCode = await runControlCommand(args);
     })
-    .command('token <action> [id]', 'manage tokens in the data directory: list | create --user U [--agent A] | join [--ttl-ms N] | rotate <admin|user|ID> | revoke <ID>', (y) =>
-      y.positional('action', { type: 'string', choices: ['list', 'create', 'join', 'rotate', 'revoke'] })
+    .command('token <action> [id]', 'manage tokens in the store (data dir or etcd): list | create --user U [--agent A] | join [--ttl-ms N] | rotate <admin|user|ID> | revoke <ID>', (y) =>
+      y.options(STORE_OPTIONS).positional('action', { type: 'string', choices: ['list', 'create', 'join', 'rotate', 'revoke'] })
         .positional('id', { type: 'string', describe: 'token id (rotate, revoke)' })
         .option('data-dir', { type: 'string', default: CONTROL_OPTIONS['data-dir'].default, describe: 'the control server data directory' })
         .option('user', { type: 'string', describe: 'user id (create)' })

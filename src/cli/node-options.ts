@@ -3,6 +3,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_BUSY_POLL_US, MAX_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { UsageError } from './exit.js';
+import { jsonSyntaxError } from '../vfs/json-document.js';
 
 /** `--busy-poll-us`, the same for `acheron node` and `acheron world` (see BusyPoll). */
 export const BUSY_POLL_OPTION = {
@@ -100,11 +101,18 @@ export function parseMountOptions(text: string): { values: NodeOptionValues; unk
 }
 
 export async function readConfigFile(path: string): Promise<NodeOptionValues> {
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
+    text = await readFile(path, 'utf8');
   } catch (error) {
     throw new UsageError(`--config ${path}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Never its content: a config file holds secrets (join tokens), and this may reach a log.
+    throw new UsageError(`--config ${path}: invalid JSON ${jsonSyntaxError(text)}`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--config ${path}: must be a JSON object`);
   const values: Record<string, unknown> = {};

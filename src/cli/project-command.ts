@@ -3,6 +3,7 @@ import { text } from 'node:stream/consumers';
 import { ControlClient } from '../protocol/control-client.js';
 import { attachProject, resolveClient } from './client-options.js';
 import { UsageError } from './exit.js';
+import { jsonSyntaxError } from '../vfs/json-document.js';
 
 export interface ProjectArgs {
   action: string;
@@ -42,8 +43,8 @@ export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableS
       let document: unknown;
       try {
         document = JSON.parse(source);
-      } catch (error) {
-        throw new UsageError(`--file ${args.file}: not JSON: ${(error as Error).message}`);
+      } catch {
+        throw new UsageError(`--file ${args.file}: invalid JSON ${jsonSyntaxError(source)}`);
       }
       if (document === null || typeof document !== 'object' || Array.isArray(document)) throw new UsageError(`--file ${args.file}: must be a JSON object`);
       request = ['control.project_upsert', document as Record<string, unknown>];

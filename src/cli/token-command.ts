@@ -1,25 +1,47 @@
-import { TokenStore } from '../control/token-store.js';
+import { openTokenStore } from '../control/control-store.js';
+import type { ListedToken } from '../control/token-store.js';
+import { ProtocolError } from '../protocol/errors.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
+import { createLogger } from './logger.js';
+import { etcdOptionsFrom, type StoreArgs } from './store-options.js';
 
+export interface TokenArgs extends StoreArgs {
+  'data-dir': string;
+  user?: string | undefined;
+  agent?: string | undefined;
+  id?: string | undefined;
+  'ttl-ms': number;
+  json: boolean;
+}
 
-/** `acheron token ...`: works on the data directory, also while the server runs (lock + rename). */
-export async function runTokenCommand(action: string, args: { 'data-dir': string; user?: string | undefined; agent?: string | undefined; id?: string | undefined; 'ttl-ms': number; json: boolean }, out: NodeJS.WritableStream): Promise<number> {
-  const store = await TokenStore.open(args['data-dir']);
+/**
+ * `acheron token ...`: works on the store itself, also while servers run: the data dir (lock +
+ * rename) or etcd (guarded transactions), where a change counts on every server at once.
+ */
+export async function runTokenCommand(action: string, args: TokenArgs, out: NodeJS.WritableStream): Promise<number> {
+  const etcd = etcdOptionsFrom(args);
+  const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, createLogger({ level: 'error' }));
+  try {
+    return await run(action, args, out, store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, store: Awaited<ReturnType<typeof openTokenStore>>): Promise<number> {
+  // "no such token", "the last admin": the user's mistake; a store failure keeps its wire code.
+  const failAsUsage = (error: Error): never => {
+    throw error instanceof ProtocolError ? error : new UsageError(error.message);
+  };
   switch (action) {
     case 'list': {
-      const { admin, users, join } = store.data;
-      const doc = {
-        admin: admin[0]?.token ?? null,
-        user: users[0]?.token ?? null,
-        tokens: [
-          ...admin.map((e) => ({ id: e.id, role: 'admin', token: e.token })),
-          ...users.map((e) => ({ id: e.id, role: 'user', user_id: e.user_id, agent_id: e.agent_id, token: e.token })),
-          ...join.map((e) => ({ id: e.id, role: 'join', expires_ms: e.expires_ms, used_ms: e.used_ms })),
-        ],
-      };
+      const tokens = await store.list();
+      // etcd keeps no secrets: `admin` and `user` are null there (rotate to get a new secret).
+      const first = (role: ListedToken['role']): string | null => tokens.find((e) => e.role === role)?.token ?? null;
+      const doc = { admin: first('admin'), user: first('user'), tokens };
       if (args.json) out.write(JSON.stringify(doc, null, 2) + '\n');
-      else for (const t of doc.tokens) out.write(`${t.id}\t${t.role}\t${'token' in t ? t.token : `expires ${new Date(t.expires_ms).toISOString()}${t.used_ms ? ' (used)' : ''}`}\n`);
+      else for (const t of tokens) out.write(`${t.id}\t${t.role}\t${t.role === 'join' ? `expires ${new Date(t.expires_ms ?? 0).toISOString()}${t.used_ms ? ' (used)' : ''}` : (t.token ?? '(secret not kept: rotate for a new one)')}\n`);
       return 0;
     }
     case 'create': {
@@ -36,17 +58,13 @@ export async function runTokenCommand(action: string, args: { 'data-dir': string
     }
     case 'rotate': {
       if (!args.id) throw new UsageError('token rotate needs admin, user or a token id');
-      const entry = await store.rotate(args.id).catch((error: Error) => {
-        throw new UsageError(error.message);
-      });
+      const entry = await store.rotate(args.id).catch(failAsUsage);
       out.write(args.json ? JSON.stringify(entry) + '\n' : `${entry.id}\n${entry.token}\n`);
       return 0;
     }
     case 'revoke': {
       if (!args.id) throw new UsageError('token revoke needs a token id');
-      await store.revoke(args.id).catch((error: Error) => {
-        throw new UsageError(error.message);
-      });
+      await store.revoke(args.id).catch(failAsUsage);
       out.write(`revoked ${args.id}\n`);
       return 0;
     }

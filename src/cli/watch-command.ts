@@ -85,7 +85,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
         err.write(`acheron node watch: refused: ${error.message}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token\n`);
         return 1;
       }
-      // A bad request (--since beyond the server's head) fails the same way on every retry.
+      // A bad request fails the same way on every retry.
       if (error instanceof ProtocolError && (error.code === 'unauthorized' || error.code === 'invalid_payload')) {
         err.write(`acheron node watch: ${error.message}\n`);
         return 1;

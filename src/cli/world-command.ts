@@ -4,7 +4,7 @@ import { readProjectToken, resolveClient } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
-import { BUSY_POLL_OPTION, busyPollWindow, defaultStateDir, isGenericMountOption } from './node-options.js';
+import { BUSY_POLL_OPTION, busyPollWindow, defaultStateDir, isGenericMountOption, NODE_OPTION_SPECS } from './node-options.js';
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
 export const WORLD_OPTIONS = {
@@ -19,6 +19,7 @@ export const WORLD_OPTIONS = {
   'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
   'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
   daemon: { type: 'boolean', default: false, describe: 'detach and return once the tree is live' },
+  foreground: NODE_OPTION_SPECS.foreground,
 } as const;
 
 export interface WorldArgs {
@@ -34,6 +35,8 @@ export interface WorldArgs {
   'log-level'?: string | undefined;
   'log-file'?: string | undefined;
   daemon?: boolean | undefined;
+  /** Accepted as `acheron node` accepts it (SPEC §1); the foreground is the default anyway. */
+  foreground?: boolean | undefined;
 }
 
 /** `-o` keys of a `world:<url>` mount (snake_case of the long options); the URL comes from the source. */

@@ -312,12 +312,16 @@ export class Catalog {
     return toPublic(node);
   }
 
-  count(): { nodes: Record<NodeState, number>; services: Record<NodeState, number> } {
+  /** Nodes by their state; services by their own state (`offline` for every service of an offline node, as published). */
+  count(): { nodes: Record<NodeState, number>; services: Map<string, number> } {
     const nodes = { online: 0, offline: 0 };
-    const services = { online: 0, offline: 0 };
+    const services = new Map<string, number>();
     for (const node of this.#nodes.values()) {
       nodes[node.state]++;
-      services[node.state] += node.services.length;
+      for (const service of node.services) {
+        const state = node.state === 'offline' ? 'offline' : service.state;
+        services.set(state, (services.get(state) ?? 0) + 1);
+      }
     }
     return { nodes, services };
   }
@@ -378,7 +382,7 @@ function fromJournal(stored: JournalNode, seq: number): NodeRecord {
     seq,
     services: storedEntries(services, (s, json, index) => {
       const hash = hashed?.[index];
-      return hash === undefined ? serviceEntry(s, json, false) : { service_id: s.service_id, version: s.version, hash, json, validated: false };
+      return hash === undefined ? serviceEntry(s, json, false) : { service_id: s.service_id, version: s.version, hash, json, validated: false, state: s.state };
     }),
   };
 }

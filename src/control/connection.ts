@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
-import { errorFrame, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, USER_FRAME_MAX_BYTES, type RequestFrame } from '../protocol/envelope.js';
+import { errorFrame, MAX_PAYLOAD_DEPTH, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, tooDeepAt, USER_FRAME_MAX_BYTES, type RequestFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
@@ -26,7 +26,8 @@ export interface ConnectionHost {
 /**
  * One peer's session: the version handshake, then every frame validated (envelope, role, payload)
  * before its op runs. A bad frame gets an error naming the field and the connection stays up; only
- * an oversize frame or a protocol mismatch closes it.
+ * an oversize frame or a protocol mismatch (a first frame that is not the version frame, or a
+ * version frame naming another protocol at any time) closes it.
  */
 export class ControlConnection {
   readonly socket: WebSocket;
@@ -102,7 +103,9 @@ export class ControlConnection {
       if (problem) throw new ProtocolError('invalid_envelope', problem.message, { field: problem.json_path });
       await this.#dispatch(frame as RequestFrame);
     } catch (error) {
-      this.#fail(id, error);
+      // Before the handshake a frame that cannot be read is not the version frame either (SPEC §6).
+      if (!this.#versioned && error instanceof ProtocolError && error.code === 'invalid_envelope') this.#mismatch(id, `the first frame must be control.version with protocol ${PROTOCOL}; this one is invalid: ${error.message}`);
+      else this.#fail(id, error);
     }
   }
 
@@ -110,8 +113,7 @@ export class ControlConnection {
     this.#host.context(this).metrics.frames.inc({ role: this.principal.kind });
     if (!this.#versioned) {
       if (frame.type !== 'control.version' || frame.payload.protocol !== PROTOCOL) {
-        this.#fail(frame.id, new ProtocolError('protocol_mismatch', `the first frame must be control.version with protocol ${PROTOCOL}`));
-        this.socket.close(PROTOCOL_MISMATCH, 'protocol mismatch');
+        this.#mismatch(frame.id, `the first frame must be control.version with protocol ${PROTOCOL}`);
         return;
       }
       this.#versioned = true;
@@ -122,6 +124,11 @@ export class ControlConnection {
       // After the handshake it is an op like the others: its payload is validated too.
       const problem = this.#host.schemas.problems(VERSION_SCHEMA, frame.payload, 'payload')[0];
       if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
+      // A peer that says it speaks another protocol cannot go on in this one, handshake or not.
+      if (frame.payload.protocol !== PROTOCOL) {
+        this.#mismatch(frame.id, `protocol ${JSON.stringify(frame.payload.protocol)} is not ${PROTOCOL}, the protocol of this session`, '/payload/protocol');
+        return;
+      }
       this.send(reply(frame.type, frame.id, { protocol: PROTOCOL, server_version: ACHERON_VERSION, principal: this.principal.kind }));
       return;
     }
@@ -130,6 +137,8 @@ export class ControlConnection {
     if (!op.roles.includes(this.principal.kind)) {
       throw new ProtocolError('forbidden', `${frame.type} is not allowed for ${describePrincipal(this.principal)}`);
     }
+    const deep = tooDeepAt(frame.payload, MAX_PAYLOAD_DEPTH);
+    if (deep !== undefined) throw new ProtocolError('invalid_payload', `payload: ${deep}: nested deeper than ${MAX_PAYLOAD_DEPTH} levels`, { field: deep });
     const problem = this.#host.schemas.problems(op.schema, frame.payload, 'payload')[0];
     if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
     const context: OpContext = {
@@ -155,6 +164,12 @@ export class ControlConnection {
     if (result instanceof SerializedPayload) this.sendSerialized(replyFrame(frame.type, frame.id, result));
     else if (result !== ALREADY_REPLIED) this.send(reply(frame.type, frame.id, result));
     this.#log.debug({ op: frame.type, id: frame.id }, 'served');
+  }
+
+  /** `protocol_mismatch`, then close 4002 (SPEC §6). */
+  #mismatch(id: string | null, message: string, field?: string): void {
+    this.#fail(id, new ProtocolError('protocol_mismatch', message, field === undefined ? undefined : { field }));
+    this.socket.close(PROTOCOL_MISMATCH, 'protocol mismatch');
   }
 
   #fail(id: string | null, error: unknown): void {

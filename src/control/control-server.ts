@@ -11,10 +11,14 @@ import { ControlConnection } from './connection.js';
 import { EventLog } from './event-log.js';
 import { ControlMetrics } from './metrics.js';
 import type { Principal } from './principal.js';
-import { ProjectStore } from './projects.js';
-import { sameSecret, TokenStore } from './token-store.js';
+import type { ProjectStore } from './projects.js';
+import type { TokenStore } from './token-store.js';
+import { openControlStore, type ControlStore } from './control-store.js';
+import type { EtcdOptions } from './etcd/options.js';
+import { isOwnOrigin, ownOrigins } from './origins.js';
 import { WatchHub } from './watch-hub.js';
 import { RelayHub, relaySession } from './relay-hub.js';
+import { RelayPolicy } from './relay-policy.js';
 import { serveDebugPage } from './debug-page.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 
@@ -29,12 +33,18 @@ export interface ControlServerOptions {
   dataDir: string;
   offlineGraceMs: number;
   leaseTtlMs: number;
+  /** How often every peer is pinged; one that missed two pongs is dropped (SPEC §6: 10 s). */
+  pingIntervalMs?: number;
   log: Logger;
   schemas: Schemas;
   tls?: { cert: Buffer; key: Buffer };
   /** Event history settings; defaults from the ACHERON_NODE_SERVICE_EVENT_LOG_* variables. */
   eventLog?: { ringCapacity?: number; rotateMaxBytes?: number; archiveKeep?: number };
   watchPolicy?: WatchPolicy;
+  /** Tokens and projects in etcd (shared by every server on it) instead of the data dir. */
+  etcd?: EtcdOptions | undefined;
+  /** Origins besides the server's own whose pages may authenticate by subprotocol (`--allowed-origin`, normalized by parseOrigin). */
+  allowedOrigins?: string[];
 }
 
 export const CONTROL_DEFAULTS = {
@@ -43,9 +53,20 @@ export const CONTROL_DEFAULTS = {
   dataDir: './var/acheron-control',
   offlineGraceMs: 15_000,
   leaseTtlMs: 60_000,
+  pingIntervalMs: 10_000,
 } as const;
 
-const PING_INTERVAL_MS = 10_000;
+/**
+ * One condition /readyz checks: undefined while it holds, else why not. A store with a backend of
+ * its own (etcd) adds a check that the backend is reachable.
+ */
+export type ReadinessCheck = () => Promise<string | undefined> | string | undefined;
+
+export interface Readiness {
+  ready: boolean;
+  /** Each check by name: `ok` or why not. */
+  checks: Record<string, string>;
+}
 const HOUSEKEEPING_MS = 1_000;
 
 /**
@@ -54,11 +75,13 @@ const HOUSEKEEPING_MS = 1_000;
  */
 export class ControlServer {
   readonly catalog: Catalog;
+  readonly store: ControlStore;
   readonly tokens: TokenStore;
   readonly metrics: ControlMetrics;
   readonly events: EventLog;
   readonly watches: WatchHub;
   readonly relays: RelayHub;
+  readonly relayPolicy: RelayPolicy;
   readonly projects: ProjectStore;
   #options: ControlServerOptions;
   #log: Logger;
@@ -71,23 +94,28 @@ export class ControlServer {
   #nextConnectionId = 1;
   #timers: NodeJS.Timeout[] = [];
   #watchPolicy: WatchPolicy;
+  /** Where browser pages may come from (set once both listeners are bound: ports may be 0 until then). */
+  #origins = new Set<string>();
+  #stopping = false;
+  /** What /readyz checks: the server can serve while its listener is up and its store takes writes. */
+  #readinessChecks: Record<string, ReadinessCheck> = {
+    listener: () => (this.#ws.listening ? undefined : 'the WebSocket listener is not listening'),
+    store: async () => (this.#stopping ? 'the server is stopping' : this.events.damage ? `event log: ${this.events.damage.message}` : this.store.problem()),
+  };
 
-  private constructor(options: ControlServerOptions, catalog: Catalog, tokens: TokenStore, events: EventLog, projects: ProjectStore) {
-    this.projects = projects;
+  private constructor(options: ControlServerOptions, catalog: Catalog, store: ControlStore, events: EventLog) {
+    this.store = store;
+    this.tokens = store.tokens;
+    this.projects = store.projects;
     this.#options = options;
     this.#watchPolicy = options.watchPolicy ?? watchPolicyFromEnv();
     this.#log = options.log;
     this.catalog = catalog;
-    this.tokens = tokens;
     this.events = events;
     this.metrics = new ControlMetrics(catalog, events);
     this.watches = new WatchHub(events, this.metrics);
-    // A node's tunnel: its newest open connection (a reconnect may overlap the old one).
-    this.relays = new RelayHub((nodeId) => {
-      let newest: ControlConnection | undefined;
-      for (const c of this.#connections) if (c.principal.kind === 'node' && c.principal.nodeId === nodeId) newest = c;
-      return newest;
-    }, this.metrics);
+    this.relays = new RelayHub(this.metrics);
+    this.relayPolicy = new RelayPolicy(catalog, store.projects, events);
     const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
     this.#ws = create();
     this.#http = create();
@@ -109,15 +137,19 @@ export class ControlServer {
   }
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
-    const tokens = await TokenStore.open(options.dataDir);
+    // First: with etcd unreachable the server stops here, with an error naming the endpoints.
+    const store = await openControlStore({ dataDir: options.dataDir, etcd: options.etcd }, options.log);
+    options.log.info({ tokens_and_projects: store.description, catalog_and_events: options.dataDir }, `control store: tokens and projects in ${store.description}; catalog and events in the data dir ${options.dataDir}`);
     const events = await EventLog.open({ dir: options.dataDir, log: options.log.child({ component: 'events' }), ...eventLogFromEnv(), ...options.eventLog });
     const catalog = await Catalog.open(join(options.dataDir, 'catalog.journal'), events, { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, log: options.log.child({ component: 'catalog' }) });
-    const projects = await ProjectStore.open(join(options.dataDir, 'projects.journal'), options.log.child({ component: 'projects' }));
-    const server = new ControlServer(options, catalog, tokens, events, projects);
+    const server = new ControlServer(options, catalog, store, events);
+    // A token revoked or rotated anywhere ends its sessions here.
+    await store.tokens.follow(() => void server.#dropRevoked());
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
+    server.#origins = ownOrigins([{ host: options.listen.host, port: server.address.port }, { host: options.httpListen.host, port: server.httpAddress.port }], options.tls !== undefined, options.allowedOrigins);
     server.#timers.push(
-      setInterval(() => server.#connections.forEach((c) => c.ping()), PING_INTERVAL_MS),
+      setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
       setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),
     );
     options.log.info({ listen: server.address, http: server.httpAddress }, 'control server listening');
@@ -134,7 +166,21 @@ export class ControlServer {
     return { host: a.address, port: a.port };
   }
 
+  /** Whether the server can serve now, check by check (/readyz). */
+  async readiness(): Promise<Readiness> {
+    const checks: Record<string, string> = {};
+    for (const [name, check] of Object.entries(this.#readinessChecks)) {
+      try {
+        checks[name] = (await check()) ?? 'ok';
+      } catch (error) {
+        checks[name] = `the check failed: ${(error as Error).message}`;
+      }
+    }
+    return { ready: Object.values(checks).every((result) => result === 'ok'), checks };
+  }
+
   async stop(): Promise<void> {
+    this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.watches.close();
     for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
@@ -142,10 +188,10 @@ export class ControlServer {
     // The log first: archiving a rotated file may still need the catalog's checkpoint.
     await this.events.close();
     await this.catalog.close();
-    await this.projects.close();
+    await this.store.close();
   }
 
-  #authenticate(request: IncomingMessage): { principal?: Principal; viaSubprotocol: boolean; token?: string } {
+  async #authenticate(request: IncomingMessage): Promise<{ principal?: Principal; viaSubprotocol: boolean; token?: string }> {
     const header = request.headers.authorization;
     let token: string | undefined;
     let viaSubprotocol = false;
@@ -164,31 +210,23 @@ export class ControlServer {
       const [, nodeId, secret] = node as unknown as [string, string, string];
       return { principal: this.catalog.verifyNode(nodeId, secret) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
     }
-    const principal = this.tokens.authenticate(token);
+    const principal = await this.tokens.authenticate(token);
     return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
   }
 
-  /**
-   * An Origin naming the host the client connected to, on one of this server's ports: the debug
-   * page's HTTP listener or the WebSocket one. Another web server on the same host is not us.
-   */
-  #ownOrigin(origin: string | undefined, host: string | undefined): boolean {
-    if (!origin || !host) return false;
-    try {
-      const from = new URL(origin);
-      const port = Number(from.port || (from.protocol === 'https:' ? 443 : 80));
-      return from.hostname === new URL(`http://${host}`).hostname && (port === this.address.port || port === this.httpAddress.port);
-    } catch {
-      return false;
-    }
-  }
-
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-    // Tokens made, rotated or revoked by `acheron token` a moment ago count at once (one stat).
-    await this.tokens.reloadIfChanged().catch((error: unknown) => this.#log.error({ err: error }, 'token file unreadable: keeping the tokens loaded before'));
-    const { principal, viaSubprotocol, token } = this.#authenticate(request);
-    // Browsers authenticate by subprotocol: only pages this server serves may use it (SPEC §6).
-    const originOk = !viaSubprotocol || this.#ownOrigin(request.headers.origin, request.headers.host);
+    let authenticated;
+    try {
+      authenticated = await this.#authenticate(request);
+    } catch (error) {
+      // The store could not say (etcd down): neither a refusal of the token nor an acceptance.
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      this.#log.warn({ err: error, remote: socket.remoteAddress }, 'could not check a token: answered 503');
+      return;
+    }
+    const { principal, viaSubprotocol, token } = authenticated;
+    // Browsers authenticate by subprotocol: only pages this server serves (or --allowed-origin) may use it (SPEC §6).
+    const originOk = !viaSubprotocol || isOwnOrigin(this.#origins, request.headers.origin);
     if (!principal || !originOk) {
       const status = principal ? '403 Forbidden' : '401 Unauthorized';
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -199,7 +237,7 @@ export class ControlServer {
       const connection = new ControlConnection(ws, principal, this.#nextConnectionId++, {
         schemas: this.#options.schemas,
         log: this.#log,
-        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, relays: this.relays, projects: this.projects, watchPolicy: this.#watchPolicy }),
+        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, relays: this.relays, relayPolicy: this.relayPolicy, projects: this.projects, watchPolicy: this.#watchPolicy }),
         onClose: (closed) => {
           this.#connections.delete(closed);
           this.watches.drop(closed);
@@ -222,25 +260,19 @@ export class ControlServer {
   async #housekeeping(): Promise<void> {
     try {
       await this.catalog.expireLeases();
-      // Every tick, not only when this tick reloaded: an upgrade or a join may have loaded the change.
-      await this.tokens.reloadIfChanged();
-      this.#dropRevoked();
     } catch (error) {
       this.#log.error({ err: error }, 'housekeeping failed');
     }
   }
 
-  /** A token revoked or rotated by `acheron token` ends the sessions that used it. */
-  #dropRevoked(): void {
-    // By secret, not by id: a rotation keeps the id.
-    const live = new Map([...this.tokens.data.admin, ...this.tokens.data.users].map((e) => [e.id, e.token]));
-    for (const connection of this.#connections) {
+  /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
+  async #dropRevoked(): Promise<void> {
+    await Promise.all([...this.#connections].map(async (connection) => {
       const p = connection.principal;
-      if (p.kind !== 'admin' && p.kind !== 'user') continue;
-      const current = live.get(p.tokenId);
+      if (p.kind !== 'admin' && p.kind !== 'user') return;
       const used = this.#tokenOf.get(connection);
-      if (current === undefined || used === undefined || !sameSecret(current, used)) connection.socket.close(4001, 'token revoked or rotated');
-    }
+      if (used === undefined || !(await this.tokens.isCurrent(p.tokenId, used))) connection.socket.close(4001, 'token revoked or rotated');
+    }));
   }
 
   async #serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -249,8 +281,11 @@ export class ControlServer {
     switch (path) {
       case '/livez':
         return send(200, 'text/plain', 'ok\n');
-      case '/readyz':
-        return send(200, 'text/plain', 'ready\n');
+      case '/readyz': {
+        const { ready, checks } = await this.readiness();
+        const lines = Object.entries(checks).map(([name, result]) => `${name}: ${result}\n`).join('');
+        return send(ready ? 200 : 503, 'text/plain', `${ready ? 'ready' : 'not ready'}\n${lines}`);
+      }
       case '/metrics':
         return send(200, this.metrics.registry.contentType, await this.metrics.registry.metrics());
       case '/metrics.json':

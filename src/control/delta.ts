@@ -16,6 +16,8 @@ export { serviceHash };
 export interface ServiceEntry extends DeltaEntry {
   json: Buffer;
   validated: boolean;
+  /** The service's own state (its descriptor's `state`), counted by acheron_services. */
+  state: string;
 }
 
 /**
@@ -42,7 +44,7 @@ export function jsonBytes(texts: readonly string[]): Buffer[] {
  */
 export function serviceEntry(service: ServiceDescriptor, json: Buffer, validated: boolean, previous?: ServiceEntry): ServiceEntry {
   if (previous?.json.equals(json)) return previous.validated || !validated ? previous : { ...previous, validated };
-  return { service_id: service.service_id, version: service.version, hash: serviceHash(service), json, validated };
+  return { service_id: service.service_id, version: service.version, hash: serviceHash(service), json, validated, state: service.state };
 }
 
 /** What changed between two catalogs of one node; service order does not matter. */

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { CatalogEventPayload, EventKind } from '../protocol/catalog-event.js';
+import { ProtocolError } from '../protocol/errors.js';
 import { syncDir, writeAll } from '../store/atomic-file.js';
 import { CatalogEvent, type EventSource } from './catalog-event.js';
 
@@ -50,20 +51,27 @@ const NEWLINE = Buffer.from('\n');
  * file above the size limit is renamed aside and a new one started with a `head` line carrying
  * the last seq, so a seq is never reused whatever was pruned; in the background the catalog then
  * checkpoints (snapshot) and the renamed file becomes a gzip archive. At start-up the ring is
- * refilled from disk and the events not yet archived are handed to the catalog; a torn last line
- * is skipped and reported.
+ * refilled from disk and the events not yet archived are handed to the catalog.
+ *
+ * A seq is handed out only to an event being written, so a batch that fails leaves no gap: the
+ * file is cut back to its last good length (nothing of the batch stays for a later start to
+ * apply) and its writers are told nothing changed. A torn last line at start-up (a crash inside
+ * a write, or storage that lost what it had synced) is cut off and replaced by a `lost` line: its
+ * seq, which a watcher may have seen, is never handed out again, and the history restarts after
+ * it, so a watcher resuming from before gets `resync_required` instead of a silent gap.
  */
 export class EventLog {
   readonly path: string;
   readonly ringCapacity: number;
   #options: EventLogSettings;
   #file: FileHandle;
+  /** The file's length up to its last durable event: a failed append is cut back to it. */
   #bytes: number;
-  /** The last seq handed out; the events after #head are still being written. */
-  #assigned: number;
   #head: number;
   #ring: CatalogEvent[] = [];
-  #pending: Array<{ event: CatalogEvent; apply: ((event: CatalogEvent) => void) | undefined; resolve(event: CatalogEvent): void; reject(error: Error): void }> = [];
+  #pending: Array<{ event: EventSource; apply: ((event: CatalogEvent) => void) | undefined; resolve(event: CatalogEvent): void; reject(error: Error): void }> = [];
+  /** Why the file may hold bytes past #bytes (a failed append that could not be cut back yet); nothing is appended until it is. */
+  #damage: Error | undefined;
   #flushing: Promise<void> | undefined;
   #listeners: Array<(event: CatalogEvent) => void> = [];
   #unarchived: EventRecord[];
@@ -81,7 +89,6 @@ export class EventLog {
     this.ringCapacity = options.ringCapacity;
     this.#file = file;
     this.#bytes = bytes;
-    this.#assigned = history.head;
     this.#head = history.head;
     this.#ring = history.ring;
     this.#unarchived = history.unarchived;
@@ -112,6 +119,11 @@ export class EventLog {
    */
   get headSeq(): number {
     return this.#head;
+  }
+
+  /** Undefined while appends work; else why they cannot (a failed append is still in the file). */
+  get damage(): Error | undefined {
+    return this.#damage;
   }
 
   /** Events in the ring, oldest first. */
@@ -156,15 +168,14 @@ export class EventLog {
   }
 
   /**
-   * Assigns the next seq, makes the event durable, then calls `apply` and the listeners, in seq
+   * Makes the event durable with the next seq, then calls `apply` and the listeners, in seq
    * order and in one synchronous step: what `apply` changes is always exactly the state after
-   * the events up to headSeq, so a checkpoint taken at any moment is consistent.
+   * the events up to headSeq, so a checkpoint taken at any moment is consistent. Rejects with
+   * `unavailable` when the event could not be made durable; then nothing changed.
    */
   append(event: EventSource, apply?: (event: CatalogEvent) => void): Promise<CatalogEvent> {
-    const seq = ++this.#assigned;
-    const full = new CatalogEvent(seq, event);
     return new Promise<CatalogEvent>((resolve, reject) => {
-      this.#pending.push({ event: full, apply, resolve, reject });
+      this.#pending.push({ event, apply, resolve, reject });
       // A rotation that fails is logged; the events it followed are durable and acknowledged already.
       this.#flush().catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: rotation failed'));
     });
@@ -176,17 +187,23 @@ export class EventLog {
     const batch = this.#pending;
     this.#pending = [];
     this.#flushing = (async () => {
-      const parts = batch.flatMap((p) => [OPEN, p.event.head, p.event.body, NEWLINE]);
+      // Seqs are given at the write, in order: a batch that fails gives none away.
+      const events = batch.map((p, index) => new CatalogEvent(this.#head + 1 + index, p.event));
+      const parts = events.flatMap((event) => [OPEN, event.head, event.body, NEWLINE]);
       try {
+        if (this.#damage) await this.#cutBack();
         await writeAll(this.#file, parts);
         await this.#file.datasync();
       } catch (error) {
-        for (const p of batch) p.reject(error as Error);
+        await this.#cutBack().catch(() => undefined);
+        const failure = new ProtocolError('unavailable', `the event log could not make the change durable (${(error as Error).message}); nothing changed`, { cause: error });
+        this.#options.log.error({ err: error, events: batch.length, cut_back: this.#damage === undefined }, 'event log: an append failed; its writers were told nothing changed');
+        for (const p of batch) p.reject(failure);
         return;
       }
       this.#bytes += parts.reduce((sum, part) => sum + part.length, 0);
-      for (const p of batch) {
-        const { event } = p;
+      batch.forEach((p, index) => {
+        const event = events[index] as CatalogEvent;
         this.#head = event.seq;
         this.#ring.push(event);
         if (this.#ring.length > this.ringCapacity) this.#ring.shift();
@@ -198,10 +215,26 @@ export class EventLog {
           this.#options.log.error({ err: error, seq: event.seq }, 'event log: applying or fanning out an event failed');
         }
         p.resolve(event);
-      }
+      });
       if (this.#options.rotateMaxBytes > 0 && this.#bytes > this.#options.rotateMaxBytes) await this.#rotate();
     })().finally(() => (this.#flushing = undefined));
     return this.#flushing;
+  }
+
+  /**
+   * Cuts whatever a failed append left (part of a line, or whole lines whose sync failed) off the
+   * file, durably, so no later start applies events whose writers were told they failed. Until
+   * that succeeds the log is damaged and appends fail.
+   */
+  async #cutBack(): Promise<void> {
+    try {
+      await this.#file.truncate(this.#bytes);
+      await this.#file.datasync();
+      this.#damage = undefined;
+    } catch (error) {
+      this.#damage = new Error(`a failed append could not be cut off the event log at byte ${this.#bytes}: ${(error as Error).message}`, { cause: error });
+      throw this.#damage;
+    }
   }
 
   /**
@@ -275,6 +308,18 @@ function headLine(seq: number): Buffer {
   return Buffer.from(JSON.stringify({ type: 'head', seq }) + '\n');
 }
 
+/**
+ * Seqs after `after` up to `seq` may have been handed out, and seen, but are not in the log: none
+ * is used again, and the retained history starts after `seq` (a resume from before it must list
+ * again).
+ */
+function lostLine(after: number, seq: number): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'lost', after, seq }) + '\n');
+}
+
+/** The seq a torn line names, when enough of it is left: `{"seq":N,...` (events) or `..."seq":N` (head and lost lines). */
+const TORN_SEQ = /"seq":(\d+)/;
+
 /** By the time in the name; an archive before the rotated file of the same time. */
 function byFileTime(a: string, b: string): number {
   const time = (name: string): number => Number((ARCHIVE.exec(name) ?? ROTATED.exec(name))?.[1]);
@@ -295,10 +340,10 @@ interface History {
   rotated: string[];
 }
 
-/** Reads archives, rotated files and the current file, oldest first. */
+/** Reads archives, rotated files and the current file, oldest first; a torn tail of the current file is replaced by a `lost` line. */
 async function readHistory(dir: string, capacity: number): Promise<History> {
   const problems: string[] = [];
-  const records: EventRecord[] = [];
+  let records: EventRecord[] = [];
   const unarchived: EventRecord[] = [];
   let head = 0;
   const take = (text: string, source: string, isRaw: boolean, isCurrent: boolean): void => {
@@ -309,7 +354,11 @@ async function readHistory(dir: string, capacity: number): Promise<History> {
       try {
         const record = JSON.parse(line) as Record<string, unknown>;
         if (record.type === 'head' && typeof record.seq === 'number') head = Math.max(head, record.seq);
-        else if (isEventRecord(record)) {
+        else if (record.type === 'lost' && typeof record.seq === 'number') {
+          head = Math.max(head, record.seq);
+          // Nothing before the loss can be resumed from (see lostLine).
+          records = [];
+        } else if (isEventRecord(record)) {
           const event = record as unknown as EventRecord;
           if (isRaw) unarchived.push(event);
           // A crash between writing an archive and removing its file leaves events in both.
@@ -340,13 +389,33 @@ async function readHistory(dir: string, capacity: number): Promise<History> {
   const text = await readFile(current, 'utf8').catch(() => '');
   take(text, EVENT_LOG_FILE, true, true);
   if (text !== '' && !text.endsWith('\n')) {
-    // Cut the torn tail so new events start on a line of their own.
-    const keep = text.slice(0, text.lastIndexOf('\n') + 1);
-    const file = await open(current, 'w', 0o600);
-    await file.writeFile(keep);
-    await file.sync();
-    await file.close();
+    const good = Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1));
+    const torn = text.slice(text.lastIndexOf('\n') + 1);
+    // The torn event may have been seen (storage can lose what it had synced): its seq is spent, and one more,
+    // so the head a fresh watcher learns now is no seq a watcher could have learned before.
+    const named = Number(TORN_SEQ.exec(torn)?.[1]);
+    const tornSeq = Number.isSafeInteger(named) && named > head ? named : head + 1;
+    const lost = lostLine(head, tornSeq + 1);
+    problems.push(`${EVENT_LOG_FILE}: seqs ${head + 1}..${tornSeq + 1} are never used again; watchers resuming from before get resync_required`);
+    await replaceTail(current, good, lost);
+    head = tornSeq + 1;
+    records = [];
   }
   const interned = new Map<string, Buffer>();
   return { ring: records.map((record) => CatalogEvent.fromRecord(record, interned)), head, problems, unarchived, rotated };
+}
+
+/**
+ * Puts `line` where the torn tail starts and cuts the file after it, never truncating more than the
+ * tail: a crash at any point leaves every whole line and at worst a torn tail again.
+ */
+async function replaceTail(path: string, good: number, line: Buffer): Promise<void> {
+  const file = await open(path, 'r+');
+  try {
+    await file.write(line, 0, line.length, good);
+    await file.truncate(good + line.length);
+    await file.datasync();
+  } finally {
+    await file.close();
+  }
 }

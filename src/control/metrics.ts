@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Catalog } from './catalog.js';
 import type { EventLog } from './event-log.js';
 
@@ -24,6 +24,10 @@ export class ControlMetrics {
 
   constructor(catalog: Catalog, events: EventLog) {
     const registers = [this.registry];
+    // process_* and nodejs_* (CPU, memory, file descriptors, event loop lag, GC), read at each scrape.
+    collectDefaultMetrics({ register: this.registry });
+    // Gauges named like counters (promtool refuses them); the same numbers by type stay: nodejs_active_handles and so on.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     new Gauge({
       name: 'acheron_nodes', help: 'Nodes in the catalog by state', labelNames: ['state'], registers,
       collect() {
@@ -32,10 +36,12 @@ export class ControlMetrics {
       },
     });
     new Gauge({
-      name: 'acheron_services', help: 'Services in the catalog by the state of their node', labelNames: ['state'], registers,
+      name: 'acheron_services', help: 'Services in the catalog by their own state (offline for every service of an offline node)', labelNames: ['state'], registers,
       collect() {
-        const { services } = catalog.count();
-        for (const [state, n] of Object.entries(services)) this.set({ state }, n);
+        // States come and go with the catalog (online, degraded, offline, whatever a manifest names): none is kept stale.
+        this.reset();
+        for (const state of ['online', 'offline']) this.set({ state }, 0);
+        for (const [state, n] of catalog.count().services) this.set({ state }, n);
       },
     });
     this.upserts = new Counter({ name: 'acheron_upserts_total', help: 'control.node_service_upsert requests served', labelNames: ['changed'], registers });
@@ -58,9 +64,10 @@ export class ControlMetrics {
     window('acheron_watch_retained_capacity', 'Capacity of the replay ring', (w) => w.capacity);
     window('acheron_watch_retained_oldest_seq', 'Oldest seq in the replay ring (0 when empty)', (w) => w.oldest_seq);
     window('acheron_watch_retained_newest_seq', 'Newest seq in the replay ring (0 when empty)', (w) => w.newest_seq);
-    window('acheron_watch_retained_oldest_timestamp_ms', 'Time of the oldest retained event', (w) => w.oldest_ms);
-    window('acheron_watch_retained_newest_timestamp_ms', 'Time of the newest retained event', (w) => w.newest_ms);
-    window('acheron_watch_retained_window_ms', 'Time span of the replay ring', (w) => w.window_ms);
+    const seconds = (ms: number | null): number | null => (ms === null ? null : ms / 1000);
+    window('acheron_watch_retained_oldest_timestamp_seconds', 'Time of the oldest retained event (Unix seconds; 0 when none)', (w) => seconds(w.oldest_ms));
+    window('acheron_watch_retained_newest_timestamp_seconds', 'Time of the newest retained event (Unix seconds; 0 when none)', (w) => seconds(w.newest_ms));
+    window('acheron_watch_retained_window_seconds', 'Time span of the replay ring', (w) => w.window_ms / 1000);
     this.relayed = new Counter({ name: 'acheron_relay_operations_total', help: 'WorldFS operations relayed to nodes, by op and outcome (ok or the errno)', labelNames: ['op', 'outcome'], registers });
     // An invoke waits for its driver: buckets up to a minute.
     this.relayLatency = new Histogram({ name: 'acheron_relay_latency_seconds', help: 'Time from forwarding a relayed operation to the node\'s answer', labelNames: ['op'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers });

@@ -7,7 +7,7 @@ import type { ControlConnection } from './connection.js';
 import { SerializedPayload } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 import { relaySession, type RelayHub } from './relay-hub.js';
-import { relayRefusal } from './relay-policy.js';
+import type { RelayPolicy } from './relay-policy.js';
 import type { Principal, Role } from './principal.js';
 import type { TokenStore } from './token-store.js';
 import { jsonBytes } from './delta.js';
@@ -15,7 +15,7 @@ import { incomingServices, type IncomingService, type ResolvedService } from './
 import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
-import { toPublic, type Project, type ProjectStore } from './projects.js';
+import { checkProjectToken, toPublic, type Project, type ProjectStore } from './projects.js';
 
 export interface OpContext {
   principal: Principal;
@@ -25,6 +25,7 @@ export interface OpContext {
   metrics: ControlMetrics;
   watches: WatchHub;
   relays: RelayHub;
+  relayPolicy: RelayPolicy;
   watchPolicy: WatchPolicy;
   projects: ProjectStore;
   /** This connection's project session, if it attached one. */
@@ -186,7 +187,7 @@ export const OPS: Record<string, Op<never>> = {
   }),
   'control.session_attach': op<SessionAttachPayload>('session_attach', ['user', 'admin'], async (context, payload) => {
     const project = context.projects.get(payload.project_id);
-    if (payload.project_token !== undefined && !context.projects.checkToken(project, payload.project_token)) {
+    if (payload.project_token !== undefined && !checkProjectToken(project, payload.project_token)) {
       throw new ProtocolError('unauthorized', `wrong project token for ${payload.project_id}`, { field: '/project_token' });
     }
     const session: ProjectSession = { projectId: project.project_id, hasProjectToken: payload.project_token !== undefined };
@@ -202,7 +203,13 @@ export const OPS: Record<string, Op<never>> = {
   'control.metrics': op<Record<string, never>>('empty', ['admin'], async (context) => context.metrics.json()),
   // WorldFS (SPEC §9): the reply is the node's outcome, an errno by name when it failed.
   'control.relay': op<RelayPayload>('relay', ['admin', 'user'], async (context, payload) => {
-    return relayRefusal(context, payload) ?? context.relays.forward(payload, relaySession(context.connection));
+    return context.relayPolicy.refusal(context.principal, context.session, payload) ?? context.relays.forward(payload, relaySession(context.connection));
+  }),
+  // The node's connection serves relays from now on (it has finished the handshake and its set-up).
+  'control.relay_ready': op<NodeRefPayload>('node_ref', ['node'], async (context, payload) => {
+    ownNode(context, payload.node_id);
+    context.relays.tunnelReady(payload.node_id, context.connection);
+    return {};
   }),
   'control.relay_reply': op<RelayReplyPayload>('relay_reply', ['node'], async (context, payload) => {
     const { relay_id: relayId, ...outcome } = payload;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { push } from '../protocol/envelope.js';
-import type { RelayOutcome, RelayRequest } from '../protocol/relay.js';
+import { RELAY_WAIT_MS, type RelayOutcome, type RelayRequest } from '../protocol/relay.js';
 import type { RelayPayload } from '../protocol/types.gen.js';
 import type { ControlConnection } from './connection.js';
 import type { ControlMetrics } from './metrics.js';
@@ -11,37 +11,59 @@ interface Pending {
   tunnel: ControlConnection;
   op: string;
   started: number;
+  timer: NodeJS.Timeout;
   resolve(outcome: RelayOutcome): void;
 }
 
+/** Operations that may leave a handle or a staged payload on the node, for the session to release. */
+const LEAVES_STATE = new Set(['open', 'create', 'read_file', 'invoke', 'stage']);
+
 /**
  * WorldFS relay on the server (SPEC §9): a requester's operation goes to the node's tunnel as a
- * `control.relay_request` push with a relay id; the node's `control.relay_reply` resolves it. A node
- * without a tunnel, or whose tunnel closes meanwhile, answers EHOSTUNREACH at once: never a hang.
- * Nothing is retried here, so an operation runs at most once (the node also de-duplicates by
- * request_id).
+ * `control.relay_request` push with a relay id; the node's `control.relay_reply` resolves it. A
+ * connection becomes a tunnel when its node says it is ready (`control.relay_ready`, after the
+ * version handshake and its own set-up), so a relay never reaches a connection that would drop it.
+ * Every wait has a bound: a node without a ready tunnel, or whose tunnel closes meanwhile, answers
+ * EHOSTUNREACH at once; one that does not answer within the requester's `timeout_ms` (default
+ * RELAY_WAIT_MS) answers ETIMEDOUT. Nothing is retried here, so an operation runs at most once (the
+ * node also de-duplicates by request_id).
  */
 export class RelayHub {
-  #nodeConnection: (nodeId: string) => ControlConnection | undefined;
   #metrics: ControlMetrics;
+  /** Each node's ready tunnels, oldest first: a reconnect may overlap the connection it replaces. */
+  #tunnels = new Map<string, ControlConnection[]>();
   #pending = new Map<string, Pending>();
   /** The nodes each session has opened handles on: told when the session ends. */
   #sessionNodes = new Map<string, Set<string>>();
   #nextId = 1;
 
-  constructor(nodeConnection: (nodeId: string) => ControlConnection | undefined, metrics: ControlMetrics) {
-    this.#nodeConnection = nodeConnection;
+  constructor(metrics: ControlMetrics) {
     this.#metrics = metrics;
   }
 
+  /** The node behind this connection serves relays from now on; the newest ready tunnel gets them. */
+  tunnelReady(nodeId: string, tunnel: ControlConnection): void {
+    const tunnels = this.#tunnels.get(nodeId) ?? [];
+    if (!tunnels.includes(tunnel)) this.#tunnels.set(nodeId, [...tunnels, tunnel]);
+  }
+
+  #tunnel(nodeId: string): ControlConnection | undefined {
+    return this.#tunnels.get(nodeId)?.at(-1);
+  }
+
   forward(request: RelayPayload, session: string): Promise<RelayOutcome> {
-    const { node_id: nodeId, ...operation } = request;
-    const tunnel = this.#nodeConnection(nodeId);
-    if (!tunnel) return Promise.resolve(this.#count(request.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${nodeId} is not connected to the control server` }));
+    const { node_id: nodeId, timeout_ms: waitMs = RELAY_WAIT_MS, ...operation } = request;
+    const tunnel = this.#tunnel(nodeId);
+    if (!tunnel) return Promise.resolve(this.#count(request.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${nodeId} has no tunnel ready for relays (not connected to the control server, or still starting up)` }));
     const relayId = `r${this.#nextId++}`;
     return new Promise<RelayOutcome>((resolve) => {
-      this.#pending.set(relayId, { nodeId, tunnel, op: request.op, started: performance.now(), resolve });
-      if (request.op === 'open' || request.op === 'create') {
+      const timer = setTimeout(() => {
+        this.#pending.delete(relayId);
+        resolve(this.#count(request.op, { ok: false, errno: 'ETIMEDOUT', message: `node ${nodeId} did not answer ${request.op} ${request.path} within ${waitMs} ms` }));
+      }, waitMs);
+      timer.unref();
+      this.#pending.set(relayId, { nodeId, tunnel, op: request.op, started: performance.now(), timer, resolve });
+      if (LEAVES_STATE.has(request.op)) {
         const nodes = this.#sessionNodes.get(session) ?? new Set<string>();
         this.#sessionNodes.set(session, nodes.add(nodeId));
       }
@@ -55,6 +77,7 @@ export class RelayHub {
     const pending = this.#pending.get(relayId);
     if (!pending || pending.nodeId !== nodeId) return false;
     this.#pending.delete(relayId);
+    clearTimeout(pending.timer);
     this.#metrics.relayLatency.observe({ op: pending.op }, (performance.now() - pending.started) / 1000);
     pending.resolve(this.#count(pending.op, outcome));
     return true;
@@ -62,16 +85,23 @@ export class RelayHub {
 
   /** A node connection closed (a reconnect may already have replaced it): what it had not answered fails now. */
   tunnelClosed(tunnel: ControlConnection): void {
+    for (const [nodeId, tunnels] of this.#tunnels) {
+      if (!tunnels.includes(tunnel)) continue;
+      const left = tunnels.filter((t) => t !== tunnel);
+      if (left.length > 0) this.#tunnels.set(nodeId, left);
+      else this.#tunnels.delete(nodeId);
+    }
     for (const [relayId, pending] of this.#pending) {
       if (pending.tunnel !== tunnel) continue;
       this.#pending.delete(relayId);
+      clearTimeout(pending.timer);
       pending.resolve(this.#count(pending.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${pending.nodeId} disconnected before it answered` }));
     }
   }
 
-  /** A requester's connection closed: the nodes it opened handles on release them. */
+  /** A requester's connection closed: the nodes it opened handles (or staged payloads) on release them. */
   sessionGone(session: string): void {
-    for (const nodeId of this.#sessionNodes.get(session) ?? []) this.#nodeConnection(nodeId)?.send(push('control.relay_session_closed', { session }));
+    for (const nodeId of this.#sessionNodes.get(session) ?? []) this.#tunnel(nodeId)?.send(push('control.relay_session_closed', { session }));
     this.#sessionNodes.delete(session);
   }
 

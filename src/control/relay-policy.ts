@@ -7,51 +7,81 @@ import type { ProjectStore } from './projects.js';
 
 const O_ACCMODE = 3;
 const O_TRUNC = 0o1000;
-const CHANGES = new Set(['write', 'truncate', 'ftruncate', 'utimens', 'create', 'mkdir', 'unlink', 'rmdir', 'rename']);
+const CHANGES = new Set(['write', 'truncate', 'ftruncate', 'utimens', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'invoke', 'stage', 'reject']);
 
 /** Whether the operation changes something (a write-open counts: it is how writes begin). */
 function changes(request: RelayPayload): boolean {
   return CHANGES.has(request.op) || (request.op === 'open' && (((request.flags ?? 0) & O_ACCMODE) !== 0 || ((request.flags ?? 0) & O_TRUNC) !== 0));
 }
 
+/** What the catalog says of one service for one session: not there, hidden by its permissions, or admitted. */
+type Admission = 'absent' | 'hidden' | 'admitted';
+
 /**
  * What a relayed operation needs (SPEC §8): admins may do anything. A user session may reach only
  * the nodes its project mounts; live service files (`/services/<id>/...`) need `invoke` and a
  * service whose permissions admit the session (a hidden service is ENOENT, as in the listing);
  * `/fs/...` needs the node's fs service to admit the session, and `read` to look and `mount` to
- * change; a rename stays within the service or fs/ of its source. Returns the refusal as an outcome, or
- * undefined when allowed.
+ * change; a rename stays within the service or fs/ of its source.
+ *
+ * The catalog's part of the decision (is the service there, do its permissions admit this session)
+ * is kept per (session, node, service) until that node's catalog changes (any event of the node),
+ * so the chunks of one payload do not look the descriptor up again each; the project's part is
+ * checked every time (a few map lookups).
  */
-export function relayRefusal(context: { principal: Principal; session: ProjectSession | undefined; projects: ProjectStore; catalog: Catalog }, request: RelayPayload): RelayOutcome | undefined {
-  const { principal, session } = context;
-  if (principal.kind === 'admin') return undefined;
-  const denied = (errno: string, message: string): RelayOutcome => ({ ok: false, errno, message });
-  if (principal.kind !== 'user' || !session) return denied('EACCES', 'relayed operations by users need a project session: control.session_attach first');
-  const project = context.projects.find(session.projectId);
-  if (!project || !project.mounts.some((m) => m.node_id === request.node_id)) return denied('ENOENT', `node ${request.node_id} is not in project ${session.projectId}`);
-  const [top, serviceId] = request.path.split('/').filter(Boolean);
-  // A rename stays where its source is: the same service's files, or the exports.
-  if (request.to !== undefined) {
-    const [toTop, toService] = request.to.split('/').filter(Boolean);
-    if (toTop !== top || toService === undefined || (top === 'services' && toService !== serviceId)) return denied('EXDEV', `${request.to}: a rename must stay within ${top === 'services' ? `services/${serviceId}/` : 'fs/'}`);
-  }
-  const need = (action: Action): RelayOutcome | undefined => {
-    const why = refusal(project, action, principal, session);
-    return why ? denied('EACCES', why) : undefined;
-  };
-  if (top === 'services' && serviceId !== undefined) {
-    const service = context.catalog.service(request.node_id, serviceId);
-    if (!service) return denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
-    const refused = need('invoke');
-    if (refused) return refused;
-    return admitsUser(service.permissions, session.hasProjectToken) ? undefined : denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
-  }
-  if (top === 'fs') {
-    // The exports are the node's fs service: hidden from this session, they are absent.
-    const exports = context.catalog.service(request.node_id, 'fs');
-    if (!exports || !admitsUser(exports.permissions, session.hasProjectToken)) return denied('ENOENT', `node ${request.node_id} has no fs/ for this session`);
-    return need(changes(request) ? 'mount' : 'read');
-  }
-  return denied('EACCES', `only services/<id>/ and fs/ are relayed, not ${request.path}`);
-}
+export class RelayPolicy {
+  readonly #catalog: Catalog;
+  readonly #projects: ProjectStore;
+  #admissions = new Map<string, WeakMap<ProjectSession, Map<string, Admission>>>();
 
+  constructor(catalog: Catalog, projects: ProjectStore, events: { onEvent(listener: (event: { node_id: string }) => void): void }) {
+    this.#catalog = catalog;
+    this.#projects = projects;
+    events.onEvent((event) => this.#admissions.delete(event.node_id));
+  }
+
+  /** The refusal as an outcome, or undefined when allowed. */
+  refusal(principal: Principal, session: ProjectSession | undefined, request: RelayPayload): RelayOutcome | undefined {
+    if (principal.kind === 'admin') return undefined;
+    const denied = (errno: string, message: string): RelayOutcome => ({ ok: false, errno, message });
+    if (principal.kind !== 'user' || !session) return denied('EACCES', 'relayed operations by users need a project session: control.session_attach first');
+    const project = this.#projects.find(session.projectId);
+    if (!project || !project.mounts.some((m) => m.node_id === request.node_id)) return denied('ENOENT', `node ${request.node_id} is not in project ${session.projectId}`);
+    const [top, serviceId] = request.path.split('/').filter(Boolean);
+    // A rename stays where its source is: the same service's files, or the exports.
+    if (request.to !== undefined) {
+      const [toTop, toService] = request.to.split('/').filter(Boolean);
+      if (toTop !== top || toService === undefined || (top === 'services' && toService !== serviceId)) return denied('EXDEV', `${request.to}: a rename must stay within ${top === 'services' ? `services/${serviceId}/` : 'fs/'}`);
+    }
+    const need = (action: Action): RelayOutcome | undefined => {
+      const why = refusal(project, action, principal, session);
+      return why ? denied('EACCES', why) : undefined;
+    };
+    if (top === 'services' && serviceId !== undefined) {
+      const admission = this.#admission(session, request.node_id, serviceId);
+      if (admission === 'absent') return denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
+      return need('invoke') ?? (admission === 'admitted' ? undefined : denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`));
+    }
+    if (top === 'fs') {
+      // The exports are the node's fs service: hidden from this session, they are absent.
+      if (this.#admission(session, request.node_id, 'fs') !== 'admitted') return denied('ENOENT', `node ${request.node_id} has no fs/ for this session`);
+      return need(changes(request) ? 'mount' : 'read');
+    }
+    return denied('EACCES', `only services/<id>/ and fs/ are relayed, not ${request.path}`);
+  }
+
+  #admission(session: ProjectSession, nodeId: string, serviceId: string): Admission {
+    let bySession = this.#admissions.get(nodeId);
+    if (!bySession) this.#admissions.set(nodeId, (bySession = new WeakMap()));
+    let byService = bySession.get(session);
+    if (!byService) bySession.set(session, (byService = new Map()));
+    const known = byService.get(serviceId);
+    if (known) return known;
+    const service = this.#catalog.service(nodeId, serviceId);
+    // Absence is not kept: any name may be asked for, and finding none parses nothing.
+    if (!service) return 'absent';
+    const admission = admitsUser(service.permissions, session.hasProjectToken) ? 'admitted' : 'hidden';
+    byService.set(serviceId, admission);
+    return admission;
+  }
+}

@@ -1,3 +1,4 @@
+import { MAX_PAYLOAD_DEPTH, tooDeepAt } from '../protocol/envelope.js';
 import type { ServiceDescriptor, ServiceDescriptorInput } from '../protocol/types.gen.js';
 import type { ServiceEntry } from './delta.js';
 
@@ -41,7 +42,13 @@ export function parseRequest(frame: Buffer, stored: (nodeId: string) => readonly
       const payload = parsed.payload;
       // The node id the scan saw is the parsed one: the stored descriptors matched were that node's.
       if (parsed.type === UPSERT_TYPE && payload !== undefined && payload.node_id === split.nodeId && Array.isArray(payload.services) && payload.services.length === 0) {
-        incoming.set(payload, split.services.map((part) => (typeof part === 'string' ? { value: JSON.parse(part) as unknown } : { known: part })));
+        incoming.set(payload, split.services.map((part) => {
+          if (typeof part !== 'string') return { known: part };
+          const value = JSON.parse(part) as unknown;
+          // Too deep for what follows (payload → services → descriptor): the whole frame, checked as such, says where.
+          if (tooDeepAt(value, MAX_PAYLOAD_DEPTH - 2) !== undefined) throw new RangeError('a descriptor nested too deep');
+          return { value };
+        }));
         return parsed;
       }
     } catch {

@@ -65,7 +65,7 @@ export class WatchHub {
   /**
    * Starts a watch: `ack` sends the reply frame (before anything else), then the replay, the
    * synced marker, and the watch is live. Throws `resync_required` when `since_seq` is older than
-   * the retained history.
+   * the retained history (which restarts after events lost in a crash) or ahead of the head.
    */
   watch(connection: ControlConnection, request: WatchRequest, allowed: EventFilter, ack: (payload: Record<string, unknown>) => void): void {
     const ring = this.#events.retained();
@@ -74,10 +74,11 @@ export class WatchHub {
     let replay: readonly CatalogEvent[];
     const replayLimit = Math.min(request.replay_limit ?? DEFAULT_REPLAY_LIMIT, this.#events.ringCapacity);
     if (request.since_seq !== undefined) {
-      if (request.since_seq > head) throw new ProtocolError('invalid_payload', `since_seq ${request.since_seq} is ahead of head_seq ${head}`, { field: '/since_seq' });
+      // Ahead of the head: events this server cannot prove it delivered (lost in a crash, or another server's history).
+      if (request.since_seq > head) throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is ahead of head_seq ${head}, so events after it may be lost: list again and watch from head_seq ${head}`, { field: '/since_seq' });
       const oldest = ring[0]?.seq ?? head + 1;
       if (request.since_seq < head && request.since_seq + 1 < oldest) {
-        throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is older than the retained history (oldest seq ${oldest}): list again and watch from head_seq ${head}`, { field: '/since_seq' });
+        throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is older than the retained history (oldest seq ${oldest}, or events lost in a crash): list again and watch from head_seq ${head}`, { field: '/since_seq' });
       }
       replay = ring.filter((e) => e.seq > (request.since_seq as number) && matches(e));
     } else replay = replayLimit === 0 ? [] : ring.filter(matches).slice(-replayLimit);

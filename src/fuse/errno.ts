@@ -1,16 +1,13 @@
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import { errnoNameOf } from '../vfs/errors.js';
+import { answerErrno } from '../vfs/errors.js';
 
 /**
- * The only place where errno names become numbers (negative, as fuse-native wants them). An error
- * that is not a known condition is a bug: logged with its stack and answered EIO, never a crash.
+ * The only place where errno names become numbers (negative, as fuse-native wants them); which name
+ * an error gets is `answerErrno`'s decision, shared with the relay server.
  */
 export function toErrno(error: unknown, log: Logger, context: Record<string, unknown>): number {
-  // Node system errors from `fs/` exports carry any errno code; pass those through as well.
-  const name = errnoNameOf(error) ?? (error as { code?: unknown } | null)?.code;
-  const number = typeof name === 'string' ? (constants.errno as Record<string, number>)[name] : undefined;
-  if (number !== undefined) return -number;
-  log.error({ err: error, ...context }, 'filesystem operation failed with an unexpected error (answered EIO)');
-  return -constants.errno.EIO;
+  // Every name answerErrno gives is one of os.constants.errno.
+  const number = (constants.errno as Record<string, number | undefined>)[answerErrno(error, log, context)];
+  return -(number ?? constants.errno.EIO);
 }

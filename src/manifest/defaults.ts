@@ -1,7 +1,7 @@
 import { withServiceDefaults } from '../protocol/service-defaults.js';
 import type { Manifest, ServiceDescriptor } from '../protocol/types.gen.js';
 
-export { MANIFEST_DEFAULTS, RUNTIME_DEFAULTS } from '../protocol/service-defaults.js';
+export { MANIFEST_DEFAULTS, RUNTIME_DEFAULTS, WASM_DEFAULTS, WASM_PREOPEN_DEFAULTS } from '../protocol/service-defaults.js';
 
 /**
  * The normalized service of a valid manifest: defaults applied, paths templated, editor-only keys

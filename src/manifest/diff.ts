@@ -4,7 +4,7 @@ import type { LoadedService } from './load.js';
 export interface ServicesDiff {
   added: string[];
   removed: string[];
-  /** In both, with a different descriptor or executable path. */
+  /** In both, with a different descriptor, executable or module path, or module content. */
   changed: string[];
 }
 
@@ -24,7 +24,7 @@ export function diffServices(previous: LoadedService[], next: LoadedService[]): 
 }
 
 function fingerprint(service: LoadedService): string {
-  return canonicalJson({ descriptor: service.descriptor, executablePath: service.executablePath ?? null });
+  return canonicalJson({ descriptor: service.descriptor, executablePath: service.executablePath ?? null, modulePath: service.modulePath ?? null, moduleHash: service.moduleHash ?? null });
 }
 
 /** JSON with object keys sorted at every depth. */

@@ -1,11 +1,12 @@
-import { readFile } from 'node:fs/promises';
 import { foreignPaths } from '../protocol/service-defaults.js';
 import { problemAt, SCHEMA_BASE, SchemaError, type Problem, type Schemas } from '../protocol/schemas.js';
 import type { Manifest, ServiceDescriptor } from '../protocol/types.gen.js';
 import { applyDefaults } from './defaults.js';
 import { messageOf } from './message-of.js';
 import { listManifestFiles } from './order.js';
+import { readManifest } from './read-manifest.js';
 import { manifestExecutablePath } from './resolve-executable.js';
+import { checkWasmRuntime } from './wasm-rules.js';
 
 export const MANIFEST_SCHEMA_ID = `${SCHEMA_BASE}manifest.schema.json`;
 
@@ -16,6 +17,10 @@ export interface LoadedService {
   source: string;
   /** `runtime.executable_path` resolved against the manifest's directory; a bare name stays bare. */
   executablePath?: string;
+  /** `runtime.module_path` (type "wasm"), resolved like executablePath. */
+  modulePath?: string;
+  /** The SHA-256 of the module the node compiled (set by the node): a changed module is a changed service. */
+  moduleHash?: string;
 }
 
 export interface LoadServicesOptions {
@@ -27,8 +32,8 @@ export interface LoadServicesOptions {
   schemas: Schemas;
 }
 
-// SPEC §4: the same file surface later, a clear load-time error until then.
-const UNSUPPORTED_RUNTIME_TYPES = new Set(['wasm', 'native_inproc']);
+// SPEC §4: "native_inproc" stays a clear load-time error.
+const UNSUPPORTED_RUNTIME_TYPES = new Set(['native_inproc']);
 
 /**
  * Loads every manifest in load order. A file with a problem is left out and the rest still load: the
@@ -65,18 +70,9 @@ async function loadManifestFile(
   file: string,
   options: LoadServicesOptions,
 ): Promise<{ service: LoadedService | undefined } | { problems: Problem[] }> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    return { problems: [problemAt(file, '/', 'read', `cannot read: ${messageOf(error)}`)] };
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return { problems: [problemAt(file, '/', 'json', `invalid JSON: ${messageOf(error)}`)] };
-  }
+  const read = await readManifest(file);
+  if ('problem' in read) return { problems: [read.problem] };
+  const { value } = read;
   // Disabling comes before every other check, so a half-edited manifest can be parked with one key.
   if (isDisabled(value)) return { service: undefined };
   let manifest: Manifest;
@@ -92,11 +88,13 @@ async function loadManifestFile(
   const foreign = foreignPaths(descriptor, options.nodeId);
   if (foreign.length > 0) return { problems: foreign.map(({ pointer, path }) => problemAt(file, pointer, 'node_path', `${path} is not under /nodes/${options.nodeId}/ (a node publishes only paths of its own tree)`)) };
   const executable = manifest.runtime?.executable_path;
+  const module = manifest.runtime?.module_path;
   return {
     service: {
       descriptor,
       source: file,
       ...(executable === undefined ? {} : { executablePath: manifestExecutablePath(file, executable) }),
+      ...(module === undefined ? {} : { modulePath: manifestExecutablePath(file, module) }),
     },
   };
 }
@@ -106,9 +104,10 @@ function checkSupported(manifest: Manifest, file: string, schemas: Schemas): Pro
   const problems: Problem[] = [];
   const type = manifest.runtime?.type;
   if (type !== undefined && UNSUPPORTED_RUNTIME_TYPES.has(type)) {
-    const description = `runtime type "${type}" is later work; only "native_proc" runs for now`;
+    const description = `runtime type "${type}" is not supported; use "native_proc" or "wasm"`;
     problems.push(problemAt(file, '/runtime/type', 'unsupported', description));
   }
+  problems.push(...checkWasmRuntime(manifest, file));
   // Compiled now so that a broken input schema fails the load instead of every invocation.
   const input = manifest.schema?.input;
   if (input !== undefined) {

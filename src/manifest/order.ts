@@ -1,11 +1,12 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { problemAt, type Problem } from '../protocol/schemas.js';
 import { messageOf } from './message-of.js';
 
 /**
  * The manifest files to load, in load order (SPEC §2): the `--service-manifest` files in flag order, then
- * each `--services-dir`'s `*.json` regular files in byte order of name, without dot files (editor temps).
+ * each `--services-dir`'s `*.json` entries in byte order of name, without dot files (editor temps). SPEC
+ * says regular files: an entry that is not one is listed anyway and refused by name when loaded.
  */
 export async function listManifestFiles(
   manifestFiles: string[],
@@ -32,20 +33,7 @@ async function listServicesDir(dir: string): Promise<{ files: string[] } | { pro
   const names = entries
     .filter((entry) => !entry.name.startsWith('.') && entry.name.endsWith('.json'))
     .sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
-  const files: string[] = [];
-  for (const entry of names) {
-    const file = join(dir, entry.name);
-    // Directories, FIFOs (a read would block) and the like are not manifests, nor is a symlink to one;
-    // a dangling symlink is kept so that its read failure is reported rather than the service vanishing.
-    if (entry.isFile() || (entry.isSymbolicLink() && !(await leadsToNonFile(file)))) files.push(file);
-  }
-  return { files };
-}
-
-async function leadsToNonFile(path: string): Promise<boolean> {
-  try {
-    return !(await stat(path)).isFile();
-  } catch {
-    return false;
-  }
+  // Every such name is listed, whatever it is: loading one that is not a regular file (a directory, a
+  // FIFO, a symlink to /dev/null) reports it, so a service never vanishes without a word.
+  return { files: names.map((entry) => join(dir, entry.name)) };
 }

@@ -165,6 +165,8 @@ export class NodeControlSession {
     this.lastError = null;
     this.#published = undefined; // a reconnect counts as a start: upsert once
     this.#options.log.info({ url: this.#options.url }, 'control session connected');
+    // The server routes relays only to a connection that said it is ready (SPEC §9): this one now is.
+    if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
     await this.#publish(client);
     const { lease_ttl_ms: leaseTtlMs } = await client.request<{ lease_ttl_ms: number }>('control.node_lease_refresh', { node_id: this.#options.nodeId });
     this.#timers.push(

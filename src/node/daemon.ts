@@ -9,6 +9,7 @@ import { loadSchemas, SchemaError, type Problem, type Schemas } from '../protoco
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import type { DriverRunner } from '../runtime/driver-runner.js';
+import { killOwnedProcesses, ownerOnMount } from '../runtime/driver-owner.js';
 import { DriverSpawner } from '../runtime/driver-spawner.js';
 import { InvocationIds } from '../runtime/invocation-id.js';
 import { nativeProcAdapter } from '../runtime/native-proc-adapter.js';
@@ -29,6 +30,7 @@ import { isInside } from './paths.js';
 import { json, parseJsonDocument } from '../vfs/json-document.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
 import { ServiceRegistry, type NodeService } from './service-registry.js';
+import { WasmServices } from './wasm-services.js';
 
 export interface NodeDaemonOptions {
   nodeId: string;
@@ -94,6 +96,7 @@ export class NodeDaemon {
   #startedMs = Date.now();
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> | undefined;
+  #reloadAgain: Promise<void> | undefined;
   #resolveDone!: () => void;
   #timers: NodeJS.Timeout[] = [];
   #stopWatchingMount: () => void = () => undefined;
@@ -101,14 +104,16 @@ export class NodeDaemon {
   #control: NodeControlSession | undefined;
   #relay: RelayServer | undefined;
   #users = new Map<string, UserIds>();
+  #wasm: WasmServices;
 
-  private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices, lock: MountLock) {
+  private constructor(options: NodeDaemonOptions, log: Logger, schemas: Schemas, journal: StateJournal, restored: RestoredServices, lock: MountLock, wasm: WasmServices) {
     this.options = options;
     this.#lock = lock;
     this.#log = log;
     this.#schemas = schemas;
     this.#journal = journal;
     this.#restored = restored;
+    this.#wasm = wasm;
     this.done = new Promise((resolveDone) => (this.#resolveDone = resolveDone));
   }
 
@@ -119,7 +124,9 @@ export class NodeDaemon {
     const users = await readPasswd();
     const loadedFirst = await loadServices({ ...loadOptions(options, schemas), reserved: builtinIds(options) });
     const userCheck = checkDriverUsers(loadedFirst.services, users, options.driverUser);
-    const first = { services: userCheck.ok, problems: [...loadedFirst.problems, ...userCheck.problems] };
+    const wasm = new WasmServices(log.child({ component: 'wasm' }));
+    const wasmCheck = await wasm.check(userCheck.ok, mount);
+    const first = { services: wasmCheck.ok, problems: [...loadedFirst.problems, ...userCheck.problems, ...wasmCheck.problems] };
     if (first.problems.length > 0) throw new ManifestLoadError(first.problems);
 
     const lock = await MountLock.acquire(mount);
@@ -132,15 +139,19 @@ export class NodeDaemon {
       journal = opened.journal;
       const grouped = groupRestored(opened.restored.values);
       for (const problem of grouped.problems) log.error({ path: journal.path }, `state journal: ${problem}`);
-      daemon = new NodeDaemon({ ...options, mount }, log, schemas, journal, grouped.services, lock);
+      daemon = new NodeDaemon({ ...options, mount }, log, schemas, journal, grouped.services, lock, wasm);
       daemon.#users = users;
     } catch (error) {
       await lock.release();
       throw error;
     }
     try {
+      // Drivers of a daemon that died here together with its spawner are still running: we hold the
+      // mount's lock, so whatever carries this mount's mark is theirs.
+      const orphans = await killOwnedProcesses((owner) => ownerOnMount(owner, mount));
+      if (orphans > 0) log.warn({ killed: orphans }, 'killed the driver processes a dead daemon on this mount left behind');
       // Forked before the mount exists, so no driver can inherit /dev/fuse.
-      daemon.#spawner = await DriverSpawner.start(log);
+      daemon.#spawner = await DriverSpawner.start(log, mount);
       daemon.#builtins = daemon.#builtinServices();
       daemon.#loaded = first.services;
       daemon.registry.replace([...daemon.#builtins, ...first.services.map((s) => daemon.#manifestService(s))]);
@@ -157,8 +168,9 @@ export class NodeDaemon {
       });
       daemon.#mounted = await mountTree(tree, { mountPoint: mount, busyPollUs: options.busyPollUs, log: log.child({ component: 'fuse' }) });
       // WorldFS operations run against the same tree, without FUSE (SPEC §9 Relay).
-      daemon.#relay = new RelayServer(new Dispatcher(tree));
+      daemon.#relay = new RelayServer(new Dispatcher(tree), log.child({ component: 'relay' }));
     } catch (error) {
+      await daemon.#wasm.close();
       await daemon.#spawner?.close();
       await journal.close();
       await lock.release();
@@ -231,10 +243,15 @@ export class NodeDaemon {
   /**
    * Re-reads the manifests: added services appear, removed ones disappear, changed ones keep their
    * runtime state; a file that fails validation keeps its previous good version running and its
-   * problems go to ERRORS.json and the log. Concurrent calls share one reload.
+   * problems go to ERRORS.json and the log. A call during a reload may follow a change that reload
+   * read too early, so one more runs after it, shared by every call meanwhile: no SIGHUP is lost.
    */
   reload(reason: string): Promise<void> {
-    this.#reloading ??= this.#reload(reason).finally(() => (this.#reloading = undefined));
+    if (this.#reloading) return (this.#reloadAgain ??= this.#reloading.catch(() => undefined).then(() => {
+      this.#reloadAgain = undefined;
+      return this.reload(reason);
+    }));
+    this.#reloading = this.#reload(reason).finally(() => (this.#reloading = undefined));
     return this.#reloading;
   }
 
@@ -243,13 +260,15 @@ export class NodeDaemon {
     const fresh = await loadServices({ ...loadOptions(this.options, this.#schemas), reserved: builtinIds(this.options) });
     this.#users = await readPasswd();
     const userCheck = checkDriverUsers(fresh.services, this.#users, this.options.driverUser);
-    const loaded = userCheck.ok;
-    const problems = [...fresh.problems, ...userCheck.problems];
+    const wasmCheck = await this.#wasm.check(userCheck.ok, this.options.mount);
+    const loaded = wasmCheck.ok;
+    const problems = [...fresh.problems, ...userCheck.problems, ...wasmCheck.problems];
     const failedFiles = new Set(problems.map((p) => p.file));
     // The previous good version of a service whose manifest now fails keeps running.
     const kept = this.#loaded.filter((s) => failedFiles.has(s.source) && !loaded.some((n) => n.descriptor.service_id === s.descriptor.service_id));
     const next = [...loaded, ...kept];
     const diff = diffServices(this.#loaded, next);
+    this.#wasm.retain(next);
     const problemsChanged = JSON.stringify(problems) !== JSON.stringify(this.#problems);
     this.#problems = problems;
     if (problemsChanged) for (const p of problems) this.#log.error({ file: p.file, json_path: p.json_path, rule: p.rule, reason }, `manifest reload: ${p.message}`);
@@ -264,9 +283,9 @@ export class NodeDaemon {
       const id = loadedService.descriptor.service_id;
       const current = this.registry.get(id);
       if (current && !diff.changed.includes(id)) services.push(current);
-      else if (current?.runtime && loadedService.executablePath !== undefined && loadedService.descriptor.runtime.type === 'native_proc') {
+      else if (current?.runtime && isRunnable(loadedService) && loadedService.descriptor.runtime.type === current.descriptor.runtime.type) {
         // Changed in place: same runtime (state, counters, jobs), new settings.
-        Object.assign(current, { descriptor: loadedService.descriptor, source: loadedService.source, loadedMs: Date.now() });
+        Object.assign(current, { descriptor: loadedService.descriptor, source: loadedService.source, loadedMs: Date.now(), wasm: this.#wasm.hostInfo(loadedService) });
         current.runtime.update(this.#settings(loadedService));
         services.push(current);
       } else {
@@ -293,6 +312,7 @@ export class NodeDaemon {
       await this.#reloading?.catch(() => undefined);
       const runtimes = this.registry.list().flatMap((s) => (s.runtime ? [s.runtime] : []));
       await Promise.all(runtimes.map((rt) => rt.drain(this.options.shutdownGraceMs)));
+      await this.#wasm.close();
       await this.#spawner?.close();
       await this.#control?.stop();
       this.#relay?.close();
@@ -394,7 +414,7 @@ export class NodeDaemon {
       persist: this.#persistence(serviceId, () => rt),
     });
     const restored = this.#restored.get(serviceId);
-    if (restored?.state) rt.restore(restored.state, restored.jobs);
+    if (restored) rt.restore(restored.state, restored.jobs);
     this.#restored.delete(serviceId);
     return rt;
   }
@@ -437,10 +457,11 @@ export class NodeDaemon {
   }
 
   #manifestService(loaded: LoadedService): NodeService {
-    const { descriptor, source, executablePath } = loaded;
+    const { descriptor, source } = loaded;
     const serviceId = descriptor.service_id;
-    const base = { descriptor, source, hostKind: 'native_process' as const, loadedMs: Date.now() };
-    if (descriptor.runtime.type !== 'native_proc' || executablePath === undefined) return { ...base, treePath: null };
+    const wasm = this.#wasm.hostInfo(loaded);
+    const base = { descriptor, source, hostKind: wasm ? 'wasm_worker' as const : 'native_process' as const, loadedMs: Date.now(), ...(wasm ? { wasm } : {}) };
+    if (!isRunnable(loaded)) return { ...base, treePath: null };
     return { ...base, treePath: `services/${serviceId}`, runtime: this.#newRuntime(serviceId, this.#settings(loaded)) };
   }
 
@@ -456,14 +477,15 @@ export class NodeDaemon {
     const { descriptor, source, executablePath } = loaded;
     const { runtime } = descriptor;
     const input = descriptor.schema.input;
+    const nodeId = this.options.nodeId;
     const validate = input ? this.#schemas.compile(input) : undefined;
     const cwd = runtime.cwd === undefined ? undefined : resolve(dirname(source), runtime.cwd);
     return {
       limits: limitsOf(descriptor),
       jobsKeep: runtime.jobs_keep,
       ...(validate ? { checkInput: (payload: unknown) => validate(payload, 'payload')[0]?.message.replace(/^payload: /, '') } : {}),
-      adapter: nativeProcAdapter({
-        nodeId: this.options.nodeId, serviceId: descriptor.service_id, executablePath: executablePath as string, args: runtime.args ?? [],
+      adapter: runtime.type === 'wasm' ? this.#wasm.adapter(loaded, nodeId) : nativeProcAdapter({
+        nodeId, serviceId: descriptor.service_id, executablePath: executablePath as string, args: runtime.args ?? [],
         cwd: driverCwd(cwd, this.options.mount), env: runtime.env ?? {}, envPassthrough: runtime.env_passthrough ?? [],
         timeoutMs: runtime.timeout_ms, killGraceMs: runtime.kill_grace_ms, maxOutputBytes: runtime.max_output_bytes,
         persistent: runtime.mode === 'persistent',
@@ -482,6 +504,12 @@ function builtinIds(options: NodeDaemonOptions): Array<{ service_id: string; sou
     ...(options.fsService ? [{ service_id: 'fs', source: 'built-in fs provider' }] : []),
     ...options.terminalIds.map((id) => ({ service_id: `terminal-${id}`, source: `built-in terminal provider (--terminal-id ${id})` })),
   ];
+}
+
+/** A manifest service with a live directory: a native driver with its executable, or a checked wasm module. */
+function isRunnable(loaded: LoadedService): boolean {
+  const { type } = loaded.descriptor.runtime;
+  return type === 'native_proc' ? loaded.executablePath !== undefined : type === 'wasm' && loaded.moduleHash !== undefined;
 }
 
 function limitsOf(descriptor: ServiceDescriptor): ServiceSettings['limits'] {

@@ -1,6 +1,6 @@
 import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, symlink, truncate, unlink, utimes, chmod } from 'node:fs/promises';
-import { join, isAbsolute, resolve, dirname } from 'node:path';
+import { chmod, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, symlink, truncate, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../vfs/errors.js';
@@ -52,7 +52,23 @@ function toAttr(st: Stats): Attr {
   return { mode: st.mode, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, atimeMs: st.atimeMs, nlink: st.nlink, ino: st.ino };
 }
 
-/** A file or directory inside one export. Symlinks are followed inside the export; any that leads out is absent. */
+/**
+ * Linux's O_PATH (the same value on x86-64 and arm64; Node's fs.constants lacks it): a handle on a
+ * name that opens nothing, so resolving a name has no side effect (no device opened, no FIFO waited on).
+ */
+const O_PATH = 0o10000000;
+/** Flags that make no sense when reopening a checked object through its /proc path. */
+const NOT_REOPENED = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
+ * A file or directory inside one export. Symlinks are followed inside the export; any that leads out
+ * is absent (ENOENT). The node runs as root, and the exported directory may be changed meanwhile by
+ * anyone who can write to it, so no name is trusted between two system calls: every operation
+ * resolves its path once, to an O_PATH handle, checks where that object really is (the kernel's
+ * `/proc/self/fd/N`), and then works on that very object through its /proc path, which is never
+ * looked up by name again. A link swapped in after the check is not followed. `lookup` is lazy: the
+ * operation that follows answers ENOENT for a name that is missing or leads out.
+ */
 class ExportNode implements VNode {
   readonly #export: ExportSpec;
   readonly #path: string;
@@ -63,97 +79,119 @@ class ExportNode implements VNode {
   }
 
   async getattr(): Promise<Attr> {
-    return toAttr(await stat(this.#path));
+    return this.#checked(this.#path, (object) => stat(object).then(toAttr));
   }
 
-  async lookup(name: string): Promise<VNode | undefined> {
-    const path = join(this.#path, name);
-    let st: Stats;
-    try {
-      st = await lstat(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
-    if (st.isSymbolicLink()) {
-      const target = await realpath(path).catch(() => undefined);
-      if (target === undefined || !isInside(this.#export.path, target)) return undefined;
-    }
-    return new ExportNode(this.#export, path);
+  async lookup(name: string): Promise<VNode> {
+    return new ExportNode(this.#export, join(this.#path, name));
   }
 
   async readdir(): Promise<string[]> {
-    const entries = await readdir(this.#path, { withFileTypes: true });
-    // A link that leads out of the export is absent, so listings agree with lookup.
-    const shown = await Promise.all(entries.map(async (entry) => (!entry.isSymbolicLink() || (await this.lookup(entry.name)) ? entry.name : undefined)));
+    const entries = await this.#inThisDirectory((dir) => readdir(dir, { withFileTypes: true }));
+    // A link that leads out of the export (or nowhere) is absent, so listings agree with getattr.
+    const leadsIn = (name: string) => this.#checked(join(this.#path, name), async () => true).catch(() => false);
+    const shown = await Promise.all(entries.map(async (entry) => (!entry.isSymbolicLink() || (await leadsIn(entry.name)) ? entry.name : undefined)));
     return shown.filter((name): name is string => name !== undefined).sort();
   }
 
   async open(flags: number): Promise<Handle> {
     if ((flags & O_ACCMODE) !== constants.O_RDONLY || flags & constants.O_TRUNC) this.#writable();
-    return fileHandle(await open(this.#path, flags & ~(constants.O_CREAT | constants.O_EXCL)));
+    return fileHandle(await this.#checked(this.#path, (object) => open(object, flags & ~NOT_REOPENED)));
   }
 
   async truncate(size: number): Promise<void> {
     this.#writable();
-    await truncate(this.#path, size);
+    await this.#checked(this.#path, (object) => truncate(object, size));
   }
 
   async utimens(atimeMs: number, mtimeMs: number): Promise<void> {
     this.#writable();
-    await utimes(this.#path, atimeMs / 1000, mtimeMs / 1000);
+    await this.#checked(this.#path, (object) => utimes(object, atimeMs / 1000, mtimeMs / 1000));
   }
 
   async chmod(mode: number): Promise<void> {
     this.#writable();
-    await chmod(this.#path, mode & 0o7777);
+    await this.#checked(this.#path, (object) => chmod(object, mode & 0o7777));
   }
 
-  async readlink(): Promise<string> {
-    return readlink(this.#path);
+  /** fsyncdir: makes creates, renames and removes in this directory durable. */
+  async fsync(datasync: boolean): Promise<void> {
+    const dir = await this.#inThisDirectory((object) => open(object, constants.O_RDONLY | constants.O_DIRECTORY));
+    try {
+      await (datasync ? dir.datasync() : dir.sync());
+    } finally {
+      await dir.close();
+    }
   }
 
   async create(name: string, mode: number, flags: number): Promise<Handle> {
     this.#writable();
-    return fileHandle(await open(join(this.#path, name), (flags & O_ACCMODE) | constants.O_CREAT | constants.O_EXCL, mode & 0o7777));
+    // O_EXCL: a name that appeared meanwhile, a link included, is EEXIST, never followed.
+    return fileHandle(await this.#inThisDirectory((dir) => open(`${dir}/${name}`, (flags & O_ACCMODE) | constants.O_CREAT | constants.O_EXCL, mode & 0o7777)));
   }
 
   async mkdir(name: string, mode: number): Promise<void> {
     this.#writable();
-    await mkdir(join(this.#path, name), mode & 0o7777);
+    await this.#inThisDirectory((dir) => mkdir(`${dir}/${name}`, mode & 0o7777));
   }
 
   async unlink(name: string): Promise<void> {
     this.#writable();
-    await unlink(join(this.#path, name));
+    await this.#inThisDirectory((dir) => unlink(`${dir}/${name}`));
   }
 
   async rmdir(name: string): Promise<void> {
     this.#writable();
-    await rmdir(join(this.#path, name));
+    await this.#inThisDirectory((dir) => rmdir(`${dir}/${name}`));
   }
 
   async symlink(name: string, target: string): Promise<void> {
     this.#writable();
-    const where = join(this.#path, name);
-    if (isAbsolute(target) || !isInside(this.#export.path, resolve(dirname(where), target))) {
-      throw new FsError('EPERM', `${name}: a link must stay inside the export ${this.#export.name}`);
-    }
-    await symlink(target, where);
+    await this.#inThisDirectory(async (dir, real) => {
+      // Judged from where this directory really is, not from the path it was reached by.
+      if (isAbsolute(target) || !isInside(this.#export.path, resolve(real, target))) {
+        throw new FsError('EPERM', `${name}: a link must stay inside the export ${this.#export.name}`);
+      }
+      await symlink(target, `${dir}/${name}`);
+    });
   }
 
   async rename(name: string, newParent: VNode, newName: string): Promise<void> {
     this.#writable();
     if (!(newParent instanceof ExportNode) || newParent.#export !== this.#export) throw new FsError('EXDEV', `${name}: rename across exports`);
-    await rename(join(this.#path, name), join(newParent.#path, newName));
+    await this.#inThisDirectory((from) => newParent.#inThisDirectory((to) => rename(`${from}/${name}`, `${to}/${newName}`)));
   }
 
   #writable(): void {
     if (this.#export.readOnly) throw new FsError('EROFS', `export ${this.#export.name} is read-only`);
   }
+
+  /** Runs `use` on this directory: names below it are then looked up in the checked directory itself. */
+  #inThisDirectory<T>(use: (dir: string, real: string) => Promise<T>): Promise<T> {
+    return this.#checked(this.#path, use, constants.O_DIRECTORY);
+  }
+
+  /**
+   * Resolves `path` once (following links) to an O_PATH handle, checks that the object lies inside
+   * the export, and runs `use` with the handle's /proc path (the object itself: a name swapped
+   * meanwhile is not looked at again) and the object's real path.
+   */
+  async #checked<T>(path: string, use: (object: string, real: string) => Promise<T>, flags = 0): Promise<T> {
+    const handle = await open(path, O_PATH | flags);
+    try {
+      const object = `/proc/self/fd/${handle.fd}`;
+      const real = await readlink(object);
+      if (!isInside(this.#export.path, real)) {
+        throw new FsError('ENOENT', `${relative(this.#export.path, path)}: leads out of the export ${this.#export.name}`);
+      }
+      return await use(object, real);
+    } finally {
+      await handle.close();
+    }
+  }
 }
 
-function fileHandle(file: import('node:fs/promises').FileHandle): Handle {
+function fileHandle(file: FileHandle): Handle {
   return {
     async read(offset, length) {
       const buffer = Buffer.alloc(length);
@@ -164,7 +202,7 @@ function fileHandle(file: import('node:fs/promises').FileHandle): Handle {
       return (await file.write(data, 0, data.length, offset)).bytesWritten;
     },
     truncate: (size) => file.truncate(size),
-    fsync: () => file.sync(),
+    fsync: (datasync) => (datasync ? file.datasync() : file.sync()),
     release: () => file.close(),
   };
 }

@@ -3,7 +3,7 @@ import type { Job } from '../runtime/job.js';
 import type { RuntimeConfig } from '../runtime/supervision.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
 import { commitFile } from '../vfs/commit-file.js';
-import { directory, tableDirectory } from '../vfs/directory.js';
+import { directory, tableDirectory, tableFromPaths } from '../vfs/directory.js';
 import { FsError } from '../vfs/errors.js';
 import { ctlFile, snapshotFile, type Rendered } from '../vfs/files.js';
 import type { VNode } from '../vfs/node.js';
@@ -81,11 +81,13 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     readme: fixed(() => renderReadme(descriptor(), sources.mountPoint)),
     schema: fixed(() => renderSchema(descriptor())),
     template: fixed(() => renderTemplate(descriptor())),
-    host: fixed(() => renderHost(descriptor(), service.hostKind)),
+    host: fixed(() => renderHost(descriptor(), service.hostKind, service.wasm)),
     invoke: commitFile({
+      file: 'control/invoke.json',
       get maxBytes() {
         return rt.maxInputBytes;
       },
+      limitName: 'runtime.max_input_bytes',
       admit: () => rt.admit(),
       commit: async (payload) => renderOutcome(rt, descriptor(), await rt.invoke(payload)),
       record: (error) => rt.recordRejection(error),
@@ -97,14 +99,25 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     restart: control(() => rt.restart()),
     cancel: control(() => rt.cancel()),
     config: commitFile({
+      file: 'config.json',
       maxBytes: CONFIG_MAX_BYTES,
+      limitName: 'the config.json limit',
       admit: alive,
       commit: async (payload) => {
         alive();
-        await rt.setConfig(sources.parseConfig(payload.toString('utf8'), rt.serviceId));
+        let config: RuntimeConfig;
+        try {
+          config = sources.parseConfig(payload.toString('utf8'), rt.serviceId);
+        } catch (error) {
+          // Found at the writer's close() or, for an unfinished prefix, at release, where nobody
+          // hears it (bash drops close errors too): last_error.txt and status.json say it, as for invokes.
+          if (error instanceof FsError) rt.recordRejection(error);
+          throw error;
+        }
+        await rt.setConfig(config);
         return renderConfig(rt);
       },
-      record: () => undefined,
+      record: (error) => rt.recordRejection(error),
       changedMs: () => rt.lastControlMs ?? rt.changedMs,
       current: () => renderConfig(rt),
     }),
@@ -115,7 +128,8 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     health: snapshotFile(live(() => renderHealth(rt))),
     jobs: jobsDirectory(rt, alive),
   };
-  return tableFromPaths(SERVICE_FILES.map((f) => [f.path, files[f.kind]] as const), () => rt.changedMs);
+  const changedMs = (): number => rt.changedMs;
+  return tableDirectory(tableFromPaths(SERVICE_FILES.map((f) => [f.path, files[f.kind]] as const), changedMs), changedMs);
 }
 
 const CONFIG_MAX_BYTES = 64 * 1024;
@@ -152,23 +166,4 @@ function jobsDirectory(rt: ServiceRuntime, alive: () => void): VNode {
     },
     mtimeMs: () => rt.changedMs,
   });
-}
-
-/** Builds nested table directories from `a/b` paths, keeping the table's order. */
-function tableFromPaths(entries: ReadonlyArray<readonly [string, VNode]>, mtimeMs: () => number): VNode {
-  const top: Array<[string, VNode | Array<readonly [string, VNode]>]> = [];
-  for (const [path, node] of entries) {
-    const [head, ...rest] = path.split('/') as [string, ...string[]];
-    if (rest.length === 0) {
-      top.push([head, node]);
-      continue;
-    }
-    let group = top.find(([name, value]) => name === head && Array.isArray(value))?.[1] as Array<readonly [string, VNode]> | undefined;
-    if (!group) {
-      group = [];
-      top.push([head, group]);
-    }
-    group.push([rest.join('/'), node]);
-  }
-  return tableDirectory(top.map(([name, value]) => [name, Array.isArray(value) ? tableFromPaths(value, mtimeMs) : value] as const), mtimeMs);
 }

@@ -22,7 +22,8 @@ export function asPersistedRuntime(value: unknown): PersistedRuntime | undefined
     && isStrOrNull(v.resultBase64) && isNum(v.resultMs) && typeof v.lastError === 'string' && isNum(v.lastErrorMs)
     && isNumOrNull(v.cooldownUntilMs) && isStrOrNull(v.lastControlOp) && isNumOrNull(v.lastControlMs) && isNum(v.lastTransitionMs)
     && isNumOrNull(v.lastHealthyMs) && (v.idleSinceMs === undefined || isNumOrNull(v.idleSinceMs))
-    && (v.latencyMs === undefined || (Array.isArray(v.latencyMs) && v.latencyMs.every(isNum)));
+    && (v.latencyMs === undefined || (Array.isArray(v.latencyMs) && v.latencyMs.every(isNum)))
+    && (v.runningInvocationIds === undefined || (Array.isArray(v.runningInvocationIds) && v.runningInvocationIds.every((id) => typeof id === 'string')));
   return ok ? (value as unknown as PersistedRuntime) : undefined;
 }
 

@@ -1,6 +1,10 @@
-import type { RelayOutcome, RelayRequest } from '../protocol/relay.js';
-import type { Dispatcher } from '../vfs/dispatch.js';
-import { errnoNameOf, FsError } from '../vfs/errors.js';
+import type { Logger } from 'pino';
+import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../protocol/relay.js';
+import { SERVICE_FILES } from '../protocol/service-files.js';
+import { checkPayloadSize, commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-file.js';
+import { splitPath, type Dispatcher } from '../vfs/dispatch.js';
+import { answerErrno, FsError } from '../vfs/errors.js';
+import { readOnlyHandle } from '../vfs/files.js';
 import type { Handle } from '../vfs/node.js';
 
 /** How long a request id is remembered, and how long an untouched relay handle lives. */
@@ -15,25 +19,51 @@ interface RelayHandle {
   usedMs: number;
 }
 
-/** Operations that only look: safe to run again, so not remembered (a read of a committed handle repeats its bytes). */
-const LOOKS = new Set(['stat', 'list', 'read']);
+/** What an invoke with `documents` answers besides: the service's files a writer reads next. */
+const DOCUMENTS_AFTER_INVOKE = SERVICE_FILES.filter((f) => f.kind === 'result' || f.kind === 'status').map((f) => f.path);
+
+/** Bytes staged for invocations not yet committed, over all sessions: a bound, not a policy. */
+const MAX_STAGED_BYTES = 256 << 20;
+
+/** A payload above one relay chunk, arriving in chunks (`stage`) under its invoke's request id. */
+interface Staged {
+  path: string;
+  payload: Buffer;
+  /** Bytes by offset: a chunk sent again replaces itself. */
+  chunks: Map<number, number>;
+  atMs: number;
+}
+
+/**
+ * Operations not remembered: those that only look (a read of a committed handle repeats its bytes)
+ * and stage, which writes the same bytes to the same place if repeated and shares its request id
+ * with the invoke it belongs to.
+ */
+const NOT_REMEMBERED = new Set(['stat', 'list', 'read', 'read_file', 'stage']);
 
 /**
  * The node's side of the WorldFS relay (SPEC §9): each relayed operation runs against this node's
- * own tree through the same Dispatcher that serves its FUSE mount, so the commit rule, the errnos and
- * the files are exactly the node's. Handles are per requesting session, and all go when the link to
- * the control server does. A request id of a session seen in the last 10 minutes gets its first
- * outcome again instead of running twice (at most once); operations that only look are not kept.
+ * own tree through the same Dispatcher that serves its FUSE mount, so the commit rule, the errnos (one
+ * mapping, `answerErrno`, as on the mount) and the files are exactly the node's. Semantic operations
+ * do a whole job in one round trip: `read_file` opens, reads and releases a document; `invoke`
+ * commits a whole payload (WorldFS ran the commit rule on its side) through the file's own commit
+ * target. Handles and staged payloads are per requesting session, and all go when the link to the
+ * control server does. A request id of a session seen in the last 10 minutes gets its first outcome
+ * again instead of running twice (at most once); operations that only look are not kept.
  */
 export class RelayServer {
   #dispatch: Dispatcher;
+  #log: Logger;
   #handles = new Map<string, RelayHandle>();
   #nextFh = 1;
   #seen = new Map<string, { outcome: Promise<RelayOutcome>; op: string; path: string; atMs: number }>();
+  #staged = new Map<string, Staged>();
+  #stagedBytes = 0;
   #sweeper: NodeJS.Timeout;
 
-  constructor(dispatch: Dispatcher) {
+  constructor(dispatch: Dispatcher, log: Logger) {
     this.#dispatch = dispatch;
+    this.#log = log;
     this.#sweeper = setInterval(() => this.#sweep(), 60_000);
     this.#sweeper.unref();
   }
@@ -47,17 +77,21 @@ export class RelayServer {
     }
     const outcome = this.#run(request).then(
       (result): RelayOutcome => ({ ok: true, result }),
-      (error: unknown): RelayOutcome => ({ ok: false, errno: errnoNameOf(error) ?? 'EIO', message: (error as Error).message }),
+      (error: unknown): RelayOutcome => ({
+        ok: false,
+        errno: answerErrno(error, this.#log, { op: request.op, path: request.path, session: request.session }),
+        message: error instanceof Error ? error.message : String(error),
+      }),
     );
-    if (LOOKS.has(request.op)) return outcome;
+    if (NOT_REMEMBERED.has(request.op)) return outcome;
     this.#seen.set(key, { outcome, op: request.op, path: request.path, atMs: Date.now() });
     if (this.#seen.size > MAX_REMEMBERED) this.#seen.delete(this.#seen.keys().next().value as string);
     return outcome;
   }
 
-  /** The requester's connection closed: its handles are released, as a close would. */
+  /** The requester's connection closed: its handles are released, as a close would, and its staged payloads dropped. */
   dropSession(session: string): Promise<void> {
-    return this.#drop(([key]) => key.startsWith(`${session}:`));
+    return this.#drop((key) => key.startsWith(`${session}:`) || key.startsWith(`${session}/`));
   }
 
   /** The link to the control server went down: no session can come back to its handles. */
@@ -65,8 +99,9 @@ export class RelayServer {
     return this.#drop(() => true);
   }
 
-  async #drop(which: (entry: [string, RelayHandle]) => boolean): Promise<void> {
-    const gone = [...this.#handles].filter(which);
+  async #drop(which: (key: string) => boolean): Promise<void> {
+    for (const key of [...this.#staged.keys()].filter(which)) this.#unstage(key);
+    const gone = [...this.#handles].filter(([key]) => which(key));
     for (const [key] of gone) this.#handles.delete(key);
     await Promise.all(gone.map(([, h]) => h.handle.release?.().catch(() => undefined)));
   }
@@ -105,6 +140,10 @@ export class RelayServer {
       case 'flush':
         await this.#handle(r).flush?.();
         return {};
+      case 'fsync':
+        // With a handle: fsync of an open file; without: of a directory (fsyncdir), by path.
+        await (r.fh === undefined ? d.fsyncdir(r.path, r.datasync ?? false) : this.#handle(r).fsync?.(r.datasync ?? false));
+        return {};
       case 'release': {
         const handle = this.#handle(r);
         this.#handles.delete(`${r.session}:${r.fh}`);
@@ -135,7 +174,119 @@ export class RelayServer {
         if (r.to === undefined) throw new FsError('EINVAL', 'rename without a target path');
         await d.rename(r.path, r.to);
         return {};
+      case 'read_file':
+        return this.#readFile(r);
+      case 'stage':
+        await this.#stage(r);
+        return {};
+      case 'invoke': {
+        const target = await this.#commitTarget(r.path);
+        const outcome = await commitWhole(target, this.#payload(r), r.outcome === true);
+        const answer = r.outcome === true ? await this.#body(r, readOnlyHandle(outcome), outcome.length) : {};
+        return r.documents === true ? { ...answer, documents: await this.#documentsAfter(r.path) } : answer;
+      }
+      case 'reject':
+        (await this.#commitTarget(r.path)).record(new FsError(r.errno ?? 'EINVAL', r.message ?? `${r.path}: refused by WorldFS before any commit`));
+        return {};
     }
+  }
+
+  /** A document in one round trip: its attributes and bytes from one open, as a `cat` would read them. */
+  async #readFile(r: RelayRequest): Promise<Record<string, unknown>> {
+    const { handle, attr } = await this.#dispatch.openToRead(r.path);
+    try {
+      return { mode: attr.mode, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs, ...(await this.#body(r, handle, attr.size)) };
+    } catch (error) {
+      await handle.release?.().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * The first chunk of what a handle reads, with the size; a longer body stays open on the node
+   * as `fh` (read it with `read`, then release it), anything else is released now.
+   */
+  async #body(r: RelayRequest, handle: Handle, size: number): Promise<Record<string, unknown>> {
+    const limit = Math.min(r.length ?? RELAY_CHUNK_BYTES, RELAY_CHUNK_BYTES);
+    const data = await (handle.read as NonNullable<Handle['read']>)(0, limit);
+    const more = data.length === limit && size > data.length;
+    if (!more) await handle.release?.();
+    return { size: more ? size : data.length, data: data.toString('base64'), ...(more ? { fh: this.#keep(r, handle) } : {}) };
+  }
+
+  /**
+   * The documents a writer usually reads next (result.json, status.json), as they are once an
+   * invoke has finished: saves WorldFS the round trip of that read. Only those of at most one chunk.
+   */
+  async #documentsAfter(path: string): Promise<Record<string, unknown>> {
+    const [top, serviceId] = splitPath(path);
+    if (top !== 'services' || serviceId === undefined) return {};
+    const documents: Record<string, unknown> = {};
+    for (const name of DOCUMENTS_AFTER_INVOKE) {
+      // The invocation has run whatever happens here: a document that cannot be read is left out.
+      const opened = await this.#dispatch.openToRead(`/services/${serviceId}/${name}`).catch(() => undefined);
+      if (!opened) continue;
+      const { handle, attr } = opened;
+      const data = attr.size <= RELAY_CHUNK_BYTES ? await (handle.read as NonNullable<Handle['read']>)(0, RELAY_CHUNK_BYTES).catch(() => undefined) : undefined;
+      await handle.release?.().catch(() => undefined);
+      if (data) documents[name] = { mode: attr.mode, size: data.length, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs, data: data.toString('base64') };
+    }
+    return documents;
+  }
+
+  async #commitTarget(path: string): Promise<CommitTarget> {
+    const target = commitTargetOf(await this.#dispatch.resolve(path));
+    if (!target) throw new FsError('EINVAL', `${path}: not a file that takes whole payloads (control/invoke.json, config.json)`);
+    return target;
+  }
+
+  /** One chunk of a payload above RELAY_CHUNK_BYTES; its invoke (same request id) commits them all. */
+  async #stage(r: RelayRequest): Promise<void> {
+    const key = `${r.session}/${r.request_id}`;
+    let staged = this.#staged.get(key);
+    if (!staged) {
+      const size = r.size ?? 0;
+      checkPayloadSize(await this.#commitTarget(r.path), size);
+      if (this.#stagedBytes + size > MAX_STAGED_BYTES) throw new FsError('EAGAIN', `${r.path}: ${this.#stagedBytes} bytes of other payloads are staged on this node (at most ${MAX_STAGED_BYTES}): try again`);
+      // Checked again: another chunk of this payload may have got here during the await.
+      staged = this.#staged.get(key) ?? { path: r.path, payload: Buffer.alloc(size), chunks: new Map(), atMs: Date.now() };
+      if (!this.#staged.has(key)) this.#stagedBytes += size;
+      this.#staged.set(key, staged);
+    }
+    this.#place(staged, r);
+  }
+
+  #place(staged: Staged, r: RelayRequest): void {
+    const data = Buffer.from(r.data ?? '', 'base64');
+    const offset = r.offset ?? 0;
+    if (staged.path !== r.path) throw new FsError('EINVAL', `request id ${r.request_id} stages a payload for ${staged.path}, not ${r.path}`);
+    if (offset + data.length > staged.payload.length) throw new FsError('EINVAL', `${r.path}: a chunk at ${offset} of ${data.length} bytes ends past the payload's size ${staged.payload.length}`);
+    data.copy(staged.payload, offset);
+    staged.chunks.set(offset, data.length);
+    staged.atMs = Date.now();
+  }
+
+  /** The whole payload of an invoke: its own data, after the chunks staged under its request id. */
+  #payload(r: RelayRequest): Buffer {
+    const key = `${r.session}/${r.request_id}`;
+    const staged = this.#staged.get(key);
+    if (!staged) {
+      const payload = Buffer.from(r.data ?? '', 'base64');
+      if ((r.offset ?? 0) !== 0 || (r.size !== undefined && r.size !== payload.length)) throw new FsError('EINVAL', `${r.path}: ${payload.length} of ${r.size ?? 0} bytes, and none staged under request id ${r.request_id}`);
+      return payload;
+    }
+    this.#unstage(key);
+    this.#place(staged, r);
+    const received = [...staged.chunks.values()].reduce((sum, n) => sum + n, 0);
+    if (received !== staged.payload.length) throw new FsError('EINVAL', `${r.path}: ${received} of ${staged.payload.length} bytes staged under request id ${r.request_id}`);
+    return staged.payload;
+  }
+
+  #unstage(key: string): void {
+    const staged = this.#staged.get(key);
+    if (!staged) return;
+    this.#staged.delete(key);
+    this.#stagedBytes -= staged.payload.length;
   }
 
   #keep(r: RelayRequest, handle: Handle): number {
@@ -155,6 +306,7 @@ export class RelayServer {
   #sweep(): void {
     const cutoff = Date.now() - REMEMBER_MS;
     for (const [id, entry] of this.#seen) if (entry.atMs < cutoff) this.#seen.delete(id);
+    for (const [key, staged] of this.#staged) if (staged.atMs < cutoff) this.#unstage(key);
     for (const [key, kept] of this.#handles) {
       if (kept.usedMs >= cutoff) continue;
       this.#handles.delete(key);

@@ -8,7 +8,7 @@ import type { Job } from '../runtime/job.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
 import { json } from '../vfs/json-document.js';
 
-export type HostKind = 'native_process' | 'static_linked';
+export type HostKind = 'native_process' | 'wasm_worker' | 'static_linked';
 
 export const LAST_ERROR_SUMMARY_CHARS = 256;
 
@@ -113,14 +113,15 @@ export function renderOutcome(rt: ServiceRuntime, descriptor: ServiceDescriptor,
   return Buffer.from(json({ error: (outcome.error ?? '').trim(), status: JSON.parse(renderStatus(rt, descriptor)) }));
 }
 
-export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind): string {
+export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind, wasm?: Record<string, unknown>): string {
   return json({
     schema: 1,
     contract: 'acheron.namespace-driver',
     abi: 'namespace-driver-v1',
     host_kind: hostKind,
     runtime_kind: descriptor.runtime.type,
-    features: { supervision: true, hot_reload: hostKind === 'native_process', dynamic_mounts: false },
+    features: { supervision: true, hot_reload: hostKind !== 'static_linked', dynamic_mounts: false },
+    ...(wasm ? { wasm } : {}),
   });
 }
 

@@ -1,6 +1,7 @@
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
 import type { HostKind } from './render.js';
+import type { WasmHostInfo } from './wasm-services.js';
 
 /** One service of this node: every one is in the catalog; executable ones also have a runtime. */
 export interface NodeService {
@@ -11,6 +12,8 @@ export interface NodeService {
   runtime?: ServiceRuntime;
   /** Where it lives in the node tree (`services/<id>`, `fs`), or null when catalog-only. */
   treePath: string | null;
+  /** A wasm service's host (engine, module, limits, preopens), for HOST.json. */
+  wasm?: WasmHostInfo;
   /** When this version of the descriptor was loaded: mtime of the files rendered from it. */
   loadedMs: number;
 }

@@ -114,10 +114,7 @@ export class ControlClient {
     return this.#socket.readyState === WebSocket.OPEN;
   }
 
-  /**
-   * One request and its reply. `timeoutMs` overrides the client's bound; `Infinity` waits as long
-   * as the connection lives (a relayed invoke waits for its driver, which has its own timeout).
-   */
+  /** One request and its reply; `timeoutMs` overrides the client's bound (every wait has one). */
   request<T = unknown>(type: string, payload: Record<string, unknown> = {}, timeoutMs = this.#timeoutMs): Promise<T> {
     if (this.#closedReason) return Promise.reject(new ProtocolError('unavailable', `control server: ${this.#closedReason}`));
     const id = String(this.#nextId++);
@@ -125,7 +122,7 @@ export class ControlClient {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
         reject(new ProtocolError('unavailable', `${type}: no reply within ${timeoutMs} ms`));
-      }, Number.isFinite(timeoutMs) ? timeoutMs : 2 ** 31 - 1);
+      }, timeoutMs);
       this.#pending.set(id, { resolve: resolve as (payload: unknown) => void, reject, timer });
       this.#socket.send(JSON.stringify({ channel: 'control', type, id, payload }));
     });

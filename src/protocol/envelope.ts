@@ -5,6 +5,23 @@ export const CHANNEL = 'control';
 export const BEARER_SUBPROTOCOL_PREFIX = 'acheron.bearer.';
 export const USER_FRAME_MAX_BYTES = 1 << 20;
 export const NODE_FRAME_MAX_BYTES = 16 << 20;
+/**
+ * Payload values nest at most this deep. JSON.parse takes any depth, but what serializes, hashes
+ * and copies payloads recurses: a frame of a million `[` would exhaust the stack there.
+ */
+export const MAX_PAYLOAD_DEPTH = 64;
+
+/** The JSON pointer of the first value nested deeper than `maxDepth` in `value` (whose own depth is 0), or undefined. */
+export function tooDeepAt(value: unknown, maxDepth: number): string | undefined {
+  // An explicit stack: the walk must not recurse on what it is there to bound.
+  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value, depth: 0, path: '' }];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    if (item.value === null || typeof item.value !== 'object') continue;
+    if (item.depth >= maxDepth) return item.path || '/';
+    for (const [key, child] of Object.entries(item.value)) stack.push({ value: child, depth: item.depth + 1, path: `${item.path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}` });
+  }
+  return undefined;
+}
 
 export interface RequestFrame {
   channel: 'control';

@@ -1,4 +1,4 @@
-import type { RelayPayload, RelayReplyPayload, ServiceDescriptor } from './types.gen.js';
+import type { RelayPayload, RelayReplyPayload, ServiceDescriptor, ServiceRuntime } from './types.gen.js';
 
 /**
  * WorldFS relay (SPEC §9): what the server pushes to a node's tunnel as `control.relay_request`:
@@ -11,6 +11,22 @@ export type RelayOutcome = Omit<RelayReplyPayload, 'relay_id'>;
 
 /** Bodies travel in chunks of at most this many bytes (SPEC §6). */
 export const RELAY_CHUNK_BYTES = 256 * 1024;
+
+/** How long a relayed operation other than an invoke may wait for the node's answer (then ETIMEDOUT). */
+export const RELAY_WAIT_MS = 60_000;
+/** The largest wait a requester may state (`timeout_ms` in the schema). */
+export const RELAY_WAIT_MAX_MS = 86_400_000;
+
+/**
+ * How long a relayed invoke may wait (SPEC §3 bound, seen from afar): every invocation queued ahead
+ * of it and its own run each take at most timeout_ms + kill_grace_ms, max_concurrency at a time;
+ * RELAY_WAIT_MS more covers the node's own slack and the network. From the catalog's descriptor, so
+ * a config.json override of timeout_ms is not in it (docs/worldfs.md).
+ */
+export function invokeWaitMs(runtime: Pick<ServiceRuntime, 'timeout_ms' | 'kill_grace_ms' | 'max_queue' | 'max_concurrency'>): number {
+  const runs = Math.ceil(runtime.max_queue / Math.max(1, runtime.max_concurrency)) + 1;
+  return Math.min(RELAY_WAIT_MAX_MS, runs * (runtime.timeout_ms + runtime.kill_grace_ms) + RELAY_WAIT_MS);
+}
 
 /**
  * Whether a service's `permissions` admit a user session (SPEC §8): `allow_roles` contains `user`,

@@ -7,6 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import formatsPlugin from 'ajv-formats';
+import { jsonSyntaxError } from '../vfs/json-document.js';
 
 /** Every project schema's `$id` is this base plus its file name, so relative `$ref`s between files work. */
 export const SCHEMA_BASE = 'https://acheron.dev/schemas/';
@@ -31,7 +32,16 @@ export type ValidateFn = (value: unknown, source: string) => Problem[];
 /** The single place a problem message is formatted. */
 export function problemAt(file: string, jsonPath: string, rule: string, description: string): Problem {
   const path = jsonPath === '' ? '/' : jsonPath;
-  return { file, json_path: path, rule, message: `${file}: ${path}: ${description}` };
+  const shownPath = path.length > MAX_SHOWN_PATH ? `${path.slice(0, MAX_SHOWN_PATH)}…` : path;
+  return { file, json_path: path, rule, message: oneLine(`${file}: ${shownPath}: ${description}`) };
+}
+
+/** A key of the document is part of its path: a huge one is cut short in the message (json_path keeps it whole). */
+const MAX_SHOWN_PATH = 256;
+
+/** File names and keys may hold control characters (a newline): messages stay one line. */
+function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** A document failed validation; `problems` lists every reason, `message` is the first one. */
@@ -135,8 +145,7 @@ async function readSchemaFile(name: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`docs/schemas/${name}: /: invalid JSON: ${reason}`, { cause: error });
+    throw new Error(`docs/schemas/${name}: /: invalid JSON ${jsonSyntaxError(text)}`, { cause: error });
   }
 }
 

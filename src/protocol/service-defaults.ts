@@ -29,6 +29,10 @@ export const RUNTIME_DEFAULTS: Pick<
   jobs_keep: 32,
 };
 
+/** `runtime.wasm` of a `wasm` service (SPEC §4); repeats the schema's `default` keywords like RUNTIME_DEFAULTS. */
+export const WASM_DEFAULTS = { max_memory_bytes: 67108864, preopens: [] } as const;
+export const WASM_PREOPEN_DEFAULTS = { mode: 'ro' } as const;
+
 /** Top-level defaults of SPEC §2 that do not depend on the service; also checked against the schema. */
 export const MANIFEST_DEFAULTS = {
   version: '1',
@@ -62,10 +66,25 @@ const hasPlaceholder = (value: unknown): boolean => typeof value === 'string' &&
 function isComplete(fields: ServiceDescriptorInput): boolean {
   const { runtime, permissions, endpoints, mounts } = fields;
   return (['version', 'state', 'endpoints', 'capabilities', 'mounts', 'ops', 'runtime', 'permissions', 'schema'] as const).every((key) => fields[key] !== undefined) &&
-    (!isObject(runtime) || Object.keys(RUNTIME_DEFAULTS).every((key) => runtime[key] !== undefined)) &&
+    (!isObject(runtime) || (Object.keys(RUNTIME_DEFAULTS).every((key) => runtime[key] !== undefined) && isWasmComplete(runtime))) &&
     (!isObject(permissions) || permissions.default !== undefined) &&
     !(Array.isArray(endpoints) && endpoints.some(hasPlaceholder)) &&
     !(Array.isArray(mounts) && mounts.some((m) => isObject(m) && hasPlaceholder(m.mount_path)));
+}
+
+/** A wasm runtime names its memory cap and each preopen's mode; any other runtime has nothing to add. */
+function isWasmComplete(runtime: Record<string, unknown>): boolean {
+  if (runtime.type !== 'wasm') return true;
+  const { wasm } = runtime;
+  return isObject(wasm) && wasm.max_memory_bytes !== undefined && Array.isArray(wasm.preopens) && wasm.preopens.every((p) => !isObject(p) || p.mode !== undefined);
+}
+
+/** A wasm service's runtime says which memory cap and preopens it runs with, defaults included. */
+function withWasmDefaults(runtime: unknown): unknown {
+  if (!isObject(runtime) || runtime.type !== 'wasm' || (runtime.wasm !== undefined && !isObject(runtime.wasm))) return runtime;
+  const wasm: Record<string, unknown> = { ...WASM_DEFAULTS, ...runtime.wasm };
+  const preopens = Array.isArray(wasm.preopens) ? wasm.preopens.map((p: unknown) => (isObject(p) ? { ...WASM_PREOPEN_DEFAULTS, ...p } : p)) : wasm.preopens;
+  return { ...runtime, wasm: { ...wasm, preopens } };
 }
 
 /**
@@ -94,7 +113,7 @@ export function withServiceDefaults(fields: ServiceDescriptorInput, nodeId: stri
     capabilities: fields.capabilities ?? { ...MANIFEST_DEFAULTS.capabilities },
     mounts,
     ops: fields.ops ?? { ...MANIFEST_DEFAULTS.ops },
-    runtime: merged(fields.runtime, RUNTIME_DEFAULTS),
+    runtime: withWasmDefaults(merged(fields.runtime, RUNTIME_DEFAULTS)),
     permissions: merged(fields.permissions, MANIFEST_DEFAULTS.permissions),
     schema: fields.schema ?? { ...MANIFEST_DEFAULTS.schema },
   };

@@ -145,12 +145,12 @@ export interface SessionAttachPayload {
   project_token?: string;
 }
 /**
- * WorldFS → server: one file-system operation on a node's tree (SPEC §9 Relay); the server forwards it to that node's tunnel as control.relay_request, with relay_id and session added.
+ * WorldFS → server: one operation on a node's tree (SPEC §9 Relay); the server forwards it to that node's tunnel as control.relay_request, with relay_id and session added. Live service documents are read whole (read_file) and control/invoke.json is committed whole (invoke, with stage for the chunks of a payload above 256 KiB); fs/ exports and the other files go per file-system operation.
  */
 export interface RelayPayload {
   node_id: string;
   /**
-   * Unique per operation: the node answers a repeated id from its de-duplication table (10 min) instead of running it again.
+   * Unique per operation: the node answers a repeated id from its de-duplication table (10 min) instead of running it again. stage uses the request_id of the invoke it belongs to.
    */
   request_id: string;
   op:
@@ -161,6 +161,7 @@ export interface RelayPayload {
     | "write"
     | "flush"
     | "release"
+    | "fsync"
     | "truncate"
     | "ftruncate"
     | "utimens"
@@ -168,30 +169,67 @@ export interface RelayPayload {
     | "mkdir"
     | "unlink"
     | "rmdir"
-    | "rename";
+    | "rename"
+    | "read_file"
+    | "invoke"
+    | "stage"
+    | "reject";
   /**
    * Absolute within the node tree, e.g. /services/echo/control/invoke.json or /fs/data/notes.txt
    */
   path: string;
   /**
-   * A handle from open or create (read, write, flush, release, ftruncate)
+   * A handle from open, create, read_file or invoke (read, write, flush, release, fsync, ftruncate)
    */
   fh?: number;
   flags?: number;
   mode?: number;
+  /**
+   * read, write: the file offset; stage, invoke: where data goes in the payload
+   */
   offset?: number;
+  /**
+   * read, read_file: at most this many bytes (read_file: default and maximum 256 KiB)
+   */
   length?: number;
+  /**
+   * truncate, ftruncate: the new size; invoke, stage: the whole payload's size
+   */
   size?: number;
   /**
-   * base64, at most 256 KiB decoded
+   * base64, at most 256 KiB decoded: write, and a chunk of the payload for stage and invoke
    */
   data?: string;
+  /**
+   * invoke: answer with the outcome document a same-descriptor read returns (an O_RDWR transaction); without it the answer is {}
+   */
+  outcome?: boolean;
+  /**
+   * invoke: also answer the service's result.json and status.json as they are once it has finished (each when at most 256 KiB), for the reads that usually follow
+   */
+  documents?: boolean;
+  /**
+   * reject: the error WorldFS found before any commit (a payload over max_input_bytes, a write leaving a hole), for the node to record as its own mount would
+   */
+  errno?: "EFBIG" | "EINVAL";
+  /**
+   * reject: its message
+   */
+  message?: string;
   /**
    * rename: the new path
    */
   to?: string;
   atime_ms?: number;
   mtime_ms?: number;
+  /**
+   * How long the requester waits: the server answers ETIMEDOUT when the node has not answered by then (default 60000). An invoke states queue + timeout_ms + kill grace (docs/worldfs.md).
+   */
+  timeout_ms?: number;
+  /**
+   * fsync (of the handle fh, or without fh of the directory at path): true for fdatasync(2), false or absent for fsync(2)
+   */
+  datasync?: boolean;
 }
 /**
  * Node → server: the outcome of one control.relay_request, passed on to the requester unchanged.
@@ -205,7 +243,7 @@ export interface RelayReplyPayload {
   errno?: string;
   message?: string;
   /**
-   * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; list {names}; open, create {fh}; read {data (base64)}; write {written}; else {}
+   * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; list {names}; open, create {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; invoke with documents also {documents: {<name>: {mode, size, mtime_ms, ctime_ms, data}}}; else {}
    */
   result?: {
     [k: string]: unknown;
@@ -276,6 +314,11 @@ export interface ManifestRuntime {
    * Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
    */
   executable_path?: string;
+  /**
+   * runtime.type "wasm": the WASI preview1 command module. Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
+   */
+  module_path?: string;
+  wasm?: WasmRuntime;
   args?: StringList;
   cwd?: string;
   env?: RuntimeEnv;
@@ -294,6 +337,30 @@ export interface ManifestRuntime {
    * via the `patternProperty` "^x-".
    */
   [k: string]: unknown;
+}
+/**
+ * runtime.type "wasm" only (docs/driver-abi.md, "Writing a wasm driver").
+ */
+export interface WasmRuntime {
+  /**
+   * Cap of the module's linear memory; the module's declared maximum is lowered to it before compiling. Rounded down to whole 64 KiB pages.
+   */
+  max_memory_bytes?: number;
+  /**
+   * Host directories the module may use; nothing else of the file system is reachable.
+   */
+  preopens?: WasmPreopen[];
+}
+export interface WasmPreopen {
+  /**
+   * A directory; relative to the manifest file's directory unless absolute. Not inside the node's mount.
+   */
+  host_path: string;
+  /**
+   * The name the module opens it by, e.g. "/data" or ".".
+   */
+  guest_path: string;
+  mode?: "ro" | "rw";
 }
 export interface RuntimeEnv {
   [k: string]: string;
@@ -400,6 +467,11 @@ export interface ServiceRuntime {
    * Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
    */
   executable_path?: string;
+  /**
+   * runtime.type "wasm": the WASI preview1 command module. Absolute; containing "/": relative to the manifest file's directory; a bare name: looked up in PATH.
+   */
+  module_path?: string;
+  wasm?: WasmRuntime;
   args?: StringList;
   cwd?: string;
   env?: RuntimeEnv;

@@ -2,7 +2,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { DRIVER_OWNER_VAR, killOwnedProcesses, newDriverOwner } from './driver-owner.js';
 import type { DriverRunner } from './driver-runner.js';
+import { ENVIRONMENT_CACHE_SIZE, EnvironmentCache } from './environment-cache.js';
 import { PersistentDriver } from './persistent-driver.js';
 import { RemoteDriverProcess } from './remote-driver-process.js';
 import { outputlessRun, type DriverSpec, type RunResult } from './run-result.js';
@@ -35,13 +37,18 @@ export class DriverSpawner implements DriverRunner {
   #nextId = 1;
   #launches = new Map<number, RemoteDriverProcess>();
   #persistent = new Map<string, PersistentDriver>();
-  /** Environments already sent to the spawner (one per service settings): sent once, then by id. */
+  /** An id per environment object (one per service settings). */
   #envIds = new WeakMap<Record<string, string>, number>();
   #nextEnvId = 1;
+  /** Mirrors the spawner's bounded cache: an id it holds travels alone, any other with its environment. */
+  #heldEnvs: EnvironmentCache<true>;
   #exitReason: string | undefined;
+  /** The sweep for the spawner's drivers once it is gone (resolved at once after a clean stop). */
+  #swept: Promise<unknown> = Promise.resolve();
 
-  private constructor(child: ChildProcess, server: Server, socketPath: string, log: Logger) {
+  private constructor(child: ChildProcess, server: Server, socketPath: string, owner: string, environmentCacheSize: number, log: Logger) {
     this.#child = child;
+    this.#heldEnvs = new EnvironmentCache(environmentCacheSize);
     this.#server = server;
     this.#socketPath = socketPath;
     server.on('connection', (socket) => this.#onConnection(socket));
@@ -58,6 +65,11 @@ export class DriverSpawner implements DriverRunner {
     child.on('exit', (code, signal) => {
       this.#exitReason = `driver spawner exited (${signal ?? `code ${code}`})`;
       if (this.#pending.size > 0 || code !== 0) log.error({ code, signal }, this.#exitReason);
+      // A spawner that died (kill -9, a crash) left its drivers running with nobody to stop them.
+      this.#swept = killOwnedProcesses((mark) => mark === owner).then(
+        (killed) => killed > 0 && log.error({ killed }, 'killed the driver processes the dead spawner left behind'),
+        (error: unknown) => log.error({ err: error }, 'could not look for the driver processes the dead spawner left behind'),
+      );
       for (const [id, pending] of this.#pending) {
         this.#pending.delete(id);
         pending.resolve(failed(pending.spec, this.#exitReason));
@@ -67,7 +79,13 @@ export class DriverSpawner implements DriverRunner {
     });
   }
 
-  static async start(log: Logger): Promise<DriverSpawner> {
+  /**
+   * `mount` names the node in the mark every driver carries (driver-owner.ts); start only once the
+   * mount is locked, and after `killOwnedProcesses` has swept what a dead daemon on it left.
+   */
+  static async start(log: Logger, mount: string, options: { environmentCacheSize?: number } = {}): Promise<DriverSpawner> {
+    const environmentCacheSize = options.environmentCacheSize ?? ENVIRONMENT_CACHE_SIZE;
+    const owner = newDriverOwner(mount);
     // Abstract (no file to clean up after a kill -9); only this process's own spawner knows the secret.
     const socketPath = `\0acheron-drivers-${process.pid}-${randomBytes(8).toString('hex')}`;
     const server = createServer();
@@ -75,19 +93,20 @@ export class DriverSpawner implements DriverRunner {
       server.once('error', reject);
       server.listen(socketPath, resolve);
     });
-    const child = fork(new URL('./spawner-main.js', import.meta.url), [], {
+    const child = fork(new URL('./spawner-main.js', import.meta.url), [String(environmentCacheSize)], {
       // Its own process group: a kill -9 of the daemon's group leaves it alive just long enough to
       // see the link drop and kill its driver groups, which would otherwise run on as orphans.
       detached: true,
       serialization: 'json',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, [DRIVER_OWNER_VAR]: owner },
       execArgv: process.execArgv.filter((arg) => !arg.startsWith('--inspect')),
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
     });
-    return new DriverSpawner(child, server, socketPath, log.child({ component: 'spawner' }));
+    return new DriverSpawner(child, server, socketPath, owner, environmentCacheSize, log.child({ component: 'spawner' }));
   }
 
   run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
@@ -112,10 +131,12 @@ export class DriverSpawner implements DriverRunner {
   /** Disconnecting makes the spawner kill every driver group it still runs, then exit. */
   async close(): Promise<void> {
     this.#server.close();
-    if (this.#exitReason || !this.#child.connected) return;
-    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
-    this.#child.disconnect();
-    await exited;
+    if (!this.#exitReason && this.#child.connected) {
+      const exited = new Promise((resolve) => this.#child.once('exit', resolve));
+      this.#child.disconnect();
+      await exited;
+    }
+    await this.#swept;
   }
 
   #launch(spec: DriverSpec): RemoteDriverProcess {
@@ -156,12 +177,14 @@ export class DriverSpawner implements DriverRunner {
     socket.on('data', onData);
   }
 
+  /** Called once per message sent, in order: the mirror of the spawner's cache stays exact. */
   #specFields(spec: DriverSpec): SpecFields {
     let envId = this.#envIds.get(spec.env);
-    const first = envId === undefined;
     if (envId === undefined) this.#envIds.set(spec.env, (envId = this.#nextEnvId++));
+    const held = this.#heldEnvs.get(envId) !== undefined;
+    this.#heldEnvs.hold(envId, true);
     const { env, ...rest } = spec;
-    return { spec: toWireSpec(rest), envId, ...(first ? { env } : {}) };
+    return { spec: toWireSpec(rest), envId, ...(held ? {} : { env }) };
   }
 
   #send(request: SpawnerRequest): void {

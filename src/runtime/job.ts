@@ -2,6 +2,9 @@ import type { RunResult, RunState } from './run-result.js';
 
 export type JobState = 'queued' | 'running' | RunState;
 
+/** The error of a job that was running when the daemon died (kill -9, a crash, power loss). */
+export const INTERRUPTED_ERROR = 'interrupted: the node daemon stopped before this invocation finished\n';
+
 /** What jobs/<invocation_id>/ shows and the journal keeps (binary parts as base64). */
 export interface JobRecord {
   invocationId: string;
@@ -40,19 +43,24 @@ export class Job {
     this.queuedMs = queuedMs;
   }
 
+  /** A journaled job; one that was queued or running when the daemon died never finished, and says so. */
   static fromRecord(record: JobRecord): Job {
     const job = new Job(record.invocationId, Buffer.from(record.requestBase64, 'base64'), record.queuedMs);
-    // A job that was queued or running when the daemon died never finished: say so.
-    const interrupted = record.state === 'queued' || record.state === 'running';
+    const interrupted = Job.wasInterrupted(record);
     Object.assign(job, {
       state: interrupted ? 'error' : record.state,
       startedMs: record.startedMs, finishedMs: record.finishedMs, durationMs: record.durationMs,
       exitCode: record.exitCode, signal: record.signal,
       result: record.resultBase64 === null ? null : Buffer.from(record.resultBase64, 'base64'),
-      error: interrupted ? 'interrupted: the node daemon stopped before this invocation finished\n' : record.error,
+      error: interrupted ? INTERRUPTED_ERROR : record.error,
       stderr: Buffer.from(record.stderrBase64, 'base64'),
     });
     return job;
+  }
+
+  /** Journaled as queued or running: the daemon died before this job ended. */
+  static wasInterrupted(record: JobRecord): boolean {
+    return record.state === 'queued' || record.state === 'running';
   }
 
   get abortSignal(): AbortSignal {

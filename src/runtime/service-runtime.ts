@@ -5,7 +5,7 @@ import { LatencyWindow } from './latency.js';
 import { Limiter } from './limiter.js';
 import type { InvocationIds } from './invocation-id.js';
 import { outputlessRun, type DriverSpec, type RunResult, type RunState } from './run-result.js';
-import { Job, type JobRecord } from './job.js';
+import { INTERRUPTED_ERROR, Job, type JobRecord } from './job.js';
 import { DEFAULT_SUPERVISION, type RuntimeConfig, type Supervision } from './supervision.js';
 
 /** How one kind of service turns a payload into a driver run and the run into a result. */
@@ -13,6 +13,8 @@ export interface DriverAdapter {
   /** `raw` is exactly the bytes written; throws FsError('EINVAL') when `value` does not fit. */
   spec(raw: Buffer, value: Record<string, unknown>, invocationId: string): DriverSpec;
   interpret(run: RunResult): { state: RunState; result?: Buffer; error?: string };
+  /** Runs this adapter's specs instead of the service's runner (wasm: the daemon's worker pool). */
+  runner?: DriverRunner;
 }
 
 export interface ServiceLimits {
@@ -36,7 +38,8 @@ export interface LastInvocation {
   invocationId: string;
   state: RunState;
   updatedMs: number;
-  durationMs: number;
+  /** null for a run the daemon's death interrupted: nobody saw it end. */
+  durationMs: number | null;
   exitCode: number | null;
   signal: string | null;
   resultFormat: 'json' | 'text' | null;
@@ -98,6 +101,12 @@ export interface PersistedRuntime {
   idleSinceMs?: number | null;
   /** The latency window behind metrics.json's percentiles; absent in older journals. */
   latencyMs?: number[];
+  /**
+   * Invocations counted in `invokes_total` that had not ended when this was written: after a crash,
+   * their journaled jobs say `running`, and a restore counts the start of any other such job. Absent
+   * in older journals.
+   */
+  runningInvocationIds?: string[];
 }
 
 const newCounters = (): ServiceCounters => ({
@@ -403,11 +412,32 @@ export class ServiceRuntime {
       lastControlOp: this.lastControlOp, lastControlMs: this.lastControlMs, lastTransitionMs: this.lastTransitionMs, lastHealthyMs: this.lastHealthyMs,
       idleSinceMs: this.#idleSince,
       latencyMs: this.#latency.samples(),
+      runningInvocationIds: this.jobs().filter((job) => job.state === 'running').map((job) => job.invocationId),
     };
   }
 
-  /** Start-up: state and jobs as they were acknowledged before the restart (already validated). */
-  restore(state: PersistedRuntime, jobs: JobRecord[]): void {
+  /**
+   * Start-up: state and jobs as they were acknowledged before the restart (already validated); no
+   * state when the daemon died before its first one was written. Runs the daemon's death interrupted
+   * end here, as failures (SPEC §5: counted, and shown as interrupted).
+   */
+  restore(state: PersistedRuntime | undefined, jobs: JobRecord[], now = Date.now()): void {
+    if (state) this.#restoreState(state);
+    this.#health = this.healthState(now);
+    const sorted = [...jobs].sort((a, b) => (a.invocationId < b.invocationId ? -1 : 1));
+    for (const record of sorted) this.#jobs.set(record.invocationId, Job.fromRecord(record));
+    const interrupted = sorted.filter((record) => Job.wasInterrupted(record));
+    const ended = this.#endInterrupted(interrupted, state?.runningInvocationIds ?? [], now);
+    this.noteHealth(now);
+    if (this.#health === 'online') this.lastHealthyMs ??= this.lastTransitionMs;
+    if (state) this.#touch(Math.max(state.resultMs, state.lastErrorMs, state.lastControlMs ?? 0));
+    if (!ended) return;
+    // The jobs before the state: a crash in between can then only miss a count, never make one twice.
+    for (const record of interrupted) this.#persistSoon({ kind: 'job', job: (this.#jobs.get(record.invocationId) as Job).record() });
+    this.#persistSoon({ kind: 'state' });
+  }
+
+  #restoreState(state: PersistedRuntime): void {
     this.enabled = state.enabled;
     this.disabledReason = state.disabledReason;
     this.config = state.config;
@@ -425,12 +455,32 @@ export class ServiceRuntime {
     this.lastHealthyMs = state.lastHealthyMs;
     this.#idleSince = state.idleSinceMs ?? null;
     this.#latency.restore(state.latencyMs ?? []);
-    for (const record of [...jobs].sort((a, b) => (a.invocationId < b.invocationId ? -1 : 1))) {
-      this.#jobs.set(record.invocationId, Job.fromRecord(record));
+  }
+
+  /**
+   * Each interrupted run counts as a start (unless the state already did) and as a failure, and the
+   * latest becomes the last invocation. False when there was none.
+   */
+  #endInterrupted(interrupted: JobRecord[], countedIds: string[], now: number): boolean {
+    const counted = new Set(countedIds);
+    const ids = new Set([...counted, ...interrupted.map((record) => record.invocationId)]);
+    if (ids.size === 0) return false;
+    const c = this.counters;
+    for (const record of interrupted) {
+      if (counted.has(record.invocationId)) continue;
+      c.invokesTotal++;
+      if (record.startedMs !== null) c.lastStartedMs = Math.max(c.lastStartedMs ?? 0, record.startedMs);
     }
-    this.#health = this.healthState();
-    if (this.#health === 'online') this.lastHealthyMs ??= this.lastTransitionMs;
-    this.#touch(Math.max(state.resultMs, state.lastErrorMs, state.lastControlMs ?? 0));
+    c.failuresTotal += ids.size;
+    c.consecutiveFailures += ids.size;
+    c.consecutiveTimeouts = 0;
+    const latest = [...ids].sort().pop() as string;
+    if (this.last === null || this.last.invocationId < latest) {
+      this.last = { invocationId: latest, state: 'error', updatedMs: now, durationMs: null, exitCode: null, signal: null, resultFormat: null };
+      this.lastError = INTERRUPTED_ERROR;
+      this.lastErrorMs = now;
+    }
+    return true;
   }
 
   #parse(payload: Buffer): Record<string, unknown> {
@@ -462,7 +512,7 @@ export class ServiceRuntime {
     // The job is journaled at start, so after a kill -9 it shows as interrupted instead of
     // vanishing; the service state follows at the end (nothing about this run is acknowledged yet).
     this.#persistSoon({ kind: 'job', job: job.record() });
-    const run = await this.#runner.run(spec, job.abortSignal);
+    const run = await (adapter.runner ?? this.#runner).run(spec, job.abortSignal);
     return this.#finish(job, run, adapter.interpret(run));
   }
 

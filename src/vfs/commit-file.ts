@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { FsError } from './errors.js';
 import { classifyJson } from './json-prefix.js';
 import { S_IFREG, type Attr, type Handle, type VNode } from './node.js';
@@ -5,17 +6,22 @@ import { readSlice } from './read-slice.js';
 
 /** What a commit file hands its bytes to: the node runtime, or the relay to a remote node. */
 export interface CommitTarget {
+  /** The file as a service directory names it (`control/invoke.json`, `config.json`): messages start with it. */
+  file: string;
   /** Largest payload a writer may send; a write past it is EFBIG. */
   maxBytes: number;
+  /** What `maxBytes` is called where a user can change it (`runtime.max_input_bytes`). */
+  limitName: string;
   /** Checked at open for writing (and by `commit` again): throws EPERM, EAGAIN or ENOENT. */
   admit(): void;
   /**
    * Runs exactly one invocation with exactly these bytes and resolves once it has finished, with
-   * the outcome document a same-descriptor read returns. Rejections (EINVAL, EPERM, ...) are
-   * recorded by the target and thrown as FsError.
+   * the outcome document a same-descriptor read returns (`wantsOutcome`: a read committed it; a
+   * flush or release does not read it, so a relayed target need not fetch it). Rejections
+   * (EINVAL, EPERM, ...) are recorded by the target and thrown as FsError.
    */
-  commit(payload: Buffer): Promise<Buffer>;
-  /** Records an error found before any commit (EFBIG, a hole) where an operator looks. */
+  commit(payload: Buffer, wantsOutcome: boolean): Promise<Buffer>;
+  /** Records an error found before any commit (EFBIG, a hole) where the writer can look. */
   record(error: FsError): void;
   changedMs(): number;
   /**
@@ -28,26 +34,72 @@ export interface CommitTarget {
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_RDWR = 2;
+const O_APPEND = 0o2000;
+
+/** A commit file's node: the WorldFS relay on the node commits a whole payload through its target. */
+export interface CommitFileNode extends VNode {
+  readonly commitTarget: CommitTarget;
+}
+
+export function commitTargetOf(node: VNode): CommitTarget | undefined {
+  return (node as Partial<CommitFileNode>).commitTarget;
+}
+
+/** EFBIG for a payload of `size` bytes or more. */
+function tooBig(target: CommitTarget, size: number): FsError {
+  return new FsError('EFBIG', `${target.file}: payload of ${size} bytes or more exceeds ${target.limitName} (${target.maxBytes} bytes)`);
+}
+
+/** A payload of `size` bytes is refused (and recorded) as a write past the limit would be. */
+export function checkPayloadSize(target: CommitTarget, size: number): void {
+  if (size <= target.maxBytes) return;
+  const error = tooBig(target, size);
+  target.record(error);
+  throw error;
+}
+
+/**
+ * A JSON text is UTF-8 (RFC 8259). Decoded leniently, other bytes would pass the JSON and schema
+ * checks as U+FFFD while the driver gets the bytes themselves: EINVAL, recorded.
+ */
+function checkUtf8(target: CommitTarget, payload: Buffer): void {
+  if (isUtf8(payload)) return;
+  const error = new FsError('EINVAL', `${target.file}: not valid UTF-8 (a JSON text must be)`);
+  target.record(error);
+  throw error;
+}
+
+/**
+ * A whole payload collected elsewhere (WorldFS ran this file's rule on its side): the same checks
+ * and the same commit as the bytes written through one open here.
+ */
+export async function commitWhole(target: CommitTarget, payload: Buffer, wantsOutcome: boolean): Promise<Buffer> {
+  target.admit();
+  checkPayloadSize(target, payload.length);
+  checkUtf8(target, payload);
+  return target.commit(payload, wantsOutcome);
+}
 
 /**
  * `control/invoke.json` (SPEC §3 commit rule): each write-open buffers its own bytes; a flush with a
  * complete JSON value commits and waits for the outcome; a valid but unfinished prefix waits for more;
  * only whitespace is discarded; a syntax error is EINVAL at once. The first read after a write on an
  * O_RDWR open commits too and returns that invocation's own outcome. Release commits what is left.
+ * A write that leaves a hole (EINVAL) or passes the limit (EFBIG) poisons the open: that write, every
+ * later write, flush (each `close()`) and read fail with the same error, and nothing is committed.
  */
-export function commitFile(target: CommitTarget): VNode {
+export function commitFile(target: CommitTarget): CommitFileNode {
   return {
+    commitTarget: target,
     async getattr(): Promise<Attr> {
       const mtimeMs = target.changedMs();
       return { mode: S_IFREG | 0o644, size: target.current?.().length ?? 0, mtimeMs, ctimeMs: mtimeMs };
     },
-    async truncate(size) {
-      if (size !== 0) throw new FsError('EINVAL', 'this file can only be truncated to 0 (it takes whole documents)');
-    },
+    truncate: (size) => refuseTruncate(target, size),
     async open(flags) {
       const access = flags & O_ACCMODE;
       if (access === O_WRONLY || access === O_RDWR) target.admit();
-      return new CommitHandle(target, access === O_WRONLY ? undefined : target.current?.());
+      return new CommitHandle(target, access === O_WRONLY ? undefined : target.current?.(), (flags & O_APPEND) !== 0);
     },
   };
 }
@@ -63,26 +115,34 @@ class CommitHandle implements Handle {
   #outcome: Buffer = Buffer.alloc(0);
   /** File offset of the read that committed: the outcome's byte 0. */
   #committedAt = 0;
+  readonly #appends: boolean;
 
-  /** `initial`: a document file's content at open, served until this open commits. */
-  constructor(target: CommitTarget, initial?: Buffer) {
+  /**
+   * `initial`: a document file's content at open, served until this open commits. `appends`: an
+   * O_APPEND open, whose writes follow on from the bytes before them whatever offset the kernel
+   * gives (its idea of the file's size, which a synthetic file of size 0 does not keep).
+   */
+  constructor(target: CommitTarget, initial: Buffer | undefined, appends: boolean) {
     this.#target = target;
     if (initial) this.#outcome = initial;
+    this.#appends = appends;
   }
 
-  async write(offset: number, data: Buffer): Promise<number> {
+  async write(fileOffset: number, data: Buffer): Promise<number> {
     if (this.#poisoned) throw this.#poisoned;
+    const offset = this.#appends ? this.#base + this.#length : fileOffset;
     if (this.#length === 0 && (offset === 0 || offset === this.#base)) this.#base = offset;
     const at = offset - this.#base;
     if (at < 0 || at > this.#length) {
-      throw this.#poison(new FsError('EINVAL', `control/invoke.json: write at offset ${offset} leaves a hole or rewrites a committed payload`));
+      throw this.#poison(new FsError('EINVAL', `${this.#target.file}: write at offset ${offset} leaves a hole or rewrites a committed payload (the next byte goes at ${this.#base + this.#length})`));
     }
     const end = at + data.length;
-    if (end > this.#target.maxBytes) {
-      throw this.#poison(new FsError('EFBIG', `control/invoke.json: payload exceeds max_input_bytes (${this.#target.maxBytes})`));
+    const { maxBytes } = this.#target;
+    if (end > maxBytes) {
+      throw this.#poison(tooBig(this.#target, end));
     }
     if (end > this.#buffer.length) {
-      const grown = Buffer.alloc(Math.min(this.#target.maxBytes, Math.max(end, this.#buffer.length * 2, 4096)));
+      const grown = Buffer.alloc(Math.min(maxBytes, Math.max(end, this.#buffer.length * 2, 4096)));
       this.#buffer.copy(grown, 0, 0, this.#length);
       this.#buffer = grown;
     }
@@ -91,26 +151,29 @@ class CommitHandle implements Handle {
     return data.length;
   }
 
-  async truncate(size: number): Promise<void> {
-    if (size !== 0) throw new FsError('EINVAL', 'this file can only be truncated to 0 (it takes whole documents)');
+  truncate(size: number): Promise<void> {
+    return refuseTruncate(this.#target, size);
   }
 
   async fsync(): Promise<void> {}
 
   flush(): Promise<void> {
     return this.#serial(async () => {
-      if (this.#poisoned || this.#length === 0) return;
+      // Every close() of a poisoned open fails too: a writer that ignores short writes still learns.
+      if (this.#poisoned) throw this.#poisoned;
+      if (this.#length === 0) return;
       const state = classifyJson(this.#pending().toString('utf8'));
       if (state === 'empty') return this.#discard();
       if (state === 'prefix') return;
-      await this.#commit();
+      await this.#commit(false);
     });
   }
 
   read(offset: number, length: number): Promise<Buffer> {
     return this.#serial(async () => {
-      if (this.#length > 0 && !this.#poisoned) {
-        this.#outcome = await this.#commit();
+      if (this.#poisoned) throw this.#poisoned;
+      if (this.#length > 0) {
+        this.#outcome = await this.#commit(true);
         this.#committedAt = offset;
       }
       // An outcome is read from its start whatever the file offset (SPEC §3 transactions).
@@ -120,10 +183,11 @@ class CommitHandle implements Handle {
 
   release(): Promise<void> {
     return this.#serial(async () => {
+      // A poisoned open was recorded when it was poisoned.
       if (this.#poisoned || this.#length === 0) return;
       if (classifyJson(this.#pending().toString('utf8')) === 'empty') return this.#discard();
       // Nobody waits for a release: the outcome, errors included, is in the service's files.
-      await this.#commit().catch(() => undefined);
+      await this.#commit(false).catch(() => undefined);
     });
   }
 
@@ -136,10 +200,11 @@ class CommitHandle implements Handle {
     this.#length = 0;
   }
 
-  async #commit(): Promise<Buffer> {
+  async #commit(wantsOutcome: boolean): Promise<Buffer> {
     const payload = Buffer.from(this.#pending());
     this.#discard();
-    return this.#target.commit(payload);
+    checkUtf8(this.#target, payload);
+    return this.#target.commit(payload, wantsOutcome);
   }
 
   #poison(error: FsError): FsError {
@@ -155,4 +220,8 @@ class CommitHandle implements Handle {
     this.#busy = run.catch(() => undefined);
     return run;
   }
+}
+
+async function refuseTruncate(target: CommitTarget, size: number): Promise<void> {
+  if (size !== 0) throw new FsError('EINVAL', `${target.file}: can be truncated only to 0, not ${size} (it takes whole documents)`);
 }

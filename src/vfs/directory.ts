@@ -1,4 +1,3 @@
-import { FsError } from './errors.js';
 import { S_IFDIR, type Attr, type VNode } from './node.js';
 
 export interface DirectorySource {
@@ -28,7 +27,30 @@ export function directory(source: DirectorySource, mode = 0o755): VNode {
 /** A directory over a fixed list of entries, in the given order. */
 export function tableDirectory(entries: ReadonlyArray<readonly [string, VNode]>, mtimeMs?: () => number): VNode {
   const byName = new Map(entries);
-  if (byName.size !== entries.length) throw new FsError('EEXIST', 'tableDirectory: duplicate entry name');
   const names = entries.map(([name]) => name);
+  // A table is written in code: a duplicate is a bug in that code, not a filesystem condition.
+  if (byName.size !== entries.length) throw new TypeError(`tableDirectory: duplicate entry name among ${names.join(', ')}`);
   return directory({ list: () => names, get: (name) => byName.get(name), ...(mtimeMs ? { mtimeMs } : {}) });
+}
+
+/**
+ * Table entries from `a/b` paths, keeping the table's order: each first segment that has children
+ * becomes a table directory of them (the service file table has `control/...`).
+ */
+export function tableFromPaths(entries: ReadonlyArray<readonly [string, VNode]>, mtimeMs: () => number): Array<readonly [string, VNode]> {
+  const top: Array<[string, VNode | Array<readonly [string, VNode]>]> = [];
+  for (const [path, node] of entries) {
+    const [head, ...rest] = path.split('/') as [string, ...string[]];
+    if (rest.length === 0) {
+      top.push([head, node]);
+      continue;
+    }
+    let group = top.find(([name, value]) => name === head && Array.isArray(value))?.[1] as Array<readonly [string, VNode]> | undefined;
+    if (!group) {
+      group = [];
+      top.push([head, group]);
+    }
+    group.push([rest.join('/'), node]);
+  }
+  return top.map(([name, value]) => [name, Array.isArray(value) ? tableDirectory(tableFromPaths(value, mtimeMs), mtimeMs) : value] as const);
 }

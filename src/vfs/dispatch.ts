@@ -2,6 +2,7 @@ import { errnoNameOf, FsError } from './errors.js';
 import { isDirectoryMode, type Attr, type Handle, type VNode } from './node.js';
 
 const O_ACCMODE = 3;
+const O_RDONLY = 0;
 const O_WRONLY = 1;
 const O_RDWR = 2;
 const MAX_NAME_BYTES = 255;
@@ -56,6 +57,25 @@ export class Dispatcher {
     return node.open(flags);
   }
 
+  /**
+   * A read-only open and the attributes of what it reads, for a whole-file read (the WorldFS
+   * relay's read_file): one render when the handle can tell them (snapshot files), and the same
+   * refusals as `open` (EISDIR, EACCES without a read bit).
+   */
+  async openToRead(path: string): Promise<{ handle: Handle; attr: Attr }> {
+    const node = await this.resolve(path);
+    // Opening for reading has no effect on any of our files, so the open comes first and its snapshot answers.
+    const handle = node.open ? await node.open(O_RDONLY) : undefined;
+    const refuse = async (error: FsError): Promise<never> => {
+      await handle?.release?.().catch(() => undefined);
+      throw error;
+    };
+    const attr = handle?.getattr ? await handle.getattr() : await node.getattr().catch(refuse);
+    if (isDirectoryMode(attr.mode)) return refuse(new FsError('EISDIR', `${path}: is a directory`));
+    if ((attr.mode & 0o444) === 0 || !handle?.read) return refuse(new FsError('EACCES', `${path}: open mode not allowed (file mode ${(attr.mode & 0o777).toString(8)})`));
+    return { handle, attr };
+  }
+
   async truncate(path: string, size: number): Promise<void> {
     const node = await this.resolve(path);
     if (node.truncate) return node.truncate(size);
@@ -67,6 +87,12 @@ export class Dispatcher {
     const node = await this.resolve(path);
     // Synthetic files keep their own times; accepting the call lets `touch` and `cp -p` work.
     if (node.utimens) await node.utimens(atimeMs, mtimeMs);
+  }
+
+  /** fsync(2) of a directory: the FUSE layer passes no handle (directories are not opened), so by path. */
+  async fsyncdir(path: string, datasync: boolean): Promise<void> {
+    const node = await this.resolve(path);
+    if (node.fsync) await node.fsync(datasync);
   }
 
   async chmod(path: string, mode: number): Promise<void> {

@@ -1,3 +1,6 @@
+import { constants } from 'node:os';
+import type { Logger } from 'pino';
+
 /**
  * Errno names, never numbers: the same names travel over the relay (SPEC §9) and are turned
  * into numbers in exactly one place, `src/fuse/errno.ts`.
@@ -11,6 +14,8 @@ export const ERRNO_NAMES = [
 export type ErrnoName = (typeof ERRNO_NAMES)[number];
 
 const KNOWN = new Set<string>(ERRNO_NAMES);
+/** Every errno name of this OS: a Node system error from an export's file system carries one as `code`. */
+const SYSTEM = new Set(Object.keys(constants.errno));
 
 export function isErrnoName(name: unknown): name is ErrnoName {
   return typeof name === 'string' && KNOWN.has(name);
@@ -27,9 +32,26 @@ export class FsError extends Error {
 }
 Object.defineProperty(FsError.prototype, 'name', { value: 'FsError', enumerable: false, configurable: true, writable: true });
 
-/** The errno name an error stands for, or undefined when it is not a known condition (a bug). */
-export function errnoNameOf(error: unknown): ErrnoName | undefined {
+/**
+ * The errno name an error stands for: an FsError's own, or the `code` of a system error (an export's
+ * file system answers any errno of the OS, ETXTBSY or EMFILE as well as ENOENT). Undefined for
+ * anything else: that is not a known condition but a bug.
+ */
+export function errnoNameOf(error: unknown): string | undefined {
   if (error instanceof FsError) return error.errno;
   const code = (error as { code?: unknown } | null)?.code;
-  return isErrnoName(code) ? code : undefined;
+  return typeof code === 'string' && SYSTEM.has(code) ? code : undefined;
+}
+
+/**
+ * The one errno mapping of every place that answers a filesystem operation (the FUSE op wrapper on
+ * the node and on WorldFS, the node's relay server), so a failure gets the same name on every mount:
+ * a known condition keeps its name; anything else is a bug, logged with its stack at error level and
+ * answered EIO.
+ */
+export function answerErrno(error: unknown, log: Pick<Logger, 'error'>, context: Record<string, unknown>): string {
+  const name = errnoNameOf(error);
+  if (name !== undefined) return name;
+  log.error({ err: error, ...context }, 'filesystem operation failed with an unexpected error (answered EIO)');
+  return 'EIO';
 }

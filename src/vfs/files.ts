@@ -10,7 +10,8 @@ export interface Rendered {
 
 const toBuffer = (data: Buffer | string): Buffer => (typeof data === 'string' ? Buffer.from(data) : data);
 
-function readOnlyHandle(data: Buffer): Handle {
+/** Serves any offset of fixed bytes (lib9p readbuf). */
+export function readOnlyHandle(data: Buffer): Handle {
   return { read: async (offset, length) => readSlice(data, offset, length) };
 }
 
@@ -38,7 +39,10 @@ export function snapshotFile(render: () => Rendered | Promise<Rendered>, mode = 
       return { mode: S_IFREG | mode, size: Buffer.byteLength(data), mtimeMs, ctimeMs: mtimeMs };
     },
     async open() {
-      return readOnlyHandle(toBuffer((await render()).data));
+      const { data, mtimeMs } = await render();
+      const bytes = toBuffer(data);
+      // fstat on this open describes what it reads, not a newer render.
+      return { ...readOnlyHandle(bytes), getattr: async () => ({ mode: S_IFREG | mode, size: bytes.length, mtimeMs, ctimeMs: mtimeMs }) };
     },
   };
 }

@@ -1,4 +1,5 @@
 import { FsError } from './errors.js';
+import { scanJson } from './json-prefix.js';
 
 /** Every JSON document of a synthetic tree: pretty, with a final newline (so `cat` output ends cleanly). */
 export const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n';
@@ -8,6 +9,29 @@ export function parseJsonDocument(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new FsError('EINVAL', `${what}: invalid JSON: ${(error as Error).message.replace(/\s+/g, ' ')}`);
+    throw new FsError('EINVAL', `${what}: invalid JSON ${jsonSyntaxError(text)}`, { cause: error });
   }
+}
+
+/**
+ * Where and why `text` (which JSON.parse refused) is not JSON, never quoting it: V8's message quotes
+ * the start of the text, and a file that is not JSON may be anything (a symlink to /etc/shadow), while
+ * the message may reach a log or ERRORS.json other principals read. `at line 2, column 5 (byte 9):
+ * unexpected character`.
+ */
+export function jsonSyntaxError(text: string): string {
+  const { state, at } = scanJson(text);
+  if (state === 'empty') return 'at byte 0: the document is empty';
+  if (state === 'prefix') return `${position(text, at)}: the document ends inside a JSON value`;
+  if (state === 'invalid') return `${position(text, at)}: unexpected character`;
+  return 'at byte 0: not valid JSON';
+}
+
+/** `at line L, column C (byte B)`, 1-based line and column (in characters), 0-based byte offset in UTF-8. */
+function position(text: string, index: number): string {
+  const before = text.slice(0, index);
+  const lineStart = before.lastIndexOf('\n') + 1;
+  const line = before.split('\n').length;
+  const column = [...before.slice(lineStart)].length + 1;
+  return `at line ${line}, column ${column} (byte ${Buffer.byteLength(before)})`;
 }

@@ -14,6 +14,11 @@ const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
 const LITERALS: Record<string, string> = { t: 'true', f: 'false', n: 'null' };
 
 export function classifyJson(text: string): JsonPrefixState {
+  return scanJson(text).state;
+}
+
+/** Like classifyJson, and for `invalid` the index of the first character no JSON text can have there. */
+export function scanJson(text: string): { state: JsonPrefixState; at: number } {
   const stack: Array<'object' | 'array'> = [];
   let mode: Mode = Mode.Value;
   let stringIsKey = false;
@@ -31,7 +36,7 @@ export function classifyJson(text: string): JsonPrefixState {
       case Mode.Number: {
         const next = stepNumber(num, c);
         if (next !== undefined) { num = next; continue; }
-        if (!numberAccepts(num)) return 'invalid';
+        if (!numberAccepts(num)) return { state: 'invalid', at: i };
         mode = afterValue();
         i--; // re-read this character in the new mode
         continue;
@@ -40,19 +45,19 @@ export function classifyJson(text: string): JsonPrefixState {
         if (c === '"') {
           if (stringIsKey) mode = Mode.Colon; else mode = afterValue();
         } else if (c === '\\') mode = Mode.Escape;
-        else if (c < ' ') return 'invalid';
+        else if (c < ' ') return { state: 'invalid', at: i };
         continue;
       case Mode.Escape:
         if (c === 'u') { mode = Mode.Unicode; unicodeLeft = 4; continue; }
-        if (!'"\\/bfnrt'.includes(c)) return 'invalid';
+        if (!'"\\/bfnrt'.includes(c)) return { state: 'invalid', at: i };
         mode = Mode.String;
         continue;
       case Mode.Unicode:
-        if (!/[0-9a-fA-F]/.test(c)) return 'invalid';
+        if (!/[0-9a-fA-F]/.test(c)) return { state: 'invalid', at: i };
         if (--unicodeLeft === 0) mode = Mode.String;
         continue;
       case Mode.Literal:
-        if (c !== literal[literalAt]) return 'invalid';
+        if (c !== literal[literalAt]) return { state: 'invalid', at: i };
         if (++literalAt === literal.length) mode = afterValue();
         continue;
       default:
@@ -68,7 +73,7 @@ export function classifyJson(text: string): JsonPrefixState {
     }
     switch (mode as Mode) {
       case Mode.Done:
-        return 'invalid';
+        return { state: 'invalid', at: i };
       case Mode.Value:
         sawValue = true;
         if (c === '{') { stack.push('object'); mode = Mode.ObjectKeyOrEnd; }
@@ -78,31 +83,31 @@ export function classifyJson(text: string): JsonPrefixState {
         else if (c === '0') { mode = Mode.Number; num = Num.Zero; }
         else if (c >= '1' && c <= '9') { mode = Mode.Number; num = Num.Int; }
         else if (c in LITERALS) { literal = LITERALS[c] as string; literalAt = 1; mode = Mode.Literal; }
-        else return 'invalid';
+        else return { state: 'invalid', at: i };
         continue;
       case Mode.ObjectKey:
-        if (c !== '"') return 'invalid';
+        if (c !== '"') return { state: 'invalid', at: i };
         stringIsKey = true;
         mode = Mode.String;
         continue;
       case Mode.Colon:
-        if (c !== ':') return 'invalid';
+        if (c !== ':') return { state: 'invalid', at: i };
         mode = Mode.Value;
         continue;
       case Mode.AfterValue: {
         const top = stack[stack.length - 1];
         if (c === ',') { mode = top === 'object' ? Mode.ObjectKey : Mode.Value; continue; }
         if ((c === '}' && top === 'object') || (c === ']' && top === 'array')) { stack.pop(); mode = afterValue(); continue; }
-        return 'invalid';
+        return { state: 'invalid', at: i };
       }
       default:
-        return 'invalid';
+        return { state: 'invalid', at: i };
     }
   }
-  if (!sawValue) return 'empty';
-  if ((mode as Mode) === Mode.Done) return 'complete';
-  if ((mode as Mode) === Mode.Number && stack.length === 0 && numberAccepts(num)) return 'complete';
-  return 'prefix';
+  if (!sawValue) return { state: 'empty', at: text.length };
+  if ((mode as Mode) === Mode.Done) return { state: 'complete', at: text.length };
+  if ((mode as Mode) === Mode.Number && stack.length === 0 && numberAccepts(num)) return { state: 'complete', at: text.length };
+  return { state: 'prefix', at: text.length };
 }
 
 function stepNumber(state: Num, c: string): Num | undefined {

@@ -28,6 +28,8 @@ export interface VNode {
   truncate?(size: number): Promise<void>;
   utimens?(atimeMs: number, mtimeMs: number): Promise<void>;
   chmod?(mode: number): Promise<void>;
+  /** Directories: fsync(2) of the directory itself (a rename or create made durable); absent = nothing to sync. */
+  fsync?(datasync: boolean): Promise<void>;
   readlink?(): Promise<string>;
   /** Directory operations take the child's name (the node is the parent). */
   create?(name: string, mode: number, flags: number): Promise<Handle>;
@@ -46,7 +48,10 @@ export interface Handle {
   /** The last close; the kernel ignores its result, so errors must be reported elsewhere. */
   release?(): Promise<void>;
   truncate?(size: number): Promise<void>;
-  fsync?(): Promise<void>;
+  /** fsync(2), or fdatasync(2) when `datasync`; absent = nothing to sync (synthetic files). */
+  fsync?(datasync: boolean): Promise<void>;
+  /** fstat on this open: the attributes of the snapshot it reads, when it holds one (WorldFS documents). */
+  getattr?(): Promise<Attr>;
 }
 
 export const S_IFDIR = 0o040000;

@@ -7,8 +7,14 @@ import type { Attr, Handle, VNode } from '../vfs/node.js';
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 
+/** One operation for the node; a request id is made for it unless it shares one (stage and its invoke). */
+export type RelayOperation = Omit<RelayPayload, 'node_id' | 'request_id'> & { request_id?: string };
+
 /** Sends one operation to the node that owns the tree (WorldCatalog.relay, bound to a node id). */
-export type Relay = (operation: Omit<RelayPayload, 'node_id' | 'request_id'>) => Promise<Record<string, unknown>>;
+export type Relay = (operation: RelayOperation) => Promise<Record<string, unknown>>;
+
+/** What a directory's child at `path` is: by default another RemoteNode (WorldFS binds some names to other blocks). */
+export type RemoteChild = (path: string) => VNode;
 
 /**
  * A file or directory of a node's own tree, seen from WorldFS: every operation is relayed to the
@@ -19,12 +25,14 @@ export type Relay = (operation: Omit<RelayPayload, 'node_id' | 'request_id'>) =>
 export class RemoteNode implements VNode {
   readonly #relay: Relay;
   readonly path: string;
+  readonly #childAt: RemoteChild | undefined;
   /** The node's own Dispatcher checks modes at open: one round trip less per open. */
   readonly checksOpenItself = true;
 
-  constructor(relay: Relay, path: string) {
+  constructor(relay: Relay, path: string, childAt?: RemoteChild) {
     this.#relay = relay;
     this.path = path;
+    this.#childAt = childAt;
   }
 
   async getattr(): Promise<Attr> {
@@ -33,7 +41,8 @@ export class RemoteNode implements VNode {
   }
 
   async lookup(name: string): Promise<VNode> {
-    return new RemoteNode(this.#relay, this.#child(name));
+    const path = this.#child(name);
+    return this.#childAt ? this.#childAt(path) : new RemoteNode(this.#relay, path);
   }
 
   async readdir(): Promise<string[]> {
@@ -51,6 +60,11 @@ export class RemoteNode implements VNode {
 
   async utimens(atimeMs: number, mtimeMs: number): Promise<void> {
     await this.#relay({ op: 'utimens', path: this.path, atime_ms: atimeMs, mtime_ms: mtimeMs });
+  }
+
+  /** fsyncdir: the node syncs the directory (an `fs/` export's) by path. */
+  async fsync(datasync: boolean): Promise<void> {
+    await this.#relay({ op: 'fsync', path: this.path, datasync });
   }
 
   async create(name: string, mode: number, flags: number): Promise<Handle> {
@@ -119,6 +133,11 @@ class RemoteHandle implements Handle {
 
   async release(): Promise<void> {
     await this.#relay({ op: 'release', path: this.#path, fh: this.#fh });
+  }
+
+  /** The node syncs its own handle: a real fsync(2) for an `fs/` export, nothing for a synthetic file. */
+  async fsync(datasync: boolean): Promise<void> {
+    await this.#relay({ op: 'fsync', path: this.#path, fh: this.#fh, datasync });
   }
 
   async truncate(size: number): Promise<void> {

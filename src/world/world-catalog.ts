@@ -4,12 +4,15 @@ import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { randomUUID } from 'node:crypto';
 import type { CatalogDeltaPayload } from '../protocol/catalog-event.js';
-import type { RelayOutcome } from '../protocol/relay.js';
+import { RELAY_WAIT_MS, type RelayOutcome } from '../protocol/relay.js';
 import type { RelayPayload } from '../protocol/types.gen.js';
 import { FsError, isErrnoName } from '../vfs/errors.js';
 import { CatalogMirror, type StoredNode, type WorldNode } from './catalog-mirror.js';
 
 export type { WorldNode };
+
+/** How much longer than a relay's own bound the mount waits for the server's answer. */
+const REPLY_SLACK_MS = 5000;
 
 /** What `control.session_attach` says this session may do: `allowed` or the refusal. */
 export interface SessionGrant {
@@ -86,19 +89,21 @@ export class WorldCatalog {
   }
 
   /**
-   * One file-system operation on a node's tree, relayed through the control server (SPEC §9).
-   * ENOTCONN at once while the control server is out of reach, EHOSTUNREACH at once when the node
-   * is offline; otherwise the node's own errno, by name. Never retried: at most once.
+   * One operation on a node's tree, relayed through the control server (SPEC §9). ENOTCONN at once
+   * while the control server is out of reach, EHOSTUNREACH at once when the node is offline;
+   * otherwise the node's own errno, by name. Never retried: at most once. Bounded: the server
+   * answers ETIMEDOUT after `timeout_ms` (default RELAY_WAIT_MS); a server silent for
+   * REPLY_SLACK_MS longer gets ETIMEDOUT here.
    */
-  async relay(nodeId: string, operation: Omit<RelayPayload, 'node_id' | 'request_id'>): Promise<Record<string, unknown>> {
+  async relay(nodeId: string, operation: Omit<RelayPayload, 'node_id' | 'request_id'> & { request_id?: string }): Promise<Record<string, unknown>> {
     const client = this.#client;
     if (!this.#connected || !client) throw new FsError('ENOTCONN', `the control server is out of reach: ${this.#lastError}`);
     if (this.#mirror.node(nodeId)?.state === 'offline') throw new FsError('EHOSTUNREACH', `node ${nodeId} is offline`);
     let outcome: RelayOutcome;
     try {
-      outcome = await client.request<RelayOutcome>('control.relay', { node_id: nodeId, request_id: randomUUID(), ...operation }, Infinity);
+      outcome = await client.request<RelayOutcome>('control.relay', { node_id: nodeId, request_id: randomUUID(), ...operation }, (operation.timeout_ms ?? RELAY_WAIT_MS) + REPLY_SLACK_MS);
     } catch (error) {
-      if (error instanceof ProtocolError && error.code === 'unavailable') throw new FsError('ENOTCONN', `${operation.op} ${operation.path}: ${error.message}`);
+      if (error instanceof ProtocolError && error.code === 'unavailable') throw new FsError(client.isOpen ? 'ETIMEDOUT' : 'ENOTCONN', `${operation.op} ${operation.path}: ${error.message}`);
       throw error;
     }
     if (outcome.ok) return outcome.result ?? {};

@@ -1,11 +1,12 @@
 import { admitsUser } from '../protocol/relay.js';
-import { SERVICE_FILES } from '../protocol/service-files.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
 import { FsError } from '../vfs/errors.js';
 import { snapshotFile, type Rendered } from '../vfs/files.js';
 import { json } from '../vfs/json-document.js';
 import type { VNode } from '../vfs/node.js';
+import { DocumentCache, liveServiceFiles } from './live-files.js';
+import { derivedRoots, withDerivedRoots } from './derived-roots.js';
 import { RemoteNode, type Relay } from './remote-node.js';
 import type { SessionGrant, WorldCatalog, WorldNode } from './world-catalog.js';
 
@@ -23,19 +24,35 @@ export interface WorldTreeOptions {
  */
 export function buildWorldTree(options: WorldTreeOptions): VNode {
   const { catalog } = options;
-  // One relay per node, so a rename can tell whether both ends are on the same node.
-  const relays = new Map<string, Relay>();
-  const relayTo = (nodeId: string): Relay => {
-    let relay = relays.get(nodeId);
-    if (!relay) relays.set(nodeId, (relay = (operation) => catalog.relay(nodeId, operation)));
-    return relay;
-  };
+  const { relayTo } = nodeRelays(catalog);
+  const documents = new DocumentCache();
   const nodes = directory({
     list: () => connected(catalog).nodeIds(),
-    get: (nodeId) => (connected(catalog).node(nodeId) ? nodeDirectory(catalog, nodeId, relayTo(nodeId)) : undefined),
+    get: (nodeId) => (connected(catalog).node(nodeId) ? nodeDirectory(catalog, nodeId, relayTo(nodeId), documents) : undefined),
     mtimeMs: () => catalog.changedMs,
   });
   return options.subtree === 'nodes' ? nodes : tableDirectory([['nodes', nodes]], () => catalog.changedMs);
+}
+
+/**
+ * One relay per node, so a rename can tell whether both ends are on the same node. Only nodes still
+ * in the catalog keep theirs: making a new one drops those of nodes that left, so the map never
+ * holds more than the catalog (plus the node asked for).
+ */
+export function nodeRelays(catalog: Pick<WorldCatalog, 'node' | 'relay'>): { relayTo(nodeId: string): Relay; readonly size: number } {
+  const relays = new Map<string, Relay>();
+  return {
+    relayTo: (nodeId) => {
+      let relay = relays.get(nodeId);
+      if (relay) return relay;
+      for (const known of relays.keys()) if (!catalog.node(known)) relays.delete(known);
+      relays.set(nodeId, (relay = (operation) => catalog.relay(nodeId, operation)));
+      return relay;
+    },
+    get size() {
+      return relays.size;
+    },
+  };
 }
 
 function connected(catalog: WorldCatalog): WorldCatalog {
@@ -52,22 +69,27 @@ function nodeFile(catalog: WorldCatalog, nodeId: string, render: (node: WorldNod
   });
 }
 
-function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay): VNode {
+function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, documents: DocumentCache): VNode {
   const file = (render: (node: WorldNode) => string): VNode => nodeFile(catalog, nodeId, render);
   const entries: Array<[string, VNode]> = [
     ['NODE.json', file((n) => json({ node_id: n.node_id, node_name: n.node_name, platform: n.platform, labels: n.labels, joined_at_ms: n.joined_at_ms }))],
     ['STATUS.json', file((n) => json({ node_id: n.node_id, state: n.state, lease_expires_at_ms: n.lease_expires_at_ms, last_seen_ms: n.last_seen_ms, updated_ms: n.updated_ms }))],
     ['CAPS.json', file((n) => json(nodeCaps(n, catalog.grant)))],
     ['README.md', file((n) => nodeReadme(n, catalog.grant))],
-    ['services', servicesDirectory(catalog, nodeId, relay)],
+    ['services', servicesDirectory(catalog, nodeId, relay, documents)],
   ];
   // The node's exports, relayed, when it publishes its fs service (SPEC §9 nodes/<id>/fs/<export>/).
   const fs = catalog.node(nodeId)?.services.find((s) => s.service_id === FS_SERVICE_ID);
   if (fs && exportsVisible(fs, catalog.grant)) entries.push(['fs', new RemoteNode(relay, '/fs')]);
-  return tableDirectory(entries, () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs);
+  // Services that declare mount paths outside services/ show there too (SPEC §2; §8: `mount`).
+  return withDerivedRoots(entries, {
+    roots: () => derivedRoots(nodeId, mountRootsVisible(catalog.grant) ? (connected(catalog).node(nodeId)?.services ?? []).filter((s) => visible(s, catalog.grant)) : []),
+    serviceDirectory: (serviceId) => serviceDirectory(catalog, nodeId, serviceId, relay, documents),
+    mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
+  });
 }
 
-function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay): VNode {
+function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, documents: DocumentCache): VNode {
   const services = (): ServiceDescriptor[] => {
     const node = connected(catalog).node(nodeId);
     if (!node) throw new FsError('ENOENT', `node ${nodeId} is no longer in the catalog`);
@@ -76,7 +98,7 @@ function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay):
   const servicesJson = nodeFile(catalog, nodeId, () => json(services().map((s) => ({ service_id: s.service_id, kind: s.kind, version: s.version, state: s.state }))));
   return directory({
     list: () => ['SERVICES.json', ...services().map((s) => s.service_id)],
-    get: (name) => (name === 'SERVICES.json' ? servicesJson : services().some((s) => s.service_id === name) ? serviceDirectory(catalog, nodeId, name, relay) : undefined),
+    get: (name) => (name === 'SERVICES.json' ? servicesJson : services().some((s) => s.service_id === name) ? serviceDirectory(catalog, nodeId, name, relay, documents) : undefined),
     mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
   });
 }
@@ -84,16 +106,14 @@ function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay):
 /** The built-in fs provider's service id (reserved: no manifest can take it). */
 const FS_SERVICE_ID = 'fs';
 
-/** The live files of a service directory, relayed to the node (SPEC §9): control/, result.json, ..., jobs/. */
-const LIVE_NAMES = [...new Set(SERVICE_FILES.filter((f) => !['readme', 'schema', 'template', 'host'].includes(f.kind)).map((f) => f.path.split('/')[0] as string))];
-
-/** A service: its catalog metadata (read-only, from the catalog) and its live files (relayed). */
-function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: string, relay: Relay): VNode {
-  const file = (render: (service: ServiceDescriptor) => string): VNode => nodeFile(catalog, nodeId, (node) => {
-    const service = node.services.find((s) => s.service_id === serviceId);
+/** A service: its catalog metadata (read-only, from the catalog) and its live files (relayed, SPEC §9). */
+function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: string, relay: Relay, documents: DocumentCache): VNode {
+  const current = (node: WorldNode | undefined): ServiceDescriptor => {
+    const service = node?.services.find((s) => s.service_id === serviceId);
     if (!service || !visible(service, catalog.grant)) throw new FsError('ENOENT', `service ${serviceId} is no longer on node ${nodeId}`);
-    return render(service);
-  });
+    return service;
+  };
+  const file = (render: (service: ServiceDescriptor) => string): VNode => nodeFile(catalog, nodeId, (node) => render(current(node)));
   const metadata = new Map<string, VNode>([
     ['README.md', file((s) => s.help_md ?? `# ${s.service_id}\n\nA \`${s.kind}\` service, version ${s.version}, on node ${nodeId}.\n`)],
     ['SCHEMA.json', file((s) => json(s.schema))],
@@ -104,13 +124,14 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
     ['RUNTIME.json', file((s) => json(s.runtime))],
     ['PERMISSIONS.json', file((s) => json(s.permissions))],
   ]);
+  const changedMs = (): number => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs;
   // The fs service has no files of its own on the node: its exports are nodes/<id>/fs/.
-  const live = serviceId === FS_SERVICE_ID ? [] : LIVE_NAMES;
-  const names = [...metadata.keys(), ...live].sort();
+  const live = new Map(serviceId === FS_SERVICE_ID ? [] : liveServiceFiles(relay, documents, { serviceId, descriptor: () => current(connected(catalog).node(nodeId)), changedMs }));
+  const names = [...metadata.keys(), ...live.keys()].sort();
   return directory({
     list: () => names,
-    get: (name) => metadata.get(name) ?? (live.includes(name) ? new RemoteNode(relay, `/services/${serviceId}/${name}`) : undefined),
-    mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
+    get: (name) => metadata.get(name) ?? live.get(name),
+    mtimeMs: changedMs,
   });
 }
 
@@ -122,6 +143,11 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
 export function visible(service: ServiceDescriptor, grant: SessionGrant | undefined): boolean {
   if (!grant) return true;
   return grant.actions.invoke === 'allowed' && admitsUser(service.permissions, grant.has_project_token);
+}
+
+/** SPEC §8: `mount` guards derived mount roots (each also needs its service to be visible). */
+function mountRootsVisible(grant: SessionGrant | undefined): boolean {
+  return !grant || grant.actions.mount === 'allowed';
 }
 
 /** SPEC §8: `read` guards fs/ reads in WorldFS (not `invoke`), and the fs service must admit the session. */

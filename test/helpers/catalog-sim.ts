@@ -4,7 +4,7 @@
 import { applyDefaults } from '../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { joinToken, session, type Frame, type RawPeer } from './control.js';
-import type { WatchFrame, WatchRequest, WatchSession } from './history-validator.js';
+import { emitted, type EmittedEvent, type WatchFrame, type WatchRequest, type WatchSession } from './history-validator.js';
 import { waitFor } from './process.js';
 
 /** A catalog entry with every default applied; `extra` lands in capabilities (to vary or bulk it). */
@@ -92,13 +92,18 @@ export function learnedPosition(frames: readonly WatchFrame[]): number | undefin
 export class ResumingWatcher {
   readonly name: string;
   readonly request: WatchRequest;
+  /** Resumes refused with resync_required, each followed by a fresh watch (only with `relist`). */
+  readonly resyncs: string[] = [];
   #token: string;
+  #relist: boolean;
   #sessions: OpenSession[] = [];
 
-  constructor(name: string, token: string, request: WatchRequest) {
+  /** `relist`: a resume refused with resync_required watches afresh (the client's re-list) instead of throwing. */
+  constructor(name: string, token: string, request: WatchRequest, options: { relist?: boolean } = {}) {
     this.name = name;
     this.#token = token;
     this.request = request;
+    this.#relist = options.relist ?? false;
   }
 
   get sessions(): WatchSession[] {
@@ -133,9 +138,14 @@ export class ResumingWatcher {
     }
     const position = this.position;
     const { since_seq: _since, replay_limit: _limit, ...base } = this.request;
-    const request: WatchRequest = this.#sessions.length === 0 || position === undefined ? this.request : { ...base, since_seq: position };
+    let request: WatchRequest = this.#sessions.length === 0 || position === undefined ? this.request : { ...base, since_seq: position };
     const peer = await session(url, { token: this.#token });
-    const ack = await peer.request('control.node_service_watch', request);
+    let ack = await peer.request('control.node_service_watch', request);
+    if (this.#relist && ack.ok !== true && ack.error?.code === 'resync_required' && request.since_seq !== undefined) {
+      this.resyncs.push(ack.error.message);
+      request = { ...base, ...(this.request.replay_limit === undefined ? {} : { replay_limit: this.request.replay_limit }) };
+      ack = await peer.request('control.node_service_watch', request);
+    }
     if (ack.ok !== true) throw new Error(`${this.name}: watch refused: ${JSON.stringify(ack.error)}`);
     this.#sessions.push({ request, peer, ack, cut: false });
     return ack;
@@ -162,4 +172,14 @@ export class ResumingWatcher {
   close(): void {
     this.current?.socket.terminate();
   }
+}
+
+/** The events a watcher saw (a reference watching everything), one per seq, in seq order. */
+export function historyOf(watcher: ResumingWatcher): EmittedEvent[] {
+  const bySeq = new Map<number, EmittedEvent>();
+  for (const payload of watcher.events) {
+    const event = emitted(payload);
+    if (!bySeq.has(event.seq)) bySeq.set(event.seq, event);
+  }
+  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
 }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { ControlClient } from '../../src/protocol/control-client.js';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
 import { ACHERON, tempDir, type Exit, type Teardown } from './node.js';
 import { q, sh, waitFor, type ShResult } from './process.js';
@@ -66,15 +67,24 @@ export async function listTokens(dataDir: string): Promise<TokenList> {
   return JSON.parse(r.stdout) as TokenList;
 }
 
+/** A store other than the data dir (etcd): the options naming it, and tokens made in it for the tests. */
+export interface TestStore {
+  args: string[];
+  adminToken: string;
+  userToken: string;
+}
+
 /**
  * Starts `acheron control` as a child process (its own process group) on two free loopback ports
- * and waits for /livez. Teardown kills it, also when the test failed.
+ * and waits for /livez. Teardown kills it, also when the test failed. `tokens`: the admin and user
+ * tokens of the data dir, when the caller knows them.
  */
-export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number } } = {}): Promise<RunningControl> {
+
+export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore; tokens?: { admin: string; user: string } } = {}): Promise<RunningControl> {
   const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
   const ports = options.ports ?? { ws: await freePort(), http: await freePort() };
   const logFile = `${dataDir}.log`;
-  const args = [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
+  const args = [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-file', logFile, '--log-level', 'debug', ...(options.store?.args ?? []), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -95,9 +105,10 @@ export async function startControl(t: Teardown, options: { args?: string[]; data
   const httpUrl = `http://127.0.0.1:${ports.http}`;
   await waitFor(async () => gone || (await fetch(`${httpUrl}/livez`)).ok, { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);
-  const tokens = await listTokens(dataDir);
+  // Known already (a store of the test's, or a restart on the same data dir): no `acheron token list` process to wait for.
+  const tokens = options.store ?? options.tokens ?? (await listTokens(dataDir));
   const control: RunningControl = {
-    url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: tokens.admin, userToken: tokens.user, child, exited,
+    url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: 'adminToken' in tokens ? tokens.adminToken : tokens.admin, userToken: 'userToken' in tokens ? tokens.userToken : tokens.user, child, exited,
     stop: () => signal('SIGTERM', false),
     kill9: () => signal('SIGKILL', true),
     restart: async () => {
@@ -106,6 +117,24 @@ export async function startControl(t: Teardown, options: { args?: string[]; data
     },
   };
   return control;
+}
+
+/** One request as admin, on a connection of its own. */
+export async function adminRequest<T>(control: Pick<RunningControl, 'url' | 'adminToken'>, type: string, payload: Record<string, unknown> = {}): Promise<T> {
+  const client = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 30_000 });
+  try {
+    return await client.request<T>(type, payload);
+  } finally {
+    client.terminate();
+  }
+}
+
+/** Waits until the server's catalog of the node lists the service (a joined node has upserted). */
+export async function waitForService(control: Pick<RunningControl, 'url' | 'adminToken'>, nodeId: string, serviceId: string): Promise<void> {
+  await waitFor(async () => {
+    const doc = await adminRequest<{ services: Array<{ service_id: string }> }>(control, 'control.node_get', { node_id: nodeId }).catch(() => undefined);
+    return doc !== undefined && doc.services.some((s) => s.service_id === serviceId);
+  }, { what: `service ${serviceId} of node ${nodeId} in the server's catalog`, timeoutMs: 30_000 });
 }
 
 /** One frame from the server, as parsed JSON (or the raw text when it was not JSON). */
@@ -126,6 +155,8 @@ export interface ConnectOptions {
   subprotocolToken?: string;
   origin?: string;
   headers?: Record<string, string>;
+  /** false: never answer the server's pings (a peer whose link went silent). */
+  autoPong?: boolean;
 }
 
 interface Waiter {
@@ -233,7 +264,7 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<{ pe
   const headers: Record<string, string> = { ...options.headers };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   const protocols = options.subprotocolToken === undefined ? [] : [bearerSubprotocol(options.subprotocolToken)];
-  const socket = new WebSocket(url, protocols, { headers, ...(options.origin === undefined ? {} : { origin: options.origin }), handshakeTimeout: 10_000 });
+  const socket = new WebSocket(url, protocols, { headers, ...(options.origin === undefined ? {} : { origin: options.origin }), autoPong: options.autoPong ?? true, handshakeTimeout: 10_000 });
   const peer = new RawPeer(socket);
   return new Promise((resolve, reject) => {
     socket.once('open', () => resolve({ peer, status: 101 }));
@@ -244,6 +275,14 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<{ pe
     });
     socket.once('error', (error) => reject(error));
   });
+}
+
+/** Sends a request again and again (every 50 ms) until it succeeds: its reply frame. */
+export function eventually(peer: RawPeer, type: string, payload: unknown, what: string, timeoutMs = 30_000): Promise<Frame> {
+  return waitFor(async () => {
+    const frame = await peer.request(type, payload);
+    return frame.ok === true ? frame : undefined;
+  }, { what, timeoutMs });
 }
 
 /** Connects and says `control.version`: a session ready for requests. */

@@ -119,6 +119,9 @@ await t.test('kill -9 during a running invocation: the job shows interrupted, no
   const status = await readJson(file(after, 'sleepy', 'status.json'));
   tt.not(status.state, 'running', `status is ${status.state}, not running`);
   tt.match(status, { running: 0, queued: 0 });
+  tt.match(status, { state: 'error', invocation_id: interrupted, duration_ms: null }, 'status.json names the interrupted run as the last one');
+  tt.match(await readJson(file(after, 'sleepy', 'metrics.json')), { invokes_total: 2, failures_total: 1, consecutive_failures: 1 }, 'the interrupted run is counted, as a failure');
+  tt.match(await readText(file(after, 'sleepy', 'last_error.txt')), /^interrupted: /, 'last_error.txt says why');
   tt.same((await sh(`ls ${q(file(after, 'sleepy', 'jobs'))}`)).stdout.split('\n').filter(Boolean), ids, 'both jobs are listed');
   const job = await readJson(join(file(after, 'sleepy', 'jobs'), interrupted, 'status.json'));
   tt.match(job, { state: 'error', error: /interrupted/ }, 'the interrupted job says so');

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { manifest, readJson, readText, startNode, TRANSACTION } from '../helpers/node.js';
 import { q, sh } from '../helpers/process.js';
 
-const node = await startNode(t, { manifests: [manifest('cat', 'cat'), manifest('bytes', 'count-bytes')] });
+const LIMIT = 200_000;
+const node = await startNode(t, { manifests: [manifest('cat', 'cat'), manifest('bytes', 'count-bytes'), manifest('limited', 'cat', { runtime: { max_input_bytes: LIMIT } })] });
 const catDir = node.service('cat');
 const invoke = join(catDir, 'control', 'invoke.json');
 const md5 = (data: string | Buffer): string => createHash('md5').update(data).digest('hex');
@@ -29,6 +30,7 @@ const payload = '{"msg":"hi"}\n';
 const cases: Array<[string, string, string]> = [
   ['echo >', `echo '{"msg":"hi"}' > "$F"`, payload],
   ['printf >', `printf '%s' '{"msg":"hi"}' > "$F"`, '{"msg":"hi"}'],
+  ['echo >> (O_APPEND)', `echo '{"msg":"hi"}' >> "$F"`, payload],
   ['cat file >', `printf '{"a":[1,2,3]}\\n' > /tmp/acheron-commit-$$.json; cat /tmp/acheron-commit-$$.json > "$F"; rm /tmp/acheron-commit-$$.json`, '{"a":[1,2,3]}\n'],
   ['(cat a; cat b) >', `(echo '{"first":'; sleep 0.2; echo '"second"}') > "$F"`, '{"first":\n"second"}\n'],
   ['cp', `printf '{"cp":true}' > /tmp/acheron-cp-$$.json; cp /tmp/acheron-cp-$$.json "$F"; rc=$?; rm /tmp/acheron-cp-$$.json; exit $rc`, '{"cp":true}'],
@@ -106,4 +108,46 @@ await t.test('O_RDWR transaction: write, read back this invocation\'s own result
   const run = await sh(`python3 ${q(TRANSACTION)} ${q(invoke)} '{"txn": 1}' 7`);
   tt.equal(run.code, 0, run.stderr);
   tt.equal(run.stdout, '{"txn": 1}');
+});
+
+/**
+ * `over-limit.py PATH SIZE...`: os.write calls of SIZE bytes each (a JSON string filler), then
+ * close; prints one line per call: the byte count written, or the errno name.
+ */
+const OVER_LIMIT = `
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+def attempt(what, call):
+    try:
+        n = call()
+        print(what, "ok" if n is None else n)
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+for size in map(int, sys.argv[2:]):
+    attempt("write", lambda: os.write(fd, b"x" * size))
+attempt("close", lambda: os.close(fd))
+`;
+
+await t.test('SPEC §3: a payload over max_input_bytes gets EFBIG on the write that crosses it and on close()', async (tt) => {
+  const limited = node.service('limited');
+  const invokeLimited = join(limited, 'control', 'invoke.json');
+  const before = await invokes(limited);
+  // Two writes below the limit, then one that crosses it, one more, and close().
+  const steps = await sh(`python3 -c ${q(OVER_LIMIT)} ${q(invokeLimited)} 100000 90000 20000 10`);
+  tt.same(steps.stdout.trim().split('\n'), ['write 100000', 'write 90000', 'write EFBIG', 'write EFBIG', 'close EFBIG'], steps.stderr.trim());
+  tt.match(await readText(join(limited, 'last_error.txt')), /^EFBIG: control\/invoke\.json: payload of 210000 bytes or more exceeds runtime\.max_input_bytes \(200000 bytes\)\n$/);
+  tt.match(await readJson(join(limited, 'status.json')), { state: 'error', errno: 'EFBIG', error: /max_input_bytes/ });
+
+  // One write(2) larger than a FUSE write (128 KiB): the kernel splits it, the part below the limit
+  // is taken (a short write, as for RLIMIT_FSIZE), the next write and close() are EFBIG.
+  const split = await sh(`python3 -c ${q(OVER_LIMIT)} ${q(invokeLimited)} 300000 10`);
+  const [first, ...rest] = split.stdout.trim().split('\n');
+  const taken = Number(first?.split(' ')[1]);
+  tt.ok(first === 'write EFBIG' || (taken > 0 && taken < LIMIT), `the crossing write is short or EFBIG (${first})`);
+  tt.same(rest, ['write EFBIG', 'close EFBIG'], 'then EFBIG, also from close()');
+  // A writer that ignores short writes (dd without conv) still fails.
+  const dd = await sh(`head -c 300000 /dev/zero | dd of=${q(invokeLimited)} bs=300000 status=none`);
+  tt.not(dd.code, 0, 'dd fails');
+  tt.match(dd.stderr, /File too large/, dd.stderr.trim());
+  tt.equal(await invokes(limited), before, 'nothing ran');
 });

@@ -111,6 +111,33 @@ await t.test('config.json: an invalid document fails the writer\'s close() with 
   tt.equal(await readText(file('cfg', 'config.json')), before, 'config unchanged');
 });
 
+await t.test('config.json: a refused document is named in last_error.txt and status.json, an unfinished one found at release too', async (tt) => {
+  const before = await readText(file('cfg', 'config.json'));
+  // [how it is written, its exit code, the errno, what last_error.txt then says]. bash's echo hides
+  // close() errors, and the unfinished prefix is refused only at release, where nobody hears it: the
+  // files must say it. (tr reports its own failed write.)
+  const cases: Array<[string, number, string, RegExp]> = [
+    [`echo '[1,2' > "$F"`, 0, 'EINVAL', /^EINVAL: services\/cfg\/config\.json: invalid JSON/],
+    [`echo '{"timeout_ms": }' > "$F"`, 0, 'EINVAL', /^EINVAL: services\/cfg\/config\.json: invalid JSON/],
+    [`echo '{"timeot_ms": 5}' > "$F"`, 0, 'EINVAL', /^EINVAL: services\/cfg\/config\.json: .*timeot_ms/],
+    [`head -c 70000 /dev/zero | tr '\\0' ' ' > "$F"`, 1, 'EFBIG', /^EFBIG: config\.json: payload of \d+ bytes or more exceeds the config\.json limit \(65536 bytes\)/],
+  ];
+  for (const [command, code, errno, said] of cases) {
+    succeeded(tt, await control('cfg', 'reset'), 'reset: last_error.txt empty');
+    const run = await sh(command, { env: { ...process.env, F: file('cfg', 'config.json') } });
+    tt.equal(run.code, code, `${command}: exit ${code} (${run.stderr.trim()})`);
+    const text = await waitFor(async () => {
+      const now = await readText(file('cfg', 'last_error.txt'));
+      return now !== '' && now;
+    }, { what: 'last_error.txt', timeoutMs: 10_000 });
+    tt.match(text, said, `${command}: last_error.txt says ${text.trim()}`);
+    const s = await readJson<Record<string, unknown>>(file('cfg', 'status.json'));
+    tt.equal(s.errno, errno, `status.json has ${errno}`);
+    tt.match(String(s.error), /config\.json/, 'and a message naming config.json');
+  }
+  tt.equal(await readText(file('cfg', 'config.json')), before, 'config unchanged');
+});
+
 await t.test('cooldown_ms: backoff with retry_after_ms, EAGAIN at open, health degraded; invokes work after the window', async (tt) => {
   succeeded(tt, await writeConfig('cool', '{"supervision":{"cooldown_ms":2500}}'), 'set a cooldown');
   succeeded(tt, await invoke('cool', '{"do":"fail"}'), 'a failing invocation (not a filesystem error)');

@@ -166,9 +166,12 @@ await t.test('a refused watch prints the reason and a hint, and exits 1', async 
   tt.equal(refused.stdout, '', 'nothing on stdout');
   tt.match(refused.stderr, /refused: .*ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'the reason, naming the setting');
   tt.match(refused.stderr, /hint: /, 'a hint');
-  const ahead = await acheron(['node', 'watch', ...conn(), '--since', '999']);
-  tt.equal(ahead.code, 1, '--since beyond the head: exit 1 (not retried forever)');
-  tt.match(ahead.stderr, /since_seq 999 is ahead of head_seq 8/, 'says why');
+  // Beyond the head: events the server cannot have delivered (a history lost in a crash), so the CLI starts over.
+  const ahead = watchCli('--json --since 999', [...conn(), '--json', '--since', '999', '--replay-limit', '2']);
+  await waitFor(() => seqsOf(ahead).length >= 2, { what: `--since 999 starting over (stderr: ${ahead.stderr()})`, timeoutMs: 30_000 });
+  tt.match(ahead.stderr(), /since_seq 999 is ahead of head_seq 8.*list again.*; starting over from the replay window/, '--since beyond the head: says why and starts over');
+  tt.same(seqsOf(ahead), [7, 8], 'from the replay window (its --replay-limit)');
+  tt.same(await ahead.stop(), { code: 0, signal: null }, 'and keeps watching until stopped');
   const badFile = join(dir, 'bad.token');
   await writeFile(badFile, 'not-a-token\n');
   const unauthorized = await acheron(['node', 'watch', ...conn(badFile)]);

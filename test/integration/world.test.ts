@@ -6,7 +6,7 @@ import t from 'tap';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
-import { acheron, joinToken, startControl, type RunningControl } from '../helpers/control.js';
+import { acheron, adminRequest, joinToken, startControl, waitForService, type RunningControl } from '../helpers/control.js';
 import { ACHERON, isMounted, manifest, readJson, readText, startNode, tempDir } from '../helpers/node.js';
 import { alive, daemonsUsing, q, sh, waitFor } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
@@ -29,20 +29,10 @@ const node = await startNode(t, {
   args: ['--control-url', control.url, '--join-token-file', tokenFile, '--label', 'rack=r7', '--export', `data=${exported}:rw`, '--manifest-reload-interval-ms', '300', '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '1000'],
 });
 
-async function admin<T>(type: string, payload: Record<string, unknown> = {}): Promise<T> {
-  const client = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 5_000 });
-  try {
-    return await client.request<T>(type, payload);
-  } finally {
-    client.terminate();
-  }
-}
+const admin = <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => adminRequest<T>(control, type, payload);
 
 // The node's services are in the catalog before any world mounts.
-await waitFor(async () => {
-  const doc = await admin<{ services: Array<{ service_id: string }> }>('control.node_get', { node_id: NODE_ID }).catch(() => undefined);
-  return doc !== undefined && doc.services.some((s) => s.service_id === 'tokened');
-}, { what: 'the node catalog on the server', timeoutMs: 20_000 });
+await waitForService(control, NODE_ID, 'tokened');
 
 const world = await startWorld(t, { url: control.url, token: control.adminToken });
 const ls = async (path: string): Promise<string[]> => {

@@ -17,7 +17,12 @@ const MUST_NOT_IMPORT: Record<string, string[]> = {
   control: ['node', 'world', 'fuse', 'cli'],
   world: ['node', 'control', 'cli'],
 };
-const PACKAGE_OWNERS: Record<string, string[]> = { 'fuse-native': ['fuse/'], execa: ['runtime/run-driver.ts', 'runtime/driver-process.ts'] };
+const PACKAGE_OWNERS: Record<string, string[]> = {
+  'fuse-native': ['fuse/'],
+  execa: ['runtime/run-driver.ts', 'runtime/driver-process.ts'],
+  etcd3: ['control/etcd/'],
+  cockatiel: ['control/etcd/'],
+};
 
 async function sources(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });

@@ -1,10 +1,12 @@
 // Docs kept honest (fastify's habit): every errno name, wire code and exit code is documented, the
-// monitoring files reference only metrics the server exports, and the dashboard is valid JSON.
+// monitoring files reference only metrics the server exports, the dashboard is valid JSON, and
+// promtool finds the metrics clean and the alert rules valid, each firing on its rule test.
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { REPO, tempDir } from '../helpers/node.js';
+import { q, sh } from '../helpers/process.js';
 import { ERRNO_NAMES } from '../../src/vfs/errors.js';
 import { WIRE_ERROR_CODES } from '../../src/protocol/errors.js';
 import { EventLog } from '../../src/control/event-log.js';
@@ -37,6 +39,23 @@ t.test('alert rules and dashboard use only exported metrics', async (t) => {
   for (const text of texts) for (const m of text.matchAll(/\bacheron_[a-z_]+/g)) used.add(m[0]);
   t.ok(used.size > 5, `found ${used.size} metric names`);
   for (const name of used) t.ok(exported.has(name), `${name} is exported`);
+  const text = await metrics.registry.metrics();
+  const lint = await sh('promtool check metrics', { input: text });
+  t.equal(lint.code, 0, `promtool check metrics is clean: ${lint.stdout}${lint.stderr}`);
   await catalog.close();
   await events.close();
+});
+
+// promtool from Debian's prometheus package (make system-deps takes out just that binary): a real parser and evaluator of the rules.
+t.test('the alert rules parse (promtool check rules) and fire when they should (promtool test rules)', async (t) => {
+  const version = await sh('promtool --version');
+  t.equal(version.code, 0, 'promtool is installed (make system-deps takes it out of Debian\'s prometheus package)');
+  const checked = await sh(`promtool check rules ${q(join(REPO, 'docs/monitoring/acheron-alerts.yml'))}`);
+  t.equal(checked.code, 0, `promtool check rules: ${checked.stdout}${checked.stderr}`);
+  t.match(checked.stdout, /SUCCESS: 8 rules found/);
+  const tested = await sh(`promtool test rules ${q(join(REPO, 'docs/monitoring/acheron-alerts.test.yml'))}`);
+  t.equal(tested.code, 0, `promtool test rules: ${tested.stdout}${tested.stderr}`);
+  const alerts = [...(await doc('monitoring/acheron-alerts.yml')).matchAll(/- alert: (\w+)/g)].map((m) => m[1]);
+  const tests = await doc('monitoring/acheron-alerts.test.yml');
+  for (const alert of alerts) t.match(tests, new RegExp(`alertname: ${alert}\\n`), `${alert} has a rule test`);
 });

@@ -56,6 +56,11 @@ t.test('readConfigFile', async (tt) => {
   tt.type(unknown, UsageError);
   tt.match(unknown, { message: `--config ${typo}: /nod_id: unknown key` }, 'an unknown key is an error naming it and the file');
 
+  const secret = 'join_token: ach_join_Sup3rS3cret\n';
+  const notJson = await readConfigFile(await configFile(secret)).catch((error: unknown) => error as Error);
+  tt.match(notJson, { message: /^--config .*: invalid JSON at line 1, column 1 \(byte 0\): unexpected character$/ }, 'a file that is not JSON: its position, never its content');
+  tt.notMatch(String(notJson), /S3cret|join_token/);
+
   const cases: Array<[unknown, RegExp]> = [
     [{ shutdown_grace_ms: 'soon' }, /shutdown_grace_ms: must be a non-negative number/],
     [{ shutdown_grace_ms: -1 }, /shutdown_grace_ms: must be a non-negative number/],

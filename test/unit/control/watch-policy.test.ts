@@ -3,12 +3,12 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { ProjectStore } from '../../../src/control/projects.js';
+import { FileProjectStore } from '../../../src/control/file-project-store.js';
 import { watchAccess } from '../../../src/control/watch-policy.js';
 import type { CatalogEvent } from '../../../src/control/event-log.js';
 import { tempDir } from '../../helpers/node.js';
 
-const projects = await ProjectStore.open(join(await tempDir(t), 'projects.json'), pino({ level: 'silent' }));
+const projects = await FileProjectStore.open(join(await tempDir(t), 'projects.json'), pino({ level: 'silent' }));
 await projects.upsert({ project_id: 'p', mounts: [{ node_id: 'n1' }], access_policy: { actions: { observe: 'open', read: 'open' } } });
 const admin = { kind: 'admin' as const, tokenId: 'admin' };
 const user = { kind: 'user' as const, tokenId: 'u', userId: 'u1', agentId: null };

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { applyDefaults, fillTemplate, loadServices, MANIFEST_DEFAULTS, RUNTIME_DEFAULTS } from '../../../src/manifest/index.js';
+import { applyDefaults, fillTemplate, loadServices, MANIFEST_DEFAULTS, RUNTIME_DEFAULTS, WASM_DEFAULTS, WASM_PREOPEN_DEFAULTS } from '../../../src/manifest/index.js';
 import { loadSchemas, SCHEMA_BASE } from '../../../src/protocol/schemas.js';
 
 const schemas = await loadSchemas();
@@ -127,4 +127,17 @@ t.test('the code defaults equal the default keywords of the manifest schema', as
     permissions: { default: schema.definitions.permissions.properties.default.default },
     schema: schema.definitions.schema.default,
   }, MANIFEST_DEFAULTS);
+  const wasm = schema.definitions.wasm.properties;
+  t.same({ max_memory_bytes: wasm.max_memory_bytes.default, preopens: wasm.preopens.default }, WASM_DEFAULTS);
+  t.same({ mode: schema.definitions.wasm_preopen.properties.mode.default }, WASM_PREOPEN_DEFAULTS);
+});
+
+t.test('a wasm service carries its memory cap and preopens, defaults included', async (t) => {
+  const { descriptor, modulePath } = await loadOne({
+    service_id: 'w', kind: 'demo', runtime: { type: 'wasm', module_path: 'm/echo.wasm', wasm: { preopens: [{ host_path: 'data', guest_path: '/data' }] } },
+  });
+  t.equal(modulePath, join(dir, 'm/echo.wasm'), 'module_path is resolved like executable_path');
+  t.same(descriptor.runtime.wasm, { max_memory_bytes: 67108864, preopens: [{ mode: 'ro', host_path: 'data', guest_path: '/data' }] });
+  t.same(schemas.problems(DESCRIPTOR_ID, descriptor, 'descriptor'), [], 'the descriptor matches its schema');
+  t.equal((await loadOne({ service_id: 'n', kind: 'demo' })).descriptor.runtime.wasm, undefined, 'native services have no wasm block');
 });

@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { loadServices, manifestExecutablePath, resolveExecutable } from '../../../src/manifest/index.js';
+import { loadServices, manifestExecutablePath, resolveExecutable, resolveModule } from '../../../src/manifest/index.js';
 import { loadSchemas } from '../../../src/protocol/schemas.js';
 
 const schemas = await loadSchemas();
@@ -77,4 +77,16 @@ t.test('execute permission is checked (file mode changes are seen)', async (t) =
   t.same(await resolveExecutable(program, undefined), { error: `${program}: not executable` });
   await chmod(program, 0o700);
   t.same(await resolveExecutable(program, undefined), { path: program });
+});
+
+t.test('a wasm module_path is found the same way, but must be readable rather than executable', async (t) => {
+  t.same(await resolveModule(join(bin, 'plain'), undefined), { path: join(bin, 'plain') }, 'readable, not executable: fine');
+  t.same(await resolveExecutable(join(bin, 'plain'), undefined), { error: `${join(bin, 'plain')}: not executable` });
+  t.same(await resolveModule('plain', `${emptyDir}:${bin}`), { path: join(bin, 'plain') }, 'a bare name is looked up in PATH');
+  t.same(await resolveModule(join(bin, 'a-dir'), undefined), { error: `${join(bin, 'a-dir')}: not a regular file` });
+  t.same(await resolveModule(join(bin, 'missing.wasm'), undefined), { error: `${join(bin, 'missing.wasm')}: no such file` });
+  if (process.getuid?.() !== 0) {
+    await writeFile(join(bin, 'secret.wasm'), '', { mode: 0o200 });
+    t.same(await resolveModule(join(bin, 'secret.wasm'), undefined), { error: `${join(bin, 'secret.wasm')}: not readable` });
+  }
 });

@@ -13,7 +13,7 @@ let counter = 0;
 /** Loads one manifest (written as JSON unless a string is given) and returns its problems. */
 async function problemsOf(manifest: unknown): Promise<{ file: string; problems: Problem[]; loaded: number }> {
   const file = join(dir, `m${++counter}.json`);
-  await writeFile(file, typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
+  await writeFile(file, typeof manifest === 'string' || Buffer.isBuffer(manifest) ? manifest : JSON.stringify(manifest));
   const { services, problems } = await loadServices({ manifestFiles: [file], servicesDirs: [], nodeId: 'n1', reserved: [], schemas });
   return { file, problems, loaded: services.length };
 }
@@ -110,11 +110,21 @@ t.test('help_md is limited to 65536 characters', async (t) => {
   await expectProblem(t, { ...base, help_md: 'x'.repeat(65537) }, '/help_md', 'maxLength', 'must NOT have more than 65536 characters');
 });
 
-t.test('invalid JSON names the parse error', async (t) => {
-  const { file, problems } = await problemsOf('{"service_id": "echo",');
-  t.equal(problems.length, 1);
-  t.match(problems[0], { file, json_path: '/', rule: 'json' });
-  t.match(problems[0]?.message, new RegExp(`^${file}: /: invalid JSON: .+`));
+t.test('invalid JSON names the position, never the content', async (t) => {
+  await expectProblem(t, '{"service_id": "echo",', '/', 'json', 'invalid JSON at line 1, column 23 (byte 22): the document ends inside a JSON value');
+  await expectProblem(t, '{\n  "service_id": "é",\n  kind: "x"\n}', '/', 'json', 'invalid JSON at line 3, column 3 (byte 26): unexpected character');
+  // What /etc/shadow looks like: JSON.parse's own message would quote its start.
+  const secret = 'root:$y$j9T$Sup3rS3cretHash$abcdefghijklmnop:19000:0:99999:7:::\n';
+  await expectProblem(t, secret, '/', 'json', 'invalid JSON at line 1, column 1 (byte 0): unexpected character');
+  await expectProblem(t, '', '/', 'json', 'invalid JSON at byte 0: the document is empty');
+});
+
+t.test('bytes that are not UTF-8 are refused, naming the first bad byte', async (t) => {
+  await expectProblem(t, Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), '/', 'utf8', 'not valid UTF-8 at byte 6');
+  for (const [bytes, at] of [[[0x7b, 0xc3, 0x41, 0x7d], 2], [[0x7b, 0x7d, 0xe2, 0x82], 2], [[0xc0, 0x80], 0], [[0xed, 0xa0, 0x80], 1]] as const) {
+    const { file, problems } = await problemsOf(Buffer.from(bytes));
+    t.same(problems, [{ file, json_path: '/', rule: 'utf8', message: `${file}: /: not valid UTF-8 at byte ${at}` }], `${Buffer.from(bytes).toString('hex')}`);
+  }
 });
 
 t.test('enabled:false skips the file before any other check', async (t) => {
@@ -125,10 +135,20 @@ t.test('enabled:false skips the file before any other check', async (t) => {
   t.match(broken.problems, [{ rule: 'json' }], 'but it must still be JSON');
 });
 
-t.test('runtime types other than native_proc are later work', async (t) => {
-  for (const type of ['wasm', 'native_inproc']) {
-    await expectProblem(t, { ...base, runtime: { type } }, '/runtime/type', 'unsupported', `runtime type "${type}" is later work; only "native_proc" runs for now`);
-  }
+t.test('runtime type native_inproc is refused', async (t) => {
+  await expectProblem(t, { ...base, runtime: { type: 'native_inproc' } }, '/runtime/type', 'unsupported', 'runtime type "native_inproc" is not supported; use "native_proc" or "wasm"');
+});
+
+t.test('wasm runtime keys belong to type wasm, native ones to native_proc', async (t) => {
+  const wasm = { type: 'wasm', module_path: 'echo.wasm' };
+  t.same((await problemsOf({ ...base, runtime: { ...wasm, wasm: { max_memory_bytes: 65536, preopens: [{ host_path: '.', guest_path: '.', mode: 'rw' }] } } })).problems, []);
+  await expectProblem(t, { ...base, runtime: { ...wasm, executable_path: '/bin/cat' } }, '/runtime/executable_path', 'unsupported', 'runtime type "wasm" runs runtime.module_path; executable_path belongs to "native_proc"');
+  await expectProblem(t, { ...base, runtime: { ...wasm, mode: 'persistent' } }, '/runtime/mode', 'unsupported', 'runtime type "wasm" runs a fresh instance per invocation; mode "persistent" is for "native_proc" (docs/driver-abi.md says why)');
+  await expectProblem(t, { ...base, runtime: { ...wasm, cwd: '/tmp' } }, '/runtime/cwd', 'unsupported', 'runtime type "wasm" has no cwd: a module sees only its preopens and runs inside the node');
+  await expectProblem(t, { ...base, runtime: { module_path: 'echo.wasm' } }, '/runtime/module_path', 'unsupported', 'runtime.module_path needs runtime.type "wasm"');
+  await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { preopens: [{ host_path: 'a', guest_path: '/d' }, { host_path: 'b', guest_path: '/d' }] } } }, '/runtime/wasm/preopens/1/guest_path', 'duplicate', 'guest_path "/d" is preopened twice');
+  await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { max_memory_bytes: 1000 } } }, '/runtime/wasm/max_memory_bytes', 'minimum', 'must be >= 65536');
+  await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { preopens: [{ host_path: 'a', guest_path: 'data' }] } } }, '/runtime/wasm/preopens/0/guest_path', 'pattern', 'must match pattern "^[/.][^\\u0000]*$"');
 });
 
 t.test('an input schema that does not compile is a load problem', async (t) => {

@@ -1,34 +1,53 @@
 // The WorldFS relay without a network: RelayServer runs operations against a small tree through a
-// Dispatcher (as the node does), and RemoteNode on the WorldFS side talks to it directly. Checks
-// the commit rule across the relay, at-most-once by request id, per-session handles, and paths.
+// Dispatcher (as the node does), and RemoteNode and the live files on the WorldFS side talk to it
+// directly. Checks the commit rule across the relay, the semantic operations (read_file, invoke,
+// stage, reject), at-most-once by request id, per-session handles, and paths.
 import t from 'tap';
+import { pino } from 'pino';
 import { RelayServer } from '../../../src/node/relay-server.js';
-import type { RelayOutcome, RelayRequest } from '../../../src/protocol/relay.js';
+import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../../../src/protocol/relay.js';
+import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 import { commitFile } from '../../../src/vfs/commit-file.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
 import { FsError } from '../../../src/vfs/errors.js';
-import { staticFile } from '../../../src/vfs/files.js';
+import { ctlFile, snapshotFile, staticFile } from '../../../src/vfs/files.js';
+import { DocumentCache, liveServiceFiles } from '../../../src/world/live-files.js';
 import { RemoteNode, type Relay } from '../../../src/world/remote-node.js';
 import { rejectsErrno } from '../../helpers/errno.js';
 
 const commits: string[] = [];
+const recorded: string[] = [];
+const BIG = 600 * 1024;
+const invokeFile = (maxBytes: number) => commitFile({
+  file: 'control/invoke.json',
+  maxBytes,
+  limitName: 'runtime.max_input_bytes',
+  admit: () => undefined,
+  commit: async (payload) => {
+    const text = payload.toString();
+    if (text.includes('refuse')) throw new FsError('EPERM', 'refused by the target');
+    commits.push(text);
+    // A long outcome for a long payload: the relay must bring all of it back.
+    return text.length > RELAY_CHUNK_BYTES ? payload : Buffer.from(`{"n":${commits.length}}\n`);
+  },
+  record: (error) => void recorded.push(`${error.errno}: ${error.message}`),
+  changedMs: () => 0,
+});
+let statusRenders = 0;
+const big = Buffer.alloc(BIG, 'b');
 const root = tableDirectory([
   ['README.md', staticFile('hello\n')],
-  ['services', tableDirectory([['echo', tableDirectory([['control', tableDirectory([['invoke.json', commitFile({
-    maxBytes: 1024,
-    admit: () => undefined,
-    commit: async (payload) => {
-      const text = payload.toString();
-      if (text.includes('refuse')) throw new FsError('EPERM', 'refused by the target');
-      commits.push(text);
-      return Buffer.from(`{"n":${commits.length}}\n`);
-    },
-    record: () => undefined,
-    changedMs: () => 0,
-  })]])]])]])],
+  ['services', tableDirectory([
+    ['echo', tableDirectory([['control', tableDirectory([['invoke.json', invokeFile(1024)]])]])],
+    ['large', tableDirectory([
+      ['control', tableDirectory([['invoke.json', invokeFile(4 << 20)], ['reset', ctlFile(async () => undefined)]])],
+      ['status.json', snapshotFile(() => ({ data: `{"renders":${++statusRenders}}\n`, mtimeMs: 5 }))],
+      ['result.json', staticFile(big)],
+    ])],
+  ])],
 ]);
-const server = new RelayServer(new Dispatcher(root));
+const server = new RelayServer(new Dispatcher(root), pino({ level: 'silent' }));
 t.teardown(() => server.close());
 
 let nextId = 1;
@@ -119,4 +138,121 @@ t.test('create on a lazy lookup: a name that is not there is created, not opened
 t.test('rename across nodes is EXDEV', async (t) => {
   const other = new RemoteNode(async () => ({}), '/');
   await rejectsErrno(t, new RemoteNode(relay, '/').rename('README.md', other, 'x'), 'EXDEV');
+});
+
+t.test('read_file: a document in one round trip; a long one keeps a handle for the rest', async (t) => {
+  const small = await run({ op: 'read_file', path: '/README.md' });
+  t.match(small, { ok: true, result: { size: 6, data: Buffer.from('hello\n').toString('base64') } });
+  t.notOk('fh' in (small.result ?? {}), 'nothing left open');
+  const long = await run({ op: 'read_file', path: '/services/large/result.json' });
+  t.equal(long.result?.size, BIG);
+  t.equal(Buffer.from(String(long.result?.data), 'base64').length, RELAY_CHUNK_BYTES, 'the first chunk');
+  const fh = Number(long.result?.fh);
+  const rest = await run({ op: 'read', path: '/services/large/result.json', fh, offset: RELAY_CHUNK_BYTES, length: RELAY_CHUNK_BYTES });
+  t.equal(Buffer.from(String(rest.result?.data), 'base64').length, RELAY_CHUNK_BYTES, 'the rest from the kept handle');
+  t.match(await run({ op: 'release', path: '/services/large/result.json', fh }), { ok: true });
+  t.match(await run({ op: 'read_file', path: '/services' }), { ok: false, errno: 'EISDIR' });
+  t.match(await run({ op: 'read_file', path: '/nope' }), { ok: false, errno: 'ENOENT' });
+});
+
+t.test('invoke: one payload, one commit through the file\'s own target; a repeated request id answers again without running', async (t) => {
+  const path = '/services/echo/control/invoke.json';
+  const data = Buffer.from('{"whole":1}').toString('base64');
+  const before = commits.length;
+  const first = await run({ op: 'invoke', path, data, size: 11, outcome: true, request_id: 'inv-1' });
+  t.match(first, { ok: true, result: { data: Buffer.from(`{"n":${before + 1}}\n`).toString('base64') } });
+  t.same(await run({ op: 'invoke', path, data, size: 11, outcome: true, request_id: 'inv-1' }), first, 'the first outcome again');
+  t.equal(commits.length, before + 1, 'committed once');
+  t.same(await run({ op: 'invoke', path, data, size: 11 }), { ok: true, result: {} }, 'without outcome: {}');
+  t.match(await run({ op: 'invoke', path, data: Buffer.from('{"refuse":1}').toString('base64') }), { ok: false, errno: 'EPERM' }, 'the target\'s errno');
+  t.match(await run({ op: 'invoke', path, data: Buffer.from('x'.repeat(2000)).toString('base64') }), { ok: false, errno: 'EFBIG' }, 'over maxBytes');
+  t.match(recorded.at(-1), /^EFBIG: /, 'and recorded as a write past the limit would be');
+  t.match(await run({ op: 'invoke', path: '/README.md', data }), { ok: false, errno: 'EINVAL' }, 'not a commit file');
+  t.match(await run({ op: 'reject', path, errno: 'EINVAL', message: 'a hole at 7' }), { ok: true });
+  t.equal(recorded.at(-1), 'EINVAL: a hole at 7', 'reject: the node records what WorldFS found');
+});
+
+t.test('stage: a payload above one chunk arrives in chunks and commits whole, once', async (t) => {
+  const path = '/services/large/control/invoke.json';
+  const payload = Buffer.from(JSON.stringify({ fill: 'y'.repeat(700 * 1024) }));
+  const chunk = (offset: number) => ({ path, request_id: 'big-1', size: payload.length, offset, data: payload.subarray(offset, offset + RELAY_CHUNK_BYTES).toString('base64') });
+  // Out of order, as parallel chunks may arrive.
+  t.match(await run({ ...chunk(RELAY_CHUNK_BYTES), op: 'stage' }), { ok: true });
+  t.match(await run({ ...chunk(0), op: 'stage' }), { ok: true });
+  const before = commits.length;
+  const done = await run({ ...chunk(2 * RELAY_CHUNK_BYTES), op: 'invoke', outcome: true });
+  t.equal(commits.length, before + 1);
+  t.equal(commits.at(-1), payload.toString(), 'exactly the bytes');
+  t.equal(done.result?.size, payload.length, 'the long outcome\'s size');
+  t.ok(done.result?.fh !== undefined, 'and a handle for its rest');
+  t.match(await run({ ...chunk(2 * RELAY_CHUNK_BYTES), op: 'invoke', request_id: 'big-2' }), { ok: false, errno: 'EINVAL' }, 'chunks missing: refused, nothing runs');
+  t.match(await run({ ...chunk(0), op: 'stage', request_id: 'big-3', size: 5 << 20 }), { ok: false, errno: 'EFBIG' }, 'a size over maxBytes');
+  await server.dropSession('s1');
+});
+
+t.test('WorldFS live files: a stat and a cat are one read_file; an echo is one invoke', async (t) => {
+  const ops: string[] = [];
+  const counted: Relay = async (operation) => {
+    ops.push(operation.op);
+    return relay(operation);
+  };
+  const descriptor = { runtime: { max_input_bytes: 4 << 20, timeout_ms: 1000, kill_grace_ms: 100, max_queue: 1, max_concurrency: 1 } } as unknown as ServiceDescriptor;
+  const documents = new DocumentCache();
+  const world = new Dispatcher(tableDirectory(liveServiceFiles(counted, documents, { serviceId: 'large', descriptor: () => descriptor, changedMs: () => 0 })));
+  const rendersBefore = statusRenders;
+  // What `cat` does: lookup (a stat), open, fstat (a stat again), reads, release.
+  const attr = await world.getattr('/status.json');
+  const handle = await world.open('/status.json', 0);
+  t.same(await world.getattr('/status.json'), attr, 'fstat: the same snapshot');
+  const text = (await handle.read!(0, 4096)).toString();
+  t.equal(attr.size, text.length, 'stat and read agree');
+  await handle.release!();
+  t.same(ops, ['read_file'], 'one round trip for stat, open, fstat, read');
+  t.equal(statusRenders, rendersBefore + 1, 'rendered once on the node');
+  ops.length = 0;
+  const again = await world.open('/status.json', 0);
+  t.not((await again.read!(0, 4096)).toString(), text, 'the next open fetches afresh');
+  await world.getattr('/status.json');
+  t.same(ops, ['read_file'], 'and its fstat uses what it fetched');
+  ops.length = 0;
+  const writer0 = await world.open('/control/reset', 1);
+  await writer0.release!();
+  await world.getattr('/status.json');
+  t.same(ops, ['open', 'release', 'read_file'], 'a change relayed by this mount drops the snapshots');
+
+  ops.length = 0;
+  const before = commits.length;
+  const writer = await world.open('/control/invoke.json', 1);
+  await writer.flush!();
+  await writer.write!(0, Buffer.from('{"via":'));
+  await writer.flush!();
+  await writer.write!(7, Buffer.from('"world"}'));
+  await writer.flush!();
+  await writer.release!();
+  t.same(ops, ['invoke'], 'open, flushes, writes: one invoke');
+  t.equal(commits.slice(before).join(), '{"via":"world"}');
+  const rendered = statusRenders;
+  const after = await world.open('/status.json', 0);
+  t.match((await after.read!(0, 4096)).toString(), `{"renders":${rendered}}`, 'status.json as the invoke left it, sent with its answer');
+  t.same(ops, ['invoke'], 'so reading it costs no round trip');
+
+  ops.length = 0;
+  const payload = Buffer.from(JSON.stringify({ fill: 'z'.repeat(600 * 1024) }));
+  const rdwr = await world.open('/control/invoke.json', 2);
+  await rdwr.write!(0, payload);
+  const outcome: Buffer[] = [];
+  for (let at = 0; ;) {
+    const chunk = await rdwr.read!(at, 128 * 1024);
+    if (chunk.length === 0) break;
+    outcome.push(chunk);
+    at += chunk.length;
+  }
+  await rdwr.release!();
+  t.ok(Buffer.concat(outcome).equals(payload), 'O_RDWR: the whole long outcome');
+  t.same(ops, ['stage', 'stage', 'invoke', 'read', 'read', 'release'], 'two chunks staged, one invoke, the outcome\'s rest read');
+
+  ops.length = 0;
+  const tooBig = await world.open('/control/invoke.json', 1);
+  await rejectsErrno(t, tooBig.write!(0, Buffer.alloc((4 << 20) + 1, 32)), 'EFBIG', 'EFBIG at the write, found in WorldFS');
+  t.same(ops, ['reject'], 'and sent to the node to record');
 });

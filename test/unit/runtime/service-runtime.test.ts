@@ -8,7 +8,8 @@ import { nativeProcAdapter } from '../../../src/runtime/native-proc-adapter.js';
 import { runDriver } from '../../../src/runtime/run-driver.js';
 import type { DriverRunner } from '../../../src/runtime/driver-runner.js';
 import { outputlessRun, type RunResult } from '../../../src/runtime/run-result.js';
-import { ServiceRuntime, WAIT_SLACK_MS, type RuntimeChange } from '../../../src/runtime/service-runtime.js';
+import { INTERRUPTED_ERROR, type JobRecord } from '../../../src/runtime/job.js';
+import { ServiceRuntime, WAIT_SLACK_MS, type PersistedRuntime, type RuntimeChange } from '../../../src/runtime/service-runtime.js';
 
 function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined; persist?: (c: RuntimeChange) => Promise<void>; runner?: DriverRunner } = {}) {
   return new ServiceRuntime({
@@ -158,6 +159,66 @@ t.test('snapshot and restore round-trip the durable state', async (t) => {
   t.equal(copy.result?.toString(), '{"keep":1}');
   t.equal(copy.enabled, false);
   t.equal(copy.jobs().length, 1);
+});
+
+/**
+ * What the journal holds after a kill -9 during a run: the job journaled at its start, and the last
+ * service state written, taken before the run started or while it ran.
+ */
+async function crashedDuringRun(stateWhile: 'before' | 'running'): Promise<{ state: PersistedRuntime; jobs: JobRecord[] }> {
+  const journal = new Map<string, unknown>();
+  let rt!: ServiceRuntime;
+  const persist = async (change: RuntimeChange): Promise<void> => {
+    if (change.kind === 'state') journal.set('state', JSON.parse(JSON.stringify(rt.snapshot())));
+    if (change.kind === 'job') journal.set(change.job.invocationId, change.job);
+  };
+  rt = service('cat', { persist, runner: { run: () => new Promise<RunResult>(() => undefined) } });
+  await rt.disable();
+  await rt.enable();
+  void rt.invoke(Buffer.from('{"slow":1}')).catch(() => undefined);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  if (stateWhile === 'running') await persist({ kind: 'state' });
+  const { state, ...jobs } = Object.fromEntries(journal) as { state: PersistedRuntime } & Record<string, JobRecord>;
+  return { state, jobs: Object.values(jobs) };
+}
+
+t.test('restore: a run the kill interrupted counts as a start and a failure, once, and says so', async (t) => {
+  for (const stateWhile of ['before', 'running'] as const) {
+    const { state, jobs } = await crashedDuringRun(stateWhile);
+    t.equal(state.counters.invokesTotal, stateWhile === 'running' ? 1 : 0, `${stateWhile}: what the state counted`);
+    t.match(jobs, [{ state: 'running' }]);
+    const changes: RuntimeChange[] = [];
+    let restored!: ServiceRuntime;
+    const persisted: { state?: PersistedRuntime; jobs: JobRecord[] } = { jobs: [] };
+    restored = service('cat', {
+      persist: async (change) => {
+        changes.push(change);
+        if (change.kind === 'state') persisted.state = JSON.parse(JSON.stringify(restored.snapshot())) as PersistedRuntime;
+        if (change.kind === 'job') persisted.jobs.push(change.job);
+      },
+    });
+    restored.restore(state, jobs);
+    t.match(restored.counters, { invokesTotal: 1, failuresTotal: 1, consecutiveFailures: 1 }, `${stateWhile}: counted once`);
+    const [job] = restored.jobs();
+    t.match(job, { state: 'error', error: INTERRUPTED_ERROR, finishedMs: null });
+    t.match(restored.last, { invocationId: job?.invocationId, state: 'error', durationMs: null });
+    t.equal(restored.lastError, INTERRUPTED_ERROR);
+    t.equal(restored.statusState(), 'error');
+    t.equal(restored.healthState(), 'degraded');
+    t.same(changes.map((c) => c.kind), ['job', 'state'], 'journaled at once, the job first');
+    // Restarting again from what that restore journaled counts nothing twice.
+    const again = service('cat');
+    again.restore(persisted.state, persisted.jobs);
+    t.same(again.counters, restored.counters, `${stateWhile}: a second restart counts nothing more`);
+  }
+});
+
+t.test('restore: jobs journaled before any service state still come back', async (t) => {
+  const { jobs } = await crashedDuringRun('before');
+  const rt = service('cat');
+  rt.restore(undefined, jobs);
+  t.equal(rt.jobs().length, 1);
+  t.match(rt.counters, { invokesTotal: 1, failuresTotal: 1 });
 });
 
 t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, and the run is still recorded', async (t) => {

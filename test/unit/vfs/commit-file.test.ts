@@ -14,7 +14,9 @@ function target(overrides: Partial<CommitTarget> = {}) {
   const commits: string[] = [];
   const recorded: string[] = [];
   const t: CommitTarget = {
+    file: 'control/invoke.json',
     maxBytes: 1024,
+    limitName: 'runtime.max_input_bytes',
     admit() {},
     async commit(payload) {
       const text = payload.toString();
@@ -108,12 +110,62 @@ t.test('a hole is EINVAL, a payload past maxBytes is EFBIG; both recorded, nothi
   const { target: tg, commits, recorded } = target({ maxBytes: 8 });
   const h = await openHandle(tg);
   await rejectsErrno(t, h.write(4, Buffer.from('{}')), 'EINVAL');
+  await rejectsErrno(t, h.flush(), 'EINVAL', 'the close() of a poisoned open fails too');
   const h2 = await openHandle(tg);
   await rejectsErrno(t, h2.write(0, Buffer.from('{"toolong":1}')), 'EFBIG');
-  await h2.flush();
   await h2.release();
   t.same(commits, []);
   t.same(recorded, ['EINVAL', 'EFBIG']);
+});
+
+t.test('SPEC §3: EFBIG on the write that crosses the limit, on every later write, and on every close()', async (t) => {
+  const { target: tg, commits, recorded } = target({ maxBytes: 10 });
+  const h = await openHandle(tg, O_RDWR);
+  await h.flush(); // bash's first flush, before any data
+  t.equal(await h.write(0, Buffer.from('{"a":')), 5, 'writes below the limit are taken');
+  const crossing = await h.write(5, Buffer.from('"0123456789"}')).then(() => undefined, (error: unknown) => error);
+  t.ok(crossing instanceof FsError && crossing.errno === 'EFBIG', 'the crossing write is EFBIG');
+  t.equal((crossing as Error).message, 'control/invoke.json: payload of 18 bytes or more exceeds runtime.max_input_bytes (10 bytes)', 'the message names the file and the limit');
+  await rejectsErrno(t, h.write(18, Buffer.from('\n')), 'EFBIG', 'a later write');
+  await rejectsErrno(t, h.flush(), 'EFBIG', 'close()');
+  await rejectsErrno(t, h.flush(), 'EFBIG', 'a second close() of a dup');
+  await rejectsErrno(t, h.read(0, 100), 'EFBIG', 'the committing read of a transaction');
+  await h.release();
+  t.same(commits, [], 'nothing committed');
+  t.same(recorded, ['EFBIG'], 'recorded once');
+});
+
+t.test('messages name the file and the limit they are about', async (t) => {
+  const messages: string[] = [];
+  const { target: tg } = target({ file: 'config.json', maxBytes: 4, limitName: 'the config.json limit', record: (error) => messages.push(error.message) });
+  await (await openHandle(tg)).write(0, Buffer.from('{"big":1}')).catch(() => undefined);
+  await (await openHandle(tg)).write(3, Buffer.from('{}')).catch(() => undefined);
+  const truncated = await commitFile(tg).truncate!(5).then(() => '', (error: Error) => error.message);
+  t.same([...messages, truncated], [
+    'config.json: payload of 9 bytes or more exceeds the config.json limit (4 bytes)',
+    'config.json: write at offset 3 leaves a hole or rewrites a committed payload (the next byte goes at 0)',
+    'config.json: can be truncated only to 0, not 5 (it takes whole documents)',
+  ]);
+});
+
+t.test('bytes that are not UTF-8 are EINVAL, recorded, and never reach the target', async (t) => {
+  const { target: tg, commits, recorded } = target();
+  const h = await openHandle(tg);
+  await h.write(0, Buffer.from('{"u":"\xff\xfe"}', 'latin1'));
+  await rejectsErrno(t, h.flush(), 'EINVAL');
+  await h.release();
+  t.same(commits, []);
+  t.same(recorded, ['EINVAL']);
+});
+
+t.test('O_APPEND: writes follow on whatever offset the kernel gives (its stale idea of the size)', async (t) => {
+  const { target: tg, commits } = target();
+  const h = await openHandle(tg, O_WRONLY | 0o2000);
+  await h.write(42, Buffer.from('{"ap":'));
+  await h.write(7, Buffer.from('"pend"}'));
+  await h.flush();
+  await h.release();
+  t.same(commits, ['{"ap":"pend"}']);
 });
 
 t.test('O_RDWR: the first read after a write commits and returns this outcome from its start', async (t) => {

@@ -1,12 +1,14 @@
 // Join tokens spent together: the updates that queue while one is written share the next
 // read-modify-write of auth_tokens.json (group commit); each keeps its own outcome.
 import t from 'tap';
-import { TokenStore } from '../../../src/control/token-store.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FileTokenStore } from '../../../src/control/file-token-store.js';
 import { tempDir } from '../../helpers/node.js';
 
 t.test('concurrent joins: each token spent once, a failing update fails alone', async (t) => {
   const dir = await tempDir(t);
-  const store = await TokenStore.open(dir);
+  const store = await FileTokenStore.open(dir);
   const tokens = await Promise.all(Array.from({ length: 20 }, () => store.createJoin(60_000)));
   const spent = await Promise.all([...tokens.map((e) => store.consumeJoin(e.token)), store.consumeJoin(tokens[0]?.token ?? ''), store.consumeJoin('ach_join_unknown')]);
   t.equal(spent.filter(Boolean).length, 20, 'twenty spent');
@@ -17,19 +19,27 @@ t.test('concurrent joins: each token spent once, a failing update fails alone', 
   const other = store.createUser('u', null);
   await t.rejects(failing, { message: 'refused' }, 'the failing update rejects');
   t.ok((await other).token, 'the other update of the batch went through');
-  const reread = await TokenStore.open(dir);
+  const reread = await FileTokenStore.open(dir);
   t.equal(reread.data.join.filter((e) => e.used_ms !== null).length, 20, 'on disk');
   t.ok(reread.data.users.some((u) => u.user_id === 'u'), 'the user too');
 });
 
 t.test('a change by another process is read before the next update, not written over', async (t) => {
   const dir = await tempDir(t);
-  const server = await TokenStore.open(dir);
-  const cli = await TokenStore.open(dir);
+  const server = await FileTokenStore.open(dir);
+  const cli = await FileTokenStore.open(dir);
   const first = await server.createJoin(60_000);
   const made = await cli.createJoin(60_000);
   t.ok(await server.consumeJoin(first.token), 'the server spends its own token (its copy is current)');
   t.ok(await server.consumeJoin(made.token), 'and one the other process made since: it read the file again');
-  const reread = await TokenStore.open(dir);
+  const reread = await FileTokenStore.open(dir);
   t.same(reread.data.join.map((e) => e.used_ms !== null), [true, true], 'both spent, on disk');
+});
+
+t.test('a damaged token file is refused by position, never quoted', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'auth_tokens.json'), '{"admin":[{"token":"ach_admin_Sup3rS3cret"}],\n');
+  const error = await FileTokenStore.open(dir).catch((e: unknown) => e as Error);
+  t.match(error, { message: /auth_tokens\.json: invalid JSON at line 2, column 1 \(byte 46\): the document ends inside a JSON value$/ });
+  t.notMatch(String(error), /S3cret/);
 });

@@ -1,0 +1,52 @@
+import { readFile } from 'node:fs/promises';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
+import { isRecoverableError, type IOptions } from 'etcd3';
+import { checkEtcdOptions, type EtcdOptions } from './options.js';
+
+/** Retries after the first attempt, each on another member: a quorum-less write fails within (1 + RETRIES) × callTimeoutMs. */
+const RETRIES = 2;
+/** A member is skipped for this long after 3 failures in a row (etcd3's default of 5 s delays recovery). */
+const BREAKER_HALF_OPEN_MS = 1_000;
+/** gRPC keepalive: a member that hangs with its socket open is noticed in about ping + timeout. */
+const KEEPALIVE_MS = 5_000;
+const KEEPALIVE_TIMEOUT_MS = 2_000;
+/** Watch reconnect backoff (etcd3's default grows to 30 s: a watcher would lag that long after an outage). */
+const WATCH_BACKOFF = { initialDelay: 100, maxDelay: 1_000 };
+
+/** The etcd3 client options: deadlines, retries, breakers, keepalive, watch backoff, TLS and auth. */
+export async function clientOptions(options: EtcdOptions): Promise<IOptions> {
+  checkEtcdOptions(options);
+  const read = async (file: string, option: string): Promise<Buffer> => readFile(file).catch((error: Error) => {
+    throw new TypeError(`${option} ${file}: ${error.message}`);
+  });
+  const credentials = options.caCertFile
+    ? {
+        rootCertificate: await read(options.caCertFile, '--etcd-cacert'),
+        ...(options.certFile && options.keyFile ? { certChain: await read(options.certFile, '--etcd-cert'), privateKey: await read(options.keyFile, '--etcd-key') } : {}),
+      }
+    : undefined;
+  // A fresh deadline per attempt: a function, called for each attempt of each call.
+  const deadline = (): { deadline: number } => ({ deadline: Date.now() + options.callTimeoutMs });
+  const auth = options.username && options.passwordFile
+    ? { username: options.username, password: (await read(options.passwordFile, '--etcd-password-file')).toString('utf8').replace(/\r?\n$/, ''), callOptions: deadline }
+    : undefined;
+  return {
+    hosts: options.endpoints,
+    ...(credentials ? { credentials } : {}),
+    ...(auth ? { auth } : {}),
+    defaultCallOptions: (context) => (context.isStream ? {} : deadline()),
+    grpcOptions: {
+      'grpc.keepalive_time_ms': KEEPALIVE_MS,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+      // A watch catching up sends up to 1000 revisions in one response, far above grpc-js's 4 MiB
+      // default; refused, the stream would break and resume into the same response forever.
+      'grpc.max_receive_message_length': -1,
+    },
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: BREAKER_HALF_OPEN_MS, breaker: new ConsecutiveBreaker(3) }),
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: RETRIES }),
+      // etcd3's types ask for a backoff, its code wants (and calls .next() on) a factory like this one.
+      watchBackoff: new ExponentialBackoff(WATCH_BACKOFF) as unknown as IBackoff<unknown>,
+    },
+  };
+}

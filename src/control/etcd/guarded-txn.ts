@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { ProtocolError } from '../../protocol/errors.js';
+import type { EtcdConnection } from './connection.js';
+
+/** The field of every value Acheron writes to etcd that names the write that made it. */
+export const OP_ID_FIELD = 'op_id';
+
+/** A key that must still be at `modRevision` (0n: must not exist) for the writes to happen. */
+export interface Guard {
+  key: string;
+  modRevision: bigint;
+}
+
+/** A JSON object to put (it gets the op id), or a delete. */
+export type Write = { key: string; value: Record<string, unknown> } | { key: string; delete: true };
+
+/** Read attempts before a transaction gives up with `conflict`. */
+const MAX_ATTEMPTS = 16;
+
+/** A stored value as a JSON object, its op id apart; undefined when it is not a JSON object. */
+export function storedObject(value: Buffer): { object: Record<string, unknown>; opId: string | undefined } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  const { [OP_ID_FIELD]: opId, ...object } = parsed as Record<string, unknown>;
+  return { object, opId: typeof opId === 'string' ? opId : undefined };
+}
+
+/**
+ * One etcd transaction: `writes` happen, all in one revision, if every guard holds. etcd3 retries
+ * a txn that timed out, and its first attempt may have committed: the retry then fails its guard
+ * and reports `succeeded: false`. So every value carries `opId`, and on a failed guard the first
+ * put's key is read back: holding our op id, the transaction did commit. (Were that key written
+ * again meanwhile, the commit looks like a conflict; callers re-read and re-plan, see `transact`.)
+ */
+export async function commitGuarded(connection: EtcdConnection, what: string, guards: readonly Guard[], writes: readonly Write[], opId: string = randomUUID()): Promise<{ committed: boolean; revision: bigint }> {
+  const [first, ...rest] = guards;
+  if (!first) throw new TypeError(`${what}: a guarded transaction needs at least one guard`);
+  return connection.write(what, async (client) => {
+    let txn = client.if(first.key, 'Mod', '==', String(first.modRevision));
+    for (const guard of rest) txn = txn.and(guard.key, 'Mod', '==', String(guard.modRevision));
+    txn = txn.then(...writes.map((w) => ('delete' in w ? client.delete().key(w.key) : client.put(w.key).value(JSON.stringify({ ...w.value, [OP_ID_FIELD]: opId })))));
+    const result = await txn.commit();
+    if (result.succeeded) return { committed: true, revision: BigInt(result.header.revision) };
+    const marker = writes.find((w) => !('delete' in w));
+    if (marker) {
+      const kv = (await client.get(marker.key).exec()).kvs[0];
+      if (kv && storedObject(kv.value)?.opId === opId) return { committed: true, revision: BigInt(kv.mod_revision) };
+    }
+    return { committed: false, revision: BigInt(result.header.revision) };
+  });
+}
+
+/** Reads a key inside `transact`: the value, or undefined when absent; the read becomes a guard. */
+export type TxnRead = (key: string) => Promise<Buffer | undefined>;
+
+/** What one attempt of a transaction decided: its writes (none: nothing to do) and its answer. */
+export interface TxnPlan<R> {
+  writes: Write[];
+  result: R;
+}
+
+/**
+ * A read-modify-write that never loses a concurrent update: `plan` reads keys (each read is a
+ * linearizable get and becomes a guard on that key's mod_revision), then says what to write; the
+ * writes commit only if no key read has changed, else `plan` runs again on fresh reads. `attempt`
+ * counts from 0: on a later attempt a plan may find its own earlier write (a delete that committed
+ * although its answer was lost) and should treat that as done. Gives up with `conflict` after
+ * MAX_ATTEMPTS; an etcd failure is `unavailable`. `revision` is the commit's (0n: nothing written).
+ */
+export async function transact<R>(connection: EtcdConnection, what: string, plan: (read: TxnRead, attempt: number) => Promise<TxnPlan<R>>): Promise<{ result: R; revision: bigint }> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const guards = new Map<string, bigint>();
+    const read: TxnRead = async (key) => {
+      const kv = (await connection.read(what, (client) => client.get(key).exec())).kvs[0];
+      if (!guards.has(key)) guards.set(key, kv ? BigInt(kv.mod_revision) : 0n);
+      return kv?.value;
+    };
+    const { writes, result } = await plan(read, attempt);
+    if (writes.length === 0) return { result, revision: 0n };
+    const outcome = await commitGuarded(connection, what, [...guards].map(([key, modRevision]) => ({ key, modRevision })), writes);
+    if (outcome.committed) return { result, revision: outcome.revision };
+    // Contenders that collided once would likely collide again in lockstep: a short random pause.
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * (attempt + 1)));
+  }
+  throw new ProtocolError('conflict', `${what}: the data changed under it ${MAX_ATTEMPTS} times in a row; try again`);
+}

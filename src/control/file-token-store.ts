@@ -1,0 +1,332 @@
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { writeFileAtomic } from '../store/atomic-file.js';
+import { jsonSyntaxError } from '../vfs/json-document.js';
+import type { Principal } from './principal.js';
+import {
+  digestHex, joinStale, joinUsable, lastAdmin, newJoinEntry, newToken, newUserEntry, sameSecret, unknownToken,
+  type JoinTokenEntry, type ListedToken, type TokenEntry, type TokenStore, type UserTokenEntry,
+} from './token-store.js';
+
+/** `<data-dir>/auth_tokens.json` (mode 0600). */
+export interface TokenFile {
+  version: 1;
+  admin: TokenEntry[];
+  users: UserTokenEntry[];
+  join: JoinTokenEntry[];
+}
+
+export const TOKENS_FILE = 'auth_tokens.json';
+const LOCK_STALE_MS = 30_000;
+const LOCK_WAIT_MS = 10_000;
+/** How often a following server looks at the file's mtime (one stat). */
+const FOLLOW_POLL_MS = 1_000;
+
+/**
+ * The token file, shared by the running server and the `acheron token` helpers: every change is a
+ * read-modify-write under a lock file, written by atomic rename; a following server notices the new
+ * file (one stat a second, and one per authentication) and drops sessions whose token is gone.
+ */
+export class FileTokenStore implements TokenStore {
+  readonly path: string;
+  #data: TokenFile;
+  /** The file's identity when this process last read or wrote it (`fileVersion`); '' before that. */
+  #version = '';
+  /** Changes waiting for the next read-modify-write; all those queued meanwhile share one (group commit). */
+  #queued: QueuedUpdate[] = [];
+  #writing: Promise<void> | undefined;
+  /** The digest of every join token seen in the file, so a reload or a join hashes only new tokens. */
+  #joinDigests = new Map<string, string>();
+  /** This process holds the lock file (a batch is being written). */
+  #locked = false;
+  #reloading: Promise<boolean> | undefined;
+  #listeners: Array<() => void> = [];
+  #poll: NodeJS.Timeout | undefined;
+  #log: Logger | undefined;
+
+  private constructor(path: string, data: TokenFile, log: Logger | undefined) {
+    this.path = path;
+    this.#data = data;
+    this.#log = log;
+  }
+
+  /**
+   * Opens the store, creating the data dir and a first admin and user token if there are none.
+   * With a logger (the server), an unreadable file is logged and the tokens loaded before are kept.
+   */
+  static async open(dataDir: string, log?: Logger): Promise<FileTokenStore> {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const store = new FileTokenStore(join(dataDir, TOKENS_FILE), emptyFile(), log);
+    await store.update((data) => {
+      if (data.admin.length === 0) data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });
+      if (data.users.length === 0) data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });
+    });
+    return store;
+  }
+
+  get data(): TokenFile {
+    return this.#data;
+  }
+
+  async authenticate(token: string): Promise<Principal | undefined> {
+    // Tokens made, rotated or revoked by `acheron token` a moment ago count at once (one stat).
+    await this.#reload();
+    for (const entry of this.#data.admin) if (sameSecret(entry.token, token)) return { kind: 'admin', tokenId: entry.id };
+    for (const entry of this.#data.users) if (sameSecret(entry.token, token)) return { kind: 'user', tokenId: entry.id, userId: entry.user_id, agentId: entry.agent_id };
+    // Join tokens can be many: found by digest (a hash lookup leaks nothing about the secret).
+    const entry = this.#joinByDigest().get(digestHex(token));
+    if (entry && joinUsable(entry)) return { kind: 'joiner', tokenId: entry.id };
+    return undefined;
+  }
+
+  #joinIndex: { data: TokenFile; byDigest: Map<string, JoinTokenEntry> } | undefined;
+
+  #joinByDigest(): Map<string, JoinTokenEntry> {
+    return this.#joinsOf(this.#data);
+  }
+
+  /** `data`'s join tokens by digest, built once per version of the file (a batch of joins shares it). */
+  #joinsOf(data: TokenFile): Map<string, JoinTokenEntry> {
+    if (this.#joinIndex?.data !== data) this.#joinIndex = { data, byDigest: this.#indexJoins(data) };
+    return this.#joinIndex.byDigest;
+  }
+
+  /** Join tokens by digest; digests of tokens no longer in the file are forgotten. */
+  #indexJoins(data: TokenFile): Map<string, JoinTokenEntry> {
+    const digests = new Map<string, string>();
+    const byDigest = new Map<string, JoinTokenEntry>();
+    for (const entry of data.join) {
+      const hex = this.#joinDigests.get(entry.token) ?? digestHex(entry.token);
+      digests.set(entry.token, hex);
+      byDigest.set(hex, entry);
+    }
+    this.#joinDigests = digests;
+    return byDigest;
+  }
+
+  /** Spends a join token; false when it is unknown, used or expired. */
+  async consumeJoin(token: string): Promise<boolean> {
+    let spent = false;
+    const wanted = digestHex(token);
+    await this.update((data) => {
+      const entry = this.#joinsOf(data).get(wanted);
+      if (entry && joinUsable(entry)) {
+        entry.used_ms = Date.now();
+        spent = true;
+      }
+    });
+    return spent;
+  }
+
+  createUser(userId: string, agentId: string | null): Promise<UserTokenEntry> {
+    const entry = newUserEntry(userId, agentId);
+    return this.update((data) => void data.users.push(entry)).then(() => entry);
+  }
+
+  createJoin(ttlMs: number): Promise<JoinTokenEntry> {
+    const entry = newJoinEntry(ttlMs);
+    return this.update((data) => {
+      data.join = data.join.filter((e) => !joinStale(e));
+      data.join.push(entry);
+    }).then(() => entry);
+  }
+
+  /** `admin`, `user` (the first of each) or a token id: a new secret, same identity. */
+  async rotate(which: string): Promise<TokenEntry> {
+    let rotated: TokenEntry | undefined;
+    await this.update((data) => {
+      const entry = which === 'admin' ? data.admin[0] : which === 'user' ? data.users[0] : [...data.admin, ...data.users].find((e) => e.id === which);
+      if (entry) {
+        entry.token = newToken(data.admin.includes(entry) ? 'admin' : 'user');
+        rotated = entry;
+      }
+    });
+    if (!rotated) throw unknownToken(which);
+    return rotated;
+  }
+
+  async revoke(id: string): Promise<void> {
+    let found = false;
+    await this.update((data) => {
+      const before = data.admin.length + data.users.length + data.join.length;
+      if (data.admin.length === 1 && data.admin[0]?.id === id) throw lastAdmin();
+      data.admin = data.admin.filter((e) => e.id !== id);
+      data.users = data.users.filter((e) => e.id !== id);
+      data.join = data.join.filter((e) => e.id !== id);
+      found = data.admin.length + data.users.length + data.join.length < before;
+    });
+    if (!found) throw unknownToken(id);
+  }
+
+  async list(): Promise<ListedToken[]> {
+    await this.reloadIfChanged();
+    const { admin, users, join: joins } = this.#data;
+    return [
+      ...admin.map((e): ListedToken => ({ id: e.id, role: 'admin', created_ms: e.created_ms, token: e.token })),
+      ...users.map((e): ListedToken => ({ id: e.id, role: 'user', created_ms: e.created_ms, user_id: e.user_id, agent_id: e.agent_id, token: e.token })),
+      ...joins.map((e): ListedToken => ({ id: e.id, role: 'join', created_ms: e.created_ms, expires_ms: e.expires_ms, used_ms: e.used_ms })),
+    ];
+  }
+
+  async follow(listener: () => void): Promise<void> {
+    this.#listeners.push(listener);
+    this.#poll ??= setInterval(() => void this.#reload(), FOLLOW_POLL_MS).unref();
+  }
+
+  async isCurrent(tokenId: string, token: string): Promise<boolean> {
+    // By secret, not by id: a rotation keeps the id.
+    const entry = [...this.#data.admin, ...this.#data.users].find((e) => e.id === tokenId);
+    return entry !== undefined && sameSecret(entry.token, token);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#poll);
+    this.#listeners = [];
+  }
+
+  /**
+   * Re-reads the file when another process changed it; true when it did. While this process holds
+   * the lock, only it changes the file, and its write installs what it wrote: no reading it back.
+   * Concurrent calls (every upgrade asks) share one stat and read.
+   */
+  reloadIfChanged(): Promise<boolean> {
+    if (this.#locked) return Promise.resolve(false);
+    this.#reloading ??= (async () => {
+      const version = fileVersion(await stat(this.path).catch(() => undefined));
+      if (version === '' || version === this.#version || this.#locked) return false;
+      this.#data = await readTokens(this.path);
+      this.#version = version;
+      this.#changed();
+      return true;
+    })().finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  /** A reload for the server: a file it cannot read is logged, and the tokens loaded before stay. */
+  async #reload(): Promise<void> {
+    await this.reloadIfChanged().catch((error: unknown) => {
+      if (!this.#log) throw error;
+      this.#log.error({ err: error, path: this.path }, 'token file unreadable: keeping the tokens loaded before');
+    });
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  /**
+   * Read-modify-write under the lock file, then atomic rename. Updates from this process queue
+   * here first, so only other processes (`acheron token`) ever wait on the lock file's polling;
+   * the updates that queued while one was written go together in the next (100 joins at once
+   * cost one rewrite, not 100). `mutate` runs on the file as read; one that throws must do so
+   * before changing anything: it fails alone, the others of its batch are written.
+   */
+  update(mutate: (data: TokenFile) => void): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => this.#queued.push({ mutate, resolve, reject }));
+    this.#writing ??= this.#drain();
+    return done;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queued.length > 0) {
+      const batch = this.#queued;
+      this.#queued = [];
+      // Settled after the lock is released: a CLI that exits on the answer leaves no lock file behind.
+      const failed = await this.#update(batch).catch((error: unknown) => new Map(batch.map((update) => [update, error as Error])));
+      for (const update of batch) {
+        const error = failed.get(update);
+        if (error) update.reject(error);
+        else update.resolve();
+      }
+    }
+    this.#writing = undefined;
+  }
+
+  /** One read-modify-write for the batch; the updates whose `mutate` threw, with their errors. */
+  async #update(batch: QueuedUpdate[]): Promise<Map<QueuedUpdate, Error>> {
+    const release = await lock(`${this.path}.lock`);
+    this.#locked = true;
+    try {
+      // The file as this process last wrote or read it needs no second parse (with 10,000 join tokens it is 2 MiB of JSON).
+      const current = fileVersion(await stat(this.path).catch(() => undefined));
+      const data = current !== '' && current === this.#version ? copyOf(this.#data) : await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return emptyFile();
+        throw error;
+      });
+      const failed = new Map<QueuedUpdate, Error>();
+      for (const update of batch) {
+        try {
+          update.mutate(data);
+        } catch (error) {
+          failed.set(update, error as Error);
+        }
+      }
+      // Compact: with 10,000 join tokens every join batch rewrites 2 MiB (`acheron token list` is for reading it).
+      await writeFileAtomic(this.path, JSON.stringify(data) + '\n', 0o600);
+      // Both together: a reload between them would take stale data for current.
+      const version = fileVersion(await stat(this.path));
+      this.#data = data;
+      this.#version = version;
+      this.#changed();
+      return failed;
+    } finally {
+      this.#locked = false;
+      await release();
+    }
+  }
+}
+
+interface QueuedUpdate {
+  mutate(data: TokenFile): void;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Which file is there: every write renames a new file into place, so a file another process wrote has
+ * another inode than the one this process last saw, even within one mtime tick; '' when there is none.
+ */
+function fileVersion(stats: Stats | undefined): string {
+  return stats === undefined ? '' : `${stats.ino}:${stats.mtimeMs}:${stats.size}`;
+}
+
+/** A copy to change: what readers hold stays as it was until the write is done. */
+function copyOf(data: TokenFile): TokenFile {
+  return { version: 1, admin: data.admin.map((e) => ({ ...e })), users: data.users.map((e) => ({ ...e })), join: data.join.map((e) => ({ ...e })) };
+}
+
+function emptyFile(): TokenFile {
+  return { version: 1, admin: [], users: [], join: [] };
+}
+
+async function readTokens(path: string): Promise<TokenFile> {
+  const text = await readFile(path, 'utf8');
+  let parsed: Partial<TokenFile>;
+  try {
+    parsed = JSON.parse(text) as Partial<TokenFile>;
+  } catch {
+    // JSON.parse would quote the start of the file: tokens.
+    throw new Error(`${path}: invalid JSON ${jsonSyntaxError(text)}`);
+  }
+  if (!Array.isArray(parsed.admin) || !Array.isArray(parsed.users)) throw new Error(`${path}: not an Acheron token file (admin and users lists expected)`);
+  return { version: 1, admin: parsed.admin, users: parsed.users, join: Array.isArray(parsed.join) ? parsed.join : [] };
+}
+
+async function lock(path: string): Promise<() => Promise<void>> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const file = await open(path, 'wx', 0o600);
+      await file.writeFile(String(process.pid)).finally(() => file.close());
+      return () => rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now());
+      if (age > LOCK_STALE_MS) await rm(path, { force: true });
+      else if (Date.now() > deadline) throw new Error(`${path}: locked by another process for over ${LOCK_WAIT_MS} ms`);
+      else await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}

@@ -1,0 +1,74 @@
+// EtcdTokenStore in process against real etcd, two stores (two servers) on one prefix: a join
+// token spent by both at once is spent once; `rotate admin` makes the first admin token and the
+// last admin token cannot be revoked; a token made on one store authenticates
+// on the other at once and, once revoked there, at once no more; a following store is told; while
+// a follower's copy lags (the member serving its watch hangs), a read keeps a new token's session.
+import t from 'tap';
+import { EtcdTokenStore } from '../../src/control/etcd/etcd-token-store.js';
+import { memberGauge, openEtcd, startEtcd } from '../helpers/etcd.js';
+import { waitFor } from '../helpers/process.js';
+
+const cluster = await startEtcd(t);
+const stores = async (prefix: string): Promise<[EtcdTokenStore, EtcdTokenStore]> => {
+  const [one, two] = [new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix })), new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix }))];
+  t.teardown(async () => void (await Promise.all([one.close(), two.close()])));
+  return [one, two];
+};
+
+t.test('a join token spent on two servers at once is spent once', async (t) => {
+  const [one, two] = await stores('/join/');
+  const tokens = await Promise.all(Array.from({ length: 10 }, () => one.createJoin(60_000)));
+  for (const { token } of tokens) {
+    const spent = await Promise.all([one.consumeJoin(token), two.consumeJoin(token), one.consumeJoin(token), two.consumeJoin(token)]);
+    t.equal(spent.filter(Boolean).length, 1, 'exactly one spender');
+  }
+  t.equal(await two.authenticate(tokens[0]?.token ?? ''), undefined, 'a spent join token no longer authenticates');
+});
+
+t.test('rotate admin makes the first admin token; the last admin token cannot be revoked', async (t) => {
+  const [one, two] = await stores('/admins/');
+  const first = await one.rotate('admin');
+  t.equal(first.id, 'admin', 'the first admin token, id admin');
+  t.same(await two.authenticate(first.token), { kind: 'admin', tokenId: 'admin' }, 'it authenticates on the other store');
+  const again = await two.rotate('admin');
+  t.equal(again.id, 'admin', 'rotating it again keeps the id');
+  t.equal(await one.authenticate(first.token), undefined, 'the old secret is gone');
+  await t.rejects(two.revoke('admin'), { message: 'refusing to revoke the last admin token (rotate it instead)' });
+  await t.rejects(two.revoke('nobody'), { message: 'no token "nobody" (see acheron token list)' });
+  t.same((await one.list()).map((e) => [e.id, e.role]), [['admin', 'admin']], 'one admin token, listed without its secret');
+});
+
+t.test('a token made on one store counts on the other at once; revoked, at once no more; a follower is told', async (t) => {
+  const [one, two] = await stores('/users/');
+  let told = 0;
+  await two.follow(() => told++);
+  const made = await one.createUser('u', 'agent');
+  t.same(await two.authenticate(made.token), { kind: 'user', tokenId: made.id, userId: 'u', agentId: 'agent' }, 'authenticates on the other store at once');
+  t.ok(await two.isCurrent(made.id, made.token), 'its session is current there');
+  t.notOk(await two.isCurrent(made.id, 'ach_user_wrong'), 'another secret is not current');
+  await one.revoke(made.id);
+  t.equal(await two.authenticate(made.token), undefined, 'refused on the other store at once');
+  await waitFor(async () => !(await two.isCurrent(made.id, made.token)), { what: 'the follower to drop it' });
+  t.ok(told >= 2, `the follower was told of both changes (${told})`);
+});
+
+t.test('while a follower\'s copy lags, a new token\'s session is not taken for revoked: a read decides', async (t) => {
+  const trio = await startEtcd(t, { members: 3 });
+  const [one, two] = [new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' })), new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' }))];
+  t.teardown(async () => void (await Promise.all([one.close(), two.close()])));
+  let told = 0;
+  await two.follow(() => told++);
+  // Only `two` watches: the member with a watch stream serves it. Stopped, it leaves the watch silent.
+  const serving = await waitFor(async () => {
+    const streams = await Promise.all(trio.members.map((m) => memberGauge(m, 'etcd_debugging_mvcc_watch_stream_total')));
+    return trio.members.find((_m, i) => (streams[i] ?? 0) > 0);
+  }, { what: 'the member serving the watch' });
+  serving.pause();
+  t.teardown(() => serving.resume());
+  const made = await one.createUser('w', null);
+  t.ok(await two.isCurrent(made.id, made.token), 'current, by a read on another member');
+  t.notOk(await two.isCurrent(made.id, 'ach_user_wrong'), 'another secret is still not current');
+  t.equal(told, 0, 'the follower\'s copy had not seen the new token (the case under test)');
+  serving.resume();
+  await waitFor(() => told > 0, { what: 'the follower to catch up', timeoutMs: 30_000 });
+});

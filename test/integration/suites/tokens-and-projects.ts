@@ -1,0 +1,140 @@
+// Tokens and projects as the control store keeps them, one suite for every store (SPEC §6 Auth, §8):
+// run by control-protocol.test.ts on the file store (one server) and by etcd-store.test.ts on etcd
+// (two servers on one etcd). With two servers, `a` is where things are done and `b` must agree at
+// once: a token made or revoked anywhere holds on every server, a revoked or rotated token's
+// sessions end on every server, a join token is spent once across servers, projects are shared.
+import type { Test } from 'tap';
+import { acheron, connect, eventually, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
+import { waitFor, type ShResult } from '../../helpers/process.js';
+
+export interface StoreEnv {
+  /** Servers on one store (a single one for the file store). */
+  servers: RunningControl[];
+  adminToken: string;
+  userToken: string;
+  /** `acheron token <args>` on the store (its data dir, or etcd). */
+  token(args: string[]): Promise<ShResult>;
+}
+
+/** The server where a case acts, and the one that must agree with it (the same one when alone). */
+const sides = (env: StoreEnv): { a: RunningControl; b: RunningControl } => ({ a: env.servers[0] as RunningControl, b: env.servers.at(-1) as RunningControl });
+
+/** How the peer's connection closed, or undefined when it is still open after `ms`. */
+const closedWithin = (peer: RawPeer, ms: number): Promise<{ code: number } | undefined> =>
+  Promise.race([peer.closed, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref())]);
+
+function expectError(tt: Test, frame: Frame, code: string, field: string | undefined, what: string): void {
+  tt.equal(frame.error?.code, code, `${what}: code ${code} (${frame.error?.message ?? JSON.stringify(frame)})`);
+  if (field !== undefined) tt.equal(frame.error?.field, field, `${what}: names the field ${field}`);
+}
+
+async function cli(tt: Test, env: StoreEnv, args: string[]): Promise<string> {
+  const r = await env.token(args);
+  tt.equal(r.code, 0, `acheron token ${args[0]}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function joinToken(tt: Test, env: StoreEnv, ttlMs?: number): Promise<{ id: string; token: string }> {
+  const out = await cli(tt, env, ['join', ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)]), '--json']);
+  return JSON.parse(out) as { id: string; token: string };
+}
+
+const principal = async (peer: RawPeer): Promise<string> => (await peer.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal;
+
+export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) => Promise<void>> = {
+  'tokens made and revoked by the CLI while the servers run': async (tt, env) => {
+    const { a, b } = sides(env);
+    const entry = JSON.parse(await cli(tt, env, ['create', '--user', 'alice', '--agent', 'bot', '--json'])) as { id: string; token: string; user_id: string; agent_id: string };
+    tt.match(entry, { user_id: 'alice', agent_id: 'bot' });
+    const onA = await session(a.url, { token: entry.token });
+    const onB = await session(b.url, { token: entry.token });
+    tt.equal(await principal(onB), 'user', 'the new token works at once, on every server');
+    const other = await session(b.url, { token: env.userToken });
+
+    await cli(tt, env, ['revoke', entry.id]);
+    for (const server of new Set([a, b])) tt.equal((await connect(server.url, { token: entry.token })).status, 401, `${server.url}: a new connection with the revoked token gets 401 at once`);
+    for (const peer of new Set([onA, onB])) tt.equal((await closedWithin(peer, 15_000))?.code, 4001, 'the revoked token\'s sessions are closed with 4001 on every server');
+    tt.ok(other.isOpen, 'other sessions stay');
+    tt.equal(await principal(other), 'user', 'and are served');
+    await other.close();
+  },
+
+  'a rotated token: the old secret stops working everywhere, also for its open sessions': async (tt, env) => {
+    const { a, b } = sides(env);
+    const created = JSON.parse(await cli(tt, env, ['create', '--user', 'bob', '--json'])) as { id: string; token: string };
+    const bob = await session(a.url, { token: created.token });
+    const fresh = JSON.parse(await cli(tt, env, ['rotate', created.id, '--json'])) as { id: string; token: string };
+    tt.equal(fresh.id, created.id, 'same identity');
+    tt.not(fresh.token, created.token, 'new secret');
+    tt.equal((await connect(b.url, { token: created.token })).status, 401, 'the old secret is refused');
+    const renewed = await session(b.url, { token: fresh.token });
+    tt.equal(await principal(renewed), 'user', 'the new secret works');
+    tt.equal((await closedWithin(bob, 15_000))?.code, 4001, 'the session of the old secret is closed with 4001');
+    await renewed.close();
+  },
+
+  'join tokens are single-use across servers and expire': async (tt, env) => {
+    const { a, b } = sides(env);
+    const { id: usedId, token: used } = await joinToken(tt, env);
+    const first = await session(a.url, { token: used });
+    const second = await session(b.url, { token: used });
+    await first.call('control.node_join', { join_token: used, node_id: 'race-1' });
+    expectError(tt, await second.request('control.node_join', { join_token: used, node_id: 'race-2' }), 'unauthorized', '/join_token', 'the second join with the same token, on another server');
+    expectError(tt, await second.request('control.node_list'), 'forbidden', undefined, 'the refused joiner is still only a joiner');
+    tt.equal((await connect(b.url, { token: used })).status, 401, 'a used join token is refused at the upgrade');
+
+    const { id: freshId, token: fresh } = await joinToken(tt, env);
+    const { token: expired } = await joinToken(tt, env, 1);
+    const peer = await session(b.url, { token: fresh });
+    expectError(tt, await peer.request('control.node_join', { join_token: used, node_id: 'reuse' }), 'unauthorized', '/join_token', 'a used join token in the payload');
+    expectError(tt, await peer.request('control.node_join', { join_token: expired, node_id: 'late' }), 'unauthorized', '/join_token', 'an expired join token in the payload');
+    expectError(tt, await peer.request('control.node_join', { join_token: 'ach_join_made-up', node_id: 'fake' }), 'unauthorized', '/join_token', 'an unknown join token in the payload');
+    tt.equal((await connect(a.url, { token: expired })).status, 401, 'an expired join token is refused at the upgrade');
+    const joined = await peer.call<{ node_id: string }>('control.node_join', { join_token: fresh, node_id: 'late-but-fine' });
+    tt.equal(joined.node_id, 'late-but-fine', 'refused attempts did not spend the connection\'s own token');
+    for (const server of new Set([a, b])) {
+      const admin = await session(server.url, { token: env.adminToken });
+      const { nodes } = await admin.call<{ nodes: Array<{ node_id: string }> }>('control.node_list');
+      tt.notOk(nodes.some((n) => ['race-2', 'reuse', 'late', 'fake'].includes(n.node_id)), `${server.url}: no refused join created a node`);
+      await admin.close();
+    }
+    const listed = JSON.parse(await cli(tt, env, ['list', '--json'])) as { tokens: Array<{ id: string; used_ms?: number | null }> };
+    const spent = new Set(listed.tokens.filter((e) => typeof e.used_ms === 'number').map((e) => e.id));
+    tt.ok(spent.has(usedId) && spent.has(freshId), 'acheron token list shows both spent');
+    await Promise.all([first.close(), second.close(), peer.close()]);
+  },
+
+  'projects made through one server hold on the others': async (tt, env) => {
+    const { a, b } = sides(env);
+    const adminA = await session(a.url, { token: env.adminToken });
+    const adminB = await session(b.url, { token: env.adminToken });
+    await adminA.call('control.project_upsert', { project_id: 'shared', name: 'Shared', mounts: [{ node_id: 'n9' }], access_policy: { actions: { read: 'open' } } });
+    const got = await eventually(adminB, 'control.project_get', { project_id: 'shared' }, 'the project on the other server', 5_000);
+    tt.match(got.payload, { name: 'Shared', has_token: false }, 'made on one server, read on the other');
+
+    const rotated = await acheron(['project', 'rotate-token', 'shared', '--control-url', b.url, '--token', env.adminToken, '--json']);
+    tt.equal(rotated.code, 0, rotated.stderr);
+    const { token } = JSON.parse(rotated.stdout) as { token: string };
+    const user = await session(a.url, { token: env.userToken });
+    const attached = await eventually(user, 'control.session_attach', { project_id: 'shared', project_token: token }, 'the rotated project token on the other server', 5_000);
+    tt.equal(attached.ok, true, 'a project token rotated through one server works on the other');
+    expectError(tt, await user.request('control.session_attach', { project_id: 'shared', project_token: 'ach_project_wrong' }), 'unauthorized', '/project_token', 'a wrong project token');
+
+    const { projects } = await adminA.call<{ projects: Array<{ project_id: string; has_token: boolean }> }>('control.project_list');
+    tt.ok(projects.some((p) => p.project_id === 'shared' && p.has_token), 'listed with its token');
+
+    await adminB.call('control.project_delete', { project_id: 'shared' });
+    const gone = await waitFor(async () => {
+      const frame = await adminA.request('control.project_get', { project_id: 'shared' });
+      return frame.ok === false ? frame : undefined;
+    }, { what: 'the deletion on the other server', timeoutMs: 5_000 });
+    expectError(tt, gone, 'not_found', '/project_id', 'deleted through one server, gone on the other');
+    expectError(tt, await adminA.request('control.project_delete', { project_id: 'shared' }), 'not_found', '/project_id', 'deleting it again');
+    await Promise.all([adminA.close(), adminB.close(), user.close()]);
+  },
+};
+
+/** Runs every case as a subtest of `t`. */
+export async function tokenAndProjectSuite(t: Test, env: StoreEnv): Promise<void> {
+  for (const [name, run] of Object.entries(TOKEN_AND_PROJECT_CASES)) await t.test(name, (tt) => run(tt, env));
+}
