@@ -3,7 +3,7 @@
 // descriptor is kept as it is (so its JSON stays the one sent), and a field of the wrong type is
 // left for the schema to refuse. Paths must lie under the node's own /nodes/<node_id>/.
 import t from 'tap';
-import { foreignPaths, isUnderNode, RUNTIME_DEFAULTS, withServiceDefaults } from '../../../src/protocol/service-defaults.js';
+import { foreignPaths, isUnderNode, RUNTIME_DEFAULTS, WASM_DEFAULTS, withServiceDefaults } from '../../../src/protocol/service-defaults.js';
 import { loadSchemas, SCHEMA_BASE } from '../../../src/protocol/schemas.js';
 
 const schemas = await loadSchemas();
@@ -16,6 +16,16 @@ t.test('a descriptor that leaves fields out gets them; the result is a valid des
   t.match(full, { version: '1', state: 'online', endpoints: ['/nodes/n1/x/s'], mounts: [{ mount_id: 's', mount_path: '/nodes/n1/x/s', state: 'online' }], permissions: { default: 'deny-by-default' } });
   t.same(full.runtime, { ...RUNTIME_DEFAULTS, executable_path: '/bin/cat' }, 'runtime merged over its defaults');
   t.same(partial, { service_id: 's', kind: 'k', runtime: { executable_path: '/bin/cat' }, endpoints: ['/nodes/{node_id}/x/{service_id}'] }, 'the input is not changed');
+});
+
+t.test('a wasm service gets its memory cap and each preopen its mode, as from a manifest', async (t) => {
+  const bare = withServiceDefaults({ service_id: 'w', kind: 'k', runtime: { type: 'wasm', module_path: '/opt/echo.wasm' } }, 'n1');
+  t.same((bare.runtime as { wasm: unknown }).wasm, WASM_DEFAULTS, 'no wasm block: the defaults');
+  const partial = withServiceDefaults({ service_id: 'w', kind: 'k', runtime: { type: 'wasm', module_path: '/opt/echo.wasm', wasm: { preopens: [{ host_path: '/srv/data', guest_path: '/data' }] } } }, 'n1');
+  t.same((partial.runtime as { wasm: unknown }).wasm, { max_memory_bytes: WASM_DEFAULTS.max_memory_bytes, preopens: [{ mode: 'ro', host_path: '/srv/data', guest_path: '/data' }] });
+  t.same(schemas.problems(DESCRIPTOR, partial, 'descriptor'), []);
+  t.equal(withServiceDefaults(partial as { service_id: string }, 'n1'), partial, 'complete once defaulted');
+  t.notOk('wasm' in (withServiceDefaults({ service_id: 'n', kind: 'k' }, 'n1').runtime as object), 'a native service gets no wasm block');
 });
 
 t.test('a complete descriptor is returned as it is, key order and all', async (t) => {
