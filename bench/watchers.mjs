@@ -65,10 +65,11 @@ function client(url, token, include) {
     const socket = new WebSocket(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 60_000, maxPayload: 64 << 20 });
     let nextId = 1;
     let watchId;
-    let synced;
-    let ready = new Promise((done) => (synced = done));
+    let synced = () => undefined;
+    /** Watches from now on, unless a watch of this session is on already (one watch each: no event twice). */
     const watch = () => {
-      ready = new Promise((done) => (synced = done));
+      if (watchId !== undefined) return Promise.resolve();
+      const ready = new Promise((done) => (synced = done));
       socket.send(JSON.stringify({ channel: 'control', type: 'control.node_service_watch', id: `w${nextId++}`, payload: { replay_limit: 0, ...(include ? { include } : {}) } }));
       return ready;
     };
@@ -82,12 +83,14 @@ function client(url, token, include) {
         return;
       }
       const frame = JSON.parse(data.toString('utf8'));
-      if (frame.type === 'control.version') watch();
+      // Connected once the first watch is synced.
+      if (frame.type === 'control.version') void watch().then(resolve);
       else if (frame.type === 'control.node_service_watch' && frame.ok) watchId = frame.payload.watch_id;
       else if (frame.type === 'control.node_service_watch_synced') synced();
       else if (frame.type === 'control.error' && frame.error?.code === 'resync_required') {
         // Too slow for the server: its watch ended. Watch again (from now), and count it.
         resyncs++;
+        watchId = undefined;
         watch();
       } else if (frame.type === 'control.error') reject(new Error(`watcher: ${frame.error?.code}: ${frame.error?.message}`));
     });
@@ -96,7 +99,6 @@ function client(url, token, include) {
       if (!token) return resolve();
       sessions.push({ watch, unwatch });
       socket.send(JSON.stringify({ channel: 'control', type: 'control.version', id: 'v', payload: { protocol: 'unified-v2' } }));
-      void ready.then(resolve);
     });
     socket.once('unexpected-response', (_request, response) => {
       response.resume();
