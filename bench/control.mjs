@@ -108,6 +108,15 @@ async function loggedProblems(logFile) {
   return counts;
 }
 
+/** Where the server's memory is, from its /metrics.json (prom-client's process and Node.js metrics), in KiB. */
+function heapOf(json) {
+  const kib = (name) => metric(json, name) / 1024;
+  return { heapUsedKiB: kib('nodejs_heap_size_used_bytes'), heapTotalKiB: kib('nodejs_heap_size_total_bytes'), externalKiB: kib('nodejs_external_memory_bytes') };
+}
+
+/** `heap used 61.2 MiB of 80.0 MiB, external 24.1 MiB`. */
+const heapText = (heap) => `V8 heap used ${mib(heap.heapUsedKiB)} of ${mib(heap.heapTotalKiB)}, external (Buffers: descriptors, socket data) ${mib(heap.externalKiB)}`;
+
 /** A metric's value from /metrics.json, optionally by one label. */
 function metric(json, name, labels = {}) {
   const values = json[name] ?? [];
@@ -151,7 +160,7 @@ export async function benchControl() {
     sustained: { ...sustainedRest, latency: summarize(latencies) },
     upsertsChanged: metric(endMetrics, 'acheron_upserts_total', { changed: 'true' }),
     eventSeq: metric(endMetrics, 'acheron_event_seq'),
-    memory: { baseline, afterRegistration, afterSustain }, serverLog,
+    memory: { baseline, afterRegistration, afterSustain }, heap: { afterRegistration: heapOf(registeredMetrics), afterSustain: heapOf(endMetrics) }, serverLog,
     // CPU (all threads) per registered node and per acknowledged upsert (the drain after the window included).
     cpu: {
       registration: { serverUsPerNode: (cpu1[0] - cpu0[0]) / registration.registered, loadUsPerNode: (cpu1[1] - cpu0[1]) / registration.registered, serverSeconds: (cpu1[0] - cpu0[0]) / 1e6 },
@@ -179,7 +188,7 @@ async function benchLarge(cfg) {
   await load.stop();
   await server.stop();
   return {
-    nodes: cfg.largeNodes, registration: summarizeRegistration(registration), serverSeconds, memory: { baseline, afterRegistration },
+    nodes: cfg.largeNodes, registration: summarizeRegistration(registration), serverSeconds, memory: { baseline, afterRegistration }, heap: heapOf(metrics),
     catalog: { nodesOnline: metric(metrics, 'acheron_nodes', { state: 'online' }), services: metric(metrics, 'acheron_services', { state: 'online' }) },
     serverLog: await loggedProblems(server.logFile),
   };
@@ -249,6 +258,10 @@ export function renderControl(result, line) {
     `(the load generator ${time(result.cpu.registration.loadUsPerNode)}); the sustained upserts ${time(result.cpu.sustained.serverUsPerUpsert)} of server CPU per upsert ` +
     `(the load generator ${time(result.cpu.sustained.loadUsPerUpsert)}).`);
   line();
+  if (result.heap) {
+    line(`Memory (the server's \`/metrics.json\`): after registration ${heapText(result.heap.afterRegistration)}; at the end ${heapText(result.heap.afterSustain)}.`);
+    line();
+  }
   const errors = (e) => (Object.keys(e).length === 0 ? 'none' : Object.entries(e).map(([k, n]) => `${n} × ${k}`).join(', '));
   line(`Server catalog after registration (its \`/metrics.json\`): ${result.catalog.nodesOnline} nodes online, ${result.catalog.services} services. ` +
     `Registration attempts that failed and were tried again after ${RETRY_NOTE}: ${errors(reg.retries ?? {})}; nodes that failed all attempts: ${errors(reg.errors)}. Upsert errors: ${errors(s.errors)}. Changed upserts counted by the server: ${result.upsertsChanged}; event seq at the end: ${result.eventSeq}. ` +
@@ -268,7 +281,7 @@ export function renderControl(result, line) {
   line(`| one node: connect → first upsert acknowledged | — | ${time(lreg.latency.total.median)} | ${time(lreg.latency.total.p90)} | ${time(lreg.latency.total.p99)} | — | — |`);
   line(`| server RSS before any node | ${mib(large.memory.baseline.rssKiB)} | — | — | — | — | — |`);
   line();
-  line(`Server CPU for the registration: ${large.serverSeconds.toFixed(1)} s; catalog after it: ${large.catalog.nodesOnline} nodes online, ${large.catalog.services} services; peak VmHWM ${mib(large.memory.afterRegistration.hwmKiB)}. ` +
+  line(`Server CPU for the registration: ${large.serverSeconds.toFixed(1)} s; catalog after it: ${large.catalog.nodesOnline} nodes online, ${large.catalog.services} services; peak VmHWM ${mib(large.memory.afterRegistration.hwmKiB)}${large.heap ? `; ${heapText(large.heap)}` : ''}. ` +
     `Attempts tried again: ${errors(lreg.retries ?? {})}; nodes that failed all attempts: ${errors(lreg.errors)}. Server log warnings and errors: ${errors(large.serverLog)}.`);
 }
 
@@ -304,7 +317,9 @@ export async function benchFanout() {
     watchers[shape] = forkWorker(WATCHERS, `acheron watchers (${shape})`);
     await watchers[shape].call('connect', { url: server.url, count: cfg.watchers, token: minted.adminToken, ...(shape === 'delta' ? { include: 'delta' } : {}) });
   }
-  let active = 'delta';
+  // Each group watches once connected: all but the first stop, so one group loads the server at a time.
+  let active = SHAPES[0];
+  for (const shape of SHAPES.slice(1)) await watchers[shape].call('pause');
   const activate = async (shape) => {
     if (active === shape) return;
     await watchers[active].call('pause');
