@@ -3,7 +3,8 @@
 // client, with a fresh send-time version in it each time, and nothing else: no auth, no catalog,
 // no event log, no fdatasync.
 //
-// Commands: listen → {port}; template {frame}; broadcast {seconds, rate?, maxBufferedBytes}; close.
+// Commands: listen → {port}; template {name, frame}; broadcast {name, seconds, rate?, maxBufferedBytes}; close.
+// Templates are kept by name (one per event shape).
 // Without a rate it sends as fast as the clients take it (the next event only while every client
 // has less than maxBufferedBytes unsent); with a rate, on that schedule.
 import { WebSocketServer } from 'ws';
@@ -18,15 +19,18 @@ function stampVersion() {
 const STAMP = /"version":"(t\d+)"/g;
 
 let server;
+/** Template name → the frame split around every occurrence of its event's version. */
+const templates = new Map();
 let parts = [];
 
 /** The frame split around every occurrence of its event's version, to be joined with a new one. */
-function setTemplate(frame) {
+function setTemplate(name, frame) {
   const version = /"updated":\[\{"service_id":"[^"]*","version":"(t\d+)"/.exec(frame)?.[1];
   if (!version) throw new Error('the template frame has no stamped updated version');
-  parts = frame.split(`"version":"${version}"`);
-  if (parts.length < 2) throw new Error('template split failed');
-  return { bytes: Buffer.byteLength(frame), occurrences: parts.length - 1, stamps: (frame.match(STAMP) ?? []).length };
+  const split = frame.split(`"version":"${version}"`);
+  if (split.length < 2) throw new Error('template split failed');
+  templates.set(name, split);
+  return { bytes: Buffer.byteLength(frame), occurrences: split.length - 1, stamps: (frame.match(STAMP) ?? []).length };
 }
 
 function broadcastOne() {
@@ -48,8 +52,10 @@ serveCommands({
     server.once('error', reject);
     server.once('listening', () => resolve({ port: server.address().port }));
   }),
-  template: async ({ frame }) => setTemplate(frame),
-  async broadcast({ seconds, rate, maxBufferedBytes }) {
+  template: async ({ name, frame }) => setTemplate(name, frame),
+  async broadcast({ name, seconds, rate, maxBufferedBytes }) {
+    parts = templates.get(name);
+    if (!parts) throw new Error(`no template ${name}`);
     const start = nowUs();
     const end = start + seconds * 1e6;
     let sent = 0;

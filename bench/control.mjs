@@ -22,12 +22,16 @@ const TIMED_CREATE_JOINS = 50;
 /** bench/load-nodes.mjs: a failed registration is tried again, as a node reconnects. */
 const RETRY_NOTE = '1 s (3 attempts at most)';
 
-export const CONTROL_TARGET = { registrationSeconds: 10, upsertsPerSecond: 2000, rssMiB: 300 };
+export const CONTROL_TARGET = { registrationSeconds: 10, upsertsPerSecond: 2000, rssMiB: 150 };
+/** Issue 12: one server with 10,000 nodes. */
+export const LARGE_TARGET = { nodes: 10_000, registrationSeconds: 60, rssMiB: 1024 };
 export const FANOUT_TARGET = { broadcastShare: 0.5, p99Ms: 50, eventsPerSecond: 1000 };
 
 function controlConfig() {
   const quick = ctx.quick;
-  return { nodes: 1000, registerConcurrency: 100, sustainSeconds: quick ? 3 : 10, inflight: 64 };
+  // The 10,000-node run takes minutes: part of a full run, skipped by --quick unless asked for.
+  const large = process.env.ACHERON_BENCH_LARGE_NODES;
+  return { nodes: 1000, registerConcurrency: 100, sustainSeconds: quick ? 3 : 10, inflight: 64, largeNodes: large === undefined ? (quick ? 0 : LARGE_TARGET.nodes) : Number(large) };
 }
 
 function fanoutConfig() {
@@ -104,6 +108,15 @@ async function loggedProblems(logFile) {
   return counts;
 }
 
+/** Where the server's memory is, from its /metrics.json (prom-client's process and Node.js metrics), in KiB. */
+function heapOf(json) {
+  const kib = (name) => metric(json, name) / 1024;
+  return { heapUsedKiB: kib('nodejs_heap_size_used_bytes'), heapTotalKiB: kib('nodejs_heap_size_total_bytes'), externalKiB: kib('nodejs_external_memory_bytes') };
+}
+
+/** `heap used 61.2 MiB of 80.0 MiB, external 24.1 MiB`. */
+const heapText = (heap) => `V8 heap used ${mib(heap.heapUsedKiB)} of ${mib(heap.heapTotalKiB)}, external (Buffers: descriptors, socket data) ${mib(heap.externalKiB)}`;
+
 /** A metric's value from /metrics.json, optionally by one label. */
 function metric(json, name, labels = {}) {
   const values = json[name] ?? [];
@@ -139,20 +152,58 @@ export async function benchControl() {
   await server.stop();
   const serverLog = await loggedProblems(server.logFile);
   const { latencies, acks: _acks, ...sustainedRest } = sustained;
+  const large = cfg.largeNodes > 0 ? await benchLarge(cfg) : null;
   return {
-    config: cfg, shape, createJoinMs: minted.createJoinMs,
+    config: cfg, shape, createJoinMs: minted.createJoinMs, large,
     registration: summarizeRegistration(registration),
     catalog: { nodesOnline: metric(registeredMetrics, 'acheron_nodes', { state: 'online' }), services: metric(registeredMetrics, 'acheron_services', { state: 'online' }) },
     sustained: { ...sustainedRest, latency: summarize(latencies) },
     upsertsChanged: metric(endMetrics, 'acheron_upserts_total', { changed: 'true' }),
     eventSeq: metric(endMetrics, 'acheron_event_seq'),
-    memory: { baseline, afterRegistration, afterSustain }, serverLog,
+    memory: { baseline, afterRegistration, afterSustain }, heap: { afterRegistration: heapOf(registeredMetrics), afterSustain: heapOf(endMetrics) }, serverLog,
     // CPU (all threads) per registered node and per acknowledged upsert (the drain after the window included).
     cpu: {
       registration: { serverUsPerNode: (cpu1[0] - cpu0[0]) / registration.registered, loadUsPerNode: (cpu1[1] - cpu0[1]) / registration.registered, serverSeconds: (cpu1[0] - cpu0[0]) / 1e6 },
       sustained: { serverUsPerUpsert: (cpu2[0] - cpu1[0]) / sustained.acked, loadUsPerUpsert: (cpu2[1] - cpu1[1]) / sustained.acked },
     },
   };
+}
+
+/** Issue 12: a fresh server registers `cfg.largeNodes` nodes (connect, join, first upsert of 20 services). */
+async function benchLarge(cfg) {
+  const dataDir = join(ctx.work, 'control-large', 'data');
+  log(`control: minting ${cfg.largeNodes} join tokens for the large run`);
+  const minted = await mintJoinTokens(dataDir, cfg.largeNodes);
+  const server = await startControl('control-large', dataDir);
+  const baseline = await memoryOf(server.pid);
+  const load = forkWorker(LOAD_NODES, 'load generator (large)');
+  log(`control: registering ${cfg.largeNodes} nodes (${cfg.registerConcurrency} at a time)`);
+  const cpu0 = await cpuUsOf(server.pid);
+  const registration = await load.call('register', { url: server.url, tokens: minted.tokens, prefix: 'large-node', concurrency: cfg.registerConcurrency });
+  const serverSeconds = ((await cpuUsOf(server.pid)) - cpu0) / 1e6;
+  const afterRegistration = await memoryOf(server.pid);
+  const metrics = await server.metrics();
+  log(`control: registered ${registration.registered}/${registration.attempted} in ${registration.seconds.toFixed(1)} s`);
+  await load.call('close');
+  await load.stop();
+  await server.stop();
+  return {
+    nodes: cfg.largeNodes, registration: summarizeRegistration(registration), serverSeconds, memory: { baseline, afterRegistration }, heap: heapOf(metrics),
+    catalog: { nodesOnline: metric(metrics, 'acheron_nodes', { state: 'online' }), services: metric(metrics, 'acheron_services', { state: 'online' }) },
+    serverLog: await loggedProblems(server.logFile),
+  };
+}
+
+function largeRows(result) {
+  const large = result.large;
+  if (!large) return [];
+  const reg = large.registration;
+  const regOk = reg.registered === reg.attempted && reg.seconds < LARGE_TARGET.registrationSeconds;
+  const rssMiB = large.memory.afterRegistration.rssKiB / 1024;
+  return [
+    { label: `control server: registration of ${reg.attempted} nodes × ${SERVICES_PER_NODE} services, ${result.config.registerConcurrency} at a time`, measured: `${reg.seconds.toFixed(1)} s (${reg.registered} registered)`, target: `< ${LARGE_TARGET.registrationSeconds} s`, result: regOk ? 'PASS' : reg.registered !== reg.attempted ? 'FAIL (not all registered)' : verdict(false, reg.seconds, LARGE_TARGET.registrationSeconds) },
+    { label: `control server: RSS with ${reg.registered} nodes × ${SERVICES_PER_NODE} services (VmRSS after registration)`, measured: mib(large.memory.afterRegistration.rssKiB), target: `< ${LARGE_TARGET.rssMiB} MiB`, result: rssMiB < LARGE_TARGET.rssMiB ? 'PASS' : verdict(false, rssMiB, LARGE_TARGET.rssMiB) },
+  ];
 }
 
 function summarizeRegistration(registration) {
@@ -176,6 +227,7 @@ export function summaryControl(result) {
     { label: `control server: registration of ${reg.attempted} nodes × ${SERVICES_PER_NODE} services (connect, join, first upsert), ${result.config.registerConcurrency} at a time`, measured: `${reg.seconds.toFixed(1)} s (${reg.registered} registered)`, target: `< ${CONTROL_TARGET.registrationSeconds} s`, result: regOk ? 'PASS' : reg.registered !== reg.attempted ? 'FAIL (not all registered)' : verdict(false, reg.seconds, CONTROL_TARGET.registrationSeconds) },
     { label: `control server: sustained upserts/s, each a real change, ${result.config.inflight} in flight over ${reg.registered} connections`, measured: rate(ups), target: `≥ ${rate(CONTROL_TARGET.upsertsPerSecond)}`, result: ups >= CONTROL_TARGET.upsertsPerSecond ? 'PASS' : verdictMin(false, ups, CONTROL_TARGET.upsertsPerSecond) },
     { label: 'control server: RSS at the end (VmRSS)', measured: mib(result.memory.afterSustain.rssKiB), target: `< ${CONTROL_TARGET.rssMiB} MiB`, result: rssMiB < CONTROL_TARGET.rssMiB ? 'PASS' : verdict(false, rssMiB, CONTROL_TARGET.rssMiB) },
+    ...largeRows(result),
   ];
 }
 
@@ -206,10 +258,31 @@ export function renderControl(result, line) {
     `(the load generator ${time(result.cpu.registration.loadUsPerNode)}); the sustained upserts ${time(result.cpu.sustained.serverUsPerUpsert)} of server CPU per upsert ` +
     `(the load generator ${time(result.cpu.sustained.loadUsPerUpsert)}).`);
   line();
+  if (result.heap) {
+    line(`Memory (the server's \`/metrics.json\`): after registration ${heapText(result.heap.afterRegistration)}; at the end ${heapText(result.heap.afterSustain)}.`);
+    line();
+  }
   const errors = (e) => (Object.keys(e).length === 0 ? 'none' : Object.entries(e).map(([k, n]) => `${n} × ${k}`).join(', '));
   line(`Server catalog after registration (its \`/metrics.json\`): ${result.catalog.nodesOnline} nodes online, ${result.catalog.services} services. ` +
     `Registration attempts that failed and were tried again after ${RETRY_NOTE}: ${errors(reg.retries ?? {})}; nodes that failed all attempts: ${errors(reg.errors)}. Upsert errors: ${errors(s.errors)}. Changed upserts counted by the server: ${result.upsertsChanged}; event seq at the end: ${result.eventSeq}. ` +
     `Server log warnings and errors: ${errors(result.serverLog)}.`);
+  line();
+  const large = result.large;
+  if (!large) {
+    line(`The ${LARGE_TARGET.nodes.toLocaleString('en')}-node run was skipped (\`--quick\`; \`ACHERON_BENCH_LARGE_NODES=${LARGE_TARGET.nodes}\` runs it).`);
+    return;
+  }
+  const lreg = large.registration;
+  line(`**${large.nodes.toLocaleString('en')} nodes** (a fresh server, the same load generator, ${cfg.registerConcurrency} at a time; no sustained phase):`);
+  line();
+  line('| phase | measured | median | p90 | p99 | target | result |');
+  line('|---|---|---|---|---|---|---|');
+  for (const row of largeRows(result)) line(`| ${row.label.replace(/^control server: /, '')} | ${row.measured} | — | — | — | ${row.target} | ${row.result} |`);
+  line(`| one node: connect → first upsert acknowledged | — | ${time(lreg.latency.total.median)} | ${time(lreg.latency.total.p90)} | ${time(lreg.latency.total.p99)} | — | — |`);
+  line(`| server RSS before any node | ${mib(large.memory.baseline.rssKiB)} | — | — | — | — | — |`);
+  line();
+  line(`Server CPU for the registration: ${large.serverSeconds.toFixed(1)} s; catalog after it: ${large.catalog.nodesOnline} nodes online, ${large.catalog.services} services; peak VmHWM ${mib(large.memory.afterRegistration.hwmKiB)}${large.heap ? `; ${heapText(large.heap)}` : ''}. ` +
+    `Attempts tried again: ${errors(lreg.retries ?? {})}; nodes that failed all attempts: ${errors(lreg.errors)}. Server log warnings and errors: ${errors(large.serverLog)}.`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,6 +299,9 @@ async function drained(watchers) {
   }
 }
 
+/** The two event shapes a watch may ask for (SPEC §6): the whole catalog, or `include: "delta"`. */
+const SHAPES = ['full', 'delta'];
+
 export async function benchFanout() {
   const cfg = fanoutConfig();
   await checkCatalogShape();
@@ -235,39 +311,59 @@ export async function benchFanout() {
   const load = forkWorker(LOAD_NODES, 'load generator');
   const registration = await load.call('register', { url: server.url, tokens: minted.tokens, prefix: 'fan-node', concurrency: 50 });
   if (registration.registered !== cfg.nodes) throw new Error(`fan-out: registered ${registration.registered} of ${cfg.nodes} nodes: ${JSON.stringify(registration.errors)}`);
-  const watchers = forkWorker(WATCHERS, 'acheron watchers');
-  await watchers.call('connect', { url: server.url, count: cfg.watchers, token: minted.adminToken });
+  // One group of watchers per shape; only the group being measured watches (the other has unwatched).
+  const watchers = {};
+  for (const shape of SHAPES) {
+    watchers[shape] = forkWorker(WATCHERS, `acheron watchers (${shape})`);
+    await watchers[shape].call('connect', { url: server.url, count: cfg.watchers, token: minted.adminToken, ...(shape === 'delta' ? { include: 'delta' } : {}) });
+  }
+  // Each group watches once connected: all but the first stop, so one group loads the server at a time.
+  let active = SHAPES[0];
+  for (const shape of SHAPES.slice(1)) await watchers[shape].call('pause');
+  const activate = async (shape) => {
+    if (active === shape) return;
+    await watchers[active].call('pause');
+    await watchers[shape].call('resume');
+    active = shape;
+  };
   const broadcast = forkWorker(BROADCAST, 'plain ws broadcast server');
   const { port } = await broadcast.call('listen');
   const plainWatchers = forkWorker(WATCHERS, 'plain watchers');
   await plainWatchers.call('connect', { url: `ws://127.0.0.1:${port}`, count: cfg.watchers });
-  log(`fan-out: ${cfg.nodes} nodes, ${cfg.watchers} Acheron watchers, ${cfg.watchers} plain clients connected`);
+  log(`fan-out: ${cfg.nodes} nodes, ${cfg.watchers} Acheron watchers per event shape, ${cfg.watchers} plain clients connected`);
 
-  // Warm-up, and a real event frame for the baseline to send.
-  await load.call('upserts', { seconds: 1, inflight: cfg.inflight });
-  await drained(watchers);
-  const template = await broadcast.call('template', await watchers.call('sample'));
+  // Warm-up, and a real event frame of each shape for the baseline to send.
+  const template = {};
+  for (const shape of SHAPES) {
+    await activate(shape);
+    await load.call('upserts', { seconds: 1, inflight: cfg.inflight });
+    await drained(watchers[shape]);
+    template[shape] = await broadcast.call('template', { name: shape, ...(await watchers[shape].call('sample')) });
+  }
 
   // Sender CPU per event delivered to every watcher (the drain included), from /proc.
-  const acheron = (rateArg) => async () => {
-    await watchers.call('start');
+  const acheron = (shape, rateArg) => async () => {
+    await activate(shape);
+    const group = watchers[shape];
+    await group.call('start');
     const cpu = await cpuUsOf(server.pid);
     const sent = await load.call('upserts', { seconds: cfg.seconds, inflight: rateArg ? cfg.pacedCap : cfg.inflight, rate: rateArg, recordAcks: Boolean(rateArg) });
-    await drained(watchers);
+    await drained(group);
     const senderUs = (await cpuUsOf(server.pid)) - cpu;
-    const got = await watchers.call('stop', { fromUs: sent.startUs, toUs: sent.endUs });
+    const got = await group.call('stop', { fromUs: sent.startUs, toUs: sent.endUs });
     return [{ ...summarizeSender(sent), ...got, eventsPerSecond: got.inWindow / cfg.watchers / cfg.seconds, senderUsPerEvent: senderUs / (got.received / cfg.watchers), ackToLast: rateArg ? ackToLast(sent.acks, got.events, cfg.watchers) : null, events: undefined }];
   };
-  const plain = (rateArg) => async () => {
+  const plain = (shape, rateArg) => async () => {
     await plainWatchers.call('start');
     const cpu = await cpuUsOf(broadcast.pid);
-    const sent = await broadcast.call('broadcast', { seconds: cfg.seconds, rate: rateArg, maxBufferedBytes: cfg.maxBufferedBytes });
+    const sent = await broadcast.call('broadcast', { name: shape, seconds: cfg.seconds, rate: rateArg, maxBufferedBytes: cfg.maxBufferedBytes });
     await drained(plainWatchers);
     const senderUs = (await cpuUsOf(broadcast.pid)) - cpu;
     const got = await plainWatchers.call('stop', { fromUs: sent.startUs, toUs: sent.endUs });
     return [{ sent: sent.sent, waits: sent.waits, ...got, eventsPerSecond: got.inWindow / cfg.watchers / cfg.seconds, senderUsPerEvent: senderUs / (got.received / cfg.watchers), events: undefined }];
   };
-  const runVariants = async (variants) => {
+  const runVariants = async (rateArg) => {
+    const variants = SHAPES.flatMap((shape) => [{ key: shape, run: acheron(shape, rateArg) }, { key: `plain-${shape}`, run: plain(shape, rateArg) }]);
     const out = Object.fromEntries(variants.map((v) => [v.key, []]));
     for (let round = 0; round < cfg.rounds; round++) {
       for (const variant of rotate(variants, round)) {
@@ -277,16 +373,16 @@ export async function benchFanout() {
     }
     return out;
   };
-  log(`fan-out: as fast as it goes, ${cfg.rounds} rounds x ${cfg.seconds} s`);
-  const max = await runVariants([{ key: 'acheron', run: acheron(null) }, { key: 'plain', run: plain(null) }]);
+  log(`fan-out: as fast as it goes, ${cfg.rounds} rounds x ${cfg.seconds} s per variant`);
+  const max = await runVariants(null);
   log(`fan-out: paced at ${cfg.pacedRate} events/s, ${cfg.rounds} rounds x ${cfg.seconds} s`);
-  const paced = await runVariants([{ key: 'acheron', run: acheron(cfg.pacedRate) }, { key: 'plain', run: plain(cfg.pacedRate) }]);
+  const paced = await runVariants(cfg.pacedRate);
   // A rate the server keeps up with: the pipeline's own latency, without queueing.
   log(`fan-out: paced at ${cfg.lightRate} events/s, ${cfg.rounds} rounds x ${cfg.seconds} s`);
-  const light = await runVariants([{ key: 'acheron', run: acheron(cfg.lightRate) }, { key: 'plain', run: plain(cfg.lightRate) }]);
+  const light = await runVariants(cfg.lightRate);
   const serverMetrics = await server.metrics();
   const memory = await memoryOf(server.pid);
-  for (const worker of [plainWatchers, watchers, broadcast, load]) {
+  for (const worker of [plainWatchers, ...Object.values(watchers), broadcast, load]) {
     await worker.call('close').catch(() => undefined);
     await worker.stop();
   }
@@ -339,53 +435,78 @@ function pacedVerdict(paced, cfg) {
   return reasons.length === 0 ? 'PASS' : `FAIL (${reasons.join('; ')})`;
 }
 
+const SHAPE_LABEL = { full: 'full events (the whole catalog)', delta: 'delta events (`include: "delta"`)' };
+
 export function summaryFanout(result) {
-  const a = combine(result.max.acheron);
-  const p = combine(result.max.plain);
-  const share = a.perSecond / p.perSecond;
-  const paced = combine(result.paced.acheron);
-  return [
-    { label: `watch fan-out to ${result.config.watchers} watchers, as fast as it goes: Acheron ÷ plain \`ws\` broadcast of the same frames, deliveries/s`, measured: `${ratio(share)} (${rate(a.perSecond)} vs ${rate(p.perSecond)})`, target: `≥ ${FANOUT_TARGET.broadcastShare.toFixed(2)}×`, result: share >= FANOUT_TARGET.broadcastShare ? 'PASS' : verdictMin(false, share, FANOUT_TARGET.broadcastShare) },
-    { label: `watch fan-out: event latency p99 (upsert sent → watcher received) with upserts offered at ${rate(result.config.pacedRate)} (delivered ${rate(paced.eventsPerSecond)} per watcher)`, measured: `${time(paced.latency.p99)} (median ${time(paced.latency.median)})`, target: `< ${FANOUT_TARGET.p99Ms} ms at ${rate(result.config.pacedRate)}`, result: pacedVerdict(paced, result.config) },
-  ];
+  // Results of runs before the delta shape have only the full one, under other keys.
+  if (!result.max.full) return [];
+  const rows = [];
+  for (const shape of SHAPES) {
+    const a = combine(result.max[shape]);
+    const p = combine(result.max[`plain-${shape}`]);
+    const share = a.perSecond / p.perSecond;
+    const paced = combine(result.paced[shape]);
+    rows.push(
+      { label: `watch fan-out of ${SHAPE_LABEL[shape]} to ${result.config.watchers} watchers, as fast as it goes: Acheron ÷ plain \`ws\` broadcast of the same frames, deliveries/s`, measured: `${ratio(share)} (${rate(a.perSecond)} vs ${rate(p.perSecond)})`, target: `≥ ${FANOUT_TARGET.broadcastShare.toFixed(2)}×`, result: share >= FANOUT_TARGET.broadcastShare ? 'PASS' : verdictMin(false, share, FANOUT_TARGET.broadcastShare) },
+      { label: `watch fan-out of ${SHAPE_LABEL[shape]}: event latency p99 (upsert sent → watcher received) with upserts offered at ${rate(result.config.pacedRate)} (delivered ${rate(paced.eventsPerSecond)} per watcher)`, measured: `${time(paced.latency.p99)} (median ${time(paced.latency.median)})`, target: shape === 'delta' ? `< ${FANOUT_TARGET.p99Ms} ms at ${rate(result.config.pacedRate)}` : '— (for comparison)', result: shape === 'delta' ? pacedVerdict(paced, result.config) : '—' },
+    );
+  }
+  return rows;
 }
 
 export function renderFanout(result, line) {
   const { config: cfg } = result;
-  line(`${cfg.nodes} nodes (one load-generator process) upsert; ${cfg.watchers} admin watchers (\`control.node_service_watch\`, \`replay_limit: 0\`) in another process receive. ` +
-    `Baseline: a plain \`ws\` WebSocketServer (\`bench/broadcast-server.mjs\`, its own process) broadcasting a real event frame of this run ` +
-    `(${(result.template.bytes / 1024).toFixed(1)} KiB) to ${cfg.watchers} clients in a third process (the same receiving code). Each variant ${cfg.rounds} round(s) of ${cfg.seconds} s, interleaved. ` +
+  if (!result.max.full) {
+    line('Measured before delta events: run `node bench/run.mjs --only fanout`.');
+    return;
+  }
+  line(`${cfg.nodes} nodes (one load-generator process) upsert; ${cfg.watchers} admin watchers (\`control.node_service_watch\`, \`replay_limit: 0\`) in another process receive, ` +
+    `one group per event shape: full events (the node's whole catalog, the earlier protocol's shape) and delta events (\`include: "delta"\`); only the group being measured watches, the other has unwatched. ` +
+    `Baseline: a plain \`ws\` WebSocketServer (\`bench/broadcast-server.mjs\`, its own process) broadcasting a real event frame of this run of the same shape ` +
+    `(full ${(result.template.full.bytes / 1024).toFixed(1)} KiB, delta ${(result.template.delta.bytes / 1024).toFixed(1)} KiB) to ${cfg.watchers} clients in a third process (the same receiving code). Each variant ${cfg.rounds} round(s) of ${cfg.seconds} s, interleaved. ` +
     `Latency is from the send of the upsert (or of the broadcast frame) to the receipt, on CLOCK_MONOTONIC, which all the processes share.`);
   line();
-  line('| load | sender | events/s delivered | deliveries/s | ÷ plain | sender CPU per event | delivery latency median | p90 | p99 | resyncs | target | result |');
-  line('|---|---|---|---|---|---|---|---|---|---|---|---|');
-  const p = combine(result.max.plain);
-  const a = combine(result.max.acheron);
-  const share = a.perSecond / p.perSecond;
-  line(`| as fast as it goes (${cfg.inflight} upserts in flight; the baseline sends while every client has < ${mib(cfg.maxBufferedBytes / 1024)} unsent) | Acheron | ${rate(a.eventsPerSecond)} | ${rate(a.perSecond)} | ${ratio(share)} | ${time(a.senderUsPerEvent)} | ${time(a.latency.median)} | ${time(a.latency.p90)} | ${time(a.latency.p99)} | ${a.resyncs} | ≥ ${FANOUT_TARGET.broadcastShare.toFixed(2)}× | ${share >= FANOUT_TARGET.broadcastShare ? 'PASS' : verdictMin(false, share, FANOUT_TARGET.broadcastShare)} |`);
-  line(`| as fast as it goes | plain \`ws\` | ${rate(p.eventsPerSecond)} | ${rate(p.perSecond)} | 1 | ${time(p.senderUsPerEvent)} | ${time(p.latency.median)} | ${time(p.latency.p90)} | ${time(p.latency.p99)} | — | — | — |`);
-  const pa = combine(result.paced.acheron);
-  const pp = combine(result.paced.plain);
-  line(`| paced at ${rate(cfg.pacedRate)} | Acheron | ${rate(pa.eventsPerSecond)} | ${rate(pa.perSecond)} | ${ratio(pa.perSecond / pp.perSecond)} | ${time(pa.senderUsPerEvent)} | ${time(pa.latency.median)} | ${time(pa.latency.p90)} | ${time(pa.latency.p99)} | ${pa.resyncs} | p99 < ${FANOUT_TARGET.p99Ms} ms at ${rate(cfg.pacedRate)} | ${pacedVerdict(pa, cfg)} |`);
-  line(`| paced at ${rate(cfg.pacedRate)} | plain \`ws\` | ${rate(pp.eventsPerSecond)} | ${rate(pp.perSecond)} | 1 | ${time(pp.senderUsPerEvent)} | ${time(pp.latency.median)} | ${time(pp.latency.p90)} | ${time(pp.latency.p99)} | — | — | — |`);
-  const la = combine(result.light.acheron);
-  const lp = combine(result.light.plain);
-  line(`| paced at ${rate(cfg.lightRate)} (for reference) | Acheron | ${rate(la.eventsPerSecond)} | ${rate(la.perSecond)} | ${ratio(la.perSecond / lp.perSecond)} | ${time(la.senderUsPerEvent)} | ${time(la.latency.median)} | ${time(la.latency.p90)} | ${time(la.latency.p99)} | ${la.resyncs} | — | — |`);
-  line(`| paced at ${rate(cfg.lightRate)} (for reference) | plain \`ws\` | ${rate(lp.eventsPerSecond)} | ${rate(lp.perSecond)} | 1 | ${time(lp.senderUsPerEvent)} | ${time(lp.latency.median)} | ${time(lp.latency.p90)} | ${time(lp.latency.p99)} | — | — | — |`);
+  line('| load | shape | sender | events/s delivered | deliveries/s | ÷ plain | sender CPU per event | delivery latency median | p90 | p99 | resyncs | target | result |');
+  line('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const loads = [
+    ['max', `as fast as it goes (${cfg.inflight} upserts in flight; the baseline sends while every client has < ${mib(cfg.maxBufferedBytes / 1024)} unsent)`],
+    ['paced', `paced at ${rate(cfg.pacedRate)}`],
+    ['light', `paced at ${rate(cfg.lightRate)} (for reference)`],
+  ];
+  for (const [key, label] of loads) {
+    for (const shape of SHAPES) {
+      const a = combine(result[key][shape]);
+      const p = combine(result[key][`plain-${shape}`]);
+      const share = a.perSecond / p.perSecond;
+      let target = '—';
+      let verdictText = '—';
+      if (key === 'max') {
+        target = `≥ ${FANOUT_TARGET.broadcastShare.toFixed(2)}×`;
+        verdictText = share >= FANOUT_TARGET.broadcastShare ? 'PASS' : verdictMin(false, share, FANOUT_TARGET.broadcastShare);
+      } else if (key === 'paced' && shape === 'delta') {
+        target = `p99 < ${FANOUT_TARGET.p99Ms} ms at ${rate(cfg.pacedRate)}`;
+        verdictText = pacedVerdict(a, cfg);
+      }
+      line(`| ${label} | ${shape} | Acheron | ${rate(a.eventsPerSecond)} | ${rate(a.perSecond)} | ${ratio(share)} | ${time(a.senderUsPerEvent)} | ${time(a.latency.median)} | ${time(a.latency.p90)} | ${time(a.latency.p99)} | ${a.resyncs} | ${target} | ${verdictText} |`);
+      line(`| ${label} | ${shape} | plain \`ws\` | ${rate(p.eventsPerSecond)} | ${rate(p.perSecond)} | 1 | ${time(p.senderUsPerEvent)} | ${time(p.latency.median)} | ${time(p.latency.p90)} | ${time(p.latency.p99)} | — | — | — |`);
+    }
+  }
   line();
   line('Deliveries/s count the frames received within the sending window, events/s delivered are that divided by the number of watchers; latencies cover every delivery of an event sent within it (the worst round\'s percentiles when there are several). ' +
     '"Resyncs": watches the server ended with `resync_required` because a watcher had more than 8 MiB unsent (the watcher then watched again). ' +
     'Sender CPU per event: the control server\'s (or the broadcaster\'s) CPU over the phase, all threads, divided by the events every watcher received; the server\'s includes taking the upsert.');
   line();
-  for (const [label, runs] of [['as fast as it goes', result.max.acheron], [`paced at ${rate(cfg.pacedRate)}`, result.paced.acheron], [`paced at ${rate(cfg.lightRate)}`, result.light.acheron]]) {
-    const r = runs[0];
-    let text = `- Acheron, ${label}, first round: upsert ack latency (send → ack at the node) median ${time(r.ackLatency.median)}, p99 ${time(r.ackLatency.p99)}; ` +
-      `${r.sent} upserts sent${r.skipped ? `, ${r.skipped} skipped (every node had an upsert in flight)` : ''}.`;
-    if (r.ackToLast) {
-      text += ` From the ack until the last of the ${cfg.watchers} watchers had the event: median ${time(r.ackToLast.median)}, p99 ${time(r.ackToLast.p99)} ` +
-        `(negative: the watchers had it before the node had its ack; ${r.ackToLast.complete} of ${r.ackToLast.events} events reached every watcher).`;
+  for (const [key, label] of loads) {
+    for (const shape of SHAPES) {
+      const r = result[key][shape][0];
+      let text = `- Acheron, ${shape} events, ${label.replace(/ \(.*\)$/, '')}, first round: upsert ack latency (send → ack at the node) median ${time(r.ackLatency.median)}, p99 ${time(r.ackLatency.p99)}; ` +
+        `${r.sent} upserts sent${r.skipped ? `, ${r.skipped} skipped (every node had an upsert in flight)` : ''}.`;
+      if (r.ackToLast) {
+        text += ` From the ack until the last of the ${cfg.watchers} watchers had the event: median ${time(r.ackToLast.median)}, p99 ${time(r.ackToLast.p99)} ` +
+          `(negative: the watchers had it before the node had its ack; ${r.ackToLast.complete} of ${r.ackToLast.events} events reached every watcher).`;
+      }
+      line(text);
     }
-    line(text);
   }
   const logged = Object.entries(result.serverLog);
   line(`- Server counters at the end: ${result.server.fanoutSent} deliveries sent, ${result.server.fanoutDropped} refused (slow watcher), ${result.server.watchesEnded} watches ended; RSS ${mib(result.memory.rssKiB)}. ` +

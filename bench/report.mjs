@@ -87,7 +87,7 @@ const SECTIONS = [
   { name: 'memory', title: '3. Memory with 1000 services', render: renderMemory },
   { name: 'trace', title: '4. Where the time goes (trace pass)', render: renderTrace },
   { name: 'persistent', title: '5. Persistent drivers against spawn-per-call', render: (part, line) => renderPersistent(part, line) },
-  { name: 'control', title: '6. Control server with 1000 nodes', render: (part, line) => renderControl(part, line) },
+  { name: 'control', title: '6. Control server with 1000 and 10,000 nodes', render: (part, line) => renderControl(part, line) },
   { name: 'fanout', title: '7. Watch fan-out against a plain `ws` broadcast', render: (part, line) => renderFanout(part, line) },
   { name: 'world', title: '8. WorldFS: relayed invokes and catalog changes', render: (part, line) => renderWorld(part, line) },
   { name: 'wasm', title: '9. Wasm drivers against native spawn and persistent drivers', render: (part, line) => renderWasm(part, line) },

@@ -1,8 +1,10 @@
 // Watchers for bench/control.mjs, forked with an IPC channel: N WebSocket clients in one process
 // that count the event frames they receive and how late they are.
 //
-// Commands: connect {url, count, token?} (with a token: an Acheron admin session per client with
-// control.node_service_watch replay_limit 0; without: plain clients of bench/broadcast-server.mjs);
+// Commands: connect {url, count, token?, include?} (with a token: an Acheron admin session per
+// client with control.node_service_watch replay_limit 0, and `include` ("delta": lean events);
+// without: plain clients of bench/broadcast-server.mjs); pause and resume (Acheron sessions: every
+// client unwatches, or watches again, so only one group of watchers loads the server at a time);
 // start; count; stop {fromUs, toUs}; sample; close.
 //
 // Every frame carries the send time of its event as the version `t<µs>` of the one updated
@@ -54,33 +56,49 @@ function record(data) {
   if (frameSizes.length < 1000) frameSizes.push(data.length);
 }
 
+/** Acheron sessions: how each watches, unwatches and says it is synced. */
+const sessions = [];
+
 /** One client; with a token it is an Acheron session that watches every node from now on. */
-function client(url, token) {
+function client(url, token, include) {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 60_000, maxPayload: 64 << 20 });
     let nextId = 1;
-    const watch = () => socket.send(JSON.stringify({ channel: 'control', type: 'control.node_service_watch', id: `w${nextId++}`, payload: { replay_limit: 0 } }));
-    let synced;
-    const ready = new Promise((done) => (synced = done));
+    let watchId;
+    let synced = () => undefined;
+    /** Watches from now on, unless a watch of this session is on already (one watch each: no event twice). */
+    const watch = () => {
+      if (watchId !== undefined) return Promise.resolve();
+      const ready = new Promise((done) => (synced = done));
+      socket.send(JSON.stringify({ channel: 'control', type: 'control.node_service_watch', id: `w${nextId++}`, payload: { replay_limit: 0, ...(include ? { include } : {}) } }));
+      return ready;
+    };
+    const unwatch = () => {
+      if (watchId !== undefined) socket.send(JSON.stringify({ channel: 'control', type: 'control.node_service_unwatch', id: `u${nextId++}`, payload: { watch_id: watchId } }));
+      watchId = undefined;
+    };
     socket.on('message', (data) => {
       if (data.length > EVENT_PREFIX.length && data.compare(EVENT_PREFIX, 0, EVENT_PREFIX.length, 0, EVENT_PREFIX.length) === 0) {
         record(data);
         return;
       }
       const frame = JSON.parse(data.toString('utf8'));
-      if (frame.type === 'control.version') watch();
+      // Connected once the first watch is synced.
+      if (frame.type === 'control.version') void watch().then(resolve);
+      else if (frame.type === 'control.node_service_watch' && frame.ok) watchId = frame.payload.watch_id;
       else if (frame.type === 'control.node_service_watch_synced') synced();
       else if (frame.type === 'control.error' && frame.error?.code === 'resync_required') {
         // Too slow for the server: its watch ended. Watch again (from now), and count it.
         resyncs++;
+        watchId = undefined;
         watch();
       } else if (frame.type === 'control.error') reject(new Error(`watcher: ${frame.error?.code}: ${frame.error?.message}`));
     });
     socket.once('open', () => {
       clients.push(socket);
       if (!token) return resolve();
+      sessions.push({ watch, unwatch });
       socket.send(JSON.stringify({ channel: 'control', type: 'control.version', id: 'v', payload: { protocol: 'unified-v2' } }));
-      void ready.then(resolve);
     });
     socket.once('unexpected-response', (_request, response) => {
       response.resume();
@@ -91,10 +109,18 @@ function client(url, token) {
 }
 
 serveCommands({
-  async connect({ url, count, token }) {
+  async connect({ url, count, token, include }) {
     const started = nowUs();
-    await Promise.all(Array.from({ length: count }, () => client(url, token)));
+    await Promise.all(Array.from({ length: count }, () => client(url, token, include)));
     return { connected: clients.length, seconds: (nowUs() - started) / 1e6 };
+  },
+  async pause() {
+    for (const session of sessions) session.unwatch();
+    return {};
+  },
+  async resume() {
+    await Promise.all(sessions.map((session) => session.watch()));
+    return {};
   },
   async start() {
     received = 0;
@@ -144,6 +170,7 @@ serveCommands({
   async close() {
     for (const socket of clients) socket.terminate();
     clients = [];
+    sessions.length = 0;
     return {};
   },
 });

@@ -65,7 +65,7 @@ function cli(argv: readonly string[]): Argv {
       y.command('list', 'list the nodes of the control server catalog', (c) => clientOptions(c), async (args) => {
         process.exitCode = await runCatalogCommand({ list: true }, args, process.stdout);
       });
-      y.command('watch [node_id]', 'stream catalog events (reconnects and resumes by itself)', (c) =>
+      y.command('watch [node_id]', 'stream catalog events, one line each (--json: each delta event as received); reconnects and resumes by itself', (c) =>
         clientOptions(c).positional('node_id', { type: 'string', describe: 'only this node' })
           .option('replay-limit', { type: 'number', describe: 'replay this many past events first (default 25)' })
           .option('since', { type: 'number', describe: 'replay everything after this seq' }),

@@ -1,11 +1,11 @@
-import type { CatalogEventPayload } from '../protocol/catalog-event.js';
+import type { CatalogDeltaPayload } from '../protocol/catalog-event.js';
 import { ControlClient } from '../protocol/control-client.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { attachProject, resolveClient } from './client-options.js';
 
-/** `control.node_service_event` as a watcher receives it. */
-type EventPayload = CatalogEventPayload & { watch_id: string; replay?: boolean };
+/** `control.node_service_event` as this command's watch receives it: the delta shape. */
+type EventPayload = CatalogDeltaPayload & { watch_id: string; replay?: boolean };
 
 export interface WatchArgs {
   node_id?: string | undefined;
@@ -34,9 +34,12 @@ export function formatEvent(e: EventPayload): string {
 }
 
 /**
- * `acheron node watch`: the live catalog event stream. Reconnects by itself and resumes after the
- * last seq it printed (or the last progress head), so nothing is printed twice and nothing is
- * skipped; `resync_required` starts over from the replay window, saying so on stderr.
+ * `acheron node watch`: the live catalog event stream, as delta events (`include: "delta"`): a line
+ * per event, or with `--json` each event as received (node meta, seq, kind, timestamp_ms,
+ * service_delta, and `changed_services`: the descriptors of the added and updated services).
+ * Reconnects by itself and resumes after the last seq it printed (or the last progress head), so
+ * nothing is printed twice and nothing is skipped; `resync_required` starts over from the replay
+ * window, saying so on stderr.
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   const connection = await resolveClient(args);
@@ -65,7 +68,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
         },
       });
       await attachProject(client, args);
-      const request: Record<string, unknown> = {};
+      const request: Record<string, unknown> = { include: 'delta' };
       if (args.node_id !== undefined) request.node_id = args.node_id;
       if (since !== undefined) request.since_seq = since;
       else if (args['replay-limit'] !== undefined) request.replay_limit = args['replay-limit'];

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { offlineView } from '../protocol/catalog-event.js';
 import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { StateJournal } from '../store/state-journal.js';
-import { entriesDelta, serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
+import { entriesDelta, jsonBytes, serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
+import { fullBody } from './catalog-event.js';
 import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
-import type { IncomingService } from './upsert-frame.js';
+import type { ResolvedService } from './upsert-frame.js';
 import { sameSecret } from './token-store.js';
 
 export type NodeState = 'online' | 'offline';
@@ -20,6 +22,11 @@ interface NodeMeta {
   last_seen_ms: number;
   joined_at_ms: number;
   updated_ms: number;
+  /**
+   * The record reflects every event of this node up to this seq and none after it: a client that
+   * read it applies the delta events of the node with a greater seq (docs/control-protocol.md).
+   */
+  seq: number;
 }
 
 /** One node as the control server keeps it: descriptors as their JSON, the secret only as a hash. */
@@ -30,12 +37,14 @@ interface NodeRecord extends NodeMeta {
 
 export interface PublicNode extends NodeMeta {
   services: ServiceDescriptor[];
+  /** With the stored view: each service's hash, as service_delta gives it. */
+  service_hashes?: Record<string, string>;
 }
 
 export type NodeSummary = NodeMeta & { service_count: number };
 
-/** A node in the journal: the record, the seq of the last event it reflects, and the descriptors' hashes. */
-interface JournalNode extends Omit<NodeRecord, 'services'> {
+/** A node in the journal: the record (the seq it reflects: legacy records lack it) and the descriptors' hashes. */
+interface JournalNode extends Omit<NodeRecord, 'services' | 'seq'> {
   services: ServiceDescriptor[];
   seq?: number;
   service_hashes?: string[];
@@ -79,10 +88,17 @@ export class Catalog {
     for (const [key, value] of restored.values) {
       if (!key.startsWith('node/') || value === null || typeof value !== 'object') continue;
       const stored = value as JournalNode;
-      catalog.#nodes.set(stored.node_id, fromJournal(stored));
-      seqOf.set(stored.node_id, stored.seq ?? (typeof legacySeq === 'number' ? legacySeq : 0));
+      const seq = stored.seq ?? (typeof legacySeq === 'number' ? legacySeq : 0);
+      catalog.#nodes.set(stored.node_id, fromJournal(stored, seq));
+      seqOf.set(stored.node_id, seq);
     }
     for (const event of events.takeUnarchived()) catalog.#recover(event, seqOf);
+    // Each descriptor held once: the journal's copy for compaction and the events read back from disk use the catalog's strings.
+    for (const [nodeId, node] of catalog.#nodes) if (!catalog.#dirty.has(nodeId)) journal.keepJson(nodeKey(nodeId), journalRecord(node, seqOf.get(nodeId) ?? 0));
+    for (const event of events.retained()) {
+      const node = catalog.#nodes.get(event.node_id);
+      if (node) event.share(new Map(node.services.map((e) => [e.service_id, e])));
+    }
     const now = Date.now();
     // After a server restart every known node gets a fresh grace period (SPEC §6).
     for (const node of catalog.#nodes.values()) {
@@ -105,14 +121,15 @@ export class Catalog {
     const previous = new Map(node.services.map((e) => [e.service_id, e]));
     this.#nodes.set(event.node_id, {
       ...node, node_name: event.node_name, platform: event.platform, labels: event.labels,
-      services: event.kind === 'upsert' ? event.services.map((s) => serviceEntry(s, JSON.stringify(s), false, previous.get(s.service_id))) : node.services,
-      state: event.kind === 'offline' ? 'offline' : 'online', updated_ms: event.timestamp_ms,
+      services: event.kind === 'upsert' ? storedEntries(event.services, (s, json) => serviceEntry(s, json, false, previous.get(s.service_id))) : node.services,
+      state: event.kind === 'offline' ? 'offline' : 'online', updated_ms: event.timestamp_ms, seq: event.seq,
     });
   }
 
   /** The event, then (in the step that makes it durable) the change here. */
   #commit(node: NodeRecord, kind: EventKind, delta: ServiceDelta, now: number): Promise<CatalogEvent> {
-    return this.#events.append({ kind, timestamp_ms: now, node_id: node.node_id, body: payloadBody(node, delta) }, () => {
+    return this.#events.append({ kind, timestamp_ms: now, node, delta }, (event) => {
+      node.seq = event.seq;
       if (kind === 'delete') this.#nodes.delete(node.node_id);
       else this.#nodes.set(node.node_id, node);
       this.#dirty.add(node.node_id);
@@ -129,7 +146,7 @@ export class Catalog {
     this.#dirty.clear();
     const writes = ids.map((id) => {
       const node = this.#nodes.get(id);
-      return node ? this.#journal.setJson(nodeKey(id), journalJson(node, seq)) : this.#journal.delete(nodeKey(id));
+      return node ? this.#journal.setJson(nodeKey(id), journalRecord(node, seq)) : this.#journal.delete(nodeKey(id));
     });
     try {
       await Promise.all(writes);
@@ -144,8 +161,9 @@ export class Catalog {
     return [...this.#nodes.values()].sort((a, b) => (a.node_id < b.node_id ? -1 : 1)).map(({ services, secret_sha256: _secret, ...meta }) => ({ ...meta, service_count: services.length }));
   }
 
-  get(nodeId: string): PublicNode {
-    return toPublic(this.#require(nodeId));
+  /** The node with its services as published (an offline node's marked offline) or, `stored`, as stored and with their hashes. */
+  get(nodeId: string, view: 'published' | 'stored' = 'published'): PublicNode {
+    return toPublic(this.#require(nodeId), view);
   }
 
   /**
@@ -185,6 +203,7 @@ export class Catalog {
       last_seen_ms: now,
       joined_at_ms: existing?.joined_at_ms ?? now,
       updated_ms: now,
+      seq: existing?.seq ?? 0,
       secret_sha256: hashSecret(secret),
     };
     // The secret is no event: the journal has it before the node does.
@@ -198,7 +217,7 @@ export class Catalog {
     const node = this.#nodes.get(nodeId);
     const entry = node?.services.find((e) => e.service_id === serviceId);
     if (!node || !entry) return undefined;
-    const service = JSON.parse(entry.json) as ServiceDescriptor;
+    const service = JSON.parse(entry.json.toString()) as ServiceDescriptor;
     return node.state === 'online' ? service : offlineView(service);
   }
 
@@ -217,11 +236,11 @@ export class Catalog {
    * catalog writes nothing and returns `changed: false`. `body` is the reply payload, serialized
    * (the event's own bytes when there is one).
    */
-  upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly IncomingService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
+  upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
     return this.#serial(payload.node_id, (now) => this.#upsert(payload, incoming, now));
   }
 
-  async #upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly IncomingService[], now: number): Promise<{ delta: ServiceDelta; body: Buffer }> {
+  async #upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[], now: number): Promise<{ delta: ServiceDelta; body: Buffer }> {
     const node = this.#require(payload.node_id);
     const previous = new Map(node.services.map((e) => [e.service_id, e]));
     const services = incoming.map((s) => ('known' in s ? s.known : serviceEntry(s.service, s.json, true, previous.get(s.service.service_id))));
@@ -248,7 +267,7 @@ export class Catalog {
     if (delta.changed || cameOnline) return { delta, body: (await this.#commit(next, delta.changed ? 'upsert' : 'online', delta, now)).body };
     if (metadataChanged) await this.#save(next);
     else this.#nodes.set(next.node_id, next); // lease and last-seen only: no need to sync
-    return { delta, body: payloadBody(next, delta) };
+    return { delta, body: fullBody(next, delta) };
   }
 
   /** Lease refresh: extends the lease; an offline node comes back online. */
@@ -323,56 +342,53 @@ export class Catalog {
   async #save(node: NodeRecord): Promise<void> {
     this.#nodes.set(node.node_id, node);
     this.#dirty.delete(node.node_id);
-    await this.#journal.setJson(nodeKey(node.node_id), journalJson(node, this.#events.headSeq));
+    await this.#journal.setJson(nodeKey(node.node_id), journalRecord(node, this.#events.headSeq));
   }
 }
 
-/** Services of an offline node are kept, marked offline (SPEC §6). */
-function offlineView(service: ServiceDescriptor): ServiceDescriptor {
-  return { ...service, state: 'offline', mounts: service.mounts.map((m) => ({ ...m, state: 'offline' })) as ServiceDescriptor['mounts'] };
+function toPublic(node: NodeRecord, view: 'published' | 'stored' = 'published'): PublicNode {
+  const { secret_sha256: _secret, services: entries, node_id, node_name, platform, labels, ...rest } = node;
+  const services = entries.map((e) => JSON.parse(e.json.toString()) as ServiceDescriptor);
+  if (view === 'stored') return { node_id, node_name, platform, labels, services, service_hashes: Object.fromEntries(entries.map((e) => [e.service_id, e.hash])), ...rest };
+  return { node_id, node_name, platform, labels, services: node.state === 'online' ? services : services.map(offlineView), ...rest };
 }
 
-function publicServices(node: NodeRecord): ServiceDescriptor[] {
-  const services = node.services.map((e) => JSON.parse(e.json) as ServiceDescriptor);
-  return node.state === 'online' ? services : services.map(offlineView);
-}
-
-function toPublic(node: NodeRecord): PublicNode {
-  const { secret_sha256: _secret, services: _services, node_id, node_name, platform, labels, ...rest } = node;
-  return { node_id, node_name, platform, labels, services: publicServices(node), ...rest };
-}
+const SERVICES = Buffer.from(',"services":[');
+const COMMA = Buffer.from(',');
+const END = Buffer.from(']}');
 
 /**
- * The upsert reply's members (= the event payload's, SPEC §6) and the closing brace, built from
- * the stored descriptors' JSON instead of serializing the catalog again.
+ * A node's journal record, rendered from the node record when the journal writes it (at the
+ * checkpoint, and again at each compaction) as parts that include the descriptors' own bytes: the
+ * journal keeps this function, not a copy of the descriptors (StateJournal's JsonValue), and
+ * writes the parts without joining them.
  */
-function payloadBody(node: NodeRecord, delta: ServiceDelta): Buffer {
-  const services = node.state === 'online' ? `[${node.services.map((e) => e.json).join(',')}]` : JSON.stringify(publicServices(node));
-  return Buffer.from(`"node_id":${JSON.stringify(node.node_id)},"node_name":${JSON.stringify(node.node_name)},"platform":${JSON.stringify(node.platform)},` +
-    `"labels":${JSON.stringify(node.labels)},"services":${services},"service_delta":${JSON.stringify(delta)}}`);
+function journalRecord(node: NodeRecord, seq: number): () => Buffer[] {
+  return () => {
+    const { services, ...meta } = node;
+    const head = JSON.stringify({ ...meta, seq, service_hashes: services.map((e) => e.hash) });
+    const parts: Buffer[] = [Buffer.from(head.slice(0, -1)), SERVICES];
+    services.forEach((e, index) => (index === 0 ? parts.push(e.json) : parts.push(COMMA, e.json)));
+    parts.push(END);
+    return parts;
+  };
 }
 
-/**
- * Built with `+`, not join: V8 keeps the result as a rope over the descriptors' own strings, so the
- * journal's copy of every record (kept for compaction) does not hold the catalog's JSON twice.
- */
-function journalJson(node: NodeRecord, seq: number): string {
-  const { services, ...meta } = node;
-  const head = JSON.stringify({ ...meta, seq, service_hashes: services.map((e) => e.hash) });
-  let json = `${head.slice(0, -1)},"services":[`;
-  services.forEach((e, index) => (json += index === 0 ? e.json : `,${e.json}`));
-  return json + ']}';
-}
-
-function fromJournal(stored: JournalNode): NodeRecord {
+function fromJournal(stored: JournalNode, seq: number): NodeRecord {
   const { services, seq: _seq, service_hashes: hashes, ...meta } = stored;
   const hashed = hashes?.length === services.length ? hashes : undefined;
   return {
     ...meta,
-    services: services.map((s, index) => {
-      const json = JSON.stringify(s);
+    seq,
+    services: storedEntries(services, (s, json, index) => {
       const hash = hashed?.[index];
       return hash === undefined ? serviceEntry(s, json, false) : { service_id: s.service_id, version: s.version, hash, json, validated: false, state: s.state };
     }),
   };
+}
+
+/** Entries of descriptors read back (journal, log): their JSON in one block (jsonBytes). */
+function storedEntries(services: readonly ServiceDescriptor[], entry: (service: ServiceDescriptor, json: Buffer, index: number) => ServiceEntry): ServiceEntry[] {
+  const bytes = jsonBytes(services.map((s) => JSON.stringify(s)));
+  return services.map((s, index) => entry(s, bytes[index] as Buffer, index));
 }

@@ -250,7 +250,7 @@ export class ControlServer {
           if (gone.kind === 'node') this.relays.tunnelClosed(closed);
           this.relays.sessionGone(relaySession(closed));
         },
-      });
+      }, socket);
       this.#connections.add(connection);
       if (token !== undefined) this.#tokenOf.set(connection, token);
       this.metrics.connections.inc({ role: principal.kind });

@@ -1,28 +1,40 @@
-import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
 import type { DeltaEntry, ServiceDelta, UpdatedEntry } from '../protocol/catalog-event.js';
+import { serviceHash } from '../protocol/service-hash.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 
 export type { DeltaEntry, ServiceDelta, UpdatedEntry };
+export { serviceHash };
 
 /**
- * One stored descriptor as the catalog keeps it: its JSON (what the wire, the event log and the
- * journal carry, so it is serialized once) and its hash. `validated`: this process checked it
- * against the schema, so the same JSON in a later upsert needs no second validation.
+ * One stored descriptor as the catalog keeps it: its JSON as UTF-8 bytes (what the wire, the event
+ * log and the journal carry, so it is serialized once), and its hash. The bytes live outside the
+ * JavaScript heap, so 20 KiB of descriptors per node do not grow the heap V8 sizes its collections
+ * by; they are the one copy that the catalog, the journal and the events share. `validated`: this
+ * process checked it against the schema, so the same JSON in a later upsert needs no second
+ * validation.
  */
 export interface ServiceEntry extends DeltaEntry {
-  json: string;
+  json: Buffer;
   validated: boolean;
   /** The service's own state (its descriptor's `state`), counted by acheron_services. */
   state: string;
 }
 
 /**
- * `"0x"` + 16 hex digits: the first 8 bytes of SHA-256 over the RFC 8785 canonical JSON of the
- * entry (SPEC §6), so key order does not matter.
+ * Each text as UTF-8, all in one allocation of their own (each a view of it). One block per
+ * upsert, not one per descriptor: small blocks kept long among the large short-lived ones of
+ * every frame fragment the allocator's heap, which then never shrinks; and a small Buffer.from()
+ * would be a slice of the shared 8 KiB pool, which it would keep alive as long as the catalog
+ * keeps the descriptor.
  */
-export function serviceHash(service: ServiceDescriptor): string {
-  return '0x' + createHash('sha256').update(canonicalize(service) ?? '').digest('hex').slice(0, 16);
+export function jsonBytes(texts: readonly string[]): Buffer[] {
+  const block = Buffer.allocUnsafeSlow(texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0));
+  let offset = 0;
+  return texts.map((text) => {
+    const start = offset;
+    offset += block.write(text, offset);
+    return block.subarray(start, offset);
+  });
 }
 
 /**
@@ -30,8 +42,8 @@ export function serviceHash(service: ServiceDescriptor): string {
  * form, so when `previous` has the same JSON its entry (and hash) is reused: an upsert that
  * changes one descriptor out of twenty canonicalizes and hashes one.
  */
-export function serviceEntry(service: ServiceDescriptor, json: string, validated: boolean, previous?: ServiceEntry): ServiceEntry {
-  if (previous?.json === json) return previous.validated || !validated ? previous : { ...previous, validated };
+export function serviceEntry(service: ServiceDescriptor, json: Buffer, validated: boolean, previous?: ServiceEntry): ServiceEntry {
+  if (previous?.json.equals(json)) return previous.validated || !validated ? previous : { ...previous, validated };
   return { service_id: service.service_id, version: service.version, hash: serviceHash(service), json, validated, state: service.state };
 }
 

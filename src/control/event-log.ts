@@ -8,28 +8,11 @@ import type { Logger } from 'pino';
 import type { CatalogEventPayload, EventKind } from '../protocol/catalog-event.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { syncDir, writeAll } from '../store/atomic-file.js';
+import { CatalogEvent, type EventSource } from './catalog-event.js';
 
 const gunzip = promisify(gunzipCallback);
 
-export type { EventKind };
-
-/**
- * One catalog change (SPEC §6 Events) as the log keeps and sends it: the payload is serialized
- * once, when the event is made, and the same bytes go into the log line, the upsert reply, the
- * replay ring and every watcher's frame.
- */
-export interface CatalogEvent {
-  seq: number;
-  kind: EventKind;
-  timestamp_ms: number;
-  node_id: string;
-  /** `"seq":…,"kind":…,"timestamp_ms":…,` (the members that the upsert reply does not have). */
-  head: Buffer;
-  /** The payload's members from `node_id` on and its closing brace: `"node_id":…,"service_delta":{…}}`. */
-  body: Buffer;
-}
-
-export type NewEvent = Pick<CatalogEvent, 'kind' | 'timestamp_ms' | 'node_id' | 'body'>;
+export type { EventKind, CatalogEvent };
 
 /** An event as read back from disk, for the catalog to rebuild itself (SPEC §6: snapshot + log). */
 export type EventRecord = CatalogEventPayload;
@@ -62,11 +45,6 @@ const ARCHIVE_GZIP_LEVEL = 1;
 const OPEN = Buffer.from('{');
 const NEWLINE = Buffer.from('\n');
 
-/** `"seq":…,"kind":…,"timestamp_ms":…,`: what an event adds in front of the upsert reply's members. */
-export function eventHead(seq: number, kind: EventKind, timestampMs: number): Buffer {
-  return Buffer.from(`"seq":${seq},"kind":${JSON.stringify(kind)},"timestamp_ms":${timestampMs},`);
-}
-
 /**
  * The catalog's write-ahead log (SPEC §6): every event gets the next `seq`, is appended and
  * fdatasync'd (group commit) before anyone sees it, and stays in a bounded ring for replay. A
@@ -91,7 +69,7 @@ export class EventLog {
   #bytes: number;
   #head: number;
   #ring: CatalogEvent[] = [];
-  #pending: Array<{ event: NewEvent; apply: ((event: CatalogEvent) => void) | undefined; resolve(event: CatalogEvent): void; reject(error: Error): void }> = [];
+  #pending: Array<{ event: EventSource; apply: ((event: CatalogEvent) => void) | undefined; resolve(event: CatalogEvent): void; reject(error: Error): void }> = [];
   /** Why the file may hold bytes past #bytes (a failed append that could not be cut back yet); nothing is appended until it is. */
   #damage: Error | undefined;
   #flushing: Promise<void> | undefined;
@@ -195,7 +173,7 @@ export class EventLog {
    * the events up to headSeq, so a checkpoint taken at any moment is consistent. Rejects with
    * `unavailable` when the event could not be made durable; then nothing changed.
    */
-  append(event: NewEvent, apply?: (event: CatalogEvent) => void): Promise<CatalogEvent> {
+  append(event: EventSource, apply?: (event: CatalogEvent) => void): Promise<CatalogEvent> {
     return new Promise<CatalogEvent>((resolve, reject) => {
       this.#pending.push({ event, apply, resolve, reject });
       // A rotation that fails is logged; the events it followed are durable and acknowledged already.
@@ -210,10 +188,7 @@ export class EventLog {
     this.#pending = [];
     this.#flushing = (async () => {
       // Seqs are given at the write, in order: a batch that fails gives none away.
-      const events = batch.map((p, index): CatalogEvent => {
-        const seq = this.#head + 1 + index;
-        return { ...p.event, seq, head: eventHead(seq, p.event.kind, p.event.timestamp_ms) };
-      });
+      const events = batch.map((p, index) => new CatalogEvent(this.#head + 1 + index, p.event));
       const parts = events.flatMap((event) => [OPEN, event.head, event.body, NEWLINE]);
       try {
         if (this.#damage) await this.#cutBack();
@@ -351,11 +326,6 @@ function byFileTime(a: string, b: string): number {
   return time(a) - time(b) || (ARCHIVE.test(a) ? -1 : 0) - (ARCHIVE.test(b) ? -1 : 0);
 }
 
-function toEvent(record: EventRecord): CatalogEvent {
-  const { seq, kind, timestamp_ms: timestampMs, ...payload } = record;
-  return { seq, kind, timestamp_ms: timestampMs, node_id: record.node_id, head: eventHead(seq, kind, timestampMs), body: Buffer.from(JSON.stringify(payload).slice(1)) };
-}
-
 function isEventRecord(record: Record<string, unknown>): boolean {
   return typeof record.seq === 'number' && typeof record.kind === 'string' && typeof record.timestamp_ms === 'number' && typeof record.node_id === 'string';
 }
@@ -431,7 +401,8 @@ async function readHistory(dir: string, capacity: number): Promise<History> {
     head = tornSeq + 1;
     records = [];
   }
-  return { ring: records.map(toEvent), head, problems, unarchived, rotated };
+  const interned = new Map<string, Buffer>();
+  return { ring: records.map((record) => CatalogEvent.fromRecord(record, interned)), head, problems, unarchived, rotated };
 }
 
 /**

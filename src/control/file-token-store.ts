@@ -1,4 +1,5 @@
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
@@ -31,12 +32,16 @@ const FOLLOW_POLL_MS = 1_000;
 export class FileTokenStore implements TokenStore {
   readonly path: string;
   #data: TokenFile;
-  #mtimeMs = 0;
+  /** The file's identity when this process last read or wrote it (`fileVersion`); '' before that. */
+  #version = '';
   /** Changes waiting for the next read-modify-write; all those queued meanwhile share one (group commit). */
   #queued: QueuedUpdate[] = [];
   #writing: Promise<void> | undefined;
   /** The digest of every join token seen in the file, so a reload or a join hashes only new tokens. */
   #joinDigests = new Map<string, string>();
+  /** This process holds the lock file (a batch is being written). */
+  #locked = false;
+  #reloading: Promise<boolean> | undefined;
   #listeners: Array<() => void> = [];
   #poll: NodeJS.Timeout | undefined;
   #log: Logger | undefined;
@@ -79,7 +84,12 @@ export class FileTokenStore implements TokenStore {
   #joinIndex: { data: TokenFile; byDigest: Map<string, JoinTokenEntry> } | undefined;
 
   #joinByDigest(): Map<string, JoinTokenEntry> {
-    if (this.#joinIndex?.data !== this.#data) this.#joinIndex = { data: this.#data, byDigest: this.#indexJoins(this.#data) };
+    return this.#joinsOf(this.#data);
+  }
+
+  /** `data`'s join tokens by digest, built once per version of the file (a batch of joins shares it). */
+  #joinsOf(data: TokenFile): Map<string, JoinTokenEntry> {
+    if (this.#joinIndex?.data !== data) this.#joinIndex = { data, byDigest: this.#indexJoins(data) };
     return this.#joinIndex.byDigest;
   }
 
@@ -101,7 +111,7 @@ export class FileTokenStore implements TokenStore {
     let spent = false;
     const wanted = digestHex(token);
     await this.update((data) => {
-      const entry = this.#indexJoins(data).get(wanted);
+      const entry = this.#joinsOf(data).get(wanted);
       if (entry && joinUsable(entry)) {
         entry.used_ms = Date.now();
         spent = true;
@@ -176,14 +186,22 @@ export class FileTokenStore implements TokenStore {
     this.#listeners = [];
   }
 
-  /** Re-reads the file when another process changed it; true when it did. */
-  async reloadIfChanged(): Promise<boolean> {
-    const mtimeMs = (await stat(this.path).catch(() => undefined))?.mtimeMs;
-    if (mtimeMs === undefined || mtimeMs === this.#mtimeMs) return false;
-    this.#data = await readTokens(this.path);
-    this.#mtimeMs = mtimeMs;
-    this.#changed();
-    return true;
+  /**
+   * Re-reads the file when another process changed it; true when it did. While this process holds
+   * the lock, only it changes the file, and its write installs what it wrote: no reading it back.
+   * Concurrent calls (every upgrade asks) share one stat and read.
+   */
+  reloadIfChanged(): Promise<boolean> {
+    if (this.#locked) return Promise.resolve(false);
+    this.#reloading ??= (async () => {
+      const version = fileVersion(await stat(this.path).catch(() => undefined));
+      if (version === '' || version === this.#version || this.#locked) return false;
+      this.#data = await readTokens(this.path);
+      this.#version = version;
+      this.#changed();
+      return true;
+    })().finally(() => (this.#reloading = undefined));
+    return this.#reloading;
   }
 
   /** A reload for the server: a file it cannot read is logged, and the tokens loaded before stay. */
@@ -229,8 +247,11 @@ export class FileTokenStore implements TokenStore {
   /** One read-modify-write for the batch; the updates whose `mutate` threw, with their errors. */
   async #update(batch: QueuedUpdate[]): Promise<Map<QueuedUpdate, Error>> {
     const release = await lock(`${this.path}.lock`);
+    this.#locked = true;
     try {
-      const data = await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
+      // The file as this process last wrote or read it needs no second parse (with 10,000 join tokens it is 2 MiB of JSON).
+      const current = fileVersion(await stat(this.path).catch(() => undefined));
+      const data = current !== '' && current === this.#version ? copyOf(this.#data) : await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOENT') return emptyFile();
         throw error;
       });
@@ -242,14 +263,16 @@ export class FileTokenStore implements TokenStore {
           failed.set(update, error as Error);
         }
       }
-      await writeFileAtomic(this.path, JSON.stringify(data, null, 2) + '\n', 0o600);
+      // Compact: with 10,000 join tokens every join batch rewrites 2 MiB (`acheron token list` is for reading it).
+      await writeFileAtomic(this.path, JSON.stringify(data) + '\n', 0o600);
       // Both together: a reload between them would take stale data for current.
-      const { mtimeMs } = await stat(this.path);
+      const version = fileVersion(await stat(this.path));
       this.#data = data;
-      this.#mtimeMs = mtimeMs;
+      this.#version = version;
       this.#changed();
       return failed;
     } finally {
+      this.#locked = false;
       await release();
     }
   }
@@ -259,6 +282,19 @@ interface QueuedUpdate {
   mutate(data: TokenFile): void;
   resolve(): void;
   reject(error: Error): void;
+}
+
+/**
+ * Which file is there: every write renames a new file into place, so a file another process wrote has
+ * another inode than the one this process last saw, even within one mtime tick; '' when there is none.
+ */
+function fileVersion(stats: Stats | undefined): string {
+  return stats === undefined ? '' : `${stats.ino}:${stats.mtimeMs}:${stats.size}`;
+}
+
+/** A copy to change: what readers hold stays as it was until the write is done. */
+function copyOf(data: TokenFile): TokenFile {
+  return { version: 1, admin: data.admin.map((e) => ({ ...e })), users: data.users.map((e) => ({ ...e })), join: data.join.map((e) => ({ ...e })) };
 }
 
 function emptyFile(): TokenFile {

@@ -1,10 +1,11 @@
 import { CHANNEL } from '../protocol/envelope.js';
-import type { CatalogEvent } from './event-log.js';
+import type { CatalogEvent } from './catalog-event.js';
 
 /**
- * Frames built from bytes serialized once (SPEC §6 shapes): an event's payload goes out as the
- * upsert reply and to every watcher without another JSON.stringify or UTF-8 encoding; only a
- * small head differs per frame.
+ * Frames built from bytes serialized once (SPEC §6 shapes): an event's full payload goes out as
+ * the upsert reply and to every watcher of the full shape, its delta payload to every watcher of
+ * the delta shape, without another JSON.stringify or UTF-8 encoding; only a small head differs per
+ * frame.
  */
 
 /** An op's reply payload already serialized: the members of its object and the closing brace. */
@@ -14,10 +15,17 @@ export class SerializedPayload {
 
 const CLOSE = Buffer.from('}');
 
-/** `{"channel":"control","type":…,"id":…,"ok":true,"payload":{` + body + `}`. */
-export function replyFrame(type: string, id: string, payload: SerializedPayload): Buffer {
+/** Bodies from this size on are not copied into their reply: the reply goes out in fragments. */
+const FRAGMENT_FROM_BYTES = 16 << 10;
+
+/**
+ * `{"channel":"control","type":…,"id":…,"ok":true,"payload":{` + body + `}`: one buffer, or for a
+ * large body (a node's whole catalog) the three parts, sent as fragments of one message.
+ */
+export function replyFrame(type: string, id: string, payload: SerializedPayload): Buffer | Buffer[] {
   const head = Buffer.from(`{"channel":${JSON.stringify(CHANNEL)},"type":${JSON.stringify(type)},"id":${JSON.stringify(id)},"ok":true,"payload":{`);
-  return Buffer.concat([head, payload.body, CLOSE]);
+  const parts = [head, payload.body, CLOSE];
+  return payload.body.length >= FRAGMENT_FROM_BYTES ? parts : Buffer.concat(parts);
 }
 
 /** The head of a watch's event frames, up to the event's own members. */
@@ -25,7 +33,10 @@ export function watchEventHead(watchId: string, replay: boolean): Buffer {
   return Buffer.from(`{"channel":${JSON.stringify(CHANNEL)},"type":"control.node_service_event","ok":true,"payload":{"watch_id":${JSON.stringify(watchId)},"replay":${replay},`);
 }
 
-/** One watcher's frame of `event`: its head, then the bytes every watcher shares. */
-export function eventFrame(watchHead: Buffer, event: CatalogEvent): Buffer {
-  return Buffer.concat([watchHead, event.head, event.body, CLOSE]);
+/** Which shape a watch's events take (SPEC §6): the whole catalog, or `include: "delta"`. */
+export type EventShape = 'full' | 'delta';
+
+/** One watcher's frame of `event`: its head, then the bytes every watcher of that shape shares. */
+export function eventFrame(watchHead: Buffer, event: CatalogEvent, shape: EventShape): Buffer {
+  return Buffer.concat([watchHead, event.head, shape === 'delta' ? event.deltaBody : event.body, CLOSE]);
 }

@@ -1,6 +1,7 @@
-import type { NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, RelayPayload, RelayReplyPayload, SessionAttachPayload } from '../protocol/types.gen.js';
+import type { NodeGetPayload, NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, RelayPayload, RelayReplyPayload, ServiceDescriptor, ServiceDescriptorInput, SessionAttachPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { SCHEMA_BASE, type Schemas } from '../protocol/schemas.js';
+import { problemAt, SCHEMA_BASE, type Problem, type Schemas } from '../protocol/schemas.js';
+import { foreignPaths, withServiceDefaults } from '../protocol/service-defaults.js';
 import type { Catalog } from './catalog.js';
 import type { ControlConnection } from './connection.js';
 import { SerializedPayload } from './frames.js';
@@ -9,7 +10,8 @@ import { relaySession, type RelayHub } from './relay-hub.js';
 import type { RelayPolicy } from './relay-policy.js';
 import type { Principal, Role } from './principal.js';
 import type { TokenStore } from './token-store.js';
-import { incomingServices, type IncomingService } from './upsert-frame.js';
+import { jsonBytes } from './delta.js';
+import { incomingServices, type IncomingService, type ResolvedService } from './upsert-frame.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
@@ -48,6 +50,7 @@ export interface Op<P> {
 
 const PROTOCOL_SCHEMA = `${SCHEMA_BASE}control-protocol.schema.json#/definitions/`;
 const DESCRIPTOR_SCHEMA = `${SCHEMA_BASE}service-descriptor.schema.json`;
+const INPUT_SCHEMA = PROTOCOL_SCHEMA + 'service_input';
 
 /** A node acts only on its own node_id [beyond: the earlier system gave nodes the admin token]. */
 function ownNode(context: OpContext, nodeId: string): void {
@@ -78,16 +81,32 @@ function readableNodes(context: OpContext): (nodeId: string) => boolean {
 }
 
 /**
- * Descriptors split from the frame (upsert-frame.ts) skipped the payload schema: the new ones are
- * validated here, before any other check, as the plain path does. On a problem the whole payload
- * is validated, so the error is the plain path's (its first problem, naming the field).
+ * The upsert's descriptors ready to store. A stored one (upsert-frame.ts) is taken as it is; every
+ * other gets SPEC §2's defaults (src/protocol/service-defaults.ts, as the node applies them to its
+ * manifests) and must then match the descriptor schema, with its endpoints and mount paths under
+ * the node's own `/nodes/<node_id>/`. The first problem is the error, naming the field.
  */
-function checkDescriptors(context: OpContext, payload: NodeServiceUpsertPayload, services: readonly IncomingService[]): void {
-  const valid = (s: IncomingService): boolean => 'known' in s || s.checked || context.schemas.problems(DESCRIPTOR_SCHEMA, s.service, 'payload').length === 0;
-  if (services.every(valid)) return;
-  const whole = { ...payload, services: services.map((s) => ('known' in s ? JSON.parse(s.json) as unknown : s.service)) };
-  const problem = context.schemas.problems(PROTOCOL_SCHEMA + 'node_service_upsert', whole, 'payload')[0];
-  if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
+function resolveDescriptors(context: OpContext, nodeId: string, services: readonly IncomingService[]): ResolvedService[] {
+  const fresh = services.map((incoming, index) => {
+    if ('known' in incoming) return incoming;
+    const at = `/services/${index}`;
+    const fail = (problem: Problem): never => {
+      throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
+    };
+    const inputProblem = context.schemas.problems(INPUT_SCHEMA, incoming.value, 'payload', at)[0];
+    if (inputProblem) fail(inputProblem);
+    const input = incoming.value as ServiceDescriptorInput;
+    const service = withServiceDefaults(input, nodeId);
+    const problem = context.schemas.problems(DESCRIPTOR_SCHEMA, service, 'payload', at)[0];
+    if (problem) fail(problem);
+    const descriptor = service as ServiceDescriptor;
+    const foreign = foreignPaths(descriptor, nodeId)[0];
+    if (foreign) fail(problemAt('payload', at + foreign.pointer, 'node_path', `${foreign.path} is not under /nodes/${nodeId}/: a node publishes only paths of its own tree`));
+    return { service: descriptor, text: JSON.stringify(descriptor) };
+  });
+  const bytes = jsonBytes(fresh.flatMap((s) => ('text' in s ? [s.text] : [])));
+  let next = 0;
+  return fresh.map((s) => ('text' in s ? { service: s.service, json: bytes[next++] as Buffer } : s));
 }
 
 function op<P>(definition: string, roles: readonly Role[], handle: Op<P>['handle']): Op<P> {
@@ -106,8 +125,7 @@ export const OPS: Record<string, Op<never>> = {
     return joined;
   }),
   'control.node_service_upsert': op<NodeServiceUpsertPayload>('node_service_upsert', ['node', 'admin'], async (context, payload) => {
-    const services = incomingServices(payload);
-    checkDescriptors(context, payload, services);
+    const services = resolveDescriptors(context, payload.node_id, incomingServices(payload));
     ownNode(context, payload.node_id);
     const { delta, body } = await context.catalog.upsert(payload, services);
     context.metrics.upserts.inc({ changed: String(delta.changed) });
@@ -129,11 +147,11 @@ export const OPS: Record<string, Op<never>> = {
       nodes: context.catalog.list().filter((node) => visible(node.node_id)),
     };
   }),
-  'control.node_get': op<NodeRefPayload>('node_ref', ['admin', 'node', 'user'], async (context, payload) => {
+  'control.node_get': op<NodeGetPayload>('node_get', ['admin', 'node', 'user'], async (context, payload) => {
     ownNode(context, payload.node_id);
     // A node outside the user's project is absent, not forbidden (SPEC §8: hidden means absent).
     if (!readableNodes(context)(payload.node_id)) throw new ProtocolError('not_found', `no node ${payload.node_id}`, { field: '/node_id' });
-    return context.catalog.get(payload.node_id);
+    return context.catalog.get(payload.node_id, payload.view ?? 'published');
   }),
   'control.node_delete': op<NodeRefPayload>('node_ref', ['admin'], async (context, payload) => {
     const node = await context.catalog.delete(payload.node_id);

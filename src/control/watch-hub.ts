@@ -2,8 +2,9 @@ import { push } from '../protocol/envelope.js';
 import type { NodeServiceWatchPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ControlConnection } from './connection.js';
-import type { CatalogEvent, EventLog } from './event-log.js';
-import { eventFrame, watchEventHead } from './frames.js';
+import type { CatalogEvent } from './catalog-event.js';
+import type { EventLog } from './event-log.js';
+import { eventFrame, watchEventHead, type EventShape } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 
 export type WatchRequest = NodeServiceWatchPayload;
@@ -19,6 +20,7 @@ interface Watch {
   lastSentMs: number;
   /** The head of its live event frames (see frames.ts). */
   liveHead: Buffer;
+  shape: EventShape;
 }
 
 const watchKey = (connection: ControlConnection, watchId: string): string => `${connection.id}/${watchId}`;
@@ -84,17 +86,18 @@ export class WatchHub {
     const n = this.#nextIdOf.get(connection) ?? 1;
     this.#nextIdOf.set(connection, n + 1);
     const id = `w${n}`;
-    ack({ watch_id: id, enabled: true, ...(request.node_id === undefined ? {} : { node_id: request.node_id }), replay_limit: replayLimit, replayed: replay.length, head_seq: head });
+    const shape: EventShape = request.include === 'delta' ? 'delta' : 'full';
+    ack({ watch_id: id, enabled: true, ...(request.node_id === undefined ? {} : { node_id: request.node_id }), ...(request.include === undefined ? {} : { include: request.include }), replay_limit: replayLimit, replayed: replay.length, head_seq: head });
     this.#metrics.replayRequests.inc();
     const replayHead = watchEventHead(id, true);
     for (const event of replay) {
-      const frame = eventFrame(replayHead, event);
+      const frame = eventFrame(replayHead, event, shape);
       this.#metrics.replayEvents.inc();
       this.#metrics.replayBytes.inc(frame.length);
       connection.sendSerialized(frame);
     }
     connection.send(push('control.node_service_watch_synced', { watch_id: id, head_seq: head }));
-    this.#watches.set(watchKey(connection, id), { id, connection, nodeId: request.node_id, allowed, lastSentMs: Date.now(), liveHead: watchEventHead(id, false) });
+    this.#watches.set(watchKey(connection, id), { id, connection, nodeId: request.node_id, allowed, lastSentMs: Date.now(), liveHead: watchEventHead(id, false), shape });
     this.#metrics.subscribers.set(this.#watches.size);
   }
 
@@ -128,11 +131,12 @@ export class WatchHub {
         this.#end(watch, `watcher too slow: more than ${SLOW_WATCHER_BYTES} bytes unsent; watch again from seq ${event.seq - 1} or list again`);
         continue;
       }
-      // The event was serialized once; a frame only adds the head of its watch id, built once per id.
-      let frame = frames.get(watch.id);
+      // Each shape of the event was serialized once; a frame only adds the head of its watch id, built once per id and shape.
+      const key = `${watch.shape}/${watch.id}`;
+      let frame = frames.get(key);
       if (!frame) {
-        frame = eventFrame(watch.liveHead, event);
-        frames.set(watch.id, frame);
+        frame = eventFrame(watch.liveHead, event, watch.shape);
+        frames.set(key, frame);
       }
       watch.connection.sendSerialized(frame);
       watch.lastSentMs = now;

@@ -1,3 +1,4 @@
+import { foreignPaths } from '../protocol/service-defaults.js';
 import { problemAt, SCHEMA_BASE, SchemaError, type Problem, type Schemas } from '../protocol/schemas.js';
 import type { Manifest, ServiceDescriptor } from '../protocol/types.gen.js';
 import { applyDefaults } from './defaults.js';
@@ -83,11 +84,14 @@ async function loadManifestFile(
   }
   const problems = checkSupported(manifest, file, options.schemas);
   if (problems.length > 0) return { problems };
+  const descriptor = applyDefaults(manifest, options.nodeId);
+  const foreign = foreignPaths(descriptor, options.nodeId);
+  if (foreign.length > 0) return { problems: foreign.map(({ pointer, path }) => problemAt(file, pointer, 'node_path', `${path} is not under /nodes/${options.nodeId}/ (a node publishes only paths of its own tree)`)) };
   const executable = manifest.runtime?.executable_path;
   const module = manifest.runtime?.module_path;
   return {
     service: {
-      descriptor: applyDefaults(manifest, options.nodeId),
+      descriptor,
       source: file,
       ...(executable === undefined ? {} : { executablePath: manifestExecutablePath(file, executable) }),
       ...(module === undefined ? {} : { modulePath: manifestExecutablePath(file, module) }),

@@ -22,12 +22,8 @@ export interface ServiceDelta {
 
 export type EventKind = 'upsert' | 'offline' | 'online' | 'delete';
 
-/**
- * One catalog event (SPEC §6): the upsert reply plus seq, kind and time. The payload of
- * `control.node_service_event` (with `watch_id` and `replay`), one line of the event log, and what
- * WorldFS and `acheron node watch` read.
- */
-export interface CatalogEventPayload {
+/** What both shapes of an event say of it and its node. */
+interface EventFacts {
   seq: number;
   kind: EventKind;
   timestamp_ms: number;
@@ -35,6 +31,29 @@ export interface CatalogEventPayload {
   node_name: string;
   platform: NodePlatform;
   labels: NodeLabels;
-  services: ServiceDescriptor[];
   service_delta: ServiceDelta;
+}
+
+/**
+ * One catalog event (SPEC §6) in the full shape: the upsert reply plus seq, kind and time; the
+ * node's whole catalog after the event (an offline node's services marked offline). The payload of
+ * `control.node_service_event` for a watch without `include` (with `watch_id` and `replay`), and one
+ * line of the event log.
+ */
+export interface CatalogEventPayload extends EventFacts {
+  services: ServiceDescriptor[];
+}
+
+/**
+ * The same event in the delta shape (a watch with `include: "delta"`): instead of the whole catalog,
+ * the descriptors of the services in `service_delta.added` and then `.updated` (each list in its
+ * order), as stored: a client marks an offline node's services offline itself (`offlineView`).
+ */
+export interface CatalogDeltaPayload extends EventFacts {
+  changed_services: ServiceDescriptor[];
+}
+
+/** How an offline node's services are shown (SPEC §6: kept in the catalog, state offline). */
+export function offlineView(service: ServiceDescriptor): ServiceDescriptor {
+  return { ...service, state: 'offline', mounts: service.mounts.map((m) => ({ ...m, state: 'offline' })) };
 }

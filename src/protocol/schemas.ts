@@ -76,10 +76,10 @@ export class Schemas {
     throw new SchemaError(toProblems(validator.errors, source));
   }
 
-  /** Every problem of `value` against the schema `schemaId`; [] when valid. */
-  problems(schemaId: string, value: unknown, source: string): Problem[] {
+  /** Every problem of `value` against the schema `schemaId`; [] when valid. `at`: where `value` sits in its document (a JSON pointer prefix). */
+  problems(schemaId: string, value: unknown, source: string, at = ''): Problem[] {
     const validator = this.#validator(schemaId);
-    return validator(value) ? [] : toProblems(validator.errors, source);
+    return validator(value) ? [] : toProblems(validator.errors, source, at);
   }
 
   /**
@@ -149,13 +149,14 @@ async function readSchemaFile(name: string): Promise<unknown> {
   }
 }
 
-function toProblems(errors: ErrorObject[] | null | undefined, source: string): Problem[] {
-  return (errors ?? []).map((error) => toProblem(error, source));
+function toProblems(errors: ErrorObject[] | null | undefined, source: string, at = ''): Problem[] {
+  return (errors ?? []).map((error) => toProblem(error, source, at));
 }
 
 /** ajv's wording, except where it hides the key or the allowed values behind a generic phrase. */
-function toProblem(error: ErrorObject, source: string): Problem {
-  const { keyword, instancePath } = error;
+function toProblem(error: ErrorObject, source: string, at: string): Problem {
+  const { keyword } = error;
+  const instancePath = at + error.instancePath;
   const params: Record<string, unknown> = error.params;
   switch (keyword) {
     case 'additionalProperties':

@@ -13,6 +13,16 @@ interface Waiter {
   reject(error: Error): void;
 }
 
+/** JSON as text, or as UTF-8 bytes in parts (written one after another, never joined). */
+export type JsonText = string | readonly Buffer[];
+
+/**
+ * A value's JSON as `setJson` takes it, or a function that renders it. A function is kept in place
+ * of the JSON (for compaction) and called again then, so it must render the same value each time:
+ * it renders data its caller keeps anyway, and the journal holds no copy.
+ */
+export type JsonValue = JsonText | (() => JsonText);
+
 /** What a journal brought back at start-up, and what it had to skip or set aside. */
 export interface RestoredState {
   values: Map<string, unknown>;
@@ -30,8 +40,8 @@ export class StateJournal {
   #file: FileHandle;
   #sync: StateSync;
   #log: Logger;
-  #latest = new Map<string, string>();
-  #pending: string[] = [];
+  #latest = new Map<string, JsonValue>();
+  #pending: Array<string | readonly Buffer[]> = [];
   /** `batch`: keys set by setLatest since the last write, each serialized when the batch is written. */
   #deferred = new Map<string, () => unknown>();
   #waiters: Waiter[] = [];
@@ -111,13 +121,21 @@ export class StateJournal {
     return Promise.resolve();
   }
 
-  /** `set` for a value the caller has already serialized (e.g. built from cached JSON parts). */
-  setJson(key: string, json: string): Promise<void> {
+  /** `set` for a value the caller has already serialized, or renders itself (see JsonValue). */
+  setJson(key: string, json: JsonValue): Promise<void> {
     // A later value wins over a deferred one, which would otherwise be written after it.
     this.#deferred.delete(key);
     this.#latest.set(key, json);
     // The record embeds the value's JSON as is: one serialization per set, not two.
     return this.#append(recordLine(key, json));
+  }
+
+  /**
+   * The value `key` holds, given again as a renderer (see JsonValue): after a restart the journal
+   * would otherwise keep a copy of what the caller holds. Nothing is written.
+   */
+  keepJson(key: string, render: () => JsonText): void {
+    if (this.#latest.has(key) && !this.#deferred.has(key)) this.#latest.set(key, render);
   }
 
   delete(key: string): Promise<void> {
@@ -126,7 +144,7 @@ export class StateJournal {
     return this.#append(JSON.stringify({ key, deleted: true }) + '\n');
   }
 
-  #append(line: string): Promise<void> {
+  #append(line: string | readonly Buffer[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error(`state journal ${this.path} is closed`));
     this.#pending.push(line);
     if (this.#sync === 'batch') {
@@ -180,7 +198,11 @@ export class StateJournal {
 
   /** Rewrites the file as one line per key: temp file, fsync, rename, then fsync the directory. */
   async compact(): Promise<void> {
-    await writeFileAtomic(this.path, encoded([...this.#latest].map(([key, value]) => recordLine(key, value))));
+    // Rendered one record at a time as the file is written.
+    const records = this.#latest.entries();
+    await writeFileAtomic(this.path, encoded((function* () {
+      for (const [key, value] of records) yield recordLine(key, value);
+    })()));
     await this.#file.close();
     this.#file = await open(this.path, 'a', 0o600);
     this.#bytes = (await stat(this.path)).size;
@@ -207,14 +229,19 @@ function parseRecord(line: string): { key: string; value: unknown } | { key: str
 }
 
 /** Lines as bytes, made as they are written (a snapshot can be tens of MiB); `count` sees each size. */
-function* encoded(lines: readonly string[], count?: (bytes: number) => void): Iterable<Buffer> {
+function* encoded(lines: Iterable<string | readonly Buffer[]>, count?: (bytes: number) => void): Iterable<Buffer> {
   for (const line of lines) {
-    const bytes = Buffer.from(line);
-    count?.(bytes.length);
-    yield bytes;
+    for (const bytes of typeof line === 'string' ? [Buffer.from(line)] : line) {
+      count?.(bytes.length);
+      yield bytes;
+    }
   }
 }
 
-function recordLine(key: string, valueJson: string): string {
-  return `{"key":${JSON.stringify(key)},"value":${valueJson}}\n`;
+const RECORD_END = Buffer.from('}\n');
+
+function recordLine(key: string, value: JsonValue): string | readonly Buffer[] {
+  const json = typeof value === 'function' ? value() : value;
+  const head = `{"key":${JSON.stringify(key)},"value":`;
+  return typeof json === 'string' ? `${head}${json}}\n` : [Buffer.from(head), ...json, RECORD_END];
 }

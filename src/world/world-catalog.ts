@@ -3,27 +3,16 @@ import { ControlClient } from '../protocol/control-client.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { randomUUID } from 'node:crypto';
-import type { CatalogEventPayload } from '../protocol/catalog-event.js';
+import type { CatalogDeltaPayload } from '../protocol/catalog-event.js';
 import { RELAY_WAIT_MS, type RelayOutcome } from '../protocol/relay.js';
-import type { NodeLabels, NodePlatform, RelayPayload, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { RelayPayload } from '../protocol/types.gen.js';
 import { FsError, isErrnoName } from '../vfs/errors.js';
+import { CatalogMirror, type StoredNode, type WorldNode } from './catalog-mirror.js';
+
+export type { WorldNode };
 
 /** How much longer than a relay's own bound the mount waits for the server's answer. */
 const REPLY_SLACK_MS = 5000;
-
-/** One node as the control server describes it (node_get, and the events' payload). */
-export interface WorldNode {
-  node_id: string;
-  node_name: string;
-  platform: NodePlatform;
-  labels: NodeLabels;
-  services: ServiceDescriptor[];
-  state: 'online' | 'offline';
-  lease_expires_at_ms: number;
-  last_seen_ms: number;
-  joined_at_ms: number;
-  updated_ms: number;
-}
 
 /** What `control.session_attach` says this session may do: `allowed` or the refusal. */
 export interface SessionGrant {
@@ -45,15 +34,17 @@ export interface WorldCatalogOptions {
 
 /**
  * The catalog a WorldFS mount shows, kept current from the control server (SPEC §9): the mount is
- * itself a watcher. On every connection it starts a watch first and then reads the whole catalog;
- * events that arrive meanwhile are applied after the read, in seq order, and every event carries
- * its node's whole catalog, so the result is current whatever the interleaving. While the
- * connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects with
+ * itself a watcher, of delta events. On every connection it starts a watch first and then reads
+ * each node (`node_get {view: "stored"}`, which says the seq it reflects); an event of a node being
+ * read waits for the read and applies if it is newer. After that each event changes only what it
+ * names (`CatalogMirror`); one of a node it does not know makes it read that node, and one that
+ * does not fit (or `resync_required`) makes it read everything again on a new connection. While
+ * the connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects with
  * backoff; each reconnect reads everything again.
  */
 export class WorldCatalog {
   readonly #options: WorldCatalogOptions;
-  #nodes = new Map<string, WorldNode>();
+  #mirror = new CatalogMirror();
   #client: ControlClient | undefined;
   #grant: SessionGrant | undefined;
   #connected = false;
@@ -90,11 +81,11 @@ export class WorldCatalog {
   }
 
   nodeIds(): string[] {
-    return [...this.#nodes.keys()].sort();
+    return this.#mirror.nodeIds();
   }
 
   node(nodeId: string): WorldNode | undefined {
-    return this.#nodes.get(nodeId);
+    return this.#mirror.node(nodeId);
   }
 
   /**
@@ -107,7 +98,7 @@ export class WorldCatalog {
   async relay(nodeId: string, operation: Omit<RelayPayload, 'node_id' | 'request_id'> & { request_id?: string }): Promise<Record<string, unknown>> {
     const client = this.#client;
     if (!this.#connected || !client) throw new FsError('ENOTCONN', `the control server is out of reach: ${this.#lastError}`);
-    if (this.#nodes.get(nodeId)?.state === 'offline') throw new FsError('EHOSTUNREACH', `node ${nodeId} is offline`);
+    if (this.#mirror.node(nodeId)?.state === 'offline') throw new FsError('EHOSTUNREACH', `node ${nodeId} is offline`);
     let outcome: RelayOutcome;
     try {
       outcome = await client.request<RelayOutcome>('control.relay', { node_id: nodeId, request_id: randomUUID(), ...operation }, (operation.timeout_ms ?? RELAY_WAIT_MS) + REPLY_SLACK_MS);
@@ -167,78 +158,84 @@ export class WorldCatalog {
 
   /** One connection, from connect to close. */
   async #session(): Promise<void> {
-    let buffered: CatalogEventPayload[] | undefined = [];
-    const client = await ControlClient.connect({
+    const mirror = new CatalogMirror();
+    /** Nodes being read: the events that came meanwhile (applied once the read is in) and the read. */
+    const reading = new Map<string, { events: CatalogDeltaPayload[]; done: Promise<void> }>();
+    let client: ControlClient | undefined;
+    let cut: string | undefined;
+    const resync = (why: string): void => {
+      cut ??= why;
+      this.#options.log.warn({ reason: why }, 'catalog out of step: reading it again');
+      client?.terminate();
+    };
+    const apply = (event: CatalogDeltaPayload): void => {
+      const outcome = mirror.apply(event);
+      if (outcome === 'mismatch') resync(`event seq ${event.seq} of node ${event.node_id} does not fit the catalog read`);
+      else if (outcome === 'unknown node') read(event.node_id, event).catch((error: unknown) => resync(`reading node ${event.node_id}: ${(error as Error).message}`));
+      else if (outcome === 'applied') {
+        this.#changedMs = Date.now();
+        this.#options.log.debug({ seq: event.seq, node_id: event.node_id, kind: event.kind, changed: event.changed_services.length, removed: event.service_delta.removed.length }, 'delta event applied');
+      }
+    };
+    /** Reads one node (once however often asked); events that come meanwhile wait and apply after it, those it reflects as stale. */
+    const read = (nodeId: string, first?: CatalogDeltaPayload): Promise<void> => {
+      const busy = reading.get(nodeId);
+      if (busy) return busy.done;
+      const events = first ? [first] : [];
+      const done = (client as ControlClient).request<StoredNode>('control.node_get', { node_id: nodeId, view: 'stored' }).then((node) => mirror.set(node), (error: unknown) => {
+        // Gone meanwhile (or no longer visible): its events say the rest.
+        if (!(error instanceof ProtocolError && error.code === 'not_found')) throw error;
+        mirror.delete(nodeId);
+      }).then(() => {
+        reading.delete(nodeId);
+        this.#changedMs = Date.now();
+        for (const event of events) apply(event);
+      });
+      reading.set(nodeId, { events, done });
+      return done;
+    };
+    client = await ControlClient.connect({
       url: this.#options.url,
       token: this.#options.token,
       onPush: (frame: ServerFrame) => {
         if (frame.ok && frame.type === 'control.node_service_event') {
-          const event = frame.payload as CatalogEventPayload;
-          if (buffered) buffered.push(event);
-          else this.#apply(event);
-        } else if (!frame.ok && frame.error.code === 'resync_required') {
-          // Fell behind: read everything again on a new connection.
-          this.#lastError = `resync_required: ${frame.error.message}`;
-          client.terminate();
-        }
+          const event = frame.payload as CatalogDeltaPayload;
+          const busy = reading.get(event.node_id);
+          if (busy) busy.events.push(event);
+          else apply(event);
+        } else if (!frame.ok && frame.error.code === 'resync_required') resync(`resync_required: ${frame.error.message}`);
       },
     });
     this.#client = client;
     try {
       this.#grant = await this.#options.attach?.(client);
-      await client.request('control.node_service_watch', { replay_limit: 0, purpose: 'worldfs' });
+      await client.request('control.node_service_watch', { replay_limit: 0, include: 'delta', purpose: 'worldfs' });
       const listed = await client.request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
-      const nodes = await Promise.all(listed.nodes.map((n) => client.request<WorldNode>('control.node_get', { node_id: n.node_id }).catch(() => undefined)));
-      this.#nodes = new Map(nodes.filter((n): n is WorldNode => n !== undefined).map((n) => [n.node_id, n]));
-      for (const event of buffered) this.#apply(event);
-      buffered = undefined;
+      await Promise.all(listed.nodes.map((n) => read(n.node_id)));
+      this.#mirror = mirror;
       this.#connected = true;
       this.#changedMs = Date.now();
-      this.#options.log.info({ nodes: this.#nodes.size }, 'catalog read; following events');
+      this.#options.log.info({ nodes: mirror.nodeIds().length }, 'catalog read; following events');
       this.#everSynced = true;
       this.#synced();
-      const refresh = setInterval(() => void this.#refreshLeases(client), this.#options.refreshMs ?? 5000);
+      const refresh = setInterval(() => void this.#refreshLeases(client as ControlClient), this.#options.refreshMs ?? 5000);
       try {
         await client.closed;
       } finally {
         clearInterval(refresh);
       }
-      this.#lastError = 'the connection to the control server closed';
+      this.#lastError = cut ?? 'the connection to the control server closed';
     } finally {
       client.terminate();
       this.#client = undefined;
     }
   }
 
-  #apply(event: CatalogEventPayload): void {
-    this.#changedMs = Date.now();
-    if (event.kind === 'delete') {
-      this.#nodes.delete(event.node_id);
-      return;
-    }
-    const known = this.#nodes.get(event.node_id);
-    this.#nodes.set(event.node_id, {
-      lease_expires_at_ms: known?.lease_expires_at_ms ?? 0,
-      last_seen_ms: known?.last_seen_ms ?? event.timestamp_ms,
-      joined_at_ms: known?.joined_at_ms ?? event.timestamp_ms,
-      node_id: event.node_id,
-      node_name: event.node_name,
-      platform: event.platform,
-      labels: event.labels,
-      services: event.services,
-      state: event.kind === 'offline' ? 'offline' : 'online',
-      updated_ms: event.timestamp_ms,
-    });
-  }
-
   /** Only the times: state and services come from events, which are ordered; a list may be older. */
   async #refreshLeases(client: ControlClient): Promise<void> {
     try {
       const { nodes } = await client.request<{ nodes: Array<Pick<WorldNode, 'node_id' | 'lease_expires_at_ms' | 'last_seen_ms'>> }>('control.node_list');
-      for (const listed of nodes) {
-        const node = this.#nodes.get(listed.node_id);
-        if (node) Object.assign(node, { lease_expires_at_ms: listed.lease_expires_at_ms, last_seen_ms: listed.last_seen_ms });
-      }
+      for (const listed of nodes) this.#mirror.touch(listed.node_id, listed);
     } catch {
       // The connection is going down; the next one reads everything again.
     }

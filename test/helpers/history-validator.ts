@@ -25,6 +25,7 @@ export interface WatchRequest {
   node_id?: string;
   replay_limit?: number;
   since_seq?: number;
+  include?: 'delta';
 }
 
 /**

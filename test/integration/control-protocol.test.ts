@@ -327,6 +327,60 @@ await t.test('invalid_payload: an upsert is all-or-nothing', async (tt) => {
   tt.notOk('changed' in after.labels, 'the labels of the refused upsert were not applied');
 });
 
+await t.test('descriptors of other implementations: SPEC §2 defaults applied, stored and hashed with them', async (tt) => {
+  const { peer } = await joinNode('n-partial');
+  // What another implementation may send: no runtime limits, no mounts, no permissions, a templated endpoint.
+  const partial = { service_id: 'lean', kind: 'sensor', runtime: { type: 'native_proc' as const, executable_path: '/usr/bin/sensor' }, endpoints: ['/nodes/{node_id}/services/{service_id}'] as [string] };
+  const expected = applyDefaults(partial, 'n-partial');
+  const reply = await peer.call<UpsertReply>('control.node_service_upsert', { node_id: 'n-partial', services: [partial] });
+  tt.same(reply.services, [expected], 'the reply is the catalog as stored: with the defaults the node applies to manifests');
+  tt.match(reply.services[0]?.runtime, { timeout_ms: 30000, max_concurrency: 1, max_queue: 64, executable_path: '/usr/bin/sensor' });
+  tt.same(reply.services[0]?.endpoints, ['/nodes/n-partial/services/lean'], 'placeholders replaced');
+  tt.same(reply.service_delta.added, [{ service_id: 'lean', version: '1', hash: serviceHash(expected) }], 'the hash is over the descriptor as stored');
+  const again = await peer.call<UpsertReply>('control.node_service_upsert', { node_id: 'n-partial', services: [expected] });
+  tt.equal(again.service_delta.changed, false, 'the same descriptor sent whole is no change');
+  const doc = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n-partial' });
+  tt.same(doc.services, [expected], 'node_get has it with its defaults');
+  expectError(tt, await peer.request('control.node_service_upsert', { node_id: 'n-partial', services: [{ service_id: 'lean', kind: 'sensor', runtime: { timeout_ms: 'soon' } }] }), 'invalid_payload', '/services/0/runtime/timeout_ms', 'a default never hides a wrong value');
+  await peer.close();
+});
+
+await t.test('endpoints and mount paths outside the node\'s own /nodes/<node_id>/ are refused, naming the field', async (tt) => {
+  const { peer } = await joinNode('n-paths');
+  const own = svc('n-paths', 'own');
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ['another node\'s endpoint', { ...own, endpoints: ['/nodes/n-paths/services/own', '/nodes/n1/services/a'] }, '/services/0/endpoints/1'],
+    ['another node\'s mount path', { ...own, mounts: [{ mount_id: 'm', mount_path: '/nodes/n1/fs' }] }, '/services/0/mounts/0/mount_path'],
+    ['a way out with ..', { ...own, endpoints: ['/nodes/n-paths/../n1/x'], mounts: [] }, '/services/0/endpoints/0'],
+    ['a node id that only starts the same', { ...own, endpoints: ['/nodes/n-paths2/x'], mounts: [] }, '/services/0/endpoints/0'],
+  ];
+  for (const [what, service, field] of cases) {
+    const frame = await peer.request('control.node_service_upsert', { node_id: 'n-paths', services: [service] });
+    expectError(tt, frame, 'invalid_payload', field, what);
+    tt.match(frame.error?.message, /is not under \/nodes\/n-paths\//, `${what}: the message names the rule`);
+  }
+  // An admin upserting for a node is held to that node's tree too.
+  expectError(tt, await bystander.request('control.node_service_upsert', { node_id: 'n-paths', services: [svc('n1', 'x')] }), 'invalid_payload', '/services/0/endpoints/0', 'an admin upsert of foreign paths');
+  tt.same((await bystander.call<NodeDoc>('control.node_get', { node_id: 'n-paths' })).services, [], 'nothing was stored');
+  await peer.close();
+});
+
+await t.test('node_get view "stored": services as stored with their hashes, and the seq the node reflects', async (tt) => {
+  const a = svc('n1', 'viewed');
+  const reply = await n1.peer.call<UpsertReply>('control.node_service_upsert', { node_id: 'n1', services: [a] });
+  const stored = await bystander.call<NodeDoc & { seq: number; service_hashes: Record<string, string> }>('control.node_get', { node_id: 'n1', view: 'stored' });
+  tt.same(stored.services, [a]);
+  tt.same(stored.service_hashes, { viewed: reply.service_delta.added[0]?.hash ?? reply.service_delta.updated[0]?.hash });
+  const watcher = await session(url, { token: control.adminToken });
+  const ack = await watcher.call<{ head_seq: number }>('control.node_service_watch', { node_id: 'n1', replay_limit: 1, include: 'delta' });
+  const last = await watcher.next((f) => f.type === 'control.node_service_event');
+  tt.equal(stored.seq, (last.payload as { seq: number }).seq, 'seq: the node\'s last event');
+  tt.ok(stored.seq <= ack.head_seq);
+  tt.notOk('service_hashes' in (await bystander.call<Record<string, unknown>>('control.node_get', { node_id: 'n1' })), 'the published view has no hashes');
+  expectError(tt, await bystander.request('control.node_get', { node_id: 'n1', view: 'raw' }), 'invalid_payload', '/view');
+  await watcher.close();
+});
+
 await t.test('unknown_op names /type; the connection stays up', async (tt) => {
   for (const type of ['control.no_such_op', 'control.node_joins']) {
     expectError(tt, await bystander.request(type, {}), 'unknown_op', '/type', type);

@@ -46,9 +46,10 @@ interface DiffService {
 
 interface Export {
   exported_at: string;
-  a: EventPayload;
-  b: EventPayload;
-  diff: { a_seq: number; b_seq: number; services: DiffService[] };
+  a: EventPayload & Record<string, unknown>;
+  b: EventPayload & Record<string, unknown>;
+  views: Record<'a' | 'b', { complete: boolean; services: Array<{ service_id: string; version: string }> }>;
+  diff: { a_seq: number; b_seq: number; complete: boolean; services: DiffService[] };
 }
 
 
@@ -205,6 +206,8 @@ await t.test('admin: watch, events, changes, diff, export, filter, unwatch, proj
   tt.equal(await change('gamma', 'hash'), `— → ${second.service_delta.added[0]?.hash}`);
   tt.equal(await change('beta', 'change'), 'removed');
   tt.equal(await change('beta', 'version'), '1 → —');
+  // The page watches delta events: the services after an event are its view of the node, from the deltas and one read of the node.
+  await page.locator('#detail-body .services-after', { hasText: /^2 services after$/ }).waitFor();
 
   await page.locator(`#event-rows tr[data-seq="${second.seq}"] input.pick`).check();
   await page.locator(`#event-rows tr[data-seq="${first.seq}"] input.pick`).check();
@@ -224,6 +227,11 @@ await t.test('admin: watch, events, changes, diff, export, filter, unwatch, proj
   tt.equal(exported.a.seq, first.seq);
   tt.equal(exported.b.seq, second.seq);
   tt.same(exported.b.service_delta, second.service_delta, 'the events are exported whole');
+  tt.ok(Array.isArray(exported.b.changed_services) && !('services' in exported.b), 'as received: delta events');
+  const versions = (view: Export['views']['a']): string[][] => view.services.map((s) => [s.service_id, s.version]);
+  tt.same(versions(exported.views.a), [['alpha', '1'], ['beta', '1']], 'the node as of event A, rebuilt from the deltas');
+  tt.same(versions(exported.views.b), [['alpha', '2'], ['gamma', '1']], 'and as of event B');
+  tt.ok(exported.views.a.complete && exported.views.b.complete && exported.diff.complete, 'both views complete');
   const byId = new Map(exported.diff.services.map((s) => [s.service_id, s]));
   tt.match(byId.get('alpha'), { change: 'changed', version_a: '1', version_b: '2' });
   tt.ok(byId.get('alpha')?.fields?.some((f) => f.path === '/version' && f.a === '1' && f.b === '2'), 'the changed field, both sides');

@@ -61,7 +61,8 @@ await writeFile(adminFile, control.adminToken + '\n', { mode: 0o600 });
 await writeFile(userFile, control.userToken + '\n', { mode: 0o600 });
 const conn = (tokenFile = adminFile): string[] => ['--control-url', control.url, '--token-file', tokenFile];
 
-const reference = new ResumingWatcher('reference', control.adminToken, { since_seq: 0 });
+// The command watches delta events (`include: "delta"`): so does the reference it is compared with.
+const reference = new ResumingWatcher('reference', control.adminToken, { since_seq: 0, include: 'delta' });
 await reference.connect(control.url);
 const w1 = await SimNode.join(control.url, control.dataDir, 'w1');
 w1.services.set('a', '1');
@@ -120,8 +121,12 @@ await t.test('one line per event: seq, time, node, kind, +/~/- services with ver
   });
 });
 
-await t.test('--json prints NDJSON: each line the event as emitted', async (tt) => {
+await t.test('--json prints NDJSON: each line the delta event as emitted', async (tt) => {
   const lines = json2.lines().map((line) => JSON.parse(line) as Record<string, unknown>);
+  const update = everything.lines().map((line) => JSON.parse(line) as Record<string, unknown>).find((e) => e.seq === 3);
+  tt.match(update, { node_id: 'w1', kind: 'upsert', service_delta: { updated: [{ service_id: 'a', version: '2', previous_version: '1' }], removed: [{ service_id: 'b', version: '1' }] } }, 'seq 3: the delta');
+  tt.same((update?.changed_services as Array<{ service_id: string; version: string }>).map((s) => [s.service_id, s.version]), [['a', '2']], 'and the whole descriptor of what it added or updated');
+  tt.notOk(update && 'services' in update, 'not the whole catalog');
   tt.same(lines.map((e) => e.seq), [4, 5, 6, 7, 8], '--replay-limit 2: the last two, then live');
   tt.same(lines.slice(0, 2).map((e) => e.replay), [true, true], 'the first two are replays');
   tt.equal(lines[2]?.replay, false, 'then live');

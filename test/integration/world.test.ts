@@ -121,10 +121,18 @@ await t.test('--subtree nodes: the mount root is nodes/, so <mount>/*/services w
   tt.same(r.stdout.split('\n').filter(Boolean), ['SERVICES.json', 'echo', 'fs', 'secret', 'tokened']);
 });
 
-await t.test('catalog changes reach the mount: a service added on the node appears, a removed one goes', async (tt) => {
+await t.test('catalog changes reach the mount: a service added on the node appears, a changed one changes, a removed one goes', async (tt) => {
+  const reads = async (): Promise<number> => (await readFile(world.logFile, 'utf8')).split('\n').filter((line) => line.includes('catalog read; following events')).length;
+  const readsBefore = await reads();
   await writeFile(join(node.servicesDir, 'added.json'), JSON.stringify(manifest('added', 'echo')));
   await waitFor(async () => (await ls(services(world))).includes('added'), { what: 'added in the world mount', timeoutMs: 15_000, intervalMs: 100 });
-  tt.match(await readJson(join(services(world), 'added', 'STATUS.json')), { service_id: 'added' });
+  tt.match(await readJson(join(services(world), 'added', 'STATUS.json')), { service_id: 'added', version: '1' });
+  await writeFile(join(node.servicesDir, 'added.json'), JSON.stringify({ ...manifest('added', 'echo'), version: '2', capabilities: { grown: true } }));
+  await waitFor(async () => (await readJson<{ version: string }>(join(services(world), 'added', 'STATUS.json'))).version === '2', { what: 'added at version 2 in the world mount', timeoutMs: 15_000, intervalMs: 100 });
+  tt.same(await readJson(join(services(world), 'added', 'CAPS.json')), { grown: true }, 'the whole new descriptor, from its delta event');
+  tt.match(await readJson(join(services(world), 'echo', 'STATUS.json')), { service_id: 'echo', version: '1' }, 'the services the delta did not name are kept');
+  tt.equal(await reads(), readsBefore, 'no full read of the catalog');
+  tt.match(await readFile(world.logFile, 'utf8'), /"kind":"upsert","changed":1,"removed":0,"msg":"delta event applied"/, 'the change came as a delta event, applied to what the mount had');
   await rm(join(node.servicesDir, 'added.json'));
   await waitFor(async () => !(await ls(services(world))).includes('added'), { what: 'added gone from the world mount', timeoutMs: 15_000, intervalMs: 100 });
   const gone = await sh(`cat ${q(join(services(world), 'added', 'STATUS.json'))}`);

@@ -1,7 +1,9 @@
 // Acheron debug page (SPEC §10): one WebSocket to the control server, authenticated by the
-// subprotocol `acheron.bearer.<base64url token>`; a catalog watch, its events and their deltas, a
-// project session's preview, and a diff of any two events. Plain ES module, no build step. Every
-// value from the server reaches the DOM as text (textContent), never as markup.
+// subprotocol `acheron.bearer.<base64url token>`; a catalog watch of delta events (`include:
+// "delta"`), its events and their deltas, a project session's preview, and a diff of any two
+// events, whose per-node views it rebuilds from the deltas and one read of each node. Plain ES
+// module, no build step. Every value from the server reaches the DOM as text (textContent), never
+// as markup.
 
 const PROTOCOL = 'unified-v2';
 const BEARER_PREFIX = 'acheron.bearer.';
@@ -30,6 +32,12 @@ const state = {
   /** Seqs of the events picked for the diff, at most two, in picking order. */
   picks: [],
   attach: null,
+  /**
+   * Per node of the current watch, one read (`control.node_get {view: "stored"}`) made when its
+   * first event came: `{seq, services: Map(id → {service, hash})}`, `{error}` when refused, or
+   * `{pending: true}`. With the events it is what the per-node views are built from (viewAt).
+   */
+  bases: new Map(),
 };
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -315,6 +323,7 @@ async function applyWatch(submit) {
   const replay = $('watch-replay').value.trim();
   if (nodeId) payload.node_id = nodeId;
   if (replay !== '') payload.replay_limit = Number(replay);
+  payload.include = 'delta';
   try {
     const ack = await request('control.node_service_watch', payload);
     state.watch = { ...ack, synced: false, progress: null, received: 0, ended: null };
@@ -359,6 +368,7 @@ function renderWatch() {
 
 function clearEvents() {
   state.events = [];
+  state.bases = new Map();
   state.dropped = 0;
   state.selected = null;
   state.picks = [];
@@ -372,7 +382,23 @@ function renderCount() {
   $('event-count').textContent = `${state.events.length} shown${state.dropped ? `, ${state.dropped} older dropped` : ''}`;
 }
 
+/** The first event of a node on this watch: read the node once, the base its views are built on. */
+function readBase(watch, nodeId) {
+  if (state.bases.has(nodeId)) return;
+  state.bases.set(nodeId, { pending: true });
+  request('control.node_get', { node_id: nodeId, view: 'stored' }).then((node) => {
+    const hashes = node.service_hashes ?? {};
+    return { seq: node.seq, services: new Map(node.services.map((service) => [service.service_id, { service, hash: hashes[service.service_id] }])) };
+  }, (error) => ({ error: `${error.code}: ${error.message}` })).then((base) => {
+    if (state.watch !== watch) return;
+    state.bases.set(nodeId, base);
+    renderDetail();
+    renderDiff();
+  });
+}
+
 function addEvent(watch, event) {
+  readBase(watch, event.node_id);
   watch.received += 1;
   watch.head_seq = Math.max(watch.head_seq, event.seq);
   state.events.push(event);
@@ -408,6 +434,72 @@ function eventRow(event) {
 
 const eventAt = (seq) => state.events.find((e) => e.seq === seq);
 
+/**
+ * A node's services right after the event `seq`, from the delta events kept (a suffix of its
+ * history: older ones leave first) and its base read: `{services: Map(id → entry), complete, note}`.
+ * An entry is `{service, hash}`, or `{version, hash, unseen: true}` for a service that existed
+ * then but whose descriptor the page never saw (it changed later, and its earlier version came
+ * before the oldest event kept). From the base forward every view is exact; before it, a service
+ * is what its last change at or before `seq` made it, or, unchanged from there to the base, as in
+ * the base; else only what a later delta says of its previous version.
+ */
+function viewAt(nodeId, seq) {
+  const events = state.events.filter((e) => e.node_id === nodeId).sort((a, b) => a.seq - b.seq);
+  const base = state.bases.get(nodeId);
+  const known = base && base.services ? base : null;
+  const services = new Map();
+  const touches = (e) => {
+    const d = deltaOf(e);
+    const changed = new Map((e.changed_services ?? []).map((s) => [s.service_id, s]));
+    return [
+      ...d.added.map((x) => ({ id: x.service_id, kind: 'added', entry: { service: changed.get(x.service_id), hash: x.hash } })),
+      ...d.updated.map((x) => ({ id: x.service_id, kind: 'updated', entry: { service: changed.get(x.service_id), hash: x.hash }, before: { version: x.previous_version, hash: x.previous_hash, unseen: true } })),
+      ...d.removed.map((x) => ({ id: x.service_id, kind: 'removed', before: { version: x.version, hash: x.hash, unseen: true } })),
+    ];
+  };
+  if (known && seq >= known.seq) {
+    for (const [id, entry] of known.services) services.set(id, entry);
+    for (const e of events) {
+      if (e.seq <= known.seq || e.seq > seq) continue;
+      for (const t of touches(e)) (t.entry ? services.set(t.id, t.entry) : services.delete(t.id));
+    }
+    return { services, complete: true, note: '' };
+  }
+  const last = new Map();
+  const next = new Map();
+  for (const e of events) {
+    for (const t of touches(e)) {
+      if (e.seq <= seq) last.set(t.id, t);
+      else if (!next.has(t.id) && (!known || e.seq <= known.seq)) next.set(t.id, t);
+    }
+  }
+  const ids = new Set([...last.keys(), ...next.keys(), ...(known ? known.services.keys() : [])]);
+  let unseen = 0;
+  for (const id of ids) {
+    const before = last.get(id);
+    if (before) {
+      if (before.entry) services.set(id, before.entry);
+      continue;
+    }
+    const after = next.get(id);
+    if (after) {
+      if (after.before) {
+        services.set(id, { service_id: id, ...after.before });
+        unseen += 1;
+      }
+    } else if (known?.services.has(id)) services.set(id, known.services.get(id));
+  }
+  const why = !base ? 'no read of the node yet' : base.pending ? 'its read is on the way' : base.error ? `its read failed (${base.error})` : '';
+  const complete = Boolean(known) && unseen === 0;
+  const notes = [why, unseen ? `${unseen} service${unseen === 1 ? '' : 's'} not seen before this event` : ''].filter(Boolean);
+  return { services, complete, note: complete ? '' : `partial: ${notes.join('; ') || 'services unchanged since before the oldest event kept are not known'}` };
+}
+
+/** The view as plain JSON (the export, the event detail). */
+function viewJson(view) {
+  return { complete: view.complete, ...(view.note ? { note: view.note } : {}), services: [...view.services.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, e]) => (e.unseen ? { service_id: id, version: e.version, hash: e.hash, unseen: true } : e.service)) };
+}
+
 function select(seq) {
   state.selected = seq;
   for (const row of document.querySelectorAll('#event-rows tr')) row.classList.toggle('selected', Number(row.dataset.seq) === seq);
@@ -429,8 +521,9 @@ function renderDetail() {
     ...d.updated.map((e) => ({ change: 'updated', id: e.service_id, version: transition(e.previous_version, e.version), hash: transition(e.previous_hash, e.hash) })),
     ...d.removed.map((e) => ({ change: 'removed', id: e.service_id, version: transition(e.version, undefined), hash: transition(e.hash, undefined) })),
   ];
+  const view = viewAt(event.node_id, event.seq);
   $('detail-body').replaceChildren(
-    el('p', {}, `delta ${deltaSummary(event)} · changed ${event.service_delta?.changed ?? false} · ${(event.services ?? []).length} services after · node ${event.node_name ?? event.node_id} · `, fsLink(event.node_id)),
+    el('p', {}, `delta ${deltaSummary(event)} · changed ${event.service_delta?.changed ?? false} · `, el('span', { class: 'services-after', title: view.note }, `${view.services.size}${view.complete ? '' : ' known'} services after`), ` · node ${event.node_name ?? event.node_id} · `, fsLink(event.node_id)),
     changes.length === 0
       ? el('p', { class: 'muted no-changes' }, `no service changes (${event.kind})`)
       : el('table', { class: 'changes' },
@@ -472,24 +565,32 @@ function jsonDiff(a, b, path = '') {
   return [{ path: path || '/', ...(a === undefined ? {} : { a }), ...(b === undefined ? {} : { b }) }];
 }
 
-/** Event A (the lower seq) against event B: node fields, then each service by service_id. */
+/**
+ * Event A (the lower seq) against event B: node fields, then each service of the node views right
+ * after each (viewAt) by service_id. A service whose descriptor one side never saw is compared by
+ * its hash, without fields.
+ */
 function diffEvents(a, b) {
   const eventFields = ['node_id', 'node_name', 'kind', 'platform', 'labels'].flatMap((f) => jsonDiff(a[f], b[f], `/${f}`));
-  const byId = (event) => new Map((event.services ?? []).map((s) => [s.service_id, s]));
-  const sa = byId(a);
-  const sb = byId(b);
+  const va = viewAt(a.node_id, a.seq);
+  const vb = viewAt(b.node_id, b.seq);
+  const sa = va.services;
+  const sb = vb.services;
+  const versionOf = (entry) => (entry.unseen ? entry.version : entry.service?.version);
   const services = [...new Set([...sa.keys(), ...sb.keys()])].sort().map((id) => {
     const x = sa.get(id);
     const y = sb.get(id);
-    if (!x) return { service_id: id, change: 'added', version_b: y.version };
-    if (!y) return { service_id: id, change: 'removed', version_a: x.version };
-    const fields = jsonDiff(x, y);
-    return { service_id: id, change: fields.length ? 'changed' : 'unchanged', version_a: x.version, version_b: y.version, fields };
+    if (!x) return { service_id: id, change: 'added', version_b: versionOf(y) };
+    if (!y) return { service_id: id, change: 'removed', version_a: versionOf(x) };
+    if (x.unseen || y.unseen) return { service_id: id, change: x.hash === y.hash ? 'unchanged' : 'changed', version_a: versionOf(x), version_b: versionOf(y), unseen: true };
+    const fields = jsonDiff(x.service, y.service);
+    return { service_id: id, change: fields.length ? 'changed' : 'unchanged', version_a: versionOf(x), version_b: versionOf(y), fields };
   });
   const count = (change) => services.filter((s) => s.change === change).length;
   return {
     a_seq: a.seq,
     b_seq: b.seq,
+    complete: va.complete && vb.complete,
     event_fields: eventFields,
     services,
     summary: { added: count('added'), removed: count('removed'), changed: count('changed'), unchanged: count('unchanged') },
@@ -514,8 +615,10 @@ function renderDiff() {
   $('diff-title').textContent = `seq ${a.seq} ↔ seq ${b.seq}`;
   const fieldRows = (service, fields) => fields.map((f) => el('tr', { class: 'field', 'data-service': service, 'data-path': f.path },
     el('td', { class: 'path' }, f.path), el('td', { class: 'a' }, shown(f.a)), el('td', { class: 'b' }, shown(f.b)), el('td', {})));
+  const partial = [a, b].map((e) => viewAt(e.node_id, e.seq)).filter((v) => !v.complete).map((v) => v.note);
   $('diff-body').replaceChildren(
     el('p', { class: 'diff-summary' }, `+${diff.summary.added} added · -${diff.summary.removed} removed · ~${diff.summary.changed} changed · ${diff.summary.unchanged} unchanged`),
+    partial.length ? el('p', { class: 'muted partial' }, `Views rebuilt from the deltas: ${partial.join(' / ')}. A service not seen is compared by its hash.`) : null,
     el('table', { class: 'diff' },
       el('thead', {}, el('tr', {}, el('th', {}, 'service / field'), el('th', {}, `A: ${head(a)}`), el('th', {}, `B: ${head(b)}`), el('th', {}, 'change'))),
       el('tbody', {},
@@ -532,7 +635,8 @@ function exportDiff() {
   const pair = pickedPair();
   if (!pair) return;
   const { a, b } = pair;
-  const report = { exported_at: new Date().toISOString(), a, b, diff: diffEvents(a, b) };
+  // The events as received (delta events carry only what changed), and the node views the diff compared.
+  const report = { exported_at: new Date().toISOString(), a, b, views: { a: viewJson(viewAt(a.node_id, a.seq)), b: viewJson(viewAt(b.node_id, b.seq)) }, diff: diffEvents(a, b) };
   const url = URL.createObjectURL(new Blob([JSON.stringify(report, null, 2) + '\n'], { type: 'application/json' }));
   const link = el('a', { href: url, download: `acheron-events-${a.seq}-${b.seq}.json`, hidden: true });
   document.body.append(link);

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
 import { Catalog } from '../../../src/control/catalog.js';
-import { EventLog, eventHead } from '../../../src/control/event-log.js';
-import { incomingServices } from '../../../src/control/upsert-frame.js';
+import { eventHead } from '../../../src/control/catalog-event.js';
+import { EventLog } from '../../../src/control/event-log.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 
@@ -22,7 +22,7 @@ async function open(dir: string, eventLog: { rotateMaxBytes?: number } = {}): Pr
   return { events, catalog };
 }
 
-const upsert = (catalog: Catalog, payload: { node_id: string; labels?: Record<string, string>; services: ServiceDescriptor[] }) => catalog.upsert(payload, incomingServices(payload));
+const upsert = (catalog: Catalog, payload: { node_id: string; labels?: Record<string, string>; services: ServiceDescriptor[] }) => catalog.upsert(payload, payload.services.map((s) => ({ service: s, json: Buffer.from(JSON.stringify(s)) })));
 
 t.test('not closed (kill -9): the snapshot plus the events after it, secrets and metadata-only changes included', async (t) => {
   const dir = await tempDir(t);
@@ -44,6 +44,11 @@ t.test('not closed (kill -9): the snapshot plus the events after it, secrets and
   t.ok(second.catalog.verifyNode('n', secret), 'the secret');
   t.same(second.catalog.list().map((n) => [n.node_id, n.service_count]), [['n', 2]], 'the deleted node stays deleted');
   t.equal(second.events.headSeq, first.events.headSeq, 'head seq');
+
+  // Each descriptor is held once: the events read back from disk use the catalog's bytes.
+  const entries = new Map((second.catalog.storedServices('n') ?? []).map((e) => [e.service_id, e.json]));
+  const last = second.events.retained().filter((e) => e.node_id === 'n').at(-1);
+  t.ok(last && last.node.services.length > 0 && last.node.services.every((s) => s.json === entries.get(s.service_id)), 'the last event of n shares the catalog\'s descriptor bytes');
 
   // Replayed nodes are written at the next checkpoint: a third start needs no events at all.
   await second.catalog.close();

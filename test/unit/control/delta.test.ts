@@ -146,15 +146,15 @@ t.test('property: delta(a, b) is the set difference, whatever the order of eithe
 
 t.test('serviceEntry: an equal JSON reuses the stored entry (no second hash); a new one is hashed', async (t) => {
   const s = service('s', { version: '1' });
-  const stored = serviceEntry(s, JSON.stringify(s), true);
+  const stored = serviceEntry(s, Buffer.from(JSON.stringify(s)), true);
   t.equal(stored.hash, serviceHash(s), 'hash of the descriptor');
-  t.equal(serviceEntry(s, JSON.stringify(s), true, stored), stored, 'same JSON: the same entry');
-  const unvalidated = serviceEntry(s, JSON.stringify(s), false);
-  const revalidated = serviceEntry(s, JSON.stringify(s), true, unvalidated);
+  t.equal(serviceEntry(s, Buffer.from(JSON.stringify(s)), true, stored), stored, 'same JSON: the same entry');
+  const unvalidated = serviceEntry(s, Buffer.from(JSON.stringify(s)), false);
+  const revalidated = serviceEntry(s, Buffer.from(JSON.stringify(s)), true, unvalidated);
   t.not(revalidated, unvalidated, 'validated now: a new entry');
   t.same({ ...revalidated, validated: false }, unvalidated, 'with the same hash and JSON');
   const reordered = reverseKeys(s);
-  const entry = serviceEntry(reordered, JSON.stringify(reordered), true, stored);
+  const entry = serviceEntry(reordered, Buffer.from(JSON.stringify(reordered)), true, stored);
   t.not(entry, stored, 'other JSON: a new entry');
   t.equal(entry.hash, stored.hash, 'key order does not change the hash');
   t.same(entriesDelta([stored], [entry], NOW).changed, false, 'so the delta sees no change');
@@ -162,7 +162,7 @@ t.test('serviceEntry: an equal JSON reuses the stored entry (no second hash); a 
 
 t.test('property: entriesDelta over entries is serviceDelta over descriptors', async (t) => {
   fc.assert(fc.property(arbitraryCatalog, arbitraryCatalog, (a, b) => {
-    const entries = (services: ServiceDescriptor[]): ServiceEntry[] => services.map((s) => serviceEntry(s, JSON.stringify(s), true));
+    const entries = (services: ServiceDescriptor[]): ServiceEntry[] => services.map((s) => serviceEntry(s, Buffer.from(JSON.stringify(s)), true));
     return isDeepStrictEqual(entriesDelta(entries(a), entries(b), NOW), serviceDelta(a, b, NOW));
   }));
   t.pass('same delta');

@@ -18,7 +18,12 @@ function recordingLog(): { log: Logger; messages: string[] } {
   return { log, messages };
 }
 
-const event = (n: number): Parameters<EventLog['append']>[0] => ({ kind: 'upsert', timestamp_ms: 1_700_000_000_000 + n, node_id: 'n', body: Buffer.from(`"node_id":"n","n":${n}}`) });
+/** Event `n` of node `n`, told apart by its node_name (`e<n>`). */
+const event = (n: number): Parameters<EventLog['append']>[0] => ({
+  kind: 'upsert', timestamp_ms: 1_700_000_000_000 + n,
+  node: { node_id: 'n', node_name: `e${n}`, platform: {}, labels: {}, state: 'online', services: [] },
+  delta: { changed: true, timestamp_ms: 1_700_000_000_000 + n, added: [], updated: [], removed: [] },
+});
 
 /** A closed log of `count` events: its dir, its file and the file's text. */
 async function logWith(t: Test, count: number): Promise<{ dir: string; path: string; whole: string }> {
@@ -69,7 +74,7 @@ t.test('a write that fails half-way: cut back, no seq given away, nothing for th
   const disk = await seqsOnDisk(dir);
   t.same(disk.seqs, [1, 2, 3], 'a restart applies only what was acknowledged');
   t.same(disk.problems.filter((m) => /torn|not JSON|lost/.test(m)), [], 'and finds nothing torn');
-  t.same(JSON.parse((await readFile(join(dir, EVENT_LOG_FILE), 'utf8')).trim().split('\n').at(-1) as string).n, 5, 'the last line is the event acknowledged last');
+  t.same(JSON.parse((await readFile(join(dir, EVENT_LOG_FILE), 'utf8')).trim().split('\n').at(-1) as string).node_name, 'e5', 'the last line is the event acknowledged last');
 });
 
 t.test('a sync that fails after whole lines were written: they are cut off too', async (t) => {
@@ -88,7 +93,7 @@ t.test('a sync that fails after whole lines were written: they are cut off too',
   await events.close();
   const disk = await seqsOnDisk(dir);
   t.same(disk.seqs, [1, 2], 'the unsynced line is not in the log');
-  t.same(JSON.parse((await readFile(join(dir, EVENT_LOG_FILE), 'utf8')).trim().split('\n').at(-1) as string).n, 3, 'seq 2 is the acknowledged event');
+  t.same(JSON.parse((await readFile(join(dir, EVENT_LOG_FILE), 'utf8')).trim().split('\n').at(-1) as string).node_name, 'e3', 'seq 2 is the acknowledged event');
 });
 
 t.test('a failed append that cannot be cut back: damaged, nothing appended until the cut works', async (t) => {

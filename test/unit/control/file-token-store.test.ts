@@ -1,7 +1,7 @@
 // Join tokens spent together: the updates that queue while one is written share the next
 // read-modify-write of auth_tokens.json (group commit); each keeps its own outcome.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileTokenStore } from '../../../src/control/file-token-store.js';
 import { tempDir } from '../../helpers/node.js';
@@ -22,6 +22,37 @@ t.test('concurrent joins: each token spent once, a failing update fails alone', 
   const reread = await FileTokenStore.open(dir);
   t.equal(reread.data.join.filter((e) => e.used_ms !== null).length, 20, 'on disk');
   t.ok(reread.data.users.some((u) => u.user_id === 'u'), 'the user too');
+});
+
+t.test('a change by another process is read before the next update, not written over', async (t) => {
+  const dir = await tempDir(t);
+  const server = await FileTokenStore.open(dir);
+  const cli = await FileTokenStore.open(dir);
+  const first = await server.createJoin(60_000);
+  const made = await cli.createJoin(60_000);
+  t.ok(await server.consumeJoin(first.token), 'the server spends its own token (its copy is current)');
+  t.ok(await server.consumeJoin(made.token), 'and one the other process made since: it read the file again');
+  const reread = await FileTokenStore.open(dir);
+  t.same(reread.data.join.map((e) => e.used_ms !== null), [true, true], 'both spent, on disk');
+});
+
+t.test('a file another process rewrote within the same mtime and size is still read again', async (t) => {
+  const dir = await tempDir(t);
+  const server = await FileTokenStore.open(dir);
+  const cli = await FileTokenStore.open(dir);
+  const path = join(dir, 'auth_tokens.json');
+  // One mtime for both versions of the file (as two writes within one timestamp tick would have).
+  const tick = 1_700_000_000;
+  await utimes(path, tick, tick);
+  await server.list();
+  const before = await stat(path);
+  const rotated = await cli.rotate('user');
+  await utimes(path, tick, tick);
+  const after = await stat(path);
+  t.same([after.mtimeMs, after.size], [before.mtimeMs, before.size], 'same mtime and size: only the inode tells');
+  await server.createJoin(60_000);
+  const reread = await FileTokenStore.open(dir);
+  t.equal(reread.data.users[0]?.token, rotated.token, 'the rotation is not written over');
 });
 
 t.test('a damaged token file is refused by position, never quoted', async (t) => {

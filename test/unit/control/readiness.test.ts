@@ -20,7 +20,11 @@ const get = async (path: string): Promise<{ status: number; body: string }> => {
   const response = await fetch(`http://127.0.0.1:${server.httpAddress.port}${path}`);
   return { status: response.status, body: await response.text() };
 };
-const event = { kind: 'upsert' as const, timestamp_ms: 1, node_id: 'n', body: Buffer.from('"node_id":"n"}') };
+const event: Parameters<ControlServer['events']['append']>[0] = {
+  kind: 'upsert', timestamp_ms: 1,
+  node: { node_id: 'n', node_name: 'n', platform: {}, labels: {}, state: 'online', services: [] },
+  delta: { changed: true, timestamp_ms: 1, added: [], updated: [], removed: [] },
+};
 
 t.test('a serving server: ready, every check ok', async (t) => {
   t.same(await get('/readyz'), { status: 200, body: 'ready\nlistener: ok\nstore: ok\n' });

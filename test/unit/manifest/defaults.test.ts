@@ -67,17 +67,31 @@ t.test('{node_id} and {service_id} are replaced in endpoints and mount paths', a
   const { descriptor } = await loadOne({
     service_id: 'svc', kind: 'k',
     endpoints: ['/nodes/{node_id}/custom/{service_id}', '/nodes/{node_id}/alt/{service_id}/{service_id}'],
-    mounts: [{ mount_id: 'data', mount_path: '/nodes/{node_id}/data/{service_id}' }, { mount_id: 'raw', mount_path: '/nodes/fixed' }],
+    mounts: [{ mount_id: 'data', mount_path: '/nodes/{node_id}/data/{service_id}' }, { mount_id: 'raw', mount_path: '/nodes/host-7/fixed' }],
   }, 'host-7');
   t.same(descriptor.endpoints, ['/nodes/host-7/custom/svc', '/nodes/host-7/alt/svc/svc']);
   t.same(descriptor.mounts, [
     { mount_id: 'data', mount_path: '/nodes/host-7/data/svc' },
-    { mount_id: 'raw', mount_path: '/nodes/fixed' },
+    { mount_id: 'raw', mount_path: '/nodes/host-7/fixed' },
   ]);
   const defaultMount = await loadOne({ service_id: 'svc', kind: 'k', endpoints: ['/nodes/{node_id}/x/{service_id}'] }, 'host-7');
   t.same(defaultMount.descriptor.mounts, [{ mount_id: 'svc', mount_path: '/nodes/host-7/x/svc', state: 'online' }], 'the default mount uses the templated first endpoint');
   const empty = await loadOne({ service_id: 'svc', kind: 'k', mounts: [] });
   t.same(empty.descriptor.mounts, [], 'an explicit empty mount list stays empty');
+});
+
+t.test('endpoints and mount paths outside /nodes/<node_id>/ are refused, naming the field', async (t) => {
+  const file = join(dir, 'foreign.json');
+  const load = async (manifest: object): Promise<string[]> => {
+    await writeFile(file, JSON.stringify({ service_id: 'svc', kind: 'k', ...manifest }));
+    const { services, problems } = await loadServices({ manifestFiles: [file], servicesDirs: [], nodeId: 'host-7', reserved: [], schemas });
+    t.equal(services.length, 0, 'not loaded');
+    return problems.map((p) => `${p.json_path} ${p.rule}`);
+  };
+  t.same(await load({ endpoints: ['/nodes/host-7/ok', '/nodes/other/x'] }), ['/endpoints/1 node_path'], 'another node\'s path');
+  t.same(await load({ mounts: [{ mount_id: 'm', mount_path: '/nodes/fixed' }] }), ['/mounts/0/mount_path node_path'], 'a path beside the node trees');
+  t.same(await load({ endpoints: ['/nodes/host-7/../other/x'] }), ['/endpoints/0 node_path', '/mounts/0/mount_path node_path'], 'a dot-dot segment leads out (and the default mount follows endpoints[0])');
+  t.same(await load({ endpoints: ['/nodes/host-7/'] }), ['/endpoints/0 node_path', '/mounts/0/mount_path node_path'], 'the node root itself is not under it');
 });
 
 t.test('fillTemplate', async (t) => {

@@ -1,0 +1,51 @@
+// One catalog event, two shapes (SPEC §6): the full shape (the upsert reply plus seq, kind, time;
+// the node's whole catalog) and the delta shape (`include: "delta"`: node meta, service_delta and
+// the descriptors of the added and updated services). Both are built from the catalog's own
+// descriptor bytes, each once while anyone holds it.
+import t from 'tap';
+import { CatalogEvent, type EventNode } from '../../../src/control/catalog-event.js';
+import { jsonBytes, serviceDelta } from '../../../src/control/delta.js';
+import { offlineView, type CatalogEventPayload } from '../../../src/protocol/catalog-event.js';
+import { applyDefaults } from '../../../src/manifest/index.js';
+import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+
+const service = (id: string, version = '1'): ServiceDescriptor => applyDefaults({ service_id: id, kind: 'k', version, capabilities: { note: 'é✓' } }, 'n');
+const stored = (services: ServiceDescriptor[]): EventNode['services'] => {
+  const bytes = jsonBytes(services.map((s) => JSON.stringify(s)));
+  return services.map((s, index) => ({ service_id: s.service_id, json: bytes[index] as Buffer }));
+};
+const node = (services: ServiceDescriptor[], state: 'online' | 'offline' = 'online'): EventNode => ({ node_id: 'n', node_name: 'N', platform: { os: 'linux' }, labels: { rack: 'r1' }, state, services: stored(services) });
+const payload = (event: CatalogEvent, body: Buffer): Record<string, unknown> => JSON.parse(`{${event.head.toString()}${body.toString()}`) as Record<string, unknown>;
+
+const before = [service('a'), service('b'), service('c')];
+const after = [service('a', '2'), service('c'), service('d')];
+const delta = serviceDelta(before, after, 7);
+
+t.test('the full shape: the whole catalog after the event; the delta shape: what changed', async (t) => {
+  const event = new CatalogEvent(12, { kind: 'upsert', timestamp_ms: 7, node: node(after), delta });
+  const meta = { seq: 12, kind: 'upsert', timestamp_ms: 7, node_id: 'n', node_name: 'N', platform: { os: 'linux' }, labels: { rack: 'r1' } };
+  t.strictSame(payload(event, event.body), { ...meta, services: after, service_delta: delta });
+  t.strictSame(payload(event, event.deltaBody), { ...meta, changed_services: [service('d'), service('a', '2')], service_delta: delta }, 'added, then updated; removed ones only by id in service_delta');
+  t.equal(event.body, event.body, 'built once while held');
+  t.equal(event.deltaBody, event.deltaBody);
+});
+
+t.test('an offline node: the full shape marks its services offline; the delta shape changes none', async (t) => {
+  const unchanged = serviceDelta(after, after, 8);
+  const event = new CatalogEvent(13, { kind: 'offline', timestamp_ms: 8, node: node(after, 'offline'), delta: unchanged });
+  t.strictSame(payload(event, event.body).services, after.map(offlineView));
+  t.strictSame(payload(event, event.deltaBody).changed_services, []);
+});
+
+t.test('events read back from the log share the bytes of equal descriptors, and the catalog\'s', async (t) => {
+  const record = (seq: number, services: ServiceDescriptor[]): CatalogEventPayload => ({ seq, kind: 'upsert', timestamp_ms: seq, node_id: 'n', node_name: 'N', platform: {}, labels: {}, services, service_delta: delta });
+  const interned = new Map<string, Buffer>();
+  const first = CatalogEvent.fromRecord(record(1, before), interned);
+  const second = CatalogEvent.fromRecord(record(2, after), interned);
+  t.equal(second.node.services[1]?.json, first.node.services[2]?.json, 'c, unchanged between them: one buffer');
+  t.strictSame(payload(second, second.body).services, after, 'the same full shape as written');
+  const catalog = new Map(stored(after).map((s) => [s.service_id, s]));
+  second.share(catalog);
+  t.equal(second.node.services[0], catalog.get('a'), 'shared with the catalog when equal');
+  t.strictSame(payload(second, second.body).services, after);
+});
