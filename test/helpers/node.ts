@@ -88,7 +88,7 @@ export function spawnMounter(t: Teardown, args: string[], mount: string, env?: N
  * Starts `acheron node` as a child process on a fresh mount and waits until the tree is live.
  * Teardown kills it and lazily unmounts, also when the test failed.
  */
-export async function startNode(t: Teardown, options: { manifests?: Array<Record<string, unknown>>; args?: string[]; dir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningNode> {
+export async function startNode(t: Teardown, options: { manifests?: Array<Record<string, unknown>>; args?: string[]; dir?: string; env?: NodeJS.ProcessEnv; nodeId?: string } = {}): Promise<RunningNode> {
   const dir = options.dir ?? (await tempDir(t));
   const mount = join(dir, 'mnt');
   const servicesDir = join(dir, 'services.d');
@@ -97,7 +97,7 @@ export async function startNode(t: Teardown, options: { manifests?: Array<Record
   const logFile = join(dir, 'node.log');
   // Each test has its own state file: the journal restores runtime state across restarts.
   const stateFile = join(dir, 'node-state.json');
-  const args = [ACHERON, 'node', '--node-id', 'test-node', '--mount', mount, '--services-dir', servicesDir, '--state-file', stateFile, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
+  const args = [ACHERON, 'node', '--node-id', options.nodeId ?? 'test-node', '--mount', mount, '--services-dir', servicesDir, '--state-file', stateFile, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
   const { child, exited, gone, stderr } = spawnMounter(t, args, mount, options.env);
   // A stale entry of a killed daemon stays in mountinfo: wait until NODE.json names this daemon.
   await waitFor(async () => gone() || ((await isMounted(mount)) && (await servedBy(mount, child.pid))), { what: `node mount at ${mount}`, timeoutMs: 30_000 });
