@@ -164,6 +164,11 @@ await t.test('the HTTP listener serves the page, its config, and nothing else', 
   tt.match((await fetch(`${control.httpUrl}/debug/debug.css`)).headers.get('content-type'), /^text\/css/);
   tt.same(await (await fetch(`${control.httpUrl}/debug/config.json`)).json(), { ws_port: Number(new URL(control.url).port) }, 'config.json names the ws port');
   tt.equal((await fetch(`${control.httpUrl}/debug/nope.js`)).status, 404, 'unknown file');
+  const schema = await fetch(`${control.httpUrl}/debug/schemas/service-config.schema.json`);
+  tt.equal(schema.status, 200, 'the schemas the console checks editors against');
+  tt.same(await schema.json(), JSON.parse(await readFile(new URL('../../docs/schemas/service-config.schema.json', import.meta.url), 'utf8')), 'served as in docs/schemas');
+  tt.equal((await fetch(`${control.httpUrl}/debug/schemas/debug.js`)).status, 404, 'only schemas under schemas/');
+  tt.equal((await fetch(`${control.httpUrl}/debug/schemas/..%2fdebug-page.md`)).status, 400, 'and nothing beside them');
   tt.equal((await fetch(`${control.httpUrl}/debug/..%2f..%2fpackage.json`)).status, 400, 'an escaped traversal is refused');
   tt.equal((await fetch(`${control.httpUrl}/debug/../package.json`)).status, 404, 'a dot segment leaves /debug (the URL is normalized) and finds nothing');
   tt.equal((await fetch(`${control.httpUrl}/debug/debug.js`, { method: 'POST' })).status, 405);

@@ -112,6 +112,8 @@ async function readList() {
     list = (await request('control.node_list')).nodes;
   } catch (error) {
     if (error.code === 'unavailable') return;
+    // Asking again changes nothing until the session does (a project attached: reloadFleet).
+    clearInterval(timer);
     fleet.mode = 'refused';
     fleet.error = error;
     fleet.nodes.clear();

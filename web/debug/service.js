@@ -253,7 +253,7 @@ export function renderServiceCharts(key, target) {
   const failures = perMinute(list, 'failures_total', 10, now);
   target.replaceChildren(
     barChart({ title: `${key}: invocations and failures per minute`, name: `${key} per minute`, buckets: invocations, series: [{ name: 'invocations', values: invocations.map((b) => b.value) }, { name: 'failures', values: failures.map((b) => b.value) }], labelEvery: 2 }),
-    lineChart({ title: `${key}: latency (ms)`, name: `${key} latency`, from: now - 10 * 60_000, to: now, unit: ' ms', series: ['p50', 'p99'].map((name) => ({ name, points: list.map((s) => ({ t: s.at_ms, v: s[name] })) })) }),
+    lineChart({ title: `${key}: latency (ms)`, name: `${key} latency`, from: Math.max(now - 10 * 60_000, Math.min(now - 2 * 60_000, list[0]?.at_ms ?? now)), to: now, unit: ' ms', series: ['p50', 'p99'].map((name) => ({ name, points: list.map((s) => ({ t: s.at_ms, v: s[name] })) })) }),
   );
 }
 
