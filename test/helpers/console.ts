@@ -49,17 +49,18 @@ export async function startConsoleFleet(t: Teardown): Promise<ConsoleFleet> {
     await writeFile(file, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
     return file;
   };
+  const [n1Join, n2Join] = await Promise.all([tokenFile('n1.join'), tokenFile('n2.join')]);
   const permissions = { permissions: { default: 'deny-by-default', allow_roles: ['admin', 'user'] } };
   const [n1, n2] = await Promise.all([
     startNode(t, {
       nodeId: 'n1',
       manifests: [manifest('echo', 'echo', { ...permissions, schema: ECHO_SCHEMA, help_md: README }), manifest('fail', 'fail', permissions)],
-      args: ['--control-url', control.url, '--join-token-file', await tokenFile('n1.join'), '--label', 'rack=r7', '--export', `data=${exported}`, ...NODE_ARGS],
+      args: ['--control-url', control.url, '--join-token-file', n1Join, '--label', 'rack=r7', '--export', `data=${exported}`, ...NODE_ARGS],
     }),
     startNode(t, {
       nodeId: 'n2',
       manifests: [manifest('cat', 'cat', { ...permissions, kind: 'filter' })],
-      args: ['--control-url', control.url, '--join-token-file', await tokenFile('n2.join'), '--label', 'rack=r8', ...NODE_ARGS],
+      args: ['--control-url', control.url, '--join-token-file', n2Join, '--label', 'rack=r8', ...NODE_ARGS],
     }),
   ]);
   const admin = async <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => {

@@ -41,10 +41,11 @@ function start() {
   startServicePage();
   startChartsView();
   addEventListener('hashchange', route);
-  // The views that read through the relay read again once (re)connected.
+  // The fs and charts views read again once (re)connected; a service page keeps reading by itself
+  // (and keeps what its editors hold).
   on('ready', () => {
     const { view } = currentRoute();
-    if (view === 'service' || view === 'charts' || view === 'fs') route();
+    if (view === 'charts' || view === 'fs') route();
   });
   route();
   void startConnection();

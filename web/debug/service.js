@@ -132,6 +132,11 @@ async function fill(current) {
   const base = `/services/${serviceId}`;
   const [template, config] = await Promise.allSettled([readText(nodeId, `${base}/TEMPLATE.json`), readText(nodeId, `${base}/config.json`), loadConfigSchema()]);
   if (page !== current) return;
+  // Not connected yet (or any more): filled at the next change of the fleet, once it is.
+  if (template.status === 'rejected' && template.reason.code === 'unavailable') {
+    current.filled = false;
+    return;
+  }
   const fallback = service.schema?.example === undefined ? '{}' : JSON.stringify(service.schema.example);
   current.invokeEditor.text.value = pretty(template.status === 'fulfilled' ? template.value : fallback);
   $('invoke-note').textContent = template.status === 'fulfilled' ? 'from TEMPLATE.json' : `TEMPLATE.json: ${reason(template.reason)}; from the descriptor's example`;
@@ -155,10 +160,15 @@ function renderDescriptor() {
   if (!service) {
     $('service-head').replaceChildren(el('p', { class: 'muted' }, node ? `no service ${serviceId} on ${nodeId} (removed, or hidden from this session)` : fleet.mode === 'loading' ? 'loading…' : `no node ${nodeId} in this session's fleet`));
     $('service-controls').replaceChildren();
+    page.shownKey = null;
     return;
   }
   if (!page.filled) void fill(page);
   const state = serviceState(node, service);
+  // The fleet changes every few seconds; the page is rebuilt only when what it shows did.
+  const key = JSON.stringify([state, node.state, service]);
+  if (page.shownKey === key) return;
+  page.shownKey = key;
   $('service-head').replaceChildren(
     badge(state), ' ', el('strong', {}, service.service_id), ` · kind ${service.kind} · version ${service.version} · node `,
     el('a', { href: '#fleet' }, nodeId), ` (${node.state}) · `, el('a', { href: route('fs', nodeId, '') }, 'files'));
