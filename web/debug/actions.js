@@ -5,7 +5,7 @@ import { $, clock, el, reason, show } from './dom.js';
 import { writeText } from './relay.js';
 
 /** The control files (docs/node-tree.md) and, for the destructive ones, what the confirmation says. */
-export const CONTROLS = {
+const CONTROLS = {
   enable: { confirm: null },
   disable: { confirm: 'Disable it? New invocations are refused (EPERM) until it is enabled again; running ones finish.' },
   restart: { confirm: 'Restart it? The last error and cooldown are cleared; a persistent driver is stopped and its in-flight requests fail.' },
@@ -15,7 +15,7 @@ export const CONTROLS = {
 const MAX_LOG = 20;
 
 /** Asks in the page's own dialog; resolves true when confirmed. */
-export function confirmAction(title, message) {
+function confirmAction(title, message) {
   const dialog = $('confirm');
   $('confirm-title').textContent = title;
   $('confirm-message').textContent = message;
@@ -56,7 +56,7 @@ export async function logged(action, target, task) {
 }
 
 /** Writes a control file of a service, after a confirmation for the destructive ones. */
-export async function runControl(nodeId, serviceId, control) {
+async function runControl(nodeId, serviceId, control) {
   const target = `${nodeId}/${serviceId}`;
   const question = CONTROLS[control].confirm;
   if (question && !(await confirmAction(`${control} ${target}`, question))) return { ok: false, cancelled: true };

@@ -1,7 +1,8 @@
 // Plain SVG charts, readable without colour: every bar and point carries its number as text, the
 // two series of a chart differ by fill pattern or dash as well as by colour, and a timeline names
-// each state in words (the hatching is one pattern, `#hatch`, defined once in index.html). Also the metrics samples the charts are drawn from: what the console read
-// of a service's metrics.json, and when.
+// each state in words (the hatching is one pattern, `#hatch`, defined once in index.html). Also
+// the metrics samples the charts are drawn from: what the console read of a service's
+// metrics.json, and when.
 import { clock, el, svg } from './dom.js';
 
 const WIDTH = 640;

@@ -61,8 +61,6 @@ function setStatus(kind, text) {
   status.textContent = text;
 }
 
-export const connected = () => Boolean(conn.socket && conn.socket.readyState === WebSocket.OPEN && conn.principal);
-
 function send(type, payload, entry) {
   const socket = conn.socket;
   if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(Object.assign(new Error('not connected'), { code: 'unavailable' }));
@@ -92,14 +90,14 @@ export function unwatch(watchId) {
   return request('control.node_service_unwatch', { watch_id: watchId });
 }
 
-export function wireError(error) {
+function wireError(error) {
   return Object.assign(new Error(error?.message ?? 'error'), { code: error?.code ?? 'unknown', field: error?.field });
 }
 
 // ---- project session -------------------------------------------------------------------------
 
 /** The remembered project `{project_id, project_token?}` (per browser tab), or null. */
-export function rememberedProject() {
+function rememberedProject() {
   try {
     return JSON.parse(sessionStorage.getItem(PROJECT_KEY) ?? 'null');
   } catch {

@@ -5,7 +5,7 @@ import { projectHint } from './conn.js';
 import { $, clock, el, relative, route } from './dom.js';
 import { actionable, fleet, onFleetChange, serviceState } from './fleet.js';
 
-export const SERVICE_STATES = ['online', 'degraded', 'offline', 'disabled'];
+const SERVICE_STATES = ['online', 'degraded', 'offline', 'disabled'];
 const NODE_STATES = ['online', 'offline'];
 const MARKS = { online: '●', degraded: '◐', offline: '○', disabled: '⊘' };
 
@@ -137,7 +137,7 @@ function blockOf(node, f) {
   return block;
 }
 
-export function renderFleet() {
+function renderFleet() {
   syncKinds();
   const f = filters();
   $('fleet-counts').replaceChildren(...counts().flat());

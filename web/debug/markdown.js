@@ -5,7 +5,7 @@
 import { el } from './dom.js';
 
 /** Inline spans: `[{type: 'text'|'code'|'strong'|'em', text} | {type: 'link', text, href}]`. */
-export function parseInline(text) {
+function parseInline(text) {
   const spans = [];
   const pattern = /`([^`]+)`|\*\*([^*]+)\*\*|\*([^*\s][^*]*)\*|\[([^\]]+)\]\(([^)\s]+)\)/g;
   let last = 0;

@@ -77,10 +77,6 @@ export async function readText(nodeId, path, max) {
   return utf8.decode((await readBytes(nodeId, path, max)).bytes);
 }
 
-export async function readJson(nodeId, path) {
-  return JSON.parse(await readText(nodeId, path));
-}
-
 /** Writes `text` from offset 0 in relay-sized chunks. */
 async function writeAll(nodeId, path, fh, text) {
   const data = new TextEncoder().encode(text);
