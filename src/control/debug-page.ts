@@ -3,6 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** web/debug/ beside dist/ (and beside src/ when run from source): the same two levels up. */
 const PAGE_DIR = new URL('../../web/debug/', import.meta.url);
+/** The JSON Schemas the console checks editors against (config.json), served as they are in docs/. */
+const SCHEMA_DIR = new URL('../../docs/schemas/', import.meta.url);
+const SCHEMA_PREFIX = 'schemas/';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -33,9 +36,9 @@ export interface DebugPageOptions {
 }
 
 /**
- * SPEC §10: `/debug` (index.html), `/debug/<file>` from web/debug/, and `/debug/config.json`, which
- * tells the page where the WebSocket listener is. Unknown files are 404; names that try to leave
- * the directory are 400.
+ * SPEC §10: `/debug` (index.html), `/debug/<file>` from web/debug/, `/debug/schemas/<file>` from
+ * docs/schemas/, and `/debug/config.json`, which tells the page where the WebSocket listener is.
+ * Unknown files are 404; names that try to leave the directory are 400.
  */
 export async function serveDebugPage(request: IncomingMessage, response: ServerResponse, path: string, options: DebugPageOptions): Promise<void> {
   const send = (status: number, type: string, body: string | Buffer): void => {
@@ -48,12 +51,13 @@ export async function serveDebugPage(request: IncomingMessage, response: ServerR
   }
   const name = path === '/debug' || path === '/debug/' ? 'index.html' : path.slice('/debug/'.length);
   if (name === 'config.json') return send(200, 'application/json', JSON.stringify({ ws_port: options.wsPort }) + '\n');
-  if (!FILE_NAME.test(name)) return send(400, 'text/plain', `bad file name: ${JSON.stringify(name)}\n`);
-  const type = CONTENT_TYPES[name.slice(name.lastIndexOf('.'))];
-  if (!type) return send(404, 'text/plain', `no such file: ${path}\n`);
+  const [dir, file] = name.startsWith(SCHEMA_PREFIX) ? [SCHEMA_DIR, name.slice(SCHEMA_PREFIX.length)] : [PAGE_DIR, name];
+  if (!FILE_NAME.test(file)) return send(400, 'text/plain', `bad file name: ${JSON.stringify(name)}\n`);
+  const type = CONTENT_TYPES[file.slice(file.lastIndexOf('.'))];
+  if (!type || (dir === SCHEMA_DIR && !file.endsWith('.schema.json'))) return send(404, 'text/plain', `no such file: ${path}\n`);
   let body: Buffer;
   try {
-    body = await readFile(new URL(name, PAGE_DIR));
+    body = await readFile(new URL(file, dir));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // A missing file is 404; anything else says what failed.

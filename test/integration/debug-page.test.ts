@@ -3,7 +3,8 @@
 // admin ControlClient (nodes provisioned by the admin, catalogs upserted); a raw admin watcher is
 // the reference for what the page must list. Covers the token kept per browser session, the watch
 // (replay, live, node filter, unwatch), the per-service changes, the diff and its JSON export, the
-// fs links, the project-scope preview, and the refusals with their hints.
+// fs links (into the console's own fs browser), the project-scope preview, and the refusals with
+// their hints. The console's other views on real nodes: console-fleet.test.ts, console-views.test.ts.
 import t, { type Test } from 'tap';
 import { readFile } from 'node:fs/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -97,6 +98,9 @@ async function login(page: Page, control: RunningControl, token: string): Promis
 
 async function connected(page: Page): Promise<void> {
   await page.locator('#conn-status[data-state="connected"]').waitFor({ timeout: 20_000 });
+  // The console opens on the fleet; the event stream is a view of its own.
+  await page.locator('#nav a[data-view="events"]').click();
+  await page.locator('#view-events').waitFor();
 }
 
 async function applyWatch(page: Page, nodeId: string, replayLimit: number): Promise<string> {
@@ -160,6 +164,11 @@ await t.test('the HTTP listener serves the page, its config, and nothing else', 
   tt.match((await fetch(`${control.httpUrl}/debug/debug.css`)).headers.get('content-type'), /^text\/css/);
   tt.same(await (await fetch(`${control.httpUrl}/debug/config.json`)).json(), { ws_port: Number(new URL(control.url).port) }, 'config.json names the ws port');
   tt.equal((await fetch(`${control.httpUrl}/debug/nope.js`)).status, 404, 'unknown file');
+  const schema = await fetch(`${control.httpUrl}/debug/schemas/service-config.schema.json`);
+  tt.equal(schema.status, 200, 'the schemas the console checks editors against');
+  tt.same(await schema.json(), JSON.parse(await readFile(new URL('../../docs/schemas/service-config.schema.json', import.meta.url), 'utf8')), 'served as in docs/schemas');
+  tt.equal((await fetch(`${control.httpUrl}/debug/schemas/debug.js`)).status, 404, 'only schemas under schemas/');
+  tt.equal((await fetch(`${control.httpUrl}/debug/schemas/..%2fdebug-page.md`)).status, 400, 'and nothing beside them');
   tt.equal((await fetch(`${control.httpUrl}/debug/..%2f..%2fpackage.json`)).status, 400, 'an escaped traversal is refused');
   tt.equal((await fetch(`${control.httpUrl}/debug/../package.json`)).status, 404, 'a dot segment leaves /debug (the URL is normalized) and finds nothing');
   tt.equal((await fetch(`${control.httpUrl}/debug/debug.js`, { method: 'POST' })).status, 405);
@@ -185,10 +194,12 @@ await t.test('admin: watch, events, changes, diff, export, filter, unwatch, proj
 
   const all = ref.events;
   tt.ok(all.length >= 3, `the reference saw the setup (${all.length} events)`);
-  tt.equal(await applyWatch(page, '', 25), 'w1');
+  // The fleet view holds the connection's first watch: the stream's is another.
+  const firstWatch = await applyWatch(page, '', 25);
+  tt.match(firstWatch, /^w\d+$/);
   tt.equal(await statusOf(page, 'replayed'), String(all.length));
   tt.equal(await statusOf(page, 'head_seq'), String(all.at(-1)?.seq));
-  tt.same(await rows(page), [...all].reverse().map((e) => ({ seq: e.seq, node: e.node_id, kind: e.kind, replay: 'replay', delta: summary(e), fs: `file:///nodes/${e.node_id}/fs/` })), 'every event, newest first, with its delta summary');
+  tt.same(await rows(page), [...all].reverse().map((e) => ({ seq: e.seq, node: e.node_id, kind: e.kind, replay: 'replay', delta: summary(e), fs: `#fs/${e.node_id}/` })), 'every event, newest first, with its delta summary; fs links into the console');
 
   const ups = all.filter((e) => e.node_id === 'n1' && e.kind === 'upsert');
   tt.equal(ups.length, 2, 'two upserts of n1');
@@ -244,17 +255,13 @@ await t.test('admin: watch, events, changes, diff, export, filter, unwatch, proj
   await page.locator('#diff-title', { hasText: `seq ${first.seq} ↔ seq ${xray.seq}` }).waitFor();
   tt.notOk(await page.locator(`#event-rows tr[data-seq="${second.seq}"] input.pick`).isChecked(), 'the first pick was dropped');
 
-  await page.locator('#fs-root').fill('/mnt/world/nodes/');
-  await page.locator('#fs-root').press('Tab');
-  tt.equal(await page.locator(`#event-rows tr[data-seq="${first.seq}"] td.fs a`).getAttribute('href'), 'file:///mnt/world/nodes/n1/fs/', 'the fs link follows the WorldFS nodes dir');
-
   await upsert(admin, 'n2', { xray: '2' });
   await waitFor(() => ref.events.length > all.length, { what: 'the reference sees the live upsert' });
   const liveSeq = (ref.events.at(-1) as EventPayload).seq;
   await page.locator(`#event-rows tr[data-seq="${liveSeq}"]`).waitFor();
-  tt.same((await rows(page))[0], { seq: liveSeq, node: 'n2', kind: 'upsert', replay: 'live', delta: '+0 ~1 -0', fs: 'file:///mnt/world/nodes/n2/fs/' }, 'a live event on top');
+  tt.same((await rows(page))[0], { seq: liveSeq, node: 'n2', kind: 'upsert', replay: 'live', delta: '+0 ~1 -0', fs: '#fs/n2/' }, 'a live event on top');
 
-  tt.equal(await applyWatch(page, 'n2', 25), 'w2', 'Apply replaces the watch');
+  tt.not(await applyWatch(page, 'n2', 25), firstWatch, 'Apply replaces the watch');
   const n2 = ref.events.filter((e) => e.node_id === 'n2');
   tt.same((await rows(page)).map((r) => [r.seq, r.node]), [...n2].reverse().map((e) => [e.seq, 'n2']), 'only n2 events');
   tt.equal(await statusOf(page, 'node_id'), 'n2');
@@ -273,6 +280,12 @@ await t.test('admin: watch, events, changes, diff, export, filter, unwatch, proj
   tt.match(await page.locator('#project-preview li[data-node="n1"]').innerText(), /n1 \(online, 2 services\)/, 'the project node, from the catalog');
   tt.equal(await page.locator('#project-preview li[data-node="n2"]').count(), 0, 'n2 is outside the project');
   for (const action of ['read', 'observe', 'invoke', 'mount', 'admin']) tt.equal(await verdict(page, action), 'allowed', `admin: ${action}`);
+
+  // The fs link opens the console's own browser of the node's exports, through the relay: these
+  // nodes are catalog entries without a tunnel, so the relay says the node is unreachable.
+  await page.locator('#project-preview li[data-node="n1"] a.fs-link').click();
+  await page.locator('#view-fs').waitFor();
+  tt.match(await page.locator('#fs-body .fs-error').innerText(), /^fs\/: EHOSTUNREACH/);
 });
 
 await t.test('user: the project-scope preview and a refused watch with its hint', async (tt) => {
