@@ -2,7 +2,7 @@ import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import { jsonSyntaxError } from '../vfs/json-document.js';
+import { jsonSyntaxError } from '../errors/json-document.js';
 import type { Principal } from './principal.js';
 import {
   digestHex, joinStale, joinUsable, lastAdmin, newJoinEntry, newToken, newUserEntry, sameSecret, unknownToken,

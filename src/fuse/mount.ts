@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import { Dispatcher } from '../vfs/dispatch.js';
 import type { Attr, VNode } from '../vfs/node.js';
 import { BusyPoll, DEFAULT_BUSY_POLL_US } from './busy-poll.js';

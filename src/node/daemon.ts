@@ -17,7 +17,7 @@ import { ServiceRuntime, type RuntimeChange, type ServiceSettings } from '../run
 import { StateJournal, type StateSync } from '../store/state-journal.js';
 import type { RuntimeConfig } from '../runtime/supervision.js';
 import { terminalAdapter } from '../runtime/terminal-adapter.js';
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import { fsDescriptor, terminalDescriptor } from './builtin-services.js';
 import { buildExportsDirectory, checkExports, type ExportSpec } from './fs-provider.js';
 import { NodeControlSession } from './control-session.js';
@@ -27,7 +27,7 @@ import { Dispatcher } from '../vfs/dispatch.js';
 import { RelayServer } from './relay-server.js';
 import { buildNodeTree } from './node-tree.js';
 import { isInside } from './paths.js';
-import { json, parseJsonDocument } from '../vfs/json-document.js';
+import { json, parseJsonDocument } from '../errors/json-document.js';
 import { groupRestored, jobKey, serviceKey } from './persisted-state.js';
 import { ServiceRegistry, type NodeService } from './service-registry.js';
 import { WasmServices } from './wasm-services.js';

@@ -4,7 +4,7 @@ import type { RuntimeConfig } from '../runtime/supervision.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
 import { commitFile } from '../vfs/commit-file.js';
 import { directory, tableDirectory, tableFromPaths } from '../vfs/directory.js';
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import { ctlFile, snapshotFile, type Rendered } from '../vfs/files.js';
 import type { VNode } from '../vfs/node.js';
 import {

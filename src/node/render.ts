@@ -6,7 +6,7 @@ import { SERVICE_FILES } from '../protocol/service-files.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import type { Job } from '../runtime/job.js';
 import type { ServiceRuntime } from '../runtime/service-runtime.js';
-import { json } from '../vfs/json-document.js';
+import { json } from '../errors/json-document.js';
 
 export type HostKind = 'native_process' | 'wasm_worker' | 'static_linked';
 

@@ -1,4 +1,4 @@
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import { serviceEnv } from './driver-env.js';
 import type { RunResult, RunState } from './run-result.js';
 import type { DriverAdapter } from './service-runtime.js';

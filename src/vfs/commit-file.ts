@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
-import { FsError } from './errors.js';
-import { classifyJson } from './json-prefix.js';
+import { FsError } from '../errors/errno.js';
+import { classifyJson } from '../errors/json-prefix.js';
 import { S_IFREG, type Attr, type Handle, type VNode } from './node.js';
 import { readSlice } from './read-slice.js';
 

@@ -1,4 +1,4 @@
-import { errnoNameOf, FsError } from './errors.js';
+import { errnoNameOf, FsError } from '../errors/errno.js';
 import { isDirectoryMode, type Attr, type Handle, type VNode } from './node.js';
 
 const O_ACCMODE = 3;

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import type { RelayPayload } from '../protocol/types.gen.js';
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 
 const O_ACCMODE = 3;

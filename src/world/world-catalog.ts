@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { CatalogEventPayload } from '../protocol/catalog-event.js';
 import { RELAY_WAIT_MS, type RelayOutcome } from '../protocol/relay.js';
 import type { NodeLabels, NodePlatform, RelayPayload, ServiceDescriptor } from '../protocol/types.gen.js';
-import { FsError, isErrnoName } from '../vfs/errors.js';
+import { FsError, isErrnoName } from '../errors/errno.js';
 
 /** How much longer than a relay's own bound the mount waits for the server's answer. */
 const REPLY_SLACK_MS = 5000;

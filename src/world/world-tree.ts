@@ -1,9 +1,9 @@
 import { admitsUser } from '../protocol/relay.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import { snapshotFile, type Rendered } from '../vfs/files.js';
-import { json } from '../vfs/json-document.js';
+import { json } from '../errors/json-document.js';
 import type { VNode } from '../vfs/node.js';
 import { DocumentCache, liveServiceFiles } from './live-files.js';
 import { derivedRoots, withDerivedRoots } from './derived-roots.js';
