@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
-import { jsonSyntaxError } from '../vfs/json-document.js';
+import { jsonSyntaxError } from '../errors/json-document.js';
 
 
 export interface InvokeArgs {

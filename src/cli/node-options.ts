@@ -3,7 +3,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_BUSY_POLL_US, MAX_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { UsageError } from './exit.js';
-import { jsonSyntaxError } from '../vfs/json-document.js';
+import { jsonSyntaxError } from '../errors/json-document.js';
 
 /** `--busy-poll-us`, the same for `acheron node` and `acheron world` (see BusyPoll). */
 export const BUSY_POLL_OPTION = {

@@ -3,7 +3,7 @@ import { text } from 'node:stream/consumers';
 import { ControlClient } from '../protocol/control-client.js';
 import { attachProject, resolveClient } from './client-options.js';
 import { UsageError } from './exit.js';
-import { jsonSyntaxError } from '../vfs/json-document.js';
+import { jsonSyntaxError } from '../errors/json-document.js';
 
 export interface ProjectArgs {
   action: string;

@@ -3,7 +3,7 @@ import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import { jsonSyntaxError } from '../vfs/json-document.js';
+import { jsonSyntaxError } from '../errors/json-document.js';
 import type { Principal } from './principal.js';
 import {
   digestHex, joinStale, joinUsable, lastAdmin, newJoinEntry, newToken, newUserEntry, sameSecret, unknownToken,

@@ -3,7 +3,7 @@ import type { RelayPayload } from '../protocol/types.gen.js';
 import type { Catalog } from './catalog.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
-import { opensToChange } from '../vfs/open-flags.js';
+import { opensToChange } from '../errors/open-flags.js';
 import type { ProjectStore } from './projects.js';
 
 const CHANGES = new Set(['write', 'truncate', 'ftruncate', 'utimens', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'invoke', 'stage', 'reject']);

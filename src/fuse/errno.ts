@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import { answerErrno } from '../vfs/errors.js';
+import { answerErrno } from '../errors/errno.js';
 
 /**
  * The only place where errno names become numbers (negative, as fuse-native wants them); which name

@@ -1,4 +1,4 @@
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import type { Handle } from '../vfs/node.js';
 
 /** Open handles by file-handle number. 0 is never used: fuse-native treats it as "no handle". */

@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { link, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Where pid locks live: /run/acheron as root, else $XDG_RUNTIME_DIR/acheron or the temp dir. */
 function lockDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -9,11 +10,52 @@ function lockDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_RUNTIME_DIR ?? tmpdir(), 'acheron');
 }
 
-async function isAcheronProcess(pid: number): Promise<boolean> {
+/** The lock file of a mount point (keyed by its path). */
+export function lockPathOf(mountPoint: string): string {
+  return join(lockDir(), `mount-${createHash('sha256').update(mountPoint).digest('hex').slice(0, 16)}.pid`);
+}
+
+/** A lock file as read: its inode (which file it is) and the pid on its first line. */
+interface LockFile {
+  ino: number;
+  holder: number;
+}
+
+/** Inode and content from one open: both describe the same file even while names change. */
+async function readLock(path: string): Promise<LockFile | undefined> {
+  let file;
+  try {
+    file = await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    const { ino } = await file.stat();
+    return { ino, holder: Number.parseInt((await file.readFile('utf8')).split('\n')[0] ?? '', 10) };
+  } finally {
+    await file.close();
+  }
+}
+
+/** link(2) fails with EEXIST instead of replacing: the new name appears whole, or not at all. */
+async function linkIfAbsent(existing: string, path: string): Promise<boolean> {
+  try {
+    await link(existing, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+async function isLiveAcheron(pid: number): Promise<boolean> {
+  // This process holds no lock it is still taking: a file naming it is from an earlier life of its pid.
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
   try {
     process.kill(pid, 0);
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   // A recycled pid belongs to something else: only a live acheron holds the lock.
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
@@ -21,9 +63,34 @@ async function isAcheronProcess(pid: number): Promise<boolean> {
 }
 
 /**
- * One daemon per mount point (SPEC §1): a pid file keyed by the mount path. A lock whose process is
- * gone is stale and taken over; a live one is an error naming the holder, since fuse-native would
- * otherwise mount over a live mount.
+ * Removes the stale file at `path` (`seen`) unless someone else is already doing so: a contender
+ * first claims that very file (`<path>.claim-<inode>`, made by link(2), so exactly one succeeds),
+ * then re-reads it and removes it only if it is still the file it judged stale. A claim left by a
+ * contender that died meanwhile is itself stale and is removed the same way.
+ */
+async function removeStale(path: string, seen: LockFile, ours: string): Promise<void> {
+  const claim = `${path}.claim-${seen.ino}`;
+  if (!(await linkIfAbsent(ours, claim))) {
+    const claimer = await readLock(claim);
+    if (claimer && !(await isLiveAcheron(claimer.holder))) await removeStale(claim, claimer, ours);
+    else await sleep(10); // another contender is taking it over: the caller then meets its lock
+    return;
+  }
+  try {
+    const now = await readLock(path);
+    if (now?.ino === seen.ino && now.holder === seen.holder) await rm(path, { force: true });
+  } finally {
+    await rm(claim, { force: true });
+  }
+}
+
+/**
+ * One daemon per mount point (SPEC §1): a pid file keyed by the mount path, since fuse-native would
+ * otherwise mount over a live mount. A live holder is an error naming it. Taking the lock is
+ * atomic however many daemons start at once: the file is written under a name of its own and
+ * linked into place (whole, or not at all: EEXIST), and a stale one (its holder is gone) is removed
+ * only under a claim on that very file (`removeStale`), after which every contender tries the link
+ * again: exactly one wins, the others meet the winner's lock.
  */
 export class MountLock {
   readonly path: string;
@@ -33,25 +100,29 @@ export class MountLock {
   }
 
   static async acquire(mountPoint: string): Promise<MountLock> {
-    const dir = lockDir();
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    const path = join(dir, `mount-${createHash('sha256').update(mountPoint).digest('hex').slice(0, 16)}.pid`);
+    await mkdir(lockDir(), { recursive: true, mode: 0o755 });
+    const path = lockPathOf(mountPoint);
+    const ours = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.new`;
+    await writeFile(ours, `${process.pid}\n${mountPoint}\n`, { mode: 0o644, flag: 'wx' });
     try {
-      const file = await open(path, 'wx', 0o644);
-      await file.writeFile(`${process.pid}\n${mountPoint}\n`).finally(() => file.close());
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).split('\n')[0] ?? '', 10);
-      if (Number.isInteger(holder) && holder !== process.pid && (await isAcheronProcess(holder))) {
-        throw new Error(`${mountPoint} is served by a live acheron daemon (pid ${holder}, lock ${path}); stop it first or pick another directory`);
+      for (let attempt = 1; ; attempt++) {
+        if (await linkIfAbsent(ours, path)) return new MountLock(path);
+        const seen = await readLock(path);
+        if (!seen) continue; // released meanwhile
+        if (await isLiveAcheron(seen.holder)) {
+          throw new Error(`${mountPoint} is served by a live acheron daemon (pid ${seen.holder}, lock ${path}); stop it first or pick another directory`);
+        }
+        // Each attempt removes one stale file or meets a live contender: many mean something else is wrong.
+        if (attempt > 100) throw new Error(`${path}: could not take over the stale lock of ${mountPoint} (pid ${seen.holder}); remove it if no acheron serves ${mountPoint}`);
+        await removeStale(path, seen, ours);
       }
-      await writeFile(path, `${process.pid}\n${mountPoint}\n`, { mode: 0o644 });
+    } finally {
+      await rm(ours, { force: true });
     }
-    return new MountLock(path);
   }
 
   async release(): Promise<void> {
-    const holder = Number.parseInt((await readFile(this.path, 'utf8').catch(() => '')).split('\n')[0] ?? '', 10);
-    if (holder === process.pid) await rm(this.path, { force: true });
+    const lock = await readLock(this.path);
+    if (lock?.holder === process.pid) await rm(this.path, { force: true });
   }
 }

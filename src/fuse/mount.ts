@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import { Dispatcher } from '../vfs/dispatch.js';
 import type { Attr, VNode } from '../vfs/node.js';
 import { BusyPoll, DEFAULT_BUSY_POLL_US } from './busy-poll.js';
@@ -21,7 +21,8 @@ export interface MountOptions {
 
 export interface MountedTree {
   readonly mountPoint: string;
-  readonly openHandles: number;
+  /** See FuseOperations.busy. */
+  readonly busy: number;
   unmount(): Promise<void>;
 }
 
@@ -35,6 +36,11 @@ export interface FuseOperations {
   /** The op table handed to fuse-native, keyed by its op names (`_op_<name>` in its index.js). */
   readonly ops: Record<string, Callback>;
   readonly handles: HandleTable;
+  /**
+   * Open handles plus operations still running (a release finishing in the background included):
+   * after a lazy unmount, processes that opened a file before it still reach the tree through them.
+   */
+  readonly busy: number;
 }
 
 /**
@@ -57,6 +63,7 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
   const gid = process.getgid?.() ?? 0;
   const traceOn = log.isLevelEnabled('trace');
   const poll = new BusyPoll(options.busyPollUs ?? DEFAULT_BUSY_POLL_US);
+  let running = 0;
 
   const stat = (attr: Attr) => ({
     mode: attr.mode, size: attr.size, uid, gid, nlink: attr.nlink ?? 1, ino: attr.ino ?? 0,
@@ -75,6 +82,7 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
   // Runs one operation and answers exactly once. `success` shapes the callback arguments.
   function op<T>(name: string, path: string, fh: number | undefined, run: () => Promise<T>, cb: Callback, success: (value: T) => unknown[]): void {
     poll.arrived();
+    running++;
     const started = process.hrtime.bigint();
     const settle = async (): Promise<{ args: unknown[]; error?: unknown }> => {
       try {
@@ -89,7 +97,8 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
       const took = process.hrtime.bigint() - started;
       if (traceOn) log.trace({ op: name, path, fh, errno: error === undefined ? 0 : args[0], us: Number(took / 1000n), ...(error instanceof Error ? { message: error.message } : {}) });
       poll.replied(took);
-    }, () => reply(name, path, fh, cb, [-EIO])); // toErrno itself failed (its logger): still one answer
+    }, () => reply(name, path, fh, cb, [-EIO])) // toErrno itself failed (its logger): still one answer
+      .finally(() => running--);
   }
   const ok = (): unknown[] => [0];
 
@@ -128,9 +137,11 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
       const handle = handles.remove(fh);
       reply('release', path, fh, cb, [0]);
       poll.replied();
+      running++;
       Promise.resolve()
         .then(() => handle?.release?.())
-        .catch((error: unknown) => toErrno(error, log, { op: 'release', path, fh }));
+        .catch((error: unknown) => toErrno(error, log, { op: 'release', path, fh }))
+        .finally(() => running--);
     },
     releasedir: (path: string, fh: number, cb: Callback) => reply('releasedir', path, fh, cb, [0]),
     truncate: (path: string, size: number, cb: Callback) => op('truncate', path, undefined, () => dispatch.truncate(path, size), cb, ok),
@@ -154,13 +165,20 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
     statfs: (path: string, cb: Callback) =>
       reply('statfs', path, undefined, cb, [0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 }]),
   };
-  return { ops, handles };
+  return {
+    ops,
+    handles,
+    get busy() {
+      return handles.size + running;
+    },
+  };
 }
 
 /** Mounts a VFS tree with fuse-native (the op table of `fuseOperations`). */
 export async function mountTree(root: VNode, options: MountOptions): Promise<MountedTree> {
   const { log, mountPoint } = options;
-  const { ops, handles } = fuseOperations(root, options);
+  const operations = fuseOperations(root, options);
+  const { ops } = operations;
 
   const fuse = new Fuse(mountPoint, ops, {
     // fuse-native drops these options, so they ride along in fsname (SPEC §12); direct_io is
@@ -185,8 +203,8 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
   let unmounted: Promise<void> | undefined;
   return {
     mountPoint,
-    get openHandles() {
-      return handles.size;
+    get busy() {
+      return operations.busy;
     },
     unmount() {
       unmounted ??= new Promise<void>((resolve) => {

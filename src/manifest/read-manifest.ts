@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { tooDeepAt } from '../protocol/envelope.js';
 import { problemAt, type Problem } from '../protocol/schemas.js';
-import { jsonSyntaxError } from '../vfs/json-document.js';
+import { jsonSyntaxError } from '../errors/json-document.js';
 import { messageOf } from './message-of.js';
 
 /** Far above any real manifest (help_md is at most 64 KiB): a bigger file is a mistake, not read whole. */

@@ -3,9 +3,9 @@ import { chmod, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, s
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
-import { O_ACCMODE, opensToChange } from '../vfs/open-flags.js';
+import { O_ACCMODE, opensToChange } from '../errors/open-flags.js';
 
 export interface ExportSpec {
   name: string;

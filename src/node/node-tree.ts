@@ -1,10 +1,10 @@
 import { JOB_FILES, SERVICE_FILES, type JobFileKind, type ServiceFileKind } from '../protocol/service-files.js';
 import type { Job } from '../runtime/job.js';
 import type { RuntimeConfig } from '../runtime/supervision.js';
-import type { ServiceRuntime } from '../runtime/service-runtime.js';
+import type { ServiceRuntime } from '../runtime/live-service.js';
 import { commitFile } from '../vfs/commit-file.js';
 import { directory, tableDirectory, tableFromPaths } from '../vfs/directory.js';
-import { FsError } from '../vfs/errors.js';
+import { FsError } from '../errors/errno.js';
 import { ctlFile, snapshotFile, type Rendered } from '../vfs/files.js';
 import type { VNode } from '../vfs/node.js';
 import {

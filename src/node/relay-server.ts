@@ -3,7 +3,7 @@ import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../prot
 import { SERVICE_FILES } from '../protocol/service-files.js';
 import { checkPayloadSize, commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-file.js';
 import { splitPath, type Dispatcher } from '../vfs/dispatch.js';
-import { answerErrno, FsError } from '../vfs/errors.js';
+import { answerErrno, FsError } from '../errors/errno.js';
 import { readOnlyHandle } from '../vfs/files.js';
 import type { Handle } from '../vfs/node.js';
 

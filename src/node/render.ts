@@ -2,15 +2,94 @@
  * One render function per tree file: the only place where camelCase runtime state meets the
  * snake_case documents users read (SPEC §3, §5).
  */
+import { arch, hostname, platform } from 'node:os';
 import { helpReadme, SERVICE_FILES } from '../protocol/service-files.js';
-import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import { ACHERON_VERSION } from '../protocol/version.js';
 import type { Job } from '../runtime/job.js';
-import type { ServiceRuntime } from '../runtime/service-runtime.js';
-import { json } from '../vfs/json-document.js';
-
-export type HostKind = 'native_process' | 'wasm_worker' | 'static_linked';
+import type { ServiceRuntime } from '../runtime/live-service.js';
+import { json } from '../errors/json-document.js';
+import type { ControlState } from './control-session.js';
+import type { HostKind, NodeService } from './service-registry.js';
 
 export const LAST_ERROR_SUMMARY_CHARS = 256;
+
+/** How the node names itself to the control server and in NODE.json. */
+export function nodeIdentity(labels: NodeLabels): { node_name: string; platform: NodePlatform; labels: NodeLabels } {
+  return { node_name: hostname(), platform: { os: platform(), arch: arch(), runtime_kind: 'node' }, labels };
+}
+
+export interface NodeFacts {
+  nodeId: string;
+  labels: NodeLabels;
+  mount: string;
+  startedMs: number;
+  controlUrl: string | undefined;
+  /** The control session, when --control-url runs one. */
+  control: { state: ControlState; connectedMs: number | null; lastError: string | null } | undefined;
+  services: readonly NodeService[];
+  manifestErrors: number;
+}
+
+/** NODE.json (SPEC §3). */
+export function nodeDocument(node: NodeFacts): Record<string, unknown> {
+  const states: Record<string, number> = {};
+  for (const s of servicesDocument(node.services)) states[String(s.state)] = (states[String(s.state)] ?? 0) + 1;
+  const { node_name, platform: nodePlatform, labels } = nodeIdentity(node.labels);
+  return {
+    node_id: node.nodeId,
+    node_name,
+    labels,
+    platform: nodePlatform,
+    control: {
+      state: node.control?.state ?? 'standalone',
+      url: node.controlUrl ?? null,
+      connected_ms: node.control?.connectedMs ?? null,
+      last_error: node.control?.lastError ?? null,
+    },
+    versions: { acheron: ACHERON_VERSION, node: process.version, abi: 'namespace-driver-v1' },
+    mount: node.mount,
+    pid: process.pid,
+    started_ms: node.startedMs,
+    services: node.services.length,
+    services_by_state: states,
+    manifest_errors: node.manifestErrors,
+  };
+}
+
+/** SERVICES.json: executable services carry their probed/supervised state (SPEC §5). */
+export function servicesDocument(services: readonly NodeService[]): Array<Record<string, unknown>> {
+  return services.map((s) => ({
+    service_id: s.descriptor.service_id,
+    kind: s.descriptor.kind,
+    state: s.runtime ? s.runtime.noteHealth() : s.descriptor.state,
+    path: s.treePath,
+  }));
+}
+
+/**
+ * The catalog this node publishes (SPEC §5): descriptors with the live state of executable
+ * services overlaid (state, mounts[].state, runtime.supervision_status); no per-invocation counters.
+ */
+export function publishedCatalog(services: readonly NodeService[]): ServiceDescriptor[] {
+  return services.map(({ descriptor, runtime: rt }) => {
+    if (!rt) return descriptor;
+    const state = rt.noteHealth();
+    return {
+      ...descriptor,
+      state,
+      mounts: descriptor.mounts.map((m) => ({ ...m, state })) as ServiceDescriptor['mounts'],
+      runtime: {
+        ...descriptor.runtime,
+        supervision_status: {
+          state, enabled: rt.enabled, restarts_total: rt.counters.restartsTotal, consecutive_failures: rt.counters.consecutiveFailures,
+          backoff_until_ms: rt.cooldownRemainingMs() > 0 ? rt.cooldownUntilMs : null, last_transition_ms: rt.lastTransitionMs,
+          last_healthy_ms: rt.lastHealthyMs, last_error: rt.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
+        },
+      },
+    };
+  });
+}
 
 function runtimeSummary(descriptor: ServiceDescriptor): Record<string, unknown> {
   const { type, abi, mode } = descriptor.runtime;

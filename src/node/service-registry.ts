@@ -1,7 +1,9 @@
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
-import type { ServiceRuntime } from '../runtime/service-runtime.js';
-import type { HostKind } from './render.js';
+import type { ServiceRuntime } from '../runtime/live-service.js';
 import type { WasmHostInfo } from './wasm-services.js';
+
+/** HOST.json's `host_kind`: how this node runs the service. */
+export type HostKind = 'native_process' | 'wasm_worker' | 'static_linked';
 
 /** One service of this node: every one is in the catalog; executable ones also have a runtime. */
 export interface NodeService {

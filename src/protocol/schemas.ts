@@ -7,7 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import formatsPlugin from 'ajv-formats';
-import { jsonSyntaxError } from '../vfs/json-document.js';
+import { jsonSyntaxError } from '../errors/json-document.js';
 
 /** Every project schema's `$id` is this base plus its file name, so relative `$ref`s between files work. */
 export const SCHEMA_BASE = 'https://acheron.dev/schemas/';

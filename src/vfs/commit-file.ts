@@ -1,8 +1,8 @@
 import { isUtf8 } from 'node:buffer';
-import { FsError } from './errors.js';
-import { classifyJson } from './json-prefix.js';
+import { FsError } from '../errors/errno.js';
+import { classifyJson } from '../errors/json-prefix.js';
 import { S_IFREG, type Attr, type Handle, type VNode } from './node.js';
-import { O_APPEND, opensForReading, opensForWriting } from './open-flags.js';
+import { O_APPEND, opensForReading, opensForWriting } from '../errors/open-flags.js';
 import { readSlice } from './read-slice.js';
 
 /** What a commit file hands its bytes to: the node runtime, or the relay to a remote node. */

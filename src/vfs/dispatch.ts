@@ -1,6 +1,6 @@
-import { errnoNameOf, FsError } from './errors.js';
+import { errnoNameOf, FsError } from '../errors/errno.js';
 import { isDirectoryMode, type Attr, type Handle, type VNode } from './node.js';
-import { O_RDONLY, opensForReading, opensForWriting } from './open-flags.js';
+import { O_RDONLY, opensForReading, opensForWriting } from '../errors/open-flags.js';
 
 const MAX_NAME_BYTES = 255;
 

@@ -1,4 +1,4 @@
-import { FsError } from './errors.js';
+import { FsError } from '../errors/errno.js';
 import { S_IFREG, type Attr, type Handle, type VNode } from './node.js';
 import { readSlice } from './read-slice.js';
 

@@ -5,7 +5,7 @@ import { JOB_FILES, SERVICE_FILES, type ServiceFileKind } from '../protocol/serv
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { commitFile } from '../vfs/commit-file.js';
 import { tableFromPaths } from '../vfs/directory.js';
-import { opensForWriting } from '../vfs/open-flags.js';
+import { opensForWriting } from '../errors/open-flags.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 import { readSlice } from '../vfs/read-slice.js';
 import { RemoteNode, type Relay, type RelayOperation } from './remote-node.js';

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { CatalogDeltaPayload } from '../protocol/catalog-event.js';
 import { RELAY_WAIT_MS, type RelayOutcome } from '../protocol/relay.js';
 import type { RelayPayload } from '../protocol/types.gen.js';
-import { FsError, isErrnoName } from '../vfs/errors.js';
+import { FsError, isErrnoName } from '../errors/errno.js';
 import { CatalogMirror, type StoredNode, type WorldNode } from './catalog-mirror.js';
 
 export type { WorldNode };

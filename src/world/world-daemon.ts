@@ -1,9 +1,6 @@
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { MountLock } from '../fuse/mount-lock.js';
-import { clearStaleMount, findMount, watchForUnmount } from '../fuse/mount-table.js';
-import { mountTree, type MountedTree } from '../fuse/mount.js';
+import { ServedMount } from '../fuse/served-mount.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { WorldCatalog, type SessionGrant } from './world-catalog.js';
 import { buildWorldTree } from './world-tree.js';
@@ -26,22 +23,16 @@ export interface WorldDaemonOptions {
 export class WorldDaemon {
   readonly done: Promise<void>;
   #catalog: WorldCatalog;
-  #mounted: MountedTree;
-  #lock: MountLock;
-  #mount: string;
+  #served: ServedMount;
   #log: Logger;
-  #stopWatchingMount: () => void;
   #stopping: Promise<void> | undefined;
   #resolveDone!: () => void;
 
-  private constructor(catalog: WorldCatalog, mounted: MountedTree, lock: MountLock, mount: string, log: Logger) {
+  private constructor(catalog: WorldCatalog, served: ServedMount, log: Logger) {
     this.#catalog = catalog;
-    this.#mounted = mounted;
-    this.#lock = lock;
-    this.#mount = mount;
+    this.#served = served;
     this.#log = log;
     this.done = new Promise((resolveDone) => (this.#resolveDone = resolveDone));
-    this.#stopWatchingMount = watchForUnmount(mount, () => void this.stop('the mount was unmounted from outside'));
   }
 
   static async start(options: WorldDaemonOptions, log: Logger): Promise<WorldDaemon> {
@@ -51,19 +42,18 @@ export class WorldDaemon {
       ? (client: ControlClient) => client.request<SessionGrant>('control.session_attach', { project_id: project.projectId, ...(project.projectToken === undefined ? {} : { project_token: project.projectToken }) })
       : undefined;
     const catalog = new WorldCatalog({ url: options.controlUrl, token: options.token, log: log.child({ component: 'catalog' }), ...(attach ? { attach } : {}) });
-    const lock = await MountLock.acquire(mount);
+    const served = await ServedMount.claim(mount, log);
     try {
       // A bad token or project fails here, before anything is mounted.
       await catalog.start();
-      if ((await clearStaleMount(mount)) === 'cleared') log.warn({ mount }, 'cleared a stale mount left by a dead daemon');
-      await mkdir(mount, { recursive: true });
+      const daemon = new WorldDaemon(catalog, served, log);
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
-      const mounted = await mountTree(tree, { mountPoint: mount, fsname: 'acheron-world', busyPollUs: options.busyPollUs, log: log.child({ component: 'fuse' }) });
+      await served.mount(tree, { fsname: 'acheron-world', busyPollUs: options.busyPollUs }, () => void daemon.stop('the mount was unmounted from outside'));
       log.info({ mount, control_url: options.controlUrl, connected: catalog.connected }, 'world tree is live');
-      return new WorldDaemon(catalog, mounted, lock, mount, log);
+      return daemon;
     } catch (error) {
       await catalog.stop();
-      await lock.release();
+      await served.release();
       throw error;
     }
   }
@@ -72,10 +62,9 @@ export class WorldDaemon {
   stop(reason: string): Promise<void> {
     this.#stopping ??= (async () => {
       this.#log.info({ reason }, 'stopping');
-      this.#stopWatchingMount();
       await this.#catalog.stop();
-      if (await findMount(this.#mount)) await this.#mounted.unmount();
-      await this.#lock.release();
+      await this.#served.unmount();
+      await this.#served.release();
       this.#log.info('stopped');
       this.#resolveDone();
     })();

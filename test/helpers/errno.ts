@@ -1,5 +1,5 @@
 import type { Test } from 'tap';
-import { errnoNameOf, type ErrnoName } from '../../src/vfs/errors.js';
+import { errnoNameOf, type ErrnoName } from '../../src/errors/errno.js';
 
 /** Asserts that `promise` rejects with the errno `expected` (an FsError or a Node system error). */
 export async function rejectsErrno(t: Test, promise: Promise<unknown> | undefined, expected: ErrnoName, what?: string): Promise<void> {

@@ -141,6 +141,17 @@ await t.test('start-up errors name what was wrong and mount nothing', async (tt)
     ttt.notOk(await isMounted(mount), 'nothing mounted');
   });
 
+  await tt.test('runtime.cwd inside the mount: file, JSON path and rule', async (ttt) => {
+    const services = join(dir, 'cwd.d');
+    await mkdir(services);
+    const file = join(services, 'inside.json');
+    await writeFile(file, JSON.stringify(manifest('inside', 'echo', { runtime: { cwd: join(mount, 'services') } })));
+    const run = await start(services);
+    ttt.equal(run.code, 1, 'exit 1');
+    ttt.match(run.stderr, `acheron: ${file}: /runtime/cwd: ${join(mount, 'services')} lies inside the mount ${mount}`, 'names the file, the JSON path, the value and the rule');
+    ttt.notOk(await isMounted(mount), 'nothing mounted');
+  });
+
   await tt.test('duplicate service_id across two files names both', async (ttt) => {
     const services = join(dir, 'dup.d');
     await mkdir(services);

@@ -169,6 +169,29 @@ await t.test('a reloaded service that nobody edited answered every invocation me
   tt.equal((await readJson(file('steady', 'status.json'))).state, 'ok');
 });
 
+await t.test('a reload that cannot apply one change applies none of its harm: a runtime.cwd inside the mount is a problem, a retired service leaves the tree', async (tt) => {
+  // Load order is by file name: `a-retiring` (executable → catalog-only, so its runtime retires)
+  // comes before `b-moving`, whose new runtime.cwd lies inside the mount.
+  const quiet = await startNode(tt, { args: ['--manifest-reload-interval-ms', '0', '--no-fs-service'], manifests: [versioned('a-retiring', 1), versioned('b-moving', 1)] });
+  const list = async (): Promise<string[]> => (await sh(`ls ${q(join(quiet.mount, 'services'))}`)).stdout.split('\n').filter(Boolean);
+  tt.same(await list(), ['a-retiring', 'b-moving']);
+  await writeFile(join(quiet.servicesDir, 'a-retiring.json'), JSON.stringify({ service_id: 'a-retiring', kind: 'test' }));
+  const moving = join(quiet.servicesDir, 'b-moving.json');
+  await writeFile(moving, JSON.stringify(versioned('b-moving', 2, { cwd: join(quiet.mount, 'services') })));
+  process.kill(quiet.child.pid as number, 'SIGHUP');
+  const problems = await waitFor(async () => {
+    const listed = await readJson<Problem[]>(join(quiet.mount, 'ERRORS.json'));
+    return listed.length > 0 && listed;
+  }, { what: 'ERRORS.json to name the cwd' });
+  tt.match(problems, [{ file: moving, json_path: '/runtime/cwd', rule: 'cwd', message: /lies inside the mount/ }], 'the cwd is a manifest problem');
+  tt.same(await list(), ['b-moving'], 'the retired runtime left services/');
+  const listed = await readJson<Array<{ service_id: string; path: string | null }>>(join(quiet.mount, 'SERVICES.json'));
+  tt.match(listed, [{ service_id: 'a-retiring', path: null }, { service_id: 'b-moving', path: 'services/b-moving' }], 'SERVICES.json: a-retiring catalog-only');
+  const run = await sh(`/bin/echo '{"n":1}' > ${q(join(quiet.service('b-moving'), 'control/invoke.json'))}`);
+  tt.equal(run.code, 0, run.stderr);
+  tt.same(await readJson(join(quiet.service('b-moving'), 'result.json')), { v: 1, got: { n: 1 } }, 'b-moving runs its previous good version');
+});
+
 await t.test('interval 0: only SIGHUP reloads', async (tt) => {
   const quiet = await startNode(tt, { args: ['--manifest-reload-interval-ms', '0'], manifests: [manifest('first', 'echo')] });
   const list = async (): Promise<string[]> => (await sh(`ls ${q(join(quiet.mount, 'services'))}`)).stdout.split('\n').filter(Boolean);

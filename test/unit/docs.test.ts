@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { REPO, tempDir } from '../helpers/node.js';
 import { q, sh } from '../helpers/process.js';
-import { ERRNO_NAMES } from '../../src/vfs/errors.js';
+import { ERRNO_NAMES } from '../../src/errors/errno.js';
 import { WIRE_ERROR_CODES } from '../../src/protocol/errors.js';
 import { EventLog } from '../../src/control/event-log.js';
 import { Catalog } from '../../src/control/catalog.js';

@@ -10,7 +10,7 @@ import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 import { commitFile } from '../../../src/vfs/commit-file.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
-import { FsError } from '../../../src/vfs/errors.js';
+import { FsError } from '../../../src/errors/errno.js';
 import { ctlFile, snapshotFile, staticFile } from '../../../src/vfs/files.js';
 import { DocumentCache, liveServiceFiles } from '../../../src/world/live-files.js';
 import { RemoteNode, type Relay } from '../../../src/world/remote-node.js';

@@ -4,7 +4,7 @@ import t from 'tap';
 import { rejectsErrno } from '../../helpers/errno.js';
 import fc from 'fast-check';
 import { commitFile, type CommitTarget } from '../../../src/vfs/commit-file.js';
-import { FsError } from '../../../src/vfs/errors.js';
+import { FsError } from '../../../src/errors/errno.js';
 import type { Handle } from '../../../src/vfs/node.js';
 
 const O_WRONLY = 1;

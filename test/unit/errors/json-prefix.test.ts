@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { classifyJson } from '../../../src/vfs/json-prefix.js';
+import { classifyJson } from '../../../src/errors/json-prefix.js';
 
 t.test('fixed cases', async (t) => {
   const cases: Array<[string, ReturnType<typeof classifyJson>]> = [

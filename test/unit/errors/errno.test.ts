@@ -8,7 +8,7 @@ import { RelayServer } from '../../../src/node/relay-server.js';
 import type { RelayRequest } from '../../../src/protocol/relay.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
-import { answerErrno, errnoNameOf, FsError } from '../../../src/vfs/errors.js';
+import { answerErrno, errnoNameOf, FsError } from '../../../src/errors/errno.js';
 import { S_IFREG, type VNode } from '../../../src/vfs/node.js';
 
 const nameOf = new Map(Object.entries(constants.errno).map(([name, number]) => [number, name]));

@@ -1,4 +1,4 @@
-import { FsError } from './errors.js';
+import { FsError } from './errno.js';
 import { scanJson } from './json-prefix.js';
 
 /** Every JSON document of a synthetic tree: pretty, with a final newline (so `cat` output ends cleanly). */

@@ -1,3 +1,9 @@
+/**
+ * src/errors: the errors every area shares. Errno names and `FsError` (here, with `answerErrno`, the
+ * one choice of a name for any failure), the JSON document checks that answer EINVAL
+ * (`json-document.ts`, on the prefix scanner `json-prefix.ts`). Imports nothing else from src/, so
+ * the runtime, the VFS, the manifest loader and the protocol use them without importing each other.
+ */
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 

@@ -9,7 +9,7 @@ import { runDriver } from '../../../src/runtime/run-driver.js';
 import type { DriverRunner } from '../../../src/runtime/driver-runner.js';
 import { outputlessRun, type RunResult } from '../../../src/runtime/run-result.js';
 import { INTERRUPTED_ERROR, type JobRecord } from '../../../src/runtime/job.js';
-import { ServiceRuntime, WAIT_SLACK_MS, type PersistedRuntime, type RuntimeChange } from '../../../src/runtime/service-runtime.js';
+import { ServiceRuntime, WAIT_SLACK_MS, type PersistedRuntime, type RuntimeChange } from '../../../src/runtime/live-service.js';
 
 function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined; persist?: (c: RuntimeChange) => Promise<void>; runner?: DriverRunner } = {}) {
   return new ServiceRuntime({

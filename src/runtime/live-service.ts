@@ -1,5 +1,5 @@
-import { FsError } from '../vfs/errors.js';
-import { parseJsonDocument } from '../vfs/json-document.js';
+import { FsError } from '../errors/errno.js';
+import { parseJsonDocument } from '../errors/json-document.js';
 import type { DriverRunner } from './driver-runner.js';
 import { LatencyWindow } from './latency.js';
 import { Limiter } from './limiter.js';

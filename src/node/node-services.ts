@@ -1,0 +1,125 @@
+import type { Logger } from 'pino';
+import { resolveExecutable, type LoadedService } from '../manifest/index.js';
+import type { Problem } from '../protocol/schemas.js';
+import type { ServiceRuntime } from '../runtime/live-service.js';
+import type { NodeManifests } from './node-manifests.js';
+import { planReload, type ReloadPlan } from './reload-plan.js';
+import type { RuntimeJournal } from './runtime-journal.js';
+import { isRunnable, type ServiceBuilder } from './service-builder.js';
+import { ServiceRegistry, type NodeService } from './service-registry.js';
+import type { WasmServices } from './wasm-services.js';
+
+export interface NodeServicesOptions {
+  builder: ServiceBuilder;
+  journal: RuntimeJournal;
+  wasm: WasmServices;
+  /** Loads and checks the manifests again (loadNodeManifests). */
+  load: () => Promise<NodeManifests>;
+  log: Logger;
+}
+
+/**
+ * The node's services while it runs: the registry the tree shows, the manifests behind it and the
+ * problems of the last load (ERRORS.json). Reloads apply a plan (reload-plan.ts) computed whole
+ * first; a probe checks every driver the way execution resolves it.
+ */
+export class NodeServices {
+  readonly registry = new ServiceRegistry();
+  #o: NodeServicesOptions;
+  #builtins: NodeService[];
+  #loaded: LoadedService[];
+  #problems: Problem[] = [];
+  #reloading: Promise<void> | undefined;
+  #reloadAgain: Promise<void> | undefined;
+  #closed = false;
+
+  /** Builds the services of a start-up load that had no problems. */
+  constructor(options: NodeServicesOptions, first: NodeManifests) {
+    this.#o = options;
+    const { builder } = options;
+    this.#builtins = builder.builtins();
+    this.#loaded = first.services;
+    this.registry.replace([...this.#builtins, ...first.services.map((s) => builder.fromManifest(s, isRunnable(s) ? builder.settings(s, first.users) : undefined))]);
+  }
+
+  get problems(): readonly Problem[] {
+    return this.#problems;
+  }
+
+  runtimes(): ServiceRuntime[] {
+    return this.registry.list().flatMap((s) => (s.runtime ? [s.runtime] : []));
+  }
+
+  /**
+   * Re-reads the manifests: added services appear, removed ones disappear, changed ones keep their
+   * runtime state; a file that fails validation keeps its previous good version running and its
+   * problems go to ERRORS.json and the log. A call during a reload may follow a change that reload
+   * read too early, so one more runs after it, shared by every call meanwhile: no SIGHUP is lost.
+   */
+  reload(reason: string): Promise<void> {
+    if (this.#reloading) return (this.#reloadAgain ??= this.#reloading.catch(() => undefined).then(() => {
+      this.#reloadAgain = undefined;
+      return this.reload(reason);
+    }));
+    this.#reloading = this.#reload(reason).finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  /** No reload starts any more; waits for the one running. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#reloading?.catch(() => undefined);
+  }
+
+  /** Checks every executable service the way execution resolves it; a change is logged once. */
+  async probe(): Promise<void> {
+    const { log } = this.#o;
+    await Promise.all(this.registry.list().map(async (service) => {
+      const rt = service.runtime;
+      const loaded = this.#loaded.find((l) => l.descriptor.service_id === service.descriptor.service_id);
+      if (!rt || !loaded?.executablePath) return;
+      const found = await resolveExecutable(loaded.executablePath, process.env.PATH);
+      const error = 'error' in found ? found.error : null;
+      if (error !== rt.probeError) {
+        if (error) log.warn({ service_id: rt.serviceId, error }, 'probe: driver cannot be run');
+        else if (rt.probeError) log.info({ service_id: rt.serviceId }, 'probe: driver is runnable again');
+        rt.probeError = error;
+        rt.noteHealth();
+      }
+    }));
+  }
+
+  async #reload(reason: string): Promise<void> {
+    if (this.#closed) return;
+    const fresh = await this.#o.load();
+    const current = { builtins: this.#builtins, loaded: this.#loaded, problems: this.#problems, services: this.registry.list() };
+    await this.#apply(planReload(current, fresh, (loaded) => this.#o.builder.settings(loaded, fresh.users)), reason);
+  }
+
+  /** Applies a whole plan at once; the journal's deletions of retired services and the probe follow. */
+  async #apply(plan: ReloadPlan, reason: string): Promise<void> {
+    const { builder, journal, wasm, log } = this.#o;
+    wasm.retain(plan.loaded);
+    if (plan.problemsChanged) for (const p of plan.problems) log.error({ file: p.file, json_path: p.json_path, rule: p.rule, reason }, `manifest reload: ${p.message}`);
+    this.#problems = plan.problems;
+    const { added, removed, changed } = plan.diff;
+    if (added.length + removed.length + changed.length === 0) {
+      if (plan.problemsChanged) this.registry.replace(this.registry.list());
+      // A driver can appear or lose its executable bit without any manifest change.
+      await this.probe();
+      return;
+    }
+    for (const rt of plan.retire) rt.remove();
+    this.registry.replace(plan.services.map((step) => {
+      if (step.kind === 'keep') return step.service;
+      if (step.kind === 'create') return builder.fromManifest(step.loaded, step.settings);
+      builder.update(step.service, step.loaded, step.settings);
+      return step.service;
+    }));
+    this.#loaded = plan.loaded;
+    // Queued in the journal before any write of a runtime built meanwhile for the same service id.
+    await Promise.all(plan.retire.map((rt) => journal.forget(rt.serviceId, rt.jobs().map((job) => job.invocationId))));
+    await this.probe();
+    log.info({ reason, added, removed, changed }, 'manifests reloaded');
+  }
+}

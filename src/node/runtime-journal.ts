@@ -1,0 +1,132 @@
+import type { Logger } from 'pino';
+import type { JobRecord } from '../runtime/job.js';
+import type { PersistedRuntime, RuntimeChange } from '../runtime/live-service.js';
+import { StateJournal, type StateSync } from '../store/state-journal.js';
+
+/** What the journal holds of one service: its state (absent when none was written yet) and its jobs. */
+export interface RestoredService {
+  state?: PersistedRuntime;
+  jobs: JobRecord[];
+}
+
+/**
+ * The runtime journal (`<state-file>.runtime-services.json`): every change of a service's runtime
+ * becomes a key (`service/<id>`, `job/<id>/<invocation_id>`) in a StateJournal, and at start-up
+ * each runtime gets back what was journaled for it. The file is ours, but a crash or a hand edit can
+ * damage it: a value that does not fit is reported and skipped, never trusted.
+ */
+export class RuntimeJournal {
+  #journal: StateJournal;
+  #restored: Map<string, RestoredService>;
+  #log: Logger;
+
+  private constructor(journal: StateJournal, restored: Map<string, RestoredService>, log: Logger) {
+    this.#journal = journal;
+    this.#restored = restored;
+    this.#log = log;
+  }
+
+  static async open(stateFile: string, sync: StateSync, log: Logger): Promise<RuntimeJournal> {
+    const { journal, restored } = await StateJournal.open(`${stateFile}.runtime-services.json`, { sync, log: log.child({ component: 'journal' }) });
+    const grouped = groupRestored(restored.values);
+    for (const problem of grouped.problems) log.error({ path: journal.path }, `state journal: ${problem}`);
+    return new RuntimeJournal(journal, grouped.services, log);
+  }
+
+  /** What was journaled for `serviceId`, handed out once (to the runtime built for it at start-up). */
+  takeRestored(serviceId: string): RestoredService | undefined {
+    const entry = this.#restored.get(serviceId);
+    this.#restored.delete(serviceId);
+    return entry;
+  }
+
+  /** Where one runtime's changes go; `snapshot` is its state as it is when the line is written. */
+  persistence(serviceId: string, snapshot: () => PersistedRuntime): (change: RuntimeChange) => Promise<void> {
+    const write = (change: RuntimeChange): Promise<void> => {
+      switch (change.kind) {
+        case 'state':
+          // The state as it is when written: with --state-sync batch once per batch, not per change.
+          return this.#journal.setLatest(serviceKey(serviceId), snapshot);
+        case 'job':
+          return this.#journal.set(jobKey(serviceId, change.job.invocationId), change.job);
+        case 'job-removed':
+          return this.#journal.delete(jobKey(serviceId, change.invocationId));
+      }
+    };
+    // Some writes nobody waits for: a failure (a full disk) must still reach the log.
+    return (change) => write(change).catch((error: unknown) => {
+      this.#log.error({ err: error, service_id: serviceId, change: change.kind }, 'state journal: write failed; this change is not durable');
+      throw error;
+    });
+  }
+
+  /** A service that left (or was replaced): its state and jobs leave the journal. */
+  async forget(serviceId: string, invocationIds: readonly string[]): Promise<void> {
+    await Promise.all([this.#journal.delete(serviceKey(serviceId)), ...invocationIds.map((id) => this.#journal.delete(jobKey(serviceId, id)))]);
+  }
+
+  /** At start-up, once every runtime is built: what no loaded service took is dropped. */
+  async forgetUnclaimed(): Promise<void> {
+    for (const [serviceId, entry] of this.#restored) await this.forget(serviceId, entry.jobs.map((job) => job.invocationId));
+    this.#restored.clear();
+  }
+
+  /** Flushes and closes; a failure is logged (at stop there is nobody else to tell). */
+  async close(): Promise<void> {
+    await this.#journal.close().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: final flush failed'));
+  }
+}
+
+const serviceKey = (serviceId: string): string => `service/${serviceId}`;
+const jobKey = (serviceId: string, invocationId: string): string => `job/${serviceId}/${invocationId}`;
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isNum = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+const isNumOrNull = (v: unknown): boolean => v === null || isNum(v);
+const isStrOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
+
+function asPersistedRuntime(value: unknown): PersistedRuntime | undefined {
+  if (!isObject(value)) return undefined;
+  const v = value;
+  const ok = typeof v.enabled === 'boolean' && isStrOrNull(v.disabledReason) && isObject(v.config) && isObject(v.counters)
+    && Object.values(v.counters).every(isNumOrNull) && (v.last === null || isObject(v.last)) && (v.rejection === null || isObject(v.rejection))
+    && isStrOrNull(v.resultBase64) && isNum(v.resultMs) && typeof v.lastError === 'string' && isNum(v.lastErrorMs)
+    && isNumOrNull(v.cooldownUntilMs) && isStrOrNull(v.lastControlOp) && isNumOrNull(v.lastControlMs) && isNum(v.lastTransitionMs)
+    && isNumOrNull(v.lastHealthyMs) && (v.idleSinceMs === undefined || isNumOrNull(v.idleSinceMs))
+    && (v.latencyMs === undefined || (Array.isArray(v.latencyMs) && v.latencyMs.every(isNum)))
+    && (v.runningInvocationIds === undefined || (Array.isArray(v.runningInvocationIds) && v.runningInvocationIds.every((id) => typeof id === 'string')));
+  return ok ? (value as unknown as PersistedRuntime) : undefined;
+}
+
+function asJobRecord(value: unknown): JobRecord | undefined {
+  if (!isObject(value)) return undefined;
+  const v = value;
+  const ok = typeof v.invocationId === 'string' && typeof v.state === 'string' && typeof v.requestBase64 === 'string' && isNum(v.queuedMs)
+    && isNumOrNull(v.startedMs) && isNumOrNull(v.finishedMs) && isNumOrNull(v.durationMs) && isNumOrNull(v.exitCode)
+    && isStrOrNull(v.signal) && isStrOrNull(v.resultBase64) && typeof v.error === 'string' && typeof v.stderrBase64 === 'string';
+  return ok ? (value as unknown as JobRecord) : undefined;
+}
+
+/** Groups restored journal entries by service; entries that do not fit are named in `problems`. */
+function groupRestored(values: Map<string, unknown>): { services: Map<string, RestoredService>; problems: string[] } {
+  const services = new Map<string, RestoredService>();
+  const problems: string[] = [];
+  const entry = (id: string) => {
+    let e = services.get(id);
+    if (!e) services.set(id, (e = { jobs: [] }));
+    return e;
+  };
+  for (const [key, value] of values) {
+    const [kind, serviceId, invocationId] = key.split('/');
+    if (kind === 'service' && serviceId) {
+      const state = asPersistedRuntime(value);
+      if (state) entry(serviceId).state = state;
+      else problems.push(`${key}: not a service state; skipped`);
+    } else if (kind === 'job' && serviceId && invocationId) {
+      const job = asJobRecord(value);
+      if (job) entry(serviceId).jobs.push(job);
+      else problems.push(`${key}: not a job record; skipped`);
+    } else problems.push(`${key}: unknown key; skipped`);
+  }
+  return { services, problems };
+}

@@ -1,0 +1,61 @@
+// The served-mount lifecycle (src/fuse/served-mount.ts) as a daemon lives it: two daemons racing
+// for one mount with a stale lock, and writes that arrive while a daemon stops.
+import t from 'tap';
+import { readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { lockPathOf } from '../../src/fuse/mount-lock.js';
+import { ACHERON, manifest, readJson, spawnMounter, startNode, tempDir } from '../helpers/node.js';
+import { q, sh, waitFor } from '../helpers/process.js';
+
+t.test('two daemons started at the same moment on a mount with a stale lock: one serves, the other fails naming it', async (t) => {
+  const dir = await tempDir(t);
+  const mount = join(dir, 'mnt');
+  const servicesDir = join(dir, 'services.d');
+  await sh(`mkdir -p ${q(servicesDir)}`);
+  await writeFile(join(servicesDir, 'echo.json'), JSON.stringify(manifest('echo', 'echo')));
+  // A lock left by a daemon that is gone (a pid that just ran and exited).
+  const gone = spawn('true');
+  await new Promise((resolve) => gone.once('exit', resolve));
+  const lock = lockPathOf(mount);
+  await writeFile(lock, `${gone.pid}\n${mount}\n`);
+  t.teardown(() => sh(`rm -f ${q(lock)}`));
+
+  const daemon = (name: string) => spawnMounter(t, [ACHERON, 'node', '--node-id', name, '--mount', mount, '--no-fs-service', '--services-dir', servicesDir,
+    '--state-file', join(dir, `${name}.json`), '--log-file', join(dir, `${name}.log`)], mount);
+  const daemons = [daemon('first'), daemon('second')];
+  const [loser, winner] = await waitFor(() => {
+    const exited = daemons.filter((d) => d.gone());
+    return exited.length === 1 ? [exited[0], daemons.find((d) => !d.gone())] : exited.length === 2 ? [undefined, undefined] : undefined;
+  }, { what: 'one of the two daemons to give up', timeoutMs: 60_000 });
+  t.ok(loser && winner, 'exactly one daemon gave up');
+  if (!loser || !winner) return;
+  t.same(await loser.exited, { code: 1, signal: null }, 'the loser exits 1');
+  t.match(loser.stderr().trim(), new RegExp(`is served by a live acheron daemon \\(pid ${winner.child.pid}, lock `), `the loser names the winner: ${loser.stderr().trim()}`);
+  const node = await waitFor(async () => {
+    const doc = await readJson(join(mount, 'NODE.json'));
+    return doc.pid === winner.child.pid && doc;
+  }, { what: 'the winner to serve the mount', timeoutMs: 30_000 });
+  t.equal(node.pid, winner.child.pid, 'the winner serves the mount');
+  const run = await sh(`/bin/echo '{"n":1}' > ${q(join(mount, 'services/echo/control/invoke.json'))}`);
+  t.equal(run.code, 0, `and invokes (${run.stderr.trim()})`);
+  t.equal((await readFile(lock, 'utf8')).split('\n')[0], String(winner.child.pid), 'the lock names the winner');
+});
+
+t.test('writes that arrive while the daemon stops are journaled, never answered EIO', async (t) => {
+  const node = await startNode(t, { manifests: [manifest('echo', 'echo')] });
+  const reset = join(node.service('echo'), 'control', 'reset');
+  const errors = join(node.dir, 'writer-errors');
+  // Control writes journal the service state (and wait for it): they go on until the tree is gone.
+  const writers = [1, 2, 3].map(() => sh(`while [ -e "$M/NODE.json" ]; do /bin/echo 1 > "$F" 2>>"$ERR"; done; true`, {
+    env: { ...process.env, M: node.mount, F: reset, ERR: errors }, timeoutMs: 60_000,
+  }));
+  await waitFor(async () => (await readJson(join(node.service('echo'), 'health.json'))).last_control_op === 'reset', { what: 'the writers to run' });
+  process.kill(node.child.pid as number, 'SIGTERM');
+  t.same(await node.exited, { code: 0, signal: null }, 'the daemon stops and exits 0');
+  await Promise.all(writers);
+  const failed = (await readFile(errors, 'utf8').catch(() => '')).split('\n').filter((line) => line.includes('Input/output error'));
+  t.same(failed, [], 'no write got EIO');
+  const logged = (await readFile(node.logFile, 'utf8')).split('\n').filter((line) => line.includes('"level":50'));
+  t.same(logged, [], 'nothing was logged as an error');
+});

@@ -1,0 +1,98 @@
+// The per-mount pid lock (SPEC §1: one daemon per mount point). Contenders are real processes (the
+// lock is held by a pid), each running the compiled MountLock: `npx tsc -p tsconfig.build.json` first.
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO, tempDir } from '../../helpers/node.js';
+import { lockPathOf, MountLock } from '../../../src/fuse/mount-lock.js';
+
+const COMPILED = pathToFileURL(join(REPO, 'dist', 'fuse', 'mount-lock.js')).href;
+
+// Busy-waits until the agreed moment, takes the lock, says how it went, and holds it until its stdin
+// closes. The file name carries "acheron": a lock counts as live only while an acheron process holds it.
+const CONTENDER = `
+const [compiled, mount, atMs] = process.argv.slice(2);
+const { MountLock } = await import(compiled);
+while (Date.now() < Number(atMs));
+try {
+  const lock = await MountLock.acquire(mount);
+  process.stdout.write('won\\n');
+  process.stdin.on('end', () => void lock.release().then(() => process.exit(0)));
+  process.stdin.resume();
+} catch (error) {
+  process.stdout.write('lost: ' + error.message + '\\n');
+}
+`;
+
+interface Contender {
+  child: ChildProcess;
+  /** The first line it printed: `won` or `lost: <message>`. */
+  said: Promise<string>;
+}
+
+function contend(script: string, mount: string, atMs: number): Contender {
+  const child = spawn(process.execPath, [script, COMPILED, mount, String(atMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const said = new Promise<string>((resolve) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve(out.split('\n')[0] as string);
+    });
+    child.once('exit', () => resolve(out.split('\n')[0] ?? ''));
+  });
+  return { child, said };
+}
+
+/** A pid that surely belonged to a process that is gone: one that just ran and exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn('true');
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid as number;
+}
+
+t.test('a stale lock taken over by several daemons at the same moment has exactly one winner', async (t) => {
+  const dir = await tempDir(t);
+  const script = join(dir, 'acheron-lock-contender.mjs');
+  await writeFile(script, CONTENDER);
+  for (let round = 0; round < 8; round++) {
+    const mount = join(dir, `mnt-${round}`);
+    const path = lockPathOf(mount);
+    t.teardown(() => rm(path, { force: true }));
+    await writeFile(path, `${await deadPid()}\n${mount}\n`);
+    // Node takes ~50 ms to start here; on a loaded machine much more.
+    const atMs = Date.now() + 1500;
+    const contenders = [contend(script, mount, atMs), contend(script, mount, atMs), contend(script, mount, atMs)];
+    const said = await Promise.all(contenders.map((c) => c.said));
+    const winners = said.filter((s) => s === 'won');
+    t.equal(winners.length, 1, `round ${round}: exactly one winner (${JSON.stringify(said)})`);
+    for (const loss of said.filter((s) => s !== 'won')) t.match(loss, /^lost: .* is served by a live acheron daemon \(pid \d+, lock /, `round ${round}: the loser names the holder`);
+    const winner = contenders[said.indexOf('won')];
+    const holder = (await readFile(path, 'utf8')).split('\n')[0];
+    t.equal(holder, String(winner?.child.pid), `round ${round}: the lock file names the winner`);
+    for (const { child } of contenders) child.stdin?.end();
+    await Promise.all(contenders.map(({ child }) => (child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : undefined)));
+    await t.rejects(readFile(path), { code: 'ENOENT' }, `round ${round}: the winner's release removed the lock`);
+  }
+});
+
+t.test('a live holder is named; its own process takes the lock over only when it is stale', async (t) => {
+  const dir = await tempDir(t);
+  const mount = join(dir, 'mnt');
+  const path = lockPathOf(mount);
+  t.teardown(() => rm(path, { force: true }));
+  const lock = await MountLock.acquire(mount);
+  t.equal((await readFile(path, 'utf8')).split('\n')[0], String(process.pid), 'the lock names this process');
+  await lock.release();
+  await t.rejects(readFile(path), { code: 'ENOENT' }, 'release removes it');
+  // A lock left by a process that is gone, or by a pid that is now something else than acheron.
+  await writeFile(path, `${await deadPid()}\n${mount}\n`);
+  const taken = await MountLock.acquire(mount);
+  t.equal((await readFile(path, 'utf8')).split('\n')[0], String(process.pid), 'a dead holder\'s lock is taken over');
+  await taken.release();
+  await writeFile(path, `1\n${mount}\n`);
+  const overPid1 = await MountLock.acquire(mount);
+  t.equal((await readFile(path, 'utf8')).split('\n')[0], String(process.pid), 'pid 1 (not acheron) does not hold it');
+  await overPid1.release();
+});
