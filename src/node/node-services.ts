@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { resolveExecutable, type LoadedService } from '../manifest/index.js';
 import type { Problem } from '../protocol/schemas.js';
-import type { ServiceRuntime } from '../runtime/live-service.js';
+import type { LiveService } from '../runtime/live-service.js';
 import type { NodeManifests } from './node-manifests.js';
 import { planReload, type ReloadPlan } from './reload-plan.js';
 import type { RuntimeJournal } from './runtime-journal.js';
@@ -46,7 +46,7 @@ export class NodeServices {
     return this.#problems;
   }
 
-  runtimes(): ServiceRuntime[] {
+  runtimes(): LiveService[] {
     return this.registry.list().flatMap((s) => (s.runtime ? [s.runtime] : []));
   }
 
@@ -75,17 +75,16 @@ export class NodeServices {
   async probe(): Promise<void> {
     const { log } = this.#o;
     await Promise.all(this.registry.list().map(async (service) => {
-      const rt = service.runtime;
-      const loaded = this.#loaded.find((l) => l.descriptor.service_id === service.descriptor.service_id);
-      if (!rt || !loaded?.executablePath) return;
+      const serviceId = service.descriptor.service_id;
+      const supervisor = service.runtime?.view.supervisor;
+      const loaded = this.#loaded.find((l) => l.descriptor.service_id === serviceId);
+      if (!supervisor || !loaded?.executablePath) return;
       const found = await resolveExecutable(loaded.executablePath, process.env.PATH);
       const error = 'error' in found ? found.error : null;
-      if (error !== rt.probeError) {
-        if (error) log.warn({ service_id: rt.serviceId, error }, 'probe: driver cannot be run');
-        else if (rt.probeError) log.info({ service_id: rt.serviceId }, 'probe: driver is runnable again');
-        rt.probeError = error;
-        rt.noteHealth();
-      }
+      const before = supervisor.probeError;
+      if (!supervisor.noteProbe(error)) return;
+      if (error) log.warn({ service_id: serviceId, error }, 'probe: driver cannot be run');
+      else if (before) log.info({ service_id: serviceId }, 'probe: driver is runnable again');
     }));
   }
 
@@ -118,7 +117,7 @@ export class NodeServices {
     }));
     this.#loaded = plan.loaded;
     // Queued in the journal before any write of a runtime built meanwhile for the same service id.
-    await Promise.all(plan.retire.map((rt) => journal.forget(rt.serviceId, rt.jobs().map((job) => job.invocationId))));
+    await Promise.all(plan.retire.map((rt) => journal.forget(rt.view.serviceId, rt.view.jobs.list().map((job) => job.invocationId))));
     await this.probe();
     log.info({ reason, added, removed, changed }, 'manifests reloaded');
   }

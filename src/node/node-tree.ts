@@ -1,7 +1,7 @@
 import { JOB_FILES, SERVICE_FILES, type JobFileKind, type ServiceFileKind } from '../protocol/service-files.js';
 import type { Job } from '../runtime/job.js';
 import type { RuntimeConfig } from '../runtime/supervision.js';
-import type { ServiceRuntime } from '../runtime/live-service.js';
+import type { LiveService } from '../runtime/live-service.js';
 import { commitFile } from '../vfs/commit-file.js';
 import { directory, tableDirectory, tableFromPaths } from '../vfs/directory.js';
 import { FsError } from '../errors/errno.js';
@@ -32,8 +32,8 @@ export interface NodeTreeSources {
  * runtime and answers ENOENT after the service is removed.
  */
 export function buildNodeTree(sources: NodeTreeSources): VNode {
-  const serviceDirs = new WeakMap<ServiceRuntime, VNode>();
-  const serviceDir = (service: NodeService & { runtime: ServiceRuntime }): VNode => {
+  const serviceDirs = new WeakMap<LiveService, VNode>();
+  const serviceDir = (service: NodeService & { runtime: LiveService }): VNode => {
     let dir = serviceDirs.get(service.runtime);
     if (!dir) {
       dir = buildServiceDirectory(service, sources);
@@ -45,7 +45,7 @@ export function buildNodeTree(sources: NodeTreeSources): VNode {
     list: () => sources.registry.executableIds(),
     get: (name) => {
       const service = sources.registry.get(name);
-      return service?.runtime ? serviceDir(service as NodeService & { runtime: ServiceRuntime }) : undefined;
+      return service?.runtime ? serviceDir(service as NodeService & { runtime: LiveService }) : undefined;
     },
     mtimeMs: () => sources.registry.changedMs,
   });
@@ -58,14 +58,15 @@ export function buildNodeTree(sources: NodeTreeSources): VNode {
   ], () => sources.registry.changedMs);
 }
 
-export function buildServiceDirectory(service: NodeService & { runtime: ServiceRuntime }, sources: Pick<NodeTreeSources, 'mountPoint' | 'parseConfig'>): VNode {
+export function buildServiceDirectory(service: NodeService & { runtime: LiveService }, sources: Pick<NodeTreeSources, 'mountPoint' | 'parseConfig'>): VNode {
   const rt = service.runtime;
+  const { view } = rt;
   // Read at every use: a reload replaces the descriptor while the runtime (and this directory) stay.
   const descriptor = () => service.descriptor;
   const alive = (): void => {
-    if (rt.isRemoved) throw new FsError('ENOENT', `service ${rt.serviceId} has been removed`);
+    if (view.isRemoved) throw new FsError('ENOENT', `service ${view.serviceId} has been removed`);
   };
-  const live = (render: () => Buffer | string, changedMs: () => number = () => rt.changedMs) => (): Rendered => {
+  const live = (render: () => Buffer | string, changedMs: () => number = () => view.changedMs) => (): Rendered => {
     alive();
     return { data: render(), mtimeMs: changedMs() };
   };
@@ -73,7 +74,7 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     ctlFile(async () => {
       alive();
       await action();
-    }, () => rt.lastControlMs ?? rt.changedMs);
+    }, () => view.state.lastControlMs ?? view.changedMs);
   const loadedMs = () => service.loadedMs;
   const fixed = (render: () => string) => snapshotFile(live(render, loadedMs));
 
@@ -85,18 +86,18 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
     invoke: commitFile({
       file: 'control/invoke.json',
       get maxBytes() {
-        return rt.maxInputBytes;
+        return view.maxInputBytes;
       },
       limitName: 'runtime.max_input_bytes',
       admit: () => rt.admit(),
-      commit: async (payload) => renderOutcome(rt, descriptor(), await rt.invoke(payload)),
+      commit: async (payload) => renderOutcome(view, descriptor(), await rt.invoke(payload)),
       record: (error) => rt.recordRejection(error),
-      changedMs: () => rt.changedMs,
+      changedMs: () => view.changedMs,
     }),
-    reset: control(() => rt.reset()),
-    enable: control(() => rt.enable()),
-    disable: control(() => rt.disable()),
-    restart: control(() => rt.restart()),
+    reset: control(() => rt.control('reset')),
+    enable: control(() => rt.control('enable')),
+    disable: control(() => rt.control('disable')),
+    restart: control(() => rt.control('restart')),
     cancel: control(() => rt.cancel()),
     config: commitFile({
       file: 'config.json',
@@ -107,7 +108,7 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
         alive();
         let config: RuntimeConfig;
         try {
-          config = sources.parseConfig(payload.toString('utf8'), rt.serviceId);
+          config = sources.parseConfig(payload.toString('utf8'), view.serviceId);
         } catch (error) {
           // Found at the writer's close() or, for an unfinished prefix, at release, where nobody
           // hears it (bash drops close errors too): last_error.txt and status.json say it, as for invokes.
@@ -115,27 +116,28 @@ export function buildServiceDirectory(service: NodeService & { runtime: ServiceR
           throw error;
         }
         await rt.setConfig(config);
-        return renderConfig(rt);
+        return renderConfig(view);
       },
       record: (error) => rt.recordRejection(error),
-      changedMs: () => rt.lastControlMs ?? rt.changedMs,
-      current: () => renderConfig(rt),
+      changedMs: () => view.state.lastControlMs ?? view.changedMs,
+      current: () => renderConfig(view),
     }),
-    result: snapshotFile(live(() => renderResult(rt), () => rt.resultMs)),
-    status: snapshotFile(live(() => renderStatus(rt, descriptor()))),
-    last_error: snapshotFile(live(() => rt.lastError, () => rt.lastErrorMs)),
-    metrics: snapshotFile(live(() => renderMetrics(rt))),
-    health: snapshotFile(live(() => renderHealth(rt))),
+    result: snapshotFile(live(() => renderResult(view), () => view.state.resultMs)),
+    status: snapshotFile(live(() => renderStatus(view, descriptor()))),
+    last_error: snapshotFile(live(() => view.state.lastError, () => view.state.lastErrorMs)),
+    metrics: snapshotFile(live(() => renderMetrics(view))),
+    health: snapshotFile(live(() => renderHealth(view))),
     jobs: jobsDirectory(rt, alive),
   };
-  const changedMs = (): number => rt.changedMs;
+  const changedMs = (): number => view.changedMs;
   return tableDirectory(tableFromPaths(SERVICE_FILES.map((f) => [f.path, files[f.kind]] as const), changedMs), changedMs);
 }
 
 const CONFIG_MAX_BYTES = 64 * 1024;
 
 /** jobs/<invocation_id>/: computed from the runtime on every lookup; a pruned job is gone (ENOENT). */
-function jobsDirectory(rt: ServiceRuntime, alive: () => void): VNode {
+function jobsDirectory(rt: LiveService, alive: () => void): VNode {
+  const { view } = rt;
   const dirs = new WeakMap<Job, VNode>();
   const jobDir = (job: Job): VNode => {
     const changed = () => job.finishedMs ?? job.startedMs ?? job.queuedMs;
@@ -146,7 +148,7 @@ function jobsDirectory(rt: ServiceRuntime, alive: () => void): VNode {
     const files: Record<JobFileKind, VNode> = {
       request: file(() => job.request),
       result: file(() => job.result ?? ''),
-      status: file(() => renderJobStatus(rt, job)),
+      status: file(() => renderJobStatus(view, job)),
       stderr: file(() => job.stderr),
       cancel: ctlFile(async () => {
         alive();
@@ -156,14 +158,14 @@ function jobsDirectory(rt: ServiceRuntime, alive: () => void): VNode {
     return tableDirectory(JOB_FILES.map((f) => [f.path, files[f.kind]] as const), changed);
   };
   return directory({
-    list: () => rt.jobs().map((job) => job.invocationId),
+    list: () => view.jobs.list().map((job) => job.invocationId),
     get: (name) => {
-      const job = rt.job(name);
+      const job = view.jobs.get(name);
       if (!job) return undefined;
       let dir = dirs.get(job);
       if (!dir) dirs.set(job, (dir = jobDir(job)));
       return dir;
     },
-    mtimeMs: () => rt.changedMs,
+    mtimeMs: () => view.changedMs,
   });
 }

@@ -1,6 +1,7 @@
 import { diffServices, type LoadedService, type ServicesDiff } from '../manifest/index.js';
 import type { Problem } from '../protocol/schemas.js';
-import type { ServiceRuntime, ServiceSettings } from '../runtime/live-service.js';
+import type { LiveService } from '../runtime/live-service.js';
+import type { ServiceSettings } from '../runtime/service-settings.js';
 import { isRunnable } from './service-builder.js';
 import type { NodeService } from './service-registry.js';
 
@@ -9,7 +10,7 @@ export type PlannedService =
   /** Unchanged (or a built-in): the very same service, runtime and all. */
   | { kind: 'keep'; service: NodeService }
   /** Changed, same runtime type: its runtime (state, counters, jobs) stays and takes new settings. */
-  | { kind: 'update'; service: NodeService & { runtime: ServiceRuntime }; loaded: LoadedService; settings: ServiceSettings }
+  | { kind: 'update'; service: NodeService & { runtime: LiveService }; loaded: LoadedService; settings: ServiceSettings }
   /** New, or changed beyond an update: built afresh; catalog-only without settings. */
   | { kind: 'create'; loaded: LoadedService; settings?: ServiceSettings };
 
@@ -22,7 +23,7 @@ export interface ReloadPlan {
   /** The registry afterwards; equal to the current one when `diff` is empty. */
   services: PlannedService[];
   /** Runtimes that leave: removed services, and changed ones that are built afresh. */
-  retire: ServiceRuntime[];
+  retire: LiveService[];
 }
 
 export interface CurrentServices {
@@ -52,12 +53,12 @@ export function planReload(current: CurrentServices, fresh: { services: LoadedSe
   }
   const byId = new Map(current.services.map((service) => [service.descriptor.service_id, service]));
   const services = current.builtins.map(keep);
-  const retire: ServiceRuntime[] = [];
+  const retire: LiveService[] = [];
   for (const loaded of next) {
     const service = byId.get(loaded.descriptor.service_id);
     if (service && !diff.changed.includes(loaded.descriptor.service_id)) services.push(keep(service));
     else if (service?.runtime && isRunnable(loaded) && loaded.descriptor.runtime.type === service.descriptor.runtime.type) {
-      services.push({ kind: 'update', service: service as NodeService & { runtime: ServiceRuntime }, loaded, settings: settingsOf(loaded) });
+      services.push({ kind: 'update', service: service as NodeService & { runtime: LiveService }, loaded, settings: settingsOf(loaded) });
     } else {
       if (service?.runtime) retire.push(service.runtime);
       services.push({ kind: 'create', loaded, ...(isRunnable(loaded) ? { settings: settingsOf(loaded) } : {}) });

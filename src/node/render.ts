@@ -3,11 +3,11 @@
  * snake_case documents users read (SPEC §3, §5).
  */
 import { arch, hostname, platform } from 'node:os';
-import { helpReadme, SERVICE_FILES } from '../protocol/service-files.js';
+import { SERVICE_FILES } from '../protocol/service-files.js';
 import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import type { Job } from '../runtime/job.js';
-import type { ServiceRuntime } from '../runtime/live-service.js';
+import type { ServiceView } from '../runtime/service-view.js';
 import { json } from '../errors/json-document.js';
 import type { ControlState } from './control-session.js';
 import type { HostKind, NodeService } from './service-registry.js';
@@ -62,7 +62,7 @@ export function servicesDocument(services: readonly NodeService[]): Array<Record
   return services.map((s) => ({
     service_id: s.descriptor.service_id,
     kind: s.descriptor.kind,
-    state: s.runtime ? s.runtime.noteHealth() : s.descriptor.state,
+    state: s.runtime ? s.runtime.view.supervisor.noteHealth() : s.descriptor.state,
     path: s.treePath,
   }));
 }
@@ -72,9 +72,10 @@ export function servicesDocument(services: readonly NodeService[]): Array<Record
  * services overlaid (state, mounts[].state, runtime.supervision_status); no per-invocation counters.
  */
 export function publishedCatalog(services: readonly NodeService[]): ServiceDescriptor[] {
-  return services.map(({ descriptor, runtime: rt }) => {
-    if (!rt) return descriptor;
-    const state = rt.noteHealth();
+  return services.map(({ descriptor, runtime }) => {
+    if (!runtime) return descriptor;
+    const { state: s, supervisor } = runtime.view;
+    const state = supervisor.noteHealth();
     return {
       ...descriptor,
       state,
@@ -82,9 +83,9 @@ export function publishedCatalog(services: readonly NodeService[]): ServiceDescr
       runtime: {
         ...descriptor.runtime,
         supervision_status: {
-          state, enabled: rt.enabled, restarts_total: rt.counters.restartsTotal, consecutive_failures: rt.counters.consecutiveFailures,
-          backoff_until_ms: rt.cooldownRemainingMs() > 0 ? rt.cooldownUntilMs : null, last_transition_ms: rt.lastTransitionMs,
-          last_healthy_ms: rt.lastHealthyMs, last_error: rt.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
+          state, enabled: s.enabled, restarts_total: s.counters.restartsTotal, consecutive_failures: s.counters.consecutiveFailures,
+          backoff_until_ms: supervisor.cooldownRemainingMs() > 0 ? s.cooldownUntilMs : null, last_transition_ms: s.lastTransitionMs,
+          last_healthy_ms: s.lastHealthyMs, last_error: s.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
         },
       },
     };
@@ -96,32 +97,32 @@ function runtimeSummary(descriptor: ServiceDescriptor): Record<string, unknown> 
   return { type, abi, mode: mode ?? 'spawn' };
 }
 
-export function renderStatus(rt: ServiceRuntime, descriptor: ServiceDescriptor, now = Date.now()): string {
-  const last = rt.last;
-  const state = rt.statusState(now);
+export function renderStatus(view: ServiceView, descriptor: ServiceDescriptor, now = Date.now()): string {
+  const { last, rejection, enabled, disabledReason } = view.state;
+  const state = view.statusState(now);
   // The latest refusal shows with its errno until an invocation finishes after it.
-  const rejected = rt.rejection !== null && rt.rejection.ms >= (last?.updatedMs ?? -1);
+  const rejected = rejection !== null && rejection.ms >= (last?.updatedMs ?? -1);
   return json({
-    service_id: rt.serviceId,
+    service_id: view.serviceId,
     runtime: runtimeSummary(descriptor),
     state,
-    ...(rt.enabled ? {} : { reason: rt.disabledReason }),
-    ...(state === 'backoff' ? { retry_after_ms: rt.cooldownRemainingMs(now) } : {}),
-    ...(rejected && rt.rejection ? { errno: rt.rejection.errno, error: rt.rejection.message } : {}),
-    running: rt.running,
-    queued: rt.queued,
+    ...(enabled ? {} : { reason: disabledReason }),
+    ...(state === 'backoff' ? { retry_after_ms: view.supervisor.cooldownRemainingMs(now) } : {}),
+    ...(rejected && rejection ? { errno: rejection.errno, error: rejection.message } : {}),
+    running: view.jobs.running,
+    queued: view.jobs.queued,
     invocation_id: last?.invocationId ?? null,
     updated_ms: last?.updatedMs ?? null,
     duration_ms: last?.durationMs ?? null,
     exit_code: last?.exitCode ?? null,
     signal: last?.signal ?? null,
     result_format: last?.resultFormat ?? null,
-    ...metricsDocument(rt),
+    ...metricsDocument(view),
   });
 }
 
-export function metricsDocument(rt: ServiceRuntime): Record<string, unknown> {
-  const c = rt.counters;
+export function metricsDocument(view: ServiceView): Record<string, unknown> {
+  const c = view.state.counters;
   return {
     invokes_total: c.invokesTotal,
     rejected_total: c.rejectedTotal,
@@ -134,41 +135,42 @@ export function metricsDocument(rt: ServiceRuntime): Record<string, unknown> {
     last_started_ms: c.lastStartedMs,
     last_finished_ms: c.lastFinishedMs,
     last_exit_code: c.lastExitCode,
-    latency_ms: rt.latencyPercentiles(),
+    latency_ms: view.latency(),
   };
 }
 
-export function renderMetrics(rt: ServiceRuntime): string {
-  return json(metricsDocument(rt));
+export function renderMetrics(view: ServiceView): string {
+  return json(metricsDocument(view));
 }
 
-export function renderHealth(rt: ServiceRuntime, now = Date.now()): string {
+export function renderHealth(view: ServiceView, now = Date.now()): string {
+  const { state: s, supervisor } = view;
   return json({
-    state: rt.noteHealth(now),
-    enabled: rt.enabled,
-    ...(rt.enabled ? {} : { reason: rt.disabledReason }),
-    last_control_op: rt.lastControlOp,
-    last_control_ms: rt.lastControlMs,
-    restarts_total: rt.counters.restartsTotal,
-    cooldown_until_ms: rt.cooldownUntilMs,
-    cooldown_remaining_ms: rt.cooldownRemainingMs(now),
-    supervision: rt.supervision(),
-    probe: { ok: rt.probeError === null, error: rt.probeError },
-    metrics: metricsDocument(rt),
-    last_transition_ms: rt.lastTransitionMs,
-    last_healthy_ms: rt.lastHealthyMs,
-    last_error: rt.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
+    state: supervisor.noteHealth(now),
+    enabled: s.enabled,
+    ...(s.enabled ? {} : { reason: s.disabledReason }),
+    last_control_op: s.lastControlOp,
+    last_control_ms: s.lastControlMs,
+    restarts_total: s.counters.restartsTotal,
+    cooldown_until_ms: s.cooldownUntilMs,
+    cooldown_remaining_ms: supervisor.cooldownRemainingMs(now),
+    supervision: supervisor.policy(),
+    probe: { ok: supervisor.probeError === null, error: supervisor.probeError },
+    metrics: metricsDocument(view),
+    last_transition_ms: s.lastTransitionMs,
+    last_healthy_ms: s.lastHealthyMs,
+    last_error: s.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
   });
 }
 
-export function renderConfig(rt: ServiceRuntime): Buffer {
-  return Buffer.from(json(rt.config));
+export function renderConfig(view: ServiceView): Buffer {
+  return Buffer.from(json(view.state.config));
 }
 
-export function renderJobStatus(rt: ServiceRuntime, job: Job): string {
+export function renderJobStatus(view: ServiceView, job: Job): string {
   return json({
     invocation_id: job.invocationId,
-    service_id: rt.serviceId,
+    service_id: view.serviceId,
     state: job.state,
     queued_ms: job.queuedMs,
     started_ms: job.startedMs,
@@ -182,14 +184,14 @@ export function renderJobStatus(rt: ServiceRuntime, job: Job): string {
 }
 
 /** result.json: the last successful result, or the idle document (identity kept) before any or after reset. */
-export function renderResult(rt: ServiceRuntime): Buffer {
-  return rt.result ?? Buffer.from(json({ service_id: rt.serviceId, state: 'idle' }));
+export function renderResult(view: ServiceView): Buffer {
+  return view.result ?? Buffer.from(json({ service_id: view.serviceId, state: 'idle' }));
 }
 
 /** What an O_RDWR transaction reads back: its own result, or its error with the status it left. */
-export function renderOutcome(rt: ServiceRuntime, descriptor: ServiceDescriptor, outcome: { state: string; result?: Buffer; error?: string }): Buffer {
+export function renderOutcome(view: ServiceView, descriptor: ServiceDescriptor, outcome: { state: string; result?: Buffer; error?: string }): Buffer {
   if (outcome.state === 'ok' && outcome.result) return outcome.result.toString('utf8').trim() === '' ? Buffer.from('{}\n') : outcome.result;
-  return Buffer.from(json({ error: (outcome.error ?? '').trim(), status: JSON.parse(renderStatus(rt, descriptor)) }));
+  return Buffer.from(json({ error: (outcome.error ?? '').trim(), status: JSON.parse(renderStatus(view, descriptor)) }));
 }
 
 export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind, wasm?: Record<string, unknown>): string {
@@ -215,7 +217,7 @@ export function renderTemplate(descriptor: ServiceDescriptor): string {
 }
 
 export function renderReadme(descriptor: ServiceDescriptor, mountPath: string): string {
-  if (typeof descriptor.help_md === 'string') return helpReadme(descriptor.help_md);
+  if (typeof descriptor.help_md === 'string') return descriptor.help_md.endsWith('\n') ? descriptor.help_md : descriptor.help_md + '\n';
   const dir = `${mountPath}/services/${descriptor.service_id}`;
   const files = SERVICE_FILES.map((f) => `| \`${f.path}\` | ${f.mode.toString(8).padStart(4, '0')} | ${f.description} |`).join('\n');
   return `# ${descriptor.service_id}

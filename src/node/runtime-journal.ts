@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import type { JobRecord } from '../runtime/job.js';
-import type { PersistedRuntime, RuntimeChange } from '../runtime/live-service.js';
+import type { Persist } from '../runtime/job-table.js';
+import type { StoredServiceState } from '../runtime/service-state.js';
 import { StateJournal, type StateSync } from '../store/state-journal.js';
 
 /** What the journal holds of one service: its state (absent when none was written yet) and its jobs. */
 export interface RestoredService {
-  state?: PersistedRuntime;
+  state?: StoredServiceState;
   jobs: JobRecord[];
 }
 
@@ -40,13 +41,13 @@ export class RuntimeJournal {
     return entry;
   }
 
-  /** Where one runtime's changes go; `snapshot` is its state as it is when the line is written. */
-  persistence(serviceId: string, snapshot: () => PersistedRuntime): (change: RuntimeChange) => Promise<void> {
-    const write = (change: RuntimeChange): Promise<void> => {
+  /** Where one service's changes go. */
+  persistence(serviceId: string): Persist {
+    const write: Persist = (change) => {
       switch (change.kind) {
         case 'state':
-          // The state as it is when written: with --state-sync batch once per batch, not per change.
-          return this.#journal.setLatest(serviceKey(serviceId), snapshot);
+          // The live record as it is when written: with --state-sync batch once per batch, not per change.
+          return this.#journal.setLatest(serviceKey(serviceId), () => change.state);
         case 'job':
           return this.#journal.set(jobKey(serviceId, change.job.invocationId), change.job);
         case 'job-removed':
@@ -85,7 +86,7 @@ const isNum = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(
 const isNumOrNull = (v: unknown): boolean => v === null || isNum(v);
 const isStrOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
 
-function asPersistedRuntime(value: unknown): PersistedRuntime | undefined {
+function asStoredServiceState(value: unknown): StoredServiceState | undefined {
   if (!isObject(value)) return undefined;
   const v = value;
   const ok = typeof v.enabled === 'boolean' && isStrOrNull(v.disabledReason) && isObject(v.config) && isObject(v.counters)
@@ -95,7 +96,7 @@ function asPersistedRuntime(value: unknown): PersistedRuntime | undefined {
     && isNumOrNull(v.lastHealthyMs) && (v.idleSinceMs === undefined || isNumOrNull(v.idleSinceMs))
     && (v.latencyMs === undefined || (Array.isArray(v.latencyMs) && v.latencyMs.every(isNum)))
     && (v.runningInvocationIds === undefined || (Array.isArray(v.runningInvocationIds) && v.runningInvocationIds.every((id) => typeof id === 'string')));
-  return ok ? (value as unknown as PersistedRuntime) : undefined;
+  return ok ? (value as unknown as StoredServiceState) : undefined;
 }
 
 function asJobRecord(value: unknown): JobRecord | undefined {
@@ -119,7 +120,7 @@ function groupRestored(values: Map<string, unknown>): { services: Map<string, Re
   for (const [key, value] of values) {
     const [kind, serviceId, invocationId] = key.split('/');
     if (kind === 'service' && serviceId) {
-      const state = asPersistedRuntime(value);
+      const state = asStoredServiceState(value);
       if (state) entry(serviceId).state = state;
       else problems.push(`${key}: not a service state; skipped`);
     } else if (kind === 'job' && serviceId && invocationId) {

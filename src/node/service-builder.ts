@@ -6,7 +6,8 @@ import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import type { DriverRunner } from '../runtime/driver-runner.js';
 import type { InvocationIds } from '../runtime/invocation-id.js';
 import { nativeProcAdapter } from '../runtime/native-proc-adapter.js';
-import { ServiceRuntime, type ServiceSettings } from '../runtime/live-service.js';
+import { LiveService } from '../runtime/live-service.js';
+import type { ServiceSettings } from '../runtime/service-settings.js';
 import { terminalAdapter } from '../runtime/terminal-adapter.js';
 import { fsDescriptor, terminalDescriptor } from './builtin-services.js';
 import { lookupUser, type UserIds } from './driver-users.js';
@@ -82,7 +83,7 @@ export class ServiceBuilder {
   }
 
   /** A changed manifest whose runtime stays (state, counters, jobs): new descriptor, new settings. */
-  update(service: NodeService & { runtime: ServiceRuntime }, loaded: LoadedService, settings: ServiceSettings): void {
+  update(service: NodeService & { runtime: LiveService }, loaded: LoadedService, settings: ServiceSettings): void {
     Object.assign(service, { descriptor: loaded.descriptor, source: loaded.source, loadedMs: Date.now(), wasm: this.#o.wasm.hostInfo(loaded) });
     service.runtime.update(settings);
   }
@@ -108,12 +109,10 @@ export class ServiceBuilder {
     };
   }
 
-  #runtime(serviceId: string, settings: ServiceSettings): ServiceRuntime {
+  #runtime(serviceId: string, settings: ServiceSettings): LiveService {
     const { runner, ids, journal } = this.#o;
-    const rt: ServiceRuntime = new ServiceRuntime({ serviceId, runner, ids, settings, persist: journal.persistence(serviceId, () => rt.snapshot()) });
     const restored = journal.takeRestored(serviceId);
-    if (restored) rt.restore(restored.state, restored.jobs);
-    return rt;
+    return new LiveService({ serviceId, runner, ids, settings, persist: journal.persistence(serviceId), ...(restored ? { restored } : {}) });
   }
 }
 

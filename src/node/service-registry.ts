@@ -1,5 +1,5 @@
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
-import type { ServiceRuntime } from '../runtime/live-service.js';
+import type { LiveService } from '../runtime/live-service.js';
 import type { WasmHostInfo } from './wasm-services.js';
 
 /** HOST.json's `host_kind`: how this node runs the service. */
@@ -11,7 +11,7 @@ export interface NodeService {
   /** Where it came from: a manifest path or `built-in ...`. */
   source: string;
   hostKind: HostKind;
-  runtime?: ServiceRuntime;
+  runtime?: LiveService;
   /** Where it lives in the node tree (`services/<id>`, `fs`), or null when catalog-only. */
   treePath: string | null;
   /** A wasm service's host (engine, module, limits, preopens), for HOST.json. */

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { resolveModule, type LoadedService } from '../manifest/index.js';
 import { problemAt, type Problem } from '../protocol/schemas.js';
-import type { DriverAdapter } from '../runtime/live-service.js';
+import type { DriverAdapter } from '../runtime/service-settings.js';
 import { wasmAdapter } from '../runtime/wasm-adapter.js';
 import { prepareWasmModule, WASM_PAGE_BYTES, WasmModuleError } from '../runtime/wasm-module.js';
 import { WASM_POOL_DEFAULT_SIZE, WasmPool, type WasmProgram } from '../runtime/wasm-pool.js';

@@ -1,6 +1,6 @@
 import { serviceEnv } from './driver-env.js';
 import type { RunResult, RunState } from './run-result.js';
-import type { DriverAdapter } from './live-service.js';
+import type { DriverAdapter } from './service-settings.js';
 
 export interface NativeProcOptions {
   nodeId: string;

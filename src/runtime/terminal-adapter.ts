@@ -1,7 +1,7 @@
 import { FsError } from '../errors/errno.js';
 import { serviceEnv } from './driver-env.js';
 import type { RunResult, RunState } from './run-result.js';
-import type { DriverAdapter } from './live-service.js';
+import type { DriverAdapter } from './service-settings.js';
 
 export const TERMINAL_DEFAULT_MAX_OUTPUT_BYTES = 131072;
 

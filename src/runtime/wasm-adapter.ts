@@ -1,6 +1,6 @@
 import { serviceEnv } from './driver-env.js';
 import { interpretRun } from './native-proc-adapter.js';
-import type { DriverAdapter } from './live-service.js';
+import type { DriverAdapter } from './service-settings.js';
 import type { WasmPool, WasmProgram } from './wasm-pool.js';
 
 export interface WasmAdapterOptions {

@@ -7,7 +7,8 @@ import { applyDefaults, type LoadedService } from '../../../src/manifest/index.j
 import type { Manifest } from '../../../src/protocol/types.gen.js';
 import { problemAt } from '../../../src/protocol/schemas.js';
 import { InvocationIds } from '../../../src/runtime/invocation-id.js';
-import { ServiceRuntime, type ServiceSettings } from '../../../src/runtime/live-service.js';
+import { LiveService } from '../../../src/runtime/live-service.js';
+import type { ServiceSettings } from '../../../src/runtime/service-settings.js';
 import { planReload, type CurrentServices } from '../../../src/node/reload-plan.js';
 import type { NodeService } from '../../../src/node/service-registry.js';
 
@@ -23,7 +24,7 @@ function loaded(serviceId: string, extra: Record<string, unknown> = {}): LoadedS
 }
 
 function serviceOf(l: LoadedService): NodeService {
-  const runtime = new ServiceRuntime({ serviceId: l.descriptor.service_id, runner: { run: () => Promise.reject(new Error('nothing runs here')) }, ids: new InvocationIds(), settings });
+  const runtime = new LiveService({ serviceId: l.descriptor.service_id, runner: { run: () => Promise.reject(new Error('nothing runs here')) }, ids: new InvocationIds(), settings });
   return { descriptor: l.descriptor, source: l.source, hostKind: 'native_process', treePath: `services/${l.descriptor.service_id}`, loadedMs: 0, runtime };
 }
 
@@ -49,7 +50,7 @@ t.test('a renamed service is one removed and one added: the old runtime retires,
   t.same(kinds(plan), ['create new', 'keep other']);
   t.same(plan.diff, { added: ['new'], removed: ['old'], changed: [] });
   t.same(plan.retire, [now.byId.get('old')?.runtime]);
-  t.equal(now.byId.get('old')?.runtime?.isRemoved, false, 'planning removed nothing');
+  t.equal(now.byId.get('old')?.runtime?.view.isRemoved, false, 'planning removed nothing');
 });
 
 t.test('changed with the same runtime type: updated in place with new settings; else built afresh', async (t) => {
@@ -80,5 +81,5 @@ t.test('settings that cannot be made: the plan fails whole, before any runtime i
     if (l.descriptor.service_id === 'c-broken') throw new TypeError('c-broken: no settings');
     return settings;
   }), /c-broken: no settings/);
-  for (const service of now.services) t.equal(service.runtime?.isRemoved, false, `${service.descriptor.service_id} still runs`);
+  for (const service of now.services) t.equal(service.runtime?.view.isRemoved, false, `${service.descriptor.service_id} still runs`);
 });

@@ -9,7 +9,7 @@ import { REPO, manifest, tempDir } from '../../helpers/node.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import type { Manifest } from '../../../src/protocol/types.gen.js';
 import { InvocationIds } from '../../../src/runtime/invocation-id.js';
-import { ServiceRuntime } from '../../../src/runtime/live-service.js';
+import { LiveService } from '../../../src/runtime/live-service.js';
 import { RuntimeJournal } from '../../../src/node/runtime-journal.js';
 import { renderConfig, renderHealth, renderJobStatus, renderMetrics, renderResult, renderStatus } from '../../../src/node/render.js';
 
@@ -31,20 +31,21 @@ t.test('a journal written by main b4df604 restores to the documents main rendere
     const entry = journal.takeRestored(serviceId);
     t.ok(entry, `${serviceId}: found in the journal`);
     const descriptor = applyDefaults(manifest(serviceId, serviceId) as unknown as Manifest, 'n');
-    const rt = new ServiceRuntime({
+    const rt = new LiveService({
       serviceId, runner: { run: () => Promise.reject(new Error('nothing runs here')) }, ids: new InvocationIds(),
       settings: { limits: { maxConcurrency: 1, maxQueue: 64, maxInputBytes: 1 << 20 }, jobsKeep: 32, adapter: { spec: () => { throw new Error('nothing runs here'); }, interpret: () => ({ state: 'ok' }) } },
+      restored: { ...(entry?.state ? { state: entry.state } : {}), jobs: entry?.jobs ?? [], now: NOW },
     });
-    rt.restore(entry?.state, entry?.jobs ?? [], NOW);
+    const { view } = rt;
     rendered[serviceId] = {
-      'status.json': JSON.parse(renderStatus(rt, descriptor, NOW)),
-      'metrics.json': JSON.parse(renderMetrics(rt)),
-      'health.json': JSON.parse(renderHealth(rt, NOW)),
-      'config.json': JSON.parse(renderConfig(rt).toString()),
-      'result.json': renderResult(rt).toString(),
-      'last_error.txt': rt.lastError,
-      jobs: Object.fromEntries(rt.jobs().map((job) => [job.invocationId, {
-        'status.json': JSON.parse(renderJobStatus(rt, job)),
+      'status.json': JSON.parse(renderStatus(view, descriptor, NOW)),
+      'metrics.json': JSON.parse(renderMetrics(view)),
+      'health.json': JSON.parse(renderHealth(view, NOW)),
+      'config.json': JSON.parse(renderConfig(view).toString()),
+      'result.json': renderResult(view).toString(),
+      'last_error.txt': view.state.lastError,
+      jobs: Object.fromEntries(view.jobs.list().map((job) => [job.invocationId, {
+        'status.json': JSON.parse(renderJobStatus(view, job)),
         'request.json': job.request.toString(),
         'result.json': job.result?.toString() ?? '',
         'stderr.txt': job.stderr.toString(),

@@ -1,7 +1,8 @@
-// ServiceRuntime in process, with the real runDriver (no spawner, no FUSE).
+// LiveService in process, with the real runDriver (no spawner, no FUSE).
 import t from 'tap';
 import { join } from 'node:path';
 import { rejectsErrno } from '../../helpers/errno.js';
+import { FsError } from '../../../src/errors/errno.js';
 import { DRIVERS } from '../../helpers/node.js';
 import { InvocationIds } from '../../../src/runtime/invocation-id.js';
 import { nativeProcAdapter } from '../../../src/runtime/native-proc-adapter.js';
@@ -9,12 +10,16 @@ import { runDriver } from '../../../src/runtime/run-driver.js';
 import type { DriverRunner } from '../../../src/runtime/driver-runner.js';
 import { outputlessRun, type RunResult } from '../../../src/runtime/run-result.js';
 import { INTERRUPTED_ERROR, type JobRecord } from '../../../src/runtime/job.js';
-import { ServiceRuntime, WAIT_SLACK_MS, type PersistedRuntime, type RuntimeChange } from '../../../src/runtime/live-service.js';
+import { LiveService } from '../../../src/runtime/live-service.js';
+import { WAIT_SLACK_MS } from '../../../src/runtime/wait-bound.js';
+import type { RuntimeChange } from '../../../src/runtime/job-table.js';
+import type { StoredServiceState } from '../../../src/runtime/service-state.js';
 
-function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined; persist?: (c: RuntimeChange) => Promise<void>; runner?: DriverRunner } = {}) {
-  return new ServiceRuntime({
+function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined; persist?: (c: RuntimeChange) => Promise<void>; runner?: DriverRunner; restored?: { state?: StoredServiceState; jobs: JobRecord[] } } = {}) {
+  return new LiveService({
     serviceId: 's', runner: options.runner ?? { run: runDriver }, ids: new InvocationIds(),
     ...(options.persist ? { persist: options.persist } : {}),
+    ...(options.restored ? { restored: options.restored } : {}),
     settings: {
     limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: options.maxQueue ?? 64, maxInputBytes: 1 << 20 },
     jobsKeep: 4,
@@ -31,9 +36,9 @@ t.test('ok: result is stdout, counters move, last error empty', async (t) => {
   const rt = service('cat');
   const outcome = await rt.invoke(Buffer.from('{"a":1}'));
   t.equal(outcome.state, 'ok');
-  t.equal(rt.result?.toString(), '{"a":1}');
-  t.equal(rt.counters.invokesTotal, 1);
-  t.equal(rt.lastError, '');
+  t.equal(rt.view.result?.toString(), '{"a":1}');
+  t.equal(rt.view.state.counters.invokesTotal, 1);
+  t.equal(rt.view.state.lastError, '');
   t.match(outcome.invocationId, /^\d+-\d{4}$/);
 });
 
@@ -41,15 +46,15 @@ t.test('failure: last error is stderr, result kept, consecutive counters', async
   const rt = service('fail');
   const outcome = await rt.invoke(Buffer.from('{}'));
   t.equal(outcome.state, 'error');
-  t.match(rt.lastError, /something went wrong/);
-  t.equal(rt.result, null, 'no result replaced');
-  t.equal(rt.counters.failuresTotal, 1);
-  t.equal(rt.counters.consecutiveFailures, 1);
-  t.equal(rt.last?.exitCode, 3);
-  rt.reset();
-  t.equal(rt.counters.consecutiveFailures, 0);
-  t.equal(rt.lastError, '');
-  t.equal(rt.counters.failuresTotal, 1, 'totals survive a reset');
+  t.match(rt.view.state.lastError, /something went wrong/);
+  t.equal(rt.view.result, null, 'no result replaced');
+  t.equal(rt.view.state.counters.failuresTotal, 1);
+  t.equal(rt.view.state.counters.consecutiveFailures, 1);
+  t.equal(rt.view.state.last?.exitCode, 3);
+  rt.control('reset');
+  t.equal(rt.view.state.counters.consecutiveFailures, 0);
+  t.equal(rt.view.state.lastError, '');
+  t.equal(rt.view.state.counters.failuresTotal, 1, 'totals survive a reset');
 });
 
 t.test('rejections: bad JSON, not an object, schema check; recorded, nothing runs', async (t) => {
@@ -57,19 +62,19 @@ t.test('rejections: bad JSON, not an object, schema check; recorded, nothing run
   await rejectsErrno(t, rt.invoke(Buffer.from('{bad')), 'EINVAL');
   await rejectsErrno(t, rt.invoke(Buffer.from('[]')), 'EINVAL');
   await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EINVAL');
-  t.match(rt.lastError, /msg/);
-  t.equal(rt.counters.invokesTotal, 0);
-  t.equal(rt.counters.rejectedTotal, 3);
-  t.equal(rt.statusState(), 'error');
-  t.equal(rt.rejection?.errno, 'EINVAL');
-  t.equal(rt.last, null, 'no invocation ran');
+  t.match(rt.view.state.lastError, /msg/);
+  t.equal(rt.view.state.counters.invokesTotal, 0);
+  t.equal(rt.view.state.counters.rejectedTotal, 3);
+  t.equal(rt.view.statusState(), 'error');
+  t.equal(rt.view.state.rejection?.errno, 'EINVAL');
+  t.equal(rt.view.state.last, null, 'no invocation ran');
 });
 
 t.test('disabled → EPERM; enabled again → runs', async (t) => {
   const rt = service('cat');
-  rt.disable();
+  rt.control('disable');
   await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EPERM');
-  rt.enable();
+  rt.control('enable');
   t.equal((await rt.invoke(Buffer.from('{}'))).state, 'ok');
 });
 
@@ -77,8 +82,8 @@ t.test('max_concurrency 1 serializes in arrival order; max_queue bounds the wait
   const rt = service('slow', { maxQueue: 1 });
   const first = rt.invoke(Buffer.from('{"n":1}'));
   const second = rt.invoke(Buffer.from('{"n":2}'));
-  t.equal(rt.running, 1);
-  t.equal(rt.queued, 1);
+  t.equal(rt.view.jobs.running, 1);
+  t.equal(rt.view.jobs.queued, 1);
   await rejectsErrno(t, rt.invoke(Buffer.from('{"n":3}')), 'EAGAIN');
   const [a, b] = await Promise.all([first, second]);
   t.ok((a.result?.toString() ?? '').includes('"n":1'));
@@ -89,44 +94,44 @@ t.test('max_concurrency 1 serializes in arrival order; max_queue bounds the wait
 t.test('timeout and cancel', async (t) => {
   const rt = service('hang', { timeoutMs: 300 });
   t.equal((await rt.invoke(Buffer.from('{}'))).state, 'timeout');
-  t.equal(rt.counters.timeoutsTotal, 1);
+  t.equal(rt.view.state.counters.timeoutsTotal, 1);
   const rt2 = service('hang');
   const running = rt2.invoke(Buffer.from('{}'));
-  while (rt2.running === 0) await new Promise((r) => setTimeout(r, 10));
+  while (rt2.view.jobs.running === 0) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 100));
   t.equal(rt2.cancel(), 1);
   t.equal((await running).state, 'cancelled');
-  t.equal(rt2.counters.failuresTotal, 0, 'a cancel is not a failure');
+  t.equal(rt2.view.state.counters.failuresTotal, 0, 'a cancel is not a failure');
 });
 
 t.test('supervision: cooldown gives EAGAIN and backoff; a threshold auto-disables naming it', async (t) => {
   const rt = service('fail');
   await rt.setConfig({ supervision: { cooldown_ms: 60_000 } });
   await rt.invoke(Buffer.from('{}'));
-  t.equal(rt.statusState(), 'backoff');
-  t.ok(rt.cooldownRemainingMs() > 50_000);
+  t.equal(rt.view.statusState(), 'backoff');
+  t.ok(rt.view.supervisor.cooldownRemainingMs() > 50_000);
   await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EAGAIN');
-  t.equal(rt.healthState(), 'degraded');
-  await rt.restart();
-  t.equal(rt.cooldownRemainingMs(), 0, 'restart clears the cooldown');
+  t.equal(rt.view.supervisor.healthState(), 'degraded');
+  await rt.control('restart');
+  t.equal(rt.view.supervisor.cooldownRemainingMs(), 0, 'restart clears the cooldown');
 
   const rt2 = service('fail');
   await rt2.setConfig({ supervision: { max_consecutive_failures: 2 } });
   await rt2.invoke(Buffer.from('{}'));
-  t.equal(rt2.enabled, true);
+  t.equal(rt2.view.state.enabled, true);
   await rt2.invoke(Buffer.from('{}'));
-  t.equal(rt2.enabled, false);
-  t.match(rt2.disabledReason, /2 consecutive failures reached max_consecutive_failures \(2\)/);
-  t.equal(rt2.statusState(), 'offline');
+  t.equal(rt2.view.state.enabled, false);
+  t.match(rt2.view.state.disabledReason, /2 consecutive failures reached max_consecutive_failures \(2\)/);
+  t.equal(rt2.view.statusState(), 'offline');
   await rejectsErrno(t, rt2.invoke(Buffer.from('{}')), 'EPERM');
-  await rt2.enable();
-  t.equal(rt2.statusState(), 'idle');
-  t.equal(rt2.counters.consecutiveFailures, 0);
+  await rt2.control('enable');
+  t.equal(rt2.view.statusState(), 'idle');
+  t.equal(rt2.view.state.counters.consecutiveFailures, 0);
 
   const rt3 = service('hang', { timeoutMs: 100 });
   await rt3.setConfig({ supervision: { max_consecutive_timeouts: 1, auto_disable_on_threshold: false } });
   await rt3.invoke(Buffer.from('{}'));
-  t.equal(rt3.enabled, true, 'no auto-disable when the policy says so');
+  t.equal(rt3.view.state.enabled, true, 'no auto-disable when the policy says so');
 });
 
 t.test('config.json overrides the timeout', async (t) => {
@@ -139,7 +144,7 @@ t.test('jobs: kept up to jobs_keep, each with its own request, result and stderr
   const changes: RuntimeChange[] = [];
   const rt = service('cat', { persist: async (c) => void changes.push(c) });
   for (let i = 0; i < 6; i++) await rt.invoke(Buffer.from(`{"i":${i}}`));
-  const jobs = rt.jobs();
+  const jobs = rt.view.jobs.list();
   t.equal(jobs.length, 4, 'jobs_keep 4');
   t.same(jobs.map((j) => j.request.toString()), ['{"i":2}', '{"i":3}', '{"i":4}', '{"i":5}']);
   t.equal(jobs[3]?.result?.toString(), '{"i":5}');
@@ -148,37 +153,35 @@ t.test('jobs: kept up to jobs_keep, each with its own request, result and stderr
   t.ok(changes.some((c) => c.kind === 'job'));
 });
 
-t.test('snapshot and restore round-trip the durable state', async (t) => {
+t.test('the state record, journaled and read back, is the same state', async (t) => {
   const rt = service('cat');
   await rt.invoke(Buffer.from('{"keep":1}'));
-  await rt.disable();
+  await rt.control('disable');
   await rt.setConfig({ supervision: { cooldown_ms: 5 } });
-  const copy = service('cat');
-  copy.restore(JSON.parse(JSON.stringify(rt.snapshot())), rt.jobs().map((j) => j.record()));
-  t.same(copy.snapshot(), rt.snapshot());
-  t.equal(copy.result?.toString(), '{"keep":1}');
-  t.equal(copy.enabled, false);
-  t.equal(copy.jobs().length, 1);
+  const copy = service('cat', { restored: { state: JSON.parse(JSON.stringify(rt.view.state)) as StoredServiceState, jobs: rt.view.jobs.list().map((j) => j.record()) } });
+  t.same(copy.view.state, rt.view.state);
+  t.equal(copy.view.result?.toString(), '{"keep":1}');
+  t.equal(copy.view.state.enabled, false);
+  t.equal(copy.view.jobs.list().length, 1);
 });
 
 /**
  * What the journal holds after a kill -9 during a run: the job journaled at its start, and the last
  * service state written, taken before the run started or while it ran.
  */
-async function crashedDuringRun(stateWhile: 'before' | 'running'): Promise<{ state: PersistedRuntime; jobs: JobRecord[] }> {
+async function crashedDuringRun(stateWhile: 'before' | 'running'): Promise<{ state: StoredServiceState; jobs: JobRecord[] }> {
   const journal = new Map<string, unknown>();
-  let rt!: ServiceRuntime;
   const persist = async (change: RuntimeChange): Promise<void> => {
-    if (change.kind === 'state') journal.set('state', JSON.parse(JSON.stringify(rt.snapshot())));
+    if (change.kind === 'state') journal.set('state', JSON.parse(JSON.stringify(change.state)));
     if (change.kind === 'job') journal.set(change.job.invocationId, change.job);
   };
-  rt = service('cat', { persist, runner: { run: () => new Promise<RunResult>(() => undefined) } });
-  await rt.disable();
-  await rt.enable();
+  const rt = service('cat', { persist, runner: { run: () => new Promise<RunResult>(() => undefined) } });
+  await rt.control('disable');
+  await rt.control('enable');
   void rt.invoke(Buffer.from('{"slow":1}')).catch(() => undefined);
   await new Promise((resolve) => setTimeout(resolve, 20));
-  if (stateWhile === 'running') await persist({ kind: 'state' });
-  const { state, ...jobs } = Object.fromEntries(journal) as { state: PersistedRuntime } & Record<string, JobRecord>;
+  if (stateWhile === 'running') await persist({ kind: 'state', state: rt.view.state });
+  const { state, ...jobs } = Object.fromEntries(journal) as { state: StoredServiceState } & Record<string, JobRecord>;
   return { state, jobs: Object.values(jobs) };
 }
 
@@ -188,37 +191,34 @@ t.test('restore: a run the kill interrupted counts as a start and a failure, onc
     t.equal(state.counters.invokesTotal, stateWhile === 'running' ? 1 : 0, `${stateWhile}: what the state counted`);
     t.match(jobs, [{ state: 'running' }]);
     const changes: RuntimeChange[] = [];
-    let restored!: ServiceRuntime;
-    const persisted: { state?: PersistedRuntime; jobs: JobRecord[] } = { jobs: [] };
-    restored = service('cat', {
+    const persisted: { state?: StoredServiceState; jobs: JobRecord[] } = { jobs: [] };
+    const { view: restored } = service('cat', {
       persist: async (change) => {
         changes.push(change);
-        if (change.kind === 'state') persisted.state = JSON.parse(JSON.stringify(restored.snapshot())) as PersistedRuntime;
+        if (change.kind === 'state') persisted.state = JSON.parse(JSON.stringify(change.state)) as StoredServiceState;
         if (change.kind === 'job') persisted.jobs.push(change.job);
       },
+      restored: { state, jobs },
     });
-    restored.restore(state, jobs);
-    t.match(restored.counters, { invokesTotal: 1, failuresTotal: 1, consecutiveFailures: 1 }, `${stateWhile}: counted once`);
-    const [job] = restored.jobs();
+    t.match(restored.state.counters, { invokesTotal: 1, failuresTotal: 1, consecutiveFailures: 1 }, `${stateWhile}: counted once`);
+    const [job] = restored.jobs.list();
     t.match(job, { state: 'error', error: INTERRUPTED_ERROR, finishedMs: null });
-    t.match(restored.last, { invocationId: job?.invocationId, state: 'error', durationMs: null });
-    t.equal(restored.lastError, INTERRUPTED_ERROR);
+    t.match(restored.state.last, { invocationId: job?.invocationId, state: 'error', durationMs: null });
+    t.equal(restored.state.lastError, INTERRUPTED_ERROR);
     t.equal(restored.statusState(), 'error');
-    t.equal(restored.healthState(), 'degraded');
+    t.equal(restored.supervisor.healthState(), 'degraded');
     t.same(changes.map((c) => c.kind), ['job', 'state'], 'journaled at once, the job first');
     // Restarting again from what that restore journaled counts nothing twice.
-    const again = service('cat');
-    again.restore(persisted.state, persisted.jobs);
-    t.same(again.counters, restored.counters, `${stateWhile}: a second restart counts nothing more`);
+    const again = service('cat', { restored: { ...(persisted.state ? { state: persisted.state } : {}), jobs: persisted.jobs } });
+    t.same(again.view.state.counters, restored.state.counters, `${stateWhile}: a second restart counts nothing more`);
   }
 });
 
 t.test('restore: jobs journaled before any service state still come back', async (t) => {
   const { jobs } = await crashedDuringRun('before');
-  const rt = service('cat');
-  rt.restore(undefined, jobs);
-  t.equal(rt.jobs().length, 1);
-  t.match(rt.counters, { invokesTotal: 1, failuresTotal: 1 });
+  const rt = service('cat', { restored: { jobs } });
+  t.equal(rt.view.jobs.list().length, 1);
+  t.match(rt.view.state.counters, { invokesTotal: 1, failuresTotal: 1 });
 });
 
 t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, and the run is still recorded', async (t) => {
@@ -230,9 +230,23 @@ t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, 
   const waited = Date.now() - started;
   // kill_grace_ms is 200 in these services.
   t.ok(waited >= 100 + 200 + WAIT_SLACK_MS - 50, `waited for the bound (${waited} ms)`);
-  t.equal(rt.statusState(), 'running', 'the run goes on');
+  t.equal(rt.view.statusState(), 'running', 'the run goes on');
   finish({ ...outputlessRun({ state: 'ok', shortMessage: 'done' }), stdout: Buffer.from('{"late":1}') });
   await new Promise((resolve) => setTimeout(resolve, 20));
-  t.equal(rt.result?.toString(), '{"late":1}', 'and is recorded when it ends');
-  t.equal(rt.jobs().at(-1)?.state, 'ok');
+  t.equal(rt.view.result?.toString(), '{"late":1}', 'and is recorded when it ends');
+  t.equal(rt.view.jobs.list().at(-1)?.state, 'ok');
+});
+
+t.test('a payload the adapter refuses: EINVAL recorded, and the job leaves jobs/', async (t) => {
+  const rt = new LiveService({
+    serviceId: 's', runner: { run: runDriver }, ids: new InvocationIds(),
+    settings: {
+      limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024 }, jobsKeep: 4,
+      adapter: { spec: () => { throw new FsError('EINVAL', 'no argv'); }, interpret: () => ({ state: 'ok' }) },
+    },
+  });
+  await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EINVAL');
+  t.same(rt.view.jobs.list(), [], 'no job stays listed');
+  t.match(rt.view.state.rejection, { errno: 'EINVAL', message: 'no argv' });
+  t.equal(rt.view.state.counters.invokesTotal, 0, 'nothing ran');
 });

@@ -1,0 +1,113 @@
+import { Job, type JobRecord } from './job.js';
+import { Limiter } from './limiter.js';
+import type { ServiceStateView } from './service-state.js';
+
+/**
+ * What persistence is told after each change; `always` sync makes invoke wait for it. `state` is the
+ * live record itself: the journal serializes it as it is when it writes.
+ */
+export type RuntimeChange = { kind: 'state'; state: ServiceStateView } | { kind: 'job'; job: JobRecord } | { kind: 'job-removed'; invocationId: string };
+
+export type Persist = (change: RuntimeChange) => Promise<void>;
+
+/** What readers of a service's jobs get. */
+export type JobsView = Pick<JobTable, 'list' | 'get' | 'running' | 'queued'>;
+
+/**
+ * The jobs of one service (jobs/): queued and running ones in the queue (`Limiter`), finished ones
+ * pruned to `jobs_keep`, each journaled when it starts and when it ends.
+ */
+export class JobTable {
+  #jobs = new Map<string, Job>();
+  #limiter: Limiter;
+  #persist: Persist;
+
+  constructor(concurrency: number, persist: Persist) {
+    this.#limiter = new Limiter(concurrency);
+    this.#persist = persist;
+  }
+
+  get running(): number {
+    return this.#limiter.running;
+  }
+
+  get queued(): number {
+    return this.#limiter.queued;
+  }
+
+  /** In invocation order: queued, running and the last `jobs_keep` finished. */
+  list(): Job[] {
+    return [...this.#jobs.values()];
+  }
+
+  get(invocationId: string): Job | undefined {
+    return this.#jobs.get(invocationId);
+  }
+
+  setConcurrency(concurrency: number): void {
+    this.#limiter.setConcurrency(concurrency);
+  }
+
+  /**
+   * Lists `job` at once and runs `run` when a slot is free, in arrival order. A job whose `run` fails
+   * before it started (the adapter refused its payload) never ran: it leaves jobs/ again.
+   */
+  async schedule<T>(job: Job, run: () => Promise<T>): Promise<T> {
+    this.#jobs.set(job.invocationId, job);
+    try {
+      return await this.#limiter.schedule(run);
+    } catch (error) {
+      if (job.state === 'queued') this.#jobs.delete(job.invocationId);
+      throw error;
+    }
+  }
+
+  /**
+   * Journals a job nobody waits for: at its start (so after a kill -9 it shows as interrupted
+   * instead of vanishing), or ended as interrupted at start-up. A failed write must not become an
+   * unhandled rejection.
+   */
+  journal(job: Job): void {
+    this.#persist({ kind: 'job', job: job.record() }).catch(() => undefined);
+  }
+
+  /** An ended job: finished ones beyond `keep` are pruned; the job and the prunings are journaled. */
+  ended(job: Job, keep: number): Promise<void>[] {
+    const finished = this.list().filter((j) => j.isFinished);
+    const pruned = finished.slice(0, Math.max(0, finished.length - keep)).map((old) => old.invocationId);
+    for (const invocationId of pruned) this.#jobs.delete(invocationId);
+    return [
+      ...(this.#jobs.has(job.invocationId) ? [this.#persist({ kind: 'job', job: job.record() })] : []),
+      ...pruned.map((invocationId) => this.#persist({ kind: 'job-removed', invocationId })),
+    ];
+  }
+
+  /** Kills running jobs (`invocationId` undefined), or that one job; how many were cancelled. */
+  cancel(invocationId?: string): number {
+    let cancelled = 0;
+    for (const job of this.#jobs.values()) {
+      if ((invocationId === undefined ? job.state === 'running' : job.invocationId === invocationId) && job.cancel()) cancelled++;
+    }
+    return cancelled;
+  }
+
+  /** Every queued and running job: the service is leaving or the node stopping. */
+  cancelAll(): void {
+    for (const job of this.#jobs.values()) job.cancel();
+  }
+
+  /** Waits for the queue to empty, cancelling everything at `deadline` (epoch ms). */
+  async drain(deadline: number): Promise<void> {
+    const idle = (): boolean => this.#limiter.running === 0 && this.#limiter.queued === 0;
+    while (!idle() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    this.cancelAll();
+    while (!idle()) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  /** Start-up: the journaled jobs; returns those the daemon's death interrupted (now ended as such). */
+  restore(records: readonly JobRecord[]): JobRecord[] {
+    const sorted = [...records].sort((a, b) => (a.invocationId < b.invocationId ? -1 : 1));
+    for (const record of sorted) this.#jobs.set(record.invocationId, Job.fromRecord(record));
+    return sorted.filter((record) => Job.wasInterrupted(record));
+  }
+}
