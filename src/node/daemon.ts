@@ -49,7 +49,8 @@ export interface NodeDaemonOptions {
   busyPollUs?: number;
   /** 0: reload on SIGHUP only. */
   manifestReloadIntervalMs: number;
-  controlUrl?: string;
+  /** The control servers, tried in turn (servers of one store); none: standalone. */
+  controlUrls?: readonly string[];
   /** Read when the node must join: the token itself or a file holding it. */
   joinToken?: string;
   joinTokenFile?: string;
@@ -192,7 +193,8 @@ export class NodeDaemon {
       platform: { os: platform(), arch: arch(), runtime_kind: 'node' },
       control: {
         state: this.#control?.state ?? 'standalone',
-        url: this.options.controlUrl ?? null,
+        url: this.#control?.url ?? null,
+        urls: this.options.controlUrls ?? [],
         connected_ms: this.#control?.connectedMs ?? null,
         last_error: this.#control?.lastError ?? null,
       },
@@ -338,9 +340,9 @@ export class NodeDaemon {
 
   #startControlSession(): void {
     const { options } = this;
-    if (!options.controlUrl) return;
+    if (!options.controlUrls?.length) return;
     this.#control = new NodeControlSession({
-      url: options.controlUrl,
+      urls: options.controlUrls,
       nodeId: options.nodeId,
       stateFile: options.stateFile,
       joinToken: async () => options.joinToken ?? (options.joinTokenFile ? (await readFile(options.joinTokenFile, 'utf8')).trim() : undefined),

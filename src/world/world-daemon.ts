@@ -9,7 +9,8 @@ import { WorldCatalog, type SessionGrant } from './world-catalog.js';
 import { buildWorldTree } from './world-tree.js';
 
 export interface WorldDaemonOptions {
-  controlUrl: string;
+  /** The control servers, tried in turn (servers of one store). */
+  controlUrls: readonly string[];
   token: string;
   mount: string;
   subtree?: 'nodes';
@@ -50,7 +51,7 @@ export class WorldDaemon {
     const attach = project
       ? (client: ControlClient) => client.request<SessionGrant>('control.session_attach', { project_id: project.projectId, ...(project.projectToken === undefined ? {} : { project_token: project.projectToken }) })
       : undefined;
-    const catalog = new WorldCatalog({ url: options.controlUrl, token: options.token, log: log.child({ component: 'catalog' }), ...(attach ? { attach } : {}) });
+    const catalog = new WorldCatalog({ urls: options.controlUrls, token: options.token, log: log.child({ component: 'catalog' }), ...(attach ? { attach } : {}) });
     const lock = await MountLock.acquire(mount);
     try {
       // A bad token or project fails here, before anything is mounted.
@@ -59,7 +60,7 @@ export class WorldDaemon {
       await mkdir(mount, { recursive: true });
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
       const mounted = await mountTree(tree, { mountPoint: mount, fsname: 'acheron-world', busyPollUs: options.busyPollUs, log: log.child({ component: 'fuse' }) });
-      log.info({ mount, control_url: options.controlUrl, connected: catalog.connected }, 'world tree is live');
+      log.info({ mount, control_urls: options.controlUrls, connected: catalog.connected }, 'world tree is live');
       return new WorldDaemon(catalog, mounted, lock, mount, log);
     } catch (error) {
       await catalog.stop();
