@@ -1,5 +1,4 @@
-import { ControlClient } from '../protocol/control-client.js';
-import { attachProject, resolveClient } from './client-options.js';
+import { attachProject, connectClient, type resolveClient } from './client-options.js';
 
 interface NodeSummary {
   node_id: string;
@@ -13,7 +12,7 @@ interface NodeSummary {
 
 /** `acheron node list` and `acheron node get <id>`: catalog queries. */
 export async function runCatalogCommand(what: { list: true } | { get: string }, args: Parameters<typeof resolveClient>[0] & Parameters<typeof attachProject>[1] & { json: boolean }, out: NodeJS.WritableStream): Promise<number> {
-  const client = await ControlClient.connect(await resolveClient(args));
+  const client = await connectClient(args);
   try {
     await attachProject(client, args);
     if ('list' in what) {

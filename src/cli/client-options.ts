@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import type { ControlClient } from '../protocol/control-client.js';
+import { connectAny, parseControlUrls } from '../protocol/control-urls.js';
 import { UsageError } from './exit.js';
 
 export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
@@ -8,7 +9,7 @@ export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
 /** --control-url, --token, --token-file: shared by every command that talks to the control server. */
 export function clientOptions<T>(y: Argv<T>) {
   return y
-    .option('control-url', { type: 'string', describe: `control server (env ACHERON_CONTROL_URL; default ${DEFAULT_CONTROL_URL})` })
+    .option('control-url', { type: 'string', describe: `control server; several (servers of one store): comma-separated or repeated, tried in turn (env ACHERON_CONTROL_URL; default ${DEFAULT_CONTROL_URL})` })
     .option('token', { type: 'string', describe: 'bearer token (env ACHERON_TOKEN; prefer --token-file)' })
     .option('token-file', { type: 'string', describe: 'file holding the bearer token' })
     .option('project', { type: 'string', describe: 'attach this project session first (user tokens see only its nodes)' })
@@ -16,9 +17,17 @@ export function clientOptions<T>(y: Argv<T>) {
     .option('json', { type: 'boolean', default: false, describe: 'print JSON' });
 }
 
-export async function resolveClient(args: { 'control-url'?: string | undefined; token?: string | undefined; 'token-file'?: string | undefined }, env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; token: string }> {
-  const url = args['control-url'] ?? env.ACHERON_CONTROL_URL ?? DEFAULT_CONTROL_URL;
-  if (!/^wss?:\/\//.test(url)) throw new UsageError(`--control-url ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
+/** `--control-url` as given (once or repeated), or the environment's, or the default: the list of servers to try. */
+export function controlUrls(given: string | readonly string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+  try {
+    return parseControlUrls(given ?? env.ACHERON_CONTROL_URL ?? DEFAULT_CONTROL_URL);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+export async function resolveClient(args: { 'control-url'?: string | readonly string[] | undefined; token?: string | undefined; 'token-file'?: string | undefined }, env: NodeJS.ProcessEnv = process.env): Promise<{ urls: string[]; token: string }> {
+  const urls = controlUrls(args['control-url'], env);
   let token = args.token ?? env.ACHERON_TOKEN;
   if (args['token-file']) {
     try {
@@ -28,7 +37,7 @@ export async function resolveClient(args: { 'control-url'?: string | undefined; 
     }
   }
   if (!token) throw new UsageError('a token is required: --token-file FILE, --token T or ACHERON_TOKEN');
-  return { url, token };
+  return { urls, token };
 }
 
 /** --project-token-file, read (a usage error naming the file when it cannot be). */
@@ -46,4 +55,10 @@ export async function attachProject(client: ControlClient, args: { project?: str
   if (args.project === undefined) return;
   const projectToken = await readProjectToken(args);
   await client.request('control.session_attach', { project_id: args.project, ...(projectToken === undefined ? {} : { project_token: projectToken }) });
+}
+
+/** A connection to the first of `--control-url`'s servers that answers (a few rounds, then `unavailable` naming each). */
+export async function connectClient(args: Parameters<typeof resolveClient>[0]): Promise<ControlClient> {
+  const { urls, token } = await resolveClient(args);
+  return connectAny(urls, { token });
 }

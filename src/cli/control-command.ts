@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { CONTROL_DEFAULTS, ControlServer, parseHostPort } from '../control/control-server.js';
+import { SERVER_TTL_MS } from '../control/control-store.js';
 import { parseOrigin } from '../control/origins.js';
 import { loadSchemas } from '../protocol/schemas.js';
 import { UsageError } from './exit.js';
@@ -18,6 +19,8 @@ export interface ControlArgs extends StoreArgs {
   'log-level': string;
   'log-file'?: string | undefined;
   'allowed-origin'?: string[] | undefined;
+  'server-id'?: string | undefined;
+  'server-ttl-ms': number;
 }
 
 /** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM. */
@@ -34,12 +37,14 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   }
   if (!(args['ping-interval-ms'] >= 50)) throw new UsageError(`--ping-interval-ms ${args['ping-interval-ms']}: expected a number of milliseconds, at least 50`);
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
+  if (!(Number.isInteger(args['server-ttl-ms']) && args['server-ttl-ms'] >= 1000)) throw new UsageError(`--server-ttl-ms ${args['server-ttl-ms']}: expected a whole number of milliseconds, at least 1000 (etcd leases count seconds)`);
+  if (args['server-id'] !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(args['server-id'])) throw new UsageError(`--server-id ${JSON.stringify(args['server-id'])}: expected letters, digits, '.', '_', '-' or ':' (1-128)`);
   const etcd = etcdOptionsFrom(args);
   const tls = args['tls-cert'] && args['tls-key'] ? { cert: await readFile(args['tls-cert']), key: await readFile(args['tls-key']) } : undefined;
   const log = createLogger({ level: args['log-level'], file: args['log-file'] });
   const server = await ControlServer.start({
     listen, httpListen, dataDir: args['data-dir'], offlineGraceMs: args['offline-grace-ms'], leaseTtlMs: args['lease-ttl-ms'], pingIntervalMs: args['ping-interval-ms'],
-    log, schemas: await loadSchemas(), allowedOrigins, ...(tls ? { tls } : {}), etcd,
+    log, schemas: await loadSchemas(), allowedOrigins, ...(tls ? { tls } : {}), etcd, serverId: args['server-id'], serverTtlMs: args['server-ttl-ms'],
   });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -60,6 +65,8 @@ export const CONTROL_OPTIONS = {
   'tls-cert': { type: 'string', describe: 'PEM certificate (then wss:// and https://)' },
   'tls-key': { type: 'string', describe: 'PEM key' },
   'allowed-origin': { type: 'string', array: true, describe: 'also accept browser (subprotocol) logins from pages of this origin, http[s]://host[:port] (repeatable); the server\'s own listeners are always accepted' },
+  'server-id': { type: 'string', describe: 'this server\'s id among the servers of one store (metrics label server_id; etcd registration); default <hostname>:<listen port>' },
+  'server-ttl-ms': { type: 'number', default: SERVER_TTL_MS, describe: 'etcd store: the other servers notice this server is gone this long after it died (its registration lapses; its nodes\' grace periods start then)' },
   'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
   'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
   ...STORE_OPTIONS,

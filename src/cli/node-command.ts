@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import { NodeDaemon, type NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
+import { controlUrls } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
@@ -50,7 +51,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     manifestReloadIntervalMs: values['manifest-reload-interval-ms'] as number,
     reconnectBackoffMs: values['reconnect-backoff-ms'] as number,
     reconnectBackoffMaxMs: values['reconnect-backoff-max-ms'] as number,
-    ...(values['control-url'] ? { controlUrl: values['control-url'] } : {}),
+    ...(values['control-url'] ? { controlUrls: controlUrls(values['control-url']) } : {}),
     ...(values['join-token'] ? { joinToken: values['join-token'] } : {}),
     ...(values['join-token-file'] ? { joinTokenFile: values['join-token-file'] } : {}),
     ...(values['driver-user'] ? { driverUser: values['driver-user'] } : {}),

@@ -25,7 +25,7 @@ export const NODE_OPTION_SPECS = {
   'fs-service': { type: 'boolean', describe: 'serve the built-in fs provider (--no-fs-service turns it off)', default: true },
   'terminal-id': { type: 'array', describe: 'add a terminal-<id> service (repeatable)' },
   label: { type: 'array', describe: 'node label key=value (repeatable)' },
-  'control-url': { type: 'string', describe: 'ws[s]://host:port of the control server (absent: standalone)' },
+  'control-url': { type: 'array', describe: 'ws[s]://host:port of the control server (absent: standalone); several servers of one store: comma-separated or repeated (control_url= repeated in mount -o), tried in turn' },
   'join-token': { type: 'string', describe: 'single-use join token (prefer --join-token-file)' },
   'join-token-file': { type: 'string', describe: 'file holding the join token' },
   'state-file': { type: 'string', describe: 'node state file (default under /var/lib/acheron or $XDG_STATE_HOME)' },

@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
-import { ControlClient } from '../protocol/control-client.js';
-import { attachProject, resolveClient } from './client-options.js';
+import { attachProject, connectClient } from './client-options.js';
 import { UsageError } from './exit.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 
@@ -9,7 +8,7 @@ export interface ProjectArgs {
   action: string;
   project_id?: string | undefined;
   file?: string | undefined;
-  'control-url'?: string | undefined;
+  'control-url'?: string | readonly string[] | undefined;
   token?: string | undefined;
   'token-file'?: string | undefined;
   project?: string | undefined;
@@ -53,7 +52,7 @@ export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableS
     default:
       throw new UsageError(`unknown project action ${JSON.stringify(args.action)} (list, get, upsert, delete, rotate-token)`);
   }
-  const client = await ControlClient.connect(await resolveClient(args));
+  const client = await connectClient(args);
   try {
     await attachProject(client, args);
     const reply = await client.request(request[0], request[1]);

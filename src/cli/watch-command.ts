@@ -1,5 +1,6 @@
 import type { CatalogDeltaPayload } from '../protocol/catalog-event.js';
 import { ControlClient } from '../protocol/control-client.js';
+import { Failover } from '../protocol/control-urls.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { attachProject, resolveClient } from './client-options.js';
@@ -14,13 +15,15 @@ export interface WatchArgs {
   json: boolean;
   project?: string | undefined;
   'project-token-file'?: string | undefined;
-  'control-url'?: string | undefined;
+  'control-url'?: string | readonly string[] | undefined;
   token?: string | undefined;
   'token-file'?: string | undefined;
 }
 
 const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
+/** Whole rounds over every URL that fail in a row before the command gives up (about 15 s of backoff). */
+const GIVE_UP_ROUNDS = 5;
 
 /** One readable line per event: seq, time, node, kind, and the services it touched. */
 export function formatEvent(e: EventPayload): string {
@@ -42,9 +45,11 @@ export function formatEvent(e: EventPayload): string {
  * window, saying so on stderr.
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
-  const connection = await resolveClient(args);
+  const { urls, token } = await resolveClient(args);
+  const failover = new Failover(urls, { firstMs: RECONNECT_FIRST_MS, maxMs: RECONNECT_MAX_MS });
+  const failures = new Map<string, string>();
+  let failedRounds = 0;
   let since = args.since;
-  let delay = RECONNECT_FIRST_MS;
   let stopped = false;
   void stop.then(() => (stopped = true));
   while (!stopped) {
@@ -52,7 +57,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     let resync = false;
     try {
       client = await ControlClient.connect({
-        ...connection,
+        url: failover.current,
+        token,
         onPush: (frame: ServerFrame) => {
           if (frame.ok && frame.type === 'control.node_service_event') {
             const event = frame.payload as EventPayload;
@@ -73,13 +79,15 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       if (since !== undefined) request.since_seq = since;
       else if (args['replay-limit'] !== undefined) request.replay_limit = args['replay-limit'];
       await client.request('control.node_service_watch', request);
-      delay = RECONNECT_FIRST_MS;
+      failover.succeeded();
+      failures.clear();
+      failedRounds = 0;
       await Promise.race([client.closed, stop]);
       if (stopped) {
         await client.close();
         return 0;
       }
-      if (!resync) err.write(`acheron node watch: connection lost; reconnecting and resuming after seq ${since ?? 0}\n`);
+      if (!resync) err.write(`acheron node watch: connection to ${failover.current} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     } catch (error) {
       if (error instanceof ProtocolError && error.code === 'forbidden') {
         err.write(`acheron node watch: refused: ${error.message}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token\n`);
@@ -93,14 +101,21 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       if (error instanceof ProtocolError && error.code === 'resync_required') {
         err.write(`acheron node watch: ${error.message}; starting over from the replay window\n`);
         resync = true;
-      } else err.write(`acheron node watch: ${(error as Error).message}; retrying in ${delay} ms\n`);
+      } else failures.set(failover.current, (error as Error).message);
       client?.terminate();
     }
-    if (resync) since = undefined;
-    else {
-      await Promise.race([new Promise((resolve) => setTimeout(resolve, delay)), stop]);
-      delay = Math.min(RECONNECT_MAX_MS, delay * 2);
+    if (resync) {
+      since = undefined;
+      continue;
     }
+    const from = failover.current;
+    const delay = failover.failed();
+    if (failover.roundFailed && ++failedRounds >= GIVE_UP_ROUNDS) {
+      err.write(`acheron node watch: no control server answered in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}\n`);
+      return 1;
+    }
+    err.write(`acheron node watch: ${failures.get(from) ?? `${from} closed the connection`}; trying ${failover.current} in ${delay} ms\n`);
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, delay)), stop]);
   }
   return 0;
 }

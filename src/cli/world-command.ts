@@ -8,7 +8,7 @@ import { BUSY_POLL_OPTION, busyPollWindow, defaultStateDir, isGenericMountOption
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
 export const WORLD_OPTIONS = {
-  'control-url': { type: 'string', describe: 'control server (env ACHERON_CONTROL_URL; default ws://127.0.0.1:18790)' },
+  'control-url': { type: 'string', describe: 'control server; several (servers of one store): comma-separated or repeated, tried in turn (env ACHERON_CONTROL_URL; default ws://127.0.0.1:18790)' },
   token: { type: 'string', describe: 'bearer token (env ACHERON_TOKEN; prefer --token-file)' },
   'token-file': { type: 'string', describe: 'file holding the bearer token' },
   project: { type: 'string', describe: 'attach this project session (user tokens)' },
@@ -23,7 +23,7 @@ export const WORLD_OPTIONS = {
 } as const;
 
 export interface WorldArgs {
-  'control-url'?: string | undefined;
+  'control-url'?: string | readonly string[] | undefined;
   token?: string | undefined;
   'token-file'?: string | undefined;
   project?: string | undefined;
@@ -42,7 +42,7 @@ export interface WorldArgs {
 /** `-o` keys of a `world:<url>` mount (snake_case of the long options); the URL comes from the source. */
 const MOUNT_KEYS = new Set(['token', 'token_file', 'project', 'project_token_file', 'subtree', 'busy_poll_us', 'log_level', 'log_file']);
 
-/** mount -t fuse.acheron world:ws://host:port <dir> -o token_file=...,project=... */
+/** mount -t fuse.acheron world:ws://host:port[,ws://host:port...] <dir> -o token_file=...,project=... */
 export function worldMountArgs(source: string, dir: string, optionText: string): { args: WorldArgs; unknown: string[] } {
   const args: Record<string, unknown> = { 'control-url': source.slice('world:'.length), mount: dir, daemon: true };
   const unknown: string[] = [];
@@ -61,20 +61,20 @@ export function worldMountArgs(source: string, dir: string, optionText: string):
 
 /** `acheron world`: foreground by default; `--daemon` (and the mount helper) detach once the tree is live. */
 export async function runWorldCommand(args: WorldArgs): Promise<number> {
-  const { url, token } = await resolveClient(args);
+  const { urls, token } = await resolveClient(args);
   if (args.subtree !== undefined && args.subtree !== 'nodes') throw new UsageError(`--subtree ${JSON.stringify(args.subtree)}: the only subtree is nodes`);
   const mount = args.mount ?? WORLD_OPTIONS.mount.default;
   const busyPollUs = busyPollWindow(args['busy-poll-us']);
   if (args.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
     const logFile = args['log-file'] ?? join(defaultStateDir(), `world-${mount.replace(/[^A-Za-z0-9._-]+/g, '_')}.log`);
     // The detached process gets the token itself, not the file name: it may start elsewhere.
-    await daemonize('world', { ...args, 'control-url': url, token, 'token-file': undefined, daemon: false, 'log-file': logFile }, logFile);
+    await daemonize('world', { ...args, 'control-url': urls.join(','), token, 'token-file': undefined, daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
   const projectToken = await readProjectToken(args);
   const log = createLogger({ level: args['log-level'] ?? 'info', file: args['log-file'] });
   return serveUntilStopped(() => WorldDaemon.start({
-    controlUrl: url,
+    controlUrls: urls,
     token,
     mount,
     busyPollUs,

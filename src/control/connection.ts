@@ -175,10 +175,11 @@ export class ControlConnection {
       replyNow: (payload) => this.send(reply(frame.type, frame.id, payload)),
       becomeNode: (nodeId) => {
         // The connection gauge counts it by role: it moves from joiner (or admin) to node.
-        const { connections } = this.#host.context(this).metrics;
-        connections.dec({ role: this.principal.kind });
-        connections.inc({ role: 'node' });
+        const { metrics, catalog } = this.#host.context(this);
+        metrics.connections.dec({ role: this.principal.kind });
+        metrics.connections.inc({ role: 'node' });
         this.principal = { kind: 'node', nodeId };
+        catalog.tunnelOpened(nodeId);
         this.#log = this.#host.log.child({ conn_id: this.id, principal: describePrincipal(this.principal) });
       },
     };

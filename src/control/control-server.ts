@@ -1,14 +1,13 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { BEARER_SUBPROTOCOL_PREFIX, NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
 import type { Schemas } from '../protocol/schemas.js';
-import { Catalog } from './catalog.js';
+import type { CatalogStore, EventStream } from './catalog-store.js';
 import { ControlConnection } from './connection.js';
-import { EventLog } from './event-log.js';
 import { ControlMetrics } from './metrics.js';
 import type { Principal } from './principal.js';
 import type { ProjectStore } from './projects.js';
@@ -38,11 +37,15 @@ export interface ControlServerOptions {
   log: Logger;
   schemas: Schemas;
   tls?: { cert: Buffer; key: Buffer };
-  /** Event history settings; defaults from the ACHERON_NODE_SERVICE_EVENT_LOG_* variables. */
+  /** Event history settings of the file store; defaults from the ACHERON_NODE_SERVICE_EVENT_LOG_* variables. */
   eventLog?: { ringCapacity?: number; rotateMaxBytes?: number; archiveKeep?: number };
   watchPolicy?: WatchPolicy;
-  /** Tokens and projects in etcd (shared by every server on it) instead of the data dir. */
+  /** Everything in etcd (shared by every server on it) instead of the data dir. */
   etcd?: EtcdOptions | undefined;
+  /** This server's id among the servers of one store (metrics label; etcd registration). Default: `<hostname>:<listen port>`. */
+  serverId?: string | undefined;
+  /** etcd: how long this server's registration outlives it (see CatalogOptions). */
+  serverTtlMs?: number | undefined;
   /** Origins besides the server's own whose pages may authenticate by subprotocol (`--allowed-origin`, normalized by parseOrigin). */
   allowedOrigins?: string[];
 }
@@ -74,11 +77,11 @@ const HOUSEKEEPING_MS = 1_000;
  * with leases, and an HTTP listener for health and metrics.
  */
 export class ControlServer {
-  readonly catalog: Catalog;
+  readonly catalog: CatalogStore;
   readonly store: ControlStore;
   readonly tokens: TokenStore;
   readonly metrics: ControlMetrics;
-  readonly events: EventLog;
+  readonly events: EventStream;
   readonly watches: WatchHub;
   readonly relays: RelayHub;
   readonly relayPolicy: RelayPolicy;
@@ -100,19 +103,20 @@ export class ControlServer {
   /** What /readyz checks: the server can serve while its listener is up and its store takes writes. */
   #readinessChecks: Record<string, ReadinessCheck> = {
     listener: () => (this.#ws.listening ? undefined : 'the WebSocket listener is not listening'),
-    store: async () => (this.#stopping ? 'the server is stopping' : this.events.damage ? `event log: ${this.events.damage.message}` : this.store.problem()),
+    store: async () => (this.#stopping ? 'the server is stopping' : this.store.problem()),
   };
 
-  private constructor(options: ControlServerOptions, catalog: Catalog, store: ControlStore, events: EventLog) {
+  private constructor(options: ControlServerOptions, store: ControlStore, serverId: string) {
     this.store = store;
     this.tokens = store.tokens;
     this.projects = store.projects;
     this.#options = options;
     this.#watchPolicy = options.watchPolicy ?? watchPolicyFromEnv();
     this.#log = options.log;
-    this.catalog = catalog;
-    this.events = events;
-    this.metrics = new ControlMetrics(catalog, events);
+    this.catalog = store.catalog;
+    this.events = store.events;
+    const { catalog, events } = store;
+    this.metrics = new ControlMetrics(catalog, events, serverId);
     this.watches = new WatchHub(events, this.metrics);
     this.relays = new RelayHub(this.metrics);
     this.relayPolicy = new RelayPolicy(catalog, store.projects, events);
@@ -137,12 +141,11 @@ export class ControlServer {
   }
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
+    const serverId = options.serverId ?? `${hostname()}:${options.listen.port}`;
     // First: with etcd unreachable the server stops here, with an error naming the endpoints.
-    const store = await openControlStore({ dataDir: options.dataDir, etcd: options.etcd }, options.log);
-    options.log.info({ tokens_and_projects: store.description, catalog_and_events: options.dataDir }, `control store: tokens and projects in ${store.description}; catalog and events in the data dir ${options.dataDir}`);
-    const events = await EventLog.open({ dir: options.dataDir, log: options.log.child({ component: 'events' }), ...eventLogFromEnv(), ...options.eventLog });
-    const catalog = await Catalog.open(join(options.dataDir, 'catalog.journal'), events, { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, log: options.log.child({ component: 'catalog' }) });
-    const server = new ControlServer(options, catalog, store, events);
+    const store = await openControlStore({ dataDir: options.dataDir, etcd: options.etcd, serverId, catalog: { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, serverTtlMs: options.serverTtlMs, ...(options.eventLog ? { eventLog: options.eventLog } : {}) } }, options.log);
+    options.log.info({ store: store.description, server_id: serverId }, `control store: tokens, projects, catalog and events in ${store.description}`);
+    const server = new ControlServer(options, store, serverId);
     // A token revoked or rotated anywhere ends its sessions here.
     await store.tokens.follow(() => void server.#dropRevoked());
     await listen(server.#ws, options.listen);
@@ -185,9 +188,6 @@ export class ControlServer {
     this.watches.close();
     for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
     await Promise.all([close(this.#ws), close(this.#http)]);
-    // The log first: archiving a rotated file may still need the catalog's checkpoint.
-    await this.events.close();
-    await this.catalog.close();
     await this.store.close();
   }
 
@@ -208,7 +208,7 @@ export class ControlServer {
     const node = /^node\.([A-Za-z0-9._-]{1,128})\.(.+)$/.exec(token);
     if (node) {
       const [, nodeId, secret] = node as unknown as [string, string, string];
-      return { principal: this.catalog.verifyNode(nodeId, secret) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
+      return { principal: (await this.catalog.verifyNode(nodeId, secret)) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
     }
     const principal = await this.tokens.authenticate(token);
     return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
@@ -245,13 +245,14 @@ export class ControlServer {
           // The grace period starts when the node's last tunnel closes (a reconnect may overlap).
           const { principal: gone } = closed;
           if (gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
-            this.catalog.shortenLease(gone.nodeId, this.#options.offlineGraceMs);
+            this.catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
           }
           if (gone.kind === 'node') this.relays.tunnelClosed(closed);
           this.relays.sessionGone(relaySession(closed));
         },
       }, socket);
       this.#connections.add(connection);
+      if (principal.kind === 'node') this.catalog.tunnelOpened(principal.nodeId);
       if (token !== undefined) this.#tokenOf.set(connection, token);
       this.metrics.connections.inc({ role: principal.kind });
     });
@@ -297,21 +298,6 @@ export class ControlServer {
     }
   }
 }
-
-/** SPEC §6 Event history: the environment sets rotation and retention. */
-function eventLogFromEnv(env: NodeJS.ProcessEnv = process.env): { rotateMaxBytes?: number; archiveKeep?: number } {
-  const number = (name: string): number | undefined => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return undefined;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < 0) throw new TypeError(`${name}=${raw}: expected a non-negative integer`);
-    return value;
-  };
-  const rotateMaxBytes = number('ACHERON_NODE_SERVICE_EVENT_LOG_ROTATE_MAX_BYTES');
-  const archiveKeep = number('ACHERON_NODE_SERVICE_EVENT_LOG_ARCHIVE_KEEP');
-  return { ...(rotateMaxBytes === undefined ? {} : { rotateMaxBytes }), ...(archiveKeep === undefined ? {} : { archiveKeep }) };
-}
-
 
 function listen(server: Server, at: HostPort): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,10 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { CatalogStore, EventStream } from './catalog-store.js';
 import type { EtcdOptions } from './etcd/options.js';
+import { EventLog } from './event-log.js';
+import { RING_CAPACITY } from './event-ring.js';
+import { FileCatalog } from './file-catalog.js';
 import { FileProjectStore } from './file-project-store.js';
 import { FileTokenStore } from './file-token-store.js';
 import type { ProjectStore } from './projects.js';
@@ -8,89 +12,128 @@ import type { TokenStore } from './token-store.js';
 
 /**
  * The storage seam of the control server (issue 11): everything it keeps goes through one object,
- * and request handling, policy and the watch machinery see only these interfaces, never whether
- * files or etcd are underneath. Built so far: tokens and projects. The catalog and the event stream
- * still live in the data dir on both stores.
- *
- * Phase 2 adds, on the same object (sketch; see docs/control-protocol.md "Storage"):
- *   nodes:   NodeStore    get/list (sync, from memory), join(payload) → {node_id, secret},
- *                         upsert(nodeId, services) → {delta, event} as ONE guarded write of the node
- *                         record and its event, verify(nodeId, secret), delete(nodeId)
- *   events:  EventStream  head(): seq; replay(sinceSeq) → events | resync_required;
- *                         follow(fromSeq, onEvent) in seq order (file: the ndjson log + ring;
- *                         etcd: seq = the revision of the write that made the event)
- *   leases:  LeaseStore   refresh(nodeId), shortenTo(nodeId, graceMs), expired() → node ids, on
- *                         every server (etcd: lease deadlines as values, swept by the leader)
- *   servers: ServerRegistry  this server's id and relay address under an etcd lease; which server
- *                         holds each node's tunnel (for relays across servers)
+ * and request handling, policy, relays and the watch machinery see only these interfaces, never
+ * whether files or etcd are underneath: tokens, projects, the catalog with its leases, and the
+ * event stream (docs/control-protocol.md "Storage").
  */
 export interface ControlStore {
   /** Where things live, for the start-up log line. */
   readonly description: string;
   readonly tokens: TokenStore;
   readonly projects: ProjectStore;
+  readonly catalog: CatalogStore;
+  readonly events: EventStream;
   /** Why the store cannot serve right now (for /readyz), or undefined when it can. */
   problem(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
+export interface CatalogOptions {
+  leaseTtlMs: number;
+  offlineGraceMs: number;
+  /** Event history settings (the file store's files; the replay ring on both); defaults from the ACHERON_NODE_SERVICE_EVENT_LOG_* variables. */
+  eventLog?: { ringCapacity?: number; rotateMaxBytes?: number; archiveKeep?: number };
+  /** etcd: a server that dies is noticed by the others this long after (its registration's etcd lease, whole seconds). */
+  serverTtlMs?: number | undefined;
+}
+
+/** etcd: how long a dead server's registration (and its nodes' tunnels) outlive it. */
+export const SERVER_TTL_MS = 5_000;
+
 export interface StoreOptions {
   dataDir: string;
-  /** Tokens and projects in etcd rather than in the data dir. */
+  /** Everything in etcd rather than in the data dir. */
   etcd?: EtcdOptions | undefined;
+  /** This server's id (etcd: its registration, and the owner of its nodes' tunnels). */
+  serverId: string;
+  catalog: CatalogOptions;
 }
 
 /** Opens the server's store: files in the data dir, or etcd (checked: unreachable → an error naming the endpoints). */
 export async function openControlStore(options: StoreOptions, log: Logger): Promise<ControlStore> {
-  if (!options.etcd) {
-    const tokens = await FileTokenStore.open(options.dataDir, log.child({ component: 'tokens' }));
-    const projects = await FileProjectStore.open(join(options.dataDir, 'projects.journal'), log.child({ component: 'projects' }));
-    return {
-      description: `files in ${options.dataDir}`,
-      tokens,
-      projects,
-      problem: async () => undefined,
-      close: async () => {
-        await tokens.close();
-        await projects.close();
-      },
-    };
-  }
+  if (!options.etcd) return openFileStore(options, log);
   const etcd = options.etcd;
-  const { EtcdConnection, EtcdProjectStore, EtcdTokenStore } = await loadEtcd();
+  const { EtcdConnection, EtcdProjectStore, EtcdTokenStore, EtcdCatalog } = await loadEtcd();
   const connection = await EtcdConnection.open(etcd, log.child({ component: 'etcd' }));
+  const opened: Array<{ close(): Promise<void> }> = [];
   try {
     const tokens = new EtcdTokenStore(connection);
+    opened.push(tokens);
     const projects = await EtcdProjectStore.open(connection, etcd.callTimeoutMs);
+    opened.push(projects);
+    const catalog = await EtcdCatalog.open(connection, {
+      leaseTtlMs: options.catalog.leaseTtlMs, offlineGraceMs: options.catalog.offlineGraceMs, serverTtlMs: options.catalog.serverTtlMs ?? SERVER_TTL_MS,
+      ringCapacity: options.catalog.eventLog?.ringCapacity ?? RING_CAPACITY, serverId: options.serverId, waitMs: etcd.callTimeoutMs, startTimeoutMs: etcd.startTimeoutMs,
+      log: log.child({ component: 'catalog' }),
+    });
+    opened.push(catalog);
     if (!(await tokens.list()).some((t) => t.role === 'admin')) {
       log.warn({ prefix: etcd.prefix }, `no admin token in etcd yet: make one with acheron token rotate admin --store etcd --etcd-endpoints ${etcd.endpoints.join(',')} --etcd-prefix ${etcd.prefix}`);
     }
     return {
-      description: `etcd at ${etcd.endpoints.join(',')} under ${etcd.prefix}`,
+      description: `etcd at ${etcd.endpoints.join(',')} under ${etcd.prefix} (server ${options.serverId})`,
       tokens,
       projects,
+      catalog,
+      events: catalog,
       problem: async () => {
         try {
           await connection.read('readiness check', (client) => client.get(etcd.prefix).exec());
-          return undefined;
+          return catalog.problem();
         } catch (error) {
           return (error as Error).message;
         }
       },
       close: async () => {
-        await tokens.close();
-        await projects.close();
+        for (const part of opened.reverse()) await part.close();
         connection.close();
       },
     };
   } catch (error) {
+    for (const part of opened.reverse()) await part.close().catch(() => undefined);
     connection.close();
     throw error;
   }
 }
 
+async function openFileStore(options: StoreOptions, log: Logger): Promise<ControlStore> {
+  const tokens = await FileTokenStore.open(options.dataDir, log.child({ component: 'tokens' }));
+  const projects = await FileProjectStore.open(join(options.dataDir, 'projects.journal'), log.child({ component: 'projects' }));
+  const events = await EventLog.open({ dir: options.dataDir, log: log.child({ component: 'events' }), ...eventLogFromEnv(), ...options.catalog.eventLog });
+  const catalog = await FileCatalog.open(join(options.dataDir, 'catalog.journal'), events, { leaseTtlMs: options.catalog.leaseTtlMs, offlineGraceMs: options.catalog.offlineGraceMs, log: log.child({ component: 'catalog' }) });
+  return {
+    description: `files in ${options.dataDir}`,
+    tokens,
+    projects,
+    catalog,
+    events,
+    problem: async () => (events.damage ? `event log: ${events.damage.message}` : undefined),
+    close: async () => {
+      // The log first: archiving a rotated file may still need the catalog's checkpoint.
+      await events.close();
+      await catalog.close();
+      await tokens.close();
+      await projects.close();
+    },
+  };
+}
+
+/** SPEC §6 Event history: the environment sets rotation and retention. */
+function eventLogFromEnv(env: NodeJS.ProcessEnv = process.env): { rotateMaxBytes?: number; archiveKeep?: number } {
+  const number = (name: string): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0) throw new TypeError(`${name}=${raw}: expected a non-negative integer`);
+    return value;
+  };
+  const rotateMaxBytes = number('ACHERON_NODE_SERVICE_EVENT_LOG_ROTATE_MAX_BYTES');
+  const archiveKeep = number('ACHERON_NODE_SERVICE_EVENT_LOG_ARCHIVE_KEEP');
+  return { ...(rotateMaxBytes === undefined ? {} : { rotateMaxBytes }), ...(archiveKeep === undefined ? {} : { archiveKeep }) };
+}
+
 /** The token part alone, for `acheron token` (which must not open the server's project journal). */
-export async function openTokenStore(options: StoreOptions, log: Logger): Promise<TokenStore> {
+export async function openTokenStore(options: Pick<StoreOptions, 'dataDir' | 'etcd'>, log: Logger): Promise<TokenStore> {
   if (!options.etcd) return FileTokenStore.open(options.dataDir);
   const { EtcdConnection, EtcdTokenStore } = await loadEtcd();
   return new EtcdTokenStore(await EtcdConnection.open(options.etcd, log), { ownsConnection: true });

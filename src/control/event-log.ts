@@ -9,6 +9,8 @@ import type { CatalogEventPayload, EventKind } from '../protocol/catalog-event.j
 import { ProtocolError } from '../protocol/errors.js';
 import { syncDir, writeAll } from '../store/atomic-file.js';
 import { CatalogEvent, type EventSource } from './catalog-event.js';
+import type { EventStream } from './catalog-store.js';
+import { EventRing, RING_CAPACITY, type RetainedWindow } from './event-ring.js';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -60,20 +62,18 @@ const NEWLINE = Buffer.from('\n');
  * seq, which a watcher may have seen, is never handed out again, and the history restarts after
  * it, so a watcher resuming from before gets `resync_required` instead of a silent gap.
  */
-export class EventLog {
+export class EventLog implements EventStream {
   readonly path: string;
   readonly ringCapacity: number;
   #options: EventLogSettings;
   #file: FileHandle;
   /** The file's length up to its last durable event: a failed append is cut back to it. */
   #bytes: number;
-  #head: number;
-  #ring: CatalogEvent[] = [];
+  #ring: EventRing;
   #pending: Array<{ event: EventSource; apply: ((event: CatalogEvent) => void) | undefined; resolve(event: CatalogEvent): void; reject(error: Error): void }> = [];
   /** Why the file may hold bytes past #bytes (a failed append that could not be cut back yet); nothing is appended until it is. */
   #damage: Error | undefined;
   #flushing: Promise<void> | undefined;
-  #listeners: Array<(event: CatalogEvent) => void> = [];
   #unarchived: EventRecord[];
   #leftovers: string[];
   #checkpoint: Checkpoint | undefined;
@@ -89,14 +89,13 @@ export class EventLog {
     this.ringCapacity = options.ringCapacity;
     this.#file = file;
     this.#bytes = bytes;
-    this.#head = history.head;
-    this.#ring = history.ring;
+    this.#ring = new EventRing(options.ringCapacity, history.ring, history.head);
     this.#unarchived = history.unarchived;
     this.#leftovers = history.rotated;
   }
 
   static async open(options: EventLogOptions): Promise<EventLog> {
-    const full = { ringCapacity: 1024, rotateMaxBytes: 8 << 20, archiveKeep: 8, ...options };
+    const full = { ringCapacity: RING_CAPACITY, rotateMaxBytes: 8 << 20, archiveKeep: 8, ...options };
     await mkdir(full.dir, { recursive: true });
     const path = join(full.dir, EVENT_LOG_FILE);
     const history = await readHistory(full.dir, full.ringCapacity);
@@ -118,8 +117,15 @@ export class EventLog {
    * it would miss that event (or, after a crash, resume after a seq that never existed).
    */
   get headSeq(): number {
-    return this.#head;
+    return this.#ring.head;
   }
+
+  get retainedAfter(): number {
+    return this.#ring.retainedAfter;
+  }
+
+  /** Every event is delivered as it is made durable: nothing to wait for. */
+  async reach(): Promise<void> {}
 
   /** Undefined while appends work; else why they cannot (a failed append is still in the file). */
   get damage(): Error | undefined {
@@ -128,7 +134,7 @@ export class EventLog {
 
   /** Events in the ring, oldest first. */
   retained(): readonly CatalogEvent[] {
-    return this.#ring;
+    return this.#ring.retained();
   }
 
   /**
@@ -147,25 +153,22 @@ export class EventLog {
    */
   setCheckpoint(checkpoint: Checkpoint): void {
     this.#checkpoint = checkpoint;
-    const head = this.#head;
+    const head = this.#ring.head;
     for (const path of this.#leftovers) this.#queueArchive(path, head);
     this.#leftovers = [];
   }
 
-  window(): { events: number; capacity: number; oldest_seq: number | null; newest_seq: number | null; oldest_ms: number | null; newest_ms: number | null; window_ms: number } {
-    const oldest = this.#ring[0];
-    const newest = this.#ring[this.#ring.length - 1];
-    return {
-      events: this.#ring.length, capacity: this.ringCapacity, oldest_seq: oldest?.seq ?? null, newest_seq: newest?.seq ?? null,
-      oldest_ms: oldest?.timestamp_ms ?? null, newest_ms: newest?.timestamp_ms ?? null,
-      window_ms: oldest && newest ? newest.timestamp_ms - oldest.timestamp_ms : 0,
-    };
+  window(): RetainedWindow {
+    return this.#ring.window();
   }
 
   /** Called with each event once it is durable, in seq order. */
   onEvent(listener: (event: CatalogEvent) => void): void {
-    this.#listeners.push(listener);
+    this.#ring.onEvent(listener);
   }
+
+  /** The file log loses no event under a running server. */
+  onGap(): void {}
 
   /**
    * Makes the event durable with the next seq, then calls `apply` and the listeners, in seq
@@ -188,7 +191,7 @@ export class EventLog {
     this.#pending = [];
     this.#flushing = (async () => {
       // Seqs are given at the write, in order: a batch that fails gives none away.
-      const events = batch.map((p, index) => new CatalogEvent(this.#head + 1 + index, p.event));
+      const events = batch.map((p, index) => new CatalogEvent(this.#ring.head + 1 + index, p.event));
       const parts = events.flatMap((event) => [OPEN, event.head, event.body, NEWLINE]);
       try {
         if (this.#damage) await this.#cutBack();
@@ -204,13 +207,11 @@ export class EventLog {
       this.#bytes += parts.reduce((sum, part) => sum + part.length, 0);
       batch.forEach((p, index) => {
         const event = events[index] as CatalogEvent;
-        this.#head = event.seq;
-        this.#ring.push(event);
-        if (this.#ring.length > this.ringCapacity) this.#ring.shift();
+        this.#ring.add(event);
         // The event is durable: whatever a listener does, the writer gets its answer and the batch goes on.
         try {
           p.apply?.(event);
-          for (const listener of this.#listeners) listener(event);
+          this.#ring.publish(event);
         } catch (error) {
           this.#options.log.error({ err: error, seq: event.seq }, 'event log: applying or fanning out an event failed');
         }
@@ -247,7 +248,7 @@ export class EventLog {
     this.#lastRotationMs = Math.max(Date.now(), this.#lastRotationMs + 1);
     const rotated = join(dir, `node-service-events-${this.#lastRotationMs}.ndjson`);
     const temp = `${this.path}.new`;
-    const head = headLine(this.#head);
+    const head = headLine(this.#ring.head);
     let fresh: FileHandle | undefined;
     let linked = false;
     try {
@@ -269,7 +270,7 @@ export class EventLog {
     this.#bytes = head.length;
     // Swapped: from here the fresh file is the log, whatever happens. No event is acknowledged in it before the names are durable.
     await syncDir(dir).catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: could not sync the directory after a rotation'));
-    this.#queueArchive(rotated, this.#head);
+    this.#queueArchive(rotated, this.#ring.head);
   }
 
   #queueArchive(rotated: string, lastSeq: number): void {

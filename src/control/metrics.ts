@@ -1,6 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Catalog } from './catalog.js';
-import type { EventLog } from './event-log.js';
+import type { CatalogStore, EventStream } from './catalog-store.js';
 
 /** The server's Prometheus metrics (SPEC §7), on a registry of its own (no global state). */
 export class ControlMetrics {
@@ -22,8 +21,10 @@ export class ControlMetrics {
   readonly relayed: Counter<'op' | 'outcome'>;
   readonly relayLatency: Histogram<'op'>;
 
-  constructor(catalog: Catalog, events: EventLog) {
+  /** `serverId` labels every metric: several servers on one store are told apart. */
+  constructor(catalog: CatalogStore, events: EventStream, serverId: string) {
     const registers = [this.registry];
+    this.registry.setDefaultLabels({ server_id: serverId });
     // process_* and nodejs_* (CPU, memory, file descriptors, event loop lag, GC), read at each scrape.
     collectDefaultMetrics({ register: this.registry });
     // Gauges named like counters (promtool refuses them); the same numbers by type stay: nodejs_active_handles and so on.
@@ -58,7 +59,7 @@ export class ControlMetrics {
     this.replayEvents = new Counter({ name: 'acheron_watch_replay_events_total', help: 'Events replayed', registers });
     this.replayBytes = new Counter({ name: 'acheron_watch_replay_bytes_total', help: 'Bytes of replayed event frames', registers });
     this.eventSeq = new Gauge({ name: 'acheron_event_seq', help: 'The last event seq made durable (the head_seq watches report)', registers, collect() { this.set(events.headSeq); } });
-    const window = (name: string, help: string, pick: (w: ReturnType<EventLog['window']>) => number | null) =>
+    const window = (name: string, help: string, pick: (w: ReturnType<EventStream['window']>) => number | null) =>
       new Gauge({ name, help, registers, collect() { this.set(pick(events.window()) ?? 0); } });
     window('acheron_watch_retained_events', 'Events in the replay ring', (w) => w.events);
     window('acheron_watch_retained_capacity', 'Capacity of the replay ring', (w) => w.capacity);

@@ -2,7 +2,7 @@ import type { NodeGetPayload, NodeJoinPayload, NodeRefPayload, NodeServiceUnwatc
 import { ProtocolError } from '../protocol/errors.js';
 import { problemAt, SCHEMA_BASE, type Problem, type Schemas } from '../protocol/schemas.js';
 import { foreignPaths, withServiceDefaults } from '../protocol/service-defaults.js';
-import type { Catalog } from './catalog.js';
+import type { CatalogStore } from './catalog-store.js';
 import type { ControlConnection } from './connection.js';
 import { SerializedPayload } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
@@ -20,7 +20,7 @@ import { checkProjectToken, toPublic, type Project, type ProjectStore } from './
 export interface OpContext {
   principal: Principal;
   schemas: Schemas;
-  catalog: Catalog;
+  catalog: CatalogStore;
   tokens: TokenStore;
   metrics: ControlMetrics;
   watches: WatchHub;
@@ -160,7 +160,7 @@ export const OPS: Record<string, Op<never>> = {
   'control.node_service_watch': op<WatchRequest>('node_service_watch', ['admin', 'user'], async (context, payload) => {
     const access = watchAccess(context.principal, context.watchPolicy, context.session, context.projects, payload.purpose);
     if ('refused' in access) throw new ProtocolError('forbidden', access.refused);
-    context.watches.watch(context.connection, payload, access.filter, (ack) => context.replyNow(ack));
+    await context.watches.watch(context.connection, payload, access.filter, (ack) => context.replyNow(ack));
     return ALREADY_REPLIED;
   }),
   'control.project_upsert': op<ProjectPayload>('project', ['admin', 'user'], async (context, payload) => {

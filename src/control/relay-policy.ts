@@ -1,6 +1,6 @@
 import { admitsUser, type RelayOutcome } from '../protocol/relay.js';
 import type { RelayPayload } from '../protocol/types.gen.js';
-import type { Catalog } from './catalog.js';
+import type { CatalogStore, EventStream } from './catalog-store.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
 import { opensToChange } from '../errors/open-flags.js';
@@ -29,14 +29,15 @@ type Admission = 'absent' | 'hidden' | 'admitted';
  * checked every time (a few map lookups).
  */
 export class RelayPolicy {
-  readonly #catalog: Catalog;
+  readonly #catalog: CatalogStore;
   readonly #projects: ProjectStore;
   #admissions = new Map<string, WeakMap<ProjectSession, Map<string, Admission>>>();
 
-  constructor(catalog: Catalog, projects: ProjectStore, events: { onEvent(listener: (event: { node_id: string }) => void): void }) {
+  constructor(catalog: CatalogStore, projects: ProjectStore, events: Pick<EventStream, 'onEvent' | 'onGap'>) {
     this.#catalog = catalog;
     this.#projects = projects;
     events.onEvent((event) => this.#admissions.delete(event.node_id));
+    events.onGap(() => this.#admissions.clear());
   }
 
   /** The refusal as an outcome, or undefined when allowed. */

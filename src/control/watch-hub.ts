@@ -3,7 +3,7 @@ import type { NodeServiceWatchPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ControlConnection } from './connection.js';
 import type { CatalogEvent } from './catalog-event.js';
-import type { EventLog } from './event-log.js';
+import type { EventStream } from './catalog-store.js';
 import { eventFrame, watchEventHead, type EventShape } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 
@@ -39,7 +39,7 @@ export const SLOW_WATCHER_BYTES = 8 << 20;
  * gap. A watcher that falls too far behind gets `resync_required` instead of a silent drop.
  */
 export class WatchHub {
-  #events: EventLog;
+  #events: EventStream;
   #metrics: ControlMetrics;
   /** By connection id and watch id. */
   #watches = new Map<string, Watch>();
@@ -50,10 +50,13 @@ export class WatchHub {
   #nextIdOf = new WeakMap<ControlConnection, number>();
   #timer: NodeJS.Timeout;
 
-  constructor(events: EventLog, metrics: ControlMetrics) {
+  constructor(events: EventStream, metrics: ControlMetrics) {
     this.#events = events;
     this.#metrics = metrics;
     events.onEvent((event) => this.#fanOut(event));
+    events.onGap((message) => {
+      for (const watch of [...this.#watches.values()]) this.#end(watch, `${message}; list again and watch from head_seq ${events.headSeq}`);
+    });
     this.#timer = setInterval(() => this.#progress(), 1000);
     this.#timer.unref();
   }
@@ -65,9 +68,16 @@ export class WatchHub {
   /**
    * Starts a watch: `ack` sends the reply frame (before anything else), then the replay, the
    * synced marker, and the watch is live. Throws `resync_required` when `since_seq` is older than
-   * the retained history (which restarts after events lost in a crash) or ahead of the head.
+   * the retained history (which restarts after events lost in a crash) or ahead of the head. A
+   * `since_seq` this server has not delivered yet (another server's, a moment ahead) is waited for
+   * first; from there on the start is one synchronous step.
    */
-  watch(connection: ControlConnection, request: WatchRequest, allowed: EventFilter, ack: (payload: Record<string, unknown>) => void): void {
+  async watch(connection: ControlConnection, request: WatchRequest, allowed: EventFilter, ack: (payload: Record<string, unknown>) => void): Promise<void> {
+    if (request.since_seq !== undefined) {
+      await this.#events.reach(request.since_seq);
+      // Closed while waiting: drop() has run already, so nothing may be registered for it now.
+      if (connection.socket.readyState !== connection.socket.OPEN) return;
+    }
     const ring = this.#events.retained();
     const head = this.#events.headSeq;
     const matches = (e: CatalogEvent): boolean => (request.node_id === undefined || e.node_id === request.node_id) && allowed(e);
@@ -76,9 +86,9 @@ export class WatchHub {
     if (request.since_seq !== undefined) {
       // Ahead of the head: events this server cannot prove it delivered (lost in a crash, or another server's history).
       if (request.since_seq > head) throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is ahead of head_seq ${head}, so events after it may be lost: list again and watch from head_seq ${head}`, { field: '/since_seq' });
-      const oldest = ring[0]?.seq ?? head + 1;
-      if (request.since_seq < head && request.since_seq + 1 < oldest) {
-        throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is older than the retained history (oldest seq ${oldest}, or events lost in a crash): list again and watch from head_seq ${head}`, { field: '/since_seq' });
+      const after = this.#events.retainedAfter;
+      if (request.since_seq < after) {
+        throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is older than the retained history (every event after seq ${after} is kept; older ones were dropped or lost): list again and watch from head_seq ${head}`, { field: '/since_seq' });
       }
       replay = ring.filter((e) => e.seq > (request.since_seq as number) && matches(e));
     } else replay = replayLimit === 0 ? [] : ring.filter(matches).slice(-replayLimit);

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import canonicalize from 'canonicalize';
 import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
+import { Failover } from '../protocol/control-urls.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
@@ -21,7 +22,8 @@ interface NodeCredentials {
 }
 
 export interface ControlSessionOptions {
-  url: string;
+  /** The control servers, tried in turn (servers of one store share the node's identity and lease). */
+  urls: readonly string[];
   nodeId: string;
   stateFile: string;
   /** The join token, read when the node has no credentials yet (or they were rejected). */
@@ -43,7 +45,9 @@ const CATALOG_CHECK_MS = 1000;
  * The node's one WebSocket to the control server (SPEC §6): joins once, then authenticates as
  * `node.<id>.<secret>`; upserts its catalog after every (re)connect and after every real change,
  * never otherwise; refreshes its lease every third of the TTL; reconnects with exponential backoff
- * and jitter. The local tree keeps working whatever happens here.
+ * and jitter, each time to the next server of its list (Failover): on another server of the same
+ * store it is the same node, with the same secret and lease, so back within the grace period it
+ * never shows offline. The local tree keeps working whatever happens here.
  */
 export class NodeControlSession {
   state: ControlState = 'connecting';
@@ -57,9 +61,16 @@ export class NodeControlSession {
   #loop: Promise<void> | undefined;
   #timers: NodeJS.Timeout[] = [];
   #upserting: Promise<void> | undefined;
+  #failover: Failover;
 
   constructor(options: ControlSessionOptions) {
     this.#options = options;
+    this.#failover = new Failover(options.urls, { firstMs: options.backoffMs, maxMs: options.backoffMaxMs });
+  }
+
+  /** The server this session uses (or tries next). */
+  get url(): string {
+    return this.#failover.current;
   }
 
   start(): void {
@@ -75,15 +86,14 @@ export class NodeControlSession {
 
   async #run(): Promise<void> {
     const { log } = this.#options;
-    let delay = this.#options.backoffMs;
     while (!this.#stopped) {
       try {
         const client = await this.#connect();
-        delay = this.#options.backoffMs;
+        this.#failover.succeeded();
         await this.#serve(client);
       } catch (error) {
-        this.lastError = (error as Error).message;
-        log.warn({ err: (error as Error).message }, 'control session: not connected');
+        this.lastError = `${this.url}: ${(error as Error).message}`;
+        log.warn({ err: (error as Error).message, url: this.url }, 'control session: not connected');
       }
       // A session that failed while its socket was still open (a refused upsert) must not leak it.
       this.#client?.terminate();
@@ -94,12 +104,11 @@ export class NodeControlSession {
       this.#timers = [];
       if (this.#stopped) break;
       this.state = 'disconnected';
-      const jittered = Math.round(delay * (0.5 + Math.random()));
+      const pause = this.#failover.failed();
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
-        setTimeout(resolve, jittered).unref();
+        setTimeout(resolve, pause).unref();
       });
-      delay = Math.min(this.#options.backoffMaxMs, delay * 2);
     }
   }
 
@@ -116,7 +125,7 @@ export class NodeControlSession {
       }
     }
     const joinToken = await o.joinToken();
-    if (!joinToken) throw new Error(`no credentials in ${o.stateFile} and no join token (--join-token-file): cannot join ${o.url}`);
+    if (!joinToken) throw new Error(`no credentials in ${o.stateFile} and no join token (--join-token-file): cannot join ${this.url}`);
     this.state = 'joining';
     const client = await this.#open(joinToken);
     const joined = await client.request<{ node_id: string; node_secret: string }>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node }).catch((error: unknown) => {
@@ -124,7 +133,7 @@ export class NodeControlSession {
       throw error;
     });
     await mkdir(dirname(o.stateFile), { recursive: true });
-    const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: o.url, joined_ms: Date.now() };
+    const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: this.url, joined_ms: Date.now() };
     await writeFileAtomic(o.stateFile, JSON.stringify(saved, null, 2) + '\n', 0o600);
     o.log.info({ node_id: joined.node_id }, 'joined the control server');
     return client;
@@ -144,7 +153,7 @@ export class NodeControlSession {
         void relay.dropSession((frame.payload as { session: string }).session);
       }
     };
-    client = await ControlClient.connect({ url: this.#options.url, token, onPush });
+    client = await ControlClient.connect({ url: this.url, token, onPush });
     return client;
   }
 
@@ -164,7 +173,7 @@ export class NodeControlSession {
     this.connectedMs = Date.now();
     this.lastError = null;
     this.#published = undefined; // a reconnect counts as a start: upsert once
-    this.#options.log.info({ url: this.#options.url }, 'control session connected');
+    this.#options.log.info({ url: this.url }, 'control session connected');
     // The server routes relays only to a connection that said it is ready (SPEC §9): this one now is.
     if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
     await this.#publish(client);

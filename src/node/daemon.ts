@@ -32,7 +32,8 @@ export interface NodeDaemonOptions extends ManifestOptions {
   busyPollUs?: number;
   /** 0: reload on SIGHUP only. */
   manifestReloadIntervalMs: number;
-  controlUrl?: string;
+  /** The control servers, tried in turn (servers of one store); none: standalone. */
+  controlUrls?: readonly string[];
   /** Read when the node must join: the token itself or a file holding it. */
   joinToken?: string;
   joinTokenFile?: string;
@@ -168,7 +169,7 @@ export class NodeDaemon {
     const { options } = this;
     const { services } = this.#parts;
     return {
-      nodeId: options.nodeId, labels: options.labels, mount: options.mount, startedMs: this.#startedMs, controlUrl: options.controlUrl,
+      nodeId: options.nodeId, labels: options.labels, mount: options.mount, startedMs: this.#startedMs, controlUrls: options.controlUrls ?? [],
       control: this.#control, services: services.registry.list(), manifestErrors: services.problems.length,
     };
   }
@@ -182,9 +183,9 @@ export class NodeDaemon {
 
   #startControlSession(): void {
     const { options } = this;
-    if (!options.controlUrl) return;
+    if (!options.controlUrls?.length) return;
     this.#control = new NodeControlSession({
-      url: options.controlUrl,
+      urls: options.controlUrls,
       nodeId: options.nodeId,
       stateFile: options.stateFile,
       joinToken: async () => options.joinToken ?? (options.joinTokenFile ? (await readFile(options.joinTokenFile, 'utf8')).trim() : undefined),

@@ -24,9 +24,10 @@ export interface NodeFacts {
   labels: NodeLabels;
   mount: string;
   startedMs: number;
-  controlUrl: string | undefined;
+  /** The control servers, tried in turn; none: standalone. */
+  controlUrls: readonly string[];
   /** The control session, when --control-url runs one. */
-  control: { state: ControlState; connectedMs: number | null; lastError: string | null } | undefined;
+  control: { state: ControlState; url: string | null; connectedMs: number | null; lastError: string | null } | undefined;
   services: readonly NodeService[];
   manifestErrors: number;
 }
@@ -43,7 +44,8 @@ export function nodeDocument(node: NodeFacts): Record<string, unknown> {
     platform: nodePlatform,
     control: {
       state: node.control?.state ?? 'standalone',
-      url: node.controlUrl ?? null,
+      url: node.control?.url ?? null,
+      urls: node.controlUrls,
       connected_ms: node.control?.connectedMs ?? null,
       last_error: node.control?.lastError ?? null,
     },

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
+import { Failover } from '../protocol/control-urls.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { randomUUID } from 'node:crypto';
@@ -21,7 +22,8 @@ export interface SessionGrant {
 }
 
 export interface WorldCatalogOptions {
-  url: string;
+  /** The control servers to try in turn (servers of one store). */
+  urls: readonly string[];
   token: string;
   /** Attaches the project session on every new connection (users); resolves to its grant. */
   attach?: (client: ControlClient) => Promise<SessionGrant>;
@@ -39,12 +41,18 @@ export interface WorldCatalogOptions {
  * read waits for the read and applies if it is newer. After that each event changes only what it
  * names (`CatalogMirror`); one of a node it does not know makes it read that node, and one that
  * does not fit (or `resync_required`) makes it read everything again on a new connection. While
- * the connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects with
- * backoff; each reconnect reads everything again.
+ * the connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the
+ * next server of its list (Failover: jittered, then backoff once every server failed). A reconnect
+ * resumes the watch with `since_seq` after the last position it learned (event, synced or progress
+ * head), on whichever server, without reading anything again; only when that is refused
+ * (`resync_required`), or the last connection left reads unfinished, does it read everything.
  */
 export class WorldCatalog {
   readonly #options: WorldCatalogOptions;
   #mirror = new CatalogMirror();
+  /** The mirror holds every event up to this seq (undefined: it must be read again before it is followed). */
+  #position: number | undefined;
+  #failover: Failover;
   #client: ControlClient | undefined;
   #grant: SessionGrant | undefined;
   #connected = false;
@@ -59,6 +67,7 @@ export class WorldCatalog {
 
   constructor(options: WorldCatalogOptions) {
     this.#options = options;
+    this.#failover = new Failover(options.urls, { firstMs: options.backoffMs ?? 500, maxMs: options.backoffMaxMs ?? 10_000 });
     this.#firstSync = new Promise((resolve) => (this.#synced = resolve));
   }
 
@@ -130,39 +139,43 @@ export class WorldCatalog {
   }
 
   async #loop(): Promise<void> {
-    const first = this.#options.backoffMs ?? 500;
-    let delay = first;
     while (!this.#stopped) {
+      const url = this.#failover.current;
       try {
-        await this.#session();
-        delay = first;
+        await this.#session(url);
       } catch (error) {
-        this.#lastError = error instanceof ProtocolError ? `${error.code}: ${error.message}` : (error as Error).message;
-        this.#options.log.warn({ err: error }, 'control server connection failed');
-        // The mount goes live only on a first full read (SPEC §1): a first failure is start()'s.
-        if (!this.#everSynced) throw error;
+        this.#lastError = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
+        this.#options.log.warn({ err: error, url }, 'control server connection failed');
+        // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a refusal any would give) is start()'s.
+        if (!this.#everSynced && (this.#failover.urls.length === 1 || (error instanceof ProtocolError && ['unauthorized', 'forbidden'].includes(error.code)))) throw error;
       }
       this.#connected = false;
       this.#changedMs = Date.now();
       if (this.#stopped) break;
+      const delay = this.#failover.failed();
+      if (!this.#everSynced && this.#failover.roundFailed) throw new ProtocolError('unavailable', `no control server answered: ${this.#lastError}`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay * (0.5 + Math.random() / 2));
+        const timer = setTimeout(resolve, delay);
         this.#wake = () => {
           clearTimeout(timer);
           resolve();
         };
       });
-      delay = Math.min(delay * 2, this.#options.backoffMaxMs ?? 10_000);
     }
   }
 
-  /** One connection, from connect to close. */
-  async #session(): Promise<void> {
-    const mirror = new CatalogMirror();
+  /** One connection, from connect to close: a resumed watch, or a watch and a full read. */
+  async #session(url: string): Promise<void> {
+    let mirror = this.#position === undefined ? new CatalogMirror() : this.#mirror;
+    let position = this.#position;
+    this.#position = undefined;
     /** Nodes being read: the events that came meanwhile (applied once the read is in) and the read. */
     const reading = new Map<string, { events: CatalogDeltaPayload[]; done: Promise<void> }>();
     let client: ControlClient | undefined;
     let cut: string | undefined;
+    const learned = (seq: number): void => {
+      position = Math.max(position ?? seq, seq);
+    };
     const resync = (why: string): void => {
       cut ??= why;
       this.#options.log.warn({ reason: why }, 'catalog out of step: reading it again');
@@ -195,27 +208,37 @@ export class WorldCatalog {
       return done;
     };
     client = await ControlClient.connect({
-      url: this.#options.url,
+      url,
       token: this.#options.token,
       onPush: (frame: ServerFrame) => {
         if (frame.ok && frame.type === 'control.node_service_event') {
           const event = frame.payload as CatalogDeltaPayload;
+          learned(event.seq);
           const busy = reading.get(event.node_id);
           if (busy) busy.events.push(event);
           else apply(event);
-        } else if (!frame.ok && frame.error.code === 'resync_required') resync(`resync_required: ${frame.error.message}`);
+        } else if (frame.ok && (frame.type === 'control.node_service_watch_synced' || frame.type === 'control.node_service_watch_progress')) learned((frame.payload as { head_seq: number }).head_seq);
+        else if (!frame.ok && frame.error.code === 'resync_required') resync(`resync_required: ${frame.error.message}`);
       },
     });
     this.#client = client;
+    let following = false;
     try {
       this.#grant = await this.#options.attach?.(client);
-      await client.request('control.node_service_watch', { replay_limit: 0, include: 'delta', purpose: 'worldfs' });
-      const listed = await client.request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
-      await Promise.all(listed.nodes.map((n) => read(n.node_id)));
+      const resumed = position !== undefined && (await this.#resume(client, position));
+      if (!resumed) {
+        mirror = new CatalogMirror();
+        position = undefined;
+        await client.request('control.node_service_watch', { replay_limit: 0, include: 'delta', purpose: 'worldfs' });
+        const listed = await client.request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
+        await Promise.all(listed.nodes.map((n) => read(n.node_id)));
+      }
       this.#mirror = mirror;
       this.#connected = true;
+      following = true;
+      this.#failover.succeeded();
       this.#changedMs = Date.now();
-      this.#options.log.info({ nodes: mirror.nodeIds().length }, 'catalog read; following events');
+      this.#options.log.info({ url, nodes: mirror.nodeIds().length, resumed_after: resumed ? position : undefined }, resumed ? 'watch resumed; following events' : 'catalog read; following events');
       this.#everSynced = true;
       this.#synced();
       const refresh = setInterval(() => void this.#refreshLeases(client as ControlClient), this.#options.refreshMs ?? 5000);
@@ -224,10 +247,24 @@ export class WorldCatalog {
       } finally {
         clearInterval(refresh);
       }
-      this.#lastError = cut ?? 'the connection to the control server closed';
+      this.#lastError = cut ?? `the connection to ${url} closed`;
     } finally {
       client.terminate();
       this.#client = undefined;
+      // The next connection resumes after `position` only if this mirror holds everything up to it.
+      if (following && cut === undefined && reading.size === 0) this.#position = position;
+    }
+  }
+
+  /** A watch from after `position` on this connection; false when the server cannot resume from there (read everything instead). */
+  async #resume(client: ControlClient, position: number): Promise<boolean> {
+    try {
+      await client.request('control.node_service_watch', { since_seq: position, include: 'delta', purpose: 'worldfs' });
+      return true;
+    } catch (error) {
+      if (!(error instanceof ProtocolError && error.code === 'resync_required')) throw error;
+      this.#options.log.warn({ reason: error.message, since_seq: position }, 'cannot resume the watch here: reading the catalog again');
+      return false;
     }
   }
 

@@ -6,7 +6,8 @@ import { WorldCatalog, type SessionGrant } from './world-catalog.js';
 import { buildWorldTree } from './world-tree.js';
 
 export interface WorldDaemonOptions {
-  controlUrl: string;
+  /** The control servers, tried in turn (servers of one store). */
+  controlUrls: readonly string[];
   token: string;
   mount: string;
   subtree?: 'nodes';
@@ -41,7 +42,7 @@ export class WorldDaemon {
     const attach = project
       ? (client: ControlClient) => client.request<SessionGrant>('control.session_attach', { project_id: project.projectId, ...(project.projectToken === undefined ? {} : { project_token: project.projectToken }) })
       : undefined;
-    const catalog = new WorldCatalog({ url: options.controlUrl, token: options.token, log: log.child({ component: 'catalog' }), ...(attach ? { attach } : {}) });
+    const catalog = new WorldCatalog({ urls: options.controlUrls, token: options.token, log: log.child({ component: 'catalog' }), ...(attach ? { attach } : {}) });
     const served = await ServedMount.claim(mount, log);
     try {
       // A bad token or project fails here, before anything is mounted.
@@ -49,7 +50,7 @@ export class WorldDaemon {
       const daemon = new WorldDaemon(catalog, served, log);
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
       await served.mount(tree, { fsname: 'acheron-world', busyPollUs: options.busyPollUs }, () => void daemon.stop('the mount was unmounted from outside'));
-      log.info({ mount, control_url: options.controlUrl, connected: catalog.connected }, 'world tree is live');
+      log.info({ mount, control_urls: options.controlUrls, connected: catalog.connected }, 'world tree is live');
       return daemon;
     } catch (error) {
       await catalog.stop();

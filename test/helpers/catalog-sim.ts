@@ -3,7 +3,7 @@
 // dropped connection, keeping every frame for the history validator.
 import { applyDefaults } from '../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
-import { joinToken, session, type Frame, type RawPeer } from './control.js';
+import { joinToken, session, type Frame, type RawPeer, type TestStore } from './control.js';
 import { emitted, type EmittedEvent, type WatchFrame, type WatchRequest, type WatchSession } from './history-validator.js';
 import { waitFor } from './process.js';
 
@@ -26,9 +26,9 @@ export class SimNode {
     this.#secret = secret;
   }
 
-  /** Joins with a fresh join token from `acheron token join` (the join emits an `online` event). */
-  static async join(url: string, dataDir: string, nodeId: string): Promise<SimNode> {
-    const token = await joinToken(dataDir);
+  /** Joins with a fresh join token from `acheron token join` on the data dir or store (the join emits an `online` event). */
+  static async join(url: string, store: string | TestStore, nodeId: string): Promise<SimNode> {
+    const token = await joinToken(store);
     const peer = await session(url, { token });
     const joined = await peer.call<{ node_secret: string }>('control.node_join', { join_token: token, node_id: nodeId });
     return new SimNode(nodeId, peer, joined.node_secret);

@@ -45,9 +45,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A single-use node join token made by `acheron token join` (its last output line). */
-export async function joinToken(dataDir: string, ttlMs?: number): Promise<string> {
-  const r = await acheron(['token', 'join', '--data-dir', dataDir, ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)])]);
+/** A single-use node join token made by `acheron token join` (its last output line), in a data dir or a store of the test's. */
+export async function joinToken(where: string | TestStore, ttlMs?: number): Promise<string> {
+  const r = await acheron(['token', 'join', ...(typeof where === 'string' ? ['--data-dir', where] : where.args), ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)])]);
   if (r.code !== 0) throw new Error(`acheron token join: ${r.stderr.trim()}`);
   const token = r.stdout.trim().split('\n').at(-1);
   if (!token) throw new Error('acheron token join printed nothing');

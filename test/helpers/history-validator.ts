@@ -71,12 +71,17 @@ export function emitted(payload: Record<string, unknown>): EmittedEvent {
   return event as EmittedEvent;
 }
 
-/** Checks the reference stream itself: every seq from the first to the last, once, in order. */
-export function checkReference(events: readonly EmittedEvent[]): string[] {
+/**
+ * Checks the reference stream itself: every seq once, in order, and (`contiguous`, the file store)
+ * every seq from the first to the last. etcd's seqs are revisions: increasing, not contiguous.
+ */
+export function checkReference(events: readonly EmittedEvent[], options: { contiguous?: boolean } = {}): string[] {
+  const contiguous = options.contiguous ?? true;
   const problems: string[] = [];
   events.forEach((event, index) => {
-    if (index > 0 && event.seq !== (events[index - 1] as EmittedEvent).seq + 1) {
-      problems.push(`reference: seq ${event.seq} follows ${(events[index - 1] as EmittedEvent).seq} (a gap, a duplicate or a reordering)`);
+    const previous = (events[index - 1] as EmittedEvent | undefined)?.seq;
+    if (previous !== undefined && (contiguous ? event.seq !== previous + 1 : event.seq <= previous)) {
+      problems.push(`reference: seq ${event.seq} follows ${previous} (${contiguous ? 'a gap, ' : ''}a duplicate or a reordering)`);
     }
   });
   return problems;

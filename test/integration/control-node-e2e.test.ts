@@ -164,7 +164,7 @@ await t.test('a stopped node turns offline with its services kept; restarted, it
     tt.ok(s.mounts.every((m) => m.state === 'offline'), `${s.service_id}: mounts offline`);
   }
   const metrics = await (await fetch(`${control.httpUrl}/metrics`)).text();
-  tt.match(metrics, /^acheron_nodes\{state="offline"\} 1$/m, 'metrics count it offline');
+  tt.match(metrics, /^acheron_nodes\{state="offline",server_id="[^"]+"\} 1$/m, 'metrics count it offline');
 
   node = await node.restart();
   await waitFor(async () => (await controlDoc()).state === 'connected', { what: 'the restarted node connected', timeoutMs: 20_000 });
@@ -176,10 +176,10 @@ await t.test('a stopped node turns offline with its services kept; restarted, it
 await t.test('HTTP metrics see the node and its services', async (tt) => {
   await catalogWhere((d) => d.state === 'online', 'the node online');
   const text = await (await fetch(`${control.httpUrl}/metrics`)).text();
-  tt.match(text, /^acheron_nodes\{state="online"\} 1$/m);
-  tt.match(text, /^acheron_nodes\{state="offline"\} 0$/m);
-  tt.match(text, /^acheron_services\{state="online"\} 2$/m);
-  tt.match(text, /^acheron_connections\{role="node"\} 1$/m, 'one node tunnel');
+  tt.match(text, /^acheron_nodes\{state="online",server_id="[^"]+"\} 1$/m);
+  tt.match(text, /^acheron_nodes\{state="offline",server_id="[^"]+"\} 0$/m);
+  tt.match(text, /^acheron_services\{state="online",server_id="[^"]+"\} 2$/m);
+  tt.match(text, /^acheron_connections\{role="node",server_id="[^"]+"\} 1$/m, 'one node tunnel');
   const json = (await (await fetch(`${control.httpUrl}/metrics.json`)).json()) as Record<string, Array<{ labels: Record<string, string>; value: number }>>;
   tt.equal(json.acheron_nodes?.find((v) => v.labels.state === 'online')?.value, 1, '/metrics.json parses and agrees');
 });

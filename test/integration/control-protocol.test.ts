@@ -4,6 +4,7 @@
 // rotation by the token CLI are in suites/tokens-and-projects.ts, run by store-file.test.ts), frame
 // caps; and after every bad client the server keeps serving the others.
 import t, { type Test } from 'tap';
+import { hostname } from 'node:os';
 import { serviceHash } from '../../src/control/delta.js';
 import { applyDefaults } from '../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
@@ -521,12 +522,14 @@ await t.test('HTTP: /livez, /readyz, /metrics (promtool-clean), /metrics.json; t
   const n3 = await joinNode('n3');
   await n3.peer.call('control.node_service_upsert', { node_id: 'n3', services: [applyDefaults({ service_id: 'sick', kind: 'test', state: 'degraded' }, 'n3'), svc('n3', 'fine')] });
   const text = await (await fetch(`${control.httpUrl}/metrics`)).text();
-  tt.match(text, /^acheron_nodes\{state="online"\} \d+$/m);
-  tt.match(text, /^acheron_errors_total\{code="invalid_envelope"\} \d+$/m);
-  tt.match(text, /^acheron_services\{state="degraded"\} 1$/m, 'a degraded service counts as degraded');
-  tt.match(text, /^process_cpu_seconds_total \d/m, 'process metrics');
-  tt.match(text, /^nodejs_eventloop_lag_seconds \d/m, 'Node.js metrics');
-  tt.match(text, /^acheron_watch_retained_window_seconds \d/m, 'times in seconds');
+  tt.match(text, /^acheron_nodes\{state="online",server_id="[^"]+"\} \d+$/m);
+  tt.match(text, /^acheron_errors_total\{code="invalid_envelope",server_id="[^"]+"\} \d+$/m);
+  tt.match(text, /^acheron_services\{state="degraded",server_id="[^"]+"\} 1$/m, 'a degraded service counts as degraded');
+  tt.match(text, /^process_cpu_seconds_total\{server_id="[^"]+"\} \d/m, 'process metrics');
+  tt.match(text, /^nodejs_eventloop_lag_seconds\{server_id="[^"]+"\} \d/m, 'Node.js metrics');
+  tt.match(text, /^acheron_watch_retained_window_seconds\{server_id="[^"]+"\} \d/m, 'times in seconds');
+  const serverId = `${hostname()}:${new URL(control.url).port}`;
+  tt.ok(text.split('\n').filter((line) => line.startsWith('acheron_')).every((line) => line.includes(`server_id="${serverId}"`)), `every sample names the server (by default <hostname>:<listen port>, ${serverId})`);
   tt.notMatch(text, /^acheron_\w+_ms[ {]/m, 'no metric in milliseconds');
   const lint = await sh('promtool check metrics', { input: text });
   tt.equal(lint.code, 0, `promtool check metrics on the scraped /metrics is clean: ${lint.stdout}${lint.stderr}`);

@@ -10,7 +10,7 @@ import { q, sh } from '../helpers/process.js';
 import { ERRNO_NAMES } from '../../src/errors/errno.js';
 import { WIRE_ERROR_CODES } from '../../src/protocol/errors.js';
 import { EventLog } from '../../src/control/event-log.js';
-import { Catalog } from '../../src/control/catalog.js';
+import { FileCatalog } from '../../src/control/file-catalog.js';
 import { ControlMetrics } from '../../src/control/metrics.js';
 
 const doc = async (path: string): Promise<string> => readFile(join(REPO, 'docs', path), 'utf8');
@@ -29,8 +29,8 @@ t.test('alert rules and dashboard use only exported metrics', async (t) => {
   const dir = await tempDir(t);
   const log = pino({ level: 'silent' });
   const events = await EventLog.open({ dir, log });
-  const catalog = await Catalog.open(join(dir, 'catalog.journal'), events, { leaseTtlMs: 60_000, offlineGraceMs: 15_000, log });
-  const metrics = new ControlMetrics(catalog, events);
+  const catalog = await FileCatalog.open(join(dir, 'catalog.journal'), events, { leaseTtlMs: 60_000, offlineGraceMs: 15_000, log });
+  const metrics = new ControlMetrics(catalog, events, 'host:18790');
   const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
   const used = new Set<string>();
   const alerts = await doc('monitoring/acheron-alerts.yml');

@@ -1,6 +1,9 @@
 import { isBrokenCircuitError } from 'cockatiel';
 import { ProtocolError } from '../../protocol/errors.js';
 
+/** etcd's default --max-request-bytes: one transaction (a node's record with its whole catalog) must fit. */
+export const ETCD_REQUEST_MAX_BYTES = 1_572_864;
+
 /**
  * An etcd failure as the wire code `unavailable` (SPEC §6): a request the store could not serve is
  * refused, never acknowledged. For a write the outcome is unknown (etcd may still apply a request
@@ -8,6 +11,8 @@ import { ProtocolError } from '../../protocol/errors.js';
  */
 export function storeUnavailable(error: unknown, what: string, write: boolean): ProtocolError {
   if (error instanceof ProtocolError) return error;
+  // etcd's --max-request-bytes (1.5 MiB by default): refused whole, nothing written.
+  if (/request is too large/.test(describe(error))) return new ProtocolError('payload_too_large', `control store (etcd): ${what} failed: ${describe(error)} (etcd takes at most --max-request-bytes, ${ETCD_REQUEST_MAX_BYTES} by default, per request); nothing was written`, { cause: error });
   const reason = isBrokenCircuitError(error) ? 'no etcd member answered recently' : describe(error);
   return new ProtocolError('unavailable', `control store (etcd): ${what} failed: ${reason}${write ? '; it may or may not have been applied, read before retrying' : ''}`, { cause: error });
 }

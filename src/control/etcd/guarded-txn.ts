@@ -11,8 +11,15 @@ export interface Guard {
   modRevision: bigint;
 }
 
-/** A JSON object to put (it gets the op id), or a delete. */
-export type Write = { key: string; value: Record<string, unknown> } | { key: string; delete: true };
+/**
+ * A JSON object to put (it gets the op id), a value the caller encodes with the op id (large values
+ * built from parts: node records), or a delete.
+ */
+export type Write = { key: string; value: Record<string, unknown> } | { key: string; encoded: (opId: string) => Buffer } | { key: string; delete: true };
+
+function encode(write: Exclude<Write, { delete: true }>, opId: string): Buffer | string {
+  return 'encoded' in write ? write.encoded(opId) : JSON.stringify({ ...write.value, [OP_ID_FIELD]: opId });
+}
 
 /** Read attempts before a transaction gives up with `conflict`. */
 const MAX_ATTEMPTS = 16;
@@ -37,13 +44,15 @@ export function storedObject(value: Buffer): { object: Record<string, unknown>; 
  * put's key is read back: holding our op id, the transaction did commit. (Were that key written
  * again meanwhile, the commit looks like a conflict; callers re-read and re-plan, see `transact`.)
  */
-export async function commitGuarded(connection: EtcdConnection, what: string, guards: readonly Guard[], writes: readonly Write[], opId: string = randomUUID()): Promise<{ committed: boolean; revision: bigint }> {
+export async function commitGuarded(connection: EtcdConnection, what: string, guards: readonly Guard[], writes: readonly Write[], opId: string = randomUUID()): Promise<{ committed: boolean; revision: bigint; changedAt?: bigint }> {
   const [first, ...rest] = guards;
   if (!first) throw new TypeError(`${what}: a guarded transaction needs at least one guard`);
   return connection.write(what, async (client) => {
     let txn = client.if(first.key, 'Mod', '==', String(first.modRevision));
     for (const guard of rest) txn = txn.and(guard.key, 'Mod', '==', String(guard.modRevision));
-    txn = txn.then(...writes.map((w) => ('delete' in w ? client.delete().key(w.key) : client.put(w.key).value(JSON.stringify({ ...w.value, [OP_ID_FIELD]: opId })))));
+    txn = txn.then(...writes.map((w) => ('delete' in w ? client.delete().key(w.key) : client.put(w.key).value(encode(w, opId)))));
+    // On a failed guard: each guarded key as it is now, to know how far a mirror must be to see why.
+    txn = txn.else(...guards.map((g) => client.get(g.key)));
     const result = await txn.commit();
     if (result.succeeded) return { committed: true, revision: BigInt(result.header.revision) };
     const marker = writes.find((w) => !('delete' in w));
@@ -51,7 +60,14 @@ export async function commitGuarded(connection: EtcdConnection, what: string, gu
       const kv = (await client.get(marker.key).exec()).kvs[0];
       if (kv && storedObject(kv.value)?.opId === opId) return { committed: true, revision: BigInt(kv.mod_revision) };
     }
-    return { committed: false, revision: BigInt(result.header.revision) };
+    // A guarded key still there changed at its mod_revision; one gone was deleted at some revision up to the header's.
+    let changedAt = 0n;
+    guards.forEach((guard, index) => {
+      const kv = result.responses[index]?.response_range?.kvs[0];
+      const at = kv ? BigInt(kv.mod_revision) : guard.modRevision === 0n ? 0n : BigInt(result.header.revision);
+      if (at > changedAt) changedAt = at;
+    });
+    return { committed: false, revision: BigInt(result.header.revision), changedAt };
   });
 }
 

@@ -12,3 +12,4 @@ export { EtcdConnection } from './connection.js';
 export { ETCD_DEFAULTS, checkEtcdOptions, parseEndpoints, type EtcdOptions } from './options.js';
 export { EtcdTokenStore } from './etcd-token-store.js';
 export { EtcdProjectStore } from './etcd-project-store.js';
+export { EtcdCatalog } from './etcd-catalog.js';

@@ -26,8 +26,9 @@ t.test('parseMountOptions', async (tt) => {
   tt.same(parseMountOptions('node_id=x,frobnicate=1').values, { 'node-id': 'x' }, 'and do not stop the known ones');
   tt.same(parseMountOptions('').values, {}, 'no options');
   tt.same(parseMountOptions('busy_poll_us=0,shutdown_grace_ms=250,fs_service=false,state_sync=batch,control_url=ws://h:1,state_file=/s.json,join_token_file=/t,config=/c.json').values, {
-    'busy-poll-us': 0, 'shutdown-grace-ms': 250, 'fs-service': false, 'state-sync': 'batch', 'control-url': 'ws://h:1', 'state-file': '/s.json', 'join-token-file': '/t', config: '/c.json',
+    'busy-poll-us': 0, 'shutdown-grace-ms': 250, 'fs-service': false, 'state-sync': 'batch', 'control-url': ['ws://h:1'], 'state-file': '/s.json', 'join-token-file': '/t', config: '/c.json',
   }, 'values are coerced to the option types');
+  tt.same(parseMountOptions('control_url=ws://a:1,control_url=ws://b:2').values, { 'control-url': ['ws://a:1', 'ws://b:2'] }, 'control_url repeats: several servers (a comma would end the option)');
   tt.same(parseMountOptions('fs_service').values, { 'fs-service': true }, 'a bare boolean option is true');
   tt.same(parseMountOptions('label=a=b').values, { label: ['a=b'] }, 'only the first = splits');
   tt.throws(() => parseMountOptions('shutdown_grace_ms=soon'), { name: 'UsageError', message: /mount option shutdown_grace_ms: shutdown_grace_ms: must be a non-negative number/ });

@@ -7,7 +7,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
-import { Catalog } from '../../../src/control/catalog.js';
+import { FileCatalog as Catalog } from '../../../src/control/file-catalog.js';
 import { eventHead } from '../../../src/control/catalog-event.js';
 import { EventLog } from '../../../src/control/event-log.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
@@ -41,7 +41,7 @@ t.test('not closed (kill -9): the snapshot plus the events after it, secrets and
   const node = second.catalog.get('n');
   t.same(node.services.map((s) => [s.service_id, s.version]), [['a', '2'], ['c', '1']], 'services from the events after the snapshot');
   t.same(node.labels, { zone: 'z' }, 'the metadata-only change');
-  t.ok(second.catalog.verifyNode('n', secret), 'the secret');
+  t.ok(await second.catalog.verifyNode('n', secret), 'the secret');
   t.same(second.catalog.list().map((n) => [n.node_id, n.service_count]), [['n', 2]], 'the deleted node stays deleted');
   t.equal(second.events.headSeq, first.events.headSeq, 'head seq');
 

@@ -5,6 +5,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { ControlServer } from '../../../src/control/control-server.js';
+import type { EventLog } from '../../../src/control/event-log.js';
 import { loadSchemas } from '../../../src/protocol/schemas.js';
 import { partialWrite, patchFileHandle } from '../../helpers/file-faults.js';
 import { tempDir } from '../../helpers/node.js';
@@ -20,7 +21,9 @@ const get = async (path: string): Promise<{ status: number; body: string }> => {
   const response = await fetch(`http://127.0.0.1:${server.httpAddress.port}${path}`);
   return { status: response.status, body: await response.text() };
 };
-const event: Parameters<ControlServer['events']['append']>[0] = {
+// The file store's event stream is its event log.
+const log = (): EventLog => server.events as EventLog;
+const event: Parameters<EventLog['append']>[0] = {
   kind: 'upsert', timestamp_ms: 1,
   node: { node_id: 'n', node_name: 'n', platform: {}, labels: {}, state: 'online', services: [] },
   delta: { changed: true, timestamp_ms: 1, added: [], updated: [], removed: [] },
@@ -37,14 +40,14 @@ t.test('a store that cannot take writes: 503 naming it; ready again once it can'
   const restoreTruncate = await patchFileHandle(t, 'truncate', async () => {
     throw Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' });
   });
-  await t.rejects(server.events.append(event), { code: 'unavailable' });
+  await t.rejects(log().append(event), { code: 'unavailable' });
   restoreWrite();
   const notReady = await get('/readyz');
   t.equal(notReady.status, 503, '503');
   t.match(notReady.body, /^not ready\nlistener: ok\nstore: event log: a failed append could not be cut off the event log at byte \d+: EIO/, 'names the failing check and why');
   t.equal((await get('/livez')).status, 200, '/livez stays 200: the process is alive');
   restoreTruncate();
-  t.equal((await server.events.append(event)).seq, 1, 'the next append repairs the log');
+  t.equal((await log().append(event)).seq, 1, 'the next append repairs the log');
   t.same(await get('/readyz'), { status: 200, body: 'ready\nlistener: ok\nstore: ok\n' }, 'ready again');
 });
 

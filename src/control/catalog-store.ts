@@ -1,0 +1,99 @@
+import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { CatalogEvent } from './catalog-event.js';
+import type { ServiceDelta, ServiceEntry } from './delta.js';
+import type { RetainedWindow } from './event-ring.js';
+import type { JoinReply } from './node-record.js';
+import type { ResolvedService } from './upsert-frame.js';
+
+export type NodeState = 'online' | 'offline';
+
+export interface NodeMeta {
+  node_id: string;
+  node_name: string;
+  platform: NodePlatform;
+  labels: NodeLabels;
+  state: NodeState;
+  lease_expires_at_ms: number;
+  last_seen_ms: number;
+  joined_at_ms: number;
+  updated_ms: number;
+  /**
+   * The record reflects every event of this node up to this seq and none after it: a client that
+   * read it applies the delta events of the node with a greater seq (docs/control-protocol.md).
+   */
+  seq: number;
+}
+
+/** One node as the control server keeps it: descriptors as their JSON, the secret only as a hash. */
+export interface NodeRecord extends NodeMeta {
+  services: ServiceEntry[];
+  secret_sha256: string;
+}
+
+export interface PublicNode extends NodeMeta {
+  services: ServiceDescriptor[];
+  /** With the stored view: each service's hash, as service_delta gives it. */
+  service_hashes?: Record<string, string>;
+}
+
+export type NodeSummary = NodeMeta & { service_count: number };
+
+/**
+ * Every node's catalog, lease and credentials (SPEC §6), as the ops, policy and metrics see them:
+ * reads are synchronous (from memory), changes resolve once they are durable and this server's
+ * watchers have been told. Two implementations: files in the data dir (file-catalog.ts) and etcd
+ * (etcd/etcd-catalog.ts).
+ */
+export interface CatalogStore {
+  readonly leaseTtlMs: number;
+  list(): NodeSummary[];
+  /** The node with its services as published (an offline node's marked offline) or, `stored`, as stored and with their hashes. */
+  get(nodeId: string, view?: 'published' | 'stored'): PublicNode;
+  /** One service of a node as `get` shows it; undefined when either is unknown. */
+  service(nodeId: string, serviceId: string): ServiceDescriptor | undefined;
+  /** The node's stored descriptors (see upsert-frame.ts). */
+  storedServices(nodeId: string): readonly ServiceEntry[] | undefined;
+  count(): { nodes: Record<NodeState, number>; services: Map<string, number> };
+  verifyNode(nodeId: string, secret: string): Promise<boolean>;
+  /** A join token buys a node id and a secret; joining again (a lost state file) replaces the secret. */
+  join(payload: NodeJoinPayload): Promise<JoinReply>;
+  /**
+   * Replaces the node's whole catalog (validated before this call, all or nothing). An unchanged
+   * catalog writes no event and returns `changed: false`. `body` is the reply payload, serialized
+   * (the event's own bytes when there is one).
+   */
+  upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }>;
+  /** Lease refresh: extends the lease; an offline node comes back online. */
+  refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }>;
+  /** A tunnel of the node opened on this server. */
+  tunnelOpened(nodeId: string): void;
+  /** The node's last tunnel on this server closed: its lease now ends at most `graceMs` from now (unless it is on another server). */
+  tunnelClosed(nodeId: string, graceMs: number): void;
+  /** Nodes whose lease lapsed turn offline, services kept (SPEC §6); returns their ids. */
+  expireLeases(): Promise<string[]>;
+  delete(nodeId: string): Promise<PublicNode>;
+  close(): Promise<void>;
+}
+
+/**
+ * The event stream of a catalog (SPEC §6 Events) as the watch machinery sees it: events in seq
+ * order, once each, after they are durable; a ring of recent ones for replay.
+ */
+export interface EventStream {
+  /** The last seq this server has delivered (every event up to it has reached the listeners). */
+  readonly headSeq: number;
+  readonly ringCapacity: number;
+  /** Every event with a seq above this, up to headSeq, is in `retained()`: a watch may resume from here on. */
+  readonly retainedAfter: number;
+  retained(): readonly CatalogEvent[];
+  window(): RetainedWindow;
+  /** Called with each event once it is durable, in seq order. */
+  onEvent(listener: (event: CatalogEvent) => void): void;
+  /** Called when events were lost to this server (etcd history compacted past it): running watches must start over. */
+  onGap(listener: (message: string) => void): void;
+  /**
+   * Resolves once every event up to `seq` has been delivered here, or once it is clear that will
+   * not happen soon (a seq beyond the store's head: the watch start then refuses it).
+   */
+  reach(seq: number): Promise<void>;
+}

@@ -1,0 +1,650 @@
+import { randomBytes } from 'node:crypto';
+import { GRPCOutOfRangeError, type IRangeResponse, type Lease } from 'etcd3';
+import type { Logger } from 'pino';
+import type { EventKind, ServiceDelta } from '../../protocol/catalog-event.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayload, ServiceDescriptor } from '../../protocol/types.gen.js';
+import { CatalogEvent, fullBody } from '../catalog-event.js';
+import type { CatalogStore, EventStream, NodeRecord, NodeState, NodeSummary, PublicNode } from '../catalog-store.js';
+import type { ServiceEntry } from '../delta.js';
+import { EventRing, type RetainedWindow } from '../event-ring.js';
+import {
+  countNodes, deleteDelta, joinPlan, lapsed, NodeQueue, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
+  summaries, toPublic, upsertPlan, type JoinReply,
+} from '../node-record.js';
+import type { ResolvedService } from '../upsert-frame.js';
+import type { EtcdConnection } from './connection.js';
+import { commitGuarded, OP_ID_FIELD, storedObject, type Guard, type Write } from './guarded-txn.js';
+import { PrefixWatch, type WatchCompactedError, type WatchedChange } from './prefix-watch.js';
+
+const NODES = 'nodes/';
+const LEASES = 'leases/';
+const TUNNELS = 'tunnels/';
+const SERVERS = 'servers/';
+
+/** Conflicting writes to one node (another server's sweep, say) before a change gives up with `conflict`. */
+const MAX_ATTEMPTS = 16;
+/** Revisions of history a starting server reads into its replay ring (bounded by etcd's compaction). */
+const HISTORY_RINGS = 2;
+const RETRY_MS = 500;
+
+export interface EtcdCatalogOptions {
+  leaseTtlMs: number;
+  offlineGraceMs: number;
+  /** This server's id: `servers/<id>` and the owner of its nodes' `tunnels/<node_id>`. */
+  serverId: string;
+  /** The registration's etcd lease: a server that dies is noticed by the others this long after (whole seconds). */
+  serverTtlMs: number;
+  /** How long a write waits for this server's watch to show it (it is committed either way). */
+  waitMs: number;
+  /** How long start-up waits for the watch to catch up. */
+  startTimeoutMs: number;
+  ringCapacity: number;
+  log: Logger;
+}
+
+/** An event as its node record carries it: the record written with it is the event's node. */
+interface StoredEvent {
+  kind: EventKind;
+  timestamp_ms: number;
+  service_delta: ServiceDelta;
+}
+
+/** `<prefix>nodes/<node_id>`: the node record with, when the write was an event, that event. */
+interface StoredNode {
+  node_id: string;
+  node_name: string;
+  platform: NodePlatform;
+  labels: NodeLabels;
+  state: NodeState;
+  joined_at_ms: number;
+  updated_ms: number;
+  secret_sha256: string;
+  /** A write that is no event: the seq of the node's last event. */
+  seq?: number;
+  event?: StoredEvent;
+  /** A deleted node's last record (it carries the `delete` event); removed right after. */
+  deleted?: true;
+  service_hashes?: string[];
+  services: ServiceDescriptor[];
+}
+
+/** `<prefix>leases/<node_id>`: a deadline, not an etcd lease (etcd restarts lease TTLs on a leader change). */
+interface StoredLease {
+  expires_at_ms: number;
+  last_seen_ms: number;
+}
+
+interface Mirrored<T> {
+  value: T;
+  revision: bigint;
+}
+
+/** What one attempt of a node's change writes (nothing: nothing to do) and answers. */
+interface NodeChange<R> {
+  record?: { next: NodeRecord; event?: StoredEvent; deleted?: boolean };
+  lease?: StoredLease | 'delete';
+  /** Keys besides the node record that must be as the mirror saw them. */
+  guards?: Guard[];
+  result: R;
+}
+
+interface Listing {
+  revision: bigint;
+  nodes: Array<{ key: string; value: Buffer; revision: bigint }>;
+  leases: Map<string, Mirrored<StoredLease>>;
+  tunnels: Map<string, Mirrored<string>>;
+  servers: Set<string>;
+}
+
+function decodeNode(value: Buffer, nodeId: string): StoredNode | undefined {
+  const object = storedObject(value)?.object;
+  if (!object || object.node_id !== nodeId || !Array.isArray(object.services) || (object.state !== 'online' && object.state !== 'offline') || typeof object.secret_sha256 !== 'string') return undefined;
+  return object as unknown as StoredNode;
+}
+
+function decodeLease(value: Buffer): StoredLease | undefined {
+  const object = storedObject(value)?.object;
+  return object && typeof object.expires_at_ms === 'number' && typeof object.last_seen_ms === 'number' ? { expires_at_ms: object.expires_at_ms, last_seen_ms: object.last_seen_ms } : undefined;
+}
+
+function decodeTunnel(value: Buffer): string | undefined {
+  const serverId = storedObject(value)?.object.server_id;
+  return typeof serverId === 'string' ? serverId : undefined;
+}
+
+const leaseOf = (node: NodeRecord): StoredLease => ({ expires_at_ms: node.lease_expires_at_ms, last_seen_ms: node.last_seen_ms });
+
+/** A node record as etcd keeps it, from the descriptors' own bytes (never one string of the whole catalog). */
+function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string) => Buffer {
+  return (opId) => {
+    const { services, lease_expires_at_ms: _expires, last_seen_ms: _seen, seq, ...meta } = node;
+    const head = { [OP_ID_FIELD]: opId, ...meta, ...(change.event ? { event: change.event } : { seq }), ...(change.deleted ? { deleted: true } : {}) };
+    return Buffer.concat(recordParts(head, services));
+  };
+}
+
+/**
+ * The catalog, leases and event stream in etcd, shared by every server on the same prefix
+ * (docs/control-protocol.md "Storage"). Each node's record is one key written by guarded
+ * transactions; a write that is an event carries it, so the event's `seq` is the write's revision,
+ * the same on every server, and the revision history of `nodes/` is the event history. Each server
+ * follows the whole prefix with one watch (in revision order): its in-memory catalog, its replay
+ * ring and its watchers are fed from that watch only, so every server sees every change in the same
+ * order whichever server made it. A change is planned from the mirror and guarded by the mod_revision
+ * the mirror saw, so nothing another server wrote meanwhile is lost (the change is planned again),
+ * and it returns once this server's watch has it (read-your-writes).
+ *
+ * Leases are deadlines in `leases/<node_id>`, written by the server holding the node's tunnel. That
+ * server registers `servers/<id>` and `tunnels/<node_id>` under an etcd lease of its own: when it
+ * dies, etcd drops them, and the surviving servers start the node's grace period; every server
+ * sweeps lapsed leases, and the guarded `offline` write succeeds once.
+ */
+export class EtcdCatalog implements CatalogStore, EventStream {
+  readonly leaseTtlMs: number;
+  readonly ringCapacity: number;
+  #connection: EtcdConnection;
+  #options: EtcdCatalogOptions;
+  #log: Logger;
+  #nodes = new Map<string, NodeRecord>();
+  /** mod_revision of each `nodes/<id>` key the mirror holds (tombstones included): the guard of the next write. */
+  #revisionOf = new Map<string, bigint>();
+  #leases = new Map<string, Mirrored<StoredLease>>();
+  /** Which server holds each node's tunnel. */
+  #tunnels = new Map<string, Mirrored<string>>();
+  #servers = new Set<string>();
+  /** The record this server is writing for a node: its entries (validated here) are kept when the watch brings it back. */
+  #pending = new Map<string, NodeRecord>();
+  /** Nodes whose tunnel is on this server. */
+  #ownTunnels = new Set<string>();
+  #ring: EventRing;
+  #queue = new NodeQueue();
+  #watch: PrefixWatch | undefined;
+  /** Every change under the prefix up to this revision has been applied. */
+  #revision = 0n;
+  #waiters: Array<{ revision: bigint; resolve(reached: boolean): void; timer: NodeJS.Timeout }> = [];
+  #registration: Lease | undefined;
+  #registrationProblem: string | undefined;
+  #startedMs = Date.now();
+  #ready = false;
+  #closed = false;
+
+  private constructor(connection: EtcdConnection, options: EtcdCatalogOptions) {
+    this.#connection = connection;
+    this.#options = options;
+    this.#log = options.log;
+    this.leaseTtlMs = options.leaseTtlMs;
+    this.ringCapacity = options.ringCapacity;
+    this.#ring = new EventRing(options.ringCapacity);
+  }
+
+  /**
+   * Reads the catalog as it was a little while ago (so the replay ring starts with that history),
+   * follows every change since, registers this server and returns once the watch is past the
+   * registration: the catalog is then current.
+   */
+  static async open(connection: EtcdConnection, options: EtcdCatalogOptions): Promise<EtcdCatalog> {
+    const catalog = new EtcdCatalog(connection, options);
+    const head = BigInt((await connection.read('reading the catalog head', (client) => client.get(connection.key(SERVERS)).exec())).header.revision);
+    const from = head - BigInt(HISTORY_RINGS * options.ringCapacity);
+    let listing: Listing;
+    try {
+      listing = await catalog.#list(from > 0n ? from : 1n);
+    } catch (error) {
+      // That history is compacted: the ring starts empty at the head.
+      if (!(error instanceof ProtocolError && error.cause instanceof GRPCOutOfRangeError)) throw error;
+      listing = await catalog.#list(head);
+    }
+    catalog.#adopt(listing);
+    catalog.#ring = new EventRing(options.ringCapacity, [], Number(listing.revision), Number(listing.revision));
+    catalog.#follow(listing.revision + 1n);
+    try {
+      const registered = await catalog.#register();
+      if (!(await catalog.#waitFor(registered, options.startTimeoutMs))) throw new Error(`the etcd watch did not reach revision ${registered} (this server's registration) within ${options.startTimeoutMs} ms`);
+    } catch (error) {
+      await catalog.close();
+      throw error;
+    }
+    catalog.#ready = true;
+    // Nodes with no tunnel anywhere (their server died while none ran): their grace period starts now.
+    for (const node of catalog.#nodes.values()) if (node.state === 'online' && !catalog.#tunnels.has(node.node_id)) catalog.#startGrace(node.node_id);
+    return catalog;
+  }
+
+  // ---- reads (from the mirror) ----
+
+  list(): NodeSummary[] {
+    return summaries(this.#nodes.values());
+  }
+
+  get(nodeId: string, view: 'published' | 'stored' = 'published'): PublicNode {
+    const node = this.#nodes.get(nodeId);
+    if (!node) throw noNode(nodeId);
+    return toPublic(node, view);
+  }
+
+  service(nodeId: string, serviceId: string): ServiceDescriptor | undefined {
+    return publishedService(this.#nodes.get(nodeId), serviceId);
+  }
+
+  storedServices(nodeId: string): readonly ServiceEntry[] | undefined {
+    return this.#nodes.get(nodeId)?.services;
+  }
+
+  count(): { nodes: Record<NodeState, number>; services: Map<string, number> } {
+    return countNodes(this.#nodes.values());
+  }
+
+  /** From the mirror; a node it does not know (yet), or a secret it does not (yet) have, is read from etcd. */
+  async verifyNode(nodeId: string, secret: string): Promise<boolean> {
+    if (secretMatches(this.#nodes.get(nodeId), secret)) return true;
+    const kv = (await this.#connection.read(`checking the secret of node ${nodeId}`, (client) => client.get(this.#key(NODES, nodeId)).exec())).kvs[0];
+    const stored = kv && decodeNode(kv.value, nodeId);
+    return stored !== undefined && !stored.deleted && secretMatches({ secret_sha256: stored.secret_sha256 } as NodeRecord, secret);
+  }
+
+  // ---- EventStream ----
+
+  get headSeq(): number {
+    return this.#ring.head;
+  }
+
+  get retainedAfter(): number {
+    return this.#ring.retainedAfter;
+  }
+
+  retained(): readonly CatalogEvent[] {
+    return this.#ring.retained();
+  }
+
+  window(): RetainedWindow {
+    return this.#ring.window();
+  }
+
+  onEvent(listener: (event: CatalogEvent) => void): void {
+    this.#ring.onEvent(listener);
+  }
+
+  onGap(listener: (message: string) => void): void {
+    this.#ring.onGap(listener);
+  }
+
+  /** A seq another server delivered (its revision) reaches this server's watch within milliseconds; one beyond etcd's head never does. */
+  async reach(seq: number): Promise<void> {
+    if (this.#ring.head < seq) await this.#waitFor(BigInt(seq), this.#options.waitMs);
+  }
+
+  // ---- changes ----
+
+  async join(payload: NodeJoinPayload): Promise<JoinReply> {
+    const nodeId = payload.node_id ?? `node-${randomBytes(4).toString('hex')}`;
+    const { result } = await this.#change(nodeId, `joining node ${nodeId}`, (existing, now) => {
+      const { next, kind, delta, reply } = joinPlan({ ...payload, node_id: nodeId }, existing, now, this.leaseTtlMs);
+      return { record: { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) }, lease: leaseOf(next), result: reply };
+    });
+    return result;
+  }
+
+  async upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
+    const { result, revision } = await this.#change(payload.node_id, `upserting the catalog of node ${payload.node_id}`, (node, now) => {
+      if (!node) throw noNode(payload.node_id);
+      const { next, delta, kind, metadataChanged } = upsertPlan(node, payload, incoming, now, this.leaseTtlMs);
+      const record = kind || metadataChanged ? { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) } : undefined;
+      return { ...(record ? { record } : {}), lease: leaseOf(next), result: { next, delta, isEvent: kind !== undefined } };
+    });
+    // The event's own bytes when this server's watch has it (shared with every watcher's frame).
+    const event = result.isEvent ? this.#ring.retained().findLast((e) => e.seq === Number(revision)) : undefined;
+    return { delta: result.delta, body: event?.body ?? fullBody(result.next, result.delta) };
+  }
+
+  async refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
+    const { result } = await this.#change(nodeId, `refreshing the lease of node ${nodeId}`, (node, now) => {
+      if (!node) throw noNode(nodeId);
+      const { next, kind, delta } = refreshPlan(node, now, this.leaseTtlMs);
+      return { ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}), lease: leaseOf(next), result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined } };
+    });
+    return result;
+  }
+
+  tunnelOpened(nodeId: string): void {
+    this.#ownTunnels.add(nodeId);
+    void this.#putTunnel(nodeId);
+  }
+
+  /** The tunnel key goes (if it is still this server's), then the grace period starts unless the node is on another server by then. */
+  tunnelClosed(nodeId: string): void {
+    this.#ownTunnels.delete(nodeId);
+    if (this.#closed) return;
+    const key = this.#key(TUNNELS, nodeId);
+    void this.#connection.write(`closing the tunnel of node ${nodeId}`, (client) => client.if(key, 'Value', '==', this.#tunnelValue()).then(client.delete().key(key)).commit())
+      .then(async (result) => {
+        if (result.succeeded) await this.#waitFor(BigInt(result.header.revision), this.#options.waitMs);
+        this.#startGrace(nodeId);
+      }, (error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, 'could not remove a closed tunnel from etcd; the node\'s lease runs out by itself'));
+  }
+
+  /** Every server sweeps; the guarded write of each `offline` succeeds once. None in the first grace period after this server started (SPEC §6: a fresh grace after a restart). */
+  async expireLeases(): Promise<string[]> {
+    if (this.#closed || Date.now() < this.#startedMs + this.#options.offlineGraceMs) return [];
+    const candidates = [...this.#nodes.values()].filter((n) => lapsed(n, Date.now()));
+    const expired = await Promise.all(candidates.map(async ({ node_id: nodeId }) => {
+      try {
+        const { result } = await this.#change(nodeId, `marking node ${nodeId} offline`, (node, now) => {
+          if (!lapsed(node, now)) return { result: false };
+          const { next, delta } = offlinePlan(node, now);
+          return { record: { next, event: { kind: 'offline', timestamp_ms: now, service_delta: delta } }, guards: [{ key: this.#key(LEASES, nodeId), modRevision: this.#leases.get(nodeId)?.revision ?? 0n }], result: true };
+        });
+        return result ? nodeId : undefined;
+      } catch (error) {
+        this.#log.warn({ err: error, node_id: nodeId }, 'could not mark a node offline; the next sweep tries again');
+        return undefined;
+      }
+    }));
+    return expired.filter((nodeId): nodeId is string => nodeId !== undefined);
+  }
+
+  async delete(nodeId: string): Promise<PublicNode> {
+    const { result: node, revision } = await this.#change(nodeId, `deleting node ${nodeId}`, (current, now) => {
+      if (!current) throw noNode(nodeId);
+      return { record: { next: current, event: { kind: 'delete', timestamp_ms: now, service_delta: deleteDelta(current, now) }, deleted: true }, lease: 'delete', result: current };
+    });
+    // The tombstone has carried its event; the key goes (a join over a tombstone left by a failure here works all the same).
+    const key = this.#key(NODES, nodeId);
+    void commitGuarded(this.#connection, `removing the record of deleted node ${nodeId}`, [{ key, modRevision: revision }], [{ key, delete: true }])
+      .catch((error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, 'could not remove a deleted node\'s last record; it is ignored'));
+    return toPublic(node);
+  }
+
+  /** Why this server cannot serve its nodes: its registration is lost (others may take its nodes for gone). */
+  problem(): string | undefined {
+    return this.#registrationProblem;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const waiter of this.#waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(false);
+    }
+    await this.#watch?.close();
+    // Its tunnels go with the registration: the other servers start those nodes' grace periods.
+    await this.#registration?.revoke().catch(() => undefined);
+  }
+
+  // ---- internals ----
+
+  #key(area: string, id: string): string {
+    return this.#connection.key(area + id);
+  }
+
+  #tunnelValue(): string {
+    return JSON.stringify({ server_id: this.#options.serverId });
+  }
+
+  /**
+   * One change of a node as one guarded transaction on its record (and lease), planned from the
+   * mirror; after a conflict, planned again once the mirror has what changed. Resolves once this
+   * server's watch has the write.
+   */
+  #change<R>(nodeId: string, what: string, plan: (node: NodeRecord | undefined, now: number) => NodeChange<R>): Promise<{ result: R; revision: bigint }> {
+    return this.#queue.run(nodeId, async () => {
+      const nodeKey = this.#key(NODES, nodeId);
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const change = plan(this.#nodes.get(nodeId), Date.now());
+        const writes: Write[] = [];
+        if (change.record) writes.push({ key: nodeKey, encoded: encodeNode(change.record.next, change.record) });
+        if (change.lease === 'delete') writes.push({ key: this.#key(LEASES, nodeId), delete: true });
+        else if (change.lease) writes.push({ key: this.#key(LEASES, nodeId), value: { ...change.lease } });
+        if (writes.length === 0) return { result: change.result, revision: 0n };
+        const guards = [{ key: nodeKey, modRevision: this.#revisionOf.get(nodeId) ?? 0n }, ...(change.guards ?? [])];
+        if (change.record) this.#pending.set(nodeId, change.record.next);
+        try {
+          const outcome = await commitGuarded(this.#connection, what, guards, writes);
+          if (outcome.committed) {
+            if (!(await this.#waitFor(outcome.revision, this.#options.waitMs))) {
+              this.#log.warn({ node_id: nodeId, revision: String(outcome.revision) }, 'a change is committed in etcd but not yet seen by this server\'s watch');
+            }
+            return { result: change.result, revision: outcome.revision };
+          }
+          await this.#waitFor(outcome.changedAt ?? outcome.revision, this.#options.waitMs);
+        } finally {
+          if (change.record) this.#pending.delete(nodeId);
+        }
+      }
+      throw new ProtocolError('conflict', `${what}: the node changed under it ${MAX_ATTEMPTS} times in a row; try again`);
+    });
+  }
+
+  /** The node's lease ends at most a grace period from now, unless its tunnel is on a server (guarded: a refresh or a new tunnel wins). */
+  #startGrace(nodeId: string): void {
+    if (this.#closed) return;
+    void this.#change(nodeId, `starting the grace period of node ${nodeId}`, (node, now) => {
+      const lease = this.#leases.get(nodeId);
+      if (node?.state !== 'online' || !lease || this.#tunnels.has(nodeId)) return { result: undefined };
+      const expires = Math.min(lease.value.expires_at_ms, now + this.#options.offlineGraceMs);
+      if (expires === lease.value.expires_at_ms) return { result: undefined };
+      return {
+        lease: { ...lease.value, expires_at_ms: expires },
+        guards: [{ key: this.#key(LEASES, nodeId), modRevision: lease.revision }, { key: this.#key(TUNNELS, nodeId), modRevision: 0n }],
+        result: undefined,
+      };
+    }).catch((error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, 'could not start a node\'s grace period; its lease runs out by itself'));
+  }
+
+  /** `tunnels/<node_id>` → this server, under its registration; tried again while the tunnel is open and etcd does not take it. */
+  async #putTunnel(nodeId: string): Promise<void> {
+    while (!this.#closed && this.#ownTunnels.has(nodeId)) {
+      try {
+        const lease = this.#registration;
+        if (!lease || this.#registrationProblem) return; // re-registering puts every tunnel again
+        const leaseId = await lease.grant();
+        await this.#connection.write(`registering the tunnel of node ${nodeId}`, (client) => client.put(this.#key(TUNNELS, nodeId)).value(this.#tunnelValue()).lease(leaseId).exec());
+        return;
+      } catch {
+        // Logged by the connection.
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+  }
+
+  /** `servers/<id>` under a fresh etcd lease (kept alive by etcd3); resolves with the put's revision. */
+  async #register(): Promise<bigint> {
+    const lease = this.#connection.client.lease(Math.max(1, Math.ceil(this.#options.serverTtlMs / 1000)));
+    this.#registration = lease;
+    lease.on('lost', (error: Error) => {
+      if (this.#closed || this.#registration !== lease) return;
+      this.#registrationProblem = `this server's registration in etcd was lost (${error.message}); registering again`;
+      this.#log.warn({ err: error }, 'etcd registration lost: registering again');
+      void this.#reregister();
+    });
+    const leaseId = await this.#connection.write('registering this server', () => lease.grant());
+    const put = await this.#connection.write('registering this server', (client) => client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify({ server_id: this.#options.serverId, started_ms: this.#startedMs })).lease(leaseId).exec());
+    return BigInt(put.header.revision);
+  }
+
+  async #reregister(): Promise<void> {
+    while (!this.#closed) {
+      try {
+        await this.#register();
+        this.#registrationProblem = undefined;
+        for (const nodeId of this.#ownTunnels) void this.#putTunnel(nodeId);
+        this.#log.info('registered in etcd again');
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+  }
+
+  /** Every key of the catalog's areas as of one revision. */
+  async #list(at: bigint): Promise<Listing> {
+    const read = (area: string): Promise<IRangeResponse> =>
+      this.#connection.read(`listing ${area}`, (client) => client.getAll().prefix(this.#connection.key(area)).revision(String(at)).exec());
+    const [nodes, leases, tunnels, servers] = await Promise.all([read(NODES), read(LEASES), read(TUNNELS), read(SERVERS)]);
+    const id = (key: Buffer, area: string): string => key.toString('utf8').slice(this.#connection.key(area).length);
+    const mirrored = <T>(kvs: IRangeResponse['kvs'], area: string, decode: (value: Buffer) => T | undefined): Map<string, Mirrored<T>> => {
+      const map = new Map<string, Mirrored<T>>();
+      for (const kv of kvs) {
+        const value = decode(kv.value);
+        if (value !== undefined) map.set(id(kv.key, area), { value, revision: BigInt(kv.mod_revision) });
+      }
+      return map;
+    };
+    return {
+      revision: at,
+      nodes: nodes.kvs.map((kv) => ({ key: id(kv.key, NODES), value: kv.value, revision: BigInt(kv.mod_revision) })),
+      leases: mirrored(leases.kvs, LEASES, decodeLease),
+      tunnels: mirrored(tunnels.kvs, TUNNELS, decodeTunnel),
+      servers: new Set(servers.kvs.map((kv) => id(kv.key, SERVERS))),
+    };
+  }
+
+  /** A listing as the whole mirror. */
+  #adopt(listing: Listing): void {
+    const previous = this.#nodes;
+    this.#leases = listing.leases;
+    this.#tunnels = listing.tunnels;
+    this.#servers = listing.servers;
+    this.#nodes = new Map();
+    this.#revisionOf = new Map();
+    for (const { key, value, revision } of listing.nodes) {
+      this.#revisionOf.set(key, revision);
+      const stored = decodeNode(value, key);
+      if (!stored) this.#log.warn({ key: this.#key(NODES, key), bytes: value.length }, 'etcd value is not a node record: ignored');
+      else if (!stored.deleted) this.#nodes.set(key, this.#record(stored, revision, previous.get(key)));
+    }
+    this.#revision = listing.revision;
+  }
+
+  /** The node as this server keeps it: its lease merged in, descriptors shared with what it held (or is writing) where they are the same. */
+  #record(stored: StoredNode, revision: bigint, previous: NodeRecord | undefined): NodeRecord {
+    const { services, service_hashes: hashes, seq, event, deleted: _deleted, ...meta } = stored;
+    const known = new Map<string, ServiceEntry>();
+    for (const entry of previous?.services ?? []) known.set(entry.service_id, entry);
+    for (const entry of this.#pending.get(stored.node_id)?.services ?? []) known.set(entry.service_id, entry);
+    const lease = this.#leases.get(stored.node_id)?.value;
+    return {
+      node_id: meta.node_id, node_name: meta.node_name, platform: meta.platform, labels: meta.labels, state: meta.state,
+      lease_expires_at_ms: lease?.expires_at_ms ?? 0, last_seen_ms: lease?.last_seen_ms ?? 0, joined_at_ms: meta.joined_at_ms, updated_ms: meta.updated_ms,
+      seq: event ? Number(revision) : seq ?? 0,
+      services: readEntries(services, hashes, known),
+      secret_sha256: meta.secret_sha256,
+    };
+  }
+
+  #follow(from: bigint): void {
+    this.#watch = new PrefixWatch(this.#connection, this.#connection.prefix, from, {
+      changes: (changes, revision) => this.#apply(changes, revision),
+      compacted: (error) => void this.#relist(error),
+      state: (connected, cause) => this.#log[connected ? 'info' : 'warn']({ err: cause }, connected ? 'etcd catalog watch connected' : 'etcd catalog watch disconnected; it resumes by itself'),
+    });
+  }
+
+  /** Changes in revision order: the mirror follows, each event goes to the ring and the listeners. */
+  #apply(changes: WatchedChange[], revision: bigint): void {
+    const closedTunnels: Array<{ nodeId: string; serverId: string | undefined }> = [];
+    for (const change of changes) {
+      const key = change.key.slice(this.#connection.prefix.length);
+      if (key.startsWith(NODES)) this.#applyNode(key.slice(NODES.length), change);
+      else if (key.startsWith(LEASES)) this.#applyLease(key.slice(LEASES.length), change);
+      else if (key.startsWith(TUNNELS)) {
+        const nodeId = key.slice(TUNNELS.length);
+        const value = change.value && decodeTunnel(change.value);
+        if (value !== undefined) this.#tunnels.set(nodeId, { value, revision: change.modRevision });
+        else {
+          closedTunnels.push({ nodeId, serverId: this.#tunnels.get(nodeId)?.value });
+          this.#tunnels.delete(nodeId);
+        }
+      } else if (key.startsWith(SERVERS)) {
+        if (change.value) this.#servers.add(key.slice(SERVERS.length));
+        else this.#servers.delete(key.slice(SERVERS.length));
+      }
+    }
+    if (revision > this.#revision) this.#revision = revision;
+    this.#ring.advance(Number(this.#revision));
+    const reached = this.#waiters.filter((w) => w.revision <= this.#revision);
+    if (reached.length > 0) {
+      this.#waiters = this.#waiters.filter((w) => w.revision > this.#revision);
+      for (const waiter of reached) {
+        clearTimeout(waiter.timer);
+        waiter.resolve(true);
+      }
+    }
+    if (!this.#ready) return;
+    // A tunnel gone with its server (its registration expired): every survivor starts the grace period; one does it.
+    for (const { nodeId, serverId } of closedTunnels) {
+      if (serverId !== undefined && serverId !== this.#options.serverId && !this.#servers.has(serverId)) this.#startGrace(nodeId);
+      // Our own registration lapsed while the node is still here: re-registering puts it back.
+    }
+  }
+
+  #applyNode(nodeId: string, change: WatchedChange): void {
+    if (!change.value) {
+      this.#nodes.delete(nodeId);
+      this.#revisionOf.delete(nodeId);
+      return;
+    }
+    this.#revisionOf.set(nodeId, change.modRevision);
+    const stored = decodeNode(change.value, nodeId);
+    if (!stored) {
+      this.#log.warn({ key: change.key, bytes: change.value.length }, 'etcd value is not a node record: ignored');
+      this.#nodes.delete(nodeId);
+      return;
+    }
+    const record = this.#record(stored, change.modRevision, this.#nodes.get(nodeId));
+    if (stored.deleted) this.#nodes.delete(nodeId);
+    else this.#nodes.set(nodeId, record);
+    if (!stored.event) return;
+    const event = new CatalogEvent(Number(change.modRevision), { kind: stored.event.kind, timestamp_ms: stored.event.timestamp_ms, node: record, delta: stored.event.service_delta });
+    this.#ring.add(event);
+    try {
+      this.#ring.publish(event);
+    } catch (error) {
+      this.#log.error({ err: error, seq: event.seq }, 'fanning out an event failed');
+    }
+  }
+
+  #applyLease(nodeId: string, change: WatchedChange): void {
+    const lease = change.value && decodeLease(change.value);
+    if (lease) this.#leases.set(nodeId, { value: lease, revision: change.modRevision });
+    else this.#leases.delete(nodeId);
+    const node = this.#nodes.get(nodeId);
+    if (node) this.#nodes.set(nodeId, { ...node, lease_expires_at_ms: lease?.expires_at_ms ?? 0, last_seen_ms: lease?.last_seen_ms ?? 0 });
+  }
+
+  /** The watch's history was compacted (this server was cut off from etcd that long): list again; running watches must start over. */
+  async #relist(error: WatchCompactedError): Promise<void> {
+    this.#log.warn({ err: error }, 'etcd history compacted past this server\'s catalog watch: listing the catalog again');
+    this.#watch = undefined;
+    while (!this.#closed) {
+      try {
+        const head = BigInt((await this.#connection.read('reading the catalog head', (client) => client.get(this.#connection.key(SERVERS)).exec())).header.revision);
+        const listing = await this.#list(head);
+        if (this.#closed) return;
+        this.#adopt(listing);
+        this.#ring.restart(Number(listing.revision), `etcd compacted the history this server had not yet read (${error.message}), so events were missed`);
+        this.#follow(listing.revision + 1n);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+  }
+
+  /** Resolves true once the mirror holds `revision`, false after `timeoutMs`. */
+  #waitFor(revision: bigint, timeoutMs: number): Promise<boolean> {
+    if (this.#revision >= revision) return Promise.resolve(true);
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = {
+        revision,
+        resolve,
+        timer: setTimeout(() => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          resolve(false);
+        }, timeoutMs),
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+}

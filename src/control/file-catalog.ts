@@ -1,0 +1,244 @@
+import type { Logger } from 'pino';
+import type { NodeJoinPayload, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
+import { StateJournal } from '../store/state-journal.js';
+import { serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
+import { fullBody } from './catalog-event.js';
+import type { CatalogStore, NodeRecord, NodeSummary, NodeState, PublicNode } from './catalog-store.js';
+import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
+import {
+  countNodes, deleteDelta, joinPlan, lapsed, NodeQueue, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
+  storedEntries, summaries, toPublic, upsertPlan, type JoinReply,
+} from './node-record.js';
+import type { ResolvedService } from './upsert-frame.js';
+
+/** A node in the journal: the record (the seq it reflects: legacy records lack it) and the descriptors' hashes. */
+interface JournalNode extends Omit<NodeRecord, 'services' | 'seq'> {
+  services: ServiceDescriptor[];
+  seq?: number;
+  service_hashes?: string[];
+}
+
+const nodeKey = (nodeId: string): string => `node/${nodeId}`;
+/** Journals written before per-node seqs: the seq every node record reflected. */
+const LEGACY_APPLIED_KEY = 'meta/applied_seq';
+
+/**
+ * Every node's catalog, leases and credentials behind one storage interface. The event log is
+ * the write-ahead log (SPEC §6): a change that watchers see is durable once its event is, and is
+ * applied here in the same step. The journal holds a snapshot: each node's record with the seq
+ * it reflects, rewritten for the nodes that changed at each checkpoint (before the event log
+ * archives a file) and at close; what is not an event (a join's secret, metadata-only changes) is
+ * written to it before the reply. Start-up loads the snapshot and replays the events after it,
+ * so what was acknowledged survives a kill -9.
+ */
+export class FileCatalog implements CatalogStore {
+  #nodes = new Map<string, NodeRecord>();
+  #journal: StateJournal;
+  #events: EventLog;
+  /** Nodes changed by events since the last checkpoint. */
+  #dirty = new Set<string>();
+  #queue = new NodeQueue();
+  readonly leaseTtlMs: number;
+
+  private constructor(journal: StateJournal, events: EventLog, leaseTtlMs: number) {
+    this.#journal = journal;
+    this.#events = events;
+    this.leaseTtlMs = leaseTtlMs;
+  }
+
+  static async open(path: string, events: EventLog, options: { leaseTtlMs: number; offlineGraceMs: number; log: Logger }): Promise<FileCatalog> {
+    const { journal, restored } = await StateJournal.open(path, { sync: 'always', log: options.log });
+    const catalog = new FileCatalog(journal, events, options.leaseTtlMs);
+    const legacySeq = restored.values.get(LEGACY_APPLIED_KEY);
+    const seqOf = new Map<string, number>();
+    for (const [key, value] of restored.values) {
+      if (!key.startsWith('node/') || value === null || typeof value !== 'object') continue;
+      const stored = value as JournalNode;
+      const seq = stored.seq ?? (typeof legacySeq === 'number' ? legacySeq : 0);
+      catalog.#nodes.set(stored.node_id, fromJournal(stored, seq));
+      seqOf.set(stored.node_id, seq);
+    }
+    for (const event of events.takeUnarchived()) catalog.#recover(event, seqOf);
+    // Each descriptor held once: the journal's copy for compaction and the events read back from disk use the catalog's strings.
+    for (const [nodeId, node] of catalog.#nodes) if (!catalog.#dirty.has(nodeId)) journal.keepJson(nodeKey(nodeId), journalRecord(node, seqOf.get(nodeId) ?? 0));
+    for (const event of events.retained()) {
+      const node = catalog.#nodes.get(event.node_id);
+      if (node) event.share(new Map(node.services.map((e) => [e.service_id, e])));
+    }
+    const now = Date.now();
+    // After a server restart every known node gets a fresh grace period (SPEC §6).
+    for (const node of catalog.#nodes.values()) {
+      if (node.state === 'online') node.lease_expires_at_ms = Math.max(node.lease_expires_at_ms, now + options.offlineGraceMs);
+    }
+    events.setCheckpoint(() => catalog.checkpoint());
+    return catalog;
+  }
+
+  /** An event the snapshot lacks; a node the journal does not know never finished its join. */
+  #recover(event: EventRecord, seqOf: Map<string, number>): void {
+    const node = this.#nodes.get(event.node_id);
+    if (!node || event.seq <= (seqOf.get(event.node_id) ?? 0)) return;
+    seqOf.set(event.node_id, event.seq);
+    this.#dirty.add(event.node_id);
+    if (event.kind === 'delete') {
+      this.#nodes.delete(event.node_id);
+      return;
+    }
+    const previous = new Map(node.services.map((e) => [e.service_id, e]));
+    this.#nodes.set(event.node_id, {
+      ...node, node_name: event.node_name, platform: event.platform, labels: event.labels,
+      services: event.kind === 'upsert' ? storedEntries(event.services, (s, json) => serviceEntry(s, json, false, previous.get(s.service_id))) : node.services,
+      state: event.kind === 'offline' ? 'offline' : 'online', updated_ms: event.timestamp_ms, seq: event.seq,
+    });
+  }
+
+  /** The event, then (in the step that makes it durable) the change here. */
+  #commit(node: NodeRecord, kind: EventKind, delta: ServiceDelta, now: number): Promise<CatalogEvent> {
+    return this.#events.append({ kind, timestamp_ms: now, node, delta }, (event) => {
+      node.seq = event.seq;
+      if (kind === 'delete') this.#nodes.delete(node.node_id);
+      else this.#nodes.set(node.node_id, node);
+      this.#dirty.add(node.node_id);
+    });
+  }
+
+  /**
+   * Writes the nodes changed since the last checkpoint to the journal; resolves with the seq the
+   * journal now reflects. Synchronous up to the writes, so the snapshot is of one moment.
+   */
+  async checkpoint(): Promise<number> {
+    const seq = this.#events.headSeq;
+    const ids = [...this.#dirty];
+    this.#dirty.clear();
+    const writes = ids.map((id) => {
+      const node = this.#nodes.get(id);
+      return node ? this.#journal.setJson(nodeKey(id), journalRecord(node, seq)) : this.#journal.delete(nodeKey(id));
+    });
+    try {
+      await Promise.all(writes);
+    } catch (error) {
+      for (const id of ids) this.#dirty.add(id);
+      throw error;
+    }
+    return seq;
+  }
+
+  list(): NodeSummary[] {
+    return summaries(this.#nodes.values());
+  }
+
+  get(nodeId: string, view: 'published' | 'stored' = 'published'): PublicNode {
+    return toPublic(this.#require(nodeId), view);
+  }
+
+  join(payload: NodeJoinPayload): Promise<JoinReply> {
+    return this.#queue.run(payload.node_id ?? '', async (now) => {
+      const { next, kind, delta, reply } = joinPlan(payload, this.#nodes.get(payload.node_id ?? ''), now, this.leaseTtlMs);
+      // The secret is no event: the journal has it before the node does.
+      if (kind) await this.#commit(next, kind, delta, now);
+      await this.#save(next);
+      return reply;
+    });
+  }
+
+  service(nodeId: string, serviceId: string): ServiceDescriptor | undefined {
+    return publishedService(this.#nodes.get(nodeId), serviceId);
+  }
+
+  storedServices(nodeId: string): readonly ServiceEntry[] | undefined {
+    return this.#nodes.get(nodeId)?.services;
+  }
+
+  async verifyNode(nodeId: string, secret: string): Promise<boolean> {
+    return secretMatches(this.#nodes.get(nodeId), secret);
+  }
+
+  upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
+    return this.#queue.run(payload.node_id, async (now) => {
+      const { next, delta, kind, metadataChanged } = upsertPlan(this.#require(payload.node_id), payload, incoming, now, this.leaseTtlMs);
+      if (kind) return { delta, body: (await this.#commit(next, kind, delta, now)).body };
+      if (metadataChanged) await this.#save(next);
+      else this.#nodes.set(next.node_id, next); // lease and last-seen only: no need to sync
+      return { delta, body: fullBody(next, delta) };
+    });
+  }
+
+  refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
+    return this.#queue.run(nodeId, async (now) => {
+      const { next, kind, delta } = refreshPlan(this.#require(nodeId), now, this.leaseTtlMs);
+      if (kind) await this.#commit(next, kind, delta, now);
+      else this.#nodes.set(nodeId, next);
+      return { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined };
+    });
+  }
+
+  /** One server holds every tunnel: nothing to record. */
+  tunnelOpened(): void {}
+
+  tunnelClosed(nodeId: string, graceMs: number, now = Date.now()): void {
+    const node = this.#nodes.get(nodeId);
+    if (node && node.state === 'online') node.lease_expires_at_ms = Math.min(node.lease_expires_at_ms, now + graceMs);
+  }
+
+  /** Each in its own turn, re-checked there. */
+  async expireLeases(): Promise<string[]> {
+    const candidates = [...this.#nodes.values()].filter((n) => lapsed(n, Date.now()));
+    const expired = await Promise.all(candidates.map((candidate) => this.#queue.run(candidate.node_id, async (now) => {
+      const node = this.#nodes.get(candidate.node_id);
+      if (!lapsed(node, now)) return undefined;
+      const { next, delta } = offlinePlan(node, now);
+      await this.#commit(next, 'offline', delta, now);
+      return node.node_id;
+    })));
+    return expired.filter((nodeId): nodeId is string => nodeId !== undefined);
+  }
+
+  delete(nodeId: string): Promise<PublicNode> {
+    return this.#queue.run(nodeId, async (now) => {
+      const node = this.#require(nodeId);
+      await this.#commit(node, 'delete', deleteDelta(node, now), now);
+      return toPublic(node);
+    });
+  }
+
+  count(): { nodes: Record<NodeState, number>; services: Map<string, number> } {
+    return countNodes(this.#nodes.values());
+  }
+
+  /** A last checkpoint, so the next start has no events to replay. */
+  async close(): Promise<void> {
+    await this.checkpoint();
+    await this.#journal.close();
+  }
+
+  #require(nodeId: string): NodeRecord {
+    const node = this.#nodes.get(nodeId);
+    if (!node) throw noNode(nodeId);
+    return node;
+  }
+
+  /** What is not an event goes to the journal at once: the whole record, as of the current head. */
+  async #save(node: NodeRecord): Promise<void> {
+    this.#nodes.set(node.node_id, node);
+    this.#dirty.delete(node.node_id);
+    await this.#journal.setJson(nodeKey(node.node_id), journalRecord(node, this.#events.headSeq));
+  }
+}
+
+/**
+ * A node's journal record, rendered from the node record when the journal writes it (at the
+ * checkpoint, and again at each compaction) as parts that include the descriptors' own bytes: the
+ * journal keeps this function, not a copy of the descriptors (StateJournal's JsonValue), and
+ * writes the parts without joining them.
+ */
+function journalRecord(node: NodeRecord, seq: number): () => Buffer[] {
+  return () => {
+    const { services, ...meta } = node;
+    return recordParts({ ...meta, seq }, services);
+  };
+}
+
+function fromJournal(stored: JournalNode, seq: number): NodeRecord {
+  const { services, seq: _seq, service_hashes: hashes, ...meta } = stored;
+  return { ...meta, seq, services: readEntries(services, hashes) };
+}

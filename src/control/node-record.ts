@@ -1,0 +1,196 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { offlineView } from '../protocol/catalog-event.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { NodeJoinPayload, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { EventKind } from '../protocol/catalog-event.js';
+import type { NodeRecord, PublicNode, NodeSummary, NodeState } from './catalog-store.js';
+import { entriesDelta, jsonBytes, serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
+import { sameSecret } from './token-store.js';
+import type { ResolvedService } from './upsert-frame.js';
+
+/**
+ * What both catalog stores (files, etcd) decide the same way: the record a join, an upsert, a
+ * refresh, an expiry or a delete leads to, and the views of a record. The stores differ only in how
+ * they make the change durable and tell the watchers.
+ */
+
+export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
+
+export function secretMatches(node: NodeRecord | undefined, secret: string): boolean {
+  return node !== undefined && sameSecret(node.secret_sha256, hashSecret(secret));
+}
+
+export interface JoinReply {
+  node_id: string;
+  node_secret: string;
+  lease_ttl_ms: number;
+}
+
+/** A join's record (a fresh secret; what the payload leaves out kept from `existing`) and the event, if any. */
+export function joinPlan(payload: NodeJoinPayload, existing: NodeRecord | undefined, now: number, leaseTtlMs: number): { next: NodeRecord; kind: EventKind | undefined; delta: ServiceDelta; reply: JoinReply } {
+  const nodeId = payload.node_id ?? `node-${randomBytes(4).toString('hex')}`;
+  const secret = randomBytes(32).toString('base64url');
+  const next: NodeRecord = {
+    node_id: nodeId,
+    node_name: payload.node_name ?? existing?.node_name ?? nodeId,
+    platform: payload.platform ?? existing?.platform ?? {},
+    labels: payload.labels ?? existing?.labels ?? {},
+    services: existing?.services ?? [],
+    state: 'online',
+    lease_expires_at_ms: now + leaseTtlMs,
+    last_seen_ms: now,
+    joined_at_ms: existing?.joined_at_ms ?? now,
+    updated_ms: now,
+    seq: existing?.seq ?? 0,
+    secret_sha256: hashSecret(secret),
+  };
+  // A node already online gets a new secret and no event.
+  const kind = existing?.state === 'online' ? undefined : 'online';
+  return { next, kind, delta: entriesDelta(next.services, next.services, now), reply: { node_id: nodeId, node_secret: secret, lease_ttl_ms: leaseTtlMs } };
+}
+
+/**
+ * An upsert's record (the whole catalog replaced, all or nothing) and what it is: an event
+ * (`upsert` when the catalog changed, `online` when only the node came back), a metadata-only
+ * change (no event, but stored), or nothing but the lease.
+ */
+export function upsertPlan(node: NodeRecord, payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[], now: number, leaseTtlMs: number): { next: NodeRecord; delta: ServiceDelta; kind: EventKind | undefined; metadataChanged: boolean } {
+  const previous = new Map(node.services.map((e) => [e.service_id, e]));
+  const services = incoming.map((s) => ('known' in s ? s.known : serviceEntry(s.service, s.json, true, previous.get(s.service.service_id))));
+  const ids = new Set<string>();
+  for (const [index, { service_id: serviceId }] of services.entries()) {
+    if (ids.has(serviceId)) throw new ProtocolError('invalid_payload', `services/${index}/service_id: duplicate service_id ${serviceId}`, { field: `/services/${index}/service_id` });
+    ids.add(serviceId);
+  }
+  const delta = entriesDelta(node.services, services, now);
+  const next: NodeRecord = {
+    ...node,
+    ...(payload.node_name === undefined ? {} : { node_name: payload.node_name }),
+    ...(payload.platform === undefined ? {} : { platform: payload.platform }),
+    ...(payload.labels === undefined ? {} : { labels: payload.labels }),
+    services: delta.changed ? services : node.services,
+    state: 'online',
+    last_seen_ms: now,
+    lease_expires_at_ms: now + leaseTtlMs,
+    updated_ms: delta.changed ? now : node.updated_ms,
+  };
+  const metadataChanged = next.node_name !== node.node_name || JSON.stringify(next.platform) !== JSON.stringify(node.platform) || JSON.stringify(next.labels) !== JSON.stringify(node.labels);
+  // An unchanged upsert emits nothing (SPEC §6); a node coming back says so.
+  const kind = delta.changed ? 'upsert' : node.state === 'offline' ? 'online' : undefined;
+  return { next, delta, kind, metadataChanged };
+}
+
+/** A lease refresh: the lease extended; an offline node comes back (`online`). */
+export function refreshPlan(node: NodeRecord, now: number, leaseTtlMs: number): { next: NodeRecord; kind: EventKind | undefined; delta: ServiceDelta } {
+  const next: NodeRecord = { ...node, state: 'online', last_seen_ms: now, lease_expires_at_ms: now + leaseTtlMs };
+  return { next, kind: node.state === 'offline' ? 'online' : undefined, delta: entriesDelta(node.services, node.services, now) };
+}
+
+/** Whether the node's lease has lapsed by `now` while it is online (SPEC §6: it turns offline). */
+export function lapsed(node: NodeRecord | undefined, now: number): node is NodeRecord {
+  return node !== undefined && node.state === 'online' && node.lease_expires_at_ms <= now;
+}
+
+/** The `offline` event's record: services kept (SPEC §6). */
+export function offlinePlan(node: NodeRecord, now: number): { next: NodeRecord; delta: ServiceDelta } {
+  return { next: { ...node, state: 'offline', updated_ms: now }, delta: entriesDelta(node.services, node.services, now) };
+}
+
+/** The `delete` event: every service removed. */
+export function deleteDelta(node: NodeRecord, now: number): ServiceDelta {
+  return entriesDelta(node.services, [], now);
+}
+
+export function noNode(nodeId: string): ProtocolError {
+  return new ProtocolError('not_found', `no node ${nodeId}`, { field: '/node_id' });
+}
+
+export function toPublic(node: NodeRecord, view: 'published' | 'stored' = 'published'): PublicNode {
+  const { secret_sha256: _secret, services: entries, node_id, node_name, platform, labels, ...rest } = node;
+  const services = entries.map((e) => JSON.parse(e.json.toString()) as ServiceDescriptor);
+  if (view === 'stored') return { node_id, node_name, platform, labels, services, service_hashes: Object.fromEntries(entries.map((e) => [e.service_id, e.hash])), ...rest };
+  return { node_id, node_name, platform, labels, services: node.state === 'online' ? services : services.map(offlineView), ...rest };
+}
+
+export function summaries(nodes: Iterable<NodeRecord>): NodeSummary[] {
+  return [...nodes].sort((a, b) => (a.node_id < b.node_id ? -1 : 1)).map(({ services, secret_sha256: _secret, ...meta }) => ({ ...meta, service_count: services.length }));
+}
+
+/** One service of a node as `get` shows it (only that descriptor is parsed); undefined when either is unknown. */
+export function publishedService(node: NodeRecord | undefined, serviceId: string): ServiceDescriptor | undefined {
+  const entry = node?.services.find((e) => e.service_id === serviceId);
+  if (!node || !entry) return undefined;
+  const service = JSON.parse(entry.json.toString()) as ServiceDescriptor;
+  return node.state === 'online' ? service : offlineView(service);
+}
+
+/** Nodes by their state; services by their own state (`offline` for every service of an offline node, as published). */
+export function countNodes(nodes: Iterable<NodeRecord>): { nodes: Record<NodeState, number>; services: Map<string, number> } {
+  const counts = { online: 0, offline: 0 };
+  const services = new Map<string, number>();
+  for (const node of nodes) {
+    counts[node.state]++;
+    for (const service of node.services) {
+      const state = node.state === 'offline' ? 'offline' : service.state;
+      services.set(state, (services.get(state) ?? 0) + 1);
+    }
+  }
+  return { nodes: counts, services };
+}
+
+/** Entries of descriptors read back (journal, log, etcd): their JSON in one block (jsonBytes). */
+export function storedEntries(services: readonly ServiceDescriptor[], entry: (service: ServiceDescriptor, json: Buffer, index: number) => ServiceEntry): ServiceEntry[] {
+  const bytes = jsonBytes(services.map((s) => JSON.stringify(s)));
+  return services.map((s, index) => entry(s, bytes[index] as Buffer, index));
+}
+
+/**
+ * The entries of descriptors read back with their stored hashes (when they match in number), each
+ * the `previous` entry of the same id when its JSON is the same (so equal descriptors are held once).
+ */
+export function readEntries(services: readonly ServiceDescriptor[], hashes: readonly string[] | undefined, previous?: ReadonlyMap<string, ServiceEntry>): ServiceEntry[] {
+  const hashed = hashes?.length === services.length ? hashes : undefined;
+  return storedEntries(services, (s, json, index) => {
+    const known = previous?.get(s.service_id);
+    if (known?.json.equals(json)) return known;
+    const hash = hashed?.[index];
+    return hash === undefined ? serviceEntry(s, json, false) : { service_id: s.service_id, version: s.version, hash, json, validated: false, state: s.state };
+  });
+}
+
+const SERVICES = Buffer.from(',"services":[');
+const COMMA = Buffer.from(',');
+const END = Buffer.from(']}');
+
+/**
+ * A node's record as stored (journal line value, etcd value): `head` (its JSON object of the
+ * other members) then `services` from the descriptors' own bytes, as parts that are never joined
+ * into one string.
+ */
+export function recordParts(head: Record<string, unknown>, services: readonly ServiceEntry[]): Buffer[] {
+  const text = JSON.stringify({ ...head, service_hashes: services.map((e) => e.hash) });
+  const parts: Buffer[] = [Buffer.from(text.slice(0, -1)), SERVICES];
+  services.forEach((e, index) => (index === 0 ? parts.push(e.json) : parts.push(COMMA, e.json)));
+  parts.push(END);
+  return parts;
+}
+
+/**
+ * Mutations of one node run one at a time, each from the state the previous one left: two upserts
+ * a node sends without waiting would otherwise both diff against the old catalog, and the second
+ * could be dropped as unchanged (a lost update). Different nodes proceed in parallel. The time is
+ * taken when the turn comes, so one node's event timestamps follow its seq order.
+ */
+export class NodeQueue {
+  #tails = new Map<string, Promise<unknown>>();
+
+  run<T>(nodeId: string, task: (now: number) => Promise<T>): Promise<T> {
+    const run = (this.#tails.get(nodeId) ?? Promise.resolve()).then(() => task(Date.now()));
+    const tail = run.catch(() => undefined);
+    this.#tails.set(nodeId, tail);
+    void tail.then(() => {
+      if (this.#tails.get(nodeId) === tail) this.#tails.delete(nodeId);
+    });
+    return run;
+  }
+}

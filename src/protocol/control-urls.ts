@@ -1,0 +1,89 @@
+import { ControlClient, type ControlClientOptions } from './control-client.js';
+import { ProtocolError } from './errors.js';
+
+/**
+ * `--control-url` lists (several servers on one store, issue 11): comma-separated, repeated, or
+ * both; each `ws://` or `wss://`. Throws a TypeError naming the option and the bad entry.
+ */
+export function parseControlUrls(given: string | readonly string[], option = '--control-url'): string[] {
+  const urls = (typeof given === 'string' ? [given] : given).flatMap((item) => item.split(',')).map((url) => url.trim()).filter(Boolean);
+  if (urls.length === 0) throw new TypeError(`${option}: expected ws://host:port or wss://host:port (several: comma-separated or repeated)`);
+  for (const url of urls) if (!/^wss?:\/\/[^/\s]+/.test(url)) throw new TypeError(`${option} ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
+  return urls;
+}
+
+/** Pause between servers of one round: a little jitter, so nodes leaving a dead server do not arrive as one burst. */
+const NEXT_SERVER_JITTER_MS = 250;
+
+/**
+ * Which server to try next, and when: a failure (to connect, or of a connection that was up) moves
+ * to the next URL after a short jittered pause; once every URL failed in a row, the pause is the
+ * backoff, doubling up to its maximum and jittered (× 0.5–1.5). A connection that works resets it.
+ */
+export class Failover {
+  readonly urls: readonly string[];
+  #index = 0;
+  #failedInRow = 0;
+  #backoffMs: number;
+  #delayMs: number;
+  #maxMs: number;
+
+  constructor(urls: readonly string[], backoff: { firstMs: number; maxMs: number }) {
+    if (urls.length === 0) throw new TypeError('Failover: no URL');
+    this.urls = urls;
+    this.#backoffMs = backoff.firstMs;
+    this.#delayMs = backoff.firstMs;
+    this.#maxMs = backoff.maxMs;
+  }
+
+  get current(): string {
+    return this.urls[this.#index] as string;
+  }
+
+  /** The last failure completed a round: every URL failed in turn since the last success. */
+  get roundFailed(): boolean {
+    return this.#failedInRow > 0 && this.#failedInRow % this.urls.length === 0;
+  }
+
+  /** The current URL failed: moves to the next; returns how long to wait before trying it. */
+  failed(): number {
+    this.#index = (this.#index + 1) % this.urls.length;
+    this.#failedInRow++;
+    if (this.#failedInRow % this.urls.length !== 0) return Math.round(Math.random() * Math.min(NEXT_SERVER_JITTER_MS, this.#backoffMs));
+    const delay = Math.round(this.#delayMs * (0.5 + Math.random()));
+    this.#delayMs = Math.min(this.#maxMs, this.#delayMs * 2);
+    return delay;
+  }
+
+  /** A connection to the current URL works. */
+  succeeded(): void {
+    this.#failedInRow = 0;
+    this.#delayMs = this.#backoffMs;
+  }
+}
+
+/** Refusals every server of one store gives alike: trying another one would not help. */
+const FINAL_CODES = new Set(['unauthorized', 'forbidden', 'protocol_mismatch']);
+
+/**
+ * Connects to the first server of the list that answers, moving along it with Failover's pauses, at
+ * most `rounds` times around; then gives up with `unavailable` naming every URL and why it failed.
+ * A refusal every server would give (a bad token) ends it at once.
+ */
+export async function connectAny(urls: readonly string[], options: Omit<ControlClientOptions, 'url'>, retry: { rounds?: number; firstMs?: number; maxMs?: number } = {}): Promise<ControlClient> {
+  const failover = new Failover(urls, { firstMs: retry.firstMs ?? 500, maxMs: retry.maxMs ?? 4000 });
+  const rounds = retry.rounds ?? 3;
+  const why = new Map<string, string>();
+  for (let attempt = 0; attempt < rounds * urls.length; attempt++) {
+    const url = failover.current;
+    try {
+      return await ControlClient.connect({ ...options, url });
+    } catch (error) {
+      if (error instanceof ProtocolError && FINAL_CODES.has(error.code)) throw error;
+      why.set(url, (error as Error).message.replace(`cannot reach the control server at ${url}: `, ''));
+    }
+    const pause = failover.failed();
+    if (attempt + 1 < rounds * urls.length) await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+  throw new ProtocolError('unavailable', `no control server answered (${rounds} rounds over ${urls.length} URL${urls.length === 1 ? '' : 's'}): ${[...why].map(([url, reason]) => `${url}: ${reason}`).join('; ')}`);
+}

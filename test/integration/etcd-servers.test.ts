@@ -1,0 +1,128 @@
+// Several control servers on one etcd (issue 11): two `acheron control --store etcd` on a 3-member
+// cluster serve one catalog. Simulated nodes upsert through either server while watchers on both
+// (full and delta shapes) watch, and one watcher moves between the servers resuming with since_seq:
+// both servers deliver the same events with the same seqs (etcd revisions: increasing, not
+// contiguous), and every watcher's view passes the history validator. A node credential acts only
+// on its own node on either server; metrics name their server; and when a server dies (kill -9) its
+// nodes turn offline on the survivor once its registration lapses and the grace period passes.
+import t from 'tap';
+import { historyOf, ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
+import { session, startControl } from '../helpers/control.js';
+import { etcdStore, startEtcd } from '../helpers/etcd.js';
+import { checkReference, validateWatcher, type EmittedEvent } from '../helpers/history-validator.js';
+import { waitFor } from '../helpers/process.js';
+import { prng, testSeed } from '../helpers/random.js';
+
+const cluster = await startEtcd(t, { members: 3 });
+const store = await etcdStore(cluster);
+// A dead server is noticed after 1 s (its registration), then its nodes have a 1 s grace period.
+const args = ['--offline-grace-ms', '1000', '--server-ttl-ms', '1000'];
+const [a, b] = [await startControl(t, { store, args }), await startControl(t, { store, args })];
+const seed = testSeed();
+t.comment(`seed ${seed} (ACHERON_TEST_SEED=${seed} repeats this run)`);
+const random = prng(seed);
+
+const refA = new ResumingWatcher('reference on A', store.adminToken, { replay_limit: 1024 });
+const refB = new ResumingWatcher('reference on B', store.adminToken, { replay_limit: 1024 });
+const deltaB = new ResumingWatcher('delta watcher on B', store.adminToken, { include: 'delta', replay_limit: 0 });
+const roaming = new ResumingWatcher('watcher moving between A and B', store.adminToken, { replay_limit: 0 });
+const filtered = new ResumingWatcher('watcher of n3 moving between B and A', store.adminToken, { node_id: 'n3', replay_limit: 0 });
+t.teardown(() => [refA, refB, deltaB, roaming, filtered].forEach((w) => w.close()));
+await Promise.all([refA.connect(a.url), refB.connect(b.url), deltaB.connect(b.url), roaming.connect(a.url), filtered.connect(b.url)]);
+
+// n1, n2 have their tunnels on A; n3, n4 on B.
+const nodes = await Promise.all([['n1', a], ['n2', a], ['n3', b], ['n4', b]].map(([id, server]) => SimNode.join((server as typeof a).url, store, id as string)));
+t.teardown(() => nodes.forEach((n) => n.peer.socket.terminate()));
+const [n1, n2, n3, n4] = nodes as [SimNode, SimNode, SimNode, SimNode];
+
+/** Waits until both references have an event of `node` whose catalog has `serviceId` at `version`. */
+async function seen(node: SimNode, serviceId: string, version: string): Promise<void> {
+  const has = (w: ResumingWatcher): boolean => w.events.some((e) => e.node_id === node.nodeId && (e.services as Array<{ service_id: string; version: string }>).some((s) => s.service_id === serviceId && s.version === version));
+  await waitFor(() => has(refA) && has(refB), { what: `both references see ${node.nodeId}/${serviceId}@${version}`, timeoutMs: 20_000 });
+}
+
+await t.test('upserts through either server reach every watcher on both, in one seq order', async (tt) => {
+  let moves = 0;
+  for (let step = 0; step < 60; step++) {
+    const node = nodes[Math.floor(random() * nodes.length)] as SimNode;
+    const id = `s${Math.floor(random() * 4)}`;
+    if (node.services.has(id) && random() < 0.3) node.services.delete(id);
+    else node.services.set(id, String(step));
+    await node.publish();
+    if (step % 12 === 11) {
+      moves++;
+      await roaming.connect(moves % 2 === 1 ? b.url : a.url);
+      await filtered.connect(moves % 2 === 1 ? a.url : b.url);
+    }
+  }
+  n1.services.set('last', 'done');
+  await n1.publish();
+  await seen(n1, 'last', 'done');
+
+  const all = historyOf(refA);
+  tt.same(checkReference(all, { contiguous: false }), [], 'the reference on A saw increasing seqs, each once');
+  tt.same(historyOf(refB), all, 'the reference on B saw the same events with the same seqs');
+  tt.ok(all.length >= 60, `${all.length} events (4 joins, upserts)`);
+  const gaps = all.slice(1).filter((e, i) => e.seq > (all[i] as EmittedEvent).seq + 1).length;
+  tt.ok(gaps > 0, `seqs are etcd revisions: ${gaps} gaps where other keys (leases, tunnels) took revisions`);
+  await Promise.all([deltaB, roaming, filtered].map((w) => w.reach(all.at(-1)?.seq ?? 0).catch(() => undefined)));
+  await filtered.synced();
+  for (const watcher of [refA, refB, deltaB, roaming, filtered]) {
+    // The delta watcher's events have another shape; the validator compares what both shapes share.
+    const reference = watcher === deltaB ? historyOf(refA).map(({ services: _s, ...rest }) => rest as EmittedEvent) : all;
+    const sessions = watcher === deltaB ? watcher.sessions.map((s) => ({ ...s, frames: s.frames.map((f) => (f.type === 'control.node_service_event' ? { ...f, payload: withoutChanged(f.payload) } : f)) })) : watcher.sessions;
+    const report = validateWatcher(sessions, reference);
+    tt.same(report.problems, [], `${watcher.name}: a valid history (${report.received.length} events over ${watcher.sessions.length} sessions)`);
+  }
+  tt.ok(moves >= 4, `watchers moved between the servers ${moves} times, resuming with since_seq`);
+});
+
+await t.test('a node credential acts only on its own node, on either server', async (tt) => {
+  await n1.reconnect(b.url);
+  const foreign = await n1.peer.request('control.node_service_upsert', { node_id: 'n2', services: [] });
+  tt.equal(foreign.error?.code, 'forbidden', 'n1 on B may not upsert n2');
+  n1.services.set('moved', '1');
+  tt.equal(await n1.publish(), true, 'n1 upserts its own catalog through B');
+  await seen(n1, 'moved', '1');
+  const onA = await session(a.url, { token: store.adminToken });
+  const doc = await onA.call<{ services: Array<{ service_id: string }>; state: string }>('control.node_get', { node_id: 'n1' });
+  tt.ok(doc.services.some((s) => s.service_id === 'moved'), 'A serves the catalog n1 wrote through B');
+  tt.equal(doc.state, 'online', 'n1 is online');
+  await onA.close();
+  await n1.reconnect(a.url);
+});
+
+await t.test('metrics name their server', async (tt) => {
+  const ids = await Promise.all([a, b].map(async (server) => {
+    const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    tt.match(text, /^acheron_nodes\{state="online",server_id="[^"]+"\} 4$/m, `${server.httpUrl}: the shared catalog's 4 nodes`);
+    return /^acheron_nodes\{state="online",server_id="([^"]+)"\}/m.exec(text)?.[1];
+  }));
+  tt.equal(new Set(ids).size, 2, `two servers, two ids: ${ids.join(', ')}`);
+});
+
+// Last: it kills B.
+await t.test('a server killed: its nodes turn offline on the survivor after its registration lapses and the grace passes', async (tt) => {
+  const before = refA.events.length;
+  refB.serverGone();
+  tt.equal((await b.kill9()).signal, 'SIGKILL', 'B died of SIGKILL');
+  const offline = (): Set<string> => new Set(refA.events.slice(before).filter((e) => e.kind === 'offline').map((e) => e.node_id as string));
+  await waitFor(() => offline().has('n3') && offline().has('n4'), { what: 'offline events of n3 and n4 on A', timeoutMs: 30_000 });
+  tt.same([...offline()].sort(), ['n3', 'n4'], 'the nodes whose tunnels were on B, and only they, turned offline');
+  const admin = await session(a.url, { token: store.adminToken });
+  const states = await Promise.all(['n1', 'n2', 'n3', 'n4'].map(async (id) => (await admin.call<{ state: string }>('control.node_get', { node_id: id })).state));
+  tt.same(states, ['online', 'online', 'offline', 'offline'], 'A\'s catalog agrees');
+  await n3.reconnect(a.url);
+  tt.equal(await n3.publish(), false, 'n3 reconnects to A: its catalog is unchanged');
+  await waitFor(async () => (await admin.call<{ state: string }>('control.node_get', { node_id: 'n3' })).state === 'online', { what: 'n3 online again' });
+  tt.ok(refA.events.slice(before).some((e) => e.node_id === 'n3' && e.kind === 'online'), 'with an online event');
+  void n4;
+  void n2;
+  await admin.close();
+});
+
+/** A delta event as the validator compares it: without the changed descriptors (the full shape has the whole catalog instead). */
+function withoutChanged(payload: unknown): unknown {
+  const { changed_services: _c, ...rest } = payload as Record<string, unknown>;
+  return rest;
+}
