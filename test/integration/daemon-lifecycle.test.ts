@@ -88,7 +88,8 @@ await t.test('a second daemon on a live mount fails and the first keeps working'
 });
 
 await t.test('SIGTERM during a slow invocation: it completes, then exit 0', async (tt) => {
-  const node = await startNode(tt, { manifests: [manifest('slow', 'slow')], args: ['--shutdown-grace-ms', '5000'], env: { SLOW_SECONDS: '1' } });
+  // Long enough to still run when the test has found it under the spawner on a busy machine.
+  const node = await startNode(tt, { manifests: [manifest('slow', 'slow')], args: ['--shutdown-grace-ms', '15000'], env: { SLOW_SECONDS: '4' } });
   const dir = node.service('slow');
   // Python's explicit close() raises when the flush fails, so "closed" proves the invocation ended well.
   const writer = sh(`python3 -c 'import sys; f = open(sys.argv[1], "w"); f.write("{\\"n\\": 1}"); f.close(); print("closed")' ${q(join(dir, 'control', 'invoke.json'))}`);
