@@ -16,6 +16,7 @@ import type { ResolvedService } from '../upsert-frame.js';
 import type { EtcdConnection } from './connection.js';
 import { commitGuarded, OP_ID_FIELD, storedObject, type Guard, type Write } from './guarded-txn.js';
 import { PrefixWatch, type WatchCompactedError, type WatchedChange } from './prefix-watch.js';
+import { RevisionWaiters } from './revision-waiters.js';
 
 const NODES = 'nodes/';
 const LEASES = 'leases/';
@@ -69,10 +70,14 @@ interface StoredNode {
   services: ServiceDescriptor[];
 }
 
-/** `<prefix>leases/<node_id>`: a deadline, not an etcd lease (etcd restarts lease TTLs on a leader change). */
+/**
+ * `<prefix>leases/<node_id>`: a deadline, not an etcd lease (etcd restarts lease TTLs on a leader
+ * change), and the server that set it: the one holding the node's tunnel then.
+ */
 interface StoredLease {
   expires_at_ms: number;
   last_seen_ms: number;
+  server_id: string;
 }
 
 interface Mirrored<T> {
@@ -105,7 +110,8 @@ function decodeNode(value: Buffer, nodeId: string): StoredNode | undefined {
 
 function decodeLease(value: Buffer): StoredLease | undefined {
   const object = storedObject(value)?.object;
-  return object && typeof object.expires_at_ms === 'number' && typeof object.last_seen_ms === 'number' ? { expires_at_ms: object.expires_at_ms, last_seen_ms: object.last_seen_ms } : undefined;
+  if (!object || typeof object.expires_at_ms !== 'number' || typeof object.last_seen_ms !== 'number') return undefined;
+  return { expires_at_ms: object.expires_at_ms, last_seen_ms: object.last_seen_ms, server_id: typeof object.server_id === 'string' ? object.server_id : '' };
 }
 
 function decodeTunnel(value: Buffer): string | undefined {
@@ -113,7 +119,6 @@ function decodeTunnel(value: Buffer): string | undefined {
   return typeof serverId === 'string' ? serverId : undefined;
 }
 
-const leaseOf = (node: NodeRecord): StoredLease => ({ expires_at_ms: node.lease_expires_at_ms, last_seen_ms: node.last_seen_ms });
 
 /** A node record as etcd keeps it, from the descriptors' own bytes (never one string of the whole catalog). */
 function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string) => Buffer {
@@ -160,9 +165,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
   #ring: EventRing;
   #queue = new NodeQueue();
   #watch: PrefixWatch | undefined;
-  /** Every change under the prefix up to this revision has been applied. */
-  #revision = 0n;
-  #waiters: Array<{ revision: bigint; resolve(reached: boolean): void; timer: NodeJS.Timeout }> = [];
+  /** How far the watch has applied the prefix's history, and the writes and resumes waiting for it. */
+  #applied = new RevisionWaiters();
   #registration: Lease | undefined;
   #registrationProblem: string | undefined;
   #startedMs = Date.now();
@@ -206,8 +210,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       throw error;
     }
     catalog.#ready = true;
-    // Nodes with no tunnel anywhere (their server died while none ran): their grace period starts now.
-    for (const node of catalog.#nodes.values()) if (node.state === 'online' && !catalog.#tunnels.has(node.node_id)) catalog.#startGrace(node.node_id);
+    // Nodes with no tunnel anywhere whose lease a server now gone set (it died while none watched): their grace period starts now.
+    for (const node of catalog.#nodes.values()) if (node.state === 'online' && !catalog.#tunnels.has(node.node_id)) catalog.#startGrace(node.node_id, undefined);
     return catalog;
   }
 
@@ -280,7 +284,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     const nodeId = payload.node_id ?? `node-${randomBytes(4).toString('hex')}`;
     const { result } = await this.#change(nodeId, `joining node ${nodeId}`, (existing, now) => {
       const { next, kind, delta, reply } = joinPlan({ ...payload, node_id: nodeId }, existing, now, this.leaseTtlMs);
-      return { record: { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) }, lease: leaseOf(next), result: reply };
+      return { record: { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) }, lease: this.#leaseOf(next), result: reply };
     });
     return result;
   }
@@ -290,7 +294,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       if (!node) throw noNode(payload.node_id);
       const { next, delta, kind, metadataChanged } = upsertPlan(node, payload, incoming, now, this.leaseTtlMs);
       const record = kind || metadataChanged ? { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) } : undefined;
-      return { ...(record ? { record } : {}), lease: leaseOf(next), result: { next, delta, isEvent: kind !== undefined } };
+      return { ...(record ? { record } : {}), lease: this.#leaseOf(next), result: { next, delta, isEvent: kind !== undefined } };
     });
     // The event's own bytes when this server's watch has it (shared with every watcher's frame).
     const event = result.isEvent ? this.#ring.retained().findLast((e) => e.seq === Number(revision)) : undefined;
@@ -301,7 +305,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     const { result } = await this.#change(nodeId, `refreshing the lease of node ${nodeId}`, (node, now) => {
       if (!node) throw noNode(nodeId);
       const { next, kind, delta } = refreshPlan(node, now, this.leaseTtlMs);
-      return { ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}), lease: leaseOf(next), result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined } };
+      return { ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}), lease: this.#leaseOf(next), result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined } };
     });
     return result;
   }
@@ -311,7 +315,11 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     void this.#putTunnel(nodeId);
   }
 
-  /** The tunnel key goes (if it is still this server's), then the grace period starts unless the node is on another server by then. */
+  /**
+   * The tunnel key goes (if it is still this server's), then the grace period starts unless the
+   * node is back meanwhile: here (a new tunnel: registered again) or on another server (which set
+   * the lease since).
+   */
   tunnelClosed(nodeId: string): void {
     this.#ownTunnels.delete(nodeId);
     if (this.#closed) return;
@@ -319,7 +327,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     void this.#connection.write(`closing the tunnel of node ${nodeId}`, (client) => client.if(key, 'Value', '==', this.#tunnelValue()).then(client.delete().key(key)).commit())
       .then(async (result) => {
         if (result.succeeded) await this.#waitFor(BigInt(result.header.revision), this.#options.waitMs);
-        this.#startGrace(nodeId);
+        if (this.#ownTunnels.has(nodeId)) void this.#putTunnel(nodeId);
+        else this.#startGrace(nodeId, this.#options.serverId);
       }, (error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, 'could not remove a closed tunnel from etcd; the node\'s lease runs out by itself'));
   }
 
@@ -362,10 +371,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(false);
-    }
+    this.#applied.close();
     await this.#watch?.close();
     // Its tunnels go with the registration: the other servers start those nodes' grace periods.
     await this.#registration?.revoke().catch(() => undefined);
@@ -375,6 +381,10 @@ export class EtcdCatalog implements CatalogStore, EventStream {
 
   #key(area: string, id: string): string {
     return this.#connection.key(area + id);
+  }
+
+  #leaseOf(node: NodeRecord): StoredLease {
+    return { expires_at_ms: node.lease_expires_at_ms, last_seen_ms: node.last_seen_ms, server_id: this.#options.serverId };
   }
 
   #tunnelValue(): string {
@@ -406,6 +416,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
             }
             return { result: change.result, revision: outcome.revision };
           }
+          this.#log.debug({ node_id: nodeId, attempt, changed_at: String(outcome.changedAt ?? outcome.revision) }, `${what}: the node changed meanwhile; planning again`);
           await this.#waitFor(outcome.changedAt ?? outcome.revision, this.#options.waitMs);
         } finally {
           if (change.record) this.#pending.delete(nodeId);
@@ -415,12 +426,18 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     });
   }
 
-  /** The node's lease ends at most a grace period from now, unless its tunnel is on a server (guarded: a refresh or a new tunnel wins). */
-  #startGrace(nodeId: string): void {
+  /**
+   * The tunnel of the server that set the node's lease is gone (`closedBy`; undefined: whichever
+   * server set it, if that one is no longer registered): the lease ends at most a grace period from
+   * now. Not when the node has a tunnel, or another server set the lease since (the node is there);
+   * guarded, so a refresh or a new tunnel meanwhile wins.
+   */
+  #startGrace(nodeId: string, closedBy: string | undefined): void {
     if (this.#closed) return;
     void this.#change(nodeId, `starting the grace period of node ${nodeId}`, (node, now) => {
       const lease = this.#leases.get(nodeId);
-      if (node?.state !== 'online' || !lease || this.#tunnels.has(nodeId)) return { result: undefined };
+      if (node?.state !== 'online' || !lease || this.#tunnels.has(nodeId) || this.#ownTunnels.has(nodeId)) return { result: undefined };
+      if (closedBy === undefined ? this.#servers.has(lease.value.server_id) : lease.value.server_id !== closedBy) return { result: undefined };
       const expires = Math.min(lease.value.expires_at_ms, now + this.#options.offlineGraceMs);
       if (expires === lease.value.expires_at_ms) return { result: undefined };
       return {
@@ -513,7 +530,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       if (!stored) this.#log.warn({ key: this.#key(NODES, key), bytes: value.length }, 'etcd value is not a node record: ignored');
       else if (!stored.deleted) this.#nodes.set(key, this.#record(stored, revision, previous.get(key)));
     }
-    this.#revision = listing.revision;
+    this.#applied.reached(listing.revision);
   }
 
   /** The node as this server keeps it: its lease merged in, descriptors shared with what it held (or is writing) where they are the same. */
@@ -560,20 +577,12 @@ export class EtcdCatalog implements CatalogStore, EventStream {
         else this.#servers.delete(key.slice(SERVERS.length));
       }
     }
-    if (revision > this.#revision) this.#revision = revision;
-    this.#ring.advance(Number(this.#revision));
-    const reached = this.#waiters.filter((w) => w.revision <= this.#revision);
-    if (reached.length > 0) {
-      this.#waiters = this.#waiters.filter((w) => w.revision > this.#revision);
-      for (const waiter of reached) {
-        clearTimeout(waiter.timer);
-        waiter.resolve(true);
-      }
-    }
+    this.#ring.advance(Number(revision));
+    this.#applied.reached(revision);
     if (!this.#ready) return;
     // A tunnel gone with its server (its registration expired): every survivor starts the grace period; one does it.
     for (const { nodeId, serverId } of closedTunnels) {
-      if (serverId !== undefined && serverId !== this.#options.serverId && !this.#servers.has(serverId)) this.#startGrace(nodeId);
+      if (serverId !== undefined && serverId !== this.#options.serverId && !this.#servers.has(serverId)) this.#startGrace(nodeId, serverId);
       // Our own registration lapsed while the node is still here: re-registering puts it back.
     }
   }
@@ -631,20 +640,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     }
   }
 
-  /** Resolves true once the mirror holds `revision`, false after `timeoutMs`. */
   #waitFor(revision: bigint, timeoutMs: number): Promise<boolean> {
-    if (this.#revision >= revision) return Promise.resolve(true);
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const waiter = {
-        revision,
-        resolve,
-        timer: setTimeout(() => {
-          this.#waiters = this.#waiters.filter((w) => w !== waiter);
-          resolve(false);
-        }, timeoutMs),
-      };
-      this.#waiters.push(waiter);
-    });
+    return this.#applied.waitFor(revision, timeoutMs);
   }
 }
