@@ -200,7 +200,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       listing = await catalog.#list(head);
     }
     catalog.#adopt(listing);
-    catalog.#ring = new EventRing(options.ringCapacity, [], Number(listing.revision), Number(listing.revision));
+    // Revision 1 is etcd's empty start: a listing there misses no event, so every seq may be resumed from.
+    catalog.#ring = new EventRing(options.ringCapacity, [], Number(listing.revision), listing.revision <= 1n ? 0 : Number(listing.revision));
     catalog.#follow(listing.revision + 1n);
     try {
       const registered = await catalog.#register();
