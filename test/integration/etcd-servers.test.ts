@@ -149,6 +149,26 @@ await t.test('a node whose tunnel closes turns offline after the grace period, s
   tt.pass('online event on B');
 });
 
+await t.test('a relay through B reaches a node whose tunnel is on A: B finds A in etcd and forwards it, once', async (tt) => {
+  await n1.peer.call('control.relay_ready', { node_id: 'n1' });
+  const onB = await session(b.url, { token: store.adminToken });
+  const asked = n1.peer.next((f) => f.type === 'control.relay_request');
+  const reply = onB.request('control.relay', { node_id: 'n1', request_id: 'x-1', op: 'open', path: '/fs/data/a.txt', flags: 0 });
+  const request = (await asked).payload as { relay_id: string; session: string; op: string; path: string; request_id: string };
+  tt.same([request.op, request.path, request.request_id], ['open', '/fs/data/a.txt', 'x-1'], 'the node got the operation, through A');
+  await n1.peer.call('control.relay_reply', { relay_id: request.relay_id, ok: true, result: { fh: 7 } });
+  const outcome = await reply;
+  tt.same(outcome.payload, { ok: true, result: { fh: 7 } }, 'the requester on B got the node\'s outcome');
+  tt.equal(n1.peer.frames.filter((f) => f.type === 'control.relay_request').length, 1, 'one request reached the node (at most once)');
+  const released = n1.peer.next((f) => f.type === 'control.relay_session_closed');
+  await onB.close();
+  tt.same((await released).payload, { session: request.session }, 'the requester\'s session ended on B: the node releases its handles');
+  const nowhere = await session(b.url, { token: store.adminToken });
+  const lost = await nowhere.call<{ ok: boolean; errno: string }>('control.relay', { node_id: 'nobody', request_id: 'x-2', op: 'stat', path: '/fs' });
+  tt.equal(lost.errno, 'EHOSTUNREACH', 'a node with no tunnel anywhere: EHOSTUNREACH at once');
+  await nowhere.close();
+});
+
 await t.test('metrics name their server', async (tt) => {
   const ids = await Promise.all([a, b].map(async (server) => {
     const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
@@ -161,8 +181,18 @@ await t.test('metrics name their server', async (tt) => {
 // Last: it kills B.
 await t.test('a server killed: its nodes turn offline on the survivor after its registration lapses and the grace passes', async (tt) => {
   const before = refA.events.length;
+  // A relay through A to n4, whose tunnel is on B, still waiting for n4 when B dies.
+  await n4.peer.call('control.relay_ready', { node_id: 'n4' });
+  const asked = n4.peer.next((f) => f.type === 'control.relay_request');
+  const onA = await session(a.url, { token: store.adminToken });
+  const pending = onA.request('control.relay', { node_id: 'n4', request_id: 'k-1', op: 'invoke', path: '/services/s0/control/invoke.json', data: 'e30=', size: 2 });
+  await asked;
   refB.serverGone();
   tt.equal((await b.kill9()).signal, 'SIGKILL', 'B died of SIGKILL');
+  const killedAt = Date.now();
+  tt.match((await pending).payload, { ok: false, errno: 'EHOSTUNREACH' }, 'the relay whose path died answers EHOSTUNREACH');
+  tt.ok(Date.now() - killedAt < 5_000, `promptly (${Date.now() - killedAt} ms), not after its timeout`);
+  await onA.close();
   const offline = (): Set<string> => new Set(refA.events.slice(before).filter((e) => e.kind === 'offline').map((e) => e.node_id as string));
   await waitFor(() => offline().has('n3') && offline().has('n4'), { what: 'offline events of n3 and n4 on A', timeoutMs: 30_000 });
   tt.same([...offline()].sort(), ['n3', 'n4'], 'the nodes whose tunnels were on B, and only they, turned offline');

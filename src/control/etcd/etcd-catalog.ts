@@ -8,8 +8,10 @@ import { CatalogEvent, fullBody } from '../catalog-event.js';
 import type { CatalogStore, EventStream, NodeRecord, NodeState, NodeSummary, PublicNode } from '../catalog-store.js';
 import type { ServiceEntry } from '../delta.js';
 import { EventRing, type RetainedWindow } from '../event-ring.js';
+import { newPeerSecret, type PeerServer, type ServerDirectory } from '../server-directory.js';
+import { sameSecret } from '../token-store.js';
 import {
-  countNodes, deleteDelta, joinPlan, lapsed, NodeQueue, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
+  countNodes, deleteDelta, hashSecret, joinPlan, lapsed, NodeQueue, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
   summaries, toPublic, upsertPlan, type JoinReply,
 } from '../node-record.js';
 import type { ResolvedService } from '../upsert-frame.js';
@@ -30,6 +32,8 @@ const HISTORY_RINGS = 2;
 const RETRY_MS = 500;
 
 export interface EtcdCatalogOptions {
+  /** Where the other servers reach this one (its WebSocket listener), for relays to the node tunnels it holds. */
+  advertiseUrl: string;
   leaseTtlMs: number;
   offlineGraceMs: number;
   /** This server's id: `servers/<id>` and the owner of its nodes' `tunnels/<node_id>`. */
@@ -99,7 +103,7 @@ interface Listing {
   nodes: Array<{ key: string; value: Buffer; revision: bigint }>;
   leases: Map<string, Mirrored<StoredLease>>;
   tunnels: Map<string, Mirrored<string>>;
-  servers: Set<string>;
+  servers: Map<string, StoredServer>;
 }
 
 function decodeNode(value: Buffer, nodeId: string): StoredNode | undefined {
@@ -112,6 +116,17 @@ function decodeLease(value: Buffer): StoredLease | undefined {
   const object = storedObject(value)?.object;
   if (!object || typeof object.expires_at_ms !== 'number' || typeof object.last_seen_ms !== 'number') return undefined;
   return { expires_at_ms: object.expires_at_ms, last_seen_ms: object.last_seen_ms, server_id: typeof object.server_id === 'string' ? object.server_id : '' };
+}
+
+/** `<prefix>servers/<server_id>`: a registered server, where its peers reach it and its peer secret's SHA-256. */
+interface StoredServer {
+  url: string;
+  secret_sha256: string;
+}
+
+function decodeServer(value: Buffer): StoredServer | undefined {
+  const object = storedObject(value)?.object;
+  return object && typeof object.url === 'string' && typeof object.secret_sha256 === 'string' ? { url: object.url, secret_sha256: object.secret_sha256 } : undefined;
 }
 
 function decodeTunnel(value: Buffer): string | undefined {
@@ -145,7 +160,7 @@ function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: b
  * dies, etcd drops them, and the surviving servers start the node's grace period; every server
  * sweeps lapsed leases, and the guarded `offline` write succeeds once.
  */
-export class EtcdCatalog implements CatalogStore, EventStream {
+export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   readonly leaseTtlMs: number;
   readonly ringCapacity: number;
   #connection: EtcdConnection;
@@ -157,7 +172,10 @@ export class EtcdCatalog implements CatalogStore, EventStream {
   #leases = new Map<string, Mirrored<StoredLease>>();
   /** Which server holds each node's tunnel. */
   #tunnels = new Map<string, Mirrored<string>>();
-  #servers = new Set<string>();
+  #servers = new Map<string, StoredServer>();
+  readonly serverId: string;
+  readonly peerToken: string;
+  #peerSecret = newPeerSecret();
   /** The record this server is writing for a node: its entries (validated here) are kept when the watch brings it back. */
   #pending = new Map<string, NodeRecord>();
   /** Nodes whose tunnel is on this server. */
@@ -179,6 +197,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     this.#log = options.log;
     this.leaseTtlMs = options.leaseTtlMs;
     this.ringCapacity = options.ringCapacity;
+    this.serverId = options.serverId;
+    this.peerToken = `server.${options.serverId}.${this.#peerSecret}`;
     this.#ring = new EventRing(options.ringCapacity);
   }
 
@@ -365,6 +385,19 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     return toPublic(node);
   }
 
+  // ---- ServerDirectory ----
+
+  tunnelElsewhere(nodeId: string): PeerServer | undefined {
+    const serverId = this.#tunnels.get(nodeId)?.value;
+    const server = serverId === undefined || serverId === this.serverId ? undefined : this.#servers.get(serverId);
+    return server && serverId !== undefined ? { serverId, url: server.url } : undefined;
+  }
+
+  verifyPeer(serverId: string, secret: string): boolean {
+    const server = serverId === this.serverId ? undefined : this.#servers.get(serverId);
+    return server !== undefined && sameSecret(server.secret_sha256, hashSecret(secret));
+  }
+
   /** Why this server cannot serve its nodes: its registration is lost (others may take its nodes for gone). */
   problem(): string | undefined {
     return this.#registrationProblem;
@@ -476,7 +509,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       void this.#reregister();
     });
     const leaseId = await this.#connection.write('registering this server', () => lease.grant());
-    const put = await this.#connection.write('registering this server', (client) => client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify({ server_id: this.#options.serverId, started_ms: this.#startedMs })).lease(leaseId).exec());
+    const registration = { server_id: this.#options.serverId, url: this.#options.advertiseUrl, secret_sha256: hashSecret(this.#peerSecret), started_ms: this.#startedMs };
+    const put = await this.#connection.write('registering this server', (client) => client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify(registration)).lease(leaseId).exec());
     return BigInt(put.header.revision);
   }
 
@@ -513,7 +547,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       nodes: nodes.kvs.map((kv) => ({ key: id(kv.key, NODES), value: kv.value, revision: BigInt(kv.mod_revision) })),
       leases: mirrored(leases.kvs, LEASES, decodeLease),
       tunnels: mirrored(tunnels.kvs, TUNNELS, decodeTunnel),
-      servers: new Set(servers.kvs.map((kv) => id(kv.key, SERVERS))),
+      servers: new Map([...mirrored(servers.kvs, SERVERS, decodeServer)].map(([serverId, { value }]) => [serverId, value])),
     };
   }
 
@@ -574,7 +608,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
           this.#tunnels.delete(nodeId);
         }
       } else if (key.startsWith(SERVERS)) {
-        if (change.value) this.#servers.add(key.slice(SERVERS.length));
+        const server = change.value && decodeServer(change.value);
+        if (server) this.#servers.set(key.slice(SERVERS.length), server);
         else this.#servers.delete(key.slice(SERVERS.length));
       }
     }
