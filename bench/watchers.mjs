@@ -82,7 +82,8 @@ function client(url, token, include) {
         return;
       }
       const frame = JSON.parse(data.toString('utf8'));
-      if (frame.type === 'control.version') watch();
+      // Connected once its first watch has synced (watch() makes a new promise each time: wait on this one).
+      if (frame.type === 'control.version') void watch().then(resolve);
       else if (frame.type === 'control.node_service_watch' && frame.ok) watchId = frame.payload.watch_id;
       else if (frame.type === 'control.node_service_watch_synced') synced();
       else if (frame.type === 'control.error' && frame.error?.code === 'resync_required') {
@@ -96,7 +97,6 @@ function client(url, token, include) {
       if (!token) return resolve();
       sessions.push({ watch, unwatch });
       socket.send(JSON.stringify({ channel: 'control', type: 'control.version', id: 'v', payload: { protocol: 'unified-v2' } }));
-      void ready.then(resolve);
     });
     socket.once('unexpected-response', (_request, response) => {
       response.resume();
