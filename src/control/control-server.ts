@@ -259,7 +259,8 @@ export class ControlServer {
           this.metrics.connections.dec({ role: closed.principal.kind });
           // The grace period starts when the node's last tunnel closes (a reconnect may overlap).
           const { principal: gone } = closed;
-          if (gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
+          // Not while stopping: a store shared with other servers (etcd) hands this server's tunnels over as a whole when it closes.
+          if (!this.#stopping && gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
             this.catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
           }
           if (gone.kind === 'node') this.relays.tunnelClosed(closed);

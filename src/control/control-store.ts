@@ -42,6 +42,12 @@ export interface CatalogOptions {
 
 /** etcd: how long a dead server's registration (and its nodes' tunnels) outlive it. */
 export const SERVER_TTL_MS = 5_000;
+/**
+ * etcd: how long a change waits for this server's own watch to show it before answering anyway (it
+ * is committed), and a resume for a seq another server delivered: milliseconds normally, seconds
+ * only on an overloaded machine; a node's next request after its join must find the join here.
+ */
+const WATCH_WAIT_MS = 5_000;
 
 export interface StoreOptions {
   dataDir: string;
@@ -68,7 +74,7 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
     opened.push(projects);
     const catalog = await EtcdCatalog.open(connection, {
       leaseTtlMs: options.catalog.leaseTtlMs, offlineGraceMs: options.catalog.offlineGraceMs, serverTtlMs: options.catalog.serverTtlMs ?? SERVER_TTL_MS,
-      ringCapacity: options.catalog.eventLog?.ringCapacity ?? RING_CAPACITY, serverId: options.serverId, advertiseUrl: options.advertiseUrl, waitMs: etcd.callTimeoutMs, startTimeoutMs: etcd.startTimeoutMs,
+      ringCapacity: options.catalog.eventLog?.ringCapacity ?? RING_CAPACITY, serverId: options.serverId, advertiseUrl: options.advertiseUrl, waitMs: WATCH_WAIT_MS, startTimeoutMs: etcd.startTimeoutMs,
       log: log.child({ component: 'catalog' }),
     });
     opened.push(catalog);

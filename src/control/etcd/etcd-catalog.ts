@@ -433,6 +433,11 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   #change<R>(nodeId: string, what: string, plan: (node: NodeRecord | undefined, now: number) => NodeChange<R>): Promise<{ result: R; revision: bigint }> {
     return this.#queue.run(nodeId, async () => {
       const nodeKey = this.#key(NODES, nodeId);
+      // A node this server has not seen yet may have joined through another one a moment ago: catch up with it first.
+      if (!this.#revisionOf.has(nodeId)) {
+        const kv = (await this.#connection.read(what, (client) => client.get(nodeKey).exec())).kvs[0];
+        if (kv) await this.#waitFor(BigInt(kv.mod_revision), this.#options.waitMs);
+      }
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const change = plan(this.#nodes.get(nodeId), Date.now());
         const writes: Write[] = [];
