@@ -4,10 +4,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PREFIX ?= /usr/local
 
-.PHONY: help setup system-deps promtool node-deps build test reliability demo bench install uninstall clean
+.PHONY: help setup system-deps promtool node-deps build test reliability demo demo-ha bench install uninstall clean
 
 help:
 	@echo "make demo     set up, start a node with manifests.d/ on /mnt/acheron, show an invoke"
+	@echo "make demo-ha  set up, 3-member etcd + 2 control servers, a node and WorldFS; kill one server, they carry on"
 	@echo "make test     set up, type-check, run every test; ends with 'N passed, N failed'"
 	@echo "make reliability  the crash and fuzz suites, 8 times longer (RELIABILITY_SCALE=N)"
 	@echo "make bench    set up, run the benchmarks, write docs/BENCHMARKS.md"
@@ -66,6 +67,9 @@ reliability: setup
 
 demo: setup install
 	bash scripts/demo.sh
+
+demo-ha: setup install
+	bash scripts/demo-ha.sh
 
 bench: setup
 	@dpkg -s libfuse-dev >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfuse-dev pkg-config >/dev/null)

@@ -43,7 +43,7 @@ function fanoutConfig() {
 }
 
 /** Checks the simulated catalog against the schemas the server validates it with. */
-async function checkCatalogShape() {
+export async function checkCatalogShape() {
   const schemas = await loadSchemas();
   const services = nodeCatalog('bench-node-check');
   for (const service of services) {
@@ -60,7 +60,7 @@ async function checkCatalogShape() {
  * TIMED_CREATE_JOINS through createJoin() (a locked read-modify-write of auth_tokens.json with two
  * fsyncs each, timed), the rest in one update() with entries of the same shape.
  */
-async function mintJoinTokens(dataDir, count) {
+export async function mintJoinTokens(dataDir, count) {
   const store = await FileTokenStore.open(dataDir);
   const tokens = [];
   const started = performance.now();
@@ -75,23 +75,24 @@ async function mintJoinTokens(dataDir, count) {
   return { tokens, adminToken: store.data.admin[0].token, createJoinMs };
 }
 
-async function startControl(name, dataDir) {
+/** `acheron control` as a child process; `extra`: more options (a store, a server id), `ports` to start one again where it was. */
+export async function startControl(name, dataDir, extra = [], ports = undefined) {
   const dir = join(ctx.work, name);
   await mkdir(dir, { recursive: true });
-  const ports = { ws: await freePort(), http: await freePort() };
+  ports ??= { ws: await freePort(), http: await freePort() };
   const daemon = startDaemon(process.execPath, [
     ...cpuProfileArgs(), ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`,
-    '--lease-ttl-ms', String(LEASE_TTL_MS), '--log-level', 'warn', '--log-file', join(dir, 'control.log'),
+    '--lease-ttl-ms', String(LEASE_TTL_MS), '--log-level', 'warn', '--log-file', join(dir, 'control.log'), ...extra,
   ], { name: `acheron control (${name})` });
   const httpUrl = `http://127.0.0.1:${ports.http}`;
   await waitFor(`${daemon.name} on ${httpUrl}`, async () => daemon.gone || (await fetch(`${httpUrl}/livez`).then((r) => r.ok, () => false)), 60_000);
   if (daemon.gone) throw new Error(`${daemon.name} exited before listening: ${daemon.stderr.trim().slice(-600)}`);
   const metrics = async () => (await fetch(`${httpUrl}/metrics.json`)).json();
-  return Object.assign(daemon, { url: `ws://127.0.0.1:${ports.ws}`, httpUrl, metrics, logFile: join(dir, 'control.log') });
+  return Object.assign(daemon, { url: `ws://127.0.0.1:${ports.ws}`, httpUrl, metrics, logFile: join(dir, 'control.log'), ports });
 }
 
 /** Warnings and errors the server logged (pino levels 40+), counted by message, for the results. */
-async function loggedProblems(logFile) {
+export async function loggedProblems(logFile) {
   const text = await readFile(logFile, 'utf8').catch(() => '');
   const counts = {};
   for (const line of text.split('\n')) {
@@ -118,7 +119,7 @@ function heapOf(json) {
 const heapText = (heap) => `V8 heap used ${mib(heap.heapUsedKiB)} of ${mib(heap.heapTotalKiB)}, external (Buffers: descriptors, socket data) ${mib(heap.externalKiB)}`;
 
 /** A metric's value from /metrics.json, optionally by one label. */
-function metric(json, name, labels = {}) {
+export function metric(json, name, labels = {}) {
   const values = json[name] ?? [];
   const match = values.find((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value));
   return match?.value ?? 0;
@@ -206,7 +207,7 @@ function largeRows(result) {
   ];
 }
 
-function summarizeRegistration(registration) {
+export function summarizeRegistration(registration) {
   const pick = (key) => summarize(registration.perNode.map((n) => n[key]));
   const done = registration.perNode.map((n) => n.doneUs).sort((a, b) => a - b);
   // When half and nine tenths of the nodes had their first upsert acknowledged.

@@ -2,7 +2,8 @@
 // WebSocket to the control server speaking the node side of the protocol (SPEC §6): Bearer join
 // token, control.version, control.node_join, then control.node_service_upsert of its 20 services.
 //
-// Commands: register {url, tokens, prefix, concurrency}; upserts {seconds, inflight, rate?,
+// Commands: register {url | urls, tokens, prefix, concurrency} (with `urls`, node i registers with
+// urls[i mod n]: servers of one store); upserts {seconds, inflight, rate?,
 // recordAcks?}; close. Every changed version is `t<µs>`, the send time on CLOCK_MONOTONIC
 // (process.hrtime), which every process on the machine shares: a watcher computes the event
 // latency from the version alone.
@@ -92,8 +93,8 @@ let nodes = [];
 const REGISTER_ATTEMPTS = 3;
 const RETRY_AFTER_MS = 1000;
 
-async function register({ url, tokens, prefix, concurrency }) {
-  const candidates = tokens.map((token, i) => new SimNode(url, token, `${prefix}-${String(i).padStart(4, '0')}`));
+async function register({ url, urls = [url], tokens, prefix, concurrency }) {
+  const candidates = tokens.map((token, i) => new SimNode(urls[i % urls.length], token, `${prefix}-${String(i).padStart(4, '0')}`));
   const perNode = [];
   const errors = {};
   const retries = {};

@@ -8,7 +8,7 @@
 //
 //   node bench/run.mjs [--quick] [--no-write] [--only NAME[,NAME...]]
 //
-// NAME: invoke, statcat, memory, trace, persistent, control, fanout, world, wasm, partition. With --only, the other parts
+// NAME: invoke, statcat, memory, trace, persistent, control, fanout, world, wasm, partition, ha. With --only, the other parts
 // of the results come from the previous bench/results/latest.json (each part says when it ran).
 // The mounts are only ever touched by child processes (bench/client.py, bench/execa-client.mjs,
 // cat): never by fs calls from this process (SPEC §12). Every mount and process is cleaned up in
@@ -27,6 +27,7 @@ import { benchControl, benchFanout } from './control.mjs';
 import { benchWorld } from './world.mjs';
 import { benchWasm } from './wasm.mjs';
 import { benchPartition } from './partition.mjs';
+import { benchHa } from './ha.mjs';
 
 const EXECA_CLIENT = join(REPO, 'bench', 'execa-client.mjs');
 const FIXTURE_CAT = join(REPO, 'test', 'fixtures', 'drivers', 'cat');
@@ -37,7 +38,7 @@ const RAW = join(REPO, 'bench', 'results', 'latest.json');
 const PAYLOAD = '{"msg":"hi"}\n';
 const HELLO_OPTIONS = 'attr_timeout=0,entry_timeout=1,direct_io';
 
-const BENCHMARKS = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'control', 'fanout', 'world', 'wasm', 'partition'];
+const BENCHMARKS = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'control', 'fanout', 'world', 'wasm', 'partition', 'ha'];
 const flags = new Set();
 const onlyNames = [];
 for (const args = process.argv.slice(2); args.length > 0;) {
@@ -312,6 +313,7 @@ async function main() {
     world: () => benchWorld(),
     wasm: () => benchWasm(),
     partition: () => benchPartition(),
+    ha: () => benchHa(),
   };
   for (const name of BENCHMARKS.filter(selected)) {
     const started = { date: new Date().toISOString(), loadStart: loadavg()[0], at: performance.now() };

@@ -83,7 +83,7 @@ function client(url, token, include) {
         return;
       }
       const frame = JSON.parse(data.toString('utf8'));
-      // Connected once the first watch is synced.
+      // Connected once its first watch has synced (watch() makes a new promise each time: wait on this one).
       if (frame.type === 'control.version') void watch().then(resolve);
       else if (frame.type === 'control.node_service_watch' && frame.ok) watchId = frame.payload.watch_id;
       else if (frame.type === 'control.node_service_watch_synced') synced();

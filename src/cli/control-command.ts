@@ -21,6 +21,7 @@ export interface ControlArgs extends StoreArgs {
   'allowed-origin'?: string[] | undefined;
   'server-id'?: string | undefined;
   'server-ttl-ms': number;
+  'advertise-url'?: string | undefined;
 }
 
 /** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM. */
@@ -38,13 +39,14 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   if (!(args['ping-interval-ms'] >= 50)) throw new UsageError(`--ping-interval-ms ${args['ping-interval-ms']}: expected a number of milliseconds, at least 50`);
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
   if (!(Number.isInteger(args['server-ttl-ms']) && args['server-ttl-ms'] >= 1000)) throw new UsageError(`--server-ttl-ms ${args['server-ttl-ms']}: expected a whole number of milliseconds, at least 1000 (etcd leases count seconds)`);
+  if (args['advertise-url'] !== undefined && !/^wss?:\/\/[^/\s]+$/.test(args['advertise-url'])) throw new UsageError(`--advertise-url ${JSON.stringify(args['advertise-url'])}: expected ws://host:port or wss://host:port`);
   if (args['server-id'] !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(args['server-id'])) throw new UsageError(`--server-id ${JSON.stringify(args['server-id'])}: expected letters, digits, '.', '_', '-' or ':' (1-128)`);
   const etcd = etcdOptionsFrom(args);
   const tls = args['tls-cert'] && args['tls-key'] ? { cert: await readFile(args['tls-cert']), key: await readFile(args['tls-key']) } : undefined;
   const log = createLogger({ level: args['log-level'], file: args['log-file'] });
   const server = await ControlServer.start({
     listen, httpListen, dataDir: args['data-dir'], offlineGraceMs: args['offline-grace-ms'], leaseTtlMs: args['lease-ttl-ms'], pingIntervalMs: args['ping-interval-ms'],
-    log, schemas: await loadSchemas(), allowedOrigins, ...(tls ? { tls } : {}), etcd, serverId: args['server-id'], serverTtlMs: args['server-ttl-ms'],
+    log, schemas: await loadSchemas(), allowedOrigins, ...(tls ? { tls } : {}), etcd, serverId: args['server-id'], serverTtlMs: args['server-ttl-ms'], advertiseUrl: args['advertise-url'],
   });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -67,6 +69,7 @@ export const CONTROL_OPTIONS = {
   'allowed-origin': { type: 'string', array: true, describe: 'also accept browser (subprotocol) logins from pages of this origin, http[s]://host[:port] (repeatable); the server\'s own listeners are always accepted' },
   'server-id': { type: 'string', describe: 'this server\'s id among the servers of one store (metrics label server_id; etcd registration); default <hostname>:<listen port>' },
   'server-ttl-ms': { type: 'number', default: SERVER_TTL_MS, describe: 'etcd store: the other servers notice this server is gone this long after it died (its registration lapses; its nodes\' grace periods start then)' },
+  'advertise-url': { type: 'string', describe: 'etcd store: where the other servers reach this one to relay to the node tunnels it holds (default ws[s]://<--listen host, or the host name for 0.0.0.0>:<port>)' },
   'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
   'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
   ...STORE_OPTIONS,

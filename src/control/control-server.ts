@@ -18,6 +18,8 @@ import { isOwnOrigin, ownOrigins } from './origins.js';
 import { WatchHub } from './watch-hub.js';
 import { RelayHub, relaySession } from './relay-hub.js';
 import { RelayPolicy } from './relay-policy.js';
+import { PeerLinks } from './peer-links.js';
+import { PEER_TOKEN } from './server-directory.js';
 import { serveDebugPage } from './debug-page.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 
@@ -46,6 +48,8 @@ export interface ControlServerOptions {
   serverId?: string | undefined;
   /** etcd: how long this server's registration outlives it (see CatalogOptions). */
   serverTtlMs?: number | undefined;
+  /** etcd: where the other servers reach this one for relays (default ws[s]://<listen host, or the host name for a wildcard>:<port>). */
+  advertiseUrl?: string | undefined;
   /** Origins besides the server's own whose pages may authenticate by subprotocol (`--allowed-origin`, normalized by parseOrigin). */
   allowedOrigins?: string[];
 }
@@ -88,6 +92,8 @@ export class ControlServer {
   readonly projects: ProjectStore;
   #options: ControlServerOptions;
   #log: Logger;
+  /** Links to the other servers of the store, for relays to node tunnels held there. */
+  #peers: PeerLinks;
   #ws: Server;
   #http: Server;
   #wss: WebSocketServer;
@@ -118,7 +124,8 @@ export class ControlServer {
     const { catalog, events } = store;
     this.metrics = new ControlMetrics(catalog, events, serverId);
     this.watches = new WatchHub(events, this.metrics);
-    this.relays = new RelayHub(this.metrics);
+    this.#peers = new PeerLinks(store.servers.peerToken, this.#log.child({ component: 'peers' }));
+    this.relays = new RelayHub(this.metrics, store.servers, this.#peers);
     this.relayPolicy = new RelayPolicy(catalog, store.projects, events);
     const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
     this.#ws = create();
@@ -143,7 +150,9 @@ export class ControlServer {
   static async start(options: ControlServerOptions): Promise<ControlServer> {
     const serverId = options.serverId ?? `${hostname()}:${options.listen.port}`;
     // First: with etcd unreachable the server stops here, with an error naming the endpoints.
-    const store = await openControlStore({ dataDir: options.dataDir, etcd: options.etcd, serverId, catalog: { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, serverTtlMs: options.serverTtlMs, ...(options.eventLog ? { eventLog: options.eventLog } : {}) } }, options.log);
+    const host = ['0.0.0.0', '::', ''].includes(options.listen.host) ? hostname() : options.listen.host.includes(':') ? `[${options.listen.host}]` : options.listen.host;
+    const advertiseUrl = options.advertiseUrl ?? `${options.tls ? 'wss' : 'ws'}://${host}:${options.listen.port}`;
+    const store = await openControlStore({ dataDir: options.dataDir, etcd: options.etcd, serverId, advertiseUrl, catalog: { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, serverTtlMs: options.serverTtlMs, ...(options.eventLog ? { eventLog: options.eventLog } : {}) } }, options.log);
     options.log.info({ store: store.description, server_id: serverId }, `control store: tokens, projects, catalog and events in ${store.description}`);
     const server = new ControlServer(options, store, serverId);
     // A token revoked or rotated anywhere ends its sessions here.
@@ -186,6 +195,7 @@ export class ControlServer {
     this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.watches.close();
+    this.#peers.close();
     for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
     await Promise.all([close(this.#ws), close(this.#http)]);
     await this.store.close();
@@ -205,6 +215,11 @@ export class ControlServer {
       }
     }
     if (!token) return { viaSubprotocol };
+    const peer = PEER_TOKEN.exec(token);
+    if (peer) {
+      const [, serverId, secret] = peer as unknown as [string, string, string];
+      return { principal: this.store.servers.verifyPeer(serverId, secret) ? { kind: 'peer', serverId } : undefined, viaSubprotocol };
+    }
     const node = /^node\.([A-Za-z0-9._-]{1,128})\.(.+)$/.exec(token);
     if (node) {
       const [, nodeId, secret] = node as unknown as [string, string, string];
@@ -244,7 +259,8 @@ export class ControlServer {
           this.metrics.connections.dec({ role: closed.principal.kind });
           // The grace period starts when the node's last tunnel closes (a reconnect may overlap).
           const { principal: gone } = closed;
-          if (gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
+          // Not while stopping: a store shared with other servers (etcd) hands this server's tunnels over as a whole when it closes.
+          if (!this.#stopping && gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
             this.catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
           }
           if (gone.kind === 'node') this.relays.tunnelClosed(closed);

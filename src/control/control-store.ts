@@ -4,6 +4,7 @@ import type { CatalogStore, EventStream } from './catalog-store.js';
 import type { EtcdOptions } from './etcd/options.js';
 import { EventLog } from './event-log.js';
 import { RING_CAPACITY } from './event-ring.js';
+import { aloneDirectory, type ServerDirectory } from './server-directory.js';
 import { FileCatalog } from './file-catalog.js';
 import { FileProjectStore } from './file-project-store.js';
 import { FileTokenStore } from './file-token-store.js';
@@ -23,6 +24,8 @@ export interface ControlStore {
   readonly projects: ProjectStore;
   readonly catalog: CatalogStore;
   readonly events: EventStream;
+  /** The servers of the store (one on files), for relays to node tunnels held elsewhere. */
+  readonly servers: ServerDirectory;
   /** Why the store cannot serve right now (for /readyz), or undefined when it can. */
   problem(): Promise<string | undefined>;
   close(): Promise<void>;
@@ -39,6 +42,12 @@ export interface CatalogOptions {
 
 /** etcd: how long a dead server's registration (and its nodes' tunnels) outlive it. */
 export const SERVER_TTL_MS = 5_000;
+/**
+ * etcd: how long a change waits for this server's own watch to show it before answering anyway (it
+ * is committed), and a resume for a seq another server delivered: milliseconds normally, seconds
+ * only on an overloaded machine; a node's next request after its join must find the join here.
+ */
+const WATCH_WAIT_MS = 5_000;
 
 export interface StoreOptions {
   dataDir: string;
@@ -46,6 +55,8 @@ export interface StoreOptions {
   etcd?: EtcdOptions | undefined;
   /** This server's id (etcd: its registration, and the owner of its nodes' tunnels). */
   serverId: string;
+  /** Where the other servers reach this one (etcd: in its registration). */
+  advertiseUrl: string;
   catalog: CatalogOptions;
 }
 
@@ -63,7 +74,7 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
     opened.push(projects);
     const catalog = await EtcdCatalog.open(connection, {
       leaseTtlMs: options.catalog.leaseTtlMs, offlineGraceMs: options.catalog.offlineGraceMs, serverTtlMs: options.catalog.serverTtlMs ?? SERVER_TTL_MS,
-      ringCapacity: options.catalog.eventLog?.ringCapacity ?? RING_CAPACITY, serverId: options.serverId, waitMs: etcd.callTimeoutMs, startTimeoutMs: etcd.startTimeoutMs,
+      ringCapacity: options.catalog.eventLog?.ringCapacity ?? RING_CAPACITY, serverId: options.serverId, advertiseUrl: options.advertiseUrl, waitMs: WATCH_WAIT_MS, startTimeoutMs: etcd.startTimeoutMs,
       log: log.child({ component: 'catalog' }),
     });
     opened.push(catalog);
@@ -76,6 +87,7 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
       projects,
       catalog,
       events: catalog,
+      servers: catalog,
       problem: async () => {
         try {
           await connection.read('readiness check', (client) => client.get(etcd.prefix).exec());
@@ -107,6 +119,7 @@ async function openFileStore(options: StoreOptions, log: Logger): Promise<Contro
     projects,
     catalog,
     events,
+    servers: aloneDirectory(options.serverId),
     problem: async () => (events.damage ? `event log: ${events.damage.message}` : undefined),
     close: async () => {
       // The log first: archiving a rotated file may still need the catalog's checkpoint.

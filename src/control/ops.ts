@@ -1,4 +1,4 @@
-import type { NodeGetPayload, NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, RelayPayload, RelayReplyPayload, ServiceDescriptor, ServiceDescriptorInput, SessionAttachPayload } from '../protocol/types.gen.js';
+import type { NodeGetPayload, NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, RelayPayload, RelayPeerPayload, RelayReplyPayload, RelaySessionPayload, ServiceDescriptor, ServiceDescriptorInput, SessionAttachPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { problemAt, SCHEMA_BASE, type Problem, type Schemas } from '../protocol/schemas.js';
 import { foreignPaths, withServiceDefaults } from '../protocol/service-defaults.js';
@@ -204,6 +204,12 @@ export const OPS: Record<string, Op<never>> = {
   // WorldFS (SPEC §9): the reply is the node's outcome, an errno by name when it failed.
   'control.relay': op<RelayPayload>('relay', ['admin', 'user'], async (context, payload) => {
     return context.relayPolicy.refusal(context.principal, context.session, payload) ?? context.relays.forward(payload, relaySession(context.connection));
+  }),
+  // A relay another server of the store forwards here, where the node's tunnel is: that server checked the policy.
+  'control.relay_peer': op<RelayPeerPayload>('relay_peer', ['peer'], async (context, payload) => context.relays.forward(payload.relay, payload.session, { local: true })),
+  'control.relay_session_gone': op<RelaySessionPayload>('relay_session', ['peer'], async (context, payload) => {
+    context.relays.sessionGone(payload.session);
+    return {};
   }),
   // The node's connection serves relays from now on (it has finished the handshake and its set-up).
   'control.relay_ready': op<NodeRefPayload>('node_ref', ['node'], async (context, payload) => {

@@ -4,7 +4,9 @@ export type Principal =
   | { kind: 'user'; tokenId: string; userId: string; agentId: string | null }
   | { kind: 'node'; nodeId: string }
   /** Holds a single-use join token: may only say its version and join. */
-  | { kind: 'joiner'; tokenId: string };
+  | { kind: 'joiner'; tokenId: string }
+  /** Another server of the same store, forwarding relays to the node tunnels this one holds. */
+  | { kind: 'peer'; serverId: string };
 
 export type Role = Principal['kind'];
 
@@ -18,5 +20,7 @@ export function describePrincipal(p: Principal): string {
       return `node ${p.nodeId}`;
     case 'joiner':
       return `joining node (${p.tokenId})`;
+    case 'peer':
+      return `server ${p.serverId}`;
   }
 }

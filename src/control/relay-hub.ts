@@ -4,6 +4,8 @@ import { RELAY_WAIT_MS, type RelayOutcome, type RelayRequest } from '../protocol
 import type { RelayPayload } from '../protocol/types.gen.js';
 import type { ControlConnection } from './connection.js';
 import type { ControlMetrics } from './metrics.js';
+import type { PeerLinks } from './peer-links.js';
+import type { PeerServer, ServerDirectory } from './server-directory.js';
 
 interface Pending {
   nodeId: string;
@@ -27,9 +29,17 @@ const LEAVES_STATE = new Set(['open', 'create', 'read_file', 'invoke', 'stage'])
  * EHOSTUNREACH at once; one that does not answer within the requester's `timeout_ms` (default
  * RELAY_WAIT_MS) answers ETIMEDOUT. Nothing is retried here, so an operation runs at most once (the
  * node also de-duplicates by request_id).
+ *
+ * On a store with several servers (etcd) a node without a tunnel here may have one on another
+ * server: the relay goes there over a peer link (PeerLinks), once, and that server forwards it to
+ * the node without forwarding it again (`local`).
  */
 export class RelayHub {
   #metrics: ControlMetrics;
+  #servers: ServerDirectory;
+  #peers: PeerLinks;
+  /** The peers each session reached nodes through (for handles): told when the session ends. */
+  #sessionPeers = new Map<string, Map<string, PeerServer>>();
   /** Each node's ready tunnels, oldest first: a reconnect may overlap the connection it replaces. */
   #tunnels = new Map<string, ControlConnection[]>();
   #pending = new Map<string, Pending>();
@@ -37,8 +47,10 @@ export class RelayHub {
   #sessionNodes = new Map<string, Set<string>>();
   #nextId = 1;
 
-  constructor(metrics: ControlMetrics) {
+  constructor(metrics: ControlMetrics, servers: ServerDirectory, peers: PeerLinks) {
     this.#metrics = metrics;
+    this.#servers = servers;
+    this.#peers = peers;
   }
 
   /** The node behind this connection serves relays from now on; the newest ready tunnel gets them. */
@@ -51,9 +63,18 @@ export class RelayHub {
     return this.#tunnels.get(nodeId)?.at(-1);
   }
 
-  forward(request: RelayPayload, session: string): Promise<RelayOutcome> {
+  /** `local`: a peer's forward, served only by a tunnel here. */
+  forward(request: RelayPayload, session: string, options: { local?: boolean } = {}): Promise<RelayOutcome> {
     const { node_id: nodeId, timeout_ms: waitMs = RELAY_WAIT_MS, ...operation } = request;
     const tunnel = this.#tunnel(nodeId);
+    const peer = tunnel || options.local ? undefined : this.#servers.tunnelElsewhere(nodeId);
+    if (peer) {
+      if (LEAVES_STATE.has(request.op)) {
+        const peers = this.#sessionPeers.get(session) ?? new Map<string, PeerServer>();
+        this.#sessionPeers.set(session, peers.set(peer.serverId, peer));
+      }
+      return this.#peers.forward(peer, request, session).then((outcome) => this.#count(request.op, outcome));
+    }
     if (!tunnel) return Promise.resolve(this.#count(request.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${nodeId} has no tunnel ready for relays (not connected to the control server, or still starting up)` }));
     const relayId = `r${this.#nextId++}`;
     return new Promise<RelayOutcome>((resolve) => {
@@ -99,10 +120,12 @@ export class RelayHub {
     }
   }
 
-  /** A requester's connection closed: the nodes it opened handles (or staged payloads) on release them. */
+  /** A requester's connection closed: the nodes it opened handles (or staged payloads) on release them, here and through peers. */
   sessionGone(session: string): void {
     for (const nodeId of this.#sessionNodes.get(session) ?? []) this.#tunnel(nodeId)?.send(push('control.relay_session_closed', { session }));
     this.#sessionNodes.delete(session);
+    for (const peer of this.#sessionPeers.get(session)?.values() ?? []) this.#peers.sessionGone(peer, session);
+    this.#sessionPeers.delete(session);
   }
 
   #count(op: string, outcome: RelayOutcome): RelayOutcome {

@@ -32,6 +32,8 @@ export interface ControlProtocol {
   session_attach?: SessionAttachPayload;
   relay?: RelayPayload;
   relay_reply?: RelayReplyPayload;
+  relay_peer?: RelayPeerPayload;
+  relay_session?: RelaySessionPayload;
 }
 export interface ControlRequest {
   channel: "control";
@@ -248,6 +250,25 @@ export interface RelayReplyPayload {
   result?: {
     [k: string]: unknown;
   };
+}
+/**
+ * Server → server (etcd store): a relay that the server a requester is connected to forwards, after its own policy check, to the server holding the node's tunnel (found in etcd). `session` names the requester's session on the forwarding server, for handles and their release. The receiving server does not forward it again.
+ */
+export interface RelayPeerPayload {
+  relay: RelayPayload;
+  /**
+   * A requester's relay session: unique across servers and restarts
+   */
+  session: string;
+}
+/**
+ * Server → server (etcd store): a requester's session ended on the forwarding server; the nodes it opened handles on through this server release them.
+ */
+export interface RelaySessionPayload {
+  /**
+   * A requester's relay session: unique across servers and restarts
+   */
+  session: string;
 }
 /**
  * One Acheron service manifest (SPEC §2). Unknown top-level and runtime keys are errors, except keys starting with "x-".

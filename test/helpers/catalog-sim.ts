@@ -34,6 +34,17 @@ export class SimNode {
     return new SimNode(nodeId, peer, joined.node_secret);
   }
 
+  /** Joined by an admin (no join token, no CLI process), then connected as the node itself. */
+  static async provision(url: string, adminToken: string, nodeId: string): Promise<SimNode> {
+    const admin = await session(url, { token: adminToken });
+    try {
+      const joined = await admin.call<{ node_secret: string }>('control.node_join', { join_token: 'admin-provisioned', node_id: nodeId });
+      return new SimNode(nodeId, await session(url, { token: `node.${nodeId}.${joined.node_secret}` }), joined.node_secret);
+    } finally {
+      await admin.close();
+    }
+  }
+
   /** A new tunnel authenticated as `node.<id>.<secret>` (after a server restart or a close). */
   async reconnect(url: string): Promise<void> {
     this.peer.socket.terminate();

@@ -250,5 +250,6 @@ export async function etcdStore(cluster: EtcdCluster, prefix = `/acheron-${rando
     if (r.code !== 0) throw new Error(`acheron token rotate ${which}: ${r.stderr.trim()}`);
     return (JSON.parse(r.stdout) as { token: string }).token;
   };
-  return { args, adminToken: await secret('admin'), userToken: await secret('user') };
+  const [adminToken, userToken] = await Promise.all([secret('admin'), secret('user')]);
+  return { args, adminToken, userToken };
 }

@@ -20,7 +20,7 @@ const cluster = await startEtcd(t, { members: 3 });
 const store = await etcdStore(cluster);
 // Killed, A is noticed after 1 s; a node not back 3 s after that would turn offline.
 const serverArgs = ['--offline-grace-ms', '3000', '--server-ttl-ms', '1000'];
-const [a, b] = [await startControl(t, { store, args: serverArgs }), await startControl(t, { store, args: serverArgs })];
+const [a, b] = await Promise.all([startControl(t, { store, args: serverArgs }), startControl(t, { store, args: serverArgs })]);
 const both = `${a.url},${b.url}`;
 const dir = await tempDir(t, 'acheron-failover-');
 

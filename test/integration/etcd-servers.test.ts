@@ -6,7 +6,9 @@
 // on its own node on either server; metrics name their server; and when a server dies (kill -9) its
 // nodes turn offline on the survivor once its registration lapses and the grace period passes.
 import t from 'tap';
-import { historyOf, ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
+import { readFile } from 'node:fs/promises';
+import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
+import { historyOf, ResumingWatcher, service, SimNode } from '../helpers/catalog-sim.js';
 import { session, startControl } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { checkReference, validateWatcher, type EmittedEvent } from '../helpers/history-validator.js';
@@ -17,7 +19,7 @@ const cluster = await startEtcd(t, { members: 3 });
 const store = await etcdStore(cluster);
 // A dead server is noticed after 1 s (its registration), then its nodes have a 1 s grace period.
 const args = ['--offline-grace-ms', '1000', '--server-ttl-ms', '1000'];
-const [a, b] = [await startControl(t, { store, args }), await startControl(t, { store, args })];
+const [a, b] = await Promise.all([startControl(t, { store, args }), startControl(t, { store, args })]);
 const seed = testSeed();
 t.comment(`seed ${seed} (ACHERON_TEST_SEED=${seed} repeats this run)`);
 const random = prng(seed);
@@ -31,7 +33,7 @@ t.teardown(() => [refA, refB, deltaB, roaming, filtered].forEach((w) => w.close(
 await Promise.all([refA.connect(a.url), refB.connect(b.url), deltaB.connect(b.url), roaming.connect(a.url), filtered.connect(b.url)]);
 
 // n1, n2 have their tunnels on A; n3, n4 on B.
-const nodes = await Promise.all([['n1', a], ['n2', a], ['n3', b], ['n4', b]].map(([id, server]) => SimNode.join((server as typeof a).url, store, id as string)));
+const nodes = await Promise.all([['n1', a], ['n2', a], ['n3', b], ['n4', b]].map(([id, server]) => SimNode.provision((server as typeof a).url, store.adminToken, id as string)));
 t.teardown(() => nodes.forEach((n) => n.peer.socket.terminate()));
 const [n1, n2, n3, n4] = nodes as [SimNode, SimNode, SimNode, SimNode];
 
@@ -89,7 +91,82 @@ await t.test('a node credential acts only on its own node, on either server', as
   tt.ok(doc.services.some((s) => s.service_id === 'moved'), 'A serves the catalog n1 wrote through B');
   tt.equal(doc.state, 'online', 'n1 is online');
   await onA.close();
+  // Back to A, where it upserts once as any reconnect does.
   await n1.reconnect(a.url);
+  tt.equal(await n1.publish(), false, 'n1 back on A: nothing changed');
+});
+
+await t.test('two servers changing one node at once: every change applies to the one before, none is lost', async (tt) => {
+  const [onA, onB] = await Promise.all([session(a.url, { token: store.adminToken }), session(b.url, { token: store.adminToken })]);
+  const before = refA.events.length;
+  const catalog = (i: number): ServiceDescriptor[] => [service('n2', 'shared', String(i)), service('n2', `only-${i}`, '1')];
+  const replies = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? onA : onB).call<{ service_delta: { changed: boolean }; services: Array<{ service_id: string; version: string }> }>('control.node_service_upsert', { node_id: 'n2', services: catalog(i) })));
+  tt.ok(replies.every((r) => r.service_delta.changed), 'each of the 16 upserts changed the catalog (each replaced the one before it)');
+  await waitFor(() => refA.events.length >= before + 16 && refB.events.length >= refA.events.length, { what: 'the 16 events on both references' });
+  const events = refA.events.slice(before).filter((e) => e.node_id === 'n2');
+  tt.equal(events.length, 16, 'one event each');
+  // Each event's delta goes from the catalog of the event before it: the last writer never overwrote a change it had not seen.
+  events.forEach((event, index) => {
+    if (index === 0) return;
+    const previous = new Set((events[index - 1]?.services as Array<{ service_id: string }>).map((x) => x.service_id));
+    const delta = event.service_delta as { removed: Array<{ service_id: string }>; added: Array<{ service_id: string }> };
+    tt.ok(delta.removed.every((r) => previous.has(r.service_id)) && delta.added.every((x) => !previous.has(x.service_id)), `event ${index + 1} (seq ${String(event.seq)}) applies to the one before it`);
+  });
+  const final = await onB.call<{ services: Array<{ service_id: string; version: string }> }>('control.node_get', { node_id: 'n2' });
+  tt.same(final.services, events.at(-1)?.services, 'the catalog is the last event\'s');
+  const replanned = (await readFile(a.logFile, 'utf8')) + (await readFile(b.logFile, 'utf8'));
+  tt.match(replanned, /upserting the catalog of node n2: the node changed meanwhile; planning again/, 'the servers did collide, and planned again');
+  await Promise.all([onA.close(), onB.close()]);
+  // n2 publishes its own catalog again (the simulated node's idea of it).
+  await n2.publish();
+});
+
+await t.test('a catalog larger than etcd takes in one request: payload_too_large, nothing changed', async (tt) => {
+  const before = await session(b.url, { token: store.adminToken });
+  const was = await before.call<{ services: unknown[] }>('control.node_get', { node_id: 'n4' });
+  const kept = new Map(n4.services);
+  // 1.7 MB: above etcd's request limit; 2.4 MB: above what its gRPC server reads at all.
+  for (const count of [14, 20]) {
+    for (let i = 0; i < count; i++) n4.services.set(`big-${i}`, '1');
+    const big = await n4.upsert({ filler: 'x'.repeat(120_000) });
+    tt.equal(big.error?.code, 'payload_too_large', `${count} × 120 KB refused: ${big.error?.message}`);
+    tt.match(big.error?.message, /(request is too large|received message larger than max).*--max-request-bytes.*nothing was written/, 'naming etcd\'s limit');
+  }
+  n4.services.clear();
+  for (const [id, version] of kept) n4.services.set(id, version);
+  tt.same((await before.call<{ services: unknown[] }>('control.node_get', { node_id: 'n4' })).services, was.services, 'the catalog is as it was');
+  await before.close();
+});
+
+await t.test('a node whose tunnel closes turns offline after the grace period, seen on the other server', async (tt) => {
+  const before = refB.events.length;
+  n2.peer.socket.terminate();
+  await waitFor(() => refB.events.slice(before).some((e) => e.node_id === 'n2' && e.kind === 'offline'), { what: 'n2 offline on B', timeoutMs: 20_000 });
+  tt.pass('offline event on B');
+  await n2.reconnect(a.url);
+  tt.equal(await n2.publish(), false, 'n2 back: its catalog unchanged');
+  await waitFor(() => refB.events.slice(before).some((e) => e.node_id === 'n2' && e.kind === 'online'), { what: 'n2 online again on B' });
+  tt.pass('online event on B');
+});
+
+await t.test('a relay through B reaches a node whose tunnel is on A: B finds A in etcd and forwards it, once', async (tt) => {
+  await n1.peer.call('control.relay_ready', { node_id: 'n1' });
+  const onB = await session(b.url, { token: store.adminToken });
+  const asked = n1.peer.next((f) => f.type === 'control.relay_request');
+  const reply = onB.request('control.relay', { node_id: 'n1', request_id: 'x-1', op: 'open', path: '/fs/data/a.txt', flags: 0 });
+  const request = (await asked).payload as { relay_id: string; session: string; op: string; path: string; request_id: string };
+  tt.same([request.op, request.path, request.request_id], ['open', '/fs/data/a.txt', 'x-1'], 'the node got the operation, through A');
+  await n1.peer.call('control.relay_reply', { relay_id: request.relay_id, ok: true, result: { fh: 7 } });
+  const outcome = await reply;
+  tt.same(outcome.payload, { ok: true, result: { fh: 7 } }, 'the requester on B got the node\'s outcome');
+  tt.equal(n1.peer.frames.filter((f) => f.type === 'control.relay_request').length, 1, 'one request reached the node (at most once)');
+  const released = n1.peer.next((f) => f.type === 'control.relay_session_closed');
+  await onB.close();
+  tt.same((await released).payload, { session: request.session }, 'the requester\'s session ended on B: the node releases its handles');
+  const nowhere = await session(b.url, { token: store.adminToken });
+  const lost = await nowhere.call<{ ok: boolean; errno: string }>('control.relay', { node_id: 'nobody', request_id: 'x-2', op: 'stat', path: '/fs' });
+  tt.equal(lost.errno, 'EHOSTUNREACH', 'a node with no tunnel anywhere: EHOSTUNREACH at once');
+  await nowhere.close();
 });
 
 await t.test('metrics name their server', async (tt) => {
@@ -104,8 +181,18 @@ await t.test('metrics name their server', async (tt) => {
 // Last: it kills B.
 await t.test('a server killed: its nodes turn offline on the survivor after its registration lapses and the grace passes', async (tt) => {
   const before = refA.events.length;
+  // A relay through A to n4, whose tunnel is on B, still waiting for n4 when B dies.
+  await n4.peer.call('control.relay_ready', { node_id: 'n4' });
+  const asked = n4.peer.next((f) => f.type === 'control.relay_request');
+  const onA = await session(a.url, { token: store.adminToken });
+  const pending = onA.request('control.relay', { node_id: 'n4', request_id: 'k-1', op: 'invoke', path: '/services/s0/control/invoke.json', data: 'e30=', size: 2 });
+  await asked;
   refB.serverGone();
   tt.equal((await b.kill9()).signal, 'SIGKILL', 'B died of SIGKILL');
+  const killedAt = Date.now();
+  tt.match((await pending).payload, { ok: false, errno: 'EHOSTUNREACH' }, 'the relay whose path died answers EHOSTUNREACH');
+  tt.ok(Date.now() - killedAt < 5_000, `promptly (${Date.now() - killedAt} ms), not after its timeout`);
+  await onA.close();
   const offline = (): Set<string> => new Set(refA.events.slice(before).filter((e) => e.kind === 'offline').map((e) => e.node_id as string));
   await waitFor(() => offline().has('n3') && offline().has('n4'), { what: 'offline events of n3 and n4 on A', timeoutMs: 30_000 });
   tt.same([...offline()].sort(), ['n3', 'n4'], 'the nodes whose tunnels were on B, and only they, turned offline');
@@ -116,8 +203,6 @@ await t.test('a server killed: its nodes turn offline on the survivor after its 
   tt.equal(await n3.publish(), false, 'n3 reconnects to A: its catalog is unchanged');
   await waitFor(async () => (await admin.call<{ state: string }>('control.node_get', { node_id: 'n3' })).state === 'online', { what: 'n3 online again' });
   tt.ok(refA.events.slice(before).some((e) => e.node_id === 'n3' && e.kind === 'online'), 'with an online event');
-  void n4;
-  void n2;
   await admin.close();
 });
 

@@ -8,14 +8,17 @@ import { CatalogEvent, fullBody } from '../catalog-event.js';
 import type { CatalogStore, EventStream, NodeRecord, NodeState, NodeSummary, PublicNode } from '../catalog-store.js';
 import type { ServiceEntry } from '../delta.js';
 import { EventRing, type RetainedWindow } from '../event-ring.js';
+import { newPeerSecret, type PeerServer, type ServerDirectory } from '../server-directory.js';
+import { sameSecret } from '../token-store.js';
 import {
-  countNodes, deleteDelta, joinPlan, lapsed, NodeQueue, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
+  countNodes, deleteDelta, hashSecret, joinPlan, lapsed, NodeQueue, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
   summaries, toPublic, upsertPlan, type JoinReply,
 } from '../node-record.js';
 import type { ResolvedService } from '../upsert-frame.js';
 import type { EtcdConnection } from './connection.js';
 import { commitGuarded, OP_ID_FIELD, storedObject, type Guard, type Write } from './guarded-txn.js';
 import { PrefixWatch, type WatchCompactedError, type WatchedChange } from './prefix-watch.js';
+import { RevisionWaiters } from './revision-waiters.js';
 
 const NODES = 'nodes/';
 const LEASES = 'leases/';
@@ -29,6 +32,8 @@ const HISTORY_RINGS = 2;
 const RETRY_MS = 500;
 
 export interface EtcdCatalogOptions {
+  /** Where the other servers reach this one (its WebSocket listener), for relays to the node tunnels it holds. */
+  advertiseUrl: string;
   leaseTtlMs: number;
   offlineGraceMs: number;
   /** This server's id: `servers/<id>` and the owner of its nodes' `tunnels/<node_id>`. */
@@ -69,10 +74,14 @@ interface StoredNode {
   services: ServiceDescriptor[];
 }
 
-/** `<prefix>leases/<node_id>`: a deadline, not an etcd lease (etcd restarts lease TTLs on a leader change). */
+/**
+ * `<prefix>leases/<node_id>`: a deadline, not an etcd lease (etcd restarts lease TTLs on a leader
+ * change), and the server that set it: the one holding the node's tunnel then.
+ */
 interface StoredLease {
   expires_at_ms: number;
   last_seen_ms: number;
+  server_id: string;
 }
 
 interface Mirrored<T> {
@@ -94,7 +103,7 @@ interface Listing {
   nodes: Array<{ key: string; value: Buffer; revision: bigint }>;
   leases: Map<string, Mirrored<StoredLease>>;
   tunnels: Map<string, Mirrored<string>>;
-  servers: Set<string>;
+  servers: Map<string, StoredServer>;
 }
 
 function decodeNode(value: Buffer, nodeId: string): StoredNode | undefined {
@@ -105,7 +114,19 @@ function decodeNode(value: Buffer, nodeId: string): StoredNode | undefined {
 
 function decodeLease(value: Buffer): StoredLease | undefined {
   const object = storedObject(value)?.object;
-  return object && typeof object.expires_at_ms === 'number' && typeof object.last_seen_ms === 'number' ? { expires_at_ms: object.expires_at_ms, last_seen_ms: object.last_seen_ms } : undefined;
+  if (!object || typeof object.expires_at_ms !== 'number' || typeof object.last_seen_ms !== 'number') return undefined;
+  return { expires_at_ms: object.expires_at_ms, last_seen_ms: object.last_seen_ms, server_id: typeof object.server_id === 'string' ? object.server_id : '' };
+}
+
+/** `<prefix>servers/<server_id>`: a registered server, where its peers reach it and its peer secret's SHA-256. */
+interface StoredServer {
+  url: string;
+  secret_sha256: string;
+}
+
+function decodeServer(value: Buffer): StoredServer | undefined {
+  const object = storedObject(value)?.object;
+  return object && typeof object.url === 'string' && typeof object.secret_sha256 === 'string' ? { url: object.url, secret_sha256: object.secret_sha256 } : undefined;
 }
 
 function decodeTunnel(value: Buffer): string | undefined {
@@ -113,7 +134,6 @@ function decodeTunnel(value: Buffer): string | undefined {
   return typeof serverId === 'string' ? serverId : undefined;
 }
 
-const leaseOf = (node: NodeRecord): StoredLease => ({ expires_at_ms: node.lease_expires_at_ms, last_seen_ms: node.last_seen_ms });
 
 /** A node record as etcd keeps it, from the descriptors' own bytes (never one string of the whole catalog). */
 function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string) => Buffer {
@@ -140,7 +160,7 @@ function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: b
  * dies, etcd drops them, and the surviving servers start the node's grace period; every server
  * sweeps lapsed leases, and the guarded `offline` write succeeds once.
  */
-export class EtcdCatalog implements CatalogStore, EventStream {
+export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   readonly leaseTtlMs: number;
   readonly ringCapacity: number;
   #connection: EtcdConnection;
@@ -152,7 +172,10 @@ export class EtcdCatalog implements CatalogStore, EventStream {
   #leases = new Map<string, Mirrored<StoredLease>>();
   /** Which server holds each node's tunnel. */
   #tunnels = new Map<string, Mirrored<string>>();
-  #servers = new Set<string>();
+  #servers = new Map<string, StoredServer>();
+  readonly serverId: string;
+  readonly peerToken: string;
+  #peerSecret = newPeerSecret();
   /** The record this server is writing for a node: its entries (validated here) are kept when the watch brings it back. */
   #pending = new Map<string, NodeRecord>();
   /** Nodes whose tunnel is on this server. */
@@ -160,9 +183,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
   #ring: EventRing;
   #queue = new NodeQueue();
   #watch: PrefixWatch | undefined;
-  /** Every change under the prefix up to this revision has been applied. */
-  #revision = 0n;
-  #waiters: Array<{ revision: bigint; resolve(reached: boolean): void; timer: NodeJS.Timeout }> = [];
+  /** How far the watch has applied the prefix's history, and the writes and resumes waiting for it. */
+  #applied = new RevisionWaiters();
   #registration: Lease | undefined;
   #registrationProblem: string | undefined;
   #startedMs = Date.now();
@@ -175,6 +197,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     this.#log = options.log;
     this.leaseTtlMs = options.leaseTtlMs;
     this.ringCapacity = options.ringCapacity;
+    this.serverId = options.serverId;
+    this.peerToken = `server.${options.serverId}.${this.#peerSecret}`;
     this.#ring = new EventRing(options.ringCapacity);
   }
 
@@ -196,7 +220,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       listing = await catalog.#list(head);
     }
     catalog.#adopt(listing);
-    catalog.#ring = new EventRing(options.ringCapacity, [], Number(listing.revision), Number(listing.revision));
+    // Revision 1 is etcd's empty start: a listing there misses no event, so every seq may be resumed from.
+    catalog.#ring = new EventRing(options.ringCapacity, [], Number(listing.revision), listing.revision <= 1n ? 0 : Number(listing.revision));
     catalog.#follow(listing.revision + 1n);
     try {
       const registered = await catalog.#register();
@@ -206,8 +231,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       throw error;
     }
     catalog.#ready = true;
-    // Nodes with no tunnel anywhere (their server died while none ran): their grace period starts now.
-    for (const node of catalog.#nodes.values()) if (node.state === 'online' && !catalog.#tunnels.has(node.node_id)) catalog.#startGrace(node.node_id);
+    // Nodes with no tunnel anywhere whose lease a server now gone set (it died while none watched): their grace period starts now.
+    for (const node of catalog.#nodes.values()) if (node.state === 'online' && !catalog.#tunnels.has(node.node_id)) catalog.#startGrace(node.node_id, undefined);
     return catalog;
   }
 
@@ -280,7 +305,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     const nodeId = payload.node_id ?? `node-${randomBytes(4).toString('hex')}`;
     const { result } = await this.#change(nodeId, `joining node ${nodeId}`, (existing, now) => {
       const { next, kind, delta, reply } = joinPlan({ ...payload, node_id: nodeId }, existing, now, this.leaseTtlMs);
-      return { record: { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) }, lease: leaseOf(next), result: reply };
+      return { record: { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) }, lease: this.#leaseOf(next), result: reply };
     });
     return result;
   }
@@ -290,7 +315,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       if (!node) throw noNode(payload.node_id);
       const { next, delta, kind, metadataChanged } = upsertPlan(node, payload, incoming, now, this.leaseTtlMs);
       const record = kind || metadataChanged ? { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) } : undefined;
-      return { ...(record ? { record } : {}), lease: leaseOf(next), result: { next, delta, isEvent: kind !== undefined } };
+      return { ...(record ? { record } : {}), lease: this.#leaseOf(next), result: { next, delta, isEvent: kind !== undefined } };
     });
     // The event's own bytes when this server's watch has it (shared with every watcher's frame).
     const event = result.isEvent ? this.#ring.retained().findLast((e) => e.seq === Number(revision)) : undefined;
@@ -301,7 +326,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     const { result } = await this.#change(nodeId, `refreshing the lease of node ${nodeId}`, (node, now) => {
       if (!node) throw noNode(nodeId);
       const { next, kind, delta } = refreshPlan(node, now, this.leaseTtlMs);
-      return { ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}), lease: leaseOf(next), result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined } };
+      return { ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}), lease: this.#leaseOf(next), result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined } };
     });
     return result;
   }
@@ -311,7 +336,11 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     void this.#putTunnel(nodeId);
   }
 
-  /** The tunnel key goes (if it is still this server's), then the grace period starts unless the node is on another server by then. */
+  /**
+   * The tunnel key goes (if it is still this server's), then the grace period starts unless the
+   * node is back meanwhile: here (a new tunnel: registered again) or on another server (which set
+   * the lease since).
+   */
   tunnelClosed(nodeId: string): void {
     this.#ownTunnels.delete(nodeId);
     if (this.#closed) return;
@@ -319,7 +348,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     void this.#connection.write(`closing the tunnel of node ${nodeId}`, (client) => client.if(key, 'Value', '==', this.#tunnelValue()).then(client.delete().key(key)).commit())
       .then(async (result) => {
         if (result.succeeded) await this.#waitFor(BigInt(result.header.revision), this.#options.waitMs);
-        this.#startGrace(nodeId);
+        if (this.#ownTunnels.has(nodeId)) void this.#putTunnel(nodeId);
+        else this.#startGrace(nodeId, this.#options.serverId);
       }, (error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, 'could not remove a closed tunnel from etcd; the node\'s lease runs out by itself'));
   }
 
@@ -355,6 +385,19 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     return toPublic(node);
   }
 
+  // ---- ServerDirectory ----
+
+  tunnelElsewhere(nodeId: string): PeerServer | undefined {
+    const serverId = this.#tunnels.get(nodeId)?.value;
+    const server = serverId === undefined || serverId === this.serverId ? undefined : this.#servers.get(serverId);
+    return server && serverId !== undefined ? { serverId, url: server.url } : undefined;
+  }
+
+  verifyPeer(serverId: string, secret: string): boolean {
+    const server = serverId === this.serverId ? undefined : this.#servers.get(serverId);
+    return server !== undefined && sameSecret(server.secret_sha256, hashSecret(secret));
+  }
+
   /** Why this server cannot serve its nodes: its registration is lost (others may take its nodes for gone). */
   problem(): string | undefined {
     return this.#registrationProblem;
@@ -362,10 +405,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(false);
-    }
+    this.#applied.close();
     await this.#watch?.close();
     // Its tunnels go with the registration: the other servers start those nodes' grace periods.
     await this.#registration?.revoke().catch(() => undefined);
@@ -375,6 +415,10 @@ export class EtcdCatalog implements CatalogStore, EventStream {
 
   #key(area: string, id: string): string {
     return this.#connection.key(area + id);
+  }
+
+  #leaseOf(node: NodeRecord): StoredLease {
+    return { expires_at_ms: node.lease_expires_at_ms, last_seen_ms: node.last_seen_ms, server_id: this.#options.serverId };
   }
 
   #tunnelValue(): string {
@@ -389,6 +433,11 @@ export class EtcdCatalog implements CatalogStore, EventStream {
   #change<R>(nodeId: string, what: string, plan: (node: NodeRecord | undefined, now: number) => NodeChange<R>): Promise<{ result: R; revision: bigint }> {
     return this.#queue.run(nodeId, async () => {
       const nodeKey = this.#key(NODES, nodeId);
+      // A node this server has not seen yet may have joined through another one a moment ago: catch up with it first.
+      if (!this.#revisionOf.has(nodeId)) {
+        const kv = (await this.#connection.read(what, (client) => client.get(nodeKey).exec())).kvs[0];
+        if (kv) await this.#waitFor(BigInt(kv.mod_revision), this.#options.waitMs);
+      }
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const change = plan(this.#nodes.get(nodeId), Date.now());
         const writes: Write[] = [];
@@ -406,6 +455,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
             }
             return { result: change.result, revision: outcome.revision };
           }
+          this.#log.debug({ node_id: nodeId, attempt, changed_at: String(outcome.changedAt ?? outcome.revision) }, `${what}: the node changed meanwhile; planning again`);
           await this.#waitFor(outcome.changedAt ?? outcome.revision, this.#options.waitMs);
         } finally {
           if (change.record) this.#pending.delete(nodeId);
@@ -415,12 +465,18 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     });
   }
 
-  /** The node's lease ends at most a grace period from now, unless its tunnel is on a server (guarded: a refresh or a new tunnel wins). */
-  #startGrace(nodeId: string): void {
+  /**
+   * The tunnel of the server that set the node's lease is gone (`closedBy`; undefined: whichever
+   * server set it, if that one is no longer registered): the lease ends at most a grace period from
+   * now. Not when the node has a tunnel, or another server set the lease since (the node is there);
+   * guarded, so a refresh or a new tunnel meanwhile wins.
+   */
+  #startGrace(nodeId: string, closedBy: string | undefined): void {
     if (this.#closed) return;
     void this.#change(nodeId, `starting the grace period of node ${nodeId}`, (node, now) => {
       const lease = this.#leases.get(nodeId);
-      if (node?.state !== 'online' || !lease || this.#tunnels.has(nodeId)) return { result: undefined };
+      if (node?.state !== 'online' || !lease || this.#tunnels.has(nodeId) || this.#ownTunnels.has(nodeId)) return { result: undefined };
+      if (closedBy === undefined ? this.#servers.has(lease.value.server_id) : lease.value.server_id !== closedBy) return { result: undefined };
       const expires = Math.min(lease.value.expires_at_ms, now + this.#options.offlineGraceMs);
       if (expires === lease.value.expires_at_ms) return { result: undefined };
       return {
@@ -458,7 +514,8 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       void this.#reregister();
     });
     const leaseId = await this.#connection.write('registering this server', () => lease.grant());
-    const put = await this.#connection.write('registering this server', (client) => client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify({ server_id: this.#options.serverId, started_ms: this.#startedMs })).lease(leaseId).exec());
+    const registration = { server_id: this.#options.serverId, url: this.#options.advertiseUrl, secret_sha256: hashSecret(this.#peerSecret), started_ms: this.#startedMs };
+    const put = await this.#connection.write('registering this server', (client) => client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify(registration)).lease(leaseId).exec());
     return BigInt(put.header.revision);
   }
 
@@ -495,7 +552,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       nodes: nodes.kvs.map((kv) => ({ key: id(kv.key, NODES), value: kv.value, revision: BigInt(kv.mod_revision) })),
       leases: mirrored(leases.kvs, LEASES, decodeLease),
       tunnels: mirrored(tunnels.kvs, TUNNELS, decodeTunnel),
-      servers: new Set(servers.kvs.map((kv) => id(kv.key, SERVERS))),
+      servers: new Map([...mirrored(servers.kvs, SERVERS, decodeServer)].map(([serverId, { value }]) => [serverId, value])),
     };
   }
 
@@ -513,7 +570,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
       if (!stored) this.#log.warn({ key: this.#key(NODES, key), bytes: value.length }, 'etcd value is not a node record: ignored');
       else if (!stored.deleted) this.#nodes.set(key, this.#record(stored, revision, previous.get(key)));
     }
-    this.#revision = listing.revision;
+    this.#applied.reached(listing.revision);
   }
 
   /** The node as this server keeps it: its lease merged in, descriptors shared with what it held (or is writing) where they are the same. */
@@ -556,24 +613,17 @@ export class EtcdCatalog implements CatalogStore, EventStream {
           this.#tunnels.delete(nodeId);
         }
       } else if (key.startsWith(SERVERS)) {
-        if (change.value) this.#servers.add(key.slice(SERVERS.length));
+        const server = change.value && decodeServer(change.value);
+        if (server) this.#servers.set(key.slice(SERVERS.length), server);
         else this.#servers.delete(key.slice(SERVERS.length));
       }
     }
-    if (revision > this.#revision) this.#revision = revision;
-    this.#ring.advance(Number(this.#revision));
-    const reached = this.#waiters.filter((w) => w.revision <= this.#revision);
-    if (reached.length > 0) {
-      this.#waiters = this.#waiters.filter((w) => w.revision > this.#revision);
-      for (const waiter of reached) {
-        clearTimeout(waiter.timer);
-        waiter.resolve(true);
-      }
-    }
+    this.#ring.advance(Number(revision));
+    this.#applied.reached(revision);
     if (!this.#ready) return;
     // A tunnel gone with its server (its registration expired): every survivor starts the grace period; one does it.
     for (const { nodeId, serverId } of closedTunnels) {
-      if (serverId !== undefined && serverId !== this.#options.serverId && !this.#servers.has(serverId)) this.#startGrace(nodeId);
+      if (serverId !== undefined && serverId !== this.#options.serverId && !this.#servers.has(serverId)) this.#startGrace(nodeId, serverId);
       // Our own registration lapsed while the node is still here: re-registering puts it back.
     }
   }
@@ -631,20 +681,7 @@ export class EtcdCatalog implements CatalogStore, EventStream {
     }
   }
 
-  /** Resolves true once the mirror holds `revision`, false after `timeoutMs`. */
   #waitFor(revision: bigint, timeoutMs: number): Promise<boolean> {
-    if (this.#revision >= revision) return Promise.resolve(true);
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const waiter = {
-        revision,
-        resolve,
-        timer: setTimeout(() => {
-          this.#waiters = this.#waiters.filter((w) => w !== waiter);
-          resolve(false);
-        }, timeoutMs),
-      };
-      this.#waiters.push(waiter);
-    });
+    return this.#applied.waitFor(revision, timeoutMs);
   }
 }

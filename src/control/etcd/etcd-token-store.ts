@@ -149,7 +149,7 @@ export class EtcdTokenStore implements TokenStore {
     // The mirror may not yet hold a token made a moment ago through another server: a read decides.
     // When etcd cannot answer (the connection logs why), the mirror's word stands.
     const principal = await this.authenticate(token).catch(() => undefined);
-    return principal !== undefined && principal.kind !== 'node' && principal.tokenId === tokenId;
+    return principal !== undefined && 'tokenId' in principal && principal.tokenId === tokenId;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { EtcdConnection } from './connection.js';
+import { RevisionWaiters } from './revision-waiters.js';
 import { PrefixWatch, type WatchCompactedError, type WatchedChange } from './prefix-watch.js';
 
 /** A key's value before and after a change (undefined: absent); keys are relative to the mirror's prefix. */
@@ -13,12 +14,6 @@ export type Decode<T> = (value: Buffer, key: string) => T | undefined;
 
 const RELIST_RETRY_MS = 500;
 
-interface Waiter {
-  revision: bigint;
-  resolve(reached: boolean): void;
-  timer: NodeJS.Timeout;
-}
-
 /**
  * Every key under a prefix, in memory and kept in step with etcd: listed once, then followed by a
  * PrefixWatch from the list's revision. When the watch's history is compacted the prefix is listed
@@ -30,9 +25,8 @@ export class PrefixMirror<T> {
   #decode: Decode<T>;
   #values = new Map<string, T>();
   #listeners: Array<(changes: MirrorChange<T>[]) => void> = [];
-  #waiters: Waiter[] = [];
+  #applied = new RevisionWaiters();
   #watch: PrefixWatch | undefined;
-  #revision = 0n;
   #closed = false;
 
   private constructor(connection: EtcdConnection, prefix: string, decode: Decode<T>) {
@@ -58,7 +52,7 @@ export class PrefixMirror<T> {
 
   /** The mirror holds every change up to this revision. */
   get revision(): bigint {
-    return this.#revision;
+    return this.#applied.revision;
   }
 
   onChange(listener: (changes: MirrorChange<T>[]) => void): void {
@@ -67,26 +61,12 @@ export class PrefixMirror<T> {
 
   /** Resolves true once the mirror holds `revision` (a write's), false after `timeoutMs`. */
   waitFor(revision: bigint, timeoutMs: number): Promise<boolean> {
-    if (this.#revision >= revision) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        revision,
-        resolve,
-        timer: setTimeout(() => {
-          this.#waiters = this.#waiters.filter((w) => w !== waiter);
-          resolve(false);
-        }, timeoutMs),
-      };
-      this.#waiters.push(waiter);
-    });
+    return this.#applied.waitFor(revision, timeoutMs);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(false);
-    }
+    this.#applied.close();
     await this.#watch?.close();
   }
 
@@ -128,15 +108,8 @@ export class PrefixMirror<T> {
   }
 
   #advance(revision: bigint, changes: MirrorChange<T>[]): void {
-    if (revision > this.#revision) this.#revision = revision;
     if (changes.length > 0) for (const listener of this.#listeners) listener(changes);
-    const reached = this.#waiters.filter((w) => w.revision <= this.#revision);
-    if (reached.length === 0) return;
-    this.#waiters = this.#waiters.filter((w) => w.revision > this.#revision);
-    for (const waiter of reached) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(true);
-    }
+    this.#applied.reached(revision);
   }
 
   async #relist(error: WatchCompactedError): Promise<void> {

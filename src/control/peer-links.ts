@@ -1,0 +1,70 @@
+import type { Logger } from 'pino';
+import { ControlClient } from '../protocol/control-client.js';
+import { RELAY_WAIT_MS, type RelayOutcome } from '../protocol/relay.js';
+import type { RelayPayload } from '../protocol/types.gen.js';
+import type { PeerServer } from './server-directory.js';
+
+/** How much longer than the relay's own bound the forwarding server waits for the peer's answer. */
+const PEER_SLACK_MS = 5_000;
+
+/**
+ * This server's connections to the other servers of its store (etcd), opened when a relay first
+ * needs one (the peer found in etcd as the holder of the node's tunnel) and authenticated with this
+ * server's peer token. A relay goes over as one `control.relay_peer` request and is never retried:
+ * a link that fails or drops answers EHOSTUNREACH, as a node tunnel that closes does (at most once).
+ */
+export class PeerLinks {
+  #token: string;
+  #log: Logger;
+  #links = new Map<string, Promise<ControlClient>>();
+
+  constructor(token: string, log: Logger) {
+    this.#token = token;
+    this.#log = log;
+  }
+
+  async forward(peer: PeerServer, request: RelayPayload, session: string): Promise<RelayOutcome> {
+    const unreachable = (why: string): RelayOutcome => ({ ok: false, errno: 'EHOSTUNREACH', message: `node ${request.node_id}'s tunnel is on server ${peer.serverId} (${peer.url}), out of reach: ${why}` });
+    let client: ControlClient;
+    try {
+      client = await this.#link(peer);
+    } catch (error) {
+      return unreachable((error as Error).message);
+    }
+    try {
+      return await client.request<RelayOutcome>('control.relay_peer', { relay: request, session }, (request.timeout_ms ?? RELAY_WAIT_MS) + PEER_SLACK_MS);
+    } catch (error) {
+      return client.isOpen ? { ok: false, errno: 'ETIMEDOUT', message: `server ${peer.serverId} did not answer ${request.op} ${request.path}: ${(error as Error).message}` } : unreachable((error as Error).message);
+    }
+  }
+
+  /** A requester's session ended here: the peer tells the nodes it reached for it. */
+  sessionGone(peer: PeerServer, session: string): void {
+    void this.#links.get(this.#key(peer))?.then((client) => client.request('control.relay_session_gone', { session }))
+      .catch((error: unknown) => this.#log.debug({ err: error, server_id: peer.serverId }, 'could not tell a peer that a relay session ended; its nodes release the handles when they idle out'));
+  }
+
+  close(): void {
+    for (const link of this.#links.values()) void link.then((client) => client.terminate(), () => undefined);
+    this.#links.clear();
+  }
+
+  #key(peer: PeerServer): string {
+    return `${peer.serverId} ${peer.url}`;
+  }
+
+  #link(peer: PeerServer): Promise<ControlClient> {
+    const key = this.#key(peer);
+    let link = this.#links.get(key);
+    if (!link) {
+      link = ControlClient.connect({ url: peer.url, token: this.#token });
+      this.#links.set(key, link);
+      const forget = (): void => {
+        if (this.#links.get(key) === link) this.#links.delete(key);
+      };
+      link.then((client) => void client.closed.then(forget), forget);
+      this.#log.info({ server_id: peer.serverId, url: peer.url }, 'connecting to a peer server for relays');
+    }
+    return link;
+  }
+}
