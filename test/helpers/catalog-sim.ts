@@ -180,6 +180,11 @@ export class ResumingWatcher {
     await waitFor(() => (this.position ?? -1) >= seq, { what: `${this.name} at seq ${seq} (now ${String(this.position)})`, timeoutMs: 20_000 });
   }
 
+  /** Waits until the watcher has seen `count` distinct events (on etcd a seq is a revision, so counting seqs tells nothing). */
+  async reachCount(count: number): Promise<void> {
+    await waitFor(() => historyOf(this).length >= count, { what: `${this.name} with ${count} events (now ${historyOf(this).length})`, timeoutMs: 20_000 });
+  }
+
   close(): void {
     this.current?.socket.terminate();
   }

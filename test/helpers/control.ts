@@ -47,7 +47,8 @@ export function freePort(): Promise<number> {
 
 /** A single-use node join token made by `acheron token join` (its last output line), in a data dir or a store of the test's. */
 export async function joinToken(where: string | TestStore, ttlMs?: number): Promise<string> {
-  const r = await acheron(['token', 'join', ...(typeof where === 'string' ? ['--data-dir', where] : where.args), ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)])]);
+  const store = typeof where === 'string' ? storeOfDataDir.get(where) : where;
+  const r = await acheron(['token', 'join', ...(store ? store.args : ['--data-dir', where as string]), ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)])]);
   if (r.code !== 0) throw new Error(`acheron token join: ${r.stderr.trim()}`);
   const token = r.stdout.trim().split('\n').at(-1);
   if (!token) throw new Error('acheron token join printed nothing');
@@ -75,6 +76,23 @@ export interface TestStore {
 }
 
 /**
+ * Where this test file's servers keep their catalog unless a test names a store: files in their data
+ * dir (the default), or a store this makes (etcd: a fresh prefix per new server), so one suite runs on
+ * both stores. A server restarted on a data dir keeps that data dir's store.
+ */
+let newServerStore: (() => Promise<TestStore>) | undefined;
+const storeOfDataDir = new Map<string, TestStore>();
+
+export function serversUseStore(makeStore: () => Promise<TestStore>): void {
+  newServerStore = makeStore;
+}
+
+/** Which store this file's servers run on (see serversUseStore). */
+export function serverStoreKind(): 'files' | 'etcd' {
+  return newServerStore ? 'etcd' : 'files';
+}
+
+/**
  * Starts `acheron control` as a child process (its own process group) on two free loopback ports
  * and waits for /livez. Teardown kills it, also when the test failed. `tokens`: the admin and user
  * tokens of the data dir, when the caller knows them.
@@ -82,9 +100,11 @@ export interface TestStore {
 
 export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore; tokens?: { admin: string; user: string } } = {}): Promise<RunningControl> {
   const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
+  const store = options.store ?? storeOfDataDir.get(dataDir) ?? (await newServerStore?.());
+  if (store) storeOfDataDir.set(dataDir, store);
   const ports = options.ports ?? { ws: await freePort(), http: await freePort() };
   const logFile = `${dataDir}.log`;
-  const args = [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-file', logFile, '--log-level', 'debug', ...(options.store?.args ?? []), ...(options.args ?? [])];
+  const args = [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-file', logFile, '--log-level', 'debug', ...(store?.args ?? []), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -106,7 +126,7 @@ export async function startControl(t: Teardown, options: { args?: string[]; data
   await waitFor(async () => gone || (await fetch(`${httpUrl}/livez`)).ok, { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);
   // Known already (a store of the test's, or a restart on the same data dir): no `acheron token list` process to wait for.
-  const tokens = options.store ?? options.tokens ?? (await listTokens(dataDir));
+  const tokens = store ?? options.tokens ?? (await listTokens(dataDir));
   const control: RunningControl = {
     url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: 'adminToken' in tokens ? tokens.adminToken : tokens.admin, userToken: 'userToken' in tokens ? tokens.userToken : tokens.user, child, exited,
     stop: () => signal('SIGTERM', false),
