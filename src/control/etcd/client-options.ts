@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
 import { isRecoverableError, type IOptions } from 'etcd3';
+import { isRequestTooLarge } from './failure.js';
 import { checkEtcdOptions, type EtcdOptions } from './options.js';
 
 /** Retries after the first attempt, each on another member: a quorum-less write fails within (1 + RETRIES) × callTimeoutMs. */
@@ -12,6 +13,13 @@ const KEEPALIVE_MS = 5_000;
 const KEEPALIVE_TIMEOUT_MS = 2_000;
 /** Watch reconnect backoff (etcd3's default grows to 30 s: a watcher would lag that long after an outage). */
 const WATCH_BACKOFF = { initialDelay: 100, maxDelay: 1_000 };
+
+/**
+ * What is worth another attempt, and counts against a member's breaker: what etcd3 calls recoverable,
+ * except a request etcd refuses for its size (RESOURCE_EXHAUSTED). That one fails the same way on
+ * every member, and counted it would open the breaker, failing every other call for a while.
+ */
+const worthRetrying = (error: Error): boolean => isRecoverableError(error) && !isRequestTooLarge(error);
 
 /** The etcd3 client options: deadlines, retries, breakers, keepalive, watch backoff, TLS and auth. */
 export async function clientOptions(options: EtcdOptions): Promise<IOptions> {
@@ -43,8 +51,8 @@ export async function clientOptions(options: EtcdOptions): Promise<IOptions> {
       'grpc.max_receive_message_length': -1,
     },
     faultHandling: {
-      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: BREAKER_HALF_OPEN_MS, breaker: new ConsecutiveBreaker(3) }),
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: RETRIES }),
+      host: () => circuitBreaker(handleWhen(worthRetrying), { halfOpenAfter: BREAKER_HALF_OPEN_MS, breaker: new ConsecutiveBreaker(3) }),
+      global: retry(handleWhen(worthRetrying), { maxAttempts: RETRIES }),
       // etcd3's types ask for a backoff, its code wants (and calls .next() on) a factory like this one.
       watchBackoff: new ExponentialBackoff(WATCH_BACKOFF) as unknown as IBackoff<unknown>,
     },

@@ -11,12 +11,16 @@ export const ETCD_REQUEST_MAX_BYTES = 1_572_864;
  */
 export function storeUnavailable(error: unknown, what: string, write: boolean): ProtocolError {
   if (error instanceof ProtocolError) return error;
-  // etcd's --max-request-bytes (1.5 MiB by default; its gRPC server refuses beyond that + 512 KiB): refused whole, nothing written.
-  if (/request is too large|received message larger than max/.test(describe(error))) {
+  if (isRequestTooLarge(error)) {
     return new ProtocolError('payload_too_large', `control store (etcd): ${what} failed: ${describe(error)} (etcd takes at most --max-request-bytes, ${ETCD_REQUEST_MAX_BYTES} bytes by default, per request); nothing was written`, { cause: error });
   }
   const reason = isBrokenCircuitError(error) ? 'no etcd member answered recently' : describe(error);
   return new ProtocolError('unavailable', `control store (etcd): ${what} failed: ${reason}${write ? '; it may or may not have been applied, read before retrying' : ''}`, { cause: error });
+}
+
+/** etcd's --max-request-bytes (1.5 MiB by default; its gRPC server refuses beyond that + 512 KiB): refused whole, nothing written. */
+export function isRequestTooLarge(error: unknown): boolean {
+  return /request is too large|received message larger than max/.test(describe(error));
 }
 
 /** The first line of an error's message (gRPC details can span lines), without grpc-js's empty "Resolution note:". */
