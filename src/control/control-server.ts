@@ -1,3 +1,12 @@
+/**
+ * src/control: the control server (docs/control-protocol.md). Owns the ws connections and their
+ * principals, tokens and projects, the catalog with its deltas and leases, the event stream with
+ * replay and resume, the watch fan-out, the WorldFS relay and its policy, metrics and the console,
+ * and the storage seam `ControlStore` with its file and etcd (`etcd/`) implementations.
+ *
+ * Must not import: node/, world/, fuse/, vfs/ or cli/ (nodes and mounts are peers on the wire, never
+ * code it calls); etcd3 and cockatiel only in etcd/.
+ */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';

@@ -3,6 +3,8 @@
  * one choice of a name for any failure), the JSON document checks that answer EINVAL
  * (`json-document.ts`, on the prefix scanner `json-prefix.ts`). Imports nothing else from src/, so
  * the runtime, the VFS, the manifest loader and the protocol use them without importing each other.
+ *
+ * Must not import: cli/, node/, control/, world/, runtime/, manifest/, protocol/, fuse/, vfs/ or store/.
  */
 import { constants } from 'node:os';
 import type { Logger } from 'pino';

@@ -1,3 +1,12 @@
+/**
+ * src/fuse: the only fuse-native importer. Owns mounting a VFS tree (`mountTree`, the op table in
+ * libfuse's terms), errno names to numbers (`errno.ts`), the handle table, mountinfo, stale mounts,
+ * the per-mount pid lock and `ServedMount` (the one lifecycle of a served mount point).
+ *
+ * Must not import: node/, control/, world/, runtime/, manifest/, store/ or cli/ (it serves any tree
+ * it is given). Traps (SPEC §12): fuse-native's argument order differs from libfuse's C order in
+ * places; every handler answers exactly once.
+ */
 import { constants } from 'node:os';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';

@@ -3,8 +3,8 @@
  * docs/schemas/manifest.schema.json, apply defaults and templates, resolve executables and wasm module
  * paths, check which runtime keys fit the runtime type, and diff two loads for hot reload.
  *
- * Must not: spawn anything, or import node/, control/, world/, runtime/, fuse/ or vfs/ (a JSON syntax
- * error is told by position, never by quoting the file: errors/json-document.ts).
+ * Must not: spawn anything. Must not import: node/, control/, world/, runtime/, fuse/, vfs/ or cli/ (a
+ * JSON syntax error is told by position, never by quoting the file: errors/json-document.ts).
  * Traps: never a *Sync fs call (it deadlocks when a path is on our own mount); a bad file is a Problem,
  * never a throw, so one broken manifest cannot hide the others and the caller decides what it means;
  * a FIFO named *.json must not be opened for reading (it would block every reload).

@@ -1,3 +1,12 @@
+/**
+ * src/node: the node daemon. Owns what makes one machine's services a tree: the services and their
+ * manifests (`node-services.ts`, `reload-plan.ts`, `service-builder.ts`), the tree and its documents
+ * (`node-tree.ts`, `render.ts`), the runtime journal, the control session to the control server and the
+ * relay executor WorldFS reaches through it, the `fs` exports and the wasm services. `NodeDaemon`
+ * itself only starts and stops them, in order.
+ *
+ * Must not import: cli/, control/ or world/ (the node speaks to them only over the control protocol).
+ */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';

@@ -1,3 +1,11 @@
+/**
+ * src/protocol: what both sides of the wire share. Owns the frame envelope (here), the one ajv with
+ * docs/schemas and the types generated from them, wire error codes, `ControlClient` and `--control-url`
+ * failover, the service file table, SPEC §2 defaults for descriptors and the catalog event shapes.
+ *
+ * Must not import: node/, control/, world/, fuse/, runtime/, vfs/ or cli/ (both sides import it, so
+ * it may depend on neither).
+ */
 /** Frames of the control protocol (SPEC §6). Replies may come out of order: match them by `id`. */
 export const PROTOCOL = 'unified-v2';
 export const CHANNEL = 'control';

@@ -1,3 +1,12 @@
+/**
+ * src/runtime: running drivers. Owns `LiveService` (admission, invoke, the controls of one service)
+ * around its one state record, `Supervisor`, `JobTable`, the adapters (native, terminal, wasm), the
+ * spawner process (the only execa importer) and persistent drivers. Knows nothing of files: it is
+ * told to run a payload and answers with a result or an `FsError` from errors/.
+ *
+ * Must not import: vfs/, fuse/, node/, control/, world/, cli/ or manifest/ (a service's settings
+ * arrive already resolved, so the runtime runs under any front end).
+ */
 import { FsError } from '../errors/errno.js';
 import type { DriverRunner } from './driver-runner.js';
 import type { InvocationIds } from './invocation-id.js';

@@ -1,4 +1,12 @@
 /**
+ * src/store: durable bytes on local disk. Owns `StateJournal` (append + fdatasync with group commit,
+ * compaction, torn and corrupt tails) and `writeFileAtomic`/`writeAll`; the node and the control
+ * server keep their state through it.
+ *
+ * Must not import: any other area of src/ (cli/, node/, control/, world/, runtime/, manifest/,
+ * protocol/, fuse/, vfs/, errors/): it stores bytes and knows no document or errno.
+ */
+/**
  * src/store: durable local storage shared by the node (runtime journal) and the control server
  * (catalog, leases, tokens). Imports nothing else from src/. Trap: every write path here runs on
  * libuv's thread pool; never put a store file on an Acheron mount (the daemon would wait on itself).

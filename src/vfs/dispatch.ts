@@ -1,3 +1,12 @@
+/**
+ * src/vfs: the synthetic file tree, pure. Owns the `VNode`/`Handle` interfaces, the `Dispatcher`
+ * (path walk, permission checks, SPEC §3's errno defaults) and the blocks trees are built from
+ * (directories, static and snapshot files, ctl files, `commitFile` with the commit rule). The node
+ * tree and WorldFS are two projections built from these blocks.
+ *
+ * Must not import: fuse/, node/, control/, world/, runtime/, manifest/, protocol/, store/ or cli/
+ * (no I/O of its own; errors come from errors/).
+ */
 import { errnoNameOf, FsError } from '../errors/errno.js';
 import { isDirectoryMode, type Attr, type Handle, type VNode } from './node.js';
 import { O_RDONLY, opensForReading, opensForWriting } from '../errors/open-flags.js';

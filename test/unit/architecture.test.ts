@@ -20,6 +20,21 @@ const MUST_NOT_IMPORT: Record<string, string[]> = {
   world: ['node', 'control', 'cli'],
   cli: [],
 };
+// Each area's main file opens with its charter: what the area owns and what it must not import (every
+// area the rule above forbids, named as `area/`), so a newcomer reads the rule where the code is.
+const CHARTERS: Record<string, string> = {
+  errors: 'errno.ts',
+  store: 'index.ts',
+  vfs: 'dispatch.ts',
+  protocol: 'envelope.ts',
+  manifest: 'index.ts',
+  runtime: 'live-service.ts',
+  fuse: 'mount.ts',
+  node: 'daemon.ts',
+  control: 'control-server.ts',
+  world: 'world-daemon.ts',
+  cli: 'main.ts',
+};
 const PACKAGE_OWNERS: Record<string, string[]> = {
   'fuse-native': ['fuse/'],
   execa: ['runtime/run-driver.ts', 'runtime/driver-process.ts'],
@@ -54,3 +69,13 @@ for (const file of files) {
   if (sync) t.fail(`${rel} calls ${sync[1]}: synchronous calls deadlock a process that serves a mount`);
 }
 t.pass('checked every file under src/');
+
+for (const [area, forbidden] of Object.entries(MUST_NOT_IMPORT)) {
+  const main = `${area}/${CHARTERS[area] ?? '(none)'}`;
+  const text = await readFile(join(SRC, main), 'utf8').catch(() => '');
+  const charter = /^\/\*\*[\s\S]*?\*\//.exec(text)?.[0] ?? '';
+  if (!/\bMust not\b/.test(charter)) t.fail(`${main}: the area's main file must open with a charter that says what it must not do`);
+  const unnamed = forbidden.filter((other) => !charter.includes(`${other}/`));
+  if (unnamed.length > 0) t.fail(`${main}: the charter does not name ${unnamed.map((a) => `${a}/`).join(', ')}, which ${area}/ must not import`);
+}
+t.pass('every area opens with a charter naming its import rule');
