@@ -26,6 +26,19 @@ t.test('every invocation gets a fresh instance: nothing stays in memory from the
   t.same(outputs, ['1', '1', '1', '1']);
 });
 
+t.test('one worker, two modules taking turns, with pauses (the next instance is made ahead): each call runs its own module on fresh memory', async (t) => {
+  const single = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
+  t.teardown(() => single.close());
+  const counter = await wasmProgram(await watFixture('counter'));
+  const outputs: string[] = [];
+  for (const program of [counter, counter, echo, echo, counter, echo, counter]) {
+    const run = await single.run(program, wasmSpec('{"turn":1}'));
+    outputs.push(program === echo ? JSON.stringify(JSON.parse(run.stdout.toString()).echo) : run.stdout.toString());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.same(outputs, ['1', '1', '{"turn":1}', '{"turn":1}', '1', '{"turn":1}', '1']);
+});
+
 t.test('an infinite loop is stopped at timeout_ms and the pool goes on', async (t) => {
   const loop = await wasmProgram(await watFixture('loop'));
   const run = await pool.run(loop, wasmSpec('', { file: 'loop.wasm', timeoutMs: 300 }));
