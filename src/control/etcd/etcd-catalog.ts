@@ -16,7 +16,7 @@ import {
 } from '../node-record.js';
 import type { ResolvedService } from '../upsert-frame.js';
 import type { EtcdConnection } from './connection.js';
-import { commitGuarded, OP_ID_FIELD, storedObject, type Guard, type Write } from './guarded-txn.js';
+import { commitGuarded, gzipValue, OP_ID_FIELD, storedObject, type Guard, type Write } from './guarded-txn.js';
 import { PrefixWatch, type WatchCompactedError, type WatchedChange } from './prefix-watch.js';
 import { RevisionWaiters } from './revision-waiters.js';
 
@@ -135,12 +135,12 @@ function decodeTunnel(value: Buffer): string | undefined {
 }
 
 
-/** A node record as etcd keeps it, from the descriptors' own bytes (never one string of the whole catalog). */
+/** A node record as etcd keeps it: gzipped, from the descriptors' own bytes (never one string of the whole catalog). */
 function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string) => Buffer {
   return (opId) => {
     const { services, lease_expires_at_ms: _expires, last_seen_ms: _seen, seq, ...meta } = node;
     const head = { [OP_ID_FIELD]: opId, ...meta, ...(change.event ? { event: change.event } : { seq }), ...(change.deleted ? { deleted: true } : {}) };
-    return Buffer.concat(recordParts(head, services));
+    return gzipValue(recordParts(head, services));
   };
 }
 
