@@ -17,6 +17,7 @@ import {
 import type { ResolvedService } from '../upsert-frame.js';
 import type { EtcdConnection } from './connection.js';
 import { commitGuarded, gzipValue, OP_ID_FIELD, storedObject, type Guard, type Write } from './guarded-txn.js';
+import { GroupCommit } from './group-commit.js';
 import { PrefixWatch, type WatchCompactedError, type WatchedChange } from './prefix-watch.js';
 import { RevisionWaiters } from './revision-waiters.js';
 
@@ -30,6 +31,17 @@ const MAX_ATTEMPTS = 16;
 /** Revisions of history a starting server reads into its replay ring (bounded by etcd's compaction). */
 const HISTORY_RINGS = 2;
 const RETRY_MS = 500;
+
+/**
+ * Seqs per revision: a group commit writes several nodes' events in one revision, so an event's
+ * seq is its revision × 1000 + its index in that transaction (at most 128 changes fit one), and
+ * "everything up to revision r" is seq r × 1000 + 999. The same on every server (the index is in
+ * the record), strictly increasing, and a seq names one event.
+ */
+const SEQS_PER_REVISION = 1000;
+const seqOf = (revision: bigint, index: number): number => Number(revision) * SEQS_PER_REVISION + index;
+const headSeqOf = (revision: bigint): number => seqOf(revision, SEQS_PER_REVISION - 1);
+const revisionOfSeq = (seq: number): bigint => BigInt(Math.floor(seq / SEQS_PER_REVISION));
 
 export interface EtcdCatalogOptions {
   /** Where the other servers reach this one (its WebSocket listener), for relays to the node tunnels it holds. */
@@ -51,6 +63,8 @@ export interface EtcdCatalogOptions {
 /** An event as its node record carries it: the record written with it is the event's node. */
 interface StoredEvent {
   kind: EventKind;
+  /** Its place among the events of its revision (a group commit); absent: 0. */
+  index?: number;
   timestamp_ms: number;
   service_delta: ServiceDelta;
 }
@@ -136,10 +150,10 @@ function decodeTunnel(value: Buffer): string | undefined {
 
 
 /** A node record as etcd keeps it: gzipped, from the descriptors' own bytes (never one string of the whole catalog). */
-function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string) => Buffer {
-  return (opId) => {
+function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string, index: number) => Buffer {
+  return (opId, index) => {
     const { services, lease_expires_at_ms: _expires, last_seen_ms: _seen, seq, ...meta } = node;
-    const head = { [OP_ID_FIELD]: opId, ...meta, ...(change.event ? { event: change.event } : { seq }), ...(change.deleted ? { deleted: true } : {}) };
+    const head = { [OP_ID_FIELD]: opId, ...meta, ...(change.event ? { event: { ...change.event, index } } : { seq }), ...(change.deleted ? { deleted: true } : {}) };
     return gzipValue(recordParts(head, services));
   };
 }
@@ -147,8 +161,9 @@ function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: b
 /**
  * The catalog, leases and event stream in etcd, shared by every server on the same prefix
  * (docs/control-protocol.md "Storage"). Each node's record is one key written by guarded
- * transactions; a write that is an event carries it, so the event's `seq` is the write's revision,
- * the same on every server, and the revision history of `nodes/` is the event history. Each server
+ * transactions (several nodes' changes go together: `GroupCommit`); a write that is an event carries
+ * it with its index in the transaction, so the event's `seq` is the write's revision × 1000 + that
+ * index, the same on every server, and the revision history of `nodes/` is the event history. Each server
  * follows the whole prefix with one watch (in revision order): its in-memory catalog, its replay
  * ring and its watchers are fed from that watch only, so every server sees every change in the same
  * order whichever server made it. A change is planned from the mirror and guarded by the mod_revision
@@ -182,6 +197,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   #ownTunnels = new Set<string>();
   #ring: EventRing;
   #queue = new NodeQueue();
+  #commits: GroupCommit;
   #watch: PrefixWatch | undefined;
   /** How far the watch has applied the prefix's history, and the writes and resumes waiting for it. */
   #applied = new RevisionWaiters();
@@ -200,6 +216,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     this.serverId = options.serverId;
     this.peerToken = `server.${options.serverId}.${this.#peerSecret}`;
     this.#ring = new EventRing(options.ringCapacity);
+    this.#commits = new GroupCommit(connection);
   }
 
   /**
@@ -221,7 +238,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     }
     catalog.#adopt(listing);
     // Revision 1 is etcd's empty start: a listing there misses no event, so every seq may be resumed from.
-    catalog.#ring = new EventRing(options.ringCapacity, [], Number(listing.revision), listing.revision <= 1n ? 0 : Number(listing.revision));
+    catalog.#ring = new EventRing(options.ringCapacity, [], headSeqOf(listing.revision), listing.revision <= 1n ? 0 : headSeqOf(listing.revision));
     catalog.#follow(listing.revision + 1n);
     try {
       const registered = await catalog.#register();
@@ -294,9 +311,9 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     this.#ring.onGap(listener);
   }
 
-  /** A seq another server delivered (its revision) reaches this server's watch within milliseconds; one beyond etcd's head never does. */
+  /** A seq another server delivered (its revision's) reaches this server's watch within milliseconds; one beyond etcd's head never does. */
   async reach(seq: number): Promise<void> {
-    if (this.#ring.head < seq) await this.#waitFor(BigInt(seq), this.#options.waitMs);
+    if (this.#ring.head < seq) await this.#waitFor(revisionOfSeq(seq), this.#options.waitMs);
   }
 
   // ---- changes ----
@@ -318,7 +335,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       return { ...(record ? { record } : {}), lease: this.#leaseOf(next), result: { next, delta, isEvent: kind !== undefined } };
     });
     // The event's own bytes when this server's watch has it (shared with every watcher's frame).
-    const event = result.isEvent ? this.#ring.retained().findLast((e) => e.seq === Number(revision)) : undefined;
+    const event = result.isEvent ? this.#ring.retained().findLast((e) => e.node_id === payload.node_id && revisionOfSeq(e.seq) === revision) : undefined;
     return { delta: result.delta, body: event?.body ?? fullBody(result.next, result.delta) };
   }
 
@@ -448,7 +465,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
         const guards = [{ key: nodeKey, modRevision: this.#revisionOf.get(nodeId) ?? 0n }, ...(change.guards ?? [])];
         if (change.record) this.#pending.set(nodeId, change.record.next);
         try {
-          const outcome = await commitGuarded(this.#connection, what, guards, writes);
+          const outcome = await this.#commits.commit(what, guards, writes);
           if (outcome.committed) {
             if (!(await this.#waitFor(outcome.revision, this.#options.waitMs))) {
               this.#log.warn({ node_id: nodeId, revision: String(outcome.revision) }, 'a change is committed in etcd but not yet seen by this server\'s watch');
@@ -583,7 +600,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     return {
       node_id: meta.node_id, node_name: meta.node_name, platform: meta.platform, labels: meta.labels, state: meta.state,
       lease_expires_at_ms: lease?.expires_at_ms ?? 0, last_seen_ms: lease?.last_seen_ms ?? 0, joined_at_ms: meta.joined_at_ms, updated_ms: meta.updated_ms,
-      seq: event ? Number(revision) : seq ?? 0,
+      seq: event ? seqOf(revision, event.index ?? 0) : seq ?? 0,
       services: readEntries(services, hashes, known),
       secret_sha256: meta.secret_sha256,
     };
@@ -618,7 +635,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
         else this.#servers.delete(key.slice(SERVERS.length));
       }
     }
-    this.#ring.advance(Number(revision));
+    this.#ring.advance(headSeqOf(revision));
     this.#applied.reached(revision);
     if (!this.#ready) return;
     // A tunnel gone with its server (its registration expired): every survivor starts the grace period; one does it.
@@ -645,7 +662,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     if (stored.deleted) this.#nodes.delete(nodeId);
     else this.#nodes.set(nodeId, record);
     if (!stored.event) return;
-    const event = new CatalogEvent(Number(change.modRevision), { kind: stored.event.kind, timestamp_ms: stored.event.timestamp_ms, node: record, delta: stored.event.service_delta });
+    const event = new CatalogEvent(record.seq, { kind: stored.event.kind, timestamp_ms: stored.event.timestamp_ms, node: record, delta: stored.event.service_delta });
     this.#ring.add(event);
     try {
       this.#ring.publish(event);
@@ -672,7 +689,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
         const listing = await this.#list(head);
         if (this.#closed) return;
         this.#adopt(listing);
-        this.#ring.restart(Number(listing.revision), `etcd compacted the history this server had not yet read (${error.message}), so events were missed`);
+        this.#ring.restart(headSeqOf(listing.revision), `etcd compacted the history this server had not yet read (${error.message}), so events were missed`);
         this.#follow(listing.revision + 1n);
         return;
       } catch {
