@@ -112,6 +112,14 @@ interface NodeChange<R> {
   result: R;
 }
 
+/** A node record being written: what it is, and once encoded, the bytes sent and its index in their transaction. */
+interface Writing {
+  next: NodeRecord;
+  event?: StoredEvent;
+  deleted?: boolean;
+  sent?: { bytes: Buffer; index: number };
+}
+
 interface Listing {
   revision: bigint;
   nodes: Array<{ key: string; value: Buffer; revision: bigint }>;
@@ -191,8 +199,12 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   readonly serverId: string;
   readonly peerToken: string;
   #peerSecret = newPeerSecret();
-  /** The record this server is writing for a node: its entries (validated here) are kept when the watch brings it back. */
-  #pending = new Map<string, NodeRecord>();
+  /**
+   * The record this server is writing for a node, and the bytes it sent: when the watch brings back
+   * exactly those, the record is taken as written (not decoded again); otherwise its entries
+   * (validated here) are kept where another server's record has the same descriptors.
+   */
+  #writing = new Map<string, Writing>();
   /** Nodes whose tunnel is on this server. */
   #ownTunnels = new Set<string>();
   #ring: EventRing;
@@ -458,12 +470,23 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const change = plan(this.#nodes.get(nodeId), Date.now());
         const writes: Write[] = [];
-        if (change.record) writes.push({ key: nodeKey, encoded: encodeNode(change.record.next, change.record) });
+        const writing: Writing | undefined = change.record && { ...change.record };
+        if (writing) {
+          const encode = encodeNode(writing.next, writing);
+          writes.push({
+            key: nodeKey,
+            encoded: (opId, index) => {
+              const bytes = encode(opId, index);
+              writing.sent = { bytes, index };
+              return bytes;
+            },
+          });
+        }
         if (change.lease === 'delete') writes.push({ key: this.#key(LEASES, nodeId), delete: true });
         else if (change.lease) writes.push({ key: this.#key(LEASES, nodeId), value: { ...change.lease } });
         if (writes.length === 0) return { result: change.result, revision: 0n };
         const guards = [{ key: nodeKey, modRevision: this.#revisionOf.get(nodeId) ?? 0n }, ...(change.guards ?? [])];
-        if (change.record) this.#pending.set(nodeId, change.record.next);
+        if (writing) this.#writing.set(nodeId, writing);
         try {
           const outcome = await this.#commits.commit(what, guards, writes);
           if (outcome.committed) {
@@ -475,7 +498,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
           this.#log.debug({ node_id: nodeId, attempt, changed_at: String(outcome.changedAt ?? outcome.revision) }, `${what}: the node changed meanwhile; planning again`);
           await this.#waitFor(outcome.changedAt ?? outcome.revision, this.#options.waitMs);
         } finally {
-          if (change.record) this.#pending.delete(nodeId);
+          if (writing) this.#writing.delete(nodeId);
         }
       }
       throw new ProtocolError('conflict', `${what}: the node changed under it ${MAX_ATTEMPTS} times in a row; try again`);
@@ -595,7 +618,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     const { services, service_hashes: hashes, seq, event, deleted: _deleted, ...meta } = stored;
     const known = new Map<string, ServiceEntry>();
     for (const entry of previous?.services ?? []) known.set(entry.service_id, entry);
-    for (const entry of this.#pending.get(stored.node_id)?.services ?? []) known.set(entry.service_id, entry);
+    for (const entry of this.#writing.get(stored.node_id)?.next.services ?? []) known.set(entry.service_id, entry);
     const lease = this.#leases.get(stored.node_id)?.value;
     return {
       node_id: meta.node_id, node_name: meta.node_name, platform: meta.platform, labels: meta.labels, state: meta.state,
@@ -652,23 +675,37 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       return;
     }
     this.#revisionOf.set(nodeId, change.modRevision);
-    const stored = decodeNode(change.value, nodeId);
-    if (!stored) {
+    const read = this.#readNode(nodeId, change.value, change.modRevision);
+    if (!read) {
       this.#log.warn({ key: change.key, bytes: change.value.length }, 'etcd value is not a node record: ignored');
       this.#nodes.delete(nodeId);
       return;
     }
-    const record = this.#record(stored, change.modRevision, this.#nodes.get(nodeId));
-    if (stored.deleted) this.#nodes.delete(nodeId);
+    const { record, event: stored } = read;
+    if (read.deleted) this.#nodes.delete(nodeId);
     else this.#nodes.set(nodeId, record);
-    if (!stored.event) return;
-    const event = new CatalogEvent(record.seq, { kind: stored.event.kind, timestamp_ms: stored.event.timestamp_ms, node: record, delta: stored.event.service_delta });
+    if (!stored) return;
+    const event = new CatalogEvent(record.seq, { kind: stored.kind, timestamp_ms: stored.timestamp_ms, node: record, delta: stored.service_delta });
     this.#ring.add(event);
     try {
       this.#ring.publish(event);
     } catch (error) {
       this.#log.error({ err: error, seq: event.seq }, 'fanning out an event failed');
     }
+  }
+
+  /** A node's value from the watch: this server's own write as it wrote it (the same bytes), anything else decoded; undefined when it is no node record. */
+  #readNode(nodeId: string, value: Buffer, revision: bigint): { record: NodeRecord; event?: StoredEvent; deleted?: boolean } | undefined {
+    const writing = this.#writing.get(nodeId);
+    if (writing?.sent?.bytes.equals(value)) {
+      const { next, deleted, sent: { index } } = writing;
+      const event = writing.event && { ...writing.event, index };
+      const lease = this.#leases.get(nodeId)?.value;
+      const record = { ...next, lease_expires_at_ms: lease?.expires_at_ms ?? 0, last_seen_ms: lease?.last_seen_ms ?? 0, seq: event ? seqOf(revision, index) : next.seq };
+      return { record, ...(event ? { event } : {}), ...(deleted ? { deleted } : {}) };
+    }
+    const stored = decodeNode(value, nodeId);
+    return stored && { record: this.#record(stored, revision, this.#nodes.get(nodeId)), ...(stored.event ? { event: stored.event } : {}), ...(stored.deleted ? { deleted: true } : {}) };
   }
 
   #applyLease(nodeId: string, change: WatchedChange): void {
