@@ -72,3 +72,15 @@ t.test('changes of one key never share a group; a change too large for the group
   tt.ok(l?.committed && s?.committed, 'the 1.1 MB change and the small one both commit');
   tt.not(l?.revision, s?.revision, 'in separate transactions (the group is bounded by bytes)');
 });
+
+// Last: it stops etcd.
+t.test('etcd gone under a group: each change is refused with unavailable, in its own words', async (tt) => {
+  const commits = new GroupCommit(connection);
+  await (cluster.members[0] as { kill9(): Promise<unknown> }).kill9();
+  const outcomes = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => commits.commit(`change ${i} of node n${i}`, [{ key: `/g4/k${i}`, modRevision: 0n }], [marked(`/g4/k${i}`, `c${i}`)])));
+  outcomes.forEach((outcome, i) => {
+    const error = outcome.status === 'rejected' ? (outcome.reason as { code?: string; message?: string }) : undefined;
+    tt.equal(error?.code, 'unavailable', `change ${i}: unavailable`);
+    tt.match(error?.message, new RegExp(`^control store \\(etcd\\): change ${i} of node n${i} failed: .*may or may not have been applied`), `change ${i}: its own words`);
+  });
+});

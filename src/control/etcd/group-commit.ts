@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EtcdConnection } from './connection.js';
 import { ProtocolError } from '../../protocol/errors.js';
+import { storeUnavailable } from './failure.js';
 import { commitEncoded, encodeWrites, guardedTxn, type EncodedWrite, type Guard, type Write } from './guarded-txn.js';
 
 /** etcd's default `--max-txn-ops`: compares and success ops of one transaction, each. */
@@ -99,9 +100,10 @@ export class GroupCommit {
           return;
         }
       } catch (error) {
-        // Too large together (etcd's limit set lower than the group): each alone, as below. Any other failure is each change's.
+        // Too large together (etcd's limit set lower than the group): each alone, as below. Any other failure is each change's, in its own words.
         if (!(error instanceof ProtocolError && error.code === 'payload_too_large')) {
-          for (const { change } of group) change.settle(Promise.reject(error));
+          const cause = error instanceof ProtocolError && error.cause !== undefined ? error.cause : error;
+          for (const { change } of group) change.settle(Promise.reject(storeUnavailable(cause, change.what, true)));
           return;
         }
       }
