@@ -1,11 +1,12 @@
 // Several control servers on one etcd (issue 11): two `acheron control --store etcd` on a 3-member
 // cluster serve one catalog. Simulated nodes upsert through either server while watchers on both
 // (full and delta shapes) watch, and one watcher moves between the servers resuming with since_seq:
-// both servers deliver the same events with the same seqs (etcd revisions: increasing, not
-// contiguous), and every watcher's view passes the history validator. A node credential acts only
-// on its own node on either server; metrics name their server; and when a server dies (kill -9) its
+// both servers deliver the same events with the same seqs (from etcd revisions: increasing, not
+// contiguous; also when many changes go to etcd in group commits), and every watcher's view passes
+// the history validator. A node credential acts only on its own node on either server; metrics name their server; and when a server dies (kill -9) its
 // nodes turn offline on the survivor once its registration lapses and the grace period passes.
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { historyOf, ResumingWatcher, service, SimNode } from '../helpers/catalog-sim.js';
@@ -66,7 +67,7 @@ await t.test('upserts through either server reach every watcher on both, in one 
   tt.same(historyOf(refB), all, 'the reference on B saw the same events with the same seqs');
   tt.ok(all.length >= 60, `${all.length} events (4 joins, upserts)`);
   const gaps = all.slice(1).filter((e, i) => e.seq > (all[i] as EmittedEvent).seq + 1).length;
-  tt.ok(gaps > 0, `seqs are etcd revisions: ${gaps} gaps where other keys (leases, tunnels) took revisions`);
+  tt.ok(gaps > 0, `seqs come from etcd revisions: ${gaps} gaps where other keys (leases, tunnels) took revisions`);
   await Promise.all([deltaB, roaming, filtered].map((w) => w.reach(all.at(-1)?.seq ?? 0).catch(() => undefined)));
   await filtered.synced();
   for (const watcher of [refA, refB, deltaB, roaming, filtered]) {
@@ -121,14 +122,44 @@ await t.test('two servers changing one node at once: every change applies to the
   await n2.publish();
 });
 
+await t.test('many changes at once through both servers: group commits, one seq order on both, every change applied', async (tt) => {
+  const [onA, onB] = await Promise.all([session(a.url, { token: store.adminToken }), session(b.url, { token: store.adminToken })]);
+  const before = refA.events.length;
+  const rounds = 12;
+  // Each round changes every node at once through one server (A, B, A, …): more changes than
+  // transactions in flight, so the later ones queue and go together.
+  const replies: boolean[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const via = round % 2 === 0 ? onA : onB;
+    replies.push(...(await Promise.all(nodes.map(async (node) => (await via.call<{ service_delta: { changed: boolean } }>('control.node_service_upsert', { node_id: node.nodeId, services: [service(node.nodeId, 'burst', String(round))] })).service_delta.changed))));
+  }
+  tt.ok(replies.every(Boolean), `each of the ${nodes.length * rounds} upserts changed its node's catalog`);
+  await waitFor(() => refA.events.length >= before + nodes.length * rounds && refB.events.length >= refA.events.length, { what: 'every burst event on both references' });
+  const burst = historyOf(refA).slice(-nodes.length * rounds);
+  tt.same(checkReference(historyOf(refA), { contiguous: false }), [], 'A: increasing seqs, each once');
+  tt.same(historyOf(refB), historyOf(refA), 'B saw the same events with the same seqs');
+  for (const node of nodes) {
+    const versions = burst.filter((e) => e.node_id === node.nodeId).map((e) => (e.services as Array<{ version: string }>)[0]?.version);
+    tt.same(versions, Array.from({ length: rounds }, (_v, i) => String(i)), `${node.nodeId}: its ${rounds} changes, in order, none lost`);
+  }
+  const perRevision = new Map<number, number>();
+  for (const e of burst) perRevision.set(Math.floor(e.seq as number / 1000), (perRevision.get(Math.floor(e.seq as number / 1000)) ?? 0) + 1);
+  tt.ok(burst.every((e) => (e.seq as number) % 1000 < 128), 'each seq is its revision × 1000 + its place among at most 128 changes');
+  tt.ok([...perRevision.values()].some((n) => n > 1), `some changes went together: ${burst.length} events in ${perRevision.size} revisions (seq = revision × 1000 + index)`);
+  await Promise.all([onA.close(), onB.close()]);
+  // Each node publishes its own catalog again (the simulated node's idea of it).
+  await Promise.all(nodes.map((node) => node.publish()));
+});
+
 await t.test('a catalog larger than etcd takes in one request: payload_too_large, nothing changed', async (tt) => {
   const before = await session(b.url, { token: store.adminToken });
   const was = await before.call<{ services: unknown[] }>('control.node_get', { node_id: 'n4' });
   const kept = new Map(n4.services);
-  // 1.7 MB: above etcd's request limit; 2.4 MB: above what its gRPC server reads at all.
-  for (const count of [14, 20]) {
+  // 1.6 MB gzipped: above etcd's request limit; 2.3 MB: above what its gRPC server reads at all. Random
+  // filler, as the record is stored gzipped: repetitive bytes would shrink below the limit.
+  for (const count of [18, 26]) {
     for (let i = 0; i < count; i++) n4.services.set(`big-${i}`, '1');
-    const big = await n4.upsert({ filler: 'x'.repeat(120_000) });
+    const big = await n4.upsert({ filler: randomBytes(90_000).toString('base64') });
     tt.equal(big.error?.code, 'payload_too_large', `${count} × 120 KB refused: ${big.error?.message}`);
     tt.match(big.error?.message, /(request is too large|received message larger than max).*--max-request-bytes.*nothing was written/, 'naming etcd\'s limit');
   }

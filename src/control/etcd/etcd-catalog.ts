@@ -16,7 +16,8 @@ import {
 } from '../node-record.js';
 import type { ResolvedService } from '../upsert-frame.js';
 import type { EtcdConnection } from './connection.js';
-import { commitGuarded, OP_ID_FIELD, storedObject, type Guard, type Write } from './guarded-txn.js';
+import { commitGuarded, gzipValue, OP_ID_FIELD, storedObject, type Guard, type Write } from './guarded-txn.js';
+import { GroupCommit } from './group-commit.js';
 import { PrefixWatch, type WatchCompactedError, type WatchedChange } from './prefix-watch.js';
 import { RevisionWaiters } from './revision-waiters.js';
 
@@ -30,6 +31,17 @@ const MAX_ATTEMPTS = 16;
 /** Revisions of history a starting server reads into its replay ring (bounded by etcd's compaction). */
 const HISTORY_RINGS = 2;
 const RETRY_MS = 500;
+
+/**
+ * Seqs per revision: a group commit writes several nodes' events in one revision, so an event's
+ * seq is its revision × 1000 + its index in that transaction (at most 128 changes fit one), and
+ * "everything up to revision r" is seq r × 1000 + 999. The same on every server (the index is in
+ * the record), strictly increasing, and a seq names one event.
+ */
+const SEQS_PER_REVISION = 1000;
+const seqOf = (revision: bigint, index: number): number => Number(revision) * SEQS_PER_REVISION + index;
+const headSeqOf = (revision: bigint): number => seqOf(revision, SEQS_PER_REVISION - 1);
+const revisionOfSeq = (seq: number): bigint => BigInt(Math.floor(seq / SEQS_PER_REVISION));
 
 export interface EtcdCatalogOptions {
   /** Where the other servers reach this one (its WebSocket listener), for relays to the node tunnels it holds. */
@@ -51,6 +63,8 @@ export interface EtcdCatalogOptions {
 /** An event as its node record carries it: the record written with it is the event's node. */
 interface StoredEvent {
   kind: EventKind;
+  /** Its place among the events of its revision (a group commit); absent: 0. */
+  index?: number;
   timestamp_ms: number;
   service_delta: ServiceDelta;
 }
@@ -98,6 +112,14 @@ interface NodeChange<R> {
   result: R;
 }
 
+/** A node record being written: what it is, and once encoded, the bytes sent and its index in their transaction. */
+interface Writing {
+  next: NodeRecord;
+  event?: StoredEvent;
+  deleted?: boolean;
+  sent?: { bytes: Buffer; index: number };
+}
+
 interface Listing {
   revision: bigint;
   nodes: Array<{ key: string; value: Buffer; revision: bigint }>;
@@ -135,20 +157,21 @@ function decodeTunnel(value: Buffer): string | undefined {
 }
 
 
-/** A node record as etcd keeps it, from the descriptors' own bytes (never one string of the whole catalog). */
-function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string) => Buffer {
-  return (opId) => {
+/** A node record as etcd keeps it: gzipped, from the descriptors' own bytes (never one string of the whole catalog). */
+function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string, index: number) => Buffer {
+  return (opId, index) => {
     const { services, lease_expires_at_ms: _expires, last_seen_ms: _seen, seq, ...meta } = node;
-    const head = { [OP_ID_FIELD]: opId, ...meta, ...(change.event ? { event: change.event } : { seq }), ...(change.deleted ? { deleted: true } : {}) };
-    return Buffer.concat(recordParts(head, services));
+    const head = { [OP_ID_FIELD]: opId, ...meta, ...(change.event ? { event: { ...change.event, index } } : { seq }), ...(change.deleted ? { deleted: true } : {}) };
+    return gzipValue(recordParts(head, services));
   };
 }
 
 /**
  * The catalog, leases and event stream in etcd, shared by every server on the same prefix
  * (docs/control-protocol.md "Storage"). Each node's record is one key written by guarded
- * transactions; a write that is an event carries it, so the event's `seq` is the write's revision,
- * the same on every server, and the revision history of `nodes/` is the event history. Each server
+ * transactions (several nodes' changes go together: `GroupCommit`); a write that is an event carries
+ * it with its index in the transaction, so the event's `seq` is the write's revision × 1000 + that
+ * index, the same on every server, and the revision history of `nodes/` is the event history. Each server
  * follows the whole prefix with one watch (in revision order): its in-memory catalog, its replay
  * ring and its watchers are fed from that watch only, so every server sees every change in the same
  * order whichever server made it. A change is planned from the mirror and guarded by the mod_revision
@@ -176,12 +199,17 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   readonly serverId: string;
   readonly peerToken: string;
   #peerSecret = newPeerSecret();
-  /** The record this server is writing for a node: its entries (validated here) are kept when the watch brings it back. */
-  #pending = new Map<string, NodeRecord>();
+  /**
+   * The record this server is writing for a node, and the bytes it sent: when the watch brings back
+   * exactly those, the record is taken as written (not decoded again); otherwise its entries
+   * (validated here) are kept where another server's record has the same descriptors.
+   */
+  #writing = new Map<string, Writing>();
   /** Nodes whose tunnel is on this server. */
   #ownTunnels = new Set<string>();
   #ring: EventRing;
   #queue = new NodeQueue();
+  #commits: GroupCommit;
   #watch: PrefixWatch | undefined;
   /** How far the watch has applied the prefix's history, and the writes and resumes waiting for it. */
   #applied = new RevisionWaiters();
@@ -200,6 +228,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     this.serverId = options.serverId;
     this.peerToken = `server.${options.serverId}.${this.#peerSecret}`;
     this.#ring = new EventRing(options.ringCapacity);
+    this.#commits = new GroupCommit(connection);
   }
 
   /**
@@ -221,7 +250,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     }
     catalog.#adopt(listing);
     // Revision 1 is etcd's empty start: a listing there misses no event, so every seq may be resumed from.
-    catalog.#ring = new EventRing(options.ringCapacity, [], Number(listing.revision), listing.revision <= 1n ? 0 : Number(listing.revision));
+    catalog.#ring = new EventRing(options.ringCapacity, [], headSeqOf(listing.revision), listing.revision <= 1n ? 0 : headSeqOf(listing.revision));
     catalog.#follow(listing.revision + 1n);
     try {
       const registered = await catalog.#register();
@@ -294,9 +323,9 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     this.#ring.onGap(listener);
   }
 
-  /** A seq another server delivered (its revision) reaches this server's watch within milliseconds; one beyond etcd's head never does. */
+  /** A seq another server delivered (its revision's) reaches this server's watch within milliseconds; one beyond etcd's head never does. */
   async reach(seq: number): Promise<void> {
-    if (this.#ring.head < seq) await this.#waitFor(BigInt(seq), this.#options.waitMs);
+    if (this.#ring.head < seq) await this.#waitFor(revisionOfSeq(seq), this.#options.waitMs);
   }
 
   // ---- changes ----
@@ -318,7 +347,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       return { ...(record ? { record } : {}), lease: this.#leaseOf(next), result: { next, delta, isEvent: kind !== undefined } };
     });
     // The event's own bytes when this server's watch has it (shared with every watcher's frame).
-    const event = result.isEvent ? this.#ring.retained().findLast((e) => e.seq === Number(revision)) : undefined;
+    const event = result.isEvent ? this.#ring.retained().findLast((e) => e.node_id === payload.node_id && revisionOfSeq(e.seq) === revision) : undefined;
     return { delta: result.delta, body: event?.body ?? fullBody(result.next, result.delta) };
   }
 
@@ -441,14 +470,25 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const change = plan(this.#nodes.get(nodeId), Date.now());
         const writes: Write[] = [];
-        if (change.record) writes.push({ key: nodeKey, encoded: encodeNode(change.record.next, change.record) });
+        const writing: Writing | undefined = change.record && { ...change.record };
+        if (writing) {
+          const encode = encodeNode(writing.next, writing);
+          writes.push({
+            key: nodeKey,
+            encoded: (opId, index) => {
+              const bytes = encode(opId, index);
+              writing.sent = { bytes, index };
+              return bytes;
+            },
+          });
+        }
         if (change.lease === 'delete') writes.push({ key: this.#key(LEASES, nodeId), delete: true });
         else if (change.lease) writes.push({ key: this.#key(LEASES, nodeId), value: { ...change.lease } });
         if (writes.length === 0) return { result: change.result, revision: 0n };
         const guards = [{ key: nodeKey, modRevision: this.#revisionOf.get(nodeId) ?? 0n }, ...(change.guards ?? [])];
-        if (change.record) this.#pending.set(nodeId, change.record.next);
+        if (writing) this.#writing.set(nodeId, writing);
         try {
-          const outcome = await commitGuarded(this.#connection, what, guards, writes);
+          const outcome = await this.#commits.commit(what, guards, writes);
           if (outcome.committed) {
             if (!(await this.#waitFor(outcome.revision, this.#options.waitMs))) {
               this.#log.warn({ node_id: nodeId, revision: String(outcome.revision) }, 'a change is committed in etcd but not yet seen by this server\'s watch');
@@ -458,7 +498,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
           this.#log.debug({ node_id: nodeId, attempt, changed_at: String(outcome.changedAt ?? outcome.revision) }, `${what}: the node changed meanwhile; planning again`);
           await this.#waitFor(outcome.changedAt ?? outcome.revision, this.#options.waitMs);
         } finally {
-          if (change.record) this.#pending.delete(nodeId);
+          if (writing) this.#writing.delete(nodeId);
         }
       }
       throw new ProtocolError('conflict', `${what}: the node changed under it ${MAX_ATTEMPTS} times in a row; try again`);
@@ -578,12 +618,12 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     const { services, service_hashes: hashes, seq, event, deleted: _deleted, ...meta } = stored;
     const known = new Map<string, ServiceEntry>();
     for (const entry of previous?.services ?? []) known.set(entry.service_id, entry);
-    for (const entry of this.#pending.get(stored.node_id)?.services ?? []) known.set(entry.service_id, entry);
+    for (const entry of this.#writing.get(stored.node_id)?.next.services ?? []) known.set(entry.service_id, entry);
     const lease = this.#leases.get(stored.node_id)?.value;
     return {
       node_id: meta.node_id, node_name: meta.node_name, platform: meta.platform, labels: meta.labels, state: meta.state,
       lease_expires_at_ms: lease?.expires_at_ms ?? 0, last_seen_ms: lease?.last_seen_ms ?? 0, joined_at_ms: meta.joined_at_ms, updated_ms: meta.updated_ms,
-      seq: event ? Number(revision) : seq ?? 0,
+      seq: event ? seqOf(revision, event.index ?? 0) : seq ?? 0,
       services: readEntries(services, hashes, known),
       secret_sha256: meta.secret_sha256,
     };
@@ -618,7 +658,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
         else this.#servers.delete(key.slice(SERVERS.length));
       }
     }
-    this.#ring.advance(Number(revision));
+    this.#ring.advance(headSeqOf(revision));
     this.#applied.reached(revision);
     if (!this.#ready) return;
     // A tunnel gone with its server (its registration expired): every survivor starts the grace period; one does it.
@@ -635,23 +675,37 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       return;
     }
     this.#revisionOf.set(nodeId, change.modRevision);
-    const stored = decodeNode(change.value, nodeId);
-    if (!stored) {
+    const read = this.#readNode(nodeId, change.value, change.modRevision);
+    if (!read) {
       this.#log.warn({ key: change.key, bytes: change.value.length }, 'etcd value is not a node record: ignored');
       this.#nodes.delete(nodeId);
       return;
     }
-    const record = this.#record(stored, change.modRevision, this.#nodes.get(nodeId));
-    if (stored.deleted) this.#nodes.delete(nodeId);
+    const { record, event: stored } = read;
+    if (read.deleted) this.#nodes.delete(nodeId);
     else this.#nodes.set(nodeId, record);
-    if (!stored.event) return;
-    const event = new CatalogEvent(Number(change.modRevision), { kind: stored.event.kind, timestamp_ms: stored.event.timestamp_ms, node: record, delta: stored.event.service_delta });
+    if (!stored) return;
+    const event = new CatalogEvent(record.seq, { kind: stored.kind, timestamp_ms: stored.timestamp_ms, node: record, delta: stored.service_delta });
     this.#ring.add(event);
     try {
       this.#ring.publish(event);
     } catch (error) {
       this.#log.error({ err: error, seq: event.seq }, 'fanning out an event failed');
     }
+  }
+
+  /** A node's value from the watch: this server's own write as it wrote it (the same bytes), anything else decoded; undefined when it is no node record. */
+  #readNode(nodeId: string, value: Buffer, revision: bigint): { record: NodeRecord; event?: StoredEvent; deleted?: boolean } | undefined {
+    const writing = this.#writing.get(nodeId);
+    if (writing?.sent?.bytes.equals(value)) {
+      const { next, deleted, sent: { index } } = writing;
+      const event = writing.event && { ...writing.event, index };
+      const lease = this.#leases.get(nodeId)?.value;
+      const record = { ...next, lease_expires_at_ms: lease?.expires_at_ms ?? 0, last_seen_ms: lease?.last_seen_ms ?? 0, seq: event ? seqOf(revision, index) : next.seq };
+      return { record, ...(event ? { event } : {}), ...(deleted ? { deleted } : {}) };
+    }
+    const stored = decodeNode(value, nodeId);
+    return stored && { record: this.#record(stored, revision, this.#nodes.get(nodeId)), ...(stored.event ? { event: stored.event } : {}), ...(stored.deleted ? { deleted: true } : {}) };
   }
 
   #applyLease(nodeId: string, change: WatchedChange): void {
@@ -672,7 +726,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
         const listing = await this.#list(head);
         if (this.#closed) return;
         this.#adopt(listing);
-        this.#ring.restart(Number(listing.revision), `etcd compacted the history this server had not yet read (${error.message}), so events were missed`);
+        this.#ring.restart(headSeqOf(listing.revision), `etcd compacted the history this server had not yet read (${error.message}), so events were missed`);
         this.#follow(listing.revision + 1n);
         return;
       } catch {

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { constants, gunzipSync, gzipSync } from 'node:zlib';
+import type { ComparatorBuilder, Etcd3 } from 'etcd3';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { EtcdConnection } from './connection.js';
 
@@ -12,23 +14,52 @@ export interface Guard {
 }
 
 /**
- * A JSON object to put (it gets the op id), a value the caller encodes with the op id (large values
- * built from parts: node records), or a delete.
+ * A JSON object to put (it gets the op id), a value the caller encodes with the op id and its
+ * place in the transaction (large values built from parts: node records; `GroupCommit`), or a delete.
  */
-export type Write = { key: string; value: Record<string, unknown> } | { key: string; encoded: (opId: string) => Buffer } | { key: string; delete: true };
+export type Write = { key: string; value: Record<string, unknown> } | { key: string; encoded: (opId: string, index: number) => Buffer } | { key: string; delete: true };
 
-function encode(write: Exclude<Write, { delete: true }>, opId: string): Buffer | string {
-  return 'encoded' in write ? write.encoded(opId) : JSON.stringify({ ...write.value, [OP_ID_FIELD]: opId });
+/** A write as it goes to etcd: the value encoded, or a delete. */
+export type EncodedWrite = { key: string; value: Buffer | string } | { key: string; delete: true };
+
+/** The writes of one change as etcd gets them: each value with the op id and the change's place in its transaction. */
+export function encodeWrites(writes: readonly Write[], opId: string, index: number): EncodedWrite[] {
+  return writes.map((w) => {
+    if ('delete' in w) return w;
+    return { key: w.key, value: 'encoded' in w ? w.encoded(opId, index) : JSON.stringify({ ...w.value, [OP_ID_FIELD]: opId }) };
+  });
+}
+
+/** The transaction: `writes` if every guard holds (no else branch yet). A thenable builder: finish it with `.commit()`. */
+export function guardedTxn(client: Etcd3, guards: readonly Guard[], writes: readonly EncodedWrite[]): ComparatorBuilder {
+  const [first, ...rest] = guards;
+  if (!first) throw new TypeError('a guarded transaction needs at least one guard');
+  let txn = client.if(first.key, 'Mod', '==', String(first.modRevision));
+  for (const guard of rest) txn = txn.and(guard.key, 'Mod', '==', String(guard.modRevision));
+  return txn.then(...writes.map((w) => ('delete' in w ? client.delete().key(w.key) : client.put(w.key).value(w.value))));
+}
+
+/** gzip's magic bytes: a value that starts with them is a gzipped JSON object, any other is JSON text. */
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+
+/**
+ * A large value (a node record: its whole catalog) as etcd keeps it: gzipped. etcd's cost per
+ * write grows with the bytes (raft log, WAL, every member, every watch), and catalogs are
+ * repetitive JSON (a 22 KiB record of 20 descriptors becomes about 2 KiB). `etcdctl get` shows it
+ * through `gunzip`.
+ */
+export function gzipValue(parts: readonly Buffer[]): Buffer {
+  return gzipSync(Buffer.concat(parts), { level: constants.Z_BEST_SPEED });
 }
 
 /** Read attempts before a transaction gives up with `conflict`. */
 const MAX_ATTEMPTS = 16;
 
-/** A stored value as a JSON object, its op id apart; undefined when it is not a JSON object. */
+/** A stored value (JSON text, or gzipped JSON: `gzipValue`) as a JSON object, its op id apart; undefined when it is not a JSON object. */
 export function storedObject(value: Buffer): { object: Record<string, unknown>; opId: string | undefined } | undefined {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(value.toString('utf8'));
+    parsed = JSON.parse((value.subarray(0, GZIP_MAGIC.length).equals(GZIP_MAGIC) ? gunzipSync(value) : value).toString('utf8'));
   } catch {
     return undefined;
   }
@@ -44,16 +75,16 @@ export function storedObject(value: Buffer): { object: Record<string, unknown>; 
  * put's key is read back: holding our op id, the transaction did commit. (Were that key written
  * again meanwhile, the commit looks like a conflict; callers re-read and re-plan, see `transact`.)
  */
-export async function commitGuarded(connection: EtcdConnection, what: string, guards: readonly Guard[], writes: readonly Write[], opId: string = randomUUID()): Promise<{ committed: boolean; revision: bigint; changedAt?: bigint }> {
-  const [first, ...rest] = guards;
-  if (!first) throw new TypeError(`${what}: a guarded transaction needs at least one guard`);
+export function commitGuarded(connection: EtcdConnection, what: string, guards: readonly Guard[], writes: readonly Write[], opId: string = randomUUID()): Promise<{ committed: boolean; revision: bigint; changedAt?: bigint }> {
+  return commitEncoded(connection, what, guards, encodeWrites(writes, opId, 0), opId);
+}
+
+/** `commitGuarded` of writes already encoded with `opId`. */
+export async function commitEncoded(connection: EtcdConnection, what: string, guards: readonly Guard[], writes: readonly EncodedWrite[], opId: string): Promise<{ committed: boolean; revision: bigint; changedAt?: bigint }> {
+  if (guards.length === 0) throw new TypeError(`${what}: a guarded transaction needs at least one guard`);
   return connection.write(what, async (client) => {
-    let txn = client.if(first.key, 'Mod', '==', String(first.modRevision));
-    for (const guard of rest) txn = txn.and(guard.key, 'Mod', '==', String(guard.modRevision));
-    txn = txn.then(...writes.map((w) => ('delete' in w ? client.delete().key(w.key) : client.put(w.key).value(encode(w, opId)))));
     // On a failed guard: each guarded key as it is now, to know how far a mirror must be to see why.
-    txn = txn.else(...guards.map((g) => client.get(g.key)));
-    const result = await txn.commit();
+    const result = await guardedTxn(client, guards, writes).else(...guards.map((g) => client.get(g.key))).commit();
     if (result.succeeded) return { committed: true, revision: BigInt(result.header.revision) };
     const marker = writes.find((w) => !('delete' in w));
     if (marker) {
