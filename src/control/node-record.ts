@@ -174,23 +174,3 @@ export function recordParts(head: Record<string, unknown>, services: readonly Se
   parts.push(END);
   return parts;
 }
-
-/**
- * Mutations of one node run one at a time, each from the state the previous one left: two upserts
- * a node sends without waiting would otherwise both diff against the old catalog, and the second
- * could be dropped as unchanged (a lost update). Different nodes proceed in parallel. The time is
- * taken when the turn comes, so one node's event timestamps follow its seq order.
- */
-export class NodeQueue {
-  #tails = new Map<string, Promise<unknown>>();
-
-  run<T>(nodeId: string, task: (now: number) => Promise<T>): Promise<T> {
-    const run = (this.#tails.get(nodeId) ?? Promise.resolve()).then(() => task(Date.now()));
-    const tail = run.catch(() => undefined);
-    this.#tails.set(nodeId, tail);
-    void tail.then(() => {
-      if (this.#tails.get(nodeId) === tail) this.#tails.delete(nodeId);
-    });
-    return run;
-  }
-}

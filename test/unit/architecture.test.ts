@@ -7,8 +7,10 @@ import { REPO } from '../helpers/node.js';
 
 const SRC = join(REPO, 'src');
 const MUST_NOT_IMPORT: Record<string, string[]> = {
+  // Promise primitives any area may use (the serial-by-key queue): they import nothing from src/.
+  async: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs', 'store', 'errors'],
   // What every area that answers a file operation shares: the errno registry, JSON document checks, open(2) flags.
-  errors: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs', 'store'],
+  errors: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs', 'store', 'async'],
   store: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs', 'errors'],
   vfs: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'store'],
   protocol: ['node', 'control', 'world', 'fuse', 'runtime', 'cli', 'vfs'],
