@@ -3,7 +3,7 @@ import { offlineView } from '../protocol/catalog-event.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { NodeJoinPayload, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
 import type { EventKind } from '../protocol/catalog-event.js';
-import type { NodeRecord, PublicNode, NodeSummary, NodeState } from './catalog-store.js';
+import type { JoinReply, NodeRecord, PublicNode, NodeSummary, NodeState } from './catalog-store.js';
 import { entriesDelta, jsonBytes, serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
 import { sameSecret } from './token-store.js';
 import type { ResolvedService } from './upsert-frame.js';
@@ -20,11 +20,7 @@ export function secretMatches(node: NodeRecord | undefined, secret: string): boo
   return node !== undefined && sameSecret(node.secret_sha256, hashSecret(secret));
 }
 
-export interface JoinReply {
-  node_id: string;
-  node_secret: string;
-  lease_ttl_ms: number;
-}
+export type { JoinReply };
 
 /** A join's record (a fresh secret; what the payload leaves out kept from `existing`) and the event, if any. */
 export function joinPlan(payload: NodeJoinPayload, existing: NodeRecord | undefined, now: number, leaseTtlMs: number): { next: NodeRecord; kind: EventKind | undefined; delta: ServiceDelta; reply: JoinReply } {

@@ -37,12 +37,15 @@ async function sources(dir: string): Promise<string[]> {
 
 const files = await sources(SRC);
 t.ok(files.length > 20, 'found the sources');
+/** Each file under src/ (relative to it) → the files under src/ it imports, type-only imports included. */
+const importsOf = new Map<string, string[]>();
 for (const file of files) {
   const rel = relative(SRC, file);
   const area = rel.split('/')[0] as string;
   if (!MUST_NOT_IMPORT[area]) t.fail(`${rel}: the area ${area}/ has no import rule in this test`);
   const text = await readFile(file, 'utf8');
   const imports = [...text.matchAll(/(?:^|\n)\s*(?:(?:import|export)[^'"]*?from\s+|import\s+)'([^']+)'/g)].map((m) => m[1] as string);
+  importsOf.set(rel, imports.filter((spec) => spec.startsWith('.')).map((spec) => relative(SRC, join(file, '..', spec)).replace(/\.js$/, '.ts')));
   for (const spec of imports) {
     if (spec.startsWith('.')) {
       const target = relative(SRC, join(file, '..', spec)).split('/')[0] as string;
@@ -56,3 +59,31 @@ for (const file of files) {
   if (sync) t.fail(`${rel} calls ${sync[1]}: synchronous calls deadlock a process that serves a mount`);
 }
 t.pass('checked every file under src/');
+
+/** An import cycle among the files under `dir`, as the files in order, or undefined. */
+function cycleUnder(dir: string): string[] | undefined {
+  const done = new Set<string>();
+  const path: string[] = [];
+  const visit = (file: string): string[] | undefined => {
+    const at = path.indexOf(file);
+    if (at >= 0) return [...path.slice(at), file];
+    if (done.has(file)) return undefined;
+    path.push(file);
+    for (const next of importsOf.get(file) ?? []) {
+      const cycle = next.startsWith(dir) ? visit(next) : undefined;
+      if (cycle) return cycle;
+    }
+    path.pop();
+    done.add(file);
+    return undefined;
+  };
+  for (const file of [...importsOf.keys()].filter((f) => f.startsWith(dir)).sort()) {
+    const cycle = visit(file);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
+// The hubs and the ops reach a client's connection through ConnectionPeer, never connection.ts (which dispatches to them).
+const controlCycle = cycleUnder('control/');
+t.equal(controlCycle?.join(' -> ') ?? 'none', 'none', 'src/control/ has no import cycle');
