@@ -2,7 +2,6 @@ import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayloa
 import type { CatalogEvent } from './catalog-event.js';
 import type { ServiceDelta, ServiceEntry } from './delta.js';
 import type { RetainedWindow } from './event-ring.js';
-import type { JoinReply } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
 
 export type NodeState = 'online' | 'offline';
@@ -96,4 +95,11 @@ export interface EventStream {
    * not happen soon (a seq beyond the store's head: the watch start then refuses it).
    */
   reach(seq: number): Promise<void>;
+}
+
+/** What a join answers: the node's id, its new secret, and the lease it holds. */
+export interface JoinReply {
+  node_id: string;
+  node_secret: string;
+  lease_ttl_ms: number;
 }

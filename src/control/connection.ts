@@ -5,6 +5,7 @@ import { errorFrame, MAX_PAYLOAD_DEPTH, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, t
 import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
+import type { ConnectionPeer } from './connection-peer.js';
 import { replyFrame, SerializedPayload } from './frames.js';
 import { ALREADY_REPLIED, OPS, type OpContext } from './ops.js';
 import { parseRequest } from './upsert-frame.js';
@@ -30,7 +31,7 @@ export interface ConnectionHost {
  * an oversize frame or a protocol mismatch (a first frame that is not the version frame, or a
  * version frame naming another protocol at any time) closes it.
  */
-export class ControlConnection {
+export class ControlConnection implements ConnectionPeer {
   readonly socket: WebSocket;
   readonly id: number;
   principal: Principal;
@@ -67,8 +68,12 @@ export class ControlConnection {
     this.socket.ping();
   }
 
+  get isOpen(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
   send(frame: unknown): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
+    if (this.isOpen) this.socket.send(JSON.stringify(frame));
   }
 
   /**
@@ -76,7 +81,7 @@ export class ControlConnection {
    * given in parts, as one message in as many fragments (RFC 6455 §5.4), so the parts are not joined.
    */
   sendSerialized(frame: Buffer | readonly Buffer[]): void {
-    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (!this.isOpen) return;
     this.#corkUntilNextTick();
     if (Buffer.isBuffer(frame)) this.socket.send(frame, { binary: false });
     else frame.forEach((part, index) => this.socket.send(part, { binary: false, fin: index === frame.length - 1 }));

@@ -7,6 +7,7 @@ import { createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { CatalogEventPayload, EventKind } from '../protocol/catalog-event.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { AppendLog } from '../store/append-log.js';
 import { syncDir, writeAll } from '../store/atomic-file.js';
 import { CatalogEvent, type EventSource } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
@@ -66,14 +67,11 @@ export class EventLog implements EventStream {
   readonly path: string;
   readonly ringCapacity: number;
   #options: EventLogSettings;
-  #file: FileHandle;
-  /** The file's length up to its last durable event: a failed append is cut back to it. */
-  #bytes: number;
+  /** Its length is up to its last durable event: a failed append is cut back to it. */
+  #file!: AppendLog<Pending>;
   #ring: EventRing;
-  #pending: Array<{ event: EventSource; apply: ((event: CatalogEvent) => void) | undefined; resolve(event: CatalogEvent): void; reject(error: Error): void }> = [];
-  /** Why the file may hold bytes past #bytes (a failed append that could not be cut back yet); nothing is appended until it is. */
+  /** Why the file may hold bytes past its durable length (a failed append that could not be cut back yet); nothing is appended until it is. */
   #damage: Error | undefined;
-  #flushing: Promise<void> | undefined;
   #unarchived: EventRecord[];
   #leftovers: string[];
   #checkpoint: Checkpoint | undefined;
@@ -83,12 +81,10 @@ export class EventLog implements EventStream {
   #archiving: Promise<void> = Promise.resolve();
   #lastRotationMs = 0;
 
-  private constructor(options: EventLogSettings, file: FileHandle, bytes: number, history: History) {
+  private constructor(options: EventLogSettings, history: History) {
     this.#options = options;
     this.path = join(options.dir, EVENT_LOG_FILE);
     this.ringCapacity = options.ringCapacity;
-    this.#file = file;
-    this.#bytes = bytes;
     this.#ring = new EventRing(options.ringCapacity, history.ring, history.head);
     this.#unarchived = history.unarchived;
     this.#leftovers = history.rotated;
@@ -100,15 +96,10 @@ export class EventLog implements EventStream {
     const path = join(full.dir, EVENT_LOG_FILE);
     const history = await readHistory(full.dir, full.ringCapacity);
     for (const problem of history.problems) full.log.error({ path }, `event log: ${problem}`);
-    const file = await open(path, 'a', 0o600);
-    let bytes = (await file.stat()).size;
-    if (bytes === 0) {
-      const line = headLine(history.head);
-      await file.write(line);
-      await file.datasync();
-      bytes = line.length;
-    }
-    return new EventLog(full, file, bytes, history);
+    const log = new EventLog(full, history);
+    log.#file = await AppendLog.open<Pending>(path, (batch) => log.#write(batch));
+    if (log.#file.bytes === 0) await log.#file.write([headLine(history.head)]);
+    return log;
   }
 
   /**
@@ -178,48 +169,39 @@ export class EventLog implements EventStream {
    */
   append(event: EventSource, apply?: (event: CatalogEvent) => void): Promise<CatalogEvent> {
     return new Promise<CatalogEvent>((resolve, reject) => {
-      this.#pending.push({ event, apply, resolve, reject });
+      this.#file.queue({ event, apply, resolve, reject });
       // A rotation that fails is logged; the events it followed are durable and acknowledged already.
-      this.#flush().catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: rotation failed'));
+      this.#file.flush().catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: rotation failed'));
     });
   }
 
-  async #flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
-    if (this.#pending.length === 0) return;
-    const batch = this.#pending;
-    this.#pending = [];
-    this.#flushing = (async () => {
-      // Seqs are given at the write, in order: a batch that fails gives none away.
-      const events = batch.map((p, index) => new CatalogEvent(this.#ring.head + 1 + index, p.event));
-      const parts = events.flatMap((event) => [OPEN, event.head, event.body, NEWLINE]);
+  async #write(batch: Pending[]): Promise<void> {
+    // Seqs are given at the write, in order: a batch that fails gives none away.
+    const events = batch.map((p, index) => new CatalogEvent(this.#ring.head + 1 + index, p.event));
+    const parts = events.flatMap((event) => [OPEN, event.head, event.body, NEWLINE]);
+    try {
+      if (this.#damage) await this.#cutBack();
+      await this.#file.write(parts);
+    } catch (error) {
+      await this.#cutBack().catch(() => undefined);
+      const failure = new ProtocolError('unavailable', `the event log could not make the change durable (${(error as Error).message}); nothing changed`, { cause: error });
+      this.#options.log.error({ err: error, events: batch.length, cut_back: this.#damage === undefined }, 'event log: an append failed; its writers were told nothing changed');
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    batch.forEach((p, index) => {
+      const event = events[index] as CatalogEvent;
+      this.#ring.add(event);
+      // The event is durable: whatever a listener does, the writer gets its answer and the batch goes on.
       try {
-        if (this.#damage) await this.#cutBack();
-        await writeAll(this.#file, parts);
-        await this.#file.datasync();
+        p.apply?.(event);
+        this.#ring.publish(event);
       } catch (error) {
-        await this.#cutBack().catch(() => undefined);
-        const failure = new ProtocolError('unavailable', `the event log could not make the change durable (${(error as Error).message}); nothing changed`, { cause: error });
-        this.#options.log.error({ err: error, events: batch.length, cut_back: this.#damage === undefined }, 'event log: an append failed; its writers were told nothing changed');
-        for (const p of batch) p.reject(failure);
-        return;
+        this.#options.log.error({ err: error, seq: event.seq }, 'event log: applying or fanning out an event failed');
       }
-      this.#bytes += parts.reduce((sum, part) => sum + part.length, 0);
-      batch.forEach((p, index) => {
-        const event = events[index] as CatalogEvent;
-        this.#ring.add(event);
-        // The event is durable: whatever a listener does, the writer gets its answer and the batch goes on.
-        try {
-          p.apply?.(event);
-          this.#ring.publish(event);
-        } catch (error) {
-          this.#options.log.error({ err: error, seq: event.seq }, 'event log: applying or fanning out an event failed');
-        }
-        p.resolve(event);
-      });
-      if (this.#options.rotateMaxBytes > 0 && this.#bytes > this.#options.rotateMaxBytes) await this.#rotate();
-    })().finally(() => (this.#flushing = undefined));
-    return this.#flushing;
+      p.resolve(event);
+    });
+    if (this.#options.rotateMaxBytes > 0 && this.#file.bytes > this.#options.rotateMaxBytes) await this.#rotate();
   }
 
   /**
@@ -229,11 +211,10 @@ export class EventLog implements EventStream {
    */
   async #cutBack(): Promise<void> {
     try {
-      await this.#file.truncate(this.#bytes);
-      await this.#file.datasync();
+      await this.#file.cutBack();
       this.#damage = undefined;
     } catch (error) {
-      this.#damage = new Error(`a failed append could not be cut off the event log at byte ${this.#bytes}: ${(error as Error).message}`, { cause: error });
+      this.#damage = new Error(`a failed append could not be cut off the event log at byte ${this.#file.bytes}: ${(error as Error).message}`, { cause: error });
       throw this.#damage;
     }
   }
@@ -265,9 +246,7 @@ export class EventLog implements EventStream {
       this.#options.log.error({ err: error }, 'event log: rotation failed; appending to the current file');
       return;
     }
-    await this.#file.close();
-    this.#file = fresh;
-    this.#bytes = head.length;
+    await this.#file.replace(fresh, head.length);
     // Swapped: from here the fresh file is the log, whatever happens. No event is acknowledged in it before the names are durable.
     await syncDir(dir).catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: could not sync the directory after a rotation'));
     this.#queueArchive(rotated, this.#ring.head);
@@ -299,10 +278,18 @@ export class EventLog implements EventStream {
   }
 
   async close(): Promise<void> {
-    await this.#flush();
+    await this.#file.flush();
     await this.#archiving;
     await this.#file.close();
   }
+}
+
+/** An event waiting for its batch, and its writer. */
+interface Pending {
+  event: EventSource;
+  apply: ((event: CatalogEvent) => void) | undefined;
+  resolve(event: CatalogEvent): void;
+  reject(error: Error): void;
 }
 
 function headLine(seq: number): Buffer {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { SerialQueue } from '../async/serial-queue.js';
 import type { NodeJoinPayload, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
 import { StateJournal } from '../store/state-journal.js';
 import { serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
@@ -6,7 +7,7 @@ import { fullBody } from './catalog-event.js';
 import type { CatalogStore, NodeRecord, NodeSummary, NodeState, PublicNode } from './catalog-store.js';
 import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
 import {
-  countNodes, deleteDelta, joinPlan, lapsed, NodeQueue, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
+  countNodes, deleteDelta, joinPlan, lapsed, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
   storedEntries, summaries, toPublic, upsertPlan, type JoinReply,
 } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
@@ -37,7 +38,7 @@ export class FileCatalog implements CatalogStore {
   #events: EventLog;
   /** Nodes changed by events since the last checkpoint. */
   #dirty = new Set<string>();
-  #queue = new NodeQueue();
+  #queue = new SerialQueue<string>();
   readonly leaseTtlMs: number;
 
   private constructor(journal: StateJournal, events: EventLog, leaseTtlMs: number) {
@@ -132,7 +133,7 @@ export class FileCatalog implements CatalogStore {
   }
 
   join(payload: NodeJoinPayload): Promise<JoinReply> {
-    return this.#queue.run(payload.node_id ?? '', async (now) => {
+    return this.#turn(payload.node_id ?? '', async (now) => {
       const { next, kind, delta, reply } = joinPlan(payload, this.#nodes.get(payload.node_id ?? ''), now, this.leaseTtlMs);
       // The secret is no event: the journal has it before the node does.
       if (kind) await this.#commit(next, kind, delta, now);
@@ -154,7 +155,7 @@ export class FileCatalog implements CatalogStore {
   }
 
   upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
-    return this.#queue.run(payload.node_id, async (now) => {
+    return this.#turn(payload.node_id, async (now) => {
       const { next, delta, kind, metadataChanged } = upsertPlan(this.#require(payload.node_id), payload, incoming, now, this.leaseTtlMs);
       if (kind) return { delta, body: (await this.#commit(next, kind, delta, now)).body };
       if (metadataChanged) await this.#save(next);
@@ -164,7 +165,7 @@ export class FileCatalog implements CatalogStore {
   }
 
   refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
-    return this.#queue.run(nodeId, async (now) => {
+    return this.#turn(nodeId, async (now) => {
       const { next, kind, delta } = refreshPlan(this.#require(nodeId), now, this.leaseTtlMs);
       if (kind) await this.#commit(next, kind, delta, now);
       else this.#nodes.set(nodeId, next);
@@ -183,7 +184,7 @@ export class FileCatalog implements CatalogStore {
   /** Each in its own turn, re-checked there. */
   async expireLeases(): Promise<string[]> {
     const candidates = [...this.#nodes.values()].filter((n) => lapsed(n, Date.now()));
-    const expired = await Promise.all(candidates.map((candidate) => this.#queue.run(candidate.node_id, async (now) => {
+    const expired = await Promise.all(candidates.map((candidate) => this.#turn(candidate.node_id, async (now) => {
       const node = this.#nodes.get(candidate.node_id);
       if (!lapsed(node, now)) return undefined;
       const { next, delta } = offlinePlan(node, now);
@@ -194,7 +195,7 @@ export class FileCatalog implements CatalogStore {
   }
 
   delete(nodeId: string): Promise<PublicNode> {
-    return this.#queue.run(nodeId, async (now) => {
+    return this.#turn(nodeId, async (now) => {
       const node = this.#require(nodeId);
       await this.#commit(node, 'delete', deleteDelta(node, now), now);
       return toPublic(node);
@@ -209,6 +210,16 @@ export class FileCatalog implements CatalogStore {
   async close(): Promise<void> {
     await this.checkpoint();
     await this.#journal.close();
+  }
+
+  /**
+   * Mutations of one node run one at a time, each from the state the previous one left: two upserts
+   * a node sends without waiting would otherwise both diff against the old catalog, and the second
+   * could be dropped as unchanged (a lost update). Different nodes proceed in parallel. The time is
+   * taken when the turn comes, so one node's event timestamps follow its seq order.
+   */
+  #turn<T>(nodeId: string, task: (now: number) => Promise<T>): Promise<T> {
+    return this.#queue.run(nodeId, () => task(Date.now()));
   }
 
   #require(nodeId: string): NodeRecord {

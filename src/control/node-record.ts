@@ -3,7 +3,7 @@ import { offlineView } from '../protocol/catalog-event.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { NodeJoinPayload, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
 import type { EventKind } from '../protocol/catalog-event.js';
-import type { NodeRecord, PublicNode, NodeSummary, NodeState } from './catalog-store.js';
+import type { JoinReply, NodeRecord, PublicNode, NodeSummary, NodeState } from './catalog-store.js';
 import { entriesDelta, jsonBytes, serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
 import { sameSecret } from './token-store.js';
 import type { ResolvedService } from './upsert-frame.js';
@@ -20,11 +20,7 @@ export function secretMatches(node: NodeRecord | undefined, secret: string): boo
   return node !== undefined && sameSecret(node.secret_sha256, hashSecret(secret));
 }
 
-export interface JoinReply {
-  node_id: string;
-  node_secret: string;
-  lease_ttl_ms: number;
-}
+export type { JoinReply };
 
 /** A join's record (a fresh secret; what the payload leaves out kept from `existing`) and the event, if any. */
 export function joinPlan(payload: NodeJoinPayload, existing: NodeRecord | undefined, now: number, leaseTtlMs: number): { next: NodeRecord; kind: EventKind | undefined; delta: ServiceDelta; reply: JoinReply } {
@@ -173,24 +169,4 @@ export function recordParts(head: Record<string, unknown>, services: readonly Se
   services.forEach((e, index) => (index === 0 ? parts.push(e.json) : parts.push(COMMA, e.json)));
   parts.push(END);
   return parts;
-}
-
-/**
- * Mutations of one node run one at a time, each from the state the previous one left: two upserts
- * a node sends without waiting would otherwise both diff against the old catalog, and the second
- * could be dropped as unchanged (a lost update). Different nodes proceed in parallel. The time is
- * taken when the turn comes, so one node's event timestamps follow its seq order.
- */
-export class NodeQueue {
-  #tails = new Map<string, Promise<unknown>>();
-
-  run<T>(nodeId: string, task: (now: number) => Promise<T>): Promise<T> {
-    const run = (this.#tails.get(nodeId) ?? Promise.resolve()).then(() => task(Date.now()));
-    const tail = run.catch(() => undefined);
-    this.#tails.set(nodeId, tail);
-    void tail.then(() => {
-      if (this.#tails.get(nodeId) === tail) this.#tails.delete(nodeId);
-    });
-    return run;
-  }
 }

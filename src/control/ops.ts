@@ -3,7 +3,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { problemAt, SCHEMA_BASE, type Problem, type Schemas } from '../protocol/schemas.js';
 import { foreignPaths, withServiceDefaults } from '../protocol/service-defaults.js';
 import type { CatalogStore } from './catalog-store.js';
-import type { ControlConnection } from './connection.js';
+import type { ConnectionPeer } from './connection-peer.js';
 import { SerializedPayload } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 import { relaySession, type RelayHub } from './relay-hub.js';
@@ -35,7 +35,7 @@ export interface OpContext {
   becomeNode(nodeId: string): void;
   /** The watch op answers before it replays (SPEC §6 order); then it returns ALREADY_REPLIED. */
   replyNow(payload: unknown): void;
-  connection: ControlConnection;
+  connection: ConnectionPeer;
 }
 
 /** Returned by an op that has sent its reply itself. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { push } from '../protocol/envelope.js';
 import { RELAY_WAIT_MS, type RelayOutcome, type RelayRequest } from '../protocol/relay.js';
 import type { RelayPayload } from '../protocol/types.gen.js';
-import type { ControlConnection } from './connection.js';
+import type { ConnectionPeer } from './connection-peer.js';
 import type { ControlMetrics } from './metrics.js';
 import type { PeerLinks } from './peer-links.js';
 import type { PeerServer, ServerDirectory } from './server-directory.js';
@@ -10,7 +10,7 @@ import type { PeerServer, ServerDirectory } from './server-directory.js';
 interface Pending {
   nodeId: string;
   /** The connection it went out on: if that one closes, nobody will answer. */
-  tunnel: ControlConnection;
+  tunnel: ConnectionPeer;
   op: string;
   started: number;
   timer: NodeJS.Timeout;
@@ -41,7 +41,7 @@ export class RelayHub {
   /** The peers each session reached nodes through (for handles): told when the session ends. */
   #sessionPeers = new Map<string, Map<string, PeerServer>>();
   /** Each node's ready tunnels, oldest first: a reconnect may overlap the connection it replaces. */
-  #tunnels = new Map<string, ControlConnection[]>();
+  #tunnels = new Map<string, ConnectionPeer[]>();
   #pending = new Map<string, Pending>();
   /** The nodes each session has opened handles on: told when the session ends. */
   #sessionNodes = new Map<string, Set<string>>();
@@ -54,12 +54,12 @@ export class RelayHub {
   }
 
   /** The node behind this connection serves relays from now on; the newest ready tunnel gets them. */
-  tunnelReady(nodeId: string, tunnel: ControlConnection): void {
+  tunnelReady(nodeId: string, tunnel: ConnectionPeer): void {
     const tunnels = this.#tunnels.get(nodeId) ?? [];
     if (!tunnels.includes(tunnel)) this.#tunnels.set(nodeId, [...tunnels, tunnel]);
   }
 
-  #tunnel(nodeId: string): ControlConnection | undefined {
+  #tunnel(nodeId: string): ConnectionPeer | undefined {
     return this.#tunnels.get(nodeId)?.at(-1);
   }
 
@@ -105,7 +105,7 @@ export class RelayHub {
   }
 
   /** A node connection closed (a reconnect may already have replaced it): what it had not answered fails now. */
-  tunnelClosed(tunnel: ControlConnection): void {
+  tunnelClosed(tunnel: ConnectionPeer): void {
     for (const [nodeId, tunnels] of this.#tunnels) {
       if (!tunnels.includes(tunnel)) continue;
       const left = tunnels.filter((t) => t !== tunnel);
@@ -139,6 +139,6 @@ export class RelayHub {
  * and connection ids start again at 1), so one session can never reach another's handles.
  */
 const BOOT_ID = randomBytes(6).toString('hex');
-export function relaySession(connection: ControlConnection): string {
+export function relaySession(connection: ConnectionPeer): string {
   return `${BOOT_ID}:c${connection.id}`;
 }

@@ -1,7 +1,7 @@
 import { push } from '../protocol/envelope.js';
 import type { NodeServiceWatchPayload } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { ControlConnection } from './connection.js';
+import type { ConnectionPeer } from './connection-peer.js';
 import type { CatalogEvent } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
 import { eventFrame, watchEventHead, type EventShape } from './frames.js';
@@ -14,7 +14,7 @@ export type EventFilter = (event: CatalogEvent) => boolean;
 
 interface Watch {
   id: string;
-  connection: ControlConnection;
+  connection: ConnectionPeer;
   nodeId: string | undefined;
   allowed: EventFilter;
   lastSentMs: number;
@@ -23,7 +23,7 @@ interface Watch {
   shape: EventShape;
 }
 
-const watchKey = (connection: ControlConnection, watchId: string): string => `${connection.id}/${watchId}`;
+const watchKey = (connection: ConnectionPeer, watchId: string): string => `${connection.id}/${watchId}`;
 
 export const DEFAULT_REPLAY_LIMIT = 25;
 /** Progress frames after this much silence, so a filtered watcher can resume without replays. */
@@ -47,7 +47,7 @@ export class WatchHub {
    * Watch ids count per connection (w1, w2, … on each): watchers whose watches have the same id
    * get byte-identical event frames, so the fan-out builds one frame for all of them.
    */
-  #nextIdOf = new WeakMap<ControlConnection, number>();
+  #nextIdOf = new WeakMap<ConnectionPeer, number>();
   #timer: NodeJS.Timeout;
 
   constructor(events: EventStream, metrics: ControlMetrics) {
@@ -72,11 +72,11 @@ export class WatchHub {
    * `since_seq` this server has not delivered yet (another server's, a moment ahead) is waited for
    * first; from there on the start is one synchronous step.
    */
-  async watch(connection: ControlConnection, request: WatchRequest, allowed: EventFilter, ack: (payload: Record<string, unknown>) => void): Promise<void> {
+  async watch(connection: ConnectionPeer, request: WatchRequest, allowed: EventFilter, ack: (payload: Record<string, unknown>) => void): Promise<void> {
     if (request.since_seq !== undefined) {
       await this.#events.reach(request.since_seq);
       // Closed while waiting: drop() has run already, so nothing may be registered for it now.
-      if (connection.socket.readyState !== connection.socket.OPEN) return;
+      if (!connection.isOpen) return;
     }
     const ring = this.#events.retained();
     const head = this.#events.headSeq;
@@ -111,13 +111,13 @@ export class WatchHub {
     this.#metrics.subscribers.set(this.#watches.size);
   }
 
-  unwatch(connection: ControlConnection, watchId: string): void {
+  unwatch(connection: ConnectionPeer, watchId: string): void {
     if (!this.#watches.delete(watchKey(connection, watchId))) throw new ProtocolError('not_found', `no watch ${watchId} on this connection`, { field: '/watch_id' });
     this.#metrics.subscribers.set(this.#watches.size);
   }
 
   /** The connection closed: its watches end with it. */
-  drop(connection: ControlConnection): void {
+  drop(connection: ConnectionPeer): void {
     for (const [key, watch] of this.#watches) if (watch.connection === connection) this.#watches.delete(key);
     this.#metrics.subscribers.set(this.#watches.size);
   }

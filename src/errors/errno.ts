@@ -4,7 +4,8 @@
  * (`json-document.ts`, on the prefix scanner `json-prefix.ts`). Imports nothing else from src/, so
  * the runtime, the VFS, the manifest loader and the protocol use them without importing each other.
  *
- * Must not import: cli/, node/, control/, world/, runtime/, manifest/, protocol/, fuse/, vfs/ or store/.
+ * Must not import: cli/, node/, control/, world/, runtime/, manifest/, protocol/, fuse/, vfs/, store/ or
+ * async/.
  */
 import { constants } from 'node:os';
 import type { Logger } from 'pino';

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import canonicalize from 'canonicalize';
 import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
-import { Failover } from '../protocol/control-urls.js';
+import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
@@ -55,61 +55,54 @@ export class NodeControlSession {
   connectedMs: number | null = null;
   #options: ControlSessionOptions;
   #client: ControlClient | undefined;
-  #stopped = false;
   #published: string | undefined;
-  #wake: (() => void) | undefined;
-  #loop: Promise<void> | undefined;
   #timers: NodeJS.Timeout[] = [];
   #upserting: Promise<void> | undefined;
-  #failover: Failover;
+  #reconnect: ReconnectLoop;
 
   constructor(options: ControlSessionOptions) {
     this.#options = options;
-    this.#failover = new Failover(options.urls, { firstMs: options.backoffMs, maxMs: options.backoffMaxMs });
+    this.#reconnect = new ReconnectLoop({
+      urls: options.urls,
+      backoff: { firstMs: options.backoffMs, maxMs: options.backoffMaxMs },
+      unref: true,
+      session: async () => {
+        const client = await this.#connect();
+        this.#reconnect.succeeded();
+        await this.#serve(client);
+      },
+      failed: (url, error) => {
+        this.lastError = `${url}: ${(error as Error).message}`;
+        options.log.warn({ err: (error as Error).message, url }, 'control session: not connected');
+      },
+      ended: () => {
+        // A session that failed while its socket was still open (a refused upsert) must not leak it.
+        this.#client?.terminate();
+        this.#client = undefined;
+        // WorldFS sessions end with the link: their handles go too (they cannot come back to them).
+        void options.relay?.dropAll();
+        for (const timer of this.#timers) clearInterval(timer);
+        this.#timers = [];
+      },
+      beforePause: () => {
+        this.state = 'disconnected';
+      },
+    });
   }
 
   /** The server this session uses (or tries next). */
   get url(): string {
-    return this.#failover.current;
+    return this.#reconnect.url;
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    void this.#reconnect.start();
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#wake?.();
+    this.#reconnect.stop();
     await this.#client?.close().catch(() => undefined);
-    await this.#loop;
-  }
-
-  async #run(): Promise<void> {
-    const { log } = this.#options;
-    while (!this.#stopped) {
-      try {
-        const client = await this.#connect();
-        this.#failover.succeeded();
-        await this.#serve(client);
-      } catch (error) {
-        this.lastError = `${this.url}: ${(error as Error).message}`;
-        log.warn({ err: (error as Error).message, url: this.url }, 'control session: not connected');
-      }
-      // A session that failed while its socket was still open (a refused upsert) must not leak it.
-      this.#client?.terminate();
-      this.#client = undefined;
-      // WorldFS sessions end with the link: their handles go too (they cannot come back to them).
-      void this.#options.relay?.dropAll();
-      for (const timer of this.#timers) clearInterval(timer);
-      this.#timers = [];
-      if (this.#stopped) break;
-      this.state = 'disconnected';
-      const pause = this.#failover.failed();
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        setTimeout(resolve, pause).unref();
-      });
-    }
+    await this.#reconnect.start();
   }
 
   async #connect(): Promise<ControlClient> {

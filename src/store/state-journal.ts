@@ -1,7 +1,8 @@
-import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { writeAll, writeFileAtomic } from './atomic-file.js';
+import { AppendLog } from './append-log.js';
+import { writeFileAtomic } from './atomic-file.js';
 
 export type StateSync = 'always' | 'batch';
 
@@ -11,6 +12,12 @@ export const BATCH_SYNC_MS = 100;
 interface Waiter {
   resolve(): void;
   reject(error: Error): void;
+}
+
+/** One line waiting to be written, and who waits for it to be durable (`always`). */
+interface Pending {
+  line: string | readonly Buffer[];
+  waiter?: Waiter;
 }
 
 /** JSON as text, or as UTF-8 bytes in parts (written one after another, never joined). */
@@ -37,26 +44,20 @@ export interface RestoredState {
  */
 export class StateJournal {
   readonly path: string;
-  #file: FileHandle;
+  #file!: AppendLog<Pending>;
   #sync: StateSync;
   #log: Logger;
   #latest = new Map<string, JsonValue>();
-  #pending: Array<string | readonly Buffer[]> = [];
   /** `batch`: keys set by setLatest since the last write, each serialized when the batch is written. */
   #deferred = new Map<string, () => unknown>();
-  #waiters: Waiter[] = [];
-  #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #bytes = 0;
   #compactAtBytes: number;
   #closed = false;
 
-  private constructor(path: string, file: FileHandle, sync: StateSync, log: Logger, bytes: number, compactAtBytes: number) {
+  private constructor(path: string, sync: StateSync, log: Logger, compactAtBytes: number) {
     this.path = path;
-    this.#file = file;
     this.#sync = sync;
     this.#log = log;
-    this.#bytes = bytes;
     this.#compactAtBytes = compactAtBytes;
   }
 
@@ -68,8 +69,8 @@ export class StateJournal {
       await rename(path, aside);
       restored.problems.push(`set the damaged file aside as ${aside}`);
     }
-    const file = await open(path, 'a', 0o600);
-    const journal = new StateJournal(path, file, options.sync, options.log, (await file.stat()).size, options.compactAtBytes ?? 4 << 20);
+    const journal = new StateJournal(path, options.sync, options.log, options.compactAtBytes ?? 4 << 20);
+    journal.#file = await AppendLog.open<Pending>(path, (batch) => journal.#write(batch), () => journal.#takeDeferred());
     for (const [key, value] of restored.values) journal.#latest.set(key, JSON.stringify(value));
     // A file we set aside or that had a torn tail starts over as a clean snapshot.
     if (restored.problems.length > 0) await journal.compact();
@@ -146,12 +147,12 @@ export class StateJournal {
 
   #append(line: string | readonly Buffer[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error(`state journal ${this.path} is closed`));
-    this.#pending.push(line);
     if (this.#sync === 'batch') {
+      this.#file.queue({ line });
       this.#scheduleBatch();
       return Promise.resolve();
     }
-    const durable = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    const durable = new Promise<void>((resolve, reject) => this.#file.queue({ line, waiter: { resolve, reject } }));
     void this.flush().catch(() => undefined);
     return durable;
   }
@@ -161,39 +162,33 @@ export class StateJournal {
   }
 
   /** Writes and syncs everything pending; concurrent callers share one sync (group commit). */
-  async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+  flush(): Promise<void> {
+    return this.#file.flush();
+  }
+
+  /** The deferred keys join the batch about to be written. */
+  #takeDeferred(): void {
     for (const [key, current] of this.#deferred) {
       const json = JSON.stringify(current());
       this.#latest.set(key, json);
-      this.#pending.push(recordLine(key, json));
+      this.#file.queue({ line: recordLine(key, json) });
     }
     this.#deferred.clear();
-    if (this.#pending.length === 0) return;
+  }
+
+  async #write(batch: Pending[]): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const lines = this.#pending;
-    const waiters = this.#waiters;
-    this.#pending = [];
-    this.#waiters = [];
+    try {
+      // Encoded a group at a time as they are written: a big batch never exists whole as bytes.
+      await this.#file.write(encoded(batch.map((p) => p.line)));
+      for (const { waiter } of batch) waiter?.resolve();
+    } catch (error) {
+      for (const { waiter } of batch) waiter?.reject(error as Error);
+      throw error;
+    }
     // Compaction runs inside the same critical section, so no write lands on a renamed file.
-    this.#flushing = (async () => {
-      try {
-        let bytes = 0;
-        // Encoded a group at a time as they are written: a big batch never exists whole as bytes.
-        await writeAll(this.#file, encoded(lines, (n) => (bytes += n)));
-        await this.#file.datasync();
-        this.#bytes += bytes;
-        for (const waiter of waiters) waiter.resolve();
-      } catch (error) {
-        for (const waiter of waiters) waiter.reject(error as Error);
-        throw error;
-      }
-      if (this.#bytes > this.#compactAtBytes) await this.compact();
-    })().finally(() => {
-      this.#flushing = undefined;
-    });
-    return this.#flushing;
+    if (this.#file.bytes > this.#compactAtBytes) await this.compact();
   }
 
   /** Rewrites the file as one line per key: temp file, fsync, rename, then fsync the directory. */
@@ -203,10 +198,8 @@ export class StateJournal {
     await writeFileAtomic(this.path, encoded((function* () {
       for (const [key, value] of records) yield recordLine(key, value);
     })()));
-    await this.#file.close();
-    this.#file = await open(this.path, 'a', 0o600);
-    this.#bytes = (await stat(this.path)).size;
-    this.#compactAtBytes = Math.max(this.#compactAtBytes, this.#bytes * 2);
+    await this.#file.reopen();
+    this.#compactAtBytes = Math.max(this.#compactAtBytes, this.#file.bytes * 2);
   }
 
   async close(): Promise<void> {
@@ -228,14 +221,9 @@ function parseRecord(line: string): { key: string; value: unknown } | { key: str
   }
 }
 
-/** Lines as bytes, made as they are written (a snapshot can be tens of MiB); `count` sees each size. */
-function* encoded(lines: Iterable<string | readonly Buffer[]>, count?: (bytes: number) => void): Iterable<Buffer> {
-  for (const line of lines) {
-    for (const bytes of typeof line === 'string' ? [Buffer.from(line)] : line) {
-      count?.(bytes.length);
-      yield bytes;
-    }
-  }
+/** Lines as bytes, made as they are written (a snapshot can be tens of MiB). */
+function* encoded(lines: Iterable<string | readonly Buffer[]>): Iterable<Buffer> {
+  for (const line of lines) yield* typeof line === 'string' ? [Buffer.from(line)] : line;
 }
 
 const RECORD_END = Buffer.from('}\n');

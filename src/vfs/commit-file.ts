@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { SerialQueue } from '../async/serial-queue.js';
 import { FsError } from '../errors/errno.js';
 import { classifyJson } from '../errors/json-prefix.js';
 import { S_IFREG, type Attr, type Handle, type VNode } from './node.js';
@@ -99,6 +100,9 @@ export function commitFile(target: CommitTarget): CommitFileNode {
   };
 }
 
+/** Each open's steps, one at a time (see CommitHandle.#serial). */
+const byOpen = new SerialQueue<CommitHandle>();
+
 class CommitHandle implements Handle {
   #target: CommitTarget;
   #buffer: Buffer = Buffer.alloc(0);
@@ -106,7 +110,6 @@ class CommitHandle implements Handle {
   /** File offset where the uncommitted payload starts. */
   #base = 0;
   #poisoned: FsError | undefined;
-  #busy: Promise<unknown> = Promise.resolve();
   #outcome: Buffer = Buffer.alloc(0);
   /** File offset of the read that committed: the outcome's byte 0. */
   #committedAt = 0;
@@ -211,9 +214,7 @@ class CommitHandle implements Handle {
 
   /** Flush, read and release of one open never overlap, so no payload is committed twice. */
   #serial<T>(step: () => Promise<T>): Promise<T> {
-    const run = this.#busy.then(step, step);
-    this.#busy = run.catch(() => undefined);
-    return run;
+    return byOpen.run(this, step);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
-import { Failover } from '../protocol/control-urls.js';
+import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { randomUUID } from 'node:crypto';
@@ -52,22 +52,36 @@ export class WorldCatalog {
   #mirror = new CatalogMirror();
   /** The mirror holds every event up to this seq (undefined: it must be read again before it is followed). */
   #position: number | undefined;
-  #failover: Failover;
+  #reconnect: ReconnectLoop;
   #client: ControlClient | undefined;
   #grant: SessionGrant | undefined;
   #connected = false;
-  #stopped = false;
   #changedMs = Date.now();
   #lastError = 'not connected yet';
-  #wake: (() => void) | undefined;
-  #running: Promise<void> | undefined;
   #firstSync: Promise<void>;
   #everSynced = false;
   #synced!: () => void;
 
   constructor(options: WorldCatalogOptions) {
     this.#options = options;
-    this.#failover = new Failover(options.urls, { firstMs: options.backoffMs ?? 500, maxMs: options.backoffMaxMs ?? 10_000 });
+    this.#reconnect = new ReconnectLoop({
+      urls: options.urls,
+      backoff: { firstMs: options.backoffMs ?? 500, maxMs: options.backoffMaxMs ?? 10_000 },
+      session: (url) => this.#session(url),
+      failed: (url, error) => {
+        this.#lastError = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
+        this.#options.log.warn({ err: error, url }, 'control server connection failed');
+        // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a refusal any would give) is start()'s.
+        if (!this.#everSynced && (options.urls.length === 1 || (error instanceof ProtocolError && ['unauthorized', 'forbidden'].includes(error.code)))) throw error;
+      },
+      ended: () => {
+        this.#connected = false;
+        this.#changedMs = Date.now();
+      },
+      beforePause: () => {
+        if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', `no control server answered: ${this.#lastError}`);
+      },
+    });
     this.#firstSync = new Promise((resolve) => (this.#synced = resolve));
   }
 
@@ -127,41 +141,13 @@ export class WorldCatalog {
    * fails (bad token, project refused, server out of reach). Later disconnects are retried.
    */
   start(): Promise<void> {
-    this.#running ??= this.#loop();
-    return Promise.race([this.#firstSync, this.#running]);
+    return Promise.race([this.#firstSync, this.#reconnect.start()]);
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#wake?.();
+    this.#reconnect.stop();
     this.#client?.terminate();
-    await this.#running?.catch(() => undefined);
-  }
-
-  async #loop(): Promise<void> {
-    while (!this.#stopped) {
-      const url = this.#failover.current;
-      try {
-        await this.#session(url);
-      } catch (error) {
-        this.#lastError = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
-        this.#options.log.warn({ err: error, url }, 'control server connection failed');
-        // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a refusal any would give) is start()'s.
-        if (!this.#everSynced && (this.#failover.urls.length === 1 || (error instanceof ProtocolError && ['unauthorized', 'forbidden'].includes(error.code)))) throw error;
-      }
-      this.#connected = false;
-      this.#changedMs = Date.now();
-      if (this.#stopped) break;
-      const delay = this.#failover.failed();
-      if (!this.#everSynced && this.#failover.roundFailed) throw new ProtocolError('unavailable', `no control server answered: ${this.#lastError}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+    await this.#reconnect.start().catch(() => undefined);
   }
 
   /** One connection, from connect to close: a resumed watch, or a watch and a full read. */
@@ -236,7 +222,7 @@ export class WorldCatalog {
       this.#mirror = mirror;
       this.#connected = true;
       following = true;
-      this.#failover.succeeded();
+      this.#reconnect.succeeded();
       this.#changedMs = Date.now();
       this.#options.log.info({ url, nodes: mirror.nodeIds().length, resumed_after: resumed ? position : undefined }, resumed ? 'watch resumed; following events' : 'catalog read; following events');
       this.#everSynced = true;

@@ -7,8 +7,10 @@ import { REPO } from '../helpers/node.js';
 
 const SRC = join(REPO, 'src');
 const MUST_NOT_IMPORT: Record<string, string[]> = {
+  // Promise primitives any area may use (the serial-by-key queue): they import nothing from src/.
+  async: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs', 'store', 'errors'],
   // What every area that answers a file operation shares: the errno registry, JSON document checks, open(2) flags.
-  errors: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs', 'store'],
+  errors: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs', 'store', 'async'],
   store: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'vfs', 'errors'],
   vfs: ['cli', 'node', 'control', 'world', 'runtime', 'manifest', 'protocol', 'fuse', 'store'],
   protocol: ['node', 'control', 'world', 'fuse', 'runtime', 'cli', 'vfs'],
@@ -23,6 +25,7 @@ const MUST_NOT_IMPORT: Record<string, string[]> = {
 // Each area's main file opens with its charter: what the area owns and what it must not import (every
 // area the rule above forbids, named as `area/`), so a newcomer reads the rule where the code is.
 const CHARTERS: Record<string, string> = {
+  async: 'serial-queue.ts',
   errors: 'errno.ts',
   store: 'index.ts',
   vfs: 'dispatch.ts',
@@ -50,12 +53,15 @@ async function sources(dir: string): Promise<string[]> {
 
 const files = await sources(SRC);
 t.ok(files.length > 20, 'found the sources');
+/** Each file under src/ (relative to it) → the files under src/ it imports, type-only imports included. */
+const importsOf = new Map<string, string[]>();
 for (const file of files) {
   const rel = relative(SRC, file);
   const area = rel.split('/')[0] as string;
   if (!MUST_NOT_IMPORT[area]) t.fail(`${rel}: the area ${area}/ has no import rule in this test`);
   const text = await readFile(file, 'utf8');
   const imports = [...text.matchAll(/(?:^|\n)\s*(?:(?:import|export)[^'"]*?from\s+|import\s+)'([^']+)'/g)].map((m) => m[1] as string);
+  importsOf.set(rel, imports.filter((spec) => spec.startsWith('.')).map((spec) => relative(SRC, join(file, '..', spec)).replace(/\.js$/, '.ts')));
   for (const spec of imports) {
     if (spec.startsWith('.')) {
       const target = relative(SRC, join(file, '..', spec)).split('/')[0] as string;
@@ -79,3 +85,31 @@ for (const [area, forbidden] of Object.entries(MUST_NOT_IMPORT)) {
   if (unnamed.length > 0) t.fail(`${main}: the charter does not name ${unnamed.map((a) => `${a}/`).join(', ')}, which ${area}/ must not import`);
 }
 t.pass('every area opens with a charter naming its import rule');
+
+/** An import cycle among the files under `dir`, as the files in order, or undefined. */
+function cycleUnder(dir: string): string[] | undefined {
+  const done = new Set<string>();
+  const path: string[] = [];
+  const visit = (file: string): string[] | undefined => {
+    const at = path.indexOf(file);
+    if (at >= 0) return [...path.slice(at), file];
+    if (done.has(file)) return undefined;
+    path.push(file);
+    for (const next of importsOf.get(file) ?? []) {
+      const cycle = next.startsWith(dir) ? visit(next) : undefined;
+      if (cycle) return cycle;
+    }
+    path.pop();
+    done.add(file);
+    return undefined;
+  };
+  for (const file of [...importsOf.keys()].filter((f) => f.startsWith(dir)).sort()) {
+    const cycle = visit(file);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
+// The hubs and the ops reach a client's connection through ConnectionPeer, never connection.ts (which dispatches to them).
+const controlCycle = cycleUnder('control/');
+t.equal(controlCycle?.join(' -> ') ?? 'none', 'none', 'src/control/ has no import cycle');

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { GRPCOutOfRangeError, type IRangeResponse, type Lease } from 'etcd3';
 import type { Logger } from 'pino';
+import { SerialQueue } from '../../async/serial-queue.js';
 import type { EventKind, ServiceDelta } from '../../protocol/catalog-event.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayload, ServiceDescriptor } from '../../protocol/types.gen.js';
@@ -11,7 +12,7 @@ import { EventRing, type RetainedWindow } from '../event-ring.js';
 import { newPeerSecret, type PeerServer, type ServerDirectory } from '../server-directory.js';
 import { sameSecret } from '../token-store.js';
 import {
-  countNodes, deleteDelta, hashSecret, joinPlan, lapsed, NodeQueue, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
+  countNodes, deleteDelta, hashSecret, joinPlan, lapsed, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
   summaries, toPublic, upsertPlan, type JoinReply,
 } from '../node-record.js';
 import type { ResolvedService } from '../upsert-frame.js';
@@ -208,7 +209,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   /** Nodes whose tunnel is on this server. */
   #ownTunnels = new Set<string>();
   #ring: EventRing;
-  #queue = new NodeQueue();
+  #queue = new SerialQueue<string>();
   #commits: GroupCommit;
   #watch: PrefixWatch | undefined;
   /** How far the watch has applied the prefix's history, and the writes and resumes waiting for it. */

@@ -1,0 +1,94 @@
+import { Failover } from './control-urls.js';
+
+export interface ReconnectOptions {
+  /** The `--control-url` list, tried in turn (Failover). */
+  urls: readonly string[];
+  backoff: { firstMs: number; maxMs: number };
+  /** One connection to `url`, from connect to close; calls `succeeded()` once the connection works. */
+  session(url: string): Promise<void>;
+  /** A session ended by an error (after `failed`, `ended` runs as for any end). Throw to end the loop with it. */
+  failed(url: string, error: unknown): void;
+  /** After every session, however it ended (unless `failed` threw), stopping included. */
+  ended?(): void;
+  /** Before each pause (not when stopping). Throw to end the loop with it. */
+  beforePause?(): void;
+  /** The pause's timer does not keep the process alive. */
+  unref?: boolean;
+}
+
+/**
+ * A client's one connection to the control server, kept up: a session per connection, and after
+ * each one ends the next server of the list after Failover's pause (jittered, then backoff once
+ * every server failed in a row; a working connection resets it). `stop()` cuts a pause short.
+ */
+export class ReconnectLoop {
+  #options: ReconnectOptions;
+  #failover: Failover;
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #running: Promise<void> | undefined;
+
+  constructor(options: ReconnectOptions) {
+    this.#options = options;
+    this.#failover = new Failover(options.urls, options.backoff);
+  }
+
+  /** The server in use, or tried next. */
+  get url(): string {
+    return this.#failover.current;
+  }
+
+  get urls(): readonly string[] {
+    return this.#failover.urls;
+  }
+
+  /** Every server failed in turn since the last working connection. */
+  get roundFailed(): boolean {
+    return this.#failover.roundFailed;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** The current connection works: the next failure starts from the first pause again. */
+  succeeded(): void {
+    this.#failover.succeeded();
+  }
+
+  /** Starts the loop once; resolves when it stops, rejects with what a hook threw. */
+  start(): Promise<void> {
+    this.#running ??= this.#run();
+    return this.#running;
+  }
+
+  /** No new session; a pause ends at once. The owner closes its connection, then awaits start()'s promise. */
+  stop(): void {
+    this.#stopped = true;
+    this.#wake?.();
+  }
+
+  async #run(): Promise<void> {
+    const o = this.#options;
+    while (!this.#stopped) {
+      const url = this.#failover.current;
+      try {
+        await o.session(url);
+      } catch (error) {
+        o.failed(url, error);
+      }
+      o.ended?.();
+      if (this.#stopped) break;
+      const pause = this.#failover.failed();
+      o.beforePause?.();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pause);
+        if (o.unref) timer.unref();
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+}
