@@ -1,10 +1,15 @@
 // The parts of src/protocol/schemas.ts that manifest loading and invocation rely on.
+import { execFile } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { MANIFEST_SCHEMA_ID } from '../../../src/manifest/index.js';
-import { loadSchemas, SchemaError } from '../../../src/protocol/schemas.js';
+import { loadSchemas, SCHEMA_BASE, SchemaError } from '../../../src/protocol/schemas.js';
 import type { Manifest } from '../../../src/protocol/types.gen.js';
 
 const schemas = await loadSchemas();
+const execFileAsync = promisify(execFile);
 
 t.test('validate returns the typed value or throws SchemaError with every problem', async (t) => {
   const manifest = schemas.validate<Manifest>(MANIFEST_SCHEMA_ID, { service_id: 'a', kind: 'b' }, 'm.json');
@@ -35,4 +40,19 @@ t.test('a changed service schema may keep its $id (hot reload)', async (t) => {
   const first = schemas.compile({ $id: 'https://example.com/in.json', type: 'string' });
   const second = schemas.compile({ $id: 'https://example.com/in.json', type: 'number' });
   t.same([first(1, 'p').length, second(1, 'p').length], [1, 0]);
+});
+
+t.test('every docs/schemas file is registered under its $id, and types.gen.ts is current', async (t) => {
+  const dir = new URL('../../../docs/schemas/', import.meta.url);
+  const names = (await readdir(dir)).filter((name) => name.endsWith('.schema.json'));
+  t.ok(names.length >= 4, 'the schemas are found');
+  for (const name of names) {
+    t.doesNotThrow(() => schemas.problems(SCHEMA_BASE + name, {}, name), `${name} is registered`);
+  }
+  const script = fileURLToPath(new URL('../../../scripts/gen-types.mjs', import.meta.url));
+  const check = await execFileAsync(process.execPath, [script, '--check']).then(
+    () => 'current',
+    (error: Error) => error.message,
+  );
+  t.equal(check, 'current', 'src/protocol/types.gen.ts matches docs/schemas');
 });
