@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: strict type-check, generated types up to date, every tap test; the last line
+# The test command: strict type-check, generated types up to date, the formatting, every tap test; the last line
 # is `N passed, N failed` (tap's own summary is not one CI reads).
 set -u
 cd "$(dirname "$0")/.."
@@ -10,6 +10,9 @@ npx tsc --noEmit -p tsconfig.json || failed_steps+=("tsc")
 
 echo "# generated types up to date"
 node scripts/gen-types.mjs --check || failed_steps+=("gen-types")
+
+echo "# formatted as prettier formats it (npm run format)"
+npm run -s format:check || failed_steps+=("prettier")
 
 log=$(mktemp)
 # Tests start python3 hundreds of times; a version manager's shim (pyenv) costs a shell script and
