@@ -47,11 +47,12 @@ const maxBuffered = () => {
 };
 
 serveCommands({
-  listen: () => new Promise((resolve, reject) => {
-    server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, clientTracking: true });
-    server.once('error', reject);
-    server.once('listening', () => resolve({ port: server.address().port }));
-  }),
+  listen: () =>
+    new Promise((resolve, reject) => {
+      server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, clientTracking: true });
+      server.once('error', reject);
+      server.once('listening', () => resolve({ port: server.address().port }));
+    }),
   template: async ({ name, frame }) => setTemplate(name, frame),
   async broadcast({ name, seconds, rate, maxBufferedBytes }) {
     parts = templates.get(name);
@@ -84,9 +85,10 @@ serveCommands({
     }
     return { sent, waits, startUs: start, endUs: end, clients: server.clients.size };
   },
-  close: () => new Promise((resolve) => {
-    for (const client of server?.clients ?? []) client.terminate();
-    if (!server) return resolve({});
-    server.close(() => resolve({}));
-  }),
+  close: () =>
+    new Promise((resolve) => {
+      for (const client of server?.clients ?? []) client.terminate();
+      if (!server) return resolve({});
+      server.close(() => resolve({}));
+    }),
 });

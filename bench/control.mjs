@@ -31,14 +31,27 @@ function controlConfig() {
   const quick = ctx.quick;
   // The 10,000-node run takes minutes: part of a full run, skipped by --quick unless asked for.
   const large = process.env.ACHERON_BENCH_LARGE_NODES;
-  return { nodes: 1000, registerConcurrency: 100, sustainSeconds: quick ? 3 : 10, inflight: 64, largeNodes: large === undefined ? (quick ? 0 : LARGE_TARGET.nodes) : Number(large) };
+  return {
+    nodes: 1000,
+    registerConcurrency: 100,
+    sustainSeconds: quick ? 3 : 10,
+    inflight: 64,
+    largeNodes: large === undefined ? (quick ? 0 : LARGE_TARGET.nodes) : Number(large),
+  };
 }
 
 function fanoutConfig() {
   const quick = ctx.quick;
   return {
-    nodes: 100, watchers: 100, rounds: quick ? 1 : 2, seconds: quick ? 2 : 4, inflight: 32,
-    pacedRate: FANOUT_TARGET.eventsPerSecond, lightRate: 50, pacedCap: 2000, maxBufferedBytes: 1 << 20,
+    nodes: 100,
+    watchers: 100,
+    rounds: quick ? 1 : 2,
+    seconds: quick ? 2 : 4,
+    inflight: 32,
+    pacedRate: FANOUT_TARGET.eventsPerSecond,
+    lightRate: 50,
+    pacedCap: 2000,
+    maxBufferedBytes: 1 << 20,
   };
 }
 
@@ -68,7 +81,11 @@ export async function mintJoinTokens(dataDir, count) {
   const createJoinMs = (performance.now() - started) / tokens.length;
   const now = Date.now();
   const rest = Array.from({ length: count - tokens.length }, () => ({
-    id: `join-${randomBytes(4).toString('hex')}`, token: `ach_join_${randomBytes(24).toString('base64url')}`, created_ms: now, expires_ms: now + 3_600_000, used_ms: null,
+    id: `join-${randomBytes(4).toString('hex')}`,
+    token: `ach_join_${randomBytes(24).toString('base64url')}`,
+    created_ms: now,
+    expires_ms: now + 3_600_000,
+    used_ms: null,
   }));
   await store.update((data) => void data.join.push(...rest));
   tokens.push(...rest.map((e) => e.token));
@@ -80,12 +97,39 @@ export async function startControl(name, dataDir, extra = [], ports = undefined)
   const dir = join(ctx.work, name);
   await mkdir(dir, { recursive: true });
   ports ??= { ws: await freePort(), http: await freePort() };
-  const daemon = startDaemon(process.execPath, [
-    ...cpuProfileArgs(), ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`,
-    '--lease-ttl-ms', String(LEASE_TTL_MS), '--log-level', 'warn', '--log-file', join(dir, 'control.log'), ...extra,
-  ], { name: `acheron control (${name})` });
+  const daemon = startDaemon(
+    process.execPath,
+    [
+      ...cpuProfileArgs(),
+      ACHERON,
+      'control',
+      '--data-dir',
+      dataDir,
+      '--listen',
+      `127.0.0.1:${ports.ws}`,
+      '--http-listen',
+      `127.0.0.1:${ports.http}`,
+      '--lease-ttl-ms',
+      String(LEASE_TTL_MS),
+      '--log-level',
+      'warn',
+      '--log-file',
+      join(dir, 'control.log'),
+      ...extra,
+    ],
+    { name: `acheron control (${name})` },
+  );
   const httpUrl = `http://127.0.0.1:${ports.http}`;
-  await waitFor(`${daemon.name} on ${httpUrl}`, async () => daemon.gone || (await fetch(`${httpUrl}/livez`).then((r) => r.ok, () => false)), 60_000);
+  await waitFor(
+    `${daemon.name} on ${httpUrl}`,
+    async () =>
+      daemon.gone ||
+      (await fetch(`${httpUrl}/livez`).then(
+        (r) => r.ok,
+        () => false,
+      )),
+    60_000,
+  );
   if (daemon.gone) throw new Error(`${daemon.name} exited before listening: ${daemon.stderr.trim().slice(-600)}`);
   const metrics = async () => (await fetch(`${httpUrl}/metrics.json`)).json();
   return Object.assign(daemon, { url: `ws://127.0.0.1:${ports.ws}`, httpUrl, metrics, logFile: join(dir, 'control.log'), ports });
@@ -112,11 +156,16 @@ export async function loggedProblems(logFile) {
 /** Where the server's memory is, from its /metrics.json (prom-client's process and Node.js metrics), in KiB. */
 function heapOf(json) {
   const kib = (name) => metric(json, name) / 1024;
-  return { heapUsedKiB: kib('nodejs_heap_size_used_bytes'), heapTotalKiB: kib('nodejs_heap_size_total_bytes'), externalKiB: kib('nodejs_external_memory_bytes') };
+  return {
+    heapUsedKiB: kib('nodejs_heap_size_used_bytes'),
+    heapTotalKiB: kib('nodejs_heap_size_total_bytes'),
+    externalKiB: kib('nodejs_external_memory_bytes'),
+  };
 }
 
 /** `heap used 61.2 MiB of 80.0 MiB, external 24.1 MiB`. */
-const heapText = (heap) => `V8 heap used ${mib(heap.heapUsedKiB)} of ${mib(heap.heapTotalKiB)}, external (Buffers: descriptors, socket data) ${mib(heap.externalKiB)}`;
+const heapText = (heap) =>
+  `V8 heap used ${mib(heap.heapUsedKiB)} of ${mib(heap.heapTotalKiB)}, external (Buffers: descriptors, socket data) ${mib(heap.externalKiB)}`;
 
 /** A metric's value from /metrics.json, optionally by one label. */
 export function metric(json, name, labels = {}) {
@@ -143,7 +192,9 @@ export async function benchControl() {
   const cpu1 = [await cpuUsOf(server.pid), await cpuUsOf(load.pid)];
   const afterRegistration = await memoryOf(server.pid);
   const registeredMetrics = await server.metrics();
-  log(`control: registered ${registration.registered}/${registration.attempted} in ${registration.seconds.toFixed(1)} s; sustained upserts for ${cfg.sustainSeconds} s`);
+  log(
+    `control: registered ${registration.registered}/${registration.attempted} in ${registration.seconds.toFixed(1)} s; sustained upserts for ${cfg.sustainSeconds} s`,
+  );
   const sustained = await load.call('upserts', { seconds: cfg.sustainSeconds, inflight: cfg.inflight });
   const cpu2 = [await cpuUsOf(server.pid), await cpuUsOf(load.pid)];
   const afterSustain = await memoryOf(server.pid);
@@ -155,16 +206,28 @@ export async function benchControl() {
   const { latencies, acks: _acks, ...sustainedRest } = sustained;
   const large = cfg.largeNodes > 0 ? await benchLarge(cfg) : null;
   return {
-    config: cfg, shape, createJoinMs: minted.createJoinMs, large,
+    config: cfg,
+    shape,
+    createJoinMs: minted.createJoinMs,
+    large,
     registration: summarizeRegistration(registration),
-    catalog: { nodesOnline: metric(registeredMetrics, 'acheron_nodes', { state: 'online' }), services: metric(registeredMetrics, 'acheron_services', { state: 'online' }) },
+    catalog: {
+      nodesOnline: metric(registeredMetrics, 'acheron_nodes', { state: 'online' }),
+      services: metric(registeredMetrics, 'acheron_services', { state: 'online' }),
+    },
     sustained: { ...sustainedRest, latency: summarize(latencies) },
     upsertsChanged: metric(endMetrics, 'acheron_upserts_total', { changed: 'true' }),
     eventSeq: metric(endMetrics, 'acheron_event_seq'),
-    memory: { baseline, afterRegistration, afterSustain }, heap: { afterRegistration: heapOf(registeredMetrics), afterSustain: heapOf(endMetrics) }, serverLog,
+    memory: { baseline, afterRegistration, afterSustain },
+    heap: { afterRegistration: heapOf(registeredMetrics), afterSustain: heapOf(endMetrics) },
+    serverLog,
     // CPU (all threads) per registered node and per acknowledged upsert (the drain after the window included).
     cpu: {
-      registration: { serverUsPerNode: (cpu1[0] - cpu0[0]) / registration.registered, loadUsPerNode: (cpu1[1] - cpu0[1]) / registration.registered, serverSeconds: (cpu1[0] - cpu0[0]) / 1e6 },
+      registration: {
+        serverUsPerNode: (cpu1[0] - cpu0[0]) / registration.registered,
+        loadUsPerNode: (cpu1[1] - cpu0[1]) / registration.registered,
+        serverSeconds: (cpu1[0] - cpu0[0]) / 1e6,
+      },
       sustained: { serverUsPerUpsert: (cpu2[0] - cpu1[0]) / sustained.acked, loadUsPerUpsert: (cpu2[1] - cpu1[1]) / sustained.acked },
     },
   };
@@ -189,7 +252,11 @@ async function benchLarge(cfg) {
   await load.stop();
   await server.stop();
   return {
-    nodes: cfg.largeNodes, registration: summarizeRegistration(registration), serverSeconds, memory: { baseline, afterRegistration }, heap: heapOf(metrics),
+    nodes: cfg.largeNodes,
+    registration: summarizeRegistration(registration),
+    serverSeconds,
+    memory: { baseline, afterRegistration },
+    heap: heapOf(metrics),
     catalog: { nodesOnline: metric(metrics, 'acheron_nodes', { state: 'online' }), services: metric(metrics, 'acheron_services', { state: 'online' }) },
     serverLog: await loggedProblems(server.logFile),
   };
@@ -202,8 +269,18 @@ function largeRows(result) {
   const regOk = reg.registered === reg.attempted && reg.seconds < LARGE_TARGET.registrationSeconds;
   const rssMiB = large.memory.afterRegistration.rssKiB / 1024;
   return [
-    { label: `control server: registration of ${reg.attempted} nodes × ${SERVICES_PER_NODE} services, ${result.config.registerConcurrency} at a time`, measured: `${reg.seconds.toFixed(1)} s (${reg.registered} registered)`, target: `< ${LARGE_TARGET.registrationSeconds} s`, result: regOk ? 'PASS' : reg.registered !== reg.attempted ? 'FAIL (not all registered)' : verdict(false, reg.seconds, LARGE_TARGET.registrationSeconds) },
-    { label: `control server: RSS with ${reg.registered} nodes × ${SERVICES_PER_NODE} services (VmRSS after registration)`, measured: mib(large.memory.afterRegistration.rssKiB), target: `< ${LARGE_TARGET.rssMiB} MiB`, result: rssMiB < LARGE_TARGET.rssMiB ? 'PASS' : verdict(false, rssMiB, LARGE_TARGET.rssMiB) },
+    {
+      label: `control server: registration of ${reg.attempted} nodes × ${SERVICES_PER_NODE} services, ${result.config.registerConcurrency} at a time`,
+      measured: `${reg.seconds.toFixed(1)} s (${reg.registered} registered)`,
+      target: `< ${LARGE_TARGET.registrationSeconds} s`,
+      result: regOk ? 'PASS' : reg.registered !== reg.attempted ? 'FAIL (not all registered)' : verdict(false, reg.seconds, LARGE_TARGET.registrationSeconds),
+    },
+    {
+      label: `control server: RSS with ${reg.registered} nodes × ${SERVICES_PER_NODE} services (VmRSS after registration)`,
+      measured: mib(large.memory.afterRegistration.rssKiB),
+      target: `< ${LARGE_TARGET.rssMiB} MiB`,
+      result: rssMiB < LARGE_TARGET.rssMiB ? 'PASS' : verdict(false, rssMiB, LARGE_TARGET.rssMiB),
+    },
   ];
 }
 
@@ -213,7 +290,8 @@ export function summarizeRegistration(registration) {
   // When half and nine tenths of the nodes had their first upsert acknowledged.
   const reached = (share) => (done.length === 0 ? NaN : done[Math.min(done.length - 1, Math.ceil(share * registration.attempted) - 1)] / 1e6);
   return {
-    ...registration, perNode: undefined,
+    ...registration,
+    perNode: undefined,
     latency: { total: pick('totalUs'), connect: pick('connectUs'), join: pick('joinUs'), upsert: pick('upsertUs') },
     reachedSeconds: { half: reached(0.5), ninety: reached(0.9) },
   };
@@ -225,48 +303,93 @@ export function summaryControl(result) {
   const ups = result.sustained.perSecond;
   const rssMiB = result.memory.afterSustain.rssKiB / 1024;
   return [
-    { label: `control server: registration of ${reg.attempted} nodes × ${SERVICES_PER_NODE} services (connect, join, first upsert), ${result.config.registerConcurrency} at a time`, measured: `${reg.seconds.toFixed(1)} s (${reg.registered} registered)`, target: `< ${CONTROL_TARGET.registrationSeconds} s`, result: regOk ? 'PASS' : reg.registered !== reg.attempted ? 'FAIL (not all registered)' : verdict(false, reg.seconds, CONTROL_TARGET.registrationSeconds) },
-    { label: `control server: sustained upserts/s, each a real change, ${result.config.inflight} in flight over ${reg.registered} connections`, measured: rate(ups), target: `≥ ${rate(CONTROL_TARGET.upsertsPerSecond)}`, result: ups >= CONTROL_TARGET.upsertsPerSecond ? 'PASS' : verdictMin(false, ups, CONTROL_TARGET.upsertsPerSecond) },
-    { label: 'control server: RSS at the end (VmRSS)', measured: mib(result.memory.afterSustain.rssKiB), target: `< ${CONTROL_TARGET.rssMiB} MiB`, result: rssMiB < CONTROL_TARGET.rssMiB ? 'PASS' : verdict(false, rssMiB, CONTROL_TARGET.rssMiB) },
+    {
+      label: `control server: registration of ${reg.attempted} nodes × ${SERVICES_PER_NODE} services (connect, join, first upsert), ${result.config.registerConcurrency} at a time`,
+      measured: `${reg.seconds.toFixed(1)} s (${reg.registered} registered)`,
+      target: `< ${CONTROL_TARGET.registrationSeconds} s`,
+      result: regOk ? 'PASS' : reg.registered !== reg.attempted ? 'FAIL (not all registered)' : verdict(false, reg.seconds, CONTROL_TARGET.registrationSeconds),
+    },
+    {
+      label: `control server: sustained upserts/s, each a real change, ${result.config.inflight} in flight over ${reg.registered} connections`,
+      measured: rate(ups),
+      target: `≥ ${rate(CONTROL_TARGET.upsertsPerSecond)}`,
+      result: ups >= CONTROL_TARGET.upsertsPerSecond ? 'PASS' : verdictMin(false, ups, CONTROL_TARGET.upsertsPerSecond),
+    },
+    {
+      label: 'control server: RSS at the end (VmRSS)',
+      measured: mib(result.memory.afterSustain.rssKiB),
+      target: `< ${CONTROL_TARGET.rssMiB} MiB`,
+      result: rssMiB < CONTROL_TARGET.rssMiB ? 'PASS' : verdict(false, rssMiB, CONTROL_TARGET.rssMiB),
+    },
     ...largeRows(result),
   ];
 }
 
 export function renderControl(result, line) {
   const { config: cfg, registration: reg, sustained: s } = result;
-  line(`${cfg.nodes} simulated nodes in one load-generator process (\`bench/load-nodes.mjs\`), one WebSocket each, ${SERVICES_PER_NODE} services per node ` +
-    `(${(result.shape.catalogBytes / 1024).toFixed(1)} KiB of descriptors as JSON, checked against \`service-descriptor.schema.json\`). ` +
-    `Join tokens were minted before the server started: ${TIMED_CREATE_JOINS} through \`FileTokenStore.createJoin\` (${result.createJoinMs.toFixed(1)} ms each), the rest in one \`update\`. ` +
-    `Server \`--lease-ttl-ms ${LEASE_TTL_MS}\` (the simulated nodes never refresh their leases).`);
+  line(
+    `${cfg.nodes} simulated nodes in one load-generator process (\`bench/load-nodes.mjs\`), one WebSocket each, ${SERVICES_PER_NODE} services per node ` +
+      `(${(result.shape.catalogBytes / 1024).toFixed(1)} KiB of descriptors as JSON, checked against \`service-descriptor.schema.json\`). ` +
+      `Join tokens were minted before the server started: ${TIMED_CREATE_JOINS} through \`FileTokenStore.createJoin\` (${result.createJoinMs.toFixed(1)} ms each), the rest in one \`update\`. ` +
+      `Server \`--lease-ttl-ms ${LEASE_TTL_MS}\` (the simulated nodes never refresh their leases).`,
+  );
   line();
   line('| phase | measured | median | p90 | p99 | target | result |');
   line('|---|---|---|---|---|---|---|');
   const regOk = reg.registered === reg.attempted && reg.seconds < CONTROL_TARGET.registrationSeconds;
-  line(`| registration of all nodes (${cfg.registerConcurrency} at a time), until the last first upsert was acknowledged | ${reg.seconds.toFixed(1)} s, ${reg.registered}/${reg.attempted} nodes | — | — | — | < ${CONTROL_TARGET.registrationSeconds} s | ${regOk ? 'PASS' : reg.registered !== reg.attempted ? 'FAIL (not all registered)' : verdict(false, reg.seconds, CONTROL_TARGET.registrationSeconds)} |`);
-  line(`| half / nine tenths of the nodes registered after | ${reg.reachedSeconds.half.toFixed(1)} s / ${reg.reachedSeconds.ninety.toFixed(1)} s | — | — | — | — | — |`);
-  for (const [key, label] of [['total', 'one node: connect → first upsert acknowledged (retries included)'], ['connect', 'one node: WebSocket upgrade (Bearer join token)'], ['join', 'one node: control.version + control.node_join'], ['upsert', `one node: first control.node_service_upsert (${SERVICES_PER_NODE} services)`]]) {
+  line(
+    `| registration of all nodes (${cfg.registerConcurrency} at a time), until the last first upsert was acknowledged | ${reg.seconds.toFixed(1)} s, ${reg.registered}/${reg.attempted} nodes | — | — | — | < ${CONTROL_TARGET.registrationSeconds} s | ${regOk ? 'PASS' : reg.registered !== reg.attempted ? 'FAIL (not all registered)' : verdict(false, reg.seconds, CONTROL_TARGET.registrationSeconds)} |`,
+  );
+  line(
+    `| half / nine tenths of the nodes registered after | ${reg.reachedSeconds.half.toFixed(1)} s / ${reg.reachedSeconds.ninety.toFixed(1)} s | — | — | — | — | — |`,
+  );
+  for (const [key, label] of [
+    ['total', 'one node: connect → first upsert acknowledged (retries included)'],
+    ['connect', 'one node: WebSocket upgrade (Bearer join token)'],
+    ['join', 'one node: control.version + control.node_join'],
+    ['upsert', `one node: first control.node_service_upsert (${SERVICES_PER_NODE} services)`],
+  ]) {
     const l = reg.latency[key];
     line(`| ${label} | — | ${time(l.median)} | ${time(l.p90)} | ${time(l.p99)} | — | — |`);
   }
   const ok = s.perSecond >= CONTROL_TARGET.upsertsPerSecond;
-  line(`| sustained upserts for ${s.seconds} s, ${s.inflight} in flight, one service's version changed each (ack latency in the columns) | ${rate(s.perSecond)} (${s.ackedInWindow} acknowledged) | ${time(s.latency.median)} | ${time(s.latency.p90)} | ${time(s.latency.p99)} | ≥ ${rate(CONTROL_TARGET.upsertsPerSecond)} | ${ok ? 'PASS' : verdictMin(false, s.perSecond, CONTROL_TARGET.upsertsPerSecond)} |`);
-  for (const [label, m] of [['server RSS before any node', result.memory.baseline], ['server RSS after registration', result.memory.afterRegistration], ['server RSS at the end (after the sustained upserts)', result.memory.afterSustain]]) {
+  line(
+    `| sustained upserts for ${s.seconds} s, ${s.inflight} in flight, one service's version changed each (ack latency in the columns) | ${rate(s.perSecond)} (${s.ackedInWindow} acknowledged) | ${time(s.latency.median)} | ${time(s.latency.p90)} | ${time(s.latency.p99)} | ≥ ${rate(CONTROL_TARGET.upsertsPerSecond)} | ${ok ? 'PASS' : verdictMin(false, s.perSecond, CONTROL_TARGET.upsertsPerSecond)} |`,
+  );
+  for (const [label, m] of [
+    ['server RSS before any node', result.memory.baseline],
+    ['server RSS after registration', result.memory.afterRegistration],
+    ['server RSS at the end (after the sustained upserts)', result.memory.afterSustain],
+  ]) {
     const target = label.includes('end');
-    line(`| ${label} | ${mib(m.rssKiB)} (peak VmHWM ${mib(m.hwmKiB)}) | — | — | — | ${target ? `< ${CONTROL_TARGET.rssMiB} MiB` : '—'} | ${target ? (m.rssKiB / 1024 < CONTROL_TARGET.rssMiB ? 'PASS' : verdict(false, m.rssKiB / 1024, CONTROL_TARGET.rssMiB)) : '—'} |`);
+    line(
+      `| ${label} | ${mib(m.rssKiB)} (peak VmHWM ${mib(m.hwmKiB)}) | — | — | — | ${target ? `< ${CONTROL_TARGET.rssMiB} MiB` : '—'} | ${target ? (m.rssKiB / 1024 < CONTROL_TARGET.rssMiB ? 'PASS' : verdict(false, m.rssKiB / 1024, CONTROL_TARGET.rssMiB)) : '—'} |`,
+    );
   }
   line();
-  line(`CPU (all threads, from \`/proc\`): registration took ${result.cpu.registration.serverSeconds.toFixed(1)} s of server CPU, ${time(result.cpu.registration.serverUsPerNode)} per node ` +
-    `(the load generator ${time(result.cpu.registration.loadUsPerNode)}); the sustained upserts ${time(result.cpu.sustained.serverUsPerUpsert)} of server CPU per upsert ` +
-    `(the load generator ${time(result.cpu.sustained.loadUsPerUpsert)}).`);
+  line(
+    `CPU (all threads, from \`/proc\`): registration took ${result.cpu.registration.serverSeconds.toFixed(1)} s of server CPU, ${time(result.cpu.registration.serverUsPerNode)} per node ` +
+      `(the load generator ${time(result.cpu.registration.loadUsPerNode)}); the sustained upserts ${time(result.cpu.sustained.serverUsPerUpsert)} of server CPU per upsert ` +
+      `(the load generator ${time(result.cpu.sustained.loadUsPerUpsert)}).`,
+  );
   line();
   if (result.heap) {
-    line(`Memory (the server's \`/metrics.json\`): after registration ${heapText(result.heap.afterRegistration)}; at the end ${heapText(result.heap.afterSustain)}.`);
+    line(
+      `Memory (the server's \`/metrics.json\`): after registration ${heapText(result.heap.afterRegistration)}; at the end ${heapText(result.heap.afterSustain)}.`,
+    );
     line();
   }
-  const errors = (e) => (Object.keys(e).length === 0 ? 'none' : Object.entries(e).map(([k, n]) => `${n} × ${k}`).join(', '));
-  line(`Server catalog after registration (its \`/metrics.json\`): ${result.catalog.nodesOnline} nodes online, ${result.catalog.services} services. ` +
-    `Registration attempts that failed and were tried again after ${RETRY_NOTE}: ${errors(reg.retries ?? {})}; nodes that failed all attempts: ${errors(reg.errors)}. Upsert errors: ${errors(s.errors)}. Changed upserts counted by the server: ${result.upsertsChanged}; event seq at the end: ${result.eventSeq}. ` +
-    `Server log warnings and errors: ${errors(result.serverLog)}.`);
+  const errors = (e) =>
+    Object.keys(e).length === 0
+      ? 'none'
+      : Object.entries(e)
+          .map(([k, n]) => `${n} × ${k}`)
+          .join(', ');
+  line(
+    `Server catalog after registration (its \`/metrics.json\`): ${result.catalog.nodesOnline} nodes online, ${result.catalog.services} services. ` +
+      `Registration attempts that failed and were tried again after ${RETRY_NOTE}: ${errors(reg.retries ?? {})}; nodes that failed all attempts: ${errors(reg.errors)}. Upsert errors: ${errors(s.errors)}. Changed upserts counted by the server: ${result.upsertsChanged}; event seq at the end: ${result.eventSeq}. ` +
+      `Server log warnings and errors: ${errors(result.serverLog)}.`,
+  );
   line();
   const large = result.large;
   if (!large) {
@@ -279,11 +402,15 @@ export function renderControl(result, line) {
   line('| phase | measured | median | p90 | p99 | target | result |');
   line('|---|---|---|---|---|---|---|');
   for (const row of largeRows(result)) line(`| ${row.label.replace(/^control server: /, '')} | ${row.measured} | — | — | — | ${row.target} | ${row.result} |`);
-  line(`| one node: connect → first upsert acknowledged | — | ${time(lreg.latency.total.median)} | ${time(lreg.latency.total.p90)} | ${time(lreg.latency.total.p99)} | — | — |`);
+  line(
+    `| one node: connect → first upsert acknowledged | — | ${time(lreg.latency.total.median)} | ${time(lreg.latency.total.p90)} | ${time(lreg.latency.total.p99)} | — | — |`,
+  );
   line(`| server RSS before any node | ${mib(large.memory.baseline.rssKiB)} | — | — | — | — | — |`);
   line();
-  line(`Server CPU for the registration: ${large.serverSeconds.toFixed(1)} s; catalog after it: ${large.catalog.nodesOnline} nodes online, ${large.catalog.services} services; peak VmHWM ${mib(large.memory.afterRegistration.hwmKiB)}${large.heap ? `; ${heapText(large.heap)}` : ''}. ` +
-    `Attempts tried again: ${errors(lreg.retries ?? {})}; nodes that failed all attempts: ${errors(lreg.errors)}. Server log warnings and errors: ${errors(large.serverLog)}.`);
+  line(
+    `Server CPU for the registration: ${large.serverSeconds.toFixed(1)} s; catalog after it: ${large.catalog.nodesOnline} nodes online, ${large.catalog.services} services; peak VmHWM ${mib(large.memory.afterRegistration.hwmKiB)}${large.heap ? `; ${heapText(large.heap)}` : ''}. ` +
+      `Attempts tried again: ${errors(lreg.retries ?? {})}; nodes that failed all attempts: ${errors(lreg.errors)}. Server log warnings and errors: ${errors(large.serverLog)}.`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,12 +438,18 @@ export async function benchFanout() {
   const server = await startControl('fanout', dataDir);
   const load = forkWorker(LOAD_NODES, 'load generator');
   const registration = await load.call('register', { url: server.url, tokens: minted.tokens, prefix: 'fan-node', concurrency: 50 });
-  if (registration.registered !== cfg.nodes) throw new Error(`fan-out: registered ${registration.registered} of ${cfg.nodes} nodes: ${JSON.stringify(registration.errors)}`);
+  if (registration.registered !== cfg.nodes)
+    throw new Error(`fan-out: registered ${registration.registered} of ${cfg.nodes} nodes: ${JSON.stringify(registration.errors)}`);
   // One group of watchers per shape; only the group being measured watches (the other has unwatched).
   const watchers = {};
   for (const shape of SHAPES) {
     watchers[shape] = forkWorker(WATCHERS, `acheron watchers (${shape})`);
-    await watchers[shape].call('connect', { url: server.url, count: cfg.watchers, token: minted.adminToken, ...(shape === 'delta' ? { include: 'delta' } : {}) });
+    await watchers[shape].call('connect', {
+      url: server.url,
+      count: cfg.watchers,
+      token: minted.adminToken,
+      ...(shape === 'delta' ? { include: 'delta' } : {}),
+    });
   }
   // Each group watches once connected: all but the first stop, so one group loads the server at a time.
   let active = SHAPES[0];
@@ -348,11 +481,25 @@ export async function benchFanout() {
     const group = watchers[shape];
     await group.call('start');
     const cpu = await cpuUsOf(server.pid);
-    const sent = await load.call('upserts', { seconds: cfg.seconds, inflight: rateArg ? cfg.pacedCap : cfg.inflight, rate: rateArg, recordAcks: Boolean(rateArg) });
+    const sent = await load.call('upserts', {
+      seconds: cfg.seconds,
+      inflight: rateArg ? cfg.pacedCap : cfg.inflight,
+      rate: rateArg,
+      recordAcks: Boolean(rateArg),
+    });
     await drained(group);
     const senderUs = (await cpuUsOf(server.pid)) - cpu;
     const got = await group.call('stop', { fromUs: sent.startUs, toUs: sent.endUs });
-    return [{ ...summarizeSender(sent), ...got, eventsPerSecond: got.inWindow / cfg.watchers / cfg.seconds, senderUsPerEvent: senderUs / (got.received / cfg.watchers), ackToLast: rateArg ? ackToLast(sent.acks, got.events, cfg.watchers) : null, events: undefined }];
+    return [
+      {
+        ...summarizeSender(sent),
+        ...got,
+        eventsPerSecond: got.inWindow / cfg.watchers / cfg.seconds,
+        senderUsPerEvent: senderUs / (got.received / cfg.watchers),
+        ackToLast: rateArg ? ackToLast(sent.acks, got.events, cfg.watchers) : null,
+        events: undefined,
+      },
+    ];
   };
   const plain = (shape, rateArg) => async () => {
     await plainWatchers.call('start');
@@ -361,10 +508,22 @@ export async function benchFanout() {
     await drained(plainWatchers);
     const senderUs = (await cpuUsOf(broadcast.pid)) - cpu;
     const got = await plainWatchers.call('stop', { fromUs: sent.startUs, toUs: sent.endUs });
-    return [{ sent: sent.sent, waits: sent.waits, ...got, eventsPerSecond: got.inWindow / cfg.watchers / cfg.seconds, senderUsPerEvent: senderUs / (got.received / cfg.watchers), events: undefined }];
+    return [
+      {
+        sent: sent.sent,
+        waits: sent.waits,
+        ...got,
+        eventsPerSecond: got.inWindow / cfg.watchers / cfg.seconds,
+        senderUsPerEvent: senderUs / (got.received / cfg.watchers),
+        events: undefined,
+      },
+    ];
   };
   const runVariants = async (rateArg) => {
-    const variants = SHAPES.flatMap((shape) => [{ key: shape, run: acheron(shape, rateArg) }, { key: `plain-${shape}`, run: plain(shape, rateArg) }]);
+    const variants = SHAPES.flatMap((shape) => [
+      { key: shape, run: acheron(shape, rateArg) },
+      { key: `plain-${shape}`, run: plain(shape, rateArg) },
+    ]);
     const out = Object.fromEntries(variants.map((v) => [v.key, []]));
     for (let round = 0; round < cfg.rounds; round++) {
       for (const variant of rotate(variants, round)) {
@@ -389,10 +548,18 @@ export async function benchFanout() {
   }
   await server.stop();
   return {
-    config: cfg, template, max, paced, light, memory, serverLog: await loggedProblems(server.logFile),
+    config: cfg,
+    template,
+    max,
+    paced,
+    light,
+    memory,
+    serverLog: await loggedProblems(server.logFile),
     server: {
-      fanoutSent: metric(serverMetrics, 'acheron_watch_fanout_sent_total'), fanoutDropped: metric(serverMetrics, 'acheron_watch_fanout_dropped_total'),
-      watchesEnded: metric(serverMetrics, 'acheron_watch_ended_total', { reason: 'resync_required' }), events: metric(serverMetrics, 'acheron_event_seq'),
+      fanoutSent: metric(serverMetrics, 'acheron_watch_fanout_sent_total'),
+      fanoutDropped: metric(serverMetrics, 'acheron_watch_fanout_dropped_total'),
+      watchesEnded: metric(serverMetrics, 'acheron_watch_ended_total', { reason: 'resync_required' }),
+      events: metric(serverMetrics, 'acheron_event_seq'),
     },
   };
 }
@@ -422,8 +589,12 @@ function combine(runs) {
     return pick(worst);
   };
   return {
-    perSecond: sum('perSecond') / runs.length, eventsPerSecond: sum('eventsPerSecond') / runs.length, senderUsPerEvent: sum('senderUsPerEvent') / runs.length,
-    resyncs: sum('resyncs'), latency: lat((r) => r.latency), runs,
+    perSecond: sum('perSecond') / runs.length,
+    eventsPerSecond: sum('eventsPerSecond') / runs.length,
+    senderUsPerEvent: sum('senderUsPerEvent') / runs.length,
+    resyncs: sum('resyncs'),
+    latency: lat((r) => r.latency),
+    runs,
   };
 }
 
@@ -448,8 +619,18 @@ export function summaryFanout(result) {
     const share = a.perSecond / p.perSecond;
     const paced = combine(result.paced[shape]);
     rows.push(
-      { label: `watch fan-out of ${SHAPE_LABEL[shape]} to ${result.config.watchers} watchers, as fast as it goes: Acheron ÷ plain \`ws\` broadcast of the same frames, deliveries/s`, measured: `${ratio(share)} (${rate(a.perSecond)} vs ${rate(p.perSecond)})`, target: `≥ ${FANOUT_TARGET.broadcastShare.toFixed(2)}×`, result: share >= FANOUT_TARGET.broadcastShare ? 'PASS' : verdictMin(false, share, FANOUT_TARGET.broadcastShare) },
-      { label: `watch fan-out of ${SHAPE_LABEL[shape]}: event latency p99 (upsert sent → watcher received) with upserts offered at ${rate(result.config.pacedRate)} (delivered ${rate(paced.eventsPerSecond)} per watcher)`, measured: `${time(paced.latency.p99)} (median ${time(paced.latency.median)})`, target: shape === 'delta' ? `< ${FANOUT_TARGET.p99Ms} ms at ${rate(result.config.pacedRate)}` : '— (for comparison)', result: shape === 'delta' ? pacedVerdict(paced, result.config) : '—' },
+      {
+        label: `watch fan-out of ${SHAPE_LABEL[shape]} to ${result.config.watchers} watchers, as fast as it goes: Acheron ÷ plain \`ws\` broadcast of the same frames, deliveries/s`,
+        measured: `${ratio(share)} (${rate(a.perSecond)} vs ${rate(p.perSecond)})`,
+        target: `≥ ${FANOUT_TARGET.broadcastShare.toFixed(2)}×`,
+        result: share >= FANOUT_TARGET.broadcastShare ? 'PASS' : verdictMin(false, share, FANOUT_TARGET.broadcastShare),
+      },
+      {
+        label: `watch fan-out of ${SHAPE_LABEL[shape]}: event latency p99 (upsert sent → watcher received) with upserts offered at ${rate(result.config.pacedRate)} (delivered ${rate(paced.eventsPerSecond)} per watcher)`,
+        measured: `${time(paced.latency.p99)} (median ${time(paced.latency.median)})`,
+        target: shape === 'delta' ? `< ${FANOUT_TARGET.p99Ms} ms at ${rate(result.config.pacedRate)}` : '— (for comparison)',
+        result: shape === 'delta' ? pacedVerdict(paced, result.config) : '—',
+      },
     );
   }
   return rows;
@@ -461,13 +642,17 @@ export function renderFanout(result, line) {
     line('Measured before delta events: run `node bench/run.mjs --only fanout`.');
     return;
   }
-  line(`${cfg.nodes} nodes (one load-generator process) upsert; ${cfg.watchers} admin watchers (\`control.node_service_watch\`, \`replay_limit: 0\`) in another process receive, ` +
-    `one group per event shape: full events (the node's whole catalog, the earlier protocol's shape) and delta events (\`include: "delta"\`); only the group being measured watches, the other has unwatched. ` +
-    `Baseline: a plain \`ws\` WebSocketServer (\`bench/broadcast-server.mjs\`, its own process) broadcasting a real event frame of this run of the same shape ` +
-    `(full ${(result.template.full.bytes / 1024).toFixed(1)} KiB, delta ${(result.template.delta.bytes / 1024).toFixed(1)} KiB) to ${cfg.watchers} clients in a third process (the same receiving code). Each variant ${cfg.rounds} round(s) of ${cfg.seconds} s, interleaved. ` +
-    `Latency is from the send of the upsert (or of the broadcast frame) to the receipt, on CLOCK_MONOTONIC, which all the processes share.`);
+  line(
+    `${cfg.nodes} nodes (one load-generator process) upsert; ${cfg.watchers} admin watchers (\`control.node_service_watch\`, \`replay_limit: 0\`) in another process receive, ` +
+      `one group per event shape: full events (the node's whole catalog, the earlier protocol's shape) and delta events (\`include: "delta"\`); only the group being measured watches, the other has unwatched. ` +
+      `Baseline: a plain \`ws\` WebSocketServer (\`bench/broadcast-server.mjs\`, its own process) broadcasting a real event frame of this run of the same shape ` +
+      `(full ${(result.template.full.bytes / 1024).toFixed(1)} KiB, delta ${(result.template.delta.bytes / 1024).toFixed(1)} KiB) to ${cfg.watchers} clients in a third process (the same receiving code). Each variant ${cfg.rounds} round(s) of ${cfg.seconds} s, interleaved. ` +
+      `Latency is from the send of the upsert (or of the broadcast frame) to the receipt, on CLOCK_MONOTONIC, which all the processes share.`,
+  );
   line();
-  line('| load | shape | sender | events/s delivered | deliveries/s | ÷ plain | sender CPU per event | delivery latency median | p90 | p99 | resyncs | target | result |');
+  line(
+    '| load | shape | sender | events/s delivered | deliveries/s | ÷ plain | sender CPU per event | delivery latency median | p90 | p99 | resyncs | target | result |',
+  );
   line('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   const loads = [
     ['max', `as fast as it goes (${cfg.inflight} upserts in flight; the baseline sends while every client has < ${mib(cfg.maxBufferedBytes / 1024)} unsent)`],
@@ -488,28 +673,38 @@ export function renderFanout(result, line) {
         target = `p99 < ${FANOUT_TARGET.p99Ms} ms at ${rate(cfg.pacedRate)}`;
         verdictText = pacedVerdict(a, cfg);
       }
-      line(`| ${label} | ${shape} | Acheron | ${rate(a.eventsPerSecond)} | ${rate(a.perSecond)} | ${ratio(share)} | ${time(a.senderUsPerEvent)} | ${time(a.latency.median)} | ${time(a.latency.p90)} | ${time(a.latency.p99)} | ${a.resyncs} | ${target} | ${verdictText} |`);
-      line(`| ${label} | ${shape} | plain \`ws\` | ${rate(p.eventsPerSecond)} | ${rate(p.perSecond)} | 1 | ${time(p.senderUsPerEvent)} | ${time(p.latency.median)} | ${time(p.latency.p90)} | ${time(p.latency.p99)} | — | — | — |`);
+      line(
+        `| ${label} | ${shape} | Acheron | ${rate(a.eventsPerSecond)} | ${rate(a.perSecond)} | ${ratio(share)} | ${time(a.senderUsPerEvent)} | ${time(a.latency.median)} | ${time(a.latency.p90)} | ${time(a.latency.p99)} | ${a.resyncs} | ${target} | ${verdictText} |`,
+      );
+      line(
+        `| ${label} | ${shape} | plain \`ws\` | ${rate(p.eventsPerSecond)} | ${rate(p.perSecond)} | 1 | ${time(p.senderUsPerEvent)} | ${time(p.latency.median)} | ${time(p.latency.p90)} | ${time(p.latency.p99)} | — | — | — |`,
+      );
     }
   }
   line();
-  line('Deliveries/s count the frames received within the sending window, events/s delivered are that divided by the number of watchers; latencies cover every delivery of an event sent within it (the worst round\'s percentiles when there are several). ' +
-    '"Resyncs": watches the server ended with `resync_required` because a watcher had more than 8 MiB unsent (the watcher then watched again). ' +
-    'Sender CPU per event: the control server\'s (or the broadcaster\'s) CPU over the phase, all threads, divided by the events every watcher received; the server\'s includes taking the upsert.');
+  line(
+    "Deliveries/s count the frames received within the sending window, events/s delivered are that divided by the number of watchers; latencies cover every delivery of an event sent within it (the worst round's percentiles when there are several). " +
+      '"Resyncs": watches the server ended with `resync_required` because a watcher had more than 8 MiB unsent (the watcher then watched again). ' +
+      "Sender CPU per event: the control server's (or the broadcaster's) CPU over the phase, all threads, divided by the events every watcher received; the server's includes taking the upsert.",
+  );
   line();
   for (const [key, label] of loads) {
     for (const shape of SHAPES) {
       const r = result[key][shape][0];
-      let text = `- Acheron, ${shape} events, ${label.replace(/ \(.*\)$/, '')}, first round: upsert ack latency (send → ack at the node) median ${time(r.ackLatency.median)}, p99 ${time(r.ackLatency.p99)}; ` +
+      let text =
+        `- Acheron, ${shape} events, ${label.replace(/ \(.*\)$/, '')}, first round: upsert ack latency (send → ack at the node) median ${time(r.ackLatency.median)}, p99 ${time(r.ackLatency.p99)}; ` +
         `${r.sent} upserts sent${r.skipped ? `, ${r.skipped} skipped (every node had an upsert in flight)` : ''}.`;
       if (r.ackToLast) {
-        text += ` From the ack until the last of the ${cfg.watchers} watchers had the event: median ${time(r.ackToLast.median)}, p99 ${time(r.ackToLast.p99)} ` +
+        text +=
+          ` From the ack until the last of the ${cfg.watchers} watchers had the event: median ${time(r.ackToLast.median)}, p99 ${time(r.ackToLast.p99)} ` +
           `(negative: the watchers had it before the node had its ack; ${r.ackToLast.complete} of ${r.ackToLast.events} events reached every watcher).`;
       }
       line(text);
     }
   }
   const logged = Object.entries(result.serverLog);
-  line(`- Server counters at the end: ${result.server.fanoutSent} deliveries sent, ${result.server.fanoutDropped} refused (slow watcher), ${result.server.watchesEnded} watches ended; RSS ${mib(result.memory.rssKiB)}. ` +
-    `Server log warnings and errors: ${logged.length === 0 ? 'none' : logged.map(([k, n]) => `${n} × ${k}`).join(', ')}.`);
+  line(
+    `- Server counters at the end: ${result.server.fanoutSent} deliveries sent, ${result.server.fanoutDropped} refused (slow watcher), ${result.server.watchesEnded} watches ended; RSS ${mib(result.memory.rssKiB)}. ` +
+      `Server log warnings and errors: ${logged.length === 0 ? 'none' : logged.map(([k, n]) => `${n} × ${k}`).join(', ')}.`,
+  );
 }

@@ -45,7 +45,16 @@ function withSupervision(descriptor, nowMs) {
     ...descriptor,
     runtime: {
       ...descriptor.runtime,
-      supervision_status: { state: 'online', enabled: true, restarts_total: 0, consecutive_failures: 0, backoff_until_ms: null, last_transition_ms: nowMs, last_healthy_ms: nowMs, last_error: '' },
+      supervision_status: {
+        state: 'online',
+        enabled: true,
+        restarts_total: 0,
+        consecutive_failures: 0,
+        backoff_until_ms: null,
+        last_transition_ms: nowMs,
+        last_healthy_ms: nowMs,
+        last_error: '',
+      },
     },
   };
 }

@@ -29,8 +29,15 @@ const persistent = flags.has('--persistent');
 const [file, payloadFile, n, warmup] = args;
 const input = await readFile(payloadFile);
 const spec = {
-  file, args: driverArgs, cwd: tmpdir(), env: { ...process.env }, invocationId: 'bench', input,
-  timeoutMs: 30_000, killGraceMs: 2_000, maxOutputBytes: 1 << 20,
+  file,
+  args: driverArgs,
+  cwd: tmpdir(),
+  env: { ...process.env },
+  invocationId: 'bench',
+  input,
+  timeoutMs: 30_000,
+  killGraceMs: 2_000,
+  maxOutputBytes: 1 << 20,
   ...(persistent ? { persistentKey: 'bench' } : {}),
 };
 const spawner = viaSpawner ? await DriverSpawner.start(pino({ level: 'silent' }), `bench-${process.pid}`) : undefined;

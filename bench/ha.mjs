@@ -27,9 +27,19 @@ export const HA_TARGET = { registrationSeconds: 15, upsertsPerSecond: 1500, late
 function haConfig() {
   const quick = ctx.quick;
   return {
-    nodes: 1000, registerConcurrency: 100, sustainSeconds: quick ? 3 : 8, inflight: 64, latencySeconds: quick ? 3 : 6,
-    setups: [{ store: 'file', servers: 1 }, { store: 'etcd', servers: 1 }, { store: 'etcd', servers: 2 }, { store: 'etcd', servers: 3 }],
-    failoverNodes: quick ? 10 : 20, failoverRounds: quick ? 2 : 4,
+    nodes: 1000,
+    registerConcurrency: 100,
+    sustainSeconds: quick ? 3 : 8,
+    inflight: 64,
+    latencySeconds: quick ? 3 : 6,
+    setups: [
+      { store: 'file', servers: 1 },
+      { store: 'etcd', servers: 1 },
+      { store: 'etcd', servers: 2 },
+      { store: 'etcd', servers: 3 },
+    ],
+    failoverNodes: quick ? 10 : 20,
+    failoverRounds: quick ? 2 : 4,
   };
 }
 
@@ -42,13 +52,51 @@ async function startEtcdCluster() {
   const endpoints = ports.map((p) => `http://127.0.0.1:${p.client}`);
   // One token for the whole cluster: a token per member gives "cluster ID mismatch" and no quorum.
   const token = `bench-${randomBytes(3).toString('hex')}`;
-  ports.forEach((p, i) => startDaemon('etcd', [
-    '--name', `m${i + 1}`, '--data-dir', join(dir, `m${i + 1}`),
-    '--listen-client-urls', endpoints[i], '--advertise-client-urls', endpoints[i],
-    '--listen-peer-urls', `http://127.0.0.1:${p.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${p.peer}`,
-    '--initial-cluster', cluster, '--initial-cluster-token', token, '--initial-cluster-state', 'new', '--logger', 'zap', '--log-outputs', 'stderr',
-  ], { name: `etcd m${i + 1}` }));
-  await waitFor('etcd healthy', async () => (await Promise.all(endpoints.map((e) => fetch(`${e}/health`).then(async (r) => (await r.json()).health === 'true', () => false)))).every(Boolean), 60_000);
+  ports.forEach((p, i) =>
+    startDaemon(
+      'etcd',
+      [
+        '--name',
+        `m${i + 1}`,
+        '--data-dir',
+        join(dir, `m${i + 1}`),
+        '--listen-client-urls',
+        endpoints[i],
+        '--advertise-client-urls',
+        endpoints[i],
+        '--listen-peer-urls',
+        `http://127.0.0.1:${p.peer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${p.peer}`,
+        '--initial-cluster',
+        cluster,
+        '--initial-cluster-token',
+        token,
+        '--initial-cluster-state',
+        'new',
+        '--logger',
+        'zap',
+        '--log-outputs',
+        'stderr',
+      ],
+      { name: `etcd m${i + 1}` },
+    ),
+  );
+  await waitFor(
+    'etcd healthy',
+    async () =>
+      (
+        await Promise.all(
+          endpoints.map((e) =>
+            fetch(`${e}/health`).then(
+              async (r) => (await r.json()).health === 'true',
+              () => false,
+            ),
+          ),
+        )
+      ).every(Boolean),
+    60_000,
+  );
   return endpoints;
 }
 
@@ -62,12 +110,27 @@ async function mintEtcdTokens(endpoints, prefix, count) {
   try {
     const now = Date.now();
     const entries = [{ id: 'admin', token: `ach_admin_${randomBytes(24).toString('base64url')}`, role: 'admin' }];
-    for (let i = 0; i < count; i++) entries.push({ id: `join-${randomBytes(4).toString('hex')}`, token: `ach_join_${randomBytes(24).toString('base64url')}`, role: 'join', expires_ms: now + 3_600_000, used_ms: null });
+    for (let i = 0; i < count; i++)
+      entries.push({
+        id: `join-${randomBytes(4).toString('hex')}`,
+        token: `ach_join_${randomBytes(24).toString('base64url')}`,
+        role: 'join',
+        expires_ms: now + 3_600_000,
+        used_ms: null,
+      });
     for (let i = 0; i < entries.length; i += 50) {
-      await Promise.all(entries.slice(i, i + 50).flatMap(({ token, ...entry }) => [
-        client.put(`${prefix}tokens/${digestHex(token)}`).value(JSON.stringify({ ...entry, created_ms: now, op_id: 'bench' })).exec(),
-        client.put(`${prefix}token-ids/${entry.id}`).value(JSON.stringify({ token_sha256: digestHex(token), op_id: 'bench' })).exec(),
-      ]));
+      await Promise.all(
+        entries.slice(i, i + 50).flatMap(({ token, ...entry }) => [
+          client
+            .put(`${prefix}tokens/${digestHex(token)}`)
+            .value(JSON.stringify({ ...entry, created_ms: now, op_id: 'bench' }))
+            .exec(),
+          client
+            .put(`${prefix}token-ids/${entry.id}`)
+            .value(JSON.stringify({ token_sha256: digestHex(token), op_id: 'bench' }))
+            .exec(),
+        ]),
+      );
     }
     return { adminToken: entries[0].token, tokens: entries.slice(1).map((e) => e.token) };
   } finally {
@@ -86,7 +149,11 @@ async function startSetup(setup, endpoints, count) {
   const prefix = `/bench-${setup.servers}-${randomBytes(3).toString('hex')}/`;
   const minted = await mintEtcdTokens(endpoints, prefix, count);
   const store = ['--store', 'etcd', '--etcd-endpoints', endpoints.join(','), '--etcd-prefix', prefix];
-  const servers = await Promise.all(Array.from({ length: setup.servers }, (_, i) => startControl(`${name}-s${i + 1}`, join(ctx.work, name, `data-${i + 1}`), [...store, '--server-id', `${name}-s${i + 1}`])));
+  const servers = await Promise.all(
+    Array.from({ length: setup.servers }, (_, i) =>
+      startControl(`${name}-s${i + 1}`, join(ctx.work, name, `data-${i + 1}`), [...store, '--server-id', `${name}-s${i + 1}`]),
+    ),
+  );
   return { servers, store, prefix, ...minted };
 }
 
@@ -108,7 +175,8 @@ async function benchSetup(setup, endpoints, cfg) {
     const metrics = await servers.at(-1).metrics();
     const { latencies, acks: _acks, ...sustainedRest } = sustained;
     return {
-      setup, registration: summarizeRegistration(registration),
+      setup,
+      registration: summarizeRegistration(registration),
       sustained: { ...sustainedRest, latency: summarize(latencies) },
       paced: { sent: paced.sent, acked: paced.acked, skipped: paced.skipped, errors: paced.errors },
       watched,
@@ -129,10 +197,20 @@ async function benchFailover(endpoints, cfg) {
   const quiet = pino({ level: 'silent' });
   const dir = join(ctx.work, 'ha-failover');
   await mkdir(dir, { recursive: true });
-  const sessions = tokens.map((token, i) => new NodeControlSession({
-    urls, nodeId: `fo-${i}`, stateFile: join(dir, `fo-${i}.json`), joinToken: async () => token, catalog: () => nodeCatalog(`fo-${i}`, 0),
-    node: { node_name: `fo-${i}`, platform: { os: 'linux', arch: 'x64', runtime_kind: 'node' }, labels: {} }, backoffMs: 200, backoffMaxMs: 2000, log: quiet,
-  }));
+  const sessions = tokens.map(
+    (token, i) =>
+      new NodeControlSession({
+        urls,
+        nodeId: `fo-${i}`,
+        stateFile: join(dir, `fo-${i}.json`),
+        joinToken: async () => token,
+        catalog: () => nodeCatalog(`fo-${i}`, 0),
+        node: { node_name: `fo-${i}`, platform: { os: 'linux', arch: 'x64', runtime_kind: 'node' }, labels: {} },
+        backoffMs: 200,
+        backoffMaxMs: 2000,
+        log: quiet,
+      }),
+  );
   const world = new WorldCatalog({ urls, token: adminToken, log: quiet, backoffMs: 200, backoffMaxMs: 2000 });
   const live = [...servers];
   const rounds = [];
@@ -152,7 +230,10 @@ async function benchFailover(endpoints, cfg) {
       // Polled every 5 ms: the WorldFS catalog says when it last (dis)connected (changedMs), the sessions their server.
       while (nodeMs.size < sessions.length || worldMs === undefined) {
         const now = performance.now() - killedAt;
-        if (now > 30_000) throw new Error(`failover round ${round + 1}: ${nodeMs.size}/${sessions.length} nodes moved, WorldFS ${worldMs === undefined ? 'not ' : ''}resumed after 30 s`);
+        if (now > 30_000)
+          throw new Error(
+            `failover round ${round + 1}: ${nodeMs.size}/${sessions.length} nodes moved, WorldFS ${worldMs === undefined ? 'not ' : ''}resumed after 30 s`,
+          );
         sessions.forEach((s, i) => {
           if (!nodeMs.has(i) && s.state === 'connected' && s.url === survivor.url) nodeMs.set(i, now);
         });
@@ -171,7 +252,14 @@ async function benchFailover(endpoints, cfg) {
     await Promise.all(live.map((s) => s.stop()));
   }
   const nodeMs = rounds.flatMap((r) => r.nodeMs);
-  return { nodes: sessions.length, rounds: rounds.length, node: summarize(nodeMs), nodeMax: Math.max(...nodeMs), world: summarize(rounds.map((r) => r.worldMs)), worldMax: Math.max(...rounds.map((r) => r.worldMs)) };
+  return {
+    nodes: sessions.length,
+    rounds: rounds.length,
+    node: summarize(nodeMs),
+    nodeMax: Math.max(...nodeMs),
+    world: summarize(rounds.map((r) => r.worldMs)),
+    worldMax: Math.max(...rounds.map((r) => r.worldMs)),
+  };
 }
 
 export async function benchHa() {
@@ -192,38 +280,90 @@ export function summaryHa(result) {
   const rows = [];
   for (const run of result.setups.filter((r) => r.setup.store === 'etcd')) {
     const reg = run.registration;
-    if (run.setup.servers === 1) rows.push({ label: `HA: registration of ${reg.attempted} nodes × ${SERVICES_PER_NODE} services, ${label(run.setup)}`, measured: `${reg.seconds.toFixed(1)} s (${reg.registered} registered)`, target: `< ${HA_TARGET.registrationSeconds} s`, result: reg.registered === reg.attempted && reg.seconds < HA_TARGET.registrationSeconds ? 'PASS' : verdict(false, reg.seconds, HA_TARGET.registrationSeconds) });
+    if (run.setup.servers === 1)
+      rows.push({
+        label: `HA: registration of ${reg.attempted} nodes × ${SERVICES_PER_NODE} services, ${label(run.setup)}`,
+        measured: `${reg.seconds.toFixed(1)} s (${reg.registered} registered)`,
+        target: `< ${HA_TARGET.registrationSeconds} s`,
+        result:
+          reg.registered === reg.attempted && reg.seconds < HA_TARGET.registrationSeconds ? 'PASS' : verdict(false, reg.seconds, HA_TARGET.registrationSeconds),
+      });
     if (run.setup.servers === 2) {
-      rows.push({ label: `HA: sustained upserts/s in total, ${label(run.setup)}`, measured: rate(run.sustained.perSecond), target: `≥ ${rate(HA_TARGET.upsertsPerSecond)}`, result: run.sustained.perSecond >= HA_TARGET.upsertsPerSecond ? 'PASS' : verdictMin(false, run.sustained.perSecond, HA_TARGET.upsertsPerSecond) });
-      rows.push({ label: `HA: event latency to a watcher on the other server at ${HA_TARGET.eventsPerSecond} events/s, p99, ${label(run.setup)}`, measured: time(run.watched.latency?.p99 ?? NaN), target: `< ${HA_TARGET.latencyP99Ms} ms`, result: p99Ms(run) < HA_TARGET.latencyP99Ms ? 'PASS' : verdict(false, p99Ms(run), HA_TARGET.latencyP99Ms) });
+      rows.push({
+        label: `HA: sustained upserts/s in total, ${label(run.setup)}`,
+        measured: rate(run.sustained.perSecond),
+        target: `≥ ${rate(HA_TARGET.upsertsPerSecond)}`,
+        result: run.sustained.perSecond >= HA_TARGET.upsertsPerSecond ? 'PASS' : verdictMin(false, run.sustained.perSecond, HA_TARGET.upsertsPerSecond),
+      });
+      rows.push({
+        label: `HA: event latency to a watcher on the other server at ${HA_TARGET.eventsPerSecond} events/s, p99, ${label(run.setup)}`,
+        measured: time(run.watched.latency?.p99 ?? NaN),
+        target: `< ${HA_TARGET.latencyP99Ms} ms`,
+        result: p99Ms(run) < HA_TARGET.latencyP99Ms ? 'PASS' : verdict(false, p99Ms(run), HA_TARGET.latencyP99Ms),
+      });
     }
   }
   const f = result.failover;
-  rows.push({ label: `HA: failover, server killed → node tunnel up on the other server, median of ${f.node.n}`, measured: `${f.node.median.toFixed(0)} ms`, target: `< ${HA_TARGET.failoverMedianMs} ms`, result: f.node.median < HA_TARGET.failoverMedianMs ? 'PASS' : verdict(false, f.node.median, HA_TARGET.failoverMedianMs) });
-  rows.push({ label: `HA: failover, server killed → WorldFS watch resumed on the other server, median of ${f.world.n}`, measured: `${f.world.median.toFixed(0)} ms`, target: `< ${HA_TARGET.failoverMedianMs} ms`, result: f.world.median < HA_TARGET.failoverMedianMs ? 'PASS' : verdict(false, f.world.median, HA_TARGET.failoverMedianMs) });
+  rows.push({
+    label: `HA: failover, server killed → node tunnel up on the other server, median of ${f.node.n}`,
+    measured: `${f.node.median.toFixed(0)} ms`,
+    target: `< ${HA_TARGET.failoverMedianMs} ms`,
+    result: f.node.median < HA_TARGET.failoverMedianMs ? 'PASS' : verdict(false, f.node.median, HA_TARGET.failoverMedianMs),
+  });
+  rows.push({
+    label: `HA: failover, server killed → WorldFS watch resumed on the other server, median of ${f.world.n}`,
+    measured: `${f.world.median.toFixed(0)} ms`,
+    target: `< ${HA_TARGET.failoverMedianMs} ms`,
+    result: f.world.median < HA_TARGET.failoverMedianMs ? 'PASS' : verdict(false, f.world.median, HA_TARGET.failoverMedianMs),
+  });
   return rows;
 }
 
 export function renderHa(result, line) {
   const { config: cfg } = result;
-  line(`${cfg.nodes} simulated nodes (\`bench/load-nodes.mjs\`, ${SERVICES_PER_NODE} services each, ${(result.shape.catalogBytes / 1024).toFixed(1)} KiB of descriptors), node i registering with server i mod n; ` +
-    `the same load on each setup: registration (${cfg.registerConcurrency} at a time), ${cfg.sustainSeconds} s of sustained upserts (${cfg.inflight} in flight, each a real change), ` +
-    `then ${cfg.latencySeconds} s at ${HA_TARGET.eventsPerSecond} upserts/s with one delta watcher on the last server (on etcd with several servers, most events were made through another one). ` +
-    'etcd: 3 members on loopback on the same 2 cores (fsync on), each setup under a prefix of its own.');
+  line(
+    `${cfg.nodes} simulated nodes (\`bench/load-nodes.mjs\`, ${SERVICES_PER_NODE} services each, ${(result.shape.catalogBytes / 1024).toFixed(1)} KiB of descriptors), node i registering with server i mod n; ` +
+      `the same load on each setup: registration (${cfg.registerConcurrency} at a time), ${cfg.sustainSeconds} s of sustained upserts (${cfg.inflight} in flight, each a real change), ` +
+      `then ${cfg.latencySeconds} s at ${HA_TARGET.eventsPerSecond} upserts/s with one delta watcher on the last server (on etcd with several servers, most events were made through another one). ` +
+      'etcd: 3 members on loopback on the same 2 cores (fsync on), each setup under a prefix of its own.',
+  );
   line();
-  line('| setup | registration | one node: connect → first upsert, median / p99 | sustained upserts/s | ack latency median / p99 | event latency to the watcher, median / p99 | errors |');
+  line(
+    '| setup | registration | one node: connect → first upsert, median / p99 | sustained upserts/s | ack latency median / p99 | event latency to the watcher, median / p99 | errors |',
+  );
   line('|---|---|---|---|---|---|---|');
   for (const run of result.setups) {
     const reg = run.registration;
     const errors = { ...reg.errors, ...run.sustained.errors, ...run.paced.errors };
-    line(`| ${label(run.setup)} | ${reg.seconds.toFixed(1)} s (${reg.registered}/${reg.attempted}) | ${time(reg.latency.total.median)} / ${time(reg.latency.total.p99)} | ${rate(run.sustained.perSecond)} | ${time(run.sustained.latency.median)} / ${time(run.sustained.latency.p99)} | ${time(run.watched.latency?.median ?? NaN)} / ${time(run.watched.latency?.p99 ?? NaN)} (${run.watched.received ?? 0} events) | ${Object.keys(errors).length === 0 ? 'none' : Object.entries(errors).map(([k, n]) => `${n} × ${k}`).join(', ')} |`);
+    line(
+      `| ${label(run.setup)} | ${reg.seconds.toFixed(1)} s (${reg.registered}/${reg.attempted}) | ${time(reg.latency.total.median)} / ${time(reg.latency.total.p99)} | ${rate(run.sustained.perSecond)} | ${time(run.sustained.latency.median)} / ${time(run.sustained.latency.p99)} | ${time(run.watched.latency?.median ?? NaN)} / ${time(run.watched.latency?.p99 ?? NaN)} (${run.watched.received ?? 0} events) | ${
+        Object.keys(errors).length === 0
+          ? 'none'
+          : Object.entries(errors)
+              .map(([k, n]) => `${n} × ${k}`)
+              .join(', ')
+      } |`,
+    );
   }
   line();
   const f = result.failover;
-  line(`**Failover** (etcd, 2 servers, \`--server-ttl-ms\` 5000): ${f.nodes} node sessions (\`NodeControlSession\`, the node daemon's, \`--reconnect-backoff-ms 200\`) and one WorldFS catalog (\`WorldCatalog\`), all given both URLs and on the same server, which is killed (kill -9) and started again, ${f.rounds} rounds. ` +
-    `Node tunnel up on the other server after the kill: median ${f.node.median.toFixed(0)} ms, p90 ${f.node.p90.toFixed(0)} ms, max ${f.nodeMax.toFixed(0)} ms (${f.node.n}); ` +
-    `WorldFS watch resumed there: median ${f.world.median.toFixed(0)} ms, max ${f.worldMax.toFixed(0)} ms. Targets: median < ${HA_TARGET.failoverMedianMs} ms.`);
+  line(
+    `**Failover** (etcd, 2 servers, \`--server-ttl-ms\` 5000): ${f.nodes} node sessions (\`NodeControlSession\`, the node daemon's, \`--reconnect-backoff-ms 200\`) and one WorldFS catalog (\`WorldCatalog\`), all given both URLs and on the same server, which is killed (kill -9) and started again, ${f.rounds} rounds. ` +
+      `Node tunnel up on the other server after the kill: median ${f.node.median.toFixed(0)} ms, p90 ${f.node.p90.toFixed(0)} ms, max ${f.nodeMax.toFixed(0)} ms (${f.node.n}); ` +
+      `WorldFS watch resumed there: median ${f.world.median.toFixed(0)} ms, max ${f.worldMax.toFixed(0)} ms. Targets: median < ${HA_TARGET.failoverMedianMs} ms.`,
+  );
   line();
-  const logs = result.setups.map((run) => `${label(run.setup)}: ${Object.keys(run.serverLog).length === 0 ? 'none' : Object.entries(run.serverLog).map(([k, n]) => `${n} × ${k}`).join(', ')}`).join('; ');
+  const logs = result.setups
+    .map(
+      (run) =>
+        `${label(run.setup)}: ${
+          Object.keys(run.serverLog).length === 0
+            ? 'none'
+            : Object.entries(run.serverLog)
+                .map(([k, n]) => `${n} × ${k}`)
+                .join(', ')
+        }`,
+    )
+    .join('; ');
   line(`Server log warnings and errors: ${logs}.`);
 }

@@ -61,7 +61,8 @@ export function exec(file, args, { cwd = '/', timeoutMs = 180_000 } = {}) {
 
 export async function mustExec(file, args, options) {
   const result = await exec(file, args, options);
-  if (result.code !== 0) throw new Error(`${[file, ...args].join(' ').slice(0, 200)}: exit ${result.code ?? result.signal}: ${result.stderr.trim().slice(-600)}`);
+  if (result.code !== 0)
+    throw new Error(`${[file, ...args].join(' ').slice(0, 200)}: exit ${result.code ?? result.signal}: ${result.stderr.trim().slice(-600)}`);
   return result.stdout;
 }
 
@@ -103,10 +104,12 @@ export function startDaemon(file, args, { mountPoint, name }) {
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   let gone = false;
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-    gone = true;
-    resolve({ code, signal });
-  }));
+  const exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      gone = true;
+      resolve({ code, signal });
+    }),
+  );
   child.once('error', () => (gone = true));
   let stopping;
   const daemon = {
@@ -166,10 +169,28 @@ export async function startNode(name, { servicesDir, logLevel = 'warn', args = [
   const stateFile = join(dir, 'state', 'bench.json');
   const logFile = join(dir, 'node.log');
   const started = performance.now();
-  const daemon = startDaemon(process.execPath, [
-    ...cpuProfileArgs(), ACHERON, 'node', '--node-id', 'bench', '--mount', mountPoint, '--services-dir', servicesDir,
-    '--state-file', stateFile, '--log-level', logLevel, '--log-file', logFile, ...args,
-  ], { mountPoint, name: `acheron node (${name})` });
+  const daemon = startDaemon(
+    process.execPath,
+    [
+      ...cpuProfileArgs(),
+      ACHERON,
+      'node',
+      '--node-id',
+      'bench',
+      '--mount',
+      mountPoint,
+      '--services-dir',
+      servicesDir,
+      '--state-file',
+      stateFile,
+      '--log-level',
+      logLevel,
+      '--log-file',
+      logFile,
+      ...args,
+    ],
+    { mountPoint, name: `acheron node (${name})` },
+  );
   await daemon.ready();
   return Object.assign(daemon, { startMs: performance.now() - started, dir, stateFile, logFile, service: (id) => join(mountPoint, 'services', id) });
 }
@@ -186,12 +207,14 @@ export function forkWorker(file, name, { execArgv = [] } = {}) {
   const pending = new Map();
   let nextId = 1;
   let gone = false;
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-    gone = true;
-    for (const { reject } of pending.values()) reject(new Error(`${name} exited (${code ?? signal}) during a call: ${stderr.trim().slice(-600)}`));
-    pending.clear();
-    resolve({ code, signal });
-  }));
+  const exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      gone = true;
+      for (const { reject } of pending.values()) reject(new Error(`${name} exited (${code ?? signal}) during a call: ${stderr.trim().slice(-600)}`));
+      pending.clear();
+      resolve({ code, signal });
+    }),
+  );
   child.on('message', (message) => {
     const waiter = pending.get(message.id);
     if (!waiter) return;
@@ -297,7 +320,11 @@ export async function writeManifest(dir, id, executablePath, extra = {}) {
   await writeFile(join(dir, `${id}.json`), JSON.stringify(manifest) + '\n');
 }
 
-export const exists = (path) => stat(path).then(() => true, () => false);
+export const exists = (path) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 export const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length]);
 
 /** Rounds interleave the variants (rotating their order) so drift in machine load hits all alike. */

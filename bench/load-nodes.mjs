@@ -37,7 +37,12 @@ class SimNode {
 
   connect() {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(this.url, { headers: { authorization: `Bearer ${this.joinToken}` }, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 60_000 });
+      const socket = new WebSocket(this.url, {
+        headers: { authorization: `Bearer ${this.joinToken}` },
+        perMessageDeflate: false,
+        skipUTF8Validation: true,
+        handshakeTimeout: 60_000,
+      });
       this.socket = socket;
       socket.once('open', () => resolve());
       socket.once('unexpected-response', (_request, response) => {
@@ -136,10 +141,16 @@ async function registerOne(node, index) {
   await node.connect();
   const t1 = nowUs();
   await node.send('control.version', '{"protocol":"unified-v2"}');
-  await node.send('control.node_join', JSON.stringify({
-    join_token: node.joinToken, node_id: node.nodeId, node_name: node.nodeId,
-    platform: { os: 'linux', arch: 'x64', runtime_kind: 'node' }, labels: { zone: `zone-${index % 4}`, role: 'bench' },
-  }));
+  await node.send(
+    'control.node_join',
+    JSON.stringify({
+      join_token: node.joinToken,
+      node_id: node.nodeId,
+      node_name: node.nodeId,
+      platform: { os: 'linux', arch: 'x64', runtime_kind: 'node' },
+      labels: { zone: `zone-${index % 4}`, role: 'bench' },
+    }),
+  );
   const t2 = nowUs();
   await node.send('control.node_service_upsert', node.upsertFrame());
   const t3 = nowUs();
@@ -181,20 +192,26 @@ async function upserts({ seconds, inflight, rate, recordAcks = false }) {
     sent++;
     const version = node.changeOne();
     const sentUs = Number(version.slice(1));
-    node.send('control.node_service_upsert', node.upsertFrame()).then(() => {
-      const ackUs = nowUs();
-      acked++;
-      if (ackUs <= end) ackedInWindow++;
-      latencies.push(ackUs - sentUs);
-      if (recordAcks) acks.push([sentUs, ackUs]);
-    }, (error) => {
-      const key = error.code ?? error.message.slice(0, 120);
-      errors[key] = (errors[key] ?? 0) + 1;
-    }).finally(() => {
-      node.busy = false;
-      outstanding--;
-      wake?.();
-    });
+    node
+      .send('control.node_service_upsert', node.upsertFrame())
+      .then(
+        () => {
+          const ackUs = nowUs();
+          acked++;
+          if (ackUs <= end) ackedInWindow++;
+          latencies.push(ackUs - sentUs);
+          if (recordAcks) acks.push([sentUs, ackUs]);
+        },
+        (error) => {
+          const key = error.code ?? error.message.slice(0, 120);
+          errors[key] = (errors[key] ?? 0) + 1;
+        },
+      )
+      .finally(() => {
+        node.busy = false;
+        outstanding--;
+        wake?.();
+      });
     return true;
   };
   const waitForSlot = () => new Promise((resolve) => (wake = resolve));
@@ -217,7 +234,22 @@ async function upserts({ seconds, inflight, rate, recordAcks = false }) {
   }
   const drainDeadline = Date.now() + 60_000;
   while (outstanding > 0 && Date.now() < drainDeadline) await new Promise((resolve) => setTimeout(resolve, 10));
-  return { seconds, inflight, rate: rate ?? null, sent, acked, ackedInWindow, perSecond: ackedInWindow / seconds, skipped, latencies, acks, errors, startUs: start, endUs: end, unfinished: outstanding };
+  return {
+    seconds,
+    inflight,
+    rate: rate ?? null,
+    sent,
+    acked,
+    ackedInWindow,
+    perSecond: ackedInWindow / seconds,
+    skipped,
+    latencies,
+    acks,
+    errors,
+    startUs: start,
+    endUs: end,
+    unfinished: outstanding,
+  };
 }
 
 serveCommands({

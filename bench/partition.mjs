@@ -27,8 +27,13 @@ export async function benchPartition() {
   const resultFile = join(ctx.work, 'partition.json');
   log(`partition: ${rounds} rounds of link down / up (ping ${PARTITION.pingIntervalMs} ms, grace ${PARTITION.offlineGraceMs} ms)`);
   const env = [
-    'HARNESS_NODES=1', 'HARNESS_CHECKS=partition-timing', `HARNESS_TIMING_ROUNDS=${rounds}`, `HARNESS_RESULT_FILE=${resultFile}`,
-    `HARNESS_PING_INTERVAL_MS=${PARTITION.pingIntervalMs}`, `HARNESS_OFFLINE_GRACE_MS=${PARTITION.offlineGraceMs}`, `HARNESS_LEASE_TTL_MS=${PARTITION.leaseTtlMs}`,
+    'HARNESS_NODES=1',
+    'HARNESS_CHECKS=partition-timing',
+    `HARNESS_TIMING_ROUNDS=${rounds}`,
+    `HARNESS_RESULT_FILE=${resultFile}`,
+    `HARNESS_PING_INTERVAL_MS=${PARTITION.pingIntervalMs}`,
+    `HARNESS_OFFLINE_GRACE_MS=${PARTITION.offlineGraceMs}`,
+    `HARNESS_LEASE_TTL_MS=${PARTITION.leaseTtlMs}`,
   ];
   const r = await exec('env', [...env, 'bash', join(REPO, 'scripts', 'acheron-multi-node-runtime.sh')], { timeoutMs: 600_000 });
   if (r.code !== 0) {
@@ -38,7 +43,13 @@ export async function benchPartition() {
     return { skipped: reason.trim() };
   }
   const samples = JSON.parse(await readFile(resultFile, 'utf8'));
-  return { rounds, settings: PARTITION, detectionMs: samples.detection_ms, recoveryMs: samples.recovery_ms, line: r.stdout.split('\n').find((l) => l.startsWith('ok partition-timing')) };
+  return {
+    rounds,
+    settings: PARTITION,
+    detectionMs: samples.detection_ms,
+    recoveryMs: samples.recovery_ms,
+    line: r.stdout.split('\n').find((l) => l.startsWith('ok partition-timing')),
+  };
 }
 
 const seconds = (ms) => `${(ms / 1000).toFixed(2)} s`;
@@ -48,12 +59,18 @@ function summaries(result) {
 }
 
 export function summaryPartition(result) {
-  if (result.skipped) return [{ label: 'Partition: link down → `offline` event', measured: '—', target: '— (reported)', result: `not measured: ${result.skipped}` }];
+  if (result.skipped)
+    return [{ label: 'Partition: link down → `offline` event', measured: '—', target: '— (reported)', result: `not measured: ${result.skipped}` }];
   const { detection, recovery, window } = summaries(result);
   const inside = detection.median >= window.min && detection.median <= window.max;
   const { pingIntervalMs: ping, offlineGraceMs: grace } = result.settings;
   return [
-    { label: `Partition: link down → \`offline\` event at a watcher, median of ${detection.n} (ping ${ping} ms, grace ${grace} ms)`, measured: seconds(detection.median), target: `— (reported; the model: ${seconds(window.min)}–${seconds(window.max)})`, result: inside ? 'within the model' : 'outside the model' },
+    {
+      label: `Partition: link down → \`offline\` event at a watcher, median of ${detection.n} (ping ${ping} ms, grace ${grace} ms)`,
+      measured: seconds(detection.median),
+      target: `— (reported; the model: ${seconds(window.min)}–${seconds(window.max)})`,
+      result: inside ? 'within the model' : 'outside the model',
+    },
     { label: `Partition: link up → \`online\` event, median of ${recovery.n}`, measured: seconds(recovery.median), target: '— (reported)', result: '—' },
   ];
 }
@@ -66,15 +83,23 @@ export function renderPartition(result, line) {
   const { detection, recovery, window } = summaries(result);
   const { pingIntervalMs: ping, offlineGraceMs: grace, leaseTtlMs: lease } = result.settings;
   const max = (xs) => Math.max(...xs);
-  line(`The harness's own fleet (\`scripts/acheron-multi-node-runtime.sh\`, check \`partition-timing\`): a control server and one node, each in a network namespace of its own, joined by a veth pair; ` +
-    `the server runs with \`--ping-interval-ms ${ping} --offline-grace-ms ${grace} --lease-ttl-ms ${lease}\`, the node with \`--reconnect-backoff-ms 200\`. ` +
-    `${result.rounds} rounds: the node's link goes down (\`ip link set down\`: a silent link), the watcher's \`offline\` event is awaited, the link comes back up, the \`online\` event is awaited.`);
+  line(
+    `The harness's own fleet (\`scripts/acheron-multi-node-runtime.sh\`, check \`partition-timing\`): a control server and one node, each in a network namespace of its own, joined by a veth pair; ` +
+      `the server runs with \`--ping-interval-ms ${ping} --offline-grace-ms ${grace} --lease-ttl-ms ${lease}\`, the node with \`--reconnect-backoff-ms 200\`. ` +
+      `${result.rounds} rounds: the node's link goes down (\`ip link set down\`: a silent link), the watcher's \`offline\` event is awaited, the link comes back up, the \`online\` event is awaited.`,
+  );
   line();
   line('| phase | n | median | p90 | max | what bounds it |');
   line('|---|---|---|---|---|---|');
-  line(`| link down → \`offline\` event | ${detection.n} | ${seconds(detection.median)} | ${seconds(detection.p90)} | ${seconds(max(result.detectionMs))} | 2–3 ping intervals (two missed pongs) + the grace period + up to 1 s to the next lease check: ${seconds(window.min)}–${seconds(window.max)} |`);
-  line(`| link up → \`online\` event | ${recovery.n} | ${seconds(recovery.median)} | ${seconds(recovery.p90)} | ${seconds(max(result.recoveryMs))} | the node's next TCP retransmission on its dead connection (the server's RST ends it), then its reconnect (100–300 ms backoff), handshake and upsert |`);
+  line(
+    `| link down → \`offline\` event | ${detection.n} | ${seconds(detection.median)} | ${seconds(detection.p90)} | ${seconds(max(result.detectionMs))} | 2–3 ping intervals (two missed pongs) + the grace period + up to 1 s to the next lease check: ${seconds(window.min)}–${seconds(window.max)} |`,
+  );
+  line(
+    `| link up → \`online\` event | ${recovery.n} | ${seconds(recovery.median)} | ${seconds(recovery.p90)} | ${seconds(max(result.recoveryMs))} | the node's next TCP retransmission on its dead connection (the server's RST ends it), then its reconnect (100–300 ms backoff), handshake and upsert |`,
+  );
   line();
-  line(`With the server's defaults (pings every 10 s, grace 15 s) the same model gives ${seconds(detectionWindowMs({ pingIntervalMs: 10_000, offlineGraceMs: 15_000 }).min)}–${seconds(detectionWindowMs({ pingIntervalMs: 10_000, offlineGraceMs: 15_000 }).max)} from link down to \`offline\` (computed, not measured); recovery does not depend on them.`);
+  line(
+    `With the server's defaults (pings every 10 s, grace 15 s) the same model gives ${seconds(detectionWindowMs({ pingIntervalMs: 10_000, offlineGraceMs: 15_000 }).min)}–${seconds(detectionWindowMs({ pingIntervalMs: 10_000, offlineGraceMs: 15_000 }).max)} from link down to \`offline\` (computed, not measured); recovery does not depend on them.`,
+  );
   line();
 }

@@ -22,7 +22,6 @@ const CLIENT_LABEL = {
   rdwr: 'FUSE: one O_RDWR fd, write then read',
 };
 
-
 function invokeRows(invoke) {
   const rows = [];
   const summary = [];
@@ -31,8 +30,10 @@ function invokeRows(invoke) {
     const r = s.median / base.median;
     const targeted = client === 'fuse';
     const ok = r <= TARGET.invokeRatio;
-    rows.push(`| ${DRIVER_LABEL[driver]} | ${CLIENT_LABEL[client]} | ${mode ? `\`${mode}\`` : '—'} | ${s.n} | ${time(s.median)} | ${time(s.p90)} | ${time(s.p99)} | ` +
-      `${client === 'execa' ? '1 (baseline)' : ratio(r)} | ${targeted ? `≤ ${TARGET.invokeRatio}×` : '—'} | ${targeted ? verdict(ok, r, TARGET.invokeRatio) : '—'} |`);
+    rows.push(
+      `| ${DRIVER_LABEL[driver]} | ${CLIENT_LABEL[client]} | ${mode ? `\`${mode}\`` : '—'} | ${s.n} | ${time(s.median)} | ${time(s.p90)} | ${time(s.p99)} | ` +
+        `${client === 'execa' ? '1 (baseline)' : ratio(r)} | ${targeted ? `≤ ${TARGET.invokeRatio}×` : '—'} | ${targeted ? verdict(ok, r, TARGET.invokeRatio) : '—'} |`,
+    );
     if (targeted) summary.push({ driver, mode, r, ok, fuse: s.median, execa: base.median });
   };
   for (const driver of ['bin-cat', 'fixture-cat']) {
@@ -54,20 +55,43 @@ function summaryRows(results) {
   const { invoke, statcat, memory } = results;
   if (invoke) {
     for (const s of invokeRows(invoke).summary) {
-      rows.push({ label: `invoke round trip, ${DRIVER_LABEL[s.driver]}, \`--state-sync ${s.mode}\`${s.mode === 'always' ? ' (default)' : ''}: FUSE ÷ execa, medians`, measured: `${ratio(s.r)} (${time(s.fuse)} vs ${time(s.execa)})`, target: `≤ ${TARGET.invokeRatio}×`, result: verdict(s.ok, s.r, TARGET.invokeRatio) });
+      rows.push({
+        label: `invoke round trip, ${DRIVER_LABEL[s.driver]}, \`--state-sync ${s.mode}\`${s.mode === 'always' ? ' (default)' : ''}: FUSE ÷ execa, medians`,
+        measured: `${ratio(s.r)} (${time(s.fuse)} vs ${time(s.execa)})`,
+        target: `≤ ${TARGET.invokeRatio}×`,
+        result: verdict(s.ok, s.r, TARGET.invokeRatio),
+      });
     }
   }
   if (statcat) {
     const stat = statSummaries(statcat);
     const helloRatio = stat.acheron.median / stat.hello.median;
     const helloAbsRatio = stat['acheron-abs'].median / stat.hello.median;
-    rows.push({ label: '`stat` + `cat result.json` ÷ C `hello`, medians, same path depth', measured: `${ratio(helloRatio)} (${time(stat.acheron.median)} vs ${time(stat.hello.median)})`, target: `≤ ${TARGET.helloRatio}×`, result: verdict(helloRatio <= TARGET.helloRatio, helloRatio, TARGET.helloRatio) });
-    rows.push({ label: '`stat` + `cat` ÷ C `hello`, absolute path (`services/<id>/result.json` vs `/hello`)', measured: `${ratio(helloAbsRatio)} (${time(stat['acheron-abs'].median)} vs ${time(stat.hello.median)})`, target: `≤ ${TARGET.helloRatio}×`, result: verdict(helloAbsRatio <= TARGET.helloRatio, helloAbsRatio, TARGET.helloRatio) });
+    rows.push({
+      label: '`stat` + `cat result.json` ÷ C `hello`, medians, same path depth',
+      measured: `${ratio(helloRatio)} (${time(stat.acheron.median)} vs ${time(stat.hello.median)})`,
+      target: `≤ ${TARGET.helloRatio}×`,
+      result: verdict(helloRatio <= TARGET.helloRatio, helloRatio, TARGET.helloRatio),
+    });
+    rows.push({
+      label: '`stat` + `cat` ÷ C `hello`, absolute path (`services/<id>/result.json` vs `/hello`)',
+      measured: `${ratio(helloAbsRatio)} (${time(stat['acheron-abs'].median)} vs ${time(stat.hello.median)})`,
+      target: `≤ ${TARGET.helloRatio}×`,
+      result: verdict(helloAbsRatio <= TARGET.helloRatio, helloAbsRatio, TARGET.helloRatio),
+    });
   }
   if (memory) {
-    for (const [label, m] of [['loaded, idle', memory.idle], ['after invoking each once', memory.afterInvoke]]) {
+    for (const [label, m] of [
+      ['loaded, idle', memory.idle],
+      ['after invoking each once', memory.afterInvoke],
+    ]) {
       const rssMiB = m.daemon.rssKiB / 1024;
-      rows.push({ label: `daemon RSS with ${memory.services} services ${label}`, measured: mib(m.daemon.rssKiB), target: `< ${TARGET.rssMiB} MiB`, result: verdict(rssMiB < TARGET.rssMiB, rssMiB, TARGET.rssMiB) });
+      rows.push({
+        label: `daemon RSS with ${memory.services} services ${label}`,
+        measured: mib(m.daemon.rssKiB),
+        target: `< ${TARGET.rssMiB} MiB`,
+        result: verdict(rssMiB < TARGET.rssMiB, rssMiB, TARGET.rssMiB),
+      });
     }
   }
   if (results.persistent) rows.push(...summaryPersistent(results.persistent));
@@ -105,15 +129,19 @@ export function renderResults(results) {
 
   line('## Results');
   line();
-  line(`Run of ${env.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}: nproc ${env.nproc} (${env.cpu}), Node ${env.node}, Linux ${env.kernel}, ` +
-    `Python ${env.python}, libfuse ${env.libfuse}, fuse-native ${env.fuseNative}. Load average (1 min): ${env.loadStart.toFixed(2)} at the start, ` +
-    `${env.loadEnd.toFixed(2)} at the end. The whole run took ${env.seconds} s.` +
-    (env.only ? ` It measured only ${env.only.map((n) => `\`${n}\``).join(', ')} (\`--only\`); the other sections say when they were measured.` : ''));
+  line(
+    `Run of ${env.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}: nproc ${env.nproc} (${env.cpu}), Node ${env.node}, Linux ${env.kernel}, ` +
+      `Python ${env.python}, libfuse ${env.libfuse}, fuse-native ${env.fuseNative}. Load average (1 min): ${env.loadStart.toFixed(2)} at the start, ` +
+      `${env.loadEnd.toFixed(2)} at the end. The whole run took ${env.seconds} s.` +
+      (env.only ? ` It measured only ${env.only.map((n) => `\`${n}\``).join(', ')} (\`--only\`); the other sections say when they were measured.` : ''),
+  );
   if (loaded) {
     line();
-    line(`**Note:** the machine was busy with other work during this run (load average above nproc/2). Paths that hop through more ` +
-      `processes (client → kernel → daemon → spawner → driver) suffer more from waiting for a CPU than the one-process baselines, so the ` +
-      `ratios are pessimistic; rerun \`make bench\` on an idle machine to compare with the targets.`);
+    line(
+      `**Note:** the machine was busy with other work during this run (load average above nproc/2). Paths that hop through more ` +
+        `processes (client → kernel → daemon → spawner → driver) suffer more from waiting for a CPU than the one-process baselines, so the ` +
+        `ratios are pessimistic; rerun \`make bench\` on an idle machine to compare with the targets.`,
+    );
   }
   if (results.quick) {
     line();
@@ -149,14 +177,18 @@ export function renderResults(results) {
 function renderInvoke(invoke, line, results) {
   const config = invoke.config ?? { INVOKE: results.config.INVOKE, payload: results.config.payload };
   const invokeTable = invokeRows(invoke);
-  line(`Payload \`${config.payload.trim()}\` (${config.payload.length} bytes); per variant ${config.INVOKE.rounds} rounds of ` +
-    `${config.INVOKE.perRound} iterations after ${config.INVOKE.warmup} warm-up ones, the variants interleaved round by round.`);
+  line(
+    `Payload \`${config.payload.trim()}\` (${config.payload.length} bytes); per variant ${config.INVOKE.rounds} rounds of ` +
+      `${config.INVOKE.perRound} iterations after ${config.INVOKE.warmup} warm-up ones, the variants interleaved round by round.`,
+  );
   line();
   for (const run of invoke.modes) {
-    line(run.journalWritten
-      ? `- \`--state-sync ${run.mode}\`: the runtime journal (\`${run.journal.split('/').pop()}\`) was written, so these numbers include the state sync.`
-      : `- \`--state-sync ${run.mode}\`: state sync is **not implemented yet** in this build: the daemon accepts the option but wrote no runtime journal ` +
-        '(`<state-file>.runtime-services.json`), so these numbers carry no fdatasync cost.');
+    line(
+      run.journalWritten
+        ? `- \`--state-sync ${run.mode}\`: the runtime journal (\`${run.journal.split('/').pop()}\`) was written, so these numbers include the state sync.`
+        : `- \`--state-sync ${run.mode}\`: state sync is **not implemented yet** in this build: the daemon accepts the option but wrote no runtime journal ` +
+            '(`<state-file>.runtime-services.json`), so these numbers carry no fdatasync cost.',
+    );
   }
   line();
   line('| driver | client | state sync | n | median | p90 | p99 | ÷ execa direct (median) | target | result |');
@@ -172,68 +204,95 @@ function renderInvoke(invoke, line, results) {
     for (const { mode } of invoke.modes) {
       const fuse = median(`${mode}/${driver}/fuse`);
       const cpu = invoke.cpuPerInvocation[`${mode}/${driver}/fuse`];
-      line(`- ${DRIVER_LABEL[driver]}, \`${mode}\`: execa direct ${time(execa)}; the hop to a forked spawner over IPC adds ${time(spawner - execa)}; ` +
-        `FUSE and the daemon (file operations, commit, bookkeeping) add ${time(fuse - spawner)}; total ${time(fuse)}. ` +
-        `CPU per invocation: daemon ${time(cpu.daemonUs)}, spawner ${time(cpu.spawnerUs)}, against ${time(invoke.cpuPerInvocation[`${driver}/execa`].clientUs)} for the direct execa client ` +
-        '(all threads, drivers not counted).');
+      line(
+        `- ${DRIVER_LABEL[driver]}, \`${mode}\`: execa direct ${time(execa)}; the hop to a forked spawner over IPC adds ${time(spawner - execa)}; ` +
+          `FUSE and the daemon (file operations, commit, bookkeeping) add ${time(fuse - spawner)}; total ${time(fuse)}. ` +
+          `CPU per invocation: daemon ${time(cpu.daemonUs)}, spawner ${time(cpu.spawnerUs)}, against ${time(invoke.cpuPerInvocation[`${driver}/execa`].clientUs)} for the direct execa client ` +
+          '(all threads, drivers not counted).',
+      );
     }
   }
   line();
-  line('The CPU figures hold up on a busy machine where the latencies do not: the spawner does the direct client\'s work, and the ' +
-    'daemon\'s CPU is what serving the files adds to every invocation.');
+  line(
+    "The CPU figures hold up on a busy machine where the latencies do not: the spawner does the direct client's work, and the " +
+      "daemon's CPU is what serving the files adds to every invocation.",
+  );
   for (const run of invoke.modes) {
-    const lat = Object.entries(run.spawnerLatency).map(([id, l]) => `${DRIVER_LABEL[id]} p50 ${l?.p50 ?? 'n/a'} ms, p90 ${l?.p90 ?? 'n/a'} ms, p99 ${l?.p99 ?? 'n/a'} ms`).join('; ');
+    const lat = Object.entries(run.spawnerLatency)
+      .map(([id, l]) => `${DRIVER_LABEL[id]} p50 ${l?.p50 ?? 'n/a'} ms, p90 ${l?.p90 ?? 'n/a'} ms, p99 ${l?.p99 ?? 'n/a'} ms`)
+      .join('; ');
     line();
-    line(`Driver runs as the \`--state-sync ${run.mode}\` daemon timed them (\`metrics.json\` \`latency_ms\`, whole ms, spawner side): ${lat}. ` +
-      `Daemon RSS at the end (2 services): ${mib(run.memory.rssKiB)}.`);
+    line(
+      `Driver runs as the \`--state-sync ${run.mode}\` daemon timed them (\`metrics.json\` \`latency_ms\`, whole ms, spawner side): ${lat}. ` +
+        `Daemon RSS at the end (2 services): ${mib(run.memory.rssKiB)}.`,
+    );
   }
 }
 
 function renderStatCat(statcat, line, results) {
   const config = statcat.config ?? { STATCAT: results.config.STATCAT };
   const stat = statSummaries(statcat);
-  line(`One Python process per variant loops \`os.stat(path)\`, \`open\`, \`read\` to end of file, \`close\`; ` +
-    `${config.STATCAT.rounds} rounds of ${config.STATCAT.perRound} iterations after ${config.STATCAT.warmup} warm-up ones. ` +
-    `C \`hello\` mounted with \`-o ${statcat.helloOptions}\` (the options Acheron mounts with: attributes never cached, names for 1 s, direct_io). ` +
-    `"Relative" runs the client with its working directory in the file's directory, so each iteration resolves one name on every file system.`);
+  line(
+    `One Python process per variant loops \`os.stat(path)\`, \`open\`, \`read\` to end of file, \`close\`; ` +
+      `${config.STATCAT.rounds} rounds of ${config.STATCAT.perRound} iterations after ${config.STATCAT.warmup} warm-up ones. ` +
+      `C \`hello\` mounted with \`-o ${statcat.helloOptions}\` (the options Acheron mounts with: attributes never cached, names for 1 s, direct_io). ` +
+      `"Relative" runs the client with its working directory in the file's directory, so each iteration resolves one name on every file system.`,
+  );
   line();
   line('| file | path | n | median | p90 | p99 | ÷ tmpfs | ÷ hello | target | result |');
   line('|---|---|---|---|---|---|---|---|---|---|');
   const statRow = (key, label, path, targeted) => {
     const s = stat[key];
     const r = s.median / stat.hello.median;
-    line(`| ${label} | ${path} | ${s.n} | ${time(s.median)} | ${time(s.p90)} | ${time(s.p99)} | ${ratio(s.median / stat.tmpfs.median)} | ${ratio(r)} | ${targeted ? `≤ ${TARGET.helloRatio}×` : '—'} | ${targeted ? verdict(r <= TARGET.helloRatio, r, TARGET.helloRatio) : '—'} |`);
+    line(
+      `| ${label} | ${path} | ${s.n} | ${time(s.median)} | ${time(s.p90)} | ${time(s.p99)} | ${ratio(s.median / stat.tmpfs.median)} | ${ratio(r)} | ${targeted ? `≤ ${TARGET.helloRatio}×` : '—'} | ${targeted ? verdict(r <= TARGET.helloRatio, r, TARGET.helloRatio) : '—'} |`,
+    );
   };
   statRow('tmpfs', `${statcat.shmFs} (\`/dev/shm\`)`, 'relative `result.json`', false);
   statRow('hello', 'C `hello` (libfuse 2, multi-threaded)', 'relative `hello`', false);
   statRow('acheron', 'Acheron `result.json`', 'relative `result.json`', true);
   statRow('acheron-abs', 'Acheron `result.json`', 'absolute `<mount>/services/bin-cat/result.json`', true);
-  if (stat['acheron-nopoll']) statRow('acheron-nopoll', 'Acheron `result.json`, `--busy-poll-us 0` (the loop sleeps between operations)', 'relative `result.json`', false);
+  if (stat['acheron-nopoll'])
+    statRow('acheron-nopoll', 'Acheron `result.json`, `--busy-poll-us 0` (the loop sleeps between operations)', 'relative `result.json`', false);
 }
 
 function renderMemory(memory, line) {
-  line(`${memory.services} manifests (\`test/fixtures/drivers/cat\`), generated into a temp directory. Start-up until the tree was mounted: ` +
-    `${(memory.startMs / 1000).toFixed(1)} s. One invocation of each service (one Python client, in order): median ${time(memory.invokeEach.median)}, p99 ${time(memory.invokeEach.p99)}.`);
+  line(
+    `${memory.services} manifests (\`test/fixtures/drivers/cat\`), generated into a temp directory. Start-up until the tree was mounted: ` +
+      `${(memory.startMs / 1000).toFixed(1)} s. One invocation of each service (one Python client, in order): median ${time(memory.invokeEach.median)}, p99 ${time(memory.invokeEach.p99)}.`,
+  );
   line();
   line('| when | daemon VmRSS | daemon VmHWM (peak) | driver spawner VmRSS | target (daemon RSS) | result |');
   line('|---|---|---|---|---|---|');
-  for (const [label, m] of [['loaded, idle', memory.idle], ['after invoking each service once', memory.afterInvoke]]) {
+  for (const [label, m] of [
+    ['loaded, idle', memory.idle],
+    ['after invoking each service once', memory.afterInvoke],
+  ]) {
     const rssMiB = m.daemon.rssKiB / 1024;
-    line(`| ${label} | ${mib(m.daemon.rssKiB)} | ${mib(m.daemon.hwmKiB)} | ${m.spawner ? mib(m.spawner.rssKiB) : 'n/a'} | < ${TARGET.rssMiB} MiB | ${verdict(rssMiB < TARGET.rssMiB, rssMiB, TARGET.rssMiB)} |`);
+    line(
+      `| ${label} | ${mib(m.daemon.rssKiB)} | ${mib(m.daemon.hwmKiB)} | ${m.spawner ? mib(m.spawner.rssKiB) : 'n/a'} | < ${TARGET.rssMiB} MiB | ${verdict(rssMiB < TARGET.rssMiB, rssMiB, TARGET.rssMiB)} |`,
+    );
   }
 }
 
 function renderTrace(trace, line, results) {
   const config = trace.config ?? { TRACE: results.config.TRACE };
-  line(`A separate daemon with \`--log-level trace\` logs every FUSE operation with the time its handler took (synchronous log writes ` +
-    `make every operation slower than in the runs above). ${config.TRACE.invokes} invoke round trips of \`/bin/cat\`: client median ` +
-    `${time(trace.invoke.client.median)}; ${config.TRACE.statcats} relative \`stat\` + \`cat\` of \`result.json\`: client median ${time(trace.statcat.client.median)}.`);
-  for (const [title, phase] of [['invoke round trip', trace.invoke], ['`stat` + `cat`', trace.statcat]]) {
+  line(
+    `A separate daemon with \`--log-level trace\` logs every FUSE operation with the time its handler took (synchronous log writes ` +
+      `make every operation slower than in the runs above). ${config.TRACE.invokes} invoke round trips of \`/bin/cat\`: client median ` +
+      `${time(trace.invoke.client.median)}; ${config.TRACE.statcats} relative \`stat\` + \`cat\` of \`result.json\`: client median ${time(trace.statcat.client.median)}.`,
+  );
+  for (const [title, phase] of [
+    ['invoke round trip', trace.invoke],
+    ['`stat` + `cat`', trace.statcat],
+  ]) {
     const total = phase.ops.reduce((sum, op) => sum + op.perIteration, 0);
     const handlers = phase.ops.filter((op) => !op.op.startsWith('flush /services/bin-cat/control')).reduce((sum, op) => sum + op.perIteration * op.medianUs, 0);
     line();
-    line(`${title}: ${total.toFixed(1)} logged FUSE operations per iteration (release is not logged)` +
-      (title.startsWith('invoke') ? `; the handlers other than the invoking flush spent ${time(handlers)} per iteration in total.` : '.'));
+    line(
+      `${title}: ${total.toFixed(1)} logged FUSE operations per iteration (release is not logged)` +
+        (title.startsWith('invoke') ? `; the handlers other than the invoking flush spent ${time(handlers)} per iteration in total.` : '.'),
+    );
     line();
     line('| operation | per iteration | handler median |');
     line('|---|---|---|');
@@ -252,8 +311,6 @@ export async function writeResultsSection(path, markdown) {
   }
   const begin = doc.indexOf(BEGIN);
   const end = doc.indexOf(END);
-  const next = begin >= 0 && end > begin
-    ? doc.slice(0, begin) + section + doc.slice(end + END.length)
-    : `${doc.trimEnd()}\n\n${section}\n`;
+  const next = begin >= 0 && end > begin ? doc.slice(0, begin) + section + doc.slice(end + END.length) : `${doc.trimEnd()}\n\n${section}\n`;
   await writeFile(path, next);
 }

@@ -19,8 +19,25 @@ import { join } from 'node:path';
 import { percentile, summarize } from './stats.mjs';
 import { renderResults, writeResultsSection } from './report.mjs';
 import {
-  REPO, childrenOf, cleanupAll, cpuUsOf, ctx, defer, elapsedSeconds, exec, exists, log, memoryOf, mustExec, python,
-  runRounds, samplesOf, sleep, startDaemon, startNode, writeManifest,
+  REPO,
+  childrenOf,
+  cleanupAll,
+  cpuUsOf,
+  ctx,
+  defer,
+  elapsedSeconds,
+  exec,
+  exists,
+  log,
+  memoryOf,
+  mustExec,
+  python,
+  runRounds,
+  samplesOf,
+  sleep,
+  startDaemon,
+  startNode,
+  writeManifest,
 } from './harness.mjs';
 import { benchPersistent } from './persistent.mjs';
 import { benchControl, benchFanout } from './control.mjs';
@@ -108,7 +125,10 @@ async function benchInvoke(payloadFile) {
     return samples;
   };
   const variants = INVOKE_DRIVERS.flatMap((driver) => [
-    { key: `${driver.id}/execa`, run: () => samplesOf(process.execPath, [EXECA_CLIENT, driver.path, payloadFile, n, w], { cpu: cpuOf(`${driver.id}/execa`).direct }) },
+    {
+      key: `${driver.id}/execa`,
+      run: () => samplesOf(process.execPath, [EXECA_CLIENT, driver.path, payloadFile, n, w], { cpu: cpuOf(`${driver.id}/execa`).direct }),
+    },
     { key: `${driver.id}/spawner`, run: () => samplesOf(process.execPath, [EXECA_CLIENT, '--spawner', driver.path, payloadFile, n, w]) },
     { key: `${driver.id}/subprocess`, run: () => python(['direct', driver.path, payloadFile, n, w]) },
     ...nodes.flatMap(({ mode, node }) => {
@@ -134,9 +154,14 @@ async function benchInvoke(payloadFile) {
     const journal = `${node.stateFile}.runtime-services.json`;
     modes.push({ mode, spawnerLatency, memory, journalWritten: await exists(journal), journal });
   }
-  const cpuPerInvocation = Object.fromEntries(Object.entries(cpu).map(([key, c]) => [key, c.direct.length > 0
-    ? { clientUs: c.direct.reduce((a, b) => a + b, 0) / c.direct.length }
-    : { daemonUs: c.daemonUs / c.invocations, spawnerUs: c.spawnerUs / c.invocations }]));
+  const cpuPerInvocation = Object.fromEntries(
+    Object.entries(cpu).map(([key, c]) => [
+      key,
+      c.direct.length > 0
+        ? { clientUs: c.direct.reduce((a, b) => a + b, 0) / c.direct.length }
+        : { daemonUs: c.daemonUs / c.invocations, spawnerUs: c.spawnerUs / c.invocations },
+    ]),
+  );
   return { config: { INVOKE, payload: PAYLOAD }, samples, modes, cpuPerInvocation };
 }
 
@@ -152,11 +177,13 @@ async function benchStatCat(payloadFile) {
   const hello = startDaemon(helloBin, ['-f', '-o', HELLO_OPTIONS, helloMount], { mountPoint: helloMount, name: 'hello' });
   await hello.ready();
 
-  const shm = await mkdtemp(join(await exists('/dev/shm') ? '/dev/shm' : tmpdir(), 'acheron-bench-'));
+  const shm = await mkdtemp(join((await exists('/dev/shm')) ? '/dev/shm' : tmpdir(), 'acheron-bench-'));
   defer(() => rm(shm, { recursive: true, force: true }));
   await writeFile(join(shm, 'result.json'), PAYLOAD);
   // The file system type of the deepest mount holding the directory (tmpfs for /dev/shm).
-  const holder = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((line) => line.split(' '))
+  const holder = (await readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((line) => line.split(' '))
     .filter((fields) => fields.length > 4 && `${shm}/`.startsWith(fields[4] === '/' ? '/' : `${fields[4]}/`))
     .sort((a, b) => b[4].length - a[4].length)[0];
   const shmFs = holder ? holder[holder.indexOf('-') + 1] : 'unknown';
@@ -184,10 +211,13 @@ async function benchStatCat(payloadFile) {
     if (content.length !== 13) throw new Error(`${target.key}: expected 13 bytes, read ${JSON.stringify(content)}`);
   }
   log(`stat + cat: ${STATCAT.rounds} rounds x ${STATCAT.perRound}`);
-  const samples = await runRounds(targets.map((target) => ({
-    key: target.key,
-    run: () => python(['statcat', target.path, STATCAT.perRound, STATCAT.warmup], { cwd: target.cwd }),
-  })), STATCAT.rounds);
+  const samples = await runRounds(
+    targets.map((target) => ({
+      key: target.key,
+      run: () => python(['statcat', target.path, STATCAT.perRound, STATCAT.warmup], { cwd: target.cwd }),
+    })),
+    STATCAT.rounds,
+  );
   await node.stop();
   await sleeper.stop();
   await hello.stop();
@@ -243,7 +273,9 @@ async function benchTrace(payloadFile) {
     }
     return {
       client: summarize(samples),
-      ops: [...ops].map(([op, us]) => ({ op, perIteration: us.length / iterations, medianUs: percentile(us, 0.5) })).sort((a, b) => b.perIteration * b.medianUs - a.perIteration * a.medianUs),
+      ops: [...ops]
+        .map(([op, us]) => ({ op, perIteration: us.length / iterations, medianUs: percentile(us, 0.5) }))
+        .sort((a, b) => b.perIteration * b.medianUs - a.perIteration * a.medianUs),
     };
   };
   const invokePhase = await phase(TRACE.invokes, () => python(['invoke', invoke, result, payloadFile, TRACE.invokes, 0]));
@@ -281,7 +313,11 @@ async function previousResults() {
 
 async function main() {
   const needsFuse = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'world', 'wasm'].some(selected);
-  for (const [what, path] of [['the build (make build)', join(REPO, 'dist', 'cli', 'main.js')], ...(selected('statcat') ? [['libfuse-dev', HELLO_SRC]] : []), ...(selected('wasm') ? [['the wasm echo (make build)', join(REPO, 'wasm', 'build', 'echo.wasm')]] : [])]) {
+  for (const [what, path] of [
+    ['the build (make build)', join(REPO, 'dist', 'cli', 'main.js')],
+    ...(selected('statcat') ? [['libfuse-dev', HELLO_SRC]] : []),
+    ...(selected('wasm') ? [['the wasm echo (make build)', join(REPO, 'wasm', 'build', 'echo.wasm')]] : []),
+  ]) {
     if (!(await exists(path))) throw new Error(`${what} is missing: ${path} not found`);
   }
   ctx.work = await mkdtemp(join(tmpdir(), 'acheron-bench-'));
@@ -333,7 +369,12 @@ async function main() {
   if (flags.has('--no-write')) console.log(markdown);
   else await writeResultsSection(DOC, markdown);
   log(`done: ${flags.has('--no-write') ? 'not written (--no-write)' : `wrote ${DOC}`}; raw samples in ${RAW}`);
-  console.log(markdown.split('\n').filter((line) => line.startsWith('| ') && /PASS|FAIL/.test(line)).join('\n'));
+  console.log(
+    markdown
+      .split('\n')
+      .filter((line) => line.startsWith('| ') && /PASS|FAIL/.test(line))
+      .join('\n'),
+  );
 }
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

@@ -26,8 +26,11 @@ function throughputVariant({ key, node, spawner, invokeFile, payloadFile, throug
     run: async () => {
       const startAt = (Date.now() + throughput.startDelayMs) / 1000;
       const before = [await cpuUsOf(node.pid), await cpuUsOf(spawner)];
-      const outputs = await Promise.all(Array.from({ length: throughput.clients }, () =>
-        mustExec(ctx.python, [CLIENT, 'rdwr-until', invokeFile, payloadFile, String(startAt), String(throughput.seconds), ...clientArgs])));
+      const outputs = await Promise.all(
+        Array.from({ length: throughput.clients }, () =>
+          mustExec(ctx.python, [CLIENT, 'rdwr-until', invokeFile, payloadFile, String(startAt), String(throughput.seconds), ...clientArgs]),
+        ),
+      );
       const after = [await cpuUsOf(node.pid), await cpuUsOf(spawner)];
       const printed = outputs.map((text) => JSON.parse(text));
       const count = printed.reduce((sum, p) => sum + p.count, 0);
@@ -60,7 +63,11 @@ async function stopWithCounters(nodes, services) {
     const metrics = {};
     for (const [kind, id] of Object.entries(services)) metrics[kind] = JSON.parse(await mustExec('cat', [join(node.service(id), 'metrics.json')]));
     await node.stop();
-    modes.push({ mode, invokesTotal: Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.invokes_total])), failuresTotal: Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.failures_total])) });
+    modes.push({
+      mode,
+      invokesTotal: Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.invokes_total])),
+      failuresTotal: Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.failures_total])),
+    });
   }
   return modes;
 }
@@ -72,8 +79,20 @@ async function stopWithCounters(nodes, services) {
  */
 export async function throughputThenStop({ what, nodes, drivers, invokeFile, clientArgs = () => [], payloadFile, throughput }) {
   const cpu = {};
-  const variants = nodes.flatMap(({ mode, node, spawner }) => drivers.map((driver) =>
-    throughputVariant({ key: `${mode}/${driver.kind}`, node, spawner, invokeFile: invokeFile(node, driver), payloadFile, throughput, cpu, clientArgs: clientArgs(driver) })));
+  const variants = nodes.flatMap(({ mode, node, spawner }) =>
+    drivers.map((driver) =>
+      throughputVariant({
+        key: `${mode}/${driver.kind}`,
+        node,
+        spawner,
+        invokeFile: invokeFile(node, driver),
+        payloadFile,
+        throughput,
+        cpu,
+        clientArgs: clientArgs(driver),
+      }),
+    ),
+  );
   log(`${what}, throughput: ${variants.length} variants x ${throughput.clients} clients x ${throughput.seconds} s, ${throughput.rounds} rounds`);
   const runs = await runRounds(variants, throughput.rounds);
   const modes = await stopWithCounters(nodes, Object.fromEntries(drivers.map((driver) => [driver.kind, driver.id])));

@@ -16,7 +16,17 @@ const env = { ACHERON_NODE_ID: 'bench', ACHERON_SERVICE_ID: 'echo-wasm' };
 const samples = [];
 for (let i = 0; i < Number(warmup) + Number(n); i++) {
   const started = performance.now();
-  const run = await pool.run(program, { file: modulePath, args: [], cwd: '/', env, invocationId: `0-${i}`, input, timeoutMs: 10_000, killGraceMs: 0, maxOutputBytes: 1 << 20 });
+  const run = await pool.run(program, {
+    file: modulePath,
+    args: [],
+    cwd: '/',
+    env,
+    invocationId: `0-${i}`,
+    input,
+    timeoutMs: 10_000,
+    killGraceMs: 0,
+    maxOutputBytes: 1 << 20,
+  });
   const us = (performance.now() - started) * 1000;
   if (run.state !== 'ok' || !run.stdout.toString().endsWith(`"echo":${JSON.stringify(JSON.parse(input.toString()))}}\n`)) {
     console.error(`wasm-client: call ${i}: ${run.shortMessage}`);

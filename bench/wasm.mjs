@@ -19,11 +19,18 @@ const ECHO_WASM = join(REPO, 'wasm', 'build', 'echo.wasm');
 const DRIVERS = [
   { id: 'echo-wasm', kind: 'wasm', echo: true, runtime: { type: 'wasm', module_path: ECHO_WASM } },
   { id: 'echo-spawn', kind: 'spawn', echo: true, runtime: { executable_path: join(REPO, 'bin', 'acheron-echo-driver.js') } },
-  { id: 'echo-persistent', kind: 'persistent', echo: true, runtime: { executable_path: join(REPO, 'bin', 'acheron-echo-persistent-driver.js'), mode: 'persistent' } },
+  {
+    id: 'echo-persistent',
+    kind: 'persistent',
+    echo: true,
+    runtime: { executable_path: join(REPO, 'bin', 'acheron-echo-persistent-driver.js'), mode: 'persistent' },
+  },
   { id: 'echo-py', kind: 'python-spawn', echo: false, runtime: { executable_path: 'PYTHON', args: ['-S', join(REPO, 'bench', 'drivers', 'echo.py')] } },
 ];
 const KIND_LABEL = {
-  wasm: 'wasm (`wasm/echo.ts`)', spawn: 'native spawn (`bin/acheron-echo-driver.js`)', persistent: 'native persistent (`bin/acheron-echo-persistent-driver.js`)',
+  wasm: 'wasm (`wasm/echo.ts`)',
+  spawn: 'native spawn (`bin/acheron-echo-driver.js`)',
+  persistent: 'native persistent (`bin/acheron-echo-persistent-driver.js`)',
   'python-spawn': 'native spawn, `python3 -S bench/drivers/echo.py`',
 };
 const CLIENT_LABEL = { rdwr: 'one O_RDWR fd: write, read the outcome', invoke: 'write+close `invoke.json`, read `result.json`' };
@@ -31,7 +38,11 @@ const CLIENT_LABEL = { rdwr: 'one O_RDWR fd: write, read the outcome', invoke: '
 function config() {
   const quick = ctx.quick;
   return {
-    latency: { rounds: quick ? 2 : 6, perRound: { wasm: 100, persistent: 100, spawn: 8, 'python-spawn': 15 }, warmup: { wasm: 20, persistent: 20, spawn: 2, 'python-spawn': 3 } },
+    latency: {
+      rounds: quick ? 2 : 6,
+      perRound: { wasm: 100, persistent: 100, spawn: 8, 'python-spawn': 15 },
+      warmup: { wasm: 20, persistent: 20, spawn: 2, 'python-spawn': 3 },
+    },
     direct: { n: quick ? 500 : 2000, warmup: 100 },
     // The clients are Python processes: on a loaded machine they need a while to start.
     throughput: { rounds: quick ? 1 : 2, seconds: quick ? 2 : 3, clients: CLIENTS, startDelayMs: 2500 },
@@ -56,16 +67,21 @@ export async function benchWasm() {
   for (const { node } of nodes) for (const driver of DRIVERS) await python(['rdwr', invokeFile(node, driver), payloadFile, 1, 0, ...check(driver)]);
 
   const { latency, throughput, direct } = cfg;
-  const latencyVariants = nodes.flatMap(({ mode, node }) => DRIVERS.flatMap((driver) => {
-    const n = latency.perRound[driver.kind];
-    const w = latency.warmup[driver.kind];
-    const result = join(node.service(driver.id), 'result.json');
-    return [
-      { key: `${mode}/${driver.kind}/rdwr`, run: () => python(['rdwr', invokeFile(node, driver), payloadFile, n, w, ...check(driver)]) },
-      { key: `${mode}/${driver.kind}/invoke`, run: () => python(['invoke', invokeFile(node, driver), result, payloadFile, n, w, ...check(driver)]) },
-    ];
-  }));
-  latencyVariants.push({ key: 'direct/wasm', run: () => samplesOf(process.execPath, [join(REPO, 'bench', 'wasm-client.mjs'), ECHO_WASM, payloadFile, direct.n, direct.warmup]) });
+  const latencyVariants = nodes.flatMap(({ mode, node }) =>
+    DRIVERS.flatMap((driver) => {
+      const n = latency.perRound[driver.kind];
+      const w = latency.warmup[driver.kind];
+      const result = join(node.service(driver.id), 'result.json');
+      return [
+        { key: `${mode}/${driver.kind}/rdwr`, run: () => python(['rdwr', invokeFile(node, driver), payloadFile, n, w, ...check(driver)]) },
+        { key: `${mode}/${driver.kind}/invoke`, run: () => python(['invoke', invokeFile(node, driver), result, payloadFile, n, w, ...check(driver)]) },
+      ];
+    }),
+  );
+  latencyVariants.push({
+    key: 'direct/wasm',
+    run: () => samplesOf(process.execPath, [join(REPO, 'bench', 'wasm-client.mjs'), ECHO_WASM, payloadFile, direct.n, direct.warmup]),
+  });
   log(`wasm drivers, latency: ${latencyVariants.length} variants, ${latency.rounds} rounds`);
   const latencySamples = await runRounds(latencyVariants, latency.rounds);
 
@@ -91,24 +107,33 @@ export function summaryWasm(result) {
     const r = wasm / spawn;
     rows.push({
       label: `wasm ÷ native spawn throughput (same echo), ${CLIENTS} parallel clients, \`--state-sync ${mode}\``,
-      measured: `${ratio(r)} (${rate(wasm)} vs ${rate(spawn)})`, target: `≥ ${TARGET.throughputRatio}×`, result: verdictMin(r >= TARGET.throughputRatio, r, TARGET.throughputRatio),
+      measured: `${ratio(r)} (${rate(wasm)} vs ${rate(spawn)})`,
+      target: `≥ ${TARGET.throughputRatio}×`,
+      result: verdictMin(r >= TARGET.throughputRatio, r, TARGET.throughputRatio),
     });
   }
   const c = result.cpuPerInvocation['batch/wasm'];
-  rows.push({ label: 'daemon CPU per wasm invocation (all threads, throughput runs, `--state-sync batch`)', measured: time(c.daemonUs), target: '— (reported)', result: '—' });
+  rows.push({
+    label: 'daemon CPU per wasm invocation (all threads, throughput runs, `--state-sync batch`)',
+    measured: time(c.daemonUs),
+    target: '— (reported)',
+    result: '—',
+  });
   return rows;
 }
 
 export function renderWasm(result, line) {
   const { config: cfg } = result;
-  line(`The echo driver as a wasm module (\`wasm/echo.ts\`, built by \`make build\`) against the same echo as a native spawn-per-call driver ` +
-    '(`bin/acheron-echo-driver.js`, Node: the same answer bytes) and as a persistent driver (`bin/acheron-echo-persistent-driver.js`), ' +
-    `with \`python3 -S bench/drivers/echo.py\` spawned per call for scale (the cheapest native start-up; it answers the payload itself). ` +
-    `Payload \`${cfg.payload.trim()}\`; every transaction checked its answer. All services have \`max_concurrency: ${CLIENTS}\`. ` +
-    `Latency: one Python client, ${cfg.latency.rounds} rounds, variants interleaved (per round: wasm and persistent ${cfg.latency.perRound.wasm}, ` +
-    `Node spawn ${cfg.latency.perRound.spawn}, Python spawn ${cfg.latency.perRound['python-spawn']} iterations after a few warm-up ones). ` +
-    `Throughput: ${cfg.throughput.clients} client processes started together, each looping O_RDWR transactions for ${cfg.throughput.seconds} s, ` +
-    `${cfg.throughput.rounds} round(s) per variant.`);
+  line(
+    `The echo driver as a wasm module (\`wasm/echo.ts\`, built by \`make build\`) against the same echo as a native spawn-per-call driver ` +
+      '(`bin/acheron-echo-driver.js`, Node: the same answer bytes) and as a persistent driver (`bin/acheron-echo-persistent-driver.js`), ' +
+      `with \`python3 -S bench/drivers/echo.py\` spawned per call for scale (the cheapest native start-up; it answers the payload itself). ` +
+      `Payload \`${cfg.payload.trim()}\`; every transaction checked its answer. All services have \`max_concurrency: ${CLIENTS}\`. ` +
+      `Latency: one Python client, ${cfg.latency.rounds} rounds, variants interleaved (per round: wasm and persistent ${cfg.latency.perRound.wasm}, ` +
+      `Node spawn ${cfg.latency.perRound.spawn}, Python spawn ${cfg.latency.perRound['python-spawn']} iterations after a few warm-up ones). ` +
+      `Throughput: ${cfg.throughput.clients} client processes started together, each looping O_RDWR transactions for ${cfg.throughput.seconds} s, ` +
+      `${cfg.throughput.rounds} round(s) per variant.`,
+  );
   line();
   line('| state sync | driver | client | n | median | p90 | p99 | ÷ wasm (median) |');
   line('|---|---|---|---|---|---|---|---|');
@@ -117,14 +142,20 @@ export function renderWasm(result, line) {
       const wasm = summarize(result.latency[`${mode}/wasm/${client}`]);
       for (const kind of ['wasm', 'persistent', 'spawn', 'python-spawn']) {
         const s = summarize(result.latency[`${mode}/${kind}/${client}`]);
-        line(`| \`${mode}\` | ${KIND_LABEL[kind]} | ${CLIENT_LABEL[client]} | ${s.n} | ${time(s.median)} | ${time(s.p90)} | ${time(s.p99)} | ${kind === 'wasm' ? '1' : ratio(s.median / wasm.median)} |`);
+        line(
+          `| \`${mode}\` | ${KIND_LABEL[kind]} | ${CLIENT_LABEL[client]} | ${s.n} | ${time(s.median)} | ${time(s.p90)} | ${time(s.p99)} | ${kind === 'wasm' ? '1' : ratio(s.median / wasm.median)} |`,
+        );
       }
     }
   }
   const direct = summarize(result.latency['direct/wasm']);
-  line(`| — | wasm, no FUSE: \`WasmPool\` in a Node client (worker threads, a fresh instance per call) | — | ${direct.n} | ${time(direct.median)} | ${time(direct.p90)} | ${time(direct.p99)} | — |`);
+  line(
+    `| — | wasm, no FUSE: \`WasmPool\` in a Node client (worker threads, a fresh instance per call) | — | ${direct.n} | ${time(direct.median)} | ${time(direct.p90)} | ${time(direct.p99)} | — |`,
+  );
   line();
-  line(`| state sync | driver | invocations/s (${cfg.throughput.clients} clients) | per round | transaction median | p99 | CPU per invocation: daemon | spawner | ÷ native spawn |`);
+  line(
+    `| state sync | driver | invocations/s (${cfg.throughput.clients} clients) | per round | transaction median | p99 | CPU per invocation: daemon | spawner | ÷ native spawn |`,
+  );
   line('|---|---|---|---|---|---|---|---|---|');
   for (const mode of STATE_SYNC_MODES) {
     const spawn = throughputOf(result, `${mode}/spawn`).perSecond;
@@ -132,11 +163,22 @@ export function renderWasm(result, line) {
       const { perSecond, runs } = throughputOf(result, `${mode}/${kind}`);
       const s = summarize(runs.flatMap((x) => x.samples));
       const c = result.cpuPerInvocation[`${mode}/${kind}`];
-      line(`| \`${mode}\` | ${KIND_LABEL[kind]} | ${rate(perSecond)} | ${runs.map((x) => Math.round(x.perSecond)).join(', ')} | ${time(s.median)} | ${time(s.p99)} | ${time(c.daemonUs)} | ${time(c.spawnerUs)} | ${ratio(perSecond / spawn)} |`);
+      line(
+        `| \`${mode}\` | ${KIND_LABEL[kind]} | ${rate(perSecond)} | ${runs.map((x) => Math.round(x.perSecond)).join(', ')} | ${time(s.median)} | ${time(s.p99)} | ${time(c.daemonUs)} | ${time(c.spawnerUs)} | ${ratio(perSecond / spawn)} |`,
+      );
     }
   }
   line();
-  line('CPU per invocation is the daemon\'s (all its threads, so the wasm workers too) and the spawner\'s over the throughput runs, divided by the ' +
-    'transactions finished; native drivers\' own CPU is not counted, a wasm module\'s is (it runs in the daemon). The daemons\' `metrics.json` counted ' +
-    `${result.modes.map((m) => `\`${m.mode}\`: ${Object.keys(m.invokesTotal).map((k) => `${k} ${m.invokesTotal[k]} invocations, ${m.failuresTotal[k]} failed`).join('; ')}`).join('; ')}.`);
+  line(
+    "CPU per invocation is the daemon's (all its threads, so the wasm workers too) and the spawner's over the throughput runs, divided by the " +
+      "transactions finished; native drivers' own CPU is not counted, a wasm module's is (it runs in the daemon). The daemons' `metrics.json` counted " +
+      `${result.modes
+        .map(
+          (m) =>
+            `\`${m.mode}\`: ${Object.keys(m.invokesTotal)
+              .map((k) => `${k} ${m.invokesTotal[k]} invocations, ${m.failuresTotal[k]} failed`)
+              .join('; ')}`,
+        )
+        .join('; ')}.`,
+  );
 }

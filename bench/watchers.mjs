@@ -62,7 +62,13 @@ const sessions = [];
 /** One client; with a token it is an Acheron session that watches every node from now on. */
 function client(url, token, include) {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 60_000, maxPayload: 64 << 20 });
+    const socket = new WebSocket(url, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+      handshakeTimeout: 60_000,
+      maxPayload: 64 << 20,
+    });
     let nextId = 1;
     let watchId;
     let synced = () => undefined;
@@ -70,11 +76,19 @@ function client(url, token, include) {
     const watch = () => {
       if (watchId !== undefined) return Promise.resolve();
       const ready = new Promise((done) => (synced = done));
-      socket.send(JSON.stringify({ channel: 'control', type: 'control.node_service_watch', id: `w${nextId++}`, payload: { replay_limit: 0, ...(include ? { include } : {}) } }));
+      socket.send(
+        JSON.stringify({
+          channel: 'control',
+          type: 'control.node_service_watch',
+          id: `w${nextId++}`,
+          payload: { replay_limit: 0, ...(include ? { include } : {}) },
+        }),
+      );
       return ready;
     };
     const unwatch = () => {
-      if (watchId !== undefined) socket.send(JSON.stringify({ channel: 'control', type: 'control.node_service_unwatch', id: `u${nextId++}`, payload: { watch_id: watchId } }));
+      if (watchId !== undefined)
+        socket.send(JSON.stringify({ channel: 'control', type: 'control.node_service_unwatch', id: `u${nextId++}`, payload: { watch_id: watchId } }));
       watchId = undefined;
     };
     socket.on('message', (data) => {
@@ -154,8 +168,15 @@ serveCommands({
       }
     }
     return {
-      clients: clients.length, received, bytes, inWindow, perSecond: inWindow / ((toUs - fromUs) / 1e6), unstamped, resyncs,
-      latency: summarize(latencies), deliveries: latencies.length,
+      clients: clients.length,
+      received,
+      bytes,
+      inWindow,
+      perSecond: inWindow / ((toUs - fromUs) / 1e6),
+      unstamped,
+      resyncs,
+      latency: summarize(latencies),
+      deliveries: latencies.length,
       events: [...lastByEvent].map(([sent, [last, copies]]) => [sent, last, copies]),
       frameBytes: summarize(frameSizes),
     };

@@ -56,8 +56,34 @@ export async function benchWorld() {
   await mkdir(dataDir, { recursive: true });
   const ports = { ws: await freePort(), http: await freePort() };
   const url = `ws://127.0.0.1:${ports.ws}`;
-  const server = startDaemon(process.execPath, [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-level', 'warn', '--log-file', join(dir, 'control.log')], { name: 'acheron control (world)' });
-  await waitFor('the control server', async () => server.gone || (await fetch(`http://127.0.0.1:${ports.http}/livez`).then((r) => r.ok, () => false)), 30_000);
+  const server = startDaemon(
+    process.execPath,
+    [
+      ACHERON,
+      'control',
+      '--data-dir',
+      dataDir,
+      '--listen',
+      `127.0.0.1:${ports.ws}`,
+      '--http-listen',
+      `127.0.0.1:${ports.http}`,
+      '--log-level',
+      'warn',
+      '--log-file',
+      join(dir, 'control.log'),
+    ],
+    { name: 'acheron control (world)' },
+  );
+  await waitFor(
+    'the control server',
+    async () =>
+      server.gone ||
+      (await fetch(`http://127.0.0.1:${ports.http}/livez`).then(
+        (r) => r.ok,
+        () => false,
+      )),
+    30_000,
+  );
   const adminToken = JSON.parse(await mustExec(process.execPath, [ACHERON, 'token', 'list', '--data-dir', dataDir, '--json'])).admin;
   const joinToken = (await mustExec(process.execPath, [ACHERON, 'token', 'join', '--data-dir', dataDir])).trim().split('\n').at(-1);
   const tokenFile = join(dir, 'admin-token');
@@ -68,14 +94,25 @@ export async function benchWorld() {
   const servicesDir = join(dir, 'services.d');
   await mkdir(servicesDir, { recursive: true });
   for (const s of SERVICES) await writeManifest(servicesDir, s.id, s.path ?? ctx.python, { runtime: { max_concurrency: 4, timeout_ms: 10_000, ...s.runtime } });
-  const node = await startNode('world-node', { servicesDir, args: ['--state-sync', 'batch', '--control-url', url, '--join-token-file', joinFile, '--reconnect-backoff-ms', '200'] });
-  await waitFor('the node in the catalog', async () => {
-    const doc = await admin(url, adminToken, 'control.node_get', { node_id: 'bench' }).catch(() => undefined);
-    return doc?.services?.some((s) => s.service_id === 'echo-persistent');
-  }, 30_000);
+  const node = await startNode('world-node', {
+    servicesDir,
+    args: ['--state-sync', 'batch', '--control-url', url, '--join-token-file', joinFile, '--reconnect-backoff-ms', '200'],
+  });
+  await waitFor(
+    'the node in the catalog',
+    async () => {
+      const doc = await admin(url, adminToken, 'control.node_get', { node_id: 'bench' }).catch(() => undefined);
+      return doc?.services?.some((s) => s.service_id === 'echo-persistent');
+    },
+    30_000,
+  );
   const worldMount = join(dir, 'world-mnt');
   await mkdir(worldMount, { recursive: true });
-  const world = startDaemon(process.execPath, [ACHERON, 'world', '--control-url', url, '--token-file', tokenFile, '--mount', worldMount, '--log-level', 'warn', '--log-file', join(dir, 'world.log')], { mountPoint: worldMount, name: 'acheron world' });
+  const world = startDaemon(
+    process.execPath,
+    [ACHERON, 'world', '--control-url', url, '--token-file', tokenFile, '--mount', worldMount, '--log-level', 'warn', '--log-file', join(dir, 'world.log')],
+    { mountPoint: worldMount, name: 'acheron world' },
+  );
   await world.ready();
   const payloadFile = join(dir, 'payload.json');
   await writeFile(payloadFile, PAYLOAD);
@@ -86,22 +123,28 @@ export async function benchWorld() {
   };
   // The first invocation starts the persistent driver; nothing measured waits for that.
   for (const s of SERVICES) await python(['rdwr', join(paths.node(s.id), 'control', 'invoke.json'), payloadFile, 1, 0]);
-  const variants = SERVICES.flatMap((s) => ['node', 'world'].flatMap((where) => {
-    const base = paths[where](s.id);
-    const n = cfg.perRound[s.kind];
-    const w = cfg.warmup[s.kind];
-    return [
-      { key: `${where}/${s.kind}/invoke`, run: () => python(['invoke', join(base, 'control', 'invoke.json'), join(base, 'result.json'), payloadFile, n, w]) },
-      { key: `${where}/${s.kind}/rdwr`, run: () => python(['rdwr', join(base, 'control', 'invoke.json'), payloadFile, n, w]) },
-    ];
-  }));
+  const variants = SERVICES.flatMap((s) =>
+    ['node', 'world'].flatMap((where) => {
+      const base = paths[where](s.id);
+      const n = cfg.perRound[s.kind];
+      const w = cfg.warmup[s.kind];
+      return [
+        { key: `${where}/${s.kind}/invoke`, run: () => python(['invoke', join(base, 'control', 'invoke.json'), join(base, 'result.json'), payloadFile, n, w]) },
+        { key: `${where}/${s.kind}/rdwr`, run: () => python(['rdwr', join(base, 'control', 'invoke.json'), payloadFile, n, w]) },
+      ];
+    }),
+  );
   log(`world: ${variants.length} invoke variants, ${cfg.rounds} rounds`);
   const relayedBefore = await relayOpsOf(url, adminToken);
   const latency = await runRounds(variants, cfg.rounds);
   // What one invocation through WorldFS cost in relayed operations (nothing else relays meanwhile).
   const relayedAfter = await relayOpsOf(url, adminToken);
   const worldIterations = cfg.rounds * SERVICES.reduce((sum, s) => sum + 2 * (cfg.perRound[s.kind] + cfg.warmup[s.kind]), 0);
-  const relayOpsPerInvoke = Object.fromEntries(Object.entries(relayedAfter).map(([op, n]) => [op, (n - (relayedBefore[op] ?? 0)) / worldIterations]).filter(([, n]) => n > 0));
+  const relayOpsPerInvoke = Object.fromEntries(
+    Object.entries(relayedAfter)
+      .map(([op, n]) => [op, (n - (relayedBefore[op] ?? 0)) / worldIterations])
+      .filter(([, n]) => n > 0),
+  );
 
   log(`world: ${cfg.probes} catalog changes, each timed until it shows in the mount`);
   const propagationUs = [];
@@ -138,35 +181,60 @@ export function summaryWorld(result) {
   const r = relayed / local;
   const echo = summarize(result.latency['world/persistent/invoke']).median;
   return [
-    { label: 'WorldFS: a catalog change visible in the mount (upsert sent → listed), median (slowest)', measured: `${time(p.median)} (${time(p.max)})`, target: `< ${time(bound)}`, result: p.max < bound ? 'PASS' : verdict(false, p.max, bound) },
-    { label: 'WorldFS: relayed invoke (`/bin/cat`, write+close, read `result.json`) ÷ the node\'s own mount, medians', measured: `${ratio(r)} (${time(relayed)} vs ${time(local)})`, target: `≤ ${WORLD_TARGET.invokeRatio}×`, result: verdict(r <= WORLD_TARGET.invokeRatio, r, WORLD_TARGET.invokeRatio) },
-    { label: 'WorldFS: a persistent echo (write+close, read `result.json`), median', measured: time(echo), target: `< ${time(WORLD_TARGET.persistentMedianUs)}`, result: verdict(echo < WORLD_TARGET.persistentMedianUs, echo, WORLD_TARGET.persistentMedianUs) },
+    {
+      label: 'WorldFS: a catalog change visible in the mount (upsert sent → listed), median (slowest)',
+      measured: `${time(p.median)} (${time(p.max)})`,
+      target: `< ${time(bound)}`,
+      result: p.max < bound ? 'PASS' : verdict(false, p.max, bound),
+    },
+    {
+      label: "WorldFS: relayed invoke (`/bin/cat`, write+close, read `result.json`) ÷ the node's own mount, medians",
+      measured: `${ratio(r)} (${time(relayed)} vs ${time(local)})`,
+      target: `≤ ${WORLD_TARGET.invokeRatio}×`,
+      result: verdict(r <= WORLD_TARGET.invokeRatio, r, WORLD_TARGET.invokeRatio),
+    },
+    {
+      label: 'WorldFS: a persistent echo (write+close, read `result.json`), median',
+      measured: time(echo),
+      target: `< ${time(WORLD_TARGET.persistentMedianUs)}`,
+      result: verdict(echo < WORLD_TARGET.persistentMedianUs, echo, WORLD_TARGET.persistentMedianUs),
+    },
   ];
 }
 
 export function renderWorld(result, line) {
   const { config: cfg } = result;
-  line(`One control server, one node joined to it (\`--state-sync batch\`), one WorldFS mount with the admin token, on loopback. ` +
-    `Invokes: one Python client, ${cfg.rounds} rounds of ${cfg.perRound.spawn} (\`/bin/cat\`) or ${cfg.perRound.persistent} (persistent echo) iterations, the node's own mount and WorldFS interleaved. ` +
-    'Through WorldFS an invocation is one relayed `invoke` (WorldFS → control server → the node\'s tunnel → the service\'s commit → back), whose answer also brings `result.json`; ' +
-    `relayed operations per WorldFS iteration, counted by the server: ${Object.entries(result.relayOpsPerInvoke ?? {}).map(([op, n]) => `\`${op}\` ${n.toFixed(2)}`).join(', ') || 'not counted'}.`);
+  line(
+    `One control server, one node joined to it (\`--state-sync batch\`), one WorldFS mount with the admin token, on loopback. ` +
+      `Invokes: one Python client, ${cfg.rounds} rounds of ${cfg.perRound.spawn} (\`/bin/cat\`) or ${cfg.perRound.persistent} (persistent echo) iterations, the node's own mount and WorldFS interleaved. ` +
+      "Through WorldFS an invocation is one relayed `invoke` (WorldFS → control server → the node's tunnel → the service's commit → back), whose answer also brings `result.json`; " +
+      `relayed operations per WorldFS iteration, counted by the server: ${
+        Object.entries(result.relayOpsPerInvoke ?? {})
+          .map(([op, n]) => `\`${op}\` ${n.toFixed(2)}`)
+          .join(', ') || 'not counted'
+      }.`,
+  );
   line();
-  line('| driver | client | path | n | median | p90 | p99 | ÷ node\'s own mount (median) |');
+  line("| driver | client | path | n | median | p90 | p99 | ÷ node's own mount (median) |");
   line('|---|---|---|---|---|---|---|---|');
   for (const s of SERVICES) {
     for (const client of ['invoke', 'rdwr']) {
       const local = summarize(result.latency[`node/${s.kind}/${client}`]);
       for (const where of ['node', 'world']) {
         const x = where === 'node' ? local : summarize(result.latency[`world/${s.kind}/${client}`]);
-        line(`| \`${s.id}\` | ${LABEL[client]} | ${where === 'node' ? 'the node\'s mount' : 'WorldFS'} | ${x.n} | ${time(x.median)} | ${time(x.p90)} | ${time(x.p99)} | ${where === 'node' ? '1' : ratio(x.median / local.median)} |`);
+        line(
+          `| \`${s.id}\` | ${LABEL[client]} | ${where === 'node' ? "the node's mount" : 'WorldFS'} | ${x.n} | ${time(x.median)} | ${time(x.p90)} | ${time(x.p99)} | ${where === 'node' ? '1' : ratio(x.median / local.median)} |`,
+        );
       }
     }
   }
   line();
   const p = propagationSummary(result);
-  line(`Catalog change → WorldFS (${p.n} changes): an admin \`control.node_service_upsert\` adds a service; a Python client lists ` +
-    `\`nodes/<id>/services/\` in a loop (every 0.5 ms) and notes when the new name is first there (CLOCK_MONOTONIC on both sides). ` +
-    `Median ${time(p.median)}, p90 ${time(p.p90)}, max ${time(p.max)}: target < ${time(WORLD_TARGET.propagationMs * 1000)} (SPEC §9), ` +
-    `${p.max < WORLD_TARGET.propagationMs * 1000 ? 'PASS' : 'FAIL'}. The mount is itself a watcher: the change arrives as an event and shows at the next listing.`);
+  line(
+    `Catalog change → WorldFS (${p.n} changes): an admin \`control.node_service_upsert\` adds a service; a Python client lists ` +
+      `\`nodes/<id>/services/\` in a loop (every 0.5 ms) and notes when the new name is first there (CLOCK_MONOTONIC on both sides). ` +
+      `Median ${time(p.median)}, p90 ${time(p.p90)}, max ${time(p.max)}: target < ${time(WORLD_TARGET.propagationMs * 1000)} (SPEC §9), ` +
+      `${p.max < WORLD_TARGET.propagationMs * 1000 ? 'PASS' : 'FAIL'}. The mount is itself a watcher: the change arrives as an event and shows at the next listing.`,
+  );
   line();
 }

@@ -16,11 +16,13 @@ if (payload && typeof payload.fail === 'string') {
   process.stderr.write(`${payload.fail}\n`);
   process.exit(1);
 }
-process.stdout.write(JSON.stringify({
-  ok: true,
-  service_id: process.env.ACHERON_SERVICE_ID ?? null,
-  node_id: process.env.ACHERON_NODE_ID ?? null,
-  invocation_id: process.env.ACHERON_INVOCATION_ID ?? null,
-  bytes: Buffer.byteLength(raw),
-  echo: payload,
-}) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    ok: true,
+    service_id: process.env.ACHERON_SERVICE_ID ?? null,
+    node_id: process.env.ACHERON_NODE_ID ?? null,
+    invocation_id: process.env.ACHERON_INVOCATION_ID ?? null,
+    bytes: Buffer.byteLength(raw),
+    echo: payload,
+  }) + '\n',
+);

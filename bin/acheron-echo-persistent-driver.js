@@ -20,7 +20,8 @@ for await (const line of createInterface({ input: process.stdin })) {
     answer({ id, ok: false, error: payload.fail });
     continue;
   }
-  const reply = () => answer({ id, ok: true, result: { ok: true, service_id: process.env.ACHERON_SERVICE_ID ?? null, pid: process.pid, served, echo: payload } });
+  const reply = () =>
+    answer({ id, ok: true, result: { ok: true, service_id: process.env.ACHERON_SERVICE_ID ?? null, pid: process.pid, served, echo: payload } });
   if (payload && Number.isInteger(payload.sleep_ms)) setTimeout(reply, payload.sleep_ms);
   else reply();
 }

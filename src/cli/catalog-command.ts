@@ -11,7 +11,11 @@ interface NodeSummary {
 }
 
 /** `acheron node list` and `acheron node get <id>`: catalog queries. */
-export async function runCatalogCommand(what: { list: true } | { get: string }, args: Parameters<typeof resolveClient>[0] & Parameters<typeof attachProject>[1] & { json: boolean }, out: NodeJS.WritableStream): Promise<number> {
+export async function runCatalogCommand(
+  what: { list: true } | { get: string },
+  args: Parameters<typeof resolveClient>[0] & Parameters<typeof attachProject>[1] & { json: boolean },
+  out: NodeJS.WritableStream,
+): Promise<number> {
   const client = await connectClient(args);
   try {
     await attachProject(client, args);

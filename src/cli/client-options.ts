@@ -9,7 +9,10 @@ export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
 /** --control-url, --token, --token-file: shared by every command that talks to the control server. */
 export function clientOptions<T>(y: Argv<T>) {
   return y
-    .option('control-url', { type: 'string', describe: `control server; several (servers of one store): comma-separated or repeated, tried in turn (env ACHERON_CONTROL_URL; default ${DEFAULT_CONTROL_URL})` })
+    .option('control-url', {
+      type: 'string',
+      describe: `control server; several (servers of one store): comma-separated or repeated, tried in turn (env ACHERON_CONTROL_URL; default ${DEFAULT_CONTROL_URL})`,
+    })
     .option('token', { type: 'string', describe: 'bearer token (env ACHERON_TOKEN; prefer --token-file)' })
     .option('token-file', { type: 'string', describe: 'file holding the bearer token' })
     .option('project', { type: 'string', describe: 'attach this project session first (user tokens see only its nodes)' })
@@ -26,7 +29,10 @@ export function controlUrls(given: string | readonly string[] | undefined, env: 
   }
 }
 
-export async function resolveClient(args: { 'control-url'?: string | readonly string[] | undefined; token?: string | undefined; 'token-file'?: string | undefined }, env: NodeJS.ProcessEnv = process.env): Promise<{ urls: string[]; token: string }> {
+export async function resolveClient(
+  args: { 'control-url'?: string | readonly string[] | undefined; token?: string | undefined; 'token-file'?: string | undefined },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ urls: string[]; token: string }> {
   const urls = controlUrls(args['control-url'], env);
   let token = args.token ?? env.ACHERON_TOKEN;
   if (args['token-file']) {

@@ -29,7 +29,12 @@ export async function daemonize(command: string, options: unknown, logFile: stri
   channel.on('data', (chunk: string) => (said += chunk));
   const outcome = await new Promise<{ ready: boolean; reason: string }>((resolve) => {
     channel.on('data', () => said.includes('ready\n') && resolve({ ready: true, reason: '' }));
-    child.once('exit', (code, signal) => resolve({ ready: false, reason: said.replace(/^error: /, '').trim() || `daemon exited (${signal ?? `code ${code}`}) before the tree was live; see ${logFile}` }));
+    child.once('exit', (code, signal) =>
+      resolve({
+        ready: false,
+        reason: said.replace(/^error: /, '').trim() || `daemon exited (${signal ?? `code ${code}`}) before the tree was live; see ${logFile}`,
+      }),
+    );
     child.once('error', (error) => resolve({ ready: false, reason: error.message }));
   });
   channel.destroy();

@@ -5,7 +5,6 @@ import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 
-
 export interface InvokeArgs {
   service: string;
   payload: string | undefined;
@@ -16,7 +15,10 @@ export interface InvokeArgs {
 
 /** The service directory: the node tree, or WorldFS with --node. */
 export function serviceDirectory(args: Pick<InvokeArgs, 'service' | 'mount' | 'node'>): string {
-  for (const [what, id] of [['service', args.service], ['--node', args.node]] as const) {
+  for (const [what, id] of [
+    ['service', args.service],
+    ['--node', args.node],
+  ] as const) {
     if (id !== undefined && !isIdentifier(id)) throw new UsageError(`${what} ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
   }
   return args.node === undefined ? join(args.mount, 'services', args.service) : join(args.mount, 'nodes', args.node, 'services', args.service);
@@ -45,7 +47,10 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
-    const detail = code === 'ENOENT' ? `no service ${args.service} under ${args.node === undefined ? args.mount : join(args.mount, 'nodes', args.node)}` : await lastError(dir, code, (error as Error).message);
+    const detail =
+      code === 'ENOENT'
+        ? `no service ${args.service} under ${args.node === undefined ? args.mount : join(args.mount, 'nodes', args.node)}`
+        : await lastError(dir, code, (error as Error).message);
     stderr.write(`acheron invoke: ${args.service}: ${code}: ${detail}\n`);
     return 1;
   }

@@ -8,9 +8,15 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
  */
 export function createLogger(options: { level: string; file?: string | undefined }): Logger {
   const destination = options.file ? pino.destination({ dest: options.file, mkdir: true, sync: true }) : pino.destination({ fd: 2, sync: true });
-  return pino({
-    level: options.level,
-    base: { pid: process.pid },
-    redact: { paths: ['token', 'node_secret', 'authorization', 'join_token', '*.token', '*.node_secret', '*.authorization', '*.join_token'], censor: '[redacted]' },
-  }, destination);
+  return pino(
+    {
+      level: options.level,
+      base: { pid: process.pid },
+      redact: {
+        paths: ['token', 'node_secret', 'authorization', 'join_token', '*.token', '*.node_secret', '*.authorization', '*.join_token'],
+        censor: '[redacted]',
+      },
+    },
+    destination,
+  );
 }

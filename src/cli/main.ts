@@ -64,80 +64,139 @@ function givenOptions(args: Record<string, unknown>): NodeOptionValues {
 }
 
 function cli(argv: readonly string[]): Argv {
-  return yargs([...argv])
-    .scriptName('acheron')
-    // Options are read by their long names; camelCase copies would only double yargs' messages.
-    .parserConfiguration({ 'camel-case-expansion': false })
-    .version(ACHERON_VERSION)
-    .strict()
-    .command('node', 'run the node daemon: load services, mount the node tree', (y) => {
-      y.command('list', 'list the nodes of the control server catalog', (c) => clientOptions(c), async (args) => {
-        process.exitCode = await runCatalogCommand({ list: true }, args, process.stdout);
-      });
-      y.command('watch [node_id]', 'stream catalog events, one line each (--json: each delta event as received); reconnects and resumes by itself', (c) =>
-        clientOptions(c).positional('node_id', { type: 'string', describe: 'only this node' })
-          .option('replay-limit', { type: 'number', describe: 'replay this many past events first (default 25)' })
-          .option('since', { type: 'number', describe: 'replay everything after this seq' }),
-      async (args) => {
-        const stop = new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
-        process.exitCode = await runWatchCommand({ ...args, node_id: args.node_id as string | undefined }, process.stdout, process.stderr, stop);
-      });
-      y.command('get <node_id>', 'show one node and its services', (c) => clientOptions(c).positional('node_id', { type: 'string' }), async (args) => {
-        process.exitCode = await runCatalogCommand({ get: String(args.node_id) }, args, process.stdout);
-      });
-      for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) {
-        // No yargs defaults: precedence between argv, -o, config and defaults is ours (node-options.ts).
-        const { default: _default, ...rest } = spec as typeof spec & { default?: unknown };
-        y.option(name, { ...rest, ...(rest.type === 'array' ? { string: true } : {}), ...(_default === undefined ? {} : { defaultDescription: String(_default) }) } as never);
-      }
-      return y;
-    }, async (args) => {
-      process.exitCode = await runNodeCommand(await resolveNodeOptions(givenOptions(args)));
-    })
-    .command('invoke <service> [payload]', 'invoke a service through its files and print the outcome', (y) =>
-      y.positional('service', { type: 'string', describe: 'service id' })
-        .positional('payload', { type: 'string', describe: 'JSON object, or - for stdin (default {})' })
-        .option('mount', { type: 'string', default: '/mnt/acheron', describe: 'node tree (or WorldFS with --node)' })
-        .option('node', { type: 'string', describe: 'node id, for a WorldFS mount' })
-        .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure' }),
-    async (args) => {
-      // yargs re-parses positionals as options and turns a lone `-` into '' (never valid JSON anyway).
-      const payload = args.payload === '' && argv.includes('-') ? '-' : args.payload;
-      process.exitCode = await runInvokeCommand({ service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
-    })
-    .command('world', 'mount WorldFS: every node and service the token may see, from the control server', (y) => y.options(WORLD_OPTIONS), async (args) => {
-      process.exitCode = await runWorldCommand(args as WorldArgs);
-    })
-    .command('control', 'run the control server: catalog, leases, auth, metrics', (y) => y.options(CONTROL_OPTIONS), async (args) => {
-      process.exitCode = await runControlCommand(args);
-    })
-    .command('token <action> [id]', 'manage tokens in the store (data dir or etcd): list | create --user U [--agent A] | join [--ttl-ms N] | rotate <admin|user|ID> | revoke <ID>', (y) =>
-      y.options(STORE_OPTIONS).positional('action', { type: 'string', choices: ['list', 'create', 'join', 'rotate', 'revoke'] })
-        .positional('id', { type: 'string', describe: 'token id (rotate, revoke)' })
-        .option('data-dir', { type: 'string', default: CONTROL_OPTIONS['data-dir'].default, describe: 'the control server data directory' })
-        .option('user', { type: 'string', describe: 'user id (create)' })
-        .option('agent', { type: 'string', describe: 'agent id (create)' })
-        .option('ttl-ms', { type: 'number', default: 3_600_000, describe: 'join token lifetime (join)' })
-        .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
-    async (args) => {
-      process.exitCode = await runTokenCommand(String(args.action), args, process.stdout);
-    })
-    .command('project <action> [project_id]', 'manage projects: list | get ID | upsert --file F | delete ID | rotate-token ID', (y) =>
-      clientOptions(y).positional('action', { type: 'string', choices: ['list', 'get', 'upsert', 'delete', 'rotate-token'] })
-        .positional('project_id', { type: 'string' })
-        .option('file', { type: 'string', describe: 'project document (upsert), or - for stdin' }),
-    async (args) => {
-      process.exitCode = await runProjectCommand({ ...args, action: String(args.action), project_id: args.project_id as string | undefined }, process.stdout);
-    })
-    .demandCommand(1, 'name a command (see --help)')
-    .fail((message, error) => {
-      // Some yargs messages span lines; usage errors are one line (SPEC §1).
-      throw error ?? new UsageError(message.replace(/\s*\n\s*/g, ' '));
-    })
-    .help();
+  return (
+    yargs([...argv])
+      .scriptName('acheron')
+      // Options are read by their long names; camelCase copies would only double yargs' messages.
+      .parserConfiguration({ 'camel-case-expansion': false })
+      .version(ACHERON_VERSION)
+      .strict()
+      .command(
+        'node',
+        'run the node daemon: load services, mount the node tree',
+        (y) => {
+          y.command(
+            'list',
+            'list the nodes of the control server catalog',
+            (c) => clientOptions(c),
+            async (args) => {
+              process.exitCode = await runCatalogCommand({ list: true }, args, process.stdout);
+            },
+          );
+          y.command(
+            'watch [node_id]',
+            'stream catalog events, one line each (--json: each delta event as received); reconnects and resumes by itself',
+            (c) =>
+              clientOptions(c)
+                .positional('node_id', { type: 'string', describe: 'only this node' })
+                .option('replay-limit', { type: 'number', describe: 'replay this many past events first (default 25)' })
+                .option('since', { type: 'number', describe: 'replay everything after this seq' }),
+            async (args) => {
+              const stop = new Promise<void>((resolve) => {
+                process.once('SIGINT', resolve);
+                process.once('SIGTERM', resolve);
+              });
+              process.exitCode = await runWatchCommand({ ...args, node_id: args.node_id as string | undefined }, process.stdout, process.stderr, stop);
+            },
+          );
+          y.command(
+            'get <node_id>',
+            'show one node and its services',
+            (c) => clientOptions(c).positional('node_id', { type: 'string' }),
+            async (args) => {
+              process.exitCode = await runCatalogCommand({ get: String(args.node_id) }, args, process.stdout);
+            },
+          );
+          for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) {
+            // No yargs defaults: precedence between argv, -o, config and defaults is ours (node-options.ts).
+            const { default: _default, ...rest } = spec as typeof spec & { default?: unknown };
+            y.option(name, {
+              ...rest,
+              ...(rest.type === 'array' ? { string: true } : {}),
+              ...(_default === undefined ? {} : { defaultDescription: String(_default) }),
+            } as never);
+          }
+          return y;
+        },
+        async (args) => {
+          process.exitCode = await runNodeCommand(await resolveNodeOptions(givenOptions(args)));
+        },
+      )
+      .command(
+        'invoke <service> [payload]',
+        'invoke a service through its files and print the outcome',
+        (y) =>
+          y
+            .positional('service', { type: 'string', describe: 'service id' })
+            .positional('payload', { type: 'string', describe: 'JSON object, or - for stdin (default {})' })
+            .option('mount', { type: 'string', default: '/mnt/acheron', describe: 'node tree (or WorldFS with --node)' })
+            .option('node', { type: 'string', describe: 'node id, for a WorldFS mount' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure' }),
+        async (args) => {
+          // yargs re-parses positionals as options and turns a lone `-` into '' (never valid JSON anyway).
+          const payload = args.payload === '' && argv.includes('-') ? '-' : args.payload;
+          process.exitCode = await runInvokeCommand(
+            { service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json },
+            process.stdout,
+            process.stderr,
+          );
+        },
+      )
+      .command(
+        'world',
+        'mount WorldFS: every node and service the token may see, from the control server',
+        (y) => y.options(WORLD_OPTIONS),
+        async (args) => {
+          process.exitCode = await runWorldCommand(args as WorldArgs);
+        },
+      )
+      .command(
+        'control',
+        'run the control server: catalog, leases, auth, metrics',
+        (y) => y.options(CONTROL_OPTIONS),
+        async (args) => {
+          process.exitCode = await runControlCommand(args);
+        },
+      )
+      .command(
+        'token <action> [id]',
+        'manage tokens in the store (data dir or etcd): list | create --user U [--agent A] | join [--ttl-ms N] | rotate <admin|user|ID> | revoke <ID>',
+        (y) =>
+          y
+            .options(STORE_OPTIONS)
+            .positional('action', { type: 'string', choices: ['list', 'create', 'join', 'rotate', 'revoke'] })
+            .positional('id', { type: 'string', describe: 'token id (rotate, revoke)' })
+            .option('data-dir', { type: 'string', default: CONTROL_OPTIONS['data-dir'].default, describe: 'the control server data directory' })
+            .option('user', { type: 'string', describe: 'user id (create)' })
+            .option('agent', { type: 'string', describe: 'agent id (create)' })
+            .option('ttl-ms', { type: 'number', default: 3_600_000, describe: 'join token lifetime (join)' })
+            .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+        async (args) => {
+          process.exitCode = await runTokenCommand(String(args.action), args, process.stdout);
+        },
+      )
+      .command(
+        'project <action> [project_id]',
+        'manage projects: list | get ID | upsert --file F | delete ID | rotate-token ID',
+        (y) =>
+          clientOptions(y)
+            .positional('action', { type: 'string', choices: ['list', 'get', 'upsert', 'delete', 'rotate-token'] })
+            .positional('project_id', { type: 'string' })
+            .option('file', { type: 'string', describe: 'project document (upsert), or - for stdin' }),
+        async (args) => {
+          process.exitCode = await runProjectCommand(
+            { ...args, action: String(args.action), project_id: args.project_id as string | undefined },
+            process.stdout,
+          );
+        },
+      )
+      .demandCommand(1, 'name a command (see --help)')
+      .fail((message, error) => {
+        // Some yargs messages span lines; usage errors are one line (SPEC §1).
+        throw error ?? new UsageError(message.replace(/\s*\n\s*/g, ' '));
+      })
+      .help()
+  );
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

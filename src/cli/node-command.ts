@@ -8,7 +8,6 @@ import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
 import { busyPollWindow, defaultOptions, defaultStateFile, mergeOptions, readConfigFile, type NodeOptionValues } from './node-options.js';
 
-
 /** Resolves every source of options into daemon options (precedence: argv > -o > config > defaults). */
 export async function resolveNodeOptions(argv: NodeOptionValues, mountOptions: NodeOptionValues = {}): Promise<NodeOptionValues> {
   const configPath = argv.config ?? mountOptions.config;
@@ -67,7 +66,11 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
     return 0;
   }
   const log = createLogger({ level: values['log-level'] as string, file: values['log-file'] });
-  return serveUntilStopped(() => NodeDaemon.start(options, log), log, (daemon) => {
-    process.on('SIGHUP', () => void daemon.reload('SIGHUP').catch((error: unknown) => log.error({ err: error }, 'manifest reload failed')));
-  });
+  return serveUntilStopped(
+    () => NodeDaemon.start(options, log),
+    log,
+    (daemon) => {
+      process.on('SIGHUP', () => void daemon.reload('SIGHUP').catch((error: unknown) => log.error({ err: error }, 'manifest reload failed')));
+    },
+  );
 }

@@ -25,7 +25,11 @@ export const NODE_OPTION_SPECS = {
   'fs-service': { type: 'boolean', describe: 'serve the built-in fs provider (--no-fs-service turns it off)', default: true },
   'terminal-id': { type: 'array', describe: 'add a terminal-<id> service (repeatable)' },
   label: { type: 'array', describe: 'node label key=value (repeatable)' },
-  'control-url': { type: 'array', describe: 'ws[s]://host:port of the control server (absent: standalone); several servers of one store: comma-separated or repeated (control_url= repeated in mount -o), tried in turn' },
+  'control-url': {
+    type: 'array',
+    describe:
+      'ws[s]://host:port of the control server (absent: standalone); several servers of one store: comma-separated or repeated (control_url= repeated in mount -o), tried in turn',
+  },
   'join-token': { type: 'string', describe: 'single-use join token (prefer --join-token-file)' },
   'join-token-file': { type: 'string', describe: 'file holding the join token' },
   'state-file': { type: 'string', describe: 'node state file (default under /var/lib/acheron or $XDG_STATE_HOME)' },
@@ -45,12 +49,39 @@ export const NODE_OPTION_SPECS = {
 
 type Specs = typeof NODE_OPTION_SPECS;
 export type NodeOptionName = keyof Specs;
-export type NodeOptionValues = { [K in NodeOptionName]?: Specs[K]['type'] extends 'array' ? string[] : Specs[K]['type'] extends 'number' ? number : Specs[K]['type'] extends 'boolean' ? boolean : string };
+export type NodeOptionValues = {
+  [K in NodeOptionName]?: Specs[K]['type'] extends 'array'
+    ? string[]
+    : Specs[K]['type'] extends 'number'
+      ? number
+      : Specs[K]['type'] extends 'boolean'
+        ? boolean
+        : string;
+};
 
 const snake = (name: string): string => name.replace(/-/g, '_');
 const byKey = new Map(Object.keys(NODE_OPTION_SPECS).map((name) => [snake(name), name as NodeOptionName]));
 /** mount(8) adds these; they mean nothing to us. */
-const MOUNT_GENERIC = new Set(['rw', 'ro', 'dev', 'suid', 'nodev', 'nosuid', 'exec', 'noexec', 'auto', 'noauto', 'user', 'nouser', 'defaults', 'nofail', '_netdev', 'atime', 'noatime', 'relatime']);
+const MOUNT_GENERIC = new Set([
+  'rw',
+  'ro',
+  'dev',
+  'suid',
+  'nodev',
+  'nosuid',
+  'exec',
+  'noexec',
+  'auto',
+  'noauto',
+  'user',
+  'nouser',
+  'defaults',
+  'nofail',
+  '_netdev',
+  'atime',
+  'noatime',
+  'relatime',
+]);
 
 /** What mount(8) adds or leaves in, not ours to interpret: node and world mounts ignore these. */
 export const isGenericMountOption = (key: string): boolean => MOUNT_GENERIC.has(key) || key.startsWith('x-');

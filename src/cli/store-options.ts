@@ -3,14 +3,19 @@ import { UsageError } from './exit.js';
 
 /** Where the control server keeps tokens and projects: shared by `acheron control` and `acheron token`. */
 export const STORE_OPTIONS = {
-  store: { type: 'string', choices: ['file', 'etcd'], default: 'file', describe: 'tokens and projects in the data dir (file) or in etcd, shared by every server on it' },
+  store: {
+    type: 'string',
+    choices: ['file', 'etcd'],
+    default: 'file',
+    describe: 'tokens and projects in the data dir (file) or in etcd, shared by every server on it',
+  },
   'etcd-endpoints': { type: 'string', describe: 'etcd client URLs, comma-separated or repeated (http://10.0.0.1:2379,...)' },
   'etcd-prefix': { type: 'string', default: ETCD_DEFAULTS.prefix, describe: 'every etcd key Acheron writes starts with this' },
   'etcd-cacert': { type: 'string', describe: 'PEM CA bundle that signed the etcd servers (then https://)' },
   'etcd-cert': { type: 'string', describe: 'PEM client certificate for etcd' },
   'etcd-key': { type: 'string', describe: 'PEM client key for etcd' },
   'etcd-username': { type: 'string', describe: 'etcd user (with --etcd-password-file)' },
-  'etcd-password-file': { type: 'string', describe: 'file holding the etcd user\'s password' },
+  'etcd-password-file': { type: 'string', describe: "file holding the etcd user's password" },
   'etcd-call-timeout-ms': { type: 'number', default: ETCD_DEFAULTS.callTimeoutMs, describe: 'deadline of each attempt of an etcd call' },
   'etcd-start-timeout-ms': { type: 'number', default: ETCD_DEFAULTS.startTimeoutMs, describe: 'give up starting when etcd has not answered by then' },
 } as const;

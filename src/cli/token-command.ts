@@ -41,7 +41,11 @@ async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, 
       const first = (role: ListedToken['role']): string | null => tokens.find((e) => e.role === role)?.token ?? null;
       const doc = { admin: first('admin'), user: first('user'), tokens };
       if (args.json) out.write(JSON.stringify(doc, null, 2) + '\n');
-      else for (const t of tokens) out.write(`${t.id}\t${t.role}\t${t.role === 'join' ? `expires ${new Date(t.expires_ms ?? 0).toISOString()}${t.used_ms ? ' (used)' : ''}` : (t.token ?? '(secret not kept: rotate for a new one)')}\n`);
+      else
+        for (const t of tokens)
+          out.write(
+            `${t.id}\t${t.role}\t${t.role === 'join' ? `expires ${new Date(t.expires_ms ?? 0).toISOString()}${t.used_ms ? ' (used)' : ''}` : (t.token ?? '(secret not kept: rotate for a new one)')}\n`,
+          );
       return 0;
     }
     case 'create': {

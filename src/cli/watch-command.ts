@@ -90,7 +90,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       if (!resync) err.write(`acheron node watch: connection to ${failover.current} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     } catch (error) {
       if (error instanceof ProtocolError && error.code === 'forbidden') {
-        err.write(`acheron node watch: refused: ${error.message}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token\n`);
+        err.write(
+          `acheron node watch: refused: ${error.message}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token\n`,
+        );
         return 1;
       }
       // A bad request fails the same way on every retry.
@@ -111,7 +113,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     const from = failover.current;
     const delay = failover.failed();
     if (failover.roundFailed && ++failedRounds >= GIVE_UP_ROUNDS) {
-      err.write(`acheron node watch: no control server answered in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}\n`);
+      err.write(
+        `acheron node watch: no control server answered in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}\n`,
+      );
       return 1;
     }
     err.write(`acheron node watch: ${failures.get(from) ?? `${from} closed the connection`}; trying ${failover.current} in ${delay} ms\n`);

@@ -8,7 +8,11 @@ import { BUSY_POLL_OPTION, busyPollWindow, defaultStateDir, isGenericMountOption
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
 export const WORLD_OPTIONS = {
-  'control-url': { type: 'string', describe: 'control server; several (servers of one store): comma-separated or repeated, tried in turn (env ACHERON_CONTROL_URL; default ws://127.0.0.1:18790)' },
+  'control-url': {
+    type: 'string',
+    describe:
+      'control server; several (servers of one store): comma-separated or repeated, tried in turn (env ACHERON_CONTROL_URL; default ws://127.0.0.1:18790)',
+  },
   token: { type: 'string', describe: 'bearer token (env ACHERON_TOKEN; prefer --token-file)' },
   'token-file': { type: 'string', describe: 'file holding the bearer token' },
   project: { type: 'string', describe: 'attach this project session (user tokens)' },
@@ -73,12 +77,19 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   }
   const projectToken = await readProjectToken(args);
   const log = createLogger({ level: args['log-level'] ?? 'info', file: args['log-file'] });
-  return serveUntilStopped(() => WorldDaemon.start({
-    controlUrls: urls,
-    token,
-    mount,
-    busyPollUs,
-    ...(args.subtree === 'nodes' ? { subtree: 'nodes' as const } : {}),
-    ...(args.project === undefined ? {} : { project: { projectId: args.project, ...(projectToken === undefined ? {} : { projectToken }) } }),
-  }, log), log);
+  return serveUntilStopped(
+    () =>
+      WorldDaemon.start(
+        {
+          controlUrls: urls,
+          token,
+          mount,
+          busyPollUs,
+          ...(args.subtree === 'nodes' ? { subtree: 'nodes' as const } : {}),
+          ...(args.project === undefined ? {} : { project: { projectId: args.project, ...(projectToken === undefined ? {} : { projectToken }) } }),
+        },
+        log,
+      ),
+    log,
+  );
 }

@@ -73,7 +73,12 @@ export class CatalogEvent {
       }
       return { service_id: s.service_id, json };
     });
-    return new CatalogEvent(seq, { kind, timestamp_ms: timestampMs, delta, node: { node_id: nodeId, node_name: nodeName, platform, labels, state: kind === 'offline' ? 'offline' : 'online', services: stored } });
+    return new CatalogEvent(seq, {
+      kind,
+      timestamp_ms: timestampMs,
+      delta,
+      node: { node_id: nodeId, node_name: nodeName, platform, labels, state: kind === 'offline' ? 'offline' : 'online', services: stored },
+    });
   }
 
   get node(): EventNode {
@@ -133,7 +138,9 @@ const CLOSE = Buffer.from('}');
 
 /** `"node_id":…,"node_name":…,"platform":…,"labels":…,`. */
 function nodeMeta(node: EventNode): Buffer {
-  return Buffer.from(`"node_id":${JSON.stringify(node.node_id)},"node_name":${JSON.stringify(node.node_name)},"platform":${JSON.stringify(node.platform)},"labels":${JSON.stringify(node.labels)},`);
+  return Buffer.from(
+    `"node_id":${JSON.stringify(node.node_id)},"node_name":${JSON.stringify(node.node_name)},"platform":${JSON.stringify(node.platform)},"labels":${JSON.stringify(node.labels)},`,
+  );
 }
 
 /** `open`, the descriptors' bytes comma-separated, then the delta and the closing brace: copied once, into the body. */
@@ -150,9 +157,10 @@ function withDescriptors(node: EventNode, open: Buffer, descriptors: readonly Bu
  * are shown offline.
  */
 export function fullBody(node: EventNode, delta: ServiceDelta): Buffer {
-  const descriptors = node.state === 'online'
-    ? node.services.map((s) => s.json)
-    : node.services.map((s) => Buffer.from(JSON.stringify(offlineView(JSON.parse(s.json.toString()) as ServiceDescriptor))));
+  const descriptors =
+    node.state === 'online'
+      ? node.services.map((s) => s.json)
+      : node.services.map((s) => Buffer.from(JSON.stringify(offlineView(JSON.parse(s.json.toString()) as ServiceDescriptor))));
   return withDescriptors(node, SERVICES, descriptors, delta);
 }
 

@@ -1,7 +1,16 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
-import { errorFrame, MAX_PAYLOAD_DEPTH, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, tooDeepAt, USER_FRAME_MAX_BYTES, type RequestFrame } from '../protocol/envelope.js';
+import {
+  errorFrame,
+  MAX_PAYLOAD_DEPTH,
+  NODE_FRAME_MAX_BYTES,
+  PROTOCOL,
+  reply,
+  tooDeepAt,
+  USER_FRAME_MAX_BYTES,
+  type RequestFrame,
+} from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
@@ -131,7 +140,8 @@ export class ControlConnection implements ConnectionPeer {
       await this.#dispatch(frame as RequestFrame);
     } catch (error) {
       // Before the handshake a frame that cannot be read is not the version frame either (SPEC §6).
-      if (!this.#versioned && error instanceof ProtocolError && error.code === 'invalid_envelope') this.#mismatch(id, `the first frame must be control.version with protocol ${PROTOCOL}; this one is invalid: ${error.message}`);
+      if (!this.#versioned && error instanceof ProtocolError && error.code === 'invalid_envelope')
+        this.#mismatch(id, `the first frame must be control.version with protocol ${PROTOCOL}; this one is invalid: ${error.message}`);
       else this.#fail(id, error);
     }
   }

@@ -145,7 +145,9 @@ export class ControlServer {
       handleProtocols: (protocols) => [...protocols].find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX)) ?? false,
     });
     this.#ws.on('upgrade', (request, socket, head) => void this.#upgrade(request, socket as Socket, head));
-    this.#ws.on('request', (_request, response: ServerResponse) => response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only (see /livez on the HTTP listener)\n'));
+    this.#ws.on('request', (_request, response: ServerResponse) =>
+      response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only (see /livez on the HTTP listener)\n'),
+    );
     this.#http.on('request', (request, response) => {
       // A failing page is a 500 and a log line, never an unhandled rejection that ends the server.
       this.#serveHttp(request, response).catch((error: unknown) => {
@@ -159,16 +161,41 @@ export class ControlServer {
   static async start(options: ControlServerOptions): Promise<ControlServer> {
     const serverId = options.serverId ?? `${hostname()}:${options.listen.port}`;
     // First: with etcd unreachable the server stops here, with an error naming the endpoints.
-    const host = ['0.0.0.0', '::', ''].includes(options.listen.host) ? hostname() : options.listen.host.includes(':') ? `[${options.listen.host}]` : options.listen.host;
+    const host = ['0.0.0.0', '::', ''].includes(options.listen.host)
+      ? hostname()
+      : options.listen.host.includes(':')
+        ? `[${options.listen.host}]`
+        : options.listen.host;
     const advertiseUrl = options.advertiseUrl ?? `${options.tls ? 'wss' : 'ws'}://${host}:${options.listen.port}`;
-    const store = await openControlStore({ dataDir: options.dataDir, etcd: options.etcd, serverId, advertiseUrl, catalog: { leaseTtlMs: options.leaseTtlMs, offlineGraceMs: options.offlineGraceMs, serverTtlMs: options.serverTtlMs, ...(options.eventLog ? { eventLog: options.eventLog } : {}) } }, options.log);
+    const store = await openControlStore(
+      {
+        dataDir: options.dataDir,
+        etcd: options.etcd,
+        serverId,
+        advertiseUrl,
+        catalog: {
+          leaseTtlMs: options.leaseTtlMs,
+          offlineGraceMs: options.offlineGraceMs,
+          serverTtlMs: options.serverTtlMs,
+          ...(options.eventLog ? { eventLog: options.eventLog } : {}),
+        },
+      },
+      options.log,
+    );
     options.log.info({ store: store.description, server_id: serverId }, `control store: tokens, projects, catalog and events in ${store.description}`);
     const server = new ControlServer(options, store, serverId);
     // A token revoked or rotated anywhere ends its sessions here.
     await store.tokens.follow(() => void server.#dropRevoked());
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
-    server.#origins = ownOrigins([{ host: options.listen.host, port: server.address.port }, { host: options.httpListen.host, port: server.httpAddress.port }], options.tls !== undefined, options.allowedOrigins);
+    server.#origins = ownOrigins(
+      [
+        { host: options.listen.host, port: server.address.port },
+        { host: options.httpListen.host, port: server.httpAddress.port },
+      ],
+      options.tls !== undefined,
+      options.allowedOrigins,
+    );
     server.#timers.push(
       setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
       setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),
@@ -258,24 +285,43 @@ export class ControlServer {
       return;
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
-      const connection = new ControlConnection(ws, principal, this.#nextConnectionId++, {
-        schemas: this.#options.schemas,
-        log: this.#log,
-        context: () => ({ catalog: this.catalog, tokens: this.tokens, metrics: this.metrics, watches: this.watches, relays: this.relays, relayPolicy: this.relayPolicy, projects: this.projects, watchPolicy: this.#watchPolicy }),
-        onClose: (closed) => {
-          this.#connections.delete(closed);
-          this.watches.drop(closed);
-          this.metrics.connections.dec({ role: closed.principal.kind });
-          // The grace period starts when the node's last tunnel closes (a reconnect may overlap).
-          const { principal: gone } = closed;
-          // Not while stopping: a store shared with other servers (etcd) hands this server's tunnels over as a whole when it closes.
-          if (!this.#stopping && gone.kind === 'node' && ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)) {
-            this.catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
-          }
-          if (gone.kind === 'node') this.relays.tunnelClosed(closed);
-          this.relays.sessionGone(relaySession(closed));
+      const connection = new ControlConnection(
+        ws,
+        principal,
+        this.#nextConnectionId++,
+        {
+          schemas: this.#options.schemas,
+          log: this.#log,
+          context: () => ({
+            catalog: this.catalog,
+            tokens: this.tokens,
+            metrics: this.metrics,
+            watches: this.watches,
+            relays: this.relays,
+            relayPolicy: this.relayPolicy,
+            projects: this.projects,
+            watchPolicy: this.#watchPolicy,
+          }),
+          onClose: (closed) => {
+            this.#connections.delete(closed);
+            this.watches.drop(closed);
+            this.metrics.connections.dec({ role: closed.principal.kind });
+            // The grace period starts when the node's last tunnel closes (a reconnect may overlap).
+            const { principal: gone } = closed;
+            // Not while stopping: a store shared with other servers (etcd) hands this server's tunnels over as a whole when it closes.
+            if (
+              !this.#stopping &&
+              gone.kind === 'node' &&
+              ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)
+            ) {
+              this.catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
+            }
+            if (gone.kind === 'node') this.relays.tunnelClosed(closed);
+            this.relays.sessionGone(relaySession(closed));
+          },
         },
-      }, socket);
+        socket,
+      );
       this.#connections.add(connection);
       if (principal.kind === 'node') this.catalog.tunnelOpened(principal.nodeId);
       if (token !== undefined) this.#tokenOf.set(connection, token);
@@ -293,12 +339,14 @@ export class ControlServer {
 
   /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
   async #dropRevoked(): Promise<void> {
-    await Promise.all([...this.#connections].map(async (connection) => {
-      const p = connection.principal;
-      if (p.kind !== 'admin' && p.kind !== 'user') return;
-      const used = this.#tokenOf.get(connection);
-      if (used === undefined || !(await this.tokens.isCurrent(p.tokenId, used))) connection.socket.close(4001, 'token revoked or rotated');
-    }));
+    await Promise.all(
+      [...this.#connections].map(async (connection) => {
+        const p = connection.principal;
+        if (p.kind !== 'admin' && p.kind !== 'user') return;
+        const used = this.#tokenOf.get(connection);
+        if (used === undefined || !(await this.tokens.isCurrent(p.tokenId, used))) connection.socket.close(4001, 'token revoked or rotated');
+      }),
+    );
   }
 
   async #serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -309,7 +357,9 @@ export class ControlServer {
         return send(200, 'text/plain', 'ok\n');
       case '/readyz': {
         const { ready, checks } = await this.readiness();
-        const lines = Object.entries(checks).map(([name, result]) => `${name}: ${result}\n`).join('');
+        const lines = Object.entries(checks)
+          .map(([name, result]) => `${name}: ${result}\n`)
+          .join('');
         return send(ready ? 200 : 503, 'text/plain', `${ready ? 'ready' : 'not ready'}\n${lines}`);
       }
       case '/metrics':
@@ -348,4 +398,3 @@ export function parseHostPort(text: string, option: string): HostPort {
   if (!match || !match[1] || port > 65535) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port`);
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
-

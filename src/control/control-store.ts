@@ -73,13 +73,22 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
     const projects = await EtcdProjectStore.open(connection, etcd.callTimeoutMs);
     opened.push(projects);
     const catalog = await EtcdCatalog.open(connection, {
-      leaseTtlMs: options.catalog.leaseTtlMs, offlineGraceMs: options.catalog.offlineGraceMs, serverTtlMs: options.catalog.serverTtlMs ?? SERVER_TTL_MS,
-      ringCapacity: options.catalog.eventLog?.ringCapacity ?? RING_CAPACITY, serverId: options.serverId, advertiseUrl: options.advertiseUrl, waitMs: WATCH_WAIT_MS, startTimeoutMs: etcd.startTimeoutMs,
+      leaseTtlMs: options.catalog.leaseTtlMs,
+      offlineGraceMs: options.catalog.offlineGraceMs,
+      serverTtlMs: options.catalog.serverTtlMs ?? SERVER_TTL_MS,
+      ringCapacity: options.catalog.eventLog?.ringCapacity ?? RING_CAPACITY,
+      serverId: options.serverId,
+      advertiseUrl: options.advertiseUrl,
+      waitMs: WATCH_WAIT_MS,
+      startTimeoutMs: etcd.startTimeoutMs,
       log: log.child({ component: 'catalog' }),
     });
     opened.push(catalog);
     if (!(await tokens.list()).some((t) => t.role === 'admin')) {
-      log.warn({ prefix: etcd.prefix }, `no admin token in etcd yet: make one with acheron token rotate admin --store etcd --etcd-endpoints ${etcd.endpoints.join(',')} --etcd-prefix ${etcd.prefix}`);
+      log.warn(
+        { prefix: etcd.prefix },
+        `no admin token in etcd yet: make one with acheron token rotate admin --store etcd --etcd-endpoints ${etcd.endpoints.join(',')} --etcd-prefix ${etcd.prefix}`,
+      );
     }
     return {
       description: `etcd at ${etcd.endpoints.join(',')} under ${etcd.prefix} (server ${options.serverId})`,
@@ -112,7 +121,11 @@ async function openFileStore(options: StoreOptions, log: Logger): Promise<Contro
   const tokens = await FileTokenStore.open(options.dataDir, log.child({ component: 'tokens' }));
   const projects = await FileProjectStore.open(join(options.dataDir, 'projects.journal'), log.child({ component: 'projects' }));
   const events = await EventLog.open({ dir: options.dataDir, log: log.child({ component: 'events' }), ...eventLogFromEnv(), ...options.catalog.eventLog });
-  const catalog = await FileCatalog.open(join(options.dataDir, 'catalog.journal'), events, { leaseTtlMs: options.catalog.leaseTtlMs, offlineGraceMs: options.catalog.offlineGraceMs, log: log.child({ component: 'catalog' }) });
+  const catalog = await FileCatalog.open(join(options.dataDir, 'catalog.journal'), events, {
+    leaseTtlMs: options.catalog.leaseTtlMs,
+    offlineGraceMs: options.catalog.offlineGraceMs,
+    log: log.child({ component: 'catalog' }),
+  });
   return {
     description: `files in ${options.dataDir}`,
     tokens,

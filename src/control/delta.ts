@@ -62,11 +62,18 @@ export function entriesDelta(previous: readonly DeltaEntry[], next: readonly Del
   }
   for (const [serviceId, entry] of before) if (!after.has(serviceId)) removed.push(plain(entry));
   const byId = (a: DeltaEntry, b: DeltaEntry): number => (a.service_id < b.service_id ? -1 : a.service_id > b.service_id ? 1 : 0);
-  return { changed: added.length + updated.length + removed.length > 0, timestamp_ms: now, added: added.sort(byId), updated: updated.sort(byId), removed: removed.sort(byId) };
+  return {
+    changed: added.length + updated.length + removed.length > 0,
+    timestamp_ms: now,
+    added: added.sort(byId),
+    updated: updated.sort(byId),
+    removed: removed.sort(byId),
+  };
 }
 
 /** The delta between two catalogs given as descriptors (each hashed). */
 export function serviceDelta(previous: readonly ServiceDescriptor[], next: readonly ServiceDescriptor[], now = Date.now()): ServiceDelta {
-  const hashed = (services: readonly ServiceDescriptor[]): DeltaEntry[] => services.map((s) => ({ service_id: s.service_id, version: s.version, hash: serviceHash(s) }));
+  const hashed = (services: readonly ServiceDescriptor[]): DeltaEntry[] =>
+    services.map((s) => ({ service_id: s.service_id, version: s.version, hash: serviceHash(s) }));
   return entriesDelta(hashed(previous), hashed(next), now);
 }

@@ -184,8 +184,13 @@ export class EventLog implements EventStream {
       await this.#file.write(parts);
     } catch (error) {
       await this.#cutBack().catch(() => undefined);
-      const failure = new ProtocolError('unavailable', `the event log could not make the change durable (${(error as Error).message}); nothing changed`, { cause: error });
-      this.#options.log.error({ err: error, events: batch.length, cut_back: this.#damage === undefined }, 'event log: an append failed; its writers were told nothing changed');
+      const failure = new ProtocolError('unavailable', `the event log could not make the change durable (${(error as Error).message}); nothing changed`, {
+        cause: error,
+      });
+      this.#options.log.error(
+        { err: error, events: batch.length, cut_back: this.#damage === undefined },
+        'event log: an append failed; its writers were told nothing changed',
+      );
       for (const p of batch) p.reject(failure);
       return;
     }
@@ -253,9 +258,11 @@ export class EventLog implements EventStream {
   }
 
   #queueArchive(rotated: string, lastSeq: number): void {
-    this.#archiving = this.#archiving.then(() => this.#archive(rotated, lastSeq)).catch((error: unknown) => {
-      this.#options.log.error({ err: error, rotated }, 'event log: archiving failed; the rotated file stays and is archived at the next start');
-    });
+    this.#archiving = this.#archiving
+      .then(() => this.#archive(rotated, lastSeq))
+      .catch((error: unknown) => {
+        this.#options.log.error({ err: error, rotated }, 'event log: archiving failed; the rotated file stays and is archived at the next start');
+      });
   }
 
   /** Checkpoint first: only then are the rotated file's events not needed to rebuild the catalog. */

@@ -83,8 +83,12 @@ export class EventRing {
     const oldest = this.#events[0];
     const newest = this.#events[this.#events.length - 1];
     return {
-      events: this.#events.length, capacity: this.capacity, oldest_seq: oldest?.seq ?? null, newest_seq: newest?.seq ?? null,
-      oldest_ms: oldest?.timestamp_ms ?? null, newest_ms: newest?.timestamp_ms ?? null,
+      events: this.#events.length,
+      capacity: this.capacity,
+      oldest_seq: oldest?.seq ?? null,
+      newest_seq: newest?.seq ?? null,
+      oldest_ms: oldest?.timestamp_ms ?? null,
+      newest_ms: newest?.timestamp_ms ?? null,
       window_ms: oldest && newest ? newest.timestamp_ms - oldest.timestamp_ms : 0,
     };
   }

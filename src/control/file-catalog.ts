@@ -7,8 +7,22 @@ import { fullBody } from './catalog-event.js';
 import type { CatalogStore, NodeRecord, NodeSummary, NodeState, PublicNode } from './catalog-store.js';
 import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
 import {
-  countNodes, deleteDelta, joinPlan, lapsed, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
-  storedEntries, summaries, toPublic, upsertPlan, type JoinReply,
+  countNodes,
+  deleteDelta,
+  joinPlan,
+  lapsed,
+  noNode,
+  offlinePlan,
+  publishedService,
+  readEntries,
+  recordParts,
+  refreshPlan,
+  secretMatches,
+  storedEntries,
+  summaries,
+  toPublic,
+  upsertPlan,
+  type JoinReply,
 } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
 
@@ -61,7 +75,8 @@ export class FileCatalog implements CatalogStore {
     }
     for (const event of events.takeUnarchived()) catalog.#recover(event, seqOf);
     // Each descriptor held once: the journal's copy for compaction and the events read back from disk use the catalog's strings.
-    for (const [nodeId, node] of catalog.#nodes) if (!catalog.#dirty.has(nodeId)) journal.keepJson(nodeKey(nodeId), journalRecord(node, seqOf.get(nodeId) ?? 0));
+    for (const [nodeId, node] of catalog.#nodes)
+      if (!catalog.#dirty.has(nodeId)) journal.keepJson(nodeKey(nodeId), journalRecord(node, seqOf.get(nodeId) ?? 0));
     for (const event of events.retained()) {
       const node = catalog.#nodes.get(event.node_id);
       if (node) event.share(new Map(node.services.map((e) => [e.service_id, e])));
@@ -87,9 +102,14 @@ export class FileCatalog implements CatalogStore {
     }
     const previous = new Map(node.services.map((e) => [e.service_id, e]));
     this.#nodes.set(event.node_id, {
-      ...node, node_name: event.node_name, platform: event.platform, labels: event.labels,
+      ...node,
+      node_name: event.node_name,
+      platform: event.platform,
+      labels: event.labels,
       services: event.kind === 'upsert' ? storedEntries(event.services, (s, json) => serviceEntry(s, json, false, previous.get(s.service_id))) : node.services,
-      state: event.kind === 'offline' ? 'offline' : 'online', updated_ms: event.timestamp_ms, seq: event.seq,
+      state: event.kind === 'offline' ? 'offline' : 'online',
+      updated_ms: event.timestamp_ms,
+      seq: event.seq,
     });
   }
 
@@ -184,13 +204,17 @@ export class FileCatalog implements CatalogStore {
   /** Each in its own turn, re-checked there. */
   async expireLeases(): Promise<string[]> {
     const candidates = [...this.#nodes.values()].filter((n) => lapsed(n, Date.now()));
-    const expired = await Promise.all(candidates.map((candidate) => this.#turn(candidate.node_id, async (now) => {
-      const node = this.#nodes.get(candidate.node_id);
-      if (!lapsed(node, now)) return undefined;
-      const { next, delta } = offlinePlan(node, now);
-      await this.#commit(next, 'offline', delta, now);
-      return node.node_id;
-    })));
+    const expired = await Promise.all(
+      candidates.map((candidate) =>
+        this.#turn(candidate.node_id, async (now) => {
+          const node = this.#nodes.get(candidate.node_id);
+          if (!lapsed(node, now)) return undefined;
+          const { next, delta } = offlinePlan(node, now);
+          await this.#commit(next, 'offline', delta, now);
+          return node.node_id;
+        }),
+      ),
+    );
     return expired.filter((nodeId): nodeId is string => nodeId !== undefined);
   }
 

@@ -17,7 +17,8 @@ export class FileProjectStore implements ProjectStore {
   static async open(path: string, log: Logger): Promise<FileProjectStore> {
     const { journal, restored } = await StateJournal.open(path, { sync: 'always', log });
     const store = new FileProjectStore(journal);
-    for (const [k, value] of restored.values) if (k.startsWith('project/') && value && typeof value === 'object') store.#projects.set((value as Project).project_id, value as Project);
+    for (const [k, value] of restored.values)
+      if (k.startsWith('project/') && value && typeof value === 'object') store.#projects.set((value as Project).project_id, value as Project);
     return store;
   }
 

@@ -6,8 +6,20 @@ import { writeFileAtomic } from '../store/atomic-file.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 import type { Principal } from './principal.js';
 import {
-  digestHex, joinStale, joinUsable, lastAdmin, newJoinEntry, newToken, newUserEntry, sameSecret, unknownToken,
-  type JoinTokenEntry, type ListedToken, type TokenEntry, type TokenStore, type UserTokenEntry,
+  digestHex,
+  joinStale,
+  joinUsable,
+  lastAdmin,
+  newJoinEntry,
+  newToken,
+  newUserEntry,
+  sameSecret,
+  unknownToken,
+  type JoinTokenEntry,
+  type ListedToken,
+  type TokenEntry,
+  type TokenStore,
+  type UserTokenEntry,
 } from './token-store.js';
 
 /** `<data-dir>/auth_tokens.json` (mode 0600). */
@@ -74,7 +86,8 @@ export class FileTokenStore implements TokenStore {
     // Tokens made, rotated or revoked by `acheron token` a moment ago count at once (one stat).
     await this.#reload();
     for (const entry of this.#data.admin) if (sameSecret(entry.token, token)) return { kind: 'admin', tokenId: entry.id };
-    for (const entry of this.#data.users) if (sameSecret(entry.token, token)) return { kind: 'user', tokenId: entry.id, userId: entry.user_id, agentId: entry.agent_id };
+    for (const entry of this.#data.users)
+      if (sameSecret(entry.token, token)) return { kind: 'user', tokenId: entry.id, userId: entry.user_id, agentId: entry.agent_id };
     // Join tokens can be many: found by digest (a hash lookup leaks nothing about the secret).
     const entry = this.#joinByDigest().get(digestHex(token));
     if (entry && joinUsable(entry)) return { kind: 'joiner', tokenId: entry.id };
@@ -251,10 +264,13 @@ export class FileTokenStore implements TokenStore {
     try {
       // The file as this process last wrote or read it needs no second parse (with 10,000 join tokens it is 2 MiB of JSON).
       const current = fileVersion(await stat(this.path).catch(() => undefined));
-      const data = current !== '' && current === this.#version ? copyOf(this.#data) : await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') return emptyFile();
-        throw error;
-      });
+      const data =
+        current !== '' && current === this.#version
+          ? copyOf(this.#data)
+          : await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
+              if (error.code === 'ENOENT') return emptyFile();
+              throw error;
+            });
       const failed = new Map<QueuedUpdate, Error>();
       for (const update of batch) {
         try {

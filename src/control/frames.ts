@@ -30,7 +30,9 @@ export function replyFrame(type: string, id: string, payload: SerializedPayload)
 
 /** The head of a watch's event frames, up to the event's own members. */
 export function watchEventHead(watchId: string, replay: boolean): Buffer {
-  return Buffer.from(`{"channel":${JSON.stringify(CHANNEL)},"type":"control.node_service_event","ok":true,"payload":{"watch_id":${JSON.stringify(watchId)},"replay":${replay},`);
+  return Buffer.from(
+    `{"channel":${JSON.stringify(CHANNEL)},"type":"control.node_service_event","ok":true,"payload":{"watch_id":${JSON.stringify(watchId)},"replay":${replay},`,
+  );
 }
 
 /** Which shape a watch's events take (SPEC §6): the whole catalog, or `include: "delta"`. */

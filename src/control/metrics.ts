@@ -30,14 +30,20 @@ export class ControlMetrics {
     // Gauges named like counters (promtool refuses them); the same numbers by type stay: nodejs_active_handles and so on.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     new Gauge({
-      name: 'acheron_nodes', help: 'Nodes in the catalog by state', labelNames: ['state'], registers,
+      name: 'acheron_nodes',
+      help: 'Nodes in the catalog by state',
+      labelNames: ['state'],
+      registers,
       collect() {
         const { nodes } = catalog.count();
         for (const [state, n] of Object.entries(nodes)) this.set({ state }, n);
       },
     });
     new Gauge({
-      name: 'acheron_services', help: 'Services in the catalog by their own state (offline for every service of an offline node)', labelNames: ['state'], registers,
+      name: 'acheron_services',
+      help: 'Services in the catalog by their own state (offline for every service of an offline node)',
+      labelNames: ['state'],
+      registers,
       collect() {
         // States come and go with the catalog (online, degraded, offline, whatever a manifest names): none is kept stale.
         this.reset();
@@ -53,14 +59,32 @@ export class ControlMetrics {
     this.fanoutEvents = new Counter({ name: 'acheron_watch_fanout_events_total', help: 'Events handed to the watch fan-out', registers });
     this.fanoutAttempts = new Counter({ name: 'acheron_watch_fanout_attempts_total', help: 'Deliveries attempted (event x matching watch)', registers });
     this.fanoutSent = new Counter({ name: 'acheron_watch_fanout_sent_total', help: 'Deliveries sent', registers });
-    this.fanoutDropped = new Counter({ name: 'acheron_watch_fanout_dropped_total', help: 'Deliveries refused because the watcher was too slow (its watch ended with resync_required)', registers });
+    this.fanoutDropped = new Counter({
+      name: 'acheron_watch_fanout_dropped_total',
+      help: 'Deliveries refused because the watcher was too slow (its watch ended with resync_required)',
+      registers,
+    });
     this.watchesEnded = new Counter({ name: 'acheron_watch_ended_total', help: 'Watches ended by the server', labelNames: ['reason'], registers });
     this.replayRequests = new Counter({ name: 'acheron_watch_replay_requests_total', help: 'Watches started (each replays)', registers });
     this.replayEvents = new Counter({ name: 'acheron_watch_replay_events_total', help: 'Events replayed', registers });
     this.replayBytes = new Counter({ name: 'acheron_watch_replay_bytes_total', help: 'Bytes of replayed event frames', registers });
-    this.eventSeq = new Gauge({ name: 'acheron_event_seq', help: 'The last event seq made durable (the head_seq watches report)', registers, collect() { this.set(events.headSeq); } });
+    this.eventSeq = new Gauge({
+      name: 'acheron_event_seq',
+      help: 'The last event seq made durable (the head_seq watches report)',
+      registers,
+      collect() {
+        this.set(events.headSeq);
+      },
+    });
     const window = (name: string, help: string, pick: (w: ReturnType<EventStream['window']>) => number | null) =>
-      new Gauge({ name, help, registers, collect() { this.set(pick(events.window()) ?? 0); } });
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(pick(events.window()) ?? 0);
+        },
+      });
     window('acheron_watch_retained_events', 'Events in the replay ring', (w) => w.events);
     window('acheron_watch_retained_capacity', 'Capacity of the replay ring', (w) => w.capacity);
     window('acheron_watch_retained_oldest_seq', 'Oldest seq in the replay ring (0 when empty)', (w) => w.oldest_seq);
@@ -69,9 +93,20 @@ export class ControlMetrics {
     window('acheron_watch_retained_oldest_timestamp_seconds', 'Time of the oldest retained event (Unix seconds; 0 when none)', (w) => seconds(w.oldest_ms));
     window('acheron_watch_retained_newest_timestamp_seconds', 'Time of the newest retained event (Unix seconds; 0 when none)', (w) => seconds(w.newest_ms));
     window('acheron_watch_retained_window_seconds', 'Time span of the replay ring', (w) => w.window_ms / 1000);
-    this.relayed = new Counter({ name: 'acheron_relay_operations_total', help: 'WorldFS operations relayed to nodes, by op and outcome (ok or the errno)', labelNames: ['op', 'outcome'], registers });
+    this.relayed = new Counter({
+      name: 'acheron_relay_operations_total',
+      help: 'WorldFS operations relayed to nodes, by op and outcome (ok or the errno)',
+      labelNames: ['op', 'outcome'],
+      registers,
+    });
     // An invoke waits for its driver: buckets up to a minute.
-    this.relayLatency = new Histogram({ name: 'acheron_relay_latency_seconds', help: 'Time from forwarding a relayed operation to the node\'s answer', labelNames: ['op'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers });
+    this.relayLatency = new Histogram({
+      name: 'acheron_relay_latency_seconds',
+      help: "Time from forwarding a relayed operation to the node's answer",
+      labelNames: ['op'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
   }
 
   /** The same numbers as /metrics, as JSON (control.metrics and /metrics.json). */

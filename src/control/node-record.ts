@@ -23,7 +23,12 @@ export function secretMatches(node: NodeRecord | undefined, secret: string): boo
 export type { JoinReply };
 
 /** A join's record (a fresh secret; what the payload leaves out kept from `existing`) and the event, if any. */
-export function joinPlan(payload: NodeJoinPayload, existing: NodeRecord | undefined, now: number, leaseTtlMs: number): { next: NodeRecord; kind: EventKind | undefined; delta: ServiceDelta; reply: JoinReply } {
+export function joinPlan(
+  payload: NodeJoinPayload,
+  existing: NodeRecord | undefined,
+  now: number,
+  leaseTtlMs: number,
+): { next: NodeRecord; kind: EventKind | undefined; delta: ServiceDelta; reply: JoinReply } {
   const nodeId = payload.node_id ?? `node-${randomBytes(4).toString('hex')}`;
   const secret = randomBytes(32).toString('base64url');
   const next: NodeRecord = {
@@ -50,12 +55,19 @@ export function joinPlan(payload: NodeJoinPayload, existing: NodeRecord | undefi
  * (`upsert` when the catalog changed, `online` when only the node came back), a metadata-only
  * change (no event, but stored), or nothing but the lease.
  */
-export function upsertPlan(node: NodeRecord, payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[], now: number, leaseTtlMs: number): { next: NodeRecord; delta: ServiceDelta; kind: EventKind | undefined; metadataChanged: boolean } {
+export function upsertPlan(
+  node: NodeRecord,
+  payload: Omit<NodeServiceUpsertPayload, 'services'>,
+  incoming: readonly ResolvedService[],
+  now: number,
+  leaseTtlMs: number,
+): { next: NodeRecord; delta: ServiceDelta; kind: EventKind | undefined; metadataChanged: boolean } {
   const previous = new Map(node.services.map((e) => [e.service_id, e]));
   const services = incoming.map((s) => ('known' in s ? s.known : serviceEntry(s.service, s.json, true, previous.get(s.service.service_id))));
   const ids = new Set<string>();
   for (const [index, { service_id: serviceId }] of services.entries()) {
-    if (ids.has(serviceId)) throw new ProtocolError('invalid_payload', `services/${index}/service_id: duplicate service_id ${serviceId}`, { field: `/services/${index}/service_id` });
+    if (ids.has(serviceId))
+      throw new ProtocolError('invalid_payload', `services/${index}/service_id: duplicate service_id ${serviceId}`, { field: `/services/${index}/service_id` });
     ids.add(serviceId);
   }
   const delta = entriesDelta(node.services, services, now);
@@ -70,7 +82,10 @@ export function upsertPlan(node: NodeRecord, payload: Omit<NodeServiceUpsertPayl
     lease_expires_at_ms: now + leaseTtlMs,
     updated_ms: delta.changed ? now : node.updated_ms,
   };
-  const metadataChanged = next.node_name !== node.node_name || JSON.stringify(next.platform) !== JSON.stringify(node.platform) || JSON.stringify(next.labels) !== JSON.stringify(node.labels);
+  const metadataChanged =
+    next.node_name !== node.node_name ||
+    JSON.stringify(next.platform) !== JSON.stringify(node.platform) ||
+    JSON.stringify(next.labels) !== JSON.stringify(node.labels);
   // An unchanged upsert emits nothing (SPEC §6); a node coming back says so.
   const kind = delta.changed ? 'upsert' : node.state === 'offline' ? 'online' : undefined;
   return { next, delta, kind, metadataChanged };
@@ -104,12 +119,15 @@ export function noNode(nodeId: string): ProtocolError {
 export function toPublic(node: NodeRecord, view: 'published' | 'stored' = 'published'): PublicNode {
   const { secret_sha256: _secret, services: entries, node_id, node_name, platform, labels, ...rest } = node;
   const services = entries.map((e) => JSON.parse(e.json.toString()) as ServiceDescriptor);
-  if (view === 'stored') return { node_id, node_name, platform, labels, services, service_hashes: Object.fromEntries(entries.map((e) => [e.service_id, e.hash])), ...rest };
+  if (view === 'stored')
+    return { node_id, node_name, platform, labels, services, service_hashes: Object.fromEntries(entries.map((e) => [e.service_id, e.hash])), ...rest };
   return { node_id, node_name, platform, labels, services: node.state === 'online' ? services : services.map(offlineView), ...rest };
 }
 
 export function summaries(nodes: Iterable<NodeRecord>): NodeSummary[] {
-  return [...nodes].sort((a, b) => (a.node_id < b.node_id ? -1 : 1)).map(({ services, secret_sha256: _secret, ...meta }) => ({ ...meta, service_count: services.length }));
+  return [...nodes]
+    .sort((a, b) => (a.node_id < b.node_id ? -1 : 1))
+    .map(({ services, secret_sha256: _secret, ...meta }) => ({ ...meta, service_count: services.length }));
 }
 
 /** One service of a node as `get` shows it (only that descriptor is parsed); undefined when either is unknown. */
@@ -135,7 +153,10 @@ export function countNodes(nodes: Iterable<NodeRecord>): { nodes: Record<NodeSta
 }
 
 /** Entries of descriptors read back (journal, log, etcd): their JSON in one block (jsonBytes). */
-export function storedEntries(services: readonly ServiceDescriptor[], entry: (service: ServiceDescriptor, json: Buffer, index: number) => ServiceEntry): ServiceEntry[] {
+export function storedEntries(
+  services: readonly ServiceDescriptor[],
+  entry: (service: ServiceDescriptor, json: Buffer, index: number) => ServiceEntry,
+): ServiceEntry[] {
   const bytes = jsonBytes(services.map((s) => JSON.stringify(s)));
   return services.map((s, index) => entry(s, bytes[index] as Buffer, index));
 }
@@ -144,7 +165,11 @@ export function storedEntries(services: readonly ServiceDescriptor[], entry: (se
  * The entries of descriptors read back with their stored hashes (when they match in number), each
  * the `previous` entry of the same id when its JSON is the same (so equal descriptors are held once).
  */
-export function readEntries(services: readonly ServiceDescriptor[], hashes: readonly string[] | undefined, previous?: ReadonlyMap<string, ServiceEntry>): ServiceEntry[] {
+export function readEntries(
+  services: readonly ServiceDescriptor[],
+  hashes: readonly string[] | undefined,
+  previous?: ReadonlyMap<string, ServiceEntry>,
+): ServiceEntry[] {
   const hashed = hashes?.length === services.length ? hashes : undefined;
   return storedEntries(services, (s, json, index) => {
     const known = previous?.get(s.service_id);

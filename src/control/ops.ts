@@ -1,4 +1,19 @@
-import type { NodeGetPayload, NodeJoinPayload, NodeRefPayload, NodeServiceUnwatchPayload, NodeServiceUpsertPayload, ProjectPayload, ProjectRefPayload, RelayPayload, RelayPeerPayload, RelayReplyPayload, RelaySessionPayload, ServiceDescriptor, ServiceDescriptorInput, SessionAttachPayload } from '../protocol/types.gen.js';
+import type {
+  NodeGetPayload,
+  NodeJoinPayload,
+  NodeRefPayload,
+  NodeServiceUnwatchPayload,
+  NodeServiceUpsertPayload,
+  ProjectPayload,
+  ProjectRefPayload,
+  RelayPayload,
+  RelayPeerPayload,
+  RelayReplyPayload,
+  RelaySessionPayload,
+  ServiceDescriptor,
+  ServiceDescriptorInput,
+  SessionAttachPayload,
+} from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { problemAt, SCHEMA_BASE, type Problem, type Schemas } from '../protocol/schemas.js';
 import { foreignPaths, withServiceDefaults } from '../protocol/service-defaults.js';
@@ -74,7 +89,8 @@ function allowed(context: OpContext, projectId: string, action: Action): Project
 
 function readableNodes(context: OpContext): (nodeId: string) => boolean {
   if (context.principal.kind !== 'user') return () => true;
-  if (!context.session) throw new ProtocolError('forbidden', 'catalog reads by users need a project session: control.session_attach {project_id, project_token?} first');
+  if (!context.session)
+    throw new ProtocolError('forbidden', 'catalog reads by users need a project session: control.session_attach {project_id, project_token?} first');
   const project = allowed(context, context.session.projectId, 'read');
   const mounted = new Set(project.mounts.map((m) => m.node_id));
   return (nodeId) => mounted.has(nodeId);
@@ -101,7 +117,10 @@ function resolveDescriptors(context: OpContext, nodeId: string, services: readon
     if (problem) fail(problem);
     const descriptor = service as ServiceDescriptor;
     const foreign = foreignPaths(descriptor, nodeId)[0];
-    if (foreign) fail(problemAt('payload', at + foreign.pointer, 'node_path', `${foreign.path} is not under /nodes/${nodeId}/: a node publishes only paths of its own tree`));
+    if (foreign)
+      fail(
+        problemAt('payload', at + foreign.pointer, 'node_path', `${foreign.path} is not under /nodes/${nodeId}/: a node publishes only paths of its own tree`),
+      );
     return { service: descriptor, text: JSON.stringify(descriptor) };
   });
   const bytes = jsonBytes(fresh.flatMap((s) => ('text' in s ? [s.text] : [])));
@@ -193,7 +212,9 @@ export const OPS: Record<string, Op<never>> = {
     const session: ProjectSession = { projectId: project.project_id, hasProjectToken: payload.project_token !== undefined };
     context.attach(session);
     // What this session may do, so clients (and the debug page) can explain a refusal up front.
-    const actions = Object.fromEntries((['read', 'observe', 'invoke', 'mount', 'admin'] as const).map((a) => [a, refusal(project, a, context.principal, session) ?? 'allowed']));
+    const actions = Object.fromEntries(
+      (['read', 'observe', 'invoke', 'mount', 'admin'] as const).map((a) => [a, refusal(project, a, context.principal, session) ?? 'allowed']),
+    );
     return { project_id: project.project_id, has_project_token: session.hasProjectToken, nodes: project.mounts.map((m) => m.node_id), actions };
   }),
   'control.node_service_unwatch': op<NodeServiceUnwatchPayload>('node_service_unwatch', ['admin', 'user'], async (context, payload) => {
@@ -206,7 +227,9 @@ export const OPS: Record<string, Op<never>> = {
     return context.relayPolicy.refusal(context.principal, context.session, payload) ?? context.relays.forward(payload, relaySession(context.connection));
   }),
   // A relay another server of the store forwards here, where the node's tunnel is: that server checked the policy.
-  'control.relay_peer': op<RelayPeerPayload>('relay_peer', ['peer'], async (context, payload) => context.relays.forward(payload.relay, payload.session, { local: true })),
+  'control.relay_peer': op<RelayPeerPayload>('relay_peer', ['peer'], async (context, payload) =>
+    context.relays.forward(payload.relay, payload.session, { local: true }),
+  ),
   'control.relay_session_gone': op<RelaySessionPayload>('relay_session', ['peer'], async (context, payload) => {
     context.relays.sessionGone(payload.session);
     return {};
@@ -220,7 +243,8 @@ export const OPS: Record<string, Op<never>> = {
   'control.relay_reply': op<RelayReplyPayload>('relay_reply', ['node'], async (context, payload) => {
     const { relay_id: relayId, ...outcome } = payload;
     const nodeId = context.principal.kind === 'node' ? context.principal.nodeId : '';
-    if (!context.relays.complete(nodeId, relayId, outcome)) throw new ProtocolError('not_found', `no relayed operation ${relayId} is waiting for node ${nodeId}`, { field: '/relay_id' });
+    if (!context.relays.complete(nodeId, relayId, outcome))
+      throw new ProtocolError('not_found', `no relayed operation ${relayId} is waiting for node ${nodeId}`, { field: '/relay_id' });
     return {};
   }),
 };

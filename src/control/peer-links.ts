@@ -24,7 +24,11 @@ export class PeerLinks {
   }
 
   async forward(peer: PeerServer, request: RelayPayload, session: string): Promise<RelayOutcome> {
-    const unreachable = (why: string): RelayOutcome => ({ ok: false, errno: 'EHOSTUNREACH', message: `node ${request.node_id}'s tunnel is on server ${peer.serverId} (${peer.url}), out of reach: ${why}` });
+    const unreachable = (why: string): RelayOutcome => ({
+      ok: false,
+      errno: 'EHOSTUNREACH',
+      message: `node ${request.node_id}'s tunnel is on server ${peer.serverId} (${peer.url}), out of reach: ${why}`,
+    });
     let client: ControlClient;
     try {
       client = await this.#link(peer);
@@ -34,18 +38,31 @@ export class PeerLinks {
     try {
       return await client.request<RelayOutcome>('control.relay_peer', { relay: request, session }, (request.timeout_ms ?? RELAY_WAIT_MS) + PEER_SLACK_MS);
     } catch (error) {
-      return client.isOpen ? { ok: false, errno: 'ETIMEDOUT', message: `server ${peer.serverId} did not answer ${request.op} ${request.path}: ${(error as Error).message}` } : unreachable((error as Error).message);
+      return client.isOpen
+        ? { ok: false, errno: 'ETIMEDOUT', message: `server ${peer.serverId} did not answer ${request.op} ${request.path}: ${(error as Error).message}` }
+        : unreachable((error as Error).message);
     }
   }
 
   /** A requester's session ended here: the peer tells the nodes it reached for it. */
   sessionGone(peer: PeerServer, session: string): void {
-    void this.#links.get(this.#key(peer))?.then((client) => client.request('control.relay_session_gone', { session }))
-      .catch((error: unknown) => this.#log.debug({ err: error, server_id: peer.serverId }, 'could not tell a peer that a relay session ended; its nodes release the handles when they idle out'));
+    void this.#links
+      .get(this.#key(peer))
+      ?.then((client) => client.request('control.relay_session_gone', { session }))
+      .catch((error: unknown) =>
+        this.#log.debug(
+          { err: error, server_id: peer.serverId },
+          'could not tell a peer that a relay session ended; its nodes release the handles when they idle out',
+        ),
+      );
   }
 
   close(): void {
-    for (const link of this.#links.values()) void link.then((client) => client.terminate(), () => undefined);
+    for (const link of this.#links.values())
+      void link.then(
+        (client) => client.terminate(),
+        () => undefined,
+      );
     this.#links.clear();
   }
 

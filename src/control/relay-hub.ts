@@ -75,12 +75,25 @@ export class RelayHub {
       }
       return this.#peers.forward(peer, request, session).then((outcome) => this.#count(request.op, outcome));
     }
-    if (!tunnel) return Promise.resolve(this.#count(request.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${nodeId} has no tunnel ready for relays (not connected to the control server, or still starting up)` }));
+    if (!tunnel)
+      return Promise.resolve(
+        this.#count(request.op, {
+          ok: false,
+          errno: 'EHOSTUNREACH',
+          message: `node ${nodeId} has no tunnel ready for relays (not connected to the control server, or still starting up)`,
+        }),
+      );
     const relayId = `r${this.#nextId++}`;
     return new Promise<RelayOutcome>((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(relayId);
-        resolve(this.#count(request.op, { ok: false, errno: 'ETIMEDOUT', message: `node ${nodeId} did not answer ${request.op} ${request.path} within ${waitMs} ms` }));
+        resolve(
+          this.#count(request.op, {
+            ok: false,
+            errno: 'ETIMEDOUT',
+            message: `node ${nodeId} did not answer ${request.op} ${request.path} within ${waitMs} ms`,
+          }),
+        );
       }, waitMs);
       timer.unref();
       this.#pending.set(relayId, { nodeId, tunnel, op: request.op, started: performance.now(), timer, resolve });

@@ -46,12 +46,14 @@ export class RelayPolicy {
     const denied = (errno: string, message: string): RelayOutcome => ({ ok: false, errno, message });
     if (principal.kind !== 'user' || !session) return denied('EACCES', 'relayed operations by users need a project session: control.session_attach first');
     const project = this.#projects.find(session.projectId);
-    if (!project || !project.mounts.some((m) => m.node_id === request.node_id)) return denied('ENOENT', `node ${request.node_id} is not in project ${session.projectId}`);
+    if (!project || !project.mounts.some((m) => m.node_id === request.node_id))
+      return denied('ENOENT', `node ${request.node_id} is not in project ${session.projectId}`);
     const [top, serviceId] = request.path.split('/').filter(Boolean);
     // A rename stays where its source is: the same service's files, or the exports.
     if (request.to !== undefined) {
       const [toTop, toService] = request.to.split('/').filter(Boolean);
-      if (toTop !== top || toService === undefined || (top === 'services' && toService !== serviceId)) return denied('EXDEV', `${request.to}: a rename must stay within ${top === 'services' ? `services/${serviceId}/` : 'fs/'}`);
+      if (toTop !== top || toService === undefined || (top === 'services' && toService !== serviceId))
+        return denied('EXDEV', `${request.to}: a rename must stay within ${top === 'services' ? `services/${serviceId}/` : 'fs/'}`);
     }
     const need = (action: Action): RelayOutcome | undefined => {
       const why = refusal(project, action, principal, session);

@@ -74,7 +74,13 @@ export const digestHex = (text: string): string => digest(text).toString('hex');
 export const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
 
 export function newUserEntry(userId: string, agentId: string | null): UserTokenEntry {
-  return { id: `user-${userId}${agentId ? `-${agentId}` : ''}-${randomBytes(3).toString('hex')}`, token: newToken('user'), user_id: userId, agent_id: agentId, created_ms: Date.now() };
+  return {
+    id: `user-${userId}${agentId ? `-${agentId}` : ''}-${randomBytes(3).toString('hex')}`,
+    token: newToken('user'),
+    user_id: userId,
+    agent_id: agentId,
+    created_ms: Date.now(),
+  };
 }
 
 export function newJoinEntry(ttlMs: number): JoinTokenEntry {
@@ -83,10 +89,12 @@ export function newJoinEntry(ttlMs: number): JoinTokenEntry {
 }
 
 /** A join token may still be spent. */
-export const joinUsable = (entry: { used_ms: number | null; expires_ms: number }, now = Date.now()): boolean => entry.used_ms === null && entry.expires_ms > now;
+export const joinUsable = (entry: { used_ms: number | null; expires_ms: number }, now = Date.now()): boolean =>
+  entry.used_ms === null && entry.expires_ms > now;
 
 /** A spent or expired join token past its record time. */
-export const joinStale = (entry: { used_ms: number | null; expires_ms: number }, now = Date.now()): boolean => (entry.used_ms ?? entry.expires_ms) <= now - JOIN_RECORD_MS;
+export const joinStale = (entry: { used_ms: number | null; expires_ms: number }, now = Date.now()): boolean =>
+  (entry.used_ms ?? entry.expires_ms) <= now - JOIN_RECORD_MS;
 
 export const unknownToken = (id: string): Error => new Error(`no token ${JSON.stringify(id)} (see acheron token list)`);
 export const lastAdmin = (): Error => new Error('refusing to revoke the last admin token (rotate it instead)');

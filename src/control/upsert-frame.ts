@@ -41,14 +41,23 @@ export function parseRequest(frame: Buffer, stored: (nodeId: string) => readonly
       const parsed = JSON.parse(split.rest) as { type?: unknown; payload?: { node_id?: unknown; services?: unknown } };
       const payload = parsed.payload;
       // The node id the scan saw is the parsed one: the stored descriptors matched were that node's.
-      if (parsed.type === UPSERT_TYPE && payload !== undefined && payload.node_id === split.nodeId && Array.isArray(payload.services) && payload.services.length === 0) {
-        incoming.set(payload, split.services.map((part) => {
-          if (typeof part !== 'string') return { known: part };
-          const value = JSON.parse(part) as unknown;
-          // Too deep for what follows (payload → services → descriptor): the whole frame, checked as such, says where.
-          if (tooDeepAt(value, MAX_PAYLOAD_DEPTH - 2) !== undefined) throw new RangeError('a descriptor nested too deep');
-          return { value };
-        }));
+      if (
+        parsed.type === UPSERT_TYPE &&
+        payload !== undefined &&
+        payload.node_id === split.nodeId &&
+        Array.isArray(payload.services) &&
+        payload.services.length === 0
+      ) {
+        incoming.set(
+          payload,
+          split.services.map((part) => {
+            if (typeof part !== 'string') return { known: part };
+            const value = JSON.parse(part) as unknown;
+            // Too deep for what follows (payload → services → descriptor): the whole frame, checked as such, says where.
+            if (tooDeepAt(value, MAX_PAYLOAD_DEPTH - 2) !== undefined) throw new RangeError('a descriptor nested too deep');
+            return { value };
+          }),
+        );
         return parsed;
       }
     } catch {
@@ -81,7 +90,10 @@ function isSpace(c: number | undefined): boolean {
  * reads bytes: in UTF-8 every byte of a multi-byte character is above 0x7f, so the ASCII a JSON
  * structure is made of is found exactly where it would be in the text.
  */
-export function splitServices(frame: Buffer, stored: (nodeId: string) => readonly ServiceEntry[] | undefined): { rest: string; nodeId: string | undefined; services: Array<string | ServiceEntry> } | undefined {
+export function splitServices(
+  frame: Buffer,
+  stored: (nodeId: string) => readonly ServiceEntry[] | undefined,
+): { rest: string; nodeId: string | undefined; services: Array<string | ServiceEntry> } | undefined {
   let depth = 0;
   let lastString = '';
   let key1 = '';
@@ -102,7 +114,12 @@ export function splitServices(frame: Buffer, stored: (nodeId: string) => readonl
     let i = from;
     while (isSpace(frame[i])) i++;
     const candidate = candidates?.[services.length];
-    if (!candidate?.validated || i + candidate.json.length > frame.length || frame.compare(candidate.json, 0, candidate.json.length, i, i + candidate.json.length) !== 0) return from;
+    if (
+      !candidate?.validated ||
+      i + candidate.json.length > frame.length ||
+      frame.compare(candidate.json, 0, candidate.json.length, i, i + candidate.json.length) !== 0
+    )
+      return from;
     let next = i + candidate.json.length;
     while (isSpace(frame[next])) next++;
     const c = frame[next];

@@ -85,10 +85,19 @@ export class WatchHub {
     const replayLimit = Math.min(request.replay_limit ?? DEFAULT_REPLAY_LIMIT, this.#events.ringCapacity);
     if (request.since_seq !== undefined) {
       // Ahead of the head: events this server cannot prove it delivered (lost in a crash, or another server's history).
-      if (request.since_seq > head) throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is ahead of head_seq ${head}, so events after it may be lost: list again and watch from head_seq ${head}`, { field: '/since_seq' });
+      if (request.since_seq > head)
+        throw new ProtocolError(
+          'resync_required',
+          `since_seq ${request.since_seq} is ahead of head_seq ${head}, so events after it may be lost: list again and watch from head_seq ${head}`,
+          { field: '/since_seq' },
+        );
       const after = this.#events.retainedAfter;
       if (request.since_seq < after) {
-        throw new ProtocolError('resync_required', `since_seq ${request.since_seq} is older than the retained history (every event after seq ${after} is kept; older ones were dropped or lost): list again and watch from head_seq ${head}`, { field: '/since_seq' });
+        throw new ProtocolError(
+          'resync_required',
+          `since_seq ${request.since_seq} is older than the retained history (every event after seq ${after} is kept; older ones were dropped or lost): list again and watch from head_seq ${head}`,
+          { field: '/since_seq' },
+        );
       }
       replay = ring.filter((e) => e.seq > (request.since_seq as number) && matches(e));
     } else replay = replayLimit === 0 ? [] : ring.filter(matches).slice(-replayLimit);
@@ -97,7 +106,15 @@ export class WatchHub {
     this.#nextIdOf.set(connection, n + 1);
     const id = `w${n}`;
     const shape: EventShape = request.include === 'delta' ? 'delta' : 'full';
-    ack({ watch_id: id, enabled: true, ...(request.node_id === undefined ? {} : { node_id: request.node_id }), ...(request.include === undefined ? {} : { include: request.include }), replay_limit: replayLimit, replayed: replay.length, head_seq: head });
+    ack({
+      watch_id: id,
+      enabled: true,
+      ...(request.node_id === undefined ? {} : { node_id: request.node_id }),
+      ...(request.include === undefined ? {} : { include: request.include }),
+      replay_limit: replayLimit,
+      replayed: replay.length,
+      head_seq: head,
+    });
     this.#metrics.replayRequests.inc();
     const replayHead = watchEventHead(id, true);
     for (const event of replay) {
@@ -107,12 +124,21 @@ export class WatchHub {
       connection.sendSerialized(frame);
     }
     connection.send(push('control.node_service_watch_synced', { watch_id: id, head_seq: head }));
-    this.#watches.set(watchKey(connection, id), { id, connection, nodeId: request.node_id, allowed, lastSentMs: Date.now(), liveHead: watchEventHead(id, false), shape });
+    this.#watches.set(watchKey(connection, id), {
+      id,
+      connection,
+      nodeId: request.node_id,
+      allowed,
+      lastSentMs: Date.now(),
+      liveHead: watchEventHead(id, false),
+      shape,
+    });
     this.#metrics.subscribers.set(this.#watches.size);
   }
 
   unwatch(connection: ConnectionPeer, watchId: string): void {
-    if (!this.#watches.delete(watchKey(connection, watchId))) throw new ProtocolError('not_found', `no watch ${watchId} on this connection`, { field: '/watch_id' });
+    if (!this.#watches.delete(watchKey(connection, watchId)))
+      throw new ProtocolError('not_found', `no watch ${watchId} on this connection`, { field: '/watch_id' });
     this.#metrics.subscribers.set(this.#watches.size);
   }
 

@@ -27,9 +27,16 @@ export function watchPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): WatchP
  * the project mounts (read live, so a project change applies to running watches). The subscription
  * a WorldFS mount keeps for itself (`purpose: "worldfs"`) passes the role gates, not the filter.
  */
-export function watchAccess(principal: Principal, policy: WatchPolicy, session: ProjectSession | undefined, projects: ProjectStore, purpose?: 'worldfs'): { refused: string } | { filter: (event: CatalogEvent) => boolean } {
+export function watchAccess(
+  principal: Principal,
+  policy: WatchPolicy,
+  session: ProjectSession | undefined,
+  projects: ProjectStore,
+  purpose?: 'worldfs',
+): { refused: string } | { filter: (event: CatalogEvent) => boolean } {
   const gated = purpose !== 'worldfs';
-  if (principal.kind === 'admin') return policy.allowAdmin || !gated ? { filter: () => true } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
+  if (principal.kind === 'admin')
+    return policy.allowAdmin || !gated ? { filter: () => true } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
   if (principal.kind !== 'user') return { refused: `${principal.kind} connections do not watch the catalog` };
   if (!policy.allowUser && gated) return { refused: 'user watches are turned off: the server needs ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true' };
   if (!session) return { refused: 'a user watch needs a project session: control.session_attach {project_id, project_token?} first' };

@@ -15,9 +15,26 @@ import type { Logger } from 'pino';
  * into numbers in exactly one place, `src/fuse/errno.ts`.
  */
 export const ERRNO_NAMES = [
-  'ENOENT', 'EACCES', 'EPERM', 'EINVAL', 'EFBIG', 'EAGAIN', 'ETIMEDOUT', 'EROFS', 'ENOTDIR',
-  'EISDIR', 'ENOTCONN', 'EHOSTUNREACH', 'EIO', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'ENAMETOOLONG',
-  'EBADF', 'ENOSPC', 'ELOOP',
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'EINVAL',
+  'EFBIG',
+  'EAGAIN',
+  'ETIMEDOUT',
+  'EROFS',
+  'ENOTDIR',
+  'EISDIR',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'EIO',
+  'EEXIST',
+  'ENOTEMPTY',
+  'EXDEV',
+  'ENAMETOOLONG',
+  'EBADF',
+  'ENOSPC',
+  'ELOOP',
 ] as const;
 
 export type ErrnoName = (typeof ERRNO_NAMES)[number];

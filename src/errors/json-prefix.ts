@@ -6,9 +6,31 @@
  */
 export type JsonPrefixState = 'empty' | 'complete' | 'prefix' | 'invalid';
 
-const enum Mode { Value, AfterValue, ObjectKeyOrEnd, ObjectKey, Colon, ArrayValueOrEnd, String, Escape, Unicode, Number, Literal, Done }
+const enum Mode {
+  Value,
+  AfterValue,
+  ObjectKeyOrEnd,
+  ObjectKey,
+  Colon,
+  ArrayValueOrEnd,
+  String,
+  Escape,
+  Unicode,
+  Number,
+  Literal,
+  Done,
+}
 // Number sub-states: what the last character allowed.
-const enum Num { Minus, Zero, Int, Dot, Frac, Exp, ExpSign, ExpInt }
+const enum Num {
+  Minus,
+  Zero,
+  Int,
+  Dot,
+  Frac,
+  Exp,
+  ExpSign,
+  ExpInt,
+}
 
 const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
 const LITERALS: Record<string, string> = { t: 'true', f: 'false', n: 'null' };
@@ -35,7 +57,10 @@ export function scanJson(text: string): { state: JsonPrefixState; at: number } {
     switch (mode) {
       case Mode.Number: {
         const next = stepNumber(num, c);
-        if (next !== undefined) { num = next; continue; }
+        if (next !== undefined) {
+          num = next;
+          continue;
+        }
         if (!numberAccepts(num)) return { state: 'invalid', at: i };
         mode = afterValue();
         i--; // re-read this character in the new mode
@@ -43,12 +68,17 @@ export function scanJson(text: string): { state: JsonPrefixState; at: number } {
       }
       case Mode.String:
         if (c === '"') {
-          if (stringIsKey) mode = Mode.Colon; else mode = afterValue();
+          if (stringIsKey) mode = Mode.Colon;
+          else mode = afterValue();
         } else if (c === '\\') mode = Mode.Escape;
         else if (c < ' ') return { state: 'invalid', at: i };
         continue;
       case Mode.Escape:
-        if (c === 'u') { mode = Mode.Unicode; unicodeLeft = 4; continue; }
+        if (c === 'u') {
+          mode = Mode.Unicode;
+          unicodeLeft = 4;
+          continue;
+        }
         if (!'"\\/bfnrt'.includes(c)) return { state: 'invalid', at: i };
         mode = Mode.String;
         continue;
@@ -65,10 +95,18 @@ export function scanJson(text: string): { state: JsonPrefixState; at: number } {
     }
     if (WHITESPACE.has(c)) continue;
     if (mode === Mode.ArrayValueOrEnd) {
-      if (c === ']') { stack.pop(); mode = afterValue(); continue; }
+      if (c === ']') {
+        stack.pop();
+        mode = afterValue();
+        continue;
+      }
       mode = Mode.Value;
     } else if (mode === Mode.ObjectKeyOrEnd) {
-      if (c === '}') { stack.pop(); mode = afterValue(); continue; }
+      if (c === '}') {
+        stack.pop();
+        mode = afterValue();
+        continue;
+      }
       mode = Mode.ObjectKey;
     }
     switch (mode as Mode) {
@@ -76,14 +114,29 @@ export function scanJson(text: string): { state: JsonPrefixState; at: number } {
         return { state: 'invalid', at: i };
       case Mode.Value:
         sawValue = true;
-        if (c === '{') { stack.push('object'); mode = Mode.ObjectKeyOrEnd; }
-        else if (c === '[') { stack.push('array'); mode = Mode.ArrayValueOrEnd; }
-        else if (c === '"') { stringIsKey = false; mode = Mode.String; }
-        else if (c === '-') { mode = Mode.Number; num = Num.Minus; }
-        else if (c === '0') { mode = Mode.Number; num = Num.Zero; }
-        else if (c >= '1' && c <= '9') { mode = Mode.Number; num = Num.Int; }
-        else if (c in LITERALS) { literal = LITERALS[c] as string; literalAt = 1; mode = Mode.Literal; }
-        else return { state: 'invalid', at: i };
+        if (c === '{') {
+          stack.push('object');
+          mode = Mode.ObjectKeyOrEnd;
+        } else if (c === '[') {
+          stack.push('array');
+          mode = Mode.ArrayValueOrEnd;
+        } else if (c === '"') {
+          stringIsKey = false;
+          mode = Mode.String;
+        } else if (c === '-') {
+          mode = Mode.Number;
+          num = Num.Minus;
+        } else if (c === '0') {
+          mode = Mode.Number;
+          num = Num.Zero;
+        } else if (c >= '1' && c <= '9') {
+          mode = Mode.Number;
+          num = Num.Int;
+        } else if (c in LITERALS) {
+          literal = LITERALS[c] as string;
+          literalAt = 1;
+          mode = Mode.Literal;
+        } else return { state: 'invalid', at: i };
         continue;
       case Mode.ObjectKey:
         if (c !== '"') return { state: 'invalid', at: i };
@@ -96,8 +149,15 @@ export function scanJson(text: string): { state: JsonPrefixState; at: number } {
         continue;
       case Mode.AfterValue: {
         const top = stack[stack.length - 1];
-        if (c === ',') { mode = top === 'object' ? Mode.ObjectKey : Mode.Value; continue; }
-        if ((c === '}' && top === 'object') || (c === ']' && top === 'array')) { stack.pop(); mode = afterValue(); continue; }
+        if (c === ',') {
+          mode = top === 'object' ? Mode.ObjectKey : Mode.Value;
+          continue;
+        }
+        if ((c === '}' && top === 'object') || (c === ']' && top === 'array')) {
+          stack.pop();
+          mode = afterValue();
+          continue;
+        }
         return { state: 'invalid', at: i };
       }
       default:
@@ -113,14 +173,22 @@ export function scanJson(text: string): { state: JsonPrefixState; at: number } {
 function stepNumber(state: Num, c: string): Num | undefined {
   const digit = c >= '0' && c <= '9';
   switch (state) {
-    case Num.Minus: return c === '0' ? Num.Zero : digit ? Num.Int : undefined;
-    case Num.Zero: return c === '.' ? Num.Dot : c === 'e' || c === 'E' ? Num.Exp : undefined;
-    case Num.Int: return digit ? Num.Int : c === '.' ? Num.Dot : c === 'e' || c === 'E' ? Num.Exp : undefined;
-    case Num.Dot: return digit ? Num.Frac : undefined;
-    case Num.Frac: return digit ? Num.Frac : c === 'e' || c === 'E' ? Num.Exp : undefined;
-    case Num.Exp: return digit ? Num.ExpInt : c === '+' || c === '-' ? Num.ExpSign : undefined;
-    case Num.ExpSign: return digit ? Num.ExpInt : undefined;
-    case Num.ExpInt: return digit ? Num.ExpInt : undefined;
+    case Num.Minus:
+      return c === '0' ? Num.Zero : digit ? Num.Int : undefined;
+    case Num.Zero:
+      return c === '.' ? Num.Dot : c === 'e' || c === 'E' ? Num.Exp : undefined;
+    case Num.Int:
+      return digit ? Num.Int : c === '.' ? Num.Dot : c === 'e' || c === 'E' ? Num.Exp : undefined;
+    case Num.Dot:
+      return digit ? Num.Frac : undefined;
+    case Num.Frac:
+      return digit ? Num.Frac : c === 'e' || c === 'E' ? Num.Exp : undefined;
+    case Num.Exp:
+      return digit ? Num.ExpInt : c === '+' || c === '-' ? Num.ExpSign : undefined;
+    case Num.ExpSign:
+      return digit ? Num.ExpInt : undefined;
+    case Num.ExpInt:
+      return digit ? Num.ExpInt : undefined;
   }
 }
 

@@ -113,7 +113,8 @@ export class MountLock {
           throw new Error(`${mountPoint} is served by a live acheron daemon (pid ${seen.holder}, lock ${path}); stop it first or pick another directory`);
         }
         // Each attempt removes one stale file or meets a live contender: many mean something else is wrong.
-        if (attempt > 100) throw new Error(`${path}: could not take over the stale lock of ${mountPoint} (pid ${seen.holder}); remove it if no acheron serves ${mountPoint}`);
+        if (attempt > 100)
+          throw new Error(`${path}: could not take over the stale lock of ${mountPoint} (pid ${seen.holder}); remove it if no acheron serves ${mountPoint}`);
         await removeStale(path, seen, ours);
       }
     } finally {

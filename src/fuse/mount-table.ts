@@ -15,11 +15,14 @@ const unescape = (field: string): string => field.replace(/\\([0-7]{3})/g, (_, o
 
 export async function readMountTable(): Promise<MountEntry[]> {
   const text = await readFile('/proc/self/mountinfo', 'utf8');
-  return text.split('\n').filter(Boolean).map((line) => {
-    const fields = line.split(' ');
-    const separator = fields.indexOf('-');
-    return { mountPoint: unescape(fields[4] ?? ''), fstype: fields[separator + 1] ?? '', source: unescape(fields[separator + 2] ?? '') };
-  });
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const fields = line.split(' ');
+      const separator = fields.indexOf('-');
+      return { mountPoint: unescape(fields[4] ?? ''), fstype: fields[separator + 1] ?? '', source: unescape(fields[separator + 2] ?? '') };
+    });
 }
 
 export async function findMount(mountPoint: string): Promise<MountEntry | undefined> {
@@ -36,10 +39,14 @@ export async function clearStaleMount(mountPoint: string): Promise<'clean' | 'cl
   if (!entry) return 'clean';
   if (!entry.fstype.startsWith('fuse')) throw new Error(`${mountPoint} is already a mount point (${entry.fstype}); refusing to mount over it`);
   const probe = await Promise.race([
-    stat(mountPoint).then(() => 'live' as const, (error: NodeJS.ErrnoException) => (error.code === 'ENOTCONN' || error.code === 'ECONNABORTED' ? 'stale' as const : 'live' as const)),
+    stat(mountPoint).then(
+      () => 'live' as const,
+      (error: NodeJS.ErrnoException) => (error.code === 'ENOTCONN' || error.code === 'ECONNABORTED' ? ('stale' as const) : ('live' as const)),
+    ),
     new Promise<'live'>((resolve) => setTimeout(() => resolve('live'), 2000).unref()),
   ]);
-  if (probe === 'live') throw new Error(`${mountPoint} is served by a live ${entry.fstype} mount (${entry.source}); unmount it first or pick another directory`);
+  if (probe === 'live')
+    throw new Error(`${mountPoint} is served by a live ${entry.fstype} mount (${entry.source}); unmount it first or pick another directory`);
   await lazyUnmount(mountPoint);
   return 'cleared';
 }
@@ -59,9 +66,12 @@ export async function lazyUnmount(mountPoint: string): Promise<void> {
  */
 export function watchForUnmount(mountPoint: string, onGone: () => void, intervalMs = 1000): () => void {
   const timer = setInterval(() => {
-    void findMount(mountPoint).then((entry) => {
-      if (!entry) onGone();
-    }, () => undefined);
+    void findMount(mountPoint).then(
+      (entry) => {
+        if (!entry) onGone();
+      },
+      () => undefined,
+    );
   }, intervalMs);
   return () => clearInterval(timer);
 }

@@ -75,8 +75,15 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
   let running = 0;
 
   const stat = (attr: Attr) => ({
-    mode: attr.mode, size: attr.size, uid, gid, nlink: attr.nlink ?? 1, ino: attr.ino ?? 0,
-    mtime: attr.mtimeMs, ctime: attr.ctimeMs, atime: attr.atimeMs ?? attr.mtimeMs,
+    mode: attr.mode,
+    size: attr.size,
+    uid,
+    gid,
+    nlink: attr.nlink ?? 1,
+    ino: attr.ino ?? 0,
+    mtime: attr.mtimeMs,
+    ctime: attr.ctimeMs,
+    atime: attr.atimeMs ?? attr.mtimeMs,
   });
 
   /** Hands a reply to fuse-native; a throw from its callback is logged, and nothing is answered twice. */
@@ -101,42 +108,97 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
         return { args: [toErrno(error, log, { op: name, path, fh })], error };
       }
     };
-    settle().then(({ args, error }) => {
-      reply(name, path, fh, cb, args);
-      const took = process.hrtime.bigint() - started;
-      if (traceOn) log.trace({ op: name, path, fh, errno: error === undefined ? 0 : args[0], us: Number(took / 1000n), ...(error instanceof Error ? { message: error.message } : {}) });
-      poll.replied(took);
-    }, () => reply(name, path, fh, cb, [-EIO])) // toErrno itself failed (its logger): still one answer
+    settle()
+      .then(
+        ({ args, error }) => {
+          reply(name, path, fh, cb, args);
+          const took = process.hrtime.bigint() - started;
+          if (traceOn)
+            log.trace({
+              op: name,
+              path,
+              fh,
+              errno: error === undefined ? 0 : args[0],
+              us: Number(took / 1000n),
+              ...(error instanceof Error ? { message: error.message } : {}),
+            });
+          poll.replied(took);
+        },
+        () => reply(name, path, fh, cb, [-EIO]),
+      ) // toErrno itself failed (its logger): still one answer
       .finally(() => running--);
   }
   const ok = (): unknown[] => [0];
 
   const ops: Record<string, Callback> = {
-    getattr: (path: string, cb: Callback) => op('getattr', path, undefined, () => dispatch.getattr(path), cb, (a) => [0, stat(a)]),
-    readdir: (path: string, cb: Callback) => op('readdir', path, undefined, () => dispatch.readdir(path), cb, (names) => [0, ['.', '..', ...names]]),
+    getattr: (path: string, cb: Callback) =>
+      op(
+        'getattr',
+        path,
+        undefined,
+        () => dispatch.getattr(path),
+        cb,
+        (a) => [0, stat(a)],
+      ),
+    readdir: (path: string, cb: Callback) =>
+      op(
+        'readdir',
+        path,
+        undefined,
+        () => dispatch.readdir(path),
+        cb,
+        (names) => [0, ['.', '..', ...names]],
+      ),
     open: (path: string, flags: number, cb: Callback) =>
-      op('open', path, undefined, async () => handles.add(await dispatch.open(path, flags)), cb, (fh) => [0, fh]),
+      op(
+        'open',
+        path,
+        undefined,
+        async () => handles.add(await dispatch.open(path, flags)),
+        cb,
+        (fh) => [0, fh],
+      ),
     create: (path: string, mode: number, cb: Callback) =>
       // fuse-native does not pass the open flags to create; O_CREAT implies a write open.
-      op('create', path, undefined, async () => handles.add(await dispatch.create(path, mode, 0o1)), cb, (fh) => [0, fh]),
+      op(
+        'create',
+        path,
+        undefined,
+        async () => handles.add(await dispatch.create(path, mode, 0o1)),
+        cb,
+        (fh) => [0, fh],
+      ),
     read: (path: string, fh: number, buffer: Buffer, length: number, position: number, cb: Callback) =>
-      op('read', path, fh, async () => {
-        const handle = handles.get(fh);
-        if (!handle.read) throw new FsError('EBADF', `${path}: not open for reading`);
-        const data = await handle.read(position, length);
-        return data.copy(buffer, 0, 0, Math.min(length, data.length));
-      }, cb, (n) => [n]),
+      op(
+        'read',
+        path,
+        fh,
+        async () => {
+          const handle = handles.get(fh);
+          if (!handle.read) throw new FsError('EBADF', `${path}: not open for reading`);
+          const data = await handle.read(position, length);
+          return data.copy(buffer, 0, 0, Math.min(length, data.length));
+        },
+        cb,
+        (n) => [n],
+      ),
     write: (path: string, fh: number, buffer: Buffer, length: number, position: number, cb: Callback) =>
-      op('write', path, fh, async () => {
-        const handle = handles.get(fh);
-        if (!handle.write) throw new FsError('EBADF', `${path}: not open for writing`);
-        // fuse-native reuses its buffer after the callback: copy what we keep.
-        return handle.write(position, Buffer.from(buffer.subarray(0, length)));
-      }, cb, (n) => [n]),
+      op(
+        'write',
+        path,
+        fh,
+        async () => {
+          const handle = handles.get(fh);
+          if (!handle.write) throw new FsError('EBADF', `${path}: not open for writing`);
+          // fuse-native reuses its buffer after the callback: copy what we keep.
+          return handle.write(position, Buffer.from(buffer.subarray(0, length)));
+        },
+        cb,
+        (n) => [n],
+      ),
     flush: (path: string, fh: number, cb: Callback) => op('flush', path, fh, async () => handles.get(fh).flush?.(), cb, ok),
     // fuse-native passes datasync before the handle (a 0/1 number).
-    fsync: (path: string, datasync: number, fh: number, cb: Callback) =>
-      op('fsync', path, fh, async () => handles.get(fh).fsync?.(Boolean(datasync)), cb, ok),
+    fsync: (path: string, datasync: number, fh: number, cb: Callback) => op('fsync', path, fh, async () => handles.get(fh).fsync?.(Boolean(datasync)), cb, ok),
     // Directories are not opened here (no opendir), so fuse-native's handle is always 0: by path.
     fsyncdir: (path: string, datasync: number, _fh: number, cb: Callback) =>
       op('fsyncdir', path, undefined, () => dispatch.fsyncdir(path, Boolean(datasync)), cb, ok),
@@ -155,15 +217,30 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
     releasedir: (path: string, fh: number, cb: Callback) => reply('releasedir', path, fh, cb, [0]),
     truncate: (path: string, size: number, cb: Callback) => op('truncate', path, undefined, () => dispatch.truncate(path, size), cb, ok),
     ftruncate: (path: string, fh: number, size: number, cb: Callback) =>
-      op('ftruncate', path, fh, async () => {
-        const handle = handles.get(fh);
-        return handle.truncate ? handle.truncate(size) : dispatch.truncate(path, size);
-      }, cb, ok),
+      op(
+        'ftruncate',
+        path,
+        fh,
+        async () => {
+          const handle = handles.get(fh);
+          return handle.truncate ? handle.truncate(size) : dispatch.truncate(path, size);
+        },
+        cb,
+        ok,
+      ),
     // fuse-native 2.2.6 (fuse-native.c) passes the access time as both times: an export gets atime twice.
     utimens: (path: string, atime: number, mtime: number, cb: Callback) => op('utimens', path, undefined, () => dispatch.utimens(path, atime, mtime), cb, ok),
     chmod: (path: string, mode: number, cb: Callback) => op('chmod', path, undefined, () => dispatch.chmod(path, mode), cb, ok),
     chown: (path: string, _uid: number, _gid: number, cb: Callback) => op('chown', path, undefined, () => dispatch.chown(path), cb, ok),
-    readlink: (path: string, cb: Callback) => op('readlink', path, undefined, () => dispatch.readlink(path), cb, (target) => [0, target]),
+    readlink: (path: string, cb: Callback) =>
+      op(
+        'readlink',
+        path,
+        undefined,
+        () => dispatch.readlink(path),
+        cb,
+        (target) => [0, target],
+      ),
     mkdir: (path: string, mode: number, cb: Callback) => op('mkdir', path, undefined, () => dispatch.mkdir(path, mode), cb, ok),
     unlink: (path: string, cb: Callback) => op('unlink', path, undefined, () => dispatch.unlink(path), cb, ok),
     rmdir: (path: string, cb: Callback) => op('rmdir', path, undefined, () => dispatch.rmdir(path), cb, ok),
@@ -172,7 +249,10 @@ export function fuseOperations(root: VNode, options: Pick<MountOptions, 'log' | 
     link: (_from: string, path: string, cb: Callback) => op('link', path, undefined, () => dispatch.refuse(path, 'hard links'), cb, ok),
     mknod: (path: string, _mode: number, _dev: number, cb: Callback) => op('mknod', path, undefined, () => dispatch.refuse(path, 'mknod'), cb, ok),
     statfs: (path: string, cb: Callback) =>
-      reply('statfs', path, undefined, cb, [0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 }]),
+      reply('statfs', path, undefined, cb, [
+        0,
+        { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 },
+      ]),
   };
   return {
     ops,

@@ -63,7 +63,11 @@ export class ServedMount {
     if (await findMount(this.mountPoint)) await mounted.unmount();
     const deadline = Date.now() + SETTLE_MS;
     while (mounted.busy > 0 && Date.now() < deadline) await sleep(SETTLE_POLL_MS);
-    if (mounted.busy > 0) this.#log.warn({ mount: this.mountPoint, busy: mounted.busy }, `files opened before the unmount are still open after ${SETTLE_MS} ms; their next operations fail`);
+    if (mounted.busy > 0)
+      this.#log.warn(
+        { mount: this.mountPoint, busy: mounted.busy },
+        `files opened before the unmount are still open after ${SETTLE_MS} ms; their next operations fail`,
+      );
   }
 
   async release(): Promise<void> {

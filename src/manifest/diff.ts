@@ -24,7 +24,12 @@ export function diffServices(previous: LoadedService[], next: LoadedService[]): 
 }
 
 function fingerprint(service: LoadedService): string {
-  return canonicalJson({ descriptor: service.descriptor, executablePath: service.executablePath ?? null, modulePath: service.modulePath ?? null, moduleHash: service.moduleHash ?? null });
+  return canonicalJson({
+    descriptor: service.descriptor,
+    executablePath: service.executablePath ?? null,
+    modulePath: service.modulePath ?? null,
+    moduleHash: service.moduleHash ?? null,
+  });
 }
 
 /** JSON with object keys sorted at every depth. */

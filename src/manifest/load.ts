@@ -39,9 +39,7 @@ const UNSUPPORTED_RUNTIME_TYPES = new Set(['native_inproc']);
  * Loads every manifest in load order. A file with a problem is left out and the rest still load: the
  * caller decides what problems mean (fatal at start-up; keep the previous version at reload).
  */
-export async function loadServices(
-  options: LoadServicesOptions,
-): Promise<{ services: LoadedService[]; problems: Problem[] }> {
+export async function loadServices(options: LoadServicesOptions): Promise<{ services: LoadedService[]; problems: Problem[] }> {
   const { files, problems } = await listManifestFiles(options.manifestFiles, options.servicesDirs);
   const owners = new Map(options.reserved.map((entry) => [entry.service_id, entry.source]));
   const services: LoadedService[] = [];
@@ -66,10 +64,7 @@ export async function loadServices(
 }
 
 /** One file: its service, nothing (disabled), or why it cannot load. */
-async function loadManifestFile(
-  file: string,
-  options: LoadServicesOptions,
-): Promise<{ service: LoadedService | undefined } | { problems: Problem[] }> {
+async function loadManifestFile(file: string, options: LoadServicesOptions): Promise<{ service: LoadedService | undefined } | { problems: Problem[] }> {
   const read = await readManifest(file);
   if ('problem' in read) return { problems: [read.problem] };
   const { value } = read;
@@ -86,7 +81,12 @@ async function loadManifestFile(
   if (problems.length > 0) return { problems };
   const descriptor = applyDefaults(manifest, options.nodeId);
   const foreign = foreignPaths(descriptor, options.nodeId);
-  if (foreign.length > 0) return { problems: foreign.map(({ pointer, path }) => problemAt(file, pointer, 'node_path', `${path} is not under /nodes/${options.nodeId}/ (a node publishes only paths of its own tree)`)) };
+  if (foreign.length > 0)
+    return {
+      problems: foreign.map(({ pointer, path }) =>
+        problemAt(file, pointer, 'node_path', `${path} is not under /nodes/${options.nodeId}/ (a node publishes only paths of its own tree)`),
+      ),
+    };
   const executable = manifest.runtime?.executable_path;
   const module = manifest.runtime?.module_path;
   return {

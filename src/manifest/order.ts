@@ -8,10 +8,7 @@ import { messageOf } from './message-of.js';
  * each `--services-dir`'s `*.json` entries in byte order of name, without dot files (editor temps). SPEC
  * says regular files: an entry that is not one is listed anyway and refused by name when loaded.
  */
-export async function listManifestFiles(
-  manifestFiles: string[],
-  servicesDirs: string[],
-): Promise<{ files: string[]; problems: Problem[] }> {
+export async function listManifestFiles(manifestFiles: string[], servicesDirs: string[]): Promise<{ files: string[]; problems: Problem[] }> {
   const files = [...manifestFiles];
   const problems: Problem[] = [];
   for (const dir of servicesDirs) {

@@ -5,10 +5,17 @@ import type { ServiceDescriptor } from '../protocol/types.gen.js';
 export function fsDescriptor(nodeId: string, exportNames: string[]): ServiceDescriptor {
   const path = `/nodes/${nodeId}/fs`;
   return {
-    service_id: 'fs', kind: 'fs', version: '1', state: 'online', endpoints: [path],
-    capabilities: { exports: exportNames }, mounts: [{ mount_id: 'fs', mount_path: path, state: 'online' }],
-    ops: { model: 'namespace', style: 'plan9' }, runtime: { ...RUNTIME_DEFAULTS, type: 'native_inproc' },
-    permissions: { default: 'deny-by-default', allow_roles: ['admin', 'user'] }, schema: { model: 'namespace-mount' },
+    service_id: 'fs',
+    kind: 'fs',
+    version: '1',
+    state: 'online',
+    endpoints: [path],
+    capabilities: { exports: exportNames },
+    mounts: [{ mount_id: 'fs', mount_path: path, state: 'online' }],
+    ops: { model: 'namespace', style: 'plan9' },
+    runtime: { ...RUNTIME_DEFAULTS, type: 'native_inproc' },
+    permissions: { default: 'deny-by-default', allow_roles: ['admin', 'user'] },
+    schema: { model: 'namespace-mount' },
   };
 }
 
@@ -17,9 +24,15 @@ export function terminalDescriptor(nodeId: string, terminalId: string): ServiceD
   const serviceId = `terminal-${terminalId}`;
   const path = `/nodes/${nodeId}/services/${serviceId}`;
   return {
-    service_id: serviceId, kind: 'terminal', version: '1', state: 'online', endpoints: [path],
-    capabilities: { exec: true }, mounts: [{ mount_id: serviceId, mount_path: path, state: 'online' }],
-    ops: { model: 'namespace', style: 'plan9' }, runtime: { ...RUNTIME_DEFAULTS, type: 'native_inproc' },
+    service_id: serviceId,
+    kind: 'terminal',
+    version: '1',
+    state: 'online',
+    endpoints: [path],
+    capabilities: { exec: true },
+    mounts: [{ mount_id: serviceId, mount_path: path, state: 'online' }],
+    ops: { model: 'namespace', style: 'plan9' },
+    runtime: { ...RUNTIME_DEFAULTS, type: 'native_inproc' },
     permissions: { default: 'deny-by-default', allow_roles: ['admin'] },
     schema: {
       model: 'namespace-mount',

@@ -114,17 +114,19 @@ export class NodeControlSession {
         return await this.#open(`node.${credentials.node_id}.${credentials.node_secret}`);
       } catch (error) {
         if (!(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
-        o.log.error('control session: the server rejected this node\'s secret; joining again needs a new join token');
+        o.log.error("control session: the server rejected this node's secret; joining again needs a new join token");
       }
     }
     const joinToken = await o.joinToken();
     if (!joinToken) throw new Error(`no credentials in ${o.stateFile} and no join token (--join-token-file): cannot join ${this.url}`);
     this.state = 'joining';
     const client = await this.#open(joinToken);
-    const joined = await client.request<{ node_id: string; node_secret: string }>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node }).catch((error: unknown) => {
-      client.terminate();
-      throw error;
-    });
+    const joined = await client
+      .request<{ node_id: string; node_secret: string }>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node })
+      .catch((error: unknown) => {
+        client.terminate();
+        throw error;
+      });
     await mkdir(dirname(o.stateFile), { recursive: true });
     const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: this.url, joined_ms: Date.now() };
     await writeFileAtomic(o.stateFile, JSON.stringify(saved, null, 2) + '\n', 0o600);
@@ -140,7 +142,9 @@ export class NodeControlSession {
       if (!relay || !frame.ok) return;
       if (frame.type === 'control.relay_request') {
         const request = frame.payload as RelayRequest;
-        void relay.execute(request).then((outcome) => client?.request('control.relay_reply', { relay_id: request.relay_id, ...outcome }))
+        void relay
+          .execute(request)
+          .then((outcome) => client?.request('control.relay_reply', { relay_id: request.relay_id, ...outcome }))
           .catch((error: unknown) => log.warn({ err: error, relay_id: request.relay_id }, 'could not answer a relayed operation'));
       } else if (frame.type === 'control.relay_session_closed') {
         void relay.dropSession((frame.payload as { session: string }).session);
@@ -172,8 +176,14 @@ export class NodeControlSession {
     await this.#publish(client);
     const { lease_ttl_ms: leaseTtlMs } = await client.request<{ lease_ttl_ms: number }>('control.node_lease_refresh', { node_id: this.#options.nodeId });
     this.#timers.push(
-      setInterval(() => void client.request('control.node_lease_refresh', { node_id: this.#options.nodeId }).catch(() => undefined), Math.max(1000, Math.floor(leaseTtlMs / 3))),
-      setInterval(() => void this.#publish(client).catch((error: unknown) => this.#options.log.warn({ err: (error as Error).message }, 'catalog upsert failed')), CATALOG_CHECK_MS),
+      setInterval(
+        () => void client.request('control.node_lease_refresh', { node_id: this.#options.nodeId }).catch(() => undefined),
+        Math.max(1000, Math.floor(leaseTtlMs / 3)),
+      ),
+      setInterval(
+        () => void this.#publish(client).catch((error: unknown) => this.#options.log.warn({ err: (error as Error).message }, 'catalog upsert failed')),
+        CATALOG_CHECK_MS,
+      ),
     );
     const closed = await client.closed;
     this.state = 'disconnected';

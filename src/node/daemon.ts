@@ -178,8 +178,14 @@ export class NodeDaemon {
     const { options } = this;
     const { services } = this.#parts;
     return {
-      nodeId: options.nodeId, labels: options.labels, mount: options.mount, startedMs: this.#startedMs, controlUrls: options.controlUrls ?? [],
-      control: this.#control, services: services.registry.list(), manifestErrors: services.problems.length,
+      nodeId: options.nodeId,
+      labels: options.labels,
+      mount: options.mount,
+      startedMs: this.#startedMs,
+      controlUrls: options.controlUrls ?? [],
+      control: this.#control,
+      services: services.registry.list(),
+      manifestErrors: services.problems.length,
     };
   }
 

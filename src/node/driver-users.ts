@@ -29,7 +29,11 @@ export function lookupUser(users: Map<string, UserIds>, spec: string): UserIds |
  * Splits loaded services into those whose `runtime.user` (or the node's --driver-user) exists and
  * problems naming the ones that do not: a driver must never run as someone unintended.
  */
-export function checkDriverUsers(loaded: LoadedService[], users: Map<string, UserIds>, driverUser: string | undefined): { ok: LoadedService[]; problems: Problem[] } {
+export function checkDriverUsers(
+  loaded: LoadedService[],
+  users: Map<string, UserIds>,
+  driverUser: string | undefined,
+): { ok: LoadedService[]; problems: Problem[] } {
   const ok: LoadedService[] = [];
   const problems: Problem[] = [];
   for (const service of loaded) {
@@ -37,7 +41,12 @@ export function checkDriverUsers(loaded: LoadedService[], users: Map<string, Use
     if (wanted === undefined || lookupUser(users, wanted)) ok.push(service);
     else {
       const jsonPath = service.descriptor.runtime.user === undefined ? '/' : '/runtime/user';
-      problems.push({ file: service.source, json_path: jsonPath, rule: 'user', message: `${service.source}: ${jsonPath}: no such user ${JSON.stringify(wanted)}` });
+      problems.push({
+        file: service.source,
+        json_path: jsonPath,
+        rule: 'user',
+        message: `${service.source}: ${jsonPath}: no such user ${JSON.stringify(wanted)}`,
+      });
     }
   }
   return { ok, problems };

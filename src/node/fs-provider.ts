@@ -16,7 +16,8 @@ export interface ExportSpec {
 /** Parses `--export name=path[:ro|:rw]`. */
 export function parseExport(text: string): ExportSpec {
   const match = /^([A-Za-z0-9._-]{1,128})=(.+?)(?::(ro|rw))?$/.exec(text);
-  if (!match || match[1] === '.' || match[1] === '..') throw new TypeError(`--export ${JSON.stringify(text)}: expected name=path[:ro|:rw] with an identifier name`);
+  if (!match || match[1] === '.' || match[1] === '..')
+    throw new TypeError(`--export ${JSON.stringify(text)}: expected name=path[:ro|:rw] with an identifier name`);
   return { name: match[1] as string, path: resolve(match[2] as string), readOnly: match[3] === 'ro' };
 }
 
@@ -35,7 +36,8 @@ export async function checkExports(exports: readonly ExportSpec[], mountPoint: s
       throw new TypeError(`--export ${spec.name}=${spec.path}: ${(error as Error).message}`);
     }
     if (!(await stat(real)).isDirectory()) throw new TypeError(`--export ${spec.name}=${spec.path}: not a directory`);
-    if (isInside(real, mountReal)) throw new TypeError(`--export ${spec.name}=${spec.path}: contains the mount point ${mountPoint} (it would serve itself and deadlock)`);
+    if (isInside(real, mountReal))
+      throw new TypeError(`--export ${spec.name}=${spec.path}: contains the mount point ${mountPoint} (it would serve itself and deadlock)`);
     checked.push({ ...spec, path: real });
   }
   return checked;

@@ -34,7 +34,13 @@ Object.defineProperty(ManifestLoadError.prototype, 'name', { value: 'ManifestLoa
  * and at every reload alike.
  */
 export async function loadNodeManifests(options: ManifestOptions, schemas: Schemas, wasm: WasmServices): Promise<NodeManifests> {
-  const loaded = await loadServices({ manifestFiles: options.serviceManifests, servicesDirs: options.servicesDirs, nodeId: options.nodeId, schemas, reserved: builtinIds(options) });
+  const loaded = await loadServices({
+    manifestFiles: options.serviceManifests,
+    servicesDirs: options.servicesDirs,
+    nodeId: options.nodeId,
+    schemas,
+    reserved: builtinIds(options),
+  });
   const users = await readPasswd();
   const userCheck = checkDriverUsers(loaded.services, users, options.driverUser);
   const wasmCheck = await wasm.check(userCheck.ok, options.mount);

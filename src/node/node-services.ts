@@ -39,7 +39,10 @@ export class NodeServices {
     const { builder } = options;
     this.#builtins = builder.builtins();
     this.#loaded = first.services;
-    this.registry.replace([...this.#builtins, ...first.services.map((s) => builder.fromManifest(s, isRunnable(s) ? builder.settings(s, first.users) : undefined))]);
+    this.registry.replace([
+      ...this.#builtins,
+      ...first.services.map((s) => builder.fromManifest(s, isRunnable(s) ? builder.settings(s, first.users) : undefined)),
+    ]);
   }
 
   get problems(): readonly Problem[] {
@@ -57,10 +60,13 @@ export class NodeServices {
    * read too early, so one more runs after it, shared by every call meanwhile: no SIGHUP is lost.
    */
   reload(reason: string): Promise<void> {
-    if (this.#reloading) return (this.#reloadAgain ??= this.#reloading.catch(() => undefined).then(() => {
-      this.#reloadAgain = undefined;
-      return this.reload(reason);
-    }));
+    if (this.#reloading)
+      return (this.#reloadAgain ??= this.#reloading
+        .catch(() => undefined)
+        .then(() => {
+          this.#reloadAgain = undefined;
+          return this.reload(reason);
+        }));
     this.#reloading = this.#reload(reason).finally(() => (this.#reloading = undefined));
     return this.#reloading;
   }
@@ -74,32 +80,38 @@ export class NodeServices {
   /** Checks every executable service the way execution resolves it; a change is logged once. */
   async probe(): Promise<void> {
     const { log } = this.#o;
-    await Promise.all(this.registry.list().map(async (service) => {
-      const serviceId = service.descriptor.service_id;
-      const supervisor = service.runtime?.view.supervisor;
-      const loaded = this.#loaded.find((l) => l.descriptor.service_id === serviceId);
-      if (!supervisor || !loaded?.executablePath) return;
-      const found = await resolveExecutable(loaded.executablePath, process.env.PATH);
-      const error = 'error' in found ? found.error : null;
-      const before = supervisor.probeError;
-      if (!supervisor.noteProbe(error)) return;
-      if (error) log.warn({ service_id: serviceId, error }, 'probe: driver cannot be run');
-      else if (before) log.info({ service_id: serviceId }, 'probe: driver is runnable again');
-    }));
+    await Promise.all(
+      this.registry.list().map(async (service) => {
+        const serviceId = service.descriptor.service_id;
+        const supervisor = service.runtime?.view.supervisor;
+        const loaded = this.#loaded.find((l) => l.descriptor.service_id === serviceId);
+        if (!supervisor || !loaded?.executablePath) return;
+        const found = await resolveExecutable(loaded.executablePath, process.env.PATH);
+        const error = 'error' in found ? found.error : null;
+        const before = supervisor.probeError;
+        if (!supervisor.noteProbe(error)) return;
+        if (error) log.warn({ service_id: serviceId, error }, 'probe: driver cannot be run');
+        else if (before) log.info({ service_id: serviceId }, 'probe: driver is runnable again');
+      }),
+    );
   }
 
   async #reload(reason: string): Promise<void> {
     if (this.#closed) return;
     const fresh = await this.#o.load();
     const current = { builtins: this.#builtins, loaded: this.#loaded, problems: this.#problems, services: this.registry.list() };
-    await this.#apply(planReload(current, fresh, (loaded) => this.#o.builder.settings(loaded, fresh.users)), reason);
+    await this.#apply(
+      planReload(current, fresh, (loaded) => this.#o.builder.settings(loaded, fresh.users)),
+      reason,
+    );
   }
 
   /** Applies a whole plan at once; the journal's deletions of retired services and the probe follow. */
   async #apply(plan: ReloadPlan, reason: string): Promise<void> {
     const { builder, journal, wasm, log } = this.#o;
     wasm.retain(plan.loaded);
-    if (plan.problemsChanged) for (const p of plan.problems) log.error({ file: p.file, json_path: p.json_path, rule: p.rule, reason }, `manifest reload: ${p.message}`);
+    if (plan.problemsChanged)
+      for (const p of plan.problems) log.error({ file: p.file, json_path: p.json_path, rule: p.rule, reason }, `manifest reload: ${p.message}`);
     this.#problems = plan.problems;
     const { added, removed, changed } = plan.diff;
     if (added.length + removed.length + changed.length === 0) {
@@ -109,15 +121,24 @@ export class NodeServices {
       return;
     }
     for (const rt of plan.retire) rt.remove();
-    this.registry.replace(plan.services.map((step) => {
-      if (step.kind === 'keep') return step.service;
-      if (step.kind === 'create') return builder.fromManifest(step.loaded, step.settings);
-      builder.update(step.service, step.loaded, step.settings);
-      return step.service;
-    }));
+    this.registry.replace(
+      plan.services.map((step) => {
+        if (step.kind === 'keep') return step.service;
+        if (step.kind === 'create') return builder.fromManifest(step.loaded, step.settings);
+        builder.update(step.service, step.loaded, step.settings);
+        return step.service;
+      }),
+    );
     this.#loaded = plan.loaded;
     // Queued in the journal before any write of a runtime built meanwhile for the same service id.
-    await Promise.all(plan.retire.map((rt) => journal.forget(rt.view.serviceId, rt.view.jobs.list().map((job) => job.invocationId))));
+    await Promise.all(
+      plan.retire.map((rt) =>
+        journal.forget(
+          rt.view.serviceId,
+          rt.view.jobs.list().map((job) => job.invocationId),
+        ),
+      ),
+    );
     await this.probe();
     log.info({ reason, added, removed, changed }, 'manifests reloaded');
   }

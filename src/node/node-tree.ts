@@ -8,8 +8,17 @@ import { FsError } from '../errors/errno.js';
 import { ctlFile, snapshotFile, type Rendered } from '../vfs/files.js';
 import type { VNode } from '../vfs/node.js';
 import {
-  renderConfig, renderHealth, renderHost, renderJobStatus, renderMetrics, renderOutcome, renderReadme, renderResult,
-  renderSchema, renderStatus, renderTemplate,
+  renderConfig,
+  renderHealth,
+  renderHost,
+  renderJobStatus,
+  renderMetrics,
+  renderOutcome,
+  renderReadme,
+  renderResult,
+  renderSchema,
+  renderStatus,
+  renderTemplate,
 } from './render.js';
 import type { NodeService, ServiceRegistry } from './service-registry.js';
 
@@ -49,13 +58,16 @@ export function buildNodeTree(sources: NodeTreeSources): VNode {
     },
     mtimeMs: () => sources.registry.changedMs,
   });
-  return tableDirectory([
-    ['NODE.json', snapshotFile(sources.nodeDocument)],
-    ['SERVICES.json', snapshotFile(sources.servicesDocument)],
-    ['ERRORS.json', snapshotFile(sources.errorsDocument)],
-    ['services', services],
-    ...(sources.exports ? [['fs', sources.exports] as const] : []),
-  ], () => sources.registry.changedMs);
+  return tableDirectory(
+    [
+      ['NODE.json', snapshotFile(sources.nodeDocument)],
+      ['SERVICES.json', snapshotFile(sources.servicesDocument)],
+      ['ERRORS.json', snapshotFile(sources.errorsDocument)],
+      ['services', services],
+      ...(sources.exports ? [['fs', sources.exports] as const] : []),
+    ],
+    () => sources.registry.changedMs,
+  );
 }
 
 export function buildServiceDirectory(service: NodeService & { runtime: LiveService }, sources: Pick<NodeTreeSources, 'mountPoint' | 'parseConfig'>): VNode {
@@ -66,15 +78,20 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
   const alive = (): void => {
     if (view.isRemoved) throw new FsError('ENOENT', `service ${view.serviceId} has been removed`);
   };
-  const live = (render: () => Buffer | string, changedMs: () => number = () => view.changedMs) => (): Rendered => {
-    alive();
-    return { data: render(), mtimeMs: changedMs() };
-  };
-  const control = (action: () => Promise<unknown> | unknown) =>
-    ctlFile(async () => {
+  const live =
+    (render: () => Buffer | string, changedMs: () => number = () => view.changedMs) =>
+    (): Rendered => {
       alive();
-      await action();
-    }, () => view.state.lastControlMs ?? view.changedMs);
+      return { data: render(), mtimeMs: changedMs() };
+    };
+  const control = (action: () => Promise<unknown> | unknown) =>
+    ctlFile(
+      async () => {
+        alive();
+        await action();
+      },
+      () => view.state.lastControlMs ?? view.changedMs,
+    );
   const loadedMs = () => service.loadedMs;
   const fixed = (render: () => string) => snapshotFile(live(render, loadedMs));
 
@@ -122,15 +139,31 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
       changedMs: () => view.state.lastControlMs ?? view.changedMs,
       current: () => renderConfig(view),
     }),
-    result: snapshotFile(live(() => renderResult(view), () => view.state.resultMs)),
+    result: snapshotFile(
+      live(
+        () => renderResult(view),
+        () => view.state.resultMs,
+      ),
+    ),
     status: snapshotFile(live(() => renderStatus(view, descriptor()))),
-    last_error: snapshotFile(live(() => view.state.lastError, () => view.state.lastErrorMs)),
+    last_error: snapshotFile(
+      live(
+        () => view.state.lastError,
+        () => view.state.lastErrorMs,
+      ),
+    ),
     metrics: snapshotFile(live(() => renderMetrics(view))),
     health: snapshotFile(live(() => renderHealth(view))),
     jobs: jobsDirectory(rt, alive),
   };
   const changedMs = (): number => view.changedMs;
-  return tableDirectory(tableFromPaths(SERVICE_FILES.map((f) => [f.path, files[f.kind]] as const), changedMs), changedMs);
+  return tableDirectory(
+    tableFromPaths(
+      SERVICE_FILES.map((f) => [f.path, files[f.kind]] as const),
+      changedMs,
+    ),
+    changedMs,
+  );
 }
 
 const CONFIG_MAX_BYTES = 64 * 1024;
@@ -141,10 +174,11 @@ function jobsDirectory(rt: LiveService, alive: () => void): VNode {
   const dirs = new WeakMap<Job, VNode>();
   const jobDir = (job: Job): VNode => {
     const changed = () => job.finishedMs ?? job.startedMs ?? job.queuedMs;
-    const file = (render: () => Buffer | string) => snapshotFile(() => {
-      alive();
-      return { data: render(), mtimeMs: changed() };
-    });
+    const file = (render: () => Buffer | string) =>
+      snapshotFile(() => {
+        alive();
+        return { data: render(), mtimeMs: changed() };
+      });
     const files: Record<JobFileKind, VNode> = {
       request: file(() => job.request),
       result: file(() => job.result ?? ''),
@@ -155,7 +189,10 @@ function jobsDirectory(rt: LiveService, alive: () => void): VNode {
         rt.cancel(job.invocationId);
       }, changed),
     };
-    return tableDirectory(JOB_FILES.map((f) => [f.path, files[f.kind]] as const), changed);
+    return tableDirectory(
+      JOB_FILES.map((f) => [f.path, files[f.kind]] as const),
+      changed,
+    );
   };
   return directory({
     list: () => view.jobs.list().map((job) => job.invocationId),

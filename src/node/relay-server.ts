@@ -247,7 +247,8 @@ export class RelayServer {
     if (!staged) {
       const size = r.size ?? 0;
       checkPayloadSize(await this.#commitTarget(r.path), size);
-      if (this.#stagedBytes + size > MAX_STAGED_BYTES) throw new FsError('EAGAIN', `${r.path}: ${this.#stagedBytes} bytes of other payloads are staged on this node (at most ${MAX_STAGED_BYTES}): try again`);
+      if (this.#stagedBytes + size > MAX_STAGED_BYTES)
+        throw new FsError('EAGAIN', `${r.path}: ${this.#stagedBytes} bytes of other payloads are staged on this node (at most ${MAX_STAGED_BYTES}): try again`);
       // Checked again: another chunk of this payload may have got here during the await.
       staged = this.#staged.get(key) ?? { path: r.path, payload: Buffer.alloc(size), chunks: new Map(), atMs: Date.now() };
       if (!this.#staged.has(key)) this.#stagedBytes += size;
@@ -260,7 +261,8 @@ export class RelayServer {
     const data = Buffer.from(r.data ?? '', 'base64');
     const offset = r.offset ?? 0;
     if (staged.path !== r.path) throw new FsError('EINVAL', `request id ${r.request_id} stages a payload for ${staged.path}, not ${r.path}`);
-    if (offset + data.length > staged.payload.length) throw new FsError('EINVAL', `${r.path}: a chunk at ${offset} of ${data.length} bytes ends past the payload's size ${staged.payload.length}`);
+    if (offset + data.length > staged.payload.length)
+      throw new FsError('EINVAL', `${r.path}: a chunk at ${offset} of ${data.length} bytes ends past the payload's size ${staged.payload.length}`);
     data.copy(staged.payload, offset);
     staged.chunks.set(offset, data.length);
     staged.atMs = Date.now();
@@ -272,13 +274,15 @@ export class RelayServer {
     const staged = this.#staged.get(key);
     if (!staged) {
       const payload = Buffer.from(r.data ?? '', 'base64');
-      if ((r.offset ?? 0) !== 0 || (r.size !== undefined && r.size !== payload.length)) throw new FsError('EINVAL', `${r.path}: ${payload.length} of ${r.size ?? 0} bytes, and none staged under request id ${r.request_id}`);
+      if ((r.offset ?? 0) !== 0 || (r.size !== undefined && r.size !== payload.length))
+        throw new FsError('EINVAL', `${r.path}: ${payload.length} of ${r.size ?? 0} bytes, and none staged under request id ${r.request_id}`);
       return payload;
     }
     this.#unstage(key);
     this.#place(staged, r);
     const received = [...staged.chunks.values()].reduce((sum, n) => sum + n, 0);
-    if (received !== staged.payload.length) throw new FsError('EINVAL', `${r.path}: ${received} of ${staged.payload.length} bytes staged under request id ${r.request_id}`);
+    if (received !== staged.payload.length)
+      throw new FsError('EINVAL', `${r.path}: ${received} of ${staged.payload.length} bytes staged under request id ${r.request_id}`);
     return staged.payload;
   }
 
@@ -298,7 +302,8 @@ export class RelayServer {
   #handle(r: RelayRequest): Handle {
     const kept = this.#handles.get(`${r.session}:${r.fh}`);
     // The server checked the path of this request, so the handle must be of that path.
-    if (!kept || kept.path !== r.path) throw new FsError('EBADF', `${r.path}: no open relay handle ${r.fh} for this path (released, or idle for more than ${REMEMBER_MS / 60_000} min)`);
+    if (!kept || kept.path !== r.path)
+      throw new FsError('EBADF', `${r.path}: no open relay handle ${r.fh} for this path (released, or idle for more than ${REMEMBER_MS / 60_000} min)`);
     kept.usedMs = Date.now();
     return kept.handle;
   }

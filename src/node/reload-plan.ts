@@ -40,7 +40,11 @@ export interface CurrentServices {
  * half-way. Changes nothing itself. A renamed service (another `service_id`) is one removed and one
  * added: the old runtime retires with its journal entries, the new one starts empty.
  */
-export function planReload(current: CurrentServices, fresh: { services: LoadedService[]; problems: Problem[] }, settingsOf: (loaded: LoadedService) => ServiceSettings): ReloadPlan {
+export function planReload(
+  current: CurrentServices,
+  fresh: { services: LoadedService[]; problems: Problem[] },
+  settingsOf: (loaded: LoadedService) => ServiceSettings,
+): ReloadPlan {
   const { problems } = fresh;
   const problemsChanged = JSON.stringify(problems) !== JSON.stringify(current.problems);
   const failedFiles = new Set(problems.map((p) => p.file));

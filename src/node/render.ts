@@ -85,9 +85,14 @@ export function publishedCatalog(services: readonly NodeService[]): ServiceDescr
       runtime: {
         ...descriptor.runtime,
         supervision_status: {
-          state, enabled: s.enabled, restarts_total: s.counters.restartsTotal, consecutive_failures: s.counters.consecutiveFailures,
-          backoff_until_ms: supervisor.cooldownRemainingMs() > 0 ? s.cooldownUntilMs : null, last_transition_ms: s.lastTransitionMs,
-          last_healthy_ms: s.lastHealthyMs, last_error: s.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
+          state,
+          enabled: s.enabled,
+          restarts_total: s.counters.restartsTotal,
+          consecutive_failures: s.counters.consecutiveFailures,
+          backoff_until_ms: supervisor.cooldownRemainingMs() > 0 ? s.cooldownUntilMs : null,
+          last_transition_ms: s.lastTransitionMs,
+          last_healthy_ms: s.lastHealthyMs,
+          last_error: s.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
         },
       },
     };

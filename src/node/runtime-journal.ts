@@ -55,10 +55,11 @@ export class RuntimeJournal {
       }
     };
     // Some writes nobody waits for: a failure (a full disk) must still reach the log.
-    return (change) => write(change).catch((error: unknown) => {
-      this.#log.error({ err: error, service_id: serviceId, change: change.kind }, 'state journal: write failed; this change is not durable');
-      throw error;
-    });
+    return (change) =>
+      write(change).catch((error: unknown) => {
+        this.#log.error({ err: error, service_id: serviceId, change: change.kind }, 'state journal: write failed; this change is not durable');
+        throw error;
+      });
   }
 
   /** A service that left (or was replaced): its state and jobs leave the journal. */
@@ -68,7 +69,11 @@ export class RuntimeJournal {
 
   /** At start-up, once every runtime is built: what no loaded service took is dropped. */
   async forgetUnclaimed(): Promise<void> {
-    for (const [serviceId, entry] of this.#restored) await this.forget(serviceId, entry.jobs.map((job) => job.invocationId));
+    for (const [serviceId, entry] of this.#restored)
+      await this.forget(
+        serviceId,
+        entry.jobs.map((job) => job.invocationId),
+      );
     this.#restored.clear();
   }
 
@@ -89,22 +94,45 @@ const isStrOrNull = (v: unknown): boolean => v === null || typeof v === 'string'
 function asStoredServiceState(value: unknown): StoredServiceState | undefined {
   if (!isObject(value)) return undefined;
   const v = value;
-  const ok = typeof v.enabled === 'boolean' && isStrOrNull(v.disabledReason) && isObject(v.config) && isObject(v.counters)
-    && Object.values(v.counters).every(isNumOrNull) && (v.last === null || isObject(v.last)) && (v.rejection === null || isObject(v.rejection))
-    && isStrOrNull(v.resultBase64) && isNum(v.resultMs) && typeof v.lastError === 'string' && isNum(v.lastErrorMs)
-    && isNumOrNull(v.cooldownUntilMs) && isStrOrNull(v.lastControlOp) && isNumOrNull(v.lastControlMs) && isNum(v.lastTransitionMs)
-    && isNumOrNull(v.lastHealthyMs) && (v.idleSinceMs === undefined || isNumOrNull(v.idleSinceMs))
-    && (v.latencyMs === undefined || (Array.isArray(v.latencyMs) && v.latencyMs.every(isNum)))
-    && (v.runningInvocationIds === undefined || (Array.isArray(v.runningInvocationIds) && v.runningInvocationIds.every((id) => typeof id === 'string')));
+  const ok =
+    typeof v.enabled === 'boolean' &&
+    isStrOrNull(v.disabledReason) &&
+    isObject(v.config) &&
+    isObject(v.counters) &&
+    Object.values(v.counters).every(isNumOrNull) &&
+    (v.last === null || isObject(v.last)) &&
+    (v.rejection === null || isObject(v.rejection)) &&
+    isStrOrNull(v.resultBase64) &&
+    isNum(v.resultMs) &&
+    typeof v.lastError === 'string' &&
+    isNum(v.lastErrorMs) &&
+    isNumOrNull(v.cooldownUntilMs) &&
+    isStrOrNull(v.lastControlOp) &&
+    isNumOrNull(v.lastControlMs) &&
+    isNum(v.lastTransitionMs) &&
+    isNumOrNull(v.lastHealthyMs) &&
+    (v.idleSinceMs === undefined || isNumOrNull(v.idleSinceMs)) &&
+    (v.latencyMs === undefined || (Array.isArray(v.latencyMs) && v.latencyMs.every(isNum))) &&
+    (v.runningInvocationIds === undefined || (Array.isArray(v.runningInvocationIds) && v.runningInvocationIds.every((id) => typeof id === 'string')));
   return ok ? (value as unknown as StoredServiceState) : undefined;
 }
 
 function asJobRecord(value: unknown): JobRecord | undefined {
   if (!isObject(value)) return undefined;
   const v = value;
-  const ok = typeof v.invocationId === 'string' && typeof v.state === 'string' && typeof v.requestBase64 === 'string' && isNum(v.queuedMs)
-    && isNumOrNull(v.startedMs) && isNumOrNull(v.finishedMs) && isNumOrNull(v.durationMs) && isNumOrNull(v.exitCode)
-    && isStrOrNull(v.signal) && isStrOrNull(v.resultBase64) && typeof v.error === 'string' && typeof v.stderrBase64 === 'string';
+  const ok =
+    typeof v.invocationId === 'string' &&
+    typeof v.state === 'string' &&
+    typeof v.requestBase64 === 'string' &&
+    isNum(v.queuedMs) &&
+    isNumOrNull(v.startedMs) &&
+    isNumOrNull(v.finishedMs) &&
+    isNumOrNull(v.durationMs) &&
+    isNumOrNull(v.exitCode) &&
+    isStrOrNull(v.signal) &&
+    isStrOrNull(v.resultBase64) &&
+    typeof v.error === 'string' &&
+    typeof v.stderrBase64 === 'string';
   return ok ? (value as unknown as JobRecord) : undefined;
 }
 

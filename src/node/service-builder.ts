@@ -57,7 +57,10 @@ export class ServiceBuilder {
     const loadedMs = Date.now();
     const builtins: NodeService[] = [];
     if (options.fsService) {
-      const descriptor = fsDescriptor(options.nodeId, options.exports.map((e) => e.name));
+      const descriptor = fsDescriptor(
+        options.nodeId,
+        options.exports.map((e) => e.name),
+      );
       builtins.push({ descriptor, source: BUILTIN_FS, hostKind: 'static_linked', treePath: 'fs', loadedMs });
     }
     for (const terminalId of options.terminalIds) {
@@ -66,7 +69,11 @@ export class ServiceBuilder {
       const { timeout_ms: timeoutMs, kill_grace_ms: killGraceMs } = descriptor.runtime;
       const adapter = terminalAdapter({ nodeId: options.nodeId, serviceId, terminalId, cwd: driverCwd(undefined, options.mount), timeoutMs, killGraceMs });
       builtins.push({
-        descriptor, source: builtinTerminal(terminalId), hostKind: 'static_linked', treePath: `services/${serviceId}`, loadedMs,
+        descriptor,
+        source: builtinTerminal(terminalId),
+        hostKind: 'static_linked',
+        treePath: `services/${serviceId}`,
+        loadedMs,
         runtime: this.#runtime(serviceId, { limits: limitsOf(descriptor), jobsKeep: descriptor.runtime.jobs_keep, adapter }),
       });
     }
@@ -77,7 +84,13 @@ export class ServiceBuilder {
   fromManifest(loaded: LoadedService, settings: ServiceSettings | undefined): NodeService {
     const { descriptor, source } = loaded;
     const wasm = this.#o.wasm.hostInfo(loaded);
-    const base = { descriptor, source, hostKind: wasm ? 'wasm_worker' as const : 'native_process' as const, loadedMs: Date.now(), ...(wasm ? { wasm } : {}) };
+    const base = {
+      descriptor,
+      source,
+      hostKind: wasm ? ('wasm_worker' as const) : ('native_process' as const),
+      loadedMs: Date.now(),
+      ...(wasm ? { wasm } : {}),
+    };
     if (!settings) return { ...base, treePath: null };
     return { ...base, treePath: `services/${descriptor.service_id}`, runtime: this.#runtime(descriptor.service_id, settings) };
   }
@@ -99,13 +112,23 @@ export class ServiceBuilder {
       limits: limitsOf(descriptor),
       jobsKeep: runtime.jobs_keep,
       ...(validate ? { checkInput: (payload: unknown) => validate(payload, 'payload')[0]?.message.replace(/^payload: /, '') } : {}),
-      adapter: runtime.type === 'wasm' ? wasm.adapter(loaded, options.nodeId) : nativeProcAdapter({
-        nodeId: options.nodeId, serviceId: descriptor.service_id, executablePath: executablePath as string, args: runtime.args ?? [],
-        cwd: driverCwd(manifestCwd(loaded), options.mount), env: runtime.env ?? {}, envPassthrough: runtime.env_passthrough ?? [],
-        timeoutMs: runtime.timeout_ms, killGraceMs: runtime.kill_grace_ms, maxOutputBytes: runtime.max_output_bytes,
-        persistent: runtime.mode === 'persistent',
-        ...driverIds(runtime.user ?? options.driverUser, users),
-      }),
+      adapter:
+        runtime.type === 'wasm'
+          ? wasm.adapter(loaded, options.nodeId)
+          : nativeProcAdapter({
+              nodeId: options.nodeId,
+              serviceId: descriptor.service_id,
+              executablePath: executablePath as string,
+              args: runtime.args ?? [],
+              cwd: driverCwd(manifestCwd(loaded), options.mount),
+              env: runtime.env ?? {},
+              envPassthrough: runtime.env_passthrough ?? [],
+              timeoutMs: runtime.timeout_ms,
+              killGraceMs: runtime.kill_grace_ms,
+              maxOutputBytes: runtime.max_output_bytes,
+              persistent: runtime.mode === 'persistent',
+              ...driverIds(runtime.user ?? options.driverUser, users),
+            }),
     };
   }
 

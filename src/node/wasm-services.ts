@@ -48,8 +48,9 @@ export class WasmServices {
 
   /** Splits `services` into those that can run and problems; non-wasm services pass untouched. */
   async check(services: LoadedService[], mount: string): Promise<{ ok: LoadedService[]; problems: Problem[] }> {
-    const results = await Promise.all(services.map((service) =>
-      service.descriptor.runtime.type === 'wasm' && service.modulePath !== undefined ? this.#check(service, mount) : { service }));
+    const results = await Promise.all(
+      services.map((service) => (service.descriptor.runtime.type === 'wasm' && service.modulePath !== undefined ? this.#check(service, mount) : { service })),
+    );
     const ok: LoadedService[] = [];
     const problems: Problem[] = [];
     for (const result of results) {
@@ -61,10 +62,12 @@ export class WasmServices {
 
   /** Forgets compiled modules no service in `services` uses. */
   retain(services: readonly LoadedService[]): void {
-    const used = new Set(services.flatMap((s) => {
-      const checked = this.#checked.get(s);
-      return checked ? [cacheKey(checked.compiled.sha256, checked.compiled.maxPages)] : [];
-    }));
+    const used = new Set(
+      services.flatMap((s) => {
+        const checked = this.#checked.get(s);
+        return checked ? [cacheKey(checked.compiled.sha256, checked.compiled.maxPages)] : [];
+      }),
+    );
     for (const key of this.#compiled.keys()) if (!used.has(key)) this.#compiled.delete(key);
   }
 
@@ -75,9 +78,16 @@ export class WasmServices {
     const { runtime } = service.descriptor;
     this.#pool ??= new WasmPool({ log: this.#log });
     return wasmAdapter({
-      nodeId, serviceId: service.descriptor.service_id, modulePath: checked.modulePath, program: checked.program, pool: this.#pool,
-      args: runtime.args ?? [], env: runtime.env ?? {}, envPassthrough: runtime.env_passthrough ?? [],
-      timeoutMs: runtime.timeout_ms, maxOutputBytes: runtime.max_output_bytes,
+      nodeId,
+      serviceId: service.descriptor.service_id,
+      modulePath: checked.modulePath,
+      program: checked.program,
+      pool: this.#pool,
+      args: runtime.args ?? [],
+      env: runtime.env ?? {},
+      envPassthrough: runtime.env_passthrough ?? [],
+      timeoutMs: runtime.timeout_ms,
+      maxOutputBytes: runtime.max_output_bytes,
     });
   }
 

@@ -81,10 +81,17 @@ export class ControlClient {
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('unexpected-response', (_request, response) => {
-        reject(new ProtocolError(response.statusCode === 401 ? 'unauthorized' : 'unavailable', `control server refused the connection: HTTP ${response.statusCode}${response.statusCode === 401 ? ' (bad or missing token)' : ''}`));
+        reject(
+          new ProtocolError(
+            response.statusCode === 401 ? 'unauthorized' : 'unavailable',
+            `control server refused the connection: HTTP ${response.statusCode}${response.statusCode === 401 ? ' (bad or missing token)' : ''}`,
+          ),
+        );
         socket.terminate();
       });
-      socket.once('error', (error) => reject(new ProtocolError('unavailable', `cannot reach the control server at ${options.url}: ${error.message}`, { cause: error })));
+      socket.once('error', (error) =>
+        reject(new ProtocolError('unavailable', `cannot reach the control server at ${options.url}: ${error.message}`, { cause: error })),
+      );
     });
     const client = new ControlClient(socket, options);
     socket.on('error', () => undefined);
@@ -100,12 +107,15 @@ export class ControlClient {
     };
     this.#socket.on('ping', heard);
     this.#socket.on('message', heard);
-    const timer = setInterval(() => {
-      if (Date.now() - lastHeard > deadAfterMs) {
-        this.#closedReason ??= `no ping from the control server for ${deadAfterMs} ms`;
-        this.#socket.terminate();
-      }
-    }, Math.min(5000, deadAfterMs));
+    const timer = setInterval(
+      () => {
+        if (Date.now() - lastHeard > deadAfterMs) {
+          this.#closedReason ??= `no ping from the control server for ${deadAfterMs} ms`;
+          this.#socket.terminate();
+        }
+      },
+      Math.min(5000, deadAfterMs),
+    );
     timer.unref();
     this.#socket.once('close', () => clearInterval(timer));
   }

@@ -6,9 +6,13 @@ import { ProtocolError } from './errors.js';
  * both; each `ws://` or `wss://`. Throws a TypeError naming the option and the bad entry.
  */
 export function parseControlUrls(given: string | readonly string[], option = '--control-url'): string[] {
-  const urls = (typeof given === 'string' ? [given] : given).flatMap((item) => item.split(',')).map((url) => url.trim()).filter(Boolean);
+  const urls = (typeof given === 'string' ? [given] : given)
+    .flatMap((item) => item.split(','))
+    .map((url) => url.trim())
+    .filter(Boolean);
   if (urls.length === 0) throw new TypeError(`${option}: expected ws://host:port or wss://host:port (several: comma-separated or repeated)`);
-  for (const url of urls) if (!/^wss?:\/\/[^/\s]+/.test(url)) throw new TypeError(`${option} ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
+  for (const url of urls)
+    if (!/^wss?:\/\/[^/\s]+/.test(url)) throw new TypeError(`${option} ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
   return urls;
 }
 
@@ -70,7 +74,11 @@ const FINAL_CODES = new Set(['unauthorized', 'forbidden', 'protocol_mismatch']);
  * most `rounds` times around; then gives up with `unavailable` naming every URL and why it failed.
  * A refusal every server would give (a bad token) ends it at once.
  */
-export async function connectAny(urls: readonly string[], options: Omit<ControlClientOptions, 'url'>, retry: { rounds?: number; firstMs?: number; maxMs?: number } = {}): Promise<ControlClient> {
+export async function connectAny(
+  urls: readonly string[],
+  options: Omit<ControlClientOptions, 'url'>,
+  retry: { rounds?: number; firstMs?: number; maxMs?: number } = {},
+): Promise<ControlClient> {
   const failover = new Failover(urls, { firstMs: retry.firstMs ?? 500, maxMs: retry.maxMs ?? 4000 });
   const rounds = retry.rounds ?? 3;
   const why = new Map<string, string>();
@@ -85,5 +93,8 @@ export async function connectAny(urls: readonly string[], options: Omit<ControlC
     const pause = failover.failed();
     if (attempt + 1 < rounds * urls.length) await new Promise((resolve) => setTimeout(resolve, pause));
   }
-  throw new ProtocolError('unavailable', `no control server answered (${rounds} rounds over ${urls.length} URL${urls.length === 1 ? '' : 's'}): ${[...why].map(([url, reason]) => `${url}: ${reason}`).join('; ')}`);
+  throw new ProtocolError(
+    'unavailable',
+    `no control server answered (${rounds} rounds over ${urls.length} URL${urls.length === 1 ? '' : 's'}): ${[...why].map(([url, reason]) => `${url}: ${reason}`).join('; ')}`,
+  );
 }

@@ -26,7 +26,8 @@ export function tooDeepAt(value: unknown, maxDepth: number): string | undefined 
   for (let item = stack.pop(); item; item = stack.pop()) {
     if (item.value === null || typeof item.value !== 'object') continue;
     if (item.depth >= maxDepth) return item.path || '/';
-    for (const [key, child] of Object.entries(item.value)) stack.push({ value: child, depth: item.depth + 1, path: `${item.path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}` });
+    for (const [key, child] of Object.entries(item.value))
+      stack.push({ value: child, depth: item.depth + 1, path: `${item.path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}` });
   }
   return undefined;
 }

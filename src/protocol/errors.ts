@@ -3,8 +3,17 @@
  * and a unit test keeps the two in step.
  */
 export const WIRE_ERROR_CODES = [
-  'protocol_mismatch', 'invalid_envelope', 'invalid_payload', 'unknown_op', 'unauthorized', 'forbidden',
-  'not_found', 'conflict', 'resync_required', 'payload_too_large', 'unavailable',
+  'protocol_mismatch',
+  'invalid_envelope',
+  'invalid_payload',
+  'unknown_op',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'resync_required',
+  'payload_too_large',
+  'unavailable',
 ] as const;
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];

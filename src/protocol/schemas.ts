@@ -112,9 +112,7 @@ export class Schemas {
 
 /** Reads and registers every docs/schemas/*.schema.json; a broken schema fails here, not at first use. */
 export async function loadSchemas(): Promise<Schemas> {
-  const names = (await readdir(SCHEMA_DIR))
-    .filter((name) => name.endsWith('.schema.json'))
-    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const names = (await readdir(SCHEMA_DIR)).filter((name) => name.endsWith('.schema.json')).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const ajv = new Ajv({
     allErrors: true,
     strict: false,

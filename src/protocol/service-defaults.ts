@@ -6,16 +6,7 @@ import type { ServiceDescriptorInput, ServiceRuntime } from './types.gen.js';
  */
 export const RUNTIME_DEFAULTS: Pick<
   ServiceRuntime,
-  | 'type'
-  | 'abi'
-  | 'timeout_ms'
-  | 'kill_grace_ms'
-  | 'max_output_bytes'
-  | 'max_input_bytes'
-  | 'max_concurrency'
-  | 'max_queue'
-  | 'mode'
-  | 'jobs_keep'
+  'type' | 'abi' | 'timeout_ms' | 'kill_grace_ms' | 'max_output_bytes' | 'max_input_bytes' | 'max_concurrency' | 'max_queue' | 'mode' | 'jobs_keep'
 > = {
   type: 'native_proc',
   abi: 'namespace-driver-v1',
@@ -65,18 +56,24 @@ const hasPlaceholder = (value: unknown): boolean => typeof value === 'string' &&
 /** Whether `fields` already has every default and no placeholder: then it is kept as it is (its JSON too). */
 function isComplete(fields: ServiceDescriptorInput): boolean {
   const { runtime, permissions, endpoints, mounts } = fields;
-  return (['version', 'state', 'endpoints', 'capabilities', 'mounts', 'ops', 'runtime', 'permissions', 'schema'] as const).every((key) => fields[key] !== undefined) &&
+  return (
+    (['version', 'state', 'endpoints', 'capabilities', 'mounts', 'ops', 'runtime', 'permissions', 'schema'] as const).every(
+      (key) => fields[key] !== undefined,
+    ) &&
     (!isObject(runtime) || (Object.keys(RUNTIME_DEFAULTS).every((key) => runtime[key] !== undefined) && isWasmComplete(runtime))) &&
     (!isObject(permissions) || permissions.default !== undefined) &&
     !(Array.isArray(endpoints) && endpoints.some(hasPlaceholder)) &&
-    !(Array.isArray(mounts) && mounts.some((m) => isObject(m) && hasPlaceholder(m.mount_path)));
+    !(Array.isArray(mounts) && mounts.some((m) => isObject(m) && hasPlaceholder(m.mount_path)))
+  );
 }
 
 /** A wasm runtime names its memory cap and each preopen's mode; any other runtime has nothing to add. */
 function isWasmComplete(runtime: Record<string, unknown>): boolean {
   if (runtime.type !== 'wasm') return true;
   const { wasm } = runtime;
-  return isObject(wasm) && wasm.max_memory_bytes !== undefined && Array.isArray(wasm.preopens) && wasm.preopens.every((p) => !isObject(p) || p.mode !== undefined);
+  return (
+    isObject(wasm) && wasm.max_memory_bytes !== undefined && Array.isArray(wasm.preopens) && wasm.preopens.every((p) => !isObject(p) || p.mode !== undefined)
+  );
 }
 
 /** A wasm service's runtime says which memory cap and preopens it runs with, defaults included. */
@@ -98,13 +95,16 @@ export function withServiceDefaults(fields: ServiceDescriptorInput, nodeId: stri
   if (isComplete(fields)) return fields;
   const values = { node_id: nodeId, service_id: fields.service_id };
   const fill = (path: unknown): unknown => (typeof path === 'string' ? fillTemplate(path, values) : path);
-  const endpoints = Array.isArray(fields.endpoints) ? fields.endpoints.map(fill) : fields.endpoints ?? MANIFEST_DEFAULTS.endpoints.map(fill);
+  const endpoints = Array.isArray(fields.endpoints) ? fields.endpoints.map(fill) : (fields.endpoints ?? MANIFEST_DEFAULTS.endpoints.map(fill));
   const state = fields.state ?? MANIFEST_DEFAULTS.state;
-  const mounts = fields.mounts === undefined
-    ? [{ mount_id: fields.service_id, mount_path: Array.isArray(endpoints) ? endpoints[0] : undefined, state }]
-    : Array.isArray(fields.mounts) ? fields.mounts.map((mount) => (isObject(mount) ? { ...mount, mount_path: fill(mount.mount_path) } : mount)) : fields.mounts;
+  const mounts =
+    fields.mounts === undefined
+      ? [{ mount_id: fields.service_id, mount_path: Array.isArray(endpoints) ? endpoints[0] : undefined, state }]
+      : Array.isArray(fields.mounts)
+        ? fields.mounts.map((mount) => (isObject(mount) ? { ...mount, mount_path: fill(mount.mount_path) } : mount))
+        : fields.mounts;
   // Merged rather than replaced: a service naming only allow_roles must still deny everyone else.
-  const merged = (value: unknown, defaults: object): unknown => (isObject(value) ? { ...defaults, ...value } : value ?? { ...defaults });
+  const merged = (value: unknown, defaults: object): unknown => (isObject(value) ? { ...defaults, ...value } : (value ?? { ...defaults }));
   return {
     ...fields,
     version: fields.version ?? MANIFEST_DEFAULTS.version,
@@ -125,11 +125,21 @@ export function withServiceDefaults(fields: ServiceDescriptorInput, nodeId: stri
  */
 export function isUnderNode(path: string, nodeId: string): boolean {
   const prefix = `/nodes/${nodeId}/`;
-  return path.startsWith(prefix) && path.length > prefix.length && path.slice(prefix.length).split('/').every((segment) => segment !== '.' && segment !== '..');
+  return (
+    path.startsWith(prefix) &&
+    path.length > prefix.length &&
+    path
+      .slice(prefix.length)
+      .split('/')
+      .every((segment) => segment !== '.' && segment !== '..')
+  );
 }
 
 /** The endpoints and mount paths of a descriptor that are not under its node's tree, as JSON pointers and paths. */
-export function foreignPaths(service: { endpoints: readonly string[]; mounts: ReadonlyArray<{ mount_path: string }> }, nodeId: string): Array<{ pointer: string; path: string }> {
+export function foreignPaths(
+  service: { endpoints: readonly string[]; mounts: ReadonlyArray<{ mount_path: string }> },
+  nodeId: string,
+): Array<{ pointer: string; path: string }> {
   return [
     ...service.endpoints.map((path, index) => ({ pointer: `/endpoints/${index}`, path })),
     ...service.mounts.map((mount, index) => ({ pointer: `/mounts/${index}/mount_path`, path: mount.mount_path })),

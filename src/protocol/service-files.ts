@@ -3,8 +3,23 @@
  * generated README and SCHEMA.json, and later WorldFS. No other file spells these names.
  */
 export type ServiceFileKind =
-  | 'readme' | 'schema' | 'template' | 'host' | 'invoke' | 'reset' | 'enable' | 'disable' | 'restart'
-  | 'cancel' | 'config' | 'result' | 'status' | 'last_error' | 'metrics' | 'health' | 'jobs';
+  | 'readme'
+  | 'schema'
+  | 'template'
+  | 'host'
+  | 'invoke'
+  | 'reset'
+  | 'enable'
+  | 'disable'
+  | 'restart'
+  | 'cancel'
+  | 'config'
+  | 'result'
+  | 'status'
+  | 'last_error'
+  | 'metrics'
+  | 'health'
+  | 'jobs';
 
 export interface ServiceFile {
   /** Relative to the service directory; one level of subdirectory at most. */
@@ -20,19 +35,40 @@ export const SERVICE_FILES: readonly ServiceFile[] = [
   { path: 'SCHEMA.json', mode: 0o444, kind: 'schema', description: 'this map of the control surface, plus the service schema' },
   { path: 'TEMPLATE.json', mode: 0o444, kind: 'template', description: 'an example payload for control/invoke.json' },
   { path: 'HOST.json', mode: 0o444, kind: 'host', description: 'the driver host contract' },
-  { path: 'control/invoke.json', mode: 0o644, kind: 'invoke', description: 'write one JSON object to invoke; close() returns when it has finished; on an O_RDWR descriptor, read back its own outcome' },
-  { path: 'control/reset', mode: 0o200, kind: 'reset', description: 'any write: result.json and status.json back to idle, last_error.txt emptied, consecutive counters zeroed' },
+  {
+    path: 'control/invoke.json',
+    mode: 0o644,
+    kind: 'invoke',
+    description: 'write one JSON object to invoke; close() returns when it has finished; on an O_RDWR descriptor, read back its own outcome',
+  },
+  {
+    path: 'control/reset',
+    mode: 0o200,
+    kind: 'reset',
+    description: 'any write: result.json and status.json back to idle, last_error.txt emptied, consecutive counters zeroed',
+  },
   { path: 'control/enable', mode: 0o200, kind: 'enable', description: 'any write: accept invocations again' },
   { path: 'control/disable', mode: 0o200, kind: 'disable', description: 'any write: refuse invocations (EPERM) until enabled' },
   { path: 'control/restart', mode: 0o200, kind: 'restart', description: 'any write: count a restart and clear the last error' },
   { path: 'control/cancel', mode: 0o200, kind: 'cancel', description: 'any write: kill the running invocation(s)' },
-  { path: 'config.json', mode: 0o644, kind: 'config', description: 'runtime config: write a whole JSON object (supervision, timeout_ms, kill_grace_ms, max_output_bytes); overrides the manifest, survives reloads and restarts' },
+  {
+    path: 'config.json',
+    mode: 0o644,
+    kind: 'config',
+    description:
+      'runtime config: write a whole JSON object (supervision, timeout_ms, kill_grace_ms, max_output_bytes); overrides the manifest, survives reloads and restarts',
+  },
   { path: 'result.json', mode: 0o444, kind: 'result', description: 'the last successful result' },
   { path: 'status.json', mode: 0o444, kind: 'status', description: 'state (idle, running, ok, error, timeout, cancelled, offline) and the last invocation' },
   { path: 'last_error.txt', mode: 0o444, kind: 'last_error', description: 'the last failure; empty after a success' },
   { path: 'metrics.json', mode: 0o444, kind: 'metrics', description: 'counters and latency percentiles' },
   { path: 'health.json', mode: 0o444, kind: 'health', description: 'health state, control history and the last error' },
-  { path: 'jobs', mode: 0o755, kind: 'jobs', description: 'jobs/<invocation_id>/: the last runtime.jobs_keep invocations (request, result, status, stderr, cancel)' },
+  {
+    path: 'jobs',
+    mode: 0o755,
+    kind: 'jobs',
+    description: 'jobs/<invocation_id>/: the last runtime.jobs_keep invocations (request, result, status, stderr, cancel)',
+  },
 ];
 
 export type JobFileKind = 'request' | 'result' | 'status' | 'stderr' | 'cancel';
@@ -40,8 +76,8 @@ export type JobFileKind = 'request' | 'result' | 'status' | 'stderr' | 'cancel';
 /** The files of one `jobs/<invocation_id>/` directory. */
 export const JOB_FILES: ReadonlyArray<{ path: string; mode: 0o444 | 0o200; kind: JobFileKind; description: string }> = [
   { path: 'request.json', mode: 0o444, kind: 'request', description: 'the payload exactly as written' },
-  { path: 'result.json', mode: 0o444, kind: 'result', description: 'this invocation\'s result (empty unless it succeeded)' },
-  { path: 'status.json', mode: 0o444, kind: 'status', description: 'this invocation\'s state, times, exit code and error' },
+  { path: 'result.json', mode: 0o444, kind: 'result', description: "this invocation's result (empty unless it succeeded)" },
+  { path: 'status.json', mode: 0o444, kind: 'status', description: "this invocation's state, times, exit code and error" },
   { path: 'stderr.txt', mode: 0o444, kind: 'stderr', description: 'what the driver wrote on stderr' },
   { path: 'cancel', mode: 0o200, kind: 'cancel', description: 'any write: kill this invocation' },
 ];

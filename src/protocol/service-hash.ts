@@ -8,5 +8,11 @@ import type { ServiceDescriptor } from './types.gen.js';
  * for `service_delta`; a client holding descriptors can check a delta against them.
  */
 export function serviceHash(service: ServiceDescriptor): string {
-  return '0x' + createHash('sha256').update(canonicalize(service) ?? '').digest('hex').slice(0, 16);
+  return (
+    '0x' +
+    createHash('sha256')
+      .update(canonicalize(service) ?? '')
+      .digest('hex')
+      .slice(0, 16)
+  );
 }

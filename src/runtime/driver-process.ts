@@ -30,8 +30,17 @@ export type LaunchDriver = (spec: DriverSpec) => DriverProcess;
  */
 export function startDriverProcess(spec: DriverSpec, socket?: Socket): { child: ResultPromise; exited: Promise<string> } {
   const child = execa(spec.file, spec.args, {
-    cwd: spec.cwd, env: spec.env, extendEnv: false, detached: true, buffer: false, reject: false, cleanup: true,
-    stdin: socket ?? 'pipe', stdout: socket ?? 'pipe', stderr: 'pipe', encoding: 'utf8',
+    cwd: spec.cwd,
+    env: spec.env,
+    extendEnv: false,
+    detached: true,
+    buffer: false,
+    reject: false,
+    cleanup: true,
+    stdin: socket ?? 'pipe',
+    stdout: socket ?? 'pipe',
+    stderr: 'pipe',
+    encoding: 'utf8',
     ...(spec.uid === undefined ? {} : { uid: spec.uid }),
     ...(spec.gid === undefined ? {} : { gid: spec.gid }),
   });
@@ -39,8 +48,16 @@ export function startDriverProcess(spec: DriverSpec, socket?: Socket): { child: 
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => (stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES)));
   const exited = child.then((outcome) => {
-    const how = outcome.signal ? `killed by ${outcome.signal}` : outcome.failed && outcome.exitCode === undefined ? `could not be started: ${outcome.originalMessage ?? outcome.shortMessage}` : `exited with code ${outcome.exitCode}`;
-    const lastLines = stderrTail.split('\n').map((l) => l.trim()).filter((l) => l !== '').slice(-3);
+    const how = outcome.signal
+      ? `killed by ${outcome.signal}`
+      : outcome.failed && outcome.exitCode === undefined
+        ? `could not be started: ${outcome.originalMessage ?? outcome.shortMessage}`
+        : `exited with code ${outcome.exitCode}`;
+    const lastLines = stderrTail
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '')
+      .slice(-3);
     return `${how}${lastLines.length > 0 ? `: ${lastLines.join(' | ')}` : ''}`;
   });
   return { child, exited };

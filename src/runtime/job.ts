@@ -49,8 +49,11 @@ export class Job {
     const interrupted = Job.wasInterrupted(record);
     Object.assign(job, {
       state: interrupted ? 'error' : record.state,
-      startedMs: record.startedMs, finishedMs: record.finishedMs, durationMs: record.durationMs,
-      exitCode: record.exitCode, signal: record.signal,
+      startedMs: record.startedMs,
+      finishedMs: record.finishedMs,
+      durationMs: record.durationMs,
+      exitCode: record.exitCode,
+      signal: record.signal,
       result: record.resultBase64 === null ? null : Buffer.from(record.resultBase64, 'base64'),
       error: interrupted ? INTERRUPTED_ERROR : record.error,
       stderr: Buffer.from(record.stderrBase64, 'base64'),
@@ -100,9 +103,18 @@ export class Job {
 
   record(): JobRecord {
     return {
-      invocationId: this.invocationId, state: this.state, requestBase64: this.request.toString('base64'), queuedMs: this.queuedMs,
-      startedMs: this.startedMs, finishedMs: this.finishedMs, durationMs: this.durationMs, exitCode: this.exitCode, signal: this.signal,
-      resultBase64: this.result?.toString('base64') ?? null, error: this.error, stderrBase64: this.stderr.toString('base64'),
+      invocationId: this.invocationId,
+      state: this.state,
+      requestBase64: this.request.toString('base64'),
+      queuedMs: this.queuedMs,
+      startedMs: this.startedMs,
+      finishedMs: this.finishedMs,
+      durationMs: this.durationMs,
+      exitCode: this.exitCode,
+      signal: this.signal,
+      resultBase64: this.result?.toString('base64') ?? null,
+      error: this.error,
+      stderrBase64: this.stderr.toString('base64'),
     };
   }
 }

@@ -33,7 +33,8 @@ export class Limiter {
       return await job();
     } finally {
       const next = this.#running <= this.#concurrency ? this.#waiting.shift() : undefined;
-      if (next) next(); // the slot passes straight to the next job
+      if (next)
+        next(); // the slot passes straight to the next job
       else this.#running--;
     }
   }

@@ -15,7 +15,17 @@ import { JobTable, type Persist } from './job-table.js';
 import { latencyPercentiles } from './latency.js';
 import { outputlessRun, type DriverSpec, type RunResult, type RunState } from './run-result.js';
 import { parsePayload, withConfig, type ServiceSettings } from './service-settings.js';
-import { endInterrupted, newServiceState, recordEnd, recordStart, stateFromStored, statusOf, type Interpreted, type ServiceState, type StoredServiceState } from './service-state.js';
+import {
+  endInterrupted,
+  newServiceState,
+  recordEnd,
+  recordStart,
+  stateFromStored,
+  statusOf,
+  type Interpreted,
+  type ServiceState,
+  type StoredServiceState,
+} from './service-state.js';
 import type { RuntimeConfig } from './supervision.js';
 import { Supervisor } from './supervisor.js';
 import type { ServiceView } from './service-view.js';
@@ -219,7 +229,8 @@ export class LiveService {
     const cooling = this.#supervisor.cooldownRemainingMs();
     if (cooling > 0) return new FsError('EAGAIN', `service ${id} is cooling down after a failure: retry in ${cooling} ms`);
     const { maxConcurrency, maxQueue } = this.#settings.limits;
-    if (this.#jobs.running >= maxConcurrency && this.#jobs.queued >= maxQueue) return new FsError('EAGAIN', `service ${id}: queue full (max_queue ${maxQueue})`);
+    if (this.#jobs.running >= maxConcurrency && this.#jobs.queued >= maxQueue)
+      return new FsError('EAGAIN', `service ${id}: queue full (max_queue ${maxQueue})`);
     return undefined;
   }
 

@@ -21,7 +21,12 @@ export interface NativeProcOptions {
 
 /** Driver ABI v1, spawn per call: stdin payload, stdout result, stderr diagnostics, exit code. */
 export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.ProcessEnv = process.env): DriverAdapter {
-  const env = serviceEnv({ inherited, passthrough: options.envPassthrough, extra: options.env, identity: { nodeId: options.nodeId, serviceId: options.serviceId } });
+  const env = serviceEnv({
+    inherited,
+    passthrough: options.envPassthrough,
+    extra: options.env,
+    identity: { nodeId: options.nodeId, serviceId: options.serviceId },
+  });
   return {
     spec(raw, _value, invocationId) {
       return {

@@ -44,8 +44,15 @@ export class PersistentDriver {
   /** Whether two specs start the same process; a different one (a reload) restarts it. */
   static sameProcess(a: DriverSpec, b: DriverSpec): boolean {
     // The environment is one shared object per service settings, so identity is enough.
-    return a.file === b.file && a.cwd === b.cwd && a.env === b.env && a.uid === b.uid && a.gid === b.gid
-      && a.args.length === b.args.length && a.args.every((arg, i) => arg === b.args[i]);
+    return (
+      a.file === b.file &&
+      a.cwd === b.cwd &&
+      a.env === b.env &&
+      a.uid === b.uid &&
+      a.gid === b.gid &&
+      a.args.length === b.args.length &&
+      a.args.every((arg, i) => arg === b.args[i])
+    );
   }
 
   async run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
@@ -70,9 +77,14 @@ export class PersistentDriver {
         this.restart(`request ${id} ${state === 'timeout' ? 'timed out' : 'was cancelled'}`);
       };
       // A restart backoff waited above counts toward timeout_ms.
-      const timer = setTimeout(() => end('timeout', `${spec.file} (persistent) did not answer request ${id} within ${spec.timeoutMs} ms; the driver was restarted`), Math.max(0, spec.timeoutMs - (Date.now() - startedMs)));
+      const timer = setTimeout(
+        () => end('timeout', `${spec.file} (persistent) did not answer request ${id} within ${spec.timeoutMs} ms; the driver was restarted`),
+        Math.max(0, spec.timeoutMs - (Date.now() - startedMs)),
+      );
       this.#pending.set(id, { resolve, timer, startedMs, started });
-      signal?.addEventListener('abort', () => this.#pending.has(id) && end('cancelled', `request ${id} was cancelled; the persistent driver was restarted`), { once: true });
+      signal?.addEventListener('abort', () => this.#pending.has(id) && end('cancelled', `request ${id} was cancelled; the persistent driver was restarted`), {
+        once: true,
+      });
       child.write(line);
     });
   }
@@ -159,9 +171,17 @@ export class PersistentDriver {
     const pending = id === undefined ? undefined : this.#pending.get(id);
     if (!pending || id === undefined) return;
     if (answer.ok === true) {
-      this.#settle(id, { ...result({ state: 'ok', startedMs: pending.startedMs, started: pending.started, message: `${this.#spec.file} (persistent) answered request ${id}` }), stdout: Buffer.from(JSON.stringify(answer.result ?? {}) + '\n') });
+      this.#settle(id, {
+        ...result({ state: 'ok', startedMs: pending.startedMs, started: pending.started, message: `${this.#spec.file} (persistent) answered request ${id}` }),
+        stdout: Buffer.from(JSON.stringify(answer.result ?? {}) + '\n'),
+      });
     } else {
-      const error = typeof answer.error === 'string' ? answer.error : answer.error === undefined ? `${this.#spec.file} (persistent) answered request ${id} with ok:false and no error` : JSON.stringify(answer.error);
+      const error =
+        typeof answer.error === 'string'
+          ? answer.error
+          : answer.error === undefined
+            ? `${this.#spec.file} (persistent) answered request ${id} with ok:false and no error`
+            : JSON.stringify(answer.error);
       this.#settle(id, { ...result({ state: 'error', startedMs: pending.startedMs, started: pending.started, message: error }), stderr: Buffer.from(error) });
     }
   }

@@ -42,10 +42,12 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
   signal?.addEventListener('abort', onAbort, { once: true });
   // A grandchild that escaped the group may hold our pipes open: stop waiting for them shortly.
   subprocess.once('exit', () => {
-    timers.push(setTimeout(() => {
-      subprocess.stdout?.destroy();
-      subprocess.stderr?.destroy();
-    }, PIPE_DRAIN_MS));
+    timers.push(
+      setTimeout(() => {
+        subprocess.stdout?.destroy();
+        subprocess.stderr?.destroy();
+      }, PIPE_DRAIN_MS),
+    );
   });
 
   const result = await subprocess;
@@ -81,7 +83,15 @@ function toBuffer(output: unknown): Buffer {
   return Buffer.alloc(0);
 }
 
-function describe(o: { state: RunState; spec: DriverSpec; exitCode: number | null; exitSignal: string | null; outputCapped: boolean; spawnFailed: boolean; cause: string | undefined }): string {
+function describe(o: {
+  state: RunState;
+  spec: DriverSpec;
+  exitCode: number | null;
+  exitSignal: string | null;
+  outputCapped: boolean;
+  spawnFailed: boolean;
+  cause: string | undefined;
+}): string {
   const what = o.spec.file;
   if (o.state === 'ok') return `${what} exited 0`;
   if (o.state === 'timeout') return `${what} timed out after ${o.spec.timeoutMs} ms and was killed`;

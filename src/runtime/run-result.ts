@@ -39,7 +39,15 @@ export interface RunResult {
 /** An outcome with no process output: never started, cancelled while queued, or a persistent driver's answer. */
 export function outputlessRun(o: { state: RunState; shortMessage: string; spawnFailed?: boolean; startedMs?: number; durationMs?: number }): RunResult {
   return {
-    state: o.state, exitCode: null, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), outputCapped: false,
-    spawnFailed: o.spawnFailed ?? false, startedMs: o.startedMs ?? Date.now(), durationMs: o.durationMs ?? 0, shortMessage: o.shortMessage,
+    state: o.state,
+    exitCode: null,
+    signal: null,
+    stdout: Buffer.alloc(0),
+    stderr: Buffer.alloc(0),
+    outputCapped: false,
+    spawnFailed: o.spawnFailed ?? false,
+    startedMs: o.startedMs ?? Date.now(),
+    durationMs: o.durationMs ?? 0,
+    shortMessage: o.shortMessage,
   };
 }

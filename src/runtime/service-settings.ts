@@ -33,7 +33,10 @@ export interface ServiceSettings {
 export function parsePayload(payload: Buffer, settings: ServiceSettings): Record<string, unknown> {
   const value = parseJsonDocument(payload.toString('utf8'), 'invoke.json');
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new FsError('EINVAL', `invoke.json: payload must be a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
+    throw new FsError(
+      'EINVAL',
+      `invoke.json: payload must be a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
+    );
   }
   const problem = settings.checkInput?.(value);
   if (problem) throw new FsError('EINVAL', `invoke.json: ${problem}`);

@@ -74,36 +74,72 @@ type LaterFields = 'idleSinceMs' | 'latencyMs' | 'runningInvocationIds';
 /** A ServiceState as a journal holds it (shape-checked by the node when read back). */
 export type StoredServiceState = Omit<ServiceState, LaterFields> & Partial<Pick<ServiceState, LaterFields>>;
 
-type DeepReadonly<T> = T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepReadonly<U>> : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+type DeepReadonly<T> =
+  T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepReadonly<U>> : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 
 /** What readers get: renderers, the journal. */
 export type ServiceStateView = DeepReadonly<ServiceState>;
 
 export const newCounters = (): ServiceCounters => ({
-  invokesTotal: 0, rejectedTotal: 0, failuresTotal: 0, consecutiveFailures: 0, timeoutsTotal: 0,
-  consecutiveTimeouts: 0, cancelledTotal: 0, restartsTotal: 0, lastDurationMs: null, lastStartedMs: null,
-  lastFinishedMs: null, lastExitCode: null,
+  invokesTotal: 0,
+  rejectedTotal: 0,
+  failuresTotal: 0,
+  consecutiveFailures: 0,
+  timeoutsTotal: 0,
+  consecutiveTimeouts: 0,
+  cancelledTotal: 0,
+  restartsTotal: 0,
+  lastDurationMs: null,
+  lastStartedMs: null,
+  lastFinishedMs: null,
+  lastExitCode: null,
 });
 
 /** A new service: enabled, idle, online since `now`. */
 export function newServiceState(now: number): ServiceState {
   return {
-    enabled: true, disabledReason: null, config: {}, counters: newCounters(), last: null, rejection: null,
-    resultBase64: null, resultMs: now, lastError: '', lastErrorMs: now, cooldownUntilMs: null,
-    lastControlOp: null, lastControlMs: null, lastTransitionMs: now, lastHealthyMs: now,
-    idleSinceMs: null, latencyMs: [], runningInvocationIds: [],
+    enabled: true,
+    disabledReason: null,
+    config: {},
+    counters: newCounters(),
+    last: null,
+    rejection: null,
+    resultBase64: null,
+    resultMs: now,
+    lastError: '',
+    lastErrorMs: now,
+    cooldownUntilMs: null,
+    lastControlOp: null,
+    lastControlMs: null,
+    lastTransitionMs: now,
+    lastHealthyMs: now,
+    idleSinceMs: null,
+    latencyMs: [],
+    runningInvocationIds: [],
   };
 }
 
 /** A journaled state as the live record: fields of older journals filled in, nothing else taken. */
 export function stateFromStored(stored: StoredServiceState): ServiceState {
   return {
-    enabled: stored.enabled, disabledReason: stored.disabledReason, config: stored.config,
-    counters: { ...newCounters(), ...stored.counters }, last: stored.last, rejection: stored.rejection,
-    resultBase64: stored.resultBase64, resultMs: stored.resultMs, lastError: stored.lastError, lastErrorMs: stored.lastErrorMs,
-    cooldownUntilMs: stored.cooldownUntilMs, lastControlOp: stored.lastControlOp, lastControlMs: stored.lastControlMs,
-    lastTransitionMs: stored.lastTransitionMs, lastHealthyMs: stored.lastHealthyMs, idleSinceMs: stored.idleSinceMs ?? null,
-    latencyMs: (stored.latencyMs ?? []).slice(-LATENCY_SAMPLES), runningInvocationIds: [...(stored.runningInvocationIds ?? [])],
+    enabled: stored.enabled,
+    disabledReason: stored.disabledReason,
+    config: stored.config,
+    counters: { ...newCounters(), ...stored.counters },
+    last: stored.last,
+    rejection: stored.rejection,
+    resultBase64: stored.resultBase64,
+    resultMs: stored.resultMs,
+    lastError: stored.lastError,
+    lastErrorMs: stored.lastErrorMs,
+    cooldownUntilMs: stored.cooldownUntilMs,
+    lastControlOp: stored.lastControlOp,
+    lastControlMs: stored.lastControlMs,
+    lastTransitionMs: stored.lastTransitionMs,
+    lastHealthyMs: stored.lastHealthyMs,
+    idleSinceMs: stored.idleSinceMs ?? null,
+    latencyMs: (stored.latencyMs ?? []).slice(-LATENCY_SAMPLES),
+    runningInvocationIds: [...(stored.runningInvocationIds ?? [])],
   };
 }
 
@@ -154,7 +190,14 @@ export interface Interpreted {
  * line ending in a newline), the counters, and for a run that started the last invocation and the
  * latency window. Returns what the writer and the job get, and whether it counts as a failure.
  */
-export function recordEnd(state: ServiceState, invocationId: string, run: RunResult, interpreted: Interpreted, started: boolean, now: number): { result?: Buffer; error?: string; failed: boolean } {
+export function recordEnd(
+  state: ServiceState,
+  invocationId: string,
+  run: RunResult,
+  interpreted: Interpreted,
+  started: boolean,
+  now: number,
+): { result?: Buffer; error?: string; failed: boolean } {
   const c = state.counters;
   let result: Buffer | undefined;
   let error: string | undefined;
@@ -184,7 +227,15 @@ export function recordEnd(state: ServiceState, invocationId: string, run: RunRes
     Object.assign(c, { lastDurationMs: run.durationMs, lastFinishedMs: now, lastExitCode: run.exitCode });
     addLatency(state.latencyMs, run.durationMs);
     const resultFormat = result ? (isJson(result) ? 'json' : 'text') : null;
-    state.last = { invocationId, state: interpreted.state, updatedMs: now, durationMs: run.durationMs, exitCode: run.exitCode, signal: run.signal, resultFormat };
+    state.last = {
+      invocationId,
+      state: interpreted.state,
+      updatedMs: now,
+      durationMs: run.durationMs,
+      exitCode: run.exitCode,
+      signal: run.signal,
+      resultFormat,
+    };
     state.runningInvocationIds = state.runningInvocationIds.filter((id) => id !== invocationId);
   }
   return { ...(result ? { result } : {}), ...(error !== undefined ? { error } : {}), failed };

@@ -124,7 +124,12 @@ process.on('message', (message: SpawnerRequest) => {
     case 'run': {
       const spec = specOf(message);
       if (spec) run(message.id, spec);
-      else reply({ type: 'result', id: message.id, result: toWireResult(outputlessRun({ state: 'error', spawnFailed: true, shortMessage: `${message.spec.file} ${unknownEnvironment(message)}` })) });
+      else
+        reply({
+          type: 'result',
+          id: message.id,
+          result: toWireResult(outputlessRun({ state: 'error', spawnFailed: true, shortMessage: `${message.spec.file} ${unknownEnvironment(message)}` })),
+        });
     }
   }
 });

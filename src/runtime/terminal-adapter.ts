@@ -10,7 +10,14 @@ export const TERMINAL_DEFAULT_MAX_OUTPUT_BYTES = 131072;
  * /bin/sh -c), optional `cwd` and `max_output_bytes`. A command that ran is a successful invocation
  * whose result carries its exit code; only spawn failures, timeouts and cancels are errors.
  */
-export function terminalAdapter(options: { nodeId: string; serviceId: string; terminalId: string; cwd: string; timeoutMs: number; killGraceMs: number }): DriverAdapter {
+export function terminalAdapter(options: {
+  nodeId: string;
+  serviceId: string;
+  terminalId: string;
+  cwd: string;
+  timeoutMs: number;
+  killGraceMs: number;
+}): DriverAdapter {
   const env = serviceEnv({ inherited: process.env, passthrough: [], extra: {}, identity: { nodeId: options.nodeId, serviceId: options.serviceId } });
   return {
     spec(_raw, value, invocationId) {
@@ -30,10 +37,14 @@ export function terminalAdapter(options: { nodeId: string; serviceId: string; te
         throw new FsError('EINVAL', 'terminal payload: /max_output_bytes must be a positive integer');
       }
       return {
-        file, args, cwd: (cwd as string | undefined) ?? options.cwd,
+        file,
+        args,
+        cwd: (cwd as string | undefined) ?? options.cwd,
         env,
         invocationId,
-        input: Buffer.alloc(0), timeoutMs: options.timeoutMs, killGraceMs: options.killGraceMs,
+        input: Buffer.alloc(0),
+        timeoutMs: options.timeoutMs,
+        killGraceMs: options.killGraceMs,
         maxOutputBytes: (maxOutput as number | undefined) ?? TERMINAL_DEFAULT_MAX_OUTPUT_BYTES,
       };
     },
@@ -42,9 +53,14 @@ export function terminalAdapter(options: { nodeId: string; serviceId: string; te
         return { state: run.state === 'ok' ? 'error' : run.state, error: run.shortMessage };
       }
       const result = {
-        service: 'terminal', terminal_id: options.terminalId, operation: 'exec', ok: run.exitCode === 0,
-        state: run.signal || run.outputCapped ? 'terminated' : 'exited', exit_code: run.exitCode,
-        stdout: run.stdout.toString('utf8'), stderr: run.stderr.toString('utf8'),
+        service: 'terminal',
+        terminal_id: options.terminalId,
+        operation: 'exec',
+        ok: run.exitCode === 0,
+        state: run.signal || run.outputCapped ? 'terminated' : 'exited',
+        exit_code: run.exitCode,
+        stdout: run.stdout.toString('utf8'),
+        stderr: run.stderr.toString('utf8'),
       };
       return { state: 'ok', result: Buffer.from(JSON.stringify(result) + '\n') };
     },

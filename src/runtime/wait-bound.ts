@@ -12,14 +12,26 @@ export function waitAtMost<T>(invocationId: string, run: (started: (boundMs: num
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const started = (boundMs: number): void => {
-      timer = setTimeout(() => reject(new FsError('ETIMEDOUT', `invocation ${invocationId} is still running ${boundMs} ms after it started (timeout_ms + kill_grace_ms + ${WAIT_SLACK_MS} ms); it goes on, and jobs/${invocationId}/status.json will show how it ended`)), boundMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new FsError(
+              'ETIMEDOUT',
+              `invocation ${invocationId} is still running ${boundMs} ms after it started (timeout_ms + kill_grace_ms + ${WAIT_SLACK_MS} ms); it goes on, and jobs/${invocationId}/status.json will show how it ended`,
+            ),
+          ),
+        boundMs,
+      );
     };
-    run(started).then((outcome) => {
-      clearTimeout(timer);
-      resolve(outcome);
-    }, (error: unknown) => {
-      clearTimeout(timer);
-      reject(error as Error);
-    });
+    run(started).then(
+      (outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error as Error);
+      },
+    );
   });
 }

@@ -24,13 +24,25 @@ export interface WasmAdapterOptions {
  * driver's, so the outcome files are the same.
  */
 export function wasmAdapter(options: WasmAdapterOptions): DriverAdapter {
-  const env = serviceEnv({ inherited: process.env, passthrough: options.envPassthrough, extra: options.env, identity: { nodeId: options.nodeId, serviceId: options.serviceId } });
+  const env = serviceEnv({
+    inherited: process.env,
+    passthrough: options.envPassthrough,
+    extra: options.env,
+    identity: { nodeId: options.nodeId, serviceId: options.serviceId },
+  });
   const { program, pool } = options;
   return {
     spec(raw, _value, invocationId) {
       return {
-        file: options.modulePath, args: options.args, cwd: '/', env, invocationId, input: raw,
-        timeoutMs: options.timeoutMs, killGraceMs: 0, maxOutputBytes: options.maxOutputBytes,
+        file: options.modulePath,
+        args: options.args,
+        cwd: '/',
+        env,
+        invocationId,
+        input: raw,
+        timeoutMs: options.timeoutMs,
+        killGraceMs: 0,
+        maxOutputBytes: options.maxOutputBytes,
       };
     },
     interpret: interpretRun,

@@ -8,14 +8,52 @@ export const WASM_PAGE_BYTES = 65536;
 
 /** The functions of WASI preview1 (`wasi_snapshot_preview1`), all of which node:wasi provides. */
 export const WASI_PREVIEW1_FUNCTIONS: ReadonlySet<string> = new Set([
-  'args_get', 'args_sizes_get', 'environ_get', 'environ_sizes_get', 'clock_res_get', 'clock_time_get',
-  'fd_advise', 'fd_allocate', 'fd_close', 'fd_datasync', 'fd_fdstat_get', 'fd_fdstat_set_flags',
-  'fd_fdstat_set_rights', 'fd_filestat_get', 'fd_filestat_set_size', 'fd_filestat_set_times', 'fd_pread',
-  'fd_prestat_get', 'fd_prestat_dir_name', 'fd_pwrite', 'fd_read', 'fd_readdir', 'fd_renumber', 'fd_seek',
-  'fd_sync', 'fd_tell', 'fd_write', 'path_create_directory', 'path_filestat_get', 'path_filestat_set_times',
-  'path_link', 'path_open', 'path_readlink', 'path_remove_directory', 'path_rename', 'path_symlink',
-  'path_unlink_file', 'poll_oneoff', 'proc_exit', 'proc_raise', 'sched_yield', 'random_get', 'sock_accept',
-  'sock_recv', 'sock_send', 'sock_shutdown',
+  'args_get',
+  'args_sizes_get',
+  'environ_get',
+  'environ_sizes_get',
+  'clock_res_get',
+  'clock_time_get',
+  'fd_advise',
+  'fd_allocate',
+  'fd_close',
+  'fd_datasync',
+  'fd_fdstat_get',
+  'fd_fdstat_set_flags',
+  'fd_fdstat_set_rights',
+  'fd_filestat_get',
+  'fd_filestat_set_size',
+  'fd_filestat_set_times',
+  'fd_pread',
+  'fd_prestat_get',
+  'fd_prestat_dir_name',
+  'fd_pwrite',
+  'fd_read',
+  'fd_readdir',
+  'fd_renumber',
+  'fd_seek',
+  'fd_sync',
+  'fd_tell',
+  'fd_write',
+  'path_create_directory',
+  'path_filestat_get',
+  'path_filestat_set_times',
+  'path_link',
+  'path_open',
+  'path_readlink',
+  'path_remove_directory',
+  'path_rename',
+  'path_symlink',
+  'path_unlink_file',
+  'poll_oneoff',
+  'proc_exit',
+  'proc_raise',
+  'sched_yield',
+  'random_get',
+  'sock_accept',
+  'sock_recv',
+  'sock_send',
+  'sock_shutdown',
 ]);
 export const WASI_MODULE = 'wasi_snapshot_preview1';
 
@@ -33,7 +71,10 @@ const KIND_NAMES = ['function', 'table', 'memory', 'global', 'tag'];
 /** A little-endian LEB128 reader over the module bytes that names the offset when they end early. */
 class Reader {
   pos: number;
-  constructor(readonly bytes: Uint8Array, pos = 0) {
+  constructor(
+    readonly bytes: Uint8Array,
+    pos = 0,
+  ) {
     this.pos = pos;
   }
 
@@ -96,7 +137,9 @@ export function readWasmModule(bytes: Uint8Array): WasmModuleInfo {
     throw new WasmModuleError('not a WebAssembly module (the file does not start with "\\0asm")');
   }
   if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
-    throw new WasmModuleError(`unsupported WebAssembly binary version ${Buffer.from(bytes.subarray(4, 8)).readUInt32LE(0)} (expected 1; a component is not a module)`);
+    throw new WasmModuleError(
+      `unsupported WebAssembly binary version ${Buffer.from(bytes.subarray(4, 8)).readUInt32LE(0)} (expected 1; a component is not a module)`,
+    );
   }
   const info: WasmModuleInfo = { imports: [], exports: new Map(), memories: [] };
   const r = new Reader(bytes, 8);
@@ -152,14 +195,17 @@ export function prepareWasmModule(bytes: Uint8Array, maxPages: number): { bytes:
       throw new WasmModuleError(`imports ${imp.kind} ${imp.module}.${imp.name}, which WASI preview1 does not provide (only ${WASI_MODULE} functions are)`);
     }
   }
-  if (info.exports.get('_start') !== 'function') throw new WasmModuleError('exports no _start function (a WASI command module needs one; a reactor or library module cannot be run)');
+  if (info.exports.get('_start') !== 'function')
+    throw new WasmModuleError('exports no _start function (a WASI command module needs one; a reactor or library module cannot be run)');
   if (info.exports.get('memory') !== 'memory') throw new WasmModuleError('exports no memory named "memory" (WASI needs it)');
   if (info.memories.length === 0) throw new WasmModuleError('defines no memory of its own');
   let effective = maxPages;
   for (const memory of info.memories) {
     if (memory.flags & ~1) throw new WasmModuleError(`declares a ${memory.flags & 2 ? 'shared' : '64-bit'} memory, which this host does not run`);
     if (memory.min > maxPages) {
-      throw new WasmModuleError(`declares an initial memory of ${memory.min * WASM_PAGE_BYTES} bytes, above runtime.wasm.max_memory_bytes (${maxPages * WASM_PAGE_BYTES})`);
+      throw new WasmModuleError(
+        `declares an initial memory of ${memory.min * WASM_PAGE_BYTES} bytes, above runtime.wasm.max_memory_bytes (${maxPages * WASM_PAGE_BYTES})`,
+      );
     }
     effective = Math.min(effective, memory.max ?? maxPages);
   }

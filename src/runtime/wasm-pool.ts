@@ -71,12 +71,20 @@ export class WasmPool {
     try {
       slot = await this.#acquire(signal);
     } catch (error) {
-      return signal?.aborted ? end('cancelled', `${spec.file} was cancelled`) : end('error', `${spec.file} could not be started: ${(error as Error).message}`, true);
+      return signal?.aborted
+        ? end('cancelled', `${spec.file} was cancelled`)
+        : end('error', `${spec.file} could not be started: ${(error as Error).message}`, true);
     }
     const call: WasmCallMessage = {
-      type: 'call', module: program.module, moduleId: this.#moduleId(program.module), maxPages: program.maxPages, preopens: program.preopens,
-      args: [spec.file, ...spec.args], env: { ...spec.env, ACHERON_INVOCATION_ID: spec.invocationId },
-      input: spec.input, maxOutputBytes: spec.maxOutputBytes,
+      type: 'call',
+      module: program.module,
+      moduleId: this.#moduleId(program.module),
+      maxPages: program.maxPages,
+      preopens: program.preopens,
+      args: [spec.file, ...spec.args],
+      env: { ...spec.env, ACHERON_INVOCATION_ID: spec.invocationId },
+      input: spec.input,
+      maxOutputBytes: spec.maxOutputBytes,
     };
     const runStarted = performance.now();
     const outcome = await new Promise<WasmCallReply | { died: string } | { stopped: 'timeout' | 'cancelled' }>((resolve) => {
@@ -193,10 +201,13 @@ export class WasmPool {
   /** Terminates a worker (stuck, dead or no longer wanted); its place is free once it is gone. */
   #discard(slot: PoolWorker): void {
     slot.settle = undefined;
-    void slot.worker.terminate().catch(() => undefined).finally(() => {
-      this.#count--;
-      this.#waiting.shift()?.(undefined);
-    });
+    void slot.worker
+      .terminate()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#count--;
+        this.#waiting.shift()?.(undefined);
+      });
   }
 }
 
@@ -213,8 +224,15 @@ function toRunResult(reply: WasmCallReply, spec: DriverSpec, program: WasmProgra
     shortMessage += ` (its memory had reached the maximum of ${program.maxPages * WASM_PAGE_BYTES} bytes: runtime.wasm.max_memory_bytes or the module's own limit)`;
   }
   return {
-    state, exitCode: reply.exitCode, signal: null, stdout: Buffer.from(reply.stdout.buffer, reply.stdout.byteOffset, reply.stdout.byteLength),
-    stderr: Buffer.from(reply.stderr.buffer, reply.stderr.byteOffset, reply.stderr.byteLength), outputCapped: capped, spawnFailed: reply.notStarted,
-    startedMs: time.startedMs, durationMs: time.durationMs, shortMessage,
+    state,
+    exitCode: reply.exitCode,
+    signal: null,
+    stdout: Buffer.from(reply.stdout.buffer, reply.stdout.byteOffset, reply.stdout.byteLength),
+    stderr: Buffer.from(reply.stderr.buffer, reply.stderr.byteOffset, reply.stderr.byteLength),
+    outputCapped: capped,
+    spawnFailed: reply.notStarted,
+    startedMs: time.startedMs,
+    durationMs: time.durationMs,
+    shortMessage,
   };
 }

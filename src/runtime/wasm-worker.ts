@@ -55,7 +55,10 @@ class OutputCapped extends Error {
 class Collected {
   chunks: Uint8Array[] = [];
   bytes = 0;
-  constructor(readonly stream: 'stdout' | 'stderr', readonly cap: number) {}
+  constructor(
+    readonly stream: 'stdout' | 'stderr',
+    readonly cap: number,
+  ) {}
 
   add(data: Uint8Array): void {
     this.bytes += data.length;
@@ -125,13 +128,16 @@ function prepare(module: WebAssembly.Module, moduleId: number): Prepared {
   const seen = (fd: number): void => void (run().highestFd = Math.max(run().highestFd, fd));
   const shims: Record<string, HostFunction> = {};
   Object.assign(shims, {
-    fd_read: (fd: number, iovs: number, count: number, resultPtr: number) => fd !== 0 ? run().host.fd_read?.(fd, iovs, count, resultPtr) : iovecs(iovs, count, resultPtr, (buffer) => {
-      const r = run();
-      const n = Math.min(buffer.length, r.input.length - r.inputPos);
-      buffer.set(r.input.subarray(r.inputPos, r.inputPos + n));
-      r.inputPos += n;
-      return n;
-    }),
+    fd_read: (fd: number, iovs: number, count: number, resultPtr: number) =>
+      fd !== 0
+        ? run().host.fd_read?.(fd, iovs, count, resultPtr)
+        : iovecs(iovs, count, resultPtr, (buffer) => {
+            const r = run();
+            const n = Math.min(buffer.length, r.input.length - r.inputPos);
+            buffer.set(r.input.subarray(r.inputPos, r.inputPos + n));
+            r.inputPos += n;
+            return n;
+          }),
     fd_write: (fd: number, iovs: number, count: number, resultPtr: number) => {
       const sink = fd === 1 ? run().stdout : fd === 2 ? run().stderr : undefined;
       if (!sink) return run().host.fd_write?.(fd, iovs, count, resultPtr);
@@ -172,15 +178,27 @@ function run(call: WasmCallMessage): WasmCallReply {
   const stdout = new Collected('stdout', call.maxOutputBytes);
   const stderr = new Collected('stderr', call.maxOutputBytes);
   const reply = (fields: Partial<WasmCallReply>): WasmCallReply => ({
-    type: 'done', exitCode: null, failure: null, notStarted: false, outputCapped: null, atMemoryCap: false,
-    stdout: stdout.join(), stderr: stderr.join(), ...fields,
+    type: 'done',
+    exitCode: null,
+    failure: null,
+    notStarted: false,
+    outputCapped: null,
+    atMemoryCap: false,
+    stdout: stdout.join(),
+    stderr: stderr.join(),
+    ...fields,
   });
   let wasi: InstanceType<typeof WASI>;
   try {
     wasi = new WASI({
-      version: 'preview1', args: call.args, env: call.env, returnOnExit: true,
+      version: 'preview1',
+      args: call.args,
+      env: call.env,
+      returnOnExit: true,
       preopens: Object.fromEntries(call.preopens.map((p) => [p.guest, p.host])),
-      stdin: devNull.fd, stdout: devNull.fd, stderr: devNull.fd,
+      stdin: devNull.fd,
+      stdout: devNull.fd,
+      stderr: devNull.fd,
     });
   } catch (error) {
     return reply({ notStarted: true, failure: `WASI set-up failed: ${(error as Error).message}` });

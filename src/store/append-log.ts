@@ -65,7 +65,10 @@ export class AppendLog<T> {
   /** Appends `parts` and fdatasyncs; the length grows only once they are durable. For `commit`. */
   async write(parts: Iterable<Buffer>): Promise<void> {
     let bytes = 0;
-    await writeAll(this.#file, counted(parts, (n) => (bytes += n)));
+    await writeAll(
+      this.#file,
+      counted(parts, (n) => (bytes += n)),
+    );
     await this.#file.datasync();
     this.#bytes += bytes;
   }

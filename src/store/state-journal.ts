@@ -61,7 +61,10 @@ export class StateJournal {
     this.#compactAtBytes = compactAtBytes;
   }
 
-  static async open(path: string, options: { sync: StateSync; log: Logger; compactAtBytes?: number }): Promise<{ journal: StateJournal; restored: RestoredState }> {
+  static async open(
+    path: string,
+    options: { sync: StateSync; log: Logger; compactAtBytes?: number },
+  ): Promise<{ journal: StateJournal; restored: RestoredState }> {
     await mkdir(dirname(path), { recursive: true });
     const restored = await StateJournal.#read(path);
     if (restored.problems.length > 0 && restored.setAside) {
@@ -70,7 +73,11 @@ export class StateJournal {
       restored.problems.push(`set the damaged file aside as ${aside}`);
     }
     const journal = new StateJournal(path, options.sync, options.log, options.compactAtBytes ?? 4 << 20);
-    journal.#file = await AppendLog.open<Pending>(path, (batch) => journal.#write(batch), () => journal.#takeDeferred());
+    journal.#file = await AppendLog.open<Pending>(
+      path,
+      (batch) => journal.#write(batch),
+      () => journal.#takeDeferred(),
+    );
     for (const [key, value] of restored.values) journal.#latest.set(key, JSON.stringify(value));
     // A file we set aside or that had a torn tail starts over as a clean snapshot.
     if (restored.problems.length > 0) await journal.compact();
@@ -158,7 +165,10 @@ export class StateJournal {
   }
 
   #scheduleBatch(): void {
-    this.#timer ??= setTimeout(() => void this.flush().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: write failed')), BATCH_SYNC_MS);
+    this.#timer ??= setTimeout(
+      () => void this.flush().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: write failed')),
+      BATCH_SYNC_MS,
+    );
   }
 
   /** Writes and syncs everything pending; concurrent callers share one sync (group commit). */
@@ -195,9 +205,14 @@ export class StateJournal {
   async compact(): Promise<void> {
     // Rendered one record at a time as the file is written.
     const records = this.#latest.entries();
-    await writeFileAtomic(this.path, encoded((function* () {
-      for (const [key, value] of records) yield recordLine(key, value);
-    })()));
+    await writeFileAtomic(
+      this.path,
+      encoded(
+        (function* () {
+          for (const [key, value] of records) yield recordLine(key, value);
+        })(),
+      ),
+    );
     await this.#file.reopen();
     this.#compactAtBytes = Math.max(this.#compactAtBytes, this.#file.bytes * 2);
   }

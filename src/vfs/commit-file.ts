@@ -132,7 +132,12 @@ class CommitHandle implements Handle {
     if (this.#length === 0 && (offset === 0 || offset === this.#base)) this.#base = offset;
     const at = offset - this.#base;
     if (at < 0 || at > this.#length) {
-      throw this.#poison(new FsError('EINVAL', `${this.#target.file}: write at offset ${offset} leaves a hole or rewrites a committed payload (the next byte goes at ${this.#base + this.#length})`));
+      throw this.#poison(
+        new FsError(
+          'EINVAL',
+          `${this.#target.file}: write at offset ${offset} leaves a hole or rewrites a committed payload (the next byte goes at ${this.#base + this.#length})`,
+        ),
+      );
     }
     const end = at + data.length;
     const { maxBytes } = this.#target;

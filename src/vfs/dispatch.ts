@@ -77,7 +77,8 @@ export class Dispatcher {
     };
     const attr = handle?.getattr ? await handle.getattr() : await node.getattr().catch(refuse);
     if (isDirectoryMode(attr.mode)) return refuse(new FsError('EISDIR', `${path}: is a directory`));
-    if ((attr.mode & 0o444) === 0 || !handle?.read) return refuse(new FsError('EACCES', `${path}: open mode not allowed (file mode ${(attr.mode & 0o777).toString(8)})`));
+    if ((attr.mode & 0o444) === 0 || !handle?.read)
+      return refuse(new FsError('EACCES', `${path}: open mode not allowed (file mode ${(attr.mode & 0o777).toString(8)})`));
     return { handle, attr };
   }
 
@@ -121,7 +122,14 @@ export class Dispatcher {
     const [parent, name] = await this.#parentOf(path);
     // A lazy lookup (WorldFS relays) may hand back a node for a name that is not there: ask it.
     const existing = await parent.lookup?.(name);
-    if (existing && (await existing.getattr().then(() => true, (error: unknown) => errnoNameOf(error) !== 'ENOENT'))) return this.open(path, flags);
+    if (
+      existing &&
+      (await existing.getattr().then(
+        () => true,
+        (error: unknown) => errnoNameOf(error) !== 'ENOENT',
+      ))
+    )
+      return this.open(path, flags);
     if (!parent.create) throw new FsError('EACCES', `${path}: files cannot be created here`);
     return parent.create(name, mode, flags);
   }

@@ -84,22 +84,35 @@ export class CatalogMirror {
     const delta = event.service_delta;
     const changed = new Map(event.changed_services.map((service) => [service.service_id, service]));
     const holds = (id: string, hash: string): boolean => stored.get(id)?.hash === hash;
-    const fits = delta.removed.every((e) => holds(e.service_id, e.hash)) && delta.updated.every((e) => holds(e.service_id, e.previous_hash)) &&
-      delta.added.every((e) => !stored.has(e.service_id)) && [...delta.added, ...delta.updated].every((e) => changed.has(e.service_id));
+    const fits =
+      delta.removed.every((e) => holds(e.service_id, e.hash)) &&
+      delta.updated.every((e) => holds(e.service_id, e.previous_hash)) &&
+      delta.added.every((e) => !stored.has(e.service_id)) &&
+      [...delta.added, ...delta.updated].every((e) => changed.has(e.service_id));
     if (!fits) return 'mismatch';
     if (event.kind === 'delete') {
       this.#nodes.delete(event.node_id);
       return 'applied';
     }
-    for (const entry of [...delta.added, ...delta.updated]) stored.set(entry.service_id, { service: changed.get(entry.service_id) as ServiceDescriptor, hash: entry.hash });
+    for (const entry of [...delta.added, ...delta.updated])
+      stored.set(entry.service_id, { service: changed.get(entry.service_id) as ServiceDescriptor, hash: entry.hash });
     for (const entry of delta.removed) stored.delete(entry.service_id);
     const { node } = mirrored;
     mirrored.seq = event.seq;
-    mirrored.node = view({
-      node_id: node.node_id, node_name: event.node_name, platform: event.platform, labels: event.labels,
-      state: event.kind === 'offline' ? 'offline' : 'online', lease_expires_at_ms: node.lease_expires_at_ms,
-      last_seen_ms: node.last_seen_ms, joined_at_ms: node.joined_at_ms, updated_ms: event.timestamp_ms,
-    }, stored);
+    mirrored.node = view(
+      {
+        node_id: node.node_id,
+        node_name: event.node_name,
+        platform: event.platform,
+        labels: event.labels,
+        state: event.kind === 'offline' ? 'offline' : 'online',
+        lease_expires_at_ms: node.lease_expires_at_ms,
+        last_seen_ms: node.last_seen_ms,
+        joined_at_ms: node.joined_at_ms,
+        updated_ms: event.timestamp_ms,
+      },
+      stored,
+    );
     return 'applied';
   }
 }

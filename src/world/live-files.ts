@@ -203,7 +203,14 @@ interface Invoked {
 
 async function invoke(relay: Relay, path: string, payload: Buffer, wantsOutcome: boolean, waitMs: number): Promise<Invoked> {
   const requestId = randomUUID();
-  const chunk = (offset: number): RelayOperation => ({ path, request_id: requestId, size: payload.length, offset, data: payload.subarray(offset, offset + RELAY_CHUNK_BYTES).toString('base64'), op: 'stage' });
+  const chunk = (offset: number): RelayOperation => ({
+    path,
+    request_id: requestId,
+    size: payload.length,
+    offset,
+    data: payload.subarray(offset, offset + RELAY_CHUNK_BYTES).toString('base64'),
+    op: 'stage',
+  });
   const lastAt = payload.length === 0 ? 0 : Math.floor((payload.length - 1) / RELAY_CHUNK_BYTES) * RELAY_CHUNK_BYTES;
   for (let at = 0; at < lastAt; at += STAGE_WINDOW * RELAY_CHUNK_BYTES) {
     const window: Array<Promise<unknown>> = [];

@@ -72,7 +72,8 @@ export class WorldCatalog {
         this.#lastError = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
         this.#options.log.warn({ err: error, url }, 'control server connection failed');
         // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a refusal any would give) is start()'s.
-        if (!this.#everSynced && (options.urls.length === 1 || (error instanceof ProtocolError && ['unauthorized', 'forbidden'].includes(error.code)))) throw error;
+        if (!this.#everSynced && (options.urls.length === 1 || (error instanceof ProtocolError && ['unauthorized', 'forbidden'].includes(error.code))))
+          throw error;
       },
       ended: () => {
         this.#connected = false;
@@ -124,9 +125,14 @@ export class WorldCatalog {
     if (this.#mirror.node(nodeId)?.state === 'offline') throw new FsError('EHOSTUNREACH', `node ${nodeId} is offline`);
     let outcome: RelayOutcome;
     try {
-      outcome = await client.request<RelayOutcome>('control.relay', { node_id: nodeId, request_id: randomUUID(), ...operation }, (operation.timeout_ms ?? RELAY_WAIT_MS) + REPLY_SLACK_MS);
+      outcome = await client.request<RelayOutcome>(
+        'control.relay',
+        { node_id: nodeId, request_id: randomUUID(), ...operation },
+        (operation.timeout_ms ?? RELAY_WAIT_MS) + REPLY_SLACK_MS,
+      );
     } catch (error) {
-      if (error instanceof ProtocolError && error.code === 'unavailable') throw new FsError(client.isOpen ? 'ETIMEDOUT' : 'ENOTCONN', `${operation.op} ${operation.path}: ${error.message}`);
+      if (error instanceof ProtocolError && error.code === 'unavailable')
+        throw new FsError(client.isOpen ? 'ETIMEDOUT' : 'ENOTCONN', `${operation.op} ${operation.path}: ${error.message}`);
       throw error;
     }
     if (outcome.ok) return outcome.result ?? {};
@@ -170,10 +176,14 @@ export class WorldCatalog {
     const apply = (event: CatalogDeltaPayload): void => {
       const outcome = mirror.apply(event);
       if (outcome === 'mismatch') resync(`event seq ${event.seq} of node ${event.node_id} does not fit the catalog read`);
-      else if (outcome === 'unknown node') read(event.node_id, event).catch((error: unknown) => resync(`reading node ${event.node_id}: ${(error as Error).message}`));
+      else if (outcome === 'unknown node')
+        read(event.node_id, event).catch((error: unknown) => resync(`reading node ${event.node_id}: ${(error as Error).message}`));
       else if (outcome === 'applied') {
         this.#changedMs = Date.now();
-        this.#options.log.debug({ seq: event.seq, node_id: event.node_id, kind: event.kind, changed: event.changed_services.length, removed: event.service_delta.removed.length }, 'delta event applied');
+        this.#options.log.debug(
+          { seq: event.seq, node_id: event.node_id, kind: event.kind, changed: event.changed_services.length, removed: event.service_delta.removed.length },
+          'delta event applied',
+        );
       }
     };
     /** Reads one node (once however often asked); events that come meanwhile wait and apply after it, those it reflects as stale. */
@@ -181,15 +191,21 @@ export class WorldCatalog {
       const busy = reading.get(nodeId);
       if (busy) return busy.done;
       const events = first ? [first] : [];
-      const done = (client as ControlClient).request<StoredNode>('control.node_get', { node_id: nodeId, view: 'stored' }).then((node) => mirror.set(node), (error: unknown) => {
-        // Gone meanwhile (or no longer visible): its events say the rest.
-        if (!(error instanceof ProtocolError && error.code === 'not_found')) throw error;
-        mirror.delete(nodeId);
-      }).then(() => {
-        reading.delete(nodeId);
-        this.#changedMs = Date.now();
-        for (const event of events) apply(event);
-      });
+      const done = (client as ControlClient)
+        .request<StoredNode>('control.node_get', { node_id: nodeId, view: 'stored' })
+        .then(
+          (node) => mirror.set(node),
+          (error: unknown) => {
+            // Gone meanwhile (or no longer visible): its events say the rest.
+            if (!(error instanceof ProtocolError && error.code === 'not_found')) throw error;
+            mirror.delete(nodeId);
+          },
+        )
+        .then(() => {
+          reading.delete(nodeId);
+          this.#changedMs = Date.now();
+          for (const event of events) apply(event);
+        });
       reading.set(nodeId, { events, done });
       return done;
     };
@@ -203,7 +219,8 @@ export class WorldCatalog {
           const busy = reading.get(event.node_id);
           if (busy) busy.events.push(event);
           else apply(event);
-        } else if (frame.ok && (frame.type === 'control.node_service_watch_synced' || frame.type === 'control.node_service_watch_progress')) learned((frame.payload as { head_seq: number }).head_seq);
+        } else if (frame.ok && (frame.type === 'control.node_service_watch_synced' || frame.type === 'control.node_service_watch_progress'))
+          learned((frame.payload as { head_seq: number }).head_seq);
         else if (!frame.ok && frame.error.code === 'resync_required') resync(`resync_required: ${frame.error.message}`);
       },
     });
@@ -224,7 +241,10 @@ export class WorldCatalog {
       following = true;
       this.#reconnect.succeeded();
       this.#changedMs = Date.now();
-      this.#options.log.info({ url, nodes: mirror.nodeIds().length, resumed_after: resumed ? position : undefined }, resumed ? 'watch resumed; following events' : 'catalog read; following events');
+      this.#options.log.info(
+        { url, nodes: mirror.nodeIds().length, resumed_after: resumed ? position : undefined },
+        resumed ? 'watch resumed; following events' : 'catalog read; following events',
+      );
       this.#everSynced = true;
       this.#synced();
       const refresh = setInterval(() => void this.#refreshLeases(client as ControlClient), this.#options.refreshMs ?? 5000);

@@ -49,9 +49,18 @@ export class WorldDaemon {
     const mount = resolve(options.mount);
     const { project } = options;
     const attach = project
-      ? (client: ControlClient) => client.request<SessionGrant>('control.session_attach', { project_id: project.projectId, ...(project.projectToken === undefined ? {} : { project_token: project.projectToken }) })
+      ? (client: ControlClient) =>
+          client.request<SessionGrant>('control.session_attach', {
+            project_id: project.projectId,
+            ...(project.projectToken === undefined ? {} : { project_token: project.projectToken }),
+          })
       : undefined;
-    const catalog = new WorldCatalog({ urls: options.controlUrls, token: options.token, log: log.child({ component: 'catalog' }), ...(attach ? { attach } : {}) });
+    const catalog = new WorldCatalog({
+      urls: options.controlUrls,
+      token: options.token,
+      log: log.child({ component: 'catalog' }),
+      ...(attach ? { attach } : {}),
+    });
     const served = await ServedMount.claim(mount, log);
     try {
       // A bad token or project fails here, before anything is mounted.

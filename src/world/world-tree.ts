@@ -74,7 +74,12 @@ function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, docu
   const file = (render: (node: WorldNode) => string): VNode => nodeFile(catalog, nodeId, render);
   const entries: Array<[string, VNode]> = [
     ['NODE.json', file((n) => json({ node_id: n.node_id, node_name: n.node_name, platform: n.platform, labels: n.labels, joined_at_ms: n.joined_at_ms }))],
-    ['STATUS.json', file((n) => json({ node_id: n.node_id, state: n.state, lease_expires_at_ms: n.lease_expires_at_ms, last_seen_ms: n.last_seen_ms, updated_ms: n.updated_ms }))],
+    [
+      'STATUS.json',
+      file((n) =>
+        json({ node_id: n.node_id, state: n.state, lease_expires_at_ms: n.lease_expires_at_ms, last_seen_ms: n.last_seen_ms, updated_ms: n.updated_ms }),
+      ),
+    ],
     ['CAPS.json', file((n) => json(nodeCaps(n, catalog.grant)))],
     ['README.md', file((n) => nodeReadme(n, catalog.grant))],
     ['services', servicesDirectory(catalog, nodeId, relay, documents)],
@@ -84,7 +89,8 @@ function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, docu
   if (fs && exportsVisible(fs, catalog.grant)) entries.push(['fs', new RemoteNode(relay, '/fs')]);
   // Services that declare mount paths outside services/ show there too (SPEC §2; §8: `mount`).
   return withDerivedRoots(entries, {
-    roots: () => derivedRoots(nodeId, mountRootsVisible(catalog.grant) ? (connected(catalog).node(nodeId)?.services ?? []).filter((s) => visible(s, catalog.grant)) : []),
+    roots: () =>
+      derivedRoots(nodeId, mountRootsVisible(catalog.grant) ? (connected(catalog).node(nodeId)?.services ?? []).filter((s) => visible(s, catalog.grant)) : []),
     serviceDirectory: (serviceId) => serviceDirectory(catalog, nodeId, serviceId, relay, documents),
     mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
   });
@@ -96,10 +102,17 @@ function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, 
     if (!node) throw new FsError('ENOENT', `node ${nodeId} is no longer in the catalog`);
     return node.services.filter((s) => visible(s, catalog.grant)).sort((a, b) => (a.service_id < b.service_id ? -1 : 1));
   };
-  const servicesJson = nodeFile(catalog, nodeId, () => json(services().map((s) => ({ service_id: s.service_id, kind: s.kind, version: s.version, state: s.state }))));
+  const servicesJson = nodeFile(catalog, nodeId, () =>
+    json(services().map((s) => ({ service_id: s.service_id, kind: s.kind, version: s.version, state: s.state }))),
+  );
   return directory({
     list: () => ['SERVICES.json', ...services().map((s) => s.service_id)],
-    get: (name) => (name === 'SERVICES.json' ? servicesJson : services().some((s) => s.service_id === name) ? serviceDirectory(catalog, nodeId, name, relay, documents) : undefined),
+    get: (name) =>
+      name === 'SERVICES.json'
+        ? servicesJson
+        : services().some((s) => s.service_id === name)
+          ? serviceDirectory(catalog, nodeId, name, relay, documents)
+          : undefined,
     mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
   });
 }
@@ -116,9 +129,17 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
   };
   const file = (render: (service: ServiceDescriptor) => string): VNode => nodeFile(catalog, nodeId, (node) => render(current(node)));
   const metadata = new Map<string, VNode>([
-    ['README.md', file((s) => (s.help_md === undefined ? `# ${s.service_id}\n\nA \`${s.kind}\` service, version ${s.version}, on node ${nodeId}.\n` : helpReadme(s.help_md)))],
+    [
+      'README.md',
+      file((s) =>
+        s.help_md === undefined ? `# ${s.service_id}\n\nA \`${s.kind}\` service, version ${s.version}, on node ${nodeId}.\n` : helpReadme(s.help_md),
+      ),
+    ],
     ['SCHEMA.json', file((s) => json(s.schema))],
-    ['STATUS.json', file((s) => json({ service_id: s.service_id, version: s.version, state: s.state, supervision_status: s.runtime.supervision_status ?? null }))],
+    [
+      'STATUS.json',
+      file((s) => json({ service_id: s.service_id, version: s.version, state: s.state, supervision_status: s.runtime.supervision_status ?? null })),
+    ],
     ['CAPS.json', file((s) => json(s.capabilities))],
     ['MOUNTS.json', file((s) => json(s.mounts))],
     ['OPS.json', file((s) => json(s.ops))],
@@ -127,7 +148,9 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
   ]);
   const changedMs = (): number => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs;
   // The fs service has no files of its own on the node: its exports are nodes/<id>/fs/.
-  const live = new Map(serviceId === FS_SERVICE_ID ? [] : liveServiceFiles(relay, documents, { serviceId, descriptor: () => current(connected(catalog).node(nodeId)), changedMs }));
+  const live = new Map(
+    serviceId === FS_SERVICE_ID ? [] : liveServiceFiles(relay, documents, { serviceId, descriptor: () => current(connected(catalog).node(nodeId)), changedMs }),
+  );
   const names = [...metadata.keys(), ...live.keys()].sort();
   return directory({
     list: () => names,

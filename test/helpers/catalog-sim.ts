@@ -81,7 +81,13 @@ export function watchFrames(peer: RawPeer, ack: Frame): WatchFrame[] {
   const watchId = (ack.payload as { watch_id?: string } | undefined)?.watch_id;
   // Pushes carry no request id; a reply that names the watch (unwatch) is not part of its stream.
   const pushed = (frame: Frame): boolean => frame.id === undefined || frame.id === null;
-  return peer.frames.filter((frame) => frame === ack || (pushed(frame) && ((frame.payload as { watch_id?: string } | undefined)?.watch_id === watchId || (frame.error as { watch_id?: string } | undefined)?.watch_id === watchId))) as WatchFrame[];
+  return peer.frames.filter(
+    (frame) =>
+      frame === ack ||
+      (pushed(frame) &&
+        ((frame.payload as { watch_id?: string } | undefined)?.watch_id === watchId ||
+          (frame.error as { watch_id?: string } | undefined)?.watch_id === watchId)),
+  ) as WatchFrame[];
 }
 
 /** The furthest seq a watcher may resume after: its last event, or a synced or progress head_seq. */
@@ -172,7 +178,10 @@ export class ResumingWatcher {
   async synced(): Promise<void> {
     const last = this.#sessions.at(-1);
     if (!last) throw new Error(`${this.name}: not watching`);
-    await waitFor(() => watchFrames(last.peer, last.ack).some((f) => f.type === 'control.node_service_watch_synced'), { what: `${this.name} synced`, timeoutMs: 20_000 });
+    await waitFor(() => watchFrames(last.peer, last.ack).some((f) => f.type === 'control.node_service_watch_synced'), {
+      what: `${this.name} synced`,
+      timeoutMs: 20_000,
+    });
   }
 
   /** Waits until the watcher has learned a position at or beyond `seq`. */

@@ -71,11 +71,17 @@ export async function startConsoleFleet(t: Teardown): Promise<ConsoleFleet> {
       client.terminate();
     }
   };
-  for (const [nodeId, serviceId] of [['n1', 'echo'], ['n2', 'cat']] as const) {
-    await waitFor(async () => {
-      const doc = await admin<{ services: Array<{ service_id: string }> }>('control.node_get', { node_id: nodeId }).catch(() => undefined);
-      return doc?.services.some((s) => s.service_id === serviceId);
-    }, { what: `${nodeId}/${serviceId} in the catalog`, timeoutMs: 30_000, intervalMs: 200 });
+  for (const [nodeId, serviceId] of [
+    ['n1', 'echo'],
+    ['n2', 'cat'],
+  ] as const) {
+    await waitFor(
+      async () => {
+        const doc = await admin<{ services: Array<{ service_id: string }> }>('control.node_get', { node_id: nodeId }).catch(() => undefined);
+        return doc?.services.some((s) => s.service_id === serviceId);
+      },
+      { what: `${nodeId}/${serviceId} in the catalog`, timeoutMs: 30_000, intervalMs: 200 },
+    );
   }
   const browser = await launching;
   const pageErrors: string[] = [];
@@ -85,7 +91,9 @@ export async function startConsoleFleet(t: Teardown): Promise<ConsoleFleet> {
     if (token) {
       // What the token form would have stored in this tab's session, before the page's scripts run.
       const seed = { 'acheron.debug.token': token, ...(project ? { 'acheron.debug.project': JSON.stringify(project) } : {}) };
-      await context.addInitScript({ content: `for (const [k, v] of Object.entries(${JSON.stringify(seed)})) if (!sessionStorage.getItem(k)) sessionStorage.setItem(k, v);` });
+      await context.addInitScript({
+        content: `for (const [k, v] of Object.entries(${JSON.stringify(seed)})) if (!sessionStorage.getItem(k)) sessionStorage.setItem(k, v);`,
+      });
     }
     const page = await context.newPage();
     page.setDefaultTimeout(20_000);

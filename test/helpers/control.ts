@@ -7,7 +7,6 @@ import { bearerSubprotocol } from '../../src/protocol/envelope.js';
 import { ACHERON, tempDir, type Exit, type Teardown } from './node.js';
 import { q, sh, waitFor, type ShResult } from './process.js';
 
-
 export interface RunningControl {
   /** ws://127.0.0.1:<port> */
   url: string;
@@ -48,7 +47,12 @@ export function freePort(): Promise<number> {
 /** A single-use node join token made by `acheron token join` (its last output line), in a data dir or a store of the test's. */
 export async function joinToken(where: string | TestStore, ttlMs?: number): Promise<string> {
   const store = typeof where === 'string' ? storeOfDataDir.get(where) : where;
-  const r = await acheron(['token', 'join', ...(store ? store.args : ['--data-dir', where as string]), ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)])]);
+  const r = await acheron([
+    'token',
+    'join',
+    ...(store ? store.args : ['--data-dir', where as string]),
+    ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)]),
+  ]);
   if (r.code !== 0) throw new Error(`acheron token join: ${r.stderr.trim()}`);
   const token = r.stdout.trim().split('\n').at(-1);
   if (!token) throw new Error('acheron token join printed nothing');
@@ -98,13 +102,31 @@ export function serverStoreKind(): 'files' | 'etcd' {
  * tokens of the data dir, when the caller knows them.
  */
 
-export async function startControl(t: Teardown, options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore; tokens?: { admin: string; user: string } } = {}): Promise<RunningControl> {
+export async function startControl(
+  t: Teardown,
+  options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore; tokens?: { admin: string; user: string } } = {},
+): Promise<RunningControl> {
   const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
   const store = options.store ?? storeOfDataDir.get(dataDir) ?? (await newServerStore?.());
   if (store) storeOfDataDir.set(dataDir, store);
   const ports = options.ports ?? { ws: await freePort(), http: await freePort() };
   const logFile = `${dataDir}.log`;
-  const args = [ACHERON, 'control', '--data-dir', dataDir, '--listen', `127.0.0.1:${ports.ws}`, '--http-listen', `127.0.0.1:${ports.http}`, '--log-file', logFile, '--log-level', 'debug', ...(store?.args ?? []), ...(options.args ?? [])];
+  const args = [
+    ACHERON,
+    'control',
+    '--data-dir',
+    dataDir,
+    '--listen',
+    `127.0.0.1:${ports.ws}`,
+    '--http-listen',
+    `127.0.0.1:${ports.http}`,
+    '--log-file',
+    logFile,
+    '--log-level',
+    'debug',
+    ...(store?.args ?? []),
+    ...(options.args ?? []),
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -128,7 +150,14 @@ export async function startControl(t: Teardown, options: { args?: string[]; data
   // Known already (a store of the test's, or a restart on the same data dir): no `acheron token list` process to wait for.
   const tokens = store ?? options.tokens ?? (await listTokens(dataDir));
   const control: RunningControl = {
-    url: `ws://127.0.0.1:${ports.ws}`, httpUrl, dataDir, logFile, adminToken: 'adminToken' in tokens ? tokens.adminToken : tokens.admin, userToken: 'userToken' in tokens ? tokens.userToken : tokens.user, child, exited,
+    url: `ws://127.0.0.1:${ports.ws}`,
+    httpUrl,
+    dataDir,
+    logFile,
+    adminToken: 'adminToken' in tokens ? tokens.adminToken : tokens.admin,
+    userToken: 'userToken' in tokens ? tokens.userToken : tokens.user,
+    child,
+    exited,
     stop: () => signal('SIGTERM', false),
     kill9: () => signal('SIGKILL', true),
     restart: async () => {
@@ -151,10 +180,13 @@ export async function adminRequest<T>(control: Pick<RunningControl, 'url' | 'adm
 
 /** Waits until the server's catalog of the node lists the service (a joined node has upserted). */
 export async function waitForService(control: Pick<RunningControl, 'url' | 'adminToken'>, nodeId: string, serviceId: string): Promise<void> {
-  await waitFor(async () => {
-    const doc = await adminRequest<{ services: Array<{ service_id: string }> }>(control, 'control.node_get', { node_id: nodeId }).catch(() => undefined);
-    return doc !== undefined && doc.services.some((s) => s.service_id === serviceId);
-  }, { what: `service ${serviceId} of node ${nodeId} in the server's catalog`, timeoutMs: 30_000 });
+  await waitFor(
+    async () => {
+      const doc = await adminRequest<{ services: Array<{ service_id: string }> }>(control, 'control.node_get', { node_id: nodeId }).catch(() => undefined);
+      return doc !== undefined && doc.services.some((s) => s.service_id === serviceId);
+    },
+    { what: `service ${serviceId} of node ${nodeId} in the server's catalog`, timeoutMs: 30_000 },
+  );
 }
 
 /** One frame from the server, as parsed JSON (or the raw text when it was not JSON). */
@@ -250,7 +282,10 @@ export class RawPeer {
     if (this.#closeInfo) return Promise.reject(new Error(`connection ${this.#closeInfo}`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#waiters.splice(this.#waiters.findIndex((w) => w.timer === timer), 1);
+        this.#waiters.splice(
+          this.#waiters.findIndex((w) => w.timer === timer),
+          1,
+        );
         reject(new Error(`no matching frame within ${timeoutMs} ms; received: ${JSON.stringify(this.frames).slice(0, 2000)}`));
       }, timeoutMs);
       this.#waiters.push({ match, resolve, reject, timer });
@@ -284,7 +319,12 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<{ pe
   const headers: Record<string, string> = { ...options.headers };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   const protocols = options.subprotocolToken === undefined ? [] : [bearerSubprotocol(options.subprotocolToken)];
-  const socket = new WebSocket(url, protocols, { headers, ...(options.origin === undefined ? {} : { origin: options.origin }), autoPong: options.autoPong ?? true, handshakeTimeout: 10_000 });
+  const socket = new WebSocket(url, protocols, {
+    headers,
+    ...(options.origin === undefined ? {} : { origin: options.origin }),
+    autoPong: options.autoPong ?? true,
+    handshakeTimeout: 10_000,
+  });
   const peer = new RawPeer(socket);
   return new Promise((resolve, reject) => {
     socket.once('open', () => resolve({ peer, status: 101 }));
@@ -299,10 +339,13 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<{ pe
 
 /** Sends a request again and again (every 50 ms) until it succeeds: its reply frame. */
 export function eventually(peer: RawPeer, type: string, payload: unknown, what: string, timeoutMs = 30_000): Promise<Frame> {
-  return waitFor(async () => {
-    const frame = await peer.request(type, payload);
-    return frame.ok === true ? frame : undefined;
-  }, { what, timeoutMs });
+  return waitFor(
+    async () => {
+      const frame = await peer.request(type, payload);
+      return frame.ok === true ? frame : undefined;
+    },
+    { what, timeoutMs },
+  );
 }
 
 /** Connects and says `control.version`: a session ready for requests. */

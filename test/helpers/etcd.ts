@@ -93,11 +93,28 @@ export async function startEtcd(t: Teardown, options: { members?: number } = {})
     const peerUrl = `http://127.0.0.1:${p.peer}`;
     const dataDir = join(dir, name);
     const args = [
-      '--name', name, '--data-dir', dataDir,
-      '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-      '--initial-cluster', initialCluster, '--initial-cluster-token', clusterToken, '--initial-cluster-state', 'new',
-      '--logger', 'zap', '--log-outputs', 'stderr',
+      '--name',
+      name,
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      clientUrl,
+      '--advertise-client-urls',
+      clientUrl,
+      '--listen-peer-urls',
+      peerUrl,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-token',
+      clusterToken,
+      '--initial-cluster-state',
+      'new',
+      '--logger',
+      'zap',
+      '--log-outputs',
+      'stderr',
     ];
     members.push(member(name, clientUrl, peerUrl, dataDir, join(dir, `${name}.log`), args));
   }
@@ -106,21 +123,28 @@ export async function startEtcd(t: Teardown, options: { members?: number } = {})
     members,
     endpoints: members.map((m) => m.clientUrl),
     waitHealthy: async (timeoutMs = 30_000) => {
-      await waitFor(async () => {
-        if (spawnError) throw new Error(`etcd did not start (is etcd-server installed? make system-deps): ${spawnError.message}`);
-        const running = members.filter((m) => m.isRunning);
-        return running.length > 0 && (await Promise.all(running.map(healthy))).every(Boolean);
-      }, { what: 'every running etcd member healthy', timeoutMs, intervalMs: 50 });
+      await waitFor(
+        async () => {
+          if (spawnError) throw new Error(`etcd did not start (is etcd-server installed? make system-deps): ${spawnError.message}`);
+          const running = members.filter((m) => m.isRunning);
+          return running.length > 0 && (await Promise.all(running.map(healthy))).every(Boolean);
+        },
+        { what: 'every running etcd member healthy', timeoutMs, intervalMs: 50 },
+      );
     },
     // 60 s: on a loaded 2-core machine an election after a SIGKILL has taken over 30 s.
-    leader: (timeoutMs = 60_000) => waitFor(async () => {
-      const running = members.filter((m) => m.isRunning);
-      const seen = await Promise.all(running.map(status));
-      const at = seen.findIndex((s) => s !== undefined && s.header.member_id === s.leader);
-      if (at >= 0 && seen.every((s) => s?.leader === seen[at]?.leader)) return running[at] as EtcdMember;
-      // Thrown, not returned: waitFor's timeout error then says what the members last answered.
-      throw new Error(`members answered: ${running.map((m, i) => `${m.name} → leader ${seen[i]?.leader ?? 'no answer'}`).join(', ')}`);
-    }, { what: 'an etcd leader all running members agree on', timeoutMs, intervalMs: 50 }),
+    leader: (timeoutMs = 60_000) =>
+      waitFor(
+        async () => {
+          const running = members.filter((m) => m.isRunning);
+          const seen = await Promise.all(running.map(status));
+          const at = seen.findIndex((s) => s !== undefined && s.header.member_id === s.leader);
+          if (at >= 0 && seen.every((s) => s?.leader === seen[at]?.leader)) return running[at] as EtcdMember;
+          // Thrown, not returned: waitFor's timeout error then says what the members last answered.
+          throw new Error(`members answered: ${running.map((m, i) => `${m.name} → leader ${seen[i]?.leader ?? 'no answer'}`).join(', ')}`);
+        },
+        { what: 'an etcd leader all running members agree on', timeoutMs, intervalMs: 50 },
+      ),
     stopAll: async () => void (await Promise.all(members.map((m) => m.kill9()))),
   };
   await cluster.waitHealthy();
@@ -145,7 +169,11 @@ function member(name: string, clientUrl: string, peerUrl: string, dataDir: strin
     return exited;
   };
   return {
-    name, clientUrl, peerUrl, dataDir, logFile,
+    name,
+    clientUrl,
+    peerUrl,
+    dataDir,
+    logFile,
     get isRunning() {
       return !gone;
     },
@@ -193,7 +221,10 @@ export async function memberGauge(member: EtcdMember, name: string): Promise<num
 
 /** An EtcdConnection with Acheron's settings (overridable) and a silent logger, closed at teardown. */
 export async function openEtcd(t: Teardown, endpoints: readonly string[], overrides: Partial<EtcdOptions> = {}): Promise<EtcdConnection> {
-  const connection = await EtcdConnection.open({ endpoints: [...endpoints], prefix: '/acheron-test/', callTimeoutMs: ETCD_DEFAULTS.callTimeoutMs, startTimeoutMs: 10_000, ...overrides }, pino({ level: 'silent' }));
+  const connection = await EtcdConnection.open(
+    { endpoints: [...endpoints], prefix: '/acheron-test/', callTimeoutMs: ETCD_DEFAULTS.callTimeoutMs, startTimeoutMs: 10_000, ...overrides },
+    pino({ level: 'silent' }),
+  );
   t.teardown(() => connection.close());
   return connection;
 }
@@ -212,7 +243,10 @@ export async function startProxy(t: Teardown, target: string): Promise<TcpProxy>
   const server = createServer((client) => {
     if (!open) return void client.destroy();
     const upstream = connect(Number(port), hostname);
-    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       sockets.add(a);
       a.pipe(b);
       a.on('error', () => b.destroy());
@@ -223,10 +257,13 @@ export async function startProxy(t: Teardown, target: string): Promise<TcpProxy>
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const socket of sockets) socket.destroy();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     cut: () => {

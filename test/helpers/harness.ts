@@ -37,18 +37,30 @@ export async function leftovers(run: HarnessRun): Promise<string[]> {
     const links = (await sh('ip -o link show')).stdout.split('\n').filter((l) => l.includes(`a${run.runId}`));
     found.push(...links.map((l) => `link ${l}`));
   }
-  const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${run.runDir}/`));
+  const mounts = (await readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(`${run.runDir}/`));
   found.push(...mounts.map((m) => `mount ${m}`));
   for (const pid of (await readdir('/proc')).filter((e) => /^\d+$/.test(e))) {
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     if (cmdline.includes(run.runDir)) found.push(`process ${pid}: ${cmdline.replace(/\0/g, ' ').slice(0, 200)}`);
   }
-  if (await stat(run.runDir).then(() => true, () => false)) found.push(`directory ${run.runDir}`);
+  if (
+    await stat(run.runDir).then(
+      () => true,
+      () => false,
+    )
+  )
+    found.push(`directory ${run.runDir}`);
   return found;
 }
 
 /** The script in a process group of its own (as a terminal runs it), its output as it comes. */
-export function harness(t: Teardown, env: Record<string, string>): { stdout: () => string; stderr: () => string; exited: Promise<number | null>; interrupt(): void } {
+export function harness(
+  t: Teardown,
+  env: Record<string, string>,
+): { stdout: () => string; stderr: () => string; exited: Promise<number | null>; interrupt(): void } {
   const child = spawn('bash', [HARNESS_SCRIPT], { env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -169,15 +169,20 @@ export function validateWatcher(sessions: readonly WatchSession[], all: readonly
       }
       const event = emitted(payload);
       const isReplay = payload.replay === true;
-      if (isReplay === synced) problems.push(`${label}: seq ${event.seq} has replay:${String(payload.replay)} ${synced ? 'after' : 'before'} the synced marker`);
+      if (isReplay === synced)
+        problems.push(`${label}: seq ${event.seq} has replay:${String(payload.replay)} ${synced ? 'after' : 'before'} the synced marker`);
       if (isReplay && event.seq > ack.head_seq) problems.push(`${label}: replayed seq ${event.seq} is beyond head_seq ${ack.head_seq}`);
       if (!isReplay && event.seq <= ack.head_seq) problems.push(`${label}: live seq ${event.seq} is not beyond head_seq ${ack.head_seq}`);
       if (event.seq <= lastSeq) problems.push(`${label}: seq ${event.seq} after ${lastSeq} (duplicate or out of order)`);
       lastSeq = Math.max(lastSeq, event.seq);
-      if (filter !== undefined && event.node_id !== filter) problems.push(`${label}: seq ${event.seq} is for node ${event.node_id}, outside the filter ${filter}`);
+      if (filter !== undefined && event.node_id !== filter)
+        problems.push(`${label}: seq ${event.seq} is for node ${event.node_id}, outside the filter ${filter}`);
       const reference = bySeq.get(event.seq);
       if (!reference) problems.push(`${label}: seq ${event.seq} was never emitted (reference has no such seq)`);
-      else if (!isDeepStrictEqual(reference, event)) problems.push(`${label}: seq ${event.seq} differs from the emitted event: ${JSON.stringify(event).slice(0, 200)} vs ${JSON.stringify(reference).slice(0, 200)}`);
+      else if (!isDeepStrictEqual(reference, event))
+        problems.push(
+          `${label}: seq ${event.seq} differs from the emitted event: ${JSON.stringify(event).slice(0, 200)} vs ${JSON.stringify(reference).slice(0, 200)}`,
+        );
       received.push(event.seq);
       if (isReplay) replays.push(event.seq);
       // A fresh watch's replay is checked on its own below; everything else is coverage.
@@ -196,7 +201,8 @@ export function validateWatcher(sessions: readonly WatchSession[], all: readonly
     if (session.request.since_seq === undefined && synced) {
       const matching = all.filter((e) => e.seq >= retainedFrom && e.seq <= ack.head_seq && (filter === undefined || e.node_id === filter));
       const want = ack.replay_limit === 0 ? [] : matching.slice(-ack.replay_limit).map((e) => e.seq);
-      if (!isDeepStrictEqual(want, replays)) problems.push(`${label}: replayed seqs [${replays.join(',')}], expected the last ${ack.replay_limit} matching: [${want.join(',')}]`);
+      if (!isDeepStrictEqual(want, replays))
+        problems.push(`${label}: replayed seqs [${replays.join(',')}], expected the last ${ack.replay_limit} matching: [${want.join(',')}]`);
     }
   });
   closeSegment();

@@ -51,7 +51,11 @@ async function servedBy(mount: string, pid: number | undefined): Promise<boolean
 }
 
 /** A manifest for a fixture driver (test/fixtures/drivers/<driver>). */
-export function manifest(serviceId: string, driver: string, extra: { runtime?: Record<string, unknown>; [key: string]: unknown } = {}): Record<string, unknown> {
+export function manifest(
+  serviceId: string,
+  driver: string,
+  extra: { runtime?: Record<string, unknown>; [key: string]: unknown } = {},
+): Record<string, unknown> {
   const { runtime, ...rest } = extra;
   return {
     service_id: serviceId,
@@ -65,7 +69,12 @@ export function manifest(serviceId: string, driver: string, extra: { runtime?: R
  * Runs `node <args>` (an acheron daemon serving `mount`) in its own process group. Teardown kills the
  * group and lazily unmounts, also when the test failed.
  */
-export function spawnMounter(t: Teardown, args: string[], mount: string, env?: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<Exit>; gone(): boolean; stderr(): string } {
+export function spawnMounter(
+  t: Teardown,
+  args: string[],
+  mount: string,
+  env?: NodeJS.ProcessEnv,
+): { child: ChildProcess; exited: Promise<Exit>; gone(): boolean; stderr(): string } {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env }, detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -90,7 +99,10 @@ export function spawnMounter(t: Teardown, args: string[], mount: string, env?: N
  * Starts `acheron node` as a child process on a fresh mount and waits until the tree is live.
  * Teardown kills it and lazily unmounts, also when the test failed.
  */
-export async function startNode(t: Teardown, options: { manifests?: Array<Record<string, unknown>>; args?: string[]; dir?: string; env?: NodeJS.ProcessEnv; nodeId?: string } = {}): Promise<RunningNode> {
+export async function startNode(
+  t: Teardown,
+  options: { manifests?: Array<Record<string, unknown>>; args?: string[]; dir?: string; env?: NodeJS.ProcessEnv; nodeId?: string } = {},
+): Promise<RunningNode> {
   const dir = options.dir ?? (await tempDir(t));
   const mount = join(dir, 'mnt');
   const servicesDir = join(dir, 'services.d');
@@ -99,13 +111,34 @@ export async function startNode(t: Teardown, options: { manifests?: Array<Record
   const logFile = join(dir, 'node.log');
   // Each test has its own state file: the journal restores runtime state across restarts.
   const stateFile = join(dir, 'node-state.json');
-  const args = [ACHERON, 'node', '--node-id', options.nodeId ?? 'test-node', '--mount', mount, '--services-dir', servicesDir, '--state-file', stateFile, '--log-file', logFile, '--log-level', 'debug', ...(options.args ?? [])];
+  const args = [
+    ACHERON,
+    'node',
+    '--node-id',
+    options.nodeId ?? 'test-node',
+    '--mount',
+    mount,
+    '--services-dir',
+    servicesDir,
+    '--state-file',
+    stateFile,
+    '--log-file',
+    logFile,
+    '--log-level',
+    'debug',
+    ...(options.args ?? []),
+  ];
   const { child, exited, gone, stderr } = spawnMounter(t, args, mount, options.env);
   // A stale entry of a killed daemon stays in mountinfo: wait until NODE.json names this daemon.
   await waitFor(async () => gone() || ((await isMounted(mount)) && (await servedBy(mount, child.pid))), { what: `node mount at ${mount}`, timeoutMs: 30_000 });
   if (gone()) throw new Error(`acheron node exited before mounting: ${stderr().trim()}`);
   const node: RunningNode = {
-    dir, mount, servicesDir, logFile, child, exited,
+    dir,
+    mount,
+    servicesDir,
+    logFile,
+    child,
+    exited,
     service: (id) => join(mount, 'services', id),
     restart: () => startNode(t, { ...options, dir, manifests: [] }),
   };

@@ -52,7 +52,11 @@ export async function oddWrites(t: Test, servicesDir: string, cases: readonly Od
   const input = JSON.stringify(cases.map(({ expect: _, ...c }) => c));
   const run = await sh(`${q(await python())} ${q(join(FIXTURES, 'odd-writes.py'))} ${q(servicesDir)}`, { input, timeoutMs: 100_000 });
   t.equal(run.code, 0, `odd-writes.py ran (${run.stderr.trim().split('\n').slice(-3).join(' ')})`);
-  const reports = run.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Report);
+  const reports = run.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Report);
   t.equal(reports.length, cases.length, 'one report per case');
   let failures = 0;
   for (const [i, c] of cases.entries()) {
@@ -72,7 +76,8 @@ export async function oddWrites(t: Test, servicesDir: string, cases: readonly Od
       checks.push(t.equal(r.last_error, '', `${c.name}: no error recorded`));
       checks.push(t.notOk(r.errno, `${c.name}: status.json has no errno`));
     }
-    if (c.expect.result !== undefined) checks.push(t.ok(Buffer.from(r.result, 'base64').equals(Buffer.from(c.expect.result)), `${c.name}: the driver got exactly the bytes written`));
+    if (c.expect.result !== undefined)
+      checks.push(t.ok(Buffer.from(r.result, 'base64').equals(Buffer.from(c.expect.result)), `${c.name}: the driver got exactly the bytes written`));
     if (checks.includes(false)) failures++;
   }
   return failures;

@@ -31,7 +31,10 @@ export function sh(command: string, options: { input?: string | Buffer; env?: No
 }
 
 /** Polls `condition` until it holds or `timeoutMs` passes; never a timed assertion. */
-export async function waitFor<T>(condition: () => Promise<T | undefined | false> | T | undefined | false, options: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
+export async function waitFor<T>(
+  condition: () => Promise<T | undefined | false> | T | undefined | false,
+  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   let last: unknown;
   for (;;) {

@@ -57,7 +57,15 @@ export const WASM_TEST_ENV = { ACHERON_NODE_ID: 'node-1', ACHERON_SERVICE_ID: 'e
 /** A DriverSpec of a wasm run: `input` on stdin, generous limits unless `over` says otherwise. */
 export function wasmSpec(input: string | Buffer, over: Partial<DriverSpec> = {}): DriverSpec {
   return {
-    file: 'fixture.wasm', args: [], cwd: '/', env: WASM_TEST_ENV, invocationId: '1796000000000-0001', input: Buffer.from(input),
-    timeoutMs: 30_000, killGraceMs: 0, maxOutputBytes: 1 << 20, ...over,
+    file: 'fixture.wasm',
+    args: [],
+    cwd: '/',
+    env: WASM_TEST_ENV,
+    invocationId: '1796000000000-0001',
+    input: Buffer.from(input),
+    timeoutMs: 30_000,
+    killGraceMs: 0,
+    maxOutputBytes: 1 << 20,
+    ...over,
   };
 }

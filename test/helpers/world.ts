@@ -21,9 +21,27 @@ export async function startWorld(t: Teardown, options: { url: string; token: str
   const dir = await tempDir(t, 'acheron-world-');
   const mount = join(dir, 'mnt');
   const logFile = join(dir, 'world.log');
-  const args = [ACHERON, 'world', '--control-url', options.url, '--token', options.token, '--mount', mount, '--log-file', logFile, '--log-level', 'debug', ...(options.subtree ? ['--subtree', 'nodes'] : []), ...(options.args ?? [])];
+  const args = [
+    ACHERON,
+    'world',
+    '--control-url',
+    options.url,
+    '--token',
+    options.token,
+    '--mount',
+    mount,
+    '--log-file',
+    logFile,
+    '--log-level',
+    'debug',
+    ...(options.subtree ? ['--subtree', 'nodes'] : []),
+    ...(options.args ?? []),
+  ];
   const { child, exited, gone, stderr } = spawnMounter(t, args, mount);
   await waitFor(async () => gone() || (await isMounted(mount)), { what: `world mount at ${mount}`, timeoutMs: 30_000 });
-  if (gone()) throw new Error(`acheron world exited before mounting (${JSON.stringify(await exited)}): ${stderr().trim()} ${(await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ')}`);
+  if (gone())
+    throw new Error(
+      `acheron world exited before mounting (${JSON.stringify(await exited)}): ${stderr().trim()} ${(await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ')}`,
+    );
   return { mount, logFile, child, exited, node: (nodeId) => (options.subtree ? join(mount, nodeId) : join(mount, 'nodes', nodeId)) };
 }

@@ -99,7 +99,17 @@ await t.test('--version, --help, node --help, invoke --help exit 0', async (tt) 
   tt.match(help.stdout, /acheron invoke/);
   const nodeHelp = await acheron('node --help');
   tt.equal(nodeHelp.code, 0);
-  for (const flag of ['--node-id', '--mount', '--services-dir', '--export', '--no-fs-service', '--terminal-id', '--shutdown-grace-ms', '--config', '--daemon']) {
+  for (const flag of [
+    '--node-id',
+    '--mount',
+    '--services-dir',
+    '--export',
+    '--no-fs-service',
+    '--terminal-id',
+    '--shutdown-grace-ms',
+    '--config',
+    '--daemon',
+  ]) {
     tt.match(nodeHelp.stdout, flag, `node --help lists ${flag}`);
   }
   const invokeHelp = await acheron('invoke --help');

@@ -28,7 +28,10 @@ await t.test('a stuck run: close() gets ETIMEDOUT after timeout_ms + kill grace 
   const spawner = Number((await sh(`pgrep -P ${node.child.pid} -f spawner-main`)).stdout.trim().split('\n')[0]);
   tt.ok(spawner > 0, `found the spawner (${spawner})`);
   const writer = sh(`python3 -c ${q(WRITER)} ${q(invoke)}`, { timeoutMs: 30_000 });
-  await waitFor(async () => (await readJson<{ state: string }>(join(node.service('stuck'), 'status.json'))).state === 'running', { what: 'the invocation running', intervalMs: 20 });
+  await waitFor(async () => (await readJson<{ state: string }>(join(node.service('stuck'), 'status.json'))).state === 'running', {
+    what: 'the invocation running',
+    intervalMs: 20,
+  });
   process.kill(spawner, 'SIGSTOP');
   t.teardown(() => {
     try {
@@ -45,10 +48,13 @@ await t.test('a stuck run: close() gets ETIMEDOUT after timeout_ms + kill grace 
   tt.ok(waitedMs >= 3000, `after the bound, not before (${Math.round(waitedMs)} ms)`);
   tt.match(await readJson(join(node.service('stuck'), 'status.json')), { state: 'running' }, 'the run goes on');
   process.kill(spawner, 'SIGCONT');
-  const status = await waitFor(async () => {
-    const doc = await readJson<{ state: string; invocation_id: string }>(join(node.service('stuck'), 'status.json'));
-    return doc.state !== 'running' ? doc : undefined;
-  }, { what: 'the run to end', timeoutMs: 20_000 });
+  const status = await waitFor(
+    async () => {
+      const doc = await readJson<{ state: string; invocation_id: string }>(join(node.service('stuck'), 'status.json'));
+      return doc.state !== 'running' ? doc : undefined;
+    },
+    { what: 'the run to end', timeoutMs: 20_000 },
+  );
   // ok, or timeout when the spawner's own timer fires first on waking (it was stopped past timeout_ms).
   tt.match(status.state, /^(ok|timeout)$/, `and is recorded when it ends (${status.state})`);
   tt.match(await readJson(join(node.service('stuck'), 'jobs', status.invocation_id, 'status.json')), { state: status.state }, 'its job says the same');

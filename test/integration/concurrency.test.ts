@@ -19,12 +19,7 @@ const slow = (id: string, seconds: number, runtime: Record<string, unknown> = {}
 
 const parallel = ['p1', 'p2', 'p3', 'p4'];
 const node = await startNode(t, {
-  manifests: [
-    ...parallel.map((id) => slow(id, 1)),
-    slow('long', 3),
-    slow('other', 1),
-    slow('no-queue', 3, { max_queue: 0 }),
-  ],
+  manifests: [...parallel.map((id) => slow(id, 1)), slow('long', 3), slow('other', 1), slow('no-queue', 3, { max_queue: 0 })],
 });
 
 const file = (id: string, name: string): string => join(node.service(id), name);
@@ -45,7 +40,10 @@ function backgroundWriter(id: string, payload: Record<string, unknown>): { done:
 }
 
 await t.test('20 transactions over 4 services: each reads its own result; services run in parallel', async (tt) => {
-  const jobs = Array.from({ length: 20 }, (_, i) => ({ id: parallel[i % parallel.length] as string, payload: { job: i, service: parallel[i % parallel.length] } }));
+  const jobs = Array.from({ length: 20 }, (_, i) => ({
+    id: parallel[i % parallel.length] as string,
+    payload: { job: i, service: parallel[i % parallel.length] },
+  }));
   const started = Date.now();
   const runs = await Promise.all(jobs.map((job) => transaction(job.id, job.payload)));
   const wallMs = Date.now() - started;
@@ -59,14 +57,29 @@ await t.test('20 transactions over 4 services: each reads its own result; servic
     const listing = await sh(`ls ${q(file(id, 'jobs'))}`);
     const ids = listing.stdout.split('\n').filter((name) => /^\d+-\d+$/.test(name));
     const statuses = await Promise.all(ids.map((job) => readJson<{ started_ms: number; finished_ms: number }>(file(id, `jobs/${job}/status.json`))));
-    runsOf.set(id, statuses.map((s): [number, number] => [s.started_ms, s.finished_ms]).sort((a, b) => a[0] - b[0]));
+    runsOf.set(
+      id,
+      statuses.map((s): [number, number] => [s.started_ms, s.finished_ms]).sort((a, b) => a[0] - b[0]),
+    );
   }
   for (const [id, runs] of runsOf) {
     tt.equal(runs.length, 5, `${id}: 5 jobs recorded`);
     // max_concurrency 1: each service ran its jobs one after another.
-    tt.ok(runs.every(([start], i) => i === 0 || start >= (runs[i - 1] as [number, number])[1]), `${id}: its runs never overlap`);
+    tt.ok(
+      runs.every(([start], i) => i === 0 || start >= (runs[i - 1] as [number, number])[1]),
+      `${id}: its runs never overlap`,
+    );
   }
-  const edges = [...runsOf.values()].flat().flatMap(([start, end]) => [[start, 1], [end, -1]] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const edges = [...runsOf.values()]
+    .flat()
+    .flatMap(
+      ([start, end]) =>
+        [
+          [start, 1],
+          [end, -1],
+        ] as const,
+    )
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let running = 0;
   let most = 0;
   for (const [, step] of edges) most = Math.max(most, (running += step));
@@ -82,13 +95,23 @@ await t.test('a running driver blocks no other file or service', async (tt) => {
   // Two bash processes started together may arrive in either order: start the second once the first runs.
   await waitFor(async () => (await status('long')).running === 1, { what: 'the first invocation running' });
   const second = backgroundWriter('long', { n: 2 });
-  const s = await waitFor(async () => {
-    const current = await status('long');
-    return current.running === 1 && current.queued === 1 && current;
-  }, { what: 'one invocation running and one queued' });
+  const s = await waitFor(
+    async () => {
+      const current = await status('long');
+      return current.running === 1 && current.queued === 1 && current;
+    },
+    { what: 'one invocation running and one queued' },
+  );
   tt.equal(s.state, 'running');
   // Each of these completes while the first invocation is still running.
-  for (const path of [file('long', 'status.json'), file('long', 'metrics.json'), file('long', 'result.json'), file('long', 'last_error.txt'), file('other', 'status.json'), join(node.mount, 'NODE.json')]) {
+  for (const path of [
+    file('long', 'status.json'),
+    file('long', 'metrics.json'),
+    file('long', 'result.json'),
+    file('long', 'last_error.txt'),
+    file('other', 'status.json'),
+    join(node.mount, 'NODE.json'),
+  ]) {
     const run = await sh(`cat ${q(path)} > /dev/null`);
     tt.equal(run.code, 0, `cat ${path}`);
   }

@@ -49,7 +49,13 @@ await t.test('the fleet shows both nodes and their services on open, without a c
   await page.locator('#filter-label').fill('');
   await page.locator('#filter-kind').selectOption('test');
   await nodeBlock(page, 'n2').waitFor({ state: 'detached' });
-  tt.same(await nodeBlock(page, 'n1').locator('tr.service').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-service'))), ['echo', 'fail'], 'kind filter: the test services');
+  tt.same(
+    await nodeBlock(page, 'n1')
+      .locator('tr.service')
+      .evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-service'))),
+    ['echo', 'fail'],
+    'kind filter: the test services',
+  );
   await page.locator('#filter-kind').selectOption('');
   await page.locator('#filter-node').fill('n2');
   await nodeBlock(page, 'n1').waitFor({ state: 'detached' });
@@ -82,7 +88,7 @@ await t.test('a service disabled from the console is disabled on the node and in
   await page.locator('#confirm-ok').click();
   tt.match(await outcome(page, 'disable', 'n1/echo'), { outcome: 'done' });
   const status = await readJson<{ state: string; reason: string }>(join(nodes.n1.service('echo'), 'status.json'));
-  tt.match(status, { state: 'offline', reason: 'disabled by control/disable' }, 'the node\'s own mount says disabled');
+  tt.match(status, { state: 'offline', reason: 'disabled by control/disable' }, "the node's own mount says disabled");
   tt.equal((await readJson<{ enabled: boolean }>(join(nodes.n1.service('echo'), 'health.json'))).enabled, false);
   await page.locator('#fleet-body article[data-node="n1"] tr.service[data-service="echo"][data-state="disabled"]').waitFor();
   tt.equal(await echo.locator('td.state').innerText(), '⊘ disabled', 'the fleet view says disabled, in words');
@@ -117,7 +123,7 @@ await t.test('a user token limited by a project sees only its nodes, and the rea
   await page.locator('#confirm-ok').click();
   const refused = await outcome(page, 'disable', 'n1/echo');
   tt.equal(refused.outcome, 'refused');
-  tt.match(refused.text, /refused: EACCES: project p1: invoke is for admins only/, 'the policy\'s reason');
+  tt.match(refused.text, /refused: EACCES: project p1: invoke is for admins only/, "the policy's reason");
   tt.equal((await readJson<{ enabled: boolean }>(join(nodes.n1.service('echo'), 'health.json'))).enabled, true, 'nothing changed on the node');
 
   // Outside the project, a node is absent for this session, even by its address.
@@ -134,8 +140,14 @@ await t.test('charts: events per second, node timelines, per-service minutes and
   await events.waitFor();
   const bars = await events.locator('g.bar').evaluateAll((gs) => gs.map((g) => Number(g.getAttribute('data-value'))));
   tt.equal(bars.length, 60, 'ten minutes of 10 s buckets');
-  tt.ok(bars.some((v) => v > 0), 'the events replayed on open are counted');
-  tt.same(await page.locator('#chart-timeline g.timeline-row').evaluateAll((gs) => gs.map((g) => [g.getAttribute('data-node'), g.getAttribute('data-now')])), [['n1', 'online'], ['n2', 'online']]);
+  tt.ok(
+    bars.some((v) => v > 0),
+    'the events replayed on open are counted',
+  );
+  tt.same(await page.locator('#chart-timeline g.timeline-row').evaluateAll((gs) => gs.map((g) => [g.getAttribute('data-node'), g.getAttribute('data-now')])), [
+    ['n1', 'online'],
+    ['n2', 'online'],
+  ]);
   tt.match(await page.locator('#chart-timeline figcaption').innerText(), /offline \(hatched\)/, 'the legend names states in words');
   const echo = page.locator('#chart-services .service-charts[data-service="n1/echo"]');
   await echo.locator('figure[data-chart="n1/echo per minute"]').waitFor();
@@ -168,7 +180,7 @@ await t.test('a node killed turns offline in the view', async (tt) => {
   const row = page.locator('#chart-timeline g.timeline-row[data-node="n2"]');
   await row.waitFor();
   tt.equal(await row.getAttribute('data-now'), 'offline');
-  tt.ok(await row.locator('g.segment[data-state="online"]').count() >= 1, 'online before');
+  tt.ok((await row.locator('g.segment[data-state="online"]').count()) >= 1, 'online before');
 });
 
 t.same(fleet.pageErrors, [], 'no script errors on any page');

@@ -55,9 +55,9 @@ await t.test('service page: README as text, invoke checked against the schema, i
   const outcome = page.locator('#invoke-outcome[data-outcome="ok"]');
   await outcome.waitFor();
   const shown = JSON.parse(await outcome.locator('pre').innerText()) as { echo: unknown; invocation_id: string };
-  tt.same(shown.echo, { msg: 'from the console' }, 'the driver\'s result, shown');
+  tt.same(shown.echo, { msg: 'from the console' }, "the driver's result, shown");
   const result = await readJson<{ echo: unknown; invocation_id: string }>(join(nodes.n1.service('echo'), 'result.json'));
-  tt.same(result, shown, 'the same result in the node\'s result.json');
+  tt.same(result, shown, "the same result in the node's result.json");
   tt.equal(Number((await readJson(join(nodes.n1.service('echo'), 'metrics.json'))).invokes_total), before + 1, 'one invocation');
   tt.match(await page.locator('#action-log-list li[data-action="invoke"]').first().innerText(), /invoke n1\/echo: done \(ok\)/);
 
@@ -69,7 +69,7 @@ await t.test('service page: README as text, invoke checked against the schema, i
   await job.waitFor();
   tt.match(await job.locator('summary').innerText(), /ok · \d+ ms · exit 0/);
   await job.locator('summary').click();
-  tt.match(await job.locator('div[data-file="request.json"] pre').innerText(), /from the console/, 'the job\'s request.json');
+  tt.match(await job.locator('div[data-file="request.json"] pre').innerText(), /from the console/, "the job's request.json");
 
   // A refused invocation shows the node's errno and reason.
   await page.locator('#service-controls button[data-control="disable"]').click();
@@ -78,7 +78,7 @@ await t.test('service page: README as text, invoke checked against the schema, i
   await page.locator('#invoke-send').click();
   const refused = page.locator('#invoke-outcome[data-outcome="refused"]');
   await refused.waitFor();
-  tt.match(await refused.innerText(), /refused: EPERM: .*disabled/, 'the node\'s refusal, with its reason');
+  tt.match(await refused.innerText(), /refused: EPERM: .*disabled/, "the node's refusal, with its reason");
   await page.locator('#service-controls button[data-control="enable"]').click();
   await page.locator('#action-log-list li[data-action="enable"][data-outcome="done"]').waitFor();
 
@@ -98,7 +98,7 @@ await t.test('service page: config.json checked against its schema and saved on 
   const page = await openConsole(tt, '#service/n1/echo');
   const editor = page.locator('#config-editor');
   await page.locator('#config-note', { hasText: 'as the node has it' }).waitFor();
-  tt.same(JSON.parse(await editor.inputValue()), {}, 'the node\'s config.json');
+  tt.same(JSON.parse(await editor.inputValue()), {}, "the node's config.json");
   await editor.fill('{"timeot_ms": 9000}');
   tt.equal(await page.locator('#config-problems li').innerText(), '/timeot_ms: unknown key: must NOT have additional properties');
   await editor.fill('{"timeout_ms": 0}');
@@ -110,13 +110,22 @@ await t.test('service page: config.json checked against its schema and saved on 
   tt.same(await readJson(join(nodes.n1.service('echo'), 'config.json')), { timeout_ms: 9000, supervision: { cooldown_ms: 10 } }, 'saved on the node');
 });
 
-await t.test('files: a read-only browser of the node\'s fs/ exports through the relay', async (tt) => {
+await t.test("files: a read-only browser of the node's fs/ exports through the relay", async (tt) => {
   const page = await openConsole(tt);
   await page.locator('#fleet-body article[data-node="n1"] a.fs-link').click();
   await page.locator('#fs-body table.fs-entries tr[data-name="data"]').waitFor();
   await page.locator('#fs-body tr[data-name="data"] a').click();
   await page.locator('#fs-body tr[data-name="hello.txt"]').waitFor();
-  tt.same(await page.locator('#fs-body tr.fs-entries, #fs-body table.fs-entries tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.getAttribute('data-name'), tr.getAttribute('data-kind')])), [['sub', 'dir'], ['hello.txt', 'file']], 'directories first');
+  tt.same(
+    await page
+      .locator('#fs-body tr.fs-entries, #fs-body table.fs-entries tbody tr')
+      .evaluateAll((trs) => trs.map((tr) => [tr.getAttribute('data-name'), tr.getAttribute('data-kind')])),
+    [
+      ['sub', 'dir'],
+      ['hello.txt', 'file'],
+    ],
+    'directories first',
+  );
   tt.equal(await page.locator('#fs-body tr[data-name="hello.txt"] td.size').innerText(), '14');
   await page.locator('#fs-body tr[data-name="hello.txt"] button').click();
   tt.equal(await page.locator('#fs-preview pre.file-text').innerText(), 'hello from n1\n');
@@ -137,16 +146,27 @@ await t.test('the event stream resumes with since_seq after the control server r
 
   control = await control.restart();
   await page.locator('#watch-status dd[data-key="resumed"]').waitFor({ timeout: 30_000 });
-  tt.match(await page.locator('#watch-status dd[data-key="resumed"]').innerText(), new RegExp(`^after seq ${Math.max(...before)} `), 'from the last seq it had');
+  tt.match(
+    await page.locator('#watch-status dd[data-key="resumed"]').innerText(),
+    new RegExp(`^after seq ${Math.max(...before)} `),
+    'from the last seq it had',
+  );
   tt.equal(await page.locator('#watch-status dd[data-key="state"]').innerText(), 'live');
 
   // A change on a node after the restart reaches the resumed stream and the fleet.
   await sh(`echo > ${q(join(nodes.n2.service('cat'), 'control', 'disable'))}`);
   const newer = page.locator('#event-rows tr[data-node="n2"]').filter({ has: page.locator('td.kind', { hasText: 'upsert' }) });
-  await waitFor(async () => (await newer.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-seq'))))).some((seq) => seq > Math.max(...before)), { what: 'an n2 upsert after the restart', timeoutMs: 30_000 });
+  await waitFor(async () => (await newer.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-seq'))))).some((seq) => seq > Math.max(...before)), {
+    what: 'an n2 upsert after the restart',
+    timeoutMs: 30_000,
+  });
   const after = await seqs();
   tt.equal(new Set(after).size, after.length, 'no event twice');
-  tt.same([...after].sort((a, b) => b - a), after, 'still newest first');
+  tt.same(
+    [...after].sort((a, b) => b - a),
+    after,
+    'still newest first',
+  );
   tt.same(after.slice(after.length - before.length), before, 'the events before the restart are kept');
   await page.locator('#nav a[data-view="fleet"]').click();
   await page.locator('#fleet-body article[data-node="n2"] tr.service[data-service="cat"][data-state="disabled"]').waitFor({ timeout: 30_000 });

@@ -41,8 +41,18 @@ let control: RunningControl = await startControl(t, { args: ['--offline-grace-ms
 const tokenFile = join(await tempDir(t), 'join-token');
 await writeFile(tokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
 const nodeArgs = [
-  '--control-url', control.url, '--join-token-file', tokenFile, '--label', 'rack=r7',
-  '--manifest-reload-interval-ms', '300', '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '1000',
+  '--control-url',
+  control.url,
+  '--join-token-file',
+  tokenFile,
+  '--label',
+  'rack=r7',
+  '--manifest-reload-interval-ms',
+  '300',
+  '--reconnect-backoff-ms',
+  '200',
+  '--reconnect-backoff-max-ms',
+  '1000',
 ];
 let node: RunningNode = await startNode(t, { manifests: [manifest('echo', 'echo')], args: nodeArgs });
 const stateFile = join(node.dir, 'node-state.json');
@@ -59,23 +69,30 @@ async function catalog(): Promise<NodeDoc> {
 
 /** Waits until the server's catalog satisfies `check`. */
 function catalogWhere(check: (doc: NodeDoc) => boolean, what: string): Promise<NodeDoc> {
-  return waitFor(async () => {
-    const doc = await catalog();
-    return check(doc) ? doc : undefined;
-  }, { what, timeoutMs: 20_000, intervalMs: 150 });
+  return waitFor(
+    async () => {
+      const doc = await catalog();
+      return check(doc) ? doc : undefined;
+    },
+    { what, timeoutMs: 20_000, intervalMs: 150 },
+  );
 }
 
 const service = (doc: NodeDoc, id: string): NodeDoc['services'][number] | undefined => doc.services.find((s) => s.service_id === id);
 const controlDoc = async (): Promise<ControlDoc> => (await readJson<{ control: ControlDoc }>(join(node.mount, 'NODE.json'))).control;
-const credentials = async (): Promise<Credentials> => (await readJson<Credentials>(stateFile));
+const credentials = async (): Promise<Credentials> => await readJson<Credentials>(stateFile);
 const admin = (args: string[]): ReturnType<typeof acheron> => acheron([...args, '--control-url', control.url, '--token', control.adminToken, '--json']);
-const writeManifest = (m: Record<string, unknown>): Promise<void> => writeFile(join(node.servicesDir, `${String(m.service_id)}.json`), JSON.stringify(m, null, 2));
+const writeManifest = (m: Record<string, unknown>): Promise<void> =>
+  writeFile(join(node.servicesDir, `${String(m.service_id)}.json`), JSON.stringify(m, null, 2));
 
 await t.test('the node joins with its join token and keeps its credentials in its state file', async (tt) => {
-  const connected = await waitFor(async () => {
-    const doc = await controlDoc();
-    return doc.state === 'connected' ? doc : undefined;
-  }, { what: 'NODE.json control.state connected', timeoutMs: 20_000 });
+  const connected = await waitFor(
+    async () => {
+      const doc = await controlDoc();
+      return doc.state === 'connected' ? doc : undefined;
+    },
+    { what: 'NODE.json control.state connected', timeoutMs: 20_000 },
+  );
   tt.equal(connected.url, control.url);
   tt.equal(connected.last_error, null);
   const saved = await credentials();
@@ -83,7 +100,10 @@ await t.test('the node joins with its join token and keeps its credentials in it
   tt.match(saved.node_secret, /^[A-Za-z0-9_-]{20,}$/);
   tt.equal((await stat(stateFile)).mode & 0o777, 0o600, 'the state file is private (0600)');
   const tokens = await listTokens(control.dataDir);
-  tt.ok(tokens.tokens.some((e) => e.role === 'join' && typeof e.used_ms === 'number'), 'the join token is spent');
+  tt.ok(
+    tokens.tokens.some((e) => e.role === 'join' && typeof e.used_ms === 'number'),
+    'the join token is spent',
+  );
 });
 
 await t.test('acheron node list / get show the node and its services', async (tt) => {
@@ -97,7 +117,13 @@ await t.test('acheron node list / get show the node and its services', async (tt
   tt.equal(get.code, 0, get.stderr);
   const got = JSON.parse(get.stdout) as NodeDoc;
   tt.same(got.services.map((s) => s.service_id).sort(), ['echo', 'fs'], 'the manifest service and the built-in fs provider');
-  tt.match(service(got, 'echo'), { kind: 'test', version: '1', state: 'online', endpoints: [`/nodes/${NODE_ID}/services/echo`], runtime: { supervision_status: { enabled: true } } });
+  tt.match(service(got, 'echo'), {
+    kind: 'test',
+    version: '1',
+    state: 'online',
+    endpoints: [`/nodes/${NODE_ID}/services/echo`],
+    runtime: { supervision_status: { enabled: true } },
+  });
   tt.same(got.labels, { rack: 'r7' }, 'labels travel with the upsert');
   tt.match(got.platform, { os: 'linux', runtime_kind: 'node' });
   const user = await acheron(['node', 'list', '--control-url', control.url, '--token', control.userToken, '--json']);
@@ -141,10 +167,13 @@ await t.test('kill -9 of the server: restarted on its data dir, the catalog is i
   tt.same(after.services, before.services, 'every service, exactly');
   tt.equal(after.updated_ms, before.updated_ms, 'the catalog was not rewritten');
   tt.equal(after.joined_at_ms, before.joined_at_ms);
-  const reconnected = await waitFor(async () => {
-    const doc = await controlDoc();
-    return doc.state === 'connected' && (doc.connected_ms ?? 0) > killedMs ? doc : undefined;
-  }, { what: 'the node to reconnect', timeoutMs: 20_000 });
+  const reconnected = await waitFor(
+    async () => {
+      const doc = await controlDoc();
+      return doc.state === 'connected' && (doc.connected_ms ?? 0) > killedMs ? doc : undefined;
+    },
+    { what: 'the node to reconnect', timeoutMs: 20_000 },
+  );
   tt.ok(reconnected, 'the node reconnected without help');
   tt.equal((await credentials()).node_secret, secret, 'with the credentials it had (no new join)');
   const online = await catalogWhere((d) => d.state === 'online' && d.last_seen_ms > killedMs, 'the node seen after the restart');
@@ -161,7 +190,10 @@ await t.test('a stopped node turns offline with its services kept; restarted, it
   tt.same(offline.services.map((s) => s.service_id).sort(), before.services.map((s) => s.service_id).sort(), 'its services are kept');
   for (const s of offline.services) {
     tt.equal(s.state, 'offline', `${s.service_id}: state offline`);
-    tt.ok(s.mounts.every((m) => m.state === 'offline'), `${s.service_id}: mounts offline`);
+    tt.ok(
+      s.mounts.every((m) => m.state === 'offline'),
+      `${s.service_id}: mounts offline`,
+    );
   }
   const metrics = await (await fetch(`${control.httpUrl}/metrics`)).text();
   tt.match(metrics, /^acheron_nodes\{state="offline",server_id="[^"]+"\} 1$/m, 'metrics count it offline');

@@ -21,10 +21,15 @@ await t.test('ls, stat and find see the whole tree with the expected modes and o
   succeeded(tt, await sh(`stat ${q(file('plain', 'status.json'))} > /dev/null`), 'stat');
   const find = await sh(`find ${q(node.mount)} -printf '%m %y %U %P\\n'`, { timeoutMs: 20_000 });
   succeeded(tt, find, 'find over the whole mount');
-  const entries = new Map(find.stdout.trim().split('\n').map((line) => {
-    const [mode, type, uid, path] = line.split(' ');
-    return [path ?? '', { mode, type, uid }] as const;
-  }));
+  const entries = new Map(
+    find.stdout
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [mode, type, uid, path] = line.split(' ');
+        return [path ?? '', { mode, type, uid }] as const;
+      }),
+  );
   const uid = String(process.getuid?.());
   for (const [path, entry] of entries) tt.equal(entry.uid, uid, `${path || '/'} belongs to the mounting user`);
   const expect = (path: string, mode: string, type: string): void => {
@@ -36,14 +41,21 @@ await t.test('ls, stat and find see the whole tree with the expected modes and o
   const base = 'services/plain';
   expect(base, '755', 'd');
   expect(`${base}/control`, '755', 'd');
-  for (const name of ['README.md', 'SCHEMA.json', 'TEMPLATE.json', 'HOST.json', 'result.json', 'status.json', 'last_error.txt', 'metrics.json', 'health.json']) expect(`${base}/${name}`, '444', 'f');
+  for (const name of ['README.md', 'SCHEMA.json', 'TEMPLATE.json', 'HOST.json', 'result.json', 'status.json', 'last_error.txt', 'metrics.json', 'health.json'])
+    expect(`${base}/${name}`, '444', 'f');
   expect(`${base}/control/invoke.json`, '644', 'f');
   for (const verb of ['reset', 'enable', 'disable', 'restart', 'cancel']) expect(`${base}/control/${verb}`, '200', 'f');
 });
 
 await t.test('sizes equal what cat reads', async (tt) => {
   succeeded(tt, await invoke('plain', '{"size":"check"}'), 'an invocation, so result.json has content');
-  const paths = [file('plain', 'status.json'), file('plain', 'result.json'), file('plain', 'README.md'), join(node.mount, 'NODE.json'), file('plain', 'last_error.txt')];
+  const paths = [
+    file('plain', 'status.json'),
+    file('plain', 'result.json'),
+    file('plain', 'README.md'),
+    join(node.mount, 'NODE.json'),
+    file('plain', 'last_error.txt'),
+  ];
   for (const path of paths) {
     const run = await sh(`stat -c %s ${q(path)}; cat ${q(path)} | wc -c`);
     succeeded(tt, run, `stat and cat ${path}`);

@@ -12,27 +12,35 @@ async function isMounted(mount: string): Promise<boolean> {
   return table.split('\n').some((line) => line.split(' ')[4] === mount);
 }
 
-
 async function childPids(pid: number): Promise<number[]> {
   const { stdout } = await sh(`ps --ppid ${pid} -o pid= || true`);
-  return stdout.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+  return stdout
+    .split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
 }
 
 /** The driver spawner is the daemon's only child process (forked before the mount). */
 async function spawnerOf(tt: Test, node: RunningNode): Promise<number> {
   const pid = node.child.pid as number;
-  const children = await waitFor(async () => {
-    const pids = await childPids(pid);
-    return pids.length > 0 && pids;
-  }, { what: 'the driver spawner' });
+  const children = await waitFor(
+    async () => {
+      const pids = await childPids(pid);
+      return pids.length > 0 && pids;
+    },
+    { what: 'the driver spawner' },
+  );
   const { stdout } = await sh(`ps -o args= -p ${children[0]}`);
-  tt.match(stdout, /spawner-main/, 'the daemon\'s child is the driver spawner');
+  tt.match(stdout, /spawner-main/, "the daemon's child is the driver spawner");
   return children[0] as number;
 }
 
 /** Waits until the (re)started daemon serves the tree itself: a stale entry may still be in mountinfo. */
 async function serving(node: RunningNode): Promise<void> {
-  await waitFor(async () => (await readJson(join(node.mount, 'NODE.json'))).pid === node.child.pid, { what: `daemon ${node.child.pid} serving ${node.mount}`, timeoutMs: 30_000 });
+  await waitFor(async () => (await readJson(join(node.mount, 'NODE.json'))).pid === node.child.pid, {
+    what: `daemon ${node.child.pid} serving ${node.mount}`,
+    timeoutMs: 30_000,
+  });
 }
 
 async function invokeEcho(node: RunningNode, payload = '{"msg":"hi"}'): Promise<Record<string, unknown>> {
@@ -79,7 +87,10 @@ await t.test('SIGKILL: stale mount, spawner exits by itself, restart clears it',
 await t.test('a second daemon on a live mount fails and the first keeps working', async (tt) => {
   const node = await startNode(tt, { manifests: [manifest('echo', 'echo')] });
   const other = await tempDir(tt);
-  const run = await sh(`exec node ${q(ACHERON)} node --node-id intruder --mount ${q(node.mount)} --no-fs-service --services-dir ${q(other)} --log-file ${q(join(other, 'log'))} --state-file ${q(join(other, 'state.json'))}`, { timeoutMs: 30_000 });
+  const run = await sh(
+    `exec node ${q(ACHERON)} node --node-id intruder --mount ${q(node.mount)} --no-fs-service --services-dir ${q(other)} --log-file ${q(join(other, 'log'))} --state-file ${q(join(other, 'state.json'))}`,
+    { timeoutMs: 30_000 },
+  );
   tt.equal(run.code, 1, 'exit code 1');
   tt.match(run.stderr, new RegExp(`${node.mount.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*live`), `names the live mount: ${run.stderr.trim()}`);
   tt.equal(run.stderr.trim().split('\n').length, 1, 'one line');
@@ -92,13 +103,18 @@ await t.test('SIGTERM during a slow invocation: it completes, then exit 0', asyn
   const node = await startNode(tt, { manifests: [manifest('slow', 'slow')], args: ['--shutdown-grace-ms', '15000'], env: { SLOW_SECONDS: '4' } });
   const dir = node.service('slow');
   // Python's explicit close() raises when the flush fails, so "closed" proves the invocation ended well.
-  const writer = sh(`python3 -c 'import sys; f = open(sys.argv[1], "w"); f.write("{\\"n\\": 1}"); f.close(); print("closed")' ${q(join(dir, 'control', 'invoke.json'))}`);
+  const writer = sh(
+    `python3 -c 'import sys; f = open(sys.argv[1], "w"); f.write("{\\"n\\": 1}"); f.close(); print("closed")' ${q(join(dir, 'control', 'invoke.json'))}`,
+  );
   await waitFor(async () => (await readJson(join(dir, 'status.json'))).state === 'running', { what: 'the slow invocation to run' });
   const spawner = await spawnerOf(tt, node);
-  const drivers = await waitFor(async () => {
-    const pids = await childPids(spawner);
-    return pids.length > 0 && pids;
-  }, { what: 'the driver under the spawner' });
+  const drivers = await waitFor(
+    async () => {
+      const pids = await childPids(spawner);
+      return pids.length > 0 && pids;
+    },
+    { what: 'the driver under the spawner' },
+  );
   process.kill(node.child.pid as number, 'SIGTERM');
   const closed = await writer;
   tt.equal(closed.code, 0, `the writer's close returned 0 (${closed.stderr.trim()})`);
@@ -127,7 +143,11 @@ await t.test('an external umount stops the daemon with exit 0', async (tt) => {
 await t.test('start-up errors name what was wrong and mount nothing', async (tt) => {
   const dir = await tempDir(tt);
   const mount = join(dir, 'mnt');
-  const start = (servicesDir: string) => sh(`exec node ${q(ACHERON)} node --node-id bad --mount ${q(mount)} --no-fs-service --services-dir ${q(servicesDir)} --state-file ${q(join(dir, 'state.json'))}`, { timeoutMs: 30_000 });
+  const start = (servicesDir: string) =>
+    sh(
+      `exec node ${q(ACHERON)} node --node-id bad --mount ${q(mount)} --no-fs-service --services-dir ${q(servicesDir)} --state-file ${q(join(dir, 'state.json'))}`,
+      { timeoutMs: 30_000 },
+    );
 
   await tt.test('invalid manifest: file, JSON path and rule', async (ttt) => {
     const services = join(dir, 'typo.d');
@@ -149,7 +169,11 @@ await t.test('start-up errors name what was wrong and mount nothing', async (tt)
     await writeFile(file, JSON.stringify(manifest('inside', 'echo', { runtime: { cwd: join(mount, 'services') } })));
     const run = await start(services);
     ttt.equal(run.code, 1, 'exit 1');
-    ttt.match(run.stderr, `acheron: ${file}: /runtime/cwd: ${join(mount, 'services')} lies inside the mount ${mount}`, 'names the file, the JSON path, the value and the rule');
+    ttt.match(
+      run.stderr,
+      `acheron: ${file}: /runtime/cwd: ${join(mount, 'services')} lies inside the mount ${mount}`,
+      'names the file, the JSON path, the value and the rule',
+    );
     ttt.notOk(await isMounted(mount), 'nothing mounted');
   });
 

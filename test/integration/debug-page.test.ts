@@ -53,7 +53,6 @@ interface Export {
   diff: { a_seq: number; b_seq: number; complete: boolean; services: DiffService[] };
 }
 
-
 async function adminOf(tt: Test, control: RunningControl): Promise<ControlClient> {
   const admin = await ControlClient.connect({ url: control.url, token: control.adminToken });
   tt.teardown(() => admin.terminate());
@@ -66,7 +65,10 @@ async function provision(admin: ControlClient, ...nodeIds: string[]): Promise<vo
 }
 
 function upsert(admin: ControlClient, nodeId: string, versions: Record<string, string>): Promise<unknown> {
-  return admin.request('control.node_service_upsert', { node_id: nodeId, services: Object.entries(versions).map(([id, version]) => service(nodeId, id, version)) });
+  return admin.request('control.node_service_upsert', {
+    node_id: nodeId,
+    services: Object.entries(versions).map(([id, version]) => service(nodeId, id, version)),
+  });
 }
 
 /** An unfiltered admin watch: every event, for the expected rows. */
@@ -76,16 +78,30 @@ async function reference(tt: Test, control: RunningControl): Promise<{ peer: Raw
   await peer.call('control.node_service_watch', { replay_limit: 1000 });
   await peer.next((f) => f.type === 'control.node_service_watch_synced');
   const events = (): EventPayload[] => peer.frames.filter((f) => f.type === EVENT).map((f) => f.payload as EventPayload);
-  return { peer, get events() { return events(); } };
+  return {
+    peer,
+    get events() {
+      return events();
+    },
+  };
 }
 
 const summary = (e: EventPayload): string => `+${e.service_delta.added.length} ~${e.service_delta.updated.length} -${e.service_delta.removed.length}`;
 
 async function rows(page: Page): Promise<Row[]> {
-  return page.$$eval('#event-rows tr', (trs) => trs.map((tr) => {
-    const cell = (name: string): string => tr.querySelector(`td.${name}`)?.textContent ?? '';
-    return { seq: Number(cell('seq')), node: cell('node'), kind: cell('kind'), replay: cell('replay'), delta: cell('delta'), fs: tr.querySelector('td.fs a')?.getAttribute('href') ?? '' };
-  }));
+  return page.$$eval('#event-rows tr', (trs) =>
+    trs.map((tr) => {
+      const cell = (name: string): string => tr.querySelector(`td.${name}`)?.textContent ?? '';
+      return {
+        seq: Number(cell('seq')),
+        node: cell('node'),
+        kind: cell('kind'),
+        replay: cell('replay'),
+        delta: cell('delta'),
+        fs: tr.querySelector('td.fs a')?.getAttribute('href') ?? '',
+      };
+    }),
+  );
 }
 
 const statusOf = (page: Page, key: string): Promise<string> => page.locator(`#watch-status dd[data-key="${key}"]`).innerText();
@@ -104,12 +120,16 @@ async function connected(page: Page): Promise<void> {
 }
 
 async function applyWatch(page: Page, nodeId: string, replayLimit: number): Promise<string> {
-  const previous = await page.locator('#watch-status dd[data-key="watch_id"]').count() > 0 ? await statusOf(page, 'watch_id') : undefined;
+  const previous = (await page.locator('#watch-status dd[data-key="watch_id"]').count()) > 0 ? await statusOf(page, 'watch_id') : undefined;
   await page.locator('#watch-node').fill(nodeId);
   await page.locator('#watch-replay').fill(String(replayLimit));
   await page.locator('#apply').click();
   // The status of the watch it replaces says synced too: wait for the new watch id first.
-  if (previous !== undefined) await page.locator('#watch-status dd[data-key="watch_id"]').filter({ hasNotText: new RegExp(`^${previous}$`) }).waitFor();
+  if (previous !== undefined)
+    await page
+      .locator('#watch-status dd[data-key="watch_id"]')
+      .filter({ hasNotText: new RegExp(`^${previous}$`) })
+      .waitFor();
   await page.locator('#watch-status dd[data-key="synced"]', { hasText: 'yes' }).waitFor();
   return statusOf(page, 'watch_id');
 }
@@ -130,7 +150,12 @@ await provision(admin, 'n1', 'n2');
 await upsert(admin, 'n1', { alpha: '1', beta: '1' });
 await upsert(admin, 'n1', { alpha: '2', gamma: '1' });
 await upsert(admin, 'n2', { xray: '1' });
-await admin.request('control.project_upsert', { project_id: 'p1', name: 'P1', token: PROJECT_TOKEN, mounts: [{ mount_path: '/n1', node_id: 'n1', export_name: 'data' }] });
+await admin.request('control.project_upsert', {
+  project_id: 'p1',
+  name: 'P1',
+  token: PROJECT_TOKEN,
+  mounts: [{ mount_path: '/n1', node_id: 'n1', export_name: 'data' }],
+});
 const ref = await reference(t, control);
 
 const browser: Browser = await chromium.launch({
@@ -166,7 +191,11 @@ await t.test('the HTTP listener serves the page, its config, and nothing else', 
   tt.equal((await fetch(`${control.httpUrl}/debug/nope.js`)).status, 404, 'unknown file');
   const schema = await fetch(`${control.httpUrl}/debug/schemas/service-config.schema.json`);
   tt.equal(schema.status, 200, 'the schemas the console checks editors against');
-  tt.same(await schema.json(), JSON.parse(await readFile(new URL('../../docs/schemas/service-config.schema.json', import.meta.url), 'utf8')), 'served as in docs/schemas');
+  tt.same(
+    await schema.json(),
+    JSON.parse(await readFile(new URL('../../docs/schemas/service-config.schema.json', import.meta.url), 'utf8')),
+    'served as in docs/schemas',
+  );
   tt.equal((await fetch(`${control.httpUrl}/debug/schemas/debug.js`)).status, 404, 'only schemas under schemas/');
   tt.equal((await fetch(`${control.httpUrl}/debug/schemas/..%2fdebug-page.md`)).status, 400, 'and nothing beside them');
   tt.equal((await fetch(`${control.httpUrl}/debug/..%2f..%2fpackage.json`)).status, 400, 'an escaped traversal is refused');
@@ -199,7 +228,11 @@ await t.test('admin: watch, events, changes, diff, export, filter, unwatch, proj
   tt.match(firstWatch, /^w\d+$/);
   tt.equal(await statusOf(page, 'replayed'), String(all.length));
   tt.equal(await statusOf(page, 'head_seq'), String(all.at(-1)?.seq));
-  tt.same(await rows(page), [...all].reverse().map((e) => ({ seq: e.seq, node: e.node_id, kind: e.kind, replay: 'replay', delta: summary(e), fs: `#fs/${e.node_id}/` })), 'every event, newest first, with its delta summary; fs links into the console');
+  tt.same(
+    await rows(page),
+    [...all].reverse().map((e) => ({ seq: e.seq, node: e.node_id, kind: e.kind, replay: 'replay', delta: summary(e), fs: `#fs/${e.node_id}/` })),
+    'every event, newest first, with its delta summary; fs links into the console',
+  );
 
   const ups = all.filter((e) => e.node_id === 'n1' && e.kind === 'upsert');
   tt.equal(ups.length, 2, 'two upserts of n1');
@@ -240,12 +273,29 @@ await t.test('admin: watch, events, changes, diff, export, filter, unwatch, proj
   tt.same(exported.b.service_delta, second.service_delta, 'the events are exported whole');
   tt.ok(Array.isArray(exported.b.changed_services) && !('services' in exported.b), 'as received: delta events');
   const versions = (view: Export['views']['a']): string[][] => view.services.map((s) => [s.service_id, s.version]);
-  tt.same(versions(exported.views.a), [['alpha', '1'], ['beta', '1']], 'the node as of event A, rebuilt from the deltas');
-  tt.same(versions(exported.views.b), [['alpha', '2'], ['gamma', '1']], 'and as of event B');
+  tt.same(
+    versions(exported.views.a),
+    [
+      ['alpha', '1'],
+      ['beta', '1'],
+    ],
+    'the node as of event A, rebuilt from the deltas',
+  );
+  tt.same(
+    versions(exported.views.b),
+    [
+      ['alpha', '2'],
+      ['gamma', '1'],
+    ],
+    'and as of event B',
+  );
   tt.ok(exported.views.a.complete && exported.views.b.complete && exported.diff.complete, 'both views complete');
   const byId = new Map(exported.diff.services.map((s) => [s.service_id, s]));
   tt.match(byId.get('alpha'), { change: 'changed', version_a: '1', version_b: '2' });
-  tt.ok(byId.get('alpha')?.fields?.some((f) => f.path === '/version' && f.a === '1' && f.b === '2'), 'the changed field, both sides');
+  tt.ok(
+    byId.get('alpha')?.fields?.some((f) => f.path === '/version' && f.a === '1' && f.b === '2'),
+    'the changed field, both sides',
+  );
   tt.match(byId.get('beta'), { change: 'removed' });
   tt.match(byId.get('gamma'), { change: 'added' });
 
@@ -263,7 +313,11 @@ await t.test('admin: watch, events, changes, diff, export, filter, unwatch, proj
 
   tt.not(await applyWatch(page, 'n2', 25), firstWatch, 'Apply replaces the watch');
   const n2 = ref.events.filter((e) => e.node_id === 'n2');
-  tt.same((await rows(page)).map((r) => [r.seq, r.node]), [...n2].reverse().map((e) => [e.seq, 'n2']), 'only n2 events');
+  tt.same(
+    (await rows(page)).map((r) => [r.seq, r.node]),
+    [...n2].reverse().map((e) => [e.seq, 'n2']),
+    'only n2 events',
+  );
   tt.equal(await statusOf(page, 'node_id'), 'n2');
 
   await page.locator('#unwatch').click();

@@ -34,7 +34,13 @@ await chmod(notExecutable, 0o644);
 const missing = join(scratch, 'no-such-driver');
 
 // The daemon's own environment: secrets and ACHERON_* stay out of drivers unless passed through.
-const daemonEnv = { FOO_TOKEN: 'foo-token-value', MY_SECRET: 'my-secret-value', ACHERON_X: 'acheron-x-value', PASSED_TOKEN: 'passed-value', PLAIN_VAR: 'plain-value' };
+const daemonEnv = {
+  FOO_TOKEN: 'foo-token-value',
+  MY_SECRET: 'my-secret-value',
+  ACHERON_X: 'acheron-x-value',
+  PASSED_TOKEN: 'passed-value',
+  PLAIN_VAR: 'plain-value',
+};
 
 const node = await startNode(t, {
   env: daemonEnv,
@@ -49,7 +55,9 @@ const node = await startNode(t, {
     manifest('orphan', 'setsid-orphan'),
     manifest('env', 'env', { runtime: { env: { ADDED_VAR: 'added-value' }, env_passthrough: ['PASSED_TOKEN'] } }),
     // Succeeds unless the payload mentions "fail": shows a failure leaves the last good result alone.
-    manifest('flaky', '/bin/sh', { runtime: { args: ['-c', 'p=$(cat); case "$p" in *fail*) echo "flaky: asked to fail" >&2; exit 3;; esac; printf "%s" "$p"'] } }),
+    manifest('flaky', '/bin/sh', {
+      runtime: { args: ['-c', 'p=$(cat); case "$p" in *fail*) echo "flaky: asked to fail" >&2; exit 3;; esac; printf "%s" "$p"'] },
+    }),
     // Bytes that are not UTF-8, and a NUL: the spawner link carries output as bytes, not text.
     manifest('binary', '/bin/sh', { runtime: { args: ['-c', 'cat >/dev/null; printf "\\377\\000\\200 not utf-8\\n"; printf "\\376 on stderr\\n" >&2'] } }),
     manifest('strict', 'echo', { schema: { input: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } }),

@@ -50,11 +50,21 @@ async function snapshot(node: RunningNode): Promise<Record<string, unknown>> {
     view[`${id}/metrics.json`] = counters(await readText(file(node, id, 'metrics.json')));
     view[`${id}/status.json`] = counters(await readText(file(node, id, 'status.json')));
     const h = await readJson(file(node, id, 'health.json'));
-    view[`${id}/health.json`] = { enabled: h.enabled, reason: h.reason, restarts_total: h.restarts_total, last_control_op: h.last_control_op, last_control_ms: h.last_control_ms, supervision: h.supervision, last_error: h.last_error, state: h.state };
+    view[`${id}/health.json`] = {
+      enabled: h.enabled,
+      reason: h.reason,
+      restarts_total: h.restarts_total,
+      last_control_op: h.last_control_op,
+      last_control_ms: h.last_control_ms,
+      supervision: h.supervision,
+      last_error: h.last_error,
+      state: h.state,
+    };
     const ids = (await sh(`ls ${q(file(node, id, 'jobs'))}`)).stdout.split('\n').filter(Boolean);
     view[`${id}/jobs`] = ids;
     for (const jobId of ids) {
-      for (const name of ['request.json', 'result.json', 'status.json', 'stderr.txt']) view[`${id}/jobs/${jobId}/${name}`] = await readText(join(file(node, id, 'jobs'), jobId, name));
+      for (const name of ['request.json', 'result.json', 'status.json', 'stderr.txt'])
+        view[`${id}/jobs/${jobId}/${name}`] = await readText(join(file(node, id, 'jobs'), jobId, name));
     }
   }
   return view;
@@ -64,7 +74,11 @@ async function snapshot(node: RunningNode): Promise<Record<string, unknown>> {
 async function makeHistory(tt: Test, node: RunningNode): Promise<void> {
   for (const n of [1, 2, 3]) succeeded(tt, await invoke(node, 'echo', `{"n":${n}}`), `echo ${n}`);
   succeeded(tt, await invoke(node, 'bad', '{"x":1}'), 'a failing invocation');
-  succeeded(tt, await sh(`echo '{"supervision":{"max_consecutive_failures":4},"timeout_ms":7000}' > ${q(file(node, 'echo', 'config.json'))}`), 'write config.json');
+  succeeded(
+    tt,
+    await sh(`echo '{"supervision":{"max_consecutive_failures":4},"timeout_ms":7000}' > ${q(file(node, 'echo', 'config.json'))}`),
+    'write config.json',
+  );
   succeeded(tt, await invoke(node, 'gate', '{"before":"disable"}'), 'gate once');
   succeeded(tt, await control(node, 'gate', 'disable'), 'disable gate');
   succeeded(tt, await invoke(node, 'cycled', '{"c":1}'), 'cycled once');
@@ -77,10 +91,17 @@ async function survivesKill(tt: Test, args: string[], settleMs: number): Promise
   const node = await startNode(tt, { manifests, args });
   await makeHistory(tt, node);
   const before = await snapshot(node);
-  tt.match(before, {
-    'echo/config.json': /max_consecutive_failures/, 'gate/status.json': { state: 'offline' }, 'cycled/status.json': { state: 'idle' },
-    'echo/metrics.json': { invokes_total: 3 }, 'bad/status.json': { state: 'error', exit_code: 3 },
-  }, 'the history is what it should be');
+  tt.match(
+    before,
+    {
+      'echo/config.json': /max_consecutive_failures/,
+      'gate/status.json': { state: 'offline' },
+      'cycled/status.json': { state: 'idle' },
+      'echo/metrics.json': { invokes_total: 3 },
+      'bad/status.json': { state: 'error', exit_code: 3 },
+    },
+    'the history is what it should be',
+  );
   tt.equal((before['echo/jobs'] as string[]).length, 3);
   // batch: fdatasync within 100 ms of a change; `always` needs no wait at all.
   if (settleMs > 0) await new Promise((resolve) => setTimeout(resolve, settleMs));
@@ -120,7 +141,11 @@ await t.test('kill -9 during a running invocation: the job shows interrupted, no
   tt.not(status.state, 'running', `status is ${status.state}, not running`);
   tt.match(status, { running: 0, queued: 0 });
   tt.match(status, { state: 'error', invocation_id: interrupted, duration_ms: null }, 'status.json names the interrupted run as the last one');
-  tt.match(await readJson(file(after, 'sleepy', 'metrics.json')), { invokes_total: 2, failures_total: 1, consecutive_failures: 1 }, 'the interrupted run is counted, as a failure');
+  tt.match(
+    await readJson(file(after, 'sleepy', 'metrics.json')),
+    { invokes_total: 2, failures_total: 1, consecutive_failures: 1 },
+    'the interrupted run is counted, as a failure',
+  );
   tt.match(await readText(file(after, 'sleepy', 'last_error.txt')), /^interrupted: /, 'last_error.txt says why');
   tt.same((await sh(`ls ${q(file(after, 'sleepy', 'jobs'))}`)).stdout.split('\n').filter(Boolean), ids, 'both jobs are listed');
   const job = await readJson(join(file(after, 'sleepy', 'jobs'), interrupted, 'status.json'));
@@ -129,7 +154,7 @@ await t.test('kill -9 during a running invocation: the job shows interrupted, no
   const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((line) => line.split(' ')[4] === after.mount);
   tt.equal(mounts.length, 1, 'one live mount, the stale one was cleared');
   succeeded(tt, await invoke(after, 'sleepy', '{"again":1}'), 'invocations work');
-  tt.equal(await readText(file(after, 'sleepy', 'result.json')), '{"again":1}', 'the new run\'s result');
+  tt.equal(await readText(file(after, 'sleepy', 'result.json')), '{"again":1}', "the new run's result");
 });
 
 await t.test('a corrupt journal is set aside and reported; the daemon starts with what still parses', async (tt) => {

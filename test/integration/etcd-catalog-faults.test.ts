@@ -19,7 +19,12 @@ const onA = new ResumingWatcher('watcher on A', store.adminToken, { replay_limit
 const onB = new ResumingWatcher('watcher on B', store.adminToken, { replay_limit: 1024 });
 t.teardown(() => [onA, onB].forEach((w) => w.close()));
 await Promise.all([onA.connect(a.url), onB.connect(b.url)]);
-const nodes = await Promise.all([['f1', a], ['f2', b]].map(([id, server]) => SimNode.provision((server as typeof a).url, store.adminToken, id as string)));
+const nodes = await Promise.all(
+  [
+    ['f1', a],
+    ['f2', b],
+  ].map(([id, server]) => SimNode.provision((server as typeof a).url, store.adminToken, id as string)),
+);
 t.teardown(() => nodes.forEach((n) => n.peer.socket.terminate()));
 
 /** Acknowledged versions of `s` per node; refused upserts are counted, not kept (their outcome is unknown). */
@@ -27,18 +32,24 @@ const acknowledged = new Map<string, string[]>(nodes.map((n) => [n.nodeId, []]))
 let version = 0;
 let refused = 0;
 async function upsertRound(): Promise<void> {
-  await Promise.all(nodes.map(async (node) => {
-    const v = String(++version);
-    node.services.set('s', v);
-    const reply = await node.upsert();
-    if (reply.ok === true) acknowledged.get(node.nodeId)?.push(v);
-    else if (reply.error?.code === 'unavailable') refused++;
-    else throw new Error(`upsert of ${node.nodeId}: ${JSON.stringify(reply.error)}`);
-  }));
+  await Promise.all(
+    nodes.map(async (node) => {
+      const v = String(++version);
+      node.services.set('s', v);
+      const reply = await node.upsert();
+      if (reply.ok === true) acknowledged.get(node.nodeId)?.push(v);
+      else if (reply.error?.code === 'unavailable') refused++;
+      else throw new Error(`upsert of ${node.nodeId}: ${JSON.stringify(reply.error)}`);
+    }),
+  );
 }
 
 const versionsIn = (watcher: ResumingWatcher, nodeId: string): Set<string> =>
-  new Set(watcher.events.filter((e) => e.node_id === nodeId).flatMap((e) => (e.services as Array<{ service_id: string; version: string }>).filter((s) => s.service_id === 's').map((s) => s.version)));
+  new Set(
+    watcher.events
+      .filter((e) => e.node_id === nodeId)
+      .flatMap((e) => (e.services as Array<{ service_id: string; version: string }>).filter((s) => s.service_id === 's').map((s) => s.version)),
+  );
 
 await t.test('the etcd leader killed under load: upserts pause and resume, nothing acknowledged is lost', async (tt) => {
   for (let i = 0; i < 5; i++) await upsertRound();
@@ -52,7 +63,10 @@ await t.test('the etcd leader killed under load: upserts pause and resume, nothi
   tt.ok(refused <= 10, `${refused} upserts refused (unavailable) during the election; the rest acknowledged`);
   for (const node of nodes) {
     const last = acknowledged.get(node.nodeId)?.at(-1) as string;
-    await waitFor(() => versionsIn(onA, node.nodeId).has(last) && versionsIn(onB, node.nodeId).has(last), { what: `${node.nodeId}@${last} on both watchers`, timeoutMs: 30_000 });
+    await waitFor(() => versionsIn(onA, node.nodeId).has(last) && versionsIn(onB, node.nodeId).has(last), {
+      what: `${node.nodeId}@${last} on both watchers`,
+      timeoutMs: 30_000,
+    });
     const missing = (acknowledged.get(node.nodeId) ?? []).filter((v) => !versionsIn(onA, node.nodeId).has(v));
     tt.same(missing, [], `every acknowledged upsert of ${node.nodeId} is an event (${acknowledged.get(node.nodeId)?.length} of them)`);
   }
@@ -74,16 +88,27 @@ await t.test('quorum lost: upserts answer unavailable, /readyz fails, reads stil
   const admin = await session(b.url, { token: store.adminToken }).catch(() => undefined);
   tt.notOk(admin, 'a new session cannot be checked (HTTP 503)');
   const listed = await onA.current?.call<{ nodes: Array<{ node_id: string }> }>('control.node_list');
-  tt.same(listed?.nodes.map((n) => n.node_id), ['f1', 'f2'], 'an open session still reads the catalog (from memory)');
+  tt.same(
+    listed?.nodes.map((n) => n.node_id),
+    ['f1', 'f2'],
+    'an open session still reads the catalog (from memory)',
+  );
 
   for (const member of killed) member.start();
   await cluster.waitHealthy();
-  await waitFor(async () => (await fetch(`${a.httpUrl}/readyz`)).status === 200 && (await fetch(`${b.httpUrl}/readyz`)).status === 200, { what: 'both servers ready again', timeoutMs: 60_000 });
+  await waitFor(async () => (await fetch(`${a.httpUrl}/readyz`)).status === 200 && (await fetch(`${b.httpUrl}/readyz`)).status === 200, {
+    what: 'both servers ready again',
+    timeoutMs: 60_000,
+  });
   node.services.set('s', 'after-outage');
   await waitFor(async () => (await node.upsert()).ok === true, { what: 'an upsert after the outage', timeoutMs: 30_000, intervalMs: 500 });
-  await waitFor(() => versionsIn(onA, 'f1').has('after-outage') && versionsIn(onB, 'f1').has('after-outage'), { what: 'its event on both watchers', timeoutMs: 30_000 });
+  await waitFor(() => versionsIn(onA, 'f1').has('after-outage') && versionsIn(onB, 'f1').has('after-outage'), {
+    what: 'its event on both watchers',
+    timeoutMs: 30_000,
+  });
   const all = historyOf(onA);
   tt.same(checkReference(all, { contiguous: false }), [], 'the history on A: increasing seqs, each once');
   tt.same(historyOf(onB), all, 'B saw the same history');
-  for (const watcher of [onA, onB]) tt.same(validateWatcher(watcher.sessions, all).problems, [], `${watcher.name}: a valid history through the leader kill and the outage`);
+  for (const watcher of [onA, onB])
+    tt.same(validateWatcher(watcher.sessions, all).problems, [], `${watcher.name}: a valid history through the leader kill and the outage`);
 });

@@ -19,5 +19,8 @@ t.test('a 3-member cluster: healthy, one leader, a killed leader is replaced', a
   await cluster.waitHealthy();
   t.ok(leader.isRunning, 'the killed member runs again and the cluster is healthy');
   await cluster.stopAll();
-  t.notOk(cluster.members.some((m) => m.isRunning), 'stopAll leaves nothing running');
+  t.notOk(
+    cluster.members.some((m) => m.isRunning),
+    'stopAll leaves nothing running',
+  );
 });

@@ -34,13 +34,25 @@ t.teardown(() => [refA, refB, deltaB, roaming, filtered].forEach((w) => w.close(
 await Promise.all([refA.connect(a.url), refB.connect(b.url), deltaB.connect(b.url), roaming.connect(a.url), filtered.connect(b.url)]);
 
 // n1, n2 have their tunnels on A; n3, n4 on B.
-const nodes = await Promise.all([['n1', a], ['n2', a], ['n3', b], ['n4', b]].map(([id, server]) => SimNode.provision((server as typeof a).url, store.adminToken, id as string)));
+const nodes = await Promise.all(
+  [
+    ['n1', a],
+    ['n2', a],
+    ['n3', b],
+    ['n4', b],
+  ].map(([id, server]) => SimNode.provision((server as typeof a).url, store.adminToken, id as string)),
+);
 t.teardown(() => nodes.forEach((n) => n.peer.socket.terminate()));
 const [n1, n2, n3, n4] = nodes as [SimNode, SimNode, SimNode, SimNode];
 
 /** Waits until both references have an event of `node` whose catalog has `serviceId` at `version`. */
 async function seen(node: SimNode, serviceId: string, version: string): Promise<void> {
-  const has = (w: ResumingWatcher): boolean => w.events.some((e) => e.node_id === node.nodeId && (e.services as Array<{ service_id: string; version: string }>).some((s) => s.service_id === serviceId && s.version === version));
+  const has = (w: ResumingWatcher): boolean =>
+    w.events.some(
+      (e) =>
+        e.node_id === node.nodeId &&
+        (e.services as Array<{ service_id: string; version: string }>).some((s) => s.service_id === serviceId && s.version === version),
+    );
   await waitFor(() => has(refA) && has(refB), { what: `both references see ${node.nodeId}/${serviceId}@${version}`, timeoutMs: 20_000 });
 }
 
@@ -73,7 +85,13 @@ await t.test('upserts through either server reach every watcher on both, in one 
   for (const watcher of [refA, refB, deltaB, roaming, filtered]) {
     // The delta watcher's events have another shape; the validator compares what both shapes share.
     const reference = watcher === deltaB ? historyOf(refA).map(({ services: _s, ...rest }) => rest as EmittedEvent) : all;
-    const sessions = watcher === deltaB ? watcher.sessions.map((s) => ({ ...s, frames: s.frames.map((f) => (f.type === 'control.node_service_event' ? { ...f, payload: withoutChanged(f.payload) } : f)) })) : watcher.sessions;
+    const sessions =
+      watcher === deltaB
+        ? watcher.sessions.map((s) => ({
+            ...s,
+            frames: s.frames.map((f) => (f.type === 'control.node_service_event' ? { ...f, payload: withoutChanged(f.payload) } : f)),
+          }))
+        : watcher.sessions;
     const report = validateWatcher(sessions, reference);
     tt.same(report.problems, [], `${watcher.name}: a valid history (${report.received.length} events over ${watcher.sessions.length} sessions)`);
   }
@@ -89,7 +107,10 @@ await t.test('a node credential acts only on its own node, on either server', as
   await seen(n1, 'moved', '1');
   const onA = await session(a.url, { token: store.adminToken });
   const doc = await onA.call<{ services: Array<{ service_id: string }>; state: string }>('control.node_get', { node_id: 'n1' });
-  tt.ok(doc.services.some((s) => s.service_id === 'moved'), 'A serves the catalog n1 wrote through B');
+  tt.ok(
+    doc.services.some((s) => s.service_id === 'moved'),
+    'A serves the catalog n1 wrote through B',
+  );
   tt.equal(doc.state, 'online', 'n1 is online');
   await onA.close();
   // Back to A, where it upserts once as any reconnect does.
@@ -101,8 +122,18 @@ await t.test('two servers changing one node at once: every change applies to the
   const [onA, onB] = await Promise.all([session(a.url, { token: store.adminToken }), session(b.url, { token: store.adminToken })]);
   const before = refA.events.length;
   const catalog = (i: number): ServiceDescriptor[] => [service('n2', 'shared', String(i)), service('n2', `only-${i}`, '1')];
-  const replies = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? onA : onB).call<{ service_delta: { changed: boolean }; services: Array<{ service_id: string; version: string }> }>('control.node_service_upsert', { node_id: 'n2', services: catalog(i) })));
-  tt.ok(replies.every((r) => r.service_delta.changed), 'each of the 16 upserts changed the catalog (each replaced the one before it)');
+  const replies = await Promise.all(
+    Array.from({ length: 16 }, (_, i) =>
+      (i % 2 === 0 ? onA : onB).call<{ service_delta: { changed: boolean }; services: Array<{ service_id: string; version: string }> }>(
+        'control.node_service_upsert',
+        { node_id: 'n2', services: catalog(i) },
+      ),
+    ),
+  );
+  tt.ok(
+    replies.every((r) => r.service_delta.changed),
+    'each of the 16 upserts changed the catalog (each replaced the one before it)',
+  );
   await waitFor(() => refA.events.length >= before + 16 && refB.events.length >= refA.events.length, { what: 'the 16 events on both references' });
   const events = refA.events.slice(before).filter((e) => e.node_id === 'n2');
   tt.equal(events.length, 16, 'one event each');
@@ -111,10 +142,13 @@ await t.test('two servers changing one node at once: every change applies to the
     if (index === 0) return;
     const previous = new Set((events[index - 1]?.services as Array<{ service_id: string }>).map((x) => x.service_id));
     const delta = event.service_delta as { removed: Array<{ service_id: string }>; added: Array<{ service_id: string }> };
-    tt.ok(delta.removed.every((r) => previous.has(r.service_id)) && delta.added.every((x) => !previous.has(x.service_id)), `event ${index + 1} (seq ${String(event.seq)}) applies to the one before it`);
+    tt.ok(
+      delta.removed.every((r) => previous.has(r.service_id)) && delta.added.every((x) => !previous.has(x.service_id)),
+      `event ${index + 1} (seq ${String(event.seq)}) applies to the one before it`,
+    );
   });
   const final = await onB.call<{ services: Array<{ service_id: string; version: string }> }>('control.node_get', { node_id: 'n2' });
-  tt.same(final.services, events.at(-1)?.services, 'the catalog is the last event\'s');
+  tt.same(final.services, events.at(-1)?.services, "the catalog is the last event's");
   const replanned = (await readFile(a.logFile, 'utf8')) + (await readFile(b.logFile, 'utf8'));
   tt.match(replanned, /upserting the catalog of node n2: the node changed meanwhile; planning again/, 'the servers did collide, and planned again');
   await Promise.all([onA.close(), onB.close()]);
@@ -131,21 +165,45 @@ await t.test('many changes at once through both servers: group commits, one seq 
   const replies: boolean[] = [];
   for (let round = 0; round < rounds; round++) {
     const via = round % 2 === 0 ? onA : onB;
-    replies.push(...(await Promise.all(nodes.map(async (node) => (await via.call<{ service_delta: { changed: boolean } }>('control.node_service_upsert', { node_id: node.nodeId, services: [service(node.nodeId, 'burst', String(round))] })).service_delta.changed))));
+    replies.push(
+      ...(await Promise.all(
+        nodes.map(
+          async (node) =>
+            (
+              await via.call<{ service_delta: { changed: boolean } }>('control.node_service_upsert', {
+                node_id: node.nodeId,
+                services: [service(node.nodeId, 'burst', String(round))],
+              })
+            ).service_delta.changed,
+        ),
+      )),
+    );
   }
   tt.ok(replies.every(Boolean), `each of the ${nodes.length * rounds} upserts changed its node's catalog`);
-  await waitFor(() => refA.events.length >= before + nodes.length * rounds && refB.events.length >= refA.events.length, { what: 'every burst event on both references' });
+  await waitFor(() => refA.events.length >= before + nodes.length * rounds && refB.events.length >= refA.events.length, {
+    what: 'every burst event on both references',
+  });
   const burst = historyOf(refA).slice(-nodes.length * rounds);
   tt.same(checkReference(historyOf(refA), { contiguous: false }), [], 'A: increasing seqs, each once');
   tt.same(historyOf(refB), historyOf(refA), 'B saw the same events with the same seqs');
   for (const node of nodes) {
     const versions = burst.filter((e) => e.node_id === node.nodeId).map((e) => (e.services as Array<{ version: string }>)[0]?.version);
-    tt.same(versions, Array.from({ length: rounds }, (_v, i) => String(i)), `${node.nodeId}: its ${rounds} changes, in order, none lost`);
+    tt.same(
+      versions,
+      Array.from({ length: rounds }, (_v, i) => String(i)),
+      `${node.nodeId}: its ${rounds} changes, in order, none lost`,
+    );
   }
   const perRevision = new Map<number, number>();
-  for (const e of burst) perRevision.set(Math.floor(e.seq as number / 1000), (perRevision.get(Math.floor(e.seq as number / 1000)) ?? 0) + 1);
-  tt.ok(burst.every((e) => (e.seq as number) % 1000 < 128), 'each seq is its revision × 1000 + its place among at most 128 changes');
-  tt.ok([...perRevision.values()].some((n) => n > 1), `some changes went together: ${burst.length} events in ${perRevision.size} revisions (seq = revision × 1000 + index)`);
+  for (const e of burst) perRevision.set(Math.floor((e.seq as number) / 1000), (perRevision.get(Math.floor((e.seq as number) / 1000)) ?? 0) + 1);
+  tt.ok(
+    burst.every((e) => (e.seq as number) % 1000 < 128),
+    'each seq is its revision × 1000 + its place among at most 128 changes',
+  );
+  tt.ok(
+    [...perRevision.values()].some((n) => n > 1),
+    `some changes went together: ${burst.length} events in ${perRevision.size} revisions (seq = revision × 1000 + index)`,
+  );
   await Promise.all([onA.close(), onB.close()]);
   // Each node publishes its own catalog again (the simulated node's idea of it).
   await Promise.all(nodes.map((node) => node.publish()));
@@ -161,7 +219,7 @@ await t.test('a catalog larger than etcd takes in one request: payload_too_large
     for (let i = 0; i < count; i++) n4.services.set(`big-${i}`, '1');
     const big = await n4.upsert({ filler: randomBytes(90_000).toString('base64') });
     tt.equal(big.error?.code, 'payload_too_large', `${count} × 120 KB refused: ${big.error?.message}`);
-    tt.match(big.error?.message, /(request is too large|received message larger than max).*--max-request-bytes.*nothing was written/, 'naming etcd\'s limit');
+    tt.match(big.error?.message, /(request is too large|received message larger than max).*--max-request-bytes.*nothing was written/, "naming etcd's limit");
   }
   n4.services.clear();
   for (const [id, version] of kept) n4.services.set(id, version);
@@ -189,11 +247,11 @@ await t.test('a relay through B reaches a node whose tunnel is on A: B finds A i
   tt.same([request.op, request.path, request.request_id], ['open', '/fs/data/a.txt', 'x-1'], 'the node got the operation, through A');
   await n1.peer.call('control.relay_reply', { relay_id: request.relay_id, ok: true, result: { fh: 7 } });
   const outcome = await reply;
-  tt.same(outcome.payload, { ok: true, result: { fh: 7 } }, 'the requester on B got the node\'s outcome');
+  tt.same(outcome.payload, { ok: true, result: { fh: 7 } }, "the requester on B got the node's outcome");
   tt.equal(n1.peer.frames.filter((f) => f.type === 'control.relay_request').length, 1, 'one request reached the node (at most once)');
   const released = n1.peer.next((f) => f.type === 'control.relay_session_closed');
   await onB.close();
-  tt.same((await released).payload, { session: request.session }, 'the requester\'s session ended on B: the node releases its handles');
+  tt.same((await released).payload, { session: request.session }, "the requester's session ended on B: the node releases its handles");
   const nowhere = await session(b.url, { token: store.adminToken });
   const lost = await nowhere.call<{ ok: boolean; errno: string }>('control.relay', { node_id: 'nobody', request_id: 'x-2', op: 'stat', path: '/fs' });
   tt.equal(lost.errno, 'EHOSTUNREACH', 'a node with no tunnel anywhere: EHOSTUNREACH at once');
@@ -201,11 +259,13 @@ await t.test('a relay through B reaches a node whose tunnel is on A: B finds A i
 });
 
 await t.test('metrics name their server', async (tt) => {
-  const ids = await Promise.all([a, b].map(async (server) => {
-    const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
-    tt.match(text, /^acheron_nodes\{state="online",server_id="[^"]+"\} 4$/m, `${server.httpUrl}: the shared catalog's 4 nodes`);
-    return /^acheron_nodes\{state="online",server_id="([^"]+)"\}/m.exec(text)?.[1];
-  }));
+  const ids = await Promise.all(
+    [a, b].map(async (server) => {
+      const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+      tt.match(text, /^acheron_nodes\{state="online",server_id="[^"]+"\} 4$/m, `${server.httpUrl}: the shared catalog's 4 nodes`);
+      return /^acheron_nodes\{state="online",server_id="([^"]+)"\}/m.exec(text)?.[1];
+    }),
+  );
   tt.equal(new Set(ids).size, 2, `two servers, two ids: ${ids.join(', ')}`);
 });
 
@@ -216,7 +276,14 @@ await t.test('a server killed: its nodes turn offline on the survivor after its 
   await n4.peer.call('control.relay_ready', { node_id: 'n4' });
   const asked = n4.peer.next((f) => f.type === 'control.relay_request');
   const onA = await session(a.url, { token: store.adminToken });
-  const pending = onA.request('control.relay', { node_id: 'n4', request_id: 'k-1', op: 'invoke', path: '/services/s0/control/invoke.json', data: 'e30=', size: 2 });
+  const pending = onA.request('control.relay', {
+    node_id: 'n4',
+    request_id: 'k-1',
+    op: 'invoke',
+    path: '/services/s0/control/invoke.json',
+    data: 'e30=',
+    size: 2,
+  });
   await asked;
   refB.serverGone();
   tt.equal((await b.kill9()).signal, 'SIGKILL', 'B died of SIGKILL');
@@ -224,16 +291,27 @@ await t.test('a server killed: its nodes turn offline on the survivor after its 
   tt.match((await pending).payload, { ok: false, errno: 'EHOSTUNREACH' }, 'the relay whose path died answers EHOSTUNREACH');
   tt.ok(Date.now() - killedAt < 5_000, `promptly (${Date.now() - killedAt} ms), not after its timeout`);
   await onA.close();
-  const offline = (): Set<string> => new Set(refA.events.slice(before).filter((e) => e.kind === 'offline').map((e) => e.node_id as string));
+  const offline = (): Set<string> =>
+    new Set(
+      refA.events
+        .slice(before)
+        .filter((e) => e.kind === 'offline')
+        .map((e) => e.node_id as string),
+    );
   await waitFor(() => offline().has('n3') && offline().has('n4'), { what: 'offline events of n3 and n4 on A', timeoutMs: 30_000 });
   tt.same([...offline()].sort(), ['n3', 'n4'], 'the nodes whose tunnels were on B, and only they, turned offline');
   const admin = await session(a.url, { token: store.adminToken });
-  const states = await Promise.all(['n1', 'n2', 'n3', 'n4'].map(async (id) => (await admin.call<{ state: string }>('control.node_get', { node_id: id })).state));
-  tt.same(states, ['online', 'online', 'offline', 'offline'], 'A\'s catalog agrees');
+  const states = await Promise.all(
+    ['n1', 'n2', 'n3', 'n4'].map(async (id) => (await admin.call<{ state: string }>('control.node_get', { node_id: id })).state),
+  );
+  tt.same(states, ['online', 'online', 'offline', 'offline'], "A's catalog agrees");
   await n3.reconnect(a.url);
   tt.equal(await n3.publish(), false, 'n3 reconnects to A: its catalog is unchanged');
   await waitFor(async () => (await admin.call<{ state: string }>('control.node_get', { node_id: 'n3' })).state === 'online', { what: 'n3 online again' });
-  tt.ok(refA.events.slice(before).some((e) => e.node_id === 'n3' && e.kind === 'online'), 'with an online event');
+  tt.ok(
+    refA.events.slice(before).some((e) => e.node_id === 'n3' && e.kind === 'online'),
+    'with an online event',
+  );
   await admin.close();
 });
 

@@ -10,7 +10,10 @@ import { waitFor } from '../helpers/process.js';
 
 const cluster = await startEtcd(t);
 const stores = async (prefix: string): Promise<[EtcdTokenStore, EtcdTokenStore]> => {
-  const [one, two] = [new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix })), new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix }))];
+  const [one, two] = [
+    new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix })),
+    new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix })),
+  ];
   t.teardown(async () => void (await Promise.all([one.close(), two.close()])));
   return [one, two];
 };
@@ -35,7 +38,11 @@ t.test('rotate admin makes the first admin token; the last admin token cannot be
   t.equal(await one.authenticate(first.token), undefined, 'the old secret is gone');
   await t.rejects(two.revoke('admin'), { message: 'refusing to revoke the last admin token (rotate it instead)' });
   await t.rejects(two.revoke('nobody'), { message: 'no token "nobody" (see acheron token list)' });
-  t.same((await one.list()).map((e) => [e.id, e.role]), [['admin', 'admin']], 'one admin token, listed without its secret');
+  t.same(
+    (await one.list()).map((e) => [e.id, e.role]),
+    [['admin', 'admin']],
+    'one admin token, listed without its secret',
+  );
 });
 
 t.test('a token made on one store counts on the other at once; revoked, at once no more; a follower is told', async (t) => {
@@ -52,23 +59,29 @@ t.test('a token made on one store counts on the other at once; revoked, at once 
   t.ok(told >= 2, `the follower was told of both changes (${told})`);
 });
 
-t.test('while a follower\'s copy lags, a new token\'s session is not taken for revoked: a read decides', async (t) => {
+t.test("while a follower's copy lags, a new token's session is not taken for revoked: a read decides", async (t) => {
   const trio = await startEtcd(t, { members: 3 });
-  const [one, two] = [new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' })), new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' }))];
+  const [one, two] = [
+    new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' })),
+    new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' })),
+  ];
   t.teardown(async () => void (await Promise.all([one.close(), two.close()])));
   let told = 0;
   await two.follow(() => told++);
   // Only `two` watches: the member with a watch stream serves it. Stopped, it leaves the watch silent.
-  const serving = await waitFor(async () => {
-    const streams = await Promise.all(trio.members.map((m) => memberGauge(m, 'etcd_debugging_mvcc_watch_stream_total')));
-    return trio.members.find((_m, i) => (streams[i] ?? 0) > 0);
-  }, { what: 'the member serving the watch' });
+  const serving = await waitFor(
+    async () => {
+      const streams = await Promise.all(trio.members.map((m) => memberGauge(m, 'etcd_debugging_mvcc_watch_stream_total')));
+      return trio.members.find((_m, i) => (streams[i] ?? 0) > 0);
+    },
+    { what: 'the member serving the watch' },
+  );
   serving.pause();
   t.teardown(() => serving.resume());
   const made = await one.createUser('w', null);
   t.ok(await two.isCurrent(made.id, made.token), 'current, by a read on another member');
   t.notOk(await two.isCurrent(made.id, 'ach_user_wrong'), 'another secret is still not current');
-  t.equal(told, 0, 'the follower\'s copy had not seen the new token (the case under test)');
+  t.equal(told, 0, "the follower's copy had not seen the new token (the case under test)");
   serving.resume();
   await waitFor(() => told > 0, { what: 'the follower to catch up', timeoutMs: 30_000 });
 });

@@ -38,12 +38,14 @@ function watchInto(connection: EtcdConnection, prefix: string, from: bigint, rec
 async function putMany(client: Etcd3, prefix: string, count: number, value = 'v'): Promise<{ first: bigint; last: bigint }> {
   const first = BigInt((await client.put(`${prefix}0`).value(value).exec()).header.revision);
   let next = 1;
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next < count) {
-      const i = next++;
-      await client.put(`${prefix}${i}`).value(value).exec();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < count) {
+        const i = next++;
+        await client.put(`${prefix}${i}`).value(value).exec();
+      }
+    }),
+  );
   return { first, last: BigInt((await client.get(prefix).exec()).header.revision) };
 }
 
@@ -62,10 +64,13 @@ t.test('a watch catching up on history resumes after its member is killed, losin
   // All watches of a client share one stream: an idle one first shows which member serves it.
   const idle = watchInto(reader, '/idle/', from, { changes: [], compacted: [], states: [] });
   t.teardown(() => idle.close());
-  const serving = await waitFor(async () => {
-    const streams = await Promise.all(cluster.members.map((m) => memberGauge(m, 'etcd_debugging_mvcc_watch_stream_total')));
-    return cluster.members.find((_m, i) => (streams[i] ?? 0) > 0);
-  }, { what: 'the member serving the watch stream' });
+  const serving = await waitFor(
+    async () => {
+      const streams = await Promise.all(cluster.members.map((m) => memberGauge(m, 'etcd_debugging_mvcc_watch_stream_total')));
+      return cluster.members.find((_m, i) => (streams[i] ?? 0) > 0);
+    },
+    { what: 'the member serving the watch stream' },
+  );
   const recorder: Recorder = { changes: [], compacted: [], states: [] };
   let killed: { member: EtcdMember; delivered: number } | undefined;
   recorder.onFirstBatch = () => {
@@ -77,7 +82,11 @@ t.test('a watch catching up on history resumes after its member is killed, losin
   t.ok(killed, 'the member serving the stream was killed');
   t.ok((killed?.delivered ?? count) < count, `killed mid catch-up: ${killed?.delivered} of ${count} changes delivered when it was gone`);
   t.ok(recorder.states.includes(false), 'the break was reported');
-  t.same(recorder.changes.map((c) => c.modRevision), revisions(from, last), `every revision from ${from} to ${last} once, in order, none missing`);
+  t.same(
+    recorder.changes.map((c) => c.modRevision),
+    revisions(from, last),
+    `every revision from ${from} to ${last} once, in order, none missing`,
+  );
   t.equal(new Set(recorder.changes.map((c) => c.key)).size, 3_000, 'every key written');
   t.same(recorder.compacted, [], 'no compaction reported');
   await watch.close();
@@ -113,7 +122,11 @@ t.test('compaction: a watch from a compacted revision, or one whose resume revis
   await admin.client.kv.compact({ revision: String(later), physical: true });
   proxy.restore();
   await waitFor(() => cut.compacted.length > 0, { what: 'the compaction report after the cut', timeoutMs: 30_000 });
-  t.same(cut.changes.map((c) => c.key), ['/d/seen'], 'the missed change was not invented');
+  t.same(
+    cut.changes.map((c) => c.key),
+    ['/d/seen'],
+    'the missed change was not invented',
+  );
   t.ok((cut.compacted[0]?.fromRevision ?? 0n) > head, 'naming the resume revision');
 });
 
@@ -130,7 +143,11 @@ t.test('a mirror lists again after a compaction and reports each difference', as
   t.teardown(() => mirror.close());
   const seen: Array<[string, number | undefined]> = [];
   mirror.onChange((changes) => seen.push(...changes.map((c): [string, number | undefined] => [c.key, c.after?.v])));
-  t.same([...mirror.values()].map((v) => v.v), [1, 1, 1], 'listed');
+  t.same(
+    [...mirror.values()].map((v) => v.v),
+    [1, 1, 1],
+    'listed',
+  );
 
   await admin.client.put('/m/live').value('{"v":2}').exec();
   await waitFor(() => mirror.get('live')?.v === 2, { what: 'a live change' });
@@ -142,12 +159,24 @@ t.test('a mirror lists again after a compaction and reports each difference', as
   await admin.client.kv.compact({ revision: String(head), physical: true });
   proxy.restore();
   await waitFor(() => mirror.get('new')?.v === 4 && mirror.revision >= head, { what: 'the mirror after the compaction', timeoutMs: 30_000 });
-  t.same(Object.fromEntries(['keep', 'change', 'drop', 'live', 'new'].map((k) => [k, mirror.get(k)?.v])), { keep: 1, change: 3, drop: undefined, live: 2, new: 4 }, 'the mirror matches etcd');
-  t.same(seen.slice(1).sort(), [['change', 3], ['drop', undefined], ['new', 4]], 'every difference reported once');
+  t.same(
+    Object.fromEntries(['keep', 'change', 'drop', 'live', 'new'].map((k) => [k, mirror.get(k)?.v])),
+    { keep: 1, change: 3, drop: undefined, live: 2, new: 4 },
+    'the mirror matches etcd',
+  );
+  t.same(
+    seen.slice(1).sort(),
+    [
+      ['change', 3],
+      ['drop', undefined],
+      ['new', 4],
+    ],
+    'every difference reported once',
+  );
   t.same(seen[0], ['live', 2], 'after the live change');
 });
 
-t.test('a catch-up response above grpc-js\'s 4 MiB default is received', async (t) => {
+t.test("a catch-up response above grpc-js's 4 MiB default is received", async (t) => {
   const cluster = await startEtcd(t);
   const connection = await openEtcd(t, cluster.endpoints);
   // 1200 revisions of 6 KiB: the first response (1000 revisions) holds about 6 MiB.
@@ -156,5 +185,9 @@ t.test('a catch-up response above grpc-js\'s 4 MiB default is received', async (
   const watch = watchInto(connection, '/big/', first, recorder);
   t.teardown(() => watch.close());
   await waitFor(() => recorder.changes.length >= Number(last - first + 1n), { what: 'every change', timeoutMs: 30_000 });
-  t.same(recorder.changes.map((c) => c.modRevision), revisions(first, last), 'all delivered, once, in order');
+  t.same(
+    recorder.changes.map((c) => c.modRevision),
+    revisions(first, last),
+    'all delivered, once, in order',
+  );
 });

@@ -33,7 +33,11 @@ t.test('guarded writes from two clients at once never lose an update', async (t)
   const [fromA, fromB] = await Promise.all([run(a), run(b)]);
   const final = storedObject((await a.client.get('/counter').exec()).kvs[0]?.value ?? Buffer.from('{}'))?.object.n;
   t.equal(final, 2 * perClient, 'every increment counted');
-  t.same([...fromA, ...fromB].sort((x, y) => x - y), Array.from({ length: 2 * perClient }, (_v, i) => i + 1), 'each client saw its own increments, no value twice');
+  t.same(
+    [...fromA, ...fromB].sort((x, y) => x - y),
+    Array.from({ length: 2 * perClient }, (_v, i) => i + 1),
+    'each client saw its own increments, no value twice',
+  );
 });
 
 t.test('a guarded txn whose guard fails because its own first attempt committed reports committed', async (t) => {
@@ -53,14 +57,17 @@ t.test('quorum lost: writes are refused with unavailable within a bound; they wo
   const cluster = await startEtcd(t, { members: 3 });
   const connection = await openEtcd(t, cluster.endpoints);
   const { revision } = await increment(connection, '/q');
-  const [m1, m2] = cluster.members as [typeof cluster.members[0], typeof cluster.members[0]];
+  const [m1, m2] = cluster.members as [(typeof cluster.members)[0], (typeof cluster.members)[0]];
   await Promise.all([m1.kill9(), m2.kill9()]);
   for (const [what, attempt] of [
     ['a read-modify-write', () => increment(connection, '/q')],
     ['a guarded write', () => commitGuarded(connection, 'guarded write', [{ key: '/q', modRevision: revision }], [{ key: '/q', value: { n: 100 } }])],
   ] as const) {
     const started = Date.now();
-    const refusal = await attempt().then(() => undefined, (error: unknown) => error);
+    const refusal = await attempt().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     const tookMs = Date.now() - started;
     t.type(refusal, ProtocolError, `${what}: refused, not acknowledged`);
     t.equal((refusal as ProtocolError).code, 'unavailable', `${what}: code unavailable: ${(refusal as Error).message}`);
@@ -78,7 +85,10 @@ t.test('quorum lost: writes are refused with unavailable within a bound; they wo
 t.test('etcd unreachable at start: an error naming the endpoints, within the start-up bound', async (t) => {
   const endpoints = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
   const started = Date.now();
-  const error = await EtcdConnection.open({ endpoints, prefix: '/x/', callTimeoutMs: 500, startTimeoutMs: 1_000 }, pino({ level: 'silent' })).then(() => undefined, (e: unknown) => e as Error);
+  const error = await EtcdConnection.open({ endpoints, prefix: '/x/', callTimeoutMs: 500, startTimeoutMs: 1_000 }, pino({ level: 'silent' })).then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
   t.ok(error, 'refused');
   t.match(error?.message, `etcd unreachable at ${endpoints.join(',')}`, 'naming the endpoints');
   t.ok(Date.now() - started < 15_000, `gave up in ${Date.now() - started} ms`);

@@ -14,11 +14,17 @@ import { waitFor } from '../helpers/process.js';
 async function replayed(peer: RawPeer, request: Record<string, unknown>): Promise<{ head: number; seqs: number[] }> {
   const ack = await peer.request('control.node_service_watch', request);
   if (ack.ok !== true) throw new Error(`watch ${JSON.stringify(request)} refused: ${JSON.stringify(ack.error)}`);
-  const frames = await waitFor(() => {
-    const all = watchFrames(peer, ack);
-    return all.some((f) => f.type === 'control.node_service_watch_synced') && all;
-  }, { what: `watch ${JSON.stringify(request)} synced` });
-  return { head: (ack.payload as { head_seq: number }).head_seq, seqs: frames.filter((f) => f.type === 'control.node_service_event').map((f) => (f.payload as { seq: number }).seq) };
+  const frames = await waitFor(
+    () => {
+      const all = watchFrames(peer, ack);
+      return all.some((f) => f.type === 'control.node_service_watch_synced') && all;
+    },
+    { what: `watch ${JSON.stringify(request)} synced` },
+  );
+  return {
+    head: (ack.payload as { head_seq: number }).head_seq,
+    seqs: frames.filter((f) => f.type === 'control.node_service_event').map((f) => (f.payload as { seq: number }).seq),
+  };
 }
 
 t.test('a torn last line of an event watchers saw: its seq is never reused; resuming from before it gets resync_required', async (tt) => {
@@ -33,7 +39,10 @@ t.test('a torn last line of an event watchers saw: its seq is never reused; resu
   }
   // seq 1 is the join (online), 2..4 the upserts; the reference saw all four.
   await reference.reach(4);
-  tt.same(historyOf(reference).map((e) => e.seq), [1, 2, 3, 4]);
+  tt.same(
+    historyOf(reference).map((e) => e.seq),
+    [1, 2, 3, 4],
+  );
 
   // A crash, and storage that kept only part of the last line (what the watchers saw as seq 4).
   tt.equal((await control.kill9()).signal, 'SIGKILL');
@@ -68,14 +77,22 @@ t.test('a torn last line of an event watchers saw: its seq is never reused; resu
   tt.same((await replayed(peer, { since_seq: 5 })).seqs, [6], 'since_seq 5 (the head after the restart) resumes normally');
   const relist = await peer.request('control.node_service_watch', { since_seq: reference.position as number });
   tt.equal(relist.error?.code, 'resync_required', `the reference, resuming after seq ${String(reference.position)}, is told to relist`);
-  tt.same((await peer.call<{ services: Array<{ version: string }> }>('control.node_service_get', { node_id: 'torn' })).services.map((s) => s.version), ['4'], 'the catalog has the new upsert');
+  tt.same(
+    (await peer.call<{ services: Array<{ version: string }> }>('control.node_service_get', { node_id: 'torn' })).services.map((s) => s.version),
+    ['4'],
+    'the catalog has the new upsert',
+  );
 
   // The loss is on disk: a clean restart keeps refusing resumes from before it and keeps counting up.
   await peer.close();
   reference.close();
   control = await control.restart();
   const after = await session(control.url, { token: control.adminToken });
-  tt.equal((await after.request('control.node_service_watch', { since_seq: 4 })).error?.code, 'resync_required', 'after a clean restart: since_seq 4 still resync_required');
+  tt.equal(
+    (await after.request('control.node_service_watch', { since_seq: 4 })).error?.code,
+    'resync_required',
+    'after a clean restart: since_seq 4 still resync_required',
+  );
   tt.equal((await after.request('control.node_service_watch', { since_seq: 6 })).ok, true, 'since_seq 6 resumes');
   await node.reconnect(control.url);
   node.services.set('svc', '5');

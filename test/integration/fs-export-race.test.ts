@@ -107,19 +107,21 @@ await t.test('a symlink swapped in after the check never leads an operation out 
     const [done, seen, sizes] = accessor.stdout.trim().split(' ').map(Number);
     operations += done ?? 0;
     tt.equal(seen, 0, 'the secret was never read');
-    tt.equal(sizes, 0, 'the secret was never stat\'ed');
+    tt.equal(sizes, 0, "the secret was never stat'ed");
   }
   tt.ok(swaps > 100 && operations > 500, `the race ran: ${swaps} swap rounds, ${operations} operations`);
   tt.comment(`export race: ${swaps} swap rounds, ${operations} operations through the mount`);
   const after = await stat(secret);
-  tt.ok((await readFile(secret)).equals(SECRET), 'the outside file\'s content is unchanged');
+  tt.ok((await readFile(secret)).equals(SECRET), "the outside file's content is unchanged");
   tt.equal(after.mode & 0o7777, 0o640, 'its mode is unchanged');
   tt.equal(after.mtimeMs, 1_000_000_000, 'its mtime is unchanged');
 });
 
 await t.test('links inside the export keep working, the directory link included', async (tt) => {
   await writeFile(join(exported, 'real', 'victim'), 'inside\n');
-  const r = await sh(`rm -f ${q(join(exported, 'd'))} && ln -s real ${q(join(exported, 'd'))} && cat ${q(join(node.mount, 'fs', 'data', 'd', 'victim'))} && echo more >> ${q(join(node.mount, 'fs', 'data', 'd', 'victim'))} && chmod 600 ${q(join(node.mount, 'fs', 'data', 'd', 'victim'))}`);
+  const r = await sh(
+    `rm -f ${q(join(exported, 'd'))} && ln -s real ${q(join(exported, 'd'))} && cat ${q(join(node.mount, 'fs', 'data', 'd', 'victim'))} && echo more >> ${q(join(node.mount, 'fs', 'data', 'd', 'victim'))} && chmod 600 ${q(join(node.mount, 'fs', 'data', 'd', 'victim'))}`,
+  );
   tt.equal(r.code, 0, r.stderr.trim());
   tt.equal(r.stdout, 'inside\n');
   tt.equal(await readFile(join(exported, 'real', 'victim'), 'utf8'), 'inside\nmore\n');

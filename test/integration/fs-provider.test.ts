@@ -30,7 +30,11 @@ await t.test('fs/ lists the exports and reads files', async (tt) => {
   tt.equal(await readText(join(fs, 'ro', 'readme.txt')), 'read only\n');
   tt.equal(await readText(join(fs, 'data', 'notes.txt')), 'first line\n');
   const services = await readJson<Array<{ service_id: string; kind: string; path: string }>>(join(node.mount, 'SERVICES.json'));
-  tt.same(services.find((s) => s.service_id === 'fs'), { service_id: 'fs', kind: 'fs', state: 'online', path: 'fs' }, 'fs is in SERVICES.json');
+  tt.same(
+    services.find((s) => s.service_id === 'fs'),
+    { service_id: 'fs', kind: 'fs', state: 'online', path: 'fs' },
+    'fs is in SERVICES.json',
+  );
 });
 
 await t.test('changes inside a :rw export reach the real directory', async (tt) => {
@@ -106,13 +110,35 @@ await t.test('terminal-t1: argv and command payloads', async (tt) => {
     tt.equal(r.code, 0, `invoke ${JSON.stringify(payload)}: ${r.stderr.trim()}`);
     return readJson(join(dir, 'result.json'));
   };
-  tt.same(await invoke({ argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] }), {
-    service: 'terminal', terminal_id: 't1', operation: 'exec', ok: false, state: 'exited', exit_code: 3, stdout: 'out\n', stderr: 'err\n',
-  }, 'argv: a non-zero exit is a result, not a failure');
+  tt.same(
+    await invoke({ argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] }),
+    {
+      service: 'terminal',
+      terminal_id: 't1',
+      operation: 'exec',
+      ok: false,
+      state: 'exited',
+      exit_code: 3,
+      stdout: 'out\n',
+      stderr: 'err\n',
+    },
+    'argv: a non-zero exit is a result, not a failure',
+  );
   tt.equal((await readJson(join(dir, 'status.json'))).state, 'ok');
-  tt.same(await invoke({ command: 'pwd; echo $((2 + 3))', cwd: base }), {
-    service: 'terminal', terminal_id: 't1', operation: 'exec', ok: true, state: 'exited', exit_code: 0, stdout: `${base}\n5\n`, stderr: '',
-  }, 'command runs under /bin/sh -c in cwd');
+  tt.same(
+    await invoke({ command: 'pwd; echo $((2 + 3))', cwd: base }),
+    {
+      service: 'terminal',
+      terminal_id: 't1',
+      operation: 'exec',
+      ok: true,
+      state: 'exited',
+      exit_code: 0,
+      stdout: `${base}\n5\n`,
+      stderr: '',
+    },
+    'command runs under /bin/sh -c in cwd',
+  );
   const capped = await invoke({ argv: ['sh', '-c', 'yes | head -c 100000'], max_output_bytes: 1000 });
   tt.equal(capped.state, 'terminated', 'past max_output_bytes the command is killed');
   tt.ok((capped.stdout as string).length <= 1000, 'and its output is capped');
@@ -126,7 +152,9 @@ await t.test('terminal-t1: argv and command payloads', async (tt) => {
 await t.test('an export that contains the mount point is rejected at start-up', async (tt) => {
   const dir = await tempDir(tt);
   const mount = join(dir, 'inner', 'mnt');
-  const r = await sh(`exec node ${q(ACHERON)} node --node-id loop --mount ${q(mount)} --export ${q(`all=${dir}`)} --state-file ${q(join(dir, 'state.json'))}`, { timeoutMs: 30_000 });
+  const r = await sh(`exec node ${q(ACHERON)} node --node-id loop --mount ${q(mount)} --export ${q(`all=${dir}`)} --state-file ${q(join(dir, 'state.json'))}`, {
+    timeoutMs: 30_000,
+  });
   tt.equal(r.code, 1, 'exit 1');
   tt.match(r.stderr, `--export all=${dir}: contains the mount point ${mount}`, r.stderr.trim());
   tt.equal(r.stderr.trim().split('\n').length, 1, 'one line');
@@ -141,5 +169,9 @@ await t.test('--no-fs-service: no fs/ and no fs entry', async (tt) => {
   const gone = await sh(`ls ${q(join(bare.mount, 'fs'))}`);
   tt.match(gone.stderr, /No such file or directory/, 'fs/ is ENOENT');
   const services = await readJson<Array<{ service_id: string }>>(join(bare.mount, 'SERVICES.json'));
-  tt.same(services.map((s) => s.service_id), ['terminal-t2'], 'SERVICES.json has no fs entry');
+  tt.same(
+    services.map((s) => s.service_id),
+    ['terminal-t2'],
+    'SERVICES.json has no fs entry',
+  );
 });

@@ -24,17 +24,20 @@ const node = await startNode(t, {
   manifests: [manifest('cat', 'cat', { permissions: { allow_roles: ['admin'], default: 'deny-by-default' } })],
   args: ['--control-url', control.url, '--join-token-file', tokenFile, '--export', `data=${exported}:rw`],
 });
-await waitFor(async () => {
-  const client = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 5_000 });
-  try {
-    const doc = await client.request<{ services: Array<{ service_id: string }> }>('control.node_get', { node_id: NODE_ID });
-    return doc.services.some((s) => s.service_id === 'cat');
-  } catch {
-    return false;
-  } finally {
-    client.terminate();
-  }
-}, { what: 'the node catalog on the server', timeoutMs: 20_000 });
+await waitFor(
+  async () => {
+    const client = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 5_000 });
+    try {
+      const doc = await client.request<{ services: Array<{ service_id: string }> }>('control.node_get', { node_id: NODE_ID });
+      return doc.services.some((s) => s.service_id === 'cat');
+    } catch {
+      return false;
+    } finally {
+      client.terminate();
+    }
+  },
+  { what: 'the node catalog on the server', timeoutMs: 20_000 },
+);
 const world = await startWorld(t, { url: control.url, token: control.adminToken });
 
 const mounts = [
@@ -76,9 +79,13 @@ await t.test('one errno mapping: the node mount and WorldFS answer a failure ali
   await copyFile('/bin/sleep', busy);
   const running = spawn(busy, ['60'], { stdio: 'ignore' });
   tt.teardown(() => void running.kill('SIGKILL'));
-  await waitFor(async () => (await readFile(`/proc/${running.pid}/cmdline`, 'utf8').catch(() => '')).startsWith(busy), { what: 'the program from the export running' });
+  await waitFor(async () => (await readFile(`/proc/${running.pid}/cmdline`, 'utf8').catch(() => '')).startsWith(busy), {
+    what: 'the program from the export running',
+  });
   const errnoOf = async (path: string, how: string): Promise<string> => {
-    const r = await sh(`python3 -c ${q(`import errno, sys\ntry:\n    ${how}\n    print("OK")\nexcept OSError as e:\n    print(errno.errorcode[e.errno])`)} ${q(path)}`);
+    const r = await sh(
+      `python3 -c ${q(`import errno, sys\ntry:\n    ${how}\n    print("OK")\nexcept OSError as e:\n    print(errno.errorcode[e.errno])`)} ${q(path)}`,
+    );
     return r.stdout.trim();
   };
   const cases: Array<[string, string, string]> = [

@@ -69,7 +69,10 @@ await t.test('SPEC §3: a payload over max_input_bytes gets EFBIG on the write t
   // Two writes below the limit, then one that crosses it, one more, and close().
   const steps = await sh(`python3 -c ${q(OVER_LIMIT)} ${q(invokeLimited)} 100000 90000 20000 10`);
   tt.same(steps.stdout.trim().split('\n'), ['write 100000', 'write 90000', 'write EFBIG', 'write EFBIG', 'close EFBIG'], steps.stderr.trim());
-  tt.match(await readText(join(limited, 'last_error.txt')), /^EFBIG: control\/invoke\.json: payload of 210000 bytes or more exceeds runtime\.max_input_bytes \(200000 bytes\)\n$/);
+  tt.match(
+    await readText(join(limited, 'last_error.txt')),
+    /^EFBIG: control\/invoke\.json: payload of 210000 bytes or more exceeds runtime\.max_input_bytes \(200000 bytes\)\n$/,
+  );
   tt.match(await readJson(join(limited, 'status.json')), { state: 'error', errno: 'EFBIG', error: /max_input_bytes/ });
 
   // One write(2) larger than a FUSE write (128 KiB): the kernel splits it, the part below the limit

@@ -101,11 +101,17 @@ await t.test('runtime.jobs_keep: 2 keeps only the last two; a pruned job is ENOE
 
 await t.test('jobs/<id>/cancel kills only that job', async (tt) => {
   const writers = [1, 2].map((n) => sh(`/bin/echo '{"w":${n}}' > ${q(file('hang', 'control/invoke.json'))}`, { timeoutMs: 40_000 }));
-  const ids = await waitFor(async () => {
-    const listed = await jobIds('hang');
-    return listed.length === 2 && listed;
-  }, { what: 'two hang jobs' });
-  await waitFor(async () => (await jobStatus('hang', ids[0] as string)).state === 'running' && (await jobStatus('hang', ids[1] as string)).state === 'running', { what: 'both jobs to run' });
+  const ids = await waitFor(
+    async () => {
+      const listed = await jobIds('hang');
+      return listed.length === 2 && listed;
+    },
+    { what: 'two hang jobs' },
+  );
+  await waitFor(
+    async () => (await jobStatus('hang', ids[0] as string)).state === 'running' && (await jobStatus('hang', ids[1] as string)).state === 'running',
+    { what: 'both jobs to run' },
+  );
   tt.equal((await readJson<{ running: number }>(file('hang', 'status.json'))).running, 2);
 
   const [first, second] = ids as [string, string];

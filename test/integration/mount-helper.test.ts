@@ -44,8 +44,15 @@ async function setup(tt: Test, manifestText?: string): Promise<Setup> {
   const servicesDir = join(dir, 'services.d');
   await mkdir(mount);
   await mkdir(servicesDir);
-  await writeFile(join(servicesDir, 'echo.json'), manifestText ?? JSON.stringify({ service_id: 'echo', kind: 'test', runtime: { type: 'native_proc', executable_path: join(DRIVERS, 'echo') } }));
-  if (manifestText === undefined) await writeFile(join(servicesDir, 'whoami.json'), JSON.stringify({ service_id: 'whoami', kind: 'test', runtime: { type: 'native_proc', executable_path: '/usr/bin/id' } }));
+  await writeFile(
+    join(servicesDir, 'echo.json'),
+    manifestText ?? JSON.stringify({ service_id: 'echo', kind: 'test', runtime: { type: 'native_proc', executable_path: join(DRIVERS, 'echo') } }),
+  );
+  if (manifestText === undefined)
+    await writeFile(
+      join(servicesDir, 'whoami.json'),
+      JSON.stringify({ service_id: 'whoami', kind: 'test', runtime: { type: 'native_proc', executable_path: '/usr/bin/id' } }),
+    );
   const fstab = join(dir, 'fstab');
   await writeFile(fstab, await readFile('/etc/fstab', 'utf8').catch(() => ''));
   tt.teardown(async () => {
@@ -68,9 +75,15 @@ function inNamespace(fstab: string, script: string): Promise<ShResult> {
 
 await t.test('an fstab line: mount <dir>, use the tree, umount stops the daemon', async (tt) => {
   const s = await setup(tt);
-  await writeFile(s.fstab, `node ${s.mount} fuse.acheron services_dir=${s.servicesDir},node_id=fstab-node,log_file=${s.logFile},state_file=${s.stateFile},noauto 0 0\n`, { flag: 'a' });
+  await writeFile(
+    s.fstab,
+    `node ${s.mount} fuse.acheron services_dir=${s.servicesDir},node_id=fstab-node,log_file=${s.logFile},state_file=${s.stateFile},noauto 0 0\n`,
+    { flag: 'a' },
+  );
   const m = q(s.mount);
-  const run = await inNamespace(s.fstab, `
+  const run = await inNamespace(
+    s.fstab,
+    `
     mount ${m} || exit 10
     cat ${m}/NODE.json > ${q(join(s.dir, 'node.json'))} || exit 11
     /bin/echo '{"msg":"fstab"}' > ${m}/services/echo/control/invoke.json || exit 12
@@ -80,12 +93,17 @@ await t.test('an fstab line: mount <dir>, use the tree, umount stops the daemon'
     grep -q " ${s.mount} " /proc/self/mountinfo || exit 14
     umount ${m} || exit 15
     grep -q " ${s.mount} " /proc/self/mountinfo && exit 16
-    exit 0`);
+    exit 0`,
+  );
   tt.equal(run.code, 0, `every step worked (${run.stderr.trim()})`);
   const nodeDoc = JSON.parse(await readFile(join(s.dir, 'node.json'), 'utf8')) as { node_id: string; pid: number; mount: string };
   tt.equal(nodeDoc.node_id, 'fstab-node', 'NODE.json shows the node_id from fstab');
   tt.equal(nodeDoc.mount, s.mount);
-  tt.same((JSON.parse(await readFile(join(s.dir, 'result.json'), 'utf8')) as { echo: unknown }).echo, { msg: 'fstab' }, 'an invoke through the fstab mount works');
+  tt.same(
+    (JSON.parse(await readFile(join(s.dir, 'result.json'), 'utf8')) as { echo: unknown }).echo,
+    { msg: 'fstab' },
+    'an invoke through the fstab mount works',
+  );
   tt.match(await readFile(join(s.dir, 'whoami.txt'), 'utf8'), /^uid=65534\(nobody\)/, 'drivers of an fstab mount run as nobody by default (SPEC §4)');
   await waitFor(async () => !(await alive(nodeDoc.pid)), { what: `daemon ${nodeDoc.pid} to exit after umount` });
   tt.pass('the daemon exited after umount');
@@ -97,28 +115,41 @@ await t.test('an fstab line: mount <dir>, use the tree, umount stops the daemon'
 await t.test('mount -t fuse.acheron node <dir> -o ...', async (tt) => {
   const s = await setup(tt);
   const m = q(s.mount);
-  const run = await inNamespace(s.fstab, `
+  const run = await inNamespace(
+    s.fstab,
+    `
     mount -t fuse.acheron node ${m} -o services_dir=${s.servicesDir},node_id=x,log_file=${s.logFile},state_file=${s.stateFile},frobnicate=1 || exit 10
     cat ${m}/NODE.json > ${q(join(s.dir, 'node.json'))} || exit 11
     cat ${m}/SERVICES.json > ${q(join(s.dir, 'services.json'))} || exit 12
-    umount ${m} || exit 13`);
+    umount ${m} || exit 13`,
+  );
   tt.equal(run.code, 0, `mount, read, umount (${run.stderr.trim()})`);
   tt.match(run.stderr, /unknown mount option frobnicate=1/, 'an unknown option gets a warning');
   const nodeDoc = JSON.parse(await readFile(join(s.dir, 'node.json'), 'utf8')) as { node_id: string; pid: number };
   tt.equal(nodeDoc.node_id, 'x');
   const services = JSON.parse(await readFile(join(s.dir, 'services.json'), 'utf8')) as Array<{ service_id: string }>;
-  tt.ok(services.some((x) => x.service_id === 'echo'), 'services_dir was loaded');
+  tt.ok(
+    services.some((x) => x.service_id === 'echo'),
+    'services_dir was loaded',
+  );
   await waitFor(async () => !(await alive(nodeDoc.pid)), { what: `daemon ${nodeDoc.pid} to exit after umount` });
   tt.pass('the daemon exited after umount');
 });
 
 await t.test('mount with an invalid manifest fails with the reason and mounts nothing', async (tt) => {
   const s = await setup(tt, JSON.stringify({ service_id: 'echo', kind: 'test', bogus_key: 1 }));
-  await writeFile(s.fstab, `node ${s.mount} fuse.acheron services_dir=${s.servicesDir},node_id=bad,log_file=${s.logFile},state_file=${s.stateFile},noauto 0 0\n`, { flag: 'a' });
-  const run = await inNamespace(s.fstab, `
+  await writeFile(
+    s.fstab,
+    `node ${s.mount} fuse.acheron services_dir=${s.servicesDir},node_id=bad,log_file=${s.logFile},state_file=${s.stateFile},noauto 0 0\n`,
+    { flag: 'a' },
+  );
+  const run = await inNamespace(
+    s.fstab,
+    `
     mount ${q(s.mount)}; rc=$?
     grep -q " ${s.mount} " /proc/self/mountinfo && echo STILL-MOUNTED
-    exit $rc`);
+    exit $rc`,
+  );
   tt.not(run.code, 0, 'mount exits non-zero');
   tt.match(run.stderr, join(s.servicesDir, 'echo.json'), `names the file: ${run.stderr.trim()}`);
   tt.match(run.stderr, /\/bogus_key: unknown key/, 'and the problem');
@@ -128,11 +159,14 @@ await t.test('mount with an invalid manifest fails with the reason and mounts no
 
 await t.test('acheron node --daemon returns once the tree is live', async (tt) => {
   const s = await setup(tt);
-  const run = await sh(`${q(process.execPath)} ${q(ACHERON)} node --daemon --node-id daemonized --mount ${q(s.mount)} --services-dir ${q(s.servicesDir)} --log-file ${q(s.logFile)} --state-file ${q(s.stateFile)} && cat ${q(join(s.mount, 'NODE.json'))}`, { timeoutMs: 30_000 });
+  const run = await sh(
+    `${q(process.execPath)} ${q(ACHERON)} node --daemon --node-id daemonized --mount ${q(s.mount)} --services-dir ${q(s.servicesDir)} --log-file ${q(s.logFile)} --state-file ${q(s.stateFile)} && cat ${q(join(s.mount, 'NODE.json'))}`,
+    { timeoutMs: 30_000 },
+  );
   tt.equal(run.code, 0, `exit 0 and the tree is readable right after (${run.stderr.trim()})`);
   const nodeDoc = JSON.parse(run.stdout) as { node_id: string; pid: number };
   tt.equal(nodeDoc.node_id, 'daemonized');
-  tt.same((await readJson(join(s.mount, 'services', 'echo', 'TEMPLATE.json'))), {}, 'the services are there');
+  tt.same(await readJson(join(s.mount, 'services', 'echo', 'TEMPLATE.json')), {}, 'the services are there');
   tt.ok(await alive(nodeDoc.pid), 'the daemon keeps running after the command returned');
   process.kill(nodeDoc.pid, 'SIGTERM');
   await waitFor(async () => !(await alive(nodeDoc.pid)), { what: 'the daemon to stop on SIGTERM' });
@@ -141,7 +175,10 @@ await t.test('acheron node --daemon returns once the tree is live', async (tt) =
 
 await t.test('acheron node --daemon with a bad manifest exits non-zero with the reason', async (tt) => {
   const s = await setup(tt, '{"service_id": "echo", "kind": "test", "runtime": {"type": "native_proc", "timout_ms": 5}}');
-  const run = await sh(`${q(process.execPath)} ${q(ACHERON)} node --daemon --node-id bad --mount ${q(s.mount)} --services-dir ${q(s.servicesDir)} --log-file ${q(s.logFile)} --state-file ${q(s.stateFile)}`, { timeoutMs: 30_000 });
+  const run = await sh(
+    `${q(process.execPath)} ${q(ACHERON)} node --daemon --node-id bad --mount ${q(s.mount)} --services-dir ${q(s.servicesDir)} --log-file ${q(s.logFile)} --state-file ${q(s.stateFile)}`,
+    { timeoutMs: 30_000 },
+  );
   tt.equal(run.code, 1, 'exit 1');
   tt.match(run.stderr, `${join(s.servicesDir, 'echo.json')}: /runtime/timout_ms: unknown key`, `names file, path and rule: ${run.stderr.trim()}`);
   tt.notOk(await isMounted(s.mount), 'nothing mounted');

@@ -13,7 +13,10 @@ await Promise.all([
     const run = harness(tt, { HARNESS_NODES: '1', HARNESS_CHECKS: 'catalog,invoke', EXPECTED_SERVICES: 'echo,no-such-service', HARNESS_TIMEOUT_SEC: '3' });
     tt.equal(await run.exited, 1, run.stderr().trim());
     const lines = run.stdout().trim().split('\n');
-    tt.match(checkLine(run.stdout(), 'catalog'), /^FAIL catalog \([\d.]+ s\): timed out waiting for node node-1 online with echo, no-such-service in the catalog/);
+    tt.match(
+      checkLine(run.stdout(), 'catalog'),
+      /^FAIL catalog \([\d.]+ s\): timed out waiting for node node-1 online with echo, no-such-service in the catalog/,
+    );
     tt.match(checkLine(run.stdout(), 'invoke'), /^ok invoke /, 'the other checks still run');
     tt.match(lines.at(-1), /^multi-node runtime harness failed: 1 check\(s\) failed/);
     tt.same(await leftovers(runInfo(run.stdout())), []);

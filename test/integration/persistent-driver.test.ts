@@ -67,12 +67,14 @@ async function call<T = EchoResult>(tt: Test, id: string, payload: string): Prom
   return readJson<T>(file(id, 'result.json'));
 }
 
-
 /** The finished jobs of a service whose request.json contains `marker`, with their status. */
 async function jobsWith(id: string, marker: string): Promise<JobStatus[]> {
   const run = await sh(`cd ${q(file(id, 'jobs'))} && for j in *; do if grep -q ${q(marker)} "$j/request.json"; then cat "$j/status.json"; echo; fi; done`);
   if (run.code !== 0) throw new Error(`jobs of ${id}: ${run.stderr.trim()}`);
-  return run.stdout.split('\n\n').filter((s) => s.trim() !== '').map((s) => JSON.parse(s) as JobStatus);
+  return run.stdout
+    .split('\n\n')
+    .filter((s) => s.trim() !== '')
+    .map((s) => JSON.parse(s) as JobStatus);
 }
 
 // Opens one O_RDWR descriptor per payload and writes each, then reads them all back in parallel
@@ -114,7 +116,7 @@ await t.test('one process serves many invocations: the same pid, served grows', 
   tt.equal((await metrics('echo-p')).invokes_total, 5, 'every request counts as an invocation');
 });
 
-await t.test('the driver is the spawner\'s child, holds no /dev/fuse, and talks to the daemon over one socket', async (tt) => {
+await t.test("the driver is the spawner's child, holds no /dev/fuse, and talks to the daemon over one socket", async (tt) => {
   const { pid } = await call(tt, 'echo-p', '{"where":1}');
   const run = await sh(`ls -l /proc/${pid}/fd/ | sed 's/.*-> //'; echo "ppid $(awk '{print $4}' /proc/${pid}/stat)"`);
   tt.equal(run.code, 0, run.stderr.trim());
@@ -156,7 +158,7 @@ await t.test('a request past timeout_ms: state timeout, the next invocation is s
   const before = await call(tt, 'echo-p', '{}');
   succeeded(tt, await sh(`/bin/echo '{"timeout_ms":300}' > ${q(file('echo-p', 'config.json'))}`), 'config.json timeout_ms 300');
   const timeoutsBefore = (await metrics('echo-p')).timeouts_total ?? 0;
-  succeeded(tt, await invoke('echo-p', '{"sleep_ms":2000}'), 'the writer\'s close() returns');
+  succeeded(tt, await invoke('echo-p', '{"sleep_ms":2000}'), "the writer's close() returns");
   tt.equal((await status('echo-p')).state, 'timeout');
   tt.match(await readText(file('echo-p', 'last_error.txt')), /did not answer request \d+ within 300 ms; the driver was restarted/);
   tt.equal((await metrics('echo-p')).timeouts_total, timeoutsBefore + 1, 'counted as a timeout');
@@ -170,7 +172,7 @@ await t.test('a request past timeout_ms: state timeout, the next invocation is s
 await t.test('config.json max_output_bytes reaches the running driver: a longer answer restarts it', async (tt) => {
   const before = await call(tt, 'echo-p', '{}');
   succeeded(tt, await sh(`/bin/echo '{"max_output_bytes":64}' > ${q(file('echo-p', 'config.json'))}`), 'config.json max_output_bytes 64');
-  succeeded(tt, await invoke('echo-p', JSON.stringify({ msg: 'x'.repeat(100) })), 'the writer\'s close() returns');
+  succeeded(tt, await invoke('echo-p', JSON.stringify({ msg: 'x'.repeat(100) })), "the writer's close() returns");
   tt.equal((await status('echo-p')).state, 'error');
   tt.match(await readText(file('echo-p', 'last_error.txt')), /the persistent driver was restarted: an answer exceeded max_output_bytes \(64\)/);
   succeeded(tt, await sh(`/bin/echo '{}' > ${q(file('echo-p', 'config.json'))}`), 'config.json back to {}');
@@ -183,10 +185,14 @@ await t.test('a driver that crashes: the invocation fails naming the exit, the n
   tt.equal(first.invocation_id, (await status('crash')).invocation_id, 'the request line carries the invocation id');
   tt.equal(first.env_invocation_id, null, 'ACHERON_INVOCATION_ID is not in the process environment');
 
-  succeeded(tt, await invoke('crash', '{"crash":true}'), 'the writer\'s close() returns');
+  succeeded(tt, await invoke('crash', '{"crash":true}'), "the writer's close() returns");
   tt.equal((await status('crash')).state, 'error');
   const error = await readText(file('crash', 'last_error.txt'));
-  tt.match(error, new RegExp(`persistent-crash \\(persistent\\) exited with code 3: persistent-crash ${first.pid}: asked to crash`), `names the exit and the driver's stderr: ${error.trim()}`);
+  tt.match(
+    error,
+    new RegExp(`persistent-crash \\(persistent\\) exited with code 3: persistent-crash ${first.pid}: asked to crash`),
+    `names the exit and the driver's stderr: ${error.trim()}`,
+  );
 
   const second = await call<{ pid: number }>(tt, 'crash', '{}');
   tt.not(second.pid, first.pid, `a new process (${first.pid} → ${second.pid})`);
@@ -275,7 +281,7 @@ await t.test('control/restart starts a new process', async (tt) => {
   tt.equal(after.served, 1);
 });
 
-await t.test('a reload that changes the driver\'s settings restarts it; one that does not, does not', async (tt) => {
+await t.test("a reload that changes the driver's settings restarts it; one that does not, does not", async (tt) => {
   const before = await call(tt, 'reload', '{}');
   // Several reload intervals pass without a change: the same process keeps serving.
   await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -284,20 +290,20 @@ await t.test('a reload that changes the driver\'s settings restarts it; one that
   const temp = join(node.servicesDir, '.reload.json.tmp');
   await writeFile(temp, JSON.stringify(persistent('reload', REFERENCE, { env: { GENERATION: '2' } })));
   await rename(temp, join(node.servicesDir, 'reload.json'));
-  const after = await waitFor(async () => {
-    const r = await call(tt, 'reload', '{}');
-    return r.pid !== before.pid && r;
-  }, { what: 'the reloaded driver', timeoutMs: 20_000 });
+  const after = await waitFor(
+    async () => {
+      const r = await call(tt, 'reload', '{}');
+      return r.pid !== before.pid && r;
+    },
+    { what: 'the reloaded driver', timeoutMs: 20_000 },
+  );
   tt.equal(after.served, 1, `a new process serves after the reload (${before.pid} → ${after.pid})`);
   tt.notOk(await alive(before.pid), 'the old one is gone');
 });
 
 await t.test('SIGTERM to the daemon leaves no persistent driver behind, also one that ignores SIGTERM', async (tt) => {
   const own = await startNode(tt, {
-    manifests: [
-      persistent('echo-p', REFERENCE),
-      persistent('stubborn', 'persistent-ignore-term', { kill_grace_ms: 300 }),
-    ],
+    manifests: [persistent('echo-p', REFERENCE), persistent('stubborn', 'persistent-ignore-term', { kill_grace_ms: 300 })],
   });
   const pids: number[] = [];
   for (const id of ['echo-p', 'stubborn']) {

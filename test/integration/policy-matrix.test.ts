@@ -44,29 +44,57 @@ const ALL_IDS = [...SERVICES.map((s) => s.id), 'fs'].sort();
 const ids = (users: Array<'all' | 'token' | 'none'>): string[] => SERVICES.filter((s) => users.includes(s.users)).map((s) => s.id);
 
 const nodes = new Map<string, RunningNode>();
-await Promise.all(NODES.map(async (nodeId) => {
-  const exported = join(dir, `export-${nodeId}`);
-  await mkdir(exported);
-  await writeFile(join(exported, 'hello.txt'), `hello from ${nodeId}\n`);
-  const tokenFile = join(dir, `join-${nodeId}`);
-  await writeFile(tokenFile, `${(await tokenStore.createJoin(60_000)).token}\n`, { mode: 0o600 });
-  nodes.set(nodeId, await startNode(t, {
-    nodeId,
-    manifests: SERVICES.map((s) => manifest(s.id, 'echo', {
-      permissions: s.permissions,
-      // A derived mount root (SPEC §2) beside the service's own directory.
-      ...(s.derived ? { mounts: [{ mount_id: s.id, mount_path: '/nodes/{node_id}/services/{service_id}' }, { mount_id: `${s.id}-dev`, mount_path: '/nodes/{node_id}/devices/{service_id}' }] } : {}),
-    })),
-    args: ['--control-url', control.url, '--join-token-file', tokenFile, '--export', `data=${exported}:rw`, '--manifest-reload-interval-ms', '300', '--reconnect-backoff-ms', '200'],
-  }));
-}));
+await Promise.all(
+  NODES.map(async (nodeId) => {
+    const exported = join(dir, `export-${nodeId}`);
+    await mkdir(exported);
+    await writeFile(join(exported, 'hello.txt'), `hello from ${nodeId}\n`);
+    const tokenFile = join(dir, `join-${nodeId}`);
+    await writeFile(tokenFile, `${(await tokenStore.createJoin(60_000)).token}\n`, { mode: 0o600 });
+    nodes.set(
+      nodeId,
+      await startNode(t, {
+        nodeId,
+        manifests: SERVICES.map((s) =>
+          manifest(s.id, 'echo', {
+            permissions: s.permissions,
+            // A derived mount root (SPEC §2) beside the service's own directory.
+            ...(s.derived
+              ? {
+                  mounts: [
+                    { mount_id: s.id, mount_path: '/nodes/{node_id}/services/{service_id}' },
+                    { mount_id: `${s.id}-dev`, mount_path: '/nodes/{node_id}/devices/{service_id}' },
+                  ],
+                }
+              : {}),
+          }),
+        ),
+        args: [
+          '--control-url',
+          control.url,
+          '--join-token-file',
+          tokenFile,
+          '--export',
+          `data=${exported}:rw`,
+          '--manifest-reload-interval-ms',
+          '300',
+          '--reconnect-backoff-ms',
+          '200',
+        ],
+      }),
+    );
+  }),
+);
 
 const admin = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 10_000 });
 t.teardown(() => admin.terminate());
-await waitFor(async () => {
-  const docs = await Promise.all(NODES.map((id) => admin.request<{ services: unknown[] }>('control.node_get', { node_id: id }).catch(() => undefined)));
-  return docs.every((d) => d?.services.length === SERVICES.length + 1);
-}, { what: 'the three nodes and their services in the catalog', timeoutMs: 30_000 });
+await waitFor(
+  async () => {
+    const docs = await Promise.all(NODES.map((id) => admin.request<{ services: unknown[] }>('control.node_get', { node_id: id }).catch(() => undefined)));
+    return docs.every((d) => d?.services.length === SERVICES.length + 1);
+  },
+  { what: 'the three nodes and their services in the catalog', timeoutMs: 30_000 },
+);
 
 const P1_TOKEN = 'p1-project-secret';
 /** WorldFS takes project tokens from files only (never in argv). */
@@ -76,24 +104,47 @@ async function tokenFile(name: string, token: string): Promise<string> {
   return path;
 }
 await admin.request('control.project_upsert', {
-  project_id: 'p1', token: P1_TOKEN, mounts: [{ node_id: 'n1', export_name: 'data' }, { node_id: 'n2', export_name: 'data' }],
+  project_id: 'p1',
+  token: P1_TOKEN,
+  mounts: [
+    { node_id: 'n1', export_name: 'data' },
+    { node_id: 'n2', export_name: 'data' },
+  ],
   access_policy: {
     actions: { read: 'open', observe: 'open', invoke: 'token', mount: 'admin' },
     agents: { bot: { invoke: 'open', mount: 'open' }, mute: { invoke: 'deny' }, blind: { read: 'deny' }, deaf: { observe: 'deny' } },
   },
 });
 // No token and no actions: every action but admin is open (SPEC §8 defaults).
-await admin.request('control.project_upsert', { project_id: 'p2', mounts: [{ node_id: 'n2' }, { node_id: 'n3' }], access_policy: { agents: { bot: { invoke: 'admin' } } } });
+await admin.request('control.project_upsert', {
+  project_id: 'p2',
+  mounts: [{ node_id: 'n2' }, { node_id: 'n3' }],
+  access_policy: { agents: { bot: { invoke: 'admin' } } },
+});
 
 const userToken = async (user: string, agent?: string): Promise<string> => (await tokenStore.createUser(user, agent ?? null)).token;
-const tokens = { alice: await userToken('alice'), bot: await userToken('alice', 'bot'), mute: await userToken('alice', 'mute'), blind: await userToken('alice', 'blind'), deaf: await userToken('alice', 'deaf'), flip: await userToken('alice', 'flip') };
+const tokens = {
+  alice: await userToken('alice'),
+  bot: await userToken('alice', 'bot'),
+  mute: await userToken('alice', 'mute'),
+  blind: await userToken('alice', 'blind'),
+  deaf: await userToken('alice', 'deaf'),
+  flip: await userToken('alice', 'flip'),
+};
 
 /** A user connection with its project session attached. */
-async function attached(token: string, projectId: string, projectToken?: string): Promise<{ client: ControlClient; grant: { actions: Record<string, string>; has_project_token: boolean }; pushes: ServerFrame[] }> {
+async function attached(
+  token: string,
+  projectId: string,
+  projectToken?: string,
+): Promise<{ client: ControlClient; grant: { actions: Record<string, string>; has_project_token: boolean }; pushes: ServerFrame[] }> {
   const pushes: ServerFrame[] = [];
   const client = await ControlClient.connect({ url: control.url, token, requestTimeoutMs: 10_000, onPush: (frame) => pushes.push(frame) });
   t.teardown(() => client.terminate());
-  const grant = await client.request<{ actions: Record<string, string>; has_project_token: boolean }>('control.session_attach', { project_id: projectId, ...(projectToken ? { project_token: projectToken } : {}) });
+  const grant = await client.request<{ actions: Record<string, string>; has_project_token: boolean }>('control.session_attach', {
+    project_id: projectId,
+    ...(projectToken ? { project_token: projectToken } : {}),
+  });
   return { client, grant, pushes };
 }
 
@@ -101,30 +152,126 @@ async function attached(token: string, projectId: string, projectToken?: string)
 const USERS = ids(['all']);
 const WITH_TOKEN = ids(['all', 'token']);
 /** One WorldFS mount per row, all up at once. `devices`: the derived roots under nodes/<id>/devices/. */
-const MOUNTS: Array<{ name: string; token: string; project?: string; projectToken?: string; nodes: string[]; services: string[]; devices: string[]; fsWrite: 'ok' | 'EACCES'; invokeRefused?: RegExp }> = [
-  { name: 'alice@p1 with the project token (invoke: token, mount: admin)', token: tokens.alice, project: 'p1', projectToken: P1_TOKEN, nodes: ['n1', 'n2'], services: [...WITH_TOKEN, 'fs'], devices: [], fsWrite: 'EACCES' },
-  { name: 'alice@p1 without the project token', token: tokens.alice, project: 'p1', nodes: ['n1', 'n2'], services: [], devices: [], fsWrite: 'EACCES', invokeRefused: /^project p1: invoke needs the project token/ },
-  { name: 'agent bot@p1 without the token (agent: invoke open, mount open)', token: tokens.bot, project: 'p1', nodes: ['n1', 'n2'], services: [...USERS, 'fs'], devices: ['users'], fsWrite: 'ok' },
-  { name: 'agent mute@p1 with the token (agent: invoke deny)', token: tokens.mute, project: 'p1', projectToken: P1_TOKEN, nodes: ['n1', 'n2'], services: [], devices: [], fsWrite: 'EACCES', invokeRefused: /^project p1: invoke is denied for agent mute$/ },
-  { name: 'alice@p2 (no project token: all open)', token: tokens.alice, project: 'p2', nodes: ['n2', 'n3'], services: [...USERS, 'fs'], devices: ['users'], fsWrite: 'ok' },
-  { name: 'agent bot@p2 (agent: invoke admin)', token: tokens.bot, project: 'p2', nodes: ['n2', 'n3'], services: [], devices: [], fsWrite: 'ok', invokeRefused: /^project p2: invoke is for admins only$/ },
-  { name: 'admin (no project)', token: control.adminToken, nodes: NODES, services: ALL_IDS.filter((id) => id !== 'fs').concat('fs'), devices: ['admins', 'token-only', 'users'], fsWrite: 'ok' },
+const MOUNTS: Array<{
+  name: string;
+  token: string;
+  project?: string;
+  projectToken?: string;
+  nodes: string[];
+  services: string[];
+  devices: string[];
+  fsWrite: 'ok' | 'EACCES';
+  invokeRefused?: RegExp;
+}> = [
+  {
+    name: 'alice@p1 with the project token (invoke: token, mount: admin)',
+    token: tokens.alice,
+    project: 'p1',
+    projectToken: P1_TOKEN,
+    nodes: ['n1', 'n2'],
+    services: [...WITH_TOKEN, 'fs'],
+    devices: [],
+    fsWrite: 'EACCES',
+  },
+  {
+    name: 'alice@p1 without the project token',
+    token: tokens.alice,
+    project: 'p1',
+    nodes: ['n1', 'n2'],
+    services: [],
+    devices: [],
+    fsWrite: 'EACCES',
+    invokeRefused: /^project p1: invoke needs the project token/,
+  },
+  {
+    name: 'agent bot@p1 without the token (agent: invoke open, mount open)',
+    token: tokens.bot,
+    project: 'p1',
+    nodes: ['n1', 'n2'],
+    services: [...USERS, 'fs'],
+    devices: ['users'],
+    fsWrite: 'ok',
+  },
+  {
+    name: 'agent mute@p1 with the token (agent: invoke deny)',
+    token: tokens.mute,
+    project: 'p1',
+    projectToken: P1_TOKEN,
+    nodes: ['n1', 'n2'],
+    services: [],
+    devices: [],
+    fsWrite: 'EACCES',
+    invokeRefused: /^project p1: invoke is denied for agent mute$/,
+  },
+  {
+    name: 'alice@p2 (no project token: all open)',
+    token: tokens.alice,
+    project: 'p2',
+    nodes: ['n2', 'n3'],
+    services: [...USERS, 'fs'],
+    devices: ['users'],
+    fsWrite: 'ok',
+  },
+  {
+    name: 'agent bot@p2 (agent: invoke admin)',
+    token: tokens.bot,
+    project: 'p2',
+    nodes: ['n2', 'n3'],
+    services: [],
+    devices: [],
+    fsWrite: 'ok',
+    invokeRefused: /^project p2: invoke is for admins only$/,
+  },
+  {
+    name: 'admin (no project)',
+    token: control.adminToken,
+    nodes: NODES,
+    services: ALL_IDS.filter((id) => id !== 'fs').concat('fs'),
+    devices: ['admins', 'token-only', 'users'],
+    fsWrite: 'ok',
+  },
 ];
 
-const starting = Promise.all(MOUNTS.map(async (m, index) => startWorld(t, {
-  url: control.url, token: m.token,
-  args: [...(m.project ? ['--project', m.project] : []), ...(m.projectToken ? ['--project-token-file', await tokenFile(`mount-${index}`, m.projectToken)] : [])],
-})));
+const starting = Promise.all(
+  MOUNTS.map(async (m, index) =>
+    startWorld(t, {
+      url: control.url,
+      token: m.token,
+      args: [
+        ...(m.project ? ['--project', m.project] : []),
+        ...(m.projectToken ? ['--project-token-file', await tokenFile(`mount-${index}`, m.projectToken)] : []),
+      ],
+    }),
+  ),
+);
 // Mounts that must not start, tried meanwhile (checked in a subtest below).
-const refusing = Promise.all(([
-  ['agent blind (read: deny)', tokens.blind, P1_TOKEN, /forbidden: project p1: read is denied for agent blind/],
-  ['agent deaf (observe: deny)', tokens.deaf, P1_TOKEN, /forbidden: project p1: observe is denied for agent deaf/],
-  ['a wrong project token', tokens.alice, 'not-the-project-token', /unauthorized: wrong project token for p1/],
-] as const).map(async ([what, token, projectToken, reason], index) => {
-  const mount = join(await tempDir(t), 'mnt');
-  const r = await acheron(['world', '--control-url', control.url, '--token', token, '--project', 'p1', '--project-token-file', await tokenFile(`refused-${index}`, projectToken), '--mount', mount, '--log-level', 'silent']);
-  return { what, reason, mount, ...r };
-}));
+const refusing = Promise.all(
+  (
+    [
+      ['agent blind (read: deny)', tokens.blind, P1_TOKEN, /forbidden: project p1: read is denied for agent blind/],
+      ['agent deaf (observe: deny)', tokens.deaf, P1_TOKEN, /forbidden: project p1: observe is denied for agent deaf/],
+      ['a wrong project token', tokens.alice, 'not-the-project-token', /unauthorized: wrong project token for p1/],
+    ] as const
+  ).map(async ([what, token, projectToken, reason], index) => {
+    const mount = join(await tempDir(t), 'mnt');
+    const r = await acheron([
+      'world',
+      '--control-url',
+      control.url,
+      '--token',
+      token,
+      '--project',
+      'p1',
+      '--project-token-file',
+      await tokenFile(`refused-${index}`, projectToken),
+      '--mount',
+      mount,
+      '--log-level',
+      'silent',
+    ]);
+    return { what, reason, mount, ...r };
+  }),
+);
 const [worlds, refusedStarts] = await Promise.all([starting, refusing]);
 
 /** What each mount is asked, in the order the subtests below check the outcomes. */
@@ -137,10 +284,14 @@ function probesFor(m: (typeof MOUNTS)[number], index: number): ProbeOp[] {
     ops.push({ op: 'ls', path: base }, { op: 'ls', path: join(base, 'services') }, { op: 'read', path: join(base, 'services', 'SERVICES.json') });
     for (const id of ALL_IDS) ops.push({ op: 'stat', path: join(base, 'services', id, 'README.md') });
     ops.push({ op: 'ls', path: join(base, 'devices') }, { op: 'stat', path: join(base, 'devices', 'admins') });
-    ops.push({ op: 'read', path: join(base, 'fs', 'data', 'hello.txt') }, { op: 'write', path: join(base, 'fs', 'data', `written-${index}.txt`), data: 'x\n', create: true });
+    ops.push(
+      { op: 'read', path: join(base, 'fs', 'data', 'hello.txt') },
+      { op: 'write', path: join(base, 'fs', 'data', `written-${index}.txt`), data: 'x\n', create: true },
+    );
     // Invokes on the first node only: each one runs a driver, and the rules are the same on every node.
     if (nodeId !== m.nodes[0]) continue;
-    for (const id of ['users', 'admins', 'token-only']) ops.push({ op: 'transact', path: join(base, 'services', id, 'control', 'invoke.json'), data: JSON.stringify({ by: m.name, id }) });
+    for (const id of ['users', 'admins', 'token-only'])
+      ops.push({ op: 'transact', path: join(base, 'services', id, 'control', 'invoke.json'), data: JSON.stringify({ by: m.name, id }) });
     ops.push({ op: 'transact', path: join(base, 'devices', 'users', 'control', 'invoke.json'), data: JSON.stringify({ by: m.name, via: 'devices' }) });
   }
   return ops;
@@ -168,12 +319,25 @@ await t.test('session_attach: every action in every mode, with and without the p
   let checked = 0;
   for (const action of ACTIONS) {
     for (const mode of MODES) {
-      await admin.request('control.project_upsert', { project_id: 'p3', token: 'p3-project-secret', mounts: [], access_policy: { actions: { [action]: mode }, agents: { flip: { [action]: flipped(mode) } } } });
+      await admin.request('control.project_upsert', {
+        project_id: 'p3',
+        token: 'p3-project-secret',
+        mounts: [],
+        access_policy: { actions: { [action]: mode }, agents: { flip: { [action]: flipped(mode) } } },
+      });
       for (const hasToken of [false, true]) {
         const plain = await attached(tokens.alice, 'p3', hasToken ? 'p3-project-secret' : undefined);
         const agent = await attached(tokens.flip, 'p3', hasToken ? 'p3-project-secret' : undefined);
-        tt.match(plain.grant.actions[action], expected(action, mode, hasToken, false), `${action}=${mode}, ${hasToken ? 'with' : 'without'} the token: ${plain.grant.actions[action]}`);
-        tt.match(agent.grant.actions[action], expected(action, flipped(mode), hasToken, true), `${action}=${mode}, agent override ${flipped(mode)}: ${agent.grant.actions[action]}`);
+        tt.match(
+          plain.grant.actions[action],
+          expected(action, mode, hasToken, false),
+          `${action}=${mode}, ${hasToken ? 'with' : 'without'} the token: ${plain.grant.actions[action]}`,
+        );
+        tt.match(
+          agent.grant.actions[action],
+          expected(action, flipped(mode), hasToken, true),
+          `${action}=${mode}, agent override ${flipped(mode)}: ${agent.grant.actions[action]}`,
+        );
         plain.client.terminate();
         agent.client.terminate();
         checked += 2;
@@ -184,7 +348,13 @@ await t.test('session_attach: every action in every mode, with and without the p
   // Defaults (SPEC §8): admin → admin; the others → token when the project has one, else open.
   await admin.request('control.project_upsert', { project_id: 'p3', token: 'p3-project-secret', mounts: [], access_policy: {} });
   const withTokenProject = await attached(tokens.alice, 'p3');
-  tt.match(withTokenProject.grant.actions, { read: /needs the project token/, observe: /needs the project token/, invoke: /needs the project token/, mount: /needs the project token/, admin: /for admins only/ });
+  tt.match(withTokenProject.grant.actions, {
+    read: /needs the project token/,
+    observe: /needs the project token/,
+    invoke: /needs the project token/,
+    mount: /needs the project token/,
+    admin: /for admins only/,
+  });
   const noTokenProject = await attached(tokens.alice, 'p2');
   tt.match(noTokenProject.grant.actions, { read: 'allowed', observe: 'allowed', invoke: 'allowed', mount: 'allowed', admin: /for admins only/ });
   const asAdmin = await attached(control.adminToken, 'p3');
@@ -198,27 +368,41 @@ for (const [index, m] of MOUNTS.entries()) {
     const out = probed[index] as Outcome[];
     let at = 0;
     const next = (): Outcome => out[at++] as Outcome;
-    tt.same(shown(next()), m.nodes, 'nodes/ lists the project\'s nodes');
+    tt.same(shown(next()), m.nodes, "nodes/ lists the project's nodes");
     for (const nodeId of NODES.filter((n) => !m.nodes.includes(n))) tt.equal(shown(next()), 'ENOENT', `a node outside the project (${nodeId}) is ENOENT`);
     for (const nodeId of m.nodes) {
       const fixed = ['CAPS.json', 'NODE.json', 'README.md', 'STATUS.json', 'fs', 'services'];
-      tt.same(shown(next()), [...fixed, ...(m.devices.length ? ['devices'] : [])].sort(), `${nodeId}/: fixed names${m.devices.length ? ' and the derived devices/' : ''}`);
+      tt.same(
+        shown(next()),
+        [...fixed, ...(m.devices.length ? ['devices'] : [])].sort(),
+        `${nodeId}/: fixed names${m.devices.length ? ' and the derived devices/' : ''}`,
+      );
       tt.same(shown(next()), ['SERVICES.json', ...visible], `${nodeId}/services/ lists exactly what this session may see`);
       const listed = next();
-      tt.same(listed.value === undefined ? listed.errno : (JSON.parse(String(listed.value)) as Array<{ service_id: string }>).map((s) => s.service_id), visible, 'SERVICES.json agrees');
+      tt.same(
+        listed.value === undefined ? listed.errno : (JSON.parse(String(listed.value)) as Array<{ service_id: string }>).map((s) => s.service_id),
+        visible,
+        'SERVICES.json agrees',
+      );
       for (const id of ALL_IDS) tt.equal(shown(next()), visible.includes(id) ? 'file' : 'ENOENT', `stat services/${id}/README.md`);
       tt.same(shown(next()), m.devices.length ? m.devices : 'ENOENT', `${nodeId}/devices/: the derived roots this session may see`);
-      tt.equal(shown(next()), m.devices.includes('admins') ? 'dir' : 'ENOENT', 'an admin-only service\'s derived root');
+      tt.equal(shown(next()), m.devices.includes('admins') ? 'dir' : 'ENOENT', "an admin-only service's derived root");
       tt.equal(shown(next()), `hello from ${nodeId}\n`, 'fs/ reads (read is open)');
       tt.equal(shown(next()), m.fsWrite === 'ok' ? true : m.fsWrite, `fs/ writes: ${m.fsWrite} (mount action)`);
       if (nodeId !== m.nodes[0]) continue;
       for (const id of ['users', 'admins', 'token-only']) {
         const invoked = next();
-        if (visible.includes(id)) tt.match(JSON.parse(String(invoked.value ?? '{}')), { echo: { by: m.name, id } }, `invoke services/${id}: runs, the transaction reads its own result (${shown(invoked)})`);
+        if (visible.includes(id))
+          tt.match(
+            JSON.parse(String(invoked.value ?? '{}')),
+            { echo: { by: m.name, id } },
+            `invoke services/${id}: runs, the transaction reads its own result (${shown(invoked)})`,
+          );
         else tt.equal(invoked.errno, 'ENOENT', `invoke services/${id}: hidden, ENOENT`);
       }
       const viaDevices = next();
-      if (m.devices.includes('users')) tt.match(JSON.parse(String(viaDevices.value ?? '{}')), { echo: { via: 'devices' } }, 'invoke through the derived root devices/users');
+      if (m.devices.includes('users'))
+        tt.match(JSON.parse(String(viaDevices.value ?? '{}')), { echo: { via: 'devices' } }, 'invoke through the derived root devices/users');
       else tt.equal(viaDevices.errno, 'ENOENT', 'no derived root: ENOENT');
     }
     tt.equal(at, out.length, 'every probe checked');
@@ -227,18 +411,33 @@ for (const [index, m] of MOUNTS.entries()) {
     // What the server itself answers a relayed invoke of this principal (it does not trust the mount).
     const { client } = await attached(m.token, m.project, m.projectToken);
     const nodeId = m.nodes[0] as string;
-    const relay = (path: string, op = 'stat'): Promise<{ ok: boolean; errno?: string; message?: string }> => client.request('control.relay', { node_id: nodeId, request_id: `${index}-${op}-${path}`, op, path, flags: 1 });
+    const relay = (path: string, op = 'stat'): Promise<{ ok: boolean; errno?: string; message?: string }> =>
+      client.request('control.relay', { node_id: nodeId, request_id: `${index}-${op}-${path}`, op, path, flags: 1 });
     const users = await relay('/services/users/control/invoke.json', 'open');
     if (m.invokeRefused) {
       tt.equal(users.errno, 'EACCES', 'a relayed invoke the project refuses: EACCES');
       tt.match(users.message, m.invokeRefused, `with the reason: ${users.message}`);
     } else {
       tt.equal(users.ok, true, 'a relayed write-open of invoke.json is allowed');
-      await client.request('control.relay', { node_id: nodeId, request_id: `${index}-release`, op: 'release', path: '/services/users/control/invoke.json', fh: Number((users as { result?: { fh?: number } }).result?.fh) });
+      await client.request('control.relay', {
+        node_id: nodeId,
+        request_id: `${index}-release`,
+        op: 'release',
+        path: '/services/users/control/invoke.json',
+        fh: Number((users as { result?: { fh?: number } }).result?.fh),
+      });
     }
-    tt.match(await relay('/services/admins/result.json'), { ok: false, errno: m.invokeRefused ? 'EACCES' : 'ENOENT' }, 'an admin-only service: refused or absent on the server too');
+    tt.match(
+      await relay('/services/admins/result.json'),
+      { ok: false, errno: m.invokeRefused ? 'EACCES' : 'ENOENT' },
+      'an admin-only service: refused or absent on the server too',
+    );
     tt.match(await relay('/NODE.json'), { ok: false, errno: 'EACCES' }, 'only services/<id>/ and fs/ are relayed to users');
-    tt.match(await relay(`/fs/data/written-${index}.txt`, 'unlink'), m.fsWrite === 'ok' ? { ok: true } : { ok: false, errno: 'EACCES', message: /mount is for admins only/ }, 'changing fs/ needs the mount action, with the reason');
+    tt.match(
+      await relay(`/fs/data/written-${index}.txt`, 'unlink'),
+      m.fsWrite === 'ok' ? { ok: true } : { ok: false, errno: 'EACCES', message: /mount is for admins only/ },
+      'changing fs/ needs the mount action, with the reason',
+    );
     client.terminate();
   });
 }
@@ -251,7 +450,7 @@ await t.test('a WorldFS mount needs read and observe: refused, it does not start
   }
 });
 
-await t.test('a user\'s own watch: only the project\'s nodes, only when observe allows; live events too', async (tt) => {
+await t.test("a user's own watch: only the project's nodes, only when observe allows; live events too", async (tt) => {
   const watchers = [
     { name: 'alice@p1', ...(await attached(tokens.alice, 'p1', P1_TOKEN)), nodes: ['n1', 'n2'] },
     { name: 'agent bot@p1 (no token)', ...(await attached(tokens.bot, 'p1')), nodes: ['n1', 'n2'] },
@@ -259,14 +458,26 @@ await t.test('a user\'s own watch: only the project\'s nodes, only when observe 
   ];
   for (const w of watchers) await w.client.request('control.node_service_watch', { replay_limit: 1024 });
   const deaf = await attached(tokens.deaf, 'p1', P1_TOKEN);
-  const refused = await deaf.client.request('control.node_service_watch', {}).then(() => 'accepted', (error: Error) => error.message);
+  const refused = await deaf.client.request('control.node_service_watch', {}).then(
+    () => 'accepted',
+    (error: Error) => error.message,
+  );
   tt.match(refused, /project p1: observe is denied for agent deaf/, 'observe denied for the agent: the watch is refused with the reason');
   // A live change on n1 and on n3 (a service added by each node's reload).
-  for (const nodeId of ['n1', 'n3']) await writeFile(join((nodes.get(nodeId) as RunningNode).servicesDir, 'late.json'), JSON.stringify(manifest('late', 'echo', { permissions: { allow_roles: ['user'] } })));
+  for (const nodeId of ['n1', 'n3'])
+    await writeFile(
+      join((nodes.get(nodeId) as RunningNode).servicesDir, 'late.json'),
+      JSON.stringify(manifest('late', 'echo', { permissions: { allow_roles: ['user'] } })),
+    );
   type EventPayload = { node_id: string; replay: boolean; services: Array<{ service_id: string }> };
-  const events = (w: { pushes: ServerFrame[] }): EventPayload[] => w.pushes.flatMap((f) => (f.ok && f.type === 'control.node_service_event' ? [f.payload as EventPayload] : []));
-  const lateOn = (w: { pushes: ServerFrame[] }, nodeId: string): boolean => events(w).some((e) => e.node_id === nodeId && !e.replay && e.services.some((s) => s.service_id === 'late'));
-  await waitFor(() => watchers.every((w) => w.nodes.filter((n) => n !== 'n2').every((n) => lateOn(w, n))), { what: 'the live events of n1 and n3 at their projects\' watchers', timeoutMs: 20_000 });
+  const events = (w: { pushes: ServerFrame[] }): EventPayload[] =>
+    w.pushes.flatMap((f) => (f.ok && f.type === 'control.node_service_event' ? [f.payload as EventPayload] : []));
+  const lateOn = (w: { pushes: ServerFrame[] }, nodeId: string): boolean =>
+    events(w).some((e) => e.node_id === nodeId && !e.replay && e.services.some((s) => s.service_id === 'late'));
+  await waitFor(() => watchers.every((w) => w.nodes.filter((n) => n !== 'n2').every((n) => lateOn(w, n))), {
+    what: "the live events of n1 and n3 at their projects' watchers",
+    timeoutMs: 20_000,
+  });
   for (const w of watchers) {
     const seen = new Set(events(w).map((e) => e.node_id));
     tt.same([...seen].sort(), w.nodes, `${w.name}: events of exactly its project's nodes (replayed and live)`);

@@ -37,7 +37,6 @@ let framesFuzzed = 0;
 const failures: string[] = [];
 t.teardown(() => void t.comment(`control server kills: ${kills}, frames fuzzed: ${framesFuzzed}, failures: ${failures.length}`));
 
-
 /** What the server logged about seqs it will never use again (a torn tail found at start-up). */
 async function reportedLosses(): Promise<number> {
   return (await readFile(control.logFile, 'utf8')).split('are never used again').length - 1;
@@ -114,10 +113,14 @@ await t.test('(a) kill -9 at random moments under upserts and resuming watchers:
       if (isDeepStrictEqual(stored, entry.acked)) continue;
       // Written but not answered before the kill: durable, so it counts from now on.
       if (entry.inFlight && isDeepStrictEqual(stored, entry.inFlight)) entry.acked = entry.inFlight;
-      else failures.push(`kill ${kills}: node ${entry.node.nodeId} lost an acknowledged catalog: stored ${JSON.stringify(stored.map((s) => [s.service_id, s.version]))}, acknowledged ${JSON.stringify(entry.acked.map((s) => [s.service_id, s.version]))}`);
+      else
+        failures.push(
+          `kill ${kills}: node ${entry.node.nodeId} lost an acknowledged catalog: stored ${JSON.stringify(stored.map((s) => [s.service_id, s.version]))}, acknowledged ${JSON.stringify(entry.acked.map((s) => [s.service_id, s.version]))}`,
+        );
     }
-    const head = ((await admin.call<{ head_seq: number }>('control.node_service_watch', { replay_limit: 0 })).head_seq);
-    if (head < maxSeenBeforeCrash) failures.push(`kill ${kills}: head_seq ${head} is behind seq ${maxSeenBeforeCrash}, seen before the crash: a seq would be reused`);
+    const head = (await admin.call<{ head_seq: number }>('control.node_service_watch', { replay_limit: 0 })).head_seq;
+    if (head < maxSeenBeforeCrash)
+      failures.push(`kill ${kills}: head_seq ${head} is behind seq ${maxSeenBeforeCrash}, seen before the crash: a seq would be reused`);
     await admin.close();
     for (const entry of tracked) {
       entry.inFlight = undefined;
@@ -157,16 +160,33 @@ await t.test('(a) kill -9 at random moments under upserts and resuming watchers:
     const since = Math.max(0, head - 1000);
     const replay = await probe.request('control.node_service_watch', { since_seq: since });
     tt.equal(replay.ok, true, `a replay from seq ${since} is served`);
-    const replayed = await waitFor(() => {
-      const events = probe.frames.filter((f) => (f.payload as { watch_id?: string } | undefined)?.watch_id === (replay.payload as { watch_id: string }).watch_id);
-      return events.some((f) => f.type === 'control.node_service_watch_synced') && events.filter((f) => f.type === 'control.node_service_event').map((f) => emitted(f.payload as Record<string, unknown>));
-    }, { what: `the replay from seq ${since}` });
-    tt.same(replayed, all.filter((e) => e.seq > since), 'what the log holds after the kills is exactly what was streamed');
-  } else tt.ok(relists.length > 0, `the server reported ${losses} loss(es) at start-up (a kill inside a write): watchers resuming from before were told to relist`);
+    const replayed = await waitFor(
+      () => {
+        const events = probe.frames.filter(
+          (f) => (f.payload as { watch_id?: string } | undefined)?.watch_id === (replay.payload as { watch_id: string }).watch_id,
+        );
+        return (
+          events.some((f) => f.type === 'control.node_service_watch_synced') &&
+          events.filter((f) => f.type === 'control.node_service_event').map((f) => emitted(f.payload as Record<string, unknown>))
+        );
+      },
+      { what: `the replay from seq ${since}` },
+    );
+    tt.same(
+      replayed,
+      all.filter((e) => e.seq > since),
+      'what the log holds after the kills is exactly what was streamed',
+    );
+  } else
+    tt.ok(relists.length > 0, `the server reported ${losses} loss(es) at start-up (a kill inside a write): watchers resuming from before were told to relist`);
   tt.equal(all.at(-1)?.seq, head, 'the reference reached the head');
   for (const w of watchers) {
     const report = validateWatcher(w.sessions, all);
-    tt.same(report.problems, [], `${w.name}: a valid history over ${w.sessions.length} sessions (${report.received.length} events received, ${report.expected.length} required)`);
+    tt.same(
+      report.problems,
+      [],
+      `${w.name}: a valid history over ${w.sessions.length} sessions (${report.received.length} events received, ${report.expected.length} required)`,
+    );
     failures.push(...report.problems.map((p) => `${w.name}: ${p}`));
   }
   tt.same(failures, [], 'nothing acknowledged lost, no upsert refused while up');
@@ -200,19 +220,63 @@ interface OpShape {
 }
 
 const OP_SHAPES: OpShape[] = [
-  ...['control.node_get', 'control.node_service_get', 'control.node_lease_refresh', 'control.node_delete'].map((type) => ({ type, base: { node_id: 'fz' }, types: { node_id: 'string' as const }, required: ['node_id'] })),
+  ...['control.node_get', 'control.node_service_get', 'control.node_lease_refresh', 'control.node_delete'].map((type) => ({
+    type,
+    base: { node_id: 'fz' },
+    types: { node_id: 'string' as const },
+    required: ['node_id'],
+  })),
   ...['control.node_list', 'control.metrics', 'control.project_list'].map((type) => ({ type, base: {}, types: {}, required: [] })),
-  { type: 'control.node_service_watch', base: { node_id: 'fz', replay_limit: 1, since_seq: 0 }, types: { node_id: 'string', replay_limit: 'integer', since_seq: 'integer' }, required: [] },
+  {
+    type: 'control.node_service_watch',
+    base: { node_id: 'fz', replay_limit: 1, since_seq: 0 },
+    types: { node_id: 'string', replay_limit: 'integer', since_seq: 'integer' },
+    required: [],
+  },
   { type: 'control.node_service_unwatch', base: { watch_id: 'w1' }, types: { watch_id: 'string' }, required: ['watch_id'] },
-  ...['control.project_get', 'control.project_delete', 'control.project_token_rotate'].map((type) => ({ type, base: { project_id: 'p' }, types: { project_id: 'string' as const }, required: ['project_id'] })),
-  { type: 'control.session_attach', base: { project_id: 'p', project_token: 't' }, types: { project_id: 'string', project_token: 'string' }, required: ['project_id'] },
-  { type: 'control.node_join', base: { join_token: 'x', node_id: 'fz', node_name: 'n' }, types: { join_token: 'string', node_id: 'string', node_name: 'string' }, required: ['join_token'] },
-  { type: 'control.relay', base: { node_id: 'fz', request_id: 'r', op: 'stat', path: '/' }, types: { node_id: 'string', request_id: 'string', path: 'string' }, required: ['node_id', 'request_id', 'op', 'path'] },
-  { type: 'control.node_service_upsert', base: { node_id: 'fz', services: [] }, types: { node_id: 'string', services: 'array' }, required: ['node_id', 'services'] },
+  ...['control.project_get', 'control.project_delete', 'control.project_token_rotate'].map((type) => ({
+    type,
+    base: { project_id: 'p' },
+    types: { project_id: 'string' as const },
+    required: ['project_id'],
+  })),
+  {
+    type: 'control.session_attach',
+    base: { project_id: 'p', project_token: 't' },
+    types: { project_id: 'string', project_token: 'string' },
+    required: ['project_id'],
+  },
+  {
+    type: 'control.node_join',
+    base: { join_token: 'x', node_id: 'fz', node_name: 'n' },
+    types: { join_token: 'string', node_id: 'string', node_name: 'string' },
+    required: ['join_token'],
+  },
+  {
+    type: 'control.relay',
+    base: { node_id: 'fz', request_id: 'r', op: 'stat', path: '/' },
+    types: { node_id: 'string', request_id: 'string', path: 'string' },
+    required: ['node_id', 'request_id', 'op', 'path'],
+  },
+  {
+    type: 'control.node_service_upsert',
+    base: { node_id: 'fz', services: [] },
+    types: { node_id: 'string', services: 'array' },
+    required: ['node_id', 'services'],
+  },
   { type: 'control.version', base: { protocol: 'unified-v2' }, types: { protocol: 'string' }, required: ['protocol'] },
 ];
 /** Ops a user may never call, whatever the payload (the role is checked before the payload). */
-const NOT_FOR_USERS = ['control.node_service_upsert', 'control.node_lease_refresh', 'control.node_service_get', 'control.node_delete', 'control.node_join', 'control.metrics', 'control.project_list', 'control.relay_reply'];
+const NOT_FOR_USERS = [
+  'control.node_service_upsert',
+  'control.node_lease_refresh',
+  'control.node_service_get',
+  'control.node_delete',
+  'control.node_join',
+  'control.metrics',
+  'control.project_list',
+  'control.relay_reply',
+];
 const KNOWN_OPS = new Set([...OP_SHAPES.map((s) => s.type), ...NOT_FOR_USERS, 'control.relay_reply']);
 
 /** A JSON value of another type than `type` (integers also get a fraction). */
@@ -239,16 +303,44 @@ function oddId(): string {
 
 function fuzzCase(n: number): Case {
   const id = `f${n}`;
-  const frame = (type: string, payload: unknown, extra: Record<string, unknown> = {}): string => JSON.stringify({ channel: 'control', type, id, payload, ...extra });
+  const frame = (type: string, payload: unknown, extra: Record<string, unknown> = {}): string =>
+    JSON.stringify({ channel: 'control', type, id, payload, ...extra });
   const valid = JSON.stringify({ channel: 'control', type: 'control.node_list', id, payload: {} });
   const r = random();
   if (r < 0.08) {
-    const text = pick([valid.slice(0, Math.floor(random() * (valid.length - 1))), '{', '}', "{'channel':'control'}", 'NaN', 'undefined', '{"a":1,}', '[1,]', '\u0000', '01', '"unterminated', '{"channel":"control",,}']);
-    return { kind: 'not JSON', what: `not JSON: ${JSON.stringify(text).slice(0, 40)}`, data: text, id: null, expected: { code: 'invalid_envelope' }, as: 'admin' };
+    const text = pick([
+      valid.slice(0, Math.floor(random() * (valid.length - 1))),
+      '{',
+      '}',
+      "{'channel':'control'}",
+      'NaN',
+      'undefined',
+      '{"a":1,}',
+      '[1,]',
+      '\u0000',
+      '01',
+      '"unterminated',
+      '{"channel":"control",,}',
+    ]);
+    return {
+      kind: 'not JSON',
+      what: `not JSON: ${JSON.stringify(text).slice(0, 40)}`,
+      data: text,
+      id: null,
+      expected: { code: 'invalid_envelope' },
+      as: 'admin',
+    };
   }
   if (r < 0.12) {
     const text = pick(['5', '"x"', 'true', 'null', '[]', '[1,{}]', '-0.5e3']);
-    return { kind: 'JSON not an object', what: `JSON but not an object: ${text}`, data: text, id: null, expected: { code: 'invalid_envelope', field: '/' }, as: 'admin' };
+    return {
+      kind: 'JSON not an object',
+      what: `JSON but not an object: ${text}`,
+      data: text,
+      id: null,
+      expected: { code: 'invalid_envelope', field: '/' },
+      as: 'admin',
+    };
   }
   if (r < 0.32) {
     // One envelope member wrong; the others right.
@@ -256,7 +348,18 @@ function fuzzCase(n: number): Case {
     const envelope: Record<string, unknown> = { channel: 'control', type: 'control.node_list', id, payload: {} };
     let field = `/${member}`;
     if (member === 'channel') envelope.channel = pick([5, null, 'data', 'Control', '', {}, ['control']]);
-    else if (member === 'type') envelope.type = pick([5, null, '', 'control.', 'control.Node_list', 'data.node_list', 'control.node-list', `control.${'a'.repeat(65)}`, ['control.node_list']]);
+    else if (member === 'type')
+      envelope.type = pick([
+        5,
+        null,
+        '',
+        'control.',
+        'control.Node_list',
+        'data.node_list',
+        'control.node-list',
+        `control.${'a'.repeat(65)}`,
+        ['control.node_list'],
+      ]);
     else if (member === 'id') envelope.id = pick([7, null, '', true, { id: 'x' }, 'x'.repeat(129), 'y'.repeat(100_000)]);
     else if (member === 'payload') envelope.payload = pick([[], 'x', 5, null, true]);
     else if (member === 'missing') {
@@ -269,16 +372,37 @@ function fuzzCase(n: number): Case {
       field = pointer(key);
     }
     const echoed = typeof envelope.id === 'string' ? envelope.id : null;
-    return { kind: 'envelope', what: `envelope ${member}: ${JSON.stringify(envelope).slice(0, 60)}`, data: JSON.stringify(envelope), id: echoed, expected: { code: 'invalid_envelope', field }, as: 'admin' };
+    return {
+      kind: 'envelope',
+      what: `envelope ${member}: ${JSON.stringify(envelope).slice(0, 60)}`,
+      data: JSON.stringify(envelope),
+      id: echoed,
+      expected: { code: 'invalid_envelope', field },
+      as: 'admin',
+    };
   }
   if (r < 0.38) {
     const odd = oddId();
-    return { kind: 'odd id', what: `an odd but valid id ${JSON.stringify(odd)}`, data: JSON.stringify({ channel: 'control', type: 'control.node_list', id: odd, payload: {} }), id: odd, expected: { ok: true }, as: 'admin' };
+    return {
+      kind: 'odd id',
+      what: `an odd but valid id ${JSON.stringify(odd)}`,
+      data: JSON.stringify({ channel: 'control', type: 'control.node_list', id: odd, payload: {} }),
+      id: odd,
+      expected: { ok: true },
+      as: 'admin',
+    };
   }
   if (r < 0.45) {
     let type = `control.${letters(1 + Math.floor(random() * 64))}`;
     while (KNOWN_OPS.has(type)) type += 'x';
-    return { kind: 'unknown op', what: `unknown op ${type.slice(0, 40)}`, data: frame(type, {}), id, expected: { code: 'unknown_op', field: '/type' }, as: 'admin' };
+    return {
+      kind: 'unknown op',
+      what: `unknown op ${type.slice(0, 40)}`,
+      data: frame(type, {}),
+      id,
+      expected: { code: 'unknown_op', field: '/type' },
+      as: 'admin',
+    };
   }
   if (r < 0.7) {
     // One field of an op's payload wrong (type, missing, unknown key); an admin may call every one of these.
@@ -300,15 +424,36 @@ function fuzzCase(n: number): Case {
       payload[key] = pick([1, 'x', null, [], { a: 1 }]);
       field = pointer(key);
     }
-    return { kind: 'bad payload', what: `${shape.type} with ${field} wrong (${how})`, data: frame(shape.type, payload), id, expected: { code: 'invalid_payload', field }, as: 'admin' };
+    return {
+      kind: 'bad payload',
+      what: `${shape.type} with ${field} wrong (${how})`,
+      data: frame(shape.type, payload),
+      id,
+      expected: { code: 'invalid_payload', field },
+      as: 'admin',
+    };
   }
   if (r < 0.76) {
     const type = pick(NOT_FOR_USERS);
-    return { kind: 'role', what: `a user calling ${type}`, data: frame(type, pick([{}, { node_id: 'fz' }, { x: [1] }])), id, expected: { code: 'forbidden' }, as: 'user' };
+    return {
+      kind: 'role',
+      what: `a user calling ${type}`,
+      data: frame(type, pick([{}, { node_id: 'fz' }, { x: [1] }])),
+      id,
+      expected: { code: 'forbidden' },
+      as: 'user',
+    };
   }
   if (r < 0.79) {
     const type = pick(['control.node_list', 'control.node_delete', 'control.metrics', 'control.project_list']);
-    return { kind: 'role', what: `a node calling ${type}`, data: frame(type, type === 'control.node_delete' ? { node_id: 'fz' } : {}), id, expected: { code: 'forbidden' }, as: 'node' };
+    return {
+      kind: 'role',
+      what: `a node calling ${type}`,
+      data: frame(type, type === 'control.node_delete' ? { node_id: 'fz' } : {}),
+      id,
+      expected: { code: 'forbidden' },
+      as: 'node',
+    };
   }
   if (r < 0.86) {
     const bytes = Buffer.from(pick([valid, '{}', '\u0000\u0001', 'x'.repeat(300)]));
@@ -323,13 +468,38 @@ function fuzzCase(n: number): Case {
   }
   if (r < 0.97) {
     // Not UTF-8: ws itself closes with 1007 (the frame never reaches the server's code).
-    const bytes = Buffer.concat([Buffer.from('{"channel":"control","id":"'), Buffer.from(pick([[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]])), Buffer.from('"}')]);
-    return { kind: 'invalid UTF-8', what: 'a text frame that is not UTF-8', data: { invalidUtf8: bytes }, id: null, expected: { close: 1007 }, as: 'throwaway' };
+    const bytes = Buffer.concat([
+      Buffer.from('{"channel":"control","id":"'),
+      Buffer.from(pick([[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]])),
+      Buffer.from('"}'),
+    ]);
+    return {
+      kind: 'invalid UTF-8',
+      what: 'a text frame that is not UTF-8',
+      data: { invalidUtf8: bytes },
+      id: null,
+      expected: { close: 1007 },
+      as: 'throwaway',
+    };
   }
   if (r < 0.985) {
-    return { kind: 'another protocol', what: 'control.version naming another protocol mid-session', data: frame('control.version', { protocol: `unified-v${1 + Math.floor(random() * 9)}x` }), id, expected: { close: 4002 }, as: 'throwaway' };
+    return {
+      kind: 'another protocol',
+      what: 'control.version naming another protocol mid-session',
+      data: frame('control.version', { protocol: `unified-v${1 + Math.floor(random() * 9)}x` }),
+      id,
+      expected: { close: 4002 },
+      as: 'throwaway',
+    };
   }
-  return { kind: 'oversize', what: 'a user frame over 1 MiB', data: frame('control.node_list', { fill: 'x'.repeat((1 << 20) + Math.floor(random() * 1000)) }), id: null, expected: { close: 1009 }, as: 'throwaway' };
+  return {
+    kind: 'oversize',
+    what: 'a user frame over 1 MiB',
+    data: frame('control.node_list', { fill: 'x'.repeat((1 << 20) + Math.floor(random() * 1000)) }),
+    id: null,
+    expected: { close: 1009 },
+    as: 'throwaway',
+  };
 }
 
 /** How the frame fared against what it must get: a problem, or undefined. */
@@ -345,7 +515,8 @@ async function play(c: Case, peers: Record<'admin' | 'user' | 'node', RawPeer>, 
   const answer: Frame = await peer.next((f) => f.id === c.id, 10_000);
   if ('ok' in c.expected) return answer.ok === true ? undefined : `refused: ${JSON.stringify(answer.error)}`;
   if (answer.ok !== false || answer.error?.code !== c.expected.code) return `got ${JSON.stringify(answer.error ?? answer.type)}, not ${c.expected.code}`;
-  if (c.expected.field !== undefined && answer.error.field !== c.expected.field) return `${c.expected.code} names ${String(answer.error.field)}, not ${c.expected.field}`;
+  if (c.expected.field !== undefined && answer.error.field !== c.expected.field)
+    return `${c.expected.code} names ${String(answer.error.field)}, not ${c.expected.field}`;
   if (typeof answer.error.message !== 'string' || answer.error.message === '') return 'no message';
   return undefined;
 }

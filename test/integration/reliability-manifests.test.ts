@@ -38,24 +38,84 @@ interface Case {
   rule?: string;
 }
 
-const text = (content: string | Buffer): Make => (path) => writeFile(path, content);
+const text =
+  (content: string | Buffer): Make =>
+  (path) =>
+    writeFile(path, content);
 const doc = (value: unknown): Make => text(JSON.stringify(value));
-const valid = { service_id: 'svc', kind: 'test', help_md: `nothing to see: ${SECRET}`, runtime: { type: 'native_proc', executable_path: join(DRIVERS, 'echo') } };
+const valid = {
+  service_id: 'svc',
+  kind: 'test',
+  help_md: `nothing to see: ${SECRET}`,
+  runtime: { type: 'native_proc', executable_path: join(DRIVERS, 'echo') },
+};
 const withTop = (patch: Record<string, unknown>): Make => doc({ ...valid, ...patch });
 const withRuntime = (patch: Record<string, unknown>): Make => doc({ ...valid, runtime: { ...valid.runtime, ...patch } });
 const without = (key: string): Make => doc(Object.fromEntries(Object.entries(valid).filter(([k]) => k !== key)));
 
-const BAD_IDS = ['../x', 'a/b', 'a\u0000b', '', '.', '..', 'x'.repeat(129), 'services', 'fs', 'NODE.json', 'SERVICES.json', 'ERRORS.json', 'é', 'a b', 'a\nb', 'terminal-t1'];
+const BAD_IDS = [
+  '../x',
+  'a/b',
+  'a\u0000b',
+  '',
+  '.',
+  '..',
+  'x'.repeat(129),
+  'services',
+  'fs',
+  'NODE.json',
+  'SERVICES.json',
+  'ERRORS.json',
+  'é',
+  'a b',
+  'a\nb',
+  'terminal-t1',
+];
 const BAD_RUNTIME: Array<Record<string, unknown>> = [
-  { timeout_ms: -1 }, { timeout_ms: 0 }, { timeout_ms: 1.5 }, { timeout_ms: '10' }, { timeout_ms: 1e12 }, { kill_grace_ms: 60_001 },
-  { max_concurrency: 0 }, { max_queue: -1 }, { max_input_bytes: 0 }, { max_output_bytes: 268_435_457 }, { mode: 'weird' },
-  { type: 'native_inproc' }, { type: 'bogus' }, { abi: 'v2' }, { args: 'x' }, { args: [1] }, { env: { A: 1 } }, { env_passthrough: 'X' },
-  { cwd: '' }, { executable_path: '' }, { user: '' }, { jobs_keep: 10_001 }, { bogus: true },
+  { timeout_ms: -1 },
+  { timeout_ms: 0 },
+  { timeout_ms: 1.5 },
+  { timeout_ms: '10' },
+  { timeout_ms: 1e12 },
+  { kill_grace_ms: 60_001 },
+  { max_concurrency: 0 },
+  { max_queue: -1 },
+  { max_input_bytes: 0 },
+  { max_output_bytes: 268_435_457 },
+  { mode: 'weird' },
+  { type: 'native_inproc' },
+  { type: 'bogus' },
+  { abi: 'v2' },
+  { args: 'x' },
+  { args: [1] },
+  { env: { A: 1 } },
+  { env_passthrough: 'X' },
+  { cwd: '' },
+  { executable_path: '' },
+  { user: '' },
+  { jobs_keep: 10_001 },
+  { bogus: true },
 ];
 const WRONG_TYPES: Array<[string, unknown]> = [
-  ['service_id', 5], ['kind', true], ['version', 7], ['version', ''], ['state', 'x'.repeat(65)], ['enabled', 'yes'], ['runtime', 'x'], ['endpoints', 'x'],
-  ['endpoints', []], ['endpoints', ['/elsewhere']], ['capabilities', []], ['mounts', {}], ['mounts', [{ mount_id: 'x' }]], ['help_md', 5],
-  ['help_md', 'x'.repeat(65_537)], ['schema', 5], ['schema', { input: { type: 'objekt' } }], ['permissions', []], ['ops', 'x'],
+  ['service_id', 5],
+  ['kind', true],
+  ['version', 7],
+  ['version', ''],
+  ['state', 'x'.repeat(65)],
+  ['enabled', 'yes'],
+  ['runtime', 'x'],
+  ['endpoints', 'x'],
+  ['endpoints', []],
+  ['endpoints', ['/elsewhere']],
+  ['capabilities', []],
+  ['mounts', {}],
+  ['mounts', [{ mount_id: 'x' }]],
+  ['help_md', 5],
+  ['help_md', 'x'.repeat(65_537)],
+  ['schema', 5],
+  ['schema', { input: { type: 'objekt' } }],
+  ['permissions', []],
+  ['ops', 'x'],
 ];
 
 function tableCases(): Case[] {
@@ -69,7 +129,11 @@ function tableCases(): Case[] {
     { name: 'a NUL byte', make: text(`{"service_id":"svc",\u0000"kind":"${SECRET}"}`), rule: 'json' },
     { name: 'a UTF-8 BOM', make: text(`\ufeff${JSON.stringify(valid)}`), rule: 'json' },
     { name: 'comments', make: text(`// ${SECRET}\n${JSON.stringify(valid)}`), rule: 'json' },
-    { name: 'invalid UTF-8', make: text(Buffer.concat([Buffer.from(`{"service_id":"svc","kind":"test","help_md":"${SECRET}`), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])), rule: 'utf8' },
+    {
+      name: 'invalid UTF-8',
+      make: text(Buffer.concat([Buffer.from(`{"service_id":"svc","kind":"test","help_md":"${SECRET}`), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])),
+      rule: 'utf8',
+    },
     { name: 'an array', make: doc([valid]), rule: 'type' },
     { name: 'null', make: text('null'), rule: 'type' },
     { name: 'a string', make: doc(SECRET), rule: 'type' },
@@ -103,7 +167,11 @@ function mutant(): Case {
     },
     () => {
       const at = Math.floor(random() * (base.length + 1));
-      return { name: `0xff at byte ${at}`, make: text(Buffer.concat([Buffer.from(base.slice(0, at)), Buffer.from([0xff]), Buffer.from(base.slice(at))])), rule: 'utf8' };
+      return {
+        name: `0xff at byte ${at}`,
+        make: text(Buffer.concat([Buffer.from(base.slice(0, at)), Buffer.from([0xff]), Buffer.from(base.slice(at))])),
+        rule: 'utf8',
+      };
     },
     () => {
       const at = Math.floor(random() * (base.length + 1));
@@ -124,7 +192,9 @@ function mutant(): Case {
     },
     () => {
       const key = `unknown_${Math.floor(random() * 1e6)}`;
-      return random() < 0.5 ? { name: `top-level ${key}`, make: withTop({ [key]: SECRET }), rule: 'additionalProperties' } : { name: `runtime ${key}`, make: withRuntime({ [key]: SECRET }), rule: 'additionalProperties' };
+      return random() < 0.5
+        ? { name: `top-level ${key}`, make: withTop({ [key]: SECRET }), rule: 'additionalProperties' }
+        : { name: `runtime ${key}`, make: withRuntime({ [key]: SECRET }), rule: 'additionalProperties' };
     },
     () => {
       const key = pick(['service_id', 'kind']);
@@ -157,9 +227,20 @@ t.test('through the loader: every case refused by name, path and rule, never quo
     await mkdir(dir);
     const file = join(dir, 'svc.json');
     await c.make(file, root);
-    const { services, problems } = await loadServices({ manifestFiles: [], servicesDirs: [dir], nodeId: 'n1', reserved: [{ service_id: 'terminal-t1', source: 'built-in terminal provider' }], schemas });
-    const wrong = problems.length === 0 ? 'accepted' : services.length > 0 ? 'loaded anyway' : problems.map((p) => wellFormed(p, file)).find((w) => w !== undefined)
-      ?? (c.rule !== undefined && !problems.some((p) => p.rule === c.rule) ? `rule ${problems.map((p) => p.rule).join(',')}, not ${c.rule}` : undefined);
+    const { services, problems } = await loadServices({
+      manifestFiles: [],
+      servicesDirs: [dir],
+      nodeId: 'n1',
+      reserved: [{ service_id: 'terminal-t1', source: 'built-in terminal provider' }],
+      schemas,
+    });
+    const wrong =
+      problems.length === 0
+        ? 'accepted'
+        : services.length > 0
+          ? 'loaded anyway'
+          : (problems.map((p) => wellFormed(p, file)).find((w) => w !== undefined) ??
+            (c.rule !== undefined && !problems.some((p) => p.rule === c.rule) ? `rule ${problems.map((p) => p.rule).join(',')}, not ${c.rule}` : undefined));
     if (wrong !== undefined) {
       failures++;
       tt.fail(`${c.name}: ${wrong}`);
@@ -176,9 +257,23 @@ t.test('a real daemon at start-up: refuses them all, one line each, and exits', 
   await mkdir(servicesDir, { recursive: true });
   await writeFile(join(servicesDir, 'good.json'), JSON.stringify(manifest('good', 'echo')));
   const table = tableCases();
-  const subset = [...['not JSON at all (a secret)', 'invalid UTF-8', 'a key with a newline', 'nested 5000 deep', 'larger than 1 MiB', 'a directory', 'a FIFO',
-    'a symlink to /dev/null', 'a symlink to a secret file', 'service_id "../x"', 'service_id "fs"', 'runtime {"timeout_ms":-1}'].map((name) => table.find((c) => c.name === name) as Case),
-  ...Array.from({ length: 8 }, mutant)];
+  const subset = [
+    ...[
+      'not JSON at all (a secret)',
+      'invalid UTF-8',
+      'a key with a newline',
+      'nested 5000 deep',
+      'larger than 1 MiB',
+      'a directory',
+      'a FIFO',
+      'a symlink to /dev/null',
+      'a symlink to a secret file',
+      'service_id "../x"',
+      'service_id "fs"',
+      'runtime {"timeout_ms":-1}',
+    ].map((name) => table.find((c) => c.name === name) as Case),
+    ...Array.from({ length: 8 }, mutant),
+  ];
   const files: string[] = [];
   for (const [index, c] of subset.entries()) {
     const file = join(servicesDir, `case-${String(index).padStart(2, '0')}.json`);
@@ -186,7 +281,26 @@ t.test('a real daemon at start-up: refuses them all, one line each, and exits', 
     files.push(file);
   }
   const mount = join(dir, 'mnt');
-  const daemon = spawnMounter(tt, [ACHERON, 'node', '--node-id', 'fuzz', '--mount', mount, '--services-dir', servicesDir, '--state-file', join(dir, 'state.json'), '--log-file', join(dir, 'node.log'), '--terminal-id', 't1'], mount);
+  const daemon = spawnMounter(
+    tt,
+    [
+      ACHERON,
+      'node',
+      '--node-id',
+      'fuzz',
+      '--mount',
+      mount,
+      '--services-dir',
+      servicesDir,
+      '--state-file',
+      join(dir, 'state.json'),
+      '--log-file',
+      join(dir, 'node.log'),
+      '--terminal-id',
+      't1',
+    ],
+    mount,
+  );
   const exit = await Promise.race([daemon.exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000))]);
   tt.not(exit, 'hung', 'it exits: nothing blocked on the FIFO');
   tt.match(exit, { code: 1 }, 'with exit code 1');
@@ -205,7 +319,10 @@ t.test('a real daemon at start-up: refuses them all, one line each, and exits', 
       tt.fail(`a bad line: ${line.slice(0, 300)}`);
     }
   }
-  tt.notOk(lines.some((line) => line.includes('good.json')), 'the good manifest is not blamed');
+  tt.notOk(
+    lines.some((line) => line.includes('good.json')),
+    'the good manifest is not blamed',
+  );
   tt.equal(failures, 0, `${subset.length} invalid manifests refused at start-up, one line each`);
   tt.comment(`manifests fuzzed at start-up: ${subset.length}, failures: ${failures}`);
 });
@@ -219,10 +336,28 @@ t.test('at reload: each problem in ERRORS.json, the previous version keeps servi
   // making its replacement would rightly remove the service.
   const reload = (): void => void process.kill(node.child.pid as number, 'SIGHUP');
   const table = tableCases();
-  const chosen = ['not JSON at all (a secret)', 'cut short', 'empty file', 'invalid UTF-8', 'a key with a newline', 'nested 5000 deep', 'larger than 1 MiB',
-    'a directory', 'a FIFO', 'a symlink to /dev/null', 'a symlink to a secret file', 'a dangling symlink', 'service_id "fs"', 'service_id "terminal-t1"',
-    'service_id "a/b"', 'runtime {"type":"native_inproc"}', 'runtime {"max_concurrency":0}', 'schema = {"input":{"type":"objekt"}}', 'no kind', 'an array']
-    .map((name) => table.find((c) => c.name === name) as Case);
+  const chosen = [
+    'not JSON at all (a secret)',
+    'cut short',
+    'empty file',
+    'invalid UTF-8',
+    'a key with a newline',
+    'nested 5000 deep',
+    'larger than 1 MiB',
+    'a directory',
+    'a FIFO',
+    'a symlink to /dev/null',
+    'a symlink to a secret file',
+    'a dangling symlink',
+    'service_id "fs"',
+    'service_id "terminal-t1"',
+    'service_id "a/b"',
+    'runtime {"type":"native_inproc"}',
+    'runtime {"max_concurrency":0}',
+    'schema = {"input":{"type":"objekt"}}',
+    'no kind',
+    'an array',
+  ].map((name) => table.find((c) => c.name === name) as Case);
   const cases = [...chosen, ...Array.from({ length: 10 * scale }, mutant)];
   const errorsFile = join(node.mount, 'ERRORS.json');
   let failures = 0;
@@ -235,15 +370,21 @@ t.test('at reload: each problem in ERRORS.json, the previous version keeps servi
       await c.make(files[i] as string, root);
     }
     reload();
-    const errors = await waitFor(async () => {
-      const listed = await readJson<Problem[]>(errorsFile);
-      return files.every((file) => listed.some((p) => p.file === file)) ? listed : undefined;
-    }, { what: `ERRORS.json to name round ${round}'s files`, timeoutMs: 20_000 }).catch(() => undefined);
+    const errors = await waitFor(
+      async () => {
+        const listed = await readJson<Problem[]>(errorsFile);
+        return files.every((file) => listed.some((p) => p.file === file)) ? listed : undefined;
+      },
+      { what: `ERRORS.json to name round ${round}'s files`, timeoutMs: 20_000 },
+    ).catch(() => undefined);
     for (const [i, c] of batch.entries()) {
       const file = files[i] as string;
       const mine = errors?.filter((p) => p.file === file) ?? [];
-      const wrong = mine.length === 0 ? 'not in ERRORS.json' : mine.map((p) => wellFormed(p, file)).find((w) => w !== undefined)
-        ?? (c.rule !== undefined && !mine.some((p) => p.rule === c.rule) ? `rule ${mine.map((p) => p.rule).join(',')}, not ${c.rule}` : undefined);
+      const wrong =
+        mine.length === 0
+          ? 'not in ERRORS.json'
+          : (mine.map((p) => wellFormed(p, file)).find((w) => w !== undefined) ??
+            (c.rule !== undefined && !mine.some((p) => p.rule === c.rule) ? `rule ${mine.map((p) => p.rule).join(',')}, not ${c.rule}` : undefined));
       // The previous good version still serves.
       const run = await sh(`/bin/echo '{"round":${round}}' > ${q(join(node.service(slots[i] as string), 'control', 'invoke.json'))}`, { timeoutMs: 20_000 });
       invokes++;
@@ -265,7 +406,11 @@ t.test('at reload: each problem in ERRORS.json, the previous version keeps servi
   const served = await readJson<{ pid: number }>(join(node.mount, 'NODE.json'));
   tt.equal(served.pid, node.child.pid, 'the same daemon serves the mount');
   const counted = await Promise.all(slots.map(async (id) => (await readJson<{ invokes_total: number }>(join(node.service(id), 'metrics.json'))).invokes_total));
-  tt.equal(counted.reduce((a, b) => a + b, 0), invokes, 'every invocation counted: no service lost its state');
+  tt.equal(
+    counted.reduce((a, b) => a + b, 0),
+    invokes,
+    'every invocation counted: no service lost its state',
+  );
   tt.notMatch(await readFile(node.logFile, 'utf8'), SECRET_MARK, 'the log quotes no file');
   tt.equal(failures, 0, `${cases.length} invalid manifests at reload, each in ERRORS.json, the previous version serving`);
   tt.comment(`manifests fuzzed at reload: ${cases.length}, failures: ${failures}`);

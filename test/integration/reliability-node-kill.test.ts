@@ -50,28 +50,37 @@ async function markedProcesses(): Promise<number[]> {
 
 /** What a leftover process is, for the failure message. */
 async function describe(pids: number[]): Promise<string> {
-  const lines = await Promise.all(pids.map(async (pid) => {
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ').trim();
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const owner = (await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '')).split('\0').find((v) => v.startsWith('ACHERON_DRIVER_OWNER='));
-    return `${pid} [${stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(0, 5).join(' ')}] ${cmdline} ${owner ?? 'no owner'}`;
-  }));
+  const lines = await Promise.all(
+    pids.map(async (pid) => {
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ').trim();
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      const owner = (await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '')).split('\0').find((v) => v.startsWith('ACHERON_DRIVER_OWNER='));
+      return `${pid} [${stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .slice(0, 5)
+        .join(' ')}] ${cmdline} ${owner ?? 'no owner'}`;
+    }),
+  );
   return lines.join('; ');
 }
 
 /** The daemon's spawner: its child running spawner-main.js. */
 async function spawnerOf(node: RunningNode): Promise<number> {
-  return waitFor(async () => {
-    for (const entry of await readdir('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== node.child.pid) continue;
-      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-      if (cmdline.includes('spawner-main.js')) return Number(entry);
-    }
-    return undefined;
-  }, { what: 'the driver spawner' });
+  return waitFor(
+    async () => {
+      for (const entry of await readdir('/proc')) {
+        if (!/^\d+$/.test(entry)) continue;
+        const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid !== node.child.pid) continue;
+        const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+        if (cmdline.includes('spawner-main.js')) return Number(entry);
+      }
+      return undefined;
+    },
+    { what: 'the driver spawner' },
+  );
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -89,7 +98,10 @@ function startWriters(dir: string, mount: string): () => void {
     `while :; do /bin/echo '{"x":1}' > ${invoke('slow')} 2>/dev/null || sleep 0.1; done`,
     `while :; do /bin/echo '{"sleep_ms":50}' > ${invoke('steady')} 2>/dev/null || sleep 0.1; done`,
     `while :; do /bin/echo '{"hang":true}' > ${invoke('steady')} 2>/dev/null || sleep 0.1; done`,
-    ...['a', 'b'].map((w) => `i=0; while :; do i=$((i+1)); if /bin/echo "{\\"n\\":\\"${w}-$i\\"}" > ${invoke('quick')} 2>/dev/null; then echo ${w}-$i >> ${q(acked)}; sleep 0.05; else sleep 0.1; fi; done`),
+    ...['a', 'b'].map(
+      (w) =>
+        `i=0; while :; do i=$((i+1)); if /bin/echo "{\\"n\\":\\"${w}-$i\\"}" > ${invoke('quick')} 2>/dev/null; then echo ${w}-$i >> ${q(acked)}; sleep 0.05; else sleep 0.1; fi; done`,
+    ),
   ];
   const children = loops.map((loop) => spawn('bash', ['-c', loop], { stdio: 'ignore', detached: true, cwd: '/' }));
   return () => {
@@ -154,7 +166,10 @@ t.test('kill -9 of the daemon and of its spawner at random moments: no driver su
     }
     // A lone spawner kill leaves the daemon serving: it must kill the drivers itself.
     if (kind !== 'both') {
-      const gone = await waitFor(async () => (await markedProcesses()).length === 0, { timeoutMs: CLEANUP_BOUND_MS, what: `drivers to die after a ${kind} kill` }).catch(() => false);
+      const gone = await waitFor(async () => (await markedProcesses()).length === 0, {
+        timeoutMs: CLEANUP_BOUND_MS,
+        what: `drivers to die after a ${kind} kill`,
+      }).catch(() => false);
       if (gone === false) {
         const remaining = await markedProcesses();
         leftovers += remaining.length;
@@ -170,7 +185,10 @@ t.test('kill -9 of the daemon and of its spawner at random moments: no driver su
     node = await node.restart();
     // After both died at once, only the next start can clean up.
     if (kind === 'both') {
-      const gone = await waitFor(async () => (await markedProcesses()).length === 0, { timeoutMs: CLEANUP_BOUND_MS, what: 'drivers of the dead node to die' }).catch(() => false);
+      const gone = await waitFor(async () => (await markedProcesses()).length === 0, {
+        timeoutMs: CLEANUP_BOUND_MS,
+        what: 'drivers of the dead node to die',
+      }).catch(() => false);
       if (gone === false) {
         const remaining = await markedProcesses();
         leftovers += remaining.length;
@@ -188,5 +206,7 @@ t.test('kill -9 of the daemon and of its spawner at random moments: no driver su
   tt.ok(daemonKills > 0 && spawnerKills > 0, 'both kinds of kill happened');
   tt.equal(leftovers, 0, 'no driver process outlived a kill');
   tt.equal(lost, 0, 'no acknowledged invocation was lost');
-  tt.comment(`node daemon kills: ${daemonKills}, spawner kills: ${spawnerKills}, leftover driver processes: ${leftovers}, acknowledged invocations: ${acked}, lost: ${lost}`);
+  tt.comment(
+    `node daemon kills: ${daemonKills}, spawner kills: ${spawnerKills}, leftover driver processes: ${leftovers}, acknowledged invocations: ${acked}, lost: ${lost}`,
+  );
 });

@@ -16,15 +16,16 @@ interface Problem {
 }
 
 /** A version-stamped driver: prints {"v":N,"got":<payload>}; sleeps when the payload asks to hang. */
-const versioned = (id: string, v: number, runtime: Record<string, unknown> = {}): Record<string, unknown> => manifest(id, '/bin/sh', {
-  version: String(v),
-  runtime: {
-    args: ['-c', `p=$(cat); case "$p" in *hang*) exec sleep 3600;; esac; printf '{"v":${v},"got":%s}' "$p"`],
-    timeout_ms: 25_000,
-    kill_grace_ms: 200,
-    ...runtime,
-  },
-});
+const versioned = (id: string, v: number, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
+  manifest(id, '/bin/sh', {
+    version: String(v),
+    runtime: {
+      args: ['-c', `p=$(cat); case "$p" in *hang*) exec sleep 3600;; esac; printf '{"v":${v},"got":%s}' "$p"`],
+      timeout_ms: 25_000,
+      kill_grace_ms: 200,
+      ...runtime,
+    },
+  });
 
 const node = await startNode(t, {
   args: ['--manifest-reload-interval-ms', '300'],
@@ -49,19 +50,26 @@ async function putManifest(name: string, text: string): Promise<void> {
 
 // Keeps invoking `steady` until told to stop; every invocation must succeed whatever reloads do.
 const stopFile = join(node.dir, 'stop-steady');
-const background = sh(`n=0; bad=0
+const background = sh(
+  `n=0; bad=0
 while [ ! -e "$STOP" ]; do
   n=$((n+1))
   /bin/echo "{\\"i\\":$n}" > "$F" || bad=$((bad+1))
 done
-echo "$n $bad"`, { env: { ...process.env, STOP: stopFile, F: file('steady', 'control/invoke.json') }, timeoutMs: 120_000 });
+echo "$n $bad"`,
+  { env: { ...process.env, STOP: stopFile, F: file('steady', 'control/invoke.json') }, timeoutMs: 120_000 },
+);
 
 await t.test('an added manifest appears as a service', async (tt) => {
   tt.notOk((await services()).includes('added'));
   await putManifest('added.json', JSON.stringify(manifest('added', 'echo')));
   await waitFor(async () => (await services()).includes('added'), { what: 'services/added' });
   const listed = await readJson<Array<{ service_id: string; state: string }>>(join(node.mount, 'SERVICES.json'));
-  tt.match(listed.find((s) => s.service_id === 'added'), { service_id: 'added', state: 'online' }, 'SERVICES.json lists it');
+  tt.match(
+    listed.find((s) => s.service_id === 'added'),
+    { service_id: 'added', state: 'online' },
+    'SERVICES.json lists it',
+  );
   const run = await invoke('added', '{"hello":"added"}');
   tt.equal(run.code, 0, run.stderr);
   tt.match(await readJson(file('added', 'result.json')), { echo: { hello: 'added' } });
@@ -93,10 +101,13 @@ await t.test('an invalid edit is reported; the previous good version keeps runni
   tt.same(await errors(), [], 'no problems yet');
 
   await putManifest('alpha.json', '{"service_id": "alpha", "kind": ');
-  const syntax = await waitFor(async () => {
-    const list = await errors();
-    return list.length > 0 && list;
-  }, { what: 'ERRORS.json to report bad JSON' });
+  const syntax = await waitFor(
+    async () => {
+      const list = await errors();
+      return list.length > 0 && list;
+    },
+    { what: 'ERRORS.json to report bad JSON' },
+  );
   tt.equal(syntax.length, 1);
   tt.match(syntax[0], { file: alphaFile, json_path: '/', rule: 'json', message: /invalid JSON/ });
   tt.match((await readJson(join(node.mount, 'NODE.json'))).manifest_errors, 1, 'NODE.json counts it');
@@ -105,10 +116,13 @@ await t.test('an invalid edit is reported; the previous good version keeps runni
   tt.same(await readJson(file('alpha', 'result.json')), { v: 2, got: { n: 5 } }, 'with the previous good version');
 
   await putManifest('alpha.json', JSON.stringify({ ...versioned('alpha', 9), bogus_key: 1 }));
-  const unknown = await waitFor(async () => {
-    const list = await errors();
-    return list.some((p) => p.message.includes('bogus_key')) && list;
-  }, { what: 'ERRORS.json to report the unknown key' });
+  const unknown = await waitFor(
+    async () => {
+      const list = await errors();
+      return list.some((p) => p.message.includes('bogus_key')) && list;
+    },
+    { what: 'ERRORS.json to report the unknown key' },
+  );
   tt.equal(unknown.length, 1);
   tt.match(unknown[0], { file: alphaFile, json_path: '/bogus_key', rule: 'additionalProperties', message: /unknown key/ }, 'the problem names the key');
   tt.equal((await invoke('alpha', '{"n":6}')).code, 0);
@@ -125,7 +139,8 @@ await t.test('an invalid edit is reported; the previous good version keeps runni
 await t.test('a removed manifest: the service disappears; a handle opened before gets ENOENT, never a hang', async (tt) => {
   const ready = join(node.dir, 'writer-ready');
   const go = join(node.dir, 'writer-go');
-  const writer = sh(`python3 - <<'PY'
+  const writer = sh(
+    `python3 - <<'PY'
 import errno, os, time
 fd = os.open(os.environ['F'], os.O_WRONLY)
 open(os.environ['READY'], 'w').close()
@@ -139,14 +154,19 @@ try:
     print('no error')
 except OSError as error:
     print(step, errno.errorcode.get(error.errno, error.errno))
-PY`, { env: { ...process.env, F: file('alpha', 'control/invoke.json'), READY: ready, GO: go }, timeoutMs: 30_000 });
+PY`,
+    { env: { ...process.env, F: file('alpha', 'control/invoke.json'), READY: ready, GO: go }, timeoutMs: 30_000 },
+  );
   await waitFor(async () => (await sh(`test -e ${q(ready)}`)).code === 0, { what: 'the writer to open invoke.json' });
   const invokesBefore = (await metrics('alpha')).invokes_total;
 
   await rm(join(node.servicesDir, 'alpha.json'));
   await waitFor(async () => !(await services()).includes('alpha'), { what: 'alpha to disappear' });
   const listed = await readJson<Array<{ service_id: string }>>(join(node.mount, 'SERVICES.json'));
-  tt.notOk(listed.some((s) => s.service_id === 'alpha'), 'SERVICES.json no longer lists it');
+  tt.notOk(
+    listed.some((s) => s.service_id === 'alpha'),
+    'SERVICES.json no longer lists it',
+  );
   const cat = await sh(`cat ${q(file('alpha', 'status.json'))}`);
   tt.match(cat.stderr, /No such file or directory/, 'its files are gone');
 
@@ -165,32 +185,52 @@ await t.test('a reloaded service that nobody edited answered every invocation me
   const [count, bad] = run.stdout.trim().split(' ').map(Number) as [number, number];
   tt.ok(count > 10, `the loop invoked ${count} times`);
   tt.equal(bad, 0, 'no invocation failed at the filesystem');
-  tt.match(await metrics('steady'), { invokes_total: count, failures_total: 0, rejected_total: 0, cancelled_total: 0, timeouts_total: 0 }, 'every invocation ran and succeeded');
+  tt.match(
+    await metrics('steady'),
+    { invokes_total: count, failures_total: 0, rejected_total: 0, cancelled_total: 0, timeouts_total: 0 },
+    'every invocation ran and succeeded',
+  );
   tt.equal((await readJson(file('steady', 'status.json'))).state, 'ok');
 });
 
-await t.test('a reload that cannot apply one change applies none of its harm: a runtime.cwd inside the mount is a problem, a retired service leaves the tree', async (tt) => {
-  // Load order is by file name: `a-retiring` (executable → catalog-only, so its runtime retires)
-  // comes before `b-moving`, whose new runtime.cwd lies inside the mount.
-  const quiet = await startNode(tt, { args: ['--manifest-reload-interval-ms', '0', '--no-fs-service'], manifests: [versioned('a-retiring', 1), versioned('b-moving', 1)] });
-  const list = async (): Promise<string[]> => (await sh(`ls ${q(join(quiet.mount, 'services'))}`)).stdout.split('\n').filter(Boolean);
-  tt.same(await list(), ['a-retiring', 'b-moving']);
-  await writeFile(join(quiet.servicesDir, 'a-retiring.json'), JSON.stringify({ service_id: 'a-retiring', kind: 'test' }));
-  const moving = join(quiet.servicesDir, 'b-moving.json');
-  await writeFile(moving, JSON.stringify(versioned('b-moving', 2, { cwd: join(quiet.mount, 'services') })));
-  process.kill(quiet.child.pid as number, 'SIGHUP');
-  const problems = await waitFor(async () => {
-    const listed = await readJson<Problem[]>(join(quiet.mount, 'ERRORS.json'));
-    return listed.length > 0 && listed;
-  }, { what: 'ERRORS.json to name the cwd' });
-  tt.match(problems, [{ file: moving, json_path: '/runtime/cwd', rule: 'cwd', message: /lies inside the mount/ }], 'the cwd is a manifest problem');
-  tt.same(await list(), ['b-moving'], 'the retired runtime left services/');
-  const listed = await readJson<Array<{ service_id: string; path: string | null }>>(join(quiet.mount, 'SERVICES.json'));
-  tt.match(listed, [{ service_id: 'a-retiring', path: null }, { service_id: 'b-moving', path: 'services/b-moving' }], 'SERVICES.json: a-retiring catalog-only');
-  const run = await sh(`/bin/echo '{"n":1}' > ${q(join(quiet.service('b-moving'), 'control/invoke.json'))}`);
-  tt.equal(run.code, 0, run.stderr);
-  tt.same(await readJson(join(quiet.service('b-moving'), 'result.json')), { v: 1, got: { n: 1 } }, 'b-moving runs its previous good version');
-});
+await t.test(
+  'a reload that cannot apply one change applies none of its harm: a runtime.cwd inside the mount is a problem, a retired service leaves the tree',
+  async (tt) => {
+    // Load order is by file name: `a-retiring` (executable → catalog-only, so its runtime retires)
+    // comes before `b-moving`, whose new runtime.cwd lies inside the mount.
+    const quiet = await startNode(tt, {
+      args: ['--manifest-reload-interval-ms', '0', '--no-fs-service'],
+      manifests: [versioned('a-retiring', 1), versioned('b-moving', 1)],
+    });
+    const list = async (): Promise<string[]> => (await sh(`ls ${q(join(quiet.mount, 'services'))}`)).stdout.split('\n').filter(Boolean);
+    tt.same(await list(), ['a-retiring', 'b-moving']);
+    await writeFile(join(quiet.servicesDir, 'a-retiring.json'), JSON.stringify({ service_id: 'a-retiring', kind: 'test' }));
+    const moving = join(quiet.servicesDir, 'b-moving.json');
+    await writeFile(moving, JSON.stringify(versioned('b-moving', 2, { cwd: join(quiet.mount, 'services') })));
+    process.kill(quiet.child.pid as number, 'SIGHUP');
+    const problems = await waitFor(
+      async () => {
+        const listed = await readJson<Problem[]>(join(quiet.mount, 'ERRORS.json'));
+        return listed.length > 0 && listed;
+      },
+      { what: 'ERRORS.json to name the cwd' },
+    );
+    tt.match(problems, [{ file: moving, json_path: '/runtime/cwd', rule: 'cwd', message: /lies inside the mount/ }], 'the cwd is a manifest problem');
+    tt.same(await list(), ['b-moving'], 'the retired runtime left services/');
+    const listed = await readJson<Array<{ service_id: string; path: string | null }>>(join(quiet.mount, 'SERVICES.json'));
+    tt.match(
+      listed,
+      [
+        { service_id: 'a-retiring', path: null },
+        { service_id: 'b-moving', path: 'services/b-moving' },
+      ],
+      'SERVICES.json: a-retiring catalog-only',
+    );
+    const run = await sh(`/bin/echo '{"n":1}' > ${q(join(quiet.service('b-moving'), 'control/invoke.json'))}`);
+    tt.equal(run.code, 0, run.stderr);
+    tt.same(await readJson(join(quiet.service('b-moving'), 'result.json')), { v: 1, got: { n: 1 } }, 'b-moving runs its previous good version');
+  },
+);
 
 await t.test('interval 0: only SIGHUP reloads', async (tt) => {
   const quiet = await startNode(tt, { args: ['--manifest-reload-interval-ms', '0'], manifests: [manifest('first', 'echo')] });

@@ -21,21 +21,49 @@ t.test('two daemons started at the same moment on a mount with a stale lock: one
   await writeFile(lock, `${gone.pid}\n${mount}\n`);
   t.teardown(() => sh(`rm -f ${q(lock)}`));
 
-  const daemon = (name: string) => spawnMounter(t, [ACHERON, 'node', '--node-id', name, '--mount', mount, '--no-fs-service', '--services-dir', servicesDir,
-    '--state-file', join(dir, `${name}.json`), '--log-file', join(dir, `${name}.log`)], mount);
+  const daemon = (name: string) =>
+    spawnMounter(
+      t,
+      [
+        ACHERON,
+        'node',
+        '--node-id',
+        name,
+        '--mount',
+        mount,
+        '--no-fs-service',
+        '--services-dir',
+        servicesDir,
+        '--state-file',
+        join(dir, `${name}.json`),
+        '--log-file',
+        join(dir, `${name}.log`),
+      ],
+      mount,
+    );
   const daemons = [daemon('first'), daemon('second')];
-  const [loser, winner] = await waitFor(() => {
-    const exited = daemons.filter((d) => d.gone());
-    return exited.length === 1 ? [exited[0], daemons.find((d) => !d.gone())] : exited.length === 2 ? [undefined, undefined] : undefined;
-  }, { what: 'one of the two daemons to give up', timeoutMs: 60_000 });
+  const [loser, winner] = await waitFor(
+    () => {
+      const exited = daemons.filter((d) => d.gone());
+      return exited.length === 1 ? [exited[0], daemons.find((d) => !d.gone())] : exited.length === 2 ? [undefined, undefined] : undefined;
+    },
+    { what: 'one of the two daemons to give up', timeoutMs: 60_000 },
+  );
   t.ok(loser && winner, 'exactly one daemon gave up');
   if (!loser || !winner) return;
   t.same(await loser.exited, { code: 1, signal: null }, 'the loser exits 1');
-  t.match(loser.stderr().trim(), new RegExp(`is served by a live acheron daemon \\(pid ${winner.child.pid}, lock `), `the loser names the winner: ${loser.stderr().trim()}`);
-  const node = await waitFor(async () => {
-    const doc = await readJson(join(mount, 'NODE.json'));
-    return doc.pid === winner.child.pid && doc;
-  }, { what: 'the winner to serve the mount', timeoutMs: 30_000 });
+  t.match(
+    loser.stderr().trim(),
+    new RegExp(`is served by a live acheron daemon \\(pid ${winner.child.pid}, lock `),
+    `the loser names the winner: ${loser.stderr().trim()}`,
+  );
+  const node = await waitFor(
+    async () => {
+      const doc = await readJson(join(mount, 'NODE.json'));
+      return doc.pid === winner.child.pid && doc;
+    },
+    { what: 'the winner to serve the mount', timeoutMs: 30_000 },
+  );
   t.equal(node.pid, winner.child.pid, 'the winner serves the mount');
   const run = await sh(`/bin/echo '{"n":1}' > ${q(join(mount, 'services/echo/control/invoke.json'))}`);
   t.equal(run.code, 0, `and invokes (${run.stderr.trim()})`);
@@ -47,9 +75,12 @@ t.test('writes that arrive while the daemon stops are journaled, never answered 
   const reset = join(node.service('echo'), 'control', 'reset');
   const errors = join(node.dir, 'writer-errors');
   // Control writes journal the service state (and wait for it): they go on until the tree is gone.
-  const writers = [1, 2, 3].map(() => sh(`while [ -e "$M/NODE.json" ]; do /bin/echo 1 > "$F" 2>>"$ERR"; done; true`, {
-    env: { ...process.env, M: node.mount, F: reset, ERR: errors }, timeoutMs: 60_000,
-  }));
+  const writers = [1, 2, 3].map(() =>
+    sh(`while [ -e "$M/NODE.json" ]; do /bin/echo 1 > "$F" 2>>"$ERR"; done; true`, {
+      env: { ...process.env, M: node.mount, F: reset, ERR: errors },
+      timeoutMs: 60_000,
+    }),
+  );
   await waitFor(async () => (await readJson(join(node.service('echo'), 'health.json'))).last_control_op === 'reset', { what: 'the writers to run' });
   process.kill(node.child.pid as number, 'SIGTERM');
   t.same(await node.exited, { code: 0, signal: null }, 'the daemon stops and exits 0');

@@ -24,5 +24,5 @@ const [node, world] = await Promise.all([
 const onWorld = (id: ServiceId): string => join(world.node(NODE_ID), 'services', id);
 const last = Object.keys(SERVICE_FILES_MANIFESTS).at(-1) as ServiceId;
 await waitForService(control, NODE_ID, last);
-await waitFor(async () => (await sh(`test -d ${q(onWorld(last))}`)).code === 0, { what: 'the node\'s services in WorldFS', timeoutMs: 30_000 });
+await waitFor(async () => (await sh(`test -d ${q(onWorld(last))}`)).code === 0, { what: "the node's services in WorldFS", timeoutMs: 30_000 });
 await serviceFilesSuite(t, { projection: 'world', nodeId: NODE_ID, service: onWorld }, (id) => node.service(id), scratch);

@@ -21,12 +21,15 @@ t.test('the etcd leader killed: a revocation and a project still reach both serv
 
   // The first attempt may meet the election: `unavailable` (exit 1), perhaps after committing.
   let failed = 0;
-  const revoked = await waitFor(async () => {
-    const r = await token(['revoke', created.id]);
-    if (r.code === 0 || (r.code === 2 && failed > 0 && /no token/.test(r.stderr))) return r;
-    failed++;
-    return undefined;
-  }, { what: 'the revocation to go through', timeoutMs: 60_000, intervalMs: 500 });
+  const revoked = await waitFor(
+    async () => {
+      const r = await token(['revoke', created.id]);
+      if (r.code === 0 || (r.code === 2 && failed > 0 && /no token/.test(r.stderr))) return r;
+      failed++;
+      return undefined;
+    },
+    { what: 'the revocation to go through', timeoutMs: 60_000, intervalMs: 500 },
+  );
   t.ok(revoked, `revoked (after ${failed} refused attempts)`);
   for (const server of [a, b]) t.equal((await connect(server.url, { token: created.token })).status, 401, `${server.url} refuses the revoked token`);
   for (const peer of sessions) {

@@ -19,13 +19,24 @@ await t.test('etcd keeps no token secret; acheron token list shows ids without t
   const dump = await sh(`etcdctl --endpoints=${cluster.endpoints.join(',')} get --prefix ${prefix}`);
   tt.equal(dump.code, 0, dump.stderr);
   tt.match(dump.stdout, `${prefix}token-ids/${created.id}`, 'the token is in etcd');
-  for (const [what, secret] of [['admin', store.adminToken], ['user', store.userToken], ['new', created.token]]) tt.notMatch(dump.stdout, secret as string, `the ${what} secret is not`);
+  for (const [what, secret] of [
+    ['admin', store.adminToken],
+    ['user', store.userToken],
+    ['new', created.token],
+  ])
+    tt.notMatch(dump.stdout, secret as string, `the ${what} secret is not`);
   const listed = await token(['list', '--json']);
   tt.equal(listed.code, 0, listed.stderr);
   const doc = JSON.parse(listed.stdout) as { admin: string | null; user: string | null; tokens: Array<{ id: string; role: string; token?: string }> };
   tt.same([doc.admin, doc.user], [null, null], 'no secret to show for admin and user');
-  tt.ok(doc.tokens.some((e) => e.id === created.id && e.role === 'user'), 'the new token is listed');
-  tt.notOk(doc.tokens.some((e) => 'token' in e), 'without secrets');
+  tt.ok(
+    doc.tokens.some((e) => e.id === created.id && e.role === 'user'),
+    'the new token is listed',
+  );
+  tt.notOk(
+    doc.tokens.some((e) => 'token' in e),
+    'without secrets',
+  );
   tt.match((await token(['list'])).stdout, /^admin\tadmin\t\(secret not kept: rotate for a new one\)$/m, 'the plain listing says so');
 });
 
@@ -37,7 +48,7 @@ await t.test('the start-up log says where tokens, projects, catalog and events l
 // Last: it stops etcd under the servers.
 await t.test('etcd lost while running: writes answer unavailable, /readyz fails, new sessions get 503; then all recovers', async (tt) => {
   const admin = await session(a.url, { token: store.adminToken });
-  const [member] = cluster.members as [typeof cluster.members[0]];
+  const [member] = cluster.members as [(typeof cluster.members)[0]];
   await member.kill9();
   const refused = await admin.request('control.project_upsert', { project_id: 'while-down' });
   tt.equal(refused.error?.code, 'unavailable', `a write is refused: ${refused.error?.message}`);
@@ -56,6 +67,6 @@ await t.test('etcd lost while running: writes answer unavailable, /readyz fails,
   tt.equal(upsert.ok, true, 'writes work again');
   const onB = await session(b.url, { token: store.adminToken });
   const seen = await eventually(onB, 'control.project_get', { project_id: 'after' }, 'the other server to see it');
-  tt.equal(seen.ok, true, 'the other server\'s watch resumed and sees the write');
+  tt.equal(seen.ok, true, "the other server's watch resumed and sees the write");
   await Promise.all([admin.close(), onB.close()]);
 });

@@ -11,7 +11,23 @@ const dataDir = join(await tempDir(t), 'data');
 const down = `http://127.0.0.1:${await freePort()},http://127.0.0.1:${await freePort()}`;
 
 t.test('acheron control: exit 1, naming the endpoints', async (t) => {
-  const r = await acheron(['control', '--data-dir', dataDir, '--listen', `127.0.0.1:${await freePort()}`, '--http-listen', `127.0.0.1:${await freePort()}`, '--store', 'etcd', '--etcd-endpoints', down, '--etcd-start-timeout-ms', '1000', '--log-level', 'silent']);
+  const r = await acheron([
+    'control',
+    '--data-dir',
+    dataDir,
+    '--listen',
+    `127.0.0.1:${await freePort()}`,
+    '--http-listen',
+    `127.0.0.1:${await freePort()}`,
+    '--store',
+    'etcd',
+    '--etcd-endpoints',
+    down,
+    '--etcd-start-timeout-ms',
+    '1000',
+    '--log-level',
+    'silent',
+  ]);
   t.equal(r.code, 1, 'exit 1');
   t.match(r.stderr, `acheron: etcd unreachable at ${down} (--etcd-endpoints) for 1000 ms: `, 'naming the endpoints and the wait');
 });

@@ -9,4 +9,9 @@ import { tokenAndProjectSuite } from './suites/tokens-and-projects.js';
 const cluster = await startEtcd(t);
 const store = await etcdStore(cluster);
 const [a, b] = [await startControl(t, { store }), await startControl(t, { store })];
-await tokenAndProjectSuite(t, { servers: [a, b], adminToken: store.adminToken, userToken: store.userToken, token: (args) => acheron(['token', ...args, ...store.args]) });
+await tokenAndProjectSuite(t, {
+  servers: [a, b],
+  adminToken: store.adminToken,
+  userToken: store.userToken,
+  token: (args) => acheron(['token', ...args, ...store.args]),
+});

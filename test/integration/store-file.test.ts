@@ -5,4 +5,9 @@ import { acheron, startControl } from '../helpers/control.js';
 import { tokenAndProjectSuite } from './suites/tokens-and-projects.js';
 
 const control = await startControl(t);
-await tokenAndProjectSuite(t, { servers: [control], adminToken: control.adminToken, userToken: control.userToken, token: (args) => acheron(['token', ...args, '--data-dir', control.dataDir]) });
+await tokenAndProjectSuite(t, {
+  servers: [control],
+  adminToken: control.adminToken,
+  userToken: control.userToken,
+  token: (args) => acheron(['token', ...args, '--data-dir', control.dataDir]),
+});

@@ -31,20 +31,24 @@ interface Health {
 }
 
 // Succeeds with its payload, unless the payload asks to fail, to hang or to fail with a long error.
-const flaky = (id: string, runtime: Record<string, unknown> = {}): Record<string, unknown> => manifest(id, '/bin/sh', {
-  runtime: {
-    args: ['-c', [
-      'p=$(cat)',
-      'case "$p" in',
-      '*long*) printf "%0600d" 0 | tr 0 L >&2; exit 4;;',
-      '*fail*) echo "flaky: asked to fail" >&2; exit 3;;',
-      '*hang*) exec sleep 3600;;',
-      'esac',
-      'printf "%s" "$p"',
-    ].join('\n')],
-    ...runtime,
-  },
-});
+const flaky = (id: string, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
+  manifest(id, '/bin/sh', {
+    runtime: {
+      args: [
+        '-c',
+        [
+          'p=$(cat)',
+          'case "$p" in',
+          '*long*) printf "%0600d" 0 | tr 0 L >&2; exit 4;;',
+          '*fail*) echo "flaky: asked to fail" >&2; exit 3;;',
+          '*hang*) exec sleep 3600;;',
+          'esac',
+          'printf "%s" "$p"',
+        ].join('\n'),
+      ],
+      ...runtime,
+    },
+  });
 
 // The probe test needs a driver path inside the test directory, so the directory is made first.
 const dir = await tempDir(t);
@@ -80,7 +84,11 @@ await t.test('config.json: {} at first; a whole object written with echo reads b
   const config = { supervision: { max_consecutive_failures: 5, cooldown_ms: 100 }, timeout_ms: 9000, 'x-note': 'kept' };
   succeeded(tt, await sh(`echo ${q(JSON.stringify(config))} > ${q(file('cfg', 'config.json'))}`), 'echo > config.json');
   tt.same(await readJson(file('cfg', 'config.json')), config, 'read back exactly');
-  tt.match((await health('cfg')).supervision, { max_consecutive_failures: 5, cooldown_ms: 100, max_consecutive_timeouts: 0, auto_disable_on_threshold: true }, 'health.json shows the policy with its defaults');
+  tt.match(
+    (await health('cfg')).supervision,
+    { max_consecutive_failures: 5, cooldown_ms: 100, max_consecutive_timeouts: 0, auto_disable_on_threshold: true },
+    'health.json shows the policy with its defaults',
+  );
 
   const replaced = { timeout_ms: 8000 };
   succeeded(tt, await writeConfig('cfg', JSON.stringify(replaced)), 'a second write');
@@ -90,7 +98,7 @@ await t.test('config.json: {} at first; a whole object written with echo reads b
   tt.equal(statSize, readSize, 'stat size matches the content');
 });
 
-await t.test('config.json: an invalid document fails the writer\'s close() with EINVAL and changes nothing', async (tt) => {
+await t.test("config.json: an invalid document fails the writer's close() with EINVAL and changes nothing", async (tt) => {
   const before = await readText(file('cfg', 'config.json'));
   const bad: Array<[string, string]> = [
     ['unknown key', '{"supervison":{"cooldown_ms":1}}'],
@@ -105,7 +113,9 @@ await t.test('config.json: an invalid document fails the writer\'s close() with 
     tt.not(run.code, 0, `${what}: /bin/echo fails`);
     tt.match(run.stderr, /Invalid argument/, `${what}: ${run.stderr.trim()}`);
   }
-  const py = await sh(`python3 -c 'import os; f=open(os.environ["F"], "w"); f.write("{\\"kill_grace_ms\\": true}"); f.close()'`, { env: { ...process.env, F: file('cfg', 'config.json') } });
+  const py = await sh(`python3 -c 'import os; f=open(os.environ["F"], "w"); f.write("{\\"kill_grace_ms\\": true}"); f.close()'`, {
+    env: { ...process.env, F: file('cfg', 'config.json') },
+  });
   tt.not(py.code, 0, 'python sees the close() error');
   tt.match(py.stderr, /Errno 22|Invalid argument/);
   tt.equal(await readText(file('cfg', 'config.json')), before, 'config unchanged');
@@ -120,16 +130,24 @@ await t.test('config.json: a refused document is named in last_error.txt and sta
     [`echo '[1,2' > "$F"`, 0, 'EINVAL', /^EINVAL: services\/cfg\/config\.json: invalid JSON/],
     [`echo '{"timeout_ms": }' > "$F"`, 0, 'EINVAL', /^EINVAL: services\/cfg\/config\.json: invalid JSON/],
     [`echo '{"timeot_ms": 5}' > "$F"`, 0, 'EINVAL', /^EINVAL: services\/cfg\/config\.json: .*timeot_ms/],
-    [`head -c 70000 /dev/zero | tr '\\0' ' ' > "$F"`, 1, 'EFBIG', /^EFBIG: config\.json: payload of \d+ bytes or more exceeds the config\.json limit \(65536 bytes\)/],
+    [
+      `head -c 70000 /dev/zero | tr '\\0' ' ' > "$F"`,
+      1,
+      'EFBIG',
+      /^EFBIG: config\.json: payload of \d+ bytes or more exceeds the config\.json limit \(65536 bytes\)/,
+    ],
   ];
   for (const [command, code, errno, said] of cases) {
     succeeded(tt, await control('cfg', 'reset'), 'reset: last_error.txt empty');
     const run = await sh(command, { env: { ...process.env, F: file('cfg', 'config.json') } });
     tt.equal(run.code, code, `${command}: exit ${code} (${run.stderr.trim()})`);
-    const text = await waitFor(async () => {
-      const now = await readText(file('cfg', 'last_error.txt'));
-      return now !== '' && now;
-    }, { what: 'last_error.txt', timeoutMs: 10_000 });
+    const text = await waitFor(
+      async () => {
+        const now = await readText(file('cfg', 'last_error.txt'));
+        return now !== '' && now;
+      },
+      { what: 'last_error.txt', timeoutMs: 10_000 },
+    );
     tt.match(text, said, `${command}: last_error.txt says ${text.trim()}`);
     const s = await readJson<Record<string, unknown>>(file('cfg', 'status.json'));
     tt.equal(s.errno, errno, `status.json has ${errno}`);

@@ -21,7 +21,9 @@ for (const name of ['loop', 'grow', 'files']) await writeFile(join(modules, `${n
 await copyFile(ECHO_WASM, join(modules, 'changing.wasm'));
 
 const wasm = (serviceId: string, module: string, runtime: Record<string, unknown> = {}): Record<string, unknown> => ({
-  service_id: serviceId, kind: 'test', runtime: { type: 'wasm', module_path: join(modules, module), ...runtime },
+  service_id: serviceId,
+  kind: 'test',
+  runtime: { type: 'wasm', module_path: join(modules, module), ...runtime },
 });
 const node = await startNode(t, {
   args: ['--manifest-reload-interval-ms', '300'],
@@ -37,20 +39,29 @@ const node = await startNode(t, {
 });
 const file = (id: string, name: string): string => join(node.service(id), name);
 /** Writes the payload with printf (exact bytes, no newline added) and closes: one invocation. */
-const invoke = (id: string, payload: string) => sh(`printf '%s' "$P" > ${q(file(id, 'control/invoke.json'))}`, { env: { ...process.env, P: payload }, timeoutMs: 60_000 });
+const invoke = (id: string, payload: string) =>
+  sh(`printf '%s' "$P" > ${q(file(id, 'control/invoke.json'))}`, { env: { ...process.env, P: payload }, timeoutMs: 60_000 });
 const status = (id: string) => readJson<Record<string, unknown>>(file(id, 'status.json'));
 
 t.test('the wasm echo answers what the native echo answers', async (t) => {
   const payloads = [
-    '{"msg":"hi"}', '{"msg":"hi"}\n', ' { "a" : [1, 2.50, -0, 1e3, 1E-7, 1e21, 123456789012345678901234567890, 0.30000000000000004] }',
-    '{"b":1,"a":2,"b":3,"10":4,"2":5}', '{"s":"\\u0041\\/\\ud83d\\ude00\\u001f é \\" \\\\ \\n"}', '{"nested":{"x":[{"y":null},true,false]}}',
+    '{"msg":"hi"}',
+    '{"msg":"hi"}\n',
+    ' { "a" : [1, 2.50, -0, 1e3, 1E-7, 1e21, 123456789012345678901234567890, 0.30000000000000004] }',
+    '{"b":1,"a":2,"b":3,"10":4,"2":5}',
+    '{"s":"\\u0041\\/\\ud83d\\ude00\\u001f é \\" \\\\ \\n"}',
+    '{"nested":{"x":[{"y":null},true,false]}}',
   ];
   // The same bytes but for the service id and the invocation id.
   const normalized = (text: string, serviceId: string): string =>
     text.replace(`"service_id":"${serviceId}"`, '"service_id":"S"').replace(/"invocation_id":"[0-9]+-[0-9]+"/, '"invocation_id":"I"');
   for (const payload of payloads) {
     for (const id of ['echo', 'echo-wasm']) t.equal((await invoke(id, payload)).code, 0);
-    t.equal(normalized(await readText(file('echo-wasm', 'result.json')), 'echo-wasm'), normalized(await readText(file('echo', 'result.json')), 'echo'), JSON.stringify(payload));
+    t.equal(
+      normalized(await readText(file('echo-wasm', 'result.json')), 'echo-wasm'),
+      normalized(await readText(file('echo', 'result.json')), 'echo'),
+      JSON.stringify(payload),
+    );
   }
   for (const id of ['echo', 'echo-wasm']) await invoke(id, '{"fail":"boom"}');
   t.equal(await readText(file('echo-wasm', 'last_error.txt')), 'boom\n', 'stderr becomes last_error.txt');
@@ -62,9 +73,12 @@ t.test('the wasm echo answers what the native echo answers', async (t) => {
 t.test('HOST.json describes the wasm host', async (t) => {
   const host = await readJson(file('files-ro', 'HOST.json'));
   t.match(host, {
-    host_kind: 'wasm_worker', runtime_kind: 'wasm',
+    host_kind: 'wasm_worker',
+    runtime_kind: 'wasm',
     wasm: {
-      engine: 'node:wasi', wasi_version: 'preview1', module: { path: join(modules, 'files.wasm'), sha256: /^[0-9a-f]{64}$/ },
+      engine: 'node:wasi',
+      wasi_version: 'preview1',
+      module: { path: join(modules, 'files.wasm'), sha256: /^[0-9a-f]{64}$/ },
       limits: { max_memory_bytes: 67108864, timeout_ms: 30000, max_output_bytes: 1048576 },
       preopens: [{ guest_path: '/shared', host_path: shared, mode: 'ro' }],
     },
@@ -89,7 +103,10 @@ t.test('an infinite loop is stopped at timeout_ms; the node and the service go o
 t.test('a module that grows past max_memory_bytes fails with a clear error', async (t) => {
   await invoke('grow', '{}');
   t.match(await status('grow'), { state: 'error', exit_code: null });
-  t.equal(await readText(file('grow', 'last_error.txt')), `${join(modules, 'grow.wasm')} trapped: RuntimeError: unreachable (its memory had reached the maximum of 1048576 bytes: runtime.wasm.max_memory_bytes or the module's own limit)\n`);
+  t.equal(
+    await readText(file('grow', 'last_error.txt')),
+    `${join(modules, 'grow.wasm')} trapped: RuntimeError: unreachable (its memory had reached the maximum of 1048576 bytes: runtime.wasm.max_memory_bytes or the module's own limit)\n`,
+  );
 });
 
 t.test('no files without a preopen; a read-only preopen cannot be written', async (t) => {
@@ -107,7 +124,11 @@ t.test('no files without a preopen; a read-only preopen cannot be written', asyn
 });
 
 t.test('8 concurrent invocations give 8 correct results', async (t) => {
-  const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => sh(`python3 ${q(TRANSACTION)} ${q(file('echo-wasm', 'control/invoke.json'))} ${q(`{"i":${i}}`)}`, { timeoutMs: 60_000 })));
+  const runs = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      sh(`python3 ${q(TRANSACTION)} ${q(file('echo-wasm', 'control/invoke.json'))} ${q(`{"i":${i}}`)}`, { timeoutMs: 60_000 }),
+    ),
+  );
   runs.forEach((run, i) => {
     t.equal(run.code, 0, run.stderr);
     t.match(JSON.parse(run.stdout), { ok: true, service_id: 'echo-wasm', echo: { i } }, `transaction ${i}`);
@@ -115,7 +136,7 @@ t.test('8 concurrent invocations give 8 correct results', async (t) => {
 });
 
 t.test('reload: a changed module is picked up, a bad one keeps the last good version', async (t) => {
-  const hash = async (): Promise<string> => ((await readJson<{ wasm: { module: { sha256: string } } }>(file('changing', 'HOST.json'))).wasm.module.sha256);
+  const hash = async (): Promise<string> => (await readJson<{ wasm: { module: { sha256: string } } }>(file('changing', 'HOST.json'))).wasm.module.sha256;
   const before = await hash();
   const replace = async (bytes: Uint8Array | string): Promise<void> => {
     await writeFile(join(modules, '.changing.tmp'), bytes);
@@ -138,15 +159,32 @@ t.test('reload: a changed module is picked up, a bad one keeps the last good ver
   const errors = () => readJson<Array<{ file: string; json_path: string; rule: string; message: string }>>(join(node.mount, 'ERRORS.json'));
   const bad: Array<[string, Uint8Array | string, string]> = [
     ['not wasm', '#!/bin/sh\necho hi\n', 'not a WebAssembly module (the file does not start with "\\0asm")'],
-    ['no _start', await wat('(module (memory (export "memory") 1))'), 'exports no _start function (a WASI command module needs one; a reactor or library module cannot be run)'],
-    ['an import WASI lacks', await wat('(module (import "env" "now" (func)) (memory (export "memory") 1) (func (export "_start")))'), 'imports function env.now, which WASI preview1 does not provide (only wasi_snapshot_preview1 functions are)'],
+    [
+      'no _start',
+      await wat('(module (memory (export "memory") 1))'),
+      'exports no _start function (a WASI command module needs one; a reactor or library module cannot be run)',
+    ],
+    [
+      'an import WASI lacks',
+      await wat('(module (import "env" "now" (func)) (memory (export "memory") 1) (func (export "_start")))'),
+      'imports function env.now, which WASI preview1 does not provide (only wasi_snapshot_preview1 functions are)',
+    ],
   ];
   for (const [what, bytes, reason] of bad) {
     await replace(bytes);
     await waitFor(async () => (await errors()).length > 0, { what: `ERRORS.json for ${what}` });
-    t.same(await errors(), [{
-      file: manifest, json_path: '/runtime/module_path', rule: 'wasm', message: `${manifest}: /runtime/module_path: ${join(modules, 'changing.wasm')}: ${reason}`,
-    }], what);
+    t.same(
+      await errors(),
+      [
+        {
+          file: manifest,
+          json_path: '/runtime/module_path',
+          rule: 'wasm',
+          message: `${manifest}: /runtime/module_path: ${join(modules, 'changing.wasm')}: ${reason}`,
+        },
+      ],
+      what,
+    );
     await invoke('changing', '{}');
     t.same(await readJson(file('changing', 'result.json')), { version: 2 }, `${what}: the last good version keeps answering`);
     await replace(version2);
@@ -163,8 +201,18 @@ t.test('a bad module at start-up is fatal, naming the file and the reason', asyn
   await writeFile(join(dir, 'bad.wasm'), await wat('(module (memory (export "memory") 20) (func (export "_start")))'));
   const manifest = join(servicesDir, 'bad.json');
   // Relative to the manifest's directory, as executable_path would be.
-  await writeFile(manifest, JSON.stringify({ service_id: 'bad', kind: 'test', runtime: { type: 'wasm', module_path: '../bad.wasm', wasm: { max_memory_bytes: 1048576 } } }));
-  const daemon = spawnMounter(t, [ACHERON, 'node', '--node-id', 'bad', '--mount', mount, '--services-dir', servicesDir, '--state-file', join(dir, 'state.json')], mount);
+  await writeFile(
+    manifest,
+    JSON.stringify({ service_id: 'bad', kind: 'test', runtime: { type: 'wasm', module_path: '../bad.wasm', wasm: { max_memory_bytes: 1048576 } } }),
+  );
+  const daemon = spawnMounter(
+    t,
+    [ACHERON, 'node', '--node-id', 'bad', '--mount', mount, '--services-dir', servicesDir, '--state-file', join(dir, 'state.json')],
+    mount,
+  );
   t.equal((await daemon.exited).code, 1);
-  t.match(daemon.stderr(), `${manifest}: /runtime/module_path: ${join(dir, 'bad.wasm')}: declares an initial memory of 1310720 bytes, above runtime.wasm.max_memory_bytes (1048576)`);
+  t.match(
+    daemon.stderr(),
+    `${manifest}: /runtime/module_path: ${join(dir, 'bad.wasm')}: declares an initial memory of 1310720 bytes, above runtime.wasm.max_memory_bytes (1048576)`,
+  );
 });

@@ -28,7 +28,9 @@ function watchCli(name: string, args: readonly string[]): RunningCli {
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   let gone = false;
   void exited.then(() => (gone = true));
   t.teardown(async () => {
@@ -50,7 +52,10 @@ function watchCli(name: string, args: readonly string[]): RunningCli {
 const seqsOf = (cli: RunningCli): number[] => cli.lines().map((line) => (JSON.parse(line) as { seq: number }).seq);
 const humanSeqs = (cli: RunningCli): number[] => cli.lines().map((line) => Number(/^\s*(\d+) /.exec(line)?.[1]));
 const printedUpTo = (cli: RunningCli, seqs: (cli: RunningCli) => number[], seq: number): Promise<true> =>
-  waitFor(() => seqs(cli).includes(seq), { what: `${cli.name} printing seq ${seq} (stdout: ${cli.lines().slice(-3).join(' | ')}; stderr: ${cli.stderr().slice(-300)})`, timeoutMs: 30_000 });
+  waitFor(() => seqs(cli).includes(seq), {
+    what: `${cli.name} printing seq ${seq} (stdout: ${cli.lines().slice(-3).join(' | ')}; stderr: ${cli.stderr().slice(-300)})`,
+    timeoutMs: 30_000,
+  });
 
 const dir = await tempDir(t, 'acheron-watch-cli-');
 let control: RunningControl = await startControl(t);
@@ -82,7 +87,11 @@ const since2 = watchCli('--json --since 2', [...conn(), '--json', '--since', '2'
 const onlyW2 = watchCli('w2 --json --since 0', ['w2', ...conn(), '--json', '--since', '0']);
 const everything = watchCli('--json --since 0', [...conn(), '--json', '--since', '0']);
 await Promise.all([
-  printedUpTo(human, humanSeqs, 5), printedUpTo(json2, seqsOf, 5), printedUpTo(since2, seqsOf, 5), printedUpTo(onlyW2, seqsOf, 5), printedUpTo(everything, seqsOf, 5),
+  printedUpTo(human, humanSeqs, 5),
+  printedUpTo(json2, seqsOf, 5),
+  printedUpTo(since2, seqsOf, 5),
+  printedUpTo(onlyW2, seqsOf, 5),
+  printedUpTo(everything, seqsOf, 5),
 ]);
 w1.services.set('c', '1');
 await w1.publish();
@@ -123,15 +132,45 @@ await t.test('one line per event: seq, time, node, kind, +/~/- services with ver
 
 await t.test('--json prints NDJSON: each line the delta event as emitted', async (tt) => {
   const lines = json2.lines().map((line) => JSON.parse(line) as Record<string, unknown>);
-  const update = everything.lines().map((line) => JSON.parse(line) as Record<string, unknown>).find((e) => e.seq === 3);
-  tt.match(update, { node_id: 'w1', kind: 'upsert', service_delta: { updated: [{ service_id: 'a', version: '2', previous_version: '1' }], removed: [{ service_id: 'b', version: '1' }] } }, 'seq 3: the delta');
-  tt.same((update?.changed_services as Array<{ service_id: string; version: string }>).map((s) => [s.service_id, s.version]), [['a', '2']], 'and the whole descriptor of what it added or updated');
+  const update = everything
+    .lines()
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .find((e) => e.seq === 3);
+  tt.match(
+    update,
+    {
+      node_id: 'w1',
+      kind: 'upsert',
+      service_delta: { updated: [{ service_id: 'a', version: '2', previous_version: '1' }], removed: [{ service_id: 'b', version: '1' }] },
+    },
+    'seq 3: the delta',
+  );
+  tt.same(
+    (update?.changed_services as Array<{ service_id: string; version: string }>).map((s) => [s.service_id, s.version]),
+    [['a', '2']],
+    'and the whole descriptor of what it added or updated',
+  );
   tt.notOk(update && 'services' in update, 'not the whole catalog');
-  tt.same(lines.map((e) => e.seq), [4, 5, 6, 7, 8], '--replay-limit 2: the last two, then live');
-  tt.same(lines.slice(0, 2).map((e) => e.replay), [true, true], 'the first two are replays');
+  tt.same(
+    lines.map((e) => e.seq),
+    [4, 5, 6, 7, 8],
+    '--replay-limit 2: the last two, then live',
+  );
+  tt.same(
+    lines.slice(0, 2).map((e) => e.replay),
+    [true, true],
+    'the first two are replays',
+  );
   tt.equal(lines[2]?.replay, false, 'then live');
-  tt.ok(lines.every((e) => typeof e.watch_id === 'string'), 'each names its watch');
-  tt.same(lines.map((e) => emitted(e)), all.filter((e) => e.seq >= 4), 'contents equal the emitted events');
+  tt.ok(
+    lines.every((e) => typeof e.watch_id === 'string'),
+    'each names its watch',
+  );
+  tt.same(
+    lines.map((e) => emitted(e)),
+    all.filter((e) => e.seq >= 4),
+    'contents equal the emitted events',
+  );
 });
 
 await t.test('--since N prints every event after seq N', async (tt) => {
@@ -139,7 +178,11 @@ await t.test('--since N prints every event after seq N', async (tt) => {
 });
 
 await t.test('a node filter prints only that node', async (tt) => {
-  tt.same(seqsOf(onlyW2), all.filter((e) => e.node_id === 'w2').map((e) => e.seq), 'the w2 events, in order');
+  tt.same(
+    seqsOf(onlyW2),
+    all.filter((e) => e.node_id === 'w2').map((e) => e.seq),
+    'the w2 events, in order',
+  );
 });
 
 await t.test('after kill -9 of the server every running watch reconnects and resumes: no duplicate, no gap', async (tt) => {
@@ -153,7 +196,11 @@ await t.test('after kill -9 of the server every running watch reconnects and res
     tt.same(seqs(cli), want, `${cli.name}: exactly ${want.join(',')}`);
     tt.match(cli.stderr(), /reconnecting and resuming after seq \d+/, `${cli.name}: said it reconnects`);
   }
-  tt.same(everything.lines().map((line) => emitted(JSON.parse(line) as Record<string, unknown>)), all, 'contents across the restart equal the emitted events');
+  tt.same(
+    everything.lines().map((line) => emitted(JSON.parse(line) as Record<string, unknown>)),
+    all,
+    'contents across the restart equal the emitted events',
+  );
 });
 
 await t.test('SIGTERM stops a watch with exit 0', async (tt) => {
@@ -169,7 +216,11 @@ await t.test('a refused watch prints the reason and a hint, and exits 1', async 
   // Beyond the head: events the server cannot have delivered (a history lost in a crash), so the CLI starts over.
   const ahead = watchCli('--json --since 999', [...conn(), '--json', '--since', '999', '--replay-limit', '2']);
   await waitFor(() => seqsOf(ahead).length >= 2, { what: `--since 999 starting over (stderr: ${ahead.stderr()})`, timeoutMs: 30_000 });
-  tt.match(ahead.stderr(), /since_seq 999 is ahead of head_seq 8.*list again.*; starting over from the replay window/, '--since beyond the head: says why and starts over');
+  tt.match(
+    ahead.stderr(),
+    /since_seq 999 is ahead of head_seq 8.*list again.*; starting over from the replay window/,
+    '--since beyond the head: says why and starts over',
+  );
   tt.same(seqsOf(ahead), [7, 8], 'from the replay window (its --replay-limit)');
   tt.same(await ahead.stop(), { code: 0, signal: null }, 'and keeps watching until stopped');
   const badFile = join(dir, 'bad.token');

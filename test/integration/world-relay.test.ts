@@ -96,7 +96,18 @@ const node = await startNode(t, {
     manifest('hang', 'hang', { ...users, runtime: { timeout_ms: 60_000 } }),
     manifest('perm', 'echo', users),
   ],
-  args: ['--control-url', proxy.url, '--join-token-file', tokenFile, '--manifest-reload-interval-ms', '300', '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '1000'],
+  args: [
+    '--control-url',
+    proxy.url,
+    '--join-token-file',
+    tokenFile,
+    '--manifest-reload-interval-ms',
+    '300',
+    '--reconnect-backoff-ms',
+    '200',
+    '--reconnect-backoff-max-ms',
+    '1000',
+  ],
 });
 
 const admin = <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => adminRequest<T>(control, type, payload);
@@ -111,7 +122,8 @@ async function read(path: string): Promise<string> {
   return r.stdout;
 }
 const readJson = async <T = Record<string, unknown>>(path: string): Promise<T> => JSON.parse(await read(path)) as T;
-const invokes = async (service: string): Promise<number> => (await readJson<{ invokes_total: number }>(join(node.service(service), 'metrics.json'))).invokes_total;
+const invokes = async (service: string): Promise<number> =>
+  (await readJson<{ invokes_total: number }>(join(node.service(service), 'metrics.json'))).invokes_total;
 
 /** Relayed operations the server counted so far, by op. */
 async function relayOps(): Promise<Record<string, number>> {
@@ -126,13 +138,19 @@ async function relayedBy(command: string): Promise<{ ops: Record<string, number>
   const before = await relayOps();
   const r = await sh(command, { timeoutMs: 120_000 });
   const after = await relayOps();
-  const ops = Object.fromEntries(Object.entries(after).map(([op, n]) => [op, n - (before[op] ?? 0)]).filter(([, n]) => n !== 0));
+  const ops = Object.fromEntries(
+    Object.entries(after)
+      .map(([op, n]) => [op, n - (before[op] ?? 0)])
+      .filter(([, n]) => n !== 0),
+  );
   return { ops, code: r.code, stderr: r.stderr };
 }
 
 // One write (or O_RDWR transaction) on an invoke.json, reporting the errno of the step that failed.
 const WRITER = join(dir, 'writer.py');
-await writeFile(WRITER, `
+await writeFile(
+  WRITER,
+  `
 import errno, json, os, sys, time
 path, payload_file, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 wait_gone = sys.argv[4] if len(sys.argv) > 4 else None
@@ -160,13 +178,21 @@ try:
     print(json.dumps({"errno": None, "out_md5": __import__('hashlib').md5(out).hexdigest(), "out": out[:2000].decode(errors='replace')}))
 except OSError as e:
     print(json.dumps({"errno": errno.errorcode[e.errno], "step": step}))
-`);
-interface Written { errno: string | null; step?: string; out?: string; out_md5?: string }
+`,
+);
+interface Written {
+  errno: string | null;
+  step?: string;
+  out?: string;
+  out_md5?: string;
+}
 let payloads = 0;
 async function write(serviceDir: string, payload: string | Buffer, mode: 'w' | 'rdwr' = 'w', waitGone?: string): Promise<Written> {
   const file = join(dir, `payload-${payloads++}`);
   await writeFile(file, payload);
-  const r = await sh(`python3 ${q(WRITER)} ${q(join(serviceDir, 'control', 'invoke.json'))} ${q(file)} ${mode}${waitGone ? ` ${q(waitGone)}` : ''}`, { timeoutMs: 120_000 });
+  const r = await sh(`python3 ${q(WRITER)} ${q(join(serviceDir, 'control', 'invoke.json'))} ${q(file)} ${mode}${waitGone ? ` ${q(waitGone)}` : ''}`, {
+    timeoutMs: 120_000,
+  });
   await rm(file);
   if (r.code !== 0) throw new Error(`writer.py: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout) as Written;
@@ -181,7 +207,7 @@ await t.test('cat status.json through WorldFS is one relayed read_file, with the
   tt.same(stat.ops, { read_file: 1 }, 'a stat alone (lookup, then getattr): one round trip too');
   const sized = await sh(`f=${q(join(onWorld('echo'), 'result.json'))}; [ "$(stat -c %s "$f")" = "$(wc -c < "$f")" ] && echo same`);
   tt.equal(sized.stdout.trim(), 'same', 'the size stat shows is what cat reads');
-  tt.equal(await read(join(onWorld('echo'), 'last_error.txt')), await read(join(node.service('echo'), 'last_error.txt')), 'the node\'s bytes');
+  tt.equal(await read(join(onWorld('echo'), 'last_error.txt')), await read(join(node.service('echo'), 'last_error.txt')), "the node's bytes");
   tt.same(await readJson(join(onWorld('echo'), 'config.json')), await readJson(join(node.service('echo'), 'config.json')), 'config.json reads the same too');
 });
 
@@ -192,10 +218,12 @@ await t.test('echo > invoke.json through WorldFS is one relayed invoke, and runs
   tt.same(ops, { invoke: 1 }, 'lookup, open, flushes, write, release: one round trip');
   tt.equal(await invokes('echo'), before + 1, 'one invocation on the node');
   const file = join(dir, 'after-invoke.json');
-  const then = await relayedBy(`echo '{"n":2}' > ${q(join(onWorld('echo'), 'control', 'invoke.json'))} && cat ${q(join(onWorld('echo'), 'result.json'))} > ${q(file)}`);
-  tt.same(then.ops, { invoke: 1 }, 'echo > invoke.json; cat result.json: the invoke\'s answer brought result.json along');
+  const then = await relayedBy(
+    `echo '{"n":2}' > ${q(join(onWorld('echo'), 'control', 'invoke.json'))} && cat ${q(join(onWorld('echo'), 'result.json'))} > ${q(file)}`,
+  );
+  tt.same(then.ops, { invoke: 1 }, "echo > invoke.json; cat result.json: the invoke's answer brought result.json along");
   tt.match(JSON.parse(await read(file)), { echo: { n: 2 } }, 'and it shows this invocation');
-  tt.same(await readJson(join(onWorld('echo'), 'result.json')), await readJson(join(node.service('echo'), 'result.json')), 'the node\'s bytes');
+  tt.same(await readJson(join(onWorld('echo'), 'result.json')), await readJson(join(node.service('echo'), 'result.json')), "the node's bytes");
 });
 
 await t.test('payloads above one 256 KiB chunk, up to several MiB, travel staged and commit once', async (tt) => {
@@ -234,8 +262,11 @@ await t.test('at most once: a repeated request id answers the first outcome and 
   tt.equal(await invokes('echo'), before + 1, 'the driver ran once');
 });
 
-await t.test('the service removed while its writer has it open: ENOENT, on the node\'s mount and through WorldFS', async (tt) => {
-  for (const [which, service, serviceDir] of [['node', 'gone-node', node.service('gone-node')], ['WorldFS', 'gone-world', onWorld('gone-world')]] as const) {
+await t.test("the service removed while its writer has it open: ENOENT, on the node's mount and through WorldFS", async (tt) => {
+  for (const [which, service, serviceDir] of [
+    ['node', 'gone-node', node.service('gone-node')],
+    ['WorldFS', 'gone-world', onWorld('gone-world')],
+  ] as const) {
     const writer = write(serviceDir, '{"n":1}', 'w', node.service(service));
     await waitFor(async () => (await sh(`pgrep -f ${q(`writer.py ${join(serviceDir, 'control', 'invoke.json')}`)}`)).code === 0, { what: 'the writer' });
     await rm(join(node.servicesDir, `${service}.json`));
@@ -248,26 +279,44 @@ await t.test('a wait the node does not answer is bounded: the server answers ETI
   const client = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 60_000 });
   tt.teardown(() => client.terminate());
   const data = Buffer.from('{}').toString('base64');
-  const outcome = await client.request('control.relay', { node_id: NODE_ID, request_id: 'hang-1', op: 'invoke', path: '/services/hang/control/invoke.json', data, timeout_ms: 1500 });
+  const outcome = await client.request('control.relay', {
+    node_id: NODE_ID,
+    request_id: 'hang-1',
+    op: 'invoke',
+    path: '/services/hang/control/invoke.json',
+    data,
+    timeout_ms: 1500,
+  });
   tt.match(outcome, { ok: false, errno: 'ETIMEDOUT', message: /did not answer invoke .* within 1500 ms/ });
   await sh(`echo 1 > ${q(join(node.service('hang'), 'control', 'cancel'))}`);
 });
 
 await t.test('the policy decision cached for a session follows a permissions change in the catalog', async (tt) => {
   const project = 'relay-p';
-  await admin('control.project_upsert', { project_id: project, mounts: [{ mount_path: '/p', node_id: NODE_ID, export_name: 'main' }], access_policy: { actions: { read: 'open', observe: 'open', invoke: 'open' } } });
+  await admin('control.project_upsert', {
+    project_id: project,
+    mounts: [{ mount_path: '/p', node_id: NODE_ID, export_name: 'main' }],
+    access_policy: { actions: { read: 'open', observe: 'open', invoke: 'open' } },
+  });
   const client = await ControlClient.connect({ url: control.url, token: control.userToken, requestTimeoutMs: 30_000 });
   tt.teardown(() => client.terminate());
   await client.request('control.session_attach', { project_id: project });
   let n = 0;
-  const status = (): Promise<{ ok: boolean; errno?: string }> => client.request('control.relay', { node_id: NODE_ID, request_id: `perm-${n++}`, op: 'read_file', path: '/services/perm/status.json' });
+  const status = (): Promise<{ ok: boolean; errno?: string }> =>
+    client.request('control.relay', { node_id: NODE_ID, request_id: `perm-${n++}`, op: 'read_file', path: '/services/perm/status.json' });
   tt.match(await status(), { ok: true }, 'admitted: allow_roles has user');
   tt.match(await status(), { ok: true }, 'again, from the cached decision');
-  await writeFile(join(node.servicesDir, 'perm.json'), JSON.stringify(manifest('perm', 'echo', { permissions: { default: 'deny-by-default', allow_roles: ['admin'] } })));
-  await waitFor(async () => {
-    const doc = await admin<{ services: Array<{ service_id: string; permissions: { allow_roles?: string[] } }> }>('control.node_get', { node_id: NODE_ID });
-    return doc.services.find((s) => s.service_id === 'perm')?.permissions.allow_roles?.includes('user') === false;
-  }, { what: 'the new permissions in the catalog', timeoutMs: 30_000 });
+  await writeFile(
+    join(node.servicesDir, 'perm.json'),
+    JSON.stringify(manifest('perm', 'echo', { permissions: { default: 'deny-by-default', allow_roles: ['admin'] } })),
+  );
+  await waitFor(
+    async () => {
+      const doc = await admin<{ services: Array<{ service_id: string; permissions: { allow_roles?: string[] } }> }>('control.node_get', { node_id: NODE_ID });
+      return doc.services.find((s) => s.service_id === 'perm')?.permissions.allow_roles?.includes('user') === false;
+    },
+    { what: 'the new permissions in the catalog', timeoutMs: 30_000 },
+  );
   tt.match(await status(), { ok: false, errno: 'ENOENT' }, 'the same session: hidden now');
 });
 
@@ -275,7 +324,8 @@ await t.test('a relay sent while the node reconnects gets an answer at once, and
   const client = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 120_000 });
   tt.teardown(() => client.terminate());
   let n = 0;
-  const status = (): Promise<{ ok: boolean; errno?: string }> => client.request('control.relay', { node_id: NODE_ID, request_id: `race-${n++}`, op: 'read_file', path: '/services/echo/status.json' });
+  const status = (): Promise<{ ok: boolean; errno?: string }> =>
+    client.request('control.relay', { node_id: NODE_ID, request_id: `race-${n++}`, op: 'read_file', path: '/services/echo/status.json' });
   tt.match(await status(), { ok: true }, 'before');
   // The next connection's version handshake reaches the server 3 s late: the server has the connection, the node is not ready.
   proxy.holdMs = 3000;
@@ -286,10 +336,13 @@ await t.test('a relay sent while the node reconnects gets an answer at once, and
   const answer = await Promise.race([status(), new Promise<'none'>((resolve) => setTimeout(() => resolve('none'), 20_000))]);
   tt.not(answer, 'none', 'answered, not lost on a connection that could not serve it');
   tt.match(answer, { ok: false, errno: 'EHOSTUNREACH' }, 'the node has no tunnel ready yet: EHOSTUNREACH at once');
-  const later = await waitFor(async () => {
-    const r = await status();
-    return r.ok ? r : undefined;
-  }, { what: 'relays through the new tunnel', timeoutMs: 30_000, intervalMs: 200 });
+  const later = await waitFor(
+    async () => {
+      const r = await status();
+      return r.ok ? r : undefined;
+    },
+    { what: 'relays through the new tunnel', timeoutMs: 30_000, intervalMs: 200 },
+  );
   tt.match(later, { ok: true }, 'once the node is ready, relays reach it');
   const viaMount = await sh(`echo '{"n":3}' > ${q(join(onWorld('echo'), 'control', 'invoke.json'))} && cat ${q(join(onWorld('echo'), 'result.json'))}`);
   tt.equal(viaMount.code, 0, viaMount.stderr.trim());

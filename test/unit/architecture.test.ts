@@ -47,7 +47,9 @@ const PACKAGE_OWNERS: Record<string, string[]> = {
 
 async function sources(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  const nested = await Promise.all(entries.map((e) => (e.isDirectory() ? sources(join(dir, e.name)) : Promise.resolve(e.name.endsWith('.ts') ? [join(dir, e.name)] : []))));
+  const nested = await Promise.all(
+    entries.map((e) => (e.isDirectory() ? sources(join(dir, e.name)) : Promise.resolve(e.name.endsWith('.ts') ? [join(dir, e.name)] : []))),
+  );
   return nested.flat();
 }
 
@@ -61,7 +63,10 @@ for (const file of files) {
   if (!MUST_NOT_IMPORT[area]) t.fail(`${rel}: the area ${area}/ has no import rule in this test`);
   const text = await readFile(file, 'utf8');
   const imports = [...text.matchAll(/(?:^|\n)\s*(?:(?:import|export)[^'"]*?from\s+|import\s+)'([^']+)'/g)].map((m) => m[1] as string);
-  importsOf.set(rel, imports.filter((spec) => spec.startsWith('.')).map((spec) => relative(SRC, join(file, '..', spec)).replace(/\.js$/, '.ts')));
+  importsOf.set(
+    rel,
+    imports.filter((spec) => spec.startsWith('.')).map((spec) => relative(SRC, join(file, '..', spec)).replace(/\.js$/, '.ts')),
+  );
   for (const spec of imports) {
     if (spec.startsWith('.')) {
       const target = relative(SRC, join(file, '..', spec)).split('/')[0] as string;
@@ -71,7 +76,10 @@ for (const file of files) {
       if (owners && !owners.some((owner) => rel.startsWith(owner))) t.fail(`${rel} imports ${spec}: only ${owners.join(', ')} may`);
     }
   }
-  const sync = /\b(readFileSync|writeFileSync|existsSync|statSync|lstatSync|readdirSync|mkdirSync|openSync|spawnSync|execSync|execFileSync|realpathSync|accessSync|appendFileSync|renameSync|unlinkSync|rmSync)\b/.exec(text);
+  const sync =
+    /\b(readFileSync|writeFileSync|existsSync|statSync|lstatSync|readdirSync|mkdirSync|openSync|spawnSync|execSync|execFileSync|realpathSync|accessSync|appendFileSync|renameSync|unlinkSync|rmSync)\b/.exec(
+      text,
+    );
   if (sync) t.fail(`${rel} calls ${sync[1]}: synchronous calls deadlock a process that serves a mount`);
 }
 t.pass('checked every file under src/');

@@ -49,7 +49,7 @@ t.test('alert rules and dashboard use only exported metrics', async (t) => {
 // promtool from Debian's prometheus package (make system-deps takes out just that binary): a real parser and evaluator of the rules.
 t.test('the alert rules parse (promtool check rules) and fire when they should (promtool test rules)', async (t) => {
   const version = await sh('promtool --version');
-  t.equal(version.code, 0, 'promtool is installed (make system-deps takes it out of Debian\'s prometheus package)');
+  t.equal(version.code, 0, "promtool is installed (make system-deps takes it out of Debian's prometheus package)");
   const checked = await sh(`promtool check rules ${q(join(REPO, 'docs/monitoring/acheron-alerts.yml'))}`);
   t.equal(checked.code, 0, `promtool check rules: ${checked.stdout}${checked.stderr}`);
   t.match(checked.stdout, /SUCCESS: 8 rules found/);

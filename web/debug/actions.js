@@ -38,7 +38,11 @@ function confirmAction(title, message) {
  * `refused` with the code and reason. Resolves with `{ok, value | error}`.
  */
 export async function logged(action, target, task) {
-  const line = el('li', { class: 'action', 'data-action': action, 'data-target': target, 'data-outcome': 'pending' }, `${clock(Date.now())} ${action} ${target}: …`);
+  const line = el(
+    'li',
+    { class: 'action', 'data-action': action, 'data-target': target, 'data-outcome': 'pending' },
+    `${clock(Date.now())} ${action} ${target}: …`,
+  );
   const log = $('action-log-list');
   log.prepend(line);
   while (log.children.length > MAX_LOG) log.lastElementChild.remove();
@@ -65,11 +69,17 @@ async function runControl(nodeId, serviceId, control) {
 
 /** The buttons of a service's controls; those that would change nothing are disabled. */
 export function controlButtons(nodeId, serviceId, state) {
-  return Object.keys(CONTROLS).map((control) => el('button', {
-    type: 'button',
-    class: `control ${CONTROLS[control].confirm ? 'destructive' : ''}`,
-    'data-control': control,
-    disabled: (control === 'enable' && state !== 'disabled') || (control === 'disable' && state === 'disabled'),
-    onclick: () => void runControl(nodeId, serviceId, control),
-  }, control));
+  return Object.keys(CONTROLS).map((control) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: `control ${CONTROLS[control].confirm ? 'destructive' : ''}`,
+        'data-control': control,
+        disabled: (control === 'enable' && state !== 'disabled') || (control === 'disable' && state === 'disabled'),
+        onclick: () => void runControl(nodeId, serviceId, control),
+      },
+      control,
+    ),
+  );
 }

@@ -32,33 +32,62 @@ function renderOverview() {
   const now = Date.now();
   const buckets = rate(fleet.events, RATE_WINDOW_MS, 10_000, now);
   const from = Math.max(now - HISTORY_MS, Math.min(fleet.since_ms ?? now, ...[...fleet.transitions.values()].map((t) => t[0]?.at_ms ?? now)));
-  const nodes = [...fleet.nodes.keys(), ...[...fleet.transitions.keys()].filter((id) => !fleet.nodes.has(id))].sort().filter((id) => !view.nodeFilter || id === view.nodeFilter);
-  $('chart-events').replaceChildren(barChart({ title: 'catalog events per second (10 s buckets)', name: 'events per second', buckets, series: [{ name: 'events/s', values: buckets.map((b) => b.value) }], labelEvery: 12 }));
-  $('chart-timeline').replaceChildren(nodes.length === 0 ? el('p', { class: 'muted' }, 'no nodes') : timeline({
-    title: 'nodes online / offline', name: 'node timeline', from, to: now,
-    rows: nodes.map((id) => ({ label: id, segments: segments(fleet.transitions.get(id) ?? [], from, now) })),
-  }));
+  const nodes = [...fleet.nodes.keys(), ...[...fleet.transitions.keys()].filter((id) => !fleet.nodes.has(id))]
+    .sort()
+    .filter((id) => !view.nodeFilter || id === view.nodeFilter);
+  $('chart-events').replaceChildren(
+    barChart({
+      title: 'catalog events per second (10 s buckets)',
+      name: 'events per second',
+      buckets,
+      series: [{ name: 'events/s', values: buckets.map((b) => b.value) }],
+      labelEvery: 12,
+    }),
+  );
+  $('chart-timeline').replaceChildren(
+    nodes.length === 0
+      ? el('p', { class: 'muted' }, 'no nodes')
+      : timeline({
+          title: 'nodes online / offline',
+          name: 'node timeline',
+          from,
+          to: now,
+          rows: nodes.map((id) => ({ label: id, segments: segments(fleet.transitions.get(id) ?? [], from, now) })),
+        }),
+  );
 }
 
 async function sample(current) {
   const services = sampled(current.nodeFilter);
   const readings = await Promise.allSettled(services.map((s) => readText(s.nodeId, `/services/${s.serviceId}/metrics.json`)));
   if (view !== current) return;
-  $('chart-services').replaceChildren(services.length === 0 ? el('p', { class: 'muted' }, 'no executable services online') : el('div', {}, services.map((s, i) => {
-    const r = readings[i];
-    if (r.status === 'fulfilled') {
-      try {
-        addSample(s.key, JSON.parse(r.value));
-      } catch {
-        // A partial document: the next reading will do.
-      }
-    }
-    const box = el('div', { class: 'service-charts', 'data-service': s.key }, r.status === 'rejected' ? el('p', { class: 'error' }, `${s.key} metrics.json: ${reason(r.reason)}`) : null);
-    const charts = el('div');
-    renderServiceCharts(s.key, charts);
-    box.append(charts);
-    return box;
-  })));
+  $('chart-services').replaceChildren(
+    services.length === 0
+      ? el('p', { class: 'muted' }, 'no executable services online')
+      : el(
+          'div',
+          {},
+          services.map((s, i) => {
+            const r = readings[i];
+            if (r.status === 'fulfilled') {
+              try {
+                addSample(s.key, JSON.parse(r.value));
+              } catch {
+                // A partial document: the next reading will do.
+              }
+            }
+            const box = el(
+              'div',
+              { class: 'service-charts', 'data-service': s.key },
+              r.status === 'rejected' ? el('p', { class: 'error' }, `${s.key} metrics.json: ${reason(r.reason)}`) : null,
+            );
+            const charts = el('div');
+            renderServiceCharts(s.key, charts);
+            box.append(charts);
+            return box;
+          }),
+        ),
+  );
   renderOverview();
   current.timer = setTimeout(() => void sample(current), SAMPLE_EVERY_MS);
 }

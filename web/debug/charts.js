@@ -16,7 +16,13 @@ const KEEP_MS = 30 * 60_000;
 /** Keeps one reading of a service's metrics.json. */
 export function addSample(key, metrics, atMs = Date.now()) {
   const list = samples.get(key) ?? [];
-  list.push({ at_ms: atMs, invokes_total: Number(metrics.invokes_total ?? 0), failures_total: Number(metrics.failures_total ?? 0), p50: metrics.latency_ms?.p50 ?? null, p99: metrics.latency_ms?.p99 ?? null });
+  list.push({
+    at_ms: atMs,
+    invokes_total: Number(metrics.invokes_total ?? 0),
+    failures_total: Number(metrics.failures_total ?? 0),
+    p50: metrics.latency_ms?.p50 ?? null,
+    p99: metrics.latency_ms?.p99 ?? null,
+  });
   while (list.length && list[0].at_ms < atMs - KEEP_MS) list.shift();
   samples.set(key, list);
 }
@@ -86,16 +92,31 @@ export function barChart({ title, buckets, series, unit = '', labelEvery = 1, na
   const { y, parts } = frame(title, max, unit);
   const slot = (WIDTH - PAD.left - PAD.right) / buckets.length;
   const barWidth = Math.max(1, (slot - 2) / series.length);
-  const bars = buckets.flatMap((bucket, i) => series.map((s, k) => {
-    const value = s.values[i];
-    const x = PAD.left + i * slot + 1 + k * barWidth;
-    if (value === null) return svg('text', { x: x + barWidth / 2, y: y(0) - 2, class: 'no-data', 'text-anchor': 'middle' }, '–');
-    return svg('g', { class: `bar series-${k}`, 'data-series': s.name, 'data-bucket': bucket.label, 'data-value': value },
-      svg('rect', { x, y: y(value), width: barWidth, height: Math.max(0, y(0) - y(value)), class: k === 0 ? 'fill-a' : 'fill-b' }, svg('title', {}, `${s.name} ${bucket.label}: ${value}${unit}`)),
-      value > 0 && barWidth >= 9 ? svg('text', { x: x + barWidth / 2, y: y(value) - 2, class: 'value', 'text-anchor': 'middle' }, String(value)) : null);
-  }));
-  const labels = buckets.map((bucket, i) => (i % labelEvery === 0 ? svg('text', { x: PAD.left + i * slot + slot / 2, y: HEIGHT - 8, class: 'tick', 'text-anchor': 'middle' }, bucket.label) : null));
-  return chart(name ?? title, [...parts, ...bars, ...labels], series.map((s, k) => ({ name: s.name, swatch: k === 0 ? 'fill-a' : 'fill-b' })));
+  const bars = buckets.flatMap((bucket, i) =>
+    series.map((s, k) => {
+      const value = s.values[i];
+      const x = PAD.left + i * slot + 1 + k * barWidth;
+      if (value === null) return svg('text', { x: x + barWidth / 2, y: y(0) - 2, class: 'no-data', 'text-anchor': 'middle' }, '–');
+      return svg(
+        'g',
+        { class: `bar series-${k}`, 'data-series': s.name, 'data-bucket': bucket.label, 'data-value': value },
+        svg(
+          'rect',
+          { x, y: y(value), width: barWidth, height: Math.max(0, y(0) - y(value)), class: k === 0 ? 'fill-a' : 'fill-b' },
+          svg('title', {}, `${s.name} ${bucket.label}: ${value}${unit}`),
+        ),
+        value > 0 && barWidth >= 9 ? svg('text', { x: x + barWidth / 2, y: y(value) - 2, class: 'value', 'text-anchor': 'middle' }, String(value)) : null,
+      );
+    }),
+  );
+  const labels = buckets.map((bucket, i) =>
+    i % labelEvery === 0 ? svg('text', { x: PAD.left + i * slot + slot / 2, y: HEIGHT - 8, class: 'tick', 'text-anchor': 'middle' }, bucket.label) : null,
+  );
+  return chart(
+    name ?? title,
+    [...parts, ...bars, ...labels],
+    series.map((s, k) => ({ name: s.name, swatch: k === 0 ? 'fill-a' : 'fill-b' })),
+  );
 }
 
 /** Lines over time, each with its own dash and its name at its last point: `series = [{name, points: [{t, v}]}]`. */
@@ -107,14 +128,23 @@ export function lineChart({ title, series, from, to, unit = '', name }) {
     const points = s.points.filter((p) => p.t >= from && p.t <= to && p.v !== null);
     if (points.length === 0) return null;
     const last = points.at(-1);
-    return svg('g', { class: `line series-${k}`, 'data-series': s.name, 'data-last': last.v },
+    return svg(
+      'g',
+      { class: `line series-${k}`, 'data-series': s.name, 'data-last': last.v },
       svg('polyline', { points: points.map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' '), class: `stroke-${k}` }),
       points.map((p) => svg('circle', { cx: x(p.t), cy: y(p.v), r: 2, class: `stroke-${k}` }, svg('title', {}, `${s.name} ${clock(p.t)}: ${p.v}${unit}`))),
-      svg('text', { x: Math.min(x(last.t) + 3, WIDTH - 60), y: y(last.v) - 4, class: 'value' }, `${s.name} ${last.v}${unit}`));
+      svg('text', { x: Math.min(x(last.t) + 3, WIDTH - 60), y: y(last.v) - 4, class: 'value' }, `${s.name} ${last.v}${unit}`),
+    );
   });
-  const ticks = [from, (from + to) / 2, to].map((t, i) => svg('text', { x: x(t), y: HEIGHT - 8, class: 'tick', 'text-anchor': ['start', 'middle', 'end'][i] }, clock(t)));
+  const ticks = [from, (from + to) / 2, to].map((t, i) =>
+    svg('text', { x: x(t), y: HEIGHT - 8, class: 'tick', 'text-anchor': ['start', 'middle', 'end'][i] }, clock(t)),
+  );
   const empty = lines.every((l) => l === null) ? svg('text', { x: WIDTH / 2, y: HEIGHT / 2, class: 'no-data', 'text-anchor': 'middle' }, 'no data yet') : null;
-  return chart(name ?? title, [...parts, ...lines, ...ticks, empty], series.map((s, k) => ({ name: s.name, swatch: `stroke-${k}`, line: true })));
+  return chart(
+    name ?? title,
+    [...parts, ...lines, ...ticks, empty],
+    series.map((s, k) => ({ name: s.name, swatch: `stroke-${k}`, line: true })),
+  );
 }
 
 const ROW = 22;
@@ -129,27 +159,64 @@ export function timeline({ title, rows, from, to, name }) {
   const x = (t) => left + ((t - from) / Math.max(1, to - from)) * (WIDTH - left - PAD.right);
   const body = rows.map((row, i) => {
     const top = PAD.top + i * ROW;
-    return svg('g', { class: 'timeline-row', 'data-node': row.label, 'data-now': row.segments.at(-1)?.state ?? 'unknown' },
+    return svg(
+      'g',
+      { class: 'timeline-row', 'data-node': row.label, 'data-now': row.segments.at(-1)?.state ?? 'unknown' },
       svg('text', { x: left - 6, y: top + 14, class: 'tick', 'text-anchor': 'end' }, row.label),
       row.segments.map((seg) => {
         const x1 = x(Math.max(from, seg.from));
         const width = Math.max(1, x(Math.min(to, seg.to)) - x1);
-        return svg('g', { class: 'segment', 'data-state': seg.state },
-          svg('rect', { x: x1, y: top + 2, width, height: ROW - 6, class: `state-${seg.state}` }, svg('title', {}, `${row.label} ${seg.state} ${clock(seg.from)}–${clock(seg.to)}`)),
-          width > 48 ? svg('text', { x: x1 + 4, y: top + 14, class: 'segment-label' }, seg.state) : null);
-      }));
+        return svg(
+          'g',
+          { class: 'segment', 'data-state': seg.state },
+          svg(
+            'rect',
+            { x: x1, y: top + 2, width, height: ROW - 6, class: `state-${seg.state}` },
+            svg('title', {}, `${row.label} ${seg.state} ${clock(seg.from)}–${clock(seg.to)}`),
+          ),
+          width > 48 ? svg('text', { x: x1 + 4, y: top + 14, class: 'segment-label' }, seg.state) : null,
+        );
+      }),
+    );
   });
-  const ticks = [from, (from + to) / 2, to].map((t, i) => svg('text', { x: x(t), y: height - 8, class: 'tick', 'text-anchor': ['start', 'middle', 'end'][i] }, clock(t)));
+  const ticks = [from, (from + to) / 2, to].map((t, i) =>
+    svg('text', { x: x(t), y: height - 8, class: 'tick', 'text-anchor': ['start', 'middle', 'end'][i] }, clock(t)),
+  );
   const parts = [svg('text', { x: 4, y: 14, class: 'chart-title' }, title), ...body, ...ticks];
-  return chart(name ?? title, parts, [{ name: 'online', swatch: 'state-online' }, { name: 'offline (hatched)', swatch: 'state-offline' }, { name: 'unknown', swatch: 'state-unknown' }], height);
+  return chart(
+    name ?? title,
+    parts,
+    [
+      { name: 'online', swatch: 'state-online' },
+      { name: 'offline (hatched)', swatch: 'state-offline' },
+      { name: 'unknown', swatch: 'state-unknown' },
+    ],
+    height,
+  );
 }
 
 function chart(name, parts, legend, height = HEIGHT) {
-  return el('figure', { class: 'chart', 'data-chart': name },
+  return el(
+    'figure',
+    { class: 'chart', 'data-chart': name },
     svg('svg', { viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height, role: 'img', 'aria-label': name }, parts),
-    el('figcaption', { class: 'legend' }, legend.map((item) => el('span', { class: 'legend-item' },
-      svg('svg', { width: 18, height: 10, 'aria-hidden': 'true' }, item.line ? svg('line', { x1: 0, x2: 18, y1: 5, y2: 5, class: item.swatch }) : svg('rect', { width: 18, height: 10, class: item.swatch })),
-      ` ${item.name}`))));
+    el(
+      'figcaption',
+      { class: 'legend' },
+      legend.map((item) =>
+        el(
+          'span',
+          { class: 'legend-item' },
+          svg(
+            'svg',
+            { width: 18, height: 10, 'aria-hidden': 'true' },
+            item.line ? svg('line', { x1: 0, x2: 18, y1: 5, y2: 5, class: item.swatch }) : svg('rect', { width: 18, height: 10, class: item.swatch }),
+          ),
+          ` ${item.name}`,
+        ),
+      ),
+    ),
+  );
 }
 
 /** A node's segments over [from, to] from its transitions (`[{at_ms, state}]`): `unknown` before the first. */

@@ -186,7 +186,9 @@ function connect() {
     if (!opened && !conn.wasUp) {
       setStatus('error', 'refused');
       // The browser hides the HTTP status of a refused upgrade: name both causes.
-      return showLogin(`The server refused the connection to ${url}: a wrong or revoked token (HTTP 401), or a page from another host than the control server (HTTP 403, Origin check).`);
+      return showLogin(
+        `The server refused the connection to ${url}: a wrong or revoked token (HTTP 401), or a page from another host than the control server (HTTP 403, Origin check).`,
+      );
     }
     // It was up: the server restarted or the network dropped. Try again, pausing longer each time.
     const pause = RECONNECT_MS[Math.min(conn.attempts, RECONNECT_MS.length - 1)];
@@ -293,7 +295,13 @@ export async function startConnection() {
 /** Shown where a list of nodes would be when the session may not read them. */
 export function projectHint() {
   if (conn.principal !== 'user') return null;
-  if (conn.attachError) return el('p', { class: 'error attach-error' }, `Project ${rememberedProject()?.project_id ?? ''}: ${conn.attachError.code}: ${conn.attachError.message}`);
-  if (!conn.attach) return el('p', { class: 'hint' }, 'A user token sees nodes through a project session: attach one under Project scope (or name the project on the token form).');
+  if (conn.attachError)
+    return el('p', { class: 'error attach-error' }, `Project ${rememberedProject()?.project_id ?? ''}: ${conn.attachError.code}: ${conn.attachError.message}`);
+  if (!conn.attach)
+    return el(
+      'p',
+      { class: 'hint' },
+      'A user token sees nodes through a project session: attach one under Project scope (or name the project on the token form).',
+    );
   return null;
 }

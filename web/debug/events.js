@@ -70,22 +70,43 @@ async function attachProject(submit) {
     }
   } else listNote = `read: ${reply.actions?.read}`;
   preview.replaceChildren(
-    el('p', {}, 'Project ', el('strong', { class: 'project-id' }, reply.project_id), ` · project token ${reply.has_project_token ? 'presented' : 'not presented'} · seen as ${conn.principal}`),
+    el(
+      'p',
+      {},
+      'Project ',
+      el('strong', { class: 'project-id' }, reply.project_id),
+      ` · project token ${reply.has_project_token ? 'presented' : 'not presented'} · seen as ${conn.principal}`,
+    ),
     el('h3', {}, 'Nodes this session sees'),
     reply.nodes.length === 0
       ? el('p', { class: 'muted' }, 'none: the project mounts no node')
-      : el('ul', { class: 'project-nodes' }, reply.nodes.map((nodeId) => {
-        const node = known.get(nodeId);
-        const facts = node ? `${node.state}, ${node.service_count ?? 0} services` : listNote ?? 'not in the catalog';
-        return el('li', { 'data-node': nodeId }, el('code', {}, nodeId), ` (${facts}) `, fsLink(nodeId));
-      })),
+      : el(
+          'ul',
+          { class: 'project-nodes' },
+          reply.nodes.map((nodeId) => {
+            const node = known.get(nodeId);
+            const facts = node ? `${node.state}, ${node.service_count ?? 0} services` : (listNote ?? 'not in the catalog');
+            return el('li', { 'data-node': nodeId }, el('code', {}, nodeId), ` (${facts}) `, fsLink(nodeId));
+          }),
+        ),
     el('h3', {}, 'Actions'),
-    el('table', { class: 'actions' },
-      el('tbody', {}, ACTIONS.map((action) => {
-        const verdict = reply.actions?.[action] ?? 'unknown';
-        return el('tr', { 'data-action': action, class: verdict === 'allowed' ? 'allowed' : 'refused' },
-          el('th', {}, action), el('td', { class: 'verdict' }, verdict));
-      }))),
+    el(
+      'table',
+      { class: 'actions' },
+      el(
+        'tbody',
+        {},
+        ACTIONS.map((action) => {
+          const verdict = reply.actions?.[action] ?? 'unknown';
+          return el(
+            'tr',
+            { 'data-action': action, class: verdict === 'allowed' ? 'allowed' : 'refused' },
+            el('th', {}, action),
+            el('td', { class: 'verdict' }, verdict),
+          );
+        }),
+      ),
+    ),
   );
 }
 
@@ -95,20 +116,26 @@ async function attachProject(submit) {
 function hintsFor(error) {
   const message = error.message ?? '';
   const hints = [];
-  if (message.includes('ACHERON_NODE_SERVICE_WATCH_ALLOW_USER')) hints.push('User watches are off on this server: start `acheron control` with ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true, or use an admin token.');
-  if (message.includes('ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN')) hints.push('Admin watches are off on this server (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false).');
-  if (/project session|attach a session/.test(message)) hints.push('Attach a project session first (Project scope, above): a user watch sees only the nodes its project mounts.');
+  if (message.includes('ACHERON_NODE_SERVICE_WATCH_ALLOW_USER'))
+    hints.push('User watches are off on this server: start `acheron control` with ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true, or use an admin token.');
+  if (message.includes('ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN'))
+    hints.push('Admin watches are off on this server (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false).');
+  if (/project session|attach a session/.test(message))
+    hints.push('Attach a project session first (Project scope, above): a user watch sees only the nodes its project mounts.');
   if (message.includes('observe')) {
     if (message.includes('project token')) hints.push("The project's observe mode is `token`: attach the session again with the project token.");
     else if (message.includes('admins only')) hints.push("The project's observe mode is `admin`: only admin tokens may watch it.");
-    else if (message.includes('denied')) hints.push("The project's observe mode is `deny` (for this agent when one is named): an admin changes access_policy with `acheron project upsert`.");
+    else if (message.includes('denied'))
+      hints.push("The project's observe mode is `deny` (for this agent when one is named): an admin changes access_policy with `acheron project upsert`.");
   }
-  if (error.code === 'resync_required') hints.push('The watch fell behind or since_seq is older than the history: Apply again to start from the replay window.');
+  if (error.code === 'resync_required')
+    hints.push('The watch fell behind or since_seq is older than the history: Apply again to start from the replay window.');
   if (error.code === 'invalid_payload' && error.field) hints.push(`Check ${error.field}.`);
   if (error.code === 'unavailable') hints.push('Not connected: the console reconnects by itself and resumes the watch; or Apply again.');
   const observe = conn.attach?.actions?.observe;
   if (observe && observe !== 'allowed') hints.push(`The attached session's observe action: ${observe}`);
-  if (error.code === 'forbidden' && hints.length === 0) hints.push('Watches are for admins, and for users with a project session whose observe action is allowed (docs/control-protocol.md, Policy).');
+  if (error.code === 'forbidden' && hints.length === 0)
+    hints.push('Watches are for admins, and for users with a project session whose observe action is allowed (docs/control-protocol.md, Policy).');
   return hints;
 }
 
@@ -116,7 +143,11 @@ function showRefusal(error, title) {
   const box = $('watch-refusal');
   box.replaceChildren(
     el('p', {}, el('strong', {}, title), ': ', el('code', { class: 'code' }, error.code), ' ', el('span', { class: 'reason' }, error.message)),
-    el('ul', { class: 'hints' }, hintsFor(error).map((hint) => el('li', {}, hint))),
+    el(
+      'ul',
+      { class: 'hints' },
+      hintsFor(error).map((hint) => el('li', {}, hint)),
+    ),
   );
   box.dataset.code = error.code;
   show(box, true);
@@ -205,17 +236,17 @@ function renderWatch() {
   const watch = state.watch;
   const rows = watch
     ? [
-      ['watch_id', watch.watch_id],
-      ['state', watch.ended ? `ended (${watch.ended})` : 'live'],
-      ['node_id', watch.node_id ?? 'all nodes'],
-      ['replay_limit', watch.replay_limit],
-      ['replayed', watch.replayed],
-      ['head_seq', watch.head_seq],
-      ['synced', watch.synced ? 'yes' : 'no'],
-      ['last progress', watch.progress ? `${time(watch.progress.at_ms)} (head_seq ${watch.progress.head_seq})` : 'none yet'],
-      ['received', watch.received],
-      ...(watch.resumed_from ? [['resumed', `after seq ${watch.resumed_from.head_seq} (${watch.resumed_from.watch_id} was cut by a reconnect)`]] : []),
-    ]
+        ['watch_id', watch.watch_id],
+        ['state', watch.ended ? `ended (${watch.ended})` : 'live'],
+        ['node_id', watch.node_id ?? 'all nodes'],
+        ['replay_limit', watch.replay_limit],
+        ['replayed', watch.replayed],
+        ['head_seq', watch.head_seq],
+        ['synced', watch.synced ? 'yes' : 'no'],
+        ['last progress', watch.progress ? `${time(watch.progress.at_ms)} (head_seq ${watch.progress.head_seq})` : 'none yet'],
+        ['received', watch.received],
+        ...(watch.resumed_from ? [['resumed', `after seq ${watch.resumed_from.head_seq} (${watch.resumed_from.watch_id} was cut by a reconnect)`]] : []),
+      ]
     : [['state', 'not watching']];
   $('watch-status').replaceChildren(...rows.flatMap(([key, value]) => [el('dt', {}, key), el('dd', { 'data-key': key }, String(value))]));
   $('unwatch').disabled = !watch || Boolean(watch.ended);
@@ -243,15 +274,20 @@ function renderCount() {
 function readBase(watch, nodeId) {
   if (state.bases.has(nodeId)) return;
   state.bases.set(nodeId, { pending: true });
-  request('control.node_get', { node_id: nodeId, view: 'stored' }).then((node) => {
-    const hashes = node.service_hashes ?? {};
-    return { seq: node.seq, services: new Map(node.services.map((service) => [service.service_id, { service, hash: hashes[service.service_id] }])) };
-  }, (error) => ({ error: `${error.code}: ${error.message}` })).then((base) => {
-    if (state.watch !== watch) return;
-    state.bases.set(nodeId, base);
-    renderDetail();
-    renderDiff();
-  });
+  request('control.node_get', { node_id: nodeId, view: 'stored' })
+    .then(
+      (node) => {
+        const hashes = node.service_hashes ?? {};
+        return { seq: node.seq, services: new Map(node.services.map((service) => [service.service_id, { service, hash: hashes[service.service_id] }])) };
+      },
+      (error) => ({ error: `${error.code}: ${error.message}` }),
+    )
+    .then((base) => {
+      if (state.watch !== watch) return;
+      state.bases.set(nodeId, base);
+      renderDetail();
+      renderDiff();
+    });
 }
 
 function addEvent(watch, event) {
@@ -275,18 +311,32 @@ function addEvent(watch, event) {
 function eventRow(event) {
   const pick = el('input', { type: 'checkbox', class: 'pick', title: 'pick for the diff', onchange: () => togglePick(event.seq, pick.checked) });
   const d = deltaOf(event);
-  return el('tr', { 'data-seq': event.seq, 'data-node': event.node_id, onclick: (click) => {
-    if (click.target instanceof HTMLInputElement || click.target instanceof HTMLAnchorElement) return;
-    select(event.seq);
-  } },
-  el('td', {}, pick),
-  el('td', { class: 'seq' }, event.seq),
-  el('td', { class: 'time', title: isoTime(event.timestamp_ms) }, time(event.timestamp_ms)),
-  el('td', { class: 'node' }, event.node_id),
-  el('td', { class: 'kind' }, event.kind),
-  el('td', { class: 'replay' }, event.replay ? 'replay' : 'live'),
-  el('td', { class: 'delta', title: [...d.added.map((e) => `+${e.service_id}`), ...d.updated.map((e) => `~${e.service_id}`), ...d.removed.map((e) => `-${e.service_id}`)].join(' ') }, deltaSummary(event)),
-  el('td', { class: 'fs' }, fsLink(event.node_id)));
+  return el(
+    'tr',
+    {
+      'data-seq': event.seq,
+      'data-node': event.node_id,
+      onclick: (click) => {
+        if (click.target instanceof HTMLInputElement || click.target instanceof HTMLAnchorElement) return;
+        select(event.seq);
+      },
+    },
+    el('td', {}, pick),
+    el('td', { class: 'seq' }, event.seq),
+    el('td', { class: 'time', title: isoTime(event.timestamp_ms) }, time(event.timestamp_ms)),
+    el('td', { class: 'node' }, event.node_id),
+    el('td', { class: 'kind' }, event.kind),
+    el('td', { class: 'replay' }, event.replay ? 'replay' : 'live'),
+    el(
+      'td',
+      {
+        class: 'delta',
+        title: [...d.added.map((e) => `+${e.service_id}`), ...d.updated.map((e) => `~${e.service_id}`), ...d.removed.map((e) => `-${e.service_id}`)].join(' '),
+      },
+      deltaSummary(event),
+    ),
+    el('td', { class: 'fs' }, fsLink(event.node_id)),
+  );
 }
 
 const eventAt = (seq) => state.events.find((e) => e.seq === seq);
@@ -310,7 +360,12 @@ function viewAt(nodeId, seq) {
     const changed = new Map((e.changed_services ?? []).map((s) => [s.service_id, s]));
     return [
       ...d.added.map((x) => ({ id: x.service_id, kind: 'added', entry: { service: changed.get(x.service_id), hash: x.hash } })),
-      ...d.updated.map((x) => ({ id: x.service_id, kind: 'updated', entry: { service: changed.get(x.service_id), hash: x.hash }, before: { version: x.previous_version, hash: x.previous_hash, unseen: true } })),
+      ...d.updated.map((x) => ({
+        id: x.service_id,
+        kind: 'updated',
+        entry: { service: changed.get(x.service_id), hash: x.hash },
+        before: { version: x.previous_version, hash: x.previous_hash, unseen: true },
+      })),
       ...d.removed.map((x) => ({ id: x.service_id, kind: 'removed', before: { version: x.version, hash: x.hash, unseen: true } })),
     ];
   };
@@ -318,7 +373,7 @@ function viewAt(nodeId, seq) {
     for (const [id, entry] of known.services) services.set(id, entry);
     for (const e of events) {
       if (e.seq <= known.seq || e.seq > seq) continue;
-      for (const t of touches(e)) (t.entry ? services.set(t.id, t.entry) : services.delete(t.id));
+      for (const t of touches(e)) t.entry ? services.set(t.id, t.entry) : services.delete(t.id);
     }
     return { services, complete: true, note: '' };
   }
@@ -354,7 +409,13 @@ function viewAt(nodeId, seq) {
 
 /** The view as plain JSON (the export, the event detail). */
 function viewJson(view) {
-  return { complete: view.complete, ...(view.note ? { note: view.note } : {}), services: [...view.services.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, e]) => (e.unseen ? { service_id: id, version: e.version, hash: e.hash, unseen: true } : e.service)) };
+  return {
+    complete: view.complete,
+    ...(view.note ? { note: view.note } : {}),
+    services: [...view.services.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([id, e]) => (e.unseen ? { service_id: id, version: e.version, hash: e.hash, unseen: true } : e.service)),
+  };
 }
 
 function select(seq) {
@@ -375,18 +436,45 @@ function renderDetail() {
   const d = deltaOf(event);
   const changes = [
     ...d.added.map((e) => ({ change: 'added', id: e.service_id, version: transition(undefined, e.version), hash: transition(undefined, e.hash) })),
-    ...d.updated.map((e) => ({ change: 'updated', id: e.service_id, version: transition(e.previous_version, e.version), hash: transition(e.previous_hash, e.hash) })),
+    ...d.updated.map((e) => ({
+      change: 'updated',
+      id: e.service_id,
+      version: transition(e.previous_version, e.version),
+      hash: transition(e.previous_hash, e.hash),
+    })),
     ...d.removed.map((e) => ({ change: 'removed', id: e.service_id, version: transition(e.version, undefined), hash: transition(e.hash, undefined) })),
   ];
   const view = viewAt(event.node_id, event.seq);
   $('detail-body').replaceChildren(
-    el('p', {}, `delta ${deltaSummary(event)} · changed ${event.service_delta?.changed ?? false} · `, el('span', { class: 'services-after', title: view.note }, `${view.services.size}${view.complete ? '' : ' known'} services after`), ` · node ${event.node_name ?? event.node_id} · `, fsLink(event.node_id)),
+    el(
+      'p',
+      {},
+      `delta ${deltaSummary(event)} · changed ${event.service_delta?.changed ?? false} · `,
+      el('span', { class: 'services-after', title: view.note }, `${view.services.size}${view.complete ? '' : ' known'} services after`),
+      ` · node ${event.node_name ?? event.node_id} · `,
+      fsLink(event.node_id),
+    ),
     changes.length === 0
       ? el('p', { class: 'muted no-changes' }, `no service changes (${event.kind})`)
-      : el('table', { class: 'changes' },
-        el('thead', {}, el('tr', {}, el('th', {}, 'service'), el('th', {}, 'change'), el('th', {}, 'version'), el('th', {}, 'digest (hash)'))),
-        el('tbody', {}, changes.map((c) => el('tr', { 'data-service': c.id, class: c.change },
-          el('td', { class: 'service' }, c.id), el('td', { class: 'change' }, c.change), el('td', { class: 'version' }, c.version), el('td', { class: 'hash' }, c.hash))))),
+      : el(
+          'table',
+          { class: 'changes' },
+          el('thead', {}, el('tr', {}, el('th', {}, 'service'), el('th', {}, 'change'), el('th', {}, 'version'), el('th', {}, 'digest (hash)'))),
+          el(
+            'tbody',
+            {},
+            changes.map((c) =>
+              el(
+                'tr',
+                { 'data-service': c.id, class: c.change },
+                el('td', { class: 'service' }, c.id),
+                el('td', { class: 'change' }, c.change),
+                el('td', { class: 'version' }, c.version),
+                el('td', { class: 'hash' }, c.hash),
+              ),
+            ),
+          ),
+        ),
     el('details', {}, el('summary', {}, 'event JSON'), el('pre', {}, JSON.stringify(event, null, 2))),
   );
 }
@@ -438,7 +526,8 @@ function diffEvents(a, b) {
     const y = sb.get(id);
     if (!x) return { service_id: id, change: 'added', version_b: versionOf(y) };
     if (!y) return { service_id: id, change: 'removed', version_a: versionOf(x) };
-    if (x.unseen || y.unseen) return { service_id: id, change: x.hash === y.hash ? 'unchanged' : 'changed', version_a: versionOf(x), version_b: versionOf(y), unseen: true };
+    if (x.unseen || y.unseen)
+      return { service_id: id, change: x.hash === y.hash ? 'unchanged' : 'changed', version_a: versionOf(x), version_b: versionOf(y), unseen: true };
     const fields = jsonDiff(x.service, y.service);
     return { service_id: id, change: fields.length ? 'changed' : 'unchanged', version_a: versionOf(x), version_b: versionOf(y), fields };
   });
@@ -469,21 +558,51 @@ function renderDiff() {
   const diff = diffEvents(a, b);
   const head = (e) => `seq ${e.seq} · ${e.node_id} · ${e.kind} · ${isoTime(e.timestamp_ms)}`;
   $('diff-title').textContent = `seq ${a.seq} ↔ seq ${b.seq}`;
-  const fieldRows = (service, fields) => fields.map((f) => el('tr', { class: 'field', 'data-service': service, 'data-path': f.path },
-    el('td', { class: 'path' }, f.path), el('td', { class: 'a' }, shown(f.a)), el('td', { class: 'b' }, shown(f.b)), el('td', {})));
-  const partial = [a, b].map((e) => viewAt(e.node_id, e.seq)).filter((v) => !v.complete).map((v) => v.note);
+  const fieldRows = (service, fields) =>
+    fields.map((f) =>
+      el(
+        'tr',
+        { class: 'field', 'data-service': service, 'data-path': f.path },
+        el('td', { class: 'path' }, f.path),
+        el('td', { class: 'a' }, shown(f.a)),
+        el('td', { class: 'b' }, shown(f.b)),
+        el('td', {}),
+      ),
+    );
+  const partial = [a, b]
+    .map((e) => viewAt(e.node_id, e.seq))
+    .filter((v) => !v.complete)
+    .map((v) => v.note);
   $('diff-body').replaceChildren(
-    el('p', { class: 'diff-summary' }, `+${diff.summary.added} added · -${diff.summary.removed} removed · ~${diff.summary.changed} changed · ${diff.summary.unchanged} unchanged`),
-    partial.length ? el('p', { class: 'muted partial' }, `Views rebuilt from the deltas: ${partial.join(' / ')}. A service not seen is compared by its hash.`) : null,
-    el('table', { class: 'diff' },
+    el(
+      'p',
+      { class: 'diff-summary' },
+      `+${diff.summary.added} added · -${diff.summary.removed} removed · ~${diff.summary.changed} changed · ${diff.summary.unchanged} unchanged`,
+    ),
+    partial.length
+      ? el('p', { class: 'muted partial' }, `Views rebuilt from the deltas: ${partial.join(' / ')}. A service not seen is compared by its hash.`)
+      : null,
+    el(
+      'table',
+      { class: 'diff' },
       el('thead', {}, el('tr', {}, el('th', {}, 'service / field'), el('th', {}, `A: ${head(a)}`), el('th', {}, `B: ${head(b)}`), el('th', {}, 'change'))),
-      el('tbody', {},
+      el(
+        'tbody',
+        {},
         fieldRows('', diff.event_fields),
         diff.services.map((s) => [
-          el('tr', { class: `service ${s.change}`, 'data-service': s.service_id },
-            el('th', {}, s.service_id), el('td', { class: 'a' }, s.version_a ?? '—'), el('td', { class: 'b' }, s.version_b ?? '—'), el('td', { class: 'change' }, s.change)),
+          el(
+            'tr',
+            { class: `service ${s.change}`, 'data-service': s.service_id },
+            el('th', {}, s.service_id),
+            el('td', { class: 'a' }, s.version_a ?? '—'),
+            el('td', { class: 'b' }, s.version_b ?? '—'),
+            el('td', { class: 'change' }, s.change),
+          ),
           fieldRows(s.service_id, s.fields ?? []),
-        ]))),
+        ]),
+      ),
+    ),
   );
 }
 
@@ -492,7 +611,13 @@ function exportDiff() {
   if (!pair) return;
   const { a, b } = pair;
   // The events as received (delta events carry only what changed), and the node views the diff compared.
-  const report = { exported_at: new Date().toISOString(), a, b, views: { a: viewJson(viewAt(a.node_id, a.seq)), b: viewJson(viewAt(b.node_id, b.seq)) }, diff: diffEvents(a, b) };
+  const report = {
+    exported_at: new Date().toISOString(),
+    a,
+    b,
+    views: { a: viewJson(viewAt(a.node_id, a.seq)), b: viewJson(viewAt(b.node_id, b.seq)) },
+    diff: diffEvents(a, b),
+  };
   download(`acheron-events-${a.seq}-${b.seq}.json`, new Blob([JSON.stringify(report, null, 2) + '\n'], { type: 'application/json' }));
 }
 

@@ -12,7 +12,10 @@ const MARKS = { online: '●', degraded: '◐', offline: '○', disabled: '⊘' 
 /** A state as a word with a mark and a colour (the word alone carries it: colour is a second cue). */
 export const badge = (state) => el('span', { class: 'badge', 'data-state': state }, `${MARKS[state] ?? '·'} ${state}`);
 
-const labelText = (labels) => Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+const labelText = (labels) =>
+  Object.entries(labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
 const platformText = (p) => [p?.os && `${p.os}/${p.arch ?? '?'}`, p?.runtime_kind].filter(Boolean).join(' ');
 
 function filters() {
@@ -25,7 +28,14 @@ function filters() {
 }
 
 function nodeMatches(node, f) {
-  if (f.node && !node.node_id.toLowerCase().includes(f.node) && !String(node.node_name ?? '').toLowerCase().includes(f.node)) return false;
+  if (
+    f.node &&
+    !node.node_id.toLowerCase().includes(f.node) &&
+    !String(node.node_name ?? '')
+      .toLowerCase()
+      .includes(f.node)
+  )
+    return false;
   if (f.label) {
     const labels = Object.entries(node.labels ?? {}).map(([k, v]) => `${k}=${v}`.toLowerCase());
     // `rack=r7` must match a label exactly; a bare word matches any key or value containing it.
@@ -66,16 +76,31 @@ function counts() {
     nodes[node.state] = (nodes[node.state] ?? 0) + 1;
     for (const service of node.services.values()) services[serviceState(node, service)] += 1;
   }
-  const count = (scope, state, n) => el('button', {
-    type: 'button', class: 'count', 'data-count': `${scope}-${state}`, 'data-state': state, title: scope === 'services' ? `show ${state} services` : undefined,
-    onclick: scope === 'services' ? () => {
-      $('filter-state').value = $('filter-state').value === state ? '' : state;
-      renderFleet();
-    } : undefined,
-  }, el('span', { class: 'n' }, n), ` ${state}`);
+  const count = (scope, state, n) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: 'count',
+        'data-count': `${scope}-${state}`,
+        'data-state': state,
+        title: scope === 'services' ? `show ${state} services` : undefined,
+        onclick:
+          scope === 'services'
+            ? () => {
+                $('filter-state').value = $('filter-state').value === state ? '' : state;
+                renderFleet();
+              }
+            : undefined,
+      },
+      el('span', { class: 'n' }, n),
+      ` ${state}`,
+    );
   return [
-    el('span', { class: 'scope' }, `${fleet.nodes.size} nodes:`), NODE_STATES.map((s) => count('nodes', s, nodes[s])),
-    el('span', { class: 'scope' }, `${Object.values(services).reduce((a, b) => a + b, 0)} services:`), SERVICE_STATES.map((s) => count('services', s, services[s])),
+    el('span', { class: 'scope' }, `${fleet.nodes.size} nodes:`),
+    NODE_STATES.map((s) => count('nodes', s, nodes[s])),
+    el('span', { class: 'scope' }, `${Object.values(services).reduce((a, b) => a + b, 0)} services:`),
+    SERVICE_STATES.map((s) => count('services', s, services[s])),
   ];
 }
 
@@ -83,35 +108,70 @@ function nodeBlock(node, f) {
   const all = [...node.services.values()].sort((a, b) => (a.service_id < b.service_id ? -1 : 1));
   const shown = all.filter((s) => serviceMatches(node, s, f));
   if (shown.length === 0 && (f.kind || f.state)) return null;
-  return el('article', { class: 'node', 'data-node': node.node_id, 'data-state': node.state },
-    el('header', { class: 'node-head' },
+  return el(
+    'article',
+    { class: 'node', 'data-node': node.node_id, 'data-state': node.state },
+    el(
+      'header',
+      { class: 'node-head' },
       badge(node.state),
       el('strong', { class: 'node-id' }, node.node_id),
       node.node_name && node.node_name !== node.node_id ? el('span', { class: 'muted' }, ` (${node.node_name})`) : null,
       el('span', { class: 'labels', title: 'labels' }, labelText(node.labels) || 'no labels'),
       el('span', { class: 'platform', title: 'platform' }, platformText(node.platform)),
       el('span', { class: 'last-seen', title: 'last seen (UTC)' }, `seen ${clock(node.last_seen_ms)} `, ago(node.last_seen_ms)),
-      el('span', { class: 'lease', title: 'lease expiry (UTC)' }, node.state === 'online' ? [`lease until ${clock(node.lease_expires_at_ms)} `, ago(node.lease_expires_at_ms)] : 'no lease'),
+      el(
+        'span',
+        { class: 'lease', title: 'lease expiry (UTC)' },
+        node.state === 'online' ? [`lease until ${clock(node.lease_expires_at_ms)} `, ago(node.lease_expires_at_ms)] : 'no lease',
+      ),
       el('a', { class: 'fs-link', href: route('fs', node.node_id, ''), 'data-node': node.node_id }, 'files'),
       el('a', { class: 'timeline-link', href: route('charts', node.node_id) }, 'timeline'),
     ),
     node.loading && node.services.size === 0 ? el('p', { class: 'muted' }, 'reading…') : null,
     node.error ? el('p', { class: 'error' }, `node_get: ${node.error.code}: ${node.error.message}`) : null,
-    shown.length === 0 ? el('p', { class: 'muted' }, 'no services') : el('table', { class: 'services' },
-      el('thead', {}, el('tr', {}, ['service', 'kind', 'version', 'state', 'supervision / probe', 'actions'].map((h) => el('th', {}, h)))),
-      el('tbody', {}, shown.map((service) => {
-        const state = serviceState(node, service);
-        return el('tr', { class: 'service', 'data-service': service.service_id, 'data-state': state },
-          el('td', { class: 'service-id' }, el('a', { href: route('service', node.node_id, service.service_id) }, service.service_id)),
-          el('td', { class: 'kind' }, service.kind),
-          el('td', { class: 'version' }, service.version),
-          el('td', { class: 'state' }, badge(state)),
-          el('td', { class: 'detail' }, detail(node, service)),
-          el('td', { class: 'actions' }, actionable(service) ? [
-            ...controlButtons(node.node_id, service.service_id, state),
-            el('a', { class: 'invoke-link', href: route('service', node.node_id, service.service_id) }, 'invoke…'),
-          ] : null));
-      }))));
+    shown.length === 0
+      ? el('p', { class: 'muted' }, 'no services')
+      : el(
+          'table',
+          { class: 'services' },
+          el(
+            'thead',
+            {},
+            el(
+              'tr',
+              {},
+              ['service', 'kind', 'version', 'state', 'supervision / probe', 'actions'].map((h) => el('th', {}, h)),
+            ),
+          ),
+          el(
+            'tbody',
+            {},
+            shown.map((service) => {
+              const state = serviceState(node, service);
+              return el(
+                'tr',
+                { class: 'service', 'data-service': service.service_id, 'data-state': state },
+                el('td', { class: 'service-id' }, el('a', { href: route('service', node.node_id, service.service_id) }, service.service_id)),
+                el('td', { class: 'kind' }, service.kind),
+                el('td', { class: 'version' }, service.version),
+                el('td', { class: 'state' }, badge(state)),
+                el('td', { class: 'detail' }, detail(node, service)),
+                el(
+                  'td',
+                  { class: 'actions' },
+                  actionable(service)
+                    ? [
+                        ...controlButtons(node.node_id, service.service_id, state),
+                        el('a', { class: 'invoke-link', href: route('service', node.node_id, service.service_id) }, 'invoke…'),
+                      ]
+                    : null,
+                ),
+              );
+            }),
+          ),
+        ),
+  );
 }
 
 function syncKinds() {
@@ -128,8 +188,19 @@ function syncKinds() {
 const blocks = new Map();
 
 function blockOf(node, f) {
-  const key = JSON.stringify([f, node.state, node.node_name, node.labels, node.platform, node.last_seen_ms, node.lease_expires_at_ms, node.loading, node.error?.message, node.seq,
-    [...node.services.values()].map((s) => [s.service_id, s.kind, s.version, serviceState(node, s), detail(node, s)])]);
+  const key = JSON.stringify([
+    f,
+    node.state,
+    node.node_name,
+    node.labels,
+    node.platform,
+    node.last_seen_ms,
+    node.lease_expires_at_ms,
+    node.loading,
+    node.error?.message,
+    node.seq,
+    [...node.services.values()].map((s) => [s.service_id, s.kind, s.version, serviceState(node, s), detail(node, s)]),
+  ]);
   const kept = blocks.get(node.node_id);
   if (kept?.key === key) return kept.block;
   const block = nodeBlock(node, f);
@@ -152,11 +223,18 @@ function renderFleet() {
   const children = [
     hint,
     fleet.error ? el('p', { class: 'error fleet-error' }, `node_list: ${fleet.error.code}: ${fleet.error.message}`) : null,
-    ...(shown.length ? shown : [el('p', { class: 'muted empty' }, fleet.mode === 'loading' ? 'loading…' : fleet.nodes.size ? 'no node matches the filters' : 'no nodes')]),
+    ...(shown.length
+      ? shown
+      : [el('p', { class: 'muted empty' }, fleet.mode === 'loading' ? 'loading…' : fleet.nodes.size ? 'no node matches the filters' : 'no nodes')]),
   ].filter(Boolean);
   const body = $('fleet-body');
   // Moving a block out and back would drop a click in progress: touch the list only when it changed.
-  const same = children.length === body.children.length && children.every((child, i) => child === body.children[i] || (child.tagName === 'P' && body.children[i].tagName === 'P' && child.textContent === body.children[i].textContent));
+  const same =
+    children.length === body.children.length &&
+    children.every(
+      (child, i) =>
+        child === body.children[i] || (child.tagName === 'P' && body.children[i].tagName === 'P' && child.textContent === body.children[i].textContent),
+    );
   if (!same) body.replaceChildren(...children);
   tick();
 }

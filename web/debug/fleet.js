@@ -77,7 +77,18 @@ function prune() {
 // ---- reading nodes ---------------------------------------------------------------------------
 
 function blank(nodeId) {
-  return { node_id: nodeId, node_name: nodeId, labels: {}, platform: {}, state: 'online', seq: -1, services: new Map(), hashes: new Map(), loading: false, queue: [] };
+  return {
+    node_id: nodeId,
+    node_name: nodeId,
+    labels: {},
+    platform: {},
+    state: 'online',
+    seq: -1,
+    services: new Map(),
+    hashes: new Map(),
+    loading: false,
+    queue: [],
+  };
 }
 
 /** Reads a node whole (the base its events apply to), then the events that came meanwhile. */
@@ -175,9 +186,10 @@ function applyEvent(event) {
   if (node.loading) return void node.queue.push(event);
   if (event.seq <= node.seq) return;
   const delta = event.service_delta ?? {};
-  const fits = (delta.updated ?? []).every((e) => node.hashes.get(e.service_id) === e.previous_hash)
-    && (delta.removed ?? []).every((e) => node.hashes.get(e.service_id) === e.hash)
-    && (delta.added ?? []).every((e) => !node.services.has(e.service_id));
+  const fits =
+    (delta.updated ?? []).every((e) => node.hashes.get(e.service_id) === e.previous_hash) &&
+    (delta.removed ?? []).every((e) => node.hashes.get(e.service_id) === e.hash) &&
+    (delta.added ?? []).every((e) => !node.services.has(e.service_id));
   if (!fits) {
     node.queue.push(event);
     void readNode(node);

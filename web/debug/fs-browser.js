@@ -13,9 +13,12 @@ const join = (...parts) => parts.filter(Boolean).join('/');
 
 function crumbs(nodeId, path) {
   const parts = path.split('/').filter(Boolean);
-  return el('nav', { class: 'crumbs' },
+  return el(
+    'nav',
+    { class: 'crumbs' },
     el('a', { href: route('fs', nodeId, '') }, `${nodeId}/fs`),
-    parts.map((part, i) => ['/', el('a', { href: route('fs', nodeId, parts.slice(0, i + 1).join('/')) }, part)]));
+    parts.map((part, i) => ['/', el('a', { href: route('fs', nodeId, parts.slice(0, i + 1).join('/')) }, part)]),
+  );
 }
 
 async function preview(nodeId, path, name, target) {
@@ -36,9 +39,16 @@ async function preview(nodeId, path, name, target) {
     }
   }
   target.replaceChildren(
-    el('h3', {}, path, ' ', el('button', { type: 'button', class: 'download', onclick: () => download(name, new Blob([read.bytes])) }, 'Download'),
-      read.truncated ? el('span', { class: 'muted' }, ` first ${PREVIEW_BYTES / 1024} KiB`) : null),
-    text === null ? el('p', { class: 'muted binary' }, `binary, ${read.bytes.length} bytes shown`) : el('pre', { class: 'file-text', 'data-file': path }, text));
+    el(
+      'h3',
+      {},
+      path,
+      ' ',
+      el('button', { type: 'button', class: 'download', onclick: () => download(name, new Blob([read.bytes])) }, 'Download'),
+      read.truncated ? el('span', { class: 'muted' }, ` first ${PREVIEW_BYTES / 1024} KiB`) : null,
+    ),
+    text === null ? el('p', { class: 'muted binary' }, `binary, ${read.bytes.length} bytes shown`) : el('pre', { class: 'file-text', 'data-file': path }, text),
+  );
 }
 
 /** Shows `path` (a directory under the node's fs/, '' for the exports) of `nodeId`. */
@@ -47,7 +57,14 @@ export async function openFs(nodeId, path) {
   const body = $('fs-body');
   if (!nodeId) {
     $('fs-title').textContent = '';
-    body.replaceChildren(el('p', {}, 'Pick a node:'), el('ul', {}, [...fleet.nodes.keys()].sort().map((id) => el('li', {}, el('a', { href: route('fs', id, '') }, id)))));
+    body.replaceChildren(
+      el('p', {}, 'Pick a node:'),
+      el(
+        'ul',
+        {},
+        [...fleet.nodes.keys()].sort().map((id) => el('li', {}, el('a', { href: route('fs', id, '') }, id))),
+      ),
+    );
     return;
   }
   $('fs-title').textContent = `${nodeId}/fs/${path}`;
@@ -62,12 +79,36 @@ export async function openFs(nodeId, path) {
     return;
   }
   if (mine !== generation) return;
-  listing.replaceChildren(entries.length === 0 ? el('p', { class: 'muted' }, path ? 'empty directory' : 'no exports (the node runs without --export)') : el('table', { class: 'fs-entries' },
-    el('thead', {}, el('tr', {}, el('th', {}, 'name'), el('th', {}, 'size'), el('th', {}, 'modified (UTC)'))),
-    el('tbody', {}, entries.map((entry) => el('tr', { 'data-name': entry.name, 'data-kind': entry.dir ? 'dir' : 'file' },
-      el('td', { class: 'name' }, entry.dir
-        ? el('a', { href: route('fs', nodeId, join(path, entry.name)) }, `${entry.name}/`)
-        : el('button', { type: 'button', class: 'link', onclick: () => void preview(nodeId, join(path, entry.name), entry.name, shown) }, entry.name)),
-      el('td', { class: 'size' }, entry.error ? reason(entry.error) : entry.dir ? '—' : String(entry.size)),
-      el('td', { class: 'time' }, entry.error ? '' : `${new Date(entry.mtime_ms).toISOString().slice(0, 10)} ${clock(entry.mtime_ms)}`))))));
+  listing.replaceChildren(
+    entries.length === 0
+      ? el('p', { class: 'muted' }, path ? 'empty directory' : 'no exports (the node runs without --export)')
+      : el(
+          'table',
+          { class: 'fs-entries' },
+          el('thead', {}, el('tr', {}, el('th', {}, 'name'), el('th', {}, 'size'), el('th', {}, 'modified (UTC)'))),
+          el(
+            'tbody',
+            {},
+            entries.map((entry) =>
+              el(
+                'tr',
+                { 'data-name': entry.name, 'data-kind': entry.dir ? 'dir' : 'file' },
+                el(
+                  'td',
+                  { class: 'name' },
+                  entry.dir
+                    ? el('a', { href: route('fs', nodeId, join(path, entry.name)) }, `${entry.name}/`)
+                    : el(
+                        'button',
+                        { type: 'button', class: 'link', onclick: () => void preview(nodeId, join(path, entry.name), entry.name, shown) },
+                        entry.name,
+                      ),
+                ),
+                el('td', { class: 'size' }, entry.error ? reason(entry.error) : entry.dir ? '—' : String(entry.size)),
+                el('td', { class: 'time' }, entry.error ? '' : `${new Date(entry.mtime_ms).toISOString().slice(0, 10)} ${clock(entry.mtime_ms)}`),
+              ),
+            ),
+          ),
+        ),
+  );
 }

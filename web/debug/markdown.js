@@ -26,7 +26,9 @@ function parseInline(text) {
 /** Blocks: `{type: 'heading', level, spans} | {type: 'paragraph'|'quote', spans} | {type: 'code', text} | {type: 'list', ordered, items: [spans]}`. */
 export function parse(markdown) {
   const blocks = [];
-  const lines = String(markdown ?? '').replace(/\r\n?/g, '\n').split('\n');
+  const lines = String(markdown ?? '')
+    .replace(/\r\n?/g, '\n')
+    .split('\n');
   let paragraph = [];
   const endParagraph = () => {
     if (paragraph.length) blocks.push({ type: 'paragraph', spans: parseInline(paragraph.join(' ')) });
@@ -80,11 +82,16 @@ export function parse(markdown) {
 function renderSpans(spans) {
   return spans.map((span) => {
     switch (span.type) {
-      case 'code': return el('code', {}, span.text);
-      case 'strong': return el('strong', {}, span.text);
-      case 'em': return el('em', {}, span.text);
-      case 'link': return el('a', { href: span.href, rel: 'noopener noreferrer', target: '_blank' }, span.text);
-      default: return span.text;
+      case 'code':
+        return el('code', {}, span.text);
+      case 'strong':
+        return el('strong', {}, span.text);
+      case 'em':
+        return el('em', {}, span.text);
+      case 'link':
+        return el('a', { href: span.href, rel: 'noopener noreferrer', target: '_blank' }, span.text);
+      default:
+        return span.text;
     }
   });
 }
@@ -93,11 +100,20 @@ function renderSpans(spans) {
 export function render(markdown) {
   return parse(markdown).map((block) => {
     switch (block.type) {
-      case 'heading': return el(`h${Math.min(block.level + 2, 6)}`, { class: 'md-heading' }, renderSpans(block.spans));
-      case 'code': return el('pre', {}, el('code', {}, block.text));
-      case 'list': return el(block.ordered ? 'ol' : 'ul', {}, block.items.map((spans) => el('li', {}, renderSpans(spans))));
-      case 'quote': return el('blockquote', {}, renderSpans(block.spans));
-      default: return el('p', {}, renderSpans(block.spans));
+      case 'heading':
+        return el(`h${Math.min(block.level + 2, 6)}`, { class: 'md-heading' }, renderSpans(block.spans));
+      case 'code':
+        return el('pre', {}, el('code', {}, block.text));
+      case 'list':
+        return el(
+          block.ordered ? 'ol' : 'ul',
+          {},
+          block.items.map((spans) => el('li', {}, renderSpans(spans))),
+        );
+      case 'quote':
+        return el('blockquote', {}, renderSpans(block.spans));
+      default:
+        return el('p', {}, renderSpans(block.spans));
     }
   });
 }

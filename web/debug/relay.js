@@ -121,13 +121,15 @@ export async function invoke(nodeId, serviceId, payloadText) {
 export async function listDir(nodeId, path) {
   const { names } = await relay(nodeId, 'list', path);
   const base = path.endsWith('/') ? path : `${path}/`;
-  const entries = await Promise.all(names.map(async (name) => {
-    try {
-      const attr = await relay(nodeId, 'stat', base + name);
-      return { name, dir: (Number(attr.mode) & 0o170000) === 0o040000, size: Number(attr.size), mtime_ms: Number(attr.mtime_ms) };
-    } catch (error) {
-      return { name, dir: false, error };
-    }
-  }));
+  const entries = await Promise.all(
+    names.map(async (name) => {
+      try {
+        const attr = await relay(nodeId, 'stat', base + name);
+        return { name, dir: (Number(attr.mode) & 0o170000) === 0o040000, size: Number(attr.size), mtime_ms: Number(attr.mtime_ms) };
+      } catch (error) {
+        return { name, dir: false, error };
+      }
+    }),
+  );
   return entries.sort((a, b) => (a.dir === b.dir ? (a.name < b.name ? -1 : 1) : a.dir ? -1 : 1));
 }

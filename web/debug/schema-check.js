@@ -70,7 +70,8 @@ function walk(schema, value, path, root, problems, depth) {
     if (schema.maximum !== undefined && value > schema.maximum) fail(`must be <= ${schema.maximum}`);
     if (typeof schema.exclusiveMinimum === 'number' && value <= schema.exclusiveMinimum) fail(`must be > ${schema.exclusiveMinimum}`);
     if (typeof schema.exclusiveMaximum === 'number' && value >= schema.exclusiveMaximum) fail(`must be < ${schema.exclusiveMaximum}`);
-    if (schema.multipleOf && Math.abs(value / schema.multipleOf - Math.round(value / schema.multipleOf)) > 1e-9) fail(`must be multiple of ${schema.multipleOf}`);
+    if (schema.multipleOf && Math.abs(value / schema.multipleOf - Math.round(value / schema.multipleOf)) > 1e-9)
+      fail(`must be multiple of ${schema.multipleOf}`);
   }
   if (kind === 'object') checkObject(schema, value, path, root, problems, depth, fail);
   if (kind === 'array') checkArray(schema, value, path, root, problems, depth, fail);
@@ -105,7 +106,8 @@ function checkObject(schema, value, path, root, problems, depth, fail) {
   });
   for (const key of keys) {
     const child = `${path}/${pointer(key)}`;
-    if (schema.propertyNames !== undefined && !check1(schema.propertyNames, key, child, root, depth)) problems.push({ path: child, message: 'property name is not allowed' });
+    if (schema.propertyNames !== undefined && !check1(schema.propertyNames, key, child, root, depth))
+      problems.push({ path: child, message: 'property name is not allowed' });
     let matched = false;
     if (schema.properties && Object.hasOwn(schema.properties, key)) {
       matched = true;

@@ -93,23 +93,47 @@ export function openService(nodeId, serviceId) {
     // What the node read back: the result, or {error, status} of a failed invocation.
     showOutcome(outcome, read.ok ? 'ok' : 'failed', read.ok ? 'result' : `failed (${read.state}): ${read.error}`, pretty(read.text));
   });
-  const configEditor = editor('config', () => configSchema, 'Save config.json', async (text, outcome) => {
-    const result = await logged('config', target, () => writeText(nodeId, `/services/${serviceId}/config.json`, text));
-    showOutcome(outcome, result.ok ? 'ok' : 'refused', result.ok ? 'saved: the next invocations use it' : `refused: ${reason(result.error)}`);
-  });
+  const configEditor = editor(
+    'config',
+    () => configSchema,
+    'Save config.json',
+    async (text, outcome) => {
+      const result = await logged('config', target, () => writeText(nodeId, `/services/${serviceId}/config.json`, text));
+      showOutcome(outcome, result.ok ? 'ok' : 'refused', result.ok ? 'saved: the next invocations use it' : `refused: ${reason(result.error)}`);
+    },
+  );
 
   $('service-title').textContent = target;
   $('service-body').replaceChildren(
     el('div', { id: 'service-head', class: 'service-head' }),
     el('div', { id: 'service-controls', class: 'controls' }),
-    el('div', { class: 'columns' },
-      el('div', { class: 'column' },
-        el('section', { class: 'panel', id: 'invoke-panel' }, el('h3', {}, 'Invoke ', el('span', { class: 'muted', id: 'invoke-note' }, '')), ...invokeEditor.parts),
-        el('section', { class: 'panel', id: 'config-panel' }, el('h3', {}, 'config.json ', el('span', { class: 'muted', id: 'config-note' }, '')), ...configEditor.parts),
-        el('section', { class: 'panel' }, el('h3', {}, 'Metrics over time'), el('div', { id: 'service-charts' }))),
-      el('div', { class: 'column' },
+    el(
+      'div',
+      { class: 'columns' },
+      el(
+        'div',
+        { class: 'column' },
+        el(
+          'section',
+          { class: 'panel', id: 'invoke-panel' },
+          el('h3', {}, 'Invoke ', el('span', { class: 'muted', id: 'invoke-note' }, '')),
+          ...invokeEditor.parts,
+        ),
+        el(
+          'section',
+          { class: 'panel', id: 'config-panel' },
+          el('h3', {}, 'config.json ', el('span', { class: 'muted', id: 'config-note' }, '')),
+          ...configEditor.parts,
+        ),
+        el('section', { class: 'panel' }, el('h3', {}, 'Metrics over time'), el('div', { id: 'service-charts' })),
+      ),
+      el(
+        'div',
+        { class: 'column' },
         el('section', { class: 'panel' }, el('h3', {}, 'Live files ', el('span', { class: 'muted', id: 'live-updated' }, '')), el('div', { id: 'live-files' })),
-        el('section', { class: 'panel' }, el('h3', {}, `Last ${JOBS_SHOWN} jobs`), el('div', { id: 'jobs' })))),
+        el('section', { class: 'panel' }, el('h3', {}, `Last ${JOBS_SHOWN} jobs`), el('div', { id: 'jobs' })),
+      ),
+    ),
     el('section', { class: 'panel descriptor' }, el('h3', {}, 'Descriptor'), el('div', { id: 'service-descriptor' })),
   );
   current.invokeEditor = invokeEditor;
@@ -139,7 +163,8 @@ async function fill(current) {
   }
   const fallback = service.schema?.example === undefined ? '{}' : JSON.stringify(service.schema.example);
   current.invokeEditor.text.value = pretty(template.status === 'fulfilled' ? template.value : fallback);
-  $('invoke-note').textContent = template.status === 'fulfilled' ? 'from TEMPLATE.json' : `TEMPLATE.json: ${reason(template.reason)}; from the descriptor's example`;
+  $('invoke-note').textContent =
+    template.status === 'fulfilled' ? 'from TEMPLATE.json' : `TEMPLATE.json: ${reason(template.reason)}; from the descriptor's example`;
   current.invokeEditor.recheck();
   current.configEditor.text.value = config.status === 'fulfilled' ? pretty(config.value) : '{}';
   $('config-note').textContent = config.status === 'fulfilled' ? 'as the node has it' : `config.json: ${reason(config.reason)}`;
@@ -158,7 +183,17 @@ function renderDescriptor() {
   const { nodeId, serviceId } = page;
   const { node, service } = lookup(nodeId, serviceId);
   if (!service) {
-    $('service-head').replaceChildren(el('p', { class: 'muted' }, node ? `no service ${serviceId} on ${nodeId} (removed, or hidden from this session)` : fleet.mode === 'loading' ? 'loading…' : `no node ${nodeId} in this session's fleet`));
+    $('service-head').replaceChildren(
+      el(
+        'p',
+        { class: 'muted' },
+        node
+          ? `no service ${serviceId} on ${nodeId} (removed, or hidden from this session)`
+          : fleet.mode === 'loading'
+            ? 'loading…'
+            : `no node ${nodeId} in this session's fleet`,
+      ),
+    );
     $('service-controls').replaceChildren();
     page.shownKey = null;
     return;
@@ -170,21 +205,42 @@ function renderDescriptor() {
   if (page.shownKey === key) return;
   page.shownKey = key;
   $('service-head').replaceChildren(
-    badge(state), ' ', el('strong', {}, service.service_id), ` · kind ${service.kind} · version ${service.version} · node `,
-    el('a', { href: '#fleet' }, nodeId), ` (${node.state}) · `, el('a', { href: route('fs', nodeId, '') }, 'files'));
+    badge(state),
+    ' ',
+    el('strong', {}, service.service_id),
+    ` · kind ${service.kind} · version ${service.version} · node `,
+    el('a', { href: '#fleet' }, nodeId),
+    ` (${node.state}) · `,
+    el('a', { href: route('fs', nodeId, '') }, 'files'),
+  );
   $('service-head').dataset.state = state;
-  $('service-controls').replaceChildren(...(actionable(service) ? controlButtons(nodeId, serviceId, state) : [el('span', { class: 'muted' }, 'no controls: not an executable service')]));
-  const json = (title, value) => el('details', { class: 'json', 'data-part': title, open: title === 'schema' },
-    el('summary', {}, title), el('pre', {}, JSON.stringify(value ?? null, null, 2)));
+  $('service-controls').replaceChildren(
+    ...(actionable(service) ? controlButtons(nodeId, serviceId, state) : [el('span', { class: 'muted' }, 'no controls: not an executable service')]),
+  );
+  const json = (title, value) =>
+    el(
+      'details',
+      { class: 'json', 'data-part': title, open: title === 'schema' },
+      el('summary', {}, title),
+      el('pre', {}, JSON.stringify(value ?? null, null, 2)),
+    );
   const readme = el('div', { class: 'readme', id: 'service-readme' });
   if (service.help_md) readme.replaceChildren(...renderMarkdown(service.help_md));
   else if (actionable(service)) {
-    readme.replaceChildren(el('p', { class: 'muted' }, 'no help_md: the node\'s generated README.md…'));
-    readText(nodeId, `/services/${serviceId}/README.md`).then((text) => readme.replaceChildren(...renderMarkdown(text)), (error) => readme.replaceChildren(el('p', { class: 'muted' }, `README.md: ${reason(error)}`)));
+    readme.replaceChildren(el('p', { class: 'muted' }, "no help_md: the node's generated README.md…"));
+    readText(nodeId, `/services/${serviceId}/README.md`).then(
+      (text) => readme.replaceChildren(...renderMarkdown(text)),
+      (error) => readme.replaceChildren(el('p', { class: 'muted' }, `README.md: ${reason(error)}`)),
+    );
   } else readme.replaceChildren(el('p', { class: 'muted' }, 'no README'));
-  $('service-descriptor').replaceChildren(readme,
-    json('schema', service.schema), json('permissions', service.permissions), json('runtime', service.runtime),
-    json('endpoints and mounts', { endpoints: service.endpoints, mounts: service.mounts }), json('capabilities and ops', { capabilities: service.capabilities, ops: service.ops }));
+  $('service-descriptor').replaceChildren(
+    readme,
+    json('schema', service.schema),
+    json('permissions', service.permissions),
+    json('runtime', service.runtime),
+    json('endpoints and mounts', { endpoints: service.endpoints, mounts: service.mounts }),
+    json('capabilities and ops', { capabilities: service.capabilities, ops: service.ops }),
+  );
 }
 
 /** Reads the live files and the last jobs, then waits 2 s and does it again while the page is open. */
@@ -195,12 +251,17 @@ async function refresh(current) {
     const base = `/services/${serviceId}`;
     const files = await Promise.allSettled(LIVE_FILES.map((name) => readText(nodeId, `${base}/${name}`)));
     if (!current.alive) return;
-    $('live-files').replaceChildren(...LIVE_FILES.map((name, i) => {
-      const r = files[i];
-      return el('div', { class: 'live-file', 'data-file': name, 'data-outcome': r.status === 'fulfilled' ? 'ok' : 'refused' },
-        el('h4', {}, name),
-        r.status === 'fulfilled' ? el('pre', {}, r.value === '' ? '(empty)' : pretty(r.value)) : el('p', { class: 'error' }, reason(r.reason)));
-    }));
+    $('live-files').replaceChildren(
+      ...LIVE_FILES.map((name, i) => {
+        const r = files[i];
+        return el(
+          'div',
+          { class: 'live-file', 'data-file': name, 'data-outcome': r.status === 'fulfilled' ? 'ok' : 'refused' },
+          el('h4', {}, name),
+          r.status === 'fulfilled' ? el('pre', {}, r.value === '' ? '(empty)' : pretty(r.value)) : el('p', { class: 'error' }, reason(r.reason)),
+        );
+      }),
+    );
     $('live-updated').textContent = `read ${clock(Date.now())}, every ${REFRESH_MS / 1000} s`;
     const metrics = files[2];
     if (metrics.status === 'fulfilled') {
@@ -223,11 +284,20 @@ async function renderJobs(current, dir) {
   const { nodeId } = current;
   let rows;
   try {
-    const names = (await listDir(nodeId, dir)).filter((e) => e.dir).map((e) => e.name).sort().slice(-JOBS_SHOWN).reverse();
-    rows = await Promise.all(names.map(async (name) => {
-      const status = await readText(nodeId, `${dir}/${name}/status.json`).then(JSON.parse).catch((error) => ({ error: reason(error) }));
-      return { name, status };
-    }));
+    const names = (await listDir(nodeId, dir))
+      .filter((e) => e.dir)
+      .map((e) => e.name)
+      .sort()
+      .slice(-JOBS_SHOWN)
+      .reverse();
+    rows = await Promise.all(
+      names.map(async (name) => {
+        const status = await readText(nodeId, `${dir}/${name}/status.json`)
+          .then(JSON.parse)
+          .catch((error) => ({ error: reason(error) }));
+        return { name, status };
+      }),
+    );
   } catch (error) {
     if (current.alive) $('jobs').replaceChildren(el('p', { class: 'error' }, `jobs/: ${reason(error)}`));
     return;
@@ -235,24 +305,52 @@ async function renderJobs(current, dir) {
   if (!current.alive) return;
   // Keep open job details open across refreshes.
   const open = new Set([...document.querySelectorAll('#jobs details[open]')].map((d) => d.dataset.job));
-  $('jobs').replaceChildren(rows.length === 0 ? el('p', { class: 'muted' }, 'no jobs yet') : el('div', {}, rows.map(({ name, status }) => {
-    const details = el('details', { 'data-job': name, open: open.has(name) },
-      el('summary', {}, el('code', {}, name), ' ', badge(jobState(status.state)), ` ${status.state ?? ''} · ${status.duration_ms ?? '—'} ms · exit ${status.exit_code ?? '—'}${status.error ? ` · ${status.error}` : ''}`),
-      el('div', { class: 'job-files' }));
-    details.addEventListener('toggle', () => {
-      if (details.open) void jobFiles(nodeId, `${dir}/${name}`, details.querySelector('.job-files'));
-    });
-    if (details.open) void jobFiles(nodeId, `${dir}/${name}`, details.querySelector('.job-files'));
-    return details;
-  })));
+  $('jobs').replaceChildren(
+    rows.length === 0
+      ? el('p', { class: 'muted' }, 'no jobs yet')
+      : el(
+          'div',
+          {},
+          rows.map(({ name, status }) => {
+            const details = el(
+              'details',
+              { 'data-job': name, open: open.has(name) },
+              el(
+                'summary',
+                {},
+                el('code', {}, name),
+                ' ',
+                badge(jobState(status.state)),
+                ` ${status.state ?? ''} · ${status.duration_ms ?? '—'} ms · exit ${status.exit_code ?? '—'}${status.error ? ` · ${status.error}` : ''}`,
+              ),
+              el('div', { class: 'job-files' }),
+            );
+            details.addEventListener('toggle', () => {
+              if (details.open) void jobFiles(nodeId, `${dir}/${name}`, details.querySelector('.job-files'));
+            });
+            if (details.open) void jobFiles(nodeId, `${dir}/${name}`, details.querySelector('.job-files'));
+            return details;
+          }),
+        ),
+  );
 }
 
 const jobState = (state) => (state === 'ok' ? 'online' : state === 'running' || state === 'queued' ? 'degraded' : 'offline');
 
 async function jobFiles(nodeId, dir, target) {
   const files = await Promise.allSettled(['request.json', 'result.json', 'stderr.txt'].map((name) => readText(nodeId, `${dir}/${name}`)));
-  target.replaceChildren(...['request.json', 'result.json', 'stderr.txt'].map((name, i) => el('div', { 'data-file': name },
-    el('h4', {}, name), files[i].status === 'fulfilled' ? el('pre', {}, files[i].value === '' ? '(empty)' : pretty(files[i].value)) : el('p', { class: 'error' }, reason(files[i].reason)))));
+  target.replaceChildren(
+    ...['request.json', 'result.json', 'stderr.txt'].map((name, i) =>
+      el(
+        'div',
+        { 'data-file': name },
+        el('h4', {}, name),
+        files[i].status === 'fulfilled'
+          ? el('pre', {}, files[i].value === '' ? '(empty)' : pretty(files[i].value))
+          : el('p', { class: 'error' }, reason(files[i].reason)),
+      ),
+    ),
+  );
 }
 
 /** Invocations and failures per minute and latency p50/p99, from the metrics.json readings kept. */
@@ -262,8 +360,24 @@ export function renderServiceCharts(key, target) {
   const invocations = perMinute(list, 'invokes_total', 10, now);
   const failures = perMinute(list, 'failures_total', 10, now);
   target.replaceChildren(
-    barChart({ title: `${key}: invocations and failures per minute`, name: `${key} per minute`, buckets: invocations, series: [{ name: 'invocations', values: invocations.map((b) => b.value) }, { name: 'failures', values: failures.map((b) => b.value) }], labelEvery: 2 }),
-    lineChart({ title: `${key}: latency (ms)`, name: `${key} latency`, from: Math.max(now - 10 * 60_000, Math.min(now - 2 * 60_000, list[0]?.at_ms ?? now)), to: now, unit: ' ms', series: ['p50', 'p99'].map((name) => ({ name, points: list.map((s) => ({ t: s.at_ms, v: s[name] })) })) }),
+    barChart({
+      title: `${key}: invocations and failures per minute`,
+      name: `${key} per minute`,
+      buckets: invocations,
+      series: [
+        { name: 'invocations', values: invocations.map((b) => b.value) },
+        { name: 'failures', values: failures.map((b) => b.value) },
+      ],
+      labelEvery: 2,
+    }),
+    lineChart({
+      title: `${key}: latency (ms)`,
+      name: `${key} latency`,
+      from: Math.max(now - 10 * 60_000, Math.min(now - 2 * 60_000, list[0]?.at_ms ?? now)),
+      to: now,
+      unit: ' ms',
+      series: ['p50', 'p99'].map((name) => ({ name, points: list.map((s) => ({ t: s.at_ms, v: s[name] })) })),
+    }),
   );
 }
 

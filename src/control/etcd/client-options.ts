@@ -24,20 +24,28 @@ const worthRetrying = (error: Error): boolean => isRecoverableError(error) && !i
 /** The etcd3 client options: deadlines, retries, breakers, keepalive, watch backoff, TLS and auth. */
 export async function clientOptions(options: EtcdOptions): Promise<IOptions> {
   checkEtcdOptions(options);
-  const read = async (file: string, option: string): Promise<Buffer> => readFile(file).catch((error: Error) => {
-    throw new TypeError(`${option} ${file}: ${error.message}`);
-  });
+  const read = async (file: string, option: string): Promise<Buffer> =>
+    readFile(file).catch((error: Error) => {
+      throw new TypeError(`${option} ${file}: ${error.message}`);
+    });
   const credentials = options.caCertFile
     ? {
         rootCertificate: await read(options.caCertFile, '--etcd-cacert'),
-        ...(options.certFile && options.keyFile ? { certChain: await read(options.certFile, '--etcd-cert'), privateKey: await read(options.keyFile, '--etcd-key') } : {}),
+        ...(options.certFile && options.keyFile
+          ? { certChain: await read(options.certFile, '--etcd-cert'), privateKey: await read(options.keyFile, '--etcd-key') }
+          : {}),
       }
     : undefined;
   // A fresh deadline per attempt: a function, called for each attempt of each call.
   const deadline = (): { deadline: number } => ({ deadline: Date.now() + options.callTimeoutMs });
-  const auth = options.username && options.passwordFile
-    ? { username: options.username, password: (await read(options.passwordFile, '--etcd-password-file')).toString('utf8').replace(/\r?\n$/, ''), callOptions: deadline }
-    : undefined;
+  const auth =
+    options.username && options.passwordFile
+      ? {
+          username: options.username,
+          password: (await read(options.passwordFile, '--etcd-password-file')).toString('utf8').replace(/\r?\n$/, ''),
+          callOptions: deadline,
+        }
+      : undefined;
   return {
     hosts: options.endpoints,
     ...(credentials ? { credentials } : {}),

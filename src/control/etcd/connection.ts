@@ -33,12 +33,17 @@ export class EtcdConnection {
     const until = Date.now() + options.startTimeoutMs;
     for (;;) {
       try {
-        await client.get(options.prefix).options({ deadline: Math.min(Date.now() + options.callTimeoutMs, until) }).exec();
+        await client
+          .get(options.prefix)
+          .options({ deadline: Math.min(Date.now() + options.callTimeoutMs, until) })
+          .exec();
         return new EtcdConnection(client, options, log);
       } catch (error) {
         if (Date.now() + START_RETRY_MS >= until) {
           client.close();
-          throw new Error(`etcd unreachable at ${options.endpoints.join(',')} (--etcd-endpoints) for ${options.startTimeoutMs} ms: ${describe(error)}`, { cause: error });
+          throw new Error(`etcd unreachable at ${options.endpoints.join(',')} (--etcd-endpoints) for ${options.startTimeoutMs} ms: ${describe(error)}`, {
+            cause: error,
+          });
         }
         await new Promise((resolve) => setTimeout(resolve, START_RETRY_MS));
       }

@@ -12,8 +12,22 @@ import { EventRing, type RetainedWindow } from '../event-ring.js';
 import { newPeerSecret, type PeerServer, type ServerDirectory } from '../server-directory.js';
 import { sameSecret } from '../token-store.js';
 import {
-  countNodes, deleteDelta, hashSecret, joinPlan, lapsed, noNode, offlinePlan, publishedService, readEntries, recordParts, refreshPlan, secretMatches,
-  summaries, toPublic, upsertPlan, type JoinReply,
+  countNodes,
+  deleteDelta,
+  hashSecret,
+  joinPlan,
+  lapsed,
+  noNode,
+  offlinePlan,
+  publishedService,
+  readEntries,
+  recordParts,
+  refreshPlan,
+  secretMatches,
+  summaries,
+  toPublic,
+  upsertPlan,
+  type JoinReply,
 } from '../node-record.js';
 import type { ResolvedService } from '../upsert-frame.js';
 import type { EtcdConnection } from './connection.js';
@@ -131,7 +145,14 @@ interface Listing {
 
 function decodeNode(value: Buffer, nodeId: string): StoredNode | undefined {
   const object = storedObject(value)?.object;
-  if (!object || object.node_id !== nodeId || !Array.isArray(object.services) || (object.state !== 'online' && object.state !== 'offline') || typeof object.secret_sha256 !== 'string') return undefined;
+  if (
+    !object ||
+    object.node_id !== nodeId ||
+    !Array.isArray(object.services) ||
+    (object.state !== 'online' && object.state !== 'offline') ||
+    typeof object.secret_sha256 !== 'string'
+  )
+    return undefined;
   return object as unknown as StoredNode;
 }
 
@@ -149,7 +170,9 @@ interface StoredServer {
 
 function decodeServer(value: Buffer): StoredServer | undefined {
   const object = storedObject(value)?.object;
-  return object && typeof object.url === 'string' && typeof object.secret_sha256 === 'string' ? { url: object.url, secret_sha256: object.secret_sha256 } : undefined;
+  return object && typeof object.url === 'string' && typeof object.secret_sha256 === 'string'
+    ? { url: object.url, secret_sha256: object.secret_sha256 }
+    : undefined;
 }
 
 function decodeTunnel(value: Buffer): string | undefined {
@@ -157,12 +180,16 @@ function decodeTunnel(value: Buffer): string | undefined {
   return typeof serverId === 'string' ? serverId : undefined;
 }
 
-
 /** A node record as etcd keeps it: gzipped, from the descriptors' own bytes (never one string of the whole catalog). */
 function encodeNode(node: NodeRecord, change: { event?: StoredEvent; deleted?: boolean }): (opId: string, index: number) => Buffer {
   return (opId, index) => {
     const { services, lease_expires_at_ms: _expires, last_seen_ms: _seen, seq, ...meta } = node;
-    const head = { [OP_ID_FIELD]: opId, ...meta, ...(change.event ? { event: { ...change.event, index } } : { seq }), ...(change.deleted ? { deleted: true } : {}) };
+    const head = {
+      [OP_ID_FIELD]: opId,
+      ...meta,
+      ...(change.event ? { event: { ...change.event, index } } : { seq }),
+      ...(change.deleted ? { deleted: true } : {}),
+    };
     return gzipValue(recordParts(head, services));
   };
 }
@@ -255,14 +282,16 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     catalog.#follow(listing.revision + 1n);
     try {
       const registered = await catalog.#register();
-      if (!(await catalog.#waitFor(registered, options.startTimeoutMs))) throw new Error(`the etcd watch did not reach revision ${registered} (this server's registration) within ${options.startTimeoutMs} ms`);
+      if (!(await catalog.#waitFor(registered, options.startTimeoutMs)))
+        throw new Error(`the etcd watch did not reach revision ${registered} (this server's registration) within ${options.startTimeoutMs} ms`);
     } catch (error) {
       await catalog.close();
       throw error;
     }
     catalog.#ready = true;
     // Nodes with no tunnel anywhere whose lease a server now gone set (it died while none watched): their grace period starts now.
-    for (const node of catalog.#nodes.values()) if (node.state === 'online' && !catalog.#tunnels.has(node.node_id)) catalog.#startGrace(node.node_id, undefined);
+    for (const node of catalog.#nodes.values())
+      if (node.state === 'online' && !catalog.#tunnels.has(node.node_id)) catalog.#startGrace(node.node_id, undefined);
     return catalog;
   }
 
@@ -356,7 +385,11 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     const { result } = await this.#change(nodeId, `refreshing the lease of node ${nodeId}`, (node, now) => {
       if (!node) throw noNode(nodeId);
       const { next, kind, delta } = refreshPlan(node, now, this.leaseTtlMs);
-      return { ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}), lease: this.#leaseOf(next), result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined } };
+      return {
+        ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}),
+        lease: this.#leaseOf(next),
+        result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined },
+      };
     });
     return result;
   }
@@ -375,43 +408,58 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     this.#ownTunnels.delete(nodeId);
     if (this.#closed) return;
     const key = this.#key(TUNNELS, nodeId);
-    void this.#connection.write(`closing the tunnel of node ${nodeId}`, (client) => client.if(key, 'Value', '==', this.#tunnelValue()).then(client.delete().key(key)).commit())
-      .then(async (result) => {
-        if (result.succeeded) await this.#waitFor(BigInt(result.header.revision), this.#options.waitMs);
-        if (this.#ownTunnels.has(nodeId)) void this.#putTunnel(nodeId);
-        else this.#startGrace(nodeId, this.#options.serverId);
-      }, (error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, 'could not remove a closed tunnel from etcd; the node\'s lease runs out by itself'));
+    void this.#connection
+      .write(`closing the tunnel of node ${nodeId}`, (client) => client.if(key, 'Value', '==', this.#tunnelValue()).then(client.delete().key(key)).commit())
+      .then(
+        async (result) => {
+          if (result.succeeded) await this.#waitFor(BigInt(result.header.revision), this.#options.waitMs);
+          if (this.#ownTunnels.has(nodeId)) void this.#putTunnel(nodeId);
+          else this.#startGrace(nodeId, this.#options.serverId);
+        },
+        (error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, "could not remove a closed tunnel from etcd; the node's lease runs out by itself"),
+      );
   }
 
   /** Every server sweeps; the guarded write of each `offline` succeeds once. None in the first grace period after this server started (SPEC §6: a fresh grace after a restart). */
   async expireLeases(): Promise<string[]> {
     if (this.#closed || Date.now() < this.#startedMs + this.#options.offlineGraceMs) return [];
     const candidates = [...this.#nodes.values()].filter((n) => lapsed(n, Date.now()));
-    const expired = await Promise.all(candidates.map(async ({ node_id: nodeId }) => {
-      try {
-        const { result } = await this.#change(nodeId, `marking node ${nodeId} offline`, (node, now) => {
-          if (!lapsed(node, now)) return { result: false };
-          const { next, delta } = offlinePlan(node, now);
-          return { record: { next, event: { kind: 'offline', timestamp_ms: now, service_delta: delta } }, guards: [{ key: this.#key(LEASES, nodeId), modRevision: this.#leases.get(nodeId)?.revision ?? 0n }], result: true };
-        });
-        return result ? nodeId : undefined;
-      } catch (error) {
-        this.#log.warn({ err: error, node_id: nodeId }, 'could not mark a node offline; the next sweep tries again');
-        return undefined;
-      }
-    }));
+    const expired = await Promise.all(
+      candidates.map(async ({ node_id: nodeId }) => {
+        try {
+          const { result } = await this.#change(nodeId, `marking node ${nodeId} offline`, (node, now) => {
+            if (!lapsed(node, now)) return { result: false };
+            const { next, delta } = offlinePlan(node, now);
+            return {
+              record: { next, event: { kind: 'offline', timestamp_ms: now, service_delta: delta } },
+              guards: [{ key: this.#key(LEASES, nodeId), modRevision: this.#leases.get(nodeId)?.revision ?? 0n }],
+              result: true,
+            };
+          });
+          return result ? nodeId : undefined;
+        } catch (error) {
+          this.#log.warn({ err: error, node_id: nodeId }, 'could not mark a node offline; the next sweep tries again');
+          return undefined;
+        }
+      }),
+    );
     return expired.filter((nodeId): nodeId is string => nodeId !== undefined);
   }
 
   async delete(nodeId: string): Promise<PublicNode> {
     const { result: node, revision } = await this.#change(nodeId, `deleting node ${nodeId}`, (current, now) => {
       if (!current) throw noNode(nodeId);
-      return { record: { next: current, event: { kind: 'delete', timestamp_ms: now, service_delta: deleteDelta(current, now) }, deleted: true }, lease: 'delete', result: current };
+      return {
+        record: { next: current, event: { kind: 'delete', timestamp_ms: now, service_delta: deleteDelta(current, now) }, deleted: true },
+        lease: 'delete',
+        result: current,
+      };
     });
     // The tombstone has carried its event; the key goes (a join over a tombstone left by a failure here works all the same).
     const key = this.#key(NODES, nodeId);
-    void commitGuarded(this.#connection, `removing the record of deleted node ${nodeId}`, [{ key, modRevision: revision }], [{ key, delete: true }])
-      .catch((error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, 'could not remove a deleted node\'s last record; it is ignored'));
+    void commitGuarded(this.#connection, `removing the record of deleted node ${nodeId}`, [{ key, modRevision: revision }], [{ key, delete: true }]).catch(
+      (error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, "could not remove a deleted node's last record; it is ignored"),
+    );
     return toPublic(node);
   }
 
@@ -492,11 +540,14 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
           const outcome = await this.#commits.commit(what, guards, writes);
           if (outcome.committed) {
             if (!(await this.#waitFor(outcome.revision, this.#options.waitMs))) {
-              this.#log.warn({ node_id: nodeId, revision: String(outcome.revision) }, 'a change is committed in etcd but not yet seen by this server\'s watch');
+              this.#log.warn({ node_id: nodeId, revision: String(outcome.revision) }, "a change is committed in etcd but not yet seen by this server's watch");
             }
             return { result: change.result, revision: outcome.revision };
           }
-          this.#log.debug({ node_id: nodeId, attempt, changed_at: String(outcome.changedAt ?? outcome.revision) }, `${what}: the node changed meanwhile; planning again`);
+          this.#log.debug(
+            { node_id: nodeId, attempt, changed_at: String(outcome.changedAt ?? outcome.revision) },
+            `${what}: the node changed meanwhile; planning again`,
+          );
           await this.#waitFor(outcome.changedAt ?? outcome.revision, this.#options.waitMs);
         } finally {
           if (writing) this.#writing.delete(nodeId);
@@ -522,10 +573,13 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       if (expires === lease.value.expires_at_ms) return { result: undefined };
       return {
         lease: { ...lease.value, expires_at_ms: expires },
-        guards: [{ key: this.#key(LEASES, nodeId), modRevision: lease.revision }, { key: this.#key(TUNNELS, nodeId), modRevision: 0n }],
+        guards: [
+          { key: this.#key(LEASES, nodeId), modRevision: lease.revision },
+          { key: this.#key(TUNNELS, nodeId), modRevision: 0n },
+        ],
         result: undefined,
       };
-    }).catch((error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, 'could not start a node\'s grace period; its lease runs out by itself'));
+    }).catch((error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, "could not start a node's grace period; its lease runs out by itself"));
   }
 
   /** `tunnels/<node_id>` → this server, under its registration; tried again while the tunnel is open and etcd does not take it. */
@@ -535,7 +589,9 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
         const lease = this.#registration;
         if (!lease || this.#registrationProblem) return; // re-registering puts every tunnel again
         const leaseId = await lease.grant();
-        await this.#connection.write(`registering the tunnel of node ${nodeId}`, (client) => client.put(this.#key(TUNNELS, nodeId)).value(this.#tunnelValue()).lease(leaseId).exec());
+        await this.#connection.write(`registering the tunnel of node ${nodeId}`, (client) =>
+          client.put(this.#key(TUNNELS, nodeId)).value(this.#tunnelValue()).lease(leaseId).exec(),
+        );
         return;
       } catch {
         // Logged by the connection.
@@ -555,8 +611,15 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       void this.#reregister();
     });
     const leaseId = await this.#connection.write('registering this server', () => lease.grant());
-    const registration = { server_id: this.#options.serverId, url: this.#options.advertiseUrl, secret_sha256: hashSecret(this.#peerSecret), started_ms: this.#startedMs };
-    const put = await this.#connection.write('registering this server', (client) => client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify(registration)).lease(leaseId).exec());
+    const registration = {
+      server_id: this.#options.serverId,
+      url: this.#options.advertiseUrl,
+      secret_sha256: hashSecret(this.#peerSecret),
+      started_ms: this.#startedMs,
+    };
+    const put = await this.#connection.write('registering this server', (client) =>
+      client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify(registration)).lease(leaseId).exec(),
+    );
     return BigInt(put.header.revision);
   }
 
@@ -622,9 +685,16 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     for (const entry of this.#writing.get(stored.node_id)?.next.services ?? []) known.set(entry.service_id, entry);
     const lease = this.#leases.get(stored.node_id)?.value;
     return {
-      node_id: meta.node_id, node_name: meta.node_name, platform: meta.platform, labels: meta.labels, state: meta.state,
-      lease_expires_at_ms: lease?.expires_at_ms ?? 0, last_seen_ms: lease?.last_seen_ms ?? 0, joined_at_ms: meta.joined_at_ms, updated_ms: meta.updated_ms,
-      seq: event ? seqOf(revision, event.index ?? 0) : seq ?? 0,
+      node_id: meta.node_id,
+      node_name: meta.node_name,
+      platform: meta.platform,
+      labels: meta.labels,
+      state: meta.state,
+      lease_expires_at_ms: lease?.expires_at_ms ?? 0,
+      last_seen_ms: lease?.last_seen_ms ?? 0,
+      joined_at_ms: meta.joined_at_ms,
+      updated_ms: meta.updated_ms,
+      seq: event ? seqOf(revision, event.index ?? 0) : (seq ?? 0),
       services: readEntries(services, hashes, known),
       secret_sha256: meta.secret_sha256,
     };
@@ -634,7 +704,11 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     this.#watch = new PrefixWatch(this.#connection, this.#connection.prefix, from, {
       changes: (changes, revision) => this.#apply(changes, revision),
       compacted: (error) => void this.#relist(error),
-      state: (connected, cause) => this.#log[connected ? 'info' : 'warn']({ err: cause }, connected ? 'etcd catalog watch connected' : 'etcd catalog watch disconnected; it resumes by itself'),
+      state: (connected, cause) =>
+        this.#log[connected ? 'info' : 'warn'](
+          { err: cause },
+          connected ? 'etcd catalog watch connected' : 'etcd catalog watch disconnected; it resumes by itself',
+        ),
     });
   }
 
@@ -699,14 +773,29 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   #readNode(nodeId: string, value: Buffer, revision: bigint): { record: NodeRecord; event?: StoredEvent; deleted?: boolean } | undefined {
     const writing = this.#writing.get(nodeId);
     if (writing?.sent?.bytes.equals(value)) {
-      const { next, deleted, sent: { index } } = writing;
+      const {
+        next,
+        deleted,
+        sent: { index },
+      } = writing;
       const event = writing.event && { ...writing.event, index };
       const lease = this.#leases.get(nodeId)?.value;
-      const record = { ...next, lease_expires_at_ms: lease?.expires_at_ms ?? 0, last_seen_ms: lease?.last_seen_ms ?? 0, seq: event ? seqOf(revision, index) : next.seq };
+      const record = {
+        ...next,
+        lease_expires_at_ms: lease?.expires_at_ms ?? 0,
+        last_seen_ms: lease?.last_seen_ms ?? 0,
+        seq: event ? seqOf(revision, index) : next.seq,
+      };
       return { record, ...(event ? { event } : {}), ...(deleted ? { deleted } : {}) };
     }
     const stored = decodeNode(value, nodeId);
-    return stored && { record: this.#record(stored, revision, this.#nodes.get(nodeId)), ...(stored.event ? { event: stored.event } : {}), ...(stored.deleted ? { deleted: true } : {}) };
+    return (
+      stored && {
+        record: this.#record(stored, revision, this.#nodes.get(nodeId)),
+        ...(stored.event ? { event: stored.event } : {}),
+        ...(stored.deleted ? { deleted: true } : {}),
+      }
+    );
   }
 
   #applyLease(nodeId: string, change: WatchedChange): void {
@@ -719,11 +808,13 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
 
   /** The watch's history was compacted (this server was cut off from etcd that long): list again; running watches must start over. */
   async #relist(error: WatchCompactedError): Promise<void> {
-    this.#log.warn({ err: error }, 'etcd history compacted past this server\'s catalog watch: listing the catalog again');
+    this.#log.warn({ err: error }, "etcd history compacted past this server's catalog watch: listing the catalog again");
     this.#watch = undefined;
     while (!this.#closed) {
       try {
-        const head = BigInt((await this.#connection.read('reading the catalog head', (client) => client.get(this.#connection.key(SERVERS)).exec())).header.revision);
+        const head = BigInt(
+          (await this.#connection.read('reading the catalog head', (client) => client.get(this.#connection.key(SERVERS)).exec())).header.revision,
+        );
         const listing = await this.#list(head);
         if (this.#closed) return;
         this.#adopt(listing);

@@ -76,7 +76,11 @@ export class EtcdProjectStore implements ProjectStore {
   }
 
   /** One guarded read-modify-write of a project (`next` undefined: delete it); waits until the mirror has it. */
-  async #change(projectId: string, what: string, next: (current: Project | undefined, attempt: number) => Promise<Project | undefined>): Promise<Project | undefined> {
+  async #change(
+    projectId: string,
+    what: string,
+    next: (current: Project | undefined, attempt: number) => Promise<Project | undefined>,
+  ): Promise<Project | undefined> {
     const key = this.#connection.key(PROJECTS + projectId);
     const { result, revision } = await transact(this.#connection, what, async (read: TxnRead, attempt) => {
       const value = await read(key);
@@ -86,7 +90,10 @@ export class EtcdProjectStore implements ProjectStore {
       return { writes: [{ key, value: { ...project } }], result: project };
     });
     if (revision > 0n && !(await this.#mirror.waitFor(revision, this.#waitMs))) {
-      this.#connection.log.warn({ project_id: projectId, revision: String(revision) }, 'a project change is committed in etcd but not yet seen by this server\'s watch');
+      this.#connection.log.warn(
+        { project_id: projectId, revision: String(revision) },
+        "a project change is committed in etcd but not yet seen by this server's watch",
+      );
     }
     return result;
   }

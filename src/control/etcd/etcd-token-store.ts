@@ -1,7 +1,19 @@
 import type { Principal } from '../principal.js';
 import {
-  digestHex, joinStale, joinUsable, lastAdmin, newJoinEntry, newToken, newUserEntry, unknownToken,
-  type JoinTokenEntry, type ListedToken, type TokenEntry, type TokenRole, type TokenStore, type UserTokenEntry,
+  digestHex,
+  joinStale,
+  joinUsable,
+  lastAdmin,
+  newJoinEntry,
+  newToken,
+  newUserEntry,
+  unknownToken,
+  type JoinTokenEntry,
+  type ListedToken,
+  type TokenEntry,
+  type TokenRole,
+  type TokenStore,
+  type UserTokenEntry,
 } from '../token-store.js';
 import type { EtcdConnection } from './connection.js';
 import { commitGuarded, storedObject, transact, type TxnRead, type Write } from './guarded-txn.js';
@@ -72,11 +84,17 @@ export class EtcdTokenStore implements TokenStore {
   }
 
   async createUser(userId: string, agentId: string | null): Promise<UserTokenEntry> {
-    return this.#insert(() => newUserEntry(userId, agentId), (e) => ({ id: e.id, role: 'user', created_ms: e.created_ms, user_id: e.user_id, agent_id: e.agent_id }));
+    return this.#insert(
+      () => newUserEntry(userId, agentId),
+      (e) => ({ id: e.id, role: 'user', created_ms: e.created_ms, user_id: e.user_id, agent_id: e.agent_id }),
+    );
   }
 
   async createJoin(ttlMs: number): Promise<JoinTokenEntry> {
-    const entry = await this.#insert(() => newJoinEntry(ttlMs), (e) => ({ id: e.id, role: 'join', created_ms: e.created_ms, expires_ms: e.expires_ms, used_ms: null }));
+    const entry = await this.#insert(
+      () => newJoinEntry(ttlMs),
+      (e) => ({ id: e.id, role: 'join', created_ms: e.created_ms, expires_ms: e.expires_ms, used_ms: null }),
+    );
     await this.#pruneJoins();
     return entry;
   }
@@ -87,7 +105,10 @@ export class EtcdTokenStore implements TokenStore {
       if (id === undefined) {
         // `admin` or `user` with none of that role yet: the first one, under that very id.
         const role = which as 'admin' | 'user';
-        const made = await this.#insertAs({ id: which, token: newToken(role), created_ms: Date.now() }, { id: which, role, created_ms: Date.now(), ...(role === 'user' ? { user_id: which, agent_id: null } : {}) });
+        const made = await this.#insertAs(
+          { id: which, token: newToken(role), created_ms: Date.now() },
+          { id: which, role, created_ms: Date.now(), ...(role === 'user' ? { user_id: which, agent_id: null } : {}) },
+        );
         if (made) return made;
         continue;
       }
@@ -102,7 +123,15 @@ export class EtcdTokenStore implements TokenStore {
           { key: this.#tokenKey(hex), delete: true },
           { key: this.#tokenKey(fresh), value: { ...stored } },
         ];
-        return { writes, result: { id, token, created_ms: stored.created_ms, ...(stored.role === 'user' ? { user_id: stored.user_id, agent_id: stored.agent_id ?? null } : {}) } };
+        return {
+          writes,
+          result: {
+            id,
+            token,
+            created_ms: stored.created_ms,
+            ...(stored.role === 'user' ? { user_id: stored.user_id, agent_id: stored.agent_id ?? null } : {}),
+          },
+        };
       });
       return result;
     }
@@ -123,7 +152,13 @@ export class EtcdTokenStore implements TokenStore {
         const remaining = await Promise.all(others.map((t) => this.#readIndex(read, t.id)));
         if (!remaining.some((h) => h !== undefined)) throw lastAdmin();
       }
-      return { writes: [{ key: this.#idKey(id), delete: true }, { key: this.#tokenKey(hex), delete: true }], result: undefined };
+      return {
+        writes: [
+          { key: this.#idKey(id), delete: true },
+          { key: this.#tokenKey(hex), delete: true },
+        ],
+        result: undefined,
+      };
     });
   }
 
@@ -197,7 +232,13 @@ export class EtcdTokenStore implements TokenStore {
       const taken = await this.#readIndex(read, entry.id);
       // Taken by our own first attempt (its answer lost): that is our token.
       if (taken !== undefined) return { writes: [], result: attempt > 0 && taken === hex };
-      return { writes: [{ key: this.#idKey(entry.id), value: { token_sha256: hex } }, { key: this.#tokenKey(hex), value: { ...stored } }], result: true };
+      return {
+        writes: [
+          { key: this.#idKey(entry.id), value: { token_sha256: hex } },
+          { key: this.#tokenKey(hex), value: { ...stored } },
+        ],
+        result: true,
+      };
     });
     return result ? entry : undefined;
   }
@@ -205,12 +246,22 @@ export class EtcdTokenStore implements TokenStore {
   /** Drops spent and expired join tokens past their record time, a batch at a time; a conflict waits for the next join. */
   async #pruneJoins(): Promise<void> {
     const { kvs } = await this.#connection.read('token list', (client) => client.getAll().prefix(this.#connection.key(TOKENS)).exec());
-    const stale = kvs.flatMap((kv) => {
-      const stored = decodeToken(kv.value);
-      return stored?.role === 'join' && joinStale(joinDates(stored)) ? [{ kv, stored }] : [];
-    }).slice(0, PRUNE_BATCH);
+    const stale = kvs
+      .flatMap((kv) => {
+        const stored = decodeToken(kv.value);
+        return stored?.role === 'join' && joinStale(joinDates(stored)) ? [{ kv, stored }] : [];
+      })
+      .slice(0, PRUNE_BATCH);
     if (stale.length === 0) return;
-    await commitGuarded(this.#connection, 'dropping stale join tokens', stale.map(({ kv }) => ({ key: kv.key.toString('utf8'), modRevision: BigInt(kv.mod_revision) })), stale.flatMap(({ kv, stored }): Write[] => [{ key: kv.key.toString('utf8'), delete: true }, { key: this.#idKey(stored.id), delete: true }]));
+    await commitGuarded(
+      this.#connection,
+      'dropping stale join tokens',
+      stale.map(({ kv }) => ({ key: kv.key.toString('utf8'), modRevision: BigInt(kv.mod_revision) })),
+      stale.flatMap(({ kv, stored }): Write[] => [
+        { key: kv.key.toString('utf8'), delete: true },
+        { key: this.#idKey(stored.id), delete: true },
+      ]),
+    );
   }
 }
 

@@ -12,10 +12,18 @@ export const ETCD_REQUEST_MAX_BYTES = 1_572_864;
 export function storeUnavailable(error: unknown, what: string, write: boolean): ProtocolError {
   if (error instanceof ProtocolError) return error;
   if (isRequestTooLarge(error)) {
-    return new ProtocolError('payload_too_large', `control store (etcd): ${what} failed: ${describe(error)} (etcd takes at most --max-request-bytes, ${ETCD_REQUEST_MAX_BYTES} bytes by default, per request); nothing was written`, { cause: error });
+    return new ProtocolError(
+      'payload_too_large',
+      `control store (etcd): ${what} failed: ${describe(error)} (etcd takes at most --max-request-bytes, ${ETCD_REQUEST_MAX_BYTES} bytes by default, per request); nothing was written`,
+      { cause: error },
+    );
   }
   const reason = isBrokenCircuitError(error) ? 'no etcd member answered recently' : describe(error);
-  return new ProtocolError('unavailable', `control store (etcd): ${what} failed: ${reason}${write ? '; it may or may not have been applied, read before retrying' : ''}`, { cause: error });
+  return new ProtocolError(
+    'unavailable',
+    `control store (etcd): ${what} failed: ${reason}${write ? '; it may or may not have been applied, read before retrying' : ''}`,
+    { cause: error },
+  );
 }
 
 /** etcd's --max-request-bytes (1.5 MiB by default; its gRPC server refuses beyond that + 512 KiB): refused whole, nothing written. */

@@ -46,7 +46,10 @@ export class GroupCommit {
 
   /** Commits `writes` if every guard holds, alone or with other changes; an etcd failure is `unavailable` (outcome unknown). */
   commit(what: string, guards: readonly Guard[], writes: readonly Write[]): Promise<GroupOutcome> {
-    if (guards.length === 0 || guards.length > MAX_TXN_OPS || writes.length > MAX_TXN_OPS) throw new TypeError(`${what}: ${guards.length} guards and ${writes.length} writes: 1 to ${MAX_TXN_OPS} guards and at most ${MAX_TXN_OPS} writes fit one transaction`);
+    if (guards.length === 0 || guards.length > MAX_TXN_OPS || writes.length > MAX_TXN_OPS)
+      throw new TypeError(
+        `${what}: ${guards.length} guards and ${writes.length} writes: 1 to ${MAX_TXN_OPS} guards and at most ${MAX_TXN_OPS} writes fit one transaction`,
+      );
     return new Promise((resolve) => {
       this.#queue.push({ what, guards, writes, opId: randomUUID(), settle: resolve });
       this.#pump();
@@ -94,7 +97,13 @@ export class GroupCommit {
     if (group.length > 1) {
       const what = `${group[0]?.change.what ?? ''} and ${group.length - 1} more changes`;
       try {
-        const result = await this.#connection.write(what, (client) => guardedTxn(client, group.flatMap((m) => m.change.guards), group.flatMap((m) => m.writes)).commit());
+        const result = await this.#connection.write(what, (client) =>
+          guardedTxn(
+            client,
+            group.flatMap((m) => m.change.guards),
+            group.flatMap((m) => m.writes),
+          ).commit(),
+        );
         if (result.succeeded) {
           for (const { change } of group) change.settle(Promise.resolve({ committed: true, revision: BigInt(result.header.revision) }));
           return;

@@ -17,7 +17,8 @@ export interface Guard {
  * A JSON object to put (it gets the op id), a value the caller encodes with the op id and its
  * place in the transaction (large values built from parts: node records; `GroupCommit`), or a delete.
  */
-export type Write = { key: string; value: Record<string, unknown> } | { key: string; encoded: (opId: string, index: number) => Buffer } | { key: string; delete: true };
+export type Write =
+  { key: string; value: Record<string, unknown> } | { key: string; encoded: (opId: string, index: number) => Buffer } | { key: string; delete: true };
 
 /** A write as it goes to etcd: the value encoded, or a delete. */
 export type EncodedWrite = { key: string; value: Buffer | string } | { key: string; delete: true };
@@ -75,16 +76,30 @@ export function storedObject(value: Buffer): { object: Record<string, unknown>; 
  * put's key is read back: holding our op id, the transaction did commit. (Were that key written
  * again meanwhile, the commit looks like a conflict; callers re-read and re-plan, see `transact`.)
  */
-export function commitGuarded(connection: EtcdConnection, what: string, guards: readonly Guard[], writes: readonly Write[], opId: string = randomUUID()): Promise<{ committed: boolean; revision: bigint; changedAt?: bigint }> {
+export function commitGuarded(
+  connection: EtcdConnection,
+  what: string,
+  guards: readonly Guard[],
+  writes: readonly Write[],
+  opId: string = randomUUID(),
+): Promise<{ committed: boolean; revision: bigint; changedAt?: bigint }> {
   return commitEncoded(connection, what, guards, encodeWrites(writes, opId, 0), opId);
 }
 
 /** `commitGuarded` of writes already encoded with `opId`. */
-export async function commitEncoded(connection: EtcdConnection, what: string, guards: readonly Guard[], writes: readonly EncodedWrite[], opId: string): Promise<{ committed: boolean; revision: bigint; changedAt?: bigint }> {
+export async function commitEncoded(
+  connection: EtcdConnection,
+  what: string,
+  guards: readonly Guard[],
+  writes: readonly EncodedWrite[],
+  opId: string,
+): Promise<{ committed: boolean; revision: bigint; changedAt?: bigint }> {
   if (guards.length === 0) throw new TypeError(`${what}: a guarded transaction needs at least one guard`);
   return connection.write(what, async (client) => {
     // On a failed guard: each guarded key as it is now, to know how far a mirror must be to see why.
-    const result = await guardedTxn(client, guards, writes).else(...guards.map((g) => client.get(g.key))).commit();
+    const result = await guardedTxn(client, guards, writes)
+      .else(...guards.map((g) => client.get(g.key)))
+      .commit();
     if (result.succeeded) return { committed: true, revision: BigInt(result.header.revision) };
     const marker = writes.find((w) => !('delete' in w));
     if (marker) {
@@ -119,7 +134,11 @@ export interface TxnPlan<R> {
  * although its answer was lost) and should treat that as done. Gives up with `conflict` after
  * MAX_ATTEMPTS; an etcd failure is `unavailable`. `revision` is the commit's (0n: nothing written).
  */
-export async function transact<R>(connection: EtcdConnection, what: string, plan: (read: TxnRead, attempt: number) => Promise<TxnPlan<R>>): Promise<{ result: R; revision: bigint }> {
+export async function transact<R>(
+  connection: EtcdConnection,
+  what: string,
+  plan: (read: TxnRead, attempt: number) => Promise<TxnPlan<R>>,
+): Promise<{ result: R; revision: bigint }> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const guards = new Map<string, bigint>();
     const read: TxnRead = async (key) => {
@@ -129,7 +148,12 @@ export async function transact<R>(connection: EtcdConnection, what: string, plan
     };
     const { writes, result } = await plan(read, attempt);
     if (writes.length === 0) return { result, revision: 0n };
-    const outcome = await commitGuarded(connection, what, [...guards].map(([key, modRevision]) => ({ key, modRevision })), writes);
+    const outcome = await commitGuarded(
+      connection,
+      what,
+      [...guards].map(([key, modRevision]) => ({ key, modRevision })),
+      writes,
+    );
     if (outcome.committed) return { result, revision: outcome.revision };
     // Contenders that collided once would likely collide again in lockstep: a short random pause.
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * (attempt + 1)));

@@ -1,4 +1,3 @@
-
 /** How `acheron control --store etcd` (and `acheron token --store etcd`) reach etcd. */
 export interface EtcdOptions {
   /** `http(s)://host:port` of the members; a bare `host:port` gets http://, or https:// with a CA. */
@@ -28,7 +27,10 @@ export const ETCD_DEFAULTS = {
  * with a host and port and nothing else, all of one scheme (etcd3 refuses a mix).
  */
 export function parseEndpoints(list: readonly string[], secure: boolean): string[] {
-  const endpoints = list.flatMap((item) => item.split(',')).map((e) => e.trim()).filter(Boolean);
+  const endpoints = list
+    .flatMap((item) => item.split(','))
+    .map((e) => e.trim())
+    .filter(Boolean);
   if (endpoints.length === 0) throw new TypeError('--etcd-endpoints: at least one URL is needed (http://host:2379,...)');
   const urls = endpoints.map((endpoint) => {
     let url: URL;
@@ -37,7 +39,14 @@ export function parseEndpoints(list: readonly string[], secure: boolean): string
     } catch {
       throw new TypeError(`--etcd-endpoints ${JSON.stringify(endpoint)}: not a URL (http://host:port)`);
     }
-    if (!['http:', 'https:'].includes(url.protocol) || !url.hostname || !url.port || (url.pathname !== '/' && url.pathname !== '') || url.search || url.username) {
+    if (
+      !['http:', 'https:'].includes(url.protocol) ||
+      !url.hostname ||
+      !url.port ||
+      (url.pathname !== '/' && url.pathname !== '') ||
+      url.search ||
+      url.username
+    ) {
       throw new TypeError(`--etcd-endpoints ${JSON.stringify(endpoint)}: expected http(s)://host:port and nothing more`);
     }
     return `${url.protocol}//${url.host}`;
@@ -48,7 +57,8 @@ export function parseEndpoints(list: readonly string[], secure: boolean): string
 
 /** `--etcd-prefix`: non-empty and ending in `/`, so one prefix is never the start of another's key. */
 export function checkPrefix(prefix: string): string {
-  if (!prefix.endsWith('/') || prefix.length < 2) throw new TypeError(`--etcd-prefix ${JSON.stringify(prefix)}: must be non-empty and end with "/" (default ${ETCD_DEFAULTS.prefix})`);
+  if (!prefix.endsWith('/') || prefix.length < 2)
+    throw new TypeError(`--etcd-prefix ${JSON.stringify(prefix)}: must be non-empty and end with "/" (default ${ETCD_DEFAULTS.prefix})`);
   return prefix;
 }
 
@@ -59,7 +69,10 @@ export function checkEtcdOptions(options: EtcdOptions): void {
   if (options.certFile && !options.caCertFile) throw new TypeError('--etcd-cert needs --etcd-cacert');
   if (Boolean(options.username) !== Boolean(options.passwordFile)) throw new TypeError('--etcd-username and --etcd-password-file go together');
   if (options.caCertFile && !options.endpoints.every((e) => e.startsWith('https:'))) throw new TypeError('--etcd-cacert needs https:// endpoints');
-  for (const [name, value] of [['--etcd-call-timeout-ms', options.callTimeoutMs], ['--etcd-start-timeout-ms', options.startTimeoutMs]] as const) {
+  for (const [name, value] of [
+    ['--etcd-call-timeout-ms', options.callTimeoutMs],
+    ['--etcd-start-timeout-ms', options.startTimeoutMs],
+  ] as const) {
     if (!Number.isInteger(value) || value <= 0) throw new TypeError(`${name} ${value}: expected a positive integer`);
   }
 }

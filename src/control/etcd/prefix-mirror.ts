@@ -92,9 +92,17 @@ export class PrefixMirror<T> {
     this.#values = listing.values;
     this.#advance(listing.revision, changes);
     this.#watch = new PrefixWatch(this.#connection, this.prefix, listing.revision + 1n, {
-      changes: (watched, revision) => this.#advance(revision, watched.map((change) => this.#apply(change))),
+      changes: (watched, revision) =>
+        this.#advance(
+          revision,
+          watched.map((change) => this.#apply(change)),
+        ),
       compacted: (error) => void this.#relist(error),
-      state: (connected, cause) => this.#connection.log[connected ? 'info' : 'warn']({ prefix: this.prefix, err: cause }, connected ? 'etcd watch connected' : 'etcd watch disconnected; it resumes by itself'),
+      state: (connected, cause) =>
+        this.#connection.log[connected ? 'info' : 'warn'](
+          { prefix: this.prefix, err: cause },
+          connected ? 'etcd watch connected' : 'etcd watch disconnected; it resumes by itself',
+        ),
     });
   }
 
@@ -129,7 +137,8 @@ export class PrefixMirror<T> {
 
   #decoded(value: Buffer, key: string): T | undefined {
     const decoded = this.#decode(value, key);
-    if (decoded === undefined) this.#connection.log.warn({ key: this.prefix + key, bytes: value.length }, 'etcd value is not what Acheron stores there: ignored');
+    if (decoded === undefined)
+      this.#connection.log.warn({ key: this.prefix + key, bytes: value.length }, 'etcd value is not what Acheron stores there: ignored');
     return decoded;
   }
 }

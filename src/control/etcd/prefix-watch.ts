@@ -87,7 +87,11 @@ export class PrefixWatch {
 
   #open(): void {
     // .watcher() rather than .create(): the listeners are in place before it connects.
-    const watcher = this.#connection.client.watch().prefix(this.prefix).startRevision(String(this.#seen + 1n)).watcher();
+    const watcher = this.#connection.client
+      .watch()
+      .prefix(this.prefix)
+      .startRevision(String(this.#seen + 1n))
+      .watcher();
     this.#watcher = watcher;
     // etcd3 overwrites this from response headers on `connected` and `data` (its own listeners run
     // first); ours put it back before any reconnect can read it.
@@ -156,7 +160,10 @@ export class PrefixWatch {
         return;
       }
       if (compacted === false) {
-        this.#connection.log.warn({ prefix: this.prefix, from_revision: String(this.#seen + 1n), reason: describe(error) }, 'etcd cancelled a watch: opening it again');
+        this.#connection.log.warn(
+          { prefix: this.prefix, from_revision: String(this.#seen + 1n), reason: describe(error) },
+          'etcd cancelled a watch: opening it again',
+        );
         await new Promise((resolve) => setTimeout(resolve, waitMs));
         if (!this.#closed) this.#open();
         return;
@@ -169,7 +176,10 @@ export class PrefixWatch {
   /** Whether the resume revision is compacted; undefined when etcd could not tell now. */
   async #isCompacted(): Promise<boolean | undefined> {
     try {
-      await this.#connection.client.get(this.prefix).revision(String(this.#seen + 1n)).exec();
+      await this.#connection.client
+        .get(this.prefix)
+        .revision(String(this.#seen + 1n))
+        .exec();
       return false;
     } catch (error) {
       if (error instanceof GRPCOutOfRangeError) return /compacted/.test(error.message);

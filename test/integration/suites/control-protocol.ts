@@ -43,7 +43,8 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
   const ALLOWED_ORIGINS = ['https://console.example:8443', 'http://10.9.8.7'];
   const control = await startControl(t, { args: ALLOWED_ORIGINS.flatMap((origin) => ['--allowed-origin', origin]) });
   const { url } = control;
-  const svc = (nodeId: string, serviceId: string, extra: { version?: string } = {}): ServiceDescriptor => applyDefaults({ service_id: serviceId, kind: 'test', ...extra }, nodeId);
+  const svc = (nodeId: string, serviceId: string, extra: { version?: string } = {}): ServiceDescriptor =>
+    applyDefaults({ service_id: serviceId, kind: 'test', ...extra }, nodeId);
 
   /** A session that stays open through the whole file: every bad client must leave it served. */
   const bystander = await session(url, { token: control.adminToken });
@@ -130,7 +131,10 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     const peer = await session(url, { token: control.adminToken });
     const ids = ['x1', 'x2', 'x3', 'x4', 'x5'];
     const replies = await Promise.all(ids.map((id) => peer.request('control.node_list', {}, id)));
-    tt.same(replies.map((r) => [r.id, r.type, r.ok]), ids.map((id) => [id, 'control.node_list', true]));
+    tt.same(
+      replies.map((r) => [r.id, r.type, r.ok]),
+      ids.map((id) => [id, 'control.node_list', true]),
+    );
     await peer.close();
   });
 
@@ -139,15 +143,38 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     const peer = await session(url, { token });
     const version = await peer.call<{ principal: string }>('control.version', { protocol: 'unified-v2' });
     tt.equal(version.principal, 'joiner', 'a join token authenticates a joiner');
-    const joined = await peer.call<Joined>('control.node_join', { join_token: token, node_id: 'joined-1', node_name: 'Joined One', platform: { os: 'linux', arch: 'x64', runtime_kind: 'node' }, labels: { rack: 'r1' } });
+    const joined = await peer.call<Joined>('control.node_join', {
+      join_token: token,
+      node_id: 'joined-1',
+      node_name: 'Joined One',
+      platform: { os: 'linux', arch: 'x64', runtime_kind: 'node' },
+      labels: { rack: 'r1' },
+    });
     tt.equal(joined.node_id, 'joined-1');
     tt.match(joined.node_secret, /^[A-Za-z0-9_-]{20,}$/, 'a secret');
     tt.equal(joined.lease_ttl_ms, 60_000, 'the server tells the lease TTL');
-    tt.equal((await peer.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal, 'node', 'the joining connection now speaks for the node');
-    const got = await peer.call<NodeDoc & { node_name: string; labels: Record<string, string>; platform: Record<string, string> }>('control.node_get', { node_id: 'joined-1' });
-    tt.match(got, { node_id: 'joined-1', node_name: 'Joined One', labels: { rack: 'r1' }, platform: { os: 'linux', arch: 'x64' }, state: 'online', services: [] });
+    tt.equal(
+      (await peer.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal,
+      'node',
+      'the joining connection now speaks for the node',
+    );
+    const got = await peer.call<NodeDoc & { node_name: string; labels: Record<string, string>; platform: Record<string, string> }>('control.node_get', {
+      node_id: 'joined-1',
+    });
+    tt.match(got, {
+      node_id: 'joined-1',
+      node_name: 'Joined One',
+      labels: { rack: 'r1' },
+      platform: { os: 'linux', arch: 'x64' },
+      state: 'online',
+      services: [],
+    });
     const again = await nodeSession('joined-1', joined.node_secret);
-    tt.equal((await again.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal, 'node', 'node.<id>.<secret> authenticates the node');
+    tt.equal(
+      (await again.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal,
+      'node',
+      'node.<id>.<secret> authenticates the node',
+    );
     await Promise.all([peer.close(), again.close()]);
 
     const anonymous = await session(url, { token: await joinToken(control.dataDir) });
@@ -173,10 +200,14 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.same(added.services, [b1, a1], 'the stored catalog, as sent');
     tt.equal(added.service_delta.changed, true);
     tt.type(added.service_delta.timestamp_ms, 'number');
-    tt.same(added.service_delta.added, [
-      { service_id: 'a', version: '1', hash: serviceHash(a1) },
-      { service_id: 'b', version: '1', hash: serviceHash(b1) },
-    ], 'added, sorted by service_id, hashed as SPEC §6 says');
+    tt.same(
+      added.service_delta.added,
+      [
+        { service_id: 'a', version: '1', hash: serviceHash(a1) },
+        { service_id: 'b', version: '1', hash: serviceHash(b1) },
+      ],
+      'added, sorted by service_id, hashed as SPEC §6 says',
+    );
     tt.same([added.service_delta.updated, added.service_delta.removed], [[], []]);
     for (const e of added.service_delta.added) tt.match(e.hash, /^0x[0-9a-f]{16}$/);
 
@@ -201,7 +232,9 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
   await t.test('node_lease_refresh extends the lease', async (tt) => {
     const before = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
     await waitFor(() => Date.now() > before.last_seen_ms + 5, { what: 'the clock to move' });
-    const refreshed = await n1.peer.call<{ node_id: string; lease_expires_at_ms: number; lease_ttl_ms: number }>('control.node_lease_refresh', { node_id: 'n1' });
+    const refreshed = await n1.peer.call<{ node_id: string; lease_expires_at_ms: number; lease_ttl_ms: number }>('control.node_lease_refresh', {
+      node_id: 'n1',
+    });
     tt.equal(refreshed.node_id, 'n1');
     tt.equal(refreshed.lease_ttl_ms, 60_000);
     tt.ok(refreshed.lease_expires_at_ms > before.lease_expires_at_ms, 'the lease ends later than before');
@@ -215,11 +248,19 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     const listed = nodes.find((n) => n.node_id === 'n1');
     tt.match(listed, { node_id: 'n1', state: 'online', service_count: 2 }, 'n1 is listed with its service count');
     tt.notOk(listed && 'services' in listed, 'the list carries counts, not catalogs');
-    tt.same(nodes.map((n) => n.node_id), [...nodes.map((n) => n.node_id)].sort(), 'sorted by node_id');
+    tt.same(
+      nodes.map((n) => n.node_id),
+      [...nodes.map((n) => n.node_id)].sort(),
+      'sorted by node_id',
+    );
     const got = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
     tt.equal(got.state, 'online');
-    for (const key of ['lease_expires_at_ms', 'last_seen_ms', 'joined_at_ms'] as const) tt.ok(Number.isInteger(got[key]) && got[key] > 1.6e12, `${key} is an epoch ms`);
-    tt.same(got.services.map((s) => s.service_id), ['c', 'b']);
+    for (const key of ['lease_expires_at_ms', 'last_seen_ms', 'joined_at_ms'] as const)
+      tt.ok(Number.isInteger(got[key]) && got[key] > 1.6e12, `${key} is an epoch ms`);
+    tt.same(
+      got.services.map((s) => s.service_id),
+      ['c', 'b'],
+    );
     tt.notOk(JSON.stringify(got).includes('secret'), 'no secret (or its hash) leaves the server');
     tt.same(await n1.peer.call<NodeDoc>('control.node_get', { node_id: 'n1' }), got, 'the node gets the same document');
   });
@@ -228,9 +269,18 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     const metrics = await bystander.call<Record<string, Array<{ labels: Record<string, string>; value: number }>>>('control.metrics');
     const online = metrics.acheron_nodes?.find((v) => v.labels.state === 'online');
     tt.ok(online && online.value >= 1, 'nodes by state');
-    tt.ok(metrics.acheron_upserts_total?.some((v) => v.labels.changed === 'false' && v.value >= 2), 'upserts by changed');
-    tt.ok(metrics.acheron_connections?.some((v) => v.labels.role === 'admin' && v.value >= 1), 'connections by role');
-    tt.ok(metrics.acheron_errors_total?.some((v) => v.labels.code === 'protocol_mismatch' && v.value >= 2), 'errors by code');
+    tt.ok(
+      metrics.acheron_upserts_total?.some((v) => v.labels.changed === 'false' && v.value >= 2),
+      'upserts by changed',
+    );
+    tt.ok(
+      metrics.acheron_connections?.some((v) => v.labels.role === 'admin' && v.value >= 1),
+      'connections by role',
+    );
+    tt.ok(
+      metrics.acheron_errors_total?.some((v) => v.labels.code === 'protocol_mismatch' && v.value >= 2),
+      'errors by code',
+    );
     const joiners = metrics.acheron_connections?.find((v) => v.labels.role === 'joiner')?.value ?? 0;
     tt.equal(joiners, 0, 'connections that joined count as nodes, not as joiners');
     const nodes = metrics.acheron_connections?.find((v) => v.labels.role === 'node')?.value ?? 0;
@@ -243,7 +293,10 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     await doomed.peer.close();
     tt.same(await bystander.call('control.node_delete', { node_id: 'doomed' }), { node_id: 'doomed', deleted: true });
     expectError(tt, await bystander.request('control.node_get', { node_id: 'doomed' }), 'not_found', '/node_id', 'node_get after delete');
-    tt.notOk((await bystander.call<{ nodes: NodeDoc[] }>('control.node_list')).nodes.some((n) => n.node_id === 'doomed'), 'not listed');
+    tt.notOk(
+      (await bystander.call<{ nodes: NodeDoc[] }>('control.node_list')).nodes.some((n) => n.node_id === 'doomed'),
+      'not listed',
+    );
     tt.equal((await connect(url, { token: `node.doomed.${doomed.secret}` })).status, 401, 'its secret is refused');
     expectError(tt, await bystander.request('control.node_delete', { node_id: 'doomed' }), 'not_found', '/node_id', 'a second delete');
   });
@@ -253,7 +306,11 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     const cases: Array<[string, string | Buffer | object, string | undefined]> = [
       ['not JSON', '{"channel": "control", nope', undefined],
       ['empty text', '', undefined],
-      ['a binary frame', Buffer.from(JSON.stringify({ channel: 'control', type: 'control.version', id: 'bin', payload: { protocol: 'unified-v2' } })), undefined],
+      [
+        'a binary frame',
+        Buffer.from(JSON.stringify({ channel: 'control', type: 'control.version', id: 'bin', payload: { protocol: 'unified-v2' } })),
+        undefined,
+      ],
       ['a JSON array', '[1,2]', '/'],
       ['JSON null', 'null', '/'],
       ['missing id', { channel: 'control', type: 'control.version', payload: { protocol: 'unified-v2' } }, '/id'],
@@ -271,7 +328,8 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       peer.send(frame);
       const reply = await peer.next((f) => f.type === 'control.error');
       expectError(tt, reply, 'invalid_envelope', field, what);
-      if (typeof frame === 'object' && !Buffer.isBuffer(frame) && typeof (frame as { id?: unknown }).id === 'string' && (frame as { id: string }).id !== '') tt.equal(reply.id, (frame as { id: string }).id, `${what}: the error carries the id`);
+      if (typeof frame === 'object' && !Buffer.isBuffer(frame) && typeof (frame as { id?: unknown }).id === 'string' && (frame as { id: string }).id !== '')
+        tt.equal(reply.id, (frame as { id: string }).id, `${what}: the error carries the id`);
       tt.equal((await peer.request('control.version', { protocol: 'unified-v2' })).ok, true, `${what}: the same connection keeps working`);
     }
     tt.ok(peer.isOpen, 'never closed');
@@ -292,7 +350,13 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       ['version without protocol', bystander, 'control.version', {}, '/protocol'],
       ['services not an array', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: {} }, '/services'],
       ['a service kind of the wrong type', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [bad] }, '/services/0/kind'],
-      ['a service without service_id', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'q'), service_id: undefined }] }, '/services/0/service_id'],
+      [
+        'a service without service_id',
+        n1.peer,
+        'control.node_service_upsert',
+        { node_id: 'n1', services: [{ ...svc('n1', 'q'), service_id: undefined }] },
+        '/services/0/service_id',
+      ],
       ['labels of the wrong type', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [], labels: { a: 1 } }, '/labels/a'],
       ['a platform key unknown', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [], platform: { cpu: 'x' } }, '/platform/cpu'],
     ];
@@ -302,9 +366,23 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     // Values nested deeper than 64 levels: named where, never a stack overflow (`unavailable`) in what serializes or hashes them.
     const deepCases: Array<[string, RawPeer, string, Record<string, unknown>, number, string]> = [
       ['a value nested 100 deep', bystander, 'control.node_get', { node_id: 'n1', x: NESTED }, 100, `/x${'/0'.repeat(63)}`],
-      ['a descriptor nested 70 deep', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] }, 70, `/services/0/capabilities/a${'/0'.repeat(60)}`],
+      [
+        'a descriptor nested 70 deep',
+        n1.peer,
+        'control.node_service_upsert',
+        { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] },
+        70,
+        `/services/0/capabilities/a${'/0'.repeat(60)}`,
+      ],
       // From 8 KiB on an upsert is read in parts (upsert-frame.ts): the same answer.
-      ['a descriptor nested 200000 deep', n1.peer, 'control.node_service_upsert', { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] }, 200_000, `/services/0/capabilities/a${'/0'.repeat(60)}`],
+      [
+        'a descriptor nested 200000 deep',
+        n1.peer,
+        'control.node_service_upsert',
+        { node_id: 'n1', services: [{ ...svc('n1', 'deep'), capabilities: { a: NESTED } }] },
+        200_000,
+        `/services/0/capabilities/a${'/0'.repeat(60)}`,
+      ],
     ];
     for (const [index, [what, peer, type, payload, depth, field]] of deepCases.entries()) {
       peer.send(withNested({ channel: 'control', type, id: `deep${index}`, payload }, depth));
@@ -317,13 +395,43 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
   await t.test('invalid_payload: an upsert is all-or-nothing', async (tt) => {
     const before = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
     const good = svc('n1', 'would-be-added');
-    expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', labels: { changed: 'yes' }, services: [good, { ...svc('n1', 'bad'), kind: 5 }] }), 'invalid_payload', '/services/1/kind', 'one bad entry');
-    expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [good, svc('n1', 'would-be-added', { version: '9' })] }), 'invalid_payload', '/services/1/service_id', 'a duplicate service_id');
+    expectError(
+      tt,
+      await n1.peer.request('control.node_service_upsert', { node_id: 'n1', labels: { changed: 'yes' }, services: [good, { ...svc('n1', 'bad'), kind: 5 }] }),
+      'invalid_payload',
+      '/services/1/kind',
+      'one bad entry',
+    );
+    expectError(
+      tt,
+      await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [good, svc('n1', 'would-be-added', { version: '9' })] }),
+      'invalid_payload',
+      '/services/1/service_id',
+      'a duplicate service_id',
+    );
     // Frames from 8 KiB on are read in parts (descriptors apart, stored ones matched as text): same answers.
     const big = { ...svc('n1', 'would-be-added'), help_md: 'x'.repeat(9000) };
-    expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', labels: { changed: 'yes' }, services: [big, { ...svc('n1', 'bad'), kind: 5 }] }), 'invalid_payload', '/services/1/kind', 'one bad entry in a big frame');
-    expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [big, { ...big, version: '9' }] }), 'invalid_payload', '/services/1/service_id', 'a duplicate service_id in a big frame');
-    expectError(tt, await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [...before.services, { ...big, help_md: 5 }] }), 'invalid_payload', `/services/${before.services.length}/help_md`, 'stored descriptors unchanged, one bad new one');
+    expectError(
+      tt,
+      await n1.peer.request('control.node_service_upsert', { node_id: 'n1', labels: { changed: 'yes' }, services: [big, { ...svc('n1', 'bad'), kind: 5 }] }),
+      'invalid_payload',
+      '/services/1/kind',
+      'one bad entry in a big frame',
+    );
+    expectError(
+      tt,
+      await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [big, { ...big, version: '9' }] }),
+      'invalid_payload',
+      '/services/1/service_id',
+      'a duplicate service_id in a big frame',
+    );
+    expectError(
+      tt,
+      await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [...before.services, { ...big, help_md: 5 }] }),
+      'invalid_payload',
+      `/services/${before.services.length}/help_md`,
+      'stored descriptors unchanged, one bad new one',
+    );
     const after = await bystander.call<NodeDoc & { labels: Record<string, string> }>('control.node_get', { node_id: 'n1' });
     tt.same(after.services, before.services, 'the catalog did not change');
     tt.equal(after.updated_ms, before.updated_ms, 'nothing was written');
@@ -333,7 +441,12 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
   await t.test('descriptors of other implementations: SPEC §2 defaults applied, stored and hashed with them', async (tt) => {
     const { peer } = await joinNode('n-partial');
     // What another implementation may send: no runtime limits, no mounts, no permissions, a templated endpoint.
-    const partial = { service_id: 'lean', kind: 'sensor', runtime: { type: 'native_proc' as const, executable_path: '/usr/bin/sensor' }, endpoints: ['/nodes/{node_id}/services/{service_id}'] as [string] };
+    const partial = {
+      service_id: 'lean',
+      kind: 'sensor',
+      runtime: { type: 'native_proc' as const, executable_path: '/usr/bin/sensor' },
+      endpoints: ['/nodes/{node_id}/services/{service_id}'] as [string],
+    };
     const expected = applyDefaults(partial, 'n-partial');
     const reply = await peer.call<UpsertReply>('control.node_service_upsert', { node_id: 'n-partial', services: [partial] });
     tt.same(reply.services, [expected], 'the reply is the catalog as stored: with the defaults the node applies to manifests');
@@ -344,16 +457,25 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.equal(again.service_delta.changed, false, 'the same descriptor sent whole is no change');
     const doc = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n-partial' });
     tt.same(doc.services, [expected], 'node_get has it with its defaults');
-    expectError(tt, await peer.request('control.node_service_upsert', { node_id: 'n-partial', services: [{ service_id: 'lean', kind: 'sensor', runtime: { timeout_ms: 'soon' } }] }), 'invalid_payload', '/services/0/runtime/timeout_ms', 'a default never hides a wrong value');
+    expectError(
+      tt,
+      await peer.request('control.node_service_upsert', {
+        node_id: 'n-partial',
+        services: [{ service_id: 'lean', kind: 'sensor', runtime: { timeout_ms: 'soon' } }],
+      }),
+      'invalid_payload',
+      '/services/0/runtime/timeout_ms',
+      'a default never hides a wrong value',
+    );
     await peer.close();
   });
 
-  await t.test('endpoints and mount paths outside the node\'s own /nodes/<node_id>/ are refused, naming the field', async (tt) => {
+  await t.test("endpoints and mount paths outside the node's own /nodes/<node_id>/ are refused, naming the field", async (tt) => {
     const { peer } = await joinNode('n-paths');
     const own = svc('n-paths', 'own');
     const cases: Array<[string, Record<string, unknown>, string]> = [
-      ['another node\'s endpoint', { ...own, endpoints: ['/nodes/n-paths/services/own', '/nodes/n1/services/a'] }, '/services/0/endpoints/1'],
-      ['another node\'s mount path', { ...own, mounts: [{ mount_id: 'm', mount_path: '/nodes/n1/fs' }] }, '/services/0/mounts/0/mount_path'],
+      ["another node's endpoint", { ...own, endpoints: ['/nodes/n-paths/services/own', '/nodes/n1/services/a'] }, '/services/0/endpoints/1'],
+      ["another node's mount path", { ...own, mounts: [{ mount_id: 'm', mount_path: '/nodes/n1/fs' }] }, '/services/0/mounts/0/mount_path'],
       ['a way out with ..', { ...own, endpoints: ['/nodes/n-paths/../n1/x'], mounts: [] }, '/services/0/endpoints/0'],
       ['a node id that only starts the same', { ...own, endpoints: ['/nodes/n-paths2/x'], mounts: [] }, '/services/0/endpoints/0'],
     ];
@@ -363,7 +485,13 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       tt.match(frame.error?.message, /is not under \/nodes\/n-paths\//, `${what}: the message names the rule`);
     }
     // An admin upserting for a node is held to that node's tree too.
-    expectError(tt, await bystander.request('control.node_service_upsert', { node_id: 'n-paths', services: [svc('n1', 'x')] }), 'invalid_payload', '/services/0/endpoints/0', 'an admin upsert of foreign paths');
+    expectError(
+      tt,
+      await bystander.request('control.node_service_upsert', { node_id: 'n-paths', services: [svc('n1', 'x')] }),
+      'invalid_payload',
+      '/services/0/endpoints/0',
+      'an admin upsert of foreign paths',
+    );
     tt.same((await bystander.call<NodeDoc>('control.node_get', { node_id: 'n-paths' })).services, [], 'nothing was stored');
     await peer.close();
   });
@@ -371,13 +499,16 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
   await t.test('node_get view "stored": services as stored with their hashes, and the seq the node reflects', async (tt) => {
     const a = svc('n1', 'viewed');
     const reply = await n1.peer.call<UpsertReply>('control.node_service_upsert', { node_id: 'n1', services: [a] });
-    const stored = await bystander.call<NodeDoc & { seq: number; service_hashes: Record<string, string> }>('control.node_get', { node_id: 'n1', view: 'stored' });
+    const stored = await bystander.call<NodeDoc & { seq: number; service_hashes: Record<string, string> }>('control.node_get', {
+      node_id: 'n1',
+      view: 'stored',
+    });
     tt.same(stored.services, [a]);
     tt.same(stored.service_hashes, { viewed: reply.service_delta.added[0]?.hash ?? reply.service_delta.updated[0]?.hash });
     const watcher = await session(url, { token: control.adminToken });
     const ack = await watcher.call<{ head_seq: number }>('control.node_service_watch', { node_id: 'n1', replay_limit: 1, include: 'delta' });
     const last = await watcher.next((f) => f.type === 'control.node_service_event');
-    tt.equal(stored.seq, (last.payload as { seq: number }).seq, 'seq: the node\'s last event');
+    tt.equal(stored.seq, (last.payload as { seq: number }).seq, "seq: the node's last event");
     tt.ok(stored.seq <= ack.head_seq);
     tt.notOk('service_hashes' in (await bystander.call<Record<string, unknown>>('control.node_get', { node_id: 'n1' })), 'the published view has no hashes');
     expectError(tt, await bystander.request('control.node_get', { node_id: 'n1', view: 'raw' }), 'invalid_payload', '/view');
@@ -409,7 +540,14 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
 
   await t.test('forbidden: roles and node ownership', async (tt) => {
     const user = await session(url, { token: control.userToken });
-    for (const [type, payload] of [['control.node_list', {}], ['control.metrics', {}], ['control.node_get', { node_id: 'n1' }], ['control.node_delete', { node_id: 'n1' }], ['control.node_service_upsert', { node_id: 'n1', services: [] }], ['control.node_join', { join_token: 'x' }]] as const) {
+    for (const [type, payload] of [
+      ['control.node_list', {}],
+      ['control.metrics', {}],
+      ['control.node_get', { node_id: 'n1' }],
+      ['control.node_delete', { node_id: 'n1' }],
+      ['control.node_service_upsert', { node_id: 'n1', services: [] }],
+      ['control.node_join', { join_token: 'x' }],
+    ] as const) {
       expectError(tt, await user.request(type, payload), 'forbidden', undefined, `a user calling ${type}`);
     }
     const joiner = await session(url, { token: await joinToken(control.dataDir) });
@@ -430,8 +568,8 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       expectError(tt, await n1.peer.request(type, type === 'control.node_delete' ? { node_id: 'n2' } : {}), 'forbidden', undefined, `node n1 calling ${type}`);
     }
     const after = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n2' });
-    tt.same(after.services, before.services, 'n2\'s catalog is untouched');
-    tt.equal(after.lease_expires_at_ms, before.lease_expires_at_ms, 'n2\'s lease is untouched');
+    tt.same(after.services, before.services, "n2's catalog is untouched");
+    tt.equal(after.lease_expires_at_ms, before.lease_expires_at_ms, "n2's lease is untouched");
     await Promise.all([user.close(), joiner.close(), n2.peer.close()]);
     await stillServes(tt);
   });
@@ -440,8 +578,17 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     for (const type of ['control.node_get', 'control.node_service_get', 'control.node_lease_refresh', 'control.node_delete']) {
       expectError(tt, await bystander.request(type, { node_id: 'ghost' }), 'not_found', '/node_id', type);
     }
-    expectError(tt, await bystander.request('control.node_service_upsert', { node_id: 'ghost', services: [] }), 'not_found', '/node_id', 'an admin upsert for an unknown node');
-    tt.notOk((await bystander.call<{ nodes: NodeDoc[] }>('control.node_list')).nodes.some((n) => n.node_id === 'ghost'), 'nothing was created');
+    expectError(
+      tt,
+      await bystander.request('control.node_service_upsert', { node_id: 'ghost', services: [] }),
+      'not_found',
+      '/node_id',
+      'an admin upsert for an unknown node',
+    );
+    tt.notOk(
+      (await bystander.call<{ nodes: NodeDoc[] }>('control.node_list')).nodes.some((n) => n.node_id === 'ghost'),
+      'nothing was created',
+    );
   });
 
   await t.test('payload_too_large: a user frame over 1 MiB is answered and closed with 1009', async (tt) => {
@@ -467,21 +614,38 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     const before = (await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' })).services.map((s) => s.service_id);
     const reply = await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [big] });
     if (files) {
-      tt.same((reply.payload as UpsertReply).service_delta.added.map((e) => e.service_id), ['big'], 'a 2 MiB node frame is accepted');
+      tt.same(
+        (reply.payload as UpsertReply).service_delta.added.map((e) => e.service_id),
+        ['big'],
+        'a 2 MiB node frame is accepted',
+      );
     } else {
       // One etcd transaction holds a node's catalog: etcd's own request cap (docs/control-protocol.md, Storage).
       expectError(tt, reply, 'payload_too_large', undefined, 'a 2 MiB catalog on etcd');
-      tt.match(reply.error?.message, /--max-request-bytes.*nothing was written/, 'the refusal names etcd\'s cap and says nothing was written');
-      tt.same((await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' })).services.map((s) => s.service_id), before, 'the catalog is unchanged');
+      tt.match(reply.error?.message, /--max-request-bytes.*nothing was written/, "the refusal names etcd's cap and says nothing was written");
+      tt.same(
+        (await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' })).services.map((s) => s.service_id),
+        before,
+        'the catalog is unchanged',
+      );
       const ready = await fetch(`${control.httpUrl}/readyz`);
       tt.equal(ready.status, 200, `the server stays ready: one refused request does not trip the store (${await ready.text()})`);
     }
     const kept = files ? ['big'] : before;
     const node = await nodeSession('n1', n1.secret);
-    node.send({ channel: 'control', type: 'control.node_service_upsert', id: 'huge', payload: { node_id: 'n1', services: [{ ...big, capabilities: { blob: 'x'.repeat(16 << 20) } }] } });
+    node.send({
+      channel: 'control',
+      type: 'control.node_service_upsert',
+      id: 'huge',
+      payload: { node_id: 'n1', services: [{ ...big, capabilities: { blob: 'x'.repeat(16 << 20) } }] },
+    });
     tt.equal((await node.closed).code, 1009, 'over 16 MiB: closed with 1009');
-    tt.same((await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' })).services.map((s) => s.service_id), kept, 'the oversize upsert changed nothing');
-    tt.ok(n1.peer.isOpen, 'the node\'s other connection is unaffected');
+    tt.same(
+      (await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' })).services.map((s) => s.service_id),
+      kept,
+      'the oversize upsert changed nothing',
+    );
+    tt.ok(n1.peer.isOpen, "the node's other connection is unaffected");
     await n1.peer.call('control.node_service_upsert', { node_id: 'n1', services: [svc('n1', 'c'), svc('n1', 'b', { version: '2' })] });
     await stillServes(tt);
   });
@@ -493,8 +657,11 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.match(peer.socket.protocol, /^acheron\.bearer\./, 'the server selects the bearer subprotocol');
     tt.equal((await peer.call<{ principal: string }>('control.version', { protocol: 'unified-v2' })).principal, 'user');
     await peer.close();
-    const localhost = await connect(url.replace('127.0.0.1', 'localhost'), { subprotocolToken: control.adminToken, origin: control.httpUrl.replace('127.0.0.1', 'localhost') });
-    tt.equal(localhost.status, 101, 'the host name the client used, on the debug page\'s port: accepted');
+    const localhost = await connect(url.replace('127.0.0.1', 'localhost'), {
+      subprotocolToken: control.adminToken,
+      origin: control.httpUrl.replace('127.0.0.1', 'localhost'),
+    });
+    tt.equal(localhost.status, 101, "the host name the client used, on the debug page's port: accepted");
     await localhost.peer?.close();
     const wsOrigin = await connect(url, { subprotocolToken: control.userToken, origin: url.replace(/^ws/, 'http') });
     tt.equal(wsOrigin.status, 101, 'on the WebSocket port itself: accepted');
@@ -506,19 +673,35 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       return opened.status;
     };
     // Host spoofing (DNS rebinding): a page of evil.example, resolved to this host, sends its own name as Host.
-    tt.equal(await subprotocol(`http://evil.example:${httpPort}`, { host: `evil.example:${url.split(':').at(-1) as string}` }), 403, 'a foreign Origin with a matching Host header (DNS rebinding): 403');
-    tt.equal(await subprotocol(`http://evil.example:${httpPort}`, { host: `evil.example:${httpPort}` }), 403, 'a foreign Origin on the debug page\'s port, Host to match: 403');
+    tt.equal(
+      await subprotocol(`http://evil.example:${httpPort}`, { host: `evil.example:${url.split(':').at(-1) as string}` }),
+      403,
+      'a foreign Origin with a matching Host header (DNS rebinding): 403',
+    );
+    tt.equal(
+      await subprotocol(`http://evil.example:${httpPort}`, { host: `evil.example:${httpPort}` }),
+      403,
+      "a foreign Origin on the debug page's port, Host to match: 403",
+    );
     tt.equal(await subprotocol(`https://127.0.0.1:${httpPort}`), 403, 'https on a plain-http listener (wrong scheme): 403');
     tt.equal(await subprotocol(`ws://127.0.0.1:${httpPort}`), 403, 'a ws: Origin (no page has one): 403');
     tt.equal(await subprotocol(`http://127.0.0.1:${Number(httpPort) + 1}`), 403, 'the right host, the wrong port: 403');
     tt.equal(await subprotocol(ALLOWED_ORIGINS[0] as string), 101, '--allowed-origin https://console.example:8443: accepted');
     tt.equal(await subprotocol(ALLOWED_ORIGINS[1] as string), 101, '--allowed-origin http://10.9.8.7 (default port): accepted');
     tt.equal(await subprotocol('http://10.9.8.7:80'), 101, 'the same origin with its default port spelled out: accepted');
-    tt.equal(await subprotocol('http://console.example:8443'), 403, 'an allowed origin\'s host with another scheme: 403');
-    tt.equal(await subprotocol('https://console.example'), 403, 'an allowed origin\'s host on another port: 403');
+    tt.equal(await subprotocol('http://console.example:8443'), 403, "an allowed origin's host with another scheme: 403");
+    tt.equal(await subprotocol('https://console.example'), 403, "an allowed origin's host on another port: 403");
     tt.equal(await subprotocol('https://console.example:8443.evil.example'), 403, 'a look-alike of an allowed origin: 403');
-    tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://127.0.0.1:1' })).status, 403, 'the same host, a port that is not this server\'s: 403');
-    tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://127.0.0.1' })).status, 403, 'the same host, port 80 (another web server): 403');
+    tt.equal(
+      (await connect(url, { subprotocolToken: control.userToken, origin: 'http://127.0.0.1:1' })).status,
+      403,
+      "the same host, a port that is not this server's: 403",
+    );
+    tt.equal(
+      (await connect(url, { subprotocolToken: control.userToken, origin: 'http://127.0.0.1' })).status,
+      403,
+      'the same host, port 80 (another web server): 403',
+    );
     tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://evil.example' })).status, 403, 'a foreign Origin: 403');
     tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://127.0.0.1.evil.example' })).status, 403, 'a look-alike Origin: 403');
     tt.equal((await connect(url, { subprotocolToken: control.userToken })).status, 403, 'no Origin: 403');
@@ -533,7 +716,10 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.equal(await ready.text(), 'ready\nlistener: ok\nstore: ok\n', 'each check named');
     // Services count by their own state (a degraded one on an online node is degraded, not online).
     const n3 = await joinNode('n3');
-    await n3.peer.call('control.node_service_upsert', { node_id: 'n3', services: [applyDefaults({ service_id: 'sick', kind: 'test', state: 'degraded' }, 'n3'), svc('n3', 'fine')] });
+    await n3.peer.call('control.node_service_upsert', {
+      node_id: 'n3',
+      services: [applyDefaults({ service_id: 'sick', kind: 'test', state: 'degraded' }, 'n3'), svc('n3', 'fine')],
+    });
     const text = await (await fetch(`${control.httpUrl}/metrics`)).text();
     tt.match(text, /^acheron_nodes\{state="online",server_id="[^"]+"\} \d+$/m);
     tt.match(text, /^acheron_errors_total\{code="invalid_envelope",server_id="[^"]+"\} \d+$/m);
@@ -542,7 +728,13 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.match(text, /^nodejs_eventloop_lag_seconds\{server_id="[^"]+"\} \d/m, 'Node.js metrics');
     tt.match(text, /^acheron_watch_retained_window_seconds\{server_id="[^"]+"\} \d/m, 'times in seconds');
     const serverId = `${hostname()}:${new URL(control.url).port}`;
-    tt.ok(text.split('\n').filter((line) => line.startsWith('acheron_')).every((line) => line.includes(`server_id="${serverId}"`)), `every sample names the server (by default <hostname>:<listen port>, ${serverId})`);
+    tt.ok(
+      text
+        .split('\n')
+        .filter((line) => line.startsWith('acheron_'))
+        .every((line) => line.includes(`server_id="${serverId}"`)),
+      `every sample names the server (by default <hostname>:<listen port>, ${serverId})`,
+    );
     tt.notMatch(text, /^acheron_\w+_ms[ {]/m, 'no metric in milliseconds');
     const lint = await sh('promtool check metrics', { input: text });
     tt.equal(lint.code, 0, `promtool check metrics on the scraped /metrics is clean: ${lint.stdout}${lint.stderr}`);
@@ -575,7 +767,11 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     expectError(tt, await user.request('control.node_list'), 'forbidden', undefined, 'no session yet');
     await user.call('control.session_attach', { project_id: 'reads' });
     const { nodes } = await user.call<{ nodes: NodeDoc[] }>('control.node_list');
-    tt.same(nodes.map((n) => n.node_id), ['n1'], 'only the nodes the project mounts');
+    tt.same(
+      nodes.map((n) => n.node_id),
+      ['n1'],
+      'only the nodes the project mounts',
+    );
     tt.equal((await user.call<NodeDoc>('control.node_get', { node_id: 'n1' })).node_id, 'n1');
     expectError(tt, await user.request('control.node_get', { node_id: 'n2' }), 'not_found', '/node_id', 'a node outside the project is absent');
     await bystander.call('control.project_upsert', { project_id: 'reads', access_policy: { actions: { read: 'deny' } } });
@@ -597,7 +793,7 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.equal(after.state, 'online', 'a fresh grace period after the restart');
     const node = await session(restarted.url, { token: `node.n1.${n1.secret}` });
     const same = await node.call<UpsertReply>('control.node_service_upsert', { node_id: 'n1', services: before.services });
-    tt.equal(same.service_delta.changed, false, 'the node\'s secret still works and its catalog is unchanged');
+    tt.equal(same.service_delta.changed, false, "the node's secret still works and its catalog is unchanged");
     await Promise.all([node.close(), admin.close()]);
   });
 }

@@ -13,7 +13,16 @@ import { promisify } from 'node:util';
 import { gunzip as gunzipCallback, gzip as gzipCallback } from 'node:zlib';
 import { historyOf, learnedPosition, ResumingWatcher, service, SimNode, watchFrames } from '../../helpers/catalog-sim.js';
 import { serverStoreKind, session, startControl, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
-import { checkReference, emitted, validateWatcher, type EmittedEvent, type WatchFrame, type ValidateOptions, type WatchRequest, type WatchSession } from '../../helpers/history-validator.js';
+import {
+  checkReference,
+  emitted,
+  validateWatcher,
+  type EmittedEvent,
+  type WatchFrame,
+  type ValidateOptions,
+  type WatchRequest,
+  type WatchSession,
+} from '../../helpers/history-validator.js';
 import { waitFor, withEnv } from '../../helpers/process.js';
 import { prng, testSeed } from '../../helpers/random.js';
 
@@ -31,8 +40,10 @@ interface Ack {
   head_seq: number;
 }
 
-
-const portsOf = (control: RunningControl): { ws: number; http: number } => ({ ws: Number(new URL(control.url).port), http: Number(new URL(control.httpUrl).port) });
+const portsOf = (control: RunningControl): { ws: number; http: number } => ({
+  ws: Number(new URL(control.url).port),
+  http: Number(new URL(control.httpUrl).port),
+});
 
 /** kill -9, then a new server on the same data dir and ports. */
 async function crashAndRestart(tt: Test, control: RunningControl): Promise<RunningControl> {
@@ -40,7 +51,6 @@ async function crashAndRestart(tt: Test, control: RunningControl): Promise<Runni
   tt.equal(exit.signal, 'SIGKILL', 'the server died of SIGKILL');
   return startControl(tt, { dataDir: control.dataDir, ports: portsOf(control) });
 }
-
 
 function expectValid(tt: Test, name: string, sessions: WatchSession[], all: readonly EmittedEvent[], options: ValidateOptions = {}): void {
   const report = validateWatcher(sessions, all, options);
@@ -96,36 +106,73 @@ export async function eventsSuite(t: Test): Promise<void> {
   /** Opened first and checked last (10 s later): a filtered watch that sees no event still hears progress. */
   let quiet: { control: RunningControl; peer: RawPeer; ack: Frame; payload: Ack } | undefined;
 
-  if (files) await t.test('the history validator catches gaps, duplicates, reordering and misplaced frames', async (tt) => {
-    const all: EmittedEvent[] = [1, 2, 3, 4, 5, 6].map((seq) => ({ seq, kind: 'upsert', node_id: seq % 2 ? 'a' : 'b' }));
-    const ack: WatchFrame = { type: 'control.node_service_watch', id: '1', ok: true, payload: { watch_id: 'w1', enabled: true, replay_limit: 2, replayed: 2, head_seq: 4 } };
-    const ev = (seq: number, replay = false, watchId = 'w1'): WatchFrame => ({ type: EVENT, ok: true, payload: { watch_id: watchId, replay, ...all[seq - 1] } });
-    const synced: WatchFrame = { type: SYNCED, ok: true, payload: { watch_id: 'w1', head_seq: 4 } };
-    const good = [ack, ev(3, true), ev(4, true), synced, ev(5), ev(6)];
-    const check = (frames: WatchFrame[], request = { replay_limit: 2 }): string[] => validateWatcher([{ request, frames }], all).problems;
-    tt.same(check(good), [], 'a correct history passes');
-    const cases: Array<[string, WatchFrame[], RegExp]> = [
-      ['a live gap', [ack, ev(3, true), ev(4, true), synced, ev(6)], /missing seqs 5/],
-      ['a replay gap', [{ ...ack, payload: { ...(ack.payload as object), replayed: 1 } }, ev(4, true), synced, ev(5), ev(6)], /expected the last 2/],
-      ['a duplicate', [ack, ev(3, true), ev(4, true), synced, ev(5), ev(5), ev(6)], /duplicate or out of order/],
-      ['a reordering', [ack, ev(3, true), ev(4, true), synced, ev(6), ev(5)], /duplicate or out of order/],
-      ['a replay after synced', [ack, ev(3, true), synced, ev(4, true), ev(5)], /after the synced marker/],
-      ['a replay before the ack', [ev(3, true), ack, ev(4, true), synced], /first frame is not the watch reply/],
-      ['a foreign watch_id', [ack, ev(3, true), ev(4, true), synced, ev(5, false, 'w2')], /carries watch_id w2/],
-      ['a second synced', [ack, ev(3, true), ev(4, true), synced, synced], /second synced/],
-      ['content that differs', [ack, ev(3, true), ev(4, true), synced, { type: EVENT, ok: true, payload: { watch_id: 'w1', replay: false, seq: 5, kind: 'delete', node_id: 'a' } }], /differs from the emitted event/],
-    ];
-    for (const [name, frames, problem] of cases) tt.match(check(frames).join('\n'), problem, `${name} is caught`);
-    tt.match(check([ack, ev(3, true)]).join('\n'), /never the synced marker/, 'a watch that stops before its synced marker is caught');
-    tt.same(validateWatcher([{ request: { replay_limit: 2 }, frames: [ack, ev(3, true)], cut: true }], all).problems, [], 'unless the watcher closed it there itself');
-    tt.match(validateWatcher([{ request: { node_id: 'a' }, frames: [ack, ev(3, true), ev(4, true), synced] }], all).problems.join('\n'), /outside the filter a/, 'an event outside the filter is caught');
-    const resumed = validateWatcher([
-      { request: { replay_limit: 2 }, frames: [ack, ev(3, true), ev(4, true), synced, ev(5)] },
-      { request: { since_seq: 4 }, frames: [{ ...ack, payload: { watch_id: 'w9', enabled: true, replay_limit: 25, replayed: 2, head_seq: 6 } }, ev(5, true, 'w9'), ev(6, true, 'w9'), { type: SYNCED, ok: true, payload: { watch_id: 'w9', head_seq: 6 } }] },
-    ], all).problems;
-    tt.match(resumed.join('\n'), /resumed from since_seq 4, but the watcher had learned position 5/, 'a resume behind the learned position is caught');
-    tt.same(checkReference([all[0] as EmittedEvent, all[2] as EmittedEvent]), ['reference: seq 3 follows 1 (a gap, a duplicate or a reordering)'], 'a gap in the reference is caught');
-  });
+  if (files)
+    await t.test('the history validator catches gaps, duplicates, reordering and misplaced frames', async (tt) => {
+      const all: EmittedEvent[] = [1, 2, 3, 4, 5, 6].map((seq) => ({ seq, kind: 'upsert', node_id: seq % 2 ? 'a' : 'b' }));
+      const ack: WatchFrame = {
+        type: 'control.node_service_watch',
+        id: '1',
+        ok: true,
+        payload: { watch_id: 'w1', enabled: true, replay_limit: 2, replayed: 2, head_seq: 4 },
+      };
+      const ev = (seq: number, replay = false, watchId = 'w1'): WatchFrame => ({
+        type: EVENT,
+        ok: true,
+        payload: { watch_id: watchId, replay, ...all[seq - 1] },
+      });
+      const synced: WatchFrame = { type: SYNCED, ok: true, payload: { watch_id: 'w1', head_seq: 4 } };
+      const good = [ack, ev(3, true), ev(4, true), synced, ev(5), ev(6)];
+      const check = (frames: WatchFrame[], request = { replay_limit: 2 }): string[] => validateWatcher([{ request, frames }], all).problems;
+      tt.same(check(good), [], 'a correct history passes');
+      const cases: Array<[string, WatchFrame[], RegExp]> = [
+        ['a live gap', [ack, ev(3, true), ev(4, true), synced, ev(6)], /missing seqs 5/],
+        ['a replay gap', [{ ...ack, payload: { ...(ack.payload as object), replayed: 1 } }, ev(4, true), synced, ev(5), ev(6)], /expected the last 2/],
+        ['a duplicate', [ack, ev(3, true), ev(4, true), synced, ev(5), ev(5), ev(6)], /duplicate or out of order/],
+        ['a reordering', [ack, ev(3, true), ev(4, true), synced, ev(6), ev(5)], /duplicate or out of order/],
+        ['a replay after synced', [ack, ev(3, true), synced, ev(4, true), ev(5)], /after the synced marker/],
+        ['a replay before the ack', [ev(3, true), ack, ev(4, true), synced], /first frame is not the watch reply/],
+        ['a foreign watch_id', [ack, ev(3, true), ev(4, true), synced, ev(5, false, 'w2')], /carries watch_id w2/],
+        ['a second synced', [ack, ev(3, true), ev(4, true), synced, synced], /second synced/],
+        [
+          'content that differs',
+          [ack, ev(3, true), ev(4, true), synced, { type: EVENT, ok: true, payload: { watch_id: 'w1', replay: false, seq: 5, kind: 'delete', node_id: 'a' } }],
+          /differs from the emitted event/,
+        ],
+      ];
+      for (const [name, frames, problem] of cases) tt.match(check(frames).join('\n'), problem, `${name} is caught`);
+      tt.match(check([ack, ev(3, true)]).join('\n'), /never the synced marker/, 'a watch that stops before its synced marker is caught');
+      tt.same(
+        validateWatcher([{ request: { replay_limit: 2 }, frames: [ack, ev(3, true)], cut: true }], all).problems,
+        [],
+        'unless the watcher closed it there itself',
+      );
+      tt.match(
+        validateWatcher([{ request: { node_id: 'a' }, frames: [ack, ev(3, true), ev(4, true), synced] }], all).problems.join('\n'),
+        /outside the filter a/,
+        'an event outside the filter is caught',
+      );
+      const resumed = validateWatcher(
+        [
+          { request: { replay_limit: 2 }, frames: [ack, ev(3, true), ev(4, true), synced, ev(5)] },
+          {
+            request: { since_seq: 4 },
+            frames: [
+              { ...ack, payload: { watch_id: 'w9', enabled: true, replay_limit: 25, replayed: 2, head_seq: 6 } },
+              ev(5, true, 'w9'),
+              ev(6, true, 'w9'),
+              { type: SYNCED, ok: true, payload: { watch_id: 'w9', head_seq: 6 } },
+            ],
+          },
+        ],
+        all,
+      ).problems;
+      tt.match(resumed.join('\n'), /resumed from since_seq 4, but the watcher had learned position 5/, 'a resume behind the learned position is caught');
+      tt.same(
+        checkReference([all[0] as EmittedEvent, all[2] as EmittedEvent]),
+        ['reference: seq 3 follows 1 (a gap, a duplicate or a reordering)'],
+        'a gap in the reference is caught',
+      );
+    });
 
   await t.test('one server: frame order, filters, replay limits, since_seq, unchanged upserts, kinds, metrics', async (tt) => {
     // This server lives to the end of the file, for the progress check.
@@ -136,7 +183,7 @@ export async function eventsSuite(t: Test): Promise<void> {
     const reference = new ResumingWatcher('reference', control.adminToken, { since_seq: 0 });
     await reference.connect(url);
     await reference.synced();
-    const [n1, n2, n3] = await Promise.all(['n1', 'n2', 'n3'].map((id) => SimNode.join(url, control.dataDir, id))) as [SimNode, SimNode, SimNode];
+    const [n1, n2, n3] = (await Promise.all(['n1', 'n2', 'n3'].map((id) => SimNode.join(url, control.dataDir, id)))) as [SimNode, SimNode, SimNode];
     n1.services.set('a', '1');
     await n1.publish();
     n2.services.set('b', '1');
@@ -158,7 +205,11 @@ export async function eventsSuite(t: Test): Promise<void> {
     /** A head_seq after the k-th event: that event's seq on files; on etcd the head also moves with revisions that are no event (leases, tunnels). */
     const headAfter = (t2: Test, head: number | undefined, k: number, what: string): void => {
       if (files) t2.equal(head, seqAt(k), what);
-      else t2.ok(head !== undefined && head >= seqAt(k) && historyOf(reference).every((e) => e.seq <= head || e.seq > seqAt(k)), `${what} (${String(head)}, event ${k} is ${seqAt(k)})`);
+      else
+        t2.ok(
+          head !== undefined && head >= seqAt(k) && historyOf(reference).every((e) => e.seq <= head || e.seq > seqAt(k)),
+          `${what} (${String(head)}, event ${k} is ${seqAt(k)})`,
+        );
     };
     const watchers: ResumingWatcher[] = [];
 
@@ -177,10 +228,17 @@ export async function eventsSuite(t: Test): Promise<void> {
       await reference.reachCount(11);
       await waitFor(() => eventsOf(watchFrames(peer, ack)).some((e) => e.seq === seqAt(11)), { what: 'live event 11' });
       const sinceAck = peer.frames.slice(peer.frames.indexOf(ack));
-      t2.same(sinceAck.map((f) => `${f.type}${f.type === EVENT ? `:${(f.payload as { seq: number }).seq}:${String((f.payload as { replay: boolean }).replay)}` : ''}`), [
-        'control.node_service_watch', ...[7, 8, 9, 10].map((k) => `${EVENT}:${seqAt(k)}:true`), SYNCED, `${EVENT}:${seqAt(11)}:false`,
-      ], 'ack, 4 replays oldest first, synced, live');
-      t2.ok(sinceAck.slice(1).every((f) => (f.payload as { watch_id?: string }).watch_id === payload.watch_id), 'every frame after the ack carries the watch_id');
+      t2.same(
+        sinceAck.map(
+          (f) => `${f.type}${f.type === EVENT ? `:${(f.payload as { seq: number }).seq}:${String((f.payload as { replay: boolean }).replay)}` : ''}`,
+        ),
+        ['control.node_service_watch', ...[7, 8, 9, 10].map((k) => `${EVENT}:${seqAt(k)}:true`), SYNCED, `${EVENT}:${seqAt(11)}:false`],
+        'ack, 4 replays oldest first, synced, live',
+      );
+      t2.ok(
+        sinceAck.slice(1).every((f) => (f.payload as { watch_id?: string }).watch_id === payload.watch_id),
+        'every frame after the ack carries the watch_id',
+      );
       headAfter(t2, (sinceAck[5]?.payload as { head_seq?: number }).head_seq, 10, 'synced carries head_seq');
       expectValid(t2, 'replay 4', [{ request: { replay_limit: 4 }, frames: watchFrames(peer, ack) }], historyOf(reference));
       await peer.close();
@@ -188,7 +246,13 @@ export async function eventsSuite(t: Test): Promise<void> {
 
     await tt.test('several watches on one connection: node filters, replay_limit 0 / 3 / more than history / clamped; unwatch', async (t2) => {
       const peer = await session(url, { token: control.adminToken });
-      const requests: WatchRequest[] = [{}, { node_id: 'n1', replay_limit: 3 }, { node_id: 'n2', replay_limit: 0 }, { node_id: 'n3', replay_limit: 100 }, { replay_limit: 5000 }];
+      const requests: WatchRequest[] = [
+        {},
+        { node_id: 'n1', replay_limit: 3 },
+        { node_id: 'n2', replay_limit: 0 },
+        { node_id: 'n3', replay_limit: 100 },
+        { replay_limit: 5000 },
+      ];
       type Opened = { request: WatchRequest; ack: Frame; payload: Ack };
       const opened: Opened[] = [];
       for (const request of requests) opened.push({ request, ...(await watch(peer, request)) });
@@ -204,7 +268,11 @@ export async function eventsSuite(t: Test): Promise<void> {
       t2.equal(big.payload.replay_limit, 1024, 'replay_limit 5000 clamped to the ring capacity');
       t2.equal(big.payload.replayed, 11, 'clamped watch replays the whole history');
       await waitFor(() => opened.every((o) => hasSynced(peer, o.ack)), { what: 'all synced' });
-      t2.same(eventsOf(watchFrames(peer, onlyN1.ack)).map((e) => e.seq), [6, 7, 10].map(seqAt), 'n1 replay: its last 3 events');
+      t2.same(
+        eventsOf(watchFrames(peer, onlyN1.ack)).map((e) => e.seq),
+        [6, 7, 10].map(seqAt),
+        'n1 replay: its last 3 events',
+      );
       n1.services.set('c', '2');
       await n1.publish();
       n2.services.set('b', '4');
@@ -213,9 +281,18 @@ export async function eventsSuite(t: Test): Promise<void> {
       await n3.publish();
       await reference.reachCount(14);
       await waitFor(() => eventsOf(watchFrames(peer, all.ack)).some((e) => e.seq === seqAt(14)), { what: 'event 14 on the unfiltered watch' });
-      for (const [o, node, k] of [[onlyN1, 'n1', 12], [onlyN2, 'n2', 13], [onlyN3, 'n3', 14]] as const) {
+      for (const [o, node, k] of [
+        [onlyN1, 'n1', 12],
+        [onlyN2, 'n2', 13],
+        [onlyN3, 'n3', 14],
+      ] as const) {
         await waitFor(() => eventsOf(watchFrames(peer, o.ack)).some((e) => e.seq === seqAt(k)), { what: `event ${k} on the ${node} watch` });
-        t2.ok(eventsOf(watchFrames(peer, o.ack)).filter((e) => !e.replay).every((e) => e.node_id === node), `the ${node} watch got only ${node} live events`);
+        t2.ok(
+          eventsOf(watchFrames(peer, o.ack))
+            .filter((e) => !e.replay)
+            .every((e) => e.node_id === node),
+          `the ${node} watch got only ${node} live events`,
+        );
       }
       const unwatched = await peer.request('control.node_service_unwatch', { watch_id: onlyN1.payload.watch_id });
       t2.same(unwatched.payload, { watch_id: onlyN1.payload.watch_id, enabled: false }, 'unwatch reply');
@@ -229,9 +306,16 @@ export async function eventsSuite(t: Test): Promise<void> {
       // Events go out in seq order on one socket: once the n2 watch has 16, a 15 for n1 would be here.
       await reference.reachCount(16);
       await waitFor(() => eventsOf(watchFrames(peer, onlyN2.ack)).some((e) => e.seq === seqAt(16)), { what: 'event 16 on the n2 watch' });
-      t2.notOk(eventsOf(watchFrames(peer, onlyN1.ack)).some((e) => e.seq === seqAt(15)), 'the unwatched n1 watch gets nothing more');
-      t2.ok(eventsOf(watchFrames(peer, all.ack)).some((e) => e.seq === seqAt(15)), 'the other watches on the connection still do');
-      for (const o of opened) expectValid(t2, `watch ${JSON.stringify(o.request)}`, [{ request: o.request, frames: watchFrames(peer, o.ack) }], historyOf(reference));
+      t2.notOk(
+        eventsOf(watchFrames(peer, onlyN1.ack)).some((e) => e.seq === seqAt(15)),
+        'the unwatched n1 watch gets nothing more',
+      );
+      t2.ok(
+        eventsOf(watchFrames(peer, all.ack)).some((e) => e.seq === seqAt(15)),
+        'the other watches on the connection still do',
+      );
+      for (const o of opened)
+        expectValid(t2, `watch ${JSON.stringify(o.request)}`, [{ request: o.request, frames: watchFrames(peer, o.ack) }], historyOf(reference));
       await peer.close();
     });
 
@@ -243,12 +327,20 @@ export async function eventsSuite(t: Test): Promise<void> {
         const { ack, payload } = await watch(peer, { since_seq: since, replay_limit: 1 });
         await waitFor(() => hasSynced(peer, ack), { what: `synced since ${since}` });
         const seqs = eventsOf(watchFrames(peer, ack)).map((e) => e.seq);
-        t2.same(seqs, all.filter((e) => e.seq > since).map((e) => e.seq), `since_seq ${since}: every event after it, replay_limit ignored`);
+        t2.same(
+          seqs,
+          all.filter((e) => e.seq > since).map((e) => e.seq),
+          `since_seq ${since}: every event after it, replay_limit ignored`,
+        );
         t2.equal(payload.replayed, seqs.length, `since_seq ${since}: replayed counts them`);
       }
       const { ack } = await watch(peer, { since_seq: 5, node_id: 'n2' });
       await waitFor(() => hasSynced(peer, ack), { what: 'synced n2 since 5' });
-      t2.same(eventsOf(watchFrames(peer, ack)).map((e) => e.seq), all.filter((e) => e.seq > 5 && e.node_id === 'n2').map((e) => e.seq), 'since_seq with a node filter');
+      t2.same(
+        eventsOf(watchFrames(peer, ack)).map((e) => e.seq),
+        all.filter((e) => e.seq > 5 && e.node_id === 'n2').map((e) => e.seq),
+        'since_seq with a node filter',
+      );
       const ahead = await peer.request('control.node_service_watch', { since_seq: head + 1 });
       t2.equal(ahead.error?.code, 'resync_required', 'since_seq ahead of head (events this server cannot have delivered): resync_required');
       t2.equal(ahead.error?.field, '/since_seq', 'names /since_seq');
@@ -271,7 +363,11 @@ export async function eventsSuite(t: Test): Promise<void> {
       const resumed = await resuming.connect(url);
       t2.equal((resumed.payload as Ack).replayed, 1, 'the resumed watch replays the one n1 event it missed');
       await resuming.synced();
-      t2.same(resuming.sessions.map((s) => s.request.since_seq), [undefined, next], 'resumed with since_seq = the last seq seen');
+      t2.same(
+        resuming.sessions.map((s) => s.request.since_seq),
+        [undefined, next],
+        'resumed with since_seq = the last seq seen',
+      );
       await peer.close();
     });
 
@@ -279,7 +375,10 @@ export async function eventsSuite(t: Test): Promise<void> {
       const peer = await session(url, { token: control.adminToken });
       const head = (await watch(peer, { replay_limit: 0 })).payload.head_seq;
       t2.equal(await n1.publish(), false, 'the same catalog again: changed false');
-      const reversed = n1.descriptors().reverse().map((d) => Object.fromEntries(Object.entries(d).reverse()));
+      const reversed = n1
+        .descriptors()
+        .reverse()
+        .map((d) => Object.fromEntries(Object.entries(d).reverse()));
       const frame = await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: reversed });
       t2.equal((frame.payload as { service_delta: { changed: boolean } }).service_delta.changed, false, 'reordered services and keys: changed false');
       // On etcd the head also moves with revisions that are no event; the check below holds on both.
@@ -299,16 +398,41 @@ export async function eventsSuite(t: Test): Promise<void> {
       const head = (await watch(peer, { replay_limit: 0 })).payload.head_seq;
       const count = historyOf(reference).length;
       const versions = ['4', '3', '5'];
-      const replies = await Promise.all(versions.map((v) => n3.peer.request('control.node_service_upsert', { node_id: 'n3', services: [service('n3', 'x', v)] })));
+      const replies = await Promise.all(
+        versions.map((v) => n3.peer.request('control.node_service_upsert', { node_id: 'n3', services: [service('n3', 'x', v)] })),
+      );
       n3.services.set('x', '5');
-      const steps = replies.map((r) => (r.payload as { service_delta: { changed: boolean; updated: Array<{ previous_version: string; version: string }> } }).service_delta);
-      t2.same(steps.map((d) => [d.changed, d.updated.map((u) => `${u.previous_version}->${u.version}`)]), [[true, ['3->4']], [true, ['4->3']], [true, ['3->5']]], 'each reply diffs against the upsert before it (none lost as unchanged)');
+      const steps = replies.map(
+        (r) => (r.payload as { service_delta: { changed: boolean; updated: Array<{ previous_version: string; version: string }> } }).service_delta,
+      );
+      t2.same(
+        steps.map((d) => [d.changed, d.updated.map((u) => `${u.previous_version}->${u.version}`)]),
+        [
+          [true, ['3->4']],
+          [true, ['4->3']],
+          [true, ['3->5']],
+        ],
+        'each reply diffs against the upsert before it (none lost as unchanged)',
+      );
       await reference.reachCount(count + 3);
       const events = historyOf(reference).filter((e) => e.seq > head) as Array<EmittedEvent & { service_delta: (typeof steps)[number] }>;
-      t2.same(events.map((e) => e.service_delta.updated.map((u) => u.version)), [['4'], ['3'], ['5']], 'three events, in the order sent');
-      if (files) t2.same(events.map((e) => e.seq), [head + 1, head + 2, head + 3], 'at the next three seqs');
+      t2.same(
+        events.map((e) => e.service_delta.updated.map((u) => u.version)),
+        [['4'], ['3'], ['5']],
+        'three events, in the order sent',
+      );
+      if (files)
+        t2.same(
+          events.map((e) => e.seq),
+          [head + 1, head + 2, head + 3],
+          'at the next three seqs',
+        );
       const node = await peer.call<{ services: Array<{ version: string }> }>('control.node_get', { node_id: 'n3' });
-      t2.same(node.services.map((x) => x.version), ['5'], 'the catalog holds the last upsert');
+      t2.same(
+        node.services.map((x) => x.version),
+        ['5'],
+        'the catalog holds the last upsert',
+      );
       await peer.close();
     });
 
@@ -322,18 +446,30 @@ export async function eventsSuite(t: Test): Promise<void> {
       await waitFor(() => seen('n4').length === 2, { what: 'n4 upsert event' });
       const upsert = seen('n4')[1] as EmittedEvent & { service_delta: { added: Array<{ service_id: string; version: string }> } };
       t2.equal(upsert.kind, 'upsert', 'a change is an upsert event');
-      t2.same(upsert.service_delta.added.map((s) => [s.service_id, s.version]), [['y', '1']], 'its delta adds y@1');
+      t2.same(
+        upsert.service_delta.added.map((s) => [s.service_id, s.version]),
+        [['y', '1']],
+        'its delta adds y@1',
+      );
       await n4.peer.close();
       await waitFor(() => seen('n4').length === 3, { what: 'n4 offline event', timeoutMs: 20_000 });
       const offline = seen('n4')[2] as EmittedEvent & { services: Array<{ state: string }> };
       t2.equal(offline.kind, 'offline', 'a tunnel closed past --offline-grace-ms: offline event');
-      t2.same(offline.services.map((s) => s.state), ['offline'], 'its services stay, marked offline');
+      t2.same(
+        offline.services.map((s) => s.state),
+        ['offline'],
+        'its services stay, marked offline',
+      );
       await n4.reconnect(url);
       t2.equal((await n4.peer.request('control.node_lease_refresh', { node_id: 'n4' })).ok, true, 'lease refresh');
       await waitFor(() => seen('n4').length === 4, { what: 'n4 online event' });
       const online = seen('n4')[3] as EmittedEvent & { services: Array<{ state: string }> };
       t2.equal(online.kind, 'online', 'a refresh brings it back: online event');
-      t2.same(online.services.map((s) => s.state), ['online'], 'its services are online again');
+      t2.same(
+        online.services.map((s) => s.state),
+        ['online'],
+        'its services are online again',
+      );
       await n4.peer.close();
       await waitFor(() => seen('n4').length === 5, { what: 'n4 second offline', timeoutMs: 20_000 });
       await n4.reconnect(url);
@@ -345,8 +481,16 @@ export async function eventsSuite(t: Test): Promise<void> {
       await waitFor(() => seen('n4').length === 7, { what: 'n4 delete event' });
       const deleted = seen('n4')[6] as EmittedEvent & { service_delta: { removed: Array<{ service_id: string }> } };
       t2.equal(deleted.kind, 'delete', 'node_delete: delete event');
-      t2.same(deleted.service_delta.removed.map((s) => s.service_id), ['y'], 'its delta removes every service');
-      t2.same(seen('n4').map((e) => e.kind), ['online', 'upsert', 'offline', 'online', 'offline', 'online', 'delete'], 'kinds in order');
+      t2.same(
+        deleted.service_delta.removed.map((s) => s.service_id),
+        ['y'],
+        'its delta removes every service',
+      );
+      t2.same(
+        seen('n4').map((e) => e.kind),
+        ['online', 'upsert', 'offline', 'online', 'offline', 'online', 'delete'],
+        'kinds in order',
+      );
       await admin.close();
     });
 
@@ -364,8 +508,17 @@ export async function eventsSuite(t: Test): Promise<void> {
       const all = expectAllValid(t2, reference, watchers);
       const text = await metrics(control);
       const newest = all.at(-1)?.seq as number;
-      await waitFor(async () => metricValue(await metrics(control), 'acheron_watch_subscribers') === 3, { what: 'acheron_watch_subscribers 3 (the reference, the resuming and the quiet watcher)' });
-      for (const name of ['acheron_watch_fanout_events_total', 'acheron_watch_fanout_attempts_total', 'acheron_watch_fanout_sent_total', 'acheron_watch_replay_requests_total', 'acheron_watch_replay_events_total', 'acheron_watch_replay_bytes_total']) {
+      await waitFor(async () => metricValue(await metrics(control), 'acheron_watch_subscribers') === 3, {
+        what: 'acheron_watch_subscribers 3 (the reference, the resuming and the quiet watcher)',
+      });
+      for (const name of [
+        'acheron_watch_fanout_events_total',
+        'acheron_watch_fanout_attempts_total',
+        'acheron_watch_fanout_sent_total',
+        'acheron_watch_replay_requests_total',
+        'acheron_watch_replay_events_total',
+        'acheron_watch_replay_bytes_total',
+      ]) {
         t2.ok((metricValue(text, name) ?? 0) > 0, `${name} > 0`);
       }
       t2.equal(metricValue(text, 'acheron_watch_fanout_events_total'), all.length, 'fan-out saw every event once');
@@ -421,7 +574,10 @@ export async function eventsSuite(t: Test): Promise<void> {
       control = await crashAndRestart(tt, control);
       await Promise.all(inFlight);
       const ack = await reference.connect(control.url);
-      tt.ok((ack.payload as Ack).head_seq >= maxSeenBeforeCrash, `restart ${restarts}: head_seq ${(ack.payload as Ack).head_seq} is at least the last seq seen before the crash (${maxSeenBeforeCrash})`);
+      tt.ok(
+        (ack.payload as Ack).head_seq >= maxSeenBeforeCrash,
+        `restart ${restarts}: head_seq ${(ack.payload as Ack).head_seq} is at least the last seq seen before the crash (${maxSeenBeforeCrash})`,
+      );
       // A reconnect counts as a start: each node publishes what it wants (nothing, if it is already there).
       for (const node of nodes) {
         await node.reconnect(control.url);
@@ -472,91 +628,121 @@ export async function eventsSuite(t: Test): Promise<void> {
     tt.ok(restarts >= 1, `${restarts} kill -9 restarts`);
     const all = expectAllValid(tt, reference, started);
     if (files) tt.equal(all.at(-1)?.seq, head, 'the reference reached the head');
-    else tt.ok((all.at(-1)?.seq ?? 0) <= head && (reference.position ?? 0) >= head, `the reference reached the head (${head}; its last event ${String(all.at(-1)?.seq)})`);
+    else
+      tt.ok(
+        (all.at(-1)?.seq ?? 0) <= head && (reference.position ?? 0) >= head,
+        `the reference reached the head (${head}; its last event ${String(all.at(-1)?.seq)})`,
+      );
     tt.ok(all.length > 40, `${all.length} events in the run`);
     // What the log holds after the crashes is exactly what was streamed: no seq lost or reused.
     const { ack } = await watch(probe, { since_seq: 0 });
     await waitFor(() => hasSynced(probe, ack), { what: 'full replay' });
-    tt.same(eventsOf(watchFrames(probe, ack)).map((e) => emitted(e as unknown as Record<string, unknown>)), all, 'a replay from seq 0 equals the streamed history');
+    tt.same(
+      eventsOf(watchFrames(probe, ack)).map((e) => emitted(e as unknown as Record<string, unknown>)),
+      all,
+      'a replay from seq 0 equals the streamed history',
+    );
     await probe.close();
     reference.close();
     for (const w of started) w.close();
   });
 
-  if (files) await t.test('history on disk: gzip archives, ARCHIVE_KEEP, replay and since_seq across kill -9', async (tt) => {
-    const env = { ACHERON_NODE_SERVICE_EVENT_LOG_ROTATE_MAX_BYTES: '2000', ACHERON_NODE_SERVICE_EVENT_LOG_ARCHIVE_KEEP: '2' };
-    let control = await withEnv(env, () => startControl(tt));
-    const reference = new ResumingWatcher('reference', control.adminToken, { since_seq: 0 });
-    await reference.connect(control.url);
-    const node = await SimNode.join(control.url, control.dataDir, 'rot');
-    const current = join(control.dataDir, 'node-service-events.ndjson');
-    // The reply comes once the event is durable; a rotation it triggers (file above 2000 bytes) may
-    // still be running, and archiving runs in the background after it. Settled: the last event is in
-    // the current file, no rotation is due and no rotated file waits for its archive.
-    const settled = async (seq: number): Promise<boolean> => {
-      const text = await readFile(current, 'utf8');
-      const rotated = (await readdir(control.dataDir)).some((n) => /^node-service-events-\d+\.ndjson$/.test(n));
-      return Buffer.byteLength(text) <= 2000 && text.includes(`{"seq":${seq},`) && !rotated;
-    };
-    let version = 0;
-    while (version < 30 || !(await settled(1 + version))) {
-      node.services.set('svc', String(++version));
-      await node.publish();
-    }
-    const head = 1 + version;
-    await reference.reach(head);
-    const archivesOf = async (): Promise<string[]> => (await readdir(control.dataDir)).filter((n) => /^node-service-events-\d+\.ndjson\.gz$/.test(n));
-    const archives = await archivesOf();
-    tt.ok(archives.length >= 1 && archives.length <= 2, `1 or 2 archives kept (${archives.join(', ')})`);
-    const archived = (await gunzip(await readFile(join(control.dataDir, archives[0] as string)))).toString('utf8').trim().split('\n').map((line) => JSON.parse(line) as { type?: string; seq: number });
-    tt.ok(archived.some((r) => r.type === undefined && r.seq > 0), 'an archive is gzipped NDJSON of events');
-    const log = async (): Promise<string> => readFile(control.logFile, 'utf8');
-    tt.match(await log(), /event log rotated/, 'the log reports rotations');
-    const all = historyOf(reference);
+  if (files)
+    await t.test('history on disk: gzip archives, ARCHIVE_KEEP, replay and since_seq across kill -9', async (tt) => {
+      const env = { ACHERON_NODE_SERVICE_EVENT_LOG_ROTATE_MAX_BYTES: '2000', ACHERON_NODE_SERVICE_EVENT_LOG_ARCHIVE_KEEP: '2' };
+      let control = await withEnv(env, () => startControl(tt));
+      const reference = new ResumingWatcher('reference', control.adminToken, { since_seq: 0 });
+      await reference.connect(control.url);
+      const node = await SimNode.join(control.url, control.dataDir, 'rot');
+      const current = join(control.dataDir, 'node-service-events.ndjson');
+      // The reply comes once the event is durable; a rotation it triggers (file above 2000 bytes) may
+      // still be running, and archiving runs in the background after it. Settled: the last event is in
+      // the current file, no rotation is due and no rotated file waits for its archive.
+      const settled = async (seq: number): Promise<boolean> => {
+        const text = await readFile(current, 'utf8');
+        const rotated = (await readdir(control.dataDir)).some((n) => /^node-service-events-\d+\.ndjson$/.test(n));
+        return Buffer.byteLength(text) <= 2000 && text.includes(`{"seq":${seq},`) && !rotated;
+      };
+      let version = 0;
+      while (version < 30 || !(await settled(1 + version))) {
+        node.services.set('svc', String(++version));
+        await node.publish();
+      }
+      const head = 1 + version;
+      await reference.reach(head);
+      const archivesOf = async (): Promise<string[]> => (await readdir(control.dataDir)).filter((n) => /^node-service-events-\d+\.ndjson\.gz$/.test(n));
+      const archives = await archivesOf();
+      tt.ok(archives.length >= 1 && archives.length <= 2, `1 or 2 archives kept (${archives.join(', ')})`);
+      const archived = (await gunzip(await readFile(join(control.dataDir, archives[0] as string))))
+        .toString('utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { type?: string; seq: number });
+      tt.ok(
+        archived.some((r) => r.type === undefined && r.seq > 0),
+        'an archive is gzipped NDJSON of events',
+      );
+      const log = async (): Promise<string> => readFile(control.logFile, 'utf8');
+      tt.match(await log(), /event log rotated/, 'the log reports rotations');
+      const all = historyOf(reference);
 
-    // kill -9 inside a rotation, after the archive was written and before the file was swapped:
-    // the current file's events are then in both.
-    tt.equal((await control.kill9()).signal, 'SIGKILL', 'the server died of SIGKILL');
-    await writeFile(join(control.dataDir, `node-service-events-${Date.now()}.ndjson.gz`), await gzip(await readFile(current)));
-    control = await withEnv(env, () => startControl(tt, { dataDir: control.dataDir, ports: portsOf(control) }));
-    const peer = await session(control.url, { token: control.adminToken });
-    const { ack, payload } = await watch(peer, { replay_limit: 1024 });
-    await waitFor(() => hasSynced(peer, ack), { what: 'synced after restart' });
-    tt.equal(payload.head_seq, head, 'head_seq is the last whole event');
-    const replayed = eventsOf(watchFrames(peer, ack)).map((e) => emitted(e as unknown as Record<string, unknown>));
-    const oldest = replayed[0]?.seq as number;
-    tt.ok(oldest > 1, `pruned archives are gone from the history (oldest retained seq ${oldest})`);
-    tt.same(replayed, all.filter((e) => e.seq >= oldest), 'the ring refilled from the kept archives and the current file, contents intact');
-    expectValid(tt, 'replay after the restart', [{ request: { replay_limit: 1024 }, frames: watchFrames(peer, ack) }], all, { retainedFrom: oldest });
-    tt.equal((await peer.request('control.node_service_watch', { since_seq: oldest - 1 })).ok, true, 'since_seq just before the oldest retained event: ok');
-    const tooOld = await peer.request('control.node_service_watch', { since_seq: oldest - 2 });
-    tt.equal(tooOld.error?.code, 'resync_required', 'since_seq older than the retained history: resync_required');
-    tt.equal(tooOld.error?.field, '/since_seq', 'names /since_seq');
-    tt.match(tooOld.error?.message, /older than the retained history/, 'says why');
-    const text = await metrics(control);
-    tt.equal(metricValue(text, 'acheron_watch_retained_oldest_seq'), oldest, 'retained_oldest_seq metric');
-    tt.equal(metricValue(text, 'acheron_watch_retained_newest_seq'), head, 'retained_newest_seq metric');
-    await peer.close();
+      // kill -9 inside a rotation, after the archive was written and before the file was swapped:
+      // the current file's events are then in both.
+      tt.equal((await control.kill9()).signal, 'SIGKILL', 'the server died of SIGKILL');
+      await writeFile(join(control.dataDir, `node-service-events-${Date.now()}.ndjson.gz`), await gzip(await readFile(current)));
+      control = await withEnv(env, () => startControl(tt, { dataDir: control.dataDir, ports: portsOf(control) }));
+      const peer = await session(control.url, { token: control.adminToken });
+      const { ack, payload } = await watch(peer, { replay_limit: 1024 });
+      await waitFor(() => hasSynced(peer, ack), { what: 'synced after restart' });
+      tt.equal(payload.head_seq, head, 'head_seq is the last whole event');
+      const replayed = eventsOf(watchFrames(peer, ack)).map((e) => emitted(e as unknown as Record<string, unknown>));
+      const oldest = replayed[0]?.seq as number;
+      tt.ok(oldest > 1, `pruned archives are gone from the history (oldest retained seq ${oldest})`);
+      tt.same(
+        replayed,
+        all.filter((e) => e.seq >= oldest),
+        'the ring refilled from the kept archives and the current file, contents intact',
+      );
+      expectValid(tt, 'replay after the restart', [{ request: { replay_limit: 1024 }, frames: watchFrames(peer, ack) }], all, { retainedFrom: oldest });
+      tt.equal((await peer.request('control.node_service_watch', { since_seq: oldest - 1 })).ok, true, 'since_seq just before the oldest retained event: ok');
+      const tooOld = await peer.request('control.node_service_watch', { since_seq: oldest - 2 });
+      tt.equal(tooOld.error?.code, 'resync_required', 'since_seq older than the retained history: resync_required');
+      tt.equal(tooOld.error?.field, '/since_seq', 'names /since_seq');
+      tt.match(tooOld.error?.message, /older than the retained history/, 'says why');
+      const text = await metrics(control);
+      tt.equal(metricValue(text, 'acheron_watch_retained_oldest_seq'), oldest, 'retained_oldest_seq metric');
+      tt.equal(metricValue(text, 'acheron_watch_retained_newest_seq'), head, 'retained_newest_seq metric');
+      await peer.close();
 
-    await reference.connect(control.url);
-    await node.reconnect(control.url);
-    for (let i = 1; i <= 15; i++) {
-      node.services.set('svc', String(++version));
-      await node.publish();
-    }
-    await reference.reach(head + 15);
-    tt.same(historyOf(reference).filter((e) => e.seq > head).map((e) => e.seq), Array.from({ length: 15 }, (_, i) => head + 1 + i), 'seq continues after the restart');
-    await waitFor(async () => (await archivesOf()).length <= 2, { what: 'at most 2 archives' });
-    expectAllValid(tt, reference, []);
-    reference.close();
+      await reference.connect(control.url);
+      await node.reconnect(control.url);
+      for (let i = 1; i <= 15; i++) {
+        node.services.set('svc', String(++version));
+        await node.publish();
+      }
+      await reference.reach(head + 15);
+      tt.same(
+        historyOf(reference)
+          .filter((e) => e.seq > head)
+          .map((e) => e.seq),
+        Array.from({ length: 15 }, (_, i) => head + 1 + i),
+        'seq continues after the restart',
+      );
+      await waitFor(async () => (await archivesOf()).length <= 2, { what: 'at most 2 archives' });
+      expectAllValid(tt, reference, []);
+      reference.close();
 
-    control = await withEnv(env, () => control.restart());
-    const again = await session(control.url, { token: control.adminToken });
-    const resumed = await watch(again, { since_seq: head + 9 });
-    await waitFor(() => hasSynced(again, resumed.ack), { what: 'synced' });
-    tt.same(eventsOf(watchFrames(again, resumed.ack)).map((e) => e.seq), [10, 11, 12, 13, 14, 15].map((i) => head + i), 'since_seq resumes across a clean restart too');
-    await again.close();
-  });
+      control = await withEnv(env, () => control.restart());
+      const again = await session(control.url, { token: control.adminToken });
+      const resumed = await watch(again, { since_seq: head + 9 });
+      await waitFor(() => hasSynced(again, resumed.ack), { what: 'synced' });
+      tt.same(
+        eventsOf(watchFrames(again, resumed.ack)).map((e) => e.seq),
+        [10, 11, 12, 13, 14, 15].map((i) => head + i),
+        'since_seq resumes across a clean restart too',
+      );
+      await again.close();
+    });
 
   await t.test('a watcher that stops reading ends with resync_required (counted) while another keeps receiving', async (tt) => {
     const control = await startControl(tt);
@@ -595,7 +781,10 @@ export async function eventsSuite(t: Test): Promise<void> {
     const slowFrames = watchFrames(slow, ack);
     const slowEvents = eventsOf(slowFrames);
     tt.ok(slowEvents.length < sent, `the slow watcher got ${slowEvents.length} of ${sent + 5} events before its watch ended: its buffer was bounded`);
-    tt.notOk(slowEvents.some((e) => e.seq > seqAt(1 + sent)), 'nothing more was queued for it after the drop');
+    tt.notOk(
+      slowEvents.some((e) => e.seq > seqAt(1 + sent)),
+      'nothing more was queued for it after the drop',
+    );
     tt.equal(slowFrames.at(-1), end, 'nothing follows the error on that watch');
     tt.ok(slow.isOpen, 'the connection stays up; only the watch ended');
     // Watching again after the last seq received fills the gap: nothing was dropped silently.
@@ -603,7 +792,15 @@ export async function eventsSuite(t: Test): Promise<void> {
     const again = await watch(slow, { since_seq: last });
     await waitFor(() => hasSynced(slow, again.ack), { what: 'slow re-synced', timeoutMs: 30_000 });
     const all = expectAllValid(tt, fast, []);
-    expectValid(tt, 'slow, then resumed', [{ request: { replay_limit: 0 }, frames: slowFrames }, { request: { since_seq: last }, frames: watchFrames(slow, again.ack) }], all);
+    expectValid(
+      tt,
+      'slow, then resumed',
+      [
+        { request: { replay_limit: 0 }, frames: slowFrames },
+        { request: { since_seq: last }, frames: watchFrames(slow, again.ack) },
+      ],
+      all,
+    );
     const reached = learnedPosition(watchFrames(slow, again.ack)) ?? 0;
     if (files) tt.equal(reached, head, 'the resumed watch reaches the head');
     else tt.ok(reached >= head, `the resumed watch reaches the head (${reached} ≥ ${head})`);
@@ -635,7 +832,10 @@ export async function eventsSuite(t: Test): Promise<void> {
     tt.equal(watchId, payload.watch_id, 'progress names the watch');
     const probe = await session(control.url, { token: control.adminToken });
     const head = (await watch(probe, { replay_limit: 0 })).payload.head_seq;
-    tt.ok(progressHead > payload.head_seq && progressHead <= head, `progress head_seq ${progressHead} moved past the ack's ${payload.head_seq} (head now ${head})`);
+    tt.ok(
+      progressHead > payload.head_seq && progressHead <= head,
+      `progress head_seq ${progressHead} moved past the ack's ${payload.head_seq} (head now ${head})`,
+    );
     tt.same(eventsOf(watchFrames(peer, ack)), [], 'no event reached the quiet watch');
     const resumed = await watch(probe, { node_id: 'quiet', since_seq: progressHead });
     tt.equal(resumed.payload.replayed, 0, 'resuming from the progress head replays nothing it never wanted');

@@ -161,7 +161,8 @@ export class ChildFs {
         then();
       };
       this.#waiting.set(id, {
-        resolve: (answer) => settle(() => (typeof answer.error === 'string' ? reject(new Error(`service-files.py ${op} ${path}: ${answer.error}`)) : resolve(answer as T))),
+        resolve: (answer) =>
+          settle(() => (typeof answer.error === 'string' ? reject(new Error(`service-files.py ${op} ${path}: ${answer.error}`)) : resolve(answer as T))),
         reject: (error) => settle(() => reject(error)),
       });
       this.#child.stdin?.write(`${JSON.stringify({ id, op, path, ...fields })}\n`);
@@ -215,7 +216,10 @@ interface Metrics {
 
 /** One service directory on one mount, worked through the suite's child process. */
 export class ServiceDir {
-  constructor(readonly fs: ChildFs, readonly path: string) {}
+  constructor(
+    readonly fs: ChildFs,
+    readonly path: string,
+  ) {}
 
   tree(): Promise<Tree> {
     return this.fs.tree(this.path);
@@ -270,10 +274,61 @@ async function invoke(t: Test, svc: ServiceDir, payload: string): Promise<string
   return String((await svc.status()).invocation_id);
 }
 
-const STATUS_FIELDS = ['service_id', 'runtime', 'state', 'running', 'queued', 'invocation_id', 'updated_ms', 'duration_ms', 'exit_code', 'signal', 'result_format'];
-const METRICS_FIELDS = ['invokes_total', 'rejected_total', 'failures_total', 'consecutive_failures', 'timeouts_total', 'consecutive_timeouts', 'cancelled_total', 'last_duration_ms', 'last_started_ms', 'last_finished_ms', 'last_exit_code', 'latency_ms'];
-const HEALTH_FIELDS = ['state', 'enabled', 'last_control_op', 'last_control_ms', 'restarts_total', 'cooldown_until_ms', 'cooldown_remaining_ms', 'supervision', 'probe', 'metrics', 'last_transition_ms', 'last_healthy_ms', 'last_error'];
-const JOB_STATUS_FIELDS = ['invocation_id', 'service_id', 'state', 'queued_ms', 'started_ms', 'finished_ms', 'duration_ms', 'exit_code', 'signal', 'request_bytes', 'error'];
+const STATUS_FIELDS = [
+  'service_id',
+  'runtime',
+  'state',
+  'running',
+  'queued',
+  'invocation_id',
+  'updated_ms',
+  'duration_ms',
+  'exit_code',
+  'signal',
+  'result_format',
+];
+const METRICS_FIELDS = [
+  'invokes_total',
+  'rejected_total',
+  'failures_total',
+  'consecutive_failures',
+  'timeouts_total',
+  'consecutive_timeouts',
+  'cancelled_total',
+  'last_duration_ms',
+  'last_started_ms',
+  'last_finished_ms',
+  'last_exit_code',
+  'latency_ms',
+];
+const HEALTH_FIELDS = [
+  'state',
+  'enabled',
+  'last_control_op',
+  'last_control_ms',
+  'restarts_total',
+  'cooldown_until_ms',
+  'cooldown_remaining_ms',
+  'supervision',
+  'probe',
+  'metrics',
+  'last_transition_ms',
+  'last_healthy_ms',
+  'last_error',
+];
+const JOB_STATUS_FIELDS = [
+  'invocation_id',
+  'service_id',
+  'state',
+  'queued_ms',
+  'started_ms',
+  'finished_ms',
+  'duration_ms',
+  'exit_code',
+  'signal',
+  'request_bytes',
+  'error',
+];
 const INVOCATION_ID = /^\d+-\d{4}$/;
 
 const py = String.raw;
@@ -303,9 +358,19 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       const own = PROJECTIONS[ctx.projection].catalogFiles;
       const tree = await svc.tree();
       t.same([...(tree['']?.names ?? [])].sort(), topNames([...own, ...LIVE_FILES.map((f) => f.path)]), 'the top level');
-      t.same([...(tree.control?.names ?? [])].sort(), LIVE_FILES.filter((f) => f.path.startsWith('control/')).map((f) => f.path.slice('control/'.length)).sort(), 'control/');
+      t.same(
+        [...(tree.control?.names ?? [])].sort(),
+        LIVE_FILES.filter((f) => f.path.startsWith('control/'))
+          .map((f) => f.path.slice('control/'.length))
+          .sort(),
+        'control/',
+      );
       const others = [...new Set(Object.values(PROJECTIONS).flatMap((p) => p.catalogFiles))].filter((name) => !(own as readonly string[]).includes(name));
-      t.same(await svc.fs.stat(svc.path, others), Object.fromEntries(others.map((name) => [name, 'ENOENT'])), 'the other projection\'s catalog files are ENOENT here');
+      t.same(
+        await svc.fs.stat(svc.path, others),
+        Object.fromEntries(others.map((name) => [name, 'ENOENT'])),
+        "the other projection's catalog files are ENOENT here",
+      );
     },
   },
 
@@ -320,7 +385,12 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
         t.equal(entry.uid, uid, `${path || '.'}: owned by the mounting user`);
         const expected = expectedEntry(ctx.projection, path);
         t.ok(expected, `${path}: a name of the table`);
-        if (expected) t.same({ type: entry.type, mode: entry.mode?.toString(8) }, { type: expected.type, mode: expected.mode.toString(8) }, `${path || '.'}: ${expected.type} ${expected.mode.toString(8)}`);
+        if (expected)
+          t.same(
+            { type: entry.type, mode: entry.mode?.toString(8) },
+            { type: expected.type, mode: expected.mode.toString(8) },
+            `${path || '.'}: ${expected.type} ${expected.mode.toString(8)}`,
+          );
       }
     },
   },
@@ -340,7 +410,11 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
         }
         t.equal(entry.size, bytesOf(entry).length, `${path}: stat size ${entry.size} = ${bytesOf(entry).length} bytes read`);
       }
-      t.same({ size: tree['control/invoke.json']?.size, data: textOf(tree['control/invoke.json']) }, { size: 0, data: '' }, 'control/invoke.json: size 0, a fresh read is end of file');
+      t.same(
+        { size: tree['control/invoke.json']?.size, data: textOf(tree['control/invoke.json']) },
+        { size: 0, data: '' },
+        'control/invoke.json: size 0, a fresh read is end of file',
+      );
       for (const path of ['result.json', 'status.json', 'metrics.json', 'health.json', 'config.json']) t.ok((tree[path]?.size ?? 0) > 0, `${path} has content`);
     },
   },
@@ -356,11 +430,22 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
         const schema = jsonOf<{ service_id: string; control: Record<string, { mode: string; does: string }>; schema: unknown }>(tree['SCHEMA.json']);
         t.equal(schema.service_id, 'echo');
         t.same(schema.schema, ECHO_SCHEMA, 'SCHEMA.json carries the manifest schema');
-        t.same(Object.fromEntries(Object.entries(schema.control).map(([path, c]) => [path, c.mode])), Object.fromEntries(SERVICE_FILES.map((f) => [f.path, f.mode.toString(8).padStart(4, '0')])), 'and the map of the control surface');
+        t.same(
+          Object.fromEntries(Object.entries(schema.control).map(([path, c]) => [path, c.mode])),
+          Object.fromEntries(SERVICE_FILES.map((f) => [f.path, f.mode.toString(8).padStart(4, '0')])),
+          'and the map of the control surface',
+        );
         t.same(jsonOf(tree['TEMPLATE.json']), ECHO_SCHEMA.example, 'TEMPLATE.json is schema.example');
-        t.same(jsonOf(tree['HOST.json']), { schema: 1, contract: 'acheron.namespace-driver', abi: 'namespace-driver-v1', host_kind: 'native_process', runtime_kind: 'native_proc', features: { supervision: true, hot_reload: true, dynamic_mounts: false } });
+        t.same(jsonOf(tree['HOST.json']), {
+          schema: 1,
+          contract: 'acheron.namespace-driver',
+          abi: 'namespace-driver-v1',
+          host_kind: 'native_process',
+          runtime_kind: 'native_proc',
+          features: { supervision: true, hot_reload: true, dynamic_mounts: false },
+        });
       } else {
-        t.equal(readme, `# echo\n\nA \`test\` service, version 1, on node ${ctx.nodeId}.\n`, 'the catalog\'s README.md of a service without help_md');
+        t.equal(readme, `# echo\n\nA \`test\` service, version 1, on node ${ctx.nodeId}.\n`, "the catalog's README.md of a service without help_md");
         t.same(jsonOf(tree['SCHEMA.json']), ECHO_SCHEMA, 'SCHEMA.json is the manifest schema (its example is what TEMPLATE.json shows on the node)');
         const catalogStatus = jsonOf(tree['STATUS.json']);
         t.same(Object.keys(catalogStatus).sort(), ['service_id', 'state', 'supervision_status', 'version'], 'STATUS.json fields');
@@ -383,18 +468,38 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       const id = await invoke(t, svc, payload);
       t.match(id, INVOCATION_ID, `invocation id ${id}`);
       const tree = await svc.tree();
-      t.same(jsonOf(tree['result.json']), { service_id: 'echo', invocation_id: id, echo: { n: 5 } }, 'result.json is the driver\'s output');
+      t.same(jsonOf(tree['result.json']), { service_id: 'echo', invocation_id: id, echo: { n: 5 } }, "result.json is the driver's output");
       t.equal(textOf(tree['last_error.txt']), '', 'last_error.txt is empty after a success');
       const metricsDoc = jsonOf<Metrics & Record<string, unknown>>(tree['metrics.json']);
       t.same(Object.keys(metricsDoc).sort(), [...METRICS_FIELDS].sort(), 'metrics.json fields');
       t.match(metricsDoc, { consecutive_failures: 0, last_exit_code: 0, latency_ms: { p50: Number, p90: Number, p99: Number } });
       const statusDoc = jsonOf(tree['status.json']);
       t.same(Object.keys(statusDoc).sort(), [...STATUS_FIELDS, ...METRICS_FIELDS].sort(), 'status.json: its fields and every metric');
-      t.match(statusDoc, { service_id: 'echo', runtime: { type: 'native_proc', abi: 'namespace-driver-v1', mode: 'spawn' }, state: 'ok', running: 0, queued: 0, invocation_id: id, exit_code: 0, signal: null, result_format: 'json', updated_ms: Number, duration_ms: Number });
+      t.match(statusDoc, {
+        service_id: 'echo',
+        runtime: { type: 'native_proc', abi: 'namespace-driver-v1', mode: 'spawn' },
+        state: 'ok',
+        running: 0,
+        queued: 0,
+        invocation_id: id,
+        exit_code: 0,
+        signal: null,
+        result_format: 'json',
+        updated_ms: Number,
+        duration_ms: Number,
+      });
       t.same(Object.fromEntries(METRICS_FIELDS.map((k) => [k, statusDoc[k]])), metricsDoc, 'status.json carries metrics.json');
       const healthDoc = jsonOf(tree['health.json']);
       t.same(Object.keys(healthDoc).sort(), [...HEALTH_FIELDS].sort(), 'health.json fields');
-      t.match(healthDoc, { state: 'online', enabled: true, cooldown_until_ms: null, cooldown_remaining_ms: 0, probe: { ok: true, error: null }, last_error: '', supervision: { max_consecutive_failures: 0, max_consecutive_timeouts: 0, cooldown_ms: 0, auto_disable_on_threshold: true } });
+      t.match(healthDoc, {
+        state: 'online',
+        enabled: true,
+        cooldown_until_ms: null,
+        cooldown_remaining_ms: 0,
+        probe: { ok: true, error: null },
+        last_error: '',
+        supervision: { max_consecutive_failures: 0, max_consecutive_timeouts: 0, cooldown_ms: 0, auto_disable_on_threshold: true },
+      });
       t.same(healthDoc.metrics, metricsDoc, 'health.json carries metrics.json');
 
       const jobs = tree.jobs?.names ?? [];
@@ -407,7 +512,15 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       t.equal(textOf(tree[`jobs/${id}/stderr.txt`]), '', 'its stderr.txt');
       const jobStatus = jsonOf(tree[`jobs/${id}/status.json`]);
       t.same(Object.keys(jobStatus).sort(), [...JOB_STATUS_FIELDS].sort(), 'job status.json fields');
-      t.match(jobStatus, { invocation_id: id, service_id: 'echo', state: 'ok', exit_code: 0, signal: null, request_bytes: Buffer.byteLength(payload), error: '' });
+      t.match(jobStatus, {
+        invocation_id: id,
+        service_id: 'echo',
+        state: 'ok',
+        exit_code: 0,
+        signal: null,
+        request_bytes: Buffer.byteLength(payload),
+        error: '',
+      });
     },
   },
 
@@ -419,7 +532,7 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       const id = await invoke(t, svc, '{"do":"fail"}');
       const tree = await svc.tree();
       t.equal(textOf(tree['result.json']), '{"n":1}', 'result.json still holds the last success');
-      t.equal(textOf(tree['last_error.txt']), 'flaky: asked to fail\n', 'last_error.txt is the driver\'s stderr');
+      t.equal(textOf(tree['last_error.txt']), 'flaky: asked to fail\n', "last_error.txt is the driver's stderr");
       t.match(jsonOf(tree['status.json']), { state: 'error', invocation_id: id, exit_code: 3, consecutive_failures: 1 });
       t.match(jsonOf(tree['health.json']), { state: 'degraded', last_error: 'flaky: asked to fail' });
       t.equal(textOf(tree[`jobs/${id}/stderr.txt`]), 'flaky: asked to fail\n');
@@ -428,7 +541,7 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
     },
   },
 
-  'the live files read the same bytes, modes and times as on the node\'s own mount': {
+  "the live files read the same bytes, modes and times as on the node's own mount": {
     service: 'echo',
     run: async (t, svc, ctx) => {
       await invoke(t, svc, '{"n":6}');
@@ -436,7 +549,8 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       const live = Object.keys(there).filter((path) => there[path]?.type === 'file' && !(PROJECTIONS.node.catalogFiles as readonly string[]).includes(path));
       t.ok(live.length >= LIVE_FILES.length, `${live.length} live files`);
       const times = PROJECTIONS[ctx.projection].invokeFileTimes;
-      const view = (e: Entry | undefined, withTimes: boolean): unknown => e && { mode: e.mode, size: e.size, data: textOf(e), read_errno: e.read_errno, ...(withTimes ? { mtime_ms: e.mtime_ms } : {}) };
+      const view = (e: Entry | undefined, withTimes: boolean): unknown =>
+        e && { mode: e.mode, size: e.size, data: textOf(e), read_errno: e.read_errno, ...(withTimes ? { mtime_ms: e.mtime_ms } : {}) };
       for (const path of live) {
         const withTimes = path !== 'control/invoke.json' || times === 'status.json';
         t.same(view(here[path], withTimes), view(there[path], withTimes), `${path}: as on the node${withTimes ? '' : ' (but its times)'}`);
@@ -446,12 +560,16 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
         return;
       }
       // The catalog entry changes after an invocation too (its supervision status): a look between two equal reads of it.
-      const catalogMs = async (): Promise<number> => (JSON.parse(await svc.fs.read(join(dirname(dirname(svc.path)), 'STATUS.json'))) as { updated_ms: number }).updated_ms;
-      const seen = await waitFor(async () => {
-        const [before, control, after] = [await catalogMs(), await svc.fs.tree(join(svc.path, 'control')), await catalogMs()];
-        return before === after && { catalog: before, invokeFile: control['invoke.json']?.mtime_ms };
-      }, { what: 'a settled catalog entry' });
-      t.equal(seen.invokeFile, seen.catalog, 'control/invoke.json has the times of the node\'s catalog entry');
+      const catalogMs = async (): Promise<number> =>
+        (JSON.parse(await svc.fs.read(join(dirname(dirname(svc.path)), 'STATUS.json'))) as { updated_ms: number }).updated_ms;
+      const seen = await waitFor(
+        async () => {
+          const [before, control, after] = [await catalogMs(), await svc.fs.tree(join(svc.path, 'control')), await catalogMs()];
+          return before === after && { catalog: before, invokeFile: control['invoke.json']?.mtime_ms };
+        },
+        { what: 'a settled catalog entry' },
+      );
+      t.equal(seen.invokeFile, seen.catalog, "control/invoke.json has the times of the node's catalog entry");
     },
   },
 
@@ -488,7 +606,11 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
         ['printf >', `printf '%s' '{"msg":"hi"}' > "$F"`, '{"msg":"hi"}'],
         ['echo >> (O_APPEND)', `echo '{"msg":"hi"}' >> "$F"`, '{"msg":"hi"}\n'],
         ['cat file >', `cat ${q(a)} > "$F"`, '{"a":[1,2,3]}\n'],
-        ['(echo; sleep; echo) >: a flush with an unfinished prefix, then the rest', `(echo '{"first":'; sleep 0.2; echo '"second"}') > "$F"`, '{"first":\n"second"}\n'],
+        [
+          '(echo; sleep; echo) >: a flush with an unfinished prefix, then the rest',
+          `(echo '{"first":'; sleep 0.2; echo '"second"}') > "$F"`,
+          '{"first":\n"second"}\n',
+        ],
         ['cp', `cp ${q(b)} "$F"`, '{"cp":true}'],
         ['tee', `printf '{"tee":1}' | tee "$F" > /dev/null`, '{"tee":1}'],
         ['dd', `printf '{"dd":1}' | dd of="$F" status=none`, '{"dd":1}'],
@@ -497,7 +619,11 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
         ['python open(w).write', `"$PYTHON" -c 'import os; open(os.environ["F"], "w").write("{\\"py\\": 1}")'`, '{"py": 1}'],
         ['bash exec fd', `exec 3>"$F"; printf '{"fd":3}' >&3; exec 3>&-`, '{"fd":3}'],
       ];
-      await oddWrites(t, dirname(svc.path), tools.map(([name, command, result]) => ({ name, service: 'cat', code: TOOL, extras: [command], expect: { steps: [], invokes: 1, result } })));
+      await oddWrites(
+        t,
+        dirname(svc.path),
+        tools.map(([name, command, result]) => ({ name, service: 'cat', code: TOOL, extras: [command], expect: { steps: [], invokes: 1, result } })),
+      );
     },
   },
 
@@ -509,7 +635,13 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
         const body = JSON.stringify({ fill: 'x'.repeat(size) });
         const file = join(ctx.scratch, `big-${size}.json`);
         await writeFile(file, body);
-        cases.push({ name: `${body.length} bytes by cat >`, service: 'bytes', code: TOOL, extras: [`cat ${q(file)} > "$F"`], expect: { steps: [], invokes: 1, result: `${JSON.stringify({ bytes: body.length, md5: md5(body) })}\n` } });
+        cases.push({
+          name: `${body.length} bytes by cat >`,
+          service: 'bytes',
+          code: TOOL,
+          extras: [`cat ${q(file)} > "$F"`],
+          expect: { steps: [], invokes: 1, result: `${JSON.stringify({ bytes: body.length, md5: md5(body) })}\n` },
+        });
       }
       await oddWrites(t, dirname(svc.path), cases);
     },
@@ -521,16 +653,71 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       await oddWrites(t, dirname(svc.path), [
         { name: 'an open without a write (touch, : >)', service: 'cat', code: py`fd = opened(F); close(fd)`, expect: { steps: ok(2), invokes: 0 } },
         { name: 'only whitespace', service: 'cat', code: py`fd = opened(F); w(fd, b' \n\t\r\n'); close(fd)`, expect: { steps: ok(3), invokes: 0 } },
-        { name: 'truncate(0) by path, then a write', service: 'cat', code: py`step(lambda: os.truncate(F, 0)); fd = opened(F, os.O_WRONLY); w(fd, b'{"tr":0}'); close(fd)`, expect: { steps: ok(4), invokes: 1, result: '{"tr":0}' } },
-        { name: 'truncate to more than 0 by path: EINVAL', service: 'cat', code: py`step(lambda: os.truncate(F, 3))`, expect: { steps: ['EINVAL'], invokes: 0 } },
-        { name: 'ftruncate(0), fsync and fdatasync in the middle: no-ops', service: 'cat', code: py`fd = opened(F); w(fd, b'{"fs":'); step(lambda: os.fsync(fd)); step(lambda: os.ftruncate(fd, 0)); w(fd, b'1}'); step(lambda: os.fdatasync(fd)); close(fd)`, expect: { steps: ok(7), invokes: 1, result: '{"fs":1}' } },
-        { name: 'invalid JSON: EINVAL at close()', service: 'cat', code: py`fd = opened(F); w(fd, b'{"msg": oops}'); close(fd)`, expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ } },
-        { name: 'not a JSON object: EINVAL at close()', service: 'cat', code: py`fd = opened(F); w(fd, b'[1,2]'); close(fd)`, expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: payload must be a JSON object, got an array/ } },
-        { name: 'a schema.input violation: EINVAL naming the field', service: 'echo', code: py`fd = opened(F); w(fd, b'{"n":"seven"}'); close(fd)`, expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: .*\/n: must be integer/ } },
-        { name: 'a hole: EINVAL at that write and at close()', service: 'cat', code: py`fd = opened(F); pw(fd, b'{}', 10); close(fd)`, expect: { steps: ['ok', 'EINVAL', 'EINVAL'], invokes: 0, error: /^EINVAL: control\/invoke\.json: write at offset 10 leaves a hole/ } },
-        { name: 'past max_input_bytes: EFBIG at the crossing write and at close()', service: 'small', code: py`fd = opened(F); w(fd, b'{"a":"' + b'x' * 594); w(fd, b'x' * 600); close(fd)`, expect: { steps: ['ok', 'ok', 'EFBIG', 'EFBIG'], invokes: 0, error: new RegExp(`^EFBIG: control/invoke\\.json: payload of 1200 bytes or more exceeds runtime\\.max_input_bytes \\(${SMALL_LIMIT} bytes\\)`) } },
-        { name: 'invalid JSON in a transaction: EINVAL at the committing read', service: 'cat', code: py`fd = opened(F, os.O_RDWR); w(fd, b'{oops'); step(lambda: os.read(fd, 100)); close(fd)`, expect: { steps: ['ok', 'ok', 'EINVAL', 'ok'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ } },
-        { name: 'an unfinished document at the last close: refused at release, recorded', service: 'cat', release: true, code: py`fd = opened(F); w(fd, b'{"a":'); close(fd)`, expect: { steps: ok(3), invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ } },
+        {
+          name: 'truncate(0) by path, then a write',
+          service: 'cat',
+          code: py`step(lambda: os.truncate(F, 0)); fd = opened(F, os.O_WRONLY); w(fd, b'{"tr":0}'); close(fd)`,
+          expect: { steps: ok(4), invokes: 1, result: '{"tr":0}' },
+        },
+        {
+          name: 'truncate to more than 0 by path: EINVAL',
+          service: 'cat',
+          code: py`step(lambda: os.truncate(F, 3))`,
+          expect: { steps: ['EINVAL'], invokes: 0 },
+        },
+        {
+          name: 'ftruncate(0), fsync and fdatasync in the middle: no-ops',
+          service: 'cat',
+          code: py`fd = opened(F); w(fd, b'{"fs":'); step(lambda: os.fsync(fd)); step(lambda: os.ftruncate(fd, 0)); w(fd, b'1}'); step(lambda: os.fdatasync(fd)); close(fd)`,
+          expect: { steps: ok(7), invokes: 1, result: '{"fs":1}' },
+        },
+        {
+          name: 'invalid JSON: EINVAL at close()',
+          service: 'cat',
+          code: py`fd = opened(F); w(fd, b'{"msg": oops}'); close(fd)`,
+          expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
+        },
+        {
+          name: 'not a JSON object: EINVAL at close()',
+          service: 'cat',
+          code: py`fd = opened(F); w(fd, b'[1,2]'); close(fd)`,
+          expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: payload must be a JSON object, got an array/ },
+        },
+        {
+          name: 'a schema.input violation: EINVAL naming the field',
+          service: 'echo',
+          code: py`fd = opened(F); w(fd, b'{"n":"seven"}'); close(fd)`,
+          expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: .*\/n: must be integer/ },
+        },
+        {
+          name: 'a hole: EINVAL at that write and at close()',
+          service: 'cat',
+          code: py`fd = opened(F); pw(fd, b'{}', 10); close(fd)`,
+          expect: { steps: ['ok', 'EINVAL', 'EINVAL'], invokes: 0, error: /^EINVAL: control\/invoke\.json: write at offset 10 leaves a hole/ },
+        },
+        {
+          name: 'past max_input_bytes: EFBIG at the crossing write and at close()',
+          service: 'small',
+          code: py`fd = opened(F); w(fd, b'{"a":"' + b'x' * 594); w(fd, b'x' * 600); close(fd)`,
+          expect: {
+            steps: ['ok', 'ok', 'EFBIG', 'EFBIG'],
+            invokes: 0,
+            error: new RegExp(`^EFBIG: control/invoke\\.json: payload of 1200 bytes or more exceeds runtime\\.max_input_bytes \\(${SMALL_LIMIT} bytes\\)`),
+          },
+        },
+        {
+          name: 'invalid JSON in a transaction: EINVAL at the committing read',
+          service: 'cat',
+          code: py`fd = opened(F, os.O_RDWR); w(fd, b'{oops'); step(lambda: os.read(fd, 100)); close(fd)`,
+          expect: { steps: ['ok', 'ok', 'EINVAL', 'ok'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
+        },
+        {
+          name: 'an unfinished document at the last close: refused at release, recorded',
+          service: 'cat',
+          release: true,
+          code: py`fd = opened(F); w(fd, b'{"a":'); close(fd)`,
+          expect: { steps: ok(3), invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
+        },
       ]);
     },
   },
@@ -552,23 +739,35 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
         if (what === 'a path through a file') return 'ENOTDIR';
         return `no expectation for ${what}`;
       };
-      t.same(answers, Object.fromEntries(Object.keys(answers).map((what) => [what, expected(what)])), 'SPEC §3: create EACCES; mkdir ... chown EPERM; a mode the file lacks EACCES; utimens, fsync and fdatasync 0 (no-ops)');
+      t.same(
+        answers,
+        Object.fromEntries(Object.keys(answers).map((what) => [what, expected(what)])),
+        'SPEC §3: create EACCES; mkdir ... chown EPERM; a mode the file lacks EACCES; utimens, fsync and fdatasync 0 (no-ops)',
+      );
       const after = await svc.tree();
       const names = (tree: Tree): string[] => Object.keys(tree).sort();
       t.same(names(after), names(before), 'nothing was added or removed');
-      t.same(Object.fromEntries(Object.entries(after).map(([p, e]) => [p, e.mode])), Object.fromEntries(Object.entries(before).map(([p, e]) => [p, e.mode])), 'no mode changed');
+      t.same(
+        Object.fromEntries(Object.entries(after).map(([p, e]) => [p, e.mode])),
+        Object.fromEntries(Object.entries(before).map(([p, e]) => [p, e.mode])),
+        'no mode changed',
+      );
       t.not(after['status.json']?.mtime_ms, 1000, 'utimens left the times alone');
     },
   },
 
-  'transactions: an O_RDWR write then read returns that invocation\'s own outcome': {
+  "transactions: an O_RDWR write then read returns that invocation's own outcome": {
     service: 'cat',
     run: async (t, svc, ctx) => {
       const small = await svc.write('{"txn": 1}', 'rdwr', undefined, 7);
       t.same(small, { errno: null, step: null, out: '{"txn": 1}' }, 'read 7 bytes at a time: the outcome from its start, then end of file');
       const failed = await ctx.service('flaky').write('{"do":"fail"}', 'rdwr');
       t.equal(failed.errno, null, 'a driver failure is not a file system error');
-      t.match(JSON.parse(failed.out), { error: 'flaky: asked to fail', status: { service_id: 'flaky', state: 'error', exit_code: 3 } }, 'a failure reads back as {error, status}');
+      t.match(
+        JSON.parse(failed.out),
+        { error: 'flaky: asked to fail', status: { service_id: 'flaky', state: 'error', exit_code: 3 } },
+        'a failure reads back as {error, status}',
+      );
       const body = JSON.stringify({ fill: 'y'.repeat(700 * 1024) });
       const large = await svc.write(body, 'rdwr');
       t.equal(large.errno, null, 'a 700 KiB transaction');
@@ -576,13 +775,19 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
     },
   },
 
-  'transactions: concurrent writers never see each other\'s results': {
+  "transactions: concurrent writers never see each other's results": {
     service: 'slow',
     run: async (t, svc) => {
       const payloads = Array.from({ length: 6 }, (_, i) => ({ writer: i }));
       const before = await svc.metrics();
       const outcomes = await Promise.all(payloads.map((p) => svc.write(JSON.stringify(p), 'rdwr')));
-      outcomes.forEach((o, i) => t.same({ errno: o.errno, out: o.errno ? o.out : JSON.parse(o.out) }, { errno: null, out: { slept: true, echo: payloads[i] } }, `writer ${i} read its own result`));
+      outcomes.forEach((o, i) =>
+        t.same(
+          { errno: o.errno, out: o.errno ? o.out : JSON.parse(o.out) },
+          { errno: null, out: { slept: true, echo: payloads[i] } },
+          `writer ${i} read its own result`,
+        ),
+      );
       t.equal((await svc.metrics()).invokes_total, before.invokes_total + payloads.length, 'one invocation each');
     },
   },
@@ -604,7 +809,11 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       t.match(await svc.text('last_error.txt'), /^EPERM: .*disabled/, 'named in last_error.txt');
       t.match(await svc.status(), { state: 'offline', errno: 'EPERM' });
       const after = await svc.metrics();
-      t.same({ invokes: after.invokes_total - before.invokes_total, rejected: after.rejected_total - before.rejected_total }, { invokes: 0, rejected: 2 }, 'nothing ran; both refusals counted');
+      t.same(
+        { invokes: after.invokes_total - before.invokes_total, rejected: after.rejected_total - before.rejected_total },
+        { invokes: 0, rejected: 2 },
+        'nothing ran; both refusals counted',
+      );
 
       await succeeded(t, svc.control('enable'), 'echo 1 > control/enable');
       t.match(await svc.status(), { state: 'idle' });
@@ -659,34 +868,53 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       t.equal(before.consecutive_failures, 1);
       await succeeded(t, svc.control('reset'), 'echo 1 > control/reset');
       t.equal(await svc.text('result.json'), `${JSON.stringify({ service_id: 'flaky', state: 'idle' }, null, 2)}\n`, 'result.json is the idle document');
-      t.match(await svc.status(), { service_id: 'flaky', runtime: { type: 'native_proc' }, state: 'idle', invocation_id: null, exit_code: null, updated_ms: null });
+      t.match(await svc.status(), {
+        service_id: 'flaky',
+        runtime: { type: 'native_proc' },
+        state: 'idle',
+        invocation_id: null,
+        exit_code: null,
+        updated_ms: null,
+      });
       t.equal(await svc.text('last_error.txt'), '');
-      t.match(await svc.metrics(), { consecutive_failures: 0, consecutive_timeouts: 0, failures_total: before.failures_total, invokes_total: before.invokes_total });
+      t.match(await svc.metrics(), {
+        consecutive_failures: 0,
+        consecutive_timeouts: 0,
+        failures_total: before.failures_total,
+        invokes_total: before.invokes_total,
+      });
       t.match(await svc.health(), { state: 'online', last_control_op: 'reset' });
     },
   },
 
-  'jobs/<id>/cancel ends one invocation, control/cancel the rest; each writer\'s close() returns': {
+  "jobs/<id>/cancel ends one invocation, control/cancel the rest; each writer's close() returns": {
     service: 'hang',
     run: async (t, svc) => {
       const before = await svc.metrics();
       const writers = [1, 2].map((n) => svc.write(`{"w":${n}}`));
-      const running = await waitFor(async () => {
-        const s = await svc.status();
-        return s.running === 2 && s;
-      }, { what: 'two hang invocations running', timeoutMs: 30_000 });
+      const running = await waitFor(
+        async () => {
+          const s = await svc.status();
+          return s.running === 2 && s;
+        },
+        { what: 'two hang invocations running', timeoutMs: 30_000 },
+      );
       t.equal(running.state, 'running');
       const [first, second] = (await svc.fs.list(join(svc.path, 'jobs'))).slice(-2);
       await succeeded(t, svc.write('1\n', 'w', `jobs/${first}/cancel`), `jobs/${first}/cancel`);
       await waitFor(async () => (await svc.json(`jobs/${first}/status.json`)).state === 'cancelled', { what: 'the first job cancelled' });
       t.match(await svc.json(`jobs/${second}/status.json`), { state: 'running' }, 'the other job still runs');
       await succeeded(t, svc.control('cancel'), 'echo 1 > control/cancel');
-      for (const w of await Promise.all(writers)) t.same(w, { errno: null, step: null, out: '' }, 'the writer\'s close() returned 0');
+      for (const w of await Promise.all(writers)) t.same(w, { errno: null, step: null, out: '' }, "the writer's close() returned 0");
       t.match(await svc.status(), { state: 'cancelled', running: 0 });
       t.match(await svc.text('last_error.txt'), /cancelled/);
       const after = await svc.metrics();
       const delta = (key: keyof Metrics): number => after[key] - before[key];
-      t.same({ cancelled: delta('cancelled_total'), invokes: delta('invokes_total'), failures: delta('failures_total'), timeouts: delta('timeouts_total') }, { cancelled: 2, invokes: 2, failures: 0, timeouts: 0 }, 'two cancelled, neither a failure nor a timeout');
+      t.same(
+        { cancelled: delta('cancelled_total'), invokes: delta('invokes_total'), failures: delta('failures_total'), timeouts: delta('timeouts_total') },
+        { cancelled: 2, invokes: 2, failures: 0, timeouts: 0 },
+        'two cancelled, neither a failure nor a timeout',
+      );
     },
   },
 };

@@ -44,7 +44,12 @@ const principal = async (peer: RawPeer): Promise<string> => (await peer.call<{ p
 export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) => Promise<void>> = {
   'tokens made and revoked by the CLI while the servers run': async (tt, env) => {
     const { a, b } = sides(env);
-    const entry = JSON.parse(await cli(tt, env, ['create', '--user', 'alice', '--agent', 'bot', '--json'])) as { id: string; token: string; user_id: string; agent_id: string };
+    const entry = JSON.parse(await cli(tt, env, ['create', '--user', 'alice', '--agent', 'bot', '--json'])) as {
+      id: string;
+      token: string;
+      user_id: string;
+      agent_id: string;
+    };
     tt.match(entry, { user_id: 'alice', agent_id: 'bot' });
     const onA = await session(a.url, { token: entry.token });
     const onB = await session(b.url, { token: entry.token });
@@ -52,8 +57,10 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const other = await session(b.url, { token: env.userToken });
 
     await cli(tt, env, ['revoke', entry.id]);
-    for (const server of new Set([a, b])) tt.equal((await connect(server.url, { token: entry.token })).status, 401, `${server.url}: a new connection with the revoked token gets 401 at once`);
-    for (const peer of new Set([onA, onB])) tt.equal((await closedWithin(peer, 15_000))?.code, 4001, 'the revoked token\'s sessions are closed with 4001 on every server');
+    for (const server of new Set([a, b]))
+      tt.equal((await connect(server.url, { token: entry.token })).status, 401, `${server.url}: a new connection with the revoked token gets 401 at once`);
+    for (const peer of new Set([onA, onB]))
+      tt.equal((await closedWithin(peer, 15_000))?.code, 4001, "the revoked token's sessions are closed with 4001 on every server");
     tt.ok(other.isOpen, 'other sessions stay');
     tt.equal(await principal(other), 'user', 'and are served');
     await other.close();
@@ -79,23 +86,50 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const first = await session(a.url, { token: used });
     const second = await session(b.url, { token: used });
     await first.call('control.node_join', { join_token: used, node_id: 'race-1' });
-    expectError(tt, await second.request('control.node_join', { join_token: used, node_id: 'race-2' }), 'unauthorized', '/join_token', 'the second join with the same token, on another server');
+    expectError(
+      tt,
+      await second.request('control.node_join', { join_token: used, node_id: 'race-2' }),
+      'unauthorized',
+      '/join_token',
+      'the second join with the same token, on another server',
+    );
     expectError(tt, await second.request('control.node_list'), 'forbidden', undefined, 'the refused joiner is still only a joiner');
     tt.equal((await connect(b.url, { token: used })).status, 401, 'a used join token is refused at the upgrade');
 
     const { id: freshId, token: fresh } = await joinToken(tt, env);
     const { token: expired } = await joinToken(tt, env, 1);
     const peer = await session(b.url, { token: fresh });
-    expectError(tt, await peer.request('control.node_join', { join_token: used, node_id: 'reuse' }), 'unauthorized', '/join_token', 'a used join token in the payload');
-    expectError(tt, await peer.request('control.node_join', { join_token: expired, node_id: 'late' }), 'unauthorized', '/join_token', 'an expired join token in the payload');
-    expectError(tt, await peer.request('control.node_join', { join_token: 'ach_join_made-up', node_id: 'fake' }), 'unauthorized', '/join_token', 'an unknown join token in the payload');
+    expectError(
+      tt,
+      await peer.request('control.node_join', { join_token: used, node_id: 'reuse' }),
+      'unauthorized',
+      '/join_token',
+      'a used join token in the payload',
+    );
+    expectError(
+      tt,
+      await peer.request('control.node_join', { join_token: expired, node_id: 'late' }),
+      'unauthorized',
+      '/join_token',
+      'an expired join token in the payload',
+    );
+    expectError(
+      tt,
+      await peer.request('control.node_join', { join_token: 'ach_join_made-up', node_id: 'fake' }),
+      'unauthorized',
+      '/join_token',
+      'an unknown join token in the payload',
+    );
     tt.equal((await connect(a.url, { token: expired })).status, 401, 'an expired join token is refused at the upgrade');
     const joined = await peer.call<{ node_id: string }>('control.node_join', { join_token: fresh, node_id: 'late-but-fine' });
-    tt.equal(joined.node_id, 'late-but-fine', 'refused attempts did not spend the connection\'s own token');
+    tt.equal(joined.node_id, 'late-but-fine', "refused attempts did not spend the connection's own token");
     for (const server of new Set([a, b])) {
       const admin = await session(server.url, { token: env.adminToken });
       const { nodes } = await admin.call<{ nodes: Array<{ node_id: string }> }>('control.node_list');
-      tt.notOk(nodes.some((n) => ['race-2', 'reuse', 'late', 'fake'].includes(n.node_id)), `${server.url}: no refused join created a node`);
+      tt.notOk(
+        nodes.some((n) => ['race-2', 'reuse', 'late', 'fake'].includes(n.node_id)),
+        `${server.url}: no refused join created a node`,
+      );
       await admin.close();
     }
     const listed = JSON.parse(await cli(tt, env, ['list', '--json'])) as { tokens: Array<{ id: string; used_ms?: number | null }> };
@@ -108,7 +142,12 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const { a, b } = sides(env);
     const adminA = await session(a.url, { token: env.adminToken });
     const adminB = await session(b.url, { token: env.adminToken });
-    await adminA.call('control.project_upsert', { project_id: 'shared', name: 'Shared', mounts: [{ node_id: 'n9' }], access_policy: { actions: { read: 'open' } } });
+    await adminA.call('control.project_upsert', {
+      project_id: 'shared',
+      name: 'Shared',
+      mounts: [{ node_id: 'n9' }],
+      access_policy: { actions: { read: 'open' } },
+    });
     const got = await eventually(adminB, 'control.project_get', { project_id: 'shared' }, 'the project on the other server', 5_000);
     tt.match(got.payload, { name: 'Shared', has_token: false }, 'made on one server, read on the other');
 
@@ -116,18 +155,36 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     tt.equal(rotated.code, 0, rotated.stderr);
     const { token } = JSON.parse(rotated.stdout) as { token: string };
     const user = await session(a.url, { token: env.userToken });
-    const attached = await eventually(user, 'control.session_attach', { project_id: 'shared', project_token: token }, 'the rotated project token on the other server', 5_000);
+    const attached = await eventually(
+      user,
+      'control.session_attach',
+      { project_id: 'shared', project_token: token },
+      'the rotated project token on the other server',
+      5_000,
+    );
     tt.equal(attached.ok, true, 'a project token rotated through one server works on the other');
-    expectError(tt, await user.request('control.session_attach', { project_id: 'shared', project_token: 'ach_project_wrong' }), 'unauthorized', '/project_token', 'a wrong project token');
+    expectError(
+      tt,
+      await user.request('control.session_attach', { project_id: 'shared', project_token: 'ach_project_wrong' }),
+      'unauthorized',
+      '/project_token',
+      'a wrong project token',
+    );
 
     const { projects } = await adminA.call<{ projects: Array<{ project_id: string; has_token: boolean }> }>('control.project_list');
-    tt.ok(projects.some((p) => p.project_id === 'shared' && p.has_token), 'listed with its token');
+    tt.ok(
+      projects.some((p) => p.project_id === 'shared' && p.has_token),
+      'listed with its token',
+    );
 
     await adminB.call('control.project_delete', { project_id: 'shared' });
-    const gone = await waitFor(async () => {
-      const frame = await adminA.request('control.project_get', { project_id: 'shared' });
-      return frame.ok === false ? frame : undefined;
-    }, { what: 'the deletion on the other server', timeoutMs: 5_000 });
+    const gone = await waitFor(
+      async () => {
+        const frame = await adminA.request('control.project_get', { project_id: 'shared' });
+        return frame.ok === false ? frame : undefined;
+      },
+      { what: 'the deletion on the other server', timeoutMs: 5_000 },
+    );
     expectError(tt, gone, 'not_found', '/project_id', 'deleted through one server, gone on the other');
     expectError(tt, await adminA.request('control.project_delete', { project_id: 'shared' }), 'not_found', '/project_id', 'deleting it again');
     await Promise.all([adminA.close(), adminB.close(), user.close()]);

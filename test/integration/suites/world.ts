@@ -23,11 +23,30 @@ export async function worldSuite(t: Test): Promise<void> {
   const permissions = (p: Record<string, unknown>): Record<string, unknown> => ({ permissions: { default: 'deny-by-default', ...p } });
   const node = await startNode(t, {
     manifests: [
-      manifest('echo', 'echo', { ...permissions({ allow_roles: ['admin', 'user'] }), schema: { input: { type: 'object' }, example: { msg: 'hi' } }, help_md: '# echo\n\nsays it back\n' }),
+      manifest('echo', 'echo', {
+        ...permissions({ allow_roles: ['admin', 'user'] }),
+        schema: { input: { type: 'object' }, example: { msg: 'hi' } },
+        help_md: '# echo\n\nsays it back\n',
+      }),
       manifest('secret', 'echo', permissions({ allow_roles: ['admin'] })),
       manifest('tokened', 'echo', permissions({ allow_roles: ['user'], require_project_token: true })),
     ],
-    args: ['--control-url', control.url, '--join-token-file', tokenFile, '--label', 'rack=r7', '--export', `data=${exported}:rw`, '--manifest-reload-interval-ms', '300', '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '1000'],
+    args: [
+      '--control-url',
+      control.url,
+      '--join-token-file',
+      tokenFile,
+      '--label',
+      'rack=r7',
+      '--export',
+      `data=${exported}:rw`,
+      '--manifest-reload-interval-ms',
+      '300',
+      '--reconnect-backoff-ms',
+      '200',
+      '--reconnect-backoff-max-ms',
+      '1000',
+    ],
   });
 
   const admin = <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => adminRequest<T>(control, type, payload);
@@ -43,7 +62,7 @@ export async function worldSuite(t: Test): Promise<void> {
   };
   const services = (w: { node(id: string): string }): string => join(w.node(NODE_ID), 'services');
 
-  await t.test('an admin mount shows the node, its status and every service\'s catalog metadata', async (tt) => {
+  await t.test("an admin mount shows the node, its status and every service's catalog metadata", async (tt) => {
     tt.same(await ls(join(world.mount, 'nodes')), [NODE_ID]);
     tt.same(await ls(world.node(NODE_ID)), ['CAPS.json', 'NODE.json', 'README.md', 'STATUS.json', 'fs', 'services']);
     const nodeDoc = await readJson<{ node_id: string; labels: Record<string, string> }>(join(world.node(NODE_ID), 'NODE.json'));
@@ -53,14 +72,40 @@ export async function worldSuite(t: Test): Promise<void> {
     tt.equal(status.state, 'online');
     tt.ok(status.lease_expires_at_ms > Date.now() - 60_000, `a real lease time (${status.lease_expires_at_ms})`);
     const listed = await readJson<Array<{ service_id: string; version: string; state: string }>>(join(services(world), 'SERVICES.json'));
-    tt.same(listed.map((s) => s.service_id), ['echo', 'fs', 'secret', 'tokened'], 'SERVICES.json lists all of them, sorted');
+    tt.same(
+      listed.map((s) => s.service_id),
+      ['echo', 'fs', 'secret', 'tokened'],
+      'SERVICES.json lists all of them, sorted',
+    );
     tt.same(await ls(services(world)), ['SERVICES.json', 'echo', 'fs', 'secret', 'tokened']);
     const echo = join(services(world), 'echo');
-    tt.same(await ls(echo), [
-      'CAPS.json', 'MOUNTS.json', 'OPS.json', 'PERMISSIONS.json', 'README.md', 'RUNTIME.json', 'SCHEMA.json', 'STATUS.json',
-      'config.json', 'control', 'health.json', 'jobs', 'last_error.txt', 'metrics.json', 'result.json', 'status.json',
-    ], 'catalog metadata (upper case) and the live files (relayed)');
-    tt.same(await ls(join(services(world), 'fs')), ['CAPS.json', 'MOUNTS.json', 'OPS.json', 'PERMISSIONS.json', 'README.md', 'RUNTIME.json', 'SCHEMA.json', 'STATUS.json'], 'fs has metadata only: its files are nodes/<id>/fs/');
+    tt.same(
+      await ls(echo),
+      [
+        'CAPS.json',
+        'MOUNTS.json',
+        'OPS.json',
+        'PERMISSIONS.json',
+        'README.md',
+        'RUNTIME.json',
+        'SCHEMA.json',
+        'STATUS.json',
+        'config.json',
+        'control',
+        'health.json',
+        'jobs',
+        'last_error.txt',
+        'metrics.json',
+        'result.json',
+        'status.json',
+      ],
+      'catalog metadata (upper case) and the live files (relayed)',
+    );
+    tt.same(
+      await ls(join(services(world), 'fs')),
+      ['CAPS.json', 'MOUNTS.json', 'OPS.json', 'PERMISSIONS.json', 'README.md', 'RUNTIME.json', 'SCHEMA.json', 'STATUS.json'],
+      'fs has metadata only: its files are nodes/<id>/fs/',
+    );
     tt.same(await readJson(join(echo, 'SCHEMA.json')), { input: { type: 'object' }, example: { msg: 'hi' } }, 'SCHEMA.json is the manifest schema');
     tt.equal(await readText(join(echo, 'README.md')), '# echo\n\nsays it back\n', 'README.md is help_md');
     tt.match(await readJson(join(echo, 'RUNTIME.json')), { type: 'native_proc' });
@@ -102,14 +147,19 @@ export async function worldSuite(t: Test): Promise<void> {
     tt.match(JSON.parse(cli.stdout), { echo: { via: 'acheron invoke --node' } });
   });
 
-  await t.test('relay: fs/ exports read and write the node\'s directory', async (tt) => {
+  await t.test("relay: fs/ exports read and write the node's directory", async (tt) => {
     const fs = join(world.node(NODE_ID), 'fs');
     tt.same(await ls(fs), ['data']);
     tt.equal(await readText(join(fs, 'data', 'hello.txt')), 'hello from the node\n');
-    const big = await sh(`head -c 700000 /dev/urandom > ${q(join(dir, 'big.bin'))} && cp ${q(join(dir, 'big.bin'))} ${q(join(fs, 'data', 'big.bin'))} && cmp ${q(join(dir, 'big.bin'))} ${q(join(fs, 'data', 'big.bin'))}`, { timeoutMs: 60_000 });
+    const big = await sh(
+      `head -c 700000 /dev/urandom > ${q(join(dir, 'big.bin'))} && cp ${q(join(dir, 'big.bin'))} ${q(join(fs, 'data', 'big.bin'))} && cmp ${q(join(dir, 'big.bin'))} ${q(join(fs, 'data', 'big.bin'))}`,
+      { timeoutMs: 60_000 },
+    );
     tt.equal(big.code, 0, `700 kB copied in and read back identical (${big.stderr.trim()})`);
-    tt.ok((await readFile(join(exported, 'big.bin'))).equals(await readFile(join(dir, 'big.bin'))), 'the bytes are on the node\'s disk');
-    const edit = await sh(`mkdir ${q(join(fs, 'data', 'sub'))} && mv ${q(join(fs, 'data', 'big.bin'))} ${q(join(fs, 'data', 'sub', 'moved.bin'))} && rm ${q(join(fs, 'data', 'sub', 'moved.bin'))} && rmdir ${q(join(fs, 'data', 'sub'))}`);
+    tt.ok((await readFile(join(exported, 'big.bin'))).equals(await readFile(join(dir, 'big.bin'))), "the bytes are on the node's disk");
+    const edit = await sh(
+      `mkdir ${q(join(fs, 'data', 'sub'))} && mv ${q(join(fs, 'data', 'big.bin'))} ${q(join(fs, 'data', 'sub', 'moved.bin'))} && rm ${q(join(fs, 'data', 'sub', 'moved.bin'))} && rmdir ${q(join(fs, 'data', 'sub'))}`,
+    );
     tt.equal(edit.code, 0, `mkdir, mv, rm, rmdir (${edit.stderr.trim()})`);
     const missing = await sh(`cat ${q(join(fs, 'data', 'nope.txt'))}`);
     tt.match(missing.stderr, /No such file or directory/);
@@ -123,17 +173,30 @@ export async function worldSuite(t: Test): Promise<void> {
   });
 
   await t.test('catalog changes reach the mount: a service added on the node appears, a changed one changes, a removed one goes', async (tt) => {
-    const reads = async (): Promise<number> => (await readFile(world.logFile, 'utf8')).split('\n').filter((line) => line.includes('catalog read; following events')).length;
+    const reads = async (): Promise<number> =>
+      (await readFile(world.logFile, 'utf8')).split('\n').filter((line) => line.includes('catalog read; following events')).length;
     const readsBefore = await reads();
     await writeFile(join(node.servicesDir, 'added.json'), JSON.stringify(manifest('added', 'echo')));
     await waitFor(async () => (await ls(services(world))).includes('added'), { what: 'added in the world mount', timeoutMs: 15_000, intervalMs: 100 });
     tt.match(await readJson(join(services(world), 'added', 'STATUS.json')), { service_id: 'added', version: '1' });
     await writeFile(join(node.servicesDir, 'added.json'), JSON.stringify({ ...manifest('added', 'echo'), version: '2', capabilities: { grown: true } }));
-    await waitFor(async () => (await readJson<{ version: string }>(join(services(world), 'added', 'STATUS.json'))).version === '2', { what: 'added at version 2 in the world mount', timeoutMs: 15_000, intervalMs: 100 });
+    await waitFor(async () => (await readJson<{ version: string }>(join(services(world), 'added', 'STATUS.json'))).version === '2', {
+      what: 'added at version 2 in the world mount',
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
     tt.same(await readJson(join(services(world), 'added', 'CAPS.json')), { grown: true }, 'the whole new descriptor, from its delta event');
-    tt.match(await readJson(join(services(world), 'echo', 'STATUS.json')), { service_id: 'echo', version: '1' }, 'the services the delta did not name are kept');
+    tt.match(
+      await readJson(join(services(world), 'echo', 'STATUS.json')),
+      { service_id: 'echo', version: '1' },
+      'the services the delta did not name are kept',
+    );
     tt.equal(await reads(), readsBefore, 'no full read of the catalog');
-    tt.match(await readFile(world.logFile, 'utf8'), /"kind":"upsert","changed":1,"removed":0,"msg":"delta event applied"/, 'the change came as a delta event, applied to what the mount had');
+    tt.match(
+      await readFile(world.logFile, 'utf8'),
+      /"kind":"upsert","changed":1,"removed":0,"msg":"delta event applied"/,
+      'the change came as a delta event, applied to what the mount had',
+    );
     await rm(join(node.servicesDir, 'added.json'));
     await waitFor(async () => !(await ls(services(world))).includes('added'), { what: 'added gone from the world mount', timeoutMs: 15_000, intervalMs: 100 });
     const gone = await sh(`cat ${q(join(services(world), 'added', 'STATUS.json'))}`);
@@ -143,7 +206,11 @@ export async function worldSuite(t: Test): Promise<void> {
   await t.test('a user session sees only what its project allows (SPEC §8)', async (tt) => {
     const project = 'world-p';
     // Catalog reads and watches are open; invoke (hence seeing a service) needs the project token.
-    await admin('control.project_upsert', { project_id: project, mounts: [{ mount_path: '/p', node_id: NODE_ID, export_name: 'main' }], access_policy: { actions: { read: 'open', observe: 'open' } } });
+    await admin('control.project_upsert', {
+      project_id: project,
+      mounts: [{ mount_path: '/p', node_id: NODE_ID, export_name: 'main' }],
+      access_policy: { actions: { read: 'open', observe: 'open' } },
+    });
     const { token: projectToken } = await admin<{ token: string }>('control.project_token_rotate', { project_id: project });
     const projectTokenFile = join(dir, 'project-token');
     await writeFile(projectTokenFile, `${projectToken}\n`, { mode: 0o600 });
@@ -153,7 +220,11 @@ export async function worldSuite(t: Test): Promise<void> {
     tt.same(await ls(services(withoutToken)), ['SERVICES.json'], 'no service without the project token');
     tt.same(await readJson(join(services(withoutToken), 'SERVICES.json')), []);
 
-    const withToken = await startWorld(tt, { url: control.url, token: control.userToken, args: ['--project', project, '--project-token-file', projectTokenFile] });
+    const withToken = await startWorld(tt, {
+      url: control.url,
+      token: control.userToken,
+      args: ['--project', project, '--project-token-file', projectTokenFile],
+    });
     // fs (the built-in exports service) admits users too; secret (admins only) stays hidden.
     tt.same(await ls(services(withToken)), ['SERVICES.json', 'echo', 'fs', 'tokened'], 'user-visible services only: allow_roles user, and the token-only one');
     const hidden = await sh(`cat ${q(join(services(withToken), 'secret', 'README.md'))}`);
@@ -168,7 +239,8 @@ export async function worldSuite(t: Test): Promise<void> {
     const raw = await ControlClient.connect({ url: control.url, token: control.userToken, requestTimeoutMs: 10_000 });
     try {
       await raw.request('control.session_attach', { project_id: project, project_token: projectToken });
-      const relay = (path: string, op = 'stat') => raw.request<{ ok: boolean; errno?: string }>('control.relay', { node_id: NODE_ID, request_id: `t-${path}-${op}`, op, path });
+      const relay = (path: string, op = 'stat') =>
+        raw.request<{ ok: boolean; errno?: string }>('control.relay', { node_id: NODE_ID, request_id: `t-${path}-${op}`, op, path });
       tt.match(await relay('/services/secret/result.json'), { ok: false, errno: 'ENOENT' }, 'a hidden service is ENOENT on the server too');
       tt.match(await relay('/NODE.json'), { ok: false, errno: 'EACCES' }, 'only services/<id>/ and fs/ are relayed');
       tt.match(await relay('/services/echo/result.json'), { ok: true }, 'a visible service is relayed');
@@ -201,7 +273,10 @@ export async function worldSuite(t: Test): Promise<void> {
       await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
     });
     // What mount.fuse3 runs for `mount -t fuse.acheron world:<url> <dir> -o ...` (SPEC §12).
-    const r = await sh(`mkdir -p ${q(mount)} && node ${q(ACHERON)} ${q(`world:${control.url}`)} ${q(mount)} -o ${q(`rw,subtree=nodes,token_file=${adminTokenFile},log_file=${join(base, 'world.log')},frobnicate=1,dev,suid`)} && ls -1 ${q(join(mount, NODE_ID, 'services'))}`, { timeoutMs: 60_000 });
+    const r = await sh(
+      `mkdir -p ${q(mount)} && node ${q(ACHERON)} ${q(`world:${control.url}`)} ${q(mount)} -o ${q(`rw,subtree=nodes,token_file=${adminTokenFile},log_file=${join(base, 'world.log')},frobnicate=1,dev,suid`)} && ls -1 ${q(join(mount, NODE_ID, 'services'))}`,
+      { timeoutMs: 60_000 },
+    );
     tt.equal(r.code, 0, r.stderr.trim());
     tt.match(r.stdout, /^SERVICES\.json\necho\n/, 'the tree was live when the helper returned');
     tt.match(r.stderr, /unknown mount option frobnicate=1 ignored/);
@@ -215,26 +290,36 @@ export async function worldSuite(t: Test): Promise<void> {
 
   await t.test('the control server away: ENOTCONN at once; back: the mount recovers by itself', async (tt) => {
     await control.kill9();
-    await waitFor(async () => /Transport endpoint is not connected/.test((await sh(`cat ${q(join(world.node(NODE_ID), 'NODE.json'))}`)).stderr), { what: 'ENOTCONN from the world mount', timeoutMs: 40_000, intervalMs: 200 });
+    await waitFor(async () => /Transport endpoint is not connected/.test((await sh(`cat ${q(join(world.node(NODE_ID), 'NODE.json'))}`)).stderr), {
+      what: 'ENOTCONN from the world mount',
+      timeoutMs: 40_000,
+      intervalMs: 200,
+    });
     const started = Date.now();
     const r = await sh(`ls ${q(join(world.mount, 'nodes'))}`);
     tt.match(r.stderr, /Transport endpoint is not connected/, 'listing fails too');
     tt.ok(Date.now() - started < 5_000, 'at once, not after a hang');
     control = await control.restart();
-    const doc = await waitFor(async () => {
-      const read = await sh(`cat ${q(join(world.node(NODE_ID), 'NODE.json'))}`);
-      return read.code === 0 ? (JSON.parse(read.stdout) as { node_id: string }) : undefined;
-    }, { what: 'the world mount back', timeoutMs: 40_000, intervalMs: 250 });
+    const doc = await waitFor(
+      async () => {
+        const read = await sh(`cat ${q(join(world.node(NODE_ID), 'NODE.json'))}`);
+        return read.code === 0 ? (JSON.parse(read.stdout) as { node_id: string }) : undefined;
+      },
+      { what: 'the world mount back', timeoutMs: 40_000, intervalMs: 250 },
+    );
     tt.equal(doc.node_id, NODE_ID);
   });
 
   await t.test('a node that stops turns offline in the mount; a deleted node disappears', async (tt) => {
     node.child.kill('SIGTERM');
     await node.exited;
-    const status = await waitFor(async () => {
-      const doc = await readJson<{ state: string }>(join(world.node(NODE_ID), 'STATUS.json')).catch(() => undefined);
-      return doc?.state === 'offline' ? doc : undefined;
-    }, { what: 'offline in the world mount', timeoutMs: 30_000, intervalMs: 200 });
+    const status = await waitFor(
+      async () => {
+        const doc = await readJson<{ state: string }>(join(world.node(NODE_ID), 'STATUS.json')).catch(() => undefined);
+        return doc?.state === 'offline' ? doc : undefined;
+      },
+      { what: 'offline in the world mount', timeoutMs: 30_000, intervalMs: 200 },
+    );
     tt.equal(status.state, 'offline');
     tt.match(await readJson(join(services(world), 'echo', 'STATUS.json')), { state: 'offline' }, 'its services are offline too');
     const started = Date.now();
@@ -242,7 +327,11 @@ export async function worldSuite(t: Test): Promise<void> {
     tt.match(unreachable.stderr, /No route to host/, 'live files of an offline node: EHOSTUNREACH');
     tt.ok(Date.now() - started < 5_000, 'at once');
     await admin('control.node_delete', { node_id: NODE_ID });
-    await waitFor(async () => (await ls(join(world.mount, 'nodes'))).length === 0, { what: 'the node gone from the mount', timeoutMs: 15_000, intervalMs: 100 });
+    await waitFor(async () => (await ls(join(world.mount, 'nodes'))).length === 0, {
+      what: 'the node gone from the mount',
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
     const deleted = await sh(`cat ${q(join(world.node(NODE_ID), 'NODE.json'))}`);
     tt.match(deleted.stderr, /No such file or directory/, 'a deleted node is ENOENT');
   });

@@ -7,7 +7,15 @@ import t from 'tap';
 import { UsageError } from '../../../src/cli/exit.js';
 import { isMountHelperArgv } from '../../../src/cli/main.js';
 import { resolveNodeOptions } from '../../../src/cli/node-command.js';
-import { busyPollWindow, defaultOptions, defaultStateFile, mergeOptions, parseMountOptions, readConfigFile, type NodeOptionValues } from '../../../src/cli/node-options.js';
+import {
+  busyPollWindow,
+  defaultOptions,
+  defaultStateFile,
+  mergeOptions,
+  parseMountOptions,
+  readConfigFile,
+  type NodeOptionValues,
+} from '../../../src/cli/node-options.js';
 
 const root = await mkdtemp(join(tmpdir(), 'acheron-node-options-'));
 t.teardown(() => rm(root, { recursive: true, force: true }));
@@ -19,19 +27,51 @@ async function configFile(content: unknown): Promise<string> {
 }
 
 t.test('parseMountOptions', async (tt) => {
-  tt.same(parseMountOptions('rw,services_dir=/srv/a,node_id=n1,dev,suid'), { values: { 'services-dir': ['/srv/a'], 'node-id': 'n1' }, unknown: [] }, 'what mount.fuse3 passes');
-  tt.same(parseMountOptions('ro,rw,dev,nodev,suid,nosuid,exec,noexec,noauto,nofail,_netdev,defaults,x-systemd.automount,x-foo=1'), { values: {}, unknown: [] }, 'generic options are ignored silently');
-  tt.same(parseMountOptions('services_dir=/a,services_dir=/b,services_dir=/c').values, { 'services-dir': ['/a', '/b', '/c'] }, 'services_dir repeats, in order');
+  tt.same(
+    parseMountOptions('rw,services_dir=/srv/a,node_id=n1,dev,suid'),
+    { values: { 'services-dir': ['/srv/a'], 'node-id': 'n1' }, unknown: [] },
+    'what mount.fuse3 passes',
+  );
+  tt.same(
+    parseMountOptions('ro,rw,dev,nodev,suid,nosuid,exec,noexec,noauto,nofail,_netdev,defaults,x-systemd.automount,x-foo=1'),
+    { values: {}, unknown: [] },
+    'generic options are ignored silently',
+  );
+  tt.same(
+    parseMountOptions('services_dir=/a,services_dir=/b,services_dir=/c').values,
+    { 'services-dir': ['/a', '/b', '/c'] },
+    'services_dir repeats, in order',
+  );
   tt.same(parseMountOptions('frobnicate=1,node_id=x,loud').unknown, ['frobnicate=1', 'loud'], 'unknown options are returned for a warning');
   tt.same(parseMountOptions('node_id=x,frobnicate=1').values, { 'node-id': 'x' }, 'and do not stop the known ones');
   tt.same(parseMountOptions('').values, {}, 'no options');
-  tt.same(parseMountOptions('busy_poll_us=0,shutdown_grace_ms=250,fs_service=false,state_sync=batch,control_url=ws://h:1,state_file=/s.json,join_token_file=/t,config=/c.json').values, {
-    'busy-poll-us': 0, 'shutdown-grace-ms': 250, 'fs-service': false, 'state-sync': 'batch', 'control-url': ['ws://h:1'], 'state-file': '/s.json', 'join-token-file': '/t', config: '/c.json',
-  }, 'values are coerced to the option types');
-  tt.same(parseMountOptions('control_url=ws://a:1,control_url=ws://b:2').values, { 'control-url': ['ws://a:1', 'ws://b:2'] }, 'control_url repeats: several servers (a comma would end the option)');
+  tt.same(
+    parseMountOptions(
+      'busy_poll_us=0,shutdown_grace_ms=250,fs_service=false,state_sync=batch,control_url=ws://h:1,state_file=/s.json,join_token_file=/t,config=/c.json',
+    ).values,
+    {
+      'busy-poll-us': 0,
+      'shutdown-grace-ms': 250,
+      'fs-service': false,
+      'state-sync': 'batch',
+      'control-url': ['ws://h:1'],
+      'state-file': '/s.json',
+      'join-token-file': '/t',
+      config: '/c.json',
+    },
+    'values are coerced to the option types',
+  );
+  tt.same(
+    parseMountOptions('control_url=ws://a:1,control_url=ws://b:2').values,
+    { 'control-url': ['ws://a:1', 'ws://b:2'] },
+    'control_url repeats: several servers (a comma would end the option)',
+  );
   tt.same(parseMountOptions('fs_service').values, { 'fs-service': true }, 'a bare boolean option is true');
   tt.same(parseMountOptions('label=a=b').values, { label: ['a=b'] }, 'only the first = splits');
-  tt.throws(() => parseMountOptions('shutdown_grace_ms=soon'), { name: 'UsageError', message: /mount option shutdown_grace_ms: shutdown_grace_ms: must be a non-negative number/ });
+  tt.throws(() => parseMountOptions('shutdown_grace_ms=soon'), {
+    name: 'UsageError',
+    message: /mount option shutdown_grace_ms: shutdown_grace_ms: must be a non-negative number/,
+  });
   tt.throws(() => parseMountOptions('state_sync=sometimes'), { message: /state_sync: must be one of always, batch/ });
   tt.throws(() => parseMountOptions('fs_service=maybe'), { message: /fs_service: must be true or false/ });
 });
@@ -40,17 +80,37 @@ t.test('busyPollWindow', async (tt) => {
   tt.equal(busyPollWindow(undefined), 100, 'the default');
   tt.equal(busyPollWindow(0), 0, 'off');
   tt.equal(busyPollWindow('250'), 250, 'from mount -o');
-  tt.throws(() => busyPollWindow(Number.NaN), { name: 'UsageError', message: '--busy-poll-us NaN: must be 0 (off) to 10000 microseconds' }, 'what yargs makes of --busy-poll-us abc');
+  tt.throws(
+    () => busyPollWindow(Number.NaN),
+    { name: 'UsageError', message: '--busy-poll-us NaN: must be 0 (off) to 10000 microseconds' },
+    'what yargs makes of --busy-poll-us abc',
+  );
   tt.throws(() => busyPollWindow('soon'), { message: /--busy-poll-us soon: must be 0 \(off\) to 10000/ });
   tt.throws(() => busyPollWindow(-1), { message: /must be 0 \(off\) to 10000/ });
   tt.throws(() => busyPollWindow(20_000), { message: /must be 0 \(off\) to 10000/ }, 'a longer window is a spin');
 });
 
 t.test('readConfigFile', async (tt) => {
-  const path = await configFile({ node_id: 'from-config', services_dir: ['/a', '/b'], export: 'data=/d:ro', shutdown_grace_ms: 10, fs_service: false, log_level: 'debug' });
-  tt.same(await readConfigFile(path), {
-    'node-id': 'from-config', 'services-dir': ['/a', '/b'], export: ['data=/d:ro'], 'shutdown-grace-ms': 10, 'fs-service': false, 'log-level': 'debug',
-  }, 'snake_case keys; a single string for a repeatable flag becomes an array');
+  const path = await configFile({
+    node_id: 'from-config',
+    services_dir: ['/a', '/b'],
+    export: 'data=/d:ro',
+    shutdown_grace_ms: 10,
+    fs_service: false,
+    log_level: 'debug',
+  });
+  tt.same(
+    await readConfigFile(path),
+    {
+      'node-id': 'from-config',
+      'services-dir': ['/a', '/b'],
+      export: ['data=/d:ro'],
+      'shutdown-grace-ms': 10,
+      'fs-service': false,
+      'log-level': 'debug',
+    },
+    'snake_case keys; a single string for a repeatable flag becomes an array',
+  );
 
   const typo = await configFile({ node_id: 'x', nod_id: 'y' });
   const unknown = await readConfigFile(typo).catch((error: unknown) => error as Error);
@@ -59,7 +119,11 @@ t.test('readConfigFile', async (tt) => {
 
   const secret = 'join_token: ach_join_Sup3rS3cret\n';
   const notJson = await readConfigFile(await configFile(secret)).catch((error: unknown) => error as Error);
-  tt.match(notJson, { message: /^--config .*: invalid JSON at line 1, column 1 \(byte 0\): unexpected character$/ }, 'a file that is not JSON: its position, never its content');
+  tt.match(
+    notJson,
+    { message: /^--config .*: invalid JSON at line 1, column 1 \(byte 0\): unexpected character$/ },
+    'a file that is not JSON: its position, never its content',
+  );
   tt.notMatch(String(notJson), /S3cret|join_token/);
 
   const cases: Array<[unknown, RegExp]> = [

@@ -14,8 +14,16 @@ const stored = (services: ServiceDescriptor[]): EventNode['services'] => {
   const bytes = jsonBytes(services.map((s) => JSON.stringify(s)));
   return services.map((s, index) => ({ service_id: s.service_id, json: bytes[index] as Buffer }));
 };
-const node = (services: ServiceDescriptor[], state: 'online' | 'offline' = 'online'): EventNode => ({ node_id: 'n', node_name: 'N', platform: { os: 'linux' }, labels: { rack: 'r1' }, state, services: stored(services) });
-const payload = (event: CatalogEvent, body: Buffer): Record<string, unknown> => JSON.parse(`{${event.head.toString()}${body.toString()}`) as Record<string, unknown>;
+const node = (services: ServiceDescriptor[], state: 'online' | 'offline' = 'online'): EventNode => ({
+  node_id: 'n',
+  node_name: 'N',
+  platform: { os: 'linux' },
+  labels: { rack: 'r1' },
+  state,
+  services: stored(services),
+});
+const payload = (event: CatalogEvent, body: Buffer): Record<string, unknown> =>
+  JSON.parse(`{${event.head.toString()}${body.toString()}`) as Record<string, unknown>;
 
 const before = [service('a'), service('b'), service('c')];
 const after = [service('a', '2'), service('c'), service('d')];
@@ -25,7 +33,11 @@ t.test('the full shape: the whole catalog after the event; the delta shape: what
   const event = new CatalogEvent(12, { kind: 'upsert', timestamp_ms: 7, node: node(after), delta });
   const meta = { seq: 12, kind: 'upsert', timestamp_ms: 7, node_id: 'n', node_name: 'N', platform: { os: 'linux' }, labels: { rack: 'r1' } };
   t.strictSame(payload(event, event.body), { ...meta, services: after, service_delta: delta });
-  t.strictSame(payload(event, event.deltaBody), { ...meta, changed_services: [service('d'), service('a', '2')], service_delta: delta }, 'added, then updated; removed ones only by id in service_delta');
+  t.strictSame(
+    payload(event, event.deltaBody),
+    { ...meta, changed_services: [service('d'), service('a', '2')], service_delta: delta },
+    'added, then updated; removed ones only by id in service_delta',
+  );
   t.equal(event.body, event.body, 'built once while held');
   t.equal(event.deltaBody, event.deltaBody);
 });
@@ -37,8 +49,18 @@ t.test('an offline node: the full shape marks its services offline; the delta sh
   t.strictSame(payload(event, event.deltaBody).changed_services, []);
 });
 
-t.test('events read back from the log share the bytes of equal descriptors, and the catalog\'s', async (t) => {
-  const record = (seq: number, services: ServiceDescriptor[]): CatalogEventPayload => ({ seq, kind: 'upsert', timestamp_ms: seq, node_id: 'n', node_name: 'N', platform: {}, labels: {}, services, service_delta: delta });
+t.test("events read back from the log share the bytes of equal descriptors, and the catalog's", async (t) => {
+  const record = (seq: number, services: ServiceDescriptor[]): CatalogEventPayload => ({
+    seq,
+    kind: 'upsert',
+    timestamp_ms: seq,
+    node_id: 'n',
+    node_name: 'N',
+    platform: {},
+    labels: {},
+    services,
+    service_delta: delta,
+  });
   const interned = new Map<string, Buffer>();
   const first = CatalogEvent.fromRecord(record(1, before), interned);
   const second = CatalogEvent.fromRecord(record(2, after), interned);

@@ -22,7 +22,11 @@ async function open(dir: string, eventLog: { rotateMaxBytes?: number } = {}): Pr
   return { events, catalog };
 }
 
-const upsert = (catalog: Catalog, payload: { node_id: string; labels?: Record<string, string>; services: ServiceDescriptor[] }) => catalog.upsert(payload, payload.services.map((s) => ({ service: s, json: Buffer.from(JSON.stringify(s)) })));
+const upsert = (catalog: Catalog, payload: { node_id: string; labels?: Record<string, string>; services: ServiceDescriptor[] }) =>
+  catalog.upsert(
+    payload,
+    payload.services.map((s) => ({ service: s, json: Buffer.from(JSON.stringify(s)) })),
+  );
 
 t.test('not closed (kill -9): the snapshot plus the events after it, secrets and metadata-only changes included', async (t) => {
   const dir = await tempDir(t);
@@ -39,23 +43,44 @@ t.test('not closed (kill -9): the snapshot plus the events after it, secrets and
 
   const second = await open(dir);
   const node = second.catalog.get('n');
-  t.same(node.services.map((s) => [s.service_id, s.version]), [['a', '2'], ['c', '1']], 'services from the events after the snapshot');
+  t.same(
+    node.services.map((s) => [s.service_id, s.version]),
+    [
+      ['a', '2'],
+      ['c', '1'],
+    ],
+    'services from the events after the snapshot',
+  );
   t.same(node.labels, { zone: 'z' }, 'the metadata-only change');
   t.ok(await second.catalog.verifyNode('n', secret), 'the secret');
-  t.same(second.catalog.list().map((n) => [n.node_id, n.service_count]), [['n', 2]], 'the deleted node stays deleted');
+  t.same(
+    second.catalog.list().map((n) => [n.node_id, n.service_count]),
+    [['n', 2]],
+    'the deleted node stays deleted',
+  );
   t.equal(second.events.headSeq, first.events.headSeq, 'head seq');
 
   // Each descriptor is held once: the events read back from disk use the catalog's bytes.
   const entries = new Map((second.catalog.storedServices('n') ?? []).map((e) => [e.service_id, e.json]));
-  const last = second.events.retained().filter((e) => e.node_id === 'n').at(-1);
-  t.ok(last && last.node.services.length > 0 && last.node.services.every((s) => s.json === entries.get(s.service_id)), 'the last event of n shares the catalog\'s descriptor bytes');
+  const last = second.events
+    .retained()
+    .filter((e) => e.node_id === 'n')
+    .at(-1);
+  t.ok(
+    last && last.node.services.length > 0 && last.node.services.every((s) => s.json === entries.get(s.service_id)),
+    "the last event of n shares the catalog's descriptor bytes",
+  );
 
   // Replayed nodes are written at the next checkpoint: a third start needs no events at all.
   await second.catalog.close();
   await second.events.close();
   await writeFile(join(dir, 'node-service-events.ndjson'), JSON.stringify({ type: 'head', seq: second.events.headSeq }) + '\n');
   const third = await open(dir);
-  t.same(third.catalog.get('n').services.map((s) => s.version), ['2', '1'], 'the closed catalog had it all in its journal');
+  t.same(
+    third.catalog.get('n').services.map((s) => s.version),
+    ['2', '1'],
+    'the closed catalog had it all in its journal',
+  );
   await third.catalog.close();
   await third.events.close();
 });
@@ -89,12 +114,21 @@ t.test('a file rotated but not archived before a crash: replayed, then archived 
   // What a rotation leaves when the server dies before archiving: the events in a rotated file,
   // the current file starting after them, the journal older than both.
   const head = first.events.headSeq;
-  const body = Buffer.from(`"node_id":"n","node_name":"n","platform":{},"labels":{},"services":[${JSON.stringify(service('a', '9'))}],"service_delta":{"changed":true,"timestamp_ms":1,"added":[],"updated":[],"removed":[]}}`);
-  await writeFile(join(dir, `node-service-events-${Date.now()}.ndjson`), Buffer.concat([Buffer.from('{'), eventHead(head + 1, 'upsert', 2), body, Buffer.from('\n')]));
+  const body = Buffer.from(
+    `"node_id":"n","node_name":"n","platform":{},"labels":{},"services":[${JSON.stringify(service('a', '9'))}],"service_delta":{"changed":true,"timestamp_ms":1,"added":[],"updated":[],"removed":[]}}`,
+  );
+  await writeFile(
+    join(dir, `node-service-events-${Date.now()}.ndjson`),
+    Buffer.concat([Buffer.from('{'), eventHead(head + 1, 'upsert', 2), body, Buffer.from('\n')]),
+  );
   await writeFile(join(dir, 'node-service-events.ndjson'), JSON.stringify({ type: 'head', seq: head + 1 }) + '\n');
 
   const second = await open(dir);
-  t.same(second.catalog.get('n').services.map((s) => s.version), ['9'], 'the rotated file\'s event replayed');
+  t.same(
+    second.catalog.get('n').services.map((s) => s.version),
+    ['9'],
+    "the rotated file's event replayed",
+  );
   t.equal(second.events.headSeq, head + 1, 'head seq from it');
   t.equal(second.events.retained().at(-1)?.seq, head + 1, 'and in the ring');
   await second.events.close();

@@ -20,7 +20,8 @@ function recordingLog(): { log: Logger; messages: string[] } {
 
 /** Event `n` of node `n`, told apart by its node_name (`e<n>`). */
 const event = (n: number): Parameters<EventLog['append']>[0] => ({
-  kind: 'upsert', timestamp_ms: 1_700_000_000_000 + n,
+  kind: 'upsert',
+  timestamp_ms: 1_700_000_000_000 + n,
   node: { node_id: 'n', node_name: `e${n}`, platform: {}, labels: {}, state: 'online', services: [] },
   delta: { changed: true, timestamp_ms: 1_700_000_000_000 + n, added: [], updated: [], removed: [] },
 });
@@ -69,12 +70,23 @@ t.test('a write that fails half-way: cut back, no seq given away, nothing for th
   const next = await events.append(event(5));
   t.equal(next.seq, 3, 'the next event takes the next seq: no gap');
   t.same(seen, [1, 2, 3], 'listeners saw only durable events');
-  t.same(events.retained().map((e) => e.seq), [1, 2, 3]);
+  t.same(
+    events.retained().map((e) => e.seq),
+    [1, 2, 3],
+  );
   await events.close();
   const disk = await seqsOnDisk(dir);
   t.same(disk.seqs, [1, 2, 3], 'a restart applies only what was acknowledged');
-  t.same(disk.problems.filter((m) => /torn|not JSON|lost/.test(m)), [], 'and finds nothing torn');
-  t.same(JSON.parse((await readFile(join(dir, EVENT_LOG_FILE), 'utf8')).trim().split('\n').at(-1) as string).node_name, 'e5', 'the last line is the event acknowledged last');
+  t.same(
+    disk.problems.filter((m) => /torn|not JSON|lost/.test(m)),
+    [],
+    'and finds nothing torn',
+  );
+  t.same(
+    JSON.parse((await readFile(join(dir, EVENT_LOG_FILE), 'utf8')).trim().split('\n').at(-1) as string).node_name,
+    'e5',
+    'the last line is the event acknowledged last',
+  );
 });
 
 t.test('a sync that fails after whole lines were written: they are cut off too', async (t) => {
@@ -93,7 +105,11 @@ t.test('a sync that fails after whole lines were written: they are cut off too',
   await events.close();
   const disk = await seqsOnDisk(dir);
   t.same(disk.seqs, [1, 2], 'the unsynced line is not in the log');
-  t.same(JSON.parse((await readFile(join(dir, EVENT_LOG_FILE), 'utf8')).trim().split('\n').at(-1) as string).node_name, 'e3', 'seq 2 is the acknowledged event');
+  t.same(
+    JSON.parse((await readFile(join(dir, EVENT_LOG_FILE), 'utf8')).trim().split('\n').at(-1) as string).node_name,
+    'e3',
+    'seq 2 is the acknowledged event',
+  );
 });
 
 t.test('a failed append that cannot be cut back: damaged, nothing appended until the cut works', async (t) => {
@@ -123,22 +139,44 @@ t.test('a torn last line: its seq (and one more) is never used again, the histor
 
   const { log, messages } = recordingLog();
   const second = await EventLog.open({ dir, log });
-  t.ok(messages.some((m) => /the last line \(20 bytes\) was torn by a crash; skipped/.test(m)), 'the torn line is reported');
-  t.ok(messages.some((m) => /seqs 3\.\.4 are never used again/.test(m)), 'and which seqs are spent');
+  t.ok(
+    messages.some((m) => /the last line \(20 bytes\) was torn by a crash; skipped/.test(m)),
+    'the torn line is reported',
+  );
+  t.ok(
+    messages.some((m) => /seqs 3\.\.4 are never used again/.test(m)),
+    'and which seqs are spent',
+  );
   t.equal(second.headSeq, 4, 'head is past the torn seq: a watcher that saw seq 3 cannot resume as if nothing was lost');
   t.same(second.retained(), [], 'nothing before the loss is replayed (resumes from before it must list again)');
-  t.same(second.takeUnarchived().map((e) => e.seq), [1, 2], 'the whole events are still applied to the catalog');
+  t.same(
+    second.takeUnarchived().map((e) => e.seq),
+    [1, 2],
+    'the whole events are still applied to the catalog',
+  );
   const text = await readFile(path, 'utf8');
-  t.equal(text, whole.slice(0, whole.lastIndexOf('{"seq":3')) + '{"type":"lost","after":2,"seq":4}\n', 'the torn bytes were replaced by a lost line, nothing else touched');
+  t.equal(
+    text,
+    whole.slice(0, whole.lastIndexOf('{"seq":3')) + '{"type":"lost","after":2,"seq":4}\n',
+    'the torn bytes were replaced by a lost line, nothing else touched',
+  );
   const next: CatalogEvent = await second.append(event(4));
   t.equal(next.seq, 5, 'the next event gets a fresh seq');
   await second.close();
 
   const { log: log3, messages: messages3 } = recordingLog();
   const third = await EventLog.open({ dir, log: log3 });
-  t.same(messages3.filter((m) => /torn|lost|not JSON/.test(m)), [], 'a clean start afterwards');
+  t.same(
+    messages3.filter((m) => /torn|lost|not JSON/.test(m)),
+    [],
+    'a clean start afterwards',
+  );
   t.equal(third.headSeq, 5);
-  t.same(third.retained().map((e) => e.seq), [5], 'the history after the loss survives the restart; before it, still nothing');
+  t.same(
+    third.retained().map((e) => e.seq),
+    [5],
+    'the history after the loss survives the restart; before it, still nothing',
+  );
   await third.close();
 });
 
@@ -154,6 +192,10 @@ t.test('a torn tail that names no seq spends the next one; a crash inside the re
   await writeFile(path, whole + '{"type":"lost","after":2,"seq":4}\n' + 'nd":"upsert","timestamp_ms":17');
   const third = await EventLog.open({ dir, log: recordingLog().log });
   t.ok(third.headSeq >= 5, `never back: head ${third.headSeq}`);
-  t.same(third.takeUnarchived().map((e) => e.seq), [1, 2], 'every whole event is kept');
+  t.same(
+    third.takeUnarchived().map((e) => e.seq),
+    [1, 2],
+    'every whole event is kept',
+  );
   await third.close();
 });

@@ -10,7 +10,11 @@ t.test('concurrent joins: each token spent once, a failing update fails alone', 
   const dir = await tempDir(t);
   const store = await FileTokenStore.open(dir);
   const tokens = await Promise.all(Array.from({ length: 20 }, () => store.createJoin(60_000)));
-  const spent = await Promise.all([...tokens.map((e) => store.consumeJoin(e.token)), store.consumeJoin(tokens[0]?.token ?? ''), store.consumeJoin('ach_join_unknown')]);
+  const spent = await Promise.all([
+    ...tokens.map((e) => store.consumeJoin(e.token)),
+    store.consumeJoin(tokens[0]?.token ?? ''),
+    store.consumeJoin('ach_join_unknown'),
+  ]);
   t.equal(spent.filter(Boolean).length, 20, 'twenty spent');
   t.same(spent.slice(20), [false, false], 'a token twice, an unknown one: refused');
   const failing = store.update(() => {
@@ -21,7 +25,10 @@ t.test('concurrent joins: each token spent once, a failing update fails alone', 
   t.ok((await other).token, 'the other update of the batch went through');
   const reread = await FileTokenStore.open(dir);
   t.equal(reread.data.join.filter((e) => e.used_ms !== null).length, 20, 'on disk');
-  t.ok(reread.data.users.some((u) => u.user_id === 'u'), 'the user too');
+  t.ok(
+    reread.data.users.some((u) => u.user_id === 'u'),
+    'the user too',
+  );
 });
 
 t.test('a change by another process is read before the next update, not written over', async (t) => {
@@ -33,7 +40,11 @@ t.test('a change by another process is read before the next update, not written 
   t.ok(await server.consumeJoin(first.token), 'the server spends its own token (its copy is current)');
   t.ok(await server.consumeJoin(made.token), 'and one the other process made since: it read the file again');
   const reread = await FileTokenStore.open(dir);
-  t.same(reread.data.join.map((e) => e.used_ms !== null), [true, true], 'both spent, on disk');
+  t.same(
+    reread.data.join.map((e) => e.used_ms !== null),
+    [true, true],
+    'both spent, on disk',
+  );
 });
 
 t.test('a file another process rewrote within the same mtime and size is still read again', async (t) => {

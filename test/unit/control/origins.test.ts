@@ -6,15 +6,38 @@ import { hostname } from 'node:os';
 import { isOwnOrigin, ownOrigins, parseOrigin } from '../../../src/control/origins.js';
 
 t.test('plain listeners: http only, their ports only, loopback also as localhost', async (t) => {
-  const origins = ownOrigins([{ host: '127.0.0.1', port: 18790 }, { host: '127.0.0.1', port: 18791 }], false);
-  for (const origin of ['http://127.0.0.1:18791', 'http://localhost:18791', 'http://127.0.0.1:18790', 'HTTP://LOCALHOST:18791']) t.ok(isOwnOrigin(origins, origin), `${origin}: own`);
-  for (const origin of ['https://127.0.0.1:18791', 'http://127.0.0.1:18792', 'http://127.0.0.1', 'http://evil.example:18791', 'http://127.0.0.1.evil.example:18791', 'null', '', undefined, 'http://[::1]:18791']) {
+  const origins = ownOrigins(
+    [
+      { host: '127.0.0.1', port: 18790 },
+      { host: '127.0.0.1', port: 18791 },
+    ],
+    false,
+  );
+  for (const origin of ['http://127.0.0.1:18791', 'http://localhost:18791', 'http://127.0.0.1:18790', 'HTTP://LOCALHOST:18791'])
+    t.ok(isOwnOrigin(origins, origin), `${origin}: own`);
+  for (const origin of [
+    'https://127.0.0.1:18791',
+    'http://127.0.0.1:18792',
+    'http://127.0.0.1',
+    'http://evil.example:18791',
+    'http://127.0.0.1.evil.example:18791',
+    'null',
+    '',
+    undefined,
+    'http://[::1]:18791',
+  ]) {
     t.notOk(isOwnOrigin(origins, origin), `${String(origin)}: not own`);
   }
 });
 
 t.test('TLS: https only', async (t) => {
-  const origins = ownOrigins([{ host: 'control.example', port: 443 }, { host: 'control.example', port: 8443 }], true);
+  const origins = ownOrigins(
+    [
+      { host: 'control.example', port: 443 },
+      { host: 'control.example', port: 8443 },
+    ],
+    true,
+  );
   t.ok(isOwnOrigin(origins, 'https://control.example'), 'the default port, left out');
   t.ok(isOwnOrigin(origins, 'https://control.example:443'), 'the default port, spelled out');
   t.ok(isOwnOrigin(origins, 'https://control.example:8443'));
@@ -22,8 +45,14 @@ t.test('TLS: https only', async (t) => {
   t.notOk(isOwnOrigin(origins, 'https://localhost:8443'), 'a named host is not loopback');
 });
 
-t.test('a wildcard listener answers to the machine\'s names and addresses; IPv6 is bracketed', async (t) => {
-  const origins = ownOrigins([{ host: '0.0.0.0', port: 18791 }, { host: '::1', port: 18790 }], false);
+t.test("a wildcard listener answers to the machine's names and addresses; IPv6 is bracketed", async (t) => {
+  const origins = ownOrigins(
+    [
+      { host: '0.0.0.0', port: 18791 },
+      { host: '::1', port: 18790 },
+    ],
+    false,
+  );
   t.ok(isOwnOrigin(origins, `http://${hostname()}:18791`), 'the host name');
   t.ok(isOwnOrigin(origins, 'http://127.0.0.1:18791'), 'an address of the machine');
   t.ok(isOwnOrigin(origins, 'http://localhost:18791'));
@@ -40,6 +69,10 @@ t.test('--allowed-origin: normalized, exact', async (t) => {
   t.notOk(isOwnOrigin(origins, 'http://console.example:8443'), 'another scheme');
   t.notOk(isOwnOrigin(origins, 'https://console.example'), 'another port');
   for (const bad of ['console.example', 'ftp://x', 'https://x/path', 'https://x?q', 'https://u:p@x', 'https://x/#', '']) {
-    t.throws(() => parseOrigin(bad, '--allowed-origin'), { name: 'TypeError', message: /^--allowed-origin .*: expected an origin, http\[s\]:\/\/host\[:port\] \(no path\)$/ }, `${JSON.stringify(bad)} is refused`);
+    t.throws(
+      () => parseOrigin(bad, '--allowed-origin'),
+      { name: 'TypeError', message: /^--allowed-origin .*: expected an origin, http\[s\]:\/\/host\[:port\] \(no path\)$/ },
+      `${JSON.stringify(bad)} is refused`,
+    );
   }
 });

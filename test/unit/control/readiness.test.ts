@@ -12,8 +12,13 @@ import { tempDir } from '../../helpers/node.js';
 
 const dir = await tempDir(t);
 const server = await ControlServer.start({
-  listen: { host: '127.0.0.1', port: 0 }, httpListen: { host: '127.0.0.1', port: 0 }, dataDir: join(dir, 'data'),
-  offlineGraceMs: 15_000, leaseTtlMs: 60_000, log: pino({ level: 'silent' }), schemas: await loadSchemas(),
+  listen: { host: '127.0.0.1', port: 0 },
+  httpListen: { host: '127.0.0.1', port: 0 },
+  dataDir: join(dir, 'data'),
+  offlineGraceMs: 15_000,
+  leaseTtlMs: 60_000,
+  log: pino({ level: 'silent' }),
+  schemas: await loadSchemas(),
 });
 let stopped = false;
 t.teardown(async () => void (stopped || (await server.stop())));
@@ -24,7 +29,8 @@ const get = async (path: string): Promise<{ status: number; body: string }> => {
 // The file store's event stream is its event log.
 const log = (): EventLog => server.events as EventLog;
 const event: Parameters<EventLog['append']>[0] = {
-  kind: 'upsert', timestamp_ms: 1,
+  kind: 'upsert',
+  timestamp_ms: 1,
   node: { node_id: 'n', node_name: 'n', platform: {}, labels: {}, state: 'online', services: [] },
   delta: { changed: true, timestamp_ms: 1, added: [], updated: [], removed: [] },
 };
@@ -44,7 +50,11 @@ t.test('a store that cannot take writes: 503 naming it; ready again once it can'
   restoreWrite();
   const notReady = await get('/readyz');
   t.equal(notReady.status, 503, '503');
-  t.match(notReady.body, /^not ready\nlistener: ok\nstore: event log: a failed append could not be cut off the event log at byte \d+: EIO/, 'names the failing check and why');
+  t.match(
+    notReady.body,
+    /^not ready\nlistener: ok\nstore: event log: a failed append could not be cut off the event log at byte \d+: EIO/,
+    'names the failing check and why',
+  );
   t.equal((await get('/livez')).status, 200, '/livez stays 200: the process is alive');
   restoreTruncate();
   t.equal((await log().append(event)).seq, 1, 'the next append repairs the log');

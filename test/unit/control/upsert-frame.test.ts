@@ -9,8 +9,10 @@ import { applyDefaults } from '../../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 
 const service = (id: string, extra: Record<string, unknown> = {}): ServiceDescriptor => applyDefaults({ service_id: id, kind: 'k', ...extra }, 'n');
-const frameOf = (payload: Record<string, unknown>, id = 'r1'): Buffer => Buffer.from(JSON.stringify({ channel: 'control', type: 'control.node_service_upsert', id, payload }));
-const stored = (services: ServiceDescriptor[], validated = true): ServiceEntry[] => services.map((s) => serviceEntry(s, Buffer.from(JSON.stringify(s)), validated));
+const frameOf = (payload: Record<string, unknown>, id = 'r1'): Buffer =>
+  Buffer.from(JSON.stringify({ channel: 'control', type: 'control.node_service_upsert', id, payload }));
+const stored = (services: ServiceDescriptor[], validated = true): ServiceEntry[] =>
+  services.map((s) => serviceEntry(s, Buffer.from(JSON.stringify(s)), validated));
 const bytes = (text: string): Buffer => Buffer.from(text);
 /** Big enough for the split (small frames are parsed whole). */
 const padding = { help_md: 'x'.repeat(9000) };
@@ -20,8 +22,17 @@ t.test('splitServices: parts, tricky strings, the rest of the frame intact', asy
   const text = frameOf({ node_id: 'n', labels: { services: '[1]' }, services, platform: { os: 'linux' } });
   const split = splitServices(text, () => undefined);
   t.ok(split, 'split');
-  t.same(JSON.parse(split?.rest ?? ''), { channel: 'control', type: 'control.node_service_upsert', id: 'r1', payload: { node_id: 'n', labels: { services: '[1]' }, services: [], platform: { os: 'linux' } } });
-  t.same(split?.services.map((p) => JSON.parse(p as string) as unknown), services, 'each part is one descriptor');
+  t.same(JSON.parse(split?.rest ?? ''), {
+    channel: 'control',
+    type: 'control.node_service_upsert',
+    id: 'r1',
+    payload: { node_id: 'n', labels: { services: '[1]' }, services: [], platform: { os: 'linux' } },
+  });
+  t.same(
+    split?.services.map((p) => JSON.parse(p as string) as unknown),
+    services,
+    'each part is one descriptor',
+  );
   t.equal(split?.nodeId, 'n');
 });
 
@@ -34,16 +45,43 @@ t.test('splitServices: a stored descriptor is matched in place, whitespace aroun
   t.type(split?.services[1], 'string', 'second differs: its text');
   t.equal(split?.services[2], entries[2], 'third: the stored entry');
   const unvalidated = splitServices(text, () => stored(services, false));
-  t.ok(unvalidated?.services.every((p) => typeof p === 'string'), 'entries not validated in this process are never matched');
+  t.ok(
+    unvalidated?.services.every((p) => typeof p === 'string'),
+    'entries not validated in this process are never matched',
+  );
 });
 
 t.test('splitServices: odd shapes are refused (the whole frame is parsed instead)', async (t) => {
-  t.equal(splitServices(bytes('{"payload":{"services":[1],"services":[2]}}'), () => undefined), undefined, 'two services arrays');
-  t.equal(splitServices(bytes('{"payload":{"services":[1]},"payload":{"services":[]}}'), () => undefined), undefined, 'two payloads');
-  t.equal(splitServices(bytes('{"payload":{"node_id":"n"}}'), () => undefined), undefined, 'no services');
-  t.equal(splitServices(bytes('{"payload":{"services":{"a":1}}}'), () => undefined), undefined, 'services not an array');
-  t.equal(splitServices(bytes('{"payload":{"services":[1]}'), () => undefined), undefined, 'unbalanced');
-  t.equal(splitServices(bytes('{"payload":{"services":["1]}}'), () => undefined), undefined, 'unterminated string');
+  t.equal(
+    splitServices(bytes('{"payload":{"services":[1],"services":[2]}}'), () => undefined),
+    undefined,
+    'two services arrays',
+  );
+  t.equal(
+    splitServices(bytes('{"payload":{"services":[1]},"payload":{"services":[]}}'), () => undefined),
+    undefined,
+    'two payloads',
+  );
+  t.equal(
+    splitServices(bytes('{"payload":{"node_id":"n"}}'), () => undefined),
+    undefined,
+    'no services',
+  );
+  t.equal(
+    splitServices(bytes('{"payload":{"services":{"a":1}}}'), () => undefined),
+    undefined,
+    'services not an array',
+  );
+  t.equal(
+    splitServices(bytes('{"payload":{"services":[1]}'), () => undefined),
+    undefined,
+    'unbalanced',
+  );
+  t.equal(
+    splitServices(bytes('{"payload":{"services":["1]}}'), () => undefined),
+    undefined,
+    'unterminated string',
+  );
 });
 
 t.test('parseRequest: an upsert comes back with services emptied and its descriptors aside; anything else as JSON.parse', async (t) => {
@@ -52,9 +90,13 @@ t.test('parseRequest: an upsert comes back with services emptied and its descrip
   const frame = parseRequest(text, () => stored([services[0] as ServiceDescriptor])) as { payload: { services: unknown[] } };
   t.same(frame.payload.services, [], 'services emptied');
   const other = JSON.stringify({ channel: 'control', type: 'control.node_get', id: 'x', payload: { node_id: 'n', services } });
-  t.same(parseRequest(bytes(other), () => undefined), JSON.parse(other), 'another op: parsed whole');
+  t.same(
+    parseRequest(bytes(other), () => undefined),
+    JSON.parse(other),
+    'another op: parsed whole',
+  );
   const broken = bytes(text.toString().replace('"service_id":"b"', '"service_id":"b",,'));
-  t.throws(() => parseRequest(broken, () => undefined), SyntaxError, 'a descriptor that is not JSON: the whole frame\'s error');
+  t.throws(() => parseRequest(broken, () => undefined), SyntaxError, "a descriptor that is not JSON: the whole frame's error");
   let whole = '';
   try {
     JSON.parse(broken.toString());
@@ -66,14 +108,16 @@ t.test('parseRequest: an upsert comes back with services emptied and its descrip
 
 t.test('property: the parts and the rest put back together are the frame', async (t) => {
   const json = fc.jsonValue({ maxDepth: 3, stringUnit: 'binary' });
-  fc.assert(fc.property(fc.array(json, { maxLength: 5 }), json, fc.boolean(), (services, other, spaced) => {
-    const payload = { node_id: 'n', other, services };
-    const text = spaced ? JSON.stringify({ type: 'x', payload }, null, 1) : JSON.stringify({ type: 'x', payload });
-    const split = splitServices(bytes(text), () => undefined);
-    if (!split) return false;
-    const rest = JSON.parse(split.rest) as { payload: { services: unknown[] } };
-    rest.payload.services = split.services.map((p) => JSON.parse(p as string) as unknown);
-    return JSON.stringify(rest) === JSON.stringify(JSON.parse(text));
-  }));
+  fc.assert(
+    fc.property(fc.array(json, { maxLength: 5 }), json, fc.boolean(), (services, other, spaced) => {
+      const payload = { node_id: 'n', other, services };
+      const text = spaced ? JSON.stringify({ type: 'x', payload }, null, 1) : JSON.stringify({ type: 'x', payload });
+      const split = splitServices(bytes(text), () => undefined);
+      if (!split) return false;
+      const rest = JSON.parse(split.rest) as { payload: { services: unknown[] } };
+      rest.payload.services = split.services.map((p) => JSON.parse(p as string) as unknown);
+      return JSON.stringify(rest) === JSON.stringify(JSON.parse(text));
+    }),
+  );
   t.pass('agrees with JSON.parse');
 });

@@ -14,14 +14,14 @@ const admin = { kind: 'admin' as const, tokenId: 'admin' };
 const user = { kind: 'user' as const, tokenId: 'u', userId: 'u1', agentId: null };
 const session = { projectId: 'p', hasProjectToken: false };
 const closed = { allowAdmin: false, allowUser: false };
-const event = (nodeId: string): CatalogEvent => ({ node_id: nodeId } as CatalogEvent);
+const event = (nodeId: string): CatalogEvent => ({ node_id: nodeId }) as CatalogEvent;
 
 t.test('closed gates refuse admin and user watches, naming the setting', async (t) => {
   t.match(watchAccess(admin, closed, undefined, projects), { refused: /ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN/ });
   t.match(watchAccess(user, closed, session, projects), { refused: /ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/ });
 });
 
-t.test('purpose worldfs passes the gates; a user still sees only its project\'s nodes', async (t) => {
+t.test("purpose worldfs passes the gates; a user still sees only its project's nodes", async (t) => {
   const forAdmin = watchAccess(admin, closed, undefined, projects, 'worldfs');
   t.ok('filter' in forAdmin && forAdmin.filter(event('anything')));
   const forUser = watchAccess(user, closed, session, projects, 'worldfs');

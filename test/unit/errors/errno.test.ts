@@ -13,7 +13,8 @@ import { S_IFREG, type VNode } from '../../../src/vfs/node.js';
 
 const nameOf = new Map(Object.entries(constants.errno).map(([name, number]) => [number, name]));
 /** A system error as Node's fs gives it (an export's file system). */
-const systemError = (code: string) => Object.assign(new Error(`${code}: from the file system, open '/x'`), { code, errno: -(constants.errno as Record<string, number>)[code]!, syscall: 'open' });
+const systemError = (code: string) =>
+  Object.assign(new Error(`${code}: from the file system, open '/x'`), { code, errno: -(constants.errno as Record<string, number>)[code]!, syscall: 'open' });
 
 // [what, thrown by open, the errno name both must answer, whether it is a bug (logged)]
 const failures: Array<[string, () => unknown, string, boolean]> = [
@@ -52,7 +53,10 @@ t.test('the node mount and the relay answer every failure with the same errno na
     const logged = [mount.lines.length - (before[0] ?? 0), relayed.lines.length - (before[1] ?? 0)];
     t.same(logged, isBug ? [1, 1] : [0, 0], `${what}: ${isBug ? 'logged as a bug by both' : 'not logged as a bug'}`);
   }
-  t.ok([...mount.lines, ...relayed.lines].every((line) => line.err !== undefined), 'each bug is logged with the error (and its stack)');
+  t.ok(
+    [...mount.lines, ...relayed.lines].every((line) => line.err !== undefined),
+    'each bug is logged with the error (and its stack)',
+  );
   t.match(relayed.lines[0]?.err?.stack, /TypeError: cannot read properties/, 'the relay logs the stack');
 });
 
@@ -70,7 +74,10 @@ t.test('a duplicate name in a table directory is a programming error, not EEXIST
   const file = failing(() => 'unused');
   const thrown = (() => {
     try {
-      tableDirectory([['a', file], ['a', file]]);
+      tableDirectory([
+        ['a', file],
+        ['a', file],
+      ]);
     } catch (error) {
       return error;
     }

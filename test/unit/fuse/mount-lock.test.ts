@@ -67,7 +67,8 @@ t.test('a stale lock taken over by several daemons at the same moment has exactl
     const said = await Promise.all(contenders.map((c) => c.said));
     const winners = said.filter((s) => s === 'won');
     t.equal(winners.length, 1, `round ${round}: exactly one winner (${JSON.stringify(said)})`);
-    for (const loss of said.filter((s) => s !== 'won')) t.match(loss, /^lost: .* is served by a live acheron daemon \(pid \d+, lock /, `round ${round}: the loser names the holder`);
+    for (const loss of said.filter((s) => s !== 'won'))
+      t.match(loss, /^lost: .* is served by a live acheron daemon \(pid \d+, lock /, `round ${round}: the loser names the holder`);
     const winner = contenders[said.indexOf('won')];
     const holder = (await readFile(path, 'utf8')).split('\n')[0];
     t.equal(holder, String(winner?.child.pid), `round ${round}: the lock file names the winner`);
@@ -89,7 +90,7 @@ t.test('a live holder is named; its own process takes the lock over only when it
   // A lock left by a process that is gone, or by a pid that is now something else than acheron.
   await writeFile(path, `${await deadPid()}\n${mount}\n`);
   const taken = await MountLock.acquire(mount);
-  t.equal((await readFile(path, 'utf8')).split('\n')[0], String(process.pid), 'a dead holder\'s lock is taken over');
+  t.equal((await readFile(path, 'utf8')).split('\n')[0], String(process.pid), "a dead holder's lock is taken over");
   await taken.release();
   await writeFile(path, `1\n${mount}\n`);
   const overPid1 = await MountLock.acquire(mount);

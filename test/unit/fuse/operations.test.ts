@@ -57,7 +57,14 @@ function recordingTree() {
     symlink: async (name, target) => record('symlink', name, target),
     rename: async (name, newParent, newName) => record('rename', name, newParent === dir, newName),
   };
-  return { root: tableDirectory([['file', file], ['link', link], ['dir', dir]]), calls };
+  return {
+    root: tableDirectory([
+      ['file', file],
+      ['link', link],
+      ['dir', dir],
+    ]),
+    calls,
+  };
 }
 
 /** Calls fuse-native's `_op_<name>` as its native side would, with our op table; resolves with what it signals. */
@@ -70,7 +77,7 @@ function drive(ops: Record<string, Fn>, name: string, ...nativeArgs: unknown[]):
 const silent = pino({ level: 'silent' });
 const after = () => new Promise((resolve) => setImmediate(resolve));
 
-t.test('every op is driven through fuse-native\'s _op_* with fuse-native.c\'s arguments, and reaches the tree as meant', async (t) => {
+t.test("every op is driven through fuse-native's _op_* with fuse-native.c's arguments, and reaches the tree as meant", async (t) => {
   const { root, calls } = recordingTree();
   const { ops } = fuseOperations(root, { log: silent, busyPollUs: 0 });
   const buf = Buffer.alloc(8);
@@ -132,7 +139,8 @@ t.test('fuse-native answers fgetattr with ops.getattr, so the table needs no fge
 });
 
 /** A logger whose lines are kept, and a count of unhandled rejections while `fn` runs. */
-async function watched(fn: (log: Logger) => Promise<void>): Promise<{ lines: Array<Record<string, any>>; unhandled: number }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function watched(fn: (log: Logger) => Promise<void>): Promise<{ lines: Array<Record<string, any>>; unhandled: number }> {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   const lines: Array<Record<string, any>> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
   const log = pino({ level: 'error' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   let unhandled = 0;
@@ -148,19 +156,48 @@ async function watched(fn: (log: Logger) => Promise<void>): Promise<{ lines: Arr
 }
 
 t.test('every handler answers exactly once, whatever throws', async (t) => {
-  const throwingAttr = { get mode(): number { throw new TypeError('attr exploded'); }, size: 0, mtimeMs: 0, ctimeMs: 0 };
+  const throwingAttr = {
+    get mode(): number {
+      throw new TypeError('attr exploded');
+    },
+    size: 0,
+    mtimeMs: 0,
+    ctimeMs: 0,
+  };
   const root = tableDirectory([
     ['bad-attr', { getattr: async () => throwingAttr as Attr }],
-    ['bad-list', { getattr: async () => ({ mode: S_IFDIR | 0o755, size: 0, mtimeMs: 0, ctimeMs: 0 }), lookup: async () => undefined, readdir: async () => ({ [Symbol.iterator]: () => { throw new TypeError('list exploded'); } }) as unknown as string[] }],
-    ['ok', { getattr: async () => ({ mode: S_IFREG | 0o444, size: 0, mtimeMs: 0, ctimeMs: 0 }), open: async () => ({ release: () => { throw new TypeError('release exploded'); } }) }],
+    [
+      'bad-list',
+      {
+        getattr: async () => ({ mode: S_IFDIR | 0o755, size: 0, mtimeMs: 0, ctimeMs: 0 }),
+        lookup: async () => undefined,
+        readdir: async () =>
+          ({
+            [Symbol.iterator]: () => {
+              throw new TypeError('list exploded');
+            },
+          }) as unknown as string[],
+      },
+    ],
+    [
+      'ok',
+      {
+        getattr: async () => ({ mode: S_IFREG | 0o444, size: 0, mtimeMs: 0, ctimeMs: 0 }),
+        open: async () => ({
+          release: () => {
+            throw new TypeError('release exploded');
+          },
+        }),
+      },
+    ],
   ]);
   // [what, op, arguments before the callback, whether the callback itself throws, the answer]
   const cases: Array<[string, string, unknown[], boolean, number]> = [
     ['a throw while shaping a stat reply', 'getattr', ['/bad-attr'], false, -EIO],
     ['a throw while shaping a listing', 'readdir', ['/bad-list'], false, -EIO],
-    ['fuse-native\'s callback throwing on success', 'getattr', ['/ok'], true, 0],
-    ['fuse-native\'s callback throwing on an error', 'getattr', ['/missing'], true, -ENOENT],
-    ['fuse-native\'s callback throwing on a synchronous reply', 'statfs', ['/'], true, 0],
+    ["fuse-native's callback throwing on success", 'getattr', ['/ok'], true, 0],
+    ["fuse-native's callback throwing on an error", 'getattr', ['/missing'], true, -ENOENT],
+    ["fuse-native's callback throwing on a synchronous reply", 'statfs', ['/'], true, 0],
   ];
   for (const [what, name, args, cbThrows, answer] of cases) {
     const answers: unknown[] = [];

@@ -18,7 +18,10 @@ t.test('validate returns the typed value or throws SchemaError with every proble
   t.ok(error instanceof SchemaError);
   if (!(error instanceof SchemaError)) return;
   t.equal(error.name, 'SchemaError');
-  t.same(error.problems.map((p) => p.message), ['m.json: /kind: is required', 'm.json: /service_id: must be string']);
+  t.same(
+    error.problems.map((p) => p.message),
+    ['m.json: /kind: is required', 'm.json: /service_id: must be string'],
+  );
   t.equal(error.message, 'm.json: /kind: is required (and 1 more)', 'the message is one line');
   t.throws(() => schemas.problems('https://acheron.dev/schemas/nope.schema.json', {}, 'x'), /no schema registered/);
 });
@@ -28,10 +31,10 @@ t.test('compile: service input schemas, with formats, cached by JSON text', asyn
   const validate = schemas.compile(schema);
   t.equal(schemas.compile(JSON.parse(JSON.stringify(schema))), validate, 'the same text compiles once');
   t.same(validate({ msg: 'hi' }, 'payload'), []);
-  t.same(validate({ at: 'yesterday' }, 'payload').map((p) => p.message), [
-    'payload: /msg: is required',
-    'payload: /at: must match format "date-time"',
-  ]);
+  t.same(
+    validate({ at: 'yesterday' }, 'payload').map((p) => p.message),
+    ['payload: /msg: is required', 'payload: /at: must match format "date-time"'],
+  );
   t.same(validate('x', 'payload'), [{ file: 'payload', json_path: '/', rule: 'type', message: 'payload: /: must be object' }]);
   t.throws(() => schemas.compile({ type: 'objekt' }), /^invalid JSON Schema: /);
 });

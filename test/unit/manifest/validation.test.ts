@@ -25,7 +25,11 @@ interface Asserts {
 /** Asserts that the file is refused with exactly one problem: this path, rule and description. */
 async function expectProblem(t: Asserts, manifest: unknown, jsonPath: string, rule: string, description: string): Promise<void> {
   const { file, problems, loaded } = await problemsOf(manifest);
-  t.same({ loaded, problems }, { loaded: 0, problems: [{ file, json_path: jsonPath, rule, message: `${file}: ${jsonPath}: ${description}` }] }, `${jsonPath}: ${description}`);
+  t.same(
+    { loaded, problems },
+    { loaded: 0, problems: [{ file, json_path: jsonPath, rule, message: `${file}: ${jsonPath}: ${description}` }] },
+    `${jsonPath}: ${description}`,
+  );
 }
 
 const base = { service_id: 'echo', kind: 'echo' };
@@ -65,14 +69,26 @@ t.test('identifiers', async (t) => {
   await expectProblem(t, { ...base, kind: '.' }, '/kind', 'not', 'must not be one of ".", ".."');
   await expectProblem(t, { ...base, service_id: '' }, '/service_id', 'minLength', 'must NOT have fewer than 1 characters');
   await expectProblem(t, { ...base, service_id: 'x'.repeat(129) }, '/service_id', 'maxLength', 'must NOT have more than 128 characters');
-  await expectProblem(t, { ...base, mounts: [{ mount_id: '../x', mount_path: '/nodes/x' }] }, '/mounts/0/mount_id', 'pattern', 'must match pattern "^[A-Za-z0-9._-]*$"');
+  await expectProblem(
+    t,
+    { ...base, mounts: [{ mount_id: '../x', mount_path: '/nodes/x' }] },
+    '/mounts/0/mount_id',
+    'pattern',
+    'must match pattern "^[A-Za-z0-9._-]*$"',
+  );
   const { problems } = await problemsOf({ ...base, service_id: `A-z_0.9${'x'.repeat(121)}` });
   t.same(problems, [], '128 characters of the whole alphabet are fine');
 });
 
 t.test('service ids that collide with the node tree are refused', async (t) => {
   for (const reserved of ['services', 'fs', 'NODE.json', 'SERVICES.json', 'ERRORS.json']) {
-    await expectProblem(t, { ...base, service_id: reserved }, '/service_id', 'not', 'must not be one of "services", "fs", "NODE.json", "SERVICES.json", "ERRORS.json"');
+    await expectProblem(
+      t,
+      { ...base, service_id: reserved },
+      '/service_id',
+      'not',
+      'must not be one of "services", "fs", "NODE.json", "SERVICES.json", "ERRORS.json"',
+    );
   }
 });
 
@@ -100,7 +116,10 @@ t.test('wrong types and ranges', async (t) => {
 t.test('every problem of a file is reported at once', async (t) => {
   const { problems } = await problemsOf({ service_id: 'a/b', runtime: { timeout_ms: 'x', bogus: 1 } });
   t.same(problems.map((p) => `${p.json_path} ${p.rule}`).sort(), [
-    '/kind required', '/runtime/bogus additionalProperties', '/runtime/timeout_ms type', '/service_id pattern',
+    '/kind required',
+    '/runtime/bogus additionalProperties',
+    '/runtime/timeout_ms type',
+    '/service_id pattern',
   ]);
 });
 
@@ -121,7 +140,12 @@ t.test('invalid JSON names the position, never the content', async (t) => {
 
 t.test('bytes that are not UTF-8 are refused, naming the first bad byte', async (t) => {
   await expectProblem(t, Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), '/', 'utf8', 'not valid UTF-8 at byte 6');
-  for (const [bytes, at] of [[[0x7b, 0xc3, 0x41, 0x7d], 2], [[0x7b, 0x7d, 0xe2, 0x82], 2], [[0xc0, 0x80], 0], [[0xed, 0xa0, 0x80], 1]] as const) {
+  for (const [bytes, at] of [
+    [[0x7b, 0xc3, 0x41, 0x7d], 2],
+    [[0x7b, 0x7d, 0xe2, 0x82], 2],
+    [[0xc0, 0x80], 0],
+    [[0xed, 0xa0, 0x80], 1],
+  ] as const) {
     const { file, problems } = await problemsOf(Buffer.from(bytes));
     t.same(problems, [{ file, json_path: '/', rule: 'utf8', message: `${file}: /: not valid UTF-8 at byte ${at}` }], `${Buffer.from(bytes).toString('hex')}`);
   }
@@ -136,19 +160,76 @@ t.test('enabled:false skips the file before any other check', async (t) => {
 });
 
 t.test('runtime type native_inproc is refused', async (t) => {
-  await expectProblem(t, { ...base, runtime: { type: 'native_inproc' } }, '/runtime/type', 'unsupported', 'runtime type "native_inproc" is not supported; use "native_proc" or "wasm"');
+  await expectProblem(
+    t,
+    { ...base, runtime: { type: 'native_inproc' } },
+    '/runtime/type',
+    'unsupported',
+    'runtime type "native_inproc" is not supported; use "native_proc" or "wasm"',
+  );
 });
 
 t.test('wasm runtime keys belong to type wasm, native ones to native_proc', async (t) => {
   const wasm = { type: 'wasm', module_path: 'echo.wasm' };
-  t.same((await problemsOf({ ...base, runtime: { ...wasm, wasm: { max_memory_bytes: 65536, preopens: [{ host_path: '.', guest_path: '.', mode: 'rw' }] } } })).problems, []);
-  await expectProblem(t, { ...base, runtime: { ...wasm, executable_path: '/bin/cat' } }, '/runtime/executable_path', 'unsupported', 'runtime type "wasm" runs runtime.module_path; executable_path belongs to "native_proc"');
-  await expectProblem(t, { ...base, runtime: { ...wasm, mode: 'persistent' } }, '/runtime/mode', 'unsupported', 'runtime type "wasm" runs a fresh instance per invocation; mode "persistent" is for "native_proc" (docs/driver-abi.md says why)');
-  await expectProblem(t, { ...base, runtime: { ...wasm, cwd: '/tmp' } }, '/runtime/cwd', 'unsupported', 'runtime type "wasm" has no cwd: a module sees only its preopens and runs inside the node');
-  await expectProblem(t, { ...base, runtime: { module_path: 'echo.wasm' } }, '/runtime/module_path', 'unsupported', 'runtime.module_path needs runtime.type "wasm"');
-  await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { preopens: [{ host_path: 'a', guest_path: '/d' }, { host_path: 'b', guest_path: '/d' }] } } }, '/runtime/wasm/preopens/1/guest_path', 'duplicate', 'guest_path "/d" is preopened twice');
+  t.same(
+    (await problemsOf({ ...base, runtime: { ...wasm, wasm: { max_memory_bytes: 65536, preopens: [{ host_path: '.', guest_path: '.', mode: 'rw' }] } } }))
+      .problems,
+    [],
+  );
+  await expectProblem(
+    t,
+    { ...base, runtime: { ...wasm, executable_path: '/bin/cat' } },
+    '/runtime/executable_path',
+    'unsupported',
+    'runtime type "wasm" runs runtime.module_path; executable_path belongs to "native_proc"',
+  );
+  await expectProblem(
+    t,
+    { ...base, runtime: { ...wasm, mode: 'persistent' } },
+    '/runtime/mode',
+    'unsupported',
+    'runtime type "wasm" runs a fresh instance per invocation; mode "persistent" is for "native_proc" (docs/driver-abi.md says why)',
+  );
+  await expectProblem(
+    t,
+    { ...base, runtime: { ...wasm, cwd: '/tmp' } },
+    '/runtime/cwd',
+    'unsupported',
+    'runtime type "wasm" has no cwd: a module sees only its preopens and runs inside the node',
+  );
+  await expectProblem(
+    t,
+    { ...base, runtime: { module_path: 'echo.wasm' } },
+    '/runtime/module_path',
+    'unsupported',
+    'runtime.module_path needs runtime.type "wasm"',
+  );
+  await expectProblem(
+    t,
+    {
+      ...base,
+      runtime: {
+        ...wasm,
+        wasm: {
+          preopens: [
+            { host_path: 'a', guest_path: '/d' },
+            { host_path: 'b', guest_path: '/d' },
+          ],
+        },
+      },
+    },
+    '/runtime/wasm/preopens/1/guest_path',
+    'duplicate',
+    'guest_path "/d" is preopened twice',
+  );
   await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { max_memory_bytes: 1000 } } }, '/runtime/wasm/max_memory_bytes', 'minimum', 'must be >= 65536');
-  await expectProblem(t, { ...base, runtime: { ...wasm, wasm: { preopens: [{ host_path: 'a', guest_path: 'data' }] } } }, '/runtime/wasm/preopens/0/guest_path', 'pattern', 'must match pattern "^[/.][^\\u0000]*$"');
+  await expectProblem(
+    t,
+    { ...base, runtime: { ...wasm, wasm: { preopens: [{ host_path: 'a', guest_path: 'data' }] } } },
+    '/runtime/wasm/preopens/0/guest_path',
+    'pattern',
+    'must match pattern "^[/.][^\\u0000]*$"',
+  );
 });
 
 t.test('an input schema that does not compile is a load problem', async (t) => {
@@ -182,10 +263,19 @@ t.test('duplicates name both sources', async (t) => {
     reserved: [{ service_id: 'terminal-1', source: 'built-in terminal provider' }],
     schemas,
   });
-  t.same(services.map((s) => s.source), [first], 'the first definition wins');
+  t.same(
+    services.map((s) => s.source),
+    [first],
+    'the first definition wins',
+  );
   t.same(problems, [
     { file: second, json_path: '/service_id', rule: 'duplicate', message: `${second}: /service_id: service_id "echo" is already defined by ${first}` },
-    { file: builtin, json_path: '/service_id', rule: 'duplicate', message: `${builtin}: /service_id: service_id "terminal-1" is already defined by built-in terminal provider` },
+    {
+      file: builtin,
+      json_path: '/service_id',
+      rule: 'duplicate',
+      message: `${builtin}: /service_id: service_id "terminal-1" is already defined by built-in terminal provider`,
+    },
   ]);
 });
 
@@ -195,6 +285,12 @@ t.test('a problem in one file does not stop the others', async (t) => {
   await writeFile(bad, '{oops');
   await writeFile(good, JSON.stringify({ service_id: 'good', kind: 'k' }));
   const { services, problems } = await loadServices({ manifestFiles: [bad, good], servicesDirs: [], nodeId: 'n1', reserved: [], schemas });
-  t.same(services.map((s) => s.descriptor.service_id), ['good']);
-  t.same(problems.map((p) => p.file), [bad]);
+  t.same(
+    services.map((s) => s.descriptor.service_id),
+    ['good'],
+  );
+  t.same(
+    problems.map((p) => p.file),
+    [bad],
+  );
 });

@@ -23,7 +23,10 @@ t.test('passwd lookup by name and by number', async (t) => {
 t.test('unknown users are problems naming the file and path; known ones load', async (t) => {
   const users = new Map([['nobody', { uid: 65534, gid: 65534 }]]);
   const { ok, problems } = checkDriverUsers([service('a', 'nobody'), service('b', 'ghost'), service('c')], users, undefined);
-  t.same(ok.map((s) => s.descriptor.service_id), ['a', 'c']);
+  t.same(
+    ok.map((s) => s.descriptor.service_id),
+    ['a', 'c'],
+  );
   t.equal(problems.length, 1);
   t.match(problems[0], { file: '/m/b.json', json_path: '/runtime/user', rule: 'user' });
   t.match(problems[0]?.message, /no such user "ghost"/);

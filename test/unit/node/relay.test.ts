@@ -19,33 +19,46 @@ import { rejectsErrno } from '../../helpers/errno.js';
 const commits: string[] = [];
 const recorded: string[] = [];
 const BIG = 600 * 1024;
-const invokeFile = (maxBytes: number) => commitFile({
-  file: 'control/invoke.json',
-  maxBytes,
-  limitName: 'runtime.max_input_bytes',
-  admit: () => undefined,
-  commit: async (payload) => {
-    const text = payload.toString();
-    if (text.includes('refuse')) throw new FsError('EPERM', 'refused by the target');
-    commits.push(text);
-    // A long outcome for a long payload: the relay must bring all of it back.
-    return text.length > RELAY_CHUNK_BYTES ? payload : Buffer.from(`{"n":${commits.length}}\n`);
-  },
-  record: (error) => void recorded.push(`${error.errno}: ${error.message}`),
-  changedMs: () => 0,
-});
+const invokeFile = (maxBytes: number) =>
+  commitFile({
+    file: 'control/invoke.json',
+    maxBytes,
+    limitName: 'runtime.max_input_bytes',
+    admit: () => undefined,
+    commit: async (payload) => {
+      const text = payload.toString();
+      if (text.includes('refuse')) throw new FsError('EPERM', 'refused by the target');
+      commits.push(text);
+      // A long outcome for a long payload: the relay must bring all of it back.
+      return text.length > RELAY_CHUNK_BYTES ? payload : Buffer.from(`{"n":${commits.length}}\n`);
+    },
+    record: (error) => void recorded.push(`${error.errno}: ${error.message}`),
+    changedMs: () => 0,
+  });
 let statusRenders = 0;
 const big = Buffer.alloc(BIG, 'b');
 const root = tableDirectory([
   ['README.md', staticFile('hello\n')],
-  ['services', tableDirectory([
-    ['echo', tableDirectory([['control', tableDirectory([['invoke.json', invokeFile(1024)]])]])],
-    ['large', tableDirectory([
-      ['control', tableDirectory([['invoke.json', invokeFile(4 << 20)], ['reset', ctlFile(async () => undefined)]])],
-      ['status.json', snapshotFile(() => ({ data: `{"renders":${++statusRenders}}\n`, mtimeMs: 5 }))],
-      ['result.json', staticFile(big)],
-    ])],
-  ])],
+  [
+    'services',
+    tableDirectory([
+      ['echo', tableDirectory([['control', tableDirectory([['invoke.json', invokeFile(1024)]])]])],
+      [
+        'large',
+        tableDirectory([
+          [
+            'control',
+            tableDirectory([
+              ['invoke.json', invokeFile(4 << 20)],
+              ['reset', ctlFile(async () => undefined)],
+            ]),
+          ],
+          ['status.json', snapshotFile(() => ({ data: `{"renders":${++statusRenders}}\n`, mtimeMs: 5 }))],
+          ['result.json', staticFile(big)],
+        ]),
+      ],
+    ]),
+  ],
 ]);
 const server = new RelayServer(new Dispatcher(root), pino({ level: 'silent' }));
 t.teardown(() => server.close());
@@ -61,7 +74,7 @@ const relay: Relay = async (operation) => {
 };
 const remote = new Dispatcher(new RemoteNode(relay, '/'));
 
-t.test('stat, list and read come from the node\'s tree', async (t) => {
+t.test("stat, list and read come from the node's tree", async (t) => {
   t.equal((await remote.getattr('/README.md')).size, 6);
   t.same(await remote.readdir('/'), ['README.md', 'services']);
   const handle = await remote.open('/README.md', 0);
@@ -101,13 +114,24 @@ t.test('a repeated request id gets the first outcome again: at most once', async
   const again = await run({ op: 'flush', path, fh, request_id: 'same' });
   t.same(again, first);
   t.equal(commits.length, before + 1, 'committed once');
-  t.match(await run({ op: 'unlink', path: '/README.md', request_id: 'same' }), { ok: false, errno: 'EINVAL' }, 'a request id reused for another operation is refused');
-  t.match(await run({ op: 'flush', path, fh, request_id: 'same', session: 's9' }), { ok: false, errno: 'EBADF' }, 'ids are per session: another session runs its own (and has no such handle)');
+  t.match(
+    await run({ op: 'unlink', path: '/README.md', request_id: 'same' }),
+    { ok: false, errno: 'EINVAL' },
+    'a request id reused for another operation is refused',
+  );
+  t.match(
+    await run({ op: 'flush', path, fh, request_id: 'same', session: 's9' }),
+    { ok: false, errno: 'EBADF' },
+    'ids are per session: another session runs its own (and has no such handle)',
+  );
 });
 
 t.test('a handle is used only with the path it was opened on', async (t) => {
   const opened = await run({ op: 'open', path: '/README.md', flags: 0 });
-  t.match(await run({ op: 'read', path: '/services/echo/control/invoke.json', fh: Number(opened.result?.fh), offset: 0, length: 10 }), { ok: false, errno: 'EBADF' });
+  t.match(await run({ op: 'read', path: '/services/echo/control/invoke.json', fh: Number(opened.result?.fh), offset: 0, length: 10 }), {
+    ok: false,
+    errno: 'EBADF',
+  });
 });
 
 t.test('dropAll: the link to the control server went down, every handle goes', async (t) => {
@@ -119,7 +143,11 @@ t.test('dropAll: the link to the control server went down, every handle goes', a
 t.test('handles belong to their session and go with it', async (t) => {
   const opened = await run({ op: 'open', path: '/README.md', flags: 0, session: 's2' });
   const fh = Number(opened.result?.fh);
-  t.match(await run({ op: 'read', path: '/README.md', fh, offset: 0, length: 10, session: 's1' }), { ok: false, errno: 'EBADF' }, 'another session cannot use it');
+  t.match(
+    await run({ op: 'read', path: '/README.md', fh, offset: 0, length: 10, session: 's1' }),
+    { ok: false, errno: 'EBADF' },
+    'another session cannot use it',
+  );
   t.match(await run({ op: 'read', path: '/README.md', fh, offset: 0, length: 10, session: 's2' }), { ok: true });
   await server.dropSession('s2');
   t.match(await run({ op: 'read', path: '/README.md', fh, offset: 0, length: 10, session: 's2' }), { ok: false, errno: 'EBADF' }, 'released with its session');
@@ -155,7 +183,7 @@ t.test('read_file: a document in one round trip; a long one keeps a handle for t
   t.match(await run({ op: 'read_file', path: '/nope' }), { ok: false, errno: 'ENOENT' });
 });
 
-t.test('invoke: one payload, one commit through the file\'s own target; a repeated request id answers again without running', async (t) => {
+t.test("invoke: one payload, one commit through the file's own target; a repeated request id answers again without running", async (t) => {
   const path = '/services/echo/control/invoke.json';
   const data = Buffer.from('{"whole":1}').toString('base64');
   const before = commits.length;
@@ -164,7 +192,7 @@ t.test('invoke: one payload, one commit through the file\'s own target; a repeat
   t.same(await run({ op: 'invoke', path, data, size: 11, outcome: true, request_id: 'inv-1' }), first, 'the first outcome again');
   t.equal(commits.length, before + 1, 'committed once');
   t.same(await run({ op: 'invoke', path, data, size: 11 }), { ok: true, result: {} }, 'without outcome: {}');
-  t.match(await run({ op: 'invoke', path, data: Buffer.from('{"refuse":1}').toString('base64') }), { ok: false, errno: 'EPERM' }, 'the target\'s errno');
+  t.match(await run({ op: 'invoke', path, data: Buffer.from('{"refuse":1}').toString('base64') }), { ok: false, errno: 'EPERM' }, "the target's errno");
   t.match(await run({ op: 'invoke', path, data: Buffer.from('x'.repeat(2000)).toString('base64') }), { ok: false, errno: 'EFBIG' }, 'over maxBytes');
   t.match(recorded.at(-1), /^EFBIG: /, 'and recorded as a write past the limit would be');
   t.match(await run({ op: 'invoke', path: '/README.md', data }), { ok: false, errno: 'EINVAL' }, 'not a commit file');
@@ -175,7 +203,13 @@ t.test('invoke: one payload, one commit through the file\'s own target; a repeat
 t.test('stage: a payload above one chunk arrives in chunks and commits whole, once', async (t) => {
   const path = '/services/large/control/invoke.json';
   const payload = Buffer.from(JSON.stringify({ fill: 'y'.repeat(700 * 1024) }));
-  const chunk = (offset: number) => ({ path, request_id: 'big-1', size: payload.length, offset, data: payload.subarray(offset, offset + RELAY_CHUNK_BYTES).toString('base64') });
+  const chunk = (offset: number) => ({
+    path,
+    request_id: 'big-1',
+    size: payload.length,
+    offset,
+    data: payload.subarray(offset, offset + RELAY_CHUNK_BYTES).toString('base64'),
+  });
   // Out of order, as parallel chunks may arrive.
   t.match(await run({ ...chunk(RELAY_CHUNK_BYTES), op: 'stage' }), { ok: true });
   t.match(await run({ ...chunk(0), op: 'stage' }), { ok: true });
@@ -183,9 +217,13 @@ t.test('stage: a payload above one chunk arrives in chunks and commits whole, on
   const done = await run({ ...chunk(2 * RELAY_CHUNK_BYTES), op: 'invoke', outcome: true });
   t.equal(commits.length, before + 1);
   t.equal(commits.at(-1), payload.toString(), 'exactly the bytes');
-  t.equal(done.result?.size, payload.length, 'the long outcome\'s size');
+  t.equal(done.result?.size, payload.length, "the long outcome's size");
   t.ok(done.result?.fh !== undefined, 'and a handle for its rest');
-  t.match(await run({ ...chunk(2 * RELAY_CHUNK_BYTES), op: 'invoke', request_id: 'big-2' }), { ok: false, errno: 'EINVAL' }, 'chunks missing: refused, nothing runs');
+  t.match(
+    await run({ ...chunk(2 * RELAY_CHUNK_BYTES), op: 'invoke', request_id: 'big-2' }),
+    { ok: false, errno: 'EINVAL' },
+    'chunks missing: refused, nothing runs',
+  );
   t.match(await run({ ...chunk(0), op: 'stage', request_id: 'big-3', size: 5 << 20 }), { ok: false, errno: 'EFBIG' }, 'a size over maxBytes');
   await server.dropSession('s1');
 });
@@ -196,7 +234,9 @@ t.test('WorldFS live files: a stat and a cat are one read_file; an echo is one i
     ops.push(operation.op);
     return relay(operation);
   };
-  const descriptor = { runtime: { max_input_bytes: 4 << 20, timeout_ms: 1000, kill_grace_ms: 100, max_queue: 1, max_concurrency: 1 } } as unknown as ServiceDescriptor;
+  const descriptor = {
+    runtime: { max_input_bytes: 4 << 20, timeout_ms: 1000, kill_grace_ms: 100, max_queue: 1, max_concurrency: 1 },
+  } as unknown as ServiceDescriptor;
   const documents = new DocumentCache();
   const world = new Dispatcher(tableDirectory(liveServiceFiles(counted, documents, { serviceId: 'large', descriptor: () => descriptor, changedMs: () => 0 })));
   const rendersBefore = statusRenders;
@@ -249,7 +289,7 @@ t.test('WorldFS live files: a stat and a cat are one read_file; an echo is one i
   }
   await rdwr.release!();
   t.ok(Buffer.concat(outcome).equals(payload), 'O_RDWR: the whole long outcome');
-  t.same(ops, ['stage', 'stage', 'invoke', 'read', 'read', 'release'], 'two chunks staged, one invoke, the outcome\'s rest read');
+  t.same(ops, ['stage', 'stage', 'invoke', 'read', 'read', 'release'], "two chunks staged, one invoke, the outcome's rest read");
 
   ops.length = 0;
   const tooBig = await world.open('/control/invoke.json', 1);

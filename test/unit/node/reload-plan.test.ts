@@ -13,8 +13,14 @@ import { planReload, type CurrentServices } from '../../../src/node/reload-plan.
 import type { NodeService } from '../../../src/node/service-registry.js';
 
 const settings: ServiceSettings = {
-  limits: { maxConcurrency: 1, maxQueue: 1, maxInputBytes: 1024 }, jobsKeep: 1,
-  adapter: { spec: () => { throw new Error('nothing runs here'); }, interpret: () => ({ state: 'ok' }) },
+  limits: { maxConcurrency: 1, maxQueue: 1, maxInputBytes: 1024 },
+  jobsKeep: 1,
+  adapter: {
+    spec: () => {
+      throw new Error('nothing runs here');
+    },
+    interpret: () => ({ state: 'ok' }),
+  },
 };
 
 function loaded(serviceId: string, extra: Record<string, unknown> = {}): LoadedService {
@@ -24,7 +30,12 @@ function loaded(serviceId: string, extra: Record<string, unknown> = {}): LoadedS
 }
 
 function serviceOf(l: LoadedService): NodeService {
-  const runtime = new LiveService({ serviceId: l.descriptor.service_id, runner: { run: () => Promise.reject(new Error('nothing runs here')) }, ids: new InvocationIds(), settings });
+  const runtime = new LiveService({
+    serviceId: l.descriptor.service_id,
+    runner: { run: () => Promise.reject(new Error('nothing runs here')) },
+    ids: new InvocationIds(),
+    settings,
+  });
   return { descriptor: l.descriptor, source: l.source, hostKind: 'native_process', treePath: `services/${l.descriptor.service_id}`, loadedMs: 0, runtime };
 }
 
@@ -33,7 +44,8 @@ function current(loadedServices: LoadedService[]): CurrentServices & { byId: Map
   return { builtins: [], loaded: loadedServices, problems: [], services, byId: new Map(services.map((s) => [s.descriptor.service_id, s])) };
 }
 
-const kinds = (plan: ReturnType<typeof planReload>) => plan.services.map((s) => `${s.kind} ${s.kind === 'keep' ? s.service.descriptor.service_id : s.loaded.descriptor.service_id}`);
+const kinds = (plan: ReturnType<typeof planReload>) =>
+  plan.services.map((s) => `${s.kind} ${s.kind === 'keep' ? s.service.descriptor.service_id : s.loaded.descriptor.service_id}`);
 
 t.test('nothing changed: every service kept as it is, nothing retired', async (t) => {
   const now = current([loaded('a'), loaded('b')]);
@@ -77,9 +89,13 @@ t.test('a file that fails now keeps its previous good version', async (t) => {
 t.test('settings that cannot be made: the plan fails whole, before any runtime is retired', async (t) => {
   const now = current([loaded('a-removed'), loaded('b-replaced'), loaded('c-broken')]);
   const fresh = [loaded('b-replaced', { runtime: undefined }), loaded('c-broken', { version: '2' })];
-  t.throws(() => planReload(now, { services: fresh, problems: [] }, (l) => {
-    if (l.descriptor.service_id === 'c-broken') throw new TypeError('c-broken: no settings');
-    return settings;
-  }), /c-broken: no settings/);
+  t.throws(
+    () =>
+      planReload(now, { services: fresh, problems: [] }, (l) => {
+        if (l.descriptor.service_id === 'c-broken') throw new TypeError('c-broken: no settings');
+        return settings;
+      }),
+    /c-broken: no settings/,
+  );
   for (const service of now.services) t.equal(service.runtime?.view.isRemoved, false, `${service.descriptor.service_id} still runs`);
 });

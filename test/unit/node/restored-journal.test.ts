@@ -32,8 +32,19 @@ t.test('a journal written by main b4df604 restores to the documents main rendere
     t.ok(entry, `${serviceId}: found in the journal`);
     const descriptor = applyDefaults(manifest(serviceId, serviceId) as unknown as Manifest, 'n');
     const rt = new LiveService({
-      serviceId, runner: { run: () => Promise.reject(new Error('nothing runs here')) }, ids: new InvocationIds(),
-      settings: { limits: { maxConcurrency: 1, maxQueue: 64, maxInputBytes: 1 << 20 }, jobsKeep: 32, adapter: { spec: () => { throw new Error('nothing runs here'); }, interpret: () => ({ state: 'ok' }) } },
+      serviceId,
+      runner: { run: () => Promise.reject(new Error('nothing runs here')) },
+      ids: new InvocationIds(),
+      settings: {
+        limits: { maxConcurrency: 1, maxQueue: 64, maxInputBytes: 1 << 20 },
+        jobsKeep: 32,
+        adapter: {
+          spec: () => {
+            throw new Error('nothing runs here');
+          },
+          interpret: () => ({ state: 'ok' }),
+        },
+      },
       restored: { ...(entry?.state ? { state: entry.state } : {}), jobs: entry?.jobs ?? [], now: NOW },
     });
     const { view } = rt;
@@ -44,12 +55,17 @@ t.test('a journal written by main b4df604 restores to the documents main rendere
       'config.json': JSON.parse(renderConfig(view).toString()),
       'result.json': renderResult(view).toString(),
       'last_error.txt': view.state.lastError,
-      jobs: Object.fromEntries(view.jobs.list().map((job) => [job.invocationId, {
-        'status.json': JSON.parse(renderJobStatus(view, job)),
-        'request.json': job.request.toString(),
-        'result.json': job.result?.toString() ?? '',
-        'stderr.txt': job.stderr.toString(),
-      }])),
+      jobs: Object.fromEntries(
+        view.jobs.list().map((job) => [
+          job.invocationId,
+          {
+            'status.json': JSON.parse(renderJobStatus(view, job)),
+            'request.json': job.request.toString(),
+            'result.json': job.result?.toString() ?? '',
+            'stderr.txt': job.stderr.toString(),
+          },
+        ]),
+      ),
     };
   }
   for (const serviceId of Object.keys(expected)) t.same(rendered[serviceId], expected[serviceId], `${serviceId}: every document as main rendered it`);

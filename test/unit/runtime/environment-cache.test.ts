@@ -15,7 +15,10 @@ t.test('never holds more than its capacity; the least recently used goes first',
   cache.hold(4, 'env 4');
   t.equal(cache.size, 3);
   t.equal(cache.get(2), undefined, 'the least recently used was dropped');
-  t.same([1, 3, 4].map((id) => cache.get(id)), ['env 1', 'env 3', 'env 4']);
+  t.same(
+    [1, 3, 4].map((id) => cache.get(id)),
+    ['env 1', 'env 3', 'env 4'],
+  );
   for (let id = 5; id < 1000; id++) cache.hold(id, `env ${id}`);
   t.equal(cache.size, 3, 'bounded however many come');
 });
@@ -24,8 +27,15 @@ t.test('through a real spawner keeping 4: past the capacity, an early environmen
   const spawner = await DriverSpawner.start(pino({ level: 'silent' }), `environment-cache-test-${process.pid}`, { environmentCacheSize: 4 });
   t.teardown(() => spawner.close());
   const spec = (n: number): DriverSpec => ({
-    file: '/bin/sh', args: ['-c', 'printf %s "$WHICH"'], cwd: tmpdir(), env: { WHICH: `env-${n}`, PATH: '/usr/bin:/bin' }, invocationId: `i-${n}`,
-    input: Buffer.alloc(0), timeoutMs: 10_000, killGraceMs: 200, maxOutputBytes: 1 << 20,
+    file: '/bin/sh',
+    args: ['-c', 'printf %s "$WHICH"'],
+    cwd: tmpdir(),
+    env: { WHICH: `env-${n}`, PATH: '/usr/bin:/bin' },
+    invocationId: `i-${n}`,
+    input: Buffer.alloc(0),
+    timeoutMs: 10_000,
+    killGraceMs: 200,
+    maxOutputBytes: 1 << 20,
   });
   const first = spec(0);
   t.equal((await spawner.run(first)).stdout.toString(), 'env-0');
@@ -34,7 +44,11 @@ t.test('through a real spawner keeping 4: past the capacity, an early environmen
   for (let n = 1; n <= count; n += 3) {
     const batch = Array.from({ length: Math.min(3, count + 1 - n) }, (_, i) => spec(n + i));
     const results = await Promise.all(batch.map((s) => spawner.run(s)));
-    t.same(results.map((r) => r.stdout.toString()), batch.map((s) => s.env.WHICH), `environments ${n}…${n + batch.length - 1}`);
+    t.same(
+      results.map((r) => r.stdout.toString()),
+      batch.map((s) => s.env.WHICH),
+      `environments ${n}…${n + batch.length - 1}`,
+    );
   }
   const again = await spawner.run(first);
   t.equal(again.state, 'ok', again.shortMessage);

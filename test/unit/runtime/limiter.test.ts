@@ -8,13 +8,17 @@ t.test('limiter runs at most N at once, in arrival order', async (t) => {
   const order: number[] = [];
   let active = 0;
   let peak = 0;
-  await Promise.all([1, 2, 3, 4, 5].map((n) => limiter.schedule(async () => {
-    active++;
-    peak = Math.max(peak, active);
-    order.push(n);
-    await new Promise((r) => setTimeout(r, 10));
-    active--;
-  })));
+  await Promise.all(
+    [1, 2, 3, 4, 5].map((n) =>
+      limiter.schedule(async () => {
+        active++;
+        peak = Math.max(peak, active);
+        order.push(n);
+        await new Promise((r) => setTimeout(r, 10));
+        active--;
+      }),
+    ),
+  );
   t.equal(peak, 2);
   t.same(order, [1, 2, 3, 4, 5]);
   t.equal(limiter.running, 0);
@@ -23,7 +27,11 @@ t.test('limiter runs at most N at once, in arrival order', async (t) => {
 
 t.test('a failing job frees its slot', async (t) => {
   const limiter = new Limiter(1);
-  await t.rejects(limiter.schedule(async () => { throw new Error('x'); }));
+  await t.rejects(
+    limiter.schedule(async () => {
+      throw new Error('x');
+    }),
+  );
   t.equal(await limiter.schedule(async () => 7), 7);
 });
 

@@ -15,19 +15,40 @@ import { WAIT_SLACK_MS } from '../../../src/runtime/wait-bound.js';
 import type { RuntimeChange } from '../../../src/runtime/job-table.js';
 import type { StoredServiceState } from '../../../src/runtime/service-state.js';
 
-function service(driver: string, options: { maxConcurrency?: number; maxQueue?: number; timeoutMs?: number; checkInput?: (p: unknown) => string | undefined; persist?: (c: RuntimeChange) => Promise<void>; runner?: DriverRunner; restored?: { state?: StoredServiceState; jobs: JobRecord[] } } = {}) {
+function service(
+  driver: string,
+  options: {
+    maxConcurrency?: number;
+    maxQueue?: number;
+    timeoutMs?: number;
+    checkInput?: (p: unknown) => string | undefined;
+    persist?: (c: RuntimeChange) => Promise<void>;
+    runner?: DriverRunner;
+    restored?: { state?: StoredServiceState; jobs: JobRecord[] };
+  } = {},
+) {
   return new LiveService({
-    serviceId: 's', runner: options.runner ?? { run: runDriver }, ids: new InvocationIds(),
+    serviceId: 's',
+    runner: options.runner ?? { run: runDriver },
+    ids: new InvocationIds(),
     ...(options.persist ? { persist: options.persist } : {}),
     ...(options.restored ? { restored: options.restored } : {}),
     settings: {
-    limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: options.maxQueue ?? 64, maxInputBytes: 1 << 20 },
-    jobsKeep: 4,
-    ...(options.checkInput ? { checkInput: options.checkInput } : {}),
-    adapter: nativeProcAdapter({
-      nodeId: 'n', serviceId: 's', executablePath: join(DRIVERS, driver), args: [], cwd: '/tmp', env: { SLOW_SECONDS: '0.3' }, envPassthrough: [],
-      timeoutMs: options.timeoutMs ?? 10_000, killGraceMs: 200, maxOutputBytes: 1 << 20,
-    }),
+      limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: options.maxQueue ?? 64, maxInputBytes: 1 << 20 },
+      jobsKeep: 4,
+      ...(options.checkInput ? { checkInput: options.checkInput } : {}),
+      adapter: nativeProcAdapter({
+        nodeId: 'n',
+        serviceId: 's',
+        executablePath: join(DRIVERS, driver),
+        args: [],
+        cwd: '/tmp',
+        env: { SLOW_SECONDS: '0.3' },
+        envPassthrough: [],
+        timeoutMs: options.timeoutMs ?? 10_000,
+        killGraceMs: 200,
+        maxOutputBytes: 1 << 20,
+      }),
     },
   });
 }
@@ -146,10 +167,16 @@ t.test('jobs: kept up to jobs_keep, each with its own request, result and stderr
   for (let i = 0; i < 6; i++) await rt.invoke(Buffer.from(`{"i":${i}}`));
   const jobs = rt.view.jobs.list();
   t.equal(jobs.length, 4, 'jobs_keep 4');
-  t.same(jobs.map((j) => j.request.toString()), ['{"i":2}', '{"i":3}', '{"i":4}', '{"i":5}']);
+  t.same(
+    jobs.map((j) => j.request.toString()),
+    ['{"i":2}', '{"i":3}', '{"i":4}', '{"i":5}'],
+  );
   t.equal(jobs[3]?.result?.toString(), '{"i":5}');
   t.equal(jobs[3]?.state, 'ok');
-  t.ok(changes.some((c) => c.kind === 'job-removed'), 'pruned jobs leave the journal');
+  t.ok(
+    changes.some((c) => c.kind === 'job-removed'),
+    'pruned jobs leave the journal',
+  );
   t.ok(changes.some((c) => c.kind === 'job'));
 });
 
@@ -158,7 +185,9 @@ t.test('the state record, journaled and read back, is the same state', async (t)
   await rt.invoke(Buffer.from('{"keep":1}'));
   await rt.control('disable');
   await rt.setConfig({ supervision: { cooldown_ms: 5 } });
-  const copy = service('cat', { restored: { state: JSON.parse(JSON.stringify(rt.view.state)) as StoredServiceState, jobs: rt.view.jobs.list().map((j) => j.record()) } });
+  const copy = service('cat', {
+    restored: { state: JSON.parse(JSON.stringify(rt.view.state)) as StoredServiceState, jobs: rt.view.jobs.list().map((j) => j.record()) },
+  });
   t.same(copy.view.state, rt.view.state);
   t.equal(copy.view.result?.toString(), '{"keep":1}');
   t.equal(copy.view.state.enabled, false);
@@ -207,7 +236,11 @@ t.test('restore: a run the kill interrupted counts as a start and a failure, onc
     t.equal(restored.state.lastError, INTERRUPTED_ERROR);
     t.equal(restored.statusState(), 'error');
     t.equal(restored.supervisor.healthState(), 'degraded');
-    t.same(changes.map((c) => c.kind), ['job', 'state'], 'journaled at once, the job first');
+    t.same(
+      changes.map((c) => c.kind),
+      ['job', 'state'],
+      'journaled at once, the job first',
+    );
     // Restarting again from what that restore journaled counts nothing twice.
     const again = service('cat', { restored: { ...(persisted.state ? { state: persisted.state } : {}), jobs: persisted.jobs } });
     t.same(again.view.state.counters, restored.state.counters, `${stateWhile}: a second restart counts nothing more`);
@@ -239,10 +272,18 @@ t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, 
 
 t.test('a payload the adapter refuses: EINVAL recorded, and the job leaves jobs/', async (t) => {
   const rt = new LiveService({
-    serviceId: 's', runner: { run: runDriver }, ids: new InvocationIds(),
+    serviceId: 's',
+    runner: { run: runDriver },
+    ids: new InvocationIds(),
     settings: {
-      limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024 }, jobsKeep: 4,
-      adapter: { spec: () => { throw new FsError('EINVAL', 'no argv'); }, interpret: () => ({ state: 'ok' }) },
+      limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024 },
+      jobsKeep: 4,
+      adapter: {
+        spec: () => {
+          throw new FsError('EINVAL', 'no argv');
+        },
+        interpret: () => ({ state: 'ok' }),
+      },
     },
   });
   await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EINVAL');

@@ -11,8 +11,17 @@ import type { DriverSpec } from '../../../src/runtime/run-result.js';
 
 const ENV = {};
 const spec = (over: Partial<DriverSpec> = {}): DriverSpec => ({
-  file: '/drivers/p', args: [], cwd: '/tmp', env: ENV, invocationId: '1-0001', input: Buffer.from('{"n":1}'),
-  timeoutMs: 5_000, killGraceMs: 100, maxOutputBytes: 1 << 20, persistentKey: 'p', ...over,
+  file: '/drivers/p',
+  args: [],
+  cwd: '/tmp',
+  env: ENV,
+  invocationId: '1-0001',
+  input: Buffer.from('{"n":1}'),
+  timeoutMs: 5_000,
+  killGraceMs: 100,
+  maxOutputBytes: 1 << 20,
+  persistentKey: 'p',
+  ...over,
 });
 
 /** A DriverProcess the test drives: sees every request line, answers and dies on command. */
@@ -46,7 +55,14 @@ class ScriptedProcess implements DriverProcess {
 
 function scripted(): { launched: ScriptedProcess[]; launch: (s: DriverSpec) => ScriptedProcess } {
   const launched: ScriptedProcess[] = [];
-  return { launched, launch: () => { const p = new ScriptedProcess(); launched.push(p); return p; } };
+  return {
+    launched,
+    launch: () => {
+      const p = new ScriptedProcess();
+      launched.push(p);
+      return p;
+    },
+  };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -68,7 +84,7 @@ t.test('answers match requests by id, in any order and split across chunks', asy
   t.equal(r2.stdout.toString(), '{"r":2}\n');
 });
 
-t.test('ok:false is an error with the driver\'s text; the process is kept', async (t) => {
+t.test("ok:false is an error with the driver's text; the process is kept", async (t) => {
   const { launched, launch } = scripted();
   const driver = new PersistentDriver(spec(), launch);
   const run = driver.run(spec());

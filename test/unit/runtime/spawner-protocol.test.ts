@@ -7,7 +7,17 @@ const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 
 t.test('a spec crosses the JSON link with its payload bytes intact', async (tt) => {
   const env = { A: '1' };
-  const spec: DriverSpec = { file: '/bin/cat', args: ['-u'], cwd: '/', env, invocationId: 'inv-1', input: allBytes, timeoutMs: 5, killGraceMs: 6, maxOutputBytes: 7 };
+  const spec: DriverSpec = {
+    file: '/bin/cat',
+    args: ['-u'],
+    cwd: '/',
+    env,
+    invocationId: 'inv-1',
+    input: allBytes,
+    timeoutMs: 5,
+    killGraceMs: 6,
+    maxOutputBytes: 7,
+  };
   const { env: _env, ...rest } = spec;
   const wire = JSON.parse(JSON.stringify(toWireSpec(rest))) as ReturnType<typeof toWireSpec>;
   tt.type(wire.input, 'string');
@@ -19,8 +29,16 @@ t.test('a spec crosses the JSON link with its payload bytes intact', async (tt) 
 
 t.test('a result crosses the JSON link with its output bytes intact', async (tt) => {
   const result: RunResult = {
-    state: 'error', exitCode: 3, signal: null, stdout: allBytes, stderr: Buffer.from([0xff, 0xfe]), outputCapped: false,
-    spawnFailed: false, startedMs: 1, durationMs: 2, shortMessage: 'x exited with code 3',
+    state: 'error',
+    exitCode: 3,
+    signal: null,
+    stdout: allBytes,
+    stderr: Buffer.from([0xff, 0xfe]),
+    outputCapped: false,
+    spawnFailed: false,
+    startedMs: 1,
+    durationMs: 2,
+    shortMessage: 'x exited with code 3',
   };
   const back = fromWireResult(JSON.parse(JSON.stringify(toWireResult(result))) as ReturnType<typeof toWireResult>);
   tt.same(back, result);

@@ -22,8 +22,17 @@ function nativeEcho(input: Buffer, invocationId: string): { code: number; stdout
   const fail = (payload as { fail?: unknown } | null)?.fail;
   if (typeof fail === 'string') return { code: 1, stdout: '', stderr: `${fail}\n` };
   return {
-    code: 0, stderr: '',
-    stdout: JSON.stringify({ ok: true, service_id: WASM_TEST_ENV.ACHERON_SERVICE_ID, node_id: WASM_TEST_ENV.ACHERON_NODE_ID, invocation_id: invocationId, bytes: Buffer.byteLength(raw), echo: payload }) + '\n',
+    code: 0,
+    stderr: '',
+    stdout:
+      JSON.stringify({
+        ok: true,
+        service_id: WASM_TEST_ENV.ACHERON_SERVICE_ID,
+        node_id: WASM_TEST_ENV.ACHERON_NODE_ID,
+        invocation_id: invocationId,
+        bytes: Buffer.byteLength(raw),
+        echo: payload,
+      }) + '\n',
   };
 }
 
@@ -38,16 +47,38 @@ async function sameAsNative(input: Buffer): Promise<boolean> {
 
 t.test('the wasm echo answers byte for byte what the native echo answers', async (t) => {
   const payloads = [
-    '{"msg":"hi"}\n', '{}', ' {\n  "a" : [ 1, 2.50, -0, 1e3, 1E-7, 0.000001, 1e21, 123456789012345678901234567890 ] }\n',
+    '{"msg":"hi"}\n',
+    '{}',
+    ' {\n  "a" : [ 1, 2.50, -0, 1e3, 1E-7, 0.000001, 1e21, 123456789012345678901234567890 ] }\n',
     '{"b":1,"a":2,"b":3,"10":4,"2":5,"01":6,"4294967294":7,"4294967295":8}',
     '{"s":"\\u0041\\/\\ud83d\\ude00\\ud800x\\udc00\\u001f\\u007f\u00e9 \\" \\\\ \\b\\f\\n\\r\\t"}',
     '{"n":[0.1,0.30000000000000004,9007199254740993,5e-324,2.2250738585072014e-308,1.7976931348623157e308,1e400]}',
-    '{"fail":"boom"}', '{"fail":"not this","fail":1}', '{"fail":"\\ud800 alone"}', '{"__proto__":{"x":1}}', 'not json', '{"a":1',
+    '{"fail":"boom"}',
+    '{"fail":"not this","fail":1}',
+    '{"fail":"\\ud800 alone"}',
+    '{"__proto__":{"x":1}}',
+    'not json',
+    '{"a":1',
   ];
   for (const payload of payloads) t.ok(await sameAsNative(Buffer.from(payload)), JSON.stringify(payload));
-  t.ok(await sameAsNative(Buffer.from([0x7b, 0x22, 0x73, 0x22, 0x3a, 0x22, 0xff, 0xc3, 0xe0, 0x80, 0xed, 0xa0, 0x80, 0xf0, 0x9f, 0x98, 0x22, 0x7d])), 'invalid UTF-8 inside a string');
-  await fc.assert(fc.asyncProperty(fc.jsonValue(), fc.boolean(), (value, pretty) => sameAsNative(Buffer.from(JSON.stringify({ value }, null, pretty ? 2 : 0)))), { numRuns: 80 });
-  await fc.assert(fc.asyncProperty(fc.double({ noNaN: true, noDefaultInfinity: true }), (d) => sameAsNative(Buffer.from(`{"d":${JSON.stringify(d)}}`))), { numRuns: 80 });
-  await fc.assert(fc.asyncProperty(fc.stringMatching(/^-?(0|[1-9][0-9]{0,22})(\.[0-9]{1,22})?([eE][+-]?[0-9]{1,3})?$/), (n) => sameAsNative(Buffer.from(`{"n":${n}}`))), { numRuns: 80 });
-  await fc.assert(fc.asyncProperty(fc.string({ unit: 'binary' }), (s) => sameAsNative(Buffer.from(JSON.stringify({ s })))), { numRuns: 60 });
+  t.ok(
+    await sameAsNative(Buffer.from([0x7b, 0x22, 0x73, 0x22, 0x3a, 0x22, 0xff, 0xc3, 0xe0, 0x80, 0xed, 0xa0, 0x80, 0xf0, 0x9f, 0x98, 0x22, 0x7d])),
+    'invalid UTF-8 inside a string',
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.jsonValue(), fc.boolean(), (value, pretty) => sameAsNative(Buffer.from(JSON.stringify({ value }, null, pretty ? 2 : 0)))),
+    { numRuns: 80 },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.double({ noNaN: true, noDefaultInfinity: true }), (d) => sameAsNative(Buffer.from(`{"d":${JSON.stringify(d)}}`))),
+    { numRuns: 80 },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.stringMatching(/^-?(0|[1-9][0-9]{0,22})(\.[0-9]{1,22})?([eE][+-]?[0-9]{1,3})?$/), (n) => sameAsNative(Buffer.from(`{"n":${n}}`))),
+    { numRuns: 80 },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.string({ unit: 'binary' }), (s) => sameAsNative(Buffer.from(JSON.stringify({ s })))),
+    { numRuns: 60 },
+  );
 });

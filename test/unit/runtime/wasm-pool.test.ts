@@ -46,7 +46,10 @@ t.test('an infinite loop is stopped at timeout_ms and the pool goes on', async (
   t.equal(run.shortMessage, 'loop.wasm timed out after 300 ms and was stopped');
   // Both workers stuck at once: each is terminated and replaced.
   const both = await Promise.all([1, 2].map(() => pool.run(loop, wasmSpec('', { timeoutMs: 200 }))));
-  t.same(both.map((r) => r.state), ['timeout', 'timeout']);
+  t.same(
+    both.map((r) => r.state),
+    ['timeout', 'timeout'],
+  );
   const after = await pool.run(echo, wasmSpec('{"after":"loop"}'));
   t.equal(after.state, 'ok', after.shortMessage);
   t.match(JSON.parse(after.stdout.toString()), { echo: { after: 'loop' } });
@@ -90,7 +93,10 @@ t.test('memory cannot grow past the cap; the failure says so', async (t) => {
   const grow = await wasmProgram(await watFixture('grow'), { maxPages: 16 });
   const run = await pool.run(grow, wasmSpec(''));
   t.equal(run.state, 'error');
-  t.equal(run.shortMessage, "fixture.wasm trapped: RuntimeError: unreachable (its memory had reached the maximum of 1048576 bytes: runtime.wasm.max_memory_bytes or the module's own limit)");
+  t.equal(
+    run.shortMessage,
+    "fixture.wasm trapped: RuntimeError: unreachable (its memory had reached the maximum of 1048576 bytes: runtime.wasm.max_memory_bytes or the module's own limit)",
+  );
 });
 
 t.test('output past max_output_bytes stops the run', async (t) => {

@@ -90,10 +90,24 @@ t.test('batch mode setLatest: one record per key per batch, the value as it is w
   await journal.set('overridden', { new: true });
   await journal.flush();
   t.equal(calls, 1, 'serialized once');
-  const records = (await readFile(path, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { key: string; value?: unknown });
-  t.same(records.filter((r) => r.key === 'svc').map((r) => r.value), [{ state: 100 }], 'one record, the latest state');
-  t.notOk(records.some((r) => r.key === 'gone'), 'a delete cancels a deferred value');
-  t.same(records.filter((r) => r.key === 'overridden').map((r) => r.value), [{ new: true }], 'a later set wins over a deferred one');
+  const records = (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { key: string; value?: unknown });
+  t.same(
+    records.filter((r) => r.key === 'svc').map((r) => r.value),
+    [{ state: 100 }],
+    'one record, the latest state',
+  );
+  t.notOk(
+    records.some((r) => r.key === 'gone'),
+    'a delete cancels a deferred value',
+  );
+  t.same(
+    records.filter((r) => r.key === 'overridden').map((r) => r.value),
+    [{ new: true }],
+    'a later set wins over a deferred one',
+  );
   await journal.close();
   const { restored } = await StateJournal.open(path, { sync: 'batch', log });
   t.same(restored.values.get('svc'), { state: 100 });

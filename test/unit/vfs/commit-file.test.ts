@@ -60,21 +60,29 @@ t.test('(cat a; cat b) > f: an unfinished prefix waits for the next flush', asyn
 });
 
 t.test('any split of a payload into writes commits exactly those bytes once', async (t) => {
-  await fc.assert(fc.asyncProperty(fc.json({ maxDepth: 3 }).filter((s) => s.startsWith('{')), fc.array(fc.nat(), { maxLength: 8 }), fc.boolean(), async (text, cuts, flushBetween) => {
-    const { target: tg, commits } = target({ maxBytes: 1 << 20 });
-    const h = await openHandle(tg);
-    const data = Buffer.from(text);
-    const points = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
-    let at = 0;
-    for (const point of [...points, data.length]) {
-      if (point > at) await h.write(at, data.subarray(at, point));
-      at = Math.max(at, point);
-      if (flushBetween) await h.flush();
-    }
-    await h.flush();
-    await h.release();
-    return commits.length === 1 && commits[0] === text;
-  }), { numRuns: 300 });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.json({ maxDepth: 3 }).filter((s) => s.startsWith('{')),
+      fc.array(fc.nat(), { maxLength: 8 }),
+      fc.boolean(),
+      async (text, cuts, flushBetween) => {
+        const { target: tg, commits } = target({ maxBytes: 1 << 20 });
+        const h = await openHandle(tg);
+        const data = Buffer.from(text);
+        const points = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
+        let at = 0;
+        for (const point of [...points, data.length]) {
+          if (point > at) await h.write(at, data.subarray(at, point));
+          at = Math.max(at, point);
+          if (flushBetween) await h.flush();
+        }
+        await h.flush();
+        await h.release();
+        return commits.length === 1 && commits[0] === text;
+      },
+    ),
+    { numRuns: 300 },
+  );
   t.pass('property held');
 });
 
@@ -123,9 +131,16 @@ t.test('SPEC §3: EFBIG on the write that crosses the limit, on every later writ
   const h = await openHandle(tg, O_RDWR);
   await h.flush(); // bash's first flush, before any data
   t.equal(await h.write(0, Buffer.from('{"a":')), 5, 'writes below the limit are taken');
-  const crossing = await h.write(5, Buffer.from('"0123456789"}')).then(() => undefined, (error: unknown) => error);
+  const crossing = await h.write(5, Buffer.from('"0123456789"}')).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
   t.ok(crossing instanceof FsError && crossing.errno === 'EFBIG', 'the crossing write is EFBIG');
-  t.equal((crossing as Error).message, 'control/invoke.json: payload of 18 bytes or more exceeds runtime.max_input_bytes (10 bytes)', 'the message names the file and the limit');
+  t.equal(
+    (crossing as Error).message,
+    'control/invoke.json: payload of 18 bytes or more exceeds runtime.max_input_bytes (10 bytes)',
+    'the message names the file and the limit',
+  );
   await rejectsErrno(t, h.write(18, Buffer.from('\n')), 'EFBIG', 'a later write');
   await rejectsErrno(t, h.flush(), 'EFBIG', 'close()');
   await rejectsErrno(t, h.flush(), 'EFBIG', 'a second close() of a dup');
@@ -140,12 +155,18 @@ t.test('messages name the file and the limit they are about', async (t) => {
   const { target: tg } = target({ file: 'config.json', maxBytes: 4, limitName: 'the config.json limit', record: (error) => messages.push(error.message) });
   await (await openHandle(tg)).write(0, Buffer.from('{"big":1}')).catch(() => undefined);
   await (await openHandle(tg)).write(3, Buffer.from('{}')).catch(() => undefined);
-  const truncated = await commitFile(tg).truncate!(5).then(() => '', (error: Error) => error.message);
-  t.same([...messages, truncated], [
-    'config.json: payload of 9 bytes or more exceeds the config.json limit (4 bytes)',
-    'config.json: write at offset 3 leaves a hole or rewrites a committed payload (the next byte goes at 0)',
-    'config.json: can be truncated only to 0, not 5 (it takes whole documents)',
-  ]);
+  const truncated = await commitFile(tg).truncate!(5).then(
+    () => '',
+    (error: Error) => error.message,
+  );
+  t.same(
+    [...messages, truncated],
+    [
+      'config.json: payload of 9 bytes or more exceeds the config.json limit (4 bytes)',
+      'config.json: write at offset 3 leaves a hole or rewrites a committed payload (the next byte goes at 0)',
+      'config.json: can be truncated only to 0, not 5 (it takes whole documents)',
+    ],
+  );
 });
 
 t.test('bytes that are not UTF-8 are EINVAL, recorded, and never reach the target', async (t) => {
@@ -190,7 +211,11 @@ t.test('a fresh read returns end of file and commits nothing', async (t) => {
 });
 
 t.test('open for writing asks admit(); a read-only open does not', async (t) => {
-  const { target: tg } = target({ admit: () => { throw new FsError('EPERM', 'disabled'); } });
+  const { target: tg } = target({
+    admit: () => {
+      throw new FsError('EPERM', 'disabled');
+    },
+  });
   await rejectsErrno(t, commitFile(tg).open!(O_WRONLY), 'EPERM');
   t.ok(await commitFile(tg).open!(0));
 });

@@ -13,8 +13,18 @@ const service = (id: string, version = '1'): ServiceDescriptor => applyDefaults(
 
 function read(services: ServiceDescriptor[], seq: number): StoredNode {
   return {
-    node_id: 'n', node_name: 'n', platform: {}, labels: {}, state: 'online', lease_expires_at_ms: 5, last_seen_ms: 4, joined_at_ms: 3, updated_ms: 2, seq,
-    services, service_hashes: Object.fromEntries(services.map((s) => [s.service_id, serviceHash(s)])),
+    node_id: 'n',
+    node_name: 'n',
+    platform: {},
+    labels: {},
+    state: 'online',
+    lease_expires_at_ms: 5,
+    last_seen_ms: 4,
+    joined_at_ms: 3,
+    updated_ms: 2,
+    seq,
+    services,
+    service_hashes: Object.fromEntries(services.map((s) => [s.service_id, serviceHash(s)])),
   };
 }
 
@@ -23,7 +33,14 @@ function event(seq: number, before: ServiceDescriptor[], after: ServiceDescripto
   const delta = serviceDelta(before, after, 100 + seq);
   const byId = new Map(after.map((s) => [s.service_id, s]));
   return {
-    seq, kind, timestamp_ms: 100 + seq, node_id: 'n', node_name: 'n', platform: {}, labels: { v: String(seq) }, service_delta: delta,
+    seq,
+    kind,
+    timestamp_ms: 100 + seq,
+    node_id: 'n',
+    node_name: 'n',
+    platform: {},
+    labels: { v: String(seq) },
+    service_delta: delta,
     changed_services: [...delta.added, ...delta.updated].map((e) => byId.get(e.service_id) as ServiceDescriptor),
   };
 }
@@ -37,14 +54,31 @@ t.test('deltas change only what they name; stale events are skipped', async (t) 
   const v2 = [service('a', '2'), service('c')];
   t.equal(mirror.apply(event(9, [], v1)), 'stale', 'an event the read reflects');
   t.equal(mirror.apply(event(11, v1, v2)), 'applied');
-  t.same(ids(mirror), [['a', '2', 'online'], ['c', '1', 'online']]);
+  t.same(ids(mirror), [
+    ['a', '2', 'online'],
+    ['c', '1', 'online'],
+  ]);
   t.same(mirror.node('n')?.labels, { v: '11' }, 'node meta from the event');
   t.equal(mirror.node('n')?.lease_expires_at_ms, 5, 'lease times are not in events: kept');
   t.equal(mirror.apply(event(11, v1, v2)), 'stale', 'the same event twice');
   t.equal(mirror.apply(event(12, v2, v2, 'offline')), 'applied');
-  t.same(ids(mirror), [['a', '2', 'offline'], ['c', '1', 'offline']], 'an offline node\'s services are shown offline');
+  t.same(
+    ids(mirror),
+    [
+      ['a', '2', 'offline'],
+      ['c', '1', 'offline'],
+    ],
+    "an offline node's services are shown offline",
+  );
   t.equal(mirror.apply(event(13, v2, v2, 'online')), 'applied');
-  t.same(ids(mirror), [['a', '2', 'online'], ['c', '1', 'online']], 'and online again, as stored');
+  t.same(
+    ids(mirror),
+    [
+      ['a', '2', 'online'],
+      ['c', '1', 'online'],
+    ],
+    'and online again, as stored',
+  );
   t.equal(mirror.apply(event(14, v2, [], 'delete')), 'applied');
   t.equal(mirror.node('n'), undefined, 'a delete removes the node');
   t.equal(mirror.apply(event(15, [], [service('x')], 'online')), 'unknown node', 'a node it does not hold: read it');
@@ -58,5 +92,12 @@ t.test('an event that does not fit what the mirror holds is a mismatch, and chan
   t.equal(mirror.apply(event(3, missed, [service('a', '3'), service('b')])), 'mismatch', 'an update from a version it never had (an event missed)');
   t.equal(mirror.apply(event(3, [...v1, service('z')], v1)), 'mismatch', 'the removal of a service it does not have');
   t.equal(mirror.apply(event(3, [service('a')], [service('a'), service('b', '9')])), 'mismatch', 'the addition of a service it has');
-  t.same(ids(mirror), [['a', '1', 'online'], ['b', '1', 'online']], 'unchanged');
+  t.same(
+    ids(mirror),
+    [
+      ['a', '1', 'online'],
+      ['b', '1', 'online'],
+    ],
+    'unchanged',
+  );
 });

@@ -9,17 +9,37 @@ import type { SessionGrant, WorldCatalog, WorldNode } from '../../../src/world/w
 import { buildWorldTree } from '../../../src/world/world-tree.js';
 import { rejectsErrno } from '../../helpers/errno.js';
 
-const service = (serviceId: string, mountPaths: string[], permissions: ServiceDescriptor['permissions'] = { default: 'deny-by-default', allow_roles: ['admin', 'user'] }): ServiceDescriptor => ({
-  service_id: serviceId, kind: 'test', version: '1', state: 'online', endpoints: [`/nodes/n1/services/${serviceId}`], capabilities: {},
-  mounts: mountPaths.map((mountPath, i) => ({ mount_id: `${serviceId}-${i}`, mount_path: mountPath })), ops: {},
-  runtime: { type: 'native_proc' } as ServiceDescriptor['runtime'], permissions, schema: {},
+const service = (
+  serviceId: string,
+  mountPaths: string[],
+  permissions: ServiceDescriptor['permissions'] = { default: 'deny-by-default', allow_roles: ['admin', 'user'] },
+): ServiceDescriptor => ({
+  service_id: serviceId,
+  kind: 'test',
+  version: '1',
+  state: 'online',
+  endpoints: [`/nodes/n1/services/${serviceId}`],
+  capabilities: {},
+  mounts: mountPaths.map((mountPath, i) => ({ mount_id: `${serviceId}-${i}`, mount_path: mountPath })),
+  ops: {},
+  runtime: { type: 'native_proc' } as ServiceDescriptor['runtime'],
+  permissions,
+  schema: {},
 });
 const roots = (services: ServiceDescriptor[]): string[] => derivedRoots('n1', services).map((r) => `${r.segments.join('/')}=${r.serviceId}`);
 
 t.test('a mount path under the node, outside its fixed names, is a root; anything else is not', async (t) => {
-  t.same(roots([service('cam', ['/nodes/n1/services/cam', '/nodes/n1/devices/cam', '/nodes/n1//top/'])]), ['top=cam', 'devices/cam=cam'], 'shorter first; empty segments do not count');
-  t.same(roots([service('x', ['/nodes/n2/devices/x', '/nodes/n1', '/nodes/n1/', '/nodes/n10/x'])]), [], 'another node\'s path, or the node directory itself');
-  t.same(roots([service('x', ['/nodes/n1/services/other', '/nodes/n1/fs/data', '/nodes/n1/NODE.json', '/nodes/n1/README.md/x'])]), [], 'never inside or over the fixed names');
+  t.same(
+    roots([service('cam', ['/nodes/n1/services/cam', '/nodes/n1/devices/cam', '/nodes/n1//top/'])]),
+    ['top=cam', 'devices/cam=cam'],
+    'shorter first; empty segments do not count',
+  );
+  t.same(roots([service('x', ['/nodes/n2/devices/x', '/nodes/n1', '/nodes/n1/', '/nodes/n10/x'])]), [], "another node's path, or the node directory itself");
+  t.same(
+    roots([service('x', ['/nodes/n1/services/other', '/nodes/n1/fs/data', '/nodes/n1/NODE.json', '/nodes/n1/README.md/x'])]),
+    [],
+    'never inside or over the fixed names',
+  );
   t.same(roots([service('x', ['/nodes/n1/a/../b', '/nodes/n1/./a', `/nodes/n1/${'y'.repeat(256)}`])]), [], '., .. and names longer than NAME_MAX are ignored');
 });
 
@@ -30,19 +50,34 @@ t.test('conflicts: the shorter path wins, then the smaller service id; the same 
 });
 
 const node: WorldNode = {
-  node_id: 'n1', node_name: 'n1', platform: {}, labels: {}, state: 'online', lease_expires_at_ms: 0, last_seen_ms: 0, joined_at_ms: 0, updated_ms: 1,
+  node_id: 'n1',
+  node_name: 'n1',
+  platform: {},
+  labels: {},
+  state: 'online',
+  lease_expires_at_ms: 0,
+  last_seen_ms: 0,
+  joined_at_ms: 0,
+  updated_ms: 1,
   services: [
     service('cam', ['/nodes/n1/services/cam', '/nodes/n1/devices/cam']),
     service('secret', ['/nodes/n1/devices/secret', '/nodes/n1/shared'], { default: 'deny-by-default', allow_roles: ['admin'] }),
     service('user-shared', ['/nodes/n1/shared/inner']),
   ],
 };
-const grant = (actions: Partial<Record<'invoke' | 'mount', string>>): SessionGrant => ({ has_project_token: false, actions: { read: 'allowed', observe: 'allowed', invoke: 'allowed', mount: 'allowed', admin: 'no', ...actions } });
+const grant = (actions: Partial<Record<'invoke' | 'mount', string>>): SessionGrant => ({
+  has_project_token: false,
+  actions: { read: 'allowed', observe: 'allowed', invoke: 'allowed', mount: 'allowed', admin: 'no', ...actions },
+});
 const relayed: string[] = [];
 function tree(sessionGrant: SessionGrant | undefined): Dispatcher {
   const catalog = {
-    connected: true, lastError: '', changedMs: 1, grant: sessionGrant,
-    nodeIds: () => ['n1'], node: (id: string) => (id === 'n1' ? node : undefined),
+    connected: true,
+    lastError: '',
+    changedMs: 1,
+    grant: sessionGrant,
+    nodeIds: () => ['n1'],
+    node: (id: string) => (id === 'n1' ? node : undefined),
     relay: async (_nodeId: string, operation: { op: string; path: string }) => {
       relayed.push(`${operation.op} ${operation.path}`);
       return { mode: 0o100444, size: 0, mtime_ms: 1, ctime_ms: 1 };
@@ -51,12 +86,16 @@ function tree(sessionGrant: SessionGrant | undefined): Dispatcher {
   return new Dispatcher(buildWorldTree({ catalog: catalog as unknown as WorldCatalog }));
 }
 
-t.test('admins: every root, each the service\'s whole directory, its live files relayed as services/<id>/', async (t) => {
+t.test("admins: every root, each the service's whole directory, its live files relayed as services/<id>/", async (t) => {
   const d = tree(undefined);
   t.same((await d.readdir('/nodes/n1')).slice(-2), ['devices', 'shared'], 'after the fixed names');
   t.same(await d.readdir('/nodes/n1/devices'), ['cam', 'secret']);
   t.same(await d.readdir('/nodes/n1/devices/cam'), await d.readdir('/nodes/n1/services/cam'), 'the same directory as services/cam');
-  t.same(await d.readdir('/nodes/n1/shared'), (await d.readdir('/nodes/n1/services/secret')), 'secret (shorter path) takes shared/, user-shared\'s shared/inner is inside it');
+  t.same(
+    await d.readdir('/nodes/n1/shared'),
+    await d.readdir('/nodes/n1/services/secret'),
+    "secret (shorter path) takes shared/, user-shared's shared/inner is inside it",
+  );
   relayed.length = 0;
   await d.getattr('/nodes/n1/devices/cam/result.json');
   t.same(relayed, ['read_file /services/cam/result.json'], 'the node is asked for its services/cam/, where its files are');
@@ -66,7 +105,7 @@ t.test('admins: every root, each the service\'s whole directory, its live files 
 t.test('users: a hidden service has no roots and takes no path; refused `mount` hides all roots', async (t) => {
   const d = tree(grant({}));
   t.same(await d.readdir('/nodes/n1/devices'), ['cam']);
-  await rejectsErrno(t, d.getattr('/nodes/n1/devices/secret'), 'ENOENT', 'an admin-only service\'s root is ENOENT');
+  await rejectsErrno(t, d.getattr('/nodes/n1/devices/secret'), 'ENOENT', "an admin-only service's root is ENOENT");
   t.same(await d.readdir('/nodes/n1/shared'), ['inner'], 'shared/ leads to user-shared: the hidden secret does not take it');
   t.same(await d.readdir('/nodes/n1/shared/inner'), await d.readdir('/nodes/n1/services/user-shared'));
 

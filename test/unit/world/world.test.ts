@@ -6,10 +6,22 @@ import { worldMountArgs } from '../../../src/cli/world-command.js';
 import { visible } from '../../../src/world/world-tree.js';
 
 const service = (permissions: ServiceDescriptor['permissions']): ServiceDescriptor => ({
-  service_id: 's', kind: 'k', version: '1', state: 'online', endpoints: ['file'], capabilities: {}, mounts: [], ops: {},
-  runtime: { type: 'native_proc' } as ServiceDescriptor['runtime'], permissions, schema: {},
+  service_id: 's',
+  kind: 'k',
+  version: '1',
+  state: 'online',
+  endpoints: ['file'],
+  capabilities: {},
+  mounts: [],
+  ops: {},
+  runtime: { type: 'native_proc' } as ServiceDescriptor['runtime'],
+  permissions,
+  schema: {},
 });
-const grant = (invoke: string, hasToken = false) => ({ has_project_token: hasToken, actions: { read: 'allowed', observe: 'allowed', invoke, mount: 'allowed', admin: 'no' } });
+const grant = (invoke: string, hasToken = false) => ({
+  has_project_token: hasToken,
+  actions: { read: 'allowed', observe: 'allowed', invoke, mount: 'allowed', admin: 'no' },
+});
 
 t.test('admins (no project session) see every service', async (t) => {
   t.ok(visible(service({ default: 'deny-by-default', allow_roles: ['admin'] }), undefined));
@@ -23,7 +35,10 @@ t.test('a user session needs invoke allowed, then the service permissions decide
   t.notOk(visible(service({ default: 'deny-by-default', allow_roles: ['admin'] }), open), 'admins only: hidden');
   t.notOk(visible(service({ default: 'deny' }), open), 'default deny: hidden');
   t.ok(visible(service({ default: 'allow' }), open), 'a default that is not deny: visible');
-  t.notOk(visible(service({ default: 'allow', allow_roles: ['user'] }), grant('project p: invoke needs the project token')), 'invoke refused: nothing is visible');
+  t.notOk(
+    visible(service({ default: 'allow', allow_roles: ['user'] }), grant('project p: invoke needs the project token')),
+    'invoke refused: nothing is visible',
+  );
 });
 
 t.test('require_project_token hides a service from sessions without the project token', async (t) => {
@@ -33,10 +48,21 @@ t.test('require_project_token hides a service from sessions without the project 
 });
 
 t.test('world:<url> <dir> -o ...: the URL from the source, known keys in snake_case, the rest reported', async (t) => {
-  const { args, unknown } = worldMountArgs('world:ws://10.0.0.1:18790', '/nodes', 'rw,token_file=/etc/acheron/token,project=p1,project_token_file=/etc/acheron/p1,subtree=nodes,busy_poll_us=50,log_level=debug,noauto,x-systemd.automount,dev,suid,frobnicate=1,token_file');
+  const { args, unknown } = worldMountArgs(
+    'world:ws://10.0.0.1:18790',
+    '/nodes',
+    'rw,token_file=/etc/acheron/token,project=p1,project_token_file=/etc/acheron/p1,subtree=nodes,busy_poll_us=50,log_level=debug,noauto,x-systemd.automount,dev,suid,frobnicate=1,token_file',
+  );
   t.same(args, {
-    'control-url': 'ws://10.0.0.1:18790', mount: '/nodes', daemon: true,
-    'token-file': '/etc/acheron/token', project: 'p1', 'project-token-file': '/etc/acheron/p1', subtree: 'nodes', 'busy-poll-us': '50', 'log-level': 'debug',
+    'control-url': 'ws://10.0.0.1:18790',
+    mount: '/nodes',
+    daemon: true,
+    'token-file': '/etc/acheron/token',
+    project: 'p1',
+    'project-token-file': '/etc/acheron/p1',
+    subtree: 'nodes',
+    'busy-poll-us': '50',
+    'log-level': 'debug',
   });
-  t.same(unknown, ['frobnicate=1', 'token_file'], 'x-* and mount(8)\'s own options are ignored; a key without a value is unknown');
+  t.same(unknown, ['frobnicate=1', 'token_file'], "x-* and mount(8)'s own options are ignored; a key without a value is unknown");
 });

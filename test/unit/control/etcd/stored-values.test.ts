@@ -5,7 +5,11 @@ import { gunzipSync } from 'node:zlib';
 import { gzipValue, OP_ID_FIELD, storedObject } from '../../../../src/control/etcd/guarded-txn.js';
 
 t.test('a gzipped value reads back as the object it holds, op id apart', async (tt) => {
-  const text = JSON.stringify({ [OP_ID_FIELD]: 'op-1', node_id: 'n1', services: Array.from({ length: 20 }, (_, i) => ({ service_id: `s${i}`, version: '1', note: 'é✓'.repeat(40) })) });
+  const text = JSON.stringify({
+    [OP_ID_FIELD]: 'op-1',
+    node_id: 'n1',
+    services: Array.from({ length: 20 }, (_, i) => ({ service_id: `s${i}`, version: '1', note: 'é✓'.repeat(40) })),
+  });
   const value = gzipValue([Buffer.from(text.slice(0, 10)), Buffer.from(text.slice(10))]);
   tt.equal(gunzipSync(value).toString('utf8'), text, 'plain gzip of the parts joined: etcdctl get … | gunzip shows it');
   tt.ok(value.length * 4 < Buffer.byteLength(text), `repetitive JSON shrinks: ${Buffer.byteLength(text)} → ${value.length} bytes`);
