@@ -41,9 +41,6 @@ export class WasmPool {
   /** Calls waiting for a worker, first come first served: handed a free worker, or undefined to retry. */
   #waiting: Array<(slot: PoolWorker | undefined) => void> = [];
   #closed = false;
-  /** An id per compiled module, so a worker can tell whether the instance it made ahead fits the call. */
-  #moduleIds = new WeakMap<WebAssembly.Module, number>();
-  #nextModuleId = 1;
 
   /**
    * `worker` replaces the worker's script and its Node options (default: wasm-worker.js beside this
@@ -78,7 +75,6 @@ export class WasmPool {
     const call: WasmCallMessage = {
       type: 'call',
       module: program.module,
-      moduleId: this.#moduleId(program.module),
       maxPages: program.maxPages,
       preopens: program.preopens,
       args: [spec.file, ...spec.args],
@@ -180,12 +176,6 @@ export class WasmPool {
     });
     worker.on('exit', (code) => slot.settle?.({ died: `exited with code ${code}` }));
     return slot;
-  }
-
-  #moduleId(module: WebAssembly.Module): number {
-    let id = this.#moduleIds.get(module);
-    if (id === undefined) this.#moduleIds.set(module, (id = this.#nextModuleId++));
-    return id;
   }
 
   #release(slot: PoolWorker): void {

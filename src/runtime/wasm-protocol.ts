@@ -10,8 +10,6 @@ export interface WasmPreopen {
 export interface WasmCallMessage {
   type: 'call';
   module: WebAssembly.Module;
-  /** Names `module` for the worker (each message brings it a new Module object): an instance made ahead for the same id is used. */
-  moduleId: number;
   /** The memory maximum the module was compiled with (pages), to say so when it ran out. */
   maxPages: number;
   args: string[];

@@ -11,8 +11,6 @@
  *   calls are answered here and never reach node:wasi, whose stdio is /dev/null anyway.
  * - A host call that blocks (a clock sleep in poll_oneoff) would hold off terminate(): clock-only
  *   polls sleep in Atomics.wait, which terminate() interrupts.
- * - Instantiating is most of a call's cost (the memory and its guard region, about 0.3 ms): the next
- *   instance is made after each reply, off the caller's path, and used by one call only.
  */
 import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
@@ -78,102 +76,6 @@ class Collected {
   }
 }
 
-/** One run's state, which the imports of its instance answer from. */
-interface Run {
-  /** node:wasi's own functions for this run (its args, env and preopens). */
-  host: Record<string, HostFunction>;
-  input: Uint8Array;
-  inputPos: number;
-  stdout: Collected;
-  stderr: Collected;
-  /** The guest may open files (and renumber them) below its preopens: every fd up to the highest one seen is closed after the run. */
-  highestFd: number;
-}
-
-/**
- * An instance made before its call: instantiation (the memory and its guard region) is most of what a
- * call costs, so after each run the worker makes the next one while it waits. Each is used by one run
- * only, so every invocation still starts from fresh memory.
- */
-interface Prepared {
-  moduleId: number;
-  memory: WebAssembly.Memory;
-  guestStart: () => void;
-  /** Hands the instance's imports their run. */
-  begin(run: Run): void;
-}
-
-/** The functions node:wasi provides (the same for every WASI object): a module importing any other fails to link, as it would with node:wasi's own object. */
-const WASI_FUNCTIONS = new Set(Object.keys((new WASI({ version: 'preview1' }) as unknown as { wasiImport: object }).wasiImport));
-
-function prepare(module: WebAssembly.Module, moduleId: number): Prepared {
-  let current: Run | undefined;
-  let memory: WebAssembly.Memory | undefined;
-  const run = (): Run => current as Run;
-  const view = (): DataView => new DataView((memory as WebAssembly.Memory).buffer); // fresh: memory.grow detaches old buffers
-  const bytes = (ptr: number, length: number): Uint8Array => new Uint8Array((memory as WebAssembly.Memory).buffer, ptr, length);
-  /** Walks an iovec array, `move` transferring each buffer; writes the total to `resultPtr`. */
-  const iovecs = (iovs: number, count: number, resultPtr: number, move: (buffer: Uint8Array) => number): number => {
-    let total = 0;
-    for (let i = 0; i < count; i++) {
-      const dv = view();
-      const buffer = bytes(dv.getUint32(iovs + 8 * i, true), dv.getUint32(iovs + 8 * i + 4, true));
-      const moved = move(buffer);
-      total += moved;
-      if (moved < buffer.length) break;
-    }
-    view().setUint32(resultPtr, total, true);
-    return E_SUCCESS;
-  };
-  const seen = (fd: number): void => void (run().highestFd = Math.max(run().highestFd, fd));
-  const shims: Record<string, HostFunction> = {};
-  Object.assign(shims, {
-    fd_read: (fd: number, iovs: number, count: number, resultPtr: number) =>
-      fd !== 0
-        ? run().host.fd_read?.(fd, iovs, count, resultPtr)
-        : iovecs(iovs, count, resultPtr, (buffer) => {
-            const r = run();
-            const n = Math.min(buffer.length, r.input.length - r.inputPos);
-            buffer.set(r.input.subarray(r.inputPos, r.inputPos + n));
-            r.inputPos += n;
-            return n;
-          }),
-    fd_write: (fd: number, iovs: number, count: number, resultPtr: number) => {
-      const sink = fd === 1 ? run().stdout : fd === 2 ? run().stderr : undefined;
-      if (!sink) return run().host.fd_write?.(fd, iovs, count, resultPtr);
-      return iovecs(iovs, count, resultPtr, (buffer) => {
-        sink.add(buffer);
-        return buffer.length;
-      });
-    },
-    fd_close: (fd: number) => (fd <= 2 ? E_SUCCESS : run().host.fd_close?.(fd)),
-    fd_renumber: (from: number, to: number) => {
-      if (from <= 2 || to <= 2) return E_NOTSUP;
-      seen(to);
-      return run().host.fd_renumber?.(from, to);
-    },
-    path_open: (...args: unknown[]) => {
-      const errno = run().host.path_open?.(...args);
-      if (errno === E_SUCCESS) seen(view().getUint32(args[8] as number, true));
-      return errno;
-    },
-    poll_oneoff: (subscriptions: number, events: number, count: number, eventCountPtr: number) =>
-      sleepOnClocks(view(), subscriptions, events, count, eventCountPtr) ?? run().host.poll_oneoff?.(subscriptions, events, count, eventCountPtr),
-  });
-  // Every import is a JavaScript function, never node:wasi's own (the fast-call crash above).
-  const imports: Record<string, HostFunction> = {};
-  for (const { module: space, name, kind } of WebAssembly.Module.imports(module)) {
-    if (space !== 'wasi_snapshot_preview1' || kind !== 'function' || !WASI_FUNCTIONS.has(name)) continue;
-    imports[name] = shims[name] ?? ((...args: unknown[]) => run().host[name]?.(...args));
-  }
-  const instance = new WebAssembly.Instance(module, { wasi_snapshot_preview1: imports as Record<string, WebAssembly.ImportValue> });
-  memory = instance.exports.memory as WebAssembly.Memory;
-  return { moduleId, memory, guestStart: instance.exports._start as () => void, begin: (r) => void (current = r) };
-}
-
-/** The instance made for the next call, when it is for the same module. */
-let next: Prepared | undefined;
-
 function run(call: WasmCallMessage): WasmCallReply {
   const stdout = new Collected('stdout', call.maxOutputBytes);
   const stderr = new Collected('stderr', call.maxOutputBytes);
@@ -205,21 +107,73 @@ function run(call: WasmCallMessage): WasmCallReply {
   }
   // node:wasi's own functions; their typings stop at `getImportObject(): object`.
   const host = (wasi as unknown as { wasiImport: Record<string, HostFunction> }).wasiImport;
-  let prepared: Prepared;
-  if (next?.moduleId === call.moduleId) {
-    prepared = next;
-  } else {
-    try {
-      prepared = prepare(call.module, call.moduleId);
-    } catch (error) {
-      return reply({ notStarted: true, failure: `instantiation failed: ${(error as Error).message}` });
+  let memory: WebAssembly.Memory | undefined;
+  const view = (): DataView => new DataView((memory as WebAssembly.Memory).buffer); // fresh: memory.grow detaches old buffers
+  const bytes = (ptr: number, length: number): Uint8Array => new Uint8Array((memory as WebAssembly.Memory).buffer, ptr, length);
+  /** Walks an iovec array, `move` transferring each buffer; writes the total to `resultPtr`. */
+  const iovecs = (iovs: number, count: number, resultPtr: number, move: (buffer: Uint8Array) => number): number => {
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const dv = view();
+      const buffer = bytes(dv.getUint32(iovs + 8 * i, true), dv.getUint32(iovs + 8 * i + 4, true));
+      const moved = move(buffer);
+      total += moved;
+      if (moved < buffer.length) break;
     }
+    view().setUint32(resultPtr, total, true);
+    return E_SUCCESS;
+  };
+
+  const input = call.input;
+  let inputPos = 0;
+  // The guest may open files (and renumber them) below its preopens: every fd up to the highest one
+  // seen is closed after the run.
+  let highestFd = 2 + call.preopens.length;
+  const seen = (fd: number): void => void (highestFd = Math.max(highestFd, fd));
+  const imports: Record<string, HostFunction> = {};
+  for (const [name, fn] of Object.entries(host)) imports[name] = (...args: unknown[]) => fn(...args);
+  Object.assign(imports, {
+    fd_read: (fd: number, iovs: number, count: number, resultPtr: number) =>
+      fd !== 0
+        ? host.fd_read?.(fd, iovs, count, resultPtr)
+        : iovecs(iovs, count, resultPtr, (buffer) => {
+            const n = Math.min(buffer.length, input.length - inputPos);
+            buffer.set(input.subarray(inputPos, inputPos + n));
+            inputPos += n;
+            return n;
+          }),
+    fd_write: (fd: number, iovs: number, count: number, resultPtr: number) => {
+      const sink = fd === 1 ? stdout : fd === 2 ? stderr : undefined;
+      if (!sink) return host.fd_write?.(fd, iovs, count, resultPtr);
+      return iovecs(iovs, count, resultPtr, (buffer) => {
+        sink.add(buffer);
+        return buffer.length;
+      });
+    },
+    fd_close: (fd: number) => (fd <= 2 ? E_SUCCESS : host.fd_close?.(fd)),
+    fd_renumber: (from: number, to: number) => {
+      if (from <= 2 || to <= 2) return E_NOTSUP;
+      seen(to);
+      return host.fd_renumber?.(from, to);
+    },
+    path_open: (...args: unknown[]) => {
+      const errno = host.path_open?.(...args);
+      if (errno === E_SUCCESS) seen(view().getUint32(args[8] as number, true));
+      return errno;
+    },
+    poll_oneoff: (subscriptions: number, events: number, count: number, eventCountPtr: number) =>
+      sleepOnClocks(view(), subscriptions, events, count, eventCountPtr) ?? host.poll_oneoff?.(subscriptions, events, count, eventCountPtr),
+  });
+
+  let instance: WebAssembly.Instance;
+  try {
+    instance = new WebAssembly.Instance(call.module, { wasi_snapshot_preview1: imports as Record<string, WebAssembly.ImportValue> });
+  } catch (error) {
+    return reply({ notStarted: true, failure: `instantiation failed: ${(error as Error).message}` });
   }
-  next = undefined;
-  const state: Run = { host, input: call.input, inputPos: 0, stdout, stderr, highestFd: 2 + call.preopens.length };
-  prepared.begin(state);
-  const { memory, guestStart } = prepared;
+  memory = instance.exports.memory as WebAssembly.Memory;
   const initialBytes = memory.buffer.byteLength;
+  const guestStart = instance.exports._start as () => void;
   // start() binds the memory, then calls this _start: read-only rights go on before any guest code runs.
   const facade = {
     exports: {
@@ -239,7 +193,7 @@ function run(call: WasmCallMessage): WasmCallReply {
     if (error instanceof OutputCapped) outputCapped = error.stream;
     else failure = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   } finally {
-    for (let fd = 3; fd <= state.highestFd; fd++) host.fd_close?.(fd);
+    for (let fd = 3; fd <= highestFd; fd++) host.fd_close?.(fd);
   }
   // Grown up to its maximum: a failure is then most likely a failed memory.grow.
   const atMemoryCap = memory.buffer.byteLength > initialBytes && memory.buffer.byteLength >= call.maxPages * WASM_PAGE_BYTES;
@@ -282,14 +236,5 @@ if (!port) throw new Error('wasm-worker.js runs as a worker thread of WasmPool')
 port.on('message', (call: WasmCallMessage) => {
   const reply = run(call);
   port.postMessage(reply, [reply.stdout.buffer, reply.stderr.buffer]);
-  // After the reply has gone: the next call of this module starts on a ready instance.
-  setImmediate(() => {
-    if (next) return;
-    try {
-      next = prepare(call.module, call.moduleId);
-    } catch {
-      // The call itself instantiates again, and reports why it failed.
-    }
-  });
 });
 port.postMessage({ type: 'ready' });

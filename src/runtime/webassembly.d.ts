@@ -1,14 +1,8 @@
 // The project compiles without the DOM library, which is where TypeScript declares WebAssembly; this
 // declares the part the wasm runtime uses (src/runtime/wasm-*.ts), as V8 in Node 20 provides it.
 declare namespace WebAssembly {
-  interface ModuleImportDescriptor {
-    module: string;
-    name: string;
-    kind: 'function' | 'table' | 'memory' | 'global' | 'tag';
-  }
   class Module {
     constructor(bytes: Uint8Array);
-    static imports(module: Module): ModuleImportDescriptor[];
   }
   class Memory {
     readonly buffer: ArrayBuffer;
