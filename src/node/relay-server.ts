@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../protocol/relay.js';
 import { SERVICE_FILES } from '../protocol/service-files.js';
-import { checkPayloadSize, commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-file.js';
+import { commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-file.js';
 import { splitPath, type Dispatcher } from '../vfs/dispatch.js';
 import { answerErrno, FsError } from '../errors/errno.js';
 import { readOnlyHandle } from '../vfs/files.js';
 import type { Handle } from '../vfs/node.js';
+import { StagedPayloads } from './relay-staging.js';
 
 /** How long a request id is remembered, and how long an untouched relay handle lives. */
 const REMEMBER_MS = 10 * 60_000;
@@ -21,18 +22,6 @@ interface RelayHandle {
 
 /** What an invoke with `documents` answers besides: the service's files a writer reads next. */
 const DOCUMENTS_AFTER_INVOKE = SERVICE_FILES.filter((f) => f.kind === 'result' || f.kind === 'status').map((f) => f.path);
-
-/** Bytes staged for invocations not yet committed, over all sessions: a bound, not a policy. */
-const MAX_STAGED_BYTES = 256 << 20;
-
-/** A payload above one relay chunk, arriving in chunks (`stage`) under its invoke's request id. */
-interface Staged {
-  path: string;
-  payload: Buffer;
-  /** Bytes by offset: a chunk sent again replaces itself. */
-  chunks: Map<number, number>;
-  atMs: number;
-}
 
 /**
  * Operations not remembered: those that only look (a read of a committed handle repeats its bytes)
@@ -57,8 +46,7 @@ export class RelayServer {
   #handles = new Map<string, RelayHandle>();
   #nextFh = 1;
   #seen = new Map<string, { outcome: Promise<RelayOutcome>; op: string; path: string; atMs: number }>();
-  #staged = new Map<string, Staged>();
-  #stagedBytes = 0;
+  #staged = new StagedPayloads();
   #sweeper: NodeJS.Timeout;
 
   constructor(dispatch: Dispatcher, log: Logger) {
@@ -100,7 +88,7 @@ export class RelayServer {
   }
 
   async #drop(which: (key: string) => boolean): Promise<void> {
-    for (const key of [...this.#staged.keys()].filter(which)) this.#unstage(key);
+    this.#staged.drop(which);
     const gone = [...this.#handles].filter(([key]) => which(key));
     for (const [key] of gone) this.#handles.delete(key);
     await Promise.all(gone.map(([, h]) => h.handle.release?.().catch(() => undefined)));
@@ -177,11 +165,11 @@ export class RelayServer {
       case 'read_file':
         return this.#readFile(r);
       case 'stage':
-        await this.#stage(r);
+        await this.#staged.stage(r, () => this.#commitTarget(r.path));
         return {};
       case 'invoke': {
         const target = await this.#commitTarget(r.path);
-        const outcome = await commitWhole(target, this.#payload(r), r.outcome === true);
+        const outcome = await commitWhole(target, this.#staged.take(r), r.outcome === true);
         const answer = r.outcome === true ? await this.#body(r, readOnlyHandle(outcome), outcome.length) : {};
         return r.documents === true ? { ...answer, documents: await this.#documentsAfter(r.path) } : answer;
       }
@@ -240,59 +228,6 @@ export class RelayServer {
     return target;
   }
 
-  /** One chunk of a payload above RELAY_CHUNK_BYTES; its invoke (same request id) commits them all. */
-  async #stage(r: RelayRequest): Promise<void> {
-    const key = `${r.session}/${r.request_id}`;
-    let staged = this.#staged.get(key);
-    if (!staged) {
-      const size = r.size ?? 0;
-      checkPayloadSize(await this.#commitTarget(r.path), size);
-      if (this.#stagedBytes + size > MAX_STAGED_BYTES)
-        throw new FsError('EAGAIN', `${r.path}: ${this.#stagedBytes} bytes of other payloads are staged on this node (at most ${MAX_STAGED_BYTES}): try again`);
-      // Checked again: another chunk of this payload may have got here during the await.
-      staged = this.#staged.get(key) ?? { path: r.path, payload: Buffer.alloc(size), chunks: new Map(), atMs: Date.now() };
-      if (!this.#staged.has(key)) this.#stagedBytes += size;
-      this.#staged.set(key, staged);
-    }
-    this.#place(staged, r);
-  }
-
-  #place(staged: Staged, r: RelayRequest): void {
-    const data = Buffer.from(r.data ?? '', 'base64');
-    const offset = r.offset ?? 0;
-    if (staged.path !== r.path) throw new FsError('EINVAL', `request id ${r.request_id} stages a payload for ${staged.path}, not ${r.path}`);
-    if (offset + data.length > staged.payload.length)
-      throw new FsError('EINVAL', `${r.path}: a chunk at ${offset} of ${data.length} bytes ends past the payload's size ${staged.payload.length}`);
-    data.copy(staged.payload, offset);
-    staged.chunks.set(offset, data.length);
-    staged.atMs = Date.now();
-  }
-
-  /** The whole payload of an invoke: its own data, after the chunks staged under its request id. */
-  #payload(r: RelayRequest): Buffer {
-    const key = `${r.session}/${r.request_id}`;
-    const staged = this.#staged.get(key);
-    if (!staged) {
-      const payload = Buffer.from(r.data ?? '', 'base64');
-      if ((r.offset ?? 0) !== 0 || (r.size !== undefined && r.size !== payload.length))
-        throw new FsError('EINVAL', `${r.path}: ${payload.length} of ${r.size ?? 0} bytes, and none staged under request id ${r.request_id}`);
-      return payload;
-    }
-    this.#unstage(key);
-    this.#place(staged, r);
-    const received = [...staged.chunks.values()].reduce((sum, n) => sum + n, 0);
-    if (received !== staged.payload.length)
-      throw new FsError('EINVAL', `${r.path}: ${received} of ${staged.payload.length} bytes staged under request id ${r.request_id}`);
-    return staged.payload;
-  }
-
-  #unstage(key: string): void {
-    const staged = this.#staged.get(key);
-    if (!staged) return;
-    this.#staged.delete(key);
-    this.#stagedBytes -= staged.payload.length;
-  }
-
   #keep(r: RelayRequest, handle: Handle): number {
     const fh = this.#nextFh++;
     this.#handles.set(`${r.session}:${fh}`, { handle, path: r.path, usedMs: Date.now() });
@@ -311,7 +246,7 @@ export class RelayServer {
   #sweep(): void {
     const cutoff = Date.now() - REMEMBER_MS;
     for (const [id, entry] of this.#seen) if (entry.atMs < cutoff) this.#seen.delete(id);
-    for (const [key, staged] of this.#staged) if (staged.atMs < cutoff) this.#unstage(key);
+    this.#staged.sweep(cutoff);
     for (const [key, kept] of this.#handles) {
       if (kept.usedMs >= cutoff) continue;
       this.#handles.delete(key);
