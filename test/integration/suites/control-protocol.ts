@@ -5,6 +5,7 @@
 // caps; and after every bad client the server keeps serving the others. On the store this file's
 // servers use: files (control-protocol.test.ts) or etcd (control-protocol-etcd.test.ts).
 import type { Test } from 'tap';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { serviceHash } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
@@ -611,8 +612,10 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
 
   await t.test('payload_too_large: nodes may send up to 16 MiB; above, ws closes with 1009', async (tt) => {
     const big = { ...svc('n1', 'big'), capabilities: { blob: 'x'.repeat(2 << 20) } };
+    // etcd stores a node's record gzipped: only bytes that do not compress go past its request cap.
+    const tooBigForEtcd = { ...big, capabilities: { blob: randomBytes(3 << 20).toString('base64') } };
     const before = (await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' })).services.map((s) => s.service_id);
-    const reply = await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [big] });
+    const reply = await n1.peer.request('control.node_service_upsert', { node_id: 'n1', services: [files ? big : tooBigForEtcd] });
     if (files) {
       tt.same(
         (reply.payload as UpsertReply).service_delta.added.map((e) => e.service_id),
@@ -621,7 +624,7 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       );
     } else {
       // One etcd transaction holds a node's catalog: etcd's own request cap (docs/control-protocol.md, Storage).
-      expectError(tt, reply, 'payload_too_large', undefined, 'a 2 MiB catalog on etcd');
+      expectError(tt, reply, 'payload_too_large', undefined, 'a catalog of 4 MiB of random text on etcd');
       tt.match(reply.error?.message, /--max-request-bytes.*nothing was written/, "the refusal names etcd's cap and says nothing was written");
       tt.same(
         (await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' })).services.map((s) => s.service_id),
