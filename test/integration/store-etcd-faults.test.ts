@@ -4,7 +4,7 @@
 // etcd is back. (Unreachable at start: store-etcd-start.test.ts.)
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import { acheron, connect, eventually, session, startControl } from '../helpers/control.js';
+import { acheron, connect, eventually, session, startControl, type RawPeer } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { sh, waitFor } from '../helpers/process.js';
 
@@ -65,8 +65,13 @@ await t.test('etcd lost while running: writes answer unavailable, /readyz fails,
   await waitFor(async () => (await fetch(`${a.httpUrl}/readyz`)).status === 200, { what: '/readyz after etcd is back', timeoutMs: 60_000 });
   const upsert = await eventually(admin, 'control.project_upsert', { project_id: 'after' }, 'a write after etcd is back');
   tt.equal(upsert.ok, true, 'writes work again');
-  const onB = await session(b.url, { token: store.adminToken });
-  const seen = await eventually(onB, 'control.project_get', { project_id: 'after' }, 'the other server to see it');
+  // B has had no traffic through the outage: its first login after it may still be refused (503) while its etcd channel reconnects.
+  let onB: RawPeer | undefined;
+  await waitFor(async () => (onB = await session(b.url, { token: store.adminToken }).catch(() => undefined)) !== undefined, {
+    what: 'a new session on the other server after etcd is back',
+    timeoutMs: 60_000,
+  });
+  const seen = await eventually(onB as RawPeer, 'control.project_get', { project_id: 'after' }, 'the other server to see it');
   tt.equal(seen.ok, true, "the other server's watch resumed and sees the write");
-  await Promise.all([admin.close(), onB.close()]);
+  await Promise.all([admin.close(), (onB as RawPeer).close()]);
 });

@@ -11,8 +11,8 @@ const BREAKER_HALF_OPEN_MS = 1_000;
 /** gRPC keepalive: a member that hangs with its socket open is noticed in about ping + timeout. */
 const KEEPALIVE_MS = 5_000;
 const KEEPALIVE_TIMEOUT_MS = 2_000;
-/** Watch reconnect backoff (etcd3's default grows to 30 s: a watcher would lag that long after an outage). */
-const WATCH_BACKOFF = { initialDelay: 100, maxDelay: 1_000 };
+/** Watch and channel reconnect backoff (etcd3's default grows to 30 s, grpc-js's to 120 s: a server would lag that long after an outage). */
+const RECONNECT_BACKOFF = { initialDelay: 100, maxDelay: 1_000 };
 
 /**
  * What is worth another attempt, and counts against a member's breaker: what etcd3 calls recoverable,
@@ -54,6 +54,10 @@ export async function clientOptions(options: EtcdOptions): Promise<IOptions> {
     grpcOptions: {
       'grpc.keepalive_time_ms': KEEPALIVE_MS,
       'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+      // A member back after an outage is tried again within a second (grpc-js backs off up to 120 s,
+      // and a server with no traffic meanwhile would refuse logins that long).
+      'grpc.initial_reconnect_backoff_ms': RECONNECT_BACKOFF.initialDelay,
+      'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF.maxDelay,
       // A watch catching up sends up to 1000 revisions in one response, far above grpc-js's 4 MiB
       // default; refused, the stream would break and resume into the same response forever.
       'grpc.max_receive_message_length': -1,
@@ -62,7 +66,7 @@ export async function clientOptions(options: EtcdOptions): Promise<IOptions> {
       host: () => circuitBreaker(handleWhen(worthRetrying), { halfOpenAfter: BREAKER_HALF_OPEN_MS, breaker: new ConsecutiveBreaker(3) }),
       global: retry(handleWhen(worthRetrying), { maxAttempts: RETRIES }),
       // etcd3's types ask for a backoff, its code wants (and calls .next() on) a factory like this one.
-      watchBackoff: new ExponentialBackoff(WATCH_BACKOFF) as unknown as IBackoff<unknown>,
+      watchBackoff: new ExponentialBackoff(RECONNECT_BACKOFF) as unknown as IBackoff<unknown>,
     },
   };
 }
