@@ -4,7 +4,8 @@
 // both servers deliver the same events with the same seqs (from etcd revisions: increasing, not
 // contiguous; also when many changes go to etcd in group commits), and every watcher's view passes
 // the history validator. A node credential acts only on its own node on either server; metrics name their server; and when a server dies (kill -9) its
-// nodes turn offline on the survivor once its registration lapses and the grace period passes.
+// nodes turn offline on the survivor once its registration lapses and the grace period passes, also
+// on a server started again at once under the dead one's id.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -314,6 +315,24 @@ await t.test('a server killed: its nodes turn offline on the survivor after its 
   );
   await admin.close();
 });
+
+// After B's death: A is killed and started again at once under the same id (its host and port).
+await t.test(
+  'a server killed and started again under its own id: the nodes that do not come back turn offline after the grace period, not the lease',
+  async (tt) => {
+    refA.serverGone();
+    tt.equal((await a.kill9()).signal, 'SIGKILL', 'A died of SIGKILL with the tunnels of n1, n2, n3');
+    const killedAt = Date.now();
+    const again = await a.restart();
+    const admin = await session(again.url, { token: store.adminToken });
+    t.teardown(() => admin.close());
+    const states = async (): Promise<string[]> =>
+      Promise.all(['n1', 'n2', 'n3'].map(async (id) => (await admin.call<{ state: string }>('control.node_get', { node_id: id })).state));
+    await waitFor(async () => (await states()).every((state) => state === 'offline'), { what: 'n1, n2, n3 offline on the restarted A', timeoutMs: 30_000 });
+    // Their leases run 60 s (the default); the registration (1 s) and the grace period (1 s) decide.
+    tt.ok(Date.now() - killedAt < 30_000, `offline ${Date.now() - killedAt} ms after the kill, well before the 60 s leases end`);
+  },
+);
 
 /** A delta event as the validator compares it: without the changed descriptors (the full shape has the whole catalog instead). */
 function withoutChanged(payload: unknown): unknown {

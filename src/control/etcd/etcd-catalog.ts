@@ -559,16 +559,19 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
 
   /**
    * The tunnel of the server that set the node's lease is gone (`closedBy`; undefined: whichever
-   * server set it, if that one is no longer registered): the lease ends at most a grace period from
-   * now. Not when the node has a tunnel, or another server set the lease since (the node is there);
-   * guarded, so a refresh or a new tunnel meanwhile wins.
+   * server set it, if that one is no longer registered or was this server's previous run under the
+   * same id): the lease ends at most a grace period from now. Not when the node has a tunnel, or
+   * another server set the lease since (the node is there); guarded, so a refresh or a new tunnel
+   * meanwhile wins.
    */
   #startGrace(nodeId: string, closedBy: string | undefined): void {
     if (this.#closed) return;
     void this.#change(nodeId, `starting the grace period of node ${nodeId}`, (node, now) => {
       const lease = this.#leases.get(nodeId);
       if (node?.state !== 'online' || !lease || this.#tunnels.has(nodeId) || this.#ownTunnels.has(nodeId)) return { result: undefined };
-      if (closedBy === undefined ? this.#servers.has(lease.value.server_id) : lease.value.server_id !== closedBy) return { result: undefined };
+      const owner = lease.value.server_id;
+      const ownerGone = closedBy === undefined ? owner === this.#options.serverId || !this.#servers.has(owner) : owner === closedBy;
+      if (!ownerGone) return { result: undefined };
       const expires = Math.min(lease.value.expires_at_ms, now + this.#options.offlineGraceMs);
       if (expires === lease.value.expires_at_ms) return { result: undefined };
       return {
@@ -737,9 +740,11 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     this.#applied.reached(revision);
     if (!this.#ready) return;
     // A tunnel gone with its server (its registration expired): every survivor starts the grace period; one does it.
+    // Under this server's own id but not among its tunnels: left by its previous run (killed, started again under the same id).
+    // Among its tunnels: its own registration lapsed while the node is still here, and re-registering puts it back.
     for (const { nodeId, serverId } of closedTunnels) {
-      if (serverId !== undefined && serverId !== this.#options.serverId && !this.#servers.has(serverId)) this.#startGrace(nodeId, serverId);
-      // Our own registration lapsed while the node is still here: re-registering puts it back.
+      const gone = serverId === this.#options.serverId ? !this.#ownTunnels.has(nodeId) : serverId !== undefined && !this.#servers.has(serverId);
+      if (gone) this.#startGrace(nodeId, serverId);
     }
   }
 
