@@ -89,19 +89,15 @@ async function reference(tt: Test, control: RunningControl): Promise<{ peer: Raw
 const summary = (e: EventPayload): string => `+${e.service_delta.added.length} ~${e.service_delta.updated.length} -${e.service_delta.removed.length}`;
 
 async function rows(page: Page): Promise<Row[]> {
-  return page.$$eval('#event-rows tr', (trs) =>
-    trs.map((tr) => {
-      const cell = (name: string): string => tr.querySelector(`td.${name}`)?.textContent ?? '';
-      return {
-        seq: Number(cell('seq')),
-        node: cell('node'),
-        kind: cell('kind'),
-        replay: cell('replay'),
-        delta: cell('delta'),
-        fs: tr.querySelector('td.fs a')?.getAttribute('href') ?? '',
-      };
-    }),
+  // The callback runs in the browser: no named function inside it (tsx, like esbuild, wraps those in a `__name` helper the page lacks).
+  const cells = await page.$$eval('#event-rows tr', (trs) =>
+    trs.map((tr) =>
+      ['seq', 'node', 'kind', 'replay', 'delta']
+        .map((name) => tr.querySelector(`td.${name}`)?.textContent ?? '')
+        .concat(tr.querySelector('td.fs a')?.getAttribute('href') ?? ''),
+    ),
   );
+  return cells.map(([seq = '', node = '', kind = '', replay = '', delta = '', fs = '']) => ({ seq: Number(seq), node, kind, replay, delta, fs }));
 }
 
 const statusOf = (page: Page, key: string): Promise<string> => page.locator(`#watch-status dd[data-key="${key}"]`).innerText();
