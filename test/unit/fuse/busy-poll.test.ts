@@ -65,7 +65,8 @@ t.test('a window of 0 never polls', async (tt) => {
   tt.ok(slept(used), `the loop slept (${pct(used)})`);
 });
 
-t.test('polling stops while operations come later than the window, and a probe turns it back on', async (tt) => {
+/** A poll whose replies were never followed soon enough by an operation, until it stopped polling. */
+async function slowClients(): Promise<{ poll: BusyPoll; misses: number }> {
   const poll = new BusyPoll(100);
   let misses = 0;
   for (; misses < 30 && poll.active; misses++) {
@@ -73,16 +74,22 @@ t.test('polling stops while operations come later than the window, and a probe t
     await sleep(3); // far beyond the 100 µs window: polling did not catch it
     poll.arrived();
   }
+  return { poll, misses };
+}
+
+t.test('polling stops while operations come later than the window, and a probe turns it back on', async (tt) => {
+  const { poll, misses } = await slowClients();
   tt.notOk(poll.active, `slow clients: no polling (after ${misses} misses)`);
-  const idle = await busyShare(async () => {
-    poll.replied();
+  // Measured on a second one, three times: the replies counted below start from this poll's state.
+  const quiet = (await slowClients()).poll;
+  const idle = await leastBusyShare(async () => {
+    quiet.replied();
     await sleep(40);
   });
   tt.ok(slept(idle), `an inactive poll lets the loop sleep (${pct(idle)})`);
-  poll.arrived();
   // Replies it slept on do not count, however soon the next operation came (it paid the wake);
   // the probe, a reply it polls for although inactive, does.
-  let replies = 1;
+  let replies = 0;
   for (; replies < 20 && !poll.active; replies++) {
     poll.replied();
     poll.arrived();
