@@ -1,4 +1,5 @@
-import { attachProject, connectClient, type resolveClient } from './client-options.js';
+import { attachProject, connectClient } from './client-connection.js';
+import type { resolveClient } from './client-options.js';
 
 interface NodeSummary {
   node_id: string;

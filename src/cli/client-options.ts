@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
-import type { ControlClient } from '../protocol/control-client.js';
-import { connectAny, parseControlUrls } from '../protocol/control-urls.js';
+import { parseControlUrls } from '../protocol/control-urls.js';
 import { UsageError } from './exit.js';
 
 export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
@@ -54,17 +53,4 @@ export async function readProjectToken(args: { 'project-token-file'?: string | u
   } catch (error) {
     throw new UsageError(`--project-token-file ${args['project-token-file']}: ${(error as Error).message}`);
   }
-}
-
-/** With --project, attaches the connection's project session (SPEC §8) before anything else. */
-export async function attachProject(client: ControlClient, args: { project?: string | undefined; 'project-token-file'?: string | undefined }): Promise<void> {
-  if (args.project === undefined) return;
-  const projectToken = await readProjectToken(args);
-  await client.request('control.session_attach', { project_id: args.project, ...(projectToken === undefined ? {} : { project_token: projectToken }) });
-}
-
-/** A connection to the first of `--control-url`'s servers that answers (a few rounds, then `unavailable` naming each). */
-export async function connectClient(args: Parameters<typeof resolveClient>[0]): Promise<ControlClient> {
-  const { urls, token } = await resolveClient(args);
-  return connectAny(urls, { token });
 }

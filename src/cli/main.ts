@@ -13,17 +13,26 @@ import { ProtocolError } from '../protocol/errors.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './exit.js';
-import { runCatalogCommand } from './catalog-command.js';
 import { clientOptions } from './client-options.js';
-import { CONTROL_OPTIONS, runControlCommand } from './control-command.js';
-import { runInvokeCommand } from './invoke-command.js';
-import { runProjectCommand } from './project-command.js';
+import { CONTROL_OPTIONS } from './control-options.js';
 import { STORE_OPTIONS } from './store-options.js';
-import { runTokenCommand } from './token-command.js';
-import { runWatchCommand } from './watch-command.js';
-import { runNodeCommand, resolveNodeOptions } from './node-command.js';
-import { runWorldCommand, worldMountArgs, WORLD_OPTIONS, type WorldArgs } from './world-command.js';
-import { NODE_OPTION_SPECS, parseMountOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
+import { NODE_OPTION_SPECS, parseMountOptions, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
+import { worldMountArgs, WORLD_OPTIONS, type WorldArgs } from './world-options.js';
+
+/**
+ * Each command's module, imported when that command runs: the daemon, server or client it loads
+ * stays out of every other command's start (`acheron invoke` loads no FUSE, etcd or WebSocket code).
+ */
+const commands = {
+  catalog: () => import('./catalog-command.js'),
+  control: () => import('./control-command.js'),
+  invoke: () => import('./invoke-command.js'),
+  node: () => import('./node-command.js'),
+  project: () => import('./project-command.js'),
+  token: () => import('./token-command.js'),
+  watch: () => import('./watch-command.js'),
+  world: () => import('./world-command.js'),
+};
 
 /**
  * mount(8) runs `acheron <source> <dir> -o rw,<opts>,dev,suid` (via mount.fuse3): the second
@@ -40,14 +49,14 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
   if (source.startsWith('world:')) {
     const world = worldMountArgs(source, dir, optionText);
     for (const option of world.unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
-    return runWorldCommand(world.args);
+    return (await commands.world()).runWorldCommand(world.args);
   }
   const { values, unknown } = parseMountOptions(optionText);
   for (const option of unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
   const merged = await resolveNodeOptions({ mount: dir, daemon: true }, values);
   // Mounted by root from fstab, drivers run as nobody unless the mount says otherwise (SPEC §4).
   merged['driver-user'] ??= MOUNT_HELPER_DRIVER_USER;
-  return runNodeCommand(merged);
+  return (await commands.node()).runNodeCommand(merged);
 }
 
 /** Only the options given on the command line: yargs defaults would hide config and -o values. */
@@ -80,7 +89,7 @@ function cli(argv: readonly string[]): Argv {
             'list the nodes of the control server catalog',
             (c) => clientOptions(c),
             async (args) => {
-              process.exitCode = await runCatalogCommand({ list: true }, args, process.stdout);
+              process.exitCode = await (await commands.catalog()).runCatalogCommand({ list: true }, args, process.stdout);
             },
           );
           y.command(
@@ -96,7 +105,9 @@ function cli(argv: readonly string[]): Argv {
                 process.once('SIGINT', resolve);
                 process.once('SIGTERM', resolve);
               });
-              process.exitCode = await runWatchCommand({ ...args, node_id: args.node_id as string | undefined }, process.stdout, process.stderr, stop);
+              process.exitCode = await (
+                await commands.watch()
+              ).runWatchCommand({ ...args, node_id: args.node_id as string | undefined }, process.stdout, process.stderr, stop);
             },
           );
           y.command(
@@ -104,7 +115,7 @@ function cli(argv: readonly string[]): Argv {
             'show one node and its services',
             (c) => clientOptions(c).positional('node_id', { type: 'string' }),
             async (args) => {
-              process.exitCode = await runCatalogCommand({ get: String(args.node_id) }, args, process.stdout);
+              process.exitCode = await (await commands.catalog()).runCatalogCommand({ get: String(args.node_id) }, args, process.stdout);
             },
           );
           for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) {
@@ -119,7 +130,7 @@ function cli(argv: readonly string[]): Argv {
           return y;
         },
         async (args) => {
-          process.exitCode = await runNodeCommand(await resolveNodeOptions(givenOptions(args)));
+          process.exitCode = await (await commands.node()).runNodeCommand(await resolveNodeOptions(givenOptions(args)));
         },
       )
       .command(
@@ -135,11 +146,9 @@ function cli(argv: readonly string[]): Argv {
         async (args) => {
           // yargs re-parses positionals as options and turns a lone `-` into '' (never valid JSON anyway).
           const payload = args.payload === '' && argv.includes('-') ? '-' : args.payload;
-          process.exitCode = await runInvokeCommand(
-            { service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json },
-            process.stdout,
-            process.stderr,
-          );
+          process.exitCode = await (
+            await commands.invoke()
+          ).runInvokeCommand({ service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
         },
       )
       .command(
@@ -147,7 +156,7 @@ function cli(argv: readonly string[]): Argv {
         'mount WorldFS: every node and service the token may see, from the control server',
         (y) => y.options(WORLD_OPTIONS),
         async (args) => {
-          process.exitCode = await runWorldCommand(args as WorldArgs);
+          process.exitCode = await (await commands.world()).runWorldCommand(args as WorldArgs);
         },
       )
       .command(
@@ -155,7 +164,7 @@ function cli(argv: readonly string[]): Argv {
         'run the control server: catalog, leases, auth, metrics',
         (y) => y.options(CONTROL_OPTIONS),
         async (args) => {
-          process.exitCode = await runControlCommand(args);
+          process.exitCode = await (await commands.control()).runControlCommand(args);
         },
       )
       .command(
@@ -172,7 +181,7 @@ function cli(argv: readonly string[]): Argv {
             .option('ttl-ms', { type: 'number', default: 3_600_000, describe: 'join token lifetime (join)' })
             .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
         async (args) => {
-          process.exitCode = await runTokenCommand(String(args.action), args, process.stdout);
+          process.exitCode = await (await commands.token()).runTokenCommand(String(args.action), args, process.stdout);
         },
       )
       .command(
@@ -184,10 +193,9 @@ function cli(argv: readonly string[]): Argv {
             .positional('project_id', { type: 'string' })
             .option('file', { type: 'string', describe: 'project document (upsert), or - for stdin' }),
         async (args) => {
-          process.exitCode = await runProjectCommand(
-            { ...args, action: String(args.action), project_id: args.project_id as string | undefined },
-            process.stdout,
-          );
+          process.exitCode = await (
+            await commands.project()
+          ).runProjectCommand({ ...args, action: String(args.action), project_id: args.project_id as string | undefined }, process.stdout);
         },
       )
       .demandCommand(1, 'name a command (see --help)')
@@ -202,8 +210,8 @@ function cli(argv: readonly string[]): Argv {
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     const detached = process.env[DAEMON_OPTIONS_ENV];
-    if (detached !== undefined && argv[0] === 'node') return await runNodeCommand(JSON.parse(detached) as NodeOptionValues);
-    if (detached !== undefined && argv[0] === 'world') return await runWorldCommand(JSON.parse(detached) as WorldArgs);
+    if (detached !== undefined && argv[0] === 'node') return await (await commands.node()).runNodeCommand(JSON.parse(detached) as NodeOptionValues);
+    if (detached !== undefined && argv[0] === 'world') return await (await commands.world()).runWorldCommand(JSON.parse(detached) as WorldArgs);
     if (isMountHelperArgv(argv)) return await runMountHelper(argv);
     await cli(argv).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

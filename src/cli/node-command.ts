@@ -6,14 +6,7 @@ import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
-import { busyPollWindow, defaultOptions, defaultStateFile, mergeOptions, readConfigFile, type NodeOptionValues } from './node-options.js';
-
-/** Resolves every source of options into daemon options (precedence: argv > -o > config > defaults). */
-export async function resolveNodeOptions(argv: NodeOptionValues, mountOptions: NodeOptionValues = {}): Promise<NodeOptionValues> {
-  const configPath = argv.config ?? mountOptions.config;
-  const config = configPath ? await readConfigFile(configPath) : {};
-  return mergeOptions(argv, mountOptions, config, defaultOptions());
-}
+import { busyPollWindow, defaultStateFile, type NodeOptionValues } from './node-options.js';
 
 export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
   const nodeId = values['node-id'] as string;

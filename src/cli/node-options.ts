@@ -190,3 +190,10 @@ export function busyPollWindow(given: number | string | undefined): number {
   }
   return us;
 }
+
+/** Resolves every source of options into daemon options (precedence: argv > -o > config > defaults). */
+export async function resolveNodeOptions(argv: NodeOptionValues, mountOptions: NodeOptionValues = {}): Promise<NodeOptionValues> {
+  const configPath = argv.config ?? mountOptions.config;
+  const config = configPath ? await readConfigFile(configPath) : {};
+  return mergeOptions(argv, mountOptions, config, defaultOptions());
+}

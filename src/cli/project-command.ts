@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
-import { attachProject, connectClient } from './client-options.js';
+import { attachProject, connectClient } from './client-connection.js';
 import { UsageError } from './exit.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 

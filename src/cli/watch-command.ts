@@ -3,7 +3,8 @@ import { ControlClient } from '../protocol/control-client.js';
 import { Failover } from '../protocol/control-urls.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { attachProject, resolveClient } from './client-options.js';
+import { attachProject } from './client-connection.js';
+import { resolveClient } from './client-options.js';
 
 /** `control.node_service_event` as this command's watch receives it: the delta shape. */
 type EventPayload = CatalogDeltaPayload & { watch_id: string; replay?: boolean };

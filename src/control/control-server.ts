@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { BEARER_SUBPROTOCOL_PREFIX, NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
 import type { Schemas } from '../protocol/schemas.js';
+import { CONTROL_DEFAULTS } from './defaults.js';
 import type { CatalogStore, EventStream } from './catalog-store.js';
 import { ControlConnection } from './connection.js';
 import { ControlMetrics } from './metrics.js';
@@ -62,15 +63,6 @@ export interface ControlServerOptions {
   /** Origins besides the server's own whose pages may authenticate by subprotocol (`--allowed-origin`, normalized by parseOrigin). */
   allowedOrigins?: string[];
 }
-
-export const CONTROL_DEFAULTS = {
-  listen: '127.0.0.1:18790',
-  httpListen: '127.0.0.1:18791',
-  dataDir: './var/acheron-control',
-  offlineGraceMs: 15_000,
-  leaseTtlMs: 60_000,
-  pingIntervalMs: 10_000,
-} as const;
 
 /**
  * One condition /readyz checks: undefined while it holds, else why not. A store with a backend of

@@ -4,6 +4,7 @@ import type { CatalogStore, EventStream } from './catalog-store.js';
 import type { EtcdOptions } from './etcd/options.js';
 import { EventLog } from './event-log.js';
 import { RING_CAPACITY } from './event-ring.js';
+import { SERVER_TTL_MS } from './defaults.js';
 import { aloneDirectory, type ServerDirectory } from './server-directory.js';
 import { FileCatalog } from './file-catalog.js';
 import { FileProjectStore } from './file-project-store.js';
@@ -40,8 +41,6 @@ export interface CatalogOptions {
   serverTtlMs?: number | undefined;
 }
 
-/** etcd: how long a dead server's registration (and its nodes' tunnels) outlive it. */
-export const SERVER_TTL_MS = 5_000;
 /**
  * etcd: how long a change waits for this server's own watch to show it before answering anyway (it
  * is committed), and a resume for a seq another server delivered: milliseconds normally, seconds

@@ -1,6 +1,3 @@
-import { ControlClient, type ControlClientOptions } from './control-client.js';
-import { ProtocolError } from './errors.js';
-
 /**
  * `--control-url` lists (several servers on one store, issue 11): comma-separated, repeated, or
  * both; each `ws://` or `wss://`. Throws a TypeError naming the option and the bad entry.
@@ -64,37 +61,4 @@ export class Failover {
     this.#failedInRow = 0;
     this.#delayMs = this.#backoffMs;
   }
-}
-
-/** Refusals every server of one store gives alike: trying another one would not help. */
-const FINAL_CODES = new Set(['unauthorized', 'forbidden', 'protocol_mismatch']);
-
-/**
- * Connects to the first server of the list that answers, moving along it with Failover's pauses, at
- * most `rounds` times around; then gives up with `unavailable` naming every URL and why it failed.
- * A refusal every server would give (a bad token) ends it at once.
- */
-export async function connectAny(
-  urls: readonly string[],
-  options: Omit<ControlClientOptions, 'url'>,
-  retry: { rounds?: number; firstMs?: number; maxMs?: number } = {},
-): Promise<ControlClient> {
-  const failover = new Failover(urls, { firstMs: retry.firstMs ?? 500, maxMs: retry.maxMs ?? 4000 });
-  const rounds = retry.rounds ?? 3;
-  const why = new Map<string, string>();
-  for (let attempt = 0; attempt < rounds * urls.length; attempt++) {
-    const url = failover.current;
-    try {
-      return await ControlClient.connect({ ...options, url });
-    } catch (error) {
-      if (error instanceof ProtocolError && FINAL_CODES.has(error.code)) throw error;
-      why.set(url, (error as Error).message.replace(`cannot reach the control server at ${url}: `, ''));
-    }
-    const pause = failover.failed();
-    if (attempt + 1 < rounds * urls.length) await new Promise((resolve) => setTimeout(resolve, pause));
-  }
-  throw new ProtocolError(
-    'unavailable',
-    `no control server answered (${rounds} rounds over ${urls.length} URL${urls.length === 1 ? '' : 's'}): ${[...why].map(([url, reason]) => `${url}: ${reason}`).join('; ')}`,
-  );
 }

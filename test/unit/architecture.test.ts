@@ -121,3 +121,24 @@ function cycleUnder(dir: string): string[] | undefined {
 // The hubs and the ops reach a client's connection through ConnectionPeer, never connection.ts (which dispatches to them).
 const controlCycle = cycleUnder('control/');
 t.equal(controlCycle?.join(' -> ') ?? 'none', 'none', 'src/control/ has no import cycle');
+
+/** What loading each file under src/ loads: its imports but `import type` ones, as src/ files or package names. */
+const loadsOf = new Map<string, string[]>();
+for (const file of files) {
+  const text = await readFile(file, 'utf8');
+  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import(?!\s+type\b)[^'"]*?from\s+|export[^'"]*?from\s+|import\s+)'([^']+)'/g)].map((m) => m[1] as string);
+  loadsOf.set(
+    relative(SRC, file),
+    specs.map((spec) => (spec.startsWith('.') ? relative(SRC, join(file, '..', spec)).replace(/\.js$/, '.ts') : spec)),
+  );
+}
+const loadedByCliStart = new Set<string>();
+const load = (what: string): void => {
+  if (loadedByCliStart.has(what)) return;
+  loadedByCliStart.add(what);
+  for (const next of loadsOf.get(what) ?? []) load(next);
+};
+load('cli/main.ts');
+// Every command line starts here; a command's own module is imported when it runs (main.ts).
+const heavy = ['fuse-native', 'etcd3', 'ws', 'execa', 'ajv', 'pino', 'prom-client'].filter((pkg) => loadedByCliStart.has(pkg));
+t.same(heavy, [], `starting the CLI loads none of the daemons' packages (it loads ${[...loadedByCliStart].filter((x) => !x.includes('/')).join(', ')})`);

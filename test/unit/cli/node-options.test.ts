@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import t from 'tap';
 import { UsageError } from '../../../src/cli/exit.js';
 import { isMountHelperArgv } from '../../../src/cli/main.js';
-import { resolveNodeOptions } from '../../../src/cli/node-command.js';
 import {
   busyPollWindow,
   defaultOptions,
@@ -14,6 +13,7 @@ import {
   mergeOptions,
   parseMountOptions,
   readConfigFile,
+  resolveNodeOptions,
   type NodeOptionValues,
 } from '../../../src/cli/node-options.js';
 

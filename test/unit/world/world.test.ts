@@ -2,7 +2,7 @@
 // `world:<url>` mount helper command line becomes `acheron world` options (SPEC §1).
 import t from 'tap';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
-import { worldMountArgs } from '../../../src/cli/world-command.js';
+import { worldMountArgs } from '../../../src/cli/world-options.js';
 import { visible } from '../../../src/world/world-tree.js';
 
 const service = (permissions: ServiceDescriptor['permissions']): ServiceDescriptor => ({

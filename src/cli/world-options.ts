@@ -1,0 +1,58 @@
+import { BUSY_POLL_OPTION, isGenericMountOption, NODE_OPTION_SPECS } from './node-options.js';
+
+/** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
+export const WORLD_OPTIONS = {
+  'control-url': {
+    type: 'string',
+    describe:
+      'control server; several (servers of one store): comma-separated or repeated, tried in turn (env ACHERON_CONTROL_URL; default ws://127.0.0.1:18790)',
+  },
+  token: { type: 'string', describe: 'bearer token (env ACHERON_TOKEN; prefer --token-file)' },
+  'token-file': { type: 'string', describe: 'file holding the bearer token' },
+  project: { type: 'string', describe: 'attach this project session (user tokens)' },
+  'project-token-file': { type: 'string', describe: 'file holding the project token' },
+  mount: { type: 'string', default: '/mnt/acheron-world', describe: 'mount point' },
+  subtree: { type: 'string', choices: ['nodes'], describe: 'mount only nodes/ (on /nodes: ls /nodes/*/services)' },
+  'busy-poll-us': BUSY_POLL_OPTION,
+  'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
+  'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
+  daemon: { type: 'boolean', default: false, describe: 'detach and return once the tree is live' },
+  foreground: NODE_OPTION_SPECS.foreground,
+} as const;
+
+export interface WorldArgs {
+  'control-url'?: string | readonly string[] | undefined;
+  token?: string | undefined;
+  'token-file'?: string | undefined;
+  project?: string | undefined;
+  'project-token-file'?: string | undefined;
+  mount?: string | undefined;
+  subtree?: string | undefined;
+  /** A number from yargs, a string from mount -o. */
+  'busy-poll-us'?: number | string | undefined;
+  'log-level'?: string | undefined;
+  'log-file'?: string | undefined;
+  daemon?: boolean | undefined;
+  /** Accepted as `acheron node` accepts it (SPEC §1); the foreground is the default anyway. */
+  foreground?: boolean | undefined;
+}
+
+/** `-o` keys of a `world:<url>` mount (snake_case of the long options); the URL comes from the source. */
+const MOUNT_KEYS = new Set(['token', 'token_file', 'project', 'project_token_file', 'subtree', 'busy_poll_us', 'log_level', 'log_file']);
+
+/** mount -t fuse.acheron world:ws://host:port[,ws://host:port...] <dir> -o token_file=...,project=... */
+export function worldMountArgs(source: string, dir: string, optionText: string): { args: WorldArgs; unknown: string[] } {
+  const args: Record<string, unknown> = { 'control-url': source.slice('world:'.length), mount: dir, daemon: true };
+  const unknown: string[] = [];
+  for (const option of optionText.split(',').filter(Boolean)) {
+    const eq = option.indexOf('=');
+    const key = eq < 0 ? option : option.slice(0, eq);
+    if (isGenericMountOption(key)) continue;
+    if (!MOUNT_KEYS.has(key) || eq < 0) {
+      unknown.push(option);
+      continue;
+    }
+    args[key.replace(/_/g, '-')] = option.slice(eq + 1);
+  }
+  return { args: args as WorldArgs, unknown };
+}
