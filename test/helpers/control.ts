@@ -97,6 +97,14 @@ export function serverStoreKind(): 'files' | 'etcd' {
 }
 
 /**
+ * For a case of a shared suite in which the store plays no part (frame parsing, pings, policy, a
+ * watcher's own queue): skipped on etcd, where the file-store run of the same suite covers it.
+ */
+export function sameOnEveryStore(): string | false {
+  return serverStoreKind() === 'etcd' && 'the store plays no part: the file-store run covers it';
+}
+
+/**
  * Starts `acheron control` as a child process (its own process group) on two free loopback ports
  * and waits for /livez. Teardown kills it, also when the test failed. `tokens`: the admin and user
  * tokens of the data dir, when the caller knows them.
