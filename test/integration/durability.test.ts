@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap';
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { manifest, readJson, readText, startNode, type RunningNode } from '../helpers/node.js';
+import { manifest, readAll, readJson, readText, startNode, type RunningNode } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
 
 // Echoes its payload; sleeps first when the payload asks to be slow.
@@ -42,14 +42,24 @@ function counters(text: string): Record<string, unknown> {
   return rest;
 }
 
-/** Everything an operator could compare across the restart, as the files show it. */
+const SNAPSHOT_SERVICES = ['echo', 'bad', 'gate', 'cycled'];
+const SNAPSHOT_FILES = ['config.json', 'result.json', 'last_error.txt', 'metrics.json', 'status.json', 'health.json'];
+const JOB_FILES = ['request.json', 'result.json', 'status.json', 'stderr.txt'];
+
+/** Everything an operator could compare across the restart, as the files show it (read by two child processes). */
 async function snapshot(node: RunningNode): Promise<Record<string, unknown>> {
-  const view: Record<string, unknown> = {};
-  for (const id of ['echo', 'bad', 'gate', 'cycled']) {
-    for (const name of ['config.json', 'result.json', 'last_error.txt']) view[`${id}/${name}`] = await readText(file(node, id, name));
-    view[`${id}/metrics.json`] = counters(await readText(file(node, id, 'metrics.json')));
-    view[`${id}/status.json`] = counters(await readText(file(node, id, 'status.json')));
-    const h = await readJson(file(node, id, 'health.json'));
+  const jobLists = (await readAll(SNAPSHOT_SERVICES.map((id) => file(node, id, 'jobs')))) as string[][];
+  const names = SNAPSHOT_SERVICES.flatMap((id, index) => [
+    ...SNAPSHOT_FILES.map((name) => `${id}/${name}`),
+    ...(jobLists[index] as string[]).flatMap((jobId) => JOB_FILES.map((name) => `${id}/jobs/${jobId}/${name}`)),
+  ]);
+  const texts = (await readAll(names.map((name) => join(node.service(''), name)))) as string[];
+  const view: Record<string, unknown> = Object.fromEntries(names.map((name, index) => [name, texts[index]]));
+  for (const [index, id] of SNAPSHOT_SERVICES.entries()) {
+    view[`${id}/jobs`] = jobLists[index];
+    view[`${id}/metrics.json`] = counters(view[`${id}/metrics.json`] as string);
+    view[`${id}/status.json`] = counters(view[`${id}/status.json`] as string);
+    const h = JSON.parse(view[`${id}/health.json`] as string) as Record<string, unknown>;
     view[`${id}/health.json`] = {
       enabled: h.enabled,
       reason: h.reason,
@@ -60,12 +70,6 @@ async function snapshot(node: RunningNode): Promise<Record<string, unknown>> {
       last_error: h.last_error,
       state: h.state,
     };
-    const ids = (await sh(`ls ${q(file(node, id, 'jobs'))}`)).stdout.split('\n').filter(Boolean);
-    view[`${id}/jobs`] = ids;
-    for (const jobId of ids) {
-      for (const name of ['request.json', 'result.json', 'status.json', 'stderr.txt'])
-        view[`${id}/jobs/${jobId}/${name}`] = await readText(join(file(node, id, 'jobs'), jobId, name));
-    }
   }
   return view;
 }
