@@ -5,9 +5,8 @@ import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { NodeLabels, NodePlatform, RelayRequest, ServiceDescriptor } from '../protocol/types.gen.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import type { RelayRequest } from '../protocol/relay.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import type { RelayServer } from './relay-server.js';
 

@@ -4,13 +4,10 @@ import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { randomUUID } from 'node:crypto';
-import type { CatalogDeltaPayload } from '../protocol/catalog-event.js';
-import { RELAY_WAIT_MS, type RelayOutcome } from '../protocol/relay.js';
-import type { RelayPayload } from '../protocol/types.gen.js';
+import { RELAY_WAIT_MS } from '../protocol/relay.js';
+import type { CatalogDeltaPayload, PublicNode, RelayOutcome, RelayPayload, StoredNode } from '../protocol/types.gen.js';
 import { FsError, isErrnoName } from '../errors/errno.js';
-import { CatalogMirror, type StoredNode, type WorldNode } from './catalog-mirror.js';
-
-export type { WorldNode };
+import { CatalogMirror } from './catalog-mirror.js';
 
 /** How much longer than a relay's own bound the mount waits for the server's answer. */
 const REPLY_SLACK_MS = 5000;
@@ -108,7 +105,7 @@ export class WorldCatalog {
     return this.#mirror.nodeIds();
   }
 
-  node(nodeId: string): WorldNode | undefined {
+  node(nodeId: string): PublicNode | undefined {
     return this.#mirror.node(nodeId);
   }
 
@@ -277,7 +274,7 @@ export class WorldCatalog {
   /** Only the times: state and services come from events, which are ordered; a list may be older. */
   async #refreshLeases(client: ControlClient): Promise<void> {
     try {
-      const { nodes } = await client.request<{ nodes: Array<Pick<WorldNode, 'node_id' | 'lease_expires_at_ms' | 'last_seen_ms'>> }>('control.node_list');
+      const { nodes } = await client.request<{ nodes: Array<Pick<PublicNode, 'node_id' | 'lease_expires_at_ms' | 'last_seen_ms'>> }>('control.node_list');
       for (const listed of nodes) this.#mirror.touch(listed.node_id, listed);
     } catch {
       // The connection is going down; the next one reads everything again.
