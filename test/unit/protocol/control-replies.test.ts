@@ -3,9 +3,9 @@
 // strict where the protocol is (an extra member, a missing one or a wrong type is named).
 import t from 'tap';
 import { CatalogEvent, fullBody, type EventNode } from '../../../src/control/catalog-event.js';
-import { jsonBytes, serviceDelta } from '../../../src/control/delta.js';
+import { serviceDelta, serviceEntry, type ServiceEntry } from '../../../src/control/delta.js';
 import { eventFrame, replyFrame, SerializedPayload, watchEventHead } from '../../../src/control/frames.js';
-import { joinPlan, offlinePlan, summaries, toPublic, upsertPlan } from '../../../src/control/node-record.js';
+import { joinPlan, offlinePlan, storedEntries, summaries, toPublic, upsertPlan } from '../../../src/control/node-record.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import { loadSchemas, SCHEMA_BASE } from '../../../src/protocol/schemas.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
@@ -15,20 +15,12 @@ const REPLIES = `${SCHEMA_BASE}control-replies.schema.json#/definitions/`;
 const problems = (definition: string, value: unknown): string[] => schemas.problems(REPLIES + definition, value, 'frame').map((p) => p.message);
 
 const service = (id: string, version = '1'): ServiceDescriptor => applyDefaults({ service_id: id, kind: 'k', version }, 'n1');
-const stored = (services: ServiceDescriptor[]): EventNode['services'] => {
-  const bytes = jsonBytes(services.map((s) => JSON.stringify(s)));
-  return services.map((s, index) => ({ service_id: s.service_id, json: bytes[index] as Buffer }));
-};
+/** The catalog's entries of `services`, as its stores build them. */
+const stored = (services: ServiceDescriptor[]): ServiceEntry[] => storedEntries(services, (s, json) => serviceEntry(s, json, true));
 const before = [service('a'), service('b')];
 const after = [service('a', '2'), service('c')];
-const node = (state: 'online' | 'offline'): EventNode => ({
-  node_id: 'n1',
-  node_name: 'N',
-  platform: { os: 'linux' },
-  labels: { rack: 'r1' },
-  state,
-  services: stored(after),
-});
+const meta = { node_id: 'n1', node_name: 'N', platform: { os: 'linux' }, labels: { rack: 'r1' } };
+const node = (state: 'online' | 'offline'): EventNode => ({ ...meta, state, services: stored(after) });
 
 t.test('pushed events in both shapes, replayed and live, match their schemas', async (t) => {
   for (const [kind, state] of [
