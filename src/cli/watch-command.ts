@@ -1,4 +1,4 @@
-import type { CatalogDeltaPayload } from '../protocol/catalog-event.js';
+import type { CatalogDeltaPayload } from '../protocol/types.gen.js';
 import { ControlClient } from '../protocol/control-client.js';
 import { Failover } from '../protocol/control-urls.js';
 import type { ServerFrame } from '../protocol/envelope.js';

@@ -1,5 +1,5 @@
-import { offlineView, type CatalogEventPayload, type EventKind, type ServiceDelta } from '../protocol/catalog-event.js';
-import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import { offlineView } from '../protocol/catalog-event.js';
+import type { CatalogEventPayload, EventKind, NodeLabels, NodePlatform, ServiceDelta, ServiceDescriptor } from '../protocol/types.gen.js';
 import { jsonBytes } from './delta.js';
 
 /** A descriptor as the catalog holds it: its JSON bytes, the one copy that the catalog, the journal and the events share. */

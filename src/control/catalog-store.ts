@@ -1,41 +1,24 @@
-import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
+import type {
+  NodeJoinPayload,
+  NodeJoinReply,
+  NodeMeta,
+  NodeServiceUpsertPayload,
+  NodeState,
+  NodeSummary,
+  PublicNode,
+  ServiceDelta,
+  ServiceDescriptor,
+} from '../protocol/types.gen.js';
 import type { CatalogEvent } from './catalog-event.js';
-import type { ServiceDelta, ServiceEntry } from './delta.js';
+import type { ServiceEntry } from './delta.js';
 import type { RetainedWindow } from './event-ring.js';
 import type { ResolvedService } from './upsert-frame.js';
-
-export type NodeState = 'online' | 'offline';
-
-export interface NodeMeta {
-  node_id: string;
-  node_name: string;
-  platform: NodePlatform;
-  labels: NodeLabels;
-  state: NodeState;
-  lease_expires_at_ms: number;
-  last_seen_ms: number;
-  joined_at_ms: number;
-  updated_ms: number;
-  /**
-   * The record reflects every event of this node up to this seq and none after it: a client that
-   * read it applies the delta events of the node with a greater seq (docs/control-protocol.md).
-   */
-  seq: number;
-}
 
 /** One node as the control server keeps it: descriptors as their JSON, the secret only as a hash. */
 export interface NodeRecord extends NodeMeta {
   services: ServiceEntry[];
   secret_sha256: string;
 }
-
-export interface PublicNode extends NodeMeta {
-  services: ServiceDescriptor[];
-  /** With the stored view: each service's hash, as service_delta gives it. */
-  service_hashes?: Record<string, string>;
-}
-
-export type NodeSummary = NodeMeta & { service_count: number };
 
 /**
  * Every node's catalog, lease and credentials (SPEC §6), as the ops, policy and metrics see them:
@@ -55,7 +38,7 @@ export interface CatalogStore {
   count(): { nodes: Record<NodeState, number>; services: Map<string, number> };
   verifyNode(nodeId: string, secret: string): Promise<boolean>;
   /** A join token buys a node id and a secret; joining again (a lost state file) replaces the secret. */
-  join(payload: NodeJoinPayload): Promise<JoinReply>;
+  join(payload: NodeJoinPayload): Promise<NodeJoinReply>;
   /**
    * Replaces the node's whole catalog (validated before this call, all or nothing). An unchanged
    * catalog writes no event and returns `changed: false`. `body` is the reply payload, serialized
@@ -95,11 +78,4 @@ export interface EventStream {
    * not happen soon (a seq beyond the store's head: the watch start then refuses it).
    */
   reach(seq: number): Promise<void>;
-}
-
-/** What a join answers: the node's id, its new secret, and the lease it holds. */
-export interface JoinReply {
-  node_id: string;
-  node_secret: string;
-  lease_ttl_ms: number;
 }

@@ -1,8 +1,6 @@
-import type { DeltaEntry, ServiceDelta, UpdatedEntry } from '../protocol/catalog-event.js';
 import { serviceHash } from '../protocol/service-hash.js';
-import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import type { DeltaEntry, ServiceDelta, ServiceDescriptor, UpdatedEntry } from '../protocol/types.gen.js';
 
-export type { DeltaEntry, ServiceDelta, UpdatedEntry };
 export { serviceHash };
 
 /**

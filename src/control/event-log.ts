@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
-import type { CatalogEventPayload, EventKind } from '../protocol/catalog-event.js';
+import type { CatalogEventPayload, EventKind } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { AppendLog } from '../store/append-log.js';
 import { syncDir, writeAll } from '../store/atomic-file.js';

@@ -1,10 +1,19 @@
 import type { Logger } from 'pino';
 import { SerialQueue } from '../async/serial-queue.js';
-import type { NodeJoinPayload, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
+import type {
+  NodeJoinPayload,
+  NodeJoinReply,
+  NodeServiceUpsertPayload,
+  NodeState,
+  NodeSummary,
+  PublicNode,
+  ServiceDelta,
+  ServiceDescriptor,
+} from '../protocol/types.gen.js';
 import { StateJournal } from '../store/state-journal.js';
-import { serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
+import { serviceEntry, type ServiceEntry } from './delta.js';
 import { fullBody } from './catalog-event.js';
-import type { CatalogStore, NodeRecord, NodeSummary, NodeState, PublicNode } from './catalog-store.js';
+import type { CatalogStore, NodeRecord } from './catalog-store.js';
 import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
 import {
   countNodes,
@@ -22,7 +31,6 @@ import {
   summaries,
   toPublic,
   upsertPlan,
-  type JoinReply,
 } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
 
@@ -152,7 +160,7 @@ export class FileCatalog implements CatalogStore {
     return toPublic(this.#require(nodeId), view);
   }
 
-  join(payload: NodeJoinPayload): Promise<JoinReply> {
+  join(payload: NodeJoinPayload): Promise<NodeJoinReply> {
     return this.#turn(payload.node_id ?? '', async (now) => {
       const { next, kind, delta, reply } = joinPlan(payload, this.#nodes.get(payload.node_id ?? ''), now, this.leaseTtlMs);
       // The secret is no event: the journal has it before the node does.

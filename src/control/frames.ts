@@ -1,4 +1,5 @@
 import { CHANNEL } from '../protocol/envelope.js';
+import type { EventShape } from '../protocol/server-frames.js';
 import type { CatalogEvent } from './catalog-event.js';
 
 /**
@@ -36,7 +37,7 @@ export function watchEventHead(watchId: string, replay: boolean): Buffer {
 }
 
 /** Which shape a watch's events take (SPEC §6): the whole catalog, or `include: "delta"`. */
-export type EventShape = 'full' | 'delta';
+export type { EventShape };
 
 /** One watcher's frame of `event`: its head, then the bytes every watcher of that shape shares. */
 export function eventFrame(watchHead: Buffer, event: CatalogEvent, shape: EventShape): Buffer {

@@ -1,10 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { offlineView } from '../protocol/catalog-event.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { NodeJoinPayload, NodeServiceUpsertPayload, ServiceDescriptor } from '../protocol/types.gen.js';
-import type { EventKind } from '../protocol/catalog-event.js';
-import type { JoinReply, NodeRecord, PublicNode, NodeSummary, NodeState } from './catalog-store.js';
-import { entriesDelta, jsonBytes, serviceEntry, type ServiceDelta, type ServiceEntry } from './delta.js';
+import type {
+  EventKind,
+  NodeJoinPayload,
+  NodeJoinReply,
+  NodeServiceUpsertPayload,
+  NodeState,
+  NodeSummary,
+  PublicNode,
+  ServiceDelta,
+  ServiceDescriptor,
+} from '../protocol/types.gen.js';
+import type { NodeRecord } from './catalog-store.js';
+import { entriesDelta, jsonBytes, serviceEntry, type ServiceEntry } from './delta.js';
 import { sameSecret } from './token-store.js';
 import type { ResolvedService } from './upsert-frame.js';
 
@@ -20,15 +29,13 @@ export function secretMatches(node: NodeRecord | undefined, secret: string): boo
   return node !== undefined && sameSecret(node.secret_sha256, hashSecret(secret));
 }
 
-export type { JoinReply };
-
 /** A join's record (a fresh secret; what the payload leaves out kept from `existing`) and the event, if any. */
 export function joinPlan(
   payload: NodeJoinPayload,
   existing: NodeRecord | undefined,
   now: number,
   leaseTtlMs: number,
-): { next: NodeRecord; kind: EventKind | undefined; delta: ServiceDelta; reply: JoinReply } {
+): { next: NodeRecord; kind: EventKind | undefined; delta: ServiceDelta; reply: NodeJoinReply } {
   const nodeId = payload.node_id ?? `node-${randomBytes(4).toString('hex')}`;
   const secret = randomBytes(32).toString('base64url');
   const next: NodeRecord = {

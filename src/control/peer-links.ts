@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
-import { RELAY_WAIT_MS, type RelayOutcome } from '../protocol/relay.js';
-import type { RelayPayload } from '../protocol/types.gen.js';
+import { RELAY_WAIT_MS } from '../protocol/relay.js';
+import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
 import type { PeerServer } from './server-directory.js';
 
 /** How much longer than the relay's own bound the forwarding server waits for the peer's answer. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { push } from '../protocol/envelope.js';
-import { RELAY_WAIT_MS, type RelayOutcome, type RelayRequest } from '../protocol/relay.js';
-import type { RelayPayload } from '../protocol/types.gen.js';
+import { RELAY_WAIT_MS } from '../protocol/relay.js';
+import type { RelayOutcome, RelayPayload, RelayRequest } from '../protocol/types.gen.js';
 import type { ConnectionPeer } from './connection-peer.js';
 import type { ControlMetrics } from './metrics.js';
 import type { PeerLinks } from './peer-links.js';

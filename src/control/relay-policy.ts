@@ -1,5 +1,5 @@
-import { admitsUser, type RelayOutcome } from '../protocol/relay.js';
-import type { RelayPayload } from '../protocol/types.gen.js';
+import { admitsUser } from '../protocol/relay.js';
+import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
 import type { CatalogStore, EventStream } from './catalog-store.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';

@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { LeaseRefreshReply, NodeJoinReply, NodeLabels, NodePlatform, RelayRequest, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { Schemas } from '../protocol/schemas.js';
+import { ServerFrameCheck } from '../protocol/server-frames.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import type { RelayRequest } from '../protocol/relay.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import type { RelayServer } from './relay-server.js';
 
@@ -34,6 +35,8 @@ export interface ControlSessionOptions {
   backoffMs: number;
   backoffMaxMs: number;
   log: Logger;
+  /** Every frame the server sends is checked against docs/schemas before the session reads it. */
+  schemas: Schemas;
   /** Runs WorldFS operations the server relays to this node (SPEC §9). */
   relay?: RelayServer;
 }
@@ -59,9 +62,11 @@ export class NodeControlSession {
   #timers: NodeJS.Timeout[] = [];
   #upserting: Promise<void> | undefined;
   #reconnect: ReconnectLoop;
+  readonly #check: ServerFrameCheck;
 
   constructor(options: ControlSessionOptions) {
     this.#options = options;
+    this.#check = new ServerFrameCheck(options.schemas, { events: 'full' });
     this.#reconnect = new ReconnectLoop({
       urls: options.urls,
       backoff: { firstMs: options.backoffMs, maxMs: options.backoffMaxMs },
@@ -121,12 +126,10 @@ export class NodeControlSession {
     if (!joinToken) throw new Error(`no credentials in ${o.stateFile} and no join token (--join-token-file): cannot join ${this.url}`);
     this.state = 'joining';
     const client = await this.#open(joinToken);
-    const joined = await client
-      .request<{ node_id: string; node_secret: string }>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node })
-      .catch((error: unknown) => {
-        client.terminate();
-        throw error;
-      });
+    const joined = await client.request<NodeJoinReply>('control.node_join', { join_token: joinToken, node_id: o.nodeId, ...o.node }).catch((error: unknown) => {
+      client.terminate();
+      throw error;
+    });
     await mkdir(dirname(o.stateFile), { recursive: true });
     const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: this.url, joined_ms: Date.now() };
     await writeFileAtomic(o.stateFile, JSON.stringify(saved, null, 2) + '\n', 0o600);
@@ -150,7 +153,9 @@ export class NodeControlSession {
         void relay.dropSession((frame.payload as { session: string }).session);
       }
     };
-    client = await ControlClient.connect({ url: this.url, token, onPush });
+    // A malformed push is dropped: a relayed operation then times out on the server (ETIMEDOUT to its requester).
+    const onInvalidPush = (error: Error): void => log.error(`bad frame from the control server, dropped: ${error.message}`);
+    client = await ControlClient.connect({ url: this.url, token, onPush, check: this.#check, onInvalidPush });
     return client;
   }
 
@@ -174,7 +179,7 @@ export class NodeControlSession {
     // The server routes relays only to a connection that said it is ready (SPEC §9): this one now is.
     if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
     await this.#publish(client);
-    const { lease_ttl_ms: leaseTtlMs } = await client.request<{ lease_ttl_ms: number }>('control.node_lease_refresh', { node_id: this.#options.nodeId });
+    const { lease_ttl_ms: leaseTtlMs } = await client.request<LeaseRefreshReply>('control.node_lease_refresh', { node_id: this.#options.nodeId });
     this.#timers.push(
       setInterval(
         () => void client.request('control.node_lease_refresh', { node_id: this.#options.nodeId }).catch(() => undefined),

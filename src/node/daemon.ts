@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { json } from '../errors/json-document.js';
 import { ServedMount } from '../fuse/served-mount.js';
-import { loadSchemas } from '../protocol/schemas.js';
+import { loadSchemas, type Schemas } from '../protocol/schemas.js';
 import { killOwnedProcesses, ownerOnMount } from '../runtime/driver-owner.js';
 import { DriverSpawner } from '../runtime/driver-spawner.js';
 import { InvocationIds } from '../runtime/invocation-id.js';
@@ -57,6 +57,8 @@ interface Parts {
   wasm: WasmServices;
   spawner: DriverSpawner;
   services: NodeServices;
+  /** Also what the control session checks the server's frames against. */
+  schemas: Schemas;
 }
 
 /**
@@ -114,7 +116,7 @@ export class NodeDaemon {
       const services = new NodeServices({ builder, journal, wasm, load, log }, first);
       await journal.forgetUnclaimed();
       await services.probe();
-      daemon = new NodeDaemon(options, log, { served, journal, wasm, spawner, services });
+      daemon = new NodeDaemon(options, log, { served, journal, wasm, spawner, services, schemas });
       const tree = daemon.#tree(options.fsService ? buildExportsDirectory(exports) : undefined, configParser(schemas, log));
       await served.mount(tree, { busyPollUs: options.busyPollUs }, () => void daemon.stop('the mount was unmounted from outside'));
       // WorldFS operations run against the same tree, without FUSE (SPEC §9 Relay).
@@ -209,6 +211,7 @@ export class NodeDaemon {
       backoffMs: options.reconnectBackoffMs,
       backoffMaxMs: options.reconnectBackoffMaxMs,
       log: this.#log.child({ component: 'control' }),
+      schemas: this.#parts.schemas,
       ...(this.#relay ? { relay: this.#relay } : {}),
     });
     this.#control.start();

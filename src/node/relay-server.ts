@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../protocol/relay.js';
+import type { RelayOutcome, RelayRequest } from '../protocol/types.gen.js';
+import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import { SERVICE_FILES } from '../protocol/service-files.js';
 import { commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-file.js';
 import { splitPath, type Dispatcher } from '../vfs/dispatch.js';

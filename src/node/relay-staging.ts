@@ -1,4 +1,4 @@
-import type { RelayRequest } from '../protocol/relay.js';
+import type { RelayRequest } from '../protocol/types.gen.js';
 import { FsError } from '../errors/errno.js';
 import { checkPayloadSize, type CommitTarget } from '../vfs/commit-file.js';
 

@@ -2,8 +2,11 @@ import WebSocket from 'ws';
 import { Failover } from './control-urls.js';
 import { PROTOCOL, type ErrorFrame, type ServerFrame } from './envelope.js';
 import { isWireErrorCode, ProtocolError } from './errors.js';
+import { SchemaError } from './schemas.js';
+import { notJson, type SentRequest, type ServerFrameCheck } from './server-frames.js';
 
 interface Pending {
+  request: SentRequest;
   resolve(payload: unknown): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
@@ -22,6 +25,13 @@ export interface ControlClientOptions {
    * for dead and dropped, so a silently broken tunnel is noticed in seconds, not when TCP gives up.
    */
   deadAfterMs?: number;
+  /**
+   * Checks every frame before anything reads it (docs/schemas/control-replies.schema.json). A reply
+   * that fails rejects its request with the SchemaError (naming the field); a push that fails goes
+   * to `onInvalidPush` instead of `onPush`.
+   */
+  check?: ServerFrameCheck;
+  onInvalidPush?: (error: SchemaError, frame: unknown) => void;
 }
 
 export const DEAD_AFTER_MS = 25_000;
@@ -41,22 +51,28 @@ export class ControlClient {
   private constructor(socket: WebSocket, options: ControlClientOptions) {
     this.#socket = socket;
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
+    const { check } = options;
     socket.on('message', (data) => {
-      let frame: ServerFrame;
+      let parsed: unknown;
       try {
-        frame = JSON.parse(data.toString()) as ServerFrame;
+        parsed = JSON.parse(data.toString());
       } catch {
+        if (check) options.onInvalidPush?.(new SchemaError([notJson()]), data.toString());
         return;
       }
-      const id = 'id' in frame ? frame.id : null;
-      const pending = id === null ? undefined : this.#pending.get(id);
-      if (!pending) {
-        options.onPush?.(frame);
+      const id = typeof parsed === 'object' && parsed !== null && 'id' in parsed && typeof parsed.id === 'string' ? parsed.id : undefined;
+      const pending = id === undefined ? undefined : this.#pending.get(id);
+      const problems = check?.problems(parsed, pending?.request) ?? [];
+      const frame = parsed as ServerFrame;
+      if (!pending || id === undefined) {
+        if (problems.length > 0) options.onInvalidPush?.(new SchemaError(problems), parsed);
+        else options.onPush?.(frame);
         return;
       }
-      this.#pending.delete(id as string);
+      this.#pending.delete(id);
       clearTimeout(pending.timer);
-      if (frame.ok) pending.resolve(frame.payload);
+      if (problems.length > 0) pending.reject(new SchemaError(problems));
+      else if (frame.ok) pending.resolve(frame.payload);
       else pending.reject(toError(frame));
     });
     this.closed = new Promise((resolve) => {
@@ -134,7 +150,7 @@ export class ControlClient {
         this.#pending.delete(id);
         reject(new ProtocolError('unavailable', `${type}: no reply within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.#pending.set(id, { resolve: resolve as (payload: unknown) => void, reject, timer });
+      this.#pending.set(id, { request: { type, payload }, resolve: resolve as (payload: unknown) => void, reject, timer });
       this.#socket.send(JSON.stringify({ channel: 'control', type, id, payload }));
     });
   }

@@ -1,13 +1,7 @@
-import type { RelayPayload, RelayReplyPayload, ServiceDescriptor, ServiceRuntime } from './types.gen.js';
+import type { ServiceDescriptor, ServiceRuntime } from './types.gen.js';
 
-/**
- * WorldFS relay (SPEC §9): what the server pushes to a node's tunnel as `control.relay_request`:
- * the operation, the relay id to answer with, and the requesting session (handles are per session).
- */
-export type RelayRequest = Omit<RelayPayload, 'node_id'> & { relay_id: string; session: string };
-
-/** The node's answer, passed on to the requester unchanged (without the relay id). */
-export type RelayOutcome = Omit<RelayReplyPayload, 'relay_id'>;
+// What the server pushes to a node (RelayRequest) and the node's answer as the requester gets it
+// (RelayOutcome) are generated from docs/schemas/control-replies.schema.json into types.gen.ts.
 
 /** Bodies travel in chunks of at most this many bytes (SPEC §6). */
 export const RELAY_CHUNK_BYTES = 256 * 1024;

@@ -1,34 +1,15 @@
-import { offlineView, type CatalogDeltaPayload } from '../protocol/catalog-event.js';
-import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import { offlineView } from '../protocol/catalog-event.js';
+import type { CatalogDeltaPayload, PublicNode, ServiceDescriptor, StoredNode } from '../protocol/types.gen.js';
 
-/** One node as WorldFS shows it: `control.node_get`, kept current by delta events. */
-export interface WorldNode {
-  node_id: string;
-  node_name: string;
-  platform: NodePlatform;
-  labels: NodeLabels;
-  /** As published: an offline node's services marked offline. */
-  services: ServiceDescriptor[];
-  state: 'online' | 'offline';
-  lease_expires_at_ms: number;
-  last_seen_ms: number;
-  joined_at_ms: number;
-  updated_ms: number;
-}
-
-/** `control.node_get {view: "stored"}`: the node with its services as stored, their hashes and the seq it reflects. */
-export interface StoredNode extends Omit<WorldNode, 'services'> {
-  services: ServiceDescriptor[];
-  service_hashes: Record<string, string>;
-  seq: number;
-}
+// A node as WorldFS shows it is a `PublicNode` (control.node_get, as published) whose `seq` is the
+// last event applied; it is read as a `StoredNode` (view "stored") and kept current by delta events.
 
 /** What became of a delta event (see `apply`). */
 export type Applied = 'applied' | 'stale' | 'unknown node' | 'mismatch';
 
 interface Mirrored {
-  node: WorldNode;
-  seq: number;
+  /** As published: an offline node's services marked offline; `seq`: the last event it reflects. */
+  node: PublicNode;
   /** The stored descriptors by service_id, with their hashes (those of service_delta). */
   stored: Map<string, { service: ServiceDescriptor; hash: string }>;
 }
@@ -47,7 +28,7 @@ export class CatalogMirror {
     return [...this.#nodes.keys()].sort();
   }
 
-  node(nodeId: string): WorldNode | undefined {
+  node(nodeId: string): PublicNode | undefined {
     return this.#nodes.get(nodeId)?.node;
   }
 
@@ -57,9 +38,9 @@ export class CatalogMirror {
 
   /** A node as read: replaces what the mirror had of it. */
   set(read: StoredNode): void {
-    const { services, service_hashes: hashes, seq, ...meta } = read;
+    const { services, service_hashes: hashes, ...meta } = read;
     const stored = new Map(services.map((service) => [service.service_id, { service, hash: hashes[service.service_id] ?? '' }]));
-    this.#nodes.set(read.node_id, { node: view(meta, stored), seq, stored });
+    this.#nodes.set(read.node_id, { node: view(meta, stored), stored });
   }
 
   delete(nodeId: string): void {
@@ -67,7 +48,7 @@ export class CatalogMirror {
   }
 
   /** Lease and last-seen times (not events): re-read from node_list. */
-  touch(nodeId: string, times: Pick<WorldNode, 'lease_expires_at_ms' | 'last_seen_ms'>): void {
+  touch(nodeId: string, times: Pick<PublicNode, 'lease_expires_at_ms' | 'last_seen_ms'>): void {
     const mirrored = this.#nodes.get(nodeId);
     if (mirrored) mirrored.node = { ...mirrored.node, ...times };
   }
@@ -79,7 +60,7 @@ export class CatalogMirror {
   apply(event: CatalogDeltaPayload): Applied {
     const mirrored = this.#nodes.get(event.node_id);
     if (!mirrored) return event.kind === 'delete' ? 'stale' : 'unknown node';
-    if (event.seq <= mirrored.seq) return 'stale';
+    if (event.seq <= mirrored.node.seq) return 'stale';
     const { stored } = mirrored;
     const delta = event.service_delta;
     const changed = new Map(event.changed_services.map((service) => [service.service_id, service]));
@@ -98,7 +79,6 @@ export class CatalogMirror {
       stored.set(entry.service_id, { service: changed.get(entry.service_id) as ServiceDescriptor, hash: entry.hash });
     for (const entry of delta.removed) stored.delete(entry.service_id);
     const { node } = mirrored;
-    mirrored.seq = event.seq;
     mirrored.node = view(
       {
         node_id: node.node_id,
@@ -110,6 +90,7 @@ export class CatalogMirror {
         last_seen_ms: node.last_seen_ms,
         joined_at_ms: node.joined_at_ms,
         updated_ms: event.timestamp_ms,
+        seq: event.seq,
       },
       stored,
     );
@@ -118,7 +99,7 @@ export class CatalogMirror {
 }
 
 /** The node as shown: its stored services, marked offline when it is. */
-function view(meta: Omit<WorldNode, 'services'>, stored: Map<string, { service: ServiceDescriptor }>): WorldNode {
+function view(meta: Omit<PublicNode, 'services' | 'service_hashes'>, stored: Map<string, { service: ServiceDescriptor }>): PublicNode {
   const services = [...stored.values()].map((s) => s.service);
   return { ...meta, services: meta.state === 'offline' ? services.map(offlineView) : services };
 }

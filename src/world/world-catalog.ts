@@ -3,14 +3,13 @@ import { ControlClient } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import type { ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { SchemaError, type Schemas } from '../protocol/schemas.js';
+import { ServerFrameCheck } from '../protocol/server-frames.js';
 import { randomUUID } from 'node:crypto';
-import type { CatalogDeltaPayload } from '../protocol/catalog-event.js';
-import { RELAY_WAIT_MS, type RelayOutcome } from '../protocol/relay.js';
-import type { RelayPayload } from '../protocol/types.gen.js';
+import { RELAY_WAIT_MS } from '../protocol/relay.js';
+import type { CatalogDeltaPayload, PublicNode, RelayOutcome, RelayPayload, StoredNode } from '../protocol/types.gen.js';
 import { FsError, isErrnoName } from '../errors/errno.js';
-import { CatalogMirror, type StoredNode, type WorldNode } from './catalog-mirror.js';
-
-export type { WorldNode };
+import { CatalogMirror } from './catalog-mirror.js';
 
 /** How much longer than a relay's own bound the mount waits for the server's answer. */
 const REPLY_SLACK_MS = 5000;
@@ -25,6 +24,8 @@ export interface WorldCatalogOptions {
   /** The control servers to try in turn (servers of one store). */
   urls: readonly string[];
   token: string;
+  /** Every frame the server sends is checked against docs/schemas before the catalog reads it. */
+  schemas: Schemas;
   /** Attaches the project session on every new connection (users); resolves to its grant. */
   attach?: (client: ControlClient) => Promise<SessionGrant>;
   log: Logger;
@@ -49,6 +50,7 @@ export interface WorldCatalogOptions {
  */
 export class WorldCatalog {
   readonly #options: WorldCatalogOptions;
+  readonly #check: ServerFrameCheck;
   #mirror = new CatalogMirror();
   /** The mirror holds every event up to this seq (undefined: it must be read again before it is followed). */
   #position: number | undefined;
@@ -64,6 +66,7 @@ export class WorldCatalog {
 
   constructor(options: WorldCatalogOptions) {
     this.#options = options;
+    this.#check = new ServerFrameCheck(options.schemas, { events: 'delta' });
     this.#reconnect = new ReconnectLoop({
       urls: options.urls,
       backoff: { firstMs: options.backoffMs ?? 500, maxMs: options.backoffMaxMs ?? 10_000 },
@@ -108,7 +111,7 @@ export class WorldCatalog {
     return this.#mirror.nodeIds();
   }
 
-  node(nodeId: string): WorldNode | undefined {
+  node(nodeId: string): PublicNode | undefined {
     return this.#mirror.node(nodeId);
   }
 
@@ -131,6 +134,10 @@ export class WorldCatalog {
         (operation.timeout_ms ?? RELAY_WAIT_MS) + REPLY_SLACK_MS,
       );
     } catch (error) {
+      if (error instanceof SchemaError) {
+        this.#options.log.error({ problems: error.problems.map((p) => p.message) }, `bad relay reply from the control server: ${error.message}`);
+        throw new FsError('EIO', `${operation.op} ${operation.path}: the control server's reply is malformed: ${error.message}`);
+      }
       if (error instanceof ProtocolError && error.code === 'unavailable')
         throw new FsError(client.isOpen ? 'ETIMEDOUT' : 'ENOTCONN', `${operation.op} ${operation.path}: ${error.message}`);
       throw error;
@@ -212,6 +219,14 @@ export class WorldCatalog {
     client = await ControlClient.connect({
       url,
       token: this.#options.token,
+      check: this.#check,
+      // A malformed event is dropped and its node read again (so the mirror misses nothing it said); any other bad push (a marker, an error) may hide a lost watch: everything is read again.
+      onInvalidPush: (error, frame) => {
+        this.#options.log.error({ problems: error.problems.map((p) => p.message) }, `bad frame from the control server, dropped: ${error.message}`);
+        const nodeId = eventNodeId(frame);
+        if (nodeId === undefined) resync(`bad frame from the control server: ${error.message}`);
+        else read(nodeId).catch((readError: unknown) => resync(`reading node ${nodeId}: ${(readError as Error).message}`));
+      },
       onPush: (frame: ServerFrame) => {
         if (frame.ok && frame.type === 'control.node_service_event') {
           const event = frame.payload as CatalogDeltaPayload;
@@ -277,10 +292,18 @@ export class WorldCatalog {
   /** Only the times: state and services come from events, which are ordered; a list may be older. */
   async #refreshLeases(client: ControlClient): Promise<void> {
     try {
-      const { nodes } = await client.request<{ nodes: Array<Pick<WorldNode, 'node_id' | 'lease_expires_at_ms' | 'last_seen_ms'>> }>('control.node_list');
+      const { nodes } = await client.request<{ nodes: Array<Pick<PublicNode, 'node_id' | 'lease_expires_at_ms' | 'last_seen_ms'>> }>('control.node_list');
       for (const listed of nodes) this.#mirror.touch(listed.node_id, listed);
-    } catch {
-      // The connection is going down; the next one reads everything again.
+    } catch (error) {
+      // The connection is going down; the next one reads everything again. A malformed list is the server's fault: say so.
+      if (error instanceof SchemaError) this.#options.log.error({ problems: error.problems.map((p) => p.message) }, `bad node_list reply: ${error.message}`);
     }
   }
+}
+
+/** The node a malformed `control.node_service_event` names, when it names one. */
+function eventNodeId(frame: unknown): string | undefined {
+  const { type, payload } = (typeof frame === 'object' && frame !== null ? frame : {}) as { type?: unknown; payload?: { node_id?: unknown } };
+  const nodeId = type === 'control.node_service_event' && typeof payload === 'object' && payload !== null ? payload.node_id : undefined;
+  return typeof nodeId === 'string' && nodeId.length > 0 ? nodeId : undefined;
 }

@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ServedMount } from '../fuse/served-mount.js';
 import type { ControlClient } from '../protocol/control-client.js';
+import { loadSchemas } from '../protocol/schemas.js';
 import { WorldCatalog, type SessionGrant } from './world-catalog.js';
 import { buildWorldTree } from './world-tree.js';
 
@@ -58,6 +59,7 @@ export class WorldDaemon {
     const catalog = new WorldCatalog({
       urls: options.controlUrls,
       token: options.token,
+      schemas: await loadSchemas(),
       log: log.child({ component: 'catalog' }),
       ...(attach ? { attach } : {}),
     });

@@ -1,6 +1,6 @@
 import { admitsUser } from '../protocol/relay.js';
 import { helpReadme } from '../protocol/service-files.js';
-import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import type { PublicNode, ServiceDescriptor } from '../protocol/types.gen.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
 import { FsError } from '../errors/errno.js';
 import { snapshotFile, type Rendered } from '../vfs/files.js';
@@ -9,7 +9,7 @@ import type { VNode } from '../vfs/node.js';
 import { DocumentCache, liveServiceFiles } from './live-files.js';
 import { derivedRoots, withDerivedRoots } from './derived-roots.js';
 import { RemoteNode, type Relay } from './remote-node.js';
-import type { SessionGrant, WorldCatalog, WorldNode } from './world-catalog.js';
+import type { SessionGrant, WorldCatalog } from './world-catalog.js';
 
 export interface WorldTreeOptions {
   catalog: WorldCatalog;
@@ -62,7 +62,7 @@ function connected(catalog: WorldCatalog): WorldCatalog {
 }
 
 /** A file rendered from the node's current catalog entry; ENOENT once the node is gone. */
-function nodeFile(catalog: WorldCatalog, nodeId: string, render: (node: WorldNode) => string): VNode {
+function nodeFile(catalog: WorldCatalog, nodeId: string, render: (node: PublicNode) => string): VNode {
   return snapshotFile((): Rendered => {
     const node = connected(catalog).node(nodeId);
     if (!node) throw new FsError('ENOENT', `node ${nodeId} is no longer in the catalog`);
@@ -71,7 +71,7 @@ function nodeFile(catalog: WorldCatalog, nodeId: string, render: (node: WorldNod
 }
 
 function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, documents: DocumentCache): VNode {
-  const file = (render: (node: WorldNode) => string): VNode => nodeFile(catalog, nodeId, render);
+  const file = (render: (node: PublicNode) => string): VNode => nodeFile(catalog, nodeId, render);
   const entries: Array<[string, VNode]> = [
     ['NODE.json', file((n) => json({ node_id: n.node_id, node_name: n.node_name, platform: n.platform, labels: n.labels, joined_at_ms: n.joined_at_ms }))],
     [
@@ -122,7 +122,7 @@ const FS_SERVICE_ID = 'fs';
 
 /** A service: its catalog metadata (read-only, from the catalog) and its live files (relayed, SPEC §9). */
 function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: string, relay: Relay, documents: DocumentCache): VNode {
-  const current = (node: WorldNode | undefined): ServiceDescriptor => {
+  const current = (node: PublicNode | undefined): ServiceDescriptor => {
     const service = node?.services.find((s) => s.service_id === serviceId);
     if (!service || !visible(service, catalog.grant)) throw new FsError('ENOENT', `service ${serviceId} is no longer on node ${nodeId}`);
     return service;
@@ -179,12 +179,12 @@ function exportsVisible(fs: ServiceDescriptor, grant: SessionGrant | undefined):
   return !grant || (grant.actions.read === 'allowed' && admitsUser(fs.permissions, grant.has_project_token));
 }
 
-function nodeCaps(node: WorldNode, grant: SessionGrant | undefined): Record<string, unknown> {
+function nodeCaps(node: PublicNode, grant: SessionGrant | undefined): Record<string, unknown> {
   const services = node.services.filter((s) => visible(s, grant));
   return { platform: node.platform, labels: node.labels, services: services.length, kinds: [...new Set(services.map((s) => s.kind))].sort() };
 }
 
-function nodeReadme(node: WorldNode, grant: SessionGrant | undefined): string {
+function nodeReadme(node: PublicNode, grant: SessionGrant | undefined): string {
   const services = node.services.filter((s) => visible(s, grant)).map((s) => `- \`${s.service_id}\` (${s.kind} ${s.version}, ${s.state})`);
   return `# ${node.node_name} (\`${node.node_id}\`)\n\nState: ${node.state}. ${services.length} service(s) visible to this mount:\n\n${services.join('\n')}${services.length ? '\n' : ''}\nEach \`services/<id>/\` holds the service's catalog metadata (README.md, SCHEMA.json, STATUS.json, CAPS.json,\nMOUNTS.json, OPS.json, RUNTIME.json, PERMISSIONS.json).\n`;
 }

@@ -12,7 +12,7 @@ import { ControlClient } from '../../src/protocol/control-client.js';
 import { service } from '../helpers/catalog-sim.js';
 import { session, startControl, type RawPeer, type RunningControl } from '../helpers/control.js';
 import { waitFor, withEnv } from '../helpers/process.js';
-import type { DeltaEntry as ProtocolDeltaEntry, UpdatedEntry } from '../../src/protocol/catalog-event.js';
+import type { DeltaEntry as ProtocolDeltaEntry, UpdatedEntry } from '../../src/protocol/types.gen.js';
 
 const EVENT = 'control.node_service_event';
 const PROJECT_TOKEN = 'p1-project-token-0123456789';

@@ -2,11 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { GRPCOutOfRangeError, type IRangeResponse, type Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { SerialQueue } from '../../async/serial-queue.js';
-import type { EventKind, ServiceDelta } from '../../protocol/catalog-event.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import type { NodeJoinPayload, NodeLabels, NodePlatform, NodeServiceUpsertPayload, ServiceDescriptor } from '../../protocol/types.gen.js';
+import type {
+  EventKind,
+  NodeJoinPayload,
+  NodeJoinReply,
+  NodeLabels,
+  NodePlatform,
+  NodeServiceUpsertPayload,
+  NodeState,
+  NodeSummary,
+  PublicNode,
+  ServiceDelta,
+  ServiceDescriptor,
+} from '../../protocol/types.gen.js';
 import { CatalogEvent, fullBody } from '../catalog-event.js';
-import type { CatalogStore, EventStream, NodeRecord, NodeState, NodeSummary, PublicNode } from '../catalog-store.js';
+import type { CatalogStore, EventStream, NodeRecord } from '../catalog-store.js';
 import type { ServiceEntry } from '../delta.js';
 import { EventRing, type RetainedWindow } from '../event-ring.js';
 import { newPeerSecret, type PeerServer, type ServerDirectory } from '../server-directory.js';
@@ -27,7 +38,6 @@ import {
   summaries,
   toPublic,
   upsertPlan,
-  type JoinReply,
 } from '../node-record.js';
 import type { ResolvedService } from '../upsert-frame.js';
 import type { EtcdConnection } from './connection.js';
@@ -360,7 +370,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
 
   // ---- changes ----
 
-  async join(payload: NodeJoinPayload): Promise<JoinReply> {
+  async join(payload: NodeJoinPayload): Promise<NodeJoinReply> {
     const nodeId = payload.node_id ?? `node-${randomBytes(4).toString('hex')}`;
     const { result } = await this.#change(nodeId, `joining node ${nodeId}`, (existing, now) => {
       const { next, kind, delta, reply } = joinPlan({ ...payload, node_id: nodeId }, existing, now, this.leaseTtlMs);

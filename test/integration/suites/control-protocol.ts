@@ -9,10 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { serviceHash } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
-import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import type { DeltaEntry as ProtocolDeltaEntry, ServiceDescriptor, UpdatedEntry } from '../../../src/protocol/types.gen.js';
 import { acheron, connect, joinToken, sameOnEveryStore, serverStoreKind, session, startControl, type Frame, type RawPeer } from '../../helpers/control.js';
 import { sh, waitFor } from '../../helpers/process.js';
-import type { DeltaEntry as ProtocolDeltaEntry, UpdatedEntry } from '../../../src/protocol/catalog-event.js';
 
 interface Joined {
   node_id: string;

@@ -9,8 +9,7 @@
 import type { Test } from 'tap';
 import fc from 'fast-check';
 import { applyDefaults } from '../../../src/manifest/index.js';
-import type { CatalogDeltaPayload, CatalogEventPayload } from '../../../src/protocol/catalog-event.js';
-import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import type { CatalogDeltaPayload, CatalogEventPayload, ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 import { session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
 import { waitFor } from '../../helpers/process.js';
 

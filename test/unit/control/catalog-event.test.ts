@@ -5,9 +5,9 @@
 import t from 'tap';
 import { CatalogEvent, type EventNode } from '../../../src/control/catalog-event.js';
 import { jsonBytes, serviceDelta } from '../../../src/control/delta.js';
-import { offlineView, type CatalogEventPayload } from '../../../src/protocol/catalog-event.js';
+import { offlineView } from '../../../src/protocol/catalog-event.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
-import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import type { CatalogEventPayload, ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 
 const service = (id: string, version = '1'): ServiceDescriptor => applyDefaults({ service_id: id, kind: 'k', version, capabilities: { note: 'é✓' } }, 'n');
 const stored = (services: ServiceDescriptor[]): EventNode['services'] => {

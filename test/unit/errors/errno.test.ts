@@ -5,7 +5,7 @@ import { constants } from 'node:os';
 import { pino } from 'pino';
 import { fuseOperations } from '../../../src/fuse/mount.js';
 import { RelayServer } from '../../../src/node/relay-server.js';
-import type { RelayRequest } from '../../../src/protocol/relay.js';
+import type { RelayRequest } from '../../../src/protocol/types.gen.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
 import { answerErrno, errnoNameOf, FsError } from '../../../src/errors/errno.js';

@@ -5,8 +5,8 @@
 import t from 'tap';
 import { pino } from 'pino';
 import { RelayServer } from '../../../src/node/relay-server.js';
-import { RELAY_CHUNK_BYTES, type RelayOutcome, type RelayRequest } from '../../../src/protocol/relay.js';
-import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import { RELAY_CHUNK_BYTES } from '../../../src/protocol/relay.js';
+import type { RelayOutcome, RelayRequest, ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 import { commitFile } from '../../../src/vfs/commit-file.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';

@@ -2,12 +2,11 @@
 // "stored"}, then delta events applied to it. An event the read reflects is stale; one that does
 // not fit what the mirror holds (a gap) is a mismatch, so the mount reads everything again.
 import t from 'tap';
-import { CatalogMirror, type StoredNode } from '../../../src/world/catalog-mirror.js';
+import { CatalogMirror } from '../../../src/world/catalog-mirror.js';
 import { serviceHash } from '../../../src/protocol/service-hash.js';
 import { serviceDelta } from '../../../src/control/delta.js';
-import type { CatalogDeltaPayload, EventKind } from '../../../src/protocol/catalog-event.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
-import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import type { CatalogDeltaPayload, EventKind, ServiceDescriptor, StoredNode } from '../../../src/protocol/types.gen.js';
 
 const service = (id: string, version = '1'): ServiceDescriptor => applyDefaults({ service_id: id, kind: 'k', version }, 'n');
 

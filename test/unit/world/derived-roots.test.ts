@@ -2,10 +2,10 @@
 // show at that path in WorldFS, with the same visibility as services/<id>, and the project's
 // `mount` action on top. The rules alone, then a WorldFS tree driven in process.
 import t from 'tap';
-import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import type { PublicNode, ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { derivedRoots } from '../../../src/world/derived-roots.js';
-import type { SessionGrant, WorldCatalog, WorldNode } from '../../../src/world/world-catalog.js';
+import type { SessionGrant, WorldCatalog } from '../../../src/world/world-catalog.js';
 import { buildWorldTree } from '../../../src/world/world-tree.js';
 import { rejectsErrno } from '../../helpers/errno.js';
 
@@ -49,7 +49,7 @@ t.test('conflicts: the shorter path wins, then the smaller service id; the same 
   t.same(roots([service('a', ['/nodes/n1/dev/x']), service('b', ['/nodes/n1/dev/y'])]), ['dev/x=a', 'dev/y=b'], 'siblings share their parent');
 });
 
-const node: WorldNode = {
+const node: PublicNode = {
   node_id: 'n1',
   node_name: 'n1',
   platform: {},
@@ -59,6 +59,7 @@ const node: WorldNode = {
   last_seen_ms: 0,
   joined_at_ms: 0,
   updated_ms: 1,
+  seq: 0,
   services: [
     service('cam', ['/nodes/n1/services/cam', '/nodes/n1/devices/cam']),
     service('secret', ['/nodes/n1/devices/secret', '/nodes/n1/shared'], { default: 'deny-by-default', allow_roles: ['admin'] }),

@@ -1,0 +1,83 @@
+// docs/schemas/control-replies.schema.json describes what the server really sends: the frames and
+// payloads built by src/control (events in both shapes, node records, joins) match it, and it is
+// strict where the protocol is (an extra member, a missing one or a wrong type is named).
+import t from 'tap';
+import { CatalogEvent, fullBody, type EventNode } from '../../../src/control/catalog-event.js';
+import { serviceDelta, serviceEntry, type ServiceEntry } from '../../../src/control/delta.js';
+import { eventFrame, replyFrame, SerializedPayload, watchEventHead } from '../../../src/control/frames.js';
+import { joinPlan, offlinePlan, storedEntries, summaries, toPublic, upsertPlan } from '../../../src/control/node-record.js';
+import { applyDefaults } from '../../../src/manifest/index.js';
+import { loadSchemas, SCHEMA_BASE } from '../../../src/protocol/schemas.js';
+import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+
+const schemas = await loadSchemas();
+const REPLIES = `${SCHEMA_BASE}control-replies.schema.json#/definitions/`;
+const problems = (definition: string, value: unknown): string[] => schemas.problems(REPLIES + definition, value, 'frame').map((p) => p.message);
+
+const service = (id: string, version = '1'): ServiceDescriptor => applyDefaults({ service_id: id, kind: 'k', version }, 'n1');
+/** The catalog's entries of `services`, as its stores build them. */
+const stored = (services: ServiceDescriptor[]): ServiceEntry[] => storedEntries(services, (s, json) => serviceEntry(s, json, true));
+const before = [service('a'), service('b')];
+const after = [service('a', '2'), service('c')];
+const meta = { node_id: 'n1', node_name: 'N', platform: { os: 'linux' }, labels: { rack: 'r1' } };
+const node = (state: 'online' | 'offline'): EventNode => ({ ...meta, state, services: stored(after) });
+
+t.test('pushed events in both shapes, replayed and live, match their schemas', async (t) => {
+  for (const [kind, state] of [
+    ['upsert', 'online'],
+    ['offline', 'offline'],
+  ] as const) {
+    const event = new CatalogEvent(12, { kind, timestamp_ms: 7, node: node(state), delta: serviceDelta(before, after, 7) });
+    for (const replay of [true, false]) {
+      const full = JSON.parse(eventFrame(watchEventHead('w1', replay), event, 'full').toString()) as { payload: unknown };
+      const delta = JSON.parse(eventFrame(watchEventHead('w1', replay), event, 'delta').toString()) as { payload: unknown };
+      t.same(problems('push_frame', full), [], `${kind} frame envelope`);
+      t.same(problems('catalog_event', full.payload), [], `${kind}: the full shape`);
+      t.same(problems('catalog_delta_event', delta.payload), [], `${kind}: the delta shape`);
+      t.not(problems('catalog_event', delta.payload).length, 0, 'one shape is not the other');
+    }
+    const logLine = JSON.parse(`{${event.head.toString()}${event.body.toString()}`) as unknown;
+    t.same(problems('catalog_event', logLine), [], 'the event log line (no watch_id)');
+  }
+});
+
+t.test('node records as node_get, node_list, join and upsert answer them match their schemas', async (t) => {
+  const joined = joinPlan({ join_token: 'j', node_id: 'n1', node_name: 'N', platform: { os: 'linux' }, labels: { a: 'b' } }, undefined, 1000, 30_000);
+  t.same(problems('join_reply', joined.reply), []);
+  const incoming = after.map((s) => ({ service: s, json: Buffer.from(JSON.stringify(s)) }));
+  const upserted = upsertPlan(joined.next, { node_id: 'n1' }, incoming, 2000, 30_000);
+  const reply = replyFrame('control.node_service_upsert', '3', new SerializedPayload(fullBody({ ...upserted.next, services: stored(after) }, upserted.delta)));
+  const replyJson = JSON.parse(Buffer.concat([reply].flat()).toString()) as { payload: unknown };
+  t.same(problems('reply_frame', replyJson), []);
+  t.same(problems('upsert_reply', replyJson.payload), []);
+  t.same(problems('service_delta', upserted.delta), []);
+  for (const record of [upserted.next, offlinePlan(upserted.next, 3000).next]) {
+    t.same(problems('public_node', JSON.parse(JSON.stringify(toPublic(record)))), [], `${record.state}: published`);
+    t.same(problems('stored_node', JSON.parse(JSON.stringify(toPublic(record, 'stored')))), [], `${record.state}: stored`);
+    t.not(problems('stored_node', toPublic(record)).length, 0, 'the published view has no service_hashes');
+  }
+  t.same(problems('node_list_reply', { nodes: summaries([upserted.next]) }), []);
+});
+
+t.test('strict: a wrong type, a missing member and an extra one are each named', async (t) => {
+  const event = new CatalogEvent(12, { kind: 'upsert', timestamp_ms: 7, node: node('online'), delta: serviceDelta(before, after, 7) });
+  const payload = (JSON.parse(eventFrame(watchEventHead('w1', false), event, 'delta').toString()) as { payload: Record<string, unknown> }).payload;
+  t.same(problems('catalog_delta_event', { ...payload, seq: '12' }), ['frame: /seq: must be integer']);
+  const { node_name: _name, ...missing } = payload;
+  t.same(problems('catalog_delta_event', missing), ['frame: /node_name: is required']);
+  t.same(problems('catalog_delta_event', { ...payload, surprise: 1 }), ['frame: /surprise: unknown key']);
+  const delta = payload.service_delta as { updated: Array<Record<string, unknown>> };
+  const badHash = { ...payload, service_delta: { ...delta, updated: [{ ...delta.updated[0], previous_hash: 'x' }] } };
+  t.same(problems('catalog_delta_event', badHash), ['frame: /service_delta/updated/0/previous_hash: must match pattern "^0x[0-9a-f]{16}$"']);
+  t.same(problems('watch_marker', { watch_id: 'w1', head_seq: 3, extra: true }), ['frame: /extra: unknown key']);
+  t.same(
+    problems('error_frame', {
+      channel: 'control',
+      type: 'control.error',
+      id: null,
+      ok: false,
+      error: { code: 'resync_required', message: 'm', watch_id: 'w1' },
+    }),
+    [],
+  );
+});
