@@ -54,6 +54,8 @@ export class FileTokenStore implements TokenStore {
   /** This process holds the lock file (a batch is being written). */
   #locked = false;
   #reloading: Promise<boolean> | undefined;
+  /** The reload after the one in flight, shared by the calls that came during it. */
+  #reloadingNext: Promise<boolean> | undefined;
   #listeners: Array<() => void> = [];
   #poll: NodeJS.Timeout | undefined;
   #log: Logger | undefined;
@@ -200,11 +202,29 @@ export class FileTokenStore implements TokenStore {
   }
 
   /**
-   * Re-reads the file when another process changed it; true when it did. While this process holds
-   * the lock, only it changes the file, and its write installs what it wrote: no reading it back.
-   * Concurrent calls (every upgrade asks) share one stat and read.
+   * Re-reads the file when another process changed it; true when it did. While this process writes
+   * the file (holding the lock) it installs what it wrote, read-modify-write of the file as it was:
+   * no reading it back, but a caller waits for that write (a token made by another process before
+   * it counts once it is done).
+   * Concurrent calls (every upgrade asks) share one stat and read; a call that comes while one is in
+   * flight (its stat may predate the change this caller knows of: a token made a moment ago) waits
+   * for it and shares the next one.
    */
   reloadIfChanged(): Promise<boolean> {
+    // A write of this process in flight installs the file as it was under the lock: wait for it, then look.
+    if (this.#writing) return this.#writing.then(() => this.reloadIfChanged());
+    if (this.#reloading) {
+      this.#reloadingNext ??= this.#reloading.then(
+        () => this.#startReload(),
+        () => this.#startReload(),
+      );
+      return this.#reloadingNext;
+    }
+    return this.#startReload();
+  }
+
+  #startReload(): Promise<boolean> {
+    this.#reloadingNext = undefined;
     if (this.#locked) return Promise.resolve(false);
     this.#reloading ??= (async () => {
       const version = fileVersion(await stat(this.path).catch(() => undefined));

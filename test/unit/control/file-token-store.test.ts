@@ -73,3 +73,41 @@ t.test('a damaged token file is refused by position, never quoted', async (t) =>
   t.match(error, { message: /auth_tokens\.json: invalid JSON at line 2, column 1 \(byte 46\): the document ends inside a JSON value$/ });
   t.notMatch(String(error), /S3cret/);
 });
+
+t.test('a token another process made a moment ago counts at once, also while a reload is in flight', async (t) => {
+  const dir = await tempDir(t);
+  const server = await FileTokenStore.open(dir);
+  const cli = await FileTokenStore.open(dir);
+  // Reloads started all the time (as upgrades and the follower's poll start them): one is nearly always in flight.
+  let hammering = true;
+  const hammer = (): void => {
+    if (!hammering) return;
+    void server.reloadIfChanged();
+    setImmediate(hammer);
+  };
+  hammer();
+  t.teardown(() => void (hammering = false));
+  const refused: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const { token } = await cli.createUser(`u${i}`, null);
+    if ((await server.authenticate(token)) === undefined) refused.push(i);
+  }
+  hammering = false;
+  t.same(refused, [], 'every new token authenticated on the first try');
+});
+
+t.test('a token another process made counts at once, also while this process writes the file', async (t) => {
+  const dir = await tempDir(t);
+  const server = await FileTokenStore.open(dir);
+  const cli = await FileTokenStore.open(dir);
+  const refused: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    const { token } = await cli.createUser(`w${i}`, null);
+    // The server spends or makes a token (a node joining) just as the new token's first login comes.
+    const writing = server.createJoin(60_000);
+    await new Promise((resolve) => setTimeout(resolve, i % 3));
+    if ((await server.authenticate(token)) === undefined) refused.push(i);
+    await writing;
+  }
+  t.same(refused, [], 'every new token authenticated on the first try');
+});
