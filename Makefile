@@ -48,6 +48,7 @@ node-deps: node_modules/.package-lock.json
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
+	bash scripts/tap-plugins.sh
 	@touch $@
 
 build: node-deps wasm/build/echo.wasm

@@ -14,14 +14,7 @@ node scripts/gen-types.mjs --check || failed_steps+=("gen-types")
 echo "# formatted as prettier formats it (npm run format)"
 npm run -s format:check || failed_steps+=("prettier")
 
-# tap's test class is generated from the plugin list in .taprc, which swaps @tapjs/typescript (ts-node)
-# for tsx; a fresh `npm ci` brings the default class. `tap build` would look each plugin up in the npm
-# registry, so the generator runs directly, once.
-if ! grep -q acheron-tap-plugin-tsx node_modules/@tapjs/test/test-built/dist/esm/index.js 2>/dev/null; then
-  echo "# generating tap's test class for the plugins in .taprc"
-  # shellcheck disable=SC2046 # one plugin name per word
-  node node_modules/@tapjs/test/dist/esm/build.mjs $(npx tap plugin list) >/dev/null || failed_steps+=("tap-build")
-fi
+bash scripts/tap-plugins.sh || failed_steps+=("tap-plugins")
 
 log=$(mktemp)
 # Tests start python3 hundreds of times; a version manager's shim (pyenv) costs a shell script and
