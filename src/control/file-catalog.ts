@@ -90,9 +90,10 @@ export class FileCatalog implements CatalogStore {
       if (node) event.share(new Map(node.services.map((e) => [e.service_id, e])));
     }
     const now = Date.now();
-    // After a server restart every known node gets a fresh grace period (SPEC §6).
+    // After a server restart every known node gets a fresh grace period (SPEC §6): no tunnel is open
+    // yet, so a node that does not come back within it turns offline then, not when its lease would have ended.
     for (const node of catalog.#nodes.values()) {
-      if (node.state === 'online') node.lease_expires_at_ms = Math.max(node.lease_expires_at_ms, now + options.offlineGraceMs);
+      if (node.state === 'online') node.lease_expires_at_ms = now + options.offlineGraceMs;
     }
     events.setCheckpoint(() => catalog.checkpoint());
     return catalog;

@@ -16,9 +16,9 @@ import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 const log = pino({ level: 'silent' });
 const service = (id: string, version: string): ServiceDescriptor => applyDefaults({ service_id: id, kind: 'k', version }, 'n');
 
-async function open(dir: string, eventLog: { rotateMaxBytes?: number } = {}): Promise<{ events: EventLog; catalog: Catalog }> {
+async function open(dir: string, eventLog: { rotateMaxBytes?: number } = {}, offlineGraceMs = 15_000): Promise<{ events: EventLog; catalog: Catalog }> {
   const events = await EventLog.open({ dir, log, ...eventLog });
-  const catalog = await Catalog.open(join(dir, 'catalog.journal'), events, { leaseTtlMs: 60_000, offlineGraceMs: 15_000, log });
+  const catalog = await Catalog.open(join(dir, 'catalog.journal'), events, { leaseTtlMs: 60_000, offlineGraceMs, log });
   return { events, catalog };
 }
 
@@ -136,4 +136,19 @@ t.test('a file rotated but not archived before a crash: replayed, then archived 
   t.equal(names.filter((n) => /^node-service-events-\d+\.ndjson$/.test(n)).length, 0, 'archived once the catalog checkpointed');
   t.equal(names.filter((n) => n.endsWith('.ndjson.gz')).length, 1, 'one archive');
   await second.catalog.close();
+});
+
+t.test('after a restart every online node has a fresh grace period: one that does not come back turns offline then, not at its lease end', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  await first.catalog.join({ join_token: 'unused', node_id: 'n' });
+  t.ok(first.catalog.get('n').lease_expires_at_ms > Date.now() + 50_000, 'a 60 s lease before the restart');
+  const second = await open(dir, {}, 300);
+  const restartedAt = Date.now();
+  const { lease_expires_at_ms: expires } = second.catalog.get('n');
+  t.ok(expires >= restartedAt && expires <= restartedAt + 1_000, `the lease ends a grace period after the restart (${expires - restartedAt} ms)`);
+  t.same(await second.catalog.expireLeases(), [], 'still online within the grace period');
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  t.same(await second.catalog.expireLeases(), ['n'], 'offline once it has passed');
+  t.equal(second.catalog.get('n').state, 'offline');
 });
