@@ -4,13 +4,26 @@
  */
 import { arch, hostname, platform } from 'node:os';
 import { SERVICE_FILES } from '../protocol/service-files.js';
-import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import type {
+  HostDocument,
+  HostKind,
+  JobStatus,
+  NodeDocument,
+  NodeLabels,
+  NodePlatform,
+  ServiceDescriptor,
+  ServiceHealth,
+  ServiceListEntry,
+  ServiceMetrics,
+  ServiceStatus,
+  WasmHost,
+} from '../protocol/types.gen.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import type { Job } from '../runtime/job.js';
 import type { ServiceView } from '../runtime/service-view.js';
 import { json } from '../errors/json-document.js';
 import type { ControlState } from './control-session.js';
-import type { HostKind, NodeService } from './service-registry.js';
+import type { NodeService } from './service-registry.js';
 
 export const LAST_ERROR_SUMMARY_CHARS = 256;
 
@@ -32,10 +45,10 @@ export interface NodeFacts {
   manifestErrors: number;
 }
 
-/** NODE.json (SPEC §3). */
-export function nodeDocument(node: NodeFacts): Record<string, unknown> {
+/** NODE.json (SPEC §3; docs/schemas/node-tree.schema.json). */
+export function nodeDocument(node: NodeFacts): NodeDocument {
   const states: Record<string, number> = {};
-  for (const s of servicesDocument(node.services)) states[String(s.state)] = (states[String(s.state)] ?? 0) + 1;
+  for (const s of servicesDocument(node.services)) states[s.state] = (states[s.state] ?? 0) + 1;
   const { node_name, platform: nodePlatform, labels } = nodeIdentity(node.labels);
   return {
     node_id: node.nodeId,
@@ -45,7 +58,7 @@ export function nodeDocument(node: NodeFacts): Record<string, unknown> {
     control: {
       state: node.control?.state ?? 'standalone',
       url: node.control?.url ?? null,
-      urls: node.controlUrls,
+      urls: [...node.controlUrls],
       connected_ms: node.control?.connectedMs ?? null,
       last_error: node.control?.lastError ?? null,
     },
@@ -60,7 +73,7 @@ export function nodeDocument(node: NodeFacts): Record<string, unknown> {
 }
 
 /** SERVICES.json: executable services carry their probed/supervised state (SPEC §5). */
-export function servicesDocument(services: readonly NodeService[]): Array<Record<string, unknown>> {
+export function servicesDocument(services: readonly NodeService[]): ServiceListEntry[] {
   return services.map((s) => ({
     service_id: s.descriptor.service_id,
     kind: s.descriptor.kind,
@@ -99,7 +112,7 @@ export function publishedCatalog(services: readonly NodeService[]): ServiceDescr
   });
 }
 
-function runtimeSummary(descriptor: ServiceDescriptor): Record<string, unknown> {
+function runtimeSummary(descriptor: ServiceDescriptor): ServiceStatus['runtime'] {
   const { type, abi, mode } = descriptor.runtime;
   return { type, abi, mode: mode ?? 'spawn' };
 }
@@ -109,7 +122,7 @@ export function renderStatus(view: ServiceView, descriptor: ServiceDescriptor, n
   const state = view.statusState(now);
   // The latest refusal shows with its errno until an invocation finishes after it.
   const rejected = rejection !== null && rejection.ms >= (last?.updatedMs ?? -1);
-  return json({
+  const status: ServiceStatus = {
     service_id: view.serviceId,
     runtime: runtimeSummary(descriptor),
     state,
@@ -125,10 +138,11 @@ export function renderStatus(view: ServiceView, descriptor: ServiceDescriptor, n
     signal: last?.signal ?? null,
     result_format: last?.resultFormat ?? null,
     ...metricsDocument(view),
-  });
+  };
+  return json(status);
 }
 
-export function metricsDocument(view: ServiceView): Record<string, unknown> {
+export function metricsDocument(view: ServiceView): ServiceMetrics {
   const c = view.state.counters;
   return {
     invokes_total: c.invokesTotal,
@@ -152,7 +166,7 @@ export function renderMetrics(view: ServiceView): string {
 
 export function renderHealth(view: ServiceView, now = Date.now()): string {
   const { state: s, supervisor } = view;
-  return json({
+  const health: ServiceHealth = {
     state: supervisor.noteHealth(now),
     enabled: s.enabled,
     ...(s.enabled ? {} : { reason: s.disabledReason }),
@@ -167,7 +181,8 @@ export function renderHealth(view: ServiceView, now = Date.now()): string {
     last_transition_ms: s.lastTransitionMs,
     last_healthy_ms: s.lastHealthyMs,
     last_error: s.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
-  });
+  };
+  return json(health);
 }
 
 export function renderConfig(view: ServiceView): Buffer {
@@ -175,7 +190,7 @@ export function renderConfig(view: ServiceView): Buffer {
 }
 
 export function renderJobStatus(view: ServiceView, job: Job): string {
-  return json({
+  const status: JobStatus = {
     invocation_id: job.invocationId,
     service_id: view.serviceId,
     state: job.state,
@@ -187,7 +202,8 @@ export function renderJobStatus(view: ServiceView, job: Job): string {
     signal: job.signal,
     request_bytes: job.request.length,
     error: job.error.trim(),
-  });
+  };
+  return json(status);
 }
 
 /** result.json: the last successful result, or the idle document (identity kept) before any or after reset. */
@@ -201,8 +217,8 @@ export function renderOutcome(view: ServiceView, descriptor: ServiceDescriptor, 
   return Buffer.from(json({ error: (outcome.error ?? '').trim(), status: JSON.parse(renderStatus(view, descriptor)) }));
 }
 
-export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind, wasm?: Record<string, unknown>): string {
-  return json({
+export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind, wasm?: WasmHost): string {
+  const host: HostDocument = {
     schema: 1,
     contract: 'acheron.namespace-driver',
     abi: 'namespace-driver-v1',
@@ -210,7 +226,8 @@ export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind, wa
     runtime_kind: descriptor.runtime.type,
     features: { supervision: true, hot_reload: hostKind !== 'static_linked', dynamic_mounts: false },
     ...(wasm ? { wasm } : {}),
-  });
+  };
+  return json(host);
 }
 
 export function renderSchema(descriptor: ServiceDescriptor): string {

@@ -1,21 +1,18 @@
-import type { ServiceDescriptor } from '../protocol/types.gen.js';
+import type { HostKind, ServiceDescriptor, WasmHost } from '../protocol/types.gen.js';
 import type { LiveService } from '../runtime/live-service.js';
-import type { WasmHostInfo } from './wasm-services.js';
-
-/** HOST.json's `host_kind`: how this node runs the service. */
-export type HostKind = 'native_process' | 'wasm_worker' | 'static_linked';
 
 /** One service of this node: every one is in the catalog; executable ones also have a runtime. */
 export interface NodeService {
   descriptor: ServiceDescriptor;
   /** Where it came from: a manifest path or `built-in ...`. */
   source: string;
+  /** HOST.json's `host_kind`: how this node runs the service. */
   hostKind: HostKind;
   runtime?: LiveService;
   /** Where it lives in the node tree (`services/<id>`, `fs`), or null when catalog-only. */
   treePath: string | null;
   /** A wasm service's host (engine, module, limits, preopens), for HOST.json. */
-  wasm?: WasmHostInfo;
+  wasm?: WasmHost;
   /** When this version of the descriptor was loaded: mtime of the files rendered from it. */
   loadedMs: number;
 }

@@ -4,14 +4,12 @@ import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { resolveModule, type LoadedService } from '../manifest/index.js';
 import { problemAt, type Problem } from '../protocol/schemas.js';
+import type { WasmHost } from '../protocol/types.gen.js';
 import type { DriverAdapter } from '../runtime/service-settings.js';
 import { wasmAdapter } from '../runtime/wasm-adapter.js';
 import { prepareWasmModule, WASM_PAGE_BYTES, WasmModuleError } from '../runtime/wasm-module.js';
 import { WASM_POOL_DEFAULT_SIZE, WasmPool, type WasmProgram } from '../runtime/wasm-pool.js';
 import { isInside } from './paths.js';
-
-/** What HOST.json says about a wasm service's host (SPEC §4). */
-export type WasmHostInfo = Record<string, unknown>;
 
 interface Compiled {
   module: WebAssembly.Module;
@@ -92,7 +90,7 @@ export class WasmServices {
   }
 
   /** HOST.json's `wasm` object: engine, WASI version, the module, the limits, the preopens. */
-  hostInfo(service: LoadedService): WasmHostInfo | undefined {
+  hostInfo(service: LoadedService): WasmHost | undefined {
     const checked = this.#checked.get(service);
     if (!checked) return undefined;
     const { runtime } = service.descriptor;

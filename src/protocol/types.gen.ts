@@ -15,6 +15,23 @@ export type ServiceDescriptorPermissions = ServicePermissions & {
   [k: string]: unknown;
 };
 /**
+ * status.json's state: the first that applies of offline (disabled), running, backoff (cooling down), error (the latest event was a refusal), idle, else the last outcome.
+ */
+export type ServiceStatusState = "offline" | "running" | "backoff" | "error" | "idle" | "ok" | "timeout" | "cancelled";
+/**
+ * offline when disabled; degraded during a cooldown, after a failure or while the probe fails; else online. The service's state in SERVICES.json too.
+ */
+export type HealthState = "online" | "degraded" | "offline";
+export type JobState = "queued" | "running" | "ok" | "error" | "timeout" | "cancelled";
+/**
+ * SERVICES.json (docs/node-tree.md): every service of the node, executable or catalog-only, in load order.
+ */
+export type ServicesDocument = ServiceListEntry[];
+/**
+ * native_process (native_proc manifests), wasm_worker (runtime.type wasm) or static_linked (built-ins)
+ */
+export type HostKind = "native_process" | "wasm_worker" | "static_linked";
+/**
  * The control protocol (SPEC §6): the request envelope and every op's request payload. The server validates each frame against these before any handler runs; errors name the field. The root object only indexes the definitions by name (one per op payload) so that every one gets a generated type.
  */
 export interface ControlProtocol {
@@ -942,6 +959,387 @@ export interface ManifestRuntime {
    * via the `patternProperty` "^x-".
    */
   [k: string]: unknown;
+}
+/**
+ * The JSON documents of the node tree as the node daemon renders them (src/node/render.ts; docs/node-tree.md): NODE.json, SERVICES.json, and a service's status.json, metrics.json, health.json, HOST.json and jobs/<invocation_id>/status.json. Third-party readers of a mount may use them. additionalProperties is false wherever the daemon never adds members. The root only indexes the definitions so that each gets a generated type.
+ */
+export interface NodeTree {
+  service_metrics?: ServiceMetrics;
+  status_state?: ServiceStatusState;
+  service_status?: ServiceStatus;
+  service_health?: ServiceHealth;
+  job_status?: JobStatus;
+  services_document?: ServicesDocument;
+  node_document?: NodeDocument;
+  host_document?: HostDocument;
+}
+/**
+ * A service's metrics.json (docs/node-tree.md): counters and the latency of the last runs; journaled, so they survive restarts.
+ */
+export interface ServiceMetrics {
+  /**
+   * driver runs started
+   */
+  invokes_total: number;
+  /**
+   * payloads refused before a run, and refused config.json documents
+   */
+  rejected_total: number;
+  /**
+   * runs ending error or timeout, and runs the daemon's death interrupted
+   */
+  failures_total: number;
+  /**
+   * the failure streak; reset by an ok run and by control/reset or control/enable
+   */
+  consecutive_failures: number;
+  /**
+   * runs ending timeout
+   */
+  timeouts_total: number;
+  consecutive_timeouts: number;
+  /**
+   * runs ending cancelled (not failures)
+   */
+  cancelled_total: number;
+  /**
+   * of the last run
+   */
+  last_duration_ms: number | null;
+  last_started_ms: number | null;
+  last_finished_ms: number | null;
+  last_exit_code: number | null;
+  latency_ms: LatencyPercentiles;
+}
+/**
+ * Percentiles over the last 256 run durations; null before any run.
+ */
+export interface LatencyPercentiles {
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+}
+/**
+ * A service's status.json (docs/node-tree.md): its state, the last invocation, and every field of metrics.json flattened.
+ */
+export interface ServiceStatus {
+  /**
+   * Built-in providers publish ids a manifest may not take (fs), so only the identifier rule applies.
+   */
+  service_id: string;
+  runtime: RuntimeSummary;
+  state: ServiceStatusState;
+  /**
+   * only when offline: "disabled by control/disable" or "auto-disabled: <threshold>"
+   */
+  reason?: string | null;
+  /**
+   * only when backoff: what is left of the cooldown, computed when read
+   */
+  retry_after_ms?: number;
+  /**
+   * only while the latest refusal is newer than the last finished invocation: its errno name
+   */
+  errno?: string;
+  /**
+   * with errno: the refusal's message (last_error.txt without the "ERRNO: " prefix)
+   */
+  error?: string;
+  /**
+   * invocations running now
+   */
+  running: number;
+  /**
+   * invocations waiting
+   */
+  queued: number;
+  /**
+   * of the last finished invocation
+   */
+  invocation_id: string | null;
+  /**
+   * when the last invocation finished
+   */
+  updated_ms: number | null;
+  /**
+   * null for a run the daemon's death interrupted
+   */
+  duration_ms: number | null;
+  /**
+   * null in persistent mode
+   */
+  exit_code: number | null;
+  signal: string | null;
+  /**
+   * after a success, else null
+   */
+  result_format: "json" | "text" | null;
+  /**
+   * driver runs started
+   */
+  invokes_total: number;
+  /**
+   * payloads refused before a run, and refused config.json documents
+   */
+  rejected_total: number;
+  /**
+   * runs ending error or timeout, and runs the daemon's death interrupted
+   */
+  failures_total: number;
+  /**
+   * the failure streak; reset by an ok run and by control/reset or control/enable
+   */
+  consecutive_failures: number;
+  /**
+   * runs ending timeout
+   */
+  timeouts_total: number;
+  consecutive_timeouts: number;
+  /**
+   * runs ending cancelled (not failures)
+   */
+  cancelled_total: number;
+  /**
+   * of the last run
+   */
+  last_duration_ms: number | null;
+  last_started_ms: number | null;
+  last_finished_ms: number | null;
+  last_exit_code: number | null;
+  latency_ms: LatencyPercentiles;
+}
+export interface RuntimeSummary {
+  type: "native_proc" | "wasm" | "native_inproc";
+  abi: "namespace-driver-v1";
+  mode: "spawn" | "persistent";
+}
+/**
+ * A service's health.json (docs/node-tree.md): health state, supervision, control history, the probe and the last error.
+ */
+export interface ServiceHealth {
+  state: HealthState;
+  enabled: boolean;
+  /**
+   * only when offline: "disabled by control/disable" or "auto-disabled: <threshold>"
+   */
+  reason?: string | null;
+  /**
+   * the last write to control/* or config.json: reset, enable, disable, restart, cancel or config
+   */
+  last_control_op: string | null;
+  last_control_ms: number | null;
+  /**
+   * writes to control/restart
+   */
+  restarts_total: number;
+  /**
+   * the end of the current cooldown
+   */
+  cooldown_until_ms: number | null;
+  /**
+   * what is left of it, computed when read; 0 when none
+   */
+  cooldown_remaining_ms: number;
+  supervision: EffectiveSupervision;
+  probe: ProbeResult;
+  metrics: ServiceMetrics;
+  /**
+   * when state last changed
+   */
+  last_transition_ms: number;
+  /**
+   * moves only at transitions: when it became online, or when it left online
+   */
+  last_healthy_ms: number | null;
+  /**
+   * last_error.txt trimmed, at most 256 characters
+   */
+  last_error: string;
+}
+/**
+ * config.json's supervision with the defaults filled in.
+ */
+export interface EffectiveSupervision {
+  /**
+   * Consecutive failures that reach the threshold; 0 = no threshold.
+   */
+  max_consecutive_failures: number;
+  /**
+   * Consecutive timeouts that reach the threshold; 0 = no threshold.
+   */
+  max_consecutive_timeouts: number;
+  /**
+   * After a failure, invokes within this window get EAGAIN and status backoff; 0 = none.
+   */
+  cooldown_ms: number;
+  /**
+   * Reaching a threshold disables the service (status offline, reason names the threshold).
+   */
+  auto_disable_on_threshold: boolean;
+}
+/**
+ * Whether the driver can be run now; error says why not.
+ */
+export interface ProbeResult {
+  ok: boolean;
+  error: string | null;
+}
+/**
+ * jobs/<invocation_id>/status.json (docs/node-tree.md): one invocation.
+ */
+export interface JobStatus {
+  /**
+   * An invocation id: <ms>-<nnnn>, sorting as a string in invocation order
+   */
+  invocation_id: string;
+  /**
+   * Built-in providers publish ids a manifest may not take (fs), so only the identifier rule applies.
+   */
+  service_id: string;
+  state: JobState;
+  queued_ms: number;
+  started_ms: number | null;
+  /**
+   * null while it runs, and for a run the daemon's death interrupted
+   */
+  finished_ms: number | null;
+  duration_ms: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  /**
+   * the size of request.json
+   */
+  request_bytes: number;
+  /**
+   * this invocation's error text, trimmed; "" on success
+   */
+  error: string;
+}
+export interface ServiceListEntry {
+  /**
+   * Built-in providers publish ids a manifest may not take (fs), so only the identifier rule applies.
+   */
+  service_id: string;
+  /**
+   * 1-128 characters of [A-Za-z0-9._-], not "." or "..".
+   */
+  kind: string;
+  /**
+   * an executable service's health state (online, degraded, offline); a catalog-only service's manifest state
+   */
+  state: string;
+  /**
+   * services/<id> (fs for the built-in fs provider), or null for a catalog-only service
+   */
+  path: string | null;
+}
+/**
+ * NODE.json (docs/node-tree.md): node identity, the control session, versions and counts.
+ */
+export interface NodeDocument {
+  node_id: string;
+  /**
+   * the host name
+   */
+  node_name: string;
+  labels: NodeLabels;
+  platform: NodePlatform;
+  control: NodeControlState;
+  versions: NodeVersions;
+  mount: string;
+  pid: number;
+  started_ms: number;
+  /**
+   * every service, catalog-only included
+   */
+  services: number;
+  /**
+   * how many entries of SERVICES.json have each state
+   */
+  services_by_state: {
+    [k: string]: number;
+  };
+  /**
+   * entries in ERRORS.json
+   */
+  manifest_errors: number;
+}
+/**
+ * The control session (docs/control-protocol.md).
+ */
+export interface NodeControlState {
+  /**
+   * standalone without --control-url
+   */
+  state: "standalone" | "connecting" | "joining" | "connected" | "disconnected";
+  /**
+   * the server the session uses or tries next
+   */
+  url: string | null;
+  /**
+   * every --control-url, in the order tried
+   */
+  urls: string[];
+  connected_ms: number | null;
+  last_error: string | null;
+}
+export interface NodeVersions {
+  acheron: string;
+  node: string;
+  abi: "namespace-driver-v1";
+}
+/**
+ * A service's HOST.json (docs/node-tree.md, SPEC §4): the driver host contract.
+ */
+export interface HostDocument {
+  schema: 1;
+  contract: "acheron.namespace-driver";
+  abi: "namespace-driver-v1";
+  host_kind: HostKind;
+  runtime_kind: "native_proc" | "wasm" | "native_inproc";
+  features: HostFeatures;
+  wasm?: WasmHost;
+}
+export interface HostFeatures {
+  supervision: boolean;
+  /**
+   * true for manifest services only
+   */
+  hot_reload: boolean;
+  dynamic_mounts: boolean;
+}
+/**
+ * A wasm service's host (docs/driver-abi.md, "Writing a wasm driver").
+ */
+export interface WasmHost {
+  engine: "node:wasi";
+  wasi_version: "preview1";
+  node_version: string;
+  module: WasmHostModule;
+  instance: string;
+  workers: number;
+  limits: WasmHostLimits;
+  preopens: WasmHostPreopen[];
+}
+export interface WasmHostModule {
+  path: string;
+  sha256: string;
+  bytes: number;
+}
+export interface WasmHostLimits {
+  max_memory_bytes: number;
+  timeout_ms: number;
+  max_output_bytes: number;
+  max_input_bytes: number;
+  network: false;
+}
+export interface WasmHostPreopen {
+  guest_path: string;
+  /**
+   * resolved, absolute
+   */
+  host_path: string;
+  mode: "ro" | "rw";
 }
 /**
  * A service's config.json (SPEC §3, §5): written whole, overrides the manifest's runtime values, survives reloads and restarts. Unknown keys are errors, except keys starting with "x-".

@@ -1,6 +1,5 @@
+import type { JobState } from '../protocol/types.gen.js';
 import type { RunResult, RunState } from './run-result.js';
-
-export type JobState = 'queued' | 'running' | RunState;
 
 /** The error of a job that was running when the daemon died (kill -9, a crash, power loss). */
 export const INTERRUPTED_ERROR = 'interrupted: the node daemon stopped before this invocation finished\n';

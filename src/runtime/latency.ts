@@ -1,11 +1,7 @@
+import type { LatencyPercentiles } from '../protocol/types.gen.js';
+
 /** 256 samples: enough for a p99, small enough to journal with every outcome. */
 export const LATENCY_SAMPLES = 256;
-
-export interface LatencyPercentiles {
-  p50: number | null;
-  p90: number | null;
-  p99: number | null;
-}
 
 /** Appends a duration to `samples` (oldest first, in place), keeping the last `capacity`. */
 export function addLatency(samples: number[], ms: number, capacity = LATENCY_SAMPLES): void {

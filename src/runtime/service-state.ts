@@ -1,3 +1,4 @@
+import type { ServiceStatusState } from '../protocol/types.gen.js';
 import { INTERRUPTED_ERROR, type Job, type JobRecord } from './job.js';
 import { addLatency, LATENCY_SAMPLES } from './latency.js';
 import type { RunResult, RunState } from './run-result.js';
@@ -242,7 +243,7 @@ export function recordEnd(
 }
 
 /** status.json's `state`: `idle` | `running` | the last outcome | `error` after a rejection | `offline` | `backoff`. */
-export function statusOf(state: ServiceStateView, running: number, coolingMs: number): string {
+export function statusOf(state: ServiceStateView, running: number, coolingMs: number): ServiceStatusState {
   if (!state.enabled) return 'offline';
   if (running > 0) return 'running';
   if (coolingMs > 0) return 'backoff';

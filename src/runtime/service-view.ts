@@ -1,5 +1,5 @@
 import type { JobsView } from './job-table.js';
-import type { LatencyPercentiles } from './latency.js';
+import type { LatencyPercentiles, ServiceStatusState } from '../protocol/types.gen.js';
 import type { ServiceStateView } from './service-state.js';
 import type { SupervisorView } from './supervisor.js';
 
@@ -17,6 +17,6 @@ export interface ServiceView {
   /** The last successful result (result.json), null before any and after control/reset. */
   readonly result: Buffer | null;
   /** status.json's `state` (service-state.ts `statusOf`). */
-  statusState(now?: number): string;
+  statusState(now?: number): ServiceStatusState;
   latency(): LatencyPercentiles;
 }

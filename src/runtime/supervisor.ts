@@ -1,7 +1,6 @@
+import type { HealthState } from '../protocol/types.gen.js';
 import type { ServiceState } from './service-state.js';
 import { DEFAULT_SUPERVISION, type Supervision } from './supervision.js';
-
-export type HealthState = 'online' | 'degraded' | 'offline';
 
 /** What readers of a service's health get (the probe is the one outside input it takes). */
 export type SupervisorView = Pick<Supervisor, 'probeError' | 'policy' | 'cooldownRemainingMs' | 'healthState' | 'noteHealth' | 'noteProbe'>;
