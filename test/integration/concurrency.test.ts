@@ -6,13 +6,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { manifest, readJson, readText, startNode, TRANSACTION } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
-
-interface Status {
-  state: string;
-  running: number;
-  queued: number;
-  errno?: string;
-}
+import type { ServiceStatus } from '../../src/protocol/types.gen.js';
 
 const slow = (id: string, seconds: number, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
   manifest(id, 'slow', { runtime: { env: { SLOW_SECONDS: String(seconds) }, ...runtime } });
@@ -23,7 +17,7 @@ const node = await startNode(t, {
 });
 
 const file = (id: string, name: string): string => join(node.service(id), name);
-const status = (id: string): Promise<Status> => readJson<Status>(file(id, 'status.json'));
+const status = (id: string): Promise<ServiceStatus> => readJson<ServiceStatus>(file(id, 'status.json'));
 
 function transaction(id: string, payload: Record<string, unknown>): Promise<ShResult> {
   return sh(`python3 ${q(TRANSACTION)} ${q(file(id, 'control/invoke.json'))} ${q(JSON.stringify(payload))}`, { timeoutMs: 45_000 });

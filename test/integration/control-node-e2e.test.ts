@@ -7,7 +7,7 @@ import t from 'tap';
 import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
-import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
+import type { NodeControlState, ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { acheron, joinToken, listTokens, startControl, type RunningControl } from '../helpers/control.js';
 import { manifest, readJson, startNode, tempDir, type RunningNode } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
@@ -23,12 +23,6 @@ interface NodeDoc {
   joined_at_ms: number;
   updated_ms: number;
   services: Array<ServiceDescriptor & { runtime: { supervision_status?: { enabled: boolean; state: string } } }>;
-}
-interface ControlDoc {
-  state: string;
-  url: string | null;
-  connected_ms: number | null;
-  last_error: string | null;
 }
 interface Credentials {
   node_id: string;
@@ -79,7 +73,7 @@ function catalogWhere(check: (doc: NodeDoc) => boolean, what: string): Promise<N
 }
 
 const service = (doc: NodeDoc, id: string): NodeDoc['services'][number] | undefined => doc.services.find((s) => s.service_id === id);
-const controlDoc = async (): Promise<ControlDoc> => (await readJson<{ control: ControlDoc }>(join(node.mount, 'NODE.json'))).control;
+const controlDoc = async (): Promise<NodeControlState> => (await readJson<{ control: NodeControlState }>(join(node.mount, 'NODE.json'))).control;
 const credentials = async (): Promise<Credentials> => await readJson<Credentials>(stateFile);
 const admin = (args: string[]): ReturnType<typeof acheron> => acheron([...args, '--control-url', control.url, '--token', control.adminToken, '--json']);
 const writeManifest = (m: Record<string, unknown>): Promise<void> =>

@@ -5,25 +5,7 @@ import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifest, readJson, readText, startNode, tempDir } from '../helpers/node.js';
 import { q, sh, type ShResult } from '../helpers/process.js';
-
-interface Status {
-  state: string;
-  running: number;
-  queued: number;
-  invocation_id: string | null;
-  exit_code: number | null;
-  signal: string | null;
-  errno?: string;
-}
-
-interface Metrics {
-  invokes_total: number;
-  rejected_total: number;
-  failures_total: number;
-  consecutive_failures: number;
-  timeouts_total: number;
-  consecutive_timeouts: number;
-}
+import type { ServiceMetrics, ServiceStatus } from '../../src/protocol/types.gen.js';
 
 const idleResult = (serviceId: string): Record<string, unknown> => ({ service_id: serviceId, state: 'idle' });
 
@@ -65,8 +47,8 @@ const node = await startNode(t, {
 });
 
 const invokePath = (id: string): string => join(node.service(id), 'control', 'invoke.json');
-const status = (id: string): Promise<Status> => readJson<Status>(join(node.service(id), 'status.json'));
-const metrics = (id: string): Promise<Metrics> => readJson<Metrics>(join(node.service(id), 'metrics.json'));
+const status = (id: string): Promise<ServiceStatus> => readJson<ServiceStatus>(join(node.service(id), 'status.json'));
+const metrics = (id: string): Promise<ServiceMetrics> => readJson<ServiceMetrics>(join(node.service(id), 'metrics.json'));
 const lastError = (id: string): Promise<string> => readText(join(node.service(id), 'last_error.txt'));
 const result = (id: string): Promise<Record<string, unknown>> => readJson(join(node.service(id), 'result.json'));
 

@@ -5,17 +5,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { manifest, readJson, readText, startNode } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
-
-interface JobStatus {
-  invocation_id: string;
-  service_id: string;
-  state: string;
-  exit_code: number | null;
-  started_ms: number | null;
-  finished_ms: number | null;
-  request_bytes: number;
-  error: string;
-}
+import type { JobStatus } from '../../src/protocol/types.gen.js';
 
 const node = await startNode(t, {
   manifests: [

@@ -7,6 +7,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifest, readJson, readText, REPO, startNode } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
+import type { JobStatus, ServiceMetrics, ServiceStatus } from '../../src/protocol/types.gen.js';
 
 const REFERENCE = join(REPO, 'bin', 'acheron-echo-persistent-driver.js');
 
@@ -18,23 +19,10 @@ interface EchoResult {
   echo: Record<string, unknown>;
 }
 
-interface Status {
-  state: string;
-  runtime: { mode: string };
-  invocation_id: string | null;
-  running: number;
-}
-
-interface JobStatus {
-  invocation_id: string;
-  state: string;
-  error: string;
-}
-
 /** What an O_RDWR transaction reads back on failure. */
 interface FailedOutcome {
   error: string;
-  status: Status;
+  status: ServiceStatus;
 }
 
 const persistent = (id: string, driver: string, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
@@ -51,8 +39,8 @@ const node = await startNode(t, {
 });
 
 const file = (id: string, name: string): string => join(node.service(id), name);
-const status = (id: string): Promise<Status> => readJson<Status>(file(id, 'status.json'));
-const metrics = (id: string): Promise<Record<string, number>> => readJson(file(id, 'metrics.json'));
+const status = (id: string): Promise<ServiceStatus> => readJson<ServiceStatus>(file(id, 'status.json'));
+const metrics = (id: string): Promise<ServiceMetrics> => readJson<ServiceMetrics>(file(id, 'metrics.json'));
 /** /bin/echo reports a failed open and a failed close() (bash's builtin echo hides the latter). */
 const invoke = (id: string, payload: string): Promise<ShResult> => sh(`/bin/echo ${q(payload)} > ${q(file(id, 'control/invoke.json'))}`, { timeoutMs: 30_000 });
 

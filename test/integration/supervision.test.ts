@@ -5,30 +5,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifest, readJson, readText, startNode, tempDir } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
-
-interface Status {
-  state: string;
-  reason?: string;
-  retry_after_ms?: number;
-  errno?: string;
-  exit_code: number | null;
-}
-
-interface Health {
-  state: string;
-  enabled: boolean;
-  reason?: string;
-  restarts_total: number;
-  cooldown_until_ms: number | null;
-  cooldown_remaining_ms: number;
-  supervision: Record<string, unknown>;
-  probe: { ok: boolean; error: string | null };
-  metrics: Record<string, unknown>;
-  last_transition_ms: number;
-  last_healthy_ms: number | null;
-  last_error: string;
-  last_control_op: string | null;
-}
+import type { ServiceHealth, ServiceStatus } from '../../src/protocol/types.gen.js';
 
 // Succeeds with its payload, unless the payload asks to fail, to hang or to fail with a long error.
 const flaky = (id: string, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
@@ -67,8 +44,8 @@ const node = await startNode(t, {
 });
 
 const file = (id: string, name: string): string => join(node.service(id), name);
-const status = (id: string): Promise<Status> => readJson<Status>(file(id, 'status.json'));
-const health = (id: string): Promise<Health> => readJson<Health>(file(id, 'health.json'));
+const status = (id: string): Promise<ServiceStatus> => readJson<ServiceStatus>(file(id, 'status.json'));
+const health = (id: string): Promise<ServiceHealth> => readJson<ServiceHealth>(file(id, 'health.json'));
 const metrics = (id: string): Promise<Record<string, number>> => readJson(file(id, 'metrics.json'));
 const control = (id: string, verb: string): Promise<ShResult> => sh(`echo 1 > ${q(file(id, `control/${verb}`))}`);
 /** /bin/echo reports a failed open and a failed close() (bash's builtin echo hides the latter). */
