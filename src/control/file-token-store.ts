@@ -214,19 +214,14 @@ export class FileTokenStore implements TokenStore {
     // A write of this process in flight installs the file as it was under the lock: wait for it, then look.
     if (this.#writing) return this.#writing.then(() => this.reloadIfChanged());
     if (this.#reloading) {
-      this.#reloadingNext ??= this.#reloading.then(
-        () => this.#startReload(),
-        () => this.#startReload(),
-      );
+      const next = (): Promise<boolean> => {
+        this.#reloadingNext = undefined;
+        return this.reloadIfChanged();
+      };
+      this.#reloadingNext ??= this.#reloading.then(next, next);
       return this.#reloadingNext;
     }
-    return this.#startReload();
-  }
-
-  #startReload(): Promise<boolean> {
-    this.#reloadingNext = undefined;
-    if (this.#locked) return Promise.resolve(false);
-    this.#reloading ??= (async () => {
+    this.#reloading = (async () => {
       const version = fileVersion(await stat(this.path).catch(() => undefined));
       if (version === '' || version === this.#version || this.#locked) return false;
       this.#data = await readTokens(this.path);
