@@ -424,7 +424,8 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
         async (result) => {
           if (result.succeeded) await this.#waitFor(BigInt(result.header.revision), this.#options.waitMs);
           if (this.#ownTunnels.has(nodeId)) void this.#putTunnel(nodeId);
-          else this.#startGrace(nodeId, this.#options.serverId);
+          // A deletion of ours reaches the watch, where #apply starts the grace; a key already gone does not.
+          else if (!result.succeeded) this.#startGrace(nodeId, this.#options.serverId);
         },
         (error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, "could not remove a closed tunnel from etcd; the node's lease runs out by itself"),
       );
