@@ -245,6 +245,9 @@ export const OPS: Record<string, Op<never>> = {
     const nodeId = context.principal.kind === 'node' ? context.principal.nodeId : '';
     if (!context.relays.complete(nodeId, relayId, outcome))
       throw new ProtocolError('not_found', `no relayed operation ${relayId} is waiting for node ${nodeId}`, { field: '/relay_id' });
+    // The requester waits for this outcome, the node only for this acknowledgement, and each reply
+    // is a socket write: the requester's goes out first.
+    await new Promise((resolve) => setImmediate(resolve));
     return {};
   }),
 };

@@ -27,9 +27,21 @@ export function buildWorldTree(options: WorldTreeOptions): VNode {
   const { catalog } = options;
   const { relayTo } = nodeRelays(catalog);
   const documents = new DocumentCache();
+  // Every path is resolved from the root on every operation: a node's directory is built once per
+  // catalog entry (entries are replaced, never changed, when the node changes) and session grant.
+  const built = new WeakMap<PublicNode, { grant: SessionGrant | undefined; directory: VNode }>();
+  const nodeDirectoryOf = (nodeId: string): VNode | undefined => {
+    const node = connected(catalog).node(nodeId);
+    if (!node) return undefined;
+    const cached = built.get(node);
+    if (cached && cached.grant === catalog.grant) return cached.directory;
+    const fresh = { grant: catalog.grant, directory: nodeDirectory(catalog, nodeId, relayTo(nodeId), documents) };
+    built.set(node, fresh);
+    return fresh.directory;
+  };
   const nodes = directory({
     list: () => connected(catalog).nodeIds(),
-    get: (nodeId) => (connected(catalog).node(nodeId) ? nodeDirectory(catalog, nodeId, relayTo(nodeId), documents) : undefined),
+    get: nodeDirectoryOf,
     mtimeMs: () => catalog.changedMs,
   });
   return options.subtree === 'nodes' ? nodes : tableDirectory([['nodes', nodes]], () => catalog.changedMs);
@@ -72,6 +84,13 @@ function nodeFile(catalog: WorldCatalog, nodeId: string, render: (node: PublicNo
 
 function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, documents: DocumentCache): VNode {
   const file = (render: (node: PublicNode) => string): VNode => nodeFile(catalog, nodeId, render);
+  // Built once each while this node directory lives: their files check the catalog as they are read.
+  const serviceDirectories = new Map<string, VNode>();
+  const serviceDirectoryOf = (serviceId: string): VNode => {
+    let built = serviceDirectories.get(serviceId);
+    if (!built) serviceDirectories.set(serviceId, (built = serviceDirectory(catalog, nodeId, serviceId, relay, documents)));
+    return built;
+  };
   const entries: Array<[string, VNode]> = [
     ['NODE.json', file((n) => json({ node_id: n.node_id, node_name: n.node_name, platform: n.platform, labels: n.labels, joined_at_ms: n.joined_at_ms }))],
     [
@@ -82,7 +101,7 @@ function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, docu
     ],
     ['CAPS.json', file((n) => json(nodeCaps(n, catalog.grant)))],
     ['README.md', file((n) => nodeReadme(n, catalog.grant))],
-    ['services', servicesDirectory(catalog, nodeId, relay, documents)],
+    ['services', servicesDirectory(catalog, nodeId, serviceDirectoryOf)],
   ];
   // The node's exports, relayed, when it publishes its fs service (SPEC §9 nodes/<id>/fs/<export>/).
   const fs = catalog.node(nodeId)?.services.find((s) => s.service_id === FS_SERVICE_ID);
@@ -91,12 +110,12 @@ function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, docu
   return withDerivedRoots(entries, {
     roots: () =>
       derivedRoots(nodeId, mountRootsVisible(catalog.grant) ? (connected(catalog).node(nodeId)?.services ?? []).filter((s) => visible(s, catalog.grant)) : []),
-    serviceDirectory: (serviceId) => serviceDirectory(catalog, nodeId, serviceId, relay, documents),
+    serviceDirectory: serviceDirectoryOf,
     mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
   });
 }
 
-function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, documents: DocumentCache): VNode {
+function servicesDirectory(catalog: WorldCatalog, nodeId: string, serviceDirectoryOf: (serviceId: string) => VNode): VNode {
   const services = (): ServiceDescriptor[] => {
     const node = connected(catalog).node(nodeId);
     if (!node) throw new FsError('ENOENT', `node ${nodeId} is no longer in the catalog`);
@@ -107,12 +126,13 @@ function servicesDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, 
   );
   return directory({
     list: () => ['SERVICES.json', ...services().map((s) => s.service_id)],
-    get: (name) =>
-      name === 'SERVICES.json'
-        ? servicesJson
-        : services().some((s) => s.service_id === name)
-          ? serviceDirectory(catalog, nodeId, name, relay, documents)
-          : undefined,
+    get: (name) => {
+      if (name === 'SERVICES.json') return servicesJson;
+      const service = connected(catalog)
+        .node(nodeId)
+        ?.services.find((s) => s.service_id === name);
+      return service && visible(service, catalog.grant) ? serviceDirectoryOf(name) : undefined;
+    },
     mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
   });
 }
