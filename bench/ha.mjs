@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { NodeControlSession } from '../dist/node/control-session.js';
+import { loadSchemas } from '../dist/protocol/schemas.js';
 import { WorldCatalog } from '../dist/world/world-catalog.js';
 import { digestHex } from '../dist/control/token-store.js';
 import { nodeCatalog, SERVICES_PER_NODE } from './descriptors.mjs';
@@ -195,6 +196,8 @@ async function benchFailover(endpoints, cfg) {
   const { servers, tokens, adminToken, store } = await startSetup({ store: 'etcd', servers: 2 }, endpoints, cfg.failoverNodes);
   const urls = servers.map((s) => s.url);
   const quiet = pino({ level: 'silent' });
+  // The clients check every frame the servers send, as the node daemon and WorldFS do.
+  const schemas = await loadSchemas();
   const dir = join(ctx.work, 'ha-failover');
   await mkdir(dir, { recursive: true });
   const sessions = tokens.map(
@@ -209,9 +212,10 @@ async function benchFailover(endpoints, cfg) {
         backoffMs: 200,
         backoffMaxMs: 2000,
         log: quiet,
+        schemas,
       }),
   );
-  const world = new WorldCatalog({ urls, token: adminToken, log: quiet, backoffMs: 200, backoffMaxMs: 2000 });
+  const world = new WorldCatalog({ urls, token: adminToken, log: quiet, backoffMs: 200, backoffMaxMs: 2000, schemas });
   const live = [...servers];
   const rounds = [];
   try {
