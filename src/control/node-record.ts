@@ -178,12 +178,25 @@ export function readEntries(
   previous?: ReadonlyMap<string, ServiceEntry>,
 ): ServiceEntry[] {
   const hashed = hashes?.length === services.length ? hashes : undefined;
-  return storedEntries(services, (s, json, index) => {
+  // A descriptor stored with the hash of the previous entry of its id is that entry (the hash is of
+  // its canonical JSON): only the others are serialized again (a record read back from another
+  // server mostly repeats what this one holds).
+  const kept = services.map((s, index) => {
     const known = previous?.get(s.service_id);
-    if (known?.json.equals(json)) return known;
-    const hash = hashed?.[index];
-    return hash === undefined ? serviceEntry(s, json, false) : { service_id: s.service_id, version: s.version, hash, json, validated: false, state: s.state };
+    return known !== undefined && hashed !== undefined && known.hash === hashed[index] ? known : undefined;
   });
+  const changed = services.flatMap((s, index) => (kept[index] ? [] : [{ s, index }]));
+  const fresh = storedEntries(
+    changed.map(({ s }) => s),
+    (s, json, at) => {
+      const known = previous?.get(s.service_id);
+      if (known?.json.equals(json)) return known;
+      const hash = hashed?.[(changed[at] as { index: number }).index];
+      return hash === undefined ? serviceEntry(s, json, false) : { service_id: s.service_id, version: s.version, hash, json, validated: false, state: s.state };
+    },
+  );
+  let next = 0;
+  return kept.map((entry) => entry ?? (fresh[next++] as ServiceEntry));
 }
 
 const SERVICES = Buffer.from(',"services":[');
