@@ -253,6 +253,8 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   #applied = new RevisionWaiters();
   #registration: Lease | undefined;
   #registrationProblem: string | undefined;
+  /** The loop registering this server again after its registration was lost, while it runs. */
+  #reregistering: Promise<void> | undefined;
   #startedMs = Date.now();
   #ready = false;
   #closed = false;
@@ -618,25 +620,35 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
   async #register(): Promise<bigint> {
     const lease = this.#connection.client.lease(Math.max(1, Math.ceil(this.#options.serverTtlMs / 1000)));
     this.#registration = lease;
+    let registered = false;
+    // A lease that cannot be granted is 'lost' too: that is this attempt failing (its caller tries
+    // again), not a registration lost. Taking it for one started a retry loop per failed attempt.
     lease.on('lost', (error: Error) => {
-      if (this.#closed || this.#registration !== lease) return;
+      if (this.#closed || this.#registration !== lease || !registered) return;
       this.#registrationProblem = `this server's registration in etcd was lost (${error.message}); registering again`;
       this.#log.warn({ err: error }, 'etcd registration lost: registering again');
-      void this.#reregister();
+      this.#reregistering ??= this.#reregister().finally(() => (this.#reregistering = undefined));
     });
-    const leaseId = await this.#connection.write('registering this server', () => lease.grant());
-    const registration = {
-      server_id: this.#options.serverId,
-      url: this.#options.advertiseUrl,
-      secret_sha256: hashSecret(this.#peerSecret),
-      started_ms: this.#startedMs,
-    };
-    const put = await this.#connection.write('registering this server', (client) =>
-      client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify(registration)).lease(leaseId).exec(),
-    );
-    return BigInt(put.header.revision);
+    try {
+      const leaseId = await this.#connection.write('registering this server', () => lease.grant());
+      const registration = {
+        server_id: this.#options.serverId,
+        url: this.#options.advertiseUrl,
+        secret_sha256: hashSecret(this.#peerSecret),
+        started_ms: this.#startedMs,
+      };
+      const put = await this.#connection.write('registering this server', (client) =>
+        client.put(this.#key(SERVERS, this.#options.serverId)).value(JSON.stringify(registration)).lease(leaseId).exec(),
+      );
+      registered = true;
+      return BigInt(put.header.revision);
+    } catch (error) {
+      lease.release(); // no keepalives for a lease nothing is registered under
+      throw error;
+    }
   }
 
+  /** One loop at a time, an attempt every RETRY_MS at most, until registered or closed. */
   async #reregister(): Promise<void> {
     while (!this.#closed) {
       try {
