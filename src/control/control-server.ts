@@ -7,9 +7,8 @@
  * Must not import: node/, world/, fuse/, vfs/ or cli/ (nodes and mounts are peers on the wire, never
  * code it calls); etcd3 and cockatiel only in etcd/.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
@@ -19,7 +18,6 @@ import { CONTROL_DEFAULTS } from './defaults.js';
 import type { CatalogStore, EventStream } from './catalog-store.js';
 import { ControlConnection } from './connection.js';
 import { ControlMetrics } from './metrics.js';
-import type { Principal } from './principal.js';
 import type { ProjectStore } from './projects.js';
 import type { TokenStore } from './token-store.js';
 import { openControlStore, type ControlStore } from './control-store.js';
@@ -29,14 +27,14 @@ import { WatchHub } from './watch-hub.js';
 import { RelayHub, relaySession } from './relay-hub.js';
 import { RelayPolicy } from './relay-policy.js';
 import { PeerLinks } from './peer-links.js';
-import { PEER_TOKEN } from './server-directory.js';
-import { serveDebugPage } from './debug-page.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
+import { serveHttpPages } from './http-pages.js';
+import { advertiseUrlOf, boundAddress, closeListener, createListener, listen, type HostPort } from './listeners.js';
+import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
+import { authenticateUpgrade } from './upgrade-auth.js';
 
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export { parseHostPort, type HostPort } from './listeners.js';
+export type { Readiness, ReadinessCheck } from './readiness.js';
 
 export interface ControlServerOptions {
   listen: HostPort;
@@ -64,17 +62,6 @@ export interface ControlServerOptions {
   allowedOrigins?: string[];
 }
 
-/**
- * One condition /readyz checks: undefined while it holds, else why not. A store with a backend of
- * its own (etcd) adds a check that the backend is reachable.
- */
-export type ReadinessCheck = () => Promise<string | undefined> | string | undefined;
-
-export interface Readiness {
-  ready: boolean;
-  /** Each check by name: `ok` or why not. */
-  checks: Record<string, string>;
-}
 const HOUSEKEEPING_MS = 1_000;
 
 /**
@@ -128,9 +115,8 @@ export class ControlServer {
     this.#peers = new PeerLinks(store.servers.peerToken, this.#log.child({ component: 'peers' }));
     this.relays = new RelayHub(this.metrics, store.servers, this.#peers);
     this.relayPolicy = new RelayPolicy(catalog, store.projects, events);
-    const create = options.tls ? () => createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }) : () => createHttpServer();
-    this.#ws = create();
-    this.#http = create();
+    this.#ws = createListener(options.tls);
+    this.#http = createListener(options.tls);
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: NODE_FRAME_MAX_BYTES,
@@ -140,25 +126,13 @@ export class ControlServer {
     this.#ws.on('request', (_request, response: ServerResponse) =>
       response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only (see /livez on the HTTP listener)\n'),
     );
-    this.#http.on('request', (request, response) => {
-      // A failing page is a 500 and a log line, never an unhandled rejection that ends the server.
-      this.#serveHttp(request, response).catch((error: unknown) => {
-        this.#log.error({ err: error, url: request.url }, 'HTTP request failed');
-        if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
-        response.end('internal error; see the server log\n');
-      });
-    });
+    this.#http.on('request', serveHttpPages({ readiness: () => this.readiness(), metrics: this.metrics, wsPort: () => this.address.port, log: this.#log }));
   }
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
     const serverId = options.serverId ?? `${hostname()}:${options.listen.port}`;
     // First: with etcd unreachable the server stops here, with an error naming the endpoints.
-    const host = ['0.0.0.0', '::', ''].includes(options.listen.host)
-      ? hostname()
-      : options.listen.host.includes(':')
-        ? `[${options.listen.host}]`
-        : options.listen.host;
-    const advertiseUrl = options.advertiseUrl ?? `${options.tls ? 'wss' : 'ws'}://${host}:${options.listen.port}`;
+    const advertiseUrl = options.advertiseUrl ?? advertiseUrlOf(options.listen, options.tls !== undefined);
     const store = await openControlStore(
       {
         dataDir: options.dataDir,
@@ -197,26 +171,16 @@ export class ControlServer {
   }
 
   get address(): HostPort {
-    const a = this.#ws.address() as AddressInfo;
-    return { host: a.address, port: a.port };
+    return boundAddress(this.#ws);
   }
 
   get httpAddress(): HostPort {
-    const a = this.#http.address() as AddressInfo;
-    return { host: a.address, port: a.port };
+    return boundAddress(this.#http);
   }
 
   /** Whether the server can serve now, check by check (/readyz). */
-  async readiness(): Promise<Readiness> {
-    const checks: Record<string, string> = {};
-    for (const [name, check] of Object.entries(this.#readinessChecks)) {
-      try {
-        checks[name] = (await check()) ?? 'ok';
-      } catch (error) {
-        checks[name] = `the check failed: ${(error as Error).message}`;
-      }
-    }
-    return { ready: Object.values(checks).every((result) => result === 'ok'), checks };
+  readiness(): Promise<Readiness> {
+    return checkReadiness(this.#readinessChecks);
   }
 
   async stop(): Promise<void> {
@@ -225,42 +189,14 @@ export class ControlServer {
     this.watches.close();
     this.#peers.close();
     for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
-    await Promise.all([close(this.#ws), close(this.#http)]);
+    await Promise.all([closeListener(this.#ws), closeListener(this.#http)]);
     await this.store.close();
-  }
-
-  async #authenticate(request: IncomingMessage): Promise<{ principal?: Principal; viaSubprotocol: boolean; token?: string }> {
-    const header = request.headers.authorization;
-    let token: string | undefined;
-    let viaSubprotocol = false;
-    if (header?.startsWith('Bearer ')) token = header.slice(7).trim();
-    else {
-      const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-      const bearer = offered.find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX));
-      if (bearer) {
-        token = Buffer.from(bearer.slice(BEARER_SUBPROTOCOL_PREFIX.length), 'base64url').toString();
-        viaSubprotocol = true;
-      }
-    }
-    if (!token) return { viaSubprotocol };
-    const peer = PEER_TOKEN.exec(token);
-    if (peer) {
-      const [, serverId, secret] = peer as unknown as [string, string, string];
-      return { principal: this.store.servers.verifyPeer(serverId, secret) ? { kind: 'peer', serverId } : undefined, viaSubprotocol };
-    }
-    const node = /^node\.([A-Za-z0-9._-]{1,128})\.(.+)$/.exec(token);
-    if (node) {
-      const [, nodeId, secret] = node as unknown as [string, string, string];
-      return { principal: (await this.catalog.verifyNode(nodeId, secret)) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
-    }
-    const principal = await this.tokens.authenticate(token);
-    return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
   }
 
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     let authenticated;
     try {
-      authenticated = await this.#authenticate(request);
+      authenticated = await authenticateUpgrade(request, { servers: this.store.servers, catalog: this.catalog, tokens: this.tokens });
     } catch (error) {
       // The store could not say (etcd down): neither a refusal of the token nor an acceptance.
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -340,53 +276,4 @@ export class ControlServer {
       }),
     );
   }
-
-  async #serveHttp(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = new URL(request.url ?? '/', 'http://x').pathname;
-    const send = (status: number, type: string, body: string): void => void response.writeHead(status, { 'content-type': type }).end(body);
-    switch (path) {
-      case '/livez':
-        return send(200, 'text/plain', 'ok\n');
-      case '/readyz': {
-        const { ready, checks } = await this.readiness();
-        const lines = Object.entries(checks)
-          .map(([name, result]) => `${name}: ${result}\n`)
-          .join('');
-        return send(ready ? 200 : 503, 'text/plain', `${ready ? 'ready' : 'not ready'}\n${lines}`);
-      }
-      case '/metrics':
-        return send(200, this.metrics.registry.contentType, await this.metrics.registry.metrics());
-      case '/metrics.json':
-        return send(200, 'application/json', JSON.stringify(await this.metrics.json(), null, 2) + '\n');
-      default:
-        // SPEC §10 debug page: static files and config.json.
-        if (path === '/debug' || path.startsWith('/debug/')) return serveDebugPage(request, response, path, { wsPort: this.address.port });
-        return send(404, 'text/plain', `no such page: ${path}\n`);
-    }
-  }
-}
-
-function listen(server: Server, at: HostPort): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections?.();
-  });
-}
-
-/** `host:port` → HostPort; throws a TypeError naming the option. */
-export function parseHostPort(text: string, option: string): HostPort {
-  const match = /^(.*):(\d{1,5})$/.exec(text);
-  const port = Number(match?.[2]);
-  if (!match || !match[1] || port > 65535) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port`);
-  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
 }

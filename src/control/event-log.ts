@@ -1,24 +1,18 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
-import { createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
-import type { CatalogEventPayload, EventKind } from '../protocol/types.gen.js';
+import type { EventKind } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { AppendLog } from '../store/append-log.js';
-import { syncDir, writeAll } from '../store/atomic-file.js';
 import { CatalogEvent, type EventSource } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
 import { EventRing, RING_CAPACITY, type RetainedWindow } from './event-ring.js';
+import { EVENT_LOG_FILE, headLine } from './event-log-files.js';
+import { readHistory, type EventRecord, type History } from './event-log-history.js';
+import { EventLogRotation, type Checkpoint } from './event-log-rotation.js';
 
-const gunzip = promisify(gunzipCallback);
-
-export type { EventKind, CatalogEvent };
-
-/** An event as read back from disk, for the catalog to rebuild itself (SPEC §6: snapshot + log). */
-export type EventRecord = CatalogEventPayload;
+export type { EventKind, CatalogEvent, EventRecord, Checkpoint };
+export { EVENT_LOG_FILE };
 
 export interface EventLogOptions {
   dir: string;
@@ -33,18 +27,6 @@ export interface EventLogOptions {
 
 type EventLogSettings = Required<Omit<EventLogOptions, 'log'>> & { log: Logger };
 
-/**
- * Makes everything the log holds up to the returned seq durable elsewhere (the catalog's
- * snapshot), so the log files holding only older events may be archived and pruned.
- */
-export type Checkpoint = () => Promise<number>;
-
-export const EVENT_LOG_FILE = 'node-service-events.ndjson';
-const ARCHIVE = /^node-service-events-(\d+)\.ndjson\.gz$/;
-/** A file rotated out and not yet archived: its events may still be needed to rebuild the catalog. */
-const ROTATED = /^node-service-events-(\d+)\.ndjson$/;
-/** Archives are for the record and for replay: speed matters more than size here. */
-const ARCHIVE_GZIP_LEVEL = 1;
 const OPEN = Buffer.from('{');
 const NEWLINE = Buffer.from('\n');
 
@@ -62,6 +44,9 @@ const NEWLINE = Buffer.from('\n');
  * a write, or storage that lost what it had synced) is cut off and replaced by a `lost` line: its
  * seq, which a watcher may have seen, is never handed out again, and the history restarts after
  * it, so a watcher resuming from before gets `resync_required` instead of a silent gap.
+ *
+ * Beside it: the file names and `head` line (`event-log-files.ts`), reading the files back at
+ * start-up (`event-log-history.ts`), rotation and archiving (`event-log-rotation.ts`).
  */
 export class EventLog implements EventStream {
   readonly path: string;
@@ -73,13 +58,7 @@ export class EventLog implements EventStream {
   /** Why the file may hold bytes past its durable length (a failed append that could not be cut back yet); nothing is appended until it is. */
   #damage: Error | undefined;
   #unarchived: EventRecord[];
-  #leftovers: string[];
-  #checkpoint: Checkpoint | undefined;
-  /** The seq the last checkpoint covered. */
-  #checkpointed = 0;
-  /** Archiving runs one file at a time, behind the appends. */
-  #archiving: Promise<void> = Promise.resolve();
-  #lastRotationMs = 0;
+  #rotation: EventLogRotation;
 
   private constructor(options: EventLogSettings, history: History) {
     this.#options = options;
@@ -87,7 +66,7 @@ export class EventLog implements EventStream {
     this.ringCapacity = options.ringCapacity;
     this.#ring = new EventRing(options.ringCapacity, history.ring, history.head);
     this.#unarchived = history.unarchived;
-    this.#leftovers = history.rotated;
+    this.#rotation = new EventLogRotation({ dir: options.dir, path: this.path, archiveKeep: options.archiveKeep, log: options.log }, history.rotated);
   }
 
   static async open(options: EventLogOptions): Promise<EventLog> {
@@ -143,10 +122,7 @@ export class EventLog implements EventStream {
    * left rotated but not archived are archived now.
    */
   setCheckpoint(checkpoint: Checkpoint): void {
-    this.#checkpoint = checkpoint;
-    const head = this.#ring.head;
-    for (const path of this.#leftovers) this.#queueArchive(path, head);
-    this.#leftovers = [];
+    this.#rotation.setCheckpoint(checkpoint, this.#ring.head);
   }
 
   window(): RetainedWindow {
@@ -206,7 +182,7 @@ export class EventLog implements EventStream {
       }
       p.resolve(event);
     });
-    if (this.#options.rotateMaxBytes > 0 && this.#file.bytes > this.#options.rotateMaxBytes) await this.#rotate();
+    if (this.#options.rotateMaxBytes > 0 && this.#file.bytes > this.#options.rotateMaxBytes) await this.#rotation.rotate(this.#file, this.#ring.head);
   }
 
   /**
@@ -224,69 +200,9 @@ export class EventLog implements EventStream {
     }
   }
 
-  /**
-   * The current file gets a second name (the rotated file) and a fresh file takes its place in one
-   * rename, so the log file never goes missing; the new names are made durable before any event
-   * goes into the fresh file. The slow part, checkpoint and gzip, runs in the background.
-   */
-  async #rotate(): Promise<void> {
-    const dir = this.#options.dir;
-    this.#lastRotationMs = Math.max(Date.now(), this.#lastRotationMs + 1);
-    const rotated = join(dir, `node-service-events-${this.#lastRotationMs}.ndjson`);
-    const temp = `${this.path}.new`;
-    const head = headLine(this.#ring.head);
-    let fresh: FileHandle | undefined;
-    let linked = false;
-    try {
-      fresh = await open(temp, 'w', 0o600);
-      await writeAll(fresh, head);
-      await link(this.path, rotated);
-      linked = true;
-      await rename(temp, this.path);
-    } catch (error) {
-      // The current file is still the log (and a crash here leaves at worst events under two names, read once).
-      await fresh?.close();
-      await rm(temp, { force: true });
-      if (linked) await rm(rotated, { force: true });
-      this.#options.log.error({ err: error }, 'event log: rotation failed; appending to the current file');
-      return;
-    }
-    await this.#file.replace(fresh, head.length);
-    // Swapped: from here the fresh file is the log, whatever happens. No event is acknowledged in it before the names are durable.
-    await syncDir(dir).catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: could not sync the directory after a rotation'));
-    this.#queueArchive(rotated, this.#ring.head);
-  }
-
-  #queueArchive(rotated: string, lastSeq: number): void {
-    this.#archiving = this.#archiving
-      .then(() => this.#archive(rotated, lastSeq))
-      .catch((error: unknown) => {
-        this.#options.log.error({ err: error, rotated }, 'event log: archiving failed; the rotated file stays and is archived at the next start');
-      });
-  }
-
-  /** Checkpoint first: only then are the rotated file's events not needed to rebuild the catalog. */
-  async #archive(rotated: string, lastSeq: number): Promise<void> {
-    if (this.#checkpoint && this.#checkpointed < lastSeq) this.#checkpointed = Math.max(this.#checkpointed, await this.#checkpoint());
-    const dir = this.#options.dir;
-    const archive = `${rotated}.gz`;
-    // Streamed through zlib's thread pool: no copy of the whole file in memory, no work on the event loop.
-    const temp = `${archive}.tmp`;
-    await pipeline(createReadStream(rotated), createGzip({ level: ARCHIVE_GZIP_LEVEL }), createWriteStream(temp, { mode: 0o600 }));
-    const written = await open(temp, 'r+');
-    await written.sync().finally(() => written.close());
-    await rename(temp, archive);
-    await syncDir(dir);
-    const archives = (await readdir(dir)).filter((n) => ARCHIVE.test(n)).sort(byFileTime);
-    for (const old of archives.slice(0, Math.max(0, archives.length - this.#options.archiveKeep))) await rm(join(dir, old), { force: true });
-    // Last: a rotated file gone means its archiving is over, pruning included.
-    await rm(rotated, { force: true });
-    this.#options.log.info({ archive, kept: Math.min(archives.length, this.#options.archiveKeep) }, 'event log rotated');
-  }
-
   async close(): Promise<void> {
     await this.#file.flush();
-    await this.#archiving;
+    await this.#rotation.idle();
     await this.#file.close();
   }
 }
@@ -297,120 +213,4 @@ interface Pending {
   apply: ((event: CatalogEvent) => void) | undefined;
   resolve(event: CatalogEvent): void;
   reject(error: Error): void;
-}
-
-function headLine(seq: number): Buffer {
-  return Buffer.from(JSON.stringify({ type: 'head', seq }) + '\n');
-}
-
-/**
- * Seqs after `after` up to `seq` may have been handed out, and seen, but are not in the log: none
- * is used again, and the retained history starts after `seq` (a resume from before it must list
- * again).
- */
-function lostLine(after: number, seq: number): Buffer {
-  return Buffer.from(JSON.stringify({ type: 'lost', after, seq }) + '\n');
-}
-
-/** The seq a torn line names, when enough of it is left: `{"seq":N,...` (events) or `..."seq":N` (head and lost lines). */
-const TORN_SEQ = /"seq":(\d+)/;
-
-/** By the time in the name; an archive before the rotated file of the same time. */
-function byFileTime(a: string, b: string): number {
-  const time = (name: string): number => Number((ARCHIVE.exec(name) ?? ROTATED.exec(name))?.[1]);
-  return time(a) - time(b) || (ARCHIVE.test(a) ? -1 : 0) - (ARCHIVE.test(b) ? -1 : 0);
-}
-
-function isEventRecord(record: Record<string, unknown>): boolean {
-  return typeof record.seq === 'number' && typeof record.kind === 'string' && typeof record.timestamp_ms === 'number' && typeof record.node_id === 'string';
-}
-
-interface History {
-  ring: CatalogEvent[];
-  head: number;
-  problems: string[];
-  /** Every event of the files not archived yet (for the catalog), duplicates included. */
-  unarchived: EventRecord[];
-  /** Files rotated out and not archived before the last stop. */
-  rotated: string[];
-}
-
-/** Reads archives, rotated files and the current file, oldest first; a torn tail of the current file is replaced by a `lost` line. */
-async function readHistory(dir: string, capacity: number): Promise<History> {
-  const problems: string[] = [];
-  let records: EventRecord[] = [];
-  const unarchived: EventRecord[] = [];
-  let head = 0;
-  const take = (text: string, source: string, isRaw: boolean, isCurrent: boolean): void => {
-    const lines = text.split('\n');
-    const tail = lines.pop() ?? '';
-    lines.forEach((line, index) => {
-      if (line === '') return;
-      try {
-        const record = JSON.parse(line) as Record<string, unknown>;
-        if (record.type === 'head' && typeof record.seq === 'number') head = Math.max(head, record.seq);
-        else if (record.type === 'lost' && typeof record.seq === 'number') {
-          head = Math.max(head, record.seq);
-          // Nothing before the loss can be resumed from (see lostLine).
-          records = [];
-        } else if (isEventRecord(record)) {
-          const event = record as unknown as EventRecord;
-          if (isRaw) unarchived.push(event);
-          // A crash between writing an archive and removing its file leaves events in both.
-          if (event.seq <= head) return;
-          head = event.seq;
-          records.push(event);
-          if (records.length > capacity) records.shift();
-        } else problems.push(`${source}:${index + 1}: not an event; skipped`);
-      } catch {
-        problems.push(`${source}:${index + 1}: not JSON; skipped`);
-      }
-    });
-    if (tail !== '') problems.push(`${source}: the last line (${tail.length} bytes) was torn by a crash; skipped${isCurrent ? '' : ' (in an older file)'}`);
-  };
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const rotated: string[] = [];
-  for (const name of names.filter((n) => ARCHIVE.test(n) || ROTATED.test(n)).sort(byFileTime)) {
-    const isRaw = ROTATED.test(name);
-    if (isRaw) rotated.push(join(dir, name));
-    try {
-      const data = await readFile(join(dir, name));
-      take((isRaw ? data : await gunzip(data)).toString('utf8'), name, isRaw, false);
-    } catch (error) {
-      problems.push(`${name}: unreadable (${(error as Error).message}); skipped`);
-    }
-  }
-  const current = join(dir, EVENT_LOG_FILE);
-  const text = await readFile(current, 'utf8').catch(() => '');
-  take(text, EVENT_LOG_FILE, true, true);
-  if (text !== '' && !text.endsWith('\n')) {
-    const good = Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1));
-    const torn = text.slice(text.lastIndexOf('\n') + 1);
-    // The torn event may have been seen (storage can lose what it had synced): its seq is spent, and one more,
-    // so the head a fresh watcher learns now is no seq a watcher could have learned before.
-    const named = Number(TORN_SEQ.exec(torn)?.[1]);
-    const tornSeq = Number.isSafeInteger(named) && named > head ? named : head + 1;
-    const lost = lostLine(head, tornSeq + 1);
-    problems.push(`${EVENT_LOG_FILE}: seqs ${head + 1}..${tornSeq + 1} are never used again; watchers resuming from before get resync_required`);
-    await replaceTail(current, good, lost);
-    head = tornSeq + 1;
-    records = [];
-  }
-  const interned = new Map<string, Buffer>();
-  return { ring: records.map((record) => CatalogEvent.fromRecord(record, interned)), head, problems, unarchived, rotated };
-}
-
-/**
- * Puts `line` where the torn tail starts and cuts the file after it, never truncating more than the
- * tail: a crash at any point leaves every whole line and at worst a torn tail again.
- */
-async function replaceTail(path: string, good: number, line: Buffer): Promise<void> {
-  const file = await open(path, 'r+');
-  try {
-    await file.write(line, 0, line.length, good);
-    await file.truncate(good + line.length);
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
 }

@@ -1,10 +1,11 @@
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import { jsonSyntaxError } from '../errors/json-document.js';
+import { JoinIndex } from './join-index.js';
+import { lockFile } from './lock-file.js';
 import type { Principal } from './principal.js';
+import { copyOf, emptyFile, fileVersion, readTokens, TOKENS_FILE, type TokenFile } from './token-file.js';
 import {
   digestHex,
   joinStale,
@@ -22,17 +23,8 @@ import {
   type UserTokenEntry,
 } from './token-store.js';
 
-/** `<data-dir>/auth_tokens.json` (mode 0600). */
-export interface TokenFile {
-  version: 1;
-  admin: TokenEntry[];
-  users: UserTokenEntry[];
-  join: JoinTokenEntry[];
-}
+export { TOKENS_FILE, type TokenFile };
 
-export const TOKENS_FILE = 'auth_tokens.json';
-const LOCK_STALE_MS = 30_000;
-const LOCK_WAIT_MS = 10_000;
 /** How often a following server looks at the file's mtime (one stat). */
 const FOLLOW_POLL_MS = 1_000;
 
@@ -40,6 +32,8 @@ const FOLLOW_POLL_MS = 1_000;
  * The token file, shared by the running server and the `acheron token` helpers: every change is a
  * read-modify-write under a lock file, written by atomic rename; a following server notices the new
  * file (one stat a second, and one per authentication) and drops sessions whose token is gone.
+ * Beside it: the file's format (`token-file.ts`), the lock file (`lock-file.ts`), join tokens by
+ * digest (`join-index.ts`).
  */
 export class FileTokenStore implements TokenStore {
   readonly path: string;
@@ -49,8 +43,7 @@ export class FileTokenStore implements TokenStore {
   /** Changes waiting for the next read-modify-write; all those queued meanwhile share one (group commit). */
   #queued: QueuedUpdate[] = [];
   #writing: Promise<void> | undefined;
-  /** The digest of every join token seen in the file, so a reload or a join hashes only new tokens. */
-  #joinDigests = new Map<string, string>();
+  #joins = new JoinIndex();
   /** This process holds the lock file (a batch is being written). */
   #locked = false;
   #reloading: Promise<boolean> | undefined;
@@ -91,34 +84,9 @@ export class FileTokenStore implements TokenStore {
     for (const entry of this.#data.users)
       if (sameSecret(entry.token, token)) return { kind: 'user', tokenId: entry.id, userId: entry.user_id, agentId: entry.agent_id };
     // Join tokens can be many: found by digest (a hash lookup leaks nothing about the secret).
-    const entry = this.#joinByDigest().get(digestHex(token));
+    const entry = this.#joins.of(this.#data).get(digestHex(token));
     if (entry && joinUsable(entry)) return { kind: 'joiner', tokenId: entry.id };
     return undefined;
-  }
-
-  #joinIndex: { data: TokenFile; byDigest: Map<string, JoinTokenEntry> } | undefined;
-
-  #joinByDigest(): Map<string, JoinTokenEntry> {
-    return this.#joinsOf(this.#data);
-  }
-
-  /** `data`'s join tokens by digest, built once per version of the file (a batch of joins shares it). */
-  #joinsOf(data: TokenFile): Map<string, JoinTokenEntry> {
-    if (this.#joinIndex?.data !== data) this.#joinIndex = { data, byDigest: this.#indexJoins(data) };
-    return this.#joinIndex.byDigest;
-  }
-
-  /** Join tokens by digest; digests of tokens no longer in the file are forgotten. */
-  #indexJoins(data: TokenFile): Map<string, JoinTokenEntry> {
-    const digests = new Map<string, string>();
-    const byDigest = new Map<string, JoinTokenEntry>();
-    for (const entry of data.join) {
-      const hex = this.#joinDigests.get(entry.token) ?? digestHex(entry.token);
-      digests.set(entry.token, hex);
-      byDigest.set(hex, entry);
-    }
-    this.#joinDigests = digests;
-    return byDigest;
   }
 
   /** Spends a join token; false when it is unknown, used or expired. */
@@ -126,7 +94,7 @@ export class FileTokenStore implements TokenStore {
     let spent = false;
     const wanted = digestHex(token);
     await this.update((data) => {
-      const entry = this.#joinsOf(data).get(wanted);
+      const entry = this.#joins.of(data).get(wanted);
       if (entry && joinUsable(entry)) {
         entry.used_ms = Date.now();
         spent = true;
@@ -274,7 +242,7 @@ export class FileTokenStore implements TokenStore {
 
   /** One read-modify-write for the batch; the updates whose `mutate` threw, with their errors. */
   async #update(batch: QueuedUpdate[]): Promise<Map<QueuedUpdate, Error>> {
-    const release = await lock(`${this.path}.lock`);
+    const release = await lockFile(`${this.path}.lock`);
     this.#locked = true;
     try {
       // The file as this process last wrote or read it needs no second parse (with 10,000 join tokens it is 2 MiB of JSON).
@@ -313,51 +281,4 @@ interface QueuedUpdate {
   mutate(data: TokenFile): void;
   resolve(): void;
   reject(error: Error): void;
-}
-
-/**
- * Which file is there: every write renames a new file into place, so a file another process wrote has
- * another inode than the one this process last saw, even within one mtime tick; '' when there is none.
- */
-function fileVersion(stats: Stats | undefined): string {
-  return stats === undefined ? '' : `${stats.ino}:${stats.mtimeMs}:${stats.size}`;
-}
-
-/** A copy to change: what readers hold stays as it was until the write is done. */
-function copyOf(data: TokenFile): TokenFile {
-  return { version: 1, admin: data.admin.map((e) => ({ ...e })), users: data.users.map((e) => ({ ...e })), join: data.join.map((e) => ({ ...e })) };
-}
-
-function emptyFile(): TokenFile {
-  return { version: 1, admin: [], users: [], join: [] };
-}
-
-async function readTokens(path: string): Promise<TokenFile> {
-  const text = await readFile(path, 'utf8');
-  let parsed: Partial<TokenFile>;
-  try {
-    parsed = JSON.parse(text) as Partial<TokenFile>;
-  } catch {
-    // JSON.parse would quote the start of the file: tokens.
-    throw new Error(`${path}: invalid JSON ${jsonSyntaxError(text)}`);
-  }
-  if (!Array.isArray(parsed.admin) || !Array.isArray(parsed.users)) throw new Error(`${path}: not an Acheron token file (admin and users lists expected)`);
-  return { version: 1, admin: parsed.admin, users: parsed.users, join: Array.isArray(parsed.join) ? parsed.join : [] };
-}
-
-async function lock(path: string): Promise<() => Promise<void>> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      const file = await open(path, 'wx', 0o600);
-      await file.writeFile(String(process.pid)).finally(() => file.close());
-      return () => rm(path, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now());
-      if (age > LOCK_STALE_MS) await rm(path, { force: true });
-      else if (Date.now() > deadline) throw new Error(`${path}: locked by another process for over ${LOCK_WAIT_MS} ms`);
-      else await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
 }

@@ -30,6 +30,9 @@ import type { RuntimeConfig } from './supervision.js';
 import { Supervisor } from './supervisor.js';
 import type { ServiceView } from './service-view.js';
 import { WAIT_SLACK_MS, waitAtMost } from './wait-bound.js';
+import { applyControl, recordRefusal, refusalOf, type ControlOp } from './service-controls.js';
+
+export type { ControlOp };
 
 export interface InvokeOutcome {
   invocationId: string;
@@ -38,9 +41,6 @@ export interface InvokeOutcome {
   result?: Buffer;
   error?: string;
 }
-
-/** The controls without an argument (control/<op>); control/cancel is `cancel()`. */
-export type ControlOp = 'reset' | 'enable' | 'disable' | 'restart';
 
 export interface LiveServiceOptions {
   serviceId: string;
@@ -92,7 +92,14 @@ export class LiveService {
    * recorded where an operator looks.
    */
   admit(): void {
-    const refusal = this.#refusal();
+    const refusal = refusalOf(this.#state, {
+      serviceId: this.#serviceId,
+      isRemoved: this.#removed,
+      isClosing: this.#closing,
+      supervisor: this.#supervisor,
+      jobs: this.#jobs,
+      limits: this.#settings.limits,
+    });
     if (!refusal) return;
     // A removed service has no files left to record into.
     if (refusal.errno !== 'ENOENT') this.recordRejection(refusal);
@@ -121,42 +128,16 @@ export class LiveService {
   /** An invoke refused before any driver ran: last_error.txt and status.json say why. */
   recordRejection(error: FsError): void {
     const now = Date.now();
-    const state = this.#state;
-    state.counters.rejectedTotal++;
-    state.rejection = { errno: error.errno, message: error.message, ms: now };
-    state.lastError = `${error.errno}: ${error.message}\n`;
-    state.lastErrorMs = now;
+    recordRefusal(this.#state, error, now);
     this.#touch(now);
-    this.#persistSoon({ kind: 'state', state });
+    this.#persistSoon({ kind: 'state', state: this.#state });
   }
 
-  /**
-   * control/reset: result and status back to idle, last error empty, consecutive counters zeroed.
-   * control/enable: back to `idle` with a fresh start (consecutive counters and cooldown cleared).
-   * control/disable: invokes get EPERM until enabled.
-   * control/restart: counts a restart, clears the error (and the cooldown), restarts a persistent driver.
-   */
+  /** control/<op>: the state record changes as `applyControl` says (service-controls.ts); restart also restarts a persistent driver. */
   async control(op: ControlOp): Promise<void> {
     const now = this.#noteControl(op);
-    const state = this.#state;
-    const fresh = (): void => {
-      state.rejection = null;
-      state.counters.consecutiveFailures = 0;
-      state.counters.consecutiveTimeouts = 0;
-      state.cooldownUntilMs = null;
-    };
-    if (op === 'reset') {
-      fresh();
-      Object.assign(state, { last: null, resultBase64: null, resultMs: now, lastError: '', lastErrorMs: now });
-    } else if (op === 'enable' && !state.enabled) {
-      fresh();
-      Object.assign(state, { enabled: true, disabledReason: null, idleSinceMs: now });
-    } else if (op === 'disable') Object.assign(state, { enabled: false, disabledReason: 'disabled by control/disable' });
-    else if (op === 'restart') {
-      this.#runner.restartPersistent?.(this.#serviceId, 'control/restart');
-      state.counters.restartsTotal++;
-      Object.assign(state, { lastError: '', lastErrorMs: now, rejection: null, cooldownUntilMs: null });
-    }
+    if (op === 'restart') this.#runner.restartPersistent?.(this.#serviceId, 'control/restart');
+    applyControl(this.#state, op, now);
     await this.#settle();
   }
 
@@ -218,20 +199,6 @@ export class LiveService {
       statusState: (now = Date.now()) => statusOf(this.#state, this.#jobs.running, this.#supervisor.cooldownRemainingMs(now)),
       latency: () => latencyPercentiles(this.#state.latencyMs),
     };
-  }
-
-  #refusal(): FsError | undefined {
-    const id = this.#serviceId;
-    if (this.#removed) return new FsError('ENOENT', `service ${id} has been removed`);
-    if (this.#closing) return new FsError('EAGAIN', `service ${id}: the node is shutting down`);
-    const { enabled, disabledReason } = this.#state;
-    if (!enabled) return new FsError('EPERM', `service ${id} is disabled${disabledReason ? ` (${disabledReason})` : ''}`);
-    const cooling = this.#supervisor.cooldownRemainingMs();
-    if (cooling > 0) return new FsError('EAGAIN', `service ${id} is cooling down after a failure: retry in ${cooling} ms`);
-    const { maxConcurrency, maxQueue } = this.#settings.limits;
-    if (this.#jobs.running >= maxConcurrency && this.#jobs.queued >= maxQueue)
-      return new FsError('EAGAIN', `service ${id}: queue full (max_queue ${maxQueue})`);
-    return undefined;
   }
 
   async #run(job: Job, value: Record<string, unknown>, started: (boundMs: number) => void): Promise<InvokeOutcome> {

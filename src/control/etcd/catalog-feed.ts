@@ -1,0 +1,151 @@
+import { GRPCOutOfRangeError, type IRangeResponse } from 'etcd3';
+import type { Logger } from 'pino';
+import { ProtocolError } from '../../protocol/errors.js';
+import type { CatalogEvent } from '../catalog-event.js';
+import { EventRing } from '../event-ring.js';
+import { decodeLease, decodeServer, decodeTunnel, headSeqOf, LEASES, NODES, RETRY_MS, SERVERS, TUNNELS, type Mirrored } from './catalog-layout.js';
+import type { CatalogMirror, ClosedTunnel, Listing } from './catalog-mirror.js';
+import type { EtcdConnection } from './connection.js';
+import { PrefixWatch, type WatchCompactedError, type WatchedChange } from './prefix-watch.js';
+import { RevisionWaiters } from './revision-waiters.js';
+
+/** Revisions of history a starting server reads into its replay ring (bounded by etcd's compaction). */
+const HISTORY_RINGS = 2;
+
+/** etcd's current revision. */
+async function readHead(connection: EtcdConnection): Promise<bigint> {
+  return BigInt((await connection.read('reading the catalog head', (client) => client.get(connection.key(SERVERS)).exec())).header.revision);
+}
+
+/** Every key of the catalog's areas as of one revision. */
+async function listCatalog(connection: EtcdConnection, at: bigint): Promise<Listing> {
+  const read = (area: string): Promise<IRangeResponse> =>
+    connection.read(`listing ${area}`, (client) => client.getAll().prefix(connection.key(area)).revision(String(at)).exec());
+  const [nodes, leases, tunnels, servers] = await Promise.all([read(NODES), read(LEASES), read(TUNNELS), read(SERVERS)]);
+  const id = (key: Buffer, area: string): string => key.toString('utf8').slice(connection.key(area).length);
+  const mirrored = <T>(kvs: IRangeResponse['kvs'], area: string, decode: (value: Buffer) => T | undefined): Map<string, Mirrored<T>> => {
+    const map = new Map<string, Mirrored<T>>();
+    for (const kv of kvs) {
+      const value = decode(kv.value);
+      if (value !== undefined) map.set(id(kv.key, area), { value, revision: BigInt(kv.mod_revision) });
+    }
+    return map;
+  };
+  return {
+    revision: at,
+    nodes: nodes.kvs.map((kv) => ({ key: id(kv.key, NODES), value: kv.value, revision: BigInt(kv.mod_revision) })),
+    leases: mirrored(leases.kvs, LEASES, decodeLease),
+    tunnels: mirrored(tunnels.kvs, TUNNELS, decodeTunnel),
+    servers: new Map([...mirrored(servers.kvs, SERVERS, decodeServer)].map(([serverId, { value }]) => [serverId, value])),
+  };
+}
+
+/**
+ * What keeps the mirror current: a listing, then one watch of the whole prefix in revision order,
+ * listed again when etcd compacted history the watch had not read. Each event goes to the replay
+ * ring and its listeners; `applied` tells writes and resumes when their revision is in.
+ */
+export class CatalogFeed {
+  readonly applied = new RevisionWaiters();
+  #connection: EtcdConnection;
+  #mirror: CatalogMirror;
+  #log: Logger;
+  #ring: EventRing;
+  #watch: PrefixWatch | undefined;
+  #tunnelsClosed: (closed: ClosedTunnel[]) => void;
+  #closed = false;
+
+  /** `tunnelsClosed`: the tunnel keys each revision removed, after the mirror has that revision. */
+  constructor(connection: EtcdConnection, mirror: CatalogMirror, ringCapacity: number, log: Logger, tunnelsClosed: (closed: ClosedTunnel[]) => void) {
+    this.#connection = connection;
+    this.#mirror = mirror;
+    this.#log = log;
+    this.#ring = new EventRing(ringCapacity);
+    this.#tunnelsClosed = tunnelsClosed;
+  }
+
+  get ring(): EventRing {
+    return this.#ring;
+  }
+
+  /** Reads the catalog as it was a little while ago (so the replay ring starts with that history) and follows every change since. */
+  async start(): Promise<void> {
+    const capacity = this.#ring.capacity;
+    const head = await readHead(this.#connection);
+    const from = head - BigInt(HISTORY_RINGS * capacity);
+    let listing: Listing;
+    try {
+      listing = await listCatalog(this.#connection, from > 0n ? from : 1n);
+    } catch (error) {
+      // That history is compacted: the ring starts empty at the head.
+      if (!(error instanceof ProtocolError && error.cause instanceof GRPCOutOfRangeError)) throw error;
+      listing = await listCatalog(this.#connection, head);
+    }
+    this.#adopt(listing);
+    // Revision 1 is etcd's empty start: a listing there misses no event, so every seq may be resumed from.
+    this.#ring = new EventRing(capacity, [], headSeqOf(listing.revision), listing.revision <= 1n ? 0 : headSeqOf(listing.revision));
+    this.#follow(listing.revision + 1n);
+  }
+
+  waitFor(revision: bigint, timeoutMs: number): Promise<boolean> {
+    return this.applied.waitFor(revision, timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.applied.close();
+    await this.#watch?.close();
+  }
+
+  #adopt(listing: Listing): void {
+    this.#mirror.adopt(listing);
+    this.applied.reached(listing.revision);
+  }
+
+  #follow(from: bigint): void {
+    this.#watch = new PrefixWatch(this.#connection, this.#connection.prefix, from, {
+      changes: (changes, revision) => this.#apply(changes, revision),
+      compacted: (error) => void this.#relist(error),
+      state: (connected, cause) =>
+        this.#log[connected ? 'info' : 'warn'](
+          { err: cause },
+          connected ? 'etcd catalog watch connected' : 'etcd catalog watch disconnected; it resumes by itself',
+        ),
+    });
+  }
+
+  /** Changes in revision order: the mirror follows, each event goes to the ring and the listeners. */
+  #apply(changes: WatchedChange[], revision: bigint): void {
+    const closedTunnels = this.#mirror.apply(changes, (event) => this.#publish(event));
+    this.#ring.advance(headSeqOf(revision));
+    this.applied.reached(revision);
+    this.#tunnelsClosed(closedTunnels);
+  }
+
+  #publish(event: CatalogEvent): void {
+    this.#ring.add(event);
+    try {
+      this.#ring.publish(event);
+    } catch (error) {
+      this.#log.error({ err: error, seq: event.seq }, 'fanning out an event failed');
+    }
+  }
+
+  /** The watch's history was compacted (this server was cut off from etcd that long): list again; running watches must start over. */
+  async #relist(error: WatchCompactedError): Promise<void> {
+    this.#log.warn({ err: error }, "etcd history compacted past this server's catalog watch: listing the catalog again");
+    this.#watch = undefined;
+    while (!this.#closed) {
+      try {
+        const listing = await listCatalog(this.#connection, await readHead(this.#connection));
+        if (this.#closed) return;
+        this.#adopt(listing);
+        this.#ring.restart(headSeqOf(listing.revision), `etcd compacted the history this server had not yet read (${error.message}), so events were missed`);
+        this.#follow(listing.revision + 1n);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+  }
+}

@@ -1,0 +1,124 @@
+import type { Logger } from 'pino';
+import type { NodeRecord } from '../catalog-store.js';
+import { lapsed, offlinePlan } from '../node-record.js';
+import { LEASES, TUNNELS, type StoredLease } from './catalog-layout.js';
+import type { CatalogMirror, ClosedTunnel } from './catalog-mirror.js';
+import type { EtcdConnection } from './connection.js';
+import type { NodeChanges } from './node-changes.js';
+import type { ServerRegistration } from './server-registration.js';
+
+/** The lease a server writes for a node it serves: the node's deadline, set by that server. */
+export function leaseOf(node: NodeRecord, serverId: string): StoredLease {
+  return { expires_at_ms: node.lease_expires_at_ms, last_seen_ms: node.last_seen_ms, server_id: serverId };
+}
+
+export interface LeaseExpiryContext {
+  connection: EtcdConnection;
+  mirror: CatalogMirror;
+  changes: NodeChanges;
+  registration: ServerRegistration;
+  startedMs: number;
+  offlineGraceMs: number;
+  isClosed: () => boolean;
+  log: Logger;
+}
+
+/**
+ * When nodes go offline: every server sweeps lapsed leases, and the guarded `offline` write succeeds
+ * once; when the server holding a node's tunnel loses it (closed, or gone with its registration),
+ * the node's lease is cut to at most a grace period from then.
+ */
+export class LeaseExpiry {
+  #context: LeaseExpiryContext;
+  #started = false;
+
+  constructor(context: LeaseExpiryContext) {
+    this.#context = context;
+  }
+
+  /** The catalog is current: nodes with no tunnel anywhere whose lease a server now gone set (it died while none watched) get their grace period now. */
+  start(): void {
+    this.#started = true;
+    for (const node of this.#context.mirror.nodes.values())
+      if (node.state === 'online' && this.#context.mirror.tunnelServer(node.node_id) === undefined) this.startGrace(node.node_id, undefined);
+  }
+
+  /**
+   * Tunnel keys the watch saw go. Gone with its server (its registration expired): every survivor
+   * starts the grace period; one does it. Under this server's own id but not among its tunnels: left
+   * by its previous run (killed, started again under the same id). Among its tunnels: its own
+   * registration lapsed while the node is still here, and re-registering puts it back.
+   */
+  tunnelsClosed(closed: readonly ClosedTunnel[]): void {
+    if (!this.#started) return;
+    const { registration, mirror } = this.#context;
+    for (const { nodeId, serverId } of closed) {
+      const gone = serverId === registration.serverId ? !registration.holds(nodeId) : serverId !== undefined && mirror.server(serverId) === undefined;
+      if (gone) this.startGrace(nodeId, serverId);
+    }
+  }
+
+  /** Every server sweeps; the guarded write of each `offline` succeeds once. None in the first grace period after this server started (SPEC §6: a fresh grace after a restart). */
+  async expire(): Promise<string[]> {
+    const { mirror, changes, log } = this.#context;
+    if (this.#context.isClosed() || Date.now() < this.#context.startedMs + this.#context.offlineGraceMs) return [];
+    const candidates = [...mirror.nodes.values()].filter((n) => lapsed(n, Date.now()));
+    const expired = await Promise.all(
+      candidates.map(async ({ node_id: nodeId }) => {
+        try {
+          const { result } = await changes.run(nodeId, `marking node ${nodeId} offline`, (node, now) => {
+            if (!lapsed(node, now)) return { result: false };
+            const { next, delta } = offlinePlan(node, now);
+            return {
+              record: { next, event: { kind: 'offline', timestamp_ms: now, service_delta: delta } },
+              guards: [{ key: this.#key(LEASES, nodeId), modRevision: mirror.lease(nodeId)?.revision ?? 0n }],
+              result: true,
+            };
+          });
+          return result ? nodeId : undefined;
+        } catch (error) {
+          log.warn({ err: error, node_id: nodeId }, 'could not mark a node offline; the next sweep tries again');
+          return undefined;
+        }
+      }),
+    );
+    return expired.filter((nodeId): nodeId is string => nodeId !== undefined);
+  }
+
+  /**
+   * The tunnel of the server that set the node's lease is gone (`closedBy`; undefined: whichever
+   * server set it, if that one is no longer registered or was this server's previous run under the
+   * same id): the lease ends at most a grace period from now. Not when the node has a tunnel, or
+   * another server set the lease since (the node is there); guarded, so a refresh or a new tunnel
+   * meanwhile wins.
+   */
+  startGrace(nodeId: string, closedBy: string | undefined): void {
+    const { mirror, registration, offlineGraceMs } = this.#context;
+    if (this.#context.isClosed()) return;
+    void this.#context.changes
+      .run(nodeId, `starting the grace period of node ${nodeId}`, (node, now) => {
+        const lease = mirror.lease(nodeId);
+        if (node?.state !== 'online' || !lease || mirror.tunnelServer(nodeId) !== undefined || registration.holds(nodeId)) return { result: undefined };
+        const owner = lease.value.server_id;
+        const ownerGone = closedBy === undefined ? owner === registration.serverId || mirror.server(owner) === undefined : owner === closedBy;
+        if (!ownerGone) return { result: undefined };
+        const expires = Math.min(lease.value.expires_at_ms, now + offlineGraceMs);
+        if (expires === lease.value.expires_at_ms) return { result: undefined };
+        return {
+          lease: { ...lease.value, expires_at_ms: expires },
+          guards: [
+            { key: this.#key(LEASES, nodeId), modRevision: lease.revision },
+            { key: this.#key(TUNNELS, nodeId), modRevision: 0n },
+          ],
+          result: undefined,
+        };
+      })
+      .catch((error: unknown) =>
+        this.#context.log.warn({ err: error, node_id: nodeId }, "could not start a node's grace period; its lease runs out by itself"),
+      );
+  }
+
+  #key(area: string, id: string): string {
+    return this.#context.connection.key(area + id);
+  }
+}

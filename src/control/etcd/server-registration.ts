@@ -1,0 +1,184 @@
+import type { Lease } from 'etcd3';
+import type { Logger } from 'pino';
+import { hashSecret } from '../node-record.js';
+import { newPeerSecret, type PeerServer, type ServerDirectory } from '../server-directory.js';
+import { sameSecret } from '../token-store.js';
+import type { CatalogFeed } from './catalog-feed.js';
+import { encodeTunnel, RETRY_MS, SERVERS, TUNNELS } from './catalog-layout.js';
+import type { CatalogMirror } from './catalog-mirror.js';
+import type { EtcdConnection } from './connection.js';
+
+export interface ServerRegistrationOptions {
+  /** Where the other servers reach this one (its WebSocket listener), for relays to the node tunnels it holds. */
+  advertiseUrl: string;
+  /** This server's id: `servers/<id>` and the owner of its nodes' `tunnels/<node_id>`. */
+  serverId: string;
+  /** The registration's etcd lease: a server that dies is noticed by the others this long after (whole seconds). */
+  serverTtlMs: number;
+  /** How long a write waits for this server's watch to show it (it is committed either way). */
+  waitMs: number;
+  log: Logger;
+}
+
+/** What the registration needs of the catalog around it. */
+export interface RegistrationContext {
+  connection: EtcdConnection;
+  mirror: CatalogMirror;
+  feed: CatalogFeed;
+  startedMs: number;
+  isClosed: () => boolean;
+  /** A tunnel this server closed had no key left to remove (another server's sweep, a lapsed registration): its grace period is due. */
+  tunnelGone: (nodeId: string) => void;
+}
+
+/**
+ * This server among the others on the prefix: `servers/<id>` and the `tunnels/<node_id>` of the
+ * nodes connected here, under one etcd lease (kept alive by etcd3; registered again when lost), and
+ * where the other servers and their tunnels are, as the relay asks (`ServerDirectory`).
+ */
+export class ServerRegistration implements ServerDirectory {
+  readonly serverId: string;
+  readonly peerToken: string;
+  #peerSecret = newPeerSecret();
+  #options: ServerRegistrationOptions;
+  #context: RegistrationContext;
+  #log: Logger;
+  #lease: Lease | undefined;
+  #problem: string | undefined;
+  /** The loop registering this server again after its registration was lost, while it runs. */
+  #reregistering: Promise<void> | undefined;
+  /** Nodes whose tunnel is on this server. */
+  #ownTunnels = new Set<string>();
+
+  constructor(options: ServerRegistrationOptions, context: RegistrationContext) {
+    this.#options = options;
+    this.#context = context;
+    this.#log = options.log;
+    this.serverId = options.serverId;
+    this.peerToken = `server.${options.serverId}.${this.#peerSecret}`;
+  }
+
+  /** Whether the node's tunnel is on this server. */
+  holds(nodeId: string): boolean {
+    return this.#ownTunnels.has(nodeId);
+  }
+
+  tunnelOpened(nodeId: string): void {
+    this.#ownTunnels.add(nodeId);
+    void this.#putTunnel(nodeId);
+  }
+
+  /**
+   * The tunnel key goes (if it is still this server's), then the grace period starts unless the
+   * node is back meanwhile: here (a new tunnel: registered again) or on another server (which set
+   * the lease since).
+   */
+  tunnelClosed(nodeId: string): void {
+    this.#ownTunnels.delete(nodeId);
+    if (this.#context.isClosed()) return;
+    const key = this.#key(TUNNELS, nodeId);
+    const value = encodeTunnel(this.serverId);
+    void this.#context.connection
+      .write(`closing the tunnel of node ${nodeId}`, (client) => client.if(key, 'Value', '==', value).then(client.delete().key(key)).commit())
+      .then(
+        async (result) => {
+          if (result.succeeded) await this.#context.feed.waitFor(BigInt(result.header.revision), this.#options.waitMs);
+          if (this.#ownTunnels.has(nodeId)) void this.#putTunnel(nodeId);
+          // A deletion of ours reaches the watch, where the mirror's closed tunnels start the grace; a key already gone does not.
+          else if (!result.succeeded) this.#context.tunnelGone(nodeId);
+        },
+        (error: unknown) => this.#log.warn({ err: error, node_id: nodeId }, "could not remove a closed tunnel from etcd; the node's lease runs out by itself"),
+      );
+  }
+
+  tunnelElsewhere(nodeId: string): PeerServer | undefined {
+    const serverId = this.#context.mirror.tunnelServer(nodeId);
+    const server = serverId === undefined || serverId === this.serverId ? undefined : this.#context.mirror.server(serverId);
+    return server && serverId !== undefined ? { serverId, url: server.url } : undefined;
+  }
+
+  verifyPeer(serverId: string, secret: string): boolean {
+    const server = serverId === this.serverId ? undefined : this.#context.mirror.server(serverId);
+    return server !== undefined && sameSecret(server.secret_sha256, hashSecret(secret));
+  }
+
+  /** Why this server cannot serve its nodes: its registration is lost (others may take its nodes for gone). */
+  problem(): string | undefined {
+    return this.#problem;
+  }
+
+  /** `servers/<id>` under a fresh etcd lease (kept alive by etcd3); resolves with the put's revision. */
+  async register(): Promise<bigint> {
+    const { connection } = this.#context;
+    const lease = connection.client.lease(Math.max(1, Math.ceil(this.#options.serverTtlMs / 1000)));
+    this.#lease = lease;
+    let registered = false;
+    // A lease that cannot be granted is 'lost' too: that is this attempt failing (its caller tries
+    // again), not a registration lost. Taking it for one started a retry loop per failed attempt.
+    lease.on('lost', (error: Error) => {
+      if (this.#context.isClosed() || this.#lease !== lease || !registered) return;
+      this.#problem = `this server's registration in etcd was lost (${error.message}); registering again`;
+      this.#log.warn({ err: error }, 'etcd registration lost: registering again');
+      this.#reregistering ??= this.#reregister().finally(() => (this.#reregistering = undefined));
+    });
+    try {
+      const leaseId = await connection.write('registering this server', () => lease.grant());
+      const registration = {
+        server_id: this.serverId,
+        url: this.#options.advertiseUrl,
+        secret_sha256: hashSecret(this.#peerSecret),
+        started_ms: this.#context.startedMs,
+      };
+      const put = await connection.write('registering this server', (client) =>
+        client.put(this.#key(SERVERS, this.serverId)).value(JSON.stringify(registration)).lease(leaseId).exec(),
+      );
+      registered = true;
+      return BigInt(put.header.revision);
+    } catch (error) {
+      lease.release(); // no keepalives for a lease nothing is registered under
+      throw error;
+    }
+  }
+
+  /** Its tunnels go with the registration: the other servers start those nodes' grace periods. */
+  async revoke(): Promise<void> {
+    await this.#lease?.revoke().catch(() => undefined);
+  }
+
+  #key(area: string, id: string): string {
+    return this.#context.connection.key(area + id);
+  }
+
+  /** One loop at a time, an attempt every RETRY_MS at most, until registered or closed. */
+  async #reregister(): Promise<void> {
+    while (!this.#context.isClosed()) {
+      try {
+        await this.register();
+        this.#problem = undefined;
+        for (const nodeId of this.#ownTunnels) void this.#putTunnel(nodeId);
+        this.#log.info('registered in etcd again');
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+  }
+
+  /** `tunnels/<node_id>` → this server, under its registration; tried again while the tunnel is open and etcd does not take it. */
+  async #putTunnel(nodeId: string): Promise<void> {
+    while (!this.#context.isClosed() && this.#ownTunnels.has(nodeId)) {
+      try {
+        const lease = this.#lease;
+        if (!lease || this.#problem) return; // re-registering puts every tunnel again
+        const leaseId = await lease.grant();
+        await this.#context.connection.write(`registering the tunnel of node ${nodeId}`, (client) =>
+          client.put(this.#key(TUNNELS, nodeId)).value(encodeTunnel(this.serverId)).lease(leaseId).exec(),
+        );
+        return;
+      } catch {
+        // Logged by the connection.
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+  }
+}

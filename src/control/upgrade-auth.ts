@@ -1,0 +1,55 @@
+import type { IncomingMessage } from 'node:http';
+import { BEARER_SUBPROTOCOL_PREFIX } from '../protocol/envelope.js';
+import type { CatalogStore } from './catalog-store.js';
+import type { Principal } from './principal.js';
+import { PEER_TOKEN, type ServerDirectory } from './server-directory.js';
+import type { TokenStore } from './token-store.js';
+
+/** Who an upgrade request is, and how it said so: a browser offers its token as a subprotocol. */
+export interface UpgradeIdentity {
+  /** Undefined: no token, or one nobody has. */
+  principal?: Principal;
+  viaSubprotocol: boolean;
+  /** An admin's or user's token, to notice its revocation or rotation. */
+  token?: string;
+}
+
+/** What checks each kind of bearer token. */
+export interface Verifiers {
+  servers: ServerDirectory;
+  catalog: CatalogStore;
+  tokens: TokenStore;
+}
+
+/**
+ * The bearer token of an upgrade (`Authorization: Bearer` or the bearer subprotocol): a peer
+ * server's `server.<id>.<secret>`, a node's `node.<id>.<secret>`, else an admin or user token.
+ * Rejects when the store cannot say.
+ */
+export async function authenticateUpgrade(request: IncomingMessage, verifiers: Verifiers): Promise<UpgradeIdentity> {
+  const header = request.headers.authorization;
+  let token: string | undefined;
+  let viaSubprotocol = false;
+  if (header?.startsWith('Bearer ')) token = header.slice(7).trim();
+  else {
+    const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    const bearer = offered.find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX));
+    if (bearer) {
+      token = Buffer.from(bearer.slice(BEARER_SUBPROTOCOL_PREFIX.length), 'base64url').toString();
+      viaSubprotocol = true;
+    }
+  }
+  if (!token) return { viaSubprotocol };
+  const peer = PEER_TOKEN.exec(token);
+  if (peer) {
+    const [, serverId, secret] = peer as unknown as [string, string, string];
+    return { principal: verifiers.servers.verifyPeer(serverId, secret) ? { kind: 'peer', serverId } : undefined, viaSubprotocol };
+  }
+  const node = /^node\.([A-Za-z0-9._-]{1,128})\.(.+)$/.exec(token);
+  if (node) {
+    const [, nodeId, secret] = node as unknown as [string, string, string];
+    return { principal: (await verifiers.catalog.verifyNode(nodeId, secret)) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
+  }
+  const principal = await verifiers.tokens.authenticate(token);
+  return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
+}

@@ -1,0 +1,68 @@
+import { FsError } from '../errors/errno.js';
+import type { JobTable } from './job-table.js';
+import type { ServiceLimits } from './service-settings.js';
+import type { ServiceState } from './service-state.js';
+import type { Supervisor } from './supervisor.js';
+
+/** The controls without an argument (control/<op>); control/cancel is `cancel()`. */
+export type ControlOp = 'reset' | 'enable' | 'disable' | 'restart';
+
+/** What admission looks at besides the state record. */
+export interface AdmissionContext {
+  serviceId: string;
+  isRemoved: boolean;
+  isClosing: boolean;
+  supervisor: Supervisor;
+  jobs: JobTable;
+  limits: ServiceLimits;
+}
+
+/** Why an invoke would be refused now: ENOENT (removed), EAGAIN (shutting down, cooldown, queue full), EPERM (disabled); undefined: admitted. */
+export function refusalOf(state: ServiceState, context: AdmissionContext): FsError | undefined {
+  const id = context.serviceId;
+  if (context.isRemoved) return new FsError('ENOENT', `service ${id} has been removed`);
+  if (context.isClosing) return new FsError('EAGAIN', `service ${id}: the node is shutting down`);
+  const { enabled, disabledReason } = state;
+  if (!enabled) return new FsError('EPERM', `service ${id} is disabled${disabledReason ? ` (${disabledReason})` : ''}`);
+  const cooling = context.supervisor.cooldownRemainingMs();
+  if (cooling > 0) return new FsError('EAGAIN', `service ${id} is cooling down after a failure: retry in ${cooling} ms`);
+  const { maxConcurrency, maxQueue } = context.limits;
+  if (context.jobs.running >= maxConcurrency && context.jobs.queued >= maxQueue)
+    return new FsError('EAGAIN', `service ${id}: queue full (max_queue ${maxQueue})`);
+  return undefined;
+}
+
+/** An invoke refused before any driver ran: what last_error.txt and status.json say about it. */
+export function recordRefusal(state: ServiceState, error: FsError, now: number): void {
+  state.counters.rejectedTotal++;
+  state.rejection = { errno: error.errno, message: error.message, ms: now };
+  state.lastError = `${error.errno}: ${error.message}\n`;
+  state.lastErrorMs = now;
+}
+
+/**
+ * What a control does to the state record:
+ * control/reset: result and status back to idle, last error empty, consecutive counters zeroed.
+ * control/enable: back to `idle` with a fresh start (consecutive counters and cooldown cleared).
+ * control/disable: invokes get EPERM until enabled.
+ * control/restart: counts a restart, clears the error (and the cooldown); the caller restarts a persistent driver.
+ */
+export function applyControl(state: ServiceState, op: ControlOp, now: number): void {
+  const fresh = (): void => {
+    state.rejection = null;
+    state.counters.consecutiveFailures = 0;
+    state.counters.consecutiveTimeouts = 0;
+    state.cooldownUntilMs = null;
+  };
+  if (op === 'reset') {
+    fresh();
+    Object.assign(state, { last: null, resultBase64: null, resultMs: now, lastError: '', lastErrorMs: now });
+  } else if (op === 'enable' && !state.enabled) {
+    fresh();
+    Object.assign(state, { enabled: true, disabledReason: null, idleSinceMs: now });
+  } else if (op === 'disable') Object.assign(state, { enabled: false, disabledReason: 'disabled by control/disable' });
+  else if (op === 'restart') {
+    state.counters.restartsTotal++;
+    Object.assign(state, { lastError: '', lastErrorMs: now, rejection: null, cooldownUntilMs: null });
+  }
+}
