@@ -773,10 +773,17 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       return;
     }
     const { record, event: stored } = read;
+    const before = this.#nodes.get(nodeId)?.services;
     if (read.deleted) this.#nodes.delete(nodeId);
     else this.#nodes.set(nodeId, record);
     if (!stored) return;
-    const event = new CatalogEvent(record.seq, { kind: stored.kind, timestamp_ms: stored.timestamp_ms, node: record, delta: stored.service_delta });
+    const event = new CatalogEvent(record.seq, {
+      kind: stored.kind,
+      timestamp_ms: stored.timestamp_ms,
+      node: record,
+      delta: stored.service_delta,
+      ...(before ? { before } : {}),
+    });
     this.#ring.add(event);
     try {
       this.#ring.publish(event);
