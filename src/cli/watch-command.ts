@@ -1,7 +1,7 @@
 import type { CatalogDeltaPayload } from '../protocol/types.gen.js';
 import { ControlClient } from '../protocol/control-client.js';
 import { Failover } from '../protocol/control-urls.js';
-import type { ServerFrame } from '../protocol/envelope.js';
+import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { attachProject } from './client-connection.js';
 import { resolveClient } from './client-options.js';
@@ -62,7 +62,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
         token,
         onPush: (frame: ServerFrame) => {
           if (frame.ok && frame.type === 'control.node_service_event') {
-            const event = frame.payload as EventPayload;
+            const event = payloadOf<EventPayload>(frame);
             since = event.seq;
             out.write((args.json ? JSON.stringify(event) : formatEvent(event)) + '\n');
           } else if (frame.ok && (frame.type === 'control.node_service_watch_progress' || frame.type === 'control.node_service_watch_synced')) {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
-import type { ServerFrame } from '../protocol/envelope.js';
+import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { SchemaError, type Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
@@ -223,7 +223,7 @@ export class WorldCatalog {
       },
       onPush: (frame: ServerFrame) => {
         if (frame.ok && frame.type === 'control.node_service_event') {
-          const event = frame.payload as CatalogDeltaPayload;
+          const event = payloadOf<CatalogDeltaPayload>(frame);
           learned(event.seq);
           const busy = reading.get(event.node_id);
           if (busy) busy.events.push(event);
