@@ -42,25 +42,27 @@ export interface RequestFrame {
 }
 
 // What the server sends is generated from docs/schemas/control-replies.schema.json (types.gen.ts).
-export type ReplyFrame = ServerReplyFrame;
-export type ErrorFrame = ServerErrorFrame;
-export type PushFrame = ServerPushFrame;
-
-export type ServerFrame = ReplyFrame | ErrorFrame | PushFrame;
+export type ServerFrame = ServerReplyFrame | ServerErrorFrame | ServerPushFrame;
 
 // The server builds payloads of many generated types (which have no index signature): each is an object, as the envelope says.
-export const reply = (type: string, id: string, payload: unknown): ReplyFrame => ({
+export const reply = (type: string, id: string, payload: unknown): ServerReplyFrame => ({
   channel: CHANNEL,
   type,
   id,
   ok: true,
-  payload: payload as ReplyFrame['payload'],
+  payload: payload as ServerReplyFrame['payload'],
 });
-export const errorFrame = (id: string | null, error: ErrorFrame['error']): ErrorFrame => ({ channel: CHANNEL, type: 'control.error', id, ok: false, error });
-export const push = (type: string, payload: object): PushFrame => ({ channel: CHANNEL, type, ok: true, payload: payload as PushFrame['payload'] });
+export const errorFrame = (id: string | null, error: ServerErrorFrame['error']): ServerErrorFrame => ({
+  channel: CHANNEL,
+  type: 'control.error',
+  id,
+  ok: false,
+  error,
+});
+export const push = (type: string, payload: object): ServerPushFrame => ({ channel: CHANNEL, type, ok: true, payload: payload as ServerPushFrame['payload'] });
 
 /** A checked frame's payload as the type its schema gives it (`ServerFrameCheck` checked it against that schema). */
-export function payloadOf<T>(frame: ReplyFrame | PushFrame): T {
+export function payloadOf<T>(frame: ServerReplyFrame | ServerPushFrame): T {
   return frame.payload as unknown as T;
 }
 
