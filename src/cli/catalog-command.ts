@@ -1,15 +1,6 @@
 import { attachProject, connectClient } from './client-connection.js';
 import type { resolveClient } from './client-options.js';
-
-interface NodeSummary {
-  node_id: string;
-  state: string;
-  service_count?: number;
-  services?: Array<{ service_id: string; kind: string; version: string; state: string }>;
-  last_seen_ms: number;
-  lease_expires_at_ms: number;
-  labels: Record<string, string>;
-}
+import type { NodeListReply, PublicNode } from '../protocol/types.gen.js';
 
 /** `acheron node list` and `acheron node get <id>`: catalog queries. */
 export async function runCatalogCommand(
@@ -21,18 +12,18 @@ export async function runCatalogCommand(
   try {
     await attachProject(client, args);
     if ('list' in what) {
-      const { nodes } = await client.request<{ nodes: NodeSummary[] }>('control.node_list');
+      const { nodes } = await client.request<NodeListReply>('control.node_list');
       if (args.json) out.write(JSON.stringify(nodes, null, 2) + '\n');
       else {
         out.write('NODE\tSTATE\tSERVICES\tLAST SEEN\n');
-        for (const n of nodes) out.write(`${n.node_id}\t${n.state}\t${n.service_count ?? 0}\t${new Date(n.last_seen_ms).toISOString()}\n`);
+        for (const n of nodes) out.write(`${n.node_id}\t${n.state}\t${n.service_count}\t${new Date(n.last_seen_ms).toISOString()}\n`);
       }
     } else {
-      const node = await client.request<NodeSummary>('control.node_get', { node_id: what.get });
+      const node = await client.request<PublicNode>('control.node_get', { node_id: what.get });
       if (args.json) out.write(JSON.stringify(node, null, 2) + '\n');
       else {
         out.write(`node ${node.node_id}: ${node.state}, lease until ${new Date(node.lease_expires_at_ms).toISOString()}\n`);
-        for (const s of node.services ?? []) out.write(`  ${s.service_id}\t${s.kind}\tv${s.version}\t${s.state}\n`);
+        for (const s of node.services) out.write(`  ${s.service_id}\t${s.kind}\tv${s.version}\t${s.state}\n`);
       }
     }
     return 0;

@@ -1,9 +1,10 @@
 import type { CatalogDeltaPayload } from '../protocol/types.gen.js';
 import { ControlClient } from '../protocol/control-client.js';
 import { Failover } from '../protocol/control-urls.js';
-import type { ServerFrame } from '../protocol/envelope.js';
+import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { attachProject } from './client-connection.js';
+import { attachProject, frameCheck } from './client-connection.js';
+import { SchemaError } from '../protocol/schemas.js';
 import { resolveClient } from './client-options.js';
 
 /** `control.node_service_event` as this command's watch receives it: the delta shape. */
@@ -53,6 +54,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   let since = args.since;
   let stopped = false;
   void stop.then(() => (stopped = true));
+  const check = await frameCheck('delta');
+  /** A frame that failed the check: the command stops rather than print past it (every server would send the same). */
+  let badFrame: SchemaError | undefined;
   while (!stopped) {
     let client: ControlClient | undefined;
     let resync = false;
@@ -60,9 +64,14 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       client = await ControlClient.connect({
         url: failover.current,
         token,
+        check,
+        onInvalidPush: (error) => {
+          badFrame = error;
+          client?.terminate();
+        },
         onPush: (frame: ServerFrame) => {
           if (frame.ok && frame.type === 'control.node_service_event') {
-            const event = frame.payload as EventPayload;
+            const event = payloadOf<EventPayload>(frame);
             since = event.seq;
             out.write((args.json ? JSON.stringify(event) : formatEvent(event)) + '\n');
           } else if (frame.ok && (frame.type === 'control.node_service_watch_progress' || frame.type === 'control.node_service_watch_synced')) {
@@ -84,12 +93,18 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       failures.clear();
       failedRounds = 0;
       await Promise.race([client.closed, stop]);
+      if (badFrame) throw badFrame;
       if (stopped) {
         await client.close();
         return 0;
       }
       if (!resync) err.write(`acheron node watch: connection to ${failover.current} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     } catch (error) {
+      if (error instanceof SchemaError) {
+        err.write(`acheron node watch: bad frame from the control server: ${error.message}\n`);
+        client?.terminate();
+        return 1;
+      }
       if (error instanceof ProtocolError && error.code === 'forbidden') {
         err.write(
           `acheron node watch: refused: ${error.message}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token\n`,

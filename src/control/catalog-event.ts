@@ -27,6 +27,8 @@ export interface EventSource {
   timestamp_ms: number;
   node: EventNode;
   delta: ServiceDelta;
+  /** The node's services before the change, when known (what SPEC §8 showed a user session before it, sight.ts). */
+  before?: readonly StoredService[];
 }
 
 /**
@@ -43,6 +45,7 @@ export class CatalogEvent {
   readonly kind: EventKind;
   readonly timestamp_ms: number;
   readonly delta: ServiceDelta;
+  readonly before: readonly StoredService[] | undefined;
   #node: EventNode;
   /** Each shape's bytes, while anyone holds them. */
   #bytes: { full?: WeakRef<Buffer>; delta?: WeakRef<Buffer> } = {};
@@ -53,31 +56,29 @@ export class CatalogEvent {
     this.timestamp_ms = source.timestamp_ms;
     this.#node = source.node;
     this.delta = source.delta;
+    this.before = source.before;
   }
 
   /**
    * An event read back from the log. `interned` (one map for a whole read) gives equal descriptors
-   * one string, so the events of one node share what they did not change.
+   * one string, so the events of one node share what they did not change. `before`: the services
+   * of the node's previous event in the log, when it has one.
    */
-  static fromRecord(record: CatalogEventPayload, interned: Map<string, Buffer>): CatalogEvent {
+  static fromRecord(record: CatalogEventPayload, interned: Map<string, Buffer>, before?: readonly ServiceDescriptor[]): CatalogEvent {
     const { seq, kind, timestamp_ms: timestampMs, node_id: nodeId, node_name: nodeName, platform, labels, services, service_delta: delta } = record;
-    const texts = services.map((s) => JSON.stringify(s));
-    const fresh = jsonBytes(texts.filter((text) => !interned.has(text)));
-    let next = 0;
-    const stored = services.map((s, index) => {
-      const text = texts[index] as string;
-      let json = interned.get(text);
-      if (json === undefined) {
-        json = fresh[next++] as Buffer;
-        interned.set(text, json);
-      }
-      return { service_id: s.service_id, json };
-    });
     return new CatalogEvent(seq, {
       kind,
       timestamp_ms: timestampMs,
       delta,
-      node: { node_id: nodeId, node_name: nodeName, platform, labels, state: kind === 'offline' ? 'offline' : 'online', services: stored },
+      node: {
+        node_id: nodeId,
+        node_name: nodeName,
+        platform,
+        labels,
+        state: kind === 'offline' ? 'offline' : 'online',
+        services: internedServices(services, interned),
+      },
+      ...(before === undefined ? {} : { before: internedServices(before, interned) }),
     });
   }
 
@@ -125,6 +126,22 @@ export class CatalogEvent {
   }
 }
 
+/** Descriptors read back as stored services: equal JSON (one map for a whole read) gets one buffer. */
+function internedServices(services: readonly ServiceDescriptor[], interned: Map<string, Buffer>): StoredService[] {
+  const texts = services.map((s) => JSON.stringify(s));
+  const fresh = jsonBytes(texts.filter((text) => !interned.has(text)));
+  let next = 0;
+  return services.map((s, index) => {
+    const text = texts[index] as string;
+    let json = interned.get(text);
+    if (json === undefined) {
+      json = fresh[next++] as Buffer;
+      interned.set(text, json);
+    }
+    return { service_id: s.service_id, json };
+  });
+}
+
 /** `"seq":…,"kind":…,"timestamp_ms":…,`. */
 export function eventHead(seq: number, kind: EventKind, timestampMs: number): Buffer {
   return Buffer.from(`"seq":${seq},"kind":${JSON.stringify(kind)},"timestamp_ms":${timestampMs},`);
@@ -165,7 +182,7 @@ export function fullBody(node: EventNode, delta: ServiceDelta): Buffer {
 }
 
 /** The delta shape: the descriptors of the added, then the updated services, as stored. */
-function deltaBody(node: EventNode, delta: ServiceDelta): Buffer {
+export function deltaBody(node: EventNode, delta: ServiceDelta): Buffer {
   const byId = new Map(node.services.map((s) => [s.service_id, s.json]));
   const changed = [...delta.added, ...delta.updated].map((e) => byId.get(e.service_id)).filter((json): json is Buffer => json !== undefined);
   return withDescriptors(node, CHANGED_SERVICES, changed, delta);

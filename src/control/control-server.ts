@@ -112,7 +112,7 @@ export class ControlServer {
     const { catalog, events } = store;
     this.metrics = new ControlMetrics(catalog, events, serverId);
     this.watches = new WatchHub(events, this.metrics);
-    this.#peers = new PeerLinks(store.servers.peerToken, this.#log.child({ component: 'peers' }));
+    this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
     this.relays = new RelayHub(this.metrics, store.servers, this.#peers);
     this.relayPolicy = new RelayPolicy(catalog, store.projects, events);
     this.#ws = createListener(options.tls);

@@ -43,6 +43,9 @@ export async function readHistory(dir: string, capacity: number): Promise<Histor
   const problems: string[] = [];
   let records: EventRecord[] = [];
   const unarchived: EventRecord[] = [];
+  // Each node's services before each of its events, as far as the files tell (SPEC §8 visibility, sight.ts).
+  const servicesOf = new Map<string, EventRecord['services']>();
+  const before = new WeakMap<EventRecord, EventRecord['services']>();
   let head = 0;
   const take = (text: string, source: string, isRaw: boolean, isCurrent: boolean): void => {
     const lines = text.split('\n');
@@ -56,12 +59,16 @@ export async function readHistory(dir: string, capacity: number): Promise<Histor
           head = Math.max(head, record.seq);
           // Nothing before the loss can be resumed from (see lostLine).
           records = [];
+          servicesOf.clear();
         } else if (isEventRecord(record)) {
           const event = record as unknown as EventRecord;
           if (isRaw) unarchived.push(event);
           // A crash between writing an archive and removing its file leaves events in both.
           if (event.seq <= head) return;
           head = event.seq;
+          const previous = servicesOf.get(event.node_id);
+          if (previous) before.set(event, previous);
+          servicesOf.set(event.node_id, event.kind === 'delete' ? [] : event.services);
           records.push(event);
           if (records.length > capacity) records.shift();
         } else problems.push(`${source}:${index + 1}: not an event; skipped`);
@@ -100,7 +107,7 @@ export async function readHistory(dir: string, capacity: number): Promise<Histor
     records = [];
   }
   const interned = new Map<string, Buffer>();
-  return { ring: records.map((record) => CatalogEvent.fromRecord(record, interned)), head, problems, unarchived, rotated };
+  return { ring: records.map((record) => CatalogEvent.fromRecord(record, interned, before.get(record))), head, problems, unarchived, rotated };
 }
 
 /**

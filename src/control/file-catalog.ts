@@ -124,7 +124,7 @@ export class FileCatalog implements CatalogStore {
 
   /** The event, then (in the step that makes it durable) the change here. */
   #commit(node: NodeRecord, kind: EventKind, delta: ServiceDelta, now: number): Promise<CatalogEvent> {
-    return this.#events.append({ kind, timestamp_ms: now, node, delta }, (event) => {
+    return this.#events.append({ kind, timestamp_ms: now, node, delta, before: this.#nodes.get(node.node_id)?.services ?? [] }, (event) => {
       node.seq = event.seq;
       if (kind === 'delete') this.#nodes.delete(node.node_id);
       else this.#nodes.set(node.node_id, node);

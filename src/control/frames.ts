@@ -39,7 +39,10 @@ export function watchEventHead(watchId: string, replay: boolean): Buffer {
 /** Which shape a watch's events take (SPEC §6): the whole catalog, or `include: "delta"`. */
 export type { EventShape };
 
-/** One watcher's frame of `event`: its head, then the bytes every watcher of that shape shares. */
-export function eventFrame(watchHead: Buffer, event: CatalogEvent, shape: EventShape): Buffer {
-  return Buffer.concat([watchHead, event.head, shape === 'delta' ? event.deltaBody : event.body, CLOSE]);
+/**
+ * One watcher's frame of `event`: its head, then the bytes every watcher of that shape shares, or
+ * `body`, the event as a session that may not see all of it sees it (sight.ts).
+ */
+export function eventFrame(watchHead: Buffer, event: CatalogEvent, shape: EventShape, body?: Buffer): Buffer {
+  return Buffer.concat([watchHead, event.head, body ?? (shape === 'delta' ? event.deltaBody : event.body), CLOSE]);
 }

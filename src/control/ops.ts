@@ -31,6 +31,8 @@ import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
 import { refusal, type Action, type ProjectSession } from './policy.js';
 import { checkProjectToken, toPublic, type Project, type ProjectStore } from './projects.js';
+import { nodeAsSeen, summaryAsSeen, userSight } from './sight.js';
+import { seesNode, type Sight } from '../protocol/visibility.js';
 
 export interface OpContext {
   principal: Principal;
@@ -75,10 +77,6 @@ function ownNode(context: OpContext, nodeId: string): void {
   }
 }
 
-/**
- * Which nodes this connection may read (SPEC §8 `read`): all for admins and nodes (their own is
- * checked by ownNode); for a user, the nodes its project session mounts, when `read` allows.
- */
 /** The project, when this connection may perform `action` on it (SPEC §8); `forbidden` with the reason otherwise. */
 function allowed(context: OpContext, projectId: string, action: Action): Project {
   const project = context.projects.get(projectId);
@@ -87,13 +85,17 @@ function allowed(context: OpContext, projectId: string, action: Action): Project
   return project;
 }
 
-function readableNodes(context: OpContext): (nodeId: string) => boolean {
-  if (context.principal.kind !== 'user') return () => true;
+/**
+ * What this connection may read of the catalog (SPEC §8 `read`, sight.ts): all for admins and
+ * nodes (their own is checked by ownNode); for a user, the nodes its project session mounts, when
+ * `read` allows, and of those the services whose permissions admit the session.
+ */
+function readSight(context: OpContext): Sight {
+  if (context.principal.kind !== 'user') return undefined;
   if (!context.session)
     throw new ProtocolError('forbidden', 'catalog reads by users need a project session: control.session_attach {project_id, project_token?} first');
-  const project = allowed(context, context.session.projectId, 'read');
-  const mounted = new Set(project.mounts.map((m) => m.node_id));
-  return (nodeId) => mounted.has(nodeId);
+  allowed(context, context.session.projectId, 'read');
+  return userSight(context.principal, context.session, context.projects);
 }
 
 /**
@@ -161,16 +163,20 @@ export const OPS: Record<string, Op<never>> = {
     return { node_id: node.node_id, node_name: node.node_name, platform: node.platform, labels: node.labels, services: node.services };
   }),
   'control.node_list': op<Record<string, never>>('empty', ['admin', 'user'], async (context) => {
-    const visible = readableNodes(context);
+    const sight = readSight(context);
     return {
-      nodes: context.catalog.list().filter((node) => visible(node.node_id)),
+      nodes: context.catalog
+        .list()
+        .filter((node) => seesNode(sight, node.node_id, 'read'))
+        .map((node) => summaryAsSeen(node, context.catalog.storedServices(node.node_id) ?? [], sight)),
     };
   }),
   'control.node_get': op<NodeGetPayload>('node_get', ['admin', 'node', 'user'], async (context, payload) => {
     ownNode(context, payload.node_id);
     // A node outside the user's project is absent, not forbidden (SPEC §8: hidden means absent).
-    if (!readableNodes(context)(payload.node_id)) throw new ProtocolError('not_found', `no node ${payload.node_id}`, { field: '/node_id' });
-    return context.catalog.get(payload.node_id, payload.view ?? 'published');
+    const sight = readSight(context);
+    if (!seesNode(sight, payload.node_id, 'read')) throw new ProtocolError('not_found', `no node ${payload.node_id}`, { field: '/node_id' });
+    return nodeAsSeen(context.catalog.get(payload.node_id, payload.view ?? 'published'), sight);
   }),
   'control.node_delete': op<NodeRefPayload>('node_ref', ['admin'], async (context, payload) => {
     const node = await context.catalog.delete(payload.node_id);
@@ -179,7 +185,7 @@ export const OPS: Record<string, Op<never>> = {
   'control.node_service_watch': op<WatchRequest>('node_service_watch', ['admin', 'user'], async (context, payload) => {
     const access = watchAccess(context.principal, context.watchPolicy, context.session, context.projects, payload.purpose);
     if ('refused' in access) throw new ProtocolError('forbidden', access.refused);
-    await context.watches.watch(context.connection, payload, access.filter, (ack) => context.replyNow(ack));
+    await context.watches.watch(context.connection, payload, access.sight, (ack) => context.replyNow(ack));
     return ALREADY_REPLIED;
   }),
   'control.project_upsert': op<ProjectPayload>('project', ['admin', 'user'], async (context, payload) => {

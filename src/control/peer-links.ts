@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
 import { RELAY_WAIT_MS } from '../protocol/relay.js';
+import { SchemaError, type Schemas } from '../protocol/schemas.js';
+import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
 import type { PeerServer } from './server-directory.js';
 
@@ -16,10 +18,13 @@ const PEER_SLACK_MS = 5_000;
 export class PeerLinks {
   #token: string;
   #log: Logger;
+  /** Every frame a peer sends is checked (docs/schemas) before a relay's answer is taken from it. */
+  #check: ServerFrameCheck;
   #links = new Map<string, Promise<ControlClient>>();
 
-  constructor(token: string, log: Logger) {
+  constructor(token: string, schemas: Schemas, log: Logger) {
     this.#token = token;
+    this.#check = new ServerFrameCheck(schemas, { events: 'full' });
     this.#log = log;
   }
 
@@ -38,6 +43,8 @@ export class PeerLinks {
     try {
       return await client.request<RelayOutcome>('control.relay_peer', { relay: request, session }, (request.timeout_ms ?? RELAY_WAIT_MS) + PEER_SLACK_MS);
     } catch (error) {
+      if (error instanceof SchemaError)
+        return { ok: false, errno: 'EIO', message: `server ${peer.serverId} answered ${request.op} ${request.path} with a bad frame: ${error.message}` };
       return client.isOpen
         ? { ok: false, errno: 'ETIMEDOUT', message: `server ${peer.serverId} did not answer ${request.op} ${request.path}: ${(error as Error).message}` }
         : unreachable((error as Error).message);
@@ -74,7 +81,16 @@ export class PeerLinks {
     const key = this.#key(peer);
     let link = this.#links.get(key);
     if (!link) {
-      link = ControlClient.connect({ url: peer.url, token: this.#token });
+      link = ControlClient.connect({
+        url: peer.url,
+        token: this.#token,
+        check: this.#check,
+        onInvalidPush: (error) =>
+          this.#log.warn(
+            { server_id: peer.serverId, problems: error.problems.map((p) => p.message) },
+            `bad frame from a peer server, dropped: ${error.message}`,
+          ),
+      });
       this.#links.set(key, link);
       const forget = (): void => {
         if (this.#links.get(key) === link) this.#links.delete(key);

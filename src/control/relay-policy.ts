@@ -1,10 +1,11 @@
-import { admitsUser } from '../protocol/relay.js';
 import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
+import { admits, type Action, type UserSight } from '../protocol/visibility.js';
 import type { CatalogStore, EventStream } from './catalog-store.js';
-import { refusal, type Action, type ProjectSession } from './policy.js';
+import type { ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
 import { opensToChange } from '../errors/open-flags.js';
 import type { ProjectStore } from './projects.js';
+import { userSight } from './sight.js';
 
 const CHANGES = new Set(['write', 'truncate', 'ftruncate', 'utimens', 'create', 'mkdir', 'unlink', 'rmdir', 'rename', 'invoke', 'stage', 'reject']);
 
@@ -45,9 +46,9 @@ export class RelayPolicy {
     if (principal.kind === 'admin') return undefined;
     const denied = (errno: string, message: string): RelayOutcome => ({ ok: false, errno, message });
     if (principal.kind !== 'user' || !session) return denied('EACCES', 'relayed operations by users need a project session: control.session_attach first');
-    const project = this.#projects.find(session.projectId);
-    if (!project || !project.mounts.some((m) => m.node_id === request.node_id))
-      return denied('ENOENT', `node ${request.node_id} is not in project ${session.projectId}`);
+    // SPEC §8's rule (src/protocol/visibility.ts), with the reason of each refusal.
+    const sight = userSight(principal, session, this.#projects);
+    if (!sight.mounts(request.node_id)) return denied('ENOENT', `node ${request.node_id} is not in project ${session.projectId}`);
     const [top, serviceId] = request.path.split('/').filter(Boolean);
     // A rename stays where its source is: the same service's files, or the exports.
     if (request.to !== undefined) {
@@ -56,23 +57,23 @@ export class RelayPolicy {
         return denied('EXDEV', `${request.to}: a rename must stay within ${top === 'services' ? `services/${serviceId}/` : 'fs/'}`);
     }
     const need = (action: Action): RelayOutcome | undefined => {
-      const why = refusal(project, action, principal, session);
+      const why = sight.refusal(action);
       return why ? denied('EACCES', why) : undefined;
     };
     if (top === 'services' && serviceId !== undefined) {
-      const admission = this.#admission(session, request.node_id, serviceId);
+      const admission = this.#admission(sight, session, request.node_id, serviceId);
       if (admission === 'absent') return denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
       return need('invoke') ?? (admission === 'admitted' ? undefined : denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`));
     }
     if (top === 'fs') {
       // The exports are the node's fs service: hidden from this session, they are absent.
-      if (this.#admission(session, request.node_id, 'fs') !== 'admitted') return denied('ENOENT', `node ${request.node_id} has no fs/ for this session`);
+      if (this.#admission(sight, session, request.node_id, 'fs') !== 'admitted') return denied('ENOENT', `node ${request.node_id} has no fs/ for this session`);
       return need(changes(request) ? 'mount' : 'read');
     }
     return denied('EACCES', `only services/<id>/ and fs/ are relayed, not ${request.path}`);
   }
 
-  #admission(session: ProjectSession, nodeId: string, serviceId: string): Admission {
+  #admission(sight: UserSight, session: ProjectSession, nodeId: string, serviceId: string): Admission {
     let bySession = this.#admissions.get(nodeId);
     if (!bySession) this.#admissions.set(nodeId, (bySession = new WeakMap()));
     let byService = bySession.get(session);
@@ -82,7 +83,7 @@ export class RelayPolicy {
     const service = this.#catalog.service(nodeId, serviceId);
     // Absence is not kept: any name may be asked for, and finding none parses nothing.
     if (!service) return 'absent';
-    const admission = admitsUser(service.permissions, session.hasProjectToken) ? 'admitted' : 'hidden';
+    const admission = admits(sight, service.permissions) ? 'admitted' : 'hidden';
     byService.set(serviceId, admission);
     return admission;
   }

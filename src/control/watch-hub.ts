@@ -6,17 +6,17 @@ import type { CatalogEvent } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
 import { eventFrame, watchEventHead, type EventShape } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
+import type { Sight } from '../protocol/visibility.js';
+import { eventBodyAsSeen, seesEvent } from './sight.js';
 
 export type WatchRequest = NodeServiceWatchPayload;
-
-/** Which events a watcher may see (its filter and its principal's policy). */
-export type EventFilter = (event: CatalogEvent) => boolean;
 
 interface Watch {
   id: string;
   connection: ConnectionPeer;
   nodeId: string | undefined;
-  allowed: EventFilter;
+  /** Whose events these are (SPEC §8): undefined for admins, who see everything. */
+  sight: Sight;
   lastSentMs: number;
   /** The head of its live event frames (see frames.ts). */
   liveHead: Buffer;
@@ -72,7 +72,7 @@ export class WatchHub {
    * `since_seq` this server has not delivered yet (another server's, a moment ahead) is waited for
    * first; from there on the start is one synchronous step.
    */
-  async watch(connection: ConnectionPeer, request: WatchRequest, allowed: EventFilter, ack: (payload: Record<string, unknown>) => void): Promise<void> {
+  async watch(connection: ConnectionPeer, request: WatchRequest, sight: Sight, ack: (payload: Record<string, unknown>) => void): Promise<void> {
     if (request.since_seq !== undefined) {
       await this.#events.reach(request.since_seq);
       // Closed while waiting: drop() has run already, so nothing may be registered for it now.
@@ -80,7 +80,7 @@ export class WatchHub {
     }
     const ring = this.#events.retained();
     const head = this.#events.headSeq;
-    const matches = (e: CatalogEvent): boolean => (request.node_id === undefined || e.node_id === request.node_id) && allowed(e);
+    const matches = (e: CatalogEvent): boolean => (request.node_id === undefined || e.node_id === request.node_id) && seesEvent(e, sight);
     let replay: readonly CatalogEvent[];
     const replayLimit = Math.min(request.replay_limit ?? DEFAULT_REPLAY_LIMIT, this.#events.ringCapacity);
     if (request.since_seq !== undefined) {
@@ -118,7 +118,7 @@ export class WatchHub {
     this.#metrics.replayRequests.inc();
     const replayHead = watchEventHead(id, true);
     for (const event of replay) {
-      const frame = eventFrame(replayHead, event, shape);
+      const frame = eventFrame(replayHead, event, shape, eventBodyAsSeen(event, shape, sight));
       this.#metrics.replayEvents.inc();
       this.#metrics.replayBytes.inc(frame.length);
       connection.sendSerialized(frame);
@@ -128,7 +128,7 @@ export class WatchHub {
       id,
       connection,
       nodeId: request.node_id,
-      allowed,
+      sight,
       lastSentMs: Date.now(),
       liveHead: watchEventHead(id, false),
       shape,
@@ -161,17 +161,19 @@ export class WatchHub {
     let sent = 0;
     const frames = new Map<string, Buffer>();
     for (const watch of this.#watches.values()) {
-      if ((watch.nodeId !== undefined && event.node_id !== watch.nodeId) || !watch.allowed(event)) continue;
+      if ((watch.nodeId !== undefined && event.node_id !== watch.nodeId) || !seesEvent(event, watch.sight)) continue;
       attempts++;
       if (watch.connection.bufferedBytes > SLOW_WATCHER_BYTES) {
         this.#end(watch, `watcher too slow: more than ${SLOW_WATCHER_BYTES} bytes unsent; watch again from seq ${event.seq - 1} or list again`);
         continue;
       }
       // Each shape of the event was serialized once; a frame only adds the head of its watch id, built once per id and shape.
-      const key = `${watch.shape}/${watch.id}`;
+      // A user session that may not see all of the event gets its own body, one per shape and project token (sight.ts).
+      const seen = eventBodyAsSeen(event, watch.shape, watch.sight);
+      const key = seen ? `${watch.shape}/${watch.id}/${watch.sight?.hasProjectToken === true}` : `${watch.shape}/${watch.id}`;
       let frame = frames.get(key);
       if (!frame) {
-        frame = eventFrame(watch.liveHead, event, watch.shape);
+        frame = eventFrame(watch.liveHead, event, watch.shape, seen);
         frames.set(key, frame);
       }
       watch.connection.sendSerialized(frame);

@@ -1,7 +1,8 @@
-import type { CatalogEvent } from './event-log.js';
+import type { Sight } from '../protocol/visibility.js';
 import { refusal, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
 import type { ProjectStore } from './projects.js';
+import { userSight } from './sight.js';
 
 /** SPEC §8 role gates for watches: admins may by default, users may not. */
 export interface WatchPolicy {
@@ -23,9 +24,10 @@ export function watchPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): WatchP
 
 /**
  * Who may watch and what they see (SPEC §8): admins everything (if the gate allows); users only
- * with the gate open, a project session, and `observe` allowed, and then only events of the nodes
- * the project mounts (read live, so a project change applies to running watches). The subscription
- * a WorldFS mount keeps for itself (`purpose: "worldfs"`) passes the role gates, not the filter.
+ * with the gate open, a project session, and `observe` allowed, and then with the session's sight
+ * (sight.ts: the project's nodes while `observe` allows, read live so a project change applies to
+ * running watches, and only the services whose permissions admit the session). The subscription a
+ * WorldFS mount keeps for itself (`purpose: "worldfs"`) passes the role gates, not the sight.
  */
 export function watchAccess(
   principal: Principal,
@@ -33,21 +35,14 @@ export function watchAccess(
   session: ProjectSession | undefined,
   projects: ProjectStore,
   purpose?: 'worldfs',
-): { refused: string } | { filter: (event: CatalogEvent) => boolean } {
+): { refused: string } | { sight: Sight } {
   const gated = purpose !== 'worldfs';
   if (principal.kind === 'admin')
-    return policy.allowAdmin || !gated ? { filter: () => true } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
+    return policy.allowAdmin || !gated ? { sight: undefined } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
   if (principal.kind !== 'user') return { refused: `${principal.kind} connections do not watch the catalog` };
   if (!policy.allowUser && gated) return { refused: 'user watches are turned off: the server needs ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true' };
   if (!session) return { refused: 'a user watch needs a project session: control.session_attach {project_id, project_token?} first' };
-  const project = projects.get(session.projectId);
-  const why = refusal(project, 'observe', principal, session);
+  const why = refusal(projects.get(session.projectId), 'observe', principal, session);
   if (why) return { refused: why };
-  const projectId = session.projectId;
-  return {
-    filter: (event) => {
-      const current = projects.find(projectId);
-      return current !== undefined && current.mounts.some((m) => m.node_id === event.node_id) && refusal(current, 'observe', principal, session) === undefined;
-    },
-  };
+  return { sight: userSight(principal, session, projects) };
 }

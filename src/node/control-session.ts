@@ -9,7 +9,7 @@ import type { LeaseRefreshReply, NodeJoinReply, NodeLabels, NodePlatform, RelayR
 import type { Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import type { ServerFrame } from '../protocol/envelope.js';
+import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import type { RelayServer } from './relay-server.js';
 
 export type ControlState = 'standalone' | 'connecting' | 'joining' | 'connected' | 'disconnected';
@@ -144,7 +144,7 @@ export class NodeControlSession {
     const onPush = (frame: ServerFrame): void => {
       if (!relay || !frame.ok) return;
       if (frame.type === 'control.relay_request') {
-        const request = frame.payload as RelayRequest;
+        const request = payloadOf<RelayRequest>(frame);
         void relay
           .execute(request)
           .then((outcome) => client?.request('control.relay_reply', { relay_id: request.relay_id, ...outcome }))

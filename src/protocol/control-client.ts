@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { Failover } from './control-urls.js';
-import { PROTOCOL, type ErrorFrame, type ServerFrame } from './envelope.js';
+import { PROTOCOL, type ServerFrame } from './envelope.js';
+import type { ServerErrorFrame } from './types.gen.js';
 import { isWireErrorCode, ProtocolError } from './errors.js';
 import { SchemaError } from './schemas.js';
 import { notJson, type SentRequest, type ServerFrameCheck } from './server-frames.js';
@@ -166,7 +167,7 @@ export class ControlClient {
   }
 }
 
-function toError(frame: ErrorFrame): ProtocolError {
+function toError(frame: ServerErrorFrame): ProtocolError {
   const code = isWireErrorCode(frame.error?.code) ? frame.error.code : 'unavailable';
   return new ProtocolError(code, frame.error?.message ?? 'unknown error', frame.error?.field === undefined ? undefined : { field: frame.error.field });
 }

@@ -6,6 +6,8 @@
  * Must not import: node/, control/, world/, fuse/, runtime/, vfs/ or cli/ (both sides import it, so
  * it may depend on neither).
  */
+import type { ServerErrorFrame, ServerPushFrame, ServerReplyFrame } from './types.gen.js';
+
 /** Frames of the control protocol (SPEC §6). Replies may come out of order: match them by `id`. */
 export const PROTOCOL = 'unified-v2';
 export const CHANNEL = 'control';
@@ -39,34 +41,30 @@ export interface RequestFrame {
   payload: Record<string, unknown>;
 }
 
-export interface ReplyFrame {
-  channel: 'control';
-  type: string;
-  id: string;
-  ok: true;
-  payload: unknown;
+// What the server sends is generated from docs/schemas/control-replies.schema.json (types.gen.ts).
+export type ServerFrame = ServerReplyFrame | ServerErrorFrame | ServerPushFrame;
+
+// The server builds payloads of many generated types (which have no index signature): each is an object, as the envelope says.
+export const reply = (type: string, id: string, payload: unknown): ServerReplyFrame => ({
+  channel: CHANNEL,
+  type,
+  id,
+  ok: true,
+  payload: payload as ServerReplyFrame['payload'],
+});
+export const errorFrame = (id: string | null, error: ServerErrorFrame['error']): ServerErrorFrame => ({
+  channel: CHANNEL,
+  type: 'control.error',
+  id,
+  ok: false,
+  error,
+});
+export const push = (type: string, payload: object): ServerPushFrame => ({ channel: CHANNEL, type, ok: true, payload: payload as ServerPushFrame['payload'] });
+
+/** A checked frame's payload as the type its schema gives it (`ServerFrameCheck` checked it against that schema). */
+export function payloadOf<T>(frame: ServerReplyFrame | ServerPushFrame): T {
+  return frame.payload as unknown as T;
 }
-
-export interface ErrorFrame {
-  channel: 'control';
-  type: 'control.error';
-  id: string | null;
-  ok: false;
-  error: { code: string; message: string; field?: string };
-}
-
-export interface PushFrame {
-  channel: 'control';
-  type: string;
-  ok: true;
-  payload: unknown;
-}
-
-export type ServerFrame = ReplyFrame | ErrorFrame | PushFrame;
-
-export const reply = (type: string, id: string, payload: unknown): ReplyFrame => ({ channel: CHANNEL, type, id, ok: true, payload });
-export const errorFrame = (id: string | null, error: ErrorFrame['error']): ErrorFrame => ({ channel: CHANNEL, type: 'control.error', id, ok: false, error });
-export const push = (type: string, payload: unknown): PushFrame => ({ channel: CHANNEL, type, ok: true, payload });
 
 export function bearerSubprotocol(token: string): string {
   return BEARER_SUBPROTOCOL_PREFIX + Buffer.from(token).toString('base64url');

@@ -1,4 +1,4 @@
-import type { ServiceDescriptor, ServiceRuntime } from './types.gen.js';
+import type { ServiceRuntime } from './types.gen.js';
 
 // What the server pushes to a node (RelayRequest) and the node's answer as the requester gets it
 // (RelayOutcome) are generated from docs/schemas/control-replies.schema.json into types.gen.ts.
@@ -20,16 +20,4 @@ export const RELAY_WAIT_MAX_MS = 86_400_000;
 export function invokeWaitMs(runtime: Pick<ServiceRuntime, 'timeout_ms' | 'kill_grace_ms' | 'max_queue' | 'max_concurrency'>): number {
   const runs = Math.ceil(runtime.max_queue / Math.max(1, runtime.max_concurrency)) + 1;
   return Math.min(RELAY_WAIT_MAX_MS, runs * (runtime.timeout_ms + runtime.kill_grace_ms) + RELAY_WAIT_MS);
-}
-
-/**
- * Whether a service's `permissions` admit a user session (SPEC §8): `allow_roles` contains `user`,
- * `*` or `all`; otherwise a `deny` / `deny-by-default` default refuses; `require_project_token`
- * refuses a session without the project token. WorldFS hides what this refuses; the server
- * refuses to relay to it.
- */
-export function admitsUser(permissions: ServiceDescriptor['permissions'], hasProjectToken: boolean): boolean {
-  if (permissions.require_project_token === true && !hasProjectToken) return false;
-  if ((permissions.allow_roles ?? []).some((role) => role === 'user' || role === '*' || role === 'all')) return true;
-  return !/^deny/.test(permissions.default);
 }

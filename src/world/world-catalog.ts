@@ -1,24 +1,18 @@
 import type { Logger } from 'pino';
 import { ControlClient } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
-import type { ServerFrame } from '../protocol/envelope.js';
+import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { SchemaError, type Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
 import { randomUUID } from 'node:crypto';
 import { RELAY_WAIT_MS } from '../protocol/relay.js';
-import type { CatalogDeltaPayload, PublicNode, RelayOutcome, RelayPayload, StoredNode } from '../protocol/types.gen.js';
+import type { CatalogDeltaPayload, PublicNode, RelayOutcome, RelayPayload, SessionAttachReply, StoredNode } from '../protocol/types.gen.js';
 import { FsError, isErrnoName } from '../errors/errno.js';
 import { CatalogMirror } from './catalog-mirror.js';
 
 /** How much longer than a relay's own bound the mount waits for the server's answer. */
 const REPLY_SLACK_MS = 5000;
-
-/** What `control.session_attach` says this session may do: `allowed` or the refusal. */
-export interface SessionGrant {
-  has_project_token: boolean;
-  actions: Record<string, string>;
-}
 
 export interface WorldCatalogOptions {
   /** The control servers to try in turn (servers of one store). */
@@ -27,7 +21,7 @@ export interface WorldCatalogOptions {
   /** Every frame the server sends is checked against docs/schemas before the catalog reads it. */
   schemas: Schemas;
   /** Attaches the project session on every new connection (users); resolves to its grant. */
-  attach?: (client: ControlClient) => Promise<SessionGrant>;
+  attach?: (client: ControlClient) => Promise<SessionAttachReply>;
   log: Logger;
   backoffMs?: number;
   backoffMaxMs?: number;
@@ -56,7 +50,7 @@ export class WorldCatalog {
   #position: number | undefined;
   #reconnect: ReconnectLoop;
   #client: ControlClient | undefined;
-  #grant: SessionGrant | undefined;
+  #grant: SessionAttachReply | undefined;
   #connected = false;
   #changedMs = Date.now();
   #lastError = 'not connected yet';
@@ -102,8 +96,8 @@ export class WorldCatalog {
     return this.#changedMs;
   }
 
-  /** The project session's grant, or undefined for an admin token (sees everything). */
-  get grant(): SessionGrant | undefined {
+  /** The project session's grant (what `control.session_attach` says it may do: `allowed` or the refusal), or undefined for an admin token (sees everything). */
+  get grant(): SessionAttachReply | undefined {
     return this.#grant;
   }
 
@@ -229,7 +223,7 @@ export class WorldCatalog {
       },
       onPush: (frame: ServerFrame) => {
         if (frame.ok && frame.type === 'control.node_service_event') {
-          const event = frame.payload as CatalogDeltaPayload;
+          const event = payloadOf<CatalogDeltaPayload>(frame);
           learned(event.seq);
           const busy = reading.get(event.node_id);
           if (busy) busy.events.push(event);

@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { ServedMount } from '../fuse/served-mount.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { loadSchemas } from '../protocol/schemas.js';
-import { WorldCatalog, type SessionGrant } from './world-catalog.js';
+import type { SessionAttachReply } from '../protocol/types.gen.js';
+import { WorldCatalog } from './world-catalog.js';
 import { buildWorldTree } from './world-tree.js';
 
 export interface WorldDaemonOptions {
@@ -51,7 +52,7 @@ export class WorldDaemon {
     const { project } = options;
     const attach = project
       ? (client: ControlClient) =>
-          client.request<SessionGrant>('control.session_attach', {
+          client.request<SessionAttachReply>('control.session_attach', {
             project_id: project.projectId,
             ...(project.projectToken === undefined ? {} : { project_token: project.projectToken }),
           })

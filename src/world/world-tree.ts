@@ -1,6 +1,6 @@
-import { admitsUser } from '../protocol/relay.js';
 import { helpReadme } from '../protocol/service-files.js';
-import type { PublicNode, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { PublicNode, ServiceDescriptor, SessionAttachReply } from '../protocol/types.gen.js';
+import { seesService, type Sight } from '../protocol/visibility.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
 import { FsError } from '../errors/errno.js';
 import { snapshotFile, type Rendered } from '../vfs/files.js';
@@ -9,7 +9,7 @@ import type { VNode } from '../vfs/node.js';
 import { DocumentCache, liveServiceFiles } from './live-files.js';
 import { derivedRoots, withDerivedRoots } from './derived-roots.js';
 import { RemoteNode, type Relay } from './remote-node.js';
-import type { SessionGrant, WorldCatalog } from './world-catalog.js';
+import type { WorldCatalog } from './world-catalog.js';
 
 export interface WorldTreeOptions {
   catalog: WorldCatalog;
@@ -29,7 +29,7 @@ export function buildWorldTree(options: WorldTreeOptions): VNode {
   const documents = new DocumentCache();
   // Every path is resolved from the root on every operation: a node's directory is built once per
   // catalog entry (entries are replaced, never changed, when the node changes) and session grant.
-  const built = new WeakMap<PublicNode, { grant: SessionGrant | undefined; directory: VNode }>();
+  const built = new WeakMap<PublicNode, { grant: SessionAttachReply | undefined; directory: VNode }>();
   const nodeDirectoryOf = (nodeId: string): VNode | undefined => {
     const node = connected(catalog).node(nodeId);
     if (!node) return undefined;
@@ -105,11 +105,14 @@ function nodeDirectory(catalog: WorldCatalog, nodeId: string, relay: Relay, docu
   ];
   // The node's exports, relayed, when it publishes its fs service (SPEC §9 nodes/<id>/fs/<export>/).
   const fs = catalog.node(nodeId)?.services.find((s) => s.service_id === FS_SERVICE_ID);
-  if (fs && exportsVisible(fs, catalog.grant)) entries.push(['fs', new RemoteNode(relay, '/fs')]);
+  if (fs && exportsVisible(nodeId, fs, catalog.grant)) entries.push(['fs', new RemoteNode(relay, '/fs')]);
   // Services that declare mount paths outside services/ show there too (SPEC §2; §8: `mount`).
   return withDerivedRoots(entries, {
     roots: () =>
-      derivedRoots(nodeId, mountRootsVisible(catalog.grant) ? (connected(catalog).node(nodeId)?.services ?? []).filter((s) => visible(s, catalog.grant)) : []),
+      derivedRoots(
+        nodeId,
+        mountRootsVisible(catalog.grant) ? (connected(catalog).node(nodeId)?.services ?? []).filter((s) => visible(nodeId, s, catalog.grant)) : [],
+      ),
     serviceDirectory: serviceDirectoryOf,
     mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
   });
@@ -119,7 +122,7 @@ function servicesDirectory(catalog: WorldCatalog, nodeId: string, serviceDirecto
   const services = (): ServiceDescriptor[] => {
     const node = connected(catalog).node(nodeId);
     if (!node) throw new FsError('ENOENT', `node ${nodeId} is no longer in the catalog`);
-    return node.services.filter((s) => visible(s, catalog.grant)).sort((a, b) => (a.service_id < b.service_id ? -1 : 1));
+    return node.services.filter((s) => visible(nodeId, s, catalog.grant)).sort((a, b) => (a.service_id < b.service_id ? -1 : 1));
   };
   const servicesJson = nodeFile(catalog, nodeId, () =>
     json(services().map((s) => ({ service_id: s.service_id, kind: s.kind, version: s.version, state: s.state }))),
@@ -131,7 +134,7 @@ function servicesDirectory(catalog: WorldCatalog, nodeId: string, serviceDirecto
       const service = connected(catalog)
         .node(nodeId)
         ?.services.find((s) => s.service_id === name);
-      return service && visible(service, catalog.grant) ? serviceDirectoryOf(name) : undefined;
+      return service && visible(nodeId, service, catalog.grant) ? serviceDirectoryOf(name) : undefined;
     },
     mtimeMs: () => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs,
   });
@@ -144,7 +147,7 @@ const FS_SERVICE_ID = 'fs';
 function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: string, relay: Relay, documents: DocumentCache): VNode {
   const current = (node: PublicNode | undefined): ServiceDescriptor => {
     const service = node?.services.find((s) => s.service_id === serviceId);
-    if (!service || !visible(service, catalog.grant)) throw new FsError('ENOENT', `service ${serviceId} is no longer on node ${nodeId}`);
+    if (!service || !visible(nodeId, service, catalog.grant)) throw new FsError('ENOENT', `service ${serviceId} is no longer on node ${nodeId}`);
     return service;
   };
   const file = (render: (service: ServiceDescriptor) => string): VNode => nodeFile(catalog, nodeId, (node) => render(current(node)));
@@ -180,31 +183,40 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
 }
 
 /**
- * Whether this session may see a service (SPEC §8): admins see all; a user session when its
- * project allows `invoke` and the service's permissions admit it. Hidden means absent from
- * listings and ENOENT.
+ * The mount's session as SPEC §8's rule sees it (src/protocol/visibility.ts): admins (no grant)
+ * see all; a user session has the actions its grant says. Which nodes it sees is the server's
+ * part: the catalog this mount mirrors holds only the nodes the project mounts, read live there.
  */
-export function visible(service: ServiceDescriptor, grant: SessionGrant | undefined): boolean {
-  if (!grant) return true;
-  return grant.actions.invoke === 'allowed' && admitsUser(service.permissions, grant.has_project_token);
+function sightOf(grant: SessionAttachReply | undefined): Sight {
+  if (!grant) return undefined;
+  return {
+    hasProjectToken: grant.has_project_token,
+    mounts: () => true,
+    refusal: (action) => (grant.actions[action] === 'allowed' ? undefined : grant.actions[action]),
+  };
+}
+
+/** Whether this session may see a service: live service files need `invoke`. Hidden means absent from listings and ENOENT. */
+export function visible(nodeId: string, service: ServiceDescriptor, grant: SessionAttachReply | undefined): boolean {
+  return seesService(sightOf(grant), nodeId, service.permissions, 'invoke');
 }
 
 /** SPEC §8: `mount` guards derived mount roots (each also needs its service to be visible). */
-function mountRootsVisible(grant: SessionGrant | undefined): boolean {
+function mountRootsVisible(grant: SessionAttachReply | undefined): boolean {
   return !grant || grant.actions.mount === 'allowed';
 }
 
 /** SPEC §8: `read` guards fs/ reads in WorldFS (not `invoke`), and the fs service must admit the session. */
-function exportsVisible(fs: ServiceDescriptor, grant: SessionGrant | undefined): boolean {
-  return !grant || (grant.actions.read === 'allowed' && admitsUser(fs.permissions, grant.has_project_token));
+function exportsVisible(nodeId: string, fs: ServiceDescriptor, grant: SessionAttachReply | undefined): boolean {
+  return seesService(sightOf(grant), nodeId, fs.permissions, 'read');
 }
 
-function nodeCaps(node: PublicNode, grant: SessionGrant | undefined): Record<string, unknown> {
-  const services = node.services.filter((s) => visible(s, grant));
+function nodeCaps(node: PublicNode, grant: SessionAttachReply | undefined): Record<string, unknown> {
+  const services = node.services.filter((s) => visible(node.node_id, s, grant));
   return { platform: node.platform, labels: node.labels, services: services.length, kinds: [...new Set(services.map((s) => s.kind))].sort() };
 }
 
-function nodeReadme(node: PublicNode, grant: SessionGrant | undefined): string {
-  const services = node.services.filter((s) => visible(s, grant)).map((s) => `- \`${s.service_id}\` (${s.kind} ${s.version}, ${s.state})`);
+function nodeReadme(node: PublicNode, grant: SessionAttachReply | undefined): string {
+  const services = node.services.filter((s) => visible(node.node_id, s, grant)).map((s) => `- \`${s.service_id}\` (${s.kind} ${s.version}, ${s.state})`);
   return `# ${node.node_name} (\`${node.node_id}\`)\n\nState: ${node.state}. ${services.length} service(s) visible to this mount:\n\n${services.join('\n')}${services.length ? '\n' : ''}\nEach \`services/<id>/\` holds the service's catalog metadata (README.md, SCHEMA.json, STATUS.json, CAPS.json,\nMOUNTS.json, OPS.json, RUNTIME.json, PERMISSIONS.json).\n`;
 }

@@ -177,9 +177,19 @@ export class CatalogMirror {
       return;
     }
     const { record, event: stored } = read;
+    const before = this.#nodes.get(nodeId)?.services;
     if (read.deleted) this.#nodes.delete(nodeId);
     else this.#nodes.set(nodeId, record);
-    if (stored) onEvent(new CatalogEvent(record.seq, { kind: stored.kind, timestamp_ms: stored.timestamp_ms, node: record, delta: stored.service_delta }));
+    if (stored)
+      onEvent(
+        new CatalogEvent(record.seq, {
+          kind: stored.kind,
+          timestamp_ms: stored.timestamp_ms,
+          node: record,
+          delta: stored.service_delta,
+          ...(before ? { before } : {}),
+        }),
+      );
   }
 
   /** A node's value from the watch: this server's own write as it wrote it (the same bytes), anything else decoded; undefined when it is no node record. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { FileProjectStore } from '../../../src/control/file-project-store.js';
 import { watchAccess } from '../../../src/control/watch-policy.js';
-import type { CatalogEvent } from '../../../src/control/event-log.js';
+import { seesNode } from '../../../src/protocol/visibility.js';
 import { tempDir } from '../../helpers/node.js';
 
 const projects = await FileProjectStore.open(join(await tempDir(t), 'projects.json'), pino({ level: 'silent' }));
@@ -14,7 +14,6 @@ const admin = { kind: 'admin' as const, tokenId: 'admin' };
 const user = { kind: 'user' as const, tokenId: 'u', userId: 'u1', agentId: null };
 const session = { projectId: 'p', hasProjectToken: false };
 const closed = { allowAdmin: false, allowUser: false };
-const event = (nodeId: string): CatalogEvent => ({ node_id: nodeId }) as CatalogEvent;
 
 t.test('closed gates refuse admin and user watches, naming the setting', async (t) => {
   t.match(watchAccess(admin, closed, undefined, projects), { refused: /ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN/ });
@@ -23,11 +22,11 @@ t.test('closed gates refuse admin and user watches, naming the setting', async (
 
 t.test("purpose worldfs passes the gates; a user still sees only its project's nodes", async (t) => {
   const forAdmin = watchAccess(admin, closed, undefined, projects, 'worldfs');
-  t.ok('filter' in forAdmin && forAdmin.filter(event('anything')));
+  t.ok('sight' in forAdmin && seesNode(forAdmin.sight, 'anything', 'observe'), 'an admin sees every node');
   const forUser = watchAccess(user, closed, session, projects, 'worldfs');
-  if (!('filter' in forUser)) throw new Error(`refused: ${forUser.refused}`);
-  t.ok(forUser.filter(event('n1')), 'a node the project mounts');
-  t.notOk(forUser.filter(event('n2')), 'a node it does not');
+  if (!('sight' in forUser)) throw new Error(`refused: ${forUser.refused}`);
+  t.ok(seesNode(forUser.sight, 'n1', 'observe'), 'a node the project mounts');
+  t.notOk(seesNode(forUser.sight, 'n2', 'observe'), 'a node it does not');
   t.match(watchAccess(user, closed, undefined, projects, 'worldfs'), { refused: /project session/ }, 'still needs a project session');
   t.match(watchAccess({ kind: 'node', nodeId: 'n1' }, closed, undefined, projects, 'worldfs'), { refused: /node connections do not watch/ });
 });

@@ -2,10 +2,10 @@
 // show at that path in WorldFS, with the same visibility as services/<id>, and the project's
 // `mount` action on top. The rules alone, then a WorldFS tree driven in process.
 import t from 'tap';
-import type { PublicNode, ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import type { PublicNode, ServiceDescriptor, SessionAttachReply } from '../../../src/protocol/types.gen.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { derivedRoots } from '../../../src/world/derived-roots.js';
-import type { SessionGrant, WorldCatalog } from '../../../src/world/world-catalog.js';
+import type { WorldCatalog } from '../../../src/world/world-catalog.js';
 import { buildWorldTree } from '../../../src/world/world-tree.js';
 import { rejectsErrno } from '../../helpers/errno.js';
 
@@ -66,12 +66,14 @@ const node: PublicNode = {
     service('user-shared', ['/nodes/n1/shared/inner']),
   ],
 };
-const grant = (actions: Partial<Record<'invoke' | 'mount', string>>): SessionGrant => ({
+const grant = (actions: Partial<Record<'invoke' | 'mount', string>>): SessionAttachReply => ({
+  project_id: 'p',
+  nodes: ['n1'],
   has_project_token: false,
   actions: { read: 'allowed', observe: 'allowed', invoke: 'allowed', mount: 'allowed', admin: 'no', ...actions },
 });
 const relayed: string[] = [];
-function tree(sessionGrant: SessionGrant | undefined): Dispatcher {
+function tree(sessionGrant: SessionAttachReply | undefined): Dispatcher {
   const catalog = {
     connected: true,
     lastError: '',

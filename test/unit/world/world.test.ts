@@ -1,7 +1,7 @@
 // WorldFS rules without a mount: which services a session sees (SPEC §8), and how a
 // `world:<url>` mount helper command line becomes `acheron world` options (SPEC §1).
 import t from 'tap';
-import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import type { ServiceDescriptor, SessionAttachReply } from '../../../src/protocol/types.gen.js';
 import { worldMountArgs } from '../../../src/cli/world-options.js';
 import { visible } from '../../../src/world/world-tree.js';
 
@@ -18,33 +18,35 @@ const service = (permissions: ServiceDescriptor['permissions']): ServiceDescript
   permissions,
   schema: {},
 });
-const grant = (invoke: string, hasToken = false) => ({
+const grant = (invoke: string, hasToken = false): SessionAttachReply => ({
+  project_id: 'p',
+  nodes: ['n1'],
   has_project_token: hasToken,
   actions: { read: 'allowed', observe: 'allowed', invoke, mount: 'allowed', admin: 'no' },
 });
 
 t.test('admins (no project session) see every service', async (t) => {
-  t.ok(visible(service({ default: 'deny-by-default', allow_roles: ['admin'] }), undefined));
+  t.ok(visible('n1', service({ default: 'deny-by-default', allow_roles: ['admin'] }), undefined));
 });
 
 t.test('a user session needs invoke allowed, then the service permissions decide', async (t) => {
   const open = grant('allowed');
-  t.ok(visible(service({ default: 'deny-by-default', allow_roles: ['user'] }), open), 'allow_roles user');
-  t.ok(visible(service({ default: 'deny-by-default', allow_roles: ['*'] }), open), 'allow_roles *');
-  t.ok(visible(service({ default: 'deny-by-default', allow_roles: ['all'] }), open), 'allow_roles all');
-  t.notOk(visible(service({ default: 'deny-by-default', allow_roles: ['admin'] }), open), 'admins only: hidden');
-  t.notOk(visible(service({ default: 'deny' }), open), 'default deny: hidden');
-  t.ok(visible(service({ default: 'allow' }), open), 'a default that is not deny: visible');
+  t.ok(visible('n1', service({ default: 'deny-by-default', allow_roles: ['user'] }), open), 'allow_roles user');
+  t.ok(visible('n1', service({ default: 'deny-by-default', allow_roles: ['*'] }), open), 'allow_roles *');
+  t.ok(visible('n1', service({ default: 'deny-by-default', allow_roles: ['all'] }), open), 'allow_roles all');
+  t.notOk(visible('n1', service({ default: 'deny-by-default', allow_roles: ['admin'] }), open), 'admins only: hidden');
+  t.notOk(visible('n1', service({ default: 'deny' }), open), 'default deny: hidden');
+  t.ok(visible('n1', service({ default: 'allow' }), open), 'a default that is not deny: visible');
   t.notOk(
-    visible(service({ default: 'allow', allow_roles: ['user'] }), grant('project p: invoke needs the project token')),
+    visible('n1', service({ default: 'allow', allow_roles: ['user'] }), grant('project p: invoke needs the project token')),
     'invoke refused: nothing is visible',
   );
 });
 
 t.test('require_project_token hides a service from sessions without the project token', async (t) => {
   const permissions = { default: 'deny-by-default', allow_roles: ['user'], require_project_token: true };
-  t.notOk(visible(service(permissions), grant('allowed', false)));
-  t.ok(visible(service(permissions), grant('allowed', true)));
+  t.notOk(visible('n1', service(permissions), grant('allowed', false)));
+  t.ok(visible('n1', service(permissions), grant('allowed', true)));
 });
 
 t.test('world:<url> <dir> -o ...: the URL from the source, known keys in snake_case, the rest reported', async (t) => {
