@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
 import { ACHERON, tempDir, type Exit, type Teardown } from './node.js';
-import { q, sh, waitFor, type ShResult } from './process.js';
+import { q, sh, waitFor, watchdog, type ShResult } from './process.js';
 
 export interface RunningControl {
   /** ws://127.0.0.1:<port> */
@@ -136,6 +136,7 @@ export async function startControl(
     ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  watchdog(child.pid as number);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));

@@ -10,7 +10,7 @@ import { EtcdConnection } from '../../src/control/etcd/connection.js';
 import { ETCD_DEFAULTS, type EtcdOptions } from '../../src/control/etcd/options.js';
 import { acheron, freePort, type TestStore } from './control.js';
 import type { Exit, Teardown } from './node.js';
-import { waitFor } from './process.js';
+import { waitFor, watchdog } from './process.js';
 
 /** One etcd member (Debian etcd-server) on loopback ports, in its own process group. */
 export interface EtcdMember {
@@ -185,11 +185,8 @@ function member(name: string, clientUrl: string, peerUrl: string, dataDir: strin
       if (this.isRunning) return;
       // Appended across restarts; a synchronous open so the member exists when start() returns.
       const log = openSync(logFile, 'a');
-      // A watchdog beside it: when the test process dies without its teardown (tap's file timeout
-      // kills it), the pipe on stdin closes and the member is killed, never left running. (sh gives
-      // a background job /dev/null as stdin unless told otherwise: hence fd 3.)
-      const watchdog = 'exec 3<&0; (cat <&3 > /dev/null; kill -9 $$) & exec etcd "$@" 3<&-';
-      const proc = spawn('sh', ['-c', watchdog, 'etcd', ...args], { stdio: ['pipe', 'ignore', log], detached: true });
+      const proc = spawn('etcd', args, { stdio: ['ignore', 'ignore', log], detached: true });
+      watchdog(proc.pid as number);
       closeSync(log);
       child = proc;
       gone = false;

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { q, sh, waitFor } from './process.js';
+import { q, sh, waitFor, watchdog } from './process.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const ACHERON = join(REPO, 'bin', 'acheron.js');
@@ -76,6 +76,7 @@ export function spawnMounter(
   env?: NodeJS.ProcessEnv,
 ): { child: ChildProcess; exited: Promise<Exit>; gone(): boolean; stderr(): string } {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env }, detached: true });
+  watchdog(child.pid as number, `fusermount -uz ${q(mount)} 2>/dev/null`);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));

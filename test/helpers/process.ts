@@ -52,6 +52,20 @@ export async function waitFor<T>(
 /** Single-quotes a string for bash. */
 export const q = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
 
+/**
+ * A sentinel for a detached child (its own process group, `pid`): when this test process dies
+ * without its teardowns (tap's file timeout kills it; a top-level await that throws skips them),
+ * the pipe on the sentinel's stdin closes, and it kills the child's group and runs `cleanup` (a
+ * shell command, e.g. unmounting its mount), so nothing is left running into the next test file.
+ * The sentinel is no child of the child's: their process trees stay as they are.
+ */
+export function watchdog(pid: number, cleanup = 'true'): void {
+  const sentinel = spawn('sh', ['-c', `cat > /dev/null; kill -9 -${pid} 2>/dev/null; ${cleanup}`], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  sentinel.unref();
+  sentinel.stdin?.on('error', () => undefined);
+  (sentinel.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+}
+
 /** True while `pid` runs (a zombie counts as gone: it only waits to be reaped). */
 export async function alive(pid: number): Promise<boolean> {
   try {
