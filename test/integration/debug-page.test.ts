@@ -362,7 +362,13 @@ await t.test('user: the project-scope preview and a refused watch with its hint'
   await attach(page, 'p1', PROJECT_TOKEN);
   tt.match(await page.locator('#project-preview').innerText(), /project token presented/);
   tt.equal(await verdict(page, 'observe'), 'allowed');
-  tt.match(await page.locator('#project-preview li[data-node="n1"]').innerText(), /n1 \(online, 2 services\)/, 'what the session sees of its node');
+  // Both services keep the default permissions (deny-by-default): hidden from user sessions, in
+  // the catalog as in WorldFS (SPEC §8; visibility.test.ts shows the services a user may see).
+  tt.match(
+    await page.locator('#project-preview li[data-node="n1"]').innerText(),
+    /n1 \(online, 0 services\)/,
+    'what the session sees of its node: none of its services',
+  );
   tt.equal(await page.locator('#project-preview li').count(), 1, 'only the project node');
 });
 
