@@ -1,5 +1,5 @@
 import type { NodeSummary, PublicNode, ServiceDelta, ServiceDescriptor, UpdatedEntry, DeltaEntry } from '../protocol/types.gen.js';
-import { admitsUser, seesNode, type ServicePermissions, type Sight, type UserSight } from '../protocol/visibility.js';
+import { admits, admitsUser, seesNode, type ServicePermissions, type Sight, type UserSight } from '../protocol/visibility.js';
 import { deltaBody, fullBody, type CatalogEvent, type EventNode, type StoredService } from './catalog-event.js';
 import type { EventShape } from './frames.js';
 import { refusal, type ProjectSession } from './policy.js';
@@ -36,12 +36,10 @@ function permissionsOf(service: StoredService): ServicePermissions {
   return permissions;
 }
 
-const shown = (sight: Sight, permissions: ServicePermissions): boolean => sight === undefined || admitsUser(permissions, sight.hasProjectToken);
-
 /** `control.node_get` as the session may see it: the services (and their hashes) it may not see left out. */
 export function nodeAsSeen(node: PublicNode, sight: Sight): PublicNode {
-  if (sight === undefined || node.services.every((s) => shown(sight, s.permissions))) return node;
-  const services = node.services.filter((s) => shown(sight, s.permissions));
+  if (sight === undefined || node.services.every((s) => admits(sight, s.permissions))) return node;
+  const services = node.services.filter((s) => admits(sight, s.permissions));
   const hashes = node.service_hashes;
   return {
     ...node,
@@ -53,7 +51,7 @@ export function nodeAsSeen(node: PublicNode, sight: Sight): PublicNode {
 /** A `control.node_list` entry as the session may see it: `service_count` counts what it sees. */
 export function summaryAsSeen(summary: NodeSummary, services: readonly StoredService[], sight: Sight): NodeSummary {
   if (sight === undefined) return summary;
-  return { ...summary, service_count: services.filter((s) => shown(sight, permissionsOf(s))).length };
+  return { ...summary, service_count: services.filter((s) => admits(sight, permissionsOf(s))).length };
 }
 
 /** What an event shows the sessions of one kind (with or without the project token), when that differs from the event. */
