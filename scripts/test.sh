@@ -33,6 +33,11 @@ pass=$(grep -acE '^\s*ok [0-9]+ ' "$log" || true)
 fail=$(grep -aE '^\s*not ok [0-9]+ ' "$log" | grep -vc '# TODO' || true)
 subtests=$(grep -acE '^\s*# Subtest' "$log" || true)
 pass=$((pass - subtests > 0 ? pass - subtests : pass))
+# CI shows only the end of the log: name each failed assertion there, with its file and a line of its diagnosis.
+if [ "$fail" -gt 0 ]; then
+  echo "# failed assertions (file: assertion):"
+  awk '/^# Subtest: /{file=substr($0, 12)} /^[[:space:]]*not ok [0-9]+ / && !/# TODO/{sub(/^[[:space:]]*/, ""); print "#   " file ": " $0}' "$log" | head -n 12
+fi
 [ ${#failed_steps[@]} -eq 0 ] || { echo "# failed steps: ${failed_steps[*]}"; fail=$((fail + ${#failed_steps[@]})); }
 [ "$tap_status" -eq 0 ] || [ "$fail" -gt 0 ] || fail=1
 echo "$pass passed, $fail failed"
