@@ -3,6 +3,8 @@
 // the service-files conformance suite, test/integration/suites/service-files.ts), nothing else waits
 // for a running driver, and a full queue answers EAGAIN at open.
 import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manifest, readJson, readText, startNode, TRANSACTION } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
@@ -11,9 +13,18 @@ import type { ServiceStatus } from '../../src/protocol/types.gen.js';
 const slow = (id: string, seconds: number, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
   manifest(id, 'slow', { runtime: { env: { SLOW_SECONDS: String(seconds) }, ...runtime } });
 
+// 'long' and 'no-queue' run until the test creates their release file: "still running" is then a
+// fact, not a race against a sleep on a loaded machine.
+const releases = await mkdtemp(join(tmpdir(), 'acheron-releases-'));
+t.teardown(() => rm(releases, { recursive: true, force: true }));
+const releaseFile = (id: string): string => join(releases, id);
+const release = (id: string): Promise<void> => writeFile(releaseFile(id), '');
+const heldUntilReleased = (id: string, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
+  manifest(id, 'slow', { runtime: { env: { SLOW_UNTIL: releaseFile(id) }, ...runtime } });
+
 const parallel = ['p1', 'p2', 'p3', 'p4'];
 const node = await startNode(t, {
-  manifests: [...parallel.map((id) => slow(id, 1)), slow('long', 3), slow('other', 1), slow('no-queue', 3, { max_queue: 0 })],
+  manifests: [...parallel.map((id) => slow(id, 1)), heldUntilReleased('long'), slow('other', 1), heldUntilReleased('no-queue', { max_queue: 0 })],
 });
 
 const file = (id: string, name: string): string => join(node.service(id), name);
@@ -116,6 +127,7 @@ await t.test('a running driver blocks no other file or service', async (tt) => {
   tt.same(JSON.parse(other.stdout), { slept: true, echo: { beside: 'long' } }, 'another service ran meanwhile');
   tt.notOk(first.finished(), 'the first invocation of the busy service is still running');
   tt.notOk(second.finished(), 'the queued one has not run yet');
+  await release('long');
   tt.equal((await first.done).code, 0);
   tt.equal((await second.done).code, 0);
   tt.same(await readJson(file('long', 'result.json')), { slept: true, echo: { n: 2 } }, 'queued in arrival order: the second finished last');
@@ -134,6 +146,7 @@ await t.test('max_queue 0: a second writer while one runs gets EAGAIN at open', 
   tt.equal(s.state, 'running', 'the first invocation still runs');
   tt.equal(s.errno, 'EAGAIN');
   tt.match(await readJson(file('no-queue', 'metrics.json')), { rejected_total: 1 });
+  await release('no-queue');
   tt.equal((await first.done).code, 0);
   tt.same(await readJson(file('no-queue', 'result.json')), { slept: true, echo: { first: true } });
   tt.match(await readJson(file('no-queue', 'metrics.json')), { invokes_total: 1, rejected_total: 1 });
