@@ -13,6 +13,7 @@ import { isInside } from './paths.js';
 
 interface Compiled {
   module: WebAssembly.Module;
+  initialPages: number;
   maxPages: number;
   sha256: string;
   bytes: number;
@@ -149,7 +150,7 @@ export class WasmServices {
       return problem('/runtime/module_path', `${found.path}: ${(error as Error).message}`);
     }
     const checked: LoadedService = { ...service, moduleHash: sha256 };
-    this.#checked.set(checked, { modulePath: found.path, compiled, program: { module: compiled.module, maxPages: compiled.maxPages, preopens } });
+    this.#checked.set(checked, { modulePath: found.path, compiled, program: { module: compiled.module, initialPages: compiled.initialPages, maxPages: compiled.maxPages, preopens } });
     return { service: checked };
   }
 }
@@ -157,7 +158,7 @@ export class WasmServices {
 async function compile(bytes: Buffer, maxPages: number, sha256: string): Promise<Compiled> {
   const prepared = prepareWasmModule(bytes, maxPages);
   try {
-    return { module: await WebAssembly.compile(prepared.bytes), maxPages: prepared.maxPages, sha256, bytes: bytes.length };
+    return { module: await WebAssembly.compile(prepared.bytes), initialPages: prepared.initialPages, maxPages: prepared.maxPages, sha256, bytes: bytes.length };
   } catch (error) {
     throw new WasmModuleError(`not a valid WebAssembly module: ${(error as Error).message}`);
   }

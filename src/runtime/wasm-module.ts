@@ -1,7 +1,8 @@
 /**
  * Reading a WASI command module's binary before it is compiled (SPEC §4 `runtime.type: "wasm"`):
- * what it imports and exports, and its memory, which is capped here by rewriting the declared maximum
- * (worker `resourceLimits` cover only the JavaScript heap, never wasm memory).
+ * what it imports and exports, and its memory, which becomes an import here so that the host gives
+ * every instance its memory, capped by the import's maximum (worker `resourceLimits` cover only the
+ * JavaScript heap, never wasm memory).
  */
 
 export const WASM_PAGE_BYTES = 65536;
@@ -64,9 +65,16 @@ export class WasmModuleError extends Error {
   }
 }
 
-const SECTION = { import: 2, memory: 5, export: 7 } as const;
+const SECTION = { custom: 0, type: 1, import: 2, memory: 5, export: 7 } as const;
 const KIND = { func: 0, table: 1, memory: 2, global: 3, tag: 4 } as const;
 const KIND_NAMES = ['function', 'table', 'memory', 'global', 'tag'];
+
+/** A memory's limits in pages: flags bit 0 says whether `max` is there. */
+interface Limits {
+  flags: number;
+  min: number;
+  max: number | undefined;
+}
 
 /** A little-endian LEB128 reader over the module bytes that names the offset when they end early. */
 class Reader {
@@ -105,7 +113,7 @@ class Reader {
   }
 
   /** limits: flags, min[, max]; shared (0x02) and 64-bit (0x04) memories are refused by the caller. */
-  limits(): { flags: number; min: number; max: number | undefined } {
+  limits(): Limits {
     const flags = this.byte();
     const min = this.u32();
     return { flags, min, max: flags & 1 ? this.u32() : undefined };
@@ -125,10 +133,11 @@ function uleb(n: number): number[] {
 
 /** What a module needs, read from its import, memory and export sections. */
 export interface WasmModuleInfo {
-  imports: Array<{ module: string; name: string; kind: string }>;
+  /** `limits`: an imported memory's, in pages. */
+  imports: Array<{ module: string; name: string; kind: string; limits?: Limits }>;
   exports: Map<string, string>;
   /** Each defined memory's declared limits, in pages. */
-  memories: Array<{ min: number; max: number | undefined; flags: number }>;
+  memories: Limits[];
 }
 
 /** Reads the sections that matter here; throws WasmModuleError when the bytes are not a wasm binary. */
@@ -154,11 +163,12 @@ export function readWasmModule(bytes: Uint8Array): WasmModuleInfo {
         const module = section.name();
         const name = section.name();
         const kind = section.byte();
+        let limits: Limits | undefined;
         if (kind === KIND.func) section.u32();
         else if (kind === KIND.table) {
           section.byte();
           section.limits();
-        } else if (kind === KIND.memory) section.limits();
+        } else if (kind === KIND.memory) limits = section.limits();
         else if (kind === KIND.global) {
           section.byte();
           section.byte();
@@ -166,7 +176,7 @@ export function readWasmModule(bytes: Uint8Array): WasmModuleInfo {
           section.byte();
           section.u32();
         } else throw new WasmModuleError(`unknown import kind ${kind} for ${module}.${name}`);
-        info.imports.push({ module, name, kind: KIND_NAMES[kind] ?? String(kind) });
+        info.imports.push({ module, name, kind: KIND_NAMES[kind] ?? String(kind), ...(limits && { limits }) });
       }
     } else if (id === SECTION.memory) {
       for (let n = section.u32(); n > 0; n--) info.memories.push(section.limits());
@@ -183,12 +193,27 @@ export function readWasmModule(bytes: Uint8Array): WasmModuleInfo {
   return info;
 }
 
+/** Where a prepared module takes its memory from: the worker passes one in with every instance. */
+export const HOST_MEMORY = { module: 'acheron', name: 'memory' } as const;
+
+/** A module ready to compile, and the memory each of its instances is given (pages). */
+export interface PreparedWasmModule {
+  bytes: Uint8Array;
+  /** The module's declared initial memory. */
+  initialPages: number;
+  /** The lower of the cap and the module's own maximum. */
+  maxPages: number;
+}
+
 /**
  * Checks that a module is a WASI preview1 command this host can run under a memory cap of `maxPages`,
- * and returns its bytes with every memory's maximum lowered to the cap (or set to it when undeclared),
- * so `memory.grow` past the cap fails inside the module. Throws WasmModuleError naming the reason.
+ * and returns its bytes with its memory turned into an import (HOST_MEMORY) of the same initial size
+ * whose maximum is the cap (or the module's own maximum when lower), so `memory.grow` past the cap
+ * fails inside the module. The host then gives each instance its memory: fresh, or one of a finished
+ * run zeroed (wasm-worker.ts), which costs far less than a new one. Throws WasmModuleError naming the
+ * reason.
  */
-export function prepareWasmModule(bytes: Uint8Array, maxPages: number): { bytes: Uint8Array; maxPages: number } {
+export function prepareWasmModule(bytes: Uint8Array, maxPages: number): PreparedWasmModule {
   const info = readWasmModule(bytes);
   for (const imp of info.imports) {
     if (imp.module !== WASI_MODULE || imp.kind !== 'function' || !WASI_PREVIEW1_FUNCTIONS.has(imp.name)) {
@@ -198,43 +223,57 @@ export function prepareWasmModule(bytes: Uint8Array, maxPages: number): { bytes:
   if (info.exports.get('_start') !== 'function')
     throw new WasmModuleError('exports no _start function (a WASI command module needs one; a reactor or library module cannot be run)');
   if (info.exports.get('memory') !== 'memory') throw new WasmModuleError('exports no memory named "memory" (WASI needs it)');
-  if (info.memories.length === 0) throw new WasmModuleError('defines no memory of its own');
-  let effective = maxPages;
-  for (const memory of info.memories) {
-    if (memory.flags & ~1) throw new WasmModuleError(`declares a ${memory.flags & 2 ? 'shared' : '64-bit'} memory, which this host does not run`);
-    if (memory.min > maxPages) {
-      throw new WasmModuleError(
-        `declares an initial memory of ${memory.min * WASM_PAGE_BYTES} bytes, above runtime.wasm.max_memory_bytes (${maxPages * WASM_PAGE_BYTES})`,
-      );
-    }
-    effective = Math.min(effective, memory.max ?? maxPages);
+  const [memory, ...more] = info.memories;
+  if (!memory) throw new WasmModuleError('defines no memory of its own');
+  if (more.length > 0) throw new WasmModuleError(`defines ${info.memories.length} memories (this host runs modules with one)`);
+  if (memory.flags & ~1) throw new WasmModuleError(`declares a ${memory.flags & 2 ? 'shared' : '64-bit'} memory, which this host does not run`);
+  if (memory.min > maxPages) {
+    throw new WasmModuleError(
+      `declares an initial memory of ${memory.min * WASM_PAGE_BYTES} bytes, above runtime.wasm.max_memory_bytes (${maxPages * WASM_PAGE_BYTES})`,
+    );
   }
-  return { bytes: capMemory(bytes, maxPages), maxPages: effective };
+  const effective = Math.min(maxPages, memory.max ?? maxPages);
+  return { bytes: importMemory(bytes, memory.min, effective), initialPages: memory.min, maxPages: effective };
 }
 
-/** The same bytes with the memory section rewritten: every memory gets a maximum of at most `maxPages`. */
-function capMemory(bytes: Uint8Array, maxPages: number): Uint8Array {
+/**
+ * The same bytes with the memory section gone and a memory import (HOST_MEMORY, limits
+ * `min`..`max`) added after the other imports: memory index 0 is then the import, so the code, the
+ * data segments and the "memory" export refer to it unchanged, and function indices do not move.
+ */
+function importMemory(bytes: Uint8Array, min: number, max: number): Uint8Array {
+  const entry = [...nameBytes(HOST_MEMORY.module), ...nameBytes(HOST_MEMORY.name), KIND.memory, 1, ...uleb(min), ...uleb(max)];
+  const section = (count: number, entries: ArrayLike<number>): Uint8Array => {
+    const body = [...uleb(count), ...Array.from(entries)];
+    return Uint8Array.of(SECTION.import, ...uleb(body.length), ...body);
+  };
   const parts: Uint8Array[] = [bytes.subarray(0, 8)];
+  let imported = false;
   const r = new Reader(bytes, 8);
   while (r.pos < bytes.length) {
     const start = r.pos;
     const id = r.byte();
     const size = r.u32();
     const end = r.pos + size;
-    if (id !== SECTION.memory) {
-      parts.push(bytes.subarray(start, end));
-      r.pos = end;
+    r.pos = end;
+    if (id === SECTION.import) {
+      const body = new Reader(bytes.subarray(0, end), end - size);
+      const count = body.u32();
+      parts.push(section(count + 1, [...bytes.subarray(body.pos, end), ...entry]));
+      imported = true;
       continue;
     }
-    const body: number[] = [];
-    const count = r.u32();
-    body.push(...uleb(count));
-    for (let i = 0; i < count; i++) {
-      const { min, max } = r.limits();
-      body.push(1, ...uleb(min), ...uleb(Math.min(max ?? maxPages, maxPages)));
+    // A module without imports gets an import section where one goes: after the type section.
+    if (!imported && id !== SECTION.custom && id !== SECTION.type) {
+      parts.push(section(1, entry));
+      imported = true;
     }
-    parts.push(Uint8Array.of(id, ...uleb(body.length), ...body));
-    r.pos = end;
+    if (id !== SECTION.memory) parts.push(bytes.subarray(start, end));
   }
   return Buffer.concat(parts);
+}
+
+function nameBytes(name: string): number[] {
+  const utf8 = Buffer.from(name, 'utf8');
+  return [...uleb(utf8.length), ...utf8];
 }

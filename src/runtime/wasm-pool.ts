@@ -9,7 +9,8 @@ import type { WasmCallMessage, WasmCallReply, WasmPreopen, WasmWorkerMessage } f
 /** A compiled module and how to run it; the rest (args, env, stdin, limits) comes with the DriverSpec. */
 export interface WasmProgram {
   module: WebAssembly.Module;
-  /** The memory maximum it was compiled with, in pages. */
+  /** The memory each instance is given (HOST_MEMORY), in pages: its initial size and its maximum. */
+  initialPages: number;
   maxPages: number;
   preopens: WasmPreopen[];
 }
@@ -75,6 +76,7 @@ export class WasmPool {
     const call: WasmCallMessage = {
       type: 'call',
       module: program.module,
+      initialPages: program.initialPages,
       maxPages: program.maxPages,
       preopens: program.preopens,
       args: [spec.file, ...spec.args],

@@ -10,7 +10,8 @@ export interface WasmPreopen {
 export interface WasmCallMessage {
   type: 'call';
   module: WebAssembly.Module;
-  /** The memory maximum the module was compiled with (pages), to say so when it ran out. */
+  /** The memory the instance is given (the module imports it as HOST_MEMORY), in pages. */
+  initialPages: number;
   maxPages: number;
   args: string[];
   env: Record<string, string>;

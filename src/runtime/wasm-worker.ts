@@ -1,9 +1,12 @@
 /**
  * A worker thread of WasmPool: runs one WASI command at a time with node:wasi, in a fresh instance
- * (fresh memory) per call. stdin is the payload and stdout/stderr are collected by JavaScript shims
- * over fd_read/fd_write, so no file or pipe is involved. Measured traps (docs/driver-abi.md, "wasm"):
+ * (fresh memory) per call. The module imports its memory (wasm-module.ts, HOST_MEMORY): a run's memory
+ * is zeroed after its reply has gone and given to the next run of the same size, which then sees what
+ * a new one holds (zeros, then its data segments) without the cost of a new one (on this VM the page
+ * faults and unmapping of a new memory were most of an instance's cost). stdin is the payload and
+ * stdout/stderr are collected by JavaScript shims over fd_read/fd_write, so no file or pipe is involved. Measured traps (docs/driver-abi.md, "wasm"):
  * - Node 20's fast API calls crash V8 after 1000-3000 WASI runs when the guest calls node:wasi's
- *   functions directly: every import is wrapped in a JavaScript function (WasmPool also turns the fast
+ *   functions directly: every WASI import is wrapped in a JavaScript function (WasmPool also turns the fast
  *   calls off).
  * - node:wasi never closes the host descriptors of preopens or of files the guest opened: closed here
  *   after each run.
@@ -15,7 +18,7 @@
 import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import type { WasmCallMessage, WasmCallReply } from './wasm-protocol.js';
-import { WASM_PAGE_BYTES } from './wasm-module.js';
+import { HOST_MEMORY, WASI_MODULE, WASM_PAGE_BYTES } from './wasm-module.js';
 
 type HostFunction = (...args: unknown[]) => unknown;
 
@@ -41,6 +44,46 @@ const READ_ONLY_INHERITING = 0x24e026n;
 const SUBSCRIPTION_BYTES = 48;
 const EVENT_BYTES = 32;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Zeroed memories of finished runs, by size (`initial:maximum` pages), for the next run of that size.
+ * Zeroing writes the whole memory while a new one costs only the pages a run touches: past
+ * SPARE_MAX_BYTES a new one is cheaper. A memory that grew is never kept (a new one starts smaller).
+ */
+const spareMemories = new Map<string, WebAssembly.Memory>();
+const SPARE_MAX_BYTES = 2 * 1024 * 1024;
+const SPARE_MAX_SIZES = 4;
+/** The WASI functions each module imports: only those are wrapped per instance. */
+const wasiImportsOf = new WeakMap<WebAssembly.Module, string[]>();
+
+function takeMemory(initial: number, maximum: number): WebAssembly.Memory {
+  const key = `${initial}:${maximum}`;
+  const spare = spareMemories.get(key);
+  if (!spare) return new WebAssembly.Memory({ initial, maximum });
+  spareMemories.delete(key);
+  return spare;
+}
+
+/** Zeroes a finished run's memory and keeps it for the next run of its size (or lets it go). */
+function keepMemory(memory: WebAssembly.Memory, initial: number, maximum: number): void {
+  const bytes = memory.buffer.byteLength;
+  if (bytes !== initial * WASM_PAGE_BYTES || bytes > SPARE_MAX_BYTES) return;
+  new Uint8Array(memory.buffer).fill(0);
+  spareMemories.set(`${initial}:${maximum}`, memory);
+  const oldest = spareMemories.keys().next().value;
+  if (spareMemories.size > SPARE_MAX_SIZES && oldest !== undefined) spareMemories.delete(oldest);
+}
+
+function wasiImports(module: WebAssembly.Module): string[] {
+  let names = wasiImportsOf.get(module);
+  if (!names) {
+    names = WebAssembly.Module.imports(module)
+      .filter((i) => i.module === WASI_MODULE)
+      .map((i) => i.name);
+    wasiImportsOf.set(module, names);
+  }
+  return names;
+}
 
 /** The run stopped because a stream passed max_output_bytes. */
 class OutputCapped extends Error {
@@ -76,7 +119,8 @@ class Collected {
   }
 }
 
-function run(call: WasmCallMessage): WasmCallReply {
+/** One call; `memory` is the instance's, for keepMemory once the reply is on its way. */
+function run(call: WasmCallMessage): { reply: WasmCallReply; memory?: WebAssembly.Memory } {
   const stdout = new Collected('stdout', call.maxOutputBytes);
   const stderr = new Collected('stderr', call.maxOutputBytes);
   const reply = (fields: Partial<WasmCallReply>): WasmCallReply => ({
@@ -103,13 +147,13 @@ function run(call: WasmCallMessage): WasmCallReply {
       stderr: devNull.fd,
     });
   } catch (error) {
-    return reply({ notStarted: true, failure: `WASI set-up failed: ${(error as Error).message}` });
+    return { reply: reply({ notStarted: true, failure: `WASI set-up failed: ${(error as Error).message}` }) };
   }
   // node:wasi's own functions; their typings stop at `getImportObject(): object`.
   const host = (wasi as unknown as { wasiImport: Record<string, HostFunction> }).wasiImport;
-  let memory: WebAssembly.Memory | undefined;
-  const view = (): DataView => new DataView((memory as WebAssembly.Memory).buffer); // fresh: memory.grow detaches old buffers
-  const bytes = (ptr: number, length: number): Uint8Array => new Uint8Array((memory as WebAssembly.Memory).buffer, ptr, length);
+  const memory = takeMemory(call.initialPages, call.maxPages);
+  const view = (): DataView => new DataView(memory.buffer); // fresh: memory.grow detaches old buffers
+  const bytes = (ptr: number, length: number): Uint8Array => new Uint8Array(memory.buffer, ptr, length);
   /** Walks an iovec array, `move` transferring each buffer; writes the total to `resultPtr`. */
   const iovecs = (iovs: number, count: number, resultPtr: number, move: (buffer: Uint8Array) => number): number => {
     let total = 0;
@@ -131,7 +175,10 @@ function run(call: WasmCallMessage): WasmCallReply {
   let highestFd = 2 + call.preopens.length;
   const seen = (fd: number): void => void (highestFd = Math.max(highestFd, fd));
   const imports: Record<string, HostFunction> = {};
-  for (const [name, fn] of Object.entries(host)) imports[name] = (...args: unknown[]) => fn(...args);
+  for (const name of wasiImports(call.module)) {
+    const fn = host[name];
+    if (fn) imports[name] = (...args: unknown[]) => fn(...args);
+  }
   Object.assign(imports, {
     fd_read: (fd: number, iovs: number, count: number, resultPtr: number) =>
       fd !== 0
@@ -167,11 +214,13 @@ function run(call: WasmCallMessage): WasmCallReply {
 
   let instance: WebAssembly.Instance;
   try {
-    instance = new WebAssembly.Instance(call.module, { wasi_snapshot_preview1: imports as Record<string, WebAssembly.ImportValue> });
+    instance = new WebAssembly.Instance(call.module, {
+      [WASI_MODULE]: imports as Record<string, WebAssembly.ImportValue>,
+      [HOST_MEMORY.module]: { [HOST_MEMORY.name]: memory },
+    });
   } catch (error) {
-    return reply({ notStarted: true, failure: `instantiation failed: ${(error as Error).message}` });
+    return { reply: reply({ notStarted: true, failure: `instantiation failed: ${(error as Error).message}` }), memory };
   }
-  memory = instance.exports.memory as WebAssembly.Memory;
   const initialBytes = memory.buffer.byteLength;
   const guestStart = instance.exports._start as () => void;
   // start() binds the memory, then calls this _start: read-only rights go on before any guest code runs.
@@ -197,7 +246,7 @@ function run(call: WasmCallMessage): WasmCallReply {
   }
   // Grown up to its maximum: a failure is then most likely a failed memory.grow.
   const atMemoryCap = memory.buffer.byteLength > initialBytes && memory.buffer.byteLength >= call.maxPages * WASM_PAGE_BYTES;
-  return reply({ exitCode, failure, outputCapped, atMemoryCap });
+  return { reply: reply({ exitCode, failure, outputCapped, atMemoryCap }), memory };
 }
 
 /**
@@ -234,7 +283,8 @@ function sleepOnClocks(dv: DataView, subscriptions: number, events: number, coun
 const port = parentPort;
 if (!port) throw new Error('wasm-worker.js runs as a worker thread of WasmPool');
 port.on('message', (call: WasmCallMessage) => {
-  const reply = run(call);
+  const { reply, memory } = run(call);
   port.postMessage(reply, [reply.stdout.buffer, reply.stderr.buffer]);
+  if (memory) keepMemory(memory, call.initialPages, call.maxPages);
 });
 port.postMessage({ type: 'ready' });

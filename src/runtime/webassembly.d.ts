@@ -3,11 +3,14 @@
 declare namespace WebAssembly {
   class Module {
     constructor(bytes: Uint8Array);
+    static imports(module: Module): Array<{ module: string; name: string; kind: string }>;
   }
   class Memory {
+    /** In pages of 64 KiB. */
+    constructor(descriptor: { initial: number; maximum?: number });
     readonly buffer: ArrayBuffer;
   }
-  type ImportValue = (...args: never[]) => unknown;
+  type ImportValue = ((...args: never[]) => unknown) | Memory;
   class Instance {
     constructor(module: Module, imports: Record<string, Record<string, ImportValue>>);
     readonly exports: Record<string, unknown>;

@@ -48,7 +48,12 @@ export const BUILT_WASM_WORKER = { url: pathToFileURL(join(REPO, 'dist', 'runtim
 /** A module compiled as the node compiles it: memory capped at `maxPages` (default 16 MiB). */
 export async function wasmProgram(bytes: Uint8Array, options: { maxPages?: number; preopens?: WasmPreopen[] } = {}): Promise<WasmProgram> {
   const prepared = prepareWasmModule(bytes, options.maxPages ?? 256);
-  return { module: await WebAssembly.compile(prepared.bytes), maxPages: prepared.maxPages, preopens: options.preopens ?? [] };
+  return {
+    module: await WebAssembly.compile(prepared.bytes),
+    initialPages: prepared.initialPages,
+    maxPages: prepared.maxPages,
+    preopens: options.preopens ?? [],
+  };
 }
 
 /** The environment the wasm tests give their runs (a service's ids). */

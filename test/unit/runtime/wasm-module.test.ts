@@ -1,7 +1,7 @@
 // The module checks of runtime.type "wasm" (what the node refuses at load, and why) and the memory
-// cap written into the module's memory section before it is compiled.
+// turned into an import capped at max_memory_bytes before the module is compiled.
 import t from 'tap';
-import { prepareWasmModule, readWasmModule } from '../../../src/runtime/wasm-module.js';
+import { HOST_MEMORY, prepareWasmModule, readWasmModule } from '../../../src/runtime/wasm-module.js';
 import { wat } from '../../helpers/wat.js';
 
 const START = '(func (export "_start"))';
@@ -35,15 +35,24 @@ t.test('a module the host cannot run is refused with the reason', async (t) => {
   await refused(Buffer.from('0061736d01000000050301', 'hex'), 'section 5 runs past the end of the file');
 });
 
-t.test('the cap lowers or adds the memory maximum; the module still compiles', async (t) => {
-  for (const [memory, wantMax, effective] of [
-    ['1', 16, 16],
-    ['2 4', 4, 4],
-    ['1 65536', 16, 16],
+t.test('the memory becomes an import with the cap as its maximum (lowered or added); the module still compiles', async (t) => {
+  const FD_WRITE = '(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))';
+  for (const [imports, memory, wantMax] of [
+    ['', '1', 16],
+    ['', '2 4', 4],
+    [FD_WRITE, '1 65536', 16],
   ] as const) {
-    const prepared = prepareWasmModule(await command(`(memory (export "memory") ${memory}) ${START}`), 16);
-    t.same(readWasmModule(prepared.bytes).memories, [{ flags: 1, min: Number(memory.split(' ')[0]), max: wantMax }], `(memory ${memory})`);
-    t.equal(prepared.maxPages, effective);
+    const prepared = prepareWasmModule(await command(`${imports} (memory (export "memory") ${memory}) ${START}`), 16);
+    const info = readWasmModule(prepared.bytes);
+    const min = Number(memory.split(' ')[0]);
+    t.same(info.memories, [], `(memory ${memory}) is no longer defined`);
+    t.same(
+      info.imports.at(-1),
+      { ...HOST_MEMORY, kind: 'memory', limits: { flags: 1, min, max: wantMax } },
+      `(memory ${memory}) is imported, after ${imports ? 'the other imports' : 'nothing'}`,
+    );
+    t.equal(info.imports.length, imports ? 2 : 1);
+    t.same([prepared.initialPages, prepared.maxPages], [min, wantMax]);
     t.ok(await WebAssembly.compile(prepared.bytes));
   }
 });

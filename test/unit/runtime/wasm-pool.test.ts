@@ -26,6 +26,17 @@ t.test('every invocation gets a fresh instance: nothing stays in memory from the
   t.same(outputs, ['1', '1', '1', '1']);
 });
 
+t.test('a memory is reused only zeroed, and only when it did not grow (one worker, so every run could get the last one)', async (t) => {
+  const single = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
+  t.teardown(() => single.close());
+  const counter = await wasmProgram(await watFixture('counter'));
+  const growOnce = await wasmProgram(await watFixture('grow-once'));
+  const outputs: string[] = [];
+  for (const program of [counter, counter, growOnce, growOnce, counter, growOnce, counter])
+    outputs.push((await single.run(program, wasmSpec(''))).stdout.toString());
+  t.same(outputs, ['1', '1', '1', '1', '1', '1', '1']);
+});
+
 t.test('one worker, two modules taking turns, with pauses (the next instance is made ahead): each call runs its own module on fresh memory', async (t) => {
   const single = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
   t.teardown(() => single.close());
