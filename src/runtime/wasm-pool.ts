@@ -73,6 +73,9 @@ export class WasmPool {
         ? end('cancelled', `${spec.file} was cancelled`)
         : end('error', `${spec.file} could not be started: ${(error as Error).message}`, true);
     }
+    // A Buffer is often a view into a larger one (Node's 8 KiB pool): structured cloning copies the
+    // whole backing store, so the payload goes alone, in a copy of its own that is transferred.
+    const input = new Uint8Array(spec.input);
     const call: WasmCallMessage = {
       type: 'call',
       module: program.module,
@@ -81,7 +84,7 @@ export class WasmPool {
       preopens: program.preopens,
       args: [spec.file, ...spec.args],
       env: { ...spec.env, ACHERON_INVOCATION_ID: spec.invocationId },
-      input: spec.input,
+      input,
       maxOutputBytes: spec.maxOutputBytes,
     };
     const runStarted = performance.now();
@@ -102,7 +105,7 @@ export class WasmPool {
         slot.settle = undefined;
         resolve(result);
       };
-      slot.worker.postMessage(call);
+      slot.worker.postMessage(call, [input.buffer]);
     });
     if ('stopped' in outcome) {
       return outcome.stopped === 'timeout'

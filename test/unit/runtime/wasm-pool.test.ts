@@ -19,6 +19,15 @@ t.test('args and environment reach the module; ACHERON_INVOCATION_ID is per invo
   t.match(JSON.parse(run.stdout.toString()), { service_id: 'echo-wasm', node_id: 'node-1', invocation_id: '1796000000000-0042' });
 });
 
+t.test('a payload that is a view into a larger buffer: the module reads just the payload, and the buffer of the caller stays whole', async (t) => {
+  const slab = Buffer.from('garbage-before{"msg":"inside"}garbage-after');
+  const payload = slab.subarray(14, 30);
+  const run = await pool.run(echo, wasmSpec(payload));
+  t.match(JSON.parse(run.stdout.toString()), { ok: true, echo: { msg: 'inside' } });
+  t.equal(payload.toString(), '{"msg":"inside"}', 'the payload is not detached (a copy was transferred)');
+  t.equal(slab.toString(), 'garbage-before{"msg":"inside"}garbage-after', "the caller's buffer is whole");
+});
+
 t.test('every invocation gets a fresh instance: nothing stays in memory from the last one', async (t) => {
   const counter = await wasmProgram(await watFixture('counter'));
   const outputs = [];
@@ -37,7 +46,7 @@ t.test('a memory is reused only zeroed, and only when it did not grow (one worke
   t.same(outputs, ['1', '1', '1', '1', '1', '1', '1']);
 });
 
-t.test('one worker, two modules taking turns, with pauses (the next instance is made ahead): each call runs its own module on fresh memory', async (t) => {
+t.test('one worker, two modules taking turns, with pauses: each call runs its own module on fresh memory', async (t) => {
   const single = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
   t.teardown(() => single.close());
   const counter = await wasmProgram(await watFixture('counter'));
