@@ -78,7 +78,10 @@ export class LiveService {
     this.#runner = options.runner;
     this.#ids = options.ids;
     this.#settings = options.settings;
-    this.#persist = options.persist ?? (async () => undefined);
+    const persist = options.persist;
+    // A removed service's journal entries are deleted right after remove(): its cancelled jobs, ending
+    // later, must not write them back (a service re-added under the same id would restore them).
+    this.#persist = persist ? (change) => (this.#removed ? Promise.resolve() : persist(change)) : async () => undefined;
     this.#state = newServiceState(this.#changedMs);
     this.#supervisor = new Supervisor(this.#state);
     this.#jobs = new JobTable(options.settings.limits.maxConcurrency, this.#persist);

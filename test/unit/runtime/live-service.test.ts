@@ -161,6 +161,19 @@ t.test('config.json overrides the timeout', async (t) => {
   t.equal((await rt.invoke(Buffer.from('{}'))).state, 'timeout');
 });
 
+t.test('a removed service journals nothing more: its cancelled run ends after the journal forgot it', async (t) => {
+  const changes: RuntimeChange[] = [];
+  const rt = service('hang', { persist: async (c) => void changes.push(c) });
+  const running = rt.invoke(Buffer.from('{}'));
+  while (rt.view.jobs.running === 0) await new Promise((r) => setTimeout(r, 10));
+  const before = changes.length;
+  t.ok(before > 0, 'the start was journaled');
+  rt.remove();
+  t.equal((await running).state, 'cancelled');
+  t.same(changes.slice(before), [], 'no state or job written back after remove()');
+  t.equal(rt.view.state.counters.invokesTotal, 1, 'the live record still tells what happened');
+});
+
 t.test('jobs: kept up to jobs_keep, each with its own request, result and stderr; persisted', async (t) => {
   const changes: RuntimeChange[] = [];
   const rt = service('cat', { persist: async (c) => void changes.push(c) });
