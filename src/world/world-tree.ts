@@ -1,6 +1,6 @@
 import { helpReadme } from '../protocol/service-files.js';
 import type { PublicNode, ServiceDescriptor, SessionAttachReply } from '../protocol/types.gen.js';
-import { seesService, type Sight } from '../protocol/visibility.js';
+import { seesService, type Sight, type UserSight } from '../protocol/visibility.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
 import { FsError } from '../errors/errno.js';
 import { snapshotFile, type Rendered } from '../vfs/files.js';
@@ -182,6 +182,9 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
   });
 }
 
+/** One Sight per grant: every listing and lookup asks, once per service. */
+const sights = new WeakMap<SessionAttachReply, UserSight>();
+
 /**
  * The mount's session as SPEC §8's rule sees it (src/protocol/visibility.ts): admins (no grant)
  * see all; a user session has the actions its grant says. Which nodes it sees is the server's
@@ -189,11 +192,16 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
  */
 function sightOf(grant: SessionAttachReply | undefined): Sight {
   if (!grant) return undefined;
-  return {
-    hasProjectToken: grant.has_project_token,
-    mounts: () => true,
-    refusal: (action) => (grant.actions[action] === 'allowed' ? undefined : grant.actions[action]),
-  };
+  let sight = sights.get(grant);
+  if (!sight) {
+    sight = {
+      hasProjectToken: grant.has_project_token,
+      mounts: () => true,
+      refusal: (action) => (grant.actions[action] === 'allowed' ? undefined : grant.actions[action]),
+    };
+    sights.set(grant, sight);
+  }
+  return sight;
 }
 
 /** Whether this session may see a service: live service files need `invoke`. Hidden means absent from listings and ENOENT. */
