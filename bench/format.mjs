@@ -9,10 +9,12 @@ export const rate = (perSecond) => `${Math.round(perSecond).toLocaleString('en-U
 export const verdict = (ok, measured, target) => (ok ? 'PASS' : `FAIL (${Math.round((measured / target - 1) * 100)} % over)`);
 /** A target that is a floor: FAIL says by how much the measurement is under it. */
 export const verdictMin = (ok, measured, target) => (ok ? 'PASS' : `FAIL (${Math.round((1 - measured / target) * 100)} % under)`);
-/** Says when a part of the results was measured if that was not this run (`--only`), else ''. */
+/** With `--only`: when and how a part was measured (this run or an earlier one); else ''. */
 export function ranNote(name, part, env) {
-  if (!env.only || env.only.includes(name)) return '';
+  if (!env.only) return '';
   if (!part.ran) return ' Measured in an earlier run.';
   const date = part.ran.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-  return ` Measured in an earlier run, ${date} (load average ${part.ran.loadStart.toFixed(2)} at its start, ${part.ran.loadEnd.toFixed(2)} at its end${part.ran.quick ? ', `--quick`' : ''}).`;
+  const load = `load average ${part.ran.loadStart.toFixed(2)} at its start, ${part.ran.loadEnd.toFixed(2)} at its end${part.ran.quick ? ', `--quick`' : ''}`;
+  if (env.only.includes(name)) return ` Measured on ${date} with \`node bench/run.mjs --only ${env.only.join(',')}\` (${load}).`;
+  return ` Measured in an earlier run, ${date} (${load}).`;
 }

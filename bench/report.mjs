@@ -301,8 +301,12 @@ function renderTrace(trace, line, results) {
 }
 
 /** Replaces the generated section of the document (or appends one if the markers are missing). */
-export async function writeResultsSection(path, markdown) {
-  const section = `${BEGIN}\n${markdown}\n${END}`;
+/**
+ * Writes the results region of `path`. A run of every part replaces it whole; a run of some parts
+ * (`only`: their names) replaces just their sections and their rows of the summary, so the sections
+ * measured earlier, and what was written into them, stay as they are.
+ */
+export async function writeResultsSection(path, markdown, only) {
   let doc = '';
   try {
     doc = await readFile(path, 'utf8');
@@ -311,6 +315,46 @@ export async function writeResultsSection(path, markdown) {
   }
   const begin = doc.indexOf(BEGIN);
   const end = doc.indexOf(END);
-  const next = begin >= 0 && end > begin ? doc.slice(0, begin) + section + doc.slice(end + END.length) : `${doc.trimEnd()}\n\n${section}\n`;
-  await writeFile(path, next);
+  if (begin < 0 || end < begin) {
+    await writeFile(path, `${doc.trimEnd()}\n\n${BEGIN}\n${markdown}\n${END}\n`);
+    return;
+  }
+  const region = only ? spliceResults(doc.slice(begin + BEGIN.length, end), markdown, only) : `\n${markdown}\n`;
+  await writeFile(path, doc.slice(0, begin) + BEGIN + region + END + doc.slice(end + END.length));
+}
+
+/** The results region with the sections of `names` and their summary rows taken from `markdown`. */
+export function spliceResults(region, markdown, names) {
+  let out = region;
+  for (const section of SECTIONS.filter((s) => names.includes(s.name))) {
+    const fresh = blockOf(markdown, `### ${section.title}`);
+    if (!fresh) continue;
+    // Headings may have been worded differently when the section was written: match on the number.
+    const number = section.title.split(' ')[0];
+    const old = blockOf(out, `### ${number} `);
+    out = old ? out.replace(old, () => fresh) : `${out.trimEnd()}\n\n${fresh}`;
+  }
+  for (const row of summaryLines(markdown)) {
+    const label = row.split(' | ')[0];
+    const rows = summaryLines(out);
+    const same = rows.find((r) => r.split(' | ')[0] === label);
+    const last = rows.at(-1);
+    if (same) out = out.replace(same, () => row);
+    else if (last) out = out.replace(last, () => `${last}\n${row}`);
+  }
+  return out.endsWith('\n') ? out : `${out}\n`;
+}
+
+/** From a line that starts with `heading` to the next `### ` heading (or the end), without the blank lines before it. */
+function blockOf(text, heading) {
+  const at = text.startsWith(heading) ? 0 : text.indexOf(`\n${heading}`) + 1;
+  if (at <= 0 && !text.startsWith(heading)) return undefined;
+  const next = text.indexOf('\n### ', at + heading.length);
+  return text.slice(at, next < 0 ? text.length : next).trimEnd();
+}
+
+/** The rows of the Summary table, header and rule left out. */
+function summaryLines(text) {
+  const table = blockOf(text, '### Summary') ?? '';
+  return table.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| benchmark |'));
 }

@@ -8,8 +8,8 @@
 //
 //   node bench/run.mjs [--quick] [--no-write] [--only NAME[,NAME...]]
 //
-// NAME: invoke, statcat, memory, trace, persistent, control, fanout, world, wasm, partition, ha. With --only, the other parts
-// of the results come from the previous bench/results/latest.json (each part says when it ran).
+// NAME: invoke, statcat, memory, trace, persistent, control, fanout, world, wasm, partition, ha. With --only, just those
+// sections of docs/BENCHMARKS.md and their summary rows are replaced (each says when it ran); the others stay as written.
 // The mounts are only ever touched by child processes (bench/client.py, bench/execa-client.mjs,
 // cat): never by fs calls from this process (SPEC §12). Every mount and process is cleaned up in
 // `finally`, also on error and on SIGINT/SIGTERM.
@@ -302,15 +302,6 @@ async function machine() {
   };
 }
 
-/** The parts measured before, when this run measures only some (`--only`). */
-async function previousResults() {
-  try {
-    return JSON.parse(await readFile(RAW, 'utf8'));
-  } catch {
-    return {};
-  }
-}
-
 async function main() {
   const needsFuse = ['invoke', 'statcat', 'memory', 'trace', 'persistent', 'world', 'wasm'].some(selected);
   for (const [what, path] of [
@@ -337,7 +328,7 @@ async function main() {
   await writeFile(payloadFile, PAYLOAD);
 
   const env = await machine();
-  const results = only ? await previousResults() : {};
+  const results = {};
   const parts = {
     invoke: () => benchInvoke(payloadFile),
     statcat: () => benchStatCat(payloadFile),
@@ -367,7 +358,7 @@ async function main() {
   await mkdir(join(REPO, 'bench', 'results'), { recursive: true });
   await writeFile(RAW, JSON.stringify(results, null, 1) + '\n');
   if (flags.has('--no-write')) console.log(markdown);
-  else await writeResultsSection(DOC, markdown);
+  else await writeResultsSection(DOC, markdown, only ? [...only] : undefined);
   log(`done: ${flags.has('--no-write') ? 'not written (--no-write)' : `wrote ${DOC}`}; raw samples in ${RAW}`);
   console.log(
     markdown
