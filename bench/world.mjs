@@ -7,7 +7,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../dist/protocol/control-client.js';
 import { summarize } from './stats.mjs';
-import { ACHERON, CLIENT, REPO, ctx, freePort, log, mustExec, python, runRounds, sleep, startDaemon, startNode, waitFor, writeManifest } from './harness.mjs';
+import { ACHERON, CLIENT, REPO, ctx, log, mustExec, python, runRounds, sleep, startDaemon, startNode, waitFor, writeManifest } from './harness.mjs';
+import { startControl } from './control.mjs';
 import { ratio, time, verdict } from './format.mjs';
 
 /** SPEC §9 and issue 12: a change within 1 s; a relayed `/bin/cat` invoke ≤ 1.3× the node's own; a persistent echo < 2 ms. */
@@ -54,36 +55,9 @@ export async function benchWorld() {
   const dir = join(ctx.work, 'world');
   const dataDir = join(dir, 'control');
   await mkdir(dataDir, { recursive: true });
-  const ports = { ws: await freePort(), http: await freePort() };
-  const url = `ws://127.0.0.1:${ports.ws}`;
-  const server = startDaemon(
-    process.execPath,
-    [
-      ACHERON,
-      'control',
-      '--data-dir',
-      dataDir,
-      '--listen',
-      `127.0.0.1:${ports.ws}`,
-      '--http-listen',
-      `127.0.0.1:${ports.http}`,
-      '--log-level',
-      'warn',
-      '--log-file',
-      join(dir, 'control.log'),
-    ],
-    { name: 'acheron control (world)' },
-  );
-  await waitFor(
-    'the control server',
-    async () =>
-      server.gone ||
-      (await fetch(`http://127.0.0.1:${ports.http}/livez`).then(
-        (r) => r.ok,
-        () => false,
-      )),
-    30_000,
-  );
+  // Started as the control benchmark starts its servers (a lease that outlives the run).
+  const server = await startControl('world-control', dataDir);
+  const url = server.url;
   const adminToken = JSON.parse(await mustExec(process.execPath, [ACHERON, 'token', 'list', '--data-dir', dataDir, '--json'])).admin;
   const joinToken = (await mustExec(process.execPath, [ACHERON, 'token', 'join', '--data-dir', dataDir])).trim().split('\n').at(-1);
   const tokenFile = join(dir, 'admin-token');

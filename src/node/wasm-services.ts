@@ -150,7 +150,11 @@ export class WasmServices {
       return problem('/runtime/module_path', `${found.path}: ${(error as Error).message}`);
     }
     const checked: LoadedService = { ...service, moduleHash: sha256 };
-    this.#checked.set(checked, { modulePath: found.path, compiled, program: { module: compiled.module, initialPages: compiled.initialPages, maxPages: compiled.maxPages, preopens } });
+    this.#checked.set(checked, {
+      modulePath: found.path,
+      compiled,
+      program: { module: compiled.module, initialPages: compiled.initialPages, maxPages: compiled.maxPages, preopens },
+    });
     return { service: checked };
   }
 }
