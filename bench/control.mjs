@@ -626,8 +626,9 @@ export function summaryFanout(result) {
         result: share >= FANOUT_TARGET.broadcastShare ? 'PASS' : verdictMin(false, share, FANOUT_TARGET.broadcastShare),
       },
       {
-        label: `watch fan-out of ${SHAPE_LABEL[shape]}: event latency p99 (upsert sent → watcher received) with upserts offered at ${rate(result.config.pacedRate)} (delivered ${rate(paced.eventsPerSecond)} per watcher)`,
-        measured: `${time(paced.latency.p99)} (median ${time(paced.latency.median)})`,
+        // The label names what is measured, never a measured value: `--only` finds the row again by it.
+        label: `watch fan-out of ${SHAPE_LABEL[shape]}: event latency p99 (upsert sent → watcher received) with upserts offered at ${rate(result.config.pacedRate)}`,
+        measured: `${time(paced.latency.p99)} (median ${time(paced.latency.median)}; delivered ${rate(paced.eventsPerSecond)} per watcher)`,
         target: shape === 'delta' ? `< ${FANOUT_TARGET.p99Ms} ms at ${rate(result.config.pacedRate)}` : '— (for comparison)',
         result: shape === 'delta' ? pacedVerdict(paced, result.config) : '—',
       },
