@@ -300,11 +300,11 @@ function renderTrace(trace, line, results) {
   }
 }
 
-/** Replaces the generated section of the document (or appends one if the markers are missing). */
 /**
- * Writes the results region of `path`. A run of every part replaces it whole; a run of some parts
- * (`only`: their names) replaces just their sections and their rows of the summary, so the sections
- * measured earlier, and what was written into them, stay as they are.
+ * Writes the results region of `path` (appended when the markers are missing). A run of every part
+ * replaces it whole; a run of some parts (`only`: their names) replaces just their sections and
+ * their rows of the summary, so the sections measured earlier, and what was written into them, stay
+ * as they are.
  */
 export async function writeResultsSection(path, markdown, only) {
   let doc = '';
