@@ -9,7 +9,13 @@ import { WasmPool } from '../dist/runtime/wasm-pool.js';
 
 const [modulePath, payloadFile, n, warmup] = process.argv.slice(2);
 const prepared = prepareWasmModule(await readFile(modulePath), 1024);
-const program = { module: await WebAssembly.compile(prepared.bytes), initialPages: prepared.initialPages, maxPages: prepared.maxPages, preopens: [] };
+const program = {
+  module: await WebAssembly.compile(prepared.bytes),
+  initialPages: prepared.initialPages,
+  maxPages: prepared.maxPages,
+  wasiImports: prepared.wasiImports,
+  preopens: [],
+};
 const input = await readFile(payloadFile);
 const pool = new WasmPool();
 const env = { ACHERON_NODE_ID: 'bench', ACHERON_SERVICE_ID: 'echo-wasm' };

@@ -15,6 +15,7 @@ interface Compiled {
   module: WebAssembly.Module;
   initialPages: number;
   maxPages: number;
+  wasiImports: string[];
   sha256: string;
   bytes: number;
 }
@@ -153,7 +154,7 @@ export class WasmServices {
     this.#checked.set(checked, {
       modulePath: found.path,
       compiled,
-      program: { module: compiled.module, initialPages: compiled.initialPages, maxPages: compiled.maxPages, preopens },
+      program: { module: compiled.module, initialPages: compiled.initialPages, maxPages: compiled.maxPages, wasiImports: compiled.wasiImports, preopens },
     });
     return { service: checked };
   }
@@ -162,7 +163,8 @@ export class WasmServices {
 async function compile(bytes: Buffer, maxPages: number, sha256: string): Promise<Compiled> {
   const prepared = prepareWasmModule(bytes, maxPages);
   try {
-    return { module: await WebAssembly.compile(prepared.bytes), initialPages: prepared.initialPages, maxPages: prepared.maxPages, sha256, bytes: bytes.length };
+    const { bytes: preparedBytes, ...memoryAndImports } = prepared;
+    return { module: await WebAssembly.compile(preparedBytes), ...memoryAndImports, sha256, bytes: bytes.length };
   } catch (error) {
     throw new WasmModuleError(`not a valid WebAssembly module: ${(error as Error).message}`);
   }

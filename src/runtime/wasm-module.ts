@@ -203,6 +203,8 @@ export interface PreparedWasmModule {
   initialPages: number;
   /** The lower of the cap and the module's own maximum. */
   maxPages: number;
+  /** The WASI functions it imports: the only ones the worker wraps for an instance. */
+  wasiImports: string[];
 }
 
 /**
@@ -233,7 +235,12 @@ export function prepareWasmModule(bytes: Uint8Array, maxPages: number): Prepared
     );
   }
   const effective = Math.min(maxPages, memory.max ?? maxPages);
-  return { bytes: importMemory(bytes, memory.min, effective), initialPages: memory.min, maxPages: effective };
+  return {
+    bytes: importMemory(bytes, memory.min, effective),
+    initialPages: memory.min,
+    maxPages: effective,
+    wasiImports: info.imports.map((imp) => imp.name),
+  };
 }
 
 /**

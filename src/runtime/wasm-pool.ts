@@ -12,6 +12,8 @@ export interface WasmProgram {
   /** The memory each instance is given (HOST_MEMORY), in pages: its initial size and its maximum. */
   initialPages: number;
   maxPages: number;
+  /** The WASI functions the module imports (read at load: a module sent to a worker is a new object there every time). */
+  wasiImports: string[];
   preopens: WasmPreopen[];
 }
 
@@ -81,6 +83,7 @@ export class WasmPool {
       module: program.module,
       initialPages: program.initialPages,
       maxPages: program.maxPages,
+      wasiImports: program.wasiImports,
       preopens: program.preopens,
       args: [spec.file, ...spec.args],
       env: { ...spec.env, ACHERON_INVOCATION_ID: spec.invocationId },

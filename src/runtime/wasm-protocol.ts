@@ -13,6 +13,8 @@ export interface WasmCallMessage {
   /** The memory the instance is given (the module imports it as HOST_MEMORY), in pages. */
   initialPages: number;
   maxPages: number;
+  /** The WASI functions the module imports: only those are wrapped. */
+  wasiImports: string[];
   args: string[];
   env: Record<string, string>;
   preopens: WasmPreopen[];

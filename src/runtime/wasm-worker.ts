@@ -4,7 +4,8 @@
  * is zeroed after its reply has gone and given to the next run of the same size, which then sees what
  * a new one holds (zeros, then its data segments) without the cost of a new one (on this VM the page
  * faults and unmapping of a new memory were most of an instance's cost). stdin is the payload and
- * stdout/stderr are collected by JavaScript shims over fd_read/fd_write, so no file or pipe is involved. Measured traps (docs/driver-abi.md, "wasm"):
+ * stdout/stderr are collected by JavaScript shims over fd_read/fd_write, so no file or pipe is
+ * involved. Measured traps (docs/driver-abi.md, "wasm"):
  * - Node 20's fast API calls crash V8 after 1000-3000 WASI runs when the guest calls node:wasi's
  *   functions directly: every WASI import is wrapped in a JavaScript function (WasmPool also turns the fast
  *   calls off).
@@ -53,8 +54,6 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const spareMemories = new Map<string, WebAssembly.Memory>();
 const SPARE_MAX_BYTES = 2 * 1024 * 1024;
 const SPARE_MAX_SIZES = 4;
-/** The WASI functions each module imports: only those are wrapped per instance. */
-const wasiImportsOf = new WeakMap<WebAssembly.Module, string[]>();
 
 function takeMemory(initial: number, maximum: number): WebAssembly.Memory {
   const key = `${initial}:${maximum}`;
@@ -72,17 +71,6 @@ function keepMemory(memory: WebAssembly.Memory, initial: number, maximum: number
   spareMemories.set(`${initial}:${maximum}`, memory);
   const oldest = spareMemories.keys().next().value;
   if (spareMemories.size > SPARE_MAX_SIZES && oldest !== undefined) spareMemories.delete(oldest);
-}
-
-function wasiImports(module: WebAssembly.Module): string[] {
-  let names = wasiImportsOf.get(module);
-  if (!names) {
-    names = WebAssembly.Module.imports(module)
-      .filter((i) => i.module === WASI_MODULE)
-      .map((i) => i.name);
-    wasiImportsOf.set(module, names);
-  }
-  return names;
 }
 
 /** The run stopped because a stream passed max_output_bytes. */
@@ -175,7 +163,7 @@ function run(call: WasmCallMessage): { reply: WasmCallReply; memory?: WebAssembl
   let highestFd = 2 + call.preopens.length;
   const seen = (fd: number): void => void (highestFd = Math.max(highestFd, fd));
   const imports: Record<string, HostFunction> = {};
-  for (const name of wasiImports(call.module)) {
+  for (const name of call.wasiImports) {
     const fn = host[name];
     if (fn) imports[name] = (...args: unknown[]) => fn(...args);
   }

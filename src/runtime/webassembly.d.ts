@@ -3,7 +3,6 @@
 declare namespace WebAssembly {
   class Module {
     constructor(bytes: Uint8Array);
-    static imports(module: Module): Array<{ module: string; name: string; kind: string }>;
   }
   class Memory {
     /** In pages of 64 KiB. */

@@ -52,6 +52,7 @@ export async function wasmProgram(bytes: Uint8Array, options: { maxPages?: numbe
     module: await WebAssembly.compile(prepared.bytes),
     initialPages: prepared.initialPages,
     maxPages: prepared.maxPages,
+    wasiImports: prepared.wasiImports,
     preopens: options.preopens ?? [],
   };
 }

@@ -53,6 +53,7 @@ t.test('the memory becomes an import with the cap as its maximum (lowered or add
     );
     t.equal(info.imports.length, imports ? 2 : 1);
     t.same([prepared.initialPages, prepared.maxPages], [min, wantMax]);
+    t.same(prepared.wasiImports, imports ? ['fd_write'] : [], 'the WASI functions it imports, for the worker to wrap');
     t.ok(await WebAssembly.compile(prepared.bytes));
   }
 });
