@@ -3,7 +3,7 @@
 import t from 'tap';
 import { constants } from 'node:os';
 import { pino } from 'pino';
-import { fuseOperations } from '../../../src/fuse/mount.js';
+import { fuseOperations } from '../../../src/fuse/operations.js';
 import { RelayServer } from '../../../src/node/relay-server.js';
 import type { RelayRequest } from '../../../src/protocol/types.gen.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';

@@ -10,7 +10,7 @@ import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import Fuse from 'fuse-native';
-import { fuseOperations } from '../../../src/fuse/mount.js';
+import { fuseOperations } from '../../../src/fuse/operations.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
 import { S_IFDIR, S_IFREG, type Attr, type Handle, type VNode } from '../../../src/vfs/node.js';
 
