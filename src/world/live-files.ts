@@ -8,7 +8,8 @@ import { tableFromPaths } from '../vfs/directory.js';
 import { opensForWriting } from '../errors/open-flags.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 import { readSlice } from '../vfs/read-slice.js';
-import { RemoteNode, type Relay, type RelayOperation } from './remote-node.js';
+import type { RelayOperation } from './relay-call.js';
+import { RemoteNode, type Relay } from './remote-node.js';
 
 /** A document fetched for a stat or an open serves the stats (and one open) that follow within this long. */
 export const DOCUMENT_REUSE_MS = 1000;

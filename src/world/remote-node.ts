@@ -1,12 +1,9 @@
 import { posix } from 'node:path';
 import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
-import type { RelayPayload } from '../protocol/types.gen.js';
 import { FsError } from '../errors/errno.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 import { opensForWriting } from '../errors/open-flags.js';
-
-/** One operation for the node; a request id is made for it unless it shares one (stage and its invoke). */
-export type RelayOperation = Omit<RelayPayload, 'node_id' | 'request_id'> & { request_id?: string };
+import type { RelayOperation } from './relay-call.js';
 
 /** Sends one operation to the node that owns the tree (WorldCatalog.relay, bound to a node id). */
 export type Relay = (operation: RelayOperation) => Promise<Record<string, unknown>>;

@@ -5,14 +5,10 @@ import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { SchemaError, type Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
-import { randomUUID } from 'node:crypto';
-import { RELAY_WAIT_MS } from '../protocol/relay.js';
-import type { CatalogDeltaPayload, PublicNode, RelayOutcome, RelayPayload, SessionAttachReply, StoredNode } from '../protocol/types.gen.js';
-import { FsError, isErrnoName } from '../errors/errno.js';
+import type { CatalogDeltaPayload, PublicNode, SessionAttachReply, StoredNode } from '../protocol/types.gen.js';
+import { FsError } from '../errors/errno.js';
 import { CatalogMirror } from './catalog-mirror.js';
-
-/** How much longer than a relay's own bound the mount waits for the server's answer. */
-const REPLY_SLACK_MS = 5000;
+import { relayOnce, type RelayOperation } from './relay-call.js';
 
 export interface WorldCatalogOptions {
   /** The control servers to try in turn (servers of one store). */
@@ -112,35 +108,13 @@ export class WorldCatalog {
   /**
    * One operation on a node's tree, relayed through the control server (SPEC §9). ENOTCONN at once
    * while the control server is out of reach, EHOSTUNREACH at once when the node is offline;
-   * otherwise the node's own errno, by name. Never retried: at most once. Bounded: the server
-   * answers ETIMEDOUT after `timeout_ms` (default RELAY_WAIT_MS); a server silent for
-   * REPLY_SLACK_MS longer gets ETIMEDOUT here.
+   * otherwise the node's own errno, by name (`relayOnce`: never retried, bounded).
    */
-  async relay(nodeId: string, operation: Omit<RelayPayload, 'node_id' | 'request_id'> & { request_id?: string }): Promise<Record<string, unknown>> {
+  async relay(nodeId: string, operation: RelayOperation): Promise<Record<string, unknown>> {
     const client = this.#client;
     if (!this.#connected || !client) throw new FsError('ENOTCONN', `the control server is out of reach: ${this.#lastError}`);
     if (this.#mirror.node(nodeId)?.state === 'offline') throw new FsError('EHOSTUNREACH', `node ${nodeId} is offline`);
-    let outcome: RelayOutcome;
-    try {
-      outcome = await client.request<RelayOutcome>(
-        'control.relay',
-        { node_id: nodeId, request_id: randomUUID(), ...operation },
-        (operation.timeout_ms ?? RELAY_WAIT_MS) + REPLY_SLACK_MS,
-      );
-    } catch (error) {
-      if (error instanceof SchemaError) {
-        this.#options.log.error({ problems: error.problems.map((p) => p.message) }, `bad relay reply from the control server: ${error.message}`);
-        throw new FsError('EIO', `${operation.op} ${operation.path}: the control server's reply is malformed: ${error.message}`);
-      }
-      if (error instanceof ProtocolError && error.code === 'unavailable')
-        throw new FsError(client.isOpen ? 'ETIMEDOUT' : 'ENOTCONN', `${operation.op} ${operation.path}: ${error.message}`);
-      throw error;
-    }
-    if (outcome.ok) return outcome.result ?? {};
-    const message = outcome.message ?? `${operation.op} ${operation.path} failed on node ${nodeId}`;
-    // A name the adapter knows as an errno still comes out unchanged (errno.ts maps any `code`).
-    if (isErrnoName(outcome.errno)) throw new FsError(outcome.errno, message);
-    throw Object.assign(new Error(message), { code: outcome.errno ?? 'EIO' });
+    return relayOnce(client, nodeId, operation, this.#options.log);
   }
 
   /**

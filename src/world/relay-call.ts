@@ -1,0 +1,44 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { FsError, isErrnoName } from '../errors/errno.js';
+import type { ControlClient } from '../protocol/control-client.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { RELAY_WAIT_MS } from '../protocol/relay.js';
+import { SchemaError } from '../protocol/schemas.js';
+import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
+
+/** How much longer than a relay's own bound the mount waits for the server's answer. */
+const REPLY_SLACK_MS = 5000;
+
+/** One operation for the node; a request id is made for it unless it shares one (stage and its invoke). */
+export type RelayOperation = Omit<RelayPayload, 'node_id' | 'request_id'> & { request_id?: string };
+
+/**
+ * Sends one `control.relay` and turns its outcome into a result or an FsError with the node's
+ * errno (SPEC §9). Never retried: at most once. Bounded: the server answers ETIMEDOUT after
+ * `timeout_ms` (default RELAY_WAIT_MS); a server silent for REPLY_SLACK_MS longer gets ETIMEDOUT
+ * here, a connection that went down ENOTCONN, a malformed reply EIO.
+ */
+export async function relayOnce(client: ControlClient, nodeId: string, operation: RelayOperation, log: Logger): Promise<Record<string, unknown>> {
+  let outcome: RelayOutcome;
+  try {
+    outcome = await client.request<RelayOutcome>(
+      'control.relay',
+      { node_id: nodeId, request_id: randomUUID(), ...operation },
+      (operation.timeout_ms ?? RELAY_WAIT_MS) + REPLY_SLACK_MS,
+    );
+  } catch (error) {
+    if (error instanceof SchemaError) {
+      log.error({ problems: error.problems.map((p) => p.message) }, `bad relay reply from the control server: ${error.message}`);
+      throw new FsError('EIO', `${operation.op} ${operation.path}: the control server's reply is malformed: ${error.message}`);
+    }
+    if (error instanceof ProtocolError && error.code === 'unavailable')
+      throw new FsError(client.isOpen ? 'ETIMEDOUT' : 'ENOTCONN', `${operation.op} ${operation.path}: ${error.message}`);
+    throw error;
+  }
+  if (outcome.ok) return outcome.result ?? {};
+  const message = outcome.message ?? `${operation.op} ${operation.path} failed on node ${nodeId}`;
+  // A name the adapter knows as an errno still comes out unchanged (errno.ts maps any `code`).
+  if (isErrnoName(outcome.errno)) throw new FsError(outcome.errno, message);
+  throw Object.assign(new Error(message), { code: outcome.errno ?? 'EIO' });
+}
