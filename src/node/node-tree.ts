@@ -173,7 +173,7 @@ function jobsDirectory(rt: LiveService, alive: () => void): VNode {
   const { view } = rt;
   const dirs = new WeakMap<Job, VNode>();
   const jobDir = (job: Job): VNode => {
-    const changed = () => job.finishedMs ?? job.startedMs ?? job.queuedMs;
+    const changed = () => job.progress.finishedMs ?? job.progress.startedMs ?? job.queuedMs;
     const file = (render: () => Buffer | string) =>
       snapshotFile(() => {
         alive();
@@ -181,9 +181,9 @@ function jobsDirectory(rt: LiveService, alive: () => void): VNode {
       });
     const files: Record<JobFileKind, VNode> = {
       request: file(() => job.request),
-      result: file(() => job.result ?? ''),
+      result: file(() => job.progress.result ?? ''),
       status: file(() => renderJobStatus(view, job)),
-      stderr: file(() => job.stderr),
+      stderr: file(() => job.progress.stderr),
       cancel: ctlFile(async () => {
         alive();
         rt.cancel(job.invocationId);

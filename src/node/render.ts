@@ -190,18 +190,19 @@ export function renderConfig(view: ServiceView): Buffer {
 }
 
 export function renderJobStatus(view: ServiceView, job: Job): string {
+  const { progress } = job;
   const status: JobStatus = {
     invocation_id: job.invocationId,
     service_id: view.serviceId,
-    state: job.state,
+    state: progress.state,
     queued_ms: job.queuedMs,
-    started_ms: job.startedMs,
-    finished_ms: job.finishedMs,
-    duration_ms: job.durationMs,
-    exit_code: job.exitCode,
-    signal: job.signal,
+    started_ms: progress.startedMs,
+    finished_ms: progress.finishedMs,
+    duration_ms: progress.durationMs,
+    exit_code: progress.exitCode,
+    signal: progress.signal,
     request_bytes: job.request.length,
-    error: job.error.trim(),
+    error: progress.error.trim(),
   };
   return json(status);
 }

@@ -57,7 +57,7 @@ export class JobTable {
     try {
       return await this.#limiter.schedule(run);
     } catch (error) {
-      if (job.state === 'queued') this.#jobs.delete(job.invocationId);
+      if (job.progress.state === 'queued') this.#jobs.delete(job.invocationId);
       throw error;
     }
   }
@@ -86,7 +86,7 @@ export class JobTable {
   cancel(invocationId?: string): number {
     let cancelled = 0;
     for (const job of this.#jobs.values()) {
-      if ((invocationId === undefined ? job.state === 'running' : job.invocationId === invocationId) && job.cancel()) cancelled++;
+      if ((invocationId === undefined ? job.progress.state === 'running' : job.invocationId === invocationId) && job.cancel()) cancelled++;
     }
     return cancelled;
   }

@@ -20,33 +20,48 @@ export interface JobRecord {
   stderrBase64: string;
 }
 
+/** Where a job stands: its state and, once it has run, how it ended (what jobs/<invocation_id>/ renders). */
+export interface JobProgress {
+  state: JobState;
+  startedMs: number | null;
+  finishedMs: number | null;
+  durationMs: number | null;
+  exitCode: number | null;
+  signal: string | null;
+  result: Buffer | null;
+  error: string;
+  stderr: Buffer;
+}
+
 /** One invocation from arrival to its end; its own cancel reaches only its own driver. */
 export class Job {
   readonly invocationId: string;
   readonly request: Buffer;
   readonly queuedMs: number;
-  state: JobState = 'queued';
-  startedMs: number | null = null;
-  finishedMs: number | null = null;
-  durationMs: number | null = null;
-  exitCode: number | null = null;
-  signal: string | null = null;
-  result: Buffer | null = null;
-  error = '';
-  stderr: Buffer = Buffer.alloc(0);
+  #progress: JobProgress;
   #controller = new AbortController();
 
-  constructor(invocationId: string, request: Buffer, queuedMs = Date.now()) {
+  constructor(invocationId: string, request: Buffer, queuedMs = Date.now(), progress?: JobProgress) {
     this.invocationId = invocationId;
     this.request = request;
     this.queuedMs = queuedMs;
+    this.#progress = progress ?? {
+      state: 'queued',
+      startedMs: null,
+      finishedMs: null,
+      durationMs: null,
+      exitCode: null,
+      signal: null,
+      result: null,
+      error: '',
+      stderr: Buffer.alloc(0),
+    };
   }
 
   /** A journaled job; one that was queued or running when the daemon died never finished, and says so. */
   static fromRecord(record: JobRecord): Job {
-    const job = new Job(record.invocationId, Buffer.from(record.requestBase64, 'base64'), record.queuedMs);
     const interrupted = Job.wasInterrupted(record);
-    Object.assign(job, {
+    return new Job(record.invocationId, Buffer.from(record.requestBase64, 'base64'), record.queuedMs, {
       state: interrupted ? 'error' : record.state,
       startedMs: record.startedMs,
       finishedMs: record.finishedMs,
@@ -57,12 +72,16 @@ export class Job {
       error: interrupted ? INTERRUPTED_ERROR : record.error,
       stderr: Buffer.from(record.stderrBase64, 'base64'),
     });
-    return job;
   }
 
   /** Journaled as queued or running: the daemon died before this job ended. */
   static wasInterrupted(record: JobRecord): boolean {
     return record.state === 'queued' || record.state === 'running';
+  }
+
+  /** Read-only: only `start` and `finish` move a job on. */
+  get progress(): Readonly<JobProgress> {
+    return this.#progress;
   }
 
   get abortSignal(): AbortSignal {
@@ -74,12 +93,12 @@ export class Job {
   }
 
   get isFinished(): boolean {
-    return this.state !== 'queued' && this.state !== 'running';
+    const { state } = this.#progress;
+    return state !== 'queued' && state !== 'running';
   }
 
   start(now = Date.now()): void {
-    this.state = 'running';
-    this.startedMs = now;
+    this.#progress = { ...this.#progress, state: 'running', startedMs: now };
   }
 
   /** Aborts the driver (or the queued job); false when there was nothing left to cancel. */
@@ -90,30 +109,35 @@ export class Job {
   }
 
   finish(outcome: { state: RunState; run: RunResult; result: Buffer | null; error: string; finishedMs: number }): void {
-    this.state = outcome.state;
-    this.finishedMs = outcome.finishedMs;
-    this.durationMs = this.startedMs === null ? null : outcome.run.durationMs;
-    this.exitCode = outcome.run.exitCode;
-    this.signal = outcome.run.signal;
-    this.result = outcome.result;
-    this.error = outcome.error;
-    this.stderr = outcome.run.stderr;
+    const { run } = outcome;
+    this.#progress = {
+      state: outcome.state,
+      startedMs: this.#progress.startedMs,
+      finishedMs: outcome.finishedMs,
+      durationMs: this.#progress.startedMs === null ? null : run.durationMs,
+      exitCode: run.exitCode,
+      signal: run.signal,
+      result: outcome.result,
+      error: outcome.error,
+      stderr: run.stderr,
+    };
   }
 
   record(): JobRecord {
+    const progress = this.#progress;
     return {
       invocationId: this.invocationId,
-      state: this.state,
+      state: progress.state,
       requestBase64: this.request.toString('base64'),
       queuedMs: this.queuedMs,
-      startedMs: this.startedMs,
-      finishedMs: this.finishedMs,
-      durationMs: this.durationMs,
-      exitCode: this.exitCode,
-      signal: this.signal,
-      resultBase64: this.result?.toString('base64') ?? null,
-      error: this.error,
-      stderrBase64: this.stderr.toString('base64'),
+      startedMs: progress.startedMs,
+      finishedMs: progress.finishedMs,
+      durationMs: progress.durationMs,
+      exitCode: progress.exitCode,
+      signal: progress.signal,
+      resultBase64: progress.result?.toString('base64') ?? null,
+      error: progress.error,
+      stderrBase64: progress.stderr.toString('base64'),
     };
   }
 }

@@ -227,7 +227,7 @@ export class LiveService {
   async #finish(job: Job, run: RunResult, interpreted: Interpreted = { state: run.state, error: run.shortMessage }): Promise<InvokeOutcome> {
     const now = Date.now();
     const state = this.#state;
-    const { result, error, failed } = recordEnd(state, job.invocationId, run, interpreted, job.startedMs !== null, now);
+    const { result, error, failed } = recordEnd(state, job.invocationId, run, interpreted, job.progress.startedMs !== null, now);
     if (failed) this.#supervisor.afterFailure(now);
     if (result) this.#result = { base64: state.resultBase64 as string, data: result };
     job.finish({ state: interpreted.state, run, result: result ?? null, error: error ?? '', finishedMs: now });

@@ -175,7 +175,7 @@ export function endInterrupted(state: ServiceState, interrupted: readonly JobRec
 /** A job has started: counted (its end will say how it went), and running until then. */
 export function recordStart(state: ServiceState, job: Job): void {
   state.counters.invokesTotal++;
-  state.counters.lastStartedMs = job.startedMs;
+  state.counters.lastStartedMs = job.progress.startedMs;
   state.runningInvocationIds.push(job.invocationId);
 }
 

@@ -61,8 +61,8 @@ t.test('a journal written by main b4df604 restores to the documents main rendere
           {
             'status.json': JSON.parse(renderJobStatus(view, job)),
             'request.json': job.request.toString(),
-            'result.json': job.result?.toString() ?? '',
-            'stderr.txt': job.stderr.toString(),
+            'result.json': job.progress.result?.toString() ?? '',
+            'stderr.txt': job.progress.stderr.toString(),
           },
         ]),
       ),

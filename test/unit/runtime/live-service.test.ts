@@ -184,8 +184,8 @@ t.test('jobs: kept up to jobs_keep, each with its own request, result and stderr
     jobs.map((j) => j.request.toString()),
     ['{"i":2}', '{"i":3}', '{"i":4}', '{"i":5}'],
   );
-  t.equal(jobs[3]?.result?.toString(), '{"i":5}');
-  t.equal(jobs[3]?.state, 'ok');
+  t.equal(jobs[3]?.progress.result?.toString(), '{"i":5}');
+  t.equal(jobs[3]?.progress.state, 'ok');
   t.ok(
     changes.some((c) => c.kind === 'job-removed'),
     'pruned jobs leave the journal',
@@ -244,7 +244,7 @@ t.test('restore: a run the kill interrupted counts as a start and a failure, onc
     });
     t.match(restored.state.counters, { invokesTotal: 1, failuresTotal: 1, consecutiveFailures: 1 }, `${stateWhile}: counted once`);
     const [job] = restored.jobs.list();
-    t.match(job, { state: 'error', error: INTERRUPTED_ERROR, finishedMs: null });
+    t.match(job?.progress, { state: 'error', error: INTERRUPTED_ERROR, finishedMs: null });
     t.match(restored.state.last, { invocationId: job?.invocationId, state: 'error', durationMs: null });
     t.equal(restored.state.lastError, INTERRUPTED_ERROR);
     t.equal(restored.statusState(), 'error');
@@ -280,7 +280,7 @@ t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, 
   finish({ ...outputlessRun({ state: 'ok', shortMessage: 'done' }), stdout: Buffer.from('{"late":1}') });
   await new Promise((resolve) => setTimeout(resolve, 20));
   t.equal(rt.view.result?.toString(), '{"late":1}', 'and is recorded when it ends');
-  t.equal(rt.view.jobs.list().at(-1)?.state, 'ok');
+  t.equal(rt.view.jobs.list().at(-1)?.progress.state, 'ok');
 });
 
 t.test('a payload the adapter refuses: EINVAL recorded, and the job leaves jobs/', async (t) => {
