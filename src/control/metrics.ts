@@ -1,6 +1,24 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CatalogStore, EventStream } from './catalog-store.js';
 
+export interface WatchMetrics {
+  subscribers: Gauge;
+  fanoutEvents: Counter;
+  fanoutAttempts: Counter;
+  fanoutSent: Counter;
+  fanoutDropped: Counter;
+  ended: Counter<'reason'>;
+  replayRequests: Counter;
+  replayEvents: Counter;
+  replayBytes: Counter;
+  eventSeq: Gauge;
+}
+
+export interface RelayMetrics {
+  operations: Counter<'op' | 'outcome'>;
+  latency: Histogram<'op'>;
+}
+
 /** The server's Prometheus metrics (SPEC §7), on a registry of its own (no global state). */
 export class ControlMetrics {
   readonly registry = new Registry();
@@ -8,18 +26,10 @@ export class ControlMetrics {
   readonly errors: Counter<'code'>;
   readonly connections: Gauge<'role'>;
   readonly frames: Counter<'role'>;
-  readonly subscribers: Gauge;
-  readonly fanoutEvents: Counter;
-  readonly fanoutAttempts: Counter;
-  readonly fanoutSent: Counter;
-  readonly fanoutDropped: Counter;
-  readonly watchesEnded: Counter<'reason'>;
-  readonly replayRequests: Counter;
-  readonly replayEvents: Counter;
-  readonly replayBytes: Counter;
-  readonly eventSeq: Gauge;
-  readonly relayed: Counter<'op' | 'outcome'>;
-  readonly relayLatency: Histogram<'op'>;
+  /** The watch fan-out's (WatchHub). */
+  readonly watch: WatchMetrics;
+  /** The WorldFS relay's (RelayHub). */
+  readonly relay: RelayMetrics;
 
   /** `serverId` labels every metric: several servers on one store are told apart. */
   constructor(catalog: CatalogStore, events: EventStream, serverId: string) {
@@ -55,27 +65,29 @@ export class ControlMetrics {
     this.errors = new Counter({ name: 'acheron_errors_total', help: 'Error replies by wire code', labelNames: ['code'], registers });
     this.connections = new Gauge({ name: 'acheron_connections', help: 'Open WebSocket connections by role', labelNames: ['role'], registers });
     this.frames = new Counter({ name: 'acheron_frames_total', help: 'Request frames received by role', labelNames: ['role'], registers });
-    this.subscribers = new Gauge({ name: 'acheron_watch_subscribers', help: 'Live catalog watches', registers });
-    this.fanoutEvents = new Counter({ name: 'acheron_watch_fanout_events_total', help: 'Events handed to the watch fan-out', registers });
-    this.fanoutAttempts = new Counter({ name: 'acheron_watch_fanout_attempts_total', help: 'Deliveries attempted (event x matching watch)', registers });
-    this.fanoutSent = new Counter({ name: 'acheron_watch_fanout_sent_total', help: 'Deliveries sent', registers });
-    this.fanoutDropped = new Counter({
-      name: 'acheron_watch_fanout_dropped_total',
-      help: 'Deliveries refused because the watcher was too slow (its watch ended with resync_required)',
-      registers,
-    });
-    this.watchesEnded = new Counter({ name: 'acheron_watch_ended_total', help: 'Watches ended by the server', labelNames: ['reason'], registers });
-    this.replayRequests = new Counter({ name: 'acheron_watch_replay_requests_total', help: 'Watches started (each replays)', registers });
-    this.replayEvents = new Counter({ name: 'acheron_watch_replay_events_total', help: 'Events replayed', registers });
-    this.replayBytes = new Counter({ name: 'acheron_watch_replay_bytes_total', help: 'Bytes of replayed event frames', registers });
-    this.eventSeq = new Gauge({
-      name: 'acheron_event_seq',
-      help: 'The last event seq made durable (the head_seq watches report)',
-      registers,
-      collect() {
-        this.set(events.headSeq);
-      },
-    });
+    this.watch = {
+      subscribers: new Gauge({ name: 'acheron_watch_subscribers', help: 'Live catalog watches', registers }),
+      fanoutEvents: new Counter({ name: 'acheron_watch_fanout_events_total', help: 'Events handed to the watch fan-out', registers }),
+      fanoutAttempts: new Counter({ name: 'acheron_watch_fanout_attempts_total', help: 'Deliveries attempted (event x matching watch)', registers }),
+      fanoutSent: new Counter({ name: 'acheron_watch_fanout_sent_total', help: 'Deliveries sent', registers }),
+      fanoutDropped: new Counter({
+        name: 'acheron_watch_fanout_dropped_total',
+        help: 'Deliveries refused because the watcher was too slow (its watch ended with resync_required)',
+        registers,
+      }),
+      ended: new Counter({ name: 'acheron_watch_ended_total', help: 'Watches ended by the server', labelNames: ['reason'], registers }),
+      replayRequests: new Counter({ name: 'acheron_watch_replay_requests_total', help: 'Watches started (each replays)', registers }),
+      replayEvents: new Counter({ name: 'acheron_watch_replay_events_total', help: 'Events replayed', registers }),
+      replayBytes: new Counter({ name: 'acheron_watch_replay_bytes_total', help: 'Bytes of replayed event frames', registers }),
+      eventSeq: new Gauge({
+        name: 'acheron_event_seq',
+        help: 'The last event seq made durable (the head_seq watches report)',
+        registers,
+        collect() {
+          this.set(events.headSeq);
+        },
+      }),
+    };
     const window = (name: string, help: string, pick: (w: ReturnType<EventStream['window']>) => number | null) =>
       new Gauge({
         name,
@@ -93,20 +105,22 @@ export class ControlMetrics {
     window('acheron_watch_retained_oldest_timestamp_seconds', 'Time of the oldest retained event (Unix seconds; 0 when none)', (w) => seconds(w.oldest_ms));
     window('acheron_watch_retained_newest_timestamp_seconds', 'Time of the newest retained event (Unix seconds; 0 when none)', (w) => seconds(w.newest_ms));
     window('acheron_watch_retained_window_seconds', 'Time span of the replay ring', (w) => w.window_ms / 1000);
-    this.relayed = new Counter({
-      name: 'acheron_relay_operations_total',
-      help: 'WorldFS operations relayed to nodes, by op and outcome (ok or the errno)',
-      labelNames: ['op', 'outcome'],
-      registers,
-    });
-    // An invoke waits for its driver: buckets up to a minute.
-    this.relayLatency = new Histogram({
-      name: 'acheron_relay_latency_seconds',
-      help: "Time from forwarding a relayed operation to the node's answer",
-      labelNames: ['op'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-      registers,
-    });
+    this.relay = {
+      operations: new Counter({
+        name: 'acheron_relay_operations_total',
+        help: 'WorldFS operations relayed to nodes, by op and outcome (ok or the errno)',
+        labelNames: ['op', 'outcome'],
+        registers,
+      }),
+      // An invoke waits for its driver: buckets up to a minute.
+      latency: new Histogram({
+        name: 'acheron_relay_latency_seconds',
+        help: "Time from forwarding a relayed operation to the node's answer",
+        labelNames: ['op'],
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        registers,
+      }),
+    };
   }
 
   /** The same numbers as /metrics, as JSON (control.metrics and /metrics.json). */

@@ -112,7 +112,7 @@ export class RelayHub {
     if (!pending || pending.nodeId !== nodeId) return false;
     this.#pending.delete(relayId);
     clearTimeout(pending.timer);
-    this.#metrics.relayLatency.observe({ op: pending.op }, (performance.now() - pending.started) / 1000);
+    this.#metrics.relay.latency.observe({ op: pending.op }, (performance.now() - pending.started) / 1000);
     pending.resolve(this.#count(pending.op, outcome));
     return true;
   }
@@ -142,7 +142,7 @@ export class RelayHub {
   }
 
   #count(op: string, outcome: RelayOutcome): RelayOutcome {
-    this.#metrics.relayed.inc({ op, outcome: outcome.ok ? 'ok' : (outcome.errno ?? 'error') });
+    this.#metrics.relay.operations.inc({ op, outcome: outcome.ok ? 'ok' : (outcome.errno ?? 'error') });
     return outcome;
   }
 }

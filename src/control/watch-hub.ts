@@ -115,12 +115,12 @@ export class WatchHub {
       replayed: replay.length,
       head_seq: head,
     });
-    this.#metrics.replayRequests.inc();
+    this.#metrics.watch.replayRequests.inc();
     const replayHead = watchEventHead(id, true);
     for (const event of replay) {
       const frame = eventFrame(replayHead, event, shape, eventBodyAsSeen(event, shape, sight));
-      this.#metrics.replayEvents.inc();
-      this.#metrics.replayBytes.inc(frame.length);
+      this.#metrics.watch.replayEvents.inc();
+      this.#metrics.watch.replayBytes.inc(frame.length);
       connection.sendSerialized(frame);
     }
     connection.send(push('control.node_service_watch_synced', { watch_id: id, head_seq: head }));
@@ -133,19 +133,19 @@ export class WatchHub {
       liveHead: watchEventHead(id, false),
       shape,
     });
-    this.#metrics.subscribers.set(this.#watches.size);
+    this.#metrics.watch.subscribers.set(this.#watches.size);
   }
 
   unwatch(connection: ConnectionPeer, watchId: string): void {
     if (!this.#watches.delete(watchKey(connection, watchId)))
       throw new ProtocolError('not_found', `no watch ${watchId} on this connection`, { field: '/watch_id' });
-    this.#metrics.subscribers.set(this.#watches.size);
+    this.#metrics.watch.subscribers.set(this.#watches.size);
   }
 
   /** The connection closed: its watches end with it. */
   drop(connection: ConnectionPeer): void {
     for (const [key, watch] of this.#watches) if (watch.connection === connection) this.#watches.delete(key);
-    this.#metrics.subscribers.set(this.#watches.size);
+    this.#metrics.watch.subscribers.set(this.#watches.size);
   }
 
   close(): void {
@@ -153,8 +153,8 @@ export class WatchHub {
   }
 
   #fanOut(event: CatalogEvent): void {
-    this.#metrics.fanoutEvents.inc();
-    this.#metrics.eventSeq.set(event.seq);
+    this.#metrics.watch.fanoutEvents.inc();
+    this.#metrics.watch.eventSeq.set(event.seq);
     const now = Date.now();
     // Counted once per event, not per watcher: a counter update costs more than it seems at 100 watchers.
     let attempts = 0;
@@ -180,15 +180,15 @@ export class WatchHub {
       watch.lastSentMs = now;
       sent++;
     }
-    this.#metrics.fanoutAttempts.inc(attempts);
-    this.#metrics.fanoutSent.inc(sent);
+    this.#metrics.watch.fanoutAttempts.inc(attempts);
+    this.#metrics.watch.fanoutSent.inc(sent);
   }
 
   #end(watch: Watch, message: string): void {
     this.#watches.delete(watchKey(watch.connection, watch.id));
-    this.#metrics.fanoutDropped.inc();
-    this.#metrics.watchesEnded.inc({ reason: 'resync_required' });
-    this.#metrics.subscribers.set(this.#watches.size);
+    this.#metrics.watch.fanoutDropped.inc();
+    this.#metrics.watch.ended.inc({ reason: 'resync_required' });
+    this.#metrics.watch.subscribers.set(this.#watches.size);
     watch.connection.send({ channel: 'control', type: 'control.error', id: null, ok: false, error: { code: 'resync_required', message, watch_id: watch.id } });
   }
 
