@@ -36,7 +36,7 @@ const FOLLOW_POLL_MS = 1_000;
  * digest (`join-index.ts`).
  */
 export class FileTokenStore implements TokenStore {
-  readonly path: string;
+  readonly #path: string;
   #data: TokenFile;
   /** The file's identity when this process last read or wrote it (`fileVersion`); '' before that. */
   #version = '';
@@ -54,7 +54,7 @@ export class FileTokenStore implements TokenStore {
   #log: Logger | undefined;
 
   private constructor(path: string, data: TokenFile, log: Logger | undefined) {
-    this.path = path;
+    this.#path = path;
     this.#data = data;
     this.#log = log;
   }
@@ -66,7 +66,7 @@ export class FileTokenStore implements TokenStore {
   static async open(dataDir: string, log?: Logger): Promise<FileTokenStore> {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const store = new FileTokenStore(join(dataDir, TOKENS_FILE), emptyFile(), log);
-    await store.update((data) => {
+    await store.#enqueue((data) => {
       if (data.admin.length === 0) data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });
       if (data.users.length === 0) data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });
     });
@@ -93,7 +93,7 @@ export class FileTokenStore implements TokenStore {
   async consumeJoin(token: string): Promise<boolean> {
     let spent = false;
     const wanted = digestHex(token);
-    await this.update((data) => {
+    await this.#enqueue((data) => {
       const entry = this.#joins.of(data).get(wanted);
       if (entry && joinUsable(entry)) {
         entry.used_ms = Date.now();
@@ -105,12 +105,12 @@ export class FileTokenStore implements TokenStore {
 
   createUser(userId: string, agentId: string | null): Promise<UserTokenEntry> {
     const entry = newUserEntry(userId, agentId);
-    return this.update((data) => void data.users.push(entry)).then(() => entry);
+    return this.#enqueue((data) => void data.users.push(entry)).then(() => entry);
   }
 
   createJoin(ttlMs: number): Promise<JoinTokenEntry> {
     const entry = newJoinEntry(ttlMs);
-    return this.update((data) => {
+    return this.#enqueue((data) => {
       data.join = data.join.filter((e) => !joinStale(e));
       data.join.push(entry);
     }).then(() => entry);
@@ -119,7 +119,7 @@ export class FileTokenStore implements TokenStore {
   /** `admin`, `user` (the first of each) or a token id: a new secret, same identity. */
   async rotate(which: string): Promise<TokenEntry> {
     let rotated: TokenEntry | undefined;
-    await this.update((data) => {
+    await this.#enqueue((data) => {
       const entry = which === 'admin' ? data.admin[0] : which === 'user' ? data.users[0] : [...data.admin, ...data.users].find((e) => e.id === which);
       if (entry) {
         entry.token = newToken(data.admin.includes(entry) ? 'admin' : 'user');
@@ -132,7 +132,7 @@ export class FileTokenStore implements TokenStore {
 
   async revoke(id: string): Promise<void> {
     let found = false;
-    await this.update((data) => {
+    await this.#enqueue((data) => {
       const before = data.admin.length + data.users.length + data.join.length;
       if (data.admin.length === 1 && data.admin[0]?.id === id) throw lastAdmin();
       data.admin = data.admin.filter((e) => e.id !== id);
@@ -190,9 +190,9 @@ export class FileTokenStore implements TokenStore {
       return this.#reloadingNext;
     }
     this.#reloading = (async () => {
-      const version = fileVersion(await stat(this.path).catch(() => undefined));
+      const version = fileVersion(await stat(this.#path).catch(() => undefined));
       if (version === '' || version === this.#version || this.#locked) return false;
-      this.#data = await readTokens(this.path);
+      this.#data = await readTokens(this.#path);
       this.#version = version;
       this.#changed();
       return true;
@@ -204,7 +204,7 @@ export class FileTokenStore implements TokenStore {
   async #reload(): Promise<void> {
     await this.reloadIfChanged().catch((error: unknown) => {
       if (!this.#log) throw error;
-      this.#log.error({ err: error, path: this.path }, 'token file unreadable: keeping the tokens loaded before');
+      this.#log.error({ err: error, path: this.#path }, 'token file unreadable: keeping the tokens loaded before');
     });
   }
 
@@ -219,7 +219,7 @@ export class FileTokenStore implements TokenStore {
    * cost one rewrite, not 100). `mutate` runs on the file as read; one that throws must do so
    * before changing anything: it fails alone, the others of its batch are written.
    */
-  update(mutate: (data: TokenFile) => void): Promise<void> {
+  #enqueue(mutate: (data: TokenFile) => void): Promise<void> {
     const done = new Promise<void>((resolve, reject) => this.#queued.push({ mutate, resolve, reject }));
     this.#writing ??= this.#drain();
     return done;
@@ -242,15 +242,15 @@ export class FileTokenStore implements TokenStore {
 
   /** One read-modify-write for the batch; the updates whose `mutate` threw, with their errors. */
   async #update(batch: QueuedUpdate[]): Promise<Map<QueuedUpdate, Error>> {
-    const release = await lockFile(`${this.path}.lock`);
+    const release = await lockFile(`${this.#path}.lock`);
     this.#locked = true;
     try {
       // The file as this process last wrote or read it needs no second parse (with 10,000 join tokens it is 2 MiB of JSON).
-      const current = fileVersion(await stat(this.path).catch(() => undefined));
+      const current = fileVersion(await stat(this.#path).catch(() => undefined));
       const data =
         current !== '' && current === this.#version
           ? copyOf(this.#data)
-          : await readTokens(this.path).catch((error: NodeJS.ErrnoException) => {
+          : await readTokens(this.#path).catch((error: NodeJS.ErrnoException) => {
               if (error.code === 'ENOENT') return emptyFile();
               throw error;
             });
@@ -263,9 +263,9 @@ export class FileTokenStore implements TokenStore {
         }
       }
       // Compact: with 10,000 join tokens every join batch rewrites 2 MiB (`acheron token list` is for reading it).
-      await writeFileAtomic(this.path, JSON.stringify(data) + '\n', 0o600);
+      await writeFileAtomic(this.#path, JSON.stringify(data) + '\n', 0o600);
       // Both together: a reload between them would take stale data for current.
-      const version = fileVersion(await stat(this.path));
+      const version = fileVersion(await stat(this.#path));
       this.#data = data;
       this.#version = version;
       this.#changed();

@@ -17,11 +17,10 @@ t.test('concurrent joins: each token spent once, a failing update fails alone', 
   ]);
   t.equal(spent.filter(Boolean).length, 20, 'twenty spent');
   t.same(spent.slice(20), [false, false], 'a token twice, an unknown one: refused');
-  const failing = store.update(() => {
-    throw new Error('refused');
-  });
+  // Revoking the only admin token fails inside its update, in the same batch as the next one.
+  const failing = store.revoke(store.data.admin[0]?.id ?? '');
   const other = store.createUser('u', null);
-  await t.rejects(failing, { message: 'refused' }, 'the failing update rejects');
+  await t.rejects(failing, { message: /last admin/ }, 'the failing update rejects');
   t.ok((await other).token, 'the other update of the batch went through');
   const reread = await FileTokenStore.open(dir);
   t.equal(reread.data.join.filter((e) => e.used_ms !== null).length, 20, 'on disk');
