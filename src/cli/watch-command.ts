@@ -1,8 +1,8 @@
 import type { CatalogDeltaPayload } from '../protocol/types.gen.js';
 import { ControlClient } from '../protocol/control-client.js';
-import { Failover } from '../protocol/control-urls.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { attachProject, frameCheck } from './client-connection.js';
 import { SchemaError } from '../protocol/schemas.js';
 import { resolveClient } from './client-options.js';
@@ -38,31 +38,45 @@ export function formatEvent(e: EventPayload): string {
   return `${String(e.seq).padStart(6)} ${new Date(e.timestamp_ms).toISOString()} ${e.node_id} ${e.kind}${e.replay ? ' (replay)' : ''}${parts.length ? ' ' + parts.join(' ') : ''}`;
 }
 
+/** Why the command ends with exit code 1; its message is printed as it is. */
+class WatchEnded extends Error {}
+
+/** A failure every server and every retry would give again: the command ends with this message. */
+function endingMessage(error: unknown): string | undefined {
+  if (error instanceof SchemaError) return `acheron node watch: bad frame from the control server: ${error.message}`;
+  if (!(error instanceof ProtocolError)) return undefined;
+  if (error.code === 'forbidden')
+    return `acheron node watch: refused: ${error.message}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token`;
+  // A bad request fails the same way on every retry.
+  if (error.code === 'unauthorized' || error.code === 'invalid_payload') return `acheron node watch: ${error.message}`;
+  return undefined;
+}
+
 /**
  * `acheron node watch`: the live catalog event stream, as delta events (`include: "delta"`): a line
  * per event, or with `--json` each event as received (node meta, seq, kind, timestamp_ms,
  * service_delta, and `changed_services`: the descriptors of the added and updated services).
- * Reconnects by itself and resumes after the last seq it printed (or the last progress head), so
- * nothing is printed twice and nothing is skipped; `resync_required` starts over from the replay
- * window, saying so on stderr.
+ * Reconnects by itself (ReconnectLoop over the `--control-url` list) and resumes after the last seq
+ * it printed (or the last progress head), so nothing is printed twice and nothing is skipped;
+ * `resync_required` starts over from the replay window on the same server at once, saying so on
+ * stderr. Gives up after GIVE_UP_ROUNDS whole rounds in which no server answered.
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   const { urls, token } = await resolveClient(args);
-  const failover = new Failover(urls, { firstMs: RECONNECT_FIRST_MS, maxMs: RECONNECT_MAX_MS });
+  const check = await frameCheck('delta');
   const failures = new Map<string, string>();
   let failedRounds = 0;
   let since = args.since;
-  let stopped = false;
-  void stop.then(() => (stopped = true));
-  const check = await frameCheck('delta');
-  /** A frame that failed the check: the command stops rather than print past it (every server would send the same). */
-  let badFrame: SchemaError | undefined;
-  while (!stopped) {
-    let client: ControlClient | undefined;
+  let client: ControlClient | undefined;
+
+  /** One connection: the watch from `since`; 'resync' when the server says it cannot resume from there. */
+  const watchOnce = async (url: string): Promise<'resync' | 'closed'> => {
     let resync = false;
+    /** A frame that failed the check: the command stops rather than print past it (every server would send the same). */
+    let badFrame: SchemaError | undefined;
     try {
       client = await ControlClient.connect({
-        url: failover.current,
+        url,
         token,
         check,
         onInvalidPush: (error) => {
@@ -89,53 +103,54 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       if (since !== undefined) request.since_seq = since;
       else if (args['replay-limit'] !== undefined) request.replay_limit = args['replay-limit'];
       await client.request('control.node_service_watch', request);
-      failover.succeeded();
+      loop.succeeded();
       failures.clear();
       failedRounds = 0;
       await Promise.race([client.closed, stop]);
-      if (badFrame) throw badFrame;
-      if (stopped) {
+      if (loop.stopped) {
         await client.close();
-        return 0;
+        return 'closed';
       }
-      if (!resync) err.write(`acheron node watch: connection to ${failover.current} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     } catch (error) {
-      if (error instanceof SchemaError) {
-        err.write(`acheron node watch: bad frame from the control server: ${error.message}\n`);
-        client?.terminate();
-        return 1;
-      }
-      if (error instanceof ProtocolError && error.code === 'forbidden') {
-        err.write(
-          `acheron node watch: refused: ${error.message}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token\n`,
+      if (!(error instanceof ProtocolError && error.code === 'resync_required')) throw error;
+      err.write(`acheron node watch: ${error.message}; starting over from the replay window\n`);
+      resync = true;
+    } finally {
+      if (!loop.stopped) client?.terminate();
+    }
+    if (badFrame) throw badFrame;
+    if (resync) return 'resync';
+    err.write(`acheron node watch: connection to ${url} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
+    return 'closed';
+  };
+
+  const loop: ReconnectLoop = new ReconnectLoop({
+    urls,
+    backoff: { firstMs: RECONNECT_FIRST_MS, maxMs: RECONNECT_MAX_MS },
+    session: async (url) => {
+      while ((await watchOnce(url)) === 'resync') since = undefined;
+    },
+    failed: (url, error) => {
+      const ending = endingMessage(error);
+      if (ending !== undefined) throw new WatchEnded(ending);
+      failures.set(url, (error as Error).message);
+    },
+    beforePause: (pauseMs, from) => {
+      if (loop.roundFailed && ++failedRounds >= GIVE_UP_ROUNDS)
+        throw new WatchEnded(
+          `acheron node watch: no control server answered in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}`,
         );
-        return 1;
-      }
-      // A bad request fails the same way on every retry.
-      if (error instanceof ProtocolError && (error.code === 'unauthorized' || error.code === 'invalid_payload')) {
-        err.write(`acheron node watch: ${error.message}\n`);
-        return 1;
-      }
-      if (error instanceof ProtocolError && error.code === 'resync_required') {
-        err.write(`acheron node watch: ${error.message}; starting over from the replay window\n`);
-        resync = true;
-      } else failures.set(failover.current, (error as Error).message);
-      client?.terminate();
-    }
-    if (resync) {
-      since = undefined;
-      continue;
-    }
-    const from = failover.current;
-    const delay = failover.failed();
-    if (failover.roundFailed && ++failedRounds >= GIVE_UP_ROUNDS) {
-      err.write(
-        `acheron node watch: no control server answered in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}\n`,
-      );
-      return 1;
-    }
-    err.write(`acheron node watch: ${failures.get(from) ?? `${from} closed the connection`}; trying ${failover.current} in ${delay} ms\n`);
-    await Promise.race([new Promise((resolve) => setTimeout(resolve, delay)), stop]);
+      err.write(`acheron node watch: ${failures.get(from) ?? `${from} closed the connection`}; trying ${loop.url} in ${pauseMs} ms\n`);
+    },
+  });
+  void stop.then(() => loop.stop());
+  try {
+    await loop.start();
+    return 0;
+  } catch (error) {
+    client?.terminate();
+    if (!(error instanceof WatchEnded)) throw error;
+    err.write(`${error.message}\n`);
+    return 1;
   }
-  return 0;
 }

@@ -10,8 +10,8 @@ export interface ReconnectOptions {
   failed(url: string, error: unknown): void;
   /** After every session, however it ended (unless `failed` threw), stopping included. */
   ended?(): void;
-  /** Before each pause (not when stopping). Throw to end the loop with it. */
-  beforePause?(): void;
+  /** Before each pause (not when stopping), with its length and the server whose session just ended. Throw to end the loop with it. */
+  beforePause?(pauseMs: number, url: string): void;
   /** The pause's timer does not keep the process alive. */
   unref?: boolean;
 }
@@ -80,7 +80,7 @@ export class ReconnectLoop {
       o.ended?.();
       if (this.#stopped) break;
       const pause = this.#failover.failed();
-      o.beforePause?.();
+      o.beforePause?.(pause, url);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pause);
         if (o.unref) timer.unref();

@@ -5,6 +5,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
 import { acheron, startControl, type RunningControl } from '../helpers/control.js';
@@ -228,6 +229,24 @@ await t.test('a refused watch prints the reason and a hint, and exits 1', async 
   const unauthorized = await acheron(['node', 'watch', ...conn(badFile)]);
   tt.equal(unauthorized.code, 1, 'a bad token: exit 1');
   tt.match(unauthorized.stderr, /401/, 'says the server refused the token');
+});
+
+await t.test('no server answering: says what it tries and when, then gives up after 5 rounds with exit 1', async (tt) => {
+  // A port nobody listens on: bound, then closed.
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const url = `ws://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((resolve) => closed.close(resolve));
+  const gone = await acheron(['node', 'watch', '--control-url', url, '--token-file', adminFile]);
+  tt.equal(gone.code, 1, 'exit 1');
+  tt.equal(gone.stdout, '', 'nothing on stdout');
+  const pauses = [...gone.stderr.matchAll(/ECONNREFUSED.*; trying (\S+) in (\d+) ms/g)];
+  tt.equal(pauses.length, 4, `a line for each pause before the last round (stderr: ${gone.stderr})`);
+  tt.ok(
+    pauses.every((m) => m[1] === url),
+    'each names the server it tries next',
+  );
+  tt.match(gone.stderr, new RegExp(`no control server answered in 5 rounds: ${url}: .*ECONNREFUSED`), 'the last line says why it gave up');
 });
 
 reference.close();
