@@ -65,20 +65,20 @@ export class ControlMetrics {
     this.errors = new Counter({ name: 'acheron_errors_total', help: 'Error replies by wire code', labelNames: ['code'], registers });
     this.connections = new Gauge({ name: 'acheron_connections', help: 'Open WebSocket connections by role', labelNames: ['role'], registers });
     this.frames = new Counter({ name: 'acheron_frames_total', help: 'Request frames received by role', labelNames: ['role'], registers });
+    const counter = (name: string, help: string): Counter => new Counter({ name, help, registers });
     this.watch = {
       subscribers: new Gauge({ name: 'acheron_watch_subscribers', help: 'Live catalog watches', registers }),
-      fanoutEvents: new Counter({ name: 'acheron_watch_fanout_events_total', help: 'Events handed to the watch fan-out', registers }),
-      fanoutAttempts: new Counter({ name: 'acheron_watch_fanout_attempts_total', help: 'Deliveries attempted (event x matching watch)', registers }),
-      fanoutSent: new Counter({ name: 'acheron_watch_fanout_sent_total', help: 'Deliveries sent', registers }),
-      fanoutDropped: new Counter({
-        name: 'acheron_watch_fanout_dropped_total',
-        help: 'Deliveries refused because the watcher was too slow (its watch ended with resync_required)',
-        registers,
-      }),
+      fanoutEvents: counter('acheron_watch_fanout_events_total', 'Events handed to the watch fan-out'),
+      fanoutAttempts: counter('acheron_watch_fanout_attempts_total', 'Deliveries attempted (event x matching watch)'),
+      fanoutSent: counter('acheron_watch_fanout_sent_total', 'Deliveries sent'),
+      fanoutDropped: counter(
+        'acheron_watch_fanout_dropped_total',
+        'Deliveries refused because the watcher was too slow (its watch ended with resync_required)',
+      ),
       ended: new Counter({ name: 'acheron_watch_ended_total', help: 'Watches ended by the server', labelNames: ['reason'], registers }),
-      replayRequests: new Counter({ name: 'acheron_watch_replay_requests_total', help: 'Watches started (each replays)', registers }),
-      replayEvents: new Counter({ name: 'acheron_watch_replay_events_total', help: 'Events replayed', registers }),
-      replayBytes: new Counter({ name: 'acheron_watch_replay_bytes_total', help: 'Bytes of replayed event frames', registers }),
+      replayRequests: counter('acheron_watch_replay_requests_total', 'Watches started (each replays)'),
+      replayEvents: counter('acheron_watch_replay_events_total', 'Events replayed'),
+      replayBytes: counter('acheron_watch_replay_bytes_total', 'Bytes of replayed event frames'),
       eventSeq: new Gauge({
         name: 'acheron_event_seq',
         help: 'The last event seq made durable (the head_seq watches report)',
