@@ -94,8 +94,8 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
       tokens,
       projects,
       catalog,
-      events: catalog,
-      servers: catalog,
+      events: catalog.events,
+      servers: catalog.servers,
       problem: async () => {
         try {
           await connection.read('readiness check', (client) => client.get(etcd.prefix).exec());

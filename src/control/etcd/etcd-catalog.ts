@@ -9,16 +9,16 @@ import type {
   ServiceDelta,
   ServiceDescriptor,
 } from '../../protocol/types.gen.js';
-import { fullBody, type CatalogEvent } from '../catalog-event.js';
+import { fullBody } from '../catalog-event.js';
 import type { CatalogStore, EventStream, NodeRecord } from '../catalog-store.js';
 import type { ServiceEntry } from '../delta.js';
-import type { RetainedWindow } from '../event-ring.js';
 import { countNodes, deleteDelta, joinPlan, noNode, publishedService, refreshPlan, secretMatches, summaries, toPublic, upsertPlan } from '../node-record.js';
-import type { PeerServer, ServerDirectory } from '../server-directory.js';
+import type { ServerDirectory } from '../server-directory.js';
 import type { ResolvedService } from '../upsert-frame.js';
 import { CatalogFeed } from './catalog-feed.js';
 import { decodeNode, NODES, revisionOfSeq } from './catalog-layout.js';
 import { CatalogMirror } from './catalog-mirror.js';
+import { EtcdEventStream } from './etcd-event-stream.js';
 import type { EtcdConnection } from './connection.js';
 import { commitGuarded } from './guarded-txn.js';
 import { LeaseExpiry, leaseOf } from './lease-expiry.js';
@@ -52,14 +52,16 @@ export interface EtcdCatalogOptions extends ServerRegistrationOptions {
  *
  * The parts, one file each: the key layout and codec (`catalog-layout.ts`), the mirror
  * (`catalog-mirror.ts`), the listing and watch that feed it (`catalog-feed.ts`), the writes
- * (`node-changes.ts`), this server's registration and tunnels (`server-registration.ts`), grace
- * periods and the offline sweep (`lease-expiry.ts`).
+ * (`node-changes.ts`), this server's registration and tunnels (`server-registration.ts`, which is
+ * also the store's `ServerDirectory`), grace periods and the offline sweep (`lease-expiry.ts`), and
+ * the event stream over the feed's replay ring (`etcd-event-stream.ts`).
  */
-export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
+export class EtcdCatalog implements CatalogStore {
   readonly leaseTtlMs: number;
-  readonly ringCapacity: number;
-  readonly serverId: string;
-  readonly peerToken: string;
+  /** The events this server delivers, from its watch (`EtcdEventStream`). */
+  readonly events: EventStream;
+  /** This server's registration, and where the other servers and their tunnels are. */
+  readonly servers: ServerDirectory;
   #connection: EtcdConnection;
   #options: EtcdCatalogOptions;
   #mirror: CatalogMirror;
@@ -73,7 +75,6 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     this.#connection = connection;
     this.#options = options;
     this.leaseTtlMs = options.leaseTtlMs;
-    this.ringCapacity = options.ringCapacity;
     const { log } = options;
     const startedMs = Date.now();
     const isClosed = (): boolean => this.#closed;
@@ -98,8 +99,8 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       isClosed,
       log,
     });
-    this.serverId = this.#registration.serverId;
-    this.peerToken = this.#registration.peerToken;
+    this.events = new EtcdEventStream(this.#feed, options.ringCapacity, options.waitMs);
+    this.servers = this.#registration;
   }
 
   /**
@@ -155,37 +156,6 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
     return stored !== undefined && !stored.deleted && secretMatches({ secret_sha256: stored.secret_sha256 } as NodeRecord, secret);
   }
 
-  // ---- EventStream ----
-
-  get headSeq(): number {
-    return this.#feed.ring.head;
-  }
-
-  get retainedAfter(): number {
-    return this.#feed.ring.retainedAfter;
-  }
-
-  retained(): readonly CatalogEvent[] {
-    return this.#feed.ring.retained();
-  }
-
-  window(): RetainedWindow {
-    return this.#feed.ring.window();
-  }
-
-  onEvent(listener: (event: CatalogEvent) => void): void {
-    this.#feed.ring.onEvent(listener);
-  }
-
-  onGap(listener: (message: string) => void): void {
-    this.#feed.ring.onGap(listener);
-  }
-
-  /** A seq another server delivered (its revision's) reaches this server's watch within milliseconds; one beyond etcd's head never does. */
-  async reach(seq: number): Promise<void> {
-    if (this.#feed.ring.head < seq) await this.#feed.waitFor(revisionOfSeq(seq), this.#options.waitMs);
-  }
-
   // ---- changes ----
 
   async join(payload: NodeJoinPayload): Promise<NodeJoinReply> {
@@ -194,7 +164,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       const { next, kind, delta, reply } = joinPlan({ ...payload, node_id: nodeId }, existing, now, this.leaseTtlMs);
       return {
         record: { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) },
-        lease: leaseOf(next, this.serverId),
+        lease: leaseOf(next, this.#options.serverId),
         result: reply,
       };
     });
@@ -206,7 +176,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       if (!node) throw noNode(payload.node_id);
       const { next, delta, kind, metadataChanged } = upsertPlan(node, payload, incoming, now, this.leaseTtlMs);
       const record = kind || metadataChanged ? { next, ...(kind ? { event: { kind, timestamp_ms: now, service_delta: delta } } : {}) } : undefined;
-      return { ...(record ? { record } : {}), lease: leaseOf(next, this.serverId), result: { next, delta, isEvent: kind !== undefined } };
+      return { ...(record ? { record } : {}), lease: leaseOf(next, this.#options.serverId), result: { next, delta, isEvent: kind !== undefined } };
     });
     // The event's own bytes when this server's watch has it (shared with every watcher's frame).
     const event = result.isEvent ? this.#feed.ring.retained().findLast((e) => e.node_id === payload.node_id && revisionOfSeq(e.seq) === revision) : undefined;
@@ -219,7 +189,7 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       const { next, kind, delta } = refreshPlan(node, now, this.leaseTtlMs);
       return {
         ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}),
-        lease: leaseOf(next, this.serverId),
+        lease: leaseOf(next, this.#options.serverId),
         result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined },
       };
     });
@@ -253,16 +223,6 @@ export class EtcdCatalog implements CatalogStore, EventStream, ServerDirectory {
       (error: unknown) => this.#options.log.warn({ err: error, node_id: nodeId }, "could not remove a deleted node's last record; it is ignored"),
     );
     return toPublic(node);
-  }
-
-  // ---- ServerDirectory ----
-
-  tunnelElsewhere(nodeId: string): PeerServer | undefined {
-    return this.#registration.tunnelElsewhere(nodeId);
-  }
-
-  verifyPeer(serverId: string, secret: string): boolean {
-    return this.#registration.verifyPeer(serverId, secret);
   }
 
   /** Why this server cannot serve its nodes: its registration is lost (others may take its nodes for gone). */
