@@ -15,7 +15,7 @@ import { WebSocketServer } from 'ws';
 import { BEARER_SUBPROTOCOL_PREFIX, NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { CONTROL_DEFAULTS } from './defaults.js';
-import type { CatalogStore, EventStream } from './catalog-store.js';
+import type { CatalogStore } from './catalog-store.js';
 import { ControlConnection } from './connection.js';
 import { ControlMetrics } from './metrics.js';
 import type { ProjectStore } from './projects.js';
@@ -69,15 +69,14 @@ const HOUSEKEEPING_MS = 1_000;
  * with leases, and an HTTP listener for health and metrics.
  */
 export class ControlServer {
-  readonly catalog: CatalogStore;
+  readonly #catalog: CatalogStore;
   readonly store: ControlStore;
-  readonly tokens: TokenStore;
-  readonly metrics: ControlMetrics;
-  readonly events: EventStream;
-  readonly watches: WatchHub;
-  readonly relays: RelayHub;
-  readonly relayPolicy: RelayPolicy;
-  readonly projects: ProjectStore;
+  readonly #tokens: TokenStore;
+  readonly #metrics: ControlMetrics;
+  readonly #watches: WatchHub;
+  readonly #relays: RelayHub;
+  readonly #relayPolicy: RelayPolicy;
+  readonly #projects: ProjectStore;
   #options: ControlServerOptions;
   #log: Logger;
   /** Links to the other servers of the store, for relays to node tunnels held there. */
@@ -102,19 +101,18 @@ export class ControlServer {
 
   private constructor(options: ControlServerOptions, store: ControlStore, serverId: string) {
     this.store = store;
-    this.tokens = store.tokens;
-    this.projects = store.projects;
+    this.#tokens = store.tokens;
+    this.#projects = store.projects;
     this.#options = options;
     this.#watchPolicy = options.watchPolicy ?? watchPolicyFromEnv();
     this.#log = options.log;
-    this.catalog = store.catalog;
-    this.events = store.events;
+    this.#catalog = store.catalog;
     const { catalog, events } = store;
-    this.metrics = new ControlMetrics(catalog, events, serverId);
-    this.watches = new WatchHub(events, this.metrics);
+    this.#metrics = new ControlMetrics(catalog, events, serverId);
+    this.#watches = new WatchHub(events, this.#metrics);
     this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
-    this.relays = new RelayHub(this.metrics, store.servers, this.#peers);
-    this.relayPolicy = new RelayPolicy(catalog, store.projects, events);
+    this.#relays = new RelayHub(this.#metrics, store.servers, this.#peers);
+    this.#relayPolicy = new RelayPolicy(catalog, store.projects, events);
     this.#ws = createListener(options.tls);
     this.#http = createListener(options.tls);
     this.#wss = new WebSocketServer({
@@ -126,7 +124,7 @@ export class ControlServer {
     this.#ws.on('request', (_request, response: ServerResponse) =>
       response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only (see /livez on the HTTP listener)\n'),
     );
-    this.#http.on('request', serveHttpPages({ readiness: () => this.readiness(), metrics: this.metrics, wsPort: () => this.address.port, log: this.#log }));
+    this.#http.on('request', serveHttpPages({ readiness: () => this.readiness(), metrics: this.#metrics, wsPort: () => this.address.port, log: this.#log }));
   }
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
@@ -186,7 +184,7 @@ export class ControlServer {
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
-    this.watches.close();
+    this.#watches.close();
     this.#peers.close();
     for (const connection of this.#connections) connection.socket.close(1001, 'server shutting down');
     await Promise.all([closeListener(this.#ws), closeListener(this.#http)]);
@@ -196,7 +194,7 @@ export class ControlServer {
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     let authenticated;
     try {
-      authenticated = await authenticateUpgrade(request, { servers: this.store.servers, catalog: this.catalog, tokens: this.tokens });
+      authenticated = await authenticateUpgrade(request, { servers: this.store.servers, catalog: this.#catalog, tokens: this.#tokens });
     } catch (error) {
       // The store could not say (etcd down): neither a refusal of the token nor an acceptance.
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -221,19 +219,19 @@ export class ControlServer {
           schemas: this.#options.schemas,
           log: this.#log,
           context: () => ({
-            catalog: this.catalog,
-            tokens: this.tokens,
-            metrics: this.metrics,
-            watches: this.watches,
-            relays: this.relays,
-            relayPolicy: this.relayPolicy,
-            projects: this.projects,
+            catalog: this.#catalog,
+            tokens: this.#tokens,
+            metrics: this.#metrics,
+            watches: this.#watches,
+            relays: this.#relays,
+            relayPolicy: this.#relayPolicy,
+            projects: this.#projects,
             watchPolicy: this.#watchPolicy,
           }),
           onClose: (closed) => {
             this.#connections.delete(closed);
-            this.watches.drop(closed);
-            this.metrics.connections.dec({ role: closed.principal.kind });
+            this.#watches.drop(closed);
+            this.#metrics.connections.dec({ role: closed.principal.kind });
             // The grace period starts when the node's last tunnel closes (a reconnect may overlap).
             const { principal: gone } = closed;
             // Not while stopping: a store shared with other servers (etcd) hands this server's tunnels over as a whole when it closes.
@@ -242,24 +240,24 @@ export class ControlServer {
               gone.kind === 'node' &&
               ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)
             ) {
-              this.catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
+              this.#catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
             }
-            if (gone.kind === 'node') this.relays.tunnelClosed(closed);
-            this.relays.sessionGone(relaySession(closed));
+            if (gone.kind === 'node') this.#relays.tunnelClosed(closed);
+            this.#relays.sessionGone(relaySession(closed));
           },
         },
         socket,
       );
       this.#connections.add(connection);
-      if (principal.kind === 'node') this.catalog.tunnelOpened(principal.nodeId);
+      if (principal.kind === 'node') this.#catalog.tunnelOpened(principal.nodeId);
       if (token !== undefined) this.#tokenOf.set(connection, token);
-      this.metrics.connections.inc({ role: principal.kind });
+      this.#metrics.connections.inc({ role: principal.kind });
     });
   }
 
   async #housekeeping(): Promise<void> {
     try {
-      await this.catalog.expireLeases();
+      await this.#catalog.expireLeases();
     } catch (error) {
       this.#log.error({ err: error }, 'housekeeping failed');
     }
@@ -272,7 +270,7 @@ export class ControlServer {
         const p = connection.principal;
         if (p.kind !== 'admin' && p.kind !== 'user') return;
         const used = this.#tokenOf.get(connection);
-        if (used === undefined || !(await this.tokens.isCurrent(p.tokenId, used))) connection.socket.close(4001, 'token revoked or rotated');
+        if (used === undefined || !(await this.#tokens.isCurrent(p.tokenId, used))) connection.socket.close(4001, 'token revoked or rotated');
       }),
     );
   }

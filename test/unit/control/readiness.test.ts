@@ -27,7 +27,7 @@ const get = async (path: string): Promise<{ status: number; body: string }> => {
   return { status: response.status, body: await response.text() };
 };
 // The file store's event stream is its event log.
-const log = (): EventLog => server.events as EventLog;
+const log = (): EventLog => server.store.events as EventLog;
 const event: Parameters<EventLog['append']>[0] = {
   kind: 'upsert',
   timestamp_ms: 1,
