@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ControlClient } from '../../src/protocol/control-client.js';
-import { joinToken, startControl, type RunningControl } from './control.js';
+import { joinArgs, joinToken, startControl, type RunningControl } from './control.js';
 import { manifest, startNode, tempDir, type RunningNode, type Teardown } from './node.js';
 import { waitFor } from './process.js';
 
@@ -26,8 +26,6 @@ export interface ConsoleFleet {
   /** One request as the admin, on a connection of its own. */
   admin<T>(type: string, payload?: Record<string, unknown>): Promise<T>;
 }
-
-const NODE_ARGS = ['--manifest-reload-interval-ms', '300', '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '1000'];
 
 export async function startConsoleFleet(t: Teardown): Promise<ConsoleFleet> {
   // The browser starts while the servers do.
@@ -55,12 +53,12 @@ export async function startConsoleFleet(t: Teardown): Promise<ConsoleFleet> {
     startNode(t, {
       nodeId: 'n1',
       manifests: [manifest('echo', 'echo', { ...permissions, schema: ECHO_SCHEMA, help_md: README }), manifest('fail', 'fail', permissions)],
-      args: ['--control-url', control.url, '--join-token-file', n1Join, '--label', 'rack=r7', '--export', `data=${exported}`, ...NODE_ARGS],
+      args: [...joinArgs(control.url, n1Join), '--label', 'rack=r7', '--export', `data=${exported}`],
     }),
     startNode(t, {
       nodeId: 'n2',
       manifests: [manifest('cat', 'cat', { ...permissions, kind: 'filter' })],
-      args: ['--control-url', control.url, '--join-token-file', n2Join, '--label', 'rack=r8', ...NODE_ARGS],
+      args: [...joinArgs(control.url, n2Join), '--label', 'rack=r8'],
     }),
   ]);
   const admin = async <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => {

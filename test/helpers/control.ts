@@ -26,6 +26,21 @@ export interface RunningControl {
   restart(): Promise<RunningControl>;
 }
 
+/** Quick manifest reloads and reconnects, for the nodes of tests that change manifests or restart servers. */
+export const QUICK_NODE_ARGS: readonly string[] = [
+  '--manifest-reload-interval-ms',
+  '300',
+  '--reconnect-backoff-ms',
+  '200',
+  '--reconnect-backoff-max-ms',
+  '1000',
+];
+
+/** A node's argv to join the control server at `url` with the join token in `tokenFile`, with QUICK_NODE_ARGS. */
+export function joinArgs(url: string, tokenFile: string): string[] {
+  return ['--control-url', url, '--join-token-file', tokenFile, ...QUICK_NODE_ARGS];
+}
+
 /** Runs `acheron <args>` in a child process (no shell quoting needed). */
 export function acheron(args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ShResult> {
   return sh(`exec node ${q(ACHERON)} ${args.map(q).join(' ')}`, options);

@@ -44,6 +44,27 @@ expect(r.returncode == 0, 'exit %d: %s' % (r.returncode, r.stderr.decode().strip
 /** `n` steps that succeeded. */
 export const ok = (n: number): string[] => Array<string>(n).fill('ok');
 
+/** A case that writes `bytes` (a Python bytes expression) in one write to `file` (F: control/invoke.json, C: config.json), then closes. */
+function oneWrite<Service extends string>(
+  name: string,
+  service: Service,
+  file: 'F' | 'C',
+  bytes: string,
+  expect: OddWriteCase['expect'],
+): OddWriteCase<Service> {
+  return { name, service, code: `fd = opened(${file}); w(fd, ${bytes}); close(fd)`, expect };
+}
+
+/** One write that close() refuses with EINVAL: nothing runs, `error` says why. */
+export function refusedAtClose<Service extends string>(name: string, service: Service, file: 'F' | 'C', bytes: string, error: RegExp): OddWriteCase<Service> {
+  return oneWrite(name, service, file, bytes, { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error });
+}
+
+/** One write over the file's size limit: the write and close() fail with EFBIG, nothing runs, `error` says why. */
+export function refusedAsTooBig<Service extends string>(name: string, service: Service, file: 'F' | 'C', bytes: string, error: RegExp): OddWriteCase<Service> {
+  return oneWrite(name, service, file, bytes, { steps: ['ok', 'EFBIG', 'EFBIG'], invokes: 0, error });
+}
+
 /**
  * Runs the cases with odd-writes.py (one child process) on a mount's `services/` directory, each after
  * a control/reset, and checks each report; the number of cases that failed a check.

@@ -8,7 +8,7 @@ import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import type { NodeControlState, ServiceDescriptor } from '../../src/protocol/types.gen.js';
-import { acheron, joinToken, listTokens, startControl, type RunningControl } from '../helpers/control.js';
+import { acheron, joinArgs, joinToken, listTokens, startControl, type RunningControl } from '../helpers/control.js';
 import { manifest, readJson, startNode, tempDir, type RunningNode } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 
@@ -34,20 +34,7 @@ const NODE_ID = 'test-node';
 let control: RunningControl = await startControl(t, { args: ['--offline-grace-ms', '1000'] });
 const tokenFile = join(await tempDir(t), 'join-token');
 await writeFile(tokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
-const nodeArgs = [
-  '--control-url',
-  control.url,
-  '--join-token-file',
-  tokenFile,
-  '--label',
-  'rack=r7',
-  '--manifest-reload-interval-ms',
-  '300',
-  '--reconnect-backoff-ms',
-  '200',
-  '--reconnect-backoff-max-ms',
-  '1000',
-];
+const nodeArgs = [...joinArgs(control.url, tokenFile), '--label', 'rack=r7'];
 let node: RunningNode = await startNode(t, { manifests: [manifest('echo', 'echo')], args: nodeArgs });
 const stateFile = join(node.dir, 'node-state.json');
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import type { ServerFrame } from '../../src/protocol/envelope.js';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
-import { acheron, startControl } from '../helpers/control.js';
+import { acheron, joinArgs, startControl } from '../helpers/control.js';
 import { isMounted, manifest, startNode, tempDir, type RunningNode } from '../helpers/node.js';
 import { probe, shown, type Outcome, type ProbeOp } from '../helpers/probe.js';
 import { waitFor, withEnv } from '../helpers/process.js';
@@ -69,18 +69,7 @@ await Promise.all(
               : {}),
           }),
         ),
-        args: [
-          '--control-url',
-          control.url,
-          '--join-token-file',
-          tokenFile,
-          '--export',
-          `data=${exported}:rw`,
-          '--manifest-reload-interval-ms',
-          '300',
-          '--reconnect-backoff-ms',
-          '200',
-        ],
+        args: [...joinArgs(control.url, tokenFile), '--export', `data=${exported}:rw`],
       }),
     );
   }),

@@ -8,7 +8,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { manifest, readText, startNode } from '../helpers/node.js';
-import { oddWrites, ok, type OddWriteCase } from '../helpers/odd-writes.js';
+import { oddWrites, ok, refusedAsTooBig, refusedAtClose, type OddWriteCase } from '../helpers/odd-writes.js';
 import { alive } from '../helpers/process.js';
 import { prng, reliabilityScale } from '../helpers/random.js';
 
@@ -142,18 +142,8 @@ close(fd)`,
     code: py`fd = opened(F); w(fd, b'{"d":1}'); d = step(lambda: os.dup(fd)); close(d); w(fd, b'{"d":2}'); close(fd)`,
     expect: { steps: ok(6), invokes: 2, result: '{"d":2}' },
   },
-  {
-    name: 'invalid UTF-8 inside a string',
-    service: 'cat',
-    code: py`fd = opened(F); w(fd, b'{"u":"\xff\xfe"}'); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: control\/invoke\.json: not valid UTF-8/ },
-  },
-  {
-    name: 'invalid UTF-8 outside a string',
-    service: 'cat',
-    code: py`fd = opened(F); w(fd, b'{\xff:1}'); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: control\/invoke\.json: not valid UTF-8/ },
-  },
+  refusedAtClose('invalid UTF-8 inside a string', 'cat', 'F', py`b'{"u":"\xff\xfe"}'`, /^EINVAL: control\/invoke\.json: not valid UTF-8/),
+  refusedAtClose('invalid UTF-8 outside a string', 'cat', 'F', py`b'{\xff:1}'`, /^EINVAL: control\/invoke\.json: not valid UTF-8/),
   {
     name: 'a truncated UTF-8 sequence, refused at release',
     service: 'cat',
@@ -161,30 +151,10 @@ close(fd)`,
     code: py`fd = opened(F); w(fd, b'{"u":"\xe4\xb8'); close(fd)`,
     expect: { steps: ok(3), invokes: 0, error: /^EINVAL: control\/invoke\.json: not valid UTF-8/ },
   },
-  {
-    name: 'config.json: invalid UTF-8',
-    service: 'cat',
-    code: py`fd = opened(C); w(fd, b'{"x-note":"\xff"}'); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: config\.json: not valid UTF-8/ },
-  },
-  {
-    name: 'a NUL byte after a payload',
-    service: 'cat',
-    code: py`fd = opened(F); w(fd, b'{"a":1}\x00'); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
-  },
-  {
-    name: 'a lone NUL byte',
-    service: 'cat',
-    code: py`fd = opened(F); w(fd, b'\x00'); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
-  },
-  {
-    name: 'two JSON values in one payload',
-    service: 'cat',
-    code: py`fd = opened(F); w(fd, b'{"a":1}{"b":2}'); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
-  },
+  refusedAtClose('config.json: invalid UTF-8', 'cat', 'C', py`b'{"x-note":"\xff"}'`, /^EINVAL: config\.json: not valid UTF-8/),
+  refusedAtClose('a NUL byte after a payload', 'cat', 'F', py`b'{"a":1}\x00'`, /^EINVAL: invoke\.json: invalid JSON/),
+  refusedAtClose('a lone NUL byte', 'cat', 'F', py`b'\x00'`, /^EINVAL: invoke\.json: invalid JSON/),
+  refusedAtClose('two JSON values in one payload', 'cat', 'F', py`b'{"a":1}{"b":2}'`, /^EINVAL: invoke\.json: invalid JSON/),
   {
     name: 'an object nested 10000 deep',
     service: 'cat',
@@ -192,12 +162,7 @@ close(fd)`,
     data: Buffer.from(bigObject(10_000)).toString('base64'),
     expect: { steps: ok(3), invokes: 1, result: bigObject(10_000) },
   },
-  {
-    name: 'an array nested 100000 deep',
-    service: 'cat',
-    code: py`fd = opened(F); w(fd, b'[' * 100000 + b']' * 100000); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: / },
-  },
+  refusedAtClose('an array nested 100000 deep', 'cat', 'F', py`b'[' * 100000 + b']' * 100000`, /^EINVAL: invoke\.json: /),
   {
     name: 'over max_input_bytes: EFBIG on the crossing write, later writes and close()',
     service: 'tiny',
@@ -208,16 +173,13 @@ close(fd)`,
       error: /^EFBIG: control\/invoke\.json: payload of 6000 bytes or more exceeds runtime\.max_input_bytes \(4096 bytes\)/,
     },
   },
-  {
-    name: 'one write(2) far over max_input_bytes',
-    service: 'tiny',
-    code: py`fd = opened(F); w(fd, b' ' * 300000); close(fd)`,
-    expect: {
-      steps: ['ok', 'EFBIG', 'EFBIG'],
-      invokes: 0,
-      error: /^EFBIG: control\/invoke\.json: payload of \d+ bytes or more exceeds runtime\.max_input_bytes/,
-    },
-  },
+  refusedAsTooBig(
+    'one write(2) far over max_input_bytes',
+    'tiny',
+    'F',
+    py`b' ' * 300000`,
+    /^EFBIG: control\/invoke\.json: payload of \d+ bytes or more exceeds runtime\.max_input_bytes/,
+  ),
   {
     name: 'exactly max_input_bytes',
     service: 'tiny',
@@ -249,28 +211,15 @@ expect(b'5000' in open(C, 'rb').read(), 'reads back')`,
     code: py`fd = opened(C); w(fd, b'[1,2\n'); close(fd)`,
     expect: { steps: ok(3), invokes: 0, error: /^EINVAL: services\/cat\/config\.json: invalid JSON/ },
   },
-  {
-    name: 'config.json: not an object',
-    service: 'cat',
-    code: py`fd = opened(C); w(fd, b'[1,2]'); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: services\/cat\/config\.json: / },
-  },
-  {
-    name: 'config.json: an unknown key',
-    service: 'cat',
-    code: py`fd = opened(C); w(fd, b'{"timeot_ms": 1}'); close(fd)`,
-    expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: services\/cat\/config\.json: .*timeot_ms/ },
-  },
-  {
-    name: 'config.json: over 64 KiB',
-    service: 'cat',
-    code: py`fd = opened(C); w(fd, b' ' * 70000); close(fd)`,
-    expect: {
-      steps: ['ok', 'EFBIG', 'EFBIG'],
-      invokes: 0,
-      error: /^EFBIG: config\.json: payload of \d+ bytes or more exceeds the config\.json limit \(65536 bytes\)/,
-    },
-  },
+  refusedAtClose('config.json: not an object', 'cat', 'C', py`b'[1,2]'`, /^EINVAL: services\/cat\/config\.json: /),
+  refusedAtClose('config.json: an unknown key', 'cat', 'C', py`b'{"timeot_ms": 1}'`, /^EINVAL: services\/cat\/config\.json: .*timeot_ms/),
+  refusedAsTooBig(
+    'config.json: over 64 KiB',
+    'cat',
+    'C',
+    py`b' ' * 70000`,
+    /^EFBIG: config\.json: payload of \d+ bytes or more exceeds the config\.json limit \(65536 bytes\)/,
+  ),
   {
     name: 'config.json: a hole',
     service: 'cat',

@@ -118,6 +118,19 @@ const WRONG_TYPES: Array<[string, unknown]> = [
   ['ops', 'x'],
 ];
 
+/** Table cases that are hostile as files, not as manifests: what a reader of services.d must survive. */
+const HOSTILE_FILES = [
+  'not JSON at all (a secret)',
+  'invalid UTF-8',
+  'a key with a newline',
+  'nested 5000 deep',
+  'larger than 1 MiB',
+  'a directory',
+  'a FIFO',
+  'a symlink to /dev/null',
+  'a symlink to a secret file',
+];
+
 function tableCases(): Case[] {
   const deep = `{"service_id":"svc","kind":"test","capabilities":{"a":${'['.repeat(5000)}${']'.repeat(5000)}}}`;
   return [
@@ -258,20 +271,7 @@ t.test('a real daemon at start-up: refuses them all, one line each, and exits', 
   await writeFile(join(servicesDir, 'good.json'), JSON.stringify(manifest('good', 'echo')));
   const table = tableCases();
   const subset = [
-    ...[
-      'not JSON at all (a secret)',
-      'invalid UTF-8',
-      'a key with a newline',
-      'nested 5000 deep',
-      'larger than 1 MiB',
-      'a directory',
-      'a FIFO',
-      'a symlink to /dev/null',
-      'a symlink to a secret file',
-      'service_id "../x"',
-      'service_id "fs"',
-      'runtime {"timeout_ms":-1}',
-    ].map((name) => table.find((c) => c.name === name) as Case),
+    ...[...HOSTILE_FILES, 'service_id "../x"', 'service_id "fs"', 'runtime {"timeout_ms":-1}'].map((name) => table.find((c) => c.name === name) as Case),
     ...Array.from({ length: 8 }, mutant),
   ];
   const files: string[] = [];
@@ -337,17 +337,9 @@ t.test('at reload: each problem in ERRORS.json, the previous version keeps servi
   const reload = (): void => void process.kill(node.child.pid as number, 'SIGHUP');
   const table = tableCases();
   const chosen = [
-    'not JSON at all (a secret)',
+    ...HOSTILE_FILES,
     'cut short',
     'empty file',
-    'invalid UTF-8',
-    'a key with a newline',
-    'nested 5000 deep',
-    'larger than 1 MiB',
-    'a directory',
-    'a FIFO',
-    'a symlink to /dev/null',
-    'a symlink to a secret file',
     'a dangling symlink',
     'service_id "fs"',
     'service_id "terminal-t1"',

@@ -12,7 +12,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
-import { adminRequest, joinToken, startControl, waitForService } from '../helpers/control.js';
+import { adminRequest, joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
 import { manifest, startNode, tempDir, type Teardown } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
@@ -96,18 +96,7 @@ const node = await startNode(t, {
     manifest('hang', 'hang', { ...users, runtime: { timeout_ms: 60_000 } }),
     manifest('perm', 'echo', users),
   ],
-  args: [
-    '--control-url',
-    proxy.url,
-    '--join-token-file',
-    tokenFile,
-    '--manifest-reload-interval-ms',
-    '300',
-    '--reconnect-backoff-ms',
-    '200',
-    '--reconnect-backoff-max-ms',
-    '1000',
-  ],
+  args: joinArgs(proxy.url, tokenFile),
 });
 
 const admin = <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => adminRequest<T>(control, type, payload);

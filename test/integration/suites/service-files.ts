@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { JOB_FILES, SERVICE_FILES, type ServiceFileKind } from '../../../src/protocol/service-files.js';
 import { FIXTURES, manifest } from '../../helpers/node.js';
-import { oddWrites, ok, TOOL, type OddWriteCase } from '../../helpers/odd-writes.js';
+import { oddWrites, ok, refusedAtClose, TOOL, type OddWriteCase } from '../../helpers/odd-writes.js';
 import { python } from '../../helpers/probe.js';
 import { q, sh, waitFor } from '../../helpers/process.js';
 
@@ -671,24 +671,9 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
           code: py`fd = opened(F); w(fd, b'{"fs":'); step(lambda: os.fsync(fd)); step(lambda: os.ftruncate(fd, 0)); w(fd, b'1}'); step(lambda: os.fdatasync(fd)); close(fd)`,
           expect: { steps: ok(7), invokes: 1, result: '{"fs":1}' },
         },
-        {
-          name: 'invalid JSON: EINVAL at close()',
-          service: 'cat',
-          code: py`fd = opened(F); w(fd, b'{"msg": oops}'); close(fd)`,
-          expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
-        },
-        {
-          name: 'not a JSON object: EINVAL at close()',
-          service: 'cat',
-          code: py`fd = opened(F); w(fd, b'[1,2]'); close(fd)`,
-          expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: invoke\.json: payload must be a JSON object, got an array/ },
-        },
-        {
-          name: 'a schema.input violation: EINVAL naming the field',
-          service: 'echo',
-          code: py`fd = opened(F); w(fd, b'{"n":"seven"}'); close(fd)`,
-          expect: { steps: ['ok', 'ok', 'EINVAL'], invokes: 0, error: /^EINVAL: .*\/n: must be integer/ },
-        },
+        refusedAtClose('invalid JSON: EINVAL at close()', 'cat', 'F', py`b'{"msg": oops}'`, /^EINVAL: invoke\.json: invalid JSON/),
+        refusedAtClose('not a JSON object: EINVAL at close()', 'cat', 'F', py`b'[1,2]'`, /^EINVAL: invoke\.json: payload must be a JSON object, got an array/),
+        refusedAtClose('a schema.input violation: EINVAL naming the field', 'echo', 'F', py`b'{"n":"seven"}'`, /^EINVAL: .*\/n: must be integer/),
         {
           name: 'a hole: EINVAL at that write and at close()',
           service: 'cat',

@@ -7,7 +7,7 @@ import type { Test } from 'tap';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../../src/protocol/control-client.js';
-import { acheron, adminRequest, joinToken, sameOnEveryStore, startControl, waitForService, type RunningControl } from '../../helpers/control.js';
+import { acheron, adminRequest, joinArgs, joinToken, sameOnEveryStore, startControl, waitForService, type RunningControl } from '../../helpers/control.js';
 import { ACHERON, isMounted, manifest, readJson, readText, startNode, tempDir } from '../../helpers/node.js';
 import { alive, daemonsUsing, q, sh, waitFor } from '../../helpers/process.js';
 import { startWorld } from '../../helpers/world.js';
@@ -31,22 +31,7 @@ export async function worldSuite(t: Test): Promise<void> {
       manifest('secret', 'echo', permissions({ allow_roles: ['admin'] })),
       manifest('tokened', 'echo', permissions({ allow_roles: ['user'], require_project_token: true })),
     ],
-    args: [
-      '--control-url',
-      control.url,
-      '--join-token-file',
-      tokenFile,
-      '--label',
-      'rack=r7',
-      '--export',
-      `data=${exported}:rw`,
-      '--manifest-reload-interval-ms',
-      '300',
-      '--reconnect-backoff-ms',
-      '200',
-      '--reconnect-backoff-max-ms',
-      '1000',
-    ],
+    args: [...joinArgs(control.url, tokenFile), '--label', 'rack=r7', '--export', `data=${exported}:rw`],
   });
 
   const admin = <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => adminRequest<T>(control, type, payload);
