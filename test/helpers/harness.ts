@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO, type Teardown } from './node.js';
-import { sh } from './process.js';
+import { sh, watchdog } from './process.js';
 
 export const HARNESS_SCRIPT = join(REPO, 'scripts', 'acheron-multi-node-runtime.sh');
 
@@ -62,6 +62,8 @@ export function harness(
   env: Record<string, string>,
 ): { stdout: () => string; stderr: () => string; exited: Promise<number | null>; interrupt(): void } {
   const child = spawn('bash', [HARNESS_SCRIPT], { env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // If this test process dies without its teardown, the script still stops and cleans up after itself.
+  watchdog(child.pid as number, 'true', 'TERM');
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

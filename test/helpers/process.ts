@@ -57,10 +57,14 @@ export const q = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
  * without its teardowns (tap's file timeout kills it; a top-level await that throws skips them),
  * the pipe on the sentinel's stdin closes, and it kills the child's group and runs `cleanup` (a
  * shell command, e.g. unmounting its mount), so nothing is left running into the next test file.
- * The sentinel is no child of the child's: their process trees stay as they are.
+ * The sentinel is no child of the child's: their process trees stay as they are. `signal`: TERM for
+ * a child whose own traps clean up (the harness script), KILL otherwise.
  */
-export function watchdog(pid: number, cleanup = 'true'): void {
-  const sentinel = spawn('sh', ['-c', `cat > /dev/null; kill -9 -${pid} 2>/dev/null; ${cleanup}`], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+export function watchdog(pid: number, cleanup = 'true', signal: 'KILL' | 'TERM' = 'KILL'): void {
+  const sentinel = spawn('sh', ['-c', `cat > /dev/null; kill -${signal} -${pid} 2>/dev/null; ${cleanup}`], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    detached: true,
+  });
   sentinel.unref();
   sentinel.stdin?.on('error', () => undefined);
   (sentinel.stdin as unknown as { unref?: () => void } | null)?.unref?.();

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifest, REPO, startNode, type RunningNode } from '../helpers/node.js';
-import { alive, q, sh, waitFor } from '../helpers/process.js';
+import { alive, q, sh, waitFor, watchdog } from '../helpers/process.js';
 import { prng, reliabilityScale, testSeed } from '../helpers/random.js';
 
 /** New cycles start only within this budget; a cycle takes 5–20 s on a busy machine. */
@@ -104,6 +104,8 @@ function startWriters(dir: string, mount: string): () => void {
     ),
   ];
   const children = loops.map((loop) => spawn('bash', ['-c', loop], { stdio: 'ignore', detached: true, cwd: '/' }));
+  // The loops never end by themselves: killed with this test process too, also when it is killed.
+  for (const child of children) watchdog(child.pid as number);
   return () => {
     for (const child of children) {
       try {
