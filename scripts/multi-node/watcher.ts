@@ -1,5 +1,5 @@
-// The harness's own catalog watcher: an admin watch kept for the whole run, its frames recorded as
-// they came (for test/helpers/history-validator.ts) with their arrival times (offline and online
+// The harness's own catalog watcher: an admin watch of delta events kept for the whole run (as every
+// client of ours watches), its frames recorded as they came (for test/helpers/history-validator.ts) with their arrival times (offline and online
 // events are timed from them).
 import { ControlClient } from '../../src/protocol/control-client.js';
 import type { ServerFrame } from '../../src/protocol/envelope.js';
@@ -10,7 +10,6 @@ export interface SeenEvent {
   seq: number;
   kind: string;
   node_id: string;
-  services: Array<{ service_id: string; state: string }>;
   receivedMs: number;
 }
 
@@ -34,10 +33,13 @@ export class CatalogWatcher {
       url, token,
       onPush: (frame: ServerFrame) => {
         frames.push(frame as WatchFrame);
-        if (frame.ok && frame.type === EVENT) watcher?.events.push({ ...(frame.payload as Omit<SeenEvent, 'receivedMs'>), receivedMs: Date.now() });
+        if (frame.ok && frame.type === EVENT) {
+          const { seq, kind, node_id } = frame.payload as Omit<SeenEvent, 'receivedMs'>;
+          watcher?.events.push({ seq, kind, node_id, receivedMs: Date.now() });
+        }
       },
     });
-    const request = { replay_limit: 0 };
+    const request = { replay_limit: 0, include: 'delta' as const };
     const ack = await client.request('control.node_service_watch', request);
     // The ack precedes every push of its watch on the wire, so it goes first.
     frames.unshift({ type: 'control.node_service_watch', ok: true, payload: ack });
@@ -59,7 +61,7 @@ export class CatalogWatcher {
   }
 }
 
-/** Every event the server still holds, from seq 1, in seq order: the reference a watcher's view is checked against. */
+/** Every event the server still holds, from seq 1, in seq order, as delta events: the reference a watcher's view is checked against. */
 export async function allEvents(url: string, token: string): Promise<EmittedEvent[]> {
   const events: EmittedEvent[] = [];
   let synced = false;
@@ -71,7 +73,7 @@ export async function allEvents(url: string, token: string): Promise<EmittedEven
     },
   });
   try {
-    await client.request('control.node_service_watch', { since_seq: 0 });
+    await client.request('control.node_service_watch', { since_seq: 0, include: 'delta' });
     await waitFor(() => synced, { what: 'the replay of every event', timeoutMs: 30_000 });
     return events;
   } finally {
