@@ -38,7 +38,7 @@ export class Job {
   readonly invocationId: string;
   readonly request: Buffer;
   readonly queuedMs: number;
-  #progress: JobProgress;
+  readonly #progress: JobProgress;
   #controller = new AbortController();
 
   constructor(invocationId: string, request: Buffer, queuedMs = Date.now(), progress?: JobProgress) {
@@ -79,7 +79,7 @@ export class Job {
     return record.state === 'queued' || record.state === 'running';
   }
 
-  /** Read-only: only `start` and `finish` move a job on. */
+  /** Live and read-only: only `start` and `finish` move a job on. */
   get progress(): Readonly<JobProgress> {
     return this.#progress;
   }
@@ -98,7 +98,8 @@ export class Job {
   }
 
   start(now = Date.now()): void {
-    this.#progress = { ...this.#progress, state: 'running', startedMs: now };
+    this.#progress.state = 'running';
+    this.#progress.startedMs = now;
   }
 
   /** Aborts the driver (or the queued job); false when there was nothing left to cancel. */
@@ -110,9 +111,8 @@ export class Job {
 
   finish(outcome: { state: RunState; run: RunResult; result: Buffer | null; error: string; finishedMs: number }): void {
     const { run } = outcome;
-    this.#progress = {
+    Object.assign(this.#progress, {
       state: outcome.state,
-      startedMs: this.#progress.startedMs,
       finishedMs: outcome.finishedMs,
       durationMs: this.#progress.startedMs === null ? null : run.durationMs,
       exitCode: run.exitCode,
@@ -120,7 +120,7 @@ export class Job {
       result: outcome.result,
       error: outcome.error,
       stderr: run.stderr,
-    };
+    } satisfies Omit<JobProgress, 'startedMs'>);
   }
 
   record(): JobRecord {
