@@ -18,10 +18,12 @@ export class Daemon {
     this.name = name;
     this.child = child;
     child.stderr?.on('data', (chunk: Buffer) => (this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)));
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-      this.#gone = true;
-      resolve({ code, signal });
-    }));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.#gone = true;
+        resolve({ code, signal });
+      }),
+    );
   }
 
   /** Starts `argv` detached (a process group of its own) and notes its pid in `<runDir>/pids`. */

@@ -51,8 +51,12 @@ const WHERE_DRIVER = join(REPO, 'scripts', 'multi-node', 'where-driver.sh');
 /** The harness's services beside the reference echo: `where` answers at once, `slow` after 2 s. */
 function harnessManifests(): Array<Record<string, unknown>> {
   const service = (serviceId: string, env: Record<string, string>, help: string): Record<string, unknown> => ({
-    service_id: serviceId, kind: 'harness', runtime: { type: 'native_proc', executable_path: WHERE_DRIVER, timeout_ms: 10_000, env },
-    permissions: { allow_roles: ['admin', 'user'], default: 'deny-by-default' }, schema: { input: { type: 'object' } }, help_md: help,
+    service_id: serviceId,
+    kind: 'harness',
+    runtime: { type: 'native_proc', executable_path: WHERE_DRIVER, timeout_ms: 10_000, env },
+    permissions: { allow_roles: ['admin', 'user'], default: 'deny-by-default' },
+    schema: { input: { type: 'object' } },
+    help_md: help,
   });
   return [
     service('where', {}, '# where\n\nAnswers the node that ran it and its network namespace, with the payload.\n'),
@@ -64,7 +68,11 @@ function harnessManifests(): Array<Record<string, unknown>> {
 async function startWorld(runDir: string, url: string, tokenFile: string, cleanups: Cleanups): Promise<string> {
   const mount = join(runDir, 'world');
   await mkdir(mount, { recursive: true });
-  const daemon = await Daemon.start('acheron world', [process.execPath, ACHERON, 'world', '--control-url', url, '--token-file', tokenFile, '--mount', mount, '--log-file', join(runDir, 'world.log')], runDir);
+  const daemon = await Daemon.start(
+    'acheron world',
+    [process.execPath, ACHERON, 'world', '--control-url', url, '--token-file', tokenFile, '--mount', mount, '--log-file', join(runDir, 'world.log')],
+    runDir,
+  );
   cleanups.push(() => daemon.stop());
   await waitFor(async () => daemon.gone || (await isMounted(mount)), { what: `the WorldFS mount at ${mount}`, timeoutMs: 60_000, intervalMs: 100 });
   if (daemon.gone) throw new Error(`acheron world exited before mounting: ${daemon.stderr}`);
@@ -156,16 +164,37 @@ export class OwnFleet implements Fleet {
   static async start(runDir: string, timing: Timing, cleanups: Cleanups): Promise<OwnFleet> {
     const fleet = JSON.parse(await readFile(join(runDir, 'fleet.json'), 'utf8')) as { control_netns: string; nodes: FleetNode[] };
     const dataDir = join(runDir, 'control');
-    const control = await Daemon.start('acheron control', [
-      process.execPath, ACHERON, 'control', '--data-dir', dataDir,
-      // Every address of the control namespace: its loopback and the control end of each veth pair.
-      '--listen', `0.0.0.0:${CONTROL_PORT}`, '--http-listen', `127.0.0.1:${HTTP_PORT}`,
-      '--ping-interval-ms', String(timing.pingIntervalMs), '--offline-grace-ms', String(timing.offlineGraceMs), '--lease-ttl-ms', String(timing.leaseTtlMs),
-      '--log-file', join(runDir, 'control.log'),
-    ], runDir);
+    const control = await Daemon.start(
+      'acheron control',
+      [
+        process.execPath,
+        ACHERON,
+        'control',
+        '--data-dir',
+        dataDir,
+        // Every address of the control namespace: its loopback and the control end of each veth pair.
+        '--listen',
+        `0.0.0.0:${CONTROL_PORT}`,
+        '--http-listen',
+        `127.0.0.1:${HTTP_PORT}`,
+        '--ping-interval-ms',
+        String(timing.pingIntervalMs),
+        '--offline-grace-ms',
+        String(timing.offlineGraceMs),
+        '--lease-ttl-ms',
+        String(timing.leaseTtlMs),
+        '--log-file',
+        join(runDir, 'control.log'),
+      ],
+      runDir,
+    );
     cleanups.push(() => control.stop());
     const url = `ws://127.0.0.1:${CONTROL_PORT}`;
-    await waitFor(async () => control.gone || (await fetch(`http://127.0.0.1:${HTTP_PORT}/livez`)).ok, { what: 'the control server', timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor(async () => control.gone || (await fetch(`http://127.0.0.1:${HTTP_PORT}/livez`)).ok, {
+      what: 'the control server',
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    });
     if (control.gone) throw new Error(`acheron control exited: ${control.stderr}`);
     // Tokens the way `acheron token` makes them (file lock, atomic rename; the server notices).
     const tokens = await FileTokenStore.open(dataDir);
@@ -179,19 +208,44 @@ export class OwnFleet implements Fleet {
     const nodes = new Map<string, RunningNode>();
     // All at once, each the daemon of the moment (a restart replaces it); also those up when another failed to start.
     cleanups.push(() => Promise.all([...nodes.values()].map((node) => node.daemon.stop())));
-    await Promise.all(fleet.nodes.map(async (spec) => {
-      const dir = join(runDir, spec.node_id);
-      await mkdir(join(dir, 'export'), { recursive: true });
-      await writeFile(join(dir, 'export', 'hello.txt'), `hello from ${spec.node_id}\n`);
-      await writeFile(join(dir, 'join-token'), `${(await tokens.createJoin(600_000)).token}\n`, { mode: 0o600 });
-      const argv = [
-        'nsenter', `--net=/run/netns/${spec.netns}`, process.execPath, ACHERON, 'node', '--node-id', spec.node_id, '--mount', join(dir, 'mnt'),
-        '--service-manifest', join(REPO, 'manifests.d', 'echo.json'), '--services-dir', servicesDir, '--export', `data=${join(dir, 'export')}:rw`,
-        '--state-file', join(dir, 'state.json'), '--control-url', `ws://${spec.control_address}:${CONTROL_PORT}`, '--join-token-file', join(dir, 'join-token'),
-        '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '2000', '--log-file', join(dir, 'node.log'),
-      ];
-      nodes.set(spec.node_id, { spec, argv, daemon: await startNode(runDir, spec.node_id, argv) });
-    }));
+    await Promise.all(
+      fleet.nodes.map(async (spec) => {
+        const dir = join(runDir, spec.node_id);
+        await mkdir(join(dir, 'export'), { recursive: true });
+        await writeFile(join(dir, 'export', 'hello.txt'), `hello from ${spec.node_id}\n`);
+        await writeFile(join(dir, 'join-token'), `${(await tokens.createJoin(600_000)).token}\n`, { mode: 0o600 });
+        const argv = [
+          'nsenter',
+          `--net=/run/netns/${spec.netns}`,
+          process.execPath,
+          ACHERON,
+          'node',
+          '--node-id',
+          spec.node_id,
+          '--mount',
+          join(dir, 'mnt'),
+          '--service-manifest',
+          join(REPO, 'manifests.d', 'echo.json'),
+          '--services-dir',
+          servicesDir,
+          '--export',
+          `data=${join(dir, 'export')}:rw`,
+          '--state-file',
+          join(dir, 'state.json'),
+          '--control-url',
+          `ws://${spec.control_address}:${CONTROL_PORT}`,
+          '--join-token-file',
+          join(dir, 'join-token'),
+          '--reconnect-backoff-ms',
+          '200',
+          '--reconnect-backoff-max-ms',
+          '2000',
+          '--log-file',
+          join(dir, 'node.log'),
+        ];
+        nodes.set(spec.node_id, { spec, argv, daemon: await startNode(runDir, spec.node_id, argv) });
+      }),
+    );
 
     const admin = await ControlClient.connect({ url, token: adminToken, requestTimeoutMs: 30_000 });
     cleanups.push(async () => admin.terminate());
@@ -256,11 +310,14 @@ async function startNode(runDir: string, nodeId: string, argv: string[]): Promis
   const mount = join(runDir, nodeId, 'mnt');
   try {
     // A mount of the daemon stopped before it may still be listed: NODE.json must name this one.
-    await waitFor(async () => {
-      if (daemon.gone) return true;
-      const read = await sh(`cat ${q(join(mount, 'NODE.json'))}`, { timeoutMs: 10_000 });
-      return read.code === 0 && (JSON.parse(read.stdout) as { pid?: number }).pid === daemon.pid;
-    }, { what: `node ${nodeId}'s mount`, timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor(
+      async () => {
+        if (daemon.gone) return true;
+        const read = await sh(`cat ${q(join(mount, 'NODE.json'))}`, { timeoutMs: 10_000 });
+        return read.code === 0 && (JSON.parse(read.stdout) as { pid?: number }).pid === daemon.pid;
+      },
+      { what: `node ${nodeId}'s mount`, timeoutMs: 60_000, intervalMs: 100 },
+    );
     if (daemon.gone) throw new Error(`acheron node ${nodeId} exited before mounting: ${daemon.stderr}`);
   } catch (error) {
     await daemon.stop();

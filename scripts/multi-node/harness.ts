@@ -43,7 +43,11 @@ const options: CheckOptions = {
   flap: { count: integer('FLAP_COUNT', 10), downMs: integer('FLAP_DOWN_MS', 1000), upMs: integer('FLAP_UP_MS', 300) },
   timing: { rounds: integer('HARNESS_TIMING_ROUNDS', 10), resultFile: env.HARNESS_RESULT_FILE || undefined },
 };
-const timing = { pingIntervalMs: integer('HARNESS_PING_INTERVAL_MS', 500, 50), offlineGraceMs: integer('HARNESS_OFFLINE_GRACE_MS', 1500), leaseTtlMs: integer('HARNESS_LEASE_TTL_MS', 9000, 3000) };
+const timing = {
+  pingIntervalMs: integer('HARNESS_PING_INTERVAL_MS', 500, 50),
+  offlineGraceMs: integer('HARNESS_OFFLINE_GRACE_MS', 1500),
+  leaseTtlMs: integer('HARNESS_LEASE_TTL_MS', 9000, 3000),
+};
 
 const cleanups: Cleanups = [];
 let cleaning: Promise<void> | undefined;
@@ -67,7 +71,9 @@ async function startFleet(): Promise<Fleet> {
     const fleet = await OwnFleet.start(runDir, timing, cleanups);
     // Defaults that need the fleet: the first node is restarted, another one partitioned.
     options.persistenceNodeId ??= fleet.nodeIds[0];
-    console.log(`# own fleet (up in ${((Date.now() - startedMs) / 1000).toFixed(1)} s): control server and ${fleet.nodeIds.length} node(s) (${fleet.nodeIds.join(', ')}) in network namespaces; ping ${timing.pingIntervalMs} ms, offline grace ${timing.offlineGraceMs} ms, lease ${timing.leaseTtlMs} ms`);
+    console.log(
+      `# own fleet (up in ${((Date.now() - startedMs) / 1000).toFixed(1)} s): control server and ${fleet.nodeIds.length} node(s) (${fleet.nodeIds.join(', ')}) in network namespaces; ping ${timing.pingIntervalMs} ms, offline grace ${timing.offlineGraceMs} ms, lease ${timing.leaseTtlMs} ms`,
+    );
     return fleet;
   }
   const url = env.ACHERON_CONTROL_URL as string;

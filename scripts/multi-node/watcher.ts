@@ -30,7 +30,8 @@ export class CatalogWatcher {
     const frames: WatchFrame[] = [];
     let watcher: CatalogWatcher | undefined;
     const client = await ControlClient.connect({
-      url, token,
+      url,
+      token,
       onPush: (frame: ServerFrame) => {
         frames.push(frame as WatchFrame);
         if (frame.ok && frame.type === EVENT) {
@@ -66,7 +67,8 @@ export async function allEvents(url: string, token: string): Promise<EmittedEven
   const events: EmittedEvent[] = [];
   let synced = false;
   const client = await ControlClient.connect({
-    url, token,
+    url,
+    token,
     onPush: (frame: ServerFrame) => {
       if (frame.ok && frame.type === EVENT) events.push(emitted(frame.payload as Record<string, unknown>));
       else if (frame.ok && frame.type === 'control.node_service_watch_synced') synced = true;
