@@ -2,9 +2,10 @@
 // WebSockets on loopback. The nodes live in bench/load-nodes.mjs, the watchers in
 // bench/watchers.mjs, the fan-out baseline in bench/broadcast-server.mjs: each a process of its own.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileTokenStore } from '../dist/control/file-token-store.js';
+import { readTokens, TOKENS_FILE } from '../dist/control/token-file.js';
 import { loadSchemas } from '../dist/protocol/schemas.js';
 import { nodeCatalog, SERVICE_DESCRIPTOR_SCHEMA, SERVICES_PER_NODE } from './descriptors.mjs';
 import { ACHERON, REPO, cpuProfileArgs, cpuUsOf, ctx, forkWorker, freePort, log, memoryOf, rotate, sleep, startDaemon, waitFor } from './harness.mjs';
@@ -17,7 +18,7 @@ const BROADCAST = join(REPO, 'bench', 'broadcast-server.mjs');
 const UPSERT_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/node_service_upsert';
 /** Long enough that no lease lapses during a run: the nodes here upsert but never refresh. */
 const LEASE_TTL_MS = 600_000;
-/** Join tokens minted one createJoin() each (timed); the rest in one FileTokenStore.update(). */
+/** Join tokens minted one createJoin() each (timed); the rest written into the file in one go. */
 const TIMED_CREATE_JOINS = 50;
 /** bench/load-nodes.mjs: a failed registration is tried again, as a node reconnects. */
 const RETRY_NOTE = '1 s (3 attempts at most)';
@@ -71,7 +72,8 @@ export async function checkCatalogShape() {
 /**
  * Mints `count` single-use join tokens in a fresh data dir before the server starts: the first
  * TIMED_CREATE_JOINS through createJoin() (a locked read-modify-write of auth_tokens.json with two
- * fsyncs each, timed), the rest in one update() with entries of the same shape.
+ * fsyncs each, timed), the rest, entries of the same shape, added to the file in one write (no server
+ * has the file open yet).
  */
 export async function mintJoinTokens(dataDir, count) {
   const store = await FileTokenStore.open(dataDir);
@@ -87,9 +89,14 @@ export async function mintJoinTokens(dataDir, count) {
     expires_ms: now + 3_600_000,
     used_ms: null,
   }));
-  await store.update((data) => void data.join.push(...rest));
+  await store.close();
+  const path = join(dataDir, TOKENS_FILE);
+  const data = await readTokens(path);
+  data.join.push(...rest);
+  await writeFile(`${path}.bench`, JSON.stringify(data), { mode: 0o600 });
+  await rename(`${path}.bench`, path);
   tokens.push(...rest.map((e) => e.token));
-  return { tokens, adminToken: store.data.admin[0].token, createJoinMs };
+  return { tokens, adminToken: data.admin[0].token, createJoinMs };
 }
 
 /** `acheron control` as a child process; `extra`: more options (a store, a server id), `ports` to start one again where it was. */

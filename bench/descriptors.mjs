@@ -10,6 +10,7 @@ export const SERVICE_DESCRIPTOR_SCHEMA = 'https://acheron.dev/schemas/service-de
 // 18 manifests of the kinds a node typically carries; a third have help_md, half an input schema.
 const KINDS = ['echo', 'http-proxy', 'sensor', 'sqlite', 'backup', 'camera', 'gpio', 'metrics-agent', 'log-shipper'];
 
+/** @returns {any} a manifest as a node reads one (its optional members vary by index) */
 function manifestFor(index) {
   const kind = KINDS[index % KINDS.length];
   const serviceId = `${kind}-${String(index).padStart(2, '0')}`;

@@ -145,7 +145,7 @@ async function startSetup(setup, endpoints, count) {
   if (setup.store === 'file') {
     const dataDir = join(ctx.work, name, 'data');
     const minted = await mintJoinTokens(dataDir, count);
-    return { servers: [await startControl(name, dataDir)], ...minted };
+    return { servers: [await startControl(name, dataDir)], store: undefined, prefix: undefined, ...minted };
   }
   const prefix = `/bench-${setup.servers}-${randomBytes(3).toString('hex')}/`;
   const minted = await mintEtcdTokens(endpoints, prefix, count);

@@ -99,6 +99,7 @@ export async function waitFor(what, condition, timeoutMs = 60_000) {
  * A long-running child in its own process group, stopped by `stop()` (idempotent): SIGTERM, then
  * SIGKILL to the group after 10 s, then the mount (if any) is cleared.
  */
+/** @param {string} file @param {string[]} args @param {{ name: string, mountPoint?: string }} options */
 export function startDaemon(file, args, { mountPoint, name }) {
   const child = spawn(file, args, { cwd: '/', stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
@@ -215,7 +216,7 @@ export function forkWorker(file, name, { execArgv = [] } = {}) {
       resolve({ code, signal });
     }),
   );
-  child.on('message', (message) => {
+  child.on('message', (/** @type {any} */ message) => {
     const waiter = pending.get(message.id);
     if (!waiter) return;
     pending.delete(message.id);
@@ -254,7 +255,7 @@ export function forkWorker(file, name, { execArgv = [] } = {}) {
 
 /** Serves a worker's commands: `handlers[cmd](message)` answers each IPC request. */
 export function serveCommands(handlers) {
-  process.on('message', async (message) => {
+  process.on('message', async (/** @type {any} */ message) => {
     try {
       const handler = handlers[message.cmd];
       if (!handler) throw new Error(`unknown command ${message.cmd}`);
@@ -273,7 +274,7 @@ export function freePort() {
     const server = createServer();
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
   });

@@ -77,7 +77,7 @@ async function stopWithCounters(nodes, services) {
  * nodes stopped with their counters. `invokeFile(node, driver)` names the file the clients use,
  * `clientArgs(driver)` what client.py gets after its arguments.
  */
-export async function throughputThenStop({ what, nodes, drivers, invokeFile, clientArgs = () => [], payloadFile, throughput }) {
+export async function throughputThenStop({ what, nodes, drivers, invokeFile, clientArgs = (/** @type {unknown} */ _driver) => [], payloadFile, throughput }) {
   const cpu = {};
   const variants = nodes.flatMap(({ mode, node, spawner }) =>
     drivers.map((driver) =>

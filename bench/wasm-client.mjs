@@ -10,7 +10,7 @@ import { WasmPool } from '../dist/runtime/wasm-pool.js';
 const [modulePath, payloadFile, n, warmup] = process.argv.slice(2);
 const prepared = prepareWasmModule(await readFile(modulePath), 1024);
 const program = {
-  module: await WebAssembly.compile(prepared.bytes),
+  module: await WebAssembly.compile(/** @type {Uint8Array<ArrayBuffer>} */ (prepared.bytes)),
   initialPages: prepared.initialPages,
   maxPages: prepared.maxPages,
   wasiImports: prepared.wasiImports,

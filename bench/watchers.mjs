@@ -71,6 +71,7 @@ function client(url, token, include) {
     });
     let nextId = 1;
     let watchId;
+    /** @type {(value?: unknown) => void} */
     let synced = () => undefined;
     /** Watches from now on, unless a watch of this session is on already (one watch each: no event twice). */
     const watch = () => {
@@ -91,7 +92,7 @@ function client(url, token, include) {
         socket.send(JSON.stringify({ channel: 'control', type: 'control.node_service_unwatch', id: `u${nextId++}`, payload: { watch_id: watchId } }));
       watchId = undefined;
     };
-    socket.on('message', (data) => {
+    socket.on('message', (/** @type {Buffer} */ data) => {
       if (data.length > EVENT_PREFIX.length && data.compare(EVENT_PREFIX, 0, EVENT_PREFIX.length, 0, EVENT_PREFIX.length) === 0) {
         record(data);
         return;

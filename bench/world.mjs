@@ -24,6 +24,7 @@ function config() {
   return { rounds: ctx.quick ? 2 : 6, perRound: { spawn: 20, persistent: 100 }, warmup: { spawn: 3, persistent: 20 }, probes: ctx.quick ? 8 : 30 };
 }
 
+/** @returns {Promise<any>} the reply's payload */
 async function admin(url, token, type, payload) {
   const client = await ControlClient.connect({ url, token, requestTimeoutMs: 30_000 });
   try {
@@ -116,7 +117,7 @@ export async function benchWorld() {
   const worldIterations = cfg.rounds * SERVICES.reduce((sum, s) => sum + 2 * (cfg.perRound[s.kind] + cfg.warmup[s.kind]), 0);
   const relayOpsPerInvoke = Object.fromEntries(
     Object.entries(relayedAfter)
-      .map(([op, n]) => [op, (n - (relayedBefore[op] ?? 0)) / worldIterations])
+      .map(([op, n]) => /** @type {[string, number]} */ ([op, (n - (relayedBefore[op] ?? 0)) / worldIterations]))
       .filter(([, n]) => n > 0),
   );
 
@@ -133,8 +134,10 @@ export async function benchWorld() {
 }
 
 /** Relayed operations the server counted so far, by op. */
+/** @returns {Promise<Record<string, number>>} relayed operations so far, by operation */
 async function relayOpsOf(url, token) {
   const metrics = await admin(url, token, 'control.metrics', {});
+  /** @type {Record<string, number>} */
   const byOp = {};
   for (const { labels, value } of metrics.acheron_relay_operations_total ?? []) byOp[labels.op] = (byOp[labels.op] ?? 0) + value;
   return byOp;

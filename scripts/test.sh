@@ -8,6 +8,11 @@ failed_steps=()
 echo "# tsc --noEmit"
 npx tsc --noEmit -p tsconfig.json || failed_steps+=("tsc")
 
+# bench/*.mjs against the built declarations (dist/*.d.ts): `make bench` is not run by the tests, and a
+# method it calls that went away or became private would otherwise show only when someone measures.
+echo "# tsc -p tsconfig.bench.json"
+npx tsc -p tsconfig.bench.json || failed_steps+=("tsc bench")
+
 echo "# generated types up to date"
 node scripts/gen-types.mjs --check || failed_steps+=("gen-types")
 
