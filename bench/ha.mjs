@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { NodeControlSession } from '../dist/node/control-session.js';
@@ -16,7 +17,7 @@ import { loadSchemas } from '../dist/protocol/schemas.js';
 import { WorldCatalog } from '../dist/world/world-catalog.js';
 import { digestHex } from '../dist/control/token-store.js';
 import { nodeCatalog, SERVICES_PER_NODE } from './descriptors.mjs';
-import { REPO, ctx, forkWorker, freePort, log, sleep, startDaemon, waitFor } from './harness.mjs';
+import { REPO, cpuUsOf, ctx, forkWorker, freePort, log, sleep, startDaemon, waitFor } from './harness.mjs';
 import { checkCatalogShape, loggedProblems, metric, mintJoinTokens, startControl, summarizeRegistration } from './control.mjs';
 import { summarize } from './stats.mjs';
 import { rate, time, verdict, verdictMin } from './format.mjs';
@@ -53,7 +54,7 @@ async function startEtcdCluster() {
   const endpoints = ports.map((p) => `http://127.0.0.1:${p.client}`);
   // One token for the whole cluster: a token per member gives "cluster ID mismatch" and no quorum.
   const token = `bench-${randomBytes(3).toString('hex')}`;
-  ports.forEach((p, i) =>
+  const members = ports.map((p, i) =>
     startDaemon(
       'etcd',
       [
@@ -98,7 +99,7 @@ async function startEtcdCluster() {
       ).every(Boolean),
     60_000,
   );
-  return endpoints;
+  return { endpoints, memberPids: members.map((m) => m.pid) };
 }
 
 /**
@@ -158,7 +159,15 @@ async function startSetup(setup, endpoints, count) {
   return { servers, store, prefix, ...minted };
 }
 
-async function benchSetup(setup, endpoints, cfg) {
+/** CPU time (µs, all threads) of each group of processes so far. */
+async function cpuOfGroups(groups) {
+  const entries = await Promise.all(
+    Object.entries(groups).map(async ([name, pids]) => [name, (await Promise.all(pids.map(cpuUsOf))).reduce((a, b) => a + b, 0)]),
+  );
+  return Object.fromEntries(entries);
+}
+
+async function benchSetup(setup, { endpoints, memberPids }, cfg) {
   const { servers, tokens, adminToken } = await startSetup(setup, endpoints, cfg.nodes);
   const urls = servers.map((s) => s.url);
   const load = forkWorker(LOAD_NODES, `load generator (${setup.store}, ${setup.servers})`);
@@ -167,7 +176,11 @@ async function benchSetup(setup, endpoints, cfg) {
     log(`ha: ${setup.store} × ${setup.servers}: registering ${cfg.nodes} nodes`);
     const registration = await load.call('register', { urls, tokens, prefix: 'ha-node', concurrency: cfg.registerConcurrency });
     log(`ha: ${setup.store} × ${setup.servers}: ${registration.registered} registered in ${registration.seconds.toFixed(1)} s; sustained upserts`);
+    const groups = { etcd: setup.store === 'etcd' ? memberPids : [], servers: servers.map((s) => s.pid), load: [load.pid] };
+    const cpuBefore = await cpuOfGroups(groups);
     const sustained = await load.call('upserts', { seconds: cfg.sustainSeconds, inflight: cfg.inflight });
+    const cpuAfter = await cpuOfGroups(groups);
+    const cpu = Object.fromEntries(Object.keys(groups).map((name) => [name, (cpuAfter[name] - cpuBefore[name]) / Math.max(1, sustained.acked)]));
     await watchers.call('connect', { url: urls.at(-1), count: 1, token: adminToken, include: 'delta' });
     await watchers.call('start');
     const paced = await load.call('upserts', { seconds: cfg.latencySeconds, inflight: cfg.inflight, rate: HA_TARGET.eventsPerSecond });
@@ -178,7 +191,7 @@ async function benchSetup(setup, endpoints, cfg) {
     return {
       setup,
       registration: summarizeRegistration(registration),
-      sustained: { ...sustainedRest, latency: summarize(latencies) },
+      sustained: { ...sustainedRest, latency: summarize(latencies), cpuPerUpsertUs: cpu },
       paced: { sent: paced.sent, acked: paced.acked, skipped: paced.skipped, errors: paced.errors },
       watched,
       catalog: { nodesOnline: metric(metrics, 'acheron_nodes', { state: 'online' }), services: metric(metrics, 'acheron_services', { state: 'online' }) },
@@ -269,11 +282,11 @@ async function benchFailover(endpoints, cfg) {
 export async function benchHa() {
   const cfg = haConfig();
   const shape = await checkCatalogShape();
-  const endpoints = await startEtcdCluster();
+  const cluster = await startEtcdCluster();
   const setups = [];
-  for (const setup of cfg.setups) setups.push(await benchSetup(setup, endpoints, cfg));
+  for (const setup of cfg.setups) setups.push(await benchSetup(setup, cluster, cfg));
   log('ha: failover');
-  const failover = await benchFailover(endpoints, cfg);
+  const failover = await benchFailover(cluster.endpoints, cfg);
   return { config: cfg, shape, setups, failover };
 }
 
@@ -347,6 +360,22 @@ export function renderHa(result, line) {
               .map(([k, n]) => `${n} × ${k}`)
               .join(', ')
       } |`,
+    );
+  }
+  line();
+  line(
+    'Where the cores went in the sustained phase: CPU time (user + system, all threads, from `/proc`) of each group of processes divided by the upserts acknowledged. ' +
+      `What ${availableParallelism()} cores can give is ${availableParallelism()} s of CPU per second, so the sum bounds the rate: that ÷ the sum.`,
+  );
+  line();
+  line(`| setup | etcd members (3) | control servers | load generator | sum | rate that sum allows on ${availableParallelism()} cores |`);
+  line('|---|---|---|---|---|---|');
+  for (const run of result.setups) {
+    const cpu = run.sustained.cpuPerUpsertUs;
+    if (!cpu) continue;
+    const sum = cpu.etcd + cpu.servers + cpu.load;
+    line(
+      `| ${label(run.setup)} | ${time(cpu.etcd)} | ${time(cpu.servers)} | ${time(cpu.load)} | ${time(sum)} | ${rate((availableParallelism() * 1e6) / sum)} |`,
     );
   }
   line();
