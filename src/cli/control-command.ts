@@ -19,17 +19,14 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  if (!(args['ping-interval-ms'] >= 50)) throw new UsageError(`--ping-interval-ms ${args['ping-interval-ms']}: expected a number of milliseconds, at least 50`);
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
-  if (!(Number.isInteger(args['server-ttl-ms']) && args['server-ttl-ms'] >= 1000))
-    throw new UsageError(`--server-ttl-ms ${args['server-ttl-ms']}: expected a whole number of milliseconds, at least 1000 (etcd leases count seconds)`);
   if (args['advertise-url'] !== undefined && !/^wss?:\/\/[^/\s]+$/.test(args['advertise-url']))
     throw new UsageError(`--advertise-url ${JSON.stringify(args['advertise-url'])}: expected ws://host:port or wss://host:port`);
   if (args['server-id'] !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(args['server-id']))
     throw new UsageError(`--server-id ${JSON.stringify(args['server-id'])}: expected letters, digits, '.', '_', '-' or ':' (1-128)`);
   const etcd = etcdOptionsFrom(args);
   const tls = args['tls-cert'] && args['tls-key'] ? { cert: await readFile(args['tls-cert']), key: await readFile(args['tls-key']) } : undefined;
-  const log = createLogger({ level: args['log-level'], file: args['log-file'] });
+  const log = await createLogger({ level: args['log-level'], file: args['log-file'] });
   const server = await ControlServer.start({
     listen,
     httpListen,

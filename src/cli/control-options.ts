@@ -1,15 +1,23 @@
 import { CONTROL_DEFAULTS, SERVER_TTL_MS } from '../control/defaults.js';
 import { STORE_OPTIONS, type StoreArgs } from './store-options.js';
+import { wholeNumberOption } from './whole-number.js';
+import { LOG_OPTIONS } from './log-options.js';
+
+const ms = (flag: string, min: number) => ({ type: 'number', coerce: wholeNumberOption(flag, { min, unit: 'milliseconds' }) }) as const;
 
 /** `acheron control` options (yargs), apart from the command: every command line reads them, few run the server. */
 export const CONTROL_OPTIONS = {
   listen: { type: 'string', default: CONTROL_DEFAULTS.listen, describe: 'WebSocket listener host:port' },
   'http-listen': { type: 'string', default: CONTROL_DEFAULTS.httpListen, describe: 'HTTP listener (metrics, health, debug page)' },
   'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir, describe: 'catalog and event history; tokens and projects too with --store file' },
-  'offline-grace-ms': { type: 'number', default: CONTROL_DEFAULTS.offlineGraceMs, describe: 'a node whose tunnel stays closed this long turns offline' },
-  'lease-ttl-ms': { type: 'number', default: CONTROL_DEFAULTS.leaseTtlMs, describe: 'node lease; nodes refresh every third of it' },
+  'offline-grace-ms': {
+    ...ms('offline-grace-ms', 0),
+    default: CONTROL_DEFAULTS.offlineGraceMs,
+    describe: 'a node whose tunnel stays closed this long turns offline',
+  },
+  'lease-ttl-ms': { ...ms('lease-ttl-ms', 1000), default: CONTROL_DEFAULTS.leaseTtlMs, describe: 'node lease; nodes refresh every third of it' },
   'ping-interval-ms': {
-    type: 'number',
+    ...ms('ping-interval-ms', 50),
     default: CONTROL_DEFAULTS.pingIntervalMs,
     describe: 'ping every peer this often; one that missed two pongs is dropped (shorter: a silent link is noticed sooner, e.g. in tests)',
   },
@@ -26,7 +34,8 @@ export const CONTROL_OPTIONS = {
     describe: "this server's id among the servers of one store (metrics label server_id; etcd registration); default <hostname>:<listen port>",
   },
   'server-ttl-ms': {
-    type: 'number',
+    // etcd leases count whole seconds.
+    ...ms('server-ttl-ms', 1000),
     default: SERVER_TTL_MS,
     describe: "etcd store: the other servers notice this server is gone this long after it died (its registration lapses; its nodes' grace periods start then)",
   },
@@ -35,8 +44,7 @@ export const CONTROL_OPTIONS = {
     describe:
       'etcd store: where the other servers reach this one to relay to the node tunnels it holds (default ws[s]://<--listen host, or the host name for 0.0.0.0>:<port>)',
   },
-  'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
-  'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
+  ...LOG_OPTIONS,
   ...STORE_OPTIONS,
 } as const;
 

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdir, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { makeDirectory } from '../store/make-directory.js';
 import { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,7 @@ const BIN = fileURLToPath(new URL('../../bin/acheron.js', import.meta.url));
  * fd 3; rejects with its reason if it exits first (the mount helper contract, SPEC §1).
  */
 export async function daemonize(command: string, options: unknown, logFile: string): Promise<number> {
-  await mkdir(dirname(logFile), { recursive: true });
+  await makeDirectory(dirname(logFile));
   const log = await open(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [BIN, command], {
     detached: true,

@@ -18,6 +18,7 @@ import { CONTROL_OPTIONS } from './control-options.js';
 import { STORE_OPTIONS } from './store-options.js';
 import { NODE_OPTION_SPECS, parseMountOptions, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
 import { worldMountArgs, WORLD_OPTIONS, type WorldArgs } from './world-options.js';
+import { wholeNumberOption } from './whole-number.js';
 
 /**
  * Each command's module, imported when that command runs: the daemon, server or client it loads
@@ -43,6 +44,9 @@ export function isMountHelperArgv(argv: readonly string[]): boolean {
 }
 
 export const MOUNT_HELPER_DRIVER_USER = 'nobody';
+
+/** A join token's longest life, ten years: longer ones are a mistake, and past year 275760 no date can show them. */
+const JOIN_TTL_MAX_MS = 10 * 365 * 86_400_000;
 
 async function runMountHelper(argv: readonly string[]): Promise<number> {
   const [source, dir, , optionText = ''] = argv as [string, string, string?, string?];
@@ -98,8 +102,16 @@ function cli(argv: readonly string[]): Argv {
             (c) =>
               clientOptions(c)
                 .positional('node_id', { type: 'string', describe: 'only this node' })
-                .option('replay-limit', { type: 'number', describe: 'replay this many past events first (default 25)' })
-                .option('since', { type: 'number', describe: 'replay everything after this seq' }),
+                .option('replay-limit', {
+                  type: 'number',
+                  coerce: wholeNumberOption('replay-limit', { min: 0, unit: 'events' }),
+                  describe: 'replay this many past events first (default 25)',
+                })
+                .option('since', {
+                  type: 'number',
+                  coerce: wholeNumberOption('since', { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'seq' }),
+                  describe: 'replay everything after this seq',
+                }),
             async (args) => {
               const stop = new Promise<void>((resolve) => {
                 process.once('SIGINT', resolve);
@@ -119,8 +131,9 @@ function cli(argv: readonly string[]): Argv {
             },
           );
           for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) {
-            // No yargs defaults: precedence between argv, -o, config and defaults is ours (node-options.ts).
-            const { default: _default, ...rest } = spec as typeof spec & { default?: unknown };
+            // No yargs defaults: precedence between argv, -o, config and defaults is ours (node-options.ts),
+            // and so is the check of the values.
+            const { default: _default, whole: _whole, ...rest } = spec as typeof spec & { default?: unknown; whole?: unknown };
             y.option(name, {
               ...rest,
               ...(rest.type === 'array' ? { string: true } : {}),
@@ -178,7 +191,12 @@ function cli(argv: readonly string[]): Argv {
             .option('data-dir', { type: 'string', default: CONTROL_OPTIONS['data-dir'].default, describe: 'the control server data directory' })
             .option('user', { type: 'string', describe: 'user id (create)' })
             .option('agent', { type: 'string', describe: 'agent id (create)' })
-            .option('ttl-ms', { type: 'number', default: 3_600_000, describe: 'join token lifetime (join)' })
+            .option('ttl-ms', {
+              type: 'number',
+              coerce: wholeNumberOption('ttl-ms', { min: 1, max: JOIN_TTL_MAX_MS, unit: 'milliseconds' }),
+              default: 3_600_000,
+              describe: 'join token lifetime (join)',
+            })
             .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
         async (args) => {
           process.exitCode = await (await commands.token()).runTokenCommand(String(args.action), args, process.stdout);
@@ -200,8 +218,10 @@ function cli(argv: readonly string[]): Argv {
       )
       .demandCommand(1, 'name a command (see --help)')
       .fail((message, error) => {
-        // Some yargs messages span lines; usage errors are one line (SPEC §1).
-        throw error ?? new UsageError(message.replace(/\s*\n\s*/g, ' '));
+        // yargs' own refusals (YError, also a coerce's UsageError rewrapped) are usage errors; a
+        // command's failure passes as it is. Some yargs messages span lines; usage errors are one line (SPEC §1).
+        if (error && error.name !== 'YError') throw error;
+        throw new UsageError(message.replace(/\s*\n\s*/g, ' '));
       })
       .help()
   );

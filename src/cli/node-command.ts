@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { readNodeCredentials } from '../node/control-session.js';
 import { NodeDaemon, type NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
 import { controlUrls } from './client-options.js';
@@ -6,7 +8,7 @@ import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
-import { busyPollWindow, defaultStateFile, type NodeOptionValues } from './node-options.js';
+import { defaultStateFile, type NodeOptionValues } from './node-options.js';
 
 export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
   const nodeId = values['node-id'] as string;
@@ -20,7 +22,6 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
   for (const id of values['terminal-id'] ?? []) {
     if (!isIdentifier(id)) throw new UsageError(`--terminal-id ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-]`);
   }
-  const busyPollUs = busyPollWindow(values['busy-poll-us']);
   let exports;
   try {
     exports = (values.export ?? []).map(parseExport);
@@ -39,7 +40,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     shutdownGraceMs: values['shutdown-grace-ms'] as number,
     stateFile: values['state-file'] ?? defaultStateFile(nodeId),
     stateSync: values['state-sync'] === 'batch' ? 'batch' : 'always',
-    busyPollUs,
+    busyPollUs: values['busy-poll-us'] as number,
     manifestReloadIntervalMs: values['manifest-reload-interval-ms'] as number,
     reconnectBackoffMs: values['reconnect-backoff-ms'] as number,
     reconnectBackoffMaxMs: values['reconnect-backoff-max-ms'] as number,
@@ -50,15 +51,34 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
   };
 }
 
+/**
+ * A node given a control server must be able to join it (SPEC §6): with its secret from an earlier
+ * join, or a join token it can read. Otherwise it would mount, report success and retry forever.
+ */
+async function checkCanJoin(options: NodeDaemonOptions): Promise<void> {
+  if (!options.controlUrls || options.joinToken || (await readNodeCredentials(options.stateFile, options.nodeId))) return;
+  const file = options.joinTokenFile;
+  if (!file)
+    throw new UsageError(`--control-url needs --join-token-file: ${options.stateFile} holds no node secret for ${options.nodeId} (it has not joined yet)`);
+  let token;
+  try {
+    token = (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    throw new UsageError(`--join-token-file ${file}: ${(error as Error).message}`);
+  }
+  if (!token) throw new UsageError(`--join-token-file ${file}: the file is empty`);
+}
+
 /** `acheron node`: foreground by default; `--daemon` (and the mount helper) detach once live. */
 export async function runNodeCommand(values: NodeOptionValues): Promise<number> {
   const options = toDaemonOptions(values);
+  await checkCanJoin(options);
   if (values.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
     const logFile = values['log-file'] ?? join(dirname(options.stateFile), `${options.nodeId}.log`);
     await daemonize('node', { ...values, daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
-  const log = createLogger({ level: values['log-level'] as string, file: values['log-file'] });
+  const log = await createLogger({ level: values['log-level'] as string, file: values['log-file'] });
   return serveUntilStopped(
     () => NodeDaemon.start(options, log),
     log,

@@ -4,12 +4,15 @@ import { join } from 'node:path';
 import { DEFAULT_BUSY_POLL_US, MAX_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { UsageError } from './exit.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
+import { checkWholeNumber, type WholeNumberRule } from './whole-number.js';
+import { LOG_OPTIONS } from './log-options.js';
 
 /** `--busy-poll-us`, the same for `acheron node` and `acheron world` (see BusyPoll). */
 export const BUSY_POLL_OPTION = {
   type: 'number',
   describe: `after answering a file operation, poll this long (µs, up to ${MAX_BUSY_POLL_US}) for the next one before sleeping, while such gaps are common; 0 = off`,
   default: DEFAULT_BUSY_POLL_US,
+  whole: { min: 0, max: MAX_BUSY_POLL_US, unit: 'microseconds' },
 } as const;
 
 /**
@@ -33,15 +36,19 @@ export const NODE_OPTION_SPECS = {
   'join-token': { type: 'string', describe: 'single-use join token (prefer --join-token-file)' },
   'join-token-file': { type: 'string', describe: 'file holding the join token' },
   'state-file': { type: 'string', describe: 'node state file (default under /var/lib/acheron or $XDG_STATE_HOME)' },
-  'manifest-reload-interval-ms': { type: 'number', describe: 'manifest reload interval; 0 = SIGHUP only', default: 2000 },
-  'reconnect-backoff-ms': { type: 'number', describe: 'first reconnect delay', default: 5000 },
-  'reconnect-backoff-max-ms': { type: 'number', describe: 'largest reconnect delay', default: 60000 },
+  'manifest-reload-interval-ms': {
+    type: 'number',
+    describe: 'manifest reload interval; 0 = SIGHUP only',
+    default: 2000,
+    whole: { min: 0, unit: 'milliseconds' },
+  },
+  'reconnect-backoff-ms': { type: 'number', describe: 'first reconnect delay', default: 5000, whole: { min: 1, unit: 'milliseconds' } },
+  'reconnect-backoff-max-ms': { type: 'number', describe: 'largest reconnect delay', default: 60000, whole: { min: 1, unit: 'milliseconds' } },
   'state-sync': { type: 'string', describe: 'always | batch', default: 'always', choices: ['always', 'batch'] },
   'busy-poll-us': BUSY_POLL_OPTION,
-  'shutdown-grace-ms': { type: 'number', describe: 'how long SIGTERM waits for running invocations', default: 5000 },
+  'shutdown-grace-ms': { type: 'number', describe: 'how long SIGTERM waits for running invocations', default: 5000, whole: { min: 0, unit: 'milliseconds' } },
   'driver-user': { type: 'string', describe: 'as root: run drivers without runtime.user as this user (name or uid[:gid])' },
-  'log-level': { type: 'string', describe: 'fatal|error|warn|info|debug|trace|silent', default: 'info' },
-  'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
+  ...LOG_OPTIONS,
   config: { type: 'string', describe: 'JSON config file (keys: the long flags in snake_case)' },
   daemon: { type: 'boolean', describe: 'detach and return once the tree is live', default: false },
   foreground: { type: 'boolean', describe: 'run in the foreground (the default; accepted for compatibility)', default: false },
@@ -86,21 +93,23 @@ const MOUNT_GENERIC = new Set([
 /** What mount(8) adds or leaves in, not ours to interpret: node and world mounts ignore these. */
 export const isGenericMountOption = (key: string): boolean => MOUNT_GENERIC.has(key) || key.startsWith('x-');
 
-/** Coerces one raw value to an option's type; `where` names the source in errors. */
-function coerce(name: NodeOptionName, raw: unknown, where: string): unknown {
-  const spec: { type: string; choices?: readonly string[] } = NODE_OPTION_SPECS[name];
+/**
+ * Coerces one raw value to an option's type: argv (yargs has typed it already), mount -o (text) and
+ * the config file (JSON) all pass here, so each source refuses the same values. `label` names the
+ * option as that source spells it.
+ */
+function coerce(name: NodeOptionName, raw: unknown, label: string): unknown {
+  const spec: { type: string; choices?: readonly string[]; whole?: WholeNumberRule } = NODE_OPTION_SPECS[name];
   const fail = (rule: string): never => {
-    throw new UsageError(`${where}: ${snake(name)}: ${rule}`);
+    throw new UsageError(`${label}: ${rule}`);
   };
   switch (spec.type) {
     case 'array': {
       const list = Array.isArray(raw) ? raw : [raw];
       return list.map((item) => (typeof item === 'string' ? item : fail('must be a string or an array of strings')));
     }
-    case 'number': {
-      const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
-      return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : fail('must be a non-negative number');
-    }
+    case 'number':
+      return checkWholeNumber(label, raw, spec.whole as WholeNumberRule);
     case 'boolean':
       if (typeof raw === 'boolean') return raw;
       return raw === 'true' || raw === '1' || raw === '' ? true : raw === 'false' || raw === '0' ? false : fail('must be true or false');
@@ -150,7 +159,7 @@ export async function readConfigFile(path: string): Promise<NodeOptionValues> {
   for (const [key, raw] of Object.entries(parsed)) {
     const name = byKey.get(key);
     if (!name) throw new UsageError(`--config ${path}: /${key}: unknown key (keys are the long flags in snake_case)`);
-    values[name] = coerce(name, raw, `--config ${path}`);
+    values[name] = coerce(name, raw, `--config ${path}: /${key}`);
   }
   return values as NodeOptionValues;
 }
@@ -182,18 +191,21 @@ export function defaultStateFile(nodeId: string, env: NodeJS.ProcessEnv = proces
   return join(defaultStateDir(env), `${nodeId}.json`);
 }
 
-/** `--busy-poll-us` of `acheron node` and `acheron world` (a number from yargs, a string from mount -o). */
+/** `--busy-poll-us` of `acheron world` (a number from yargs, a string from mount -o); `acheron node` checks it with its other options. */
 export function busyPollWindow(given: number | string | undefined): number {
-  const us = given === undefined ? DEFAULT_BUSY_POLL_US : Number(given);
-  if (!Number.isFinite(us) || us < 0 || us > MAX_BUSY_POLL_US) {
-    throw new UsageError(`--busy-poll-us ${String(given)}: must be 0 (off) to ${MAX_BUSY_POLL_US} microseconds`);
-  }
-  return us;
+  return given === undefined ? DEFAULT_BUSY_POLL_US : checkWholeNumber('--busy-poll-us', given, BUSY_POLL_OPTION.whole);
+}
+
+/** The options given on the command line (yargs has typed them), checked as mount -o and config values are. */
+function checkArgvOptions(given: NodeOptionValues): NodeOptionValues {
+  const checked: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(given)) checked[name] = value === undefined ? value : coerce(name as NodeOptionName, value, `--${name}`);
+  return checked as NodeOptionValues;
 }
 
 /** Resolves every source of options into daemon options (precedence: argv > -o > config > defaults). */
 export async function resolveNodeOptions(argv: NodeOptionValues, mountOptions: NodeOptionValues = {}): Promise<NodeOptionValues> {
   const configPath = argv.config ?? mountOptions.config;
   const config = configPath ? await readConfigFile(configPath) : {};
-  return mergeOptions(argv, mountOptions, config, defaultOptions());
+  return mergeOptions(checkArgvOptions(argv), mountOptions, config, defaultOptions());
 }

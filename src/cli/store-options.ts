@@ -1,5 +1,6 @@
 import { ETCD_DEFAULTS, checkEtcdOptions, parseEndpoints, type EtcdOptions } from '../control/etcd/options.js';
 import { UsageError } from './exit.js';
+import { wholeNumberOption } from './whole-number.js';
 
 /** Where the control server keeps tokens and projects: shared by `acheron control` and `acheron token`. */
 export const STORE_OPTIONS = {
@@ -16,8 +17,18 @@ export const STORE_OPTIONS = {
   'etcd-key': { type: 'string', describe: 'PEM client key for etcd' },
   'etcd-username': { type: 'string', describe: 'etcd user (with --etcd-password-file)' },
   'etcd-password-file': { type: 'string', describe: "file holding the etcd user's password" },
-  'etcd-call-timeout-ms': { type: 'number', default: ETCD_DEFAULTS.callTimeoutMs, describe: 'deadline of each attempt of an etcd call' },
-  'etcd-start-timeout-ms': { type: 'number', default: ETCD_DEFAULTS.startTimeoutMs, describe: 'give up starting when etcd has not answered by then' },
+  'etcd-call-timeout-ms': {
+    type: 'number',
+    coerce: wholeNumberOption('etcd-call-timeout-ms', { min: 1, unit: 'milliseconds' }),
+    default: ETCD_DEFAULTS.callTimeoutMs,
+    describe: 'deadline of each attempt of an etcd call',
+  },
+  'etcd-start-timeout-ms': {
+    type: 'number',
+    coerce: wholeNumberOption('etcd-start-timeout-ms', { min: 1, unit: 'milliseconds' }),
+    default: ETCD_DEFAULTS.startTimeoutMs,
+    describe: 'give up starting when etcd has not answered by then',
+  },
 } as const;
 
 export interface StoreArgs {

@@ -1,5 +1,8 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { openTokenStore } from '../control/control-store.js';
 import type { ListedToken } from '../control/token-store.js';
+import { TOKENS_FILE } from '../control/token-file.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
@@ -21,12 +24,24 @@ export interface TokenArgs extends StoreArgs {
  */
 export async function runTokenCommand(action: string, args: TokenArgs, out: NodeJS.WritableStream): Promise<number> {
   const etcd = etcdOptionsFrom(args);
-  const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, createLogger({ level: 'error' }));
+  if (!etcd) await checkTokenFile(args['data-dir']);
+  const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, await createLogger({ level: 'error' }));
   try {
     return await run(action, args, out, store);
   } finally {
     await store.close();
   }
+}
+
+/**
+ * The file store is the server's, made at its first start: a mistyped --data-dir must not become a
+ * fresh store whose new admin token works nowhere.
+ */
+async function checkTokenFile(dataDir: string): Promise<void> {
+  const path = join(dataDir, TOKENS_FILE);
+  const found = await stat(path).catch(() => undefined);
+  if (!found?.isFile())
+    throw new UsageError(`--data-dir ${dataDir}: no ${TOKENS_FILE} there; start \`acheron control --data-dir ${dataDir}\` once to make it, or check the path`);
 }
 
 async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, store: Awaited<ReturnType<typeof openTokenStore>>): Promise<number> {

@@ -3,7 +3,7 @@ import { WorldDaemon } from '../world/world-daemon.js';
 import { readProjectToken, resolveClient } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { UsageError } from './exit.js';
-import { createLogger } from './logger.js';
+import { checkLogLevel, createLogger } from './logger.js';
 import { busyPollWindow, defaultStateDir } from './node-options.js';
 import { WORLD_OPTIONS, type WorldArgs } from './world-options.js';
 
@@ -13,6 +13,8 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   if (args.subtree !== undefined && args.subtree !== 'nodes') throw new UsageError(`--subtree ${JSON.stringify(args.subtree)}: the only subtree is nodes`);
   const mount = args.mount ?? WORLD_OPTIONS.mount.default;
   const busyPollUs = busyPollWindow(args['busy-poll-us']);
+  // Checked before a daemon detaches: from mount -o it reaches no other check.
+  const level = checkLogLevel(args['log-level'] ?? 'info');
   if (args.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
     const logFile = args['log-file'] ?? join(defaultStateDir(), `world-${mount.replace(/[^A-Za-z0-9._-]+/g, '_')}.log`);
     // The detached process gets the token itself, not the file name: it may start elsewhere.
@@ -20,7 +22,7 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
     return 0;
   }
   const projectToken = await readProjectToken(args);
-  const log = createLogger({ level: args['log-level'] ?? 'info', file: args['log-file'] });
+  const log = await createLogger({ level, file: args['log-file'] });
   return serveUntilStopped(
     () =>
       WorldDaemon.start(

@@ -1,4 +1,5 @@
 import { BUSY_POLL_OPTION, isGenericMountOption, NODE_OPTION_SPECS } from './node-options.js';
+import { LOG_OPTIONS } from './log-options.js';
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
 export const WORLD_OPTIONS = {
@@ -14,8 +15,7 @@ export const WORLD_OPTIONS = {
   mount: { type: 'string', default: '/mnt/acheron-world', describe: 'mount point' },
   subtree: { type: 'string', choices: ['nodes'], describe: 'mount only nodes/ (on /nodes: ls /nodes/*/services)' },
   'busy-poll-us': BUSY_POLL_OPTION,
-  'log-level': { type: 'string', default: 'info', describe: 'fatal|error|warn|info|debug|trace|silent' },
-  'log-file': { type: 'string', describe: 'log to this file instead of stderr' },
+  ...LOG_OPTIONS,
   daemon: { type: 'boolean', default: false, describe: 'detach and return once the tree is live' },
   foreground: NODE_OPTION_SPECS.foreground,
 } as const;

@@ -1,9 +1,9 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventKind } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { AppendLog } from '../store/append-log.js';
+import { makeDirectory } from '../store/make-directory.js';
 import { CatalogEvent, type EventSource } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
 import { EventRing, RING_CAPACITY, type RetainedWindow } from './event-ring.js';
@@ -71,7 +71,7 @@ export class EventLog implements EventStream {
 
   static async open(options: EventLogOptions): Promise<EventLog> {
     const full = { ringCapacity: RING_CAPACITY, rotateMaxBytes: 8 << 20, archiveKeep: 8, ...options };
-    await mkdir(full.dir, { recursive: true });
+    await makeDirectory(full.dir);
     const path = join(full.dir, EVENT_LOG_FILE);
     const history = await readHistory(full.dir, full.ringCapacity);
     for (const problem of history.problems) full.log.error({ path }, `event log: ${problem}`);

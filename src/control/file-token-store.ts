@@ -1,7 +1,8 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { makeDirectory } from '../store/make-directory.js';
 import { JoinIndex } from './join-index.js';
 import { lockFile } from './lock-file.js';
 import type { Principal } from './principal.js';
@@ -64,7 +65,7 @@ export class FileTokenStore implements TokenStore {
    * With a logger (the server), an unreadable file is logged and the tokens loaded before are kept.
    */
   static async open(dataDir: string, log?: Logger): Promise<FileTokenStore> {
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await makeDirectory(dataDir, 0o700);
     const store = new FileTokenStore(join(dataDir, TOKENS_FILE), emptyFile(), log);
     await store.#enqueue((data) => {
       if (data.admin.length === 0) data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });

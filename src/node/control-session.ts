@@ -1,14 +1,15 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import canonicalize from 'canonicalize';
 import type { Logger } from 'pino';
-import { ControlClient } from '../protocol/control-client.js';
+import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { LeaseRefreshReply, NodeJoinReply, NodeLabels, NodePlatform, RelayRequest, ServiceDescriptor } from '../protocol/types.gen.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { makeDirectory } from '../store/make-directory.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import type { RelayServer } from './relay-server.js';
 
@@ -39,6 +40,17 @@ export interface ControlSessionOptions {
   schemas: Schemas;
   /** Runs WorldFS operations the server relays to this node (SPEC §9). */
   relay?: RelayServer;
+}
+
+/** The node's credentials from an earlier join, when its state file holds them for this node id. */
+export async function readNodeCredentials(stateFile: string, nodeId: string): Promise<NodeCredentials | undefined> {
+  try {
+    const saved = JSON.parse(await readFile(stateFile, 'utf8')) as Partial<NodeCredentials>;
+    if (saved.node_id === nodeId && typeof saved.node_secret === 'string') return saved as NodeCredentials;
+  } catch {
+    // No credentials yet: join.
+  }
+  return undefined;
 }
 
 /** How often the node compares its catalog with what it last published (changes coalesce within it). */
@@ -78,7 +90,10 @@ export class NodeControlSession {
       },
       failed: (url, error) => {
         this.lastError = `${url}: ${(error as Error).message}`;
-        options.log.warn({ err: (error as Error).message, url }, 'control session: not connected');
+        // Still retried (the operator may put a new join token in the file), but a refusal needs them.
+        if (isFinalRefusal(error))
+          options.log.error({ err: error.message, url }, 'control session: refused; the node stays local until its credentials are fixed');
+        else options.log.warn({ err: (error as Error).message, url }, 'control session: not connected');
       },
       ended: () => {
         // A session that failed while its socket was still open (a refused upsert) must not leak it.
@@ -112,7 +127,7 @@ export class NodeControlSession {
 
   async #connect(): Promise<ControlClient> {
     const o = this.#options;
-    const credentials = await this.#credentials();
+    const credentials = await readNodeCredentials(o.stateFile, o.nodeId);
     if (credentials) {
       this.state = 'connecting';
       try {
@@ -130,7 +145,7 @@ export class NodeControlSession {
       client.terminate();
       throw error;
     });
-    await mkdir(dirname(o.stateFile), { recursive: true });
+    await makeDirectory(dirname(o.stateFile));
     const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: this.url, joined_ms: Date.now() };
     await writeFileAtomic(o.stateFile, JSON.stringify(saved, null, 2) + '\n', 0o600);
     o.log.info({ node_id: joined.node_id }, 'joined the control server');
@@ -157,16 +172,6 @@ export class NodeControlSession {
     const onInvalidPush = (error: Error): void => log.error(`bad frame from the control server, dropped: ${error.message}`);
     client = await ControlClient.connect({ url: this.url, token, onPush, check: this.#check, onInvalidPush });
     return client;
-  }
-
-  async #credentials(): Promise<NodeCredentials | undefined> {
-    try {
-      const saved = JSON.parse(await readFile(this.#options.stateFile, 'utf8')) as Partial<NodeCredentials>;
-      if (saved.node_id === this.#options.nodeId && typeof saved.node_secret === 'string') return saved as NodeCredentials;
-    } catch {
-      // No credentials yet: join.
-    }
-    return undefined;
   }
 
   async #serve(client: ControlClient): Promise<void> {

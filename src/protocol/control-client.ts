@@ -175,6 +175,9 @@ function toError(frame: ServerErrorFrame): ProtocolError {
 /** Refusals every server of one store gives alike: trying another one would not help. */
 const FINAL_CODES = new Set(['unauthorized', 'forbidden', 'protocol_mismatch']);
 
+/** A refusal no retry and no other server of the store would turn round (a bad token, a protocol mismatch). */
+export const isFinalRefusal = (error: unknown): error is ProtocolError => error instanceof ProtocolError && FINAL_CODES.has(error.code);
+
 /**
  * Connects to the first server of the list that answers, moving along it with Failover's pauses, at
  * most `rounds` times around; then gives up with `unavailable` naming every URL and why it failed.
@@ -193,7 +196,7 @@ export async function connectAny(
     try {
       return await ControlClient.connect({ ...options, url });
     } catch (error) {
-      if (error instanceof ProtocolError && FINAL_CODES.has(error.code)) throw error;
+      if (isFinalRefusal(error)) throw error;
       why.set(url, (error as Error).message.replace(`cannot reach the control server at ${url}: `, ''));
     }
     const pause = failover.failed();

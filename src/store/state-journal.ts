@@ -1,4 +1,5 @@
-import { mkdir, readFile, rename } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
+import { makeDirectory } from './make-directory.js';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { AppendLog } from './append-log.js';
@@ -65,7 +66,7 @@ export class StateJournal {
     path: string,
     options: { sync: StateSync; log: Logger; compactAtBytes?: number },
   ): Promise<{ journal: StateJournal; restored: RestoredState }> {
-    await mkdir(dirname(path), { recursive: true });
+    await makeDirectory(dirname(path));
     const restored = await StateJournal.#read(path);
     if (restored.problems.length > 0 && restored.setAside) {
       const aside = `${path}.corrupt-${Date.now()}`;

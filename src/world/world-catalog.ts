@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ControlClient } from '../protocol/control-client.js';
+import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -63,10 +63,10 @@ export class WorldCatalog {
       session: (url) => this.#session(url),
       failed: (url, error) => {
         this.#lastError = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
-        this.#options.log.warn({ err: error, url }, 'control server connection failed');
-        // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a refusal any would give) is start()'s.
-        if (!this.#everSynced && (options.urls.length === 1 || (error instanceof ProtocolError && ['unauthorized', 'forbidden'].includes(error.code))))
-          throw error;
+        // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a
+        // refusal any would give) is start()'s to report, in one line, not a log line's too.
+        if (!this.#everSynced && (options.urls.length === 1 || isFinalRefusal(error))) throw error;
+        this.#options.log[this.#everSynced ? 'warn' : 'debug']({ err: (error as Error).message, url }, 'control server connection failed');
       },
       ended: () => {
         this.#connected = false;

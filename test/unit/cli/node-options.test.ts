@@ -70,8 +70,20 @@ t.test('parseMountOptions', async (tt) => {
   tt.same(parseMountOptions('label=a=b').values, { label: ['a=b'] }, 'only the first = splits');
   tt.throws(() => parseMountOptions('shutdown_grace_ms=soon'), {
     name: 'UsageError',
-    message: /mount option shutdown_grace_ms: shutdown_grace_ms: must be a non-negative number/,
+    message: 'mount option shutdown_grace_ms soon: expected a whole number from 0 to 2147483647 (milliseconds)',
   });
+  tt.throws(
+    () => parseMountOptions('reconnect_backoff_ms=0'),
+    { message: /reconnect_backoff_ms 0: expected a whole number from 1 / },
+    'no backoff is a tight loop',
+  );
+  tt.throws(() => parseMountOptions('manifest_reload_interval_ms=1.5'), { message: /manifest_reload_interval_ms 1.5: expected a whole number/ });
+  tt.throws(
+    () => parseMountOptions('reconnect_backoff_max_ms=3000000000'),
+    { message: /to 2147483647/ },
+    "beyond a Node timer's range a delay fires after 1 ms",
+  );
+  tt.throws(() => parseMountOptions('log_level=loud'), { message: /log_level: must be one of fatal, error, warn, info, debug, trace, silent/ });
   tt.throws(() => parseMountOptions('state_sync=sometimes'), { message: /state_sync: must be one of always, batch/ });
   tt.throws(() => parseMountOptions('fs_service=maybe'), { message: /fs_service: must be true or false/ });
 });
@@ -82,12 +94,12 @@ t.test('busyPollWindow', async (tt) => {
   tt.equal(busyPollWindow('250'), 250, 'from mount -o');
   tt.throws(
     () => busyPollWindow(Number.NaN),
-    { name: 'UsageError', message: '--busy-poll-us NaN: must be 0 (off) to 10000 microseconds' },
+    { name: 'UsageError', message: '--busy-poll-us (not a number): expected a whole number from 0 to 10000 (microseconds)' },
     'what yargs makes of --busy-poll-us abc',
   );
-  tt.throws(() => busyPollWindow('soon'), { message: /--busy-poll-us soon: must be 0 \(off\) to 10000/ });
-  tt.throws(() => busyPollWindow(-1), { message: /must be 0 \(off\) to 10000/ });
-  tt.throws(() => busyPollWindow(20_000), { message: /must be 0 \(off\) to 10000/ }, 'a longer window is a spin');
+  tt.throws(() => busyPollWindow('soon'), { message: /--busy-poll-us soon: expected a whole number from 0 to 10000/ });
+  tt.throws(() => busyPollWindow(-1), { message: /from 0 to 10000/ });
+  tt.throws(() => busyPollWindow(20_000), { message: /from 0 to 10000/ }, 'a longer window is a spin');
 });
 
 t.test('readConfigFile', async (tt) => {
@@ -127,8 +139,8 @@ t.test('readConfigFile', async (tt) => {
   tt.notMatch(String(notJson), /S3cret|join_token/);
 
   const cases: Array<[unknown, RegExp]> = [
-    [{ shutdown_grace_ms: 'soon' }, /shutdown_grace_ms: must be a non-negative number/],
-    [{ shutdown_grace_ms: -1 }, /shutdown_grace_ms: must be a non-negative number/],
+    [{ shutdown_grace_ms: 'soon' }, /: \/shutdown_grace_ms soon: expected a whole number from 0 /],
+    [{ shutdown_grace_ms: -1 }, /: \/shutdown_grace_ms -1: expected a whole number from 0 /],
     [{ node_id: 5 }, /node_id: must be a string/],
     [{ services_dir: ['/a', 1] }, /services_dir: must be a string or an array of strings/],
     [{ fs_service: 'perhaps' }, /fs_service: must be true or false/],
@@ -170,6 +182,13 @@ t.test('resolveNodeOptions reads the config named by argv or -o', async (tt) => 
   tt.equal(fromArgv['log-level'], 'debug', 'argv over -o over config');
   tt.equal(fromArgv['node-id'], 'config-id');
   await tt.rejects(resolveNodeOptions({ config: join(root, 'nope.json') }), { name: 'UsageError' }, 'a missing config is bad usage');
+  await tt.rejects(
+    resolveNodeOptions({ 'manifest-reload-interval-ms': Number.NaN }),
+    { name: 'UsageError', message: '--manifest-reload-interval-ms (not a number): expected a whole number from 0 to 2147483647 (milliseconds)' },
+    'argv is checked as -o and config are (yargs turns --manifest-reload-interval-ms abc into NaN; it once reloaded in a tight loop)',
+  );
+  await tt.rejects(resolveNodeOptions({ 'shutdown-grace-ms': -5 }), { message: /^--shutdown-grace-ms -5: / });
+  await tt.rejects(resolveNodeOptions({ 'log-level': 'loud' }), { message: /^--log-level: must be one of / });
 });
 
 t.test('defaultStateFile', async (tt) => {

@@ -1,0 +1,130 @@
+// SPEC §1: bad usage is refused at once with exit 2 and one line naming what was wrong, before a
+// server or daemon starts with a value that cannot work. Each case below once started anyway: a
+// server whose every join then failed, a reload loop at 90 % CPU, a node that mounted and retried a
+// join forever with exit 0, a fresh token store made from a mistyped --data-dir, a mkdir spinning.
+import t, { type Test } from 'tap';
+import { access, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { acheron, joinToken, startControl } from '../helpers/control.js';
+import { isMounted, readText, startNode, tempDir } from '../helpers/node.js';
+import { waitFor } from '../helpers/process.js';
+
+const control = await startControl(t);
+
+/** One line on stderr, `acheron: ` and the message: no log line, no stack. */
+function oneLine(tt: Test, stderr: string, message: RegExp): void {
+  const lines = stderr.trimEnd().split('\n');
+  tt.equal(lines.length, 1, `one line: ${stderr}`);
+  tt.match(lines[0], message);
+  tt.match(lines[0], /^acheron: /);
+}
+
+t.test('numbers: every duration and count option refuses what is not a whole number in range', async (tt) => {
+  const dir = await tempDir(tt);
+  const data = ['--data-dir', join(dir, 'data')];
+  const mount = ['--mount', join(dir, 'mnt')];
+  const cases: Array<[string[], RegExp]> = [
+    [['control', ...data, '--lease-ttl-ms', 'abc'], /--lease-ttl-ms \(not a number\): expected a whole number from 1000 to 2147483647 \(milliseconds\)/],
+    [['control', ...data, '--offline-grace-ms', '-1'], /--offline-grace-ms -1: expected a whole number from 0 /],
+    [['control', ...data, '--server-ttl-ms', '99999999999'], /--server-ttl-ms 99999999999: .* to 2147483647/],
+    [['control', ...data, '--etcd-start-timeout-ms', '0'], /--etcd-start-timeout-ms 0: /],
+    [['node', ...mount, '--manifest-reload-interval-ms', 'abc'], /--manifest-reload-interval-ms \(not a number\): /],
+    [['node', ...mount, '--shutdown-grace-ms', '-5'], /--shutdown-grace-ms -5: /],
+    [['node', ...mount, '--reconnect-backoff-ms', '1.5'], /--reconnect-backoff-ms 1.5: /],
+    [['token', 'join', ...data, '--ttl-ms', '-5'], /--ttl-ms -5: expected a whole number from 1 /],
+    [['node', 'watch', '--replay-limit', '-3'], /--replay-limit -3: expected a whole number from 0 .*\(events\)/],
+    [['node', 'watch', '--since', 'abc'], /--since \(not a number\): /],
+  ];
+  for (const [args, message] of cases) {
+    const r = await acheron(args);
+    tt.equal(r.code, 2, `${args.join(' ')}: exit 2 (${r.stderr.trim()})`);
+    oneLine(tt, r.stderr, message);
+  }
+  await tt.rejects(access(join(dir, 'data')), 'no server ever made its data dir');
+  tt.notOk(await isMounted(join(dir, 'mnt')), 'no node ever mounted');
+});
+
+t.test('--log-level and --log-file: refused by every command that logs', async (tt) => {
+  for (const args of [['control'], ['node'], ['world', '--token', 'x']]) {
+    const r = await acheron([...args, '--log-level', 'loud']);
+    tt.equal(r.code, 2, `${args[0]} --log-level loud: exit 2`);
+    oneLine(tt, r.stderr, /log-level.*loud/);
+  }
+  const dir = await tempDir(tt);
+  const started = Date.now();
+  const logFile = await acheron(['control', '--data-dir', join(dir, 'data'), '--log-file', '/proc/nope/control.log']);
+  tt.equal(logFile.code, 2, 'a log file no directory can hold: exit 2');
+  oneLine(tt, logFile.stderr, /^acheron: --log-file \/proc\/nope\/control\.log: ENOENT: .*mkdir '\/proc\/nope'/);
+  const dataDir = await acheron(['control', '--data-dir', '/proc/acheron-data']);
+  tt.equal(dataDir.code, 1, 'a data dir that cannot be made: exit 1');
+  oneLine(tt, dataDir.stderr, /mkdir '\/proc\/acheron-data'/);
+  // Node 20's recursive mkdir spins forever on these; the bound is generous, the point is that both return.
+  tt.ok(Date.now() - started < 20_000, `both returned (${Date.now() - started} ms)`);
+});
+
+t.test('token: a data dir without a token store is a mistake, not a new store', async (tt) => {
+  const dir = await tempDir(tt);
+  const typo = join(dir, 'contrl-data');
+  for (const action of [['list'], ['join'], ['create', '--user', 'u1']]) {
+    const r = await acheron(['token', ...action, '--data-dir', typo]);
+    tt.equal(r.code, 2, `token ${action[0]}: exit 2`);
+    oneLine(tt, r.stderr, /--data-dir .*contrl-data: no auth_tokens\.json there/);
+    tt.equal(r.stdout, '', 'no token printed');
+  }
+  await tt.rejects(access(typo), 'nothing created');
+  const listed = await acheron(['token', 'list', '--data-dir', control.dataDir]);
+  tt.equal(listed.code, 0, 'the real data dir still works');
+  tt.match(listed.stdout, /^admin\tadmin\t/m);
+});
+
+t.test('node with a control server: it must be able to join, or it does not start', async (tt) => {
+  const dir = await tempDir(tt);
+  const mount = join(dir, 'mnt');
+  const base = ['node', '--mount', mount, '--state-file', join(dir, 'state.json'), '--control-url', control.url, '--no-fs-service'];
+  const missing = await acheron([...base, '--daemon', '--join-token-file', join(dir, 'no-such-token')]);
+  tt.equal(missing.code, 2, `--daemon with a join token file that is not there: exit 2, not 0 (${missing.stderr.trim()})`);
+  oneLine(tt, missing.stderr, /--join-token-file .*no-such-token: ENOENT/);
+  const none = await acheron([...base, '--daemon']);
+  tt.equal(none.code, 2, 'no state file and no join token: exit 2');
+  oneLine(tt, none.stderr, /--control-url needs --join-token-file: .*state\.json holds no node secret/);
+  await writeFile(join(dir, 'empty'), '\n');
+  const empty = await acheron([...base, '--join-token-file', join(dir, 'empty')]);
+  tt.equal(empty.code, 2, 'an empty join token file: exit 2');
+  oneLine(tt, empty.stderr, /the file is empty/);
+  tt.notOk(await isMounted(mount), 'nothing was mounted');
+});
+
+t.test('node with a refused join token: it serves its tree and says so at error level', async (tt) => {
+  const dir = await tempDir(tt);
+  const tokenFile = join(dir, 'join-token');
+  await writeFile(tokenFile, 'ach_join_not-a-token\n');
+  const node = await startNode(tt, { dir, args: ['--control-url', control.url, '--join-token-file', tokenFile, '--reconnect-backoff-ms', '200'] });
+  const refused = await waitFor(
+    async () => (await readText(node.logFile)).split('\n').find((line) => line.includes('"level":50') && line.includes('refused')),
+    {
+      what: 'an error-level line about the refusal',
+    },
+  );
+  tt.match(refused, /401/, 'the refusal names the HTTP status');
+  const status = JSON.parse(await readText(join(node.mount, 'NODE.json'))) as { control?: { last_error?: string } };
+  tt.match(status.control?.last_error ?? '', /401/, 'NODE.json says why it is not connected');
+  // The token file is read again at every attempt: a good one put there joins.
+  await writeFile(tokenFile, (await joinToken(control.dataDir)) + '\n');
+  await waitFor(async () => (JSON.parse(await readText(join(node.mount, 'NODE.json'))) as { control?: { state?: string } }).control?.state === 'connected', {
+    what: 'the node joined with the new token',
+  });
+  tt.pass('joined once a good token was in the file');
+});
+
+t.test('world: a failed start is one line, no log line with a stack before it', async (tt) => {
+  const dir = await tempDir(tt);
+  const unreachable = await acheron(['world', '--control-url', 'ws://127.0.0.1:1', '--token', 'x', '--mount', join(dir, 'a')]);
+  tt.equal(unreachable.code, 1, 'server out of reach: exit 1');
+  oneLine(tt, unreachable.stderr, /^acheron: unavailable: cannot reach the control server at ws:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+  const badToken = await acheron(['world', '--control-url', control.url, '--token', 'not-a-token', '--mount', join(dir, 'b')]);
+  tt.equal(badToken.code, 1, 'bad token: exit 1');
+  oneLine(tt, badToken.stderr, /^acheron: unauthorized: .*401/);
+  const noProject = await acheron(['world', '--control-url', control.url, '--token', control.userToken, '--project', 'nope', '--mount', join(dir, 'c')]);
+  tt.equal(noProject.code, 1, 'unknown project: exit 1');
+  oneLine(tt, noProject.stderr, /^acheron: not_found: no project nope/);
+});

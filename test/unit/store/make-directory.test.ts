@@ -1,0 +1,29 @@
+// makeDirectory: `mkdir -p` that ends, also where Node 20's recursive mkdir spins (under /proc).
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { makeDirectory } from '../../../src/store/make-directory.js';
+
+const root = await mkdtemp(join(tmpdir(), 'acheron-mkdir-'));
+t.teardown(() => rm(root, { recursive: true, force: true }));
+
+t.test('makes every missing component, with the mode given, and accepts what exists', async (tt) => {
+  const deep = join(root, 'a', 'b', 'c');
+  await makeDirectory(deep, 0o700);
+  tt.ok((await stat(deep)).isDirectory(), 'made');
+  tt.equal((await stat(join(root, 'a'))).mode & 0o777, 0o700 & ~process.umask(), 'each component gets the mode');
+  await makeDirectory(deep);
+  await makeDirectory(root);
+  tt.pass('existing directories are fine');
+  await Promise.all([1, 2, 3, 4].map(() => makeDirectory(join(root, 'race', 'x'))));
+  tt.ok((await stat(join(root, 'race', 'x'))).isDirectory(), 'concurrent callers all succeed');
+});
+
+t.test('refuses what cannot be a directory, naming the path', async (tt) => {
+  await writeFile(join(root, 'file'), '');
+  await tt.rejects(makeDirectory(join(root, 'file')), { code: 'ENOTDIR', message: /not a directory, mkdir '.*\/file'$/ }, 'a file');
+  await tt.rejects(makeDirectory(join(root, 'file', 'sub')), { code: 'ENOTDIR', message: /\/file\/sub'$/ }, 'a path through a file');
+  // Node 20's mkdir({ recursive: true }) never returns here.
+  await tt.rejects(makeDirectory('/proc/acheron-nope/x'), { code: 'ENOENT', message: /mkdir '\/proc\/acheron-nope'/ });
+});
