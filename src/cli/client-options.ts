@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { parseControlUrls } from '../protocol/control-urls.js';
 import { UsageError } from './exit.js';
+import { readOptionFile } from './option-file.js';
 
 export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
 
@@ -34,13 +34,7 @@ export async function resolveClient(
 ): Promise<{ urls: string[]; token: string }> {
   const urls = controlUrls(args['control-url'], env);
   let token = args.token ?? env.ACHERON_TOKEN;
-  if (args['token-file']) {
-    try {
-      token = (await readFile(args['token-file'], 'utf8')).trim();
-    } catch (error) {
-      throw new UsageError(`--token-file ${args['token-file']}: ${(error as Error).message}`);
-    }
-  }
+  if (args['token-file']) token = (await readOptionFile('--token-file', args['token-file'])).trim();
   if (!token) throw new UsageError('a token is required: --token-file FILE, --token T or ACHERON_TOKEN');
   return { urls, token };
 }
@@ -48,9 +42,5 @@ export async function resolveClient(
 /** --project-token-file, read (a usage error naming the file when it cannot be). */
 export async function readProjectToken(args: { 'project-token-file'?: string | undefined }): Promise<string | undefined> {
   if (!args['project-token-file']) return undefined;
-  try {
-    return (await readFile(args['project-token-file'], 'utf8')).trim();
-  } catch (error) {
-    throw new UsageError(`--project-token-file ${args['project-token-file']}: ${(error as Error).message}`);
-  }
+  return (await readOptionFile('--project-token-file', args['project-token-file'])).trim();
 }

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { ControlServer, parseHostPort } from '../control/control-server.js';
 import { parseOrigin } from '../control/origins.js';
 import { loadSchemas } from '../protocol/schemas.js';
 import { UsageError } from './exit.js';
+import { readOptionFile } from './option-file.js';
 import { createLogger } from './logger.js';
 import type { ControlArgs } from './control-options.js';
 import { etcdOptionsFrom } from './store-options.js';
@@ -25,7 +25,10 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   if (args['server-id'] !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(args['server-id']))
     throw new UsageError(`--server-id ${JSON.stringify(args['server-id'])}: expected letters, digits, '.', '_', '-' or ':' (1-128)`);
   const etcd = etcdOptionsFrom(args);
-  const tls = args['tls-cert'] && args['tls-key'] ? { cert: await readFile(args['tls-cert']), key: await readFile(args['tls-key']) } : undefined;
+  const tls =
+    args['tls-cert'] && args['tls-key']
+      ? { cert: await readOptionFile('--tls-cert', args['tls-cert']), key: await readOptionFile('--tls-key', args['tls-key']) }
+      : undefined;
   const log = await createLogger({ level: args['log-level'], file: args['log-file'] });
   const server = await ControlServer.start({
     listen,

@@ -63,6 +63,12 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
   return (await commands.node()).runNodeCommand(merged);
 }
 
+/** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */
+const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get'];
+
+/** `-` (stdin) as given: yargs turns a lone `-` into '' (never a file name or valid JSON anyway). */
+const stdinDash = <T>(value: T, argv: readonly string[]): T | '-' => (value === '' && argv.includes('-') ? '-' : value);
+
 /** Only the options given on the command line: yargs defaults would hide config and -o values. */
 function givenOptions(args: Record<string, unknown>): NodeOptionValues {
   const given: Record<string, unknown> = {};
@@ -130,6 +136,9 @@ function cli(argv: readonly string[]): Argv {
               process.exitCode = await (await commands.catalog()).runCatalogCommand({ get: String(args.node_id) }, args, process.stdout);
             },
           );
+          // The daemon's options belong to `acheron node` itself; yargs would hand them to its client
+          // subcommands too (their --help listed them, and they accepted --mount).
+          if (NODE_CLIENT_COMMANDS.includes(argv[1] as string)) return y;
           for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) {
             // No yargs defaults: precedence between argv, -o, config and defaults is ours (node-options.ts),
             // and so is the check of the values.
@@ -157,8 +166,7 @@ function cli(argv: readonly string[]): Argv {
             .option('node', { type: 'string', describe: 'node id, for a WorldFS mount' })
             .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure' }),
         async (args) => {
-          // yargs re-parses positionals as options and turns a lone `-` into '' (never valid JSON anyway).
-          const payload = args.payload === '' && argv.includes('-') ? '-' : args.payload;
+          const payload = stdinDash(args.payload, argv);
           process.exitCode = await (
             await commands.invoke()
           ).runInvokeCommand({ service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
@@ -204,7 +212,7 @@ function cli(argv: readonly string[]): Argv {
       )
       .command(
         'project <action> [project_id]',
-        'manage projects: list | get ID | upsert --file F | delete ID | rotate-token ID',
+        'manage projects: list | get ID | upsert [ID] --file F|- | delete ID | rotate-token ID',
         (y) =>
           clientOptions(y)
             .positional('action', { type: 'string', choices: ['list', 'get', 'upsert', 'delete', 'rotate-token'] })
@@ -213,7 +221,16 @@ function cli(argv: readonly string[]): Argv {
         async (args) => {
           process.exitCode = await (
             await commands.project()
-          ).runProjectCommand({ ...args, action: String(args.action), project_id: args.project_id as string | undefined }, process.stdout);
+          ).runProjectCommand(
+            {
+              ...args,
+              action: String(args.action),
+              // A lone `-` also lands in the positional, as '': no id is ''.
+              project_id: (args.project_id as string | undefined) || undefined,
+              file: stdinDash(args.file, argv),
+            },
+            process.stdout,
+          );
         },
       )
       .demandCommand(1, 'name a command (see --help)')

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { readNodeCredentials } from '../node/control-session.js';
 import { NodeDaemon, type NodeDaemonOptions } from '../node/daemon.js';
@@ -8,6 +7,7 @@ import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
+import { readOptionFile } from './option-file.js';
 import { defaultStateFile, type NodeOptionValues } from './node-options.js';
 
 export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
@@ -60,12 +60,7 @@ async function checkCanJoin(options: NodeDaemonOptions): Promise<void> {
   const file = options.joinTokenFile;
   if (!file)
     throw new UsageError(`--control-url needs --join-token-file: ${options.stateFile} holds no node secret for ${options.nodeId} (it has not joined yet)`);
-  let token;
-  try {
-    token = (await readFile(file, 'utf8')).trim();
-  } catch (error) {
-    throw new UsageError(`--join-token-file ${file}: ${(error as Error).message}`);
-  }
+  const token = (await readOptionFile('--join-token-file', file)).trim();
   if (!token) throw new UsageError(`--join-token-file ${file}: the file is empty`);
 }
 

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_BUSY_POLL_US, MAX_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { UsageError } from './exit.js';
+import { readOptionFile } from './option-file.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 import { checkWholeNumber, type WholeNumberRule } from './whole-number.js';
 import { LOG_OPTIONS } from './log-options.js';
@@ -141,12 +141,7 @@ export function parseMountOptions(text: string): { values: NodeOptionValues; unk
 }
 
 export async function readConfigFile(path: string): Promise<NodeOptionValues> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new UsageError(`--config ${path}: ${(error as Error).message}`);
-  }
+  const text = await readOptionFile('--config', path);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { attachProject, connectClient } from './client-connection.js';
 import { UsageError } from './exit.js';
+import { readOptionFile } from './option-file.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 
 export interface ProjectArgs {
@@ -16,6 +16,26 @@ export interface ProjectArgs {
   json: boolean;
 }
 
+/** The document of `project upsert [ID] --file F|-`; ID, when given, names the project the file must be (or become). */
+async function readProjectDocument(args: ProjectArgs): Promise<Record<string, unknown>> {
+  const file = args.file;
+  if (!file) throw new UsageError('project upsert needs --file FILE (or - for stdin): {project_id, name?, token?, mounts?, access_policy?}');
+  const source = file === '-' ? await text(process.stdin) : await readOptionFile('--file', file);
+  if (source.trim() === '') throw new UsageError(`--file ${file}: empty; expected a JSON object {project_id, name?, token?, mounts?, access_policy?}`);
+  let document: unknown;
+  try {
+    document = JSON.parse(source);
+  } catch {
+    throw new UsageError(`--file ${file}: invalid JSON ${jsonSyntaxError(source)}`);
+  }
+  if (document === null || typeof document !== 'object' || Array.isArray(document)) throw new UsageError(`--file ${file}: must be a JSON object`);
+  const inFile = (document as { project_id?: unknown }).project_id;
+  if (args.project_id === undefined) return document as Record<string, unknown>;
+  if (inFile !== undefined && inFile !== args.project_id)
+    throw new UsageError(`project upsert ${args.project_id}: --file ${file} is project ${JSON.stringify(inFile)}; name the same project, or leave one out`);
+  return { ...document, project_id: args.project_id };
+}
+
 /** `acheron project list | get ID | upsert --file F|- | delete ID | rotate-token ID` (SPEC §8). */
 export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableStream): Promise<number> {
   const needId = (): string => {
@@ -25,6 +45,7 @@ export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableS
   let request: [string, Record<string, unknown>];
   switch (args.action) {
     case 'list':
+      if (args.project_id !== undefined) throw new UsageError(`project list takes no project id (got ${JSON.stringify(args.project_id)})`);
       request = ['control.project_list', {}];
       break;
     case 'get':
@@ -37,16 +58,7 @@ export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableS
       request = ['control.project_token_rotate', { project_id: needId() }];
       break;
     case 'upsert': {
-      if (!args.file) throw new UsageError('project upsert needs --file FILE (or - for stdin): {project_id, name?, token?, mounts?, access_policy?}');
-      const source = args.file === '-' ? await text(process.stdin) : await readFile(args.file, 'utf8');
-      let document: unknown;
-      try {
-        document = JSON.parse(source);
-      } catch {
-        throw new UsageError(`--file ${args.file}: invalid JSON ${jsonSyntaxError(source)}`);
-      }
-      if (document === null || typeof document !== 'object' || Array.isArray(document)) throw new UsageError(`--file ${args.file}: must be a JSON object`);
-      request = ['control.project_upsert', document as Record<string, unknown>];
+      request = ['control.project_upsert', await readProjectDocument(args)];
       break;
     }
     default:

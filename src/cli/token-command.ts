@@ -18,11 +18,15 @@ export interface TokenArgs extends StoreArgs {
   json: boolean;
 }
 
+/** Actions that name no token: an id after them is a mistake (`token list extra`), not something to ignore. */
+const WITHOUT_ID = new Set(['list', 'create', 'join']);
+
 /**
  * `acheron token ...`: works on the store itself, also while servers run: the data dir (lock +
  * rename) or etcd (guarded transactions), where a change counts on every server at once.
  */
 export async function runTokenCommand(action: string, args: TokenArgs, out: NodeJS.WritableStream): Promise<number> {
+  if (WITHOUT_ID.has(action) && args.id !== undefined) throw new UsageError(`token ${action} takes no token id (got ${JSON.stringify(args.id)})`);
   const etcd = etcdOptionsFrom(args);
   if (!etcd) await checkTokenFile(args['data-dir']);
   const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, await createLogger({ level: 'error' }));

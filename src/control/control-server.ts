@@ -46,7 +46,7 @@ export interface ControlServerOptions {
   pingIntervalMs?: number;
   log: Logger;
   schemas: Schemas;
-  tls?: { cert: Buffer; key: Buffer };
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** Event history settings of the file store; defaults from the ACHERON_NODE_SERVICE_EVENT_LOG_* variables. */
   eventLog?: { ringCapacity?: number; rotateMaxBytes?: number; archiveKeep?: number };
   watchPolicy?: WatchPolicy;

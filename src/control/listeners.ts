@@ -23,7 +23,7 @@ export function advertiseUrlOf(listen: HostPort, isTls: boolean): string {
 }
 
 /** An HTTP server, or an HTTPS one with `tls`. */
-export function createListener(tls: { cert: Buffer; key: Buffer } | undefined): Server {
+export function createListener(tls: { cert: string | Buffer; key: string | Buffer } | undefined): Server {
   return tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer();
 }
 

@@ -1,3 +1,13 @@
+/** ws:// or wss:// with a host, and a port in range if it has one (the WHATWG parser checks that). */
+function isWebSocketUrl(url: string): boolean {
+  if (!/^wss?:\/\/[^/\s]+/.test(url)) return false;
+  try {
+    return new URL(url).hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * `--control-url` lists (several servers on one store, issue 11): comma-separated, repeated, or
  * both; each `ws://` or `wss://`. Throws a TypeError naming the option and the bad entry.
@@ -8,8 +18,7 @@ export function parseControlUrls(given: string | readonly string[], option = '--
     .map((url) => url.trim())
     .filter(Boolean);
   if (urls.length === 0) throw new TypeError(`${option}: expected ws://host:port or wss://host:port (several: comma-separated or repeated)`);
-  for (const url of urls)
-    if (!/^wss?:\/\/[^/\s]+/.test(url)) throw new TypeError(`${option} ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
+  for (const url of urls) if (!isWebSocketUrl(url)) throw new TypeError(`${option} ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
   return urls;
 }
 

@@ -128,3 +128,54 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
   tt.equal(noProject.code, 1, 'unknown project: exit 1');
   oneLine(tt, noProject.stderr, /^acheron: not_found: no project nope/);
 });
+
+t.test("project upsert: --file - reads stdin; the id given must be the file's", async (tt) => {
+  const dir = await tempDir(tt);
+  const client = ['--control-url', control.url, '--token', control.adminToken];
+  const fromStdin = await acheron(['project', 'upsert', '--file', '-', ...client], { input: JSON.stringify({ project_id: 'from-stdin' }) });
+  tt.equal(fromStdin.code, 0, `--file - works (${fromStdin.stderr.trim()})`);
+  tt.match(JSON.parse(fromStdin.stdout), { project_id: 'from-stdin' });
+  const file = join(dir, 'p1.json');
+  await writeFile(file, JSON.stringify({ project_id: 'p1' }));
+  const mismatch = await acheron(['project', 'upsert', 'p2', '--file', file, ...client]);
+  tt.equal(mismatch.code, 2, "an id that is not the file's: exit 2");
+  oneLine(tt, mismatch.stderr, /project upsert p2: --file .*p1\.json is project "p1"/);
+  await writeFile(join(dir, 'anon.json'), JSON.stringify({ name: 'named by the command line' }));
+  const named = await acheron(['project', 'upsert', 'p3', '--file', join(dir, 'anon.json'), ...client]);
+  tt.equal(named.code, 0, `the id fills a file without one (${named.stderr.trim()})`);
+  tt.match(JSON.parse(named.stdout), { project_id: 'p3', name: 'named by the command line' });
+  const empty = await acheron(['project', 'upsert', '--file', '-', ...client], { input: '' });
+  tt.equal(empty.code, 2, 'empty stdin: exit 2');
+  oneLine(tt, empty.stderr, /--file -: empty/);
+  const missing = await acheron(['project', 'upsert', '--file', join(dir, 'nope.json'), ...client]);
+  tt.equal(missing.code, 2, 'a missing file: exit 2');
+  oneLine(tt, missing.stderr, /--file .*nope\.json: ENOENT/);
+  const list = await acheron(['project', 'list', 'extra', ...client]);
+  tt.equal(list.code, 2, 'project list takes no id');
+});
+
+t.test('files and URLs the options name: refused with the option named', async (tt) => {
+  const dir = await tempDir(tt);
+  const tls = await acheron(['control', '--data-dir', join(dir, 'data'), '--tls-cert', join(dir, 'c.pem'), '--tls-key', join(dir, 'k.pem')]);
+  tt.equal(tls.code, 2, 'a missing certificate: exit 2');
+  oneLine(tt, tls.stderr, /^acheron: --tls-cert .*c\.pem: ENOENT/);
+  await tt.rejects(access(join(dir, 'data')), 'the server did not start');
+  const port = await acheron(['node', 'list', '--control-url', 'ws://127.0.0.1:99999', '--token', 'x']);
+  tt.equal(port.code, 2, 'a port out of range: exit 2');
+  oneLine(tt, port.stderr, /--control-url "ws:\/\/127\.0\.0\.1:99999": expected ws:\/\/host:port/);
+  const extra = await acheron(['token', 'list', 'extra', '--data-dir', control.dataDir]);
+  tt.equal(extra.code, 2, 'token list takes no id');
+  oneLine(tt, extra.stderr, /token list takes no token id/);
+});
+
+t.test('node list|get|watch: the daemon options are not theirs', async (tt) => {
+  const help = await acheron(['node', 'list', '--help']);
+  tt.equal(help.code, 0);
+  tt.notMatch(help.stdout, /--mount|--services-dir|--shutdown-grace-ms/, 'their help lists no daemon option');
+  tt.match(help.stdout, /--control-url/, 'only the client options');
+  const daemonHelp = await acheron(['node', '--help']);
+  tt.match(daemonHelp.stdout, /--services-dir/, 'acheron node --help still lists them');
+  const mount = await acheron(['node', 'watch', '--mount', '/mnt/x', '--token', 'x']);
+  tt.equal(mount.code, 2, 'a daemon option on a client command: exit 2');
+  oneLine(tt, mount.stderr, /Unknown argument: mount/);
+});
