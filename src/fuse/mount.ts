@@ -3,8 +3,8 @@
  * libfuse's terms), errno names to numbers (`errno.ts`), the handle table, mountinfo, stale mounts,
  * the per-mount pid lock and `ServedMount` (the one lifecycle of a served mount point).
  *
- * Must not import: node/, control/, world/, runtime/, manifest/, store/ or cli/ (it serves any tree
- * it is given). Traps (SPEC §12): fuse-native's argument order differs from libfuse's C order in
+ * Must not import: node/, control/, world/, runtime/, manifest/ or cli/ (it serves any tree it is
+ * given); of store/ only `makeDirectory`, which makes the mount point. Traps (SPEC §12): fuse-native's argument order differs from libfuse's C order in
  * places; every handler answers exactly once.
  */
 import Fuse from 'fuse-native';

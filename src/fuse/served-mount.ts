@@ -1,6 +1,6 @@
-import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { makeDirectory } from '../store/make-directory.js';
 import type { VNode } from '../vfs/node.js';
 import { MountLock } from './mount-lock.js';
 import { clearStaleMount, findMount, watchForUnmount } from './mount-table.js';
@@ -36,7 +36,7 @@ export class ServedMount {
     const lock = await MountLock.acquire(mountPoint);
     try {
       if ((await clearStaleMount(mountPoint)) === 'cleared') log.warn({ mount: mountPoint }, 'cleared a stale mount left by a dead daemon');
-      await mkdir(mountPoint, { recursive: true });
+      await makeDirectory(mountPoint);
     } catch (error) {
       await lock.release();
       throw error;
