@@ -2,8 +2,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_BUSY_POLL_US, MAX_BUSY_POLL_US } from '../fuse/busy-poll.js';
 import { UsageError } from './exit.js';
-import { readOptionFile } from './option-file.js';
-import { jsonSyntaxError } from '../errors/json-document.js';
+import { parseJsonObject, readOptionFile } from './option-file.js';
 import { checkWholeNumber, type WholeNumberRule } from './whole-number.js';
 import { LOG_OPTIONS } from './log-options.js';
 
@@ -141,15 +140,7 @@ export function parseMountOptions(text: string): { values: NodeOptionValues; unk
 }
 
 export async function readConfigFile(path: string): Promise<NodeOptionValues> {
-  const text = await readOptionFile('--config', path);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // Never its content: a config file holds secrets (join tokens), and this may reach a log.
-    throw new UsageError(`--config ${path}: invalid JSON ${jsonSyntaxError(text)}`);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--config ${path}: must be a JSON object`);
+  const parsed = parseJsonObject(`--config ${path}`, await readOptionFile('--config', path));
   const values: Record<string, unknown> = {};
   for (const [key, raw] of Object.entries(parsed)) {
     const name = byKey.get(key);

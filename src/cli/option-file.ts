@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { jsonSyntaxError } from '../errors/json-document.js';
 import { UsageError } from './exit.js';
 
 /** The text of a file an option names (`--token-file`, `--tls-cert`...); a usage error naming the option and the file when it cannot be read. */
@@ -8,4 +9,19 @@ export async function readOptionFile(flag: string, path: string): Promise<string
   } catch (error) {
     throw new UsageError(`${flag} ${path}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * A JSON object read from a file an option names (`label`: `--config F`, `--file F`). The error gives
+ * the position of a syntax error, never the content: such files hold secrets, and this may reach a log.
+ */
+export function parseJsonObject(label: string, text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError(`${label}: invalid JSON ${jsonSyntaxError(text)}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`${label}: must be a JSON object`);
+  return parsed as Record<string, unknown>;
 }

@@ -1,8 +1,7 @@
 import { text } from 'node:stream/consumers';
 import { attachProject, connectClient } from './client-connection.js';
 import { UsageError } from './exit.js';
-import { readOptionFile } from './option-file.js';
-import { jsonSyntaxError } from '../errors/json-document.js';
+import { parseJsonObject, readOptionFile } from './option-file.js';
 
 export interface ProjectArgs {
   action: string;
@@ -22,15 +21,9 @@ async function readProjectDocument(args: ProjectArgs): Promise<Record<string, un
   if (!file) throw new UsageError('project upsert needs --file FILE (or - for stdin): {project_id, name?, token?, mounts?, access_policy?}');
   const source = file === '-' ? await text(process.stdin) : await readOptionFile('--file', file);
   if (source.trim() === '') throw new UsageError(`--file ${file}: empty; expected a JSON object {project_id, name?, token?, mounts?, access_policy?}`);
-  let document: unknown;
-  try {
-    document = JSON.parse(source);
-  } catch {
-    throw new UsageError(`--file ${file}: invalid JSON ${jsonSyntaxError(source)}`);
-  }
-  if (document === null || typeof document !== 'object' || Array.isArray(document)) throw new UsageError(`--file ${file}: must be a JSON object`);
-  const inFile = (document as { project_id?: unknown }).project_id;
-  if (args.project_id === undefined) return document as Record<string, unknown>;
+  const document = parseJsonObject(`--file ${file}`, source);
+  const inFile = document.project_id;
+  if (args.project_id === undefined) return document;
   if (inFile !== undefined && inFile !== args.project_id)
     throw new UsageError(`project upsert ${args.project_id}: --file ${file} is project ${JSON.stringify(inFile)}; name the same project, or leave one out`);
   return { ...document, project_id: args.project_id };
