@@ -48,6 +48,12 @@ async function checkTokenFile(dataDir: string): Promise<void> {
     throw new UsageError(`--data-dir ${dataDir}: no ${TOKENS_FILE} there; start \`acheron control --data-dir ${dataDir}\` once to make it, or check the path`);
 }
 
+/** A join token's line in `token list`: when it expires, and whether it was used or has expired. */
+function joinState(t: ListedToken, now = Date.now()): string {
+  const expires = t.expires_ms ?? 0;
+  return `expires ${new Date(expires).toISOString()}${t.used_ms ? ' (used)' : expires <= now ? ' (expired)' : ''}`;
+}
+
 async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, store: Awaited<ReturnType<typeof openTokenStore>>): Promise<number> {
   // "no such token", "the last admin": the user's mistake; a store failure keeps its wire code.
   const failAsUsage = (error: Error): never => {
@@ -61,10 +67,7 @@ async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, 
       const doc = { admin: first('admin'), user: first('user'), tokens };
       if (args.json) out.write(JSON.stringify(doc, null, 2) + '\n');
       else
-        for (const t of tokens)
-          out.write(
-            `${t.id}\t${t.role}\t${t.role === 'join' ? `expires ${new Date(t.expires_ms ?? 0).toISOString()}${t.used_ms ? ' (used)' : ''}` : (t.token ?? '(secret not kept: rotate for a new one)')}\n`,
-          );
+        for (const t of tokens) out.write(`${t.id}\t${t.role}\t${t.role === 'join' ? joinState(t) : (t.token ?? '(secret not kept: rotate for a new one)')}\n`);
       return 0;
     }
     case 'create': {

@@ -75,9 +75,14 @@ t.test('token: a data dir without a token store is a mistake, not a new store', 
     tt.equal(r.stdout, '', 'no token printed');
   }
   await tt.rejects(access(typo), 'nothing created');
+  const short = await acheron(['token', 'join', '--ttl-ms', '1', '--data-dir', control.dataDir, '--json']);
+  tt.equal(short.code, 0, 'a join token of 1 ms (tests make expired tokens so)');
+  const { id } = JSON.parse(short.stdout) as { id: string };
+  await new Promise((resolve) => setTimeout(resolve, 20));
   const listed = await acheron(['token', 'list', '--data-dir', control.dataDir]);
   tt.equal(listed.code, 0, 'the real data dir still works');
   tt.match(listed.stdout, /^admin\tadmin\t/m);
+  tt.match(listed.stdout, new RegExp(`^${id}\tjoin\texpires \\S+ \\(expired\\)$`, 'm'), 'an expired join token says so');
 });
 
 t.test('node with a control server: it must be able to join, or it does not start', async (tt) => {
