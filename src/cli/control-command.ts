@@ -1,6 +1,7 @@
 import { ControlServer, parseHostPort } from '../control/control-server.js';
 import { parseOrigin } from '../control/origins.js';
 import { loadSchemas } from '../protocol/schemas.js';
+import { makeDirectory } from '../store/make-directory.js';
 import { UsageError } from './exit.js';
 import { readOptionFile } from './option-file.js';
 import { createLogger } from './logger.js';
@@ -29,6 +30,13 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
     args['tls-cert'] && args['tls-key']
       ? { cert: await readOptionFile('--tls-cert', args['tls-cert']), key: await readOptionFile('--tls-key', args['tls-key']) }
       : undefined;
+  if (!etcd) {
+    try {
+      await makeDirectory(args['data-dir'], 0o700);
+    } catch (error) {
+      throw new UsageError(`--data-dir ${args['data-dir']}: ${(error as Error).message}`);
+    }
+  }
   const log = await createLogger({ level: args['log-level'], file: args['log-file'] });
   const server = await ControlServer.start({
     listen,

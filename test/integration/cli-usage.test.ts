@@ -56,8 +56,12 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
   tt.equal(logFile.code, 2, 'a log file no directory can hold: exit 2');
   oneLine(tt, logFile.stderr, /^acheron: --log-file \/proc\/nope\/control\.log: ENOENT: .*mkdir '\/proc\/nope'/);
   const dataDir = await acheron(['control', '--data-dir', '/proc/acheron-data']);
-  tt.equal(dataDir.code, 1, 'a data dir that cannot be made: exit 1');
-  oneLine(tt, dataDir.stderr, /mkdir '\/proc\/acheron-data'/);
+  tt.equal(dataDir.code, 2, 'a data dir that cannot be made: exit 2');
+  oneLine(tt, dataDir.stderr, /^acheron: --data-dir \/proc\/acheron-data: ENOENT: .*mkdir '\/proc\/acheron-data'/);
+  await writeFile(join(dir, 'a-file'), '');
+  const notDir = await acheron(['control', '--data-dir', join(dir, 'a-file')]);
+  tt.equal(notDir.code, 2, 'a data dir that is a file: exit 2');
+  oneLine(tt, notDir.stderr, /^acheron: --data-dir .*a-file: ENOTDIR/);
   const mount = await acheron(['node', '--mount', '/proc/acheron-mnt', '--no-fs-service', '--state-file', join(dir, 'state.json')]);
   tt.equal(mount.code, 1, 'a mount point that cannot be made: exit 1');
   oneLine(tt, mount.stderr, /mkdir '\/proc\/acheron-mnt'/);
