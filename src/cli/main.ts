@@ -66,8 +66,15 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
 /** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */
 const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get'];
 
-/** `-` (stdin) as given: yargs turns a lone `-` into '' (never a file name or valid JSON anyway). */
+/** A positional `-` (stdin) as given: yargs turns a lone `-` into '' (never valid JSON anyway). */
 const stdinDash = <T>(value: T, argv: readonly string[]): T | '-' => (value === '' && argv.includes('-') ? '-' : value);
+
+/**
+ * `--file -` as `--file=-`: yargs takes a lone `-` for a positional, so the option got '' and the
+ * `-` became an id, or an unknown argument after one (`project upsert p1 --file -`).
+ */
+const joinFileDash = (argv: readonly string[]): string[] =>
+  argv.flatMap((arg, i) => (arg === '--file' && argv[i + 1] === '-' ? ['--file=-'] : arg === '-' && argv[i - 1] === '--file' ? [] : [arg]));
 
 /** Only the options given on the command line: yargs defaults would hide config and -o values. */
 function givenOptions(args: Record<string, unknown>): NodeOptionValues {
@@ -84,7 +91,7 @@ function givenOptions(args: Record<string, unknown>): NodeOptionValues {
 
 function cli(argv: readonly string[]): Argv {
   return (
-    yargs([...argv])
+    yargs(joinFileDash(argv))
       .scriptName('acheron')
       // Options are read by their long names; camelCase copies would only double yargs' messages.
       .parserConfiguration({ 'camel-case-expansion': false })
@@ -221,16 +228,7 @@ function cli(argv: readonly string[]): Argv {
         async (args) => {
           process.exitCode = await (
             await commands.project()
-          ).runProjectCommand(
-            {
-              ...args,
-              action: String(args.action),
-              // A lone `-` also lands in the positional, as '': no id is ''.
-              project_id: (args.project_id as string | undefined) || undefined,
-              file: stdinDash(args.file, argv),
-            },
-            process.stdout,
-          );
+          ).runProjectCommand({ ...args, action: String(args.action), project_id: args.project_id as string | undefined }, process.stdout);
         },
       )
       .demandCommand(1, 'name a command (see --help)')

@@ -150,6 +150,10 @@ export class RelayServer {
       case 'utimens':
         await d.utimens(r.path, r.atime_ms ?? Date.now(), r.mtime_ms ?? Date.now());
         return {};
+      case 'chmod':
+        if (r.mode === undefined) throw new FsError('EINVAL', 'chmod without a mode');
+        await d.chmod(r.path, r.mode);
+        return {};
       case 'mkdir':
         await d.mkdir(r.path, r.mode ?? 0o755);
         return {};

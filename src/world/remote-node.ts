@@ -57,6 +57,11 @@ export class RemoteNode implements VNode {
     await this.#relay({ op: 'utimens', path: this.path, atime_ms: atimeMs, mtime_ms: mtimeMs });
   }
 
+  /** As on the node's mount (an export's file; synthetic files answer EPERM): `sed -i`, `mv`, `cp -p` keep modes. */
+  async chmod(mode: number): Promise<void> {
+    await this.#relay({ op: 'chmod', path: this.path, mode: mode & 0o7777 });
+  }
+
   /** fsyncdir: the node syncs the directory (an `fs/` export's) by path. */
   async fsync(datasync: boolean): Promise<void> {
     await this.#relay({ op: 'fsync', path: this.path, datasync });

@@ -149,6 +149,9 @@ t.test("project upsert: --file - reads stdin; the id given must be the file's", 
   tt.match(JSON.parse(fromStdin.stdout), { project_id: 'from-stdin' });
   const file = join(dir, 'p1.json');
   await writeFile(file, JSON.stringify({ project_id: 'p1' }));
+  const namedStdin = await acheron(['project', 'upsert', 'p0', '--file', '-', ...client], { input: JSON.stringify({ name: 'from stdin, named' }) });
+  tt.equal(namedStdin.code, 0, `an id and --file - (${namedStdin.stderr.trim()})`);
+  tt.match(JSON.parse(namedStdin.stdout), { project_id: 'p0', name: 'from stdin, named' });
   const mismatch = await acheron(['project', 'upsert', 'p2', '--file', file, ...client]);
   tt.equal(mismatch.code, 2, "an id that is not the file's: exit 2");
   oneLine(tt, mismatch.stderr, /project upsert p2: --file .*p1\.json is project "p1"/);

@@ -4,7 +4,7 @@
 // answers ENOTCONN while the server is away and recovers when it is back. On the store this file's
 // servers use: files (world.test.ts) or etcd (world-etcd.test.ts).
 import type { Test } from 'tap';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../../src/protocol/control-client.js';
 import { acheron, adminRequest, joinArgs, joinToken, sameOnEveryStore, startControl, waitForService, type RunningControl } from '../../helpers/control.js';
@@ -148,6 +148,29 @@ export async function worldSuite(t: Test): Promise<void> {
     tt.equal(edit.code, 0, `mkdir, mv, rm, rmdir (${edit.stderr.trim()})`);
     const missing = await sh(`cat ${q(join(fs, 'data', 'nope.txt'))}`);
     tt.match(missing.stderr, /No such file or directory/);
+  });
+
+  await t.test("relay: chmod of an export's file is the node's, so sed -i, mv and cp -p keep modes", async (tt) => {
+    const data = join(world.node(NODE_ID), 'fs', 'data');
+    await writeFile(join(exported, 'modes.txt'), 'a\nb\n', { mode: 0o644 });
+    const chmod = await sh(`chmod 600 ${q(join(data, 'modes.txt'))}`);
+    tt.equal(chmod.code, 0, `chmod relayed (${chmod.stderr.trim()})`);
+    tt.equal((await stat(join(exported, 'modes.txt'))).mode & 0o777, 0o600, "the mode changed on the node's disk");
+    await sh(`chmod 644 ${q(join(data, 'modes.txt'))}`);
+    const sed = await sh(`sed -i s/b/B/ ${q(join(data, 'modes.txt'))}`);
+    tt.equal(sed.code, 0, `sed -i (${sed.stderr.trim()})`);
+    tt.equal(sed.stderr, '', 'no "preserving permissions" complaint');
+    tt.equal((await stat(join(exported, 'modes.txt'))).mode & 0o777, 0o644, 'sed -i kept the mode (it once became 0600)');
+    tt.equal(await readFile(join(exported, 'modes.txt'), 'utf8'), 'a\nB\n');
+    await writeFile(join(dir, 'script.sh'), 'echo hi\n', { mode: 0o755 });
+    const copy = await sh(`cp -p ${q(join(dir, 'script.sh'))} ${q(join(data, 'script.sh'))}`);
+    tt.equal(copy.code, 0, `cp -p (${copy.stderr.trim()})`);
+    tt.equal((await stat(join(exported, 'script.sh'))).mode & 0o777, 0o755, 'cp -p kept the mode');
+    const synthetic = await sh(`chmod 600 ${q(join(services(world), 'echo', 'result.json'))}`);
+    tt.not(synthetic.code, 0, 'a live service file keeps its mode, as on the node');
+    tt.match(synthetic.stderr, /Operation not permitted/);
+    await rm(join(exported, 'modes.txt'));
+    await rm(join(exported, 'script.sh'));
   });
 
   await t.test('--subtree nodes: the mount root is nodes/, so <mount>/*/services works literally', async (tt) => {
