@@ -1,6 +1,6 @@
 import { constants, type Stats } from 'node:fs';
-import { chmod, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, symlink, truncate, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { chmod, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, truncate, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../errors/errno.js';
@@ -146,15 +146,16 @@ class ExportNode implements VNode {
     await this.#inThisDirectory((dir) => rmdir(`${dir}/${name}`));
   }
 
-  async symlink(name: string, target: string): Promise<void> {
+  /**
+   * Refused: an export shows a link as what it leads to (getattr follows it), so a link made here
+   * could not be shown as one, and the kernel answered the `ln -s` EIO after the link was made.
+   */
+  async symlink(name: string): Promise<void> {
     this.#writable();
-    await this.#inThisDirectory(async (dir, real) => {
-      // Judged from where this directory really is, not from the path it was reached by.
-      if (isAbsolute(target) || !isInside(this.#export.path, resolve(real, target))) {
-        throw new FsError('EPERM', `${name}: a link must stay inside the export ${this.#export.name}`);
-      }
-      await symlink(target, `${dir}/${name}`);
-    });
+    throw new FsError(
+      'EPERM',
+      `${name}: links are not made through the mount (an export shows a link as what it leads to); make it in ${this.#export.name} on the node`,
+    );
   }
 
   async rename(name: string, newParent: VNode, newName: string): Promise<void> {

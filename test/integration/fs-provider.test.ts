@@ -98,6 +98,9 @@ await t.test('symlinks never lead out of an export', async (tt) => {
   tt.equal(await readText(join(fs, 'ro', 'to-readme')), 'read only\n', 'a link inside the export works');
   const escape = await run(`ln -s /etc "$FS/data/new-escape"`);
   tt.not(escape.code, 0, 'creating a link that leads out is refused');
+  const inside = await run(`ln -s to-readme "$FS/data/new-link"`);
+  tt.match(inside.stderr, /Operation not permitted/, 'a link inside too: EPERM, not the EIO it once got after making the link');
+  tt.equal(await run(`test -e "$FS/data/new-link" || test -L "$FS/data/new-link"`).then((r) => r.code), 1, 'and nothing was made');
 });
 
 await t.test('terminal-t1: argv and command payloads', async (tt) => {
