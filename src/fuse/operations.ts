@@ -136,16 +136,6 @@ export function fuseOperations(root: VNode, options: OperationOptions): FuseOper
         cb,
         (fh) => [0, fh],
       ),
-    create: (path: string, mode: number, cb: Callback) =>
-      // fuse-native does not pass the open flags to create; O_CREAT implies a write open.
-      op(
-        'create',
-        path,
-        undefined,
-        async () => handles.add(await dispatch.create(path, mode, 0o1)),
-        cb,
-        (fh) => [0, fh],
-      ),
     read: (path: string, fh: number, buffer: Buffer, length: number, position: number, cb: Callback) =>
       op(
         'read',
@@ -225,7 +215,9 @@ export function fuseOperations(root: VNode, options: OperationOptions): FuseOper
     rename: (from: string, to: string, cb: Callback) => op('rename', from, undefined, () => dispatch.rename(from, to), cb, ok),
     symlink: (target: string, path: string, cb: Callback) => op('symlink', path, undefined, () => dispatch.symlink(target, path), cb, ok),
     link: (_from: string, path: string, cb: Callback) => op('link', path, undefined, () => dispatch.refuse(path, 'hard links'), cb, ok),
-    mknod: (path: string, _mode: number, _dev: number, cb: Callback) => op('mknod', path, undefined, () => dispatch.refuse(path, 'mknod'), cb, ok),
+    // No `create` in this table: fuse-native would call it without the open flags (O_APPEND lost),
+    // so the kernel makes files with mknod and then opens them with the caller's flags.
+    mknod: (path: string, mode: number, _dev: number, cb: Callback) => op('mknod', path, undefined, () => dispatch.mknod(path, mode), cb, ok),
     statfs: (path: string, cb: Callback) =>
       reply('statfs', path, undefined, cb, [
         0,

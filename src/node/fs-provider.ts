@@ -5,7 +5,7 @@ import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../errors/errno.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
-import { O_ACCMODE, opensToChange } from '../errors/open-flags.js';
+import { opensToChange } from '../errors/open-flags.js';
 
 export interface ExportSpec {
   name: string;
@@ -125,10 +125,11 @@ class ExportNode implements VNode {
     }
   }
 
-  async create(name: string, mode: number, flags: number): Promise<Handle> {
+  async mknod(name: string, mode: number): Promise<void> {
     this.#writable();
     // O_EXCL: a name that appeared meanwhile, a link included, is EEXIST, never followed.
-    return fileHandle(await this.#inThisDirectory((dir) => open(`${dir}/${name}`, (flags & O_ACCMODE) | constants.O_CREAT | constants.O_EXCL, mode & 0o7777)));
+    const file = await this.#inThisDirectory((dir) => open(`${dir}/${name}`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode & 0o7777));
+    await file.close();
   }
 
   async mkdir(name: string, mode: number): Promise<void> {

@@ -6,7 +6,7 @@ import { commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-fi
 import { splitPath, type Dispatcher } from '../vfs/dispatch.js';
 import { answerErrno, FsError } from '../errors/errno.js';
 import { readOnlyHandle } from '../vfs/files.js';
-import type { Handle } from '../vfs/node.js';
+import { S_IFREG, type Handle } from '../vfs/node.js';
 import { StagedPayloads } from './relay-staging.js';
 
 /** How long a request id is remembered, and how long an untouched relay handle lives. */
@@ -114,8 +114,9 @@ export class RelayServer {
         return { names: await d.readdir(r.path) };
       case 'open':
         return { fh: this.#keep(r, await d.open(r.path, r.flags ?? 0)) };
-      case 'create':
-        return { fh: this.#keep(r, await d.create(r.path, r.mode ?? 0o644, r.flags ?? 1)) };
+      case 'mknod':
+        await d.mknod(r.path, r.mode ?? S_IFREG | 0o644);
+        return {};
       case 'read': {
         const handle = this.#handle(r);
         if (!handle.read) throw new FsError('EBADF', `${r.path}: not open for reading`);

@@ -187,7 +187,7 @@ export interface RelayPayload {
     | "ftruncate"
     | "utimens"
     | "chmod"
-    | "create"
+    | "mknod"
     | "mkdir"
     | "unlink"
     | "rmdir"
@@ -201,10 +201,13 @@ export interface RelayPayload {
    */
   path: string;
   /**
-   * A handle from open, create, read_file or invoke (read, write, flush, release, fsync, ftruncate)
+   * A handle from open, read_file or invoke (read, write, flush, release, fsync, ftruncate)
    */
   fh?: number;
   flags?: number;
+  /**
+   * chmod, mkdir: the permission bits; mknod: with the file type bits (the node makes only regular files)
+   */
   mode?: number;
   /**
    * read, write: the file offset; stage, invoke: where data goes in the payload
@@ -267,7 +270,7 @@ export interface RelayReplyPayload {
   result?: Result;
 }
 /**
- * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; list {names}; open, create {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; invoke with documents also {documents: {<name>: {mode, size, mtime_ms, ctime_ms, data}}}; else {}
+ * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; list {names}; open {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; invoke with documents also {documents: {<name>: {mode, size, mtime_ms, ctime_ms, data}}}; else {}
  */
 export interface Result {
   [k: string]: unknown;
@@ -763,7 +766,7 @@ export interface RelayRequest {
     | "ftruncate"
     | "utimens"
     | "chmod"
-    | "create"
+    | "mknod"
     | "mkdir"
     | "unlink"
     | "rmdir"
@@ -777,10 +780,13 @@ export interface RelayRequest {
    */
   path: string;
   /**
-   * A handle from open, create, read_file or invoke (read, write, flush, release, fsync, ftruncate)
+   * A handle from open, read_file or invoke (read, write, flush, release, fsync, ftruncate)
    */
   fh?: number;
   flags?: number;
+  /**
+   * chmod, mkdir: the permission bits; mknod: with the file type bits (the node makes only regular files)
+   */
   mode?: number;
   /**
    * read, write: the file offset; stage, invoke: where data goes in the payload

@@ -7,8 +7,8 @@
  * Must not import: fuse/, node/, control/, world/, runtime/, manifest/, protocol/, store/ or cli/
  * (no I/O of its own; errors come from errors/).
  */
-import { errnoNameOf, FsError } from '../errors/errno.js';
-import { isDirectoryMode, type Attr, type Handle, type VNode } from './node.js';
+import { FsError } from '../errors/errno.js';
+import { isDirectoryMode, S_IFMT, S_IFREG, type Attr, type Handle, type VNode } from './node.js';
 import { O_RDONLY, opensForReading, opensForWriting } from '../errors/open-flags.js';
 
 const MAX_NAME_BYTES = 255;
@@ -19,6 +19,7 @@ const MAX_NAME_BYTES = 255;
  */
 export class Dispatcher {
   readonly root: VNode;
+  readonly #justMade = new JustMade();
 
   constructor(root: VNode) {
     this.root = root;
@@ -48,6 +49,7 @@ export class Dispatcher {
   async open(path: string, flags: number): Promise<Handle> {
     const node = await this.resolve(path);
     if (node.checksOpenItself && node.open) return node.open(flags);
+    const justMade = this.#justMade.take(path);
     const { mode } = await node.getattr();
     const wantsWrite = opensForWriting(flags);
     const wantsRead = opensForReading(flags);
@@ -55,7 +57,8 @@ export class Dispatcher {
       if (wantsWrite) throw new FsError('EISDIR', `${path}: is a directory`);
       return {};
     }
-    if ((wantsRead && (mode & 0o444) === 0) || (wantsWrite && (mode & 0o222) === 0)) {
+    // open(O_CREAT) of a read-only mode may still write what it creates (cp of a 0444 file, tar x).
+    if (!justMade && ((wantsRead && (mode & 0o444) === 0) || (wantsWrite && (mode & 0o222) === 0))) {
       throw new FsError('EACCES', `${path}: open mode not allowed (file mode ${(mode & 0o777).toString(8)})`);
     }
     if (!node.open) throw new FsError('EACCES', `${path}: cannot be opened`);
@@ -118,20 +121,18 @@ export class Dispatcher {
     return node.readlink();
   }
 
-  async create(path: string, mode: number, flags: number): Promise<Handle> {
+  /**
+   * mknod(2), which is also how the kernel creates a file here: a FUSE tree without `create` gets
+   * mknod and then an open with the caller's own flags. Only regular files; devices, FIFOs and
+   * sockets are refused.
+   */
+  async mknod(path: string, mode: number): Promise<void> {
+    const type = mode & S_IFMT;
+    if (type !== S_IFREG && type !== 0) throw new FsError('EPERM', `${path}: only regular files can be made here (no devices, FIFOs or sockets)`);
     const [parent, name] = await this.#parentOf(path);
-    // A lazy lookup (WorldFS relays) may hand back a node for a name that is not there: ask it.
-    const existing = await parent.lookup?.(name);
-    if (
-      existing &&
-      (await existing.getattr().then(
-        () => true,
-        (error: unknown) => errnoNameOf(error) !== 'ENOENT',
-      ))
-    )
-      return this.open(path, flags);
-    if (!parent.create) throw new FsError('EACCES', `${path}: files cannot be created here`);
-    return parent.create(name, mode, flags);
+    if (!parent.mknod) throw new FsError('EACCES', `${path}: files cannot be created here`);
+    await parent.mknod(name, mode);
+    this.#justMade.add(path);
   }
 
   async mkdir(path: string, mode: number): Promise<void> {
@@ -165,7 +166,7 @@ export class Dispatcher {
     return parent.rename(name, newParent, newName);
   }
 
-  /** link and mknod: never supported on synthetic files. */
+  /** Hard links: never supported. */
   async refuse(path: string, what: string): Promise<never> {
     throw new FsError('EPERM', `${path}: ${what} not supported`);
   }
@@ -189,4 +190,32 @@ export class Dispatcher {
 
 export function splitPath(path: string): string[] {
   return path.split('/').filter((name) => name !== '' && name !== '.');
+}
+
+/**
+ * Files mknod made in the last second, by path: the open that follows (the kernel's second half of
+ * open(O_CREAT)) may use them whatever their mode, as the creating open may on a local file system.
+ * The first open of the path takes the grant.
+ */
+class JustMade {
+  static readonly WINDOW_MS = 1000;
+  readonly #made = new Map<string, number>();
+
+  add(path: string): void {
+    const now = Date.now();
+    // Grants never taken (a bare mknod(1)) expire; the map is in time order, so the old ones are first.
+    for (const [old, at] of this.#made) {
+      if (now - at <= JustMade.WINDOW_MS) break;
+      this.#made.delete(old);
+    }
+    this.#made.delete(path);
+    this.#made.set(path, now);
+  }
+
+  take(path: string): boolean {
+    const at = this.#made.get(path);
+    if (at === undefined) return false;
+    this.#made.delete(path);
+    return Date.now() - at <= JustMade.WINDOW_MS;
+  }
 }

@@ -32,7 +32,11 @@ export interface VNode {
   fsync?(datasync: boolean): Promise<void>;
   readlink?(): Promise<string>;
   /** Directory operations take the child's name (the node is the parent). */
-  create?(name: string, mode: number, flags: number): Promise<Handle>;
+  /**
+   * Makes an empty regular file (EEXIST when the name is taken); the kernel then opens it with the
+   * caller's own flags. There is no `create`: fuse-native would not pass those flags (O_APPEND).
+   */
+  mknod?(name: string, mode: number): Promise<void>;
   mkdir?(name: string, mode: number): Promise<void>;
   unlink?(name: string): Promise<void>;
   rmdir?(name: string): Promise<void>;

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import { FsError } from '../errors/errno.js';
-import type { Attr, Handle, VNode } from '../vfs/node.js';
+import { S_IFMT, type Attr, type Handle, type VNode } from '../vfs/node.js';
 import { opensForWriting } from '../errors/open-flags.js';
 import type { RelayOperation } from './relay-call.js';
 
@@ -67,10 +67,9 @@ export class RemoteNode implements VNode {
     await this.#relay({ op: 'fsync', path: this.path, datasync });
   }
 
-  async create(name: string, mode: number, flags: number): Promise<Handle> {
-    const path = this.#child(name);
-    const { fh } = await this.#relay({ op: 'create', path, mode: mode & 0o7777, flags });
-    return new RemoteHandle(this.#relay, path, Number(fh), true);
+  /** The type bits go along: the node refuses anything but a regular file. */
+  async mknod(name: string, mode: number): Promise<void> {
+    await this.#relay({ op: 'mknod', path: this.#child(name), mode: mode & (S_IFMT | 0o7777) });
   }
 
   async mkdir(name: string, mode: number): Promise<void> {

@@ -5,6 +5,7 @@ import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { ACHERON, readJson, readText, startNode, tempDir } from '../helpers/node.js';
 import { q, sh } from '../helpers/process.js';
+import { checkCreatingOpens } from '../helpers/creating-open.js';
 
 const base = await tempDir(t);
 const rw = join(base, 'rw');
@@ -58,6 +59,10 @@ await t.test('changes inside a :rw export reach the real directory', async (tt) 
   tt.same((await readdir(rw)).sort(), ['created.txt', 'new-dir', 'notes.txt', 'to-hostname', 'to-sibling-export', 'touched'], 'rm and rmdir');
   tt.equal(await readText(join(fs, 'data', 'new-dir', 'moved.txt')), 'moving\n', 'read back through the mount');
 });
+
+await t.test('the open that creates a file keeps its own flags (O_APPEND, O_EXCL) and may write a read-only mode', (tt) =>
+  checkCreatingOpens(tt, join(fs, 'data'), rw),
+);
 
 await t.test('every change under a :ro export fails with EROFS and changes nothing', async (tt) => {
   const before = (await readdir(ro)).sort();

@@ -11,6 +11,7 @@ import { acheron, adminRequest, joinArgs, joinToken, sameOnEveryStore, startCont
 import { ACHERON, isMounted, manifest, readJson, readText, startNode, tempDir } from '../../helpers/node.js';
 import { alive, daemonsUsing, q, sh, waitFor } from '../../helpers/process.js';
 import { startWorld } from '../../helpers/world.js';
+import { checkCreatingOpens } from '../../helpers/creating-open.js';
 export async function worldSuite(t: Test): Promise<void> {
   const NODE_ID = 'test-node';
   let control: RunningControl = await startControl(t, { args: ['--offline-grace-ms', '1000'] });
@@ -149,6 +150,10 @@ export async function worldSuite(t: Test): Promise<void> {
     const missing = await sh(`cat ${q(join(fs, 'data', 'nope.txt'))}`);
     tt.match(missing.stderr, /No such file or directory/);
   });
+
+  await t.test('relay: the open that creates a file keeps its own flags (O_APPEND, O_EXCL) and may write a read-only mode', (tt) =>
+    checkCreatingOpens(tt, join(world.node(NODE_ID), 'fs', 'data'), exported),
+  );
 
   await t.test("relay: chmod of an export's file is the node's, so sed -i, mv and cp -p keep modes", async (tt) => {
     const data = join(world.node(NODE_ID), 'fs', 'data');

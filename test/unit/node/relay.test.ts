@@ -11,6 +11,7 @@ import { commitFile } from '../../../src/vfs/commit-file.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
 import { FsError } from '../../../src/errors/errno.js';
+import { S_IFREG } from '../../../src/vfs/node.js';
 import { ctlFile, snapshotFile, staticFile } from '../../../src/vfs/files.js';
 import { DocumentCache, liveServiceFiles } from '../../../src/world/live-files.js';
 import { RemoteNode, type Relay } from '../../../src/world/remote-node.js';
@@ -159,8 +160,9 @@ t.test('paths with .. or NUL are refused before anything runs', async (t) => {
   t.match(await run({ op: 'stat', path: '/README.md\0' }), { ok: false, errno: 'EINVAL' });
 });
 
-t.test('create on a lazy lookup: a name that is not there is created, not opened', async (t) => {
-  await rejectsErrno(t, remote.create('/new.txt', 0o644, 1), 'EACCES', 'the node refuses creating here, with its own errno');
+t.test('mknod is relayed with its type bits, and the node answers with its own errno', async (t) => {
+  await rejectsErrno(t, remote.mknod('/new.txt', S_IFREG | 0o644), 'EACCES', 'the node refuses creating here');
+  await rejectsErrno(t, remote.mknod('/fifo', 0o010644), 'EPERM', 'the node makes only regular files');
 });
 
 t.test('rename across nodes is EXDEV', async (t) => {

@@ -4,6 +4,7 @@ import { rejectsErrno } from '../../helpers/errno.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
 import { ctlFile, snapshotFile, staticFile } from '../../../src/vfs/files.js';
+import { S_IFREG, type Attr, type VNode } from '../../../src/vfs/node.js';
 
 let resets = 0;
 const root = tableDirectory([
@@ -39,8 +40,8 @@ t.test('open modes are checked against the mode bits', async (t) => {
   t.equal(resets, 1, 'a ctl write runs its action');
 });
 
-t.test('defaults: create EACCES; mkdir, unlink, rmdir, rename, chmod, chown, symlink, link EPERM; utimens ok', async (t) => {
-  await rejectsErrno(t, d.create('/new', 0o644, 1), 'EACCES');
+t.test('defaults: mknod EACCES; mkdir, unlink, rmdir, rename, chmod, chown, symlink, link EPERM; utimens ok', async (t) => {
+  await rejectsErrno(t, d.mknod('/new', S_IFREG | 0o644), 'EACCES');
   await rejectsErrno(t, d.mkdir('/dir', 0o755), 'EPERM');
   await rejectsErrno(t, d.unlink('/README.md'), 'EPERM');
   await rejectsErrno(t, d.rmdir('/control'), 'EPERM');
@@ -54,5 +55,27 @@ t.test('defaults: create EACCES; mkdir, unlink, rmdir, rename, chmod, chown, sym
   await rejectsErrno(t, d.truncate('/README.md', 0), 'EACCES');
   await d.truncate('/control/reset', 0);
   await rejectsErrno(t, d.readlink('/README.md'), 'EINVAL');
-  await rejectsErrno(t, d.create('/' + 'x'.repeat(300), 0o644, 1), 'ENAMETOOLONG');
+  await rejectsErrno(t, d.mknod('/' + 'x'.repeat(300), S_IFREG | 0o644), 'ENAMETOOLONG');
+});
+
+t.test('mknod: regular files only; the open that follows may use a read-only new file once', async (t) => {
+  const made = new Map<string, number>();
+  const fileOf = (mode: number): VNode => ({
+    getattr: async (): Promise<Attr> => ({ mode: S_IFREG | mode, size: 0, mtimeMs: 0, ctimeMs: 0 }),
+    open: async () => ({ write: async (_offset, data) => data.length }),
+  });
+  const dir: VNode = {
+    getattr: async () => ({ mode: 0o040755, size: 0, mtimeMs: 0, ctimeMs: 0 }),
+    lookup: async (name) => (made.has(name) ? fileOf(made.get(name)!) : undefined),
+    mknod: async (name, mode) => void made.set(name, mode & 0o7777),
+  };
+  const tree = new Dispatcher(tableDirectory([['dir', dir]]));
+  await rejectsErrno(t, tree.mknod('/dir/fifo', 0o010644), 'EPERM', 'a FIFO is refused');
+  await rejectsErrno(t, tree.mknod('/dir/dev', 0o020644), 'EPERM', 'a device is refused');
+  t.notOk(made.has('fifo'), 'nothing was made for them');
+  await tree.mknod('/dir/ro', S_IFREG | 0o444);
+  t.ok(await tree.open('/dir/ro', 1), 'the creating open writes a 0444 file, as cp and tar x do');
+  await rejectsErrno(t, tree.open('/dir/ro', 1), 'EACCES', 'a later open is checked against the mode again');
+  await tree.mknod('/dir/plain', 0o444);
+  t.equal(made.get('plain'), 0o444, 'a mode without type bits is a regular file (mknod(2))');
 });
