@@ -29,7 +29,7 @@ export class StagedPayloads {
     let staged = this.#staged.get(key);
     if (!staged) {
       const size = r.size ?? 0;
-      checkPayloadSize(await target(), size);
+      await checkPayloadSize(await target(), size);
       if (this.#bytes + size > MAX_STAGED_BYTES)
         throw new FsError('EAGAIN', `${r.path}: ${this.#bytes} bytes of other payloads are staged on this node (at most ${MAX_STAGED_BYTES}): try again`);
       // Checked again: another chunk of this payload may have got here during the await.

@@ -23,8 +23,11 @@ export interface CommitTarget {
    * (EINVAL, EPERM, ...) are recorded by the target and thrown as FsError.
    */
   commit(payload: Buffer, wantsOutcome: boolean): Promise<Buffer>;
-  /** Records an error found before any commit (EFBIG, a hole) where the writer can look. */
-  record(error: FsError): void;
+  /**
+   * Records an error found before any commit (EFBIG, a hole) where the writer can look; the errno
+   * returns after it, so a writer that then reads `last_error.txt` sees this error (WorldFS: a relay).
+   */
+  record(error: FsError): void | Promise<void>;
   changedMs(): number;
   /**
    * A document file (config.json): what a read shows when this open has committed nothing, and
@@ -48,10 +51,10 @@ function tooBig(target: CommitTarget, size: number): FsError {
 }
 
 /** A payload of `size` bytes is refused (and recorded) as a write past the limit would be. */
-export function checkPayloadSize(target: CommitTarget, size: number): void {
+export async function checkPayloadSize(target: CommitTarget, size: number): Promise<void> {
   if (size <= target.maxBytes) return;
   const error = tooBig(target, size);
-  target.record(error);
+  await target.record(error);
   throw error;
 }
 
@@ -59,10 +62,10 @@ export function checkPayloadSize(target: CommitTarget, size: number): void {
  * A JSON text is UTF-8 (RFC 8259). Decoded leniently, other bytes would pass the JSON and schema
  * checks as U+FFFD while the driver gets the bytes themselves: EINVAL, recorded.
  */
-function checkUtf8(target: CommitTarget, payload: Buffer): void {
+async function checkUtf8(target: CommitTarget, payload: Buffer): Promise<void> {
   if (isUtf8(payload)) return;
   const error = new FsError('EINVAL', `${target.file}: not valid UTF-8 (a JSON text must be)`);
-  target.record(error);
+  await target.record(error);
   throw error;
 }
 
@@ -72,8 +75,8 @@ function checkUtf8(target: CommitTarget, payload: Buffer): void {
  */
 export async function commitWhole(target: CommitTarget, payload: Buffer, wantsOutcome: boolean): Promise<Buffer> {
   target.admit();
-  checkPayloadSize(target, payload.length);
-  checkUtf8(target, payload);
+  await checkPayloadSize(target, payload.length);
+  await checkUtf8(target, payload);
   return target.commit(payload, wantsOutcome);
 }
 
@@ -132,7 +135,7 @@ class CommitHandle implements Handle {
     if (this.#length === 0 && (offset === 0 || offset === this.#base)) this.#base = offset;
     const at = offset - this.#base;
     if (at < 0 || at > this.#length) {
-      throw this.#poison(
+      throw await this.#poison(
         new FsError(
           'EINVAL',
           `${this.#target.file}: write at offset ${offset} leaves a hole or rewrites a committed payload (the next byte goes at ${this.#base + this.#length})`,
@@ -142,7 +145,7 @@ class CommitHandle implements Handle {
     const end = at + data.length;
     const { maxBytes } = this.#target;
     if (end > maxBytes) {
-      throw this.#poison(tooBig(this.#target, end));
+      throw await this.#poison(tooBig(this.#target, end));
     }
     if (end > this.#buffer.length) {
       const grown = Buffer.alloc(Math.min(maxBytes, Math.max(end, this.#buffer.length * 2, 4096)));
@@ -206,14 +209,14 @@ class CommitHandle implements Handle {
   async #commit(wantsOutcome: boolean): Promise<Buffer> {
     const payload = Buffer.from(this.#pending());
     this.#discard();
-    checkUtf8(this.#target, payload);
+    await checkUtf8(this.#target, payload);
     return this.#target.commit(payload, wantsOutcome);
   }
 
-  #poison(error: FsError): FsError {
+  async #poison(error: FsError): Promise<FsError> {
     this.#poisoned = error;
     this.#length = 0;
-    this.#target.record(error);
+    await this.#target.record(error);
     return error;
   }
 

@@ -191,7 +191,12 @@ function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDesc
       documents.offer(relay, posix.dirname(posix.dirname(path)), answer.documents);
       return answer.outcome;
     },
-    record: (error) => void relay({ op: 'reject', path, errno: error.errno === 'EFBIG' ? 'EFBIG' : 'EINVAL', message: error.message }).catch(() => undefined),
+    // Awaited, so last_error.txt shows the error once the write's errno is back; a failed relay only loses the record.
+    record: (error) =>
+      relay({ op: 'reject', path, errno: error.errno === 'EFBIG' ? 'EFBIG' : 'EINVAL', message: error.message }).then(
+        () => undefined,
+        () => undefined,
+      ),
     changedMs,
   });
 }

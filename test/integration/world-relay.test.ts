@@ -251,6 +251,24 @@ await t.test('at most once: a repeated request id answers the first outcome and 
   tt.equal(await invokes('echo'), before + 1, 'the driver ran once');
 });
 
+await t.test("a write WorldFS refuses (a hole) is in the node's last_error.txt by the time its errno is back", async (tt) => {
+  // The writer reads last_error.txt with the refused open still open: the record must not lag behind.
+  const r = await sh(
+    `python3 -c ${q(`import os, sys
+for offset in range(11, 16):
+    fd = os.open(sys.argv[1] + "/control/invoke.json", os.O_WRONLY)
+    try:
+        os.pwrite(fd, b"{}", offset)
+    except OSError as e:
+        print(e.errno, "offset %d " % offset in open(sys.argv[1] + "/last_error.txt").read())
+    try:
+        os.close(fd)  # a refused open fails its close too
+    except OSError:
+        pass`)} ${q(onWorld('echo'))}`,
+  );
+  tt.equal(r.stdout, '22 True\n'.repeat(5), `EINVAL, and last_error.txt names that write's offset each time (${r.stderr.trim()})`);
+});
+
 await t.test("the service removed while its writer has it open: ENOENT, on the node's mount and through WorldFS", async (tt) => {
   for (const [which, service, serviceDir] of [
     ['node', 'gone-node', node.service('gone-node')],

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { rejectsErrno } from '../../helpers/errno.js';
 import fc from 'fast-check';
-import { commitFile, type CommitTarget } from '../../../src/vfs/commit-file.js';
+import { commitFile, commitWhole, type CommitTarget } from '../../../src/vfs/commit-file.js';
 import { FsError } from '../../../src/errors/errno.js';
 import type { Handle } from '../../../src/vfs/node.js';
 
@@ -150,9 +150,26 @@ t.test('SPEC §3: EFBIG on the write that crosses the limit, on every later writ
   t.same(recorded, ['EFBIG'], 'recorded once');
 });
 
+t.test('the errno of a refused write comes back after the error is recorded (a relayed record takes a while)', async (t) => {
+  let recordedAt = 0;
+  const { target: tg } = target({
+    maxBytes: 4,
+    record: () => new Promise<void>((resolve) => setTimeout(() => ((recordedAt = Date.now()), resolve()), 20)),
+  });
+  const hole = await openHandle(tg);
+  await rejectsErrno(t, hole.write(2, Buffer.from('{}')), 'EINVAL', 'a hole');
+  t.ok(recordedAt > 0, 'recorded before the hole answered');
+  recordedAt = 0;
+  await rejectsErrno(t, (await openHandle(tg)).write(0, Buffer.from('{"big":1}')), 'EFBIG', 'past the limit');
+  t.ok(recordedAt > 0, 'recorded before EFBIG answered');
+  recordedAt = 0;
+  await rejectsErrno(t, commitWhole(tg, Buffer.from([0x22, 0xff, 0x22]), false), 'EINVAL', 'not UTF-8');
+  t.ok(recordedAt > 0, 'recorded before EINVAL answered');
+});
+
 t.test('messages name the file and the limit they are about', async (t) => {
   const messages: string[] = [];
-  const { target: tg } = target({ file: 'config.json', maxBytes: 4, limitName: 'the config.json limit', record: (error) => messages.push(error.message) });
+  const { target: tg } = target({ file: 'config.json', maxBytes: 4, limitName: 'the config.json limit', record: (error) => void messages.push(error.message) });
   await (await openHandle(tg)).write(0, Buffer.from('{"big":1}')).catch(() => undefined);
   await (await openHandle(tg)).write(3, Buffer.from('{}')).catch(() => undefined);
   const truncated = await commitFile(tg).truncate!(5).then(
