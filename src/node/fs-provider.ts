@@ -58,6 +58,12 @@ function toAttr(st: Stats): Attr {
  * name that opens nothing, so resolving a name has no side effect (no device opened, no FIFO waited on).
  */
 const O_PATH = 0o10000000;
+/**
+ * The mode bits a file of an export may get through the mount: no setuid or setgid. The node makes
+ * and changes files as root, so a mount user could otherwise leave a setuid-root program on the
+ * node's disk. Dropped silently, as Linux drops S_ISGID for a caller outside the file's group.
+ */
+const KEPT_FILE_MODE = 0o1777;
 /** Flags that make no sense when reopening a checked object through its /proc path. */
 const NOT_REOPENED = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
@@ -112,7 +118,7 @@ class ExportNode implements VNode {
 
   async chmod(mode: number): Promise<void> {
     this.#writable();
-    await this.#checked(this.#path, (object) => chmod(object, mode & 0o7777));
+    await this.#checked(this.#path, async (object) => chmod(object, mode & ((await stat(object)).isDirectory() ? 0o7777 : KEPT_FILE_MODE)));
   }
 
   /** fsyncdir: makes creates, renames and removes in this directory durable. */
@@ -128,7 +134,7 @@ class ExportNode implements VNode {
   async mknod(name: string, mode: number): Promise<void> {
     this.#writable();
     // O_EXCL: a name that appeared meanwhile, a link included, is EEXIST, never followed.
-    const file = await this.#inThisDirectory((dir) => open(`${dir}/${name}`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode & 0o7777));
+    const file = await this.#inThisDirectory((dir) => open(`${dir}/${name}`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode & KEPT_FILE_MODE));
     await file.close();
   }
 

@@ -1,5 +1,6 @@
 // What the open that creates a file in an fs/ export must keep (node mount and WorldFS alike): its
-// own flags, which fuse-native's `create` would drop, and the right to write a read-only new file.
+// own flags, which fuse-native's `create` would drop, and the right to write a read-only new file;
+// and what it must not get: setuid or setgid bits on a file the node makes as root.
 import type { Test } from 'tap';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,5 +31,12 @@ export async function checkCreatingOpens(t: Test, mounted: string, onDisk: strin
   t.match(again.stderr, /Permission denied/, 'a later write open is refused by the mode');
   const fifo = await sh(`mkfifo ${q(join(mounted, 'fifo'))}`);
   t.match(fifo.stderr, /Operation not permitted/, 'mkfifo is EPERM: only regular files are made');
-  await sh(`rm -f ${q(join(onDisk, 'appended.log'))} ${q(join(onDisk, 'sealed.txt'))}`);
+  // The node makes files as root: no setuid or setgid bits through the mount, made or changed.
+  const tool = await py('os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o6755))', join(mounted, 'tool'));
+  t.equal(tool.code, 0, tool.stderr);
+  t.equal((await stat(join(onDisk, 'tool'))).mode & 0o7777, 0o755, 'a new file gets no setuid or setgid bit');
+  const chmod = await sh(`chmod 6755 ${q(join(mounted, 'tool'))}`);
+  t.equal(chmod.code, 0, `chmod 6755 (${chmod.stderr.trim()})`);
+  t.equal((await stat(join(onDisk, 'tool'))).mode & 0o7777, 0o755, 'chmod drops them too');
+  await sh(`rm -f ${q(join(onDisk, 'appended.log'))} ${q(join(onDisk, 'sealed.txt'))} ${q(join(onDisk, 'tool'))}`);
 }
