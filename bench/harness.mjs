@@ -6,6 +6,8 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { time } from './format.mjs';
+import { summarize } from './stats.mjs';
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
 export const ACHERON = join(REPO, 'bin', 'acheron.js');
@@ -335,4 +337,39 @@ export async function runRounds(variants, rounds) {
     for (const variant of rotate(variants, round)) samples[variant.key].push(...(await variant.run()));
   }
   return samples;
+}
+
+/** How many of a fresh daemon's first invocations the cold figures summarize. */
+export const COLD_FIRST = 300;
+
+/**
+ * A fresh daemon runs its JavaScript unoptimised; V8 tiers it up over its first few thousand
+ * invocations. Runs `n` transactions of each target (bench/client.py: `args` before the count,
+ * `clientArgs` after it), one target after the other, and returns their samples by key: the rounds
+ * that follow measure warm daemons, as they run in production, and these samples are reported as the
+ * cold figures (`renderWarmUp`).
+ */
+export async function warmUp(targets, n) {
+  const samples = {};
+  for (const { key, args, clientArgs = [] } of targets) {
+    log(`warm-up: ${n} transactions of ${key}`);
+    samples[key] = await python([...args, n, 0, ...clientArgs]);
+  }
+  return samples;
+}
+
+/** The table of a warm-up: the first COLD_FIRST transactions of each daemon against its last ones. */
+export function renderWarmUp(line, samples, n, labelOf) {
+  line(
+    `Before those rounds each daemon ran ${n} transactions of each kind below, one kind after the other, from its start: a fresh ` +
+      "daemon's JavaScript is not optimised yet (V8 tiers it up as it runs), so its first invocations are slower. The rounds measure warm daemons.",
+  );
+  line();
+  line(`| warm-up | first ${COLD_FIRST}: median | p99 | last ${COLD_FIRST}: median | p99 |`);
+  line('|---|---|---|---|---|');
+  for (const [key, all] of Object.entries(samples)) {
+    const first = summarize(all.slice(0, COLD_FIRST));
+    const last = summarize(all.slice(-COLD_FIRST));
+    line(`| ${labelOf(key)} | ${time(first.median)} | ${time(first.p99)} | ${time(last.median)} | ${time(last.p99)} |`);
+  }
 }
