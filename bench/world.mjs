@@ -61,6 +61,8 @@ async function admin(url, token, type, payload) {
 /** One probe: a poller lists the services directory until `name` shows; the upsert is timed from here. */
 async function propagation(url, token, nodeId, servicesDir, name) {
   const poller = spawn(ctx.python, [CLIENT, 'appear', servicesDir, name, '10'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Listened for at once: the poller may see the name and exit before the upsert's reply is back.
+  const exited = new Promise((resolve) => poller.once('exit', resolve));
   let out = '';
   poller.stdout.on('data', (chunk) => (out += chunk));
   await waitFor('the poller', () => out.startsWith('ready\n'), 10_000);
@@ -69,7 +71,7 @@ async function propagation(url, token, nodeId, servicesDir, name) {
   const probe = { ...services.find((s) => s.service_id === 'bin-cat'), service_id: name, version: name };
   const sent = process.hrtime.bigint();
   await admin(url, token, 'control.node_service_upsert', { node_id: nodeId, services: [...services, probe] });
-  await new Promise((resolve) => poller.once('exit', resolve));
+  await exited;
   const seen = out.split('\n')[1];
   if (seen === 'timeout' || seen === undefined) throw new Error(`${name} did not show in the WorldFS mount within 10 s`);
   return Number(BigInt(seen) - sent) / 1000;
