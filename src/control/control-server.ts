@@ -192,6 +192,10 @@ export class ControlServer {
   }
 
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    // Node takes its own error listener off before 'upgrade', and ws adds one only in handleUpgrade:
+    // until then a peer that resets (during the token check, or as we refuse) would end the process.
+    const onSocketError = (error: Error): void => this.#log.debug({ err: error, remote: socket.remoteAddress }, 'upgrading socket failed');
+    socket.on('error', onSocketError);
     let authenticated;
     try {
       authenticated = await authenticateUpgrade(request, { servers: this.store.servers, catalog: this.#catalog, tokens: this.#tokens });
@@ -210,6 +214,7 @@ export class ControlServer {
       this.#log.info({ remote: socket.remoteAddress, status }, 'refused a connection');
       return;
     }
+    socket.off('error', onSocketError);
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
       const connection = new ControlConnection(
         ws,

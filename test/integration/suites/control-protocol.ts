@@ -6,6 +6,7 @@
 // servers use: files (control-protocol.test.ts) or etcd (control-protocol-etcd.test.ts).
 import type { Test } from 'tap';
 import { randomBytes } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import { hostname } from 'node:os';
 import { serviceHash } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
@@ -535,6 +536,35 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       ['a wrong token as subprotocol', { subprotocolToken: 'nope', origin: control.httpUrl }],
     ];
     for (const [what, options] of cases) tt.equal((await connect(url, options)).status, 401, what);
+    await stillServes(tt);
+  });
+
+  await t.test('upgrades the peer resets (during the token check, or as it is refused) leave the server up', async (tt) => {
+    const { hostname: host, port } = new URL(url);
+    const request = (authorization: string) =>
+      `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${authorization}` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    for (const [what, authorization] of [
+      ['no token', ''],
+      ['the admin token', `Authorization: Bearer ${control.adminToken}\r\n`],
+    ] as const) {
+      for (let round = 0; round < 4; round++) {
+        await Promise.all(
+          Array.from(
+            { length: 40 },
+            () =>
+              new Promise<void>((done) => {
+                const socket = netConnect(Number(port), host, () => {
+                  socket.write(request(authorization));
+                  setTimeout(() => (socket.resetAndDestroy(), done()), round % 3);
+                });
+                socket.on('error', () => done());
+              }),
+          ),
+        );
+      }
+      tt.equal((await bystander.request('control.node_list')).ok, true, `${what}: 160 upgrades reset, the server still serves`);
+    }
     await stillServes(tt);
   });
 
