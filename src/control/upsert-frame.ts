@@ -40,11 +40,12 @@ export function parseRequest(frame: Buffer, stored: (nodeId: string) => readonly
     try {
       const parsed = JSON.parse(split.rest) as { type?: unknown; payload?: { node_id?: unknown; services?: unknown } };
       const payload = parsed.payload;
-      // The node id the scan saw is the parsed one: the stored descriptors matched were that node's.
+      // The parsed node id (JSON.parse keeps the last of repeated keys) must be the one whose stored
+      // descriptors were matched: a second node_id after the array would pass another node's as known.
       if (
         parsed.type === UPSERT_TYPE &&
         payload !== undefined &&
-        payload.node_id === split.nodeId &&
+        payload.node_id === split.matchedFor &&
         Array.isArray(payload.services) &&
         payload.services.length === 0
       ) {
@@ -93,13 +94,15 @@ function isSpace(c: number | undefined): boolean {
 export function splitServices(
   frame: Buffer,
   stored: (nodeId: string) => readonly ServiceEntry[] | undefined,
-): { rest: string; nodeId: string | undefined; services: Array<string | ServiceEntry> } | undefined {
+): { rest: string; matchedFor: string | undefined; services: Array<string | ServiceEntry> } | undefined {
   let depth = 0;
   let lastString = '';
   let key1 = '';
   let key2 = '';
   let afterColon = false;
   let nodeId: string | undefined;
+  /** The node id when the array began: the node whose stored descriptors were matched. */
+  let matchedFor: string | undefined;
   let inPayload = false;
   let payloads = 0;
   let arrays = 0;
@@ -174,6 +177,7 @@ export function splitServices(
           start = i;
           elementStart = i + 1;
           // Escaped ids never match a stored node: those frames are only scanned.
+          matchedFor = nodeId;
           candidates = nodeId === undefined || nodeId.includes('\\') ? undefined : stored(nodeId);
           i = match(i + 1) - 1;
         }
@@ -199,5 +203,5 @@ export function splitServices(
     }
   }
   if (depth !== 0 || payloads !== 1 || arrays !== 1 || end < 0) return undefined;
-  return { rest: `${frame.toString('utf8', 0, start)}[]${frame.toString('utf8', end + 1)}`, nodeId, services };
+  return { rest: `${frame.toString('utf8', 0, start)}[]${frame.toString('utf8', end + 1)}`, matchedFor, services };
 }

@@ -493,6 +493,24 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       '/services/0/endpoints/0',
       'an admin upsert of foreign paths',
     );
+    // The victim's stored descriptor, sent by another node in a frame naming node_id twice (the
+    // victim's before the array, its own after): refused as if sent plainly.
+    const victim = { ...svc('n1', 'victim-db'), help_md: 'x'.repeat(9000) };
+    await n1.peer.call('control.node_service_upsert', { node_id: 'n1', services: [victim] });
+    const twice = JSON.stringify({
+      channel: 'control',
+      type: 'control.node_service_upsert',
+      id: 'twice',
+      payload: { node_id: 'n1', services: [victim] },
+    }).replace(/\}\}$/, ',"node_id":"n-paths"}}');
+    peer.send(twice);
+    expectError(
+      tt,
+      await peer.next((f) => f.id === 'twice'),
+      'invalid_payload',
+      '/services/0/endpoints/0',
+      'node_id twice, the stored descriptor of another node',
+    );
     tt.same((await bystander.call<NodeDoc>('control.node_get', { node_id: 'n-paths' })).services, [], 'nothing was stored');
     await peer.close();
   });

@@ -33,7 +33,7 @@ t.test('splitServices: parts, tricky strings, the rest of the frame intact', asy
     services,
     'each part is one descriptor',
   );
-  t.equal(split?.nodeId, 'n');
+  t.equal(split?.matchedFor, 'n');
 });
 
 t.test('splitServices: a stored descriptor is matched in place, whitespace around it allowed', async (t) => {
@@ -104,6 +104,16 @@ t.test('parseRequest: an upsert comes back with services emptied and its descrip
     whole = (error as Error).message;
   }
   t.throws(() => parseRequest(broken, () => undefined), { message: whole }, 'the same message as JSON.parse of the frame');
+});
+
+t.test("parseRequest: a second node_id after the array never passes one node's stored descriptors as another's", async (t) => {
+  const victims = [service('db', padding)];
+  const text = Buffer.from(frameOf({ node_id: 'victim', services: victims }).toString().replace(/\}\}$/, ',"node_id":"attacker"}}'));
+  const byNode = (nodeId: string) => (nodeId === 'victim' ? stored(victims) : undefined);
+  t.equal(splitServices(text, byNode)?.matchedFor, 'victim', "the scan matched the victim's descriptors");
+  const frame = parseRequest(text, byNode) as { payload: { node_id: string; services: unknown[] } };
+  t.equal(frame.payload.node_id, 'attacker', 'JSON.parse keeps the last node_id');
+  t.equal(frame.payload.services.length, 1, 'so the frame was parsed whole: its descriptors are checked as sent, none passes as known');
 });
 
 t.test('property: the parts and the rest put back together are the frame', async (t) => {
