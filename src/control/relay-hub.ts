@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { errnoLabel } from '../errors/errno.js';
 import { push } from '../protocol/envelope.js';
 import { RELAY_WAIT_MS } from '../protocol/relay.js';
 import type { RelayOutcome, RelayPayload, RelayRequest } from '../protocol/types.gen.js';
@@ -142,7 +143,7 @@ export class RelayHub {
   }
 
   #count(op: string, outcome: RelayOutcome): RelayOutcome {
-    this.#metrics.relay.operations.inc({ op, outcome: outcome.ok ? 'ok' : (outcome.errno ?? 'error') });
+    this.#metrics.relay.operations.inc({ op, outcome: outcome.ok ? 'ok' : errnoLabel(outcome.errno) });
     return outcome;
   }
 }

@@ -69,6 +69,11 @@ export function errnoNameOf(error: unknown): string | undefined {
   return typeof code === 'string' && SYSTEM.has(code) ? code : undefined;
 }
 
+/** An errno name as a metric label: one of this OS's names, else `other` (a peer's answer must not grow the set of series). */
+export function errnoLabel(name: string | undefined): string {
+  return name !== undefined && SYSTEM.has(name) ? name : 'other';
+}
+
 /**
  * The one errno mapping of every place that answers a filesystem operation (the FUSE op wrapper on
  * the node and on WorldFS, the node's relay server), so a failure gets the same name on every mount:

@@ -8,7 +8,7 @@ import { RelayServer } from '../../../src/node/relay-server.js';
 import type { RelayRequest } from '../../../src/protocol/types.gen.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
-import { answerErrno, errnoNameOf, FsError } from '../../../src/errors/errno.js';
+import { answerErrno, errnoLabel, errnoNameOf, FsError } from '../../../src/errors/errno.js';
 import { S_IFREG, type VNode } from '../../../src/vfs/node.js';
 
 const nameOf = new Map(Object.entries(constants.errno).map(([name, number]) => [number, name]));
@@ -85,4 +85,11 @@ t.test('a duplicate name in a table directory is a programming error, not EEXIST
   })();
   t.type(thrown, TypeError);
   t.equal(errnoNameOf(thrown), undefined, 'so the mount answers it EIO and logs it');
+});
+
+t.test('errnoLabel: an errno of the OS is its own label; any other name is "other"', async (t) => {
+  t.equal(errnoLabel('ETIMEDOUT'), 'ETIMEDOUT');
+  t.equal(errnoLabel('ETXTBSY'), 'ETXTBSY', 'one the node may pass on from a file system');
+  t.equal(errnoLabel('EQQQQ00'), 'other', 'a name a node made up adds no series');
+  t.equal(errnoLabel(undefined), 'other');
 });
