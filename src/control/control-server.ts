@@ -113,6 +113,10 @@ export class ControlServer {
     this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
     this.#relays = new RelayHub(this.#metrics, store.servers, this.#peers);
     this.#relayPolicy = new RelayPolicy(catalog, store.projects, events);
+    // A deleted node's credentials are gone: so are its open connections (here, whichever server deleted it).
+    events.onEvent((event) => {
+      if (event.kind === 'delete') this.#dropNode(event.node_id);
+    });
     this.#ws = createListener(options.tls);
     this.#http = createListener(options.tls);
     this.#wss = new WebSocketServer({
@@ -269,6 +273,13 @@ export class ControlServer {
   }
 
   /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
+  #dropNode(nodeId: string): void {
+    for (const connection of this.#connections) {
+      const p = connection.principal;
+      if (p.kind === 'node' && p.nodeId === nodeId) connection.socket.close(4001, 'node deleted');
+    }
+  }
+
   async #dropRevoked(): Promise<void> {
     await Promise.all(
       [...this.#connections].map(async (connection) => {

@@ -292,7 +292,10 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     const doomed = await joinNode('doomed');
     await doomed.peer.call('control.node_service_upsert', { node_id: 'doomed', services: [svc('doomed', 'x')] });
     await doomed.peer.close();
+    const tunnel = await nodeSession('doomed', doomed.secret);
+    const closed = new Promise<number>((resolve) => tunnel.socket.once('close', (code: number) => resolve(code)));
     tt.same(await bystander.call('control.node_delete', { node_id: 'doomed' }), { node_id: 'doomed', deleted: true });
+    tt.equal(await closed, 4001, "the deleted node's open connection is closed with 4001");
     expectError(tt, await bystander.request('control.node_get', { node_id: 'doomed' }), 'not_found', '/node_id', 'node_get after delete');
     tt.notOk(
       (await bystander.call<{ nodes: NodeDoc[] }>('control.node_list')).nodes.some((n) => n.node_id === 'doomed'),
