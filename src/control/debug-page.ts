@@ -46,10 +46,6 @@ export async function serveDebugPage(request: IncomingMessage, response: ServerR
     response.writeHead(status, { ...HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(body) });
     response.end(request.method === 'HEAD' ? undefined : body);
   };
-  if (request.method !== 'GET' && request.method !== 'HEAD') {
-    response.setHeader('allow', 'GET, HEAD');
-    return send(405, 'text/plain', `${request.method ?? ''} not allowed on ${path}\n`);
-  }
   const name = path === '/debug' || path === '/debug/' ? 'index.html' : path.slice('/debug/'.length);
   if (name === 'config.json') return send(200, 'application/json', JSON.stringify({ ws_port: options.wsPort }) + '\n');
   const [dir, file] = name.startsWith(SCHEMA_PREFIX) ? [SCHEMA_DIR, name.slice(SCHEMA_PREFIX.length)] : [PAGE_DIR, name];

@@ -25,8 +25,15 @@ export function serveHttpPages(context: HttpPagesContext): (request: IncomingMes
 }
 
 async function servePage(request: IncomingMessage, response: ServerResponse, context: HttpPagesContext): Promise<void> {
-  const path = new URL(request.url ?? '/', 'http://x').pathname;
+  const target = request.url ?? '/';
+  // Resolved against a base only when absolute-form: `//livez` would otherwise be read as a host.
+  const path = new URL(target.startsWith('/') ? `http://x${target}` : target, 'http://x').pathname;
   const send = (status: number, type: string, body: string): void => void response.writeHead(status, { 'content-type': type }).end(body);
+  // Every page is read-only.
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('allow', 'GET, HEAD');
+    return send(405, 'text/plain', `${request.method ?? ''} not allowed on ${path}\n`);
+  }
   switch (path) {
     case '/livez':
       return send(200, 'text/plain', 'ok\n');

@@ -30,7 +30,8 @@ export async function authenticateUpgrade(request: IncomingMessage, verifiers: V
   const header = request.headers.authorization;
   let token: string | undefined;
   let viaSubprotocol = false;
-  if (header?.startsWith('Bearer ')) token = header.slice(7).trim();
+  // The scheme name is case-insensitive (RFC 9110 §11.1).
+  if (header !== undefined && /^bearer /i.test(header)) token = header.slice(7).trim();
   else {
     const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     const bearer = offered.find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX));

@@ -796,6 +796,20 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.ok(Array.isArray(json.acheron_nodes), '/metrics.json parses');
     tt.equal((await fetch(`${control.httpUrl}/nope`)).status, 404);
     tt.equal((await fetch(url.replace('ws:', 'http:'))).status, 426, 'plain HTTP on the ws port: 426');
+    for (const [method, page] of [
+      ['POST', '/livez'],
+      ['DELETE', '/metrics'],
+      ['PUT', '/readyz'],
+    ]) {
+      const refused = await fetch(`${control.httpUrl}${page}`, { method });
+      tt.equal(refused.status, 405, `${method} ${page}: 405`);
+      tt.equal(refused.headers.get('allow'), 'GET, HEAD', `${method} ${page}: names the methods allowed`);
+    }
+    const doubled = await fetch(`${control.httpUrl}//livez`);
+    tt.equal(await doubled.text(), 'no such page: //livez\n', '//livez is a 404 naming the path asked for');
+    const lower = await connect(url, { headers: { authorization: `bearer ${control.adminToken}` } });
+    tt.equal(lower.status, 101, 'the auth scheme is case-insensitive (bearer)');
+    lower.peer?.socket.terminate();
   });
 
   await t.test(
