@@ -27,6 +27,9 @@ const VERSION_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json
 const TOO_BIG = 1009;
 const PROTOCOL_MISMATCH = 4002;
 
+/** How far behind (bytes queued, unsent) a peer may fall before it is dropped. */
+export const MAX_UNSENT_BYTES = 64 << 20;
+
 export interface ConnectionHost {
   schemas: Schemas;
   log: Logger;
@@ -82,7 +85,9 @@ export class ControlConnection implements ConnectionPeer {
   }
 
   send(frame: unknown): void {
-    if (this.isOpen) this.socket.send(JSON.stringify(frame));
+    if (!this.isOpen) return;
+    this.socket.send(JSON.stringify(frame));
+    this.#dropIfNotReading();
   }
 
   /**
@@ -94,6 +99,18 @@ export class ControlConnection implements ConnectionPeer {
     this.#corkUntilNextTick();
     if (Buffer.isBuffer(frame)) this.socket.send(frame, { binary: false });
     else frame.forEach((part, index) => this.socket.send(part, { binary: false, fin: index === frame.length - 1 }));
+    this.#dropIfNotReading();
+  }
+
+  /**
+   * A peer more than MAX_UNSENT_BYTES behind does not read what it asks for (replies, replays): it
+   * is cut off rather than held in memory. A watch alone ends earlier, at SLOW_WATCHER_BYTES.
+   */
+  #dropIfNotReading(): void {
+    const unsent = this.socket.bufferedAmount;
+    if (unsent <= MAX_UNSENT_BYTES) return;
+    this.#log.warn({ unsent_bytes: unsent }, `peer does not read: more than ${MAX_UNSENT_BYTES} bytes unsent, connection dropped`);
+    this.socket.terminate();
   }
 
   /**

@@ -589,6 +589,25 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     await stillServes(tt);
   });
 
+  await t.test('a peer that asks and does not read is dropped past 64 MiB unsent; the others are served', { skip: sameOnEveryStore() }, async (tt) => {
+    const { peer: node } = await joinNode('n-big');
+    const services = Array.from({ length: 300 }, (_, i) => ({ ...svc('n-big', `s${i}`), help_md: 'y'.repeat(3000) }));
+    await node.call('control.node_service_upsert', { node_id: 'n-big', services });
+    const reader = await session(url, { token: control.adminToken });
+    const closed = new Promise<number>((resolve) => reader.socket.once('close', (code: number) => resolve(code)));
+    // It stops reading (its socket is paused), then asks for about 100 MiB of replies.
+    const transport = (reader.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    transport.pause();
+    for (let i = 0; i < 100; i++) reader.send({ channel: 'control', type: 'control.node_get', id: `g${i}`, payload: { node_id: 'n-big' } });
+    // Reading again after a while: a cut-off peer then finds the end of its stream, a served one 100 replies and no end.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    transport.resume();
+    const bounded = new Promise<string>((resolve) => setTimeout(() => resolve('still open after 30 s'), 30_000).unref());
+    tt.equal(await Promise.race([closed, bounded]), 1006, 'the server cut it off');
+    await stillServes(tt);
+    await node.close();
+  });
+
   await t.test('forbidden: roles and node ownership', async (tt) => {
     const user = await session(url, { token: control.userToken });
     for (const [type, payload] of [
