@@ -27,6 +27,8 @@ const VERSION_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json
 const TOO_BIG = 1009;
 const PROTOCOL_MISMATCH = 4002;
 
+/** The longest request id (the envelope schema's maxLength): a longer one is not echoed back. */
+const MAX_ID_LENGTH = 128;
 /** How far behind (bytes queued, unsent) a peer may fall before it is dropped. */
 export const MAX_UNSENT_BYTES = 64 << 20;
 
@@ -151,7 +153,9 @@ export class ControlConnection implements ConnectionPeer {
       } catch (error) {
         throw new ProtocolError('invalid_envelope', `frame is not JSON: ${(error as Error).message}`);
       }
-      if (frame && typeof frame === 'object' && typeof (frame as { id?: unknown }).id === 'string') id = (frame as { id: string }).id;
+      // Echoed in the error only when it is an id the reply schema allows (1 to 128 characters).
+      const claimed = frame && typeof frame === 'object' ? (frame as { id?: unknown }).id : undefined;
+      if (typeof claimed === 'string' && claimed.length >= 1 && claimed.length <= MAX_ID_LENGTH) id = claimed;
       const problem = this.#host.schemas.problems(REQUEST_SCHEMA, frame, 'frame')[0];
       if (problem) throw new ProtocolError('invalid_envelope', problem.message, { field: problem.json_path });
       await this.#dispatch(frame as RequestFrame);
@@ -168,6 +172,11 @@ export class ControlConnection implements ConnectionPeer {
     if (!this.#versioned) {
       if (frame.type !== 'control.version' || frame.payload.protocol !== PROTOCOL) {
         this.#mismatch(frame.id, `the first frame must be control.version with protocol ${PROTOCOL}`);
+        return;
+      }
+      const problem = this.#host.schemas.problems(VERSION_SCHEMA, frame.payload, 'payload')[0];
+      if (problem) {
+        this.#mismatch(frame.id, `the first frame must be control.version with protocol ${PROTOCOL}; this one is invalid: ${problem.message}`, problem.json_path);
         return;
       }
       this.#versioned = true;

@@ -96,6 +96,12 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       ['a binary frame', Buffer.from(JSON.stringify({ channel: 'control', type: 'control.version', id: 'bin', payload: { protocol: 'unified-v2' } })), null],
       ['an invalid envelope', { channel: 'data', type: 'control.version', id: 'first', payload: { protocol: 'unified-v2' } }, 'first'],
       ['JSON null', 'null', null],
+      [
+        'a version with a field it does not have',
+        { channel: 'control', type: 'control.version', id: 'first', payload: { protocol: 'unified-v2', x: 1 } },
+        'first',
+      ],
+      ['an id longer than 128 characters', { channel: 'control', type: 'control.node_list', id: 'i'.repeat(5000), payload: {} }, null],
     ];
     for (const [what, frame, id] of cases) {
       const opened = await connect(url, { token: control.adminToken });
