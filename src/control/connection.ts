@@ -176,7 +176,11 @@ export class ControlConnection implements ConnectionPeer {
       }
       const problem = this.#host.schemas.problems(VERSION_SCHEMA, frame.payload, 'payload')[0];
       if (problem) {
-        this.#mismatch(frame.id, `the first frame must be control.version with protocol ${PROTOCOL}; this one is invalid: ${problem.message}`, problem.json_path);
+        this.#mismatch(
+          frame.id,
+          `the first frame must be control.version with protocol ${PROTOCOL}; this one is invalid: ${problem.message}`,
+          problem.json_path,
+        );
         return;
       }
       this.#versioned = true;

@@ -17,6 +17,7 @@ import type { Schemas } from '../protocol/schemas.js';
 import { CONTROL_DEFAULTS } from './defaults.js';
 import type { CatalogStore } from './catalog-store.js';
 import { ControlConnection } from './connection.js';
+import type { ConnectionPeer } from './connection-peer.js';
 import { ControlMetrics } from './metrics.js';
 import type { ProjectStore } from './projects.js';
 import type { TokenStore } from './token-store.js';
@@ -115,7 +116,7 @@ export class ControlServer {
     this.#relayPolicy = new RelayPolicy(catalog, store.projects, events);
     // A deleted node's credentials are gone: so are its open connections (here, whichever server deleted it).
     events.onEvent((event) => {
-      if (event.kind === 'delete') this.#dropNode(event.node_id);
+      if (event.kind === 'delete') this.#dropNode(event.node_id, 'node deleted');
     });
     this.#ws = createListener(options.tls);
     this.#http = createListener(options.tls);
@@ -236,6 +237,7 @@ export class ControlServer {
             relayPolicy: this.#relayPolicy,
             projects: this.#projects,
             watchPolicy: this.#watchPolicy,
+            dropNode: (nodeId, except) => this.#dropNode(nodeId, 'node joined again: its secret was replaced', except),
           }),
           onClose: (closed) => {
             this.#connections.delete(closed);
@@ -273,10 +275,10 @@ export class ControlServer {
   }
 
   /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
-  #dropNode(nodeId: string): void {
+  #dropNode(nodeId: string, why: string, except?: ConnectionPeer): void {
     for (const connection of this.#connections) {
       const p = connection.principal;
-      if (p.kind === 'node' && p.nodeId === nodeId) connection.socket.close(4001, 'node deleted');
+      if (connection !== except && p.kind === 'node' && p.nodeId === nodeId) connection.socket.close(4001, why);
     }
   }
 

@@ -50,6 +50,8 @@ export interface OpContext {
   attach(session: ProjectSession): void;
   /** After a join, the connection speaks for the node it created. */
   becomeNode(nodeId: string): void;
+  /** Closes the node's open connections but `except`: their credentials are gone (a new join replaced the secret). */
+  dropNode(nodeId: string, except?: ConnectionPeer): void;
   /** The watch op answers before it replays (SPEC §6 order); then it returns ALREADY_REPLIED. */
   replyNow(payload: unknown): void;
   connection: ConnectionPeer;
@@ -143,6 +145,8 @@ export const OPS: Record<string, Op<never>> = {
     const joined = await context.catalog.join(payload);
     // A joining node's connection now speaks for it; an admin provisioning a node stays admin.
     if (context.principal.kind === 'joiner') context.becomeNode(joined.node_id);
+    // A join of a known node id gives it a new secret: connections made with the old one end.
+    context.dropNode(joined.node_id, context.connection);
     return joined;
   }),
   'control.node_service_upsert': op<NodeServiceUpsertPayload>('node_service_upsert', ['node', 'admin'], async (context, payload) => {

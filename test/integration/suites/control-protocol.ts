@@ -189,6 +189,19 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     await anonymous.close();
   });
 
+  await t.test("joining again with a node's id closes the connections made with its old secret", async (tt) => {
+    const first = await joinNode('n-rejoin');
+    const tunnel = await nodeSession('n-rejoin', first.secret);
+    const closed = new Promise<number>((resolve) => tunnel.socket.once('close', (code: number) => resolve(code)));
+    const second = await joinNode('n-rejoin');
+    tt.equal(await closed, 4001, 'the old tunnel is closed with 4001');
+    tt.ok(second.peer.isOpen, 'the joining connection stays: it is the node now');
+    tt.equal((await connect(url, { token: `node.n-rejoin.${first.secret}` })).status, 401, 'the old secret is refused');
+    const fresh = await nodeSession('n-rejoin', second.secret);
+    tt.equal((await fresh.request('control.node_get', { node_id: 'n-rejoin' })).ok, true, 'the new one works');
+    await Promise.all([first.peer.close(), second.peer.close(), fresh.close()]);
+  });
+
   await t.test('node_join without node_id: the server picks one', async (tt) => {
     const token = await joinToken(control.dataDir);
     const peer = await session(url, { token });
