@@ -7,6 +7,9 @@ export type NodeState = "online" | "offline";
  * Paths under /nodes/{node_id}/; {node_id} and {service_id} are replaced.
  *
  * @minItems 1
+ * @maxItems 256
+ *
+ * Items: A path of the node tree: no control characters or backslashes, at most 4096 characters.
  */
 export type ServiceEndpoints = [string, ...string[]];
 export type StringList = string[];
@@ -432,6 +435,9 @@ export interface ServiceMount {
    * 1-128 characters of [A-Za-z0-9._-], not "." or "..".
    */
   mount_id: string;
+  /**
+   * A path of the node tree: no control characters or backslashes, at most 4096 characters.
+   */
   mount_path: string;
   state?: string;
   [k: string]: unknown;
@@ -916,6 +922,8 @@ export interface Manifest {
   };
   /**
    * Default: one mount named after the service at endpoints[0].
+   *
+   * @maxItems 256
    */
   mounts?: ServiceMount[];
   ops?: {

@@ -507,6 +507,14 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       expectError(tt, frame, 'invalid_payload', field, what);
       tt.match(frame.error?.message, /is not under \/nodes\/n-paths\//, `${what}: the message names the rule`);
     }
+    for (const [what, service, field] of [
+      ['a newline in an endpoint', { ...own, endpoints: ['/nodes/n-paths/a\nb'], mounts: [] }, '/services/0/endpoints/0'],
+      ['a NUL in a mount path', { ...own, mounts: [{ mount_id: 'm', mount_path: '/nodes/n-paths/\u0000' }] }, '/services/0/mounts/0/mount_path'],
+      ['a backslash', { ...own, endpoints: ['/nodes/n-paths/a\\b'], mounts: [] }, '/services/0/endpoints/0'],
+      ['257 endpoints', { ...own, endpoints: Array.from({ length: 257 }, (_, i) => `/nodes/n-paths/e${i}`), mounts: [] }, '/services/0/endpoints'],
+    ] as const) {
+      expectError(tt, await peer.request('control.node_service_upsert', { node_id: 'n-paths', services: [service] }), 'invalid_payload', field, what);
+    }
     // An admin upserting for a node is held to that node's tree too.
     expectError(
       tt,
