@@ -165,6 +165,11 @@ function toProblem(error: ErrorObject, source: string, at: string): Problem {
       return problemAt(source, instancePath, keyword, `must be one of ${listValues(params.allowedValues)}`);
     case 'const':
       return problemAt(source, instancePath, keyword, `must be ${JSON.stringify(params.allowedValue)}`);
+    case 'pattern':
+      // The node_path regex says nothing to a reader; its rule in words.
+      if (error.schemaPath.endsWith('/node_path/pattern'))
+        return problemAt(source, instancePath, keyword, 'must be a path under /nodes/ without control characters or backslashes');
+      break;
     case 'not': {
       const refused = isRecord(error.schema) ? error.schema.enum : undefined;
       if (!Array.isArray(refused)) break;

@@ -98,7 +98,10 @@ t.test('wrong types and ranges', async (t) => {
   await expectProblem(t, { ...base, version: 1 }, '/version', 'type', 'must be string');
   await expectProblem(t, { ...base, state: 'x'.repeat(65) }, '/state', 'maxLength', 'must NOT have more than 64 characters');
   await expectProblem(t, { ...base, endpoints: [] }, '/endpoints', 'minItems', 'must NOT have fewer than 1 items');
-  await expectProblem(t, { ...base, endpoints: ['/srv/echo'] }, '/endpoints/0', 'pattern', 'must match pattern "^/nodes/"');
+  const path = 'must be a path under /nodes/ without control characters or backslashes';
+  await expectProblem(t, { ...base, endpoints: ['/srv/echo'] }, '/endpoints/0', 'pattern', path);
+  await expectProblem(t, { ...base, endpoints: ['/nodes/{node_id}/a\nb'] }, '/endpoints/0', 'pattern', path);
+  await expectProblem(t, { ...base, mounts: [{ mount_id: 'm', mount_path: '/nodes/{node_id}/a\\b' }] }, '/mounts/0/mount_path', 'pattern', path);
   await expectProblem(t, { ...base, capabilities: [] }, '/capabilities', 'type', 'must be object');
   await expectProblem(t, { ...base, runtime: { timeout_ms: '30' } }, '/runtime/timeout_ms', 'type', 'must be integer');
   await expectProblem(t, { ...base, runtime: { timeout_ms: 1.5 } }, '/runtime/timeout_ms', 'type', 'must be integer');
