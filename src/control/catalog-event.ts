@@ -86,6 +86,15 @@ export class CatalogEvent {
     return this.#node;
   }
 
+  /**
+   * The bytes of the descriptors this event added or changed: what holding it costs beyond the
+   * catalog (its other descriptors are the catalog's, or an older event's, shared).
+   */
+  get changedBytes(): number {
+    const changed = new Set([...this.delta.added, ...this.delta.updated].map((entry) => entry.service_id));
+    return this.#node.services.reduce((sum, s) => sum + (changed.has(s.service_id) ? s.json.length : 0), 0);
+  }
+
   get node_id(): string {
     return this.#node.node_id;
   }

@@ -2,6 +2,11 @@ import type { CatalogEvent } from './catalog-event.js';
 
 /** Events kept in memory for replay (SPEC §6). */
 export const RING_CAPACITY = 1024;
+/**
+ * ... and at most this many bytes of the descriptors they changed: 1024 events of a large catalog
+ * whose every descriptor changes (7.7 MB each) held gigabytes, and came back after a restart.
+ */
+export const RING_MAX_BYTES = 256 << 20;
 
 export interface RetainedWindow {
   events: number;
@@ -20,18 +25,24 @@ export interface RetainedWindow {
  */
 export class EventRing {
   readonly capacity: number;
+  readonly maxBytes: number;
   #events: CatalogEvent[];
+  /** The changedBytes of the events kept. */
+  #bytes = 0;
   #head: number;
   #after: number;
   #listeners: Array<(event: CatalogEvent) => void> = [];
   #gapListeners: Array<(message: string) => void> = [];
 
   /** `events`: the retained ones, oldest first, every event after `after` (default: the seq before the first, or the head when there are none). */
-  constructor(capacity: number, events: CatalogEvent[] = [], head = 0, after?: number) {
+  constructor(capacity: number, events: CatalogEvent[] = [], head = 0, after?: number, maxBytes = RING_MAX_BYTES) {
     this.capacity = capacity;
+    this.maxBytes = maxBytes;
     this.#events = events.slice(-capacity);
     this.#head = head;
     this.#after = after ?? (this.#events[0] ? this.#events[0].seq - 1 : head);
+    this.#bytes = this.#events.reduce((sum, e) => sum + e.changedBytes, 0);
+    this.#trim();
   }
 
   get head(): number {
@@ -54,11 +65,21 @@ export class EventRing {
     this.#gapListeners.push(listener);
   }
 
-  /** Keeps the event (the oldest goes when full) and makes it the head; the listeners are told by `publish`. */
+  /** Keeps the event (the oldest go when full) and makes it the head; the listeners are told by `publish`. */
   add(event: CatalogEvent): void {
     this.#events.push(event);
+    this.#bytes += event.changedBytes;
     this.#head = event.seq;
-    if (this.#events.length > this.capacity) this.#after = (this.#events.shift() as CatalogEvent).seq;
+    this.#trim();
+  }
+
+  /** The oldest go while there are more than `capacity`, or more than `maxBytes` (the newest always stays). */
+  #trim(): void {
+    while (this.#events.length > this.capacity || (this.#bytes > this.maxBytes && this.#events.length > 1)) {
+      const oldest = this.#events.shift() as CatalogEvent;
+      this.#bytes -= oldest.changedBytes;
+      this.#after = oldest.seq;
+    }
   }
 
   /** Tells the listeners; one that throws does not keep the others from it (the event is durable). */
@@ -74,6 +95,7 @@ export class EventRing {
   /** Events up to `seq` were lost to this ring: it restarts empty there, and the listeners of gaps are told why. */
   restart(seq: number, message: string): void {
     this.#events = [];
+    this.#bytes = 0;
     this.#head = Math.max(this.#head, seq);
     this.#after = this.#head;
     for (const listener of this.#gapListeners) listener(message);

@@ -4,6 +4,7 @@
 // descriptor bytes, each once while anyone holds it.
 import t from 'tap';
 import { CatalogEvent, type EventNode } from '../../../src/control/catalog-event.js';
+import { EventRing } from '../../../src/control/event-ring.js';
 import { jsonBytes, serviceDelta } from '../../../src/control/delta.js';
 import { offlineView } from '../../../src/protocol/catalog-event.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
@@ -70,4 +71,25 @@ t.test("events read back from the log share the bytes of equal descriptors, and 
   second.share(catalog);
   t.equal(second.node.services[0], catalog.get('a'), 'shared with the catalog when equal');
   t.strictSame(payload(second, second.body).services, after);
+});
+
+t.test('changedBytes: the bytes of the added and updated descriptors, which the ring counts against its byte bound', async (t) => {
+  const event = new CatalogEvent(12, { kind: 'upsert', timestamp_ms: 7, node: node(after), delta });
+  const changed = [service('a', '2'), service('d')].reduce((sum, s) => sum + Buffer.byteLength(JSON.stringify(s)), 0);
+  t.equal(event.changedBytes, changed, 'a (updated) and d (added); c unchanged');
+  const ring = new EventRing(1024, [], 0, undefined, 2 * changed);
+  for (let seq = 1; seq <= 5; seq++) ring.add(new CatalogEvent(seq, { kind: 'upsert', timestamp_ms: seq, node: node(after), delta }));
+  t.same(
+    ring.retained().map((e) => e.seq),
+    [4, 5],
+    'past its byte bound the oldest events go, though the count bound is far',
+  );
+  t.equal(ring.retainedAfter, 3, 'a resume from before seq 4 is then resync_required');
+  const one = new EventRing(1024, [], 0, undefined, 1);
+  one.add(new CatalogEvent(9, { kind: 'upsert', timestamp_ms: 9, node: node(after), delta }));
+  t.same(
+    one.retained().map((e) => e.seq),
+    [9],
+    'the newest event stays even when it alone is over the bound',
+  );
 });
