@@ -371,7 +371,8 @@ function fuzzCase(n: number): Case {
       envelope[key] = pick([1, 'x', null, {}]);
       field = pointer(key);
     }
-    const echoed = typeof envelope.id === 'string' ? envelope.id : null;
+    // Only an id the envelope allows (a string of 1 to 128 characters) comes back in the error.
+    const echoed = typeof envelope.id === 'string' && envelope.id.length >= 1 && envelope.id.length <= 128 ? envelope.id : null;
     return {
       kind: 'envelope',
       what: `envelope ${member}: ${JSON.stringify(envelope).slice(0, 60)}`,
