@@ -61,10 +61,10 @@ t.test('a token made on one store counts on the other at once; revoked, at once 
 
 t.test("while a follower's copy lags, a new token's session is not taken for revoked: a read decides", async (t) => {
   const trio = await startEtcd(t, { members: 3 });
-  const [one, two] = [
-    new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' })),
-    new EtcdTokenStore(await openEtcd(t, trio.endpoints, { prefix: '/lag/' })),
-  ];
+  // The member paused below may be the leader: the election that follows took more than the
+  // default 1.5 s call bound once at load 5, so these calls get longer.
+  const lagOptions = { prefix: '/lag/', callTimeoutMs: 6000 };
+  const [one, two] = [new EtcdTokenStore(await openEtcd(t, trio.endpoints, lagOptions)), new EtcdTokenStore(await openEtcd(t, trio.endpoints, lagOptions))];
   t.teardown(async () => void (await Promise.all([one.close(), two.close()])));
   let told = 0;
   await two.follow(() => told++);
