@@ -46,6 +46,12 @@ export class CatalogEvent {
   readonly timestamp_ms: number;
   readonly delta: ServiceDelta;
   readonly before: readonly StoredService[] | undefined;
+  /**
+   * The bytes of the descriptors this event added or changed: what holding it costs beyond the
+   * catalog (its other descriptors are the catalog's, or an older event's, shared). Counted once:
+   * the replay ring adds it when the event comes and takes it off when the event goes.
+   */
+  readonly changedBytes: number;
   #node: EventNode;
   /** Each shape's bytes, while anyone holds them. */
   #bytes: { full?: WeakRef<Buffer>; delta?: WeakRef<Buffer> } = {};
@@ -57,6 +63,7 @@ export class CatalogEvent {
     this.#node = source.node;
     this.delta = source.delta;
     this.before = source.before;
+    this.changedBytes = bytesChanged(source.node, source.delta);
   }
 
   /**
@@ -84,15 +91,6 @@ export class CatalogEvent {
 
   get node(): EventNode {
     return this.#node;
-  }
-
-  /**
-   * The bytes of the descriptors this event added or changed: what holding it costs beyond the
-   * catalog (its other descriptors are the catalog's, or an older event's, shared).
-   */
-  get changedBytes(): number {
-    const changed = new Set([...this.delta.added, ...this.delta.updated].map((entry) => entry.service_id));
-    return this.#node.services.reduce((sum, s) => sum + (changed.has(s.service_id) ? s.json.length : 0), 0);
   }
 
   get node_id(): string {
@@ -192,7 +190,15 @@ export function fullBody(node: EventNode, delta: ServiceDelta): Buffer {
 
 /** The delta shape: the descriptors of the added, then the updated services, as stored. */
 export function deltaBody(node: EventNode, delta: ServiceDelta): Buffer {
+  return withDescriptors(node, CHANGED_SERVICES, changedDescriptors(node, delta), delta);
+}
+
+function bytesChanged(node: EventNode, delta: ServiceDelta): number {
+  return changedDescriptors(node, delta).reduce((sum, json) => sum + json.length, 0);
+}
+
+/** The stored descriptors of the services the delta added, then of those it updated. */
+function changedDescriptors(node: EventNode, delta: ServiceDelta): Buffer[] {
   const byId = new Map(node.services.map((s) => [s.service_id, s.json]));
-  const changed = [...delta.added, ...delta.updated].map((e) => byId.get(e.service_id)).filter((json): json is Buffer => json !== undefined);
-  return withDescriptors(node, CHANGED_SERVICES, changed, delta);
+  return [...delta.added, ...delta.updated].map((e) => byId.get(e.service_id)).filter((json): json is Buffer => json !== undefined);
 }

@@ -274,7 +274,7 @@ export class ControlServer {
     }
   }
 
-  /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
+  /** Closes the connections of a node whose credentials are gone (deleted, or joined again), but `except`. */
   #dropNode(nodeId: string, why: string, except?: ConnectionPeer): void {
     for (const connection of this.#connections) {
       const p = connection.principal;
@@ -282,6 +282,7 @@ export class ControlServer {
     }
   }
 
+  /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
   async #dropRevoked(): Promise<void> {
     await Promise.all(
       [...this.#connections].map(async (connection) => {
