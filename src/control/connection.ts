@@ -136,7 +136,12 @@ export class ControlConnection implements ConnectionPeer {
     return this.socket.bufferedAmount;
   }
 
-  async #onMessage(data: Buffer, isBinary: boolean): Promise<void> {
+  /**
+   * Synchronous up to the op: the frame's bytes (and the socket read they are part of) are not
+   * held while the op waits for a commit, so they die young instead of lasting, promoted, until
+   * the next full collection.
+   */
+  #onMessage(data: Buffer, isBinary: boolean): void {
     const cap = this.principal.kind === 'node' || this.principal.kind === 'joiner' ? NODE_FRAME_MAX_BYTES : USER_FRAME_MAX_BYTES;
     if (data.length > cap) {
       this.#fail(null, new ProtocolError('payload_too_large', `frame of ${data.length} bytes exceeds ${cap} for ${this.principal.kind} connections`));
@@ -158,13 +163,18 @@ export class ControlConnection implements ConnectionPeer {
       if (typeof claimed === 'string' && claimed.length >= 1 && claimed.length <= MAX_ID_LENGTH) id = claimed;
       const problem = this.#host.schemas.problems(REQUEST_SCHEMA, frame, 'frame')[0];
       if (problem) throw new ProtocolError('invalid_envelope', problem.message, { field: problem.json_path });
-      await this.#dispatch(frame as RequestFrame);
+      const request = frame as RequestFrame;
+      this.#dispatch(request).catch((error: unknown) => this.#refuse(request.id, error));
     } catch (error) {
-      // Before the handshake a frame that cannot be read is not the version frame either (SPEC §6).
-      if (!this.#versioned && error instanceof ProtocolError && error.code === 'invalid_envelope')
-        this.#mismatch(id, `the first frame must be control.version with protocol ${PROTOCOL}; this one is invalid: ${error.message}`);
-      else this.#fail(id, error);
+      this.#refuse(id, error);
     }
+  }
+
+  #refuse(id: string | null, error: unknown): void {
+    // Before the handshake a frame that cannot be read is not the version frame either (SPEC §6).
+    if (!this.#versioned && error instanceof ProtocolError && error.code === 'invalid_envelope')
+      this.#mismatch(id, `the first frame must be control.version with protocol ${PROTOCOL}; this one is invalid: ${error.message}`);
+    else this.#fail(id, error);
   }
 
   async #dispatch(frame: RequestFrame): Promise<void> {

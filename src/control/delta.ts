@@ -19,19 +19,16 @@ export interface ServiceEntry extends DeltaEntry {
 }
 
 /**
- * Each text as UTF-8, all in one allocation of their own (each a view of it). One block per
- * upsert, not one per descriptor: small blocks kept long among the large short-lived ones of
- * every frame fragment the allocator's heap, which then never shrinks; and a small Buffer.from()
- * would be a slice of the shared 8 KiB pool, which it would keep alive as long as the catalog
- * keeps the descriptor.
+ * Each text as UTF-8 in an allocation of its own. Not a slice of a shared block: a block lives as
+ * long as any of its descriptors, so a node whose descriptors change one at a time would keep
+ * every old block (the catalog's descriptors held twice). Not a small Buffer.from() either: that
+ * is a slice of the shared 8 KiB pool, which it would keep alive as long as the catalog keeps it.
  */
 export function jsonBytes(texts: readonly string[]): Buffer[] {
-  const block = Buffer.allocUnsafeSlow(texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0));
-  let offset = 0;
   return texts.map((text) => {
-    const start = offset;
-    offset += block.write(text, offset);
-    return block.subarray(start, offset);
+    const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+    bytes.write(text);
+    return bytes;
   });
 }
 

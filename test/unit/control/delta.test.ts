@@ -5,7 +5,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { entriesDelta, serviceDelta, serviceEntry, serviceHash, type ServiceEntry } from '../../../src/control/delta.js';
+import { entriesDelta, jsonBytes, serviceDelta, serviceEntry, serviceHash, type ServiceEntry } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 
@@ -206,4 +206,18 @@ t.test('property: entriesDelta over entries is serviceDelta over descriptors', a
     }),
   );
   t.pass('same delta');
+});
+
+t.test('jsonBytes: each text as UTF-8 in a memory block of its own (a stored descriptor keeps no other alive)', async (t) => {
+  const texts = ['{"a":1}', '{"é":"ü"}', '', 'x'.repeat(5000)];
+  const bytes = jsonBytes(texts);
+  t.same(
+    bytes.map((b) => b.toString()),
+    texts,
+  );
+  for (const [index, b] of bytes.entries()) {
+    t.equal(b.byteOffset, 0, `text ${index} starts its block`);
+    t.equal(b.buffer.byteLength, b.length, `text ${index}'s block holds only it (not a slice of a shared block or of the 8 KiB pool)`);
+  }
+  t.equal(new Set(bytes.map((b) => b.buffer)).size, texts.length, 'no two share a block');
 });
