@@ -79,8 +79,9 @@ class SimNode {
     });
   }
 
+  /** As Acheron's node sends it: the whole catalog, and the lean reply (`include: "delta"`). */
   upsertFrame() {
-    return `{"node_id":"${this.nodeId}","services":[${this.serviceJson.join(',')}]}`;
+    return `{"node_id":"${this.nodeId}","services":[${this.serviceJson.join(',')}],"include":"delta"}`;
   }
 
   /** One real change: the next service (in turn) gets a new version. */

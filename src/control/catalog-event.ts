@@ -188,6 +188,15 @@ export function fullBody(node: EventNode, delta: ServiceDelta): Buffer {
   return withDescriptors(node, SERVICES, descriptors, delta);
 }
 
+/**
+ * The upsert reply's payload (SPEC §6) in the shape the upsert asked for (`include`): the event's
+ * own bytes when the upsert made one, else built from the node's record and the unchanged delta.
+ */
+export function upsertReplyBody(include: 'delta' | undefined, event: CatalogEvent | undefined, node: EventNode, delta: ServiceDelta): Buffer {
+  if (event) return include === 'delta' ? event.deltaBody : event.body;
+  return (include === 'delta' ? deltaBody : fullBody)(node, delta);
+}
+
 /** The delta shape: the descriptors of the added, then the updated services, as stored. */
 export function deltaBody(node: EventNode, delta: ServiceDelta): Buffer {
   return withDescriptors(node, CHANGED_SERVICES, changedDescriptors(node, delta), delta);

@@ -42,7 +42,7 @@ export interface CatalogStore {
   /**
    * Replaces the node's whole catalog (validated before this call, all or nothing). An unchanged
    * catalog writes no event and returns `changed: false`. `body` is the reply payload, serialized
-   * (the event's own bytes when there is one).
+   * in the shape the upsert asked for (`include`), the event's own bytes when there is one.
    */
   upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }>;
   /** Lease refresh: extends the lease; an offline node comes back online. */

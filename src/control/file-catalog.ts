@@ -12,7 +12,7 @@ import type {
 } from '../protocol/types.gen.js';
 import { StateJournal } from '../store/state-journal.js';
 import { serviceEntry, type ServiceEntry } from './delta.js';
-import { fullBody } from './catalog-event.js';
+import { upsertReplyBody } from './catalog-event.js';
 import type { CatalogStore, NodeRecord } from './catalog-store.js';
 import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
 import {
@@ -186,10 +186,10 @@ export class FileCatalog implements CatalogStore {
   upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
     return this.#turn(payload.node_id, async (now) => {
       const { next, delta, kind, metadataChanged } = upsertPlan(this.#require(payload.node_id), payload, incoming, now, this.leaseTtlMs);
-      if (kind) return { delta, body: (await this.#commit(next, kind, delta, now)).body };
+      if (kind) return { delta, body: upsertReplyBody(payload.include, await this.#commit(next, kind, delta, now), next, delta) };
       if (metadataChanged) await this.#save(next);
       else this.#nodes.set(next.node_id, next); // lease and last-seen only: no need to sync
-      return { delta, body: fullBody(next, delta) };
+      return { delta, body: upsertReplyBody(payload.include, undefined, next, delta) };
     });
   }
 

@@ -73,6 +73,8 @@ export class NodeControlSession {
   #published: string | undefined;
   #timers: NodeJS.Timeout[] = [];
   #upserting: Promise<void> | undefined;
+  /** Ask for the lean upsert reply, until a server of the earlier protocol refuses the `include` key. */
+  #leanReplies = true;
   #reconnect: ReconnectLoop;
   readonly #check: ServerFrameCheck;
 
@@ -206,7 +208,16 @@ export class NodeControlSession {
       const catalog = this.#options.catalog();
       const digest = canonicalize(catalog) ?? '';
       if (digest === this.#published) return;
-      await client.request('control.node_service_upsert', { node_id: this.#options.nodeId, ...this.#options.node, services: catalog });
+      const upsert = { node_id: this.#options.nodeId, ...this.#options.node, services: catalog };
+      // The lean reply: the node has its catalog already and reads nothing of the stored one.
+      try {
+        await client.request('control.node_service_upsert', this.#leanReplies ? { ...upsert, include: 'delta' } : upsert);
+      } catch (error) {
+        if (!(this.#leanReplies && error instanceof ProtocolError && error.code === 'invalid_payload' && error.field === '/include')) throw error;
+        this.#options.log.info('the control server does not know lean upsert replies (include: "delta"): asking for the whole catalog');
+        this.#leanReplies = false;
+        await client.request('control.node_service_upsert', upsert);
+      }
       this.#published = digest;
     })().finally(() => (this.#upserting = undefined));
     return this.#upserting;

@@ -17,6 +17,21 @@ export type ServiceDescriptorPermissions = ServicePermissions & {
   default: string;
   [k: string]: unknown;
 };
+export type ChangedServices = ServiceDescriptor[];
+/**
+ * Reply to control.node_service_upsert: the node's catalog as stored and what the upsert changed (the full event shape without seq, kind and timestamp_ms); with include: "delta" in the upsert, changed_services (the descriptors of the services in service_delta.added and then .updated, as stored) instead of services.
+ */
+export type NodeServiceUpsertReply = {
+  [k: string]: unknown;
+} & {
+  node_id: string;
+  node_name: string;
+  platform: NodePlatform;
+  labels: NodeLabels;
+  service_delta: ServiceDelta;
+  changed_services?: ChangedServices;
+  services?: ServiceDescriptor[];
+};
 /**
  * status.json's state: the first that applies of offline (disabled), running, backoff (cooling down), error (the latest event was a refusal), idle, else the last outcome.
  */
@@ -92,6 +107,10 @@ export interface NodeServiceUpsertPayload {
    * @maxItems 10000
    */
   services: ServiceDescriptorInput[];
+  /**
+   * delta: a lean reply, with changed_services (the descriptors of the added and updated services, as stored) instead of the node's whole catalog; Acheron's nodes ask for it, since they already have their catalog. Absent: the whole catalog, as in the earlier protocol.
+   */
+  include?: "delta";
 }
 /**
  * A catalog entry as a node upserts it: a service descriptor that may leave out what SPEC §2 defaults (any field but service_id and kind, and any runtime field). The server applies those defaults and replaces {node_id} and {service_id} in endpoints and mount paths, then the result must match service-descriptor.schema.json and its endpoints and mount paths must lie under /nodes/<node_id>/ of the upserting node. What is stored, hashed and sent is the result.
@@ -556,18 +575,7 @@ export interface CatalogDeltaPayload {
   platform: NodePlatform;
   labels: NodeLabels;
   service_delta: ServiceDelta;
-  changed_services: ServiceDescriptor[];
-}
-/**
- * Reply to control.node_service_upsert: the node's catalog as stored and what the upsert changed (the full event shape without seq, kind and timestamp_ms).
- */
-export interface NodeServiceUpsertReply {
-  node_id: string;
-  node_name: string;
-  platform: NodePlatform;
-  labels: NodeLabels;
-  service_delta: ServiceDelta;
-  services: ServiceDescriptor[];
+  changed_services: ChangedServices;
 }
 /**
  * What the control server says of a node besides its services.

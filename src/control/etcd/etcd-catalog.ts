@@ -9,7 +9,7 @@ import type {
   ServiceDelta,
   ServiceDescriptor,
 } from '../../protocol/types.gen.js';
-import { fullBody } from '../catalog-event.js';
+import { upsertReplyBody } from '../catalog-event.js';
 import type { CatalogStore, EventStream, NodeRecord } from '../catalog-store.js';
 import type { ServiceEntry } from '../delta.js';
 import { countNodes, deleteDelta, joinPlan, noNode, publishedService, refreshPlan, secretMatches, summaries, toPublic, upsertPlan } from '../node-record.js';
@@ -180,7 +180,7 @@ export class EtcdCatalog implements CatalogStore {
     });
     // The event's own bytes when this server's watch has it (shared with every watcher's frame).
     const event = result.isEvent ? this.#feed.ring.retained().findLast((e) => e.node_id === payload.node_id && revisionOfSeq(e.seq) === revision) : undefined;
-    return { delta: result.delta, body: event?.body ?? fullBody(result.next, result.delta) };
+    return { delta: result.delta, body: upsertReplyBody(payload.include, event, result.next, result.delta) };
   }
 
   async refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {

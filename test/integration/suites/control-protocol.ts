@@ -249,6 +249,30 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.same(stored.services, [c1, b2], 'node_service_get returns what was stored');
   });
 
+  await t.test('node_service_upsert with include "delta": the lean reply (changed_services, no catalog); the whole catalog is stored', async (tt) => {
+    const [b2, c1] = [svc('n1', 'b', { version: '2' }), svc('n1', 'c')];
+    const [b3, d1] = [svc('n1', 'b', { version: '3' }), svc('n1', 'd')];
+    const lean = await n1.peer.call<Omit<UpsertReply, 'services'> & { services?: unknown; changed_services?: ServiceDescriptor[] }>(
+      'control.node_service_upsert',
+      { node_id: 'n1', services: [c1, b3, d1], include: 'delta' },
+    );
+    tt.equal(lean.services, undefined, 'no catalog in the reply');
+    tt.same(lean.changed_services, [d1, b3], 'the added, then the updated descriptors, as stored');
+    tt.same(lean.service_delta.added, [{ service_id: 'd', version: '1', hash: serviceHash(d1) }]);
+    tt.same(lean.service_delta.updated, [{ service_id: 'b', version: '3', hash: serviceHash(b3), previous_version: '2', previous_hash: serviceHash(b2) }]);
+    tt.same([lean.node_id, lean.labels], ['n1', { zone: 'z1' }], 'node meta as in the full shape');
+    const unchanged = await n1.peer.call<{ changed_services?: unknown; service_delta: { changed: boolean } }>('control.node_service_upsert', {
+      node_id: 'n1',
+      services: [d1, c1, b3],
+      include: 'delta',
+    });
+    tt.same([unchanged.changed_services, unchanged.service_delta.changed], [[], false], 'no change: no descriptor');
+    const stored = await n1.peer.call<{ services: ServiceDescriptor[] }>('control.node_service_get', { node_id: 'n1' });
+    tt.same(stored.services, [c1, b3, d1], 'the whole catalog was stored');
+    const whole = await n1.peer.call<UpsertReply & { changed_services?: unknown }>('control.node_service_upsert', { node_id: 'n1', services: [c1, b2] });
+    tt.same([whole.services, whole.changed_services], [[c1, b2], undefined], 'without include: the whole catalog, as in the earlier protocol');
+  });
+
   await t.test('node_lease_refresh extends the lease', async (tt) => {
     const before = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
     await waitFor(() => Date.now() > before.last_seen_ms + 5, { what: 'the clock to move' });

@@ -2,7 +2,7 @@
 // payloads built by src/control (events in both shapes, node records, joins) match it, and it is
 // strict where the protocol is (an extra member, a missing one or a wrong type is named).
 import t from 'tap';
-import { CatalogEvent, fullBody, type EventNode } from '../../../src/control/catalog-event.js';
+import { CatalogEvent, fullBody, upsertReplyBody, type EventNode } from '../../../src/control/catalog-event.js';
 import { serviceDelta, serviceEntry, type ServiceEntry } from '../../../src/control/delta.js';
 import { eventFrame, replyFrame, SerializedPayload, watchEventHead } from '../../../src/control/frames.js';
 import { joinPlan, offlinePlan, storedEntries, summaries, toPublic, upsertPlan } from '../../../src/control/node-record.js';
@@ -50,6 +50,11 @@ t.test('node records as node_get, node_list, join and upsert answer them match t
   const replyJson = JSON.parse(Buffer.concat([reply].flat()).toString()) as { payload: unknown };
   t.same(problems('reply_frame', replyJson), []);
   t.same(problems('upsert_reply', replyJson.payload), []);
+  const leanBody = upsertReplyBody('delta', undefined, { ...upserted.next, services: stored(after) }, upserted.delta);
+  const lean = JSON.parse(`{${leanBody.toString()}`) as Record<string, unknown>;
+  t.same(problems('upsert_reply', lean), [], 'the lean reply (include: "delta")');
+  t.ok(Array.isArray(lean.changed_services) && lean.services === undefined, 'changed_services, no services');
+  t.not(problems('upsert_reply', { ...lean, services: [] }).length, 0, 'not both shapes at once');
   t.same(problems('service_delta', upserted.delta), []);
   for (const record of [upserted.next, offlinePlan(upserted.next, 3000).next]) {
     t.same(problems('public_node', JSON.parse(JSON.stringify(toPublic(record)))), [], `${record.state}: published`);
