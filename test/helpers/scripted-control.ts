@@ -17,8 +17,14 @@ export interface ScriptedControl {
   close(): Promise<void>;
 }
 
-/** `answers[type]` gives a reply's payload; the reply frame is `{channel, type, id, ok: true, payload}` unless `raw` builds it. */
-export async function scriptedControl(answers: Record<string, Answer>, raw: Record<string, (id: string) => unknown> = {}): Promise<ScriptedControl> {
+/**
+ * `answers[type]` gives a reply's payload; the reply frame is `{channel, type, id, ok: true, payload}`
+ * unless `raw` builds it (or returns undefined to leave it to `answers`).
+ */
+export async function scriptedControl(
+  answers: Record<string, Answer>,
+  raw: Record<string, (id: string, payload: Record<string, unknown>) => unknown> = {},
+): Promise<ScriptedControl> {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await once(server, 'listening');
   const clients = new Set<WebSocket>();
@@ -33,7 +39,7 @@ export async function scriptedControl(answers: Record<string, Answer>, raw: Reco
     socket.on('message', (data) => {
       const { type, id, payload } = JSON.parse(data.toString()) as { type: string; id: string; payload: Record<string, unknown> };
       requests.push({ type, payload });
-      const frame = raw[type]?.(id) ?? { channel: 'control', type, id, ok: true, payload: answerTable[type]?.(payload) ?? {} };
+      const frame = raw[type]?.(id, payload) ?? { channel: 'control', type, id, ok: true, payload: answerTable[type]?.(payload) ?? {} };
       socket.send(JSON.stringify(frame));
     });
   });
