@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { FsError } from '../errors/errno.js';
 import { Dispatcher } from '../vfs/dispatch.js';
-import type { Attr, VNode } from '../vfs/node.js';
+import type { Attr, FsStats, VNode } from '../vfs/node.js';
 import { BusyPoll, DEFAULT_BUSY_POLL_US } from './busy-poll.js';
 import { toErrno } from './errno.js';
 import { HandleTable } from './handle-table.js';
@@ -12,6 +12,26 @@ import { HandleTable } from './handle-table.js';
 type Callback = (...args: any[]) => void;
 
 const EIO = constants.errno.EIO;
+
+const UINT32_MAX = 0xffffffff;
+
+/**
+ * fuse-native passes statfs's numbers as 32-bit integers (index.js `getStatfsArray`): a count above
+ * that would wrap. Blocks are counted in larger fragments instead (the size `df` shows stays right),
+ * and inode counts, which some file systems give as near 2^64, are capped.
+ */
+export function statfsReply(stats: FsStats): Record<string, number> {
+  let { frsize, blocks, bfree, bavail } = stats;
+  while (blocks > UINT32_MAX) {
+    frsize *= 2;
+    blocks = Math.floor(blocks / 2);
+    bfree = Math.floor(bfree / 2);
+    bavail = Math.floor(bavail / 2);
+  }
+  const files = Math.min(stats.files, UINT32_MAX);
+  const ffree = Math.min(stats.ffree, UINT32_MAX);
+  return { bsize: Math.min(stats.bsize, UINT32_MAX), frsize, blocks, bfree, bavail, files, ffree, favail: ffree, fsid: 0, flag: 0, namemax: 255 };
+}
 
 export interface OperationOptions {
   log: Logger;
@@ -219,10 +239,14 @@ export function fuseOperations(root: VNode, options: OperationOptions): FuseOper
     // so the kernel makes files with mknod and then opens them with the caller's flags.
     mknod: (path: string, mode: number, _dev: number, cb: Callback) => op('mknod', path, undefined, () => dispatch.mknod(path, mode), cb, ok),
     statfs: (path: string, cb: Callback) =>
-      reply('statfs', path, undefined, cb, [
-        0,
-        { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 },
-      ]),
+      op(
+        'statfs',
+        path,
+        undefined,
+        () => dispatch.statfs(path),
+        cb,
+        (stats) => [0, statfsReply(stats)],
+      ),
   };
   return {
     ops,

@@ -1,10 +1,10 @@
 import { constants, type Stats } from 'node:fs';
-import { chmod, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, truncate, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, statfs, truncate, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../errors/errno.js';
-import type { Attr, Handle, VNode } from '../vfs/node.js';
+import type { Attr, FsStats, Handle, VNode } from '../vfs/node.js';
 import { opensToChange } from '../errors/open-flags.js';
 
 export interface ExportSpec {
@@ -99,6 +99,12 @@ class ExportNode implements VNode {
     const leadsIn = (name: string) => this.#checked(join(this.#path, name), async () => true).catch(() => false);
     const shown = await Promise.all(entries.map(async (entry) => (!entry.isSymbolicLink() || (await leadsIn(entry.name)) ? entry.name : undefined)));
     return shown.filter((name): name is string => name !== undefined).sort();
+  }
+
+  /** The exported directory's file system (`df`, and file managers that check the space before a copy). */
+  async statfs(): Promise<FsStats> {
+    const s = await this.#checked(this.#path, (object) => statfs(object));
+    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree };
   }
 
   async open(flags: number): Promise<Handle> {

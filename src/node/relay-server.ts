@@ -29,7 +29,7 @@ const DOCUMENTS_AFTER_INVOKE = SERVICE_FILES.filter((f) => f.kind === 'result' |
  * and stage, which writes the same bytes to the same place if repeated and shares its request id
  * with the invoke it belongs to.
  */
-const NOT_REMEMBERED = new Set(['stat', 'list', 'read', 'read_file', 'stage']);
+const NOT_REMEMBERED = new Set(['stat', 'statfs', 'list', 'read', 'read_file', 'stage']);
 
 /**
  * The node's side of the WorldFS relay (SPEC §9): each relayed operation runs against this node's
@@ -110,6 +110,8 @@ export class RelayServer {
         const attr = await d.getattr(r.path);
         return { mode: attr.mode, size: attr.size, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs };
       }
+      case 'statfs':
+        return { ...(await d.statfs(r.path)) };
       case 'list':
         return { names: await d.readdir(r.path) };
       case 'open':

@@ -8,10 +8,12 @@
  * (no I/O of its own; errors come from errors/).
  */
 import { FsError } from '../errors/errno.js';
-import { isDirectoryMode, S_IFMT, S_IFREG, type Attr, type Handle, type VNode } from './node.js';
+import { isDirectoryMode, S_IFMT, S_IFREG, type Attr, type FsStats, type Handle, type VNode } from './node.js';
 import { O_RDONLY, opensForReading, opensForWriting } from '../errors/open-flags.js';
 
 const MAX_NAME_BYTES = 255;
+/** statfs of the synthetic tree: no blocks, no inodes (as /proc; `df` leaves such a mount out). */
+const NO_FILE_SYSTEM: FsStats = { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0 };
 
 /**
  * Walks paths and applies the checks and defaults every node shares (go-fuse's bridge, lib9p's srv
@@ -102,6 +104,12 @@ export class Dispatcher {
   async fsyncdir(path: string, datasync: boolean): Promise<void> {
     const node = await this.resolve(path);
     if (node.fsync) await node.fsync(datasync);
+  }
+
+  /** statfs(2): the numbers of the file system under `path` (an export's), or none for synthetic files. */
+  async statfs(path: string): Promise<FsStats> {
+    const node = await this.resolve(path);
+    return node.statfs ? node.statfs() : NO_FILE_SYSTEM;
   }
 
   async chmod(path: string, mode: number): Promise<void> {

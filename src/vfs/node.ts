@@ -14,6 +14,20 @@ export interface Attr {
   ino?: number;
 }
 
+/**
+ * statfs(2) of the file system a node's data is really on (an export's directory); the synthetic
+ * tree is on none. Block counts are in units of `frsize`.
+ */
+export interface FsStats {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+}
+
 export interface VNode {
   getattr(): Promise<Attr>;
   /** Directories: undefined means ENOENT. */
@@ -28,6 +42,8 @@ export interface VNode {
   truncate?(size: number): Promise<void>;
   utimens?(atimeMs: number, mtimeMs: number): Promise<void>;
   chmod?(mode: number): Promise<void>;
+  /** The file system this node is on; absent = a synthetic node, on none (statfs answers zeros, as /proc does). */
+  statfs?(): Promise<FsStats>;
   /** Directories: fsync(2) of the directory itself (a rename or create made durable); absent = nothing to sync. */
   fsync?(datasync: boolean): Promise<void>;
   readlink?(): Promise<string>;

@@ -16,7 +16,7 @@ export const DOCUMENT_REUSE_MS = 1000;
 /** Chunks of one large payload in flight at once. */
 const STAGE_WINDOW = 8;
 /** Operations that change nothing on the node (all others drop the node's kept documents). */
-const LOOKS = new Set(['stat', 'list', 'read', 'read_file']);
+const LOOKS = new Set(['stat', 'statfs', 'list', 'read', 'read_file']);
 
 /** A document as read_file returned it: attributes, the first chunk, and the node's handle for the rest. */
 interface Snapshot {

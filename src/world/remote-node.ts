@@ -1,9 +1,12 @@
 import { posix } from 'node:path';
 import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import { FsError } from '../errors/errno.js';
-import { S_IFMT, type Attr, type Handle, type VNode } from '../vfs/node.js';
+import { S_IFMT, type Attr, type FsStats, type Handle, type VNode } from '../vfs/node.js';
 import { opensForWriting } from '../errors/open-flags.js';
 import type { RelayOperation } from './relay-call.js';
+
+/** How long a statfs waits for the node (it only asks the kernel). */
+const STATFS_WAIT_MS = 5000;
 
 /** Sends one operation to the node that owns the tree (WorldCatalog.relay, bound to a node id). */
 export type Relay = (operation: RelayOperation) => Promise<Record<string, unknown>>;
@@ -33,6 +36,24 @@ export class RemoteNode implements VNode {
   async getattr(): Promise<Attr> {
     const r = await this.#relay({ op: 'stat', path: this.path });
     return { mode: Number(r.mode), size: Number(r.size), mtimeMs: Number(r.mtime_ms), ctimeMs: Number(r.ctime_ms) };
+  }
+
+  /**
+   * The node's answer: an export's file system, zeros for its synthetic files. Bounded short: a node
+   * of an earlier version drops an op it does not know, and `df` should not wait the default minute.
+   */
+  async statfs(): Promise<FsStats> {
+    const r = await this.#relay({ op: 'statfs', path: this.path, timeout_ms: STATFS_WAIT_MS });
+    const count = (key: keyof FsStats) => Number(r[key] ?? 0);
+    return {
+      bsize: count('bsize'),
+      frsize: count('frsize'),
+      blocks: count('blocks'),
+      bfree: count('bfree'),
+      bavail: count('bavail'),
+      files: count('files'),
+      ffree: count('ffree'),
+    };
   }
 
   async lookup(name: string): Promise<VNode> {

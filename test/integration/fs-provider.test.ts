@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ACHERON, readJson, readText, startNode, tempDir } from '../helpers/node.js';
 import { q, sh } from '../helpers/process.js';
 import { checkCreatingOpens } from '../helpers/creating-open.js';
+import { checkStatfs } from '../helpers/statfs.js';
 
 const base = await tempDir(t);
 const rw = join(base, 'rw');
@@ -62,6 +63,10 @@ await t.test('changes inside a :rw export reach the real directory', async (tt) 
 
 await t.test('the open that creates a file keeps its own flags (O_APPEND, O_EXCL) and may write a read-only mode', (tt) =>
   checkCreatingOpens(tt, join(fs, 'data'), rw),
+);
+
+await t.test("statfs of an export is its directory's file system (df), of the synthetic tree zeros", (tt) =>
+  checkStatfs(tt, join(fs, 'data'), rw, join(node.mount, 'services')),
 );
 
 await t.test('every change under a :ro export fails with EROFS and changes nothing', async (tt) => {

@@ -12,6 +12,7 @@ import { ACHERON, isMounted, manifest, readJson, readText, startNode, tempDir } 
 import { alive, daemonsUsing, q, sh, waitFor } from '../../helpers/process.js';
 import { startWorld } from '../../helpers/world.js';
 import { checkCreatingOpens } from '../../helpers/creating-open.js';
+import { checkStatfs } from '../../helpers/statfs.js';
 export async function worldSuite(t: Test): Promise<void> {
   const NODE_ID = 'test-node';
   let control: RunningControl = await startControl(t, { args: ['--offline-grace-ms', '1000'] });
@@ -153,6 +154,10 @@ export async function worldSuite(t: Test): Promise<void> {
 
   await t.test('relay: the open that creates a file keeps its own flags (O_APPEND, O_EXCL) and may write a read-only mode', (tt) =>
     checkCreatingOpens(tt, join(world.node(NODE_ID), 'fs', 'data'), exported),
+  );
+
+  await t.test("relay: statfs of an export is the node directory's file system (df), of the synthetic tree zeros", (tt) =>
+    checkStatfs(tt, join(world.node(NODE_ID), 'fs', 'data'), exported, join(world.node(NODE_ID), 'services')),
   );
 
   await t.test("relay: chmod of an export's file is the node's, so sed -i, mv and cp -p keep modes", async (tt) => {

@@ -24,6 +24,9 @@ const nativeArity = new Map(
   [...(await readFile(join(FUSE_DIR, 'fuse-native.c'), 'utf8')).matchAll(/FUSE_METHOD(?:_VOID)?\((\w+), (\d+),/g)].map((m) => [m[1] as string, Number(m[2])]),
 );
 
+/** 64 TiB in 4 KiB blocks and 2^40 inodes: more than fuse-native's 32-bit statfs fields hold. */
+const BIG_FILE_SYSTEM = { bsize: 4096, frsize: 4096, blocks: 2 ** 34, bfree: 2 ** 33 + 5, bavail: 2 ** 33, files: 2 ** 40, ffree: 2 ** 40 - 1 };
+
 /** A tree that records what reaches it: `/file`, `/link` and `/dir` (whose child `x` is `/file`). */
 function recordingTree() {
   const calls: unknown[][] = [];
@@ -50,6 +53,7 @@ function recordingTree() {
     lookup: async (name) => (name === 'x' ? file : undefined),
     readdir: async () => ['x'],
     fsync: async (datasync) => record('fsyncdir', datasync),
+    statfs: async () => (record('statfs'), BIG_FILE_SYSTEM),
     mknod: async (name, mode) => record('mknod', name, mode),
     mkdir: async (name, mode) => record('mkdir', name, mode),
     unlink: async (name) => record('unlink', name),
@@ -76,6 +80,20 @@ function drive(ops: Record<string, Fn>, name: string, ...nativeArgs: unknown[]):
 
 const silent = pino({ level: 'silent' });
 const after = () => new Promise((resolve) => setImmediate(resolve));
+
+t.test('statfs: a node on a file system answers its numbers, in 32-bit fields that keep the size; a synthetic one zeros', async (t) => {
+  const { root } = recordingTree();
+  const { ops } = fuseOperations(root, { log: silent, busyPollUs: 0 });
+  // getStatfsArray's order: bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax.
+  const [, big] = (await drive(ops, 'statfs', '/dir')) as [number, Uint32Array];
+  const [bsize, frsize, blocks, bfree, bavail, files, ffree, favail] = [...big];
+  t.equal(bsize, 4096, 'bsize as the file system says');
+  t.equal(frsize! * blocks!, 4096 * 2 ** 34, `the size stays 64 TiB (${blocks} blocks of ${frsize} bytes), not wrapped to 0`);
+  t.ok(blocks! <= 0xffffffff && frsize! * bfree! <= 4096 * (2 ** 33 + 5) && frsize! * bavail! === 4096 * 2 ** 33, 'free and available scaled alike');
+  t.same([files, ffree, favail], [0xffffffff, 0xffffffff, 0xffffffff], 'inode counts capped, not wrapped');
+  const [, none] = (await drive(ops, 'statfs', '/file')) as [number, Uint32Array];
+  t.same([...none].slice(2, 8), [0, 0, 0, 0, 0, 0], 'a synthetic file: no blocks, no inodes');
+});
 
 t.test("every op is driven through fuse-native's _op_* with fuse-native.c's arguments, and reaches the tree as meant", async (t) => {
   const { root, calls } = recordingTree();
@@ -114,6 +132,8 @@ t.test("every op is driven through fuse-native's _op_* with fuse-native.c's argu
     ['mknod', ['/dir/new', S_IFREG | 0o644, 0], [0], [['mknod', 'new', S_IFREG | 0o644]]],
     ['mknod', ['/dir/fifo', 0o010644, 0], [-EPERM], []],
     ['statfs', ['/'], [0], []],
+    ['statfs', ['/dir/x'], [0], []],
+    ['statfs', ['/dir'], [0], [['statfs']]],
     ['release', ['/file', fh], [0], [['release']]],
     ['releasedir', ['/dir', 0], [0], []],
   ];
@@ -197,7 +217,7 @@ t.test('every handler answers exactly once, whatever throws', async (t) => {
     ['a throw while shaping a listing', 'readdir', ['/bad-list'], false, -EIO],
     ["fuse-native's callback throwing on success", 'getattr', ['/ok'], true, 0],
     ["fuse-native's callback throwing on an error", 'getattr', ['/missing'], true, -ENOENT],
-    ["fuse-native's callback throwing on a synchronous reply", 'statfs', ['/'], true, 0],
+    ["fuse-native's callback throwing on a synchronous reply", 'releasedir', ['/ok', 0], true, 0],
   ];
   for (const [what, name, args, cbThrows, answer] of cases) {
     const answers: unknown[] = [];
