@@ -16,7 +16,7 @@ import type {
 } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { problemAt, SCHEMA_BASE, type Problem, type Schemas } from '../protocol/schemas.js';
-import { foreignPaths, withServiceDefaults } from '../protocol/service-defaults.js';
+import { foreignPaths, repeatedMountIds, withServiceDefaults } from '../protocol/service-defaults.js';
 import type { CatalogStore } from './catalog-store.js';
 import type { ConnectionPeer } from './connection-peer.js';
 import { SerializedPayload } from './frames.js';
@@ -104,7 +104,7 @@ function readSight(context: OpContext): Sight {
  * The upsert's descriptors ready to store. A stored one (upsert-frame.ts) is taken as it is; every
  * other gets SPEC §2's defaults (src/protocol/service-defaults.ts, as the node applies them to its
  * manifests) and must then match the descriptor schema, with its endpoints and mount paths under
- * the node's own `/nodes/<node_id>/`. The first problem is the error, naming the field.
+ * the node's own `/nodes/<node_id>/` and no `mount_id` twice. The first problem is the error, naming the field.
  */
 function resolveDescriptors(context: OpContext, nodeId: string, services: readonly IncomingService[]): ResolvedService[] {
   const fresh = services.map((incoming, index) => {
@@ -125,6 +125,9 @@ function resolveDescriptors(context: OpContext, nodeId: string, services: readon
       fail(
         problemAt('payload', at + foreign.pointer, 'node_path', `${foreign.path} is not under /nodes/${nodeId}/: a node publishes only paths of its own tree`),
       );
+    const repeated = repeatedMountIds(descriptor)[0];
+    if (repeated)
+      fail(problemAt('payload', at + repeated.pointer, 'duplicate', `mount_id "${repeated.mountId}" is already used by ${at}/mounts/${repeated.first}`));
     return { service: descriptor, text: JSON.stringify(descriptor) };
   });
   const bytes = jsonBytes(fresh.flatMap((s) => ('text' in s ? [s.text] : [])));

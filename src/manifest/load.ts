@@ -1,4 +1,4 @@
-import { foreignPaths } from '../protocol/service-defaults.js';
+import { foreignPaths, repeatedMountIds } from '../protocol/service-defaults.js';
 import { problemAt, SCHEMA_BASE, SchemaError, type Problem, type Schemas } from '../protocol/schemas.js';
 import type { Manifest, ServiceDescriptor } from '../protocol/types.gen.js';
 import { applyDefaults } from './defaults.js';
@@ -80,13 +80,15 @@ async function loadManifestFile(file: string, options: LoadServicesOptions): Pro
   const problems = checkSupported(manifest, file, options.schemas);
   if (problems.length > 0) return { problems };
   const descriptor = applyDefaults(manifest, options.nodeId);
-  const foreign = foreignPaths(descriptor, options.nodeId);
-  if (foreign.length > 0)
-    return {
-      problems: foreign.map(({ pointer, path }) =>
-        problemAt(file, pointer, 'node_path', `${path} is not under /nodes/${options.nodeId}/ (a node publishes only paths of its own tree)`),
-      ),
-    };
+  const placed = [
+    ...foreignPaths(descriptor, options.nodeId).map(({ pointer, path }) =>
+      problemAt(file, pointer, 'node_path', `${path} is not under /nodes/${options.nodeId}/ (a node publishes only paths of its own tree)`),
+    ),
+    ...repeatedMountIds(descriptor).map(({ pointer, mountId, first }) =>
+      problemAt(file, pointer, 'duplicate', `mount_id "${mountId}" is already used by /mounts/${first}`),
+    ),
+  ];
+  if (placed.length > 0) return { problems: placed };
   const executable = manifest.runtime?.executable_path;
   const module = manifest.runtime?.module_path;
   return {

@@ -145,3 +145,19 @@ export function foreignPaths(
     ...service.mounts.map((mount, index) => ({ pointer: `/mounts/${index}/mount_path`, path: mount.mount_path })),
   ].filter(({ path }) => !isUnderNode(path, nodeId));
 }
+
+/**
+ * The mounts of a descriptor whose `mount_id` an earlier mount of it already has, as JSON pointers:
+ * an id names one mount of its service (SPEC §2).
+ */
+export function repeatedMountIds(service: { mounts: ReadonlyArray<{ mount_id: string }> }): Array<{ pointer: string; mountId: string; first: number }> {
+  const firstAt = new Map<string, number>();
+  return service.mounts.flatMap(({ mount_id: mountId }, index) => {
+    const first = firstAt.get(mountId);
+    if (first === undefined) {
+      firstAt.set(mountId, index);
+      return [];
+    }
+    return [{ pointer: `/mounts/${index}/mount_id`, mountId, first }];
+  });
+}

@@ -531,6 +531,12 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       expectError(tt, frame, 'invalid_payload', field, what);
       tt.match(frame.error?.message, /is not under \/nodes\/n-paths\//, `${what}: the message names the rule`);
     }
+    const repeated = await peer.request('control.node_service_upsert', {
+      node_id: 'n-paths',
+      services: [{ ...own, mounts: ['m', 'n', 'm'].map((id, i) => ({ mount_id: id, mount_path: `/nodes/n-paths/m${i}` })) }],
+    });
+    expectError(tt, repeated, 'invalid_payload', '/services/0/mounts/2/mount_id', 'a mount_id used twice');
+    tt.match(repeated.error?.message, 'mount_id "m" is already used by /services/0/mounts/0', 'the message names the first');
     for (const [what, service, field] of [
       ['a newline in an endpoint', { ...own, endpoints: ['/nodes/n-paths/a\nb'], mounts: [] }, '/services/0/endpoints/0'],
       ['a NUL in a mount path', { ...own, mounts: [{ mount_id: 'm', mount_path: '/nodes/n-paths/\u0000' }] }, '/services/0/mounts/0/mount_path'],

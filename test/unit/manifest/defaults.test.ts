@@ -137,6 +137,21 @@ t.test('endpoints and mount paths outside /nodes/<node_id>/ are refused, naming 
   t.same(await load({ endpoints: ['/nodes/host-7/'] }), ['/endpoints/0 node_path', '/mounts/0/mount_path node_path'], 'the node root itself is not under it');
 });
 
+t.test('a mount_id used twice in one manifest is refused, naming the later mount and the first', async (t) => {
+  const file = join(dir, 'twice.json');
+  const mounts = ['a', 'b', 'a', 'a'].map((id, i) => ({ mount_id: id, mount_path: `/nodes/host-7/m${i}` }));
+  await writeFile(file, JSON.stringify({ service_id: 'svc', kind: 'k', mounts }));
+  const { services, problems } = await loadServices({ manifestFiles: [file], servicesDirs: [], nodeId: 'host-7', reserved: [], schemas });
+  t.equal(services.length, 0, 'not loaded');
+  t.same(
+    problems.map((p) => [p.json_path, p.rule, p.message]),
+    [
+      ['/mounts/2/mount_id', 'duplicate', `${file}: /mounts/2/mount_id: mount_id "a" is already used by /mounts/0`],
+      ['/mounts/3/mount_id', 'duplicate', `${file}: /mounts/3/mount_id: mount_id "a" is already used by /mounts/0`],
+    ],
+  );
+});
+
 t.test('fillTemplate', async (t) => {
   const values = { node_id: 'n', service_id: 's' };
   t.equal(fillTemplate('/nodes/{node_id}/{service_id}/{node_id}', values), '/nodes/n/s/n');
