@@ -7,7 +7,22 @@ import { opensToChange } from '../errors/open-flags.js';
 import type { ProjectStore } from './projects.js';
 import { userSight } from './sight.js';
 
-const CHANGES = new Set(['write', 'truncate', 'ftruncate', 'utimens', 'chmod', 'mknod', 'mkdir', 'unlink', 'rmdir', 'rename', 'invoke', 'stage', 'reject']);
+const CHANGES = new Set([
+  'write',
+  'truncate',
+  'ftruncate',
+  'utimens',
+  'chmod',
+  'chown',
+  'mknod',
+  'mkdir',
+  'unlink',
+  'rmdir',
+  'rename',
+  'invoke',
+  'stage',
+  'reject',
+]);
 
 /** Whether the operation changes something (a write-open counts: it is how writes begin). */
 function changes(request: RelayPayload): boolean {

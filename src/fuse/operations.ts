@@ -14,6 +14,8 @@ type Callback = (...args: any[]) => void;
 const EIO = constants.errno.EIO;
 
 const UINT32_MAX = 0xffffffff;
+/** chown(2)'s -1 (leave it as it is), as fuse-native passes it: an unsigned 32-bit id. */
+const UNCHANGED = UINT32_MAX;
 
 /**
  * fuse-native passes statfs's numbers as 32-bit integers (index.js `getStatfsArray`): a count above
@@ -219,7 +221,8 @@ export function fuseOperations(root: VNode, options: OperationOptions): FuseOper
     // fuse-native 2.2.6 (fuse-native.c) passes the access time as both times: an export gets atime twice.
     utimens: (path: string, atime: number, mtime: number, cb: Callback) => op('utimens', path, undefined, () => dispatch.utimens(path, atime, mtime), cb, ok),
     chmod: (path: string, mode: number, cb: Callback) => op('chmod', path, undefined, () => dispatch.chmod(path, mode), cb, ok),
-    chown: (path: string, _uid: number, _gid: number, cb: Callback) => op('chown', path, undefined, () => dispatch.chown(path), cb, ok),
+    chown: (path: string, owner: number, group: number, cb: Callback) =>
+      op('chown', path, undefined, () => dispatch.chown(path, (owner === UNCHANGED || owner === uid) && (group === UNCHANGED || group === gid)), cb, ok),
     readlink: (path: string, cb: Callback) =>
       op(
         'readlink',

@@ -127,6 +127,12 @@ class ExportNode implements VNode {
     await this.#checked(this.#path, async (object) => chmod(object, mode & ((await stat(object)).isDirectory() ? 0o7777 : KEPT_FILE_MODE)));
   }
 
+  /** The owner the mount shows is kept: nothing to do but be there, and writable. */
+  async chown(): Promise<void> {
+    this.#writable();
+    await this.#checked(this.#path, async () => undefined);
+  }
+
   /** fsyncdir: makes creates, renames and removes in this directory durable. */
   async fsync(datasync: boolean): Promise<void> {
     const dir = await this.#inThisDirectory((object) => open(object, constants.O_RDONLY | constants.O_DIRECTORY));

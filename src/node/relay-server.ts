@@ -153,6 +153,10 @@ export class RelayServer {
       case 'utimens':
         await d.utimens(r.path, r.atime_ms ?? Date.now(), r.mtime_ms ?? Date.now());
         return {};
+      case 'chown':
+        // WorldFS asks only for a chown that keeps the owner it shows (any other is EPERM there).
+        await d.chown(r.path, true);
+        return {};
       case 'chmod':
         if (r.mode === undefined) throw new FsError('EINVAL', 'chmod without a mode');
         await d.chmod(r.path, r.mode);

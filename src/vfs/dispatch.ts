@@ -118,9 +118,17 @@ export class Dispatcher {
     return node.chmod(mode);
   }
 
-  async chown(path: string): Promise<void> {
-    await this.resolve(path);
-    throw new FsError('EPERM', `${path}: owner cannot be changed`);
+  /**
+   * `keepsOwner`: the chown asks for the owner and group the mount already shows (or leaves them).
+   * Nothing else is done through a mount: fuse-native does not say who asks, so a real change would
+   * be the daemon's (root's) to make for anyone.
+   */
+  async chown(path: string, keepsOwner: boolean): Promise<void> {
+    const node = await this.resolve(path);
+    if (!node.chown) throw new FsError('EPERM', `${path}: synthetic files keep their owner`);
+    if (!keepsOwner)
+      throw new FsError('EPERM', `${path}: the owner is not changed through the mount (change it on the node); a chown to the owner shown succeeds`);
+    return node.chown();
   }
 
   async readlink(path: string): Promise<string> {

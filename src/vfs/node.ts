@@ -42,6 +42,11 @@ export interface VNode {
   truncate?(size: number): Promise<void>;
   utimens?(atimeMs: number, mtimeMs: number): Promise<void>;
   chmod?(mode: number): Promise<void>;
+  /**
+   * A chown that keeps the owner the mount shows (`cp -a`, `rsync -a` as root set it on every file):
+   * accepted where files are real (exports). Any other owner is refused before it gets here.
+   */
+  chown?(): Promise<void>;
   /** The file system this node is on; absent = a synthetic node, on none (statfs answers zeros, as /proc does). */
   statfs?(): Promise<FsStats>;
   /** Directories: fsync(2) of the directory itself (a rename or create made durable); absent = nothing to sync. */

@@ -5,8 +5,11 @@ import { S_IFMT, type Attr, type FsStats, type Handle, type VNode } from '../vfs
 import { opensForWriting } from '../errors/open-flags.js';
 import type { RelayOperation } from './relay-call.js';
 
-/** How long a statfs waits for the node (it only asks the kernel). */
-const STATFS_WAIT_MS = 5000;
+/**
+ * How long statfs and chown wait for the node (they only ask the kernel, or nothing): a node of an
+ * earlier version drops an op it does not know, and `df` or `cp -a` should not wait the default minute.
+ */
+const SHORT_WAIT_MS = 5000;
 
 /** Sends one operation to the node that owns the tree (WorldCatalog.relay, bound to a node id). */
 export type Relay = (operation: RelayOperation) => Promise<Record<string, unknown>>;
@@ -38,12 +41,9 @@ export class RemoteNode implements VNode {
     return { mode: Number(r.mode), size: Number(r.size), mtimeMs: Number(r.mtime_ms), ctimeMs: Number(r.ctime_ms) };
   }
 
-  /**
-   * The node's answer: an export's file system, zeros for its synthetic files. Bounded short: a node
-   * of an earlier version drops an op it does not know, and `df` should not wait the default minute.
-   */
+  /** The node's answer: an export's file system, zeros for its synthetic files. */
   async statfs(): Promise<FsStats> {
-    const r = await this.#relay({ op: 'statfs', path: this.path, timeout_ms: STATFS_WAIT_MS });
+    const r = await this.#relay({ op: 'statfs', path: this.path, timeout_ms: SHORT_WAIT_MS });
     const count = (key: keyof FsStats) => Number(r[key] ?? 0);
     return {
       bsize: count('bsize'),
@@ -81,6 +81,11 @@ export class RemoteNode implements VNode {
   /** As on the node's mount (an export's file; synthetic files answer EPERM): `sed -i`, `mv`, `cp -p` keep modes. */
   async chmod(mode: number): Promise<void> {
     await this.#relay({ op: 'chmod', path: this.path, mode: mode & 0o7777 });
+  }
+
+  /** A chown that keeps the owner shown: the node accepts it for an export's file, EPERM for a synthetic one. */
+  async chown(): Promise<void> {
+    await this.#relay({ op: 'chown', path: this.path, timeout_ms: SHORT_WAIT_MS });
   }
 
   /** fsyncdir: the node syncs the directory (an `fs/` export's) by path. */

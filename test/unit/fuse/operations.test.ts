@@ -24,6 +24,11 @@ const nativeArity = new Map(
   [...(await readFile(join(FUSE_DIR, 'fuse-native.c'), 'utf8')).matchAll(/FUSE_METHOD(?:_VOID)?\((\w+), (\d+),/g)].map((m) => [m[1] as string, Number(m[2])]),
 );
 
+/** Who the mount shows as every file's owner (the daemon), and chown(2)'s -1 as fuse-native.c passes it (uint32). */
+const OWN_UID = process.getuid!();
+const OWN_GID = process.getgid!();
+const UNCHANGED_ID = 0xffffffff;
+
 /** 64 TiB in 4 KiB blocks and 2^40 inodes: more than fuse-native's 32-bit statfs fields hold. */
 const BIG_FILE_SYSTEM = { bsize: 4096, frsize: 4096, blocks: 2 ** 34, bfree: 2 ** 33 + 5, bavail: 2 ** 33, files: 2 ** 40, ffree: 2 ** 40 - 1 };
 
@@ -54,6 +59,7 @@ function recordingTree() {
     readdir: async () => ['x'],
     fsync: async (datasync) => record('fsyncdir', datasync),
     statfs: async () => (record('statfs'), BIG_FILE_SYSTEM),
+    chown: async () => record('chown'),
     mknod: async (name, mode) => record('mknod', name, mode),
     mkdir: async (name, mode) => record('mkdir', name, mode),
     unlink: async (name) => record('unlink', name),
@@ -121,6 +127,10 @@ t.test("every op is driven through fuse-native's _op_* with fuse-native.c's argu
     ['utimens', ['/file', 1500, 0, 2500, 0], [0], [['utimens', 1500, 2500]]],
     ['chmod', ['/file', 0o600], [0], [['chmod', 0o600]]],
     ['chown', ['/file', 1, 2], [-EPERM], []],
+    ['chown', ['/dir', OWN_UID, OWN_GID], [0], [['chown']]],
+    ['chown', ['/dir', UNCHANGED_ID, UNCHANGED_ID], [0], [['chown']]],
+    ['chown', ['/dir', UNCHANGED_ID, OWN_GID + 1], [-EPERM], []],
+    ['chown', ['/dir', OWN_UID + 1, UNCHANGED_ID], [-EPERM], []],
     ['readlink', ['/link'], [0, 'file'], []],
     ['readlink', ['/file'], [-EINVAL], []],
     ['mkdir', ['/dir/sub', 0o755], [0], [['mkdir', 'sub', 0o755]]],
