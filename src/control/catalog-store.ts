@@ -37,6 +37,12 @@ export interface CatalogStore {
   storedServices(nodeId: string): readonly ServiceEntry[] | undefined;
   count(): { nodes: Record<NodeState, number>; services: Map<string, number> };
   verifyNode(nodeId: string, secret: string): Promise<boolean>;
+  /**
+   * Called with a node id when another server of a shared store replaced the node's secret (a join
+   * again there): this server's connections made with the old one must end. The files store has one
+   * server, whose join closes them itself (ops.ts `dropNode`).
+   */
+  onSecretReplaced(listener: (nodeId: string) => void): void;
   /** A join token buys a node id and a secret; joining again (a lost state file) replaces the secret. */
   join(payload: NodeJoinPayload): Promise<NodeJoinReply>;
   /**

@@ -49,6 +49,11 @@ export class ControlConnection implements ConnectionPeer {
   readonly socket: WebSocket;
   readonly id: number;
   principal: Principal;
+  /**
+   * The secret this connection speaks for its node with (its token's, or the one its join got): when
+   * another server of a shared store replaces it, the connection ends (ControlServer).
+   */
+  nodeSecret: string | undefined;
   session: ProjectSession | undefined;
   #host: ConnectionHost;
   #log: Logger;
@@ -228,12 +233,13 @@ export class ControlConnection implements ConnectionPeer {
         this.session = session;
       },
       replyNow: (payload) => this.send(reply(frame.type, frame.id, payload)),
-      becomeNode: (nodeId) => {
+      becomeNode: (nodeId, secret) => {
         // The connection gauge counts it by role: it moves from joiner (or admin) to node.
         const { metrics, catalog } = this.#host.context(this);
         metrics.connections.dec({ role: this.principal.kind });
         metrics.connections.inc({ role: 'node' });
         this.principal = { kind: 'node', nodeId };
+        this.nodeSecret = secret;
         catalog.tunnelOpened(nodeId);
         this.#log = this.#host.log.child({ conn_id: this.id, principal: describePrincipal(this.principal) });
       },

@@ -17,7 +17,6 @@ import type { Schemas } from '../protocol/schemas.js';
 import { CONTROL_DEFAULTS } from './defaults.js';
 import type { CatalogStore } from './catalog-store.js';
 import { ControlConnection } from './connection.js';
-import type { ConnectionPeer } from './connection-peer.js';
 import { ControlMetrics } from './metrics.js';
 import type { ProjectStore } from './projects.js';
 import type { TokenStore } from './token-store.js';
@@ -28,6 +27,7 @@ import { WatchHub } from './watch-hub.js';
 import { RelayHub, relaySession } from './relay-hub.js';
 import { RelayPolicy } from './relay-policy.js';
 import { PeerLinks } from './peer-links.js';
+import { CredentialGuard } from './credential-guard.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 import { serveHttpPages } from './http-pages.js';
 import { advertiseUrlOf, boundAddress, closeListener, createListener, listen, type HostPort } from './listeners.js';
@@ -86,8 +86,7 @@ export class ControlServer {
   #http: Server;
   #wss: WebSocketServer;
   #connections = new Set<ControlConnection>();
-  /** The bearer token of each admin and user session, to notice its revocation or rotation. */
-  #tokenOf = new WeakMap<ControlConnection, string>();
+  #credentials: CredentialGuard;
   #nextConnectionId = 1;
   #timers: NodeJS.Timeout[] = [];
   #watchPolicy: WatchPolicy;
@@ -109,6 +108,7 @@ export class ControlServer {
     this.#log = options.log;
     this.#catalog = store.catalog;
     const { catalog, events } = store;
+    this.#credentials = new CredentialGuard(this.#connections, catalog, store.tokens, this.#log);
     this.#metrics = new ControlMetrics(catalog, events, serverId);
     this.#watches = new WatchHub(events, this.#metrics);
     this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
@@ -116,8 +116,10 @@ export class ControlServer {
     this.#relayPolicy = new RelayPolicy(catalog, store.projects, events);
     // A deleted node's credentials are gone: so are its open connections (here, whichever server deleted it).
     events.onEvent((event) => {
-      if (event.kind === 'delete') this.#dropNode(event.node_id, 'node deleted');
+      if (event.kind === 'delete') this.#credentials.dropNode(event.node_id, 'node deleted');
     });
+    // A node joined again through another server of the store: its connections here with the old secret end.
+    catalog.onSecretReplaced((nodeId) => void this.#credentials.dropReplacedSecret(nodeId));
     this.#ws = createListener(options.tls);
     this.#http = createListener(options.tls);
     this.#wss = new WebSocketServer({
@@ -154,7 +156,7 @@ export class ControlServer {
     options.log.info({ store: store.description, server_id: serverId }, `control store: tokens, projects, catalog and events in ${store.description}`);
     const server = new ControlServer(options, store, serverId);
     // A token revoked or rotated anywhere ends its sessions here.
-    await store.tokens.follow(() => void server.#dropRevoked());
+    await store.tokens.follow(() => void server.#credentials.dropRevoked());
     await listen(server.#ws, options.listen);
     await listen(server.#http, options.httpListen);
     server.#origins = ownOrigins(
@@ -210,7 +212,7 @@ export class ControlServer {
       this.#log.warn({ err: error, remote: socket.remoteAddress }, 'could not check a token: answered 503');
       return;
     }
-    const { principal, viaSubprotocol, token } = authenticated;
+    const { principal, viaSubprotocol, token, nodeSecret } = authenticated;
     // Browsers authenticate by subprotocol: only pages this server serves (or --allowed-origin) may use it (SPEC §6).
     const originOk = !viaSubprotocol || isOwnOrigin(this.#origins, request.headers.origin);
     if (!principal || !originOk) {
@@ -237,7 +239,7 @@ export class ControlServer {
             relayPolicy: this.#relayPolicy,
             projects: this.#projects,
             watchPolicy: this.#watchPolicy,
-            dropNode: (nodeId, except) => this.#dropNode(nodeId, 'node joined again: its secret was replaced', except),
+            dropNode: (nodeId, except) => this.#credentials.dropNode(nodeId, 'node joined again: its secret was replaced', except),
           }),
           onClose: (closed) => {
             this.#connections.delete(closed);
@@ -259,9 +261,10 @@ export class ControlServer {
         },
         socket,
       );
+      connection.nodeSecret = nodeSecret;
       this.#connections.add(connection);
       if (principal.kind === 'node') this.#catalog.tunnelOpened(principal.nodeId);
-      if (token !== undefined) this.#tokenOf.set(connection, token);
+      if (token !== undefined) this.#credentials.remember(connection, token);
       this.#metrics.connections.inc({ role: principal.kind });
     });
   }
@@ -272,25 +275,5 @@ export class ControlServer {
     } catch (error) {
       this.#log.error({ err: error }, 'housekeeping failed');
     }
-  }
-
-  /** Closes the connections of a node whose credentials are gone (deleted, or joined again), but `except`. */
-  #dropNode(nodeId: string, why: string, except?: ConnectionPeer): void {
-    for (const connection of this.#connections) {
-      const p = connection.principal;
-      if (connection !== except && p.kind === 'node' && p.nodeId === nodeId) connection.socket.close(4001, why);
-    }
-  }
-
-  /** A token revoked or rotated (by `acheron token`, on any server of the store) ends the sessions that used it. */
-  async #dropRevoked(): Promise<void> {
-    await Promise.all(
-      [...this.#connections].map(async (connection) => {
-        const p = connection.principal;
-        if (p.kind !== 'admin' && p.kind !== 'user') return;
-        const used = this.#tokenOf.get(connection);
-        if (used === undefined || !(await this.#tokens.isCurrent(p.tokenId, used))) connection.socket.close(4001, 'token revoked or rotated');
-      }),
-    );
   }
 }

@@ -183,6 +183,9 @@ export class FileCatalog implements CatalogStore {
     return secretMatches(this.#nodes.get(nodeId), secret);
   }
 
+  /** Never called: this store has one server, whose join closes the old connections itself. */
+  onSecretReplaced(): void {}
+
   upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
     return this.#turn(payload.node_id, async (now) => {
       const { next, delta, kind, metadataChanged } = upsertPlan(this.#require(payload.node_id), payload, incoming, now, this.leaseTtlMs);

@@ -48,8 +48,8 @@ export interface OpContext {
   /** This connection's project session, if it attached one. */
   session: ProjectSession | undefined;
   attach(session: ProjectSession): void;
-  /** After a join, the connection speaks for the node it created. */
-  becomeNode(nodeId: string): void;
+  /** After a join, the connection speaks for the node it created, with the secret the join gave. */
+  becomeNode(nodeId: string, secret: string): void;
   /** Closes the node's open connections but `except`: their credentials are gone (a new join replaced the secret). */
   dropNode(nodeId: string, except?: ConnectionPeer): void;
   /** The watch op answers before it replays (SPEC §6 order); then it returns ALREADY_REPLIED. */
@@ -147,7 +147,7 @@ export const OPS: Record<string, Op<never>> = {
     }
     const joined = await context.catalog.join(payload);
     // A joining node's connection now speaks for it; an admin provisioning a node stays admin.
-    if (context.principal.kind === 'joiner') context.becomeNode(joined.node_id);
+    if (context.principal.kind === 'joiner') context.becomeNode(joined.node_id, joined.node_secret);
     // A join of a known node id gives it a new secret: connections made with the old one end.
     context.dropNode(joined.node_id, context.connection);
     return joined;

@@ -12,6 +12,8 @@ export interface UpgradeIdentity {
   viaSubprotocol: boolean;
   /** An admin's or user's token, to notice its revocation or rotation. */
   token?: string;
+  /** A node's secret, to notice its replacement (a join again through another server). */
+  nodeSecret?: string;
 }
 
 /** What checks each kind of bearer token. */
@@ -49,7 +51,9 @@ export async function authenticateUpgrade(request: IncomingMessage, verifiers: V
   const node = /^node\.([A-Za-z0-9._-]{1,128})\.(.+)$/.exec(token);
   if (node) {
     const [, nodeId, secret] = node as unknown as [string, string, string];
-    return { principal: (await verifiers.catalog.verifyNode(nodeId, secret)) ? { kind: 'node', nodeId } : undefined, viaSubprotocol };
+    return (await verifiers.catalog.verifyNode(nodeId, secret))
+      ? { principal: { kind: 'node', nodeId }, viaSubprotocol, nodeSecret: secret }
+      : { viaSubprotocol };
   }
   const principal = await verifiers.tokens.authenticate(token);
   return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { historyOf, ResumingWatcher, service, SimNode } from '../helpers/catalog-sim.js';
-import { session, startControl } from '../helpers/control.js';
+import { connect, joinToken, session, startControl } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { checkReference, validateWatcher, type EmittedEvent } from '../helpers/history-validator.js';
 import { waitFor } from '../helpers/process.js';
@@ -257,6 +257,27 @@ await t.test('a relay through B reaches a node whose tunnel is on A: B finds A i
   const lost = await nowhere.call<{ ok: boolean; errno: string }>('control.relay', { node_id: 'nobody', request_id: 'x-2', op: 'stat', path: '/fs' });
   tt.equal(lost.errno, 'EHOSTUNREACH', 'a node with no tunnel anywhere: EHOSTUNREACH at once');
   await nowhere.close();
+});
+
+await t.test('a node joined again through A: its connections on B with the old secret close (4001), B refuses that secret', async (tt) => {
+  // On B: a connection that joined with a join token (it became the node), and one made with the secret it got.
+  const token = await joinToken(store);
+  const joiner = await session(b.url, { token });
+  const first = await joiner.call<{ node_secret: string }>('control.node_join', { join_token: token, node_id: 'n-rekeyed' });
+  const byToken = await session(b.url, { token: `node.n-rekeyed.${first.node_secret}` });
+  const closing = [joiner, byToken].map((peer) => new Promise<number>((resolve) => peer.socket.once('close', (code: number) => resolve(code))));
+  const admin = await session(a.url, { token: store.adminToken });
+  const started = Date.now();
+  const second = await admin.call<{ node_secret: string }>('control.node_join', { join_token: 'admin-provisioned', node_id: 'n-rekeyed' });
+  tt.not(second.node_secret, first.node_secret, 'the join through A replaced the secret');
+  tt.same(await Promise.all(closing), [4001, 4001], 'B closed both (they stayed open until their next reconnect)');
+  tt.ok(Date.now() - started < 10_000, `promptly (${Date.now() - started} ms)`);
+  tt.equal((await connect(b.url, { token: `node.n-rekeyed.${first.node_secret}` })).status, 401, 'B refuses the old secret');
+  const fresh = await session(b.url, { token: `node.n-rekeyed.${second.node_secret}` });
+  tt.equal((await fresh.request('control.node_get', { node_id: 'n-rekeyed' })).ok, true, 'the new secret works on B');
+  // Gone again, so the catalog is the four nodes the later tests count.
+  await admin.call('control.node_delete', { node_id: 'n-rekeyed' });
+  await Promise.all([fresh.close(), admin.close()]);
 });
 
 await t.test('metrics name their server', async (tt) => {

@@ -66,10 +66,13 @@ export class CatalogMirror {
    * (validated here) are kept where another server's record has the same descriptors.
    */
   #writing = new Map<string, Writing>();
+  /** Told the id of a node whose secret changed under the mirror (a join again, here or on another server). */
+  #secretReplaced: (nodeId: string) => void;
 
-  constructor(connection: EtcdConnection, log: Logger) {
+  constructor(connection: EtcdConnection, log: Logger, secretReplaced: (nodeId: string) => void) {
     this.#connection = connection;
     this.#log = log;
+    this.#secretReplaced = secretReplaced;
   }
 
   get nodes(): ReadonlyMap<string, NodeRecord> {
@@ -113,6 +116,10 @@ export class CatalogMirror {
       const stored = decodeNode(value, key);
       if (!stored) this.#log.warn({ key: this.#connection.key(NODES + key), bytes: value.length }, 'etcd value is not a node record: ignored');
       else if (!stored.deleted) this.#nodes.set(key, this.#record(stored, revision, previous.get(key)));
+    }
+    for (const [nodeId, before] of previous) {
+      const now = this.#nodes.get(nodeId);
+      if (now && now.secret_sha256 !== before.secret_sha256) this.#secretReplaced(nodeId);
     }
   }
 
@@ -177,9 +184,11 @@ export class CatalogMirror {
       return;
     }
     const { record, event: stored } = read;
-    const before = this.#nodes.get(nodeId)?.services;
+    const previous = this.#nodes.get(nodeId);
+    const before = previous?.services;
     if (read.deleted) this.#nodes.delete(nodeId);
     else this.#nodes.set(nodeId, record);
+    if (previous && !read.deleted && previous.secret_sha256 !== record.secret_sha256) this.#secretReplaced(nodeId);
     if (stored)
       onEvent(
         new CatalogEvent(record.seq, {

@@ -65,6 +65,7 @@ export class EtcdCatalog implements CatalogStore {
   #connection: EtcdConnection;
   #options: EtcdCatalogOptions;
   #mirror: CatalogMirror;
+  #secretListeners: Array<(nodeId: string) => void> = [];
   #feed: CatalogFeed;
   #changes: NodeChanges;
   #registration: ServerRegistration;
@@ -78,7 +79,7 @@ export class EtcdCatalog implements CatalogStore {
     const { log } = options;
     const startedMs = Date.now();
     const isClosed = (): boolean => this.#closed;
-    this.#mirror = new CatalogMirror(connection, log);
+    this.#mirror = new CatalogMirror(connection, log, (nodeId) => this.#secretListeners.forEach((listener) => listener(nodeId)));
     this.#feed = new CatalogFeed(connection, this.#mirror, options.ringCapacity, log, (closed) => this.#expiry.tunnelsClosed(closed));
     this.#changes = new NodeChanges(connection, this.#mirror, this.#feed, options.waitMs, log);
     this.#registration = new ServerRegistration(options, {
@@ -145,6 +146,10 @@ export class EtcdCatalog implements CatalogStore {
 
   count(): { nodes: Record<NodeState, number>; services: Map<string, number> } {
     return countNodes(this.#mirror.nodes.values());
+  }
+
+  onSecretReplaced(listener: (nodeId: string) => void): void {
+    this.#secretListeners.push(listener);
   }
 
   /** From the mirror; a node it does not know (yet), or a secret it does not (yet) have, is read from etcd. */
