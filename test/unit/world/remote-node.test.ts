@@ -1,0 +1,37 @@
+// RemoteNode's statfs and chown (WorldFS → node): one relay each, bounded short (a node of an earlier
+// version drops an op it does not know, and `df` or `tar x` must not wait the default minute), and the
+// node's answer as it is.
+import t from 'tap';
+import { FsError } from '../../../src/errors/errno.js';
+import { RemoteNode } from '../../../src/world/remote-node.js';
+import type { RelayOperation } from '../../../src/world/relay-call.js';
+
+function recording(answer: (operation: RelayOperation) => Record<string, unknown>) {
+  const sent: RelayOperation[] = [];
+  const relay = async (operation: RelayOperation) => (sent.push(operation), answer(operation));
+  return { sent, relay };
+}
+
+t.test('statfs: one relay, bounded at 5 s, the numbers as the node gives them (0 for any it leaves out)', async (t) => {
+  const { sent, relay } = recording(() => ({ bsize: 4096, frsize: 4096, blocks: 1000, bfree: 400, bavail: 300, files: 64 }));
+  const stats = await new RemoteNode(relay, '/fs/data').statfs();
+  t.same(sent, [{ op: 'statfs', path: '/fs/data', timeout_ms: 5000 }]);
+  t.same(stats, { bsize: 4096, frsize: 4096, blocks: 1000, bfree: 400, bavail: 300, files: 64, ffree: 0 });
+});
+
+t.test("chown: one relay, bounded at 5 s; the node's refusal is the answer", async (t) => {
+  const { sent, relay } = recording((operation) => {
+    if (operation.path.startsWith('/services/')) throw new FsError('EPERM', `${operation.path}: synthetic files keep their owner`);
+    return {};
+  });
+  await new RemoteNode(relay, '/fs/data/a.txt').chown();
+  const refused = await new RemoteNode(relay, '/services/echo/status.json').chown().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  t.equal(refused instanceof FsError && refused.errno, 'EPERM', "a synthetic file: the node's EPERM");
+  t.same(sent, [
+    { op: 'chown', path: '/fs/data/a.txt', timeout_ms: 5000 },
+    { op: 'chown', path: '/services/echo/status.json', timeout_ms: 5000 },
+  ]);
+});
