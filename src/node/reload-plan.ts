@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import { diffServices, type LoadedService, type ServicesDiff } from '../manifest/index.js';
 import type { Problem } from '../protocol/schemas.js';
 import type { LiveService } from '../runtime/live-service.js';
@@ -15,7 +16,10 @@ export type PlannedService =
   | { kind: 'create'; loaded: LoadedService; settings?: ServiceSettings };
 
 export interface ReloadPlan {
-  /** The manifests in force afterwards: a file that fails now keeps its previous good version. */
+  /**
+   * The manifests in force afterwards: a file that fails now keeps its previous good version, and so
+   * does every file of a services directory that cannot be read now.
+   */
   loaded: LoadedService[];
   problems: Problem[];
   problemsChanged: boolean;
@@ -47,8 +51,11 @@ export function planReload(
 ): ReloadPlan {
   const { problems } = fresh;
   const problemsChanged = JSON.stringify(problems) !== JSON.stringify(current.problems);
-  const failedFiles = new Set(problems.map((p) => p.file));
-  const kept = current.loaded.filter((s) => failedFiles.has(s.source) && !fresh.services.some((n) => n.descriptor.service_id === s.descriptor.service_id));
+  // A services directory that cannot be read (renamed during a deploy, an NFS hiccup) is a problem
+  // of the directory: its services stay as they were, not removed with their state.
+  const failed = new Set(problems.map((p) => resolve(p.file)));
+  const failedNow = (source: string): boolean => failed.has(resolve(source)) || failed.has(dirname(resolve(source)));
+  const kept = current.loaded.filter((s) => failedNow(s.source) && !fresh.services.some((n) => n.descriptor.service_id === s.descriptor.service_id));
   const next = [...fresh.services, ...kept];
   const diff = diffServices([...current.loaded], next);
   const keep = (service: NodeService): PlannedService => ({ kind: 'keep', service });

@@ -178,6 +178,33 @@ PY`,
   tt.equal(invokesBefore, 7, 'nothing ran for the removed service');
 });
 
+await t.test('a services directory that cannot be read for a while: its services keep running, with their state', async (tt) => {
+  const away = `${node.servicesDir}.away`;
+  await writeFile(file('steady', 'config.json'), '{"supervision":{"max_consecutive_failures":7}}\n');
+  const before = (await metrics('steady')).invokes_total as number;
+  tt.ok(before > 0, `steady has run (${before} invocations)`);
+  await rename(node.servicesDir, away);
+  try {
+    const unreadable = await waitFor(
+      async () => {
+        const list = await errors();
+        return list.some((p) => p.rule === 'read') && list;
+      },
+      { what: 'ERRORS.json to report the services directory' },
+    );
+    tt.match(unreadable, [{ file: node.servicesDir, rule: 'read', message: /cannot read services directory/ }]);
+    tt.ok((await services()).includes('steady'), 'steady is still there');
+    const seen = (await metrics('steady')).invokes_total as number;
+    // The background loop keeps invoking it (its count is checked in the next test).
+    await waitFor(async () => ((await metrics('steady')).invokes_total as number) > seen, { what: 'steady to answer invokes meanwhile' });
+  } finally {
+    await rename(away, node.servicesDir);
+  }
+  await waitFor(async () => (await errors()).length === 0, { what: 'ERRORS.json to clear' });
+  tt.ok(((await metrics('steady')).invokes_total as number) > before, 'its counters went on, not from 0');
+  tt.same(JSON.parse(await readText(file('steady', 'config.json'))), { supervision: { max_consecutive_failures: 7 } }, 'its config.json is kept');
+});
+
 await t.test('a reloaded service that nobody edited answered every invocation meanwhile', async (tt) => {
   await writeFile(stopFile, '');
   const run = await background;

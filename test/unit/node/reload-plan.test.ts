@@ -86,6 +86,21 @@ t.test('a file that fails now keeps its previous good version', async (t) => {
   t.same(plan.problems, [problem]);
 });
 
+t.test('a services directory that cannot be read keeps every service it held, not removed with its state', async (t) => {
+  const now = current([loaded('a'), loaded('b')]);
+  const problem = problemAt('/etc/acheron/', '/', 'read', 'cannot read services directory: ENOENT');
+  const plan = planReload(now, { services: [], problems: [problem] }, () => settings);
+  t.same(kinds(plan), ['keep a', 'keep b'], 'both stay (the directory is given with a trailing slash)');
+  t.same(plan.diff, { added: [], removed: [], changed: [] });
+  t.same(plan.retire, []);
+  const elsewhere = planReload(
+    now,
+    { services: [], problems: [problemAt('/etc/other', '/', 'read', 'cannot read services directory: ENOENT')] },
+    () => settings,
+  );
+  t.same(elsewhere.diff.removed, ['a', 'b'], 'another directory failing does not keep them');
+});
+
 t.test('settings that cannot be made: the plan fails whole, before any runtime is retired', async (t) => {
   const now = current([loaded('a-removed'), loaded('b-replaced'), loaded('c-broken')]);
   const fresh = [loaded('b-replaced', { runtime: undefined }), loaded('c-broken', { version: '2' })];
