@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -23,6 +24,25 @@ export async function readMountTable(): Promise<MountEntry[]> {
       const separator = fields.indexOf('-');
       return { mountPoint: unescape(fields[4] ?? ''), fstype: fields[separator + 1] ?? '', source: unescape(fields[separator + 2] ?? '') };
     });
+}
+
+/**
+ * The path the mount table will show for a mount on `given`: absolute, symlinks resolved (the kernel
+ * lists the real path, so a mount through `/home` → `/srv/home` was never found there and its daemon
+ * took it for unmounted). A mount point that cannot be resolved itself (missing yet, or a dead FUSE
+ * mount: ENOTCONN) is its resolved parent's entry of that name.
+ */
+export async function mountPointPath(given: string): Promise<string> {
+  const absolute = resolve(given);
+  try {
+    return await realpath(absolute);
+  } catch {
+    try {
+      return join(await realpath(dirname(absolute)), basename(absolute));
+    } catch {
+      return absolute;
+    }
+  }
 }
 
 export async function findMount(mountPoint: string): Promise<MountEntry | undefined> {

@@ -8,9 +8,9 @@
  * Must not import: cli/, control/ or world/ (the node speaks to them only over the control protocol).
  */
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { json } from '../errors/json-document.js';
+import { mountPointPath } from '../fuse/mount-table.js';
 import { ServedMount } from '../fuse/served-mount.js';
 import { loadSchemas, type Schemas } from '../protocol/schemas.js';
 import { killOwnedProcesses, ownerOnMount } from '../runtime/driver-owner.js';
@@ -86,7 +86,7 @@ export class NodeDaemon {
   }
 
   static async start(given: NodeDaemonOptions, log: Logger): Promise<NodeDaemon> {
-    const options = { ...given, mount: resolve(given.mount) };
+    const options = { ...given, mount: await mountPointPath(given.mount) };
     const { mount } = options;
     const exports = options.fsService ? await checkExports(options.exports, mount) : [];
     const schemas = await loadSchemas();

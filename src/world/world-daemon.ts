@@ -7,8 +7,8 @@
  *
  * Must not import: node/, control/ or cli/ (WorldFS reaches nodes only through the control server).
  */
-import { resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { mountPointPath } from '../fuse/mount-table.js';
 import { ServedMount } from '../fuse/served-mount.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { loadSchemas } from '../protocol/schemas.js';
@@ -48,7 +48,7 @@ export class WorldDaemon {
   }
 
   static async start(options: WorldDaemonOptions, log: Logger): Promise<WorldDaemon> {
-    const mount = resolve(options.mount);
+    const mount = await mountPointPath(options.mount);
     const { project } = options;
     const attach = project
       ? (client: ControlClient) =>

@@ -90,3 +90,41 @@ t.test('writes that arrive while the daemon stops are journaled, never answered 
   const logged = (await readFile(node.logFile, 'utf8')).split('\n').filter((line) => line.includes('"level":50'));
   t.same(logged, [], 'nothing was logged as an error');
 });
+
+t.test('a mount point reached through a symlink: the daemon serves it, and an external umount still stops it', async (t) => {
+  const dir = await tempDir(t);
+  const real = join(dir, 'real-mnt');
+  const link = join(dir, 'link-mnt');
+  await sh(`mkdir -p ${q(real)} && ln -s real-mnt ${q(link)}`);
+  await writeFile(join(dir, 'echo.json'), JSON.stringify(manifest('echo', 'echo')));
+  const daemon = spawnMounter(
+    t,
+    [
+      ACHERON,
+      'node',
+      '--node-id',
+      'linked',
+      '--mount',
+      link,
+      '--no-fs-service',
+      '--service-manifest',
+      join(dir, 'echo.json'),
+      '--state-file',
+      join(dir, 'linked.json'),
+    ],
+    real,
+  );
+  await waitFor(async () => daemon.gone() || (await readJson(join(link, 'NODE.json')).catch(() => undefined))?.pid === daemon.child.pid, {
+    what: 'the node to serve the mount through the link',
+    timeoutMs: 30_000,
+  });
+  // The daemon polls the mount table every second for an external umount: before, it looked for the
+  // link's path there, found none, and stopped, leaving a dead mount.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  t.notOk(daemon.gone(), `the daemon still serves after 2.5 s (${daemon.stderr().trim()})`);
+  const run = await sh(`/bin/echo '{"n":1}' > ${q(join(link, 'services/echo/control/invoke.json'))} && cat ${q(join(real, 'services/echo/result.json'))}`);
+  t.equal(run.code, 0, `an invoke through the link answers (${run.stderr.trim()})`);
+  t.match(run.stdout, /"n":1/, 'and its result shows at the real path');
+  await sh(`fusermount -u ${q(real)}`);
+  t.same(await daemon.exited, { code: 0, signal: null }, 'an external umount of the real path stops the daemon cleanly');
+});
