@@ -37,7 +37,7 @@ export class NodeServices {
   constructor(options: NodeServicesOptions, first: NodeManifests) {
     this.#o = options;
     const { builder } = options;
-    this.#builtins = builder.builtins();
+    this.#builtins = builder.builtins(first.users);
     this.#loaded = first.services;
     this.registry.replace([
       ...this.#builtins,

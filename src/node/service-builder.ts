@@ -51,8 +51,11 @@ export class ServiceBuilder {
     this.#o = options;
   }
 
-  /** The built-in services the options ask for: the fs provider, one terminal per --terminal-id. */
-  builtins(): NodeService[] {
+  /**
+   * The built-in services the options ask for: the fs provider, one terminal per --terminal-id (its
+   * commands run as the node's --driver-user, like any driver without runtime.user).
+   */
+  builtins(users: Map<string, UserIds>): NodeService[] {
     const { options } = this.#o;
     const loadedMs = Date.now();
     const builtins: NodeService[] = [];
@@ -67,7 +70,15 @@ export class ServiceBuilder {
       const descriptor = terminalDescriptor(options.nodeId, terminalId);
       const serviceId = descriptor.service_id;
       const { timeout_ms: timeoutMs, kill_grace_ms: killGraceMs } = descriptor.runtime;
-      const adapter = terminalAdapter({ nodeId: options.nodeId, serviceId, terminalId, cwd: driverCwd(undefined, options.mount), timeoutMs, killGraceMs });
+      const adapter = terminalAdapter({
+        nodeId: options.nodeId,
+        serviceId,
+        terminalId,
+        cwd: driverCwd(undefined, options.mount),
+        timeoutMs,
+        killGraceMs,
+        ...driverIds(options.driverUser, users),
+      });
       builtins.push({
         descriptor,
         source: builtinTerminal(terminalId),
@@ -187,11 +198,16 @@ function driverCwd(wanted: string | undefined, mount: string): string {
   return isInside(mount, tmpdir()) ? '/' : tmpdir();
 }
 
-/** Privileges are dropped only when the node runs as root; otherwise drivers run as the node does. */
+/**
+ * Privileges are dropped only when the node runs as root; otherwise drivers run as the node does. An
+ * unknown user is refused, never run as root instead (manifests' users are checked at load, as
+ * problems; this catches the node's --driver-user for the terminals, which no manifest names).
+ */
 function driverIds(wanted: string | undefined, users: Map<string, UserIds>): { uid?: number; gid?: number } {
   if (wanted === undefined || process.getuid?.() !== 0) return {};
   const ids = lookupUser(users, wanted);
-  return ids ? { uid: ids.uid, gid: ids.gid } : {};
+  if (!ids) throw new Error(`--driver-user ${JSON.stringify(wanted)}: no such user in /etc/passwd (nor a uid[:gid])`);
+  return { uid: ids.uid, gid: ids.gid };
 }
 
 function limitsOf(descriptor: ServiceDescriptor): ServiceSettings['limits'] {

@@ -17,6 +17,9 @@ export function terminalAdapter(options: {
   cwd: string;
   timeoutMs: number;
   killGraceMs: number;
+  /** Whom commands run as (the node's --driver-user when it runs as root); unset: as the node. */
+  uid?: number;
+  gid?: number;
 }): DriverAdapter {
   const env = serviceEnv({ inherited: process.env, passthrough: [], extra: {}, identity: { nodeId: options.nodeId, serviceId: options.serviceId } });
   return {
@@ -46,6 +49,8 @@ export function terminalAdapter(options: {
         timeoutMs: options.timeoutMs,
         killGraceMs: options.killGraceMs,
         maxOutputBytes: (maxOutput as number | undefined) ?? TERMINAL_DEFAULT_MAX_OUTPUT_BYTES,
+        ...(options.uid === undefined ? {} : { uid: options.uid }),
+        ...(options.gid === undefined ? {} : { gid: options.gid }),
       };
     },
     interpret(run: RunResult): { state: RunState; result?: Buffer; error?: string } {

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ACHERON, readJson, readText, startNode, tempDir } from '../helpers/node.js';
+import { ACHERON, readJson, readText, spawnMounter, startNode, tempDir } from '../helpers/node.js';
 import { q, sh } from '../helpers/process.js';
 import { checkCreatingOpens } from '../helpers/creating-open.js';
 import { checkStatfs } from '../helpers/statfs.js';
@@ -166,6 +166,47 @@ await t.test('terminal-t1: argv and command payloads', async (tt) => {
   tt.match(await readText(join(dir, 'last_error.txt')), /^EINVAL: .*"argv".*"command"/, 'last_error.txt says what is missing');
   tt.equal((await readJson(join(dir, 'status.json'))).errno, 'EINVAL');
 });
+
+await t.test(
+  "terminal commands run as the node's --driver-user (as root); an unknown one stops the start",
+  { skip: process.getuid?.() !== 0 && 'needs root' },
+  async (tt) => {
+    const idOf = async (dir: string): Promise<string> => {
+      const r = await sh(`/bin/echo '{"argv":["id","-u"]}' > ${q(join(dir, 'control', 'invoke.json'))}`);
+      tt.equal(r.code, 0, r.stderr.trim());
+      return (await readJson<{ stdout: string }>(join(dir, 'result.json'))).stdout.trim();
+    };
+    tt.equal(await idOf(node.service('terminal-t1')), '0', 'without --driver-user: as the node (root)');
+    const nobody = (await readText('/etc/passwd'))
+      .split('\n')
+      .find((line) => line.startsWith('nobody:'))
+      ?.split(':')[2];
+    const dropped = await startNode(tt, { args: ['--no-fs-service', '--terminal-id', 't3', '--driver-user', 'nobody'] });
+    tt.equal(await idOf(dropped.service('terminal-t3')), nobody, `with --driver-user nobody: as nobody (${nobody})`);
+    const dir = await tempDir(tt);
+    const unknown = spawnMounter(
+      tt,
+      [
+        ACHERON,
+        'node',
+        '--node-id',
+        't4',
+        '--mount',
+        join(dir, 'mnt'),
+        '--no-fs-service',
+        '--terminal-id',
+        't4',
+        '--driver-user',
+        'no-such-user',
+        '--state-file',
+        join(dir, 'state.json'),
+      ],
+      join(dir, 'mnt'),
+    );
+    tt.same(await unknown.exited, { code: 1, signal: null }, 'an unknown --driver-user: exit 1');
+    tt.match(unknown.stderr().trim(), /^acheron: --driver-user "no-such-user": no such user/, `naming it (${unknown.stderr().trim()})`);
+  },
+);
 
 await t.test('an export that contains the mount point is rejected at start-up', async (tt) => {
   const dir = await tempDir(tt);
