@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { resolveExecutable, type LoadedService } from '../manifest/index.js';
 import type { Problem } from '../protocol/schemas.js';
 import type { LiveService } from '../runtime/live-service.js';
+import { driverSearchPath } from '../runtime/driver-env.js';
 import type { NodeManifests } from './node-manifests.js';
 import { planReload, type ReloadPlan } from './reload-plan.js';
 import type { RuntimeJournal } from './runtime-journal.js';
@@ -86,7 +87,7 @@ export class NodeServices {
         const supervisor = service.runtime?.view.supervisor;
         const loaded = this.#loaded.find((l) => l.descriptor.service_id === serviceId);
         if (!supervisor || !loaded?.executablePath) return;
-        const found = await resolveExecutable(loaded.executablePath, process.env.PATH);
+        const found = await resolveExecutable(loaded.executablePath, driverSearchPath(loaded.descriptor.runtime.env));
         const error = 'error' in found ? found.error : null;
         const before = supervisor.probeError;
         if (!supervisor.noteProbe(error)) return;

@@ -23,3 +23,15 @@ export function serviceEnv(options: {
   env.ACHERON_SERVICE_ID = options.identity.serviceId;
   return Object.freeze(env) as Record<string, string>;
 }
+
+/** Where a spawn looks for a bare program name when the child's environment has no PATH (libuv's default). */
+const SPAWN_DEFAULT_PATH = '/usr/bin:/bin';
+
+/**
+ * The PATH a service's driver spawn searches for a bare `executable_path` (SPEC §2: the same
+ * resolution for probes and execution): the child's environment's (runtime.env over the inherited
+ * one, as serviceEnv builds it), else libuv's default; a node started by mount(8) has no PATH.
+ */
+export function driverSearchPath(runtimeEnv: Readonly<Record<string, string>> | undefined, inherited: NodeJS.ProcessEnv = process.env): string {
+  return runtimeEnv?.PATH ?? inherited.PATH ?? SPAWN_DEFAULT_PATH;
+}

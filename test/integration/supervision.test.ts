@@ -260,3 +260,23 @@ await t.test('probe: a missing or non-executable driver degrades the service unt
   succeeded(tt, await invoke('late', '{"late":true}'), 'the driver runs now');
   tt.same(await readJson(file('late', 'result.json')), { late: true });
 });
+
+await t.test('probe: a bare name is looked up where the spawn looks (the driver env PATH, else /usr/bin:/bin), not in the daemon PATH', async (tt) => {
+  const own = await tempDir(tt);
+  await writeFile(join(own, 'own-driver'), '#!/bin/sh\nexec /bin/cat\n', { mode: 0o755 });
+  const bare = (id: string, executable: string, runtime: Record<string, unknown> = {}): Record<string, unknown> => ({
+    service_id: id,
+    kind: 'test',
+    runtime: { type: 'native_proc', executable_path: executable, ...runtime },
+  });
+  // As under mount(8) or fstab: the daemon has no PATH at all.
+  const env = { ...process.env, PATH: undefined };
+  const pathless = await startNode(tt, { env, manifests: [bare('cat-bare', 'cat'), bare('own-path', 'own-driver', { env: { PATH: own } })] });
+  for (const id of ['cat-bare', 'own-path']) {
+    const h = await readJson<ServiceHealth>(join(pathless.service(id), 'health.json'));
+    tt.match(h, { state: 'online', probe: { ok: true, error: null } }, `${id}: the probe finds it`);
+    const run = await sh(`/bin/echo '{"id":"${id}"}' > ${q(join(pathless.service(id), 'control', 'invoke.json'))}`);
+    tt.equal(run.code, 0, `${id}: and it runs (${run.stderr.trim()})`);
+    tt.same(await readJson(join(pathless.service(id), 'result.json')), { id }, `${id}: its answer`);
+  }
+});
