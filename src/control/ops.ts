@@ -29,8 +29,8 @@ import { jsonBytes } from './delta.js';
 import { incomingServices, type IncomingService, type ResolvedService } from './upsert-frame.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
-import { refusal, type Action, type ProjectSession } from './policy.js';
-import { checkProjectToken, toPublic, type Project, type ProjectStore } from './projects.js';
+import { attachSession, holdsProjectToken, refusal, type Action, type ProjectSession } from './policy.js';
+import { toPublic, type Project, type ProjectStore } from './projects.js';
 import { nodeAsSeen, summaryAsSeen, userSight } from './sight.js';
 import { seesNode, type Sight } from '../protocol/visibility.js';
 
@@ -219,16 +219,13 @@ export const OPS: Record<string, Op<never>> = {
   }),
   'control.session_attach': op<SessionAttachPayload>('session_attach', ['user', 'admin'], async (context, payload) => {
     const project = context.projects.get(payload.project_id);
-    if (payload.project_token !== undefined && !checkProjectToken(project, payload.project_token)) {
-      throw new ProtocolError('unauthorized', `wrong project token for ${payload.project_id}`, { field: '/project_token' });
-    }
-    const session: ProjectSession = { projectId: project.project_id, hasProjectToken: payload.project_token !== undefined };
+    const session = attachSession(project, payload.project_token);
     context.attach(session);
     // What this session may do, so clients (and the debug page) can explain a refusal up front.
     const actions = Object.fromEntries(
       (['read', 'observe', 'invoke', 'mount', 'admin'] as const).map((a) => [a, refusal(project, a, context.principal, session) ?? 'allowed']),
     );
-    return { project_id: project.project_id, has_project_token: session.hasProjectToken, nodes: project.mounts.map((m) => m.node_id), actions };
+    return { project_id: project.project_id, has_project_token: holdsProjectToken(project, session), nodes: project.mounts.map((m) => m.node_id), actions };
   }),
   'control.node_service_unwatch': op<NodeServiceUnwatchPayload>('node_service_unwatch', ['admin', 'user'], async (context, payload) => {
     context.watches.unwatch(context.connection, payload.watch_id);

@@ -1,14 +1,33 @@
 import type { AccessMode, ActionModes } from '../protocol/types.gen.js';
+import { ProtocolError } from '../protocol/errors.js';
 import type { Principal } from './principal.js';
-import type { Project } from './projects.js';
+import { checkProjectToken, type Project } from './projects.js';
 
 export type Action = keyof ActionModes;
 
 /** A user connection's project session (control.session_attach). */
 export interface ProjectSession {
   projectId: string;
-  /** The session presented the project's token. */
-  hasProjectToken: boolean;
+  /** The hash of the project token the session presented (null: none); see holdsProjectToken. */
+  tokenSha256: string | null;
+}
+
+/** The session `control.session_attach` opens; `unauthorized` when `token` is given and is not the project's. */
+export function attachSession(project: Project, token: string | undefined): ProjectSession {
+  if (token !== undefined && !checkProjectToken(project, token))
+    throw new ProtocolError('unauthorized', `wrong project token for ${project.project_id}`, { field: '/project_token' });
+  return { projectId: project.project_id, tokenSha256: token === undefined ? null : project.token_sha256 };
+}
+
+/**
+ * Whether the session holds the project's token now (SPEC §8 `token` mode, `require_project_token`):
+ * the token it presented is still the project's. Asked at every decision, of the project as the
+ * store holds it, so a new token (rotated, upserted, or the project made again under its id), here
+ * or through another server of the store, takes the right from the sessions of the old one at
+ * once. Both hashes are the server's own (the presented token was checked at attach): a plain `===`.
+ */
+export function holdsProjectToken(project: Project, session: ProjectSession): boolean {
+  return session.tokenSha256 !== null && session.tokenSha256 === project.token_sha256;
 }
 
 /**
@@ -31,7 +50,7 @@ export function refusal(project: Project, action: Action, principal: Principal, 
     case 'open':
       return undefined;
     case 'token':
-      return session.hasProjectToken ? undefined : `project ${project.project_id}: ${action} needs the project token (attach with project_token)`;
+      return holdsProjectToken(project, session) ? undefined : `project ${project.project_id}: ${action} needs the project token (attach with project_token)`;
     case 'admin':
       return `project ${project.project_id}: ${action} is for admins only`;
     case 'deny':

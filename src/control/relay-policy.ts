@@ -1,5 +1,5 @@
 import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
-import { admits, type Action, type UserSight } from '../protocol/visibility.js';
+import { admits, type Action, type ServicePermissions, type UserSight } from '../protocol/visibility.js';
 import type { CatalogStore, EventStream } from './catalog-store.js';
 import type { ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
@@ -39,21 +39,22 @@ type Admission = 'absent' | 'hidden' | 'admitted';
  * `/fs/...` needs the node's fs service to admit the session, and `read` to look and `mount` to
  * change; a rename stays within the service or fs/ of its source.
  *
- * The catalog's part of the decision (is the service there, do its permissions admit this session)
- * is kept per (session, node, service) until that node's catalog changes (any event of the node),
- * so the chunks of one payload do not look the descriptor up again each; the project's part is
- * checked every time (a few map lookups).
+ * A service's permissions are kept per (node, service) until that node's catalog changes (any
+ * event of the node), so the chunks of one payload do not parse the descriptor again each. What
+ * depends on the session (do those permissions admit it, does its project allow the action) is
+ * decided every time, from the project as it is now: a session whose project token was replaced
+ * loses the token's rights at its next operation, and no decision kept for it says otherwise.
  */
 export class RelayPolicy {
   readonly #catalog: CatalogStore;
   readonly #projects: ProjectStore;
-  #admissions = new Map<string, WeakMap<ProjectSession, Map<string, Admission>>>();
+  #permissions = new Map<string, Map<string, ServicePermissions>>();
 
   constructor(catalog: CatalogStore, projects: ProjectStore, events: Pick<EventStream, 'onEvent' | 'onGap'>) {
     this.#catalog = catalog;
     this.#projects = projects;
-    events.onEvent((event) => this.#admissions.delete(event.node_id));
-    events.onGap(() => this.#admissions.clear());
+    events.onEvent((event) => this.#permissions.delete(event.node_id));
+    events.onGap(() => this.#permissions.clear());
   }
 
   /** The refusal as an outcome, or undefined when allowed. */
@@ -76,30 +77,28 @@ export class RelayPolicy {
       return why ? denied('EACCES', why) : undefined;
     };
     if (top === 'services' && serviceId !== undefined) {
-      const admission = this.#admission(sight, session, request.node_id, serviceId);
+      const admission = this.#admission(sight, request.node_id, serviceId);
       if (admission === 'absent') return denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
       return need('invoke') ?? (admission === 'admitted' ? undefined : denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`));
     }
     if (top === 'fs') {
       // The exports are the node's fs service: hidden from this session, they are absent.
-      if (this.#admission(sight, session, request.node_id, 'fs') !== 'admitted') return denied('ENOENT', `node ${request.node_id} has no fs/ for this session`);
+      if (this.#admission(sight, request.node_id, 'fs') !== 'admitted') return denied('ENOENT', `node ${request.node_id} has no fs/ for this session`);
       return need(changes(request) ? 'mount' : 'read');
     }
     return denied('EACCES', `only services/<id>/ and fs/ are relayed, not ${request.path}`);
   }
 
-  #admission(sight: UserSight, session: ProjectSession, nodeId: string, serviceId: string): Admission {
-    let bySession = this.#admissions.get(nodeId);
-    if (!bySession) this.#admissions.set(nodeId, (bySession = new WeakMap()));
-    let byService = bySession.get(session);
-    if (!byService) bySession.set(session, (byService = new Map()));
-    const known = byService.get(serviceId);
-    if (known) return known;
-    const service = this.#catalog.service(nodeId, serviceId);
-    // Absence is not kept: any name may be asked for, and finding none parses nothing.
-    if (!service) return 'absent';
-    const admission = admits(sight, service.permissions) ? 'admitted' : 'hidden';
-    byService.set(serviceId, admission);
-    return admission;
+  #admission(sight: UserSight, nodeId: string, serviceId: string): Admission {
+    let byService = this.#permissions.get(nodeId);
+    if (!byService) this.#permissions.set(nodeId, (byService = new Map()));
+    let permissions = byService.get(serviceId);
+    if (!permissions) {
+      // Absence is not kept: any name may be asked for, and finding none parses nothing.
+      permissions = this.#catalog.service(nodeId, serviceId)?.permissions;
+      if (!permissions) return 'absent';
+      byService.set(serviceId, permissions);
+    }
+    return admits(sight, permissions) ? 'admitted' : 'hidden';
   }
 }

@@ -2,21 +2,25 @@ import type { NodeSummary, PublicNode, ServiceDelta, ServiceDescriptor, UpdatedE
 import { admits, admitsUser, seesNode, type ServicePermissions, type Sight, type UserSight } from '../protocol/visibility.js';
 import { deltaBody, fullBody, type CatalogEvent, type EventNode, type StoredService } from './catalog-event.js';
 import type { EventShape } from './frames.js';
-import { refusal, type ProjectSession } from './policy.js';
+import { holdsProjectToken, refusal, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
 import type { ProjectStore } from './projects.js';
 
 /**
  * The control server's side of SPEC §8's visibility rule (src/protocol/visibility.ts): a user
- * session's sight read from its project (live, so a project change applies at once), and what
- * catalog replies and watch events show it. Hidden services are left out of both; node meta stays.
+ * session's sight read from its project (live, so a project change, a new project token included,
+ * applies at once), and what catalog replies and watch events show it. Hidden services are left
+ * out of both; node meta stays.
  */
 
 /** A user session's sight; admins and nodes have none (they see everything; a node reads only its own node, see ops.ts). */
 export function userSight(principal: Extract<Principal, { kind: 'user' }>, session: ProjectSession, projects: ProjectStore): UserSight {
   const { projectId } = session;
   return {
-    hasProjectToken: session.hasProjectToken,
+    get hasProjectToken() {
+      const project = projects.find(projectId);
+      return project !== undefined && holdsProjectToken(project, session);
+    },
     mounts: (nodeId) => projects.find(projectId)?.mounts.some((m) => m.node_id === nodeId) ?? false,
     refusal: (action) => {
       const project = projects.find(projectId);
@@ -72,9 +76,10 @@ export function eventBodyAsSeen(event: CatalogEvent, shape: EventShape, sight: S
   if (sight === undefined) return undefined;
   let pair = seenByEvent.get(event);
   if (!pair) seenByEvent.set(event, (pair = [undefined, undefined]));
-  const index = sight.hasProjectToken ? 1 : 0;
+  const holdsToken = sight.hasProjectToken;
+  const index = holdsToken ? 1 : 0;
   let seen = pair[index];
-  if (seen === undefined) pair[index] = seen = eventAsSeen(event, sight.hasProjectToken);
+  if (seen === undefined) pair[index] = seen = eventAsSeen(event, holdsToken);
   if (seen === null) return undefined;
   const cached = seen.bytes[shape]?.deref();
   if (cached) return cached;

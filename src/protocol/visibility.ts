@@ -15,7 +15,7 @@ export type ServicePermissions = ServiceDescriptor['permissions'];
 
 /** A user session as the rule needs it. */
 export interface UserSight {
-  /** The session presented the project's token. */
+  /** The session holds the project's token (the control server: still; WorldFS: as its grant said at attach). */
   readonly hasProjectToken: boolean;
   /** The session's project mounts the node. */
   mounts(nodeId: string): boolean;

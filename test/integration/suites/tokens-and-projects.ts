@@ -2,9 +2,11 @@
 // run by control-protocol.test.ts on the file store (one server) and by etcd-store.test.ts on etcd
 // (two servers on one etcd). With two servers, `a` is where things are done and `b` must agree at
 // once: a token made or revoked anywhere holds on every server, a revoked or rotated token's
-// sessions end on every server, a join token is spent once across servers, projects are shared.
+// sessions end on every server, a join token is spent once across servers, projects are shared, and
+// a project token replaced anywhere takes its rights from the sessions of the old one everywhere.
 import type { Test } from 'tap';
 import { acheron, connect, eventually, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
+import { service, SimNode } from '../../helpers/catalog-sim.js';
 import { waitFor, type ShResult } from '../../helpers/process.js';
 
 export interface StoreEnv {
@@ -188,6 +190,107 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     expectError(tt, gone, 'not_found', '/project_id', 'deleted through one server, gone on the other');
     expectError(tt, await adminA.request('control.project_delete', { project_id: 'shared' }), 'not_found', '/project_id', 'deleting it again');
     await Promise.all([adminA.close(), adminB.close(), user.close()]);
+  },
+
+  'a new project token takes its rights from the sessions attached with the old one, on every server': async (tt, env) => {
+    const { a, b } = sides(env);
+    const nodeId = 'pt-node';
+    // A node of two services, its tunnel on `a`: every relayed operation is answered ok (no driver behind it).
+    const node = await SimNode.provision(a.url, env.adminToken, nodeId);
+    const publish = (version: string): Promise<unknown> =>
+      node.peer.call('control.node_service_upsert', {
+        node_id: nodeId,
+        services: [
+          { ...service(nodeId, 'users', version), permissions: { default: 'deny', allow_roles: ['user'] } },
+          { ...service(nodeId, 'token-only', version), permissions: { default: 'deny', allow_roles: ['user'], require_project_token: true } },
+        ],
+      });
+    await publish('1');
+    node.peer.socket.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as Frame;
+      const relayId = (frame.payload as { relay_id?: string } | undefined)?.relay_id;
+      if (frame.type === 'control.relay_request' && relayId)
+        node.peer.send({ channel: 'control', type: 'control.relay_reply', id: `reply-${relayId}`, payload: { relay_id: relayId, ok: true, result: {} } });
+    });
+    await node.peer.call('control.relay_ready', { node_id: nodeId });
+    const adminA = await session(a.url, { token: env.adminToken });
+    const OLD = 'ach_project_before-the-leak';
+    const project = { project_id: 'leaky', mounts: [{ node_id: nodeId }], access_policy: { actions: { read: 'open', observe: 'open', invoke: 'token' } } };
+    await adminA.call('control.project_upsert', { ...project, token: OLD });
+
+    // A user session on `b` attached with the token, with the watch a WorldFS mount keeps for itself.
+    const user = await session(b.url, { token: env.userToken });
+    const attach = (token: string): Promise<Frame> =>
+      eventually(user, 'control.session_attach', { project_id: 'leaky', project_token: token }, 'the project on b', 5_000);
+    tt.match((await attach(OLD)).payload, { has_project_token: true, actions: { invoke: 'allowed' } }, 'attached with the token');
+    const watch = await user.call<{ watch_id: string }>('control.node_service_watch', { node_id: nodeId, replay_limit: 0, purpose: 'worldfs' });
+    let relays = 0;
+    const invoke = (serviceId: string): Promise<{ ok: boolean; errno?: string; message?: string }> =>
+      user.call('control.relay', {
+        node_id: nodeId,
+        request_id: `leaky-${relays++}`,
+        op: 'invoke',
+        path: `/services/${serviceId}/control/invoke.json`,
+        data: Buffer.from('{}').toString('base64'),
+        size: 2,
+      });
+    const listed = async (): Promise<string[]> =>
+      (await user.call<{ services: Array<{ service_id: string }> }>('control.node_get', { node_id: nodeId })).services.map((s) => s.service_id).sort();
+    /** The services of the node's next event at this watch, after the node publishes `version`. */
+    const inNextEvent = async (version: string): Promise<string[]> => {
+      const event = user.next((f) => f.type === 'control.node_service_event' && (f.payload as { watch_id?: string }).watch_id === watch.watch_id);
+      await publish(version);
+      return ((await event).payload as { services: Array<{ service_id: string }> }).services.map((s) => s.service_id).sort();
+    };
+    const holding = async (what: string): Promise<void> => {
+      tt.match(await invoke('token-only'), { ok: true }, `${what}: a relayed invoke passes the policy and runs`);
+      tt.same(await listed(), ['token-only', 'users'], `${what}: node_get shows the service that needs the project token`);
+    };
+    await holding('with the token');
+    tt.same(await inNextEvent('2'), ['token-only', 'users'], 'and so do its watch events');
+
+    const rotated = await acheron(['project', 'rotate-token', 'leaky', '--control-url', a.url, '--token', env.adminToken, '--json']);
+    tt.equal(rotated.code, 0, `acheron project rotate-token through ${a === b ? 'the server' : 'another server'}: ${rotated.stderr.trim()}`);
+    const { token: NEW } = JSON.parse(rotated.stdout) as { token: string };
+    // The same session, on its server: once that server has the new token, it is a session without one.
+    const refused = await waitFor(
+      async () => {
+        const outcome = await invoke('users');
+        return outcome.ok ? undefined : outcome;
+      },
+      { what: `the rotation seen on ${b.url}`, timeoutMs: 5_000 },
+    );
+    tt.match(refused, { errno: 'EACCES', message: /^project leaky: invoke needs the project token/ }, 'a relayed invoke is refused with the usual reason');
+    tt.match(await invoke('token-only'), { ok: false, errno: 'EACCES' }, 'also of the service that needs the token');
+    tt.same(await listed(), ['users'], 'node_get no longer shows the service that needs the project token');
+    tt.same(await inNextEvent('3'), ['users'], 'nor do its watch events');
+    expectError(
+      tt,
+      await user.request('control.session_attach', { project_id: 'leaky', project_token: OLD }),
+      'unauthorized',
+      '/project_token',
+      'the old token no longer attaches',
+    );
+    tt.match((await attach(NEW)).payload, { has_project_token: true, actions: { invoke: 'allowed' } }, 'the session attaches again with the new token');
+    await holding('attached again with the new token');
+
+    // The project deleted and made again under its id, with another token.
+    await adminA.call('control.project_delete', { project_id: 'leaky' });
+    await adminA.call('control.project_upsert', { ...project, token: 'ach_project_made-again' });
+    const refusedAgain = await waitFor(
+      async () => {
+        const outcome = await invoke('users');
+        return outcome.ok || outcome.errno !== 'EACCES' ? undefined : outcome;
+      },
+      { what: `the project made again, seen on ${b.url}`, timeoutMs: 5_000 },
+    );
+    tt.match(refusedAgain, { message: /^project leaky: invoke needs the project token/ }, 'made again with another token: the session has none');
+    tt.same(await listed(), ['users'], 'and does not see the service that needs it');
+
+    await adminA.call('control.project_delete', { project_id: 'leaky' });
+    await adminA.call('control.node_delete', { node_id: nodeId });
+    node.peer.socket.terminate();
+    await Promise.all([adminA.close(), user.close()]);
   },
 };
 

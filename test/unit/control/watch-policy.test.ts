@@ -12,7 +12,7 @@ const projects = await FileProjectStore.open(join(await tempDir(t), 'projects.js
 await projects.upsert({ project_id: 'p', mounts: [{ node_id: 'n1' }], access_policy: { actions: { observe: 'open', read: 'open' } } });
 const admin = { kind: 'admin' as const, tokenId: 'admin' };
 const user = { kind: 'user' as const, tokenId: 'u', userId: 'u1', agentId: null };
-const session = { projectId: 'p', hasProjectToken: false };
+const session = { projectId: 'p', tokenSha256: null };
 const closed = { allowAdmin: false, allowUser: false };
 
 t.test('closed gates refuse admin and user watches, naming the setting', async (t) => {
