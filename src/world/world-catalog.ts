@@ -30,12 +30,13 @@ export interface WorldCatalogOptions {
  * itself a watcher, of delta events. On every connection it starts a watch first and then reads
  * each node (`node_get {view: "stored"}`, which says the seq it reflects); an event of a node being
  * read waits for the read and applies if it is newer. After that each event changes only what it
- * names (`CatalogMirror`); one of a node it does not know makes it read that node, and one that
- * does not fit (or `resync_required`) makes it read everything again on a new connection. While
- * the connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the
- * next server of its list (Failover: jittered, then backoff once every server failed). A reconnect
- * resumes the watch with `since_seq` after the last position it learned (event, synced or progress
- * head), on whichever server, without reading anything again; only when that is refused
+ * names (`CatalogMirror`); one of a node it does not know makes it read that node (gone by then,
+ * not_found: the events before the answer go with it), and one that does not fit (or
+ * `resync_required`) makes it read everything again on a new connection. While the connection is
+ * down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the next server of
+ * its list (Failover: jittered, then backoff once every server failed). A reconnect resumes the
+ * watch with `since_seq` after the last position it learned (event, synced or progress head), on
+ * whichever server, without reading anything again; only when that is refused
  * (`resync_required`), or the last connection left reads unfinished, does it read everything.
  */
 export class WorldCatalog {
@@ -161,7 +162,10 @@ export class WorldCatalog {
         );
       }
     };
-    /** Reads one node (once however often asked); events that come meanwhile wait and apply after it, those it reflects as stale. */
+    /**
+     * Reads one node (once however often asked); events that come meanwhile wait and apply after
+     * it, those it reflects as stale. A node gone (not_found) settles those it covers instead.
+     */
     const read = (nodeId: string, first?: CatalogDeltaPayload): Promise<void> => {
       const busy = reading.get(nodeId);
       if (busy) return busy.done;
@@ -169,17 +173,20 @@ export class WorldCatalog {
       const done = (client as ControlClient)
         .request<StoredNode>('control.node_get', { node_id: nodeId, view: 'stored' })
         .then(
-          (node) => mirror.set(node),
+          (node) => {
+            mirror.set(node);
+            return events;
+          },
           (error: unknown) => {
-            // Gone meanwhile (or no longer visible): its events say the rest.
             if (!(error instanceof ProtocolError && error.code === 'not_found')) throw error;
             mirror.delete(nodeId);
+            return afterGone(events);
           },
         )
-        .then(() => {
+        .then((pending) => {
           reading.delete(nodeId);
           this.#changedMs = Date.now();
-          for (const event of events) apply(event);
+          for (const event of pending) apply(event);
         });
       reading.set(nodeId, { events, done });
       return done;
@@ -267,6 +274,19 @@ export class WorldCatalog {
       if (error instanceof SchemaError) this.#options.log.error({ problems: error.problems.map((p) => p.message) }, `bad node_list reply: ${error.message}`);
     }
   }
+}
+
+/**
+ * The queued events of a node read as not_found that still apply. The answer reflects every event
+ * the connection brought before it (the server changes its catalog and sends the event in one
+ * step): up to the last delete queued they are settled (applied to a node the mirror lacks, they
+ * would only read it again, endlessly); after it they are of the node joined again (sent after the
+ * answer, queued before the read ended) and read it again. With no delete queued (the session may
+ * not see the node, or its delete came first) they are dropped.
+ */
+function afterGone(events: readonly CatalogDeltaPayload[]): CatalogDeltaPayload[] {
+  const deleted = events.findLastIndex((event) => event.kind === 'delete');
+  return deleted < 0 ? [] : events.slice(deleted + 1);
 }
 
 /** The node a malformed `control.node_service_event` names, when it names one. */

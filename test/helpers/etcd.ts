@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { EtcdConnection } from '../../src/control/etcd/connection.js';
@@ -224,53 +223,6 @@ export async function openEtcd(t: Teardown, endpoints: readonly string[], overri
   );
   t.teardown(() => connection.close());
   return connection;
-}
-
-/** A TCP relay in front of a member: `cut()` breaks every connection through it and refuses new ones until `restore()`. */
-export interface TcpProxy {
-  url: string;
-  cut(): void;
-  restore(): void;
-}
-
-export async function startProxy(t: Teardown, target: string): Promise<TcpProxy> {
-  const { hostname, port } = new URL(target);
-  let open = true;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    if (!open) return void client.destroy();
-    const upstream = connect(Number(port), hostname);
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      sockets.add(a);
-      a.pipe(b);
-      a.on('error', () => b.destroy());
-      a.on('close', () => {
-        sockets.delete(a);
-        b.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    cut: () => {
-      open = false;
-      for (const socket of sockets) socket.destroy();
-    },
-    restore: () => {
-      open = true;
-    },
-  };
 }
 
 /**

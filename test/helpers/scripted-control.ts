@@ -14,6 +14,8 @@ export interface ScriptedControl {
   requests: Array<{ type: string; payload: Record<string, unknown> }>;
   /** Sends a frame (an object is serialized; a string goes as it is) to every connected client. */
   send(frame: unknown): void;
+  /** Drops every connected client; the server stays up for them to reconnect. */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -44,14 +46,16 @@ export async function scriptedControl(
     });
   });
   const { port } = server.address() as AddressInfo;
+  const cut = (): void => clients.forEach((socket) => socket.terminate());
   return {
     url: `ws://127.0.0.1:${port}`,
     requests,
     send(frame) {
       for (const socket of clients) socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
     },
+    cut,
     async close() {
-      for (const socket of clients) socket.terminate();
+      cut();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

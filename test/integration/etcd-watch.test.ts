@@ -8,7 +8,8 @@ import type { Etcd3 } from 'etcd3';
 import type { EtcdConnection } from '../../src/control/etcd/connection.js';
 import { PrefixMirror } from '../../src/control/etcd/prefix-mirror.js';
 import { PrefixWatch, WatchCompactedError, type WatchedChange } from '../../src/control/etcd/prefix-watch.js';
-import { memberGauge, openEtcd, startEtcd, startProxy, type EtcdMember } from '../helpers/etcd.js';
+import { memberGauge, openEtcd, startEtcd, type EtcdMember } from '../helpers/etcd.js';
+import { startProxy } from '../helpers/tcp-proxy.js';
 import { waitFor } from '../helpers/process.js';
 
 interface Recorder {

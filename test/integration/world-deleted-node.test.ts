@@ -1,0 +1,79 @@
+// SPEC §6/§9: a node that joined and was deleted while a WorldFS mount was disconnected. A real
+// control server, a real `acheron world` mount whose connection goes through a TCP proxy the test
+// cuts, and an admin that joins and deletes node `ghost` meanwhile. On reconnect the mount resumes
+// with since_seq; the replay brings `ghost`'s join and delete, and its read answers not_found. The
+// mount settles: `ghost` is absent, the server sees a bounded number of failed reads (not one after
+// another while the connection lives), the next resume starts after the position it learned, a
+// later node shows within SPEC §9's 1 s, and `ghost` joined again shows too.
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { adminRequest, startControl } from '../helpers/control.js';
+import { q, sh, waitFor } from '../helpers/process.js';
+import { startProxy } from '../helpers/tcp-proxy.js';
+import { startWorld } from '../helpers/world.js';
+
+const control = await startControl(t);
+const proxy = await startProxy(t, control.url);
+const world = await startWorld(t, { url: proxy.url.replace(/^http:/, 'ws:'), token: control.adminToken });
+const admin = <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => adminRequest<T>(control, type, payload);
+/** Provisioned as the admin (no join token consumed): an event, as a node's own join. */
+const join = (nodeId: string): Promise<unknown> => admin('control.node_join', { join_token: 'admin-provisioned', node_id: nodeId });
+
+async function nodes(): Promise<string[]> {
+  const r = await sh(`ls -1 ${q(`${world.mount}/nodes`)}`);
+  if (r.code !== 0) throw new Error(`ls ${world.mount}/nodes: ${r.stderr.trim()}`);
+  return r.stdout.split('\n').filter(Boolean);
+}
+/** not_found error replies the server sent: nothing but the mount's reads of a node get them here. */
+async function notFound(): Promise<number> {
+  const metrics = await admin<Record<string, Array<{ labels: { code: string }; value: number }>>>('control.metrics');
+  return (metrics.acheron_errors_total ?? []).filter((v) => v.labels.code === 'not_found').reduce((sum, v) => sum + v.value, 0);
+}
+/** How often the mount logged `msg`. */
+const logged = async (msg: string): Promise<number> =>
+  (await readFile(world.logFile, 'utf8')).split('\n').filter((line) => line.includes(`"msg":"${msg}"`)).length;
+/** How each connection started following: a resumed watch, or the catalog read again. */
+const RESUMED = 'watch resumed; following events';
+const READ = 'catalog read; following events';
+
+/** Cuts the mount's connection, runs `meanwhile`, lets it reconnect; true when it resumed its watch (false: it read everything again). */
+async function disconnected(meanwhile: () => Promise<void>): Promise<boolean> {
+  const [resumed, read] = [await logged(RESUMED), await logged(READ)];
+  proxy.cut();
+  await waitFor(async () => (await sh(`ls ${q(`${world.mount}/nodes`)}`)).stderr.includes('Transport endpoint is not connected'), {
+    what: 'the mount disconnected (ENOTCONN)',
+  });
+  await meanwhile();
+  proxy.restore();
+  await waitFor(async () => (await logged(RESUMED)) > resumed || (await logged(READ)) > read, { what: 'the mount following again', timeoutMs: 30_000 });
+  return (await logged(RESUMED)) > resumed;
+}
+
+await t.test('a node joined and deleted while the mount was away: the mount settles, it does not read the node again and again', async (tt) => {
+  tt.same(await nodes(), [], 'no node yet');
+  tt.equal(await notFound(), 0);
+  const resumed = await disconnected(async () => {
+    await join('ghost');
+    await admin('control.node_delete', { node_id: 'ghost' });
+  });
+  tt.ok(resumed, 'the mount resumed with since_seq: the replay brings the join and the delete');
+  // The replay's join of ghost makes the mount read it; the server answers not_found.
+  await waitFor(async () => (await notFound()) > 0, { what: "the mount's read of ghost" });
+  tt.same(await nodes(), [], 'ghost is not shown');
+  // A read the answer led to would go out at once: the old loop made about a thousand in this time.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const reads = await notFound();
+  tt.equal(reads, 1, 'one read of ghost, answered not_found');
+
+  await join('later');
+  const later = Date.now();
+  await waitFor(async () => (await nodes()).includes('later'), { what: 'node later in the mount within 1 s', timeoutMs: 1000, intervalMs: 20 });
+  tt.pass(`a later node shows (${Date.now() - later} ms after its join)`);
+
+  tt.ok(await disconnected(async () => undefined), 'the next connection resumed after the position it had: nothing was left being read');
+  tt.equal(await notFound(), reads, 'still that one read');
+
+  await join('ghost');
+  await waitFor(async () => (await nodes()).includes('ghost'), { what: 'ghost, joined again, in the mount', timeoutMs: 5000 });
+  tt.same(await nodes(), ['ghost', 'later']);
+});
