@@ -41,6 +41,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     stateFile: values['state-file'] ?? defaultStateFile(nodeId),
     stateSync: values['state-sync'] === 'batch' ? 'batch' : 'always',
     busyPollUs: values['busy-poll-us'] as number,
+    access: { allowOther: values['allow-other'] === true, defaultPermissions: values['default-permissions'] === true },
     manifestReloadIntervalMs: values['manifest-reload-interval-ms'] as number,
     reconnectBackoffMs: values['reconnect-backoff-ms'] as number,
     reconnectBackoffMaxMs: values['reconnect-backoff-max-ms'] as number,

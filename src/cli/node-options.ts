@@ -15,6 +15,24 @@ export const BUSY_POLL_OPTION = {
 } as const;
 
 /**
+ * `--allow-other`, `--default-permissions`, the same for `acheron node` and `acheron world`: libfuse's
+ * options of those names (`allow_other`, `default_permissions` in mount -o and the config file).
+ */
+export const MOUNT_ACCESS_OPTIONS = {
+  'allow-other': {
+    type: 'boolean',
+    describe:
+      'let every user of the host use the mount, not only the one who mounted it (not root: needs user_allow_other in /etc/fuse.conf); add --default-permissions',
+    default: false,
+  },
+  'default-permissions': {
+    type: 'boolean',
+    describe: "the kernel checks the mode bits shown (owner: the daemon's uid/gid) for every caller",
+    default: false,
+  },
+} as const;
+
+/**
  * Options of `acheron node`, in one table: yargs, the config file (snake_case keys) and mount -o
  * options all read it. Precedence: command line > mount -o > config file > defaults (SPEC §1).
  */
@@ -45,6 +63,7 @@ export const NODE_OPTION_SPECS = {
   'reconnect-backoff-max-ms': { type: 'number', describe: 'largest reconnect delay', default: 60000, whole: { min: 1, unit: 'milliseconds' } },
   'state-sync': { type: 'string', describe: 'always | batch', default: 'always', choices: ['always', 'batch'] },
   'busy-poll-us': BUSY_POLL_OPTION,
+  ...MOUNT_ACCESS_OPTIONS,
   'shutdown-grace-ms': { type: 'number', describe: 'how long SIGTERM waits for running invocations', default: 5000, whole: { min: 0, unit: 'milliseconds' } },
   'driver-user': { type: 'string', describe: 'as root: run drivers without runtime.user as this user (name or uid[:gid])' },
   ...LOG_OPTIONS,
@@ -92,6 +111,14 @@ const MOUNT_GENERIC = new Set([
 /** What mount(8) adds or leaves in, not ours to interpret: node and world mounts ignore these. */
 export const isGenericMountOption = (key: string): boolean => MOUNT_GENERIC.has(key) || key.startsWith('x-');
 
+/** A boolean option's value from any source: JSON's booleans, or text (a bare mount -o key is '', true). */
+export function booleanValue(label: string, raw: unknown): boolean {
+  if (typeof raw === 'boolean') return raw;
+  if (raw === 'true' || raw === '1' || raw === '') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new UsageError(`${label}: must be true or false`);
+}
+
 /**
  * Coerces one raw value to an option's type: argv (yargs has typed it already), mount -o (text) and
  * the config file (JSON) all pass here, so each source refuses the same values. `label` names the
@@ -110,8 +137,7 @@ function coerce(name: NodeOptionName, raw: unknown, label: string): unknown {
     case 'number':
       return checkWholeNumber(label, raw, spec.whole as WholeNumberRule);
     case 'boolean':
-      if (typeof raw === 'boolean') return raw;
-      return raw === 'true' || raw === '1' || raw === '' ? true : raw === 'false' || raw === '0' ? false : fail('must be true or false');
+      return booleanValue(label, raw);
     default:
       if (typeof raw !== 'string') fail('must be a string');
       if (spec.choices && !spec.choices.includes(raw as string)) fail(`must be one of ${spec.choices.join(', ')}`);

@@ -31,6 +31,7 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
           token,
           mount,
           busyPollUs,
+          access: { allowOther: args['allow-other'] === true, defaultPermissions: args['default-permissions'] === true },
           ...(args.subtree === 'nodes' ? { subtree: 'nodes' as const } : {}),
           ...(args.project === undefined ? {} : { project: { projectId: args.project, ...(projectToken === undefined ? {} : { projectToken }) } }),
         },

@@ -1,4 +1,4 @@
-import { BUSY_POLL_OPTION, isGenericMountOption, NODE_OPTION_SPECS } from './node-options.js';
+import { booleanValue, BUSY_POLL_OPTION, isGenericMountOption, MOUNT_ACCESS_OPTIONS, NODE_OPTION_SPECS } from './node-options.js';
 import { LOG_OPTIONS } from './log-options.js';
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
@@ -15,6 +15,7 @@ export const WORLD_OPTIONS = {
   mount: { type: 'string', default: '/mnt/acheron-world', describe: 'mount point' },
   subtree: { type: 'string', choices: ['nodes'], describe: 'mount only nodes/ (on /nodes: ls /nodes/*/services)' },
   'busy-poll-us': BUSY_POLL_OPTION,
+  ...MOUNT_ACCESS_OPTIONS,
   ...LOG_OPTIONS,
   daemon: { type: 'boolean', default: false, describe: 'detach and return once the tree is live' },
   foreground: NODE_OPTION_SPECS.foreground,
@@ -30,6 +31,8 @@ export interface WorldArgs {
   subtree?: string | undefined;
   /** A number from yargs, a string from mount -o. */
   'busy-poll-us'?: number | string | undefined;
+  'allow-other'?: boolean | undefined;
+  'default-permissions'?: boolean | undefined;
   'log-level'?: string | undefined;
   'log-file'?: string | undefined;
   daemon?: boolean | undefined;
@@ -39,6 +42,8 @@ export interface WorldArgs {
 
 /** `-o` keys of a `world:<url>` mount (snake_case of the long options); the URL comes from the source. */
 const MOUNT_KEYS = new Set(['token', 'token_file', 'project', 'project_token_file', 'subtree', 'busy_poll_us', 'log_level', 'log_file']);
+/** `-o` keys that are switches: bare (`allow_other`) or `=true|false`. */
+const MOUNT_SWITCHES = new Set(Object.keys(MOUNT_ACCESS_OPTIONS).map((name) => name.replace(/-/g, '_')));
 
 /** mount -t fuse.acheron world:ws://host:port[,ws://host:port...] <dir> -o token_file=...,project=... */
 export function worldMountArgs(source: string, dir: string, optionText: string): { args: WorldArgs; unknown: string[] } {
@@ -48,11 +53,10 @@ export function worldMountArgs(source: string, dir: string, optionText: string):
     const eq = option.indexOf('=');
     const key = eq < 0 ? option : option.slice(0, eq);
     if (isGenericMountOption(key)) continue;
-    if (!MOUNT_KEYS.has(key) || eq < 0) {
-      unknown.push(option);
-      continue;
-    }
-    args[key.replace(/_/g, '-')] = option.slice(eq + 1);
+    const name = key.replace(/_/g, '-');
+    if (MOUNT_SWITCHES.has(key)) args[name] = booleanValue(`mount option ${key}`, eq < 0 ? '' : option.slice(eq + 1));
+    else if (MOUNT_KEYS.has(key) && eq >= 0) args[name] = option.slice(eq + 1);
+    else unknown.push(option);
   }
   return { args: args as WorldArgs, unknown };
 }

@@ -4,7 +4,7 @@ import { makeDirectory } from '../store/make-directory.js';
 import type { VNode } from '../vfs/node.js';
 import { MountLock } from './mount-lock.js';
 import { clearStaleMount, findMount, watchForUnmount } from './mount-table.js';
-import { mountTree, type MountedTree, type MountOptions } from './mount.js';
+import { mountTree, type MountAccess, type MountedTree, type MountOptions } from './mount.js';
 
 /** How long `unmount` waits for files opened before it to be closed. */
 const SETTLE_MS = 2000;
@@ -45,7 +45,7 @@ export class ServedMount {
   }
 
   /** Mounts `tree`; `onUnmounted` runs when someone unmounts it from outside. */
-  async mount(tree: VNode, options: Pick<MountOptions, 'fsname' | 'busyPollUs'>, onUnmounted: () => void): Promise<void> {
+  async mount(tree: VNode, options: Pick<MountOptions, 'fsname' | 'busyPollUs'> & MountAccess, onUnmounted: () => void): Promise<void> {
     this.#mounted = await mountTree(tree, { ...options, mountPoint: this.mountPoint, log: this.#log.child({ component: 'fuse' }) });
     this.#stopWatching = watchForUnmount(this.mountPoint, onUnmounted);
   }

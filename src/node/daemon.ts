@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { json } from '../errors/json-document.js';
 import { mountPointPath } from '../fuse/mount-table.js';
 import { ServedMount } from '../fuse/served-mount.js';
+import type { MountAccess } from '../fuse/mount.js';
 import { loadSchemas, type Schemas } from '../protocol/schemas.js';
 import { killOwnedProcesses, ownerOnMount } from '../runtime/driver-owner.js';
 import { DriverSpawner } from '../runtime/driver-spawner.js';
@@ -39,6 +40,8 @@ export interface NodeDaemonOptions extends ManifestOptions {
   stateSync: StateSync;
   /** The FUSE loop's polling window after a reply (µs; 0 = off); see BusyPoll. */
   busyPollUs?: number;
+  /** Who besides the daemon's user may use the tree (SPEC §9: other users need both, and modes that fit). */
+  access?: MountAccess;
   /** 0: reload on SIGHUP only. */
   manifestReloadIntervalMs: number;
   /** The control servers, tried in turn (servers of one store); none: standalone. */
@@ -118,7 +121,7 @@ export class NodeDaemon {
       await services.probe();
       daemon = new NodeDaemon(options, log, { served, journal, wasm, spawner, services, schemas });
       const tree = daemon.#tree(options.fsService ? buildExportsDirectory(exports) : undefined, configParser(schemas, log));
-      await served.mount(tree, { busyPollUs: options.busyPollUs }, () => void daemon.stop('the mount was unmounted from outside'));
+      await served.mount(tree, { busyPollUs: options.busyPollUs, ...options.access }, () => void daemon.stop('the mount was unmounted from outside'));
       // WorldFS operations run against the same tree, without FUSE (SPEC §9 Relay).
       daemon.#relay = new RelayServer(new Dispatcher(tree), log.child({ component: 'relay' }));
     } catch (error) {

@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import { mountPointPath } from '../fuse/mount-table.js';
 import { ServedMount } from '../fuse/served-mount.js';
+import type { MountAccess } from '../fuse/mount.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { loadSchemas } from '../protocol/schemas.js';
 import type { SessionAttachReply } from '../protocol/types.gen.js';
@@ -24,6 +25,8 @@ export interface WorldDaemonOptions {
   subtree?: 'nodes';
   /** The FUSE loop's polling window after a reply (µs; 0 = off); see BusyPoll. */
   busyPollUs?: number;
+  /** Who besides the daemon's user may use the mount (SPEC §9: one mount per principal, shared through these). */
+  access?: MountAccess;
   /** A user token's project session (SPEC §8). */
   project?: { projectId: string; projectToken?: string };
 }
@@ -70,7 +73,11 @@ export class WorldDaemon {
       await catalog.start();
       const daemon = new WorldDaemon(catalog, served, log);
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
-      await served.mount(tree, { fsname: 'acheron-world', busyPollUs: options.busyPollUs }, () => void daemon.stop('the mount was unmounted from outside'));
+      await served.mount(
+        tree,
+        { fsname: 'acheron-world', busyPollUs: options.busyPollUs, ...options.access },
+        () => void daemon.stop('the mount was unmounted from outside'),
+      );
       log.info({ mount, control_urls: options.controlUrls, connected: catalog.connected }, 'world tree is live');
       return daemon;
     } catch (error) {

@@ -194,3 +194,12 @@ t.test('node list|get|watch: the daemon options are not theirs', async (tt) => {
   tt.equal(mount.code, 2, 'a daemon option on a client command: exit 2');
   oneLine(tt, mount.stderr, /Unknown argument: mount/);
 });
+
+t.test('--allow-other, --default-permissions: acheron node and acheron world take them (SPEC §9)', async (tt) => {
+  for (const command of ['node', 'world']) {
+    const help = await acheron([command, '--help']);
+    tt.equal(help.code, 0);
+    tt.match(help.stdout, /--allow-other /, `acheron ${command} --help lists --allow-other`);
+    tt.match(help.stdout, /--default-permissions /, 'and --default-permissions');
+  }
+});

@@ -7,6 +7,8 @@ import { readFile, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, DRIVERS, readJson, tempDir } from '../helpers/node.js';
 import { daemonsUsing, q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
+import { startControl } from '../helpers/control.js';
+import { NOBODY as NOBODY_ID } from '../helpers/probe.js';
 
 const LAUNCHER = '/usr/local/bin/acheron';
 
@@ -134,6 +136,47 @@ await t.test('mount -t fuse.acheron node <dir> -o ...', async (tt) => {
   );
   await waitFor(async () => !(await alive(nodeDoc.pid)), { what: `daemon ${nodeDoc.pid} to exit after umount` });
   tt.pass('the daemon exited after umount');
+});
+
+const NOBODY = `setpriv --reuid=${NOBODY_ID} --regid=${NOBODY_ID} --clear-groups`;
+
+await t.test('mount -o allow_other,default_permissions: other users read the tree as its modes allow', async (tt) => {
+  const s = await setup(tt);
+  await chmod(s.dir, 0o755);
+  const m = q(s.mount);
+  const run = await inNamespace(
+    s.fstab,
+    `
+    mount -t fuse.acheron node ${m} -o services_dir=${s.servicesDir},node_id=shared,log_file=${s.logFile},state_file=${s.stateFile},allow_other,default_permissions || exit 10
+    grep " ${s.mount} " /proc/self/mountinfo > ${q(join(s.dir, 'mountinfo'))}
+    ${NOBODY} cat ${m}/NODE.json > ${q(join(s.dir, 'node.json'))} || exit 11
+    ${NOBODY} sh -c "echo {} > ${m}/services/echo/control/invoke.json" && exit 12
+    umount ${m} || exit 13`,
+  );
+  tt.equal(run.code, 0, `mount, nobody reads, nobody cannot invoke, umount (${run.stderr.trim()})`);
+  tt.notMatch(run.stderr, /unknown mount option/, 'both options are known');
+  tt.match(await readFile(join(s.dir, 'mountinfo'), 'utf8'), /\bdefault_permissions,allow_other\b/, 'the kernel has both');
+  tt.equal((JSON.parse(await readFile(join(s.dir, 'node.json'), 'utf8')) as { node_id: string }).node_id, 'shared', 'nobody read NODE.json');
+  tt.match(run.stderr, /Permission denied/, 'invoke.json (0644, owned by root) refused nobody');
+});
+
+await t.test('mount -t fuse.acheron world:<url> -o token_file=...,allow_other,default_permissions', async (tt) => {
+  const control = await startControl(tt);
+  const s = await setup(tt);
+  await chmod(s.dir, 0o755);
+  const tokenFile = join(s.dir, 'token');
+  await writeFile(tokenFile, `${control.adminToken}\n`, { mode: 0o600 });
+  const m = q(s.mount);
+  const run = await inNamespace(
+    s.fstab,
+    `
+    mount -t fuse.acheron world:${control.url} ${m} -o token_file=${tokenFile},log_file=${s.logFile},allow_other,default_permissions || exit 10
+    ${NOBODY} ls ${m} > ${q(join(s.dir, 'ls'))} || exit 11
+    umount ${m} || exit 12`,
+  );
+  tt.equal(run.code, 0, `mount, nobody lists, umount (${run.stderr.trim()})`);
+  tt.notMatch(run.stderr, /unknown mount option/, 'both options are known');
+  tt.equal(await readFile(join(s.dir, 'ls'), 'utf8'), 'nodes\n', 'nobody listed the WorldFS root');
 });
 
 await t.test('mount with an invalid manifest fails with the reason and mounts nothing', async (tt) => {

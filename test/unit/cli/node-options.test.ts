@@ -67,6 +67,12 @@ t.test('parseMountOptions', async (tt) => {
     'control_url repeats: several servers (a comma would end the option)',
   );
   tt.same(parseMountOptions('fs_service').values, { 'fs-service': true }, 'a bare boolean option is true');
+  tt.same(
+    parseMountOptions('rw,allow_other,default_permissions,dev,suid'),
+    { values: { 'allow-other': true, 'default-permissions': true }, unknown: [] },
+    "libfuse's allow_other and default_permissions are ours (SPEC §9), not unknown",
+  );
+  tt.same(parseMountOptions('allow_other=false').values, { 'allow-other': false });
   tt.same(parseMountOptions('label=a=b').values, { label: ['a=b'] }, 'only the first = splits');
   tt.throws(() => parseMountOptions('shutdown_grace_ms=soon'), {
     name: 'UsageError',
@@ -86,6 +92,7 @@ t.test('parseMountOptions', async (tt) => {
   tt.throws(() => parseMountOptions('log_level=loud'), { message: /log_level: must be one of fatal, error, warn, info, debug, trace, silent/ });
   tt.throws(() => parseMountOptions('state_sync=sometimes'), { message: /state_sync: must be one of always, batch/ });
   tt.throws(() => parseMountOptions('fs_service=maybe'), { message: /fs_service: must be true or false/ });
+  tt.throws(() => parseMountOptions('allow_other=maybe'), { name: 'UsageError', message: 'mount option allow_other: must be true or false' });
 });
 
 t.test('busyPollWindow', async (tt) => {
@@ -110,6 +117,8 @@ t.test('readConfigFile', async (tt) => {
     shutdown_grace_ms: 10,
     fs_service: false,
     log_level: 'debug',
+    allow_other: true,
+    default_permissions: true,
   });
   tt.same(
     await readConfigFile(path),
@@ -120,6 +129,8 @@ t.test('readConfigFile', async (tt) => {
       'shutdown-grace-ms': 10,
       'fs-service': false,
       'log-level': 'debug',
+      'allow-other': true,
+      'default-permissions': true,
     },
     'snake_case keys; a single string for a repeatable flag becomes an array',
   );
@@ -167,6 +178,7 @@ t.test('mergeOptions: the first layer that sets an option wins', async (tt) => {
   tt.equal(merged['shutdown-grace-ms'], 1, 'config over defaults');
   tt.equal(merged['reconnect-backoff-ms'], 5000, 'defaults fill the rest');
   tt.equal(merged.mount, '/mnt/acheron');
+  tt.same([merged['allow-other'], merged['default-permissions']], [false, false], 'only the mounting user, unless asked');
   tt.equal(mergeOptions({}, {}, {}, defaultOptions())['node-id'], hostname(), 'node id defaults to the host name');
 });
 

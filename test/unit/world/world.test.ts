@@ -68,3 +68,14 @@ t.test('world:<url> <dir> -o ...: the URL from the source, known keys in snake_c
   });
   t.same(unknown, ['frobnicate=1', 'token_file'], "x-* and mount(8)'s own options are ignored; a key without a value is unknown");
 });
+
+t.test('world:<url> <dir> -o allow_other,default_permissions: switches, bare or with a value (SPEC §9)', async (t) => {
+  const { args, unknown } = worldMountArgs('world:ws://h:1', '/nodes', 'rw,token_file=/t,allow_other,default_permissions=false,dev');
+  t.same(unknown, [], 'neither is unknown');
+  t.equal(args['allow-other'], true, 'a bare switch is on');
+  t.equal(args['default-permissions'], false, '=false turns it off');
+  t.throws(() => worldMountArgs('world:ws://h:1', '/nodes', 'allow_other=perhaps'), {
+    name: 'UsageError',
+    message: 'mount option allow_other: must be true or false',
+  });
+});
