@@ -78,9 +78,17 @@ function asFailure(outcome: string, service: string): { state: string; error: st
   return undefined;
 }
 
-/** The first line of last_error.txt without its errno prefix (the caller names the errno once). */
+/** Why the transaction failed with `code`: last_error.txt's first line when it records that errno (see errorDetail). */
 async function lastError(dir: string, code: string, fallback: string): Promise<string> {
-  const recorded = await readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
+  return errorDetail(await readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => ''), code, fallback);
+}
+
+/**
+ * The first line of `recorded` (last_error.txt) without its errno prefix (the caller names the
+ * errno once), when it is this errno's; else `fallback`. Not every failure is recorded there (a
+ * wait bound's ETIMEDOUT, a journal's ENOSPC): an earlier, unrelated error must not pass for it.
+ */
+export function errorDetail(recorded: string, code: string, fallback: string): string {
   const line = recorded.trim().split('\n')[0] ?? '';
-  return (line.startsWith(`${code}: `) ? line.slice(code.length + 2) : line) || fallback;
+  return line.startsWith(`${code}: `) ? line.slice(code.length + 2) || fallback : fallback;
 }
