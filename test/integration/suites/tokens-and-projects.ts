@@ -4,7 +4,7 @@
 // once: a token made or revoked anywhere holds on every server, a revoked or rotated token's
 // sessions end on every server, a join token is spent once across servers, projects are shared.
 import type { Test } from 'tap';
-import { acheron, connect, eventually, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
+import { acheron, connect, errorsCounted, eventually, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
 import { waitFor, type ShResult } from '../../helpers/process.js';
 
 export interface StoreEnv {
@@ -57,8 +57,11 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const other = await session(b.url, { token: env.userToken });
 
     await cli(tt, env, ['revoke', entry.id]);
-    for (const server of new Set([a, b]))
+    for (const server of new Set([a, b])) {
+      const refused = await errorsCounted(server, 'unauthorized');
       tt.equal((await connect(server.url, { token: entry.token })).status, 401, `${server.url}: a new connection with the revoked token gets 401 at once`);
+      tt.equal(await errorsCounted(server, 'unauthorized'), refused + 1, `${server.url}: counted in acheron_errors_total{code="unauthorized"}`);
+    }
     for (const peer of new Set([onA, onB]))
       tt.equal((await closedWithin(peer, 15_000))?.code, 4001, "the revoked token's sessions are closed with 4001 on every server");
     tt.ok(other.isOpen, 'other sessions stay');
