@@ -70,6 +70,8 @@ export interface CatalogStore {
 export interface EventStream {
   /** The last seq this server has delivered (every event up to it has reached the listeners). */
   readonly headSeq: number;
+  /** The seq of the last event delivered here (etcd: headSeq also moves with revisions that are no event). */
+  readonly lastEventSeq: number;
   readonly ringCapacity: number;
   /** Every event with a seq above this, up to headSeq, is in `retained()`: a watch may resume from here on. */
   readonly retainedAfter: number;

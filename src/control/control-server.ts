@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { BEARER_SUBPROTOCOL_PREFIX, NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
+import type { WireErrorCode } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { CONTROL_DEFAULTS } from './defaults.js';
 import type { CatalogStore } from './catalog-store.js';
@@ -64,6 +65,13 @@ export interface ControlServerOptions {
 }
 
 const HOUSEKEEPING_MS = 1_000;
+
+/** The HTTP status of each refused upgrade, by the wire code a request would get for the same reason. */
+const UPGRADE_REFUSALS = {
+  unauthorized: '401 Unauthorized',
+  forbidden: '403 Forbidden',
+  unavailable: '503 Service Unavailable',
+} as const satisfies Partial<Record<WireErrorCode, string>>;
 
 /**
  * The control server (SPEC §6-7): one WebSocket listener for nodes, users and admins, the catalog
@@ -198,6 +206,14 @@ export class ControlServer {
     await this.store.close();
   }
 
+  /** Ends an upgrade with the HTTP status of `code`, counted under that code as an error reply would be; returns the status. */
+  #refuse(socket: Socket, code: keyof typeof UPGRADE_REFUSALS): string {
+    const status = UPGRADE_REFUSALS[code];
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    this.#metrics.errors.inc({ code });
+    return status;
+  }
+
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     // Node takes its own error listener off before 'upgrade', and ws adds one only in handleUpgrade:
     // until then a peer that resets (during the token check, or as we refuse) would end the process.
@@ -208,7 +224,7 @@ export class ControlServer {
       authenticated = await authenticateUpgrade(request, { servers: this.store.servers, catalog: this.#catalog, tokens: this.#tokens });
     } catch (error) {
       // The store could not say (etcd down): neither a refusal of the token nor an acceptance.
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      this.#refuse(socket, 'unavailable');
       this.#log.warn({ err: error, remote: socket.remoteAddress }, 'could not check a token: answered 503');
       return;
     }
@@ -216,8 +232,7 @@ export class ControlServer {
     // Browsers authenticate by subprotocol: only pages this server serves (or --allowed-origin) may use it (SPEC §6).
     const originOk = !viaSubprotocol || isOwnOrigin(this.#origins, request.headers.origin);
     if (!principal || !originOk) {
-      const status = principal ? '403 Forbidden' : '401 Unauthorized';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      const status = this.#refuse(socket, principal ? 'forbidden' : 'unauthorized');
       this.#log.info({ remote: socket.remoteAddress, status }, 'refused a connection');
       return;
     }

@@ -90,6 +90,11 @@ export class EventLog implements EventStream {
     return this.#ring.head;
   }
 
+  /** The head: seqs go to events only, one each (a loss at start-up spends a few, once). */
+  get lastEventSeq(): number {
+    return this.#ring.head;
+  }
+
   get retainedAfter(): number {
     return this.#ring.retainedAfter;
   }

@@ -30,6 +30,7 @@ export class EventRing {
   /** The changedBytes of the events kept. */
   #bytes = 0;
   #head: number;
+  #lastEvent: number;
   #after: number;
   #listeners: Array<(event: CatalogEvent) => void> = [];
   #gapListeners: Array<(message: string) => void> = [];
@@ -40,6 +41,7 @@ export class EventRing {
     this.maxBytes = maxBytes;
     this.#events = events.slice(-capacity);
     this.#head = head;
+    this.#lastEvent = this.#events.at(-1)?.seq ?? 0;
     this.#after = after ?? (this.#events[0] ? this.#events[0].seq - 1 : head);
     this.#bytes = this.#events.reduce((sum, e) => sum + e.changedBytes, 0);
     this.#trim();
@@ -47,6 +49,11 @@ export class EventRing {
 
   get head(): number {
     return this.#head;
+  }
+
+  /** The seq of the newest event this ring was given or told of: unlike the head, it moves only with an event. */
+  get lastEventSeq(): number {
+    return this.#lastEvent;
   }
 
   get retainedAfter(): number {
@@ -70,7 +77,13 @@ export class EventRing {
     this.#events.push(event);
     this.#bytes += event.changedBytes;
     this.#head = event.seq;
+    this.#lastEvent = event.seq;
     this.#trim();
+  }
+
+  /** An event known without being given (read with the catalog: its record names it), newer than any given so far. */
+  knownEvent(seq: number): void {
+    if (seq > this.#lastEvent) this.#lastEvent = seq;
   }
 
   /** The oldest go while there are more than `capacity`, or more than `maxBytes` (the newest always stays). */

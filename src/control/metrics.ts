@@ -11,18 +11,18 @@ export interface WatchMetrics {
   replayRequests: Counter;
   replayEvents: Counter;
   replayBytes: Counter;
-  eventSeq: Gauge;
 }
 
 export interface RelayMetrics {
   operations: Counter<'op' | 'outcome'>;
-  latency: Histogram<'op'>;
+  latency: Histogram<'op' | 'outcome'>;
 }
 
 /** The server's Prometheus metrics (SPEC §7), on a registry of its own (no global state). */
 export class ControlMetrics {
   readonly registry = new Registry();
   readonly upserts: Counter<'changed'>;
+  /** Error replies, and upgrades refused before a session (`ControlServer`), by wire code. */
   readonly errors: Counter<'code'>;
   readonly connections: Gauge<'role'>;
   readonly frames: Counter<'role'>;
@@ -62,7 +62,12 @@ export class ControlMetrics {
       },
     });
     this.upserts = new Counter({ name: 'acheron_upserts_total', help: 'control.node_service_upsert requests served', labelNames: ['changed'], registers });
-    this.errors = new Counter({ name: 'acheron_errors_total', help: 'Error replies by wire code', labelNames: ['code'], registers });
+    this.errors = new Counter({
+      name: 'acheron_errors_total',
+      help: 'Error replies and refused connections (HTTP 401, 403, 503 at the upgrade) by wire code',
+      labelNames: ['code'],
+      registers,
+    });
     this.connections = new Gauge({ name: 'acheron_connections', help: 'Open WebSocket connections by role', labelNames: ['role'], registers });
     this.frames = new Counter({ name: 'acheron_frames_total', help: 'Request frames received by role', labelNames: ['role'], registers });
     const counter = (name: string, help: string): Counter => new Counter({ name, help, registers });
@@ -79,15 +84,16 @@ export class ControlMetrics {
       replayRequests: counter('acheron_watch_replay_requests_total', 'Watches started (each replays)'),
       replayEvents: counter('acheron_watch_replay_events_total', 'Events replayed'),
       replayBytes: counter('acheron_watch_replay_bytes_total', 'Bytes of replayed event frames'),
-      eventSeq: new Gauge({
-        name: 'acheron_event_seq',
-        help: 'The last event seq made durable (the head_seq watches report)',
-        registers,
-        collect() {
-          this.set(events.headSeq);
-        },
-      }),
     };
+    // Not head_seq: on etcd that follows every revision under the prefix (lease refreshes too), with no event.
+    new Gauge({
+      name: 'acheron_event_seq',
+      help: 'The seq of the last event this server delivered (moves only with an event)',
+      registers,
+      collect() {
+        this.set(events.lastEventSeq);
+      },
+    });
     const window = (name: string, help: string, pick: (w: ReturnType<EventStream['window']>) => number | null) =>
       new Gauge({
         name,
@@ -112,11 +118,11 @@ export class ControlMetrics {
         labelNames: ['op', 'outcome'],
         registers,
       }),
-      // An invoke waits for its driver: buckets up to a minute.
+      // An invoke waits for its driver: buckets up to a minute. Every relay counted above is observed, the timed out ones too.
       latency: new Histogram({
         name: 'acheron_relay_latency_seconds',
-        help: "Time from forwarding a relayed operation to the node's answer",
-        labelNames: ['op'],
+        help: 'Time from forwarding a relayed operation to its outcome (the answer, ETIMEDOUT at its bound, EHOSTUNREACH), by op and outcome',
+        labelNames: ['op', 'outcome'],
         buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
         registers,
       }),

@@ -67,6 +67,7 @@ export class RelayHub {
   /** `local`: a peer's forward, served only by a tunnel here. */
   forward(request: RelayPayload, session: string, options: { local?: boolean } = {}): Promise<RelayOutcome> {
     const { node_id: nodeId, timeout_ms: waitMs = RELAY_WAIT_MS, ...operation } = request;
+    const started = performance.now();
     const tunnel = this.#tunnel(nodeId);
     const peer = tunnel || options.local ? undefined : this.#servers.tunnelElsewhere(nodeId);
     if (peer) {
@@ -74,11 +75,11 @@ export class RelayHub {
         const peers = this.#sessionPeers.get(session) ?? new Map<string, PeerServer>();
         this.#sessionPeers.set(session, peers.set(peer.serverId, peer));
       }
-      return this.#peers.forward(peer, request, session).then((outcome) => this.#count(request.op, outcome));
+      return this.#peers.forward(peer, request, session).then((outcome) => this.#ended(request.op, started, outcome));
     }
     if (!tunnel)
       return Promise.resolve(
-        this.#count(request.op, {
+        this.#ended(request.op, started, {
           ok: false,
           errno: 'EHOSTUNREACH',
           message: `node ${nodeId} has no tunnel ready for relays (not connected to the control server, or still starting up)`,
@@ -89,7 +90,7 @@ export class RelayHub {
       const timer = setTimeout(() => {
         this.#pending.delete(relayId);
         resolve(
-          this.#count(request.op, {
+          this.#ended(request.op, started, {
             ok: false,
             errno: 'ETIMEDOUT',
             message: `node ${nodeId} did not answer ${request.op} ${request.path} within ${waitMs} ms`,
@@ -97,7 +98,7 @@ export class RelayHub {
         );
       }, waitMs);
       timer.unref();
-      this.#pending.set(relayId, { nodeId, tunnel, op: request.op, started: performance.now(), timer, resolve });
+      this.#pending.set(relayId, { nodeId, tunnel, op: request.op, started, timer, resolve });
       if (LEAVES_STATE.has(request.op)) {
         const nodes = this.#sessionNodes.get(session) ?? new Set<string>();
         this.#sessionNodes.set(session, nodes.add(nodeId));
@@ -113,8 +114,7 @@ export class RelayHub {
     if (!pending || pending.nodeId !== nodeId) return false;
     this.#pending.delete(relayId);
     clearTimeout(pending.timer);
-    this.#metrics.relay.latency.observe({ op: pending.op }, (performance.now() - pending.started) / 1000);
-    pending.resolve(this.#count(pending.op, outcome));
+    pending.resolve(this.#ended(pending.op, pending.started, outcome));
     return true;
   }
 
@@ -130,7 +130,9 @@ export class RelayHub {
       if (pending.tunnel !== tunnel) continue;
       this.#pending.delete(relayId);
       clearTimeout(pending.timer);
-      pending.resolve(this.#count(pending.op, { ok: false, errno: 'EHOSTUNREACH', message: `node ${pending.nodeId} disconnected before it answered` }));
+      pending.resolve(
+        this.#ended(pending.op, pending.started, { ok: false, errno: 'EHOSTUNREACH', message: `node ${pending.nodeId} disconnected before it answered` }),
+      );
     }
   }
 
@@ -142,8 +144,11 @@ export class RelayHub {
     this.#sessionPeers.delete(session);
   }
 
-  #count(op: string, outcome: RelayOutcome): RelayOutcome {
-    this.#metrics.relay.operations.inc({ op, outcome: outcome.ok ? 'ok' : errnoLabel(outcome.errno) });
+  /** Every relay ends here, once: counted and observed with its outcome (a hung node shows in the latency as ETIMEDOUT). */
+  #ended(op: string, started: number, outcome: RelayOutcome): RelayOutcome {
+    const labels = { op, outcome: outcome.ok ? 'ok' : errnoLabel(outcome.errno) };
+    this.#metrics.relay.operations.inc(labels);
+    this.#metrics.relay.latency.observe(labels, (performance.now() - started) / 1000);
     return outcome;
   }
 }

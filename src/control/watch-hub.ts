@@ -154,7 +154,6 @@ export class WatchHub {
 
   #fanOut(event: CatalogEvent): void {
     this.#metrics.watch.fanoutEvents.inc();
-    this.#metrics.watch.eventSeq.set(event.seq);
     const now = Date.now();
     // Counted once per event, not per watcher: a counter update costs more than it seems at 100 watchers.
     let attempts = 0;

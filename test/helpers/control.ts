@@ -202,6 +202,27 @@ export async function adminRequest<T>(control: Pick<RunningControl, 'url' | 'adm
   }
 }
 
+/** The server's /metrics, as Prometheus text. */
+export async function scrape(control: Pick<RunningControl, 'httpUrl'>): Promise<string> {
+  return (await fetch(`${control.httpUrl}/metrics`)).text();
+}
+
+/** The sum of a Prometheus metric's samples (the label sets that include `labels`), or undefined when it is absent. */
+export function metricValue(text: string, name: string, labels = ''): number | undefined {
+  let total: number | undefined;
+  for (const line of text.split('\n')) {
+    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name || (labels && !(match[2] ?? '').includes(labels))) continue;
+    total = (total ?? 0) + Number(match[3]);
+  }
+  return total;
+}
+
+/** Upgrades the server refused with `code` (401 unauthorized, 403 forbidden, 503 unavailable), error replies of that code included. */
+export async function errorsCounted(control: Pick<RunningControl, 'httpUrl'>, code: string): Promise<number> {
+  return metricValue(await scrape(control), 'acheron_errors_total', `code="${code}"`) ?? 0;
+}
+
 /** Waits until the server's catalog of the node lists the service (a joined node has upserted). */
 export async function waitForService(control: Pick<RunningControl, 'url' | 'adminToken'>, nodeId: string, serviceId: string): Promise<void> {
   await waitFor(

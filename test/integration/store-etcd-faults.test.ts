@@ -4,7 +4,7 @@
 // etcd is back. (Unreachable at start: store-etcd-start.test.ts.)
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import { acheron, connect, eventually, session, startControl, type RawPeer } from '../helpers/control.js';
+import { acheron, connect, errorsCounted, eventually, session, startControl, type RawPeer } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { sh, waitFor } from '../helpers/process.js';
 
@@ -56,7 +56,9 @@ await t.test('etcd lost while running: writes answer unavailable, /readyz fails,
   const ready = await fetch(`${a.httpUrl}/readyz`);
   tt.equal(ready.status, 503, '/readyz fails');
   tt.match(await ready.text(), /^not ready\n(.*\n)*store: control store \(etcd\): \S/, 'naming the store as the check that failed');
+  const unavailable = await errorsCounted(b, 'unavailable');
   tt.equal((await connect(b.url, { token: store.adminToken })).status, 503, 'a new session cannot be checked: 503, neither 401 nor accepted');
+  tt.equal(await errorsCounted(b, 'unavailable'), unavailable + 1, 'counted in acheron_errors_total{code="unavailable"}');
   const cli = await token(['create', '--user', 'dave', '--etcd-start-timeout-ms', '1000']);
   tt.equal(cli.code, 1, `acheron token fails: ${cli.stderr.trim()}`);
   tt.ok(admin.isOpen, 'open sessions stay');

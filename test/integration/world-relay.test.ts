@@ -12,7 +12,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
-import { adminRequest, joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
+import { adminRequest, joinArgs, joinToken, metricValue, scrape, startControl, waitForService } from '../helpers/control.js';
 import { manifest, startNode, tempDir, type Teardown } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
@@ -282,10 +282,13 @@ await t.test("the service removed while its writer has it open: ENOENT, on the n
   }
 });
 
-await t.test('a wait the node does not answer is bounded: the server answers ETIMEDOUT', async (tt) => {
+await t.test('a wait the node does not answer is bounded: the server answers ETIMEDOUT, and observes its latency', async (tt) => {
   const client = await ControlClient.connect({ url: control.url, token: control.adminToken, requestTimeoutMs: 60_000 });
   tt.teardown(() => client.terminate());
   const data = Buffer.from('{}').toString('base64');
+  const timedOut = async (part: 'count' | 'sum'): Promise<number> =>
+    metricValue(await scrape(control), `acheron_relay_latency_seconds_${part}`, 'op="invoke",outcome="ETIMEDOUT"') ?? 0;
+  const [count, sum] = [await timedOut('count'), await timedOut('sum')];
   const outcome = await client.request('control.relay', {
     node_id: NODE_ID,
     request_id: 'hang-1',
@@ -295,6 +298,8 @@ await t.test('a wait the node does not answer is bounded: the server answers ETI
     timeout_ms: 1500,
   });
   tt.match(outcome, { ok: false, errno: 'ETIMEDOUT', message: /did not answer invoke .* within 1500 ms/ });
+  tt.equal(await timedOut('count'), count + 1, 'acheron_relay_latency_seconds{op="invoke",outcome="ETIMEDOUT"} observed it');
+  tt.ok((await timedOut('sum')) - sum >= 1.5, 'with the 1.5 s it waited');
   await sh(`echo 1 > ${q(join(node.service('hang'), 'control', 'cancel'))}`);
 });
 

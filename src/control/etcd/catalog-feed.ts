@@ -84,6 +84,7 @@ export class CatalogFeed {
     this.#adopt(listing);
     // Revision 1 is etcd's empty start: a listing there misses no event, so every seq may be resumed from.
     this.#ring = new EventRing(capacity, [], headSeqOf(listing.revision), listing.revision <= 1n ? 0 : headSeqOf(listing.revision));
+    this.#ring.knownEvent(this.#newestListedEvent());
     this.#follow(listing.revision + 1n);
   }
 
@@ -131,6 +132,13 @@ export class CatalogFeed {
     }
   }
 
+  /** The newest event the listed node records name (a deleted node's is gone with it): the last event until the watch brings one. */
+  #newestListedEvent(): number {
+    let newest = 0;
+    for (const node of this.#mirror.nodes.values()) newest = Math.max(newest, node.seq);
+    return newest;
+  }
+
   /** The watch's history was compacted (this server was cut off from etcd that long): list again; running watches must start over. */
   async #relist(error: WatchCompactedError): Promise<void> {
     this.#log.warn({ err: error }, "etcd history compacted past this server's catalog watch: listing the catalog again");
@@ -141,6 +149,7 @@ export class CatalogFeed {
         if (this.#closed) return;
         this.#adopt(listing);
         this.#ring.restart(headSeqOf(listing.revision), `etcd compacted the history this server had not yet read (${error.message}), so events were missed`);
+        this.#ring.knownEvent(this.#newestListedEvent());
         this.#follow(listing.revision + 1n);
         return;
       } catch {

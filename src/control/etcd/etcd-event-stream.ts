@@ -26,6 +26,10 @@ export class EtcdEventStream implements EventStream {
     return this.#feed.ring.head;
   }
 
+  get lastEventSeq(): number {
+    return this.#feed.ring.lastEventSeq;
+  }
+
   get retainedAfter(): number {
     return this.#feed.ring.retainedAfter;
   }

@@ -11,7 +11,18 @@ import { hostname } from 'node:os';
 import { serviceHash } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import type { DeltaEntry as ProtocolDeltaEntry, ServiceDescriptor, UpdatedEntry } from '../../../src/protocol/types.gen.js';
-import { acheron, connect, joinToken, sameOnEveryStore, serverStoreKind, session, startControl, type Frame, type RawPeer } from '../../helpers/control.js';
+import {
+  acheron,
+  connect,
+  errorsCounted,
+  joinToken,
+  sameOnEveryStore,
+  serverStoreKind,
+  session,
+  startControl,
+  type Frame,
+  type RawPeer,
+} from '../../helpers/control.js';
 import { sh, waitFor } from '../../helpers/process.js';
 
 interface Joined {
@@ -836,6 +847,15 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.equal((await connect(url, { subprotocolToken: control.userToken })).status, 403, 'no Origin: 403');
     tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'null' })).status, 403, 'an opaque Origin: 403');
     await stillServes(tt);
+  });
+
+  await t.test('refused upgrades count in acheron_errors_total by the code a request would get: 401 unauthorized, 403 forbidden', async (tt) => {
+    const [unauthorized, forbidden] = [await errorsCounted(control, 'unauthorized'), await errorsCounted(control, 'forbidden')];
+    tt.equal((await connect(url, { token: 'ach_user_not-really' })).status, 401, 'a wrong token: 401');
+    tt.equal((await connect(url, { token: `node.n1.${n1.secret}x` })).status, 401, 'a wrong node secret: 401');
+    tt.equal((await connect(url, { subprotocolToken: control.userToken, origin: 'http://evil.example' })).status, 403, 'a foreign Origin: 403');
+    tt.equal(await errorsCounted(control, 'unauthorized'), unauthorized + 2, 'acheron_errors_total{code="unauthorized"} counted both 401s');
+    tt.equal(await errorsCounted(control, 'forbidden'), forbidden + 1, 'acheron_errors_total{code="forbidden"} counted the 403');
   });
 
   await t.test('HTTP: /livez, /readyz, /metrics (promtool-clean), /metrics.json; the ws port refuses plain HTTP', async (tt) => {

@@ -12,7 +12,17 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback, gzip as gzipCallback } from 'node:zlib';
 import { historyOf, learnedPosition, ResumingWatcher, service, SimNode, watchFrames } from '../../helpers/catalog-sim.js';
-import { sameOnEveryStore, serverStoreKind, session, startControl, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
+import {
+  metricValue,
+  sameOnEveryStore,
+  scrape,
+  serverStoreKind,
+  session,
+  startControl,
+  type Frame,
+  type RawPeer,
+  type RunningControl,
+} from '../../helpers/control.js';
 import {
   checkReference,
   emitted,
@@ -66,22 +76,6 @@ function expectAllValid(tt: Test, reference: ResumingWatcher, watchers: readonly
   expectValid(tt, reference.name, reference.sessions, all);
   for (const watcher of watchers) expectValid(tt, watcher.name, watcher.sessions, all);
   return all;
-}
-
-async function metrics(control: RunningControl): Promise<string> {
-  const response = await fetch(`${control.httpUrl}/metrics`);
-  return response.text();
-}
-
-/** The sum of a Prometheus metric's samples (all label sets), or undefined when it is absent. */
-function metricValue(text: string, name: string, labels = ''): number | undefined {
-  let total: number | undefined;
-  for (const line of text.split('\n')) {
-    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name || (labels && !(match[2] ?? '').includes(labels))) continue;
-    total = (total ?? 0) + Number(match[3]);
-  }
-  return total;
 }
 
 /** A watch on `peer`; returns the reply frame (checked ok) and its payload. */
@@ -508,9 +502,9 @@ export async function eventsSuite(t: Test): Promise<void> {
 
     await tt.test('every watcher of this server saw a valid history; /metrics has the watch telemetry', async (t2) => {
       const all = expectAllValid(t2, reference, watchers);
-      const text = await metrics(control);
+      const text = await scrape(control);
       const newest = all.at(-1)?.seq as number;
-      await waitFor(async () => metricValue(await metrics(control), 'acheron_watch_subscribers') === 3, {
+      await waitFor(async () => metricValue(await scrape(control), 'acheron_watch_subscribers') === 3, {
         what: 'acheron_watch_subscribers 3 (the reference, the resuming and the quiet watcher)',
       });
       for (const name of [
@@ -533,7 +527,7 @@ export async function eventsSuite(t: Test): Promise<void> {
       t2.equal(metricValue(text, 'acheron_watch_retained_oldest_timestamp_seconds'), first / 1000, 'oldest retained time, in seconds');
       t2.equal(metricValue(text, 'acheron_watch_retained_newest_timestamp_seconds'), last / 1000, 'newest retained time, in seconds');
       t2.equal(metricValue(text, 'acheron_watch_retained_window_seconds'), (last - first) / 1000, 'the window, in seconds');
-      headAfter(t2, metricValue(text, 'acheron_event_seq'), all.length, 'acheron_event_seq is the head');
+      t2.equal(metricValue(text, 'acheron_event_seq'), newest, "acheron_event_seq: the last event's seq");
     });
     reference.close();
     for (const w of watchers) w.close();
@@ -711,7 +705,7 @@ export async function eventsSuite(t: Test): Promise<void> {
       tt.equal(tooOld.error?.code, 'resync_required', 'since_seq older than the retained history: resync_required');
       tt.equal(tooOld.error?.field, '/since_seq', 'names /since_seq');
       tt.match(tooOld.error?.message, /older than the retained history/, 'says why');
-      const text = await metrics(control);
+      const text = await scrape(control);
       tt.equal(metricValue(text, 'acheron_watch_retained_oldest_seq'), oldest, 'retained_oldest_seq metric');
       tt.equal(metricValue(text, 'acheron_watch_retained_newest_seq'), head, 'retained_newest_seq metric');
       await peer.close();
@@ -762,7 +756,7 @@ export async function eventsSuite(t: Test): Promise<void> {
       node.services.set('big', String(i));
       await node.publish({ blob, i });
       sent++;
-      dropped = metricValue(await metrics(control), 'acheron_watch_fanout_dropped_total') ?? 0;
+      dropped = metricValue(await scrape(control), 'acheron_watch_fanout_dropped_total') ?? 0;
     }
     tt.ok(dropped > 0, `the slow watch was dropped after ${sent} events of 512 KiB`);
     for (let i = 0; i < 5; i++) {
@@ -773,7 +767,7 @@ export async function eventsSuite(t: Test): Promise<void> {
     await fast.reachCount(1 + sent + 5);
     const seqAt = (k: number): number => (historyOf(fast)[k - 1] as EmittedEvent).seq;
     const head = seqAt(1 + sent + 5);
-    const text = await metrics(control);
+    const text = await scrape(control);
     tt.equal(metricValue(text, 'acheron_watch_fanout_dropped_total'), 1, 'one delivery refused (acheron_watch_fanout_dropped_total)');
     tt.equal(metricValue(text, 'acheron_watch_ended_total', 'reason="resync_required"'), 1, 'one watch ended with resync_required');
     tt.equal(metricValue(text, 'acheron_watch_subscribers'), 1, 'only the fast watch remains');
@@ -810,6 +804,36 @@ export async function eventsSuite(t: Test): Promise<void> {
     fast.close();
   });
 
+  await t.test(
+    "acheron_event_seq is the last event's: lease refreshes leave it (on etcd each is a revision head_seq follows), an upsert moves it",
+    async (tt) => {
+      const control = await startControl(tt);
+      const node = await SimNode.provision(control.url, control.adminToken, 'refresher');
+      node.services.set('a', '1');
+      await node.publish();
+      const admin = await session(control.url, { token: control.adminToken });
+      const lastEvent = async (): Promise<number> => (await admin.call<{ seq: number }>('control.node_get', { node_id: 'refresher', view: 'stored' })).seq;
+      const eventSeq = async (): Promise<number | undefined> => metricValue(await scrape(control), 'acheron_event_seq');
+      const headSeq = async (): Promise<number> => (await watch(admin, { replay_limit: 0 })).payload.head_seq;
+      const upserted = await lastEvent();
+      tt.equal(await eventSeq(), upserted, "acheron_event_seq: the upsert's seq");
+      const head = await headSeq();
+      for (let i = 0; i < 5; i++) await node.peer.call('control.node_lease_refresh', { node_id: 'refresher' });
+      const refreshedHead = await headSeq();
+      if (files) tt.equal(refreshedHead, head, 'files: a refresh takes no seq');
+      else tt.ok(refreshedHead > head, `etcd: head_seq followed the refreshes' revisions (${head} → ${refreshedHead})`);
+      tt.equal(await lastEvent(), upserted, 'no event meanwhile');
+      tt.equal(await eventSeq(), upserted, 'acheron_event_seq did not move with the refreshes');
+      node.services.set('a', '2');
+      await node.publish();
+      const changed = await lastEvent();
+      tt.ok(changed > upserted, 'the next upsert is an event');
+      tt.equal(await eventSeq(), changed, 'acheron_event_seq moved with it');
+      await admin.close();
+      await node.peer.close();
+    },
+  );
+
   await t.test('policy: ALLOW_ADMIN=false refuses admins; ALLOW_USER=true still needs a project', { skip: sameOnEveryStore() }, async (tt) => {
     const control = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN: 'false', ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
     const admin = await session(control.url, { token: control.adminToken });
@@ -823,7 +847,7 @@ export async function eventsSuite(t: Test): Promise<void> {
     tt.equal(userRefused.error?.code, 'forbidden', 'user watch forbidden without a project session');
     tt.match(userRefused.error?.message, /project/, 'the reason mentions the project session');
     await user.close();
-    tt.equal(metricValue(await metrics(control), 'acheron_watch_subscribers'), 0, 'no watch started');
+    tt.equal(metricValue(await scrape(control), 'acheron_watch_subscribers'), 0, 'no watch started');
   });
 
   await t.test('a filtered watch that matches nothing gets progress frames after 10 s of silence, and resumes from them', async (tt) => {

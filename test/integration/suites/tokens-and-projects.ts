@@ -5,7 +5,7 @@
 // sessions end on every server, a join token is spent once across servers, projects are shared, and
 // a project token replaced anywhere takes its rights from the sessions of the old one everywhere.
 import type { Test } from 'tap';
-import { acheron, connect, eventually, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
+import { acheron, connect, errorsCounted, eventually, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
 import { service, SimNode } from '../../helpers/catalog-sim.js';
 import { waitFor, type ShResult } from '../../helpers/process.js';
 
@@ -59,8 +59,11 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const other = await session(b.url, { token: env.userToken });
 
     await cli(tt, env, ['revoke', entry.id]);
-    for (const server of new Set([a, b]))
+    for (const server of new Set([a, b])) {
+      const refused = await errorsCounted(server, 'unauthorized');
       tt.equal((await connect(server.url, { token: entry.token })).status, 401, `${server.url}: a new connection with the revoked token gets 401 at once`);
+      tt.equal(await errorsCounted(server, 'unauthorized'), refused + 1, `${server.url}: counted in acheron_errors_total{code="unauthorized"}`);
+    }
     for (const peer of new Set([onA, onB]))
       tt.equal((await closedWithin(peer, 15_000))?.code, 4001, "the revoked token's sessions are closed with 4001 on every server");
     tt.ok(other.isOpen, 'other sessions stay');
