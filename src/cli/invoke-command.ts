@@ -1,67 +1,121 @@
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
+import { errnoNameOf } from '../errors/errno.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
+import { NODE_OPTION_SPECS } from './node-options.js';
+import { WORLD_OPTIONS } from './world-options.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 
 export interface InvokeArgs {
   service: string;
   payload: string | undefined;
-  mount: string;
+  /** Absent: the node tree's default, or WorldFS's with --node. */
+  mount: string | undefined;
   node: string | undefined;
   json: boolean;
+  'control-url'?: string | readonly string[] | undefined;
+  token?: string | undefined;
+  'token-file'?: string | undefined;
+  project?: string | undefined;
+  'project-token-file'?: string | undefined;
 }
 
-/** The service directory: the node tree, or WorldFS with --node. */
-export function serviceDirectory(args: Pick<InvokeArgs, 'service' | 'mount' | 'node'>): string {
+/** What only a control server's client uses: given without one, the user meant something else. */
+const CLIENT_ONLY = ['token', 'token-file', 'project', 'project-token-file'] as const;
+
+/** An invocation refused with an errno (by the mount, or by the node or server through the relay). */
+interface Refused {
+  errno: string;
+  detail: string;
+}
+
+/**
+ * Whether the invocation goes through the control server: `--node` with `--control-url`, or with
+ * ACHERON_CONTROL_URL and no `--mount` (a mount named on the command line wins over the environment).
+ */
+function throughControl(args: InvokeArgs): boolean {
+  if (args['control-url'] !== undefined) {
+    if (args.node === undefined) throw new UsageError('--control-url needs --node: the node whose service to invoke through the control server');
+    if (args.mount !== undefined) throw new UsageError('--mount and --control-url: give one (a mount to invoke through, or the control server)');
+    return true;
+  }
+  const remote = args.node !== undefined && args.mount === undefined && Boolean(process.env.ACHERON_CONTROL_URL);
+  const unused = CLIENT_ONLY.find((option) => args[option] !== undefined);
+  if (!remote && unused) throw new UsageError(`--${unused} is for invoking through the control server: with --node and --control-url (or ACHERON_CONTROL_URL)`);
+  return remote;
+}
+
+/**
+ * `acheron invoke`: one O_RDWR transaction on control/invoke.json (write, then read back this
+ * invocation's own outcome), so the exit code tells what shell redirections hide. With `--node` and
+ * a control server, the same commit relayed to the node (invoke-remote.ts), without a mount.
+ */
+export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
   for (const [what, id] of [
     ['service', args.service],
     ['--node', args.node],
   ] as const) {
     if (id !== undefined && !isIdentifier(id)) throw new UsageError(`${what} ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
   }
-  return args.node === undefined ? join(args.mount, 'services', args.service) : join(args.mount, 'nodes', args.node, 'services', args.service);
-}
-
-/**
- * `acheron invoke`: one O_RDWR transaction on control/invoke.json (write, then read back this
- * invocation's own outcome), so the exit code tells what shell redirections hide.
- */
-export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
-  const dir = serviceDirectory(args);
+  const remote = throughControl(args);
   const payload = args.payload === undefined ? '{}' : args.payload === '-' ? await text(process.stdin) : args.payload;
   try {
     JSON.parse(payload);
   } catch {
     throw new UsageError(`payload is not valid JSON: ${jsonSyntaxError(payload)}`);
   }
-  let outcome: string;
-  try {
-    const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
-    try {
-      await file.write(payload, 0);
-      outcome = await file.readFile('utf8');
-    } finally {
-      await file.close();
-    }
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
-    const detail =
-      code === 'ENOENT'
-        ? `no service ${args.service} under ${args.node === undefined ? args.mount : join(args.mount, 'nodes', args.node)}`
-        : await lastError(dir, code, (error as Error).message);
-    stderr.write(`acheron invoke: ${args.service}: ${code}: ${detail}\n`);
+  const outcome = remote
+    ? await invokeThroughControl({ ...args, node: args.node as string }, payload)
+    : await invokeThroughMount(args, args.mount ?? (args.node === undefined ? NODE_OPTION_SPECS.mount.default : WORLD_OPTIONS.mount.default), payload);
+  if (typeof outcome !== 'string') {
+    stderr.write(`acheron invoke: ${args.service}: ${outcome.errno}: ${outcome.detail}\n`);
     return 1;
   }
   const failure = asFailure(outcome, args.service);
   if (failure) {
-    if (args.json) stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n');
+    if (args.json) await print(stdout, outcome);
     stderr.write(`acheron invoke: ${args.service}: ${failure.state}: ${failure.error.split('\n')[0]}\n`);
     return 1;
   }
-  stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n');
+  await print(stdout, outcome);
   return 0;
+}
+
+/** The outcome, ending with a newline, once written: the exit that follows would cut a pipe's unwritten rest. */
+function print(stdout: NodeJS.WritableStream, outcome: string): Promise<void> {
+  return new Promise((resolve, reject) => stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n', (error) => (error ? reject(error) : resolve())));
+}
+
+/** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and last_error.txt's reason. */
+async function invokeThroughMount(args: InvokeArgs, mount: string, payload: string): Promise<string | Refused> {
+  const under = args.node === undefined ? mount : join(mount, 'nodes', args.node);
+  const dir = join(under, 'services', args.service);
+  try {
+    const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
+    try {
+      await file.write(payload, 0);
+      return await file.readFile('utf8');
+    } finally {
+      await file.close();
+    }
+  } catch (error) {
+    const errno = (error as NodeJS.ErrnoException).code ?? 'ERROR';
+    return { errno, detail: errno === 'ENOENT' ? `no service ${args.service} under ${under}` : await lastError(dir, errno, (error as Error).message) };
+  }
+}
+
+/** Through the control server: the outcome, or the errno the node or the server answered (anything else, a refused token, goes to main). */
+async function invokeThroughControl(args: InvokeArgs & { node: string }, payload: string): Promise<string | Refused> {
+  const { invokeRemote } = await import('./invoke-remote.js');
+  try {
+    return (await invokeRemote(args, Buffer.from(payload))).toString('utf8');
+  } catch (error) {
+    const errno = errnoNameOf(error);
+    if (errno === undefined) throw error;
+    return { errno, detail: (error as Error).message.split('\n')[0] as string };
+  }
 }
 
 /** A failed transaction reads back exactly `{"error", "status"}` with this service's status. */

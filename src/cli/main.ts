@@ -164,19 +164,27 @@ function cli(argv: readonly string[]): Argv {
       )
       .command(
         'invoke <service> [payload]',
-        'invoke a service through its files and print the outcome',
+        'invoke a service through its files (or, with --node and a control server, through the control server) and print the outcome',
         (y) =>
-          y
+          clientOptions(y)
             .positional('service', { type: 'string', describe: 'service id' })
             .positional('payload', { type: 'string', describe: 'JSON object, or - for stdin (default {})' })
-            .option('mount', { type: 'string', default: '/mnt/acheron', describe: 'node tree (or WorldFS with --node)' })
-            .option('node', { type: 'string', describe: 'node id, for a WorldFS mount' })
+            .option('mount', {
+              type: 'string',
+              defaultDescription: `${NODE_OPTION_SPECS.mount.default}; with --node: ${WORLD_OPTIONS.mount.default}`,
+              describe: 'node tree (or WorldFS with --node)',
+            })
+            .option('node', { type: 'string', describe: 'node id: its service through WorldFS (--mount), or through the control server (--control-url)' })
+            .option('control-url', {
+              type: 'string',
+              describe: 'with --node: invoke through this control server, no mount needed (env ACHERON_CONTROL_URL, unless --mount is given)',
+            })
             .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure' }),
         async (args) => {
           const payload = stdinDash(args.payload, argv);
           process.exitCode = await (
             await commands.invoke()
-          ).runInvokeCommand({ service: args.service as string, payload, mount: args.mount, node: args.node, json: args.json }, process.stdout, process.stderr);
+          ).runInvokeCommand({ ...args, service: args.service as string, payload }, process.stdout, process.stderr);
         },
       )
       .command(

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { invokeWaitMs, RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import { JOB_FILES, SERVICE_FILES, type ServiceFileKind } from '../protocol/service-files.js';
@@ -8,13 +7,11 @@ import { tableFromPaths } from '../vfs/directory.js';
 import { opensForWriting } from '../errors/open-flags.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 import { readSlice } from '../vfs/read-slice.js';
-import type { RelayOperation } from './relay-call.js';
+import { relayInvoke } from './relay-invoke.js';
 import { RemoteNode, type Relay } from './remote-node.js';
 
 /** A document fetched for a stat or an open serves the stats (and one open) that follow within this long. */
 export const DOCUMENT_REUSE_MS = 1000;
-/** Chunks of one large payload in flight at once. */
-const STAGE_WINDOW = 8;
 /** Operations that change nothing on the node (all others drop the node's kept documents). */
 const LOOKS = new Set(['stat', 'statfs', 'list', 'read', 'read_file']);
 
@@ -186,7 +183,7 @@ function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDesc
     },
     admit: () => void service(),
     commit: async (payload, wantsOutcome) => {
-      const answer = await invoke(relay, path, payload, wantsOutcome, invokeWaitMs(service().runtime));
+      const answer = await relayInvoke(relay, path, payload, { outcome: wantsOutcome, documents: true, timeoutMs: invokeWaitMs(service().runtime) });
       // After the relay dropped the node's snapshots: these are of the moment the invocation had finished.
       documents.offer(relay, posix.dirname(posix.dirname(path)), answer.documents);
       return answer.outcome;
@@ -199,48 +196,6 @@ function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDesc
       ),
     changedMs,
   });
-}
-
-/** The outcome (when wanted) and the documents the node sent with it. */
-interface Invoked {
-  outcome: Buffer;
-  documents: Record<string, Record<string, unknown>>;
-}
-
-async function invoke(relay: Relay, path: string, payload: Buffer, wantsOutcome: boolean, waitMs: number): Promise<Invoked> {
-  const requestId = randomUUID();
-  const chunk = (offset: number): RelayOperation => ({
-    path,
-    request_id: requestId,
-    size: payload.length,
-    offset,
-    data: payload.subarray(offset, offset + RELAY_CHUNK_BYTES).toString('base64'),
-    op: 'stage',
-  });
-  const lastAt = payload.length === 0 ? 0 : Math.floor((payload.length - 1) / RELAY_CHUNK_BYTES) * RELAY_CHUNK_BYTES;
-  for (let at = 0; at < lastAt; at += STAGE_WINDOW * RELAY_CHUNK_BYTES) {
-    const window: Array<Promise<unknown>> = [];
-    for (let offset = at; offset < Math.min(lastAt, at + STAGE_WINDOW * RELAY_CHUNK_BYTES); offset += RELAY_CHUNK_BYTES) window.push(relay(chunk(offset)));
-    await Promise.all(window);
-  }
-  const r = await relay({ ...chunk(lastAt), op: 'invoke', outcome: wantsOutcome, documents: true, timeout_ms: waitMs });
-  const documents = (r.documents ?? {}) as Invoked['documents'];
-  if (!wantsOutcome) return { outcome: Buffer.alloc(0), documents };
-  const parts = [Buffer.from(String(r.data ?? ''), 'base64')];
-  if (r.fh === undefined) return { outcome: parts[0] as Buffer, documents };
-  // An outcome longer than one chunk: the rest from the node's handle on it, then released.
-  const fh = Number(r.fh);
-  try {
-    for (let at = (parts[0] as Buffer).length; at < Number(r.size);) {
-      const next = Buffer.from(String((await relay({ op: 'read', path, fh, offset: at, length: RELAY_CHUNK_BYTES })).data), 'base64');
-      if (next.length === 0) break;
-      parts.push(next);
-      at += next.length;
-    }
-  } finally {
-    void relay({ op: 'release', path, fh }).catch(() => undefined);
-  }
-  return { outcome: Buffer.concat(parts), documents };
 }
 
 /** Kinds served from the catalog (README.md, SCHEMA.json, ...), not relayed. */

@@ -17,9 +17,10 @@ export type RelayOperation = Omit<RelayPayload, 'node_id' | 'request_id'> & { re
  * Sends one `control.relay` and turns its outcome into a result or an FsError with the node's
  * errno (SPEC §9). Never retried: at most once. Bounded: the server answers ETIMEDOUT after
  * `timeout_ms` (default RELAY_WAIT_MS); a server silent for REPLY_SLACK_MS longer gets ETIMEDOUT
- * here, a connection that went down ENOTCONN, a malformed reply EIO.
+ * here, a connection that went down ENOTCONN, a malformed reply EIO (its problems listed in `log`,
+ * when there is one: the EIO message names only the first).
  */
-export async function relayOnce(client: ControlClient, nodeId: string, operation: RelayOperation, log: Logger): Promise<Record<string, unknown>> {
+export async function relayOnce(client: ControlClient, nodeId: string, operation: RelayOperation, log?: Logger): Promise<Record<string, unknown>> {
   let outcome: RelayOutcome;
   try {
     outcome = await client.request<RelayOutcome>(
@@ -29,7 +30,7 @@ export async function relayOnce(client: ControlClient, nodeId: string, operation
     );
   } catch (error) {
     if (error instanceof SchemaError) {
-      log.error({ problems: error.problems.map((p) => p.message) }, `bad relay reply from the control server: ${error.message}`);
+      log?.error({ problems: error.problems.map((p) => p.message) }, `bad relay reply from the control server: ${error.message}`);
       throw new FsError('EIO', `${operation.op} ${operation.path}: the control server's reply is malformed: ${error.message}`);
     }
     if (error instanceof ProtocolError && error.code === 'unavailable')

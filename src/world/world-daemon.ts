@@ -2,7 +2,8 @@
  * src/world: WorldFS. Owns the mount's view of the fleet: `WorldCatalog` (its watch of delta events
  * and reads of each node, reconnects, relays), the catalog projected onto the VFS per session
  * (`world-tree.ts`, `derived-roots.ts`), a service's live files read and committed whole
- * (`live-files.ts`) and `RemoteNode` (every operation of an `fs/` export relayed to its node).
+ * (`live-files.ts`; a commit is `relayInvoke`, which `acheron invoke --node` also sends without a
+ * mount: `relay-invoke.ts`) and `RemoteNode` (every operation of an `fs/` export relayed to its node).
  * `WorldDaemon` only starts and stops them around a `ServedMount`.
  *
  * Must not import: node/, control/ or cli/ (WorldFS reaches nodes only through the control server).

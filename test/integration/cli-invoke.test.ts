@@ -28,6 +28,14 @@ await t.test('the payload from stdin with -', async (tt) => {
   tt.same((JSON.parse(r.stdout) as { echo: unknown }).echo, { from: 'stdin' });
 });
 
+await t.test('a long outcome is printed whole into a pipe', async (tt) => {
+  // Above a pipe's buffer: the exit must wait for the rest.
+  const big = 'x'.repeat(300 * 1024);
+  const r = await acheron(`invoke echo - ${mount}`, JSON.stringify({ big }));
+  tt.equal(r.code, 0, r.stderr);
+  tt.equal((JSON.parse(r.stdout) as { echo: { big: string } }).echo.big, big);
+});
+
 await t.test('no payload means {}', async (tt) => {
   const r = await acheron(`invoke echo ${mount}`);
   tt.equal(r.code, 0, r.stderr);
@@ -115,6 +123,7 @@ await t.test('--version, --help, node --help, invoke --help exit 0', async (tt) 
   const invokeHelp = await acheron('invoke --help');
   tt.equal(invokeHelp.code, 0);
   tt.match(invokeHelp.stdout, /--mount/);
+  tt.match(invokeHelp.stdout, /--control-url/);
 });
 
 await t.test('bad usage: exit 2 with one line on stderr', async (tt) => {

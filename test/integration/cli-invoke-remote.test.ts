@@ -1,0 +1,153 @@
+// SPEC §1 `acheron invoke <service> --node N` with a control server (`--control-url` or
+// ACHERON_CONTROL_URL, `--token`/`--token-file` or ACHERON_TOKEN, `--project` for a user token):
+// the invocation is relayed to the node through the control server, with no mount, and prints and
+// exits as through the files: the result and exit 0; a failed invocation exit 1 with one line
+// naming its state; an errno (the node's, or the server's refusal) exit 1 with one line naming it;
+// bad usage exit 2. A real control server, a real node joined to it, the CLI as a child process.
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { acheron, adminRequest, joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
+import { manifest, readJson, startNode, tempDir } from '../helpers/node.js';
+import { q, sh } from '../helpers/process.js';
+
+const NODE_ID = 'test-node';
+const control = await startControl(t);
+const dir = await tempDir(t);
+const joinTokenFile = join(dir, 'join-token');
+await writeFile(joinTokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
+const users = { permissions: { default: 'deny-by-default', allow_roles: ['admin', 'user'] } };
+const node = await startNode(t, {
+  manifests: [manifest('echo', 'echo', users), manifest('fail', 'fail', users), manifest('gated', 'echo', users)],
+  args: joinArgs(control.url, joinTokenFile),
+});
+await waitForService(control, NODE_ID, 'gated');
+
+/** A secret in a file of its own, for a `*-file` option. */
+async function secretFile(name: string, secret: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, `${secret}\n`, { mode: 0o600 });
+  return file;
+}
+const adminTokenFile = await secretFile('admin-token', control.adminToken);
+const remote = ['--control-url', control.url, '--token-file', adminTokenFile];
+const lines = (text: string): string[] => text.split('\n').filter(Boolean);
+const invokesOnNode = async (service: string): Promise<number> =>
+  (await readJson<{ invokes_total: number }>(join(node.service(service), 'metrics.json'))).invokes_total;
+
+t.test('--node with --control-url: the result, exit 0, one invocation on the node', async (t) => {
+  const before = await invokesOnNode('echo');
+  const r = await acheron(['invoke', 'echo', '{"msg":"from afar"}', '--node', NODE_ID, ...remote]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr, '');
+  const result = JSON.parse(r.stdout) as { service_id: string; echo: unknown };
+  t.same(result.echo, { msg: 'from afar' });
+  t.equal(await invokesOnNode('echo'), before + 1, 'it ran once, on the node');
+  t.same(await readJson(join(node.service('echo'), 'result.json')), result, "the node's result.json");
+});
+
+t.test('a payload above one relay chunk, from stdin: staged, and its long outcome read whole', async (t) => {
+  const big = 'x'.repeat(300 * 1024);
+  const r = await acheron(['invoke', 'echo', '-', '--node', NODE_ID, ...remote], { input: JSON.stringify({ big }) });
+  t.equal(r.code, 0, r.stderr);
+  t.equal((JSON.parse(r.stdout) as { echo: { big: string } }).echo.big, big, 'the whole payload went, the whole outcome came back');
+});
+
+t.test('a failing driver: exit 1, one line naming the service and the failure; --json prints the outcome', async (t) => {
+  const r = await acheron(['invoke', 'fail', '{}', '--node', NODE_ID, ...remote]);
+  t.equal(r.code, 1);
+  t.equal(r.stdout, '', 'nothing on stdout');
+  t.equal(lines(r.stderr).length, 1, 'one line');
+  t.match(r.stderr, /^acheron invoke: fail: error: fail driver: something went wrong\n$/);
+  const json = await acheron(['invoke', 'fail', '{}', '--json', '--node', NODE_ID, ...remote]);
+  t.equal(json.code, 1);
+  t.match(JSON.parse(json.stdout), { error: 'fail driver: something went wrong', status: { state: 'error', exit_code: 3 } });
+});
+
+t.test("the node's errnos come back by name: EINVAL (payload refused), EPERM (disabled)", async (t) => {
+  const refused = await acheron(['invoke', 'echo', '[1,2]', '--node', NODE_ID, ...remote]);
+  t.equal(refused.code, 1);
+  t.equal(lines(refused.stderr).length, 1, 'one line');
+  t.match(refused.stderr, /^acheron invoke: echo: EINVAL: .*must be a JSON object/);
+
+  const off = await sh(`echo 1 > ${q(join(node.service('gated'), 'control', 'disable'))}`);
+  t.equal(off.code, 0, off.stderr);
+  const disabled = await acheron(['invoke', 'gated', '{}', '--node', NODE_ID, ...remote]);
+  t.equal(disabled.code, 1);
+  t.equal(lines(disabled.stderr).length, 1, 'one line');
+  t.match(disabled.stderr, /^acheron invoke: gated: EPERM: service gated is disabled/);
+});
+
+t.test('an unknown service or node: exit 1, ENOENT naming it', async (t) => {
+  const service = await acheron(['invoke', 'nosuch', '{}', '--node', NODE_ID, ...remote]);
+  t.equal(service.code, 1);
+  t.equal(lines(service.stderr).length, 1, 'one line');
+  t.match(service.stderr, `acheron invoke: nosuch: ENOENT: no service nosuch on node ${NODE_ID}`);
+  const nodeGone = await acheron(['invoke', 'echo', '{}', '--node', 'nope', ...remote]);
+  t.equal(nodeGone.code, 1);
+  t.equal(lines(nodeGone.stderr).length, 1, 'one line');
+  t.match(nodeGone.stderr, /^acheron invoke: echo: ENOENT: no node nope/);
+});
+
+t.test('ACHERON_CONTROL_URL and ACHERON_TOKEN instead of the options', async (t) => {
+  const env = { ...process.env, ACHERON_CONTROL_URL: control.url, ACHERON_TOKEN: control.adminToken };
+  const r = await acheron(['invoke', 'echo', '{"via":"env"}', '--node', NODE_ID], { env });
+  t.equal(r.code, 0, r.stderr);
+  t.same((JSON.parse(r.stdout) as { echo: unknown }).echo, { via: 'env' });
+  const mount = await acheron(['invoke', 'echo', '{}', '--node', NODE_ID, '--mount', join(dir, 'no-world')], { env });
+  t.equal(mount.code, 1, 'a --mount given wins over the environment');
+  t.match(mount.stderr, `ENOENT: no service echo under ${join(dir, 'no-world', 'nodes', NODE_ID)}`);
+});
+
+t.test('a user token: with --project (and its token) where the project allows it; refused where not', async (t) => {
+  const project = 'cli-p';
+  // The project has a token, so `invoke` needs it (token mode); catalog reads are open.
+  await adminRequest(control, 'control.project_upsert', {
+    project_id: project,
+    mounts: [{ mount_path: '/p', node_id: NODE_ID, export_name: 'main' }],
+    access_policy: { actions: { read: 'open', observe: 'open' } },
+  });
+  const { token } = await adminRequest<{ token: string }>(control, 'control.project_token_rotate', { project_id: project });
+  await adminRequest(control, 'control.project_upsert', { project_id: 'cli-empty', mounts: [], access_policy: { actions: { read: 'open' } } });
+  const user = ['--control-url', control.url, '--token-file', await secretFile('user-token', control.userToken)];
+  const projectToken = ['--project-token-file', await secretFile('project-token', token)];
+
+  const allowed = await acheron(['invoke', 'echo', '{"from":"a user"}', '--node', NODE_ID, ...user, '--project', project, ...projectToken]);
+  t.equal(allowed.code, 0, allowed.stderr);
+  t.same((JSON.parse(allowed.stdout) as { echo: unknown }).echo, { from: 'a user' });
+
+  const withoutToken = await acheron(['invoke', 'echo', '{}', '--node', NODE_ID, ...user, '--project', project]);
+  t.equal(withoutToken.code, 1);
+  t.equal(lines(withoutToken.stderr).length, 1, 'one line');
+  t.match(
+    withoutToken.stderr,
+    /^acheron invoke: echo: EACCES: project cli-p: invoke needs the project token/,
+    'the server refuses the relay, naming the action',
+  );
+
+  const outside = await acheron(['invoke', 'echo', '{}', '--node', NODE_ID, ...user, '--project', 'cli-empty']);
+  t.equal(outside.code, 1);
+  t.match(outside.stderr, /^acheron invoke: echo: ENOENT: no node test-node/, 'a node outside the project is absent');
+
+  const noSession = await acheron(['invoke', 'echo', '{}', '--node', NODE_ID, ...user]);
+  t.equal(noSession.code, 1);
+  t.equal(lines(noSession.stderr).length, 1, 'one line');
+  t.match(noSession.stderr, /^acheron: forbidden: .*project session/);
+});
+
+t.test('bad usage: exit 2 with one line', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['invoke', 'echo', '{}', ...remote], /--control-url needs --node/],
+    [['invoke', 'echo', '{}', '--node', NODE_ID, '--mount', dir, ...remote], /--mount and --control-url/],
+    [['invoke', 'echo', '{}', '--node', NODE_ID, '--token-file', adminTokenFile], /--token-file is for invoking through the control server/],
+    [['invoke', 'echo', '{"x":', '--node', NODE_ID, ...remote], /payload is not valid JSON/],
+  ];
+  const env = { ...process.env };
+  delete env.ACHERON_CONTROL_URL;
+  for (const [args, names] of cases) {
+    const r = await acheron(args, { env });
+    t.equal(r.code, 2, `acheron ${args.join(' ')}: exit 2 (${r.stderr.trim()})`);
+    t.equal(lines(r.stderr).length, 1, 'one line');
+    t.match(r.stderr, names);
+  }
+});
