@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { launchLocal, type DriverProcess, type LaunchDriver } from './driver-process.js';
 import { outputlessRun, type DriverSpec, type RunResult, type RunState } from './run-result.js';
 
@@ -16,8 +17,9 @@ const STABLE_AFTER_MS = 2000;
 /**
  * `runtime.mode: "persistent"` (SPEC §4): one long-lived driver per service speaking JSON lines,
  * `{"id","payload"}` in and `{"id","ok","result"|"error"}` out, several requests in flight. A
- * request past its timeout (or cancelled) kills and restarts the process, failing the others with a
- * clear error; a driver that dies is restarted on the next request, with backoff if it dies young.
+ * request past its timeout (or cancelled once sent) kills and restarts the process, failing the
+ * others with a clear error; a driver that dies is restarted on the next request, with backoff if
+ * it dies young.
  * `launch` starts the process: here (pipes), or through the spawner (DriverSpawner), which hands
  * the daemon the driver's stdin and stdout so requests never pass through the spawner.
  */
@@ -41,18 +43,13 @@ export class PersistentDriver {
     this.#launch = launch;
   }
 
-  /** Whether two specs start the same process; a different one (a reload) restarts it. */
+  /**
+   * Whether two specs start the same process; a different one (a reload) restarts it. Compared by
+   * value: every reload of a changed manifest builds a new environment object, equal to the old one
+   * unless the environment itself changed, and editing `timeout_ms` or `help_md` must not restart.
+   */
   static sameProcess(a: DriverSpec, b: DriverSpec): boolean {
-    // The environment is one shared object per service settings, so identity is enough.
-    return (
-      a.file === b.file &&
-      a.cwd === b.cwd &&
-      a.env === b.env &&
-      a.uid === b.uid &&
-      a.gid === b.gid &&
-      a.args.length === b.args.length &&
-      a.args.every((arg, i) => arg === b.args[i])
-    );
+    return a.file === b.file && a.cwd === b.cwd && a.uid === b.uid && a.gid === b.gid && sameList(a.args, b.args) && sameEnv(a.env, b.env);
   }
 
   async run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
@@ -62,7 +59,12 @@ export class PersistentDriver {
     const startedMs = Date.now();
     const started = performance.now();
     const wait = this.#notBeforeMs - startedMs;
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, spec.timeoutMs)));
+    // A listener added to an aborted signal never fires: a cancel before the request is sent (or
+    // during the backoff) must end it here, unsent, without touching a process another request started.
+    if (wait > 0) await sleep(Math.min(wait, spec.timeoutMs), undefined, { signal }).catch(() => undefined);
+    if (signal?.aborted) {
+      return result({ state: 'cancelled', startedMs, started, message: 'the request was cancelled before it was sent to the persistent driver' });
+    }
     const child = this.#ensureStarted();
     const id = String(this.#nextId++);
     let line: string;
@@ -199,6 +201,17 @@ export class PersistentDriver {
       this.#settle(id, result({ state: 'error', startedMs: pending.startedMs, started: pending.started, message }));
     }
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((item, i) => item === b[i]);
+}
+
+/** One shared object per service settings, so identity settles it until a reload builds a new one. */
+function sameEnv(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  if (a === b) return true;
+  const names = Object.keys(a);
+  return names.length === Object.keys(b).length && names.every((name) => Object.hasOwn(b, name) && a[name] === b[name]);
 }
 
 function result(o: { state: RunState; startedMs: number; started: number; message: string }): RunResult {

@@ -34,7 +34,8 @@ const node = await startNode(t, {
     persistent('echo-p', REFERENCE, { max_concurrency: 8, timeout_ms: 10_000 }),
     persistent('crash', 'persistent-crash'),
     persistent('hang', 'persistent-hang', { max_concurrency: 4, timeout_ms: 4_000, kill_grace_ms: 200 }),
-    persistent('reload', REFERENCE),
+    persistent('reload', REFERENCE, { max_concurrency: 2 }),
+    persistent('edit', REFERENCE, { max_concurrency: 2, timeout_ms: 10_000 }),
   ],
 });
 
@@ -65,6 +66,13 @@ async function jobsWith(id: string, marker: string): Promise<JobStatus[]> {
     .map((s) => JSON.parse(s) as JobStatus);
 }
 
+/** Replaces a manifest as a deploy does: written beside it under a dot name (the loader skips it), then renamed. */
+async function rewrite(m: Record<string, unknown>): Promise<void> {
+  const temp = join(node.servicesDir, `.${String(m.service_id)}.json.tmp`);
+  await writeFile(temp, JSON.stringify(m));
+  await rename(temp, join(node.servicesDir, `${String(m.service_id)}.json`));
+}
+
 // Opens one O_RDWR descriptor per payload and writes each, then reads them all back in parallel
 // threads: each read commits its own invocation and returns its own outcome.
 const TRANSACTIONS = `
@@ -91,6 +99,25 @@ for thread in threads:
     thread.join()
 print(json.dumps({"elapsed_ms": (time.monotonic() - start) * 1000, "outcomes": outcomes}))
 `;
+
+/** One O_RDWR transaction: what it reads back, its own outcome. */
+async function transact(id: string, payload: string): Promise<EchoResult | FailedOutcome> {
+  const run = await sh(`python3 -c ${q(TRANSACTIONS)} ${q(file(id, 'control/invoke.json'))} ${q(JSON.stringify([payload]))}`, { timeoutMs: 30_000 });
+  if (run.code !== 0) throw new Error(`transaction ${payload}: ${run.stderr.trim()}`);
+  return (JSON.parse(run.stdout) as { outcomes: [EchoResult | FailedOutcome] }).outcomes[0];
+}
+
+/**
+ * Starts a transaction that takes a while and resolves once the service runs it; `outcome` is
+ * wrapped, so that awaiting this does not wait for the outcome too.
+ */
+async function inFlight(id: string, payload: string): Promise<{ outcome: Promise<EchoResult | FailedOutcome> }> {
+  const running = (await status(id)).running;
+  const outcome = transact(id, payload);
+  outcome.catch(() => undefined);
+  await waitFor(async () => (await status(id)).running > running, { what: `${payload} to run` });
+  return { outcome };
+}
 
 await t.test('one process serves many invocations: the same pid, served grows', async (tt) => {
   const results: EchoResult[] = [];
@@ -269,24 +296,37 @@ await t.test('control/restart starts a new process', async (tt) => {
   tt.equal(after.served, 1);
 });
 
-await t.test("a reload that changes the driver's settings restarts it; one that does not, does not", async (tt) => {
+await t.test("a reload that changes the driver's environment restarts it, failing the request in flight; one that does not, does not", async (tt) => {
   const before = await call(tt, 'reload', '{}');
   // Several reload intervals pass without a change: the same process keeps serving.
   await new Promise((resolve) => setTimeout(resolve, 1000));
   tt.equal((await call(tt, 'reload', '{}')).pid, before.pid, 'unchanged manifest: same process');
-  // Written beside it under a dot name (skipped by the loader), then renamed: the reload never sees half a file.
-  const temp = join(node.servicesDir, '.reload.json.tmp');
-  await writeFile(temp, JSON.stringify(persistent('reload', REFERENCE, { env: { GENERATION: '2' } })));
-  await rename(temp, join(node.servicesDir, 'reload.json'));
-  const after = await waitFor(
-    async () => {
-      const r = await call(tt, 'reload', '{}');
-      return r.pid !== before.pid && r;
-    },
-    { what: 'the reloaded driver', timeoutMs: 20_000 },
-  );
-  tt.equal(after.served, 1, `a new process serves after the reload (${before.pid} → ${after.pid})`);
+  const long = await inFlight('reload', '{"sleep_ms":60000}');
+  // help_md too, only to see when the reload has happened (README.md).
+  await rewrite(manifest('reload', REFERENCE, { runtime: { mode: 'persistent', max_concurrency: 2, env: { GENERATION: '2' } }, help_md: '# generation 2\n' }));
+  await waitFor(async () => (await readText(file('reload', 'README.md'))) === '# generation 2\n', { what: 'the changed manifest to be loaded' });
+  const after = await call(tt, 'reload', '{}');
+  tt.not(after.pid, before.pid, `a new process serves after the reload (${before.pid} → ${after.pid})`);
+  tt.equal(after.served, 1, 'one that starts counting afresh');
   tt.notOk(await alive(before.pid), 'the old one is gone');
+  tt.match(await long.outcome, { error: /the persistent driver was restarted: its settings changed/ }, 'the request in flight on it failed, saying why');
+});
+
+await t.test('editing timeout_ms, help_md and version keeps the driver and its requests in flight; the new timeout applies', async (tt) => {
+  const before = await call(tt, 'edit', '{}');
+  const long = await inFlight('edit', '{"sleep_ms":4000,"n":"long"}');
+  await rewrite(manifest('edit', REFERENCE, { runtime: { mode: 'persistent', max_concurrency: 2, timeout_ms: 1500 }, help_md: '# edited\n', version: '2' }));
+  await waitFor(async () => (await readText(file('edit', 'README.md'))) === '# edited\n', { what: 'the edited manifest to be loaded' });
+  // The first request after the reload is where a restart would happen, while the long one runs.
+  const quick = (await transact('edit', '{"n":"during"}')) as EchoResult;
+  tt.equal(quick.pid, before.pid, `served by the same process (${before.pid})`);
+  const first = (await long.outcome) as EchoResult;
+  tt.same(first.echo, { sleep_ms: 4000, n: 'long' }, `the request in flight during the reload was answered (${JSON.stringify(first)})`);
+  tt.equal(first.pid, before.pid, 'by the process it was sent to');
+  tt.equal((await metrics('edit')).failures_total, 0, 'nothing failed');
+  succeeded(tt, await invoke('edit', '{"sleep_ms":3000}'), "the writer's close() returns");
+  tt.equal((await status('edit')).state, 'timeout', 'the new timeout_ms applies');
+  tt.match(await readText(file('edit', 'last_error.txt')), /did not answer request \d+ within 1500 ms/);
 });
 
 await t.test('SIGTERM to the daemon leaves no persistent driver behind, also one that ignores SIGTERM', async (tt) => {

@@ -140,6 +140,68 @@ t.test('changed settings restart the process before the next request', async (t)
   driver.restart('test over');
 });
 
+t.test('a reload that keeps what starts the process (a new but equal environment) keeps it and the requests in flight', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec({ env: { A: '1' } }), launch);
+  const inFlight = driver.run(spec({ env: { A: '1' } }));
+  await tick();
+  // What a reload of an edited manifest (timeout_ms, help_md...) hands over: new objects, same values.
+  const afterReload = driver.run(spec({ env: { A: '1' }, args: [], timeoutMs: 4_000 }));
+  await tick();
+  t.equal(launched.length, 1, 'the same process');
+  t.same(launched[0]?.terminations, [], 'not terminated');
+  const [a, b] = launched[0]?.lines ?? [];
+  launched[0]?.say(`{"id":"${a?.id}","ok":true}\n{"id":"${b?.id}","ok":true}\n`);
+  t.same([(await inFlight).state, (await afterReload).state], ['ok', 'ok'], 'both answered');
+  for (const env of [{ A: '2' }, { B: '1' }] as Array<Record<string, string>>) {
+    const before = launched.length;
+    const changed = driver.run(spec({ env }));
+    await tick();
+    t.equal(launched.length, before + 1, `environment ${JSON.stringify(env)}: a new process`);
+    t.same(launched[before - 1]?.terminations, [100], 'the old one was terminated');
+    driver.restart('next case');
+    t.equal((await changed).state, 'error');
+  }
+});
+
+t.test('a cancel during the restart backoff ends the request at once, unsent; the others go on', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const first = driver.run(spec());
+  await tick();
+  launched[0]?.die('exited with code 1');
+  await first;
+  // It died young: the next requests wait out the backoff before a new process starts.
+  const controller = new AbortController();
+  const cancelled = driver.run(spec({ timeoutMs: 1_000, input: Buffer.from('{"cancel":"me"}') }), controller.signal);
+  const other = driver.run(spec({ input: Buffer.from('{"keep":"me"}') }));
+  await tick();
+  t.equal(launched.length, 1, 'still in backoff');
+  controller.abort();
+  const outcome = await Promise.race([cancelled, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 50))]);
+  t.match(outcome, { state: 'cancelled', shortMessage: 'the request was cancelled before it was sent to the persistent driver' }, 'cancelled at once');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.equal(launched.length, 2, 'the backoff over, a new process serves the other request');
+  t.same(
+    launched[1]?.lines.map((l) => l.payload),
+    [{ keep: 'me' }],
+    'the cancelled request was never sent',
+  );
+  t.same(launched[1]?.terminations, [], 'and the new process was not restarted for it');
+  launched[1]?.say(`{"id":"${launched[1]?.lines[0]?.id}","ok":true}\n`);
+  t.equal((await other).state, 'ok');
+});
+
+t.test('a request cancelled before it reaches the driver is not sent', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const controller = new AbortController();
+  controller.abort();
+  const outcome = await driver.run(spec({ timeoutMs: 1_000 }), controller.signal);
+  t.equal(outcome.state, 'cancelled');
+  t.equal(launched.length, 0, 'no process started for it');
+});
+
 t.test('an answer past max_output_bytes restarts the process', async (t) => {
   const { launched, launch } = scripted();
   const driver = new PersistentDriver(spec({ maxOutputBytes: 10 }), launch);
