@@ -75,17 +75,17 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   }
   const failure = asFailure(outcome, args.service);
   if (failure) {
-    if (args.json) await print(stdout, outcome);
+    if (args.json) print(stdout, outcome);
     stderr.write(`acheron invoke: ${args.service}: ${failure.state}: ${failure.error.split('\n')[0]}\n`);
     return 1;
   }
-  await print(stdout, outcome);
+  print(stdout, outcome);
   return 0;
 }
 
-/** The outcome, ending with a newline, once written: the exit that follows would cut a pipe's unwritten rest. */
-function print(stdout: NodeJS.WritableStream, outcome: string): Promise<void> {
-  return new Promise((resolve, reject) => stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n', (error) => (error ? reject(error) : resolve())));
+/** The outcome, ending with a newline (main's exit waits until it has reached the reader). */
+function print(stdout: NodeJS.WritableStream, outcome: string): void {
+  stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n');
 }
 
 /** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and last_error.txt's reason. */

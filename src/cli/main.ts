@@ -11,6 +11,7 @@ import { isAbsolute } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { ProtocolError } from '../protocol/errors.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
+import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './exit.js';
 import { clientOptions } from './client-options.js';
@@ -89,7 +90,7 @@ function givenOptions(args: Record<string, unknown>): NodeOptionValues {
   return given as NodeOptionValues;
 }
 
-function cli(argv: readonly string[]): Argv {
+function cli(argv: readonly string[], output: CommandOutput): Argv {
   return (
     yargs(joinFileDash(argv))
       .scriptName('acheron')
@@ -126,9 +127,11 @@ function cli(argv: readonly string[]): Argv {
                   describe: 'replay everything after this seq',
                 }),
             async (args) => {
+              // Also when stdout's reader has gone (`| head -n 3`): nothing printed from then on reaches anyone.
               const stop = new Promise<void>((resolve) => {
                 process.once('SIGINT', resolve);
                 process.once('SIGTERM', resolve);
+                void output.readerGone.then(resolve);
               });
               process.exitCode = await (
                 await commands.watch()
@@ -250,13 +253,19 @@ function cli(argv: readonly string[]): Argv {
   );
 }
 
+/** The exit code of `acheron <argv>`, once its output has reached the reader (CommandOutput); bin/acheron.js exits with it. */
 export async function main(argv: readonly string[]): Promise<number> {
+  const output = new CommandOutput(process.stdout, process.stderr);
+  return output.exitCode(await run(argv, output));
+}
+
+async function run(argv: readonly string[], output: CommandOutput): Promise<number> {
   try {
     const detached = process.env[DAEMON_OPTIONS_ENV];
     if (detached !== undefined && argv[0] === 'node') return await (await commands.node()).runNodeCommand(JSON.parse(detached) as NodeOptionValues);
     if (detached !== undefined && argv[0] === 'world') return await (await commands.world()).runWorldCommand(JSON.parse(detached) as WorldArgs);
     if (isMountHelperArgv(argv)) return await runMountHelper(argv);
-    await cli(argv).parseAsync();
+    await cli(argv, output).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const usage = error instanceof UsageError;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { openTokenStore } from '../control/control-store.js';
 import type { ListedToken } from '../control/token-store.js';
 import { TOKENS_FILE } from '../control/token-file.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { TokenRefused } from '../control/token-refused.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
@@ -55,9 +55,9 @@ function joinState(t: ListedToken, now = Date.now()): string {
 }
 
 async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, store: Awaited<ReturnType<typeof openTokenStore>>): Promise<number> {
-  // "no such token", "the last admin": the user's mistake; a store failure keeps its wire code.
-  const failAsUsage = (error: Error): never => {
-    throw error instanceof ProtocolError ? error : new UsageError(error.message);
+  // "no such token", "the last admin": the user's mistake; a store that fails (a lock held too long, I/O, etcd) is exit 1.
+  const refusalAsUsage = (error: Error): never => {
+    throw error instanceof TokenRefused ? new UsageError(error.message) : error;
   };
   switch (action) {
     case 'list': {
@@ -84,13 +84,13 @@ async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, 
     }
     case 'rotate': {
       if (!args.id) throw new UsageError('token rotate needs admin, user or a token id');
-      const entry = await store.rotate(args.id).catch(failAsUsage);
+      const entry = await store.rotate(args.id).catch(refusalAsUsage);
       out.write(args.json ? JSON.stringify(entry) + '\n' : `${entry.id}\n${entry.token}\n`);
       return 0;
     }
     case 'revoke': {
       if (!args.id) throw new UsageError('token revoke needs a token id');
-      await store.revoke(args.id).catch(failAsUsage);
+      await store.revoke(args.id).catch(refusalAsUsage);
       out.write(`revoked ${args.id}\n`);
       return 0;
     }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Principal } from './principal.js';
+import { TokenRefused } from './token-refused.js';
 
 /**
  * Bearer tokens (SPEC §6 Auth) behind one interface: `FileTokenStore` keeps them in
@@ -96,5 +97,5 @@ export const joinUsable = (entry: { used_ms: number | null; expires_ms: number }
 export const joinStale = (entry: { used_ms: number | null; expires_ms: number }, now = Date.now()): boolean =>
   (entry.used_ms ?? entry.expires_ms) <= now - JOIN_RECORD_MS;
 
-export const unknownToken = (id: string): Error => new Error(`no token ${JSON.stringify(id)} (see acheron token list)`);
-export const lastAdmin = (): Error => new Error('refusing to revoke the last admin token (rotate it instead)');
+export const unknownToken = (id: string): TokenRefused => new TokenRefused(`no token ${JSON.stringify(id)} (see acheron token list)`);
+export const lastAdmin = (): TokenRefused => new TokenRefused('refusing to revoke the last admin token (rotate it instead)');

@@ -2,11 +2,13 @@
 // server or daemon starts with a value that cannot work. Each case below once started anyway: a
 // server whose every join then failed, a reload loop at 90 % CPU, a node that mounted and retried a
 // join forever with exit 0, a fresh token store made from a mistyped --data-dir, a mkdir spinning.
+// And what is not bad usage is not exit 2: a token store locked by another process is exit 1.
 import t, { type Test } from 'tap';
-import { access, writeFile } from 'node:fs/promises';
+import { access, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { acheron, joinToken, startControl } from '../helpers/control.js';
-import { isMounted, readText, startNode, tempDir } from '../helpers/node.js';
+import { FileTokenStore } from '../../src/control/file-token-store.js';
+import { acheron, joinToken, listTokens, startControl } from '../helpers/control.js';
+import { FIXTURES, isMounted, readText, startNode, tempDir } from '../helpers/node.js';
 import { waitFor } from '../helpers/process.js';
 
 const control = await startControl(t);
@@ -87,6 +89,29 @@ t.test('token: a data dir without a token store is a mistake, not a new store', 
   tt.equal(listed.code, 0, 'the real data dir still works');
   tt.match(listed.stdout, /^admin\tadmin\t/m);
   tt.match(listed.stdout, new RegExp(`^${id}\tjoin\texpires \\S+ \\(expired\\)$`, 'm'), 'an expired join token says so');
+});
+
+t.test('token: a store that fails is no usage error (exit 1); an unknown or last admin token is (exit 2)', async (tt) => {
+  const dataDir = await tempDir(tt);
+  await (await FileTokenStore.open(dataDir)).close();
+  const data = ['--data-dir', dataDir];
+  // Another process takes the lock file right after the command opened the store (the preload), and holds it.
+  const lockTaken = { env: { ...process.env, NODE_OPTIONS: `--import ${join(FIXTURES, 'preload', 'token-lock-taken.mjs')}` } };
+  // (rotate goes the same way: one mapping in token-command.ts; the lock's wait, 10 s, is not to be paid twice.)
+  const locked = await acheron(['token', 'revoke', 'user', ...data], lockTaken);
+  tt.equal(locked.code, 1, `token revoke with the store locked by another process: exit 1, not 2 (${locked.stderr.trim()})`);
+  oneLine(tt, locked.stderr, /auth_tokens\.json\.lock: locked by another process for over 10000 ms$/);
+  await rm(join(dataDir, 'auth_tokens.json.lock'));
+  tt.ok(
+    (await listTokens(dataDir)).tokens.some((e) => e.id === 'user'),
+    'the user token is still there',
+  );
+  const unknown = await acheron(['token', 'revoke', 'nobody', ...data]);
+  tt.equal(unknown.code, 2, 'an unknown token id: exit 2');
+  oneLine(tt, unknown.stderr, /no token "nobody"/);
+  const lastAdmin = await acheron(['token', 'revoke', 'admin', ...data]);
+  tt.equal(lastAdmin.code, 2, 'the last admin token: exit 2');
+  oneLine(tt, lastAdmin.stderr, /refusing to revoke the last admin token/);
 });
 
 t.test('node with a control server: it must be able to join, or it does not start', async (tt) => {

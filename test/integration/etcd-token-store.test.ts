@@ -2,8 +2,10 @@
 // token spent by both at once is spent once; `rotate admin` makes the first admin token and the
 // last admin token cannot be revoked; a token made on one store authenticates
 // on the other at once and, once revoked there, at once no more; a following store is told; while
-// a follower's copy lags (the member serving its watch hangs), a read keeps a new token's session.
+// a follower's copy lags (the member serving its watch hangs), a read keeps a new token's session;
+// a join token made reaches its maker also when etcd stops answering right after it was written.
 import t from 'tap';
+import type { Etcd3 } from 'etcd3';
 import { EtcdTokenStore } from '../../src/control/etcd/etcd-token-store.js';
 import { memberGauge, openEtcd, startEtcd } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/process.js';
@@ -26,6 +28,27 @@ t.test('a join token spent on two servers at once is spent once', async (t) => {
     t.equal(spent.filter(Boolean).length, 1, 'exactly one spender');
   }
   t.equal(await two.authenticate(tokens[0]?.token ?? ''), undefined, 'a spent join token no longer authenticates');
+});
+
+t.test('a join token made is returned when the pruning of stale ones after it fails (etcd gone quiet)', async (t) => {
+  const [member] = cluster.members;
+  if (!member) throw new Error('no etcd member');
+  const connection = await openEtcd(t, cluster.endpoints, { prefix: '/prune/', callTimeoutMs: 500 });
+  const store = new EtcdTokenStore(connection);
+  // The member hangs the moment the token is written: the pruning's reads that follow time out (unavailable).
+  const write = connection.write.bind(connection);
+  connection.write = async <T>(what: string, call: (client: Etcd3) => Promise<T>): Promise<T> => {
+    const written = await write(what, call);
+    member.pause();
+    return written;
+  };
+  t.teardown(() => member.resume());
+  const made = await store.createJoin(60_000);
+  connection.write = write;
+  member.resume();
+  t.match(made, { id: /^join-/, token: /^ach_join_/ }, 'createJoin answered with the token (before: it threw unavailable, the token unseen)');
+  const other = new EtcdTokenStore(await openEtcd(t, cluster.endpoints, { prefix: '/prune/' }));
+  t.same(await other.authenticate(made.token), { kind: 'joiner', tokenId: made.id }, 'and the token it answered with works');
 });
 
 t.test('rotate admin makes the first admin token; the last admin token cannot be revoked', async (t) => {
