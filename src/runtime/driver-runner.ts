@@ -6,3 +6,11 @@ export interface DriverRunner {
   /** Persistent drivers: restart (control/restart) or stop (service removed) the one under `key`. */
   restartPersistent?(key: string, why: string): void;
 }
+
+/**
+ * A runner with a queue of its own (the wasm pool's workers): it calls `started` when the driver
+ * actually starts, and never for a run that ended while it waited (cancelled, the pool closing).
+ */
+export interface QueuingRunner {
+  run(spec: DriverSpec, signal: AbortSignal, started: () => void): Promise<RunResult>;
+}

@@ -214,13 +214,22 @@ export class LiveService {
       if (error instanceof FsError) this.recordRejection(error);
       throw error;
     }
-    job.start();
-    started(spec.timeoutMs + spec.killGraceMs + WAIT_SLACK_MS);
-    recordStart(this.#state, job);
-    this.#touch();
-    // The service state follows at the end (nothing about this run is acknowledged yet).
-    this.#jobs.journal(job);
-    const run = await (adapter.runner ?? this.#runner).run(spec, job.abortSignal);
+    const start = (): void => {
+      job.start();
+      started(spec.timeoutMs + spec.killGraceMs + WAIT_SLACK_MS);
+      recordStart(this.#state, job);
+      this.#touch();
+      // The service state follows at the end (nothing about this run is acknowledged yet).
+      this.#jobs.journal(job);
+    };
+    // A runner with a queue of its own (wasm workers) starts the job when the driver starts: until
+    // then it is queued, and its wait is queue time for the writer's bound (SPEC §3).
+    let run: RunResult;
+    if (adapter.runner) run = await adapter.runner.run(spec, job.abortSignal, start);
+    else {
+      start();
+      run = await this.#runner.run(spec, job.abortSignal);
+    }
     return this.#finish(job, run, adapter.interpret(run));
   }
 

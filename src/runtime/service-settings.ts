@@ -1,6 +1,6 @@
 import { FsError } from '../errors/errno.js';
 import { parseJsonDocument } from '../errors/json-document.js';
-import type { DriverRunner } from './driver-runner.js';
+import type { QueuingRunner } from './driver-runner.js';
 import type { DriverSpec, RunResult, RunState } from './run-result.js';
 import type { RuntimeConfig } from './supervision.js';
 
@@ -10,7 +10,7 @@ export interface DriverAdapter {
   spec(raw: Buffer, value: Record<string, unknown>, invocationId: string): DriverSpec;
   interpret(run: RunResult): { state: RunState; result?: Buffer; error?: string };
   /** Runs this adapter's specs instead of the service's runner (wasm: the daemon's worker pool). */
-  runner?: DriverRunner;
+  runner?: QueuingRunner;
 }
 
 export interface ServiceLimits {

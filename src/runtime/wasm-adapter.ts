@@ -20,8 +20,8 @@ export interface WasmAdapterOptions {
 /**
  * Driver ABI v1 over WASI (SPEC §4 `runtime.type: "wasm"`): the payload on stdin, the result on
  * stdout, stderr for diagnostics, the exit code; args and environment as for native drivers. The
- * runs go to the daemon's WasmPool instead of the spawner; their RunResults read like a native
- * driver's, so the outcome files are the same.
+ * runs go to the daemon's WasmPool instead of the spawner, and start when a worker takes them; their
+ * RunResults read like a native driver's, so the outcome files are the same.
  */
 export function wasmAdapter(options: WasmAdapterOptions): DriverAdapter {
   const env = serviceEnv({
@@ -46,6 +46,6 @@ export function wasmAdapter(options: WasmAdapterOptions): DriverAdapter {
       };
     },
     interpret: interpretRun,
-    runner: { run: (spec, signal) => pool.run(program, spec, signal) },
+    runner: { run: (spec, signal, started) => pool.run(program, spec, { signal, started, service: options.serviceId }) },
   };
 }

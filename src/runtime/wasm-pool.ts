@@ -17,6 +17,17 @@ export interface WasmProgram {
   preopens: WasmPreopen[];
 }
 
+/** How one call is run besides its spec. */
+export interface WasmRunOptions {
+  signal?: AbortSignal;
+  /** Whose call it is: services waiting for a worker take turns (default: one anonymous service). */
+  service?: string;
+  /** Called when a worker takes the call, before the module starts: its `timeoutMs` counts from then. */
+  started?: () => void;
+}
+
+type Waiter = (slot: PoolWorker | undefined) => void;
+
 /** Workers on a machine of this size: enough to keep every core busy, few enough to stay small. */
 export const WASM_POOL_DEFAULT_SIZE = Math.min(4, Math.max(2, availableParallelism()));
 
@@ -31,8 +42,9 @@ interface PoolWorker {
  * call at a time each, shared by every wasm service. The daemon's event loop never runs guest code, so
  * FUSE and the other services go on while a module computes. A call past its `timeoutMs`, or
  * cancelled, terminates its worker (about 3 ms, also inside an infinite loop); a new one is started
- * when needed. Calls beyond the pool's size wait in arrival order; `timeoutMs` counts from the start on
- * a worker.
+ * when needed. Calls beyond the pool's size wait for a worker, the waiting services taking turns
+ * (each one's calls in arrival order), so a service with many calls queued does not hold up another
+ * for all of them; `timeoutMs` counts from the start on a worker.
  */
 export class WasmPool {
   readonly size: number;
@@ -41,8 +53,11 @@ export class WasmPool {
   #idle: PoolWorker[] = [];
   /** Workers alive or still terminating: never more than `size`. */
   #count = 0;
-  /** Calls waiting for a worker, first come first served: handed a free worker, or undefined to retry. */
-  #waiting: Array<(slot: PoolWorker | undefined) => void> = [];
+  /**
+   * Calls waiting for a worker, by service, the services in turn (a served one goes to the back):
+   * handed a free worker, or undefined to retry.
+   */
+  #waiting = new Map<string, Waiter[]>();
   #closed = false;
 
   /**
@@ -61,20 +76,28 @@ export class WasmPool {
   }
 
   /** Runs `program` with the spec's args, env, stdin and limits; one RunResult for every outcome. */
-  async run(program: WasmProgram, spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
-    const startedMs = Date.now();
-    const started = performance.now();
-    const end = (state: RunState, shortMessage: string, spawnFailed = false): RunResult =>
-      outputlessRun({ state, shortMessage, spawnFailed, startedMs, durationMs: Math.round(performance.now() - started) });
-    if (signal?.aborted) return end('cancelled', `${spec.file} was cancelled`);
+  async run(program: WasmProgram, spec: DriverSpec, options: WasmRunOptions = {}): Promise<RunResult> {
+    const { signal } = options;
+    const notStarted = (state: RunState, shortMessage: string, spawnFailed = false): RunResult => outputlessRun({ state, shortMessage, spawnFailed });
+    if (signal?.aborted) return notStarted('cancelled', `${spec.file} was cancelled`);
     let slot: PoolWorker;
     try {
-      slot = await this.#acquire(signal);
+      slot = await this.#acquire(options.service ?? '', signal);
     } catch (error) {
       return signal?.aborted
-        ? end('cancelled', `${spec.file} was cancelled`)
-        : end('error', `${spec.file} could not be started: ${(error as Error).message}`, true);
+        ? notStarted('cancelled', `${spec.file} was cancelled`)
+        : notStarted('error', `${spec.file} could not be started: ${(error as Error).message}`, true);
     }
+    // Cancelled while its worker was starting: the abort listener below would never hear of it.
+    if (signal?.aborted) {
+      this.#release(slot);
+      return notStarted('cancelled', `${spec.file} was cancelled`);
+    }
+    options.started?.();
+    const startedMs = Date.now();
+    const started = performance.now();
+    const end = (state: RunState, shortMessage: string): RunResult =>
+      outputlessRun({ state, shortMessage, startedMs, durationMs: Math.round(performance.now() - started) });
     // A Buffer is often a view into a larger one (Node's 8 KiB pool): structured cloning copies the
     // whole backing store, so the payload goes alone, in a copy of its own that is transferred.
     const input = new Uint8Array(spec.input);
@@ -90,7 +113,6 @@ export class WasmPool {
       input,
       maxOutputBytes: spec.maxOutputBytes,
     };
-    const runStarted = performance.now();
     const outcome = await new Promise<WasmCallReply | { died: string } | { stopped: 'timeout' | 'cancelled' }>((resolve) => {
       const stop = (why: 'timeout' | 'cancelled'): void => {
         clearTimeout(timer);
@@ -120,18 +142,19 @@ export class WasmPool {
       return end('error', `${spec.file}: its wasm worker died: ${outcome.died}`);
     }
     this.#release(slot);
-    return toRunResult(outcome, spec, program, { startedMs, durationMs: Math.round(performance.now() - runStarted) });
+    return toRunResult(outcome, spec, program, { startedMs, durationMs: Math.round(performance.now() - started) });
   }
 
   /** Terminates the idle workers; a call still running finishes, then its worker goes too. */
   async close(): Promise<void> {
     this.#closed = true;
     const idle = this.#idle.splice(0);
-    for (const resolve of this.#waiting.splice(0)) resolve(undefined);
+    for (const waiter of [...this.#waiting.values()].flat()) waiter(undefined);
+    this.#waiting.clear();
     await Promise.all(idle.map((slot) => slot.worker.terminate()));
   }
 
-  async #acquire(signal?: AbortSignal): Promise<PoolWorker> {
+  async #acquire(service: string, signal?: AbortSignal): Promise<PoolWorker> {
     for (;;) {
       if (this.#closed) throw new Error('the wasm pool is closed (the node is stopping)');
       if (signal?.aborted) throw new Error('cancelled');
@@ -139,15 +162,18 @@ export class WasmPool {
       if (idle) return idle;
       if (this.#count < this.size) return this.#spawn();
       const handed = await new Promise<PoolWorker | undefined>((resolve) => {
+        const queue = this.#waiting.get(service) ?? [];
         const onAbort = (): void => {
-          this.#waiting.splice(this.#waiting.indexOf(wake), 1);
+          queue.splice(queue.indexOf(wake), 1);
+          if (queue.length === 0) this.#waiting.delete(service);
           resolve(undefined);
         };
         const wake = (slot: PoolWorker | undefined): void => {
           signal?.removeEventListener('abort', onAbort);
           resolve(slot);
         };
-        this.#waiting.push(wake);
+        queue.push(wake);
+        this.#waiting.set(service, queue);
         signal?.addEventListener('abort', onAbort, { once: true });
       });
       if (handed) return handed;
@@ -191,9 +217,19 @@ export class WasmPool {
       this.#discard(slot);
       return;
     }
-    const next = this.#waiting.shift();
-    if (next) next(slot);
-    else this.#idle.push(slot);
+    if (!this.#wakeNext(slot)) this.#idle.push(slot);
+  }
+
+  /** Hands `slot` (undefined: a place to spawn in) to the first call of the service whose turn it is. */
+  #wakeNext(slot: PoolWorker | undefined): boolean {
+    const turn = this.#waiting.entries().next();
+    if (turn.done) return false;
+    const [service, queue] = turn.value;
+    const wake = queue.shift() as Waiter;
+    this.#waiting.delete(service);
+    if (queue.length > 0) this.#waiting.set(service, queue);
+    wake(slot);
+    return true;
   }
 
   /** Terminates a worker (stuck, dead or no longer wanted); its place is free once it is gone. */
@@ -204,7 +240,7 @@ export class WasmPool {
       .catch(() => undefined)
       .finally(() => {
         this.#count--;
-        this.#waiting.shift()?.(undefined);
+        this.#wakeNext(undefined);
       });
   }
 }

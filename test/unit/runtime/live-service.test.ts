@@ -7,7 +7,7 @@ import { DRIVERS } from '../../helpers/node.js';
 import { InvocationIds } from '../../../src/runtime/invocation-id.js';
 import { nativeProcAdapter } from '../../../src/runtime/native-proc-adapter.js';
 import { runDriver } from '../../../src/runtime/run-driver.js';
-import type { DriverRunner } from '../../../src/runtime/driver-runner.js';
+import type { DriverRunner, QueuingRunner } from '../../../src/runtime/driver-runner.js';
 import { outputlessRun, type RunResult } from '../../../src/runtime/run-result.js';
 import { INTERRUPTED_ERROR, type JobRecord } from '../../../src/runtime/job.js';
 import { LiveService } from '../../../src/runtime/live-service.js';
@@ -281,6 +281,46 @@ t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, 
   await new Promise((resolve) => setTimeout(resolve, 20));
   t.equal(rt.view.result?.toString(), '{"late":1}', 'and is recorded when it ends');
   t.equal(rt.view.jobs.list().at(-1)?.progress.state, 'ok');
+});
+
+t.test('a runner with a queue of its own (wasm workers): the job is queued and the bound not started until the driver starts', async (t) => {
+  const base = nativeProcAdapter({
+    nodeId: 'n',
+    serviceId: 's',
+    executablePath: join(DRIVERS, 'cat'),
+    args: [],
+    cwd: '/tmp',
+    env: {},
+    envPassthrough: [],
+    timeoutMs: 100,
+    killGraceMs: 0,
+    maxOutputBytes: 1 << 20,
+  });
+  // Waits longer than timeout_ms + kill grace + slack for a worker, then runs at once.
+  const waitMs = 100 + WAIT_SLACK_MS + 500;
+  const runner: QueuingRunner = {
+    run: async (spec, _signal, started) => {
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      started();
+      return { ...outputlessRun({ state: 'ok', shortMessage: 'done' }), stdout: spec.input };
+    },
+  };
+  const rt = new LiveService({
+    serviceId: 's',
+    runner: { run: runDriver },
+    ids: new InvocationIds(),
+    settings: { limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024 }, jobsKeep: 4, adapter: { ...base, runner } },
+  });
+  const begun = Date.now();
+  const outcome = rt.invoke(Buffer.from('{"waited":1}'));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const job = rt.view.jobs.list().at(-1);
+  t.match(job?.progress, { state: 'queued', startedMs: null }, 'queued while it waits for a worker');
+  t.same(rt.view.state.runningInvocationIds, [], 'not counted as started');
+  t.match(await outcome, { state: 'ok', result: Buffer.from('{"waited":1}') }, 'no ETIMEDOUT for the wait');
+  t.ok(Date.now() - begun >= waitMs, 'the writer waited for the worker');
+  t.ok((job?.progress.startedMs ?? 0) - begun >= waitMs - 50, 'the job started when the driver did');
+  t.equal(rt.view.state.counters.invokesTotal, 1);
 });
 
 t.test('a payload the adapter refuses: EINVAL recorded, and the job leaves jobs/', async (t) => {

@@ -1,7 +1,8 @@
 // WasmPool and its worker in process (no FUSE, no daemon): the WASI driver ABI (env and
 // args), the limits that must hold (timeout_ms inside an infinite loop and inside a blocking sleep,
 // cancel, max_output_bytes, the memory cap), file access only through preopens (read-only unless rw),
-// no descriptor leaks, the wait for a worker, concurrency. wasm-echo.test.ts has the echo itself.
+// no descriptor leaks, the wait for a worker (services taking turns, the start when a worker takes
+// a call), concurrency. wasm-echo.test.ts has the echo itself.
 import t from 'tap';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -87,11 +88,25 @@ t.test('a module sleeping in poll_oneoff is stopped at timeout_ms too', async (t
 t.test('a cancelled run ends as cancelled', async (t) => {
   const loop = await wasmProgram(await watFixture('loop'));
   const controller = new AbortController();
-  const running = pool.run(loop, wasmSpec('', { timeoutMs: 60_000 }), controller.signal);
+  const running = pool.run(loop, wasmSpec('', { timeoutMs: 60_000 }), { signal: controller.signal });
   setTimeout(() => controller.abort(), 100);
   const run = await running;
   t.equal(run.state, 'cancelled');
   t.equal(run.shortMessage, 'fixture.wasm was cancelled');
+});
+
+t.test('a run cancelled while its worker is starting ends as cancelled, without running', async (t) => {
+  const fresh = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
+  t.teardown(() => fresh.close());
+  const loop = await wasmProgram(await watFixture('loop'));
+  const controller = new AbortController();
+  let started = false;
+  const running = fresh.run(loop, wasmSpec('', { timeoutMs: 60_000 }), { signal: controller.signal, started: () => (started = true) });
+  controller.abort();
+  const run = await Promise.race([running, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))]);
+  t.equal(run?.state, 'cancelled');
+  t.notOk(started);
+  t.equal((await fresh.run(echo, wasmSpec('{}'))).state, 'ok', 'its worker serves the next call');
 });
 
 t.test('calls beyond the pool wait their turn; one cancelled while waiting holds nobody up', async (t) => {
@@ -100,13 +115,48 @@ t.test('calls beyond the pool wait their turn; one cancelled while waiting holds
   const loop = await wasmProgram(await watFixture('loop'));
   const busy = single.run(loop, wasmSpec('', { timeoutMs: 1500 }));
   const controller = new AbortController();
-  const cancelled = single.run(echo, wasmSpec('{"n":"cancelled"}'), controller.signal);
+  const cancelled = single.run(echo, wasmSpec('{"n":"cancelled"}'), { signal: controller.signal });
   const next = single.run(echo, wasmSpec('{"n":"next"}'));
   controller.abort();
   t.equal((await cancelled).state, 'cancelled', 'cancelled while it waited');
   t.equal((await busy).state, 'timeout');
   const run = await Promise.race([next, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 60_000))]);
   t.equal(run?.state, 'ok', 'the next call got the replacement worker');
+});
+
+t.test('services waiting for a worker take turns: one with many calls queued holds another up for one call only', async (t) => {
+  const single = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
+  t.teardown(() => single.close());
+  const loop = await wasmProgram(await watFixture('loop'));
+  const busy = single.run(loop, wasmSpec('', { timeoutMs: 300 }), { service: 'spin' });
+  const order: string[] = [];
+  const call = (service: string, n: number): Promise<unknown> =>
+    single.run(echo, wasmSpec(`{"n":${n}}`), { service }).then((run) => order.push(`${service}:${JSON.parse(run.stdout.toString()).echo.n}`));
+  const calls = [call('many', 1), call('many', 2), call('many', 3), call('other', 1)];
+  await Promise.all([busy, ...calls]);
+  t.same(order, ['many:1', 'other:1', 'many:2', 'many:3']);
+});
+
+t.test('a call that waited for a worker starts then: `started` is called when a worker takes it, and its timeout_ms counts from there', async (t) => {
+  const single = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
+  t.teardown(() => single.close());
+  const loop = await wasmProgram(await watFixture('loop'));
+  const t0 = Date.now();
+  const startedAt: number[] = [];
+  const busy = single.run(loop, wasmSpec('', { timeoutMs: 600 }), { started: () => startedAt.push(Date.now() - t0) });
+  const waiting = single.run(loop, wasmSpec('', { file: 'waiting.wasm', timeoutMs: 300 }), { started: () => startedAt.push(Date.now() - t0) });
+  const controller = new AbortController();
+  let cancelledStarted = false;
+  const cancelled = single.run(echo, wasmSpec('{}'), { signal: controller.signal, started: () => (cancelledStarted = true) });
+  controller.abort();
+  t.equal((await cancelled).state, 'cancelled');
+  t.notOk(cancelledStarted, 'a call cancelled while it waited never started');
+  const [first, second] = await Promise.all([busy, waiting]);
+  t.equal(first.state, 'timeout');
+  t.match(second, { state: 'timeout', shortMessage: 'waiting.wasm timed out after 300 ms and was stopped' });
+  t.equal(startedAt.length, 2);
+  t.ok((startedAt[1] ?? 0) >= 600, `the waiting call started when the worker was free (at ${startedAt[1]} ms)`);
+  t.ok(second.durationMs >= 300 && second.durationMs < 550, `its duration counts from its start (${second.durationMs} ms)`);
 });
 
 t.test('memory cannot grow past the cap; the failure says so', async (t) => {
