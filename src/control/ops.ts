@@ -238,7 +238,7 @@ export const OPS: Record<string, Op<never>> = {
   }),
   // A relay another server of the store forwards here, where the node's tunnel is: that server checked the policy.
   'control.relay_peer': op<RelayPeerPayload>('relay_peer', ['peer'], async (context, payload) =>
-    context.relays.forward(payload.relay, payload.session, { local: true }),
+    context.relays.forward(payload.relay, payload.session, { via: relaySession(context.connection) }),
   ),
   'control.relay_session_gone': op<RelaySessionPayload>('relay_session', ['peer'], async (context, payload) => {
     context.relays.sessionGone(payload.session);

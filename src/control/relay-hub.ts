@@ -46,6 +46,11 @@ export class RelayHub {
   #pending = new Map<string, Pending>();
   /** The nodes each session has opened handles on: told when the session ends. */
   #sessionNodes = new Map<string, Set<string>>();
+  /**
+   * The sessions each peer server's link forwarded here (by the link's own session): they end with
+   * the link too, for a server that died cannot say `relay_session_gone` for its sessions.
+   */
+  #forwardedVia = new Map<string, Set<string>>();
   #nextId = 1;
 
   constructor(metrics: ControlMetrics, servers: ServerDirectory, peers: PeerLinks) {
@@ -64,12 +69,12 @@ export class RelayHub {
     return this.#tunnels.get(nodeId)?.at(-1);
   }
 
-  /** `local`: a peer's forward, served only by a tunnel here. */
-  forward(request: RelayPayload, session: string, options: { local?: boolean } = {}): Promise<RelayOutcome> {
+  /** `via`: a peer server's forward (the session of its link), served only by a tunnel here. */
+  forward(request: RelayPayload, session: string, options: { via?: string } = {}): Promise<RelayOutcome> {
     const { node_id: nodeId, timeout_ms: waitMs = RELAY_WAIT_MS, ...operation } = request;
     const started = performance.now();
     const tunnel = this.#tunnel(nodeId);
-    const peer = tunnel || options.local ? undefined : this.#servers.tunnelElsewhere(nodeId);
+    const peer = tunnel || options.via !== undefined ? undefined : this.#servers.tunnelElsewhere(nodeId);
     if (peer) {
       if (LEAVES_STATE.has(request.op)) {
         const peers = this.#sessionPeers.get(session) ?? new Map<string, PeerServer>();
@@ -102,6 +107,7 @@ export class RelayHub {
       if (LEAVES_STATE.has(request.op)) {
         const nodes = this.#sessionNodes.get(session) ?? new Set<string>();
         this.#sessionNodes.set(session, nodes.add(nodeId));
+        if (options.via !== undefined) this.#forwardedVia.set(options.via, (this.#forwardedVia.get(options.via) ?? new Set<string>()).add(session));
       }
       const pushed: RelayRequest = { ...operation, relay_id: relayId, session };
       tunnel.send(push('control.relay_request', pushed));
@@ -136,10 +142,18 @@ export class RelayHub {
     }
   }
 
-  /** A requester's connection closed: the nodes it opened handles (or staged payloads) on release them, here and through peers. */
+  /**
+   * A requester's connection closed: the nodes it opened handles (or staged payloads) on release
+   * them, here and through peers; a peer server's link: so do the sessions it forwarded.
+   */
   sessionGone(session: string): void {
     for (const nodeId of this.#sessionNodes.get(session) ?? []) this.#tunnel(nodeId)?.send(push('control.relay_session_closed', { session }));
     this.#sessionNodes.delete(session);
+    const forwarded = this.#forwardedVia.get(session);
+    this.#forwardedVia.delete(session);
+    for (const gone of forwarded ?? []) this.sessionGone(gone);
+    // Told by its server (relay_session_gone): the link no longer needs to end it.
+    for (const sessions of this.#forwardedVia.values()) sessions.delete(session);
     for (const peer of this.#sessionPeers.get(session)?.values() ?? []) this.#peers.sessionGone(peer, session);
     this.#sessionPeers.delete(session);
   }

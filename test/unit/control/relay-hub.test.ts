@@ -98,3 +98,28 @@ t.test("a relay through a peer server: observed with the peer's outcome", async 
   t.same([observed, counted], [1, 1], 'observed and counted once');
   t.ok(seconds >= 0.09, `with the peer's time (${seconds} s)`);
 });
+
+t.test("a peer server's link closes: the nodes release the sessions it forwarded (a server that died cannot say so)", async (t) => {
+  const hub = new RelayHub(newMetrics(), aloneDirectory('test:1'), {} as PeerLinks);
+  const closed: string[] = [];
+  const node: ConnectionPeer = {
+    id: 1,
+    isOpen: true,
+    bufferedBytes: 0,
+    send: (frame) => {
+      const { type, payload } = frame as { type: string; payload: { session?: string } };
+      if (type === 'control.relay_session_closed') closed.push(payload.session as string);
+    },
+    sendSerialized: () => undefined,
+  };
+  hub.tunnelReady('n1', node);
+  // Two sessions of server A open handles through its link; a third is told gone by A itself.
+  for (const session of ['a:c1', 'a:c2', 'a:c3']) void hub.forward(request('open', { timeout_ms: 60_000 }), session, { via: 'link-a' });
+  hub.sessionGone('a:c3');
+  t.same(closed, ['a:c3'], 'relay_session_gone: that session is released at once');
+  hub.sessionGone('link-a');
+  t.same(closed.sort(), ['a:c1', 'a:c2', 'a:c3'], 'the link closing releases the sessions it forwarded, each once');
+  hub.sessionGone('link-a');
+  t.equal(closed.length, 3, 'and nothing is left to release after it');
+  hub.tunnelClosed(node);
+});
