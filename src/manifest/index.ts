@@ -10,7 +10,7 @@
  * a FIFO named *.json must not be opened for reading (it would block every reload).
  */
 export { loadServices, MANIFEST_SCHEMA_ID, type LoadedService, type LoadServicesOptions } from './load.js';
-export { listManifestFiles } from './order.js';
+export { listManifestFiles, problemOfSource } from './order.js';
 export { applyDefaults, MANIFEST_DEFAULTS, RUNTIME_DEFAULTS, WASM_DEFAULTS, WASM_PREOPEN_DEFAULTS } from './defaults.js';
 export { fillTemplate, type TemplateValues } from '../protocol/service-defaults.js';
 export { manifestExecutablePath, resolveExecutable, resolveModule } from './resolve-executable.js';

@@ -1,5 +1,5 @@
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { problemAt, type Problem } from '../protocol/schemas.js';
 import { messageOf } from './message-of.js';
 
@@ -33,4 +33,17 @@ async function listServicesDir(dir: string): Promise<{ files: string[] } | { pro
   // Every such name is listed, whatever it is: loading one that is not a regular file (a directory, a
   // FIFO, a symlink to /dev/null) reports it, so a service never vanishes without a word.
   return { files: names.map((entry) => join(dir, entry.name)) };
+}
+
+/**
+ * The first of `problems` about the manifest file `source`: one of that file, or of a services
+ * directory holding it that cannot be read (renamed during a deploy, an NFS hiccup: a problem of
+ * the directory, whose services stay as they were, not removed with their state).
+ */
+export function problemOfSource(problems: readonly Problem[], source: string): Problem | undefined {
+  const file = resolve(source);
+  return problems.find((p) => {
+    const at = resolve(p.file);
+    return at === file || at === dirname(file);
+  });
 }

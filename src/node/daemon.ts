@@ -209,7 +209,7 @@ export class NodeDaemon {
       nodeId: options.nodeId,
       stateFile: options.stateFile,
       joinToken: async () => options.joinToken ?? (options.joinTokenFile ? (await readFile(options.joinTokenFile, 'utf8')).trim() : undefined),
-      catalog: () => publishedCatalog(this.#parts.services.registry.list()),
+      catalog: () => publishedCatalog(this.#parts.services.registry.list(), this.#parts.services.problems),
       node: nodeIdentity(options.labels),
       backoffMs: options.reconnectBackoffMs,
       backoffMaxMs: options.reconnectBackoffMaxMs,

@@ -1,5 +1,4 @@
-import { dirname, resolve } from 'node:path';
-import { diffServices, type LoadedService, type ServicesDiff } from '../manifest/index.js';
+import { diffServices, problemOfSource, type LoadedService, type ServicesDiff } from '../manifest/index.js';
 import type { Problem } from '../protocol/schemas.js';
 import type { LiveService } from '../runtime/live-service.js';
 import type { ServiceSettings } from '../runtime/service-settings.js';
@@ -51,11 +50,9 @@ export function planReload(
 ): ReloadPlan {
   const { problems } = fresh;
   const problemsChanged = JSON.stringify(problems) !== JSON.stringify(current.problems);
-  // A services directory that cannot be read (renamed during a deploy, an NFS hiccup) is a problem
-  // of the directory: its services stay as they were, not removed with their state.
-  const failed = new Set(problems.map((p) => resolve(p.file)));
-  const failedNow = (source: string): boolean => failed.has(resolve(source)) || failed.has(dirname(resolve(source)));
-  const kept = current.loaded.filter((s) => failedNow(s.source) && !fresh.services.some((n) => n.descriptor.service_id === s.descriptor.service_id));
+  const kept = current.loaded.filter(
+    (s) => problemOfSource(problems, s.source) !== undefined && !fresh.services.some((n) => n.descriptor.service_id === s.descriptor.service_id),
+  );
   const next = [...fresh.services, ...kept];
   const diff = diffServices([...current.loaded], next);
   const keep = (service: NodeService): PlannedService => ({ kind: 'keep', service });

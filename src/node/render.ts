@@ -22,6 +22,8 @@ import { ACHERON_VERSION } from '../protocol/version.js';
 import type { Job } from '../runtime/job.js';
 import type { ServiceView } from '../runtime/service-view.js';
 import { json } from '../errors/json-document.js';
+import { problemOfSource } from '../manifest/index.js';
+import type { Problem } from '../protocol/schemas.js';
 import type { ControlState } from './control-session.js';
 import type { NodeService } from './service-registry.js';
 
@@ -85,12 +87,16 @@ export function servicesDocument(services: readonly NodeService[]): ServiceListE
 /**
  * The catalog this node publishes (SPEC §5): descriptors with the live state of executable
  * services overlaid (state, mounts[].state, runtime.supervision_status); no per-invocation counters.
+ * A service whose manifest the last reload found invalid (`problems`, SPEC §2) says so in
+ * `supervision_status.manifest_error` while its previous good version runs: the changed catalog
+ * is the catalog event of that problem, and the fix another.
  */
-export function publishedCatalog(services: readonly NodeService[]): ServiceDescriptor[] {
-  return services.map(({ descriptor, runtime }) => {
+export function publishedCatalog(services: readonly NodeService[], problems: readonly Problem[] = []): ServiceDescriptor[] {
+  return services.map(({ descriptor, runtime, source }) => {
     if (!runtime) return descriptor;
     const { state: s, supervisor } = runtime.view;
     const state = supervisor.noteHealth();
+    const problem = problemOfSource(problems, source);
     return {
       ...descriptor,
       state,
@@ -106,6 +112,7 @@ export function publishedCatalog(services: readonly NodeService[]): ServiceDescr
           last_transition_ms: s.lastTransitionMs,
           last_healthy_ms: s.lastHealthyMs,
           last_error: s.lastError.trim().slice(0, LAST_ERROR_SUMMARY_CHARS),
+          ...(problem ? { manifest_error: problem.message.slice(0, LAST_ERROR_SUMMARY_CHARS) } : {}),
         },
       },
     };

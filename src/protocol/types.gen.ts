@@ -534,6 +534,10 @@ export interface SupervisionStatus {
   last_transition_ms?: number | null;
   last_healthy_ms?: number | null;
   last_error?: string;
+  /**
+   * The problem the node's last reload found in this service's manifest (SPEC §2), while this previous good version keeps running; absent when the manifest loads.
+   */
+  manifest_error?: string;
 }
 /**
  * SPEC §8. Default: {"default":"deny-by-default"}, merged under the given object.

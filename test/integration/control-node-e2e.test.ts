@@ -8,7 +8,7 @@ import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import type { NodeControlState, ServiceDescriptor } from '../../src/protocol/types.gen.js';
-import { acheron, joinArgs, joinToken, listTokens, startControl, type RunningControl } from '../helpers/control.js';
+import { acheron, joinArgs, joinToken, listTokens, metricValue, scrape, startControl, type RunningControl } from '../helpers/control.js';
 import { manifest, readJson, startNode, tempDir, type RunningNode } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 
@@ -22,7 +22,7 @@ interface NodeDoc {
   last_seen_ms: number;
   joined_at_ms: number;
   updated_ms: number;
-  services: Array<ServiceDescriptor & { runtime: { supervision_status?: { enabled: boolean; state: string } } }>;
+  services: Array<ServiceDescriptor & { runtime: { supervision_status?: { enabled: boolean; state: string; manifest_error?: string } } }>;
 }
 interface Credentials {
   node_id: string;
@@ -124,6 +124,22 @@ await t.test('manifest edits on the node change the catalog on the server', asyn
   await rm(join(node.servicesDir, 'cat.json'));
   const removed = await catalogWhere((d) => service(d, 'cat') === undefined, 'a removed manifest gone from the catalog');
   tt.same(removed.services.map((s) => s.service_id).sort(), ['echo', 'fs']);
+});
+
+await t.test('an invalid manifest edit: the catalog keeps the previous good version and says why, in an event; the fix clears it', async (tt) => {
+  const before = await catalog();
+  const eventSeq = async (): Promise<number> => metricValue(await scrape(control), 'acheron_event_seq') ?? 0;
+  const seqBefore = await eventSeq();
+  const echoFile = join(node.servicesDir, 'echo.json');
+  await writeFile(echoFile, '{"service_id": "echo", "kind": ');
+  const broken = await catalogWhere((d) => service(d, 'echo')?.runtime.supervision_status?.manifest_error !== undefined, 'the manifest problem in the catalog');
+  const echo = service(broken, 'echo');
+  tt.equal(echo?.version, service(before, 'echo')?.version, 'the previous good version stays');
+  tt.match(echo?.runtime.supervision_status?.manifest_error, new RegExp(`^${echoFile}: .*invalid JSON`), 'naming the file and the problem');
+  tt.ok((await eventSeq()) > seqBefore, 'a catalog event brought it');
+  await writeManifest(manifest('echo', 'echo', { version: '2', capabilities: { edited: true } }));
+  const fixed = await catalogWhere((d) => service(d, 'echo')?.runtime.supervision_status?.manifest_error === undefined, 'the problem gone from the catalog');
+  tt.equal(service(fixed, 'echo')?.version, '2');
 });
 
 await t.test('control/disable shows as offline in the catalog; control/enable brings it back', async (tt) => {
