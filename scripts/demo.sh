@@ -2,8 +2,9 @@
 # The main job, end to end: a control server, and a node with manifests.d/ mounted on
 # /mnt/acheron that joins it; one invoke shown through the files and through `acheron invoke` (and
 # one of the wasm echo),
-# then the catalog as the control server sees it, and WorldFS on /mnt/acheron-world relaying an
-# invoke to the node. All keep running afterwards.
+# then the catalog as the control server sees it, WorldFS on /mnt/acheron-world relaying an invoke
+# to the node, and the same invoke through the control server without a mount. All keep running
+# afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MNT=${ACHERON_DEMO_MOUNT:-/mnt/acheron}
@@ -60,6 +61,8 @@ ls "$WORLD/nodes" "$WORLD/nodes/demo/services"
 cat "$WORLD/nodes/demo/STATUS.json"
 echo '{"msg":"hi through WorldFS"}' > "$WORLD/nodes/demo/services/echo/control/invoke.json"
 cat "$WORLD/nodes/demo/services/echo/result.json"
+# the same invoke without any mount: one relay through the control server
+acheron invoke echo '{"msg":"hi through the control server"}' --node demo --control-url "$URL" --token-file "$DATA/demo-admin-token"
 set +x
 echo
 echo "# the node keeps running: try the files under $MNT; stop it with: umount $MNT"
