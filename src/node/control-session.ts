@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import canonicalize from 'canonicalize';
 import type { Logger } from 'pino';
+import { canonicalJson } from '../protocol/canonical-json.js';
 import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -206,7 +206,7 @@ export class NodeControlSession {
   #publish(client: ControlClient): Promise<void> {
     this.#upserting ??= (async () => {
       const catalog = this.#options.catalog();
-      const digest = canonicalize(catalog) ?? '';
+      const digest = canonicalJson(catalog);
       if (digest === this.#published) return;
       const upsert = { node_id: this.#options.nodeId, ...this.#options.node, services: catalog };
       // The lean reply: the node has its catalog already and reads nothing of the stored one.

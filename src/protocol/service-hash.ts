@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { canonicalJson } from './canonical-json.js';
 import type { ServiceDescriptor } from './types.gen.js';
 
 /**
@@ -8,11 +8,5 @@ import type { ServiceDescriptor } from './types.gen.js';
  * for `service_delta`; a client holding descriptors can check a delta against them.
  */
 export function serviceHash(service: ServiceDescriptor): string {
-  return (
-    '0x' +
-    createHash('sha256')
-      .update(canonicalize(service) ?? '')
-      .digest('hex')
-      .slice(0, 16)
-  );
+  return '0x' + createHash('sha256').update(canonicalJson(service)).digest('hex').slice(0, 16);
 }
