@@ -21,7 +21,10 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
     await daemonize('world', { ...args, 'control-url': urls.join(','), token, 'token-file': undefined, daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
-  const projectToken = await readProjectToken(args);
+  // Read now for a usage error before anything mounts; the daemon reads it again at every attach.
+  const tokenPath = args['project-token-file'];
+  await readProjectToken(args);
+  const projectToken = tokenPath ? { path: tokenPath, read: async () => (await readProjectToken(args)) as string } : undefined;
   const log = await createLogger({ level, file: args['log-file'] });
   return serveUntilStopped(
     () =>

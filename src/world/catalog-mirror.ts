@@ -103,3 +103,16 @@ function view(meta: Omit<PublicNode, 'services' | 'service_hashes'>, stored: Map
   const services = [...stored.values()].map((s) => s.service);
   return { ...meta, services: meta.state === 'offline' ? services.map(offlineView) : services };
 }
+
+/**
+ * The queued events of a node read as not_found that still apply. The answer reflects every event
+ * the connection brought before it (the server changes its catalog and sends the event in one
+ * step): up to the last delete queued they are settled (applied to a node the mirror lacks, they
+ * would only read it again, endlessly); after it they are of the node joined again (sent after the
+ * answer, queued before the read ended) and read it again. With no delete queued (the session may
+ * not see the node, or its delete came first) they are dropped.
+ */
+export function afterGone(events: readonly CatalogDeltaPayload[]): CatalogDeltaPayload[] {
+  const deleted = events.findLastIndex((event) => event.kind === 'delete');
+  return deleted < 0 ? [] : events.slice(deleted + 1);
+}

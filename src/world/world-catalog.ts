@@ -7,7 +7,7 @@ import { SchemaError, type Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { CatalogDeltaPayload, PublicNode, SessionAttachReply, StoredNode } from '../protocol/types.gen.js';
 import { FsError } from '../errors/errno.js';
-import { CatalogMirror } from './catalog-mirror.js';
+import { afterGone, CatalogMirror } from './catalog-mirror.js';
 import { relayOnce, type RelayOperation } from './relay-call.js';
 
 export interface WorldCatalogOptions {
@@ -124,6 +124,12 @@ export class WorldCatalog {
    */
   start(): Promise<void> {
     return Promise.race([this.#firstSync, this.#reconnect.start()]);
+  }
+
+  /** Ends the current connection, if any: the next one attaches again (the credentials it attaches with changed). */
+  reconnect(reason: string): void {
+    if (this.#client) this.#options.log.info({ reason }, 'reconnecting');
+    this.#client?.terminate();
   }
 
   async stop(): Promise<void> {
@@ -274,19 +280,6 @@ export class WorldCatalog {
       if (error instanceof SchemaError) this.#options.log.error({ problems: error.problems.map((p) => p.message) }, `bad node_list reply: ${error.message}`);
     }
   }
-}
-
-/**
- * The queued events of a node read as not_found that still apply. The answer reflects every event
- * the connection brought before it (the server changes its catalog and sends the event in one
- * step): up to the last delete queued they are settled (applied to a node the mirror lacks, they
- * would only read it again, endlessly); after it they are of the node joined again (sent after the
- * answer, queued before the read ended) and read it again. With no delete queued (the session may
- * not see the node, or its delete came first) they are dropped.
- */
-function afterGone(events: readonly CatalogDeltaPayload[]): CatalogDeltaPayload[] {
-  const deleted = events.findLastIndex((event) => event.kind === 'delete');
-  return deleted < 0 ? [] : events.slice(deleted + 1);
 }
 
 /** The node a malformed `control.node_service_event` names, when it names one. */

@@ -8,6 +8,7 @@
  *
  * Must not import: node/, control/ or cli/ (WorldFS reaches nodes only through the control server).
  */
+import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import type { Logger } from 'pino';
 import { mountPointPath } from '../fuse/mount-table.js';
 import { ServedMount } from '../fuse/served-mount.js';
@@ -29,8 +30,20 @@ export interface WorldDaemonOptions {
   /** Who besides the daemon's user may use the mount (SPEC §9: one mount per principal, shared through these). */
   access?: MountAccess;
   /** A user token's project session (SPEC §8). */
-  project?: { projectId: string; projectToken?: string };
+  project?: { projectId: string; projectToken?: ProjectTokenFile };
 }
+
+/**
+ * Where the project token comes from: read again at every attach, and a change of the file
+ * reattaches at once, so a rotated token written into the file reaches a running mount.
+ */
+export interface ProjectTokenFile {
+  path: string;
+  read(): Promise<string>;
+}
+
+/** How often the project token file is checked for a change (stat). */
+const TOKEN_FILE_POLL_MS = 1000;
 
 /**
  * `acheron world`: one WorldFS mount per principal (SPEC §9). It follows the control server's
@@ -43,22 +56,35 @@ export class WorldDaemon {
   #log: Logger;
   #stopping: Promise<void> | undefined;
   #resolveDone!: () => void;
+  #unwatch: (() => void) | undefined;
 
-  private constructor(catalog: WorldCatalog, served: ServedMount, log: Logger) {
+  private constructor(catalog: WorldCatalog, served: ServedMount, log: Logger, tokenFile: string | undefined) {
     this.#catalog = catalog;
     this.#served = served;
     this.#log = log;
     this.done = new Promise((resolveDone) => (this.#resolveDone = resolveDone));
+    if (tokenFile !== undefined) this.#watchTokenFile(tokenFile);
+  }
+
+  /** A new project token in the file (written, or renamed into place) reattaches the session with it. */
+  #watchTokenFile(path: string): void {
+    const changed = (now: Stats, before: Stats): void => {
+      if (now.mtimeMs === before.mtimeMs && now.ino === before.ino && now.size === before.size) return;
+      this.#catalog.reconnect(`the project token file ${path} changed`);
+    };
+    watchFile(path, { interval: TOKEN_FILE_POLL_MS, persistent: false }, changed);
+    this.#unwatch = () => unwatchFile(path, changed);
   }
 
   static async start(options: WorldDaemonOptions, log: Logger): Promise<WorldDaemon> {
     const mount = await mountPointPath(options.mount);
     const { project } = options;
+    const tokenFile = project?.projectToken;
     const attach = project
-      ? (client: ControlClient) =>
+      ? async (client: ControlClient) =>
           client.request<SessionAttachReply>('control.session_attach', {
             project_id: project.projectId,
-            ...(project.projectToken === undefined ? {} : { project_token: project.projectToken }),
+            ...(tokenFile === undefined ? {} : { project_token: await tokenFile.read() }),
           })
       : undefined;
     const catalog = new WorldCatalog({
@@ -72,7 +98,7 @@ export class WorldDaemon {
     try {
       // A bad token or project fails here, before anything is mounted.
       await catalog.start();
-      const daemon = new WorldDaemon(catalog, served, log);
+      const daemon = new WorldDaemon(catalog, served, log, tokenFile?.path);
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
       await served.mount(
         tree,
@@ -92,6 +118,7 @@ export class WorldDaemon {
   stop(reason: string): Promise<void> {
     this.#stopping ??= (async () => {
       this.#log.info({ reason }, 'stopping');
+      this.#unwatch?.();
       await this.#catalog.stop();
       await this.#served.unmount();
       await this.#served.release();

@@ -4,7 +4,7 @@
 // answers ENOTCONN while the server is away and recovers when it is back. On the store this file's
 // servers use: files (world.test.ts) or etcd (world-etcd.test.ts).
 import type { Test } from 'tap';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../../src/protocol/control-client.js';
 import { acheron, adminRequest, joinArgs, joinToken, sameOnEveryStore, startControl, waitForService, type RunningControl } from '../../helpers/control.js';
@@ -271,6 +271,31 @@ export async function worldSuite(t: Test): Promise<void> {
     } finally {
       raw.terminate();
     }
+
+    // A rotated project token: the running mount's session loses the token's rights at once; the new
+    // token written into the file reaches it (it reattaches), no restart.
+    const tokenedStatus = join(services(withToken), 'tokened', 'status.json');
+    tt.equal((await sh(`cat ${q(tokenedStatus)}`)).code, 0, 'the token-only service is read with the token');
+    const { token: rotated } = await admin<{ token: string }>('control.project_token_rotate', { project_id: project });
+    const refused = await waitFor(
+      async () => {
+        const r = await sh(`cat ${q(tokenedStatus)}`);
+        return r.code !== 0 && r;
+      },
+      { what: 'the old project token refused' },
+    );
+    tt.match(refused.stderr, /No such file or directory|Permission denied/, `the old token no longer reaches it (${refused.stderr.trim()})`);
+    await writeFile(`${projectTokenFile}.new`, `${rotated}\n`, { mode: 0o600 });
+    await rename(`${projectTokenFile}.new`, projectTokenFile);
+    const again = await waitFor(
+      async () => {
+        const r = await sh(`cat ${q(tokenedStatus)}`);
+        return r.code === 0 && r;
+      },
+      { what: 'the new project token read from the file', timeoutMs: 15_000 },
+    );
+    tt.match(JSON.parse(again.stdout), { service_id: 'tokened' }, 'read again with the token from the file, the mount never restarted');
+    tt.ok(await alive(withToken.child.pid as number), 'the same world process');
 
     const outside = 'world-empty';
     await admin('control.project_upsert', { project_id: outside, mounts: [], access_policy: { actions: { read: 'open', observe: 'open' } } });
