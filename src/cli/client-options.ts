@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { parseControlUrls } from '../protocol/control-urls.js';
 import { UsageError } from './exit.js';
 import { readOptionFile } from './option-file.js';
+import type { TokenFile } from '../world/world-daemon.js';
 
 export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
 
@@ -34,7 +35,7 @@ export async function resolveClient(
 ): Promise<{ urls: string[]; token: string }> {
   const urls = controlUrls(args['control-url'], env);
   let token = args.token ?? env.ACHERON_TOKEN;
-  if (args['token-file']) token = (await readOptionFile('--token-file', args['token-file'])).trim();
+  if (args['token-file']) token = await tokenFile('--token-file', args['token-file']).read();
   if (!token) throw new UsageError('a token is required: --token-file FILE, --token T or ACHERON_TOKEN');
   return { urls, token };
 }
@@ -42,5 +43,17 @@ export async function resolveClient(
 /** --project-token-file, read (a usage error naming the file when it cannot be). */
 export async function readProjectToken(args: { 'project-token-file'?: string | undefined }): Promise<string | undefined> {
   if (!args['project-token-file']) return undefined;
-  return (await readOptionFile('--project-token-file', args['project-token-file'])).trim();
+  return tokenFile('--project-token-file', args['project-token-file']).read();
+}
+
+/** A file holding a token (`flag` names it in errors), read whenever asked: trimmed, never empty. */
+export function tokenFile(flag: string, path: string): TokenFile {
+  return {
+    path,
+    read: async () => {
+      const token = (await readOptionFile(flag, path)).trim();
+      if (!token) throw new UsageError(`${flag} ${path} is empty`);
+      return token;
+    },
+  };
 }

@@ -5,7 +5,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { attachProject, frameCheck } from './client-connection.js';
 import { SchemaError } from '../protocol/schemas.js';
-import { resolveClient } from './client-options.js';
+import { resolveClient, tokenFile } from './client-options.js';
 
 /** `control.node_service_event` as this command's watch receives it: the delta shape. */
 type EventPayload = CatalogDeltaPayload & { watch_id: string; replay?: boolean };
@@ -63,6 +63,9 @@ function endingMessage(error: unknown): string | undefined {
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   const { urls, token } = await resolveClient(args);
+  // Read again for every connection: a rotated token written into the file is used from the next one.
+  const tokenPath = args['token-file'];
+  const currentToken = tokenPath === undefined ? async () => token : () => tokenFile('--token-file', tokenPath).read();
   const check = await frameCheck('delta');
   const failures = new Map<string, string>();
   let failedRounds = 0;
@@ -77,7 +80,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     try {
       client = await ControlClient.connect({
         url,
-        token,
+        token: await currentToken(),
         check,
         onInvalidPush: (error) => {
           badFrame = error;

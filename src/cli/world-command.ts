@@ -1,6 +1,6 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { WorldDaemon } from '../world/world-daemon.js';
-import { readProjectToken, resolveClient } from './client-options.js';
+import { resolveClient, tokenFile } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { UsageError } from './exit.js';
 import { checkLogLevel, createLogger } from './logger.js';
@@ -9,6 +9,7 @@ import { WORLD_OPTIONS, type WorldArgs } from './world-options.js';
 
 /** `acheron world`: foreground by default; `--daemon` (and the mount helper) detach once the tree is live. */
 export async function runWorldCommand(args: WorldArgs): Promise<number> {
+  // Read now for a usage error before anything mounts; with a file, the daemon reads it again at every connection.
   const { urls, token } = await resolveClient(args);
   if (args.subtree !== undefined && args.subtree !== 'nodes') throw new UsageError(`--subtree ${JSON.stringify(args.subtree)}: the only subtree is nodes`);
   const mount = args.mount ?? WORLD_OPTIONS.mount.default;
@@ -17,21 +18,22 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   const level = checkLogLevel(args['log-level'] ?? 'info');
   if (args.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
     const logFile = args['log-file'] ?? join(defaultStateDir(), `world-${mount.replace(/[^A-Za-z0-9._-]+/g, '_')}.log`);
-    // The detached process gets the token itself, not the file name: it may start elsewhere.
-    await daemonize('world', { ...args, 'control-url': urls.join(','), token, 'token-file': undefined, daemon: false, 'log-file': logFile }, logFile);
+    // Files by absolute name: the detached process reads them again.
+    const absolute = (path: string | undefined): string | undefined => (path === undefined ? undefined : resolve(path));
+    const files = { 'token-file': absolute(args['token-file']), 'project-token-file': absolute(args['project-token-file']) };
+    await daemonize('world', { ...args, ...files, 'control-url': urls.join(','), token, daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
-  // Read now for a usage error before anything mounts; the daemon reads it again at every attach.
-  const tokenPath = args['project-token-file'];
-  await readProjectToken(args);
-  const projectToken = tokenPath ? { path: tokenPath, read: async () => (await readProjectToken(args)) as string } : undefined;
+  const projectTokenPath = args['project-token-file'];
+  const projectToken = projectTokenPath === undefined ? undefined : tokenFile('--project-token-file', projectTokenPath);
+  await projectToken?.read();
   const log = await createLogger({ level, file: args['log-file'] });
   return serveUntilStopped(
     () =>
       WorldDaemon.start(
         {
           controlUrls: urls,
-          token,
+          token: args['token-file'] === undefined ? token : tokenFile('--token-file', args['token-file']),
           mount,
           busyPollUs,
           access: { allowOther: args['allow-other'] === true, defaultPermissions: args['default-permissions'] === true },

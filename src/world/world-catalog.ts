@@ -13,7 +13,8 @@ import { relayOnce, type RelayOperation } from './relay-call.js';
 export interface WorldCatalogOptions {
   /** The control servers to try in turn (servers of one store). */
   urls: readonly string[];
-  token: string;
+  /** The bearer token, or how to get it for each connection (a file read again). */
+  token: string | (() => Promise<string>);
   /** Every frame the server sends is checked against docs/schemas before the catalog reads it. */
   schemas: Schemas;
   /** Attaches the project session on every new connection (users); resolves to its grant. */
@@ -199,7 +200,7 @@ export class WorldCatalog {
     };
     client = await ControlClient.connect({
       url,
-      token: this.#options.token,
+      token: typeof this.#options.token === 'string' ? this.#options.token : await this.#options.token(),
       check: this.#check,
       // A malformed event is dropped and its node read again (so the mirror misses nothing it said); any other bad push (a marker, an error) may hide a lost watch: everything is read again.
       onInvalidPush: (error, frame) => {

@@ -22,7 +22,8 @@ import { buildWorldTree } from './world-tree.js';
 export interface WorldDaemonOptions {
   /** The control servers, tried in turn (servers of one store). */
   controlUrls: readonly string[];
-  token: string;
+  /** The bearer token, or the file that holds it. */
+  token: string | TokenFile;
   mount: string;
   subtree?: 'nodes';
   /** The FUSE loop's polling window after a reply (µs; 0 = off); see BusyPoll. */
@@ -30,19 +31,20 @@ export interface WorldDaemonOptions {
   /** Who besides the daemon's user may use the mount (SPEC §9: one mount per principal, shared through these). */
   access?: MountAccess;
   /** A user token's project session (SPEC §8). */
-  project?: { projectId: string; projectToken?: ProjectTokenFile };
+  project?: { projectId: string; projectToken?: TokenFile };
 }
 
 /**
- * Where the project token comes from: read again at every attach, and a change of the file
- * reattaches at once, so a rotated token written into the file reaches a running mount.
+ * A token kept in a file: read again at every connection (the bearer token) or attach (the project
+ * token), and a change of the file reconnects at once, so a rotated token written into the file
+ * reaches a running mount.
  */
-export interface ProjectTokenFile {
+export interface TokenFile {
   path: string;
   read(): Promise<string>;
 }
 
-/** How often the project token file is checked for a change (stat). */
+/** How often a token file is checked for a change (stat). */
 const TOKEN_FILE_POLL_MS = 1000;
 
 /**
@@ -56,40 +58,41 @@ export class WorldDaemon {
   #log: Logger;
   #stopping: Promise<void> | undefined;
   #resolveDone!: () => void;
-  #unwatch: (() => void) | undefined;
+  #unwatch: Array<() => void> = [];
 
-  private constructor(catalog: WorldCatalog, served: ServedMount, log: Logger, tokenFile: string | undefined) {
+  private constructor(catalog: WorldCatalog, served: ServedMount, log: Logger, tokenFiles: readonly string[]) {
     this.#catalog = catalog;
     this.#served = served;
     this.#log = log;
     this.done = new Promise((resolveDone) => (this.#resolveDone = resolveDone));
-    if (tokenFile !== undefined) this.#watchTokenFile(tokenFile);
+    for (const path of tokenFiles) this.#watchTokenFile(path);
   }
 
-  /** A new project token in the file (written, or renamed into place) reattaches the session with it. */
+  /** A new token in the file (written, or renamed into place) reconnects with it. */
   #watchTokenFile(path: string): void {
     const changed = (now: Stats, before: Stats): void => {
       if (now.mtimeMs === before.mtimeMs && now.ino === before.ino && now.size === before.size) return;
-      this.#catalog.reconnect(`the project token file ${path} changed`);
+      this.#catalog.reconnect(`the token file ${path} changed`);
     };
     watchFile(path, { interval: TOKEN_FILE_POLL_MS, persistent: false }, changed);
-    this.#unwatch = () => unwatchFile(path, changed);
+    this.#unwatch.push(() => unwatchFile(path, changed));
   }
 
   static async start(options: WorldDaemonOptions, log: Logger): Promise<WorldDaemon> {
     const mount = await mountPointPath(options.mount);
     const { project } = options;
-    const tokenFile = project?.projectToken;
+    const projectToken = project?.projectToken;
     const attach = project
       ? async (client: ControlClient) =>
           client.request<SessionAttachReply>('control.session_attach', {
             project_id: project.projectId,
-            ...(tokenFile === undefined ? {} : { project_token: await tokenFile.read() }),
+            ...(projectToken === undefined ? {} : { project_token: await projectToken.read() }),
           })
       : undefined;
+    const { token } = options;
     const catalog = new WorldCatalog({
       urls: options.controlUrls,
-      token: options.token,
+      token: typeof token === 'string' ? token : () => token.read(),
       schemas: await loadSchemas(),
       log: log.child({ component: 'catalog' }),
       ...(attach ? { attach } : {}),
@@ -98,7 +101,8 @@ export class WorldDaemon {
     try {
       // A bad token or project fails here, before anything is mounted.
       await catalog.start();
-      const daemon = new WorldDaemon(catalog, served, log, tokenFile?.path);
+      const tokenFiles = [token, projectToken].flatMap((source) => (source === undefined || typeof source === 'string' ? [] : [source.path]));
+      const daemon = new WorldDaemon(catalog, served, log, tokenFiles);
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
       await served.mount(
         tree,
@@ -118,7 +122,7 @@ export class WorldDaemon {
   stop(reason: string): Promise<void> {
     this.#stopping ??= (async () => {
       this.#log.info({ reason }, 'stopping');
-      this.#unwatch?.();
+      for (const unwatch of this.#unwatch) unwatch();
       await this.#catalog.stop();
       await this.#served.unmount();
       await this.#served.release();

@@ -4,7 +4,7 @@
 // several watch commands run: each reconnects by itself and resumes with no duplicate and no gap.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
@@ -249,4 +249,35 @@ await t.test('no server answering: says what it tries and when, then gives up af
   tt.match(gone.stderr, new RegExp(`no control server answered in 5 rounds: ${url}: .*ECONNREFUSED`), 'the last line says why it gave up');
 });
 
-reference.close();
+await t.test('a rotated token written into --token-file: the watch reconnects with it and goes on', async (tt) => {
+  reference.close();
+  const rotating = join(dir, 'rotating.token');
+  await writeFile(rotating, control.adminToken + '\n', { mode: 0o600 });
+  const cli = watchCli('rotating', [...conn(rotating), '--json', '--since', '8']);
+  const printedAdded = (serviceId: string): Promise<true> =>
+    waitFor(
+      () =>
+        cli
+          .lines()
+          .some((line) =>
+            (JSON.parse(line) as { service_delta: { added: Array<{ service_id: string }> } }).service_delta.added.some((e) => e.service_id === serviceId),
+          ),
+      {
+        what: `the watch printing the event that adds ${serviceId} (stderr: ${cli.stderr().slice(-300)})`,
+        timeoutMs: 30_000,
+      },
+    );
+  w1.services.set('before-rotation', '1');
+  await w1.publish();
+  await printedAdded('before-rotation');
+  const rotated = await acheron(['token', 'rotate', 'admin', '--data-dir', control.dataDir]);
+  tt.equal(rotated.code, 0, rotated.stderr.trim());
+  await writeFile(`${rotating}.new`, `${rotated.stdout.trim().split('\n')[1] as string}\n`, { mode: 0o600 });
+  await rename(`${rotating}.new`, rotating);
+  await waitFor(() => /connection to .* lost; reconnecting/.test(cli.stderr()), { what: "the server closing the rotated token's session" });
+  w1.services.set('after-rotation', '1');
+  await w1.publish();
+  await printedAdded('after-rotation');
+  tt.pass('the event after the rotation printed, through a connection made with the token from the file');
+  tt.same(await cli.stop(), { code: 0, signal: null }, 'it was still watching');
+});
