@@ -11,7 +11,7 @@ export type RuntimeChange = { kind: 'state'; state: ServiceStateView } | { kind:
 export type Persist = (change: RuntimeChange) => Promise<void>;
 
 /** What readers of a service's jobs get. */
-export type JobsView = Pick<JobTable, 'list' | 'get' | 'running' | 'queued'>;
+export type JobsView = Pick<JobTable, 'list' | 'get' | 'running' | 'queued' | 'started' | 'waiting'>;
 
 /**
  * The jobs of one service (jobs/): queued and running ones in the queue (`Limiter`), finished ones
@@ -27,12 +27,30 @@ export class JobTable {
     this.#persist = persist;
   }
 
+  /** Places of `max_concurrency` taken (what admission counts), also by a job waiting in one for a wasm worker. */
   get running(): number {
     return this.#limiter.running;
   }
 
+  /** Jobs waiting for a place (what admission holds to `max_queue`). */
   get queued(): number {
     return this.#limiter.queued;
+  }
+
+  /** Jobs whose driver runs now (status.json `running`). */
+  get started(): number {
+    return this.#count('running');
+  }
+
+  /** Jobs not running yet (status.json `queued`): waiting for a place, or in one for a wasm worker. */
+  get waiting(): number {
+    return this.#count('queued');
+  }
+
+  #count(state: 'queued' | 'running'): number {
+    let count = 0;
+    for (const job of this.#jobs.values()) if (job.progress.state === state) count++;
+    return count;
   }
 
   /** In invocation order: queued, running and the last `jobs_keep` finished. */

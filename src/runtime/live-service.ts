@@ -199,7 +199,7 @@ export class LiveService {
         if (self.#result?.base64 !== base64) self.#result = { base64, data: Buffer.from(base64, 'base64') };
         return self.#result.data;
       },
-      statusState: (now = Date.now()) => statusOf(this.#state, this.#jobs.running, this.#supervisor.cooldownRemainingMs(now)),
+      statusState: (now = Date.now()) => statusOf(this.#state, this.#jobs.started, this.#supervisor.cooldownRemainingMs(now)),
       latency: () => latencyPercentiles(this.#state.latencyMs),
     };
   }

@@ -61,14 +61,20 @@ t.test('a wasm invocation waiting for a worker: no ETIMEDOUT for the wait, timeo
     what: `${wasm.workers} spinning runs`,
     intervalMs: 20,
   });
-  await waitFor(async () => (await readJson<{ running: number }>(file('spin', 'status.json'))).running === 2 * wasm.workers, {
-    what: 'the other spinning calls waiting',
-    intervalMs: 20,
-  });
+  // Those waiting hold places of spin's max_concurrency, but run nowhere: status.json counts them queued.
+  const spinStatus = await waitFor(
+    async () => {
+      const status = await readJson<{ running: number; queued: number; state: string }>(file('spin', 'status.json'));
+      return status.queued === wasm.workers && status;
+    },
+    { what: 'the other spinning calls waiting', intervalMs: 20 },
+  );
+  t.match(spinStatus, { running: wasm.workers, queued: wasm.workers, state: 'running' }, 'status.json: as many running as workers, the rest queued');
   const quick = sh(`exec node ${q(ACHERON)} invoke quick '{"msg":"hi"}' --mount ${q(node.mount)}`, { timeoutMs: 60_000 });
   const shortLoop = write('short-loop');
   const waiting = await waitFor(async () => (await jobs('quick'))[0], { what: 'the quick job listed', intervalMs: 20 });
   t.match(waiting, { state: 'queued', started_ms: null }, 'queued while it waits for a worker');
+  t.match(await readJson(file('quick', 'status.json')), { running: 0, queued: 1 }, "and so in its service's status.json");
 
   const invoked = await quick;
   t.equal(invoked.code, 0, `acheron invoke succeeded (${invoked.stderr.trim()})`);
