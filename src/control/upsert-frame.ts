@@ -21,8 +21,11 @@ export type ResolvedService = { known: ServiceEntry } | { service: ServiceDescri
 
 /** Frames below this size are parsed whole: the split would not pay. */
 const SPLIT_MIN_BYTES = 8192;
-/** Larger catalogs take the plain path, where the payload schema checks them whole (maxItems included). */
-const SPLIT_MAX_SERVICES = 1000;
+/**
+ * The payload schema's `maxItems` for services: a larger catalog takes the plain path, where the
+ * schema refuses it (the split leaves the schema an empty array to check).
+ */
+export const SPLIT_MAX_SERVICES = 10_000;
 const UPSERT_TYPE = 'control.node_service_upsert';
 
 const incoming = new WeakMap<object, IncomingService[]>();

@@ -3,7 +3,8 @@
 // split says must agree with JSON.parse of the whole frame; any doubt falls back to it.
 import t from 'tap';
 import fc from 'fast-check';
-import { parseRequest, splitServices } from '../../../src/control/upsert-frame.js';
+import { readFile } from 'node:fs/promises';
+import { incomingServices, parseRequest, SPLIT_MAX_SERVICES, splitServices } from '../../../src/control/upsert-frame.js';
 import { serviceEntry, type ServiceEntry } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
@@ -130,4 +131,19 @@ t.test('property: the parts and the rest put back together are the frame', async
     }),
   );
   t.pass('agrees with JSON.parse');
+});
+
+t.test("the split takes catalogs up to the payload schema's maxItems; one more is parsed whole, for the schema to refuse", async (t) => {
+  const schema = JSON.parse(await readFile(new URL('../../../docs/schemas/control-protocol.schema.json', import.meta.url), 'utf8')) as {
+    definitions: Record<string, { properties?: { services?: { maxItems?: number } } }>;
+  };
+  const maxItems = Object.values(schema.definitions).find((d) => d.properties?.services?.maxItems !== undefined)?.properties?.services?.maxItems;
+  t.equal(SPLIT_MAX_SERVICES, maxItems, 'the same bound as the schema');
+  const few = [service('a')];
+  const manyIds = (count: number): ServiceDescriptor[] => Array.from({ length: count }, (_, i) => ({ ...few[0], service_id: `s${i}` }) as ServiceDescriptor);
+  const atBound = parseRequest(frameOf({ node_id: 'n', services: manyIds(SPLIT_MAX_SERVICES) }), () => undefined) as { payload: { services: unknown[] } };
+  t.equal(atBound.payload.services.length, 0, 'at the bound: split (the descriptors kept aside)');
+  t.equal(incomingServices(atBound.payload as never).length, SPLIT_MAX_SERVICES);
+  const over = parseRequest(frameOf({ node_id: 'n', services: manyIds(SPLIT_MAX_SERVICES + 1) }), () => undefined) as { payload: { services: unknown[] } };
+  t.equal(over.payload.services.length, SPLIT_MAX_SERVICES + 1, 'one more: parsed whole, so the schema sees every element');
 });
