@@ -60,12 +60,11 @@ export class WorldDaemon {
   #resolveDone!: () => void;
   #unwatch: Array<() => void> = [];
 
-  private constructor(catalog: WorldCatalog, served: ServedMount, log: Logger, tokenFiles: readonly string[]) {
+  private constructor(catalog: WorldCatalog, served: ServedMount, log: Logger) {
     this.#catalog = catalog;
     this.#served = served;
     this.#log = log;
     this.done = new Promise((resolveDone) => (this.#resolveDone = resolveDone));
-    for (const path of tokenFiles) this.#watchTokenFile(path);
   }
 
   /** A new token in the file (written, or renamed into place) reconnects with it. */
@@ -101,14 +100,14 @@ export class WorldDaemon {
     try {
       // A bad token or project fails here, before anything is mounted.
       await catalog.start();
-      const tokenFiles = [token, projectToken].flatMap((source) => (source === undefined || typeof source === 'string' ? [] : [source.path]));
-      const daemon = new WorldDaemon(catalog, served, log, tokenFiles);
+      const daemon = new WorldDaemon(catalog, served, log);
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
       await served.mount(
         tree,
         { fsname: 'acheron-world', busyPollUs: options.busyPollUs, ...options.access },
         () => void daemon.stop('the mount was unmounted from outside'),
       );
+      for (const source of [token, projectToken]) if (source !== undefined && typeof source !== 'string') daemon.#watchTokenFile(source.path);
       log.info({ mount, control_urls: options.controlUrls, connected: catalog.connected }, 'world tree is live');
       return daemon;
     } catch (error) {
