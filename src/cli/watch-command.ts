@@ -71,6 +71,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   let failedRounds = 0;
   let since = args.since;
   let client: ControlClient | undefined;
+  let everConnected = false;
 
   /** One connection: the watch from `since`; 'resync' when the server says it cannot resume from there. */
   const watchOnce = async (url: string): Promise<'resync' | 'closed'> => {
@@ -107,6 +108,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       else if (args['replay-limit'] !== undefined) request.replay_limit = args['replay-limit'];
       await client.request('control.node_service_watch', request);
       loop.succeeded();
+      everConnected = true;
       failures.clear();
       failedRounds = 0;
       await Promise.race([client.closed, stop]);
@@ -135,7 +137,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     },
     failed: (url, error) => {
       const ending = endingMessage(error);
-      if (ending !== undefined) throw new WatchEnded(ending);
+      // A token refused after it worked was rotated: the file may get the new one (retried until the give-up rounds).
+      const rotated = tokenPath !== undefined && everConnected && error instanceof ProtocolError && error.code === 'unauthorized';
+      if (ending !== undefined && !rotated) throw new WatchEnded(ending);
       failures.set(url, (error as Error).message);
     },
     beforePause: (pauseMs, from) => {

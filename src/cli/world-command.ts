@@ -21,7 +21,9 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
     // Files by absolute name: the detached process reads them again.
     const absolute = (path: string | undefined): string | undefined => (path === undefined ? undefined : resolve(path));
     const files = { 'token-file': absolute(args['token-file']), 'project-token-file': absolute(args['project-token-file']) };
-    await daemonize('world', { ...args, ...files, 'control-url': urls.join(','), token, daemon: false, 'log-file': logFile }, logFile);
+    // A token from a file stays there: in the daemon's options it would go stale (and show in /proc/<pid>/environ).
+    const given = files['token-file'] === undefined ? { token } : { token: undefined };
+    await daemonize('world', { ...args, ...files, ...given, 'control-url': urls.join(','), daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
   const projectTokenPath = args['project-token-file'];

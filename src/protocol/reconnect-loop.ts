@@ -62,6 +62,12 @@ export class ReconnectLoop {
     return this.#running;
   }
 
+  /** A pause ends at once, and the next failure starts from the first pause again (what failed may work now: new credentials). */
+  wake(): void {
+    this.#failover.succeeded();
+    this.#wake?.();
+  }
+
   /** No new session; a pause ends at once. The owner closes its connection, then awaits start()'s promise. */
   stop(): void {
     this.#stopped = true;

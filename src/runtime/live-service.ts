@@ -225,12 +225,18 @@ export class LiveService {
     // A runner with a queue of its own (wasm workers) starts the job when the driver starts: until
     // then it is queued, and its wait is queue time for the writer's bound (SPEC §3).
     let run: RunResult;
-    if (adapter.runner) run = await adapter.runner.run(spec, job.abortSignal, start);
-    else {
-      start();
-      run = await this.#runner.run(spec, job.abortSignal);
+    try {
+      if (adapter.runner) run = await adapter.runner.run(spec, job.abortSignal, start);
+      else {
+        start();
+        run = await this.#runner.run(spec, job.abortSignal);
+      }
+      return await this.#finish(job, run, adapter.interpret(run));
+    } catch (error) {
+      // A run that started ends, whatever failed: a job left `running` would count in status.json for good.
+      if (job.progress.state !== 'running') throw error;
+      return this.#finish(job, outputlessRun({ state: 'error', shortMessage: `the run failed: ${(error as Error).message}` }));
     }
-    return this.#finish(job, run, adapter.interpret(run));
   }
 
   async #finish(job: Job, run: RunResult, interpreted: Interpreted = { state: run.state, error: run.shortMessage }): Promise<InvokeOutcome> {

@@ -127,10 +127,11 @@ export class WorldCatalog {
     return Promise.race([this.#firstSync, this.#reconnect.start()]);
   }
 
-  /** Ends the current connection, if any: the next one attaches again (the credentials it attaches with changed). */
+  /** Connects again at once, ending the current connection or a pause between attempts: the credentials changed. */
   reconnect(reason: string): void {
-    if (this.#client) this.#options.log.info({ reason }, 'reconnecting');
-    this.#client?.terminate();
+    this.#options.log.info({ reason }, 'reconnecting');
+    if (this.#client) this.#client.terminate();
+    else this.#reconnect.wake();
   }
 
   async stop(): Promise<void> {

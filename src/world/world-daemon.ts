@@ -8,7 +8,7 @@
  *
  * Must not import: node/, control/ or cli/ (WorldFS reaches nodes only through the control server).
  */
-import { unwatchFile, watchFile, type Stats } from 'node:fs';
+import { unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import { mountPointPath } from '../fuse/mount-table.js';
 import { ServedMount } from '../fuse/served-mount.js';
@@ -47,6 +47,22 @@ export interface TokenFile {
 /** How often a token file is checked for a change (stat). */
 const TOKEN_FILE_POLL_MS = 1000;
 
+/** A token file whose `read` (for a connection) remembers the token; `peek` reads without. */
+interface ReadingTokenFile extends TokenFile {
+  lastRead: string | undefined;
+  peek(): Promise<string>;
+}
+
+function remembering(file: TokenFile): ReadingTokenFile {
+  const reading: ReadingTokenFile = {
+    path: file.path,
+    lastRead: undefined,
+    read: async () => (reading.lastRead = await file.read()),
+    peek: () => file.read(),
+  };
+  return reading;
+}
+
 /**
  * `acheron world`: one WorldFS mount per principal (SPEC §9). It follows the control server's
  * catalog and serves it through the same VFS and FUSE adapter as the node tree.
@@ -67,20 +83,26 @@ export class WorldDaemon {
     this.done = new Promise((resolveDone) => (this.#resolveDone = resolveDone));
   }
 
-  /** A new token in the file (written, or renamed into place) reconnects with it. */
-  #watchTokenFile(path: string): void {
-    const changed = (now: Stats, before: Stats): void => {
-      if (now.mtimeMs === before.mtimeMs && now.ino === before.ino && now.size === before.size) return;
-      this.#catalog.reconnect(`the token file ${path} changed`);
+  /**
+   * A new token in the file (written, or renamed into place) reconnects with it. Only a token other
+   * than the one last used: a rewrite of the same one, or a file missing or empty for a moment,
+   * leaves a working connection alone.
+   */
+  #watchTokenFile(file: ReadingTokenFile): void {
+    const changed = (): void => {
+      file.peek().then(
+        (token) => token !== file.lastRead && this.#catalog.reconnect(`a new token in ${file.path}`),
+        () => undefined,
+      );
     };
-    watchFile(path, { interval: TOKEN_FILE_POLL_MS, persistent: false }, changed);
-    this.#unwatch.push(() => unwatchFile(path, changed));
+    watchFile(file.path, { interval: TOKEN_FILE_POLL_MS, persistent: false }, changed);
+    this.#unwatch.push(() => unwatchFile(file.path, changed));
   }
 
   static async start(options: WorldDaemonOptions, log: Logger): Promise<WorldDaemon> {
     const mount = await mountPointPath(options.mount);
     const { project } = options;
-    const projectToken = project?.projectToken;
+    const projectToken = project?.projectToken && remembering(project.projectToken);
     const attach = project
       ? async (client: ControlClient) =>
           client.request<SessionAttachReply>('control.session_attach', {
@@ -88,7 +110,7 @@ export class WorldDaemon {
             ...(projectToken === undefined ? {} : { project_token: await projectToken.read() }),
           })
       : undefined;
-    const { token } = options;
+    const token = typeof options.token === 'string' ? options.token : remembering(options.token);
     const catalog = new WorldCatalog({
       urls: options.controlUrls,
       token: typeof token === 'string' ? token : () => token.read(),
@@ -107,7 +129,8 @@ export class WorldDaemon {
         { fsname: 'acheron-world', busyPollUs: options.busyPollUs, ...options.access },
         () => void daemon.stop('the mount was unmounted from outside'),
       );
-      for (const source of [token, projectToken]) if (source !== undefined && typeof source !== 'string') daemon.#watchTokenFile(source.path);
+      // Unless a stop came while mounting: it has unwatched already.
+      if (!daemon.#stopping) for (const file of [token, projectToken]) if (file !== undefined && typeof file !== 'string') daemon.#watchTokenFile(file);
       log.info({ mount, control_urls: options.controlUrls, connected: catalog.connected }, 'world tree is live');
       return daemon;
     } catch (error) {

@@ -249,7 +249,7 @@ await t.test('no server answering: says what it tries and when, then gives up af
   tt.match(gone.stderr, new RegExp(`no control server answered in 5 rounds: ${url}: .*ECONNREFUSED`), 'the last line says why it gave up');
 });
 
-await t.test('a rotated token written into --token-file: the watch reconnects with it and goes on', async (tt) => {
+await t.test('a rotated token written into --token-file, even after a refusal: the watch reconnects with it and goes on', async (tt) => {
   reference.close();
   const rotating = join(dir, 'rotating.token');
   await writeFile(rotating, control.adminToken + '\n', { mode: 0o600 });
@@ -272,9 +272,11 @@ await t.test('a rotated token written into --token-file: the watch reconnects wi
   await printedAdded('before-rotation');
   const rotated = await acheron(['token', 'rotate', 'admin', '--data-dir', control.dataDir]);
   tt.equal(rotated.code, 0, rotated.stderr.trim());
+  await waitFor(() => /connection to .* lost; reconnecting/.test(cli.stderr()), { what: "the server closing the rotated token's session" });
+  // The file still holds the old token: refused, and tried again (it worked before), not the end.
+  await waitFor(() => /401.*; trying /.test(cli.stderr()), { what: 'the old token refused and tried again' });
   await writeFile(`${rotating}.new`, `${rotated.stdout.trim().split('\n')[1] as string}\n`, { mode: 0o600 });
   await rename(`${rotating}.new`, rotating);
-  await waitFor(() => /connection to .* lost; reconnecting/.test(cli.stderr()), { what: "the server closing the rotated token's session" });
   w1.services.set('after-rotation', '1');
   await w1.publish();
   await printedAdded('after-rotation');

@@ -4,7 +4,7 @@
 // restart: in the foreground and as the detached daemon of the fstab helper (given a relative file
 // name, which it reads again from wherever it runs).
 import t from 'tap';
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acheron, adminRequest, startControl } from '../helpers/control.js';
 import { ACHERON, tempDir } from '../helpers/node.js';
@@ -36,6 +36,12 @@ t.test('a rotated user token written into --token-file reaches running mounts', 
 
   const listing = async (mount: string) => sh(`ls -1 ${q(join(mount, 'nodes'))}`);
   for (const mount of [foreground.mount, helperMount]) t.equal((await listing(mount)).code, 0, `${mount}: nodes/ lists with the token`);
+
+  // The same token written again (a config management run, a secret re-projected): the connection stays.
+  await writeFile(`${tokenFile}.new`, `${control.userToken}\n`, { mode: 0o600 });
+  await rename(`${tokenFile}.new`, tokenFile);
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  t.notMatch(await readFile(foreground.logFile, 'utf8'), /reconnecting/, 'the same token again: no reconnect');
 
   const rotated = await acheron(['token', 'rotate', 'user', '--data-dir', control.dataDir]);
   t.equal(rotated.code, 0, rotated.stderr.trim());

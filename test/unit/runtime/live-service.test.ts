@@ -344,3 +344,14 @@ t.test('a payload the adapter refuses: EINVAL recorded, and the job leaves jobs/
   t.match(rt.view.state.rejection, { errno: 'EINVAL', message: 'no argv' });
   t.equal(rt.view.state.counters.invokesTotal, 0, 'nothing ran');
 });
+
+t.test('a runner that fails after the run started: the job ends as an error, nothing stays running', async (t) => {
+  const rt = service('cat', { runner: { run: () => Promise.reject(new Error('worker unreachable')) } });
+  const outcome = await rt.invoke(Buffer.from('{}'));
+  t.equal(outcome.state, 'error');
+  const [job] = rt.view.jobs.list();
+  t.match(job?.progress, { state: 'error', error: /the run failed: worker unreachable/ });
+  t.equal(rt.view.jobs.started, 0, 'status.json running: 0');
+  t.equal(rt.view.jobs.waiting, 0, 'status.json queued: 0');
+  t.not(rt.view.statusState(), 'running');
+});
