@@ -1,0 +1,32 @@
+// Token files (--token-file, --project-token-file; SPEC §8 tokens): read whenever asked, so a rotated
+// token written into the file is what the next connection uses; trimmed; an empty or unreadable file
+// is a usage error naming the option and the file.
+import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readProjectToken, resolveClient, tokenFile } from '../../../src/cli/client-options.js';
+import { UsageError } from '../../../src/cli/exit.js';
+
+t.test('read whenever asked: the current content, trimmed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'acheron-token-file-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'token');
+  await writeFile(path, '  first\n');
+  const file = tokenFile('--token-file', path);
+  t.equal(await file.read(), 'first');
+  await writeFile(path, 'second\n');
+  t.equal(await file.read(), 'second', 'the file again, not the first read');
+  t.equal(file.path, path);
+  t.same(await resolveClient({ 'token-file': path, token: 'ignored' }, {}), { urls: ['ws://127.0.0.1:18790'], token: 'second' }, 'the file wins over --token');
+});
+
+t.test('empty or missing: a usage error naming the option and the file', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'acheron-token-file-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const empty = join(dir, 'empty');
+  await writeFile(empty, ' \n');
+  await t.rejects(readProjectToken({ 'project-token-file': empty }), new UsageError(`--project-token-file ${empty} is empty`));
+  await t.rejects(tokenFile('--token-file', join(dir, 'missing')).read(), { name: 'UsageError', message: /^--token-file .*missing: ENOENT/ });
+  t.equal(await readProjectToken({}), undefined, 'no file, no project token');
+});
