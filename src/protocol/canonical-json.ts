@@ -7,7 +7,7 @@ const MAX_DEPTH = 1000;
  * for); a member whose value is undefined is left out and an undefined array element is null, as
  * in JSON.stringify. One string grows as the walk goes: the server hashes every descriptor that
  * changes, and building a string per level (and a Set per call), as the package used before did,
- * was a third of what the server allocated under sustained upserts. Throws on what JCS cannot
+ * was 29 % of what the server allocated under sustained upserts. Throws on what JCS cannot
  * express: NaN, infinities, lone surrogates, cycles.
  */
 export function canonicalJson(value: unknown): string {
