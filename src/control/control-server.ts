@@ -34,6 +34,7 @@ import { serveHttpPages } from './http-pages.js';
 import { advertiseUrlOf, boundAddress, closeListener, createListener, listen, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { authenticateUpgrade } from './upgrade-auth.js';
+import { closeAndThrow } from '../store/closing.js';
 
 export { parseHostPort, type HostPort } from './listeners.js';
 export type { Readiness, ReadinessCheck } from './readiness.js';
@@ -163,10 +164,15 @@ export class ControlServer {
     );
     options.log.info({ store: store.description, server_id: serverId }, `control store: tokens, projects, catalog and events in ${store.description}`);
     const server = new ControlServer(options, store, serverId);
-    // A token revoked or rotated anywhere ends its sessions here.
-    await store.tokens.follow(() => void server.#credentials.dropRevoked());
-    await listen(server.#ws, options.listen);
-    await listen(server.#http, options.httpListen);
+    try {
+      // A token revoked or rotated anywhere ends its sessions here.
+      await store.tokens.follow(() => void server.#credentials.dropRevoked());
+      await listen(server.#ws, options.listen);
+      await listen(server.#http, options.httpListen);
+    } catch (error) {
+      // A port in use, say: the store and the other listener are let go, as a stop would.
+      return closeAndThrow({ close: () => server.stop() }, error);
+    }
     server.#origins = ownOrigins(
       [
         { host: options.listen.host, port: server.address.port },

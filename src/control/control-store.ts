@@ -6,6 +6,7 @@ import { EventLog } from './event-log.js';
 import { RING_CAPACITY } from './event-ring.js';
 import { SERVER_TTL_MS } from './defaults.js';
 import { aloneDirectory, type ServerDirectory } from './server-directory.js';
+import { closeAll, closeAndThrow, OpenedParts } from '../store/closing.js';
 import { FileCatalog } from './file-catalog.js';
 import { FileProjectStore } from './file-project-store.js';
 import { FileTokenStore } from './file-token-store.js';
@@ -65,12 +66,11 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
   const etcd = options.etcd;
   const { EtcdConnection, EtcdProjectStore, EtcdTokenStore, EtcdCatalog } = await loadEtcd();
   const connection = await EtcdConnection.open(etcd, log.child({ component: 'etcd' }));
-  const opened: Array<{ close(): Promise<void> }> = [];
+  const opened = new OpenedParts();
+  opened.keep({ close: async () => connection.close() });
   try {
-    const tokens = new EtcdTokenStore(connection);
-    opened.push(tokens);
-    const projects = await EtcdProjectStore.open(connection, etcd.callTimeoutMs);
-    opened.push(projects);
+    const tokens = opened.keep(new EtcdTokenStore(connection));
+    const projects = opened.keep(await EtcdProjectStore.open(connection, etcd.callTimeoutMs));
     const catalog = await EtcdCatalog.open(connection, {
       leaseTtlMs: options.catalog.leaseTtlMs,
       offlineGraceMs: options.catalog.offlineGraceMs,
@@ -82,7 +82,7 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
       startTimeoutMs: etcd.startTimeoutMs,
       log: log.child({ component: 'catalog' }),
     });
-    opened.push(catalog);
+    opened.keep(catalog);
     if (!(await tokens.list()).some((t) => t.role === 'admin')) {
       log.warn(
         { prefix: etcd.prefix },
@@ -104,43 +104,40 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
           return (error as Error).message;
         }
       },
-      close: async () => {
-        for (const part of opened.reverse()) await part.close();
-        connection.close();
-      },
+      close: () => opened.close(),
     };
   } catch (error) {
-    for (const part of opened.reverse()) await part.close().catch(() => undefined);
-    connection.close();
-    throw error;
+    return closeAndThrow(opened, error);
   }
 }
 
 async function openFileStore(options: StoreOptions, log: Logger): Promise<ControlStore> {
-  const tokens = await FileTokenStore.open(options.dataDir, log.child({ component: 'tokens' }));
-  const projects = await FileProjectStore.open(join(options.dataDir, 'projects.journal'), log.child({ component: 'projects' }));
-  const events = await EventLog.open({ dir: options.dataDir, log: log.child({ component: 'events' }), ...eventLogFromEnv(), ...options.catalog.eventLog });
-  const catalog = await FileCatalog.open(join(options.dataDir, 'catalog.journal'), events, {
-    leaseTtlMs: options.catalog.leaseTtlMs,
-    offlineGraceMs: options.catalog.offlineGraceMs,
-    log: log.child({ component: 'catalog' }),
-  });
-  return {
-    description: `files in ${options.dataDir}`,
-    tokens,
-    projects,
-    catalog,
-    events,
-    servers: aloneDirectory(options.serverId),
-    problem: async () => (events.damage ? `event log: ${events.damage.message}` : undefined),
-    close: async () => {
+  // Before anything is opened: a bad value is an error with nothing to close.
+  const eventLog = { ...eventLogFromEnv(), ...options.catalog.eventLog };
+  const opened = new OpenedParts();
+  try {
+    const tokens = opened.keep(await FileTokenStore.open(options.dataDir, log.child({ component: 'tokens' })));
+    const projects = opened.keep(await FileProjectStore.open(join(options.dataDir, 'projects.journal'), log.child({ component: 'projects' })));
+    const events = opened.keep(await EventLog.open({ dir: options.dataDir, log: log.child({ component: 'events' }), ...eventLog }));
+    const catalog = await FileCatalog.open(join(options.dataDir, 'catalog.journal'), events, {
+      leaseTtlMs: options.catalog.leaseTtlMs,
+      offlineGraceMs: options.catalog.offlineGraceMs,
+      log: log.child({ component: 'catalog' }),
+    });
+    return {
+      description: `files in ${options.dataDir}`,
+      tokens,
+      projects,
+      catalog,
+      events,
+      servers: aloneDirectory(options.serverId),
+      problem: async () => (events.damage ? `event log: ${events.damage.message}` : undefined),
       // The log first: archiving a rotated file may still need the catalog's checkpoint.
-      await events.close();
-      await catalog.close();
-      await tokens.close();
-      await projects.close();
-    },
-  };
+      close: () => closeAll([events, catalog, tokens, projects]),
+    };
+  } catch (error) {
+    return closeAndThrow(opened, error);
+  }
 }
 
 /** SPEC §6 Event history: the environment sets rotation and retention. */

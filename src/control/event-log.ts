@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { EventKind } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { AppendLog } from '../store/append-log.js';
+import { closeAndThrow } from '../store/closing.js';
 import { makeDirectory } from '../store/make-directory.js';
 import { CatalogEvent, type EventSource } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
@@ -77,7 +78,7 @@ export class EventLog implements EventStream {
     for (const problem of history.problems) full.log.error({ path }, `event log: ${problem}`);
     const log = new EventLog(full, history);
     log.#file = await AppendLog.open<Pending>(path, (batch) => log.#write(batch));
-    if (log.#file.bytes === 0) await log.#file.write([headLine(history.head)]);
+    if (log.#file.bytes === 0) await log.#file.write([headLine(history.head)]).catch((error: unknown) => closeAndThrow(log.#file, error));
     return log;
   }
 
@@ -209,6 +210,8 @@ export class EventLog implements EventStream {
     await this.#file.flush();
     await this.#rotation.idle();
     await this.#file.close();
+    // Appends that came meanwhile were written by the close, and may have rotated the file once more.
+    await this.#rotation.idle();
   }
 }
 

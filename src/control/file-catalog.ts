@@ -244,8 +244,11 @@ export class FileCatalog implements CatalogStore {
 
   /** A last checkpoint, so the next start has no events to replay. */
   async close(): Promise<void> {
-    await this.checkpoint();
-    await this.#journal.close();
+    try {
+      await this.checkpoint();
+    } finally {
+      await this.#journal.close();
+    }
   }
 
   /**

@@ -156,7 +156,7 @@ export class NodeDaemon {
       await wasm.close();
       await spawner.close();
       await this.#control?.stop();
-      this.#relay?.close();
+      await this.#relay?.close();
       await served.unmount();
       await journal.close();
       await served.release();

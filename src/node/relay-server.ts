@@ -49,6 +49,12 @@ export class RelayServer {
   #seen = new Map<string, { outcome: Promise<RelayOutcome>; op: string; path: string; atMs: number }>();
   #staged = new StagedPayloads();
   #sweeper: NodeJS.Timeout;
+  /**
+   * Bumped when every session goes (link down, close): an operation that began before cannot keep
+   * a handle no one will release. Sessions dropped one by one are remembered in `#dropped`.
+   */
+  #epoch = 0;
+  #dropped = new Map<string, number>();
 
   constructor(dispatch: Dispatcher, log: Logger) {
     this.#dispatch = dispatch;
@@ -64,7 +70,7 @@ export class RelayServer {
       if (seen.op === request.op && seen.path === request.path) return seen.outcome;
       return Promise.resolve({ ok: false, errno: 'EINVAL', message: `request id ${request.request_id} was used for ${seen.op} ${seen.path}` });
     }
-    const outcome = this.#run(request).then(
+    const outcome = this.#run(request, this.#epoch).then(
       (result): RelayOutcome => ({ ok: true, result }),
       (error: unknown): RelayOutcome => ({
         ok: false,
@@ -80,11 +86,13 @@ export class RelayServer {
 
   /** The requester's connection closed: its handles are released, as a close would, and its staged payloads dropped. */
   dropSession(session: string): Promise<void> {
+    this.#dropped.set(session, Date.now());
     return this.#drop((key) => key.startsWith(`${session}:`) || key.startsWith(`${session}/`));
   }
 
   /** The link to the control server went down: no session can come back to its handles. */
   dropAll(): Promise<void> {
+    this.#epoch++;
     return this.#drop(() => true);
   }
 
@@ -95,11 +103,13 @@ export class RelayServer {
     await Promise.all(gone.map(([, h]) => h.handle.release?.().catch(() => undefined)));
   }
 
-  close(): void {
+  /** The node stops: every handle still open is released. */
+  close(): Promise<void> {
     clearInterval(this.#sweeper);
+    return this.dropAll();
   }
 
-  async #run(r: RelayRequest): Promise<Record<string, unknown>> {
+  async #run(r: RelayRequest, epoch: number): Promise<Record<string, unknown>> {
     // The kernel never sends these; a path from the network might (fs/ exports must not be left).
     for (const path of [r.path, r.to ?? '/']) {
       if (path.includes('\0') || path.split('/').includes('..')) throw new FsError('EINVAL', `${path}: relayed paths may not contain .. or NUL`);
@@ -115,7 +125,7 @@ export class RelayServer {
       case 'list':
         return { names: await d.readdir(r.path) };
       case 'open':
-        return { fh: this.#keep(r, await d.open(r.path, r.flags ?? 0)) };
+        return { fh: await this.#keep(r, epoch, await d.open(r.path, r.flags ?? 0)) };
       case 'mknod':
         await d.mknod(r.path, r.mode ?? S_IFREG | 0o644);
         return {};
@@ -175,14 +185,14 @@ export class RelayServer {
         await d.rename(r.path, r.to);
         return {};
       case 'read_file':
-        return this.#readFile(r);
+        return this.#readFile(r, epoch);
       case 'stage':
         await this.#staged.stage(r, () => this.#commitTarget(r.path));
         return {};
       case 'invoke': {
         const target = await this.#commitTarget(r.path);
         const outcome = await commitWhole(target, this.#staged.take(r), r.outcome === true);
-        const answer = r.outcome === true ? await this.#body(r, readOnlyHandle(outcome), outcome.length) : {};
+        const answer = r.outcome === true ? await this.#body(r, epoch, readOnlyHandle(outcome), outcome.length) : {};
         return r.documents === true ? { ...answer, documents: await this.#documentsAfter(r.path) } : answer;
       }
       case 'reject':
@@ -192,10 +202,10 @@ export class RelayServer {
   }
 
   /** A document in one round trip: its attributes and bytes from one open, as a `cat` would read them. */
-  async #readFile(r: RelayRequest): Promise<Record<string, unknown>> {
+  async #readFile(r: RelayRequest, epoch: number): Promise<Record<string, unknown>> {
     const { handle, attr } = await this.#dispatch.openToRead(r.path);
     try {
-      return { mode: attr.mode, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs, ...(await this.#body(r, handle, attr.size)) };
+      return { mode: attr.mode, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs, ...(await this.#body(r, epoch, handle, attr.size)) };
     } catch (error) {
       await handle.release?.().catch(() => undefined);
       throw error;
@@ -206,12 +216,12 @@ export class RelayServer {
    * The first chunk of what a handle reads, with the size; a longer body stays open on the node
    * as `fh` (read it with `read`, then release it), anything else is released now.
    */
-  async #body(r: RelayRequest, handle: Handle, size: number): Promise<Record<string, unknown>> {
+  async #body(r: RelayRequest, epoch: number, handle: Handle, size: number): Promise<Record<string, unknown>> {
     const limit = Math.min(r.length ?? RELAY_CHUNK_BYTES, RELAY_CHUNK_BYTES);
     const data = await (handle.read as NonNullable<Handle['read']>)(0, limit);
     const more = data.length === limit && size > data.length;
     if (!more) await handle.release?.();
-    return { size: more ? size : data.length, data: data.toString('base64'), ...(more ? { fh: this.#keep(r, handle) } : {}) };
+    return { size: more ? size : data.length, data: data.toString('base64'), ...(more ? { fh: await this.#keep(r, epoch, handle) } : {}) };
   }
 
   /**
@@ -240,7 +250,15 @@ export class RelayServer {
     return target;
   }
 
-  #keep(r: RelayRequest, handle: Handle): number {
+  /**
+   * Keeps an opened handle for the session's next operations, unless the session went while it was
+   * being opened (`epoch`: the one the operation began in): then no one would ever release it.
+   */
+  async #keep(r: RelayRequest, epoch: number, handle: Handle): Promise<number> {
+    if (epoch !== this.#epoch || this.#dropped.has(r.session)) {
+      await handle.release?.().catch(() => undefined);
+      throw new FsError('ENOTCONN', `${r.path}: the session that opened it is gone; released`);
+    }
     const fh = this.#nextFh++;
     this.#handles.set(`${r.session}:${fh}`, { handle, path: r.path, usedMs: Date.now() });
     return fh;
@@ -258,6 +276,7 @@ export class RelayServer {
   #sweep(): void {
     const cutoff = Date.now() - REMEMBER_MS;
     for (const [id, entry] of this.#seen) if (entry.atMs < cutoff) this.#seen.delete(id);
+    for (const [session, droppedMs] of this.#dropped) if (droppedMs < cutoff) this.#dropped.delete(session);
     this.#staged.sweep(cutoff);
     for (const [key, kept] of this.#handles) {
       if (kept.usedMs >= cutoff) continue;

@@ -93,9 +93,13 @@ export class AppendLog<T> {
     this.#bytes = (await stat(this.path)).size;
   }
 
+  /** Writes what is queued, then closes the file, also when that last write fails. */
   async close(): Promise<void> {
-    await this.flush();
-    await this.#file.close();
+    try {
+      await this.flush();
+    } finally {
+      await this.#file.close();
+    }
   }
 }
 

@@ -3,6 +3,7 @@ import { makeDirectory } from './make-directory.js';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { AppendLog } from './append-log.js';
+import { closeAndThrow } from './closing.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export type StateSync = 'always' | 'batch';
@@ -81,7 +82,7 @@ export class StateJournal {
     );
     for (const [key, value] of restored.values) journal.#latest.set(key, JSON.stringify(value));
     // A file we set aside or that had a torn tail starts over as a clean snapshot.
-    if (restored.problems.length > 0) await journal.compact();
+    if (restored.problems.length > 0) await journal.compact().catch((error: unknown) => closeAndThrow(journal.#file, error));
     for (const problem of restored.problems) options.log.error({ path }, `state journal: ${problem}`);
     return { journal, restored: { values: restored.values, problems: restored.problems } };
   }
@@ -218,11 +219,15 @@ export class StateJournal {
     this.#compactAtBytes = Math.max(this.#compactAtBytes, this.#file.bytes * 2);
   }
 
+  /** Writes what is queued and closes the file, also when that last write fails. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.flush();
-    this.#closed = true;
-    await this.#file.close();
+    try {
+      await this.flush();
+    } finally {
+      this.#closed = true;
+      await this.#file.close();
+    }
   }
 }
 

@@ -22,6 +22,12 @@ async function open(dir: string, eventLog: { rotateMaxBytes?: number } = {}, off
   return { events, catalog };
 }
 
+/** A store a test left open to act out a crash: closed once the test has looked, so no file stays open. */
+async function shut({ events, catalog }: { events: EventLog; catalog: Catalog }): Promise<void> {
+  await events.close();
+  await catalog.close();
+}
+
 const upsert = (catalog: Catalog, payload: { node_id: string; labels?: Record<string, string>; services: ServiceDescriptor[] }) =>
   catalog.upsert(
     payload,
@@ -83,6 +89,7 @@ t.test('not closed (kill -9): the snapshot plus the events after it, secrets and
   );
   await third.catalog.close();
   await third.events.close();
+  await shut(first);
 });
 
 t.test('rotation: the current file is swapped at once; a checkpoint comes before each archive', async (t) => {
@@ -136,6 +143,7 @@ t.test('a file rotated but not archived before a crash: replayed, then archived 
   t.equal(names.filter((n) => /^node-service-events-\d+\.ndjson$/.test(n)).length, 0, 'archived once the catalog checkpointed');
   t.equal(names.filter((n) => n.endsWith('.ndjson.gz')).length, 1, 'one archive');
   await second.catalog.close();
+  await shut(first);
 });
 
 t.test('after a restart every online node has a fresh grace period: one that does not come back turns offline then, not at its lease end', async (t) => {
@@ -151,4 +159,6 @@ t.test('after a restart every online node has a fresh grace period: one that doe
   await new Promise((resolve) => setTimeout(resolve, 400));
   t.same(await second.catalog.expireLeases(), ['n'], 'offline once it has passed');
   t.equal(second.catalog.get('n').state, 'offline');
+  await shut(second);
+  await shut(first);
 });

@@ -12,7 +12,7 @@ import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
 import { FsError } from '../../../src/errors/errno.js';
 import { S_IFREG } from '../../../src/vfs/node.js';
-import { ctlFile, snapshotFile, staticFile } from '../../../src/vfs/files.js';
+import { ctlFile, readOnlyHandle, snapshotFile, staticFile } from '../../../src/vfs/files.js';
 import { DocumentCache, liveServiceFiles } from '../../../src/world/live-files.js';
 import { RemoteNode, type Relay } from '../../../src/world/remote-node.js';
 import { rejectsErrno } from '../../helpers/errno.js';
@@ -36,6 +36,15 @@ const invokeFile = (maxBytes: number) =>
     record: (error) => void recorded.push(`${error.errno}: ${error.message}`),
     changedMs: () => 0,
   });
+/** A file whose open waits until the test lets it finish: a session can go meanwhile. */
+const slowOpen = { gate: Promise.resolve(), released: 0 };
+const slowFile = {
+  ...staticFile('slow\n'),
+  async open() {
+    await slowOpen.gate;
+    return { ...readOnlyHandle(Buffer.from('slow\n')), release: async () => void slowOpen.released++ };
+  },
+};
 let statusRenders = 0;
 const big = Buffer.alloc(BIG, 'b');
 const root = tableDirectory([
@@ -154,6 +163,32 @@ t.test('handles belong to their session and go with it', async (t) => {
   t.match(await run({ op: 'read', path: '/README.md', fh, offset: 0, length: 10, session: 's2' }), { ok: false, errno: 'EBADF' }, 'released with its session');
 });
 
+t.test('an open that ends after its session went: the handle is released, not kept for no one', async (t) => {
+  const slowServer = new RelayServer(new Dispatcher(tableDirectory([['slow', slowFile]])), pino({ level: 'silent' }));
+  t.teardown(() => slowServer.close());
+  let nextSlowId = 1;
+  const openSlow = (session: string): Promise<RelayOutcome> =>
+    slowServer.execute({ relay_id: 'r', session, request_id: `q${nextSlowId++}`, op: 'open', path: '/slow', flags: 0 } as RelayRequest);
+  for (const [what, drop] of [
+    ['its session dropped', () => slowServer.dropSession('s4')],
+    ['the link down', () => slowServer.dropAll()],
+  ] as const) {
+    let open = (): void => undefined;
+    slowOpen.gate = new Promise<void>((resolve) => (open = resolve));
+    const before = slowOpen.released;
+    const opening = openSlow('s4');
+    await drop();
+    open();
+    t.match(await opening, { ok: false, errno: 'ENOTCONN' }, `${what}: the opener is told`);
+    t.equal(slowOpen.released, before + 1, `${what}: released`);
+  }
+  slowOpen.gate = Promise.resolve();
+  t.match(await openSlow('s5'), { ok: true }, 'another session opens as before');
+  const before = slowOpen.released;
+  await slowServer.close();
+  t.equal(slowOpen.released, before + 1, 'close: the node stops, the handle still open is released');
+});
+
 t.test('paths with .. or NUL are refused before anything runs', async (t) => {
   t.match(await run({ op: 'stat', path: '/services/../README.md' }), { ok: false, errno: 'EINVAL' });
   t.match(await run({ op: 'rename', path: '/README.md', to: '/../x' }), { ok: false, errno: 'EINVAL' });
@@ -227,7 +262,7 @@ t.test('stage: a payload above one chunk arrives in chunks and commits whole, on
     'chunks missing: refused, nothing runs',
   );
   t.match(await run({ ...chunk(0), op: 'stage', request_id: 'big-3', size: 5 << 20 }), { ok: false, errno: 'EFBIG' }, 'a size over maxBytes');
-  await server.dropSession('s1');
+  await server.dropAll();
 });
 
 t.test('WorldFS live files: a stat and a cat are one read_file; an echo is one invoke', async (t) => {

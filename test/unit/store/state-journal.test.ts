@@ -7,6 +7,9 @@ import { StateJournal } from '../../../src/store/state-journal.js';
 
 const log = pino({ level: 'silent' });
 
+/** Journals a test left open to act out a crash: closed once it has looked, so no file stays open. */
+const closeBoth = (...journals: StateJournal[]): Promise<unknown> => Promise.all(journals.map((j) => j.close()));
+
 t.test('values survive a reopen; last write wins; deletes stick', async (t) => {
   const path = join(await tempDir(t), 'state.json');
   const { journal } = await StateJournal.open(path, { sync: 'always', log });
@@ -15,18 +18,20 @@ t.test('values survive a reopen; last write wins; deletes stick', async (t) => {
   await journal.set('a', { n: 3 });
   await journal.delete('b');
   // No close: as after kill -9, only what was acknowledged counts.
-  const { restored } = await StateJournal.open(path, { sync: 'always', log });
+  const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'always', log });
   t.same(Object.fromEntries(restored.values), { a: { n: 3 } });
   t.same(restored.problems, []);
+  await closeBoth(journal, reopened);
 });
 
 t.test('concurrent writes share syncs and all become durable', async (t) => {
   const path = join(await tempDir(t), 'state.json');
   const { journal } = await StateJournal.open(path, { sync: 'always', log });
   await Promise.all(Array.from({ length: 200 }, (_, i) => journal.set(`k${i % 10}`, { i })));
-  const { restored } = await StateJournal.open(path, { sync: 'always', log });
+  const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'always', log });
   t.equal(restored.values.size, 10);
   t.same(restored.values.get('k9'), { i: 199 });
+  await closeBoth(journal, reopened);
 });
 
 t.test('batch mode: acknowledged at once, on disk within the batch window', async (t) => {
@@ -69,8 +74,9 @@ t.test('compaction keeps the latest values and shrinks the file', async (t) => {
   const text = await readFile(path, 'utf8');
   t.ok(text.length < 6000, `compacted (${text.length} bytes)`);
   await appendFile(path, '');
-  const { restored } = await StateJournal.open(path, { sync: 'always', log });
+  const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'always', log });
   t.same(restored.values.get('k2'), { i: 299, pad: 'x'.repeat(20) });
+  await reopened.close();
 });
 
 t.test('batch mode setLatest: one record per key per batch, the value as it is when written', async (t) => {
@@ -109,15 +115,16 @@ t.test('batch mode setLatest: one record per key per batch, the value as it is w
     'a later set wins over a deferred one',
   );
   await journal.close();
-  const { restored } = await StateJournal.open(path, { sync: 'batch', log });
+  const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'batch', log });
   t.same(restored.values.get('svc'), { state: 100 });
+  await reopened.close();
 });
 
 t.test('always mode setLatest: written and durable before it resolves', async (t) => {
   const path = join(await tempDir(t), 'state.json');
   const { journal } = await StateJournal.open(path, { sync: 'always', log });
   await journal.setLatest('k', () => ({ now: 1 }));
-  const { restored } = await StateJournal.open(path, { sync: 'always', log });
+  const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'always', log });
   t.same(restored.values.get('k'), { now: 1 });
-  await journal.close();
+  await closeBoth(journal, reopened);
 });
