@@ -142,9 +142,9 @@ export class WorldCatalog {
 
   /** One connection, from connect to close: a resumed watch, or a watch and a full read. */
   async #session(url: string): Promise<void> {
+    // Kept until this connection says otherwise: an attempt that fails to connect loses nothing.
     let mirror = this.#position === undefined ? new CatalogMirror() : this.#mirror;
     let position = this.#position;
-    this.#position = undefined;
     /** Nodes being read: the events that came meanwhile (applied once the read is in) and the read. */
     const reading = new Map<string, { events: CatalogDeltaPayload[]; done: Promise<void> }>();
     let client: ControlClient | undefined;
@@ -223,7 +223,6 @@ export class WorldCatalog {
       },
     });
     this.#client = client;
-    let following = false;
     try {
       this.#grant = await this.#options.attach?.(client);
       const resumed = position !== undefined && (await this.#resume(client, position));
@@ -236,7 +235,6 @@ export class WorldCatalog {
       }
       this.#mirror = mirror;
       this.#connected = true;
-      following = true;
       this.#reconnect.succeeded();
       this.#changedMs = Date.now();
       this.#options.log.info(
@@ -255,8 +253,9 @@ export class WorldCatalog {
     } finally {
       client.terminate();
       this.#client = undefined;
-      // The next connection resumes after `position` only if this mirror holds everything up to it.
-      if (following && cut === undefined && reading.size === 0) this.#position = position;
+      // The next connection resumes after `position` only if the mirror shown holds everything up to
+      // it: the one followed here, or the one kept from before while its resume replayed, in order.
+      this.#position = mirror === this.#mirror && cut === undefined && reading.size === 0 ? position : undefined;
     }
   }
 

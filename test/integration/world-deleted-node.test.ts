@@ -4,7 +4,8 @@
 // with since_seq; the replay brings `ghost`'s join and delete, and its read answers not_found. The
 // mount settles: `ghost` is absent, the server sees a bounded number of failed reads (not one after
 // another while the connection lives), the next resume starts after the position it learned, a
-// later node shows within SPEC §9's 1 s, and `ghost` joined again shows too.
+// later node shows within SPEC §9's 1 s, `ghost` joined again shows too, and reconnect attempts that
+// fail (the server out of reach for a while) do not make the mount read everything again.
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { adminRequest, startControl } from '../helpers/control.js';
@@ -35,15 +36,20 @@ const logged = async (msg: string): Promise<number> =>
 /** How each connection started following: a resumed watch, or the catalog read again. */
 const RESUMED = 'watch resumed; following events';
 const READ = 'catalog read; following events';
+const FAILED = 'control server connection failed';
 
-/** Cuts the mount's connection, runs `meanwhile`, lets it reconnect; true when it resumed its watch (false: it read everything again). */
-async function disconnected(meanwhile: () => Promise<void>): Promise<boolean> {
-  const [resumed, read] = [await logged(RESUMED), await logged(READ)];
+/**
+ * Cuts the mount's connection, runs `meanwhile`, lets it reconnect (after `failedAttempts` attempts
+ * refused); true when it resumed its watch (false: it read everything again).
+ */
+async function disconnected(meanwhile: () => Promise<void>, failedAttempts = 0): Promise<boolean> {
+  const [resumed, read, failed] = [await logged(RESUMED), await logged(READ), await logged(FAILED)];
   proxy.cut();
   await waitFor(async () => (await sh(`ls ${q(`${world.mount}/nodes`)}`)).stderr.includes('Transport endpoint is not connected'), {
     what: 'the mount disconnected (ENOTCONN)',
   });
   await meanwhile();
+  await waitFor(async () => (await logged(FAILED)) >= failed + failedAttempts, { what: `${failedAttempts} reconnect attempts refused`, timeoutMs: 30_000 });
   proxy.restore();
   await waitFor(async () => (await logged(RESUMED)) > resumed || (await logged(READ)) > read, { what: 'the mount following again', timeoutMs: 30_000 });
   return (await logged(RESUMED)) > resumed;
@@ -72,6 +78,7 @@ await t.test('a node joined and deleted while the mount was away: the mount sett
 
   tt.ok(await disconnected(async () => undefined), 'the next connection resumed after the position it had: nothing was left being read');
   tt.equal(await notFound(), reads, 'still that one read');
+  tt.ok(await disconnected(async () => undefined, 2), 'attempts that could not connect lose nothing: the next connection still resumes');
 
   await join('ghost');
   await waitFor(async () => (await nodes()).includes('ghost'), { what: 'ghost, joined again, in the mount', timeoutMs: 5000 });
