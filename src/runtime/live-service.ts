@@ -104,8 +104,9 @@ export class LiveService {
       limits: this.#settings.limits,
     });
     if (!refusal) return;
-    // A removed service has no files left to record into.
-    if (refusal.errno !== 'ENOENT') this.recordRejection(refusal);
+    // A removed service has no files left to record into; a stopping node refuses for itself, not for
+    // the service (recorded, its status would still say so after the restart).
+    if (refusal.errno !== 'ENOENT' && !this.#closing) this.recordRejection(refusal);
     throw refusal;
   }
 

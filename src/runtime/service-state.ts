@@ -212,7 +212,9 @@ export function recordEnd(
   } else {
     error = interpreted.error ?? run.shortMessage;
     if (!error.endsWith('\n')) error += '\n';
-    Object.assign(state, { lastError: error, lastErrorMs: now });
+    // A call cancelled before it started leaves the service's documents as they were: status.json
+    // still shows the last run, and last_error.txt must not name an outcome status.json does not.
+    if (started || interpreted.state !== 'cancelled') Object.assign(state, { lastError: error, lastErrorMs: now });
     if (interpreted.state === 'cancelled') c.cancelledTotal++;
     else {
       failed = true;

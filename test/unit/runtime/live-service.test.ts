@@ -125,6 +125,29 @@ t.test('timeout and cancel', async (t) => {
   t.equal(rt2.view.state.counters.failuresTotal, 0, 'a cancel is not a failure');
 });
 
+t.test('a queued call cancelled before it started: its writer is told, the service documents stay as they were', async (t) => {
+  const rt = service('slow');
+  const first = rt.invoke(Buffer.from('{"n":1}'));
+  const second = rt.invoke(Buffer.from('{"n":2}'));
+  const [queued] = rt.view.jobs.list().filter((job) => job.progress.startedMs === null);
+  t.ok(queued, 'one job waits');
+  t.equal(rt.cancel(queued?.invocationId), 1);
+  t.equal((await second).state, 'cancelled', "the queued call's writer gets the cancellation");
+  t.equal((await first).state, 'ok');
+  t.equal(rt.view.state.lastError, '', 'last_error.txt: empty after the success status.json shows');
+  t.equal(rt.view.state.last?.state, 'ok');
+  t.equal(rt.view.state.counters.cancelledTotal, 1, 'counted as cancelled');
+});
+
+t.test('a node shutting down refuses new calls (EAGAIN) without making it the service status', async (t) => {
+  const rt = service('cat');
+  t.equal((await rt.invoke(Buffer.from('{}'))).state, 'ok');
+  await rt.drain(1000);
+  await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EAGAIN');
+  t.equal(rt.view.state.rejection, null, 'no rejection recorded: after a restart status.json shows the last run');
+  t.equal(rt.view.state.lastError, '');
+});
+
 t.test('supervision: cooldown gives EAGAIN and backoff; a threshold auto-disables naming it', async (t) => {
   const rt = service('fail');
   await rt.setConfig({ supervision: { cooldown_ms: 60_000 } });
