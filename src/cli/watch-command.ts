@@ -24,7 +24,12 @@ export interface WatchArgs {
 
 const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
-/** Whole rounds over every URL that fail in a row before the command gives up (about 15 s of backoff). */
+/**
+ * Whole rounds over every URL that fail in a row before the command gives up: before its first
+ * watch (a wrong URL or a server that is not up fails fast, in about 8 s), or while every server
+ * refuses a token that worked before (a rotation the file never got). Once it has watched, a server
+ * out of reach is waited for as long as it takes, as a node does.
+ */
 const GIVE_UP_ROUNDS = 5;
 
 /** One readable line per event: seq, time, node, kind, and the services it touched. */
@@ -59,7 +64,8 @@ function endingMessage(error: unknown): string | undefined {
  * Reconnects by itself (ReconnectLoop over the `--control-url` list) and resumes after the last seq
  * it printed (or the last progress head), so nothing is printed twice and nothing is skipped;
  * `resync_required` starts over from the replay window on the same server at once, saying so on
- * stderr. Gives up after GIVE_UP_ROUNDS whole rounds in which no server answered.
+ * stderr. Gives up after GIVE_UP_ROUNDS whole rounds in which no server answered before the first
+ * watch, or every server refused the token after it had worked.
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   const { urls, token } = await resolveClient(args);
@@ -68,7 +74,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   const currentToken = tokenPath === undefined ? async () => token : () => tokenFile('--token-file', tokenPath).read();
   const check = await frameCheck('delta');
   const failures = new Map<string, string>();
+  /** Rounds in a row that count towards giving up (GIVE_UP_ROUNDS). */
   let failedRounds = 0;
+  let refusedThisRound = false;
   let since = args.since;
   let client: ControlClient | undefined;
   let everConnected = false;
@@ -140,13 +148,18 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       // A token refused after it worked was rotated: the file may get the new one (retried until the give-up rounds).
       const rotated = tokenPath !== undefined && everConnected && error instanceof ProtocolError && error.code === 'unauthorized';
       if (ending !== undefined && !rotated) throw new WatchEnded(ending);
+      if (rotated) refusedThisRound = true;
       failures.set(url, (error as Error).message);
     },
     beforePause: (pauseMs, from) => {
-      if (loop.roundFailed && ++failedRounds >= GIVE_UP_ROUNDS)
-        throw new WatchEnded(
-          `acheron node watch: no control server answered in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}`,
-        );
+      if (loop.roundFailed) {
+        failedRounds = !everConnected || refusedThisRound ? failedRounds + 1 : 0;
+        refusedThisRound = false;
+        if (failedRounds >= GIVE_UP_ROUNDS)
+          throw new WatchEnded(
+            `acheron node watch: ${everConnected ? 'the token was refused' : 'no control server answered'} in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}`,
+          );
+      }
       err.write(`acheron node watch: ${failures.get(from) ?? `${from} closed the connection`}; trying ${loop.url} in ${pauseMs} ms\n`);
     },
   });

@@ -1,7 +1,8 @@
 // SPEC §1/§6 `acheron node watch` against a live `acheron control`: one readable line per event
 // (seq, time, node, kind, +/~/- services with versions), --json NDJSON, --replay-limit, --since, a
 // node filter, a refusal with its reason and a hint (exit 1); and a kill -9 of the server while
-// several watch commands run: each reconnects by itself and resumes with no duplicate and no gap.
+// several watch commands run: each reconnects by itself and resumes with no duplicate and no gap; a
+// server away for longer than the rounds a first connection gets is waited for.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { rename, writeFile } from 'node:fs/promises';
@@ -247,6 +248,33 @@ await t.test('no server answering: says what it tries and when, then gives up af
     'each names the server it tries next',
   );
   tt.match(gone.stderr, new RegExp(`no control server answered in 5 rounds: ${url}: .*ECONNREFUSED`), 'the last line says why it gave up');
+});
+
+await t.test('a server away longer than the give-up rounds: a watch that had watched waits for it, then resumes', async (tt) => {
+  const cli = watchCli('patient', [...conn(), '--json', '--since', String(all.at(-1)?.seq ?? 0)]);
+  w1.services.set('before-outage', '1');
+  await w1.publish();
+  await waitFor(() => cli.lines().some((line) => line.includes('"before-outage"')), { what: `the watch printing before the outage (stderr: ${cli.stderr()})` });
+  await control.kill9();
+  // Before it had watched it would end at the fifth round; now the fifth pause is announced like the others.
+  await waitFor(() => (cli.stderr().match(/; trying \S+ in \d+ ms/g) ?? []).length >= 5, {
+    what: `five rounds refused (stderr: ${cli.stderr().slice(-400)})`,
+    timeoutMs: 30_000,
+  });
+  tt.equal(
+    await Promise.race([cli.exited.then(() => 'exited'), new Promise((resolve) => setTimeout(() => resolve('running'), 100))]),
+    'running',
+    'still running after five rounds',
+  );
+  control = await startControl(t, { dataDir: control.dataDir, ports });
+  await w1.reconnect(control.url);
+  w1.services.set('after-outage', '1');
+  await w1.publish();
+  await waitFor(() => cli.lines().some((line) => line.includes('"after-outage"')), {
+    what: `the watch printing after the server came back (stderr: ${cli.stderr().slice(-400)})`,
+    timeoutMs: 30_000,
+  });
+  tt.same(await cli.stop(), { code: 0, signal: null }, 'and it goes on until stopped');
 });
 
 await t.test('a rotated token written into --token-file, even after a refusal: the watch reconnects with it and goes on', async (tt) => {
