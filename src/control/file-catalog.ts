@@ -115,7 +115,9 @@ export class FileCatalog implements CatalogStore {
       node_name: event.node_name,
       platform: event.platform,
       labels: event.labels,
-      services: event.kind === 'upsert' ? storedEntries(event.services, (s, json) => serviceEntry(s, json, false, previous.get(s.service_id))) : node.services,
+      // An offline event shows the services offline; every other kind carries them as stored (an
+      // `online` upsert may have changed them too).
+      services: event.kind === 'offline' ? node.services : storedEntries(event.services, (s, json) => serviceEntry(s, json, false, previous.get(s.service_id))),
       state: event.kind === 'offline' ? 'offline' : 'online',
       updated_ms: event.timestamp_ms,
       seq: event.seq,

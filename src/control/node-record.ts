@@ -93,8 +93,10 @@ export function upsertPlan(
     next.node_name !== node.node_name ||
     JSON.stringify(next.platform) !== JSON.stringify(node.platform) ||
     JSON.stringify(next.labels) !== JSON.stringify(node.labels);
-  // An unchanged upsert emits nothing (SPEC §6); a node coming back says so.
-  const kind = delta.changed ? 'upsert' : node.state === 'offline' ? 'online' : undefined;
+  // An unchanged upsert emits nothing (SPEC §6); a node coming back says so, with whatever its
+  // upsert changed in the delta (a restarted node nearly always changes something: watchers
+  // looking for `online` would otherwise never see it come back).
+  const kind = node.state === 'offline' ? 'online' : delta.changed ? 'upsert' : undefined;
   return { next, delta, kind, metadataChanged };
 }
 

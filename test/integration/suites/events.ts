@@ -472,19 +472,32 @@ export async function eventsSuite(t: Test): Promise<void> {
       t2.equal(await n4.publish(), false, 'an unchanged upsert from an offline node: changed false');
       await waitFor(() => seen('n4').length === 6, { what: 'n4 online via upsert' });
       t2.equal(seen('n4')[5]?.kind, 'online', 'an upsert from an offline node: online event');
+      await n4.peer.close();
+      await waitFor(() => seen('n4').length === 7, { what: 'n4 third offline', timeoutMs: 20_000 });
+      await n4.reconnect(url);
+      n4.services.set('z', '1');
+      t2.equal(await n4.publish(), true, 'a changed upsert from an offline node: changed true');
+      await waitFor(() => seen('n4').length === 8, { what: 'n4 online with a change' });
+      const back = seen('n4')[7] as EmittedEvent & { service_delta: { added: Array<{ service_id: string }> } };
+      t2.equal(back.kind, 'online', 'it is still the online event: the node came back');
+      t2.same(
+        back.service_delta.added.map((s) => s.service_id),
+        ['z'],
+        'carrying what the upsert changed',
+      );
       const admin = await session(url, { token: control.adminToken });
       await admin.call('control.node_delete', { node_id: 'n4' });
-      await waitFor(() => seen('n4').length === 7, { what: 'n4 delete event' });
-      const deleted = seen('n4')[6] as EmittedEvent & { service_delta: { removed: Array<{ service_id: string }> } };
+      await waitFor(() => seen('n4').length === 9, { what: 'n4 delete event' });
+      const deleted = seen('n4')[8] as EmittedEvent & { service_delta: { removed: Array<{ service_id: string }> } };
       t2.equal(deleted.kind, 'delete', 'node_delete: delete event');
       t2.same(
         deleted.service_delta.removed.map((s) => s.service_id),
-        ['y'],
+        ['y', 'z'],
         'its delta removes every service',
       );
       t2.same(
         seen('n4').map((e) => e.kind),
-        ['online', 'upsert', 'offline', 'online', 'offline', 'online', 'delete'],
+        ['online', 'upsert', 'offline', 'online', 'offline', 'online', 'offline', 'online', 'delete'],
         'kinds in order',
       );
       await admin.close();

@@ -162,3 +162,29 @@ t.test('after a restart every online node has a fresh grace period: one that doe
   await shut(second);
   await shut(first);
 });
+
+t.test('a node back online with a changed catalog: one online event carrying the change, replayed after a crash', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  await first.catalog.join({ join_token: 'unused', node_id: 'n' });
+  await upsert(first.catalog, { node_id: 'n', services: [service('a', '1')] });
+  await shut(first);
+  const second = await open(dir, {}, 50);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.same(await second.catalog.expireLeases(), ['n'], 'offline');
+  const { delta } = await upsert(second.catalog, { node_id: 'n', services: [service('a', '2'), service('b', '1')] });
+  const event = second.events.retained().at(-1);
+  t.equal(event?.kind, 'online', 'the node came back: online');
+  t.same(event?.delta, delta, 'with what the upsert changed');
+  t.same([delta.added.map((e) => e.service_id), delta.updated.map((e) => e.service_id)], [['b'], ['a']]);
+  // No close (kill -9): the next start has only the log for that change.
+  const third = await open(dir);
+  t.same(
+    third.catalog.get('n').services.map((s) => `${s.service_id}@${s.version}`),
+    ['a@2', 'b@1'],
+    'replayed: the online event changed the services',
+  );
+  t.equal(third.catalog.get('n').state, 'online');
+  await shut(third);
+  await shut(second);
+});
