@@ -107,6 +107,7 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
       },
       limitName: 'runtime.max_input_bytes',
       admit: () => rt.admit(),
+      alive,
       commit: async (payload) => renderOutcome(view, descriptor(), await rt.invoke(payload)),
       record: (error) => rt.recordRejection(error),
       changedMs: () => view.changedMs,
@@ -121,6 +122,7 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
       maxBytes: CONFIG_MAX_BYTES,
       limitName: 'the config.json limit',
       admit: alive,
+      alive,
       commit: async (payload) => {
         alive();
         let config: RuntimeConfig;

@@ -113,7 +113,8 @@ export class LiveService {
   /**
    * One invocation with exactly these bytes. Resolves when it has finished and its outcome is
    * stored (a driver failure is an outcome, not an exception); throws FsError when the payload or
-   * the service state refuses it, after recording why in last_error.txt and status.json.
+   * the service state refuses it, after recording why in last_error.txt and status.json, and
+   * ENOENT when the service was removed while it waited or ran (nothing left to record into).
    */
   async invoke(payload: Buffer): Promise<InvokeOutcome> {
     this.admit();
@@ -126,7 +127,13 @@ export class LiveService {
     }
     const job = new Job(this.#ids.next(), payload);
     this.#touch();
-    return waitAtMost(job.invocationId, (started) => this.#jobs.schedule(job, () => this.#run(job, value, started)));
+    const outcome = await waitAtMost(job.invocationId, (started) => this.#jobs.schedule(job, () => this.#run(job, value, started)));
+    // remove() cancelled it and took the service's files: the writer has nowhere to read this outcome.
+    // Asked of the job, not the outcome: a persistent driver's restart can end it `error` first.
+    if (job.isCancelled && this.#removed) {
+      throw new FsError('ENOENT', `service ${this.#serviceId} has been removed; invocation ${job.invocationId} was cancelled`);
+    }
+    return outcome;
   }
 
   /** An invoke refused before any driver ran: last_error.txt and status.json say why. */
@@ -165,7 +172,7 @@ export class LiveService {
     this.#touch();
   }
 
-  /** The service left the tree: open handles get ENOENT, running drivers are cancelled. */
+  /** The service left the tree: open handles get ENOENT, running drivers are cancelled (their writers: ENOENT). */
   remove(): void {
     this.#removed = true;
     this.#jobs.cancelAll();

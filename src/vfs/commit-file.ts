@@ -17,6 +17,12 @@ export interface CommitTarget {
   /** Checked at open for writing (and by `commit` again): throws EPERM, EAGAIN or ENOENT. */
   admit(): void;
   /**
+   * Throws ENOENT once the file is gone (its service removed by a reload): every later use of a
+   * handle opened before fails with it (SPEC §5), where `admit` would answer only at the commit.
+   * Without it (WorldFS) the commit is where a removal is found: the node answers it ENOENT.
+   */
+  alive?(): void;
+  /**
    * Runs exactly one invocation with exactly these bytes and resolves once it has finished, with
    * the outcome document a same-descriptor read returns (`wantsOutcome`: a read committed it; a
    * flush or release does not read it, so a relayed target need not fetch it). Rejections
@@ -87,6 +93,7 @@ export async function commitWhole(target: CommitTarget, payload: Buffer, wantsOu
  * O_RDWR open commits too and returns that invocation's own outcome. Release commits what is left.
  * A write that leaves a hole (EINVAL) or passes the limit (EFBIG) poisons the open: that write, every
  * later write, flush (each `close()`) and read fail with the same error, and nothing is committed.
+ * Once the target is gone (`alive`), every use of the open but its release is ENOENT.
  */
 export function commitFile(target: CommitTarget): CommitFileNode {
   return {
@@ -130,6 +137,7 @@ class CommitHandle implements Handle {
   }
 
   async write(fileOffset: number, data: Buffer): Promise<number> {
+    this.#alive();
     if (this.#poisoned) throw this.#poisoned;
     const offset = this.#appends ? this.#base + this.#length : fileOffset;
     if (this.#length === 0 && (offset === 0 || offset === this.#base)) this.#base = offset;
@@ -157,14 +165,18 @@ class CommitHandle implements Handle {
     return data.length;
   }
 
-  truncate(size: number): Promise<void> {
+  async truncate(size: number): Promise<void> {
+    this.#alive();
     return refuseTruncate(this.#target, size);
   }
 
-  async fsync(): Promise<void> {}
+  async fsync(): Promise<void> {
+    this.#alive();
+  }
 
   flush(): Promise<void> {
     return this.#serial(async () => {
+      this.#alive();
       // Every close() of a poisoned open fails too: a writer that ignores short writes still learns.
       if (this.#poisoned) throw this.#poisoned;
       if (this.#length === 0) return;
@@ -177,6 +189,7 @@ class CommitHandle implements Handle {
 
   read(offset: number, length: number): Promise<Buffer> {
     return this.#serial(async () => {
+      this.#alive();
       if (this.#poisoned) throw this.#poisoned;
       if (this.#length > 0) {
         this.#outcome = await this.#commit(true);
@@ -195,6 +208,15 @@ class CommitHandle implements Handle {
       // Nobody waits for a release: the outcome, errors included, is in the service's files.
       await this.#commit(false).catch(() => undefined);
     });
+  }
+
+  /**
+   * Each use but release starts here (inside the serial step for flush and read, so a use that
+   * waited behind a commit sees a removal that came meanwhile). Release needs no check: its commit
+   * asks `admit`, and nobody hears its errors.
+   */
+  #alive(): void {
+    this.#target.alive?.();
   }
 
   #pending(): Buffer {

@@ -1,7 +1,8 @@
 // SPEC §2 and §5 hot reload through a real mount: added manifests appear, changed ones keep their
 // runtime state and apply the new settings, an invalid edit is reported in ERRORS.json while the
-// previous good version keeps running, removed ones disappear (open handles get ENOENT), and with
-// interval 0 only SIGHUP reloads. A service nobody edits keeps answering throughout.
+// previous good version keeps running, removed ones disappear (open handles get ENOENT, and so does
+// a writer waiting for a run the removal cancelled), and with interval 0 only SIGHUP reloads. A
+// service nobody edits keeps answering throughout.
 import t from 'tap';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -136,24 +137,28 @@ await t.test('an invalid edit is reported; the previous good version keeps runni
   tt.match(await metrics('alpha'), { invokes_total: 7 }, 'counters survived every edit');
 });
 
-await t.test('a removed manifest: the service disappears; a handle opened before gets ENOENT, never a hang', async (tt) => {
+await t.test('a removed manifest: the service disappears; every later use of a handle opened before gets ENOENT, never a hang', async (tt) => {
   const ready = join(node.dir, 'writer-ready');
   const go = join(node.dir, 'writer-go');
+  // The first half of a payload before the removal, the rest after it: each step says what it got.
   const writer = sh(
     `python3 - <<'PY'
 import errno, os, time
+def attempt(step, call):
+    try:
+        call()
+        print(step, 'ok')
+    except OSError as error:
+        print(step, errno.errorcode.get(error.errno, error.errno))
 fd = os.open(os.environ['F'], os.O_WRONLY)
+os.write(fd, b'{"n":')
 open(os.environ['READY'], 'w').close()
 while not os.path.exists(os.environ['GO']):
     time.sleep(0.05)
-step = 'write'
-try:
-    os.write(fd, b'{"after":"removal"}')
-    step = 'close'
-    os.close(fd)
-    print('no error')
-except OSError as error:
-    print(step, errno.errorcode.get(error.errno, error.errno))
+attempt('write', lambda: os.write(fd, b'1}'))
+attempt('ftruncate', lambda: os.ftruncate(fd, 0))
+attempt('fsync', lambda: os.fsync(fd))
+attempt('close', lambda: os.close(fd))
 PY`,
     { env: { ...process.env, F: file('alpha', 'control/invoke.json'), READY: ready, GO: go }, timeoutMs: 30_000 },
   );
@@ -174,8 +179,22 @@ PY`,
   const run = await writer;
   tt.equal(run.signal, null, 'the writer was not killed by the bound (no hang)');
   tt.equal(run.code, 0, run.stderr);
-  tt.match(run.stdout.trim(), /^(write|close) ENOENT$/, `the writer got ENOENT (${run.stdout.trim()})`);
+  tt.same(run.stdout.trim().split('\n'), ['write ENOENT', 'ftruncate ENOENT', 'fsync ENOENT', 'close ENOENT'], 'each use of the handle got ENOENT');
   tt.equal(invokesBefore, 7, 'nothing ran for the removed service');
+});
+
+await t.test("a manifest removed while its run is in flight: the blocked writer's close() gets ENOENT", async (tt) => {
+  await putManifest('doomed.json', JSON.stringify(versioned('doomed', 1, { timeout_ms: 8000 })));
+  await waitFor(async () => (await services()).includes('doomed'), { what: 'services/doomed' });
+  // /bin/echo reports a failed close(), unlike bash's builtin.
+  const writer = invoke('doomed', '{"do":"hang"}');
+  await waitFor(async () => (await readJson(file('doomed', 'status.json'))).running === 1, { what: 'the doomed run to start' });
+  await rm(join(node.servicesDir, 'doomed.json'));
+  const run = await writer;
+  tt.equal(run.signal, null, 'the writer was not killed by the bound (no hang)');
+  tt.not(run.code, 0, 'the writer failed');
+  tt.match(run.stderr, /No such file or directory/, `its close() got ENOENT (${run.stderr.trim()})`);
+  tt.notOk((await services()).includes('doomed'), 'the service is gone');
 });
 
 await t.test('a services directory that cannot be read for a while: its services keep running, with their state', async (tt) => {

@@ -192,9 +192,37 @@ t.test('a removed service journals nothing more: its cancelled run ends after th
   const before = changes.length;
   t.ok(before > 0, 'the start was journaled');
   rt.remove();
-  t.equal((await running).state, 'cancelled');
+  await rejectsErrno(t, running, 'ENOENT', 'its writer hears the removal');
   t.same(changes.slice(before), [], 'no state or job written back after remove()');
   t.equal(rt.view.state.counters.invokesTotal, 1, 'the live record still tells what happened');
+});
+
+t.test('SPEC §5: writers still waiting when their service is removed get ENOENT, running or queued', async (t) => {
+  const rt = service('hang', { maxConcurrency: 1 });
+  const running = rt.invoke(Buffer.from('{"i":1}'));
+  const queued = rt.invoke(Buffer.from('{"i":2}'));
+  while (rt.view.jobs.running === 0) await new Promise((r) => setTimeout(r, 10));
+  rt.remove();
+  await rejectsErrno(t, running, 'ENOENT', 'the running one');
+  await rejectsErrno(t, queued, 'ENOENT', 'the queued one');
+  t.equal(rt.view.state.counters.invokesTotal, 1, 'the queued one never ran');
+});
+
+t.test('a removed service: ENOENT even when the cancelled run ends otherwise (a persistent driver restarted)', async (t) => {
+  // A persistent driver's restart fails the other requests in flight `error` before their own abort reaches them.
+  const restarted: DriverRunner = {
+    run: (_spec, signal) =>
+      new Promise((resolve) => {
+        signal?.addEventListener('abort', () =>
+          resolve(outputlessRun({ state: 'error', shortMessage: 'the persistent driver was restarted: request 1 was cancelled' })),
+        );
+      }),
+  };
+  const rt = service('cat', { runner: restarted });
+  const running = rt.invoke(Buffer.from('{}'));
+  while (rt.view.jobs.running === 0) await new Promise((r) => setTimeout(r, 10));
+  rt.remove();
+  await rejectsErrno(t, running, 'ENOENT');
 });
 
 t.test('jobs: kept up to jobs_keep, each with its own request, result and stderr; persisted', async (t) => {

@@ -237,6 +237,63 @@ t.test('open for writing asks admit(); a read-only open does not', async (t) => 
   t.ok(await commitFile(tg).open!(0));
 });
 
+/** A target whose file can be removed (a reload took its service): then alive, admit and commit say ENOENT. */
+function removable() {
+  let gone = false;
+  const enoent = (): void => {
+    if (gone) throw new FsError('ENOENT', 'service s has been removed');
+  };
+  const base = target();
+  const commit = base.target.commit.bind(base.target);
+  const tg: CommitTarget = {
+    ...base.target,
+    admit: enoent,
+    alive: enoent,
+    commit: async (payload, wantsOutcome) => {
+      enoent();
+      return commit(payload, wantsOutcome);
+    },
+  };
+  const remove = (): void => {
+    gone = true;
+  };
+  return { ...base, target: tg, remove };
+}
+
+t.test('SPEC §5: every later use of a handle opened before its service was removed is ENOENT', async (t) => {
+  const { target: tg, commits, remove } = removable();
+  const writer = await openHandle(tg);
+  await writer.write(0, Buffer.from('{"n":'));
+  const transaction = await openHandle(tg, O_RDWR);
+  const reader = await openHandle(tg, 0);
+  remove();
+  await rejectsErrno(t, writer.write(5, Buffer.from('1}')), 'ENOENT', 'write');
+  await rejectsErrno(t, writer.truncate(0), 'ENOENT', 'ftruncate');
+  await rejectsErrno(t, writer.fsync(false), 'ENOENT', 'fsync');
+  await rejectsErrno(t, writer.flush(), 'ENOENT', 'flush (close)');
+  await rejectsErrno(t, transaction.write(0, Buffer.from('{}')), 'ENOENT', 'write of an O_RDWR open');
+  await rejectsErrno(t, transaction.read(0, 100), 'ENOENT', 'read of an O_RDWR open');
+  await rejectsErrno(t, reader.read(0, 100), 'ENOENT', 'read of a read-only open');
+  await rejectsErrno(t, writer.flush(), 'ENOENT', 'a second close() of a dup');
+  for (const h of [writer, transaction, reader]) await h.release();
+  t.same(commits, [], 'nothing committed');
+});
+
+t.test('a flush waiting behind a committing read sees a removal that came meanwhile', async (t) => {
+  const { target: tg, remove } = removable();
+  let finish = (): void => undefined;
+  const slow: CommitTarget = { ...tg, commit: () => new Promise((resolve) => (finish = () => resolve(Buffer.from('{}')))) };
+  const h = await openHandle(slow, O_RDWR);
+  await h.write(0, Buffer.from('{"r":1}'));
+  const reading = h.read(0, 100);
+  const flushing = h.flush();
+  await new Promise((resolve) => setImmediate(resolve));
+  remove();
+  finish();
+  t.equal((await reading).toString(), '{}', 'the read that committed before the removal gets its outcome');
+  await rejectsErrno(t, flushing, 'ENOENT', 'the flush queued behind it');
+});
+
 t.test('truncate(0) is a no-op, truncate(n>0) is EINVAL', async (t) => {
   const { target: tg } = target();
   const node = commitFile(tg);
