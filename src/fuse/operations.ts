@@ -81,6 +81,8 @@ export function fuseOperations(root: VNode, options: OperationOptions): FuseOper
     gid,
     nlink: attr.nlink ?? 1,
     ino: attr.ino ?? 0,
+    // Never 0 for a file with bytes: tar -S and cp --sparse take a file without blocks for all holes.
+    blocks: attr.blocks ?? Math.ceil(attr.size / 512),
     mtime: attr.mtimeMs,
     ctime: attr.ctimeMs,
     atime: attr.atimeMs ?? attr.mtimeMs,

@@ -50,7 +50,7 @@ export function buildExportsDirectory(exports: readonly ExportSpec[]): VNode {
 }
 
 function toAttr(st: Stats): Attr {
-  return { mode: st.mode, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, atimeMs: st.atimeMs, nlink: st.nlink, ino: st.ino };
+  return { mode: st.mode, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, atimeMs: st.atimeMs, nlink: st.nlink, ino: st.ino, blocks: st.blocks };
 }
 
 /**

@@ -3,6 +3,9 @@ import type { ServiceRuntime } from './types.gen.js';
 // What the server pushes to a node (RelayRequest) and the node's answer as the requester gets it
 // (RelayOutcome) are generated from docs/schemas/control-replies.schema.json into types.gen.ts.
 
+/** The longest path (and rename target) a relay carries, as the protocol schema says: Linux's PATH_MAX. */
+export const RELAY_PATH_MAX = 4096;
+
 /** Bodies travel in chunks of at most this many bytes (SPEC §6). */
 export const RELAY_CHUNK_BYTES = 256 * 1024;
 

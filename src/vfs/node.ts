@@ -12,6 +12,8 @@ export interface Attr {
   atimeMs?: number;
   nlink?: number;
   ino?: number;
+  /** 512-byte blocks allocated (a real file's); absent: as many as the size needs (`du`, `tar -S` read it). */
+  blocks?: number;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { FsError, isErrnoName } from '../errors/errno.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { RELAY_WAIT_MS } from '../protocol/relay.js';
+import { RELAY_PATH_MAX, RELAY_WAIT_MS } from '../protocol/relay.js';
 import { SchemaError } from '../protocol/schemas.js';
 import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
 
@@ -21,6 +21,11 @@ export type RelayOperation = Omit<RelayPayload, 'node_id' | 'request_id'> & { re
  * when there is one: the EIO message names only the first).
  */
 export async function relayOnce(client: ControlClient, nodeId: string, operation: RelayOperation, log?: Logger): Promise<Record<string, unknown>> {
+  // What the node's own mount would answer for such a path; the request would not pass the schema (an EIO).
+  for (const path of [operation.path, operation.to]) {
+    if (path !== undefined && path.length > RELAY_PATH_MAX)
+      throw new FsError('ENAMETOOLONG', `${operation.op} ${path.slice(0, 64)}…: ${path.length} characters, more than the ${RELAY_PATH_MAX} a path may have`);
+  }
   let outcome: RelayOutcome;
   try {
     outcome = await client.request<RelayOutcome>(

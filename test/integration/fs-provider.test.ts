@@ -7,6 +7,7 @@ import { ACHERON, readJson, readText, spawnMounter, startNode, tempDir } from '.
 import { q, sh } from '../helpers/process.js';
 import { checkCreatingOpens } from '../helpers/creating-open.js';
 import { checkStatfs } from '../helpers/statfs.js';
+import { checkBlocks } from '../helpers/blocks.js';
 import { checkChown } from '../helpers/ownership.js';
 
 const base = await tempDir(t);
@@ -68,6 +69,10 @@ await t.test('the open that creates a file keeps its own flags (O_APPEND, O_EXCL
 
 await t.test("statfs of an export is its directory's file system (df), of the synthetic tree zeros", (tt) =>
   checkStatfs(tt, join(fs, 'data'), rw, join(node.mount, 'services')),
+);
+
+await t.test('st_blocks: an export file shows its blocks (du, tar -S copy its bytes), a synthetic file the blocks its size needs', (tt) =>
+  checkBlocks(tt, join(fs, 'data'), rw, join(node.mount, 'NODE.json')),
 );
 
 await t.test('chown to the owner shown succeeds in an export (tar x as root), any other is EPERM, synthetic files keep theirs', (tt) =>

@@ -13,6 +13,7 @@ import { alive, daemonsUsing, q, sh, waitFor } from '../../helpers/process.js';
 import { startWorld } from '../../helpers/world.js';
 import { checkCreatingOpens } from '../../helpers/creating-open.js';
 import { checkStatfs } from '../../helpers/statfs.js';
+import { checkBlocks } from '../../helpers/blocks.js';
 import { checkChown } from '../../helpers/ownership.js';
 export async function worldSuite(t: Test): Promise<void> {
   const NODE_ID = 'test-node';
@@ -159,6 +160,10 @@ export async function worldSuite(t: Test): Promise<void> {
 
   await t.test("relay: statfs of an export is the node directory's file system (df), of the synthetic tree zeros", (tt) =>
     checkStatfs(tt, join(world.node(NODE_ID), 'fs', 'data'), exported, join(world.node(NODE_ID), 'services')),
+  );
+
+  await t.test('relay: st_blocks of an export file holds its size (du, tar -S copy its bytes), of a synthetic file what its size needs', (tt) =>
+    checkBlocks(tt, join(world.node(NODE_ID), 'fs', 'data'), exported, join(world.node(NODE_ID), 'NODE.json')),
   );
 
   await t.test('relay: chown to the owner shown succeeds in an export (tar x as root), any other is EPERM, synthetic files keep theirs', (tt) =>

@@ -1,0 +1,37 @@
+// st_blocks through a mount (node mount and WorldFS alike): a file with bytes never shows 0 blocks,
+// for tar -S and cp --sparse take such a file for all holes and copy zeros; du counts what it holds.
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { tempDir } from './node.js';
+import { q, sh } from './process.js';
+
+async function sizeAndBlocks(t: Test, path: string): Promise<{ size: number; blocks: number }> {
+  const r = await sh(`stat -c '%s %b' ${q(path)}`);
+  t.equal(r.code, 0, `stat ${path} (${r.stderr.trim()})`);
+  const [size, blocks] = r.stdout.trim().split(' ').map(Number) as [number, number];
+  return { size, blocks };
+}
+
+/** `mounted`: an export's directory seen through a mount; `onDisk`: that directory on the node; `synthetic`: a file of the tree itself. */
+export async function checkBlocks(t: Test, mounted: string, onDisk: string, synthetic: string): Promise<void> {
+  const data = randomBytes(1 << 20);
+  await writeFile(join(onDisk, 'blocks.bin'), data);
+  const file = await sizeAndBlocks(t, join(mounted, 'blocks.bin'));
+  t.ok(file.blocks * 512 >= file.size, `an export file's blocks hold its size (${file.blocks} blocks for ${file.size} bytes; it was 0)`);
+  const du = await sh(`du -k ${q(join(mounted, 'blocks.bin'))}`);
+  t.ok(Number(du.stdout.split(/\s/)[0]) >= 1024, `du counts it (${du.stdout.trim()})`);
+  const copy = await tempDir(t);
+  const tar = await sh(
+    `tar -C ${q(mounted)} -cSf - blocks.bin | tar -C ${q(copy)} -xf - && sha256sum ${q(join(copy, 'blocks.bin'))} ${q(join(onDisk, 'blocks.bin'))}`,
+  );
+  t.equal(tar.code, 0, `tar -S (${tar.stderr.trim()})`);
+  const [copied, original] = tar.stdout
+    .trim()
+    .split('\n')
+    .map((line) => line.split(' ')[0]);
+  t.equal(copied, original, 'tar -S copies the bytes, not holes');
+  const doc = await sizeAndBlocks(t, synthetic);
+  t.equal(doc.blocks, Math.ceil(doc.size / 512), `a synthetic file shows the blocks its size needs (${doc.blocks} for ${doc.size} bytes)`);
+}
