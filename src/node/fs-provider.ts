@@ -1,10 +1,10 @@
 import { constants, type Stats } from 'node:fs';
 import { chmod, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, statfs, truncate, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../errors/errno.js';
-import type { Attr, FsStats, Handle, VNode } from '../vfs/node.js';
+import { isDirectoryMode, type Attr, type FsStats, type Handle, type VNode } from '../vfs/node.js';
 import { opensToChange } from '../errors/open-flags.js';
 
 export interface ExportSpec {
@@ -68,8 +68,8 @@ const KEPT_FILE_MODE = 0o1777;
 const NOT_REOPENED = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /**
- * A file or directory inside one export. Symlinks are followed inside the export; any that leads out
- * is absent (ENOENT). The node runs as root, and the exported directory may be changed meanwhile by
+ * A file or directory inside one export. Symlinks are followed inside the export; any that leads out,
+ * or to a directory it is in (it would nest without end), is absent (ENOENT). The node runs as root, and the exported directory may be changed meanwhile by
  * anyone who can write to it, so no name is trusted between two system calls: every operation
  * resolves its path once, to an O_PATH handle, checks where that object really is (the kernel's
  * `/proc/self/fd/N`), and then works on that very object through its /proc path, which is never
@@ -86,7 +86,23 @@ class ExportNode implements VNode {
   }
 
   async getattr(): Promise<Attr> {
-    return this.#checked(this.#path, (object) => stat(object).then(toAttr));
+    return this.#checked(this.#path, async (object, real) => {
+      const attr = toAttr(await stat(object));
+      if (isDirectoryMode(attr.mode) && (await this.#nestsWithoutEnd(real)))
+        throw new FsError('ENOENT', `${relative(this.#export.path, this.#path)}: a link to a directory it is in (shown, it would nest without end)`);
+      return attr;
+    });
+  }
+
+  /**
+   * A directory reached through a link to itself or to a directory above it: shown as what it leads
+   * to, it would hold itself again and again (`find`, `du`, `cp -a` and `tar` would never end), so it
+   * is absent, as a link that leads out is. `real`: where this path really is.
+   */
+  async #nestsWithoutEnd(real: string): Promise<boolean> {
+    if (this.#path === this.#export.path) return false;
+    const parentReal = await this.#checked(dirname(this.#path), async (_object, parent) => parent);
+    return isInside(real, parentReal);
   }
 
   async lookup(name: string): Promise<VNode> {
@@ -94,9 +110,9 @@ class ExportNode implements VNode {
   }
 
   async readdir(): Promise<string[]> {
-    const entries = await this.#inThisDirectory((dir) => readdir(dir, { withFileTypes: true }));
-    // A link that leads out of the export (or nowhere) is absent, so listings agree with getattr.
-    const leadsIn = (name: string) => this.#checked(join(this.#path, name), async () => true).catch(() => false);
+    const [entries, here] = await this.#inThisDirectory(async (dir, real) => [await readdir(dir, { withFileTypes: true }), real] as const);
+    // A link that leads out of the export (or nowhere), or to this directory or one above it, is absent, so listings agree with getattr.
+    const leadsIn = (name: string) => this.#checked(join(this.#path, name), async (_object, real) => !isInside(real, here)).catch(() => false);
     const shown = await Promise.all(entries.map(async (entry) => (!entry.isSymbolicLink() || (await leadsIn(entry.name)) ? entry.name : undefined)));
     return shown.filter((name): name is string => name !== undefined).sort();
   }

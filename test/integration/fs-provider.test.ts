@@ -123,6 +123,32 @@ await t.test('symlinks never lead out of an export', async (tt) => {
   tt.equal(await run(`test -e "$FS/data/new-link" || test -L "$FS/data/new-link"`).then((r) => r.code), 1, 'and nothing was made');
 });
 
+await t.test('links to a directory they are in are absent: find, du and tar end', async (tt) => {
+  const loop = join(rw, 'loop');
+  await mkdir(join(loop, 'sub'), { recursive: true });
+  await writeFile(join(loop, 'f'), 'f\n');
+  await symlink('.', join(loop, 'self'));
+  await symlink('..', join(loop, 'up'));
+  await symlink('../loop', join(loop, 'sub', 'back'));
+  await symlink('sub', join(loop, 'to-sub'));
+  const found = await sh(`find ${q(join(fs, 'data', 'loop'))} | sort`, { timeoutMs: 20_000 });
+  tt.equal(found.code, 0, `find ends (${found.stderr.trim()})`);
+  tt.same(
+    found.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((path) => path.slice(join(fs, 'data').length + 1)),
+    ['loop', 'loop/f', 'loop/sub', 'loop/to-sub'],
+    'the links to itself and above it are absent; a link to a directory below is shown',
+  );
+  for (const link of ['loop/self', 'loop/up', 'loop/sub/back']) {
+    const r = await run(`stat "$FS/data/${link}"`);
+    tt.match(r.stderr, /No such file or directory/, `${link}: ENOENT`);
+  }
+  const du = await sh(`du -s ${q(join(fs, 'data', 'loop'))}`, { timeoutMs: 20_000 });
+  tt.equal(du.code, 0, `du ends (${du.stderr.trim()})`);
+});
+
 await t.test('terminal-t1: argv and command payloads', async (tt) => {
   const dir = node.service('terminal-t1');
   const host = await readJson(join(dir, 'HOST.json'));
