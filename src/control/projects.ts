@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { AccessPolicy, ProjectMount, ProjectPayload } from '../protocol/types.gen.js';
+import type { AccessPolicy, ProjectMount, ProjectPayload, PublicProject } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { sameSecret } from './token-store.js';
 
@@ -31,7 +31,8 @@ export interface Project {
   updated_ms: number;
 }
 
-export type PublicProject = Omit<Project, 'token_sha256'> & { has_token: boolean };
+/** What clients see of a project (docs/schemas/control-replies.schema.json `public_project`). */
+export type { PublicProject };
 
 const hash = (token: string): string => createHash('sha256').update(token).digest('hex');
 

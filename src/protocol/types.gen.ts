@@ -319,7 +319,7 @@ export interface RelaySessionPayload {
   session: string;
 }
 /**
- * What the control server sends (SPEC §6): the frame envelopes, the replies of the ops WorldFS and nodes read, the pushed catalog events in both shapes, watch markers and relayed operations. WorldFS and the node's control session validate every frame they read against these (src/protocol/server-frames.ts); third-party clients may use them too. additionalProperties is false wherever the server never adds members; open objects say why. The root only indexes the definitions so that each gets a generated type.
+ * What the control server sends (SPEC §6): the frame envelopes, the replies of the ops WorldFS, nodes and the CLI read, the pushed catalog events in both shapes, watch markers and relayed operations. WorldFS, the node's control session and the CLI's client commands validate every frame they read against these (src/protocol/server-frames.ts); third-party clients may use them too. additionalProperties is false wherever the server never adds members; open objects say why. The root only indexes the definitions so that each gets a generated type.
  */
 export interface ControlReplies {
   delta_entry?: DeltaEntry;
@@ -339,6 +339,10 @@ export interface ControlReplies {
   join_reply?: NodeJoinReply;
   lease_refresh_reply?: LeaseRefreshReply;
   session_attach_reply?: SessionAttachReply;
+  public_project?: PublicProject;
+  project_list_reply?: ProjectListReply;
+  project_token_reply?: ProjectTokenReply;
+  project_delete_reply?: ProjectDeleteReply;
   watch_ack?: WatchAck;
   watch_marker?: WatchMarker;
   relay_outcome?: RelayOutcome;
@@ -713,6 +717,37 @@ export interface SessionAttachReply {
     mount: string;
     admin: string;
   };
+}
+/**
+ * A project as control.project_get, control.project_upsert and control.project_list answer it: its token only as has_token.
+ */
+export interface PublicProject {
+  project_id: string;
+  name: string;
+  mounts: ProjectMount[];
+  access_policy: AccessPolicy;
+  updated_ms: number;
+  has_token: boolean;
+}
+/**
+ * Reply to control.project_list, by project_id.
+ */
+export interface ProjectListReply {
+  projects: PublicProject[];
+}
+/**
+ * Reply to control.project_token_rotate: the new project token, shown this once (the server keeps its hash).
+ */
+export interface ProjectTokenReply {
+  project_id: string;
+  token: string;
+}
+/**
+ * Reply to control.project_delete.
+ */
+export interface ProjectDeleteReply {
+  project_id: string;
+  deleted: true;
 }
 /**
  * Reply to control.node_service_watch; the replay, the synced marker and live events follow.

@@ -6,6 +6,7 @@ import { CatalogEvent, fullBody, upsertReplyBody, type EventNode } from '../../.
 import { serviceDelta, serviceEntry, type ServiceEntry } from '../../../src/control/delta.js';
 import { eventFrame, replyFrame, SerializedPayload, watchEventHead } from '../../../src/control/frames.js';
 import { joinPlan, offlinePlan, storedEntries, summaries, toPublic, upsertPlan } from '../../../src/control/node-record.js';
+import { mergeProject, publicList, toPublic as publicProject, withNewToken } from '../../../src/control/projects.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import { loadSchemas, SCHEMA_BASE } from '../../../src/protocol/schemas.js';
 import type { ServiceDescriptor } from '../../../src/protocol/types.gen.js';
@@ -62,6 +63,27 @@ t.test('node records as node_get, node_list, join and upsert answer them match t
     t.not(problems('stored_node', toPublic(record)).length, 0, 'the published view has no service_hashes');
   }
   t.same(problems('node_list_reply', { nodes: summaries([upserted.next]) }), []);
+});
+
+t.test('projects as project_get, project_upsert, project_list, project_token_rotate and project_delete answer them match their schemas', async (t) => {
+  const bare = mergeProject({ project_id: 'p1' }, undefined);
+  const full = mergeProject(
+    {
+      project_id: 'p2',
+      name: 'Two',
+      token: 'a-project-token-of-16+',
+      mounts: [{ mount_path: '/p', node_id: 'n1', export_name: 'main' }, { node_id: 'n2' }],
+      access_policy: { actions: { read: 'open', invoke: 'token' }, agents: { bot: { invoke: 'deny' } } },
+    },
+    undefined,
+  );
+  for (const project of [bare, full]) t.same(problems('public_project', publicProject(project)), [], `${project.project_id}: as get and upsert answer it`);
+  t.same(problems('project_list_reply', { projects: publicList([full, bare]) }), []);
+  t.same(problems('project_list_reply', { projects: [] }), [], 'no projects');
+  const { token } = withNewToken(bare);
+  t.same(problems('project_token_reply', { project_id: 'p1', token }), []);
+  t.same(problems('project_delete_reply', { project_id: 'p1', deleted: true }), []);
+  t.same(problems('public_project', { ...publicProject(full), token_sha256: 'x' }), ['frame: /token_sha256: unknown key'], 'never the hash');
 });
 
 t.test('strict: a wrong type, a missing member and an extra one are each named', async (t) => {
