@@ -1,4 +1,8 @@
 import { text } from 'node:stream/consumers';
+import { defaultMode, type Action } from '../control/policy.js';
+import type { ControlClient } from '../protocol/control-client.js';
+import { oneLine } from '../protocol/schemas.js';
+import type { ProjectDeleteReply, ProjectListReply, ProjectTokenReply, PublicProject } from '../protocol/types.gen.js';
 import { attachProject, connectClient } from './client-connection.js';
 import { UsageError } from './exit.js';
 import { parseJsonObject, readOptionFile } from './option-file.js';
@@ -29,29 +33,72 @@ async function readProjectDocument(args: ProjectArgs): Promise<Record<string, un
   return { ...document, project_id: args.project_id };
 }
 
-/** `acheron project list | get ID | upsert --file F|- | delete ID | rotate-token ID` (SPEC §8). */
+const ACTIONS: readonly Action[] = ['read', 'observe', 'invoke', 'mount', 'admin'];
+
+const time = (ms: number): string => new Date(ms).toISOString();
+
+/** `project list`: a line per project, as `node list` prints nodes. */
+export function formatProjectList({ projects }: ProjectListReply): string {
+  const nodes = (p: PublicProject): string => [...new Set(p.mounts.map((m) => m.node_id))].join(',') || '-';
+  const lines = projects.map((p) => `${p.project_id}\t${oneLine(p.name)}\t${p.has_token ? 'yes' : 'no'}\t${nodes(p)}\t${time(p.updated_ms)}\n`);
+  return `PROJECT\tNAME\tTOKEN\tNODES\tUPDATED\n${lines.join('')}`;
+}
+
+/**
+ * `project get` and `upsert`: the project, each action's mode (a default one says so: SPEC §8, the
+ * server's own defaultMode), the agents' own modes and the nodes it mounts.
+ */
+export function formatProject(p: PublicProject): string {
+  const modes = (set: PublicProject['access_policy']['actions'] = {}, defaults: boolean): string[] =>
+    ACTIONS.flatMap((a) => (set[a] !== undefined ? [`${a} ${set[a]}`] : defaults ? [`${a} ${defaultMode(a, p.has_token)} (default)`] : []));
+  const agents = Object.entries(p.access_policy.agents ?? {}).map(([agent, set]) => `  agent ${agent}: ${modes(set, false).join(', ') || 'as the project'}\n`);
+  const mounts = p.mounts.map((m) => {
+    const parts = [`node ${m.node_id}`];
+    if (m.mount_path !== undefined) parts.push(`mount ${oneLine(m.mount_path)}`);
+    if (m.export_name !== undefined) parts.push(`export ${oneLine(m.export_name)}`);
+    return `  ${parts.join(', ')}\n`;
+  });
+  return (
+    `project ${p.project_id}: name ${JSON.stringify(p.name)}, ${p.has_token ? 'token set' : 'no token'}, updated ${time(p.updated_ms)}\n` +
+    `  actions: ${modes(p.access_policy.actions, true).join(', ')}\n` +
+    agents.join('') +
+    (mounts.join('') || '  no nodes\n')
+  );
+}
+
+/** The new project token last, alone on its line (`| tail -1 > file`), as `token rotate` prints a token. */
+export const formatProjectToken = ({ project_id, token }: ProjectTokenReply): string => `${project_id}\n${token}\n`;
+
+/** `acheron project list | get ID | upsert --file F|- | delete ID | rotate-token ID` (SPEC §8): lines to read, or with --json the reply. */
 export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableStream): Promise<number> {
   const needId = (): string => {
     if (!args.project_id) throw new UsageError(`project ${args.action} needs a project id`);
     return args.project_id;
   };
-  let request: [string, Record<string, unknown>];
+  /** One request, and its output: the reply (checked against its schema on arrival: frameCheck), as lines or with --json as it came. */
+  const exchange =
+    <T>(type: string, payload: Record<string, unknown>, human: (reply: T) => string) =>
+    async (client: ControlClient): Promise<string> => {
+      const reply = await client.request<T>(type, payload);
+      return args.json ? JSON.stringify(reply) + '\n' : human(reply);
+    };
+  let request: (client: ControlClient) => Promise<string>;
   switch (args.action) {
     case 'list':
       if (args.project_id !== undefined) throw new UsageError(`project list takes no project id (got ${JSON.stringify(args.project_id)})`);
-      request = ['control.project_list', {}];
+      request = exchange<ProjectListReply>('control.project_list', {}, formatProjectList);
       break;
     case 'get':
-      request = ['control.project_get', { project_id: needId() }];
+      request = exchange<PublicProject>('control.project_get', { project_id: needId() }, formatProject);
       break;
     case 'delete':
-      request = ['control.project_delete', { project_id: needId() }];
+      request = exchange<ProjectDeleteReply>('control.project_delete', { project_id: needId() }, (reply) => `deleted ${reply.project_id}\n`);
       break;
     case 'rotate-token':
-      request = ['control.project_token_rotate', { project_id: needId() }];
+      request = exchange<ProjectTokenReply>('control.project_token_rotate', { project_id: needId() }, formatProjectToken);
       break;
     case 'upsert': {
-      request = ['control.project_upsert', await readProjectDocument(args)];
+      request = exchange<PublicProject>('control.project_upsert', await readProjectDocument(args), formatProject);
       break;
     }
     default:
@@ -60,8 +107,7 @@ export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableS
   const client = await connectClient(args);
   try {
     await attachProject(client, args);
-    const reply = await client.request(request[0], request[1]);
-    out.write(JSON.stringify(reply, null, args.json ? 0 : 2) + '\n');
+    out.write(await request(client));
     return 0;
   } finally {
     await client.close();

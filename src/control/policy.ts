@@ -37,7 +37,12 @@ export function holdsProjectToken(project: Project, session: ProjectSession): bo
  */
 export function modeFor(project: Project, action: Action, agentId: string | null): AccessMode {
   const agent = agentId === null ? undefined : project.access_policy.agents?.[agentId]?.[action];
-  return agent ?? project.access_policy.actions?.[action] ?? (action === 'admin' ? 'admin' : project.token_sha256 ? 'token' : 'open');
+  return agent ?? project.access_policy.actions?.[action] ?? defaultMode(action, Boolean(project.token_sha256));
+}
+
+/** The mode of an action the project's policy leaves unset (SPEC §8): `admin` for the admin action, else `token` when the project has a token, `open` when not. */
+export function defaultMode(action: Action, hasToken: boolean): AccessMode {
+  return action === 'admin' ? 'admin' : hasToken ? 'token' : 'open';
 }
 
 /** Why `action` is refused, or undefined when allowed. Admin principals pass everything. */

@@ -40,7 +40,7 @@ export function problemAt(file: string, jsonPath: string, rule: string, descript
 const MAX_SHOWN_PATH = 256;
 
 /** File names and keys may hold control characters (a newline): messages stay one line. */
-function oneLine(text: string): string {
+export function oneLine(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 

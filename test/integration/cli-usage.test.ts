@@ -169,19 +169,19 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
 t.test("project upsert: --file - reads stdin; the id given must be the file's", async (tt) => {
   const dir = await tempDir(tt);
   const client = ['--control-url', control.url, '--token', control.adminToken];
-  const fromStdin = await acheron(['project', 'upsert', '--file', '-', ...client], { input: JSON.stringify({ project_id: 'from-stdin' }) });
+  const fromStdin = await acheron(['project', 'upsert', '--file', '-', ...client, '--json'], { input: JSON.stringify({ project_id: 'from-stdin' }) });
   tt.equal(fromStdin.code, 0, `--file - works (${fromStdin.stderr.trim()})`);
   tt.match(JSON.parse(fromStdin.stdout), { project_id: 'from-stdin' });
   const file = join(dir, 'p1.json');
   await writeFile(file, JSON.stringify({ project_id: 'p1' }));
-  const namedStdin = await acheron(['project', 'upsert', 'p0', '--file', '-', ...client], { input: JSON.stringify({ name: 'from stdin, named' }) });
+  const namedStdin = await acheron(['project', 'upsert', 'p0', '--file', '-', ...client, '--json'], { input: JSON.stringify({ name: 'from stdin, named' }) });
   tt.equal(namedStdin.code, 0, `an id and --file - (${namedStdin.stderr.trim()})`);
   tt.match(JSON.parse(namedStdin.stdout), { project_id: 'p0', name: 'from stdin, named' });
   const mismatch = await acheron(['project', 'upsert', 'p2', '--file', file, ...client]);
   tt.equal(mismatch.code, 2, "an id that is not the file's: exit 2");
   oneLine(tt, mismatch.stderr, /project upsert p2: --file .*p1\.json is project "p1"/);
   await writeFile(join(dir, 'anon.json'), JSON.stringify({ name: 'named by the command line' }));
-  const named = await acheron(['project', 'upsert', 'p3', '--file', join(dir, 'anon.json'), ...client]);
+  const named = await acheron(['project', 'upsert', 'p3', '--file', join(dir, 'anon.json'), ...client, '--json']);
   tt.equal(named.code, 0, `the id fills a file without one (${named.stderr.trim()})`);
   tt.match(JSON.parse(named.stdout), { project_id: 'p3', name: 'named by the command line' });
   const empty = await acheron(['project', 'upsert', '--file', '-', ...client], { input: '' });

@@ -156,9 +156,12 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const got = await eventually(adminB, 'control.project_get', { project_id: 'shared' }, 'the project on the other server', 5_000);
     tt.match(got.payload, { name: 'Shared', has_token: false }, 'made on one server, read on the other');
 
-    const rotated = await acheron(['project', 'rotate-token', 'shared', '--control-url', b.url, '--token', env.adminToken, '--json']);
+    // Without --json, as `acheron token rotate`: the new token alone on the last line (`| tail -1 > file`).
+    const rotated = await acheron(['project', 'rotate-token', 'shared', '--control-url', b.url, '--token', env.adminToken]);
     tt.equal(rotated.code, 0, rotated.stderr);
-    const { token } = JSON.parse(rotated.stdout) as { token: string };
+    const [rotatedId, token] = rotated.stdout.trimEnd().split('\n');
+    tt.equal(rotatedId, 'shared', 'the project first');
+    tt.match(token, /^ach_project_\S+$/, 'then the token, last');
     const user = await session(a.url, { token: env.userToken });
     const attached = await eventually(
       user,
