@@ -4,6 +4,7 @@ import { text } from 'node:stream/consumers';
 import { errnoNameOf } from '../errors/errno.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
+import { inFlagTerms } from './flag-terms.js';
 import { NODE_OPTION_SPECS } from './node-options.js';
 import { WORLD_OPTIONS } from './world-options.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
@@ -114,7 +115,7 @@ async function invokeThroughControl(args: InvokeArgs & { node: string }, payload
   } catch (error) {
     const errno = errnoNameOf(error);
     if (errno === undefined) throw error;
-    return { errno, detail: (error as Error).message.split('\n')[0] as string };
+    return { errno, detail: inFlagTerms((error as Error).message.split('\n')[0] as string) };
   }
 }
 

@@ -3,6 +3,7 @@ import { WorldDaemon } from '../world/world-daemon.js';
 import { resolveClient, tokenFile } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { UsageError } from './exit.js';
+import { withFlagTerms } from './flag-terms.js';
 import { checkLogLevel, createLogger } from './logger.js';
 import { busyPollWindow, defaultStateDir } from './node-options.js';
 import { WORLD_OPTIONS, type WorldArgs } from './world-options.js';
@@ -31,6 +32,7 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   await projectToken?.read();
   const log = await createLogger({ level, file: args['log-file'] });
   return serveUntilStopped(
+    // A refusal in flag terms already here: with --daemon, the waiting parent gets only the message.
     () =>
       WorldDaemon.start(
         {
@@ -43,7 +45,9 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
           ...(args.project === undefined ? {} : { project: { projectId: args.project, ...(projectToken === undefined ? {} : { projectToken }) } }),
         },
         log,
-      ),
+      ).catch((error: unknown) => {
+        throw withFlagTerms(error);
+      }),
     log,
   );
 }

@@ -121,8 +121,8 @@ t.test('a user token: with --project (and its token) where the project allows it
   t.equal(lines(withoutToken.stderr).length, 1, 'one line');
   t.match(
     withoutToken.stderr,
-    /^acheron invoke: echo: EACCES: project cli-p: invoke needs the project token/,
-    'the server refuses the relay, naming the action',
+    /^acheron invoke: echo: EACCES: project cli-p: invoke needs the project token: pass --project-token-file FILE$/m,
+    'the server refuses the relay, naming the action; the CLI names the flag',
   );
 
   const outside = await acheron(['invoke', 'echo', '{}', '--node', NODE_ID, ...user, '--project', 'cli-empty']);
@@ -132,7 +132,7 @@ t.test('a user token: with --project (and its token) where the project allows it
   const noSession = await acheron(['invoke', 'echo', '{}', '--node', NODE_ID, ...user]);
   t.equal(noSession.code, 1);
   t.equal(lines(noSession.stderr).length, 1, 'one line');
-  t.match(noSession.stderr, /^acheron: forbidden: .*project session/);
+  t.match(noSession.stderr, /^acheron: forbidden: .*project session: pass --project <project_id>$/m, 'naming the flag');
 });
 
 t.test('bad usage: exit 2 with one line', async (t) => {

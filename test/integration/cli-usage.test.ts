@@ -164,6 +164,21 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
   const noProject = await acheron(['world', '--control-url', control.url, '--token', control.userToken, '--project', 'nope', '--mount', join(dir, 'c')]);
   tt.equal(noProject.code, 1, 'unknown project: exit 1');
   oneLine(tt, noProject.stderr, /^acheron: not_found: no project nope/);
+  // The server's refusals name protocol fields (control.session_attach, project_token); the CLI names the flags.
+  const user = ['world', '--control-url', control.url, '--token', control.userToken];
+  const noSession = await acheron([...user, '--mount', join(dir, 'd')]);
+  tt.equal(noSession.code, 1, 'a user token without --project: exit 1');
+  oneLine(tt, noSession.stderr, /^acheron: forbidden: a user watch needs a project session: pass --project <project_id>$/);
+  const detached = await acheron([...user, '--mount', join(dir, 'e'), '--daemon', '--log-file', join(dir, 'world.log')]);
+  tt.equal(detached.code, 1, 'the same with --daemon: exit 1');
+  oneLine(tt, detached.stderr, /^acheron: a user watch needs a project session: pass --project <project_id>$/);
+  const upsert = await acheron(['project', 'upsert', '--file', '-', '--control-url', control.url, '--token', control.adminToken], {
+    input: JSON.stringify({ project_id: 'needs-token', token: 'a-project-token-0123456789', access_policy: { actions: { read: 'open' } } }),
+  });
+  tt.equal(upsert.code, 0, upsert.stderr);
+  const noToken = await acheron([...user, '--project', 'needs-token', '--mount', join(dir, 'f')]);
+  tt.equal(noToken.code, 1, 'a project whose observe needs its token, without it: exit 1');
+  oneLine(tt, noToken.stderr, /^acheron: forbidden: project needs-token: observe needs the project token: pass --project-token-file FILE$/);
 });
 
 t.test("project upsert: --file - reads stdin; the id given must be the file's", async (tt) => {
@@ -192,6 +207,9 @@ t.test("project upsert: --file - reads stdin; the id given must be the file's", 
   oneLine(tt, missing.stderr, /--file .*nope\.json: ENOENT/);
   const list = await acheron(['project', 'list', 'extra', ...client]);
   tt.equal(list.code, 2, 'project list takes no id');
+  const asUser = await acheron(['project', 'upsert', 'p3', '--file', join(dir, 'anon.json'), '--control-url', control.url, '--token', control.userToken]);
+  tt.equal(asUser.code, 1, 'a user without a project session: exit 1');
+  oneLine(tt, asUser.stderr, /^acheron: forbidden: attach a session to project p3 first: pass --project p3$/);
 });
 
 t.test('files and URLs the options name: refused with the option named', async (tt) => {
