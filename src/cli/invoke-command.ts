@@ -27,7 +27,7 @@ export interface InvokeArgs {
 const CLIENT_ONLY = ['token', 'token-file', 'project', 'project-token-file'] as const;
 
 /** An invocation refused with an errno (by the mount, or by the node or server through the relay). */
-interface Refused {
+export interface Refused {
   errno: string;
   detail: string;
 }
@@ -71,7 +71,7 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
     ? await invokeThroughControl({ ...args, node: args.node as string }, payload)
     : await invokeThroughMount(args, args.mount ?? (args.node === undefined ? NODE_OPTION_SPECS.mount.default : WORLD_OPTIONS.mount.default), payload);
   if (typeof outcome !== 'string') {
-    stderr.write(`acheron invoke: ${args.service}: ${outcome.errno}: ${outcome.detail}\n`);
+    stderr.write(refusalLine(args.service, outcome));
     return 1;
   }
   const failure = asFailure(outcome, args.service);
@@ -89,7 +89,12 @@ function print(stdout: NodeJS.WritableStream, outcome: string): void {
   stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n');
 }
 
-/** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and last_error.txt's reason. */
+/** The one line of a refused invocation: the service, the errno once, and why. */
+export function refusalLine(service: string, refused: Refused): string {
+  return `acheron invoke: ${service}: ${refused.errno}: ${refused.detail}\n`;
+}
+
+/** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and why (mountRefusal). */
 async function invokeThroughMount(args: InvokeArgs, mount: string, payload: string): Promise<string | Refused> {
   const under = args.node === undefined ? mount : join(mount, 'nodes', args.node);
   const dir = join(under, 'services', args.service);
@@ -103,8 +108,50 @@ async function invokeThroughMount(args: InvokeArgs, mount: string, payload: stri
     }
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code ?? 'ERROR';
-    return { errno, detail: errno === 'ENOENT' ? `no service ${args.service} under ${under}` : await lastError(dir, errno, (error as Error).message) };
+    const recorded = (): Promise<string> => readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
+    return mountRefusal(errno, (error as Error).message, { service: args.service, under, mount, node: args.node }, recorded);
   }
+}
+
+/** Where an invocation through a mount went: the mount, and the directory the service was looked up in (`nodes/<node>` on WorldFS). */
+export interface MountPlace {
+  service: string;
+  mount: string;
+  under: string;
+  node: string | undefined;
+}
+
+/**
+ * Why the mount refused the transaction with `errno`, in words, without the errno (the line names
+ * it once): what it means where that is known (no service; on WorldFS, whose reasons do not cross
+ * FUSE and whose live files are then out of reach too, a node offline or the control server lost);
+ * else last_error.txt's line of that errno (`recorded`, read only then); else the system error's
+ * description without its errno and syscall.
+ */
+export async function mountRefusal(errno: string, message: string, place: MountPlace, recorded: () => Promise<string>): Promise<Refused> {
+  const known =
+    errno === 'ENOENT'
+      ? `no service ${place.service} under ${place.under}`
+      : place.node === undefined
+        ? undefined
+        : worldErrnoMeaning(errno, place.node, place.mount);
+  return { errno, detail: known ?? errorDetail(await recorded(), errno, systemErrorText(errno, message)) };
+}
+
+/** What WorldFS means by `errno` for node `node` (src/world/world-catalog.ts `relay`, src/control/relay-hub.ts), where it is one thing. */
+function worldErrnoMeaning(errno: string, node: string, mount: string): string | undefined {
+  if (errno === 'EHOSTUNREACH') return `node ${node} is offline or not connected to the control server`;
+  if (errno === 'ENOTCONN') return `WorldFS at ${mount} has lost its control server (it reconnects by itself)`;
+  return undefined;
+}
+
+/**
+ * A system error's message without its errno and syscall (`EHOSTUNREACH: host is unreachable, read`,
+ * `ENOENT: no such file or directory, open '/x'` → the description alone).
+ */
+export function systemErrorText(errno: string, message: string): string {
+  const text = message.startsWith(`${errno}: `) ? message.slice(errno.length + 2) : message;
+  return text.replace(/, [a-z_]+(?: '.*')?$/, '') || message;
 }
 
 /** Through the control server: the outcome, or the errno the node or the server answered (anything else, a refused token, goes to main). */
@@ -131,11 +178,6 @@ function asFailure(outcome: string, service: string): { state: string; error: st
     // A text result is a success like any other.
   }
   return undefined;
-}
-
-/** Why the transaction failed with `code`: last_error.txt's first line when it records that errno (see errorDetail). */
-async function lastError(dir: string, code: string, fallback: string): Promise<string> {
-  return errorDetail(await readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => ''), code, fallback);
 }
 
 /**
