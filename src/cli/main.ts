@@ -15,6 +15,7 @@ import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './exit.js';
 import { inFlagTerms } from './flag-terms.js';
+import { namingMissingArguments, usageLineOf } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
 import { STORE_OPTIONS } from './store-options.js';
@@ -244,11 +245,12 @@ function cli(argv: readonly string[], output: CommandOutput): Argv {
         },
       )
       .demandCommand(1, 'name a command (see --help)')
-      .fail((message, error) => {
+      .fail((message, error, usage) => {
         // yargs' own refusals (YError, also a coerce's UsageError rewrapped) are usage errors; a
         // command's failure passes as it is. Some yargs messages span lines; usage errors are one line (SPEC §1).
+        // Too few positionals: the missing ones by name, with the command's usage line.
         if (error && error.name !== 'YError') throw error;
-        throw new UsageError(message.replace(/\s*\n\s*/g, ' '));
+        throw new UsageError(namingMissingArguments(message, usageLineOf(usage)).replace(/\s*\n\s*/g, ' '));
       })
       .help()
   );

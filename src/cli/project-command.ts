@@ -72,7 +72,7 @@ export const formatProjectToken = ({ project_id, token }: ProjectTokenReply): st
 /** `acheron project list | get ID | upsert --file F|- | delete ID | rotate-token ID` (SPEC §8): lines to read, or with --json the reply. */
 export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableStream): Promise<number> {
   const needId = (): string => {
-    if (!args.project_id) throw new UsageError(`project ${args.action} needs a project id`);
+    if (!args.project_id) throw new UsageError(`project ${args.action}: missing <project_id> (usage: acheron project ${args.action} <project_id>)`);
     return args.project_id;
   };
   /** One request, and its output: the reply (checked against its schema on arrival: frameCheck), as lines or with --json as it came. */

@@ -46,6 +46,28 @@ t.test('numbers: every duration and count option refuses what is not a whole num
   tt.notOk(await isMounted(join(dir, 'mnt')), 'no node ever mounted');
 });
 
+t.test('a missing positional: exit 2, naming it with the usage line', async (tt) => {
+  const cases: Array<[string[], string]> = [
+    [['node', 'get'], 'acheron: node get: missing <node_id> (usage: acheron node get <node_id>)'],
+    [['node', 'get', '--json'], 'acheron: node get: missing <node_id> (usage: acheron node get <node_id>)'],
+    [['invoke'], 'acheron: invoke: missing <service> (usage: acheron invoke <service> [payload])'],
+    [['token'], 'acheron: token: missing <action> (usage: acheron token <action> [id])'],
+    [['project', '--control-url', control.url], 'acheron: project: missing <action> (usage: acheron project <action> [project_id])'],
+    [
+      ['project', 'get', '--control-url', control.url, '--token', control.adminToken],
+      'acheron: project get: missing <project_id> (usage: acheron project get <project_id>)',
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await acheron(args);
+    tt.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    tt.equal(r.stderr, `${message}\n`, `${args.join(' ')}: one line naming the argument`);
+  }
+  const help = await acheron(['node', 'get', '--help']);
+  tt.equal(help.code, 0, '--help still needs no argument');
+  tt.match(help.stdout, /acheron node get <node_id>/);
+});
+
 t.test('--log-level and --log-file: refused by every command that logs', async (tt) => {
   for (const args of [['control'], ['node'], ['world', '--token', 'x']]) {
     const r = await acheron([...args, '--log-level', 'loud']);

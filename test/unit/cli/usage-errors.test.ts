@@ -1,0 +1,31 @@
+// SPEC §1: bad usage names what was wrong. yargs counts missing positionals ("got 0, need at least
+// 1"); the CLI names them, with the command's usage line (src/cli/usage-errors.ts).
+import t from 'tap';
+import { namingMissingArguments, usageLineOf } from '../../../src/cli/usage-errors.js';
+
+const tooFew = (got: number, need: number): string => `Not enough non-option arguments: got ${got}, need at least ${need}`;
+
+t.test('the missing positionals by name, with the usage line', async (t) => {
+  t.equal(namingMissingArguments(tooFew(0, 1), '$0 node get <node_id>'), 'node get: missing <node_id> (usage: acheron node get <node_id>)');
+  t.equal(namingMissingArguments(tooFew(0, 1), '$0 invoke <service> [payload]'), 'invoke: missing <service> (usage: acheron invoke <service> [payload])');
+  t.equal(
+    namingMissingArguments(tooFew(1, 2), '$0 copy <from> <to> [mode]'),
+    'copy: missing <to> (usage: acheron copy <from> <to> [mode])',
+    'only those not given',
+  );
+  t.equal(namingMissingArguments(tooFew(0, 2), '$0 copy <from> <to>'), 'copy: missing <from> <to> (usage: acheron copy <from> <to>)');
+});
+
+t.test("anything else, or without a usage line, stays yargs' message", async (t) => {
+  t.equal(namingMissingArguments('Unknown argument: b', '$0 node get <node_id>'), 'Unknown argument: b');
+  t.equal(namingMissingArguments(tooFew(0, 1), undefined), tooFew(0, 1));
+  t.equal(namingMissingArguments(tooFew(0, 1), '$0 node'), tooFew(0, 1), 'a usage line without positionals');
+  t.equal(namingMissingArguments(tooFew(1, 1), '$0 node get <node_id>'), tooFew(1, 1), 'none missing by the line');
+});
+
+t.test("usageLineOf: the first usage of yargs' usage instance, or nothing", async (t) => {
+  t.equal(usageLineOf({ getUsage: () => [['$0 node get <node_id>', 'show one node']] }), '$0 node get <node_id>');
+  t.equal(usageLineOf({ getUsage: () => [] }), undefined);
+  t.equal(usageLineOf({}), undefined, 'another yargs without getUsage');
+  t.equal(usageLineOf(undefined), undefined);
+});
