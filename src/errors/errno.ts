@@ -35,6 +35,7 @@ export const ERRNO_NAMES = [
   'EBADF',
   'ENOSPC',
   'ELOOP',
+  'EILSEQ',
 ] as const;
 
 export type ErrnoName = (typeof ERRNO_NAMES)[number];

@@ -110,10 +110,12 @@ class ExportNode implements VNode {
   }
 
   async readdir(): Promise<string[]> {
-    const [entries, here] = await this.#inThisDirectory(async (dir, real) => [await readdir(dir, { withFileTypes: true }), real] as const);
+    const [read, here] = await this.#inThisDirectory(async (dir, real) => [await readdir(dir, { withFileTypes: true, encoding: 'buffer' }), real] as const);
+    // A name that is not UTF-8 could not be asked for again (the mount passes names as UTF-8 text): not listed.
+    const entries = read.map((entry) => ({ entry, name: entry.name.toString('utf8') })).filter(({ entry, name }) => Buffer.from(name).equals(entry.name));
     // A link that leads out of the export (or nowhere), or to this directory or one above it, is absent, so listings agree with getattr.
     const leadsIn = (name: string) => this.#checked(join(this.#path, name), async (_object, real) => !isInside(real, here)).catch(() => false);
-    const shown = await Promise.all(entries.map(async (entry) => (!entry.isSymbolicLink() || (await leadsIn(entry.name)) ? entry.name : undefined)));
+    const shown = await Promise.all(entries.map(async ({ entry, name }) => (!entry.isSymbolicLink() || (await leadsIn(name)) ? name : undefined)));
     return shown.filter((name): name is string => name !== undefined).sort();
   }
 

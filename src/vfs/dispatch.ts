@@ -145,14 +145,14 @@ export class Dispatcher {
   async mknod(path: string, mode: number): Promise<void> {
     const type = mode & S_IFMT;
     if (type !== S_IFREG && type !== 0) throw new FsError('EPERM', `${path}: only regular files can be made here (no devices, FIFOs or sockets)`);
-    const [parent, name] = await this.#parentOf(path);
+    const [parent, name] = await this.#parentOf(path, true);
     if (!parent.mknod) throw new FsError('EACCES', `${path}: files cannot be created here`);
     await parent.mknod(name, mode);
     this.#justMade.add(path);
   }
 
   async mkdir(path: string, mode: number): Promise<void> {
-    const [parent, name] = await this.#parentOf(path);
+    const [parent, name] = await this.#parentOf(path, true);
     if (!parent.mkdir) throw new FsError('EPERM', `${path}: directories cannot be created here`);
     return parent.mkdir(name, mode);
   }
@@ -170,14 +170,14 @@ export class Dispatcher {
   }
 
   async symlink(target: string, path: string): Promise<void> {
-    const [parent, name] = await this.#parentOf(path);
+    const [parent, name] = await this.#parentOf(path, true);
     if (!parent.symlink) throw new FsError('EPERM', `${path}: links cannot be created here`);
     return parent.symlink(name, target);
   }
 
   async rename(from: string, to: string): Promise<void> {
     const [parent, name] = await this.#existingChild(from);
-    const [newParent, newName] = await this.#parentOf(to);
+    const [newParent, newName] = await this.#parentOf(to, true);
     if (!parent.rename) throw new FsError('EPERM', `${from}: cannot be renamed`);
     return parent.rename(name, newParent, newName);
   }
@@ -187,11 +187,16 @@ export class Dispatcher {
     throw new FsError('EPERM', `${path}: ${what} not supported`);
   }
 
-  async #parentOf(path: string): Promise<[VNode, string]> {
+  /** `isNew`: a name being made (create, mkdir, symlink, rename's target). */
+  async #parentOf(path: string, isNew = false): Promise<[VNode, string]> {
     const names = splitPath(path);
     const name = names.pop();
     if (name === undefined) throw new FsError('EEXIST', '/: is the root');
     if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new FsError('ENAMETOOLONG', `${path}: name too long`);
+    // fuse-native hands names over as UTF-8 text: bytes that are not UTF-8 arrive as U+FFFD, and a
+    // file made under that name would be another name, shared by every such name (a second one
+    // would overwrite the first).
+    if (isNew && name.includes('\uFFFD')) throw new FsError('EILSEQ', `${path}: names must be UTF-8 here`);
     const parent = await this.resolve('/' + names.join('/'));
     if (!parent.lookup) throw new FsError('ENOTDIR', `${path}: parent is not a directory`);
     return [parent, name];

@@ -149,6 +149,19 @@ await t.test('links to a directory they are in are absent: find, du and tar end'
   tt.equal(du.code, 0, `du ends (${du.stderr.trim()})`);
 });
 
+await t.test('names that are not UTF-8: not listed, not made (EILSEQ), never collapsed into one', async (tt) => {
+  const odd = join(rw, 'odd');
+  await mkdir(odd);
+  const made = await sh(`python3 -c ${q(`open(b'${odd}/bad\\xff', 'wb').write(b'x'); open(b'${odd}/good', 'wb').write(b'y')`)}`);
+  tt.equal(made.code, 0, made.stderr);
+  tt.same((await run('ls "$FS/data/odd"')).stdout.split('\n').filter(Boolean), ['good'], 'the name that is not UTF-8 is not listed');
+  const create = await sh(
+    `python3 -c ${q(`import errno\nfor name in (b'caf\\xe9', b'caf\\xe8'):\n    try:\n        open(b'${join(fs, 'data', 'odd')}/' + name, 'wb').write(b'z')\n        print('made')\n    except OSError as e:\n        print(errno.errorcode[e.errno])`)}`,
+  );
+  tt.same(create.stdout.trim().split('\n'), ['EILSEQ', 'EILSEQ'], `each create is refused (${create.stderr.trim()})`);
+  tt.same((await readdir(odd)).length, 2, 'nothing was made on the disk');
+});
+
 await t.test('terminal-t1: argv and command payloads', async (tt) => {
   const dir = node.service('terminal-t1');
   const host = await readJson(join(dir, 'HOST.json'));

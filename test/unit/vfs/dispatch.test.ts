@@ -58,6 +58,15 @@ t.test('defaults: mknod EACCES; mkdir, unlink, rmdir, rename, chmod, chown, syml
   await rejectsErrno(t, d.mknod('/' + 'x'.repeat(300), S_IFREG | 0o644), 'ENAMETOOLONG');
 });
 
+t.test('a new name that was not UTF-8 (U+FFFD, as fuse-native hands it over) is EILSEQ: it would be one name for them all', async (t) => {
+  const odd = '/caf\uFFFD';
+  await rejectsErrno(t, d.mknod(odd, S_IFREG | 0o644), 'EILSEQ');
+  await rejectsErrno(t, d.mkdir(odd, 0o755), 'EILSEQ');
+  await rejectsErrno(t, d.symlink('/etc', odd), 'EILSEQ');
+  await rejectsErrno(t, d.rename('/README.md', odd), 'EILSEQ');
+  await rejectsErrno(t, d.unlink(odd), 'ENOENT', 'an existing name is looked up as it is');
+});
+
 t.test('mknod: regular files only; the open that follows may use a read-only new file once', async (t) => {
   const made = new Map<string, number>();
   const fileOf = (mode: number): VNode => ({
