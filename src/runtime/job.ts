@@ -1,5 +1,5 @@
 import type { JobState } from '../protocol/types.gen.js';
-import type { RunResult, RunState } from './run-result.js';
+import { outputlessRun, type RunResult, type RunState } from './run-result.js';
 
 /** The error of a job that was running when the daemon died (kill -9, a crash, power loss). */
 export const INTERRUPTED_ERROR = 'interrupted: the node daemon stopped before this invocation finished\n';
@@ -90,6 +90,11 @@ export class Job {
 
   get isCancelled(): boolean {
     return this.#controller.signal.aborted;
+  }
+
+  /** The outcome of a job cancelled while it waited: it never ran. */
+  cancelledBeforeStart(): RunResult {
+    return outputlessRun({ state: 'cancelled', shortMessage: `invocation ${this.invocationId} was cancelled before it started` });
   }
 
   get isFinished(): boolean {

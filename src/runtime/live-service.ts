@@ -28,7 +28,7 @@ import {
 } from './service-state.js';
 import type { RuntimeConfig } from './supervision.js';
 import { Supervisor } from './supervisor.js';
-import type { ServiceView } from './service-view.js';
+import { DecodedResult, type ServiceView } from './service-view.js';
 import { WAIT_SLACK_MS, waitAtMost } from './wait-bound.js';
 import { applyControl, recordRefusal, refusalOf, type ControlOp } from './service-controls.js';
 
@@ -70,8 +70,7 @@ export class LiveService {
   #removed = false;
   #closing = false;
   #changedMs = Date.now();
-  /** The decoded `resultBase64`, kept while it is the same string. */
-  #result: { base64: string; data: Buffer } | undefined;
+  #result = new DecodedResult();
 
   constructor(options: LiveServiceOptions) {
     this.#serviceId = options.serviceId;
@@ -104,8 +103,7 @@ export class LiveService {
       limits: this.#settings.limits,
     });
     if (!refusal) return;
-    // A removed service has no files left to record into; a stopping node refuses for itself, not for
-    // the service (recorded, its status would still say so after the restart).
+    // A removed service has nothing left to record into; a stopping node refuses for itself, not the service.
     if (refusal.errno !== 'ENOENT' && !this.#closing) this.recordRejection(refusal);
     throw refusal;
   }
@@ -130,9 +128,8 @@ export class LiveService {
     const outcome = await waitAtMost(job.invocationId, (started) => this.#jobs.schedule(job, () => this.#run(job, value, started)));
     // remove() cancelled it and took the service's files: the writer has nowhere to read this outcome.
     // Asked of the job, not the outcome: a persistent driver's restart can end it `error` first.
-    if (job.isCancelled && this.#removed) {
+    if (job.isCancelled && this.#removed)
       throw new FsError('ENOENT', `service ${this.#serviceId} has been removed; invocation ${job.invocationId} was cancelled`);
-    }
     return outcome;
   }
 
@@ -202,10 +199,7 @@ export class LiveService {
         return self.#settings.limits.maxInputBytes;
       },
       get result() {
-        const base64 = self.#state.resultBase64;
-        if (base64 === null) return null;
-        if (self.#result?.base64 !== base64) self.#result = { base64, data: Buffer.from(base64, 'base64') };
-        return self.#result.data;
+        return self.#result.of(self.#state.resultBase64);
       },
       statusState: (now = Date.now()) => statusOf(this.#state, this.#jobs.started, this.#supervisor.cooldownRemainingMs(now)),
       latency: () => latencyPercentiles(this.#state.latencyMs),
@@ -213,7 +207,7 @@ export class LiveService {
   }
 
   async #run(job: Job, value: Record<string, unknown>, started: (boundMs: number) => void): Promise<InvokeOutcome> {
-    if (job.isCancelled) return this.#finish(job, cancelledBeforeStart(job));
+    if (job.isCancelled) return this.#finish(job, job.cancelledBeforeStart());
     const { adapter } = this.#settings;
     let spec: DriverSpec;
     try {
@@ -252,7 +246,7 @@ export class LiveService {
     const state = this.#state;
     const { result, error, failed } = recordEnd(state, job.invocationId, run, interpreted, job.progress.startedMs !== null, now);
     if (failed) this.#supervisor.afterFailure(now);
-    if (result) this.#result = { base64: state.resultBase64 as string, data: result };
+    if (result) this.#result.set(state.resultBase64, result);
     job.finish({ state: interpreted.state, run, result: result ?? null, error: error ?? '', finishedMs: now });
     this.#touch(now);
     this.#supervisor.noteHealth(now);
@@ -301,8 +295,4 @@ export class LiveService {
   #touch(now = Date.now()): void {
     this.#changedMs = Math.max(this.#changedMs, now);
   }
-}
-
-function cancelledBeforeStart(job: Job): RunResult {
-  return outputlessRun({ state: 'cancelled', shortMessage: `invocation ${job.invocationId} was cancelled before it started` });
 }

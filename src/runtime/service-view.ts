@@ -20,3 +20,19 @@ export interface ServiceView {
   statusState(now?: number): ServiceStatusState;
   latency(): LatencyPercentiles;
 }
+
+/** result.json's bytes, decoded from the state record's base64 once per result (a run hands its own over). */
+export class DecodedResult {
+  #base64: string | null = null;
+  #data: Buffer | null = null;
+
+  of(base64: string | null): Buffer | null {
+    if (base64 !== this.#base64) this.set(base64, base64 === null ? null : Buffer.from(base64, 'base64'));
+    return this.#data;
+  }
+
+  set(base64: string | null, data: Buffer | null): void {
+    this.#base64 = base64;
+    this.#data = data;
+  }
+}
