@@ -239,7 +239,7 @@ export function fuseOperations(root: VNode, options: OperationOptions): FuseOper
     rmdir: (path: string, cb: Callback) => op('rmdir', path, undefined, () => dispatch.rmdir(path), cb, ok),
     rename: (from: string, to: string, cb: Callback) => op('rename', from, undefined, () => dispatch.rename(from, to), cb, ok),
     symlink: (target: string, path: string, cb: Callback) => op('symlink', path, undefined, () => dispatch.symlink(target, path), cb, ok),
-    link: (_from: string, path: string, cb: Callback) => op('link', path, undefined, () => dispatch.refuse(path, 'hard links'), cb, ok),
+    link: (_from: string, path: string, cb: Callback) => op('link', path, undefined, () => dispatch.link(path), cb, ok),
     // No `create` in this table: fuse-native would call it without the open flags (O_APPEND lost),
     // so the kernel makes files with mknod and then opens them with the caller's flags.
     mknod: (path: string, mode: number, _dev: number, cb: Callback) => op('mknod', path, undefined, () => dispatch.mknod(path, mode), cb, ok),

@@ -195,6 +195,11 @@ class ExportNode implements VNode {
     );
   }
 
+  /** Hard links are refused by the dispatcher; a read-only export refuses them as every change: EROFS. */
+  async link(): Promise<void> {
+    this.#writable();
+  }
+
   async rename(name: string, newParent: VNode, newName: string): Promise<void> {
     this.#writable();
     if (!(newParent instanceof ExportNode) || newParent.#export !== this.#export) throw new FsError('EXDEV', `${name}: rename across exports`);

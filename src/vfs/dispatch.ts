@@ -182,9 +182,11 @@ export class Dispatcher {
     return parent.rename(name, newParent, newName);
   }
 
-  /** Hard links: never supported. */
-  async refuse(path: string, what: string): Promise<never> {
-    throw new FsError('EPERM', `${path}: ${what} not supported`);
+  /** Hard links: never made; where a directory refuses every change (a read-only export) it says so (EROFS). */
+  async link(path: string): Promise<never> {
+    const [parent, name] = await this.#parentOf(path, true);
+    await parent.link?.(name);
+    throw new FsError('EPERM', `${path}: hard links not supported`);
   }
 
   /** `isNew`: a name being made (create, mkdir, symlink, rename's target). */

@@ -64,6 +64,8 @@ export interface VNode {
   unlink?(name: string): Promise<void>;
   rmdir?(name: string): Promise<void>;
   symlink?(name: string, target: string): Promise<void>;
+  /** Hard links are never made: a directory that refuses every change answers its own errno (EROFS) here first. */
+  link?(name: string): Promise<void>;
   rename?(name: string, newParent: VNode, newName: string): Promise<void>;
 }
 

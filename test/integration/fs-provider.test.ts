@@ -94,6 +94,7 @@ await t.test('every change under a :ro export fails with EROFS and changes nothi
     `chmod 600 "$FS/ro/readme.txt"`,
     `truncate -s 0 "$FS/ro/readme.txt"`,
     `ln -s readme.txt "$FS/ro/link"`,
+    `ln "$FS/ro/readme.txt" "$FS/ro/hard-link"`,
   ];
   for (const step of steps) {
     const r = await run(step);
