@@ -29,6 +29,8 @@ export interface LoadServicesOptions {
   nodeId: string;
   /** Service ids already taken, e.g. `{ service_id: 'fs', source: 'built-in fs provider' }`. */
   reserved: Array<{ service_id: string; source: string }>;
+  /** At a reload: each running service's manifest file (see loadServices). */
+  incumbents?: ReadonlyMap<string, string>;
   schemas: Schemas;
 }
 
@@ -42,9 +44,15 @@ const UNSUPPORTED_RUNTIME_TYPES = new Set(['native_inproc']);
 export async function loadServices(options: LoadServicesOptions): Promise<{ services: LoadedService[]; problems: Problem[] }> {
   const { files, problems } = await listManifestFiles(options.manifestFiles, options.servicesDirs);
   const owners = new Map(options.reserved.map((entry) => [entry.service_id, entry.source]));
+  const read = await Promise.all(files.map(async (file) => ({ file, loaded: await loadManifestFile(file, options) })));
+  // A running service stays its file's while that file is there and does not name another id (a
+  // broken edit keeps it too): a new file that sorts before it is the duplicate, not the running one.
+  for (const [serviceId, source] of options.incumbents ?? []) {
+    const claim = read.find((entry) => entry.file === source)?.loaded;
+    if (claim && !owners.has(serviceId) && ('problems' in claim || claim.service?.descriptor.service_id === serviceId)) owners.set(serviceId, source);
+  }
   const services: LoadedService[] = [];
-  for (const file of files) {
-    const loaded = await loadManifestFile(file, options);
+  for (const { file, loaded } of read) {
     if ('problems' in loaded) {
       problems.push(...loaded.problems);
       continue;
@@ -52,7 +60,7 @@ export async function loadServices(options: LoadServicesOptions): Promise<{ serv
     if (loaded.service === undefined) continue;
     const serviceId = loaded.service.descriptor.service_id;
     const owner = owners.get(serviceId);
-    if (owner !== undefined) {
+    if (owner !== undefined && owner !== file) {
       const description = `service_id "${serviceId}" is already defined by ${owner}`;
       problems.push(problemAt(file, '/service_id', 'duplicate', description));
       continue;

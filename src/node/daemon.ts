@@ -94,7 +94,7 @@ export class NodeDaemon {
     const exports = options.fsService ? await checkExports(options.exports, mount) : [];
     const schemas = await loadSchemas();
     const wasm = new WasmServices(log.child({ component: 'wasm' }));
-    const load = () => loadNodeManifests(options, schemas, wasm);
+    const load = (incumbents?: ReadonlyMap<string, string>) => loadNodeManifests(options, schemas, wasm, incumbents);
     const first = await load();
     if (first.problems.length > 0) throw new ManifestLoadError(first.problems);
 

@@ -33,13 +33,19 @@ Object.defineProperty(ManifestLoadError.prototype, 'name', { value: 'ManifestLoa
  * mount. A service that fails any of them is left out with a problem naming its file, at start-up
  * and at every reload alike.
  */
-export async function loadNodeManifests(options: ManifestOptions, schemas: Schemas, wasm: WasmServices): Promise<NodeManifests> {
+export async function loadNodeManifests(
+  options: ManifestOptions,
+  schemas: Schemas,
+  wasm: WasmServices,
+  incumbents?: ReadonlyMap<string, string>,
+): Promise<NodeManifests> {
   const loaded = await loadServices({
     manifestFiles: options.serviceManifests,
     servicesDirs: options.servicesDirs,
     nodeId: options.nodeId,
     schemas,
     reserved: builtinIds(options),
+    ...(incumbents ? { incumbents } : {}),
   });
   const users = await readPasswd();
   const userCheck = checkDriverUsers(loaded.services, users, options.driverUser);

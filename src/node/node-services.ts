@@ -15,7 +15,8 @@ export interface NodeServicesOptions {
   journal: RuntimeJournal;
   wasm: WasmServices;
   /** Loads and checks the manifests again (loadNodeManifests). */
-  load: () => Promise<NodeManifests>;
+  /** `incumbents`: each running service's manifest file (a new file claiming its id is the duplicate). */
+  load: (incumbents: ReadonlyMap<string, string>) => Promise<NodeManifests>;
   log: Logger;
 }
 
@@ -99,7 +100,7 @@ export class NodeServices {
 
   async #reload(reason: string): Promise<void> {
     if (this.#closed) return;
-    const fresh = await this.#o.load();
+    const fresh = await this.#o.load(new Map(this.#loaded.map((l) => [l.descriptor.service_id, l.source])));
     const current = { builtins: this.#builtins, loaded: this.#loaded, problems: this.#problems, services: this.registry.list() };
     await this.#apply(
       planReload(current, fresh, (loaded) => this.#o.builder.settings(loaded, fresh.users)),

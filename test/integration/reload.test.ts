@@ -137,6 +137,26 @@ await t.test('an invalid edit is reported; the previous good version keeps runni
   tt.match(await metrics('alpha'), { invokes_total: 7 }, 'counters survived every edit');
 });
 
+await t.test('a new manifest claiming a running service id is the duplicate, even when it sorts first; the running one keeps going', async (tt) => {
+  const stray = join(node.servicesDir, 'aa-alpha-copy.json');
+  await putManifest('aa-alpha-copy.json', JSON.stringify(versioned('alpha', 8)));
+  const duplicate = await waitFor(
+    async () => {
+      const list = await errors();
+      return list.length > 0 && list;
+    },
+    { what: 'ERRORS.json to report the duplicate' },
+  );
+  tt.match(
+    duplicate,
+    [{ file: stray, json_path: '/service_id', rule: 'duplicate', message: /already defined by .*alpha\.json/ }],
+    'the new file is the duplicate',
+  );
+  tt.match(await readText(file('alpha', 'README.md')), /version 3/, 'the running version stays (not version 8)');
+  await rm(stray);
+  await waitFor(async () => (await errors()).length === 0, { what: 'ERRORS.json to clear' });
+});
+
 await t.test('a removed manifest: the service disappears; every later use of a handle opened before gets ENOENT, never a hang', async (tt) => {
   const ready = join(node.dir, 'writer-ready');
   const go = join(node.dir, 'writer-go');

@@ -282,6 +282,52 @@ t.test('duplicates name both sources', async (t) => {
   ]);
 });
 
+t.test("at a reload the running service stays its file's: a new file claiming its id is the duplicate, whatever sorts first", async (t) => {
+  const running = join(dir, 'rel-2-running.json');
+  const stray = join(dir, 'rel-1-stray.json');
+  await writeFile(running, JSON.stringify(base));
+  await writeFile(stray, JSON.stringify({ ...base, kind: 'other' }));
+  const load = (incumbents?: Map<string, string>) =>
+    loadServices({ manifestFiles: [stray, running], servicesDirs: [], nodeId: 'n1', reserved: [], schemas, ...(incumbents ? { incumbents } : {}) });
+  const atStart = await load();
+  t.same(
+    atStart.services.map((s) => s.source),
+    [stray],
+    'at start-up the first in load order wins',
+  );
+  const reloaded = await load(new Map([['echo', running]]));
+  t.same(
+    reloaded.services.map((s) => s.source),
+    [running],
+    'at a reload the running one keeps it',
+  );
+  t.same(
+    reloaded.problems.map((p) => [p.file, p.rule, p.message]),
+    [[stray, 'duplicate', `${stray}: /service_id: service_id "echo" is already defined by ${running}`]],
+    'and the new file is named as the duplicate',
+  );
+  await writeFile(running, '{"service_id": "echo",');
+  const broken = await load(new Map([['echo', running]]));
+  t.same(broken.services, [], 'a broken edit of the running file: no new version from the stray either (the running one is kept)');
+  t.same(
+    broken.problems.map((p) => [p.file, p.rule]),
+    [
+      [stray, 'duplicate'],
+      [running, 'json'],
+    ].sort((a, b) => (a[0] as string).localeCompare(b[0] as string)),
+  );
+  await writeFile(running, JSON.stringify({ ...base, service_id: 'renamed' }));
+  const renamed = await load(new Map([['echo', running]]));
+  t.same(
+    renamed.services.map((s) => [s.source, s.descriptor.service_id]),
+    [
+      [stray, 'echo'],
+      [running, 'renamed'],
+    ],
+    'a running file that now names another id leaves its old id free',
+  );
+});
+
 t.test('a problem in one file does not stop the others', async (t) => {
   const bad = join(dir, 'iso-bad.json');
   const good = join(dir, 'iso-good.json');
