@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
 import { isRecoverableError, type IOptions } from 'etcd3';
 import { isRequestTooLarge } from './failure.js';
+import type { MemberFailures } from './member-failures.js';
 import { checkEtcdOptions, type EtcdOptions } from './options.js';
 
 /** Retries after the first attempt, each on another member: a quorum-less write fails within (1 + RETRIES) × callTimeoutMs. */
@@ -19,10 +20,13 @@ const RECONNECT_BACKOFF = { initialDelay: 100, maxDelay: 1_000 };
  * except a request etcd refuses for its size (RESOURCE_EXHAUSTED). That one fails the same way on
  * every member, and counted it would open the breaker, failing every other call for a while.
  */
-const worthRetrying = (error: Error): boolean => isRecoverableError(error) && !isRequestTooLarge(error);
+export const worthRetrying = (error: Error): boolean => isRecoverableError(error) && !isRequestTooLarge(error);
 
-/** The etcd3 client options: deadlines, retries, breakers, keepalive, watch backoff, TLS and auth. */
-export async function clientOptions(options: EtcdOptions): Promise<IOptions> {
+/**
+ * The etcd3 client options: deadlines, retries, breakers, keepalive, watch backoff, TLS and auth.
+ * `failures` learns what each member's breaker sees, to name the cause when a breaker is open.
+ */
+export async function clientOptions(options: EtcdOptions, failures?: MemberFailures): Promise<IOptions> {
   checkEtcdOptions(options);
   const read = async (file: string, option: string): Promise<Buffer> =>
     readFile(file).catch((error: Error) => {
@@ -63,7 +67,12 @@ export async function clientOptions(options: EtcdOptions): Promise<IOptions> {
       'grpc.max_receive_message_length': -1,
     },
     faultHandling: {
-      host: () => circuitBreaker(handleWhen(worthRetrying), { halfOpenAfter: BREAKER_HALF_OPEN_MS, breaker: new ConsecutiveBreaker(3) }),
+      host: (endpoint) => {
+        const breaker = circuitBreaker(handleWhen(worthRetrying), { halfOpenAfter: BREAKER_HALF_OPEN_MS, breaker: new ConsecutiveBreaker(3) });
+        breaker.onSuccess(() => failures?.answered(endpoint));
+        breaker.onFailure(({ reason }) => failures?.failed(endpoint, 'error' in reason ? reason.error : reason.value));
+        return breaker;
+      },
       global: retry(handleWhen(worthRetrying), { maxAttempts: RETRIES }),
       // etcd3's types ask for a backoff, its code wants (and calls .next() on) a factory like this one.
       watchBackoff: new ExponentialBackoff(RECONNECT_BACKOFF) as unknown as IBackoff<unknown>,

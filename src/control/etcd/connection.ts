@@ -1,7 +1,8 @@
 import { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { describe, storeUnavailable } from './failure.js';
-import { clientOptions } from './client-options.js';
+import { clientOptions, worthRetrying } from './client-options.js';
+import { MemberFailures } from './member-failures.js';
 import type { EtcdOptions } from './options.js';
 
 const START_RETRY_MS = 200;
@@ -15,38 +16,40 @@ export class EtcdConnection {
   readonly prefix: string;
   readonly endpoints: readonly string[];
   readonly log: Logger;
+  readonly #failures: MemberFailures;
 
-  private constructor(client: Etcd3, options: EtcdOptions, log: Logger) {
+  private constructor(client: Etcd3, options: EtcdOptions, log: Logger, failures: MemberFailures) {
     this.client = client;
     this.prefix = options.prefix;
     this.endpoints = options.endpoints;
     this.log = log;
+    this.#failures = failures;
   }
 
   /**
    * Connects and checks that etcd answers a linearizable read (so it has a leader), retrying until
-   * `startTimeoutMs`; then throws an error naming the endpoints. Never hangs: every attempt has a
-   * deadline within the start-up bound.
+   * `startTimeoutMs`; then throws an error naming the endpoints and what the members failed with.
+   * Never hangs: an attempt still running at the bound is given up with the client.
    */
   static async open(options: EtcdOptions, log: Logger): Promise<EtcdConnection> {
-    const client = new Etcd3(await clientOptions(options));
+    const failures = new MemberFailures(options.endpoints, worthRetrying);
+    const client = new Etcd3(await clientOptions(options, failures));
     const until = Date.now() + options.startTimeoutMs;
+    let lastError: unknown;
     for (;;) {
-      try {
-        await client
-          .get(options.prefix)
-          .options({ deadline: Math.min(Date.now() + options.callTimeoutMs, until) })
-          .exec();
-        return new EtcdConnection(client, options, log);
-      } catch (error) {
-        if (Date.now() + START_RETRY_MS >= until) {
-          client.close();
-          throw new Error(`etcd unreachable at ${options.endpoints.join(',')} (--etcd-endpoints) for ${options.startTimeoutMs} ms: ${describe(error)}`, {
-            cause: error,
-          });
-        }
-        await new Promise((resolve) => setTimeout(resolve, START_RETRY_MS));
+      // Each attempt of the read has its own deadline (the client's default): one fixed deadline for
+      // the call would leave etcd3's retries none ("Deadline exceeded after 0.000s"), hiding the cause.
+      const outcome = await settledBefore(client.get(options.prefix).exec(), until);
+      if (outcome.state === 'answered') return new EtcdConnection(client, options, log, failures);
+      if (outcome.state === 'failed') lastError = outcome.error;
+      if (outcome.state === 'late' || Date.now() + START_RETRY_MS >= until) {
+        client.close();
+        throw new Error(
+          `etcd unreachable at ${options.endpoints.join(',')} (--etcd-endpoints) for ${options.startTimeoutMs} ms: ${describe(failures.explain(lastError))}`,
+          { cause: lastError },
+        );
       }
+      await new Promise((resolve) => setTimeout(resolve, START_RETRY_MS));
     }
   }
 
@@ -73,9 +76,31 @@ export class EtcdConnection {
     try {
       return await call(this.client);
     } catch (error) {
-      const refusal = storeUnavailable(error, what, write);
+      const refusal = storeUnavailable(this.#failures.explain(error), what, write);
       if (refusal.code === 'unavailable') this.log.warn({ err: error, what }, 'etcd call failed');
       throw refusal;
     }
+  }
+}
+
+/**
+ * How `call` ended, or `late` when `until` came first. A late call ends unobserved: the caller
+ * closes the client, which ends it too.
+ */
+async function settledBefore(call: Promise<unknown>, until: number): Promise<{ state: 'answered' } | { state: 'failed'; error: unknown } | { state: 'late' }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<{ state: 'late' }>((resolve) => {
+    timer = setTimeout(() => resolve({ state: 'late' }), Math.max(0, until - Date.now()));
+  });
+  try {
+    return await Promise.race([
+      call.then(
+        () => ({ state: 'answered' as const }),
+        (error: unknown) => ({ state: 'failed' as const, error }),
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

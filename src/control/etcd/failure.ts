@@ -1,4 +1,3 @@
-import { isBrokenCircuitError } from 'cockatiel';
 import { ProtocolError } from '../../protocol/errors.js';
 
 /** etcd's default --max-request-bytes: one transaction (a node's record with its whole catalog) must fit. */
@@ -18,10 +17,9 @@ export function storeUnavailable(error: unknown, what: string, write: boolean): 
       { cause: error },
     );
   }
-  const reason = isBrokenCircuitError(error) ? 'no etcd member answered recently' : describe(error);
   return new ProtocolError(
     'unavailable',
-    `control store (etcd): ${what} failed: ${reason}${write ? '; it may or may not have been applied, read before retrying' : ''}`,
+    `control store (etcd): ${what} failed: ${describe(error)}${write ? '; it may or may not have been applied, read before retrying' : ''}`,
     { cause: error },
   );
 }
@@ -31,8 +29,13 @@ export function isRequestTooLarge(error: unknown): boolean {
   return /request is too large|received message larger than max/.test(describe(error));
 }
 
-/** The first line of an error's message (gRPC details can span lines), without grpc-js's empty "Resolution note:". */
+/**
+ * The first line of an error's message (gRPC details can span lines), without grpc-js's empty
+ * "Resolution note:"; a refused or failed connection is the socket's error alone (`connect
+ * ECONNREFUSED 127.0.0.1:2379`, not `14 UNAVAILABLE: No connection established. Last error: Error: …`).
+ */
 export function describe(error: unknown): string {
   const line = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
-  return line.replace(/\s*Resolution note:\s*$/, '').trim();
+  const trimmed = line.replace(/\s*Resolution note:\s*$/, '').trim();
+  return /^14 UNAVAILABLE: No connection established\. Last error: (?:Error: )?(.+?)\.?$/.exec(trimmed)?.[1] ?? trimmed;
 }
