@@ -77,6 +77,9 @@ export class NodeControlSession {
   #leanReplies = true;
   #reconnect: ReconnectLoop;
   readonly #check: ServerFrameCheck;
+  /** The current session got as far as connected: its end is a loss, logged once (`#lost`, why). */
+  #connected = false;
+  #lost: string | undefined;
 
   constructor(options: ControlSessionOptions) {
     this.#options = options;
@@ -95,9 +98,11 @@ export class NodeControlSession {
         // Still retried (the operator may put a new join token in the file), but a refusal needs them.
         if (isFinalRefusal(error))
           options.log.error({ err: error.message, url }, 'control session: refused; the node stays local until its credentials are fixed');
+        else if (this.#connected) this.#lost = (error as Error).message;
         else options.log.warn({ err: (error as Error).message, url }, 'control session: not connected');
       },
       ended: () => {
+        this.#connected = false;
         // A session that failed while its socket was still open (a refused upsert) must not leak it.
         this.#client?.terminate();
         this.#client = undefined;
@@ -106,8 +111,16 @@ export class NodeControlSession {
         for (const timer of this.#timers) clearInterval(timer);
         this.#timers = [];
       },
-      beforePause: () => {
+      beforePause: (pauseMs, url) => {
         this.state = 'disconnected';
+        // A working session that ended: say so, or a failover shows only the next "connected".
+        if (this.#lost === undefined) return;
+        const next = this.url === url ? 'again' : this.url;
+        options.log.warn(
+          { url, err: this.#lost, next_url: this.url, pause_ms: pauseMs },
+          `control session lost: ${url}: ${this.#lost}; trying ${next} in ${pauseMs} ms`,
+        );
+        this.#lost = undefined;
       },
     });
   }
@@ -178,6 +191,7 @@ export class NodeControlSession {
 
   async #serve(client: ControlClient): Promise<void> {
     this.#client = client;
+    this.#connected = true;
     this.state = 'connected';
     this.connectedMs = Date.now();
     this.lastError = null;
@@ -200,6 +214,7 @@ export class NodeControlSession {
     const closed = await client.closed;
     this.state = 'disconnected';
     this.lastError = `connection closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ''})`;
+    this.#lost = this.lastError;
   }
 
   /** Upserts when the catalog differs from what the server has from us; one upsert at a time. */

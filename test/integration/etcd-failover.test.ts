@@ -106,9 +106,11 @@ await t.test('kill -9 of the server the clients use, while the nodes upsert: eve
     what: `both nodes' version ${version} reaching the reference on B`,
     timeoutMs: 30_000,
   });
-  for (const id of nodeIds) {
+  for (const [i, id] of nodeIds.entries()) {
     const doc = await nodeDoc(id);
     tt.same([doc.control.url, doc.control.state], [b.url, 'connected'], `${id} moved its tunnel to B`);
+    const lost = await sh(`grep -a 'control session lost' ${q(nodes[i]?.logFile as string)}`);
+    tt.match(lost.stdout, `control session lost: ${a.url}: connection closed (1006); trying ${b.url} in `, `${id}'s log says it lost A, and why`);
   }
   const last = reference.events.at(-1)?.seq as number;
   await waitFor(() => printed().some((e) => e.seq >= last), {

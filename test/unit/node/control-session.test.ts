@@ -1,0 +1,73 @@
+// The node's control session (src/node/control-session.ts) over real ws servers scripted as control
+// servers: when a working session is lost (its server died), the log says so at warn, naming the
+// server and why, and where the node tries next; before, a failover showed only the next "connected".
+import { Writable } from 'node:stream';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { NodeControlSession } from '../../../src/node/control-session.js';
+import { loadSchemas } from '../../../src/protocol/schemas.js';
+import { tempDir } from '../../helpers/node.js';
+import { waitFor } from '../../helpers/process.js';
+import { scriptedControl } from '../../helpers/scripted-control.js';
+
+const NODE_ID = 'n1';
+const server = (): ReturnType<typeof scriptedControl> =>
+  scriptedControl({
+    'control.node_join': () => ({ node_id: NODE_ID, node_secret: 'secret', lease_ttl_ms: 60_000 }),
+    'control.node_lease_refresh': () => ({ node_id: NODE_ID, lease_expires_at_ms: Date.now() + 60_000, lease_ttl_ms: 60_000 }),
+    'control.node_service_upsert': () => ({
+      node_id: NODE_ID,
+      node_name: NODE_ID,
+      platform: {},
+      labels: {},
+      changed_services: [],
+      service_delta: { changed: false, timestamp_ms: Date.now(), added: [], updated: [], removed: [] },
+    }),
+  });
+
+t.test('a lost session is one warn line naming the server, the reason and the next server', async (t) => {
+  const [a, b] = [await server(), await server()];
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const session = new NodeControlSession({
+    urls: [a.url, b.url],
+    nodeId: NODE_ID,
+    stateFile: join(await tempDir(t), 'state', 'node.json'),
+    joinToken: async () => 'join-token',
+    catalog: () => [],
+    node: { node_name: NODE_ID, platform: {}, labels: {} },
+    backoffMs: 10,
+    backoffMaxMs: 50,
+    log: pino({ level: 'info' }, sink),
+    schemas: await loadSchemas(),
+  });
+  t.teardown(() => session.stop());
+  session.start();
+  const connected = (url: string): boolean => lines.some((l) => l.msg === 'control session connected' && l.url === url);
+  await waitFor(() => connected(a.url) && a.requests.some((r) => r.type === 'control.node_lease_refresh'), { what: 'connected to a', timeoutMs: 5000 });
+  t.notOk(
+    lines.some((l) => l.level === 40),
+    'no warning while it works',
+  );
+
+  await a.close();
+  await waitFor(() => connected(b.url), { what: 'connected to b', timeoutMs: 5000 });
+  const lost = lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('control session lost'));
+  t.equal(lost.length, 1, 'one line for the loss');
+  t.equal(lost[0]?.level, 40, 'at warn');
+  t.match(lost[0]?.msg, new RegExp(`^control session lost: ${a.url}: connection closed \\(1006\\); trying ${b.url} in \\d+ ms$`));
+  t.equal(lost[0]?.url, a.url);
+  t.equal(lost[0]?.next_url, b.url);
+  t.ok(lines.indexOf(lost[0] ?? {}) < lines.findIndex((l) => l.msg === 'control session connected' && l.url === b.url), 'before the next connection');
+  t.notOk(
+    lines.some((l) => l.msg === 'control session: not connected'),
+    'b answered at once: no failed attempt',
+  );
+});
