@@ -1,6 +1,6 @@
 /**
  * One condition /readyz checks: undefined while it holds, else why not. A store with a backend of
- * its own (etcd) adds a check that the backend is reachable.
+ * its own (etcd) checks that the backend answers within its own `store` check.
  */
 export type ReadinessCheck = () => Promise<string | undefined> | string | undefined;
 
