@@ -18,6 +18,7 @@ if ! curl -sf http://127.0.0.1:18791/livez >/dev/null 2>&1; then
   echo "# starting the control server (data: $DATA, log: $CONTROL_LOG)"
   mkdir -p "$DATA"
   nohup acheron control --data-dir "$DATA" --log-file "$CONTROL_LOG" >/dev/null 2>&1 &
+  echo $! > "$DATA/control.pid"
   for _ in $(seq 50); do curl -sf http://127.0.0.1:18791/livez >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 acheron token join --data-dir "$DATA" | tail -1 > "$DATA/demo-join-token"
@@ -68,3 +69,4 @@ echo
 echo "# the node keeps running: try the files under $MNT; stop it with: umount $MNT"
 echo "# WorldFS keeps running on $WORLD: stop it with: umount $WORLD"
 echo "# the control server keeps running too: acheron node list --control-url $URL --token-file $DATA/demo-admin-token"
+echo "# stop it with: kill \$(cat $DATA/control.pid)"
