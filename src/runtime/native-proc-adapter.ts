@@ -48,11 +48,27 @@ export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.
   };
 }
 
+/**
+ * How much of a failed run's stderr the error text keeps (last_error.txt, the job's status.json
+ * `error`): every copy is journaled, and a driver at its output cap would write megabytes per failure
+ * (a NUL is six bytes in JSON). The whole stderr stays in jobs/<id>/stderr.txt.
+ */
+export const ERROR_STDERR_MAX_BYTES = 64 * 1024;
+
 /** Exit 0 → the result is stdout; otherwise last_error.txt gets stderr, or what we know when we killed it. */
 export function interpretRun(run: RunResult): { state: RunState; result?: Buffer; error?: string } {
   if (run.state === 'ok') return { state: 'ok', result: run.stdout };
-  const stderr = run.stderr.toString('utf8');
+  const stderr = errorText(run.stderr);
   const plainExit = run.state === 'error' && !run.outputCapped && !run.spawnFailed && run.signal === null;
   if (plainExit && stderr.trim() !== '') return { state: run.state, error: stderr };
   return { state: run.state, error: stderr.trim() === '' ? run.shortMessage : `${run.shortMessage}\n${stderr}` };
+}
+
+/** stderr as error text: up to ERROR_STDERR_MAX_BYTES (whole characters), then how much more there is and where. */
+function errorText(stderr: Buffer): string {
+  if (stderr.length <= ERROR_STDERR_MAX_BYTES) return stderr.toString('utf8');
+  let end = ERROR_STDERR_MAX_BYTES;
+  // Not inside a character: back to the start of the one the cut would split (UTF-8 continuation bytes are 10xxxxxx).
+  while (end > 0 && ((stderr[end] as number) & 0xc0) === 0x80) end--;
+  return `${stderr.toString('utf8', 0, end)}\n… ${stderr.length - end} more bytes of stderr: the whole of it is in jobs/<invocation_id>/stderr.txt\n`;
 }

@@ -1,0 +1,35 @@
+// What a run's end says (driver ABI v1, docs/driver-abi.md "Outcomes"): the result on exit 0, else
+// stderr or what is known, and never more than ERROR_STDERR_MAX_BYTES of stderr in the error text
+// (every copy of it is journaled), cut between characters, saying how much more there is.
+import t from 'tap';
+import { ERROR_STDERR_MAX_BYTES, interpretRun } from '../../../src/runtime/native-proc-adapter.js';
+import { outputlessRun, type RunResult } from '../../../src/runtime/run-result.js';
+
+const failed = (stderr: Buffer, extra: Partial<RunResult> = {}): RunResult => ({
+  ...outputlessRun({ state: 'error', shortMessage: 'driver exited with code 1' }),
+  exitCode: 1,
+  stderr,
+  ...extra,
+});
+
+t.test('exit 0: the result; a plain failure: its stderr; none: what is known', async (t) => {
+  t.same(interpretRun({ ...outputlessRun({ state: 'ok', shortMessage: '' }), stdout: Buffer.from('{"a":1}') }), {
+    state: 'ok',
+    result: Buffer.from('{"a":1}'),
+  });
+  t.same(interpretRun(failed(Buffer.from('it broke\n'))), { state: 'error', error: 'it broke\n' });
+  t.same(interpretRun(failed(Buffer.alloc(0))), { state: 'error', error: 'driver exited with code 1' });
+});
+
+t.test('a stderr past the bound: its first 64 KiB, whole characters, and how much more', async (t) => {
+  const big = Buffer.concat([Buffer.alloc(ERROR_STDERR_MAX_BYTES - 1, 'a'), Buffer.from('é'), Buffer.alloc(1 << 20, 0)]);
+  const { error } = interpretRun(failed(big, { outputCapped: true, shortMessage: 'driver exceeded max_output_bytes (1048576) on stderr and was stopped' }));
+  t.ok(error !== undefined && Buffer.byteLength(error) < ERROR_STDERR_MAX_BYTES + 300, `bounded (${Buffer.byteLength(error ?? '')} bytes)`);
+  t.match(error, /^driver exceeded max_output_bytes \(1048576\) on stderr and was stopped\naaa/, 'the message first');
+  t.notMatch(error, /\uFFFD/, 'not cut inside a character');
+  t.match(
+    error,
+    new RegExp(`\\n… ${big.length - (ERROR_STDERR_MAX_BYTES - 1)} more bytes of stderr: the whole of it is in jobs/<invocation_id>/stderr.txt\\n$`),
+    'says how much more and where',
+  );
+});
