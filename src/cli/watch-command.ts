@@ -120,6 +120,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       everConnected = true;
       failures.clear();
       failedRounds = 0;
+      refusedThisRound = false;
       await Promise.race([client.closed, stop]);
       if (loop.stopped) {
         await client.close();

@@ -146,13 +146,12 @@ export class ControlServer {
   static async start(options: ControlServerOptions): Promise<ControlServer> {
     const serverId = options.serverId ?? `${hostname()}:${options.listen.port}`;
     // First: with etcd unreachable the server stops here, with an error naming the endpoints.
-    const advertiseUrl = options.advertiseUrl ?? advertiseUrlOf(options.listen, options.tls !== undefined);
     const store = await openControlStore(
       {
         dataDir: options.dataDir,
         etcd: options.etcd,
         serverId,
-        advertiseUrl,
+        advertiseUrl: options.advertiseUrl ?? advertiseUrlOf(options.listen, options.tls !== undefined),
         catalog: {
           leaseTtlMs: options.leaseTtlMs,
           offlineGraceMs: options.offlineGraceMs,
@@ -163,15 +162,16 @@ export class ControlServer {
       options.log,
     );
     options.log.info({ store: store.description, server_id: serverId }, `control store: tokens, projects, catalog and events in ${store.description}`);
-    const server = new ControlServer(options, store, serverId);
+    let server: ControlServer | undefined;
     try {
+      const made = (server = new ControlServer(options, store, serverId));
       // A token revoked or rotated anywhere ends its sessions here.
-      await store.tokens.follow(() => void server.#credentials.dropRevoked());
-      await listen(server.#ws, options.listen);
-      await listen(server.#http, options.httpListen);
+      await store.tokens.follow(() => void made.#credentials.dropRevoked());
+      await listen(made.#ws, options.listen);
+      await listen(made.#http, options.httpListen);
     } catch (error) {
-      // A port in use, say: the store and the other listener are let go, as a stop would.
-      return closeAndThrow({ close: () => server.stop() }, error);
+      // A port in use, say: what was opened is let go (the store, a listener), as a stop would.
+      return closeAndThrow({ close: () => (server ? server.stop() : store.close()) }, error);
     }
     server.#origins = ownOrigins(
       [

@@ -44,7 +44,9 @@ const UNSUPPORTED_RUNTIME_TYPES = new Set(['native_inproc']);
 export async function loadServices(options: LoadServicesOptions): Promise<{ services: LoadedService[]; problems: Problem[] }> {
   const { files, problems } = await listManifestFiles(options.manifestFiles, options.servicesDirs);
   const owners = new Map(options.reserved.map((entry) => [entry.service_id, entry.source]));
-  const read = await Promise.all(files.map(async (file) => ({ file, loaded: await loadManifestFile(file, options) })));
+  // One file at a time: a directory of many manifests must not take as many descriptors at once.
+  const read: Array<{ file: string; loaded: Awaited<ReturnType<typeof loadManifestFile>> }> = [];
+  for (const file of files) read.push({ file, loaded: await loadManifestFile(file, options) });
   // A running service stays its file's while that file is there and does not name another id (a
   // broken edit keeps it too): a new file that sorts before it is the duplicate, not the running one.
   for (const [serviceId, source] of options.incumbents ?? []) {

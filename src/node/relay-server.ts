@@ -188,6 +188,11 @@ export class RelayServer {
         return this.#readFile(r, epoch);
       case 'stage':
         await this.#staged.stage(r, () => this.#commitTarget(r.path));
+        // The session went while the first chunk was checked: nobody would take or drop what it staged.
+        if (this.#gone(r, epoch)) {
+          this.#staged.drop((key) => key === `${r.session}/${r.request_id}`);
+          throw new FsError('ENOTCONN', `${r.path}: the session that staged it is gone; dropped`);
+        }
         return {};
       case 'invoke': {
         const target = await this.#commitTarget(r.path);
@@ -255,13 +260,18 @@ export class RelayServer {
    * being opened (`epoch`: the one the operation began in): then no one would ever release it.
    */
   async #keep(r: RelayRequest, epoch: number, handle: Handle): Promise<number> {
-    if (epoch !== this.#epoch || this.#dropped.has(r.session)) {
+    if (this.#gone(r, epoch)) {
       await handle.release?.().catch(() => undefined);
       throw new FsError('ENOTCONN', `${r.path}: the session that opened it is gone; released`);
     }
     const fh = this.#nextFh++;
     this.#handles.set(`${r.session}:${fh}`, { handle, path: r.path, usedMs: Date.now() });
     return fh;
+  }
+
+  /** Whether the request's session went after its operation began in `epoch`. */
+  #gone(r: RelayRequest, epoch: number): boolean {
+    return epoch !== this.#epoch || this.#dropped.has(r.session);
   }
 
   #handle(r: RelayRequest): Handle {

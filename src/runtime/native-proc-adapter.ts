@@ -68,7 +68,8 @@ export function interpretRun(run: RunResult): { state: RunState; result?: Buffer
 function errorText(stderr: Buffer): string {
   if (stderr.length <= ERROR_STDERR_MAX_BYTES) return stderr.toString('utf8');
   let end = ERROR_STDERR_MAX_BYTES;
-  // Not inside a character: back to the start of the one the cut would split (UTF-8 continuation bytes are 10xxxxxx).
-  while (end > 0 && ((stderr[end] as number) & 0xc0) === 0x80) end--;
+  // Not inside a character: back to the start of the one the cut would split (UTF-8 continuation
+  // bytes are 10xxxxxx; a character has at most three, so bytes that are not UTF-8 are cut anyway).
+  while (end > ERROR_STDERR_MAX_BYTES - 3 && ((stderr[end] as number) & 0xc0) === 0x80) end--;
   return `${stderr.toString('utf8', 0, end)}\n… ${stderr.length - end} more bytes of stderr: the whole of it is in jobs/<invocation_id>/stderr.txt\n`;
 }

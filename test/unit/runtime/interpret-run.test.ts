@@ -33,3 +33,9 @@ t.test('a stderr past the bound: its first 64 KiB, whole characters, and how muc
     'says how much more and where',
   );
 });
+
+t.test('stderr that is not UTF-8 is cut at the bound too, not emptied', async (t) => {
+  const { error } = interpretRun(failed(Buffer.alloc(ERROR_STDERR_MAX_BYTES * 2, 0x80)));
+  t.ok(error !== undefined && Buffer.byteLength(error) > ERROR_STDERR_MAX_BYTES, `the first 64 KiB are kept (${Buffer.byteLength(error ?? '')} bytes of text)`);
+  t.match(error, new RegExp(`… ${ERROR_STDERR_MAX_BYTES + 3} more bytes of stderr`), 'at most three bytes given back to a character');
+});
