@@ -190,7 +190,7 @@ export class RelayServer {
         await this.#staged.stage(r, () => this.#commitTarget(r.path));
         // The session went while the first chunk was checked: nobody would take or drop what it staged.
         if (this.#gone(r, epoch)) {
-          this.#staged.drop((key) => key === `${r.session}/${r.request_id}`);
+          this.#staged.dropOf(r);
           throw new FsError('ENOTCONN', `${r.path}: the session that staged it is gone; dropped`);
         }
         return {};

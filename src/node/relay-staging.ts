@@ -63,6 +63,11 @@ export class StagedPayloads {
     for (const key of [...this.#staged.keys()].filter(which)) this.#unstage(key);
   }
 
+  /** Drops the payload staged under this request's key, if any. */
+  dropOf(r: RelayRequest): void {
+    this.#unstage(keyOf(r));
+  }
+
   /** Drops the payloads untouched since `cutoffMs`. */
   sweep(cutoffMs: number): void {
     for (const [key, staged] of this.#staged) if (staged.atMs < cutoffMs) this.#unstage(key);
