@@ -1,12 +1,32 @@
 import { readFile } from 'node:fs/promises';
-import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
+import {
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  TimeoutStrategy,
+  circuitBreaker,
+  handleWhen,
+  isBrokenCircuitError,
+  retry,
+  timeout,
+  wrap,
+  type IBackoff,
+  type IPolicy,
+} from 'cockatiel';
 import { isRecoverableError, type IOptions } from 'etcd3';
 import { isRequestTooLarge } from './failure.js';
 import type { MemberFailures } from './member-failures.js';
 import { checkEtcdOptions, type EtcdOptions } from './options.js';
 
-/** Retries after the first attempt, each on another member: a quorum-less write fails within (1 + RETRIES) × callTimeoutMs. */
-const RETRIES = 2;
+/**
+ * How long a call goes on trying members, in call deadlines from its start: long enough to wait out
+ * an election (1–2 s, meanwhile members refuse at once with `leader changed`); the attempt running
+ * at the end is the last, so a refusal comes within about 3 × callTimeoutMs.
+ */
+const RETRY_WINDOW_CALLS = 2;
+/** Pause before each further attempt, growing: quick refusals would otherwise spend every attempt within milliseconds. */
+const RETRY_BACKOFF = { initialDelay: 50, maxDelay: 500 };
+/** A bound on attempts besides the window, for refusals that come at once and keep coming. */
+const MAX_RETRIES = 20;
 /** A member is skipped for this long after 3 failures in a row (etcd3's default of 5 s delays recovery). */
 const BREAKER_HALF_OPEN_MS = 1_000;
 /** gRPC keepalive: a member that hangs with its socket open is noticed in about ping + timeout. */
@@ -21,6 +41,22 @@ const RECONNECT_BACKOFF = { initialDelay: 100, maxDelay: 1_000 };
  * every member, and counted it would open the breaker, failing every other call for a while.
  */
 export const worthRetrying = (error: Error): boolean => isRecoverableError(error) && !isRequestTooLarge(error);
+
+/**
+ * How one call is retried across members (etcd3's `global` policy): another attempt after a failure
+ * worth retrying, or while every member's breaker is open (it half-opens within a second), until
+ * RETRY_WINDOW_CALLS × `callTimeoutMs` has passed since the call began.
+ */
+export function callRetryPolicy(callTimeoutMs: number): IPolicy {
+  return wrap(
+    // Cooperative: the window stops further attempts (the retry sees its signal), it does not cut the running one short.
+    timeout(RETRY_WINDOW_CALLS * callTimeoutMs, TimeoutStrategy.Cooperative),
+    retry(
+      handleWhen((error) => worthRetrying(error) || isBrokenCircuitError(error)),
+      { maxAttempts: MAX_RETRIES, backoff: new ExponentialBackoff(RETRY_BACKOFF) },
+    ),
+  );
+}
 
 /**
  * The etcd3 client options: deadlines, retries, breakers, keepalive, watch backoff, TLS and auth.
@@ -73,7 +109,7 @@ export async function clientOptions(options: EtcdOptions, failures?: MemberFailu
         breaker.onFailure(({ reason }) => failures?.failed(endpoint, 'error' in reason ? reason.error : reason.value));
         return breaker;
       },
-      global: retry(handleWhen(worthRetrying), { maxAttempts: RETRIES }),
+      global: callRetryPolicy(options.callTimeoutMs),
       // etcd3's types ask for a backoff, its code wants (and calls .next() on) a factory like this one.
       watchBackoff: new ExponentialBackoff(RECONNECT_BACKOFF) as unknown as IBackoff<unknown>,
     },
