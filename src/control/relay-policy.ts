@@ -19,6 +19,7 @@ const CHANGES = new Set([
   'unlink',
   'rmdir',
   'rename',
+  'symlink',
   'invoke',
   'stage',
   'reject',

@@ -1,10 +1,26 @@
 import { constants, type Stats } from 'node:fs';
-import { chmod, mkdir, open, readdir, readlink, realpath, rename, rmdir, stat, statfs, truncate, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import {
+  chmod,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  rmdir,
+  stat,
+  statfs,
+  symlink,
+  truncate,
+  unlink,
+  utimes,
+  type FileHandle,
+} from 'node:fs/promises';
+import { dirname, isAbsolute, join, posix, relative, resolve } from 'node:path';
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../errors/errno.js';
-import { isDirectoryMode, type Attr, type FsStats, type Handle, type VNode } from '../vfs/node.js';
+import { S_IFLNK, S_IFMT, type Attr, type FsStats, type Handle, type VNode } from '../vfs/node.js';
 import { opensToChange } from '../errors/open-flags.js';
 
 export interface ExportSpec {
@@ -68,9 +84,10 @@ const KEPT_FILE_MODE = 0o1777;
 const NOT_REOPENED = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /**
- * A file or directory inside one export. Symlinks are followed inside the export; any that leads out,
- * or to a directory it is in (it would nest without end), is absent (ENOENT). The node runs as root, and the exported directory may be changed meanwhile by
- * anyone who can write to it, so no name is trusted between two system calls: every operation
+ * A file, directory or link inside one export. A link is shown as a link (`rm -r` removes the link,
+ * `find` and `tar` do not follow it), its target rewritten relative to the link's directory; one that
+ * leads out of the export, or nowhere, is absent (ENOENT). The node runs as root, and the exported
+ * directory may be changed meanwhile by anyone who can write to it, so no name is trusted between two system calls: every operation
  * resolves its path once, to an O_PATH handle, checks where that object really is (the kernel's
  * `/proc/self/fd/N`), and then works on that very object through its /proc path, which is never
  * looked up by name again. A link swapped in after the check is not followed. `lookup` is lazy: the
@@ -86,23 +103,31 @@ class ExportNode implements VNode {
   }
 
   async getattr(): Promise<Attr> {
-    return this.#checked(this.#path, async (object, real) => {
-      const attr = toAttr(await stat(object));
-      if (isDirectoryMode(attr.mode) && (await this.#nestsWithoutEnd(real)))
-        throw new FsError('ENOENT', `${relative(this.#export.path, this.#path)}: a link to a directory it is in (shown, it would nest without end)`);
-      return attr;
-    });
+    // O_NOFOLLOW: the last name itself (the kernel resolves links through readlink, never through us).
+    return this.#checked(
+      this.#path,
+      async (object) => {
+        const attr = toAttr(await stat(object));
+        return (attr.mode & S_IFMT) === S_IFLNK ? { ...attr, size: Buffer.byteLength(await this.readlink()) } : attr;
+      },
+      constants.O_NOFOLLOW,
+    );
   }
 
   /**
-   * A directory reached through a link to itself or to a directory above it: shown as what it leads
-   * to, it would hold itself again and again (`find`, `du`, `cp -a` and `tar` would never end), so it
-   * is absent, as a link that leads out is. `real`: where this path really is.
+   * A link's target as the mount shows it: relative, from the link's directory to where the link
+   * really leads (an absolute target names the node's own paths, meaningless where the mount is).
    */
-  async #nestsWithoutEnd(real: string): Promise<boolean> {
-    if (this.#path === this.#export.path) return false;
-    const parentReal = await this.#checked(dirname(this.#path), async (_object, parent) => parent);
-    return isInside(real, parentReal);
+  async readlink(): Promise<string> {
+    const linkDir = await this.#checked(
+      this.#path,
+      async (object, real) => {
+        if (!(await stat(object)).isSymbolicLink()) throw new FsError('EINVAL', `${this.#shown()}: not a symbolic link`);
+        return dirname(real);
+      },
+      constants.O_NOFOLLOW,
+    );
+    return relative(linkDir, await this.#checked(this.#path, async (_object, real) => real)) || '.';
   }
 
   async lookup(name: string): Promise<VNode> {
@@ -110,11 +135,11 @@ class ExportNode implements VNode {
   }
 
   async readdir(): Promise<string[]> {
-    const [read, here] = await this.#inThisDirectory(async (dir, real) => [await readdir(dir, { withFileTypes: true, encoding: 'buffer' }), real] as const);
+    const read = await this.#inThisDirectory((dir) => readdir(dir, { withFileTypes: true, encoding: 'buffer' }));
     // A name that is not UTF-8 could not be asked for again (the mount passes names as UTF-8 text): not listed.
     const entries = read.map((entry) => ({ entry, name: entry.name.toString('utf8') })).filter(({ entry, name }) => Buffer.from(name).equals(entry.name));
-    // A link that leads out of the export (or nowhere), or to this directory or one above it, is absent, so listings agree with getattr.
-    const leadsIn = (name: string) => this.#checked(join(this.#path, name), async (_object, real) => !isInside(real, here)).catch(() => false);
+    // A link that leads out of the export (or nowhere) is absent, so listings agree with getattr.
+    const leadsIn = (name: string) => this.#checked(join(this.#path, name), async () => true).catch(() => false);
     const shown = await Promise.all(entries.map(async ({ entry, name }) => (!entry.isSymbolicLink() || (await leadsIn(name)) ? name : undefined)));
     return shown.filter((name): name is string => name !== undefined).sort();
   }
@@ -184,15 +209,15 @@ class ExportNode implements VNode {
   }
 
   /**
-   * Refused: an export shows a link as what it leads to (getattr follows it), so a link made here
-   * could not be shown as one, and the kernel answered the `ln -s` EIO after the link was made.
+   * A link as given, if it is relative and stays inside the export as written: it is resolved on the
+   * node, where an absolute target would name the node's own files (and be absent from the mount).
    */
-  async symlink(name: string): Promise<void> {
+  async symlink(name: string, target: string): Promise<void> {
     this.#writable();
-    throw new FsError(
-      'EPERM',
-      `${name}: links are not made through the mount (an export shows a link as what it leads to); make it in ${this.#export.name} on the node`,
-    );
+    const leadsTo = posix.normalize(posix.join(relative(this.#export.path, this.#path), target));
+    if (isAbsolute(target) || leadsTo === '..' || leadsTo.startsWith('../'))
+      throw new FsError('EPERM', `${name} -> ${target}: a link made through the mount must be relative and stay inside the export ${this.#export.name}`);
+    await this.#inThisDirectory((dir) => symlink(target, `${dir}/${name}`));
   }
 
   /** Hard links are refused by the dispatcher; a read-only export refuses them as every change: EROFS. */
@@ -204,6 +229,11 @@ class ExportNode implements VNode {
     this.#writable();
     if (!(newParent instanceof ExportNode) || newParent.#export !== this.#export) throw new FsError('EXDEV', `${name}: rename across exports`);
     await this.#inThisDirectory((from) => newParent.#inThisDirectory((to) => rename(`${from}/${name}`, `${to}/${newName}`)));
+  }
+
+  /** This path as the export names it, for messages. */
+  #shown(): string {
+    return `${this.#export.name}/${relative(this.#export.path, this.#path)}`;
   }
 
   #writable(): void {

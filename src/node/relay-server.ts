@@ -8,18 +8,12 @@ import { answerErrno, FsError } from '../errors/errno.js';
 import { readOnlyHandle } from '../vfs/files.js';
 import { S_IFREG, type Handle } from '../vfs/node.js';
 import { StagedPayloads } from './relay-staging.js';
+import { RelayHandles, releasedOnFailure } from './relay-handles.js';
 
 /** How long a request id is remembered, and how long an untouched relay handle lives. */
 const REMEMBER_MS = 10 * 60_000;
 /** Beyond this many remembered ids, the oldest are forgotten first (a bound, not a policy). */
 const MAX_REMEMBERED = 10_000;
-
-interface RelayHandle {
-  handle: Handle;
-  /** The path it was opened on: every use must name it. */
-  path: string;
-  usedMs: number;
-}
 
 /** What an invoke with `documents` answers besides: the service's files a writer reads next. */
 const DOCUMENTS_AFTER_INVOKE = SERVICE_FILES.filter((f) => f.kind === 'result' || f.kind === 'status').map((f) => f.path);
@@ -44,8 +38,7 @@ const NOT_REMEMBERED = new Set(['stat', 'statfs', 'list', 'read', 'read_file', '
 export class RelayServer {
   #dispatch: Dispatcher;
   #log: Logger;
-  #handles = new Map<string, RelayHandle>();
-  #nextFh = 1;
+  #handles = new RelayHandles(REMEMBER_MS);
   #seen = new Map<string, { outcome: Promise<RelayOutcome>; op: string; path: string; atMs: number }>();
   #staged = new StagedPayloads();
   #sweeper: NodeJS.Timeout;
@@ -98,9 +91,7 @@ export class RelayServer {
 
   async #drop(which: (key: string) => boolean): Promise<void> {
     this.#staged.drop(which);
-    const gone = [...this.#handles].filter(([key]) => which(key));
-    for (const [key] of gone) this.#handles.delete(key);
-    await Promise.all(gone.map(([, h]) => h.handle.release?.().catch(() => undefined)));
+    await this.#handles.drop(which);
   }
 
   /** The node stops: every handle still open is released. */
@@ -124,8 +115,10 @@ export class RelayServer {
         return { ...(await d.statfs(r.path)) };
       case 'list':
         return { names: await d.readdir(r.path) };
-      case 'open':
-        return { fh: await this.#keep(r, epoch, await d.open(r.path, r.flags ?? 0)) };
+      case 'open': {
+        const handle = await d.open(r.path, r.flags ?? 0);
+        return { fh: await releasedOnFailure(handle, () => this.#keep(r, epoch, handle)) };
+      }
       case 'mknod':
         await d.mknod(r.path, r.mode ?? S_IFREG | 0o644);
         return {};
@@ -146,12 +139,9 @@ export class RelayServer {
         // With a handle: fsync of an open file; without: of a directory (fsyncdir), by path.
         await (r.fh === undefined ? d.fsyncdir(r.path, r.datasync ?? false) : this.#handle(r).fsync?.(r.datasync ?? false));
         return {};
-      case 'release': {
-        const handle = this.#handle(r);
-        this.#handles.delete(`${r.session}:${r.fh}`);
-        await handle.release?.();
+      case 'release':
+        await this.#handles.take(r).release?.();
         return {};
-      }
       case 'ftruncate': {
         const handle = this.#handle(r);
         await (handle.truncate ? handle.truncate(r.size ?? 0) : d.truncate(r.path, r.size ?? 0));
@@ -184,6 +174,12 @@ export class RelayServer {
         if (r.to === undefined) throw new FsError('EINVAL', 'rename without a target path');
         await d.rename(r.path, r.to);
         return {};
+      case 'readlink':
+        return { target: await d.readlink(r.path) };
+      case 'symlink':
+        if (r.target === undefined) throw new FsError('EINVAL', 'symlink without a target');
+        await d.symlink(r.target, r.path);
+        return {};
       case 'read_file':
         return this.#readFile(r, epoch);
       case 'stage':
@@ -209,12 +205,12 @@ export class RelayServer {
   /** A document in one round trip: its attributes and bytes from one open, as a `cat` would read them. */
   async #readFile(r: RelayRequest, epoch: number): Promise<Record<string, unknown>> {
     const { handle, attr } = await this.#dispatch.openToRead(r.path);
-    try {
-      return { mode: attr.mode, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs, ...(await this.#body(r, epoch, handle, attr.size)) };
-    } catch (error) {
-      await handle.release?.().catch(() => undefined);
-      throw error;
-    }
+    return releasedOnFailure(handle, async () => ({
+      mode: attr.mode,
+      mtime_ms: attr.mtimeMs,
+      ctime_ms: attr.ctimeMs,
+      ...(await this.#body(r, epoch, handle, attr.size)),
+    }));
   }
 
   /**
@@ -226,7 +222,7 @@ export class RelayServer {
     const data = await (handle.read as NonNullable<Handle['read']>)(0, limit);
     const more = data.length === limit && size > data.length;
     if (!more) await handle.release?.();
-    return { size: more ? size : data.length, data: data.toString('base64'), ...(more ? { fh: await this.#keep(r, epoch, handle) } : {}) };
+    return { size: more ? size : data.length, data: data.toString('base64'), ...(more ? { fh: this.#keep(r, epoch, handle) } : {}) };
   }
 
   /**
@@ -257,16 +253,12 @@ export class RelayServer {
 
   /**
    * Keeps an opened handle for the session's next operations, unless the session went while it was
-   * being opened (`epoch`: the one the operation began in): then no one would ever release it.
+   * being opened (`epoch`: the one the operation began in): then no one would ever release it, and
+   * the caller releases it.
    */
-  async #keep(r: RelayRequest, epoch: number, handle: Handle): Promise<number> {
-    if (this.#gone(r, epoch)) {
-      await handle.release?.().catch(() => undefined);
-      throw new FsError('ENOTCONN', `${r.path}: the session that opened it is gone; released`);
-    }
-    const fh = this.#nextFh++;
-    this.#handles.set(`${r.session}:${fh}`, { handle, path: r.path, usedMs: Date.now() });
-    return fh;
+  #keep(r: RelayRequest, epoch: number, handle: Handle): number {
+    if (this.#gone(r, epoch)) throw new FsError('ENOTCONN', `${r.path}: the session that opened it is gone; released`);
+    return this.#handles.keep(r, handle);
   }
 
   /** Whether the request's session went after its operation began in `epoch`. */
@@ -275,12 +267,7 @@ export class RelayServer {
   }
 
   #handle(r: RelayRequest): Handle {
-    const kept = this.#handles.get(`${r.session}:${r.fh}`);
-    // The server checked the path of this request, so the handle must be of that path.
-    if (!kept || kept.path !== r.path)
-      throw new FsError('EBADF', `${r.path}: no open relay handle ${r.fh} for this path (released, or idle for more than ${REMEMBER_MS / 60_000} min)`);
-    kept.usedMs = Date.now();
-    return kept.handle;
+    return this.#handles.get(r);
   }
 
   #sweep(): void {
@@ -288,10 +275,6 @@ export class RelayServer {
     for (const [id, entry] of this.#seen) if (entry.atMs < cutoff) this.#seen.delete(id);
     for (const [session, droppedMs] of this.#dropped) if (droppedMs < cutoff) this.#dropped.delete(session);
     this.#staged.sweep(cutoff);
-    for (const [key, kept] of this.#handles) {
-      if (kept.usedMs >= cutoff) continue;
-      this.#handles.delete(key);
-      void kept.handle.release?.().catch(() => undefined);
-    }
+    this.#handles.sweep(cutoff);
   }
 }

@@ -216,6 +216,8 @@ export interface RelayPayload {
     | "unlink"
     | "rmdir"
     | "rename"
+    | "readlink"
+    | "symlink"
     | "read_file"
     | "invoke"
     | "stage"
@@ -269,6 +271,10 @@ export interface RelayPayload {
    * rename: the new path
    */
   to?: string;
+  /**
+   * symlink: what the new link at path holds (relative; the node refuses one that leads out of its export)
+   */
+  target?: string;
   atime_ms?: number;
   mtime_ms?: number;
   /**
@@ -294,7 +300,7 @@ export interface RelayReplyPayload {
   result?: Result;
 }
 /**
- * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; statfs {bsize, frsize, blocks, bfree, bavail, files, ffree} (all 0 for synthetic files); list {names}; open {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; invoke with documents also {documents: {<name>: {mode, size, mtime_ms, ctime_ms, data}}}; else {}
+ * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; statfs {bsize, frsize, blocks, bfree, bavail, files, ffree} (all 0 for synthetic files); list {names}; readlink {target} (relative to the link's directory); open {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; invoke with documents also {documents: {<name>: {mode, size, mtime_ms, ctime_ms, data}}}; else {}
  */
 export interface Result {
   [k: string]: unknown;
@@ -828,6 +834,8 @@ export interface RelayRequest {
     | "unlink"
     | "rmdir"
     | "rename"
+    | "readlink"
+    | "symlink"
     | "read_file"
     | "invoke"
     | "stage"
@@ -881,6 +889,10 @@ export interface RelayRequest {
    * rename: the new path
    */
   to?: string;
+  /**
+   * symlink: what the new link at path holds (relative; the node refuses one that leads out of its export)
+   */
+  target?: string;
   atime_ms?: number;
   mtime_ms?: number;
   /**

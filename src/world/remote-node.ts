@@ -6,8 +6,8 @@ import { opensForWriting } from '../errors/open-flags.js';
 import type { RelayOperation } from './relay-call.js';
 
 /**
- * How long statfs and chown wait for the node (they only ask the kernel, or nothing): a node of an
- * earlier version drops an op it does not know, and `df` or `cp -a` should not wait the default minute.
+ * How long statfs, chown and symlink wait for the node (they only ask the kernel, or nothing): a node
+ * of an earlier version drops an op it does not know, and `df` or `cp -a` should not wait the default minute.
  */
 const SHORT_WAIT_MS = 5000;
 
@@ -108,6 +108,16 @@ export class RemoteNode implements VNode {
 
   async rmdir(name: string): Promise<void> {
     await this.#relay({ op: 'rmdir', path: this.#child(name) });
+  }
+
+  /** What the node shows a link holds: relative to its directory, inside the export. */
+  async readlink(): Promise<string> {
+    return String((await this.#relay({ op: 'readlink', path: this.path })).target);
+  }
+
+  /** The node makes it (a relative link inside an export) or refuses it as its own mount would. */
+  async symlink(name: string, target: string): Promise<void> {
+    await this.#relay({ op: 'symlink', path: this.#child(name), target, timeout_ms: SHORT_WAIT_MS });
   }
 
   async rename(name: string, newParent: VNode, newName: string): Promise<void> {

@@ -427,6 +427,11 @@ for (const [index, m] of MOUNTS.entries()) {
       m.fsWrite === 'ok' ? { ok: true } : { ok: false, errno: 'EACCES', message: /mount is for admins only/ },
       'changing fs/ needs the mount action, with the reason',
     );
+    tt.match(
+      await client.request('control.relay', { node_id: nodeId, request_id: `${index}-symlink`, op: 'symlink', path: `/fs/data/link-${index}`, target: 'x' }),
+      m.fsWrite === 'ok' ? { ok: true } : { ok: false, errno: 'EACCES', message: /mount is for admins only/ },
+      'so does making a link there',
+    );
     client.terminate();
   });
 }

@@ -14,6 +14,7 @@ import { startWorld } from '../../helpers/world.js';
 import { checkCreatingOpens } from '../../helpers/creating-open.js';
 import { checkStatfs } from '../../helpers/statfs.js';
 import { checkBlocks } from '../../helpers/blocks.js';
+import { checkLinks } from '../../helpers/links.js';
 import { checkChown } from '../../helpers/ownership.js';
 export async function worldSuite(t: Test): Promise<void> {
   const NODE_ID = 'test-node';
@@ -164,6 +165,10 @@ export async function worldSuite(t: Test): Promise<void> {
 
   await t.test('relay: st_blocks of an export file holds its size (du, tar -S copy its bytes), of a synthetic file what its size needs', (tt) =>
     checkBlocks(tt, join(world.node(NODE_ID), 'fs', 'data'), exported, join(world.node(NODE_ID), 'NODE.json')),
+  );
+
+  await t.test('relay: symlinks are shown as links (readlink relayed), so rm -r removes the link, not what it leads to; ln -s is made on the node', (tt) =>
+    checkLinks(tt, join(world.node(NODE_ID), 'fs', 'data'), exported),
   );
 
   await t.test('relay: chown to the owner shown succeeds in an export (tar x as root), any other is EPERM, synthetic files keep theirs', (tt) =>

@@ -1,0 +1,64 @@
+// Symlinks in an export through a mount (node mount and WorldFS alike): shown as links, their targets
+// relative to their directory, so `rm -r` of a link to a directory removes the link, never what it
+// leads to (it used to see a directory there and empty it), and find, du and tar end.
+import { lstat, mkdir, readlink, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { q, sh } from './process.js';
+
+/** `mounted`: a writable export's directory seen through a mount; `onDisk`: that directory on the node. */
+export async function checkLinks(t: Test, mounted: string, onDisk: string): Promise<void> {
+  const present = (path: string) =>
+    lstat(path).then(
+      () => true,
+      () => false,
+    );
+  const disk = join(onDisk, 'links');
+  const seen = join(mounted, 'links');
+  await mkdir(join(disk, 'dir'), { recursive: true });
+  await writeFile(join(disk, 'dir', 'f'), 'inside\n');
+  await writeFile(join(disk, 'keep.txt'), 'kept\n');
+  await symlink('dir', join(disk, 'to-dir'));
+  await symlink(join(disk, 'keep.txt'), join(disk, 'absolute'));
+  await symlink('.', join(disk, 'self'));
+  await symlink('..', join(disk, 'dir', 'up'));
+
+  const kinds = await sh(`cd ${q(seen)} && stat -c '%n %F' to-dir absolute self dir/up dir && readlink to-dir absolute self dir/up`);
+  t.equal(kinds.code, 0, `stat and readlink (${kinds.stderr.trim()})`);
+  t.same(
+    kinds.stdout.trim().split('\n'),
+    ['to-dir symbolic link', 'absolute symbolic link', 'self symbolic link', 'dir/up symbolic link', 'dir directory', 'dir', 'keep.txt', '.', '..'],
+    'links are links; an absolute target inside the export is shown relative to the link',
+  );
+  const through = await sh(`cat ${q(join(seen, 'to-dir', 'f'))} ${q(join(seen, 'absolute'))} ${q(join(seen, 'self', 'dir', 'up', 'keep.txt'))}`);
+  t.equal(through.stdout, 'inside\nkept\nkept\n', `and lead where they lead on the node (${through.stderr.trim()})`);
+
+  const found = await sh(`find ${q(seen)} | sort`, { timeoutMs: 20_000 });
+  t.same(
+    found.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((path) => path.slice(seen.length)),
+    ['', '/absolute', '/dir', '/dir/f', '/dir/up', '/keep.txt', '/self', '/to-dir'],
+    `find ends and does not follow links (${found.stderr.trim()})`,
+  );
+  const tar = await sh(`tar -C ${q(mounted)} -cf - links | tar -tvf - | grep -- '->'`, { timeoutMs: 20_000 });
+  t.match(tar.stdout, /links\/to-dir -> dir/, 'tar archives a link as a link');
+
+  const removed = await sh(`rm -r ${q(join(seen, 'to-dir'))} ${q(join(seen, 'self'))}`);
+  t.equal(removed.code, 0, `rm -r of links (${removed.stderr.trim()})`);
+  t.ok(
+    (await present(join(disk, 'dir', 'f'))) && (await present(join(disk, 'keep.txt'))),
+    'removes the links, not what they led to (rm -r emptied the directory)',
+  );
+  t.notOk(await present(join(disk, 'to-dir')), 'the link is gone on the node');
+
+  const made = await sh(`ln -s dir/f ${q(join(seen, 'made'))} && cat ${q(join(seen, 'made'))}`);
+  t.equal(made.stdout, 'inside\n', `ln -s of a relative link inside the export works (${made.stderr.trim()})`);
+  t.equal(await readlink(join(disk, 'made')), 'dir/f', 'made on the node as given');
+  for (const target of ['/etc/passwd', '../../..']) {
+    const refused = await sh(`ln -s ${q(target)} ${q(join(seen, 'bad'))}`);
+    t.match(refused.stderr, /Operation not permitted/, `ln -s ${target}: EPERM (it would lead out of the export)`);
+  }
+  t.notOk(await present(join(disk, 'bad')), 'nothing made for them');
+}
