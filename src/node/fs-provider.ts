@@ -160,9 +160,10 @@ class ExportNode implements VNode {
     await this.#checked(this.#path, (object) => truncate(object, size));
   }
 
+  /** O_NOFOLLOW: the kernel asks for a link's own times only (`touch -h`, `cp -a` of a link); the target is not touched. */
   async utimens(atimeMs: number, mtimeMs: number): Promise<void> {
     this.#writable();
-    await this.#checked(this.#path, (object) => utimes(object, atimeMs / 1000, mtimeMs / 1000));
+    await this.#checked(this.#path, (object) => utimes(object, atimeMs / 1000, mtimeMs / 1000), constants.O_NOFOLLOW);
   }
 
   async chmod(mode: number): Promise<void> {

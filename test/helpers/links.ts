@@ -56,6 +56,11 @@ export async function checkLinks(t: Test, mounted: string, onDisk: string): Prom
   const made = await sh(`ln -s dir/f ${q(join(seen, 'made'))} && cat ${q(join(seen, 'made'))}`);
   t.equal(made.stdout, 'inside\n', `ln -s of a relative link inside the export works (${made.stderr.trim()})`);
   t.equal(await readlink(join(disk, 'made')), 'dir/f', 'made on the node as given');
+  const targetMtime = (await lstat(join(disk, 'dir', 'f'))).mtimeMs;
+  const touched = await sh(`touch -h -d 2001-02-03T04:05:06Z ${q(join(seen, 'made'))}`);
+  t.equal(touched.code, 0, `touch -h of a link (${touched.stderr.trim()})`);
+  t.equal(new Date((await lstat(join(disk, 'made'))).mtimeMs).getUTCFullYear(), 2001, "sets the link's own time");
+  t.equal((await lstat(join(disk, 'dir', 'f'))).mtimeMs, targetMtime, 'not the time of what it leads to');
   for (const target of ['/etc/passwd', '../../..']) {
     const refused = await sh(`ln -s ${q(target)} ${q(join(seen, 'bad'))}`);
     t.match(refused.stderr, /Operation not permitted/, `ln -s ${target}: EPERM (it would lead out of the export)`);
