@@ -87,11 +87,12 @@ const NOT_REOPENED = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
  * A file, directory or link inside one export. A link is shown as a link (`rm -r` removes the link,
  * `find` and `tar` do not follow it), its target rewritten relative to the link's directory; one that
  * leads out of the export, or nowhere, is absent (ENOENT). The node runs as root, and the exported
- * directory may be changed meanwhile by anyone who can write to it, so no name is trusted between two system calls: every operation
- * resolves its path once, to an O_PATH handle, checks where that object really is (the kernel's
- * `/proc/self/fd/N`), and then works on that very object through its /proc path, which is never
- * looked up by name again. A link swapped in after the check is not followed. `lookup` is lazy: the
- * operation that follows answers ENOENT for a name that is missing or leads out.
+ * directory may be changed meanwhile by anyone who can write to it, so no name is trusted between
+ * two system calls: every operation resolves its path once, to an O_PATH handle, checks where that
+ * object really is (the kernel's `/proc/self/fd/N`), and then works on that very object through its
+ * /proc path, which is never looked up by name again. A link swapped in after the check is not
+ * followed. `lookup` is lazy: the operation that follows answers ENOENT for a name that is missing or
+ * leads out.
  */
 class ExportNode implements VNode {
   readonly #export: ExportSpec;
