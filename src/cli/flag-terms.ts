@@ -13,6 +13,8 @@ const IN_FLAGS: ReadonlyArray<readonly [RegExp, string]> = [
   [/attach a session to project (\S+) first \(control\.session_attach\)/, 'attach a session to project $1 first: pass --project $1'],
   [/(project \S+: \w+ needs the project token) \(attach with project_token\)/, '$1: pass --project-token-file FILE'],
   [/(wrong project token for \S+)$/, '$1 (--project-token-file)'],
+  // An op only admins may send: the command names neither the op nor the roles, the token is what to change.
+  [/^control\.\S+ is not allowed for (.+) \(only for admin\)$/, 'this command needs an admin token (--token-file), not the token of $1'],
 ];
 
 /** A refusal from the control server in terms of the command line's flags (see IN_FLAGS). */

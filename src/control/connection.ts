@@ -217,7 +217,7 @@ export class ControlConnection implements ConnectionPeer {
     const op = OPS[frame.type];
     if (!op) throw new ProtocolError('unknown_op', `unknown op ${frame.type}`, { field: '/type' });
     if (!op.roles.includes(this.principal.kind)) {
-      throw new ProtocolError('forbidden', `${frame.type} is not allowed for ${describePrincipal(this.principal)}`);
+      throw new ProtocolError('forbidden', `${frame.type} is not allowed for ${describePrincipal(this.principal)} (only for ${op.roles.join(', ')})`);
     }
     const deep = tooDeepAt(frame.payload, MAX_PAYLOAD_DEPTH);
     if (deep !== undefined) throw new ProtocolError('invalid_payload', `payload: ${deep}: nested deeper than ${MAX_PAYLOAD_DEPTH} levels`, { field: deep });
