@@ -16,7 +16,7 @@ import {
   utimes,
   type FileHandle,
 } from 'node:fs/promises';
-import { dirname, isAbsolute, join, posix, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../errors/errno.js';
@@ -105,30 +105,33 @@ class ExportNode implements VNode {
 
   async getattr(): Promise<Attr> {
     // O_NOFOLLOW: the last name itself (the kernel resolves links through readlink, never through us).
-    return this.#checked(
-      this.#path,
-      async (object) => {
-        const attr = toAttr(await stat(object));
-        return (attr.mode & S_IFMT) === S_IFLNK ? { ...attr, size: Buffer.byteLength(await this.readlink()) } : attr;
-      },
-      constants.O_NOFOLLOW,
-    );
+    const attr = await this.#checked(this.#path, async (object) => toAttr(await stat(object)), constants.O_NOFOLLOW);
+    return (attr.mode & S_IFMT) === S_IFLNK ? { ...attr, size: Buffer.byteLength(await this.readlink()) } : attr;
+  }
+
+  /** The link's target as the mount shows it (`#shownTarget`); a link that leads out is absent. */
+  async readlink(): Promise<string> {
+    if (this.#path === this.#export.path) throw new FsError('EINVAL', `${this.#export.name}: not a symbolic link`);
+    const name = basename(this.#path);
+    // Read in its checked directory: readlink never follows the last name.
+    const [dir, target] = await this.#checked(dirname(this.#path), async (object, real) => [real, await readlink(`${object}/${name}`)], constants.O_DIRECTORY);
+    const shown = this.#shownTarget(dir, target);
+    if (shown === undefined)
+      throw new FsError('ENOENT', `${this.#export.name}/${relative(this.#export.path, this.#path)}: a link that leads out of the export`);
+    return shown;
   }
 
   /**
-   * A link's target as the mount shows it: relative, from the link's directory to where the link
-   * really leads (an absolute target names the node's own paths, meaningless where the mount is).
+   * What a link in `dir` (its real path) holding `target` shows, or undefined when it leads out of
+   * the export: a relative target as written when, walked from `dir`, it never climbs above the
+   * export (else its shortest form), an absolute one inside the export relative to `dir` (the node's
+   * paths mean nothing where the mount is). Nothing is followed: a target may dangle, and the kernel
+   * follows what it is shown one name at a time, through this export.
    */
-  async readlink(): Promise<string> {
-    const linkDir = await this.#checked(
-      this.#path,
-      async (object, real) => {
-        if (!(await stat(object)).isSymbolicLink()) throw new FsError('EINVAL', `${this.#shown()}: not a symbolic link`);
-        return dirname(real);
-      },
-      constants.O_NOFOLLOW,
-    );
-    return relative(linkDir, await this.#checked(this.#path, async (_object, real) => real)) || '.';
+  #shownTarget(dir: string, target: string): string | undefined {
+    const lexical = resolve(dir, target);
+    if (!isInside(this.#export.path, lexical)) return undefined;
+    return !isAbsolute(target) && neverClimbsOut(relative(this.#export.path, dir), target) ? target : relative(dir, lexical) || '.';
   }
 
   async lookup(name: string): Promise<VNode> {
@@ -136,12 +139,18 @@ class ExportNode implements VNode {
   }
 
   async readdir(): Promise<string[]> {
-    const read = await this.#inThisDirectory((dir) => readdir(dir, { withFileTypes: true, encoding: 'buffer' }));
-    // A name that is not UTF-8 could not be asked for again (the mount passes names as UTF-8 text): not listed.
-    const entries = read.map((entry) => ({ entry, name: entry.name.toString('utf8') })).filter(({ entry, name }) => Buffer.from(name).equals(entry.name));
-    // A link that leads out of the export (or nowhere) is absent, so listings agree with getattr.
-    const leadsIn = (name: string) => this.#checked(join(this.#path, name), async () => true).catch(() => false);
-    const shown = await Promise.all(entries.map(async ({ entry, name }) => (!entry.isSymbolicLink() || (await leadsIn(name)) ? name : undefined)));
+    const shown = await this.#inThisDirectory(async (dir, real) => {
+      const read = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
+      // A name that is not UTF-8 could not be asked for again (the mount passes names as UTF-8 text): not listed.
+      const entries = read.map((entry) => ({ entry, name: entry.name.toString('utf8') })).filter(({ entry, name }) => Buffer.from(name).equals(entry.name));
+      // A link that leads out of the export is absent, so listings agree with getattr.
+      const leadsIn = (name: string) =>
+        readlink(`${dir}/${name}`).then(
+          (target) => this.#shownTarget(real, target) !== undefined,
+          () => false,
+        );
+      return Promise.all(entries.map(async ({ entry, name }) => (!entry.isSymbolicLink() || (await leadsIn(name)) ? name : undefined)));
+    });
     return shown.filter((name): name is string => name !== undefined).sort();
   }
 
@@ -216,8 +225,7 @@ class ExportNode implements VNode {
    */
   async symlink(name: string, target: string): Promise<void> {
     this.#writable();
-    const leadsTo = posix.normalize(posix.join(relative(this.#export.path, this.#path), target));
-    if (isAbsolute(target) || leadsTo === '..' || leadsTo.startsWith('../'))
+    if (isAbsolute(target) || !neverClimbsOut(relative(this.#export.path, this.#path), target))
       throw new FsError('EPERM', `${name} -> ${target}: a link made through the mount must be relative and stay inside the export ${this.#export.name}`);
     await this.#inThisDirectory((dir) => symlink(target, `${dir}/${name}`));
   }
@@ -231,11 +239,6 @@ class ExportNode implements VNode {
     this.#writable();
     if (!(newParent instanceof ExportNode) || newParent.#export !== this.#export) throw new FsError('EXDEV', `${name}: rename across exports`);
     await this.#inThisDirectory((from) => newParent.#inThisDirectory((to) => rename(`${from}/${name}`, `${to}/${newName}`)));
-  }
-
-  /** This path as the export names it, for messages. */
-  #shown(): string {
-    return `${this.#export.name}/${relative(this.#export.path, this.#path)}`;
   }
 
   #writable(): void {
@@ -265,6 +268,17 @@ class ExportNode implements VNode {
       await handle.close();
     }
   }
+}
+
+/** Whether `target`, walked name by name from `from` (a directory's path relative to the export), never climbs above the export. */
+function neverClimbsOut(from: string, target: string): boolean {
+  let depth = from === '' ? 0 : from.split(sep).length;
+  for (const name of target.split('/')) {
+    if (name === '..') depth--;
+    else if (name !== '' && name !== '.') depth++;
+    if (depth < 0) return false;
+  }
+  return true;
 }
 
 function fileHandle(file: FileHandle): Handle {

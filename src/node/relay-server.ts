@@ -109,7 +109,13 @@ export class RelayServer {
     switch (r.op) {
       case 'stat': {
         const attr = await d.getattr(r.path);
-        return { mode: attr.mode, size: attr.size, mtime_ms: attr.mtimeMs, ctime_ms: attr.ctimeMs };
+        return {
+          mode: attr.mode,
+          size: attr.size,
+          mtime_ms: attr.mtimeMs,
+          ctime_ms: attr.ctimeMs,
+          ...(attr.blocks === undefined ? {} : { blocks: attr.blocks }),
+        };
       }
       case 'statfs':
         return { ...(await d.statfs(r.path)) };

@@ -300,7 +300,7 @@ export interface RelayReplyPayload {
   result?: Result;
 }
 /**
- * With ok:true: stat {mode, size, mtime_ms, ctime_ms}; statfs {bsize, frsize, blocks, bfree, bavail, files, ffree} (all 0 for synthetic files); list {names}; readlink {target} (relative to the link's directory); open {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; invoke with documents also {documents: {<name>: {mode, size, mtime_ms, ctime_ms, data}}}; else {}
+ * With ok:true: stat {mode, size, mtime_ms, ctime_ms, blocks? (512-byte blocks of an export's file)}; statfs {bsize, frsize, blocks, bfree, bavail, files, ffree} (all 0 for synthetic files); list {names}; readlink {target} (relative to the link's directory); open {fh}; read {data (base64)}; write {written}; read_file {mode, size, mtime_ms, ctime_ms, data, fh? (when size exceeds data: the rest is read with read and fh, then released)}; invoke with outcome {size, data, fh? (likewise)}; invoke with documents also {documents: {<name>: {mode, size, mtime_ms, ctime_ms, data}}}; else {}
  */
 export interface Result {
   [k: string]: unknown;

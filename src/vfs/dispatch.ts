@@ -126,9 +126,10 @@ export class Dispatcher {
   async chown(path: string, keepsOwner: boolean): Promise<void> {
     const node = await this.resolve(path);
     if (!node.chown) throw new FsError('EPERM', `${path}: synthetic files keep their owner`);
+    // First, so a read-only export answers EROFS to any chown, as to every change (it changes nothing).
+    await node.chown();
     if (!keepsOwner)
       throw new FsError('EPERM', `${path}: the owner is not changed through the mount (change it on the node); a chown to the owner shown succeeds`);
-    return node.chown();
   }
 
   async readlink(path: string): Promise<string> {

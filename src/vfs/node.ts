@@ -46,7 +46,8 @@ export interface VNode {
   chmod?(mode: number): Promise<void>;
   /**
    * A chown that keeps the owner the mount shows (`cp -a`, `rsync -a` as root set it on every file):
-   * accepted where files are real (exports). Any other owner is refused before it gets here.
+   * accepted where files are real (exports); it changes nothing. Any other owner is refused after it
+   * (a read-only export refuses first, EROFS).
    */
   chown?(): Promise<void>;
   /** The file system this node is on; absent = a synthetic node, on none (statfs answers zeros, as /proc does). */

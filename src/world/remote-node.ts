@@ -38,7 +38,14 @@ export class RemoteNode implements VNode {
 
   async getattr(): Promise<Attr> {
     const r = await this.#relay({ op: 'stat', path: this.path });
-    return { mode: Number(r.mode), size: Number(r.size), mtimeMs: Number(r.mtime_ms), ctimeMs: Number(r.ctime_ms) };
+    // blocks: an export file's (du, tar -S); a node of an earlier version leaves them to the size.
+    return {
+      mode: Number(r.mode),
+      size: Number(r.size),
+      mtimeMs: Number(r.mtime_ms),
+      ctimeMs: Number(r.ctime_ms),
+      ...(r.blocks === undefined ? {} : { blocks: Number(r.blocks) }),
+    };
   }
 
   /** The node's answer: an export's file system, zeros for its synthetic files. */

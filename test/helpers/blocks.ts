@@ -1,7 +1,7 @@
 // st_blocks through a mount (node mount and WorldFS alike): a file with bytes never shows 0 blocks,
 // for tar -S and cp --sparse take such a file for all holes and copy zeros; du counts what it holds.
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { tempDir } from './node.js';
@@ -32,6 +32,10 @@ export async function checkBlocks(t: Test, mounted: string, onDisk: string, synt
     .split('\n')
     .map((line) => line.split(' ')[0]);
   t.equal(copied, original, 'tar -S copies the bytes, not holes');
+  await writeFile(join(onDisk, 'sparse.bin'), '');
+  await truncate(join(onDisk, 'sparse.bin'), 8 << 20);
+  const sparse = await sizeAndBlocks(t, join(mounted, 'sparse.bin'));
+  t.ok(sparse.blocks < 64, `a sparse file shows the blocks it really has (${sparse.blocks} for ${sparse.size} bytes), so du and tar -S skip its holes`);
   const doc = await sizeAndBlocks(t, synthetic);
   t.equal(doc.blocks, Math.ceil(doc.size / 512), `a synthetic file shows the blocks its size needs (${doc.blocks} for ${doc.size} bytes)`);
 }

@@ -93,6 +93,7 @@ await t.test('every change under a :ro export fails with EROFS and changes nothi
     `rmdir "$FS/ro/sub"`,
     `mv "$FS/ro/readme.txt" "$FS/ro/renamed.txt"`,
     `chmod 600 "$FS/ro/readme.txt"`,
+    `chown 1234 "$FS/ro/readme.txt"`,
     `truncate -s 0 "$FS/ro/readme.txt"`,
     `ln -s readme.txt "$FS/ro/link"`,
     `ln "$FS/ro/readme.txt" "$FS/ro/hard-link"`,
