@@ -1,4 +1,4 @@
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** What the writers here take: text, bytes, or bytes in parts (made lazily, written a group at a time). */
@@ -14,12 +14,18 @@ export async function writeFileAtomic(path: string, data: WriteData, mode = 0o60
   const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
   const file = await open(temp, 'w', mode);
   try {
-    await writeAll(file, data);
-    await file.sync();
-  } finally {
-    await file.close();
+    try {
+      await writeAll(file, data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    // A full disk must not also leave a partial copy behind for every attempt.
+    await unlink(temp).catch(() => undefined);
+    throw error;
   }
-  await rename(temp, path);
   await syncDir(dirname(path));
 }
 

@@ -1,4 +1,4 @@
-import { readFile, rename } from 'node:fs/promises';
+import { readFile, rename, truncate } from 'node:fs/promises';
 import { makeDirectory } from './make-directory.js';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -55,6 +55,11 @@ export class StateJournal {
   #timer: NodeJS.Timeout | undefined;
   #compactAtBytes: number;
   #closed = false;
+  /**
+   * A write failed: lines of changes already taken in (#latest; in `batch` mode already acknowledged)
+   * are missing from the file, so the next write that succeeds compacts, writing them all again.
+   */
+  #missing = false;
 
   private constructor(path: string, sync: StateSync, log: Logger, compactAtBytes: number) {
     this.path = path;
@@ -67,37 +72,42 @@ export class StateJournal {
     path: string,
     options: { sync: StateSync; log: Logger; compactAtBytes?: number },
   ): Promise<{ journal: StateJournal; restored: RestoredState }> {
-    await makeDirectory(dirname(path));
-    const restored = await StateJournal.#read(path);
+    const named = (error: unknown): Error => new Error(`state journal ${path}: ${(error as Error).message}`, { cause: error });
+    await makeDirectory(dirname(path)).catch((error: unknown) => Promise.reject(named(error)));
+    const restored = await StateJournal.#read(path).catch((error: unknown) => Promise.reject(named(error)));
     if (restored.problems.length > 0 && restored.setAside) {
       const aside = `${path}.corrupt-${Date.now()}`;
-      await rename(path, aside);
+      await rename(path, aside).catch((error: unknown) => Promise.reject(named(error)));
       restored.problems.push(`set the damaged file aside as ${aside}`);
     }
+    // A torn tail (a crash, or a write the disk had no room for) is cut off: that needs no space.
+    if (restored.tornAt !== undefined && !restored.setAside) await truncate(path, restored.tornAt).catch((error: unknown) => Promise.reject(named(error)));
     const journal = new StateJournal(path, options.sync, options.log, options.compactAtBytes ?? 4 << 20);
     journal.#file = await AppendLog.open<Pending>(
       path,
       (batch) => journal.#write(batch),
       () => journal.#takeDeferred(),
-    );
+    ).catch((error: unknown) => Promise.reject(named(error)));
     for (const [key, value] of restored.values) journal.#latest.set(key, JSON.stringify(value));
-    // A file we set aside or that had a torn tail starts over as a clean snapshot.
-    if (restored.problems.length > 0) await journal.compact().catch((error: unknown) => closeAndThrow(journal.#file, error));
+    // A file set aside starts over as a clean snapshot of what was restored.
+    if (restored.setAside) await journal.compact().catch((error: unknown) => closeAndThrow(journal.#file, named(error)));
     for (const problem of restored.problems) options.log.error({ path }, `state journal: ${problem}`);
     return { journal, restored: { values: restored.values, problems: restored.problems } };
   }
 
-  static async #read(path: string): Promise<RestoredState & { setAside: boolean }> {
+  /** `tornAt`: where a torn last line begins (the file's good length). */
+  static async #read(path: string): Promise<RestoredState & { setAside: boolean; tornAt?: number }> {
     const values = new Map<string, unknown>();
     const problems: string[] = [];
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(path, 'utf8');
+      bytes = await readFile(path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { values, problems, setAside: false };
       throw error;
     }
-    const lines = text.split('\n');
+    const goodBytes = bytes.lastIndexOf(0x0a) + 1;
+    const lines = bytes.toString('utf8').split('\n');
     const tail = lines.pop() ?? '';
     let setAside = false;
     lines.forEach((line, index) => {
@@ -109,8 +119,9 @@ export class StateJournal {
       } else if ('deleted' in record) values.delete(record.key);
       else values.set(record.key, record.value);
     });
-    if (tail !== '') problems.push(`the last line (${tail.length} bytes) was torn by a crash; skipped`);
-    return { values, problems, setAside };
+    if (tail === '') return { values, problems, setAside };
+    problems.push(`the last line (${bytes.length - goodBytes} bytes) was torn by a crash or a failed write; cut off`);
+    return { values, problems, setAside, tornAt: goodBytes };
   }
 
   /** Stores `value`; resolves once durable (`always`) or at once (`batch`, synced within 100 ms). */
@@ -192,15 +203,32 @@ export class StateJournal {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     try {
+      // A failed write's partial line is cut off first: the next line must not be glued onto it.
+      if (this.#missing) await this.#file.cutBack();
       // Encoded a group at a time as they are written: a big batch never exists whole as bytes.
       await this.#file.write(encoded(batch.map((p) => p.line)));
-      for (const { waiter } of batch) waiter?.resolve();
     } catch (error) {
-      for (const { waiter } of batch) waiter?.reject(error as Error);
-      throw error;
+      this.#missing = true;
+      await this.#file.cutBack().catch(() => undefined);
+      const failure = new Error(`state journal ${this.path}: ${(error as Error).message}`, { cause: error });
+      for (const { waiter } of batch) waiter?.reject(failure);
+      throw failure;
     }
+    for (const { waiter } of batch) waiter?.resolve();
     // Compaction runs inside the same critical section, so no write lands on a renamed file.
-    if (this.#file.bytes > this.#compactAtBytes) await this.compact();
+    if (this.#missing || this.#file.bytes > this.#compactAtBytes) await this.#compactOrSay();
+  }
+
+  /** Compacts after a write; a failure is logged, not thrown (the batch is durable), and tried again later. */
+  async #compactOrSay(): Promise<void> {
+    try {
+      await this.compact();
+      this.#missing = false;
+    } catch (error) {
+      // Not at every write until the disk has room: when the file has grown by half again.
+      this.#compactAtBytes = Math.max(this.#compactAtBytes, Math.ceil(this.#file.bytes * 1.5));
+      this.#log.error({ err: error, path: this.path }, `state journal: compaction failed (${(error as Error).message}); the file grows until it succeeds`);
+    }
   }
 
   /** Rewrites the file as one line per key: temp file, fsync, rename, then fsync the directory. */

@@ -1,0 +1,79 @@
+// The state journal on a disk that fills up (a real 64 KiB tmpfs): a write the disk has no room for
+// fails and leaves nothing behind, so the next acknowledged change is not glued onto half a line (it
+// was lost at the next start); a journal with a torn tail opens on a full disk (it refused to start);
+// a compaction that fails leaves no temp file and is said once in the log.
+import t from 'tap';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { sh, q } from '../helpers/process.js';
+import { StateJournal } from '../../src/store/state-journal.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'acheron-full-disk-'));
+const mounted = await sh(`mount -t tmpfs -o size=64k tmpfs ${q(dir)}`);
+t.teardown(async () => {
+  await sh(`umount ${q(dir)}`);
+  await rm(dir, { recursive: true, force: true });
+});
+if (mounted.code !== 0) throw new Error(`mount tmpfs: ${mounted.stderr}`);
+
+const lines: string[] = [];
+const log = pino({ level: 'error' }, { write: (line: string) => void lines.push(line) });
+const filler = join(dir, 'filler');
+/** Fills the disk but for about `leave` bytes (tmpfs counts whole 4 KiB pages). */
+const fill = (leave: number) => sh(`df -B1 --output=avail ${q(dir)} | tail -1 | xargs -I{} sh -c 'head -c $(( {} - ${leave} )) /dev/zero > ${q(filler)}'`);
+const big = (n: number) => ({ pad: 'x'.repeat(n) });
+
+t.test('a write with no room fails; the next one, once there is room, is kept after a crash', async (t) => {
+  const path = join(dir, 'a.json');
+  const { journal } = await StateJournal.open(path, { sync: 'always', log });
+  await journal.set('first', 1);
+  await fill(2048);
+  await t.rejects(journal.set('big', big(8000)), { message: new RegExp(`^state journal ${path}: ENOSPC`) }, 'refused, naming the journal');
+  await rm(filler);
+  await journal.set('disabled', true);
+  // No close: as after kill -9, only what was acknowledged counts.
+  const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'always', log });
+  t.same(restored.problems, [], 'no torn or glued line');
+  t.equal(restored.values.get('disabled'), true, 'the change acknowledged after the failure is there');
+  t.equal(restored.values.get('first'), 1);
+  await Promise.all([journal.close(), reopened.close()]);
+  await rm(path);
+});
+
+t.test('a torn tail on a full disk: cut off, the journal opens', async (t) => {
+  const path = join(dir, 'b.json');
+  await writeFile(path, '{"key":"a","value":1}\n{"key":"b","value":"half');
+  await fill(0);
+  const { journal, restored } = await StateJournal.open(path, { sync: 'always', log });
+  t.same(Object.fromEntries(restored.values), { a: 1 });
+  t.match(restored.problems[0], /torn by a crash or a failed write; cut off/);
+  t.equal(await readFile(path, 'utf8'), '{"key":"a","value":1}\n', 'the tail is gone from the file');
+  await journal.close();
+  await rm(filler);
+  await rm(path);
+});
+
+t.test('a compaction with no room: logged once, no temp file left, done later', async (t) => {
+  const path = join(dir, 'c.json');
+  lines.length = 0;
+  const { journal } = await StateJournal.open(path, { sync: 'always', log, compactAtBytes: 4096 });
+  t.teardown(() => journal.close());
+  for (let i = 0; i < 4; i++) await journal.set('k', big(900));
+  // One page left: the append past the file's first page takes it, the compacted copy finds none.
+  await fill(4096);
+  await journal.set('k', big(900));
+  // The write is acknowledged before the compaction after it: wait for that too.
+  await journal.flush();
+  t.equal(lines.filter((l) => l.includes('compaction failed')).length, 1, 'said once in the log');
+  t.same(
+    (await readdir(dir)).filter((name) => name.includes('.tmp-')),
+    [],
+    'no temp file left',
+  );
+  await rm(filler);
+  for (let i = 0; i < 4; i++) await journal.set('k', big(900));
+  await journal.flush();
+  t.ok((await readFile(path, 'utf8')).length < 4096, 'compacted once there was room');
+});
