@@ -72,7 +72,7 @@ export class StateJournal {
     path: string,
     options: { sync: StateSync; log: Logger; compactAtBytes?: number },
   ): Promise<{ journal: StateJournal; restored: RestoredState }> {
-    const named = (error: unknown): Error => new Error(`state journal ${path}: ${(error as Error).message}`, { cause: error });
+    const named = (error: unknown): Error => inJournal(path, error);
     await makeDirectory(dirname(path)).catch((error: unknown) => Promise.reject(named(error)));
     const restored = await StateJournal.#read(path).catch((error: unknown) => Promise.reject(named(error)));
     if (restored.problems.length > 0 && restored.setAside) {
@@ -210,7 +210,7 @@ export class StateJournal {
     } catch (error) {
       this.#missing = true;
       await this.#file.cutBack().catch(() => undefined);
-      const failure = new Error(`state journal ${this.path}: ${(error as Error).message}`, { cause: error });
+      const failure = inJournal(this.path, error);
       for (const { waiter } of batch) waiter?.reject(failure);
       throw failure;
     }
@@ -257,6 +257,12 @@ export class StateJournal {
       await this.#file.close();
     }
   }
+}
+
+/** `error` with the journal's path in front of its message; its code (ENOSPC, …) kept: it becomes the errno. */
+function inJournal(path: string, error: unknown): Error {
+  const { code } = error as NodeJS.ErrnoException;
+  return Object.assign(new Error(`state journal ${path}: ${(error as Error).message}`, { cause: error }), code === undefined ? {} : { code });
 }
 
 function parseRecord(line: string): { key: string; value: unknown } | { key: string; deleted: true } | undefined {

@@ -30,7 +30,11 @@ t.test('a write with no room fails; the next one, once there is room, is kept af
   const { journal } = await StateJournal.open(path, { sync: 'always', log });
   await journal.set('first', 1);
   await fill(2048);
-  await t.rejects(journal.set('big', big(8000)), { message: new RegExp(`^state journal ${path}: ENOSPC`) }, 'refused, naming the journal');
+  await t.rejects(
+    journal.set('big', big(8000)),
+    { code: 'ENOSPC', message: new RegExp(`^state journal ${path}: ENOSPC`) },
+    'refused, naming the journal, ENOSPC kept for the errno',
+  );
   await rm(filler);
   await journal.set('disabled', true);
   // No close: as after kill -9, only what was acknowledged counts.
