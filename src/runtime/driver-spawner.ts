@@ -72,7 +72,8 @@ export class DriverSpawner implements DriverRunner {
       );
       for (const [id, pending] of this.#pending) {
         this.#pending.delete(id);
-        pending.resolve(failed(pending.spec, this.#exitReason));
+        // Sent to the spawner: it may have been running.
+        pending.resolve(failed(pending.spec, this.#exitReason, 'did not finish'));
       }
       for (const launch of this.#launches.values()) launch.gone(`could not be kept running: ${this.#exitReason}`);
       this.#launches.clear();
@@ -198,6 +199,6 @@ function sameSecret(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function failed(spec: DriverSpec, why: string): RunResult {
-  return outputlessRun({ state: 'error', spawnFailed: true, shortMessage: `${spec.file} could not be started: ${why}` });
+function failed(spec: DriverSpec, why: string, what = 'could not be started'): RunResult {
+  return outputlessRun({ state: 'error', spawnFailed: true, shortMessage: `${spec.file} ${what}: ${why}` });
 }

@@ -1,0 +1,45 @@
+// A driver spawner that dies (kill -9, a crash): the run it had been given, which may have been
+// running, says it did not finish (it said "could not be started"); a run asked for after, that it
+// could not be started.
+import t from 'tap';
+import { readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import pino from 'pino';
+import { DriverSpawner } from '../../../src/runtime/driver-spawner.js';
+import type { DriverSpec } from '../../../src/runtime/run-result.js';
+
+/** The spawner this process forked: its child running spawner-main. */
+async function spawnerPid(): Promise<number> {
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (ppid === process.pid && cmdline.includes('spawner-main')) return Number(entry);
+  }
+  throw new Error('no driver spawner among this process’s children');
+}
+
+t.test('a run in the spawner when it dies: did not finish; a run after: could not be started', async (t) => {
+  const spawner = await DriverSpawner.start(pino({ level: 'silent' }), `driver-spawner-exit-test-${process.pid}`);
+  t.teardown(() => spawner.close());
+  const spec: DriverSpec = {
+    file: '/bin/sleep',
+    args: ['30'],
+    cwd: tmpdir(),
+    env: { PATH: '/usr/bin:/bin' },
+    invocationId: 'i-1',
+    input: Buffer.alloc(0),
+    timeoutMs: 60_000,
+    killGraceMs: 200,
+    maxOutputBytes: 1 << 20,
+  };
+  const running = spawner.run(spec);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  process.kill(await spawnerPid(), 'SIGKILL');
+  const ended = await running;
+  t.equal(ended.state, 'error');
+  t.equal(ended.shortMessage, '/bin/sleep did not finish: driver spawner exited (SIGKILL)');
+  const after = await spawner.run({ ...spec, invocationId: 'i-2' });
+  t.equal(after.shortMessage, '/bin/sleep could not be started: driver spawner exited (SIGKILL)');
+});
