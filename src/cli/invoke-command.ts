@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { errnoNameOf } from '../errors/errno.js';
 import { isIdentifier } from '../protocol/identifier.js';
+import type { InvokeFailure } from '../protocol/types.gen.js';
 import { UsageError } from './exit.js';
 import { inFlagTerms } from './flag-terms.js';
 import { NODE_OPTION_SPECS } from './node-options.js';
@@ -166,13 +167,27 @@ async function invokeThroughControl(args: InvokeArgs & { node: string }, payload
   }
 }
 
-/** A failed transaction reads back exactly `{"error", "status"}` with this service's status. */
+/** How a failed invocation ends: every `state` of docs/schemas/node-tree.schema.json `invoke_failure`. */
+const FAILED_STATES: Record<InvokeFailure['state'], true> = { error: true, timeout: true, cancelled: true };
+
+/**
+ * A failed transaction reads back exactly `{"error", "state", "invocation_id", "status"}` with
+ * this service's status. The line names `state`, this invocation's own end: status.json's state
+ * is the service's (running, backoff, offline, another run's outcome).
+ */
 function asFailure(outcome: string, service: string): { state: string; error: string } | undefined {
   try {
     const doc = JSON.parse(outcome) as Record<string, unknown>;
     const status = doc.status as Record<string, unknown> | undefined;
-    if (Object.keys(doc).length === 2 && typeof doc.error === 'string' && status?.service_id === service) {
-      return { state: String(status.state), error: doc.error };
+    const keys = Object.keys(doc).sort().join();
+    if (
+      keys === 'error,invocation_id,state,status' &&
+      typeof doc.error === 'string' &&
+      typeof doc.state === 'string' &&
+      Object.hasOwn(FAILED_STATES, doc.state) &&
+      status?.service_id === service
+    ) {
+      return { state: doc.state, error: doc.error };
     }
   } catch {
     // A text result is a success like any other.

@@ -7,6 +7,7 @@ import { SERVICE_FILES } from '../protocol/service-files.js';
 import type {
   HostDocument,
   HostKind,
+  InvokeFailure,
   JobStatus,
   NodeDocument,
   NodeLabels,
@@ -20,6 +21,7 @@ import type {
 } from '../protocol/types.gen.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import type { Job } from '../runtime/job.js';
+import type { InvokeOutcome } from '../runtime/live-service.js';
 import type { ServiceView } from '../runtime/service-view.js';
 import { json } from '../errors/json-document.js';
 import { problemOfSource } from '../manifest/index.js';
@@ -125,11 +127,16 @@ function runtimeSummary(descriptor: ServiceDescriptor): ServiceStatus['runtime']
 }
 
 export function renderStatus(view: ServiceView, descriptor: ServiceDescriptor, now = Date.now()): string {
+  return json(statusDocument(view, descriptor, now));
+}
+
+/** status.json's document, also the `status` of an invocation's failure (renderOutcome). */
+function statusDocument(view: ServiceView, descriptor: ServiceDescriptor, now: number): ServiceStatus {
   const { last, rejection, enabled, disabledReason } = view.state;
   const state = view.statusState(now);
   // The latest refusal shows with its errno until an invocation finishes after it.
   const rejected = rejection !== null && rejection.ms >= (last?.updatedMs ?? -1);
-  const status: ServiceStatus = {
+  return {
     service_id: view.serviceId,
     runtime: runtimeSummary(descriptor),
     state,
@@ -146,7 +153,6 @@ export function renderStatus(view: ServiceView, descriptor: ServiceDescriptor, n
     result_format: last?.resultFormat ?? null,
     ...metricsDocument(view),
   };
-  return json(status);
 }
 
 export function metricsDocument(view: ServiceView): ServiceMetrics {
@@ -219,10 +225,19 @@ export function renderResult(view: ServiceView): Buffer {
   return view.result ?? Buffer.from(json({ service_id: view.serviceId, state: 'idle' }));
 }
 
-/** What an O_RDWR transaction reads back: its own result, or its error with the status it left. */
-export function renderOutcome(view: ServiceView, descriptor: ServiceDescriptor, outcome: { state: string; result?: Buffer; error?: string }): Buffer {
-  if (outcome.state === 'ok' && outcome.result) return outcome.result.toString('utf8').trim() === '' ? Buffer.from('{}\n') : outcome.result;
-  return Buffer.from(json({ error: (outcome.error ?? '').trim(), status: JSON.parse(renderStatus(view, descriptor)) }));
+/**
+ * What an O_RDWR transaction reads back: its own result, or its own end state, id and error with
+ * the status it left (whose `state` is the service's: running, backoff, another run's outcome).
+ */
+export function renderOutcome(view: ServiceView, descriptor: ServiceDescriptor, outcome: InvokeOutcome): Buffer {
+  if (outcome.state === 'ok') return outcome.result && outcome.result.toString('utf8').trim() !== '' ? outcome.result : Buffer.from('{}\n');
+  const failure: InvokeFailure = {
+    error: (outcome.error ?? '').trim(),
+    state: outcome.state,
+    invocation_id: outcome.invocationId,
+    status: statusDocument(view, descriptor, Date.now()),
+  };
+  return Buffer.from(json(failure));
 }
 
 export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind, wasm?: WasmHost): string {

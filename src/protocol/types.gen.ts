@@ -1040,7 +1040,7 @@ export interface ManifestRuntime {
   [k: string]: unknown;
 }
 /**
- * The JSON documents of the node tree as the node daemon renders them (src/node/render.ts; docs/node-tree.md): NODE.json, SERVICES.json, and a service's status.json, metrics.json, health.json, HOST.json and jobs/<invocation_id>/status.json. Third-party readers of a mount may use them. additionalProperties is false wherever the daemon never adds members. The root only indexes the definitions so that each gets a generated type.
+ * The JSON documents of the node tree as the node daemon renders them (src/node/render.ts; docs/node-tree.md): NODE.json, SERVICES.json, and a service's status.json, metrics.json, health.json, HOST.json, jobs/<invocation_id>/status.json and the failure document an O_RDWR transaction on control/invoke.json reads back. Third-party readers of a mount may use them. additionalProperties is false wherever the daemon never adds members. The root only indexes the definitions so that each gets a generated type.
  */
 export interface NodeTree {
   service_metrics?: ServiceMetrics;
@@ -1048,6 +1048,7 @@ export interface NodeTree {
   service_status?: ServiceStatus;
   service_health?: ServiceHealth;
   job_status?: JobStatus;
+  invoke_failure?: InvokeFailure;
   services_document?: ServicesDocument;
   node_document?: NodeDocument;
   host_document?: HostDocument;
@@ -1293,6 +1294,24 @@ export interface JobStatus {
    * this invocation's error text, trimmed; "" on success
    */
   error: string;
+}
+/**
+ * What the read of an O_RDWR transaction on control/invoke.json returns when that invocation did not succeed (docs/node-tree.md): its own end state, id and error, and status.json as it was then, whose state is the service's (running, backoff, offline, another run's outcome), not this invocation's.
+ */
+export interface InvokeFailure {
+  /**
+   * this invocation's error text (its jobs/<invocation_id>/status.json error), trimmed
+   */
+  error: string;
+  /**
+   * how this invocation ended: its jobs/<invocation_id>/status.json state
+   */
+  state: "error" | "timeout" | "cancelled";
+  /**
+   * An invocation id: <ms>-<nnnn>, sorting as a string in invocation order
+   */
+  invocation_id: string;
+  status: ServiceStatus;
 }
 export interface ServiceListEntry {
   /**

@@ -18,7 +18,7 @@ const joinTokenFile = join(dir, 'join-token');
 await writeFile(joinTokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
 const users = { permissions: { default: 'deny-by-default', allow_roles: ['admin', 'user'] } };
 const node = await startNode(t, {
-  manifests: [manifest('echo', 'echo', users), manifest('fail', 'fail', users), manifest('gated', 'echo', users)],
+  manifests: [manifest('echo', 'echo', users), manifest('fail', 'fail', users), manifest('cooler', 'fail', users), manifest('gated', 'echo', users)],
   args: joinArgs(control.url, joinTokenFile),
 });
 await waitForService(control, NODE_ID, 'gated');
@@ -61,7 +61,16 @@ t.test('a failing driver: exit 1, one line naming the service and the failure; -
   t.match(r.stderr, /^acheron invoke: fail: error: fail driver: something went wrong\n$/);
   const json = await acheron(['invoke', 'fail', '{}', '--json', '--node', NODE_ID, ...remote]);
   t.equal(json.code, 1);
-  t.match(JSON.parse(json.stdout), { error: 'fail driver: something went wrong', status: { state: 'error', exit_code: 3 } });
+  t.match(JSON.parse(json.stdout), { error: 'fail driver: something went wrong', state: 'error', status: { state: 'error', exit_code: 3 } });
+});
+
+t.test("a failure that starts a cooldown: the line names this invocation's error, not the service's backoff", async (t) => {
+  const config = await sh(`echo '{"supervision":{"cooldown_ms":600000}}' > ${q(join(node.service('cooler'), 'config.json'))}`);
+  t.equal(config.code, 0, config.stderr);
+  const r = await acheron(['invoke', 'cooler', '{}', '--json', '--node', NODE_ID, ...remote]);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, 'acheron invoke: cooler: error: fail driver: something went wrong\n');
+  t.match(JSON.parse(r.stdout), { state: 'error', invocation_id: String, status: { state: 'backoff' } }, "its own state beside the service's");
 });
 
 t.test("the node's errnos come back by name: EINVAL (payload refused), EPERM (disabled)", async (t) => {

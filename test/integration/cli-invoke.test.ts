@@ -1,11 +1,24 @@
 // SPEC §1 `acheron invoke` and the CLI conventions: exit 0 on success, 1 on failure, 2 on bad usage,
 // errors one line on stderr naming what was wrong.
 import t from 'tap';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ACHERON, manifest, readJson, startNode } from '../helpers/node.js';
-import { q, sh, type ShResult } from '../helpers/process.js';
+import { ACHERON, DRIVERS, manifest, readJson, startNode, tempDir } from '../helpers/node.js';
+import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
+import type { InvokeFailure, JobStatus } from '../../src/protocol/types.gen.js';
 
-const node = await startNode(t, { manifests: [manifest('echo', 'echo'), manifest('fail', 'fail'), manifest('gated', 'echo')] });
+/** The file whose creation ends a `sleeper` run (test/fixtures/drivers/slow). */
+const release = join(await tempDir(t), 'release');
+const node = await startNode(t, {
+  manifests: [
+    manifest('echo', 'echo'),
+    manifest('fail', 'fail'),
+    manifest('gated', 'echo'),
+    manifest('cooler', 'hang', { runtime: { timeout_ms: 300, kill_grace_ms: 100 } }),
+    manifest('failer', 'fail'),
+    manifest('sleeper', 'slow', { runtime: { env: { SLOW_UNTIL: release } } }),
+  ],
+});
 
 /** Runs `acheron <args>` (already quoted) in a child process. */
 const acheron = (args: string, input?: string): Promise<ShResult> => sh(`exec node ${q(ACHERON)} ${args}`, input === undefined ? {} : { input });
@@ -51,8 +64,64 @@ await t.test('a failing driver: exit 1, one stderr line naming the service and t
 
   const json = await acheron(`invoke fail '{}' --json ${mount}`);
   tt.equal(json.code, 1);
-  const doc = JSON.parse(json.stdout) as { error: string; status: { state: string; exit_code: number } };
-  tt.match(doc, { error: 'fail driver: something went wrong', status: { state: 'error', exit_code: 3 } }, '--json prints the outcome document');
+  const doc = JSON.parse(json.stdout) as InvokeFailure;
+  tt.match(
+    doc,
+    { error: 'fail driver: something went wrong', state: 'error', invocation_id: String, status: { state: 'error', exit_code: 3 } },
+    '--json prints the outcome document',
+  );
+});
+
+/** Writes `text` to a service's `name` (config.json, control/*, jobs/<id>/cancel) from a child process. */
+async function put(service: string, name: string, text: string): Promise<void> {
+  const r = await sh(`printf '%s' ${q(text)} > ${q(join(node.service(service), name))}`);
+  if (r.code !== 0) throw new Error(`${service}/${name}: ${r.stderr.trim()}`);
+}
+const statusState = async (service: string): Promise<string> => (await readJson<{ state: string }>(join(node.service(service), 'status.json'))).state;
+
+await t.test("a timeout that starts a cooldown: the line names this invocation's timeout, not the service's backoff", async (tt) => {
+  await put('cooler', 'config.json', '{"supervision":{"cooldown_ms":600000}}');
+  const r = await acheron(`invoke cooler '{}' ${mount}`);
+  tt.equal(r.code, 1);
+  tt.equal(r.stdout, '');
+  tt.equal(r.stderr, `acheron invoke: cooler: timeout: ${join(DRIVERS, 'hang')} timed out after 300 ms and was killed\n`);
+  tt.equal(await statusState('cooler'), 'backoff', 'the service cools down meanwhile');
+});
+
+await t.test("a failure that reaches the supervision threshold: error, not the service's offline; --json has both", async (tt) => {
+  await put('failer', 'config.json', '{"supervision":{"max_consecutive_failures":1}}');
+  const r = await acheron(`invoke failer '{}' --json ${mount}`);
+  tt.equal(r.code, 1);
+  tt.equal(r.stderr, 'acheron invoke: failer: error: fail driver: something went wrong\n');
+  const doc = JSON.parse(r.stdout) as InvokeFailure;
+  tt.match(doc, { state: 'error', status: { state: 'offline', reason: /^auto-disabled: / } });
+  const job = await readJson<JobStatus>(join(node.service('failer'), 'jobs', doc.invocation_id, 'status.json'));
+  tt.match(job, { state: 'error', error: 'fail driver: something went wrong' }, 'invocation_id names its job');
+});
+
+await t.test('a queued invocation cancelled with jobs/<id>/cancel: cancelled, not the ok the run before it left', async (tt) => {
+  const jobs = join(node.service('sleeper'), 'jobs');
+  const first = acheron(`invoke sleeper '{"n":1}' ${mount}`);
+  await waitFor(async () => (await statusState('sleeper')) === 'running', { what: 'the first sleeper run' });
+  const second = acheron(`invoke sleeper '{"n":2}' ${mount}`);
+  const queued = await waitFor(
+    async () => {
+      const ids = (await sh(`ls ${q(jobs)}`)).stdout.split('\n').filter(Boolean);
+      return ids.length === 2 && (await readJson<JobStatus>(join(jobs, ids[1] as string, 'status.json'))).state === 'queued' && (ids[1] as string);
+    },
+    { what: 'the second sleeper invocation to queue' },
+  );
+  await put('sleeper', `jobs/${queued}/cancel`, '1');
+  // A queued job ends when its turn comes: once the first has finished.
+  await writeFile(release, '');
+  const ran = await first;
+  tt.equal(ran.code, 0, ran.stderr);
+  tt.same(JSON.parse(ran.stdout), { slept: true, echo: { n: 1 } });
+  const cancelled = await second;
+  tt.equal(cancelled.code, 1);
+  tt.equal(cancelled.stdout, '');
+  tt.equal(cancelled.stderr, `acheron invoke: sleeper: cancelled: invocation ${queued} was cancelled before it started\n`);
+  tt.equal(await statusState('sleeper'), 'ok', "status.json still shows the first run's outcome");
 });
 
 await t.test('a payload the service refuses (not an object): exit 1 naming EINVAL', async (tt) => {

@@ -99,7 +99,8 @@ export async function writeText(nodeId, path, text) {
 /**
  * The O_RDWR transaction on `control/invoke.json` (docs/node-tree.md): write the payload, read the
  * same handle, which commits, waits for that invocation and returns its outcome. A failure reads
- * back exactly `{error, status}` with this service's status.
+ * back exactly `{error, state, invocation_id, status}` with this service's status: `state` is how
+ * this invocation ended, status.json's state the service's.
  */
 export async function invoke(nodeId, serviceId, payloadText) {
   const path = `/services/${serviceId}/control/invoke.json`;
@@ -113,8 +114,14 @@ export async function invoke(nodeId, serviceId, payloadText) {
   } catch {
     return { ok: true, text };
   }
-  const failed = doc && typeof doc === 'object' && Object.keys(doc).length === 2 && typeof doc.error === 'string' && doc.status?.service_id === serviceId;
-  return failed ? { ok: false, text, error: doc.error, state: doc.status.state } : { ok: true, text, doc };
+  const failed =
+    doc &&
+    typeof doc === 'object' &&
+    Object.keys(doc).sort().join() === 'error,invocation_id,state,status' &&
+    typeof doc.error === 'string' &&
+    ['error', 'timeout', 'cancelled'].includes(doc.state) &&
+    doc.status?.service_id === serviceId;
+  return failed ? { ok: false, text, error: doc.error, state: doc.state } : { ok: true, text, doc };
 }
 
 /** A directory's entries with their stat: `[{name, dir, size, mtime_ms}]`, directories first. */

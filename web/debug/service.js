@@ -90,7 +90,7 @@ export function openService(nodeId, serviceId) {
       return read.ok ? 'ok' : `failed (${read.state})`;
     });
     if (!result.ok) return showOutcome(outcome, 'refused', `refused: ${reason(result.error)}`);
-    // What the node read back: the result, or {error, status} of a failed invocation.
+    // What the node read back: the result, or {error, state, invocation_id, status} of a failed invocation.
     showOutcome(outcome, read.ok ? 'ok' : 'failed', read.ok ? 'result' : `failed (${read.state}): ${read.error}`, pretty(read.text));
   });
   const configEditor = editor(

@@ -750,8 +750,8 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       t.equal(failed.errno, null, 'a driver failure is not a file system error');
       t.match(
         JSON.parse(failed.out),
-        { error: 'flaky: asked to fail', status: { service_id: 'flaky', state: 'error', exit_code: 3 } },
-        'a failure reads back as {error, status}',
+        { error: 'flaky: asked to fail', state: 'error', invocation_id: String, status: { service_id: 'flaky', state: 'error', exit_code: 3 } },
+        'a failure reads back as {error, state, invocation_id, status}',
       );
       const body = JSON.stringify({ fill: 'y'.repeat(700 * 1024) });
       const large = await svc.write(body, 'rdwr');

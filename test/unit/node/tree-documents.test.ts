@@ -1,8 +1,8 @@
 // docs/schemas/node-tree.schema.json describes what the node daemon really renders: the documents
 // built by src/node/render.ts for services in every state (idle, running with a queue, ok, failed,
-// refused, cooling down, disabled, interrupted by a crash), NODE.json standalone and joined,
-// SERVICES.json with a catalog-only service, and HOST.json of every host kind match it; and it is
-// strict (an extra member, a missing one or a wrong type is named).
+// refused, cooling down, disabled, interrupted by a crash), a failed invocation's outcome, NODE.json
+// standalone and joined, SERVICES.json with a catalog-only service, and HOST.json of every host kind
+// match it; and it is strict (an extra member, a missing one or a wrong type is named).
 import t, { type Test } from 'tap';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import {
   renderHost,
   renderJobStatus,
   renderMetrics,
+  renderOutcome,
   renderStatus,
   servicesDocument,
   type NodeFacts,
@@ -104,9 +105,16 @@ t.test("a service's documents in every state match their schemas", async (t) => 
 
   const cooling = live('cooling', 'fail');
   await cooling.setConfig({ supervision: { cooldown_ms: 60_000 } });
-  await cooling.invoke(Buffer.from('{}'));
+  const failed = await cooling.invoke(Buffer.from('{}'));
   t.match(documents(cooling).status, { state: 'backoff', retry_after_ms: Number });
   check(t, 'backoff', documents(cooling));
+  const failure = JSON.parse(renderOutcome(cooling.view, descriptor('cooling'), failed).toString('utf8')) as unknown;
+  t.same(problems('invoke_failure', failure), [], 'the failure an O_RDWR transaction reads back');
+  t.match(
+    failure,
+    { state: 'error', invocation_id: failed.invocationId, error: 'fail driver: something went wrong', status: { state: 'backoff' } },
+    "its own end state beside the service's",
+  );
 
   const disabled = live('disabled', 'fail');
   await disabled.setConfig({ supervision: { max_consecutive_failures: 1 } });
