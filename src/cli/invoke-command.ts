@@ -180,15 +180,11 @@ function asFailure(outcome: string, service: string): { state: string; error: st
     const doc = JSON.parse(outcome) as Record<string, unknown>;
     const status = doc.status as Record<string, unknown> | undefined;
     const keys = Object.keys(doc).sort().join();
-    if (
-      keys === 'error,invocation_id,state,status' &&
-      typeof doc.error === 'string' &&
-      typeof doc.state === 'string' &&
-      Object.hasOwn(FAILED_STATES, doc.state) &&
-      status?.service_id === service
-    ) {
+    if (typeof doc.error !== 'string' || status?.service_id !== service) return undefined;
+    if (keys === 'error,invocation_id,state,status' && typeof doc.state === 'string' && Object.hasOwn(FAILED_STATES, doc.state))
       return { state: doc.state, error: doc.error };
-    }
+    // A node of an earlier version answers {error, status} alone: the service's state is all it says.
+    if (keys === 'error,status') return { state: String(status.state), error: doc.error };
   } catch {
     // A text result is a success like any other.
   }

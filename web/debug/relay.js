@@ -114,14 +114,14 @@ export async function invoke(nodeId, serviceId, payloadText) {
   } catch {
     return { ok: true, text };
   }
+  const keys = doc && typeof doc === 'object' ? Object.keys(doc).sort().join() : '';
+  // A node of an earlier version answers {error, status} alone: the service's state is all it says.
+  const earlier = keys === 'error,status';
   const failed =
-    doc &&
-    typeof doc === 'object' &&
-    Object.keys(doc).sort().join() === 'error,invocation_id,state,status' &&
+    (earlier || (keys === 'error,invocation_id,state,status' && ['error', 'timeout', 'cancelled'].includes(doc.state))) &&
     typeof doc.error === 'string' &&
-    ['error', 'timeout', 'cancelled'].includes(doc.state) &&
     doc.status?.service_id === serviceId;
-  return failed ? { ok: false, text, error: doc.error, state: doc.state } : { ok: true, text, doc };
+  return failed ? { ok: false, text, error: doc.error, state: earlier ? String(doc.status.state) : doc.state } : { ok: true, text, doc };
 }
 
 /** A directory's entries with their stat: `[{name, dir, size, mtime_ms}]`, directories first. */
