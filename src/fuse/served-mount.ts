@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { makeDirectory } from '../store/make-directory.js';
+import type { PidLock } from '../store/pid-lock.js';
 import type { VNode } from '../vfs/node.js';
-import { MountLock } from './mount-lock.js';
+import { lockMount } from './mount-lock.js';
 import { clearStaleMount, findMount, watchForUnmount } from './mount-table.js';
 import { mountTree, type MountAccess, type MountedTree, type MountOptions } from './mount.js';
 
@@ -20,12 +21,12 @@ const SETTLE_POLL_MS = 20;
  */
 export class ServedMount {
   readonly mountPoint: string;
-  #lock: MountLock;
+  #lock: PidLock;
   #log: Logger;
   #mounted: MountedTree | undefined;
   #stopWatching: () => void = () => undefined;
 
-  private constructor(mountPoint: string, lock: MountLock, log: Logger) {
+  private constructor(mountPoint: string, lock: PidLock, log: Logger) {
     this.mountPoint = mountPoint;
     this.#lock = lock;
     this.#log = log;
@@ -33,7 +34,7 @@ export class ServedMount {
 
   /** Takes `mountPoint` (an absolute path) for this process; on failure nothing is held. */
   static async claim(mountPoint: string, log: Logger): Promise<ServedMount> {
-    const lock = await MountLock.acquire(mountPoint);
+    const lock = await lockMount(mountPoint);
     try {
       if ((await clearStaleMount(mountPoint)) === 'cleared') log.warn({ mount: mountPoint }, 'cleared a stale mount left by a dead daemon');
       await makeDirectory(mountPoint);

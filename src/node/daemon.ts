@@ -35,7 +35,7 @@ import { WasmServices } from './wasm-services.js';
 export interface NodeDaemonOptions extends ManifestOptions {
   labels: Record<string, string>;
   shutdownGraceMs: number;
-  /** Runtime state is journaled to `<stateFile>.runtime-services.json`. */
+  /** Runtime state is journaled to `<stateFile>.runtime-services.json`; one daemon per state file (a pid lock). */
   stateFile: string;
   stateSync: StateSync;
   /** The FUSE loop's polling window after a reply (µs; 0 = off); see BusyPoll. */

@@ -1,7 +1,12 @@
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { JobRecord } from '../runtime/job.js';
 import type { Persist } from '../runtime/job-table.js';
 import type { StoredServiceState } from '../runtime/service-state.js';
+import { closeAndThrow } from '../store/closing.js';
+import { makeDirectory } from '../store/make-directory.js';
+import { PidLock, pidLockPath } from '../store/pid-lock.js';
 import { StateJournal, type StateSync } from '../store/state-journal.js';
 
 /** What the journal holds of one service: its state (absent when none was written yet) and its jobs. */
@@ -14,24 +19,32 @@ export interface RestoredService {
  * The runtime journal (`<state-file>.runtime-services.json`): every change of a service's runtime
  * becomes a key (`service/<id>`, `job/<id>/<invocation_id>`) in a StateJournal, and at start-up
  * each runtime gets back what was journaled for it. The file is ours, but a crash or a hand edit can
- * damage it: a value that does not fit is reported and skipped, never trusted.
+ * damage it: a value that does not fit is reported and skipped, never trusted. It is ours alone: the
+ * state file's pid lock is held from before the journal is read until it is closed.
  */
 export class RuntimeJournal {
   #journal: StateJournal;
+  #lock: PidLock;
   #restored: Map<string, RestoredService>;
   #log: Logger;
 
-  private constructor(journal: StateJournal, restored: Map<string, RestoredService>, log: Logger) {
+  private constructor(journal: StateJournal, lock: PidLock, restored: Map<string, RestoredService>, log: Logger) {
     this.#journal = journal;
+    this.#lock = lock;
     this.#restored = restored;
     this.#log = log;
   }
 
+  /** Takes the state file's lock (a live daemon using it is an error naming it), then opens its journal. */
   static async open(stateFile: string, sync: StateSync, log: Logger): Promise<RuntimeJournal> {
-    const { journal, restored } = await StateJournal.open(`${stateFile}.runtime-services.json`, { sync, log: log.child({ component: 'journal' }) });
+    const lock = await lockStateFile(stateFile);
+    const path = `${stateFile}.runtime-services.json`;
+    const { journal, restored } = await StateJournal.open(path, { sync, log: log.child({ component: 'journal' }) }).catch((error: unknown) =>
+      closeAndThrow({ close: () => lock.release() }, error),
+    );
     const grouped = groupRestored(restored.values);
     for (const problem of grouped.problems) log.error({ path: journal.path }, `state journal: ${problem}`);
-    return new RuntimeJournal(journal, grouped.services, log);
+    return new RuntimeJournal(journal, lock, grouped.services, log);
   }
 
   /** What was journaled for `serviceId`, handed out once (to the runtime built for it at start-up). */
@@ -77,10 +90,24 @@ export class RuntimeJournal {
     this.#restored.clear();
   }
 
-  /** Flushes and closes; a failure is logged (at stop there is nobody else to tell). */
+  /** Flushes and closes, then gives the state file up; a failure is logged (at stop there is nobody else to tell). */
   async close(): Promise<void> {
     await this.#journal.close().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: final flush failed'));
+    await this.#lock.release().catch((error: unknown) => this.#log.error({ err: error, path: this.#lock.path }, 'state file lock: release failed'));
   }
+}
+
+/**
+ * One daemon per state file: two would append to one journal (each changing the other's state at its
+ * next start), and one's compaction (temp file + rename) would leave the other appending to an
+ * unlinked file. Keyed by the file's real path, so two spellings of it (relative, through a link)
+ * meet the same lock.
+ */
+async function lockStateFile(stateFile: string): Promise<PidLock> {
+  const dir = resolve(dirname(stateFile));
+  await makeDirectory(dir);
+  const path = join(await realpath(dir), basename(stateFile));
+  return PidLock.acquire(pidLockPath('state', path), { name: path, heldAs: 'used', otherwise: 'pick another state file (--state-file)' });
 }
 
 const serviceKey = (serviceId: string): string => `service/${serviceId}`;

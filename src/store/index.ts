@@ -1,7 +1,8 @@
 /**
  * src/store: durable bytes on local disk. Owns `StateJournal` (append + fdatasync with group commit,
- * compaction, torn and corrupt tails), `writeFileAtomic`/`writeAll` and `makeDirectory`; the node and
- * the control server keep their state through it.
+ * compaction, torn and corrupt tails), `writeFileAtomic`/`writeAll`, `makeDirectory` and `PidLock`
+ * (one live daemon per mount point or state file); the node and the control server keep their state
+ * through it.
  *
  * Must not import: any other area of src/ (cli/, node/, control/, world/, runtime/, manifest/,
  * protocol/, fuse/, vfs/, errors/): it stores bytes and knows no document or errno.
@@ -15,3 +16,4 @@ export { AppendLog, type CommitBatch } from './append-log.js';
 export { StateJournal, BATCH_SYNC_MS, type RestoredState, type StateSync } from './state-journal.js';
 export { syncDir, writeAll, writeFileAtomic, type WriteData } from './atomic-file.js';
 export { makeDirectory } from './make-directory.js';
+export { PidLock, pidLockPath, type LockedThing } from './pid-lock.js';

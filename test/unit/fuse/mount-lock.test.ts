@@ -1,12 +1,13 @@
-// The per-mount pid lock (SPEC §1: one daemon per mount point). Contenders are real processes (the
-// lock is held by a pid), each running the compiled MountLock: `npx tsc -p tsconfig.build.json` first.
+// The per-mount pid lock (SPEC §1: one daemon per mount point) and the PidLock under it. Contenders
+// are real processes (the lock is held by a pid), each running the compiled lockMount:
+// `npx tsc -p tsconfig.build.json` first.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO, tempDir } from '../../helpers/node.js';
-import { lockPathOf, MountLock } from '../../../src/fuse/mount-lock.js';
+import { lockMount, lockPathOf } from '../../../src/fuse/mount-lock.js';
 
 const COMPILED = pathToFileURL(join(REPO, 'dist', 'fuse', 'mount-lock.js')).href;
 
@@ -14,10 +15,10 @@ const COMPILED = pathToFileURL(join(REPO, 'dist', 'fuse', 'mount-lock.js')).href
 // closes. The file name carries "acheron": a lock counts as live only while an acheron process holds it.
 const CONTENDER = `
 const [compiled, mount, atMs] = process.argv.slice(2);
-const { MountLock } = await import(compiled);
+const { lockMount } = await import(compiled);
 while (Date.now() < Number(atMs));
 try {
-  const lock = await MountLock.acquire(mount);
+  const lock = await lockMount(mount);
   process.stdout.write('won\\n');
   process.stdin.on('end', () => void lock.release().then(() => process.exit(0)));
   process.stdin.resume();
@@ -83,17 +84,17 @@ t.test('a live holder is named; its own process takes the lock over only when it
   const mount = join(dir, 'mnt');
   const path = lockPathOf(mount);
   t.teardown(() => rm(path, { force: true }));
-  const lock = await MountLock.acquire(mount);
+  const lock = await lockMount(mount);
   t.equal((await readFile(path, 'utf8')).split('\n')[0], String(process.pid), 'the lock names this process');
   await lock.release();
   await t.rejects(readFile(path), { code: 'ENOENT' }, 'release removes it');
   // A lock left by a process that is gone, or by a pid that is now something else than acheron.
   await writeFile(path, `${await deadPid()}\n${mount}\n`);
-  const taken = await MountLock.acquire(mount);
+  const taken = await lockMount(mount);
   t.equal((await readFile(path, 'utf8')).split('\n')[0], String(process.pid), "a dead holder's lock is taken over");
   await taken.release();
   await writeFile(path, `1\n${mount}\n`);
-  const overPid1 = await MountLock.acquire(mount);
+  const overPid1 = await lockMount(mount);
   t.equal((await readFile(path, 'utf8')).split('\n')[0], String(process.pid), 'pid 1 (not acheron) does not hold it');
   await overPid1.release();
 });

@@ -1,0 +1,29 @@
+// The runtime journal holds its state file's pid lock from open to close, and gives it up when it
+// cannot be opened (the daemon's start-up then fails: the lock must not outlive it).
+import t from 'tap';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { tempDir } from '../../helpers/node.js';
+import { RuntimeJournal } from '../../../src/node/runtime-journal.js';
+import { pidLockPath } from '../../../src/store/pid-lock.js';
+
+const quiet = pino({ level: 'silent' });
+
+t.test('the state file is locked from open to close', async (t) => {
+  const stateFile = join(await realpath(await tempDir(t)), 'node.json');
+  const lock = pidLockPath('state', stateFile);
+  const journal = await RuntimeJournal.open(stateFile, 'always', quiet);
+  t.same((await readFile(lock, 'utf8')).split('\n'), [String(process.pid), stateFile, ''], 'the lock names this process and the state file');
+  await journal.close();
+  await t.rejects(readFile(lock), { code: 'ENOENT' }, 'close gives it up');
+});
+
+t.test('a journal that cannot be opened leaves no lock behind', async (t) => {
+  const dir = await realpath(await tempDir(t));
+  const stateFile = join(dir, 'state', 'node.json');
+  // Its journal's path is a directory: reading it fails.
+  await mkdir(`${stateFile}.runtime-services.json`, { recursive: true });
+  await t.rejects(RuntimeJournal.open(join(dir, 'state', '..', 'state', 'node.json'), 'always', quiet), { code: 'EISDIR' }, 'open fails');
+  await t.rejects(readFile(pidLockPath('state', stateFile)), { code: 'ENOENT' }, 'and the lock is gone');
+});
