@@ -101,6 +101,11 @@ export class NodeDaemon {
     const served = await ServedMount.claim(mount, log);
     let journal: RuntimeJournal;
     try {
+      // Drivers of a daemon that died here together with its spawner are still running: we hold the
+      // mount's lock, so whatever carries this mount's mark is theirs. Killed first, also when the
+      // journal then cannot be opened (a full or read-only disk).
+      const orphans = await killOwnedProcesses((owner) => ownerOnMount(owner, mount));
+      if (orphans > 0) log.warn({ killed: orphans }, 'killed the driver processes a dead daemon on this mount left behind');
       journal = await RuntimeJournal.open(options.stateFile, options.stateSync, log);
     } catch (error) {
       await served.release();
@@ -109,10 +114,6 @@ export class NodeDaemon {
     let spawner: DriverSpawner | undefined;
     let daemon: NodeDaemon;
     try {
-      // Drivers of a daemon that died here together with its spawner are still running: we hold the
-      // mount's lock, so whatever carries this mount's mark is theirs.
-      const orphans = await killOwnedProcesses((owner) => ownerOnMount(owner, mount));
-      if (orphans > 0) log.warn({ killed: orphans }, 'killed the driver processes a dead daemon on this mount left behind');
       // Forked before the mount exists, so no driver can inherit /dev/fuse.
       spawner = await DriverSpawner.start(log, mount);
       const builder = new ServiceBuilder({ options, schemas, wasm, runner: spawner, ids: new InvocationIds(), journal });
