@@ -1,4 +1,4 @@
-import { open, readFile } from 'node:fs/promises';
+import { access, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { errnoNameOf } from '../errors/errno.js';
@@ -132,11 +132,30 @@ export interface MountPlace {
 export async function mountRefusal(errno: string, message: string, place: MountPlace, recorded: () => Promise<string>): Promise<Refused> {
   const known =
     errno === 'ENOENT'
-      ? `no service ${place.service} under ${place.under}`
+      ? await whatIsMissing(place)
       : place.node === undefined
-        ? undefined
+        ? nodeErrnoMeaning(errno, place)
         : worldErrnoMeaning(errno, place.node, place.mount);
   return { errno, detail: known ?? errorDetail(await recorded(), errno, systemErrorText(errno, message)) };
+}
+
+/** ENOENT: the service, or the mount itself (a directory nothing is mounted on has no NODE.json, no nodes/). */
+async function whatIsMissing(place: MountPlace): Promise<string> {
+  const [root, kind] = place.node === undefined ? ['NODE.json', 'node mount'] : ['nodes', 'WorldFS mount'];
+  const mounted = await access(join(place.mount, root)).then(
+    () => true,
+    () => false,
+  );
+  return mounted ? `no service ${place.service} under ${place.under}` : `${place.mount} is not an acheron ${kind} (no ${root}): is it running?`;
+}
+
+/** What the node tree means by `errno`, where it is one thing. */
+function nodeErrnoMeaning(errno: string, place: MountPlace): string | undefined {
+  if (errno === 'ENOTCONN') return `the daemon that served ${place.mount} is gone (a stale mount): start the node again, or fusermount -uz ${place.mount}`;
+  // Not recorded in last_error.txt: the invocation has not ended.
+  if (errno === 'ETIMEDOUT')
+    return `no outcome within the writer's bound (the queue, timeout_ms and kill_grace_ms); the invocation may still end: see ${join(place.under, 'services', place.service, 'jobs')}/`;
+  return undefined;
 }
 
 /** What WorldFS means by `errno` for node `node` (src/world/world-catalog.ts `relay`, src/control/relay-hub.ts), where it is one thing. */

@@ -105,7 +105,7 @@ t.test('ACHERON_CONTROL_URL and ACHERON_TOKEN instead of the options', async (t)
   t.same((JSON.parse(r.stdout) as { echo: unknown }).echo, { via: 'env' });
   const mount = await acheron(['invoke', 'echo', '{}', '--node', NODE_ID, '--mount', join(dir, 'no-world')], { env });
   t.equal(mount.code, 1, 'a --mount given wins over the environment');
-  t.match(mount.stderr, `ENOENT: no service echo under ${join(dir, 'no-world', 'nodes', NODE_ID)}`);
+  t.match(mount.stderr, `ENOENT: ${join(dir, 'no-world')} is not an acheron WorldFS mount (no nodes): is it running?`);
 });
 
 t.test('a user token: with --project (and its token) where the project allows it; refused where not', async (t) => {

@@ -1,6 +1,9 @@
 // acheron invoke's one line for a refused transaction: the errno once, and why: a known meaning,
 // last_error.txt only when it records that errno, else the system error's description.
 import t from 'tap';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tempDir } from '../../helpers/node.js';
 import { errorDetail, mountRefusal, refusalLine, systemErrorText, type MountPlace } from '../../../src/cli/invoke-command.js';
 
 t.test('the recorded line of the same errno, without its prefix', async (t) => {
@@ -23,8 +26,13 @@ t.test("a system error's description, without its errno and syscall", async (t) 
 });
 
 t.test('a refused transaction on the mount: one line, the errno once, and what it means', async (t) => {
-  const world = { service: 'echo', mount: '/w', under: '/w/nodes/n1', node: 'n1' };
-  const nodeTree = { service: 'echo', mount: '/mnt/acheron', under: '/mnt/acheron', node: undefined };
+  // What each kind of mount has at its root: WorldFS nodes/, a node tree NODE.json.
+  const w = await tempDir(t);
+  await mkdir(join(w, 'nodes'));
+  const n = await tempDir(t);
+  await writeFile(join(n, 'NODE.json'), '{}');
+  const world = { service: 'echo', mount: w, under: join(w, 'nodes', 'n1'), node: 'n1' };
+  const nodeTree = { service: 'echo', mount: n, under: n, node: undefined };
   let reads = 0;
   const recorded = (text: string) => async (): Promise<string> => {
     reads++;
@@ -40,11 +48,17 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
   );
   t.equal(
     await line('ENOTCONN', 'ENOTCONN: socket is not connected, open', world),
-    'acheron invoke: echo: ENOTCONN: WorldFS at /w has lost its control server (it reconnects by itself)\n',
+    `acheron invoke: echo: ENOTCONN: WorldFS at ${w} has lost its control server (it reconnects by itself)\n`,
+  );
+  t.equal(await line('ENOENT', 'ENOENT: no such file or directory, open', world), `acheron invoke: echo: ENOENT: no service echo under ${w}/nodes/n1\n`);
+  t.equal(
+    await line('ENOENT', 'ENOENT: no such file or directory, open', { ...nodeTree, mount: w, under: w }),
+    `acheron invoke: echo: ENOENT: ${w} is not an acheron node mount (no NODE.json): is it running?\n`,
+    'a directory nothing is mounted on: said so (it was "no service echo under …")',
   );
   t.equal(
-    await line('ENOENT', "ENOENT: no such file or directory, open '/w/nodes/n1/services/echo/control/invoke.json'", world),
-    'acheron invoke: echo: ENOENT: no service echo under /w/nodes/n1\n',
+    await line('ENOENT', 'ENOENT: no such file or directory, open', { ...world, mount: n, under: join(n, 'nodes', 'n1') }),
+    `acheron invoke: echo: ENOENT: ${n} is not an acheron WorldFS mount (no nodes): is it running?\n`,
   );
   t.equal(reads, 0, 'a known meaning: last_error.txt is not read (on WorldFS it is out of reach too)');
 
@@ -55,7 +69,16 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
   );
   t.equal(
     await line('ETIMEDOUT', 'ETIMEDOUT: connection timed out, read', nodeTree, 'EIO: the driver exited with status 3\n'),
-    'acheron invoke: echo: ETIMEDOUT: connection timed out\n',
+    `acheron invoke: echo: ETIMEDOUT: no outcome within the writer's bound (the queue, timeout_ms and kill_grace_ms); the invocation may still end: see ${n}/services/echo/jobs/\n`,
+    "the node tree's wait bound: said so (it was `connection timed out`)",
+  );
+  t.equal(
+    await line('ENOTCONN', 'ENOTCONN: socket is not connected, open', nodeTree),
+    `acheron invoke: echo: ENOTCONN: the daemon that served ${n} is gone (a stale mount): start the node again, or fusermount -uz ${n}\n`,
+  );
+  t.equal(
+    await line('ENOSPC', 'ENOSPC: no space left on device, write', nodeTree, 'EIO: the driver exited with status 3\n'),
+    'acheron invoke: echo: ENOSPC: no space left on device\n',
     'else the description, without the errno again or the syscall',
   );
   t.equal(
