@@ -201,6 +201,13 @@ export const OPS: Record<string, Op<never>> = {
     if (context.principal.kind !== 'admin') {
       const why = existing ? refusal(existing, 'admin', context.principal, context.session) : 'only admins create projects';
       if (why) throw new ProtocolError('forbidden', why);
+      // A project admin changes the project's policy, not its reach: the nodes are the fleet admins' to give.
+      const had = new Set(existing?.mounts.map((m) => m.node_id));
+      const added = [...new Set(payload.mounts?.map((m) => m.node_id).filter((id) => !had.has(id)))];
+      if (added.length > 0)
+        throw new ProtocolError('forbidden', `only admins add nodes to a project: ${added.join(', ')} not in project ${payload.project_id}`, {
+          field: '/payload/mounts',
+        });
     }
     return context.projects.upsert(payload);
   }),
@@ -225,7 +232,9 @@ export const OPS: Record<string, Op<never>> = {
     const actions = Object.fromEntries(
       (['read', 'observe', 'invoke', 'mount', 'admin'] as const).map((a) => [a, refusal(project, a, context.principal, session) ?? 'allowed']),
     );
-    return { project_id: project.project_id, has_project_token: holdsProjectToken(project, session), nodes: project.mounts.map((m) => m.node_id), actions };
+    // The project's nodes only to a session that may read the catalog (they are catalog metadata).
+    const nodes = actions.read === 'allowed' ? project.mounts.map((m) => m.node_id) : [];
+    return { project_id: project.project_id, has_project_token: holdsProjectToken(project, session), nodes, actions };
   }),
   'control.node_service_unwatch': op<NodeServiceUnwatchPayload>('node_service_unwatch', ['admin', 'user'], async (context, payload) => {
     context.watches.unwatch(context.connection, payload.watch_id);

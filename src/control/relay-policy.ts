@@ -79,8 +79,10 @@ export class RelayPolicy {
     };
     if (top === 'services' && serviceId !== undefined) {
       const admission = this.#admission(sight, request.node_id, serviceId);
-      if (admission === 'absent') return denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
-      return need('invoke') ?? (admission === 'admitted' ? undefined : denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`));
+      // A service its permissions hide is absent whatever the project allows: a refusal naming the
+      // action would tell the session it exists.
+      if (admission !== 'admitted') return denied('ENOENT', `no service ${serviceId} on node ${request.node_id}`);
+      return need('invoke');
     }
     if (top === 'fs') {
       // The exports are the node's fs service: hidden from this session, they are absent.

@@ -946,6 +946,31 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     await user.close();
   });
 
+  await t.test("a user with a project's admin action changes its policy, not its nodes; a session without read is not told them", async (tt) => {
+    await bystander.call('control.project_upsert', {
+      project_id: 'delegated',
+      mounts: [{ node_id: 'n1' }],
+      access_policy: { actions: { read: 'deny', admin: 'open' } },
+    });
+    const user = await session(url, { token: control.userToken });
+    const attached = await user.call<{ nodes: string[]; actions: Record<string, string> }>('control.session_attach', { project_id: 'delegated' });
+    tt.same(attached.nodes, [], "read denied: the project's nodes are not in the reply (they were)");
+    const widened = await user.request('control.project_upsert', {
+      project_id: 'delegated',
+      mounts: [{ node_id: 'n1' }, { node_id: 'n2' }],
+      access_policy: { actions: { read: 'open', admin: 'open' } },
+    });
+    expectError(tt, widened, 'forbidden', '/payload/mounts', 'adding a node: admins only (a project admin reached every node of the fleet)');
+    tt.match(widened, { error: { message: 'only admins add nodes to a project: n2 not in project delegated' } });
+    const policy = await user.request('control.project_upsert', {
+      project_id: 'delegated',
+      mounts: [{ node_id: 'n1' }],
+      access_policy: { actions: { read: 'open', admin: 'open' } },
+    });
+    tt.equal(policy.ok, true, 'its policy, on the same nodes: allowed');
+    await user.close();
+  });
+
   await t.test('kill -9 and restart: catalog, credentials and tokens intact', async (tt) => {
     const before = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
     await control.kill9();
