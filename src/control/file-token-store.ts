@@ -121,11 +121,13 @@ export class FileTokenStore implements TokenStore {
   async rotate(which: string): Promise<TokenEntry> {
     let rotated: TokenEntry | undefined;
     await this.#enqueue((data) => {
-      const entry = which === 'admin' ? data.admin[0] : which === 'user' ? data.users[0] : [...data.admin, ...data.users].find((e) => e.id === which);
-      if (entry) {
-        entry.token = newToken(data.admin.includes(entry) ? 'admin' : 'user');
-        rotated = entry;
-      }
+      // By id only: `admin` and `user` are the first tokens' ids, and once revoked they are made
+      // again under that id (another holder's token is never rotated in their place).
+      const entry = [...data.admin, ...data.users].find((e) => e.id === which);
+      if (entry) entry.token = newToken(data.admin.includes(entry) ? 'admin' : 'user');
+      else if (which === 'admin') data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });
+      else if (which === 'user') data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });
+      rotated = entry ?? [...data.admin, ...data.users].find((e) => e.id === which);
     });
     if (!rotated) throw unknownToken(which);
     return rotated;

@@ -61,8 +61,18 @@ t.test('rotate admin makes the first admin token; the last admin token cannot be
   t.equal(await one.authenticate(first.token), undefined, 'the old secret is gone');
   await t.rejects(two.revoke('admin'), { message: 'refusing to revoke the last admin token (rotate it instead)' });
   await t.rejects(two.revoke('nobody'), { message: 'no token "nobody" (see acheron token list)' });
+  const alice = await one.createUser('alice', null);
+  const user = await one.rotate('user');
+  await two.revoke('user');
+  t.equal((await two.rotate('user')).id, 'user', 'rotate user after it was revoked: `user` made again');
   t.same(
-    (await one.list()).map((e) => [e.id, e.role]),
+    await one.authenticate(alice.token),
+    { kind: 'user', tokenId: alice.id, userId: 'alice', agentId: null },
+    "alice's token was not rotated in its place",
+  );
+  t.equal(await one.authenticate(user.token), undefined, 'the revoked one stays revoked');
+  t.same(
+    (await one.list()).filter((e) => e.role === 'admin').map((e) => [e.id, e.role]),
     [['admin', 'admin']],
     'one admin token, listed without its secret',
   );

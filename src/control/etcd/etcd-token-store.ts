@@ -104,7 +104,7 @@ export class EtcdTokenStore implements TokenStore {
     for (;;) {
       const id = await this.#resolve(which);
       if (id === undefined) {
-        // `admin` or `user` with none of that role yet: the first one, under that very id.
+        // No token `admin` or `user` (none yet, or revoked): made under that very id.
         const role = which as 'admin' | 'user';
         const made = await this.#insertAs(
           { id: which, token: newToken(role), created_ms: Date.now() },
@@ -214,8 +214,8 @@ export class EtcdTokenStore implements TokenStore {
   /** A token id for `admin`, `user` or an id: undefined when `admin`/`user` has no token yet. */
   async #resolve(which: string): Promise<string | undefined> {
     if (which !== 'admin' && which !== 'user') return which;
-    const ofRole = (await this.list()).filter((t) => t.role === which);
-    return (ofRole.find((t) => t.id === which) ?? ofRole[0])?.id;
+    // By id only: once revoked, `admin` or `user` is made again, never another holder's token rotated.
+    return (await this.list()).find((t) => t.id === which)?.id;
   }
 
   /** Stores a new token under a fresh id (made again on the rare id collision). */

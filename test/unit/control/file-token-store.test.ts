@@ -110,3 +110,17 @@ t.test('a token another process made counts at once, also while this process wri
   }
   t.same(refused, [], 'every new token authenticated on the first try');
 });
+
+t.test('rotate user after the `user` token was revoked makes `user` again, never rotating another holder', async (t) => {
+  const store = await FileTokenStore.open(await tempDir(t));
+  const alice = await store.createUser('alice', null);
+  await store.revoke('user');
+  const made = await store.rotate('user');
+  t.equal(made.id, 'user', 'the token `user`, made again');
+  t.same(
+    await store.authenticate(alice.token),
+    { kind: 'user', tokenId: alice.id, userId: 'alice', agentId: null },
+    "alice's token still works (it was rotated in its place)",
+  );
+  t.same(await store.authenticate(made.token), { kind: 'user', tokenId: 'user', userId: 'user', agentId: null });
+});
