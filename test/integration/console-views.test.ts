@@ -153,11 +153,12 @@ await t.test('the event stream resumes with since_seq after the control server r
   );
   tt.equal(await page.locator('#watch-status dd[data-key="state"]').innerText(), 'live');
 
-  // A change on a node after the restart reaches the resumed stream and the fleet.
+  // A change on a node after the restart reaches the resumed stream and the fleet: an upsert, or an
+  // online event carrying it when a loaded machine let n2's lease run out before it reconnected.
   await sh(`echo > ${q(join(nodes.n2.service('cat'), 'control', 'disable'))}`);
-  const newer = page.locator('#event-rows tr[data-node="n2"]').filter({ has: page.locator('td.kind', { hasText: 'upsert' }) });
+  const newer = page.locator('#event-rows tr[data-node="n2"]').filter({ has: page.locator('td.kind', { hasText: /^(upsert|online)$/ }) });
   await waitFor(async () => (await newer.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-seq'))))).some((seq) => seq > Math.max(...before)), {
-    what: 'an n2 upsert after the restart',
+    what: 'an n2 upsert (or online event) after the restart',
     timeoutMs: 30_000,
   });
   const after = await seqs();
