@@ -5,6 +5,7 @@ import { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { failureText } from './exit.js';
 
 /** The environment variable that carries the resolved options to the detached daemon. */
 export const DAEMON_OPTIONS_ENV = 'ACHERON_DAEMON_OPTIONS';
@@ -68,7 +69,8 @@ export async function serveUntilStopped<T extends ServingDaemon>(start: () => Pr
   try {
     daemon = await start();
   } catch (error) {
-    reportToParent({ error: (error as Error).message });
+    // With its wire code, as the foreground command would print it.
+    reportToParent({ error: failureText(error) });
     throw error;
   }
   process.on('SIGINT', () => void daemon.stop('SIGINT'));

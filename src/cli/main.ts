@@ -9,12 +9,10 @@
  */
 import { isAbsolute } from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { ProtocolError } from '../protocol/errors.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
-import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './exit.js';
-import { inFlagTerms } from './flag-terms.js';
+import { EXIT_FAILURE, EXIT_USAGE, UsageError, failureText } from './exit.js';
 import { namingMissingArguments, usageLineOf } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
@@ -272,9 +270,7 @@ async function run(argv: readonly string[], output: CommandOutput): Promise<numb
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const usage = error instanceof UsageError;
-    // A refusal from the control server keeps its wire code, so scripts can tell forbidden from not_found,
-    // and names the flags that fix it where the server names protocol fields (flag-terms.ts).
-    const message = error instanceof ProtocolError ? `${error.code}: ${inFlagTerms(error.message)}` : (error as Error).message;
+    const message = failureText(error);
     process.stderr.write(`acheron: ${message.split('\n').join('\nacheron: ')}\n`);
     return usage ? EXIT_USAGE : EXIT_FAILURE;
   }

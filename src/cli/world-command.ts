@@ -17,6 +17,10 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   const busyPollUs = busyPollWindow(args['busy-poll-us']);
   // Checked before a daemon detaches: from mount -o it reaches no other check.
   const level = checkLogLevel(args['log-level'] ?? 'info');
+  const projectTokenPath = args['project-token-file'];
+  const projectToken = projectTokenPath === undefined ? undefined : tokenFile('--project-token-file', projectTokenPath);
+  // Read now for a usage error (missing, empty) before a daemon detaches; the daemon reads it again.
+  await projectToken?.read();
   if (args.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
     const logFile = args['log-file'] ?? join(defaultStateDir(), `world-${mount.replace(/[^A-Za-z0-9._-]+/g, '_')}.log`);
     // Files by absolute name: the detached process reads them again.
@@ -27,9 +31,6 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
     await daemonize('world', { ...args, ...files, ...given, 'control-url': urls.join(','), daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
-  const projectTokenPath = args['project-token-file'];
-  const projectToken = projectTokenPath === undefined ? undefined : tokenFile('--project-token-file', projectTokenPath);
-  await projectToken?.read();
   const log = await createLogger({ level, file: args['log-file'] });
   return serveUntilStopped(
     // A refusal in flag terms already here: with --daemon, the waiting parent gets only the message.

@@ -151,6 +151,15 @@ t.test('node with a control server: it must be able to join, or it does not star
   tt.equal(empty.code, 2, 'an empty join token file: exit 2');
   oneLine(tt, empty.stderr, /the file is empty/);
   tt.notOk(await isMounted(mount), 'nothing was mounted');
+  const world = ['world', '--daemon', '--mount', mount, '--control-url', control.url, '--token', control.userToken, '--project', 'p'];
+  const emptyProjectToken = await acheron([...world, '--project-token-file', join(dir, 'empty')]);
+  tt.equal(
+    emptyProjectToken.code,
+    2,
+    `world --daemon with an empty project token file: exit 2 before detaching (was 1, "daemon exited") (${emptyProjectToken.stderr.trim()})`,
+  );
+  oneLine(tt, emptyProjectToken.stderr, /--project-token-file .*empty/);
+  tt.notOk(await isMounted(mount), 'nothing was mounted');
 });
 
 t.test('node with a refused join token: it serves its tree and says so at error level', async (tt) => {
@@ -193,7 +202,7 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
   oneLine(tt, noSession.stderr, /^acheron: forbidden: a user watch needs a project session: pass --project <project_id>$/);
   const detached = await acheron([...user, '--mount', join(dir, 'e'), '--daemon', '--log-file', join(dir, 'world.log')]);
   tt.equal(detached.code, 1, 'the same with --daemon: exit 1');
-  oneLine(tt, detached.stderr, /^acheron: a user watch needs a project session: pass --project <project_id>$/);
+  oneLine(tt, detached.stderr, /^acheron: forbidden: a user watch needs a project session: pass --project <project_id>$/);
   const upsert = await acheron(['project', 'upsert', '--file', '-', '--control-url', control.url, '--token', control.adminToken], {
     input: JSON.stringify({ project_id: 'needs-token', token: 'a-project-token-0123456789', access_policy: { actions: { read: 'open' } } }),
   });

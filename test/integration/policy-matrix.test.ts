@@ -237,14 +237,17 @@ const starting = Promise.all(
 const refusing = Promise.all(
   (
     [
-      ['agent blind (read: deny)', tokens.blind, P1_TOKEN, /forbidden: project p1: read is denied for agent blind/],
-      ['agent deaf (observe: deny)', tokens.deaf, P1_TOKEN, /forbidden: project p1: observe is denied for agent deaf/],
-      ['a wrong project token', tokens.alice, 'not-the-project-token', /unauthorized: wrong project token for p1/],
+      ['agent blind (read: deny)', tokens.blind, P1_TOKEN, /forbidden: project p1: read is denied for agent blind/, false],
+      ['agent deaf (observe: deny)', tokens.deaf, P1_TOKEN, /forbidden: project p1: observe is denied for agent deaf/, false],
+      ['a wrong project token', tokens.alice, 'not-the-project-token', /unauthorized: wrong project token for p1/, false],
+      // Detached, the waiting parent prints what the daemon said: the wire code too (it was dropped).
+      ['agent blind, --daemon', tokens.blind, P1_TOKEN, /^acheron: forbidden: project p1: read is denied for agent blind$/m, true],
     ] as const
-  ).map(async ([what, token, projectToken, reason], index) => {
+  ).map(async ([what, token, projectToken, reason, daemon], index) => {
     const mount = join(await tempDir(t), 'mnt');
     const r = await acheron([
       'world',
+      ...(daemon ? ['--daemon', '--log-file', join(await tempDir(t), 'world.log')] : []),
       '--control-url',
       control.url,
       '--token',
