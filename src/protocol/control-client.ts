@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { Failover } from './control-urls.js';
 import { PROTOCOL, type ServerFrame } from './envelope.js';
-import type { ServerErrorFrame } from './types.gen.js';
+import type { ServerErrorFrame, VersionReply } from './types.gen.js';
 import { isWireErrorCode, ProtocolError } from './errors.js';
 import { SchemaError } from './schemas.js';
 import { notJson, type SentRequest, type ServerFrameCheck } from './server-frames.js';
@@ -48,6 +48,8 @@ export class ControlClient {
   #nextId = 1;
   #closedReason: string | undefined;
   readonly closed: Promise<{ code: number; reason: string }>;
+  /** Who the server took the token for (its `control.version` reply). */
+  principal: VersionReply['principal'] | undefined;
 
   private constructor(socket: WebSocket, options: ControlClientOptions) {
     this.#socket = socket;
@@ -114,7 +116,7 @@ export class ControlClient {
     const client = new ControlClient(socket, options);
     socket.on('error', () => undefined);
     client.#watchLiveness(options.deadAfterMs ?? DEAD_AFTER_MS);
-    await client.request('control.version', { protocol: PROTOCOL });
+    client.principal = (await client.request<VersionReply>('control.version', { protocol: PROTOCOL })).principal;
     return client;
   }
 

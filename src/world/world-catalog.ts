@@ -18,7 +18,7 @@ export interface WorldCatalogOptions {
   /** Every frame the server sends is checked against docs/schemas before the catalog reads it. */
   schemas: Schemas;
   /** Attaches the project session on every new connection (users); resolves to its grant. */
-  attach?: (client: ControlClient) => Promise<SessionAttachReply>;
+  attach?: (client: ControlClient) => Promise<SessionAttachReply | undefined>;
   log: Logger;
   backoffMs?: number;
   backoffMaxMs?: number;

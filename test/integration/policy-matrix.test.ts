@@ -219,6 +219,16 @@ const MOUNTS: Array<{
     devices: ['admins', 'token-only', 'users'],
     fsWrite: 'ok',
   },
+  // Admins pass every policy (SPEC §8): a project given to an admin's mount hid admin-only services.
+  {
+    name: 'admin with --project p2',
+    token: control.adminToken,
+    project: 'p2',
+    nodes: NODES,
+    services: ALL_IDS.filter((id) => id !== 'fs').concat('fs'),
+    devices: ['admins', 'token-only', 'users'],
+    fsWrite: 'ok',
+  },
 ];
 
 const starting = Promise.all(
@@ -399,7 +409,7 @@ for (const [index, m] of MOUNTS.entries()) {
     }
     tt.equal(at, out.length, 'every probe checked');
 
-    if (!m.project) return;
+    if (!m.project || m.token === control.adminToken) return;
     // What the server itself answers a relayed invoke of this principal (it does not trust the mount).
     const { client } = await attached(m.token, m.project, m.projectToken);
     const nodeId = m.nodes[0] as string;
