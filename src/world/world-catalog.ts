@@ -224,8 +224,12 @@ export class WorldCatalog {
     });
     this.#client = client;
     try {
+      const before = this.#grant;
       this.#grant = await this.#options.attach?.(client);
-      const resumed = position !== undefined && (await this.#resume(client, position));
+      // A session that may now see otherwise (the project's nodes, actions or token changed) reads
+      // everything again: a resumed watch brings no event for a node it may see or no longer sees.
+      const sameSight = JSON.stringify(before) === JSON.stringify(this.#grant);
+      const resumed = position !== undefined && sameSight && (await this.#resume(client, position));
       if (!resumed) {
         mirror = new CatalogMirror();
         position = undefined;

@@ -5,7 +5,9 @@
 // mount settles: `ghost` is absent, the server sees a bounded number of failed reads (not one after
 // another while the connection lives), the next resume starts after the position it learned, a
 // later node shows within SPEC §9's 1 s, `ghost` joined again shows too, and reconnect attempts that
-// fail (the server out of reach for a while) do not make the mount read everything again.
+// fail (the server out of reach for a while) do not make the mount read everything again. A user's
+// mount whose project changed its nodes meanwhile reads everything again instead of resuming (a resumed
+// watch brought nothing for the node it may now see, and kept the one it no longer may).
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { adminRequest, startControl } from '../helpers/control.js';
@@ -16,13 +18,19 @@ import { startWorld } from '../helpers/world.js';
 const control = await startControl(t);
 const proxy = await startProxy(t, control.url);
 const world = await startWorld(t, { url: proxy.url.replace(/^http:/, 'ws:'), token: control.adminToken });
+await adminRequest(control, 'control.project_upsert', {
+  project_id: 'p',
+  mounts: [{ node_id: 'later' }],
+  access_policy: { actions: { read: 'open', observe: 'open' } },
+});
+const userWorld = await startWorld(t, { url: proxy.url.replace(/^http:/, 'ws:'), token: control.userToken, args: ['--project', 'p'] });
 const admin = <T>(type: string, payload: Record<string, unknown> = {}): Promise<T> => adminRequest<T>(control, type, payload);
 /** Provisioned as the admin (no join token consumed): an event, as a node's own join. */
 const join = (nodeId: string): Promise<unknown> => admin('control.node_join', { join_token: 'admin-provisioned', node_id: nodeId });
 
-async function nodes(): Promise<string[]> {
-  const r = await sh(`ls -1 ${q(`${world.mount}/nodes`)}`);
-  if (r.code !== 0) throw new Error(`ls ${world.mount}/nodes: ${r.stderr.trim()}`);
+async function nodes(mount = world.mount): Promise<string[]> {
+  const r = await sh(`ls -1 ${q(`${mount}/nodes`)}`);
+  if (r.code !== 0) throw new Error(`ls ${mount}/nodes: ${r.stderr.trim()}`);
   return r.stdout.split('\n').filter(Boolean);
 }
 /** not_found error replies the server sent: nothing but the mount's reads of a node get them here. */
@@ -83,4 +91,17 @@ await t.test('a node joined and deleted while the mount was away: the mount sett
   await join('ghost');
   await waitFor(async () => (await nodes()).includes('ghost'), { what: 'ghost, joined again, in the mount', timeoutMs: 5000 });
   tt.same(await nodes(), ['ghost', 'later']);
+});
+
+await t.test("a user's mount whose project's nodes changed while it was away reads everything again", async (tt) => {
+  await waitFor(async () => (await nodes(userWorld.mount)).includes('later'), { what: 'the project node in the user mount', timeoutMs: 10_000 });
+  tt.same(await nodes(userWorld.mount), ['later'], 'the project mounts node later alone');
+  await disconnected(async () => {
+    await admin('control.project_upsert', { project_id: 'p', mounts: [{ node_id: 'ghost' }], access_policy: { actions: { read: 'open', observe: 'open' } } });
+  });
+  await waitFor(async () => JSON.stringify(await nodes(userWorld.mount)) === '["ghost"]', {
+    what: "the user mount showing the project's new node set (it kept `later` and never showed `ghost`)",
+    timeoutMs: 30_000,
+  });
+  tt.pass('ghost alone after the reconnect');
 });
