@@ -79,7 +79,7 @@ async function attachProject(submit) {
     ),
     el('h3', {}, 'Nodes this session sees'),
     reply.nodes.length === 0
-      ? el('p', { class: 'muted' }, 'none: the project mounts no node')
+      ? el('p', { class: 'muted' }, listNote === null ? 'none: the project mounts no node' : `not shown (${listNote})`)
       : el(
           'ul',
           { class: 'project-nodes' },
