@@ -267,7 +267,7 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
       { what: `the rotation seen on ${b.url}`, timeoutMs: 5_000 },
     );
     tt.match(refused, { errno: 'EACCES', message: /^project leaky: invoke needs the project token/ }, 'a relayed invoke is refused with the usual reason');
-    tt.match(await invoke('token-only'), { ok: false, errno: 'EACCES' }, 'also of the service that needs the token');
+    tt.match(await invoke('token-only'), { ok: false, errno: 'ENOENT' }, 'the service that needs the token: absent (hidden from a session without it)');
     tt.same(await listed(), ['users'], 'node_get no longer shows the service that needs the project token');
     tt.same(await inNextEvent('3'), ['users'], 'nor do its watch events');
     expectError(

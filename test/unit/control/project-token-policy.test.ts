@@ -72,7 +72,8 @@ const lost = {
   invoke: /^project p: invoke needs the project token/,
   seesTokenOnly: false,
   relayUsers: needsToken,
-  relayTokenOnly: needsToken,
+  // A service that needs the project token is hidden from a session without it: absent, before any action refusal.
+  relayTokenOnly: { ok: false, errno: 'ENOENT', message: 'no service token-only on node n1' },
   // The agent may invoke, but the service is hidden from a session without the token: absent.
   botRelayTokenOnly: { ok: false, errno: 'ENOENT', message: 'no service token-only on node n1' },
 };
