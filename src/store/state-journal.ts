@@ -60,6 +60,8 @@ export class StateJournal {
    * are missing from the file, so the next write that succeeds compacts, writing them all again.
    */
   #missing = false;
+  /** The cut back after a failed write failed too: the next write cuts back first (or fails). */
+  #uncut = false;
 
   private constructor(path: string, sync: StateSync, log: Logger, compactAtBytes: number) {
     this.path = path;
@@ -72,27 +74,31 @@ export class StateJournal {
     path: string,
     options: { sync: StateSync; log: Logger; compactAtBytes?: number },
   ): Promise<{ journal: StateJournal; restored: RestoredState }> {
-    const named = (error: unknown): Error => inJournal(path, error);
-    await makeDirectory(dirname(path)).catch((error: unknown) => Promise.reject(named(error)));
-    const restored = await StateJournal.#read(path).catch((error: unknown) => Promise.reject(named(error)));
-    if (restored.problems.length > 0 && restored.setAside) {
-      const aside = `${path}.corrupt-${Date.now()}`;
-      await rename(path, aside).catch((error: unknown) => Promise.reject(named(error)));
-      restored.problems.push(`set the damaged file aside as ${aside}`);
+    try {
+      await makeDirectory(dirname(path));
+      const restored = await StateJournal.#read(path);
+      if (restored.problems.length > 0 && restored.setAside) {
+        const aside = `${path}.corrupt-${Date.now()}`;
+        await rename(path, aside);
+        restored.problems.push(`set the damaged file aside as ${aside}`);
+      }
+      // A torn tail (a crash, or a write the disk had no room for) is cut off: that needs no space.
+      if (restored.tornAt !== undefined && !restored.setAside) await truncate(path, restored.tornAt);
+      const journal = new StateJournal(path, options.sync, options.log, options.compactAtBytes ?? 4 << 20);
+      journal.#file = await AppendLog.open<Pending>(
+        path,
+        (batch) => journal.#write(batch),
+        () => journal.#takeDeferred(),
+      );
+      for (const [key, value] of restored.values) journal.#latest.set(key, JSON.stringify(value));
+      // A file set aside starts over as a clean snapshot of what was restored.
+      if (restored.setAside) await journal.compact().catch((error: unknown) => closeAndThrow(journal.#file, error));
+      for (const problem of restored.problems) options.log.error({ path }, `state journal: ${problem}`);
+      return { journal, restored: { values: restored.values, problems: restored.problems } };
+    } catch (error) {
+      // Whatever stops the start names the journal.
+      throw inJournal(path, error);
     }
-    // A torn tail (a crash, or a write the disk had no room for) is cut off: that needs no space.
-    if (restored.tornAt !== undefined && !restored.setAside) await truncate(path, restored.tornAt).catch((error: unknown) => Promise.reject(named(error)));
-    const journal = new StateJournal(path, options.sync, options.log, options.compactAtBytes ?? 4 << 20);
-    journal.#file = await AppendLog.open<Pending>(
-      path,
-      (batch) => journal.#write(batch),
-      () => journal.#takeDeferred(),
-    ).catch((error: unknown) => Promise.reject(named(error)));
-    for (const [key, value] of restored.values) journal.#latest.set(key, JSON.stringify(value));
-    // A file set aside starts over as a clean snapshot of what was restored.
-    if (restored.setAside) await journal.compact().catch((error: unknown) => closeAndThrow(journal.#file, named(error)));
-    for (const problem of restored.problems) options.log.error({ path }, `state journal: ${problem}`);
-    return { journal, restored: { values: restored.values, problems: restored.problems } };
   }
 
   /** `tornAt`: where a torn last line begins (the file's good length). */
@@ -203,13 +209,16 @@ export class StateJournal {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     try {
-      // A failed write's partial line is cut off first: the next line must not be glued onto it.
-      if (this.#missing) await this.#file.cutBack();
+      // A failed write's partial line must be gone first: the next line must not be glued onto it.
+      if (this.#uncut) {
+        await this.#file.cutBack();
+        this.#uncut = false;
+      }
       // Encoded a group at a time as they are written: a big batch never exists whole as bytes.
       await this.#file.write(encoded(batch.map((p) => p.line)));
     } catch (error) {
       this.#missing = true;
-      await this.#file.cutBack().catch(() => undefined);
+      await this.#file.cutBack().catch(() => (this.#uncut = true));
       const failure = inJournal(this.path, error);
       for (const { waiter } of batch) waiter?.reject(failure);
       throw failure;
