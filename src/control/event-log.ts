@@ -56,8 +56,6 @@ export class EventLog implements EventStream {
   /** Its length is up to its last durable event: a failed append is cut back to it. */
   #file!: AppendLog<Pending>;
   #ring: EventRing;
-  /** Why the file may hold bytes past its durable length (a failed append that could not be cut back yet); nothing is appended until it is. */
-  #damage: Error | undefined;
   #unarchived: EventRecord[];
   #rotation: EventLogRotation;
 
@@ -105,7 +103,7 @@ export class EventLog implements EventStream {
 
   /** Undefined while appends work; else why they cannot (a failed append is still in the file). */
   get damage(): Error | undefined {
-    return this.#damage;
+    return this.#file.damage;
   }
 
   /** Events in the ring, oldest first. */
@@ -162,15 +160,13 @@ export class EventLog implements EventStream {
     const events = batch.map((p, index) => new CatalogEvent(this.#ring.head + 1 + index, p.event));
     const parts = events.flatMap((event) => [OPEN, event.head, event.body, NEWLINE]);
     try {
-      if (this.#damage) await this.#cutBack();
       await this.#file.write(parts);
     } catch (error) {
-      await this.#cutBack().catch(() => undefined);
       const failure = new ProtocolError('unavailable', `the event log could not make the change durable (${(error as Error).message}); nothing changed`, {
         cause: error,
       });
       this.#options.log.error(
-        { err: error, events: batch.length, cut_back: this.#damage === undefined },
+        { err: error, events: batch.length, cut_back: this.#file.damage === undefined },
         'event log: an append failed; its writers were told nothing changed',
       );
       for (const p of batch) p.reject(failure);
@@ -189,21 +185,6 @@ export class EventLog implements EventStream {
       p.resolve(event);
     });
     if (this.#options.rotateMaxBytes > 0 && this.#file.bytes > this.#options.rotateMaxBytes) await this.#rotation.rotate(this.#file, this.#ring.head);
-  }
-
-  /**
-   * Cuts whatever a failed append left (part of a line, or whole lines whose sync failed) off the
-   * file, durably, so no later start applies events whose writers were told they failed. Until
-   * that succeeds the log is damaged and appends fail.
-   */
-  async #cutBack(): Promise<void> {
-    try {
-      await this.#file.cutBack();
-      this.#damage = undefined;
-    } catch (error) {
-      this.#damage = new Error(`a failed append could not be cut off the event log at byte ${this.#file.bytes}: ${(error as Error).message}`, { cause: error });
-      throw this.#damage;
-    }
   }
 
   async close(): Promise<void> {

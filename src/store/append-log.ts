@@ -20,6 +20,7 @@ export class AppendLog<T> {
   #flushing: Promise<void> | undefined;
   #commit: CommitBatch<T>;
   #beforeBatch: (() => void) | undefined;
+  #damage: Error | undefined;
 
   private constructor(path: string, file: FileHandle, bytes: number, commit: CommitBatch<T>, beforeBatch: (() => void) | undefined) {
     this.path = path;
@@ -62,21 +63,45 @@ export class AppendLog<T> {
     return this.#flushing;
   }
 
-  /** Appends `parts` and fdatasyncs; the length grows only once they are durable. For `commit`. */
+  /**
+   * Undefined while appends work; else why they fail: what a failed write left past the last
+   * durable length could not be cut off (each later write tries again first).
+   */
+  get damage(): Error | undefined {
+    return this.#damage;
+  }
+
+  /**
+   * Appends `parts` and fdatasyncs; the length grows only once they are durable. For `commit`. A
+   * write that fails is cut off the file, durably, before the error is thrown: the next line must
+   * not be glued onto a partial one, and no later start may read lines whose writers were told
+   * they failed.
+   */
   async write(parts: Iterable<Buffer>): Promise<void> {
+    if (this.#damage) await this.#cutBack();
     let bytes = 0;
-    await writeAll(
-      this.#file,
-      counted(parts, (n) => (bytes += n)),
-    );
-    await this.#file.datasync();
+    try {
+      await writeAll(
+        this.#file,
+        counted(parts, (n) => (bytes += n)),
+      );
+      await this.#file.datasync();
+    } catch (error) {
+      await this.#cutBack().catch(() => undefined);
+      throw error;
+    }
     this.#bytes += bytes;
   }
 
-  /** Cuts whatever a failed write left past the last durable length off the file, durably. */
-  async cutBack(): Promise<void> {
-    await this.#file.truncate(this.#bytes);
-    await this.#file.datasync();
+  async #cutBack(): Promise<void> {
+    try {
+      await this.#file.truncate(this.#bytes);
+      await this.#file.datasync();
+      this.#damage = undefined;
+    } catch (error) {
+      this.#damage = new Error(`a failed append could not be cut off ${this.path} at byte ${this.#bytes}: ${(error as Error).message}`, { cause: error });
+      throw this.#damage;
+    }
   }
 
   /** Appends go to `file` from now on (a fresh log put in place under the same name), `bytes` long. */

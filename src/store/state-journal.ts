@@ -60,8 +60,6 @@ export class StateJournal {
    * are missing from the file, so the next write that succeeds compacts, writing them all again.
    */
   #missing = false;
-  /** The cut back after a failed write failed too: the next write cuts back first (or fails). */
-  #uncut = false;
 
   private constructor(path: string, sync: StateSync, log: Logger, compactAtBytes: number) {
     this.path = path;
@@ -209,16 +207,10 @@ export class StateJournal {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     try {
-      // A failed write's partial line must be gone first: the next line must not be glued onto it.
-      if (this.#uncut) {
-        await this.#file.cutBack();
-        this.#uncut = false;
-      }
       // Encoded a group at a time as they are written: a big batch never exists whole as bytes.
       await this.#file.write(encoded(batch.map((p) => p.line)));
     } catch (error) {
       this.#missing = true;
-      await this.#file.cutBack().catch(() => (this.#uncut = true));
       const failure = inJournal(this.path, error);
       for (const { waiter } of batch) waiter?.reject(failure);
       throw failure;

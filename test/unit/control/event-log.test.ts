@@ -122,7 +122,7 @@ t.test('a failed append that cannot be cut back: damaged, nothing appended until
   });
   await t.rejects(events.append(event(2)), { code: 'unavailable' });
   restoreWrite();
-  t.match(events.damage?.message, /could not be cut off the event log at byte \d+: EIO/, 'damage names the offset and the cause');
+  t.match(events.damage?.message, /could not be cut off \S+node-service-events\.ndjson at byte \d+: EIO/, 'damage names the offset and the cause');
   await t.rejects(events.append(event(3)), { code: 'unavailable', message: /could not be cut off/ }, 'appends fail while the partial line is in the file');
   restoreTruncate();
   t.equal((await events.append(event(4))).seq, 2, 'once the cut works: the next seq, no gap');
