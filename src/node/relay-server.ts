@@ -129,27 +129,27 @@ export class RelayServer {
         await d.mknod(r.path, r.mode ?? S_IFREG | 0o644);
         return {};
       case 'read': {
-        const handle = this.#handle(r);
+        const handle = this.#handles.get(r);
         if (!handle.read) throw new FsError('EBADF', `${r.path}: not open for reading`);
         return { data: (await handle.read(r.offset ?? 0, r.length ?? 0)).toString('base64') };
       }
       case 'write': {
-        const handle = this.#handle(r);
+        const handle = this.#handles.get(r);
         if (!handle.write) throw new FsError('EBADF', `${r.path}: not open for writing`);
         return { written: await handle.write(r.offset ?? 0, Buffer.from(r.data ?? '', 'base64')) };
       }
       case 'flush':
-        await this.#handle(r).flush?.();
+        await this.#handles.get(r).flush?.();
         return {};
       case 'fsync':
         // With a handle: fsync of an open file; without: of a directory (fsyncdir), by path.
-        await (r.fh === undefined ? d.fsyncdir(r.path, r.datasync ?? false) : this.#handle(r).fsync?.(r.datasync ?? false));
+        await (r.fh === undefined ? d.fsyncdir(r.path, r.datasync ?? false) : this.#handles.get(r).fsync?.(r.datasync ?? false));
         return {};
       case 'release':
         await this.#handles.take(r).release?.();
         return {};
       case 'ftruncate': {
-        const handle = this.#handle(r);
+        const handle = this.#handles.get(r);
         await (handle.truncate ? handle.truncate(r.size ?? 0) : d.truncate(r.path, r.size ?? 0));
         return {};
       }
@@ -270,10 +270,6 @@ export class RelayServer {
   /** Whether the request's session went after its operation began in `epoch`. */
   #gone(r: RelayRequest, epoch: number): boolean {
     return epoch !== this.#epoch || this.#dropped.has(r.session);
-  }
-
-  #handle(r: RelayRequest): Handle {
-    return this.#handles.get(r);
   }
 
   #sweep(): void {
