@@ -13,7 +13,7 @@ import { ACHERON_VERSION } from '../protocol/version.js';
 import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError, failureText } from './exit.js';
-import { namingMissingArguments, usageLineOf } from './usage-errors.js';
+import { namingMissingArguments, namingUnknownCommand, usageLineOf } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
 import { STORE_OPTIONS } from './store-options.js';
@@ -66,6 +66,7 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
 
 /** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */
 const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get'];
+const COMMANDS = { acheron: ['node', 'invoke', 'world', 'control', 'token', 'project'], node: NODE_CLIENT_COMMANDS };
 
 /** A positional `-` (stdin) as given: yargs turns a lone `-` into '' (never valid JSON anyway). */
 const stdinDash = <T>(value: T, argv: readonly string[]): T | '-' => (value === '' && argv.includes('-') ? '-' : value);
@@ -98,6 +99,7 @@ function cli(argv: readonly string[], output: CommandOutput): Argv {
       .parserConfiguration({ 'camel-case-expansion': false })
       .version(ACHERON_VERSION)
       .strict()
+      .strictCommands()
       .command(
         'node',
         'run the node daemon: load services, mount the node tree',
@@ -248,7 +250,8 @@ function cli(argv: readonly string[], output: CommandOutput): Argv {
         // command's failure passes as it is. Some yargs messages span lines; usage errors are one line (SPEC §1).
         // Too few positionals: the missing ones by name, with the command's usage line.
         if (error && error.name !== 'YError') throw error;
-        throw new UsageError(namingMissingArguments(message, usageLineOf(usage)).replace(/\s*\n\s*/g, ' '));
+        const named = namingUnknownCommand(namingMissingArguments(message, usageLineOf(usage)), argv[0] === 'node' ? 'node' : 'acheron', COMMANDS);
+        throw new UsageError(named.replace(/\s*\n\s*/g, ' '));
       })
       .help()
   );

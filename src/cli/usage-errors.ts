@@ -21,3 +21,20 @@ export function usageLineOf(usageInstance: unknown): string | undefined {
   const first: unknown = Array.isArray(usages) ? usages[0] : undefined;
   return Array.isArray(first) && typeof first[0] === 'string' ? first[0] : undefined;
 }
+
+/**
+ * yargs names an unknown command as "Unknown command: X". This says where it was looked for and
+ * what there is, and points a subcommand of `acheron node` given on its own (`acheron watch`) or a
+ * near miss of a name (`nod`, `nodes`) at the command meant:
+ * `unknown command watch: did you mean acheron node watch? (commands: node, invoke, ...)`.
+ * `level` is the command whose subcommand it was (`acheron` for the top level).
+ */
+export function namingUnknownCommand(message: string, level: 'acheron' | 'node', commands: { acheron: readonly string[]; node: readonly string[] }): string {
+  const unknown = /^Unknown command: (\S+)$/.exec(message)?.[1];
+  if (unknown === undefined) return message;
+  const here = commands[level];
+  const prefix = level === 'acheron' ? 'acheron' : 'acheron node';
+  const near = here.find((name) => name.startsWith(unknown) || unknown.startsWith(name));
+  const meant = near ? `${prefix} ${near}` : level === 'acheron' && commands.node.includes(unknown) ? `acheron node ${unknown}` : undefined;
+  return `unknown command ${level === 'acheron' ? '' : 'node '}${unknown}${meant ? `: did you mean ${meant}?` : ''} (commands: ${here.join(', ')}${level === 'node' ? '; acheron node alone runs the daemon' : ''})`;
+}

@@ -68,6 +68,19 @@ t.test('a missing positional: exit 2, naming it with the usage line', async (tt)
   tt.match(help.stdout, /acheron node get <node_id>/);
 });
 
+t.test('an unknown command: exit 2, one line naming it, the commands there are and the one meant', async (tt) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['watch'], /^acheron: unknown command watch: did you mean acheron node watch\? \(commands: node, invoke, world, control, token, project\)$/],
+    [['nodes'], /^acheron: unknown command nodes: did you mean acheron node\? /],
+    [['node', 'lst'], /^acheron: unknown command node lst \(commands: list, watch, get; acheron node alone runs the daemon\)$/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await acheron(args);
+    tt.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    oneLine(tt, r.stderr, message);
+  }
+});
+
 t.test('--log-level and --log-file: refused by every command that logs', async (tt) => {
   for (const args of [['control'], ['node'], ['world', '--token', 'x']]) {
     const r = await acheron([...args, '--log-level', 'loud']);

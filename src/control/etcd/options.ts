@@ -55,10 +55,15 @@ export function parseEndpoints(list: readonly string[], secure: boolean): string
   return urls;
 }
 
-/** `--etcd-prefix`: non-empty and ending in `/`, so one prefix is never the start of another's key. */
+/**
+ * `--etcd-prefix`: ending in `/`, so it is never the start of a sibling deployment's keys
+ * (`/acheron/` is not the start of `/acheron2/…`); `/` alone, the whole keyspace, is refused.
+ */
 export function checkPrefix(prefix: string): string {
   if (!prefix.endsWith('/') || prefix.length < 2)
-    throw new TypeError(`--etcd-prefix ${JSON.stringify(prefix)}: must be non-empty and end with "/" (default ${ETCD_DEFAULTS.prefix})`);
+    throw new TypeError(
+      `--etcd-prefix ${JSON.stringify(prefix)}: must be a key prefix ending in "/" other than "/" alone (the whole keyspace), e.g. the default ${ETCD_DEFAULTS.prefix}`,
+    );
   return prefix;
 }
 

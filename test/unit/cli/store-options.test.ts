@@ -25,7 +25,14 @@ t.test('bad options: a usage error naming the option', async (t) => {
     [{ 'etcd-endpoints': 'http://x' }, '--etcd-endpoints "http://x": expected http(s)://host:port and nothing more'],
     [{ 'etcd-endpoints': 'http://x:1/v3' }, '--etcd-endpoints "http://x:1/v3": expected http(s)://host:port and nothing more'],
     [{ 'etcd-endpoints': 'http://a:1,https://b:2' }, '--etcd-endpoints http://a:1,https://b:2: all http or all https, not a mix'],
-    [{ 'etcd-endpoints': 'http://a:1', 'etcd-prefix': 'acheron' }, '--etcd-prefix "acheron": must be non-empty and end with "/" (default /acheron/)'],
+    [
+      { 'etcd-endpoints': 'http://a:1', 'etcd-prefix': 'acheron' },
+      '--etcd-prefix "acheron": must be a key prefix ending in "/" other than "/" alone (the whole keyspace), e.g. the default /acheron/',
+    ],
+    [
+      { 'etcd-endpoints': 'http://a:1', 'etcd-prefix': '/' },
+      '--etcd-prefix "/": must be a key prefix ending in "/" other than "/" alone (the whole keyspace), e.g. the default /acheron/',
+    ],
     [{ 'etcd-endpoints': 'https://a:1', 'etcd-cert': '/c.pem' }, '--etcd-cert and --etcd-key go together'],
     [{ 'etcd-endpoints': 'https://a:1', 'etcd-cert': '/c.pem', 'etcd-key': '/k.pem' }, '--etcd-cert needs --etcd-cacert'],
     [{ 'etcd-endpoints': 'http://a:1', 'etcd-cacert': '/ca.pem' }, '--etcd-cacert needs https:// endpoints'],

@@ -1,7 +1,7 @@
 // SPEC §1: bad usage names what was wrong. yargs counts missing positionals ("got 0, need at least
 // 1"); the CLI names them, with the command's usage line (src/cli/usage-errors.ts).
 import t from 'tap';
-import { namingMissingArguments, usageLineOf } from '../../../src/cli/usage-errors.js';
+import { namingMissingArguments, namingUnknownCommand, usageLineOf } from '../../../src/cli/usage-errors.js';
 
 const tooFew = (got: number, need: number): string => `Not enough non-option arguments: got ${got}, need at least ${need}`;
 
@@ -28,4 +28,18 @@ t.test("usageLineOf: the first usage of yargs' usage instance, or nothing", asyn
   t.equal(usageLineOf({ getUsage: () => [] }), undefined);
   t.equal(usageLineOf({}), undefined, 'another yargs without getUsage');
   t.equal(usageLineOf(undefined), undefined);
+});
+
+t.test('an unknown command: where it was looked for, what there is, the command meant', async (t) => {
+  const commands = { acheron: ['node', 'invoke', 'token'], node: ['list', 'watch', 'get'] };
+  const top = '(commands: node, invoke, token)';
+  t.equal(namingUnknownCommand('Unknown command: watch', 'acheron', commands), `unknown command watch: did you mean acheron node watch? ${top}`);
+  t.equal(namingUnknownCommand('Unknown command: nodes', 'acheron', commands), `unknown command nodes: did you mean acheron node? ${top}`);
+  t.equal(namingUnknownCommand('Unknown command: tok', 'acheron', commands), `unknown command tok: did you mean acheron token? ${top}`);
+  t.equal(namingUnknownCommand('Unknown command: catalog', 'acheron', commands), `unknown command catalog ${top}`, 'nothing near: only the list');
+  t.equal(
+    namingUnknownCommand('Unknown command: listt', 'node', commands),
+    'unknown command node listt: did you mean acheron node list? (commands: list, watch, get; acheron node alone runs the daemon)',
+  );
+  t.equal(namingUnknownCommand('Unknown argument: b', 'acheron', commands), 'Unknown argument: b', 'any other message stays');
 });
