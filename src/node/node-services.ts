@@ -112,8 +112,11 @@ export class NodeServices {
   async #apply(plan: ReloadPlan, reason: string): Promise<void> {
     const { builder, journal, wasm, log } = this.#o;
     wasm.retain(plan.loaded);
-    if (plan.problemsChanged)
+    if (plan.problemsChanged) {
       for (const p of plan.problems) log.error({ file: p.file, json_path: p.json_path, rule: p.rule, reason }, `manifest reload: ${p.message}`);
+      // The all-clear, once, as each new set of problems is: whoever acted on the error line sees the fix took.
+      if (plan.problems.length === 0) log.info({ reason }, 'manifest reload: no problems any more (ERRORS.json is [])');
+    }
     this.#problems = plan.problems;
     const { added, removed, changed } = plan.diff;
     if (added.length + removed.length + changed.length === 0) {

@@ -4,7 +4,7 @@
 // a writer waiting for a run the removal cancelled), and with interval 0 only SIGHUP reloads. A
 // service nobody edits keeps answering throughout.
 import t from 'tap';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifest, readJson, readText, startNode } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
@@ -37,6 +37,9 @@ const file = (id: string, name: string): string => join(node.service(id), name);
 const invoke = (id: string, payload: string): Promise<ShResult> => sh(`/bin/echo ${q(payload)} > ${q(file(id, 'control/invoke.json'))}`, { timeoutMs: 40_000 });
 const metrics = (id: string): Promise<Record<string, number>> => readJson(file(id, 'metrics.json'));
 const errors = (): Promise<Problem[]> => readJson<Problem[]>(join(node.mount, 'ERRORS.json'));
+/** The log's all-clear lines, written before ERRORS.json shows [] (the log file lies outside the mount). */
+const allClears = async (): Promise<string[]> =>
+  (await readFile(node.logFile, 'utf8')).split('\n').filter((line) => line.includes('"msg":"manifest reload: no problems any more (ERRORS.json is [])"'));
 async function services(): Promise<string[]> {
   const run = await sh(`ls ${q(join(node.mount, 'services'))}`);
   if (run.code !== 0) throw new Error(run.stderr);
@@ -129,8 +132,12 @@ await t.test('an invalid edit is reported; the previous good version keeps runni
   tt.equal((await invoke('alpha', '{"n":6}')).code, 0);
   tt.same(await readJson(file('alpha', 'result.json')), { v: 2, got: { n: 6 } }, 'still the previous good version');
 
+  tt.same(await allClears(), [], 'no all-clear while problems are listed');
   await putManifest('alpha.json', JSON.stringify(versioned('alpha', 3)));
   await waitFor(async () => (await errors()).length === 0, { what: 'ERRORS.json to clear' });
+  const cleared = await allClears();
+  tt.equal(cleared.length, 1, 'the log says once that the problems are gone');
+  tt.match(cleared[0], /"level":30,/, 'at info');
   await waitFor(async () => (await readText(file('alpha', 'README.md'))).includes('version 3'), { what: 'the fixed alpha manifest' });
   tt.equal((await invoke('alpha', '{"n":7}')).code, 0);
   tt.same(await readJson(file('alpha', 'result.json')), { v: 3, got: { n: 7 } }, 'the fixed version runs');
@@ -155,6 +162,7 @@ await t.test('a new manifest claiming a running service id is the duplicate, eve
   tt.match(await readText(file('alpha', 'README.md')), /version 3/, 'the running version stays (not version 8)');
   await rm(stray);
   await waitFor(async () => (await errors()).length === 0, { what: 'ERRORS.json to clear' });
+  tt.equal((await allClears()).length, 2, 'one more all-clear for this fix');
 });
 
 await t.test('a removed manifest: the service disappears; every later use of a handle opened before gets ENOENT, never a hang', async (tt) => {
