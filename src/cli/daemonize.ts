@@ -5,7 +5,7 @@ import { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { failureText } from './exit.js';
+import { EXIT_FAILURE, EXIT_OK, failureText } from './exit.js';
 
 /** The environment variable that carries the resolved options to the detached daemon. */
 export const DAEMON_OPTIONS_ENV = 'ACHERON_DAEMON_OPTIONS';
@@ -57,12 +57,15 @@ export function reportToParent(message: 'ready' | { error: string }): void {
 interface ServingDaemon {
   readonly done: Promise<void>;
   stop(reason: string): Promise<void>;
+  /** A daemon whose stop waits for running work (the node's shutdown grace): stop without that wait. */
+  forceStop?(reason: string): Promise<void>;
 }
 
 /**
  * The foreground life of `acheron node` and `acheron world`: start, tell a waiting parent how that
- * went (daemonized or mount helper), stop on SIGINT or SIGTERM, and return 0 once stopped.
- * `started` adds what only one of them handles (the node's SIGHUP reload).
+ * went (daemonized or mount helper), stop on SIGINT or SIGTERM, and return 0 once stopped. A second
+ * signal forces the stop of a daemon that has forceStop (users expect a second Ctrl-C to stop at
+ * once), and then the exit is 1. `started` adds what only one of them handles (the node's SIGHUP reload).
  */
 export async function serveUntilStopped<T extends ServingDaemon>(start: () => Promise<T>, log: Logger, started?: (daemon: T) => void): Promise<number> {
   let daemon: T;
@@ -73,11 +76,22 @@ export async function serveUntilStopped<T extends ServingDaemon>(start: () => Pr
     reportToParent({ error: failureText(error) });
     throw error;
   }
-  process.on('SIGINT', () => void daemon.stop('SIGINT'));
-  process.on('SIGTERM', () => void daemon.stop('SIGTERM'));
+  let signalled = false;
+  let forced = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (!signalled) {
+      signalled = true;
+      void daemon.stop(signal);
+    } else if (daemon.forceStop) {
+      forced = true;
+      void daemon.forceStop(signal);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   started?.(daemon);
   reportToParent('ready');
   await daemon.done;
   log.flush();
-  return 0;
+  return forced ? EXIT_FAILURE : EXIT_OK;
 }

@@ -64,7 +64,12 @@ export const NODE_OPTION_SPECS = {
   'state-sync': { type: 'string', describe: 'always | batch', default: 'always', choices: ['always', 'batch'] },
   'busy-poll-us': BUSY_POLL_OPTION,
   ...MOUNT_ACCESS_OPTIONS,
-  'shutdown-grace-ms': { type: 'number', describe: 'how long SIGTERM waits for running invocations', default: 5000, whole: { min: 0, unit: 'milliseconds' } },
+  'shutdown-grace-ms': {
+    type: 'number',
+    describe: 'how long SIGTERM waits for running invocations (a second signal ends the wait)',
+    default: 5000,
+    whole: { min: 0, unit: 'milliseconds' },
+  },
   'driver-user': { type: 'string', describe: 'as root: run drivers without runtime.user as this user (name or uid[:gid])' },
   ...LOG_OPTIONS,
   config: { type: 'string', describe: 'JSON config file (keys: the long flags in snake_case)' },

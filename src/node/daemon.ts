@@ -76,6 +76,8 @@ export class NodeDaemon {
   #parts: Parts;
   #startedMs = Date.now();
   #stopping: Promise<void> | undefined;
+  /** Aborted by forceStop: the shutdown grace ends there. */
+  #graceCut = new AbortController();
   #resolveDone!: () => void;
   #reloadTimer: NodeJS.Timeout | undefined;
   #control: NodeControlSession | undefined;
@@ -153,7 +155,7 @@ export class NodeDaemon {
       this.#log.info({ reason }, 'stopping');
       clearInterval(this.#reloadTimer);
       await services.close();
-      await Promise.all(services.runtimes().map((rt) => rt.drain(this.options.shutdownGraceMs)));
+      await Promise.all(services.runtimes().map((rt) => rt.drain(this.options.shutdownGraceMs, this.#graceCut.signal)));
       await wasm.close();
       await spawner.close();
       await this.#control?.stop();
@@ -161,10 +163,22 @@ export class NodeDaemon {
       await served.unmount();
       await journal.close();
       await served.release();
-      this.#log.info('stopped');
+      this.#log.info(this.#graceCut.signal.aborted ? { forced: true } : {}, 'stopped');
       this.#resolveDone();
     })();
     return this.#stopping;
+  }
+
+  /**
+   * `stop` without the rest of the grace (a second SIGINT or SIGTERM): running and queued invocations
+   * are cancelled now, as at the grace's end, and the stop goes on (state saved, unmounted).
+   */
+  forceStop(reason: string): Promise<void> {
+    if (!this.#graceCut.signal.aborted) {
+      this.#log.warn({ reason }, 'forced stop: the shutdown grace is cut short');
+      this.#graceCut.abort();
+    }
+    return this.stop(reason);
   }
 
   #tree(exports: VNode | undefined, parseConfig: ReturnType<typeof configParser>): VNode {

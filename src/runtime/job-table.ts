@@ -114,10 +114,10 @@ export class JobTable {
     for (const job of this.#jobs.values()) job.cancel();
   }
 
-  /** Waits for the queue to empty, cancelling everything at `deadline` (epoch ms). */
-  async drain(deadline: number): Promise<void> {
+  /** Waits for the queue to empty, cancelling everything at `deadline` (epoch ms) or once `cut` aborts. */
+  async drain(deadline: number, cut?: AbortSignal): Promise<void> {
     const idle = (): boolean => this.#limiter.running === 0 && this.#limiter.queued === 0;
-    while (!idle() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (!idle() && Date.now() < deadline && !cut?.aborted) await new Promise((resolve) => setTimeout(resolve, 20));
     this.cancelAll();
     while (!idle()) await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -176,10 +176,10 @@ export class LiveService {
     this.#runner.restartPersistent?.(this.#serviceId, 'the service was removed');
   }
 
-  /** Waits for running invocations for at most `graceMs`, then cancels the rest and waits for them. */
-  async drain(graceMs: number): Promise<void> {
+  /** Waits for running invocations for at most `graceMs` (less once `cut` aborts), then cancels the rest and waits for them. */
+  async drain(graceMs: number, cut?: AbortSignal): Promise<void> {
     this.#closing = true;
-    await this.#jobs.drain(Date.now() + graceMs);
+    await this.#jobs.drain(Date.now() + graceMs, cut);
   }
 
   #makeView(): ServiceView {

@@ -1,6 +1,6 @@
-// SPEC §1 daemon lifecycle: SIGTERM stops cleanly, SIGKILL leaves a stale mount that the next start
-// clears, a live mount is never mounted over, an external umount stops the daemon, start-up errors
-// name what was wrong.
+// SPEC §1 daemon lifecycle: SIGTERM stops cleanly (a second signal forces it), SIGKILL leaves a stale
+// mount that the next start clears, a live mount is never mounted over, an external umount stops the
+// daemon, start-up errors name what was wrong.
 import t, { type Test } from 'tap';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -123,6 +123,44 @@ await t.test('SIGTERM during a slow invocation: it completes, then exit 0', asyn
   tt.notOk(await isMounted(node.mount), 'the mount is gone');
   for (const pid of [spawner, ...drivers]) tt.notOk(await alive(pid), `process ${pid} is gone`);
   tt.match(await readFile(node.logFile, 'utf8'), /SIGTERM/, 'the log names the signal');
+});
+
+await t.test('a second signal during the grace forces the stop: drivers cancelled, state saved, unmounted, exit 1', async (tt) => {
+  // A grace and a driver timeout far longer than the test waits: only the second signal can end the stop.
+  const node = await startNode(tt, {
+    manifests: [manifest('hang', 'hang', { runtime: { timeout_ms: 600_000, kill_grace_ms: 200 } })],
+    args: ['--shutdown-grace-ms', '600000'],
+  });
+  const dir = node.service('hang');
+  const writer = sh(`/bin/echo '{"n":1}' > ${q(join(dir, 'control', 'invoke.json'))}`);
+  await waitFor(async () => (await readJson(join(dir, 'status.json'))).state === 'running', { what: 'the hanging invocation to run' });
+  const spawner = await spawnerOf(tt, node);
+  const drivers = await waitFor(
+    async () => {
+      const pids = await childPids(spawner);
+      return pids.length > 0 && pids;
+    },
+    { what: 'the driver under the spawner' },
+  );
+  process.kill(node.child.pid as number, 'SIGTERM');
+  await waitFor(async () => (await readFile(node.logFile, 'utf8')).includes('"msg":"stopping"'), { what: 'the stop to begin' });
+  process.kill(node.child.pid as number, 'SIGINT');
+  let exited: Awaited<RunningNode['exited']> | undefined;
+  void node.exited.then((outcome) => (exited = outcome));
+  await waitFor(() => exited, { what: 'the forced stop to end the daemon', timeoutMs: 30_000 });
+  tt.same(exited, { code: 1, signal: null }, 'the daemon exits 1: work was cut short');
+  tt.notOk(await isMounted(node.mount), 'the mount is gone');
+  for (const pid of [spawner, ...drivers]) tt.notOk(await alive(pid), `process ${pid} is gone`);
+  await writer;
+  const log = await readFile(node.logFile, 'utf8');
+  tt.match(log, /"reason":"SIGINT","msg":"forced stop: the shutdown grace is cut short"/, 'the log says the stop was forced, and by what');
+  tt.match(log, /"forced":true,"msg":"stopped"/, 'and that it stopped');
+
+  const again = await node.restart();
+  await serving(again);
+  const [job] = (await sh(`ls ${q(join(again.service('hang'), 'jobs'))}`)).stdout.split('\n').filter(Boolean);
+  tt.ok(job, 'the invocation is in jobs/ after the restart');
+  tt.match(await readJson(join(again.service('hang'), 'jobs', job as string, 'status.json')), { state: 'cancelled' }, 'journaled as cancelled before the exit');
 });
 
 await t.test('an external umount stops the daemon with exit 0', async (tt) => {

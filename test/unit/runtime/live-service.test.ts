@@ -148,6 +148,18 @@ t.test('a node shutting down refuses new calls (EAGAIN) without making it the se
   t.equal(rt.view.state.lastError, '');
 });
 
+t.test('a drain cut short (a forced stop) cancels the running call without waiting out the grace', async (t) => {
+  const rt = service('hang', { timeoutMs: 600_000 });
+  const running = rt.invoke(Buffer.from('{}'));
+  while (rt.view.jobs.running === 0) await new Promise((r) => setTimeout(r, 10));
+  const cut = new AbortController();
+  const drained = rt.drain(600_000, cut.signal);
+  cut.abort();
+  await drained;
+  t.equal((await running).state, 'cancelled', 'the writer gets the cancellation');
+  t.equal(rt.view.jobs.running, 0, 'nothing runs after the drain');
+});
+
 t.test('supervision: cooldown gives EAGAIN and backoff; a threshold auto-disables naming it', async (t) => {
   const rt = service('fail');
   await rt.setConfig({ supervision: { cooldown_ms: 60_000 } });
