@@ -119,9 +119,11 @@ export class NodeDaemon {
       // Forked before the mount exists, so no driver can inherit /dev/fuse.
       spawner = await DriverSpawner.start(log, mount);
       const builder = new ServiceBuilder({ options, schemas, wasm, runner: spawner, ids: new InvocationIds(), journal });
-      const services = new NodeServices({ builder, journal, wasm, load, log }, first);
+      const services = new NodeServices({ builder, journal, wasm, load, spawner, log }, first);
       await journal.forgetUnclaimed();
       await services.probe();
+      // A lost spawner cannot be forked again: every service that needs it shows that at once, not at its next failure.
+      void spawner.lost.then(() => services.probe().catch((error: unknown) => log.error({ err: error }, 'probe failed')));
       daemon = new NodeDaemon(options, log, { served, journal, wasm, spawner, services, schemas });
       const tree = daemon.#tree(options.fsService ? buildExportsDirectory(exports) : undefined, configParser(schemas, log));
       await served.mount(tree, { busyPollUs: options.busyPollUs, ...options.access }, () => void daemon.stop('the mount was unmounted from outside'));
@@ -204,6 +206,7 @@ export class NodeDaemon {
       startedMs: this.#startedMs,
       controlUrls: options.controlUrls ?? [],
       control: this.#control,
+      driverSpawnerExit: this.#parts.spawner.exit,
       services: services.registry.list(),
       manifestErrors: services.problems.length,
     };

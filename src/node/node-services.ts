@@ -3,6 +3,7 @@ import { resolveExecutable, type LoadedService } from '../manifest/index.js';
 import type { Problem } from '../protocol/schemas.js';
 import type { LiveService } from '../runtime/live-service.js';
 import { driverSearchPath } from '../runtime/driver-env.js';
+import type { DriverSpawner } from '../runtime/driver-spawner.js';
 import type { NodeManifests } from './node-manifests.js';
 import { planReload, type ReloadPlan } from './reload-plan.js';
 import type { RuntimeJournal } from './runtime-journal.js';
@@ -17,6 +18,8 @@ export interface NodeServicesOptions {
   /** Loads and checks the manifests again (loadNodeManifests). */
   /** `incumbents`: each running service's manifest file (a new file claiming its id is the duplicate). */
   load: (incumbents: ReadonlyMap<string, string>) => Promise<NodeManifests>;
+  /** What every driver but a wasm module starts through; the probe asks whether it is still there. */
+  spawner: Pick<DriverSpawner, 'exit'>;
   log: Logger;
 }
 
@@ -79,17 +82,21 @@ export class NodeServices {
     await this.#reloading?.catch(() => undefined);
   }
 
-  /** Checks every executable service the way execution resolves it; a change is logged once. */
+  /**
+   * Checks every executable service the way execution resolves it, and that the driver spawner its
+   * runs go through is still there (it cannot be forked again after the mount); a change is logged once.
+   */
   async probe(): Promise<void> {
-    const { log } = this.#o;
+    const { log, spawner } = this.#o;
+    const spawnerGone = spawner.exit && `${spawner.exit.reason}: no driver can start until the node restarts`;
     await Promise.all(
       this.registry.list().map(async (service) => {
         const serviceId = service.descriptor.service_id;
         const supervisor = service.runtime?.view.supervisor;
+        if (!supervisor) return;
         const loaded = this.#loaded.find((l) => l.descriptor.service_id === serviceId);
-        if (!supervisor || !loaded?.executablePath) return;
-        const found = await resolveExecutable(loaded.executablePath, driverSearchPath(loaded.descriptor.runtime.env));
-        const error = 'error' in found ? found.error : null;
+        // Wasm modules run in the node's own worker threads; native drivers and terminals through the spawner.
+        const error = spawnerGone && service.hostKind !== 'wasm_worker' ? spawnerGone : await driverError(loaded);
         const before = supervisor.probeError;
         if (!supervisor.noteProbe(error)) return;
         if (error) log.warn({ service_id: serviceId, error }, 'probe: driver cannot be run');
@@ -147,4 +154,11 @@ export class NodeServices {
     await this.probe();
     log.info({ reason, added, removed, changed }, 'manifests reloaded');
   }
+}
+
+/** Why the native driver of `loaded` cannot be run now (missing, not executable, not in PATH); null for anything else. */
+async function driverError(loaded: LoadedService | undefined): Promise<string | null> {
+  if (!loaded?.executablePath) return null;
+  const found = await resolveExecutable(loaded.executablePath, driverSearchPath(loaded.descriptor.runtime.env));
+  return 'error' in found ? found.error : null;
 }

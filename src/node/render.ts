@@ -20,6 +20,7 @@ import type {
   WasmHost,
 } from '../protocol/types.gen.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
+import type { SpawnerExit } from '../runtime/driver-spawner.js';
 import type { Job } from '../runtime/job.js';
 import type { InvokeOutcome } from '../runtime/live-service.js';
 import type { ServiceView } from '../runtime/service-view.js';
@@ -45,6 +46,8 @@ export interface NodeFacts {
   controlUrls: readonly string[];
   /** The control session, when --control-url runs one. */
   control: { state: ControlState; url: string | null; connectedMs: number | null; lastError: string | null } | undefined;
+  /** Set once the driver spawner has exited. */
+  driverSpawnerExit: SpawnerExit | undefined;
   services: readonly NodeService[];
   manifestErrors: number;
 }
@@ -66,6 +69,9 @@ export function nodeDocument(node: NodeFacts): NodeDocument {
       connected_ms: node.control?.connectedMs ?? null,
       last_error: node.control?.lastError ?? null,
     },
+    driver_spawner: node.driverSpawnerExit
+      ? { state: 'exited', exited_ms: node.driverSpawnerExit.exitedMs, error: node.driverSpawnerExit.reason }
+      : { state: 'running', exited_ms: null, error: null },
     versions: { acheron: ACHERON_VERSION, node: process.version, abi: 'namespace-driver-v1' },
     mount: node.mount,
     pid: process.pid,

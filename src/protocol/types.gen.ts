@@ -1332,7 +1332,7 @@ export interface ServiceListEntry {
   path: string | null;
 }
 /**
- * NODE.json (docs/node-tree.md): node identity, the control session, versions and counts.
+ * NODE.json (docs/node-tree.md): node identity, the control session, the driver spawner, versions and counts.
  */
 export interface NodeDocument {
   node_id: string;
@@ -1343,6 +1343,7 @@ export interface NodeDocument {
   labels: NodeLabels;
   platform: NodePlatform;
   control: NodeControlState;
+  driver_spawner: NodeDriverSpawner;
   versions: NodeVersions;
   mount: string;
   pid: number;
@@ -1380,6 +1381,20 @@ export interface NodeControlState {
   urls: string[];
   connected_ms: number | null;
   last_error: string | null;
+}
+/**
+ * The helper process every native driver and terminal command starts through (docs/operations.md). It is forked before the mount and cannot be forked again: once it has exited, those invocations fail until the node restarts, and their services' probes say so.
+ */
+export interface NodeDriverSpawner {
+  state: "running" | "exited";
+  /**
+   * when it exited
+   */
+  exited_ms: number | null;
+  /**
+   * how it ended: driver spawner exited (SIGKILL)
+   */
+  error: string | null;
 }
 export interface NodeVersions {
   acheron: string;

@@ -15,6 +15,12 @@ interface Pending {
   resolve(result: RunResult): void;
 }
 
+/** How the spawner process ended: `driver spawner exited (SIGKILL)`, and when. */
+export interface SpawnerExit {
+  reason: string;
+  exitedMs: number;
+}
+
 /** A connection that has not named its launch within this many bytes, or this long, is not the spawner's. */
 const MAX_HELLO_BYTES = 256;
 const HELLO_TIMEOUT_MS = 5000;
@@ -42,7 +48,11 @@ export class DriverSpawner implements DriverRunner {
   #nextEnvId = 1;
   /** Mirrors the spawner's bounded cache: an id it holds travels alone, any other with its environment. */
   #heldEnvs: EnvironmentCache<true>;
-  #exitReason: string | undefined;
+  #exit: SpawnerExit | undefined;
+  #isClosing = false;
+  #resolveLost!: () => void;
+  /** Settles if the spawner process exits before close() (kill -9, a crash): no driver can start from then on. */
+  readonly lost: Promise<void> = new Promise((resolve) => (this.#resolveLost = resolve));
   /** The sweep for the spawner's drivers once it is gone (resolved at once after a clean stop). */
   #swept: Promise<unknown> = Promise.resolve();
 
@@ -63,8 +73,10 @@ export class DriverSpawner implements DriverRunner {
       pending?.resolve(fromWireResult(reply.result));
     });
     child.on('exit', (code, signal) => {
-      this.#exitReason = `driver spawner exited (${signal ?? `code ${code}`})`;
-      if (this.#pending.size > 0 || code !== 0) log.error({ code, signal }, this.#exitReason);
+      const reason = `driver spawner exited (${signal ?? `code ${code}`})`;
+      this.#exit = { reason, exitedMs: Date.now() };
+      if (this.#pending.size > 0 || code !== 0) log.error({ code, signal }, reason);
+      if (!this.#isClosing) this.#resolveLost();
       // A spawner that died (kill -9, a crash) left its drivers running with nobody to stop them.
       this.#swept = killOwnedProcesses((mark) => mark === owner).then(
         (killed) => killed > 0 && log.error({ killed }, 'killed the driver processes the dead spawner left behind'),
@@ -73,9 +85,9 @@ export class DriverSpawner implements DriverRunner {
       for (const [id, pending] of this.#pending) {
         this.#pending.delete(id);
         // Sent to the spawner: it may have been running.
-        pending.resolve(failed(pending.spec, this.#exitReason, 'did not finish'));
+        pending.resolve(failed(pending.spec, reason, 'did not finish'));
       }
-      for (const launch of this.#launches.values()) launch.gone(`could not be kept running: ${this.#exitReason}`);
+      for (const launch of this.#launches.values()) launch.gone(`could not be kept running: ${reason}`);
       this.#launches.clear();
     });
   }
@@ -116,7 +128,7 @@ export class DriverSpawner implements DriverRunner {
       if (!driver) this.#persistent.set(spec.persistentKey, (driver = new PersistentDriver(spec, (s) => this.#launch(s))));
       return driver.run(spec, signal);
     }
-    if (this.#exitReason) return Promise.resolve(failed(spec, this.#exitReason));
+    if (this.#exit) return Promise.resolve(failed(spec, this.#exit.reason));
     const id = this.#nextId++;
     return new Promise<RunResult>((resolve) => {
       this.#pending.set(id, { spec, resolve });
@@ -129,10 +141,16 @@ export class DriverSpawner implements DriverRunner {
     this.#persistent.get(key)?.restart(why);
   }
 
+  /** How the spawner process ended (also by close()), once it has. */
+  get exit(): SpawnerExit | undefined {
+    return this.#exit;
+  }
+
   /** Disconnecting makes the spawner kill every driver group it still runs, then exit. */
   async close(): Promise<void> {
+    this.#isClosing = true;
     this.#server.close();
-    if (!this.#exitReason && this.#child.connected) {
+    if (!this.#exit && this.#child.connected) {
       const exited = new Promise((resolve) => this.#child.once('exit', resolve));
       this.#child.disconnect();
       await exited;
@@ -143,8 +161,8 @@ export class DriverSpawner implements DriverRunner {
   #launch(spec: DriverSpec): RemoteDriverProcess {
     const launchId = this.#nextId++;
     const remote = new RemoteDriverProcess((graceMs) => this.#send({ type: 'terminate', launchId, graceMs }));
-    if (this.#exitReason) {
-      remote.gone(`could not be started: ${this.#exitReason}`);
+    if (this.#exit) {
+      remote.gone(`could not be started: ${this.#exit.reason}`);
       return remote;
     }
     this.#launches.set(launchId, remote);

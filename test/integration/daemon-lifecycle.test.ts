@@ -1,11 +1,12 @@
 // SPEC §1 daemon lifecycle: SIGTERM stops cleanly (a second signal forces it), SIGKILL leaves a stale
 // mount that the next start clears, a live mount is never mounted over, an external umount stops the
-// daemon, start-up errors name what was wrong.
+// daemon, a dead driver spawner shows in NODE.json and the probes, start-up errors name what was wrong.
 import t, { type Test } from 'tap';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, manifest, readJson, startNode, tempDir, type RunningNode } from '../helpers/node.js';
 import { q, sh, waitFor, alive } from '../helpers/process.js';
+import { ECHO_WASM } from '../helpers/wat.js';
 
 async function isMounted(mount: string): Promise<boolean> {
   const table = await readFile('/proc/self/mountinfo', 'utf8');
@@ -176,6 +177,42 @@ await t.test('an external umount stops the daemon with exit 0', async (tt) => {
   tt.notOk(await isMounted(node.mount), 'nothing left mounted');
   await waitFor(async () => !(await alive(spawner)), { what: 'the spawner to exit' });
   tt.match(await readFile(node.logFile, 'utf8'), /unmounted from outside/);
+});
+
+await t.test('a lost driver spawner shows at once: NODE.json says so, the services that need it are degraded', async (tt) => {
+  // Reloads (which probe too) only on SIGHUP: what shows below, the spawner's exit showed by itself.
+  const node = await startNode(tt, {
+    manifests: [manifest('echo', 'echo'), { service_id: 'echo-wasm', kind: 'echo', runtime: { type: 'wasm', module_path: ECHO_WASM } }],
+    args: ['--manifest-reload-interval-ms', '0', '--terminal-id', 't1'],
+  });
+  type NodeJson = { driver_spawner: { state: string; exited_ms: number | null; error: string | null } };
+  const nodeJson = join(node.mount, 'NODE.json');
+  tt.same((await readJson<NodeJson>(nodeJson)).driver_spawner, { state: 'running', exited_ms: null, error: null }, 'running');
+  process.kill(await spawnerOf(tt, node), 'SIGKILL');
+  const shown = await waitFor(
+    async () => {
+      const { driver_spawner } = await readJson<NodeJson>(nodeJson);
+      return driver_spawner.state === 'exited' && driver_spawner;
+    },
+    { what: 'NODE.json to show the lost spawner' },
+  );
+  tt.match(shown, { error: 'driver spawner exited (SIGKILL)', exited_ms: Number }, 'NODE.json: how and when it exited');
+  const why = 'driver spawner exited (SIGKILL): no driver can start until the node restarts';
+  for (const id of ['echo', 'terminal-t1']) {
+    const health = await waitFor(
+      async () => {
+        const read = await readJson<{ probe: { ok: boolean } }>(join(node.service(id), 'health.json'));
+        return !read.probe.ok && read;
+      },
+      { what: `the probe of ${id} to fail` },
+    );
+    tt.match(health, { state: 'degraded', probe: { ok: false, error: why } }, `${id}: degraded, its probe names the spawner`);
+  }
+  tt.match(await readJson(join(node.service('echo-wasm'), 'health.json')), { state: 'online', probe: { ok: true } }, 'a wasm service does not need it');
+  tt.match(await readJson(nodeJson), { services_by_state: { degraded: 2 } }, 'NODE.json counts the degraded services');
+  const logged = (await readFile(node.logFile, 'utf8')).split('\n').filter((line) => line.includes('"msg":"probe: driver cannot be run"'));
+  tt.equal(logged.length, 2, 'logged once per service');
+  tt.match(logged.join('\n'), `"service_id":"echo","error":"${why}"`);
 });
 
 await t.test('start-up errors name what was wrong and mount nothing', async (tt) => {

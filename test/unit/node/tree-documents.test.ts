@@ -188,6 +188,7 @@ t.test('NODE.json, SERVICES.json and HOST.json of every host kind match their sc
     startedMs: 5,
     controlUrls: [],
     control: undefined,
+    driverSpawnerExit: undefined,
     services,
     manifestErrors: 2,
   };
@@ -196,12 +197,16 @@ t.test('NODE.json, SERVICES.json and HOST.json of every host kind match their sc
     controlUrls: ['ws://a:1', 'ws://b:2'],
     control: { state: 'disconnected', url: 'ws://b:2', connectedMs: null, lastError: 'connect ECONNREFUSED' },
   };
+  const spawnerLost: NodeFacts = { ...facts, driverSpawnerExit: { reason: 'driver spawner exited (SIGKILL)', exitedMs: 9 } };
   for (const [what, node] of [
     ['standalone', facts],
     ['joined', joined],
+    ['spawner lost', spawnerLost],
   ] as const) {
     t.same(problems('node_document', JSON.parse(JSON.stringify(nodeDocument(node)))), [], `${what}: NODE.json`);
   }
+  t.same(nodeDocument(facts).driver_spawner, { state: 'running', exited_ms: null, error: null });
+  t.same(nodeDocument(spawnerLost).driver_spawner, { state: 'exited', exited_ms: 9, error: 'driver spawner exited (SIGKILL)' });
 });
 
 t.test('strict: a wrong type, a missing member and an extra one are each named', async (t) => {

@@ -1,6 +1,6 @@
 // A driver spawner that dies (kill -9, a crash): the run it had been given, which may have been
 // running, says it did not finish (it said "could not be started"); a run asked for after, that it
-// could not be started.
+// could not be started; `lost` and `exit` tell the node (NODE.json, the probes). A clean close is no loss.
 import t from 'tap';
 import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -42,4 +42,18 @@ t.test('a run in the spawner when it dies: did not finish; a run after: could no
   t.equal(ended.shortMessage, '/bin/sleep did not finish: driver spawner exited (SIGKILL)');
   const after = await spawner.run({ ...spec, invocationId: 'i-2' });
   t.equal(after.shortMessage, '/bin/sleep could not be started: driver spawner exited (SIGKILL)');
+  await t.resolves(spawner.lost, 'lost settles');
+  t.match(spawner.exit, { reason: 'driver spawner exited (SIGKILL)', exitedMs: Number }, 'exit says how');
+});
+
+t.test('a spawner stopped by close() is not lost', async (t) => {
+  const spawner = await DriverSpawner.start(pino({ level: 'silent' }), `driver-spawner-exit-test-${process.pid}`);
+  t.equal(spawner.exit, undefined, 'no exit while it runs');
+  let isLost = false;
+  void spawner.lost.then(() => (isLost = true));
+  await spawner.close();
+  // close() resolved after the exit was handled: a loss would have settled by the next turn.
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(isLost, false, 'lost stays pending');
+  t.match(spawner.exit, { reason: 'driver spawner exited (code 0)' });
 });
