@@ -62,6 +62,11 @@ async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, 
   switch (action) {
     case 'list': {
       const tokens = await store.list();
+      // A server makes the first admin token at its first start: none at all is most likely a mistyped prefix.
+      if (tokens.length === 0 && args.store === 'etcd')
+        process.stderr.write(
+          `acheron: warning: no tokens under --etcd-prefix ${args['etcd-prefix']} (a control server makes the first at its first start: is the prefix right?)\n`,
+        );
       // etcd keeps no secrets: `admin` and `user` are null there (rotate to get a new secret).
       const first = (role: ListedToken['role']): string | null => tokens.find((e) => e.role === role)?.token ?? null;
       const doc = { admin: first('admin'), user: first('user'), tokens };

@@ -15,3 +15,13 @@ await tokenAndProjectSuite(t, {
   userToken: store.userToken,
   token: (args) => acheron(['token', ...args, ...store.args]),
 });
+
+t.test('token list of a prefix that holds no token (mistyped): a warning naming it, an empty list', async (t) => {
+  const typo = ['--store', 'etcd', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', '/acheorn/'];
+  const r = await acheron(['token', 'list', ...typo]);
+  t.equal(r.code, 0, 'exit 0: nothing failed');
+  t.equal(r.stdout, '', 'no tokens listed');
+  t.equal(r.stderr, 'acheron: warning: no tokens under --etcd-prefix /acheorn/ (a control server makes the first at its first start: is the prefix right?)\n');
+  const right = await acheron(['token', 'list', ...store.args]);
+  t.equal(right.stderr, '', 'no warning where tokens are');
+});
