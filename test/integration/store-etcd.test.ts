@@ -2,7 +2,9 @@
 // tokens-and-projects suite (store-file.test.ts runs it on the file store), done through one server
 // and checked on the other. store-etcd-faults.test.ts has the rest.
 import t from 'tap';
-import { acheron, startControl } from '../helpers/control.js';
+import { readFile } from 'node:fs/promises';
+import { acheron, connect, startControl } from '../helpers/control.js';
+import { waitFor } from '../helpers/process.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { tokenAndProjectSuite } from './suites/tokens-and-projects.js';
 
@@ -24,4 +26,22 @@ t.test('token list of a prefix that holds no token (mistyped): a warning naming 
   t.equal(r.stderr, 'acheron: warning: no tokens under --etcd-prefix /acheorn/ (a control server makes the first at its first start: is the prefix right?)\n');
   const right = await acheron(['token', 'list', ...store.args]);
   t.equal(right.stderr, '', 'no warning where tokens are');
+});
+
+t.test('a server started after etcd compacted the history: one info line, no failure logged', async (t) => {
+  const endpoint = cluster.endpoints[0] as string;
+  const post = async (path: string, body: object): Promise<{ header: { revision: string } }> =>
+    (await (await fetch(`${endpoint}${path}`, { method: 'POST', body: JSON.stringify(body) })).json()) as { header: { revision: string } };
+  const head = (await post('/v3/kv/range', { key: Buffer.from('/').toString('base64') })).header.revision;
+  await post('/v3/kv/compaction', { revision: head, physical: true });
+  const c = await startControl(t, { store });
+  const log = await waitFor(async () => {
+    const text = await readFile(c.logFile, 'utf8');
+    return text.includes('control server listening') && text;
+  });
+  t.match(log, /etcd compacted the catalog history before this start: the replay ring starts empty/, 'said once, at info');
+  t.notMatch(log, /etcd call failed/, 'a read at a compacted revision is no failed call');
+  const opened = await connect(c.url, { token: store.adminToken });
+  t.equal(opened.status, 101, 'and it serves');
+  await opened.peer?.close();
 });

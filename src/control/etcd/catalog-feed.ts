@@ -79,6 +79,10 @@ export class CatalogFeed {
     } catch (error) {
       // That history is compacted: the ring starts empty at the head.
       if (!(error instanceof ProtocolError && error.cause instanceof GRPCOutOfRangeError)) throw error;
+      this.#log.info(
+        { from_revision: from.toString(), head_revision: head.toString() },
+        'etcd compacted the catalog history before this start: the replay ring starts empty, so watchers resuming from before it list again',
+      );
       listing = await listCatalog(this.#connection, head);
     }
     this.#adopt(listing);

@@ -1,4 +1,4 @@
-import { Etcd3 } from 'etcd3';
+import { Etcd3, GRPCOutOfRangeError } from 'etcd3';
 import type { Logger } from 'pino';
 import { describe, storeUnavailable } from './failure.js';
 import { clientOptions, worthRetrying } from './client-options.js';
@@ -77,7 +77,8 @@ export class EtcdConnection {
       return await call(this.client);
     } catch (error) {
       const refusal = storeUnavailable(this.#failures.explain(error), what, write);
-      if (refusal.code === 'unavailable') this.log.warn({ err: error, what }, 'etcd call failed');
+      // A read at a compacted (or future) revision is etcd's answer, not a failure: its caller decides.
+      if (refusal.code === 'unavailable' && !(error instanceof GRPCOutOfRangeError)) this.log.warn({ err: error, what }, 'etcd call failed');
       throw refusal;
     }
   }
