@@ -6,6 +6,8 @@ import { hostname } from 'node:os';
 export interface HostPort {
   host: string;
   port: number;
+  /** The option it was given with: a failure to listen there names it. */
+  option?: string;
 }
 
 /** `host:port` → HostPort; throws a TypeError naming the option. */
@@ -13,7 +15,9 @@ export function parseHostPort(text: string, option: string): HostPort {
   const match = /^(.*):(\d{1,5})$/.exec(text);
   const port = Number(match?.[2]);
   if (!match || !match[1] || port > 65535) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port`);
-  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
+  // A URL's `ws://host` would pass as a host name and fail only at the bind, after the store opened.
+  if (match[1].includes('/')) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port without a scheme or path (e.g. 127.0.0.1:${port})`);
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port, option };
 }
 
 /** Where the other servers reach this one: ws[s]://<listen host, or the host name for a wildcard>:<port>. */
@@ -27,11 +31,21 @@ export function createListener(tls: { cert: string | Buffer; key: string | Buffe
   return tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer();
 }
 
+/** Listens on `at`; a failure (EADDRINUSE, EACCES) names the option and address and keeps its code. */
 export function listen(server: Server, at: HostPort): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: NodeJS.ErrnoException): void => {
+      const where = `${at.option ? `${at.option} ` : ''}${at.host}:${at.port}`;
+      reject(
+        Object.assign(
+          new Error(`${where}: ${error.code === 'EADDRINUSE' ? 'address in use (another server listens there?)' : error.message}`, { cause: error }),
+          { code: error.code },
+        ),
+      );
+    };
+    server.once('error', failed);
     server.listen(at.port, at.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });
