@@ -12,7 +12,8 @@ const IN_FLAGS: ReadonlyArray<readonly [RegExp, string]> = [
   [/(needs? a project session): control\.session_attach(?: \{project_id, project_token\?\})? first/, '$1: pass --project <project_id>'],
   [/attach a session to project (\S+) first \(control\.session_attach\)/, 'attach a session to project $1 first: pass --project $1'],
   [/(project \S+: \w+ needs the project token) \(attach with project_token\)/, '$1: pass --project-token-file FILE'],
-  [/(wrong project token for \S+)$/, '$1 (--project-token-file)'],
+  [/(wrong project token for \S+|no project \S+ with that project token)$/, '$1 (--project-token-file)'],
+  [/\(check the id, or attach with project_token\)$/, '(check the id, or pass --project-token-file FILE)'],
   // An op only admins may send: the command names neither the op nor the roles, the token is what to change.
   [/^control\.\S+ is not allowed for (.+) \(only for admin\)$/, 'this command needs an admin token (--token-file), not the token of $1'],
 ];

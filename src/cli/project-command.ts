@@ -1,5 +1,5 @@
 import { text } from 'node:stream/consumers';
-import { defaultMode, type Action } from '../control/policy.js';
+import { ACTIONS, defaultMode } from '../control/policy.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { oneLine } from '../protocol/schemas.js';
 import type { ProjectDeleteReply, ProjectListReply, ProjectTokenReply, PublicProject } from '../protocol/types.gen.js';
@@ -32,8 +32,6 @@ async function readProjectDocument(args: ProjectArgs): Promise<Record<string, un
     throw new UsageError(`project upsert ${args.project_id}: --file ${file} is project ${JSON.stringify(inFile)}; name the same project, or leave one out`);
   return { ...document, project_id: args.project_id };
 }
-
-const ACTIONS: readonly Action[] = ['read', 'observe', 'invoke', 'mount', 'admin'];
 
 const time = (ms: number): string => new Date(ms).toISOString();
 

@@ -29,7 +29,7 @@ import { jsonBytes } from './delta.js';
 import { incomingServices, type IncomingService, type ResolvedService } from './upsert-frame.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
-import { attachSession, holdsProjectToken, refusal, type Action, type ProjectSession } from './policy.js';
+import { attachSession, holdsProjectToken, notInSession, refusal, type Action, type ProjectSession } from './policy.js';
 import { toPublic, type Project, type ProjectStore } from './projects.js';
 import { nodeAsSeen, summaryAsSeen, userSight } from './sight.js';
 import { seesNode, type Sight } from '../protocol/visibility.js';
@@ -79,8 +79,13 @@ function ownNode(context: OpContext, nodeId: string): void {
   }
 }
 
-/** The project, when this connection may perform `action` on it (SPEC §8); `forbidden` with the reason otherwise. */
+/**
+ * The project, when this connection may perform `action` on it (SPEC §8); `forbidden` with the
+ * reason otherwise. A user names only the project of its session: any other id is `not_found`,
+ * whether a project has it or not.
+ */
 function allowed(context: OpContext, projectId: string, action: Action): Project {
+  if (context.principal.kind === 'user' && context.session?.projectId !== projectId) throw notInSession(projectId);
   const project = context.projects.get(projectId);
   const why = refusal(project, action, context.principal, context.session);
   if (why) throw new ProtocolError('forbidden', why);
@@ -197,9 +202,13 @@ export const OPS: Record<string, Op<never>> = {
   }),
   'control.project_upsert': op<ProjectPayload>('project', ['admin', 'user'], async (context, payload) => {
     const existing = context.projects.find(payload.project_id);
-    // Users change only a project they are attached to, and only where its admin action allows.
+    // Users change only the project of their session, where its admin action allows; any other id,
+    // known or not, gets one answer (ids are not for probing).
     if (context.principal.kind !== 'admin') {
-      const why = existing ? refusal(existing, 'admin', context.principal, context.session) : 'only admins create projects';
+      const why =
+        existing && context.session?.projectId === payload.project_id
+          ? refusal(existing, 'admin', context.principal, context.session)
+          : `project ${payload.project_id} is not this session's: attach a session to project ${payload.project_id} first (control.session_attach); only admins create projects`;
       if (why) throw new ProtocolError('forbidden', why);
       // A project admin changes the project's policy, not its reach: the nodes are the fleet admins' to give.
       const had = new Set(existing?.mounts.map((m) => m.node_id));
@@ -225,16 +234,13 @@ export const OPS: Record<string, Op<never>> = {
     return { project_id: payload.project_id, token: await context.projects.rotateToken(payload.project_id) };
   }),
   'control.session_attach': op<SessionAttachPayload>('session_attach', ['user', 'admin'], async (context, payload) => {
-    const project = context.projects.get(payload.project_id);
-    const session = attachSession(project, payload.project_token);
+    const { project_id: projectId, project_token: token } = payload;
+    const { project, session, actions } = attachSession(projectId, context.projects.find(projectId), token, context.principal);
     context.attach(session);
-    // What this session may do, so clients (and the debug page) can explain a refusal up front.
-    const actions = Object.fromEntries(
-      (['read', 'observe', 'invoke', 'mount', 'admin'] as const).map((a) => [a, refusal(project, a, context.principal, session) ?? 'allowed']),
-    );
-    // The project's nodes only to a session that may read the catalog (they are catalog metadata).
+    // The project's nodes only to a session that may read the catalog (they are catalog metadata);
+    // what each action answers, so clients (and the debug page) can explain a refusal up front.
     const nodes = actions.read === 'allowed' ? project.mounts.map((m) => m.node_id) : [];
-    return { project_id: project.project_id, has_project_token: holdsProjectToken(project, session), nodes, actions };
+    return { project_id: projectId, has_project_token: holdsProjectToken(project, session), nodes, actions };
   }),
   'control.node_service_unwatch': op<NodeServiceUnwatchPayload>('node_service_unwatch', ['admin', 'user'], async (context, payload) => {
     context.watches.unwatch(context.connection, payload.watch_id);

@@ -1,7 +1,7 @@
 import type { AccessMode, ActionModes } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Principal } from './principal.js';
-import { checkProjectToken, type Project } from './projects.js';
+import { checkProjectToken, noProject, type Project } from './projects.js';
 
 export type Action = keyof ActionModes;
 
@@ -12,11 +12,54 @@ export interface ProjectSession {
   tokenSha256: string | null;
 }
 
-/** The session `control.session_attach` opens; `unauthorized` when `token` is given and is not the project's. */
-export function attachSession(project: Project, token: string | undefined): ProjectSession {
-  if (token !== undefined && !checkProjectToken(project, token))
-    throw new ProtocolError('unauthorized', `wrong project token for ${project.project_id}`, { field: '/project_token' });
-  return { projectId: project.project_id, tokenSha256: token === undefined ? null : project.token_sha256 };
+/** The project actions (SPEC §8), in the order replies and the CLI list them. */
+export const ACTIONS: readonly Action[] = ['read', 'observe', 'invoke', 'mount', 'admin'];
+
+/** What `control.session_attach` opens: the session, and what each action answers it now (`allowed` or the refusal). */
+export interface Attached {
+  project: Project;
+  session: ProjectSession;
+  actions: Record<Action, string>;
+}
+
+/**
+ * The session `control.session_attach` opens on `project` (undefined: no project has that id). An
+ * admin gets the precise answer: `not_found`, or `unauthorized` for a wrong token. A user learns
+ * nothing of a project that grants it nothing (SPEC §8: hidden means absent; project ids are not for
+ * probing): without a token, an unknown id and a project where every action is refused to it answer
+ * the same `not_found`; with one, an unknown id and a wrong token the same `unauthorized`. Each
+ * answer depends on the request alone. The right token attaches even where nothing is allowed:
+ * its holder knows the project.
+ */
+export function attachSession(projectId: string, project: Project | undefined, token: string | undefined, principal: Principal): Attached {
+  const isAdmin = principal.kind === 'admin';
+  if (token !== undefined && !(project && checkProjectToken(project, token))) {
+    if (isAdmin && !project) throw noProject(projectId);
+    const message = isAdmin ? `wrong project token for ${projectId}` : `no project ${projectId} with that project token`;
+    throw new ProtocolError('unauthorized', message, { field: '/project_token' });
+  }
+  const unknown = (): ProtocolError =>
+    isAdmin
+      ? noProject(projectId)
+      : new ProtocolError('not_found', `no project ${projectId} this session may use without a project token (check the id, or attach with project_token)`, {
+          field: '/project_id',
+        });
+  if (!project) throw unknown();
+  const session = { projectId, tokenSha256: token === undefined ? null : project.token_sha256 };
+  const verdict = (action: Action): string => refusal(project, action, principal, session) ?? 'allowed';
+  const actions = { read: verdict('read'), observe: verdict('observe'), invoke: verdict('invoke'), mount: verdict('mount'), admin: verdict('admin') };
+  if (token === undefined && ACTIONS.every((a) => actions[a] !== 'allowed')) throw unknown();
+  return { project, session, actions };
+}
+
+/**
+ * What a user is told of a project other than its session's, known or not (the project ops): the
+ * same either way, so its ids cannot be probed. Admins get the precise answer from the store.
+ */
+export function notInSession(projectId: string): ProtocolError {
+  return new ProtocolError('not_found', `no project ${projectId} in this session: attach a session to project ${projectId} first (control.session_attach)`, {
+    field: '/project_id',
+  });
 }
 
 /**

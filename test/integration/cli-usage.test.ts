@@ -264,7 +264,11 @@ t.test("project upsert: --file - reads stdin; the id given must be the file's", 
   tt.equal(list.code, 2, 'project list takes no id');
   const asUser = await acheron(['project', 'upsert', 'p3', '--file', join(dir, 'anon.json'), '--control-url', control.url, '--token', control.userToken]);
   tt.equal(asUser.code, 1, 'a user without a project session: exit 1');
-  oneLine(tt, asUser.stderr, /^acheron: forbidden: attach a session to project p3 first: pass --project p3$/);
+  oneLine(
+    tt,
+    asUser.stderr,
+    /^acheron: forbidden: project p3 is not this session's: attach a session to project p3 first: pass --project p3; only admins create projects$/,
+  );
   const listAsUser = await acheron(['project', 'list', '--control-url', control.url, '--token', control.userToken]);
   tt.equal(listAsUser.code, 1, 'an admin-only command with a user token: exit 1');
   oneLine(tt, listAsUser.stderr, /^acheron: forbidden: this command needs an admin token \(--token-file\), not the token of user \S+$/);

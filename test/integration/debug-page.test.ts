@@ -151,6 +151,8 @@ await admin.request('control.project_upsert', {
   name: 'P1',
   token: PROJECT_TOKEN,
   mounts: [{ mount_path: '/n1', node_id: 'n1', export_name: 'data' }],
+  // Something open without the token: a user attaches then (to a project that grants it nothing, as to an unknown id, it cannot).
+  access_policy: { actions: { invoke: 'open' } },
 });
 const ref = await reference(t, control);
 
@@ -359,7 +361,9 @@ await t.test('user: the project-scope preview and a refused watch with its hint'
   tt.equal(await page.locator('#project-preview li[data-node="n1"]').count(), 0);
 
   await attach(page, 'p1', 'wrong-token-0123456789');
-  tt.match(await page.locator('#project-preview .error').innerText(), /unauthorized: wrong project token/);
+  tt.match(await page.locator('#project-preview .error').innerText(), /^unauthorized: no project p1 with that project token$/);
+  await attach(page, 'nope');
+  tt.match(await page.locator('#project-preview .error').innerText(), /^not_found: no project nope this session may use without a project token/);
 
   await attach(page, 'p1', PROJECT_TOKEN);
   tt.match(await page.locator('#project-preview').innerText(), /project token presented/);

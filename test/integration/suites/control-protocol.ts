@@ -971,6 +971,66 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     await user.close();
   });
 
+  await t.test('project ids cannot be probed: to a user without rights, a project answers as an unknown id does; admins get precise answers', async (tt) => {
+    const SECRET = 'sealed-project-secret';
+    await bystander.call('control.project_upsert', { project_id: 'sealed', token: SECRET, mounts: [{ node_id: 'n1' }] });
+    await bystander.call('control.project_upsert', { project_id: 'elsewhere', mounts: [{ node_id: 'n1' }], access_policy: { actions: { read: 'open' } } });
+    /** The error as it reads with the project id taken out: what must not tell a known id from an unknown one. */
+    const answer = (frame: Frame, projectId: string): unknown =>
+      frame.ok ? 'ok' : { code: frame.error?.code, field: frame.error?.field, message: frame.error?.message?.replaceAll(projectId, 'ID') };
+    const sameForBoth = async (tt2: Test, what: string, ask: (projectId: string) => Promise<Frame>): Promise<void> => {
+      const known = answer(await ask('sealed'), 'sealed');
+      tt2.not(known, 'ok', `${what}: refused`);
+      tt2.same(answer(await ask('no-such-project'), 'no-such-project'), known, `${what}: the same answer for an unknown id (${JSON.stringify(known)})`);
+    };
+    const PROJECT_OPS = ['control.project_get', 'control.project_delete', 'control.project_token_rotate'];
+    const user = await session(url, { token: control.userToken });
+    for (const type of PROJECT_OPS) await sameForBoth(tt, `${type} without a session`, (id) => user.request(type, { project_id: id }));
+    await sameForBoth(tt, 'project_upsert without a session', (id) => user.request('control.project_upsert', { project_id: id, name: 'mine now' }));
+    await sameForBoth(tt, 'session_attach without the project token', (id) => user.request('control.session_attach', { project_id: id }));
+    await sameForBoth(tt, 'session_attach with a wrong project token', (id) =>
+      user.request('control.session_attach', { project_id: id, project_token: 'ach_project_guess' }),
+    );
+    expectError(
+      tt,
+      await user.request('control.session_attach', { project_id: 'sealed' }),
+      'not_found',
+      '/project_id',
+      'a project that grants nothing without its token',
+    );
+    await user.call('control.session_attach', { project_id: 'elsewhere' });
+    for (const type of PROJECT_OPS) await sameForBoth(tt, `${type} from a session on another project`, (id) => user.request(type, { project_id: id }));
+    await sameForBoth(tt, 'project_upsert from a session on another project', (id) =>
+      user.request('control.project_upsert', { project_id: id, name: 'mine now' }),
+    );
+    tt.match(
+      (await user.call('control.project_get', { project_id: 'elsewhere' })) as object,
+      { project_id: 'elsewhere' },
+      "its own session's project: read allows",
+    );
+    expectError(
+      tt,
+      await user.request('control.project_delete', { project_id: 'elsewhere' }),
+      'forbidden',
+      undefined,
+      "its own project's admin action: the reason",
+    );
+
+    const attached = await user.call<{ has_project_token: boolean }>('control.session_attach', { project_id: 'sealed', project_token: SECRET });
+    tt.equal(attached.has_project_token, true, 'with the right token, the project attaches');
+    tt.match(await user.call('control.project_get', { project_id: 'sealed' }), { project_id: 'sealed', has_token: true }, 'and read (token mode) gets it');
+
+    expectError(tt, await bystander.request('control.project_get', { project_id: 'no-such-project' }), 'not_found', '/project_id', 'admin: an unknown id');
+    tt.match(await bystander.request('control.session_attach', { project_id: 'sealed', project_token: 'ach_project_guess' }), {
+      error: { code: 'unauthorized', message: 'wrong project token for sealed' },
+    });
+    tt.match(await bystander.request('control.session_attach', { project_id: 'no-such-project' }), {
+      error: { code: 'not_found', message: 'no project no-such-project' },
+    });
+    for (const id of ['sealed', 'elsewhere']) await bystander.call('control.project_delete', { project_id: id });
+    await user.close();
+  });
+
   await t.test('kill -9 and restart: catalog, credentials and tokens intact', async (tt) => {
     const before = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
     await control.kill9();

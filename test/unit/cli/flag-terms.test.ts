@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { inFlagTerms, withFlagTerms } from '../../../src/cli/flag-terms.js';
 import { FileProjectStore } from '../../../src/control/file-project-store.js';
-import { attachSession, refusal } from '../../../src/control/policy.js';
+import { attachSession, notInSession, refusal } from '../../../src/control/policy.js';
 import { watchAccess } from '../../../src/control/watch-policy.js';
 import { ProtocolError } from '../../../src/protocol/errors.js';
 import { tempDir } from '../../helpers/node.js';
@@ -16,7 +16,7 @@ t.teardown(() => projects.close());
 await projects.upsert({ project_id: 'p5', token: 'a-project-token-0123456789', mounts: [{ node_id: 'n1' }], access_policy: { actions: { read: 'open' } } });
 const project = projects.get('p5');
 const user = { kind: 'user' as const, tokenId: 'u', userId: 'u1', agentId: null };
-const withoutToken = attachSession(project, undefined);
+const withoutToken = attachSession('p5', project, undefined, user).session;
 
 /** The server's reason, which must be there to translate. */
 function reason(refused: string | undefined): string {
@@ -38,10 +38,11 @@ t.test('no project session: pass --project', async (t) => {
     'src/control/relay-policy.ts',
   );
   t.equal(
-    inFlagTerms(reason(refusal(project, 'admin', user, undefined))),
-    'attach a session to project p5 first: pass --project p5',
-    'project upsert as a user',
+    inFlagTerms(notInSession('p5').message),
+    'no project p5 in this session: attach a session to project p5 first: pass --project p5',
+    "a project op on a project other than the session's",
   );
+  t.equal(inFlagTerms(reason(refusal(project, 'admin', user, undefined))), 'attach a session to project p5 first: pass --project p5', 'policy.ts refusal');
 });
 
 t.test('the project token: --project-token-file', async (t) => {
@@ -51,15 +52,21 @@ t.test('the project token: --project-token-file', async (t) => {
     'EACCES: project p5: invoke needs the project token: pass --project-token-file FILE',
     'also inside a longer line',
   );
-  const wrong = ((): unknown => {
+  const refused = (projectId: string, token: string | undefined, principal: Parameters<typeof attachSession>[3]): string => {
     try {
-      return attachSession(project, 'not-the-token');
+      attachSession(projectId, projects.find(projectId), token, principal);
     } catch (error) {
-      return error;
+      if (error instanceof ProtocolError) return error.message;
     }
-  })();
-  t.type(wrong, ProtocolError);
-  t.equal(inFlagTerms((wrong as Error).message), 'wrong project token for p5 (--project-token-file)');
+    throw new Error('attached');
+  };
+  t.equal(inFlagTerms(refused('p5', 'not-the-token', user)), 'no project p5 with that project token (--project-token-file)', 'a user');
+  t.equal(inFlagTerms(refused('p5', 'not-the-token', { kind: 'admin', tokenId: 'admin' })), 'wrong project token for p5 (--project-token-file)', 'an admin');
+  t.equal(
+    inFlagTerms(refused('nope', undefined, user)),
+    'no project nope this session may use without a project token (check the id, or pass --project-token-file FILE)',
+    'an unknown id, or a project that grants nothing without its token',
+  );
 });
 
 t.test('anything else is left alone; rewriting twice changes nothing', async (t) => {

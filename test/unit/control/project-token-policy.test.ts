@@ -54,8 +54,8 @@ interface Now {
 /** Sessions of the user and of the agent attached with OLD, and what they get now: the invoke action, token-only's visibility, relayed invokes. */
 async function attachedWithOldToken(): Promise<() => Now> {
   await projects.upsert({ ...PROJECT, token: OLD });
-  const session = attachSession(projects.get('p'), OLD);
-  const botSession = attachSession(projects.get('p'), OLD);
+  const session = attachSession('p', projects.find('p'), OLD, user).session;
+  const botSession = attachSession('p', projects.find('p'), OLD, bot).session;
   const sight = userSight(user, session, projects);
   return () => ({
     invoke: refusal(projects.get('p'), 'invoke', user, session),
@@ -83,8 +83,12 @@ t.test('a rotation takes the rights from the sessions of the old token; the new 
   t.same(now(), holding, 'attached with the token: invoke allowed, token-only visible, both relays allowed');
   const rotated = await projects.rotateToken('p');
   t.match(now(), lost, 'after the rotation the same session is one without the token (relay decisions kept for it included)');
-  t.throws(() => attachSession(projects.get('p'), OLD), { code: 'unauthorized', message: 'wrong project token for p' }, 'the old token no longer attaches');
-  const again = attachSession(projects.get('p'), rotated);
+  t.throws(
+    () => attachSession('p', projects.find('p'), OLD, user),
+    { code: 'unauthorized', message: 'no project p with that project token' },
+    'the old token no longer attaches',
+  );
+  const again = attachSession('p', projects.find('p'), rotated, user).session;
   t.equal(refusal(projects.get('p'), 'invoke', user, again), undefined, 'attached again with the new token: invoke allowed');
   t.equal(relayPolicy.refusal(user, again, invokeOpen('token-only')), undefined, 'and token-only relayed');
 });
