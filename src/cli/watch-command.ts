@@ -52,7 +52,7 @@ function endingMessage(error: unknown): string | undefined {
   if (error instanceof SchemaError) return `acheron node watch: bad frame from the control server: ${error.message}`;
   if (!(error instanceof ProtocolError)) return undefined;
   if (error.code === 'forbidden')
-    return `acheron node watch: refused: ${inFlagTerms(error.message)}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe needs the token); admins can watch with an admin token`;
+    return `acheron node watch: refused: ${inFlagTerms(error.message)}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe or read needs the token); admins can watch with an admin token`;
   // A bad request fails the same way on every retry.
   if (error.code === 'unauthorized' || error.code === 'invalid_payload') return `acheron node watch: ${inFlagTerms(error.message)}`;
   return undefined;

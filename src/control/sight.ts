@@ -88,9 +88,12 @@ export function eventBodyAsSeen(event: CatalogEvent, shape: EventShape, sight: S
   return bytes;
 }
 
-/** Whether a watch of `sight` gets `event` at all (SPEC §8: the project's nodes, while `observe` allows). */
+/**
+ * Whether a watch of `sight` gets `event` at all (SPEC §8): the project's nodes, while `observe`
+ * allows watching and `read` the catalog metadata the event carries (as `node_get` needs it).
+ */
 export function seesEvent(event: CatalogEvent, sight: Sight): boolean {
-  return seesNode(sight, event.node_id, 'observe');
+  return seesNode(sight, event.node_id, 'observe') && sight?.refusal('read') === undefined;
 }
 
 const byId = (a: DeltaEntry, b: DeltaEntry): number => (a.service_id < b.service_id ? -1 : a.service_id > b.service_id ? 1 : 0);

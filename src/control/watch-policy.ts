@@ -24,8 +24,8 @@ export function watchPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): WatchP
 
 /**
  * Who may watch and what they see (SPEC §8): admins everything (if the gate allows); users only
- * with the gate open, a project session, and `observe` allowed, and then with the session's sight
- * (sight.ts: the project's nodes while `observe` allows, read live so a project change applies to
+ * with the gate open, a project session, and `observe` and `read` allowed, and then with the session's sight
+ * (sight.ts: the project's nodes while both allow, read live so a project change applies to
  * running watches, and only the services whose permissions admit the session). The subscription a
  * WorldFS mount keeps for itself (`purpose: "worldfs"`) passes the role gates, not the sight.
  */
@@ -42,7 +42,9 @@ export function watchAccess(
   if (principal.kind !== 'user') return { refused: `${principal.kind} connections do not watch the catalog` };
   if (!policy.allowUser && gated) return { refused: 'user watches are turned off: the server needs ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true' };
   if (!session) return { refused: 'a user watch needs a project session: control.session_attach {project_id, project_token?} first' };
-  const why = refusal(projects.get(session.projectId), 'observe', principal, session);
+  const project = projects.get(session.projectId);
+  // Events carry catalog metadata (node meta, service descriptors), which `read` guards: observe alone shows nothing.
+  const why = refusal(project, 'observe', principal, session) ?? refusal(project, 'read', principal, session);
   if (why) return { refused: why };
   return { sight: userSight(principal, session, projects) };
 }

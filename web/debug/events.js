@@ -122,20 +122,26 @@ function hintsFor(error) {
     hints.push('Admin watches are off on this server (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false).');
   if (/project session|attach a session/.test(message))
     hints.push('Attach a project session first (Project scope, above): a user watch sees only the nodes its project mounts.');
-  if (message.includes('observe')) {
-    if (message.includes('project token')) hints.push("The project's observe mode is `token`: attach the session again with the project token.");
-    else if (message.includes('admins only')) hints.push("The project's observe mode is `admin`: only admin tokens may watch it.");
+  // A watch needs observe, and read for the catalog metadata its events carry.
+  const action = /project \S+: (observe|read) /.exec(message)?.[1];
+  if (action) {
+    if (message.includes('project token')) hints.push(`The project's ${action} mode is \`token\`: attach the session again with the project token.`);
+    else if (message.includes('admins only')) hints.push(`The project's ${action} mode is \`admin\`: only admin tokens may watch it.`);
     else if (message.includes('denied'))
-      hints.push("The project's observe mode is `deny` (for this agent when one is named): an admin changes access_policy with `acheron project upsert`.");
+      hints.push(
+        `The project's ${action} mode is \`deny\` (for this agent when one is named): an admin changes access_policy with \`acheron project upsert\`.`,
+      );
   }
   if (error.code === 'resync_required')
     hints.push('The watch fell behind or since_seq is older than the history: Apply again to start from the replay window.');
   if (error.code === 'invalid_payload' && error.field) hints.push(`Check ${error.field}.`);
   if (error.code === 'unavailable') hints.push('Not connected: the console reconnects by itself and resumes the watch; or Apply again.');
-  const observe = conn.attach?.actions?.observe;
-  if (observe && observe !== 'allowed') hints.push(`The attached session's observe action: ${observe}`);
+  for (const needed of ['observe', 'read']) {
+    const verdict = conn.attach?.actions?.[needed];
+    if (verdict && verdict !== 'allowed') hints.push(`The attached session's ${needed} action: ${verdict}`);
+  }
   if (error.code === 'forbidden' && hints.length === 0)
-    hints.push('Watches are for admins, and for users with a project session whose observe action is allowed (docs/control-protocol.md, Policy).');
+    hints.push('Watches are for admins, and for users with a project session whose observe and read actions are allowed (docs/control-protocol.md, Policy).');
   return hints;
 }
 

@@ -1031,6 +1031,47 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     await user.close();
   });
 
+  await t.test('a watch needs read as well as observe: its events carry what node_get shows', async (tt) => {
+    const node = await joinNode('n-observe');
+    let version = 0;
+    /** A new version of the node's one service; the seq of its event. */
+    const publish = async (): Promise<number> => {
+      await node.peer.call('control.node_service_upsert', { node_id: 'n-observe', services: [svc('n-observe', 'svc', { version: String(++version) })] });
+      return (await bystander.call<{ seq: number }>('control.node_get', { node_id: 'n-observe' })).seq;
+    };
+    await publish();
+    const policy = (read: string): Promise<unknown> =>
+      bystander.call('control.project_upsert', {
+        project_id: 'observe-only',
+        mounts: [{ node_id: 'n-observe' }],
+        access_policy: { actions: { observe: 'open', read } },
+      });
+    await policy('deny');
+    const user = await session(url, { token: control.userToken });
+    tt.match(await user.call('control.session_attach', { project_id: 'observe-only' }), { actions: { observe: 'allowed', read: /read is denied/ } });
+    expectError(tt, await user.request('control.node_get', { node_id: 'n-observe' }), 'forbidden', undefined, 'node_get without read');
+    // The subscription a WorldFS mount keeps passes the role gates (user watches are off here), not the project's.
+    const watch = { replay_limit: 25, purpose: 'worldfs' };
+    const refused = await user.request('control.node_service_watch', watch);
+    expectError(tt, refused, 'forbidden', undefined, 'a watch without read (it replayed the full descriptors)');
+    tt.match(refused.error?.message, /^project observe-only: read is denied$/, 'with the reason');
+
+    await policy('open');
+    const { watch_id: watchId } = await user.call<{ watch_id: string }>('control.node_service_watch', { ...watch, replay_limit: 0 });
+    const nextEvent = user.next((f) => f.type === 'control.node_service_event' && (f.payload as { watch_id?: string }).watch_id === watchId);
+    await policy('deny');
+    const whileDenied = await publish();
+    await policy('open');
+    const afterwards = await publish();
+    tt.equal(
+      ((await nextEvent).payload as { seq: number }).seq,
+      afterwards,
+      `a running watch skips the event of seq ${whileDenied}, made while read was denied`,
+    );
+    await bystander.call('control.project_delete', { project_id: 'observe-only' });
+    await Promise.all([user.close(), node.peer.close()]);
+  });
+
   await t.test('kill -9 and restart: catalog, credentials and tokens intact', async (tt) => {
     const before = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
     await control.kill9();

@@ -30,3 +30,15 @@ t.test("purpose worldfs passes the gates; a user still sees only its project's n
   t.match(watchAccess(user, closed, undefined, projects, 'worldfs'), { refused: /project session/ }, 'still needs a project session');
   t.match(watchAccess({ kind: 'node', nodeId: 'n1' }, closed, undefined, projects, 'worldfs'), { refused: /node connections do not watch/ });
 });
+
+t.test('a user watch needs read as well as observe (its events carry catalog metadata)', async (t) => {
+  const open = { allowAdmin: true, allowUser: true };
+  await projects.upsert({ project_id: 'blind', mounts: [{ node_id: 'n1' }], access_policy: { actions: { observe: 'open', read: 'deny' } } });
+  t.match(watchAccess(user, open, { projectId: 'blind', tokenSha256: null }, projects), { refused: 'project blind: read is denied' });
+  t.match(
+    watchAccess(user, open, { projectId: 'blind', tokenSha256: null }, projects, 'worldfs'),
+    { refused: 'project blind: read is denied' },
+    'a WorldFS watch too',
+  );
+  t.ok('sight' in watchAccess(user, open, session, projects), 'both allowed: watched');
+});
