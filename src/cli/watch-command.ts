@@ -1,5 +1,5 @@
 import type { CatalogDeltaPayload } from '../protocol/types.gen.js';
-import { ControlClient } from '../protocol/control-client.js';
+import { ControlClient, frameError } from '../protocol/control-client.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
@@ -53,8 +53,9 @@ function endingMessage(error: unknown): string | undefined {
   if (!(error instanceof ProtocolError)) return undefined;
   if (error.code === 'forbidden')
     return `acheron node watch: refused: ${inFlagTerms(error.message)}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe or read needs the token); admins can watch with an admin token`;
-  // A bad request fails the same way on every retry.
-  if (error.code === 'unauthorized' || error.code === 'invalid_payload') return `acheron node watch: ${inFlagTerms(error.message)}`;
+  // A bad request fails the same way on every retry; so does a project no server of the store has (unknown, or deleted).
+  if (error.code === 'unauthorized' || error.code === 'invalid_payload' || error.code === 'not_found')
+    return `acheron node watch: ${inFlagTerms(error.message)}`;
   return undefined;
 }
 
@@ -87,6 +88,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     let resync = false;
     /** A frame that failed the check: the command stops rather than print past it (every server would send the same). */
     let badFrame: SchemaError | undefined;
+    /** An error the server pushed to end the watch for good (its project deleted): the command ends with it. */
+    let ended: ProtocolError | undefined;
     try {
       client = await ControlClient.connect({
         url,
@@ -106,6 +109,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
           } else if (!frame.ok && frame.error.code === 'resync_required') {
             err.write(`acheron node watch: ${frame.error.message}; starting over from the replay window\n`);
             resync = true;
+            client?.terminate();
+          } else if (!frame.ok && frame.error.watch_id !== undefined) {
+            ended = frameError(frame);
             client?.terminate();
           }
         },
@@ -134,6 +140,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       if (!loop.stopped) client?.terminate();
     }
     if (badFrame) throw badFrame;
+    if (ended) throw ended;
     if (resync) return 'resync';
     err.write(`acheron node watch: connection to ${url} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     return 'closed';

@@ -119,7 +119,7 @@ export class ControlServer {
     const { catalog, events } = store;
     this.#credentials = new CredentialGuard(this.#connections, catalog, store.tokens, this.#log);
     this.#metrics = new ControlMetrics(catalog, events, serverId);
-    this.#watches = new WatchHub(events, this.#metrics);
+    this.#watches = new WatchHub(events, this.#metrics, store.projects);
     this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
     this.#relays = new RelayHub(this.#metrics, store.servers, this.#peers);
     this.#relayPolicy = new RelayPolicy(catalog, store.projects, events);

@@ -9,6 +9,7 @@ const key = (projectId: string): string => `project/${projectId}`;
 export class FileProjectStore implements ProjectStore {
   #projects = new Map<string, Project>();
   #journal: StateJournal;
+  #deleteListeners: Array<(projectId: string) => void> = [];
 
   private constructor(journal: StateJournal) {
     this.#journal = journal;
@@ -52,6 +53,11 @@ export class FileProjectStore implements ProjectStore {
     this.get(projectId);
     this.#projects.delete(projectId);
     await this.#journal.delete(key(projectId));
+    for (const listener of this.#deleteListeners) listener(projectId);
+  }
+
+  onDelete(listener: (projectId: string) => void): void {
+    this.#deleteListeners.push(listener);
   }
 
   close(): Promise<void> {

@@ -197,7 +197,7 @@ export const OPS: Record<string, Op<never>> = {
   'control.node_service_watch': op<WatchRequest>('node_service_watch', ['admin', 'user'], async (context, payload) => {
     const access = watchAccess(context.principal, context.watchPolicy, context.session, context.projects, payload.purpose);
     if ('refused' in access) throw new ProtocolError('forbidden', access.refused);
-    await context.watches.watch(context.connection, payload, access.sight, (ack) => context.replyNow(ack));
+    await context.watches.watch(context.connection, payload, access, (ack) => context.replyNow(ack));
     return ALREADY_REPLIED;
   }),
   'control.project_upsert': op<ProjectPayload>('project', ['admin', 'user'], async (context, payload) => {

@@ -18,6 +18,8 @@ export interface ProjectStore {
   /** A new project token; only its hash is kept. */
   rotateToken(projectId: string): Promise<string>;
   delete(projectId: string): Promise<void>;
+  /** Calls `listener` with the id of each project deleted from now on, here or (etcd) through another server of the store. */
+  onDelete(listener: (projectId: string) => void): void;
   close(): Promise<void>;
 }
 

@@ -1,15 +1,22 @@
 import { push } from '../protocol/envelope.js';
 import type { NodeServiceWatchPayload } from '../protocol/types.gen.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { ProtocolError, type WireErrorCode } from '../protocol/errors.js';
 import type { ConnectionPeer } from './connection-peer.js';
 import type { CatalogEvent } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
 import { eventFrame, watchEventHead, type EventShape } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 import type { Sight } from '../protocol/visibility.js';
+import type { ProjectStore } from './projects.js';
 import { eventBodyAsSeen, seesEvent } from './sight.js';
 
 export type WatchRequest = NodeServiceWatchPayload;
+
+/** Whose events a watch gets (SPEC §8): `sight` undefined for admins, who see everything; `projectId` of a user's session. */
+export interface WatchScope {
+  sight: Sight;
+  projectId?: string;
+}
 
 interface Watch {
   id: string;
@@ -17,6 +24,8 @@ interface Watch {
   nodeId: string | undefined;
   /** Whose events these are (SPEC §8): undefined for admins, who see everything. */
   sight: Sight;
+  /** The project of a user's session: the watch ends when it is deleted. */
+  projectId: string | undefined;
   lastSentMs: number;
   /** The head of its live event frames (see frames.ts). */
   liveHead: Buffer;
@@ -50,12 +59,14 @@ export class WatchHub {
   #nextIdOf = new WeakMap<ConnectionPeer, number>();
   #timer: NodeJS.Timeout;
 
-  constructor(events: EventStream, metrics: ControlMetrics) {
+  /** `projects`: a deleted project's watches end (whichever server of the store deleted it). */
+  constructor(events: EventStream, metrics: ControlMetrics, projects: Pick<ProjectStore, 'onDelete'>) {
     this.#events = events;
     this.#metrics = metrics;
     events.onEvent((event) => this.#fanOut(event));
+    projects.onDelete((projectId) => this.#projectDeleted(projectId));
     events.onGap((message) => {
-      for (const watch of [...this.#watches.values()]) this.#end(watch, `${message}; list again and watch from head_seq ${events.headSeq}`);
+      for (const watch of [...this.#watches.values()]) this.#resync(watch, `${message}; list again and watch from head_seq ${events.headSeq}`);
     });
     this.#timer = setInterval(() => this.#progress(), 1000);
     this.#timer.unref();
@@ -72,7 +83,12 @@ export class WatchHub {
    * `since_seq` this server has not delivered yet (another server's, a moment ahead) is waited for
    * first; from there on the start is one synchronous step.
    */
-  async watch(connection: ConnectionPeer, request: WatchRequest, sight: Sight, ack: (payload: Record<string, unknown>) => void): Promise<void> {
+  async watch(
+    connection: ConnectionPeer,
+    request: WatchRequest,
+    { sight, projectId }: WatchScope,
+    ack: (payload: Record<string, unknown>) => void,
+  ): Promise<void> {
     if (request.since_seq !== undefined) {
       await this.#events.reach(request.since_seq);
       // Closed while waiting: drop() has run already, so nothing may be registered for it now.
@@ -129,6 +145,7 @@ export class WatchHub {
       connection,
       nodeId: request.node_id,
       sight,
+      projectId,
       lastSentMs: Date.now(),
       liveHead: watchEventHead(id, false),
       shape,
@@ -163,7 +180,7 @@ export class WatchHub {
       if ((watch.nodeId !== undefined && event.node_id !== watch.nodeId) || !seesEvent(event, watch.sight)) continue;
       attempts++;
       if (watch.connection.bufferedBytes > SLOW_WATCHER_BYTES) {
-        this.#end(watch, `watcher too slow: more than ${SLOW_WATCHER_BYTES} bytes unsent; watch again from seq ${event.seq - 1} or list again`);
+        this.#resync(watch, `watcher too slow: more than ${SLOW_WATCHER_BYTES} bytes unsent; watch again from seq ${event.seq - 1} or list again`);
         continue;
       }
       // Each shape of the event was serialized once; a frame only adds the head of its watch id, built once per id and shape.
@@ -183,12 +200,28 @@ export class WatchHub {
     this.#metrics.watch.fanoutSent.inc(sent);
   }
 
-  #end(watch: Watch, message: string): void {
-    this.#watches.delete(watchKey(watch.connection, watch.id));
+  /**
+   * The project is gone: the watches of its sessions end with `not_found` naming it, rather than
+   * stay open and silent (their sight is empty now; a project made again under the id is another).
+   */
+  #projectDeleted(projectId: string): void {
+    for (const watch of [...this.#watches.values()])
+      if (watch.projectId === projectId)
+        this.#end(watch, 'project_deleted', { code: 'not_found', message: `project ${projectId} was deleted: the watch has ended` });
+  }
+
+  /** Ends a watch that missed events it should have had (a drop, counted as one). */
+  #resync(watch: Watch, message: string): void {
     this.#metrics.watch.fanoutDropped.inc();
-    this.#metrics.watch.ended.inc({ reason: 'resync_required' });
+    this.#end(watch, 'resync_required', { code: 'resync_required', message });
+  }
+
+  /** Ends the watch with a pushed error naming it (`reason`: the label of acheron_watch_ended_total). */
+  #end(watch: Watch, reason: 'resync_required' | 'project_deleted', error: { code: WireErrorCode; message: string }): void {
+    this.#watches.delete(watchKey(watch.connection, watch.id));
+    this.#metrics.watch.ended.inc({ reason });
     this.#metrics.watch.subscribers.set(this.#watches.size);
-    watch.connection.send({ channel: 'control', type: 'control.error', id: null, ok: false, error: { code: 'resync_required', message, watch_id: watch.id } });
+    watch.connection.send({ channel: 'control', type: 'control.error', id: null, ok: false, error: { ...error, watch_id: watch.id } });
   }
 
   #progress(): void {

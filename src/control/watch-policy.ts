@@ -1,8 +1,8 @@
-import type { Sight } from '../protocol/visibility.js';
 import { refusal, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
 import type { ProjectStore } from './projects.js';
 import { userSight } from './sight.js';
+import type { WatchScope } from './watch-hub.js';
 
 /** SPEC §8 role gates for watches: admins may by default, users may not. */
 export interface WatchPolicy {
@@ -35,7 +35,7 @@ export function watchAccess(
   session: ProjectSession | undefined,
   projects: ProjectStore,
   purpose?: 'worldfs',
-): { refused: string } | { sight: Sight } {
+): { refused: string } | WatchScope {
   const gated = purpose !== 'worldfs';
   if (principal.kind === 'admin')
     return policy.allowAdmin || !gated ? { sight: undefined } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
@@ -46,5 +46,5 @@ export function watchAccess(
   // Events carry catalog metadata (node meta, service descriptors), which `read` guards: observe alone shows nothing.
   const why = refusal(project, 'observe', principal, session) ?? refusal(project, 'read', principal, session);
   if (why) return { refused: why };
-  return { sight: userSight(principal, session, projects) };
+  return { sight: userSight(principal, session, projects), projectId: session.projectId };
 }

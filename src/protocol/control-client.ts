@@ -76,7 +76,7 @@ export class ControlClient {
       clearTimeout(pending.timer);
       if (problems.length > 0) pending.reject(new SchemaError(problems));
       else if (frame.ok) pending.resolve(frame.payload);
-      else pending.reject(toError(frame));
+      else pending.reject(frameError(frame));
     });
     this.closed = new Promise((resolve) => {
       socket.on('close', (code, reason) => {
@@ -169,7 +169,8 @@ export class ControlClient {
   }
 }
 
-function toError(frame: ServerErrorFrame): ProtocolError {
+/** The ProtocolError an error frame carries (a code this client does not know is taken as `unavailable`). */
+export function frameError(frame: ServerErrorFrame): ProtocolError {
   const code = isWireErrorCode(frame.error?.code) ? frame.error.code : 'unavailable';
   return new ProtocolError(code, frame.error?.message ?? 'unknown error', frame.error?.field === undefined ? undefined : { field: frame.error.field });
 }

@@ -953,7 +953,7 @@ export interface WireError {
    */
   field?: string;
   /**
-   * The watch a pushed resync_required ended
+   * The watch a pushed error ended: resync_required, or not_found when the project of its session was deleted
    */
   watch_id?: string;
 }

@@ -219,7 +219,8 @@ export class WorldCatalog {
           else apply(event);
         } else if (frame.ok && (frame.type === 'control.node_service_watch_synced' || frame.type === 'control.node_service_watch_progress'))
           learned((frame.payload as { head_seq: number }).head_seq);
-        else if (!frame.ok && frame.error.code === 'resync_required') resync(`resync_required: ${frame.error.message}`);
+        // A watch the server ended (resync_required, or not_found: the project was deleted) follows nothing more: connect again.
+        else if (!frame.ok && frame.error.watch_id !== undefined) resync(`${frame.error.code}: ${frame.error.message}`);
       },
     });
     this.#client = client;

@@ -1,6 +1,7 @@
 // SPEC §1/§6 `acheron node watch` against a live `acheron control`: one readable line per event
 // (seq, time, node, kind, +/~/- services with versions), --json NDJSON, --replay-limit, --since, a
-// node filter, a refusal with its reason and a hint (exit 1); and a kill -9 of the server while
+// node filter, a refusal with its reason and a hint (exit 1), a user's watch of a project that is
+// deleted or unknown (exit 1, naming it); and a kill -9 of the server while
 // several watch commands run: each reconnects by itself and resumes with no duplicate and no gap; a
 // server away for longer than the rounds a first connection gets is waited for.
 import t from 'tap';
@@ -9,10 +10,10 @@ import { rename, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
-import { acheron, startControl, type RunningControl } from '../helpers/control.js';
+import { acheron, adminRequest, startControl, type RunningControl } from '../helpers/control.js';
 import { emitted, type EmittedEvent } from '../helpers/history-validator.js';
 import { ACHERON, tempDir } from '../helpers/node.js';
-import { waitFor } from '../helpers/process.js';
+import { waitFor, withEnv } from '../helpers/process.js';
 
 interface RunningCli {
   name: string;
@@ -310,4 +311,34 @@ await t.test('a rotated token written into --token-file, even after a refusal: t
   await printedAdded('after-rotation');
   tt.pass('the event after the rotation printed, through a connection made with the token from the file');
   tt.same(await cli.stop(), { code: 0, signal: null }, 'it was still watching');
+});
+
+await t.test("a project deleted under a user's watch ends it, naming the project (exit 1); so does an unknown one at the start", async (tt) => {
+  const open = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
+  const node = await SimNode.provision(open.url, open.adminToken, 'pw');
+  tt.teardown(() => node.peer.socket.terminate());
+  node.services.set('s', '1');
+  await node.publish();
+  await adminRequest(open, 'control.project_upsert', {
+    project_id: 'watched',
+    mounts: [{ node_id: 'pw' }],
+    access_policy: { actions: { read: 'open', observe: 'open' } },
+  });
+  const asUser = ['--control-url', open.url, '--token', open.userToken, '--project', 'watched', '--json'];
+  const cli = watchCli('deleted project', asUser);
+  await waitFor(() => cli.lines().some((line) => line.includes('"pw"')), { what: `the watch printing the replay of pw (stderr: ${cli.stderr()})` });
+  await adminRequest(open, 'control.project_delete', { project_id: 'watched' });
+  let exit: Awaited<RunningCli['exited']> | undefined;
+  void cli.exited.then((e) => (exit = e));
+  // It stayed silent, and after a reconnect looped on "no project".
+  await waitFor(() => exit, { what: `the watch ending (stderr: ${cli.stderr()})`, timeoutMs: 20_000 });
+  tt.same(exit, { code: 1, signal: null }, 'exit 1');
+  tt.match(cli.stderr(), /^acheron node watch: project watched was deleted: the watch has ended$/m, `says so (stderr: ${cli.stderr()})`);
+  const unknown = await acheron(['node', 'watch', ...asUser]);
+  tt.equal(unknown.code, 1, 'an unknown project at the start: exit 1');
+  tt.match(
+    unknown.stderr,
+    /^acheron node watch: no project watched this session may use without a project token \(check the id, or pass --project-token-file FILE\)$/m,
+  );
+  tt.notMatch(unknown.stderr, /trying/, 'at once, without retrying');
 });

@@ -7,7 +7,8 @@
 // later node shows within SPEC §9's 1 s, `ghost` joined again shows too, and reconnect attempts that
 // fail (the server out of reach for a while) do not make the mount read everything again. A user's
 // mount whose project changed its nodes meanwhile reads everything again instead of resuming (a resumed
-// watch brought nothing for the node it may now see, and kept the one it no longer may).
+// watch brought nothing for the node it may now see, and kept the one it no longer may). A user's mount
+// whose project is deleted answers ENOTCONN (its watch ended) until the project is made again.
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { adminRequest, startControl } from '../helpers/control.js';
@@ -104,4 +105,23 @@ await t.test("a user's mount whose project's nodes changed while it was away rea
     timeoutMs: 30_000,
   });
   tt.pass('ghost alone after the reconnect');
+});
+
+await t.test("a user's mount whose project is deleted stops showing it: ENOTCONN naming the project, until it is there again", async (tt) => {
+  await admin('control.project_delete', { project_id: 'p' });
+  const refused = await waitFor(
+    async () => {
+      const r = await sh(`ls ${q(`${userWorld.mount}/nodes`)}`);
+      return r.stderr.includes('Transport endpoint is not connected') ? r : undefined;
+    },
+    { what: 'the user mount answering ENOTCONN (it kept showing the deleted project)', timeoutMs: 10_000 },
+  );
+  tt.pass(`ls: ${refused.stderr.trim()}`);
+  tt.match(await readFile(userWorld.logFile, 'utf8'), /project p was deleted: the watch has ended/, 'the log says why');
+  await admin('control.project_upsert', { project_id: 'p', mounts: [{ node_id: 'ghost' }], access_policy: { actions: { read: 'open', observe: 'open' } } });
+  await waitFor(async () => JSON.stringify(await nodes(userWorld.mount).catch(() => [])) === '["ghost"]', {
+    what: 'the user mount back once the project is made again',
+    timeoutMs: 30_000,
+  });
+  tt.pass('back, with the new project');
 });

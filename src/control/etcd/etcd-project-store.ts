@@ -71,6 +71,12 @@ export class EtcdProjectStore implements ProjectStore {
     });
   }
 
+  onDelete(listener: (projectId: string) => void): void {
+    this.#mirror.onChange((changes) => {
+      for (const change of changes) if (change.before !== undefined && change.after === undefined) listener(change.key);
+    });
+  }
+
   close(): Promise<void> {
     return this.#mirror.close();
   }

@@ -1072,6 +1072,39 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     await Promise.all([user.close(), node.peer.close()]);
   });
 
+  await t.test("a deleted project ends its sessions' watches, naming it; their relays say it no longer exists", async (tt) => {
+    const node = await joinNode('n-doomed');
+    const doomed = { project_id: 'doomed', mounts: [{ node_id: 'n-doomed' }], access_policy: { actions: { read: 'open', observe: 'open', invoke: 'open' } } };
+    await bystander.call('control.project_upsert', doomed);
+    await bystander.call('control.project_upsert', { ...doomed, project_id: 'spared' });
+    const attachedTo = async (projectId: string): Promise<{ peer: RawPeer; watchId: string }> => {
+      const peer = await session(url, { token: control.userToken });
+      await peer.call('control.session_attach', { project_id: projectId });
+      const { watch_id: watchId } = await peer.call<{ watch_id: string }>('control.node_service_watch', { replay_limit: 0, purpose: 'worldfs' });
+      return { peer, watchId };
+    };
+    const [user, other] = [await attachedTo('doomed'), await attachedTo('spared')];
+    const ended = user.peer.next((f) => f.type === 'control.error' && f.id === null);
+    await bystander.call('control.project_delete', { project_id: 'doomed' });
+    tt.match(
+      (await ended).error,
+      { code: 'not_found', message: 'project doomed was deleted: the watch has ended', watch_id: user.watchId },
+      'the watch ends, naming the project',
+    );
+    tt.match(
+      await user.peer.call('control.relay', { node_id: 'n-doomed', request_id: 'after-delete', op: 'stat', path: '/services/x/status.json' }),
+      { ok: false, errno: 'ENOENT', message: 'project doomed no longer exists' },
+      'a relay says the project is gone (it said the node is not in it)',
+    );
+    expectError(tt, await user.peer.request('control.session_attach', { project_id: 'doomed' }), 'not_found', '/project_id', 'attaching again');
+    // The other project's watch goes on: an event of the node reaches it.
+    const event = other.peer.next((f) => f.type === 'control.node_service_event');
+    await node.peer.call('control.node_service_upsert', { node_id: 'n-doomed', services: [svc('n-doomed', 'svc')] });
+    tt.match((await event).payload, { watch_id: other.watchId, node_id: 'n-doomed' }, "another project's watch is not ended");
+    await bystander.call('control.project_delete', { project_id: 'spared' });
+    await Promise.all([user.peer.close(), other.peer.close(), node.peer.close()]);
+  });
+
   await t.test('kill -9 and restart: catalog, credentials and tokens intact', async (tt) => {
     const before = await bystander.call<NodeDoc>('control.node_get', { node_id: 'n1' });
     await control.kill9();
