@@ -41,7 +41,9 @@ export function watchAccess(
     return policy.allowAdmin || !gated ? { sight: undefined } : { refused: 'admin watches are turned off (ACHERON_NODE_SERVICE_WATCH_ALLOW_ADMIN=false)' };
   if (principal.kind !== 'user') return { refused: `${principal.kind} connections do not watch the catalog` };
   if (!policy.allowUser && gated) return { refused: 'user watches are turned off: the server needs ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true' };
-  if (!session) return { refused: 'a user watch needs a project session: control.session_attach {project_id, project_token?} first' };
+  // Said as the user met it: the subscription of a WorldFS mount is no watch to its user.
+  if (!session)
+    return { refused: `a user ${gated ? 'watch' : 'WorldFS mount'} needs a project session: control.session_attach {project_id, project_token?} first` };
   const project = projects.get(session.projectId);
   // Events carry catalog metadata (node meta, service descriptors), which `read` guards: observe alone shows nothing.
   const why = refusal(project, 'observe', principal, session) ?? refusal(project, 'read', principal, session);

@@ -223,10 +223,10 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
   const user = ['world', '--control-url', control.url, '--token', control.userToken];
   const noSession = await acheron([...user, '--mount', join(dir, 'd')]);
   tt.equal(noSession.code, 1, 'a user token without --project: exit 1');
-  oneLine(tt, noSession.stderr, /^acheron: forbidden: a user watch needs a project session: pass --project <project_id>$/);
+  oneLine(tt, noSession.stderr, /^acheron: forbidden: a user WorldFS mount needs a project session: pass --project <project_id>$/);
   const detached = await acheron([...user, '--mount', join(dir, 'e'), '--daemon', '--log-file', join(dir, 'world.log')]);
   tt.equal(detached.code, 1, 'the same with --daemon: exit 1');
-  oneLine(tt, detached.stderr, /^acheron: forbidden: a user watch needs a project session: pass --project <project_id>$/);
+  oneLine(tt, detached.stderr, /^acheron: forbidden: a user WorldFS mount needs a project session: pass --project <project_id>$/);
   const upsert = await acheron(['project', 'upsert', '--file', '-', '--control-url', control.url, '--token', control.adminToken], {
     input: JSON.stringify({ project_id: 'needs-token', token: 'a-project-token-0123456789', access_policy: { actions: { read: 'open' } } }),
   });

@@ -27,6 +27,12 @@ function reason(refused: string | undefined): string {
 t.test('no project session: pass --project', async (t) => {
   const watch = watchAccess(user, { allowAdmin: true, allowUser: true }, undefined, projects);
   t.equal(inFlagTerms(reason('refused' in watch ? watch.refused : undefined)), 'a user watch needs a project session: pass --project <project_id>');
+  const mount = watchAccess(user, { allowAdmin: true, allowUser: true }, undefined, projects, 'worldfs');
+  t.equal(
+    inFlagTerms(reason('refused' in mount ? mount.refused : undefined)),
+    'a user WorldFS mount needs a project session: pass --project <project_id>',
+    'acheron world: a mount, not a watch',
+  );
   t.equal(
     inFlagTerms('catalog reads by users need a project session: control.session_attach {project_id, project_token?} first'),
     'catalog reads by users need a project session: pass --project <project_id>',
