@@ -119,10 +119,14 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       await attachProject(client, args);
       const request: Record<string, unknown> = { include: 'delta' };
       if (args.node_id !== undefined) request.node_id = args.node_id;
-      if (since !== undefined) request.since_seq = since;
+      const from = since;
+      if (from !== undefined) request.since_seq = from;
       else if (args['replay-limit'] !== undefined) request.replay_limit = args['replay-limit'];
       await client.request('control.node_service_watch', request);
       loop.succeeded();
+      // Every loss and failed attempt was said on stderr: so is the end of the gap.
+      if (everConnected)
+        err.write(`acheron node watch: watching again on ${url}, ${from === undefined ? 'from the replay window' : `resumed after seq ${from}`}\n`);
       everConnected = true;
       failures.clear();
       failedRounds = 0;

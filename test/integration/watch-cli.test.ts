@@ -198,6 +198,7 @@ await t.test('after kill -9 of the server every running watch reconnects and res
   ] as const) {
     tt.same(seqs(cli), want, `${cli.name}: exactly ${want.join(',')}`);
     tt.match(cli.stderr(), /reconnecting and resuming after seq \d+/, `${cli.name}: said it reconnects`);
+    tt.match(cli.stderr(), /watching again on ws:\/\/\S+, resumed after seq \d+\n/, `${cli.name}: and that it watches again`);
   }
   tt.same(
     everything.lines().map((line) => emitted(JSON.parse(line) as Record<string, unknown>)),
