@@ -31,6 +31,7 @@ import { PeerLinks } from './peer-links.js';
 import { CredentialGuard } from './credential-guard.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 import { serveHttpPages } from './http-pages.js';
+import { followFleetChanges } from './fleet-changes.js';
 import { advertiseUrlOf, boundAddress, closeListener, createListener, listen, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { authenticateUpgrade } from './upgrade-auth.js';
@@ -123,10 +124,7 @@ export class ControlServer {
     this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
     this.#relays = new RelayHub(this.#metrics, store.servers, this.#peers);
     this.#relayPolicy = new RelayPolicy(catalog, store.projects, events);
-    // A deleted node's credentials are gone: so are its open connections (here, whichever server deleted it).
-    events.onEvent((event) => {
-      if (event.kind === 'delete') this.#credentials.dropNode(event.node_id, 'node deleted');
-    });
+    followFleetChanges(events, this.#log, (nodeId) => this.#credentials.dropNode(nodeId, 'node deleted'));
     // A node joined again through another server of the store: its connections here with the old secret end.
     catalog.onSecretReplaced((nodeId) => void this.#credentials.dropReplacedSecret(nodeId));
     this.#ws = createListener(options.tls);

@@ -4,7 +4,7 @@
 // itself; a stopped node turns offline with its services kept, and comes back online on restart
 // without a new join token. §7: /metrics and /metrics.json see it.
 import t from 'tap';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import type { NodeControlState, ServiceDescriptor } from '../../src/protocol/types.gen.js';
@@ -208,6 +208,11 @@ await t.test('a stopped node turns offline with its services kept; restarted, it
   const back = await catalogWhere((d) => d.state === 'online', 'the node online again');
   tt.equal(service(back, 'echo')?.state, 'online', 'its services are online again');
   tt.equal((await credentials()).node_secret, secret, 'it reused its state file: same secret, no new join');
+  const fleetLines = (await readFile(control.logFile, 'utf8'))
+    .split('\n')
+    .filter((line) => line.includes(`"node_id":"${NODE_ID}"`) && /"msg":"node \S+ (offline|online)"/.test(line))
+    .map((line) => (JSON.parse(line) as { msg: string }).msg);
+  tt.same(fleetLines.slice(-2), [`node ${NODE_ID} offline`, `node ${NODE_ID} online`], 'the server logged it going and coming back');
 });
 
 await t.test('HTTP metrics see the node and its services', async (tt) => {
