@@ -56,10 +56,13 @@ export async function readNodeCredentials(stateFile: string, nodeId: string): Pr
 /** How often the node compares its catalog with what it last published (changes coalesce within it). */
 const CATALOG_CHECK_MS = 1000;
 
+/** How soon a lease refresh the server refused is tried again (its store may be back by then). */
+const REFUSED_REFRESH_RETRY_MS = 2000;
+
 /**
  * The node's one WebSocket to the control server (SPEC §6): joins once, then authenticates as
  * `node.<id>.<secret>`; upserts its catalog after every (re)connect and after every real change,
- * never otherwise; refreshes its lease every third of the TTL; reconnects with exponential backoff
+ * never otherwise; refreshes its lease every third of the TTL (a refused refresh sooner); reconnects with exponential backoff
  * and jitter, each time to the next server of its list (Failover): on another server of the same
  * store it is the same node, with the same secret and lease, so back within the grace period it
  * never shows offline. The local tree keeps working whatever happens here.
@@ -72,6 +75,7 @@ export class NodeControlSession {
   #client: ControlClient | undefined;
   #published: string | undefined;
   #timers: NodeJS.Timeout[] = [];
+  #refreshTimer: NodeJS.Timeout | undefined;
   #upserting: Promise<void> | undefined;
   /** Ask for the lean upsert reply, until a server of the earlier protocol refuses the `include` key. */
   #leanReplies = true;
@@ -110,6 +114,7 @@ export class NodeControlSession {
         void options.relay?.dropAll();
         for (const timer of this.#timers) clearInterval(timer);
         this.#timers = [];
+        clearTimeout(this.#refreshTimer);
       },
       beforePause: (pauseMs, url) => {
         this.state = 'disconnected';
@@ -201,11 +206,8 @@ export class NodeControlSession {
     if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
     await this.#publish(client);
     const { lease_ttl_ms: leaseTtlMs } = await client.request<LeaseRefreshReply>('control.node_lease_refresh', { node_id: this.#options.nodeId });
+    this.#scheduleRefresh(client, Math.max(1000, Math.floor(leaseTtlMs / 3)));
     this.#timers.push(
-      setInterval(
-        () => void client.request('control.node_lease_refresh', { node_id: this.#options.nodeId }).catch(() => undefined),
-        Math.max(1000, Math.floor(leaseTtlMs / 3)),
-      ),
       setInterval(
         () => void this.#publish(client).catch((error: unknown) => this.#options.log.warn({ err: (error as Error).message }, 'catalog upsert failed')),
         CATALOG_CHECK_MS,
@@ -215,6 +217,33 @@ export class NodeControlSession {
     this.state = 'disconnected';
     this.lastError = `connection closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ''})`;
     this.#lost = this.lastError;
+  }
+
+  /**
+   * The next lease refresh, `afterMs` from now; then every `everyMs`. A refused one (the server's
+   * store down) is tried again after REFUSED_REFRESH_RETRY_MS, so the lease is extended soon after
+   * the store is back, and said: logged once, and in `lastError` (NODE.json) until one is accepted.
+   */
+  #scheduleRefresh(client: ControlClient, everyMs: number, afterMs = everyMs, refused = 0): void {
+    const { log, nodeId } = this.#options;
+    this.#refreshTimer = setTimeout(() => {
+      client.request('control.node_lease_refresh', { node_id: nodeId }).then(
+        () => {
+          if (this.#client !== client) return; // the session ended meanwhile: no timers for it again
+          if (refused > 0) {
+            log.info({ refused }, `lease refresh accepted again after ${refused} refused`);
+            this.lastError = null;
+          }
+          this.#scheduleRefresh(client, everyMs);
+        },
+        (error: unknown) => {
+          if (this.#client !== client || !client.isOpen) return; // the session ends and says why
+          this.lastError = `lease refresh refused: ${(error as Error).message}`;
+          if (refused === 0) log.warn({ err: (error as Error).message }, `${this.lastError}; trying again every ${REFUSED_REFRESH_RETRY_MS} ms`);
+          this.#scheduleRefresh(client, everyMs, Math.min(everyMs, REFUSED_REFRESH_RETRY_MS), refused + 1);
+        },
+      );
+    }, afterMs);
   }
 
   /** Upserts when the catalog differs from what the server has from us; one upsert at a time. */

@@ -97,6 +97,7 @@ export class EtcdCatalog implements CatalogStore {
       registration: this.#registration,
       startedMs,
       offlineGraceMs: options.offlineGraceMs,
+      leaseTtlMs: options.leaseTtlMs,
       isClosed,
       log,
     });
@@ -188,17 +189,25 @@ export class EtcdCatalog implements CatalogStore {
     return { delta: result.delta, body: upsertReplyBody(payload.include, event, result.next, result.delta) };
   }
 
+  /** A refresh etcd has not taken is remembered: the sweep refreshes the lease of a node still asking instead of taking it for gone. */
   async refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
-    const { result } = await this.#changes.run(nodeId, `refreshing the lease of node ${nodeId}`, (node, now) => {
-      if (!node) throw noNode(nodeId);
-      const { next, kind, delta } = refreshPlan(node, now, this.leaseTtlMs);
-      return {
-        ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}),
-        lease: leaseOf(next, this.#options.serverId),
-        result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined },
-      };
-    });
-    return result;
+    this.#expiry.refreshAsked(nodeId);
+    try {
+      const { result } = await this.#changes.run(nodeId, `refreshing the lease of node ${nodeId}`, (node, now) => {
+        if (!node) throw noNode(nodeId);
+        const { next, kind, delta } = refreshPlan(node, now, this.leaseTtlMs);
+        return {
+          ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}),
+          lease: leaseOf(next, this.#options.serverId),
+          result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined },
+        };
+      });
+      this.#expiry.refreshAnswered(nodeId, true);
+      return result;
+    } catch (error) {
+      this.#expiry.refreshAnswered(nodeId, false);
+      throw error;
+    }
   }
 
   tunnelOpened(nodeId: string): void {
@@ -207,6 +216,7 @@ export class EtcdCatalog implements CatalogStore {
 
   tunnelClosed(nodeId: string): void {
     this.#registration.tunnelClosed(nodeId);
+    this.#expiry.refreshAnswered(nodeId, true);
   }
 
   expireLeases(): Promise<string[]> {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { NodeRecord } from '../catalog-store.js';
-import { lapsed, offlinePlan } from '../node-record.js';
+import { lapsed, offlinePlan, refreshPlan } from '../node-record.js';
 import { LEASES, TUNNELS, type StoredLease } from './catalog-layout.js';
 import type { CatalogMirror, ClosedTunnel } from './catalog-mirror.js';
 import type { EtcdConnection } from './connection.js';
@@ -19,6 +19,7 @@ export interface LeaseExpiryContext {
   registration: ServerRegistration;
   startedMs: number;
   offlineGraceMs: number;
+  leaseTtlMs: number;
   isClosed: () => boolean;
   log: Logger;
 }
@@ -26,11 +27,14 @@ export interface LeaseExpiryContext {
 /**
  * When nodes go offline: every server sweeps lapsed leases, and the guarded `offline` write succeeds
  * once; when the server holding a node's tunnel loses it (closed, or gone with its registration),
- * the node's lease is cut to at most a grace period from then.
+ * the node's lease is cut to at most a grace period from then. A node whose tunnel a live server
+ * holds is that server's to judge: it knows whether the node still asks for its lease.
  */
 export class LeaseExpiry {
   #context: LeaseExpiryContext;
   #started = false;
+  /** Nodes connected here whose last lease refresh etcd has not taken: when they last asked, and whether that one is still being written. */
+  #unansweredRefreshes = new Map<string, { askedMs: number; writing: boolean }>();
 
   constructor(context: LeaseExpiryContext) {
     this.#context = context;
@@ -58,16 +62,40 @@ export class LeaseExpiry {
     }
   }
 
-  /** Every server sweeps; the guarded write of each `offline` succeeds once. None in the first grace period after this server started (SPEC §6: a fresh grace after a restart). */
+  /** The node asked for a lease refresh here: etcd is to write it. */
+  refreshAsked(nodeId: string): void {
+    this.#unansweredRefreshes.set(nodeId, { askedMs: Date.now(), writing: true });
+  }
+
+  /** The node's lease refresh is written (`taken`) or refused: it was still asking until now. */
+  refreshAnswered(nodeId: string, taken: boolean): void {
+    if (taken) this.#unansweredRefreshes.delete(nodeId);
+    else this.#unansweredRefreshes.set(nodeId, { askedMs: Date.now(), writing: false });
+  }
+
+  /**
+   * Every server sweeps; the guarded write of each `offline` succeeds once. None in the first grace
+   * period after this server started (SPEC §6: a fresh grace after a restart). A node another live
+   * server holds the tunnel of is left to that server. One connected here that asked for a refresh
+   * etcd has not taken, within the lease's TTL, is alive and asking: its lease is refreshed instead
+   * (SPEC §6: a lease lapses when the node stops refreshing, not when the store could not take it).
+   */
   async expire(): Promise<string[]> {
-    const { mirror, changes, log } = this.#context;
+    const { mirror, changes, registration, log } = this.#context;
     if (this.#context.isClosed() || Date.now() < this.#context.startedMs + this.#context.offlineGraceMs) return [];
-    const candidates = [...mirror.nodes.values()].filter((n) => lapsed(n, Date.now()));
+    const heldElsewhere = (nodeId: string): boolean => {
+      const holder = mirror.tunnelServer(nodeId);
+      return holder !== undefined && holder !== registration.serverId && mirror.server(holder) !== undefined;
+    };
+    const candidates = [...mirror.nodes.values()].filter((n) => lapsed(n, Date.now()) && !heldElsewhere(n.node_id));
     const expired = await Promise.all(
       candidates.map(async ({ node_id: nodeId }) => {
+        const asking = this.#stillAsking(nodeId);
         try {
-          const { result } = await changes.run(nodeId, `marking node ${nodeId} offline`, (node, now) => {
+          const what = asking ? `refreshing the lease of node ${nodeId} for it (etcd did not take its own refresh)` : `marking node ${nodeId} offline`;
+          const { result } = await changes.run(nodeId, what, (node, now) => {
             if (!lapsed(node, now)) return { result: false };
+            if (asking) return { lease: leaseOf(refreshPlan(node, now, this.#context.leaseTtlMs).next, registration.serverId), result: false };
             const { next, delta } = offlinePlan(node, now);
             return {
               record: { next, event: { kind: 'offline', timestamp_ms: now, service_delta: delta } },
@@ -75,14 +103,25 @@ export class LeaseExpiry {
               result: true,
             };
           });
+          if (asking) this.refreshAnswered(nodeId, true);
           return result ? nodeId : undefined;
         } catch (error) {
-          log.warn({ err: error, node_id: nodeId }, 'could not mark a node offline; the next sweep tries again');
+          log.warn(
+            { err: error, node_id: nodeId },
+            `${asking ? "could not refresh a node's lease" : 'could not mark a node offline'}; the next sweep tries again`,
+          );
           return undefined;
         }
       }),
     );
     return expired.filter((nodeId): nodeId is string => nodeId !== undefined);
+  }
+
+  /** Connected here, with a refresh etcd has not taken still being written or asked for within the lease's TTL. */
+  #stillAsking(nodeId: string): boolean {
+    const unanswered = this.#unansweredRefreshes.get(nodeId);
+    if (unanswered === undefined || !this.#context.registration.holds(nodeId)) return false;
+    return unanswered.writing || Date.now() - unanswered.askedMs < this.#context.leaseTtlMs;
   }
 
   /**
