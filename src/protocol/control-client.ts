@@ -22,11 +22,6 @@ export interface ControlClientOptions {
   onPush?: (frame: ServerFrame) => void;
   maxPayload?: number;
   /**
-   * The server pings every 10 s (SPEC §6); without a ping for this long the connection is taken
-   * for dead and dropped, so a silently broken tunnel is noticed in seconds, not when TCP gives up.
-   */
-  deadAfterMs?: number;
-  /**
    * Checks every frame before anything reads it (docs/schemas/control-replies.schema.json). A reply
    * that fails rejects its request with the SchemaError (naming the field); a push that fails goes
    * to `onInvalidPush` instead of `onPush`.
@@ -35,7 +30,15 @@ export interface ControlClientOptions {
   onInvalidPush?: (error: SchemaError, frame: unknown) => void;
 }
 
-export const DEAD_AFTER_MS = 25_000;
+/**
+ * The client pings the server this often (ws answers a ping by itself, whatever the server is
+ * doing) and takes a server not heard from (no pong, ping or frame) for DEAD_AFTER_PINGS intervals
+ * for dead: 9 s, noticed within 12 s, well before the other servers take a hung server's nodes for
+ * gone (--server-ttl-ms + --offline-grace-ms, 5 + 15 s by default), so its nodes are on another
+ * server by then; three missed pongs in a row, so a loaded machine is no false alarm.
+ */
+const PING_INTERVAL_MS = 3_000;
+const DEAD_AFTER_PINGS = 3;
 
 /**
  * One WebSocket to the control server: sends `control.version` first, matches replies by id,
@@ -47,6 +50,8 @@ export class ControlClient {
   readonly #timeoutMs: number;
   #nextId = 1;
   #closedReason: string | undefined;
+  /** Why the liveness check dropped the connection. */
+  #silence: string | undefined;
   readonly closed: Promise<{ code: number; reason: string }>;
   /** Who the server took the token for (its `control.version` reply). */
   principal: VersionReply['principal'] | undefined;
@@ -80,13 +85,15 @@ export class ControlClient {
     });
     this.closed = new Promise((resolve) => {
       socket.on('close', (code, reason) => {
-        this.#closedReason = `connection closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
+        // Dropped here for silence: that is the reason (ws has none for a connection it terminated).
+        const why = reason.length ? reason.toString() : (this.#silence ?? '');
+        this.#closedReason = `connection closed (${code}${why ? ` ${why}` : ''})`;
         for (const [id, pending] of this.#pending) {
           this.#pending.delete(id);
           clearTimeout(pending.timer);
           pending.reject(new ProtocolError('unavailable', `control server: ${this.#closedReason}`));
         }
-        resolve({ code, reason: reason.toString() });
+        resolve({ code, reason: why });
       });
     });
   }
@@ -115,27 +122,26 @@ export class ControlClient {
     });
     const client = new ControlClient(socket, options);
     socket.on('error', () => undefined);
-    client.#watchLiveness(options.deadAfterMs ?? DEAD_AFTER_MS);
+    client.#watchLiveness();
     client.principal = (await client.request<VersionReply>('control.version', { protocol: PROTOCOL })).principal;
     return client;
   }
 
-  #watchLiveness(deadAfterMs: number): void {
+  #watchLiveness(): void {
+    const deadAfterMs = PING_INTERVAL_MS * DEAD_AFTER_PINGS;
     let lastHeard = Date.now();
     const heard = (): void => {
       lastHeard = Date.now();
     };
+    this.#socket.on('pong', heard);
     this.#socket.on('ping', heard);
     this.#socket.on('message', heard);
-    const timer = setInterval(
-      () => {
-        if (Date.now() - lastHeard > deadAfterMs) {
-          this.#closedReason ??= `no ping from the control server for ${deadAfterMs} ms`;
-          this.#socket.terminate();
-        }
-      },
-      Math.min(5000, deadAfterMs),
-    );
+    const timer = setInterval(() => {
+      if (Date.now() - lastHeard > deadAfterMs) {
+        this.#silence = `no answer from the control server for ${deadAfterMs} ms`;
+        this.#socket.terminate();
+      } else this.#socket.ping();
+    }, PING_INTERVAL_MS);
     timer.unref();
     this.#socket.once('close', () => clearInterval(timer));
   }
