@@ -31,7 +31,8 @@ export const CONTROL_OPTIONS = {
   },
   'server-id': {
     type: 'string',
-    describe: "this server's id among the servers of one store (metrics label server_id; etcd registration); default <hostname>:<listen port>",
+    describe:
+      "this server's id among the servers of one store (metrics label server_id; etcd registration; one running server's); default <hostname>:<listen host>:<port>, <hostname>:<port> for 0.0.0.0",
   },
   'server-ttl-ms': {
     // etcd leases count whole seconds.

@@ -7,9 +7,8 @@
  * Must not import: node/, world/, fuse/, vfs/ or cli/ (nodes and mounts are peers on the wire, never
  * code it calls); etcd3 and cockatiel only in etcd/.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { BEARER_SUBPROTOCOL_PREFIX, NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
@@ -32,7 +31,7 @@ import { CredentialGuard } from './credential-guard.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 import { serveHttpPages } from './http-pages.js';
 import { followFleetChanges } from './fleet-changes.js';
-import { advertiseUrlOf, boundAddress, closeListener, createListener, listen, type HostPort } from './listeners.js';
+import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { authenticateUpgrade } from './upgrade-auth.js';
 import { closeAndThrow } from '../store/closing.js';
@@ -56,7 +55,7 @@ export interface ControlServerOptions {
   watchPolicy?: WatchPolicy;
   /** Everything in etcd (shared by every server on it) instead of the data dir. */
   etcd?: EtcdOptions | undefined;
-  /** This server's id among the servers of one store (metrics label; etcd registration). Default: `<hostname>:<listen port>`. */
+  /** This server's id among the servers of one store (metrics label; etcd registration). Default: defaultServerId(listen). */
   serverId?: string | undefined;
   /** etcd: how long this server's registration outlives it (see CatalogOptions). */
   serverTtlMs?: number | undefined;
@@ -100,8 +99,8 @@ export class ControlServer {
   #nextConnectionId = 1;
   #timers: NodeJS.Timeout[] = [];
   #watchPolicy: WatchPolicy;
-  /** Where browser pages may come from (set once both listeners are bound: ports may be 0 until then). */
-  #origins = new Set<string>();
+  /** Where browser pages may come from: the bound listeners (a port may be given as 0) and --allowed-origin. */
+  #origins: Set<string>;
   #stopping = false;
   /** What /readyz checks: the server can serve while its listener is up and its store takes writes. */
   #readinessChecks: Record<string, ReadinessCheck> = {
@@ -109,7 +108,7 @@ export class ControlServer {
     store: async () => (this.#stopping ? 'the server is stopping' : this.store.problem()),
   };
 
-  private constructor(options: ControlServerOptions, store: ControlStore, serverId: string) {
+  private constructor(options: ControlServerOptions, store: ControlStore, serverId: string, listeners: { ws: Server; http: Server }) {
     this.store = store;
     this.#tokens = store.tokens;
     this.#projects = store.projects;
@@ -127,23 +126,35 @@ export class ControlServer {
     followFleetChanges(events, this.#log, (nodeId) => this.#credentials.dropNode(nodeId, 'node deleted'));
     // A node joined again through another server of the store: its connections here with the old secret end.
     catalog.onSecretReplaced((nodeId) => void this.#credentials.dropReplacedSecret(nodeId));
-    this.#ws = createListener(options.tls);
-    this.#http = createListener(options.tls);
+    this.#ws = listeners.ws;
+    this.#http = listeners.http;
+    this.#origins = ownOrigins(
+      [
+        { host: options.listen.host, port: this.address.port },
+        { host: options.httpListen.host, port: this.httpAddress.port },
+      ],
+      options.tls !== undefined,
+      options.allowedOrigins,
+    );
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: NODE_FRAME_MAX_BYTES,
       handleProtocols: (protocols) => [...protocols].find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX)) ?? false,
     });
     this.#ws.on('upgrade', (request, socket, head) => void this.#upgrade(request, socket as Socket, head));
-    this.#ws.on('request', (_request, response: ServerResponse) =>
+    takeOver(this.#ws, (_request, response) =>
       response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only (see /livez on the HTTP listener)\n'),
     );
-    this.#http.on('request', serveHttpPages({ readiness: () => this.readiness(), metrics: this.#metrics, wsPort: () => this.address.port, log: this.#log }));
+    takeOver(this.#http, serveHttpPages({ readiness: () => this.readiness(), metrics: this.#metrics, wsPort: () => this.address.port, log: this.#log }));
   }
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
-    const serverId = options.serverId ?? `${hostname()}:${options.listen.port}`;
-    // First: with etcd unreachable the server stops here, with an error naming the endpoints.
+    const serverId = options.serverId ?? defaultServerId(options.listen);
+    // Ports first: a start that fails on a port in use must not touch the store (etcd: a live server's registration under this id).
+    const ws = await bindStarting(options.tls, options.listen);
+    const http = await bindStarting(options.tls, options.httpListen).catch((error: unknown) => closeAndThrow({ close: () => closeListener(ws) }, error));
+    const closeListeners = { close: async () => void (await Promise.all([closeListener(ws), closeListener(http)])) };
+    // With etcd unreachable the server stops here, with an error naming the endpoints.
     const store = await openControlStore(
       {
         dataDir: options.dataDir,
@@ -158,27 +169,15 @@ export class ControlServer {
         },
       },
       options.log,
-    );
+    ).catch((error: unknown) => closeAndThrow(closeListeners, error));
     options.log.info({ store: store.description, server_id: serverId }, `control store: tokens, projects, catalog and events in ${store.description}`);
-    let server: ControlServer | undefined;
+    const server = new ControlServer(options, store, serverId, { ws, http });
     try {
-      const made = (server = new ControlServer(options, store, serverId));
       // A token revoked or rotated anywhere ends its sessions here.
-      await store.tokens.follow(() => void made.#credentials.dropRevoked());
-      await listen(made.#ws, options.listen);
-      await listen(made.#http, options.httpListen);
+      await store.tokens.follow(() => void server.#credentials.dropRevoked());
     } catch (error) {
-      // A port in use, say: what was opened is let go (the store, a listener), as a stop would.
-      return closeAndThrow({ close: () => (server ? server.stop() : store.close()) }, error);
+      return closeAndThrow({ close: () => server.stop() }, error);
     }
-    server.#origins = ownOrigins(
-      [
-        { host: options.listen.host, port: server.address.port },
-        { host: options.httpListen.host, port: server.httpAddress.port },
-      ],
-      options.tls !== undefined,
-      options.allowedOrigins,
-    );
     server.#timers.push(
       setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
       setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),

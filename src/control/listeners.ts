@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -26,8 +26,39 @@ export function advertiseUrlOf(listen: HostPort, isTls: boolean): string {
   return `${isTls ? 'wss' : 'ws'}://${host}:${listen.port}`;
 }
 
+/**
+ * The server's id when `--server-id` is not given: `<hostname>:<port>` for a wildcard listener, else
+ * `<hostname>:<listen host>:<port>`, so two servers of one machine on different addresses differ.
+ */
+export function defaultServerId(listen: HostPort): string {
+  const wildcard = ['0.0.0.0', '::', ''].includes(listen.host);
+  return wildcard ? `${hostname()}:${listen.port}` : `${hostname()}:${listen.host}:${listen.port}`;
+}
+
+function answerStarting(_request: IncomingMessage, response: ServerResponse): void {
+  response.writeHead(503, { 'content-type': 'text/plain' }).end('starting: opening the control store\n');
+}
+
+/**
+ * A listener bound at `at` that answers 503 `starting` (upgrades too) until `takeOver`: bound
+ * before the store opens, so a start that fails on a port in use has touched nothing in a shared
+ * store (etcd: another server's registration under the same id).
+ */
+export async function bindStarting(tls: { cert: string | Buffer; key: string | Buffer } | undefined, at: HostPort): Promise<Server> {
+  const server = createListener(tls);
+  server.on('request', answerStarting);
+  await listen(server, at);
+  return server;
+}
+
+/** `handler` serves the requests of a listener from bindStarting from now on. */
+export function takeOver(server: Server, handler: (request: IncomingMessage, response: ServerResponse) => void): void {
+  server.off('request', answerStarting);
+  server.on('request', handler);
+}
+
 /** An HTTP server, or an HTTPS one with `tls`. */
-export function createListener(tls: { cert: string | Buffer; key: string | Buffer } | undefined): Server {
+function createListener(tls: { cert: string | Buffer; key: string | Buffer } | undefined): Server {
   return tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer();
 }
 

@@ -1,5 +1,6 @@
 import type { Lease } from 'etcd3';
 import type { Logger } from 'pino';
+import { ProtocolError } from '../../protocol/errors.js';
 import { hashSecret } from '../node-record.js';
 import { newPeerSecret, type PeerServer, type ServerDirectory } from '../server-directory.js';
 import { sameSecret } from '../token-store.js';
@@ -107,7 +108,10 @@ export class ServerRegistration implements ServerDirectory {
     return this.#problem;
   }
 
-  /** `servers/<id>` under a fresh etcd lease (kept alive by etcd3); resolves with the put's revision. */
+  /**
+   * `servers/<id>` under a fresh etcd lease (kept alive by etcd3); resolves with the put's revision.
+   * Refused (`conflict`) while another server holds the id (see #claim).
+   */
   async register(): Promise<bigint> {
     const { connection } = this.#context;
     const lease = connection.client.lease(Math.max(1, Math.ceil(this.#options.serverTtlMs / 1000)));
@@ -129,11 +133,9 @@ export class ServerRegistration implements ServerDirectory {
         secret_sha256: hashSecret(this.#peerSecret),
         started_ms: this.#context.startedMs,
       };
-      const put = await connection.write('registering this server', (client) =>
-        client.put(this.#key(SERVERS, this.serverId)).value(JSON.stringify(registration)).lease(leaseId).exec(),
-      );
+      const revision = await this.#claim(JSON.stringify(registration), leaseId);
       registered = true;
-      return BigInt(put.header.revision);
+      return revision;
     } catch (error) {
       lease.release(); // no keepalives for a lease nothing is registered under
       throw error;
@@ -143,6 +145,34 @@ export class ServerRegistration implements ServerDirectory {
   /** Its tunnels go with the registration: the other servers start those nodes' grace periods. */
   async revoke(): Promise<void> {
     await this.#lease?.revoke().catch(() => undefined);
+  }
+
+  /**
+   * Puts `servers/<id>` if absent or still this server's own `value` (a lease etcd3 gave up on, a
+   * retried txn that committed), never over another server's: its relays would fail until it
+   * restarted. A server killed and started again at once finds its old key until that lapses, so
+   * the id counts as taken only once it outlived our TTL and a retry.
+   */
+  async #claim(value: string, leaseId: string): Promise<bigint> {
+    const key = this.#key(SERVERS, this.serverId);
+    const until = Date.now() + this.#options.serverTtlMs + RETRY_MS;
+    for (;;) {
+      for (const [target, compared] of [
+        ['Create', 0],
+        ['Value', value],
+      ] as const) {
+        const result = await this.#context.connection.write('registering this server', (client) =>
+          client.if(key, target, '==', compared).then(client.put(key).value(value).lease(leaseId)).commit(),
+        );
+        if (result.succeeded) return BigInt(result.header.revision);
+      }
+      if (Date.now() >= until) break;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+    throw new ProtocolError(
+      'conflict',
+      `server id ${this.serverId} is registered in etcd by another running server (${key}): give this one its own --server-id, or stop that one first`,
+    );
   }
 
   #key(area: string, id: string): string {

@@ -876,13 +876,14 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     tt.match(text, /^process_cpu_seconds_total\{server_id="[^"]+"\} \d/m, 'process metrics');
     tt.match(text, /^nodejs_eventloop_lag_seconds\{server_id="[^"]+"\} \d/m, 'Node.js metrics');
     tt.match(text, /^acheron_watch_retained_window_seconds\{server_id="[^"]+"\} \d/m, 'times in seconds');
-    const serverId = `${hostname()}:${new URL(control.url).port}`;
+    const { hostname: host, port } = new URL(control.url);
+    const serverId = `${hostname()}:${host}:${port}`;
     tt.ok(
       text
         .split('\n')
         .filter((line) => line.startsWith('acheron_'))
         .every((line) => line.includes(`server_id="${serverId}"`)),
-      `every sample names the server (by default <hostname>:<listen port>, ${serverId})`,
+      `every sample names the server (by default <hostname>:<listen host>:<port>, ${serverId})`,
     );
     tt.notMatch(text, /^acheron_\w+_ms[ {]/m, 'no metric in milliseconds');
     const lint = await sh('promtool check metrics', { input: text });

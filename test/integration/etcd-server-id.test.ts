@@ -1,0 +1,55 @@
+// A server id is one running server's (operator review): a start that fails on a port in use
+// touches nothing in etcd (it deleted the running server's registration, and relays to that
+// server's nodes failed until it restarted), a second server under a live server's id is refused
+// naming the id and --server-id, and the default id tells servers on different addresses apart.
+import t from 'tap';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { acheron, freePort, startControl } from '../helpers/control.js';
+import { etcdStore, openEtcd, startEtcd } from '../helpers/etcd.js';
+import { tempDir } from '../helpers/node.js';
+
+const cluster = await startEtcd(t);
+const prefix = '/acheron-server-id/';
+const store = await etcdStore(cluster, prefix);
+const etcd = await openEtcd(t, cluster.endpoints, { prefix });
+const wsPort = await freePort();
+// A registration lapses 1 s after its server dies: a refusal of a live server's id comes within seconds.
+const a = await startControl(t, { store, ports: { ws: wsPort, http: await freePort() }, args: ['--server-ttl-ms', '1000'] });
+const aId = `${hostname()}:127.0.0.1:${wsPort}`;
+const registration = async (): Promise<string | null> => etcd.client.get(`${prefix}servers/${aId}`).string();
+const registered = await registration();
+t.ok(registered, `the default id includes the --listen host: servers/${aId}`);
+
+const control = async (listen: string, args: string[] = []): Promise<{ code: number | null; stderr: string }> =>
+  acheron([
+    'control',
+    '--data-dir',
+    join(await tempDir(t), 'data'),
+    '--listen',
+    listen,
+    '--http-listen',
+    `127.0.0.1:${await freePort()}`,
+    '--log-level',
+    'silent',
+    '--server-ttl-ms',
+    '1000',
+    ...store.args,
+    ...args,
+  ]);
+
+t.test("a start that fails on a port in use leaves the running server's registration alone", async (tt) => {
+  const r = await control(`127.0.0.1:${wsPort}`);
+  tt.equal(r.code, 1, 'exit 1');
+  tt.match(r.stderr, 'EADDRINUSE');
+  tt.equal(await registration(), registered, 'servers/<id> of the running server is still there, unchanged');
+  tt.equal((await fetch(`${a.httpUrl}/readyz`)).status, 200, 'and the running server is ready');
+});
+
+t.test("a second server under a live server's id is refused, naming the id and --server-id", async (tt) => {
+  const r = await control(`127.0.0.1:${await freePort()}`, ['--server-id', aId]);
+  tt.equal(r.code, 1, 'exit 1');
+  tt.match(r.stderr, `acheron: conflict: server id ${aId} is registered in etcd by another running server`);
+  tt.match(r.stderr, '--server-id');
+  tt.equal(await registration(), registered, 'servers/<id> of the running server is unchanged');
+});
