@@ -118,7 +118,7 @@ export class ControlServer {
     this.#catalog = store.catalog;
     const { catalog, events } = store;
     this.#credentials = new CredentialGuard(this.#connections, catalog, store.tokens, this.#log);
-    this.#metrics = new ControlMetrics(catalog, events, serverId);
+    this.#metrics = new ControlMetrics(catalog, events, serverId, () => store.problem());
     this.#watches = new WatchHub(events, this.#metrics, store.projects);
     this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
     this.#relays = new RelayHub(this.#metrics, store.servers, this.#peers);

@@ -31,8 +31,11 @@ export class ControlMetrics {
   /** The WorldFS relay's (RelayHub). */
   readonly relay: RelayMetrics;
 
-  /** `serverId` labels every metric: several servers on one store are told apart. */
-  constructor(catalog: CatalogStore, events: EventStream, serverId: string) {
+  /**
+   * `serverId` labels every metric: several servers on one store are told apart. `storeProblem`: the
+   * /readyz store check (why the store cannot serve, or undefined), read at each scrape.
+   */
+  constructor(catalog: CatalogStore, events: EventStream, serverId: string, storeProblem: () => Promise<string | undefined>) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ server_id: serverId });
     // process_* and nodejs_* (CPU, memory, file descriptors, event loop lag, GC), read at each scrape.
@@ -59,6 +62,14 @@ export class ControlMetrics {
         this.reset();
         for (const state of ['online', 'offline']) this.set({ state }, 0);
         for (const [state, n] of catalog.count().services) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'acheron_store_ready',
+      help: '1 while the store can serve (the store check of /readyz), else 0',
+      registers,
+      async collect() {
+        this.set((await storeProblem()) === undefined ? 1 : 0);
       },
     });
     this.upserts = new Counter({ name: 'acheron_upserts_total', help: 'control.node_service_upsert requests served', labelNames: ['changed'], registers });

@@ -4,7 +4,7 @@
 // etcd is back. (Unreachable at start: store-etcd-start.test.ts.)
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import { acheron, connect, errorsCounted, eventually, session, startControl, type RawPeer } from '../helpers/control.js';
+import { acheron, connect, errorsCounted, eventually, metricValue, scrape, session, startControl, type RawPeer } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { sh, waitFor } from '../helpers/process.js';
 
@@ -53,9 +53,11 @@ await t.test('etcd lost while running: writes answer unavailable, /readyz fails,
   const refused = await admin.request('control.project_upsert', { project_id: 'while-down' });
   tt.equal(refused.error?.code, 'unavailable', `a write is refused: ${refused.error?.message}`);
   tt.match(refused.error?.message, /^control store \(etcd\): upserting project while-down failed: \S/, 'saying what failed and why');
-  const ready = await fetch(`${a.httpUrl}/readyz`);
+  // A probe with a 3 s timeout gets the answer (the check waits for etcd 1 s at most; a full call's retries took 4-6.5 s).
+  const ready = await fetch(`${a.httpUrl}/readyz`, { signal: AbortSignal.timeout(3_000) });
   tt.equal(ready.status, 503, '/readyz fails');
   tt.match(await ready.text(), /^not ready\n(.*\n)*store: control store \(etcd\): \S/, 'naming the store as the check that failed');
+  tt.equal(metricValue(await scrape(a), 'acheron_store_ready'), 0, 'acheron_store_ready is 0');
   const unavailable = await errorsCounted(b, 'unavailable');
   tt.equal((await connect(b.url, { token: store.adminToken })).status, 503, 'a new session cannot be checked: 503, neither 401 nor accepted');
   tt.equal(await errorsCounted(b, 'unavailable'), unavailable + 1, 'counted in acheron_errors_total{code="unavailable"}');
@@ -65,6 +67,7 @@ await t.test('etcd lost while running: writes answer unavailable, /readyz fails,
 
   member.start();
   await waitFor(async () => (await fetch(`${a.httpUrl}/readyz`)).status === 200, { what: '/readyz after etcd is back', timeoutMs: 60_000 });
+  tt.equal(metricValue(await scrape(a), 'acheron_store_ready'), 1, 'acheron_store_ready is 1 again');
   const upsert = await eventually(admin, 'control.project_upsert', { project_id: 'after' }, 'a write after etcd is back');
   tt.equal(upsert.ok, true, 'writes work again');
   // B has had no traffic through the outage: its first login after it may still be refused (503) while its etcd channel reconnects.

@@ -17,6 +17,8 @@ export class EtcdConnection {
   readonly endpoints: readonly string[];
   readonly log: Logger;
   readonly #failures: MemberFailures;
+  /** The readiness read under way: probes meanwhile wait for it rather than each starting one. */
+  #check: Promise<unknown> | undefined;
 
   private constructor(client: Etcd3, options: EtcdOptions, log: Logger, failures: MemberFailures) {
     this.client = client;
@@ -68,6 +70,18 @@ export class EtcdConnection {
     return this.#run(what, true, call);
   }
 
+  /**
+   * Why etcd cannot serve now (a linearizable read fails), or undefined when it can, within
+   * `withinMs`: the read goes on retrying through an election (seconds), a readiness probe must not.
+   */
+  async problem(withinMs: number): Promise<string | undefined> {
+    this.#check ??= this.read('readiness check', (client) => client.get(this.prefix).exec()).finally(() => (this.#check = undefined));
+    const outcome = await settledBefore(this.#check, Date.now() + withinMs);
+    if (outcome.state === 'answered') return undefined;
+    if (outcome.state === 'failed') return (outcome.error as Error).message;
+    return `control store (etcd): no answer to a read within ${withinMs} ms: ${describe(this.#failures.explain(undefined))}`;
+  }
+
   close(): void {
     this.client.close();
   }
@@ -85,8 +99,8 @@ export class EtcdConnection {
 }
 
 /**
- * How `call` ended, or `late` when `until` came first. A late call ends unobserved: the caller
- * closes the client, which ends it too.
+ * How `call` ended, or `late` when `until` came first. A late call goes on unobserved: at start the
+ * caller closes the client, which ends it; a readiness check leaves it to the next probes.
  */
 async function settledBefore(call: Promise<unknown>, until: number): Promise<{ state: 'answered' } | { state: 'failed'; error: unknown } | { state: 'late' }> {
   let timer: NodeJS.Timeout | undefined;

@@ -29,7 +29,7 @@ const alive = setInterval(() => undefined, 1_000);
 t.teardown(() => clearInterval(alive));
 
 // Only the relay metrics are read here: the catalog and event gauges are never collected.
-const newMetrics = (): ControlMetrics => new ControlMetrics({} as CatalogStore, {} as EventStream, 'test:1');
+const newMetrics = (): ControlMetrics => new ControlMetrics({} as CatalogStore, {} as EventStream, 'test:1', async () => undefined);
 
 const request = (op: RelayPayload['op'], extra: Partial<RelayPayload> = {}): RelayPayload => ({
   node_id: 'n1',
