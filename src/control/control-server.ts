@@ -12,7 +12,6 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { BEARER_SUBPROTOCOL_PREFIX, NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
-import type { WireErrorCode } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { CONTROL_DEFAULTS } from './defaults.js';
 import type { CatalogStore } from './catalog-store.js';
@@ -33,7 +32,7 @@ import { serveHttpPages } from './http-pages.js';
 import { followFleetChanges } from './fleet-changes.js';
 import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
-import { authenticateUpgrade } from './upgrade-auth.js';
+import { authenticateUpgrade, refuseUpgrade, type UpgradeRefusal } from './upgrade-auth.js';
 import { closeAndThrow } from '../store/closing.js';
 
 export { parseHostPort, type HostPort } from './listeners.js';
@@ -66,13 +65,6 @@ export interface ControlServerOptions {
 }
 
 const HOUSEKEEPING_MS = 1_000;
-
-/** The HTTP status of each refused upgrade, by the wire code a request would get for the same reason. */
-const UPGRADE_REFUSALS = {
-  unauthorized: '401 Unauthorized',
-  forbidden: '403 Forbidden',
-  unavailable: '503 Service Unavailable',
-} as const satisfies Partial<Record<WireErrorCode, string>>;
 
 /**
  * The control server (SPEC §6-7): one WebSocket listener for nodes, users and admins, the catalog
@@ -209,12 +201,10 @@ export class ControlServer {
     await this.store.close();
   }
 
-  /** Ends an upgrade with the HTTP status of `code`, counted under that code as an error reply would be; returns the status. */
-  #refuse(socket: Socket, code: keyof typeof UPGRADE_REFUSALS): string {
-    const status = UPGRADE_REFUSALS[code];
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  /** Ends an upgrade with the HTTP status of `code` (and `reason` as its body), counted under that code as an error reply would be; returns the status. */
+  #refuse(socket: Socket, code: UpgradeRefusal, reason?: string): string {
     this.#metrics.errors.inc({ code });
-    return status;
+    return refuseUpgrade(socket, code, reason);
   }
 
   async #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
@@ -227,7 +217,7 @@ export class ControlServer {
       authenticated = await authenticateUpgrade(request, { servers: this.store.servers, catalog: this.#catalog, tokens: this.#tokens });
     } catch (error) {
       // The store could not say (etcd down): neither a refusal of the token nor an acceptance.
-      this.#refuse(socket, 'unavailable');
+      this.#refuse(socket, 'unavailable', (error as Error).message);
       this.#log.warn({ err: error, remote: socket.remoteAddress }, 'could not check a token: answered 503');
       return;
     }

@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { BEARER_SUBPROTOCOL_PREFIX } from '../protocol/envelope.js';
+import type { WireErrorCode } from '../protocol/errors.js';
 import type { CatalogStore } from './catalog-store.js';
 import type { Principal } from './principal.js';
 import { PEER_TOKEN, type ServerDirectory } from './server-directory.js';
@@ -57,4 +59,26 @@ export async function authenticateUpgrade(request: IncomingMessage, verifiers: V
   }
   const principal = await verifiers.tokens.authenticate(token);
   return principal ? { principal, viaSubprotocol, token } : { viaSubprotocol };
+}
+
+/** The HTTP status of each refused upgrade, by the wire code a request would get for the same reason. */
+const UPGRADE_REFUSALS = {
+  unauthorized: '401 Unauthorized',
+  forbidden: '403 Forbidden',
+  unavailable: '503 Service Unavailable',
+} as const satisfies Partial<Record<WireErrorCode, string>>;
+
+export type UpgradeRefusal = keyof typeof UPGRADE_REFUSALS;
+
+/**
+ * Ends an upgrade with the HTTP status of `code`; `reason` (why the store could not check the token)
+ * is the plain-text body, for the client to show: a bare 503 does not say the store is the problem.
+ * Returns the status.
+ */
+export function refuseUpgrade(socket: Socket, code: UpgradeRefusal, reason?: string): string {
+  const status = UPGRADE_REFUSALS[code];
+  const body = reason === undefined ? '' : `${reason.replace(/\s+/g, ' ')}\n`;
+  const type = body ? 'Content-Type: text/plain; charset=utf-8\r\n' : '';
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n${type}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  return status;
 }

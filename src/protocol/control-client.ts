@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { Failover } from './control-urls.js';
 import { PROTOCOL, type ServerFrame } from './envelope.js';
@@ -39,6 +40,8 @@ export interface ControlClientOptions {
  */
 const PING_INTERVAL_MS = 3_000;
 const DEAD_AFTER_PINGS = 3;
+/** Enough for a refusal's reason (one line); a larger body is cut. */
+const REFUSAL_MAX_BYTES = 4_096;
 
 /**
  * One WebSocket to the control server: sends `control.version` first, matches replies by id,
@@ -108,13 +111,12 @@ export class ControlClient {
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('unexpected-response', (_request, response) => {
-        reject(
-          new ProtocolError(
-            response.statusCode === 401 ? 'unauthorized' : 'unavailable',
-            `control server refused the connection: HTTP ${response.statusCode}${response.statusCode === 401 ? ' (bad or missing token)' : ''}`,
-          ),
-        );
-        socket.terminate();
+        void refusalReason(response).then((reason) => {
+          const status = response.statusCode;
+          const detail = reason ? `: ${reason}` : status === 401 ? ' (bad or missing token)' : '';
+          reject(new ProtocolError(status === 401 ? 'unauthorized' : 'unavailable', `control server refused the connection: HTTP ${status}${detail}`));
+          socket.terminate();
+        });
       });
       socket.once('error', (error) =>
         reject(new ProtocolError('unavailable', `cannot reach the control server at ${options.url}: ${error.message}`, { cause: error })),
@@ -215,4 +217,20 @@ export async function connectAny(
     'unavailable',
     `no control server answered (${rounds} rounds over ${urls.length} URL${urls.length === 1 ? '' : 's'}): ${[...why].map(([url, reason]) => `${url}: ${reason}`).join('; ')}`,
   );
+}
+
+/** The body of a refused upgrade, which says why (a 503: the store could not check the token); at most REFUSAL_MAX_BYTES, '' if none. */
+function refusalReason(response: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const done = (): void => resolve(Buffer.concat(chunks).toString('utf8').slice(0, REFUSAL_MAX_BYTES).trim());
+    response.on('data', (chunk: Buffer) => {
+      if (length < REFUSAL_MAX_BYTES) chunks.push(chunk);
+      length += chunk.length;
+    });
+    response.once('end', done);
+    response.once('error', done);
+    response.once('close', done);
+  });
 }

@@ -61,6 +61,9 @@ await t.test('etcd lost while running: writes answer unavailable, /readyz fails,
   const unavailable = await errorsCounted(b, 'unavailable');
   tt.equal((await connect(b.url, { token: store.adminToken })).status, 503, 'a new session cannot be checked: 503, neither 401 nor accepted');
   tt.equal(await errorsCounted(b, 'unavailable'), unavailable + 1, 'counted in acheron_errors_total{code="unavailable"}');
+  const listed = await acheron(['node', 'list', '--control-url', b.url, '--token', store.adminToken]);
+  tt.not(listed.code, 0, 'acheron node list fails');
+  tt.match(listed.stderr, /HTTP 503: control store \(etcd\): \S/, `saying the store is the problem: ${listed.stderr.trim()}`);
   const cli = await token(['create', '--user', 'dave', '--etcd-start-timeout-ms', '1000']);
   tt.equal(cli.code, 1, `acheron token fails: ${cli.stderr.trim()}`);
   tt.ok(admin.isOpen, 'open sessions stay');
