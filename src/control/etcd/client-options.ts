@@ -68,11 +68,18 @@ export async function clientOptions(options: EtcdOptions, failures?: MemberFailu
     readFile(file).catch((error: Error) => {
       throw new TypeError(`${option} ${file}: ${error.message}`);
     });
+  // Checked here: gRPC says only `PEM routines::no start line`, or fails every connection as an untrusted certificate.
+  const pem = async (file: string, option: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): Promise<Buffer> => {
+    const contents = await read(file, option);
+    if (!new RegExp(`^-----BEGIN [A-Z ]*${kind}-----\\r?$`, 'm').test(contents.toString('latin1')))
+      throw new TypeError(`${option} ${file}: not a PEM ${kind.toLowerCase()} (no -----BEGIN ${kind}----- line)`);
+    return contents;
+  };
   const credentials = options.caCertFile
     ? {
-        rootCertificate: await read(options.caCertFile, '--etcd-cacert'),
+        rootCertificate: await pem(options.caCertFile, '--etcd-cacert', 'CERTIFICATE'),
         ...(options.certFile && options.keyFile
-          ? { certChain: await read(options.certFile, '--etcd-cert'), privateKey: await read(options.keyFile, '--etcd-key') }
+          ? { certChain: await pem(options.certFile, '--etcd-cert', 'CERTIFICATE'), privateKey: await pem(options.keyFile, '--etcd-key', 'PRIVATE KEY') }
           : {}),
       }
     : undefined;

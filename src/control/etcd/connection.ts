@@ -1,6 +1,6 @@
 import { Etcd3, GRPCOutOfRangeError } from 'etcd3';
 import type { Logger } from 'pino';
-import { describe, storeUnavailable } from './failure.js';
+import { configurationProblem, describe, storeUnavailable } from './failure.js';
 import { clientOptions, worthRetrying } from './client-options.js';
 import { MemberFailures } from './member-failures.js';
 import type { EtcdOptions } from './options.js';
@@ -31,6 +31,7 @@ export class EtcdConnection {
   /**
    * Connects and checks that etcd answers a linearizable read (so it has a leader), retrying until
    * `startTimeoutMs`; then throws an error naming the endpoints and what the members failed with.
+   * A refusal no retry can change (credentials, permissions, TLS trust) throws at once, naming the flag.
    * Never hangs: an attempt still running at the bound is given up with the client.
    */
   static async open(options: EtcdOptions, log: Logger): Promise<EtcdConnection> {
@@ -43,7 +44,14 @@ export class EtcdConnection {
       // the call would leave etcd3's retries none ("Deadline exceeded after 0.000s"), hiding the cause.
       const outcome = await settledBefore(client.get(options.prefix).exec(), until);
       if (outcome.state === 'answered') return new EtcdConnection(client, options, log, failures);
-      if (outcome.state === 'failed') lastError = outcome.error;
+      if (outcome.state === 'failed') {
+        lastError = outcome.error;
+        const problem = configurationProblem(describe(failures.explain(lastError)), options);
+        if (problem !== undefined) {
+          client.close();
+          throw new Error(problem, { cause: lastError });
+        }
+      }
       if (outcome.state === 'late' || Date.now() + START_RETRY_MS >= until) {
         client.close();
         throw new Error(

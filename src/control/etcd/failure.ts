@@ -1,4 +1,5 @@
 import { ProtocolError } from '../../protocol/errors.js';
+import type { EtcdOptions } from './options.js';
 
 /** etcd's default --max-request-bytes: one transaction (a node's record with its whole catalog) must fit. */
 export const ETCD_REQUEST_MAX_BYTES = 1_572_864;
@@ -38,4 +39,20 @@ export function describe(error: unknown): string {
   const line = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
   const trimmed = line.replace(/\s*Resolution note:\s*$/, '').trim();
   return /^14 UNAVAILABLE: No connection established\. Last error: (?:Error: )?(.+?)\.?$/.exec(trimmed)?.[1] ?? trimmed;
+}
+
+/**
+ * What is wrong when etcd's answer at start (`why`: describe()d, the members' errors explained) is
+ * one that trying again cannot change (credentials, permissions, an untrusted certificate), in words
+ * naming the flag to fix; undefined for anything else (etcd down, no leader yet: worth waiting for).
+ */
+export function configurationProblem(why: string, options: EtcdOptions): string | undefined {
+  const credentials = `--etcd-username ${options.username ?? '(none)'}, --etcd-password-file ${options.passwordFile ?? '(none)'}`;
+  if (/user name is empty/.test(why)) return `etcd requires authentication: give --etcd-username and --etcd-password-file (etcd: ${why})`;
+  if (/authentication failed|invalid auth token|user name not found/.test(why)) return `etcd refused the credentials (${credentials}): ${why}`;
+  if (/PERMISSION_DENIED|permission denied/i.test(why))
+    return `etcd user ${options.username ?? '(none)'} may not read --etcd-prefix ${options.prefix}: grant its role readwrite on it (etcdctl role grant-permission --prefix=true <role> readwrite ${options.prefix}): ${why}`;
+  if (/unable to verify|self[- ]signed certificate|local issuer certificate|certificate has expired|altnames/.test(why))
+    return `the etcd members' TLS certificate is not trusted with --etcd-cacert ${options.caCertFile ?? '(none: the system CAs)'} (is it the CA that signed them?): ${why}`;
+  return undefined;
 }
