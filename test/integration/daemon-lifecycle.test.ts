@@ -36,6 +36,17 @@ async function spawnerOf(tt: Test, node: RunningNode): Promise<number> {
   return children[0] as number;
 }
 
+/** The driver processes the spawner runs, once there are any. */
+function driversUnder(spawner: number): Promise<number[]> {
+  return waitFor(
+    async () => {
+      const pids = await childPids(spawner);
+      return pids.length > 0 && pids;
+    },
+    { what: 'the driver under the spawner' },
+  );
+}
+
 /** Waits until the (re)started daemon serves the tree itself: a stale entry may still be in mountinfo. */
 async function serving(node: RunningNode): Promise<void> {
   await waitFor(async () => (await readJson(join(node.mount, 'NODE.json'))).pid === node.child.pid, {
@@ -109,13 +120,7 @@ await t.test('SIGTERM during a slow invocation: it completes, then exit 0', asyn
   );
   await waitFor(async () => (await readJson(join(dir, 'status.json'))).state === 'running', { what: 'the slow invocation to run' });
   const spawner = await spawnerOf(tt, node);
-  const drivers = await waitFor(
-    async () => {
-      const pids = await childPids(spawner);
-      return pids.length > 0 && pids;
-    },
-    { what: 'the driver under the spawner' },
-  );
+  const drivers = await driversUnder(spawner);
   process.kill(node.child.pid as number, 'SIGTERM');
   const closed = await writer;
   tt.equal(closed.code, 0, `the writer's close returned 0 (${closed.stderr.trim()})`);
@@ -136,13 +141,7 @@ await t.test('a second signal during the grace forces the stop: drivers cancelle
   const writer = sh(`/bin/echo '{"n":1}' > ${q(join(dir, 'control', 'invoke.json'))}`);
   await waitFor(async () => (await readJson(join(dir, 'status.json'))).state === 'running', { what: 'the hanging invocation to run' });
   const spawner = await spawnerOf(tt, node);
-  const drivers = await waitFor(
-    async () => {
-      const pids = await childPids(spawner);
-      return pids.length > 0 && pids;
-    },
-    { what: 'the driver under the spawner' },
-  );
+  const drivers = await driversUnder(spawner);
   process.kill(node.child.pid as number, 'SIGTERM');
   await waitFor(async () => (await readFile(node.logFile, 'utf8')).includes('"msg":"stopping"'), { what: 'the stop to begin' });
   process.kill(node.child.pid as number, 'SIGINT');
