@@ -29,6 +29,13 @@ async function servePage(request: IncomingMessage, response: ServerResponse, con
   // Resolved against a base only when absolute-form: `//livez` would otherwise be read as a host.
   const path = new URL(target.startsWith('/') ? `http://x${target}` : target, 'http://x').pathname;
   const send = (status: number, type: string, body: string): void => void response.writeHead(status, { 'content-type': type }).end(body);
+  // A client given this listener's URL instead of the WebSocket one: its refusal says where to go.
+  if (request.headers.upgrade?.toLowerCase() === 'websocket')
+    return send(
+      400,
+      'text/plain',
+      `this is the HTTP listener (health, metrics, debug page): WebSocket clients connect to port ${context.wsPort()} (--listen)\n`,
+    );
   // Every page is read-only.
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.setHeader('allow', 'GET, HEAD');

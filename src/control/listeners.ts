@@ -69,7 +69,9 @@ export function listen(server: Server, at: HostPort): Promise<void> {
       const where = `${at.option ? `${at.option} ` : ''}${at.host}:${at.port}`;
       reject(
         Object.assign(
-          new Error(`${where}: ${error.code === 'EADDRINUSE' ? 'address in use (another server listens there?)' : error.message}`, { cause: error }),
+          new Error(`${where}: ${error.code === 'EADDRINUSE' ? 'address in use (EADDRINUSE: another server listens there?)' : error.message}`, {
+            cause: error,
+          }),
           { code: error.code },
         ),
       );

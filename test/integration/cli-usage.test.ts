@@ -81,16 +81,25 @@ t.test('an unknown command: exit 2, one line naming it, the commands there are a
   }
 });
 
-t.test('control --listen, --http-listen: a URL is refused at once; a port in use is named with its option', async (tt) => {
-  const dir = await tempDir(tt);
-  const url = await acheron(['control', '--data-dir', join(dir, 'a'), '--listen', 'ws://127.0.0.1:7447']);
-  tt.equal(url.code, 2, 'a URL: exit 2');
-  oneLine(tt, url.stderr, /--listen "ws:\/\/127\.0\.0\.1:7447": expected host:port without a scheme or path \(e\.g\. 127\.0\.0\.1:7447\)$/);
-  const taken = new URL(control.httpUrl).host;
-  const inUse = await acheron(['control', '--data-dir', join(dir, 'b'), '--listen', '127.0.0.1:0', '--http-listen', taken]);
-  tt.equal(inUse.code, 1, 'a port in use: exit 1');
-  tt.match(inUse.stderr, new RegExp(`acheron: --http-listen ${taken.replace(/\./g, '\\.')}: address in use`), 'naming the option and the address');
-});
+t.test(
+  'control --listen, --http-listen: a URL is refused at once; a port in use is named with its option; a client at the HTTP port is told the other',
+  async (tt) => {
+    const dir = await tempDir(tt);
+    const url = await acheron(['control', '--data-dir', join(dir, 'a'), '--listen', 'ws://127.0.0.1:7447']);
+    tt.equal(url.code, 2, 'a URL: exit 2');
+    oneLine(tt, url.stderr, /--listen "ws:\/\/127\.0\.0\.1:7447": expected host:port without a scheme or path \(e\.g\. 127\.0\.0\.1:7447\)$/);
+    const taken = new URL(control.httpUrl).host;
+    const inUse = await acheron(['control', '--data-dir', join(dir, 'b'), '--listen', '127.0.0.1:0', '--http-listen', taken]);
+    tt.equal(inUse.code, 1, 'a port in use: exit 1');
+    tt.match(inUse.stderr, new RegExp(`acheron: --http-listen ${taken.replace(/\./g, '\\.')}: address in use`), 'naming the option and the address');
+    const wrongPort = await acheron(['node', 'list', '--control-url', `ws://${taken}`, '--token', control.adminToken]);
+    tt.equal(wrongPort.code, 1, 'a client given the HTTP listener: exit 1');
+    tt.match(
+      wrongPort.stderr,
+      `HTTP 400: this is the HTTP listener (health, metrics, debug page): WebSocket clients connect to port ${new URL(control.url).port} (--listen)`,
+    );
+  },
+);
 
 t.test('--log-level and --log-file: refused by every command that logs', async (tt) => {
   for (const args of [['control'], ['node'], ['world', '--token', 'x']]) {

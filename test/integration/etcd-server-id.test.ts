@@ -41,7 +41,7 @@ const control = async (listen: string, args: string[] = []): Promise<{ code: num
 t.test("a start that fails on a port in use leaves the running server's registration alone", async (tt) => {
   const r = await control(`127.0.0.1:${wsPort}`);
   tt.equal(r.code, 1, 'exit 1');
-  tt.match(r.stderr, 'EADDRINUSE');
+  tt.match(r.stderr, /acheron: --listen 127\.0\.0\.1:\d+: address in use \(EADDRINUSE/, 'naming the option, the address and the code');
   tt.equal(await registration(), registered, 'servers/<id> of the running server is still there, unchanged');
   tt.equal((await fetch(`${a.httpUrl}/readyz`)).status, 200, 'and the running server is ready');
 });
