@@ -299,7 +299,9 @@ await t.test('a wait the node does not answer is bounded: the server answers ETI
   });
   tt.match(outcome, { ok: false, errno: 'ETIMEDOUT', message: /did not answer invoke .* within 1500 ms/ });
   tt.equal(await timedOut('count'), count + 1, 'acheron_relay_latency_seconds{op="invoke",outcome="ETIMEDOUT"} observed it');
-  tt.ok((await timedOut('sum')) - sum >= 1.5, 'with the 1.5 s it waited');
+  // A timer's 1.5 s count from libuv's loop clock, which can lag the performance.now() the latency
+  // is measured from (a CI run failed a bound of exactly 1.5 s): what is checked is that the wait shows.
+  tt.ok((await timedOut('sum')) - sum >= 1.45, 'with the 1.5 s it waited');
   await sh(`echo 1 > ${q(join(node.service('hang'), 'control', 'cancel'))}`);
 });
 
