@@ -53,3 +53,21 @@ t.test("a second server under a live server's id is refused, naming the id and -
   tt.match(r.stderr, '--server-id');
   tt.equal(await registration(), registered, 'servers/<id> of the running server is unchanged');
 });
+
+t.test('killed and started again at once on its address, a server takes its id over without waiting for the old lease', async (tt) => {
+  const port = await freePort();
+  // A TTL far above what the test waits: only the takeover can register the second run in time.
+  const ttl = ['--server-ttl-ms', '60000'];
+  const first = await startControl(tt, { store, ports: { ws: port, http: await freePort() }, args: ttl });
+  const id = `${hostname()}:127.0.0.1:${port}`;
+  const key = `${prefix}servers/${id}`;
+  const before = await etcd.client.get(key).string();
+  tt.ok(before, 'the first run registered');
+  await first.kill9();
+  const started = Date.now();
+  const second = await startControl(tt, { store, ports: { ws: port, http: await freePort() }, args: ttl });
+  tt.equal((await fetch(`${second.httpUrl}/readyz`)).status, 200, 'the second run is ready');
+  const after = await etcd.client.get(key).string();
+  tt.not(after, before, 'servers/<id> is the second run’s now');
+  tt.ok(Date.now() - started < 30_000, `registered in ${Date.now() - started} ms, long before the old lease (60 s) lapsed`);
+});

@@ -150,20 +150,29 @@ export class ServerRegistration implements ServerDirectory {
   /**
    * Puts `servers/<id>` if absent or still this server's own `value` (a lease etcd3 gave up on, a
    * retried txn that committed), never over another server's: its relays would fail until it
-   * restarted. A server killed and started again at once finds its old key until that lapses, so
-   * the id counts as taken only once it outlived our TTL and a retry.
+   * restarted. A key at this server's own address is a previous run of it (killed, its lease not
+   * lapsed yet): the listeners are bound before the store opens, so nobody else serves there, and
+   * it is taken over at once. Any other holder counts only once it outlived our TTL and a retry.
    */
   async #claim(value: string, leaseId: string): Promise<bigint> {
     const key = this.#key(SERVERS, this.serverId);
+    const { connection } = this.#context;
+    const put = (target: 'Create' | 'Value' | 'Mod', compared: string | number): Promise<{ succeeded: boolean; header: { revision: string } }> =>
+      connection.write('registering this server', (client) =>
+        client.if(key, target, '==', compared).then(client.put(key).value(value).lease(leaseId)).commit(),
+      );
     const until = Date.now() + this.#options.serverTtlMs + RETRY_MS;
     for (;;) {
       for (const [target, compared] of [
         ['Create', 0],
         ['Value', value],
       ] as const) {
-        const result = await this.#context.connection.write('registering this server', (client) =>
-          client.if(key, target, '==', compared).then(client.put(key).value(value).lease(leaseId)).commit(),
-        );
+        const result = await put(target, compared);
+        if (result.succeeded) return BigInt(result.header.revision);
+      }
+      const held = (await connection.read("reading this server id's registration", (client) => client.get(key).exec())).kvs[0];
+      if (held && addressOf(held.value) === this.#options.advertiseUrl) {
+        const result = await put('Mod', held.mod_revision);
         if (result.succeeded) return BigInt(result.header.revision);
       }
       if (Date.now() >= until) break;
@@ -210,5 +219,15 @@ export class ServerRegistration implements ServerDirectory {
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
       }
     }
+  }
+}
+
+/** The advertised URL in a registration's value, or undefined when it is not one of ours. */
+function addressOf(value: Buffer): string | undefined {
+  try {
+    const url: unknown = (JSON.parse(value.toString('utf8')) as { url?: unknown }).url;
+    return typeof url === 'string' ? url : undefined;
+  } catch {
+    return undefined;
   }
 }
