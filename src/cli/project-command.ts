@@ -19,13 +19,20 @@ export interface ProjectArgs {
   json: boolean;
 }
 
-/** The document of `project upsert [ID] --file F|-`; ID, when given, names the project the file must be (or become). */
-async function readProjectDocument(args: ProjectArgs): Promise<Record<string, unknown>> {
+/** What the server reports of a project but does not take back (`get --json` prints them): not part of an upsert. */
+const REPORTED_ONLY = ['updated_ms', 'has_token'] as const;
+
+/**
+ * The document of `project upsert [ID] --file F|-`; ID, when given, names the project the file must be
+ * (or become). `project get ID --json`, edited, is such a document: what only the server sets is left out.
+ */
+export async function readProjectDocument(args: ProjectArgs): Promise<Record<string, unknown>> {
   const file = args.file;
   if (!file) throw new UsageError('project upsert needs --file FILE (or - for stdin): {project_id, name?, token?, mounts?, access_policy?}');
   const source = file === '-' ? await text(process.stdin) : await readOptionFile('--file', file);
   if (source.trim() === '') throw new UsageError(`--file ${file}: empty; expected a JSON object {project_id, name?, token?, mounts?, access_policy?}`);
   const document = parseJsonObject(`--file ${file}`, source);
+  for (const key of REPORTED_ONLY) delete document[key];
   const inFile = document.project_id;
   if (args.project_id === undefined) return document;
   if (inFile !== undefined && inFile !== args.project_id)

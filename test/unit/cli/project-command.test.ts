@@ -1,8 +1,11 @@
 // What `acheron project` prints without --json (src/cli/project-command.ts): lines to read, a
 // table for list, and for rotate-token the new token alone on the last line, as `acheron token
 // rotate` prints one, so `| tail -1 > file` keeps the token.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
-import { formatProject, formatProjectList, formatProjectToken } from '../../../src/cli/project-command.js';
+import { formatProject, formatProjectList, formatProjectToken, readProjectDocument } from '../../../src/cli/project-command.js';
 import type { PublicProject } from '../../../src/protocol/types.gen.js';
 
 const UPDATED = Date.UTC(2026, 0, 2, 3, 4, 5);
@@ -50,4 +53,16 @@ t.test('get: every action with its mode, defaults marked as the server applies t
       '  node n1, mount /q\n',
     'with a token, unset actions default to token',
   );
+});
+
+t.test('upsert takes what `project get --json` printed: the fields only the server sets are left out', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'acheron-project-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'p2.json');
+  writeFileSync(file, JSON.stringify(full));
+  const { updated_ms: _updated, has_token: _hasToken, ...editable } = full;
+  const document = await readProjectDocument({ action: 'upsert', file, json: false });
+  t.same(document, editable, 'name, mounts and access_policy as printed; no updated_ms, no has_token');
+  t.notOk('updated_ms' in document || 'has_token' in document);
+  t.same(await readProjectDocument({ action: 'upsert', project_id: 'p2', file, json: false }), editable, 'also with the id named');
 });
