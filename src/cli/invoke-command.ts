@@ -139,14 +139,21 @@ export async function mountRefusal(errno: string, message: string, place: MountP
   return { errno, detail: known ?? errorDetail(await recorded(), errno, systemErrorText(errno, message)) };
 }
 
-/** ENOENT: the service, or the mount itself (a directory nothing is mounted on has no NODE.json, no nodes/). */
+/**
+ * ENOENT: the service, on WorldFS the node (not in the catalog, or hidden from the mount's token), or
+ * the mount itself (a directory nothing is mounted on has no NODE.json, no nodes/).
+ */
 async function whatIsMissing(place: MountPlace): Promise<string> {
   const [root, kind] = place.node === undefined ? ['NODE.json', 'node mount'] : ['nodes', 'WorldFS mount'];
-  const mounted = await access(join(place.mount, root)).then(
-    () => true,
-    () => false,
-  );
-  return mounted ? `no service ${place.service} under ${place.under}` : `${place.mount} is not an acheron ${kind} (no ${root}): is it running?`;
+  const there = (path: string): Promise<boolean> =>
+    access(path).then(
+      () => true,
+      () => false,
+    );
+  if (!(await there(join(place.mount, root)))) return `${place.mount} is not an acheron ${kind} (no ${root}): is it running?`;
+  if (place.node !== undefined && !(await there(place.under)))
+    return `no node ${place.node} under ${join(place.mount, 'nodes')} (not in the catalog, or hidden from this mount's token)`;
+  return `no service ${place.service} under ${place.under}`;
 }
 
 /** What the node tree means by `errno`, where it is one thing. */

@@ -50,6 +50,12 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
     await line('ENOTCONN', 'ENOTCONN: socket is not connected, open', world),
     `acheron invoke: echo: ENOTCONN: WorldFS at ${w} has lost its control server (it reconnects by itself)\n`,
   );
+  t.equal(
+    await line('ENOENT', 'ENOENT: no such file or directory, open', world),
+    `acheron invoke: echo: ENOENT: no node n1 under ${w}/nodes (not in the catalog, or hidden from this mount's token)\n`,
+    'WorldFS without the node: the node is named (it was "no service echo under …/nodes/n1")',
+  );
+  await mkdir(join(w, 'nodes', 'n1'));
   t.equal(await line('ENOENT', 'ENOENT: no such file or directory, open', world), `acheron invoke: echo: ENOENT: no service echo under ${w}/nodes/n1\n`);
   t.equal(
     await line('ENOENT', 'ENOENT: no such file or directory, open', { ...nodeTree, mount: w, under: w }),
