@@ -62,6 +62,8 @@ export class ControlConnection implements ConnectionPeer {
   /** The TCP socket under `socket`: corked while a burst of frames is queued (see `sendSerialized`). */
   #transport: Pick<Socket, 'cork' | 'uncork'> | undefined;
   #corked = false;
+  /** The ops this connection has started and not finished: `settled` waits for them. */
+  readonly #running = new Set<Promise<void>>();
 
   constructor(socket: WebSocket, principal: Principal, id: number, host: ConnectionHost, transport?: Pick<Socket, 'cork' | 'uncork'>) {
     this.socket = socket;
@@ -136,6 +138,14 @@ export class ControlConnection implements ConnectionPeer {
     });
   }
 
+  /**
+   * Resolves when every op this connection had started has ended: a close does not cancel them (a
+   * lease refresh the node sent before it went may still be committing when the close is seen).
+   */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#running]);
+  }
+
   /** Bytes queued on the socket and not yet sent: how far behind this peer is. */
   get bufferedBytes(): number {
     return this.socket.bufferedAmount;
@@ -169,7 +179,10 @@ export class ControlConnection implements ConnectionPeer {
       const problem = this.#host.schemas.problems(REQUEST_SCHEMA, frame, 'frame')[0];
       if (problem) throw new ProtocolError('invalid_envelope', problem.message, { field: problem.json_path });
       const request = frame as RequestFrame;
-      this.#dispatch(request).catch((error: unknown) => this.#refuse(request.id, error));
+      const running = this.#dispatch(request).catch((error: unknown) => this.#refuse(request.id, error));
+      this.#running.add(running);
+      const done = (): boolean => this.#running.delete(running);
+      running.then(done, done);
     } catch (error) {
       this.#refuse(id, error);
     }

@@ -256,13 +256,13 @@ export class ControlServer {
             // The grace period starts when the node's last tunnel closes (a reconnect may overlap).
             const { principal: gone } = closed;
             // Not while stopping: a store shared with other servers (etcd) hands this server's tunnels over as a whole when it closes.
-            if (
-              !this.#stopping &&
-              gone.kind === 'node' &&
-              ![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId)
-            ) {
-              this.#catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
-            }
+            // After the ops it had started: a lease refresh committed later would bring the node back online with no tunnel.
+            const lastTunnelClosed = (): void => {
+              if (this.#stopping || gone.kind !== 'node') return;
+              if (![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId))
+                this.#catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
+            };
+            void closed.settled().then(lastTunnelClosed);
             if (gone.kind === 'node') this.#relays.tunnelClosed(closed);
             this.#relays.sessionGone(relaySession(closed));
           },

@@ -80,6 +80,17 @@ function ownNode(context: OpContext, nodeId: string): void {
 }
 
 /**
+ * A node's frame read after its connection began to close is not served. ws hands the receiver what
+ * the socket still held when it goes (after a server stall: the lease refreshes the node sent
+ * meanwhile, read once the dead peer was dropped); served, a refresh or upsert brought the node back
+ * online with no tunnel until its lease ran out, and relay_ready routed relays to a dead connection
+ * (ETIMEDOUT instead of EHOSTUNREACH). Its reply could not be sent anyway.
+ */
+function openConnection(context: OpContext, op: string): void {
+  if (!context.connection.isOpen) throw new ProtocolError('unavailable', `${op}: the connection closed before it was served`);
+}
+
+/**
  * The project, when this connection may perform `action` on it (SPEC §8); `forbidden` with the
  * reason otherwise. A user names only the project of its session: any other id is `not_found`,
  * whether a project has it or not.
@@ -158,6 +169,7 @@ export const OPS: Record<string, Op<never>> = {
     return joined;
   }),
   'control.node_service_upsert': op<NodeServiceUpsertPayload>('node_service_upsert', ['node', 'admin'], async (context, payload) => {
+    openConnection(context, 'control.node_service_upsert');
     const services = resolveDescriptors(context, payload.node_id, incomingServices(payload));
     ownNode(context, payload.node_id);
     const { delta, body } = await context.catalog.upsert(payload, services);
@@ -165,6 +177,7 @@ export const OPS: Record<string, Op<never>> = {
     return new SerializedPayload(body);
   }),
   'control.node_lease_refresh': op<NodeRefPayload>('node_ref', ['node', 'admin'], async (context, payload) => {
+    openConnection(context, 'control.node_lease_refresh');
     ownNode(context, payload.node_id);
     const { leaseExpiresAtMs } = await context.catalog.refresh(payload.node_id);
     return { node_id: payload.node_id, lease_expires_at_ms: leaseExpiresAtMs, lease_ttl_ms: context.catalog.leaseTtlMs };
@@ -261,6 +274,7 @@ export const OPS: Record<string, Op<never>> = {
   }),
   // The node's connection serves relays from now on (it has finished the handshake and its set-up).
   'control.relay_ready': op<NodeRefPayload>('node_ref', ['node'], async (context, payload) => {
+    openConnection(context, 'control.relay_ready');
     ownNode(context, payload.node_id);
     context.relays.tunnelReady(payload.node_id, context.connection);
     return {};
