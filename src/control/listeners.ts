@@ -20,9 +20,14 @@ export function parseHostPort(text: string, option: string): HostPort {
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port, option };
 }
 
+/** A listener on every address of the machine (`[::]` as a URL writes `::`): others reach it by the host name. */
+export function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]' || host === '';
+}
+
 /** Where the other servers reach this one: ws[s]://<listen host, or the host name for a wildcard>:<port>. */
 export function advertiseUrlOf(listen: HostPort, isTls: boolean): string {
-  const host = ['0.0.0.0', '::', ''].includes(listen.host) ? hostname() : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  const host = isWildcardHost(listen.host) ? hostname() : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   return `${isTls ? 'wss' : 'ws'}://${host}:${listen.port}`;
 }
 
@@ -31,8 +36,7 @@ export function advertiseUrlOf(listen: HostPort, isTls: boolean): string {
  * `<hostname>:<listen host>:<port>`, so two servers of one machine on different addresses differ.
  */
 export function defaultServerId(listen: HostPort): string {
-  const wildcard = ['0.0.0.0', '::', ''].includes(listen.host);
-  return wildcard ? `${hostname()}:${listen.port}` : `${hostname()}:${listen.host}:${listen.port}`;
+  return isWildcardHost(listen.host) ? `${hostname()}:${listen.port}` : `${hostname()}:${listen.host}:${listen.port}`;
 }
 
 function answerStarting(_request: IncomingMessage, response: ServerResponse): void {
@@ -63,7 +67,7 @@ function createListener(tls: { cert: string | Buffer; key: string | Buffer } | u
 }
 
 /** Listens on `at`; a failure (EADDRINUSE, EACCES) names the option and address and keeps its code. */
-export function listen(server: Server, at: HostPort): Promise<void> {
+function listen(server: Server, at: HostPort): Promise<void> {
   return new Promise((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException): void => {
       const where = `${at.option ? `${at.option} ` : ''}${at.host}:${at.port}`;

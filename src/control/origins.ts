@@ -1,4 +1,5 @@
 import { hostname, networkInterfaces } from 'node:os';
+import { isWildcardHost } from './listeners.js';
 
 /** A listener as bound: the configured host and the real port. */
 export interface Listener {
@@ -6,7 +7,6 @@ export interface Listener {
   port: number;
 }
 
-const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::', '[::]']);
 const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 
 /**
@@ -34,7 +34,7 @@ export function ownOrigins(listeners: readonly Listener[], isTls: boolean, allow
 function hostNames(host: string): string[] {
   const bare = host.replace(/^\[(.*)\]$/, '$1');
   if (isLoopback(bare)) return [bare, 'localhost'];
-  if (!WILDCARD_HOSTS.has(host)) return [bare];
+  if (!isWildcardHost(host)) return [bare];
   const addresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => !a.scopeid).map((a) => a.address));
   return ['localhost', hostname(), ...addresses];
 }
