@@ -30,7 +30,7 @@ import { CredentialGuard } from './credential-guard.js';
 import { watchPolicyFromEnv, type WatchPolicy } from './watch-policy.js';
 import { serveHttpPages } from './http-pages.js';
 import { followFleetChanges } from './fleet-changes.js';
-import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, takeOver, type HostPort } from './listeners.js';
+import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, isWildcardHost, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { authenticateUpgrade, refuseUpgrade, type UpgradeRefusal } from './upgrade-auth.js';
 import { closeAndThrow } from '../store/closing.js';
@@ -141,9 +141,10 @@ export class ControlServer {
   }
 
   static async start(options: ControlServerOptions): Promise<ControlServer> {
-    const serverId = options.serverId ?? defaultServerId(options.listen);
     // Ports first: a start that fails on a port in use must not touch the store (etcd: a live server's registration under this id).
     const ws = await bindStarting(options.tls, options.listen);
+    const listening = { ...options.listen, port: boundAddress(ws).port }; // --listen host:0 names the port it got
+    const serverId = options.serverId ?? defaultServerId(listening);
     const http = await bindStarting(options.tls, options.httpListen).catch((error: unknown) => closeAndThrow({ close: () => closeListener(ws) }, error));
     const closeListeners = { close: async () => void (await Promise.all([closeListener(ws), closeListener(http)])) };
     // With etcd unreachable the server stops here, with an error naming the endpoints.
@@ -152,7 +153,8 @@ export class ControlServer {
         dataDir: options.dataDir,
         etcd: options.etcd,
         serverId,
-        advertiseUrl: options.advertiseUrl ?? advertiseUrlOf(options.listen, options.tls !== undefined),
+        advertiseUrl: options.advertiseUrl ?? advertiseUrlOf(listening, options.tls !== undefined),
+        advertiseUrlIsBound: options.advertiseUrl === undefined && !isWildcardHost(listening.host),
         catalog: {
           leaseTtlMs: options.leaseTtlMs,
           offlineGraceMs: options.offlineGraceMs,

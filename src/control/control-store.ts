@@ -60,6 +60,8 @@ export interface StoreOptions {
   serverId: string;
   /** Where the other servers reach this one (etcd: in its registration). */
   advertiseUrl: string;
+  /** It is an address this process listens on (see ServerRegistrationOptions). */
+  advertiseUrlIsBound: boolean;
   catalog: CatalogOptions;
 }
 
@@ -81,6 +83,7 @@ export async function openControlStore(options: StoreOptions, log: Logger): Prom
       ringCapacity: options.catalog.eventLog?.ringCapacity ?? RING_CAPACITY,
       serverId: options.serverId,
       advertiseUrl: options.advertiseUrl,
+      advertiseUrlIsBound: options.advertiseUrlIsBound,
       waitMs: WATCH_WAIT_MS,
       startTimeoutMs: etcd.startTimeoutMs,
       log: log.child({ component: 'catalog' }),

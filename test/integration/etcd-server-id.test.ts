@@ -71,3 +71,24 @@ t.test('killed and started again at once on its address, a server takes its id o
   tt.not(after, before, 'servers/<id> is the second run’s now');
   tt.ok(Date.now() - started < 30_000, `registered in ${Date.now() - started} ms, long before the old lease (60 s) lapsed`);
 });
+
+t.test("an --advertise-url naming a live server's address takes nothing over: only an address this process has bound does", async (tt) => {
+  const r = await control(`127.0.0.1:${await freePort()}`, ['--server-id', aId, '--advertise-url', `ws://127.0.0.1:${wsPort}`]);
+  tt.equal(r.code, 1, 'exit 1');
+  tt.match(r.stderr, `acheron: conflict: server id ${aId} is registered in etcd by another running server`);
+  tt.equal(await registration(), registered, 'servers/<id> of the running server is unchanged');
+});
+
+t.test('--listen host:0: the id and the advertised address carry the port the server got', async (tt) => {
+  const registrations = async (): Promise<Record<string, string>> => etcd.client.getAll().prefix(`${prefix}servers/`).strings();
+  const before = await registrations();
+  // Port 0 each (the helper's URLs then say 0; the test reads etcd): the two used to share one id and address.
+  await Promise.all([0, 1].map(async () => startControl(tt, { store, ports: { ws: 0, http: await freePort() } })));
+  const added = Object.entries(await registrations()).filter(([key]) => !(key in before));
+  tt.equal(added.length, 2, `two registrations: ${added.map(([key]) => key).join(', ')}`);
+  for (const [key, value] of added) {
+    const port = /:(\d+)$/.exec(key)?.[1];
+    tt.not(port, '0', `${key}: the port it got`);
+    tt.match(JSON.parse(value), { url: `ws://127.0.0.1:${port}` }, `${key} advertises that port`);
+  }
+});

@@ -12,6 +12,11 @@ import type { EtcdConnection } from './connection.js';
 export interface ServerRegistrationOptions {
   /** Where the other servers reach this one (its WebSocket listener), for relays to the node tunnels it holds. */
   advertiseUrl: string;
+  /**
+   * The advertise URL is an address this process has bound (`--listen`, not a wildcard, no
+   * `--advertise-url`): a registration naming it can only be a previous run's, taken over at once.
+   */
+  advertiseUrlIsBound: boolean;
   /** This server's id: `servers/<id>` and the owner of its nodes' `tunnels/<node_id>`. */
   serverId: string;
   /** The registration's etcd lease: a server that dies is noticed by the others this long after (whole seconds). */
@@ -114,7 +119,7 @@ export class ServerRegistration implements ServerDirectory {
    */
   async register(): Promise<bigint> {
     const { connection } = this.#context;
-    const lease = connection.client.lease(Math.max(1, Math.ceil(this.#options.serverTtlMs / 1000)));
+    const lease = connection.client.lease(leaseSeconds(this.#options.serverTtlMs));
     this.#lease = lease;
     let registered = false;
     // A lease that cannot be granted is 'lost' too: that is this attempt failing (its caller tries
@@ -150,29 +155,25 @@ export class ServerRegistration implements ServerDirectory {
   /**
    * Puts `servers/<id>` if absent or still this server's own `value` (a lease etcd3 gave up on, a
    * retried txn that committed), never over another server's: its relays would fail until it
-   * restarted. A key at this server's own address is a previous run of it (killed, its lease not
-   * lapsed yet): the listeners are bound before the store opens, so nobody else serves there, and
-   * it is taken over at once. Any other holder counts only once it outlived our TTL and a retry.
+   * restarted. A key at this server's own bound address is a previous run of it (killed, its lease
+   * not lapsed yet): the listeners are bound before the store opens, so nobody else serves there,
+   * and it is taken over at once. Any other holder counts only once its lease (whole seconds of our
+   * TTL) and a retry have passed.
    */
   async #claim(value: string, leaseId: string): Promise<bigint> {
     const key = this.#key(SERVERS, this.serverId);
     const { connection } = this.#context;
-    const put = (target: 'Create' | 'Value' | 'Mod', compared: string | number): Promise<{ succeeded: boolean; header: { revision: string } }> =>
-      connection.write('registering this server', (client) =>
-        client.if(key, target, '==', compared).then(client.put(key).value(value).lease(leaseId)).commit(),
-      );
-    const until = Date.now() + this.#options.serverTtlMs + RETRY_MS;
+    const { advertiseUrl, advertiseUrlIsBound, serverTtlMs } = this.#options;
+    const until = Date.now() + leaseSeconds(serverTtlMs) * 1000 + RETRY_MS;
     for (;;) {
-      for (const [target, compared] of [
-        ['Create', 0],
-        ['Value', value],
-      ] as const) {
-        const result = await put(target, compared);
-        if (result.succeeded) return BigInt(result.header.revision);
-      }
       const held = (await connection.read("reading this server id's registration", (client) => client.get(key).exec())).kvs[0];
-      if (held && addressOf(held.value) === this.#options.advertiseUrl) {
-        const result = await put('Mod', held.mod_revision);
+      const ours = !held || held.value.toString() === value || (advertiseUrlIsBound && addressOf(held.value) === advertiseUrl);
+      if (ours) {
+        // Guarded on what was read: a server that registered meanwhile is not overwritten.
+        const [target, compared] = held ? (['Mod', held.mod_revision] as const) : (['Create', 0] as const);
+        const result = await connection.write('registering this server', (client) =>
+          client.if(key, target, '==', compared).then(client.put(key).value(value).lease(leaseId)).commit(),
+        );
         if (result.succeeded) return BigInt(result.header.revision);
       }
       if (Date.now() >= until) break;
@@ -223,6 +224,11 @@ export class ServerRegistration implements ServerDirectory {
 }
 
 /** The advertised URL in a registration's value, or undefined when it is not one of ours. */
+/** etcd leases are whole seconds: the TTL rounded up. */
+function leaseSeconds(ttlMs: number): number {
+  return Math.max(1, Math.ceil(ttlMs / 1000));
+}
+
 function addressOf(value: Buffer): string | undefined {
   try {
     const url: unknown = (JSON.parse(value.toString('utf8')) as { url?: unknown }).url;

@@ -18,6 +18,7 @@ const storeOptions = (dataDir: string) => ({
   dataDir,
   serverId: 'test',
   advertiseUrl: 'ws://127.0.0.1:1',
+  advertiseUrlIsBound: false,
   catalog: { leaseTtlMs: 60_000, offlineGraceMs: 15_000 },
 });
 const start = (dataDir: string, httpPort: number) =>
