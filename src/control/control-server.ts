@@ -32,7 +32,7 @@ import { serveHttpPages } from './http-pages.js';
 import { followFleetChanges } from './fleet-changes.js';
 import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, isWildcardHost, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
-import { authenticateUpgrade, refuseUpgrade, type UpgradeRefusal } from './upgrade-auth.js';
+import { authenticateUpgrade, refuseUpgrade, STORE_UNAVAILABLE, type UpgradeRefusal } from './upgrade-auth.js';
 import { closeAndThrow } from '../store/closing.js';
 
 export { parseHostPort, type HostPort } from './listeners.js';
@@ -218,8 +218,9 @@ export class ControlServer {
     try {
       authenticated = await authenticateUpgrade(request, { servers: this.store.servers, catalog: this.#catalog, tokens: this.#tokens });
     } catch (error) {
-      // The store could not say (etcd down): neither a refusal of the token nor an acceptance.
-      this.#refuse(socket, 'unavailable', (error as Error).message);
+      // The store could not say (etcd down): neither a refusal of the token nor an acceptance. The
+      // peer is not authenticated: it learns that the store is the problem, the log gets the details.
+      this.#refuse(socket, 'unavailable', STORE_UNAVAILABLE);
       this.#log.warn({ err: error, remote: socket.remoteAddress }, 'could not check a token: answered 503');
       return;
     }

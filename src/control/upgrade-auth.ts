@@ -70,10 +70,13 @@ const UPGRADE_REFUSALS = {
 
 export type UpgradeRefusal = keyof typeof UPGRADE_REFUSALS;
 
+/** The body of a 503 upgrade refusal: not the store's error, which names its endpoints, to an unauthenticated peer. */
+export const STORE_UNAVAILABLE =
+  "control store: the token could not be checked (the store is unreachable or without quorum; the server's log and /readyz say why)";
+
 /**
- * Ends an upgrade with the HTTP status of `code`; `reason` (why the store could not check the token)
- * is the plain-text body, for the client to show: a bare 503 does not say the store is the problem.
- * Returns the status.
+ * Ends an upgrade with the HTTP status of `code`; `reason` is the plain-text body, for the client
+ * to show: a bare 503 does not say the store is the problem. Returns the status.
  */
 export function refuseUpgrade(socket: Socket, code: UpgradeRefusal, reason?: string): string {
   const status = UPGRADE_REFUSALS[code];
