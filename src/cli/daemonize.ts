@@ -57,15 +57,18 @@ export function reportToParent(message: 'ready' | { error: string }): void {
 interface ServingDaemon {
   readonly done: Promise<void>;
   stop(reason: string): Promise<void>;
-  /** A daemon whose stop waits for running work (the node's shutdown grace): stop without that wait. */
-  forceStop?(reason: string): Promise<void>;
+  /**
+   * A daemon whose stop waits for running work (the node's shutdown grace): stop without that wait.
+   * True when it cut the wait short; false when there was none left (the stop is past it).
+   */
+  forceStop?(reason: string): boolean;
 }
 
 /**
  * The foreground life of `acheron node` and `acheron world`: start, tell a waiting parent how that
  * went (daemonized or mount helper), stop on SIGINT or SIGTERM, and return 0 once stopped. A second
  * signal forces the stop of a daemon that has forceStop (users expect a second Ctrl-C to stop at
- * once), and then the exit is 1. `started` adds what only one of them handles (the node's SIGHUP reload).
+ * once), and if that cut its grace short the exit is 1. `started` adds what only one of them handles (the node's SIGHUP reload).
  */
 export async function serveUntilStopped<T extends ServingDaemon>(start: () => Promise<T>, log: Logger, started?: (daemon: T) => void): Promise<number> {
   let daemon: T;
@@ -82,9 +85,8 @@ export async function serveUntilStopped<T extends ServingDaemon>(start: () => Pr
     if (!signalled) {
       signalled = true;
       void daemon.stop(signal);
-    } else if (daemon.forceStop) {
+    } else if (daemon.forceStop?.(signal)) {
       forced = true;
-      void daemon.forceStop(signal);
     }
   };
   process.on('SIGINT', onSignal);

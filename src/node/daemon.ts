@@ -78,6 +78,8 @@ export class NodeDaemon {
   #stopping: Promise<void> | undefined;
   /** Aborted by forceStop: the shutdown grace ends there. */
   #graceCut = new AbortController();
+  /** The stop has drained the runtimes: a later signal cuts nothing short. */
+  #graceOver = false;
   #resolveDone!: () => void;
   #reloadTimer: NodeJS.Timeout | undefined;
   #control: NodeControlSession | undefined;
@@ -158,6 +160,7 @@ export class NodeDaemon {
       clearInterval(this.#reloadTimer);
       await services.close();
       await Promise.all(services.runtimes().map((rt) => rt.drain(this.options.shutdownGraceMs, this.#graceCut.signal)));
+      this.#graceOver = true;
       await wasm.close();
       await spawner.close();
       await this.#control?.stop();
@@ -173,14 +176,15 @@ export class NodeDaemon {
 
   /**
    * `stop` without the rest of the grace (a second SIGINT or SIGTERM): running and queued invocations
-   * are cancelled now, as at the grace's end, and the stop goes on (state saved, unmounted).
+   * are cancelled now, as at the grace's end, and the stop goes on (state saved, unmounted). False,
+   * and nothing logged, when the stop is past the grace already: nothing was cut short.
    */
-  forceStop(reason: string): Promise<void> {
-    if (!this.#graceCut.signal.aborted) {
-      this.#log.warn({ reason }, 'forced stop: the shutdown grace is cut short');
-      this.#graceCut.abort();
-    }
-    return this.stop(reason);
+  forceStop(reason: string): boolean {
+    void this.stop(reason);
+    if (this.#graceOver || this.#graceCut.signal.aborted) return false;
+    this.#log.warn({ reason }, 'forced stop: the shutdown grace is cut short');
+    this.#graceCut.abort();
+    return true;
   }
 
   #tree(exports: VNode | undefined, parseConfig: ReturnType<typeof configParser>): VNode {
