@@ -33,7 +33,7 @@ import { followFleetChanges } from './fleet-changes.js';
 import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, isWildcardHost, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { authenticateUpgrade, refuseUpgrade, STORE_UNAVAILABLE, type UpgradeRefusal } from './upgrade-auth.js';
-import { closeAndThrow } from '../store/closing.js';
+import { closeAll, closeAndThrow } from '../store/closing.js';
 
 export { parseHostPort, type HostPort } from './listeners.js';
 export type { Readiness, ReadinessCheck } from './readiness.js';
@@ -165,13 +165,15 @@ export class ControlServer {
       options.log,
     ).catch((error: unknown) => closeAndThrow(closeListeners, error));
     options.log.info({ store: store.description, server_id: serverId }, `control store: tokens, projects, catalog and events in ${store.description}`);
-    const server = new ControlServer(options, store, serverId, { ws, http });
+    let made: ControlServer | undefined;
     try {
+      const server = (made = new ControlServer(options, store, serverId, { ws, http }));
       // A token revoked or rotated anywhere ends its sessions here.
       await store.tokens.follow(() => void server.#credentials.dropRevoked());
     } catch (error) {
-      return closeAndThrow({ close: () => server.stop() }, error);
+      return closeAndThrow({ close: () => made?.stop() ?? closeAll([store, closeListeners]) }, error);
     }
+    const server = made;
     server.#timers.push(
       setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
       setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),
