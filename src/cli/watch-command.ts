@@ -67,7 +67,9 @@ function endingMessage(error: unknown): string | undefined {
  * it printed (or the last progress head), so nothing is printed twice and nothing is skipped;
  * `resync_required` starts over from the replay window on the same server at once, saying so on
  * stderr. Gives up after GIVE_UP_ROUNDS whole rounds in which no server answered before the first
- * watch, or every server refused the token after it had worked.
+ * watch, or every server refused the token after it had worked. A project that is not there (unknown
+ * at the start, or deleted under the watch: the server ends it with `not_found`) ends the command
+ * with exit 1 naming it, without retrying.
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   const { urls, token } = await resolveClient(args);

@@ -94,7 +94,7 @@ export class ControlServer {
   /** Where browser pages may come from: the bound listeners (a port may be given as 0) and --allowed-origin. */
   #origins: Set<string>;
   #stopping = false;
-  /** What /readyz checks: the server can serve while its listener is up and its store takes writes. */
+  /** What /readyz checks: the server can serve while its listener is up and its store answers (etcd: a linearizable read within 1 s). */
   #readinessChecks: Record<string, ReadinessCheck> = {
     listener: () => (this.#ws.listening ? undefined : 'the WebSocket listener is not listening'),
     store: async () => (this.#stopping ? 'the server is stopping' : this.store.problem()),

@@ -47,7 +47,7 @@ export function attachSession(projectId: string, project: Project | undefined, t
   if (!project) throw unknown();
   const session = { projectId, tokenSha256: token === undefined ? null : project.token_sha256 };
   const verdict = (action: Action): string => refusal(project, action, principal, session) ?? 'allowed';
-  const actions = { read: verdict('read'), observe: verdict('observe'), invoke: verdict('invoke'), mount: verdict('mount'), admin: verdict('admin') };
+  const actions = Object.fromEntries(ACTIONS.map((action) => [action, verdict(action)])) as Record<Action, string>;
   if (token === undefined && ACTIONS.every((a) => actions[a] !== 'allowed')) throw unknown();
   return { project, session, actions };
 }

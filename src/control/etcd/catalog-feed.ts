@@ -72,10 +72,11 @@ export class CatalogFeed {
   async start(): Promise<void> {
     const capacity = this.#ring.capacity;
     const head = await readHead(this.#connection);
-    const from = head - BigInt(HISTORY_RINGS * capacity);
+    const wanted = head - BigInt(HISTORY_RINGS * capacity);
+    const from = wanted > 0n ? wanted : 1n;
     let listing: Listing;
     try {
-      listing = await listCatalog(this.#connection, from > 0n ? from : 1n);
+      listing = await listCatalog(this.#connection, from);
     } catch (error) {
       // That history is compacted: the ring starts empty at the head.
       if (!(error instanceof ProtocolError && error.cause instanceof GRPCOutOfRangeError)) throw error;
