@@ -52,7 +52,10 @@ export function configurationProblem(why: string, options: EtcdOptions): string 
   if (/authentication failed|invalid auth token|user name not found/.test(why)) return `etcd refused the credentials (${credentials}): ${why}`;
   if (/PERMISSION_DENIED|permission denied/i.test(why))
     return `etcd user ${options.username ?? '(none)'} may not read --etcd-prefix ${options.prefix}: grant its role readwrite on it (etcdctl role grant-permission --prefix=true <role> readwrite ${options.prefix}): ${why}`;
-  if (/unable to verify|self[- ]signed certificate|local issuer certificate|certificate has expired|altnames/.test(why))
+  if (/altnames/.test(why))
+    return `the etcd member's TLS certificate does not name the host of --etcd-endpoints (its subject alternative names): use a name or address it lists: ${why}`;
+  if (/certificate has expired|not yet valid/.test(why)) return `the etcd member's TLS certificate is expired or not yet valid: renew it: ${why}`;
+  if (/unable to verify|self[- ]signed certificate|local issuer certificate/.test(why))
     return `the etcd members' TLS certificate is not trusted with --etcd-cacert ${options.caCertFile ?? '(none: the system CAs)'} (is it the CA that signed them?): ${why}`;
   return undefined;
 }

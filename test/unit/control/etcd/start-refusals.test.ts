@@ -54,6 +54,16 @@ t.test("etcd's refusals that no retry changes, each naming its flags", async (tt
     configurationProblem('no etcd member could serve it (last error: unable to verify the first certificate)', { ...base, caCertFile: '/etc/ca.pem' }),
     /^the etcd members' TLS certificate is not trusted with --etcd-cacert \/etc\/ca\.pem/,
   );
+  tt.match(
+    configurationProblem("last error: Hostname/IP does not match certificate's altnames: IP: 10.0.0.9 is not in the cert's list: 127.0.0.1", base),
+    /^the etcd member's TLS certificate does not name the host of --etcd-endpoints/,
+    'a name the certificate does not list: not the CA',
+  );
+  tt.match(
+    configurationProblem('last error: certificate has expired', base),
+    /^the etcd member's TLS certificate is expired or not yet valid/,
+    'an expired certificate: not the CA either',
+  );
   tt.equal(
     configurationProblem('no etcd member could serve it (last error: connect ECONNREFUSED 127.0.0.1:2379)', base),
     undefined,
