@@ -152,9 +152,11 @@ export class WorldCatalog {
     const learned = (seq: number): void => {
       position = Math.max(position ?? seq, seq);
     };
-    const resync = (why: string): void => {
+    /** The watch is cut short: connect again; a deleted project (`gone`) shows nothing meanwhile (ENOTCONN). */
+    const resync = (why: string, gone = false): void => {
       cut ??= why;
-      this.#options.log.warn({ reason: why }, 'catalog out of step: reading it again');
+      if (gone) this.#mirror = mirror = new CatalogMirror();
+      this.#options.log.warn({ reason: why }, gone ? 'project gone: nothing shown until it is made again' : 'catalog out of step: reading it again');
       client?.terminate();
     };
     const apply = (event: CatalogDeltaPayload): void => {
@@ -219,8 +221,8 @@ export class WorldCatalog {
           else apply(event);
         } else if (frame.ok && (frame.type === 'control.node_service_watch_synced' || frame.type === 'control.node_service_watch_progress'))
           learned((frame.payload as { head_seq: number }).head_seq);
-        // A watch the server ended (resync_required, or not_found: the project was deleted) follows nothing more: connect again.
-        else if (!frame.ok && frame.error.watch_id !== undefined) resync(`${frame.error.code}: ${frame.error.message}`);
+        // A watch the server ended (resync_required, or not_found: the project was deleted) follows nothing more.
+        else if (!frame.ok && frame.error.watch_id !== undefined) resync(`${frame.error.code}: ${frame.error.message}`, frame.error.code === 'not_found');
       },
     });
     this.#client = client;
