@@ -224,7 +224,7 @@ function refusalReason(response: IncomingMessage): Promise<string> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let length = 0;
-    const done = (): void => resolve(Buffer.concat(chunks).toString('utf8').slice(0, REFUSAL_MAX_BYTES).trim());
+    const done = (): void => resolve(Buffer.concat(chunks).subarray(0, REFUSAL_MAX_BYTES).toString('utf8').trim());
     response.on('data', (chunk: Buffer) => {
       if (length < REFUSAL_MAX_BYTES) chunks.push(chunk);
       length += chunk.length;
