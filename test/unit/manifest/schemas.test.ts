@@ -1,6 +1,6 @@
 // The parts of src/protocol/schemas.ts that manifest loading and invocation rely on.
 import { execFile } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -51,6 +51,17 @@ t.test('every docs/schemas file is registered under its $id, and types.gen.ts is
   t.ok(names.length >= 4, 'the schemas are found');
   for (const name of names) {
     t.doesNotThrow(() => schemas.problems(SCHEMA_BASE + name, {}, name), `${name} is registered`);
+    // Each is compiled at its first use (src/protocol/schemas.ts): use every definition once.
+    const { definitions = {} } = JSON.parse(await readFile(new URL(name, dir), 'utf8')) as { definitions?: Record<string, unknown> };
+    const broken = Object.keys(definitions).filter((definition) => {
+      try {
+        schemas.problems(`${SCHEMA_BASE}${name}#/definitions/${definition}`, {}, name);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    t.same(broken, [], `${name}: every definition compiles`);
   }
   const script = fileURLToPath(new URL('../../../scripts/gen-types.mjs', import.meta.url));
   const check = await execFileAsync(process.execPath, [script, '--check']).then(
