@@ -29,8 +29,8 @@ import { jsonBytes } from './delta.js';
 import { incomingServices, type IncomingService, type ResolvedService } from './upsert-frame.js';
 import type { WatchHub, WatchRequest } from './watch-hub.js';
 import { watchAccess, type WatchPolicy } from './watch-policy.js';
-import { attachSession, holdsProjectToken, notInSession, refusal, type Action, type ProjectSession } from './policy.js';
-import { toPublic, type Project, type ProjectStore } from './projects.js';
+import { attachSession, holdsProjectToken, notInSession, refusal, sessionProject, type Action, type ProjectSession } from './policy.js';
+import { noProject, toPublic, type Project, type ProjectStore } from './projects.js';
 import { nodeAsSeen, summaryAsSeen, userSight } from './sight.js';
 import { seesNode, type Sight } from '../protocol/visibility.js';
 
@@ -97,7 +97,9 @@ function openConnection(context: OpContext, op: string): void {
  */
 function allowed(context: OpContext, projectId: string, action: Action): Project {
   if (context.principal.kind === 'user' && context.session?.projectId !== projectId) throw notInSession(projectId);
-  const project = context.projects.get(projectId);
+  // A user's session is of one project: deleted since, it is gone, also when one was made again under its id.
+  const project = context.principal.kind === 'user' && context.session ? sessionProject(context.projects, context.session) : context.projects.find(projectId);
+  if (!project) throw noProject(projectId);
   const why = refusal(project, action, context.principal, context.session);
   if (why) throw new ProtocolError('forbidden', why);
   return project;
@@ -214,14 +216,15 @@ export const OPS: Record<string, Op<never>> = {
     return ALREADY_REPLIED;
   }),
   'control.project_upsert': op<ProjectPayload>('project', ['admin', 'user'], async (context, payload) => {
-    const existing = context.projects.find(payload.project_id);
     // Users change only the project of their session, where its admin action allows; any other id,
-    // known or not, gets one answer (ids are not for probing).
+    // known or not, gets one answer (ids are not for probing), as does their session's project once
+    // deleted, made again under its id or not.
     if (context.principal.kind !== 'admin') {
-      const why =
-        existing && context.session?.projectId === payload.project_id
-          ? refusal(existing, 'admin', context.principal, context.session)
-          : `project ${payload.project_id} is not this session's: attach a session to project ${payload.project_id} first (control.session_attach); only admins create projects`;
+      const { session } = context;
+      const existing = session?.projectId === payload.project_id ? sessionProject(context.projects, session) : undefined;
+      const why = existing
+        ? refusal(existing, 'admin', context.principal, session)
+        : `project ${payload.project_id} is not this session's: attach a session to project ${payload.project_id} first (control.session_attach); only admins create projects`;
       if (why) throw new ProtocolError('forbidden', why);
       // A project admin changes the project's policy, not its reach: the nodes are the fleet admins' to give.
       const had = new Set(existing?.mounts.map((m) => m.node_id));

@@ -1,7 +1,7 @@
 import type { AccessMode, ActionModes } from '../protocol/types.gen.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Principal } from './principal.js';
-import { checkProjectToken, noProject, type Project } from './projects.js';
+import { checkProjectToken, noProject, type Project, type ProjectStore } from './projects.js';
 
 export type Action = keyof ActionModes;
 
@@ -10,6 +10,8 @@ export interface ProjectSession {
   projectId: string;
   /** The hash of the project token the session presented (null: none); see holdsProjectToken. */
   tokenSha256: string | null;
+  /** The project's `incarnation` at the attach: the session is of that project only (see sessionProject). */
+  incarnation: string | undefined;
 }
 
 /** The project actions (SPEC §8), in the order replies and the CLI list them. */
@@ -45,7 +47,7 @@ export function attachSession(projectId: string, project: Project | undefined, t
           field: '/project_id',
         });
   if (!project) throw unknown();
-  const session = { projectId, tokenSha256: token === undefined ? null : project.token_sha256 };
+  const session = { projectId, tokenSha256: token === undefined ? null : project.token_sha256, incarnation: project.incarnation };
   const verdict = (action: Action): string => refusal(project, action, principal, session) ?? 'allowed';
   const actions = Object.fromEntries(ACTIONS.map((action) => [action, verdict(action)])) as Record<Action, string>;
   if (token === undefined && ACTIONS.every((a) => actions[a] !== 'allowed')) throw unknown();
@@ -60,6 +62,22 @@ export function notInSession(projectId: string): ProtocolError {
   return new ProtocolError('not_found', `no project ${projectId} in this session: attach a session to project ${projectId} first (control.session_attach)`, {
     field: '/project_id',
   });
+}
+
+/**
+ * The project of the session as the store holds it now; undefined once it was deleted, also when a
+ * project was made again under its id since: that is another project (another `incarnation`), one
+ * the session must attach to again, as it would after the deletion alone. Asked at every decision,
+ * so a deletion through another server of the store counts here as soon as this server has it.
+ */
+export function sessionProject(projects: Pick<ProjectStore, 'find'>, session: ProjectSession): Project | undefined {
+  const project = projects.find(session.projectId);
+  return project && isSessionOf(project, session) ? project : undefined;
+}
+
+/** Whether the session was attached to this project: its id, and the same incarnation of it. */
+function isSessionOf(project: Project, session: ProjectSession): boolean {
+  return session.projectId === project.project_id && session.incarnation === project.incarnation;
 }
 
 /**
@@ -92,7 +110,7 @@ export function defaultMode(action: Action, hasToken: boolean): AccessMode {
 export function refusal(project: Project, action: Action, principal: Principal, session: ProjectSession | undefined): string | undefined {
   if (principal.kind === 'admin') return undefined;
   if (principal.kind !== 'user') return `${principal.kind} connections have no project actions`;
-  if (!session || session.projectId !== project.project_id) return `attach a session to project ${project.project_id} first (control.session_attach)`;
+  if (!session || !isSessionOf(project, session)) return `attach a session to project ${project.project_id} first (control.session_attach)`;
   const mode = modeFor(project, action, principal.agentId);
   switch (mode) {
     case 'open':

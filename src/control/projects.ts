@@ -18,7 +18,10 @@ export interface ProjectStore {
   /** A new project token; only its hash is kept. */
   rotateToken(projectId: string): Promise<string>;
   delete(projectId: string): Promise<void>;
-  /** Calls `listener` with the id of each project deleted from now on, here or (etcd) through another server of the store. */
+  /**
+   * Calls `listener` with the id of each project deleted from now on, here or (etcd) through another
+   * server of the store; also of one this server sees replaced by a project made again under its id.
+   */
   onDelete(listener: (projectId: string) => void): void;
   close(): Promise<void>;
 }
@@ -26,6 +29,12 @@ export interface ProjectStore {
 /** A project as stored: its token only as a hash. */
 export interface Project {
   project_id: string;
+  /**
+   * Which project of this id it is: random, given when the project is made, kept by every change
+   * after. A project deleted and made again under its id has another, so the sessions attached to
+   * the old one stay refused (policy.ts `sessionProject`). Absent in projects stored before it was.
+   */
+  incarnation?: string;
   name: string;
   token_sha256: string | null;
   mounts: ProjectMount[];
@@ -44,6 +53,7 @@ export const noProject = (projectId: string): ProtocolError => new ProtocolError
 export function mergeProject(payload: ProjectPayload, existing: Project | undefined): Project {
   return {
     project_id: payload.project_id,
+    incarnation: existing ? existing.incarnation : randomBytes(12).toString('base64url'),
     name: payload.name ?? existing?.name ?? payload.project_id,
     token_sha256: payload.token === undefined ? (existing?.token_sha256 ?? null) : hash(payload.token),
     mounts: payload.mounts ?? existing?.mounts ?? [],
@@ -69,6 +79,6 @@ export function publicList(projects: Iterable<Project>): PublicProject[] {
 }
 
 export function toPublic(project: Project): PublicProject {
-  const { token_sha256: tokenHash, ...rest } = project;
+  const { token_sha256: tokenHash, incarnation, ...rest } = project;
   return { ...rest, has_token: tokenHash !== null };
 }

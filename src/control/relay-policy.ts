@@ -1,7 +1,7 @@
 import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
 import { admits, type Action, type ServicePermissions, type UserSight } from '../protocol/visibility.js';
 import type { CatalogStore, EventStream } from './catalog-store.js';
-import type { ProjectSession } from './policy.js';
+import { sessionProject, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
 import { opensToChange } from '../errors/open-flags.js';
 import type { ProjectStore } from './projects.js';
@@ -64,7 +64,7 @@ export class RelayPolicy {
     const denied = (errno: string, message: string): RelayOutcome => ({ ok: false, errno, message });
     if (principal.kind !== 'user' || !session) return denied('EACCES', 'relayed operations by users need a project session: control.session_attach first');
     // SPEC §8's rule (src/protocol/visibility.ts), with the reason of each refusal.
-    if (!this.#projects.find(session.projectId)) return denied('ENOENT', `project ${session.projectId} no longer exists`);
+    if (!sessionProject(this.#projects, session)) return denied('ENOENT', `project ${session.projectId} no longer exists`);
     const sight = userSight(principal, session, this.#projects);
     if (!sight.mounts(request.node_id)) return denied('ENOENT', `node ${request.node_id} is not in project ${session.projectId}`);
     const [top, serviceId] = request.path.split('/').filter(Boolean);

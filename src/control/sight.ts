@@ -2,7 +2,7 @@ import type { NodeSummary, PublicNode, ServiceDelta, ServiceDescriptor, UpdatedE
 import { admits, admitsUser, seesNode, type ServicePermissions, type Sight, type UserSight } from '../protocol/visibility.js';
 import { deltaBody, fullBody, type CatalogEvent, type EventNode, type StoredService } from './catalog-event.js';
 import type { EventShape } from './frames.js';
-import { holdsProjectToken, refusal, type ProjectSession } from './policy.js';
+import { holdsProjectToken, refusal, sessionProject, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
 import type { ProjectStore } from './projects.js';
 
@@ -15,16 +15,15 @@ import type { ProjectStore } from './projects.js';
 
 /** A user session's sight; admins and nodes have none (they see everything; a node reads only its own node, see ops.ts). */
 export function userSight(principal: Extract<Principal, { kind: 'user' }>, session: ProjectSession, projects: ProjectStore): UserSight {
-  const { projectId } = session;
   return {
     get hasProjectToken() {
-      const project = projects.find(projectId);
+      const project = sessionProject(projects, session);
       return project !== undefined && holdsProjectToken(project, session);
     },
-    mounts: (nodeId) => projects.find(projectId)?.mounts.some((m) => m.node_id === nodeId) ?? false,
+    mounts: (nodeId) => sessionProject(projects, session)?.mounts.some((m) => m.node_id === nodeId) ?? false,
     refusal: (action) => {
-      const project = projects.find(projectId);
-      return project ? refusal(project, action, principal, session) : `no project ${projectId}`;
+      const project = sessionProject(projects, session);
+      return project ? refusal(project, action, principal, session) : `no project ${session.projectId}`;
     },
   };
 }

@@ -1,6 +1,6 @@
-import { refusal, type ProjectSession } from './policy.js';
+import { refusal, sessionProject, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
-import type { ProjectStore } from './projects.js';
+import { noProject, type ProjectStore } from './projects.js';
 import { userSight } from './sight.js';
 import type { WatchScope } from './watch-hub.js';
 
@@ -44,7 +44,9 @@ export function watchAccess(
   // Said as the user met it: the subscription of a WorldFS mount is no watch to its user.
   if (!session)
     return { refused: `a user ${gated ? 'watch' : 'WorldFS mount'} needs a project session: control.session_attach {project_id, project_token?} first` };
-  const project = projects.get(session.projectId);
+  // Deleted since the attach (made again under its id or not): `not_found`, as the project ops answer.
+  const project = sessionProject(projects, session);
+  if (!project) throw noProject(session.projectId);
   // Events carry catalog metadata (node meta, service descriptors), which `read` guards: observe alone shows nothing.
   const why = refusal(project, 'observe', principal, session) ?? refusal(project, 'read', principal, session);
   if (why) return { refused: why };

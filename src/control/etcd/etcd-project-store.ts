@@ -73,7 +73,9 @@ export class EtcdProjectStore implements ProjectStore {
 
   onDelete(listener: (projectId: string) => void): void {
     this.#mirror.onChange((changes) => {
-      for (const change of changes) if (change.before !== undefined && change.after === undefined) listener(change.key);
+      // A deletion and the project made again under its id come as one change when the mirror lists the prefix again (compaction).
+      for (const { key, before, after } of changes)
+        if (before !== undefined && (after === undefined || after.incarnation !== before.incarnation)) listener(key);
     });
   }
 

@@ -1073,7 +1073,7 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
     await Promise.all([user.close(), node.peer.close()]);
   });
 
-  await t.test("a deleted project ends its sessions' watches, naming it; their relays say it no longer exists", async (tt) => {
+  await t.test("a deleted project ends its sessions' watches, naming it; their relays say it no longer exists, also once it is made again", async (tt) => {
     const node = await joinNode('n-doomed');
     const doomed = { project_id: 'doomed', mounts: [{ node_id: 'n-doomed' }], access_policy: { actions: { read: 'open', observe: 'open', invoke: 'open' } } };
     await bystander.call('control.project_upsert', doomed);
@@ -1098,6 +1098,30 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       'a relay says the project is gone (it said the node is not in it)',
     );
     expectError(tt, await user.peer.request('control.session_attach', { project_id: 'doomed' }), 'not_found', '/project_id', 'attaching again');
+    // Made again under its id: another project, which the session of the old one must attach to.
+    await bystander.call('control.project_upsert', doomed);
+    expectError(
+      tt,
+      await user.peer.request('control.project_get', { project_id: 'doomed' }),
+      'not_found',
+      '/project_id',
+      'made again: not the project of the session',
+    );
+    tt.match(
+      await user.peer.call('control.relay', { node_id: 'n-doomed', request_id: 'after-again', op: 'stat', path: '/services/x/status.json' }),
+      { ok: false, errno: 'ENOENT', message: 'project doomed no longer exists' },
+      'made again: its relays still say it no longer exists',
+    );
+    expectError(
+      tt,
+      await user.peer.request('control.node_service_watch', { replay_limit: 0, purpose: 'worldfs' }),
+      'not_found',
+      '/project_id',
+      'nor does it watch',
+    );
+    await user.peer.call('control.session_attach', { project_id: 'doomed' });
+    tt.match(await user.peer.call('control.project_get', { project_id: 'doomed' }), { project_id: 'doomed' }, 'attached again: the new one');
+    await bystander.call('control.project_delete', { project_id: 'doomed' });
     // The other project's watch goes on: an event of the node reaches it.
     const event = other.peer.next((f) => f.type === 'control.node_service_event');
     await node.peer.call('control.node_service_upsert', { node_id: 'n-doomed', services: [svc('n-doomed', 'svc')] });

@@ -280,18 +280,20 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     tt.match((await attach(NEW)).payload, { has_project_token: true, actions: { invoke: 'allowed' } }, 'the session attaches again with the new token');
     await holding('attached again with the new token');
 
-    // The project deleted and made again under its id, with another token.
+    // The project deleted and made again under its id, with the same token: another project, which the session must attach to.
     await adminA.call('control.project_delete', { project_id: 'leaky' });
-    await adminA.call('control.project_upsert', { ...project, token: 'ach_project_made-again' });
+    await adminA.call('control.project_upsert', { ...project, token: NEW });
     const refusedAgain = await waitFor(
       async () => {
         const outcome = await invoke('users');
-        return outcome.ok || outcome.errno !== 'EACCES' ? undefined : outcome;
+        return outcome.ok ? undefined : outcome;
       },
-      { what: `the project made again, seen on ${b.url}`, timeoutMs: 5_000 },
+      { what: `the deletion seen on ${b.url}`, timeoutMs: 5_000 },
     );
-    tt.match(refusedAgain, { message: /^project leaky: invoke needs the project token/ }, 'made again with another token: the session has none');
-    tt.same(await listed(), ['users'], 'and does not see the service that needs it');
+    tt.match(refusedAgain, { errno: 'ENOENT', message: 'project leaky no longer exists' }, 'made again, even with the same token: the session is of none');
+    expectError(tt, await user.request('control.node_get', { node_id: nodeId }), 'not_found', '/project_id', 'nor does it read the catalog');
+    tt.match((await attach(NEW)).payload, { has_project_token: true }, 'attached again');
+    await holding('attached to the project made again');
 
     await adminA.call('control.project_delete', { project_id: 'leaky' });
     await adminA.call('control.node_delete', { node_id: nodeId });

@@ -1,8 +1,9 @@
 // SPEC §8: a session's project-token rights hold only while the token it presented is still the
-// project's. A rotation, an upsert with a new token, or the project made again under its id with
-// another token takes them from the sessions already attached with the old one, at their next
-// decision: project actions, service visibility, and the relay policy, which keeps a service's
-// permissions between the operations of one payload.
+// project's. A rotation or an upsert with a new token takes them from the sessions already attached
+// with the old one, at their next decision: project actions, service visibility, and the relay
+// policy, which keeps a service's permissions between the operations of one payload. A session is
+// of one project: deleted, and made again under its id (whatever its token), it is refused
+// everything until it attaches again.
 import t from 'tap';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -57,13 +58,16 @@ async function attachedWithOldToken(): Promise<() => Now> {
   const session = attachSession('p', projects.find('p'), OLD, user).session;
   const botSession = attachSession('p', projects.find('p'), OLD, bot).session;
   const sight = userSight(user, session, projects);
-  return () => ({
-    invoke: refusal(projects.get('p'), 'invoke', user, session),
-    seesTokenOnly: admits(sight, tokenOnly as ServiceDescriptor['permissions']),
-    relayUsers: relayPolicy.refusal(user, session, invokeOpen('users')),
-    relayTokenOnly: relayPolicy.refusal(user, session, invokeOpen('token-only')),
-    botRelayTokenOnly: relayPolicy.refusal(bot, botSession, invokeOpen('token-only')),
-  });
+  return () => {
+    const project = projects.find('p');
+    return {
+      invoke: project ? refusal(project, 'invoke', user, session) : 'no project p',
+      seesTokenOnly: admits(sight, tokenOnly as ServiceDescriptor['permissions']),
+      relayUsers: relayPolicy.refusal(user, session, invokeOpen('users')),
+      relayTokenOnly: relayPolicy.refusal(user, session, invokeOpen('token-only')),
+      botRelayTokenOnly: relayPolicy.refusal(bot, botSession, invokeOpen('token-only')),
+    };
+  };
 }
 
 const holding: Now = { invoke: undefined, seesTokenOnly: true, relayUsers: undefined, relayTokenOnly: undefined, botRelayTokenOnly: undefined };
@@ -103,13 +107,29 @@ t.test('an upsert with a new token does the same; one that keeps the token keeps
   t.match(now(), lost, 'an upsert with another token takes them');
 });
 
-t.test('the project deleted and made again under its id with another token, or none: the rights are gone', async (t) => {
+const noLongerExists = { ok: false, errno: 'ENOENT', message: 'project p no longer exists' };
+/** What a session of a deleted project gets: nothing, whatever the services' permissions. */
+const gone = {
+  invoke: 'attach a session to project p first (control.session_attach)',
+  seesTokenOnly: false,
+  relayUsers: noLongerExists,
+  relayTokenOnly: noLongerExists,
+  botRelayTokenOnly: noLongerExists,
+};
+
+t.test('the project deleted and made again under its id, with the same token, another or none: its sessions stay refused', async (t) => {
   const now = await attachedWithOldToken();
   t.same(now(), holding, 'attached with the token');
   await projects.delete('p');
-  await projects.upsert({ ...PROJECT, token: 'made-again-secret' });
-  t.match(now(), lost, 'made again with another token');
+  t.same(now(), { ...gone, invoke: 'no project p' }, 'deleted: refused');
+  await projects.upsert({ ...PROJECT, token: OLD });
+  t.same(now(), gone, 'made again with the same token: still refused (another project)');
+  await projects.upsert({ project_id: 'p', name: 'renamed' });
+  t.same(now(), gone, 'and after a change of the new one');
   await projects.delete('p');
-  await projects.upsert(PROJECT);
-  t.match(now(), lost, 'made again without a token');
+  await projects.upsert({ ...PROJECT, access_policy: { actions: { read: 'open', invoke: 'open' } } });
+  t.same(now(), gone, 'made again without a token, invoke open to anyone: still refused');
+  const again = attachSession('p', projects.find('p'), undefined, user).session;
+  t.equal(refusal(projects.get('p'), 'invoke', user, again), undefined, 'attached again: allowed');
+  t.equal(relayPolicy.refusal(user, again, invokeOpen('users')), undefined, 'and relayed');
 });

@@ -4,6 +4,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { FileProjectStore } from '../../../src/control/file-project-store.js';
+import type { ProjectSession } from '../../../src/control/policy.js';
 import { watchAccess } from '../../../src/control/watch-policy.js';
 import { seesNode } from '../../../src/protocol/visibility.js';
 import { tempDir } from '../../helpers/node.js';
@@ -12,7 +13,9 @@ const projects = await FileProjectStore.open(join(await tempDir(t), 'projects.js
 await projects.upsert({ project_id: 'p', mounts: [{ node_id: 'n1' }], access_policy: { actions: { observe: 'open', read: 'open' } } });
 const admin = { kind: 'admin' as const, tokenId: 'admin' };
 const user = { kind: 'user' as const, tokenId: 'u', userId: 'u1', agentId: null };
-const session = { projectId: 'p', tokenSha256: null };
+/** A session without the project token, as control.session_attach opens it on the project as it is now. */
+const sessionOn = (projectId: string): ProjectSession => ({ projectId, tokenSha256: null, incarnation: projects.find(projectId)?.incarnation });
+const session = sessionOn('p');
 const closed = { allowAdmin: false, allowUser: false };
 
 t.test('closed gates refuse admin and user watches, naming the setting', async (t) => {
@@ -34,11 +37,7 @@ t.test("purpose worldfs passes the gates; a user still sees only its project's n
 t.test('a user watch needs read as well as observe (its events carry catalog metadata)', async (t) => {
   const open = { allowAdmin: true, allowUser: true };
   await projects.upsert({ project_id: 'blind', mounts: [{ node_id: 'n1' }], access_policy: { actions: { observe: 'open', read: 'deny' } } });
-  t.match(watchAccess(user, open, { projectId: 'blind', tokenSha256: null }, projects), { refused: 'project blind: read is denied' });
-  t.match(
-    watchAccess(user, open, { projectId: 'blind', tokenSha256: null }, projects, 'worldfs'),
-    { refused: 'project blind: read is denied' },
-    'a WorldFS watch too',
-  );
+  t.match(watchAccess(user, open, sessionOn('blind'), projects), { refused: 'project blind: read is denied' });
+  t.match(watchAccess(user, open, sessionOn('blind'), projects, 'worldfs'), { refused: 'project blind: read is denied' }, 'a WorldFS watch too');
   t.ok('sight' in watchAccess(user, open, session, projects), 'both allowed: watched');
 });
