@@ -16,6 +16,8 @@ export type WatchRequest = NodeServiceWatchPayload;
 export interface WatchScope {
   sight: Sight;
   projectId?: string;
+  /** Whether the session's project was deleted since the attach (policy.ts `sessionProject`). */
+  projectGone?: () => boolean;
 }
 
 interface Watch {
@@ -33,6 +35,7 @@ interface Watch {
 }
 
 const watchKey = (connection: ConnectionPeer, watchId: string): string => `${connection.id}/${watchId}`;
+const projectDeleted = (projectId: string): string => `project ${projectId} was deleted: the watch has ended`;
 
 export const DEFAULT_REPLAY_LIMIT = 25;
 /** Progress frames after this much silence, so a filtered watcher can resume without replays. */
@@ -81,12 +84,13 @@ export class WatchHub {
    * synced marker, and the watch is live. Throws `resync_required` when `since_seq` is older than
    * the retained history (which restarts after events lost in a crash) or ahead of the head. A
    * `since_seq` this server has not delivered yet (another server's, a moment ahead) is waited for
-   * first; from there on the start is one synchronous step.
+   * first; from there on the start is one synchronous step. Throws `not_found` when the session's
+   * project was deleted meanwhile, as a running watch ends.
    */
   async watch(
     connection: ConnectionPeer,
     request: WatchRequest,
-    { sight, projectId }: WatchScope,
+    { sight, projectId, projectGone }: WatchScope,
     ack: (payload: Record<string, unknown>) => void,
   ): Promise<void> {
     if (request.since_seq !== undefined) {
@@ -94,6 +98,8 @@ export class WatchHub {
       // Closed while waiting: drop() has run already, so nothing may be registered for it now.
       if (!connection.isOpen) return;
     }
+    // Its project deleted while it waited: the deletion has ended the running watches already, so this one ends as they did.
+    if (projectId !== undefined && projectGone?.()) throw new ProtocolError('not_found', projectDeleted(projectId));
     const ring = this.#events.retained();
     const head = this.#events.headSeq;
     const matches = (e: CatalogEvent): boolean => (request.node_id === undefined || e.node_id === request.node_id) && seesEvent(e, sight);
@@ -206,8 +212,7 @@ export class WatchHub {
    */
   #projectDeleted(projectId: string): void {
     for (const watch of [...this.#watches.values()])
-      if (watch.projectId === projectId)
-        this.#end(watch, 'project_deleted', { code: 'not_found', message: `project ${projectId} was deleted: the watch has ended` });
+      if (watch.projectId === projectId) this.#end(watch, 'project_deleted', { code: 'not_found', message: projectDeleted(projectId) });
   }
 
   /** Ends a watch that missed events it should have had (a drop, counted as one). */

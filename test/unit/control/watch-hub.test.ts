@@ -1,0 +1,92 @@
+// A user watch from a since_seq this server has not delivered yet waits for it (etcd: another
+// server's seq, a moment ahead). Its project deleted meanwhile, made again under its id or not, the
+// watch ends with not_found naming it, as a running watch does; it registered after the deletion
+// before, live and silent. The hub in process, on a real project store and the real watch policy.
+import t, { type Test } from 'tap';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { CatalogStore, EventStream } from '../../../src/control/catalog-store.js';
+import type { ConnectionPeer } from '../../../src/control/connection-peer.js';
+import { FileProjectStore } from '../../../src/control/file-project-store.js';
+import { ControlMetrics } from '../../../src/control/metrics.js';
+import { attachSession } from '../../../src/control/policy.js';
+import { WatchHub } from '../../../src/control/watch-hub.js';
+import { watchAccess } from '../../../src/control/watch-policy.js';
+import { tempDir } from '../../helpers/node.js';
+
+const user = { kind: 'user' as const, tokenId: 'u', userId: 'u1', agentId: null };
+const PROJECT = { project_id: 'p', mounts: [{ node_id: 'n1' }], access_policy: { actions: { read: 'open' as const, observe: 'open' as const } } };
+
+/** An event stream at head 4 whose seq 5 arrives when the test says. */
+function streamAwaitingSeq5(): EventStream & { arrive(): void } {
+  let arrive = (): void => undefined;
+  const arrived = new Promise<void>((resolve) => (arrive = resolve));
+  let headSeq = 4;
+  return {
+    get headSeq() {
+      return headSeq;
+    },
+    lastEventSeq: 0,
+    ringCapacity: 100,
+    retainedAfter: 0,
+    retained: () => [],
+    window: () => ({}) as ReturnType<EventStream['window']>,
+    onEvent: () => undefined,
+    onGap: () => undefined,
+    reach: (seq) => (seq > headSeq ? arrived : Promise.resolve()),
+    arrive: () => {
+      headSeq = 5;
+      arrive();
+    },
+  };
+}
+
+const peer: ConnectionPeer = { id: 1, isOpen: true, bufferedBytes: 0, send: () => undefined, sendSerialized: () => undefined };
+
+/** A user's watch from seq 5 started on a session of project p; `meanwhile` runs while it waits. */
+async function watchFromSeq5(
+  t: Test,
+  meanwhile: (projects: FileProjectStore) => Promise<unknown>,
+): Promise<{ outcome: Promise<void>; acks: unknown[]; hub: WatchHub }> {
+  const projects = await FileProjectStore.open(join(await tempDir(t), 'projects.journal'), pino({ level: 'silent' }));
+  t.teardown(() => projects.close());
+  await projects.upsert(PROJECT);
+  const events = streamAwaitingSeq5();
+  const hub = new WatchHub(events, new ControlMetrics({} as CatalogStore, events, 'test:1', async () => undefined), projects);
+  t.teardown(() => hub.close());
+  const { session } = attachSession('p', projects.find('p'), undefined, user);
+  const scope = watchAccess(user, { allowAdmin: true, allowUser: true }, session, projects);
+  if ('refused' in scope) throw new Error(scope.refused);
+  const acks: unknown[] = [];
+  const outcome = hub.watch(peer, { since_seq: 4 + 1 }, scope, (ack) => acks.push(ack));
+  await meanwhile(projects);
+  events.arrive();
+  await outcome.catch(() => undefined);
+  return { outcome, acks, hub };
+}
+
+const ended = { code: 'not_found', message: 'project p was deleted: the watch has ended' };
+
+t.test('its project deleted while the watch waits: not_found, nothing registered', async (t) => {
+  const { outcome, acks, hub } = await watchFromSeq5(t, (projects) => projects.delete('p'));
+  await t.rejects(outcome, ended);
+  t.same(acks, [], 'no ack');
+  t.equal(hub.size, 0, 'no watch left behind');
+});
+
+t.test('deleted and made again while it waits: the same (the new project is another)', async (t) => {
+  const { outcome, acks, hub } = await watchFromSeq5(t, async (projects) => {
+    await projects.delete('p');
+    await projects.upsert(PROJECT);
+  });
+  await t.rejects(outcome, ended);
+  t.same(acks, [], 'no ack');
+  t.equal(hub.size, 0, 'no watch left behind');
+});
+
+t.test('the project still there: the watch starts once the seq has arrived', async (t) => {
+  const { outcome, acks, hub } = await watchFromSeq5(t, async () => undefined);
+  await t.resolves(outcome);
+  t.match(acks, [{ watch_id: 'w1', head_seq: 5 }]);
+  t.equal(hub.size, 1);
+});
