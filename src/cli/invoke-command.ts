@@ -71,11 +71,11 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   const outcome = remote
     ? await invokeThroughControl({ ...args, node: args.node as string }, payload)
     : await invokeThroughMount(args, args.mount ?? (args.node === undefined ? NODE_OPTION_SPECS.mount.default : WORLD_OPTIONS.mount.default), payload);
-  if (typeof outcome !== 'string') {
+  if (!Buffer.isBuffer(outcome)) {
     stderr.write(refusalLine(args.service, outcome));
     return 1;
   }
-  const failure = asFailure(outcome, args.service);
+  const failure = asFailure(outcome.toString('utf8'), args.service);
   if (failure) {
     if (args.json) print(stdout, outcome);
     stderr.write(`acheron invoke: ${args.service}: ${failure.state}: ${failure.error.split('\n')[0]}\n`);
@@ -85,9 +85,12 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   return 0;
 }
 
-/** The outcome, ending with a newline (main's exit waits until it has reached the reader). */
-function print(stdout: NodeJS.WritableStream, outcome: string): void {
-  stdout.write(outcome.endsWith('\n') ? outcome : outcome + '\n');
+/**
+ * The outcome as the node gave it, byte for byte (a text result need not be UTF-8), ending with a
+ * newline (main's exit waits until it has reached the reader).
+ */
+export function print(stdout: NodeJS.WritableStream, outcome: Buffer): void {
+  stdout.write(outcome.at(-1) === 0x0a ? outcome : Buffer.concat([outcome, Buffer.from('\n')]));
 }
 
 /** The one line of a refused invocation: the service, the errno once, and why. */
@@ -96,14 +99,14 @@ export function refusalLine(service: string, refused: Refused): string {
 }
 
 /** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and why (mountRefusal). */
-async function invokeThroughMount(args: InvokeArgs, mount: string, payload: string): Promise<string | Refused> {
+async function invokeThroughMount(args: InvokeArgs, mount: string, payload: string): Promise<Buffer | Refused> {
   const under = args.node === undefined ? mount : join(mount, 'nodes', args.node);
   const dir = join(under, 'services', args.service);
   try {
     const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
     try {
       await file.write(payload, 0);
-      return await file.readFile('utf8');
+      return await file.readFile();
     } finally {
       await file.close();
     }
@@ -182,10 +185,10 @@ export function systemErrorText(errno: string, message: string): string {
 }
 
 /** Through the control server: the outcome, or the errno the node or the server answered (anything else, a refused token, goes to main). */
-async function invokeThroughControl(args: InvokeArgs & { node: string }, payload: string): Promise<string | Refused> {
+async function invokeThroughControl(args: InvokeArgs & { node: string }, payload: string): Promise<Buffer | Refused> {
   const { invokeRemote } = await import('./invoke-remote.js');
   try {
-    return (await invokeRemote(args, Buffer.from(payload))).toString('utf8');
+    return await invokeRemote(args, Buffer.from(payload));
   } catch (error) {
     const errno = errnoNameOf(error);
     if (errno === undefined) throw error;

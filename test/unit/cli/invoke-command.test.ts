@@ -4,7 +4,8 @@ import t from 'tap';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/node.js';
-import { errorDetail, mountRefusal, refusalLine, systemErrorText, type MountPlace } from '../../../src/cli/invoke-command.js';
+import { PassThrough } from 'node:stream';
+import { errorDetail, mountRefusal, refusalLine, runInvokeCommand, systemErrorText, type MountPlace } from '../../../src/cli/invoke-command.js';
 
 t.test('the recorded line of the same errno, without its prefix', async (t) => {
   t.equal(errorDetail('EINVAL: payload: /msg must be string\nmore\n', 'EINVAL', 'Invalid argument'), 'payload: /msg must be string');
@@ -92,4 +93,19 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
     'acheron invoke: echo: EHOSTUNREACH: host is unreachable\n',
     'the node tree: no WorldFS meaning',
   );
+});
+
+t.test('the outcome reaches stdout byte for byte: a text result need not be UTF-8', async (t) => {
+  // A stand-in for a node tree: a regular invoke.json reads back what the transaction wrote, then the rest.
+  const n = await tempDir(t);
+  await writeFile(join(n, 'NODE.json'), '{}');
+  await mkdir(join(n, 'services', 'bin', 'control'), { recursive: true });
+  const text = Buffer.from([0xff, 0xfe, 0x67, 0x0a]);
+  await writeFile(join(n, 'services', 'bin', 'control', 'invoke.json'), Buffer.concat([Buffer.from('  '), text]));
+  const chunks: Buffer[] = [];
+  const stdout = new PassThrough().on('data', (chunk: Buffer) => chunks.push(chunk));
+  const stderr = new PassThrough();
+  const code = await runInvokeCommand({ service: 'bin', payload: '{}', mount: n, node: undefined, json: false }, stdout, stderr);
+  t.equal(code, 0);
+  t.same(Buffer.concat(chunks), Buffer.concat([Buffer.from('{}'), text]), 'the bytes 0xff 0xfe as read (they were printed as two U+FFFD)');
 });
