@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { parseControlUrls } from '../protocol/control-urls.js';
 import { UsageError } from './exit.js';
 import { readOptionFile } from './option-file.js';
+import { tokenTextProblem } from '../protocol/token-text.js';
 import type { TokenFile } from '../world/world-daemon.js';
 
 export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
@@ -46,13 +47,14 @@ export async function readProjectToken(args: { 'project-token-file'?: string | u
   return tokenFile('--project-token-file', args['project-token-file']).read();
 }
 
-/** A file holding a token (`flag` names it in errors), read whenever asked: trimmed, never empty. */
+/** A file holding a token (`flag` names it in errors), read whenever asked: trimmed, one word, never empty. */
 export function tokenFile(flag: string, path: string): TokenFile {
   return {
     path,
     read: async () => {
       const token = (await readOptionFile(flag, path)).trim();
-      if (!token) throw new UsageError(`${flag} ${path} is empty`);
+      const problem = tokenTextProblem(token);
+      if (problem) throw new UsageError(`${flag} ${path} ${problem}`);
       return token;
     },
   };

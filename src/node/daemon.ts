@@ -14,6 +14,7 @@ import { mountPointPath } from '../fuse/mount-table.js';
 import { ServedMount } from '../fuse/served-mount.js';
 import type { MountAccess } from '../fuse/mount.js';
 import { loadSchemas, type Schemas } from '../protocol/schemas.js';
+import { tokenTextProblem } from '../protocol/token-text.js';
 import { killOwnedProcesses, ownerOnMount } from '../runtime/driver-owner.js';
 import { DriverSpawner } from '../runtime/driver-spawner.js';
 import { InvocationIds } from '../runtime/invocation-id.js';
@@ -230,7 +231,7 @@ export class NodeDaemon {
       urls: options.controlUrls,
       nodeId: options.nodeId,
       stateFile: options.stateFile,
-      joinToken: async () => options.joinToken ?? (options.joinTokenFile ? (await readFile(options.joinTokenFile, 'utf8')).trim() : undefined),
+      joinToken: async () => options.joinToken ?? (options.joinTokenFile ? await readJoinTokenFile(options.joinTokenFile) : undefined),
       catalog: () => publishedCatalog(this.#parts.services.registry.list(), this.#parts.services.problems),
       node: nodeIdentity(options.labels),
       backoffMs: options.reconnectBackoffMs,
@@ -241,4 +242,12 @@ export class NodeDaemon {
     });
     this.#control.start();
   }
+}
+
+/** The join token in `file`, read at each join attempt (a new token written there is used); an unusable one says why. */
+async function readJoinTokenFile(file: string): Promise<string | undefined> {
+  const token = (await readFile(file, 'utf8')).trim();
+  const problem = token === '' ? undefined : tokenTextProblem(token);
+  if (problem) throw new Error(`--join-token-file ${file}: the file ${problem}`);
+  return token || undefined;
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readProjectToken, resolveClient, tokenFile } from '../../../src/cli/client-options.js';
 import { UsageError } from '../../../src/cli/exit.js';
+import { tokenTextProblem } from '../../../src/protocol/token-text.js';
 
 t.test('read whenever asked: the current content, trimmed', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'acheron-token-file-'));
@@ -29,4 +30,19 @@ t.test('empty or missing: a usage error naming the option and the file', async (
   await t.rejects(readProjectToken({ 'project-token-file': empty }), new UsageError(`--project-token-file ${empty} is empty`));
   await t.rejects(tokenFile('--token-file', join(dir, 'missing')).read(), { name: 'UsageError', message: /^--token-file .*missing: ENOENT/ });
   t.equal(await readProjectToken({}), undefined, 'no file, no project token');
+});
+
+t.test('more than one word (a whole `acheron token join` output): a usage error saying to keep the last line', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'acheron-token-file-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'join');
+  await writeFile(path, 'join-13c9ed9d expires 2026-12-06T14:43:47.571Z\nach_join_lKUVBNnQ\n');
+  // It was read as the token and sent: the server answered "Invalid character in header content".
+  await t.rejects(tokenFile('--join-token-file', path).read(), {
+    name: 'UsageError',
+    message: `--join-token-file ${path} holds more than the token (spaces or several lines): write only the token (acheron token join|create|rotate print it on their last line: ... | tail -1 > FILE)`,
+  });
+  t.equal(tokenTextProblem('ach_join_lKUVBNnQ'), undefined, 'one word: a token');
+  t.match(tokenTextProblem('admin\tach_admin_x'), /more than the token/);
+  t.equal(tokenTextProblem(''), 'is empty');
 });

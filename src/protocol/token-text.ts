@@ -1,0 +1,13 @@
+/**
+ * What is wrong with the content of a token file (`--join-token-file`, `--token-file`,
+ * `--project-token-file`), or undefined when its trimmed text can be a token. A token is one word
+ * (`ach_<kind>_<secret>`): text with spaces or line breaks inside is more than one, typically the
+ * whole output of `acheron token join` (an id and expiry line, then the token), which would else
+ * reach the server as an invalid Authorization header.
+ */
+export function tokenTextProblem(trimmed: string): string | undefined {
+  if (trimmed === '') return 'is empty';
+  if (/[\s\u0000-\u001f\u007f]/.test(trimmed))
+    return 'holds more than the token (spaces or several lines): write only the token (acheron token join|create|rotate print it on their last line: ... | tail -1 > FILE)';
+  return undefined;
+}
