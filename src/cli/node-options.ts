@@ -150,6 +150,12 @@ function coerce(name: NodeOptionName, raw: unknown, label: string): unknown {
   }
 }
 
+/** A bare `no_<switch>` (`no_fs_service`, as `--no-fs-service` on the command line): that boolean option, turned off. */
+function negatedSwitch(key: string): NodeOptionName | undefined {
+  const name = key.startsWith('no_') ? byKey.get(key.slice(3)) : undefined;
+  return name && NODE_OPTION_SPECS[name].type === 'boolean' ? name : undefined;
+}
+
 /** Mount -o options: `services_dir=/x,node_id=a,rw,...`. Unknown ones are returned for a warning. */
 export function parseMountOptions(text: string): { values: NodeOptionValues; unknown: string[] } {
   const values: Record<string, unknown> = {};
@@ -159,6 +165,11 @@ export function parseMountOptions(text: string): { values: NodeOptionValues; unk
     const key = eq < 0 ? item : item.slice(0, eq);
     const raw = eq < 0 ? '' : item.slice(eq + 1);
     if (isGenericMountOption(key)) continue;
+    const negated = eq < 0 ? negatedSwitch(key) : undefined;
+    if (negated) {
+      values[negated] = false;
+      continue;
+    }
     const name = byKey.get(key);
     if (!name) {
       unknown.push(item);

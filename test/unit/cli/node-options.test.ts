@@ -46,6 +46,12 @@ t.test('parseMountOptions', async (tt) => {
   tt.same(parseMountOptions('node_id=x,frobnicate=1').values, { 'node-id': 'x' }, 'and do not stop the known ones');
   tt.same(parseMountOptions('').values, {}, 'no options');
   tt.same(
+    parseMountOptions('no_fs_service,node_id=x').values,
+    { 'fs-service': false, 'node-id': 'x' },
+    'no_<switch> turns a switch off, as --no-<switch> does (no_fs_service was an unknown option, ignored: fs/ stayed)',
+  );
+  tt.same(parseMountOptions('no_node_id,no_fs_service=1').unknown, ['no_node_id', 'no_fs_service=1'], 'only a bare no_ of a switch');
+  tt.same(
     parseMountOptions(
       'busy_poll_us=0,shutdown_grace_ms=250,fs_service=false,state_sync=batch,control_url=ws://h:1,state_file=/s.json,join_token_file=/t,config=/c.json',
     ).values,
