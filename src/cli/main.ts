@@ -13,7 +13,7 @@ import { ACHERON_VERSION } from '../protocol/version.js';
 import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError, failureText } from './exit.js';
-import { namingMissingArguments, namingUnknownCommand, usageLineOf } from './usage-errors.js';
+import { namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
 import { STORE_OPTIONS } from './store-options.js';
@@ -248,9 +248,14 @@ function cli(argv: readonly string[], output: CommandOutput): Argv {
       .fail((message, error, usage) => {
         // yargs' own refusals (YError, also a coerce's UsageError rewrapped) are usage errors; a
         // command's failure passes as it is. Some yargs messages span lines; usage errors are one line (SPEC §1).
-        // Too few positionals: the missing ones by name, with the command's usage line.
+        // Too few positionals: the missing ones by name, with the command's usage line; too many: the extra ones.
         if (error && error.name !== 'YError') throw error;
-        const named = namingUnknownCommand(namingMissingArguments(message, usageLineOf(usage)), argv[0] === 'node' ? 'node' : 'acheron', COMMANDS);
+        const line = usageLineOf(usage);
+        const named = namingUnknownCommand(
+          namingExtraArguments(namingMissingArguments(message, line), line),
+          argv[0] === 'node' ? 'node' : 'acheron',
+          COMMANDS,
+        );
         throw new UsageError(named.replace(/\s*\n\s*/g, ' '));
       })
       .help()

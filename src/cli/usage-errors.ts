@@ -38,3 +38,20 @@ export function namingUnknownCommand(message: string, level: 'acheron' | 'node',
   const meant = near ? `${prefix} ${near}` : level === 'acheron' && commands.node.includes(unknown) ? `acheron node ${unknown}` : undefined;
   return `unknown command ${level === 'acheron' ? '' : 'node '}${unknown}${meant ? `: did you mean ${meant}?` : ''} (commands: ${here.join(', ')}${level === 'node' ? '; acheron node alone runs the daemon' : ''})`;
 }
+
+/**
+ * yargs takes a word past a command's last positional for an unknown subcommand ("Unknown command:
+ * extra", "Unknown commands: b, c"), so `acheron invoke echo {"a": 1}` (an unquoted payload) said
+ * `unknown command 1}` and listed the top-level commands. When the command has positionals, those
+ * words are extra arguments: `invoke: unexpected argument 1} (usage: acheron invoke <service>
+ * [payload]; quote an argument that has spaces)`. Any other message stays as it is.
+ */
+export function namingExtraArguments(message: string, usage: string | undefined): string {
+  const extra = /^Unknown commands?: (.+)$/.exec(message)?.[1];
+  if (extra === undefined || usage === undefined) return message;
+  const words = usage.trim().split(/\s+/);
+  const firstPositional = words.findIndex((word) => /^[<[]/.test(word));
+  if (firstPositional < 0) return message;
+  const list = extra.split(', ');
+  return `${words.slice(1, firstPositional).join(' ')}: unexpected argument${list.length > 1 ? 's' : ''} ${list.join(' ')} (usage: acheron ${words.slice(1).join(' ')}; quote an argument that has spaces)`;
+}

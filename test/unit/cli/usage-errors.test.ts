@@ -1,7 +1,7 @@
 // SPEC §1: bad usage names what was wrong. yargs counts missing positionals ("got 0, need at least
 // 1"); the CLI names them, with the command's usage line (src/cli/usage-errors.ts).
 import t from 'tap';
-import { namingMissingArguments, namingUnknownCommand, usageLineOf } from '../../../src/cli/usage-errors.js';
+import { namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from '../../../src/cli/usage-errors.js';
 
 const tooFew = (got: number, need: number): string => `Not enough non-option arguments: got ${got}, need at least ${need}`;
 
@@ -42,4 +42,19 @@ t.test('an unknown command: where it was looked for, what there is, the command 
     'unknown command node listt: did you mean acheron node list? (commands: list, watch, get; acheron node alone runs the daemon)',
   );
   t.equal(namingUnknownCommand('Unknown argument: b', 'acheron', commands), 'Unknown argument: b', 'any other message stays');
+});
+
+t.test('words past the last positional: extra arguments, with the usage line (yargs calls them unknown commands)', async (t) => {
+  t.equal(
+    namingExtraArguments('Unknown command: 1}', '$0 invoke <service> [payload]'),
+    'invoke: unexpected argument 1} (usage: acheron invoke <service> [payload]; quote an argument that has spaces)',
+    'an unquoted payload with a space (was: unknown command 1} and the list of top-level commands)',
+  );
+  t.equal(
+    namingExtraArguments('Unknown commands: b, c', '$0 project <action> [project_id]'),
+    'project: unexpected arguments b c (usage: acheron project <action> [project_id]; quote an argument that has spaces)',
+  );
+  t.equal(namingExtraArguments('Unknown command: listt', '$0 node'), 'Unknown command: listt', 'a command without positionals: a subcommand it is');
+  t.equal(namingExtraArguments('Unknown command: nodes', undefined), 'Unknown command: nodes', 'the top level: a command it is');
+  t.equal(namingExtraArguments('Unknown argument: b', '$0 node get <node_id>'), 'Unknown argument: b', 'any other message stays');
 });
