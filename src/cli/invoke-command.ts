@@ -139,7 +139,18 @@ export async function mountRefusal(errno: string, message: string, place: MountP
       : place.node === undefined
         ? nodeErrnoMeaning(errno, place)
         : worldErrnoMeaning(errno, place.node, place.mount);
-  return { errno, detail: known ?? errorDetail(await recorded(), errno, systemErrorText(errno, message)) };
+  const fallback = (place.node === undefined ? unrecordedMeaning(errno, place.mount) : undefined) ?? systemErrorText(errno, message);
+  return { errno, detail: known ?? errorDetail(await recorded(), errno, fallback) };
+}
+
+/**
+ * What the node tree means by an errno it answers without recording why in last_error.txt: EAGAIN
+ * is recorded for a cooldown and a full queue, not for a node that is stopping (a refusal of the
+ * node, not of the service), so an unrecorded one is that.
+ */
+function unrecordedMeaning(errno: string, mount: string): string | undefined {
+  if (errno === 'EAGAIN') return `the node serving ${mount} is shutting down and takes no new invocations: try again once it runs`;
+  return undefined;
 }
 
 /**

@@ -89,6 +89,16 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
     'else the description, without the errno again or the syscall',
   );
   t.equal(
+    await line('EAGAIN', 'EAGAIN: resource temporarily unavailable, open', nodeTree, ''),
+    `acheron invoke: echo: EAGAIN: the node serving ${n} is shutting down and takes no new invocations: try again once it runs` + '\n',
+    'the node tree, EAGAIN not in last_error.txt: a stopping node (was `resource temporarily unavailable`)',
+  );
+  t.equal(
+    await line('EAGAIN', 'EAGAIN: resource temporarily unavailable, open', nodeTree, 'EAGAIN: service echo: queue full (max_queue 1)\n'),
+    'acheron invoke: echo: EAGAIN: service echo: queue full (max_queue 1)\n',
+    'a cooldown or a full queue is recorded: that',
+  );
+  t.equal(
     await line('EHOSTUNREACH', 'EHOSTUNREACH: host is unreachable, read', nodeTree),
     'acheron invoke: echo: EHOSTUNREACH: host is unreachable\n',
     'the node tree: no WorldFS meaning',
