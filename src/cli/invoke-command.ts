@@ -1,6 +1,6 @@
 import { access, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { text } from 'node:stream/consumers';
+import { buffer } from 'node:stream/consumers';
 import { errnoNameOf } from '../errors/errno.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import type { InvokeFailure } from '../protocol/types.gen.js';
@@ -62,7 +62,7 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
     if (id !== undefined && !isIdentifier(id)) throw new UsageError(`${what} ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
   }
   const remote = throughControl(args);
-  const payload = args.payload === undefined ? '{}' : args.payload === '-' ? await text(process.stdin) : args.payload;
+  const payload = args.payload === undefined ? '{}' : args.payload === '-' ? payloadText(await buffer(process.stdin)) : args.payload;
   try {
     JSON.parse(payload);
   } catch {
@@ -83,6 +83,20 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   }
   print(stdout, outcome);
   return 0;
+}
+
+/**
+ * A payload read from stdin, as text that encodes back to the very bytes read: a byte sequence
+ * that is not UTF-8 is a usage error (the node would refuse it with EINVAL), where decoding it
+ * leniently sent U+FFFD in its place and the invocation ran on other data; a byte order mark is
+ * kept (it is not JSON, so the check below refuses it).
+ */
+export function payloadText(bytes: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new UsageError('payload is not valid UTF-8 (a JSON text must be)');
+  }
 }
 
 /**

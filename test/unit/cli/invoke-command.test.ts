@@ -4,8 +4,9 @@ import t from 'tap';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/node.js';
+import { UsageError } from '../../../src/cli/exit.js';
 import { PassThrough } from 'node:stream';
-import { errorDetail, mountRefusal, refusalLine, runInvokeCommand, systemErrorText, type MountPlace } from '../../../src/cli/invoke-command.js';
+import { errorDetail, mountRefusal, payloadText, refusalLine, runInvokeCommand, systemErrorText, type MountPlace } from '../../../src/cli/invoke-command.js';
 
 t.test('the recorded line of the same errno, without its prefix', async (t) => {
   t.equal(errorDetail('EINVAL: payload: /msg must be string\nmore\n', 'EINVAL', 'Invalid argument'), 'payload: /msg must be string');
@@ -118,4 +119,14 @@ t.test('the outcome reaches stdout byte for byte: a text result need not be UTF-
   const code = await runInvokeCommand({ service: 'bin', payload: '{}', mount: n, node: undefined, json: false }, stdout, stderr);
   t.equal(code, 0);
   t.same(Buffer.concat(chunks), Buffer.concat([Buffer.from('{}'), text]), 'the bytes 0xff 0xfe as read (they were printed as two U+FFFD)');
+});
+
+t.test('a payload from stdin: its bytes, or a usage error when they are not UTF-8', async (t) => {
+  t.equal(payloadText(Buffer.from('{"a":"é"}\n')), '{"a":"é"}\n');
+  // Decoded leniently, 0xff became U+FFFD: the invocation ran, on other data than given.
+  t.throws(
+    () => payloadText(Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d])),
+    new UsageError('payload is not valid UTF-8 (a JSON text must be)'),
+  );
+  t.equal(payloadText(Buffer.from('\ufeff{}')), '\ufeff{}', 'a byte order mark stays (and is then refused as not JSON)');
 });
