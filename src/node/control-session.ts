@@ -227,7 +227,8 @@ export class NodeControlSession {
   #scheduleRefresh(client: ControlClient, everyMs: number, afterMs = everyMs, refused = 0): void {
     const { log, nodeId } = this.#options;
     this.#refreshTimer = setTimeout(() => {
-      client.request('control.node_lease_refresh', { node_id: nodeId }).then(
+      // Bounded by the period: a reply held up (the server's store retrying) must not delay the next refresh past the lease.
+      client.request('control.node_lease_refresh', { node_id: nodeId }, everyMs).then(
         () => {
           if (this.#client !== client) return; // the session ended meanwhile: no timers for it again
           if (refused > 0) {

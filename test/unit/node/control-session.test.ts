@@ -71,3 +71,47 @@ t.test('a lost session is one warn line naming the server, the reason and the ne
     'b answered at once: no failed attempt',
   );
 });
+
+t.test('a lease refresh whose reply is held up is given up after its period and tried again: the next refresh is not delayed', async (t) => {
+  let refreshes = 0;
+  // A 3 s lease: refreshes every second. Every refresh after the first gets a reply no request waits for (a held-up reply).
+  const held = await scriptedControl(
+    {
+      'control.node_join': () => ({ node_id: NODE_ID, node_secret: 'secret', lease_ttl_ms: 3000 }),
+      'control.node_lease_refresh': () => ({ node_id: NODE_ID, lease_expires_at_ms: Date.now() + 3000, lease_ttl_ms: 3000 }),
+      'control.node_service_upsert': () => ({
+        node_id: NODE_ID,
+        node_name: NODE_ID,
+        platform: {},
+        labels: {},
+        changed_services: [],
+        service_delta: { changed: false, timestamp_ms: Date.now(), added: [], updated: [], removed: [] },
+      }),
+    },
+    {
+      'control.node_lease_refresh': (id) =>
+        refreshes++ === 0 ? undefined : { channel: 'control', type: 'control.node_lease_refresh', id: `not-${id}`, ok: true },
+    },
+  );
+  t.teardown(() => held.close());
+  const session = new NodeControlSession({
+    urls: [held.url],
+    nodeId: NODE_ID,
+    stateFile: join(await tempDir(t), 'state', 'node.json'),
+    joinToken: async () => 'join-token',
+    catalog: () => [],
+    node: { node_name: NODE_ID, platform: {}, labels: {} },
+    backoffMs: 10,
+    backoffMaxMs: 50,
+    log: pino({ level: 'silent' }),
+    schemas: await loadSchemas(),
+  });
+  t.teardown(() => session.stop());
+  session.start();
+  await waitFor(() => refreshes >= 1, { what: 'the first refresh', timeoutMs: 5000 });
+  const started = Date.now();
+  // Held for the client's default request timeout (30 s), the second refresh would have come 30 s after the first.
+  await waitFor(() => refreshes >= 3, { what: 'two more refreshes', timeoutMs: 8000 });
+  t.ok(Date.now() - started < 8000, `three refreshes within ${Date.now() - started} ms of the first`);
+  t.match(session.lastError, /lease refresh refused: control\.node_lease_refresh: no reply within 1000 ms/, 'NODE.json says why');
+});
