@@ -3,8 +3,8 @@
 // server and why, and where the node tries next; before, a failover showed only the next "connected".
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import t from 'tap';
+import { pino, type Logger } from 'pino';
+import t, { type Test } from 'tap';
 import { NodeControlSession } from '../../../src/node/control-session.js';
 import { loadSchemas } from '../../../src/protocol/schemas.js';
 import { tempDir } from '../../helpers/node.js';
@@ -12,19 +12,42 @@ import { waitFor } from '../../helpers/process.js';
 import { scriptedControl } from '../../helpers/scripted-control.js';
 
 const NODE_ID = 'n1';
-const server = (): ReturnType<typeof scriptedControl> =>
-  scriptedControl({
-    'control.node_join': () => ({ node_id: NODE_ID, node_secret: 'secret', lease_ttl_ms: 60_000 }),
-    'control.node_lease_refresh': () => ({ node_id: NODE_ID, lease_expires_at_ms: Date.now() + 60_000, lease_ttl_ms: 60_000 }),
-    'control.node_service_upsert': () => ({
-      node_id: NODE_ID,
-      node_name: NODE_ID,
-      platform: {},
-      labels: {},
-      changed_services: [],
-      service_delta: { changed: false, timestamp_ms: Date.now(), added: [], updated: [], removed: [] },
-    }),
+/** A scripted control server granting leases of `leaseTtlMs`; `raw` builds replies of its own (see scriptedControl). */
+const server = (leaseTtlMs = 60_000, raw: Parameters<typeof scriptedControl>[1] = {}): ReturnType<typeof scriptedControl> =>
+  scriptedControl(
+    {
+      'control.node_join': () => ({ node_id: NODE_ID, node_secret: 'secret', lease_ttl_ms: leaseTtlMs }),
+      'control.node_lease_refresh': () => ({ node_id: NODE_ID, lease_expires_at_ms: Date.now() + leaseTtlMs, lease_ttl_ms: leaseTtlMs }),
+      'control.node_service_upsert': () => ({
+        node_id: NODE_ID,
+        node_name: NODE_ID,
+        platform: {},
+        labels: {},
+        changed_services: [],
+        service_delta: { changed: false, timestamp_ms: Date.now(), added: [], updated: [], removed: [] },
+      }),
+    },
+    raw,
+  );
+
+/** A session to `urls`, started; stopped at the end of `t`. */
+async function startSession(t: Test, urls: string[], log: Logger): Promise<NodeControlSession> {
+  const session = new NodeControlSession({
+    urls,
+    nodeId: NODE_ID,
+    stateFile: join(await tempDir(t), 'state', 'node.json'),
+    joinToken: async () => 'join-token',
+    catalog: () => [],
+    node: { node_name: NODE_ID, platform: {}, labels: {} },
+    backoffMs: 10,
+    backoffMaxMs: 50,
+    log,
+    schemas: await loadSchemas(),
   });
+  t.teardown(() => session.stop());
+  session.start();
+  return session;
+}
 
 t.test('a lost session is one warn line naming the server, the reason and the next server', async (t) => {
   const [a, b] = [await server(), await server()];
@@ -36,20 +59,7 @@ t.test('a lost session is one warn line naming the server, the reason and the ne
       done();
     },
   });
-  const session = new NodeControlSession({
-    urls: [a.url, b.url],
-    nodeId: NODE_ID,
-    stateFile: join(await tempDir(t), 'state', 'node.json'),
-    joinToken: async () => 'join-token',
-    catalog: () => [],
-    node: { node_name: NODE_ID, platform: {}, labels: {} },
-    backoffMs: 10,
-    backoffMaxMs: 50,
-    log: pino({ level: 'info' }, sink),
-    schemas: await loadSchemas(),
-  });
-  t.teardown(() => session.stop());
-  session.start();
+  await startSession(t, [a.url, b.url], pino({ level: 'info' }, sink));
   const connected = (url: string): boolean => lines.some((l) => l.msg === 'control session connected' && l.url === url);
   await waitFor(() => connected(a.url) && a.requests.some((r) => r.type === 'control.node_lease_refresh'), { what: 'connected to a', timeoutMs: 5000 });
   t.notOk(
@@ -75,39 +85,12 @@ t.test('a lost session is one warn line naming the server, the reason and the ne
 t.test('a lease refresh whose reply is held up is given up after its period and tried again: the next refresh is not delayed', async (t) => {
   let refreshes = 0;
   // A 3 s lease: refreshes every second. Every refresh after the first gets a reply no request waits for (a held-up reply).
-  const held = await scriptedControl(
-    {
-      'control.node_join': () => ({ node_id: NODE_ID, node_secret: 'secret', lease_ttl_ms: 3000 }),
-      'control.node_lease_refresh': () => ({ node_id: NODE_ID, lease_expires_at_ms: Date.now() + 3000, lease_ttl_ms: 3000 }),
-      'control.node_service_upsert': () => ({
-        node_id: NODE_ID,
-        node_name: NODE_ID,
-        platform: {},
-        labels: {},
-        changed_services: [],
-        service_delta: { changed: false, timestamp_ms: Date.now(), added: [], updated: [], removed: [] },
-      }),
-    },
-    {
-      'control.node_lease_refresh': (id) =>
-        refreshes++ === 0 ? undefined : { channel: 'control', type: 'control.node_lease_refresh', id: `not-${id}`, ok: true },
-    },
-  );
-  t.teardown(() => held.close());
-  const session = new NodeControlSession({
-    urls: [held.url],
-    nodeId: NODE_ID,
-    stateFile: join(await tempDir(t), 'state', 'node.json'),
-    joinToken: async () => 'join-token',
-    catalog: () => [],
-    node: { node_name: NODE_ID, platform: {}, labels: {} },
-    backoffMs: 10,
-    backoffMaxMs: 50,
-    log: pino({ level: 'silent' }),
-    schemas: await loadSchemas(),
+  const held = await server(3000, {
+    'control.node_lease_refresh': (id) =>
+      refreshes++ === 0 ? undefined : { channel: 'control', type: 'control.node_lease_refresh', id: `not-${id}`, ok: true },
   });
-  t.teardown(() => session.stop());
-  session.start();
+  t.teardown(() => held.close());
+  const session = await startSession(t, [held.url], pino({ level: 'silent' }));
   await waitFor(() => refreshes >= 1, { what: 'the first refresh', timeoutMs: 5000 });
   const started = Date.now();
   // Held for the client's default request timeout (30 s), the second refresh would have come 30 s after the first.
