@@ -125,10 +125,21 @@ export function sameOnEveryStore(): string | false {
  * tokens of the data dir, when the caller knows them.
  */
 
-export async function startControl(
-  t: Teardown,
-  options: { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore; tokens?: { admin: string; user: string } } = {},
-): Promise<RunningControl> {
+export async function startControl(t: Teardown, options: ControlOptions = {}): Promise<RunningControl> {
+  // A port freePort() found free can be taken before the server binds it (CI failed so once): ports
+  // the test did not choose are chosen again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startControlOnce(t, options);
+    } catch (error) {
+      if (options.ports || attempt === 3 || !/EADDRINUSE/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+type ControlOptions = { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore; tokens?: { admin: string; user: string } };
+
+async function startControlOnce(t: Teardown, options: ControlOptions): Promise<RunningControl> {
   const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
   const store = options.store ?? storeOfDataDir.get(dataDir) ?? (await newServerStore?.());
   if (store) storeOfDataDir.set(dataDir, store);
