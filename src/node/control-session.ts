@@ -205,8 +205,8 @@ export class NodeControlSession {
     // The server routes relays only to a connection that said it is ready (SPEC §9): this one now is.
     if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
     await this.#publish(client);
-    const { lease_ttl_ms: leaseTtlMs } = await client.request<LeaseRefreshReply>('control.node_lease_refresh', { node_id: this.#options.nodeId });
-    this.#scheduleRefresh(client, Math.max(1000, Math.floor(leaseTtlMs / 3)));
+    // The first refresh at once; refused (the server's store down), it is tried again as any other, and the session stays.
+    this.#scheduleRefresh(client, 0);
     this.#timers.push(
       setInterval(
         () => void this.#publish(client).catch((error: unknown) => this.#options.log.warn({ err: (error as Error).message }, 'catalog upsert failed')),
@@ -220,28 +220,31 @@ export class NodeControlSession {
   }
 
   /**
-   * The next lease refresh, `afterMs` from now; then every `everyMs`. A refused one (the server's
-   * store down) is tried again after REFUSED_REFRESH_RETRY_MS, so the lease is extended soon after
-   * the store is back, and said: logged once, and in `lastError` (NODE.json) until one is accepted.
+   * The next lease refresh, `afterMs` from now; then every third of the lease's TTL (each reply
+   * gives it). A refused one (the server's store down), the first of a session included, is tried
+   * again after REFUSED_REFRESH_RETRY_MS (or the refresh period, when shorter), so the lease is
+   * extended soon after the store is back, and said: logged once, and in `lastError` (NODE.json)
+   * until one is accepted. `everyMs`: the period, once a reply has given it.
    */
-  #scheduleRefresh(client: ControlClient, everyMs: number, afterMs = everyMs, refused = 0): void {
+  #scheduleRefresh(client: ControlClient, afterMs: number, refused = 0, everyMs?: number): void {
     const { log, nodeId } = this.#options;
     this.#refreshTimer = setTimeout(() => {
-      // Bounded by the period: a reply held up (the server's store retrying) must not delay the next refresh past the lease.
-      client.request('control.node_lease_refresh', { node_id: nodeId }, everyMs).then(
-        () => {
+      // Bounded by the period once known: a reply held up (the server's store retrying) must not delay the next refresh past the lease.
+      client.request<LeaseRefreshReply>('control.node_lease_refresh', { node_id: nodeId }, everyMs).then(
+        ({ lease_ttl_ms: leaseTtlMs }) => {
           if (this.#client !== client) return; // the session ended meanwhile: no timers for it again
           if (refused > 0) {
             log.info({ refused }, `lease refresh accepted again after ${refused} refused`);
             this.lastError = null;
           }
-          this.#scheduleRefresh(client, everyMs);
+          const period = Math.max(1000, Math.floor(leaseTtlMs / 3));
+          this.#scheduleRefresh(client, period, 0, period);
         },
         (error: unknown) => {
           if (this.#client !== client || !client.isOpen) return; // the session ends and says why
           this.lastError = `lease refresh refused: ${(error as Error).message}`;
           if (refused === 0) log.warn({ err: (error as Error).message }, `${this.lastError}; trying again every ${REFUSED_REFRESH_RETRY_MS} ms`);
-          this.#scheduleRefresh(client, everyMs, Math.min(everyMs, REFUSED_REFRESH_RETRY_MS), refused + 1);
+          this.#scheduleRefresh(client, Math.min(everyMs ?? REFUSED_REFRESH_RETRY_MS, REFUSED_REFRESH_RETRY_MS), refused + 1, everyMs);
         },
       );
     }, afterMs);

@@ -1,6 +1,8 @@
 // The node's control session (src/node/control-session.ts) over real ws servers scripted as control
 // servers: when a working session is lost (its server died), the log says so at warn, naming the
 // server and why, and where the node tries next; before, a failover showed only the next "connected".
+// A session's first lease refresh refused (the server's store down) is tried again after 2 s, as
+// later ones are, and said in lastError; before, the session was dropped and started over.
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -97,4 +99,25 @@ t.test('a lease refresh whose reply is held up is given up after its period and 
   await waitFor(() => refreshes >= 3, { what: 'two more refreshes', timeoutMs: 8000 });
   t.ok(Date.now() - started < 8000, `three refreshes within ${Date.now() - started} ms of the first`);
   t.match(session.lastError, /lease refresh refused: control\.node_lease_refresh: no reply within 1000 ms/, 'NODE.json says why');
+});
+
+t.test("a session's first lease refresh refused is tried again 2 s later; the session stays", async (t) => {
+  let refreshes = 0;
+  const unavailable = 'control store (etcd): refreshing the lease of node n1 failed: no etcd member could serve it';
+  const a = await server(60_000, {
+    // The first refresh of the session refused, as while etcd is down; the next ones answered.
+    'control.node_lease_refresh': (id) =>
+      ++refreshes === 1 ? { channel: 'control', type: 'control.error', id, ok: false, error: { code: 'unavailable', message: unavailable } } : undefined,
+  });
+  t.teardown(() => a.close());
+  const session = await startSession(t, [a.url], pino({ level: 'silent' }));
+  await waitFor(() => refreshes === 1 && session.lastError !== null, { what: 'the first refresh refused', timeoutMs: 5000 });
+  t.equal(session.lastError, `lease refresh refused: ${unavailable}`, 'said in lastError (NODE.json control.last_error)');
+  t.equal(session.state, 'connected', 'the session stays');
+  await waitFor(() => refreshes === 2 && session.lastError === null, { what: 'the refresh tried again and accepted', timeoutMs: 5000 });
+  t.same(
+    a.requests.filter((r) => r.type === 'control.version' || r.type === 'control.node_join').map((r) => r.type),
+    ['control.version', 'control.node_join'],
+    'on the connection it joined on: never connected again',
+  );
 });
