@@ -6,7 +6,7 @@ import { UsageError } from './exit.js';
 import { readOptionFile } from './option-file.js';
 import { createLogger } from './logger.js';
 import type { ControlArgs } from './control-options.js';
-import { etcdOptionsFrom } from './store-options.js';
+import { etcdStoreOptions } from './store-options.js';
 
 /** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM. */
 export async function runControlCommand(args: ControlArgs): Promise<number> {
@@ -25,7 +25,7 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
     throw new UsageError(`--advertise-url ${JSON.stringify(args['advertise-url'])}: expected ws://host:port or wss://host:port`);
   if (args['server-id'] !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(args['server-id']))
     throw new UsageError(`--server-id ${JSON.stringify(args['server-id'])}: expected letters, digits, '.', '_', '-' or ':' (1-128)`);
-  const etcd = etcdOptionsFrom(args);
+  const etcd = await etcdStoreOptions(args);
   const tls =
     args['tls-cert'] && args['tls-key']
       ? { cert: await readOptionFile('--tls-cert', args['tls-cert']), key: await readOptionFile('--tls-key', args['tls-key']) }

@@ -1,3 +1,4 @@
+import { readEtcdFiles } from '../control/etcd/option-files.js';
 import { ETCD_DEFAULTS, checkEtcdOptions, parseEndpoints, type EtcdOptions } from '../control/etcd/options.js';
 import { UsageError } from './exit.js';
 import { wholeNumberOption } from './whole-number.js';
@@ -69,4 +70,17 @@ export function etcdOptionsFrom(args: StoreArgs): EtcdOptions | undefined {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+/**
+ * etcdOptionsFrom, with the files those options name read before anything starts: one that cannot
+ * be read, or is not PEM, is a UsageError naming the flag and the file (as a `--tls-cert` is).
+ */
+export async function etcdStoreOptions(args: StoreArgs): Promise<EtcdOptions | undefined> {
+  const options = etcdOptionsFrom(args);
+  if (options)
+    await readEtcdFiles(options).catch((error: unknown) => {
+      throw new UsageError((error as Error).message);
+    });
+  return options;
 }

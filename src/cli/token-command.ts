@@ -7,7 +7,7 @@ import { TokenRefused } from '../control/token-refused.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
-import { etcdOptionsFrom, type StoreArgs } from './store-options.js';
+import { etcdStoreOptions, type StoreArgs } from './store-options.js';
 
 export interface TokenArgs extends StoreArgs {
   'data-dir': string;
@@ -27,7 +27,7 @@ const WITHOUT_ID = new Set(['list', 'create', 'join']);
  */
 export async function runTokenCommand(action: string, args: TokenArgs, out: NodeJS.WritableStream): Promise<number> {
   if (WITHOUT_ID.has(action) && args.id !== undefined) throw new UsageError(`token ${action} takes no token id (got ${JSON.stringify(args.id)})`);
-  const etcd = etcdOptionsFrom(args);
+  const etcd = await etcdStoreOptions(args);
   if (!etcd) await checkTokenFile(args['data-dir']);
   const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, await createLogger({ level: 'error' }));
   try {

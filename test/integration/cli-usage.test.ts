@@ -289,6 +289,16 @@ t.test('files and URLs the options name: refused with the option named', async (
   tt.equal(tls.code, 2, 'a missing certificate: exit 2');
   oneLine(tt, tls.stderr, /^acheron: --tls-cert .*c\.pem: ENOENT/);
   await tt.rejects(access(join(dir, 'data')), 'the server did not start');
+  // The same for the etcd store's files (before, exit 1): refused before any etcd is asked.
+  const etcd = ['--store', 'etcd', '--etcd-endpoints', 'https://127.0.0.1:1', '--etcd-cacert', join(dir, 'ca.pem')];
+  const [byControl, byToken] = await Promise.all([acheron(['control', '--data-dir', join(dir, 'data'), ...etcd]), acheron(['token', 'list', ...etcd])]);
+  for (const [command, missing] of [
+    ['control', byControl],
+    ['token', byToken],
+  ] as const) {
+    tt.equal(missing.code, 2, `acheron ${command}: a missing --etcd-cacert: exit 2`);
+    oneLine(tt, missing.stderr, /^acheron: --etcd-cacert .*ca\.pem: ENOENT/);
+  }
   const port = await acheron(['node', 'list', '--control-url', 'ws://127.0.0.1:99999', '--token', 'x']);
   tt.equal(port.code, 2, 'a port out of range: exit 2');
   oneLine(tt, port.stderr, /--control-url "ws:\/\/127\.0\.0\.1:99999": expected ws:\/\/host:port/);

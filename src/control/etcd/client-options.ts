@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import {
   ConsecutiveBreaker,
   ExponentialBackoff,
@@ -15,7 +14,8 @@ import {
 import { isRecoverableError, type IOptions } from 'etcd3';
 import { isRequestTooLarge } from './failure.js';
 import type { MemberFailures } from './member-failures.js';
-import { checkEtcdOptions, type EtcdOptions } from './options.js';
+import { readEtcdFiles } from './option-files.js';
+import type { EtcdOptions } from './options.js';
 
 /**
  * How long a call goes on trying members, in call deadlines from its start: long enough to wait out
@@ -63,36 +63,10 @@ export function callRetryPolicy(callTimeoutMs: number): IPolicy {
  * `failures` learns what each member's breaker sees, to name the cause when a breaker is open.
  */
 export async function clientOptions(options: EtcdOptions, failures?: MemberFailures): Promise<IOptions> {
-  checkEtcdOptions(options);
-  const read = async (file: string, option: string): Promise<Buffer> =>
-    readFile(file).catch((error: Error) => {
-      throw new TypeError(`${option} ${file}: ${error.message}`);
-    });
-  // Checked here: gRPC says only `PEM routines::no start line`, or fails every connection as an untrusted certificate.
-  const pem = async (file: string, option: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): Promise<Buffer> => {
-    const contents = await read(file, option);
-    if (!new RegExp(`^-----BEGIN [A-Z ]*${kind}-----\\r?$`, 'm').test(contents.toString('latin1')))
-      throw new TypeError(`${option} ${file}: not a PEM ${kind.toLowerCase()} (no -----BEGIN ${kind}----- line)`);
-    return contents;
-  };
-  const credentials = options.caCertFile
-    ? {
-        rootCertificate: await pem(options.caCertFile, '--etcd-cacert', 'CERTIFICATE'),
-        ...(options.certFile && options.keyFile
-          ? { certChain: await pem(options.certFile, '--etcd-cert', 'CERTIFICATE'), privateKey: await pem(options.keyFile, '--etcd-key', 'PRIVATE KEY') }
-          : {}),
-      }
-    : undefined;
+  const { credentials, password } = await readEtcdFiles(options);
   // A fresh deadline per attempt: a function, called for each attempt of each call.
   const deadline = (): { deadline: number } => ({ deadline: Date.now() + options.callTimeoutMs });
-  const auth =
-    options.username && options.passwordFile
-      ? {
-          username: options.username,
-          password: (await read(options.passwordFile, '--etcd-password-file')).toString('utf8').replace(/\r?\n$/, ''),
-          callOptions: deadline,
-        }
-      : undefined;
+  const auth = options.username && password !== undefined ? { username: options.username, password, callOptions: deadline } : undefined;
   return {
     hosts: options.endpoints,
     ...(credentials ? { credentials } : {}),
