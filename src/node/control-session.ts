@@ -59,6 +59,8 @@ const CATALOG_CHECK_MS = 1000;
 /** How soon a lease refresh the server refused is tried again (its store may be back by then). */
 const REFUSED_REFRESH_RETRY_MS = 2000;
 
+const UPSERT_FAILED = 'catalog upsert failed';
+
 /**
  * The node's one WebSocket to the control server (SPEC §6): joins once, then authenticates as
  * `node.<id>.<secret>`; upserts its catalog after every (re)connect and after every real change,
@@ -77,6 +79,8 @@ export class NodeControlSession {
   #timers: NodeJS.Timeout[] = [];
   #refreshTimer: NodeJS.Timeout | undefined;
   #upserting: Promise<void> | undefined;
+  /** The last catalog upsert of this session failed (said once until one is accepted). */
+  #upsertRefused = false;
   /** Ask for the lean upsert reply, until a server of the earlier protocol refuses the `include` key. */
   #leanReplies = true;
   #reconnect: ReconnectLoop;
@@ -204,15 +208,12 @@ export class NodeControlSession {
     this.#options.log.info({ url: this.url }, 'control session connected');
     // The server routes relays only to a connection that said it is ready (SPEC §9): this one now is.
     if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
-    await this.#publish(client);
-    // The first refresh at once; refused (the server's store down), it is tried again as any other, and the session stays.
+    // A refused upsert or refresh (the server's store down) is tried again, and the session stays:
+    // ending it would only meet the same store, through HTTP 503s, for as long as it is down.
+    this.#upsertRefused = false;
+    await this.#publishOrSay(client);
     this.#scheduleRefresh(client, 0);
-    this.#timers.push(
-      setInterval(
-        () => void this.#publish(client).catch((error: unknown) => this.#options.log.warn({ err: (error as Error).message }, 'catalog upsert failed')),
-        CATALOG_CHECK_MS,
-      ),
-    );
+    this.#timers.push(setInterval(() => void this.#publishOrSay(client), CATALOG_CHECK_MS));
     const closed = await client.closed;
     this.state = 'disconnected';
     this.lastError = `connection closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ''})`;
@@ -248,6 +249,26 @@ export class NodeControlSession {
         },
       );
     }, afterMs);
+  }
+
+  /**
+   * `#publish`, a failure said rather than thrown: logged once until an upsert is accepted again, and
+   * in `lastError` (NODE.json). The next catalog check tries again, since nothing was published.
+   */
+  async #publishOrSay(client: ControlClient): Promise<void> {
+    const { log } = this.#options;
+    try {
+      await this.#publish(client);
+      if (!this.#upsertRefused) return;
+      this.#upsertRefused = false;
+      log.info('catalog upsert accepted again');
+      if (this.lastError?.startsWith(UPSERT_FAILED)) this.lastError = null;
+    } catch (error) {
+      if (this.#client !== client || !client.isOpen) return; // the session ends and says why
+      this.lastError = `${UPSERT_FAILED}: ${(error as Error).message}`;
+      if (!this.#upsertRefused) log.warn({ err: (error as Error).message }, `${UPSERT_FAILED}; trying again every ${CATALOG_CHECK_MS} ms`);
+      this.#upsertRefused = true;
+    }
   }
 
   /** Upserts when the catalog differs from what the server has from us; one upsert at a time. */

@@ -2,7 +2,8 @@
 // servers: when a working session is lost (its server died), the log says so at warn, naming the
 // server and why, and where the node tries next; before, a failover showed only the next "connected".
 // A session's first lease refresh refused (the server's store down) is tried again after 2 s, as
-// later ones are, and said in lastError; before, the session was dropped and started over.
+// later ones are, and said in lastError; before, the session was dropped and started over. So is its
+// first catalog upsert refused: sent again at the next catalog check, a second later.
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -115,6 +116,36 @@ t.test("a session's first lease refresh refused is tried again 2 s later; the se
   t.equal(session.lastError, `lease refresh refused: ${unavailable}`, 'said in lastError (NODE.json control.last_error)');
   t.equal(session.state, 'connected', 'the session stays');
   await waitFor(() => refreshes === 2 && session.lastError === null, { what: 'the refresh tried again and accepted', timeoutMs: 5000 });
+  t.same(
+    a.requests.filter((r) => r.type === 'control.version' || r.type === 'control.node_join').map((r) => r.type),
+    ['control.version', 'control.node_join'],
+    'on the connection it joined on: never connected again',
+  );
+});
+
+t.test("a session's first catalog upsert refused is tried again at the next catalog check; the session stays", async (t) => {
+  let upserts = 0;
+  const unavailable = 'control store (etcd): upserting the catalog of node n1 failed: no etcd member could serve it';
+  const a = await server(60_000, {
+    'control.node_service_upsert': (id) =>
+      ++upserts <= 2 ? { channel: 'control', type: 'control.error', id, ok: false, error: { code: 'unavailable', message: unavailable } } : undefined,
+  });
+  t.teardown(() => a.close());
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const session = await startSession(t, [a.url], pino({ level: 'info' }, sink));
+  await waitFor(() => upserts === 1 && session.lastError !== null, { what: 'the first upsert refused', timeoutMs: 5000 });
+  t.equal(session.lastError, `catalog upsert failed: ${unavailable}`, 'said in lastError (NODE.json control.last_error)');
+  t.equal(session.state, 'connected', 'the session stays');
+  await waitFor(() => a.requests.some((r) => r.type === 'control.node_lease_refresh'), { what: 'lease refreshes go on meanwhile', timeoutMs: 5000 });
+  await waitFor(() => upserts === 3 && session.lastError === null, { what: 'the upsert tried again and accepted', timeoutMs: 5000 });
+  t.equal(lines.filter((l) => l.includes('catalog upsert failed; trying again every 1000 ms')).length, 1, 'the refusals logged once');
+  t.equal(lines.filter((l) => l.includes('catalog upsert accepted again')).length, 1, 'and that they ended');
   t.same(
     a.requests.filter((r) => r.type === 'control.version' || r.type === 'control.node_join').map((r) => r.type),
     ['control.version', 'control.node_join'],
