@@ -13,7 +13,7 @@ import { ACHERON_VERSION } from '../protocol/version.js';
 import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError, failureText } from './exit.js';
-import { namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from './usage-errors.js';
+import { commandNamesOf, namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
 import { STORE_OPTIONS } from './store-options.js';
@@ -66,7 +66,6 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
 
 /** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */
 const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get'];
-const COMMANDS = { acheron: ['node', 'invoke', 'world', 'control', 'token', 'project'], node: NODE_CLIENT_COMMANDS };
 
 /** A positional `-` (stdin) as given: yargs turns a lone `-` into '' (never valid JSON anyway). */
 const stdinDash = <T>(value: T, argv: readonly string[]): T | '-' => (value === '' && argv.includes('-') ? '-' : value);
@@ -251,11 +250,14 @@ function cli(argv: readonly string[], output: CommandOutput): Argv {
         // Too few positionals: the missing ones by name, with the command's usage line; too many: the extra ones.
         if (error && error.name !== 'YError') throw error;
         const line = usageLineOf(usage);
-        const named = namingUnknownCommand(
-          namingExtraArguments(namingMissingArguments(message, line), line),
-          argv[0] === 'node' ? 'node' : 'acheron',
-          COMMANDS,
-        );
+        const level = argv[0] === 'node' ? 'node' : 'acheron';
+        // The subcommands where it was refused, as registered (a new command is never missing from
+        // "did you mean"). Where there are some a stray word was taken for one; elsewhere it is an extra argument.
+        const here = commandNamesOf(usage);
+        const named =
+          here.length > 0
+            ? namingUnknownCommand(message, level, level === 'node' ? { acheron: [], node: here } : { acheron: here, node: NODE_CLIENT_COMMANDS })
+            : namingExtraArguments(namingMissingArguments(message, line), line);
         throw new UsageError(named.replace(/\s*\n\s*/g, ' '));
       })
       .help()

@@ -22,6 +22,13 @@ export function usageLineOf(usageInstance: unknown): string | undefined {
   return Array.isArray(first) && typeof first[0] === 'string' ? first[0] : undefined;
 }
 
+/** The names of the commands registered where yargs refused (its usage instance, as for usageLineOf): what `--help` lists there. */
+export function commandNamesOf(usageInstance: unknown): string[] {
+  const commands = (usageInstance as { getCommands?: () => unknown } | undefined)?.getCommands?.();
+  if (!Array.isArray(commands)) return [];
+  return commands.flatMap((command: unknown) => (Array.isArray(command) && typeof command[0] === 'string' ? [command[0].split(' ')[0] ?? ''] : []));
+}
+
 /**
  * yargs names an unknown command as "Unknown command: X". This says where it was looked for and
  * what there is, and points a subcommand of `acheron node` given on its own (`acheron watch`) or a
@@ -44,14 +51,17 @@ export function namingUnknownCommand(message: string, level: 'acheron' | 'node',
  * extra", "Unknown commands: b, c"), so `acheron invoke echo {"a": 1}` (an unquoted payload) said
  * `unknown command 1}` and listed the top-level commands. When the command has positionals, those
  * words are extra arguments: `invoke: unexpected argument 1} (usage: acheron invoke <service>
- * [payload]; quote an argument that has spaces)`. Any other message stays as it is.
+ * [payload]; quote an argument that has spaces)`; for a command without positionals, `control:
+ * unexpected argument extra (acheron control takes options only; see --help)`. The caller asks this
+ * only of a command without subcommands. Any other message stays as it is.
  */
 export function namingExtraArguments(message: string, usage: string | undefined): string {
   const extra = /^Unknown commands?: (.+)$/.exec(message)?.[1];
   if (extra === undefined || usage === undefined) return message;
   const words = usage.trim().split(/\s+/);
   const firstPositional = words.findIndex((word) => /^[<[]/.test(word));
-  if (firstPositional < 0) return message;
   const list = extra.split(', ');
-  return `${words.slice(1, firstPositional).join(' ')}: unexpected argument${list.length > 1 ? 's' : ''} ${list.join(' ')} (usage: acheron ${words.slice(1).join(' ')}; quote an argument that has spaces)`;
+  const unexpected = `unexpected argument${list.length > 1 ? 's' : ''} ${list.join(' ')}`;
+  if (firstPositional < 0) return `${words.slice(1).join(' ')}: ${unexpected} (acheron ${words.slice(1).join(' ')} takes options only; see --help)`;
+  return `${words.slice(1, firstPositional).join(' ')}: ${unexpected} (usage: acheron ${words.slice(1).join(' ')}; quote an argument that has spaces)`;
 }

@@ -1,7 +1,7 @@
 // SPEC §1: bad usage names what was wrong. yargs counts missing positionals ("got 0, need at least
 // 1"); the CLI names them, with the command's usage line (src/cli/usage-errors.ts).
 import t from 'tap';
-import { namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from '../../../src/cli/usage-errors.js';
+import { commandNamesOf, namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from '../../../src/cli/usage-errors.js';
 
 const tooFew = (got: number, need: number): string => `Not enough non-option arguments: got ${got}, need at least ${need}`;
 
@@ -30,6 +30,22 @@ t.test("usageLineOf: the first usage of yargs' usage instance, or nothing", asyn
   t.equal(usageLineOf(undefined), undefined);
 });
 
+t.test("commandNamesOf: the first word of each command in yargs' usage instance, or nothing", async (t) => {
+  t.same(
+    commandNamesOf({
+      getCommands: () => [
+        ['node', 'run the node daemon'],
+        ['invoke <service> [payload]', 'invoke'],
+        ['token <action> [id]', 'tokens'],
+      ],
+    }),
+    ['node', 'invoke', 'token'],
+  );
+  t.same(commandNamesOf({ getCommands: () => [] }), []);
+  t.same(commandNamesOf({}), [], 'another yargs without getCommands');
+  t.same(commandNamesOf(undefined), []);
+});
+
 t.test('an unknown command: where it was looked for, what there is, the command meant', async (t) => {
   const commands = { acheron: ['node', 'invoke', 'token'], node: ['list', 'watch', 'get'] };
   const top = '(commands: node, invoke, token)';
@@ -54,7 +70,11 @@ t.test('words past the last positional: extra arguments, with the usage line (ya
     namingExtraArguments('Unknown commands: b, c', '$0 project <action> [project_id]'),
     'project: unexpected arguments b c (usage: acheron project <action> [project_id]; quote an argument that has spaces)',
   );
-  t.equal(namingExtraArguments('Unknown command: listt', '$0 node'), 'Unknown command: listt', 'a command without positionals: a subcommand it is');
+  t.equal(
+    namingExtraArguments('Unknown command: extra', '$0 control'),
+    'control: unexpected argument extra (acheron control takes options only; see --help)',
+    'a command without positionals (was: unknown command extra, and the list of top-level commands)',
+  );
   t.equal(namingExtraArguments('Unknown command: nodes', undefined), 'Unknown command: nodes', 'the top level: a command it is');
   t.equal(namingExtraArguments('Unknown argument: b', '$0 node get <node_id>'), 'Unknown argument: b', 'any other message stays');
 });
