@@ -1,5 +1,6 @@
 import { ControlServer, parseHostPort } from '../control/control-server.js';
 import { parseOrigin } from '../control/origins.js';
+import { SERVER_ID_PATTERN } from '../control/listeners.js';
 import { loadSchemas } from '../protocol/schemas.js';
 import { makeDirectory } from '../store/make-directory.js';
 import { UsageError } from './exit.js';
@@ -23,7 +24,7 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
   if (args['advertise-url'] !== undefined && !/^wss?:\/\/[^/\s]+$/.test(args['advertise-url']))
     throw new UsageError(`--advertise-url ${JSON.stringify(args['advertise-url'])}: expected ws://host:port or wss://host:port`);
-  if (args['server-id'] !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(args['server-id']))
+  if (args['server-id'] !== undefined && !SERVER_ID_PATTERN.test(args['server-id']))
     throw new UsageError(`--server-id ${JSON.stringify(args['server-id'])}: expected letters, digits, '.', '_', '-' or ':' (1-128)`);
   const etcd = await etcdStoreOptions(args);
   const tls =

@@ -31,12 +31,17 @@ export function advertiseUrlOf(listen: HostPort, isTls: boolean): string {
   return `${isTls ? 'wss' : 'ws'}://${host}:${listen.port}`;
 }
 
+/** What a server id may hold (`--server-id`): it names the server in metrics labels and etcd keys. */
+export const SERVER_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /**
  * The server's id when `--server-id` is not given: `<hostname>:<port>` for a wildcard listener, else
  * `<hostname>:<listen host>:<port>`, so two servers of one machine on different addresses differ.
+ * Made to fit SERVER_ID_PATTERN as one given by hand must: an IPv6 zone's `%` becomes `-`.
  */
 export function defaultServerId(listen: HostPort): string {
-  return isWildcardHost(listen.host) ? `${hostname()}:${listen.port}` : `${hostname()}:${listen.host}:${listen.port}`;
+  const id = isWildcardHost(listen.host) ? `${hostname()}:${listen.port}` : `${hostname()}:${listen.host}:${listen.port}`;
+  return id.replace(/[^A-Za-z0-9._:-]/g, '-').slice(-128);
 }
 
 function answerStarting(_request: IncomingMessage, response: ServerResponse): void {
