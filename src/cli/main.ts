@@ -226,7 +226,7 @@ function cli(argv: readonly string[], output: CommandOutput): Argv {
             })
             .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
         async (args) => {
-          process.exitCode = await (await commands.token()).runTokenCommand(String(args.action), args, process.stdout);
+          process.exitCode = await (await commands.token()).runTokenCommand(String(args.action), args, process.stdout, process.stderr);
         },
       )
       .command(

@@ -25,13 +25,13 @@ const WITHOUT_ID = new Set(['list', 'create', 'join']);
  * `acheron token ...`: works on the store itself, also while servers run: the data dir (lock +
  * rename) or etcd (guarded transactions), where a change counts on every server at once.
  */
-export async function runTokenCommand(action: string, args: TokenArgs, out: NodeJS.WritableStream): Promise<number> {
+export async function runTokenCommand(action: string, args: TokenArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   if (WITHOUT_ID.has(action) && args.id !== undefined) throw new UsageError(`token ${action} takes no token id (got ${JSON.stringify(args.id)})`);
   const etcd = await etcdStoreOptions(args);
   if (!etcd) await checkTokenFile(args['data-dir']);
   const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, await createLogger({ level: 'error' }));
   try {
-    return await run(action, args, out, store);
+    return await run(action, args, { out, err }, store);
   } finally {
     await store.close();
   }
@@ -54,7 +54,12 @@ function joinState(t: ListedToken, now = Date.now()): string {
   return `expires ${new Date(expires).toISOString()}${t.used_ms ? ' (used)' : expires <= now ? ' (expired)' : ''}`;
 }
 
-async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, store: Awaited<ReturnType<typeof openTokenStore>>): Promise<number> {
+async function run(
+  action: string,
+  args: TokenArgs,
+  { out, err }: { out: NodeJS.WritableStream; err: NodeJS.WritableStream },
+  store: Awaited<ReturnType<typeof openTokenStore>>,
+): Promise<number> {
   // "no such token", "the last admin": the user's mistake; a store that fails (a lock held too long, I/O, etcd) is exit 1.
   const refusalAsUsage = (error: Error): never => {
     throw error instanceof TokenRefused ? new UsageError(error.message) : error;
@@ -64,7 +69,7 @@ async function run(action: string, args: TokenArgs, out: NodeJS.WritableStream, 
       const tokens = await store.list();
       // A server makes the first admin token at its first start: none at all is most likely a mistyped prefix.
       if (tokens.length === 0 && args.store === 'etcd')
-        process.stderr.write(
+        err.write(
           `acheron: warning: no tokens under --etcd-prefix ${args['etcd-prefix']} (a control server makes the first at its first start: is the prefix right?)\n`,
         );
       // etcd keeps no secrets: `admin` and `user` are null there (rotate to get a new secret).
