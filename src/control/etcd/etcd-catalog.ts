@@ -202,10 +202,10 @@ export class EtcdCatalog implements CatalogStore {
           result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined },
         };
       });
-      this.#expiry.refreshAnswered(nodeId, true);
+      this.#expiry.refreshTaken(nodeId);
       return result;
     } catch (error) {
-      this.#expiry.refreshAnswered(nodeId, false);
+      this.#expiry.refreshRefused(nodeId);
       throw error;
     }
   }
@@ -216,7 +216,7 @@ export class EtcdCatalog implements CatalogStore {
 
   tunnelClosed(nodeId: string): void {
     this.#registration.tunnelClosed(nodeId);
-    this.#expiry.refreshAnswered(nodeId, true);
+    this.#expiry.tunnelClosed(nodeId);
   }
 
   expireLeases(): Promise<string[]> {

@@ -67,10 +67,19 @@ export class LeaseExpiry {
     this.#unansweredRefreshes.set(nodeId, { askedMs: Date.now(), writing: true });
   }
 
-  /** The node's lease refresh is written (`taken`) or refused: it was still asking until now. */
-  refreshAnswered(nodeId: string, taken: boolean): void {
-    if (taken) this.#unansweredRefreshes.delete(nodeId);
-    else this.#unansweredRefreshes.set(nodeId, { askedMs: Date.now(), writing: false });
+  /** The node's lease refresh is written: nothing unanswered to remember. */
+  refreshTaken(nodeId: string): void {
+    this.#unansweredRefreshes.delete(nodeId);
+  }
+
+  /** The node's lease refresh is refused: it was still asking until now. */
+  refreshRefused(nodeId: string): void {
+    this.#unansweredRefreshes.set(nodeId, { askedMs: Date.now(), writing: false });
+  }
+
+  /** The node's tunnel here closed: its unanswered refreshes no longer say it is asking here. */
+  tunnelClosed(nodeId: string): void {
+    this.#unansweredRefreshes.delete(nodeId);
   }
 
   /**
@@ -103,7 +112,7 @@ export class LeaseExpiry {
               result: true,
             };
           });
-          if (asking) this.refreshAnswered(nodeId, true);
+          if (asking) this.refreshTaken(nodeId);
           return result ? nodeId : undefined;
         } catch (error) {
           log.warn(
