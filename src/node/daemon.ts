@@ -181,11 +181,13 @@ export class NodeDaemon {
    * and nothing logged, when the stop is past the grace already: nothing was cut short.
    */
   forceStop(reason: string): boolean {
-    void this.stop(reason);
-    if (this.#graceOver || this.#graceCut.signal.aborted) return false;
-    this.#log.warn({ reason }, 'forced stop: the shutdown grace is cut short');
-    this.#graceCut.abort();
-    return true;
+    const cut = !this.#graceOver && !this.#graceCut.signal.aborted;
+    if (cut) {
+      this.#log.warn({ reason }, 'forced stop: the shutdown grace is cut short');
+      this.#graceCut.abort();
+    }
+    void this.stop(reason); // started here if no first signal started it
+    return cut;
   }
 
   #tree(exports: VNode | undefined, parseConfig: ReturnType<typeof configParser>): VNode {

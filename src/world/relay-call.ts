@@ -12,25 +12,32 @@ const REPLY_SLACK_MS = 5000;
 
 /** A refusal with the same reason on the same node is logged again only after this long. */
 export const REFUSAL_LOG_EVERY_MS = 60_000;
-/** When each (node, reason) refusal was last logged, per logger; at most this many kept. */
-const refusalsLogged = new WeakMap<Logger, Map<string, number>>();
 const REFUSALS_KEPT = 256;
 
 /**
- * An EACCES (the server's policy: the project's invoke, read or mount action; or an export's file
- * mode) reaches the caller as a bare "Permission denied": the reason goes to the mount's log at
- * `warn`, once a minute per node and reason, so a loop hitting it does not flood the log.
+ * Where a mount's relay outcomes worth a line go: a malformed reply's problems, and an EACCES's
+ * reason (the server's policy: the project's invoke, read or mount action; or an export's file mode),
+ * which reaches the caller as a bare "Permission denied". Refusals are logged at `warn` once a
+ * minute per node and reason, so a loop hitting one does not flood the log.
  */
-function logRefusal(log: Logger, nodeId: string, operation: RelayOperation, reason: string, now = Date.now()): void {
-  const seen = refusalsLogged.get(log) ?? new Map<string, number>();
-  refusalsLogged.set(log, seen);
-  const key = `${nodeId}\0${reason}`;
-  const last = seen.get(key);
-  if (last !== undefined && now - last < REFUSAL_LOG_EVERY_MS) return;
-  seen.delete(key);
-  if (seen.size >= REFUSALS_KEPT) seen.delete(seen.keys().next().value as string);
-  seen.set(key, now);
-  log.warn({ node_id: nodeId, op: operation.op, path: operation.path, errno: 'EACCES', reason }, 'relayed operation refused');
+export class RelayLog {
+  readonly log: Logger;
+  /** When each (node, reason) refusal was last logged; at most REFUSALS_KEPT kept. */
+  #refusalsLogged = new Map<string, number>();
+
+  constructor(log: Logger) {
+    this.log = log;
+  }
+
+  refused(nodeId: string, operation: RelayOperation, reason: string, now = Date.now()): void {
+    const key = `${nodeId}\0${reason}`;
+    const last = this.#refusalsLogged.get(key);
+    if (last !== undefined && now - last < REFUSAL_LOG_EVERY_MS) return;
+    this.#refusalsLogged.delete(key);
+    if (this.#refusalsLogged.size >= REFUSALS_KEPT) this.#refusalsLogged.delete(this.#refusalsLogged.keys().next().value as string);
+    this.#refusalsLogged.set(key, now);
+    this.log.warn({ node_id: nodeId, op: operation.op, path: operation.path, errno: 'EACCES', reason }, 'relayed operation refused');
+  }
 }
 
 /** One operation for the node; a request id is made for it unless it shares one (stage and its invoke). */
@@ -43,7 +50,7 @@ export type RelayOperation = Omit<RelayPayload, 'node_id' | 'request_id'> & { re
  * here, a connection that went down ENOTCONN, a malformed reply EIO (its problems listed in `log`,
  * when there is one: the EIO message names only the first). An EACCES's reason is logged too.
  */
-export async function relayOnce(client: ControlClient, nodeId: string, operation: RelayOperation, log?: Logger): Promise<Record<string, unknown>> {
+export async function relayOnce(client: ControlClient, nodeId: string, operation: RelayOperation, log?: RelayLog): Promise<Record<string, unknown>> {
   // What the node's own mount would answer for such a path; the request would not pass the schema (an EIO).
   for (const path of [operation.path, operation.to]) {
     if (path !== undefined && path.length > RELAY_PATH_MAX)
@@ -58,7 +65,7 @@ export async function relayOnce(client: ControlClient, nodeId: string, operation
     );
   } catch (error) {
     if (error instanceof SchemaError) {
-      log?.error({ problems: error.problems.map((p) => p.message) }, `bad relay reply from the control server: ${error.message}`);
+      log?.log.error({ problems: error.problems.map((p) => p.message) }, `bad relay reply from the control server: ${error.message}`);
       throw new FsError('EIO', `${operation.op} ${operation.path}: the control server's reply is malformed: ${error.message}`);
     }
     if (error instanceof ProtocolError && error.code === 'unavailable')
@@ -67,7 +74,7 @@ export async function relayOnce(client: ControlClient, nodeId: string, operation
   }
   if (outcome.ok) return outcome.result ?? {};
   const message = outcome.message ?? `${operation.op} ${operation.path} failed on node ${nodeId}`;
-  if (outcome.errno === 'EACCES' && log) logRefusal(log, nodeId, operation, message);
+  if (outcome.errno === 'EACCES') log?.refused(nodeId, operation, message);
   // A name the adapter knows as an errno still comes out unchanged (errno.ts maps any `code`).
   if (isErrnoName(outcome.errno)) throw new FsError(outcome.errno, message);
   throw Object.assign(new Error(message), { code: outcome.errno ?? 'EIO' });

@@ -8,7 +8,7 @@ import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { CatalogDeltaPayload, PublicNode, SessionAttachReply, StoredNode } from '../protocol/types.gen.js';
 import { FsError } from '../errors/errno.js';
 import { afterGone, CatalogMirror } from './catalog-mirror.js';
-import { relayOnce, type RelayOperation } from './relay-call.js';
+import { RelayLog, relayOnce, type RelayOperation } from './relay-call.js';
 
 export interface WorldCatalogOptions {
   /** The control servers to try in turn (servers of one store). */
@@ -42,6 +42,7 @@ export interface WorldCatalogOptions {
  */
 export class WorldCatalog {
   readonly #options: WorldCatalogOptions;
+  readonly #relayLog: RelayLog;
   readonly #check: ServerFrameCheck;
   #mirror = new CatalogMirror();
   /** The mirror holds every event up to this seq (undefined: it must be read again before it is followed). */
@@ -58,6 +59,7 @@ export class WorldCatalog {
 
   constructor(options: WorldCatalogOptions) {
     this.#options = options;
+    this.#relayLog = new RelayLog(options.log);
     this.#check = new ServerFrameCheck(options.schemas, { events: 'delta' });
     this.#reconnect = new ReconnectLoop({
       urls: options.urls,
@@ -116,7 +118,7 @@ export class WorldCatalog {
     const client = this.#client;
     if (!this.#connected || !client) throw new FsError('ENOTCONN', `the control server is out of reach: ${this.#lastError}`);
     if (this.#mirror.node(nodeId)?.state === 'offline') throw new FsError('EHOSTUNREACH', `node ${nodeId} is offline`);
-    return relayOnce(client, nodeId, operation, this.#options.log);
+    return relayOnce(client, nodeId, operation, this.#relayLog);
   }
 
   /**

@@ -5,7 +5,7 @@ import t from 'tap';
 import { FsError } from '../../../src/errors/errno.js';
 import type { ControlClient } from '../../../src/protocol/control-client.js';
 import { RELAY_PATH_MAX } from '../../../src/protocol/relay.js';
-import { relayOnce } from '../../../src/world/relay-call.js';
+import { RelayLog, relayOnce } from '../../../src/world/relay-call.js';
 
 t.test('a path or rename target over PATH_MAX: ENAMETOOLONG, nothing sent', async (t) => {
   let sent = 0;
@@ -33,7 +33,7 @@ t.test("an EACCES's reason goes to the mount's log, once a minute per node and r
   const reason = 'project p1: mount needs the project token (attach with project_token)';
   const client = { request: async () => ({ ok: false, errno: 'EACCES', message: reason }), isOpen: true } as unknown as ControlClient;
   const lines: Array<{ fields: Record<string, unknown>; msg: string }> = [];
-  const log = { warn: (fields: Record<string, unknown>, msg: string) => lines.push({ fields, msg }) } as unknown as Logger;
+  const log = new RelayLog({ warn: (fields: Record<string, unknown>, msg: string) => lines.push({ fields, msg }) } as unknown as Logger);
   for (let i = 0; i < 3; i++) {
     const refused = await relayOnce(client, 'n1', { op: 'open', path: '/fs/data/new.txt', flags: 1 }, log).catch((error: unknown) => error);
     t.equal(refused instanceof FsError && refused.errno, 'EACCES', 'the caller still gets EACCES');
