@@ -1,7 +1,18 @@
 import type { Logger } from 'pino';
 import type { ProjectPayload } from '../protocol/types.gen.js';
 import { StateJournal } from '../store/state-journal.js';
-import { mergeProject, noProject, publicList, toPublic, withNewToken, type Project, type ProjectStore, type PublicProject } from './projects.js';
+import {
+  mergeProject,
+  noProject,
+  projectChange,
+  publicList,
+  toPublic,
+  withNewToken,
+  type Project,
+  type ProjectChange,
+  type ProjectStore,
+  type PublicProject,
+} from './projects.js';
 
 const key = (projectId: string): string => `project/${projectId}`;
 
@@ -9,7 +20,7 @@ const key = (projectId: string): string => `project/${projectId}`;
 export class FileProjectStore implements ProjectStore {
   #projects = new Map<string, Project>();
   #journal: StateJournal;
-  #deleteListeners: Array<(projectId: string) => void> = [];
+  #changeListeners: Array<(projectId: string, change: ProjectChange) => void> = [];
 
   private constructor(journal: StateJournal) {
     this.#journal = journal;
@@ -50,14 +61,14 @@ export class FileProjectStore implements ProjectStore {
   }
 
   async delete(projectId: string): Promise<void> {
-    this.get(projectId);
+    const before = this.get(projectId);
     this.#projects.delete(projectId);
     await this.#journal.delete(key(projectId));
-    for (const listener of this.#deleteListeners) listener(projectId);
+    this.#changed(before, undefined);
   }
 
-  onDelete(listener: (projectId: string) => void): void {
-    this.#deleteListeners.push(listener);
+  onChange(listener: (projectId: string, change: ProjectChange) => void): void {
+    this.#changeListeners.push(listener);
   }
 
   close(): Promise<void> {
@@ -65,7 +76,14 @@ export class FileProjectStore implements ProjectStore {
   }
 
   async #set(project: Project): Promise<void> {
+    const before = this.#projects.get(project.project_id);
     this.#projects.set(project.project_id, project);
     await this.#journal.set(key(project.project_id), project);
+    this.#changed(before, project);
+  }
+
+  #changed(before: Project | undefined, after: Project | undefined): void {
+    const change = projectChange(before, after);
+    if (change && before) for (const listener of this.#changeListeners) listener(before.project_id, change);
   }
 }

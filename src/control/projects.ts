@@ -19,10 +19,11 @@ export interface ProjectStore {
   rotateToken(projectId: string): Promise<string>;
   delete(projectId: string): Promise<void>;
   /**
-   * Calls `listener` with the id of each project deleted from now on, here or (etcd) through another
-   * server of the store; also of one this server sees replaced by a project made again under its id.
+   * Calls `listener` with the id of each project changed from now on, here or (etcd) through another
+   * server of the store: `deleted` (also one this server sees replaced by a project made again under
+   * its id), or `changed` in what its sessions may see (`projectChange`).
    */
-  onDelete(listener: (projectId: string) => void): void;
+  onChange(listener: (projectId: string, change: ProjectChange) => void): void;
   close(): Promise<void>;
 }
 
@@ -40,6 +41,20 @@ export interface Project {
   mounts: ProjectMount[];
   access_policy: AccessPolicy;
   updated_ms: number;
+}
+
+export type ProjectChange = 'deleted' | 'changed';
+
+/**
+ * What a change from `before` to `after` (undefined: none) is to the project's sessions: deleted
+ * (gone, or made again: another incarnation), changed (its nodes, policy or token: they may see
+ * otherwise), or nothing to them (its name, or nothing at all).
+ */
+export function projectChange(before: Project | undefined, after: Project | undefined): ProjectChange | undefined {
+  if (before === undefined) return undefined;
+  if (after === undefined || after.incarnation !== before.incarnation) return 'deleted';
+  const sight = (p: Project): string => JSON.stringify([p.mounts, p.access_policy, p.token_sha256]);
+  return sight(after) === sight(before) ? undefined : 'changed';
 }
 
 /** What clients see of a project (docs/schemas/control-replies.schema.json `public_project`). */

@@ -7,7 +7,7 @@ import type { EventStream } from './catalog-store.js';
 import { eventFrame, watchEventHead, type EventShape } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 import type { Sight } from '../protocol/visibility.js';
-import type { ProjectStore } from './projects.js';
+import type { ProjectChange, ProjectStore } from './projects.js';
 import { eventBodyAsSeen, seesEvent } from './sight.js';
 
 export type WatchRequest = NodeServiceWatchPayload;
@@ -62,12 +62,12 @@ export class WatchHub {
   #nextIdOf = new WeakMap<ConnectionPeer, number>();
   #timer: NodeJS.Timeout;
 
-  /** `projects`: a deleted project's watches end (whichever server of the store deleted it). */
-  constructor(events: EventStream, metrics: ControlMetrics, projects: Pick<ProjectStore, 'onDelete'>) {
+  /** `projects`: a deleted or changed project's watches end (whichever server of the store changed it). */
+  constructor(events: EventStream, metrics: ControlMetrics, projects: Pick<ProjectStore, 'onChange'>) {
     this.#events = events;
     this.#metrics = metrics;
     events.onEvent((event) => this.#fanOut(event));
-    projects.onDelete((projectId) => this.#projectDeleted(projectId));
+    projects.onChange((projectId, change) => this.#projectChanged(projectId, change));
     events.onGap((message) => {
       for (const watch of [...this.#watches.values()]) this.#resync(watch, `${message}; list again and watch from head_seq ${events.headSeq}`);
     });
@@ -209,10 +209,16 @@ export class WatchHub {
   /**
    * The project is gone: the watches of its sessions end with `not_found` naming it, rather than
    * stay open and silent (their sight is empty now; a project made again under the id is another).
+   * Its nodes, policy or token changed: they end with `resync_required`, since a watch brings no
+   * event for a node its session may now see (or no longer sees) until that node changes.
    */
-  #projectDeleted(projectId: string): void {
+  #projectChanged(projectId: string, change: ProjectChange): void {
+    const error =
+      change === 'deleted'
+        ? { code: 'not_found' as const, message: projectDeleted(projectId) }
+        : { code: 'resync_required' as const, message: `project ${projectId} changed (its nodes, policy or token): read the catalog again and watch` };
     for (const watch of [...this.#watches.values()])
-      if (watch.projectId === projectId) this.#end(watch, 'project_deleted', { code: 'not_found', message: projectDeleted(projectId) });
+      if (watch.projectId === projectId) this.#end(watch, change === 'deleted' ? 'project_deleted' : 'project_changed', error);
   }
 
   /** Ends a watch that missed events it should have had (a drop, counted as one). */
@@ -222,7 +228,7 @@ export class WatchHub {
   }
 
   /** Ends the watch with a pushed error naming it (`reason`: the label of acheron_watch_ended_total). */
-  #end(watch: Watch, reason: 'resync_required' | 'project_deleted', error: { code: WireErrorCode; message: string }): void {
+  #end(watch: Watch, reason: 'resync_required' | 'project_deleted' | 'project_changed', error: { code: WireErrorCode; message: string }): void {
     this.#watches.delete(watchKey(watch.connection, watch.id));
     this.#metrics.watch.ended.inc({ reason });
     this.#metrics.watch.subscribers.set(this.#watches.size);

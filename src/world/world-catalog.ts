@@ -3,11 +3,12 @@ import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { SchemaError, type Schemas } from '../protocol/schemas.js';
+import type { Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { CatalogDeltaPayload, PublicNode, SessionAttachReply, StoredNode } from '../protocol/types.gen.js';
 import { FsError } from '../errors/errno.js';
 import { afterGone, CatalogMirror } from './catalog-mirror.js';
+import { attachAgain, eventNodeId, refreshLeases, resumeWatch, watchFromNow } from './catalog-requests.js';
 import { RelayLog, relayOnce, type RelayOperation } from './relay-call.js';
 
 export interface WorldCatalogOptions {
@@ -32,8 +33,10 @@ export interface WorldCatalogOptions {
  * each node (`node_get {view: "stored"}`, which says the seq it reflects); an event of a node being
  * read waits for the read and applies if it is newer. After that each event changes only what it
  * names (`CatalogMirror`); one of a node it does not know makes it read that node (gone by then,
- * not_found: the events before the answer go with it), and one that does not fit (or
- * `resync_required`) makes it read everything again on a new connection. While the connection is
+ * not_found: the events before the answer go with it), and one that does not fit makes it read
+ * everything again on a new connection. A watch the server ends with `resync_required` (the
+ * session's project changed, or the watch fell behind) is attached and read again on the same
+ * connection, so relays in flight go on. While the connection is
  * down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the next server of
  * its list (Failover: jittered, then backoff once every server failed). A reconnect resumes the
  * watch with `since_seq` after the last position it learned (event, synced or progress head), on
@@ -151,6 +154,9 @@ export class WorldCatalog {
     const reading = new Map<string, { events: CatalogDeltaPayload[]; done: Promise<void> }>();
     let client: ControlClient | undefined;
     let cut: string | undefined;
+    /** Set once this connection follows events: a watch the server ends after that is read again in place. */
+    let following = false;
+    let rereads = Promise.resolve();
     const learned = (seq: number): void => {
       position = Math.max(position ?? seq, seq);
     };
@@ -203,6 +209,27 @@ export class WorldCatalog {
       reading.set(nodeId, { events, done });
       return done;
     };
+    /** A new watch, then every node: the mirror shown once all is read (relays go on meanwhile). */
+    const readAll = async (): Promise<void> => {
+      mirror = new CatalogMirror();
+      position = undefined;
+      await watchFromNow(client as ControlClient);
+      const listed = await (client as ControlClient).request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
+      await Promise.all(listed.nodes.map((n) => read(n.node_id)));
+      this.#mirror = mirror;
+      this.#changedMs = Date.now();
+    };
+    /** The server ended the watch (the project changed, or the watch fell behind): attached and read again on this connection. */
+    const readAgain = async (why: string): Promise<void> => {
+      this.#options.log.info({ reason: why }, 'the server ended the watch: reading the catalog again');
+      try {
+        this.#grant = await attachAgain(this.#options.attach, client as ControlClient, this.#grant, this.#options.log);
+        await readAll();
+        this.#options.log.info({ nodes: mirror.nodeIds().length }, 'catalog read again; following events');
+      } catch (error) {
+        resync(`reading the catalog again: ${(error as Error).message}`);
+      }
+    };
     client = await ControlClient.connect({
       url,
       token: typeof this.#options.token === 'string' ? this.#options.token : await this.#options.token(),
@@ -223,8 +250,12 @@ export class WorldCatalog {
           else apply(event);
         } else if (frame.ok && (frame.type === 'control.node_service_watch_synced' || frame.type === 'control.node_service_watch_progress'))
           learned((frame.payload as { head_seq: number }).head_seq);
-        // A watch the server ended (resync_required, or not_found: the project was deleted) follows nothing more.
-        else if (!frame.ok && frame.error.watch_id !== undefined) resync(`${frame.error.code}: ${frame.error.message}`, frame.error.code === 'not_found');
+        // A watch the server ended follows nothing more: not_found, the project was deleted; resync_required, read again.
+        else if (!frame.ok && frame.error.watch_id !== undefined) {
+          const why = `${frame.error.code}: ${frame.error.message}`;
+          if (frame.error.code === 'not_found' || !following) resync(why, frame.error.code === 'not_found');
+          else rereads = rereads.then(() => readAgain(why));
+        }
       },
     });
     this.#client = client;
@@ -234,15 +265,9 @@ export class WorldCatalog {
       // A session that may now see otherwise (the project's nodes, actions or token changed) reads
       // everything again: a resumed watch brings no event for a node it may see or no longer sees.
       const sameSight = JSON.stringify(before) === JSON.stringify(this.#grant);
-      const resumed = position !== undefined && sameSight && (await this.#resume(client, position));
-      if (!resumed) {
-        mirror = new CatalogMirror();
-        position = undefined;
-        await client.request('control.node_service_watch', { replay_limit: 0, include: 'delta', purpose: 'worldfs' });
-        const listed = await client.request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
-        await Promise.all(listed.nodes.map((n) => read(n.node_id)));
-      }
-      this.#mirror = mirror;
+      const resumed = position !== undefined && sameSight && (await resumeWatch(client, position, this.#options.log));
+      if (!resumed) await readAll();
+      following = true;
       this.#connected = true;
       this.#reconnect.succeeded();
       this.#changedMs = Date.now();
@@ -252,7 +277,7 @@ export class WorldCatalog {
       );
       this.#everSynced = true;
       this.#synced();
-      const refresh = setInterval(() => void this.#refreshLeases(client as ControlClient), this.#options.refreshMs ?? 5000);
+      const refresh = setInterval(() => void refreshLeases(client as ControlClient, () => this.#mirror, this.#options.log), this.#options.refreshMs ?? 5000);
       try {
         await client.closed;
       } finally {
@@ -267,34 +292,4 @@ export class WorldCatalog {
       this.#position = mirror === this.#mirror && cut === undefined && reading.size === 0 ? position : undefined;
     }
   }
-
-  /** A watch from after `position` on this connection; false when the server cannot resume from there (read everything instead). */
-  async #resume(client: ControlClient, position: number): Promise<boolean> {
-    try {
-      await client.request('control.node_service_watch', { since_seq: position, include: 'delta', purpose: 'worldfs' });
-      return true;
-    } catch (error) {
-      if (!(error instanceof ProtocolError && error.code === 'resync_required')) throw error;
-      this.#options.log.warn({ reason: error.message, since_seq: position }, 'cannot resume the watch here: reading the catalog again');
-      return false;
-    }
-  }
-
-  /** Only the times: state and services come from events, which are ordered; a list may be older. */
-  async #refreshLeases(client: ControlClient): Promise<void> {
-    try {
-      const { nodes } = await client.request<{ nodes: Array<Pick<PublicNode, 'node_id' | 'lease_expires_at_ms' | 'last_seen_ms'>> }>('control.node_list');
-      for (const listed of nodes) this.#mirror.touch(listed.node_id, listed);
-    } catch (error) {
-      // The connection is going down; the next one reads everything again. A malformed list is the server's fault: say so.
-      if (error instanceof SchemaError) this.#options.log.error({ problems: error.problems.map((p) => p.message) }, `bad node_list reply: ${error.message}`);
-    }
-  }
-}
-
-/** The node a malformed `control.node_service_event` names, when it names one. */
-function eventNodeId(frame: unknown): string | undefined {
-  const { type, payload } = (typeof frame === 'object' && frame !== null ? frame : {}) as { type?: unknown; payload?: { node_id?: unknown } };
-  const nodeId = type === 'control.node_service_event' && typeof payload === 'object' && payload !== null ? payload.node_id : undefined;
-  return typeof nodeId === 'string' && nodeId.length > 0 ? nodeId : undefined;
 }

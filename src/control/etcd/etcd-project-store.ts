@@ -1,5 +1,16 @@
 import type { ProjectPayload } from '../../protocol/types.gen.js';
-import { mergeProject, noProject, publicList, toPublic, withNewToken, type Project, type ProjectStore, type PublicProject } from '../projects.js';
+import {
+  mergeProject,
+  noProject,
+  projectChange,
+  publicList,
+  toPublic,
+  withNewToken,
+  type Project,
+  type ProjectChange,
+  type ProjectStore,
+  type PublicProject,
+} from '../projects.js';
 import type { EtcdConnection } from './connection.js';
 import { storedObject, transact, type TxnRead } from './guarded-txn.js';
 import { PrefixMirror } from './prefix-mirror.js';
@@ -71,11 +82,13 @@ export class EtcdProjectStore implements ProjectStore {
     });
   }
 
-  onDelete(listener: (projectId: string) => void): void {
+  onChange(listener: (projectId: string, change: ProjectChange) => void): void {
     this.#mirror.onChange((changes) => {
       // A deletion and the project made again under its id come as one change when the mirror lists the prefix again (compaction).
-      for (const { key, before, after } of changes)
-        if (before !== undefined && (after === undefined || after.incarnation !== before.incarnation)) listener(key);
+      for (const { key, before, after } of changes) {
+        const change = projectChange(before, after);
+        if (change) listener(key, change);
+      }
     });
   }
 

@@ -1,7 +1,8 @@
 // A user watch from a since_seq this server has not delivered yet waits for it (etcd: another
 // server's seq, a moment ahead). Its project deleted meanwhile, made again under its id or not, the
 // watch ends with not_found naming it, as a running watch does; it registered after the deletion
-// before, live and silent. The hub in process, on a real project store and the real watch policy.
+// before, live and silent. A live watch whose project changes in what its session may see ends with
+// resync_required. The hub in process, on a real project store and the real watch policy.
 import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -41,13 +42,15 @@ function streamAwaitingSeq5(): EventStream & { arrive(): void } {
   };
 }
 
-const peer: ConnectionPeer = { id: 1, isOpen: true, bufferedBytes: 0, send: () => undefined, sendSerialized: () => undefined };
+/** What the hub pushed to its one watcher. */
+const pushed: unknown[] = [];
+const peer: ConnectionPeer = { id: 1, isOpen: true, bufferedBytes: 0, send: (frame) => void pushed.push(frame), sendSerialized: () => undefined };
 
 /** A user's watch from seq 5 started on a session of project p; `meanwhile` runs while it waits. */
 async function watchFromSeq5(
   t: Test,
   meanwhile: (projects: FileProjectStore) => Promise<unknown>,
-): Promise<{ outcome: Promise<void>; acks: unknown[]; hub: WatchHub }> {
+): Promise<{ outcome: Promise<void>; acks: unknown[]; hub: WatchHub; projects: FileProjectStore }> {
   const projects = await FileProjectStore.open(join(await tempDir(t), 'projects.journal'), pino({ level: 'silent' }));
   t.teardown(() => projects.close());
   await projects.upsert(PROJECT);
@@ -62,7 +65,7 @@ async function watchFromSeq5(
   await meanwhile(projects);
   events.arrive();
   await outcome.catch(() => undefined);
-  return { outcome, acks, hub };
+  return { outcome, acks, hub, projects };
 }
 
 const ended = { code: 'not_found', message: 'project p was deleted: the watch has ended' };
@@ -89,4 +92,32 @@ t.test('the project still there: the watch starts once the seq has arrived', asy
   await t.resolves(outcome);
   t.match(acks, [{ watch_id: 'w1', head_seq: 5 }]);
   t.equal(hub.size, 1);
+});
+
+t.test("a live watch ends with resync_required when its project's nodes, policy or token change; not for its name", async (t) => {
+  const { outcome, hub, projects } = await watchFromSeq5(t, async () => undefined);
+  await outcome;
+  pushed.length = 0;
+  await projects.upsert({ project_id: 'p', name: 'renamed' });
+  t.equal(hub.size, 1, 'a new name: the watch goes on');
+  t.same(pushed, [], 'nothing pushed');
+  await projects.upsert({ project_id: 'p', mounts: [{ node_id: 'n1' }, { node_id: 'n2' }] });
+  t.equal(hub.size, 0, 'another node mounted: the watch ended');
+  t.match(pushed, [
+    {
+      type: 'control.error',
+      id: null,
+      ok: false,
+      error: { code: 'resync_required', watch_id: 'w1', message: 'project p changed (its nodes, policy or token): read the catalog again and watch' },
+    },
+  ]);
+});
+
+t.test('a new project token ends the watch too (a require_project_token service is seen otherwise)', async (t) => {
+  const { outcome, hub, projects } = await watchFromSeq5(t, async () => undefined);
+  await outcome;
+  pushed.length = 0;
+  await projects.rotateToken('p');
+  t.equal(hub.size, 0);
+  t.match(pushed, [{ error: { code: 'resync_required', watch_id: 'w1' } }]);
 });

@@ -1,0 +1,67 @@
+import type { Logger } from 'pino';
+import type { ControlClient } from '../protocol/control-client.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { SchemaError } from '../protocol/schemas.js';
+import type { PublicNode, SessionAttachReply } from '../protocol/types.gen.js';
+import type { CatalogMirror } from './catalog-mirror.js';
+
+// The requests a WorldFS catalog makes on a connection besides its reads of nodes (world-catalog.ts).
+
+/** Every event a WorldFS mount follows: delta events, named as the mount's watch in the server's metrics and debug page. */
+const WATCH = { include: 'delta', purpose: 'worldfs' } as const;
+
+/** A watch from now on, without replay: the catalog is read after it starts, so nothing falls between. */
+export async function watchFromNow(client: ControlClient): Promise<void> {
+  await client.request('control.node_service_watch', { replay_limit: 0, ...WATCH });
+}
+
+/** A watch from after `position` on this connection; false when the server cannot resume from there (read everything instead). */
+export async function resumeWatch(client: ControlClient, position: number, log: Logger): Promise<boolean> {
+  try {
+    await client.request('control.node_service_watch', { since_seq: position, ...WATCH });
+    return true;
+  } catch (error) {
+    if (!(error instanceof ProtocolError && error.code === 'resync_required')) throw error;
+    log.warn({ reason: error.message, since_seq: position }, 'cannot resume the watch here: reading the catalog again');
+    return false;
+  }
+}
+
+/**
+ * The project session attached again on a live connection (its project changed), and its grant. A
+ * refusal means the project token no longer matches (rotated, until its file has the new one): the
+ * server keeps the session attached as one without the token, and so does the grant, so that the
+ * next connection, with the new token, sees that its sight differs and reads everything again.
+ */
+export async function attachAgain(
+  attach: ((client: ControlClient) => Promise<SessionAttachReply | undefined>) | undefined,
+  client: ControlClient,
+  grant: SessionAttachReply | undefined,
+  log: Logger,
+): Promise<SessionAttachReply | undefined> {
+  try {
+    return await attach?.(client);
+  } catch (error) {
+    if (!(error instanceof ProtocolError) || error.code === 'unavailable') throw error;
+    log.warn({ err: error.message }, 'attaching the project session again was refused: it stays attached without the project token');
+    return grant && { ...grant, has_project_token: false };
+  }
+}
+
+/** Only the times: state and services come from events, which are ordered; a list may be older. */
+export async function refreshLeases(client: ControlClient, mirror: () => CatalogMirror, log: Logger): Promise<void> {
+  try {
+    const { nodes } = await client.request<{ nodes: Array<Pick<PublicNode, 'node_id' | 'lease_expires_at_ms' | 'last_seen_ms'>> }>('control.node_list');
+    for (const listed of nodes) mirror().touch(listed.node_id, listed);
+  } catch (error) {
+    // The connection is going down; the next one reads everything again. A malformed list is the server's fault: say so.
+    if (error instanceof SchemaError) log.error({ problems: error.problems.map((p) => p.message) }, `bad node_list reply: ${error.message}`);
+  }
+}
+
+/** The node a malformed `control.node_service_event` names, when it names one. */
+export function eventNodeId(frame: unknown): string | undefined {
+  const { type, payload } = (typeof frame === 'object' && frame !== null ? frame : {}) as { type?: unknown; payload?: { node_id?: unknown } };
+  const nodeId = type === 'control.node_service_event' && typeof payload === 'object' && payload !== null ? payload.node_id : undefined;
+  return typeof nodeId === 'string' && nodeId.length > 0 ? nodeId : undefined;
+}
