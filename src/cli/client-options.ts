@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { parseControlUrls } from '../protocol/control-urls.js';
 import { UsageError } from './exit.js';
 import { readOptionFile } from './option-file.js';
-import { tokenTextProblem } from '../protocol/token-text.js';
+import { readTokenFile } from '../protocol/token-text.js';
 import type { TokenFile } from '../world/world-daemon.js';
 
 export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
@@ -52,10 +52,9 @@ export function tokenFile(flag: string, path: string): TokenFile {
   return {
     path,
     read: async () => {
-      const token = (await readOptionFile(flag, path)).trim();
-      const problem = tokenTextProblem(token);
-      if (problem) throw new UsageError(`${flag} ${path} ${problem}`);
-      return token;
+      const content = await readTokenFile(path, (file) => readOptionFile(flag, file));
+      if (!content.isUsable) throw new UsageError(`${flag} ${path} ${content.problem}`);
+      return content.token;
     },
   };
 }

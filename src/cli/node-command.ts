@@ -8,7 +8,7 @@ import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
 import { readOptionFile } from './option-file.js';
-import { tokenTextProblem } from '../protocol/token-text.js';
+import { readTokenFile } from '../protocol/token-text.js';
 import { defaultStateFile, type NodeOptionValues } from './node-options.js';
 
 export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
@@ -62,8 +62,8 @@ async function checkCanJoin(options: NodeDaemonOptions): Promise<void> {
   const file = options.joinTokenFile;
   if (!file)
     throw new UsageError(`--control-url needs --join-token-file: ${options.stateFile} holds no node secret for ${options.nodeId} (it has not joined yet)`);
-  const problem = tokenTextProblem((await readOptionFile('--join-token-file', file)).trim());
-  if (problem) throw new UsageError(`--join-token-file ${file}: the file ${problem}`);
+  const content = await readTokenFile(file, (path) => readOptionFile('--join-token-file', path));
+  if (!content.isUsable) throw new UsageError(`--join-token-file ${file}: the file ${content.problem}`);
 }
 
 /** `acheron node`: foreground by default; `--daemon` (and the mount helper) detach once live. */

@@ -7,14 +7,13 @@
  *
  * Must not import: cli/, control/ or world/ (the node speaks to them only over the control protocol).
  */
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { json } from '../errors/json-document.js';
 import { mountPointPath } from '../fuse/mount-table.js';
 import { ServedMount } from '../fuse/served-mount.js';
 import type { MountAccess } from '../fuse/mount.js';
 import { loadSchemas, type Schemas } from '../protocol/schemas.js';
-import { tokenTextProblem } from '../protocol/token-text.js';
+import { readTokenFile } from '../protocol/token-text.js';
 import { killOwnedProcesses, ownerOnMount } from '../runtime/driver-owner.js';
 import { DriverSpawner } from '../runtime/driver-spawner.js';
 import { InvocationIds } from '../runtime/invocation-id.js';
@@ -246,10 +245,10 @@ export class NodeDaemon {
   }
 }
 
-/** The join token in `file`, read at each join attempt (a new token written there is used); an unusable one says why. */
+/** The join token in `file`, read at each join attempt (a new token written there is used); none when empty, an unusable one says why. */
 async function readJoinTokenFile(file: string): Promise<string | undefined> {
-  const token = (await readFile(file, 'utf8')).trim();
-  const problem = token === '' ? undefined : tokenTextProblem(token);
-  if (problem) throw new Error(`--join-token-file ${file}: the file ${problem}`);
-  return token || undefined;
+  const content = await readTokenFile(file);
+  if (content.isUsable) return content.token;
+  if (content.isEmpty) return undefined;
+  throw new Error(`--join-token-file ${file}: the file ${content.problem}`);
 }

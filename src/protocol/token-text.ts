@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+
 /**
  * What is wrong with the content of a token file (`--join-token-file`, `--token-file`,
  * `--project-token-file`), or undefined when its trimmed text can be a token. A token is one word
@@ -10,4 +12,17 @@ export function tokenTextProblem(trimmed: string): string | undefined {
   if (/[\s\u0000-\u001f\u007f]/.test(trimmed))
     return 'holds more than the token (spaces or several lines): write only the token (acheron token join|create|rotate print it on their last line: ... | tail -1 > FILE)';
   return undefined;
+}
+
+/** A token file's content: the token, or what is wrong with it (`isEmpty`: nothing but whitespace, which the node daemon reads as no token). */
+export type TokenFileContent = { isUsable: true; token: string } | { isUsable: false; problem: string; isEmpty: boolean };
+
+/**
+ * The token file at `path`, read now (so a token rotated into it is what the next read sees) and
+ * trimmed. `readText` reads it and its errors pass through: the CLI's names the option in them.
+ */
+export async function readTokenFile(path: string, readText: (path: string) => Promise<string> = (file) => readFile(file, 'utf8')): Promise<TokenFileContent> {
+  const token = (await readText(path)).trim();
+  const problem = tokenTextProblem(token);
+  return problem === undefined ? { isUsable: true, token } : { isUsable: false, problem, isEmpty: token === '' };
 }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readProjectToken, resolveClient, tokenFile } from '../../../src/cli/client-options.js';
 import { UsageError } from '../../../src/cli/exit.js';
-import { tokenTextProblem } from '../../../src/protocol/token-text.js';
+import { readTokenFile, tokenTextProblem } from '../../../src/protocol/token-text.js';
 
 t.test('read whenever asked: the current content, trimmed', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'acheron-token-file-'));
@@ -45,4 +45,18 @@ t.test('more than one word (a whole `acheron token join` output): a usage error 
   t.equal(tokenTextProblem('ach_join_lKUVBNnQ'), undefined, 'one word: a token');
   t.match(tokenTextProblem('admin\tach_admin_x'), /more than the token/);
   t.equal(tokenTextProblem(''), 'is empty');
+});
+
+t.test('the one reader behind all three: the token, or the problem, an empty file told apart (the node daemon waits for a token there)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'acheron-token-file-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'token');
+  await writeFile(path, ' ach_join_x\n');
+  t.same(await readTokenFile(path), { isUsable: true, token: 'ach_join_x' });
+  await writeFile(path, '\n');
+  t.same(await readTokenFile(path), { isUsable: false, problem: 'is empty', isEmpty: true });
+  await writeFile(path, 'id\nach_join_x\n');
+  t.match(await readTokenFile(path), { isUsable: false, problem: /^holds more than the token/, isEmpty: false });
+  await t.rejects(readTokenFile(join(dir, 'missing')), { code: 'ENOENT' }, 'read errors pass through');
+  t.same(await readTokenFile('given', async (file) => ` ach_${file} `), { isUsable: true, token: 'ach_given' }, 'readText reads it');
 });
