@@ -68,9 +68,9 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   } catch {
     throw new UsageError(`payload is not valid JSON: ${jsonSyntaxError(payload)}`);
   }
-  const outcome = remote
-    ? await invokeThroughControl({ ...args, node: args.node as string }, payload)
-    : await invokeThroughMount(args, args.mount ?? (args.node === undefined ? NODE_OPTION_SPECS.mount.default : WORLD_OPTIONS.mount.default), payload);
+  const mount = remote ? undefined : (args.mount ?? (args.node === undefined ? NODE_OPTION_SPECS.mount.default : WORLD_OPTIONS.mount.default));
+  const outcome =
+    mount === undefined ? await invokeThroughControl({ ...args, node: args.node as string }, payload) : await invokeThroughMount(args, mount, payload);
   if (!Buffer.isBuffer(outcome)) {
     stderr.write(refusalLine(args.service, outcome));
     return 1;
@@ -78,7 +78,11 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   const failure = asFailure(outcome.toString('utf8'), args.service);
   if (failure) {
     if (args.json) print(stdout, outcome);
-    stderr.write(`acheron invoke: ${args.service}: ${failure.state}: ${failure.error.split('\n')[0]}\n`);
+    const lastError =
+      mount === undefined
+        ? `last_error.txt of ${args.service} on node ${args.node}`
+        : join(servicesParent(args, mount), 'services', args.service, 'last_error.txt');
+    stderr.write(`acheron invoke: ${args.service}: ${failure.state}: ${failureLine(failure.error, `--json or ${lastError}`)}\n`);
     return 1;
   }
   print(stdout, outcome);
@@ -112,9 +116,27 @@ export function refusalLine(service: string, refused: Refused): string {
   return `acheron invoke: ${service}: ${refused.errno}: ${refused.detail}\n`;
 }
 
+/**
+ * How much of a failure's first line the stderr line shows: a driver's stderr can be one line of
+ * many kilobytes (65 KB seen), which buried the terminal; the whole is a `--json` away.
+ */
+export const FAILURE_LINE_MAX_CHARS = 1000;
+
+/** The first line of a failure's `error`, cut after FAILURE_LINE_MAX_CHARS characters saying how many more there were and where the whole is (`whole`). */
+export function failureLine(error: string, whole: string): string {
+  const chars = Array.from(error.split('\n')[0] ?? '');
+  if (chars.length <= FAILURE_LINE_MAX_CHARS) return chars.join('');
+  return `${chars.slice(0, FAILURE_LINE_MAX_CHARS).join('')}… (${chars.length - FAILURE_LINE_MAX_CHARS} more characters; the whole error: ${whole})`;
+}
+
+/** The directory whose `services/` holds the service: the node tree's root, or WorldFS's `nodes/<node>`. */
+function servicesParent(args: InvokeArgs, mount: string): string {
+  return args.node === undefined ? mount : join(mount, 'nodes', args.node);
+}
+
 /** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and why (mountRefusal). */
 async function invokeThroughMount(args: InvokeArgs, mount: string, payload: string): Promise<Buffer | Refused> {
-  const under = args.node === undefined ? mount : join(mount, 'nodes', args.node);
+  const under = servicesParent(args, mount);
   const dir = join(under, 'services', args.service);
   try {
     const file = await open(join(dir, 'control', 'invoke.json'), 'r+');

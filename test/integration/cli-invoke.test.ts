@@ -17,6 +17,8 @@ const node = await startNode(t, {
     manifest('cooler', 'hang', { runtime: { timeout_ms: 300, kill_grace_ms: 100 } }),
     manifest('failer', 'fail'),
     manifest('sleeper', 'slow', { runtime: { env: { SLOW_UNTIL: release } } }),
+    // One stderr line of 20000 characters, then exit 3.
+    manifest('long-line', '/bin/sh', { runtime: { args: ['-c', 'cat >/dev/null; head -c 20000 /dev/zero | tr "\\0" x >&2; echo >&2; exit 3'] } }),
   ],
 });
 
@@ -70,6 +72,19 @@ await t.test('a failing driver: exit 1, one stderr line naming the service and t
     { error: 'fail driver: something went wrong', state: 'error', invocation_id: String, status: { state: 'error', exit_code: 3 } },
     '--json prints the outcome document',
   );
+});
+
+await t.test('a failure whose first line is very long: the line is cut at 1000 characters, saying how much and where the whole is', async (tt) => {
+  const r = await acheron(`invoke long-line '{}' ${mount}`);
+  tt.equal(r.code, 1);
+  tt.equal(r.stdout, '');
+  const lastError = join(node.service('long-line'), 'last_error.txt');
+  tt.equal(r.stderr, `acheron invoke: long-line: error: ${'x'.repeat(1000)}… (19000 more characters; the whole error: --json or ${lastError})\n`);
+
+  const json = await acheron(`invoke long-line '{}' --json ${mount}`);
+  tt.equal(json.code, 1);
+  tt.equal((JSON.parse(json.stdout) as InvokeFailure).error.trim(), 'x'.repeat(20000), '--json has it whole');
+  tt.equal(json.stderr, r.stderr);
 });
 
 /** Writes `text` to a service's `name` (config.json, control/*, jobs/<id>/cancel) from a child process. */

@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { tempDir } from '../../helpers/node.js';
 import { UsageError } from '../../../src/cli/exit.js';
 import { PassThrough } from 'node:stream';
-import { errorDetail, mountRefusal, payloadText, refusalLine, runInvokeCommand, systemErrorText, type MountPlace } from '../../../src/cli/invoke-command.js';
+import {
+  errorDetail,
+  failureLine,
+  mountRefusal,
+  payloadText,
+  refusalLine,
+  runInvokeCommand,
+  systemErrorText,
+  type MountPlace,
+} from '../../../src/cli/invoke-command.js';
 
 t.test('the recorded line of the same errno, without its prefix', async (t) => {
   t.equal(errorDetail('EINVAL: payload: /msg must be string\nmore\n', 'EINVAL', 'Invalid argument'), 'payload: /msg must be string');
@@ -129,4 +138,11 @@ t.test('a payload from stdin: its bytes, or a usage error when they are not UTF-
     new UsageError('payload is not valid UTF-8 (a JSON text must be)'),
   );
   t.equal(payloadText(Buffer.from('\ufeff{}')), '\ufeff{}', 'a byte order mark stays (and is then refused as not JSON)');
+});
+
+t.test("a failure's line: the first line of its error, cut after 1000 characters (not halving one) saying how many more and where the whole is", async (t) => {
+  t.equal(failureLine('short\nsecond line', 'W'), 'short');
+  t.equal(failureLine('y'.repeat(1000), 'W'), 'y'.repeat(1000), 'exactly 1000: whole');
+  t.equal(failureLine(`${'y'.repeat(1001)}\nmore`, 'W'), `${'y'.repeat(1000)}… (1 more characters; the whole error: W)`);
+  t.equal(failureLine('😀'.repeat(1500), 'W'), `${'😀'.repeat(1000)}… (500 more characters; the whole error: W)`, 'characters, not UTF-16 units');
 });
