@@ -34,7 +34,14 @@ export async function readProjectDocument(args: ProjectArgs): Promise<Record<str
   const document = parseJsonObject(`--file ${file}`, source);
   for (const key of REPORTED_ONLY) delete document[key];
   const inFile = document.project_id;
-  if (args.project_id === undefined) return document;
+  if (args.project_id === undefined) {
+    // Else the server's schema error, exit 1, after a connection.
+    if (inFile === undefined)
+      throw new UsageError(
+        `project upsert: --file ${file} has no project_id: add it to the file, or name the project (acheron project upsert <project_id> --file ${file})`,
+      );
+    return document;
+  }
   if (inFile !== undefined && inFile !== args.project_id)
     throw new UsageError(`project upsert ${args.project_id}: --file ${file} is project ${JSON.stringify(inFile)}; name the same project, or leave one out`);
   return { ...document, project_id: args.project_id };

@@ -266,6 +266,12 @@ t.test("project upsert: --file - reads stdin; the id given must be the file's", 
   const named = await acheron(['project', 'upsert', 'p3', '--file', join(dir, 'anon.json'), ...client, '--json']);
   tt.equal(named.code, 0, `the id fills a file without one (${named.stderr.trim()})`);
   tt.match(JSON.parse(named.stdout), { project_id: 'p3', name: 'named by the command line' });
+  const noId = await acheron(['project', 'upsert', '--file', join(dir, 'anon.json'), '--control-url', 'ws://127.0.0.1:1', '--token', 'x']);
+  tt.equal(noId.code, 2, 'no project_id, in the file or as the argument: exit 2, before any connection (none could be made)');
+  tt.equal(
+    noId.stderr,
+    `acheron: project upsert: --file ${join(dir, 'anon.json')} has no project_id: add it to the file, or name the project (acheron project upsert <project_id> --file ${join(dir, 'anon.json')})\n`,
+  );
   const empty = await acheron(['project', 'upsert', '--file', '-', ...client], { input: '' });
   tt.equal(empty.code, 2, 'empty stdin: exit 2');
   oneLine(tt, empty.stderr, /--file -: empty/);

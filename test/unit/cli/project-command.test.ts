@@ -66,3 +66,15 @@ t.test('upsert takes what `project get --json` printed: the fields only the serv
   t.notOk('updated_ms' in document || 'has_token' in document);
   t.same(await readProjectDocument({ action: 'upsert', project_id: 'p2', file, json: false }), editable, 'also with the id named');
 });
+
+t.test('upsert without a project_id, in the file or as the argument: a usage error naming it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'acheron-project-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'anon.json');
+  writeFileSync(file, JSON.stringify({ name: 'no id' }));
+  await t.rejects(readProjectDocument({ action: 'upsert', file, json: false }), {
+    name: 'UsageError',
+    message: `project upsert: --file ${file} has no project_id: add it to the file, or name the project (acheron project upsert <project_id> --file ${file})`,
+  });
+  t.same(await readProjectDocument({ action: 'upsert', project_id: 'p9', file, json: false }), { name: 'no id', project_id: 'p9' }, 'the argument names it');
+});
