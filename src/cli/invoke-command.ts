@@ -72,6 +72,8 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   const outcome =
     mount === undefined ? await invokeThroughControl({ ...args, node: args.node as string }, payload) : await invokeThroughMount(args, mount, payload);
   if (!Buffer.isBuffer(outcome)) {
+    // A script reading --json gets an object for a refusal too, in status.json's names for one.
+    if (args.json) stdout.write(`${JSON.stringify({ errno: outcome.errno, error: outcome.detail })}\n`);
     stderr.write(refusalLine(args.service, outcome));
     return 1;
   }

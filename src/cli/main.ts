@@ -183,7 +183,7 @@ function cli(argv: readonly string[], output: CommandOutput): Argv {
               type: 'string',
               describe: 'with --node: invoke through this control server, no mount needed (env ACHERON_CONTROL_URL, unless --mount is given)',
             })
-            .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure' }),
+            .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure, {errno, error} on a refusal' }),
         async (args) => {
           const payload = stdinDash(args.payload, argv);
           process.exitCode = await (

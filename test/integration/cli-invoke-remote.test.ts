@@ -85,6 +85,9 @@ t.test("the node's errnos come back by name: EINVAL (payload refused), EPERM (di
   t.equal(disabled.code, 1);
   t.equal(lines(disabled.stderr).length, 1, 'one line');
   t.match(disabled.stderr, /^acheron invoke: gated: EPERM: service gated is disabled/);
+  const json = await acheron(['invoke', 'gated', '{}', '--json', '--node', NODE_ID, ...remote]);
+  t.equal(json.code, 1);
+  t.match(JSON.parse(json.stdout), { errno: 'EPERM', error: /^service gated is disabled/ }, '--json: the errno and why, as status.json names them');
 });
 
 t.test('an unknown service or node: exit 1, ENOENT naming it', async (t) => {

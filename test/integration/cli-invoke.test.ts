@@ -160,6 +160,9 @@ await t.test('unknown service: exit 1, "no service"', async (tt) => {
   tt.equal(r.code, 1);
   tt.equal(lines(r.stderr).length, 1, 'one line');
   tt.match(r.stderr, `acheron invoke: nosuch: ENOENT: no service nosuch under ${node.mount}`);
+  const json = await acheron(`invoke nosuch '{}' --json ${mount}`);
+  tt.equal(json.code, 1);
+  tt.same(JSON.parse(json.stdout), { errno: 'ENOENT', error: `no service nosuch under ${node.mount}` });
 });
 
 await t.test('a service id with a path trick is bad usage', async (tt) => {
@@ -176,6 +179,14 @@ await t.test('disabled service: exit 1 naming EPERM', async (tt) => {
   tt.equal(lines(r.stderr).length, 1, 'one line');
   tt.match(r.stderr, /^acheron invoke: gated: EPERM: service gated is disabled/);
   tt.notMatch(r.stderr, /EPERM: EPERM/, 'the errno is named once');
+  const json = await acheron(`invoke gated '{}' --json ${mount}`);
+  tt.equal(json.code, 1);
+  tt.same(
+    JSON.parse(json.stdout),
+    { errno: 'EPERM', error: r.stderr.trim().replace('acheron invoke: gated: EPERM: ', '') },
+    '--json: the errno and why, as status.json names them',
+  );
+  tt.equal(json.stderr, r.stderr, 'the same line on stderr');
   const on = await sh(`echo 1 > ${q(join(node.service('gated'), 'control', 'enable'))}`);
   tt.equal(on.code, 0, on.stderr);
   tt.equal((await acheron(`invoke gated '{}' ${mount}`)).code, 0, 'enabled again, it works');
