@@ -128,7 +128,8 @@ export const FAILURE_LINE_MAX_CHARS = 1000;
 export function failureLine(error: string, whole: string): string {
   const chars = Array.from(error.split('\n')[0] ?? '');
   if (chars.length <= FAILURE_LINE_MAX_CHARS) return chars.join('');
-  return `${chars.slice(0, FAILURE_LINE_MAX_CHARS).join('')}… (${chars.length - FAILURE_LINE_MAX_CHARS} more characters; the whole error: ${whole})`;
+  const more = chars.length - FAILURE_LINE_MAX_CHARS;
+  return `${chars.slice(0, FAILURE_LINE_MAX_CHARS).join('')}… (${more} more character${more === 1 ? '' : 's'}; the whole error: ${whole})`;
 }
 
 /** The directory whose `services/` holds the service: the node tree's root, or WorldFS's `nodes/<node>`. */

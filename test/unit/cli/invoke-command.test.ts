@@ -143,6 +143,6 @@ t.test('a payload from stdin: its bytes, or a usage error when they are not UTF-
 t.test("a failure's line: the first line of its error, cut after 1000 characters (not halving one) saying how many more and where the whole is", async (t) => {
   t.equal(failureLine('short\nsecond line', 'W'), 'short');
   t.equal(failureLine('y'.repeat(1000), 'W'), 'y'.repeat(1000), 'exactly 1000: whole');
-  t.equal(failureLine(`${'y'.repeat(1001)}\nmore`, 'W'), `${'y'.repeat(1000)}… (1 more characters; the whole error: W)`);
+  t.equal(failureLine(`${'y'.repeat(1001)}\nmore`, 'W'), `${'y'.repeat(1000)}… (1 more character; the whole error: W)`);
   t.equal(failureLine('😀'.repeat(1500), 'W'), `${'😀'.repeat(1000)}… (500 more characters; the whole error: W)`, 'characters, not UTF-16 units');
 });
