@@ -229,7 +229,9 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const attach = (token: string): Promise<Frame> =>
       eventually(user, 'control.session_attach', { project_id: 'leaky', project_token: token }, 'the project on b', 5_000);
     tt.match((await attach(OLD)).payload, { has_project_token: true, actions: { invoke: 'allowed' } }, 'attached with the token');
-    const watch = await user.call<{ watch_id: string }>('control.node_service_watch', { node_id: nodeId, replay_limit: 0, purpose: 'worldfs' });
+    const watchNode = (): Promise<{ watch_id: string }> =>
+      user.call<{ watch_id: string }>('control.node_service_watch', { node_id: nodeId, replay_limit: 0, purpose: 'worldfs' });
+    let watch = await watchNode();
     let relays = 0;
     const invoke = (serviceId: string): Promise<{ ok: boolean; errno?: string; message?: string }> =>
       user.call('control.relay', {
@@ -269,7 +271,15 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     tt.match(refused, { errno: 'EACCES', message: /^project leaky: invoke needs the project token/ }, 'a relayed invoke is refused with the usual reason');
     tt.match(await invoke('token-only'), { ok: false, errno: 'ENOENT' }, 'the service that needs the token: absent (hidden from a session without it)');
     tt.same(await listed(), ['users'], 'node_get no longer shows the service that needs the project token');
-    tt.same(await inNextEvent('3'), ['users'], 'nor do its watch events');
+    // The watch ended, since the session may see otherwise: a new one's events follow the new sight.
+    const ended = await user.next((f) => f.type === 'control.error' && (f.error as { watch_id?: string } | undefined)?.watch_id === watch.watch_id);
+    tt.match(
+      ended.error,
+      { code: 'resync_required', message: /^project leaky changed \(its nodes, policy or token\)/ },
+      'its watch ended with resync_required',
+    );
+    watch = await watchNode();
+    tt.same(await inNextEvent('3'), ['users'], 'nor do the events of a new watch');
     expectError(
       tt,
       await user.request('control.session_attach', { project_id: 'leaky', project_token: OLD }),
