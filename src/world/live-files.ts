@@ -200,6 +200,9 @@ function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDesc
 
 /** Kinds served from the catalog (README.md, SCHEMA.json, ...), not relayed. */
 const CATALOG_KINDS = new Set<ServiceFileKind>(['readme', 'schema', 'template', 'host']);
+/** A service's files that WorldFS relays to its node (the others it renders from the catalog). */
+const LIVE_FILES = SERVICE_FILES.filter((f) => !CATALOG_KINDS.has(f.kind));
+export const LIVE_FILE_PATHS: readonly string[] = LIVE_FILES.map((f) => f.path);
 const CONTROL_KINDS = new Set<ServiceFileKind>(['reset', 'enable', 'disable', 'restart', 'cancel']);
 /** The read-only files of a job directory: documents. */
 const JOB_DOCUMENTS = new Set(JOB_FILES.filter((f) => f.mode === 0o444).map((f) => f.path));
@@ -226,6 +229,6 @@ export function liveServiceFiles(nodeRelay: Relay, documents: DocumentCache, ser
     if (kind === 'jobs') return new RemoteNode(relay, path, (job) => new RemoteNode(relay, job, jobFile));
     return CONTROL_KINDS.has(kind) ? new RemoteNode(relay, path) : document(path);
   };
-  const files = SERVICE_FILES.filter((f) => !CATALOG_KINDS.has(f.kind)).map((f) => [f.path, bind(f.kind, `${base}/${f.path}`)] as const);
+  const files = LIVE_FILES.map((f) => [f.path, bind(f.kind, `${base}/${f.path}`)] as const);
   return tableFromPaths(files, service.changedMs);
 }

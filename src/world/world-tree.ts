@@ -6,7 +6,7 @@ import { FsError } from '../errors/errno.js';
 import { snapshotFile, type Rendered } from '../vfs/files.js';
 import { json } from '../errors/json-document.js';
 import type { VNode } from '../vfs/node.js';
-import { DocumentCache, liveServiceFiles } from './live-files.js';
+import { DocumentCache, LIVE_FILE_PATHS, liveServiceFiles } from './live-files.js';
 import { derivedRoots, withDerivedRoots } from './derived-roots.js';
 import { RemoteNode, type Relay } from './remote-node.js';
 import type { WorldCatalog } from './world-catalog.js';
@@ -226,5 +226,10 @@ function nodeCaps(node: PublicNode, grant: SessionAttachReply | undefined): Reco
 
 function nodeReadme(node: PublicNode, grant: SessionAttachReply | undefined): string {
   const services = node.services.filter((s) => visible(node.node_id, s, grant)).map((s) => `- \`${s.service_id}\` (${s.kind} ${s.version}, ${s.state})`);
-  return `# ${node.node_name} (\`${node.node_id}\`)\n\nState: ${node.state}. ${services.length} service(s) visible to this mount:\n\n${services.join('\n')}${services.length ? '\n' : ''}\nEach \`services/<id>/\` holds the service's catalog metadata (README.md, SCHEMA.json, STATUS.json, CAPS.json,\nMOUNTS.json, OPS.json, RUNTIME.json, PERMISSIONS.json).\n`;
+  return (
+    `# ${node.node_name} (\`${node.node_id}\`)\n\nState: ${node.state}. ${services.length} service(s) visible to this mount:\n\n${services.join('\n')}${services.length ? '\n' : ''}\n` +
+    `Each \`services/<id>/\` holds the service's catalog metadata (README.md, SCHEMA.json, STATUS.json, CAPS.json,\nMOUNTS.json, OPS.json, RUNTIME.json, PERMISSIONS.json) ` +
+    `and its live files, each read or write relayed to this node:\n${LIVE_FILE_PATHS.map((path) => `\`${path}\``).join(', ')}.\n` +
+    `Write a JSON request into \`control/invoke.json\` to invoke; the fs service's files are its exports, under \`fs/\`.\n`
+  );
 }

@@ -103,7 +103,12 @@ export async function worldSuite(t: Test): Promise<void> {
     tt.match(await readJson(join(echo, 'STATUS.json')), { service_id: 'echo', state: 'online' });
     const caps = await readJson<{ services: number; kinds: string[] }>(join(world.node(NODE_ID), 'CAPS.json'));
     tt.equal(caps.services, 4);
-    tt.match(await readText(join(world.node(NODE_ID), 'README.md')), /`echo` \(test/);
+    const readme = await readText(join(world.node(NODE_ID), 'README.md'));
+    tt.match(readme, /`echo` \(test/);
+    // Every name the README gives is there in a service directory (it named only the catalog files).
+    const named = [...readme.matchAll(/`([a-z_/]+\.(?:json|txt))`|`(control\/[a-z]+|jobs)`/g)].map((m) => m[1] ?? m[2]);
+    tt.ok(named.includes('control/invoke.json') && named.includes('result.json') && named.includes('jobs'), `the live files named: ${named.join(' ')}`);
+    for (const name of named) tt.equal((await sh(`test -e ${q(join(echo, name as string))}`)).code, 0, `${name} is in services/echo/`);
   });
 
   await t.test('the tree is read-only and unknown names are ENOENT', async (tt) => {
