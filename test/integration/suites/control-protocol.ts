@@ -1059,15 +1059,25 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
 
     await policy('open');
     const { watch_id: watchId } = await user.call<{ watch_id: string }>('control.node_service_watch', { ...watch, replay_limit: 0 });
-    const nextEvent = user.next((f) => f.type === 'control.node_service_event' && (f.payload as { watch_id?: string }).watch_id === watchId);
+    const ended = user.next((f) => f.type === 'control.error' && (f.error as { watch_id?: string } | undefined)?.watch_id === watchId);
     await policy('deny');
+    tt.match((await ended).error, { code: 'resync_required', message: /^project observe-only changed/ }, 'a running watch ends once read is denied');
+    expectError(
+      tt,
+      await user.request('control.node_service_watch', { ...watch, replay_limit: 0 }),
+      'forbidden',
+      undefined,
+      'and cannot start again meanwhile',
+    );
     const whileDenied = await publish();
     await policy('open');
+    const { watch_id: again } = await user.call<{ watch_id: string }>('control.node_service_watch', { ...watch, replay_limit: 0 });
+    const nextEvent = user.next((f) => f.type === 'control.node_service_event' && (f.payload as { watch_id?: string }).watch_id === again);
     const afterwards = await publish();
     tt.equal(
       ((await nextEvent).payload as { seq: number }).seq,
       afterwards,
-      `a running watch skips the event of seq ${whileDenied}, made while read was denied`,
+      `read open again: a new watch has the next event, seq ${afterwards} (not ${whileDenied}, made while read was denied)`,
     );
     await bystander.call('control.project_delete', { project_id: 'observe-only' });
     await Promise.all([user.close(), node.peer.close()]);
