@@ -64,9 +64,9 @@ function endingMessage(error: unknown): string | undefined {
  * per event, or with `--json` each event as received (node meta, seq, kind, timestamp_ms,
  * service_delta, and `changed_services`: the descriptors of the added and updated services).
  * Reconnects by itself (ReconnectLoop over the `--control-url` list) and resumes after the last seq
- * it printed (or the last progress head), so nothing is printed twice and nothing is skipped;
- * `resync_required` starts over from the replay window on the same server at once, saying so on
- * stderr. Gives up after GIVE_UP_ROUNDS whole rounds in which no server answered before the first
+ * it printed (or the last progress head), so nothing is printed twice and nothing is skipped; a
+ * watch the server ends with `resync_required` is resumed the same way at once, and a resume it
+ * refuses (`resync_required`) starts over from the replay window, each said on stderr. Gives up after GIVE_UP_ROUNDS whole rounds in which no server answered before the first
  * watch, or every server refused the token after it had worked. A project that is not there (unknown
  * at the start, or deleted under the watch: the server ends it with `not_found`) ends the command
  * with exit 1 naming it, without retrying.
@@ -85,9 +85,14 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   let client: ControlClient | undefined;
   let everConnected = false;
 
-  /** One connection: the watch from `since`; 'resync' when the server says it cannot resume from there. */
-  const watchOnce = async (url: string): Promise<'resync' | 'closed'> => {
+  /**
+   * One connection: the watch from `since`; 'resync' when the server says it cannot resume from
+   * there, 'rewatch' when it ended the running watch (`resync_required`: the session's project
+   * changed, or the watch fell behind), which is resumed after `since`: nothing printed twice.
+   */
+  const watchOnce = async (url: string): Promise<'resync' | 'rewatch' | 'closed'> => {
     let resync = false;
+    let rewatch = false;
     /** A frame that failed the check: the command stops rather than print past it (every server would send the same). */
     let badFrame: SchemaError | undefined;
     /** An error the server pushed to end the watch for good (its project deleted): the command ends with it. */
@@ -109,8 +114,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
           } else if (frame.ok && (frame.type === 'control.node_service_watch_progress' || frame.type === 'control.node_service_watch_synced')) {
             since = Math.max(since ?? 0, (frame.payload as { head_seq: number }).head_seq);
           } else if (!frame.ok && frame.error.code === 'resync_required') {
-            err.write(`acheron node watch: ${frame.error.message}; starting over from the replay window\n`);
-            resync = true;
+            err.write(`acheron node watch: ${frame.error.message}; watching again after seq ${since ?? 0}\n`);
+            rewatch = true;
             client?.terminate();
           } else if (!frame.ok && frame.error.watch_id !== undefined) {
             ended = frameError(frame);
@@ -148,6 +153,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     if (badFrame) throw badFrame;
     if (ended) throw ended;
     if (resync) return 'resync';
+    if (rewatch) return 'rewatch';
     err.write(`acheron node watch: connection to ${url} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     return 'closed';
   };
@@ -156,7 +162,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     urls,
     backoff: { firstMs: RECONNECT_FIRST_MS, maxMs: RECONNECT_MAX_MS },
     session: async (url) => {
-      while ((await watchOnce(url)) === 'resync') since = undefined;
+      for (let outcome = await watchOnce(url); outcome !== 'closed'; outcome = await watchOnce(url)) if (outcome === 'resync') since = undefined;
     },
     failed: (url, error) => {
       const ending = endingMessage(error);

@@ -314,32 +314,46 @@ await t.test('a rotated token written into --token-file, even after a refusal: t
   tt.same(await cli.stop(), { code: 0, signal: null }, 'it was still watching');
 });
 
-await t.test("a project deleted under a user's watch ends it, naming the project (exit 1); so does an unknown one at the start", async (tt) => {
-  const open = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
-  const node = await SimNode.provision(open.url, open.adminToken, 'pw');
-  tt.teardown(() => node.peer.socket.terminate());
-  node.services.set('s', '1');
-  await node.publish();
-  await adminRequest(open, 'control.project_upsert', {
-    project_id: 'watched',
-    mounts: [{ node_id: 'pw' }],
-    access_policy: { actions: { read: 'open', observe: 'open' } },
-  });
-  const asUser = ['--control-url', open.url, '--token', open.userToken, '--project', 'watched', '--json'];
-  const cli = watchCli('deleted project', asUser);
-  await waitFor(() => cli.lines().some((line) => line.includes('"pw"')), { what: `the watch printing the replay of pw (stderr: ${cli.stderr()})` });
-  await adminRequest(open, 'control.project_delete', { project_id: 'watched' });
-  let exit: Awaited<RunningCli['exited']> | undefined;
-  void cli.exited.then((e) => (exit = e));
-  // It stayed silent, and after a reconnect looped on "no project".
-  await waitFor(() => exit, { what: `the watch ending (stderr: ${cli.stderr()})`, timeoutMs: 20_000 });
-  tt.same(exit, { code: 1, signal: null }, 'exit 1');
-  tt.match(cli.stderr(), /^acheron node watch: project watched was deleted: the watch has ended$/m, `says so (stderr: ${cli.stderr()})`);
-  const unknown = await acheron(['node', 'watch', ...asUser]);
-  tt.equal(unknown.code, 1, 'an unknown project at the start: exit 1');
-  tt.match(
-    unknown.stderr,
-    /^acheron node watch: no project watched this session may use without a project token \(check the id, or pass --project-token-file FILE\)$/m,
-  );
-  tt.notMatch(unknown.stderr, /trying/, 'at once, without retrying');
-});
+await t.test(
+  "a project changed under a user's watch resumes it; deleted, it ends it, naming the project (exit 1); so does an unknown one at the start",
+  async (tt) => {
+    const open = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
+    const node = await SimNode.provision(open.url, open.adminToken, 'pw');
+    tt.teardown(() => node.peer.socket.terminate());
+    node.services.set('s', '1');
+    await node.publish();
+    await adminRequest(open, 'control.project_upsert', {
+      project_id: 'watched',
+      mounts: [{ node_id: 'pw' }],
+      access_policy: { actions: { read: 'open', observe: 'open' } },
+    });
+    const asUser = ['--control-url', open.url, '--token', open.userToken, '--project', 'watched', '--json'];
+    const cli = watchCli('deleted project', asUser);
+    await waitFor(() => cli.lines().some((line) => line.includes('"pw"')), { what: `the watch printing the replay of pw (stderr: ${cli.stderr()})` });
+    // A project change ends the running watch (resync_required): it is resumed after the last seq printed, nothing twice.
+    const printed = cli.lines().length;
+    await adminRequest(open, 'control.project_upsert', { project_id: 'watched', mounts: [{ node_id: 'pw' }, { node_id: 'other' }] });
+    await waitFor(() => /resumed after seq \d+/.test(cli.stderr()), { what: `the watch resumed after the project change (stderr: ${cli.stderr()})` });
+    tt.match(cli.stderr(), /^acheron node watch: project watched changed \(its nodes, policy or token\): .*; watching again after seq \d+$/m, 'says why');
+    tt.equal(cli.lines().length, printed, 'nothing printed again (it started over from the replay window)');
+    node.services.set('s', '2');
+    await node.publish();
+    await waitFor(() => cli.lines().length > printed, { what: 'the next event of pw printed' });
+    const seqs = cli.lines().map((line) => (JSON.parse(line) as { seq: number }).seq);
+    tt.same(seqs, [...new Set(seqs)], 'every seq once');
+    await adminRequest(open, 'control.project_delete', { project_id: 'watched' });
+    let exit: Awaited<RunningCli['exited']> | undefined;
+    void cli.exited.then((e) => (exit = e));
+    // It stayed silent, and after a reconnect looped on "no project".
+    await waitFor(() => exit, { what: `the watch ending (stderr: ${cli.stderr()})`, timeoutMs: 20_000 });
+    tt.same(exit, { code: 1, signal: null }, 'exit 1');
+    tt.match(cli.stderr(), /^acheron node watch: project watched was deleted: the watch has ended$/m, `says so (stderr: ${cli.stderr()})`);
+    const unknown = await acheron(['node', 'watch', ...asUser]);
+    tt.equal(unknown.code, 1, 'an unknown project at the start: exit 1');
+    tt.match(
+      unknown.stderr,
+      /^acheron node watch: no project watched this session may use without a project token \(check the id, or pass --project-token-file FILE\)$/m,
+    );
+    tt.notMatch(unknown.stderr, /trying/, 'at once, without retrying');
+  },
+);
