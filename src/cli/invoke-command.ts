@@ -1,4 +1,4 @@
-import { access, open, readFile } from 'node:fs/promises';
+import { access, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { errnoNameOf } from '../errors/errno.js';
@@ -178,7 +178,8 @@ export async function mountRefusal(errno: string, message: string, place: MountP
       : place.node === undefined
         ? nodeErrnoMeaning(errno, place)
         : worldErrnoMeaning(errno, place.node, place.mount);
-  const fallback = (place.node === undefined ? unrecordedMeaning(errno, place.mount) : undefined) ?? systemErrorText(errno, message);
+  const fallback =
+    (place.node === undefined ? unrecordedMeaning(errno, place.mount) : await worldUnrecordedMeaning(errno, place)) ?? systemErrorText(errno, message);
   return { errno, detail: known ?? errorDetail(await recorded(), errno, fallback) };
 }
 
@@ -190,6 +191,23 @@ export async function mountRefusal(errno: string, message: string, place: MountP
 function unrecordedMeaning(errno: string, mount: string): string | undefined {
   if (errno === 'EAGAIN') return `the node serving ${mount} is shutting down and takes no new invocations: try again once it runs`;
   return undefined;
+}
+
+/**
+ * What WorldFS means by an EACCES the node did not record: the control server refused the relayed
+ * invoke to the mount's principal (the project's `invoke` action, a project token it needs), and
+ * only the mount's log has the reason. Not when the kernel refused the caller (a mount shared with
+ * allow_other and default_permissions: invoke.json is the daemon's user's) or the mount itself.
+ */
+async function worldUnrecordedMeaning(errno: string, place: MountPlace): Promise<string | undefined> {
+  if (errno !== 'EACCES') return undefined;
+  const owner = await stat(join(place.under, 'services', place.service, 'control', 'invoke.json')).then(
+    (found) => found.uid,
+    () => undefined,
+  );
+  const uid = process.getuid?.();
+  if (owner === undefined || (uid !== 0 && owner !== uid)) return undefined;
+  return `the control server refused it to the token or project session of ${place.mount}: the mount's log says why ("relayed operation refused")`;
 }
 
 /**

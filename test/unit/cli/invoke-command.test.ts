@@ -113,6 +113,28 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
     'acheron invoke: echo: EHOSTUNREACH: host is unreachable\n',
     'the node tree: no WorldFS meaning',
   );
+  t.equal(
+    await line('EACCES', 'EACCES: permission denied, open', world, ''),
+    'acheron invoke: echo: EACCES: permission denied\n',
+    'WorldFS, invoke.json out of reach (the kernel refused this caller the mount): no claim about the server',
+  );
+  await mkdir(join(w, 'nodes', 'n1', 'services', 'echo', 'control'), { recursive: true });
+  await writeFile(join(w, 'nodes', 'n1', 'services', 'echo', 'control', 'invoke.json'), '');
+  t.equal(
+    await line('EACCES', 'EACCES: permission denied, read', world, ''),
+    `acheron invoke: echo: EACCES: the control server refused it to the token or project session of ${w}: the mount's log says why ("relayed operation refused")\n`,
+    "WorldFS, a refusal of the server (the project's invoke action): where its reason is (was `permission denied`)",
+  );
+  t.equal(
+    await line('EACCES', 'EACCES: permission denied, read', world, 'EACCES: the driver may not do that\n'),
+    'acheron invoke: echo: EACCES: the driver may not do that\n',
+    "WorldFS, an EACCES the node recorded: the node's reason",
+  );
+  t.equal(
+    await line('EACCES', 'EACCES: permission denied, open', nodeTree, ''),
+    'acheron invoke: echo: EACCES: permission denied\n',
+    'the node tree: no WorldFS meaning',
+  );
 });
 
 t.test('the outcome reaches stdout byte for byte: a text result need not be UTF-8', async (t) => {
