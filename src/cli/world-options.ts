@@ -1,5 +1,7 @@
 import { booleanValue, BUSY_POLL_OPTION, isGenericMountOption, MOUNT_ACCESS_OPTIONS, NODE_OPTION_SPECS } from './node-options.js';
-import { LOG_OPTIONS } from './log-options.js';
+import { LOG_LEVELS, LOG_OPTIONS } from './log-options.js';
+import { UsageError } from './exit.js';
+import { checkWholeNumber } from './whole-number.js';
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
 export const WORLD_OPTIONS = {
@@ -55,8 +57,20 @@ export function worldMountArgs(source: string, dir: string, optionText: string):
     if (isGenericMountOption(key)) continue;
     const name = key.replace(/_/g, '-');
     if (MOUNT_SWITCHES.has(key)) args[name] = booleanValue(`mount option ${key}`, eq < 0 ? '' : option.slice(eq + 1));
-    else if (MOUNT_KEYS.has(key) && eq >= 0) args[name] = option.slice(eq + 1);
+    else if (MOUNT_KEYS.has(key) && eq >= 0) args[name] = mountValue(key, option.slice(eq + 1));
     else unknown.push(option);
   }
   return { args: args as WorldArgs, unknown };
+}
+
+/**
+ * A `-o` value checked here, named as the mount line spells it (as `acheron node`'s are): the
+ * command's own checks would name the flag (`--busy-poll-us`), which the line does not have.
+ */
+function mountValue(key: string, raw: string): string | number {
+  const label = `mount option ${key}`;
+  if (key === 'busy_poll_us') return checkWholeNumber(label, raw, BUSY_POLL_OPTION.whole);
+  if (key === 'subtree' && raw !== 'nodes') throw new UsageError(`${label} ${JSON.stringify(raw)}: the only subtree is nodes`);
+  if (key === 'log_level' && !(LOG_LEVELS as readonly string[]).includes(raw)) throw new UsageError(`${label}: must be one of ${LOG_LEVELS.join(', ')}`);
+  return raw;
 }

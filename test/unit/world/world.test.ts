@@ -63,7 +63,7 @@ t.test('world:<url> <dir> -o ...: the URL from the source, known keys in snake_c
     project: 'p1',
     'project-token-file': '/etc/acheron/p1',
     subtree: 'nodes',
-    'busy-poll-us': '50',
+    'busy-poll-us': 50,
     'log-level': 'debug',
   });
   t.same(unknown, ['frobnicate=1', 'token_file'], "x-* and mount(8)'s own options are ignored; a key without a value is unknown");
@@ -78,4 +78,15 @@ t.test('world:<url> <dir> -o allow_other,default_permissions: switches, bare or 
     name: 'UsageError',
     message: 'mount option allow_other: must be true or false',
   });
+});
+
+t.test('world:<url> <dir> -o with a bad value: refused naming the mount option, as the line spells it', async (t) => {
+  const refused = (options: string, message: string): void => {
+    t.throws(() => worldMountArgs('world:ws://h:1', '/nodes', `token_file=/t,${options}`), { name: 'UsageError', message }, options);
+  };
+  // They named --busy-poll-us, --subtree and --log-level, flags a mount line does not have.
+  refused('busy_poll_us=abc', 'mount option busy_poll_us abc: expected a whole number from 0 to 10000 (microseconds)');
+  refused('busy_poll_us=20000', 'mount option busy_poll_us 20000: expected a whole number from 0 to 10000 (microseconds)');
+  refused('subtree=services', 'mount option subtree "services": the only subtree is nodes');
+  refused('log_level=loud', 'mount option log_level: must be one of fatal, error, warn, info, debug, trace, silent');
 });
