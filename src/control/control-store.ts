@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CatalogStore, EventStream } from './catalog-store.js';
@@ -6,7 +7,9 @@ import { EventLog } from './event-log.js';
 import { RING_CAPACITY } from './event-ring.js';
 import { SERVER_TTL_MS } from './defaults.js';
 import { aloneDirectory, type ServerDirectory } from './server-directory.js';
-import { closeAll, closeAndThrow, OpenedParts } from '../store/closing.js';
+import { closeAll, closeAndThrow, OpenedParts, type Closable } from '../store/closing.js';
+import { makeDirectory } from '../store/make-directory.js';
+import { PidLock, pidLockPath } from '../store/pid-lock.js';
 import { FileCatalog } from './file-catalog.js';
 import { FileProjectStore } from './file-project-store.js';
 import { FileTokenStore } from './file-token-store.js';
@@ -115,6 +118,7 @@ async function openFileStore(options: StoreOptions, log: Logger): Promise<Contro
   const eventLog = { ...eventLogFromEnv(), ...options.catalog.eventLog };
   const opened = new OpenedParts();
   try {
+    const lock = opened.keep(await lockDataDir(options.dataDir));
     const tokens = opened.keep(await FileTokenStore.open(options.dataDir, log.child({ component: 'tokens' })));
     const projects = opened.keep(await FileProjectStore.open(join(options.dataDir, 'projects.journal'), log.child({ component: 'projects' })));
     const events = opened.keep(await EventLog.open({ dir: options.dataDir, log: log.child({ component: 'events' }), ...eventLog }));
@@ -132,11 +136,24 @@ async function openFileStore(options: StoreOptions, log: Logger): Promise<Contro
       servers: aloneDirectory(options.serverId),
       problem: async () => (events.damage ? `event log: ${events.damage.message}` : undefined),
       // The log first: archiving a rotated file may still need the catalog's checkpoint.
-      close: () => closeAll([events, catalog, tokens, projects]),
+      close: () => closeAll([events, catalog, tokens, projects, lock]),
     };
   } catch (error) {
     return closeAndThrow(opened, error);
   }
+}
+
+/**
+ * One server per data dir: two would each keep a catalog and a seq counter of their own over the
+ * same journals (the event log got one seq twice; each server lacked the other's nodes), and one's
+ * compaction would leave the other appending to a replaced file. Keyed by the directory's real path,
+ * so two spellings of it meet the same lock; released when the store closes.
+ */
+async function lockDataDir(dataDir: string): Promise<Closable> {
+  await makeDirectory(dataDir, 0o700);
+  const path = await realpath(dataDir);
+  const lock = await PidLock.acquire(pidLockPath('control', path), { name: path, heldAs: 'used', otherwise: 'pick another --data-dir' });
+  return { close: () => lock.release() };
 }
 
 /** SPEC §6 Event history: the environment sets rotation and retention. */
