@@ -48,7 +48,7 @@ const MOUNT_KEYS = new Set(['token', 'token_file', 'project', 'project_token_fil
 const MOUNT_SWITCHES = new Set(Object.keys(MOUNT_ACCESS_OPTIONS).map((name) => name.replace(/-/g, '_')));
 
 /** mount -t fuse.acheron world:ws://host:port[,ws://host:port...] <dir> -o token_file=...,project=... */
-export function worldMountArgs(source: string, dir: string, optionText: string): { args: WorldArgs; unknown: string[] } {
+export function worldMountArgs(source: string, dir: string, optionText: string, env: NodeJS.ProcessEnv = process.env): { args: WorldArgs; unknown: string[] } {
   const args: Record<string, unknown> = { 'control-url': source.slice('world:'.length), mount: dir, daemon: true };
   const unknown: string[] = [];
   for (const option of optionText.split(',').filter(Boolean)) {
@@ -60,6 +60,9 @@ export function worldMountArgs(source: string, dir: string, optionText: string):
     else if (MOUNT_KEYS.has(key) && eq >= 0) args[name] = mountValue(key, option.slice(eq + 1));
     else unknown.push(option);
   }
+  // Said here in the line's terms: the command would ask for --token-file, which a mount line does not have.
+  if (args.token === undefined && args['token-file'] === undefined && !env.ACHERON_TOKEN)
+    throw new UsageError('a world: mount needs mount option token_file=FILE (the file holding its token)');
   return { args: args as WorldArgs, unknown };
 }
 

@@ -90,3 +90,12 @@ t.test('world:<url> <dir> -o with a bad value: refused naming the mount option, 
   refused('subtree=services', 'mount option subtree "services": the only subtree is nodes');
   refused('log_level=loud', 'mount option log_level: must be one of fatal, error, warn, info, debug, trace, silent');
 });
+
+t.test('world:<url> <dir> -o without token_file: refused naming that mount option', async (t) => {
+  // It said "a token is required: --token-file FILE, --token T or ACHERON_TOKEN", flags a mount line does not have.
+  t.throws(() => worldMountArgs('world:ws://h:1', '/nodes', 'rw,subtree=nodes', {}), {
+    name: 'UsageError',
+    message: 'a world: mount needs mount option token_file=FILE (the file holding its token)',
+  });
+  t.equal(worldMountArgs('world:ws://h:1', '/nodes', 'rw', { ACHERON_TOKEN: 'x' }).args['token-file'], undefined, "mount(8)'s environment may hold the token");
+});
