@@ -54,6 +54,9 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
   if (source.startsWith('world:')) {
     const world = worldMountArgs(source, dir, optionText);
     for (const option of world.unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
+    // Taken, for scripts that pass it, but a secret on a mount line reaches fstab, mtab and ps.
+    if (world.args.token !== undefined)
+      process.stderr.write('acheron: warning: mount option token= shows the token in the mount line and the process list: use token_file=FILE\n');
     return (await commands.world()).runWorldCommand(world.args);
   }
   const { values, unknown } = parseMountOptions(optionText);

@@ -4,7 +4,7 @@
 // join forever with exit 0, a fresh token store made from a mistyped --data-dir, a mkdir spinning.
 // And what is not bad usage is not exit 2: a token store locked by another process is exit 1.
 import t, { type Test } from 'tap';
-import { access, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { acheron, joinToken, listTokens, startControl } from '../helpers/control.js';
@@ -225,6 +225,15 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
   const unreachable = await acheron(['world', '--control-url', 'ws://127.0.0.1:1', '--token', 'x', '--mount', join(dir, 'a')]);
   tt.equal(unreachable.code, 1, 'server out of reach: exit 1');
   oneLine(tt, unreachable.stderr, /^acheron: unavailable: cannot reach the control server at ws:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+  // As mount.fuse3 runs it for a world: line with the token itself on it: taken, with a warning.
+  await mkdir(join(dir, 'helper'));
+  const inLine = await acheron(['world:ws://127.0.0.1:1', join(dir, 'helper'), '-o', `token=x,log_file=${join(dir, 'helper.log')}`]);
+  tt.equal(inLine.code, 1, 'mount line with token=: the start fails as above');
+  tt.match(
+    inLine.stderr,
+    /^acheron: warning: mount option token= shows the token in the mount line and the process list: use token_file=FILE$/m,
+    'with a warning',
+  );
   const badToken = await acheron(['world', '--control-url', control.url, '--token', 'not-a-token', '--mount', join(dir, 'b')]);
   tt.equal(badToken.code, 1, 'bad token: exit 1');
   oneLine(tt, badToken.stderr, /^acheron: unauthorized: .*401/);
