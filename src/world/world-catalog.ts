@@ -151,7 +151,7 @@ export class WorldCatalog {
     let mirror = this.#position === undefined ? new CatalogMirror() : this.#mirror;
     let position = this.#position;
     /** Nodes being read: the events that came meanwhile (applied once the read is in) and the read. */
-    const reading = new Map<string, { events: CatalogDeltaPayload[]; done: Promise<void> }>();
+    let reading = new Map<string, { events: CatalogDeltaPayload[]; done: Promise<void> }>();
     let client: ControlClient | undefined;
     let cut: string | undefined;
     /** Set once this connection follows events: a watch the server ends after that is read again in place. */
@@ -182,36 +182,40 @@ export class WorldCatalog {
     };
     /**
      * Reads one node (once however often asked); events that come meanwhile wait and apply after
-     * it, those it reflects as stale. A node gone (not_found) settles those it covers instead.
+     * it, those it reflects as stale. A node gone (not_found) settles those it covers instead. A
+     * read answered after the catalog was read again (readAll) belongs to the mirror it was for: dropped.
      */
     const read = (nodeId: string, first?: CatalogDeltaPayload): Promise<void> => {
       const busy = reading.get(nodeId);
       if (busy) return busy.done;
+      const [into, pending] = [mirror, reading];
       const events = first ? [first] : [];
       const done = (client as ControlClient)
         .request<StoredNode>('control.node_get', { node_id: nodeId, view: 'stored' })
         .then(
           (node) => {
-            mirror.set(node);
+            if (into === mirror) into.set(node);
             return events;
           },
           (error: unknown) => {
             if (!(error instanceof ProtocolError && error.code === 'not_found')) throw error;
-            mirror.delete(nodeId);
+            if (into === mirror) into.delete(nodeId);
             return afterGone(events);
           },
         )
-        .then((pending) => {
-          reading.delete(nodeId);
+        .then((queued) => {
+          pending.delete(nodeId);
+          if (into !== mirror) return;
           this.#changedMs = Date.now();
-          for (const event of pending) apply(event);
+          for (const event of queued) apply(event);
         });
-      reading.set(nodeId, { events, done });
+      pending.set(nodeId, { events, done });
       return done;
     };
     /** A new watch, then every node: the mirror shown once all is read (relays go on meanwhile). */
     const readAll = async (): Promise<void> => {
       mirror = new CatalogMirror();
+      reading = new Map();
       position = undefined;
       await watchFromNow(client as ControlClient);
       const listed = await (client as ControlClient).request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
@@ -221,6 +225,7 @@ export class WorldCatalog {
     };
     /** The server ended the watch (the project changed, or the watch fell behind): attached and read again on this connection. */
     const readAgain = async (why: string): Promise<void> => {
+      if (!(client as ControlClient).isOpen) return; // the connection is gone: the next one reads what it must
       this.#options.log.info({ reason: why }, 'the server ended the watch: reading the catalog again');
       try {
         this.#grant = await attachAgain(this.#options.attach, client as ControlClient, this.#grant, this.#options.log);
