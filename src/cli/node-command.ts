@@ -1,5 +1,5 @@
 import { dirname, join } from 'node:path';
-import { readNodeCredentials } from '../node/control-session.js';
+import { readNodeCredentials } from '../node/node-credentials.js';
 import { NodeDaemon, type NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
 import { controlUrls } from './client-options.js';

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { canonicalJson } from '../protocol/canonical-json.js';
 import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
@@ -8,20 +6,11 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { LeaseRefreshReply, NodeJoinReply, NodeLabels, NodePlatform, RelayRequest, ServiceDescriptor } from '../protocol/types.gen.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
-import { writeFileAtomic } from '../store/atomic-file.js';
-import { makeDirectory } from '../store/make-directory.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import type { RelayServer } from './relay-server.js';
+import { readNodeCredentials, saveNodeCredentials } from './node-credentials.js';
 
 export type ControlState = 'standalone' | 'connecting' | 'joining' | 'connected' | 'disconnected';
-
-/** `<state-file>`: the node's credentials from its join (SPEC §6), written atomically, mode 0600. */
-interface NodeCredentials {
-  node_id: string;
-  node_secret: string;
-  control_url: string;
-  joined_ms: number;
-}
 
 export interface ControlSessionOptions {
   /** The control servers, tried in turn (servers of one store share the node's identity and lease). */
@@ -42,17 +31,6 @@ export interface ControlSessionOptions {
   relay?: RelayServer;
 }
 
-/** The node's credentials from an earlier join, when its state file holds them for this node id. */
-export async function readNodeCredentials(stateFile: string, nodeId: string): Promise<NodeCredentials | undefined> {
-  try {
-    const saved = JSON.parse(await readFile(stateFile, 'utf8')) as Partial<NodeCredentials>;
-    if (saved.node_id === nodeId && typeof saved.node_secret === 'string') return saved as NodeCredentials;
-  } catch {
-    // No credentials yet: join.
-  }
-  return undefined;
-}
-
 /** How often the node compares its catalog with what it last published (changes coalesce within it). */
 const CATALOG_CHECK_MS = 1000;
 
@@ -71,7 +49,11 @@ const UPSERT_FAILED = 'catalog upsert failed';
  */
 export class NodeControlSession {
   state: ControlState = 'connecting';
-  lastError: string | null = null;
+  /** Why the link is down (the last failed attempt, or how the connection closed); null while connected. */
+  #linkError: string | null = null;
+  /** While connected: the session's last lease refresh refused, and its last catalog upsert refused (null: accepted). */
+  #refreshError: string | null = null;
+  #upsertError: string | null = null;
   connectedMs: number | null = null;
   #options: ControlSessionOptions;
   #client: ControlClient | undefined;
@@ -79,8 +61,8 @@ export class NodeControlSession {
   #timers: NodeJS.Timeout[] = [];
   #refreshTimer: NodeJS.Timeout | undefined;
   #upserting: Promise<void> | undefined;
-  /** The last catalog upsert of this session failed (said once until one is accepted). */
-  #upsertRefused = false;
+  /** The error code of the upsert refusals going on (logged when it changes), or undefined. */
+  #upsertRefusedAs: string | undefined;
   /** Ask for the lean upsert reply, until a server of the earlier protocol refuses the `include` key. */
   #leanReplies = true;
   #reconnect: ReconnectLoop;
@@ -102,7 +84,7 @@ export class NodeControlSession {
         await this.#serve(client);
       },
       failed: (url, error) => {
-        this.lastError = `${url}: ${(error as Error).message}`;
+        this.#linkError = `${url}: ${(error as Error).message}`;
         // Still retried (the operator may put a new join token in the file), but a refusal needs them.
         if (isFinalRefusal(error))
           options.log.error({ err: error.message, url }, 'control session: refused; the node stays local until its credentials are fixed');
@@ -135,6 +117,11 @@ export class NodeControlSession {
   }
 
   /** The server this session uses (or tries next). */
+  /** What NODE.json says is wrong: the link, or while connected this session's refused lease refresh and upsert (both, when both are). */
+  get lastError(): string | null {
+    return this.#linkError ?? ([this.#refreshError, this.#upsertError].filter((e) => e !== null).join('; ') || null);
+  }
+
   get url(): string {
     return this.#reconnect.url;
   }
@@ -169,9 +156,7 @@ export class NodeControlSession {
       client.terminate();
       throw error;
     });
-    await makeDirectory(dirname(o.stateFile));
-    const saved: NodeCredentials = { node_id: joined.node_id, node_secret: joined.node_secret, control_url: this.url, joined_ms: Date.now() };
-    await writeFileAtomic(o.stateFile, JSON.stringify(saved, null, 2) + '\n', 0o600);
+    await saveNodeCredentials(o.stateFile, { node_id: joined.node_id, node_secret: joined.node_secret, control_url: this.url, joined_ms: Date.now() });
     o.log.info({ node_id: joined.node_id }, 'joined the control server');
     return client;
   }
@@ -203,21 +188,21 @@ export class NodeControlSession {
     this.#connected = true;
     this.state = 'connected';
     this.connectedMs = Date.now();
-    this.lastError = null;
+    [this.#linkError, this.#refreshError, this.#upsertError, this.#upsertRefusedAs] = [null, null, null, undefined];
     this.#published = undefined; // a reconnect counts as a start: upsert once
     this.#options.log.info({ url: this.url }, 'control session connected');
     // The server routes relays only to a connection that said it is ready (SPEC §9): this one now is.
     if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
     // A refused upsert or refresh (the server's store down) is tried again, and the session stays:
-    // ending it would only meet the same store, through HTTP 503s, for as long as it is down.
-    this.#upsertRefused = false;
-    await this.#publishOrSay(client);
+    // ending it would only meet the same store, through HTTP 503s, for as long as it is down. The
+    // session's first upsert refused for another reason (too large, invalid) ends it, as before.
+    await this.#publishOrSay(client, true);
     this.#scheduleRefresh(client, 0);
-    this.#timers.push(setInterval(() => void this.#publishOrSay(client), CATALOG_CHECK_MS));
+    this.#timers.push(setInterval(() => void this.#publishOrSay(client, false), CATALOG_CHECK_MS));
     const closed = await client.closed;
     this.state = 'disconnected';
-    this.lastError = `connection closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ''})`;
-    this.#lost = this.lastError;
+    this.#linkError = `connection closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ''})`;
+    this.#lost = this.#linkError;
   }
 
   /**
@@ -236,15 +221,15 @@ export class NodeControlSession {
           if (this.#client !== client) return; // the session ended meanwhile: no timers for it again
           if (refused > 0) {
             log.info({ refused }, `lease refresh accepted again after ${refused} refused`);
-            this.lastError = null;
+            this.#refreshError = null;
           }
           const period = Math.max(1000, Math.floor(leaseTtlMs / 3));
           this.#scheduleRefresh(client, period, 0, period);
         },
         (error: unknown) => {
           if (this.#client !== client || !client.isOpen) return; // the session ends and says why
-          this.lastError = `lease refresh refused: ${(error as Error).message}`;
-          if (refused === 0) log.warn({ err: (error as Error).message }, `${this.lastError}; trying again every ${REFUSED_REFRESH_RETRY_MS} ms`);
+          this.#refreshError = `lease refresh refused: ${(error as Error).message}`;
+          if (refused === 0) log.warn({ err: (error as Error).message }, `${this.#refreshError}; trying again every ${REFUSED_REFRESH_RETRY_MS} ms`);
           this.#scheduleRefresh(client, Math.min(everyMs ?? REFUSED_REFRESH_RETRY_MS, REFUSED_REFRESH_RETRY_MS), refused + 1, everyMs);
         },
       );
@@ -252,22 +237,25 @@ export class NodeControlSession {
   }
 
   /**
-   * `#publish`, a failure said rather than thrown: logged once until an upsert is accepted again, and
-   * in `lastError` (NODE.json). The next catalog check tries again, since nothing was published.
+   * `#publish`, a refusal said rather than thrown: logged when its kind (error code) changes, and in
+   * `lastError` (NODE.json) until an upsert is accepted; the next catalog check tries again, since
+   * nothing was published. `endOnRefusal`: a refusal other than the store being down (`unavailable`)
+   * is thrown instead, ending the session (its first upsert: too large, invalid).
    */
-  async #publishOrSay(client: ControlClient): Promise<void> {
+  async #publishOrSay(client: ControlClient, endOnRefusal: boolean): Promise<void> {
     const { log } = this.#options;
     try {
       await this.#publish(client);
-      if (!this.#upsertRefused) return;
-      this.#upsertRefused = false;
+      if (this.#upsertRefusedAs === undefined) return;
+      [this.#upsertError, this.#upsertRefusedAs] = [null, undefined];
       log.info('catalog upsert accepted again');
-      if (this.lastError?.startsWith(UPSERT_FAILED)) this.lastError = null;
     } catch (error) {
       if (this.#client !== client || !client.isOpen) return; // the session ends and says why
-      this.lastError = `${UPSERT_FAILED}: ${(error as Error).message}`;
-      if (!this.#upsertRefused) log.warn({ err: (error as Error).message }, `${UPSERT_FAILED}; trying again every ${CATALOG_CHECK_MS} ms`);
-      this.#upsertRefused = true;
+      const code = error instanceof ProtocolError ? error.code : 'error';
+      if (endOnRefusal && code !== 'unavailable') throw error;
+      this.#upsertError = `${UPSERT_FAILED}: ${(error as Error).message}`;
+      if (code !== this.#upsertRefusedAs) log.warn({ err: (error as Error).message }, `${UPSERT_FAILED}; trying again every ${CATALOG_CHECK_MS} ms`);
+      this.#upsertRefusedAs = code;
     }
   }
 

@@ -152,3 +152,43 @@ t.test("a session's first catalog upsert refused is tried again at the next cata
     'on the connection it joined on: never connected again',
   );
 });
+
+t.test("a session's first upsert refused for another reason than the store (invalid) ends the session, as before", async (t) => {
+  let upserts = 0;
+  const a = await server(60_000, {
+    'control.node_service_upsert': (id) =>
+      ++upserts === 1
+        ? { channel: 'control', type: 'control.error', id, ok: false, error: { code: 'invalid_payload', message: 'services/0: too large', field: '/services' } }
+        : undefined,
+  });
+  t.teardown(() => a.close());
+  const session = await startSession(t, [a.url], pino({ level: 'silent' }));
+  await waitFor(() => upserts === 2 && session.state === 'connected', { what: 'connected again and the upsert accepted', timeoutMs: 5000 });
+  t.equal(a.requests.filter((r) => r.type === 'control.version').length, 2, 'a new connection (with backoff), not a retry every second on the same one');
+  t.equal(session.lastError, null);
+});
+
+t.test('a refused refresh and a refused upsert at once: lastError says both; each clears on its own', async (t) => {
+  let refreshes = 0;
+  let upserts = 0;
+  const down = (id: string, what: string): unknown => ({
+    channel: 'control',
+    type: 'control.error',
+    id,
+    ok: false,
+    error: { code: 'unavailable', message: `${what}: store down` },
+  });
+  // The first upsert and the first two refreshes refused, as while etcd is down.
+  const a = await server(60_000, {
+    'control.node_service_upsert': (id) => (++upserts === 1 ? down(id, 'upsert') : undefined),
+    'control.node_lease_refresh': (id) => (++refreshes <= 2 ? down(id, 'refresh') : undefined),
+  });
+  t.teardown(() => a.close());
+  const session = await startSession(t, [a.url], pino({ level: 'silent' }));
+  await waitFor(() => refreshes === 1, { what: 'the first refresh', timeoutMs: 5000 });
+  t.equal(session.lastError, 'lease refresh refused: refresh: store down; catalog upsert failed: upsert: store down', 'both');
+  await waitFor(() => upserts === 2, { what: 'the upsert accepted', timeoutMs: 5000 });
+  t.equal(session.lastError, 'lease refresh refused: refresh: store down', 'the refresh still refused: said');
+  await waitFor(() => refreshes === 3 && session.lastError === null, { what: 'the refresh accepted', timeoutMs: 8000 });
+  t.pass('both cleared');
+});
