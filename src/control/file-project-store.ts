@@ -63,8 +63,12 @@ export class FileProjectStore implements ProjectStore {
   async delete(projectId: string): Promise<void> {
     const before = this.get(projectId);
     this.#projects.delete(projectId);
-    await this.#journal.delete(key(projectId));
-    this.#changed(before, undefined);
+    // Said also when the journal fails: sessions already see the project gone (it is, in memory).
+    try {
+      await this.#journal.delete(key(projectId));
+    } finally {
+      this.#changed(before, undefined);
+    }
   }
 
   onChange(listener: (projectId: string, change: ProjectChange) => void): void {
@@ -78,8 +82,11 @@ export class FileProjectStore implements ProjectStore {
   async #set(project: Project): Promise<void> {
     const before = this.#projects.get(project.project_id);
     this.#projects.set(project.project_id, project);
-    await this.#journal.set(key(project.project_id), project);
-    this.#changed(before, project);
+    try {
+      await this.#journal.set(key(project.project_id), project);
+    } finally {
+      this.#changed(before, project);
+    }
   }
 
   #changed(before: Project | undefined, after: Project | undefined): void {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { AccessPolicy, ProjectMount, ProjectPayload, PublicProject } from '../protocol/types.gen.js';
+import { canonicalJson } from '../protocol/canonical-json.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { sameSecret } from './token-store.js';
 
@@ -53,7 +54,8 @@ export type ProjectChange = 'deleted' | 'changed';
 export function projectChange(before: Project | undefined, after: Project | undefined): ProjectChange | undefined {
   if (before === undefined) return undefined;
   if (after === undefined || after.incarnation !== before.incarnation) return 'deleted';
-  const sight = (p: Project): string => JSON.stringify([p.mounts, p.access_policy, p.token_sha256]);
+  // The nodes as a set (paths and order do not change what a session sees), the policy canonical.
+  const sight = (p: Project): string => canonicalJson([[...new Set(p.mounts.map((m) => m.node_id))].sort(), p.access_policy, p.token_sha256]);
   return sight(after) === sight(before) ? undefined : 'changed';
 }
 

@@ -100,6 +100,12 @@ t.test("a live watch ends with resync_required when its project's nodes, policy 
   pushed.length = 0;
   await projects.upsert({ project_id: 'p', name: 'renamed' });
   t.equal(hub.size, 1, 'a new name: the watch goes on');
+  await projects.upsert({
+    project_id: 'p',
+    mounts: [{ node_id: 'n1', mount_path: '/nodes/n1' }],
+    access_policy: { actions: { observe: 'open' as const, read: 'open' as const } },
+  });
+  t.equal(hub.size, 1, 'the same nodes (another mount path) and the same policy (keys in another order): the watch goes on');
   t.same(pushed, [], 'nothing pushed');
   await projects.upsert({ project_id: 'p', mounts: [{ node_id: 'n1' }, { node_id: 'n2' }] });
   t.equal(hub.size, 0, 'another node mounted: the watch ended');
