@@ -27,24 +27,22 @@ export async function resumeWatch(client: ControlClient, position: number, log: 
   }
 }
 
+/** Attaches the project session on a connection; `withProjectToken` false: without the project token (WorldCatalogOptions.attach). */
+export type Attach = (client: ControlClient, withProjectToken?: boolean) => Promise<SessionAttachReply | undefined>;
+
 /**
- * The project session attached again on a live connection (its project changed), and its grant. A
- * refusal means the project token no longer matches (rotated, until its file has the new one): the
- * server keeps the session attached as one without the token, and so does the grant, so that the
- * next connection, with the new token, sees that its sight differs and reads everything again.
+ * The project session attached again on a live connection (its project changed), and its grant. The
+ * project token refused (rotated, until its file has the new one): attached without it, so the grant
+ * says what a session without the token may do, as the server now treats this one; the next
+ * connection, with the new token, sees that its sight differs and reads everything again.
  */
-export async function attachAgain(
-  attach: ((client: ControlClient) => Promise<SessionAttachReply | undefined>) | undefined,
-  client: ControlClient,
-  grant: SessionAttachReply | undefined,
-  log: Logger,
-): Promise<SessionAttachReply | undefined> {
+export async function attachAgain(attach: Attach | undefined, client: ControlClient, log: Logger): Promise<SessionAttachReply | undefined> {
   try {
     return await attach?.(client);
   } catch (error) {
-    if (!(error instanceof ProtocolError) || error.code === 'unavailable') throw error;
-    log.warn({ err: error.message }, 'attaching the project session again was refused: it stays attached without the project token');
-    return grant && { ...grant, has_project_token: false };
+    if (!(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
+    log.warn({ err: error.message }, 'the project token was refused: attached without it until its file holds the new one');
+    return await attach?.(client, false);
   }
 }
 

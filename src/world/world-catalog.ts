@@ -8,7 +8,7 @@ import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { CatalogDeltaPayload, PublicNode, SessionAttachReply, StoredNode } from '../protocol/types.gen.js';
 import { FsError } from '../errors/errno.js';
 import { afterGone, CatalogMirror } from './catalog-mirror.js';
-import { attachAgain, eventNodeId, refreshLeases, resumeWatch, watchFromNow } from './catalog-requests.js';
+import { attachAgain, eventNodeId, type Attach, refreshLeases, resumeWatch, watchFromNow } from './catalog-requests.js';
 import { RelayLog, relayOnce, type RelayOperation } from './relay-call.js';
 
 export interface WorldCatalogOptions {
@@ -19,7 +19,7 @@ export interface WorldCatalogOptions {
   /** Every frame the server sends is checked against docs/schemas before the catalog reads it. */
   schemas: Schemas;
   /** Attaches the project session on every new connection (users); resolves to its grant. */
-  attach?: (client: ControlClient) => Promise<SessionAttachReply | undefined>;
+  attach?: Attach;
   log: Logger;
   backoffMs?: number;
   backoffMaxMs?: number;
@@ -228,7 +228,7 @@ export class WorldCatalog {
       if (!(client as ControlClient).isOpen) return; // the connection is gone: the next one reads what it must
       this.#options.log.info({ reason: why }, 'the server ended the watch: reading the catalog again');
       try {
-        this.#grant = await attachAgain(this.#options.attach, client as ControlClient, this.#grant, this.#options.log);
+        this.#grant = await attachAgain(this.#options.attach, client as ControlClient, this.#options.log);
         await readAll();
         this.#options.log.info({ nodes: mirror.nodeIds().length }, 'catalog read again; following events');
       } catch (error) {

@@ -105,12 +105,12 @@ export class WorldDaemon {
     const projectToken = project?.projectToken && remembering(project.projectToken);
     // An admin token sees every node and service (SPEC §8: admins pass all): a project changes nothing for it.
     const attach = project
-      ? async (client: ControlClient) =>
+      ? async (client: ControlClient, withProjectToken = true) =>
           client.principal === 'admin'
             ? undefined
             : client.request<SessionAttachReply>('control.session_attach', {
                 project_id: project.projectId,
-                ...(projectToken === undefined ? {} : { project_token: await projectToken.read() }),
+                ...(projectToken === undefined || !withProjectToken ? {} : { project_token: await projectToken.read() }),
               })
       : undefined;
     const token = typeof options.token === 'string' ? options.token : remembering(options.token);
