@@ -37,7 +37,8 @@ export function commandNamesOf(usageInstance: unknown): string[] {
  * `level` is the command whose subcommand it was (`acheron` for the top level).
  */
 export function namingUnknownCommand(message: string, level: 'acheron' | 'node', commands: { acheron: readonly string[]; node: readonly string[] }): string {
-  const unknown = /^Unknown command: (\S+)$/.exec(message)?.[1];
+  // Several ("Unknown commands: lst, x"): the first is the one taken for a command.
+  const unknown = /^Unknown commands?: ([^,\s]+)/.exec(message)?.[1];
   if (unknown === undefined) return message;
   const here = commands[level];
   const prefix = level === 'acheron' ? 'acheron' : 'acheron node';

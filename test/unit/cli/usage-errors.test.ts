@@ -57,6 +57,11 @@ t.test('an unknown command: where it was looked for, what there is, the command 
     namingUnknownCommand('Unknown command: listt', 'node', commands),
     'unknown command node listt: did you mean acheron node list? (commands: list, watch, get; acheron node alone runs the daemon)',
   );
+  t.equal(
+    namingUnknownCommand('Unknown commands: lst, x', 'node', commands),
+    'unknown command node lst (commands: list, watch, get; acheron node alone runs the daemon)',
+    'several: the first (the raw yargs message came through)',
+  );
   t.equal(namingUnknownCommand('Unknown argument: b', 'acheron', commands), 'Unknown argument: b', 'any other message stays');
 });
 
