@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
 import { ACHERON, tempDir, type Exit, type Teardown } from './node.js';
+import { removeLocksOf } from './locks.js';
 import { q, sh, waitFor, watchdog, type ShResult } from './process.js';
 
 export interface RunningControl {
@@ -178,7 +179,10 @@ async function startControlOnce(t: Teardown, options: ControlOptions): Promise<R
     }
     return exited;
   };
-  t.teardown(async () => void (await signal('SIGKILL', true)));
+  t.teardown(async () => {
+    await signal('SIGKILL', true);
+    await removeLocksOf(child.pid, { dataDir }); // dead: a lock naming it is stale
+  });
   const httpUrl = `http://127.0.0.1:${ports.http}`;
   await waitFor(async () => gone || (await fetch(`${httpUrl}/livez`)).ok, { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { removeLocksOf } from './locks.js';
 import { q, sh, waitFor, watchdog } from './process.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -92,6 +93,9 @@ export function spawnMounter(
       await exited;
     }
     await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
+    // Dead: locks naming it are stale.
+    const stateFile = args.includes('--state-file') ? args[args.indexOf('--state-file') + 1] : undefined;
+    await removeLocksOf(child.pid, { mount, ...(stateFile === undefined ? {} : { stateFile }) });
   });
   return { child, exited, gone: () => gone, stderr: () => stderr };
 }
