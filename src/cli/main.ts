@@ -17,7 +17,7 @@ import { commandNamesOf, namingExtraArguments, namingMissingArguments, namingUnk
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
 import { STORE_OPTIONS } from './store-options.js';
-import { NODE_OPTION_SPECS, parseMountOptions, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
+import { inMountLineTerms, NODE_OPTION_SPECS, parseMountOptions, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
 import { worldMountArgs, WORLD_OPTIONS, type WorldArgs } from './world-options.js';
 import { wholeNumberOption } from './whole-number.js';
 
@@ -61,10 +61,14 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
   }
   const { values, unknown } = parseMountOptions(optionText);
   for (const option of unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
-  const merged = await resolveNodeOptions({ mount: dir, daemon: true }, values);
-  // Mounted by root from fstab, drivers run as nobody unless the mount says otherwise (SPEC §4).
-  merged['driver-user'] ??= MOUNT_HELPER_DRIVER_USER;
-  return (await commands.node()).runNodeCommand(merged);
+  try {
+    const merged = await resolveNodeOptions({ mount: dir, daemon: true }, values);
+    // Mounted by root from fstab, drivers run as nobody unless the mount says otherwise (SPEC §4).
+    merged['driver-user'] ??= MOUNT_HELPER_DRIVER_USER;
+    return await (await commands.node()).runNodeCommand(merged);
+  } catch (error) {
+    throw error instanceof UsageError ? new UsageError(inMountLineTerms(error.message)) : error;
+  }
 }
 
 /** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */

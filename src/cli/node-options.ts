@@ -157,6 +157,14 @@ function negatedSwitch(key: string): NodeOptionName | undefined {
 }
 
 /** Mount -o options: `services_dir=/x,node_id=a,rw,...`. Unknown ones are returned for a warning. */
+/**
+ * A usage error of `acheron node` as a mount line must read: its flags (`--join-token-file`) named
+ * as the line's options (`mount option join_token_file`), which is all the line has.
+ */
+export function inMountLineTerms(message: string): string {
+  return message.replace(/--([a-z][a-z-]*)/g, (flag, name: string) => (name in NODE_OPTION_SPECS ? `mount option ${snake(name)}` : flag));
+}
+
 export function parseMountOptions(text: string): { values: NodeOptionValues; unknown: string[] } {
   const values: Record<string, unknown> = {};
   const unknown: string[] = [];

@@ -234,6 +234,10 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
     /^acheron: warning: mount option token= shows the token in the mount line and the process list: use token_file=FILE$/m,
     'with a warning',
   );
+  // A node mount line's usage error names its options, not the flags it does not have.
+  const nodeLine = await acheron(['acheron', join(dir, 'helper'), '-o', `control_url=ws://127.0.0.1:1,state_file=${join(dir, 'state', 'node.json')}`]);
+  tt.equal(nodeLine.code, 2, 'node mount line without a join token: exit 2');
+  oneLine(tt, nodeLine.stderr, /^acheron: mount option control_url needs mount option join_token_file: .* holds no node secret/);
   const badToken = await acheron(['world', '--control-url', control.url, '--token', 'not-a-token', '--mount', join(dir, 'b')]);
   tt.equal(badToken.code, 1, 'bad token: exit 1');
   oneLine(tt, badToken.stderr, /^acheron: unauthorized: .*401/);

@@ -10,6 +10,7 @@ import {
   busyPollWindow,
   defaultOptions,
   defaultStateFile,
+  inMountLineTerms,
   mergeOptions,
   parseMountOptions,
   readConfigFile,
@@ -232,4 +233,12 @@ t.test('isMountHelperArgv', async (tt) => {
   ];
   for (const argv of yes) tt.ok(isMountHelperArgv(argv), `mount helper: ${argv.join(' ')}`);
   for (const argv of no) tt.notOk(isMountHelperArgv(argv), `command line: ${argv.join(' ')}`);
+});
+
+t.test("a usage error of a node mount line names the line's options, not flags it does not have", async (t) => {
+  t.equal(
+    inMountLineTerms('--control-url needs --join-token-file: /s.json holds no node secret for n1 (it has not joined yet)'),
+    'mount option control_url needs mount option join_token_file: /s.json holds no node secret for n1 (it has not joined yet)',
+  );
+  t.equal(inMountLineTerms('see --help; --etcd-endpoints is a server option'), 'see --help; --etcd-endpoints is a server option', 'only node options');
 });
