@@ -44,9 +44,10 @@ t.test('through a real spawner keeping 4: past the capacity, an early environmen
   for (let n = 1; n <= count; n += 3) {
     const batch = Array.from({ length: Math.min(3, count + 1 - n) }, (_, i) => spec(n + i));
     const results = await Promise.all(batch.map((s) => spawner.run(s)));
+    // Each run with how it ended: CI once saw an empty stdout here, and the state would say why.
     t.same(
-      results.map((r) => r.stdout.toString()),
-      batch.map((s) => s.env.WHICH),
+      results.map((r) => `${r.state}: ${r.stdout.toString()}${r.state === 'ok' ? '' : ` (${r.shortMessage})`}`),
+      batch.map((s) => `ok: ${s.env.WHICH}`),
       `environments ${n}…${n + batch.length - 1}`,
     );
   }
