@@ -3,12 +3,13 @@
 # /mnt/acheron that joins it; one invoke shown through the files and through `acheron invoke` (and
 # one of the wasm echo),
 # then the catalog as the control server sees it, WorldFS on /mnt/acheron-world relaying an invoke
-# to the node, and the same invoke through the control server without a mount. All keep running
-# afterwards.
+# to the node, the same invoke through the control server without a mount, and a user's WorldFS
+# mount of a project following the project's change live. All keep running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MNT=${ACHERON_DEMO_MOUNT:-/mnt/acheron}
 WORLD=${ACHERON_DEMO_WORLD_MOUNT:-/mnt/acheron-world}
+USER_WORLD=${ACHERON_DEMO_USER_WORLD_MOUNT:-/mnt/acheron-user}
 LOG=${ACHERON_DEMO_LOG:-/tmp/acheron-demo.log}
 DATA=${ACHERON_DEMO_DATA:-/var/lib/acheron/demo-control}
 CONTROL_LOG=${ACHERON_DEMO_CONTROL_LOG:-/tmp/acheron-demo-control.log}
@@ -23,8 +24,9 @@ if ! curl -sf http://127.0.0.1:18791/livez >/dev/null 2>&1; then
 fi
 acheron token join --data-dir "$DATA" | tail -1 > "$DATA/demo-join-token"
 acheron token list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["admin"])' > "$DATA/demo-admin-token"
+acheron token list --data-dir "$DATA" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["user"])' > "$DATA/demo-user-token"
 
-for old in "$WORLD" "$MNT"; do
+for old in "$USER_WORLD" "$WORLD" "$MNT"; do
   if grep -qs " $old " /proc/self/mountinfo; then
     echo "# $old is mounted already: unmounting the previous demo"
     umount "$old" 2>/dev/null || fusermount -uz "$old"
@@ -64,9 +66,20 @@ echo '{"msg":"hi through WorldFS"}' > "$WORLD/nodes/demo/services/echo/control/i
 cat "$WORLD/nodes/demo/services/echo/result.json"
 # the same invoke without any mount: one relay through the control server
 acheron invoke echo '{"msg":"hi through the control server"}' --node demo --control-url "$URL" --token-file "$DATA/demo-admin-token"
+# a user's WorldFS mount of project demo-project: it shows the nodes the project mounts, and follows
+# a change of the project while it runs (no remount, no reconnect)
+ADMIN=(--control-url "$URL" --token-file "$DATA/demo-admin-token")
+echo '{"mounts":[],"access_policy":{"actions":{"read":"open","observe":"open","invoke":"open"}}}' |
+  acheron project upsert demo-project --file - "${ADMIN[@]}" >/dev/null
+acheron world --daemon --mount "$USER_WORLD" --control-url "$URL" --token-file "$DATA/demo-user-token" \
+  --project demo-project --log-file "$LOG.user-world"
+ls "$USER_WORLD/nodes"
+echo '{"mounts":[{"node_id":"demo"}]}' | acheron project upsert demo-project --file - "${ADMIN[@]}" >/dev/null
+for _ in $(seq 50); do [ -d "$USER_WORLD/nodes/demo" ] && break; sleep 0.1; done
+ls "$USER_WORLD/nodes" "$USER_WORLD/nodes/demo/services"
 set +x
 echo
 echo "# the node keeps running: try the files under $MNT; stop it with: umount $MNT"
-echo "# WorldFS keeps running on $WORLD: stop it with: umount $WORLD"
+echo "# WorldFS keeps running on $WORLD and, for the user, on $USER_WORLD: stop them with: umount $WORLD $USER_WORLD"
 echo "# the control server keeps running too: acheron node list --control-url $URL --token-file $DATA/demo-admin-token"
 echo "# stop it with: kill \$(cat $DATA/control.pid)"
