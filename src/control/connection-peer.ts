@@ -1,3 +1,5 @@
+import type { WebSocketFrame } from './frames.js';
+
 /**
  * What the hubs and the ops need of a client's connection: who it is and how to send to it.
  * `ControlConnection` is one; they import this instead of it, so `connection.ts` (which dispatches
@@ -10,6 +12,6 @@ export interface ConnectionPeer {
   /** Bytes queued on the socket and not yet sent: how far behind this peer is. */
   readonly bufferedBytes: number;
   send(frame: unknown): void;
-  /** A frame already serialized as UTF-8 JSON, in parts or whole. */
-  sendSerialized(frame: Buffer | readonly Buffer[]): void;
+  /** A text message framed for the wire once, for many peers (frames.ts). */
+  sendFrame(frame: WebSocketFrame): void;
 }

@@ -15,7 +15,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import type { ConnectionPeer } from './connection-peer.js';
-import { replyFrame, SerializedPayload } from './frames.js';
+import { replyFrame, SerializedPayload, type WebSocketFrame } from './frames.js';
 import { ALREADY_REPLIED, OPS, type OpContext } from './ops.js';
 import { parseRequest } from './upsert-frame.js';
 import type { ProjectSession } from './policy.js';
@@ -26,6 +26,16 @@ const VERSION_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json
 /** ws closes with 1009 itself above the server-wide cap; this applies the per-role cap (SPEC §6). */
 const TOO_BIG = 1009;
 const PROTOCOL_MISMATCH = 4002;
+
+type Transport = Pick<Socket, 'cork' | 'uncork' | 'write'>;
+
+/** The sockets corked in this tick: one nextTick uncorks them all (a fan-out corks a hundred). */
+const corked = new Set<Transport>();
+function uncorkAll(): void {
+  const batch = [...corked];
+  corked.clear();
+  for (const transport of batch) transport.uncork();
+}
 
 /** The longest request id (the envelope schema's maxLength): a longer one is not echoed back. */
 const MAX_ID_LENGTH = 128;
@@ -59,13 +69,12 @@ export class ControlConnection implements ConnectionPeer {
   #log: Logger;
   #versioned = false;
   #missedPongs = 0;
-  /** The TCP socket under `socket`: corked while a burst of frames is queued (see `sendSerialized`). */
-  #transport: Pick<Socket, 'cork' | 'uncork'> | undefined;
-  #corked = false;
+  /** The TCP socket under `socket`: corked while a burst of frames is queued (see `#corkUntilNextTick`). */
+  #transport: Transport | undefined;
   /** The ops this connection has started and not finished: `settled` waits for them. */
   readonly #running = new Set<Promise<void>>();
 
-  constructor(socket: WebSocket, principal: Principal, id: number, host: ConnectionHost, transport?: Pick<Socket, 'cork' | 'uncork'>) {
+  constructor(socket: WebSocket, principal: Principal, id: number, host: ConnectionHost, transport?: Transport) {
     this.socket = socket;
     this.#transport = transport;
     this.principal = principal;
@@ -112,6 +121,23 @@ export class ControlConnection implements ConnectionPeer {
   }
 
   /**
+   * Written to the TCP socket as it is, beside ws: the server negotiates no extension (no
+   * permessage-deflate), so ws itself writes every frame to the socket when it is sent, and frames
+   * from either path leave in the order they were sent; the unsent bytes count in ws's
+   * bufferedAmount all the same.
+   */
+  sendFrame(frame: WebSocketFrame): void {
+    if (!this.isOpen) return;
+    const transport = this.#transport;
+    if (!transport) this.socket.send(frame.payload, { binary: false });
+    else {
+      this.#corkUntilNextTick();
+      transport.write(frame.bytes);
+    }
+    this.#dropIfNotReading();
+  }
+
+  /**
    * A peer more than MAX_UNSENT_BYTES behind does not read what it asks for (replies, replays): it
    * is cut off rather than held in memory. A watch alone ends earlier, at SLOW_WATCHER_BYTES.
    */
@@ -129,13 +155,10 @@ export class ControlConnection implements ConnectionPeer {
    */
   #corkUntilNextTick(): void {
     const transport = this.#transport;
-    if (!transport || this.#corked) return;
-    this.#corked = true;
+    if (!transport || corked.has(transport)) return;
+    if (corked.size === 0) process.nextTick(uncorkAll);
+    corked.add(transport);
     transport.cork();
-    process.nextTick(() => {
-      this.#corked = false;
-      transport.uncork();
-    });
   }
 
   /**

@@ -40,9 +40,44 @@ export function watchEventHead(watchId: string, replay: boolean): Buffer {
 export type { EventShape };
 
 /**
+ * A text message framed for the wire once (RFC 6455 §5.2: unmasked, as a server sends, one
+ * frame), so that one event reaches a hundred watchers as the same bytes written to each socket,
+ * without ws building a header and making two writes per socket.
+ */
+export class WebSocketFrame {
+  /** The header, then the payload. */
+  readonly bytes: Buffer;
+  readonly payloadOffset: number;
+
+  constructor(payloadParts: readonly Buffer[]) {
+    const length = payloadParts.reduce((sum, part) => sum + part.length, 0);
+    const header = length < 126 ? 2 : length < 1 << 16 ? 4 : 10;
+    const bytes = Buffer.allocUnsafe(header + length);
+    bytes[0] = 0x81; // FIN, text
+    if (header === 2) bytes[1] = length;
+    else if (header === 4) {
+      bytes[1] = 126;
+      bytes.writeUInt16BE(length, 2);
+    } else {
+      bytes[1] = 127;
+      bytes.writeBigUInt64BE(BigInt(length), 2);
+    }
+    let offset = header;
+    for (const part of payloadParts) offset += part.copy(bytes, offset);
+    this.bytes = bytes;
+    this.payloadOffset = header;
+  }
+
+  /** The message itself (the JSON text). */
+  get payload(): Buffer {
+    return this.bytes.subarray(this.payloadOffset);
+  }
+}
+
+/**
  * One watcher's frame of `event`: its head, then the bytes every watcher of that shape shares, or
  * `body`, the event as a session that may not see all of it sees it (sight.ts).
  */
-export function eventFrame(watchHead: Buffer, event: CatalogEvent, shape: EventShape, body?: Buffer): Buffer {
-  return Buffer.concat([watchHead, event.head, body ?? (shape === 'delta' ? event.deltaBody : event.body), CLOSE]);
+export function eventFrame(watchHead: Buffer, event: CatalogEvent, shape: EventShape, body?: Buffer): WebSocketFrame {
+  return new WebSocketFrame([watchHead, event.head, body ?? (shape === 'delta' ? event.deltaBody : event.body), CLOSE]);
 }

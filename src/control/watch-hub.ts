@@ -4,7 +4,7 @@ import { ProtocolError, type WireErrorCode } from '../protocol/errors.js';
 import type { ConnectionPeer } from './connection-peer.js';
 import type { CatalogEvent } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
-import { eventFrame, watchEventHead, type EventShape } from './frames.js';
+import { eventFrame, watchEventHead, type EventShape, type WebSocketFrame } from './frames.js';
 import type { ControlMetrics } from './metrics.js';
 import type { Sight } from '../protocol/visibility.js';
 import type { ProjectChange, ProjectStore } from './projects.js';
@@ -142,8 +142,8 @@ export class WatchHub {
     for (const event of replay) {
       const frame = eventFrame(replayHead, event, shape, eventBodyAsSeen(event, shape, sight));
       this.#metrics.watch.replayEvents.inc();
-      this.#metrics.watch.replayBytes.inc(frame.length);
-      connection.sendSerialized(frame);
+      this.#metrics.watch.replayBytes.inc(frame.payload.length);
+      connection.sendFrame(frame);
     }
     connection.send(push('control.node_service_watch_synced', { watch_id: id, head_seq: head }));
     this.#watches.set(watchKey(connection, id), {
@@ -181,7 +181,7 @@ export class WatchHub {
     // Counted once per event, not per watcher: a counter update costs more than it seems at 100 watchers.
     let attempts = 0;
     let sent = 0;
-    const frames = new Map<string, Buffer>();
+    const frames = new Map<string, WebSocketFrame>();
     for (const watch of this.#watches.values()) {
       if ((watch.nodeId !== undefined && event.node_id !== watch.nodeId) || !seesEvent(event, watch.sight)) continue;
       attempts++;
@@ -198,7 +198,7 @@ export class WatchHub {
         frame = eventFrame(watch.liveHead, event, watch.shape, seen);
         frames.set(key, frame);
       }
-      watch.connection.sendSerialized(frame);
+      watch.connection.sendFrame(frame);
       watch.lastSentMs = now;
       sent++;
     }

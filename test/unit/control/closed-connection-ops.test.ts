@@ -18,7 +18,7 @@ import { loadSchemas } from '../../../src/protocol/schemas.js';
 
 function context(isOpen: boolean): { context: OpContext; served: string[] } {
   const served: string[] = [];
-  const connection: ConnectionPeer = { id: 1, isOpen, bufferedBytes: 0, send: () => undefined, sendSerialized: () => undefined };
+  const connection: ConnectionPeer = { id: 1, isOpen, bufferedBytes: 0, send: () => undefined, sendFrame: () => undefined };
   const catalog = {
     leaseTtlMs: 60_000,
     refresh: async () => {

@@ -20,7 +20,7 @@ function tunnel(id: number): ConnectionPeer & { requests: RelayRequest[] } {
     bufferedBytes: 0,
     requests,
     send: (frame) => requests.push((frame as { payload: RelayRequest }).payload),
-    sendSerialized: () => undefined,
+    sendFrame: () => undefined,
   };
 }
 
@@ -110,7 +110,7 @@ t.test("a peer server's link closes: the nodes release the sessions it forwarded
       const { type, payload } = frame as { type: string; payload: { session?: string } };
       if (type === 'control.relay_session_closed') closed.push(payload.session as string);
     },
-    sendSerialized: () => undefined,
+    sendFrame: () => undefined,
   };
   hub.tunnelReady('n1', node);
   // Two sessions of server A open handles through its link; a third is told gone by A itself.

@@ -44,7 +44,7 @@ function streamAwaitingSeq5(): EventStream & { arrive(): void } {
 
 /** What the hub pushed to its one watcher. */
 const pushed: unknown[] = [];
-const peer: ConnectionPeer = { id: 1, isOpen: true, bufferedBytes: 0, send: (frame) => void pushed.push(frame), sendSerialized: () => undefined };
+const peer: ConnectionPeer = { id: 1, isOpen: true, bufferedBytes: 0, send: (frame) => void pushed.push(frame), sendFrame: () => undefined };
 
 /** A user's watch from seq 5 started on a session of project p; `meanwhile` runs while it waits. */
 async function watchFromSeq5(

@@ -30,8 +30,8 @@ t.test('pushed events in both shapes, replayed and live, match their schemas', a
   ] as const) {
     const event = new CatalogEvent(12, { kind, timestamp_ms: 7, node: node(state), delta: serviceDelta(before, after, 7) });
     for (const replay of [true, false]) {
-      const full = JSON.parse(eventFrame(watchEventHead('w1', replay), event, 'full').toString()) as { payload: unknown };
-      const delta = JSON.parse(eventFrame(watchEventHead('w1', replay), event, 'delta').toString()) as { payload: unknown };
+      const full = JSON.parse(eventFrame(watchEventHead('w1', replay), event, 'full').payload.toString()) as { payload: unknown };
+      const delta = JSON.parse(eventFrame(watchEventHead('w1', replay), event, 'delta').payload.toString()) as { payload: unknown };
       t.same(problems('push_frame', full), [], `${kind} frame envelope`);
       t.same(problems('catalog_event', full.payload), [], `${kind}: the full shape`);
       t.same(problems('catalog_delta_event', delta.payload), [], `${kind}: the delta shape`);
@@ -88,7 +88,7 @@ t.test('projects as project_get, project_upsert, project_list, project_token_rot
 
 t.test('strict: a wrong type, a missing member and an extra one are each named', async (t) => {
   const event = new CatalogEvent(12, { kind: 'upsert', timestamp_ms: 7, node: node('online'), delta: serviceDelta(before, after, 7) });
-  const payload = (JSON.parse(eventFrame(watchEventHead('w1', false), event, 'delta').toString()) as { payload: Record<string, unknown> }).payload;
+  const payload = (JSON.parse(eventFrame(watchEventHead('w1', false), event, 'delta').payload.toString()) as { payload: Record<string, unknown> }).payload;
   t.same(problems('catalog_delta_event', { ...payload, seq: '12' }), ['frame: /seq: must be integer']);
   const { node_name: _name, ...missing } = payload;
   t.same(problems('catalog_delta_event', missing), ['frame: /node_name: is required']);
