@@ -40,15 +40,8 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
   const onAbort = (): void => terminate('cancelled');
   if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
-  // A grandchild that escaped the group may hold our pipes open: stop waiting for them shortly.
-  subprocess.once('exit', () => {
-    timers.push(
-      setTimeout(() => {
-        subprocess.stdout?.destroy();
-        subprocess.stderr?.destroy();
-      }, PIPE_DRAIN_MS),
-    );
-  });
+  // A grandchild that escaped the group may hold our pipes open: stop waiting for them once they are quiet.
+  subprocess.once('exit', () => timers.push(drainThenClose(subprocess, timers)));
 
   const result = await subprocess;
   for (const timer of timers) clearTimeout(timer);
@@ -75,6 +68,30 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
     durationMs: Math.round(performance.now() - started),
     shortMessage: describe({ state, spec, exitCode, exitSignal, outputCapped, spawnFailed, cause: result.originalMessage ?? result.shortMessage }),
   };
+}
+
+/**
+ * Closes the output pipes once PIPE_DRAIN_MS pass without output. Quiet is judged after a poll
+ * of the event loop (setImmediate), so output that arrived while the loop was held up (a busy
+ * spawner) is read first instead of cut off.
+ */
+function drainThenClose(subprocess: Pick<ReturnType<typeof execa>, 'stdout' | 'stderr'>, timers: NodeJS.Timeout[]): NodeJS.Timeout {
+  let outputSeen = false;
+  const onData = (): void => void (outputSeen = true);
+  subprocess.stdout?.on('data', onData);
+  subprocess.stderr?.on('data', onData);
+  const check = (): void => {
+    setImmediate(() => {
+      if (outputSeen) {
+        outputSeen = false;
+        timers.push(setTimeout(check, PIPE_DRAIN_MS));
+        return;
+      }
+      subprocess.stdout?.destroy();
+      subprocess.stderr?.destroy();
+    });
+  };
+  return setTimeout(check, PIPE_DRAIN_MS);
 }
 
 function toBuffer(output: unknown): Buffer {
