@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -138,7 +140,15 @@ export async function startControl(t: Teardown, options: ControlOptions = {}): P
   }
 }
 
-type ControlOptions = { args?: string[]; dataDir?: string; ports?: { ws: number; http: number }; store?: TestStore; tokens?: { admin: string; user: string } };
+type ControlOptions = {
+  args?: string[];
+  dataDir?: string;
+  ports?: { ws: number; http: number };
+  store?: TestStore;
+  tokens?: { admin: string; user: string };
+  /** PEM files: the server listens with TLS (wss://, https://), and the test trusts `cert`. */
+  tls?: { cert: string; key: string };
+};
 
 async function startControlOnce(t: Teardown, options: ControlOptions): Promise<RunningControl> {
   const dataDir = options.dataDir ?? join(await tempDir(t, 'acheron-control-'), 'data');
@@ -160,6 +170,7 @@ async function startControlOnce(t: Teardown, options: ControlOptions): Promise<R
     '--log-level',
     'debug',
     ...(store?.args ?? []),
+    ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []),
     ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
@@ -183,13 +194,15 @@ async function startControlOnce(t: Teardown, options: ControlOptions): Promise<R
     await signal('SIGKILL', true);
     await removeLocksOf(child.pid, { dataDir }); // dead: a lock naming it is stale
   });
-  const httpUrl = `http://127.0.0.1:${ports.http}`;
-  await waitFor(async () => gone || (await fetch(`${httpUrl}/livez`)).ok, { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
+  const tls = options.tls;
+  const httpUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${ports.http}`;
+  const ca = tls ? await readFile(tls.cert) : undefined;
+  await waitFor(async () => gone || (await livez(`${httpUrl}/livez`, ca)), { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);
   // Known already (a store of the test's, or a restart on the same data dir): no `acheron token list` process to wait for.
   const tokens = store ?? options.tokens ?? (await listTokens(dataDir));
   const control: RunningControl = {
-    url: `ws://127.0.0.1:${ports.ws}`,
+    url: `${tls ? 'wss' : 'ws'}://127.0.0.1:${ports.ws}`,
     httpUrl,
     dataDir,
     logFile,
@@ -205,6 +218,17 @@ async function startControlOnce(t: Teardown, options: ControlOptions): Promise<R
     },
   };
   return control;
+}
+
+/** Whether GET `url` answers 200; over https trusting `ca` alone. */
+function livez(url: string, ca: Buffer | undefined): Promise<boolean> {
+  if (!ca) return fetch(url).then((response) => response.ok);
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { ca }, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    }).once('error', reject);
+  });
 }
 
 /** One request as admin, on a connection of its own. */
