@@ -126,8 +126,8 @@ export class ServerRegistration implements ServerDirectory {
     // again), not a registration lost. Taking it for one started a retry loop per failed attempt.
     lease.on('lost', (error: Error) => {
       if (this.#context.isClosed() || this.#lease !== lease || !registered) return;
-      this.#problem = `this server's registration in etcd was lost (${error.message}); registering again`;
-      this.#log.warn({ err: error }, 'etcd registration lost: registering again');
+      this.#problem = `this server's registration in etcd was lost (${leaseLostReason(error)}); registering again`;
+      this.#log.warn({ reason: leaseLostReason(error) }, 'etcd registration lost: registering again');
       this.#reregistering ??= this.#reregister().finally(() => (this.#reregistering = undefined));
     });
     try {
@@ -236,4 +236,15 @@ function addressOf(value: Buffer): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Why etcd3 gave up a lease, in words: for a lease that lapsed while etcd could not be reached it
+ * puts its sentence where the lease id goes ("Lease We lost connection to etcd and our lease has
+ * expired. is expired or revoked").
+ */
+export function leaseLostReason(error: Error): string {
+  return error.message.startsWith('Lease We lost connection')
+    ? 'its lease expired while etcd could not be reached'
+    : error.message.replace(/^Lease (\S+) is expired or revoked$/, 'lease $1 expired or was revoked');
 }
