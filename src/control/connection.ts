@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import {
@@ -20,22 +19,13 @@ import { ALREADY_REPLIED, OPS, type OpContext } from './ops.js';
 import { parseRequest } from './upsert-frame.js';
 import type { ProjectSession } from './policy.js';
 import { describePrincipal, type Principal } from './principal.js';
+import { corkUntilNextTick, type Transport } from './socket-cork.js';
 
 const REQUEST_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/request';
 const VERSION_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/version';
 /** ws closes with 1009 itself above the server-wide cap; this applies the per-role cap (SPEC §6). */
 const TOO_BIG = 1009;
 const PROTOCOL_MISMATCH = 4002;
-
-type Transport = Pick<Socket, 'cork' | 'uncork' | 'write'>;
-
-/** The sockets corked in this tick: one nextTick uncorks them all (a fan-out corks a hundred). */
-const corked = new Set<Transport>();
-function uncorkAll(): void {
-  const batch = [...corked];
-  corked.clear();
-  for (const transport of batch) transport.uncork();
-}
 
 /** The longest request id (the envelope schema's maxLength): a longer one is not echoed back. */
 const MAX_ID_LENGTH = 128;
@@ -69,7 +59,7 @@ export class ControlConnection implements ConnectionPeer {
   #log: Logger;
   #versioned = false;
   #missedPongs = 0;
-  /** The TCP socket under `socket`: corked while a burst of frames is queued (see `#corkUntilNextTick`). */
+  /** The TCP socket under `socket`: corked while a burst of frames is queued (socket-cork.ts). */
   #transport: Transport | undefined;
   /** The ops this connection has started and not finished: `settled` waits for them. */
   readonly #running = new Set<Promise<void>>();
@@ -114,7 +104,7 @@ export class ControlConnection implements ConnectionPeer {
    */
   sendSerialized(frame: Buffer | readonly Buffer[]): void {
     if (!this.isOpen) return;
-    this.#corkUntilNextTick();
+    if (this.#transport) corkUntilNextTick(this.#transport);
     if (Buffer.isBuffer(frame)) this.socket.send(frame, { binary: false });
     else frame.forEach((part, index) => this.socket.send(part, { binary: false, fin: index === frame.length - 1 }));
     this.#dropIfNotReading();
@@ -131,7 +121,7 @@ export class ControlConnection implements ConnectionPeer {
     const transport = this.#transport;
     if (!transport) this.socket.send(frame.payload, { binary: false });
     else {
-      this.#corkUntilNextTick();
+      corkUntilNextTick(transport);
       transport.write(frame.bytes);
     }
     this.#dropIfNotReading();
@@ -146,19 +136,6 @@ export class ControlConnection implements ConnectionPeer {
     if (unsent <= MAX_UNSENT_BYTES) return;
     this.#log.warn({ unsent_bytes: unsent }, `peer does not read: more than ${MAX_UNSENT_BYTES} bytes unsent, connection dropped`);
     this.socket.terminate();
-  }
-
-  /**
-   * The events of one group commit are fanned out in one synchronous run: held in the socket until
-   * it ends, they leave in one writev per peer instead of one per frame (the syscalls are most of a
-   * fan-out's cost).
-   */
-  #corkUntilNextTick(): void {
-    const transport = this.#transport;
-    if (!transport || corked.has(transport)) return;
-    if (corked.size === 0) process.nextTick(uncorkAll);
-    corked.add(transport);
-    transport.cork();
   }
 
   /**
