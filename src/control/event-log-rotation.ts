@@ -1,15 +1,10 @@
-import { createReadStream, createWriteStream } from 'node:fs';
 import { link, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { AppendLog } from '../store/append-log.js';
 import { syncDir, writeAll } from '../store/atomic-file.js';
+import { gzipInBackground } from '../store/gzip-file.js';
 import { ARCHIVE, byFileTime, headLine, rotatedName } from './event-log-files.js';
-
-/** Archives are for the record and for replay: speed matters more than size here. */
-const ARCHIVE_GZIP_LEVEL = 1;
 
 /**
  * Makes everything the log holds up to the returned seq durable elsewhere (the catalog's
@@ -105,11 +100,9 @@ export class EventLogRotation {
     if (this.#checkpoint && this.#checkpointed < lastSeq) this.#checkpointed = Math.max(this.#checkpointed, await this.#checkpoint());
     const { dir, archiveKeep } = this.#options;
     const archive = `${rotated}.gz`;
-    // Streamed through zlib's thread pool: no copy of the whole file in memory, no work on the event loop.
+    // Compressed at the lowest priority, outside this process: serving watchers and nodes comes first.
     const temp = `${archive}.tmp`;
-    await pipeline(createReadStream(rotated), createGzip({ level: ARCHIVE_GZIP_LEVEL }), createWriteStream(temp, { mode: 0o600 }));
-    const written = await open(temp, 'r+');
-    await written.sync().finally(() => written.close());
+    await gzipInBackground(rotated, temp);
     await rename(temp, archive);
     await syncDir(dir);
     const archives = (await readdir(dir)).filter((n) => ARCHIVE.test(n)).sort(byFileTime);

@@ -15,5 +15,6 @@
 export { AppendLog, type CommitBatch } from './append-log.js';
 export { StateJournal, BATCH_SYNC_MS, type RestoredState, type StateSync } from './state-journal.js';
 export { syncDir, writeAll, writeFileAtomic, type WriteData } from './atomic-file.js';
+export { gzipInBackground } from './gzip-file.js';
 export { makeDirectory } from './make-directory.js';
 export { PidLock, pidLockPath, type LockedThing } from './pid-lock.js';
