@@ -22,7 +22,7 @@ export interface ProjectStore {
   /**
    * Calls `listener` with the id of each project changed from now on, here or (etcd) through another
    * server of the store: `deleted` (also one this server sees replaced by a project made again under
-   * its id), or `changed` in what its sessions may see (`projectChange`).
+   * its id), `changed` in what its sessions may see, or `token`: a new token alone (`projectChange`).
    */
   onChange(listener: (projectId: string, change: ProjectChange) => void): void;
   close(): Promise<void>;
@@ -44,19 +44,24 @@ export interface Project {
   updated_ms: number;
 }
 
-export type ProjectChange = 'deleted' | 'changed';
+export type ProjectChange = 'deleted' | 'changed' | 'token';
 
 /**
  * What a change from `before` to `after` (undefined: none) is to the project's sessions: deleted
- * (gone, or made again: another incarnation), changed (its nodes, policy or token: they may see
- * otherwise), or nothing to them (its name, or nothing at all).
+ * (gone, or made again: another incarnation), changed (its nodes or policy, or a first token: they
+ * may see otherwise), token (one token replaced by another, nodes and policy the same: only a
+ * session attached with a project token may see otherwise, policy.ts `holdsProjectToken`), or
+ * nothing to them (its name, or nothing at all).
  */
 export function projectChange(before: Project | undefined, after: Project | undefined): ProjectChange | undefined {
   if (before === undefined) return undefined;
   if (after === undefined || after.incarnation !== before.incarnation) return 'deleted';
   // The nodes as a set (paths and order do not change what a session sees), the policy canonical.
-  const sight = (p: Project): string => canonicalJson([[...new Set(p.mounts.map((m) => m.node_id))].sort(), p.access_policy, p.token_sha256]);
-  return sight(after) === sight(before) ? undefined : 'changed';
+  // Whether the project has a token at all is part of its policy: the mode of an unset action follows it (policy.ts `defaultMode`).
+  const token = (p: Project): string | null => p.token_sha256 || null;
+  const sight = (p: Project): string => canonicalJson([[...new Set(p.mounts.map((m) => m.node_id))].sort(), p.access_policy, token(p) !== null]);
+  if (sight(after) !== sight(before)) return 'changed';
+  return token(after) === token(before) ? undefined : 'token';
 }
 
 /** What clients see of a project (docs/schemas/control-replies.schema.json `public_project`). */

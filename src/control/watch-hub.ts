@@ -18,6 +18,12 @@ export interface WatchScope {
   projectId?: string;
   /** Whether the session's project was deleted since the attach (policy.ts `sessionProject`). */
   projectGone?: () => boolean;
+  /**
+   * The session attached with the project token (valid then; maybe rotated since): a new token
+   * alone may change what it sees, so it ends the watch. Not the token held now, which a rotation
+   * has already taken when the watch learns of it.
+   */
+  withProjectToken?: boolean;
 }
 
 interface Watch {
@@ -26,8 +32,9 @@ interface Watch {
   nodeId: string | undefined;
   /** Whose events these are (SPEC §8): undefined for admins, who see everything. */
   sight: Sight;
-  /** The project of a user's session: the watch ends when it is deleted. */
+  /** The project of a user's session: the watch ends when it is deleted or changes (a new token alone: only `withProjectToken`). */
   projectId: string | undefined;
+  withProjectToken: boolean;
   lastSentMs: number;
   /** The head of its live event frames (see frames.ts). */
   liveHead: Buffer;
@@ -36,6 +43,8 @@ interface Watch {
 
 const watchKey = (connection: ConnectionPeer, watchId: string): string => `${connection.id}/${watchId}`;
 const projectDeleted = (projectId: string): string => `project ${projectId} was deleted: the watch has ended`;
+const projectNewToken = (projectId: string): string =>
+  `project ${projectId} has a new project token (the one this session attached with may no longer count): read the catalog again and watch`;
 
 export const DEFAULT_REPLAY_LIMIT = 25;
 /** Progress frames after this much silence, so a filtered watcher can resume without replays. */
@@ -90,7 +99,7 @@ export class WatchHub {
   async watch(
     connection: ConnectionPeer,
     request: WatchRequest,
-    { sight, projectId, projectGone }: WatchScope,
+    { sight, projectId, projectGone, withProjectToken = false }: WatchScope,
     ack: (payload: Record<string, unknown>) => void,
   ): Promise<void> {
     if (request.since_seq !== undefined) {
@@ -152,6 +161,7 @@ export class WatchHub {
       nodeId: request.node_id,
       sight,
       projectId,
+      withProjectToken,
       lastSentMs: Date.now(),
       liveHead: watchEventHead(id, false),
       shape,
@@ -210,15 +220,19 @@ export class WatchHub {
    * The project is gone: the watches of its sessions end with `not_found` naming it, rather than
    * stay open and silent (their sight is empty now; a project made again under the id is another).
    * Its nodes, policy or token changed: they end with `resync_required`, since a watch brings no
-   * event for a node its session may now see (or no longer sees) until that node changes.
+   * event for a node its session may now see (or no longer sees) until that node changes. A new
+   * token alone ends only the watches of sessions attached with a token: the others see as before.
    */
   #projectChanged(projectId: string, change: ProjectChange): void {
     const error =
       change === 'deleted'
         ? { code: 'not_found' as const, message: projectDeleted(projectId) }
-        : { code: 'resync_required' as const, message: `project ${projectId} changed (its nodes, policy or token): read the catalog again and watch` };
+        : change === 'token'
+          ? { code: 'resync_required' as const, message: projectNewToken(projectId) }
+          : { code: 'resync_required' as const, message: `project ${projectId} changed (its nodes, policy or token): read the catalog again and watch` };
     for (const watch of [...this.#watches.values()])
-      if (watch.projectId === projectId) this.#end(watch, change === 'deleted' ? 'project_deleted' : 'project_changed', error);
+      if (watch.projectId === projectId && (change !== 'token' || watch.withProjectToken))
+        this.#end(watch, change === 'deleted' ? 'project_deleted' : 'project_changed', error);
   }
 
   /** Ends a watch that missed events it should have had (a drop, counted as one). */

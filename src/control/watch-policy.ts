@@ -50,5 +50,10 @@ export function watchAccess(
   // Events carry catalog metadata (node meta, service descriptors), which `read` guards: observe alone shows nothing.
   const why = refusal(project, 'observe', principal, session) ?? refusal(project, 'read', principal, session);
   if (why) return { refused: why };
-  return { sight: userSight(principal, session, projects), projectId: session.projectId, projectGone: () => sessionProject(projects, session) === undefined };
+  return {
+    sight: userSight(principal, session, projects),
+    projectId: session.projectId,
+    projectGone: () => sessionProject(projects, session) === undefined,
+    withProjectToken: session.tokenSha256 !== null,
+  };
 }

@@ -2,7 +2,8 @@
 // server's seq, a moment ahead). Its project deleted meanwhile, made again under its id or not, the
 // watch ends with not_found naming it, as a running watch does; it registered after the deletion
 // before, live and silent. A live watch whose project changes in what its session may see ends with
-// resync_required. The hub in process, on a real project store and the real watch policy.
+// resync_required; a new token alone ends only the watches of sessions attached with a token. The
+// hub in process, on a real project store and the real watch policy.
 import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -119,11 +120,60 @@ t.test("a live watch ends with resync_required when its project's nodes, policy 
   ]);
 });
 
-t.test('a new project token ends the watch too (a require_project_token service is seen otherwise)', async (t) => {
+t.test('a first project token ends the watch too (an unset action needs the token from then on)', async (t) => {
   const { outcome, hub, projects } = await watchFromSeq5(t, async () => undefined);
   await outcome;
   pushed.length = 0;
   await projects.rotateToken('p');
   t.equal(hub.size, 0);
   t.match(pushed, [{ error: { code: 'resync_required', watch_id: 'w1' } }]);
+});
+
+/** Two live watches of project p (which has a token): one of a session attached with it, one without. */
+async function holderAndTokenless(t: Test): Promise<{ hub: WatchHub; projects: FileProjectStore; holder: unknown[]; tokenless: unknown[] }> {
+  const projects = await FileProjectStore.open(join(await tempDir(t), 'projects.journal'), pino({ level: 'silent' }));
+  t.teardown(() => projects.close());
+  await projects.upsert({ ...PROJECT, token: 'T1' });
+  const events = streamAwaitingSeq5();
+  const hub = new WatchHub(events, new ControlMetrics({} as CatalogStore, events, 'test:1', async () => undefined), projects);
+  t.teardown(() => hub.close());
+  const watcher = async (id: number, token: string | undefined): Promise<unknown[]> => {
+    const frames: unknown[] = [];
+    const connection: ConnectionPeer = { id, isOpen: true, bufferedBytes: 0, send: (frame) => void frames.push(frame), sendFrame: () => undefined };
+    const { session } = attachSession('p', projects.find('p'), token, user);
+    const scope = watchAccess(user, { allowAdmin: true, allowUser: true }, session, projects);
+    if ('refused' in scope) throw new Error(scope.refused);
+    await hub.watch(connection, {}, scope, () => undefined);
+    frames.length = 0; // the synced marker
+    return frames;
+  };
+  const holder = await watcher(11, 'T1');
+  const tokenless = await watcher(12, undefined);
+  t.equal(hub.size, 2);
+  return { hub, projects, holder, tokenless };
+}
+
+const newToken = 'project p has a new project token (the one this session attached with may no longer count): read the catalog again and watch';
+
+t.test('a new project token alone ends the watch of the session attached with the token, not of one without', async (t) => {
+  const { hub, projects, holder, tokenless } = await holderAndTokenless(t);
+  await projects.upsert({ project_id: 'p', token: 'T1' });
+  t.equal(hub.size, 2, 'the same token again: both go on');
+  await projects.rotateToken('p');
+  t.equal(hub.size, 1, 'one watch left');
+  t.match(holder, [{ type: 'control.error', id: null, ok: false, error: { code: 'resync_required', watch_id: 'w1', message: newToken } }]);
+  t.equal(holder.length, 1);
+  t.same(tokenless, [], 'the session without the token sees as before: its watch goes on, nothing pushed');
+  await projects.upsert({ project_id: 'p', token: 'T3' });
+  t.equal(hub.size, 1, 'a token set by an upsert: the same');
+  t.same(tokenless, []);
+});
+
+t.test("a change of the project's policy ends both", async (t) => {
+  const { hub, projects, holder, tokenless } = await holderAndTokenless(t);
+  await projects.upsert({ project_id: 'p', access_policy: { actions: { read: 'open', observe: 'open', invoke: 'open' } } });
+  t.equal(hub.size, 0);
+  const changed = { code: 'resync_required', message: 'project p changed (its nodes, policy or token): read the catalog again and watch' };
+  t.match(holder, [{ error: { ...changed, watch_id: 'w1' } }]);
+  t.match(tokenless, [{ error: { ...changed, watch_id: 'w1' } }]);
 });
