@@ -311,6 +311,10 @@ export async function worldSuite(t: Test): Promise<void> {
     );
     tt.match(JSON.parse(again.stdout), { service_id: 'tokened' }, 'read again with the token from the file, the mount never restarted');
     tt.ok(await alive(withToken.child.pid as number), 'the same world process');
+    // A new token alone changes nothing for a session attached without one: the server left that mount's watch running.
+    const endedWatch = async (world: { logFile: string }): Promise<boolean> => (await readFile(world.logFile, 'utf8')).includes('the server ended the watch');
+    tt.ok(await endedWatch(withToken), 'the mount attached with the token read the catalog again');
+    tt.notOk(await endedWatch(withoutToken), 'the mount attached without it read nothing again');
 
     const outside = 'world-empty';
     await admin('control.project_upsert', { project_id: outside, mounts: [], access_policy: { actions: { read: 'open', observe: 'open' } } });
