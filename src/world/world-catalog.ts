@@ -212,15 +212,15 @@ export class WorldCatalog {
       pending.set(nodeId, { events, done });
       return done;
     };
-    /** A new watch, then every node: the mirror shown once all is read (relays go on meanwhile). */
-    const readAll = async (): Promise<void> => {
+    /** A new watch, then every node: the mirror shown once all is read, with the `grant` it was read under (relays go on meanwhile). */
+    const readAll = async (grant: SessionAttachReply | undefined): Promise<void> => {
       mirror = new CatalogMirror();
       reading = new Map();
       position = undefined;
       await watchFromNow(client as ControlClient);
       const listed = await (client as ControlClient).request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
       await Promise.all(listed.nodes.map((n) => read(n.node_id)));
-      this.#mirror = mirror;
+      [this.#grant, this.#mirror] = [grant, mirror];
       this.#changedMs = Date.now();
     };
     /** The server ended the watch (the project changed, or the watch fell behind): attached and read again on this connection. */
@@ -228,8 +228,7 @@ export class WorldCatalog {
       if (!(client as ControlClient).isOpen) return; // the connection is gone: the next one reads what it must
       this.#options.log.info({ reason: why }, 'the server ended the watch: reading the catalog again');
       try {
-        this.#grant = await attachAgain(this.#options.attach, client as ControlClient, this.#options.log);
-        await readAll();
+        await readAll(await attachAgain(this.#options.attach, client as ControlClient, this.#options.log));
         this.#options.log.info({ nodes: mirror.nodeIds().length }, 'catalog read again; following events');
       } catch (error) {
         resync(`reading the catalog again: ${(error as Error).message}`);
@@ -265,13 +264,12 @@ export class WorldCatalog {
     });
     this.#client = client;
     try {
-      const before = this.#grant;
-      this.#grant = await this.#options.attach?.(client);
+      const grant = await this.#options.attach?.(client);
       // A session that may now see otherwise (the project's nodes, actions or token changed) reads
       // everything again: a resumed watch brings no event for a node it may see or no longer sees.
-      const sameSight = JSON.stringify(before) === JSON.stringify(this.#grant);
+      const sameSight = JSON.stringify(this.#grant) === JSON.stringify(grant);
       const resumed = position !== undefined && sameSight && (await resumeWatch(client, position, this.#options.log));
-      if (!resumed) await readAll();
+      if (!resumed) await readAll(grant);
       following = true;
       this.#connected = true;
       this.#reconnect.succeeded();

@@ -102,3 +102,70 @@ t.test('a node read in flight when the watch ends is dropped, not shown after th
   t.same(catalog.nodeIds(), [], 'the read of x answered afterwards shows nothing');
   t.ok(catalog.connected, 'still connected: read again in place');
 });
+
+/** A node as control.node_list gives it. */
+function summary(nodeId: string): unknown {
+  const { services, service_hashes: _hashes, ...node } = stored(nodeId, 1, [a]);
+  return { ...node, service_count: services.length };
+}
+
+t.test('after the watch ends, the new grant shows only with the nodes read under it', async (t) => {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  let socket: WebSocket | undefined;
+  let lists = 0;
+  let heldList: (() => void) | undefined;
+  server.on('connection', (s) => {
+    socket = s;
+    s.on('message', (data) => {
+      const { type, id, payload } = JSON.parse(data.toString()) as { type: string; id: string; payload: Record<string, unknown> };
+      const reply = (p: unknown) => s.send(JSON.stringify({ channel: 'control', type, id, ok: true, payload: p }));
+      if (type === 'control.version') reply({ protocol: PROTOCOL, server_version: 'test', principal: 'user' });
+      else if (type === 'control.node_service_watch') reply({ watch_id: 'w1', enabled: true, include: 'delta', replay_limit: 0, replayed: 0, head_seq: 0 });
+      else if (type === 'control.node_list') {
+        // The first listing has x; the one after the project changed has y, and waits until the test lets it go.
+        lists++;
+        if (lists === 1) reply({ nodes: [summary('x')] });
+        else heldList = () => reply({ nodes: [summary('y')] });
+      } else if (type === 'control.node_get') reply(stored(payload.node_id as string, 1, [a]));
+      else reply({});
+    });
+  });
+  const grant = (nodes: string[]) => ({
+    project_id: 'p',
+    has_project_token: false,
+    nodes,
+    actions: { read: 'allowed', observe: 'allowed', invoke: 'allowed', mount: 'allowed', admin: 'refused' },
+  });
+  const grants = [grant(['x']), grant(['y'])];
+  const catalog = new WorldCatalog({
+    urls: [`ws://127.0.0.1:${(server.address() as AddressInfo).port}`],
+    token: 'x',
+    attach: async () => grants.shift() ?? grant(['y']),
+    schemas: await loadSchemas(),
+    log: pino({ level: 'silent' }),
+    backoffMs: 10,
+    backoffMaxMs: 50,
+    refreshMs: 60_000,
+  });
+  t.teardown(async () => {
+    await catalog.stop();
+    server.close();
+  });
+  await catalog.start();
+  t.same([catalog.nodeIds(), catalog.grant?.nodes], [['x'], ['x']], 'read under the first grant');
+  socket?.send(
+    JSON.stringify({
+      channel: 'control',
+      type: 'control.error',
+      id: null,
+      ok: false,
+      error: { code: 'resync_required', message: 'project p changed', watch_id: 'w1' },
+    }),
+  );
+  await waitFor(() => heldList !== undefined, { what: 'the listing after the re-attach', timeoutMs: 5000 });
+  t.same([catalog.nodeIds(), catalog.grant?.nodes], [['x'], ['x']], 'while the catalog is read again: the old nodes, under the old grant');
+  heldList?.();
+  await waitFor(() => catalog.nodeIds()[0] === 'y', { what: 'the catalog read again', timeoutMs: 5000 });
+  t.same(catalog.grant?.nodes, ['y'], 'the new grant, with the nodes read under it');
+});
