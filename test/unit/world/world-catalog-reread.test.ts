@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { serviceDelta } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
@@ -13,6 +13,7 @@ import { serviceHash } from '../../../src/protocol/service-hash.js';
 import { loadSchemas } from '../../../src/protocol/schemas.js';
 import { PROTOCOL } from '../../../src/protocol/envelope.js';
 import type { ServiceDescriptor, StoredNode } from '../../../src/protocol/types.gen.js';
+import type { Attach } from '../../../src/world/catalog-requests.js';
 import { WorldCatalog } from '../../../src/world/world-catalog.js';
 import { waitFor } from '../../helpers/process.js';
 
@@ -47,6 +48,35 @@ function stored(nodeId: string, seq: number, services: ServiceDescriptor[]): Sto
   } as StoredNode;
 }
 
+/** The server ends watch w1: the session's project changed. */
+const WATCH_ENDED = JSON.stringify({
+  channel: 'control',
+  type: 'control.error',
+  id: null,
+  ok: false,
+  error: { code: 'resync_required', message: 'project p changed', watch_id: 'w1' },
+});
+
+/** A catalog of the scripted `server`, started; stopped with the server at the test's end. */
+async function startCatalog(t: Test, server: WebSocketServer, attach?: Attach): Promise<WorldCatalog> {
+  const catalog = new WorldCatalog({
+    urls: [`ws://127.0.0.1:${(server.address() as AddressInfo).port}`],
+    token: 'x',
+    ...(attach ? { attach } : {}),
+    schemas: await loadSchemas(),
+    log: pino({ level: 'silent' }),
+    backoffMs: 10,
+    backoffMaxMs: 50,
+    refreshMs: 60_000,
+  });
+  t.teardown(async () => {
+    await catalog.stop();
+    server.close();
+  });
+  await catalog.start();
+  return catalog;
+}
+
 t.test('a node read in flight when the watch ends is dropped, not shown after the re-read', async (t) => {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await once(server, 'listening');
@@ -67,33 +97,11 @@ t.test('a node read in flight when the watch ends is dropped, not shown after th
       else reply({});
     });
   });
-  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const catalog = new WorldCatalog({
-    urls: [url],
-    token: 'x',
-    schemas: await loadSchemas(),
-    log: pino({ level: 'silent' }),
-    backoffMs: 10,
-    backoffMaxMs: 50,
-    refreshMs: 60_000,
-  });
-  t.teardown(async () => {
-    await catalog.stop();
-    server.close();
-  });
-  await catalog.start();
+  const catalog = await startCatalog(t, server);
   socket?.send(JSON.stringify(event(1, 'x', [a])));
   await waitFor(() => held !== undefined, { what: 'the read of x', timeoutMs: 5000 });
   // The server ends the watch (project changed: x no longer in sight), then the stale read answers.
-  socket?.send(
-    JSON.stringify({
-      channel: 'control',
-      type: 'control.error',
-      id: null,
-      ok: false,
-      error: { code: 'resync_required', message: 'project p changed', watch_id: 'w1' },
-    }),
-  );
+  socket?.send(WATCH_ENDED);
   await waitFor(() => watches === 2, { what: 'the second watch', timeoutMs: 5000 });
   await new Promise((r) => setTimeout(r, 100));
   t.same(catalog.nodeIds(), [], 'after the re-read: nothing listed');
@@ -138,31 +146,9 @@ t.test('after the watch ends, the new grant shows only with the nodes read under
     actions: { read: 'allowed', observe: 'allowed', invoke: 'allowed', mount: 'allowed', admin: 'refused' },
   });
   const grants = [grant(['x']), grant(['y'])];
-  const catalog = new WorldCatalog({
-    urls: [`ws://127.0.0.1:${(server.address() as AddressInfo).port}`],
-    token: 'x',
-    attach: async () => grants.shift() ?? grant(['y']),
-    schemas: await loadSchemas(),
-    log: pino({ level: 'silent' }),
-    backoffMs: 10,
-    backoffMaxMs: 50,
-    refreshMs: 60_000,
-  });
-  t.teardown(async () => {
-    await catalog.stop();
-    server.close();
-  });
-  await catalog.start();
+  const catalog = await startCatalog(t, server, async () => grants.shift() ?? grant(['y']));
   t.same([catalog.nodeIds(), catalog.grant?.nodes], [['x'], ['x']], 'read under the first grant');
-  socket?.send(
-    JSON.stringify({
-      channel: 'control',
-      type: 'control.error',
-      id: null,
-      ok: false,
-      error: { code: 'resync_required', message: 'project p changed', watch_id: 'w1' },
-    }),
-  );
+  socket?.send(WATCH_ENDED);
   await waitFor(() => heldList !== undefined, { what: 'the listing after the re-attach', timeoutMs: 5000 });
   t.same([catalog.nodeIds(), catalog.grant?.nodes], [['x'], ['x']], 'while the catalog is read again: the old nodes, under the old grant');
   heldList?.();
