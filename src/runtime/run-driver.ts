@@ -2,8 +2,10 @@ import { execa } from 'execa';
 import { signalGroup, terminateGroup } from './process-group.js';
 import type { DriverSpec, RunResult, RunState } from './run-result.js';
 
-/** After the main process exits, how long its output pipes may stay open (a setsid grandchild). */
-const PIPE_DRAIN_MS = 100;
+/** After the main process exits, its output pipes are closed once quiet this long (a setsid grandchild may hold them)... */
+const PIPE_QUIET_MS = 100;
+/** ...and this long after the exit at the latest: a grandchild that keeps writing does not hold the invocation. */
+const PIPE_DRAIN_MAX_MS = 2000;
 
 /**
  * Runs one driver to completion: no shell, its own process group, stdin = payload then EOF, output
@@ -31,7 +33,9 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
     ...(spec.gid === undefined ? {} : { gid: spec.gid }),
   });
   const pid = subprocess.pid;
+  let drain: PipeDrain | undefined;
   const terminate = (why: 'timeout' | 'cancelled'): void => {
+    if (drain) return; // it has exited: the run is over, whatever its pipes still bring
     reason ??= why;
     timers.push(terminateGroup(pid, spec.killGraceMs));
   };
@@ -41,10 +45,11 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
   if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
   // A grandchild that escaped the group may hold our pipes open: stop waiting for them once they are quiet.
-  subprocess.once('exit', () => timers.push(drainThenClose(subprocess, timers)));
+  subprocess.once('exit', () => (drain = new PipeDrain(subprocess)));
 
   const result = await subprocess;
   for (const timer of timers) clearTimeout(timer);
+  drain?.stop();
   signal?.removeEventListener('abort', onAbort);
   // Whatever the driver left behind in its group is a stray: the invocation is over.
   signalGroup(pid, 'SIGKILL');
@@ -71,27 +76,44 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
 }
 
 /**
- * Closes the output pipes once PIPE_DRAIN_MS pass without output. Quiet is judged after a poll
- * of the event loop (setImmediate), so output that arrived while the loop was held up (a busy
- * spawner) is read first instead of cut off.
+ * Closes a driver's output pipes once PIPE_QUIET_MS pass without output, or PIPE_DRAIN_MAX_MS after
+ * the exit. Quiet is judged after a poll of the event loop (setImmediate), so output that arrived
+ * while the loop was held up (a busy spawner) is read first instead of cut off.
  */
-function drainThenClose(subprocess: Pick<ReturnType<typeof execa>, 'stdout' | 'stderr'>, timers: NodeJS.Timeout[]): NodeJS.Timeout {
-  let outputSeen = false;
-  const onData = (): void => void (outputSeen = true);
-  subprocess.stdout?.on('data', onData);
-  subprocess.stderr?.on('data', onData);
-  const check = (): void => {
-    setImmediate(() => {
-      if (outputSeen) {
-        outputSeen = false;
-        timers.push(setTimeout(check, PIPE_DRAIN_MS));
-        return;
-      }
-      subprocess.stdout?.destroy();
-      subprocess.stderr?.destroy();
-    });
-  };
-  return setTimeout(check, PIPE_DRAIN_MS);
+class PipeDrain {
+  readonly #subprocess: Pick<ReturnType<typeof execa>, 'stdout' | 'stderr'>;
+  readonly #deadline = performance.now() + PIPE_DRAIN_MAX_MS;
+  #outputSeen = false;
+  #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+
+  constructor(subprocess: Pick<ReturnType<typeof execa>, 'stdout' | 'stderr'>) {
+    this.#subprocess = subprocess;
+    const onData = (): void => void (this.#outputSeen = true);
+    subprocess.stdout?.on('data', onData);
+    subprocess.stderr?.on('data', onData);
+    this.#wait();
+  }
+
+  /** The run is over: nothing more to close. */
+  stop(): void {
+    clearTimeout(this.#timer);
+    clearImmediate(this.#immediate);
+  }
+
+  #wait(): void {
+    this.#timer = setTimeout(() => (this.#immediate = setImmediate(() => this.#check())), PIPE_QUIET_MS);
+  }
+
+  #check(): void {
+    if (this.#outputSeen && performance.now() < this.#deadline) {
+      this.#outputSeen = false;
+      this.#wait();
+      return;
+    }
+    this.#subprocess.stdout?.destroy();
+    this.#subprocess.stderr?.destroy();
+  }
 }
 
 function toBuffer(output: unknown): Buffer {

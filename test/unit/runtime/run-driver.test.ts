@@ -1,7 +1,8 @@
 // runDriver stops waiting for output pipes that stay open after the driver exits (a grandchild
 // holds them), but not while output is still arriving: a spawner whose event loop was held up
-// when the driver exited reads what came meanwhile instead of cutting it off.
-import t from 'tap';
+// when the driver exited reads what came meanwhile instead of cutting it off. A grandchild that
+// keeps writing holds the run 2 s at most, and the run is the driver's: ok, not a timeout.
+import t, { type Test } from 'tap';
 import { runDriver } from '../../../src/runtime/run-driver.js';
 import type { DriverSpec } from '../../../src/runtime/run-result.js';
 
@@ -32,19 +33,38 @@ t.test('output written after the exit while the event loop was held up is kept',
   t.equal(result.stdout.toString(), 'head\ntail\n');
 });
 
+/** Kills the grandchild whose pid the driver printed on stderr, at the test's end. */
+function killGrandchild(t: Test, stderr: Buffer): void {
+  const pid = Number(stderr.toString().trim().split('\n')[0]);
+  t.teardown(() => {
+    try {
+      if (Number.isInteger(pid) && pid > 0) process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  });
+}
+
+t.test('a grandchild that keeps writing holds the run 2 s at most; it ends as the driver did', async (t) => {
+  const started = performance.now();
+  // Writes every 50 ms for 10 s, outside the driver's process group; the driver exits 0 at once. timeout_ms is 1 s.
+  const result = await runDriver({
+    ...spec("setsid sh -c 'for i in $(seq 200); do echo tick; sleep 0.05; done' & echo $! >&2; echo head"),
+    timeoutMs: 1000,
+  });
+  const waited = performance.now() - started;
+  killGrandchild(t, result.stderr);
+  t.ok(waited < 5000, `returned after ${Math.round(waited)} ms, not when the grandchild stops`);
+  t.equal(result.state, 'ok', 'not relabelled a timeout: the driver itself exited 0');
+  t.match(result.stdout.toString(), /^head\ntick\n/, 'what came before the pipes were closed is kept');
+});
+
 t.test('pipes held open by a silent grandchild are closed shortly after the exit', async (t) => {
   const started = performance.now();
   // setsid: the grandchild leaves the driver's process group, so the group's kill spares it.
   const result = await runDriver(spec('echo head; setsid sleep 5 & echo $! >&2; exit 0'));
   const waited = performance.now() - started;
-  const grandchild = Number(result.stderr.toString());
-  t.teardown(() => {
-    try {
-      if (Number.isInteger(grandchild) && grandchild > 0) process.kill(grandchild, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  });
+  killGrandchild(t, result.stderr);
   t.equal(result.state, 'ok');
   t.equal(result.stdout.toString(), 'head\n');
   t.ok(waited < 3000, `returned after ${Math.round(waited)} ms, not when the grandchild exits`);
