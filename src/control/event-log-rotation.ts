@@ -36,6 +36,8 @@ export class EventLogRotation {
   /** Archiving runs one file at a time, behind the appends. */
   #archiving: Promise<void> = Promise.resolve();
   #lastRotationMs = 0;
+  /** Aborted when the server stops and waits for the archiving: it then runs at normal priority. */
+  #hurry = new AbortController();
 
   constructor(options: RotationOptions, leftovers: string[]) {
     this.#options = options;
@@ -87,6 +89,11 @@ export class EventLogRotation {
     return this.#archiving;
   }
 
+  /** The server stops and will wait for the archiving: it is not background work any more. */
+  hurry(): void {
+    this.#hurry.abort();
+  }
+
   #queueArchive(rotated: string, lastSeq: number): void {
     this.#archiving = this.#archiving
       .then(() => this.#archive(rotated, lastSeq))
@@ -102,7 +109,7 @@ export class EventLogRotation {
     const archive = `${rotated}.gz`;
     // Compressed at the lowest priority, outside this process: serving watchers and nodes comes first.
     const temp = `${archive}.tmp`;
-    await gzipInBackground(rotated, temp);
+    await gzipInBackground(rotated, temp, this.#hurry.signal);
     await rename(temp, archive);
     await syncDir(dir);
     const archives = (await readdir(dir)).filter((n) => ARCHIVE.test(n)).sort(byFileTime);

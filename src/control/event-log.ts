@@ -188,6 +188,7 @@ export class EventLog implements EventStream {
   }
 
   async close(): Promise<void> {
+    this.#rotation.hurry();
     await this.#file.flush();
     await this.#rotation.idle();
     await this.#file.close();
