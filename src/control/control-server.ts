@@ -131,6 +131,8 @@ export class ControlServer {
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: NODE_FRAME_MAX_BYTES,
+      // No extension: watch frames are framed once and written beside ws (ControlConnection.sendFrame).
+      perMessageDeflate: false,
       handleProtocols: (protocols) => [...protocols].find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX)) ?? false,
     });
     this.#ws.on('upgrade', (request, socket, head) => void this.#upgrade(request, socket as Socket, head));

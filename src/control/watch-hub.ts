@@ -229,7 +229,10 @@ export class WatchHub {
         ? { code: 'not_found' as const, message: projectDeleted(projectId) }
         : change === 'token'
           ? { code: 'resync_required' as const, message: projectNewToken(projectId) }
-          : { code: 'resync_required' as const, message: `project ${projectId} changed (its nodes, policy or token): read the catalog again and watch` };
+          : {
+              code: 'resync_required' as const,
+              message: `project ${projectId} changed (its nodes or policy, or it got or lost its token): read the catalog again and watch`,
+            };
     for (const watch of [...this.#watches.values()])
       if (watch.projectId === projectId && (change !== 'token' || watch.withProjectToken))
         this.#end(watch, change === 'deleted' ? 'project_deleted' : 'project_changed', error);

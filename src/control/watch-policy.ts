@@ -1,4 +1,4 @@
-import { refusal, sessionProject, type ProjectSession } from './policy.js';
+import { holdsProjectToken, refusal, sessionProject, type ProjectSession } from './policy.js';
 import type { Principal } from './principal.js';
 import { noProject, type ProjectStore } from './projects.js';
 import { userSight } from './sight.js';
@@ -54,6 +54,7 @@ export function watchAccess(
     sight: userSight(principal, session, projects),
     projectId: session.projectId,
     projectGone: () => sessionProject(projects, session) === undefined,
-    withProjectToken: session.tokenSha256 !== null,
+    // A token already rotated away counts as none: another rotation changes nothing for this session.
+    withProjectToken: holdsProjectToken(project, session),
   };
 }

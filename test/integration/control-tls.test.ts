@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { joinArgs, joinToken, startControl } from '../helpers/control.js';
 import { ACHERON, manifest, startNode, tempDir } from '../helpers/node.js';
-import { q, sh, waitFor } from '../helpers/process.js';
+import { q, sh, waitFor, watchdog } from '../helpers/process.js';
 
 const dir = await tempDir(t, 'acheron-tls-');
 const cert = join(dir, 'cert.pem');
@@ -29,12 +29,14 @@ await writeFile(tokenFile, (await joinToken(control.dataDir)) + '\n', { mode: 0o
 function watch(env: NodeJS.ProcessEnv): { lines(): Array<Record<string, unknown>>; stderr(): string } {
   const child = spawn(process.execPath, [ACHERON, 'node', 'watch', '--control-url', control.url, '--token-file', adminFile, '--json', '--since', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own group, which the watchdog kills
     env: { ...process.env, ...env },
   });
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  watchdog(child.pid as number); // killed with this test file, also when tap kills it
   const exited = new Promise((resolve) => child.once('exit', resolve));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -78,6 +80,7 @@ t.test('a node joins over wss:// and watchers over wss:// see its events, live',
     await waitFor(() => published(w, '2.0.0'), { what: `the change over TLS (stderr: ${w.stderr().slice(-300)})`, timeoutMs: 30_000 });
     const change = w.lines().find((e) => servicesOf(e).includes('echo@2.0.0'));
     t.equal(change?.kind, 'upsert');
+    t.equal(change?.replay, false, 'live, not replayed after a reconnect');
     t.same((change?.service_delta as { updated?: unknown[] } | undefined)?.updated?.length, 1, 'one service updated');
   }
 });

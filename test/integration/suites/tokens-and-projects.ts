@@ -275,7 +275,7 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     const ended = await user.next((f) => f.type === 'control.error' && (f.error as { watch_id?: string } | undefined)?.watch_id === watch.watch_id);
     tt.match(
       ended.error,
-      { code: 'resync_required', message: /^project leaky changed \(its nodes, policy or token\)/ },
+      { code: 'resync_required', message: /^project leaky has a new project token/ },
       'its watch ended with resync_required',
     );
     watch = await watchNode();
