@@ -245,6 +245,6 @@ function addressOf(value: Buffer): string | undefined {
  */
 export function leaseLostReason(error: Error): string {
   return error.message.startsWith('Lease We lost connection')
-    ? 'its lease expired while etcd could not be reached'
+    ? 'its lease lapsed: no keepalive reached etcd in time'
     : error.message.replace(/^Lease (\S+) is expired or revoked$/, 'lease $1 expired or was revoked');
 }

@@ -5,7 +5,7 @@ import { leaseLostReason } from '../../../../src/control/etcd/server-registratio
 
 t.equal(
   leaseLostReason(new EtcdLeaseInvalidError('We lost connection to etcd and our lease has expired.')),
-  'its lease expired while etcd could not be reached',
+  'its lease lapsed: no keepalive reached etcd in time',
   'the lease that lapsed while etcd was away',
 );
 t.equal(leaseLostReason(new EtcdLeaseInvalidError('7587884012526581505')), 'lease 7587884012526581505 expired or was revoked', 'a lease etcd says is gone');
