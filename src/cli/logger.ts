@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { makeDirectory } from '../store/make-directory.js';
 import { UsageError } from './exit.js';
 import { LOG_LEVELS } from './log-options.js';
@@ -24,6 +24,8 @@ export async function createLogger(options: { level: string; file?: string | und
       throw new UsageError(`--log-file ${options.file}: ${(error as Error).message}`);
     }
   }
+  // Loaded here, not at import: a parent that only checks --log-level and detaches a daemon writes no log.
+  const { pino } = await import('pino');
   const destination = options.file ? pino.destination({ dest: options.file, sync: true }) : pino.destination({ fd: 2, sync: true });
   return pino(
     {

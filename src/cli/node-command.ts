@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { readNodeCredentials } from '../node/node-credentials.js';
-import { NodeDaemon, type NodeDaemonOptions } from '../node/daemon.js';
+import type { NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
 import { controlUrls } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
@@ -75,6 +75,8 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
     await daemonize('node', { ...values, daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
+  // Loaded only here: the parent that detaches the daemon (the mount helper) needs no FUSE, ws or driver code.
+  const { NodeDaemon } = await import('../node/daemon.js');
   const log = await createLogger({ level: values['log-level'] as string, file: values['log-file'] });
   return serveUntilStopped(
     () => NodeDaemon.start(options, log),

@@ -1,5 +1,4 @@
 import { join, resolve } from 'node:path';
-import { WorldDaemon } from '../world/world-daemon.js';
 import { resolveClient, tokenFile } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { UsageError } from './exit.js';
@@ -31,6 +30,8 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
     await daemonize('world', { ...args, ...files, ...given, 'control-url': urls.join(','), daemon: false, 'log-file': logFile }, logFile);
     return 0;
   }
+  // Loaded only here: the parent that detaches the daemon (the mount helper) needs no FUSE or ws code.
+  const { WorldDaemon } = await import('../world/world-daemon.js');
   const log = await createLogger({ level, file: args['log-file'] });
   return serveUntilStopped(
     // A refusal in flag terms already here: with --daemon, the waiting parent gets only the message.

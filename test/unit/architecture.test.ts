@@ -138,13 +138,30 @@ for (const file of files) {
     specs.map((spec) => (spec.startsWith('.') ? relative(SRC, join(file, '..', spec)).replace(/\.js$/, '.ts') : spec)),
   );
 }
-const loadedByCliStart = new Set<string>();
-const load = (what: string): void => {
-  if (loadedByCliStart.has(what)) return;
-  loadedByCliStart.add(what);
-  for (const next of loadsOf.get(what) ?? []) load(next);
-};
-load('cli/main.ts');
+/** Every src/ file and package that loading `start` loads. */
+function loadedBy(start: string): Set<string> {
+  const loaded = new Set<string>();
+  const load = (what: string): void => {
+    if (loaded.has(what)) return;
+    loaded.add(what);
+    for (const next of loadsOf.get(what) ?? []) load(next);
+  };
+  load(start);
+  return loaded;
+}
+const HEAVY = ['fuse-native', 'etcd3', 'ws', 'execa', 'ajv', 'pino', 'prom-client'];
+const packagesOf = (loaded: Set<string>): string => [...loaded].filter((x) => !x.includes('/')).join(', ');
+const loadedByCliStart = loadedBy('cli/main.ts');
 // Every command line starts here; a command's own module is imported when it runs (main.ts).
-const heavy = ['fuse-native', 'etcd3', 'ws', 'execa', 'ajv', 'pino', 'prom-client'].filter((pkg) => loadedByCliStart.has(pkg));
-t.same(heavy, [], `starting the CLI loads none of the daemons' packages (it loads ${[...loadedByCliStart].filter((x) => !x.includes('/')).join(', ')})`);
+const heavy = HEAVY.filter((pkg) => loadedByCliStart.has(pkg));
+t.same(heavy, [], `starting the CLI loads none of the daemons' packages (it loads ${packagesOf(loadedByCliStart)})`);
+// The parent of the mount helper and of --daemon checks the options and waits for the detached daemon,
+// which loads the daemon's code itself: importing it there only delayed the daemon's start.
+for (const command of ['cli/node-command.ts', 'cli/world-command.ts']) {
+  const loaded = loadedBy(command);
+  t.same(
+    HEAVY.filter((pkg) => loaded.has(pkg)),
+    [],
+    `${command} loads none of the daemons' packages until it runs the daemon (it loads ${packagesOf(loaded) || 'none'})`,
+  );
+}
