@@ -8,7 +8,7 @@
  * second front end would need lives in those areas.
  */
 import { isAbsolute } from 'node:path';
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
@@ -97,7 +97,7 @@ function givenOptions(args: Record<string, unknown>): NodeOptionValues {
   return given as NodeOptionValues;
 }
 
-function cli(argv: readonly string[], output: CommandOutput): Argv {
+function cli(yargs: typeof import('yargs').default, argv: readonly string[], output: CommandOutput): Argv {
   return (
     yargs(joinFileDash(argv))
       .scriptName('acheron')
@@ -283,7 +283,8 @@ async function run(argv: readonly string[], output: CommandOutput): Promise<numb
     if (detached !== undefined && argv[0] === 'node') return await (await commands.node()).runNodeCommand(JSON.parse(detached) as NodeOptionValues);
     if (detached !== undefined && argv[0] === 'world') return await (await commands.world()).runWorldCommand(JSON.parse(detached) as WorldArgs);
     if (isMountHelperArgv(argv)) return await runMountHelper(argv);
-    await cli(argv, output).parseAsync();
+    // Imported here: the mount helper and a detached daemon (above) parse no command line.
+    await cli((await import('yargs')).default, argv, output).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const usage = error instanceof UsageError;
