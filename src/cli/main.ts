@@ -263,7 +263,7 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
         const here = commandNamesOf(usage);
         const named =
           here.length > 0
-            ? namingUnknownCommand(message, level, level === 'node' ? { acheron: [], node: here } : { acheron: here, node: NODE_CLIENT_COMMANDS })
+            ? namingUnknownCommand(message, level, here, NODE_CLIENT_COMMANDS)
             : namingExtraArguments(namingMissingArguments(message, line), line);
         throw new UsageError(named.replace(/\s*\n\s*/g, ' '));
       })

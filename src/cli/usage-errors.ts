@@ -34,16 +34,16 @@ export function commandNamesOf(usageInstance: unknown): string[] {
  * what there is, and points a subcommand of `acheron node` given on its own (`acheron watch`) or a
  * near miss of a name (`nod`, `nodes`) at the command meant:
  * `unknown command watch: did you mean acheron node watch? (commands: node, invoke, ...)`.
- * `level` is the command whose subcommand it was (`acheron` for the top level).
+ * `level` is the command whose subcommand it was (`acheron` for the top level), `here` the commands
+ * registered there, `nodeCommands` the subcommands of `acheron node` (a top-level word that is one of them is pointed there).
  */
-export function namingUnknownCommand(message: string, level: 'acheron' | 'node', commands: { acheron: readonly string[]; node: readonly string[] }): string {
+export function namingUnknownCommand(message: string, level: 'acheron' | 'node', here: readonly string[], nodeCommands: readonly string[]): string {
   // Several ("Unknown commands: lst, x"): the first is the one taken for a command.
   const unknown = /^Unknown commands?: ([^,\s]+)/.exec(message)?.[1];
   if (unknown === undefined) return message;
-  const here = commands[level];
   const prefix = level === 'acheron' ? 'acheron' : 'acheron node';
   const near = here.find((name) => name.startsWith(unknown) || unknown.startsWith(name));
-  const meant = near ? `${prefix} ${near}` : level === 'acheron' && commands.node.includes(unknown) ? `acheron node ${unknown}` : undefined;
+  const meant = near ? `${prefix} ${near}` : level === 'acheron' && nodeCommands.includes(unknown) ? `acheron node ${unknown}` : undefined;
   return `unknown command ${level === 'acheron' ? '' : 'node '}${unknown}${meant ? `: did you mean ${meant}?` : ''} (commands: ${here.join(', ')}${level === 'node' ? '; acheron node alone runs the daemon' : ''})`;
 }
 

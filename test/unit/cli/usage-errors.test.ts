@@ -47,22 +47,30 @@ t.test("commandNamesOf: the first word of each command in yargs' usage instance,
 });
 
 t.test('an unknown command: where it was looked for, what there is, the command meant', async (t) => {
-  const commands = { acheron: ['node', 'invoke', 'token'], node: ['list', 'watch', 'get'] };
+  const acheronCommands = ['node', 'invoke', 'token'];
+  const nodeCommands = ['list', 'watch', 'get'];
   const top = '(commands: node, invoke, token)';
-  t.equal(namingUnknownCommand('Unknown command: watch', 'acheron', commands), `unknown command watch: did you mean acheron node watch? ${top}`);
-  t.equal(namingUnknownCommand('Unknown command: nodes', 'acheron', commands), `unknown command nodes: did you mean acheron node? ${top}`);
-  t.equal(namingUnknownCommand('Unknown command: tok', 'acheron', commands), `unknown command tok: did you mean acheron token? ${top}`);
-  t.equal(namingUnknownCommand('Unknown command: catalog', 'acheron', commands), `unknown command catalog ${top}`, 'nothing near: only the list');
   t.equal(
-    namingUnknownCommand('Unknown command: listt', 'node', commands),
+    namingUnknownCommand('Unknown command: watch', 'acheron', acheronCommands, nodeCommands),
+    `unknown command watch: did you mean acheron node watch? ${top}`,
+  );
+  t.equal(namingUnknownCommand('Unknown command: nodes', 'acheron', acheronCommands, nodeCommands), `unknown command nodes: did you mean acheron node? ${top}`);
+  t.equal(namingUnknownCommand('Unknown command: tok', 'acheron', acheronCommands, nodeCommands), `unknown command tok: did you mean acheron token? ${top}`);
+  t.equal(
+    namingUnknownCommand('Unknown command: catalog', 'acheron', acheronCommands, nodeCommands),
+    `unknown command catalog ${top}`,
+    'nothing near: only the list',
+  );
+  t.equal(
+    namingUnknownCommand('Unknown command: listt', 'node', nodeCommands, nodeCommands),
     'unknown command node listt: did you mean acheron node list? (commands: list, watch, get; acheron node alone runs the daemon)',
   );
   t.equal(
-    namingUnknownCommand('Unknown commands: lst, x', 'node', commands),
+    namingUnknownCommand('Unknown commands: lst, x', 'node', nodeCommands, nodeCommands),
     'unknown command node lst (commands: list, watch, get; acheron node alone runs the daemon)',
     'several: the first (the raw yargs message came through)',
   );
-  t.equal(namingUnknownCommand('Unknown argument: b', 'acheron', commands), 'Unknown argument: b', 'any other message stays');
+  t.equal(namingUnknownCommand('Unknown argument: b', 'acheron', acheronCommands, nodeCommands), 'Unknown argument: b', 'any other message stays');
 });
 
 t.test('words past the last positional: extra arguments, with the usage line (yargs calls them unknown commands)', async (t) => {
