@@ -270,6 +270,7 @@ export class WorldCatalog {
       const sameSight = JSON.stringify(this.#grant) === JSON.stringify(grant);
       const resumed = position !== undefined && sameSight && (await resumeWatch(client, position, this.#options.log));
       if (!resumed) await readAll(grant);
+      // Resumed, this.#mirror and this.#grant stay as they were: the kept mirror (`mirror` above), which the replayed events update.
       following = true;
       this.#connected = true;
       this.#reconnect.succeeded();
