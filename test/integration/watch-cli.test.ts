@@ -334,7 +334,11 @@ await t.test(
     const printed = cli.lines().length;
     await adminRequest(open, 'control.project_upsert', { project_id: 'watched', mounts: [{ node_id: 'pw' }, { node_id: 'other' }] });
     await waitFor(() => /resumed after seq \d+/.test(cli.stderr()), { what: `the watch resumed after the project change (stderr: ${cli.stderr()})` });
-    tt.match(cli.stderr(), /^acheron node watch: project watched changed \(its nodes or policy, or it got or lost its token\): .*; watching again after seq \d+$/m, 'says why');
+    tt.match(
+      cli.stderr(),
+      /^acheron node watch: project watched changed \(its nodes or policy, or it got or lost its token\): .*; watching again after seq \d+$/m,
+      'says why',
+    );
     tt.equal(cli.lines().length, printed, 'nothing printed again (it started over from the replay window)');
     node.services.set('s', '2');
     await node.publish();

@@ -273,11 +273,7 @@ export const TOKEN_AND_PROJECT_CASES: Record<string, (tt: Test, env: StoreEnv) =
     tt.same(await listed(), ['users'], 'node_get no longer shows the service that needs the project token');
     // The watch ended, since the session may see otherwise: a new one's events follow the new sight.
     const ended = await user.next((f) => f.type === 'control.error' && (f.error as { watch_id?: string } | undefined)?.watch_id === watch.watch_id);
-    tt.match(
-      ended.error,
-      { code: 'resync_required', message: /^project leaky has a new project token/ },
-      'its watch ended with resync_required',
-    );
+    tt.match(ended.error, { code: 'resync_required', message: /^project leaky has a new project token/ }, 'its watch ended with resync_required');
     watch = await watchNode();
     tt.same(await inNextEvent('3'), ['users'], 'nor do the events of a new watch');
     expectError(

@@ -115,7 +115,11 @@ t.test("a live watch ends with resync_required when its project's nodes, policy 
       type: 'control.error',
       id: null,
       ok: false,
-      error: { code: 'resync_required', watch_id: 'w1', message: 'project p changed (its nodes or policy, or it got or lost its token): read the catalog again and watch' },
+      error: {
+        code: 'resync_required',
+        watch_id: 'w1',
+        message: 'project p changed (its nodes or policy, or it got or lost its token): read the catalog again and watch',
+      },
     },
   ]);
 });
@@ -173,7 +177,10 @@ t.test("a change of the project's policy ends both", async (t) => {
   const { hub, projects, holder, tokenless } = await holderAndTokenless(t);
   await projects.upsert({ project_id: 'p', access_policy: { actions: { read: 'open', observe: 'open', invoke: 'open' } } });
   t.equal(hub.size, 0);
-  const changed = { code: 'resync_required', message: 'project p changed (its nodes or policy, or it got or lost its token): read the catalog again and watch' };
+  const changed = {
+    code: 'resync_required',
+    message: 'project p changed (its nodes or policy, or it got or lost its token): read the catalog again and watch',
+  };
   t.match(holder, [{ error: { ...changed, watch_id: 'w1' } }]);
   t.match(tokenless, [{ error: { ...changed, watch_id: 'w1' } }]);
 });
