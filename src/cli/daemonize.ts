@@ -48,7 +48,13 @@ export async function daemonize(command: string, options: unknown, logFile: stri
 /** In the detached daemon: tell the parent how start-up went. A no-op when not daemonized. */
 export function reportToParent(message: 'ready' | { error: string }): void {
   if (!process.env[DAEMON_OPTIONS_ENV]) return;
-  const socket = new Socket({ fd: READY_FD, readable: false, writable: true });
+  let socket: Socket;
+  try {
+    socket = new Socket({ fd: READY_FD, readable: false, writable: true });
+  } catch {
+    // No parent's pipe there (the variable came from elsewhere: fd 3 closed, or a file): nobody waits to hear it.
+    return;
+  }
   socket.on('error', () => undefined);
   socket.end(message === 'ready' ? 'ready\n' : `error: ${message.error}\n`);
 }
