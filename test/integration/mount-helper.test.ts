@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { readFile, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, DRIVERS, readJson, tempDir } from '../helpers/node.js';
+import { removeLocksOf } from '../helpers/locks.js';
 import { daemonsUsing, q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
 import { startControl } from '../helpers/control.js';
 import { NOBODY as NOBODY_ID } from '../helpers/probe.js';
@@ -64,6 +65,7 @@ async function setup(tt: Test, manifestText?: string): Promise<Setup> {
       } catch {
         // already gone
       }
+      await removeLocksOf(pid, { mount, stateFile: join(dir, 'state.json') }); // killed: its locks are stale
     }
     await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
   });
