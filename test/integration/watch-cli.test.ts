@@ -329,7 +329,10 @@ await t.test(
     });
     const asUser = ['--control-url', open.url, '--token', open.userToken, '--project', 'watched', '--json'];
     const cli = watchCli('deleted project', asUser);
-    await waitFor(() => cli.lines().some((line) => line.includes('"pw"')), { what: `the watch printing the replay of pw (stderr: ${cli.stderr()})` });
+    // The replay's last event (pw's upsert, after its join): the count below is taken once the whole replay is out.
+    await waitFor(() => cli.lines().some((line) => line.includes('"pw"') && line.includes('"kind":"upsert"')), {
+      what: `the watch printing the replay of pw (stderr: ${cli.stderr()})`,
+    });
     // A project change ends the running watch (resync_required): it is resumed after the last seq printed, nothing twice.
     const printed = cli.lines().length;
     await adminRequest(open, 'control.project_upsert', { project_id: 'watched', mounts: [{ node_id: 'pw' }, { node_id: 'other' }] });
