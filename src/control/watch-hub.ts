@@ -19,9 +19,9 @@ export interface WatchScope {
   /** Whether the session's project was deleted since the attach (policy.ts `sessionProject`). */
   projectGone?: () => boolean;
   /**
-   * The session attached with the project token (valid then; maybe rotated since): a new token
-   * alone may change what it sees, so it ends the watch. Not the token held now, which a rotation
-   * has already taken when the watch learns of it.
+   * The session held the project's token when the watch started: a new token alone may change what
+   * it sees, so it ends the watch. Asked then, not at the change, which a rotation has already made
+   * by the time the watch learns of it.
    */
   withProjectToken?: boolean;
 }
