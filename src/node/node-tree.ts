@@ -92,8 +92,10 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
       },
       () => view.state.lastControlMs ?? view.changedMs,
     );
+  /** A document of the service: rendered at open, and ENOENT at a read once the service is removed. */
+  const document = (render: () => Buffer | string, changedMs?: () => number) => snapshotFile(live(render, changedMs), 0o444, alive);
   const loadedMs = () => service.loadedMs;
-  const fixed = (render: () => string) => snapshotFile(live(render, loadedMs));
+  const fixed = (render: () => string) => document(render, loadedMs);
 
   const files: Record<ServiceFileKind, VNode> = {
     readme: fixed(() => renderReadme(descriptor(), sources.mountPoint)),
@@ -141,21 +143,17 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
       changedMs: () => view.state.lastControlMs ?? view.changedMs,
       current: () => renderConfig(view),
     }),
-    result: snapshotFile(
-      live(
-        () => renderResult(view),
-        () => view.state.resultMs,
-      ),
+    result: document(
+      () => renderResult(view),
+      () => view.state.resultMs,
     ),
-    status: snapshotFile(live(() => renderStatus(view, descriptor()))),
-    last_error: snapshotFile(
-      live(
-        () => view.state.lastError,
-        () => view.state.lastErrorMs,
-      ),
+    status: document(() => renderStatus(view, descriptor())),
+    last_error: document(
+      () => view.state.lastError,
+      () => view.state.lastErrorMs,
     ),
-    metrics: snapshotFile(live(() => renderMetrics(view))),
-    health: snapshotFile(live(() => renderHealth(view))),
+    metrics: document(() => renderMetrics(view)),
+    health: document(() => renderHealth(view)),
     jobs: jobsDirectory(rt, alive),
   };
   const changedMs = (): number => view.changedMs;
@@ -177,10 +175,14 @@ function jobsDirectory(rt: LiveService, alive: () => void): VNode {
   const jobDir = (job: Job): VNode => {
     const changed = () => job.progress.finishedMs ?? job.progress.startedMs ?? job.queuedMs;
     const file = (render: () => Buffer | string) =>
-      snapshotFile(() => {
-        alive();
-        return { data: render(), mtimeMs: changed() };
-      });
+      snapshotFile(
+        () => {
+          alive();
+          return { data: render(), mtimeMs: changed() };
+        },
+        0o444,
+        alive,
+      );
     const files: Record<JobFileKind, VNode> = {
       request: file(() => job.request),
       result: file(() => job.progress.result ?? ''),

@@ -30,9 +30,11 @@ export function staticFile(content: Buffer | string, mode = 0o444, mtimeMs = Dat
 
 /**
  * Live content rendered at open into the handle: fresh for every open, stable within one (go-fuse's
- * direct-I/O example). getattr renders too, so `stat` sizes match what `cat` reads.
+ * direct-I/O example). getattr renders too, so `stat` sizes match what `cat` reads. `alive`, when
+ * given, is asked again at every read: an open whose file has gone since (a removed service) fails
+ * with its error instead of serving what it rendered (SPEC §5).
  */
-export function snapshotFile(render: () => Rendered | Promise<Rendered>, mode = 0o444): VNode {
+export function snapshotFile(render: () => Rendered | Promise<Rendered>, mode = 0o444, alive?: () => void): VNode {
   return {
     async getattr(): Promise<Attr> {
       const { data, mtimeMs } = await render();
@@ -41,8 +43,14 @@ export function snapshotFile(render: () => Rendered | Promise<Rendered>, mode = 
     async open() {
       const { data, mtimeMs } = await render();
       const bytes = toBuffer(data);
-      // fstat on this open describes what it reads, not a newer render.
-      return { ...readOnlyHandle(bytes), getattr: async () => ({ mode: S_IFREG | mode, size: bytes.length, mtimeMs, ctimeMs: mtimeMs }) };
+      return {
+        async read(offset, length) {
+          alive?.();
+          return readSlice(bytes, offset, length);
+        },
+        // fstat on this open describes what it reads, not a newer render.
+        getattr: async () => ({ mode: S_IFREG | mode, size: bytes.length, mtimeMs, ctimeMs: mtimeMs }),
+      };
     },
   };
 }

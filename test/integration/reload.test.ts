@@ -165,12 +165,14 @@ await t.test('a new manifest claiming a running service id is the duplicate, eve
   tt.equal((await allClears()).length, 2, 'one more all-clear for this fix');
 });
 
-await t.test('a removed manifest: the service disappears; every later use of a handle opened before gets ENOENT, never a hang', async (tt) => {
-  const ready = join(node.dir, 'writer-ready');
-  const go = join(node.dir, 'writer-go');
-  // The first half of a payload before the removal, the rest after it: each step says what it got.
-  const writer = sh(
-    `python3 - <<'PY'
+await t.test(
+  'a removed manifest: the service disappears; every later use of a handle opened before (invoke.json, status.json) gets ENOENT, never a hang',
+  async (tt) => {
+    const ready = join(node.dir, 'writer-ready');
+    const go = join(node.dir, 'writer-go');
+    // The first half of a payload before the removal, the rest after it: each step says what it got.
+    const writer = sh(
+      `python3 - <<'PY'
 import errno, os, time
 def attempt(step, call):
     try:
@@ -180,6 +182,7 @@ def attempt(step, call):
         print(step, errno.errorcode.get(error.errno, error.errno))
 fd = os.open(os.environ['F'], os.O_WRONLY)
 os.write(fd, b'{"n":')
+status = os.open(os.environ['STATUS'], os.O_RDONLY)
 open(os.environ['READY'], 'w').close()
 while not os.path.exists(os.environ['GO']):
     time.sleep(0.05)
@@ -187,29 +190,35 @@ attempt('write', lambda: os.write(fd, b'1}'))
 attempt('ftruncate', lambda: os.ftruncate(fd, 0))
 attempt('fsync', lambda: os.fsync(fd))
 attempt('close', lambda: os.close(fd))
+attempt('read status.json', lambda: os.read(status, 100))
 PY`,
-    { env: { ...process.env, F: file('alpha', 'control/invoke.json'), READY: ready, GO: go }, timeoutMs: 30_000 },
-  );
-  await waitFor(async () => (await sh(`test -e ${q(ready)}`)).code === 0, { what: 'the writer to open invoke.json' });
-  const invokesBefore = (await metrics('alpha')).invokes_total;
+      { env: { ...process.env, F: file('alpha', 'control/invoke.json'), STATUS: file('alpha', 'status.json'), READY: ready, GO: go }, timeoutMs: 30_000 },
+    );
+    await waitFor(async () => (await sh(`test -e ${q(ready)}`)).code === 0, { what: 'the writer to open invoke.json' });
+    const invokesBefore = (await metrics('alpha')).invokes_total;
 
-  await rm(join(node.servicesDir, 'alpha.json'));
-  await waitFor(async () => !(await services()).includes('alpha'), { what: 'alpha to disappear' });
-  const listed = await readJson<Array<{ service_id: string }>>(join(node.mount, 'SERVICES.json'));
-  tt.notOk(
-    listed.some((s) => s.service_id === 'alpha'),
-    'SERVICES.json no longer lists it',
-  );
-  const cat = await sh(`cat ${q(file('alpha', 'status.json'))}`);
-  tt.match(cat.stderr, /No such file or directory/, 'its files are gone');
+    await rm(join(node.servicesDir, 'alpha.json'));
+    await waitFor(async () => !(await services()).includes('alpha'), { what: 'alpha to disappear' });
+    const listed = await readJson<Array<{ service_id: string }>>(join(node.mount, 'SERVICES.json'));
+    tt.notOk(
+      listed.some((s) => s.service_id === 'alpha'),
+      'SERVICES.json no longer lists it',
+    );
+    const cat = await sh(`cat ${q(file('alpha', 'status.json'))}`);
+    tt.match(cat.stderr, /No such file or directory/, 'its files are gone');
 
-  await writeFile(go, '');
-  const run = await writer;
-  tt.equal(run.signal, null, 'the writer was not killed by the bound (no hang)');
-  tt.equal(run.code, 0, run.stderr);
-  tt.same(run.stdout.trim().split('\n'), ['write ENOENT', 'ftruncate ENOENT', 'fsync ENOENT', 'close ENOENT'], 'each use of the handle got ENOENT');
-  tt.equal(invokesBefore, 7, 'nothing ran for the removed service');
-});
+    await writeFile(go, '');
+    const run = await writer;
+    tt.equal(run.signal, null, 'the writer was not killed by the bound (no hang)');
+    tt.equal(run.code, 0, run.stderr);
+    tt.same(
+      run.stdout.trim().split('\n'),
+      ['write ENOENT', 'ftruncate ENOENT', 'fsync ENOENT', 'close ENOENT', 'read status.json ENOENT'],
+      'each use of the handles got ENOENT, the read of a document opened before too',
+    );
+    tt.equal(invokesBefore, 7, 'nothing ran for the removed service');
+  },
+);
 
 await t.test("a manifest removed while its run is in flight: the blocked writer's close() gets ENOENT", async (tt) => {
   await putManifest('doomed.json', JSON.stringify(versioned('doomed', 1, { timeout_ms: 8000 })));
