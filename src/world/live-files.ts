@@ -10,8 +10,15 @@ import { readSlice } from '../vfs/read-slice.js';
 import { relayInvoke } from './relay-invoke.js';
 import { RemoteNode, type Relay } from './remote-node.js';
 
-/** A document fetched for a stat or an open serves the stats (and one open) that follow within this long. */
+/** A document fetched for a stat or an open serves the stats that follow within this long. */
 export const DOCUMENT_REUSE_MS = 1000;
+/**
+ * ... and the one open that follows within this long: the open of the same open(2) whose lookup
+ * fetched it (or of the `cat` right after an invoke). An open later than that may come from another
+ * command (`ls -l`, then a change on the node, then `cat`), which must read the node's bytes as
+ * they are now, so it fetches afresh.
+ */
+export const OPEN_REUSE_MS = 50;
 /** Operations that change nothing on the node (all others drop the node's kept documents). */
 const LOOKS = new Set(['stat', 'statfs', 'list', 'read', 'read_file']);
 
@@ -29,7 +36,8 @@ interface Snapshot {
  * The latest snapshot of each of a node's live documents, so that one command costs one read_file:
  * `cat` is a lookup (a stat), an open and an fstat (a stat again: fuse-native's getattr has no
  * handle). A stat uses a snapshot younger than DOCUMENT_REUSE_MS; an open uses one only if no open
- * has used it yet, so every open (a poll loop of `cat`) reads afresh. Any change this mount relays to
+ * has used it yet and it is younger than OPEN_REUSE_MS, so every other open (a poll loop of `cat`,
+ * a `cat` after an earlier `ls -l`) reads afresh. Any change this mount relays to
  * the node drops its snapshots, so this mount never shows an outcome older than its own invocation;
  * an invoke's answer brings result.json and status.json as it left them (`offer`).
  */
@@ -74,9 +82,9 @@ export class DocumentCache {
     return snapshot.attr;
   }
 
-  /** For an open: a snapshot no open has used yet, else a fresh one. */
+  /** For an open: a snapshot no open has used yet, fetched just before, else a fresh one. */
   async open(relay: Relay, path: string): Promise<Snapshot> {
-    const kept = this.#fresh(relay, path);
+    const kept = this.#fresh(relay, path, OPEN_REUSE_MS);
     const snapshot = kept && !kept.opened ? kept : await readFile(relay, path);
     snapshot.opened = true;
     this.#keep(relay, path, snapshot);
@@ -88,9 +96,9 @@ export class DocumentCache {
     for (const [name, document] of Object.entries(documents)) this.#keep(relay, `${directory}/${name}`, snapshotOf(document));
   }
 
-  #fresh(relay: Relay, path: string): Snapshot | undefined {
+  #fresh(relay: Relay, path: string, withinMs = DOCUMENT_REUSE_MS): Snapshot | undefined {
     const kept = this.#kept.get(relay)?.get(path);
-    return kept && Date.now() - kept.fetchedMs <= DOCUMENT_REUSE_MS ? kept : undefined;
+    return kept && Date.now() - kept.fetchedMs <= withinMs ? kept : undefined;
   }
 
   #keep(relay: Relay, path: string, snapshot: Snapshot): void {

@@ -200,6 +200,19 @@ await t.test('cat status.json through WorldFS is one relayed read_file, with the
   tt.same(await readJson(join(onWorld('echo'), 'config.json')), await readJson(join(node.service('echo'), 'config.json')), 'config.json reads the same too');
 });
 
+await t.test("cat after an earlier ls -l shows the node's bytes as they are now, not what the ls fetched", async (tt) => {
+  for (const n of [1, 2]) {
+    const marker = `after-ls-${n}`;
+    // The stat of an earlier command (a new snapshot: the last one is older than DOCUMENT_REUSE_MS), a
+    // change made on the node's own mount, then cat through WorldFS.
+    const r = await sh(
+      `sleep 1.1 && ls -l ${q(onWorld('echo'))} > /dev/null && sleep 0.2 && /bin/echo '{"marker":"${marker}"}' > ${q(join(node.service('echo'), 'control', 'invoke.json'))}`,
+    );
+    tt.equal(r.code, 0, r.stderr);
+    tt.match(await read(join(onWorld('echo'), 'result.json')), marker, `round ${n}: the result the node has now`);
+  }
+});
+
 await t.test('echo > invoke.json through WorldFS is one relayed invoke, and runs once', async (tt) => {
   const before = await invokes('echo');
   const { ops, code, stderr } = await relayedBy(`echo '{"n":1}' > ${q(join(onWorld('echo'), 'control', 'invoke.json'))}`);

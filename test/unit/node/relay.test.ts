@@ -13,7 +13,7 @@ import { tableDirectory } from '../../../src/vfs/directory.js';
 import { FsError } from '../../../src/errors/errno.js';
 import { S_IFREG } from '../../../src/vfs/node.js';
 import { ctlFile, readOnlyHandle, snapshotFile, staticFile } from '../../../src/vfs/files.js';
-import { DocumentCache, liveServiceFiles } from '../../../src/world/live-files.js';
+import { DocumentCache, liveServiceFiles, OPEN_REUSE_MS } from '../../../src/world/live-files.js';
 import { RemoteNode, type Relay } from '../../../src/world/remote-node.js';
 import { rejectsErrno } from '../../helpers/errno.js';
 
@@ -296,6 +296,15 @@ t.test('WorldFS live files: a stat and a cat are one read_file; an echo is one i
   await writer0.release!();
   await world.getattr('/status.json');
   t.same(ops, ['open', 'release', 'read_file'], 'a change relayed by this mount drops the snapshots');
+  // A stat of an earlier command (`ls -l`), then a change made elsewhere, then `cat`.
+  await world.getattr('/status.json');
+  await new Promise((resolve) => setTimeout(resolve, OPEN_REUSE_MS + 20));
+  ops.length = 0;
+  const later = await world.open('/status.json', 0);
+  const laterText = (await later.read!(0, 4096)).toString();
+  await later.release!();
+  t.same(ops, ['read_file'], 'an open after an earlier stat reads afresh');
+  t.equal(laterText, `{"renders":${statusRenders}}\n`, "it reads the node's bytes as they are now, not the stat's snapshot");
 
   ops.length = 0;
   const before = commits.length;
