@@ -1,3 +1,4 @@
+import type { ServiceDescriptor } from './types.gen.js';
 /**
  * The file surface of one executable service (SPEC §3): one table, read by the node tree, the
  * generated README and SCHEMA.json, and later WorldFS. No other file spells these names.
@@ -87,3 +88,16 @@ export const helpReadme = (helpMd: string): string => (helpMd.endsWith('\n') ? h
 
 /** Names a manifest may not use as service_id (they are files of the node tree root). */
 export const RESERVED_SERVICE_IDS = ['services', 'fs', 'NODE.json', 'SERVICES.json', 'ERRORS.json'] as const;
+
+/**
+ * Whether a catalog descriptor names something its node can run, and so has the files above
+ * (SPEC §2): a `native_proc` needs an executable path and a `wasm` service a module; without one
+ * it is catalog-only, metadata and nothing to open. Built-in runtimes (`native_inproc`) run inside
+ * the node.
+ */
+export function hasLiveFiles(descriptor: Pick<ServiceDescriptor, 'runtime'>): boolean {
+  const { runtime } = descriptor;
+  if (runtime.type === 'native_proc') return runtime.executable_path !== undefined;
+  if (runtime.type === 'wasm') return runtime.module_path !== undefined;
+  return true;
+}

@@ -1,4 +1,4 @@
-import { helpReadme } from '../protocol/service-files.js';
+import { hasLiveFiles, helpReadme } from '../protocol/service-files.js';
 import type { PublicNode, ServiceDescriptor, SessionAttachReply } from '../protocol/types.gen.js';
 import { seesService, type Sight, type UserSight } from '../protocol/visibility.js';
 import { directory, tableDirectory } from '../vfs/directory.js';
@@ -174,10 +174,13 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
   const live = new Map(
     serviceId === FS_SERVICE_ID ? [] : liveServiceFiles(relay, documents, { serviceId, descriptor: () => current(connected(catalog).node(nodeId)), changedMs }),
   );
-  const names = [...metadata.keys(), ...live.keys()].sort();
+  const withLive = [...metadata.keys(), ...live.keys()].sort();
+  const metadataOnly = [...metadata.keys()].sort();
+  // Asked at each use: a reload may give a catalog-only service an executable, or take it away.
+  const runs = (): boolean => hasLiveFiles(current(catalog.node(nodeId)));
   return directory({
-    list: () => names,
-    get: (name) => metadata.get(name) ?? live.get(name),
+    list: () => (runs() ? withLive : metadataOnly),
+    get: (name) => metadata.get(name) ?? (live.has(name) && runs() ? live.get(name) : undefined),
     mtimeMs: changedMs,
   });
 }

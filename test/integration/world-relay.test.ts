@@ -213,6 +213,30 @@ await t.test("cat after an earlier ls -l shows the node's bytes as they are now,
   }
 });
 
+await t.test('a catalog-only service (no executable) has its metadata in WorldFS and no live files', async (tt) => {
+  const file = join(node.servicesDir, 'catonly.json');
+  await writeFile(file, JSON.stringify({ service_id: 'catonly', kind: 'meta', ...users }));
+  tt.teardown(() => rm(file, { force: true }));
+  const serviceDir = onWorld('catonly');
+  await waitFor(async () => (await sh(`test -d ${q(serviceDir)}`)).code === 0, { what: 'catonly in WorldFS', timeoutMs: 30_000 });
+  const listed = await sh(`ls ${q(serviceDir)}`);
+  tt.equal(listed.code, 0, `ls lists it without errors (${listed.stderr.trim()})`);
+  tt.same(listed.stdout.trim().split('\n'), [
+    'CAPS.json',
+    'MOUNTS.json',
+    'OPS.json',
+    'PERMISSIONS.json',
+    'README.md',
+    'RUNTIME.json',
+    'SCHEMA.json',
+    'STATUS.json',
+  ]);
+  const invoke = await sh(`/bin/echo '{}' > ${q(join(serviceDir, 'control', 'invoke.json'))}`);
+  tt.match(invoke.stderr, /No such file or directory/, 'nothing to invoke: ENOENT at the open, not an invoke that seems to work');
+  const find = await sh(`find ${q(serviceDir)} -type f -exec cat {} + > /dev/null`);
+  tt.equal(find.code, 0, `every file listed can be read (${find.stderr.trim()})`);
+});
+
 await t.test('echo > invoke.json through WorldFS is one relayed invoke, and runs once', async (tt) => {
   const before = await invokes('echo');
   const { ops, code, stderr } = await relayedBy(`echo '{"n":1}' > ${q(join(onWorld('echo'), 'control', 'invoke.json'))}`);
