@@ -30,7 +30,7 @@ import type { RuntimeConfig } from './supervision.js';
 import { Supervisor } from './supervisor.js';
 import { DecodedResult, type ServiceView } from './service-view.js';
 import { WAIT_SLACK_MS, waitAtMost } from './wait-bound.js';
-import { applyControl, recordRefusal, refusalOf, type ControlOp } from './service-controls.js';
+import { applyControl, recordRefusal, refusalOf, serviceRefusalOf, type ControlOp } from './service-controls.js';
 
 export type { ControlOp };
 
@@ -146,7 +146,8 @@ export class LiveService {
     const now = this.#noteControl(op);
     if (op === 'restart') this.#runner.restartPersistent?.(this.#serviceId, 'control/restart');
     applyControl(this.#state, op, now);
-    await this.#settle();
+    this.#supervisor.noteHealth();
+    await this.#persist({ kind: 'state', state: this.#state });
   }
 
   /** control/cancel (or a job's cancel): kills running invocations, or that one job. */
@@ -208,6 +209,12 @@ export class LiveService {
 
   async #run(job: Job, value: Record<string, unknown>, started: (boundMs: number) => void): Promise<InvokeOutcome> {
     if (job.isCancelled) return this.#finish(job, job.cancelledBeforeStart());
+    // Disabled or cooling down since its commit (a failure ahead of it, a disable): refused as at commit, and no driver starts.
+    const refusal = serviceRefusalOf(this.#state, this.#serviceId, this.#supervisor);
+    if (refusal) {
+      this.recordRejection(refusal);
+      throw refusal;
+    }
     const { adapter } = this.#settings;
     let spec: DriverSpec;
     try {
@@ -272,11 +279,6 @@ export class LiveService {
     // The jobs before the state: a crash in between can then only miss a count, never make one twice.
     for (const record of interrupted) this.#jobs.journal(this.#jobs.get(record.invocationId) as Job);
     this.#persistSoon({ kind: 'state', state: this.#state });
-  }
-
-  async #settle(): Promise<void> {
-    this.#supervisor.noteHealth();
-    await this.#persist({ kind: 'state', state: this.#state });
   }
 
   /** Nobody waits for this change: a failed write must not become an unhandled rejection. */

@@ -22,13 +22,23 @@ export function refusalOf(state: ServiceState, context: AdmissionContext): FsErr
   const id = context.serviceId;
   if (context.isRemoved) return new FsError('ENOENT', `service ${id} has been removed`);
   if (context.isClosing) return new FsError('EAGAIN', `service ${id}: the node is shutting down`);
-  const { enabled, disabledReason } = state;
-  if (!enabled) return new FsError('EPERM', `service ${id} is disabled${disabledReason ? ` (${disabledReason})` : ''}`);
-  const cooling = context.supervisor.cooldownRemainingMs();
-  if (cooling > 0) return new FsError('EAGAIN', `service ${id} is cooling down after a failure: retry in ${cooling} ms`);
+  const refusal = serviceRefusalOf(state, id, context.supervisor);
+  if (refusal) return refusal;
   const { maxConcurrency, maxQueue } = context.limits;
   if (context.jobs.running >= maxConcurrency && context.jobs.queued >= maxQueue)
     return new FsError('EAGAIN', `service ${id}: queue full (max_queue ${maxQueue})`);
+  return undefined;
+}
+
+/**
+ * What the service's own state refuses: EPERM (disabled), EAGAIN (cooldown). Asked at admission and
+ * again when a queued invoke's turn comes, since a disable or a failure ahead of it may have come since.
+ */
+export function serviceRefusalOf(state: ServiceState, serviceId: string, supervisor: Supervisor): FsError | undefined {
+  const { enabled, disabledReason } = state;
+  if (!enabled) return new FsError('EPERM', `service ${serviceId} is disabled${disabledReason ? ` (${disabledReason})` : ''}`);
+  const cooling = supervisor.cooldownRemainingMs();
+  if (cooling > 0) return new FsError('EAGAIN', `service ${serviceId} is cooling down after a failure: retry in ${cooling} ms`);
   return undefined;
 }
 

@@ -7,7 +7,7 @@ import { manifest, readJson, readText, startNode, tempDir } from '../helpers/nod
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
 import type { ServiceHealth, ServiceStatus } from '../../src/protocol/types.gen.js';
 
-// Succeeds with its payload, unless the payload asks to fail, to hang or to fail with a long error.
+// Succeeds with its payload, unless the payload asks to fail (at once or after 2 s), to hang or to fail with a long error.
 const flaky = (id: string, runtime: Record<string, unknown> = {}): Record<string, unknown> =>
   manifest(id, '/bin/sh', {
     runtime: {
@@ -17,6 +17,7 @@ const flaky = (id: string, runtime: Record<string, unknown> = {}): Record<string
           'p=$(cat)',
           'case "$p" in',
           '*long*) printf "%0600d" 0 | tr 0 L >&2; exit 4;;',
+          '*slowfail*) sleep 2; echo "flaky: asked to fail slowly" >&2; exit 3;;',
           '*fail*) echo "flaky: asked to fail" >&2; exit 3;;',
           '*hang*) exec sleep 3600;;',
           'esac',
@@ -37,6 +38,7 @@ const node = await startNode(t, {
     manifest('cfg', 'echo'),
     flaky('cool'),
     flaky('thresh'),
+    flaky('queue'),
     flaky('tmo', { timeout_ms: 25_000, kill_grace_ms: 200 }),
     flaky('vitals'),
     manifest('late', lateDriver),
@@ -181,6 +183,30 @@ await t.test('max_consecutive_failures: the threshold auto-disables; enable brin
   succeeded(tt, await invoke('thresh', '{"back":true}'), 'invoke after enable');
   tt.equal((await status('thresh')).state, 'ok');
   tt.same(await readJson(file('thresh', 'result.json')), { back: true });
+});
+
+await t.test('calls queued behind the failure that auto-disables get EPERM at their turn and never run', async (tt) => {
+  succeeded(tt, await writeConfig('queue', '{"supervision":{"max_consecutive_failures":1}}'), 'set a threshold of 1');
+  const first = invoke('queue', '{"do":"slowfail"}');
+  await waitFor(async () => (await status('queue')).running === 1, { what: 'the first call to run' });
+  const second = invoke('queue', '{"n":2}');
+  await waitFor(async () => (await status('queue')).queued === 1, { what: 'the second call to queue' });
+  const third = invoke('queue', '{"n":3}');
+  await waitFor(async () => (await status('queue')).queued === 2, { what: 'the third call to queue' });
+  succeeded(tt, await first, 'the first ran and failed (not a filesystem error)');
+  for (const [what, run] of [
+    ['second', await second],
+    ['third', await third],
+  ] as const) {
+    tt.equal(run.code, 1, `${what}: its close() fails`);
+    tt.match(run.stderr, /Operation not permitted/, `${what}: ${run.stderr.trim()}`);
+  }
+  const s = await status('queue');
+  tt.match(s, { state: 'offline', errno: 'EPERM', running: 0, queued: 0 });
+  tt.match(await metrics('queue'), { invokes_total: 1, rejected_total: 2, consecutive_failures: 1 }, 'only the first ran');
+  tt.match(await readText(file('queue', 'last_error.txt')), /^EPERM: service queue is disabled \(auto-disabled: 1 consecutive failures/);
+  tt.match(await readJson(file('queue', 'result.json')), { state: 'idle' }, 'result.json: still no success');
+  tt.equal((await sh(`ls ${q(file('queue', 'jobs'))}`)).stdout.trim().split('\n').length, 1, 'jobs/: only the call that ran');
 });
 
 await t.test('max_consecutive_timeouts: config timeout_ms overrides the manifest; the threshold auto-disables', async (tt) => {

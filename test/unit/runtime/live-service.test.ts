@@ -190,6 +190,81 @@ t.test('supervision: cooldown gives EAGAIN and backoff; a threshold auto-disable
   t.equal(rt3.view.state.enabled, true, 'no auto-disable when the policy says so');
 });
 
+/** A runner that fails the payloads asking it to and echoes the others, each when `release` lets it end; `ran` lists what ran. */
+function gatedRunner(): { runner: DriverRunner; ran: string[]; release: () => void } {
+  const ran: string[] = [];
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const runner: DriverRunner = {
+    run: async (spec) => {
+      const payload = spec.input.toString();
+      ran.push(payload);
+      await gate;
+      return payload.includes('fail')
+        ? outputlessRun({ state: 'error', shortMessage: 'asked to fail' })
+        : { ...outputlessRun({ state: 'ok', shortMessage: 'done' }), stdout: spec.input };
+    },
+  };
+  return { runner, ran, release: () => open() };
+}
+
+t.test('SPEC §3, §5: calls queued behind the failure that auto-disables are refused EPERM at their turn, as at commit; none runs', async (t) => {
+  const { runner, ran, release } = gatedRunner();
+  const rt = service('cat', { runner });
+  await rt.setConfig({ supervision: { max_consecutive_failures: 1 } });
+  const a = rt.invoke(Buffer.from('{"do":"fail"}'));
+  const b = rt.invoke(Buffer.from('{"n":2}'));
+  const c = rt.invoke(Buffer.from('{"n":3}'));
+  t.equal(rt.view.jobs.queued, 2, 'two calls wait behind the first');
+  release();
+  t.equal((await a).state, 'error', 'the first ran and failed');
+  await rejectsErrno(t, b, 'EPERM', 'the second: EPERM to its writer');
+  await rejectsErrno(t, c, 'EPERM', 'the third too');
+  t.same(ran, ['{"do":"fail"}'], 'only the first driver ran');
+  t.equal(rt.view.statusState(), 'offline');
+  t.match(rt.view.state.counters, { invokesTotal: 1, rejectedTotal: 2, failuresTotal: 1, consecutiveFailures: 1 });
+  t.equal(rt.view.result, null, 'result.json: no success');
+  t.match(rt.view.state.rejection, { errno: 'EPERM', message: /disabled \(auto-disabled: 1 consecutive failures/ });
+  t.match(rt.view.state.lastError, /^EPERM: service s is disabled \(auto-disabled/, 'last_error.txt names the refusal');
+  t.same(
+    rt.view.jobs.list().map((job) => job.progress.state),
+    ['error'],
+    'the refused calls left jobs/, as a call refused at commit never enters it',
+  );
+  const { running, queued, started, waiting } = rt.view.jobs;
+  t.same({ running, queued, started, waiting }, { running: 0, queued: 0, started: 0, waiting: 0 }, 'nothing left running or queued');
+});
+
+t.test('SPEC §5: a call queued behind a failure that starts a cooldown is refused EAGAIN at its turn (backoff)', async (t) => {
+  const { runner, ran, release } = gatedRunner();
+  const rt = service('cat', { runner });
+  await rt.setConfig({ supervision: { cooldown_ms: 60_000 } });
+  const a = rt.invoke(Buffer.from('{"do":"fail"}'));
+  const b = rt.invoke(Buffer.from('{"n":2}'));
+  release();
+  t.equal((await a).state, 'error');
+  await rejectsErrno(t, b, 'EAGAIN');
+  t.same(ran, ['{"do":"fail"}'], 'no driver started in the cooldown');
+  t.equal(rt.view.statusState(), 'backoff');
+  t.match(rt.view.state.counters, { invokesTotal: 1, rejectedTotal: 1 });
+  t.match(rt.view.state.lastError, /^EAGAIN: service s is cooling down after a failure/);
+});
+
+t.test('SPEC §5: control/disable lets the running call finish and refuses the queued one EPERM', async (t) => {
+  const { runner, ran, release } = gatedRunner();
+  const rt = service('cat', { runner });
+  const a = rt.invoke(Buffer.from('{"n":1}'));
+  const b = rt.invoke(Buffer.from('{"n":2}'));
+  await rt.control('disable');
+  release();
+  t.equal((await a).state, 'ok', 'the running call finishes');
+  await rejectsErrno(t, b, 'EPERM');
+  t.same(ran, ['{"n":1}']);
+  t.equal(rt.view.result?.toString(), '{"n":1}', "result.json is the running call's");
+  t.equal(rt.view.statusState(), 'offline');
+  t.match(rt.view.state, { disabledReason: 'disabled by control/disable', counters: { invokesTotal: 1, rejectedTotal: 1 } });
+});
+
 t.test('config.json overrides the timeout', async (t) => {
   const rt = service('hang', { timeoutMs: 60_000 });
   await rt.setConfig({ timeout_ms: 150 });
