@@ -46,14 +46,14 @@ export function serviceRefusalOf(state: ServiceState, serviceId: string, supervi
 export function recordRefusal(state: ServiceState, error: FsError, now: number): void {
   state.counters.rejectedTotal++;
   state.rejection = { errno: error.errno, message: error.message, ms: now };
-  state.lastError = `${error.errno}: ${error.message}\n`;
+  state.lastError = refusalText(state.rejection);
   state.lastErrorMs = now;
 }
 
 /**
  * What a control does to the state record:
  * control/reset: result and status back to idle, last error empty, consecutive counters zeroed.
- * control/enable: back to `idle` with a fresh start (consecutive counters and cooldown cleared).
+ * control/enable: back to `idle` with a fresh start (consecutive counters, cooldown and the latest refusal cleared).
  * control/disable: invokes get EPERM until enabled.
  * control/restart: counts a restart, clears the error (and the cooldown); the caller restarts a persistent driver.
  */
@@ -68,6 +68,8 @@ export function applyControl(state: ServiceState, op: ControlOp, now: number): v
     fresh();
     Object.assign(state, { last: null, resultBase64: null, resultMs: now, lastError: '', lastErrorMs: now });
   } else if (op === 'enable' && !state.enabled) {
+    // status.json no longer names the refusal, so last_error.txt (and health.json) must not either; a driver's failure stays.
+    if (state.rejection && state.lastError === refusalText(state.rejection)) Object.assign(state, { lastError: '', lastErrorMs: now });
     fresh();
     Object.assign(state, { enabled: true, disabledReason: null, idleSinceMs: now });
   } else if (op === 'disable') Object.assign(state, { enabled: false, disabledReason: 'disabled by control/disable' });
@@ -75,4 +77,9 @@ export function applyControl(state: ServiceState, op: ControlOp, now: number): v
     state.counters.restartsTotal++;
     Object.assign(state, { lastError: '', lastErrorMs: now, rejection: null, cooldownUntilMs: null });
   }
+}
+
+/** last_error.txt for a refusal: the text status.json's `error` gives, after its errno. */
+function refusalText(refusal: { errno: string; message: string }): string {
+  return `${refusal.errno}: ${refusal.message}\n`;
 }

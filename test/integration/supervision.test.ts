@@ -185,7 +185,7 @@ await t.test('max_consecutive_failures: the threshold auto-disables; enable brin
   tt.same(await readJson(file('thresh', 'result.json')), { back: true });
 });
 
-await t.test('calls queued behind the failure that auto-disables get EPERM at their turn and never run', async (tt) => {
+await t.test('calls queued behind the failure that auto-disables get EPERM at their turn and never run; enable clears that refusal', async (tt) => {
   succeeded(tt, await writeConfig('queue', '{"supervision":{"max_consecutive_failures":1}}'), 'set a threshold of 1');
   const first = invoke('queue', '{"do":"slowfail"}');
   await waitFor(async () => (await status('queue')).running === 1, { what: 'the first call to run' });
@@ -207,6 +207,13 @@ await t.test('calls queued behind the failure that auto-disables get EPERM at th
   tt.match(await readText(file('queue', 'last_error.txt')), /^EPERM: service queue is disabled \(auto-disabled: 1 consecutive failures/);
   tt.match(await readJson(file('queue', 'result.json')), { state: 'idle' }, 'result.json: still no success');
   tt.equal((await sh(`ls ${q(file('queue', 'jobs'))}`)).stdout.trim().split('\n').length, 1, 'jobs/: only the call that ran');
+
+  succeeded(tt, await control('queue', 'enable'), 'control/enable');
+  const enabled = await status('queue');
+  tt.equal(enabled.state, 'idle');
+  tt.equal(enabled.error, undefined, 'status.json names no refusal');
+  tt.equal(await readText(file('queue', 'last_error.txt')), '', 'nor does last_error.txt');
+  tt.equal((await health('queue')).last_error, '', 'nor health.json');
 });
 
 await t.test('max_consecutive_timeouts: config timeout_ms overrides the manifest; the threshold auto-disables', async (tt) => {

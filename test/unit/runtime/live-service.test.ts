@@ -265,6 +265,24 @@ t.test('SPEC §5: control/disable lets the running call finish and refuses the q
   t.match(rt.view.state, { disabledReason: 'disabled by control/disable', counters: { invokesTotal: 1, rejectedTotal: 1 } });
 });
 
+t.test('control/enable clears the refusal it ends from last_error.txt as from status.json; a driver failure stays', async (t) => {
+  const rt = service('cat');
+  await rt.control('disable');
+  await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EPERM');
+  t.match(rt.view.state.lastError, /^EPERM: service s is disabled \(disabled by control\/disable\)/);
+  await rt.control('enable');
+  t.equal(rt.view.statusState(), 'idle');
+  t.equal(rt.view.state.rejection, null, 'status.json: no errno, no error');
+  t.equal(rt.view.state.lastError, '', 'last_error.txt (and health.json last_error) agree');
+
+  const failing = service('fail');
+  await failing.setConfig({ supervision: { max_consecutive_failures: 1 } });
+  t.equal((await failing.invoke(Buffer.from('{}'))).state, 'error');
+  await failing.control('enable');
+  t.equal(failing.view.statusState(), 'idle');
+  t.match(failing.view.state.lastError, /something went wrong/, 'the failure that disabled it is still the last failure');
+});
+
 t.test('config.json overrides the timeout', async (t) => {
   const rt = service('hang', { timeoutMs: 60_000 });
   await rt.setConfig({ timeout_ms: 150 });
