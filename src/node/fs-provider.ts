@@ -80,8 +80,12 @@ const O_PATH = 0o10000000;
  * node's disk. Dropped silently, as Linux drops S_ISGID for a caller outside the file's group.
  */
 const KEPT_FILE_MODE = 0o1777;
-/** Flags that make no sense when reopening a checked object through its /proc path. */
-const NOT_REOPENED = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/**
+ * Flags not passed on when reopening a checked object through its /proc path: O_CREAT, O_EXCL and
+ * O_NOFOLLOW make no sense there; O_DIRECT would ask the node's own reads and writes for aligned
+ * buffers, which a FUSE request's are not (EINVAL), and the mount bypasses the page cache anyway.
+ */
+const NOT_REOPENED = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_DIRECT;
 
 /**
  * A file, directory or link inside one export. A link is shown as a link (`rm -r` removes the link,

@@ -1,6 +1,7 @@
 // SPEC §4 built-in providers through a real mount: the fs provider (exports, read-only exports that
 // really are, symlinks that never lead out) and terminal-<id>.
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, readJson, readText, spawnMounter, startNode, tempDir } from '../helpers/node.js';
@@ -62,6 +63,17 @@ await t.test('changes inside a :rw export reach the real directory', async (tt) 
   tt.equal(await readFile(join(rw, 'new-dir', 'moved.txt'), 'utf8'), 'moving\n', 'mkdir and mv');
   tt.same((await readdir(rw)).sort(), ['created.txt', 'new-dir', 'notes.txt', 'to-hostname', 'to-sibling-export', 'touched'], 'rm and rmdir');
   tt.equal(await readText(join(fs, 'data', 'new-dir', 'moved.txt')), 'moving\n', 'read back through the mount');
+});
+
+await t.test('O_DIRECT reads and writes work (dd iflag=direct, oflag=direct)', async (tt) => {
+  const write = await run(`dd if=/dev/urandom of="$FS/data/direct.bin" oflag=direct bs=64k count=4 2>&1`);
+  tt.equal(write.code, 0, `dd oflag=direct: ${write.stdout.trim()}`);
+  const written = await readFile(join(rw, 'direct.bin'));
+  tt.equal(written.length, 4 * 65536, 'every byte reached the export');
+  const read = await run(`dd if="$FS/data/direct.bin" iflag=direct bs=64k 2>/dev/null | md5sum`);
+  tt.equal(read.code, 0, read.stderr.trim());
+  tt.equal(read.stdout.split(' ')[0], createHash('md5').update(written).digest('hex'), 'dd iflag=direct reads the same bytes');
+  tt.equal((await run(`rm "$FS/data/direct.bin"`)).code, 0);
 });
 
 await t.test('the open that creates a file keeps its own flags (O_APPEND, O_EXCL) and may write a read-only mode', (tt) =>
