@@ -119,7 +119,8 @@ export class ControlClient {
         });
       });
       socket.once('error', (error) =>
-        reject(new ProtocolError('unavailable', `cannot reach the control server at ${options.url}: ${error.message}`, { cause: error })),
+        // One line: OpenSSL's messages end with a newline.
+        reject(new ProtocolError('unavailable', `cannot reach the control server at ${options.url}: ${error.message.trim()}`, { cause: error })),
       );
     });
     const client = new ControlClient(socket, options);

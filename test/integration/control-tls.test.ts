@@ -90,3 +90,21 @@ t.test('a client that does not trust the certificate is refused, and says why', 
   await waitFor(() => /certificate/i.test(untrusting.stderr()), { what: 'a certificate error on stderr', timeoutMs: 20_000 });
   t.same(untrusting.lines(), [], 'no event');
 });
+
+t.test('a plain ws:// server asked for wss://: one line that says why, exit 1', async (t) => {
+  const plain = await startControl(t);
+  const r = await sh(`${q(process.execPath)} ${q(ACHERON)} node list --control-url ${q(plain.url.replace('ws://', 'wss://'))} --token-file ${q(adminFile)}`, {
+    env: { ...process.env, ...trusting },
+    timeoutMs: 60_000,
+  });
+  t.equal(r.code, 1, r.stderr);
+  t.match(
+    r.stderr,
+    /^acheron: unavailable: no control server answered \(3 rounds over 1 URL\): wss:[^\n]*wrong version number[^\n]*\n$/,
+    'one line: the code, then why',
+  );
+  t.notOk(
+    r.stderr.split('\n').some((line) => line.trim() === 'acheron:'),
+    `no line that says nothing (${JSON.stringify(r.stderr)})`,
+  );
+});
