@@ -127,7 +127,7 @@ export class LiveService {
     this.#touch();
     const outcome = await waitAtMost(job.invocationId, (started) => this.#jobs.schedule(job, () => this.#run(job, value, started)));
     // remove() cancelled it and took the service's files: the writer has nowhere to read this outcome.
-    // Asked of the job, not the outcome: a persistent driver's restart can end it `error` first.
+    // Asked of the job, not the outcome: the run may have ended otherwise first (an answer that raced the cancel).
     if (job.isCancelled && this.#removed)
       throw new FsError('ENOENT', `service ${this.#serviceId} has been removed; invocation ${job.invocationId} was cancelled`);
     return outcome;

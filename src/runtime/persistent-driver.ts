@@ -76,7 +76,11 @@ export class PersistentDriver {
     return new Promise<RunResult>((resolve) => {
       const end = (state: RunState, message: string): void => {
         this.#settle(id, result({ state, startedMs, started, message }));
-        this.restart(`request ${id} ${state === 'timeout' ? 'timed out' : 'was cancelled'}`);
+        if (state === 'timeout') this.restart(`request ${id} timed out`);
+        // control/cancel and a stop abort all their jobs in one synchronous loop: restarting after it
+        // lets each request it cancelled end `cancelled` by its own listener, not `error` by the
+        // restart. Not a process that replaced this one meanwhile.
+        else queueMicrotask(() => this.#child === child && this.restart(`request ${id} was cancelled`));
       };
       // A restart backoff waited above counts toward timeout_ms.
       const timer = setTimeout(

@@ -313,8 +313,8 @@ t.test('SPEC §5: writers still waiting when their service is removed get ENOENT
   t.equal(rt.view.state.counters.invokesTotal, 1, 'the queued one never ran');
 });
 
-t.test('a removed service: ENOENT even when the cancelled run ends otherwise (a persistent driver restarted)', async (t) => {
-  // A persistent driver's restart fails the other requests in flight `error` before their own abort reaches them.
+t.test('a removed service: ENOENT even when the cancelled run ends otherwise', async (t) => {
+  // A run that ends otherwise than cancelled once aborted (an answer that raced the cancel).
   const restarted: DriverRunner = {
     run: (_spec, signal) =>
       new Promise((resolve) => {

@@ -164,6 +164,33 @@ t.test('a reload that keeps what starts the process (a new but equal environment
   }
 });
 
+t.test('requests cancelled together (control/cancel, a stop) all end cancelled; the process restarts once; others fail', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const controllers = [new AbortController(), new AbortController(), new AbortController()];
+  const cancelled = controllers.map((c) => driver.run(spec(), c.signal));
+  const other = driver.run(spec());
+  await tick();
+  t.equal(launched[0]?.lines.length, 4, 'all four requests in flight');
+  // As JobTable.cancel does: one job after another, in one synchronous loop.
+  for (const controller of controllers) controller.abort();
+  const outcomes = await Promise.all(cancelled);
+  t.same(
+    outcomes.map((o) => o.state),
+    ['cancelled', 'cancelled', 'cancelled'],
+    'none is failed by the restart the first cancel causes',
+  );
+  t.match(outcomes[2]?.shortMessage, /^request 3 was cancelled; the persistent driver was restarted$/);
+  t.match(await other, { state: 'error', shortMessage: 'the persistent driver was restarted: request 1 was cancelled' }, 'a request not cancelled fails');
+  t.same(launched[0]?.terminations, [100], 'terminated once');
+  const next = driver.run(spec());
+  await tick();
+  t.equal(launched.length, 2, 'the next request starts a new process at once');
+  t.same(launched[1]?.terminations, [], 'which the earlier cancels leave alone');
+  launched[1]?.say(`{"id":"${launched[1]?.lines[0]?.id}","ok":true}\n`);
+  t.equal((await next).state, 'ok');
+});
+
 t.test('a cancel during the restart backoff ends the request at once, unsent; the others go on', async (t) => {
   const { launched, launch } = scripted();
   const driver = new PersistentDriver(spec(), launch);
