@@ -36,6 +36,7 @@ const node = await startNode(t, {
     persistent('hang', 'persistent-hang', { max_concurrency: 4, timeout_ms: 4_000, kill_grace_ms: 200 }),
     persistent('reload', REFERENCE, { max_concurrency: 2 }),
     persistent('edit', REFERENCE, { max_concurrency: 2, timeout_ms: 10_000 }),
+    persistent('cancel', REFERENCE, { max_concurrency: 4, timeout_ms: 10_000 }),
   ],
 });
 
@@ -282,6 +283,24 @@ print(json.dumps({"all_in_flight": all_in_flight, "outcomes": outcomes}))
   const after = await call(tt, 'hang', '{"n":"after"}');
   tt.not(after.pid, before.pid, `the next invocation is served by a new process (${before.pid} → ${after.pid})`);
   tt.notOk(await alive(before.pid), 'the hung process is gone');
+});
+
+await t.test('control/cancel ends every request in flight cancelled: no failure, so no auto-disable', async (tt) => {
+  const before = await call(tt, 'cancel', '{}');
+  succeeded(tt, await sh(`echo '{"supervision":{"max_consecutive_failures":2}}' > ${q(file('cancel', 'config.json'))}`), 'write config.json');
+  const writers = [1, 2, 3].map((n) => invoke('cancel', `{"sleep_ms":60000,"n":${n}}`));
+  await waitFor(async () => (await status('cancel')).running === 3, { what: 'three requests in flight' });
+  succeeded(tt, await sh(`echo > ${q(file('cancel', 'control/cancel'))}`), 'write control/cancel');
+  await Promise.all(writers);
+  const jobs = await jobsWith('cancel', 'sleep_ms');
+  tt.same(
+    jobs.map((job) => job.state),
+    ['cancelled', 'cancelled', 'cancelled'],
+    'each ends cancelled, none "error" by the restart',
+  );
+  tt.match(await metrics('cancel'), { cancelled_total: 3, failures_total: 0, consecutive_failures: 0 });
+  const after = await call(tt, 'cancel', '{}');
+  tt.not(after.pid, before.pid, `still enabled, served by a new process (${before.pid} → ${after.pid})`);
 });
 
 await t.test('control/restart starts a new process', async (tt) => {
