@@ -159,7 +159,17 @@ export class NodeDaemon {
       this.#log.info({ reason }, 'stopping');
       clearInterval(this.#reloadTimer);
       await services.close();
-      await Promise.all(services.runtimes().map((rt) => rt.drain(this.options.shutdownGraceMs, this.#graceCut.signal)));
+      const drained = services
+        .runtimes()
+        .map(async (rt) => ({ service: rt.view.serviceId, invocations: await rt.drain(this.options.shutdownGraceMs, this.#graceCut.signal) }));
+      for (const { service, invocations } of await Promise.all(drained)) {
+        if (invocations.length > 0) {
+          this.#log.error(
+            { service, invocations },
+            'invocations the kill did not end were abandoned; one still unfinished at the exit shows as interrupted at the next start',
+          );
+        }
+      }
       this.#graceOver = true;
       await wasm.close();
       await spawner.close();

@@ -1,6 +1,7 @@
 import { Job, type JobRecord } from './job.js';
 import { Limiter } from './limiter.js';
 import type { ServiceStateView } from './service-state.js';
+import { WAIT_SLACK_MS } from './wait-bound.js';
 
 /**
  * What persistence is told after each change; `always` sync makes invoke wait for it. `state` is the
@@ -114,12 +115,21 @@ export class JobTable {
     for (const job of this.#jobs.values()) job.cancel();
   }
 
-  /** Waits for the queue to empty, cancelling everything at `deadline` (epoch ms) or once `cut` aborts. */
-  async drain(deadline: number, cut?: AbortSignal): Promise<void> {
+  /**
+   * Waits for the queue to empty, cancelling everything at `deadline` (epoch ms) or once `cut` aborts,
+   * then for the cancelled runs only as long as their kill may take: a run nothing ends (a stopped
+   * spawner never answers) must not keep the node from unmounting. Returns the jobs left unfinished.
+   */
+  async drain(deadline: number, cut?: AbortSignal): Promise<Job[]> {
     const idle = (): boolean => this.#limiter.running === 0 && this.#limiter.queued === 0;
-    while (!idle() && Date.now() < deadline && !cut?.aborted) await new Promise((resolve) => setTimeout(resolve, 20));
+    const pause = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 20));
+    while (!idle() && Date.now() < deadline && !cut?.aborted) await pause();
     this.cancelAll();
-    while (!idle()) await new Promise((resolve) => setTimeout(resolve, 20));
+    const unfinished = (): Job[] => this.list().filter((job) => !job.isFinished);
+    // The bound a writer gets past timeout_ms: the kill grace, then the pipes and the spawner's hop.
+    const killedBy = Date.now() + Math.max(0, ...unfinished().map((job) => job.killGraceMs)) + WAIT_SLACK_MS;
+    while (!idle() && Date.now() < killedBy) await pause();
+    return idle() ? [] : unfinished();
   }
 
   /** Start-up: the journaled jobs; returns those the daemon's death interrupted (now ended as such). */

@@ -40,6 +40,7 @@ export class Job {
   readonly queuedMs: number;
   readonly #progress: JobProgress;
   #controller = new AbortController();
+  #killGraceMs = 0;
 
   constructor(invocationId: string, request: Buffer, queuedMs = Date.now(), progress?: JobProgress) {
     this.invocationId = invocationId;
@@ -102,7 +103,13 @@ export class Job {
     return state !== 'queued' && state !== 'running';
   }
 
-  start(now = Date.now()): void {
+  /** How long a cancel may take to kill its driver (SIGTERM, then SIGKILL): what a stop waits for it. */
+  get killGraceMs(): number {
+    return this.#killGraceMs;
+  }
+
+  start(killGraceMs: number, now = Date.now()): void {
+    this.#killGraceMs = killGraceMs;
     this.#progress.state = 'running';
     this.#progress.startedMs = now;
   }

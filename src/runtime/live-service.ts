@@ -177,10 +177,10 @@ export class LiveService {
     this.#runner.restartPersistent?.(this.#serviceId, 'the service was removed');
   }
 
-  /** Waits for running invocations for at most `graceMs` (less once `cut` aborts), then cancels the rest and waits for them. */
-  async drain(graceMs: number, cut?: AbortSignal): Promise<void> {
+  /** Waits for running invocations for at most `graceMs` (less once `cut` aborts), then cancels the rest; the ids of those the kill did not end. */
+  async drain(graceMs: number, cut?: AbortSignal): Promise<string[]> {
     this.#closing = true;
-    await this.#jobs.drain(Date.now() + graceMs, cut);
+    return (await this.#jobs.drain(Date.now() + graceMs, cut)).map((job) => job.invocationId);
   }
 
   #makeView(): ServiceView {
@@ -224,7 +224,7 @@ export class LiveService {
       throw error;
     }
     const start = (): void => {
-      job.start();
+      job.start(spec.killGraceMs);
       started(spec.timeoutMs + spec.killGraceMs + WAIT_SLACK_MS);
       recordStart(this.#state, job);
       this.#touch();

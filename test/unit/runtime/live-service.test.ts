@@ -160,6 +160,18 @@ t.test('a drain cut short (a forced stop) cancels the running call without waiti
   t.equal(rt.view.jobs.running, 0, 'nothing runs after the drain');
 });
 
+t.test('a drain gives up on a run its cancel does not end (a stopped spawner) once the kill may take, and names it', async (t) => {
+  const never: DriverRunner = { run: () => new Promise<RunResult>(() => undefined) };
+  const rt = service('cat', { runner: never, timeoutMs: 100 });
+  const running = rt.invoke(Buffer.from('{}')).catch((error: unknown) => error);
+  while (rt.view.jobs.running === 0) await new Promise((r) => setTimeout(r, 10));
+  const begun = Date.now();
+  const drained = await Promise.race([rt.drain(0), new Promise((r) => setTimeout(() => r('still draining'), 5_000).unref())]);
+  t.same(drained, [rt.view.jobs.list()[0]?.invocationId], 'the unfinished invocation is named');
+  t.ok(Date.now() - begun >= 200 + WAIT_SLACK_MS - 50, 'after its kill grace and the slack');
+  t.match(await running, { errno: 'ETIMEDOUT' }, 'its writer got the usual bound');
+});
+
 t.test('supervision: cooldown gives EAGAIN and backoff; a threshold auto-disables naming it', async (t) => {
   const rt = service('fail');
   await rt.setConfig({ supervision: { cooldown_ms: 60_000 } });
