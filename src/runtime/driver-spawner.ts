@@ -24,6 +24,12 @@ export interface SpawnerExit {
 /** A connection that has not named its launch within this many bytes, or this long, is not the spawner's. */
 const MAX_HELLO_BYTES = 256;
 const HELLO_TIMEOUT_MS = 5000;
+/**
+ * Past the largest kill grace, what a spawner told to go may take: its own 1 s margin (spawner-main.ts),
+ * its sweep of /proc, its exit; one just forked may still be loading (seconds on a loaded host). Only a
+ * spawner that cannot go at all (stopped, hung) waits it out.
+ */
+const EXIT_SLACK_MS = 10_000;
 
 /**
  * The daemon's side of the spawner process. Start it before mounting; it cannot be restarted after
@@ -50,6 +56,9 @@ export class DriverSpawner implements DriverRunner {
   #heldEnvs: EnvironmentCache<true>;
   #exit: SpawnerExit | undefined;
   #isClosing = false;
+  /** The largest kill_grace_ms of anything started: the spawner stays that long after the disconnect. */
+  #maxKillGraceMs = 0;
+  #log: Logger;
   #resolveLost!: () => void;
   /** Settles if the spawner process exits before close() (kill -9, a crash): no driver can start from then on. */
   readonly lost: Promise<void> = new Promise((resolve) => (this.#resolveLost = resolve));
@@ -58,6 +67,7 @@ export class DriverSpawner implements DriverRunner {
 
   private constructor(child: ChildProcess, server: Server, socketPath: string, owner: string, environmentCacheSize: number, log: Logger) {
     this.#child = child;
+    this.#log = log;
     this.#heldEnvs = new EnvironmentCache(environmentCacheSize);
     this.#server = server;
     this.#socketPath = socketPath;
@@ -129,6 +139,7 @@ export class DriverSpawner implements DriverRunner {
       return driver.run(spec, signal);
     }
     if (this.#exit) return Promise.resolve(failed(spec, this.#exit.reason));
+    this.#maxKillGraceMs = Math.max(this.#maxKillGraceMs, spec.killGraceMs);
     const id = this.#nextId++;
     return new Promise<RunResult>((resolve) => {
       this.#pending.set(id, { spec, resolve });
@@ -146,14 +157,23 @@ export class DriverSpawner implements DriverRunner {
     return this.#exit;
   }
 
-  /** Disconnecting makes the spawner kill every driver group it still runs, then exit. */
+  /**
+   * Disconnecting makes the spawner kill every driver group it still runs, then exit. One that does not
+   * (stopped, hung) would keep the node mounted: it is killed, and its exit sweeps its drivers.
+   */
   async close(): Promise<void> {
     this.#isClosing = true;
     this.#server.close();
     if (!this.#exit && this.#child.connected) {
       const exited = new Promise((resolve) => this.#child.once('exit', resolve));
       this.#child.disconnect();
+      const waitMs = this.#maxKillGraceMs + EXIT_SLACK_MS;
+      const timer = setTimeout(() => {
+        this.#log.error({ waited_ms: waitMs }, 'the driver spawner did not exit when told to: killed (SIGKILL)');
+        this.#child.kill('SIGKILL');
+      }, waitMs);
       await exited;
+      clearTimeout(timer);
     }
     await this.#swept;
   }
@@ -166,6 +186,7 @@ export class DriverSpawner implements DriverRunner {
       return remote;
     }
     this.#launches.set(launchId, remote);
+    this.#maxKillGraceMs = Math.max(this.#maxKillGraceMs, spec.killGraceMs);
     this.#send({ type: 'launch', launchId, socketPath: this.#socketPath, hello: `${this.#secret} ${launchId}\n`, ...this.#specFields(spec) });
     return remote;
   }

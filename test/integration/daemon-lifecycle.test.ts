@@ -163,6 +163,32 @@ await t.test('a second signal during the grace forces the stop: drivers cancelle
   tt.match(await readJson(join(again.service('hang'), 'jobs', job as string, 'status.json')), { state: 'cancelled' }, 'journaled as cancelled before the exit');
 });
 
+await t.test('SIGTERM with a stopped driver spawner: the stop gives up on the run after its kill, kills the spawner, unmounts, exits 0', async (tt) => {
+  const node = await startNode(tt, {
+    manifests: [manifest('echo', 'echo', { runtime: { timeout_ms: 1000, kill_grace_ms: 200 } })],
+    args: ['--shutdown-grace-ms', '500'],
+  });
+  const spawner = await spawnerOf(tt, node);
+  // If the test fails, a stopped process would outlive it.
+  tt.teardown(() => void sh(`kill -KILL ${spawner} 2>/dev/null || true`));
+  process.kill(spawner, 'SIGSTOP');
+  const dir = node.service('echo');
+  const writer = await sh(`/bin/echo '{"n":1}' > ${q(join(dir, 'control', 'invoke.json'))}`);
+  tt.match(writer.stderr, /timed out/i, 'the writer gets ETIMEDOUT after its bound, the run goes on');
+  process.kill(node.child.pid as number, 'SIGTERM');
+  let exited: Awaited<RunningNode['exited']> | undefined;
+  void node.exited.then((outcome) => (exited = outcome));
+  // The grace (0.5 s), the kill's bound (0.2 + 2 s), the spawner's (0.2 + 10 s), and the unmount.
+  await waitFor(() => exited, { what: 'the daemon to exit', timeoutMs: 30_000 });
+  tt.same(exited, { code: 0, signal: null }, 'exit 0: the grace was not cut short');
+  tt.notOk(await isMounted(node.mount), 'the mount is gone');
+  tt.notOk(await alive(spawner), 'the stopped spawner was killed');
+  const log = await readFile(node.logFile, 'utf8');
+  tt.match(log, /"service":"echo","invocations":\["[^"]+"\],"msg":"invocations the kill did not end were abandoned/, 'the log names what was abandoned');
+  tt.match(log, /the driver spawner did not exit when told to: killed \(SIGKILL\)/, 'and the kill of the spawner');
+  tt.match(log, /"msg":"stopped"/, 'and that it stopped');
+});
+
 await t.test('an external umount stops the daemon with exit 0', async (tt) => {
   const node = await startNode(tt, { manifests: [manifest('echo', 'echo')] });
   await invokeEcho(node);
