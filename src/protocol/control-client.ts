@@ -113,7 +113,8 @@ export class ControlClient {
       socket.once('unexpected-response', (_request, response) => {
         void refusalReason(response).then((reason) => {
           const status = response.statusCode;
-          const detail = reason ? `: ${reason}` : status === 401 ? ' (bad or missing token)' : '';
+          // The server says no more on a 401 (docs/control-protocol.md), so every cause is named here.
+          const detail = reason ? `: ${reason}` : status === 401 ? ' (no token, or a wrong or revoked one, or a join token already used or expired)' : '';
           reject(new ProtocolError(status === 401 ? 'unauthorized' : 'unavailable', `control server refused the connection: HTTP ${status}${detail}`));
           socket.terminate();
         });

@@ -240,7 +240,7 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
   oneLine(tt, nodeLine.stderr, /^acheron: mount option control_url needs mount option join_token_file: .* holds no node secret/);
   const badToken = await acheron(['world', '--control-url', control.url, '--token', 'not-a-token', '--mount', join(dir, 'b')]);
   tt.equal(badToken.code, 1, 'bad token: exit 1');
-  oneLine(tt, badToken.stderr, /^acheron: unauthorized: .*401/);
+  oneLine(tt, badToken.stderr, /^acheron: unauthorized: .*401 \(no token, or a wrong or revoked one, or a join token already used or expired\)/);
   const noProject = await acheron(['world', '--control-url', control.url, '--token', control.userToken, '--project', 'nope', '--mount', join(dir, 'c')]);
   tt.equal(noProject.code, 1, 'unknown project: exit 1');
   oneLine(tt, noProject.stderr, /^acheron: not_found: no project nope/);
