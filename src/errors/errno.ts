@@ -36,6 +36,7 @@ export const ERRNO_NAMES = [
   'ENOSPC',
   'ELOOP',
   'EILSEQ',
+  'ESTALE',
 ] as const;
 
 export type ErrnoName = (typeof ERRNO_NAMES)[number];

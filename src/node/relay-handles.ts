@@ -15,7 +15,12 @@ interface RelayHandle {
  */
 export class RelayHandles {
   #handles = new Map<string, RelayHandle>();
-  #nextFh = 1;
+  /**
+   * Numbers start from this process's start time (1024 a millisecond), so a handle of an earlier
+   * process is never taken for one of this; those below `#lostBelow` were released with the link.
+   */
+  #nextFh = Date.now() * 1024;
+  #lostBelow = this.#nextFh;
   /** How long an unused handle is kept (the sweep's business; named in EBADF). */
   readonly #idleMs: number;
 
@@ -33,6 +38,12 @@ export class RelayHandles {
   get(r: RelayRequest): Handle {
     const kept = this.#handles.get(`${r.session}:${r.fh}`);
     // The server checked the path of this request, so the handle must be of that path.
+    // ESTALE, not EBADF: the requester did nothing wrong, the link went (docs/errors.md).
+    if (!kept && r.fh !== undefined && r.fh < this.#lostBelow)
+      throw new FsError(
+        'ESTALE',
+        `${r.path}: relay handle ${r.fh} was released when the node's link to the control server was lost (or the node restarted) since the open; open the file again`,
+      );
     if (!kept || kept.path !== r.path)
       throw new FsError('EBADF', `${r.path}: no open relay handle ${r.fh} for this path (released, or idle for more than ${this.#idleMs / 60_000} min)`);
     kept.usedMs = Date.now();
@@ -44,6 +55,11 @@ export class RelayHandles {
     const handle = this.get(r);
     this.#handles.delete(`${r.session}:${r.fh}`);
     return handle;
+  }
+
+  /** The link to the control server went down: every handle handed out so far is lost (see `drop`). */
+  linkLost(): void {
+    this.#lostBelow = this.#nextFh;
   }
 
   /** Releases every handle whose key `which` picks (its session went). */

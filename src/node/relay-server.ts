@@ -86,6 +86,7 @@ export class RelayServer {
   /** The link to the control server went down: no session can come back to its handles. */
   dropAll(): Promise<void> {
     this.#epoch++;
+    this.#handles.linkLost();
     return this.#drop(() => true);
   }
 
