@@ -11,8 +11,12 @@ import type { RelayOperation } from './relay-call.js';
  */
 const SHORT_WAIT_MS = 5000;
 
-/** Sends one operation to the node that owns the tree (WorldCatalog.relay, bound to a node id). */
-export type Relay = (operation: RelayOperation) => Promise<Record<string, unknown>>;
+/**
+ * Sends one operation to the node that owns the tree (WorldCatalog.relay, bound to a node id).
+ * `link`: the connection to the control server relays go out on now; a handle belongs to the one it
+ * was opened on (the server ends its session, and the node releases it, when that one closes).
+ */
+export type Relay = ((operation: RelayOperation) => Promise<Record<string, unknown>>) & { readonly link?: () => object | undefined };
 
 /** What a directory's child at `path` is: by default another RemoteNode (WorldFS binds some names to other blocks). */
 export type RemoteChild = (path: string) => VNode;
@@ -73,8 +77,10 @@ export class RemoteNode implements VNode {
   }
 
   async open(flags: number): Promise<Handle> {
+    // Taken before the open goes out: a connection that ends meanwhile makes the handle stale, not a stranger's.
+    const link = this.#relay.link?.();
     const { fh } = await this.#relay({ op: 'open', path: this.path, flags });
-    return new RemoteHandle(this.#relay, this.path, Number(fh), opensForWriting(flags));
+    return new RemoteHandle(this.#relay, this.path, Number(fh), opensForWriting(flags), link);
   }
 
   async truncate(size: number): Promise<void> {
@@ -138,22 +144,32 @@ export class RemoteNode implements VNode {
   }
 }
 
-/** One open of a remote file: a handle on the node, used by number until released. */
+/**
+ * One open of a remote file: a handle on the node, used by number until released. Once the link it
+ * was opened on is lost (the connection to the control server ended, or the node's own link did: it
+ * answers ESTALE), the node has released it and every use fails at once with ESTALE, without a
+ * relay. Not EBADF (a bug), nor ENOTCONN or EHOSTUNREACH (they pass once the link is back, and this
+ * never will): ESTALE is what NFS answers for a handle the server no longer knows; open it again.
+ */
 class RemoteHandle implements Handle {
   readonly #relay: Relay;
   readonly #path: string;
   readonly #fh: number;
   readonly #writable: boolean;
+  readonly #link: object | undefined;
+  /** Why the handle is gone, once it is. */
+  #stale: string | undefined;
 
-  constructor(relay: Relay, path: string, fh: number, writable: boolean) {
+  constructor(relay: Relay, path: string, fh: number, writable: boolean, link: object | undefined) {
     this.#relay = relay;
     this.#path = path;
     this.#fh = fh;
     this.#writable = writable;
+    this.#link = link;
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    const { data } = await this.#relay({ op: 'read', path: this.#path, fh: this.#fh, offset, length: Math.min(length, RELAY_CHUNK_BYTES) });
+    const { data } = await this.#use({ op: 'read', offset, length: Math.min(length, RELAY_CHUNK_BYTES) });
     return Buffer.from(String(data), 'base64');
   }
 
@@ -162,7 +178,7 @@ class RemoteHandle implements Handle {
     // Chunks of at most 256 KiB (SPEC §6); FUSE writes are smaller anyway (128 KiB with big_writes).
     for (let at = 0; at < data.length; at += RELAY_CHUNK_BYTES) {
       const chunk = data.subarray(at, at + RELAY_CHUNK_BYTES);
-      const r = await this.#relay({ op: 'write', path: this.#path, fh: this.#fh, offset: offset + at, data: chunk.toString('base64') });
+      const r = await this.#use({ op: 'write', offset: offset + at, data: chunk.toString('base64') });
       written += Number(r.written);
     }
     return written;
@@ -170,19 +186,41 @@ class RemoteHandle implements Handle {
 
   async flush(): Promise<void> {
     // Only a write-open has anything to flush (a commit); a read-only one would be a wasted round trip.
-    if (this.#writable) await this.#relay({ op: 'flush', path: this.#path, fh: this.#fh });
+    if (this.#writable) await this.#use({ op: 'flush' });
   }
 
+  /** A stale handle was released on the node already (its ESTALE would only reach a log): nothing to do. */
   async release(): Promise<void> {
-    await this.#relay({ op: 'release', path: this.#path, fh: this.#fh });
+    if (this.#lost() !== undefined) return;
+    await this.#use({ op: 'release' }).catch((error: unknown) => {
+      if (this.#stale === undefined) throw error;
+    });
   }
 
   /** The node syncs its own handle: a real fsync(2) for an `fs/` export, nothing for a synthetic file. */
   async fsync(datasync: boolean): Promise<void> {
-    await this.#relay({ op: 'fsync', path: this.#path, fh: this.#fh, datasync });
+    await this.#use({ op: 'fsync', datasync });
   }
 
   async truncate(size: number): Promise<void> {
-    await this.#relay({ op: 'ftruncate', path: this.#path, fh: this.#fh, size });
+    await this.#use({ op: 'ftruncate', size });
+  }
+
+  /** One operation on the handle, unless it is stale. */
+  async #use(operation: Omit<RelayOperation, 'path' | 'fh'>): Promise<Record<string, unknown>> {
+    const lost = this.#lost();
+    if (lost !== undefined) throw new FsError('ESTALE', lost);
+    try {
+      return await this.#relay({ ...operation, path: this.#path, fh: this.#fh });
+    } catch (error) {
+      if (error instanceof FsError && error.errno === 'ESTALE') this.#stale = error.message;
+      throw error;
+    }
+  }
+
+  #lost(): string | undefined {
+    if (this.#stale === undefined && this.#relay.link && this.#relay.link() !== this.#link)
+      this.#stale = `${this.#path}: the link to the control server was lost since the open, and the node released the handle with it; open the file again`;
+    return this.#stale;
   }
 }

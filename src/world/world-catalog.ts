@@ -28,20 +28,16 @@ export interface WorldCatalogOptions {
 }
 
 /**
- * The catalog a WorldFS mount shows, kept current from the control server (SPEC §9): the mount is
- * itself a watcher, of delta events. On every connection it starts a watch first and then reads
- * each node (`node_get {view: "stored"}`, which says the seq it reflects); an event of a node being
- * read waits for the read and applies if it is newer. After that each event changes only what it
- * names (`CatalogMirror`); one of a node it does not know makes it read that node (gone by then,
- * not_found: the events before the answer go with it), and one that does not fit makes it read
- * everything again on a new connection. A watch the server ends with `resync_required` (the
- * session's project changed, or the watch fell behind) is attached and read again on the same
- * connection, so relays in flight go on. While the connection is
- * down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the next server of
- * its list (Failover: jittered, then backoff once every server failed). A reconnect resumes the
- * watch with `since_seq` after the last position it learned (event, synced or progress head), on
- * whichever server, without reading anything again; only when that is refused
- * (`resync_required`), or the last connection left reads unfinished, does it read everything.
+ * The catalog a WorldFS mount shows, kept current from the control server (SPEC §9): the mount is itself a watcher, of delta events.
+ * On every connection it starts a watch first and then reads each node (`node_get {view: "stored"}`, which says the seq it
+ * reflects); an event of a node being read waits for the read and applies if it is newer. After that each event changes only what it
+ * names (`CatalogMirror`); one of a node it does not know makes it read that node (gone by then, not_found: the events before the
+ * answer go with it), and one that does not fit makes it read everything again on a new connection. A watch the server ends with
+ * `resync_required` (the session's project changed, or the watch fell behind) is attached and read again on the same connection, so
+ * relays in flight go on. While the connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the
+ * next server of its list (Failover: jittered, then backoff once every server failed). A reconnect resumes the watch with
+ * `since_seq` after the last position it learned (event, synced or progress head), on whichever server, without reading anything
+ * again; only when that is refused (`resync_required`), or the last connection left reads unfinished, does it read everything.
  */
 export class WorldCatalog {
   readonly #options: WorldCatalogOptions;
@@ -94,6 +90,9 @@ export class WorldCatalog {
   get lastError(): string {
     return this.#lastError;
   }
+
+  /** The connection relays go out on (a relay session: a node releases its handles when it ends). */
+  readonly link = (): ControlClient | undefined => this.#client;
 
   get changedMs(): number {
     return this.#changedMs;

@@ -9,6 +9,7 @@ import type { VNode } from '../vfs/node.js';
 import { DocumentCache, LIVE_FILE_PATHS, liveServiceFiles } from './live-files.js';
 import { derivedRoots, withDerivedRoots } from './derived-roots.js';
 import { RemoteNode, type Relay } from './remote-node.js';
+import type { RelayOperation } from './relay-call.js';
 import type { WorldCatalog } from './world-catalog.js';
 
 export interface WorldTreeOptions {
@@ -52,14 +53,14 @@ export function buildWorldTree(options: WorldTreeOptions): VNode {
  * in the catalog keep theirs: making a new one drops those of nodes that left, so the map never
  * holds more than the catalog (plus the node asked for).
  */
-export function nodeRelays(catalog: Pick<WorldCatalog, 'node' | 'relay'>): { relayTo(nodeId: string): Relay; readonly size: number } {
+export function nodeRelays(catalog: Pick<WorldCatalog, 'node' | 'relay' | 'link'>): { relayTo(nodeId: string): Relay; readonly size: number } {
   const relays = new Map<string, Relay>();
   return {
     relayTo: (nodeId) => {
       let relay = relays.get(nodeId);
       if (relay) return relay;
       for (const known of relays.keys()) if (!catalog.node(known)) relays.delete(known);
-      relays.set(nodeId, (relay = (operation) => catalog.relay(nodeId, operation)));
+      relays.set(nodeId, (relay = Object.assign((operation: RelayOperation) => catalog.relay(nodeId, operation), { link: catalog.link })));
       return relay;
     },
     get size() {

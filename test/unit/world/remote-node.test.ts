@@ -35,3 +35,36 @@ t.test("chown: one relay, bounded at 5 s; the node's refusal is the answer", asy
     { op: 'chown', path: '/services/echo/status.json', timeout_ms: 5000 },
   ]);
 });
+
+t.test('a handle opened on a connection since lost: ESTALE at once, no relay; its release is quiet', async (t) => {
+  let link: object | undefined = { first: true };
+  const { sent, relay } = recording((operation) => (operation.op === 'open' ? { fh: 7 } : { data: '', written: 3 }));
+  const remote = new RemoteNode(Object.assign(relay, { link: () => link }), '/fs/data/w.txt');
+  const handle = await remote.open(1);
+  await handle.write?.(0, Buffer.from('abc'));
+  link = { second: true };
+  for (const use of [() => handle.read?.(0, 5), () => handle.write?.(3, Buffer.from('def')), () => handle.flush?.(), () => handle.fsync?.(false)])
+    await t.rejects(use() as Promise<unknown>, { errno: 'ESTALE', message: /link to the control server was lost since the open/ });
+  await handle.release?.();
+  t.same(
+    sent.map((s) => s.op),
+    ['open', 'write'],
+    'nothing relayed after the link changed',
+  );
+});
+
+t.test("a handle the node says is stale: that use fails with the node's ESTALE, every later one at once; release is quiet", async (t) => {
+  const { sent, relay } = recording((operation) => {
+    if (operation.op === 'open') return { fh: 7 };
+    throw new FsError('ESTALE', `${operation.path}: relay handle 7 was released when the node's link to the control server was lost`);
+  });
+  const handle = await new RemoteNode(relay, '/fs/data/big.bin').open(0);
+  await t.rejects(handle.read?.(0, 5) as Promise<Buffer>, { errno: 'ESTALE', message: /node's link/ });
+  await t.rejects(handle.read?.(0, 5) as Promise<Buffer>, { errno: 'ESTALE', message: /node's link/ });
+  await handle.release?.();
+  t.same(
+    sent.map((s) => s.op),
+    ['open', 'read'],
+    'one relay found it stale',
+  );
+});

@@ -8,6 +8,7 @@ const nodes = new Map<string, PublicNode>();
 const catalog = {
   node: (nodeId: string) => nodes.get(nodeId),
   relay: async (nodeId: string, operation: { op: string }) => ({ node_id: nodeId, op: operation.op }),
+  link: () => undefined,
 };
 
 t.test('one relay per node, the same each time, sending to its node', async (t) => {
