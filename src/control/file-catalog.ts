@@ -18,13 +18,14 @@ import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log
 import {
   countNodes,
   deleteDelta,
+  fromJournal,
   joinPlan,
+  journalRecord,
+  type JournalNode,
   lapsed,
   noNode,
   offlinePlan,
   publishedService,
-  readEntries,
-  recordParts,
   refreshPlan,
   secretMatches,
   storedEntries,
@@ -33,13 +34,6 @@ import {
   upsertPlan,
 } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
-
-/** A node in the journal: the record (the seq it reflects: legacy records lack it) and the descriptors' hashes. */
-interface JournalNode extends Omit<NodeRecord, 'services' | 'seq'> {
-  services: ServiceDescriptor[];
-  seq?: number;
-  service_hashes?: string[];
-}
 
 const nodeKey = (nodeId: string): string => `node/${nodeId}`;
 /** Journals written before per-node seqs: the seq every node record reflected. */
@@ -275,22 +269,4 @@ export class FileCatalog implements CatalogStore {
     this.#dirty.delete(node.node_id);
     await this.#journal.setJson(nodeKey(node.node_id), journalRecord(node, this.#events.headSeq));
   }
-}
-
-/**
- * A node's journal record, rendered from the node record when the journal writes it (at the
- * checkpoint, and again at each compaction) as parts that include the descriptors' own bytes: the
- * journal keeps this function, not a copy of the descriptors (StateJournal's JsonValue), and
- * writes the parts without joining them.
- */
-function journalRecord(node: NodeRecord, seq: number): () => Buffer[] {
-  return () => {
-    const { services, ...meta } = node;
-    return recordParts({ ...meta, seq }, services);
-  };
-}
-
-function fromJournal(stored: JournalNode, seq: number): NodeRecord {
-  const { services, seq: _seq, service_hashes: hashes, ...meta } = stored;
-  return { ...meta, seq, services: readEntries(services, hashes) };
 }

@@ -217,3 +217,28 @@ export function recordParts(head: Record<string, unknown>, services: readonly Se
   parts.push(END);
   return parts;
 }
+
+/** A node in the journal: the record (the seq it reflects: legacy records lack it) and the descriptors' hashes. */
+export interface JournalNode extends Omit<NodeRecord, 'services' | 'seq'> {
+  services: ServiceDescriptor[];
+  seq?: number;
+  service_hashes?: string[];
+}
+
+/**
+ * A node's journal record, rendered from the node record when the journal writes it (at the
+ * checkpoint, and again at each compaction) as parts that include the descriptors' own bytes: the
+ * journal keeps this function, not a copy of the descriptors (StateJournal's JsonValue), and
+ * writes the parts without joining them.
+ */
+export function journalRecord(node: NodeRecord, seq: number): () => Buffer[] {
+  return () => {
+    const { services, ...meta } = node;
+    return recordParts({ ...meta, seq }, services);
+  };
+}
+
+export function fromJournal(stored: JournalNode, seq: number): NodeRecord {
+  const { services, seq: _seq, service_hashes: hashes, ...meta } = stored;
+  return { ...meta, seq, services: readEntries(services, hashes) };
+}
