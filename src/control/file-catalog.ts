@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { dirname, join } from 'node:path';
 import { SerialQueue } from '../async/serial-queue.js';
 import type {
   NodeJoinPayload,
@@ -34,6 +35,7 @@ import {
   upsertPlan,
 } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
+import { SeenTimes } from './seen-times.js';
 
 const nodeKey = (nodeId: string): string => `node/${nodeId}`;
 /** Journals written before per-node seqs: the seq every node record reflected. */
@@ -45,8 +47,9 @@ const LEGACY_APPLIED_KEY = 'meta/applied_seq';
  * applied here in the same step. The journal holds a snapshot: each node's record with the seq
  * it reflects, rewritten for the nodes that changed at each checkpoint (before the event log
  * archives a file) and at close; what is not an event (a join's secret, metadata-only changes) is
- * written to it before the reply. Start-up loads the snapshot and replays the events after it,
- * so what was acknowledged survives a kill -9.
+ * written to it before the reply, and last-seen times to SeenTimes' journal before they are
+ * published. Start-up loads the snapshot and replays the events after it, so what was acknowledged
+ * survives a kill -9.
  */
 export class FileCatalog implements CatalogStore {
   #nodes = new Map<string, NodeRecord>();
@@ -55,17 +58,20 @@ export class FileCatalog implements CatalogStore {
   /** Nodes changed by events since the last checkpoint. */
   #dirty = new Set<string>();
   #queue = new SerialQueue<string>();
+  #seen: SeenTimes;
   readonly leaseTtlMs: number;
 
-  private constructor(journal: StateJournal, events: EventLog, leaseTtlMs: number) {
+  private constructor(journal: StateJournal, events: EventLog, leaseTtlMs: number, seen: SeenTimes) {
     this.#journal = journal;
     this.#events = events;
     this.leaseTtlMs = leaseTtlMs;
+    this.#seen = seen;
   }
 
   static async open(path: string, events: EventLog, options: { leaseTtlMs: number; offlineGraceMs: number; log: Logger }): Promise<FileCatalog> {
     const { journal, restored } = await StateJournal.open(path, { sync: 'always', log: options.log });
-    const catalog = new FileCatalog(journal, events, options.leaseTtlMs);
+    const { seen, restore } = await SeenTimes.open(join(dirname(path), 'last-seen.journal'), options.log);
+    const catalog = new FileCatalog(journal, events, options.leaseTtlMs, seen);
     const legacySeq = restored.values.get(LEGACY_APPLIED_KEY);
     const seqOf = new Map<string, number>();
     for (const [key, value] of restored.values) {
@@ -76,6 +82,7 @@ export class FileCatalog implements CatalogStore {
       seqOf.set(stored.node_id, seq);
     }
     for (const event of events.takeUnarchived()) catalog.#recover(event, seqOf);
+    restore(catalog.#nodes.values());
     // Each descriptor held once: the journal's copy for compaction and the events read back from disk use the catalog's strings.
     for (const [nodeId, node] of catalog.#nodes)
       if (!catalog.#dirty.has(nodeId)) journal.keepJson(nodeKey(nodeId), journalRecord(node, seqOf.get(nodeId) ?? 0));
@@ -113,6 +120,8 @@ export class FileCatalog implements CatalogStore {
       // `online` upsert may have changed them too).
       services: event.kind === 'offline' ? node.services : storedEntries(event.services, (s, json) => serviceEntry(s, json, false, previous.get(s.service_id))),
       state: event.kind === 'offline' ? 'offline' : 'online',
+      // Any other kind is the node's own doing (a join, an upsert, a refresh that brought it back): seen then.
+      last_seen_ms: event.kind === 'offline' ? node.last_seen_ms : Math.max(node.last_seen_ms, event.timestamp_ms),
       updated_ms: event.timestamp_ms,
       seq: event.seq,
     });
@@ -187,7 +196,7 @@ export class FileCatalog implements CatalogStore {
       const { next, delta, kind, metadataChanged } = upsertPlan(this.#require(payload.node_id), payload, incoming, now, this.leaseTtlMs);
       if (kind) return { delta, body: upsertReplyBody(payload.include, await this.#commit(next, kind, delta, now), next, delta) };
       if (metadataChanged) await this.#save(next);
-      else this.#nodes.set(next.node_id, next); // lease and last-seen only: no need to sync
+      else await this.#seenAt(next);
       return { delta, body: upsertReplyBody(payload.include, undefined, next, delta) };
     });
   }
@@ -196,7 +205,7 @@ export class FileCatalog implements CatalogStore {
     return this.#turn(nodeId, async (now) => {
       const { next, kind, delta } = refreshPlan(this.#require(nodeId), now, this.leaseTtlMs);
       if (kind) await this.#commit(next, kind, delta, now);
-      else this.#nodes.set(nodeId, next);
+      else await this.#seenAt(next);
       return { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined };
     });
   }
@@ -230,6 +239,7 @@ export class FileCatalog implements CatalogStore {
     return this.#turn(nodeId, async (now) => {
       const node = this.#require(nodeId);
       await this.#commit(node, 'delete', deleteDelta(node, now), now);
+      await this.#seen.forget(nodeId);
       return toPublic(node);
     });
   }
@@ -243,7 +253,7 @@ export class FileCatalog implements CatalogStore {
     try {
       await this.checkpoint();
     } finally {
-      await this.#journal.close();
+      await Promise.all([this.#journal.close(), this.#seen.close()]);
     }
   }
 
@@ -261,6 +271,14 @@ export class FileCatalog implements CatalogStore {
     const node = this.#nodes.get(nodeId);
     if (!node) throw noNode(nodeId);
     return node;
+  }
+
+  /** A lease at once; the last-seen time once SeenTimes has it on disk (a restart must not show an older one). */
+  async #seenAt(next: NodeRecord): Promise<void> {
+    this.#nodes.set(next.node_id, { ...next, last_seen_ms: this.#require(next.node_id).last_seen_ms });
+    await this.#seen.record(next.node_id, next.last_seen_ms);
+    const node = this.#nodes.get(next.node_id); // the tunnel may have closed meanwhile: only the time changes
+    if (node) node.last_seen_ms = Math.max(node.last_seen_ms, next.last_seen_ms);
   }
 
   /** What is not an event goes to the journal at once: the whole record, as of the current head. */

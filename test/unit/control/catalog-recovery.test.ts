@@ -2,11 +2,12 @@
 // A server stopped without closing (kill -9) is rebuilt from the snapshot plus the events after
 // it; what is not an event (a join's secret, metadata-only changes) was written to the journal
 // before the reply. Rotated files are archived only after a checkpoint covers them.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
+import { waitFor } from '../../helpers/process.js';
 import { FileCatalog as Catalog } from '../../../src/control/file-catalog.js';
 import { eventHead } from '../../../src/control/catalog-event.js';
 import { EventLog } from '../../../src/control/event-log.js';
@@ -187,4 +188,45 @@ t.test('a node back online with a changed catalog: one online event carrying the
   t.equal(third.catalog.get('n').state, 'online');
   await shut(third);
   await shut(second);
+});
+
+/** A store with node `n` joined and checkpointed, and `later()`: waits until the clock is past the last-seen time it publishes. */
+async function seenNode(t: Test): Promise<{ dir: string; first: { events: EventLog; catalog: Catalog }; later(): Promise<void> }> {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  await first.catalog.join({ join_token: 'unused', node_id: 'n' });
+  await first.catalog.checkpoint();
+  const later = async (): Promise<void> => {
+    const seen = first.catalog.get('n').last_seen_ms;
+    await waitFor(() => Date.now() > seen + 2, { what: 'the clock to move' });
+  };
+  return { dir, first, later };
+}
+
+/** Opens the store again on `dir`, as after a kill -9 of `first`; the last-seen time never earlier than `first` published. */
+async function restoredNotEarlier(t: Test, dir: string, first: { events: EventLog; catalog: Catalog }): Promise<void> {
+  const published = first.catalog.get('n').last_seen_ms;
+  t.ok(published > first.catalog.get('n').joined_at_ms, 'it moved after the checkpoint');
+  const second = await open(dir);
+  t.teardown(() => Promise.all([shut(first), shut(second)]));
+  const restored = second.catalog.get('n').last_seen_ms;
+  t.ok(restored >= published, `last_seen_ms restored ${restored}, published before the kill ${published}`);
+}
+
+t.test('not closed (kill -9): last_seen_ms of a replayed event, not the older one of the snapshot', async (t) => {
+  const { dir, first, later } = await seenNode(t);
+  await later();
+  await upsert(first.catalog, { node_id: 'n', services: [service('a', '1')] });
+  await restoredNotEarlier(t, dir, first);
+});
+
+t.test('not closed (kill -9): last_seen_ms of lease refreshes and unchanged upserts (no events) is not lost', async (t) => {
+  const { dir, first, later } = await seenNode(t);
+  await later();
+  await first.catalog.refresh('n');
+  await later();
+  await upsert(first.catalog, { node_id: 'n', services: [] });
+  await later();
+  await first.catalog.refresh('n');
+  await restoredNotEarlier(t, dir, first);
 });

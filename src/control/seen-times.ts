@@ -1,0 +1,67 @@
+import type { Logger } from 'pino';
+import { BATCH_SYNC_MS, StateJournal } from '../store/state-journal.js';
+import type { NodeRecord } from './catalog-store.js';
+
+const seenKey = (nodeId: string): string => `seen/${nodeId}`;
+
+/**
+ * When each node was last seen, for the file store: a lease refresh (or an upsert that changes
+ * nothing else) is no event and rewrites no record, so without this a kill -9 would bring back the
+ * time of the node's last event or checkpoint, minutes older than the one published. The times of
+ * BATCH_SYNC_MS go to a journal of their own in one write and one sync (a node record holds its
+ * descriptors; these lines are small, and their compaction rewrites only them), and each is
+ * published once durable: a published last_seen_ms never goes back, and refreshes, thousands a
+ * second with many nodes, share a sync rather than wait for one each.
+ */
+export class SeenTimes {
+  readonly #journal: StateJournal;
+  readonly #log: Logger;
+  #pending = new Map<string, number>();
+  #written: Promise<void> | undefined;
+
+  private constructor(journal: StateJournal, log: Logger) {
+    this.#journal = journal;
+    this.#log = log;
+  }
+
+  /** Opens the journal at `path`; `restore` then raises each restored node's time to the one recorded here. */
+  static async open(path: string, log: Logger): Promise<{ seen: SeenTimes; restore(nodes: Iterable<NodeRecord>): void }> {
+    const { journal, restored } = await StateJournal.open(path, { sync: 'always', log });
+    const restore = (nodes: Iterable<NodeRecord>): void => {
+      for (const node of nodes) node.last_seen_ms = Math.max(node.last_seen_ms, Number(restored.values.get(seenKey(node.node_id)) ?? 0));
+    };
+    return { seen: new SeenTimes(journal, log), restore };
+  }
+
+  /**
+   * Resolves once `ms` is durable (within BATCH_SYNC_MS and a sync). A failed write is logged and
+   * resolves too: a full disk must not take leases down; only that time could come back older.
+   */
+  record(nodeId: string, ms: number): Promise<void> {
+    this.#pending.set(nodeId, ms);
+    this.#written ??= new Promise((resolve) => setTimeout(resolve, BATCH_SYNC_MS)).then(() => this.#write());
+    return this.#written;
+  }
+
+  async #write(): Promise<void> {
+    const batch = [...this.#pending];
+    this.#pending.clear();
+    this.#written = undefined;
+    try {
+      await Promise.all(batch.map(([nodeId, ms]) => this.#journal.set(seenKey(nodeId), ms)));
+    } catch (error) {
+      this.#log.error({ err: error, nodes: batch.length }, 'last-seen times not written: a restart may show them older');
+    }
+  }
+
+  /** The node was deleted. */
+  async forget(nodeId: string): Promise<void> {
+    this.#pending.delete(nodeId);
+    await this.#journal.delete(seenKey(nodeId)).catch((error: unknown) => this.#log.error({ err: error, node_id: nodeId }, 'last-seen time not deleted'));
+  }
+
+  async close(): Promise<void> {
+    await this.#written;
+    await this.#journal.close();
+  }
+}
