@@ -80,11 +80,8 @@ const O_PATH = 0o10000000;
  * node's disk. Dropped silently, as Linux drops S_ISGID for a caller outside the file's group.
  */
 const KEPT_FILE_MODE = 0o1777;
-/**
- * Flags not passed on when reopening a checked object through its /proc path: O_CREAT, O_EXCL and
- * O_NOFOLLOW make no sense there; O_DIRECT would ask the node's own reads and writes for aligned
- * buffers, which a FUSE request's are not (EINVAL), and the mount bypasses the page cache anyway.
- */
+/** Not passed on when reopening a checked object through /proc: O_CREAT, O_EXCL, O_NOFOLLOW make no sense
+ * there; O_DIRECT would need aligned buffers, which a FUSE request's are not (EINVAL). */
 const NOT_REOPENED = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_DIRECT;
 
 /**
