@@ -22,7 +22,7 @@ const service = (
   capabilities: {},
   mounts: mountPaths.map((mountPath, i) => ({ mount_id: `${serviceId}-${i}`, mount_path: mountPath })),
   ops: {},
-  runtime: { type: 'native_proc' } as ServiceDescriptor['runtime'],
+  runtime: { type: 'native_proc', executable_path: '/usr/bin/cat' } as ServiceDescriptor['runtime'],
   permissions,
   schema: {},
 });
