@@ -72,9 +72,10 @@ async function run(
         err.write(
           `acheron: warning: no tokens under --etcd-prefix ${args['etcd-prefix']} (a control server makes the first at its first start: is the prefix right?)\n`,
         );
-      // etcd keeps no secrets: `admin` and `user` are null there (rotate to get a new secret).
-      const first = (role: ListedToken['role']): string | null => tokens.find((e) => e.role === role)?.token ?? null;
-      const doc = { admin: first('admin'), user: first('user'), tokens };
+      // The tokens with ids `admin` and `user` (what `rotate admin|user` acts on), never another holder's
+      // token of that role; null when that one was revoked, and on etcd, which keeps no secrets.
+      const secretOf = (id: string): string | null => tokens.find((e) => e.id === id)?.token ?? null;
+      const doc = { admin: secretOf('admin'), user: secretOf('user'), tokens };
       if (args.json) out.write(JSON.stringify(doc, null, 2) + '\n');
       else
         for (const t of tokens) out.write(`${t.id}\t${t.role}\t${t.role === 'join' ? joinState(t) : (t.token ?? '(secret not kept: rotate for a new one)')}\n`);

@@ -1,0 +1,64 @@
+// `acheron token` on a file store (src/cli/token-command.ts): what each action prints, and which
+// tokens `list --json` names as `admin` and `user` (SPEC §1: the default ones, by id).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import t, { type Test } from 'tap';
+import { FileTokenStore } from '../../../src/control/file-token-store.js';
+import { runTokenCommand, type TokenArgs } from '../../../src/cli/token-command.js';
+
+/** A data dir whose store a first server start made (an admin and a default user token). */
+async function dataDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'acheron-token-command-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await (await FileTokenStore.open(dir)).close();
+  return dir;
+}
+
+/** `acheron token <action> [id] --data-dir dir [options]`: the exit code and what it printed. */
+async function token(dir: string, action: string, options: Partial<TokenArgs> = {}): Promise<{ code: number; out: string }> {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const args: TokenArgs = {
+    'data-dir': dir,
+    'ttl-ms': 3_600_000,
+    json: false,
+    store: 'file',
+    'etcd-prefix': '/acheron/',
+    'etcd-call-timeout-ms': 5_000,
+    'etcd-start-timeout-ms': 10_000,
+    ...options,
+  };
+  const code = await runTokenCommand(action, args, out, new PassThrough());
+  return { code, out: Buffer.concat(chunks).toString() };
+}
+
+interface Listed {
+  admin: string | null;
+  user: string | null;
+  tokens: Array<{ id: string; token?: string }>;
+}
+const list = async (dir: string): Promise<Listed> => JSON.parse((await token(dir, 'list', { json: true })).out) as Listed;
+const secret = (doc: Listed, id: string): string | undefined => doc.tokens.find((e) => e.id === id)?.token;
+
+t.test('list --json: admin and user are the tokens with those ids, never another holder of the role', async (t) => {
+  const dir = await dataDir(t);
+  const alice = JSON.parse((await token(dir, 'create', { user: 'alice', json: true })).out) as { id: string; token: string };
+  const before = await list(dir);
+  t.equal(before.user, secret(before, 'user'), 'user: the default token');
+  t.equal(before.admin, secret(before, 'admin'), 'admin: the first admin token');
+
+  await token(dir, 'revoke', { id: 'user' });
+  const revoked = await list(dir);
+  t.equal(revoked.user, null, 'the default user token revoked: null, not alice’s secret');
+  t.ok(
+    revoked.tokens.some((e) => e.token === alice.token),
+    'alice’s token is still listed, under its own id',
+  );
+
+  const rotated = JSON.parse((await token(dir, 'rotate', { id: 'user', json: true })).out) as { id: string; token: string };
+  const after = await list(dir);
+  t.equal(after.user, rotated.token, '`rotate user` made the default token again: that one, although alice’s comes first');
+});
