@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { parseControlUrls } from '../protocol/control-urls.js';
 import { UsageError } from './exit.js';
 import { readOptionFile } from './option-file.js';
-import { readTokenFile } from '../protocol/token-text.js';
+import { tokenText } from '../protocol/token-text.js';
 import type { TokenFile } from '../world/world-daemon.js';
 
 export const DEFAULT_CONTROL_URL = 'ws://127.0.0.1:18790';
@@ -35,10 +35,23 @@ export async function resolveClient(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ urls: string[]; token: string }> {
   const urls = controlUrls(args['control-url'], env);
-  let token = args.token ?? env.ACHERON_TOKEN;
-  if (args['token-file']) token = await tokenFile('--token-file', args['token-file']).read();
+  const token = args['token-file']
+    ? await tokenFile('--token-file', args['token-file']).read()
+    : args.token !== undefined
+      ? givenToken('--token', args.token)
+      : env.ACHERON_TOKEN && givenToken('ACHERON_TOKEN', env.ACHERON_TOKEN);
   if (!token) throw new UsageError('a token is required: --token-file FILE, --token T or ACHERON_TOKEN');
   return { urls, token };
+}
+
+/**
+ * A token given as text (`name`: the option or variable, or the file it was read from), trimmed and
+ * checked: a line break in it would else fail every connection attempt as an invalid Authorization header.
+ */
+export function givenToken(name: string, text: string): string {
+  const content = tokenText(text);
+  if (!content.isUsable) throw new UsageError(`${name} ${content.problem}`);
+  return content.token;
 }
 
 /** --project-token-file, read (a usage error naming the file when it cannot be). */
@@ -51,10 +64,6 @@ export async function readProjectToken(args: { 'project-token-file'?: string | u
 export function tokenFile(flag: string, path: string): TokenFile {
   return {
     path,
-    read: async () => {
-      const content = await readTokenFile(path, (file) => readOptionFile(flag, file));
-      if (!content.isUsable) throw new UsageError(`${flag} ${path} ${content.problem}`);
-      return content.token;
-    },
+    read: async () => givenToken(`${flag} ${path}`, await readOptionFile(flag, path)),
   };
 }

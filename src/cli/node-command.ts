@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { readNodeCredentials } from '../node/node-credentials.js';
 import type { NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
-import { controlUrls } from './client-options.js';
+import { controlUrls, givenToken } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
@@ -47,7 +47,7 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
     reconnectBackoffMs: values['reconnect-backoff-ms'] as number,
     reconnectBackoffMaxMs: values['reconnect-backoff-max-ms'] as number,
     ...(values['control-url'] ? { controlUrls: controlUrls(values['control-url']) } : {}),
-    ...(values['join-token'] ? { joinToken: values['join-token'] } : {}),
+    ...(values['join-token'] ? { joinToken: givenToken('--join-token', values['join-token']) } : {}),
     ...(values['join-token-file'] ? { joinTokenFile: values['join-token-file'] } : {}),
     ...(values['driver-user'] ? { driverUser: values['driver-user'] } : {}),
   };

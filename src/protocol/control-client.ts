@@ -194,7 +194,7 @@ export const isFinalRefusal = (error: unknown): error is ProtocolError => error 
 /**
  * Connects to the first server of the list that answers, moving along it with Failover's pauses, at
  * most `rounds` times around; then gives up with `unavailable` naming every URL and why it failed.
- * A refusal every server would give (a bad token) ends it at once.
+ * A refusal every server would give (a bad token), or a request that could not be made, ends it at once.
  */
 export async function connectAny(
   urls: readonly string[],
@@ -209,7 +209,9 @@ export async function connectAny(
     try {
       return await ControlClient.connect({ ...options, url });
     } catch (error) {
-      if (isFinalRefusal(error)) throw error;
+      // Neither a server's answer nor the network's (ws refused to build the request: a token that is
+      // no valid header value): this side's mistake, which no retry or other server would change.
+      if (isFinalRefusal(error) || !(error instanceof ProtocolError || error instanceof SchemaError)) throw error;
       why.set(url, (error as Error).message.replace(`cannot reach the control server at ${url}: `, ''));
     }
     const pause = failover.failed();

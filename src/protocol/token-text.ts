@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 
 /**
  * What is wrong with the content of a token file (`--join-token-file`, `--token-file`,
- * `--project-token-file`), or undefined when its trimmed text can be a token. A token is one word
- * (`ach_<kind>_<secret>`): text with spaces or line breaks inside is more than one, typically the
- * whole output of `acheron token join` (an id and expiry line, then the token), which would else
- * reach the server as an invalid Authorization header.
+ * `--project-token-file`) or a token given as text (`--token`, `ACHERON_TOKEN`, `--join-token`),
+ * or undefined when its trimmed text can be a token. A token is one word (`ach_<kind>_<secret>`):
+ * text with spaces or line breaks inside is more than one, typically the whole output of `acheron
+ * token join` (an id and expiry line, then the token), which would else reach the server as an
+ * invalid Authorization header.
  */
 export function tokenTextProblem(trimmed: string): string | undefined {
   if (trimmed === '') return 'is empty';
@@ -17,12 +18,17 @@ export function tokenTextProblem(trimmed: string): string | undefined {
 /** A token file's content: the token, or what is wrong with it (`isEmpty`: nothing but whitespace, which the node daemon reads as no token). */
 export type TokenFileContent = { isUsable: true; token: string } | { isUsable: false; problem: string; isEmpty: boolean };
 
+/** Text given as a token (a file's content, `--token`, `ACHERON_TOKEN`), trimmed: the token, or what is wrong with it. */
+export function tokenText(text: string): TokenFileContent {
+  const token = text.trim();
+  const problem = tokenTextProblem(token);
+  return problem === undefined ? { isUsable: true, token } : { isUsable: false, problem, isEmpty: token === '' };
+}
+
 /**
  * The token file at `path`, read now (so a token rotated into it is what the next read sees) and
  * trimmed. `readText` reads it and its errors pass through: the CLI's names the option in them.
  */
 export async function readTokenFile(path: string, readText: (path: string) => Promise<string> = (file) => readFile(file, 'utf8')): Promise<TokenFileContent> {
-  const token = (await readText(path)).trim();
-  const problem = tokenTextProblem(token);
-  return problem === undefined ? { isUsable: true, token } : { isUsable: false, problem, isEmpty: token === '' };
+  return tokenText(await readText(path));
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { UsageError } from '../../../src/cli/exit.js';
 import { isMountHelperArgv } from '../../../src/cli/main.js';
+import { toDaemonOptions } from '../../../src/cli/node-command.js';
 import {
   busyPollWindow,
   defaultOptions,
@@ -241,4 +242,13 @@ t.test("a usage error of a node mount line names the line's options, not flags i
     'mount option control_url needs mount option join_token_file: /s.json holds no node secret for n1 (it has not joined yet)',
   );
   t.equal(inMountLineTerms('see --help; --etcd-endpoints is a server option'), 'see --help; --etcd-endpoints is a server option', 'only node options');
+});
+
+t.test('--join-token is trimmed and checked as --join-token-file is: a line break in it would go out as an invalid header', async (t) => {
+  const values = { ...mergeOptions({}, {}, {}, defaultOptions()), 'node-id': 'n1', 'control-url': ['ws://127.0.0.1:47601'] };
+  t.equal(toDaemonOptions({ ...values, 'join-token': ' ach_join_x\n' }).joinToken, 'ach_join_x');
+  t.throws(() => toDaemonOptions({ ...values, 'join-token': 'join-1 expires …\nach_join_x' }), {
+    name: 'UsageError',
+    message: /^--join-token holds more than the token/,
+  });
 });

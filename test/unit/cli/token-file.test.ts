@@ -60,3 +60,18 @@ t.test('the one reader behind all three: the token, or the problem, an empty fil
   await t.rejects(readTokenFile(join(dir, 'missing')), { code: 'ENOENT' }, 'read errors pass through');
   t.same(await readTokenFile('given', async (file) => ` ach_${file} `), { isUsable: true, token: 'ach_given' }, 'readText reads it');
 });
+
+t.test('--token and ACHERON_TOKEN: trimmed and checked as a file is, a usage error naming the option or variable', async (t) => {
+  const url = { 'control-url': 'ws://127.0.0.1:47601' };
+  t.same(await resolveClient({ ...url, token: ' ach_user_x\n' }, {}), { urls: ['ws://127.0.0.1:47601'], token: 'ach_user_x' }, '--token trimmed');
+  t.same(await resolveClient(url, { ACHERON_TOKEN: 'ach_user_y\r\n' }), { urls: ['ws://127.0.0.1:47601'], token: 'ach_user_y' }, 'ACHERON_TOKEN trimmed');
+  // It went out as the Authorization header: "unavailable: no control server answered (3 rounds …): Invalid character in header content".
+  await t.rejects(resolveClient({ ...url, token: 'ach_user_x\r\nX-Other: 1' }, {}), { name: 'UsageError', message: /^--token holds more than the token/ });
+  await t.rejects(resolveClient(url, { ACHERON_TOKEN: 'id\nach_user_y' }), { name: 'UsageError', message: /^ACHERON_TOKEN holds more than the token/ });
+  await t.rejects(resolveClient({ ...url, token: ' ' }, {}), new UsageError('--token is empty'));
+  await t.rejects(
+    resolveClient(url, { ACHERON_TOKEN: '' }),
+    new UsageError('a token is required: --token-file FILE, --token T or ACHERON_TOKEN'),
+    'an empty variable is none',
+  );
+});
