@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process';
-import { open } from 'node:fs/promises';
-import { makeDirectory } from '../store/make-directory.js';
 import { Socket } from 'node:net';
-import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { EXIT_FAILURE, EXIT_OK, failureText } from './exit.js';
+import { openLogFile } from './logger.js';
 
 /** The environment variable that carries the resolved options to the detached daemon. */
 export const DAEMON_OPTIONS_ENV = 'ACHERON_DAEMON_OPTIONS';
@@ -17,8 +15,7 @@ const BIN = fileURLToPath(new URL('../../bin/acheron.js', import.meta.url));
  * fd 3; rejects with its reason if it exits first (the mount helper contract, SPEC §1).
  */
 export async function daemonize(command: string, options: unknown, logFile: string): Promise<number> {
-  await makeDirectory(dirname(logFile));
-  const log = await open(logFile, 'a', 0o600);
+  const log = await openLogFile(logFile);
   const child = spawn(process.execPath, [BIN, command], {
     detached: true,
     stdio: ['ignore', log.fd, log.fd, 'pipe'],

@@ -1,3 +1,4 @@
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { makeDirectory } from '../store/make-directory.js';
@@ -12,18 +13,26 @@ export function checkLogLevel(level: string): string {
 }
 
 /**
+ * `--log-file` opened for appending (mode 0600 when made), its directory made first; anything that
+ * fails (a directory that cannot be made, a directory given as the file) is a usage error naming it.
+ */
+export async function openLogFile(file: string): Promise<FileHandle> {
+  try {
+    await makeDirectory(dirname(file));
+    return await open(file, 'a', 0o600);
+  } catch (error) {
+    throw new UsageError(`--log-file ${file}: ${(error as Error).message}`);
+  }
+}
+
+/**
  * The root logger: stderr or --log-file (its directory made first); stdout stays for command output.
  * Secrets are redacted. Synchronous writes, so the lines before a crash or an exit are never lost.
  */
 export async function createLogger(options: { level: string; file?: string | undefined }): Promise<Logger> {
   checkLogLevel(options.level);
-  if (options.file) {
-    try {
-      await makeDirectory(dirname(options.file));
-    } catch (error) {
-      throw new UsageError(`--log-file ${options.file}: ${(error as Error).message}`);
-    }
-  }
+  // Opened once here, where a failure names the option (pino's own open would throw a bare EISDIR).
+  if (options.file) await (await openLogFile(options.file)).close();
   // Loaded here, not at import: a parent that only checks --log-level and detaches a daemon writes no log.
   const { pino } = await import('pino');
   const destination = options.file ? pino.destination({ dest: options.file, sync: true }) : pino.destination({ fd: 2, sync: true });

@@ -115,6 +115,19 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
   const logFile = await acheron(['control', '--data-dir', join(dir, 'data'), '--log-file', '/proc/nope/control.log']);
   tt.equal(logFile.code, 2, 'a log file no directory can hold: exit 2');
   oneLine(tt, logFile.stderr, /^acheron: --log-file \/proc\/nope\/control\.log: ENOENT: .*mkdir '\/proc\/nope'/);
+  // --daemon opens the log file before it detaches: refused alike, not a bare ENOENT or EISDIR with exit 1.
+  const node = ['node', '--node-id', 'x', '--mount', join(dir, 'mnt'), '--no-fs-service', '--state-file', join(dir, 'x.json')];
+  const world = ['world', '--mount', join(dir, 'mnt'), '--token', 'x', '--control-url', control.url];
+  for (const args of [node, world, ['control', '--data-dir', join(dir, 'data')]])
+    for (const daemon of args[0] === 'control' ? [[]] : [[], ['--daemon']]) {
+      const what = `${args[0]} ${daemon.join(' ')}`;
+      const noDir = await acheron([...args, ...daemon, '--log-file', '/proc/nope/x.log']);
+      tt.equal(noDir.code, 2, `${what}: a log file no directory can hold: exit 2`);
+      oneLine(tt, noDir.stderr, /^acheron: --log-file \/proc\/nope\/x\.log: ENOENT: .*mkdir '\/proc\/nope'/);
+      const isDir = await acheron([...args, ...daemon, '--log-file', dir]);
+      tt.equal(isDir.code, 2, `${what}: a directory as the log file: exit 2`);
+      oneLine(tt, isDir.stderr, /^acheron: --log-file .*: EISDIR/);
+    }
   const dataDir = await acheron(['control', '--data-dir', '/proc/acheron-data']);
   tt.equal(dataDir.code, 2, 'a data dir that cannot be made: exit 2');
   oneLine(tt, dataDir.stderr, /^acheron: --data-dir \/proc\/acheron-data: ENOENT: .*mkdir '\/proc\/acheron-data'/);
