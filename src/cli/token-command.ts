@@ -102,7 +102,8 @@ async function run(
     case 'revoke': {
       if (!args.id) throw new UsageError('token revoke needs a token id');
       await store.revoke(args.id).catch(refusalAsUsage);
-      out.write(`revoked ${args.id}\n`);
+      // Keyed `id` as the entries create, join and rotate print (`project delete` answers alike: {project_id, deleted}).
+      out.write(args.json ? JSON.stringify({ id: args.id, revoked: true }) + '\n' : `revoked ${args.id}\n`);
       return 0;
     }
     default:

@@ -62,3 +62,10 @@ t.test('list --json: admin and user are the tokens with those ids, never another
   const after = await list(dir);
   t.equal(after.user, rotated.token, '`rotate user` made the default token again: that one, although alice’s comes first');
 });
+
+t.test('--json: every action prints JSON, revoke too, keyed `id` as the entries are', async (t) => {
+  const dir = await dataDir(t);
+  const created = JSON.parse((await token(dir, 'create', { user: 'bob', json: true })).out) as { id: string };
+  t.same(await token(dir, 'revoke', { id: created.id, json: true }), { code: 0, out: `{"id":"${created.id}","revoked":true}\n` });
+  t.same(await token(dir, 'revoke', { id: 'user' }), { code: 0, out: 'revoked user\n' }, 'without --json: a line');
+});
