@@ -10,6 +10,7 @@ import { copyOf, emptyFile, fileVersion, readTokens, TOKENS_FILE, type TokenFile
 import {
   digestHex,
   joinStale,
+  joinNotRotatable,
   joinUsable,
   lastAdmin,
   newJoinEntry,
@@ -125,6 +126,7 @@ export class FileTokenStore implements TokenStore {
       // again under that id (another holder's token is never rotated in their place).
       const entry = [...data.admin, ...data.users].find((e) => e.id === which);
       if (entry) entry.token = newToken(data.admin.includes(entry) ? 'admin' : 'user');
+      else if (data.join.some((e) => e.id === which)) throw joinNotRotatable(which);
       else if (which === 'admin') data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });
       else if (which === 'user') data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });
       rotated = entry ?? [...data.admin, ...data.users].find((e) => e.id === which);

@@ -1,7 +1,7 @@
 // EtcdTokenStore in process against real etcd, two stores (two servers) on one prefix: a join
-// token spent by both at once is spent once; `rotate admin` makes the first admin token and the
-// last admin token cannot be revoked; a token made on one store authenticates
-// on the other at once and, once revoked there, at once no more; a following store is told; while
+// token spent by both at once is spent once; `rotate admin` makes the first admin token, the last
+// admin token cannot be revoked and a join token cannot be rotated; a token made on one store
+// authenticates on the other at once and, once revoked there, at once no more; a following store is told; while
 // a follower's copy lags (the member serving its watch hangs), a read keeps a new token's session;
 // a join token made reaches its maker also when etcd stops answering right after it was written.
 import t from 'tap';
@@ -61,6 +61,11 @@ t.test('rotate admin makes the first admin token; the last admin token cannot be
   t.equal(await one.authenticate(first.token), undefined, 'the old secret is gone');
   await t.rejects(two.revoke('admin'), { message: 'refusing to revoke the last admin token (rotate it instead)' });
   await t.rejects(two.revoke('nobody'), { message: 'no token "nobody" (see acheron token list)' });
+  const join = await one.createJoin(60_000);
+  await t.rejects(two.rotate(join.id), {
+    name: 'TokenRefused',
+    message: `token "${join.id}" is a join token: join tokens are single-use and cannot be rotated (make a new one with acheron token join)`,
+  });
   const alice = await one.createUser('alice', null);
   const user = await one.rotate('user');
   await two.revoke('user');

@@ -1,6 +1,7 @@
 import type { Principal } from '../principal.js';
 import {
   digestHex,
+  joinNotRotatable,
   joinStale,
   joinUsable,
   lastAdmin,
@@ -116,7 +117,8 @@ export class EtcdTokenStore implements TokenStore {
       const { result } = await transact(this.#connection, `rotating token ${id}`, async (read) => {
         const hex = await this.#readIndex(read, id);
         const stored = hex === undefined ? undefined : await this.#readToken(read, this.#tokenKey(hex));
-        if (hex === undefined || !stored || stored.role === 'join') throw unknownToken(id);
+        if (hex === undefined || !stored) throw unknownToken(id);
+        if (stored.role === 'join') throw joinNotRotatable(id);
         const token = newToken(stored.role);
         const fresh = digestHex(token);
         const writes: Write[] = [

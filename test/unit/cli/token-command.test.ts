@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { FileTokenStore } from '../../../src/control/file-token-store.js';
+import { UsageError } from '../../../src/cli/exit.js';
 import { runTokenCommand, type TokenArgs } from '../../../src/cli/token-command.js';
 
 /** A data dir whose store a first server start made (an admin and a default user token). */
@@ -68,4 +69,18 @@ t.test('--json: every action prints JSON, revoke too, keyed `id` as the entries 
   const created = JSON.parse((await token(dir, 'create', { user: 'bob', json: true })).out) as { id: string };
   t.same(await token(dir, 'revoke', { id: created.id, json: true }), { code: 0, out: `{"id":"${created.id}","revoked":true}\n` });
   t.same(await token(dir, 'revoke', { id: 'user' }), { code: 0, out: 'revoked user\n' }, 'without --json: a line');
+});
+
+t.test('rotate of a join token: refused as single-use, not as a token that does not exist', async (t) => {
+  const dir = await dataDir(t);
+  const join = JSON.parse((await token(dir, 'join', { json: true })).out) as { id: string };
+  await t.rejects(
+    token(dir, 'rotate', { id: join.id }),
+    new UsageError(`token "${join.id}" is a join token: join tokens are single-use and cannot be rotated (make a new one with acheron token join)`),
+  );
+  await t.rejects(token(dir, 'rotate', { id: 'join-nope' }), new UsageError('no token "join-nope" (see acheron token list)'), 'an unknown id: as before');
+  t.ok(
+    (await list(dir)).tokens.some((e) => e.id === join.id),
+    'the join token is left as it was',
+  );
 });
