@@ -9,7 +9,7 @@ import { createLogger } from './logger.js';
 import type { ControlArgs } from './control-options.js';
 import { etcdStoreOptions } from './store-options.js';
 
-/** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM. */
+/** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM; SIGHUP is logged and changes nothing. */
 export async function runControlCommand(args: ControlArgs): Promise<number> {
   let listen;
   let httpListen;
@@ -55,6 +55,9 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
     serverTtlMs: args['server-ttl-ms'],
     advertiseUrl: args['advertise-url'],
   });
+  // Unhandled, a SIGHUP (a closed terminal, or a reload as the node daemon takes it) would end the
+  // server without its stop, leaving its pid lock; there is nothing to reload: it follows its token store.
+  process.on('SIGHUP', () => log.info('SIGHUP: nothing to reload (changes to tokens count at once); still running'));
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
