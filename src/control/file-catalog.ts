@@ -70,7 +70,8 @@ export class FileCatalog implements CatalogStore {
 
   static async open(path: string, events: EventLog, options: { leaseTtlMs: number; offlineGraceMs: number; log: Logger }): Promise<FileCatalog> {
     const { journal, restored } = await StateJournal.open(path, { sync: 'always', log: options.log });
-    const { seen, restore } = await SeenTimes.open(join(dirname(path), 'last-seen.journal'), options.log);
+    const opened = SeenTimes.open(join(dirname(path), 'last-seen.journal'), options.log);
+    const { seen, restore } = await opened.catch((error: unknown) => journal.close().then(() => Promise.reject(error as Error)));
     const catalog = new FileCatalog(journal, events, options.leaseTtlMs, seen);
     const legacySeq = restored.values.get(LEGACY_APPLIED_KEY);
     const seqOf = new Map<string, number>();
@@ -191,23 +192,29 @@ export class FileCatalog implements CatalogStore {
   /** Never called: this store has one server, whose join closes the old connections itself. */
   onSecretReplaced(): void {}
 
-  upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
-    return this.#turn(payload.node_id, async (now) => {
+  async upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
+    let seen: Promise<void> | undefined;
+    const done = await this.#turn(payload.node_id, async (now) => {
       const { next, delta, kind, metadataChanged } = upsertPlan(this.#require(payload.node_id), payload, incoming, now, this.leaseTtlMs);
       if (kind) return { delta, body: upsertReplyBody(payload.include, await this.#commit(next, kind, delta, now), next, delta) };
       if (metadataChanged) await this.#save(next);
-      else await this.#seenAt(next);
+      else seen = this.#seenAt(next);
       return { delta, body: upsertReplyBody(payload.include, undefined, next, delta) };
     });
+    await seen;
+    return done;
   }
 
-  refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
-    return this.#turn(nodeId, async (now) => {
+  async refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
+    let seen: Promise<void> | undefined;
+    const done = await this.#turn(nodeId, async (now) => {
       const { next, kind, delta } = refreshPlan(this.#require(nodeId), now, this.leaseTtlMs);
       if (kind) await this.#commit(next, kind, delta, now);
-      else await this.#seenAt(next);
+      else seen = this.#seenAt(next);
       return { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined };
     });
+    await seen;
+    return done;
   }
 
   /** One server holds every tunnel: nothing to record. */
@@ -273,12 +280,13 @@ export class FileCatalog implements CatalogStore {
     return node;
   }
 
-  /** A lease at once; the last-seen time once SeenTimes has it on disk (a restart must not show an older one). */
-  async #seenAt(next: NodeRecord): Promise<void> {
+  /** A lease at once; the last-seen time once on disk (a restart must not show an older one), awaited after the turn. */
+  #seenAt(next: NodeRecord): Promise<void> {
     this.#nodes.set(next.node_id, { ...next, last_seen_ms: this.#require(next.node_id).last_seen_ms });
-    await this.#seen.record(next.node_id, next.last_seen_ms);
-    const node = this.#nodes.get(next.node_id); // the tunnel may have closed meanwhile: only the time changes
-    if (node) node.last_seen_ms = Math.max(node.last_seen_ms, next.last_seen_ms);
+    return this.#seen.record(next.node_id, next.last_seen_ms).then(() => {
+      const node = this.#nodes.get(next.node_id); // replaced or gone meanwhile: only the time changes
+      if (node) node.last_seen_ms = Math.max(node.last_seen_ms, next.last_seen_ms);
+    });
   }
 
   /** What is not an event goes to the journal at once: the whole record, as of the current head. */

@@ -18,6 +18,7 @@ export class SeenTimes {
   readonly #log: Logger;
   #pending = new Map<string, number>();
   #written: Promise<void> | undefined;
+  #closed = false;
 
   private constructor(journal: StateJournal, log: Logger) {
     this.#journal = journal;
@@ -28,7 +29,12 @@ export class SeenTimes {
   static async open(path: string, log: Logger): Promise<{ seen: SeenTimes; restore(nodes: Iterable<NodeRecord>): void }> {
     const { journal, restored } = await StateJournal.open(path, { sync: 'always', log });
     const restore = (nodes: Iterable<NodeRecord>): void => {
-      for (const node of nodes) node.last_seen_ms = Math.max(node.last_seen_ms, Number(restored.values.get(seenKey(node.node_id)) ?? 0));
+      for (const node of nodes) {
+        const recorded = Number(restored.values.get(seenKey(node.node_id)) ?? 0);
+        // A value that is no time (a hand edit) would make every later time NaN: ignored, said.
+        if (Number.isFinite(recorded)) node.last_seen_ms = Math.max(node.last_seen_ms, recorded);
+        else log.warn({ node_id: node.node_id, file: path }, 'last-seen time is not a number: ignored');
+      }
     };
     return { seen: new SeenTimes(journal, log), restore };
   }
@@ -38,6 +44,8 @@ export class SeenTimes {
    * resolves too: a full disk must not take leases down; only that time could come back older.
    */
   record(nodeId: string, ms: number): Promise<void> {
+    // After close (a refresh that raced the stop) there is nowhere to write: the time stays in memory.
+    if (this.#closed) return Promise.resolve();
     this.#pending.set(nodeId, ms);
     this.#written ??= new Promise((resolve) => setTimeout(resolve, BATCH_SYNC_MS)).then(() => this.#write());
     return this.#written;
@@ -61,6 +69,7 @@ export class SeenTimes {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#written;
     await this.#journal.close();
   }

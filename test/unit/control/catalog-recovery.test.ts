@@ -3,7 +3,7 @@
 // it; what is not an event (a join's secret, metadata-only changes) was written to the journal
 // before the reply. Rotated files are archived only after a checkpoint covers them.
 import t, { type Test } from 'tap';
-import { readdir, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
@@ -229,4 +229,25 @@ t.test('not closed (kill -9): last_seen_ms of lease refreshes and unchanged upse
   await later();
   await first.catalog.refresh('n');
   await restoredNotEarlier(t, dir, first);
+});
+
+t.test("a change of a node does not wait behind its refresh's last-seen batch", async (t) => {
+  const { first } = await seenNode(t);
+  t.teardown(() => shut(first));
+  const answered: string[] = [];
+  await Promise.all([
+    first.catalog.refresh('n').then(() => answered.push('refresh')),
+    upsert(first.catalog, { node_id: 'n', services: [service('a', '2')] }).then(() => answered.push('upsert')),
+  ]);
+  t.same(answered, ['upsert', 'refresh'], 'the upsert, sent second, was answered while the refresh waited for its batch');
+});
+
+t.test('a last-seen time that is not a number is ignored at restore, not turned into NaN', async (t) => {
+  const { dir, first } = await seenNode(t);
+  const published = first.catalog.get('n').last_seen_ms;
+  await shut(first);
+  await appendFile(join(dir, 'last-seen.journal'), '{"key":"seen/n","value":"garbage"}\n');
+  const second = await open(dir);
+  t.teardown(() => shut(second));
+  t.equal(second.catalog.get('n').last_seen_ms, published, 'the time of the record');
 });
