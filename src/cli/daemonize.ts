@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -18,10 +19,10 @@ export async function daemonize(command: string, options: unknown, logFile: stri
   const log = await openLogFile(logFile);
   const child = spawn(process.execPath, [BIN, command], {
     detached: true,
-    stdio: ['ignore', log.fd, log.fd, 'pipe'],
+    stdio: ['ignore', log, log, 'pipe'],
     env: { ...process.env, [DAEMON_OPTIONS_ENV]: JSON.stringify(options) },
   });
-  await log.close();
+  closeSync(log);
   const channel = child.stdio[READY_FD] as Socket;
   let said = '';
   channel.setEncoding('utf8');

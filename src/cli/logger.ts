@@ -1,4 +1,5 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs';
+import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { makeDirectory } from '../store/make-directory.js';
@@ -16,10 +17,11 @@ export function checkLogLevel(level: string): string {
  * `--log-file` opened for appending (mode 0600 when made), its directory made first; anything that
  * fails (a directory that cannot be made, a directory given as the file) is a usage error naming it.
  */
-export async function openLogFile(file: string): Promise<FileHandle> {
+export async function openLogFile(file: string): Promise<number> {
   try {
     await makeDirectory(dirname(file));
-    return await open(file, 'a', 0o600);
+    // A descriptor, not a FileHandle: the logger keeps it for the process's life.
+    return await promisify(open)(file, 'a', 0o600);
   } catch (error) {
     throw new UsageError(`--log-file ${file}: ${(error as Error).message}`);
   }
@@ -31,11 +33,12 @@ export async function openLogFile(file: string): Promise<FileHandle> {
  */
 export async function createLogger(options: { level: string; file?: string | undefined }): Promise<Logger> {
   checkLogLevel(options.level);
-  // Opened once here, where a failure names the option (pino's own open would throw a bare EISDIR).
-  if (options.file) await (await openLogFile(options.file)).close();
+  // Opened once, here, where a failure names the option (pino's own open would throw a bare EISDIR;
+  // opening twice would end a FIFO's reader at the first close and block the second open).
+  const fd = options.file ? await openLogFile(options.file) : 2;
   // Loaded here, not at import: a parent that only checks --log-level and detaches a daemon writes no log.
   const { pino } = await import('pino');
-  const destination = options.file ? pino.destination({ dest: options.file, sync: true }) : pino.destination({ fd: 2, sync: true });
+  const destination = pino.destination({ fd, sync: true });
   return pino(
     {
       level: options.level,
