@@ -189,8 +189,14 @@ async function write(serviceDir: string, payload: string | Buffer, mode: 'w' | '
 const md5 = (data: string | Buffer): string => createHash('md5').update(data).digest('hex');
 
 await t.test('cat status.json through WorldFS is one relayed read_file, with the bytes and size the node has', async (tt) => {
-  const { ops, code } = await relayedBy(`cat ${q(join(onWorld('echo'), 'status.json'))} > /dev/null`);
-  tt.equal(code, 0);
+  // The open reuses the lookup's snapshot within OPEN_REUSE_MS: a daemon held off the CPU that long
+  // (a loaded CI machine) fetches again, so the cat is tried up to three times.
+  let ops: Record<string, number> = {};
+  for (let attempt = 0; attempt < 3 && ops.read_file !== 1; attempt++) {
+    const cat = await relayedBy(`cat ${q(join(onWorld('echo'), 'status.json'))} > /dev/null`);
+    tt.equal(cat.code, 0);
+    ops = cat.ops;
+  }
   tt.same(ops, { read_file: 1 }, 'stat, open, fstat and reads: one round trip');
   const stat = await relayedBy(`stat -c %s ${q(join(onWorld('echo'), 'health.json'))}`);
   tt.same(stat.ops, { read_file: 1 }, 'a stat alone (lookup, then getattr): one round trip too');
