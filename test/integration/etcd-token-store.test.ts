@@ -107,10 +107,11 @@ t.test("while a follower's copy lags, a new token's session is not taken for rev
   let told = 0;
   await two.follow(() => told++);
   // Only `two` watches: the member with a watch stream serves it. Stopped, it leaves the watch silent
-  // (unless the client moved the watch to another member meanwhile: then the case is tried again).
+  // (unless the client moved the watch to another member meanwhile: then the case is tried again;
+  // a clean CI run once saw three such moves in a row).
   let lagged = false;
   let serving: (typeof trio.members)[number] | undefined;
-  for (let attempt = 1; attempt <= 3 && !lagged; attempt++) {
+  for (let attempt = 1; attempt <= 5 && !lagged; attempt++) {
     serving?.resume();
     serving = await waitFor(
       async () => {
