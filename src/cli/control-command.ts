@@ -1,3 +1,4 @@
+import { createSecureContext } from 'node:tls';
 import { ControlServer, parseHostPort } from '../control/control-server.js';
 import { parseOrigin } from '../control/origins.js';
 import { SERVER_ID_PATTERN } from '../control/listeners.js';
@@ -29,7 +30,7 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   const etcd = await etcdStoreOptions(args);
   const tls =
     args['tls-cert'] && args['tls-key']
-      ? { cert: await readOptionFile('--tls-cert', args['tls-cert']), key: await readOptionFile('--tls-key', args['tls-key']) }
+      ? checkedTls(args['tls-cert'], args['tls-key'], await readOptionFile('--tls-cert', args['tls-cert']), await readOptionFile('--tls-key', args['tls-key']))
       : undefined;
   if (!etcd) {
     try {
@@ -65,4 +66,17 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
   await server.stop();
   log.info('control server stopped');
   return 0;
+}
+
+/**
+ * The certificate and key as TLS will take them, or a usage error naming both files: the server
+ * would otherwise fail at its start with OpenSSL's text alone (`PEM routines::no start line`).
+ */
+function checkedTls(certFile: string, keyFile: string, cert: string, key: string): { cert: string; key: string } {
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    throw new UsageError(`--tls-cert ${certFile} --tls-key ${keyFile}: not a PEM certificate and its private key (${(error as Error).message})`);
+  }
+  return { cert, key };
 }

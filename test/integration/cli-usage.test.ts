@@ -104,6 +104,15 @@ t.test(
   },
 );
 
+t.test('--tls-cert and --tls-key that TLS cannot use: exit 2 naming both files, not OpenSSL alone', async (tt) => {
+  const dir = await tempDir(tt);
+  const notPem = join(dir, 'not.pem');
+  await writeFile(notPem, 'hello\n');
+  const r = await acheron(['control', '--data-dir', join(dir, 'data'), '--tls-cert', notPem, '--tls-key', notPem]);
+  tt.equal(r.code, 2, 'exit 2');
+  oneLine(tt, r.stderr, new RegExp(`^acheron: --tls-cert ${notPem} --tls-key ${notPem}: not a PEM certificate and its private key \\(.*no start line\\)$`));
+});
+
 t.test('--log-level and --log-file: refused by every command that logs', async (tt) => {
   for (const args of [['control'], ['node'], ['world', '--token', 'x']]) {
     const r = await acheron([...args, '--log-level', 'loud']);
