@@ -120,7 +120,6 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
     oneLine(tt, r.stderr, /log-level.*loud/);
   }
   const dir = await tempDir(tt);
-  const started = Date.now();
   const logFile = await acheron(['control', '--data-dir', join(dir, 'data'), '--log-file', '/proc/nope/control.log']);
   tt.equal(logFile.code, 2, 'a log file no directory can hold: exit 2');
   oneLine(tt, logFile.stderr, /^acheron: --log-file \/proc\/nope\/control\.log: ENOENT: .*mkdir '\/proc\/nope'/);
@@ -147,8 +146,8 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
   const mount = await acheron(['node', '--mount', '/proc/acheron-mnt', '--no-fs-service', '--state-file', join(dir, 'state.json')]);
   tt.equal(mount.code, 1, 'a mount point that cannot be made: exit 1');
   oneLine(tt, mount.stderr, /mkdir '\/proc\/acheron-mnt'/);
-  // Node 20's recursive mkdir spins forever on these; the bound is generous, the point is that all return.
-  tt.ok(Date.now() - started < 30_000, `all returned (${Date.now() - started} ms)`);
+  // Node 20's recursive mkdir spins forever on these: such a run is killed after sh's 60 s, and its
+  // exit code (not 2) fails the case. A bound on the whole loop failed on a loaded CI machine (32.7 s).
 });
 
 t.test('token: a data dir without a token store is a mistake, not a new store', async (tt) => {
