@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { BATCH_SYNC_MS, StateJournal } from '../store/state-journal.js';
+import { StateJournal } from '../store/state-journal.js';
 import type { NodeRecord } from './catalog-store.js';
 
 const seenKey = (nodeId: string): string => `seen/${nodeId}`;
@@ -7,17 +7,15 @@ const seenKey = (nodeId: string): string => `seen/${nodeId}`;
 /**
  * When each node was last seen, for the file store: a lease refresh (or an upsert that changes
  * nothing else) is no event and rewrites no record, so without this a kill -9 would bring back the
- * time of the node's last event or checkpoint, minutes older than the one published. The times of
- * BATCH_SYNC_MS go to a journal of their own in one write and one sync (a node record holds its
- * descriptors; these lines are small, and their compaction rewrites only them), and each is
+ * time of the node's last event or checkpoint, minutes older than the one published. The times go
+ * to a journal of their own in batch mode, one write and one sync per BATCH_SYNC_MS (a node record
+ * holds its descriptors; these lines are small, and their compaction rewrites only them), and each is
  * published once durable: a published last_seen_ms never goes back, and refreshes, thousands a
  * second with many nodes, share a sync rather than wait for one each.
  */
 export class SeenTimes {
   readonly #journal: StateJournal;
   readonly #log: Logger;
-  #pending = new Map<string, number>();
-  #written: Promise<void> | undefined;
   #closed = false;
 
   private constructor(journal: StateJournal, log: Logger) {
@@ -27,7 +25,7 @@ export class SeenTimes {
 
   /** Opens the journal at `path`; `restore` then raises each restored node's time to the one recorded here. */
   static async open(path: string, log: Logger): Promise<{ seen: SeenTimes; restore(nodes: Iterable<NodeRecord>): void }> {
-    const { journal, restored } = await StateJournal.open(path, { sync: 'always', log });
+    const { journal, restored } = await StateJournal.open(path, { sync: 'batch', log });
     const restore = (nodes: Iterable<NodeRecord>): void => {
       for (const node of nodes) {
         const recorded = Number(restored.values.get(seenKey(node.node_id)) ?? 0);
@@ -40,37 +38,25 @@ export class SeenTimes {
   }
 
   /**
-   * Resolves once `ms` is durable (within BATCH_SYNC_MS and a sync). A failed write is logged and
-   * resolves too: a full disk must not take leases down; only that time could come back older.
+   * Resolves once `ms` is durable (with the journal's next batch). A failed write is logged (by the
+   * journal) and resolves too: a full disk must not take leases down; only that time could come
+   * back older after a restart.
    */
   record(nodeId: string, ms: number): Promise<void> {
     // After close (a refresh that raced the stop) there is nowhere to write: the time stays in memory.
     if (this.#closed) return Promise.resolve();
-    this.#pending.set(nodeId, ms);
-    this.#written ??= new Promise((resolve) => setTimeout(resolve, BATCH_SYNC_MS)).then(() => this.#write());
-    return this.#written;
-  }
-
-  async #write(): Promise<void> {
-    const batch = [...this.#pending];
-    this.#pending.clear();
-    this.#written = undefined;
-    try {
-      await Promise.all(batch.map(([nodeId, ms]) => this.#journal.set(seenKey(nodeId), ms)));
-    } catch (error) {
-      this.#log.error({ err: error, nodes: batch.length }, 'last-seen times not written: a restart may show them older');
-    }
+    // One line per node per batch, however often it was seen since the last one.
+    void this.#journal.setLatest(seenKey(nodeId), () => ms);
+    return this.#journal.whenDurable().catch(() => undefined);
   }
 
   /** The node was deleted. */
   async forget(nodeId: string): Promise<void> {
-    this.#pending.delete(nodeId);
     await this.#journal.delete(seenKey(nodeId)).catch((error: unknown) => this.#log.error({ err: error, node_id: nodeId }, 'last-seen time not deleted'));
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#written;
     await this.#journal.close();
   }
 }

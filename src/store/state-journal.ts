@@ -16,9 +16,9 @@ interface Waiter {
   reject(error: Error): void;
 }
 
-/** One line waiting to be written, and who waits for it to be durable (`always`). */
+/** One line waiting to be written, and who waits for it to be durable (`always`, or `whenDurable`'s mark without a line). */
 interface Pending {
-  line: string | readonly Buffer[];
+  line?: string | readonly Buffer[];
   waiter?: Waiter;
 }
 
@@ -53,6 +53,8 @@ export class StateJournal {
   /** `batch`: keys set by setLatest since the last write, each serialized when the batch is written. */
   #deferred = new Map<string, () => unknown>();
   #timer: NodeJS.Timeout | undefined;
+  /** `batch`: what `whenDurable` gives until the batch it waits for is taken, shared by its callers. */
+  #nextBatchDurable: Promise<void> | undefined;
   #compactAtBytes: number;
   #closed = false;
   /**
@@ -181,6 +183,19 @@ export class StateJournal {
     return durable;
   }
 
+  /**
+   * Resolves once everything set before the call is durable; rejects as that write does. `batch`:
+   * with the batch that writes it (within BATCH_SYNC_MS), under its one sync, so a caller that must
+   * not publish a value before it is on disk waits without a sync of its own.
+   */
+  whenDurable(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`state journal ${this.path} is closed`));
+    if (this.#sync === 'always') return this.flush();
+    this.#nextBatchDurable ??= new Promise<void>((resolve, reject) => this.#file.queue({ waiter: { resolve, reject } }));
+    this.#scheduleBatch();
+    return this.#nextBatchDurable;
+  }
+
   #scheduleBatch(): void {
     this.#timer ??= setTimeout(
       () => void this.flush().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: write failed')),
@@ -193,8 +208,9 @@ export class StateJournal {
     return this.#file.flush();
   }
 
-  /** The deferred keys join the batch about to be written. */
+  /** The deferred keys join the batch about to be written; a later `whenDurable` waits for the next one. */
   #takeDeferred(): void {
+    this.#nextBatchDurable = undefined;
     for (const [key, current] of this.#deferred) {
       const json = JSON.stringify(current());
       this.#latest.set(key, json);
@@ -208,7 +224,7 @@ export class StateJournal {
     this.#timer = undefined;
     try {
       // Encoded a group at a time as they are written: a big batch never exists whole as bytes.
-      await this.#file.write(encoded(batch.map((p) => p.line)));
+      await this.#file.write(encoded(batch.flatMap((p) => (p.line === undefined ? [] : [p.line]))));
     } catch (error) {
       this.#missing = true;
       const failure = inJournal(this.path, error);

@@ -3,7 +3,7 @@ import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
-import { StateJournal } from '../../../src/store/state-journal.js';
+import { BATCH_SYNC_MS, StateJournal } from '../../../src/store/state-journal.js';
 
 const log = pino({ level: 'silent' });
 
@@ -118,6 +118,28 @@ t.test('batch mode setLatest: one record per key per batch, the value as it is w
   const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'batch', log });
   t.same(restored.values.get('svc'), { state: 100 });
   await reopened.close();
+});
+
+t.test('batch mode whenDurable: resolves with the batch that writes what was set, callers of one batch share it', async (t) => {
+  const path = join(await tempDir(t), 'state.json');
+  const { journal } = await StateJournal.open(path, { sync: 'batch', log });
+  const onDisk = async (): Promise<string[]> => (await readFile(path, 'utf8')).trim().split('\n').filter(Boolean);
+  await journal.setLatest('a', () => 1);
+  const first = journal.whenDurable();
+  await journal.set('b', 2);
+  t.equal(journal.whenDurable(), first, 'a second caller before the batch is taken shares its promise');
+  t.same(await onDisk(), [], 'nothing written before the batch');
+  const started = Date.now();
+  await first;
+  t.ok(Date.now() - started >= BATCH_SYNC_MS - 20, 'waited for the batch, no sync of its own');
+  t.same((await onDisk()).length, 2, 'both lines on disk when it resolves');
+  await journal.setLatest('a', () => 3);
+  const next = journal.whenDurable();
+  t.not(next, first, 'after the batch, the next one is waited for');
+  await next;
+  t.match((await onDisk()).at(-1), /"key":"a","value":3/, 'the later value on disk');
+  await journal.close();
+  await t.rejects(journal.whenDurable(), /is closed/, 'closed: refused');
 });
 
 t.test('always mode setLatest: written and durable before it resolves', async (t) => {
