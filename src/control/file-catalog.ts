@@ -193,28 +193,22 @@ export class FileCatalog implements CatalogStore {
   onSecretReplaced(): void {}
 
   async upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }> {
-    let seen: Promise<void> | undefined;
-    const done = await this.#turn(payload.node_id, async (now) => {
+    return this.#turnThenSeen(payload.node_id, async (now, seenAt) => {
       const { next, delta, kind, metadataChanged } = upsertPlan(this.#require(payload.node_id), payload, incoming, now, this.leaseTtlMs);
       if (kind) return { delta, body: upsertReplyBody(payload.include, await this.#commit(next, kind, delta, now), next, delta) };
       if (metadataChanged) await this.#save(next);
-      else seen = this.#seenAt(next);
+      else seenAt(next);
       return { delta, body: upsertReplyBody(payload.include, undefined, next, delta) };
     });
-    await seen;
-    return done;
   }
 
   async refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }> {
-    let seen: Promise<void> | undefined;
-    const done = await this.#turn(nodeId, async (now) => {
+    return this.#turnThenSeen(nodeId, async (now, seenAt) => {
       const { next, kind, delta } = refreshPlan(this.#require(nodeId), now, this.leaseTtlMs);
       if (kind) await this.#commit(next, kind, delta, now);
-      else seen = this.#seenAt(next);
+      else seenAt(next);
       return { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined };
     });
-    await seen;
-    return done;
   }
 
   /** One server holds every tunnel: nothing to record. */
@@ -280,13 +274,19 @@ export class FileCatalog implements CatalogStore {
     return node;
   }
 
-  /** A lease at once; the last-seen time once on disk (a restart must not show an older one), awaited after the turn. */
-  #seenAt(next: NodeRecord): Promise<void> {
-    this.#nodes.set(next.node_id, { ...next, last_seen_ms: this.#require(next.node_id).last_seen_ms });
-    return this.#seen.record(next.node_id, next.last_seen_ms).then(() => {
-      const node = this.#nodes.get(next.node_id); // replaced or gone meanwhile: only the time changes
-      if (node) node.last_seen_ms = Math.max(node.last_seen_ms, next.last_seen_ms);
-    });
+  /** A turn that may mark `next` seen: its lease at once; its last-seen time once on disk (never older after a restart), awaited after the turn. */
+  async #turnThenSeen<T>(nodeId: string, task: (now: number, seenAt: (next: NodeRecord) => void) => Promise<T>): Promise<T> {
+    let seen: Promise<void> | undefined;
+    const seenAt = (next: NodeRecord): void => {
+      this.#nodes.set(next.node_id, { ...next, last_seen_ms: this.#require(next.node_id).last_seen_ms });
+      seen = this.#seen.record(next.node_id, next.last_seen_ms).then(() => {
+        const node = this.#nodes.get(next.node_id); // replaced or gone meanwhile: only the time changes
+        if (node) node.last_seen_ms = Math.max(node.last_seen_ms, next.last_seen_ms);
+      });
+    };
+    const done = await this.#turn(nodeId, (now) => task(now, seenAt));
+    await seen;
+    return done;
   }
 
   /** What is not an event goes to the journal at once: the whole record, as of the current head. */

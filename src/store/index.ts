@@ -13,7 +13,8 @@
  * libuv's thread pool; never put a store file on an Acheron mount (the daemon would wait on itself).
  */
 export { AppendLog, type CommitBatch } from './append-log.js';
-export { StateJournal, BATCH_SYNC_MS, type RestoredState, type StateSync } from './state-journal.js';
+export { StateJournal, BATCH_SYNC_MS, type StateSync } from './state-journal.js';
+export type { RestoredState } from './journal-records.js';
 export { syncDir, writeAll, writeFileAtomic, type WriteData } from './atomic-file.js';
 export { gzipInBackground } from './gzip-file.js';
 export { makeDirectory } from './make-directory.js';

@@ -1,10 +1,11 @@
-import { readFile, rename, truncate } from 'node:fs/promises';
+import { rename, truncate } from 'node:fs/promises';
 import { makeDirectory } from './make-directory.js';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { AppendLog } from './append-log.js';
 import { closeAndThrow } from './closing.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { deletedLine, encoded, readJournal, recordLine, type JsonText, type JsonValue, type RestoredState } from './journal-records.js';
 
 export type StateSync = 'always' | 'batch';
 
@@ -20,22 +21,6 @@ interface Waiter {
 interface Pending {
   line?: string | readonly Buffer[];
   waiter?: Waiter;
-}
-
-/** JSON as text, or as UTF-8 bytes in parts (written one after another, never joined). */
-export type JsonText = string | readonly Buffer[];
-
-/**
- * A value's JSON as `setJson` takes it, or a function that renders it. A function is kept in place
- * of the JSON (for compaction) and called again then, so it must render the same value each time:
- * it renders data its caller keeps anyway, and the journal holds no copy.
- */
-export type JsonValue = JsonText | (() => JsonText);
-
-/** What a journal brought back at start-up, and what it had to skip or set aside. */
-export interface RestoredState {
-  values: Map<string, unknown>;
-  problems: string[];
 }
 
 /**
@@ -76,7 +61,7 @@ export class StateJournal {
   ): Promise<{ journal: StateJournal; restored: RestoredState }> {
     try {
       await makeDirectory(dirname(path));
-      const restored = await StateJournal.#read(path);
+      const restored = await readJournal(path);
       if (restored.problems.length > 0 && restored.setAside) {
         const aside = `${path}.corrupt-${Date.now()}`;
         await rename(path, aside);
@@ -99,35 +84,6 @@ export class StateJournal {
       // Whatever stops the start names the journal.
       throw inJournal(path, error);
     }
-  }
-
-  /** `tornAt`: where a torn last line begins (the file's good length). */
-  static async #read(path: string): Promise<RestoredState & { setAside: boolean; tornAt?: number }> {
-    const values = new Map<string, unknown>();
-    const problems: string[] = [];
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { values, problems, setAside: false };
-      throw error;
-    }
-    const goodBytes = bytes.lastIndexOf(0x0a) + 1;
-    const lines = bytes.toString('utf8').split('\n');
-    const tail = lines.pop() ?? '';
-    let setAside = false;
-    lines.forEach((line, index) => {
-      if (line === '') return;
-      const record = parseRecord(line);
-      if (!record) {
-        problems.push(`line ${index + 1} is not a journal record; skipped`);
-        setAside = true;
-      } else if ('deleted' in record) values.delete(record.key);
-      else values.set(record.key, record.value);
-    });
-    if (tail === '') return { values, problems, setAside };
-    problems.push(`the last line (${bytes.length - goodBytes} bytes) was torn by a crash or a failed write; cut off`);
-    return { values, problems, setAside, tornAt: goodBytes };
   }
 
   /** Stores `value`; resolves once durable (`always`) or at once (`batch`, synced within 100 ms). */
@@ -168,7 +124,7 @@ export class StateJournal {
   delete(key: string): Promise<void> {
     this.#deferred.delete(key);
     if (!this.#latest.delete(key)) return Promise.resolve();
-    return this.#append(JSON.stringify({ key, deleted: true }) + '\n');
+    return this.#append(deletedLine(key));
   }
 
   #append(line: string | readonly Buffer[]): Promise<void> {
@@ -280,28 +236,4 @@ export class StateJournal {
 function inJournal(path: string, error: unknown): Error {
   const { code } = error as NodeJS.ErrnoException;
   return Object.assign(new Error(`state journal ${path}: ${(error as Error).message}`, { cause: error }), code === undefined ? {} : { code });
-}
-
-function parseRecord(line: string): { key: string; value: unknown } | { key: string; deleted: true } | undefined {
-  try {
-    const record = JSON.parse(line) as { key?: unknown; value?: unknown; deleted?: unknown };
-    if (typeof record.key !== 'string') return undefined;
-    if (record.deleted === true) return { key: record.key, deleted: true };
-    return 'value' in record ? { key: record.key, value: record.value } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Lines as bytes, made as they are written (a snapshot can be tens of MiB). */
-function* encoded(lines: Iterable<string | readonly Buffer[]>): Iterable<Buffer> {
-  for (const line of lines) yield* typeof line === 'string' ? [Buffer.from(line)] : line;
-}
-
-const RECORD_END = Buffer.from('}\n');
-
-function recordLine(key: string, value: JsonValue): string | readonly Buffer[] {
-  const json = typeof value === 'function' ? value() : value;
-  const head = `{"key":${JSON.stringify(key)},"value":`;
-  return typeof json === 'string' ? `${head}${json}}\n` : [Buffer.from(head), ...json, RECORD_END];
 }
