@@ -191,6 +191,8 @@ class CommitHandle implements Handle {
     return this.#serial(async () => {
       this.#alive();
       if (this.#poisoned) throw this.#poisoned;
+      // Only whitespace is no payload, as at a flush: discarded, and the read is one without a write.
+      if (this.#length > 0 && this.#onlyWhitespace()) this.#discard();
       if (this.#length > 0) {
         this.#outcome = await this.#commit(true);
         this.#committedAt = offset;
@@ -204,7 +206,7 @@ class CommitHandle implements Handle {
     return this.#serial(async () => {
       // A poisoned open was recorded when it was poisoned.
       if (this.#poisoned || this.#length === 0) return;
-      if (classifyJson(this.#pending().toString('utf8')) === 'empty') return this.#discard();
+      if (this.#onlyWhitespace()) return this.#discard();
       // Nobody waits for a release: the outcome, errors included, is in the service's files.
       await this.#commit(false).catch(() => undefined);
     });
@@ -221,6 +223,10 @@ class CommitHandle implements Handle {
 
   #pending(): Buffer {
     return this.#buffer.subarray(0, this.#length);
+  }
+
+  #onlyWhitespace(): boolean {
+    return classifyJson(this.#pending().toString('utf8')) === 'empty';
   }
 
   #discard(): void {

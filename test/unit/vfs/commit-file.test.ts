@@ -220,6 +220,18 @@ t.test('O_RDWR: the first read after a write commits and returns this outcome fr
   t.same(commits, ['{"x":1}'], 'flush and release after the read commit nothing more');
 });
 
+t.test('O_RDWR: whitespace only is discarded at the read too, which then reads as without a write', async (t) => {
+  const { target: tg, commits, recorded } = target();
+  const h = await openHandle(tg, O_RDWR);
+  await h.write(0, Buffer.from(' \n\t'));
+  t.equal((await h.read(3, 100)).length, 0, 'end of file, no EINVAL');
+  await h.write(3, Buffer.from('{"x":2}'));
+  t.equal((await h.read(10, 100)).toString(), 'result of {"x":2}', 'the next payload starts after the whitespace');
+  await h.release();
+  t.same(commits, ['{"x":2}'], 'only the payload committed');
+  t.same(recorded, [], 'nothing recorded as an error');
+});
+
 t.test('a fresh read returns end of file and commits nothing', async (t) => {
   const { target: tg, commits } = target();
   const h = await openHandle(tg, 0);
