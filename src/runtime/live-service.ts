@@ -209,12 +209,6 @@ export class LiveService {
 
   async #run(job: Job, value: Record<string, unknown>, started: (boundMs: number) => void): Promise<InvokeOutcome> {
     if (job.isCancelled) return this.#finish(job, job.cancelledBeforeStart());
-    // Disabled or cooling down since its commit (a failure ahead of it, a disable): refused as at commit, and no driver starts.
-    const refusal = serviceRefusalOf(this.#state, this.#serviceId, this.#supervisor);
-    if (refusal) {
-      this.recordRejection(refusal);
-      throw refusal;
-    }
     const { adapter } = this.#settings;
     let spec: DriverSpec;
     try {
@@ -224,6 +218,12 @@ export class LiveService {
       throw error;
     }
     const start = (): void => {
+      // Disabled or cooling down since its commit (also while a wasm worker was awaited): refused as at commit; no driver starts.
+      const refusal = serviceRefusalOf(this.#state, this.#serviceId, this.#supervisor);
+      if (refusal) {
+        this.recordRejection(refusal);
+        throw refusal;
+      }
       job.start(spec.killGraceMs);
       started(spec.timeoutMs + spec.killGraceMs + WAIT_SLACK_MS);
       recordStart(this.#state, job);

@@ -93,7 +93,13 @@ export class WasmPool {
       this.#release(slot);
       return notStarted('cancelled', `${spec.file} was cancelled`);
     }
-    options.started?.();
+    try {
+      options.started?.();
+    } catch (error) {
+      // The caller refuses the run after all (its service was disabled while it waited): the worker goes on to the next.
+      this.#release(slot);
+      throw error;
+    }
     const startedMs = Date.now();
     const started = performance.now();
     const end = (state: RunState, shortMessage: string): RunResult =>

@@ -451,7 +451,8 @@ t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, 
   t.equal(rt.view.jobs.list().at(-1)?.progress.state, 'ok');
 });
 
-t.test('a runner with a queue of its own (wasm workers): the job is queued and the bound not started until the driver starts', async (t) => {
+/** A service of cat (timeout 100 ms, no kill grace) run by `runner`, which has a queue of its own as the wasm pool has. */
+function queuedService(runner: QueuingRunner): LiveService {
   const base = nativeProcAdapter({
     nodeId: 'n',
     serviceId: 's',
@@ -464,6 +465,15 @@ t.test('a runner with a queue of its own (wasm workers): the job is queued and t
     killGraceMs: 0,
     maxOutputBytes: 1 << 20,
   });
+  return new LiveService({
+    serviceId: 's',
+    runner: { run: runDriver },
+    ids: new InvocationIds(),
+    settings: { limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024 }, jobsKeep: 4, adapter: { ...base, runner } },
+  });
+}
+
+t.test('a runner with a queue of its own (wasm workers): the job is queued and the bound not started until the driver starts', async (t) => {
   // Waits longer than timeout_ms + kill grace + slack for a worker, then runs at once.
   const waitMs = 100 + WAIT_SLACK_MS + 500;
   const runner: QueuingRunner = {
@@ -473,12 +483,7 @@ t.test('a runner with a queue of its own (wasm workers): the job is queued and t
       return { ...outputlessRun({ state: 'ok', shortMessage: 'done' }), stdout: spec.input };
     },
   };
-  const rt = new LiveService({
-    serviceId: 's',
-    runner: { run: runDriver },
-    ids: new InvocationIds(),
-    settings: { limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024 }, jobsKeep: 4, adapter: { ...base, runner } },
-  });
+  const rt = queuedService(runner);
   const begun = Date.now();
   const outcome = rt.invoke(Buffer.from('{"waited":1}'));
   await new Promise((resolve) => setTimeout(resolve, 200));
@@ -489,6 +494,29 @@ t.test('a runner with a queue of its own (wasm workers): the job is queued and t
   t.ok(Date.now() - begun >= waitMs, 'the writer waited for the worker');
   t.ok((job?.progress.startedMs ?? 0) - begun >= waitMs - 50, 'the job started when the driver did');
   t.equal(rt.view.state.counters.invokesTotal, 1);
+});
+
+t.test('a runner with a queue of its own: a disable while the job waits for a worker refuses it EPERM when the worker comes; no driver runs', async (t) => {
+  let worker!: () => void;
+  const workerFree = new Promise<void>((resolve) => (worker = resolve));
+  let ran = false;
+  const runner: QueuingRunner = {
+    run: async (spec, _signal, started) => {
+      await workerFree;
+      started();
+      ran = true;
+      return { ...outputlessRun({ state: 'ok', shortMessage: 'done' }), stdout: spec.input };
+    },
+  };
+  const rt = queuedService(runner);
+  const outcome = rt.invoke(Buffer.from('{"n":1}'));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await rt.control('disable');
+  worker();
+  await rejectsErrno(t, outcome, 'EPERM');
+  t.notOk(ran, 'the runner was told not to start it');
+  t.match(rt.view.state, { counters: { invokesTotal: 0, rejectedTotal: 1 }, runningInvocationIds: [] });
+  t.match(rt.view.state.lastError, /^EPERM: service s is disabled/);
 });
 
 t.test('a payload the adapter refuses: EINVAL recorded, and the job leaves jobs/', async (t) => {

@@ -109,6 +109,25 @@ t.test('a run cancelled while its worker is starting ends as cancelled, without 
   t.equal((await fresh.run(echo, wasmSpec('{}'))).state, 'ok', 'its worker serves the next call');
 });
 
+t.test(
+  'a caller that refuses the run when its worker comes (`started` throws): the error reaches it, nothing runs, the worker serves the next call',
+  async (t) => {
+    const single = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
+    t.teardown(() => single.close());
+    const refusal = new Error('service disabled meanwhile');
+    await t.rejects(
+      single.run(echo, wasmSpec('{}'), {
+        started: () => {
+          throw refusal;
+        },
+      }),
+      refusal,
+    );
+    const next = await Promise.race([single.run(echo, wasmSpec('{"n":2}')), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))]);
+    t.equal(next?.state, 'ok', 'the only worker was given back');
+  },
+);
+
 t.test('calls beyond the pool wait their turn; one cancelled while waiting holds nobody up', async (t) => {
   const single = new WasmPool({ size: 1, worker: BUILT_WASM_WORKER });
   t.teardown(() => single.close());
