@@ -9,9 +9,9 @@ import type { NodeService } from './service-registry.js';
 export type PlannedService =
   /** Unchanged (or a built-in): the very same service, runtime and all. */
   | { kind: 'keep'; service: NodeService }
-  /** Changed, same runtime type: its runtime (state, counters, jobs) stays and takes new settings. */
+  /** Changed and still runnable (of either runtime type): its runtime (state, counters, jobs) stays and takes new settings. */
   | { kind: 'update'; service: NodeService & { runtime: LiveService }; loaded: LoadedService; settings: ServiceSettings }
-  /** New, or changed beyond an update: built afresh; catalog-only without settings. */
+  /** New, or now catalog-only: built afresh; catalog-only without settings. */
   | { kind: 'create'; loaded: LoadedService; settings?: ServiceSettings };
 
 export interface ReloadPlan {
@@ -25,7 +25,7 @@ export interface ReloadPlan {
   diff: ServicesDiff;
   /** The registry afterwards; equal to the current one when `diff` is empty. */
   services: PlannedService[];
-  /** Runtimes that leave: removed services, and changed ones that are built afresh. */
+  /** Runtimes that leave: removed services, and changed ones that are now catalog-only. */
   retire: LiveService[];
 }
 
@@ -65,7 +65,7 @@ export function planReload(
   for (const loaded of next) {
     const service = byId.get(loaded.descriptor.service_id);
     if (service && !diff.changed.includes(loaded.descriptor.service_id)) services.push(keep(service));
-    else if (service?.runtime && isRunnable(loaded) && loaded.descriptor.runtime.type === service.descriptor.runtime.type) {
+    else if (service?.runtime && isRunnable(loaded)) {
       services.push({ kind: 'update', service: service as NodeService & { runtime: LiveService }, loaded, settings: settingsOf(loaded) });
     } else {
       if (service?.runtime) retire.push(service.runtime);

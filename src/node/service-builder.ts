@@ -93,23 +93,33 @@ export class ServiceBuilder {
 
   /** A manifest service: with a runtime built on `settings` when it is runnable, else catalog-only. */
   fromManifest(loaded: LoadedService, settings: ServiceSettings | undefined): NodeService {
-    const { descriptor, source } = loaded;
-    const wasm = this.#o.wasm.hostInfo(loaded);
-    const base = {
-      descriptor,
-      source,
-      hostKind: wasm ? ('wasm_worker' as const) : ('native_process' as const),
-      loadedMs: Date.now(),
-      ...(wasm ? { wasm } : {}),
-    };
+    const { descriptor } = loaded;
+    const base = this.#manifestFields(loaded);
     if (!settings) return { ...base, treePath: null };
     return { ...base, treePath: `services/${descriptor.service_id}`, runtime: this.#runtime(descriptor.service_id, settings) };
   }
 
-  /** A changed manifest whose runtime stays (state, counters, jobs): new descriptor, new settings. */
+  /**
+   * A changed manifest whose runtime stays (state, counters, config, jobs; SPEC §5), also when its
+   * `runtime.type` changed: new descriptor, new settings from the next invocation.
+   */
   update(service: NodeService & { runtime: LiveService }, loaded: LoadedService, settings: ServiceSettings): void {
-    Object.assign(service, { descriptor: loaded.descriptor, source: loaded.source, loadedMs: Date.now(), wasm: this.#o.wasm.hostInfo(loaded) });
+    const { wasm, ...fields } = this.#manifestFields(loaded);
+    Object.assign(service, fields, { wasm });
+    // Now run by wasm workers: a persistent driver of its native days would otherwise stay up, unused.
+    if (settings.adapter.runner) this.#o.runner.restartPersistent?.(loaded.descriptor.service_id, 'the service now runs as wasm');
     service.runtime.update(settings);
+  }
+
+  #manifestFields(loaded: LoadedService): Pick<NodeService, 'descriptor' | 'source' | 'hostKind' | 'loadedMs' | 'wasm'> {
+    const wasm = this.#o.wasm.hostInfo(loaded);
+    return {
+      descriptor: loaded.descriptor,
+      source: loaded.source,
+      hostKind: wasm ? 'wasm_worker' : 'native_process',
+      loadedMs: Date.now(),
+      ...(wasm ? { wasm } : {}),
+    };
   }
 
   /** A runnable manifest service's settings; `users` is /etc/passwd as read with the manifests. */

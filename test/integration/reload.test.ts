@@ -8,6 +8,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { manifest, readJson, readText, startNode } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
+import { ECHO_WASM } from '../helpers/wat.js';
 
 interface Problem {
   file: string;
@@ -99,6 +100,36 @@ await t.test('a changed manifest keeps counters and jobs and applies the new arg
   tt.ok(m.last_duration_ms !== undefined && m.last_duration_ms < 10_000, `ended by the new 300 ms timeout, not the old 25 s (${m.last_duration_ms} ms)`);
   tt.match(m, { invokes_total: 4, timeouts_total: 1 });
 });
+
+await t.test(
+  'a change of runtime.type keeps the state too (SPEC §5): counters, config.json and a disable survive native_proc → wasm → native_proc',
+  async (tt) => {
+    await putManifest('shifty.json', JSON.stringify(versioned('shifty', 1)));
+    await waitFor(async () => (await services()).includes('shifty'), { what: 'shifty' });
+    tt.equal((await invoke('shifty', '{"n":1}')).code, 0);
+    tt.equal((await sh(`echo '{"timeout_ms":5000}' > ${q(file('shifty', 'config.json'))}`)).code, 0);
+    tt.equal((await sh(`echo 1 > ${q(file('shifty', 'control/disable'))}`)).code, 0);
+    const runtimeType = async (): Promise<unknown> => ((await readJson(file('shifty', 'status.json'))) as { runtime?: { type?: unknown } }).runtime?.type;
+
+    await putManifest('shifty.json', JSON.stringify({ service_id: 'shifty', kind: 'echo', version: '2', runtime: { type: 'wasm', module_path: ECHO_WASM } }));
+    await waitFor(async () => (await runtimeType()) === 'wasm', { what: 'shifty as wasm' });
+    tt.match(await metrics('shifty'), { invokes_total: 1 }, 'counters survive');
+    tt.match(await readJson(file('shifty', 'config.json')), { timeout_ms: 5000 }, 'config.json survives');
+    tt.match(await readJson(file('shifty', 'status.json')), { state: 'offline' }, 'still disabled');
+    tt.not((await invoke('shifty', '{"n":2}')).code, 0, 'an invoke is refused (EPERM)');
+    tt.equal((await sh(`echo 1 > ${q(file('shifty', 'control/enable'))}`)).code, 0);
+    tt.equal((await invoke('shifty', '{"n":3}')).code, 0);
+    tt.match(await readJson(file('shifty', 'result.json')), { ok: true, echo: { n: 3 } }, 'the wasm echo answered');
+
+    await putManifest('shifty.json', JSON.stringify(versioned('shifty', 3)));
+    await waitFor(async () => (await runtimeType()) === 'native_proc', { what: 'shifty native again' });
+    tt.equal((await invoke('shifty', '{"n":4}')).code, 0);
+    tt.same(await readJson(file('shifty', 'result.json')), { v: 3, got: { n: 4 } }, 'the native driver answers again');
+    tt.match(await metrics('shifty'), { invokes_total: 3, rejected_total: 1 }, 'one history across all three');
+    await rm(join(node.servicesDir, 'shifty.json'));
+    await waitFor(async () => !(await services()).includes('shifty'), { what: 'shifty gone' });
+  },
+);
 
 await t.test('an invalid edit is reported; the previous good version keeps running; a fix clears it', async (tt) => {
   const alphaFile = join(node.servicesDir, 'alpha.json');

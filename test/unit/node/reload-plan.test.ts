@@ -65,13 +65,22 @@ t.test('a renamed service is one removed and one added: the old runtime retires,
   t.equal(now.byId.get('old')?.runtime?.view.isRemoved, false, 'planning removed nothing');
 });
 
-t.test('changed with the same runtime type: updated in place with new settings; else built afresh', async (t) => {
-  const now = current([loaded('same'), loaded('catalog')]);
-  const plan = planReload(now, { services: [loaded('same', { version: '2' }), loaded('catalog', { runtime: undefined })], problems: [] }, () => settings);
-  t.same(kinds(plan), ['update same', 'create catalog']);
-  const [update, create] = plan.services;
+t.test('changed and still runnable, of either runtime type: updated in place with new settings (SPEC §5); now catalog-only: built afresh', async (t) => {
+  const now = current([loaded('same'), loaded('switched'), loaded('catalog')]);
+  const toWasm: LoadedService = {
+    ...loaded('switched', { runtime: { type: 'wasm', module_path: '/srv/switched.wasm' } }),
+    moduleHash: 'a'.repeat(64),
+  };
+  const plan = planReload(
+    now,
+    { services: [loaded('same', { version: '2' }), toWasm, loaded('catalog', { runtime: undefined })], problems: [] },
+    () => settings,
+  );
+  t.same(kinds(plan), ['update same', 'update switched', 'create catalog']);
+  const [update, switched, create] = plan.services;
   t.equal(update?.kind === 'update' && update.service, now.byId.get('same'), 'the runtime stays');
   t.equal(update?.kind === 'update' && update.settings, settings);
+  t.equal(switched?.kind === 'update' && switched.service, now.byId.get('switched'), 'native_proc to wasm: the runtime (state, config, disable) stays too');
   t.notOk(create?.kind === 'create' && create.settings, 'a catalog-only service gets no settings');
   t.same(plan.retire, [now.byId.get('catalog')?.runtime]);
 });
