@@ -101,7 +101,10 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
     readme: fixed(() => renderReadme(descriptor(), sources.mountPoint)),
     schema: fixed(() => renderSchema(descriptor())),
     template: fixed(() => renderTemplate(descriptor())),
-    host: fixed(() => renderHost(descriptor(), service.hostKind, service.wasm)),
+    host: document(
+      () => renderHost(descriptor(), service.hostKind, service.wasm, view.state.config),
+      () => Math.max(service.loadedMs, view.state.lastControlMs ?? 0),
+    ),
     invoke: commitFile({
       file: 'control/invoke.json',
       get maxBytes() {

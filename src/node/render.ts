@@ -24,6 +24,7 @@ import type { SpawnerExit } from '../runtime/driver-spawner.js';
 import type { Job } from '../runtime/job.js';
 import type { InvokeOutcome } from '../runtime/live-service.js';
 import type { ServiceView } from '../runtime/service-view.js';
+import type { RuntimeConfig } from '../runtime/supervision.js';
 import { json } from '../errors/json-document.js';
 import { problemOfSource } from '../manifest/index.js';
 import type { Problem } from '../protocol/schemas.js';
@@ -246,7 +247,12 @@ export function renderOutcome(view: ServiceView, descriptor: ServiceDescriptor, 
   return Buffer.from(json(failure));
 }
 
-export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind, wasm?: WasmHost): string {
+/** `config`: config.json, whose timeout_ms and max_output_bytes are the limits in force (a wasm host's `limits` show them). */
+export function renderHost(descriptor: ServiceDescriptor, hostKind: HostKind, wasm?: WasmHost, config: RuntimeConfig = {}): string {
+  if (wasm) {
+    const { timeout_ms = wasm.limits.timeout_ms, max_output_bytes = wasm.limits.max_output_bytes } = config;
+    wasm = { ...wasm, limits: { ...wasm.limits, timeout_ms, max_output_bytes } };
+  }
   const host: HostDocument = {
     schema: 1,
     contract: 'acheron.namespace-driver',

@@ -83,6 +83,12 @@ t.test('HOST.json describes the wasm host', async (t) => {
       preopens: [{ guest_path: '/shared', host_path: shared, mode: 'ro' }],
     },
   });
+  // config.json's overrides are the limits in force, so HOST.json shows them; `{}` brings the manifest's back.
+  const config = (text: string) => sh(`echo ${q(text)} > ${q(file('files-ro', 'config.json'))}`);
+  t.equal((await config('{"timeout_ms":700,"max_output_bytes":100000}')).code, 0);
+  t.match(await readJson(file('files-ro', 'HOST.json')), { wasm: { limits: { timeout_ms: 700, max_output_bytes: 100000, max_memory_bytes: 67108864 } } });
+  t.equal((await config('{}')).code, 0);
+  t.match(await readJson(file('files-ro', 'HOST.json')), { wasm: { limits: { timeout_ms: 30000, max_output_bytes: 1048576 } } });
 });
 
 t.test('an infinite loop is stopped at timeout_ms; the node and the service go on', async (t) => {
