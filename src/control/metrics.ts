@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CatalogStore, EventStream } from './catalog-store.js';
+import { ROLES } from './principal.js';
 
 export interface WatchMetrics {
   subscribers: Gauge;
@@ -81,6 +82,11 @@ export class ControlMetrics {
     });
     this.connections = new Gauge({ name: 'acheron_connections', help: 'Open WebSocket connections by role', labelNames: ['role'], registers });
     this.frames = new Counter({ name: 'acheron_frames_total', help: 'Request frames received by role', labelNames: ['role'], registers });
+    // A series absent until its first connection would leave an alert on it silent, or a sum across servers short.
+    for (const role of ROLES) {
+      this.connections.set({ role }, 0);
+      this.frames.inc({ role }, 0);
+    }
     const counter = (name: string, help: string): Counter => new Counter({ name, help, registers });
     this.watch = {
       subscribers: new Gauge({ name: 'acheron_watch_subscribers', help: 'Live catalog watches', registers }),

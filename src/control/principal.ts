@@ -10,6 +10,9 @@ export type Principal =
 
 export type Role = Principal['kind'];
 
+/** Every role, so that metrics by role have a series (0) before the first connection of each. */
+export const ROLES: readonly Role[] = ['admin', 'user', 'node', 'joiner', 'peer'];
+
 export function describePrincipal(p: Principal): string {
   switch (p.kind) {
     case 'admin':

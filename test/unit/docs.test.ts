@@ -40,6 +40,8 @@ t.test('alert rules and dashboard use only exported metrics', async (t) => {
   t.ok(used.size > 5, `found ${used.size} metric names`);
   for (const name of used) t.ok(exported.has(name), `${name} is exported`);
   const text = await metrics.registry.metrics();
+  for (const role of ['admin', 'user', 'node', 'joiner', 'peer'])
+    t.match(text, new RegExp(`^acheron_connections\\{role="${role}",server_id="host:18790"\\} 0$`, 'm'), `a ${role} series before any connection`);
   const lint = await sh('promtool check metrics', { input: text });
   t.equal(lint.code, 0, `promtool check metrics is clean: ${lint.stdout}${lint.stderr}`);
   await catalog.close();
