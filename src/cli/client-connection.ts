@@ -1,6 +1,7 @@
 import { connectAny, type ControlClient } from '../protocol/control-client.js';
 import { loadSchemas } from '../protocol/schemas.js';
 import { ServerFrameCheck, type EventShape } from '../protocol/server-frames.js';
+import type { SessionAttachReply } from '../protocol/types.gen.js';
 import { readProjectToken, resolveClient } from './client-options.js';
 
 // Loaded when a command runs, never at the CLI's start (ajv is among what this loads: architecture.test.ts).
@@ -14,11 +15,20 @@ export async function frameCheck(events: EventShape = 'delta'): Promise<ServerFr
   return new ServerFrameCheck(await loadSchemas(), { events });
 }
 
-/** With --project, attaches the connection's project session (SPEC §8) before anything else. */
-export async function attachProject(client: ControlClient, args: { project?: string | undefined; 'project-token-file'?: string | undefined }): Promise<void> {
-  if (args.project === undefined) return;
+/**
+ * With --project, attaches the connection's project session (SPEC §8) before anything else: the
+ * server's answer (what each action answers the session), or undefined without --project.
+ */
+export async function attachProject(
+  client: ControlClient,
+  args: { project?: string | undefined; 'project-token-file'?: string | undefined },
+): Promise<SessionAttachReply | undefined> {
+  if (args.project === undefined) return undefined;
   const projectToken = await readProjectToken(args);
-  await client.request('control.session_attach', { project_id: args.project, ...(projectToken === undefined ? {} : { project_token: projectToken }) });
+  return client.request<SessionAttachReply>('control.session_attach', {
+    project_id: args.project,
+    ...(projectToken === undefined ? {} : { project_token: projectToken }),
+  });
 }
 
 /** A connection to the first of `--control-url`'s servers that answers (a few rounds, then `unavailable` naming each). */

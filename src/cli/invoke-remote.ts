@@ -9,8 +9,9 @@ export type RemoteInvokeArgs = Parameters<typeof connectClient>[0] & Parameters<
 export async function invokeRemote(args: RemoteInvokeArgs, payload: Buffer): Promise<Buffer> {
   const client = await connectClient(args);
   try {
-    await attachProject(client, args);
-    return await invokeOnNode(client, args.node, args.service, payload);
+    const attached = await attachProject(client, args);
+    // A session without `read` may still invoke (the relay needs `invoke` alone): it cannot read the catalog.
+    return await invokeOnNode(client, args.node, args.service, payload, { readsCatalog: attached === undefined || attached.actions.read === 'allowed' });
   } finally {
     await client.close();
   }

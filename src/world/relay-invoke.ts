@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { FsError } from '../errors/errno.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { invokeWaitMs, RELAY_CHUNK_BYTES } from '../protocol/relay.js';
+import { invokeWaitMs, RELAY_CHUNK_BYTES, RELAY_WAIT_MAX_MS } from '../protocol/relay.js';
 import { SERVICE_FILES } from '../protocol/service-files.js';
-import type { PublicNode } from '../protocol/types.gen.js';
+import type { PublicNode, ServiceRuntime } from '../protocol/types.gen.js';
 import { relayOnce, type RelayOperation } from './relay-call.js';
 import type { Relay } from './remote-node.js';
 
@@ -75,20 +75,35 @@ const INVOKE_FILE = (SERVICE_FILES.find((f) => f.kind === 'invoke') as { path: s
  * invoke --node` with a control URL): the relay WorldFS sends for a commit of the service's
  * `control/invoke.json`, bounded as there by the service's descriptor in the catalog, and its outcome
  * document. A node or service the session does not see is ENOENT (SPEC §8: hidden means absent); the
- * node's own refusals come back with their errno (relayOnce).
+ * node's own refusals come back with their errno (relayOnce). A session that may invoke but not
+ * `read` (`readsCatalog` false) cannot get the descriptor, where node_get would answer `no node`:
+ * the relay goes without it and the server says what is absent (a node outside the project, a
+ * service not there or hidden); the wait is then the node's own bound (SPEC §3: it answers
+ * ETIMEDOUT), with the server's timer at its longest for a node that never answers.
  */
-export async function invokeOnNode(client: ControlClient, nodeId: string, serviceId: string, payload: Buffer): Promise<Buffer> {
+export async function invokeOnNode(
+  client: ControlClient,
+  nodeId: string,
+  serviceId: string,
+  payload: Buffer,
+  options: { readsCatalog: boolean } = { readsCatalog: true },
+): Promise<Buffer> {
+  const relay: Relay = (operation) => relayOnce(client, nodeId, operation);
+  const invoked = await relayInvoke(relay, `/services/${serviceId}/${INVOKE_FILE}`, payload, {
+    outcome: true,
+    documents: false,
+    timeoutMs: options.readsCatalog ? invokeWaitMs(await descriptorRuntime(client, nodeId, serviceId)) : RELAY_WAIT_MAX_MS,
+  });
+  return invoked.outcome;
+}
+
+/** The runtime of the service's descriptor in the catalog; a node or service not there (or hidden) is ENOENT. */
+async function descriptorRuntime(client: ControlClient, nodeId: string, serviceId: string): Promise<ServiceRuntime> {
   const node = await client.request<PublicNode>('control.node_get', { node_id: nodeId }).catch((error: unknown) => {
     if (error instanceof ProtocolError && error.code === 'not_found') throw new FsError('ENOENT', error.message);
     throw error;
   });
   const service = node.services.find((s) => s.service_id === serviceId);
   if (!service) throw new FsError('ENOENT', `no service ${serviceId} on node ${nodeId}`);
-  const relay: Relay = (operation) => relayOnce(client, nodeId, operation);
-  const invoked = await relayInvoke(relay, `/services/${serviceId}/${INVOKE_FILE}`, payload, {
-    outcome: true,
-    documents: false,
-    timeoutMs: invokeWaitMs(service.runtime),
-  });
-  return invoked.outcome;
+  return service.runtime;
 }

@@ -147,6 +147,30 @@ t.test('a user token: with --project (and its token) where the project allows it
   t.match(noSession.stderr, /^acheron: forbidden: .*project session: pass --project <project_id>$/m, 'naming the flag');
 });
 
+t.test('a user whose project allows invoke but not read: invokes (the relay needs invoke alone); an absent service is still named', async (t) => {
+  const project = 'cli-invoke-only';
+  await adminRequest(control, 'control.project_upsert', {
+    project_id: project,
+    mounts: [{ mount_path: '/p', node_id: NODE_ID, export_name: 'main' }],
+    access_policy: { actions: { read: 'deny', observe: 'deny', invoke: 'open' } },
+  });
+  const user = ['--control-url', control.url, '--token-file', await secretFile('user-token-invoke-only', control.userToken), '--project', project];
+  const get = await acheron(['node', 'get', NODE_ID, ...user]);
+  t.equal(get.code, 1, 'the catalog is out of reach of this session (node get)');
+  const before = await invokesOnNode('echo');
+  const r = await acheron(['invoke', 'echo', '{"from":"invoke only"}', '--node', NODE_ID, ...user]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr, '');
+  t.same((JSON.parse(r.stdout) as { echo: unknown }).echo, { from: 'invoke only' });
+  t.equal(await invokesOnNode('echo'), before + 1, 'it ran once, on the node');
+  const absent = await acheron(['invoke', 'nosuch', '{}', '--node', NODE_ID, ...user]);
+  t.equal(absent.code, 1);
+  t.equal(absent.stderr, `acheron invoke: nosuch: ENOENT: no service nosuch on node ${NODE_ID}\n`);
+  const outside = await acheron(['invoke', 'echo', '{}', '--node', 'nope', ...user]);
+  t.equal(outside.code, 1);
+  t.match(outside.stderr, /^acheron invoke: echo: ENOENT: node nope is not in project cli-invoke-only\n$/);
+});
+
 t.test('bad usage: exit 2 with one line', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['invoke', 'echo', '{}', ...remote], /--control-url needs --node/],
