@@ -47,12 +47,25 @@ export function formatEvent(e: EventPayload): string {
 /** Why the command ends with exit code 1; its message is printed as it is. */
 class WatchEnded extends Error {}
 
+/**
+ * A second line for a refused watch whose reason does not say the way out by itself: the server's
+ * gate for user watches (its reason names ACHERON_NODE_SERVICE_WATCH_ALLOW_USER only while the gate
+ * is closed: src/control/watch-policy.ts), or a project policy that refuses observe or read. A
+ * missing session or project token is named as a flag in the reason already (flag-terms.ts).
+ */
+export function refusalHint(reason: string): string {
+  if (reason.includes('ACHERON_NODE_SERVICE_WATCH_ALLOW_USER'))
+    return '\nhint: user watches are off on this server: its operator starts acheron control with ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true (a user watch then needs --project P); admins can watch with an admin token';
+  if (/^project \S+: (?:observe|read) (?:is denied|is for admins only)/.test(reason))
+    return "\nhint: the project's access_policy refuses it: an admin can change it (acheron project upsert --file), or watch with an admin token";
+  return '';
+}
+
 /** A failure every server and every retry would give again: the command ends with this message. */
 function endingMessage(error: unknown): string | undefined {
   if (error instanceof SchemaError) return `acheron node watch: bad frame from the control server: ${error.message}`;
   if (!(error instanceof ProtocolError)) return undefined;
-  if (error.code === 'forbidden')
-    return `acheron node watch: refused: ${inFlagTerms(error.message)}\nhint: user watches need ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true on the server and --project P (with --project-token-file when observe or read needs the token); admins can watch with an admin token`;
+  if (error.code === 'forbidden') return `acheron node watch: refused: ${inFlagTerms(error.message)}${refusalHint(error.message)}`;
   // A bad request fails the same way on every retry; so does a project no server of the store has (unknown, or deleted).
   if (error.code === 'unauthorized' || error.code === 'invalid_payload' || error.code === 'not_found')
     return `acheron node watch: ${inFlagTerms(error.message)}`;

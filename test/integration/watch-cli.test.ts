@@ -216,7 +216,7 @@ await t.test('a refused watch prints the reason and a hint, and exits 1', async 
   tt.equal(refused.code, 1, 'exit 1');
   tt.equal(refused.stdout, '', 'nothing on stdout');
   tt.match(refused.stderr, /refused: .*ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'the reason, naming the setting');
-  tt.match(refused.stderr, /hint: /, 'a hint');
+  tt.match(refused.stderr, /^hint: .*ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true/m, 'a hint: the server setting is what refused it');
   // Beyond the head: events the server cannot have delivered (a history lost in a crash), so the CLI starts over.
   const ahead = watchCli('--json --since 999', [...conn(), '--json', '--since', '999', '--replay-limit', '2']);
   await waitFor(() => seqsOf(ahead).length >= 2, { what: `--since 999 starting over (stderr: ${ahead.stderr()})`, timeoutMs: 30_000 });
@@ -328,6 +328,16 @@ await t.test(
       access_policy: { actions: { read: 'open', observe: 'open' } },
     });
     const asUser = ['--control-url', open.url, '--token', open.userToken, '--project', 'watched', '--json'];
+    // User watches are on here: a refusal says its own reason, and no hint about the server's setting.
+    const noSession = await acheron(['node', 'watch', '--control-url', open.url, '--token', open.userToken]);
+    tt.equal(noSession.code, 1, 'no project session: exit 1');
+    tt.match(noSession.stderr, /refused: a user watch needs a project session: pass --project <project_id>$/m, 'the reason names the flag');
+    tt.notMatch(noSession.stderr, /ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'no hint about a setting the server already has');
+    await adminRequest(open, 'control.project_upsert', { project_id: 'deaf', mounts: [], access_policy: { actions: { read: 'open', observe: 'deny' } } });
+    const denied = await acheron(['node', 'watch', '--control-url', open.url, '--token', open.userToken, '--project', 'deaf']);
+    tt.equal(denied.code, 1, 'observe denied: exit 1');
+    tt.match(denied.stderr, /refused: project deaf: observe is denied\nhint: the project's access_policy refuses it/, 'the reason, and a hint that fits it');
+    tt.notMatch(denied.stderr, /ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'no hint about the server setting');
     const cli = watchCli('deleted project', asUser);
     // The replay's last event (pw's upsert, after its join): the count below is taken once the whole replay is out.
     await waitFor(() => cli.lines().some((line) => line.includes('"pw"') && line.includes('"kind":"upsert"')), {
