@@ -1,4 +1,5 @@
 import { attachProject, connectClient } from './client-connection.js';
+import { checkIdentifier } from './exit.js';
 import type { resolveClient } from './client-options.js';
 import type { NodeListReply, PublicNode } from '../protocol/types.gen.js';
 
@@ -8,6 +9,7 @@ export async function runCatalogCommand(
   args: Parameters<typeof resolveClient>[0] & Parameters<typeof attachProject>[1] & { json: boolean },
   out: NodeJS.WritableStream,
 ): Promise<number> {
+  if ('get' in what) checkIdentifier('node_id', what.get);
   const client = await connectClient(args);
   try {
     await attachProject(client, args);

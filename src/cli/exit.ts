@@ -1,4 +1,5 @@
 import { ProtocolError } from '../protocol/errors.js';
+import { isIdentifier } from '../protocol/identifier.js';
 import { inFlagTerms } from './flag-terms.js';
 
 /** CLI exit codes (SPEC §1); docs/errors.md has the table. */
@@ -13,6 +14,15 @@ export class UsageError extends Error {
   }
 }
 Object.defineProperty(UsageError.prototype, 'name', { value: 'UsageError', enumerable: false, configurable: true, writable: true });
+
+/**
+ * An id given on the command line (`what`: how the command names it, `--node-id`, `node_id`), checked
+ * here as the server or daemon would check it: one that is not an identifier is exit 2 naming it,
+ * before any connection (the server's `invalid_payload` was exit 1).
+ */
+export function checkIdentifier(what: string, id: string): void {
+  if (!isIdentifier(id)) throw new UsageError(`${what} ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+}
 
 /**
  * What a failed command says after `acheron: `: a refusal from the control server keeps its wire code,

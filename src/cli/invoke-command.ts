@@ -2,9 +2,8 @@ import { access, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { errnoNameOf } from '../errors/errno.js';
-import { isIdentifier } from '../protocol/identifier.js';
 import type { InvokeFailure } from '../protocol/types.gen.js';
-import { UsageError } from './exit.js';
+import { checkIdentifier, UsageError } from './exit.js';
 import { inFlagTerms } from './flag-terms.js';
 import { NODE_OPTION_SPECS } from './node-options.js';
 import { WORLD_OPTIONS } from './world-options.js';
@@ -59,7 +58,7 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
     ['service', args.service],
     ['--node', args.node],
   ] as const) {
-    if (id !== undefined && !isIdentifier(id)) throw new UsageError(`${what} ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+    if (id !== undefined) checkIdentifier(what, id);
   }
   const remote = throughControl(args);
   const payload = args.payload === undefined ? '{}' : args.payload === '-' ? payloadText(await buffer(process.stdin)) : args.payload;

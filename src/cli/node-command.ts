@@ -4,8 +4,7 @@ import type { NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
 import { controlUrls, givenToken } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
-import { isIdentifier } from '../protocol/identifier.js';
-import { UsageError } from './exit.js';
+import { checkIdentifier, UsageError } from './exit.js';
 import { createLogger } from './logger.js';
 import { readOptionFile } from './option-file.js';
 import { readTokenFile } from '../protocol/token-text.js';
@@ -13,16 +12,14 @@ import { defaultStateFile, type NodeOptionValues } from './node-options.js';
 
 export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
   const nodeId = values['node-id'] as string;
-  if (!isIdentifier(nodeId)) throw new UsageError(`--node-id ${JSON.stringify(nodeId)}: must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+  checkIdentifier('--node-id', nodeId);
   const labels: Record<string, string> = {};
   for (const label of values.label ?? []) {
     const eq = label.indexOf('=');
     if (eq <= 0) throw new UsageError(`--label ${JSON.stringify(label)}: expected key=value`);
     labels[label.slice(0, eq)] = label.slice(eq + 1);
   }
-  for (const id of values['terminal-id'] ?? []) {
-    if (!isIdentifier(id)) throw new UsageError(`--terminal-id ${JSON.stringify(id)}: must be 1-128 characters of [A-Za-z0-9._-]`);
-  }
+  for (const id of values['terminal-id'] ?? []) checkIdentifier('--terminal-id', id);
   let exports;
   try {
     exports = (values.export ?? []).map(parseExport);

@@ -4,9 +4,9 @@ import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { attachProject, frameCheck } from './client-connection.js';
-import { inFlagTerms } from './flag-terms.js';
 import { SchemaError } from '../protocol/schemas.js';
 import { resolveClient, tokenFile } from './client-options.js';
+import { checkIdentifier, failureText } from './exit.js';
 
 /** `control.node_service_event` as this command's watch receives it: the delta shape. */
 type EventPayload = CatalogDeltaPayload & { watch_id: string; replay?: boolean };
@@ -61,14 +61,17 @@ export function refusalHint(reason: string): string {
   return '';
 }
 
-/** A failure every server and every retry would give again: the command ends with this message. */
+/**
+ * A failure every server and every retry would give again: the command ends with this message, in
+ * the words of the other client commands (docs/errors.md §2): `acheron: ` and the wire code first (a
+ * bad frame, which has none: the field it got wrong, as `node list` says it).
+ */
 function endingMessage(error: unknown): string | undefined {
-  if (error instanceof SchemaError) return `acheron node watch: bad frame from the control server: ${error.message}`;
+  if (error instanceof SchemaError) return `acheron: ${error.message}`;
   if (!(error instanceof ProtocolError)) return undefined;
-  if (error.code === 'forbidden') return `acheron node watch: refused: ${inFlagTerms(error.message)}${refusalHint(error.message)}`;
+  if (error.code === 'forbidden') return `acheron: ${failureText(error)}${refusalHint(error.message)}`;
   // A bad request fails the same way on every retry; so does a project no server of the store has (unknown, or deleted).
-  if (error.code === 'unauthorized' || error.code === 'invalid_payload' || error.code === 'not_found')
-    return `acheron node watch: ${inFlagTerms(error.message)}`;
+  if (error.code === 'unauthorized' || error.code === 'invalid_payload' || error.code === 'not_found') return `acheron: ${failureText(error)}`;
   return undefined;
 }
 
@@ -85,6 +88,7 @@ function endingMessage(error: unknown): string | undefined {
  * with exit 1 naming it, without retrying.
  */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
+  if (args.node_id !== undefined) checkIdentifier('node_id', args.node_id);
   const { urls, token } = await resolveClient(args);
   // Read again for every connection: a rotated token written into the file is used from the next one.
   const tokenPath = args['token-file'];
@@ -191,7 +195,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
         refusedThisRound = false;
         if (failedRounds >= GIVE_UP_ROUNDS)
           throw new WatchEnded(
-            `acheron node watch: ${everConnected ? 'the token was refused' : 'no control server answered'} in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}`,
+            `acheron: ${everConnected ? 'unauthorized: the token was refused' : 'unavailable: no control server answered'} in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}`,
           );
       }
       err.write(`acheron node watch: ${failures.get(from) ?? `${from} closed the connection`}; trying ${loop.url} in ${pauseMs} ms\n`);

@@ -40,6 +40,6 @@ t.test('acheron node watch: a malformed watch ack stops the command with the fie
   const url = await fakeServer('control.node_service_watch', { watch_id: 'w1', enabled: true, replay_limit: 'all', replayed: 0, head_seq: 0 });
   const run = await acheron(['node', 'watch', '--control-url', url, '--token', 'x']);
   t.equal(run.code, 1, 'exit 1');
-  t.match(run.stderr, /^acheron node watch: bad frame from the control server: control\.node_service_watch reply: \/payload\/replay_limit: /);
+  t.match(run.stderr, /^acheron: control\.node_service_watch reply: \/payload\/replay_limit: /);
   t.equal(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`);
 });

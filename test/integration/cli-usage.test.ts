@@ -84,6 +84,20 @@ t.test('an unknown command: exit 2, one line naming it, the commands there are a
   }
 });
 
+t.test('an id that is not an identifier: exit 2 naming it, checked before any connection (as acheron invoke does)', async (tt) => {
+  const admin = ['--control-url', control.url, '--token', control.adminToken];
+  const cases: Array<[string[], RegExp]> = [
+    [['node', 'get', 'a/b', ...admin], /^acheron: node_id "a\/b": must be 1-128 characters of \[A-Za-z0-9._-\], not \. or \.\.$/],
+    [['node', 'watch', '..', ...admin], /^acheron: node_id "\.\.": must be 1-128 characters /],
+    [['invoke', 'echo', '--node', 'a/b', ...admin], /^acheron: --node "a\/b": must be 1-128 characters /],
+  ];
+  for (const [args, message] of cases) {
+    const r = await acheron(args);
+    tt.equal(r.code, 2, `${args.slice(0, 3).join(' ')}: exit 2 (${r.stderr.trim()})`);
+    oneLine(tt, r.stderr, message);
+  }
+});
+
 t.test(
   'control --listen, --http-listen: a URL is refused at once; a port in use is named with its option; a client at the HTTP port is told the other',
   async (tt) => {

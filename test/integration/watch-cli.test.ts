@@ -215,7 +215,7 @@ await t.test('a refused watch prints the reason and a hint, and exits 1', async 
   const refused = await acheron(['node', 'watch', ...conn(userFile)]);
   tt.equal(refused.code, 1, 'exit 1');
   tt.equal(refused.stdout, '', 'nothing on stdout');
-  tt.match(refused.stderr, /refused: .*ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'the reason, naming the setting');
+  tt.match(refused.stderr, /^acheron: forbidden: .*ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'the wire code first, then the reason, naming the setting');
   tt.match(refused.stderr, /^hint: .*ACHERON_NODE_SERVICE_WATCH_ALLOW_USER=true/m, 'a hint: the server setting is what refused it');
   // Beyond the head: events the server cannot have delivered (a history lost in a crash), so the CLI starts over.
   const ahead = watchCli('--json --since 999', [...conn(), '--json', '--since', '999', '--replay-limit', '2']);
@@ -231,7 +231,7 @@ await t.test('a refused watch prints the reason and a hint, and exits 1', async 
   await writeFile(badFile, 'not-a-token\n');
   const unauthorized = await acheron(['node', 'watch', ...conn(badFile)]);
   tt.equal(unauthorized.code, 1, 'a bad token: exit 1');
-  tt.match(unauthorized.stderr, /401/, 'says the server refused the token');
+  tt.match(unauthorized.stderr, /^acheron: unauthorized: .*401/, 'says the server refused the token, its wire code first');
 });
 
 await t.test('no server answering: says what it tries and when, then gives up after 5 rounds with exit 1', async (tt) => {
@@ -249,7 +249,11 @@ await t.test('no server answering: says what it tries and when, then gives up af
     pauses.every((m) => m[1] === url),
     'each names the server it tries next',
   );
-  tt.match(gone.stderr, new RegExp(`no control server answered in 5 rounds: ${url}: .*ECONNREFUSED`), 'the last line says why it gave up');
+  tt.match(
+    gone.stderr,
+    new RegExp(`^acheron: unavailable: no control server answered in 5 rounds: ${url}: .*ECONNREFUSED`, 'm'),
+    'the last line says why it gave up, its wire code first',
+  );
 });
 
 await t.test('a server away longer than the give-up rounds: a watch that had watched waits for it, then resumes', async (tt) => {
@@ -331,12 +335,16 @@ await t.test(
     // User watches are on here: a refusal says its own reason, and no hint about the server's setting.
     const noSession = await acheron(['node', 'watch', '--control-url', open.url, '--token', open.userToken]);
     tt.equal(noSession.code, 1, 'no project session: exit 1');
-    tt.match(noSession.stderr, /refused: a user watch needs a project session: pass --project <project_id>$/m, 'the reason names the flag');
+    tt.match(noSession.stderr, /^acheron: forbidden: a user watch needs a project session: pass --project <project_id>$/m, 'the reason names the flag');
     tt.notMatch(noSession.stderr, /ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'no hint about a setting the server already has');
     await adminRequest(open, 'control.project_upsert', { project_id: 'deaf', mounts: [], access_policy: { actions: { read: 'open', observe: 'deny' } } });
     const denied = await acheron(['node', 'watch', '--control-url', open.url, '--token', open.userToken, '--project', 'deaf']);
     tt.equal(denied.code, 1, 'observe denied: exit 1');
-    tt.match(denied.stderr, /refused: project deaf: observe is denied\nhint: the project's access_policy refuses it/, 'the reason, and a hint that fits it');
+    tt.match(
+      denied.stderr,
+      /^acheron: forbidden: project deaf: observe is denied\nhint: the project's access_policy refuses it/m,
+      'the reason, and a hint that fits it',
+    );
     tt.notMatch(denied.stderr, /ACHERON_NODE_SERVICE_WATCH_ALLOW_USER/, 'no hint about the server setting');
     const cli = watchCli('deleted project', asUser);
     // The replay's last event (pw's upsert, after its join): the count below is taken once the whole replay is out.
@@ -364,12 +372,12 @@ await t.test(
     // It stayed silent, and after a reconnect looped on "no project".
     await waitFor(() => exit, { what: `the watch ending (stderr: ${cli.stderr()})`, timeoutMs: 20_000 });
     tt.same(exit, { code: 1, signal: null }, 'exit 1');
-    tt.match(cli.stderr(), /^acheron node watch: project watched was deleted: the watch has ended$/m, `says so (stderr: ${cli.stderr()})`);
+    tt.match(cli.stderr(), /^acheron: not_found: project watched was deleted: the watch has ended$/m, `says so (stderr: ${cli.stderr()})`);
     const unknown = await acheron(['node', 'watch', ...asUser]);
     tt.equal(unknown.code, 1, 'an unknown project at the start: exit 1');
     tt.match(
       unknown.stderr,
-      /^acheron node watch: no project watched this session may use without a project token \(check the id, or pass --project-token-file FILE\)$/m,
+      /^acheron: not_found: no project watched this session may use without a project token \(check the id, or pass --project-token-file FILE\)$/m,
     );
     tt.notMatch(unknown.stderr, /trying/, 'at once, without retrying');
   },
