@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { makeDirectory } from '../store/make-directory.js';
+import { makeDirectory, namingOption } from '../store/make-directory.js';
 import type { PidLock } from '../store/pid-lock.js';
 import type { VNode } from '../vfs/node.js';
 import { lockMount } from './mount-lock.js';
@@ -37,7 +37,9 @@ export class ServedMount {
     const lock = await lockMount(mountPoint);
     try {
       if ((await clearStaleMount(mountPoint)) === 'cleared') log.warn({ mount: mountPoint }, 'cleared a stale mount left by a dead daemon');
-      await makeDirectory(mountPoint);
+      await makeDirectory(mountPoint).catch((error: unknown) => {
+        throw namingOption('--mount', mountPoint, error);
+      });
     } catch (error) {
       await lock.release();
       throw error;

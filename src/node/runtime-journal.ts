@@ -5,7 +5,7 @@ import type { JobRecord } from '../runtime/job.js';
 import type { Persist } from '../runtime/job-table.js';
 import type { StoredServiceState } from '../runtime/service-state.js';
 import { closeAndThrow } from '../store/closing.js';
-import { makeDirectory } from '../store/make-directory.js';
+import { makeDirectory, namingOption } from '../store/make-directory.js';
 import { PidLock, pidLockPath } from '../store/pid-lock.js';
 import { StateJournal, type StateSync } from '../store/state-journal.js';
 
@@ -105,8 +105,14 @@ export class RuntimeJournal {
  */
 async function lockStateFile(stateFile: string): Promise<PidLock> {
   const dir = resolve(dirname(stateFile));
-  await makeDirectory(dir);
-  const path = join(await realpath(dir), basename(stateFile));
+  const path = await makeDirectory(dir)
+    .then(() => realpath(dir))
+    .then(
+      (real) => join(real, basename(stateFile)),
+      (error: unknown) => {
+        throw namingOption('--state-file', stateFile, error);
+      },
+    );
   return PidLock.acquire(pidLockPath('state', path), { name: path, heldAs: 'used', otherwise: 'pick another state file (--state-file)' });
 }
 

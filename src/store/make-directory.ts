@@ -2,6 +2,15 @@ import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 /**
+ * A path that could not be made, named by the option that gave it, as the CLI names its others
+ * (`--mount /x/y: ENOTDIR: not a directory, mkdir '/x'`; docs/errors.md §2); the errno code is kept.
+ */
+export function namingOption(option: string, path: string, error: unknown): Error {
+  const named = new Error(`${option} ${path}: ${(error as Error).message}`, { cause: error });
+  return Object.assign(named, { code: (error as NodeJS.ErrnoException).code });
+}
+
+/**
  * `mkdir -p`, one missing component at a time. Node 20's `mkdir({ recursive: true })` spins forever
  * at 100 % CPU where the kernel answers ENOENT for a directory it cannot create in an existing one
  * (under /proc or /sys, say: `--data-dir /proc/x`); here that is the error, naming the path.

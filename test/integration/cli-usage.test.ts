@@ -158,8 +158,32 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
   tt.equal(notDir.code, 2, 'a data dir that is a file: exit 2');
   oneLine(tt, notDir.stderr, /^acheron: --data-dir .*a-file: ENOTDIR/);
   const mount = await acheron(['node', '--mount', '/proc/acheron-mnt', '--no-fs-service', '--state-file', join(dir, 'state.json')]);
-  tt.equal(mount.code, 1, 'a mount point that cannot be made: exit 1');
-  oneLine(tt, mount.stderr, /mkdir '\/proc\/acheron-mnt'/);
+  tt.equal(mount.code, 1, 'a mount point that cannot be made: exit 1 (the daemon makes it at its start, as it clears a stale mount there)');
+  oneLine(tt, mount.stderr, /^acheron: --mount \/proc\/acheron-mnt: ENOENT: .*mkdir '\/proc\/acheron-mnt'/);
+  // Under a regular file: named by the option as --data-dir is, also through --daemon (the parent says the daemon's reason).
+  const underFile = join(dir, 'a-file', 'x');
+  const nodeArgs = ['node', '--node-id', 'fixcli-usage', '--no-fs-service', '--log-file', join(dir, 'node.log')];
+  const cases: Array<[string[], RegExp]> = [
+    [[...nodeArgs, '--mount', underFile, '--state-file', join(dir, 'state.json')], /^acheron: --mount \S+\/a-file\/x: ENOTDIR: /],
+    [
+      [...nodeArgs, '--mount', join(dir, 'mnt'), '--state-file', join(underFile, 'state.json')],
+      /^acheron: --state-file \S+\/a-file\/x\/state\.json: ENOTDIR: not a directory, stat '\S+\/a-file\/x'$/,
+    ],
+    [
+      [...nodeArgs, '--daemon', '--mount', join(dir, 'mnt'), '--state-file', join(underFile, 'state.json')],
+      /^acheron: --state-file \S+\/a-file\/x\/state\.json: ENOTDIR: /,
+    ],
+    [
+      ['world', '--mount', underFile, '--token', 'x', '--control-url', control.url, '--log-file', join(dir, 'world.log')],
+      /^acheron: --mount \S+\/a-file\/x: ENOTDIR: /,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await acheron(args);
+    tt.equal(r.code, 1, `${args.join(' ')}: exit 1, as any start-up failure of the daemon`);
+    oneLine(tt, r.stderr, message);
+  }
+  tt.notOk(await isMounted(join(dir, 'mnt')), 'nothing mounted');
   // Node 20's recursive mkdir spins forever on these: such a run is killed after sh's 60 s, and its
   // exit code (not 2) fails the case. A bound on the whole loop failed on a loaded CI machine (32.7 s).
 });

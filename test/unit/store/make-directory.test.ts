@@ -3,7 +3,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { makeDirectory } from '../../../src/store/make-directory.js';
+import { makeDirectory, namingOption } from '../../../src/store/make-directory.js';
 
 const root = await mkdtemp(join(tmpdir(), 'acheron-mkdir-'));
 t.teardown(() => rm(root, { recursive: true, force: true }));
@@ -26,4 +26,9 @@ t.test('refuses what cannot be a directory, naming the path', async (tt) => {
   await tt.rejects(makeDirectory(join(root, 'file', 'sub')), { code: 'ENOTDIR', message: /\/file\/sub'$/ }, 'a path through a file');
   // Node 20's mkdir({ recursive: true }) never returns here.
   await tt.rejects(makeDirectory('/proc/acheron-nope/x'), { code: 'ENOENT', message: /mkdir '\/proc\/acheron-nope'/ });
+});
+
+t.test('namingOption: the failure named by the option that gave the path, its errno code kept', async (tt) => {
+  const error = await makeDirectory(join(root, 'file', 'sub')).catch((e: unknown) => namingOption('--mount', join(root, 'file', 'sub'), e));
+  tt.match(error, { code: 'ENOTDIR', message: new RegExp(`^--mount ${join(root, 'file', 'sub')}: ENOTDIR: not a directory, `) });
 });
