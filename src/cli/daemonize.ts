@@ -72,9 +72,14 @@ interface ServingDaemon {
  * The foreground life of `acheron node` and `acheron world`: start, tell a waiting parent how that
  * went (daemonized or mount helper), stop on SIGINT or SIGTERM, and return 0 once stopped. A second
  * signal forces the stop of a daemon that has forceStop (users expect a second Ctrl-C to stop at
- * once), and if that cut its grace short the exit is 1. `started` adds what only one of them handles (the node's SIGHUP reload).
+ * once), and if that cut its grace short the exit is 1. A SIGHUP (the terminal closed, or `kill
+ * -HUP` meant as a reload) never ends it: unhandled, it killed the process at once, without its
+ * unmount, its locks left. Once the daemon is live `onHangup` takes it (the node reloads its
+ * manifests, WorldFS logs it); before, it is logged.
  */
-export async function serveUntilStopped<T extends ServingDaemon>(start: () => Promise<T>, log: Logger, started?: (daemon: T) => void): Promise<number> {
+export async function serveUntilStopped<T extends ServingDaemon>(start: () => Promise<T>, log: Logger, onHangup: (daemon: T) => void): Promise<number> {
+  let live: T | undefined;
+  process.on('SIGHUP', () => (live ? onHangup(live) : log.info('SIGHUP while starting: nothing to reload yet; still starting')));
   let daemon: T;
   try {
     daemon = await start();
@@ -95,7 +100,7 @@ export async function serveUntilStopped<T extends ServingDaemon>(start: () => Pr
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  started?.(daemon);
+  live = daemon;
   reportToParent('ready');
   await daemon.done;
   log.flush();

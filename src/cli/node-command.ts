@@ -78,8 +78,6 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   return serveUntilStopped(
     () => NodeDaemon.start(options, log),
     log,
-    (daemon) => {
-      process.on('SIGHUP', () => void daemon.reload('SIGHUP').catch((error: unknown) => log.error({ err: error }, 'manifest reload failed')));
-    },
+    (daemon) => void daemon.reload('SIGHUP').catch((error: unknown) => log.error({ err: error }, 'manifest reload failed')),
   );
 }

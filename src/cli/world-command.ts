@@ -51,5 +51,6 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
         throw withFlagTerms(error);
       }),
     log,
+    () => log.info('SIGHUP: nothing to reload (the mount follows the control server and its token files by itself); still running'),
   );
 }

@@ -1,12 +1,16 @@
 // SPEC §1: `acheron world` accepts `--foreground` as `acheron node` does (the foreground is the
 // default; the flag changes nothing): a world mount started with it goes live, and a bad token
-// with it is refused by the server, not by the option parser.
+// with it is refused by the server, not by the option parser. A SIGHUP (a closed terminal, a
+// reload meant for the node) is logged and the mount stays, in the foreground and with --daemon: it
+// used to kill the process at once, without its unmount.
 import t from 'tap';
+import { readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acheron, startControl } from '../helpers/control.js';
-import { tempDir } from '../helpers/node.js';
-import { sh, q } from '../helpers/process.js';
+import { ACHERON, isMounted, tempDir } from '../helpers/node.js';
+import { sh, q, waitFor } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
+import { pidLockPath } from '../../src/store/pid-lock.js';
 
 const control = await startControl(t);
 
@@ -23,4 +27,45 @@ t.test('--foreground with a bad token: the server refuses it (exit 1), the parse
   t.equal(r.code, 1, `exit 1: ${r.stderr}`);
   t.notMatch(r.stderr, /Unknown argument/, 'the option is known');
   t.match(r.stderr, /401/, 'the token was refused');
+});
+
+t.test('SIGHUP in the foreground: logged, the mount stays; a SIGTERM after it stops it cleanly', async (t) => {
+  const world = await startWorld(t, { url: control.url, token: control.adminToken });
+  process.kill(world.child.pid as number, 'SIGHUP');
+  await waitFor(async () => (await readFile(world.logFile, 'utf8')).includes('SIGHUP: nothing to reload'), { what: 'the SIGHUP log line', timeoutMs: 10_000 });
+  const listed = await sh(`ls ${q(join(world.mount, 'nodes'))}`);
+  t.equal(listed.code, 0, `still serving: nodes/ lists (${listed.stderr})`);
+  t.equal(world.child.exitCode, null, 'still running (SIGHUP used to end it, unmount left undone)');
+  process.kill(world.child.pid as number, 'SIGTERM');
+  t.same(await world.exited, { code: 0, signal: null }, 'then SIGTERM: exit 0');
+  t.notOk(await isMounted(world.mount), 'unmounted');
+});
+
+t.test('--daemon from a terminal that then goes away, and a SIGHUP: the daemon keeps serving', async (t) => {
+  const dir = await tempDir(t, 'acheron-fixcli-hup-');
+  const mount = join(dir, 'mnt');
+  const logFile = join(dir, 'world.log');
+  let pid: number | undefined;
+  t.teardown(async () => {
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      await waitFor(async () => !(await isMounted(mount)), { what: 'the daemon unmounting', timeoutMs: 15_000 }).catch(() => undefined);
+    }
+    await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
+  });
+  const command = ['node', ACHERON, 'world', '--daemon', '--control-url', control.url, '--token', control.adminToken, '--mount', mount, '--log-file', logFile];
+  // script(1) gives the command a terminal of its own, which closes when the command (the waiting parent) has exited.
+  const started = await sh(`script -qec ${q(command.map(q).join(' '))} /dev/null`, { timeoutMs: 60_000 });
+  t.equal(started.code, 0, `the parent reported the daemon live (${started.stdout.trim()} ${started.stderr.trim()})`);
+  pid = Number((await readFile(pidLockPath('mount', join(await realpath(dir), 'mnt')), 'utf8')).split('\n')[0]);
+  t.ok(pid > 0, `the daemon's pid from its mount lock (${pid})`);
+  process.kill(pid, 'SIGHUP');
+  await waitFor(async () => (await readFile(logFile, 'utf8')).includes('SIGHUP: nothing to reload'), { what: 'the SIGHUP log line', timeoutMs: 10_000 });
+  const listed = await sh(`ls ${q(join(mount, 'nodes'))}`);
+  t.equal(listed.code, 0, `its terminal gone and after a SIGHUP, it still serves (${listed.stderr})`);
+  t.doesNotThrow(() => process.kill(pid as number, 0), 'the daemon is still running');
 });

@@ -27,7 +27,11 @@ for (const [cuts, code] of [
 ] as const) {
   t.test(`a second signal whose forceStop ${cuts ? 'cut the grace short' : 'found no grace left'}: exit ${code}`, async (tt) => {
     const { daemon, calls, end } = fakeDaemon(cuts);
-    const exit = serveUntilStopped(async () => daemon, pino({ level: 'silent' }));
+    const exit = serveUntilStopped(
+      async () => daemon,
+      pino({ level: 'silent' }),
+      () => undefined,
+    );
     await new Promise((resolve) => setImmediate(resolve));
     process.emit('SIGTERM', 'SIGTERM');
     process.emit('SIGINT', 'SIGINT');
@@ -36,3 +40,32 @@ for (const [cuts, code] of [
     tt.same(calls, ['stop SIGTERM', 'forceStop SIGINT']);
   });
 }
+
+t.test('SIGHUP never ends it: logged while starting, then handed to the live daemon (the node reloads, WorldFS logs)', async (tt) => {
+  const { daemon, end } = fakeDaemon(false);
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line).msg as string) });
+  let startNow!: () => void;
+  const starting = new Promise<void>((resolve) => (startNow = resolve));
+  const hangups: unknown[] = [];
+  const exit = serveUntilStopped(
+    async () => {
+      await starting;
+      return daemon;
+    },
+    log,
+    (live) => hangups.push(live),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  process.emit('SIGHUP', 'SIGHUP');
+  tt.match(lines, [/^SIGHUP while starting/], 'while starting: logged');
+  tt.same(hangups, [], 'no daemon to hand it to yet');
+  startNow();
+  await new Promise((resolve) => setImmediate(resolve));
+  process.emit('SIGHUP', 'SIGHUP');
+  tt.equal(hangups.length, 1, 'once live: the daemon takes it');
+  tt.equal(hangups[0], daemon);
+  process.emit('SIGTERM', 'SIGTERM');
+  end();
+  tt.equal(await exit, 0, 'a SIGTERM after it stops it as ever');
+});
