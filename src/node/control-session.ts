@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
-import { canonicalJson } from '../protocol/canonical-json.js';
 import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { LeaseRefreshReply, NodeJoinReply, NodeLabels, NodePlatform, RelayRequest, ServiceDescriptor } from '../protocol/types.gen.js';
+import type { LeaseRefreshReply, NodeJoinReply, NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
-import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import type { RelayServer } from './relay-server.js';
+import { nodePushes } from './control-pushes.js';
 import { readNodeCredentials, saveNodeCredentials } from './node-credentials.js';
+import { CatalogPublisher, CATALOG_CHECK_MS } from './catalog-publisher.js';
 
 export type ControlState = 'standalone' | 'connecting' | 'joining' | 'connected' | 'disconnected';
 
@@ -31,13 +31,8 @@ export interface ControlSessionOptions {
   relay?: RelayServer;
 }
 
-/** How often the node compares its catalog with what it last published (changes coalesce within it). */
-const CATALOG_CHECK_MS = 1000;
-
 /** How soon a lease refresh the server refused is tried again (its store may be back by then). */
 const REFUSED_REFRESH_RETRY_MS = 2000;
-
-const UPSERT_FAILED = 'catalog upsert failed';
 
 /**
  * The node's one WebSocket to the control server (SPEC §6): joins once, then authenticates as
@@ -51,20 +46,14 @@ export class NodeControlSession {
   state: ControlState = 'connecting';
   /** Why the link is down (the last failed attempt, or how the connection closed); null while connected. */
   #linkError: string | null = null;
-  /** While connected: the session's last lease refresh refused, and its last catalog upsert refused (null: accepted). */
+  /** While connected: the session's last lease refresh refused (null: accepted); its upserts' in `#publisher.error`. */
   #refreshError: string | null = null;
-  #upsertError: string | null = null;
   connectedMs: number | null = null;
   #options: ControlSessionOptions;
   #client: ControlClient | undefined;
-  #published: string | undefined;
   #timers: NodeJS.Timeout[] = [];
   #refreshTimer: NodeJS.Timeout | undefined;
-  #upserting: Promise<void> | undefined;
-  /** The error code of the upsert refusals going on (logged when it changes), or undefined. */
-  #upsertRefusedAs: string | undefined;
-  /** Ask for the lean upsert reply, until a server of the earlier protocol refuses the `include` key. */
-  #leanReplies = true;
+  #publisher: CatalogPublisher;
   #reconnect: ReconnectLoop;
   readonly #check: ServerFrameCheck;
   /** The current session got as far as connected: its end is a loss, logged once (`#lost`, why). */
@@ -73,6 +62,7 @@ export class NodeControlSession {
 
   constructor(options: ControlSessionOptions) {
     this.#options = options;
+    this.#publisher = new CatalogPublisher({ nodeId: options.nodeId, node: options.node, catalog: options.catalog, log: options.log });
     this.#check = new ServerFrameCheck(options.schemas, { events: 'full' });
     this.#reconnect = new ReconnectLoop({
       urls: options.urls,
@@ -119,7 +109,7 @@ export class NodeControlSession {
   /** The server this session uses (or tries next). */
   /** What NODE.json says is wrong: the link, or while connected this session's refused lease refresh and upsert (both, when both are). */
   get lastError(): string | null {
-    return this.#linkError ?? ([this.#refreshError, this.#upsertError].filter((e) => e !== null).join('; ') || null);
+    return this.#linkError ?? ([this.#refreshError, this.#publisher.error].filter((e) => e !== null).join('; ') || null);
   }
 
   get url(): string {
@@ -165,18 +155,7 @@ export class NodeControlSession {
   async #open(token: string): Promise<ControlClient> {
     const { relay, log } = this.#options;
     let client: ControlClient | undefined;
-    const onPush = (frame: ServerFrame): void => {
-      if (!relay || !frame.ok) return;
-      if (frame.type === 'control.relay_request') {
-        const request = payloadOf<RelayRequest>(frame);
-        void relay
-          .execute(request)
-          .then((outcome) => client?.request('control.relay_reply', { relay_id: request.relay_id, ...outcome }))
-          .catch((error: unknown) => log.warn({ err: error, relay_id: request.relay_id }, 'could not answer a relayed operation'));
-      } else if (frame.type === 'control.relay_session_closed') {
-        void relay.dropSession((frame.payload as { session: string }).session);
-      }
-    };
+    const onPush = nodePushes(() => client, relay, log);
     // A malformed push is dropped: a relayed operation then times out on the server (ETIMEDOUT to its requester).
     const onInvalidPush = (error: Error): void => log.error(`bad frame from the control server, dropped: ${error.message}`);
     client = await ControlClient.connect({ url: this.url, token, onPush, check: this.#check, onInvalidPush });
@@ -188,17 +167,18 @@ export class NodeControlSession {
     this.#connected = true;
     this.state = 'connected';
     this.connectedMs = Date.now();
-    [this.#linkError, this.#refreshError, this.#upsertError, this.#upsertRefusedAs] = [null, null, null, undefined];
-    this.#published = undefined; // a reconnect counts as a start: upsert once
+    [this.#linkError, this.#refreshError] = [null, null];
+    this.#publisher.restart(); // a reconnect counts as a start: upsert once
     this.#options.log.info({ url: this.url }, 'control session connected');
     // The server routes relays only to a connection that said it is ready (SPEC §9): this one now is.
     if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
     // A refused upsert or refresh (the server's store down) is tried again, and the session stays:
     // ending it would only meet the same store, through HTTP 503s, for as long as it is down. The
     // session's first upsert refused for another reason (too large, invalid) ends it, as before.
-    await this.#publishOrSay(client, true);
+    const current = (): boolean => this.#client === client;
+    await this.#publisher.publishOrSay(client, true, current);
     this.#scheduleRefresh(client, 0);
-    this.#timers.push(setInterval(() => void this.#publishOrSay(client, false), CATALOG_CHECK_MS));
+    this.#timers.push(setInterval(() => void this.#publisher.publishOrSay(client, false, current), CATALOG_CHECK_MS));
     const closed = await client.closed;
     this.state = 'disconnected';
     this.#linkError = `connection closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ''})`;
@@ -234,49 +214,5 @@ export class NodeControlSession {
         },
       );
     }, afterMs);
-  }
-
-  /**
-   * `#publish`, a refusal said rather than thrown: logged when its kind (error code) changes, and in
-   * `lastError` (NODE.json) until an upsert is accepted; the next catalog check tries again, since
-   * nothing was published. `endOnRefusal`: a refusal other than the store being down (`unavailable`)
-   * is thrown instead, ending the session (its first upsert: too large, invalid).
-   */
-  async #publishOrSay(client: ControlClient, endOnRefusal: boolean): Promise<void> {
-    const { log } = this.#options;
-    try {
-      await this.#publish(client);
-      if (this.#upsertRefusedAs === undefined) return;
-      [this.#upsertError, this.#upsertRefusedAs] = [null, undefined];
-      log.info('catalog upsert accepted again');
-    } catch (error) {
-      if (this.#client !== client || !client.isOpen) return; // the session ends and says why
-      const code = error instanceof ProtocolError ? error.code : 'error';
-      if (endOnRefusal && code !== 'unavailable') throw error;
-      this.#upsertError = `${UPSERT_FAILED}: ${(error as Error).message}`;
-      if (code !== this.#upsertRefusedAs) log.warn({ err: (error as Error).message }, `${UPSERT_FAILED}; trying again every ${CATALOG_CHECK_MS} ms`);
-      this.#upsertRefusedAs = code;
-    }
-  }
-
-  /** Upserts when the catalog differs from what the server has from us; one upsert at a time. */
-  #publish(client: ControlClient): Promise<void> {
-    this.#upserting ??= (async () => {
-      const catalog = this.#options.catalog();
-      const digest = canonicalJson(catalog);
-      if (digest === this.#published) return;
-      const upsert = { node_id: this.#options.nodeId, ...this.#options.node, services: catalog };
-      // The lean reply: the node has its catalog already and reads nothing of the stored one.
-      try {
-        await client.request('control.node_service_upsert', this.#leanReplies ? { ...upsert, include: 'delta' } : upsert);
-      } catch (error) {
-        if (!(this.#leanReplies && error instanceof ProtocolError && error.code === 'invalid_payload' && error.field === '/include')) throw error;
-        this.#options.log.info('the control server does not know lean upsert replies (include: "delta"): asking for the whole catalog');
-        this.#leanReplies = false;
-        await client.request('control.node_service_upsert', upsert);
-      }
-      this.#published = digest;
-    })().finally(() => (this.#upserting = undefined));
-    return this.#upserting;
   }
 }
