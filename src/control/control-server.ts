@@ -32,6 +32,7 @@ import { serveHttpPages } from './http-pages.js';
 import { followFleetChanges } from './fleet-changes.js';
 import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, isWildcardHost, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
+import { StoreOutage } from './store-outage.js';
 import { authenticateUpgrade, refuseUpgrade, STORE_UNAVAILABLE, type UpgradeRefusal } from './upgrade-auth.js';
 import { closeAll, closeAndThrow } from '../store/closing.js';
 
@@ -176,7 +177,9 @@ export class ControlServer {
       return closeAndThrow({ close: () => made?.stop() ?? closeAll([store, closeListeners]) }, error);
     }
     const server = made;
+    const outage = new StoreOutage({ store, connections: () => server.#connections, offlineGraceMs: options.offlineGraceMs, log: options.log });
     server.#timers.push(
+      setInterval(() => void outage.check(), HOUSEKEEPING_MS),
       setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
       setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),
     );

@@ -8,6 +8,7 @@ import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { RelayServer } from './relay-server.js';
 import { nodePushes } from './control-pushes.js';
 import { readNodeCredentials, saveNodeCredentials } from './node-credentials.js';
+import { LeaseElsewhere, type Refreshed } from './lease-elsewhere.js';
 import { CatalogPublisher, CATALOG_CHECK_MS } from './catalog-publisher.js';
 
 export type ControlState = 'standalone' | 'connecting' | 'joining' | 'connected' | 'disconnected';
@@ -40,7 +41,9 @@ const REFUSED_REFRESH_RETRY_MS = 2000;
  * never otherwise; refreshes its lease every third of the TTL (a refused refresh sooner); reconnects with exponential backoff
  * and jitter, each time to the next server of its list (Failover): on another server of the same
  * store it is the same node, with the same secret and lease, so back within the grace period it
- * never shows offline. The local tree keeps working whatever happens here.
+ * never shows offline. A server whose store is lost (`control.store_unavailable`, a refresh refused
+ * `unavailable`) is left for another of the list that refreshes the lease (LeaseElsewhere), if any.
+ * The local tree keeps working whatever happens here.
  */
 export class NodeControlSession {
   state: ControlState = 'connecting';
@@ -59,10 +62,20 @@ export class NodeControlSession {
   /** The current session got as far as connected: its end is a loss, logged once (`#lost`, why). */
   #connected = false;
   #lost: string | undefined;
+  #elsewhere: LeaseElsewhere;
+  /** A server that refreshed the lease while this one's store was lost: the next session's connection. */
+  #handover: Refreshed | undefined;
 
   constructor(options: ControlSessionOptions) {
     this.#options = options;
-    this.#publisher = new CatalogPublisher({ nodeId: options.nodeId, node: options.node, catalog: options.catalog, log: options.log });
+    const { urls, nodeId, backoffMs, backoffMaxMs, log } = options;
+    const open = async (url: string): Promise<ControlClient> => {
+      const credentials = await readNodeCredentials(options.stateFile, nodeId);
+      if (!credentials) throw new Error(`no credentials in ${options.stateFile}`);
+      return this.#open(`node.${credentials.node_id}.${credentials.node_secret}`, url);
+    };
+    this.#elsewhere = new LeaseElsewhere({ urls, nodeId, open, backoffMs, backoffMaxMs, log });
+    this.#publisher = new CatalogPublisher({ nodeId, node: options.node, catalog: options.catalog, log });
     this.#check = new ServerFrameCheck(options.schemas, { events: 'full' });
     this.#reconnect = new ReconnectLoop({
       urls: options.urls,
@@ -122,12 +135,17 @@ export class NodeControlSession {
 
   async stop(): Promise<void> {
     this.#reconnect.stop();
+    this.#handover?.client.terminate();
     await this.#client?.close().catch(() => undefined);
     await this.#reconnect.start();
   }
 
   async #connect(): Promise<ControlClient> {
     const o = this.#options;
+    const handover = this.#handover;
+    this.#handover = undefined;
+    if (handover?.url === this.url && handover.client.isOpen) return handover.client;
+    handover?.client.terminate();
     const credentials = await readNodeCredentials(o.stateFile, o.nodeId);
     if (credentials) {
       this.state = 'connecting';
@@ -151,14 +169,19 @@ export class NodeControlSession {
     return client;
   }
 
-  /** A connection whose pushes (relayed operations) reach this node's RelayServer. */
-  async #open(token: string): Promise<ControlClient> {
+  /** A connection to `url` whose pushes reach this node's RelayServer (relayed operations) and this session (a store outage). */
+  async #open(token: string, url = this.url): Promise<ControlClient> {
     const { relay, log } = this.#options;
     let client: ControlClient | undefined;
-    const onPush = nodePushes(() => client, relay, log);
+    const onPush = nodePushes(
+      () => client,
+      relay,
+      log,
+      (reason) => client && void this.#moveIfServed(client, reason),
+    );
     // A malformed push is dropped: a relayed operation then times out on the server (ETIMEDOUT to its requester).
     const onInvalidPush = (error: Error): void => log.error(`bad frame from the control server, dropped: ${error.message}`);
-    client = await ControlClient.connect({ url: this.url, token, onPush, check: this.#check, onInvalidPush });
+    client = await ControlClient.connect({ url, token, onPush, check: this.#check, onInvalidPush });
     return client;
   }
 
@@ -170,6 +193,7 @@ export class NodeControlSession {
     [this.#linkError, this.#refreshError] = [null, null];
     this.#publisher.restart(); // a reconnect counts as a start: upsert once
     this.#options.log.info({ url: this.url }, 'control session connected');
+    this.#elsewhere.reset();
     // The server routes relays only to a connection that said it is ready (SPEC §9): this one now is.
     if (this.#options.relay) await client.request('control.relay_ready', { node_id: this.#options.nodeId });
     // A refused upsert or refresh (the server's store down) is tried again, and the session stays:
@@ -182,7 +206,26 @@ export class NodeControlSession {
     const closed = await client.closed;
     this.state = 'disconnected';
     this.#linkError = `connection closed (${closed.code}${closed.reason ? ` ${closed.reason}` : ''})`;
-    this.#lost = this.#linkError;
+    this.#lost = this.#handover ? undefined : this.#linkError; // a move says so itself
+  }
+
+  /**
+   * This session's server cannot refresh the lease (its store lost): the session moves to another
+   * server of the list that refreshed it (LeaseElsewhere), so the node is back within the grace
+   * period the other servers start; with none, it stays (quorum lost everywhere: no server could do better).
+   */
+  async #moveIfServed(client: ControlClient, why: string): Promise<void> {
+    if (this.#client !== client || !this.#elsewhere.possible) return;
+    const from = this.url;
+    const found = await this.#elsewhere.search(from, client, why);
+    if (!found) return;
+    // The session ended meanwhile: the loop goes on as it would have.
+    if (this.#client !== client || !client.isOpen || this.#reconnect.stopped) return found.client.terminate();
+    this.#handover = found;
+    this.#reconnect.handOver(found.url);
+    const message = `control session moves: the control store of ${from} is unavailable (${why}); ${found.url} refreshed the lease`;
+    this.#options.log.warn({ url: from, err: why, next_url: found.url }, message);
+    client.terminate(); // at once: a close handshake would wait for a server that may be stuck
   }
 
   /**
@@ -210,6 +253,7 @@ export class NodeControlSession {
           if (this.#client !== client || !client.isOpen) return; // the session ends and says why
           this.#refreshError = `lease refresh refused: ${(error as Error).message}`;
           if (refused === 0) log.warn({ err: (error as Error).message }, `${this.#refreshError}; trying again every ${REFUSED_REFRESH_RETRY_MS} ms`);
+          if (error instanceof ProtocolError && error.code === 'unavailable') void this.#moveIfServed(client, error.message);
           this.#scheduleRefresh(client, Math.min(everyMs ?? REFUSED_REFRESH_RETRY_MS, REFUSED_REFRESH_RETRY_MS), refused + 1, everyMs);
         },
       );

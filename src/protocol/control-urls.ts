@@ -65,6 +65,12 @@ export class Failover {
     return delay;
   }
 
+  /** The next connection goes to `url` (one of the list), with no failure counted: a move the client chose. */
+  moveTo(url: string): void {
+    const index = this.urls.indexOf(url);
+    if (index >= 0) this.#index = index;
+  }
+
   /** A connection to the current URL works. */
   succeeded(): void {
     this.#failedInRow = 0;

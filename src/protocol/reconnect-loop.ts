@@ -27,6 +27,8 @@ export class ReconnectLoop {
   #stopped = false;
   #wake: (() => void) | undefined;
   #running: Promise<void> | undefined;
+  /** Where the session ending now hands over to (handOver). */
+  #handOverTo: string | undefined;
 
   constructor(options: ReconnectOptions) {
     this.#options = options;
@@ -68,6 +70,11 @@ export class ReconnectLoop {
     this.#wake?.();
   }
 
+  /** The current session is about to end by the owner's choice: the next one goes to `url` at once, with no pause and no failure counted (nor `beforePause`). */
+  handOver(url: string): void {
+    this.#handOverTo = url;
+  }
+
   /** No new session; a pause ends at once. The owner closes its connection, then awaits start()'s promise. */
   stop(): void {
     this.#stopped = true;
@@ -85,6 +92,12 @@ export class ReconnectLoop {
       }
       o.ended?.();
       if (this.#stopped) break;
+      const handOverTo = this.#handOverTo;
+      this.#handOverTo = undefined;
+      if (handOverTo !== undefined) {
+        this.#failover.moveTo(handOverTo);
+        continue;
+      }
       const pause = this.#failover.failed();
       o.beforePause?.(pause, url);
       await new Promise<void>((resolve) => {

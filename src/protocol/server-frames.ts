@@ -45,6 +45,7 @@ const PUSH_SCHEMAS: Record<string, string> = {
   'control.node_service_watch_progress': REPLIES + 'watch_marker',
   'control.relay_request': REPLIES + 'relay_request',
   'control.relay_session_closed': REPLIES + 'relay_session_closed',
+  'control.store_unavailable': REPLIES + 'store_unavailable',
 };
 
 const TYPE = /^control\.[a-z_]{1,64}$/;

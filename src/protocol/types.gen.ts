@@ -354,6 +354,7 @@ export interface ControlReplies {
   relay_outcome?: RelayOutcome;
   relay_request?: RelayRequest;
   relay_session_closed?: RelaySessionClosed;
+  store_unavailable?: StoreUnavailable;
   reply_frame?: ServerReplyFrame;
   push_frame?: ServerPushFrame;
   error_frame?: ServerErrorFrame;
@@ -908,6 +909,13 @@ export interface RelaySessionClosed {
    * A requester's relay session: unique across servers and restarts
    */
   session: string;
+}
+/**
+ * Server → node: control.store_unavailable, this server's control store has not answered for a while (since_ms), so it cannot refresh the node's lease: a node with other servers in its --control-url list moves to one that can (docs/control-protocol.md, Leases and node state).
+ */
+export interface StoreUnavailable {
+  reason: string;
+  since_ms: number;
 }
 /**
  * The server's answer to a request (matched by id); the payload is checked against the op's reply schema.
