@@ -125,6 +125,13 @@ export function booleanValue(label: string, raw: unknown): boolean {
 }
 
 /**
+ * A text option given no value (a bare `state_file` in mount -o, `--state-file ''`): refused, as its
+ * absence is not meant. Taken as given, an empty path was the daemon's working directory (its journal
+ * and log written there) and an empty `driver_user` ran drivers as root.
+ */
+const EMPTY = 'needs a value (empty given)';
+
+/**
  * Coerces one raw value to an option's type: argv (yargs has typed it already), mount -o (text) and
  * the config file (JSON) all pass here, so each source refuses the same values. `label` names the
  * option as that source spells it.
@@ -137,7 +144,7 @@ function coerce(name: NodeOptionName, raw: unknown, label: string): unknown {
   switch (spec.type) {
     case 'array': {
       const list = Array.isArray(raw) ? raw : [raw];
-      return list.map((item) => (typeof item === 'string' ? item : fail('must be a string or an array of strings')));
+      return list.map((item) => (typeof item !== 'string' ? fail('must be a string or an array of strings') : item === '' ? fail(EMPTY) : item));
     }
     case 'number':
       return checkWholeNumber(label, raw, spec.whole as WholeNumberRule);
@@ -145,6 +152,7 @@ function coerce(name: NodeOptionName, raw: unknown, label: string): unknown {
       return booleanValue(label, raw);
     default:
       if (typeof raw !== 'string') fail('must be a string');
+      if (raw === '' && !spec.choices) fail(EMPTY);
       if (spec.choices && !spec.choices.includes(raw as string)) fail(`must be one of ${spec.choices.join(', ')}`);
       return raw;
   }

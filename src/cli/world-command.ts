@@ -10,6 +10,9 @@ import { WORLD_OPTIONS, type WorldArgs } from './world-options.js';
 /** `acheron world`: foreground by default; `--daemon` (and the mount helper) detach once the tree is live. */
 export async function runWorldCommand(args: WorldArgs): Promise<number> {
   // Read now for a usage error before anything mounts; with a file, the daemon reads it again at every connection.
+  // An empty path is no path (the working directory, or stderr for --log-file): refused as `acheron node` refuses one.
+  for (const flag of ['mount', 'log-file', 'token-file', 'project-token-file'] as const)
+    if (args[flag] === '') throw new UsageError(`--${flag}: needs a value (empty given)`);
   const { urls, token } = await resolveClient(args);
   if (args.subtree !== undefined && args.subtree !== 'nodes') throw new UsageError(`--subtree ${JSON.stringify(args.subtree)}: the only subtree is nodes`);
   const mount = args.mount ?? WORLD_OPTIONS.mount.default;

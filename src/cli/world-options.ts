@@ -72,6 +72,7 @@ export function worldMountArgs(source: string, dir: string, optionText: string, 
  */
 function mountValue(key: string, raw: string): string | number {
   const label = `mount option ${key}`;
+  if (raw === '') throw new UsageError(`${label}: needs a value (empty given)`);
   if (key === 'busy_poll_us') return checkWholeNumber(label, raw, BUSY_POLL_OPTION.whole);
   if (key === 'subtree' && raw !== 'nodes') throw new UsageError(`${label} ${JSON.stringify(raw)}: the only subtree is nodes`);
   if (key === 'log_level' && !(LOG_LEVELS as readonly string[]).includes(raw)) throw new UsageError(`${label}: must be one of ${LOG_LEVELS.join(', ')}`);

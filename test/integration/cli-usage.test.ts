@@ -4,12 +4,12 @@
 // join forever with exit 0, a fresh token store made from a mistyped --data-dir, a mkdir spinning.
 // And what is not bad usage is not exit 2: a token store locked by another process is exit 1.
 import t, { type Test } from 'tap';
-import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { acheron, joinToken, listTokens, startControl } from '../helpers/control.js';
-import { FIXTURES, isMounted, readText, startNode, tempDir } from '../helpers/node.js';
-import { waitFor } from '../helpers/process.js';
+import { ACHERON, FIXTURES, isMounted, readText, startNode, tempDir } from '../helpers/node.js';
+import { daemonsUsing, q, sh, waitFor, type ShResult } from '../helpers/process.js';
 
 const control = await startControl(t);
 
@@ -386,6 +386,49 @@ t.test('files and URLs the options name: refused with the option named', async (
   const extra = await acheron(['token', 'list', 'extra', '--data-dir', control.dataDir]);
   tt.equal(extra.code, 2, 'token list takes no id');
   oneLine(tt, extra.stderr, /token list takes no token id/);
+});
+
+t.test("an option given no value (a bare state_file in mount -o, --state-file ''): exit 2 naming it, nothing mounted or written", async (tt) => {
+  const dir = await tempDir(tt);
+  const cwd = join(dir, 'cwd');
+  const mount = join(dir, 'mnt');
+  await mkdir(cwd);
+  await mkdir(mount);
+  // The old code mounted and detached a daemon here: ended, whatever the outcome.
+  tt.teardown(async () => {
+    for (const pid of await daemonsUsing(dir)) process.kill(pid, 'SIGKILL');
+    await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
+  });
+  const run = (args: string[]): Promise<ShResult> => sh(`exec node ${q(ACHERON)} ${args.map(q).join(' ')}`, { cwd });
+  const line = (option: string): string[] => [
+    'node',
+    mount,
+    '-o',
+    `rw,node_id=fc2-empty,state_file=${join(dir, 'st.json')},no_fs_service,log_file=${join(dir, 'n.log')},${option},dev,suid`,
+  ];
+  const cases: Array<[string[], RegExp]> = [
+    [line('state_file'), /^acheron: mount option state_file: needs a value \(empty given\)$/],
+    [line('services_dir'), /^acheron: mount option services_dir: needs a value /],
+    [line('service_manifest'), /^acheron: mount option service_manifest: needs a value /],
+    [line('join_token_file'), /^acheron: mount option join_token_file: needs a value /],
+    [line('config'), /^acheron: mount option config: needs a value /],
+    // Empty, it ran drivers as root instead of the mount's default user, nobody.
+    [line('driver_user'), /^acheron: mount option driver_user: needs a value /],
+    [['node', '--node-id', 'fc2-empty', '--mount', mount, '--no-fs-service', '--state-file', ''], /^acheron: --state-file: needs a value /],
+    [
+      ['node', '--node-id', 'fc2-empty', '--mount', mount, '--no-fs-service', '--state-file', join(dir, 'st.json'), '--log-file', ''],
+      /^acheron: --log-file: needs a value /,
+    ],
+    [['world', '--mount', '', '--token', 'x', '--control-url', control.url], /^acheron: --mount: needs a value /],
+    [['world:' + control.url, mount, '-o', 'token=x,log_file='], /^acheron: mount option log_file: needs a value /],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run(args);
+    tt.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    tt.match(r.stderr.trimEnd().split('\n').at(-1), message);
+    tt.notOk(await isMounted(mount), 'nothing mounted');
+  }
+  tt.same(await readdir(cwd), [], 'no journal or log in the working directory');
 });
 
 t.test('node list|get|watch: the daemon options are not theirs', async (tt) => {

@@ -47,6 +47,9 @@ t.test('parseMountOptions', async (tt) => {
   tt.same(parseMountOptions('frobnicate=1,node_id=x,loud').unknown, ['frobnicate=1', 'loud'], 'unknown options are returned for a warning');
   tt.same(parseMountOptions('node_id=x,frobnicate=1').values, { 'node-id': 'x' }, 'and do not stop the known ones');
   tt.same(parseMountOptions('').values, {}, 'no options');
+  for (const key of ['state_file', 'services_dir', 'log_file', 'driver_user'])
+    for (const item of [key, `${key}=`])
+      tt.throws(() => parseMountOptions(`rw,node_id=x,${item},dev`), { name: 'UsageError', message: `mount option ${key}: needs a value (empty given)` }, item);
   tt.same(
     parseMountOptions('no_fs_service,node_id=x').values,
     { 'fs-service': false, 'node-id': 'x' },

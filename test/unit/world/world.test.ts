@@ -88,6 +88,7 @@ t.test('world:<url> <dir> -o with a bad value: refused naming the mount option, 
   refused('busy_poll_us=abc', 'mount option busy_poll_us abc: expected a whole number from 0 to 10000 (microseconds)');
   refused('busy_poll_us=20000', 'mount option busy_poll_us 20000: expected a whole number from 0 to 10000 (microseconds)');
   refused('subtree=services', 'mount option subtree "services": the only subtree is nodes');
+  refused('log_file=', 'mount option log_file: needs a value (empty given)');
   refused('log_level=loud', 'mount option log_level: must be one of fatal, error, warn, info, debug, trace, silent');
 });
 
