@@ -1,4 +1,4 @@
-import { open } from 'node:fs';
+import { open, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -27,9 +27,48 @@ export async function openLogFile(file: string): Promise<number> {
   }
 }
 
+/** Write errors after which the descriptor takes nothing more: the terminal closed (EIO), the reader left (EPIPE). */
+const GONE = new Set(['EIO', 'EPIPE', 'EBADF', 'ECONNRESET', 'ENXIO']);
+/** A descriptor that says EAGAIN (non-blocking, full) is waited for this long, in steps of 10 ms, before its line is dropped. */
+const EAGAIN_STEPS = 100;
+
+/**
+ * Where the logger's lines go, written synchronously (none lost before a crash or an exit). Once the
+ * descriptor is gone (a foreground daemon's terminal closed, a FIFO's reader left), further lines are
+ * dropped, never kept nor retried: the daemon keeps serving. pino's own destination threw such an
+ * error from the next log line, which ended the process.
+ */
+export class LogDestination {
+  #gone = false;
+  constructor(readonly fd: number) {}
+
+  get isGone(): boolean {
+    return this.#gone;
+  }
+
+  write(line: string): void {
+    if (this.#gone) return;
+    let rest = Buffer.from(line);
+    let waits = 0;
+    while (rest.length > 0) {
+      try {
+        rest = rest.subarray(writeSync(this.fd, rest));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        if (code === 'EAGAIN' && waits++ < EAGAIN_STEPS) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        else {
+          // Gone: nothing more is written. Another failure (ENOSPC) drops this line; the next may fit.
+          this.#gone = GONE.has(code);
+          return;
+        }
+      }
+    }
+  }
+}
+
 /**
  * The root logger: stderr or --log-file (its directory made first); stdout stays for command output.
- * Secrets are redacted. Synchronous writes, so the lines before a crash or an exit are never lost.
+ * Secrets are redacted. Synchronous writes (LogDestination), which stop once the descriptor is gone.
  */
 export async function createLogger(options: { level: string; file?: string | undefined }): Promise<Logger> {
   checkLogLevel(options.level);
@@ -38,7 +77,7 @@ export async function createLogger(options: { level: string; file?: string | und
   const fd = options.file ? await openLogFile(options.file) : 2;
   // Loaded here, not at import: a parent that only checks --log-level and detaches a daemon writes no log.
   const { pino } = await import('pino');
-  const destination = pino.destination({ fd, sync: true });
+  const destination = new LogDestination(fd);
   return pino(
     {
       level: options.level,
