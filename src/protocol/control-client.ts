@@ -22,6 +22,8 @@ export interface ControlClientOptions {
   /** Pushed frames (events, markers): everything without a matching request id. */
   onPush?: (frame: ServerFrame) => void;
   maxPayload?: number;
+  /** How long the server may take to answer the WebSocket upgrade (default 10 s); then the connection fails. */
+  handshakeTimeoutMs?: number;
   /**
    * Checks every frame before anything reads it (docs/schemas/control-replies.schema.json). A reply
    * that fails rejects its request with the SchemaError (naming the field); a push that fails goes
@@ -106,7 +108,7 @@ export class ControlClient {
     const socket = new WebSocket(options.url, {
       headers: { authorization: `Bearer ${options.token}` },
       maxPayload: options.maxPayload ?? 64 << 20,
-      handshakeTimeout: 10_000,
+      handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
@@ -119,10 +121,12 @@ export class ControlClient {
           socket.terminate();
         });
       });
-      socket.once('error', (error) =>
-        // One line: OpenSSL's messages end with a newline.
-        reject(new ProtocolError('unavailable', `cannot reach the control server at ${options.url}: ${error.message.trim()}`, { cause: error })),
-      );
+      socket.once('error', (error) => {
+        // A server that took the connection and never answered (hung, stopped): said as such, with the bound.
+        const timedOut = error.message === 'Opening handshake has timed out';
+        const why = timedOut ? `no answer to the connection within ${options.handshakeTimeoutMs ?? 10_000} ms` : error.message.trim(); // one line: OpenSSL's end with a newline
+        reject(new ProtocolError('unavailable', `cannot reach the control server at ${options.url}: ${why}`, { cause: error }));
+      });
     });
     const client = new ControlClient(socket, options);
     socket.on('error', () => undefined);
