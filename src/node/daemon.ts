@@ -22,6 +22,7 @@ import { Dispatcher } from '../vfs/dispatch.js';
 import type { VNode } from '../vfs/node.js';
 import { NodeControlSession } from './control-session.js';
 import { buildExportsDirectory, checkExports } from './fs-provider.js';
+import { checkDriverUser } from './driver-users.js';
 import { loadNodeManifests, ManifestLoadError, type ManifestOptions } from './node-manifests.js';
 import { NodeServices } from './node-services.js';
 import { buildNodeTree } from './node-tree.js';
@@ -96,6 +97,7 @@ export class NodeDaemon {
     const options = { ...given, mount: await mountPointPath(given.mount) };
     const { mount } = options;
     const exports = options.fsService ? await checkExports(options.exports, mount) : [];
+    await checkDriverUser(options.driverUser);
     const schemas = await loadSchemas();
     const wasm = new WasmServices(log.child({ component: 'wasm' }));
     const load = (incumbents?: ReadonlyMap<string, string>) => loadNodeManifests(options, schemas, wasm, incumbents);

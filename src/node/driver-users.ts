@@ -26,8 +26,20 @@ export function lookupUser(users: Map<string, UserIds>, spec: string): UserIds |
 }
 
 /**
+ * The node's --driver-user, checked at its start whatever its manifests: an unknown one stops it, as
+ * its drivers without runtime.user and its terminals would have no one to run as. Before, it was
+ * found only through a manifest (a wasm one, which runs as no user) or a terminal, and with neither
+ * the node started.
+ */
+export async function checkDriverUser(driverUser: string | undefined, passwd?: string): Promise<void> {
+  if (driverUser !== undefined && !lookupUser(await readPasswd(passwd), driverUser))
+    throw new Error(`--driver-user ${JSON.stringify(driverUser)}: no such user in /etc/passwd (nor a uid[:gid])`);
+}
+
+/**
  * Splits loaded services into those whose `runtime.user` (or the node's --driver-user) exists and
- * problems naming the ones that do not: a driver must never run as someone unintended.
+ * problems naming the ones that do not: a driver must never run as someone unintended. A wasm
+ * module runs inside the node as no user: --driver-user is not its.
  */
 export function checkDriverUsers(
   loaded: LoadedService[],
@@ -37,7 +49,8 @@ export function checkDriverUsers(
   const ok: LoadedService[] = [];
   const problems: Problem[] = [];
   for (const service of loaded) {
-    const wanted = service.descriptor.runtime.user ?? driverUser;
+    const { runtime } = service.descriptor;
+    const wanted = runtime.user ?? (runtime.type === 'wasm' ? undefined : driverUser);
     if (wanted === undefined || lookupUser(users, wanted)) ok.push(service);
     else {
       const jsonPath = service.descriptor.runtime.user === undefined ? '/' : '/runtime/user';

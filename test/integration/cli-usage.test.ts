@@ -10,6 +10,7 @@ import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { acheron, joinToken, listTokens, startControl } from '../helpers/control.js';
 import { ACHERON, FIXTURES, isMounted, readText, startNode, tempDir } from '../helpers/node.js';
 import { daemonsUsing, q, sh, waitFor, type ShResult } from '../helpers/process.js';
+import { ECHO_WASM } from '../helpers/wat.js';
 
 const control = await startControl(t);
 
@@ -255,6 +256,33 @@ t.test('node with a control server: it must be able to join, or it does not star
   );
   oneLine(tt, emptyProjectToken.stderr, /--project-token-file .*empty/);
   tt.notOk(await isMounted(mount), 'nothing was mounted');
+});
+
+t.test('node --driver-user that is no user: it does not start, whatever its manifests (none, or wasm only)', async (tt) => {
+  const dir = await tempDir(tt);
+  const mount = join(dir, 'mnt');
+  const services = join(dir, 'services.d');
+  await mkdir(services);
+  // The old code started with these (--daemon: detached); ended, whatever the outcome.
+  tt.teardown(async () => {
+    for (const pid of await daemonsUsing(dir)) process.kill(pid, 'SIGKILL');
+    await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
+  });
+  const base = ['node', '--node-id', 'fc2-user', '--mount', mount, '--state-file', join(dir, 'state.json'), '--no-fs-service', '--daemon'];
+  const user = ['--driver-user', 'fc2-nosuchuser'];
+  const none = await acheron([...base, ...user]);
+  tt.equal(none.code, 1, `no manifest: exit 1, as with a terminal (${none.stderr.trim()})`);
+  oneLine(tt, none.stderr, /^acheron: --driver-user "fc2-nosuchuser": no such user in \/etc\/passwd \(nor a uid\[:gid\]\)$/);
+  tt.notOk(await isMounted(mount), 'nothing mounted');
+  await writeFile(join(services, 'w.json'), JSON.stringify({ service_id: 'w', kind: 'echo', runtime: { type: 'wasm', module_path: ECHO_WASM } }));
+  const wasm = await acheron([...base, '--services-dir', services, ...user]);
+  tt.equal(wasm.code, 1, 'a wasm manifest only: exit 1');
+  // Not charged to the wasm manifest, which runs as no user.
+  oneLine(tt, wasm.stderr, /^acheron: --driver-user "fc2-nosuchuser": no such user /);
+  tt.notOk(await isMounted(mount), 'nothing mounted');
+  const known = await acheron([...base, '--services-dir', services, '--driver-user', 'nobody']);
+  tt.equal(known.code, 0, `a known user: the node starts (${known.stderr.trim()})`);
+  tt.ok(await isMounted(mount), 'mounted');
 });
 
 t.test('node with a refused join token: it serves its tree and says so at error level', async (tt) => {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/node.js';
-import { checkDriverUsers, lookupUser, readPasswd } from '../../../src/node/driver-users.js';
+import { checkDriverUser, checkDriverUsers, lookupUser, readPasswd } from '../../../src/node/driver-users.js';
 import type { LoadedService } from '../../../src/manifest/index.js';
 
 const service = (id: string, user?: string): LoadedService => ({
@@ -32,4 +32,16 @@ t.test('unknown users are problems naming the file and path; known ones load', a
   t.match(problems[0]?.message, /no such user "ghost"/);
   const withDefault = checkDriverUsers([service('c')], users, 'ghost');
   t.match(withDefault.problems[0], { json_path: '/', rule: 'user' });
+});
+
+t.test('--driver-user: not applied to a wasm manifest (no user runs it); checked at start on its own', async (t) => {
+  const users = new Map([['nobody', { uid: 65534, gid: 65534 }]]);
+  const wasm = { source: '/m/w.json', descriptor: { service_id: 'w', runtime: { type: 'wasm' } } } as unknown as LoadedService;
+  t.same(checkDriverUsers([wasm], users, 'ghost'), { ok: [wasm], problems: [] });
+  const path = join(await tempDir(t), 'passwd');
+  await writeFile(path, 'nobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n');
+  await t.rejects(checkDriverUser('ghost', path), { message: '--driver-user "ghost": no such user in /etc/passwd (nor a uid[:gid])' });
+  await t.resolves(checkDriverUser('nobody', path));
+  await t.resolves(checkDriverUser('1000:1000', path));
+  await t.resolves(checkDriverUser(undefined, path));
 });
