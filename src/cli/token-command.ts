@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { openTokenStore } from '../control/control-store.js';
 import type { ListedToken } from '../control/token-store.js';
 import { TOKENS_FILE } from '../control/token-file.js';
-import { TokenRefused } from '../control/token-refused.js';
 import { isIdentifier } from '../protocol/identifier.js';
 import { UsageError } from './exit.js';
 import { createLogger } from './logger.js';
@@ -60,10 +59,6 @@ async function run(
   { out, err }: { out: NodeJS.WritableStream; err: NodeJS.WritableStream },
   store: Awaited<ReturnType<typeof openTokenStore>>,
 ): Promise<number> {
-  // "no such token", "the last admin": the user's mistake; a store that fails (a lock held too long, I/O, etcd) is exit 1.
-  const refusalAsUsage = (error: Error): never => {
-    throw error instanceof TokenRefused ? new UsageError(error.message) : error;
-  };
   switch (action) {
     case 'list': {
       const tokens = await store.list();
@@ -95,13 +90,15 @@ async function run(
     }
     case 'rotate': {
       if (!args.id) throw new UsageError('token rotate needs admin, user or a token id');
-      const entry = await store.rotate(args.id).catch(refusalAsUsage);
+      // A refusal of the store (TokenRefused: no such token, a join token) is a failure, exit 1, as `node get` of an unknown id.
+      const entry = await store.rotate(args.id);
       out.write(args.json ? JSON.stringify(entry) + '\n' : `${entry.id}\n${entry.token}\n`);
       return 0;
     }
     case 'revoke': {
       if (!args.id) throw new UsageError('token revoke needs a token id');
-      await store.revoke(args.id).catch(refusalAsUsage);
+      // No such token, or the last admin one: TokenRefused, exit 1.
+      await store.revoke(args.id);
       // Keyed `id` as the entries create, join and rotate print (`project delete` answers alike: {project_id, deleted}).
       out.write(args.json ? JSON.stringify({ id: args.id, revoked: true }) + '\n' : `revoked ${args.id}\n`);
       return 0;

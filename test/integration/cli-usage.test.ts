@@ -209,7 +209,7 @@ t.test('token: a data dir without a token store is a mistake, not a new store', 
   tt.match(listed.stdout, new RegExp(`^${id}\tjoin\texpires \\S+ \\(expired\\)$`, 'm'), 'an expired join token says so');
 });
 
-t.test('token: a store that fails is no usage error (exit 1); an unknown or last admin token is (exit 2)', async (tt) => {
+t.test('token: a store that fails, an unknown token id, the last admin token: failures (exit 1), not usage errors', async (tt) => {
   const dataDir = await tempDir(tt);
   await (await FileTokenStore.open(dataDir)).close();
   const data = ['--data-dir', dataDir];
@@ -224,12 +224,22 @@ t.test('token: a store that fails is no usage error (exit 1); an unknown or last
     (await listTokens(dataDir)).tokens.some((e) => e.id === 'user'),
     'the user token is still there',
   );
+  // The command line is good; the store says no (as `node get` of an unknown node is exit 1).
   const unknown = await acheron(['token', 'revoke', 'nobody', ...data]);
-  tt.equal(unknown.code, 2, 'an unknown token id: exit 2');
-  oneLine(tt, unknown.stderr, /no token "nobody"/);
+  tt.equal(unknown.code, 1, 'revoke of an unknown token id: exit 1');
+  oneLine(tt, unknown.stderr, /^acheron: no token "nobody" \(see acheron token list\)$/);
+  const rotateUnknown = await acheron(['token', 'rotate', 'nobody', ...data]);
+  tt.equal(rotateUnknown.code, 1, 'rotate of an unknown token id: exit 1');
+  oneLine(tt, rotateUnknown.stderr, /^acheron: no token "nobody"/);
+  const joinId = (await acheron(['token', 'join', ...data])).stdout.split('\n')[0]?.split(' ')[0] ?? '';
+  const rotateJoin = await acheron(['token', 'rotate', joinId, ...data]);
+  tt.equal(rotateJoin.code, 1, 'rotate of a join token: exit 1');
+  oneLine(tt, rotateJoin.stderr, /is a join token: join tokens are single-use and cannot be rotated/);
   const lastAdmin = await acheron(['token', 'revoke', 'admin', ...data]);
-  tt.equal(lastAdmin.code, 2, 'the last admin token: exit 2');
+  tt.equal(lastAdmin.code, 1, 'the last admin token: exit 1');
   oneLine(tt, lastAdmin.stderr, /refusing to revoke the last admin token/);
+  const noId = await acheron(['token', 'revoke', ...data]);
+  tt.equal(noId.code, 2, 'revoke without an id: still bad usage, exit 2');
 });
 
 t.test('node with a control server: it must be able to join, or it does not start', async (tt) => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { FileTokenStore } from '../../../src/control/file-token-store.js';
-import { UsageError } from '../../../src/cli/exit.js';
+import { TokenRefused } from '../../../src/control/token-refused.js';
 import { runTokenCommand, type TokenArgs } from '../../../src/cli/token-command.js';
 
 /** A data dir whose store a first server start made (an admin and a default user token). */
@@ -76,9 +76,9 @@ t.test('rotate of a join token: refused as single-use, not as a token that does 
   const join = JSON.parse((await token(dir, 'join', { json: true })).out) as { id: string };
   await t.rejects(
     token(dir, 'rotate', { id: join.id }),
-    new UsageError(`token "${join.id}" is a join token: join tokens are single-use and cannot be rotated (make a new one with acheron token join)`),
+    new TokenRefused(`token "${join.id}" is a join token: join tokens are single-use and cannot be rotated (make a new one with acheron token join)`),
   );
-  await t.rejects(token(dir, 'rotate', { id: 'join-nope' }), new UsageError('no token "join-nope" (see acheron token list)'), 'an unknown id: as before');
+  await t.rejects(token(dir, 'rotate', { id: 'join-nope' }), new TokenRefused('no token "join-nope" (see acheron token list)'), 'an unknown id: as before');
   t.ok(
     (await list(dir)).tokens.some((e) => e.id === join.id),
     'the join token is left as it was',
