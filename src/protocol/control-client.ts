@@ -117,7 +117,7 @@ export class ControlClient {
           const status = response.statusCode;
           // The server says no more on a 401 (docs/control-protocol.md), so every cause is named here.
           const detail = reason ? `: ${reason}` : status === 401 ? ' (no token, or a wrong or revoked one, or a join token already used or expired)' : '';
-          reject(new ProtocolError(status === 401 ? 'unauthorized' : 'unavailable', `control server refused the connection: HTTP ${status}${detail}`));
+          reject(new ProtocolError(status === 401 ? 'unauthorized' : 'unavailable', `${REFUSED}HTTP ${status}${detail}`));
           socket.terminate();
         });
       });
@@ -221,10 +221,28 @@ export async function connectAny(
     const pause = failover.failed();
     if (attempt + 1 < rounds * urls.length) await new Promise((resolve) => setTimeout(resolve, pause));
   }
-  throw new ProtocolError(
-    'unavailable',
-    `no control server answered (${rounds} rounds over ${urls.length} URL${urls.length === 1 ? '' : 's'}): ${[...why].map(([url, reason]) => `${url}: ${reason}`).join('; ')}`,
-  );
+  throw new ProtocolError('unavailable', noServerTookIt(why, rounds, urls.length));
+}
+
+const REFUSED = 'control server refused the connection: ';
+
+/**
+ * Why connectAny gave up. Servers that answered the upgrade with a refusal (a 503: the store could
+ * not check the token) did answer: said so first with their status and reason, not as silence.
+ */
+function noServerTookIt(why: ReadonlyMap<string, string>, rounds: number, urlCount: number): string {
+  const reasons = [...why.values()];
+  const refused = reasons.filter((reason) => reason.startsWith(REFUSED)).length;
+  const lead =
+    refused === 0
+      ? 'no control server answered'
+      : refused < reasons.length
+        ? 'no control server took the connection'
+        : urlCount === 1
+          ? 'the control server refused the connection'
+          : 'every control server refused the connection';
+  const each = [...why].map(([url, reason]) => `${url}: ${refused === reasons.length ? reason.slice(REFUSED.length) : reason}`);
+  return `${lead} (${rounds} rounds over ${urlCount} URL${urlCount === 1 ? '' : 's'}): ${each.join('; ')}`;
 }
 
 /** The body of a refused upgrade, which says why (a 503: the store could not check the token); at most REFUSAL_MAX_BYTES, '' if none. */

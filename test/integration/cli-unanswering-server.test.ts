@@ -1,8 +1,10 @@
 // One-shot commands (acheron node list|get, project, invoke --node) given a server that takes the
 // TCP connection and never answers it (hung, SIGSTOPped): each attempt on it waited ws's 10 s, so a
 // list of that server alone failed after 32 s and `<hung>,<good>` answered after 11 s. Now such a
-// server is given 2 s (ONE_SHOT_HANDSHAKE_MS) before the next URL is tried.
+// server is given 2 s (ONE_SHOT_HANDSHAKE_MS) before the next URL is tried. And one that answers the
+// upgrade with a refusal (503 during an etcd quorum loss) did answer: the command says so, and why.
 import t from 'tap';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { acheron, startControl } from '../helpers/control.js';
 
@@ -42,4 +44,37 @@ t.test('node list: only a silent server: fails after its rounds, in seconds, say
   tt.equal(r.code, 1, 'a failure: exit 1');
   tt.match(r.stderr, new RegExp(`no control server answered \\(3 rounds over 1 URL\\): ${silent}: no answer to the connection within 2000 ms`));
   tt.ok(tookMs < 15_000, `3 rounds of 2 s and their pauses, not of 10 s (took ${tookMs} ms)`);
+});
+
+/** A real HTTP server answering every WebSocket upgrade 503 with a reason, as a server whose store lost quorum does. */
+async function refusingServer(): Promise<string> {
+  const server = createHttpServer();
+  server.on('upgrade', (_request, socket) => {
+    const body = 'control store: the token could not be checked (fc2 test)\n';
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const address = server.address();
+  return `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+}
+
+t.test('node list: a server that refuses the upgrade with 503: said as a refusal with its status and reason, not as no answer', async (tt) => {
+  const refusing = await refusingServer();
+  const alone = await acheron(['node', 'list', '--control-url', refusing, '--token', control.adminToken]);
+  tt.equal(alone.code, 1, 'exit 1');
+  tt.equal(
+    alone.stderr,
+    `acheron: unavailable: the control server refused the connection (3 rounds over 1 URL): ${refusing}: HTTP 503: control store: the token could not be checked (fc2 test)\n`,
+  );
+  const silent = await silentListener();
+  const mixed = await acheron(['node', 'list', '--control-url', `${refusing},${silent}`, '--token', control.adminToken]);
+  tt.equal(mixed.code, 1, 'exit 1');
+  tt.match(
+    mixed.stderr,
+    /^acheron: unavailable: no control server took the connection \(3 rounds over 2 URLs\): \S+: control server refused the connection: HTTP 503: control store: the token could not be checked \(fc2 test\); \S+: no answer to the connection within 2000 ms\n$/,
+  );
 });
