@@ -32,14 +32,16 @@ export async function attachProject(
 }
 
 /**
- * How long a one-shot command lets a server take to answer its connection before it tries the next
- * URL: a server that accepts TCP and never answers (hung, SIGSTOPped) held each attempt for ws's 10 s,
- * a command with one such URL first for 32 s. A live server answers within milliseconds.
+ * How long a one-shot command with another URL to try lets a server take to answer its connection:
+ * a server that accepts TCP and never answers (hung, SIGSTOPped) held each attempt for ws's 10 s. A
+ * live server answers within milliseconds; one whose store lost quorum takes seconds to refuse (its
+ * token check retries), so a command with one URL keeps the 10 s to hear that 503 and its reason.
  */
 export const ONE_SHOT_HANDSHAKE_MS = 2_000;
 
 /** A connection to the first of `--control-url`'s servers that answers (a few rounds, then `unavailable` naming each). */
 export async function connectClient(args: Parameters<typeof resolveClient>[0]): Promise<ControlClient> {
   const { urls, token } = await resolveClient(args);
-  return connectAny(urls, { token, check: await frameCheck(), handshakeTimeoutMs: ONE_SHOT_HANDSHAKE_MS });
+  const elsewhere = new Set(urls).size > 1;
+  return connectAny(urls, { token, check: await frameCheck(), ...(elsewhere ? { handshakeTimeoutMs: ONE_SHOT_HANDSHAKE_MS } : {}) });
 }

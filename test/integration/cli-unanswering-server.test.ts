@@ -1,7 +1,7 @@
 // One-shot commands (acheron node list|get, project, invoke --node) given a server that takes the
 // TCP connection and never answers it (hung, SIGSTOPped): each attempt on it waited ws's 10 s, so a
-// list of that server alone failed after 32 s and `<hung>,<good>` answered after 11 s. Now such a
-// server is given 2 s (ONE_SHOT_HANDSHAKE_MS) before the next URL is tried. And one that answers the
+// list of that server alone failed after 32 s and `<hung>,<good>` answered after 11 s. Now, with
+// another URL to try, such a server is given 2 s (ONE_SHOT_HANDSHAKE_MS). And one that answers the
 // upgrade with a refusal (503 during an etcd quorum loss) did answer: the command says so, and why.
 import t from 'tap';
 import { createServer as createHttpServer } from 'node:http';
@@ -36,14 +36,14 @@ t.test('node list: a silent server first, a live one second: answered by the sec
   tt.ok(tookMs < 7_000, `within 7 s, not after ws's 10 s handshake timeout (took ${tookMs} ms)`);
 });
 
-t.test('node list: only a silent server: fails after its rounds, in seconds, saying it never answered', async (tt) => {
-  const silent = await silentListener();
-  const started = Date.now();
-  const r = await acheron(['node', 'list', '--control-url', silent, '--token', control.adminToken]);
-  const tookMs = Date.now() - started;
+t.test('node list: two silent servers: fails after its rounds, saying neither answered within 2 s', async (tt) => {
+  const [one, two] = [await silentListener(), await silentListener()];
+  const r = await acheron(['node', 'list', '--control-url', `${one},${two}`, '--token', control.adminToken]);
   tt.equal(r.code, 1, 'a failure: exit 1');
-  tt.match(r.stderr, new RegExp(`no control server answered \\(3 rounds over 1 URL\\): ${silent}: no answer to the connection within 2000 ms`));
-  tt.ok(tookMs < 15_000, `3 rounds of 2 s and their pauses, not of 10 s (took ${tookMs} ms)`);
+  tt.match(
+    r.stderr,
+    new RegExp(`no control server answered \\(3 rounds over 2 URLs\\): ${one}: no answer to the connection within 2000 ms; ${two}: no answer`),
+  );
 });
 
 /** A real HTTP server answering every WebSocket upgrade 503 with a reason, as a server whose store lost quorum does. */
