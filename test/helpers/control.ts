@@ -8,6 +8,7 @@ import { ControlClient } from '../../src/protocol/control-client.js';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
 import { ACHERON, tempDir, type Exit, type Teardown } from './node.js';
 import { removeLocksOf } from './locks.js';
+import type { Test } from 'tap';
 import { q, sh, waitFor, watchdog, type ShResult } from './process.js';
 
 export interface RunningControl {
@@ -42,6 +43,14 @@ export const QUICK_NODE_ARGS: readonly string[] = [
 /** A node's argv to join the control server at `url` with the join token in `tokenFile`, with QUICK_NODE_ARGS. */
 export function joinArgs(url: string, tokenFile: string): string[] {
   return ['--control-url', url, '--join-token-file', tokenFile, ...QUICK_NODE_ARGS];
+}
+
+/** One line on stderr, `acheron: ` and the message: no log line, no stack. */
+export function oneLine(tt: Test, stderr: string, message: RegExp): void {
+  const lines = stderr.trimEnd().split('\n');
+  tt.equal(lines.length, 1, `one line: ${stderr}`);
+  tt.match(lines[0], message);
+  tt.match(lines[0], /^acheron: /);
 }
 
 /** Runs `acheron <args>` in a child process (no shell quoting needed). */
