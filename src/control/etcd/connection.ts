@@ -1,8 +1,9 @@
-import { Etcd3, GRPCOutOfRangeError } from 'etcd3';
+import { Etcd3, GRPCOutOfRangeError, type IOptions } from 'etcd3';
 import type { Logger } from 'pino';
 import { configurationProblem, describe, storeUnavailable } from './failure.js';
 import { clientOptions, worthRetrying } from './client-options.js';
 import { MemberFailures } from './member-failures.js';
+import { MemberReadiness } from './member-readiness.js';
 import type { EtcdOptions } from './options.js';
 
 const START_RETRY_MS = 200;
@@ -17,15 +18,20 @@ export class EtcdConnection {
   readonly endpoints: readonly string[];
   readonly log: Logger;
   readonly #failures: MemberFailures;
-  /** The readiness read under way: probes meanwhile wait for it rather than each starting one. */
-  #check: Promise<unknown> | undefined;
+  readonly #clientOptions: IOptions;
+  /** Made at the first readiness check (a CLI never makes one), closed with the connection. */
+  #members: MemberReadiness | undefined;
+  #closed = false;
+  /** The readiness check under way: probes meanwhile wait for it rather than each starting one. */
+  #check: Promise<string | undefined> | undefined;
 
-  private constructor(client: Etcd3, options: EtcdOptions, log: Logger, failures: MemberFailures) {
+  private constructor(client: Etcd3, options: EtcdOptions, log: Logger, failures: MemberFailures, clientOptions: IOptions) {
     this.client = client;
     this.prefix = options.prefix;
     this.endpoints = options.endpoints;
     this.log = log;
     this.#failures = failures;
+    this.#clientOptions = clientOptions;
   }
 
   /**
@@ -36,14 +42,15 @@ export class EtcdConnection {
    */
   static async open(options: EtcdOptions, log: Logger): Promise<EtcdConnection> {
     const failures = new MemberFailures(options.endpoints, worthRetrying);
-    const client = new Etcd3(await clientOptions(options, failures));
+    const settings = await clientOptions(options, failures);
+    const client = new Etcd3(settings);
     const until = Date.now() + options.startTimeoutMs;
     let lastError: unknown;
     for (;;) {
       // Each attempt of the read has its own deadline (the client's default): one fixed deadline for
       // the call would leave etcd3's retries none ("Deadline exceeded after 0.000s"), hiding the cause.
       const outcome = await settledBefore(client.get(options.prefix).exec(), until);
-      if (outcome.state === 'answered') return new EtcdConnection(client, options, log, failures);
+      if (outcome.state === 'answered') return new EtcdConnection(client, options, log, failures, settings);
       if (outcome.state === 'failed') {
         lastError = outcome.error;
         const problem = configurationProblem(describe(failures.explain(lastError)), options);
@@ -79,18 +86,20 @@ export class EtcdConnection {
   }
 
   /**
-   * Why etcd cannot serve now (a linearizable read fails), or undefined when it can, within
-   * `withinMs`: the read goes on retrying through an election (seconds), a readiness probe must not.
+   * Why etcd cannot serve now, or undefined when it can: no member answers a linearizable read within
+   * `withinMs` (a call of the shared client goes on retrying through an election, for seconds; a
+   * readiness probe must not). Every member is asked at once, so one hung member is never waited on.
    */
-  async problem(withinMs: number): Promise<string | undefined> {
-    this.#check ??= this.read('readiness check', (client) => client.get(this.prefix).exec()).finally(() => (this.#check = undefined));
-    const outcome = await settledBefore(this.#check, Date.now() + withinMs);
-    if (outcome.state === 'answered') return undefined;
-    if (outcome.state === 'failed') return (outcome.error as Error).message;
-    return `control store (etcd): no answer to a read within ${withinMs} ms: ${describe(this.#failures.explain(undefined))}`;
+  problem(withinMs: number): Promise<string | undefined> {
+    if (this.#closed) return Promise.resolve('the etcd connection is closed');
+    this.#members ??= new MemberReadiness(this.#clientOptions, this.endpoints);
+    this.#check ??= this.#members.problem(this.prefix, withinMs).finally(() => (this.#check = undefined));
+    return this.#check;
   }
 
   close(): void {
+    this.#closed = true;
+    this.#members?.close();
     this.client.close();
   }
 
@@ -107,8 +116,8 @@ export class EtcdConnection {
 }
 
 /**
- * How `call` ended, or `late` when `until` came first. A late call goes on unobserved: at start the
- * caller closes the client, which ends it; a readiness check leaves it to the next probes.
+ * How `call` ended, or `late` when `until` came first. A late call goes on unobserved: the caller
+ * (the start) closes the client, which ends it.
  */
 async function settledBefore(call: Promise<unknown>, until: number): Promise<{ state: 'answered' } | { state: 'failed'; error: unknown } | { state: 'late' }> {
   let timer: NodeJS.Timeout | undefined;
