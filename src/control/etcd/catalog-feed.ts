@@ -17,6 +17,32 @@ async function readHead(connection: EtcdConnection): Promise<bigint> {
   return BigInt((await connection.read('reading the catalog head', (client) => client.get(connection.key(SERVERS)).exec())).header.revision);
 }
 
+/** A read refused because etcd compacted the revision it asked for. */
+function isCompacted(error: unknown): boolean {
+  return error instanceof ProtocolError && error.cause instanceof GRPCOutOfRangeError && /compacted/.test(error.cause.message);
+}
+
+/**
+ * The oldest revision etcd holds, newer than `compacted` (one it refused): the revision of its last
+ * compaction, found by bisection between it and the head (which etcd always holds), about
+ * log2(2 × ring capacity) one-key reads.
+ */
+async function oldestHeld(connection: EtcdConnection, compacted: bigint): Promise<bigint> {
+  let gone = compacted;
+  let held = await readHead(connection);
+  while (held - gone > 1n) {
+    const middle = (gone + held) / 2n;
+    try {
+      await connection.read('finding the oldest revision etcd holds', (client) => client.get(connection.key(SERVERS)).revision(String(middle)).exec());
+      held = middle;
+    } catch (error) {
+      if (!isCompacted(error)) throw error;
+      gone = middle;
+    }
+  }
+  return held;
+}
+
 /** Every key of the catalog's areas as of one revision. */
 async function listCatalog(connection: EtcdConnection, at: bigint): Promise<Listing> {
   const read = (area: string): Promise<IRangeResponse> =>
@@ -68,29 +94,44 @@ export class CatalogFeed {
     return this.#ring;
   }
 
-  /** Reads the catalog as it was a little while ago (so the replay ring starts with that history) and follows every change since. */
+  /**
+   * Reads the catalog as it was a little while ago (so the replay ring starts with that history, or
+   * with what compaction left of it) and follows every change since.
+   */
   async start(): Promise<void> {
     const capacity = this.#ring.capacity;
     const head = await readHead(this.#connection);
     const wanted = head - BigInt(HISTORY_RINGS * capacity);
-    const from = wanted > 0n ? wanted : 1n;
-    let listing: Listing;
-    try {
-      listing = await listCatalog(this.#connection, from);
-    } catch (error) {
-      // That history is compacted: the ring starts empty at the head.
-      if (!(error instanceof ProtocolError && error.cause instanceof GRPCOutOfRangeError)) throw error;
-      this.#log.info(
-        { from_revision: from.toString(), head_revision: head.toString() },
-        'etcd compacted the catalog history before this start: the replay ring starts empty, so watchers resuming from before it list again',
-      );
-      listing = await listCatalog(this.#connection, head);
-    }
+    const listing = await this.#listHeld(wanted > 0n ? wanted : 1n, head);
     this.#adopt(listing);
     // Revision 1 is etcd's empty start: a listing there misses no event, so every seq may be resumed from.
     this.#ring = new EventRing(capacity, [], headSeqOf(listing.revision), listing.revision <= 1n ? 0 : headSeqOf(listing.revision));
     this.#ring.knownEvent(this.#newestListedEvent());
     this.#follow(listing.revision + 1n);
+  }
+
+  /**
+   * The catalog as of `from`, or, when etcd compacted that revision, as of the oldest one it still
+   * holds (its compaction revision): the watch from there brings every event etcd has, so resumes
+   * across this start work back to the compaction; only what it removed is gone.
+   */
+  async #listHeld(from: bigint, head: bigint): Promise<Listing> {
+    for (let at = from; ;) {
+      try {
+        return await listCatalog(this.#connection, at);
+      } catch (error) {
+        if (!isCompacted(error)) throw error;
+        // `at` refused: the oldest held is newer (compacted again meanwhile, the next turn searches past it).
+        const held = await oldestHeld(this.#connection, at);
+        if (at === from) {
+          this.#log.info(
+            { from_revision: from.toString(), compact_revision: held.toString(), head_revision: head.toString() },
+            'etcd compacted the catalog history before this start: the replay ring starts at the oldest revision etcd holds, so watchers resuming from before it list again',
+          );
+        }
+        at = held;
+      }
+    }
   }
 
   waitFor(revision: bigint, timeoutMs: number): Promise<boolean> {
