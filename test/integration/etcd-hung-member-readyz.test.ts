@@ -1,17 +1,21 @@
 // /readyz of a control server on a 3-member etcd cluster: one member hung (SIGSTOP, its sockets
 // open, quorum intact) never fails it, as no member down does (docs/operations.md: "nothing
 // visible"). It used to flap to 503 whenever its read landed on the hung member, whose attempts end
-// only at the call deadline (1.5 s), past the check's 1 s. With quorum lost it fails, naming what
-// each member did.
+// only at the call deadline (1.5 s), past the check's 1 s; and when the hung member held the
+// server's lease keepalive stream, etcd3 noticed only after the lease's TTL, when etcd had expired
+// it: the registration was lost. With quorum lost it fails, naming what each member did.
 import t from 'tap';
+import { readFile } from 'node:fs/promises';
 import type { Teardown } from '../helpers/node.js';
 import { startControl } from '../helpers/control.js';
 import { etcdStore, startEtcd, type EtcdMember } from '../helpers/etcd.js';
-import { waitFor } from '../helpers/process.js';
+import { sh, waitFor } from '../helpers/process.js';
 
 const cluster = await startEtcd(t, { members: 3 });
 const store = await etcdStore(cluster, '/ha2-readyz/');
-const server = await startControl(t, { store, args: ['--server-id', 'ha2-readyz'] });
+// A 2 s registration TTL: the lease expires 1.3-2 s after its stream's member hangs, before gRPC
+// keepalive (a ping's 2 s timeout) can break the stream, so nothing but the fix can save it.
+const server = await startControl(t, { store, args: ['--server-id', 'ha2-readyz', '--server-ttl-ms', '2000'] });
 
 /** /readyz's status and body, bounded well beyond the check's own 1 s. */
 async function readyz(): Promise<{ status: number; body: string }> {
@@ -63,6 +67,36 @@ t.test('a hung follower: /readyz answers 200 at every probe', async (tt) => {
   const { probes, failed } = await probeFor(8_000);
   tt.same(failed, [], `${probes} probes over 8 s with ${hung.name} hung, none failed`);
   hung.resume();
+});
+
+t.test("a hung follower holding the server's lease keepalive stream: the registration holds, /readyz answers 200 at every probe", async (tt) => {
+  await waitFor(async () => (await readyz()).status === 200, { what: '/readyz 200 before the stop', timeoutMs: 30_000 });
+  const streams = await Promise.all(cluster.members.map(keepaliveStreams));
+  const holder = cluster.members[streams.findIndex((n) => n > 0)];
+  if (!holder) throw new Error(`no member serves a lease keepalive stream: ${streams.join(', ')}`);
+  const leader = await cluster.leader();
+  if (holder === leader) {
+    // Leadership moves to another member first (etcdctl move-leader <hex id>, sent to the leader).
+    const target = cluster.members.find((m) => m !== holder) as EtcdMember;
+    const list = await sh(`etcdctl --endpoints=${leader.clientUrl} member list`);
+    const id = list.stdout
+      .split('\n')
+      .find((line) => line.split(', ')[2] === target.name)
+      ?.split(', ')[0];
+    const moved = await sh(`etcdctl --endpoints=${leader.clientUrl} move-leader ${id ?? 'unknown'}`);
+    tt.equal(moved.code, 0, `leadership moved to ${target.name}: ${moved.stdout.trim()} ${moved.stderr.trim()}`);
+    await waitFor(async () => (await cluster.leader()) === target, { what: `${target.name} the leader`, timeoutMs: 20_000 });
+    await waitFor(async () => (await readyz()).status === 200, { what: '/readyz 200 after the move', timeoutMs: 20_000 });
+  }
+  tt.comment(`keepalive streams per member ${streams.join(', ')}: ${holder.name} hangs, ${(await cluster.leader()).name} leads`);
+  const logBefore = (await readFile(server.logFile, 'utf8')).length;
+  pause(tt, [holder]);
+  // Past the lease's TTL (2 s) and etcd3's own stream timeout (2 s after the last answer), several times.
+  const { probes, failed } = await probeFor(9_000);
+  tt.same(failed, [], `${probes} probes over 9 s with ${holder.name} hung, none failed`);
+  const log = (await readFile(server.logFile, 'utf8')).slice(logBefore);
+  tt.notMatch(log, /registration lost/, 'the registration was not lost');
+  holder.resume();
 });
 
 t.test('quorum lost (two members hung): /readyz fails, naming what each member did', async (tt) => {

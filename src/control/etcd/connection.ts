@@ -16,6 +16,8 @@ export class EtcdConnection {
   readonly client: Etcd3;
   readonly prefix: string;
   readonly endpoints: readonly string[];
+  /** Each attempt's deadline (`--etcd-call-timeout-ms`). */
+  readonly callTimeoutMs: number;
   readonly log: Logger;
   readonly #failures: MemberFailures;
   readonly #clientOptions: IOptions;
@@ -29,6 +31,7 @@ export class EtcdConnection {
     this.client = client;
     this.prefix = options.prefix;
     this.endpoints = options.endpoints;
+    this.callTimeoutMs = options.callTimeoutMs;
     this.log = log;
     this.#failures = failures;
     this.#clientOptions = clientOptions;

@@ -8,6 +8,7 @@ import type { CatalogFeed } from './catalog-feed.js';
 import { encodeTunnel, RETRY_MS, SERVERS, TUNNELS } from './catalog-layout.js';
 import type { CatalogMirror } from './catalog-mirror.js';
 import type { EtcdConnection } from './connection.js';
+import { rescueKeepalives } from './keepalive-rescue.js';
 
 export interface ServerRegistrationOptions {
   /** Where the other servers reach this one (its WebSocket listener), for relays to the node tunnels it holds. */
@@ -119,8 +120,10 @@ export class ServerRegistration implements ServerDirectory {
    */
   async register(): Promise<bigint> {
     const { connection } = this.#context;
-    const lease = connection.client.lease(leaseSeconds(this.#options.serverTtlMs));
+    const ttlSeconds = leaseSeconds(this.#options.serverTtlMs);
+    const lease = connection.client.lease(ttlSeconds);
     this.#lease = lease;
+    rescueKeepalives(lease, ttlSeconds * 1000, connection.callTimeoutMs);
     let registered = false;
     // A lease that cannot be granted is 'lost' too: that is this attempt failing (its caller tries
     // again), not a registration lost. Taking it for one started a retry loop per failed attempt.
