@@ -32,16 +32,15 @@ export async function attachProject(
 }
 
 /**
- * How long a one-shot command with another URL to try lets a server take to answer its connection:
- * a server that accepts TCP and never answers (hung, SIGSTOPped) held each attempt for ws's 10 s. A
- * live server answers within milliseconds; one whose store lost quorum takes seconds to refuse (its
- * token check retries), so a command with one URL keeps the 10 s to hear that 503 and its reason.
+ * How long a one-shot command lets a server take to answer its connection in every round but the
+ * last: a server that accepts TCP and never answers (hung, SIGSTOPped) held each attempt for ws's
+ * 10 s. A live server answers within milliseconds; the last round waits the 10 s, so a server whose
+ * store lost quorum, which takes seconds to refuse (its token check retries), is heard with its reason.
  */
 export const ONE_SHOT_HANDSHAKE_MS = 2_000;
 
 /** A connection to the first of `--control-url`'s servers that answers (a few rounds, then `unavailable` naming each). */
 export async function connectClient(args: Parameters<typeof resolveClient>[0]): Promise<ControlClient> {
   const { urls, token } = await resolveClient(args);
-  const elsewhere = new Set(urls).size > 1;
-  return connectAny(urls, { token, check: await frameCheck(), ...(elsewhere ? { handshakeTimeoutMs: ONE_SHOT_HANDSHAKE_MS } : {}) });
+  return connectAny(urls, { token, check: await frameCheck() }, { quickHandshakeMs: ONE_SHOT_HANDSHAKE_MS });
 }

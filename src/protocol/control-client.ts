@@ -203,15 +203,19 @@ export const isFinalRefusal = (error: unknown): error is ProtocolError => error 
 export async function connectAny(
   urls: readonly string[],
   options: Omit<ControlClientOptions, 'url'>,
-  retry: { rounds?: number; firstMs?: number; maxMs?: number } = {},
+  retry: { rounds?: number; firstMs?: number; maxMs?: number; quickHandshakeMs?: number } = {},
 ): Promise<ControlClient> {
   const failover = new Failover(urls, { firstMs: retry.firstMs ?? 500, maxMs: retry.maxMs ?? 4000 });
   const rounds = retry.rounds ?? 3;
   const why = new Map<string, string>();
   for (let attempt = 0; attempt < rounds * urls.length; attempt++) {
     const url = failover.current;
+    // `quickHandshakeMs` in every round but the last: a hung server is left quickly, and the last round
+    // still hears a slow refusal (a 503 from a server whose store lost quorum takes seconds) and its reason.
+    const lastRound = attempt >= (rounds - 1) * urls.length;
+    const handshake = retry.quickHandshakeMs !== undefined && !lastRound ? { handshakeTimeoutMs: retry.quickHandshakeMs } : {};
     try {
-      return await ControlClient.connect({ ...options, url });
+      return await ControlClient.connect({ ...options, ...handshake, url });
     } catch (error) {
       // Neither a server's answer nor the network's (ws refused to build the request: a token that is
       // no valid header value): this side's mistake, which no retry or other server would change.
