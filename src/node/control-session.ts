@@ -8,7 +8,7 @@ import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { RelayServer } from './relay-server.js';
 import { nodePushes } from './control-pushes.js';
 import { readNodeCredentials, saveNodeCredentials } from './node-credentials.js';
-import { LeaseElsewhere, type Refreshed } from './lease-elsewhere.js';
+import { LeaseElsewhere, TRIAL_HANDSHAKE_MS, type Refreshed } from './lease-elsewhere.js';
 import { CatalogPublisher, CATALOG_CHECK_MS } from './catalog-publisher.js';
 
 export type ControlState = 'standalone' | 'connecting' | 'joining' | 'connected' | 'disconnected';
@@ -72,7 +72,7 @@ export class NodeControlSession {
     const open = async (url: string): Promise<ControlClient> => {
       const credentials = await readNodeCredentials(options.stateFile, nodeId);
       if (!credentials) throw new Error(`no credentials in ${options.stateFile}`);
-      return this.#open(`node.${credentials.node_id}.${credentials.node_secret}`, url);
+      return this.#open(`node.${credentials.node_id}.${credentials.node_secret}`, url, TRIAL_HANDSHAKE_MS);
     };
     this.#elsewhere = new LeaseElsewhere({ urls, nodeId, open, backoffMs, backoffMaxMs, log });
     this.#publisher = new CatalogPublisher({ nodeId, node: options.node, catalog: options.catalog, log });
@@ -135,6 +135,7 @@ export class NodeControlSession {
 
   async stop(): Promise<void> {
     this.#reconnect.stop();
+    this.#elsewhere.stop();
     this.#handover?.client.terminate();
     await this.#client?.close().catch(() => undefined);
     await this.#reconnect.start();
@@ -170,7 +171,7 @@ export class NodeControlSession {
   }
 
   /** A connection to `url` whose pushes reach this node's RelayServer (relayed operations) and this session (a store outage). */
-  async #open(token: string, url = this.url): Promise<ControlClient> {
+  async #open(token: string, url = this.url, handshakeTimeoutMs?: number): Promise<ControlClient> {
     const { relay, log } = this.#options;
     let client: ControlClient | undefined;
     const onPush = nodePushes(
@@ -181,7 +182,7 @@ export class NodeControlSession {
     );
     // A malformed push is dropped: a relayed operation then times out on the server (ETIMEDOUT to its requester).
     const onInvalidPush = (error: Error): void => log.error(`bad frame from the control server, dropped: ${error.message}`);
-    client = await ControlClient.connect({ url, token, onPush, check: this.#check, onInvalidPush });
+    client = await ControlClient.connect({ url, token, onPush, check: this.#check, onInvalidPush, ...(handshakeTimeoutMs ? { handshakeTimeoutMs } : {}) });
     return client;
   }
 
@@ -242,6 +243,7 @@ export class NodeControlSession {
       client.request<LeaseRefreshReply>('control.node_lease_refresh', { node_id: nodeId }, everyMs).then(
         ({ lease_ttl_ms: leaseTtlMs }) => {
           if (this.#client !== client) return; // the session ended meanwhile: no timers for it again
+          this.#elsewhere.reset(); // its server serves it: a later outage is looked into at once
           if (refused > 0) {
             log.info({ refused }, `lease refresh accepted again after ${refused} refused`);
             this.#refreshError = null;

@@ -6,11 +6,13 @@ import type { LeaseRefreshReply } from '../protocol/types.gen.js';
 const TRIAL_REFRESH_MS = 6_000;
 /** How long the node's own server has to refresh the lease before the search goes on: a store that needs longer is not serving. */
 const OWN_REFRESH_MS = 2_000;
+/** How long a server being tried may take to answer the connection: a hung one must not hold the search past the grace. */
+export const TRIAL_HANDSHAKE_MS = 2_000;
 
 export interface LeaseElsewhereOptions {
   urls: readonly string[];
   nodeId: string;
-  /** A connection to `url` as this node (its credentials). */
+  /** A connection to `url` as this node (its credentials), given TRIAL_HANDSHAKE_MS to answer. */
   open: (url: string) => Promise<ControlClient>;
   /** The pause after a search that found no server, doubling up to `backoffMaxMs` (the node's reconnect backoff). */
   backoffMs: number;
@@ -38,6 +40,9 @@ export interface Refreshed {
 export class LeaseElsewhere {
   #options: LeaseElsewhereOptions;
   #searching = false;
+  #stopped = false;
+  /** The connection being tried, ended by `stop()`. */
+  #trial: ControlClient | undefined;
   #notBeforeMs = 0;
   #pauseMs: number;
 
@@ -51,8 +56,15 @@ export class LeaseElsewhere {
     return new Set(this.#options.urls).size > 1;
   }
 
+  /** A new session, or a refresh the session's server accepted: the next search may come at once. */
   reset(): void {
     [this.#notBeforeMs, this.#pauseMs] = [0, this.#options.backoffMs];
+  }
+
+  /** The node stops: a search under way tries no further server, and the one it is trying is dropped. */
+  stop(): void {
+    this.#stopped = true;
+    this.#trial?.terminate();
   }
 
   /**
@@ -61,7 +73,7 @@ export class LeaseElsewhere {
    * `why`: the current server's trouble.
    */
   async search(current: string, client: ControlClient, why: string): Promise<Refreshed | undefined> {
-    if (!this.possible || this.#searching || Date.now() < this.#notBeforeMs) return undefined;
+    if (!this.possible || this.#searching || this.#stopped || Date.now() < this.#notBeforeMs) return undefined;
     this.#searching = true;
     try {
       const { urls, log, nodeId } = this.#options;
@@ -71,6 +83,7 @@ export class LeaseElsewhere {
       const others = [...urls.slice(at + 1), ...urls.slice(0, Math.max(0, at))].filter((url, i, all) => url !== current && all.indexOf(url) === i);
       const failures: string[] = [];
       for (const url of others) {
+        if (this.#stopped) return undefined;
         const refreshed = await this.#try(url).catch((error: unknown) => void failures.push(`${url}: ${(error as Error).message}`));
         if (refreshed) return refreshed;
       }
@@ -94,12 +107,17 @@ export class LeaseElsewhere {
 
   async #try(url: string): Promise<Refreshed> {
     const client = await this.#options.open(url);
+    this.#trial = client;
     try {
+      if (this.#stopped) throw new Error('the node is stopping');
       await client.request<LeaseRefreshReply>('control.node_lease_refresh', { node_id: this.#options.nodeId }, TRIAL_REFRESH_MS);
+      if (this.#stopped) throw new Error('the node is stopping');
       return { url, client };
     } catch (error) {
       client.terminate();
       throw error;
+    } finally {
+      this.#trial = undefined;
     }
   }
 }
