@@ -14,7 +14,8 @@ export class MemberReadiness {
 
   /** `options`: the shared client's (TLS, auth, keepalive); each member's client keeps them but retries nothing. */
   constructor(options: IOptions, endpoints: readonly string[]) {
-    this.#members = endpoints.map((endpoint) => ({
+    // Once each: a repeated endpoint would never count as failed, and the check would wait out its budget.
+    this.#members = [...new Set(endpoints)].map((endpoint) => ({
       endpoint,
       client: new Etcd3({ ...options, hosts: [endpoint], faultHandling: { ...options.faultHandling, global: noop, host: () => noop } }),
     }));

@@ -124,14 +124,13 @@ t.test('batch mode whenDurable: resolves with the batch that writes what was set
   const path = join(await tempDir(t), 'state.json');
   const { journal } = await StateJournal.open(path, { sync: 'batch', log });
   const onDisk = async (): Promise<string[]> => (await readFile(path, 'utf8')).trim().split('\n').filter(Boolean);
+  const started = Date.now();
   await journal.setLatest('a', () => 1);
   const first = journal.whenDurable();
   await journal.set('b', 2);
   t.equal(journal.whenDurable(), first, 'a second caller before the batch is taken shares its promise');
-  t.same(await onDisk(), [], 'nothing written before the batch');
-  const started = Date.now();
   await first;
-  t.ok(Date.now() - started >= BATCH_SYNC_MS - 20, 'waited for the batch, no sync of its own');
+  t.ok(Date.now() - started >= BATCH_SYNC_MS - 5, 'waited for the batch timer, no sync of its own');
   t.same((await onDisk()).length, 2, 'both lines on disk when it resolves');
   await journal.setLatest('a', () => 3);
   const next = journal.whenDurable();

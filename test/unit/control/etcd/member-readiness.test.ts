@@ -22,12 +22,12 @@ t.test('no member answers: each named with its refusal or "no answer", within th
   tt.teardown(() => members.close());
 
   const started = Date.now();
-  const problem = await members.problem('/x/', 500);
+  const problem = await members.problem('/x/', 1500);
   tt.match(
     problem,
     new RegExp(
-      `^control store \\(etcd\\): no etcd member answered a read within 500 ms \\(${hung}: (no answer|4 DEADLINE_EXCEEDED[^;]*); ${refusing}: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)$`,
+      `^control store \\(etcd\\): no etcd member answered a read within 1500 ms \\(${hung}: (no answer|4 DEADLINE_EXCEEDED[^;]*); ${refusing}: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)$`,
     ),
   );
-  tt.ok(Date.now() - started < 2_000, `ended in ${Date.now() - started} ms`);
+  tt.ok(Date.now() - started < 4_000, `ended in ${Date.now() - started} ms`);
 });
