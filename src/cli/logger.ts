@@ -40,6 +40,8 @@ const EAGAIN_STEPS = 100;
  */
 export class LogDestination {
   #gone = false;
+  /** A line failed part-way (ENOSPC): the next starts on a line of its own, not glued to the torn one. */
+  #torn = false;
   constructor(readonly fd: number) {}
 
   get isGone(): boolean {
@@ -48,17 +50,20 @@ export class LogDestination {
 
   write(line: string): void {
     if (this.#gone) return;
-    let rest = Buffer.from(line);
+    const whole = Buffer.from(this.#torn ? `\n${line}` : line);
+    let rest = whole;
     let waits = 0;
     while (rest.length > 0) {
       try {
         rest = rest.subarray(writeSync(this.fd, rest));
+        if (rest.length === 0) this.#torn = false;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? '';
         if (code === 'EAGAIN' && waits++ < EAGAIN_STEPS) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
         else {
           // Gone: nothing more is written. Another failure (ENOSPC) drops this line; the next may fit.
           this.#gone = GONE.has(code);
+          this.#torn ||= rest.length < whole.length;
           return;
         }
       }
