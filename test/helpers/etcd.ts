@@ -81,8 +81,16 @@ export async function startEtcd(t: Teardown, options: { members?: number } = {})
     await Promise.all(members.map((m) => m.kill9()));
     await rm(dir, { recursive: true, force: true });
   });
+  // Distinct: a port released by freePort can come back at once ("initial cluster … has duplicate url").
+  const taken = new Set<number>();
+  const distinctPort = async (): Promise<number> => {
+    let port = await freePort();
+    while (taken.has(port)) port = await freePort();
+    taken.add(port);
+    return port;
+  };
   const ports = [];
-  for (let i = 0; i < count; i++) ports.push({ client: await freePort(), peer: await freePort() });
+  for (let i = 0; i < count; i++) ports.push({ client: await distinctPort(), peer: await distinctPort() });
   const initialCluster = ports.map((p, i) => `m${i + 1}=http://127.0.0.1:${p.peer}`).join(',');
   // One token for the whole cluster: a token per member gives "cluster ID mismatch" and no quorum.
   const clusterToken = `acheron-test-${randomBytes(4).toString('hex')}`;
