@@ -7,7 +7,7 @@ import type { Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { RelayServer } from './relay-server.js';
 import { nodePushes } from './control-pushes.js';
-import { readNodeCredentials, saveNodeCredentials } from './node-credentials.js';
+import { nodeBearer, readNodeCredentials, saveNodeCredentials } from './node-credentials.js';
 import { LeaseElsewhere, TRIAL_HANDSHAKE_MS, type Refreshed } from './lease-elsewhere.js';
 import { CatalogPublisher, CATALOG_CHECK_MS } from './catalog-publisher.js';
 
@@ -72,7 +72,7 @@ export class NodeControlSession {
     const open = async (url: string): Promise<ControlClient> => {
       const credentials = await readNodeCredentials(options.stateFile, nodeId);
       if (!credentials) throw new Error(`no credentials in ${options.stateFile}`);
-      return this.#open(`node.${credentials.node_id}.${credentials.node_secret}`, url, TRIAL_HANDSHAKE_MS);
+      return this.#open(nodeBearer(credentials), url, TRIAL_HANDSHAKE_MS);
     };
     this.#elsewhere = new LeaseElsewhere({ urls, nodeId, open, backoffMs, backoffMaxMs, log });
     this.#publisher = new CatalogPublisher({ nodeId, node: options.node, catalog: options.catalog, log });
@@ -151,7 +151,7 @@ export class NodeControlSession {
     if (credentials) {
       this.state = 'connecting';
       try {
-        return await this.#open(`node.${credentials.node_id}.${credentials.node_secret}`);
+        return await this.#open(nodeBearer(credentials));
       } catch (error) {
         if (!(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
         o.log.error("control session: the server rejected this node's secret; joining again needs a new join token");

@@ -11,6 +11,11 @@ export interface NodeCredentials {
   joined_ms: number;
 }
 
+/** The bearer token a node connects with (SPEC §6): `node.<node_id>.<node_secret>`. */
+export function nodeBearer(credentials: Pick<NodeCredentials, 'node_id' | 'node_secret'>): string {
+  return `node.${credentials.node_id}.${credentials.node_secret}`;
+}
+
 /** The node's credentials from an earlier join, when its state file holds them for this node id. */
 export async function readNodeCredentials(stateFile: string, nodeId: string): Promise<NodeCredentials | undefined> {
   try {
