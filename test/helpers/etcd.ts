@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -154,7 +154,15 @@ export async function startEtcd(t: Teardown, options: { members?: number } = {})
       ),
     stopAll: async () => void (await Promise.all(members.map((m) => m.kill9()))),
   };
-  await cluster.waitHealthy();
+  try {
+    await cluster.waitHealthy();
+  } catch (error) {
+    // Cleaned up here as well: a test's top-level await that throws never reaches its teardowns.
+    const logs = await Promise.all(members.map(async (m) => `${m.name}: ${(await readFile(m.logFile, 'utf8').catch(() => '')).slice(-600)}`));
+    await Promise.all(members.map((m) => m.kill9()));
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`${(error as Error).message}\nmember logs (last lines):\n${logs.join('\n')}`);
+  }
   return cluster;
 }
 

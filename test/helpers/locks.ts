@@ -1,4 +1,5 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pidLockPath } from '../../src/store/pid-lock.js';
 
 /**
@@ -20,5 +21,36 @@ export async function removeLocksOf(pid: number | undefined, paths: { mount?: st
       const holder = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).split('\n')[0] ?? '', 10);
       if (holder === pid) await rm(path, { force: true });
     }),
+  );
+}
+
+/** Whether `pid` names a process (EPERM: one of another user's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Every lock of a path inside `dir` (a test's temp dir) whose holder is dead, removed, whichever test
+ * killed the holder: a safety net under removeLocksOf for the ways a test can lose a daemon (a kill in
+ * the test's own steps, a crash). Runs when the temp dir goes, after the test's daemons were stopped.
+ */
+export async function removeDeadLocksUnder(dir: string): Promise<void> {
+  const lockDir = dirname(pidLockPath('mount', dir));
+  const names = await readdir(lockDir).catch(() => [] as string[]);
+  await Promise.all(
+    names
+      .filter((name) => name.endsWith('.pid'))
+      .map(async (name) => {
+        const path = join(lockDir, name);
+        const [holder = '', key = ''] = (await readFile(path, 'utf8').catch(() => '')).split('\n');
+        const pid = Number.parseInt(holder, 10);
+        if (!(key === dir || key.startsWith(`${dir}/`)) || (Number.isInteger(pid) && alive(pid))) return;
+        await rm(path, { force: true });
+      }),
   );
 }

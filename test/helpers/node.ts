@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { removeLocksOf } from './locks.js';
+import { removeDeadLocksUnder, removeLocksOf } from './locks.js';
 import { q, sh, waitFor, watchdog } from './process.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -37,7 +37,10 @@ export interface RunningNode {
 
 export async function tempDir(t: Teardown, prefix = 'acheron-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await removeDeadLocksUnder(dir);
+  });
   return dir;
 }
 
