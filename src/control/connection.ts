@@ -1,16 +1,8 @@
 import type { Logger } from 'pino';
 import type WebSocket from 'ws';
-import {
-  errorFrame,
-  MAX_PAYLOAD_DEPTH,
-  NODE_FRAME_MAX_BYTES,
-  PROTOCOL,
-  reply,
-  tooDeepAt,
-  USER_FRAME_MAX_BYTES,
-  type RequestFrame,
-} from '../protocol/envelope.js';
+import { errorFrame, MAX_PAYLOAD_DEPTH, NODE_FRAME_MAX_BYTES, PROTOCOL, reply, USER_FRAME_MAX_BYTES, type RequestFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { jsonBoundProblem } from '../protocol/json-bounds.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import type { ConnectionPeer } from './connection-peer.js';
@@ -232,8 +224,9 @@ export class ControlConnection implements ConnectionPeer {
     if (!op.roles.includes(this.principal.kind)) {
       throw new ProtocolError('forbidden', `${frame.type} is not allowed for ${describePrincipal(this.principal)} (only for ${op.roles.join(', ')})`);
     }
-    const deep = tooDeepAt(frame.payload, MAX_PAYLOAD_DEPTH);
-    if (deep !== undefined) throw new ProtocolError('invalid_payload', `payload: ${deep}: nested deeper than ${MAX_PAYLOAD_DEPTH} levels`, { field: deep });
+    // Before the schema: ajv takes 1e400 (Infinity) for a number, and what hashes it would throw.
+    const bound = jsonBoundProblem(frame.payload, MAX_PAYLOAD_DEPTH);
+    if (bound !== undefined) throw new ProtocolError('invalid_payload', `payload: ${bound.pointer}: ${bound.message}`, { field: bound.pointer });
     const problem = this.#host.schemas.problems(op.schema, frame.payload, 'payload')[0];
     if (problem) throw new ProtocolError('invalid_payload', problem.message, { field: problem.json_path });
     const context: OpContext = {

@@ -1,4 +1,5 @@
-import { MAX_PAYLOAD_DEPTH, tooDeepAt } from '../protocol/envelope.js';
+import { MAX_PAYLOAD_DEPTH } from '../protocol/envelope.js';
+import { jsonBoundProblem } from '../protocol/json-bounds.js';
 import type { ServiceDescriptor, ServiceDescriptorInput } from '../protocol/types.gen.js';
 import type { ServiceEntry } from './delta.js';
 
@@ -57,8 +58,8 @@ export function parseRequest(frame: Buffer, stored: (nodeId: string) => readonly
           split.services.map((part) => {
             if (typeof part !== 'string') return { known: part };
             const value = JSON.parse(part) as unknown;
-            // Too deep for what follows (payload → services → descriptor): the whole frame, checked as such, says where.
-            if (tooDeepAt(value, MAX_PAYLOAD_DEPTH - 2) !== undefined) throw new RangeError('a descriptor nested too deep');
+            // Too deep for what follows (payload → services → descriptor), or a number overflowed: the whole frame, checked as such, says where.
+            if (jsonBoundProblem(value, MAX_PAYLOAD_DEPTH - 2) !== undefined) throw new RangeError('a descriptor out of bounds');
             return { value };
           }),
         );

@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { tooDeepAt } from '../protocol/envelope.js';
+import { jsonBoundProblem } from '../protocol/json-bounds.js';
 import { problemAt, type Problem } from '../protocol/schemas.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 import { messageOf } from './message-of.js';
@@ -53,9 +53,10 @@ export async function readManifest(file: string): Promise<{ value: unknown } | {
   } catch {
     return refuse('json', `invalid JSON ${jsonSyntaxError(text)}`);
   }
-  // JSON.stringify recurses: a value nested deeper than the stack would break every later use of it.
-  const deep = tooDeepAt(value, MAX_MANIFEST_DEPTH);
-  if (deep !== undefined) return { problem: problemAt(file, deep, 'depth', `nested more than ${MAX_MANIFEST_DEPTH} levels deep`) };
+  // JSON.stringify recurses: a value nested deeper than the stack would break every later use of it;
+  // a number that overflowed (1e400) cannot be hashed or published, and would block the whole catalog.
+  const bound = jsonBoundProblem(value, MAX_MANIFEST_DEPTH);
+  if (bound !== undefined) return { problem: problemAt(file, bound.pointer, bound.rule, bound.message) };
   return { value };
 }
 

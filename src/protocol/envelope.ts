@@ -21,43 +21,6 @@ export const NODE_FRAME_MAX_BYTES = 16 << 20;
  */
 export const MAX_PAYLOAD_DEPTH = 64;
 
-/** The JSON pointer of the first value nested deeper than `maxDepth` in `value` (whose own depth is 0), or undefined. */
-export function tooDeepAt(value: unknown, maxDepth: number): string | undefined {
-  // Every frame and every changed descriptor is checked: the walk that finds nothing builds no paths.
-  return nestsDeeperThan(value, maxDepth) ? firstTooDeep(value, maxDepth) : undefined;
-}
-
-/** Whether anything in `value` is nested `maxDepth` deep or more; two parallel stacks, no paths built. */
-function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
-  // An explicit stack: the walk must not recurse on what it is there to bound.
-  const values: unknown[] = [value];
-  const depths: number[] = [0];
-  while (values.length > 0) {
-    const item = values.pop();
-    const depth = depths.pop() as number;
-    if (item === null || typeof item !== 'object') continue;
-    if (depth >= maxDepth) return true;
-    const children: unknown[] = Array.isArray(item) ? item : Object.values(item);
-    for (const child of children) {
-      values.push(child);
-      depths.push(depth + 1);
-    }
-  }
-  return false;
-}
-
-/** The pointer of the first value too deep, for the error message. */
-function firstTooDeep(value: unknown, maxDepth: number): string | undefined {
-  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value, depth: 0, path: '' }];
-  for (let item = stack.pop(); item; item = stack.pop()) {
-    if (item.value === null || typeof item.value !== 'object') continue;
-    if (item.depth >= maxDepth) return item.path || '/';
-    for (const [key, child] of Object.entries(item.value))
-      stack.push({ value: child, depth: item.depth + 1, path: `${item.path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}` });
-  }
-  return undefined;
-}
-
 export interface RequestFrame {
   channel: 'control';
   type: string;

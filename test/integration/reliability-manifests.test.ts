@@ -157,6 +157,7 @@ function tableCases(): Case[] {
     { name: 'a key with a newline', make: withTop({ 'a\nb': SECRET }), rule: 'additionalProperties' },
     { name: 'a 10000-character key', make: withTop({ ['k'.repeat(10_000)]: SECRET }), rule: 'additionalProperties' },
     { name: 'nested 5000 deep', make: text(deep), rule: 'depth' },
+    { name: 'a number that overflows (1e400)', make: text('{"service_id":"svc","kind":"test","capabilities":{"x":1e400}}'), rule: 'number' },
     { name: 'larger than 1 MiB', make: withTop({ 'x-padding': 'p'.repeat(2 << 20) }), rule: 'size' },
     ...BAD_IDS.map((id) => ({ name: `service_id ${JSON.stringify(id)}`, make: withTop({ service_id: id }) })),
     ...BAD_RUNTIME.map((patch) => ({ name: `runtime ${JSON.stringify(patch)}`, make: withRuntime(patch) })),

@@ -446,6 +446,32 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       peer.send(withNested({ channel: 'control', type, id: `deep${index}`, payload }, depth));
       expectError(tt, await peer.next((f) => f.id === `deep${index}`), 'invalid_payload', field, what);
     }
+    // A number that overflows to Infinity (JSON `1e400`): named where, nothing stored, never `unavailable` from what hashes it.
+    const big = (id: string, capabilities: Record<string, unknown>): Record<string, unknown> => ({
+      node_id: 'n1',
+      services: [{ ...svc('n1', id), capabilities }],
+    });
+    const overflowCases: Array<[string, RawPeer, string, Record<string, unknown>, string]> = [
+      ['a capability of 1e400', n1.peer, 'control.node_service_upsert', big('inf', { x: NESTED }), '/services/0/capabilities/x'],
+      // From 8 KiB on an upsert is read in parts (upsert-frame.ts): the same answer.
+      [
+        'a large descriptor with a 1e400',
+        n1.peer,
+        'control.node_service_upsert',
+        big('inf', { pad: 'p'.repeat(10_000), x: NESTED }),
+        '/services/0/capabilities/x',
+      ],
+      ['a since_seq of 1e400', bystander, 'control.node_service_watch', { since_seq: NESTED }, '/since_seq'],
+    ];
+    for (const [index, [what, peer, type, payload, field]] of overflowCases.entries()) {
+      peer.send(JSON.stringify({ channel: 'control', type, id: `inf${index}`, payload }).replace(JSON.stringify(NESTED), '1e400'));
+      expectError(tt, await peer.next((f) => f.id === `inf${index}`), 'invalid_payload', field, what);
+    }
+    const n1Now = await bystander.call<{ services: Array<{ service_id: string }> }>('control.node_get', { node_id: 'n1' });
+    tt.notOk(
+      n1Now.services.some((service) => service.service_id === 'inf'),
+      'nothing of a refused upsert is stored',
+    );
     tt.ok(bystander.isOpen && n1.peer.isOpen, 'both connections stay up');
     await stillServes(tt);
   });

@@ -141,6 +141,19 @@ t.test('invalid JSON names the position, never the content', async (t) => {
   await expectProblem(t, '', '/', 'json', 'invalid JSON at byte 0: the document is empty');
 });
 
+t.test('a number that overflows to Infinity (1e400) is refused, naming it: it could be neither hashed nor published', async (t) => {
+  const overflow = 'a number beyond what a double holds (it overflows to Infinity); numbers must be finite';
+  await expectProblem(t, '{"service_id":"echo","kind":"echo","capabilities":{"x":1e400}}', '/capabilities/x', 'number', overflow);
+  await expectProblem(
+    t,
+    '{"service_id":"echo","kind":"echo","capabilities":{"a":[1,-1e999]}}',
+    '/capabilities/a/1',
+    'number',
+    overflow.replace('Infinity', '-Infinity'),
+  );
+  t.same((await problemsOf('{"service_id":"echo","kind":"echo","capabilities":{"x":1.7e308}}')).problems, [], 'the largest doubles are fine');
+});
+
 t.test('bytes that are not UTF-8 are refused, naming the first bad byte', async (t) => {
   await expectProblem(t, Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), '/', 'utf8', 'not valid UTF-8 at byte 6');
   for (const [bytes, at] of [
