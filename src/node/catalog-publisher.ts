@@ -3,6 +3,7 @@ import { canonicalJson } from '../protocol/canonical-json.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
+import { describeUnfit, fitCatalog } from './catalog-fit.js';
 
 /** How often the node compares its catalog with what it last published (changes coalesce within it). */
 export const CATALOG_CHECK_MS = 1000;
@@ -23,7 +24,11 @@ export interface CatalogPublisherOptions {
  */
 export class CatalogPublisher {
   /** The session's last catalog upsert refused (null: accepted). */
-  error: string | null = null;
+  #refused: string | null = null;
+  /** The catalog did not fit the server's frame cap: what was left out of it (null: it fits). */
+  #unfit: string | null = null;
+  /** The ids left out for size, as last logged. */
+  #unfitIds = '';
   #options: CatalogPublisherOptions;
   #published: string | undefined;
   #upserting: Promise<void> | undefined;
@@ -36,9 +41,14 @@ export class CatalogPublisher {
     this.#options = options;
   }
 
+  /** What NODE.json says is wrong with the catalog's publishing: a refusal, services left out for size (null: none). */
+  get error(): string | null {
+    return [this.#refused, this.#unfit].filter((e) => e !== null).join('; ') || null;
+  }
+
   /** A new session: it counts as a start (upsert once), with no refusal yet. */
   restart(): void {
-    [this.error, this.#upsertRefusedAs, this.#published] = [null, undefined, undefined];
+    [this.#refused, this.#upsertRefusedAs, this.#published] = [null, undefined, undefined];
   }
 
   /**
@@ -53,13 +63,13 @@ export class CatalogPublisher {
     try {
       await this.#publish(client);
       if (this.#upsertRefusedAs === undefined) return;
-      [this.error, this.#upsertRefusedAs] = [null, undefined];
+      [this.#refused, this.#upsertRefusedAs] = [null, undefined];
       log.info('catalog upsert accepted again');
     } catch (error) {
       if (!current() || !client.isOpen) return; // the session ends and says why
       const code = error instanceof ProtocolError ? error.code : 'error';
       if (endOnRefusal && code !== 'unavailable') throw error;
-      this.error = `${UPSERT_FAILED}: ${(error as Error).message}`;
+      this.#refused = `${UPSERT_FAILED}: ${(error as Error).message}`;
       if (code !== this.#upsertRefusedAs) log.warn({ err: (error as Error).message }, `${UPSERT_FAILED}; trying again every ${CATALOG_CHECK_MS} ms`);
       this.#upsertRefusedAs = code;
     }
@@ -71,7 +81,10 @@ export class CatalogPublisher {
       const catalog = this.#options.catalog();
       const digest = canonicalJson(catalog);
       if (digest === this.#published) return;
-      const upsert = { node_id: this.#options.nodeId, ...this.#options.node, services: catalog };
+      const head = { node_id: this.#options.nodeId, ...this.#options.node, include: 'delta' };
+      const fit = fitCatalog(head, catalog);
+      this.#sayUnfit(fit.left, fit.left.length > 0 ? describeUnfit(fit) : null);
+      const upsert = { node_id: this.#options.nodeId, ...this.#options.node, services: fit.services };
       // The lean reply: the node has its catalog already and reads nothing of the stored one.
       try {
         await client.request('control.node_service_upsert', this.#leanReplies ? { ...upsert, include: 'delta' } : upsert);
@@ -84,5 +97,15 @@ export class CatalogPublisher {
       this.#published = digest;
     })().finally(() => (this.#upserting = undefined));
     return this.#upserting;
+  }
+
+  /** Logged when what is left out changes (an error: services are missing from the fleet's catalog), and kept for NODE.json. */
+  #sayUnfit(left: ReadonlyArray<{ service_id: string }>, unfit: string | null): void {
+    const ids = left.map((service) => service.service_id).join(',');
+    if (ids !== this.#unfitIds) {
+      if (unfit !== null) this.#options.log.error({ left_out: left }, unfit);
+      else this.#options.log.info('catalog fits the frame cap again: every service is published');
+    }
+    [this.#unfit, this.#unfitIds] = [unfit, ids];
   }
 }

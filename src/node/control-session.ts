@@ -82,9 +82,7 @@ export class NodeControlSession {
       backoff: { firstMs: options.backoffMs, maxMs: options.backoffMaxMs },
       unref: true,
       session: async () => {
-        const client = await this.#connect();
-        this.#reconnect.succeeded();
-        await this.#serve(client);
+        await this.#serve(await this.#connect());
       },
       failed: (url, error) => {
         this.#linkError = `${url}: ${(error as Error).message}`;
@@ -202,6 +200,9 @@ export class NodeControlSession {
     // session's first upsert refused for another reason (too large, invalid) ends it, as before.
     const current = (): boolean => this.#client === client;
     await this.#publisher.publishOrSay(client, true, current);
+    // Working once its catalog went through: a server that closes the session on it (1009, a frame
+    // too large) is a failure like a refused connection, so the retries back off.
+    if (client.isOpen) this.#reconnect.succeeded();
     this.#scheduleRefresh(client, 0);
     this.#timers.push(setInterval(() => void this.#publisher.publishOrSay(client, false, current), CATALOG_CHECK_MS));
     const closed = await client.closed;

@@ -8,6 +8,14 @@ import { PROTOCOL } from '../../src/protocol/envelope.js';
 
 export type Answer = (payload: Record<string, unknown>) => unknown;
 
+/** What `raw` returns to close the connection instead of replying (1009: the frame was too large). */
+export class CloseWith {
+  constructor(
+    readonly code: number,
+    readonly reason = '',
+  ) {}
+}
+
 export interface ScriptedControl {
   url: string;
   /** Requests received, by type, in order. */
@@ -21,7 +29,7 @@ export interface ScriptedControl {
 
 /**
  * `answers[type]` gives a reply's payload; the reply frame is `{channel, type, id, ok: true, payload}`
- * unless `raw` builds it (or returns undefined to leave it to `answers`).
+ * unless `raw` builds it (or returns undefined to leave it to `answers`, or a CloseWith to close the connection).
  */
 export async function scriptedControl(
   answers: Record<string, Answer>,
@@ -42,7 +50,8 @@ export async function scriptedControl(
       const { type, id, payload } = JSON.parse(data.toString()) as { type: string; id: string; payload: Record<string, unknown> };
       requests.push({ type, payload });
       const frame = raw[type]?.(id, payload) ?? { channel: 'control', type, id, ok: true, payload: answerTable[type]?.(payload) ?? {} };
-      socket.send(JSON.stringify(frame));
+      if (frame instanceof CloseWith) socket.close(frame.code, frame.reason);
+      else socket.send(JSON.stringify(frame));
     });
   });
   const { port } = server.address() as AddressInfo;

@@ -12,7 +12,7 @@ import { NodeControlSession } from '../../../src/node/control-session.js';
 import { loadSchemas } from '../../../src/protocol/schemas.js';
 import { tempDir } from '../../helpers/node.js';
 import { waitFor } from '../../helpers/process.js';
-import { scriptedControl } from '../../helpers/scripted-control.js';
+import { CloseWith, scriptedControl } from '../../helpers/scripted-control.js';
 
 const NODE_ID = 'n1';
 /** A scripted control server granting leases of `leaseTtlMs`; `raw` builds replies of its own (see scriptedControl). */
@@ -34,7 +34,7 @@ const server = (leaseTtlMs = 60_000, raw: Parameters<typeof scriptedControl>[1] 
   );
 
 /** A session to `urls`, started; stopped at the end of `t`. */
-async function startSession(t: Test, urls: string[], log: Logger): Promise<NodeControlSession> {
+async function startSession(t: Test, urls: string[], log: Logger, backoff = { backoffMs: 10, backoffMaxMs: 50 }): Promise<NodeControlSession> {
   const session = new NodeControlSession({
     urls,
     nodeId: NODE_ID,
@@ -42,8 +42,7 @@ async function startSession(t: Test, urls: string[], log: Logger): Promise<NodeC
     joinToken: async () => 'join-token',
     catalog: () => [],
     node: { node_name: NODE_ID, platform: {}, labels: {} },
-    backoffMs: 10,
-    backoffMaxMs: 50,
+    ...backoff,
     log,
     schemas: await loadSchemas(),
   });
@@ -191,4 +190,17 @@ t.test('a refused refresh and a refused upsert at once: lastError says both; eac
   t.equal(session.lastError, 'lease refresh refused: refresh: store down', 'the refresh still refused: said');
   await waitFor(() => refreshes === 3 && session.lastError === null, { what: 'the refresh accepted', timeoutMs: 8000 });
   t.pass('both cleared');
+});
+
+t.test('a server that closes the session on its first upsert (1009, too large) is retried with growing pauses', async (t) => {
+  const a = await server(60_000, { 'control.node_service_upsert': () => new CloseWith(1009, 'frame too large') });
+  t.teardown(() => a.close());
+  const session = await startSession(t, [a.url], pino({ level: 'silent' }), { backoffMs: 50, backoffMaxMs: 5000 });
+  const connections = (): number => a.requests.filter((r) => r.type === 'control.version').length;
+  await waitFor(() => connections() >= 2, { what: 'a second connection', timeoutMs: 5000 });
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // Pauses of 50, 100, 200, 400, 800 ms (jittered ×0.5 to ×1.5) fit at most 8 connections in this
+  // time; the first pause after every connection, as before, let in about 30.
+  t.ok(connections() <= 8, `${connections()} connections, with growing pauses`);
+  await waitFor(() => /connection closed \(1009 frame too large\)/.test(session.lastError ?? ''), { what: 'the close said in lastError', timeoutMs: 5000 });
 });
