@@ -146,7 +146,8 @@ function asStoredServiceState(value: unknown): StoredServiceState | undefined {
     isNumOrNull(v.lastHealthyMs) &&
     (v.idleSinceMs === undefined || isNumOrNull(v.idleSinceMs)) &&
     (v.latencyMs === undefined || (Array.isArray(v.latencyMs) && v.latencyMs.every(isNum))) &&
-    (v.runningInvocationIds === undefined || (Array.isArray(v.runningInvocationIds) && v.runningInvocationIds.every((id) => typeof id === 'string')));
+    (v.runningInvocationIds === undefined || (Array.isArray(v.runningInvocationIds) && v.runningInvocationIds.every((id) => typeof id === 'string'))) &&
+    (v.startsSeen === undefined || isNum(v.startsSeen));
   return ok ? (value as unknown as StoredServiceState) : undefined;
 }
 
@@ -165,7 +166,8 @@ function asJobRecord(value: unknown): JobRecord | undefined {
     isStrOrNull(v.signal) &&
     isStrOrNull(v.resultBase64) &&
     typeof v.error === 'string' &&
-    typeof v.stderrBase64 === 'string';
+    typeof v.stderrBase64 === 'string' &&
+    (v.startSeq === undefined || isNum(v.startSeq));
   return ok ? (value as unknown as JobRecord) : undefined;
 }
 

@@ -18,6 +18,8 @@ export interface JobRecord {
   resultBase64: string | null;
   error: string;
   stderrBase64: string;
+  /** Its number among the service's starts (ServiceState.startsSeen); absent if it never started, or in older journals. */
+  startSeq?: number;
 }
 
 /** Where a job stands: its state and, once it has run, how it ended (what jobs/<invocation_id>/ renders). */
@@ -41,6 +43,7 @@ export class Job {
   readonly #progress: JobProgress;
   #controller = new AbortController();
   #killGraceMs = 0;
+  #startSeq: number | undefined;
 
   constructor(invocationId: string, request: Buffer, queuedMs = Date.now(), progress?: JobProgress) {
     this.invocationId = invocationId;
@@ -62,7 +65,7 @@ export class Job {
   /** A journaled job; one that was queued or running when the daemon died never finished, and says so. */
   static fromRecord(record: JobRecord): Job {
     const interrupted = Job.wasInterrupted(record);
-    return new Job(record.invocationId, Buffer.from(record.requestBase64, 'base64'), record.queuedMs, {
+    const job = new Job(record.invocationId, Buffer.from(record.requestBase64, 'base64'), record.queuedMs, {
       state: interrupted ? 'error' : record.state,
       startedMs: record.startedMs,
       finishedMs: record.finishedMs,
@@ -73,6 +76,8 @@ export class Job {
       error: interrupted ? INTERRUPTED_ERROR : record.error,
       stderr: Buffer.from(record.stderrBase64, 'base64'),
     });
+    job.#startSeq = record.startSeq;
+    return job;
   }
 
   /** Journaled as queued or running: the daemon died before this job ended. */
@@ -114,6 +119,11 @@ export class Job {
     this.#progress.startedMs = now;
   }
 
+  /** Its number among the service's starts, given when its start is counted (service-state.ts `recordStart`). */
+  numberStart(seq: number): void {
+    this.#startSeq = seq;
+  }
+
   /** Aborts the driver (or the queued job); false when there was nothing left to cancel. */
   cancel(): boolean {
     if (this.isFinished || this.isCancelled) return false;
@@ -150,6 +160,7 @@ export class Job {
       resultBase64: progress.result?.toString('base64') ?? null,
       error: progress.error,
       stderrBase64: progress.stderr.toString('base64'),
+      ...(this.#startSeq === undefined ? {} : { startSeq: this.#startSeq }),
     };
   }
 }

@@ -16,7 +16,6 @@ import { latencyPercentiles } from './latency.js';
 import { outputlessRun, type DriverSpec, type RunResult, type RunState } from './run-result.js';
 import { parsePayload, withConfig, type ServiceSettings } from './service-settings.js';
 import {
-  endInterrupted,
   newServiceState,
   recordEnd,
   recordStart,
@@ -27,6 +26,7 @@ import {
   type StoredServiceState,
 } from './service-state.js';
 import type { RuntimeConfig } from './supervision.js';
+import { countRestored } from './restored-jobs.js';
 import { Supervisor } from './supervisor.js';
 import { DecodedResult, type ServiceView } from './service-view.js';
 import { WAIT_SLACK_MS, waitAtMost } from './wait-bound.js';
@@ -264,7 +264,7 @@ export class LiveService {
 
   /**
    * Start-up: the state and jobs as they were acknowledged before the restart (already validated).
-   * Runs the daemon's death interrupted end here, as failures (service-state.ts `endInterrupted`).
+   * What the state missed of its jobs is counted here, interrupted runs as failures (`countRestored`).
    */
   #restore(stored: StoredServiceState | undefined, jobs: JobRecord[], now: number): void {
     if (stored) Object.assign(this.#state, stateFromStored(stored));
@@ -272,11 +272,11 @@ export class LiveService {
     let ended = false;
     this.#supervisor.restored(now, () => {
       interrupted = this.#jobs.restore(jobs);
-      ended = endInterrupted(this.#state, interrupted, now);
+      ended = countRestored(this.#state, jobs, now);
     });
     if (stored) this.#touch(Math.max(stored.resultMs, stored.lastErrorMs, stored.lastControlMs ?? 0));
     if (!ended) return;
-    // The jobs before the state: a crash in between can then only miss a count, never make one twice.
+    // The jobs before the state: after a crash in between, their start numbers say what to count.
     for (const record of interrupted) this.#jobs.journal(this.#jobs.get(record.invocationId) as Job);
     this.#persistSoon({ kind: 'state', state: this.#state });
   }

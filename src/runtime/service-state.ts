@@ -1,5 +1,5 @@
 import type { ServiceStatusState } from '../protocol/types.gen.js';
-import { INTERRUPTED_ERROR, type Job, type JobRecord } from './job.js';
+import type { Job } from './job.js';
 import { addLatency, LATENCY_SAMPLES } from './latency.js';
 import type { RunResult, RunState } from './run-result.js';
 import type { RuntimeConfig } from './supervision.js';
@@ -67,10 +67,15 @@ export interface ServiceState {
    * say `running`, and a restore counts the start of any other such job.
    */
   runningInvocationIds: string[];
+  /**
+   * Starts numbered so far, never reset: each job keeps its number (`JobRecord.startSeq`), so a
+   * restore can tell whether a journaled state was written before that job started (restored-jobs.ts).
+   */
+  startsSeen: number;
 }
 
 /** Added after the first journals were written: absent there. */
-type LaterFields = 'idleSinceMs' | 'latencyMs' | 'runningInvocationIds';
+type LaterFields = 'idleSinceMs' | 'latencyMs' | 'runningInvocationIds' | 'startsSeen';
 
 /** A ServiceState as a journal holds it (shape-checked by the node when read back). */
 export type StoredServiceState = Omit<ServiceState, LaterFields> & Partial<Pick<ServiceState, LaterFields>>;
@@ -117,6 +122,7 @@ export function newServiceState(now: number): ServiceState {
     idleSinceMs: null,
     latencyMs: [],
     runningInvocationIds: [],
+    startsSeen: 0,
   };
 }
 
@@ -141,39 +147,13 @@ export function stateFromStored(stored: StoredServiceState): ServiceState {
     idleSinceMs: stored.idleSinceMs ?? null,
     latencyMs: (stored.latencyMs ?? []).slice(-LATENCY_SAMPLES),
     runningInvocationIds: [...(stored.runningInvocationIds ?? [])],
+    startsSeen: stored.startsSeen ?? 0,
   };
-}
-
-/**
- * Start-up: each run the daemon's death interrupted counts as a start (unless the state already
- * did) and as a failure, and the latest becomes the last invocation (SPEC §5: counted, and shown as
- * interrupted). None is running any more. False when there was none.
- */
-export function endInterrupted(state: ServiceState, interrupted: readonly JobRecord[], now: number): boolean {
-  const counted = new Set(state.runningInvocationIds);
-  state.runningInvocationIds = [];
-  const ids = new Set([...counted, ...interrupted.map((record) => record.invocationId)]);
-  if (ids.size === 0) return false;
-  const c = state.counters;
-  for (const record of interrupted) {
-    if (counted.has(record.invocationId)) continue;
-    c.invokesTotal++;
-    if (record.startedMs !== null) c.lastStartedMs = Math.max(c.lastStartedMs ?? 0, record.startedMs);
-  }
-  c.failuresTotal += ids.size;
-  c.consecutiveFailures += ids.size;
-  c.consecutiveTimeouts = 0;
-  const latest = [...ids].sort().pop() as string;
-  if (state.last === null || state.last.invocationId < latest) {
-    state.last = { invocationId: latest, state: 'error', updatedMs: now, durationMs: null, exitCode: null, signal: null, resultFormat: null };
-    state.lastError = INTERRUPTED_ERROR;
-    state.lastErrorMs = now;
-  }
-  return true;
 }
 
 /** A job has started: counted (its end will say how it went), and running until then. */
 export function recordStart(state: ServiceState, job: Job): void {
+  job.numberStart(++state.startsSeen);
   state.counters.invokesTotal++;
   state.counters.lastStartedMs = job.progress.startedMs;
   state.runningInvocationIds.push(job.invocationId);
@@ -202,30 +182,18 @@ export function recordEnd(
   const c = state.counters;
   let result: Buffer | undefined;
   let error: string | undefined;
-  let failed = false;
   if (interpreted.state === 'ok') {
     const raw = interpreted.result ?? Buffer.alloc(0);
     result = raw.toString('utf8').trim() === '' ? Buffer.from('{}\n') : raw;
     Object.assign(state, { resultBase64: result.toString('base64'), resultMs: now, lastError: '', lastErrorMs: now });
-    c.consecutiveFailures = 0;
-    c.consecutiveTimeouts = 0;
   } else {
     error = interpreted.error ?? run.shortMessage;
     if (!error.endsWith('\n')) error += '\n';
     // A call cancelled before it started leaves the service's documents as they were: status.json
     // still shows the last run, and last_error.txt must not name an outcome status.json does not.
     if (started || interpreted.state !== 'cancelled') Object.assign(state, { lastError: error, lastErrorMs: now });
-    if (interpreted.state === 'cancelled') c.cancelledTotal++;
-    else {
-      failed = true;
-      c.failuresTotal++;
-      c.consecutiveFailures++;
-      if (interpreted.state === 'timeout') {
-        c.timeoutsTotal++;
-        c.consecutiveTimeouts++;
-      } else c.consecutiveTimeouts = 0;
-    }
   }
+  const failed = countOutcome(c, interpreted.state);
   if (started) {
     Object.assign(c, { lastDurationMs: run.durationMs, lastFinishedMs: now, lastExitCode: run.exitCode });
     addLatency(state.latencyMs, run.durationMs);
@@ -242,6 +210,26 @@ export function recordEnd(
     state.runningInvocationIds = state.runningInvocationIds.filter((id) => id !== invocationId);
   }
   return { ...(result ? { result } : {}), ...(error !== undefined ? { error } : {}), failed };
+}
+
+/** The counters a run's end moves; true when it counts as a failure. */
+export function countOutcome(c: ServiceCounters, outcome: RunState): boolean {
+  if (outcome === 'ok') {
+    c.consecutiveFailures = 0;
+    c.consecutiveTimeouts = 0;
+    return false;
+  }
+  if (outcome === 'cancelled') {
+    c.cancelledTotal++;
+    return false;
+  }
+  c.failuresTotal++;
+  c.consecutiveFailures++;
+  if (outcome === 'timeout') {
+    c.timeoutsTotal++;
+    c.consecutiveTimeouts++;
+  } else c.consecutiveTimeouts = 0;
+  return true;
 }
 
 /** status.json's `state`: `idle` | `running` | the last outcome | `error` after a rejection | `offline` | `backoff`. */
