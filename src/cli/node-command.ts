@@ -1,5 +1,5 @@
 import { dirname, join } from 'node:path';
-import { readNodeCredentials } from '../node/node-credentials.js';
+import { inspectNodeCredentials } from '../node/node-credentials.js';
 import type { NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
 import { controlUrls, givenToken } from './client-options.js';
@@ -52,13 +52,18 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
 
 /**
  * A node given a control server must be able to join it (SPEC §6): with its secret from an earlier
- * join, or a join token it can read. Otherwise it would mount, report success and retry forever.
+ * join, or a join token it can read. Otherwise it would mount, report success and retry forever. A
+ * state file it cannot read stops it here, named; a damaged one is named with what is wrong.
  */
 async function checkCanJoin(options: NodeDaemonOptions): Promise<void> {
-  if (!options.controlUrls || options.joinToken || (await readNodeCredentials(options.stateFile, options.nodeId))) return;
+  if (!options.controlUrls) return;
+  const { credentials, damage } = await inspectNodeCredentials(options.stateFile, options.nodeId);
+  if (credentials || options.joinToken) return;
   const file = options.joinTokenFile;
-  if (!file)
-    throw new UsageError(`--control-url needs --join-token-file: ${options.stateFile} holds no node secret for ${options.nodeId} (it has not joined yet)`);
+  if (!file) {
+    const why = damage === undefined ? 'it has not joined yet' : `it ${damage}: given a join token, the node sets it aside and joins again`;
+    throw new UsageError(`--control-url needs --join-token-file: ${options.stateFile} holds no node secret for ${options.nodeId} (${why})`);
+  }
   const content = await readTokenFile(file, (path) => readOptionFile('--join-token-file', path));
   if (!content.isUsable) throw new UsageError(`--join-token-file ${file}: the file ${content.problem}`);
 }

@@ -70,7 +70,7 @@ export class NodeControlSession {
     this.#options = options;
     const { urls, nodeId, backoffMs, backoffMaxMs, log } = options;
     const open = async (url: string): Promise<ControlClient> => {
-      const credentials = await readNodeCredentials(options.stateFile, nodeId);
+      const credentials = await readNodeCredentials(options.stateFile, nodeId, log);
       if (!credentials) throw new Error(`no credentials in ${options.stateFile}`);
       return this.#open(nodeBearer(credentials), url, TRIAL_HANDSHAKE_MS);
     };
@@ -145,7 +145,7 @@ export class NodeControlSession {
     this.#handover = undefined;
     if (handover?.url === this.url && handover.client.isOpen) return handover.client;
     handover?.client.terminate();
-    const credentials = await readNodeCredentials(o.stateFile, o.nodeId);
+    const credentials = await readNodeCredentials(o.stateFile, o.nodeId, o.log);
     if (credentials) {
       this.state = 'connecting';
       try {

@@ -18,4 +18,5 @@ export type { RestoredState } from './journal-records.js';
 export { syncDir, writeAll, writeFileAtomic, type WriteData } from './atomic-file.js';
 export { gzipInBackground } from './gzip-file.js';
 export { makeDirectory } from './make-directory.js';
+export { setAside } from './set-aside.js';
 export { PidLock, pidLockPath, type LockedThing } from './pid-lock.js';

@@ -1,9 +1,10 @@
-import { rename, truncate } from 'node:fs/promises';
+import { truncate } from 'node:fs/promises';
 import { makeDirectory } from './make-directory.js';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { AppendLog } from './append-log.js';
 import { closeAndThrow } from './closing.js';
+import { setAside } from './set-aside.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { deletedLine, encoded, readJournal, recordLine, type JsonText, type JsonValue, type RestoredState } from './journal-records.js';
 
@@ -62,11 +63,7 @@ export class StateJournal {
     try {
       await makeDirectory(dirname(path));
       const restored = await readJournal(path);
-      if (restored.problems.length > 0 && restored.setAside) {
-        const aside = `${path}.corrupt-${Date.now()}`;
-        await rename(path, aside);
-        restored.problems.push(`set the damaged file aside as ${aside}`);
-      }
+      if (restored.problems.length > 0 && restored.setAside) restored.problems.push(`set the damaged file aside as ${await setAside(path)}`);
       // A torn tail (a crash, or a write the disk had no room for) is cut off: that needs no space.
       if (restored.tornAt !== undefined && !restored.setAside) await truncate(path, restored.tornAt);
       const journal = new StateJournal(path, options.sync, options.log, options.compactAtBytes ?? 4 << 20);

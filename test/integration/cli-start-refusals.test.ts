@@ -149,6 +149,53 @@ t.test('node with a refused join token: it serves its tree and says so at error 
   tt.pass('joined once a good token was in the file');
 });
 
+t.test('node with a damaged state file: named, not taken for "never joined"; a join sets it aside, logged', async (tt) => {
+  const dir = await tempDir(tt);
+  const stateFile = join(dir, 'node-state.json');
+  const saved = JSON.stringify({ node_id: 'test-node', node_secret: 's'.repeat(40), control_url: control.url, joined_ms: 1 }, null, 2);
+  // As `head -c 30` leaves it: a crash or a full disk mid-copy, a bad restore.
+  await writeFile(stateFile, saved.slice(0, 30));
+  const args = (file: string) => [
+    'node',
+    '--node-id',
+    'test-node',
+    '--mount',
+    join(dir, 'mnt'),
+    '--state-file',
+    file,
+    '--control-url',
+    control.url,
+    '--no-fs-service',
+  ];
+  const refused = await acheron(args(stateFile));
+  tt.equal(refused.code, 2, 'no join token: exit 2');
+  oneLine(
+    tt,
+    refused.stderr,
+    /node-state\.json holds no node secret for test-node \(it is not JSON \(30 bytes: .*\): given a join token, the node sets it aside/,
+  );
+  tt.notMatch(refused.stderr, /has not joined yet/, 'not taken for a node that never joined');
+  await mkdir(stateFile + '.d');
+  const unreadable = await acheron(args(stateFile + '.d'));
+  tt.equal(unreadable.code, 1, 'a state file that cannot be read: exit 1');
+  oneLine(tt, unreadable.stderr, /^acheron: --state-file .*node-state\.json\.d: EISDIR/);
+  const tokenFile = join(dir, 'join-token');
+  await writeFile(tokenFile, (await joinToken(control.dataDir)) + '\n');
+  const node = await startNode(tt, { dir, args: ['--control-url', control.url, '--join-token-file', tokenFile] });
+  const logged = await waitFor(
+    async () => (await readText(node.logFile)).split('\n').find((line) => line.includes('"level":50') && line.includes('node credentials')),
+    { what: 'an error-level line about the damaged state file' },
+  );
+  tt.match(logged, /node-state\.json is not JSON .*set aside as .*node-state\.json\.corrupt-\d+/);
+  const aside = (await readdir(dir)).filter((name) => name.startsWith('node-state.json.corrupt-'));
+  tt.equal(aside.length, 1, 'set aside, not deleted');
+  tt.equal(await readText(join(dir, aside[0] as string)), saved.slice(0, 30), 'as it was');
+  await waitFor(async () => (JSON.parse(await readText(join(node.mount, 'NODE.json'))) as { control?: { state?: string } }).control?.state === 'connected', {
+    what: 'the node joined again',
+  });
+  tt.match(JSON.parse(await readText(stateFile)), { node_id: 'test-node', node_secret: String }, 'new credentials in place');
+});
+
 t.test('world: a failed start is one line, no log line with a stack before it', async (tt) => {
   const dir = await tempDir(tt);
   const unreachable = await acheron(['world', '--control-url', 'ws://127.0.0.1:1', '--token', 'x', '--mount', join(dir, 'a')]);
