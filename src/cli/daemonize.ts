@@ -66,13 +66,15 @@ interface ServingDaemon {
    * True when it cut the wait short; false when there was none left (the stop is past it).
    */
   forceStop?(reason: string): boolean;
+  /** After `done`: the stop lost something it should have kept (the node's state on a full disk). */
+  readonly unclean?: boolean;
 }
 
 /**
  * The foreground life of `acheron node` and `acheron world`: start, tell a waiting parent how that
  * went (daemonized or mount helper), stop on SIGINT or SIGTERM, and return 0 once stopped. A second
  * signal forces the stop of a daemon that has forceStop (users expect a second Ctrl-C to stop at
- * once), and if that cut its grace short the exit is 1. A SIGHUP (the terminal closed, or `kill
+ * once), and if that cut its grace short the exit is 1, as when the stop lost state (`unclean`). A SIGHUP (the terminal closed, or `kill
  * -HUP` meant as a reload) never ends it: unhandled, it killed the process at once, without its
  * unmount, its locks left. Once the daemon is live `onHangup` takes it (the node reloads its
  * manifests, WorldFS logs it); before, it is logged.
@@ -104,5 +106,5 @@ export async function serveUntilStopped<T extends ServingDaemon>(start: () => Pr
   reportToParent('ready');
   await daemon.done;
   log.flush();
-  return forced ? EXIT_FAILURE : EXIT_OK;
+  return forced || daemon.unclean ? EXIT_FAILURE : EXIT_OK;
 }

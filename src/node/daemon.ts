@@ -82,6 +82,8 @@ export class NodeDaemon {
   /** The stop has drained the runtimes: a later signal cuts nothing short. */
   #graceOver = false;
   #resolveDone!: () => void;
+  /** The stop could not save the state (a full disk): what was acknowledged since is lost, so the exit is 1. */
+  unclean = false;
   #reloadTimer: NodeJS.Timeout | undefined;
   #control: NodeControlSession | undefined;
   #relay: RelayServer | undefined;
@@ -178,9 +180,9 @@ export class NodeDaemon {
       await this.#control?.stop();
       await this.#relay?.close();
       await served.unmount();
-      await journal.close();
+      this.unclean = !(await journal.close());
       await served.release();
-      this.#log.info(this.#graceCut.signal.aborted ? { forced: true } : {}, 'stopped');
+      this.#log.info({ ...(this.#graceCut.signal.aborted ? { forced: true } : {}), ...(this.unclean ? { state_lost: true } : {}) }, 'stopped');
       this.#resolveDone();
     })();
     return this.#stopping;

@@ -90,10 +90,25 @@ export class RuntimeJournal {
     this.#restored.clear();
   }
 
-  /** Flushes and closes, then gives the state file up; a failure is logged (at stop there is nobody else to tell). */
-  async close(): Promise<void> {
-    await this.#journal.close().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: final flush failed'));
+  /**
+   * Flushes and closes, then gives the state file up. False when acknowledged changes did not reach
+   * the file (a full disk): logged, saying what they were, and the stop is not clean (exit 1).
+   */
+  async close(): Promise<boolean> {
+    const failed = await this.#journal.close().then(
+      () => undefined,
+      (error: unknown) => error as Error,
+    );
+    const durable = failed === undefined && this.#journal.allDurable;
+    if (!durable)
+      this.#log.error(
+        { err: failed, path: this.#journal.path },
+        `state journal: final flush failed (${failed?.message ?? 'changes whose write failed earlier could not be written again'}); ` +
+          'changes acknowledged since its last durable write are lost: invocations that ended meanwhile show as interrupted ' +
+          'at the next start, and control or config changes are undone',
+      );
     await this.#lock.release().catch((error: unknown) => this.#log.error({ err: error, path: this.#lock.path }, 'state file lock: release failed'));
+    return durable;
   }
 }
 

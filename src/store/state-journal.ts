@@ -217,6 +217,14 @@ export class StateJournal {
     this.#compactAtBytes = Math.max(this.#compactAtBytes, this.#file.bytes * 2);
   }
 
+  /**
+   * False while changes taken in are missing from the file: a write failed and the compaction that
+   * would write them again has not succeeded yet. After `close`, they are lost.
+   */
+  get allDurable(): boolean {
+    return !this.#missing;
+  }
+
   /** Writes what is queued and closes the file, also when that last write fails. */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { sh, q } from '../helpers/process.js';
 import { StateJournal } from '../../src/store/state-journal.js';
+import { RuntimeJournal } from '../../src/node/runtime-journal.js';
+import type { ServiceStateView } from '../../src/runtime/service-state.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'acheron-full-disk-'));
 const mounted = await sh(`mount -t tmpfs -o size=64k tmpfs ${q(dir)}`);
@@ -80,4 +82,25 @@ t.test('a compaction with no room: logged once, no temp file left, done later', 
   for (let i = 0; i < 4; i++) await journal.set('k', big(900));
   await journal.flush();
   t.ok((await readFile(path, 'utf8')).length < 4096, 'compacted once there was room');
+});
+
+t.test('a clean stop in batch mode on a full disk: the node journal says what is lost, and that it was not clean', async (t) => {
+  const stateFile = join(dir, 'n.json');
+  const logged: string[] = [];
+  const nodeLog = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
+  const clean = await RuntimeJournal.open(stateFile, 'batch', nodeLog);
+  await clean.persistence('s')({ kind: 'job-removed', invocationId: 'none' });
+  t.equal(await clean.close(), true, 'room enough: durable');
+  const journal = await RuntimeJournal.open(stateFile, 'batch', nodeLog);
+  await fill(0);
+  // Acknowledged at once (batch): written only within 100 ms, or at the stop.
+  await journal.persistence('s')({ kind: 'state', state: { pad: 'x'.repeat(8000) } as unknown as ServiceStateView });
+  t.equal(await journal.close(), false, 'not durable: the stop is not clean');
+  t.match(
+    logged.map((line) => (JSON.parse(line) as { msg: string }).msg),
+    [
+      /^state journal: final flush failed \(.*ENOSPC.*\); changes acknowledged since its last durable write are lost: invocations that ended meanwhile show as interrupted/,
+    ],
+  );
+  await rm(filler);
 });
