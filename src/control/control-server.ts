@@ -114,7 +114,7 @@ export class ControlServer {
     this.#metrics = new ControlMetrics(catalog, events, serverId, () => store.problem());
     this.#watches = new WatchHub(events, this.#metrics, store.projects);
     this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
-    this.#relays = new RelayHub(this.#metrics, store.servers, this.#peers);
+    this.#relays = new RelayHub(this.#metrics, store.servers, this.#peers, catalog);
     this.#relayPolicy = new RelayPolicy(catalog, store.projects, events);
     followFleetChanges(events, this.#log, (nodeId) => this.#credentials.dropNode(nodeId, 'node deleted'));
     // A node joined again through another server of the store: its connections here with the old secret end.

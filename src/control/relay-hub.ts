@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { errnoLabel } from '../errors/errno.js';
 import { push } from '../protocol/envelope.js';
-import { RELAY_WAIT_MS } from '../protocol/relay.js';
+import { invokeWaitMs, RELAY_WAIT_MS } from '../protocol/relay.js';
 import type { RelayOutcome, RelayPayload, RelayRequest } from '../protocol/types.gen.js';
+import type { CatalogStore } from './catalog-store.js';
 import type { ConnectionPeer } from './connection-peer.js';
 import type { ControlMetrics } from './metrics.js';
 import type { PeerLinks } from './peer-links.js';
@@ -22,23 +23,37 @@ interface Pending {
 const LEAVES_STATE = new Set(['open', 'create', 'read_file', 'invoke', 'stage']);
 
 /**
+ * How long the server waits for the node's answer to a relay: the requester's `timeout_ms`; for an
+ * invoke that states none, invokeWaitMs of the service's descriptor in this server's catalog (a
+ * requester without `read` cannot see the descriptor, and a day would hold its wait on a node that
+ * never answers); else, as for a service not in the catalog (the node names it absent), RELAY_WAIT_MS.
+ */
+export function relayWaitMs(catalog: Pick<CatalogStore, 'service'>, request: RelayPayload): number {
+  if (request.timeout_ms !== undefined) return request.timeout_ms;
+  const [top, serviceId] = request.path.split('/').filter(Boolean);
+  const runtime = request.op === 'invoke' && top === 'services' && serviceId !== undefined ? catalog.service(request.node_id, serviceId)?.runtime : undefined;
+  return runtime ? invokeWaitMs(runtime) : RELAY_WAIT_MS;
+}
+
+/**
  * WorldFS relay on the server (SPEC §9): a requester's operation goes to the node's tunnel as a
  * `control.relay_request` push with a relay id; the node's `control.relay_reply` resolves it. A
  * connection becomes a tunnel when its node says it is ready (`control.relay_ready`, after the
  * version handshake and its own set-up), so a relay never reaches a connection that would drop it.
  * Every wait has a bound: a node without a ready tunnel, or whose tunnel closes meanwhile, answers
- * EHOSTUNREACH at once; one that does not answer within the requester's `timeout_ms` (default
- * RELAY_WAIT_MS) answers ETIMEDOUT. Nothing is retried here, so an operation runs at most once (the
- * node also de-duplicates by request_id).
+ * EHOSTUNREACH at once; one that does not answer within relayWaitMs answers ETIMEDOUT. Nothing is
+ * retried here, so an operation runs at most once (the node also de-duplicates by request_id).
  *
  * On a store with several servers (etcd) a node without a tunnel here may have one on another
  * server: the relay goes there over a peer link (PeerLinks), once, and that server forwards it to
- * the node without forwarding it again (`local`).
+ * the node without forwarding it again (`via`), within the bound this server derived: it goes over
+ * as the relay's `timeout_ms`, so both servers wait as long (the peer's link PEER_SLACK_MS longer).
  */
 export class RelayHub {
   #metrics: ControlMetrics;
   #servers: ServerDirectory;
   #peers: PeerLinks;
+  #catalog: Pick<CatalogStore, 'service'>;
   /** The peers each session reached nodes through (for handles): told when the session ends. */
   #sessionPeers = new Map<string, Map<string, PeerServer>>();
   /** Each node's ready tunnels, oldest first: a reconnect may overlap the connection it replaces. */
@@ -53,10 +68,11 @@ export class RelayHub {
   #forwardedVia = new Map<string, Set<string>>();
   #nextId = 1;
 
-  constructor(metrics: ControlMetrics, servers: ServerDirectory, peers: PeerLinks) {
+  constructor(metrics: ControlMetrics, servers: ServerDirectory, peers: PeerLinks, catalog: Pick<CatalogStore, 'service'>) {
     this.#metrics = metrics;
     this.#servers = servers;
     this.#peers = peers;
+    this.#catalog = catalog;
   }
 
   /** The node behind this connection serves relays from now on; the newest ready tunnel gets them. */
@@ -71,7 +87,8 @@ export class RelayHub {
 
   /** `via`: a peer server's forward (the session of its link), served only by a tunnel here. */
   forward(request: RelayPayload, session: string, options: { via?: string } = {}): Promise<RelayOutcome> {
-    const { node_id: nodeId, timeout_ms: waitMs = RELAY_WAIT_MS, ...operation } = request;
+    const waitMs = relayWaitMs(this.#catalog, request);
+    const { node_id: nodeId, timeout_ms: _stated, ...operation } = request;
     const started = performance.now();
     const tunnel = this.#tunnel(nodeId);
     const peer = tunnel || options.via !== undefined ? undefined : this.#servers.tunnelElsewhere(nodeId);
@@ -80,7 +97,7 @@ export class RelayHub {
         const peers = this.#sessionPeers.get(session) ?? new Map<string, PeerServer>();
         this.#sessionPeers.set(session, peers.set(peer.serverId, peer));
       }
-      return this.#peers.forward(peer, request, session).then((outcome) => this.#ended(request.op, started, outcome));
+      return this.#peers.forward(peer, { ...request, timeout_ms: waitMs }, session).then((outcome) => this.#ended(request.op, started, outcome));
     }
     if (!tunnel)
       return Promise.resolve(

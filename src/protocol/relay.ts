@@ -1,4 +1,4 @@
-import type { ServiceRuntime } from './types.gen.js';
+import type { RelayPayload, ServiceRuntime } from './types.gen.js';
 
 // What the server pushes to a node (RelayRequest) and the node's answer as the requester gets it
 // (RelayOutcome) are generated from docs/schemas/control-replies.schema.json into types.gen.ts.
@@ -13,6 +13,15 @@ export const RELAY_CHUNK_BYTES = 256 * 1024;
 export const RELAY_WAIT_MS = 60_000;
 /** The largest wait a requester may state (`timeout_ms` in the schema). */
 export const RELAY_WAIT_MAX_MS = 86_400_000;
+
+/**
+ * The longest the server may take to answer a relay (then ETIMEDOUT), what a requester waits for
+ * (plus its slack): the relay's `timeout_ms`, else RELAY_WAIT_MS, but for an invoke that states none
+ * the server's invokeWaitMs of the descriptor it holds, which the requester may not see (no `read`).
+ */
+export function relayWaitCeilingMs(relay: Pick<RelayPayload, 'op' | 'timeout_ms'>): number {
+  return relay.timeout_ms ?? (relay.op === 'invoke' ? RELAY_WAIT_MAX_MS : RELAY_WAIT_MS);
+}
 
 /**
  * How long a relayed invoke may wait (SPEC §3 bound, seen from afar): every invocation queued ahead

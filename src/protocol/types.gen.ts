@@ -278,7 +278,7 @@ export interface RelayPayload {
   atime_ms?: number;
   mtime_ms?: number;
   /**
-   * How long the requester waits: the server answers ETIMEDOUT when the node has not answered by then (default 60000). An invoke states queue + timeout_ms + kill grace (docs/worldfs.md).
+   * How long the requester waits: the server answers ETIMEDOUT when the node has not answered by then (default 60000; for an invoke of a service in the server's catalog, queue + timeout_ms + kill grace from its descriptor). An invoke states queue + timeout_ms + kill grace (docs/worldfs.md).
    */
   timeout_ms?: number;
   /**

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { FsError, isErrnoName } from '../errors/errno.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { RELAY_PATH_MAX, RELAY_WAIT_MS } from '../protocol/relay.js';
+import { RELAY_PATH_MAX, relayWaitCeilingMs } from '../protocol/relay.js';
 import { SchemaError } from '../protocol/schemas.js';
 import type { RelayOutcome, RelayPayload } from '../protocol/types.gen.js';
 
@@ -46,9 +46,10 @@ export type RelayOperation = Omit<RelayPayload, 'node_id' | 'request_id'> & { re
 /**
  * Sends one `control.relay` and turns its outcome into a result or an FsError with the node's
  * errno (SPEC §9). Never retried: at most once. Bounded: the server answers ETIMEDOUT after
- * `timeout_ms` (default RELAY_WAIT_MS); a server silent for REPLY_SLACK_MS longer gets ETIMEDOUT
- * here, a connection that went down ENOTCONN, a malformed reply EIO (its problems listed in `log`,
- * when there is one: the EIO message names only the first). An EACCES's reason is logged too.
+ * `timeout_ms` (or its own bound, at most relayWaitCeilingMs); a server silent for REPLY_SLACK_MS
+ * longer gets ETIMEDOUT here, a connection that went down ENOTCONN, a malformed reply EIO (its
+ * problems listed in `log`, when there is one: the EIO message names only the first). An EACCES's
+ * reason is logged too.
  */
 export async function relayOnce(client: ControlClient, nodeId: string, operation: RelayOperation, log?: RelayLog): Promise<Record<string, unknown>> {
   // What the node's own mount would answer for such a path; the request would not pass the schema (an EIO).
@@ -61,7 +62,7 @@ export async function relayOnce(client: ControlClient, nodeId: string, operation
     outcome = await client.request<RelayOutcome>(
       'control.relay',
       { node_id: nodeId, request_id: randomUUID(), ...operation },
-      (operation.timeout_ms ?? RELAY_WAIT_MS) + REPLY_SLACK_MS,
+      relayWaitCeilingMs(operation) + REPLY_SLACK_MS,
     );
   } catch (error) {
     if (error instanceof SchemaError) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { FsError } from '../errors/errno.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { invokeWaitMs, RELAY_CHUNK_BYTES, RELAY_WAIT_MAX_MS } from '../protocol/relay.js';
+import { invokeWaitMs, RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import { SERVICE_FILES } from '../protocol/service-files.js';
 import type { PublicNode, ServiceRuntime } from '../protocol/types.gen.js';
 import { relayOnce, type RelayOperation } from './relay-call.js';
@@ -22,8 +22,11 @@ export interface InvokeRequest {
   outcome: boolean;
   /** Also result.json and status.json as the invocation left them. */
   documents: boolean;
-  /** How long the node may take (invokeWaitMs of the service's runtime). */
-  timeoutMs: number;
+  /**
+   * How long the node may take (invokeWaitMs of the service's runtime); undefined for a requester
+   * that cannot read the descriptor: the server then derives that bound from its catalog.
+   */
+  timeoutMs: number | undefined;
 }
 
 /**
@@ -48,7 +51,8 @@ export async function relayInvoke(relay: Relay, path: string, payload: Buffer, r
     for (let offset = at; offset < Math.min(lastAt, at + STAGE_WINDOW * RELAY_CHUNK_BYTES); offset += RELAY_CHUNK_BYTES) window.push(relay(chunk(offset)));
     await Promise.all(window);
   }
-  const r = await relay({ ...chunk(lastAt), op: 'invoke', outcome: request.outcome, documents: request.documents, timeout_ms: request.timeoutMs });
+  const invoke: RelayOperation = { ...chunk(lastAt), op: 'invoke', outcome: request.outcome, documents: request.documents };
+  const r = await relay(request.timeoutMs === undefined ? invoke : { ...invoke, timeout_ms: request.timeoutMs });
   const documents = (r.documents ?? {}) as Invoked['documents'];
   if (!request.outcome) return { outcome: Buffer.alloc(0), documents };
   const parts = [Buffer.from(String(r.data ?? ''), 'base64')];
@@ -77,9 +81,10 @@ const INVOKE_FILE = (SERVICE_FILES.find((f) => f.kind === 'invoke') as { path: s
  * document. A node or service the session does not see is ENOENT (SPEC §8: hidden means absent); the
  * node's own refusals come back with their errno (relayOnce). A session that may invoke but not
  * `read` (`readsCatalog` false) cannot get the descriptor, where node_get would answer `no node`:
- * the relay goes without it and the server says what is absent (a node outside the project, a
- * service not there or hidden); the wait is then the node's own bound (SPEC §3: it answers
- * ETIMEDOUT), with the server's timer at its longest for a node that never answers.
+ * the relay goes without it and without `timeout_ms`, and the server says what is absent (a node
+ * outside the project, a service not there or hidden) and bounds the wait by the same invokeWaitMs
+ * of the descriptor in its catalog (relay-hub.ts `relayWaitMs`): a node that never answers is
+ * ETIMEDOUT then, as through a mount, not after the longest wait a requester may state.
  */
 export async function invokeOnNode(
   client: ControlClient,
@@ -92,7 +97,7 @@ export async function invokeOnNode(
   const invoked = await relayInvoke(relay, `/services/${serviceId}/${INVOKE_FILE}`, payload, {
     outcome: true,
     documents: false,
-    timeoutMs: options.readsCatalog ? invokeWaitMs(await descriptorRuntime(client, nodeId, serviceId)) : RELAY_WAIT_MAX_MS,
+    timeoutMs: options.readsCatalog ? invokeWaitMs(await descriptorRuntime(client, nodeId, serviceId)) : undefined,
   });
   return invoked.outcome;
 }

@@ -54,7 +54,7 @@ export function oneLine(tt: Test, stderr: string, message: RegExp): void {
 }
 
 /** Runs `acheron <args>` in a child process (no shell quoting needed). */
-export function acheron(args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ShResult> {
+export function acheron(args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ShResult> {
   return sh(`exec node ${q(ACHERON)} ${args.map(q).join(' ')}`, options);
 }
 

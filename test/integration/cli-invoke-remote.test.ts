@@ -3,13 +3,15 @@
 // the invocation is relayed to the node through the control server, with no mount, and prints and
 // exits as through the files: the result and exit 0; a failed invocation exit 1 with one line
 // naming its state; an errno (the node's, or the server's refusal) exit 1 with one line naming it;
-// bad usage exit 2. A real control server, a real node joined to it, the CLI as a child process.
+// bad usage exit 2. A session without `read` states no bound: the server's, from the descriptor in
+// its catalog, ends its wait on a node that does not answer. A real control server, a real node
+// joined to it, the CLI as a child process.
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acheron, adminRequest, joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
 import { manifest, readJson, startNode, tempDir } from '../helpers/node.js';
-import { q, sh } from '../helpers/process.js';
+import { q, sh, type ShResult } from '../helpers/process.js';
 
 const NODE_ID = 'test-node';
 const control = await startControl(t);
@@ -18,7 +20,14 @@ const joinTokenFile = join(dir, 'join-token');
 await writeFile(joinTokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
 const users = { permissions: { default: 'deny-by-default', allow_roles: ['admin', 'user'] } };
 const node = await startNode(t, {
-  manifests: [manifest('echo', 'echo', users), manifest('fail', 'fail', users), manifest('cooler', 'fail', users), manifest('gated', 'echo', users)],
+  manifests: [
+    manifest('echo', 'echo', users),
+    manifest('fail', 'fail', users),
+    manifest('cooler', 'fail', users),
+    manifest('gated', 'echo', users),
+    // Its descriptor's bound is (0 + 1) × (100 + 100) ms + 60 s; its config.json (below) lets it run for 10 min.
+    manifest('stuck', 'hang', { ...users, runtime: { timeout_ms: 100, kill_grace_ms: 100, max_queue: 0 } }),
+  ],
   args: joinArgs(control.url, joinTokenFile),
 });
 await waitForService(control, NODE_ID, 'gated');
@@ -34,6 +43,29 @@ const remote = ['--control-url', control.url, '--token-file', adminTokenFile];
 const lines = (text: string): string[] => text.split('\n').filter(Boolean);
 const invokesOnNode = async (service: string): Promise<number> =>
   (await readJson<{ invokes_total: number }>(join(node.service(service), 'metrics.json'))).invokes_total;
+
+/**
+ * An invoke of `stuck` by a session whose project denies `read`, so it states no bound. A config.json
+ * override is not in the catalog: the node runs the driver (which hangs) for 10 min before it
+ * answers, where the catalog's descriptor says 200 ms, so the server's bound from it ends the wait
+ * (it used to be a day). Started here and checked last: its minute goes by under the other cases.
+ */
+async function invokeStuck(): Promise<{ r: ShResult; waited: number }> {
+  const project = 'cli-invoke-only-stuck';
+  await adminRequest(control, 'control.project_upsert', {
+    project_id: project,
+    mounts: [{ mount_path: '/p', node_id: NODE_ID, export_name: 'main' }],
+    access_policy: { actions: { read: 'deny', observe: 'deny', invoke: 'open' } },
+  });
+  const config = await sh(`echo '{"timeout_ms":600000}' > ${q(join(node.service('stuck'), 'config.json'))}`);
+  if (config.code !== 0) throw new Error(`stuck/config.json: ${config.stderr}`);
+  const user = ['--control-url', control.url, '--token-file', await secretFile('user-token-stuck', control.userToken), '--project', project];
+  const started = Date.now();
+  // Killed at 90 s (code null), past the bound and its slack: a day's wait fails the case.
+  const r = await acheron(['invoke', 'stuck', '{}', '--node', NODE_ID, ...user], { timeoutMs: 90_000 });
+  return { r, waited: Date.now() - started };
+}
+const stuck = invokeStuck();
 
 t.test('--node with --control-url: the result, exit 0, one invocation on the node', async (t) => {
   const before = await invokesOnNode('echo');
@@ -169,6 +201,13 @@ t.test('a user whose project allows invoke but not read: invokes (the relay need
   const outside = await acheron(['invoke', 'echo', '{}', '--node', 'nope', ...user]);
   t.equal(outside.code, 1);
   t.match(outside.stderr, /^acheron invoke: echo: ENOENT: node nope is not in project cli-invoke-only\n$/);
+});
+
+t.test("without `read`, a node that does not answer within the descriptor's bound: ETIMEDOUT from the server then", async (t) => {
+  const { r, waited } = await stuck;
+  t.equal(r.code, 1);
+  t.match(r.stderr, /^acheron invoke: stuck: ETIMEDOUT: node test-node did not answer invoke \S+ within 60200 ms\n$/);
+  t.ok(waited >= 60_200 && waited < 90_000, `the server's bound, not a day (${waited} ms)`);
 });
 
 t.test('bad usage: exit 2 with one line', async (t) => {

@@ -1,15 +1,18 @@
 // SPEC §7 relay metrics: every relay that ends (answered, timed out at its bound, its tunnel closed,
 // no tunnel, through a peer server) is counted in acheron_relay_operations_total and observed in
 // acheron_relay_latency_seconds with the same op and outcome, so a node whose drivers hang shows in
-// the latency too. The hub in process, with a tunnel that keeps what it is sent.
+// the latency too. SPEC §9 bounds: an invoke that states no timeout_ms (a session without `read`
+// cannot see the descriptor) waits invokeWaitMs of the service's descriptor in the server's catalog,
+// and a peer server is given that bound. The hub in process, with a tunnel that keeps what it is sent.
 import t from 'tap';
 import type { CatalogStore, EventStream } from '../../../src/control/catalog-store.js';
 import type { ConnectionPeer } from '../../../src/control/connection-peer.js';
 import { ControlMetrics } from '../../../src/control/metrics.js';
 import type { PeerLinks } from '../../../src/control/peer-links.js';
-import { RelayHub } from '../../../src/control/relay-hub.js';
+import { RelayHub, relayWaitMs } from '../../../src/control/relay-hub.js';
 import { aloneDirectory, type ServerDirectory } from '../../../src/control/server-directory.js';
-import type { RelayOutcome, RelayPayload, RelayRequest } from '../../../src/protocol/types.gen.js';
+import { invokeWaitMs, RELAY_WAIT_MS } from '../../../src/protocol/relay.js';
+import type { RelayOutcome, RelayPayload, RelayRequest, ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 
 /** A node tunnel: the relay requests pushed to it, by relay id. */
 function tunnel(id: number): ConnectionPeer & { requests: RelayRequest[] } {
@@ -27,6 +30,12 @@ function tunnel(id: number): ConnectionPeer & { requests: RelayRequest[] } {
 // The hub's relay timers are unref'd (they never keep a server up): this keeps the test process up for them.
 const alive = setInterval(() => undefined, 1_000);
 t.teardown(() => clearInterval(alive));
+
+/** A catalog of one node, n1, with one service `s` whose runs are short and whose queue is short. */
+const RUNTIME = { timeout_ms: 2_000, kill_grace_ms: 500, max_queue: 3, max_concurrency: 2 } as ServiceDescriptor['runtime'];
+const catalog = {
+  service: (nodeId: string, serviceId: string) => (nodeId === 'n1' && serviceId === 's' ? ({ runtime: RUNTIME } as ServiceDescriptor) : undefined),
+};
 
 // Only the relay metrics are read here: the catalog and event gauges are never collected.
 const newMetrics = (): ControlMetrics => new ControlMetrics({} as CatalogStore, {} as EventStream, 'test:1', async () => undefined);
@@ -52,7 +61,7 @@ async function seen(metrics: ControlMetrics, op: string, outcome: string): Promi
 
 t.test('a relay the node answers: observed with outcome ok', async (t) => {
   const metrics = newMetrics();
-  const hub = new RelayHub(metrics, aloneDirectory('test:1'), {} as PeerLinks);
+  const hub = new RelayHub(metrics, aloneDirectory('test:1'), {} as PeerLinks, catalog);
   const node = tunnel(1);
   hub.tunnelReady('n1', node);
   const pending = hub.forward(request('read_file'), 's1');
@@ -64,7 +73,7 @@ t.test('a relay the node answers: observed with outcome ok', async (t) => {
 
 t.test('a relay the node does not answer within its bound: ETIMEDOUT, observed at the bound', async (t) => {
   const metrics = newMetrics();
-  const hub = new RelayHub(metrics, aloneDirectory('test:1'), {} as PeerLinks);
+  const hub = new RelayHub(metrics, aloneDirectory('test:1'), {} as PeerLinks, catalog);
   hub.tunnelReady('n1', tunnel(1));
   t.match(await hub.forward(request('invoke', { timeout_ms: 200 }), 's1'), { ok: false, errno: 'ETIMEDOUT' });
   const { observed, seconds, counted } = await seen(metrics, 'invoke', 'ETIMEDOUT');
@@ -75,7 +84,7 @@ t.test('a relay the node does not answer within its bound: ETIMEDOUT, observed a
 
 t.test('a relay whose tunnel closes before the answer: EHOSTUNREACH, observed; so is one with no tunnel at all', async (t) => {
   const metrics = newMetrics();
-  const hub = new RelayHub(metrics, aloneDirectory('test:1'), {} as PeerLinks);
+  const hub = new RelayHub(metrics, aloneDirectory('test:1'), {} as PeerLinks, catalog);
   const node = tunnel(1);
   hub.tunnelReady('n1', node);
   const pending = hub.forward(request('stat'), 's1');
@@ -92,7 +101,7 @@ t.test("a relay through a peer server: observed with the peer's outcome", async 
   const peers = {
     forward: () => new Promise<RelayOutcome>((resolve) => setTimeout(() => resolve({ ok: false, errno: 'ETIMEDOUT', message: 'slow' }), 100)),
   } as unknown as PeerLinks;
-  const hub = new RelayHub(metrics, directory, peers);
+  const hub = new RelayHub(metrics, directory, peers, catalog);
   t.match(await hub.forward(request('list'), 's1'), { ok: false, errno: 'ETIMEDOUT' });
   const { observed, seconds, counted } = await seen(metrics, 'list', 'ETIMEDOUT');
   t.same([observed, counted], [1, 1], 'observed and counted once');
@@ -100,7 +109,7 @@ t.test("a relay through a peer server: observed with the peer's outcome", async 
 });
 
 t.test("a peer server's link closes: the nodes release the sessions it forwarded (a server that died cannot say so)", async (t) => {
-  const hub = new RelayHub(newMetrics(), aloneDirectory('test:1'), {} as PeerLinks);
+  const hub = new RelayHub(newMetrics(), aloneDirectory('test:1'), {} as PeerLinks, catalog);
   const closed: string[] = [];
   const node: ConnectionPeer = {
     id: 1,
@@ -122,4 +131,28 @@ t.test("a peer server's link closes: the nodes release the sessions it forwarded
   hub.sessionGone('link-a');
   t.equal(closed.length, 3, 'and nothing is left to release after it');
   hub.tunnelClosed(node);
+});
+
+t.test("the server's bound: the stated timeout_ms; an invoke without one, from the descriptor in its catalog", async (t) => {
+  const invoke = request('invoke', { path: '/services/s/control/invoke.json' });
+  t.equal(relayWaitMs(catalog, { ...invoke, timeout_ms: 1_234 }), 1_234, 'a stated bound is kept');
+  // (⌈3 ÷ 2⌉ + 1) × (2 s + 0.5 s) + 60 s: a session without `read` states none, and used to wait a day.
+  t.equal(relayWaitMs(catalog, invoke), invokeWaitMs(RUNTIME), 'an invoke without one: invokeWaitMs of the descriptor');
+  t.equal(relayWaitMs(catalog, invoke), 67_500);
+  t.equal(
+    relayWaitMs(catalog, request('invoke', { path: '/services/nosuch/control/invoke.json' })),
+    RELAY_WAIT_MS,
+    'a service not in the catalog: the default',
+  );
+  t.equal(relayWaitMs(catalog, request('invoke', { node_id: 'n2', path: '/services/s/control/invoke.json' })), RELAY_WAIT_MS, 'nor a node');
+  t.equal(relayWaitMs(catalog, request('stage', { path: '/services/s/control/invoke.json' })), RELAY_WAIT_MS, 'any other op: the default');
+});
+
+t.test('an invoke without timeout_ms through a peer server: the bound derived here goes with it', async (t) => {
+  const directory: ServerDirectory = { ...aloneDirectory('test:1'), tunnelElsewhere: () => ({ serverId: 'test:2', url: 'ws://127.0.0.1:1' }) };
+  const sent: RelayPayload[] = [];
+  const peers = { forward: async (_peer: unknown, relay: RelayPayload) => (sent.push(relay), { ok: true }) } as unknown as PeerLinks;
+  const hub = new RelayHub(newMetrics(), directory, peers, catalog);
+  await hub.forward(request('invoke', { path: '/services/s/control/invoke.json' }), 's1');
+  t.equal(sent[0]?.timeout_ms, invokeWaitMs(RUNTIME), "the peer's timer and this server's wait for it: the descriptor's bound");
 });
