@@ -8,12 +8,22 @@ import type { PeerServer } from './server-directory.js';
 
 /** How much longer than the relay's own bound the forwarding server waits for the peer's answer. */
 const PEER_SLACK_MS = 5_000;
+/**
+ * How long a peer may take to complete the WebSocket handshake of a link; the relays waiting for the
+ * link then answer EHOSTUNREACH (a hung server: it took the TCP connection and says nothing). Not
+ * shorter: a relay is never retried, so a loaded peer taken for gone fails an operation; and no
+ * longer: a mount's own operations end at 15 s, and the peer's nodes move to another server anyway
+ * once it is taken for gone (--server-ttl-ms + --offline-grace-ms).
+ */
+const PEER_HANDSHAKE_MS = 10_000;
 
 /**
  * This server's connections to the other servers of its store (etcd), opened when a relay first
  * needs one (the peer found in etcd as the holder of the node's tunnel) and authenticated with this
  * server's peer token. A relay goes over as one `control.relay_peer` request and is never retried:
- * a link that fails or drops answers EHOSTUNREACH, as a node tunnel that closes does (at most once).
+ * a link that fails or drops answers EHOSTUNREACH, as a node tunnel that closes does (at most once):
+ * at once for a refused connection, after PEER_HANDSHAKE_MS for a peer that never completes the
+ * handshake, and for one that goes silent on an open link when the client's liveness check drops it.
  */
 export class PeerLinks {
   #token: string;
@@ -84,6 +94,7 @@ export class PeerLinks {
       link = ControlClient.connect({
         url: peer.url,
         token: this.#token,
+        handshakeTimeoutMs: PEER_HANDSHAKE_MS,
         check: this.#check,
         onInvalidPush: (error) =>
           this.#log.warn(
