@@ -11,7 +11,7 @@
 import Fuse from 'fuse-native';
 import type { VNode } from '../vfs/node.js';
 import { allowsUserAllowOther, FUSE_CONF } from './fuse-conf.js';
-import { fuseOperations, type OperationOptions } from './operations.js';
+import { fuseOperations, OPERATION_TIMEOUT_MS, type OperationOptions } from './operations.js';
 
 /** Who besides the mounting user may use a mount (libfuse's options of these names); both off by default. */
 export interface MountAccess {
@@ -66,7 +66,7 @@ export async function mountTree(root: VNode, options: MountOptions): Promise<Mou
     allowOther: options.allowOther ?? false,
     defaultPermissions: options.defaultPermissions ?? false,
     // Ops that wait for a driver or a relay carry their own bound (queue + timeout_ms + kill grace).
-    timeout: { default: 15_000, flush: false, read: false, write: false, release: false, open: false, fsync: false, fsyncdir: false },
+    timeout: { default: OPERATION_TIMEOUT_MS, flush: false, read: false, write: false, release: false, open: false, fsync: false, fsyncdir: false },
   });
 
   const failed = await new Promise<Error | null>((resolve) => fuse.mount(resolve));

@@ -35,6 +35,12 @@ export function statfsReply(stats: FsStats): Record<string, number> {
   return { bsize: Math.min(stats.bsize, UINT32_MAX), frsize, blocks, bfree, bavail, files, ffree, favail: ffree, fsid: 0, flag: 0, namemax: 255 };
 }
 
+/**
+ * The adapter's own bound on every operation that does not wait for a driver or a relay's longer
+ * bound (SPEC §12): fuse-native answers ETIMEDOUT after it while the handler may still run.
+ */
+export const OPERATION_TIMEOUT_MS = 15_000;
+
 export interface OperationOptions {
   log: Logger;
   /** How long the loop polls after a reply, in µs (see BusyPoll); 0 turns it off. */

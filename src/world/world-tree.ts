@@ -10,6 +10,8 @@ import { DocumentCache, LIVE_FILE_PATHS, liveServiceFiles } from './live-files.j
 import { derivedRoots, withDerivedRoots } from './derived-roots.js';
 import { RemoteNode, type Relay } from './remote-node.js';
 import type { RelayOperation } from './relay-call.js';
+import { NodeSilence } from './node-silence.js';
+import { OPERATION_TIMEOUT_MS } from '../fuse/operations.js';
 import type { WorldCatalog } from './world-catalog.js';
 
 export interface WorldTreeOptions {
@@ -49,7 +51,8 @@ export function buildWorldTree(options: WorldTreeOptions): VNode {
 }
 
 /**
- * One relay per node, so a rename can tell whether both ends are on the same node. Only nodes still
+ * One relay per node, so a rename can tell whether both ends are on the same node, and the node's
+ * silence is known across its operations (NodeSilence). Only nodes still
  * in the catalog keep theirs: making a new one drops those of nodes that left, so the map never
  * holds more than the catalog (plus the node asked for).
  */
@@ -60,7 +63,12 @@ export function nodeRelays(catalog: Pick<WorldCatalog, 'node' | 'relay' | 'link'
       let relay = relays.get(nodeId);
       if (relay) return relay;
       for (const known of relays.keys()) if (!catalog.node(known)) relays.delete(known);
-      relays.set(nodeId, (relay = Object.assign((operation: RelayOperation) => catalog.relay(nodeId, operation), { link: catalog.link })));
+      const silence = new NodeSilence(nodeId, OPERATION_TIMEOUT_MS);
+      const send = (operation: RelayOperation) => catalog.relay(nodeId, operation);
+      // An offline node answers EHOSTUNREACH at once (catalog.relay), which also ends its silence.
+      const relayed = (operation: RelayOperation) =>
+        catalog.node(nodeId)?.state === 'offline' ? silence.send(operation, send) : silence.relay(operation, send);
+      relays.set(nodeId, (relay = Object.assign(relayed, { link: catalog.link })));
       return relay;
     },
     get size() {
