@@ -8,6 +8,7 @@ import { inFlagTerms } from './flag-terms.js';
 import { NODE_OPTION_SPECS } from './node-options.js';
 import { WORLD_OPTIONS } from './world-options.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
+import { staleMountMeaning, staleMountText } from './stale-mount.js';
 
 export interface InvokeArgs {
   service: string;
@@ -176,7 +177,7 @@ export async function mountRefusal(errno: string, message: string, place: MountP
       ? await whatIsMissing(place)
       : place.node === undefined
         ? nodeErrnoMeaning(errno, place)
-        : worldErrnoMeaning(errno, place.node, place.mount);
+        : await worldErrnoMeaning(errno, place.node, place.mount);
   const fallback =
     (place.node === undefined ? unrecordedMeaning(errno, place.mount) : await worldUnrecordedMeaning(errno, place)) ?? systemErrorText(errno, message);
   return { errno, detail: known ?? errorDetail(await recorded(), errno, fallback) };
@@ -228,7 +229,7 @@ async function whatIsMissing(place: MountPlace): Promise<string> {
 
 /** What the node tree means by `errno`, where it is one thing. */
 function nodeErrnoMeaning(errno: string, place: MountPlace): string | undefined {
-  if (errno === 'ENOTCONN') return `the daemon that served ${place.mount} is gone (a stale mount): start the node again, or fusermount -uz ${place.mount}`;
+  if (errno === 'ENOTCONN') return staleMountText(place.mount, 'start the node again');
   // Not recorded in last_error.txt: the invocation has not ended.
   if (errno === 'ETIMEDOUT')
     return `no outcome within the writer's bound (the queue, timeout_ms and kill_grace_ms); the invocation may still end: see ${join(place.under, 'services', place.service, 'jobs')}/`;
@@ -236,9 +237,10 @@ function nodeErrnoMeaning(errno: string, place: MountPlace): string | undefined 
 }
 
 /** What WorldFS means by `errno` for node `node` (src/world/world-catalog.ts `relay`, src/control/relay-hub.ts), where it is one thing. */
-function worldErrnoMeaning(errno: string, node: string, mount: string): string | undefined {
+async function worldErrnoMeaning(errno: string, node: string, mount: string): Promise<string | undefined> {
   if (errno === 'EHOSTUNREACH') return `node ${node} is offline or not connected to the control server`;
-  if (errno === 'ENOTCONN') return `WorldFS at ${mount} has lost its control server (it reconnects by itself)`;
+  if (errno === 'ENOTCONN')
+    return (await staleMountMeaning(mount, 'start acheron world again')) ?? `WorldFS at ${mount} has lost its control server (it reconnects by itself)`;
   return undefined;
 }
 

@@ -58,17 +58,24 @@ export async function clearStaleMount(mountPoint: string): Promise<'clean' | 'cl
   const entry = await findMount(mountPoint);
   if (!entry) return 'clean';
   if (!entry.fstype.startsWith('fuse')) throw new Error(`${mountPoint} is already a mount point (${entry.fstype}); refusing to mount over it`);
-  const probe = await Promise.race([
+  if ((await mountState(mountPoint)) === 'live')
+    throw new Error(`${mountPoint} is served by a live ${entry.fstype} mount (${entry.source}); unmount it first or pick another directory`);
+  await lazyUnmount(mountPoint);
+  return 'cleared';
+}
+
+/**
+ * Whether the FUSE mount on `mountPoint` is served: its root answers ENOTCONN (or ECONNABORTED) only
+ * once its daemon is gone, a live daemon's never does. One that does not answer within 2 s is live (busy).
+ */
+export function mountState(mountPoint: string): Promise<'live' | 'stale'> {
+  return Promise.race([
     stat(mountPoint).then(
       () => 'live' as const,
       (error: NodeJS.ErrnoException) => (error.code === 'ENOTCONN' || error.code === 'ECONNABORTED' ? ('stale' as const) : ('live' as const)),
     ),
     new Promise<'live'>((resolve) => setTimeout(() => resolve('live'), 2000).unref()),
   ]);
-  if (probe === 'live')
-    throw new Error(`${mountPoint} is served by a live ${entry.fstype} mount (${entry.source}); unmount it first or pick another directory`);
-  await lazyUnmount(mountPoint);
-  return 'cleared';
 }
 
 /** `fusermount -uz`: detaches now, even while something still holds the mount. */
