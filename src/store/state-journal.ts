@@ -6,6 +6,7 @@ import { AppendLog } from './append-log.js';
 import { closeAndThrow } from './closing.js';
 import { setAside } from './set-aside.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { namedError } from './named-error.js';
 import { deletedLine, encoded, readJournal, recordLine, type JsonText, type JsonValue, type RestoredState } from './journal-records.js';
 
 export type StateSync = 'always' | 'batch';
@@ -237,8 +238,7 @@ export class StateJournal {
   }
 }
 
-/** `error` with the journal's path in front of its message; its code (ENOSPC, …) kept: it becomes the errno. */
+/** `error` with the journal's path in front of its message (`namedError`). */
 function inJournal(path: string, error: unknown): Error {
-  const { code } = error as NodeJS.ErrnoException;
-  return Object.assign(new Error(`state journal ${path}: ${(error as Error).message}`, { cause: error }), code === undefined ? {} : { code });
+  return namedError(`state journal ${path}`, error);
 }

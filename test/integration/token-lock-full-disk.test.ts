@@ -1,0 +1,47 @@
+// The token file's lock on a disk that fills up (a real tmpfs): a lock file the disk had no room for
+// was left behind empty, and every join and `acheron token` command then waited 10 s and failed,
+// blaming "another process", until it was 30 s old. Now the failed lock is removed and its error names
+// the lock file and the errno; the next change works as soon as there is room.
+import t from 'tap';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sh, q } from '../helpers/process.js';
+import { FileTokenStore } from '../../src/control/file-token-store.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'acheron-token-lock-'));
+const mounted = await sh(`mount -t tmpfs -o size=256k tmpfs ${q(dir)}`);
+t.teardown(async () => {
+  await sh(`umount ${q(dir)}`);
+  await rm(dir, { recursive: true, force: true });
+});
+if (mounted.code !== 0) throw new Error(`mount tmpfs: ${mounted.stderr}`);
+
+const data = join(dir, 'd');
+const filler = join(dir, 'filler');
+const lock = join(data, 'auth_tokens.json.lock');
+
+t.test('a lock the disk has no room for is removed; the next change works at once', async (t) => {
+  const store = await FileTokenStore.open(data);
+  const spare = await store.createJoin(60_000);
+  await sh(`head -c 1M /dev/zero > ${q(filler)}`);
+  await t.rejects(
+    store.createJoin(60_000),
+    { code: 'ENOSPC', message: new RegExp(`^${lock}: the lock could not be written: ENOSPC`) },
+    'refused, naming the lock file; ENOSPC kept',
+  );
+  t.notOk((await readdir(data)).includes('auth_tokens.json.lock'), 'no lock file left behind');
+  await rm(filler);
+  const started = Date.now();
+  t.ok(await store.consumeJoin(spare.token), 'a join with another token goes through');
+  t.ok(Date.now() - started < 2_000, 'at once, not after the 10 s lock wait');
+});
+
+t.test('an empty lock file is not blamed on another process', async (t) => {
+  await writeFile(lock, '');
+  t.teardown(() => rm(lock, { force: true }));
+  const store = await FileTokenStore.open(data).catch((error: unknown) => error as Error);
+  t.type(store, Error);
+  t.match((store as Error).message, /auth_tokens\.json\.lock: an empty lock file \(left by a process that failed or died while taking it\) for over 10000 ms/);
+  t.notMatch((store as Error).message, /another process/);
+});
