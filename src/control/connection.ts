@@ -7,6 +7,7 @@ import type { Schemas } from '../protocol/schemas.js';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import type { ConnectionPeer } from './connection-peer.js';
 import { replyFrame, SerializedPayload, type WebSocketFrame } from './frames.js';
+import { opFailure } from './op-failure.js';
 import { ALREADY_REPLIED, OPS, type OpContext } from './ops.js';
 import { parseRequest } from './upsert-frame.js';
 import type { ProjectSession } from './policy.js';
@@ -263,7 +264,7 @@ export class ControlConnection implements ConnectionPeer {
   }
 
   #fail(id: string | null, error: unknown): void {
-    const protocolError = error instanceof ProtocolError ? error : new ProtocolError('unavailable', 'internal error; see the server log');
+    const protocolError = opFailure(error);
     if (!(error instanceof ProtocolError)) this.#log.error({ err: error }, 'op failed with an unexpected error');
     this.#host.context(this).metrics.errors.inc({ code: protocolError.code });
     this.send(errorFrame(id, protocolError.toWire()));

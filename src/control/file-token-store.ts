@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { makeDirectory } from '../store/make-directory.js';
+import { namedError } from '../store/named-error.js';
 import { JoinIndex } from './join-index.js';
 import { lockFile } from './lock-file.js';
 import type { Principal } from './principal.js';
@@ -268,7 +269,7 @@ export class FileTokenStore implements TokenStore {
         }
       }
       // Compact: with 10,000 join tokens every join batch rewrites 2 MiB (`acheron token list` is for reading it).
-      await writeFileAtomic(this.#path, JSON.stringify(data) + '\n', 0o600);
+      await writeFileAtomic(this.#path, JSON.stringify(data) + '\n', 0o600).catch((error: unknown) => Promise.reject(namedError(this.#path, error)));
       // Both together: a reload between them would take stale data for current.
       const version = fileVersion(await stat(this.#path));
       this.#data = data;
