@@ -27,7 +27,7 @@ export interface History {
  * is used again, and the retained history starts after `seq` (a resume from before it must list
  * again).
  */
-function lostLine(after: number, seq: number): Buffer {
+export function lostLine(after: number, seq: number): Buffer {
   return Buffer.from(JSON.stringify({ type: 'lost', after, seq }) + '\n');
 }
 

@@ -9,7 +9,7 @@ import { CatalogEvent, type EventSource } from './catalog-event.js';
 import type { EventStream } from './catalog-store.js';
 import { EventRing, RING_CAPACITY, type RetainedWindow } from './event-ring.js';
 import { EVENT_LOG_FILE, headLine } from './event-log-files.js';
-import { readHistory, type EventRecord, type History } from './event-log-history.js';
+import { lostLine, readHistory, type EventRecord, type History } from './event-log-history.js';
 import { EventLogRotation, type Checkpoint } from './event-log-rotation.js';
 
 export type { EventKind, CatalogEvent, EventRecord, Checkpoint };
@@ -109,6 +109,23 @@ export class EventLog implements EventStream {
   /** Events in the ring, oldest first. */
   retained(): readonly CatalogEvent[] {
     return this.#ring.retained();
+  }
+
+  /**
+   * Once, at start-up: `seq` is the highest seq another durable file recorded (`source`: the catalog's
+   * journal). A log behind it (lost, emptied, an older copy) would hand those seqs out again (SPEC §6:
+   * never reused): a `lost` line spends them, watchers resuming from before get resync_required, and
+   * it is said at warn.
+   */
+  async raiseFloor(seq: number, source: string): Promise<void> {
+    const head = this.#ring.head;
+    if (seq <= head) return;
+    await this.#file.write([lostLine(head, seq)]);
+    this.#ring.restart(seq, `the event log was behind ${source}`);
+    this.#options.log.warn(
+      { path: this.path, log_head_seq: head, floor_seq: seq, source },
+      `event log: it ends at seq ${head} but ${source} recorded seq ${seq} (the log was lost, emptied or replaced by an older copy); new events start after seq ${seq}`,
+    );
   }
 
   /**

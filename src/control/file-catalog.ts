@@ -19,15 +19,15 @@ import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log
 import {
   countNodes,
   deleteDelta,
-  fromJournal,
   joinPlan,
   journalRecord,
-  type JournalNode,
+  HEAD_SEQ_KEY,
   lapsed,
   noNode,
   offlinePlan,
   publishedService,
   refreshPlan,
+  restoreNodes,
   secretMatches,
   storedEntries,
   summaries,
@@ -38,8 +38,6 @@ import type { ResolvedService } from './upsert-frame.js';
 import { SeenTimes } from './seen-times.js';
 
 const nodeKey = (nodeId: string): string => `node/${nodeId}`;
-/** Journals written before per-node seqs: the seq every node record reflected. */
-const LEGACY_APPLIED_KEY = 'meta/applied_seq';
 
 /**
  * Every node's catalog, leases and credentials behind one storage interface. The event log is
@@ -73,15 +71,10 @@ export class FileCatalog implements CatalogStore {
     const opened = SeenTimes.open(join(dirname(path), 'last-seen.journal'), options.log);
     const { seen, restore } = await opened.catch((error: unknown) => journal.close().then(() => Promise.reject(error as Error)));
     const catalog = new FileCatalog(journal, events, options.leaseTtlMs, seen);
-    const legacySeq = restored.values.get(LEGACY_APPLIED_KEY);
-    const seqOf = new Map<string, number>();
-    for (const [key, value] of restored.values) {
-      if (!key.startsWith('node/') || value === null || typeof value !== 'object') continue;
-      const stored = value as JournalNode;
-      const seq = stored.seq ?? (typeof legacySeq === 'number' ? legacySeq : 0);
-      catalog.#nodes.set(stored.node_id, fromJournal(stored, seq));
-      seqOf.set(stored.node_id, seq);
-    }
+    const { nodes, seqOf, recorded } = restoreNodes(restored.values);
+    catalog.#nodes = nodes;
+    // No seq the journal saw may be handed out again, whatever became of the event log.
+    await events.raiseFloor(recorded, 'catalog.journal').catch((error: unknown) => catalog.close().then(() => Promise.reject(error as Error)));
     for (const event of events.takeUnarchived()) catalog.#recover(event, seqOf);
     restore(catalog.#nodes.values());
     // Each descriptor held once: the journal's copy for compaction and the events read back from disk use the catalog's strings.
@@ -150,6 +143,7 @@ export class FileCatalog implements CatalogStore {
       const node = this.#nodes.get(id);
       return node ? this.#journal.setJson(nodeKey(id), journalRecord(node, seq)) : this.#journal.delete(nodeKey(id));
     });
+    if (ids.length > 0) writes.push(this.#journal.set(HEAD_SEQ_KEY, seq));
     try {
       await Promise.all(writes);
     } catch (error) {

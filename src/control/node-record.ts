@@ -242,3 +242,25 @@ export function fromJournal(stored: JournalNode, seq: number): NodeRecord {
   const { services, seq: _seq, service_hashes: hashes, ...meta } = stored;
   return { ...meta, seq, services: readEntries(services, hashes) };
 }
+
+/** Journals written before per-node seqs: the seq every node record reflected. */
+const LEGACY_APPLIED_KEY = 'meta/applied_seq';
+/** The event log's head at the last checkpoint: with every node deleted, no node record keeps a seq. */
+export const HEAD_SEQ_KEY = 'meta/head_seq';
+
+/** The nodes of the catalog's journal, the seq each reflects, and the highest seq the journal recorded. */
+export function restoreNodes(values: ReadonlyMap<string, unknown>): { nodes: Map<string, NodeRecord>; seqOf: Map<string, number>; recorded: number } {
+  const legacySeq = values.get(LEGACY_APPLIED_KEY);
+  const nodes = new Map<string, NodeRecord>();
+  const seqOf = new Map<string, number>();
+  let recorded = Number(values.get(HEAD_SEQ_KEY)) || 0;
+  for (const [key, value] of values) {
+    if (!key.startsWith('node/') || value === null || typeof value !== 'object') continue;
+    const stored = value as JournalNode;
+    const seq = stored.seq ?? (typeof legacySeq === 'number' ? legacySeq : 0);
+    nodes.set(stored.node_id, fromJournal(stored, seq));
+    seqOf.set(stored.node_id, seq);
+    recorded = Math.max(recorded, seq);
+  }
+  return { nodes, seqOf, recorded };
+}

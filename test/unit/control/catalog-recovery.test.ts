@@ -251,3 +251,41 @@ t.test('a last-seen time that is not a number is ignored at restore, not turned 
   t.teardown(() => shut(second));
   t.equal(second.catalog.get('n').last_seen_ms, published, 'the time of the record');
 });
+
+t.test('an event log lost or emptied while the catalog journal knows later seqs: no seq is handed out twice, and it is said at warn', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  await first.catalog.join({ join_token: 'unused', node_id: 'n' });
+  for (const version of ['1', '2', '3']) await upsert(first.catalog, { node_id: 'n', services: [service('a', version)] });
+  const before = first.events.headSeq;
+  await shut(first);
+  await writeFile(join(dir, 'node-service-events.ndjson'), '');
+
+  const lines: string[] = [];
+  const warned = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+  const events = await EventLog.open({ dir, log: warned });
+  const catalog = await Catalog.open(join(dir, 'catalog.journal'), events, { leaseTtlMs: 60_000, offlineGraceMs: 15_000, log: warned });
+  t.teardown(() => shut({ events, catalog }));
+  t.equal(events.headSeq, before, 'the head is the highest seq the journal recorded');
+  await upsert(catalog, { node_id: 'n', services: [service('a', '4')] });
+  t.equal(events.headSeq, before + 1, 'the next event comes after it');
+  t.equal(catalog.get('n').seq, before + 1, 'the node shows the new seq');
+  const warning = lines
+    .map((line) => JSON.parse(line) as { level: number; msg: string; floor_seq: number })
+    .find((l) => /event log: it ends at seq 0/.test(l.msg));
+  t.match(warning, { level: 40, floor_seq: before, msg: new RegExp(`catalog\\.journal recorded seq ${before}`) }, 'at warn: what was found, the floor used');
+});
+
+t.test('every node deleted, then the event log lost: the journal still knows the last seq', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  await first.catalog.join({ join_token: 'unused', node_id: 'm' });
+  await first.catalog.delete('m');
+  const before = first.events.headSeq;
+  await shut(first);
+  await writeFile(join(dir, 'node-service-events.ndjson'), '');
+  const second = await open(dir);
+  t.teardown(() => shut(second));
+  await second.catalog.join({ join_token: 'unused', node_id: 'm' });
+  t.ok(second.events.headSeq > before, `a new seq (${second.events.headSeq} after ${before})`);
+});
