@@ -163,10 +163,18 @@ export class FileCatalog implements CatalogStore {
 
   join(payload: NodeJoinPayload): Promise<NodeJoinReply> {
     return this.#turn(payload.node_id ?? '', async (now) => {
-      const { next, kind, delta, reply } = joinPlan(payload, this.#nodes.get(payload.node_id ?? ''), now, this.leaseTtlMs);
-      // The secret is no event: the journal has it before the node does.
-      if (kind) await this.#commit(next, kind, delta, now);
-      await this.#save(next);
+      const existing = this.#nodes.get(payload.node_id ?? '');
+      const { next, kind, delta, reply } = joinPlan(payload, existing, now, this.leaseTtlMs);
+      if (!kind) return this.#save(next).then(() => reply);
+      // All or nothing: the secret (no event) is in the journal before the event is seen, taken out if the event fails.
+      const key = nodeKey(next.node_id);
+      await this.#journal.setJson(key, journalRecord(next, this.#events.headSeq));
+      try {
+        await this.#commit(next, kind, delta, now);
+      } catch (error) {
+        await (existing ? this.#journal.setJson(key, journalRecord(existing, this.#events.headSeq)) : this.#journal.delete(key)).catch(() => undefined);
+        throw error;
+      }
       return reply;
     });
   }

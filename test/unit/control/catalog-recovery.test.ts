@@ -7,6 +7,7 @@ import { appendFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
+import { noSpace, patchFileHandle } from '../../helpers/file-faults.js';
 import { waitFor } from '../../helpers/process.js';
 import { FileCatalog as Catalog } from '../../../src/control/file-catalog.js';
 import { eventHead } from '../../../src/control/catalog-event.js';
@@ -288,4 +289,26 @@ t.test('every node deleted, then the event log lost: the journal still knows the
   t.teardown(() => shut(second));
   await second.catalog.join({ join_token: 'unused', node_id: 'm' });
   t.ok(second.events.headSeq > before, `a new seq (${second.events.headSeq} after ${before})`);
+});
+
+t.test('a join is all or nothing: the write after the first failing leaves no node, no event, nothing after a restart', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  const seen: number[] = [];
+  first.events.onEvent((event) => seen.push(event.seq));
+  const head = first.events.headSeq;
+  let writes = 0;
+  // The join's second write fails (the old order: the event went through, the journal's secret did not).
+  const restore = await patchFileHandle(t, 'writev', (original, self, args) =>
+    ++writes === 2 ? Promise.reject(noSpace()) : original.call(self, ...(args as never[])),
+  );
+  await t.rejects(first.catalog.join({ join_token: 'unused', node_id: 'n' }), { message: /ENOSPC/ });
+  restore();
+  t.throws(() => first.catalog.get('n'), { code: 'not_found' }, 'not in the catalog');
+  t.same(seen, [], 'no event told');
+  t.equal(first.events.headSeq, head, 'no seq spent');
+  await shut(first);
+  const second = await open(dir);
+  t.teardown(() => shut(second));
+  t.throws(() => second.catalog.get('n'), { code: 'not_found' }, 'not there after a restart');
 });
