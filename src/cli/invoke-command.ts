@@ -1,5 +1,3 @@
-import { access, open, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { errnoNameOf } from '../errors/errno.js';
 import type { InvokeFailure } from '../protocol/types.gen.js';
@@ -8,7 +6,7 @@ import { inFlagTerms } from './flag-terms.js';
 import { NODE_OPTION_SPECS } from './node-options.js';
 import { WORLD_OPTIONS } from './world-options.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
-import { staleMountMeaning, staleMountText } from './stale-mount.js';
+import { invokeThroughMount, servicesParent } from './invoke-mount.js';
 
 export interface InvokeArgs {
   service: string;
@@ -69,8 +67,11 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
     throw new UsageError(`payload is not valid JSON: ${jsonSyntaxError(payload)}`);
   }
   const mount = remote ? undefined : (args.mount ?? (args.node === undefined ? NODE_OPTION_SPECS.mount.default : WORLD_OPTIONS.mount.default));
+  const under = mount === undefined ? undefined : await servicesParent(args.node, mount);
   const outcome =
-    mount === undefined ? await invokeThroughControl({ ...args, node: args.node as string }, payload) : await invokeThroughMount(args, mount, payload);
+    mount === undefined || under === undefined
+      ? await invokeThroughControl({ ...args, node: args.node as string }, payload)
+      : await invokeThroughMount(args, mount, under, payload);
   if (!Buffer.isBuffer(outcome)) {
     // A script reading --json gets an object for a refusal too, in status.json's names for one.
     if (args.json) stdout.write(`${JSON.stringify({ errno: outcome.errno, error: outcome.detail })}\n`);
@@ -80,10 +81,7 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
   const failure = asFailure(outcome.toString('utf8'), args.service);
   if (failure) {
     if (args.json) print(stdout, outcome);
-    const lastError =
-      mount === undefined
-        ? `last_error.txt of ${args.service} on node ${args.node}`
-        : join(servicesParent(args, mount), 'services', args.service, 'last_error.txt');
+    const lastError = under === undefined ? `last_error.txt of ${args.service} on node ${args.node}` : `${under}/services/${args.service}/last_error.txt`;
     stderr.write(`acheron invoke: ${args.service}: ${failure.state}: ${failureLine(failure.error, `--json or ${lastError}`)}\n`);
     return 1;
   }
@@ -132,127 +130,6 @@ export function failureLine(error: string, whole: string): string {
   return `${chars.slice(0, FAILURE_LINE_MAX_CHARS).join('')}… (${more} more character${more === 1 ? '' : 's'}; the whole error: ${whole})`;
 }
 
-/** The directory whose `services/` holds the service: the node tree's root, or WorldFS's `nodes/<node>`. */
-function servicesParent(args: InvokeArgs, mount: string): string {
-  return args.node === undefined ? mount : join(mount, 'nodes', args.node);
-}
-
-/** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and why (mountRefusal). */
-async function invokeThroughMount(args: InvokeArgs, mount: string, payload: string): Promise<Buffer | Refused> {
-  const under = servicesParent(args, mount);
-  const dir = join(under, 'services', args.service);
-  try {
-    const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
-    try {
-      await file.write(payload, 0);
-      return await file.readFile();
-    } finally {
-      await file.close();
-    }
-  } catch (error) {
-    const errno = (error as NodeJS.ErrnoException).code ?? 'ERROR';
-    const recorded = (): Promise<string> => readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
-    return mountRefusal(errno, (error as Error).message, { service: args.service, under, mount, node: args.node }, recorded);
-  }
-}
-
-/** Where an invocation through a mount went: the mount, and the directory the service was looked up in (`nodes/<node>` on WorldFS). */
-export interface MountPlace {
-  service: string;
-  mount: string;
-  under: string;
-  node: string | undefined;
-}
-
-/**
- * Why the mount refused the transaction with `errno`, in words, without the errno (the line names
- * it once): what it means where that is known (no service; on WorldFS, whose reasons do not cross
- * FUSE and whose live files are then out of reach too, a node offline or the control server lost);
- * else last_error.txt's line of that errno (`recorded`, read only then); else the system error's
- * description without its errno and syscall.
- */
-export async function mountRefusal(errno: string, message: string, place: MountPlace, recorded: () => Promise<string>): Promise<Refused> {
-  const known =
-    errno === 'ENOENT'
-      ? await whatIsMissing(place)
-      : place.node === undefined
-        ? nodeErrnoMeaning(errno, place)
-        : await worldErrnoMeaning(errno, place.node, place.mount);
-  const fallback =
-    (place.node === undefined ? unrecordedMeaning(errno, place.mount) : await worldUnrecordedMeaning(errno, place)) ?? systemErrorText(errno, message);
-  return { errno, detail: known ?? errorDetail(await recorded(), errno, fallback) };
-}
-
-/**
- * What the node tree means by an errno it answers without recording why in last_error.txt: EAGAIN
- * is recorded for a cooldown and a full queue, not for a node that is stopping (a refusal of the
- * node, not of the service), so an unrecorded one is that.
- */
-function unrecordedMeaning(errno: string, mount: string): string | undefined {
-  if (errno === 'EAGAIN') return `the node serving ${mount} is shutting down and takes no new invocations: try again once it runs`;
-  return undefined;
-}
-
-/**
- * What WorldFS means by an EACCES the node did not record: the control server refused the relayed
- * invoke to the mount's principal (the project's `invoke` action, a project token it needs), and
- * only the mount's log has the reason. Not when the kernel refused the caller (a mount shared with
- * allow_other and default_permissions: invoke.json is the daemon's user's) or the mount itself.
- */
-async function worldUnrecordedMeaning(errno: string, place: MountPlace): Promise<string | undefined> {
-  if (errno !== 'EACCES') return undefined;
-  const owner = await stat(join(place.under, 'services', place.service, 'control', 'invoke.json')).then(
-    (found) => found.uid,
-    () => undefined,
-  );
-  const uid = process.getuid?.();
-  if (owner === undefined || (uid !== 0 && owner !== uid)) return undefined;
-  return `the control server refused it to the token or project session of ${place.mount}: the mount's log says why ("relayed operation refused")`;
-}
-
-/**
- * ENOENT: the service, on WorldFS the node (not in the catalog, or hidden from the mount's token), or
- * the mount itself (a directory nothing is mounted on has no NODE.json, no nodes/).
- */
-async function whatIsMissing(place: MountPlace): Promise<string> {
-  const [root, kind] = place.node === undefined ? ['NODE.json', 'node mount'] : ['nodes', 'WorldFS mount'];
-  const there = (path: string): Promise<boolean> =>
-    access(path).then(
-      () => true,
-      () => false,
-    );
-  if (!(await there(join(place.mount, root)))) return `${place.mount} is not an acheron ${kind} (no ${root}): is it running?`;
-  if (place.node !== undefined && !(await there(place.under)))
-    return `no node ${place.node} under ${join(place.mount, 'nodes')} (not in the catalog, or hidden from this mount's token)`;
-  return `no service ${place.service} under ${place.under}`;
-}
-
-/** What the node tree means by `errno`, where it is one thing. */
-function nodeErrnoMeaning(errno: string, place: MountPlace): string | undefined {
-  if (errno === 'ENOTCONN') return staleMountText(place.mount, 'start the node again');
-  // Not recorded in last_error.txt: the invocation has not ended.
-  if (errno === 'ETIMEDOUT')
-    return `no outcome within the writer's bound (the queue, timeout_ms and kill_grace_ms); the invocation may still end: see ${join(place.under, 'services', place.service, 'jobs')}/`;
-  return undefined;
-}
-
-/** What WorldFS means by `errno` for node `node` (src/world/world-catalog.ts `relay`, src/control/relay-hub.ts), where it is one thing. */
-async function worldErrnoMeaning(errno: string, node: string, mount: string): Promise<string | undefined> {
-  if (errno === 'EHOSTUNREACH') return `node ${node} is offline or not connected to the control server`;
-  if (errno === 'ENOTCONN')
-    return (await staleMountMeaning(mount, 'start acheron world again')) ?? `WorldFS at ${mount} has lost its control server (it reconnects by itself)`;
-  return undefined;
-}
-
-/**
- * A system error's message without its errno and syscall (`EHOSTUNREACH: host is unreachable, read`,
- * `ENOENT: no such file or directory, open '/x'` → the description alone).
- */
-export function systemErrorText(errno: string, message: string): string {
-  const text = message.startsWith(`${errno}: `) ? message.slice(errno.length + 2) : message;
-  return text.replace(/, [a-z_]+(?: '.*')?$/, '') || message;
-}
-
 /** Through the control server: the outcome, or the errno the node or the server answered (anything else, a refused token, goes to main). */
 async function invokeThroughControl(args: InvokeArgs & { node: string }, payload: string): Promise<Buffer | Refused> {
   const { invokeRemote } = await import('./invoke-remote.js');
@@ -287,14 +164,4 @@ function asFailure(outcome: string, service: string): { state: string; error: st
     // A text result is a success like any other.
   }
   return undefined;
-}
-
-/**
- * The first line of `recorded` (last_error.txt) without its errno prefix (the caller names the
- * errno once), when it is this errno's; else `fallback`. Not every failure is recorded there (a
- * wait bound's ETIMEDOUT, a journal's ENOSPC): an earlier, unrelated error must not pass for it.
- */
-export function errorDetail(recorded: string, code: string, fallback: string): string {
-  const line = recorded.trim().split('\n')[0] ?? '';
-  return line.startsWith(`${code}: `) ? line.slice(code.length + 2) || fallback : fallback;
 }

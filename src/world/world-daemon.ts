@@ -17,6 +17,7 @@ import type { ControlClient } from '../protocol/control-client.js';
 import { loadSchemas } from '../protocol/schemas.js';
 import type { SessionAttachReply } from '../protocol/types.gen.js';
 import { WorldCatalog } from './world-catalog.js';
+import { worldSource } from './mount-source.js';
 import { buildWorldTree } from './world-tree.js';
 
 export interface WorldDaemonOptions {
@@ -129,7 +130,7 @@ export class WorldDaemon {
       const tree = buildWorldTree({ catalog, ...(options.subtree ? { subtree: options.subtree } : {}) });
       await served.mount(
         tree,
-        { fsname: 'acheron-world', busyPollUs: options.busyPollUs, ...options.access },
+        { fsname: worldSource(options.subtree), busyPollUs: options.busyPollUs, ...options.access },
         () => void daemon.stop('the mount was unmounted from outside'),
       );
       // Unless a stop came while mounting: it has unwatched already.

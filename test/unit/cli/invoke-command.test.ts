@@ -6,16 +6,8 @@ import { join } from 'node:path';
 import { tempDir } from '../../helpers/node.js';
 import { UsageError } from '../../../src/cli/exit.js';
 import { PassThrough } from 'node:stream';
-import {
-  errorDetail,
-  failureLine,
-  mountRefusal,
-  payloadText,
-  refusalLine,
-  runInvokeCommand,
-  systemErrorText,
-  type MountPlace,
-} from '../../../src/cli/invoke-command.js';
+import { failureLine, payloadText, refusalLine, runInvokeCommand } from '../../../src/cli/invoke-command.js';
+import { errorDetail, mountRefusal, systemErrorText, type MountPlace } from '../../../src/cli/invoke-mount.js';
 
 t.test('the recorded line of the same errno, without its prefix', async (t) => {
   t.equal(errorDetail('EINVAL: payload: /msg must be string\nmore\n', 'EINVAL', 'Invalid argument'), 'payload: /msg must be string');

@@ -1,0 +1,146 @@
+import { access, open, readFile, stat } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { mountedOn, worldNodesDir } from '../world/mount-source.js';
+import type { InvokeArgs, Refused } from './invoke-command.js';
+import { staleMountMeaning, staleMountText } from './stale-mount.js';
+
+// acheron invoke through a mount: the node tree's, or WorldFS's with --node, and what its errno means.
+
+/**
+ * The directory whose `services/` holds the service: the node tree's root, or WorldFS's node
+ * directory, `<mount>/nodes/<node>` or, on a `--subtree nodes` mount, `<mount>/<node>` (the mount
+ * table tells which: src/world/mount-source.ts).
+ */
+export async function servicesParent(node: string | undefined, mount: string): Promise<string> {
+  return node === undefined ? mount : join(await worldNodesDir(mount), node);
+}
+
+/** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and why (mountRefusal). */
+export async function invokeThroughMount(args: InvokeArgs, mount: string, under: string, payload: string): Promise<Buffer | Refused> {
+  const dir = join(under, 'services', args.service);
+  try {
+    const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
+    try {
+      await file.write(payload, 0);
+      return await file.readFile();
+    } finally {
+      await file.close();
+    }
+  } catch (error) {
+    const errno = (error as NodeJS.ErrnoException).code ?? 'ERROR';
+    const recorded = (): Promise<string> => readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
+    return mountRefusal(errno, (error as Error).message, { service: args.service, under, mount, node: args.node }, recorded);
+  }
+}
+
+/** Where an invocation through a mount went: the mount, and the directory the service was looked up in (`nodes/<node>` on WorldFS). */
+export interface MountPlace {
+  service: string;
+  mount: string;
+  under: string;
+  node: string | undefined;
+}
+
+/**
+ * Why the mount refused the transaction with `errno`, in words, without the errno (the line names
+ * it once): what it means where that is known (no service; on WorldFS, whose reasons do not cross
+ * FUSE and whose live files are then out of reach too, a node offline or the control server lost);
+ * else last_error.txt's line of that errno (`recorded`, read only then); else the system error's
+ * description without its errno and syscall.
+ */
+export async function mountRefusal(errno: string, message: string, place: MountPlace, recorded: () => Promise<string>): Promise<Refused> {
+  const known =
+    errno === 'ENOENT'
+      ? await whatIsMissing(place)
+      : place.node === undefined
+        ? nodeErrnoMeaning(errno, place)
+        : await worldErrnoMeaning(errno, place.node, place.mount);
+  const fallback =
+    (place.node === undefined ? unrecordedMeaning(errno, place.mount) : await worldUnrecordedMeaning(errno, place)) ?? systemErrorText(errno, message);
+  return { errno, detail: known ?? errorDetail(await recorded(), errno, fallback) };
+}
+
+/**
+ * What the node tree means by an errno it answers without recording why in last_error.txt: EAGAIN
+ * is recorded for a cooldown and a full queue, not for a node that is stopping (a refusal of the
+ * node, not of the service), so an unrecorded one is that.
+ */
+function unrecordedMeaning(errno: string, mount: string): string | undefined {
+  if (errno === 'EAGAIN') return `the node serving ${mount} is shutting down and takes no new invocations: try again once it runs`;
+  return undefined;
+}
+
+/**
+ * What WorldFS means by an EACCES the node did not record: the control server refused the relayed
+ * invoke to the mount's principal (the project's `invoke` action, a project token it needs), and
+ * only the mount's log has the reason. Not when the kernel refused the caller (a mount shared with
+ * allow_other and default_permissions: invoke.json is the daemon's user's) or the mount itself.
+ */
+async function worldUnrecordedMeaning(errno: string, place: MountPlace): Promise<string | undefined> {
+  if (errno !== 'EACCES') return undefined;
+  const owner = await stat(join(place.under, 'services', place.service, 'control', 'invoke.json')).then(
+    (found) => found.uid,
+    () => undefined,
+  );
+  const uid = process.getuid?.();
+  if (owner === undefined || (uid !== 0 && owner !== uid)) return undefined;
+  return `the control server refused it to the token or project session of ${place.mount}: the mount's log says why ("relayed operation refused")`;
+}
+
+/**
+ * ENOENT: the service, on WorldFS the node (not in the catalog, or hidden from the mount's token), or
+ * the mount itself: a directory nothing is mounted on has no NODE.json, no node directories ("is it
+ * running?"); another file system there is named from the mount table.
+ */
+async function whatIsMissing(place: MountPlace): Promise<string> {
+  const [root, kind] = place.node === undefined ? [join(place.mount, 'NODE.json'), 'node mount'] : [dirname(place.under), 'WorldFS mount'];
+  const there = (path: string): Promise<boolean> =>
+    access(path).then(
+      () => true,
+      () => false,
+    );
+  if (!(await there(root))) {
+    const other = await mountedOn(place.mount);
+    const what = `${place.mount} is not an acheron ${kind} (no ${relative(place.mount, root)})`;
+    return other ? `${what}: ${other.source} (${other.fstype}) is mounted there` : `${what}: is it running?`;
+  }
+  if (place.node !== undefined && !(await there(place.under)))
+    return `no node ${place.node} under ${dirname(place.under)} (not in the catalog, or hidden from this mount's token)`;
+  return `no service ${place.service} under ${place.under}`;
+}
+
+/** What the node tree means by `errno`, where it is one thing. */
+function nodeErrnoMeaning(errno: string, place: MountPlace): string | undefined {
+  if (errno === 'ENOTCONN') return staleMountText(place.mount, 'start the node again');
+  // Not recorded in last_error.txt: the invocation has not ended.
+  if (errno === 'ETIMEDOUT')
+    return `no outcome within the writer's bound (the queue, timeout_ms and kill_grace_ms); the invocation may still end: see ${join(place.under, 'services', place.service, 'jobs')}/`;
+  return undefined;
+}
+
+/** What WorldFS means by `errno` for node `node` (src/world/world-catalog.ts `relay`, src/control/relay-hub.ts), where it is one thing. */
+async function worldErrnoMeaning(errno: string, node: string, mount: string): Promise<string | undefined> {
+  if (errno === 'EHOSTUNREACH') return `node ${node} is offline or not connected to the control server`;
+  if (errno === 'ENOTCONN')
+    return (await staleMountMeaning(mount, 'start acheron world again')) ?? `WorldFS at ${mount} has lost its control server (it reconnects by itself)`;
+  return undefined;
+}
+
+/**
+ * A system error's message without its errno and syscall (`EHOSTUNREACH: host is unreachable, read`,
+ * `ENOENT: no such file or directory, open '/x'` → the description alone).
+ */
+export function systemErrorText(errno: string, message: string): string {
+  const text = message.startsWith(`${errno}: `) ? message.slice(errno.length + 2) : message;
+  return text.replace(/, [a-z_]+(?: '.*')?$/, '') || message;
+}
+
+/**
+ * The first line of `recorded` (last_error.txt) without its errno prefix (the caller names the
+ * errno once), when it is this errno's; else `fallback`. Not every failure is recorded there (a
+ * wait bound's ETIMEDOUT, a journal's ENOSPC): an earlier, unrelated error must not pass for it.
+ */
+export function errorDetail(recorded: string, code: string, fallback: string): string {
+  const line = recorded.trim().split('\n')[0] ?? '';
+  return line.startsWith(`${code}: `) ? line.slice(code.length + 2) || fallback : fallback;
+}
