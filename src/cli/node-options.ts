@@ -200,10 +200,19 @@ export function parseMountOptions(text: string): { values: NodeOptionValues; unk
 export async function readConfigFile(path: string): Promise<NodeOptionValues> {
   const parsed = parseJsonObject(`--config ${path}`, await readOptionFile('--config', path));
   const values: Record<string, unknown> = {};
+  // `no_<switch>` (`no_fs_service`, the snake_case of `--no-fs-service`) as the mount option takes it,
+  // here with a boolean value; the switch itself may be given too, but not to say the opposite.
   for (const [key, raw] of Object.entries(parsed)) {
-    const name = byKey.get(key);
+    const negated = negatedSwitch(key);
+    const name = negated ?? byKey.get(key);
     if (!name) throw new UsageError(`--config ${path}: /${key}: unknown key (keys are the long flags in snake_case)`);
-    values[name] = coerce(name, raw, `--config ${path}: /${key}`);
+    const value = coerce(name, raw, `--config ${path}: /${key}`);
+    const set = negated ? !value : value;
+    if (name in values && values[name] !== set) {
+      const other = negated ? snake(name) : `no_${key}`;
+      throw new UsageError(`--config ${path}: /${key} and /${other} contradict each other (give one)`);
+    }
+    values[name] = set;
   }
   return values as NodeOptionValues;
 }

@@ -146,6 +146,25 @@ t.test('readConfigFile', async (tt) => {
     'snake_case keys; a single string for a repeatable flag becomes an array',
   );
 
+  for (const [doc, fsService] of [
+    [{ no_fs_service: true }, false],
+    [{ no_fs_service: false }, true],
+    [{ no_fs_service: true, fs_service: false }, false],
+  ] as const)
+    tt.same(
+      await readConfigFile(await configFile(doc)),
+      { 'fs-service': fsService },
+      `${JSON.stringify(doc)}: no_<switch>, as the mount option (it was "/no_fs_service: unknown key")`,
+    );
+  for (const doc of [
+    { no_fs_service: true, fs_service: true },
+    { fs_service: false, no_fs_service: false },
+  ]) {
+    const file = await configFile(doc);
+    const [first, second] = Object.keys(doc);
+    await tt.rejects(readConfigFile(file), { name: 'UsageError', message: `--config ${file}: /${second} and /${first} contradict each other (give one)` });
+  }
+
   const typo = await configFile({ node_id: 'x', nod_id: 'y' });
   const unknown = await readConfigFile(typo).catch((error: unknown) => error as Error);
   tt.type(unknown, UsageError);
@@ -166,6 +185,8 @@ t.test('readConfigFile', async (tt) => {
     [{ node_id: 5 }, /node_id: must be a string/],
     [{ services_dir: ['/a', 1] }, /services_dir: must be a string or an array of strings/],
     [{ fs_service: 'perhaps' }, /fs_service: must be true or false/],
+    [{ no_fs_service: 'perhaps' }, /no_fs_service: must be true or false/],
+    [{ no_node_id: true }, /no_node_id: unknown key/],
     [{ state_sync: 'never' }, /state_sync: must be one of always, batch/],
     [[1, 2], /must be a JSON object/],
     ['{"node_id": ', /--config .*config-\d+\.json: /],
