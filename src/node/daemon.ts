@@ -30,7 +30,7 @@ import { RelayServer } from './relay-server.js';
 import { nodeDocument, nodeIdentity, publishedCatalog, servicesDocument, type NodeFacts } from './render.js';
 import { RuntimeJournal } from './runtime-journal.js';
 import { ServiceBuilder } from './service-builder.js';
-import { configParser } from './service-config.js';
+import { configParser, configRefusalLog } from './service-config.js';
 import { WasmServices } from './wasm-services.js';
 
 export interface NodeDaemonOptions extends ManifestOptions {
@@ -131,7 +131,7 @@ export class NodeDaemon {
       // A lost spawner cannot be forked again: every service that needs it shows that at once, not at its next failure.
       void spawner.lost.then(() => services.probe().catch((error: unknown) => log.error({ err: error }, 'probe failed')));
       daemon = new NodeDaemon(options, log, { served, journal, wasm, spawner, services, schemas });
-      const tree = daemon.#tree(options.fsService ? buildExportsDirectory(exports) : undefined, configParser(schemas, log));
+      const tree = daemon.#tree(options.fsService ? buildExportsDirectory(exports) : undefined, configParser(schemas), configRefusalLog(log));
       await served.mount(tree, { busyPollUs: options.busyPollUs, ...options.access }, () => void daemon.stop('the mount was unmounted from outside'));
       // WorldFS operations run against the same tree, without FUSE (SPEC §9 Relay).
       daemon.#relay = new RelayServer(new Dispatcher(tree), log.child({ component: 'relay' }));
@@ -203,7 +203,7 @@ export class NodeDaemon {
     return cut;
   }
 
-  #tree(exports: VNode | undefined, parseConfig: ReturnType<typeof configParser>): VNode {
+  #tree(exports: VNode | undefined, parseConfig: ReturnType<typeof configParser>, configRefused: ReturnType<typeof configRefusalLog>): VNode {
     const { registry } = this.#parts.services;
     return buildNodeTree({
       mountPoint: this.options.mount,
@@ -212,6 +212,7 @@ export class NodeDaemon {
       servicesDocument: () => ({ data: json(servicesDocument(registry.list())), mtimeMs: registry.changedMs }),
       errorsDocument: () => ({ data: json(this.#parts.services.problems), mtimeMs: registry.changedMs }),
       parseConfig,
+      configRefused,
       ...(exports ? { exports } : {}),
     });
   }

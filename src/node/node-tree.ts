@@ -33,6 +33,8 @@ export interface NodeTreeSources {
   exports?: VNode;
   /** Checks a config.json document; throws FsError('EINVAL') naming the field. */
   parseConfig(text: string, serviceId: string): RuntimeConfig;
+  /** Logs a refused config.json (invalid, too big, a hole), once per refusal. */
+  configRefused(error: FsError, serviceId: string): void;
 }
 
 /**
@@ -70,7 +72,10 @@ export function buildNodeTree(sources: NodeTreeSources): VNode {
   );
 }
 
-export function buildServiceDirectory(service: NodeService & { runtime: LiveService }, sources: Pick<NodeTreeSources, 'mountPoint' | 'parseConfig'>): VNode {
+export function buildServiceDirectory(
+  service: NodeService & { runtime: LiveService },
+  sources: Pick<NodeTreeSources, 'mountPoint' | 'parseConfig' | 'configRefused'>,
+): VNode {
   const rt = service.runtime;
   const { view } = rt;
   // Read at every use: a reload replaces the descriptor while the runtime (and this directory) stay.
@@ -96,6 +101,12 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
   const document = (render: () => Buffer | string, changedMs?: () => number) => snapshotFile(live(render, changedMs), 0o444, alive);
   const loadedMs = () => service.loadedMs;
   const fixed = (render: () => string) => document(render, loadedMs);
+
+  /** A refused config.json: recorded (last_error.txt, status.json) and logged, as node-tree.md says. */
+  const refuseConfig = (error: FsError): void => {
+    rt.recordRejection(error);
+    sources.configRefused(error, view.serviceId);
+  };
 
   const files: Record<ServiceFileKind, VNode> = {
     readme: fixed(() => renderReadme(descriptor(), sources.mountPoint)),
@@ -123,7 +134,8 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
     restart: control(() => rt.control('restart')),
     cancel: control(() => rt.cancel()),
     config: commitFile({
-      file: 'config.json',
+      // As the parser names it, so every refusal reads `<errno>: services/<id>/config.json: <why>`.
+      file: `services/${view.serviceId}/config.json`,
       maxBytes: CONFIG_MAX_BYTES,
       limitName: 'the config.json limit',
       admit: alive,
@@ -136,13 +148,13 @@ export function buildServiceDirectory(service: NodeService & { runtime: LiveServ
         } catch (error) {
           // Found at the writer's close() or, for an unfinished prefix, at release, where nobody
           // hears it (bash drops close errors too): last_error.txt and status.json say it, as for invokes.
-          if (error instanceof FsError) rt.recordRejection(error);
+          if (error instanceof FsError) refuseConfig(error);
           throw error;
         }
         await rt.setConfig(config);
         return renderConfig(view);
       },
-      record: (error) => rt.recordRejection(error),
+      record: refuseConfig,
       changedMs: () => view.state.lastControlMs ?? view.changedMs,
       current: () => renderConfig(view),
     }),

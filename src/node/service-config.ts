@@ -8,24 +8,26 @@ const CONFIG_SCHEMA = 'https://acheron.dev/schemas/service-config.schema.json';
 
 /**
  * Checks a `config.json` document written to a service: JSON, then the schema. The writer gets
- * EINVAL (recorded in the service's files by the tree); the log says which field.
+ * EINVAL naming the field (recorded in the service's files and logged by the tree: configRefusalLog).
  */
-export function configParser(schemas: Schemas, log: Logger): (text: string, serviceId: string) => RuntimeConfig {
+export function configParser(schemas: Schemas): (text: string, serviceId: string) => RuntimeConfig {
   return (text, serviceId) => {
     const file = `services/${serviceId}/config.json`;
-    let value: unknown;
-    try {
-      value = parseJsonDocument(text, file);
-    } catch (error) {
-      log.warn({ service_id: serviceId }, (error as Error).message);
-      throw error;
-    }
+    const value = parseJsonDocument(text, file);
     try {
       return schemas.validate<RuntimeConfig>(CONFIG_SCHEMA, value, file);
     } catch (error) {
       if (!(error instanceof SchemaError)) throw error;
-      log.warn({ service_id: serviceId, problems: error.problems.map((p) => p.message) }, 'config.json rejected');
       throw new FsError('EINVAL', error.message, { cause: error });
     }
   };
+}
+
+/**
+ * One `warn` line per refused config.json, whatever refused it (not JSON, the schema, over 64 KiB,
+ * a hole): `EINVAL: services/echo/config.json: /timeot_ms: unknown key`, the errno and the line
+ * last_error.txt records (docs/node-tree.md), for a redirection hides the writer's close() error.
+ */
+export function configRefusalLog(log: Logger): (error: FsError, serviceId: string) => void {
+  return (error, serviceId) => log.warn({ service_id: serviceId, errno: error.errno }, `${error.errno}: ${error.message}`);
 }

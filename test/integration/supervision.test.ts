@@ -100,6 +100,15 @@ await t.test("config.json: an invalid document fails the writer's close() with E
   tt.equal(await readText(file('cfg', 'config.json')), before, 'config unchanged');
 });
 
+/** The node's `warn` lines about config.json of `service`, as the log has them. */
+const configWarnings = async (service: string): Promise<Array<{ msg: string; errno: string }>> =>
+  (await readText(node.logFile))
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { level: number; msg: string; errno: string; service_id?: string })
+    .filter((entry) => entry.level === 40 && entry.service_id === service && entry.msg.includes('config.json'))
+    .map(({ msg, errno }) => ({ msg, errno }));
+
 await t.test('config.json: a refused document is named in last_error.txt and status.json, an unfinished one found at release too', async (tt) => {
   const before = await readText(file('cfg', 'config.json'));
   // [how it is written, its exit code, the errno, what last_error.txt then says]. bash's echo hides
@@ -113,9 +122,10 @@ await t.test('config.json: a refused document is named in last_error.txt and sta
       `head -c 70000 /dev/zero | tr '\\0' ' ' > "$F"`,
       1,
       'EFBIG',
-      /^EFBIG: config\.json: payload of \d+ bytes or more exceeds the config\.json limit \(65536 bytes\)/,
+      /^EFBIG: services\/cfg\/config\.json: payload of \d+ bytes or more exceeds the config\.json limit \(65536 bytes\)/,
     ],
   ];
+  let warned = (await configWarnings('cfg')).length;
   for (const [command, code, errno, said] of cases) {
     succeeded(tt, await control('cfg', 'reset'), 'reset: last_error.txt empty');
     const run = await sh(command, { env: { ...process.env, F: file('cfg', 'config.json') } });
@@ -128,6 +138,10 @@ await t.test('config.json: a refused document is named in last_error.txt and sta
       { what: 'last_error.txt', timeoutMs: 10_000 },
     );
     tt.match(text, said, `${command}: last_error.txt says ${text.trim()}`);
+    // Logged at warn too, one line of one shape for every refusal (EFBIG was not logged at all).
+    const logged = await waitFor(async () => (await configWarnings('cfg')).slice(warned).at(0), { what: 'the warn line', timeoutMs: 10_000 });
+    tt.same(logged, { msg: text.trim(), errno }, `${command}: logged at warn as last_error.txt says it`);
+    warned = (await configWarnings('cfg')).length;
     const s = await readJson<Record<string, unknown>>(file('cfg', 'status.json'));
     tt.equal(s.errno, errno, `status.json has ${errno}`);
     tt.match(String(s.error), /config\.json/, 'and a message naming config.json');
