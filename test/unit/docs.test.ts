@@ -12,12 +12,27 @@ import { WIRE_ERROR_CODES } from '../../src/protocol/errors.js';
 import { EventLog } from '../../src/control/event-log.js';
 import { FileCatalog } from '../../src/control/file-catalog.js';
 import { ControlMetrics } from '../../src/control/metrics.js';
+import { refusalLine } from '../../src/cli/invoke-command.js';
 
 const doc = async (path: string): Promise<string> => readFile(join(REPO, 'docs', path), 'utf8');
 
 t.test('every errno name is in docs/errors.md', async (t) => {
   const errors = await doc('errors.md');
   for (const name of ERRNO_NAMES) t.match(errors, new RegExp('`' + name + '`'), name);
+});
+
+t.test("errors.md gives acheron invoke's own line as refusalLine prints it, beside acheron: <message>", async (t) => {
+  const errors = (await doc('errors.md')).replace(/\s+/g, ' ');
+  const form = refusalLine('<service>', { errno: '<ERRNO>', detail: '<why>' }).trim();
+  t.ok(errors.includes(`\`${form}\``), `${form} (it said every error is acheron: <message>)`);
+});
+
+t.test("operations.md's node watch says what a user token needs of the server", async (t) => {
+  const operations = await doc('operations.md');
+  const policy = await readFile(join(REPO, 'src', 'control', 'watch-policy.ts'), 'utf8');
+  const gate = /flag\('(ACHERON_NODE_SERVICE_WATCH_ALLOW_USER)'/.exec(policy)?.[1] as string;
+  t.ok(gate, 'the server reads the gate');
+  t.ok(operations.includes(`${gate}=true`), `${gate}=true is in operations.md, where node watch is shown`);
 });
 
 t.test('every wire error code is in docs/control-protocol.md', async (t) => {
