@@ -72,7 +72,7 @@ async function runMountHelper(argv: readonly string[]): Promise<number> {
 }
 
 /** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */
-const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get'];
+const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get', 'delete'];
 
 /** A positional `-` (stdin) as given: yargs turns a lone `-` into '' (never valid JSON anyway). */
 const stdinDash = <T>(value: T, argv: readonly string[]): T | '-' => (value === '' && argv.includes('-') ? '-' : value);
@@ -146,14 +146,19 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
               ).runWatchCommand({ ...args, node_id: args.node_id as string | undefined }, process.stdout, process.stderr, stop);
             },
           );
-          y.command(
-            'get <node_id>',
-            'show one node and its services',
-            (c) => clientOptions(c).positional('node_id', { type: 'string' }),
-            async (args) => {
-              process.exitCode = await (await commands.catalog()).runCatalogCommand({ get: String(args.node_id) }, args, process.stdout);
-            },
-          );
+          for (const [action, describe] of [
+            ['get', 'show one node and its services'],
+            ['delete', 'retire a node (admin): its services and credentials leave the catalog; a running one is disconnected for good'],
+          ] as const)
+            y.command(
+              `${action} <node_id>`,
+              describe,
+              (c) => clientOptions(c).positional('node_id', { type: 'string' }),
+              async (args) => {
+                const what = { [action]: String(args.node_id) } as { get: string } | { delete: string };
+                process.exitCode = await (await commands.catalog()).runCatalogCommand(what, args, process.stdout);
+              },
+            );
           // The daemon's options belong to `acheron node` itself; yargs would hand them to its client
           // subcommands too (their --help listed them, and they accepted --mount).
           if (NODE_CLIENT_COMMANDS.includes(argv[1] as string)) return y;

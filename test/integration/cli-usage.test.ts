@@ -64,7 +64,7 @@ t.test('an unknown command: exit 2, one line naming it, the commands there are a
   const cases: Array<[string[], RegExp]> = [
     [['watch'], /^acheron: unknown command watch: did you mean acheron node watch\? \(commands: node, invoke, world, control, token, project\)$/],
     [['nodes'], /^acheron: unknown command nodes: did you mean acheron node\? /],
-    [['node', 'lst'], /^acheron: unknown command node lst \(commands: list, watch, get; acheron node alone runs the daemon\)$/],
+    [['node', 'lst'], /^acheron: unknown command node lst \(commands: list, watch, get, delete; acheron node alone runs the daemon\)$/],
     // A word after a command that has neither subcommands nor positionals is an extra argument.
     [['control', 'extra'], /^acheron: control: unexpected argument extra \(acheron control takes options only; see --help\)$/],
     [['node', 'list', 'a', 'b'], /^acheron: node list: unexpected arguments a b \(acheron node list takes options only; see --help\)$/],
