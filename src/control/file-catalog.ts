@@ -166,10 +166,10 @@ export class FileCatalog implements CatalogStore {
       const existing = this.#nodes.get(payload.node_id ?? '');
       const { next, kind, delta, reply } = joinPlan(payload, existing, now, this.leaseTtlMs);
       if (!kind) return this.#save(next).then(() => reply);
-      // All or nothing: the secret (no event) is in the journal before the event is seen, taken out if the event fails.
+      // All or nothing: the secret is journaled before the event is seen, taken out if either fails (a failed write's value stays for the next).
       const key = nodeKey(next.node_id);
-      await this.#journal.setJson(key, journalRecord(next, this.#events.headSeq));
       try {
+        await this.#journal.setJson(key, journalRecord(next, this.#events.headSeq));
         await this.#commit(next, kind, delta, now);
       } catch (error) {
         await (existing ? this.#journal.setJson(key, journalRecord(existing, this.#events.headSeq)) : this.#journal.delete(key)).catch(() => undefined);

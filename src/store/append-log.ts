@@ -54,7 +54,9 @@ export class AppendLog<T> {
    * callers share it (group commit). Rejects as the owner's commit does.
    */
   async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    // The batch before failing is its own writers' error, not ours: this one is still to be written
+    // (thrown here, what was just queued would wait for a flush that never comes).
+    while (this.#flushing) await this.#flushing.catch(() => undefined);
     this.#beforeBatch?.();
     if (this.#pending.length === 0) return;
     const batch = this.#pending;

@@ -51,7 +51,7 @@ export class NodeSilence {
   #silentSinceMs: number | undefined;
   #probing = false;
 
-  constructor(nodeId: string, boundMs: number, now: () => number = Date.now) {
+  constructor(nodeId: string, boundMs: number, now: () => number = () => performance.now()) {
     this.#nodeId = nodeId;
     this.#boundMs = boundMs;
     this.#now = now;
