@@ -5,11 +5,11 @@ import { opFailure } from '../../../src/control/op-failure.js';
 import { ProtocolError } from '../../../src/protocol/errors.js';
 import { namedError } from '../../../src/store/named-error.js';
 
-t.test('a file the store could not write: named, with its errno', async (t) => {
+t.test('a file the store could not write: named (its name alone, not the data dir), with its errno', async (t) => {
   const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-  t.same(opFailure(namedError('state journal /d/projects.journal', full)).toWire(), {
+  t.same(opFailure(namedError('state journal /var/lib/acheron/control/projects.journal', full)).toWire(), {
     code: 'unavailable',
-    message: 'the control server could not read or write its files: state journal /d/projects.journal: ENOSPC: no space left on device, write',
+    message: 'the control server could not read or write its files: state journal projects.journal: ENOSPC: no space left on device, write',
   });
 });
 
