@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
-import { ACHERON, tempDir, type Exit, type Teardown } from './node.js';
+import { ACHERON, manifest, startNode, tempDir, type Exit, type RunningNode, type Teardown } from './node.js';
 import { removeLocksOf } from './locks.js';
 import type { Test } from 'tap';
 import { q, sh, waitFor, watchdog, type ShResult } from './process.js';
@@ -280,6 +280,18 @@ export async function waitForService(control: Pick<RunningControl, 'url' | 'admi
     },
     { what: `service ${serviceId} of node ${nodeId} in the server's catalog`, timeoutMs: 30_000 },
   );
+}
+
+/**
+ * A node joined to `control` (a join token written to a file in `dir`) with one `echo` service,
+ * once the server's catalog lists it: the set-up of tests that act on a real node through the server.
+ */
+export async function startJoinedNode(t: Teardown, control: RunningControl, nodeId: string, dir: string): Promise<RunningNode> {
+  const joinTokenFile = join(dir, 'join-token');
+  await writeFile(joinTokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
+  const node = await startNode(t, { nodeId, manifests: [manifest('echo', 'echo')], args: joinArgs(control.url, joinTokenFile) });
+  await waitForService(control, nodeId, 'echo');
+  return node;
 }
 
 /** One frame from the server, as parsed JSON (or the raw text when it was not JSON). */

@@ -4,20 +4,15 @@
 // A live WorldFS that lost its control server answers ENOTCONN only below its root. A real control
 // server, node and WorldFS daemon; the CLI as a child process.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { acheron, joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
-import { manifest, startNode, tempDir } from '../helpers/node.js';
+import { acheron, startControl, startJoinedNode } from '../helpers/control.js';
+import { tempDir } from '../helpers/node.js';
 import { q, sh } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
 
 const NODE_ID = 'n1';
 const control = await startControl(t);
 const dir = await tempDir(t);
-const joinTokenFile = join(dir, 'join-token');
-await writeFile(joinTokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
-await startNode(t, { nodeId: NODE_ID, manifests: [manifest('echo', 'echo')], args: joinArgs(control.url, joinTokenFile) });
-await waitForService(control, NODE_ID, 'echo');
+await startJoinedNode(t, control, NODE_ID, dir);
 
 t.test('a WorldFS mount whose daemon was killed: "the daemon that served DIR is gone (a stale mount)"', async (t) => {
   const world = await startWorld(t, { url: control.url, token: control.adminToken });

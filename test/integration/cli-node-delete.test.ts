@@ -4,16 +4,13 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { acheron, joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
-import { manifest, startNode, tempDir } from '../helpers/node.js';
+import { acheron, startControl, startJoinedNode } from '../helpers/control.js';
+import { tempDir } from '../helpers/node.js';
 
 const NODE_ID = 'test-node';
 const control = await startControl(t);
 const dir = await tempDir(t);
-const joinTokenFile = join(dir, 'join-token');
-await writeFile(joinTokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
-await startNode(t, { nodeId: NODE_ID, manifests: [manifest('echo', 'echo')], args: joinArgs(control.url, joinTokenFile) });
-await waitForService(control, NODE_ID, 'echo');
+await startJoinedNode(t, control, NODE_ID, dir);
 const tokenFile = async (name: string, token: string): Promise<string[]> => {
   const file = join(dir, name);
   await writeFile(file, `${token}\n`, { mode: 0o600 });

@@ -11,47 +11,10 @@ import type { DriverRunner, QueuingRunner } from '../../../src/runtime/driver-ru
 import { outputlessRun, type RunResult } from '../../../src/runtime/run-result.js';
 import { INTERRUPTED_ERROR, type JobRecord } from '../../../src/runtime/job.js';
 import { LiveService } from '../../../src/runtime/live-service.js';
+import { liveService as service } from '../../helpers/live-service.js';
 import { WAIT_SLACK_MS } from '../../../src/runtime/wait-bound.js';
 import type { RuntimeChange } from '../../../src/runtime/job-table.js';
 import type { StoredServiceState } from '../../../src/runtime/service-state.js';
-
-function service(
-  driver: string,
-  options: {
-    maxConcurrency?: number;
-    maxQueue?: number;
-    timeoutMs?: number;
-    checkInput?: (p: unknown) => string | undefined;
-    persist?: (c: RuntimeChange) => Promise<void>;
-    runner?: DriverRunner;
-    restored?: { state?: StoredServiceState; jobs: JobRecord[] };
-  } = {},
-) {
-  return new LiveService({
-    serviceId: 's',
-    runner: options.runner ?? { run: runDriver },
-    ids: new InvocationIds(),
-    ...(options.persist ? { persist: options.persist } : {}),
-    ...(options.restored ? { restored: options.restored } : {}),
-    settings: {
-      limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: options.maxQueue ?? 64, maxInputBytes: 1 << 20 },
-      jobsKeep: 4,
-      ...(options.checkInput ? { checkInput: options.checkInput } : {}),
-      adapter: nativeProcAdapter({
-        nodeId: 'n',
-        serviceId: 's',
-        executablePath: join(DRIVERS, driver),
-        args: [],
-        cwd: '/tmp',
-        env: { SLOW_SECONDS: '0.3' },
-        envPassthrough: [],
-        timeoutMs: options.timeoutMs ?? 10_000,
-        killGraceMs: 200,
-        maxOutputBytes: 1 << 20,
-      }),
-    },
-  });
-}
 
 t.test('ok: result is stdout, counters move, last error empty', async (t) => {
   const rt = service('cat');

@@ -2,13 +2,9 @@
 // fails one write and lets a later one through): the job at its start, the service state while it
 // ran, the state after its end, the job at its end.
 import t from 'tap';
-import { join } from 'node:path';
-import { DRIVERS } from '../../helpers/node.js';
-import { InvocationIds } from '../../../src/runtime/invocation-id.js';
-import { nativeProcAdapter } from '../../../src/runtime/native-proc-adapter.js';
-import { runDriver } from '../../../src/runtime/run-driver.js';
 import { INTERRUPTED_ERROR, type JobRecord } from '../../../src/runtime/job.js';
 import { LiveService } from '../../../src/runtime/live-service.js';
+import { liveService } from '../../helpers/live-service.js';
 import type { RuntimeChange } from '../../../src/runtime/job-table.js';
 import type { StoredServiceState } from '../../../src/runtime/service-state.js';
 
@@ -20,28 +16,9 @@ interface Journal {
 const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
 function service(driver: string, journal?: Journal, persist?: (c: RuntimeChange) => Promise<void>) {
-  return new LiveService({
-    serviceId: 's',
-    runner: { run: runDriver },
-    ids: new InvocationIds(),
+  return liveService(driver, {
     ...(persist ? { persist } : {}),
     ...(journal ? { restored: { ...(journal.state ? { state: journal.state } : {}), jobs: [...journal.jobs.values()] } } : {}),
-    settings: {
-      limits: { maxConcurrency: 1, maxQueue: 64, maxInputBytes: 1 << 20 },
-      jobsKeep: 4,
-      adapter: nativeProcAdapter({
-        nodeId: 'n',
-        serviceId: 's',
-        executablePath: join(DRIVERS, driver),
-        args: [],
-        cwd: '/tmp',
-        env: {},
-        envPassthrough: [],
-        timeoutMs: 10_000,
-        killGraceMs: 200,
-        maxOutputBytes: 1 << 20,
-      }),
-    },
   });
 }
 
