@@ -106,6 +106,14 @@ export class FileTokenStore implements TokenStore {
     return spent;
   }
 
+  async returnJoin(token: string): Promise<void> {
+    const wanted = digestHex(token);
+    await this.#enqueue((data) => {
+      const entry = this.#joins.of(data).get(wanted);
+      if (entry) entry.used_ms = null;
+    });
+  }
+
   createUser(userId: string, agentId: string | null): Promise<UserTokenEntry> {
     const entry = newUserEntry(userId, agentId);
     return this.#enqueue((data) => void data.users.push(entry)).then(() => entry);

@@ -163,7 +163,11 @@ export const OPS: Record<string, Op<never>> = {
     if (context.principal.kind === 'joiner' && !(await context.tokens.consumeJoin(payload.join_token))) {
       throw new ProtocolError('unauthorized', 'join_token is unknown, used or expired', { field: '/join_token' });
     }
-    const joined = await context.catalog.join(payload);
+    const joined = await context.catalog.join(payload).catch(async (error: unknown) => {
+      // Nothing joined (all or nothing): the single-use token is given back, so the node may try again.
+      if (context.principal.kind === 'joiner') await context.tokens.returnJoin(payload.join_token).catch(() => undefined);
+      throw error;
+    });
     // A joining node's connection now speaks for it; an admin provisioning a node stays admin.
     if (context.principal.kind === 'joiner') context.becomeNode(joined.node_id, joined.node_secret);
     // A join of a known node id gives it a new secret: connections made with the old one end.

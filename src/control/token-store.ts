@@ -12,6 +12,8 @@ export interface TokenStore {
   authenticate(token: string): Promise<Principal | undefined>;
   /** Spends a join token, once across every server; false when it is unknown, used or expired. */
   consumeJoin(token: string): Promise<boolean>;
+  /** Makes a join token spent by a join that then failed usable again (until it expires): nothing joined with it. */
+  returnJoin(token: string): Promise<void>;
   createUser(userId: string, agentId: string | null): Promise<UserTokenEntry>;
   createJoin(ttlMs: number): Promise<JoinTokenEntry>;
   /** `admin`, `user` (the first of each; made when there is none) or a token id: a new secret, same identity. */

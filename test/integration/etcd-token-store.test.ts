@@ -1,5 +1,5 @@
 // EtcdTokenStore in process against real etcd, two stores (two servers) on one prefix: a join
-// token spent by both at once is spent once; `rotate admin` makes the first admin token, the last
+// token spent by both at once is spent once, and once more after a failed join gave it back; `rotate admin` makes the first admin token, the last
 // admin token cannot be revoked and a join token cannot be rotated; a token made on one store
 // authenticates on the other at once and, once revoked there, at once no more; a following store is told; while
 // a follower's copy lags (the member serving its watch hangs), a read keeps a new token's session;
@@ -28,6 +28,16 @@ t.test('a join token spent on two servers at once is spent once', async (t) => {
     t.equal(spent.filter(Boolean).length, 1, 'exactly one spender');
   }
   t.equal(await two.authenticate(tokens[0]?.token ?? ''), undefined, 'a spent join token no longer authenticates');
+});
+
+t.test('a join token given back (its join failed) can be spent again, once', async (t) => {
+  const [one, two] = await stores('/return/');
+  const { token } = await one.createJoin(60_000);
+  t.ok(await one.consumeJoin(token), 'spent');
+  await two.returnJoin(token);
+  t.ok(await two.authenticate(token), 'given back: it authenticates again');
+  const spent = await Promise.all([one.consumeJoin(token), two.consumeJoin(token)]);
+  t.equal(spent.filter(Boolean).length, 1, 'and is spent once more, by one spender');
 });
 
 t.test('a join token made is returned when the pruning of stale ones after it fails (etcd gone quiet)', async (t) => {

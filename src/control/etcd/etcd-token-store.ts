@@ -84,6 +84,15 @@ export class EtcdTokenStore implements TokenStore {
     return result;
   }
 
+  async returnJoin(token: string): Promise<void> {
+    const key = this.#tokenKey(digestHex(token));
+    await transact(this.#connection, 'giving a join token back', async (read) => {
+      const stored = await this.#readToken(read, key);
+      if (stored?.role !== 'join' || stored.used_ms === null) return { writes: [], result: undefined };
+      return { writes: [{ key, value: { ...stored, used_ms: null } }], result: undefined };
+    });
+  }
+
   async createUser(userId: string, agentId: string | null): Promise<UserTokenEntry> {
     return this.#insert(
       () => newUserEntry(userId, agentId),
