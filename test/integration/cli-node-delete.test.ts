@@ -1,10 +1,11 @@
 // `acheron node delete <id>` (control.node_delete, admin): retires a node, with `node get`'s options
 // and exit codes: 0 and one line; an unknown node exit 1 naming it; a malformed id exit 2 before any
-// connection; a user token refused. A real control server and a real node joined to it.
+// connection; a user token refused; the node, given a new join token, joins again. A real control
+// server and a real node joined to it.
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { acheron, startControl, startJoinedNode } from '../helpers/control.js';
+import { acheron, joinToken, startControl, startJoinedNode, waitForService } from '../helpers/control.js';
 import { tempDir } from '../helpers/node.js';
 
 const NODE_ID = 'test-node';
@@ -47,4 +48,10 @@ t.test('an unknown node (deleted already): exit 1 naming it; --json', async (t) 
   t.equal(r.code, 1);
   t.equal(r.stdout, '');
   t.match(r.stderr, new RegExp(`^acheron: .*no node ${NODE_ID}\\n$`));
+});
+
+t.test('the deleted node, still running, comes back once its join token file holds a new token', async (t) => {
+  await writeFile(join(dir, 'join-token'), `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
+  await waitForService(control, NODE_ID, 'echo');
+  t.equal((await acheron(['node', 'get', NODE_ID, ...admin])).code, 0, 'in the catalog again (docs/operations.md, "Retire a node")');
 });
