@@ -10,8 +10,12 @@ import { ACHERON, readJson, startNode, tempDir } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 import { ECHO_WASM, watFixture } from '../helpers/wat.js';
 
-/** Each spinning run ends at this timeout_ms: above the other services' old close() bound (timeout_ms + 2 s). */
-const SPIN_MS = 5000;
+/**
+ * Each spinning run ends at this timeout_ms: above the other services' old close() bound (timeout_ms
+ * + 2 s), and long enough that quick's `acheron invoke` (a node process starting, seconds on a loaded
+ * machine) is queued before the first spinning runs free their workers (5 s was not, once, in CI).
+ */
+const SPIN_MS = 8000;
 const SHORT_MS = 300;
 
 const work = await tempDir(t, 'acheron-wasm-wait-');
@@ -105,7 +109,7 @@ t.test('a wasm invocation waiting for a worker: no ETIMEDOUT for the wait, timeo
   t.ok(quickStarted >= firstFreed - 50, `it started once a spinning run had freed a worker (${quickStarted - firstFreed} ms after)`);
   t.ok(
     quickStarted <= secondWaitingSpinStarted,
-    `with the first freed workers, not behind every spinning call (${secondWaitingSpinStarted - quickStarted} ms before the second waiting spin call)`,
+    `with the first freed workers, not behind every spinning call (${secondWaitingSpinStarted - quickStarted} ms before the second waiting spin call; queued ${firstFreed - (quickJob?.queued_ms ?? 0)} ms before the first was freed)`,
   );
   t.equal(shortJob?.state, 'timeout');
   t.ok((shortJob?.started_ms ?? 0) >= firstFreed - 50, 'short-loop started once a spinning run had freed a worker');
