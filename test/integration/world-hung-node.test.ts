@@ -6,20 +6,16 @@
 // to drop the stopped node's tunnel first), a real node stopped with SIGSTOP, a real WorldFS mount,
 // every file operation from a child process.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
-import { manifest, readJson, startNode, tempDir } from '../helpers/node.js';
+import { startControl, startJoinedNode } from '../helpers/control.js';
+import { readJson, tempDir } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
 
 const NODE_ID = 'n1';
 const control = await startControl(t, { args: ['--ping-interval-ms', '60000'] });
 const dir = await tempDir(t);
-const joinTokenFile = join(dir, 'join-token');
-await writeFile(joinTokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
-const node = await startNode(t, { nodeId: NODE_ID, manifests: [manifest('echo', 'echo')], args: joinArgs(control.url, joinTokenFile) });
-await waitForService(control, NODE_ID, 'echo');
+const node = await startJoinedNode(t, control, NODE_ID, dir);
 const world = await startWorld(t, { url: control.url, token: control.adminToken });
 const service = join(world.node(NODE_ID), 'services', 'echo');
 
