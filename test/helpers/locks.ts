@@ -1,6 +1,7 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pidLockPath } from '../../src/store/pid-lock.js';
+import { alive } from './process.js';
 
 /**
  * The pid lock files a daemon the test killed (SIGKILL) left behind, removed: harmless to the next
@@ -24,16 +25,6 @@ export async function removeLocksOf(pid: number | undefined, paths: { mount?: st
   );
 }
 
-/** Whether `pid` names a process (EPERM: one of another user's). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Every lock of a path inside `dir` (a test's temp dir) whose holder is dead, removed, whichever test
  * killed the holder: a safety net under removeLocksOf for the ways a test can lose a daemon (a kill in
@@ -49,7 +40,7 @@ export async function removeDeadLocksUnder(dir: string): Promise<void> {
         const path = join(lockDir, name);
         const [holder = '', key = ''] = (await readFile(path, 'utf8').catch(() => '')).split('\n');
         const pid = Number.parseInt(holder, 10);
-        if (!(key === dir || key.startsWith(`${dir}/`)) || (Number.isInteger(pid) && alive(pid))) return;
+        if (!(key === dir || key.startsWith(`${dir}/`)) || (Number.isInteger(pid) && (await alive(pid)))) return;
         await rm(path, { force: true });
       }),
   );

@@ -92,6 +92,25 @@ export async function daemonsUsing(text: string): Promise<number[]> {
   return pids;
 }
 
+/**
+ * SIGKILLs the detached daemons using `text` (a temp dir) and waits until they are gone, so that the
+ * temp dir's teardown, which runs after (tap runs teardowns last-registered first), finds their pid
+ * locks stale and removes them. Returns their pids.
+ */
+export async function killDaemonsUsing(text: string): Promise<number[]> {
+  const pids = await daemonsUsing(text);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const running = async (): Promise<boolean> => (await Promise.all(pids.map(alive))).some(Boolean);
+  await waitFor(async () => !(await running()), { what: `the daemons using ${text} to exit`, timeoutMs: 10_000 });
+  return pids;
+}
+
 /** Runs `fn` with extra environment variables (the server child inherits them at spawn). */
 export async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));

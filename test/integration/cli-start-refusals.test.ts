@@ -8,7 +8,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acheron, joinToken, oneLine, startControl } from '../helpers/control.js';
 import { ACHERON, isMounted, readText, startNode, tempDir } from '../helpers/node.js';
-import { daemonsUsing, q, sh, waitFor, type ShResult } from '../helpers/process.js';
+import { killDaemonsUsing, q, sh, waitFor, type ShResult } from '../helpers/process.js';
 import { ECHO_WASM } from '../helpers/wat.js';
 
 const control = await startControl(t);
@@ -107,7 +107,7 @@ t.test('node --driver-user that is no user: it does not start, whatever its mani
   await mkdir(services);
   // The old code started with these (--daemon: detached); ended, whatever the outcome.
   tt.teardown(async () => {
-    for (const pid of await daemonsUsing(dir)) process.kill(pid, 'SIGKILL');
+    await killDaemonsUsing(dir);
     await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
   });
   const base = ['node', '--node-id', 'fc2-user', '--mount', mount, '--state-file', join(dir, 'state.json'), '--no-fs-service', '--daemon'];
@@ -245,7 +245,7 @@ t.test("an option given no value (a bare state_file in mount -o, --state-file ''
   await mkdir(mount);
   // The old code mounted and detached a daemon here: ended, whatever the outcome.
   tt.teardown(async () => {
-    for (const pid of await daemonsUsing(dir)) process.kill(pid, 'SIGKILL');
+    await killDaemonsUsing(dir);
     await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
   });
   const run = (args: string[]): Promise<ShResult> => sh(`exec node ${q(ACHERON)} ${args.map(q).join(' ')}`, { cwd });

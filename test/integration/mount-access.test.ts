@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
 import { ACHERON, manifest, startNode, tempDir } from '../helpers/node.js';
 import { NOBODY, probe, probeAs, shown } from '../helpers/probe.js';
-import { daemonsUsing, q, sh } from '../helpers/process.js';
+import { daemonsUsing, killDaemonsUsing, q, sh } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
 
 const ACCESS = ['--allow-other', '--default-permissions'];
@@ -108,7 +108,7 @@ async function mountAsNobody(
   await chmod(dir, 0o755);
   await chown(dir, NOBODY, NOBODY);
   tt.teardown(async () => {
-    for (const pid of await daemonsUsing(dir)) process.kill(pid, 'SIGKILL');
+    await killDaemonsUsing(dir);
   });
   const mount = join(dir, 'mnt');
   const fuseConf = join(dir, 'fuse.conf');

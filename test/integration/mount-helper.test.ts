@@ -6,8 +6,7 @@ import t, { type Test } from 'tap';
 import { readFile, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, DRIVERS, readJson, tempDir } from '../helpers/node.js';
-import { removeLocksOf } from '../helpers/locks.js';
-import { daemonsUsing, q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
+import { daemonsUsing, killDaemonsUsing, q, sh, waitFor, type ShResult, alive } from '../helpers/process.js';
 import { startControl } from '../helpers/control.js';
 import { NOBODY as NOBODY_ID } from '../helpers/probe.js';
 
@@ -59,14 +58,7 @@ async function setup(tt: Test, manifestText?: string): Promise<Setup> {
   const fstab = join(dir, 'fstab');
   await writeFile(fstab, await readFile('/etc/fstab', 'utf8').catch(() => ''));
   tt.teardown(async () => {
-    for (const pid of await daemonsUsing(dir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      await removeLocksOf(pid, { mount, stateFile: join(dir, 'state.json') }); // killed: its locks are stale
-    }
+    await killDaemonsUsing(dir); // their locks: removed with the temp dir
     await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
   });
   return { dir, mount, servicesDir, fstab, logFile: join(dir, 'helper.log'), stateFile: join(dir, 'state.json') };

@@ -8,8 +8,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acheron, adminRequest, startControl } from '../helpers/control.js';
 import { ACHERON, tempDir } from '../helpers/node.js';
-import { removeLocksOf } from '../helpers/locks.js';
-import { alive, daemonsUsing, q, sh, waitFor } from '../helpers/process.js';
+import { alive, daemonsUsing, killDaemonsUsing, q, sh, waitFor } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
 
 t.test('a rotated user token written into --token-file reaches running mounts', async (t) => {
@@ -23,10 +22,7 @@ t.test('a rotated user token written into --token-file reaches running mounts', 
   const foreground = await startWorld(t, { url: control.url, token: 'overridden-by-the-file', args: ['--token-file', tokenFile, '--project', 'p'] });
   const helperMount = join(dir, 'helper-mnt');
   t.teardown(async () => {
-    for (const pid of await daemonsUsing(helperMount)) {
-      process.kill(pid, 'SIGKILL');
-      await removeLocksOf(pid, { mount: helperMount }); // killed: its lock is stale
-    }
+    await killDaemonsUsing(helperMount); // its lock: removed with the temp dir
     await sh(`fusermount -uz ${q(helperMount)} 2>/dev/null; true`);
   });
   // What mount.fuse3 runs for an fstab line, from the token's directory with a relative token_file.

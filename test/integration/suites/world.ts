@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ControlClient } from '../../../src/protocol/control-client.js';
 import { acheron, adminRequest, joinArgs, joinToken, sameOnEveryStore, startControl, waitForService, type RunningControl } from '../../helpers/control.js';
 import { ACHERON, isMounted, manifest, readJson, readText, startNode, tempDir } from '../../helpers/node.js';
-import { alive, daemonsUsing, q, sh, waitFor } from '../../helpers/process.js';
+import { alive, daemonsUsing, killDaemonsUsing, q, sh, waitFor } from '../../helpers/process.js';
 import { startWorld } from '../../helpers/world.js';
 import { checkCreatingOpens } from '../../helpers/creating-open.js';
 import { checkStatfs } from '../../helpers/statfs.js';
@@ -336,7 +336,7 @@ export async function worldSuite(t: Test): Promise<void> {
     const adminTokenFile = join(base, 'token');
     await writeFile(adminTokenFile, `${control.adminToken}\n`, { mode: 0o600 });
     tt.teardown(async () => {
-      for (const pid of await daemonsUsing(base)) process.kill(pid, 'SIGKILL');
+      await killDaemonsUsing(base);
       await sh(`fusermount -uz ${q(mount)} 2>/dev/null; true`);
     });
     // What mount.fuse3 runs for `mount -t fuse.acheron world:<url> <dir> -o ...` (SPEC §12).
