@@ -1,13 +1,18 @@
-import { open, readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, rm, stat, writeFile } from 'node:fs/promises';
+import { isLiveAcheron } from '../store/live-process.js';
 import { namedError } from '../store/named-error.js';
+import { readLock, removeStale, type LockFile } from '../store/stale-lock.js';
 
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
 
 /**
  * Takes the lock file at `path` (created exclusively, holding our pid), waiting up to 10 s for
- * another process to release it; one older than 30 s is taken for stale and removed. Resolves
- * with its release.
+ * another process to release it. One naming a process that is gone, or whose pid now runs something
+ * other than node or acheron (recycled), is taken over at once; any other one older than 30 s (an
+ * empty one: its taker failed or died before writing its pid) is taken for stale and removed.
+ * Resolves with its release.
  */
 export async function lockFile(path: string): Promise<() => Promise<void>> {
   const deadline = Date.now() + LOCK_WAIT_MS;
@@ -22,23 +27,40 @@ export async function lockFile(path: string): Promise<() => Promise<void>> {
       return () => rm(path, { force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const seen = await readLock(path);
+      if (seen === undefined) continue; // released meanwhile
+      if (seen.holder > 0 && !(await isHolder(seen.holder))) {
+        await takeOver(path, seen);
+        continue;
+      }
       const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now());
       if (age > LOCK_STALE_MS) await rm(path, { force: true });
       else if (Date.now() > deadline)
-        throw new Error(`${path}: ${await holderOf(path)} for over ${LOCK_WAIT_MS} ms; it is taken for stale once ${LOCK_STALE_MS} ms old`);
+        throw new Error(`${path}: ${holderOf(seen)} for over ${LOCK_WAIT_MS} ms; it is taken for stale once ${LOCK_STALE_MS} ms old`);
       else await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 }
 
-/** Who holds the lock, as far as the file tells: an empty one was left by a process that failed or died taking it. */
-async function holderOf(path: string): Promise<string> {
-  const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-  if (!Number.isInteger(pid) || pid <= 0) return 'an empty lock file (left by a process that failed or died while taking it)';
+/** Our own pid holds it too: another store of this process is writing (tests open several). */
+async function isHolder(pid: number): Promise<boolean> {
+  return pid === process.pid || (await isLiveAcheron(pid));
+}
+
+/** Removes the stale lock `seen` under a claim naming this process, so that a fresh one taken meanwhile stays. */
+async function takeOver(path: string, seen: LockFile): Promise<void> {
+  const ours = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.new`;
   try {
-    process.kill(pid, 0);
-    return `locked by process ${pid}`;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? `locked by process ${pid}` : `left by process ${pid}, which is no longer running`;
+    await writeFile(ours, String(process.pid), { mode: 0o600, flag: 'wx' }).catch((error: unknown) =>
+      Promise.reject(namedError(`${path}: the stale lock could not be taken over`, error)),
+    );
+    await removeStale(path, seen, ours, isHolder);
+  } finally {
+    await rm(ours, { force: true });
   }
+}
+
+/** Who holds the lock, as far as the file tells: an empty one was left by a process that failed or died taking it. */
+function holderOf(seen: LockFile): string {
+  return seen.holder > 0 ? `locked by process ${seen.holder}` : 'an empty lock file (left by a process that failed or died while taking it)';
 }

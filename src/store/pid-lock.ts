@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { link, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { isLiveAcheron } from './live-process.js';
 import { makeDirectory } from './make-directory.js';
+import { linkIfAbsent, readLock, removeStale } from './stale-lock.js';
 
 /** Where pid locks live: /run/acheron as root, else $XDG_RUNTIME_DIR/acheron or the temp dir. */
 function lockDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -26,73 +27,9 @@ export interface LockedThing {
   otherwise: string;
 }
 
-/** A lock file as read: its inode (which file it is) and the pid on its first line. */
-interface LockFile {
-  ino: number;
-  holder: number;
-}
-
-/** Inode and content from one open: both describe the same file even while names change. */
-async function readLock(path: string): Promise<LockFile | undefined> {
-  let file;
-  try {
-    file = await open(path, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  try {
-    const { ino } = await file.stat();
-    return { ino, holder: Number.parseInt((await file.readFile('utf8')).split('\n')[0] ?? '', 10) };
-  } finally {
-    await file.close();
-  }
-}
-
-/** link(2) fails with EEXIST instead of replacing: the new name appears whole, or not at all. */
-async function linkIfAbsent(existing: string, path: string): Promise<boolean> {
-  try {
-    await link(existing, path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  }
-}
-
-async function isLiveAcheron(pid: number): Promise<boolean> {
-  // This process holds no lock it is still taking: a file naming it is from an earlier life of its pid.
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  // A recycled pid belongs to something else: only a live acheron holds the lock.
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return cmdline.includes('acheron');
-}
-
-/**
- * Removes the stale file at `path` (`seen`) unless someone else is already doing so: a contender
- * first claims that very file (`<path>.claim-<inode>`, made by link(2), so exactly one succeeds),
- * then re-reads it and removes it only if it is still the file it judged stale. A claim left by a
- * contender that died meanwhile is itself stale and is removed the same way.
- */
-async function removeStale(path: string, seen: LockFile, ours: string): Promise<void> {
-  const claim = `${path}.claim-${seen.ino}`;
-  if (!(await linkIfAbsent(ours, claim))) {
-    const claimer = await readLock(claim);
-    if (claimer && !(await isLiveAcheron(claimer.holder))) await removeStale(claim, claimer, ours);
-    else await sleep(10); // another contender is taking it over: the caller then meets its lock
-    return;
-  }
-  try {
-    const now = await readLock(path);
-    if (now?.ino === seen.ino && now.holder === seen.holder) await rm(path, { force: true });
-  } finally {
-    await rm(claim, { force: true });
-  }
+/** This process holds no lock it is still taking: a file naming it is from an earlier life of its pid. */
+async function isHolder(pid: number): Promise<boolean> {
+  return pid !== process.pid && (await isLiveAcheron(pid));
 }
 
 /**
@@ -120,7 +57,7 @@ export class PidLock {
         if (await linkIfAbsent(ours, path)) return new PidLock(path);
         const seen = await readLock(path);
         if (!seen) continue; // released meanwhile
-        if (await isLiveAcheron(seen.holder)) {
+        if (await isHolder(seen.holder)) {
           throw new Error(`${thing.name} is ${thing.heldAs} by a live acheron daemon (pid ${seen.holder}, lock ${path}); stop it first or ${thing.otherwise}`);
         }
         // Each attempt removes one stale file or meets a live contender: many mean something else is wrong.
@@ -128,7 +65,7 @@ export class PidLock {
           throw new Error(
             `${path}: could not take over the stale lock of ${thing.name} (pid ${seen.holder}); remove it if ${thing.name} is ${thing.heldAs} by no acheron daemon`,
           );
-        await removeStale(path, seen, ours);
+        await removeStale(path, seen, ours, isHolder);
       }
     } finally {
       await rm(ours, { force: true });

@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
+import { isRunning as alive } from '../../src/store/live-process.js';
 
 export interface ShResult {
   code: number | null;
@@ -70,15 +71,8 @@ export function watchdog(pid: number, cleanup = 'true', signal: 'KILL' | 'TERM' 
   (sentinel.stdin as unknown as { unref?: () => void } | null)?.unref?.();
 }
 
-/** True while `pid` runs (a zombie counts as gone: it only waits to be reaped). */
-export async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+/** True while `pid` runs (a zombie counts as gone: it only waits to be reaped): the check src/ makes of lock holders. */
+export { alive };
 
 /** Detached daemons (`--daemon`, the mount helper) whose resolved options name `text` (a temp dir). */
 export async function daemonsUsing(text: string): Promise<number[]> {

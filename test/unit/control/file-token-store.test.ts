@@ -1,7 +1,8 @@
 // Join tokens spent together: the updates that queue while one is written share the next
 // read-modify-write of auth_tokens.json (group commit); each keeps its own outcome.
 import t from 'tap';
-import { stat, utimes, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileTokenStore } from '../../../src/control/file-token-store.js';
 import { tempDir } from '../../helpers/node.js';
@@ -123,4 +124,22 @@ t.test('rotate user after the `user` token was revoked makes `user` again, never
     "alice's token still works (it was rotated in its place)",
   );
   t.same(await store.authenticate(made.token), { kind: 'user', tokenId: 'user', userId: 'user', agentId: null });
+});
+
+t.test('a lock file naming a recycled pid (a live process, no node or acheron) is taken over at once', async (t) => {
+  const dir = await tempDir(t);
+  const store = await FileTokenStore.open(dir);
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => void sleeper.kill('SIGKILL'));
+  const lock = join(dir, 'auth_tokens.json.lock');
+  await writeFile(lock, String(sleeper.pid));
+  const started = Date.now();
+  t.ok((await store.createJoin(60_000)).token, 'a join token is made');
+  t.ok(Date.now() - started < 5_000, `without the 10 s wait (${Date.now() - started} ms)`);
+  await t.rejects(stat(lock), { code: 'ENOENT' }, 'and the lock released after');
+  t.same(
+    (await readdir(dir)).filter((name) => name.startsWith('auth_tokens.json.lock')),
+    [],
+    'no claim left behind',
+  );
 });

@@ -1,0 +1,34 @@
+// The one liveness check of lock holders (src/store/live-process.ts): a zombie is gone, and a live pid
+// counts as a holder only while it runs node or acheron (a recycled pid runs something else).
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { isLiveAcheron, isRunning } from '../../../src/store/live-process.js';
+import { waitFor } from '../../helpers/process.js';
+
+t.test('a sleep child runs but is no node or acheron process; once ended, it does not run', async (t) => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  const pid = child.pid as number;
+  t.ok(await isRunning(pid), 'running');
+  t.notOk(await isLiveAcheron(pid), 'but no holder');
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  t.notOk(await isRunning(pid), 'gone once reaped');
+});
+
+t.test('a zombie does not run', async (t) => {
+  // `sleep 0` ends at once and its parent, now exec'd into `sleep 30`, never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => void parent.kill('SIGKILL'));
+  const [line] = (await once(parent.stdout, 'data')) as [Buffer];
+  const zombie = Number(line.toString().trim());
+  await waitFor(async () => !(await isRunning(zombie)), { what: `pid ${zombie} to turn zombie`, timeoutMs: 10_000 });
+  t.match(await readFile(`/proc/${zombie}/stat`, 'latin1'), /\) Z /, 'a zombie indeed, not yet reaped');
+  t.notOk(await isLiveAcheron(zombie), 'no holder either');
+});
+
+t.test('this node process is a holder; nonsense pids are not', async (t) => {
+  t.ok(await isLiveAcheron(process.pid));
+  for (const pid of [0, -1, Number.NaN, 1.5]) t.notOk(await isRunning(pid), `pid ${pid}`);
+});
