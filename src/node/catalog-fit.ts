@@ -1,3 +1,4 @@
+import { canonicalJson } from '../protocol/canonical-json.js';
 import { NODE_FRAME_MAX_BYTES } from '../protocol/envelope.js';
 
 /**
@@ -18,14 +19,29 @@ export interface CatalogFit<T> {
 }
 
 /**
+ * Each service's JSON, as the node already writes it to tell a changed catalog (canonical: sorted
+ * members, the same bytes as JSON.stringify in another order), and the catalog's digest made of
+ * them: `fitCatalog` sizes the services by these strings instead of writing each one again.
+ */
+export function catalogJson(services: readonly object[]): { json: string[]; digest: string } {
+  const json = services.map((service) => canonicalJson(service));
+  return { json, digest: `[${json.join(',')}]` };
+}
+
+/**
  * The upsert's services, so that its frame stays under the server's cap: all of them when they fit,
  * else without the largest, one at a time, until the rest fit. Each manifest is at most 1 MiB, so
  * only many large ones together can exceed 16 MiB; leaving those out publishes every other service
  * instead of a frame the server closes the connection on, again at every reconnect. `head`: the
- * upsert's other members (node id, name, labels, …).
+ * upsert's other members (node id, name, labels, …); `json`: each service's JSON (`catalogJson`).
  */
-export function fitCatalog<T extends { service_id: string }>(head: object, services: readonly T[], capBytes = NODE_FRAME_MAX_BYTES): CatalogFit<T> {
-  const sizes = services.map((service) => Buffer.byteLength(JSON.stringify(service)) + 1); // its comma
+export function fitCatalog<T extends { service_id: string }>(
+  head: object,
+  services: readonly T[],
+  json: readonly string[],
+  capBytes = NODE_FRAME_MAX_BYTES,
+): CatalogFit<T> {
+  const sizes = json.map((text) => Buffer.byteLength(text) + 1); // its comma
   const headBytes = Buffer.byteLength(JSON.stringify({ ...head, services: [] })) + ENVELOPE_BYTES;
   const wholeBytes = sizes.reduce((sum, size) => sum + size, headBytes);
   if (wholeBytes <= capBytes) return { services: [...services], left: [], wholeBytes, capBytes };

@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
-import { canonicalJson } from '../protocol/canonical-json.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
-import { describeUnfit, fitCatalog } from './catalog-fit.js';
+import { catalogJson, describeUnfit, fitCatalog } from './catalog-fit.js';
 
 /** How often the node compares its catalog with what it last published (changes coalesce within it). */
 export const CATALOG_CHECK_MS = 1000;
@@ -79,10 +78,10 @@ export class CatalogPublisher {
   #publish(client: ControlClient): Promise<void> {
     this.#upserting ??= (async () => {
       const catalog = this.#options.catalog();
-      const digest = canonicalJson(catalog);
+      const { json, digest } = catalogJson(catalog);
       if (digest === this.#published) return;
       const head = { node_id: this.#options.nodeId, ...this.#options.node, include: 'delta' };
-      const fit = fitCatalog(head, catalog);
+      const fit = fitCatalog(head, catalog, json);
       this.#sayUnfit(fit.left, fit.left.length > 0 ? describeUnfit(fit) : null);
       const upsert = { node_id: this.#options.nodeId, ...this.#options.node, services: fit.services };
       // The lean reply: the node has its catalog already and reads nothing of the stored one.
