@@ -3,22 +3,14 @@
 // failing every join for 30 s. Now the reply names the file and the errno, and once there is room again
 // the next join goes through at once.
 import t from 'tap';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sh, q } from '../helpers/process.js';
+import { tmpfsDir } from '../helpers/tmpfs.js';
 import { joinToken, session, startControl } from '../helpers/control.js';
 
-const root = await mkdtemp(join(tmpdir(), 'acheron-control-full-'));
 // The data dir is the mount itself: the server's log (`<data dir>.log`) stays writable beside it.
-const dataDir = join(root, 'd');
-await mkdir(dataDir);
-const mounted = await sh(`mount -t tmpfs -o size=512k,mode=0700 tmpfs ${q(dataDir)}`);
-t.teardown(async () => {
-  await sh(`umount ${q(dataDir)}`);
-  await rm(root, { recursive: true, force: true });
-});
-if (mounted.code !== 0) throw new Error(`mount tmpfs: ${mounted.stderr}`);
+const dataDir = await tmpfsDir(t, '512k', '0700');
 
 const filler = join(dataDir, 'filler');
 

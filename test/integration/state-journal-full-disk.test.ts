@@ -3,22 +3,16 @@
 // was lost at the next start); a journal with a torn tail opens on a full disk (it refused to start);
 // a compaction that fails leaves no temp file and is said once in the log.
 import t from 'tap';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { sh, q } from '../helpers/process.js';
+import { tmpfsDir } from '../helpers/tmpfs.js';
 import { StateJournal } from '../../src/store/state-journal.js';
 import { RuntimeJournal } from '../../src/node/runtime-journal.js';
 import type { ServiceStateView } from '../../src/runtime/service-state.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'acheron-full-disk-'));
-const mounted = await sh(`mount -t tmpfs -o size=64k tmpfs ${q(dir)}`);
-t.teardown(async () => {
-  await sh(`umount ${q(dir)}`);
-  await rm(dir, { recursive: true, force: true });
-});
-if (mounted.code !== 0) throw new Error(`mount tmpfs: ${mounted.stderr}`);
+const dir = await tmpfsDir(t, '64k');
 
 const lines: string[] = [];
 const log = pino({ level: 'error' }, { write: (line: string) => void lines.push(line) });

@@ -3,19 +3,13 @@
 // blaming "another process", until it was 30 s old. Now the failed lock is removed and its error names
 // the lock file and the errno; the next change works as soon as there is room.
 import t from 'tap';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sh, q } from '../helpers/process.js';
+import { tmpfsDir } from '../helpers/tmpfs.js';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'acheron-token-lock-'));
-const mounted = await sh(`mount -t tmpfs -o size=256k tmpfs ${q(dir)}`);
-t.teardown(async () => {
-  await sh(`umount ${q(dir)}`);
-  await rm(dir, { recursive: true, force: true });
-});
-if (mounted.code !== 0) throw new Error(`mount tmpfs: ${mounted.stderr}`);
+const dir = await tmpfsDir(t, '256k');
 
 const data = join(dir, 'd');
 const filler = join(dir, 'filler');
