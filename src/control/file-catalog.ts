@@ -12,7 +12,7 @@ import type {
   ServiceDescriptor,
 } from '../protocol/types.gen.js';
 import { StateJournal } from '../store/state-journal.js';
-import { serviceEntry, type ServiceEntry } from './delta.js';
+import { entriesDelta, type ServiceEntry } from './delta.js';
 import { upsertReplyBody } from './catalog-event.js';
 import type { CatalogStore, NodeRecord } from './catalog-store.js';
 import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
@@ -27,9 +27,9 @@ import {
   offlinePlan,
   publishedService,
   refreshPlan,
+  replayed,
   restoreNodes,
   secretMatches,
-  storedEntries,
   summaries,
   toPublic,
   upsertPlan,
@@ -71,11 +71,13 @@ export class FileCatalog implements CatalogStore {
     const opened = SeenTimes.open(join(dirname(path), 'last-seen.journal'), options.log);
     const { seen, restore } = await opened.catch((error: unknown) => journal.close().then(() => Promise.reject(error as Error)));
     const catalog = new FileCatalog(journal, events, options.leaseTtlMs, seen);
-    const { nodes, seqOf, recorded } = restoreNodes(restored.values);
+    const { nodes, seqOf, recorded, pending } = restoreNodes(restored.values);
     catalog.#nodes = nodes;
+    const closeAndThrow = (error: unknown): Promise<never> => catalog.close().then(() => Promise.reject(error as Error));
     // No seq the journal saw may be handed out again, whatever became of the event log.
-    await events.raiseFloor(recorded, 'catalog.journal').catch((error: unknown) => catalog.close().then(() => Promise.reject(error as Error)));
+    await events.raiseFloor(recorded, 'catalog.journal').catch(closeAndThrow);
     for (const event of events.takeUnarchived()) catalog.#recover(event, seqOf);
+    for (const nodeId of pending) await catalog.#announceTornJoin(nodeId, options.log).catch(closeAndThrow);
     restore(catalog.#nodes.values());
     // Each descriptor held once: the journal's copy for compaction and the events read back from disk use the catalog's strings.
     for (const [nodeId, node] of catalog.#nodes)
@@ -104,21 +106,19 @@ export class FileCatalog implements CatalogStore {
       this.#nodes.delete(event.node_id);
       return;
     }
-    const previous = new Map(node.services.map((e) => [e.service_id, e]));
-    this.#nodes.set(event.node_id, {
-      ...node,
-      node_name: event.node_name,
-      platform: event.platform,
-      labels: event.labels,
-      // An offline event shows the services offline; every other kind carries them as stored (an
-      // `online` upsert may have changed them too).
-      services: event.kind === 'offline' ? node.services : storedEntries(event.services, (s, json) => serviceEntry(s, json, false, previous.get(s.service_id))),
-      state: event.kind === 'offline' ? 'offline' : 'online',
-      // Any other kind is the node's own doing (a join, an upsert, a refresh that brought it back): seen then.
-      last_seen_ms: event.kind === 'offline' ? node.last_seen_ms : Math.max(node.last_seen_ms, event.timestamp_ms),
-      updated_ms: event.timestamp_ms,
-      seq: event.seq,
-    });
+    this.#nodes.set(event.node_id, replayed(node, event));
+  }
+
+  /**
+   * A join's record journaled whose event a kill -9 cut off (no replayed event followed it): the
+   * node is in the catalog, so its `online` event is written now, or no watcher would hear of it.
+   */
+  async #announceTornJoin(nodeId: string, log: Logger): Promise<void> {
+    const node = this.#nodes.get(nodeId);
+    if (!node || this.#dirty.has(nodeId) || node.state !== 'online') return;
+    const now = Date.now();
+    log.warn({ node_id: nodeId }, `catalog: the join of node ${nodeId} was cut off before its event (a kill -9): its online event is written now`);
+    await this.#commit(node, 'online', entriesDelta(node.services, node.services, now), now);
   }
 
   /** The event, then (in the step that makes it durable) the change here. */
@@ -169,7 +169,7 @@ export class FileCatalog implements CatalogStore {
       // All or nothing: the secret is journaled before the event is seen, taken out if either fails (a failed write's value stays for the next).
       const key = nodeKey(next.node_id);
       try {
-        await this.#journal.setJson(key, journalRecord(next, this.#events.headSeq));
+        await this.#journal.setJson(key, journalRecord(next, this.#events.headSeq, true));
         await this.#commit(next, kind, delta, now);
       } catch (error) {
         await (existing ? this.#journal.setJson(key, journalRecord(existing, this.#events.headSeq)) : this.#journal.delete(key)).catch(() => undefined);

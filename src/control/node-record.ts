@@ -15,6 +15,7 @@ import type {
 import type { NodeRecord } from './catalog-store.js';
 import { entriesDelta, jsonBytes, serviceEntry, type ServiceEntry } from './delta.js';
 import { sameSecret } from './token-store.js';
+import type { EventRecord } from './event-log-history.js';
 import type { ResolvedService } from './upsert-frame.js';
 
 /**
@@ -55,6 +56,25 @@ export function joinPlan(
   // A node already online gets a new secret and no event.
   const kind = existing?.state === 'online' ? undefined : 'online';
   return { next, kind, delta: entriesDelta(next.services, next.services, now), reply: { node_id: nodeId, node_secret: secret, lease_ttl_ms: leaseTtlMs } };
+}
+
+/** The record after an event the journal's snapshot lacks (start-up replays them). */
+export function replayed(node: NodeRecord, event: EventRecord): NodeRecord {
+  const previous = new Map(node.services.map((e) => [e.service_id, e]));
+  const offline = event.kind === 'offline';
+  return {
+    ...node,
+    node_name: event.node_name,
+    platform: event.platform,
+    labels: event.labels,
+    // An offline event shows the services offline; every other kind carries them as stored (an `online` upsert may have changed them too).
+    services: offline ? node.services : storedEntries(event.services, (s, json) => serviceEntry(s, json, false, previous.get(s.service_id))),
+    state: offline ? 'offline' : 'online',
+    // Any other kind is the node's own doing (a join, an upsert, a refresh that brought it back): seen then.
+    last_seen_ms: offline ? node.last_seen_ms : Math.max(node.last_seen_ms, event.timestamp_ms),
+    updated_ms: event.timestamp_ms,
+    seq: event.seq,
+  };
 }
 
 /**
@@ -223,6 +243,8 @@ export interface JournalNode extends Omit<NodeRecord, 'services' | 'seq'> {
   services: ServiceDescriptor[];
   seq?: number;
   service_hashes?: string[];
+  /** Written with a join's record before its event: a record still so after the replay lost its event to a kill -9. */
+  event_pending?: true;
 }
 
 /**
@@ -231,15 +253,15 @@ export interface JournalNode extends Omit<NodeRecord, 'services' | 'seq'> {
  * journal keeps this function, not a copy of the descriptors (StateJournal's JsonValue), and
  * writes the parts without joining them.
  */
-export function journalRecord(node: NodeRecord, seq: number): () => Buffer[] {
+export function journalRecord(node: NodeRecord, seq: number, eventPending = false): () => Buffer[] {
   return () => {
     const { services, ...meta } = node;
-    return recordParts({ ...meta, seq }, services);
+    return recordParts(eventPending ? { ...meta, seq, event_pending: true } : { ...meta, seq }, services);
   };
 }
 
 export function fromJournal(stored: JournalNode, seq: number): NodeRecord {
-  const { services, seq: _seq, service_hashes: hashes, ...meta } = stored;
+  const { services, seq: _seq, service_hashes: hashes, event_pending: _pending, ...meta } = stored;
   return { ...meta, seq, services: readEntries(services, hashes) };
 }
 
@@ -249,10 +271,17 @@ const LEGACY_APPLIED_KEY = 'meta/applied_seq';
 export const HEAD_SEQ_KEY = 'meta/head_seq';
 
 /** The nodes of the catalog's journal, the seq each reflects, and the highest seq the journal recorded. */
-export function restoreNodes(values: ReadonlyMap<string, unknown>): { nodes: Map<string, NodeRecord>; seqOf: Map<string, number>; recorded: number } {
+export function restoreNodes(values: ReadonlyMap<string, unknown>): {
+  nodes: Map<string, NodeRecord>;
+  seqOf: Map<string, number>;
+  recorded: number;
+  /** The nodes whose record was journaled by a join before its event (`event_pending`). */
+  pending: string[];
+} {
   const legacySeq = values.get(LEGACY_APPLIED_KEY);
   const nodes = new Map<string, NodeRecord>();
   const seqOf = new Map<string, number>();
+  const pending: string[] = [];
   let recorded = Number(values.get(HEAD_SEQ_KEY)) || 0;
   for (const [key, value] of values) {
     if (!key.startsWith('node/') || value === null || typeof value !== 'object') continue;
@@ -260,7 +289,8 @@ export function restoreNodes(values: ReadonlyMap<string, unknown>): { nodes: Map
     const seq = stored.seq ?? (typeof legacySeq === 'number' ? legacySeq : 0);
     nodes.set(stored.node_id, fromJournal(stored, seq));
     seqOf.set(stored.node_id, seq);
+    if (stored.event_pending) pending.push(stored.node_id);
     recorded = Math.max(recorded, seq);
   }
-  return { nodes, seqOf, recorded };
+  return { nodes, seqOf, recorded, pending };
 }

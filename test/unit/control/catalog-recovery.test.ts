@@ -316,3 +316,39 @@ for (const failing of [1, 2])
     t.throws(() => second.catalog.get('n'), { code: 'not_found' }, 'not there after a restart');
     t.ok(second.catalog.get('m'), 'the later join is');
   });
+
+t.test("killed between a join's journal write and its event: the next start writes the event, once", async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  let writes = 0;
+  let cut: (error: Error) => void = () => undefined;
+  // 1: the journal's record; 2: the event, held unwritten as a kill -9 at that moment leaves it.
+  const restore = await patchFileHandle(t, 'writev', (original, self, args) =>
+    ++writes === 2 ? new Promise((_, reject) => (cut = reject)) : original.call(self, ...(args as never[])),
+  );
+  const joining = first.catalog.join({ join_token: 'unused', node_id: 'n' });
+  // The store left as the kill left it; let go (its undo then has nothing to say) before the temp dir goes.
+  t.teardown(async () => {
+    cut(noSpace());
+    await joining.catch(() => undefined);
+    await shut(first).catch(() => undefined);
+  });
+  await waitFor(() => writes >= 2, { what: 'the join to reach its event write' });
+  restore();
+  const head = first.events.headSeq;
+
+  const second = await open(dir);
+  t.equal(second.catalog.get('n').state, 'online', 'the journaled node is in the catalog');
+  t.same(
+    second.events
+      .retained()
+      .filter((e) => e.node_id === 'n')
+      .map((e) => [e.kind, e.seq]),
+    [['online', head + 1]],
+    'and its online event was written at the start (it was never written before)',
+  );
+  await shut(second);
+  const third = await open(dir);
+  t.teardown(() => shut(third));
+  t.equal(third.events.headSeq, head + 1, 'a start after that writes none again');
+});
