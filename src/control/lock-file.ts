@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { open, rm, stat, writeFile } from 'node:fs/promises';
-import { isLiveAcheron } from '../store/live-process.js';
+import { isLiveNodeProgram } from '../store/live-process.js';
 import { namedError } from '../store/named-error.js';
 import { readLock, removeStale, type LockFile } from '../store/stale-lock.js';
 
@@ -44,7 +44,7 @@ export async function lockFile(path: string): Promise<() => Promise<void>> {
 
 /** Our own pid holds it too: another store of this process is writing (tests open several). */
 async function isHolder(pid: number): Promise<boolean> {
-  return pid === process.pid || (await isLiveAcheron(pid));
+  return pid === process.pid || (await isLiveNodeProgram(pid));
 }
 
 /** Removes the stale lock `seen` under a claim naming this process, so that a fresh one taken meanwhile stays. */

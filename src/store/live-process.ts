@@ -14,13 +14,25 @@ export async function isRunning(pid: number): Promise<boolean> {
 }
 
 /**
- * True while `pid` runs node or acheron: what a lock file names is only its holder while the pid
- * was not recycled for something else (a lock left by a daemon killed with SIGKILL names a pid the
- * kernel hands out again). Node counts too: tests and embedders take the locks from node processes
- * whose command line need not name acheron.
+ * True while `pid` runs acheron: what a daemon's pid lock names is only its holder while the pid was
+ * not recycled for something else (a lock left by a daemon killed with SIGKILL names a pid the kernel
+ * hands out again). Strict: a busy host runs many node programs.
  */
 export async function isLiveAcheron(pid: number): Promise<boolean> {
+  return (await isRunning(pid)) && (await commandLine(pid)).some((arg) => arg.includes('acheron'));
+}
+
+/**
+ * True while `pid` runs acheron or any node program: the join token lock is held for one
+ * read-modify-write by whatever opens the file token store (the server, `acheron token`, a benchmark,
+ * a test), whose command line need not name acheron.
+ */
+export async function isLiveNodeProgram(pid: number): Promise<boolean> {
   if (!(await isRunning(pid))) return false;
-  const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  const argv = await commandLine(pid);
   return basename(argv[0] ?? '').startsWith('node') || argv.some((arg) => arg.includes('acheron'));
+}
+
+async function commandLine(pid: number): Promise<string[]> {
+  return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
 }
