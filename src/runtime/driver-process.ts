@@ -16,6 +16,8 @@ export interface DriverProcess {
   onStdout(listener: (chunk: Buffer) => void): void;
   /** Resolves once the process is gone, saying how: `exited with code 1: <last stderr lines>`. */
   readonly exited: Promise<string>;
+  /** Resolves at EOF on its stdout: it exited, or closed fd 1 while it may run on. */
+  readonly stdoutEnded: Promise<void>;
   /** SIGTERM to its process group now, SIGKILL after `graceMs`. */
   terminate(graceMs: number): void;
 }
@@ -24,11 +26,11 @@ export type LaunchDriver = (spec: DriverSpec) => DriverProcess;
 
 /**
  * Starts a persistent driver with execa: no shell, its own process group, the service's
- * environment. Its stdin and stdout are pipes to this process, or `socket`, which the child
- * inherits (the spawner hands a driver straight to the daemon that way). `exited` quotes the
- * last three lines of stderr.
+ * environment. Its stdin and stdout are pipes to this process, or `sockets`, which the child
+ * inherits (the spawner hands a driver straight to the daemon that way: one connection each, so
+ * that a driver closing its stdout is seen as EOF). `exited` quotes the last three lines of stderr.
  */
-export function startDriverProcess(spec: DriverSpec, socket?: Socket): { child: ResultPromise; exited: Promise<string> } {
+export function startDriverProcess(spec: DriverSpec, sockets?: { stdin: Socket; stdout: Socket }): { child: ResultPromise; exited: Promise<string> } {
   const child = execa(spec.file, spec.args, {
     cwd: spec.cwd,
     env: spec.env,
@@ -37,8 +39,8 @@ export function startDriverProcess(spec: DriverSpec, socket?: Socket): { child: 
     buffer: false,
     reject: false,
     cleanup: true,
-    stdin: socket ?? 'pipe',
-    stdout: socket ?? 'pipe',
+    stdin: sockets?.stdin ?? 'pipe',
+    stdout: sockets?.stdout ?? 'pipe',
     stderr: 'pipe',
     encoding: 'utf8',
     ...(spec.uid === undefined ? {} : { uid: spec.uid }),
@@ -71,6 +73,7 @@ export const launchLocal: LaunchDriver = (spec) => {
     write: (data) => void child.stdin?.write(data),
     onStdout: (listener) => void child.stdout?.on('data', listener),
     exited,
+    stdoutEnded: new Promise((resolve) => child.stdout?.once('end', resolve)),
     terminate: (graceMs) => void terminateGroup(child.pid, graceMs),
   };
 };

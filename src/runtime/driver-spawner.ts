@@ -187,11 +187,11 @@ export class DriverSpawner implements DriverRunner {
     }
     this.#launches.set(launchId, remote);
     this.#maxKillGraceMs = Math.max(this.#maxKillGraceMs, spec.killGraceMs);
-    this.#send({ type: 'launch', launchId, socketPath: this.#socketPath, hello: `${this.#secret} ${launchId}\n`, ...this.#specFields(spec) });
+    this.#send({ type: 'launch', launchId, socketPath: this.#socketPath, hello: `${this.#secret} ${launchId}`, ...this.#specFields(spec) });
     return remote;
   }
 
-  /** A new connection is a launched driver once its first line names the launch with our secret. */
+  /** A new connection is a launched driver's stdin or stdout once its first line names the launch with our secret, and which. */
   #onConnection(socket: Socket): void {
     // Anyone on the host can connect to an abstract socket: one that does not say who it is goes.
     socket.setTimeout(HELLO_TIMEOUT_MS, () => socket.destroy());
@@ -205,13 +205,13 @@ export class DriverSpawner implements DriverRunner {
       }
       socket.off('data', onData);
       socket.setTimeout(0);
-      const [secret = '', id] = head.subarray(0, newline).toString('utf8').split(' ');
+      const [secret = '', id, stream] = head.subarray(0, newline).toString('utf8').split(' ');
       const remote = sameSecret(secret, this.#secret) ? this.#launches.get(Number(id)) : undefined;
-      if (!remote) {
+      if (!remote || (stream !== 'stdin' && stream !== 'stdout')) {
         socket.destroy();
         return;
       }
-      remote.attach(socket, head.subarray(newline + 1));
+      remote.attach(stream, socket, head.subarray(newline + 1));
     };
     socket.on('error', () => undefined);
     socket.on('data', onData);

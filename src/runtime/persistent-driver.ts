@@ -13,13 +13,18 @@ interface Pending {
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 const STABLE_AFTER_MS = 2000;
+/**
+ * A driver that exits closes its stdout too, and its exit (with its stderr) may be reported a moment
+ * later: EOF on stdout counts as "closed its stdout" only if no exit follows within this.
+ */
+const EXIT_AFTER_EOF_MS = 1000;
 
 /**
  * `runtime.mode: "persistent"` (SPEC §4): one long-lived driver per service speaking JSON lines,
  * `{"id","payload"}` in and `{"id","ok","result"|"error"}` out, several requests in flight. A
  * request past its timeout (or cancelled once sent) kills and restarts the process, failing the
- * others with a clear error; a driver that dies is restarted on the next request, with backoff if
- * it dies young.
+ * others with a clear error; a driver that dies, or closes its stdout, is restarted on the next
+ * request, with backoff if it dies young.
  * `launch` starts the process: here (pipes), or through the spawner (DriverSpawner), which hands
  * the daemon the driver's stdin and stdout so requests never pass through the spawner.
  */
@@ -119,16 +124,28 @@ export class PersistentDriver {
     this.#dropPartial();
     this.#ignoredLines = 0;
     child.onStdout((chunk) => this.#onStdout(child, chunk));
-    void child.exited.then((how) => {
-      if (this.#child !== child) return;
-      this.#child = undefined;
-      const lived = Date.now() - this.#childStartedMs;
-      this.#backoffMs = lived > STABLE_AFTER_MS ? 0 : Math.min(MAX_BACKOFF_MS, Math.max(FIRST_BACKOFF_MS, this.#backoffMs * 2));
-      this.#notBeforeMs = Date.now() + this.#backoffMs;
-      const ignored = this.#ignoredLines > 0 ? ` (${this.#ignoredLines} stdout line(s) that were not JSON were ignored)` : '';
-      this.#failAll(`${spec.file} (persistent) ${how}${ignored}`);
+    void child.exited.then((how) => this.#lost(child, how));
+    void child.stdoutEnded.then(() => {
+      // No answer can come any more: without this the requests in flight would wait out timeout_ms.
+      const timer = setTimeout(() => {
+        if (this.#child !== child) return;
+        child.terminate(this.#spec.killGraceMs);
+        this.#lost(child, 'closed its stdout but kept running; it was stopped');
+      }, EXIT_AFTER_EOF_MS);
+      void child.exited.then(() => clearTimeout(timer));
     });
     return child;
+  }
+
+  /** The process is gone on its own (or made useless by it): fail its requests; the next run starts another, after a backoff if it died young. */
+  #lost(child: DriverProcess, how: string): void {
+    if (this.#child !== child) return;
+    this.#child = undefined;
+    const lived = Date.now() - this.#childStartedMs;
+    this.#backoffMs = lived > STABLE_AFTER_MS ? 0 : Math.min(MAX_BACKOFF_MS, Math.max(FIRST_BACKOFF_MS, this.#backoffMs * 2));
+    this.#notBeforeMs = Date.now() + this.#backoffMs;
+    const ignored = this.#ignoredLines > 0 ? ` (${this.#ignoredLines} stdout line(s) that were not JSON were ignored)` : '';
+    this.#failAll(`${this.#spec.file} (persistent) ${how}${ignored}`);
   }
 
   /** Splits stdout into answer lines on the newline byte; the cap counts bytes, as for spawn mode. */

@@ -5,7 +5,7 @@
  * directly. When its link to the daemon drops, it kills every driver group it started, then every
  * process still carrying its owner mark (driver-owner.ts), and exits.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { startDriverProcess } from './driver-process.js';
 import { DRIVER_OWNER_VAR, killOwnedProcesses } from './driver-owner.js';
 import { EnvironmentCache } from './environment-cache.js';
@@ -53,8 +53,8 @@ function reply(message: SpawnerReply): void {
 }
 
 /**
- * The daemon's connection becomes the driver's stdin and stdout. The hello line goes first, and
- * this side never reads, so every byte after it is the driver's (the socket starts paused).
+ * Two connections to the daemon become the driver's stdin and its stdout, each named by its hello
+ * line. This side never reads, so every byte after the hello is the driver's (the sockets start paused).
  */
 function launch(launchId: number, socketPath: string, hello: string, spec: DriverSpec): void {
   let settle!: (how: string) => void;
@@ -66,25 +66,34 @@ function launch(launchId: number, socketPath: string, hello: string, spec: Drive
     launched.delete(launchId);
     reply({ type: 'exited', launchId, how });
   });
-  const socket = connect({ path: socketPath });
-  socket.pause();
-  socket.once('error', (error) => settle(`could not be started: the node's driver socket failed: ${error.message}`));
-  socket.once('connect', () => {
-    socket.write(hello, (error) => {
-      // The daemon may have died meanwhile (the write fails, or the link dropped): a driver started
-      // now would have nobody to answer and nobody left to stop it.
-      if (error || closing || settled) {
-        socket.destroy();
-        settle(`could not be started: ${error ? `the node's driver socket failed: ${error.message}` : 'the node is gone'}`);
-        return;
-      }
-      const { child, exited } = startDriverProcess(spec, socket);
-      // The child holds its own copy of the socket now.
-      socket.destroy();
-      entry.pid = child.pid;
-      if (entry.terminateGraceMs !== undefined) terminateGroup(entry.pid, entry.terminateGraceMs);
-      void exited.then(settle);
-    });
+  void Promise.allSettled([connectAs(socketPath, `${hello} stdin\n`), connectAs(socketPath, `${hello} stdout\n`)]).then(([stdin, stdout]) => {
+    const sockets = stdin.status === 'fulfilled' && stdout.status === 'fulfilled' ? { stdin: stdin.value, stdout: stdout.value } : undefined;
+    // The daemon may have died meanwhile (a connection failed, or the link dropped): a driver started
+    // now would have nobody to answer and nobody left to stop it.
+    if (!sockets || closing || settled) {
+      for (const s of [stdin, stdout]) if (s.status === 'fulfilled') s.value.destroy();
+      const failure = [stdin, stdout].find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      settle(`could not be started: ${failure ? `the node's driver socket failed: ${(failure.reason as Error).message}` : 'the node is gone'}`);
+      return;
+    }
+    const { child, exited } = startDriverProcess(spec, sockets);
+    // The child holds its own copies of the sockets now.
+    sockets.stdin.destroy();
+    sockets.stdout.destroy();
+    entry.pid = child.pid;
+    if (entry.terminateGraceMs !== undefined) terminateGroup(entry.pid, entry.terminateGraceMs);
+    void exited.then(settle);
+  });
+}
+
+/** A paused connection to the daemon that has written its hello line. */
+function connectAs(socketPath: string, hello: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ path: socketPath });
+    socket.pause();
+    // Kept for the socket's life: a later error must not be an uncaught one in the spawner.
+    socket.on('error', reject);
+    socket.once('connect', () => socket.write(hello, (error) => (error ? reject(error) : resolve(socket))));
   });
 }
 

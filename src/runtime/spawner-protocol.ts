@@ -17,8 +17,9 @@ export type SpawnerRequest =
   | ({ type: 'run'; id: number } & SpecFields)
   | { type: 'cancel'; id: number }
   /**
-   * Start a persistent driver whose stdin and stdout are a connection to `socketPath` (the
-   * daemon's), which first carries `hello` (one line naming the launch, with the daemon's secret).
+   * Start a persistent driver whose stdin and stdout are two connections to `socketPath` (the
+   * daemon's); each first carries the line `<hello> stdin` or `<hello> stdout` (`hello` names the
+   * launch, with the daemon's secret).
    */
   | ({ type: 'launch'; launchId: number; socketPath: string; hello: string } & SpecFields)
   | { type: 'terminate'; launchId: number; graceMs: number };

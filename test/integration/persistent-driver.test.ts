@@ -33,6 +33,7 @@ const node = await startNode(t, {
   manifests: [
     persistent('echo-p', REFERENCE, { max_concurrency: 8, timeout_ms: 10_000 }),
     persistent('crash', 'persistent-crash'),
+    persistent('close-stdout', 'persistent-close-stdout', { timeout_ms: 30_000, kill_grace_ms: 200 }),
     persistent('hang', 'persistent-hang', { max_concurrency: 4, timeout_ms: 4_000, kill_grace_ms: 200 }),
     persistent('reload', REFERENCE, { max_concurrency: 2 }),
     persistent('edit', REFERENCE, { max_concurrency: 2, timeout_ms: 10_000 }),
@@ -132,7 +133,7 @@ await t.test('one process serves many invocations: the same pid, served grows', 
   tt.equal((await metrics('echo-p')).invokes_total, 5, 'every request counts as an invocation');
 });
 
-await t.test("the driver is the spawner's child, holds no /dev/fuse, and talks to the daemon over one socket", async (tt) => {
+await t.test("the driver is the spawner's child, holds no /dev/fuse, and talks to the daemon over two sockets", async (tt) => {
   const { pid } = await call(tt, 'echo-p', '{"where":1}');
   const run = await sh(`ls -l /proc/${pid}/fd/ | sed 's/.*-> //'; echo "ppid $(awk '{print $4}' /proc/${pid}/stat)"`);
   tt.equal(run.code, 0, run.stderr.trim());
@@ -140,7 +141,9 @@ await t.test("the driver is the spawner's child, holds no /dev/fuse, and talks t
   const fds = await sh(`readlink /proc/${pid}/fd/0 /proc/${pid}/fd/1`);
   const [stdin, stdout] = fds.stdout.trim().split('\n');
   tt.match(stdin, /^socket:\[\d+\]$/, `stdin is a socket (${stdin})`);
-  tt.equal(stdout, stdin, 'stdout is the same socket');
+  tt.match(stdout, /^socket:\[\d+\]$/, `stdout is a socket (${stdout})`);
+  // Its own, so that a driver closing its stdout is EOF to the daemon.
+  tt.not(stdout, stdin, 'stdout is another socket than stdin');
   const ppid = Number(/ppid (\d+)/.exec(run.stdout)?.[1]);
   tt.not(ppid, node.child.pid, 'started by the spawner, not by the daemon');
   const spawner = await sh(`cat /proc/${ppid}/cmdline | tr '\\0' ' '`);
@@ -221,6 +224,21 @@ await t.test('a driver that crashes: the invocation fails naming the exit, the n
   const third = await call<{ pid: number }>(tt, 'crash', '{}');
   tt.not(third.pid, second.pid, 'served again by a new process');
   tt.match(await metrics('crash'), { failures_total: 2, timeouts_total: 0 });
+});
+
+await t.test('a driver that closes its stdout but keeps running: the request fails at once, not at timeout_ms; a new process serves', async (tt) => {
+  const first = await call<{ pid: number }>(tt, 'close-stdout', '{}');
+  const started = Date.now();
+  succeeded(tt, await invoke('close-stdout', '{"close_stdout":true}'), "the writer's close() returns");
+  const tookMs = Date.now() - started;
+  // timeout_ms is 30 s: only noticing the closed stdout ends it this soon (generous for a loaded host).
+  tt.ok(tookMs < 10_000, `failed within 10 s, not at timeout_ms (${tookMs} ms)`);
+  tt.equal((await status('close-stdout')).state, 'error');
+  const error = await readText(file('close-stdout', 'last_error.txt'));
+  tt.match(error, /persistent-close-stdout \(persistent\) closed its stdout/, `last_error.txt names the cause: ${error.trim()}`);
+  await waitFor(async () => !(await alive(first.pid)), { what: `driver ${first.pid}, which closed its stdout, to be stopped` });
+  const second = await call<{ pid: number }>(tt, 'close-stdout', '{}');
+  tt.not(second.pid, first.pid, `a new process (${first.pid} → ${second.pid})`);
 });
 
 await t.test('a request that hangs times out; the requests in flight with it fail "restarted"', async (tt) => {

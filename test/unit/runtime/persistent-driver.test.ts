@@ -1,6 +1,6 @@
 // PersistentDriver's line protocol against a scripted DriverProcess (no process, no FUSE), and
-// RemoteDriverProcess over a real Unix socket: queueing before the driver's connection arrives,
-// and answers still in the socket when its exit is reported.
+// RemoteDriverProcess over real Unix sockets: queueing before the driver's stdin connection arrives,
+// EOF on its stdout connection, and answers still in it when its exit is reported.
 import t, { type Test } from 'tap';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -29,11 +29,14 @@ class ScriptedProcess implements DriverProcess {
   readonly lines: Array<{ id: string; payload: unknown }> = [];
   readonly terminations: number[] = [];
   readonly exited: Promise<string>;
+  readonly stdoutEnded: Promise<void>;
   #listeners: Array<(chunk: Buffer) => void> = [];
   die!: (how: string) => void;
+  closeStdout!: () => void;
 
   constructor() {
     this.exited = new Promise((resolve) => (this.die = resolve));
+    this.stdoutEnded = new Promise((resolve) => (this.closeStdout = resolve));
   }
 
   write(data: string): void {
@@ -112,6 +115,40 @@ t.test('a death fails the requests in flight with how it died and the ignored li
   t.equal(launched.length, 2, 'a new process');
   launched[1]?.say(`{"id":"${launched[1]?.lines[0]?.id}","ok":true}\n`);
   t.equal((await next).stdout.toString(), '{}\n');
+});
+
+t.test('a driver that closes its stdout and runs on: its requests fail within a second, it is terminated, the next run starts a new one', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec({ timeoutMs: 60_000 }), launch);
+  const started = Date.now();
+  const run = driver.run(spec({ timeoutMs: 60_000 }));
+  await tick();
+  launched[0]?.closeStdout();
+  const result = await run;
+  t.equal(result.state, 'error');
+  t.equal(result.shortMessage, '/drivers/p (persistent) closed its stdout but kept running; it was stopped');
+  t.ok(Date.now() - started < 10_000, 'long before timeout_ms');
+  t.same(launched[0]?.terminations, [100], 'terminated with kill_grace_ms');
+  // Like a death young: the next start waits out the first backoff step.
+  const next = driver.run(spec());
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.equal(launched.length, 2, 'a new process');
+  launched[0]?.die('killed by SIGTERM');
+  launched[1]?.say(`{"id":"${launched[1]?.lines[0]?.id}","ok":true}\n`);
+  t.equal((await next).state, 'ok', 'the old exit does not touch the new process');
+});
+
+t.test('EOF on stdout followed by the exit: the requests fail naming the exit, not the closed stdout', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const run = driver.run(spec());
+  await tick();
+  launched[0]?.closeStdout();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  launched[0]?.die('exited with code 3: boom');
+  t.equal((await run).shortMessage, '/drivers/p (persistent) exited with code 3: boom');
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  t.same(launched[0]?.terminations, [], 'not terminated: it was gone already');
 });
 
 t.test('a timeout terminates the process with kill_grace_ms and fails the others as restarted', async (t) => {
@@ -284,43 +321,62 @@ async function socketPair(t: Test): Promise<{ near: Socket; far: Socket }> {
   return { near, far };
 }
 
-t.test('RemoteDriverProcess: writes before the connection are queued, in order; the hello remainder is output', async (t) => {
-  const { near, far } = await socketPair(t);
+t.test('RemoteDriverProcess: writes before the stdin connection are queued, in order; the stdout hello remainder is output', async (t) => {
+  const stdin = await socketPair(t);
+  const stdout = await socketPair(t);
   const remote = new RemoteDriverProcess(() => undefined);
   const out: Buffer[] = [];
   remote.onStdout((chunk) => out.push(chunk));
   remote.write('a\n');
   remote.write('b\n');
   let received = '';
-  far.on('data', (chunk: string) => (received += chunk));
-  remote.attach(near, Buffer.from('early answer\n'));
+  stdin.far.on('data', (chunk: string) => (received += chunk));
+  remote.attach('stdout', stdout.near, Buffer.from('early answer\n'));
   remote.write('c\n');
-  far.write('later answer\n');
+  remote.attach('stdin', stdin.near, Buffer.alloc(0));
+  remote.write('d\n');
+  stdout.far.write('later answer\n');
+  stdin.far.write('written to stdin: dropped\n');
   await new Promise((resolve) => setTimeout(resolve, 50));
-  t.equal(received, 'a\nb\nc\n');
+  t.equal(received, 'a\nb\nc\nd\n');
   t.same(Buffer.concat(out).toString(), 'early answer\nlater answer\n');
 });
 
-t.test('RemoteDriverProcess: output still in the socket when the exit is reported arrives before exited', async (t) => {
-  const { near, far } = await socketPair(t);
+t.test('RemoteDriverProcess: the end of the stdout connection alone is stdoutEnded, while stdin stays open', async (t) => {
+  const stdin = await socketPair(t);
+  const stdout = await socketPair(t);
+  const remote = new RemoteDriverProcess(() => undefined);
+  remote.attach('stdin', stdin.near, Buffer.alloc(0));
+  remote.attach('stdout', stdout.near, Buffer.alloc(0));
+  stdout.far.end();
+  await remote.stdoutEnded;
+  t.pass('stdoutEnded resolved');
+  t.notOk(stdin.near.destroyed, 'stdin is still open');
+});
+
+t.test('RemoteDriverProcess: output still in the stdout connection when the exit is reported arrives before exited', async (t) => {
+  const stdin = await socketPair(t);
+  const stdout = await socketPair(t);
   const remote = new RemoteDriverProcess(() => undefined);
   let out = '';
   remote.onStdout((chunk) => (out += chunk.toString()));
-  remote.attach(near, Buffer.alloc(0));
+  remote.attach('stdin', stdin.near, Buffer.alloc(0));
+  remote.attach('stdout', stdout.near, Buffer.alloc(0));
   remote.gone('exited with code 0');
-  far.end('last answer\n');
+  stdout.far.end('last answer\n');
   t.equal(await remote.exited, 'exited with code 0');
   t.equal(out, 'last answer\n');
+  t.ok(stdin.near.destroyed, 'the stdin connection is closed too');
 });
 
-t.test('RemoteDriverProcess: gone before the connection: exited at once; the late connection is closed, writes dropped', async (t) => {
+t.test('RemoteDriverProcess: gone before the connections: exited at once; a late connection is closed, writes dropped', async (t) => {
   const { near } = await socketPair(t);
   const terminated: number[] = [];
   const remote = new RemoteDriverProcess((graceMs) => terminated.push(graceMs));
   remote.write('dropped\n');
   remote.gone('could not be started: spawn ENOENT');
   t.equal(await remote.exited, 'could not be started: spawn ENOENT');
-  remote.attach(near, Buffer.alloc(0));
+  remote.attach('stdin', near, Buffer.alloc(0));
   t.ok(near.destroyed, 'closed');
   remote.terminate(5);
   t.same(terminated, [5], 'terminate goes to the spawner');
