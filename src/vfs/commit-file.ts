@@ -56,12 +56,15 @@ function tooBig(target: CommitTarget, size: number): FsError {
   return new FsError('EFBIG', `${target.file}: payload of ${size} bytes or more exceeds ${target.limitName} (${target.maxBytes} bytes)`);
 }
 
-/** A payload of `size` bytes is refused (and recorded) as a write past the limit would be. */
-export async function checkPayloadSize(target: CommitTarget, size: number): Promise<void> {
-  if (size <= target.maxBytes) return;
-  const error = tooBig(target, size);
+/** Records a refusal found before any commit where the writer can look, then throws it. */
+async function refuse(target: CommitTarget, error: FsError): Promise<never> {
   await target.record(error);
   throw error;
+}
+
+/** A payload of `size` bytes is refused (and recorded) as a write past the limit would be. */
+export async function checkPayloadSize(target: CommitTarget, size: number): Promise<void> {
+  if (size > target.maxBytes) await refuse(target, tooBig(target, size));
 }
 
 /**
@@ -69,10 +72,7 @@ export async function checkPayloadSize(target: CommitTarget, size: number): Prom
  * checks as U+FFFD while the driver gets the bytes themselves: EINVAL, recorded.
  */
 async function checkUtf8(target: CommitTarget, payload: Buffer): Promise<void> {
-  if (isUtf8(payload)) return;
-  const error = new FsError('EINVAL', `${target.file}: not valid UTF-8 (a JSON text must be)`);
-  await target.record(error);
-  throw error;
+  if (!isUtf8(payload)) await refuse(target, new FsError('EINVAL', `${target.file}: not valid UTF-8 (a JSON text must be)`));
 }
 
 /**
@@ -254,6 +254,7 @@ class CommitHandle implements Handle {
   }
 }
 
+/** Truncating to 0 is a no-op (`: > f`); to a size, a refusal recorded as a refused write is: a program may ignore its errno. */
 async function refuseTruncate(target: CommitTarget, size: number): Promise<void> {
-  if (size !== 0) throw new FsError('EINVAL', `${target.file}: can be truncated only to 0, not ${size} (it takes whole documents)`);
+  if (size !== 0) await refuse(target, new FsError('EINVAL', `${target.file}: can be truncated only to 0, not ${size} (it takes whole documents)`));
 }

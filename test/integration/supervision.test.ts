@@ -109,7 +109,7 @@ const configWarnings = async (service: string): Promise<Array<{ msg: string; err
     .filter((entry) => entry.level === 40 && entry.service_id === service && entry.msg.includes('config.json'))
     .map(({ msg, errno }) => ({ msg, errno }));
 
-await t.test('config.json: a refused document is named in last_error.txt and status.json, an unfinished one found at release too', async (tt) => {
+await t.test('config.json: a refused document or ftruncate is named in last_error.txt and status.json, an unfinished one too', async (tt) => {
   const before = await readText(file('cfg', 'config.json'));
   // [how it is written, its exit code, the errno, what last_error.txt then says]. bash's echo hides
   // close() errors, and the unfinished prefix is refused only at release, where nobody hears it: the
@@ -123,6 +123,13 @@ await t.test('config.json: a refused document is named in last_error.txt and sta
       1,
       'EFBIG',
       /^EFBIG: services\/cfg\/config\.json: payload of \d+ bytes or more exceeds the config\.json limit \(65536 bytes\)/,
+    ],
+    // A refused ftruncate is recorded like a refused write (it was only an errno to the caller).
+    [
+      `python3 -c 'import os; f = os.open(os.environ["F"], os.O_WRONLY); os.ftruncate(f, 5)'`,
+      1,
+      'EINVAL',
+      /^EINVAL: services\/cfg\/config\.json: can be truncated only to 0, not 5 \(it takes whole documents\)/,
     ],
   ];
   let warned = (await configWarnings('cfg')).length;

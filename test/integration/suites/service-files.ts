@@ -660,10 +660,10 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
           expect: { steps: ok(4), invokes: 1, result: '{"tr":0}' },
         },
         {
-          name: 'truncate to more than 0 by path: EINVAL',
+          name: 'truncate to more than 0 by path: EINVAL, recorded',
           service: 'cat',
           code: py`step(lambda: os.truncate(F, 3))`,
-          expect: { steps: ['EINVAL'], invokes: 0 },
+          expect: { steps: ['EINVAL'], invokes: 0, error: /^EINVAL: control\/invoke\.json: can be truncated only to 0, not 3/ },
         },
         {
           name: 'ftruncate(0), fsync and fdatasync in the middle: no-ops',

@@ -176,14 +176,12 @@ t.test('messages name the file and the limit they are about', async (t) => {
     () => '',
     (error: Error) => error.message,
   );
-  t.same(
-    [...messages, truncated],
-    [
-      'config.json: payload of 9 bytes or more exceeds the config.json limit (4 bytes)',
-      'config.json: write at offset 3 leaves a hole or rewrites a committed payload (the next byte goes at 0)',
-      'config.json: can be truncated only to 0, not 5 (it takes whole documents)',
-    ],
-  );
+  t.same(messages, [
+    'config.json: payload of 9 bytes or more exceeds the config.json limit (4 bytes)',
+    'config.json: write at offset 3 leaves a hole or rewrites a committed payload (the next byte goes at 0)',
+    'config.json: can be truncated only to 0, not 5 (it takes whole documents)',
+  ]);
+  t.equal(truncated, messages[2], 'the truncate gets the error it recorded');
 });
 
 t.test('bytes that are not UTF-8 are EINVAL, recorded, and never reach the target', async (t) => {
@@ -306,9 +304,14 @@ t.test('a flush waiting behind a committing read sees a removal that came meanwh
   await rejectsErrno(t, flushing, 'ENOENT', 'the flush queued behind it');
 });
 
-t.test('truncate(0) is a no-op, truncate(n>0) is EINVAL', async (t) => {
-  const { target: tg } = target();
+t.test('truncate(0) is a no-op, truncate(n>0) is EINVAL, recorded as a refused write is (path and open)', async (t) => {
+  const { target: tg, recorded } = target();
   const node = commitFile(tg);
   await node.truncate!(0);
+  const h = await openHandle(tg);
+  await h.truncate(0);
+  t.same(recorded, [], 'truncate(0) records nothing');
   await rejectsErrno(t, node.truncate!(5), 'EINVAL');
+  await rejectsErrno(t, h.truncate(5), 'EINVAL', 'ftruncate');
+  t.same(recorded, ['EINVAL', 'EINVAL'], 'each refusal recorded');
 });
