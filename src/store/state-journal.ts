@@ -14,6 +14,9 @@ export type StateSync = 'always' | 'batch';
 /** Batch mode: at most this much acknowledged state can be lost in a crash (Redis `everysec`, tighter). */
 export const BATCH_SYNC_MS = 100;
 
+/** `always`: after a rewrite of what a failed write left out fails, the next try waits this long. */
+export const MISSING_RETRY_MS = 1000;
+
 interface Waiter {
   resolve(): void;
   reject(error: Error): void;
@@ -46,9 +49,16 @@ export class StateJournal {
   #closed = false;
   /**
    * A write failed: lines of changes already taken in (#latest; in `batch` mode already acknowledged)
-   * are missing from the file, so the next write that succeeds compacts, writing them all again.
+   * are missing from the file, so a write that succeeds compacts, writing them all again (when: below).
    */
   #missing = false;
+  /**
+   * `always`: when a write that succeeds next tries that rewrite. The lines missing were refused to
+   * their writers, and every later change is appended and synced whole, so nothing acknowledged
+   * waits for it: a rewrite (the whole file) at every write while the disk stays too full for one
+   * would only multiply the writes. `batch` tries at every batch: what is missing was acknowledged.
+   */
+  #missingRetryAtMs = 0;
 
   private constructor(path: string, sync: StateSync, log: Logger, compactAtBytes: number) {
     this.path = path;
@@ -180,6 +190,8 @@ export class StateJournal {
       // Encoded a group at a time as they are written: a big batch never exists whole as bytes.
       await this.#file.write(encoded(batch.flatMap((p) => (p.line === undefined ? [] : [p.line]))));
     } catch (error) {
+      // The first rewrite comes with the next write that succeeds.
+      if (!this.#missing) this.#missingRetryAtMs = 0;
       this.#missing = true;
       const failure = inJournal(this.path, error);
       for (const { waiter } of batch) waiter?.reject(failure);
@@ -187,7 +199,11 @@ export class StateJournal {
     }
     for (const { waiter } of batch) waiter?.resolve();
     // Compaction runs inside the same critical section, so no write lands on a renamed file.
-    if (this.#missing || this.#file.bytes > this.#compactAtBytes) await this.#compactOrSay();
+    if (this.#rewriteDue() || this.#file.bytes > this.#compactAtBytes) await this.#compactOrSay();
+  }
+
+  #rewriteDue(): boolean {
+    return this.#missing && (this.#sync === 'batch' || Date.now() >= this.#missingRetryAtMs);
   }
 
   /** Compacts after a write; a failure is logged, not thrown (the batch is durable), and tried again later. */
@@ -198,6 +214,7 @@ export class StateJournal {
     } catch (error) {
       // Not at every write until the disk has room: when the file has grown by half again.
       this.#compactAtBytes = Math.max(this.#compactAtBytes, Math.ceil(this.#file.bytes * 1.5));
+      this.#missingRetryAtMs = Date.now() + MISSING_RETRY_MS;
       this.#log.error({ err: error, path: this.path }, `state journal: compaction failed (${(error as Error).message}); the file grows until it succeeds`);
     }
   }
@@ -229,6 +246,11 @@ export class StateJournal {
   /** Writes what is queued and closes the file, also when that last write fails. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#missing) {
+      // A last try at the rewrite, however recent the one that failed: an empty batch carries it.
+      this.#missingRetryAtMs = 0;
+      this.#file.queue({});
+    }
     try {
       await this.flush();
     } finally {
