@@ -13,11 +13,13 @@ const BIN = fileURLToPath(new URL('../../bin/acheron.js', import.meta.url));
 
 /**
  * Starts `acheron <command>` detached, logging to `logFile`, and resolves once it reports ready on
- * fd 3; rejects with its reason if it exits first (the mount helper contract, SPEC §1).
+ * fd 3; rejects with its reason if it exits first (the mount helper contract, SPEC §1). `shown`:
+ * arguments that only name the daemon in `ps` (which mount it serves; never a secret): it reads its
+ * options from the environment and ignores them.
  */
-export async function daemonize(command: string, options: unknown, logFile: string): Promise<number> {
+export async function daemonize(command: string, options: unknown, logFile: string, shown: readonly string[] = []): Promise<number> {
   const log = await openLogFile(logFile);
-  const child = spawn(process.execPath, [BIN, command], {
+  const child = spawn(process.execPath, [BIN, command, ...shown], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
     env: { ...process.env, [DAEMON_OPTIONS_ENV]: JSON.stringify(options) },

@@ -7,6 +7,22 @@ import { checkLogLevel, createLogger } from './logger.js';
 import { busyPollWindow, defaultStateDir } from './node-options.js';
 import { WORLD_OPTIONS, type WorldArgs } from './world-options.js';
 
+/**
+ * What `ps` shows of a detached WorldFS daemon, so an operator finds a mount's daemon: its mount,
+ * servers, project and subtree. No token, and each URL without user info or query (a credential could hide there).
+ */
+export function worldShown(mount: string, urls: readonly string[], args: Pick<WorldArgs, 'project' | 'subtree'>): string[] {
+  const bare = (url: string): string => url.replace(/\/\/[^/@]*@/, '//').replace(/[?#].*$/, '');
+  return [
+    '--mount',
+    mount,
+    '--control-url',
+    urls.map(bare).join(','),
+    ...(args.project === undefined ? [] : ['--project', args.project]),
+    ...(args.subtree === undefined ? [] : ['--subtree', args.subtree]),
+  ];
+}
+
 /** `acheron world`: foreground by default; `--daemon` (and the mount helper) detach once the tree is live. */
 export async function runWorldCommand(args: WorldArgs): Promise<number> {
   // Read now for a usage error before anything mounts; with a file, the daemon reads it again at every connection.
@@ -30,7 +46,8 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
     const files = { 'token-file': absolute(args['token-file']), 'project-token-file': absolute(args['project-token-file']) };
     // A token from a file stays there: in the daemon's options it would go stale (and show in /proc/<pid>/environ).
     const given = files['token-file'] === undefined ? { token } : { token: undefined };
-    await daemonize('world', { ...args, ...files, ...given, 'control-url': urls.join(','), daemon: false, 'log-file': logFile }, logFile);
+    const options = { ...args, ...files, ...given, 'control-url': urls.join(','), daemon: false, 'log-file': logFile };
+    await daemonize('world', options, logFile, worldShown(resolve(mount), urls, args));
     return 0;
   }
   // Loaded only here: the parent that detaches the daemon (the mount helper) needs no FUSE or ws code.

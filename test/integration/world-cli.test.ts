@@ -2,10 +2,11 @@
 // default; the flag changes nothing): a world mount started with it goes live, and a bad token
 // with it is refused by the server, not by the option parser. A SIGHUP (a closed terminal, a
 // reload meant for the node) is logged and the mount stays, in the foreground and with --daemon: it
-// used to kill the process at once, without its unmount.
+// used to kill the process at once, without its unmount. `ps` shows which mount a detached daemon
+// serves and its control server (not the token).
 import t from 'tap';
 import { readFile, realpath } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { acheron, startControl } from '../helpers/control.js';
 import { ACHERON, isMounted, tempDir } from '../helpers/node.js';
 import { sh, q, waitFor } from '../helpers/process.js';
@@ -67,6 +68,11 @@ t.test('--daemon from a terminal that then goes away, and a SIGHUP: the daemon k
   t.equal(started.code, 0, `the parent reported the daemon live (${started.stdout.trim()} ${started.stderr.trim()})`);
   pid = Number((await readFile(pidLockPath('mount', join(await realpath(dir), 'mnt')), 'utf8')).split('\n')[0]);
   t.ok(pid > 0, `the daemon's pid from its mount lock (${pid})`);
+  // An operator finds a mount's daemon in ps: it used to show only `node .../acheron.js world`.
+  const shown = (await sh(`ps -o args= -p ${pid}`)).stdout.trim();
+  t.ok(shown.includes(`--mount ${resolve(mount)}`), `ps names the mount: ${shown}`);
+  t.ok(shown.includes(`--control-url ${control.url}`), 'and the control server');
+  t.notOk(shown.includes(control.adminToken), 'never the token');
   process.kill(pid, 'SIGHUP');
   await waitFor(async () => (await readFile(logFile, 'utf8')).includes('SIGHUP: nothing to reload'), { what: 'the SIGHUP log line', timeoutMs: 10_000 });
   const listed = await sh(`ls ${q(join(mount, 'nodes'))}`);
