@@ -2,28 +2,66 @@ import type { Logger } from 'pino';
 import type { ControlClient } from '../protocol/control-client.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { SchemaError } from '../protocol/schemas.js';
-import type { PublicNode, SessionAttachReply } from '../protocol/types.gen.js';
-import type { CatalogMirror } from './catalog-mirror.js';
+import type { CatalogDeltaPayload, PublicNode, SessionAttachReply, StoredNode, WatchAck } from '../protocol/types.gen.js';
+import { afterGone, type CatalogMirror } from './catalog-mirror.js';
 
 // The requests a WorldFS catalog makes on a connection besides its reads of nodes (world-catalog.ts).
 
 /** Every event a WorldFS mount follows: delta events, named as the mount's watch in the server's metrics and debug page. */
 const WATCH = { include: 'delta', purpose: 'worldfs' } as const;
 
-/** A watch from now on, without replay: the catalog is read after it starts, so nothing falls between. */
-export async function watchFromNow(client: ControlClient): Promise<void> {
-  await client.request('control.node_service_watch', { replay_limit: 0, ...WATCH });
+/** A watch from now on, without replay: the catalog is read after it starts, so nothing falls between. Resolves to its id. */
+export async function watchFromNow(client: ControlClient): Promise<string> {
+  return (await client.request<WatchAck>('control.node_service_watch', { replay_limit: 0, ...WATCH })).watch_id;
 }
 
-/** A watch from after `position` on this connection; false when the server cannot resume from there (read everything instead). */
-export async function resumeWatch(client: ControlClient, position: number, log: Logger): Promise<boolean> {
+/** A watch from after `position` on this connection, its id; undefined when the server cannot resume from there (read everything instead). */
+export async function resumeWatch(client: ControlClient, position: number, log: Logger): Promise<string | undefined> {
   try {
-    await client.request('control.node_service_watch', { since_seq: position, ...WATCH });
-    return true;
+    return (await client.request<WatchAck>('control.node_service_watch', { since_seq: position, ...WATCH })).watch_id;
   } catch (error) {
     if (!(error instanceof ProtocolError && error.code === 'resync_required')) throw error;
     log.warn({ reason: error.message, since_seq: position }, 'cannot resume the watch here: reading the catalog again');
-    return false;
+    return undefined;
+  }
+}
+
+/**
+ * Ends the connection's watch before another starts (its events follow the sight of the session it
+ * started under, and the new watch's events would come twice). One the server ended is not_found: done already.
+ */
+export async function unwatch(client: ControlClient, watchId: string | undefined): Promise<void> {
+  if (watchId === undefined) return;
+  await client.request('control.node_service_unwatch', { watch_id: watchId }).catch((error: unknown) => {
+    if (!(error instanceof ProtocolError && error.code === 'not_found')) throw error;
+  });
+}
+
+/** A refusal of the session (its project token rotated, its project changed): the connection stays usable. */
+export function isSessionRefusal(error: unknown): error is ProtocolError {
+  return error instanceof ProtocolError && (error.code === 'forbidden' || error.code === 'not_found' || error.code === 'unauthorized');
+}
+
+/**
+ * Reads one node into `into` unless the catalog was read again since (`current()` is another
+ * mirror: the answer is dropped), and resolves to the events queued meanwhile that still apply: all
+ * of them, or, the node gone (not_found), those its absence does not settle (afterGone).
+ */
+export async function readNode(
+  client: ControlClient,
+  nodeId: string,
+  events: CatalogDeltaPayload[],
+  into: CatalogMirror,
+  current: () => CatalogMirror,
+): Promise<CatalogDeltaPayload[]> {
+  try {
+    const node = await client.request<StoredNode>('control.node_get', { node_id: nodeId, view: 'stored' });
+    if (into === current()) into.set(node);
+    return events;
+  } catch (error) {
+    if (!(error instanceof ProtocolError && error.code === 'not_found')) throw error;
+    if (into === current()) into.delete(nodeId);
+    return afterGone(events);
   }
 }
 
@@ -43,6 +81,26 @@ export async function attachAgain(attach: Attach | undefined, client: ControlCli
     if (!(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
     log.warn({ err: error.message }, 'the project token was refused: attached without it until its file holds the new one');
     return await attach?.(client, false);
+  }
+}
+
+/**
+ * The project token file holds a new token: the session attached with it on the live connection,
+ * and its grant. Refused (a typo, a token of before), the server keeps the session it had and so
+ * does the mount: undefined, said in the log (while the server still accepts the token before, it
+ * is as if nothing changed; once rotated away, the session is one without the token).
+ */
+export async function attachNewToken(
+  attach: Attach | undefined,
+  client: ControlClient,
+  log: Logger,
+): Promise<{ grant: SessionAttachReply | undefined } | undefined> {
+  try {
+    return { grant: await attach?.(client) };
+  } catch (error) {
+    if (!(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
+    log.warn({ err: error.message }, 'the new project token was refused: the session stays as it was attached');
+    return undefined;
   }
 }
 

@@ -5,10 +5,11 @@ import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
-import type { CatalogDeltaPayload, PublicNode, SessionAttachReply, StoredNode } from '../protocol/types.gen.js';
+import type { CatalogDeltaPayload, PublicNode, SessionAttachReply } from '../protocol/types.gen.js';
 import { FsError } from '../errors/errno.js';
-import { afterGone, CatalogMirror } from './catalog-mirror.js';
-import { attachAgain, eventNodeId, type Attach, refreshLeases, resumeWatch, watchFromNow } from './catalog-requests.js';
+import { CatalogMirror } from './catalog-mirror.js';
+import { eventNodeId, readNode, refreshLeases, resumeWatch, unwatch, watchFromNow, type Attach } from './catalog-requests.js';
+import { Rereads } from './catalog-rereads.js';
 import { RelayLog, relayOnce, type RelayOperation } from './relay-call.js';
 
 export interface WorldCatalogOptions {
@@ -34,7 +35,7 @@ export interface WorldCatalogOptions {
  * names (`CatalogMirror`); one of a node it does not know makes it read that node (gone by then, not_found: the events before the
  * answer go with it), and one that does not fit makes it read everything again on a new connection. A watch the server ends with
  * `resync_required` (the session's project changed, or the watch fell behind) is attached and read again on the same connection, so
- * relays in flight go on. While the connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the
+ * relays in flight go on; so is a new project token (`reattach`), and a session refused meanwhile waits on it (catalog-rereads.ts). While the connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the
  * next server of its list (Failover: jittered, then backoff once every server failed). A reconnect resumes the watch with
  * `since_seq` after the last position it learned (event, synced or progress head), on whichever server, without reading anything
  * again; only when that is refused (`resync_required`), or the last connection left reads unfinished, does it read everything.
@@ -48,6 +49,8 @@ export class WorldCatalog {
   #position: number | undefined;
   #reconnect: ReconnectLoop;
   #client: ControlClient | undefined;
+  /** Attaches the session again on the connection that follows events now (its project token changed). */
+  #reattach: ((why: string) => void) | undefined;
   #grant: SessionAttachReply | undefined;
   #connected = false;
   #changedMs = Date.now();
@@ -138,6 +141,12 @@ export class WorldCatalog {
     else this.#reconnect.wake();
   }
 
+  /** The project token changed: attached again on the live connection, so files open on it stay valid; else as `reconnect`. */
+  reattach(reason: string): void {
+    if (this.#reattach) this.#reattach(reason);
+    else this.reconnect(reason);
+  }
+
   async stop(): Promise<void> {
     this.#reconnect.stop();
     this.#client?.terminate();
@@ -155,7 +164,7 @@ export class WorldCatalog {
     let cut: string | undefined;
     /** Set once this connection follows events: a watch the server ends after that is read again in place. */
     let following = false;
-    let rereads = Promise.resolve();
+    let watchId: string | undefined;
     const learned = (seq: number): void => {
       position = Math.max(position ?? seq, seq);
     };
@@ -189,25 +198,12 @@ export class WorldCatalog {
       if (busy) return busy.done;
       const [into, pending] = [mirror, reading];
       const events = first ? [first] : [];
-      const done = (client as ControlClient)
-        .request<StoredNode>('control.node_get', { node_id: nodeId, view: 'stored' })
-        .then(
-          (node) => {
-            if (into === mirror) into.set(node);
-            return events;
-          },
-          (error: unknown) => {
-            if (!(error instanceof ProtocolError && error.code === 'not_found')) throw error;
-            if (into === mirror) into.delete(nodeId);
-            return afterGone(events);
-          },
-        )
-        .then((queued) => {
-          pending.delete(nodeId);
-          if (into !== mirror) return;
-          this.#changedMs = Date.now();
-          for (const event of queued) apply(event);
-        });
+      const done = readNode(client as ControlClient, nodeId, events, into, () => mirror).then((queued) => {
+        pending.delete(nodeId);
+        if (into !== mirror) return;
+        this.#changedMs = Date.now();
+        for (const event of queued) apply(event);
+      });
       pending.set(nodeId, { events, done });
       return done;
     };
@@ -216,23 +212,22 @@ export class WorldCatalog {
       mirror = new CatalogMirror();
       reading = new Map();
       position = undefined;
-      await watchFromNow(client as ControlClient);
+      await unwatch(client as ControlClient, watchId);
+      watchId = await watchFromNow(client as ControlClient);
       const listed = await (client as ControlClient).request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
       await Promise.all(listed.nodes.map((n) => read(n.node_id)));
       [this.#grant, this.#mirror] = [grant, mirror];
       this.#changedMs = Date.now();
     };
-    /** The server ended the watch (the project changed, or the watch fell behind): attached and read again on this connection. */
-    const readAgain = async (why: string): Promise<void> => {
-      if (!(client as ControlClient).isOpen) return; // the connection is gone: the next one reads what it must
-      this.#options.log.info({ reason: why }, 'the server ended the watch: reading the catalog again');
-      try {
-        await readAll(await attachAgain(this.#options.attach, client as ControlClient, this.#options.log));
-        this.#options.log.info({ nodes: mirror.nodeIds().length }, 'catalog read again; following events');
-      } catch (error) {
-        resync(`reading the catalog again: ${(error as Error).message}`);
-      }
-    };
+    const rereads = new Rereads(this.#options, {
+      client: () => client as ControlClient,
+      readAll: async (grant) => (await readAll(grant), mirror.nodeIds().length),
+      available: (up) => {
+        [this.#connected, this.#changedMs] = [up === true, Date.now()];
+        if (up !== true) this.#lastError = up;
+      },
+      resync,
+    });
     client = await ControlClient.connect({
       url,
       token: typeof this.#options.token === 'string' ? this.#options.token : await this.#options.token(),
@@ -257,7 +252,7 @@ export class WorldCatalog {
         else if (!frame.ok && frame.error.watch_id !== undefined) {
           const why = `${frame.error.code}: ${frame.error.message}`;
           if (frame.error.code === 'not_found' || !following) resync(why, frame.error.code === 'not_found');
-          else rereads = rereads.then(() => readAgain(why));
+          else rereads.watchEnded(why);
         }
       },
     });
@@ -267,10 +262,11 @@ export class WorldCatalog {
       // A session that may now see otherwise (the project's nodes, actions or token changed) reads
       // everything again: a resumed watch brings no event for a node it may see or no longer sees.
       const sameSight = JSON.stringify(this.#grant) === JSON.stringify(grant);
-      const resumed = position !== undefined && sameSight && (await resumeWatch(client, position, this.#options.log));
+      const resumed = position !== undefined && sameSight && (watchId = await resumeWatch(client, position, this.#options.log)) !== undefined;
       if (!resumed) await readAll(grant);
       // Resumed, this.#mirror and this.#grant stay as they were: the kept mirror (`mirror` above), which the replayed events update.
       following = true;
+      this.#reattach = (why) => rereads.newToken(why);
       this.#connected = true;
       this.#reconnect.succeeded();
       this.#changedMs = Date.now();
@@ -285,11 +281,12 @@ export class WorldCatalog {
         await client.closed;
       } finally {
         clearInterval(refresh);
+        rereads.stop();
       }
       this.#lastError = cut ?? `the connection to ${url} closed`;
     } finally {
       client.terminate();
-      this.#client = undefined;
+      [this.#client, this.#reattach] = [undefined, undefined];
       // The next connection resumes after `position` only if the mirror shown holds everything up to
       // it: the one followed here, or the one kept from before while its resume replayed, in order.
       this.#position = mirror === this.#mirror && cut === undefined && reading.size === 0 ? position : undefined;

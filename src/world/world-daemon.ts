@@ -37,8 +37,8 @@ export interface WorldDaemonOptions {
 
 /**
  * A token kept in a file: read again at every connection (the bearer token) or attach (the project
- * token), and a change of the file reconnects at once, so a rotated token written into the file
- * reaches a running mount.
+ * token), and a change of the file is used at once (#watchTokenFile), so a rotated token written into
+ * the file reaches a running mount.
  */
 export interface TokenFile {
   path: string;
@@ -85,14 +85,15 @@ export class WorldDaemon {
   }
 
   /**
-   * A new token in the file (written, or renamed into place) reconnects with it. Only a token other
-   * than the one last used: a rewrite of the same one, or a file missing or empty for a moment,
-   * leaves a working connection alone.
+   * A new token in the file (written, or renamed into place) is used at once: the bearer token by a
+   * new connection (it is presented at the upgrade), the project token by attaching the session again
+   * on the live one (files open through the mount stay valid). Only a token other than the one last
+   * used: a rewrite of the same one, or a file missing or empty for a moment, leaves a working connection alone.
    */
-  #watchTokenFile(file: ReadingTokenFile): void {
+  #watchTokenFile(file: ReadingTokenFile, use: (reason: string) => void): void {
     const changed = (): void => {
       file.peek().then(
-        (token) => token !== file.lastRead && this.#catalog.reconnect(`a new token in ${file.path}`),
+        (token) => token !== file.lastRead && use(`a new token in ${file.path}`),
         () => undefined,
       );
     };
@@ -134,7 +135,10 @@ export class WorldDaemon {
         () => void daemon.stop('the mount was unmounted from outside'),
       );
       // Unless a stop came while mounting: it has unwatched already.
-      if (!daemon.#stopping) for (const file of [token, projectToken]) if (file !== undefined && typeof file !== 'string') daemon.#watchTokenFile(file);
+      if (!daemon.#stopping) {
+        if (typeof token !== 'string') daemon.#watchTokenFile(token, (reason) => catalog.reconnect(reason));
+        if (projectToken) daemon.#watchTokenFile(projectToken, (reason) => catalog.reattach(reason));
+      }
       log.info({ mount, control_urls: options.controlUrls, connected: catalog.connected }, 'world tree is live');
       return daemon;
     } catch (error) {

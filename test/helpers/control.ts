@@ -284,12 +284,13 @@ export async function waitForService(control: Pick<RunningControl, 'url' | 'admi
 
 /**
  * A node joined to `control` (a join token written to a file in `dir`) with one `echo` service,
- * once the server's catalog lists it: the set-up of tests that act on a real node through the server.
+ * once the server's catalog lists it: the set-up of tests that act on a real node through the server
+ * (`args`: more of its flags, an `--export`).
  */
-export async function startJoinedNode(t: Teardown, control: RunningControl, nodeId: string, dir: string): Promise<RunningNode> {
+export async function startJoinedNode(t: Teardown, control: RunningControl, nodeId: string, dir: string, args: readonly string[] = []): Promise<RunningNode> {
   const joinTokenFile = join(dir, 'join-token');
   await writeFile(joinTokenFile, `${await joinToken(control.dataDir)}\n`, { mode: 0o600 });
-  const node = await startNode(t, { nodeId, manifests: [manifest('echo', 'echo')], args: joinArgs(control.url, joinTokenFile) });
+  const node = await startNode(t, { nodeId, manifests: [manifest('echo', 'echo')], args: [...joinArgs(control.url, joinTokenFile), ...args] });
   await waitForService(control, nodeId, 'echo');
   return node;
 }
