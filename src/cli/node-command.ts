@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { inspectNodeCredentials } from '../node/node-credentials.js';
 import type { NodeDaemonOptions } from '../node/daemon.js';
 import { parseExport } from '../node/fs-provider.js';
@@ -74,7 +74,8 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   await checkCanJoin(options);
   if (values.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
     const logFile = values['log-file'] ?? join(dirname(options.stateFile), `${options.nodeId}.log`);
-    await daemonize('node', { ...values, daemon: false, 'log-file': logFile }, logFile);
+    // `ps` names the node and its mount, so an operator finds a mount's daemon.
+    await daemonize('node', { ...values, daemon: false, 'log-file': logFile }, logFile, ['--node-id', options.nodeId, '--mount', resolve(options.mount)]);
     return 0;
   }
   // Loaded only here: the parent that detaches the daemon (the mount helper) needs no FUSE, ws or driver code.

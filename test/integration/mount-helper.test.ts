@@ -82,6 +82,7 @@ await t.test('an fstab line: mount <dir>, use the tree, umount stops the daemon'
     `
     mount ${m} || exit 10
     cat ${m}/NODE.json > ${q(join(s.dir, 'node.json'))} || exit 11
+    ps -o args= -p "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["pid"])' ${m}/NODE.json)" > ${q(join(s.dir, 'ps.txt'))} || exit 19
     /bin/echo '{"msg":"fstab"}' > ${m}/services/echo/control/invoke.json || exit 12
     cat ${m}/services/echo/result.json > ${q(join(s.dir, 'result.json'))} || exit 13
     /bin/echo '{}' > ${m}/services/whoami/control/invoke.json || exit 17
@@ -95,6 +96,8 @@ await t.test('an fstab line: mount <dir>, use the tree, umount stops the daemon'
   const nodeDoc = JSON.parse(await readFile(join(s.dir, 'node.json'), 'utf8')) as { node_id: string; pid: number; mount: string };
   tt.equal(nodeDoc.node_id, 'fstab-node', 'NODE.json shows the node_id from fstab');
   tt.equal(nodeDoc.mount, s.mount);
+  // An operator finds a mount's daemon in ps: it used to show only `node .../acheron.js node`.
+  tt.match(await readFile(join(s.dir, 'ps.txt'), 'utf8'), `node --node-id fstab-node --mount ${s.mount}`, 'ps names the node and its mount');
   tt.same(
     (JSON.parse(await readFile(join(s.dir, 'result.json'), 'utf8')) as { echo: unknown }).echo,
     { msg: 'fstab' },
