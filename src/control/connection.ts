@@ -13,6 +13,7 @@ import { parseRequest } from './upsert-frame.js';
 import type { ProjectSession } from './policy.js';
 import { describePrincipal, type Principal } from './principal.js';
 import { corkUntilNextTick, type Transport } from './socket-cork.js';
+import { RequestFlow, type DrainSource } from './request-flow.js';
 
 const REQUEST_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/request';
 const VERSION_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/version';
@@ -54,27 +55,36 @@ export class ControlConnection implements ConnectionPeer {
   #missedPongs = 0;
   /** The TCP socket under `socket`: corked while a burst of frames is queued (socket-cork.ts). */
   #transport: Transport | undefined;
-  /** The ops this connection has started and not finished: `settled` waits for them. */
-  readonly #running = new Set<Promise<void>>();
+  /** Its requests, served in turn and within bounds (request-flow.ts). */
+  readonly #flow: RequestFlow;
 
-  constructor(socket: WebSocket, principal: Principal, id: number, host: ConnectionHost, transport?: Transport) {
+  constructor(socket: WebSocket, principal: Principal, id: number, host: ConnectionHost, transport?: Transport & DrainSource) {
     this.socket = socket;
     this.#transport = transport;
+    this.#flow = new RequestFlow(socket, transport, (data, isBinary) => this.#onMessage(data, isBinary));
     this.principal = principal;
     this.id = id;
     this.#host = host;
     this.#log = host.log.child({ conn_id: id, principal: describePrincipal(principal) });
-    socket.on('message', (data, isBinary) => void this.#onMessage(data as Buffer, isBinary));
+    socket.on('message', (data, isBinary) => this.#flow.receive(data as Buffer, isBinary));
     socket.on('pong', () => (this.#missedPongs = 0));
-    socket.on('close', () => host.onClose(this));
+    socket.on('close', () => {
+      this.#flow.closed();
+      host.onClose(this);
+    });
     socket.on('error', (error) => this.#log.debug({ err: error }, 'socket error'));
   }
 
-  /** Called every ping interval: a peer that missed two pongs is dropped (SPEC §6). */
+  /**
+   * Called every ping interval: a peer that missed two pongs is dropped (SPEC §6), unless the server
+   * itself left them unread (RequestFlow.pongMissable).
+   */
   ping(): void {
+    if (!this.#flow.pongMissable()) this.#missedPongs = 0;
     if (this.#missedPongs >= 2) {
-      this.#log.info('peer missed two pongs: dropping it');
-      this.socket.terminate();
+      if (this.#flow.holding === 'unsent')
+        this.#drop('not_reading', `peer does not read: ${this.socket.bufferedAmount} bytes unsent for two ping intervals, connection dropped`);
+      else this.#drop('missed_pongs', 'peer missed two pongs: dropping it');
       return;
     }
     this.#missedPongs++;
@@ -127,16 +137,28 @@ export class ControlConnection implements ConnectionPeer {
   #dropIfNotReading(): void {
     const unsent = this.socket.bufferedAmount;
     if (unsent <= MAX_UNSENT_BYTES) return;
-    this.#log.warn({ unsent_bytes: unsent }, `peer does not read: more than ${MAX_UNSENT_BYTES} bytes unsent, connection dropped`);
+    this.#drop('not_reading', `peer does not read: more than ${MAX_UNSENT_BYTES} bytes unsent, connection dropped`);
+  }
+
+  /**
+   * Ends the connection at once, counted by `reason`: not with a close frame, which would wait
+   * behind the bytes the peer does not read (holding them in memory); the peer sees 1006.
+   */
+  #drop(reason: 'not_reading' | 'missed_pongs', message: string): void {
+    // A silent link is the network's doing (info); a peer that does not read is the client's (warn).
+    this.#log[reason === 'not_reading' ? 'warn' : 'info']({ unsent_bytes: this.socket.bufferedAmount, reason }, message);
+    this.#host.context(this).metrics.dropped.inc({ reason });
+    this.#flow.discard();
     this.socket.terminate();
   }
 
   /**
-   * Resolves when every op this connection had started has ended: a close does not cancel them (a
-   * lease refresh the node sent before it went may still be committing when the close is seen).
+   * Resolves when every frame this connection had read has been served and every op it started has
+   * ended: a close does not cancel them (a lease refresh the node sent before it went may still be
+   * committing when the close is seen).
    */
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.#running]);
+  settled(): Promise<void> {
+    return this.#flow.settled();
   }
 
   /** Bytes queued on the socket and not yet sent: how far behind this peer is. */
@@ -149,12 +171,12 @@ export class ControlConnection implements ConnectionPeer {
    * held while the op waits for a commit, so they die young instead of lasting, promoted, until
    * the next full collection.
    */
-  #onMessage(data: Buffer, isBinary: boolean): void {
+  #onMessage(data: Buffer, isBinary: boolean): Promise<void> | undefined {
     const cap = this.principal.kind === 'node' || this.principal.kind === 'joiner' ? NODE_FRAME_MAX_BYTES : USER_FRAME_MAX_BYTES;
     if (data.length > cap) {
       this.#fail(null, new ProtocolError('payload_too_large', `frame of ${data.length} bytes exceeds ${cap} for ${this.principal.kind} connections`));
       this.socket.close(TOO_BIG, 'frame too large');
-      return;
+      return undefined;
     }
     let id: string | null = null;
     try {
@@ -172,12 +194,10 @@ export class ControlConnection implements ConnectionPeer {
       const problem = this.#host.schemas.problems(REQUEST_SCHEMA, frame, 'frame')[0];
       if (problem) throw new ProtocolError('invalid_envelope', problem.message, { field: problem.json_path });
       const request = frame as RequestFrame;
-      const running = this.#dispatch(request).catch((error: unknown) => this.#refuse(request.id, error));
-      this.#running.add(running);
-      const done = (): boolean => this.#running.delete(running);
-      running.then(done, done);
+      return this.#dispatch(request).catch((error: unknown) => this.#refuse(request.id, error));
     } catch (error) {
       this.#refuse(id, error);
+      return undefined;
     }
   }
 

@@ -27,6 +27,8 @@ export class ControlMetrics {
   readonly errors: Counter<'code'>;
   readonly connections: Gauge<'role'>;
   readonly frames: Counter<'role'>;
+  /** Connections the server ended itself: a peer not reading what it is sent, or one silent past two pings. */
+  readonly dropped: Counter<'reason'>;
   /** The watch fan-out's (WatchHub). */
   readonly watch: WatchMetrics;
   /** The WorldFS relay's (RelayHub). */
@@ -82,6 +84,13 @@ export class ControlMetrics {
     });
     this.connections = new Gauge({ name: 'acheron_connections', help: 'Open WebSocket connections by role', labelNames: ['role'], registers });
     this.frames = new Counter({ name: 'acheron_frames_total', help: 'Request frames received by role', labelNames: ['role'], registers });
+    this.dropped = new Counter({
+      name: 'acheron_connections_dropped_total',
+      help: 'Connections the server dropped: not_reading (replies unsent past the bound), missed_pongs',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['not_reading', 'missed_pongs']) this.dropped.inc({ reason }, 0);
     // A series absent until its first connection would leave an alert on it silent, or a sum across servers short.
     for (const role of ROLES) {
       this.connections.set({ role }, 0);

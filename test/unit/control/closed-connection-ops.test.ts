@@ -57,6 +57,8 @@ t.test('settled: a close waits for the ops the connection had started (the serve
     send: (f: string) => sent.push(String(f)),
     close: () => undefined,
     terminate: () => undefined,
+    pause: () => undefined,
+    resume: () => undefined,
   });
   let commit: () => void = () => undefined;
   const catalog = {

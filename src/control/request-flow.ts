@@ -1,0 +1,135 @@
+/** How many of a connection's requests may run at once (ops started, not finished) before the server stops reading it. */
+export const MAX_REQUESTS_IN_FLIGHT = 64;
+/** Unsent bytes (replies, events) past which the server stops reading a connection until they are written. */
+export const PAUSE_UNSENT_BYTES = 1 << 20;
+
+/** What the flow needs of a ws socket: reading paused and resumed (TCP backpressure), and how far behind it is. */
+export interface FlowSocket {
+  pause(): void;
+  resume(): void;
+  readonly bufferedAmount: number;
+}
+
+/** The TCP (or TLS) socket under it: 'drain' says every byte queued has been written. */
+export interface DrainSource {
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/** Why the server does not read a connection now: its requests run, or what it was sent is unsent. */
+export type Holding = 'requests' | 'unsent' | undefined;
+
+/**
+ * One connection's requests, served in order, one per turn of the event loop, and only while
+ * fewer than MAX_REQUESTS_IN_FLIGHT run and at most PAUSE_UNSENT_BYTES are unsent: otherwise
+ * the socket is not read (TCP backpressure) until that changes. One peer pipelining requests as fast
+ * as it can then takes its share of the loop beside the others instead of all of it, and costs the
+ * server a bounded amount of memory: the frames ws had already read when reading stopped, the
+ * requests running, and their replies.
+ */
+export class RequestFlow {
+  readonly #socket: FlowSocket;
+  readonly #drains: DrainSource | undefined;
+  readonly #serve: (data: Buffer, isBinary: boolean) => Promise<void> | undefined;
+  /** Frames read and not served yet (ws hands over what it had read before the pause too). */
+  readonly #waiting: Array<{ data: Buffer; isBinary: boolean }> = [];
+  /** The ops started and not finished: `settled` waits for them. */
+  readonly #running = new Set<Promise<void>>();
+  #paused = false;
+  /** The socket closed: what it had read is served (a close cancels nothing), unsent bytes no longer hold it. */
+  #closed = false;
+  /** `settled` callers, called once nothing waits or runs. */
+  #idle: Array<() => void> = [];
+  #awaitingDrain = false;
+  /** A frame was served in this turn of the loop: the next one waits for the next turn. */
+  #turnTaken = false;
+  #unsentAtCheck = 0;
+
+  constructor(socket: FlowSocket, drains: DrainSource | undefined, serve: (data: Buffer, isBinary: boolean) => Promise<void> | undefined) {
+    this.#socket = socket;
+    this.#drains = drains;
+    this.#serve = serve;
+  }
+
+  receive(data: Buffer, isBinary: boolean): void {
+    this.#waiting.push({ data, isBinary });
+    this.#pump();
+  }
+
+  /** The frames read and not served are not served: the server dropped the peer. */
+  discard(): void {
+    this.#waiting.length = 0;
+  }
+
+  closed(): void {
+    this.#closed = true;
+    this.#pump();
+  }
+
+  /** Resolves when every frame read has been served and every op started has ended. */
+  settled(): Promise<void> {
+    if (this.#waiting.length === 0 && this.#running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  get holding(): Holding {
+    if (this.#running.size >= MAX_REQUESTS_IN_FLIGHT) return 'requests';
+    // Without a socket to say when it drained, unsent bytes alone never stop the reading.
+    if (!this.#closed && this.#drains && this.#socket.bufferedAmount > PAUSE_UNSENT_BYTES) return 'unsent';
+    return undefined;
+  }
+
+  /**
+   * Called at each ping: whether a pong not seen since the last one counts against the peer. Not
+   * while the server holds the socket unread for requests still running (the pong is in it), nor
+   * while it holds it for unsent bytes that the peer is reading (fewer than at the last ping).
+   */
+  pongMissable(): boolean {
+    const unsent = this.#socket.bufferedAmount;
+    const reading = unsent < this.#unsentAtCheck;
+    this.#unsentAtCheck = unsent;
+    if (!this.#paused) return true;
+    const holding = this.holding;
+    return holding === undefined || (holding === 'unsent' && !reading);
+  }
+
+  #pump(): void {
+    while (this.#waiting.length > 0 && this.holding === undefined) {
+      if (this.#turnTaken) break;
+      this.#turnTaken = true;
+      setImmediate(() => {
+        this.#turnTaken = false;
+        this.#pump();
+      });
+      const { data, isBinary } = this.#waiting.shift() as { data: Buffer; isBinary: boolean };
+      const running = this.#serve(data, isBinary);
+      if (running) this.#track(running);
+    }
+    this.#steer();
+    if (this.#waiting.length === 0 && this.#running.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  #track(running: Promise<void>): void {
+    this.#running.add(running);
+    const done = (): void => {
+      this.#running.delete(running);
+      this.#pump();
+    };
+    running.then(done, done);
+  }
+
+  /** Reads the socket only while nothing waits and nothing holds it. */
+  #steer(): void {
+    const holding = this.holding;
+    const hold = holding !== undefined || this.#waiting.length > 0;
+    if (hold && !this.#paused) this.#socket.pause();
+    else if (!hold && this.#paused) this.#socket.resume();
+    this.#paused = hold;
+    if (holding === 'unsent' && !this.#awaitingDrain && this.#drains) {
+      this.#awaitingDrain = true;
+      this.#drains.once('drain', () => {
+        this.#awaitingDrain = false;
+        this.#pump();
+      });
+    }
+  }
+}

@@ -1,0 +1,105 @@
+// RequestFlow (src/control/request-flow.ts): one request per turn of the loop, reading paused while
+// too many run or too much is unsent, and missed pongs counted only when the peer is to blame.
+import { EventEmitter } from 'node:events';
+import t from 'tap';
+import { MAX_REQUESTS_IN_FLIGHT, PAUSE_UNSENT_BYTES, RequestFlow } from '../../../src/control/request-flow.js';
+
+class FakeSocket extends EventEmitter {
+  bufferedAmount = 0;
+  paused = false;
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const frame = (n: number): Buffer => Buffer.from(String(n));
+
+t.test('a burst is served one frame per turn of the loop, in order, with the socket paused meanwhile', async (t) => {
+  const socket = new FakeSocket();
+  const served: string[] = [];
+  const flow = new RequestFlow(socket, socket, (data) => void served.push(data.toString()));
+  for (let n = 0; n < 3; n++) flow.receive(frame(n), false);
+  t.same(served, ['0'], 'the first at once');
+  t.ok(socket.paused, 'the rest wait: the socket is not read');
+  await nextTurn();
+  t.same(served, ['0', '1']);
+  await nextTurn();
+  t.same(served, ['0', '1', '2']);
+  t.notOk(socket.paused, 'read again once nothing waits');
+});
+
+t.test(`at ${MAX_REQUESTS_IN_FLIGHT} requests running, nothing more is served until one ends`, async (t) => {
+  const socket = new FakeSocket();
+  const ends: Array<() => void> = [];
+  let served = 0;
+  const flow = new RequestFlow(socket, socket, () => {
+    served++;
+    return new Promise<void>((resolve) => ends.push(resolve));
+  });
+  for (let n = 0; n <= MAX_REQUESTS_IN_FLIGHT; n++) {
+    flow.receive(frame(n), false);
+    await nextTurn();
+  }
+  t.equal(served, MAX_REQUESTS_IN_FLIGHT, 'the one past the cap waits');
+  t.ok(socket.paused, 'and the socket is not read');
+  t.equal(flow.holding, 'requests');
+  t.notOk(flow.pongMissable(), 'a pong held unread by the server does not count against the peer');
+  ends.shift()?.();
+  await nextTurn();
+  t.equal(served, MAX_REQUESTS_IN_FLIGHT + 1, 'served once one ended');
+  ends.forEach((end) => end());
+  await flow.settled();
+  await nextTurn();
+  t.notOk(socket.paused);
+});
+
+t.test(`more than ${PAUSE_UNSENT_BYTES} bytes unsent: not read until the socket drains`, async (t) => {
+  const socket = new FakeSocket();
+  let served = 0;
+  const flow = new RequestFlow(socket, socket, () => {
+    served++;
+    socket.bufferedAmount += 2 * PAUSE_UNSENT_BYTES; // a big reply
+    return undefined;
+  });
+  flow.receive(frame(0), false);
+  await nextTurn();
+  flow.receive(frame(1), false);
+  await nextTurn();
+  t.equal(served, 1, 'the second waits for the first reply to be written');
+  t.equal(flow.holding, 'unsent');
+  t.ok(socket.paused);
+  t.ok(flow.pongMissable(), 'a peer that reads nothing is to blame for its pongs');
+  socket.bufferedAmount -= 1000;
+  t.notOk(flow.pongMissable(), 'one that reads (fewer bytes unsent than at the last ping) is not');
+  t.ok(flow.pongMissable(), 'until it stops reading again');
+  socket.bufferedAmount = 0;
+  socket.emit('drain');
+  await nextTurn();
+  t.equal(served, 2, 'served after the drain');
+});
+
+t.test('settled waits for the frames read and not served yet; once closed, unsent bytes no longer hold them', async (t) => {
+  const socket = new FakeSocket();
+  const served: string[] = [];
+  const flow = new RequestFlow(socket, socket, (data) => {
+    served.push(data.toString());
+    socket.bufferedAmount = 2 * PAUSE_UNSENT_BYTES; // a reply the peer never reads
+    return undefined;
+  });
+  flow.receive(frame(0), false);
+  flow.receive(frame(1), false);
+  let settled = false;
+  void flow.settled().then(() => (settled = true));
+  await nextTurn();
+  t.same(served, ['0'], 'the second waits for the unsent bytes');
+  t.notOk(settled, 'and settled waits for it');
+  flow.closed();
+  await nextTurn();
+  await nextTurn();
+  t.same(served, ['0', '1'], 'served once the socket closed (a close cancels nothing)');
+  t.ok(settled, 'then settled');
+});
