@@ -2,6 +2,11 @@
 export const MAX_REQUESTS_IN_FLIGHT = 64;
 /** Unsent bytes (replies, events) past which the server stops reading a connection until they are written. */
 export const PAUSE_UNSENT_BYTES = 1 << 20;
+/**
+ * How long one connection's frames may keep the loop in one turn: the frames of a read that start
+ * cheaply (a burst of upserts) still go out together and into one group commit; a costly one ends the turn.
+ */
+export const TURN_BUDGET_MS = 1;
 
 /** What the flow needs of a ws socket: reading paused and resumed (TCP backpressure), and how far behind it is. */
 export interface FlowSocket {
@@ -19,7 +24,7 @@ export interface DrainSource {
 export type Holding = 'requests' | 'unsent' | undefined;
 
 /**
- * One connection's requests, served in order, one per turn of the event loop, and only while
+ * One connection's requests, served in order, for at most TURN_BUDGET_MS per turn of the event loop, and only while
  * fewer than MAX_REQUESTS_IN_FLIGHT run and at most PAUSE_UNSENT_BYTES are unsent: otherwise
  * the socket is not read (TCP backpressure) until that changes. One peer pipelining requests as fast
  * as it can then takes its share of the loop beside the others instead of all of it, and costs the
@@ -40,8 +45,8 @@ export class RequestFlow {
   /** `settled` callers, called once nothing waits or runs. */
   #idle: Array<() => void> = [];
   #awaitingDrain = false;
-  /** A frame was served in this turn of the loop: the next one waits for the next turn. */
-  #turnTaken = false;
+  /** When this connection's turn began (performance.now()), or undefined: none this turn; past the budget, the next frame waits for the next turn. */
+  #turnStartedMs: number | undefined;
   #unsentAtCheck = 0;
 
   constructor(socket: FlowSocket, drains: DrainSource | undefined, serve: (data: Buffer, isBinary: boolean) => Promise<void> | undefined) {
@@ -94,12 +99,13 @@ export class RequestFlow {
 
   #pump(): void {
     while (this.#waiting.length > 0 && this.holding === undefined) {
-      if (this.#turnTaken) break;
-      this.#turnTaken = true;
-      setImmediate(() => {
-        this.#turnTaken = false;
-        this.#pump();
-      });
+      if (this.#turnStartedMs === undefined) {
+        this.#turnStartedMs = performance.now();
+        setImmediate(() => {
+          this.#turnStartedMs = undefined;
+          this.#pump();
+        });
+      } else if (performance.now() - this.#turnStartedMs >= TURN_BUDGET_MS) break;
       const { data, isBinary } = this.#waiting.shift() as { data: Buffer; isBinary: boolean };
       const running = this.#serve(data, isBinary);
       if (running) this.#track(running);

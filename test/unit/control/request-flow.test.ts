@@ -1,8 +1,9 @@
-// RequestFlow (src/control/request-flow.ts): one request per turn of the loop, reading paused while
+// RequestFlow (src/control/request-flow.ts): a connection's requests take at most TURN_BUDGET_MS of a
+// turn of the loop, reading paused while
 // too many run or too much is unsent, and missed pongs counted only when the peer is to blame.
 import { EventEmitter } from 'node:events';
 import t from 'tap';
-import { MAX_REQUESTS_IN_FLIGHT, PAUSE_UNSENT_BYTES, RequestFlow } from '../../../src/control/request-flow.js';
+import { MAX_REQUESTS_IN_FLIGHT, PAUSE_UNSENT_BYTES, RequestFlow, TURN_BUDGET_MS } from '../../../src/control/request-flow.js';
 
 class FakeSocket extends EventEmitter {
   bufferedAmount = 0;
@@ -18,10 +19,30 @@ class FakeSocket extends EventEmitter {
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const frame = (n: number): Buffer => Buffer.from(String(n));
 
-t.test('a burst is served one frame per turn of the loop, in order, with the socket paused meanwhile', async (t) => {
+/** Keeps the loop busy for `ms`: a request that costs that much. */
+const busy = (ms: number): void => {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+};
+
+t.test('a burst of cheap requests is served in one turn, in order: they go out together', (t) => {
   const socket = new FakeSocket();
   const served: string[] = [];
   const flow = new RequestFlow(socket, socket, (data) => void served.push(data.toString()));
+  for (let n = 0; n < 3; n++) flow.receive(frame(n), false);
+  t.same(served, ['0', '1', '2'], 'all at once');
+  t.notOk(socket.paused, 'the socket is read on');
+  t.end();
+});
+
+t.test(`a burst of costly requests is served one per ${TURN_BUDGET_MS} ms turn of the loop, in order, with the socket paused meanwhile`, async (t) => {
+  const socket = new FakeSocket();
+  const served: string[] = [];
+  const flow = new RequestFlow(socket, socket, (data) => {
+    served.push(data.toString());
+    busy(TURN_BUDGET_MS);
+    return undefined;
+  });
   for (let n = 0; n < 3; n++) flow.receive(frame(n), false);
   t.same(served, ['0'], 'the first at once');
   t.ok(socket.paused, 'the rest wait: the socket is not read');
