@@ -256,9 +256,27 @@ function checkArgvOptions(given: NodeOptionValues): NodeOptionValues {
   return checked as NodeOptionValues;
 }
 
+/** Options only a node with a control server reads: given without one, the node ran standalone and never used them. */
+const CONTROL_ONLY_OPTIONS: readonly NodeOptionName[] = ['join-token', 'join-token-file', 'reconnect-backoff-ms', 'reconnect-backoff-max-ms'];
+
+/**
+ * Refuses a control-only option without `--control-url`, named as its source spells it (a config
+ * key; a mount line's flags are renamed by inMountLineTerms), as `--etcd-endpoints` needs `--store etcd`.
+ */
+function checkControlOnly(given: NodeOptionValues, config: NodeOptionValues, configPath: string | undefined): void {
+  if (given['control-url'] !== undefined || config['control-url'] !== undefined) return;
+  const name = CONTROL_ONLY_OPTIONS.find((option) => given[option] !== undefined || config[option] !== undefined);
+  if (name === undefined) return;
+  const why = 'without one the node runs standalone and never uses it';
+  if (given[name] === undefined) throw new UsageError(`--config ${configPath}: /${snake(name)} needs --control-url or /control_url (${why})`);
+  throw new UsageError(`--${name} needs --control-url (${why})`);
+}
+
 /** Resolves every source of options into daemon options (precedence: argv > -o > config > defaults). */
 export async function resolveNodeOptions(argv: NodeOptionValues, mountOptions: NodeOptionValues = {}): Promise<NodeOptionValues> {
   const configPath = argv.config ?? mountOptions.config;
   const config = configPath ? await readConfigFile(configPath) : {};
-  return mergeOptions(checkArgvOptions(argv), mountOptions, config, defaultOptions());
+  const given = mergeOptions(checkArgvOptions(argv), mountOptions);
+  checkControlOnly(given, config, configPath);
+  return mergeOptions(given, config, defaultOptions());
 }

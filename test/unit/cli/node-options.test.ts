@@ -235,6 +235,17 @@ t.test('resolveNodeOptions reads the config named by argv or -o', async (tt) => 
   await tt.rejects(resolveNodeOptions({ 'log-level': 'loud' }), { message: /^--log-level: must be one of / });
 });
 
+t.test('resolveNodeOptions: a control-only option needs a control URL from some source', async (tt) => {
+  const joinConfig = await configFile({ join_token_file: '/t', reconnect_backoff_ms: 100 });
+  const withUrl = await resolveNodeOptions({ config: joinConfig, 'control-url': ['ws://h:1'] });
+  tt.equal(withUrl['join-token-file'], '/t', 'the URL on the command line, the join token file in the config: taken');
+  const urlConfig = await configFile({ control_url: ['ws://h:1'] });
+  tt.equal((await resolveNodeOptions({ 'reconnect-backoff-ms': 100 }, { config: urlConfig }))['reconnect-backoff-ms'], 100, 'the URL in the config: taken');
+  await tt.rejects(resolveNodeOptions({ config: joinConfig }), { name: 'UsageError', message: /\/join_token_file needs --control-url or \/control_url / });
+  await tt.rejects(resolveNodeOptions({}, { 'reconnect-backoff-max-ms': 100 }), { message: /^--reconnect-backoff-max-ms needs --control-url / });
+  tt.equal((await resolveNodeOptions({}))['reconnect-backoff-ms'], 5000, 'the defaults alone are no such option');
+});
+
 t.test('defaultStateFile', async (tt) => {
   if (process.getuid?.() === 0) tt.equal(defaultStateFile('n1'), '/var/lib/acheron/n1.json', 'as root');
   else tt.equal(defaultStateFile('n1', { XDG_STATE_HOME: '/xdg' }), '/xdg/acheron/n1.json', 'as a user');
