@@ -207,7 +207,7 @@ export async function connectAny(
 ): Promise<ControlClient> {
   const failover = new Failover(urls, { firstMs: retry.firstMs ?? 500, maxMs: retry.maxMs ?? 4000 });
   const rounds = retry.rounds ?? 3;
-  const why = new Map<string, string>();
+  const failures = new ServerFailures();
   for (let attempt = 0; attempt < rounds * urls.length; attempt++) {
     const url = failover.current;
     // `quickHandshakeMs` in every round but the last: a hung server is left quickly, and the last round
@@ -220,33 +220,47 @@ export async function connectAny(
       // Neither a server's answer nor the network's (ws refused to build the request: a token that is
       // no valid header value): this side's mistake, which no retry or other server would change.
       if (isFinalRefusal(error) || !(error instanceof ProtocolError || error instanceof SchemaError)) throw error;
-      why.set(url, (error as Error).message.replace(`cannot reach the control server at ${url}: `, ''));
+      failures.note(url, error);
     }
     const pause = failover.failed();
     if (attempt + 1 < rounds * urls.length) await new Promise((resolve) => setTimeout(resolve, pause));
   }
-  throw new ProtocolError('unavailable', noServerTookIt(why, rounds, urls.length));
+  throw new ProtocolError('unavailable', failures.text(rounds, urls.length));
 }
 
 const REFUSED = 'control server refused the connection: ';
 
 /**
- * Why connectAny gave up. Servers that answered the upgrade with a refusal (a 503: the store could
- * not check the token) did answer: said so first with their status and reason, not as silence.
+ * Why each server of a `--control-url` list failed to connect, and the one line that says it once
+ * the client gives up: connectAny (the one-shot commands) and WorldFS's first connection say it alike.
  */
-function noServerTookIt(why: ReadonlyMap<string, string>, rounds: number, urlCount: number): string {
-  const reasons = [...why.values()];
-  const refused = reasons.filter((reason) => reason.startsWith(REFUSED)).length;
-  const lead =
-    refused === 0
-      ? 'no control server answered'
-      : refused < reasons.length
-        ? 'no control server took the connection'
-        : urlCount === 1
-          ? 'the control server refused the connection'
-          : 'every control server refused the connection';
-  const each = [...why].map(([url, reason]) => `${url}: ${refused === reasons.length ? reason.slice(REFUSED.length) : reason}`);
-  return `${lead} (${rounds} rounds over ${urlCount} URL${urlCount === 1 ? '' : 's'}): ${each.join('; ')}`;
+export class ServerFailures {
+  readonly #why = new Map<string, string>();
+
+  /** The last failure of `url` (a server's or the network's: ProtocolError, SchemaError). */
+  note(url: string, error: unknown): void {
+    this.#why.set(url, (error as Error).message.replace(`cannot reach the control server at ${url}: `, ''));
+  }
+
+  /**
+   * Why the client gave up after `rounds` rounds. Servers that answered the upgrade with a refusal
+   * (a 503: the store could not check the token) did answer: said so first with their status and
+   * reason, not as silence.
+   */
+  text(rounds: number, urlCount: number): string {
+    const reasons = [...this.#why.values()];
+    const refused = reasons.filter((reason) => reason.startsWith(REFUSED)).length;
+    const lead =
+      refused === 0
+        ? 'no control server answered'
+        : refused < reasons.length
+          ? 'no control server took the connection'
+          : urlCount === 1
+            ? 'the control server refused the connection'
+            : 'every control server refused the connection';
+    const each = [...this.#why].map(([url, reason]) => `${url}: ${refused === reasons.length ? reason.slice(REFUSED.length) : reason}`);
+    return `${lead} (${rounds} round${rounds === 1 ? '' : 's'} over ${urlCount} URL${urlCount === 1 ? '' : 's'}): ${each.join('; ')}`;
+  }
 }
 
 /** The body of a refused upgrade, which says why (a 503: the store could not check the token); at most REFUSAL_MAX_BYTES, '' if none. */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
+import { ControlClient, isFinalRefusal, ServerFailures } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -63,12 +63,14 @@ export class WorldCatalog {
     this.#options = options;
     this.#relayLog = new RelayLog(options.log);
     this.#check = new ServerFrameCheck(options.schemas, { events: 'delta' });
+    const failures = new ServerFailures(); // the first round's failures, said as the one-shot commands say them
     this.#reconnect = new ReconnectLoop({
       urls: options.urls,
       backoff: { firstMs: options.backoffMs ?? 500, maxMs: options.backoffMaxMs ?? 10_000 },
       session: (url) => this.#session(url),
       failed: (url, error) => {
         this.#lastError = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
+        failures.note(url, error);
         // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a
         // refusal any would give) is start()'s to report, in one line, not a log line's too.
         if (!this.#everSynced && (options.urls.length === 1 || isFinalRefusal(error))) throw error;
@@ -79,7 +81,7 @@ export class WorldCatalog {
         this.#changedMs = Date.now();
       },
       beforePause: () => {
-        if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', `no control server answered: ${this.#lastError}`);
+        if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', failures.text(1, options.urls.length));
       },
     });
     this.#firstSync = new Promise((resolve) => (this.#synced = resolve));

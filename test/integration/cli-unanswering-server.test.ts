@@ -2,11 +2,14 @@
 // TCP connection and never answers it (hung, SIGSTOPped): each attempt on it waited ws's 10 s, so a
 // list of that server alone failed after 32 s and `<hung>,<good>` answered after 11 s. Now such a
 // server is given 2 s (ONE_SHOT_HANDSHAKE_MS) in every round but the last. And one that answers the
-// upgrade with a refusal (503 during an etcd quorum loss) did answer: the command says so, and why.
+// upgrade with a refusal (503 during an etcd quorum loss) did answer: the command says so, and why;
+// `acheron world` too, when it gives up on its first round.
 import t from 'tap';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
-import { acheron, startControl } from '../helpers/control.js';
+import { join } from 'node:path';
+import { acheron, oneLine, startControl } from '../helpers/control.js';
+import { isMounted, tempDir } from '../helpers/node.js';
 
 const control = await startControl(t);
 
@@ -77,4 +80,30 @@ t.test('node list: a server that refuses the upgrade with 503: said as a refusal
     mixed.stderr,
     /^acheron: unavailable: no control server took the connection \(3 rounds over 2 URLs\): \S+: control server refused the connection: HTTP 503: control store: the token could not be checked \(fc2 test\); \S+: no answer to the connection within 10000 ms\n$/,
   );
+});
+
+t.test('world --daemon: two servers that refuse the upgrade with 503: each named with its reason, in the one-shot commands words', async (tt) => {
+  const dir = await tempDir(tt);
+  const [a, b] = [await refusingServer(), await refusingServer()];
+  const r = await acheron([
+    'world',
+    '--daemon',
+    '--control-url',
+    `${a},${b}`,
+    '--token',
+    control.adminToken,
+    '--mount',
+    join(dir, 'mnt'),
+    '--log-file',
+    join(dir, 'world.log'),
+  ]);
+  tt.equal(r.code, 1, 'exit 1');
+  // It said `unavailable: no control server answered: <b>: unavailable: control server refused the connection: …`: the last URL alone.
+  const why = 'HTTP 503: control store: the token could not be checked \\(fc2 test\\)';
+  oneLine(
+    tt,
+    r.stderr,
+    new RegExp(`^acheron: unavailable: every control server refused the connection \\(1 round over 2 URLs\\): ${a}: ${why}; ${b}: ${why}$`),
+  );
+  tt.notOk(await isMounted(join(dir, 'mnt')), 'nothing mounted');
 });
