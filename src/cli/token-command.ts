@@ -67,10 +67,14 @@ async function run(
         err.write(
           `acheron: warning: no tokens under --etcd-prefix ${args['etcd-prefix']} (a control server makes the first at its first start: is the prefix right?)\n`,
         );
-      // The tokens with ids `admin` and `user` (what `rotate admin|user` acts on), never another holder's
-      // token of that role; null when that one was revoked, and on etcd, which keeps no secrets.
-      const secretOf = (id: string): string | null => tokens.find((e) => e.id === id)?.token ?? null;
-      const doc = { admin: secretOf('admin'), user: secretOf('user'), tokens };
+      // The secrets of the tokens with ids `admin` and `user` (what `rotate admin|user` acts on), never
+      // another holder's token of that role; null when that one was revoked. A live one whose secret is
+      // not kept (etcd keeps a digest) is left out, as its entry's `token` is: null there read as revoked.
+      const secretOf = (id: string): Record<string, string | null> => {
+        const entry = tokens.find((e) => e.id === id);
+        return entry === undefined ? { [id]: null } : entry.token === undefined ? {} : { [id]: entry.token };
+      };
+      const doc = { ...secretOf('admin'), ...secretOf('user'), tokens };
       if (args.json) out.write(JSON.stringify(doc, null, 2) + '\n');
       else
         for (const t of tokens) out.write(`${t.id}\t${t.role}\t${t.role === 'join' ? joinState(t) : (t.token ?? '(secret not kept: rotate for a new one)')}\n`);

@@ -28,6 +28,22 @@ t.test('token list of a prefix that holds no token (mistyped): a warning naming 
   t.equal(right.stderr, '', 'no warning where tokens are');
 });
 
+t.test('token list --json: a live token whose secret etcd does not keep is left out of admin/user, not null (revoked)', async (t) => {
+  const own = await etcdStore(cluster);
+  const listed = async (): Promise<Record<string, unknown>> => {
+    const r = await acheron(['token', 'list', '--json', ...own.args]);
+    t.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+  const live = await listed();
+  t.same(Object.keys(live), ['tokens'], 'both live, no secret kept: neither admin nor user (it said null, as for a revoked one)');
+  t.same((live.tokens as Array<{ id: string }>).map((e) => e.id).sort(), ['admin', 'user'], 'both listed');
+  t.equal((await acheron(['token', 'revoke', 'user', ...own.args])).code, 0);
+  const revoked = await listed();
+  t.same(Object.keys(revoked), ['user', 'tokens'], 'a revoked one is null');
+  t.equal(revoked.user, null);
+});
+
 t.test('a server started after etcd compacted the history: one info line, no failure logged', async (t) => {
   const endpoint = cluster.endpoints[0] as string;
   const post = async (path: string, body: object): Promise<{ header: { revision: string } }> =>
