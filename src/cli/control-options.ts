@@ -1,9 +1,9 @@
 import { CONTROL_DEFAULTS, SERVER_TTL_MS } from '../control/defaults.js';
 import { STORE_OPTIONS, type StoreArgs } from './store-options.js';
-import { wholeNumberOption } from './whole-number.js';
+import { wholeNumberFlag } from './whole-number.js';
 import { LOG_OPTIONS } from './log-options.js';
 
-const ms = (flag: string, min: number) => ({ type: 'number', coerce: wholeNumberOption(flag, { min, unit: 'milliseconds' }) }) as const;
+const ms = (flag: string, min: number) => wholeNumberFlag(flag, { min, unit: 'milliseconds' });
 
 /** `acheron control` options (yargs), apart from the command: every command line reads them, few run the server. */
 export const CONTROL_OPTIONS = {

@@ -19,7 +19,7 @@ import { CONTROL_OPTIONS } from './control-options.js';
 import { STORE_OPTIONS } from './store-options.js';
 import { inMountLineTerms, NODE_OPTION_SPECS, parseMountOptions, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
 import { worldMountArgs, WORLD_OPTIONS, type WorldArgs } from './world-options.js';
-import { wholeNumberOption } from './whole-number.js';
+import { AS_GIVEN, wholeNumberFlag } from './whole-number.js';
 
 /**
  * Each command's module, imported when that command runs: the daemon, server or client it loads
@@ -125,13 +125,11 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
               clientOptions(c)
                 .positional('node_id', { type: 'string', describe: 'only this node' })
                 .option('replay-limit', {
-                  type: 'number',
-                  coerce: wholeNumberOption('replay-limit', { min: 0, unit: 'events' }),
+                  ...wholeNumberFlag('replay-limit', { min: 0, unit: 'events' }),
                   describe: 'replay this many past events first (default 25)',
                 })
                 .option('since', {
-                  type: 'number',
-                  coerce: wholeNumberOption('since', { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'seq' }),
+                  ...wholeNumberFlag('since', { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'seq' }),
                   describe: 'replay everything after this seq',
                 }),
             async (args) => {
@@ -165,10 +163,11 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
           for (const [name, spec] of Object.entries(NODE_OPTION_SPECS)) {
             // No yargs defaults: precedence between argv, -o, config and defaults is ours (node-options.ts),
             // and so is the check of the values.
-            const { default: _default, whole: _whole, ...rest } = spec as typeof spec & { default?: unknown; whole?: unknown };
+            const { default: _default, whole: _whole, type, ...rest } = spec as typeof spec & { default?: unknown; whole?: unknown; type?: string };
             y.option(name, {
               ...rest,
-              ...(rest.type === 'array' ? { string: true } : {}),
+              ...(type === 'number' ? AS_GIVEN : type === undefined ? {} : { type }),
+              ...(type === 'array' ? { string: true } : {}),
               ...(_default === undefined ? {} : { defaultDescription: String(_default) }),
             } as never);
           }
@@ -231,8 +230,7 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
             .option('user', { type: 'string', describe: 'user id (create)' })
             .option('agent', { type: 'string', describe: 'agent id (create)' })
             .option('ttl-ms', {
-              type: 'number',
-              coerce: wholeNumberOption('ttl-ms', { min: 1, max: JOIN_TTL_MAX_MS, unit: 'milliseconds' }),
+              ...wholeNumberFlag('ttl-ms', { min: 1, max: JOIN_TTL_MAX_MS, unit: 'milliseconds' }),
               default: 3_600_000,
               describe: 'join token lifetime (join)',
             })

@@ -244,7 +244,7 @@ export function defaultStateFile(nodeId: string, env: NodeJS.ProcessEnv = proces
   return join(defaultStateDir(env), `${nodeId}.json`);
 }
 
-/** `--busy-poll-us` of `acheron world` (a number from yargs, a string from mount -o); `acheron node` checks it with its other options. */
+/** `--busy-poll-us` of `acheron world` (as given: yargs' AS_GIVEN, text from mount -o); `acheron node` checks it with its other options. */
 export function busyPollWindow(given: number | string | undefined): number {
   return given === undefined ? DEFAULT_BUSY_POLL_US : checkWholeNumber('--busy-poll-us', given, BUSY_POLL_OPTION.whole);
 }

@@ -1,7 +1,7 @@
 import { readEtcdFiles } from '../control/etcd/option-files.js';
 import { ETCD_DEFAULTS, checkEtcdOptions, parseEndpoints, type EtcdOptions } from '../control/etcd/options.js';
 import { UsageError } from './exit.js';
-import { wholeNumberOption } from './whole-number.js';
+import { wholeNumberFlag } from './whole-number.js';
 
 /** Where the control server keeps tokens and projects: shared by `acheron control` and `acheron token`. */
 export const STORE_OPTIONS = {
@@ -19,14 +19,12 @@ export const STORE_OPTIONS = {
   'etcd-username': { type: 'string', describe: 'etcd user (with --etcd-password-file)' },
   'etcd-password-file': { type: 'string', describe: "file holding the etcd user's password" },
   'etcd-call-timeout-ms': {
-    type: 'number',
-    coerce: wholeNumberOption('etcd-call-timeout-ms', { min: 1, unit: 'milliseconds' }),
+    ...wholeNumberFlag('etcd-call-timeout-ms', { min: 1, unit: 'milliseconds' }),
     default: ETCD_DEFAULTS.callTimeoutMs,
     describe: 'deadline of each attempt of an etcd call',
   },
   'etcd-start-timeout-ms': {
-    type: 'number',
-    coerce: wholeNumberOption('etcd-start-timeout-ms', { min: 1, unit: 'milliseconds' }),
+    ...wholeNumberFlag('etcd-start-timeout-ms', { min: 1, unit: 'milliseconds' }),
     default: ETCD_DEFAULTS.startTimeoutMs,
     describe: 'give up starting when etcd has not answered by then',
   },

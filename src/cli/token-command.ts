@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { openTokenStore } from '../control/control-store.js';
 import type { ListedToken } from '../control/token-store.js';
 import { TOKENS_FILE } from '../control/token-file.js';
-import { isIdentifier } from '../protocol/identifier.js';
-import { UsageError } from './exit.js';
+import { checkIdentifier, UsageError } from './exit.js';
 import { createLogger } from './logger.js';
 import { etcdStoreOptions, type StoreArgs } from './store-options.js';
 
@@ -81,8 +80,10 @@ async function run(
       return 0;
     }
     case 'create': {
-      if (!args.user || !isIdentifier(args.user)) throw new UsageError('token create needs --user ID (1-128 characters of [A-Za-z0-9._-])');
-      if (args.agent !== undefined && !isIdentifier(args.agent)) throw new UsageError('--agent: 1-128 characters of [A-Za-z0-9._-]');
+      if (args.user === undefined) throw new UsageError('token create needs --user ID (1-128 characters of [A-Za-z0-9._-])');
+      // Given but not an id: said so, with the value (it said `needs --user ID` as if none was given).
+      checkIdentifier('--user', args.user);
+      if (args.agent !== undefined) checkIdentifier('--agent', args.agent);
       const entry = await store.createUser(args.user, args.agent ?? null);
       out.write(args.json ? JSON.stringify(entry) + '\n' : `${entry.id}\n${entry.token}\n`);
       return 0;

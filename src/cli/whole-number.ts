@@ -23,7 +23,7 @@ export function checkWholeNumber(label: string, raw: unknown, rule: WholeNumberR
   const max = rule.max ?? MAX_TIMER_MS;
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
   if (typeof value === 'number' && Number.isInteger(value) && value >= rule.min && value <= max) return value;
-  // yargs has already turned text into NaN; the original is gone.
+  // A NaN has no text to show (yargs passes the text as given: AS_GIVEN).
   const shown =
     typeof raw === 'number' && Number.isNaN(raw)
       ? ' (not a number)'
@@ -37,3 +37,12 @@ export function checkWholeNumber(label: string, raw: unknown, rule: WholeNumberR
 export function wholeNumberOption(flag: string, rule: WholeNumberRule): (given: unknown) => number {
   return (given) => checkWholeNumber(`--${flag}`, Array.isArray(given) ? given[given.length - 1] : given, rule);
 }
+
+/**
+ * How yargs takes a whole-number flag: untyped, one value required, so `--since abc` reaches
+ * checkWholeNumber as given (yargs' `number` type turns it into NaN first, and the refusal could not show it).
+ */
+export const AS_GIVEN = { requiresArg: true } as const;
+
+/** A whole-number flag for yargs (AS_GIVEN), checked by wholeNumberOption. */
+export const wholeNumberFlag = (flag: string, rule: WholeNumberRule) => ({ ...AS_GIVEN, coerce: wholeNumberOption(flag, rule) }) as const;

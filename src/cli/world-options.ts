@@ -1,7 +1,7 @@
 import { booleanValue, BUSY_POLL_OPTION, isGenericMountOption, MOUNT_ACCESS_OPTIONS, NODE_OPTION_SPECS } from './node-options.js';
 import { LOG_LEVELS, LOG_OPTIONS } from './log-options.js';
 import { UsageError } from './exit.js';
-import { checkWholeNumber } from './whole-number.js';
+import { AS_GIVEN, checkWholeNumber } from './whole-number.js';
 
 /** `acheron world` options; the mount helper's `-o` keys are the same names in snake_case. */
 export const WORLD_OPTIONS = {
@@ -16,7 +16,8 @@ export const WORLD_OPTIONS = {
   'project-token-file': { type: 'string', describe: 'file holding the project token' },
   mount: { type: 'string', default: '/mnt/acheron-world', describe: 'mount point' },
   subtree: { type: 'string', choices: ['nodes'], describe: 'mount only nodes/ (on /nodes: ls /nodes/*/services)' },
-  'busy-poll-us': BUSY_POLL_OPTION,
+  // Taken as given, as every whole-number flag (AS_GIVEN): busyPollWindow checks it and shows it when refused.
+  'busy-poll-us': { describe: BUSY_POLL_OPTION.describe, default: BUSY_POLL_OPTION.default, ...AS_GIVEN },
   ...MOUNT_ACCESS_OPTIONS,
   ...LOG_OPTIONS,
   daemon: { type: 'boolean', default: false, describe: 'detach and return once the tree is live' },
@@ -31,7 +32,7 @@ export interface WorldArgs {
   'project-token-file'?: string | undefined;
   mount?: string | undefined;
   subtree?: string | undefined;
-  /** A number from yargs, a string from mount -o. */
+  /** As given (yargs: a number or text, AS_GIVEN; mount -o: text); busyPollWindow checks it. */
   'busy-poll-us'?: number | string | undefined;
   'allow-other'?: boolean | undefined;
   'default-permissions'?: boolean | undefined;

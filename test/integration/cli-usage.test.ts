@@ -18,16 +18,19 @@ t.test('numbers: every duration and count option refuses what is not a whole num
   const data = ['--data-dir', join(dir, 'data')];
   const mount = ['--mount', join(dir, 'mnt')];
   const cases: Array<[string[], RegExp]> = [
-    [['control', ...data, '--lease-ttl-ms', 'abc'], /--lease-ttl-ms \(not a number\): expected a whole number from 1000 to 2147483647 \(milliseconds\)/],
+    [['control', ...data, '--lease-ttl-ms', 'abc'], /--lease-ttl-ms abc: expected a whole number from 1000 to 2147483647 \(milliseconds\)/],
     [['control', ...data, '--offline-grace-ms', '-1'], /--offline-grace-ms -1: expected a whole number from 0 /],
     [['control', ...data, '--server-ttl-ms', '99999999999'], /--server-ttl-ms 99999999999: .* to 2147483647/],
     [['control', ...data, '--etcd-start-timeout-ms', '0'], /--etcd-start-timeout-ms 0: /],
-    [['node', ...mount, '--manifest-reload-interval-ms', 'abc'], /--manifest-reload-interval-ms \(not a number\): /],
+    [['node', ...mount, '--manifest-reload-interval-ms', 'abc'], /--manifest-reload-interval-ms abc: /],
     [['node', ...mount, '--shutdown-grace-ms', '-5'], /--shutdown-grace-ms -5: /],
     [['node', ...mount, '--reconnect-backoff-ms', '1.5'], /--reconnect-backoff-ms 1.5: /],
     [['token', 'join', ...data, '--ttl-ms', '-5'], /--ttl-ms -5: expected a whole number from 1 /],
     [['node', 'watch', '--replay-limit', '-3'], /--replay-limit -3: expected a whole number from 0 .*\(events\)/],
-    [['node', 'watch', '--since', 'abc'], /--since \(not a number\): /],
+    // The value as given: yargs' number type made it NaN, and the line said `(not a number)`.
+    [['node', 'watch', '--since', 'abc'], /--since abc: expected a whole number from 0 /],
+    [['token', 'join', ...data, '--ttl-ms', 'abc'], /--ttl-ms abc: expected a whole number from 1 /],
+    [['world', ...mount, '--token', 'x', '--busy-poll-us', '1x'], /--busy-poll-us 1x: expected a whole number from 0 to 10000 /],
   ];
   for (const [args, message] of cases) {
     const r = await acheron(args);
@@ -137,6 +140,20 @@ t.test('token: a data dir without a token store is a mistake, not a new store', 
   tt.equal(listed.code, 0, 'the real data dir still works');
   tt.match(listed.stdout, /^admin\tadmin\t/m);
   tt.match(listed.stdout, new RegExp(`^${id}\tjoin\texpires \\S+ \\(expired\\)$`, 'm'), 'an expired join token says so');
+});
+
+t.test('token create: a --user or --agent that is not an id is named with its value, not taken for a missing one', async (tt) => {
+  const data = ['--data-dir', control.dataDir];
+  const cases: Array<[string[], string]> = [
+    [['--user', 'bad user'], 'acheron: --user "bad user": must be 1-128 characters of [A-Za-z0-9._-], not . or ..\n'],
+    [['--user', 'u1', '--agent', 'a/b'], 'acheron: --agent "a/b": must be 1-128 characters of [A-Za-z0-9._-], not . or ..\n'],
+    [[], 'acheron: token create needs --user ID (1-128 characters of [A-Za-z0-9._-])\n'],
+  ];
+  for (const [args, message] of cases) {
+    const r = await acheron(['token', 'create', ...args, ...data]);
+    tt.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    tt.equal(r.stderr, message);
+  }
 });
 
 t.test('token: a store that fails, an unknown token id, the last admin token: failures (exit 1), not usage errors', async (tt) => {

@@ -113,7 +113,7 @@ t.test('busyPollWindow', async (tt) => {
   tt.throws(
     () => busyPollWindow(Number.NaN),
     { name: 'UsageError', message: '--busy-poll-us (not a number): expected a whole number from 0 to 10000 (microseconds)' },
-    'what yargs makes of --busy-poll-us abc',
+    'a NaN has no text to show (yargs, which made it of --busy-poll-us abc, now passes the text: AS_GIVEN)',
   );
   tt.throws(() => busyPollWindow('soon'), { message: /--busy-poll-us soon: expected a whole number from 0 to 10000/ });
   tt.throws(() => busyPollWindow(-1), { message: /from 0 to 10000/ });
