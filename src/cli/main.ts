@@ -192,7 +192,8 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
             .option('node', { type: 'string', describe: 'node id: its service through WorldFS (--mount), or through the control server (--control-url)' })
             .option('control-url', {
               type: 'string',
-              describe: 'with --node: invoke through this control server, no mount needed (env ACHERON_CONTROL_URL, unless --mount is given)',
+              describe:
+                'with --node: invoke through the control server, no mount needed; several (servers of one store): comma-separated or repeated, tried in turn (env ACHERON_CONTROL_URL, unless --mount is given)',
             })
             .option('json', { type: 'boolean', default: false, describe: 'print the outcome document also on failure, {errno, error} on a refusal' }),
         async (args) => {

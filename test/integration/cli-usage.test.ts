@@ -257,6 +257,17 @@ t.test('files and URLs the options name: refused with the option named', async (
   oneLine(tt, extra.stderr, /token list takes no token id/);
 });
 
+t.test('--help of every client command: --control-url takes several servers', async (tt) => {
+  // acheron invoke's said "this control server" alone, though it takes a list as the others do.
+  for (const command of [['invoke'], ['node', 'list'], ['node', 'watch'], ['project', 'list'], ['world']]) {
+    const help = await acheron([...command, '--help']);
+    tt.equal(help.code, 0);
+    const option = help.stdout.split(/\n(?=  -)/).find((entry) => entry.trimStart().startsWith('--control-url')) ?? '';
+    // yargs wraps the text anywhere, mid-word too: compared without its white space.
+    tt.ok(option.replace(/\s+/g, '').includes('several(serversofonestore):comma-separatedorrepeated,triedinturn'), `acheron ${command.join(' ')} --help`);
+  }
+});
+
 t.test('node list|get|watch: the daemon options are not theirs', async (tt) => {
   const help = await acheron(['node', 'list', '--help']);
   tt.equal(help.code, 0);
