@@ -3,14 +3,25 @@ import { basename } from 'node:path';
 
 /**
  * True while `pid` runs: /proc/<pid>/stat is there and not a zombie's (one only waits to be reaped).
- * Read from /proc rather than kill(pid, 0), which also answers yes for a zombie.
+ * Read from /proc rather than kill(pid, 0), which also answers yes for a zombie; kill decides only
+ * when /proc does not show the process (mounted with hidepid): a process this one may not see runs.
  */
 export async function isRunning(pid: number): Promise<boolean> {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '');
+  if (stat === '') return signalable(pid);
   // The state follows the command name, which may itself hold spaces and parentheses.
   const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state !== '' && state !== 'Z' && state !== 'X';
+  return state !== 'Z' && state !== 'X';
+}
+
+function signalable(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
@@ -19,7 +30,9 @@ export async function isRunning(pid: number): Promise<boolean> {
  * hands out again). Strict: a busy host runs many node programs.
  */
 export async function isLiveAcheron(pid: number): Promise<boolean> {
-  return (await isRunning(pid)) && (await commandLine(pid)).some((arg) => arg.includes('acheron'));
+  if (!(await isRunning(pid))) return false;
+  const argv = await commandLine(pid);
+  return argv === undefined || argv.some((arg) => arg.includes('acheron'));
 }
 
 /**
@@ -30,9 +43,10 @@ export async function isLiveAcheron(pid: number): Promise<boolean> {
 export async function isLiveNodeProgram(pid: number): Promise<boolean> {
   if (!(await isRunning(pid))) return false;
   const argv = await commandLine(pid);
-  return basename(argv[0] ?? '').startsWith('node') || argv.some((arg) => arg.includes('acheron'));
+  return argv === undefined || basename(argv[0] ?? '').startsWith('node') || argv.some((arg) => arg.includes('acheron'));
 }
 
-async function commandLine(pid: number): Promise<string[]> {
-  return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+/** Its argv; undefined when this process may not read it (hidepid): then it may be the holder. */
+async function commandLine(pid: number): Promise<string[] | undefined> {
+  return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined))?.split('\0');
 }
