@@ -1,5 +1,3 @@
-/** How many of a connection's requests may run at once (ops started, not finished) before the server stops reading it. */
-export const MAX_REQUESTS_IN_FLIGHT = 64;
 /** Unsent bytes (replies, events) past which the server stops reading a connection until they are written. */
 export const PAUSE_UNSENT_BYTES = 1 << 20;
 /**
@@ -15,21 +13,22 @@ export interface FlowSocket {
   readonly bufferedAmount: number;
 }
 
-/** The TCP (or TLS) socket under it: 'drain' says every byte queued has been written. */
+/** The TCP (or TLS) socket under it: 'drain' says every byte queued has been written; `bytesWritten` how far the peer has read. */
 export interface DrainSource {
   once(event: 'drain', listener: () => void): unknown;
+  readonly bytesWritten: number;
 }
 
-/** Why the server does not read a connection now: its requests run, or what it was sent is unsent. */
-export type Holding = 'requests' | 'unsent' | undefined;
+/** Why the server does not serve a connection now: what it was sent is unsent. */
+export type Holding = 'unsent' | undefined;
 
 /**
- * One connection's requests, served in order, for at most TURN_BUDGET_MS per turn of the event loop, and only while
- * fewer than MAX_REQUESTS_IN_FLIGHT run and at most PAUSE_UNSENT_BYTES are unsent: otherwise
- * the socket is not read (TCP backpressure) until that changes. One peer pipelining requests as fast
- * as it can then takes its share of the loop beside the others instead of all of it, and costs the
- * server a bounded amount of memory: the frames ws had already read when reading stopped, the
- * requests running, and their replies.
+ * One connection's requests, served in order, for at most TURN_BUDGET_MS per turn of the event loop,
+ * and only while at most PAUSE_UNSENT_BYTES are unsent; the socket is not read (TCP backpressure)
+ * while frames wait for their turn or while that many are unsent. One peer pipelining requests as
+ * fast as it can then takes its share of the loop beside the others instead of all of it, and a
+ * peer that does not read its replies stops being served. Requests that run long (a relay to a slow
+ * node) do not stop the reading: the peer's pings, and its other requests, are still read.
  */
 export class RequestFlow {
   readonly #socket: FlowSocket;
@@ -47,7 +46,8 @@ export class RequestFlow {
   #awaitingDrain = false;
   /** When this connection's turn began (performance.now()), or undefined: none this turn; past the budget, the next frame waits for the next turn. */
   #turnStartedMs: number | undefined;
-  #unsentAtCheck = 0;
+  /** `bytesWritten` of the socket at the last ping. */
+  #writtenAtCheck = 0;
 
   constructor(socket: FlowSocket, drains: DrainSource | undefined, serve: (data: Buffer, isBinary: boolean) => Promise<void> | undefined) {
     this.#socket = socket;
@@ -77,7 +77,6 @@ export class RequestFlow {
   }
 
   get holding(): Holding {
-    if (this.#running.size >= MAX_REQUESTS_IN_FLIGHT) return 'requests';
     // Without a socket to say when it drained, unsent bytes alone never stop the reading.
     if (!this.#closed && this.#drains && this.#socket.bufferedAmount > PAUSE_UNSENT_BYTES) return 'unsent';
     return undefined;
@@ -85,16 +84,16 @@ export class RequestFlow {
 
   /**
    * Called at each ping: whether a pong not seen since the last one counts against the peer. Not
-   * while the server holds the socket unread for requests still running (the pong is in it), nor
-   * while it holds it for unsent bytes that the peer is reading (fewer than at the last ping).
+   * while the server holds the socket unread for unsent bytes that the peer is reading (the pong is
+   * in it): more of them written since the last ping. Unsent bytes going down would not say it, as
+   * the replies of requests still running keep adding to them.
    */
   pongMissable(): boolean {
-    const unsent = this.#socket.bufferedAmount;
-    const reading = unsent < this.#unsentAtCheck;
-    this.#unsentAtCheck = unsent;
+    const written = this.#drains?.bytesWritten ?? 0;
+    const reading = written > this.#writtenAtCheck;
+    this.#writtenAtCheck = written;
     if (!this.#paused) return true;
-    const holding = this.holding;
-    return holding === undefined || (holding === 'unsent' && !reading);
+    return this.holding === undefined || !reading;
   }
 
   #pump(): void {
