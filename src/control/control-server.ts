@@ -275,6 +275,8 @@ export class ControlServer {
             void closed.settled().then(lastTunnelClosed);
             if (gone.kind === 'node') this.#relays.tunnelClosed(closed);
             this.#relays.sessionGone(relaySession(closed));
+            // Again once the frames it had read are served: a relay among them opened handles after the first.
+            void closed.settled().then(() => this.#relays.sessionGone(relaySession(closed)));
           },
         },
         socket,
