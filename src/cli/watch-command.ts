@@ -1,5 +1,5 @@
 import type { CatalogDeltaPayload } from '../protocol/types.gen.js';
-import { ControlClient, frameError } from '../protocol/control-client.js';
+import { ControlClient, frameError, ServerFailures } from '../protocol/control-client.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
@@ -95,6 +95,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   const currentToken = tokenPath === undefined ? async () => token : () => tokenFile('--token-file', tokenPath).read();
   const check = await frameCheck('delta');
   const failures = new Map<string, string>();
+  /** The same failures, for the give-up line in the one-shot commands' words. */
+  let giveUpReasons = new ServerFailures();
   /** Rounds in a row that count towards giving up (GIVE_UP_ROUNDS). */
   let failedRounds = 0;
   let refusedThisRound = false;
@@ -153,6 +155,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
         err.write(`acheron node watch: watching again on ${url}, ${from === undefined ? 'from the replay window' : `resumed after seq ${from}`}\n`);
       everConnected = true;
       failures.clear();
+      giveUpReasons = new ServerFailures();
       failedRounds = 0;
       refusedThisRound = false;
       await Promise.race([client.closed, stop]);
@@ -188,6 +191,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       if (ending !== undefined && !rotated) throw new WatchEnded(ending);
       if (rotated) refusedThisRound = true;
       failures.set(url, (error as Error).message);
+      giveUpReasons.note(url, error);
     },
     beforePause: (pauseMs, from) => {
       if (loop.roundFailed) {
@@ -195,7 +199,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
         refusedThisRound = false;
         if (failedRounds >= GIVE_UP_ROUNDS)
           throw new WatchEnded(
-            `acheron: ${everConnected ? 'unauthorized: the token was refused' : 'unavailable: no control server answered'} in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}`,
+            everConnected
+              ? `acheron: unauthorized: the token was refused in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}`
+              : `acheron: unavailable: ${giveUpReasons.text(GIVE_UP_ROUNDS, urls.length)}`,
           );
       }
       err.write(`acheron node watch: ${failures.get(from) ?? `${from} closed the connection`}; trying ${loop.url} in ${pauseMs} ms\n`);

@@ -107,3 +107,15 @@ t.test('world --daemon: two servers that refuse the upgrade with 503: each named
   );
   tt.notOk(await isMounted(join(dir, 'mnt')), 'nothing mounted');
 });
+
+t.test('node watch: two servers that refuse the upgrade with 503: its give-up line names each with its reason', async (tt) => {
+  const [a, b] = [await refusingServer(), await refusingServer()];
+  const r = await acheron(['node', 'watch', '--control-url', `${a},${b}`, '--token', control.adminToken]);
+  tt.equal(r.code, 1, 'exit 1');
+  // It said `unavailable: no control server answered in 5 rounds: …`, though both answered.
+  const why = 'HTTP 503: control store: the token could not be checked \\(fc2 test\\)';
+  tt.match(
+    r.stderr,
+    new RegExp(`^acheron: unavailable: every control server refused the connection \\(5 rounds over 2 URLs\\): ${a}: ${why}; ${b}: ${why}$`, 'm'),
+  );
+});

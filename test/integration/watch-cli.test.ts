@@ -251,7 +251,7 @@ await t.test('no server answering: says what it tries and when, then gives up af
   );
   tt.match(
     gone.stderr,
-    new RegExp(`^acheron: unavailable: no control server answered in 5 rounds: ${url}: .*ECONNREFUSED`, 'm'),
+    new RegExp(`^acheron: unavailable: no control server answered \\(5 rounds over 1 URL\\): ${url}: .*ECONNREFUSED`, 'm'),
     'the last line says why it gave up, its wire code first',
   );
 });
