@@ -117,10 +117,9 @@ async function mountAsNobody(
     .concat(['--mount', mount, '--state-file', join(dir, 'state.json'), '--log-file', join(dir, 'node.log')])
     .map(q)
     .join(' ');
-  // tap's NODE_OPTIONS makes every node process write under .tap/, which nobody may not. The pid lock
-  // of a daemon the teardown kills stays in its lock directory: the test's own (XDG_RUNTIME_DIR), not /tmp/acheron.
-  const script = `unset NODE_OPTIONS
-mount --bind ${q(fuseConf)} /etc/fuse.conf || exit 99
+  // The pid lock of a daemon the teardown kills stays in its lock directory: the test's own
+  // (XDG_RUNTIME_DIR), not /tmp/acheron.
+  const script = `mount --bind ${q(fuseConf)} /etc/fuse.conf || exit 99
 XDG_RUNTIME_DIR=${q(dir)} setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups ${node} || exit $?
 ${after(mount)}`;
   const run = await sh(`exec unshare -m --propagation private bash -c ${q(script)}`, { timeoutMs: 60_000 });
