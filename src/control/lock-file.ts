@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { open, rm, stat, writeFile } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { isLiveNodeProgram } from '../store/live-process.js';
 import { namedError } from '../store/named-error.js';
-import { readLock, removeStale, type LockFile } from '../store/stale-lock.js';
+import { readLock, removeStale, withOwnFile, type LockFile } from '../store/stale-lock.js';
 
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
@@ -49,15 +48,9 @@ async function isHolder(pid: number): Promise<boolean> {
 
 /** Removes the stale lock `seen` under a claim naming this process, so that a fresh one taken meanwhile stays. */
 async function takeOver(path: string, seen: LockFile): Promise<void> {
-  const ours = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.new`;
-  try {
-    await writeFile(ours, String(process.pid), { mode: 0o600, flag: 'wx' }).catch((error: unknown) =>
-      Promise.reject(namedError(`${path}: the stale lock could not be taken over`, error)),
-    );
-    await removeStale(path, seen, ours, isHolder);
-  } finally {
-    await rm(ours, { force: true });
-  }
+  await withOwnFile(path, String(process.pid), 0o600, (ours) => removeStale(path, seen, ours, isHolder)).catch((error: unknown) =>
+    Promise.reject(namedError(`${path}: the stale lock could not be taken over`, error)),
+  );
 }
 
 /** Who holds the lock, as far as the file tells: an empty one was left by a process that failed or died taking it. */

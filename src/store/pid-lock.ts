@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isLiveAcheron } from './live-process.js';
 import { makeDirectory } from './make-directory.js';
-import { linkIfAbsent, readLock, removeStale } from './stale-lock.js';
+import { linkIfAbsent, readLock, removeStale, withOwnFile } from './stale-lock.js';
 
 /** Where pid locks live: /run/acheron as root, else $XDG_RUNTIME_DIR/acheron or the temp dir. */
 function lockDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -50,9 +50,7 @@ export class PidLock {
 
   static async acquire(path: string, thing: LockedThing): Promise<PidLock> {
     await makeDirectory(lockDir(), 0o755);
-    const ours = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.new`;
-    await writeFile(ours, `${process.pid}\n${thing.name}\n`, { mode: 0o644, flag: 'wx' });
-    try {
+    return withOwnFile(path, `${process.pid}\n${thing.name}\n`, 0o644, async (ours) => {
       for (let attempt = 1; ; attempt++) {
         if (await linkIfAbsent(ours, path)) return new PidLock(path);
         const seen = await readLock(path);
@@ -67,9 +65,7 @@ export class PidLock {
           );
         await removeStale(path, seen, ours, isHolder);
       }
-    } finally {
-      await rm(ours, { force: true });
-    }
+    });
   }
 
   async release(): Promise<void> {

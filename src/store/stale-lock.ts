@@ -1,4 +1,5 @@
-import { link, open, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, open, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A lock file as read: its inode (which file it is) and the pid on its first line. */
@@ -21,6 +22,20 @@ export async function readLock(path: string): Promise<LockFile | undefined> {
     return { ino, holder: Number.parseInt((await file.readFile('utf8')).split('\n')[0] ?? '', 10) };
   } finally {
     await file.close();
+  }
+}
+
+/**
+ * Runs `use` with a file of this process's own beside `path` (`<path>.<pid>-<random>.new`, holding
+ * `content`): what a lock is linked from, or a claim is linked from (`removeStale`). Removed after.
+ */
+export async function withOwnFile<T>(path: string, content: string, mode: number, use: (ours: string) => Promise<T>): Promise<T> {
+  const ours = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.new`;
+  await writeFile(ours, content, { mode, flag: 'wx' });
+  try {
+    return await use(ours);
+  } finally {
+    await rm(ours, { force: true });
   }
 }
 
