@@ -94,9 +94,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   const tokenPath = args['token-file'];
   const currentToken = tokenPath === undefined ? async () => token : () => tokenFile('--token-file', tokenPath).read();
   const check = await frameCheck('delta');
-  const failures = new Map<string, string>();
-  /** The same failures, for the give-up line in the one-shot commands' words. */
-  let giveUpReasons = new ServerFailures();
+  /** Each URL's last failure, for the reconnect lines and the give-up line. */
+  let failures = new ServerFailures();
   /** Rounds in a row that count towards giving up (GIVE_UP_ROUNDS). */
   let failedRounds = 0;
   let refusedThisRound = false;
@@ -154,8 +153,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       if (everConnected)
         err.write(`acheron node watch: watching again on ${url}, ${from === undefined ? 'from the replay window' : `resumed after seq ${from}`}\n`);
       everConnected = true;
-      failures.clear();
-      giveUpReasons = new ServerFailures();
+      failures = new ServerFailures();
       failedRounds = 0;
       refusedThisRound = false;
       await Promise.race([client.closed, stop]);
@@ -190,8 +188,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       const rotated = tokenPath !== undefined && everConnected && error instanceof ProtocolError && error.code === 'unauthorized';
       if (ending !== undefined && !rotated) throw new WatchEnded(ending);
       if (rotated) refusedThisRound = true;
-      failures.set(url, (error as Error).message);
-      giveUpReasons.note(url, error);
+      failures.note(url, error);
     },
     beforePause: (pauseMs, from) => {
       if (loop.roundFailed) {
@@ -200,11 +197,11 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
         if (failedRounds >= GIVE_UP_ROUNDS)
           throw new WatchEnded(
             everConnected
-              ? `acheron: unauthorized: the token was refused in ${GIVE_UP_ROUNDS} rounds: ${[...failures].map(([url, why]) => `${url}: ${why}`).join('; ')}`
-              : `acheron: unavailable: ${giveUpReasons.text(GIVE_UP_ROUNDS, urls.length)}`,
+              ? `acheron: unauthorized: the token was refused in ${GIVE_UP_ROUNDS} rounds: ${failures.list()}`
+              : `acheron: unavailable: ${failures.text(GIVE_UP_ROUNDS, urls.length)}`,
           );
       }
-      err.write(`acheron node watch: ${failures.get(from) ?? `${from} closed the connection`}; trying ${loop.url} in ${pauseMs} ms\n`);
+      err.write(`acheron node watch: ${failures.of(from) ?? `${from} closed the connection`}; trying ${loop.url} in ${pauseMs} ms\n`);
     },
   });
   void stop.then(() => loop.stop());

@@ -235,11 +235,21 @@ const REFUSED = 'control server refused the connection: ';
  * the client gives up: connectAny (the one-shot commands) and WorldFS's first connection say it alike.
  */
 export class ServerFailures {
-  readonly #why = new Map<string, string>();
+  readonly #given = new Map<string, string>();
 
   /** The last failure of `url` (a server's or the network's: ProtocolError, SchemaError). */
   note(url: string, error: unknown): void {
-    this.#why.set(url, (error as Error).message.replace(`cannot reach the control server at ${url}: `, ''));
+    this.#given.set(url, (error as Error).message);
+  }
+
+  /** The last failure of `url`, as its error said it. */
+  of(url: string): string | undefined {
+    return this.#given.get(url);
+  }
+
+  /** Each server's last failure, as its error said it: `<url>: <message>; …`. */
+  list(): string {
+    return [...this.#given].map(([url, why]) => `${url}: ${why}`).join('; ');
   }
 
   /**
@@ -248,17 +258,17 @@ export class ServerFailures {
    * reason, not as silence.
    */
   text(rounds: number, urlCount: number): string {
-    const reasons = [...this.#why.values()];
-    const refused = reasons.filter((reason) => reason.startsWith(REFUSED)).length;
+    const why = [...this.#given].map(([url, message]) => [url, message.replace(`cannot reach the control server at ${url}: `, '')] as const);
+    const refused = why.filter(([, reason]) => reason.startsWith(REFUSED)).length;
     const lead =
       refused === 0
         ? 'no control server answered'
-        : refused < reasons.length
+        : refused < why.length
           ? 'no control server took the connection'
           : urlCount === 1
             ? 'the control server refused the connection'
             : 'every control server refused the connection';
-    const each = [...this.#why].map(([url, reason]) => `${url}: ${refused === reasons.length ? reason.slice(REFUSED.length) : reason}`);
+    const each = why.map(([url, reason]) => `${url}: ${refused === why.length ? reason.slice(REFUSED.length) : reason}`);
     return `${lead} (${rounds} round${rounds === 1 ? '' : 's'} over ${urlCount} URL${urlCount === 1 ? '' : 's'}): ${each.join('; ')}`;
   }
 }
