@@ -24,7 +24,7 @@ const WITHOUT_ID = new Set(['list', 'create', 'join']);
  * rename) or etcd (guarded transactions), where a change counts on every server at once.
  */
 export async function runTokenCommand(action: string, args: TokenArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  if (WITHOUT_ID.has(action) && args.id !== undefined) throw new UsageError(`token ${action} takes no token id (got ${JSON.stringify(args.id)})`);
+  checkArguments(action, args);
   const etcd = await etcdStoreOptions(args);
   if (!etcd) await checkTokenFile(args['data-dir']);
   const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, await createLogger({ level: 'error' }));
@@ -33,6 +33,19 @@ export async function runTokenCommand(action: string, args: TokenArgs, out: Node
   } finally {
     await store.close();
   }
+}
+
+/** Mistakes in the command line are said before the store is opened (an unreachable etcd would hide them). */
+function checkArguments(action: string, args: TokenArgs): void {
+  if (WITHOUT_ID.has(action) && args.id !== undefined) throw new UsageError(`token ${action} takes no token id (got ${JSON.stringify(args.id)})`);
+  if (action === 'create') {
+    if (args.user === undefined) throw new UsageError('token create needs --user ID (1-128 characters of [A-Za-z0-9._-])');
+    // Given but not an id: said so, with the value (it said `needs --user ID` as if none was given).
+    checkIdentifier('--user', args.user);
+    if (args.agent !== undefined) checkIdentifier('--agent', args.agent);
+  }
+  if (action === 'rotate' && !args.id) throw new UsageError('token rotate needs admin, user or a token id');
+  if (action === 'revoke' && !args.id) throw new UsageError('token revoke needs a token id');
 }
 
 /**
@@ -80,11 +93,7 @@ async function run(
       return 0;
     }
     case 'create': {
-      if (args.user === undefined) throw new UsageError('token create needs --user ID (1-128 characters of [A-Za-z0-9._-])');
-      // Given but not an id: said so, with the value (it said `needs --user ID` as if none was given).
-      checkIdentifier('--user', args.user);
-      if (args.agent !== undefined) checkIdentifier('--agent', args.agent);
-      const entry = await store.createUser(args.user, args.agent ?? null);
+      const entry = await store.createUser(args.user as string, args.agent ?? null);
       out.write(args.json ? JSON.stringify(entry) + '\n' : `${entry.id}\n${entry.token}\n`);
       return 0;
     }
@@ -94,16 +103,14 @@ async function run(
       return 0;
     }
     case 'rotate': {
-      if (!args.id) throw new UsageError('token rotate needs admin, user or a token id');
       // A refusal of the store (TokenRefused: no such token, a join token) is a failure, exit 1, as `node get` of an unknown id.
-      const entry = await store.rotate(args.id);
+      const entry = await store.rotate(args.id as string);
       out.write(args.json ? JSON.stringify(entry) + '\n' : `${entry.id}\n${entry.token}\n`);
       return 0;
     }
     case 'revoke': {
-      if (!args.id) throw new UsageError('token revoke needs a token id');
       // No such token, or the last admin one: TokenRefused, exit 1.
-      await store.revoke(args.id);
+      await store.revoke(args.id as string);
       // Keyed `id` as the entries create, join and rotate print (`project delete` answers alike: {project_id, deleted}).
       out.write(args.json ? JSON.stringify({ id: args.id, revoked: true }) + '\n' : `revoked ${args.id}\n`);
       return 0;

@@ -154,6 +154,9 @@ t.test('token create: a --user or --agent that is not an id is named with its va
     tt.equal(r.code, 2, `${args.join(' ')}: exit 2`);
     tt.equal(r.stderr, message);
   }
+  // Checked before the store is opened: a store that cannot be opened does not hide the mistake.
+  const noStore = await acheron(['token', 'create', '--user', 'bad user', '--data-dir', join(control.dataDir, 'missing')]);
+  tt.equal(noStore.stderr, 'acheron: --user "bad user": must be 1-128 characters of [A-Za-z0-9._-], not . or ..\n', 'named before the data dir is looked at');
 });
 
 t.test('token: a store that fails, an unknown token id, the last admin token: failures (exit 1), not usage errors', async (tt) => {
