@@ -5,19 +5,26 @@ set -u
 cd "$(dirname "$0")/.."
 failed_steps=()
 
-echo "# tsc --noEmit"
-npx tsc --noEmit -p tsconfig.json || failed_steps+=("tsc")
-
+# The checks before tap are independent and single-threaded: run side by side (two cores), each one's
+# output shown whole, in this order.
+checks=$(mktemp -d)
+check() { # name, then the command
+  local name=$1
+  shift
+  { echo "# $name"; "$@"; } >"$checks/$name.out" 2>&1 && touch "$checks/$name.ok"
+}
+check "tsc --noEmit" npx tsc --noEmit -p tsconfig.json &
 # bench/*.mjs against the built declarations (dist/*.d.ts): `make bench` is not run by the tests, and a
 # method it calls that went away or became private would otherwise show only when someone measures.
-echo "# tsc -p tsconfig.bench.json"
-npx tsc -p tsconfig.bench.json || failed_steps+=("tsc bench")
-
-echo "# generated types up to date"
-node scripts/gen-types.mjs --check || failed_steps+=("gen-types")
-
-echo "# formatted as prettier formats it (npm run format)"
-npm run -s format:check || failed_steps+=("prettier")
+check "tsc -p tsconfig.bench.json" npx tsc -p tsconfig.bench.json &
+check "generated types up to date" node scripts/gen-types.mjs --check &
+check "formatted as prettier formats it (npm run format)" npm run -s format:check &
+wait
+for name in "tsc --noEmit" "tsc -p tsconfig.bench.json" "generated types up to date" "formatted as prettier formats it (npm run format)"; do
+  cat "$checks/$name.out"
+  [ -e "$checks/$name.ok" ] || failed_steps+=("${name%% (*}")
+done
+rm -rf "$checks"
 
 bash scripts/tap-plugins.sh || failed_steps+=("tap-plugins")
 
@@ -43,7 +50,7 @@ if [ "$fail" -gt 0 ]; then
   echo "# failed assertions (file: assertion):"
   awk '/^# Subtest: /{file=substr($0, 12)} /^[[:space:]]*not ok [0-9]+ / && !/# TODO/{sub(/^[[:space:]]*/, ""); print "#   " file ": " $0}' "$log" | head -n 12
 fi
-[ ${#failed_steps[@]} -eq 0 ] || { echo "# failed steps: ${failed_steps[*]}"; fail=$((fail + ${#failed_steps[@]})); }
+[ ${#failed_steps[@]} -eq 0 ] || { printf '# failed step: %s\n' "${failed_steps[@]}"; fail=$((fail + ${#failed_steps[@]})); }
 [ "$tap_status" -eq 0 ] || [ "$fail" -gt 0 ] || fail=1
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
