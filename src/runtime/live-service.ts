@@ -240,7 +240,7 @@ export class LiveService {
         start();
         run = await this.#runner.run(spec, job.abortSignal);
       }
-      return await this.#finish(job, run, adapter.interpret(run));
+      return await this.#finish(job, run, adapter.interpret(run, job.invocationId));
     } catch (error) {
       // A run that started ends, whatever failed: a job left `running` would count in status.json for good.
       if (job.progress.state !== 'running') throw error;

@@ -56,20 +56,20 @@ export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.
 export const ERROR_STDERR_MAX_BYTES = 64 * 1024;
 
 /** Exit 0 → the result is stdout; otherwise last_error.txt gets stderr, or what we know when we killed it. */
-export function interpretRun(run: RunResult): { state: RunState; result?: Buffer; error?: string } {
+export function interpretRun(run: RunResult, invocationId: string): { state: RunState; result?: Buffer; error?: string } {
   if (run.state === 'ok') return { state: 'ok', result: run.stdout };
-  const stderr = errorText(run.stderr);
+  const stderr = errorText(run.stderr, invocationId);
   const plainExit = run.state === 'error' && !run.outputCapped && !run.spawnFailed && run.signal === null;
   if (plainExit && stderr.trim() !== '') return { state: run.state, error: stderr };
   return { state: run.state, error: stderr.trim() === '' ? run.shortMessage : `${run.shortMessage}\n${stderr}` };
 }
 
 /** stderr as error text: up to ERROR_STDERR_MAX_BYTES (whole characters), then how much more there is and where. */
-function errorText(stderr: Buffer): string {
+function errorText(stderr: Buffer, invocationId: string): string {
   if (stderr.length <= ERROR_STDERR_MAX_BYTES) return stderr.toString('utf8');
   let end = ERROR_STDERR_MAX_BYTES;
   // Not inside a character: back to the start of the one the cut would split (UTF-8 continuation
   // bytes are 10xxxxxx; a character has at most three, so bytes that are not UTF-8 are cut anyway).
   while (end > ERROR_STDERR_MAX_BYTES - 3 && ((stderr[end] as number) & 0xc0) === 0x80) end--;
-  return `${stderr.toString('utf8', 0, end)}\n… ${stderr.length - end} more bytes of stderr: the whole of it is in jobs/<invocation_id>/stderr.txt\n`;
+  return `${stderr.toString('utf8', 0, end)}\n… ${stderr.length - end} more bytes of stderr: the whole of it is in jobs/${invocationId}/stderr.txt\n`;
 }

@@ -8,7 +8,7 @@ import type { RuntimeConfig } from './supervision.js';
 export interface DriverAdapter {
   /** `raw` is exactly the bytes written; throws FsError('EINVAL') when `value` does not fit. */
   spec(raw: Buffer, value: Record<string, unknown>, invocationId: string): DriverSpec;
-  interpret(run: RunResult): { state: RunState; result?: Buffer; error?: string };
+  interpret(run: RunResult, invocationId: string): { state: RunState; result?: Buffer; error?: string };
   /** Runs this adapter's specs instead of the service's runner (wasm: the daemon's worker pool). */
   runner?: QueuingRunner;
 }

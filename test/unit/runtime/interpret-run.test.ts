@@ -5,6 +5,7 @@ import t from 'tap';
 import { ERROR_STDERR_MAX_BYTES, interpretRun } from '../../../src/runtime/native-proc-adapter.js';
 import { outputlessRun, type RunResult } from '../../../src/runtime/run-result.js';
 
+const ID = '01J00000000000000000000000';
 const failed = (stderr: Buffer, extra: Partial<RunResult> = {}): RunResult => ({
   ...outputlessRun({ state: 'error', shortMessage: 'driver exited with code 1' }),
   exitCode: 1,
@@ -13,29 +14,29 @@ const failed = (stderr: Buffer, extra: Partial<RunResult> = {}): RunResult => ({
 });
 
 t.test('exit 0: the result; a plain failure: its stderr; none: what is known', async (t) => {
-  t.same(interpretRun({ ...outputlessRun({ state: 'ok', shortMessage: '' }), stdout: Buffer.from('{"a":1}') }), {
+  t.same(interpretRun({ ...outputlessRun({ state: 'ok', shortMessage: '' }), stdout: Buffer.from('{"a":1}') }, ID), {
     state: 'ok',
     result: Buffer.from('{"a":1}'),
   });
-  t.same(interpretRun(failed(Buffer.from('it broke\n'))), { state: 'error', error: 'it broke\n' });
-  t.same(interpretRun(failed(Buffer.alloc(0))), { state: 'error', error: 'driver exited with code 1' });
+  t.same(interpretRun(failed(Buffer.from('it broke\n')), ID), { state: 'error', error: 'it broke\n' });
+  t.same(interpretRun(failed(Buffer.alloc(0)), ID), { state: 'error', error: 'driver exited with code 1' });
 });
 
 t.test('a stderr past the bound: its first 64 KiB, whole characters, and how much more', async (t) => {
   const big = Buffer.concat([Buffer.alloc(ERROR_STDERR_MAX_BYTES - 1, 'a'), Buffer.from('é'), Buffer.alloc(1 << 20, 0)]);
-  const { error } = interpretRun(failed(big, { outputCapped: true, shortMessage: 'driver exceeded max_output_bytes (1048576) on stderr and was stopped' }));
+  const { error } = interpretRun(failed(big, { outputCapped: true, shortMessage: 'driver exceeded max_output_bytes (1048576) on stderr and was stopped' }), ID);
   t.ok(error !== undefined && Buffer.byteLength(error) < ERROR_STDERR_MAX_BYTES + 300, `bounded (${Buffer.byteLength(error ?? '')} bytes)`);
   t.match(error, /^driver exceeded max_output_bytes \(1048576\) on stderr and was stopped\naaa/, 'the message first');
   t.notMatch(error, /\uFFFD/, 'not cut inside a character');
   t.match(
     error,
-    new RegExp(`\\n… ${big.length - (ERROR_STDERR_MAX_BYTES - 1)} more bytes of stderr: the whole of it is in jobs/<invocation_id>/stderr.txt\\n$`),
+    new RegExp(`\\n… ${big.length - (ERROR_STDERR_MAX_BYTES - 1)} more bytes of stderr: the whole of it is in jobs/${ID}/stderr.txt\\n$`),
     'says how much more and where',
   );
 });
 
 t.test('stderr that is not UTF-8 is cut at the bound too, not emptied', async (t) => {
-  const { error } = interpretRun(failed(Buffer.alloc(ERROR_STDERR_MAX_BYTES * 2, 0x80)));
+  const { error } = interpretRun(failed(Buffer.alloc(ERROR_STDERR_MAX_BYTES * 2, 0x80)), ID);
   t.ok(error !== undefined && Buffer.byteLength(error) > ERROR_STDERR_MAX_BYTES, `the first 64 KiB are kept (${Buffer.byteLength(error ?? '')} bytes of text)`);
   t.match(error, new RegExp(`… ${ERROR_STDERR_MAX_BYTES + 3} more bytes of stderr`), 'at most three bytes given back to a character');
 });
