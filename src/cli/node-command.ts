@@ -29,8 +29,9 @@ export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
   return {
     nodeId,
     mount: values.mount as string,
-    serviceManifests: values['service-manifest'] ?? [],
-    servicesDirs: values['services-dir'] ?? [],
+    // Absolute, as ERRORS.json and the log name them: read through a mount, from anywhere.
+    serviceManifests: (values['service-manifest'] ?? []).map((path) => resolve(path)),
+    servicesDirs: (values['services-dir'] ?? []).map((path) => resolve(path)),
     exports,
     fsService: values['fs-service'] !== false,
     terminalIds: values['terminal-id'] ?? [],

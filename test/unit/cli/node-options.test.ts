@@ -287,3 +287,15 @@ t.test('--join-token is trimmed and checked as --join-token-file is: a line brea
     message: /^--join-token holds more than the token/,
   });
 });
+
+t.test('manifest paths given relative are made absolute: ERRORS.json and the log name them for readers elsewhere', async (t) => {
+  const values = {
+    ...mergeOptions({}, {}, {}, defaultOptions()),
+    'node-id': 'n1',
+    'services-dir': ['svc', '/etc/acheron/services.d'],
+    'service-manifest': ['one.json'],
+  };
+  const options = toDaemonOptions(values);
+  t.same(options.servicesDirs, [join(process.cwd(), 'svc'), '/etc/acheron/services.d']);
+  t.same(options.serviceManifests, [join(process.cwd(), 'one.json')]);
+});
