@@ -55,7 +55,12 @@ export async function findMount(mountPoint: string): Promise<MountEntry | undefi
  * fuse-native's `force` would silently mount over it.
  */
 export async function clearStaleMount(mountPoint: string): Promise<'clean' | 'cleared'> {
-  const entry = await findMount(mountPoint);
+  const table = (await readMountTable()).reverse();
+  // A mount inside an acheron tree (a node's, a WorldFS) would hide that tree's files from its users.
+  const host = table.find((e) => e.fstype === 'fuse.acheron' && mountPoint.startsWith(e.mountPoint === '/' ? '/' : `${e.mountPoint}/`));
+  if (host)
+    throw new Error(`${mountPoint} lies inside the acheron mount ${host.mountPoint}, whose files a mount there would hide; pick a directory outside it`);
+  const entry = table.find((e) => e.mountPoint === mountPoint);
   if (!entry) return 'clean';
   if (!entry.fstype.startsWith('fuse')) throw new Error(`${mountPoint} is already a mount point (${entry.fstype}); refusing to mount over it`);
   if ((await mountState(mountPoint)) === 'live')

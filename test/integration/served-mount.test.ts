@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { lockPathOf } from '../../src/fuse/mount-lock.js';
 import { ACHERON, manifest, readJson, spawnMounter, startNode, tempDir } from '../helpers/node.js';
+import { acheron } from '../helpers/control.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 
 t.test('two daemons started at the same moment on a mount with a stale lock: one serves, the other fails naming it', async (t) => {
@@ -127,4 +128,17 @@ t.test('a mount point reached through a symlink: the daemon serves it, and an ex
   t.match(run.stdout, /"n":1/, 'and its result shows at the real path');
   await sh(`fusermount -u ${q(real)}`);
   t.same(await daemon.exited, { code: 0, signal: null }, 'an external umount of the real path stops the daemon cleanly');
+});
+
+t.test("a mount point inside a live node's tree is refused: a second mount there would hide the first one's files", async (t) => {
+  const outer = await startNode(t, { manifests: [manifest('echo', 'echo')] });
+  const dir = await tempDir(t);
+  const inner = join(outer.mount, 'services');
+  const run = await acheron(['node', '--node-id', 'inner', '--mount', inner, '--no-fs-service', '--state-file', join(dir, 'inner.json')], {
+    timeoutMs: 30_000,
+  });
+  t.equal(run.code, 1, 'exit 1');
+  t.match(run.stderr, `${inner} lies inside the acheron mount ${outer.mount}`, `says where (${run.stderr.trim()})`);
+  const listed = await sh(`ls ${q(inner)}`);
+  t.equal(listed.stdout.trim(), 'echo', "the outer node's services still show");
 });
