@@ -19,7 +19,7 @@ export interface CommitTarget {
   /**
    * Throws ENOENT once the file is gone (its service removed by a reload): every later use of a
    * handle opened before fails with it (SPEC §5), where `admit` would answer only at the commit.
-   * Without it (WorldFS) the commit is where a removal is found: the node answers it ENOENT.
+   * WorldFS knows it from the catalog event that removed the service.
    */
   alive?(): void;
   /**

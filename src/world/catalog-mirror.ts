@@ -1,4 +1,5 @@
 import { offlineView } from '../protocol/catalog-event.js';
+import { hasLiveFiles } from '../protocol/service-files.js';
 import type { CatalogDeltaPayload, PublicNode, ServiceDescriptor, StoredNode } from '../protocol/types.gen.js';
 
 // A node as WorldFS shows it is a `PublicNode` (control.node_get, as published) whose `seq` is the
@@ -7,11 +8,30 @@ import type { CatalogDeltaPayload, PublicNode, ServiceDescriptor, StoredNode } f
 /** What became of a delta event (see `apply`). */
 export type Applied = 'applied' | 'stale' | 'unknown node' | 'mismatch';
 
+/**
+ * A stored descriptor, its hash (that of service_delta) and its incarnation: one runtime of the
+ * service on the node, whose handles it answers until a reload retires it (node/reload-plan.ts).
+ */
+interface Stored {
+  service: ServiceDescriptor;
+  hash: string;
+  incarnation: object;
+}
+
 interface Mirrored {
   /** As published: an offline node's services marked offline; `seq`: the last event it reflects. */
   node: PublicNode;
-  /** The stored descriptors by service_id, with their hashes (those of service_delta). */
-  stored: Map<string, { service: ServiceDescriptor; hash: string }>;
+  /** By service_id. */
+  stored: Map<string, Stored>;
+}
+
+/**
+ * The node keeps a service's runtime across a reload that changes it only while it keeps live
+ * files; a service added, or made catalog-only, gets a new one, and the handles of the old answer
+ * ENOENT (docs/node-tree.md). The same here: a new incarnation, else the one before.
+ */
+function incarnationAfter(service: ServiceDescriptor, before: Stored | undefined): object {
+  return before && hasLiveFiles(before.service) && hasLiveFiles(service) ? before.incarnation : {};
 }
 
 /**
@@ -23,6 +43,16 @@ interface Mirrored {
  */
 export class CatalogMirror {
   #nodes = new Map<string, Mirrored>();
+  /** What the mirror this one replaces held of each node not read here yet: its reads keep those incarnations. */
+  readonly #before = new Map<string, Map<string, Stored>>();
+
+  /**
+   * `before`: the mirror a full read replaces. A read cannot tell a service removed and added
+   * again since, so one it still holds keeps its incarnation: files open on it stay usable.
+   */
+  constructor(before?: CatalogMirror) {
+    if (before) for (const [nodeId, mirrored] of before.#nodes) this.#before.set(nodeId, mirrored.stored);
+  }
 
   nodeIds(): string[] {
     return [...this.#nodes.keys()].sort();
@@ -32,6 +62,11 @@ export class CatalogMirror {
     return this.#nodes.get(nodeId)?.node;
   }
 
+  /** The service's incarnation (see `Stored`): another object once it was retired; undefined while it is not in the catalog. */
+  incarnation(nodeId: string, serviceId: string): object | undefined {
+    return this.#nodes.get(nodeId)?.stored.get(serviceId)?.incarnation;
+  }
+
   has(nodeId: string): boolean {
     return this.#nodes.has(nodeId);
   }
@@ -39,12 +74,20 @@ export class CatalogMirror {
   /** A node as read: replaces what the mirror had of it. */
   set(read: StoredNode): void {
     const { services, service_hashes: hashes, ...meta } = read;
-    const stored = new Map(services.map((service) => [service.service_id, { service, hash: hashes[service.service_id] ?? '' }]));
+    const held = this.#nodes.get(read.node_id)?.stored ?? this.#before.get(read.node_id);
+    this.#before.delete(read.node_id);
+    const stored = new Map(
+      services.map((service) => {
+        const incarnation = incarnationAfter(service, held?.get(service.service_id));
+        return [service.service_id, { service, hash: hashes[service.service_id] ?? '', incarnation }];
+      }),
+    );
     this.#nodes.set(read.node_id, { node: view(meta, stored), stored });
   }
 
   delete(nodeId: string): void {
     this.#nodes.delete(nodeId);
+    this.#before.delete(nodeId);
   }
 
   /** Lease and last-seen times (not events): re-read from node_list. */
@@ -72,11 +115,13 @@ export class CatalogMirror {
       [...delta.added, ...delta.updated].every((e) => changed.has(e.service_id));
     if (!fits) return 'mismatch';
     if (event.kind === 'delete') {
-      this.#nodes.delete(event.node_id);
+      this.delete(event.node_id);
       return 'applied';
     }
-    for (const entry of [...delta.added, ...delta.updated])
-      stored.set(entry.service_id, { service: changed.get(entry.service_id) as ServiceDescriptor, hash: entry.hash });
+    for (const entry of [...delta.added, ...delta.updated]) {
+      const service = changed.get(entry.service_id) as ServiceDescriptor;
+      stored.set(entry.service_id, { service, hash: entry.hash, incarnation: incarnationAfter(service, stored.get(entry.service_id)) });
+    }
     for (const entry of delta.removed) stored.delete(entry.service_id);
     const { node } = mirrored;
     mirrored.node = view(
@@ -99,7 +144,7 @@ export class CatalogMirror {
 }
 
 /** The node as shown: its stored services, marked offline when it is. */
-function view(meta: Omit<PublicNode, 'services' | 'service_hashes'>, stored: Map<string, { service: ServiceDescriptor }>): PublicNode {
+function view(meta: Omit<PublicNode, 'services' | 'service_hashes'>, stored: Map<string, Stored>): PublicNode {
   const services = [...stored.values()].map((s) => s.service);
   return { ...meta, services: meta.state === 'offline' ? services.map(offlineView) : services };
 }

@@ -130,11 +130,13 @@ function snapshotOf(r: Record<string, unknown>): Snapshot {
 class RemoteDocument extends RemoteNode {
   readonly #relay: Relay;
   readonly #documents: DocumentCache;
+  readonly #alive: () => void;
 
-  constructor(relay: Relay, path: string, documents: DocumentCache) {
+  constructor(relay: Relay, path: string, documents: DocumentCache, alive: () => void) {
     super(relay, path);
     this.#relay = relay;
     this.#documents = documents;
+    this.#alive = alive;
   }
 
   override getattr(): Promise<Attr> {
@@ -143,23 +145,29 @@ class RemoteDocument extends RemoteNode {
 
   override async open(flags: number): Promise<Handle> {
     if (opensForWriting(flags)) return super.open(flags);
-    return new DocumentHandle(this.#relay, this.path, await this.#documents.open(this.#relay, this.path));
+    return new DocumentHandle(this.#relay, this.path, await this.#documents.open(this.#relay, this.path), this.#alive);
   }
 }
 
-/** One open of a document: its snapshot; past the first chunk, reads go to the node's handle. */
+/**
+ * One open of a document: its snapshot; past the first chunk, reads go to the node's handle. Once
+ * its service is gone (`alive`), a read is ENOENT, as on the node (`snapshotFile`), not the snapshot.
+ */
 class DocumentHandle implements Handle {
   readonly #relay: Relay;
   readonly #path: string;
   readonly #snapshot: Snapshot;
+  readonly #alive: () => void;
 
-  constructor(relay: Relay, path: string, snapshot: Snapshot) {
+  constructor(relay: Relay, path: string, snapshot: Snapshot, alive: () => void) {
     this.#relay = relay;
     this.#path = path;
     this.#snapshot = snapshot;
+    this.#alive = alive;
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
+    this.#alive();
     const { data, fh } = this.#snapshot;
     const local = readSlice(data, offset, length);
     if (fh === undefined || offset + length <= data.length) return local;
@@ -182,16 +190,20 @@ class DocumentHandle implements Handle {
  * open costs no round trip (docs/worldfs.md). An error found here before any commit (EFBIG, a
  * hole) is sent to the node to record, as its own mount would.
  */
-function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDescriptor, changedMs: () => number, documents: DocumentCache): VNode {
+function remoteInvokeFile(relay: Relay, path: string, service: LiveService, documents: DocumentCache): VNode {
   return commitFile({
     file: 'control/invoke.json',
     limitName: 'runtime.max_input_bytes',
     get maxBytes() {
-      return service().runtime.max_input_bytes;
+      return service.descriptor().runtime.max_input_bytes;
     },
-    admit: () => void service(),
+    admit: () => void service.descriptor(),
+    alive: service.alive,
     commit: async (payload, wantsOutcome) => {
-      const answer = await relayInvoke(relay, path, payload, { outcome: wantsOutcome, documents: true, timeoutMs: invokeWaitMs(service().runtime) });
+      // A release commits unasked: never into a service of the same id added since.
+      service.alive();
+      const timeoutMs = invokeWaitMs(service.descriptor().runtime);
+      const answer = await relayInvoke(relay, path, payload, { outcome: wantsOutcome, documents: true, timeoutMs });
       // After the relay dropped the node's snapshots: these are of the moment the invocation had finished.
       documents.offer(relay, posix.dirname(posix.dirname(path)), answer.documents);
       return answer.outcome;
@@ -202,7 +214,7 @@ function remoteInvokeFile(relay: Relay, path: string, service: () => ServiceDesc
         () => undefined,
         () => undefined,
       ),
-    changedMs,
+    changedMs: service.changedMs,
   });
 }
 
@@ -219,6 +231,12 @@ export interface LiveService {
   serviceId: string;
   /** The service's catalog entry now; throws ENOENT once it is gone or hidden. */
   descriptor(): ServiceDescriptor;
+  /**
+   * Throws ENOENT once the catalog says the node retired the runtime these files were opened on
+   * (removed, or removed and added again): every later use of a handle opened before fails with
+   * it, as on the node's own mount (docs/node-tree.md, errno table).
+   */
+  alive(): void;
   changedMs(): number;
 }
 
@@ -230,10 +248,10 @@ export interface LiveService {
 export function liveServiceFiles(nodeRelay: Relay, documents: DocumentCache, service: LiveService): Array<readonly [string, VNode]> {
   const relay = documents.watch(nodeRelay);
   const base = `/services/${service.serviceId}`;
-  const document = (path: string): VNode => new RemoteDocument(relay, path, documents);
+  const document = (path: string): VNode => new RemoteDocument(relay, path, documents, service.alive);
   const jobFile = (path: string): VNode => (JOB_DOCUMENTS.has(posix.basename(path)) ? document(path) : new RemoteNode(relay, path));
   const bind = (kind: ServiceFileKind, path: string): VNode => {
-    if (kind === 'invoke') return remoteInvokeFile(relay, path, service.descriptor, service.changedMs, documents);
+    if (kind === 'invoke') return remoteInvokeFile(relay, path, service, documents);
     if (kind === 'jobs') return new RemoteNode(relay, path, (job) => new RemoteNode(relay, job, jobFile));
     return CONTROL_KINDS.has(kind) ? new RemoteNode(relay, path) : document(path);
   };

@@ -76,10 +76,7 @@ export class WorldCatalog {
         if (!this.#everSynced && (options.urls.length === 1 || isFinalRefusal(error))) throw error;
         this.#options.log[this.#everSynced ? 'warn' : 'debug']({ err: (error as Error).message, url }, 'control server connection failed');
       },
-      ended: () => {
-        this.#connected = false;
-        this.#changedMs = Date.now();
-      },
+      ended: () => void ([this.#connected, this.#changedMs] = [false, Date.now()]),
       beforePause: () => {
         if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', failures.text(1, options.urls.length));
       },
@@ -114,6 +111,11 @@ export class WorldCatalog {
 
   node(nodeId: string): PublicNode | undefined {
     return this.#mirror.node(nodeId);
+  }
+
+  /** Another object once the node retired the service's runtime (CatalogMirror.incarnation); undefined while it is not in the catalog. */
+  incarnation(nodeId: string, serviceId: string): object | undefined {
+    return this.#mirror.incarnation(nodeId, serviceId);
   }
 
   /**
@@ -211,7 +213,7 @@ export class WorldCatalog {
     };
     /** A new watch, then every node: the mirror shown once all is read, with the `grant` it was read under (relays go on meanwhile). */
     const readAll = async (grant: SessionAttachReply | undefined): Promise<void> => {
-      mirror = new CatalogMirror();
+      mirror = new CatalogMirror(this.#mirror);
       reading = new Map();
       position = undefined;
       await unwatch(client as ControlClient, watchId);

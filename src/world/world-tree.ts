@@ -179,9 +179,20 @@ function serviceDirectory(catalog: WorldCatalog, nodeId: string, serviceId: stri
     ['PERMISSIONS.json', file((s) => json(s.permissions))],
   ]);
   const changedMs = (): number => catalog.node(nodeId)?.updated_ms ?? catalog.changedMs;
+  // Built anew with each catalog entry of the node, so the files opened through this directory are
+  // of the service's incarnation now. The catalog as last heard: a snapshot read while the control
+  // server is out of reach is still served.
+  const incarnation = catalog.incarnation(nodeId, serviceId);
+  const alive = (): void => {
+    current(catalog.node(nodeId));
+    if (catalog.incarnation(nodeId, serviceId) !== incarnation)
+      throw new FsError('ENOENT', `service ${serviceId} on node ${nodeId}: the runtime this file was opened on has been removed`);
+  };
   // The fs service has no files of its own on the node: its exports are nodes/<id>/fs/.
   const live = new Map(
-    serviceId === FS_SERVICE_ID ? [] : liveServiceFiles(relay, documents, { serviceId, descriptor: () => current(connected(catalog).node(nodeId)), changedMs }),
+    serviceId === FS_SERVICE_ID
+      ? []
+      : liveServiceFiles(relay, documents, { serviceId, descriptor: () => current(connected(catalog).node(nodeId)), alive, changedMs }),
   );
   const withLive = [...metadata.keys(), ...live.keys()].sort();
   const metadataOnly = [...metadata.keys()].sort();

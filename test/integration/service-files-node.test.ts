@@ -8,4 +8,9 @@ import { SERVICE_FILES_MANIFESTS, serviceFilesSuite } from './suites/service-fil
 const NODE_ID = 'test-node';
 const scratch = await tempDir(t);
 const node = await startNode(t, { manifests: Object.values(SERVICE_FILES_MANIFESTS), nodeId: NODE_ID });
-await serviceFilesSuite(t, { projection: 'node', nodeId: NODE_ID, service: (id) => node.service(id) }, (id) => node.service(id), scratch);
+await serviceFilesSuite(
+  t,
+  { projection: 'node', nodeId: NODE_ID, servicesDir: node.servicesDir, service: (id) => node.service(id) },
+  (id) => node.service(id),
+  scratch,
+);

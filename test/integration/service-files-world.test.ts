@@ -25,4 +25,4 @@ const onWorld = (id: ServiceId): string => join(world.node(NODE_ID), 'services',
 const last = Object.keys(SERVICE_FILES_MANIFESTS).at(-1) as ServiceId;
 await waitForService(control, NODE_ID, last);
 await waitFor(async () => (await sh(`test -d ${q(onWorld(last))}`)).code === 0, { what: "the node's services in WorldFS", timeoutMs: 30_000 });
-await serviceFilesSuite(t, { projection: 'world', nodeId: NODE_ID, service: onWorld }, (id) => node.service(id), scratch);
+await serviceFilesSuite(t, { projection: 'world', nodeId: NODE_ID, servicesDir: node.servicesDir, service: onWorld }, (id) => node.service(id), scratch);

@@ -11,8 +11,8 @@
 import type { Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { JOB_FILES, SERVICE_FILES, type ServiceFileKind } from '../../../src/protocol/service-files.js';
 import { FIXTURES, manifest } from '../../helpers/node.js';
@@ -33,6 +33,8 @@ export interface ServiceFilesContext {
   onNode(id: ServiceId): ServiceDir;
   /** A directory outside every mount, for payload files. */
   scratch: string;
+  /** The node's services directory: a case may move a manifest away (a reload removes the service) and back. */
+  servicesDir: string;
 }
 
 export interface ServiceFilesCase {
@@ -60,6 +62,8 @@ export const SERVICE_FILES_MANIFESTS = {
   hang: manifest('hang', 'hang', { runtime: { max_concurrency: 2, timeout_ms: 25_000, kill_grace_ms: 500 } }),
   gate: manifest('gate', 'echo'),
   cooling: manifest('cooling', 'fail'),
+  // Removed by a reload and added again (the case moves its manifest away and back).
+  gone: manifest('gone', 'echo'),
 } as const;
 export type ServiceId = keyof typeof SERVICE_FILES_MANIFESTS;
 
@@ -193,6 +197,19 @@ export class ChildFs {
     const r = await this.#ask<{ errno: string | null; data?: string }>('read', path);
     if (r.errno) throw new Error(`read ${path}: ${r.errno}`);
     return Buffer.from(r.data ?? '', 'base64').toString('utf8');
+  }
+
+  /** A descriptor the child keeps open for `use`. */
+  async open(path: string, mode: 'r' | 'w' | 'rdwr'): Promise<number> {
+    const r = await this.#ask<{ errno: string | null; fd?: number }>('open', path, { mode });
+    if (r.errno) throw new Error(`open ${path}: ${r.errno}`);
+    return Number(r.fd);
+  }
+
+  /** One step on a descriptor `open` kept: "ok" (a pread: "ok <what it read>") or the errno. */
+  async use(fd: number, step: 'write' | 'pread' | 'ftruncate' | 'fsync' | 'close', data = ''): Promise<string> {
+    const r = await this.#ask<{ errno: string | null; data?: string }>('use', `fd ${fd}`, { fd, step, data: Buffer.from(data).toString('base64') });
+    return r.errno ?? (r.data === undefined ? 'ok' : `ok ${Buffer.from(r.data, 'base64').toString('utf8')}`);
   }
 
   async list(dir: string): Promise<string[]> {
@@ -902,12 +919,66 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       );
     },
   },
+  'a service removed by a reload: each later use of a file opened before is ENOENT, also once a service of the same id is back': {
+    service: 'gone',
+    run: async (t, svc, ctx) => {
+      const { fs } = svc;
+      const at = (name: string): string => join(svc.path, name);
+      const manifestFile = join(ctx.servicesDir, 'gone.json');
+      const away = join(ctx.servicesDir, '.gone.json.away'); // a dot name is not loaded
+      const shown = async (): Promise<string | undefined> => (await fs.stat(dirname(svc.path), [basename(svc.path)]))[basename(svc.path)];
+      // Opened while the service is there: a set used once it is gone, a set used once it is back.
+      const [writer, reader, laterWriter, laterReader] = await Promise.all([
+        fs.open(at('control/invoke.json'), 'w'),
+        fs.open(at('status.json'), 'r'),
+        fs.open(at('control/invoke.json'), 'w'),
+        fs.open(at('status.json'), 'r'),
+      ]);
+      t.match(await fs.use(reader, 'pread'), /^ok \{/, 'status.json reads while the service is there');
+      t.equal(await fs.use(laterWriter, 'write', '{"n":2}'), 'ok', 'a whole payload written, committed by nothing yet');
+      await rename(manifestFile, away);
+      t.teardown(() => rename(away, manifestFile).catch(() => undefined));
+      await waitFor(async () => (await shown()) === 'ENOENT', { what: 'the service gone from this mount', timeoutMs: 30_000 });
+      const gone = {
+        'invoke.json write': await fs.use(writer, 'write', '{"n":1}'),
+        'invoke.json ftruncate': await fs.use(writer, 'ftruncate'),
+        'invoke.json fsync': await fs.use(writer, 'fsync'),
+        'invoke.json close': await fs.use(writer, 'close'),
+        'status.json read': await fs.use(reader, 'pread'),
+        'status.json close': await fs.use(reader, 'close'),
+      };
+      t.same(
+        gone,
+        {
+          'invoke.json write': 'ENOENT',
+          'invoke.json ftruncate': 'ENOENT',
+          'invoke.json fsync': 'ENOENT',
+          'invoke.json close': 'ENOENT',
+          'status.json read': 'ENOENT',
+          'status.json close': 'ok',
+        },
+        'removed: every use is ENOENT (docs/node-tree.md, errno table); the close of a read-only file has nothing to fail',
+      );
+      await rename(away, manifestFile);
+      await waitFor(async () => (await shown()) === 'ok' && (await svc.status()), { what: 'the service back on this mount', timeoutMs: 30_000 });
+      t.same(
+        { read: await fs.use(laterReader, 'pread'), close: await fs.use(laterWriter, 'close') },
+        { read: 'ENOENT', close: 'ENOENT' },
+        'back under the same id, it is another service: files opened on the one before stay ENOENT',
+      );
+      await fs.use(laterReader, 'close');
+      await invoke(t, svc, '{"n":3}');
+      t.match(await svc.metrics(), { invokes_total: 1 }, 'the new service ran only the invocation made on it: no file opened before committed into it');
+    },
+  },
 };
 
 /** The mount to run the suite on. */
 export interface SuiteMount {
   projection: Projection;
   nodeId: string;
+  /** The node's services directory (its manifests). */
+  servicesDir: string;
   /** A service's directory on this mount. */
   service(id: ServiceId): string;
 }
@@ -925,6 +996,7 @@ export async function serviceFilesSuite(t: Test, mount: SuiteMount, onNode: (id:
     service: (id) => new ServiceDir(fs, mount.service(id)),
     onNode: (id) => new ServiceDir(fs, onNode(id)),
     scratch,
+    servicesDir: mount.servicesDir,
   };
   for (const [name, c] of Object.entries(SERVICE_FILES_CASES)) await t.test(name, (tt) => c.run(tt, context.service(c.service), context));
 }

@@ -288,7 +288,9 @@ t.test('WorldFS live files: a stat and a cat are one read_file; an echo is one i
     runtime: { max_input_bytes: 4 << 20, timeout_ms: 1000, kill_grace_ms: 100, max_queue: 1, max_concurrency: 1 },
   } as unknown as ServiceDescriptor;
   const documents = new DocumentCache();
-  const world = new Dispatcher(tableDirectory(liveServiceFiles(counted, documents, { serviceId: 'large', descriptor: () => descriptor, changedMs: () => 0 })));
+  const world = new Dispatcher(
+    tableDirectory(liveServiceFiles(counted, documents, { serviceId: 'large', descriptor: () => descriptor, alive: () => undefined, changedMs: () => 0 })),
+  );
   const rendersBefore = statusRenders;
   // What `cat` does: lookup (a stat), open, fstat (a stat again), reads, release.
   const attr = await world.getattr('/status.json');

@@ -100,3 +100,35 @@ t.test('an event that does not fit what the mirror holds is a mismatch, and chan
     'unchanged',
   );
 });
+
+t.test(
+  "a service's incarnation: kept while the node keeps its runtime, another once the node retired it (world-tree.ts: open files answer ENOENT then)",
+  async (t) => {
+    const runs = (id: string, version = '1', executable: string | null = '/bin/cat'): ServiceDescriptor =>
+      applyDefaults({ service_id: id, kind: 'k', version, runtime: { type: 'native_proc', ...(executable ? { executable_path: executable } : {}) } }, 'n');
+    const mirror = new CatalogMirror();
+    mirror.set(read([runs('a'), runs('b')], 1));
+    const first = mirror.incarnation('n', 'a');
+    t.ok(first, 'a service in the catalog has one');
+    t.equal(mirror.incarnation('n', 'x'), undefined, 'a service not there has none');
+    t.equal(mirror.apply(event(2, [runs('a'), runs('b')], [runs('a', '2'), runs('b')])), 'applied');
+    t.equal(mirror.incarnation('n', 'a'), first, 'an update (a reload that changed it): the same runtime');
+    mirror.set(read([runs('a', '2'), runs('b')], 2));
+    t.equal(mirror.incarnation('n', 'a'), first, 'the node read again: the same');
+    const again = new CatalogMirror(mirror);
+    again.set(read([runs('a', '2'), runs('b')], 2));
+    t.equal(again.incarnation('n', 'a'), first, 'the whole catalog read again (a resync): the same');
+    t.equal(again.apply(event(3, [runs('a', '2'), runs('b')], [runs('b')])), 'applied');
+    t.equal(again.incarnation('n', 'a'), undefined, 'removed: none');
+    t.equal(again.apply(event(4, [runs('b')], [runs('a', '2'), runs('b')])), 'applied');
+    const second = again.incarnation('n', 'a');
+    t.ok(second && second !== first, 'added again under the same id: another (the node starts a new runtime)');
+    const bBefore = again.incarnation('n', 'b');
+    t.equal(again.apply(event(5, [runs('a', '2'), runs('b')], [runs('a', '2'), runs('b', '2', null)])), 'applied');
+    t.not(again.incarnation('n', 'b'), bBefore, 'made catalog-only: another (the node retires its runtime)');
+    t.equal(again.apply(event(6, [runs('a', '2'), runs('b', '2', null)], [], 'delete')), 'applied');
+    t.equal(again.incarnation('n', 'a'), undefined, 'the node deleted: none');
+    again.set(read([runs('a', '2')], 7));
+    t.not(again.incarnation('n', 'a'), second, 'the node back after its delete: another');
+  },
+);

@@ -81,6 +81,7 @@ function tree(sessionGrant: SessionAttachReply | undefined): Dispatcher {
     grant: sessionGrant,
     nodeIds: () => ['n1'],
     node: (id: string) => (id === 'n1' ? node : undefined),
+    incarnation: (id: string, serviceId: string) => (id === 'n1' && node.services.some((s) => s.service_id === serviceId) ? node : undefined),
     relay: async (_nodeId: string, operation: { op: string; path: string }) => {
       relayed.push(`${operation.op} ${operation.path}`);
       return { mode: 0o100444, size: 0, mtime_ms: 1, ctime_ms: 1 };
