@@ -8,6 +8,7 @@ failed_steps=()
 # The checks before tap are independent and single-threaded: run side by side (two cores), each one's
 # output shown whole, in this order.
 checks=$(mktemp -d)
+trap 'rm -rf "$checks"' EXIT
 check() { # name, then the command
   local name=$1
   shift
@@ -24,15 +25,13 @@ for name in "tsc --noEmit" "tsc -p tsconfig.bench.json" "generated types up to d
   cat "$checks/$name.out"
   [ -e "$checks/$name.ok" ] || failed_steps+=("${name%% (*}")
 done
-rm -rf "$checks"
-
 bash scripts/tap-plugins.sh || failed_steps+=("tap-plugins")
 
 log=$(mktemp)
 # Tests start python3 hundreds of times; a version manager's shim (pyenv) costs a shell script and
 # up to a second per start on a busy machine. The interpreter the shim picks, without the shim:
 pybin=$(mktemp -d)
-trap 'rm -rf "$log" "$pybin"' EXIT
+trap 'rm -rf "$checks" "$log" "$pybin"' EXIT
 if py=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) && [ -x "$py" ]; then
   ln -s "$py" "$pybin/python3" && export PATH="$pybin:$PATH"
 fi

@@ -56,10 +56,7 @@ export async function findMount(mountPoint: string): Promise<MountEntry | undefi
  */
 export async function clearStaleMount(mountPoint: string): Promise<'clean' | 'cleared'> {
   const table = (await readMountTable()).reverse();
-  // A mount inside an acheron tree (a node's, a WorldFS) would hide that tree's files from its users.
-  const host = table.find((e) => e.fstype === 'fuse.acheron' && mountPoint.startsWith(e.mountPoint === '/' ? '/' : `${e.mountPoint}/`));
-  if (host)
-    throw new Error(`${mountPoint} lies inside the acheron mount ${host.mountPoint}, whose files a mount there would hide; pick a directory outside it`);
+  await refuseNesting(mountPoint, table);
   const entry = table.find((e) => e.mountPoint === mountPoint);
   if (!entry) return 'clean';
   if (!entry.fstype.startsWith('fuse')) throw new Error(`${mountPoint} is already a mount point (${entry.fstype}); refusing to mount over it`);
@@ -67,6 +64,21 @@ export async function clearStaleMount(mountPoint: string): Promise<'clean' | 'cl
     throw new Error(`${mountPoint} is served by a live ${entry.fstype} mount (${entry.source}); unmount it first or pick another directory`);
   await lazyUnmount(mountPoint);
   return 'cleared';
+}
+
+/** A mount inside an acheron tree (a node's, a WorldFS), or over one, would hide that tree's files from its users. */
+async function refuseNesting(mountPoint: string, table: readonly MountEntry[]): Promise<void> {
+  const under = (path: string, dir: string): boolean => path.startsWith(dir === '/' ? '/' : `${dir}/`);
+  const trees = table.filter((e) => e.fstype === 'fuse.acheron');
+  const host = trees.find((e) => under(mountPoint, e.mountPoint));
+  if (host) {
+    if ((await mountState(host.mountPoint)) === 'stale')
+      throw new Error(`${mountPoint} lies inside ${host.mountPoint}, an acheron mount whose daemon is gone: \`fusermount -uz ${host.mountPoint}\` first`);
+    throw new Error(`${mountPoint} lies inside the acheron mount ${host.mountPoint}, whose files a mount there would hide; pick a directory outside it`);
+  }
+  for (const inner of trees.filter((e) => under(e.mountPoint, mountPoint)))
+    if ((await mountState(inner.mountPoint)) === 'live')
+      throw new Error(`${mountPoint} holds the live acheron mount ${inner.mountPoint}, which a mount there would hide; pick another directory`);
 }
 
 /**

@@ -71,5 +71,5 @@ function errorText(stderr: Buffer, invocationId: string): string {
   // Not inside a character: back to the start of the one the cut would split (UTF-8 continuation
   // bytes are 10xxxxxx; a character has at most three, so bytes that are not UTF-8 are cut anyway).
   while (end > ERROR_STDERR_MAX_BYTES - 3 && ((stderr[end] as number) & 0xc0) === 0x80) end--;
-  return `${stderr.toString('utf8', 0, end)}\n… ${stderr.length - end} more bytes of stderr: the whole of it is in jobs/${invocationId}/stderr.txt\n`;
+  return `${stderr.toString('utf8', 0, end)}\n… ${stderr.length - end} more bytes of stderr: the whole of it is in jobs/${invocationId}/stderr.txt while the job is kept (runtime.jobs_keep)\n`;
 }

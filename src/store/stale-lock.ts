@@ -31,7 +31,10 @@ export async function readLock(path: string): Promise<LockFile | undefined> {
  */
 export async function withOwnFile<T>(path: string, content: string, mode: number, use: (ours: string) => Promise<T>): Promise<T> {
   const ours = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.new`;
-  await writeFile(ours, content, { mode, flag: 'wx' });
+  // Created but not written (a full disk): removed too; a name that exists (EEXIST) is someone else's.
+  await writeFile(ours, content, { mode, flag: 'wx' }).catch((error: NodeJS.ErrnoException) =>
+    (error.code === 'EEXIST' ? Promise.resolve() : rm(ours, { force: true })).then(() => Promise.reject(error)),
+  );
   try {
     return await use(ours);
   } finally {

@@ -11,7 +11,8 @@ interface SpawnOptions {
 // process-on-spawn (a processinfo dependency) keeps its listeners on this global, and runs them in
 // order at each spawn: this one runs after processinfo's, which has just added itself.
 const spawnHooks = (globalThis as Record<symbol, { listeners: ((options: SpawnOptions) => void)[] } | undefined>)[Symbol.for('process-on-spawn@*:singletonId')];
-const PROCESSINFO_PRELOAD = /\s*"?--(?:import|loader|experimental-loader)=\S*@tapjs\/processinfo\/\S*?"?(?=\s|$)/g;
+// `--import=<url>` or `--import <url>`, each word quoted or not, as processinfo writes or keeps it.
+const PROCESSINFO_PRELOAD = /\s*"?--(?:import|loader|experimental-loader)"?(?:=|\s+"?)[^\s"]*@tapjs\/processinfo\/[^\s"]*"?(?=\s|$)/g;
 
 spawnHooks?.listeners.push((options) => {
   const env = { ...options.env };

@@ -130,7 +130,7 @@ t.test('a mount point reached through a symlink: the daemon serves it, and an ex
   t.same(await daemon.exited, { code: 0, signal: null }, 'an external umount of the real path stops the daemon cleanly');
 });
 
-t.test("a mount point inside a live node's tree is refused: a second mount there would hide the first one's files", async (t) => {
+t.test("a mount point inside a live node's tree, or over it, is refused: a second mount there would hide the first one's files", async (t) => {
   const outer = await startNode(t, { manifests: [manifest('echo', 'echo')] });
   const dir = await tempDir(t);
   const inner = join(outer.mount, 'services');
@@ -139,6 +139,12 @@ t.test("a mount point inside a live node's tree is refused: a second mount there
   });
   t.equal(run.code, 1, 'exit 1');
   t.match(run.stderr, `${inner} lies inside the acheron mount ${outer.mount}`, `says where (${run.stderr.trim()})`);
+  // Over it: a mount on a directory that holds it would hide it just the same.
+  const over = await acheron(['node', '--node-id', 'over', '--mount', outer.dir, '--no-fs-service', '--state-file', join(dir, 'over.json')], {
+    timeoutMs: 30_000,
+  });
+  t.equal(over.code, 1, 'over it: exit 1');
+  t.match(over.stderr, `${outer.dir} holds the live acheron mount ${outer.mount}`, `says which (${over.stderr.trim()})`);
   const listed = await sh(`ls ${q(inner)}`);
   t.equal(listed.stdout.trim(), 'echo', "the outer node's services still show");
 });

@@ -30,7 +30,9 @@ t.test('a stderr past the bound: its first 64 KiB, whole characters, and how muc
   t.notMatch(error, /\uFFFD/, 'not cut inside a character');
   t.match(
     error,
-    new RegExp(`\\n… ${big.length - (ERROR_STDERR_MAX_BYTES - 1)} more bytes of stderr: the whole of it is in jobs/${ID}/stderr.txt\\n$`),
+    new RegExp(
+      `\\n… ${big.length - (ERROR_STDERR_MAX_BYTES - 1)} more bytes of stderr: the whole of it is in jobs/${ID}/stderr.txt while the job is kept \\(runtime.jobs_keep\\)\\n$`,
+    ),
     'says how much more and where',
   );
 });
