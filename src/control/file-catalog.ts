@@ -35,6 +35,7 @@ import {
   upsertPlan,
 } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
+import { restartGraceMs } from './restart-grace.js';
 import { SeenTimes } from './seen-times.js';
 
 const nodeKey = (nodeId: string): string => `node/${nodeId}`;
@@ -87,11 +88,10 @@ export class FileCatalog implements CatalogStore {
       if (node) event.share(new Map(node.services.map((e) => [e.service_id, e])));
     }
     const now = Date.now();
-    // After a server restart every known node gets a fresh grace period (SPEC §6): no tunnel is open
-    // yet, so a node that does not come back within it turns offline then, not when its lease would have ended.
-    for (const node of catalog.#nodes.values()) {
-      if (node.state === 'online') node.lease_expires_at_ms = now + options.offlineGraceMs;
-    }
+    // After a server restart every known node gets a fresh grace period (SPEC §6), long enough for its grown
+    // backoff: no tunnel is open yet, so a node that does not come back within it turns offline then, not at its lease end.
+    for (const node of catalog.#nodes.values())
+      if (node.state === 'online') node.lease_expires_at_ms = now + restartGraceMs(options.offlineGraceMs, node.last_seen_ms, now);
     events.setCheckpoint(() => catalog.checkpoint());
     return catalog;
   }

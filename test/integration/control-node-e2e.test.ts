@@ -6,6 +6,7 @@
 import t from 'tap';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import type { NodeControlState, ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { acheron, joinArgs, joinToken, listTokens, metricValue, scrape, startControl, type RunningControl } from '../helpers/control.js';
@@ -224,4 +225,43 @@ await t.test('HTTP metrics see the node and its services', async (tt) => {
   tt.match(text, /^acheron_connections\{role="node",server_id="[^"]+"\} 1$/m, 'one node tunnel');
   const json = (await (await fetch(`${control.httpUrl}/metrics.json`)).json()) as Record<string, Array<{ labels: Record<string, string>; value: number }>>;
   tt.equal(json.acheron_nodes?.find((v) => v.labels.state === 'online')?.value, 1, '/metrics.json parses and agrees');
+});
+
+await t.test('a server down longer than the grace: its node, whose backoff grew past it meanwhile, is not offline after the restart', async (tt) => {
+  // The defaults scaled down: a 300 ms grace; the node's pause doubles from 1 s to 3 s (1.5-4.5 s jittered).
+  let server = await startControl(tt, { args: ['--offline-grace-ms', '300'] });
+  const tokenFile = join(await tempDir(tt), 'join-token');
+  await writeFile(tokenFile, `${await joinToken(server.dataDir)}\n`, { mode: 0o600 });
+  const backoff = ['--reconnect-backoff-ms', '1000', '--reconnect-backoff-max-ms', '3000'];
+  const away = await startNode(tt, { nodeId: 'away', args: ['--control-url', server.url, '--join-token-file', tokenFile, ...backoff] });
+  const nodeWhere = (check: (doc: NodeDoc) => boolean, what: string): Promise<NodeDoc> =>
+    waitFor(
+      async () => {
+        const client = await ControlClient.connect({ url: server.url, token: server.adminToken, requestTimeoutMs: 5_000 });
+        const doc = await client.request<NodeDoc>('control.node_get', { node_id: 'away' }).finally(() => client.terminate());
+        return check(doc) ? doc : undefined;
+      },
+      { what, timeoutMs: 20_000, intervalMs: 150 },
+    );
+  const failedAttempts = async (): Promise<number> =>
+    (await readFile(away.logFile, 'utf8')).split('\n').filter((line) => line.includes('control session: not connected')).length;
+  const before = await nodeWhere((d) => d.state === 'online' && d.services.length > 0, 'the node online with its catalog');
+  await server.stop();
+  // Down for longer than the node's longest pause (4.5 s) less the grace: its pause is at 3 s by then.
+  // Started again right after a failed attempt, so the next one comes 1.5-4.5 s later, past the grace.
+  await sleep(5_000);
+  const attempts = await failedAttempts();
+  await waitFor(async () => (await failedAttempts()) > attempts, { what: "the node's next attempt", timeoutMs: 10_000, intervalMs: 20 });
+  const restartedMs = Date.now();
+  server = await server.restart();
+  const reconnected = async (): Promise<boolean> => {
+    const doc = (await readJson<{ control: NodeControlState }>(join(away.mount, 'NODE.json'))).control;
+    return doc.state === 'connected' && (doc.connected_ms ?? 0) > restartedMs;
+  };
+  await waitFor(reconnected, { what: 'the node to reconnect by itself', timeoutMs: 20_000 });
+  const after = await nodeWhere((d) => d.last_seen_ms > restartedMs, 'the node seen after the restart');
+  tt.equal(after.state, 'online');
+  tt.equal(after.updated_ms, before.updated_ms, 'never offline meanwhile (its offline and online events would have rewritten it)');
+  const offline = (await readFile(server.logFile, 'utf8')).split('\n').filter((line) => line.includes('"msg":"node away offline"'));
+  tt.same(offline, [], 'the server never marked it offline');
 });

@@ -9,9 +9,10 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { historyOf, ResumingWatcher, service, SimNode } from '../helpers/catalog-sim.js';
-import { connect, joinToken, session, startControl } from '../helpers/control.js';
+import { connect, joinToken, session, startControl, type RunningControl } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { checkReference, validateWatcher, type EmittedEvent } from '../helpers/history-validator.js';
 import { waitFor } from '../helpers/process.js';
@@ -338,22 +339,56 @@ await t.test('a server killed: its nodes turn offline on the survivor after its 
 });
 
 // After B's death: A is killed and started again at once under the same id (its host and port).
+let aAgain: RunningControl | undefined;
 await t.test(
-  'a server killed and started again under its own id: the nodes that do not come back turn offline after the grace period, not the lease',
+  'a server killed and started again under its own id: the nodes that do not come back turn offline after the restart grace, not the lease',
   async (tt) => {
+    // Seen just before the kill: their restart grace (the grace plus the time since then) is about the grace.
+    await Promise.all([n1, n2, n3].map((n) => n.publish()));
     refA.serverGone();
     tt.equal((await a.kill9()).signal, 'SIGKILL', 'A died of SIGKILL with the tunnels of n1, n2, n3');
     const killedAt = Date.now();
-    const again = await a.restart();
+    const again = (aAgain = await a.restart());
     const admin = await session(again.url, { token: store.adminToken });
     t.teardown(() => admin.close());
     const states = async (): Promise<string[]> =>
       Promise.all(['n1', 'n2', 'n3'].map(async (id) => (await admin.call<{ state: string }>('control.node_get', { node_id: id })).state));
     await waitFor(async () => (await states()).every((state) => state === 'offline'), { what: 'n1, n2, n3 offline on the restarted A', timeoutMs: 30_000 });
-    // Their leases run 60 s (the default); the registration (1 s) and the grace period (1 s) decide.
+    // Their leases run 60 s (the default); the registration (1 s) and the restart's grace period (1 s
+    // plus the time since they were last seen) decide.
     tt.ok(Date.now() - killedAt < 30_000, `offline ${Date.now() - killedAt} ms after the kill, well before the 60 s leases end`);
   },
 );
+
+// A alone, stopped for longer than the grace: a node's backoff may be past the grace by then (SPEC §6).
+await t.test('a server down longer than the grace: at its start, a node gets the grace plus the time since it was last seen', async (tt) => {
+  if (!aAgain) return tt.fail('the server started again by the previous test');
+  await n1.reconnect(aAgain.url);
+  await n1.publish();
+  const get = async (url: string): Promise<{ state: string; last_seen_ms: number; lease_expires_at_ms: number }> => {
+    const admin = await session(url, { token: store.adminToken });
+    return admin.call<{ state: string; last_seen_ms: number; lease_expires_at_ms: number }>('control.node_get', { node_id: 'n1' }).finally(() => admin.close());
+  };
+  const before = await get(aAgain.url);
+  tt.equal(before.state, 'online');
+  await aAgain.stop();
+  await sleep(2_500);
+  const startingMs = Date.now();
+  const third = await aAgain.restart();
+  const after = await waitFor(
+    async () => {
+      const doc = await get(third.url);
+      // Not the lease n1 refreshed before the stop, nor a grace the stopping server may have started.
+      return doc.lease_expires_at_ms < before.lease_expires_at_ms && doc.lease_expires_at_ms >= startingMs + 1_000 ? doc : undefined;
+    },
+    { what: "n1's restart grace written" },
+  );
+  tt.equal(after.state, 'online');
+  tt.ok(
+    after.lease_expires_at_ms >= startingMs + 1_000 + (startingMs - after.last_seen_ms),
+    `its lease ends the 1 s grace plus the ${startingMs - after.last_seen_ms} ms since it was last seen after the start (${after.lease_expires_at_ms - startingMs} ms)`,
+  );
+});
 
 /** A delta event as the validator compares it: without the changed descriptors (the full shape has the whole catalog instead). */
 function withoutChanged(payload: unknown): unknown {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { NodeRecord } from '../catalog-store.js';
 import { lapsed, offlinePlan, refreshPlan } from '../node-record.js';
+import { restartGraceMs } from '../restart-grace.js';
 import { LEASES, TUNNELS, type StoredLease } from './catalog-layout.js';
 import type { CatalogMirror, ClosedTunnel } from './catalog-mirror.js';
 import type { EtcdConnection } from './connection.js';
@@ -35,16 +36,22 @@ export class LeaseExpiry {
   #started = false;
   /** Nodes connected here whose last lease refresh etcd has not taken: when they last asked, and whether that one is still being written. */
   #unansweredRefreshes = new Map<string, { askedMs: number; writing: boolean }>();
+  /** Tunnel keys under this server's id that its previous run left (killed, or an etcd restore): they go once that run's etcd lease lapses. */
+  #leftByPreviousRun = new Set<string>();
 
   constructor(context: LeaseExpiryContext) {
     this.#context = context;
   }
 
-  /** The catalog is current: nodes with no tunnel anywhere whose lease a server now gone set (it died while none watched) get their grace period now. */
+  /** The catalog is current: nodes with no tunnel anywhere whose lease a server now gone set (it died while none watched) get a restart's grace period now. */
   start(): void {
     this.#started = true;
-    for (const node of this.#context.mirror.nodes.values())
-      if (node.state === 'online' && this.#context.mirror.tunnelServer(node.node_id) === undefined) this.startGrace(node.node_id, undefined);
+    const { mirror, registration } = this.#context;
+    for (const node of mirror.nodes.values()) {
+      const tunnelServer = mirror.tunnelServer(node.node_id);
+      if (tunnelServer === registration.serverId && !registration.holds(node.node_id)) this.#leftByPreviousRun.add(node.node_id);
+      if (node.state === 'online' && tunnelServer === undefined) this.startGrace(node.node_id, undefined);
+    }
   }
 
   /**
@@ -80,6 +87,7 @@ export class LeaseExpiry {
   /** The node's tunnel here closed: its unanswered refreshes no longer say it is asking here. */
   tunnelClosed(nodeId: string): void {
     this.#unansweredRefreshes.delete(nodeId);
+    this.#leftByPreviousRun.delete(nodeId);
   }
 
   /**
@@ -136,13 +144,15 @@ export class LeaseExpiry {
   /**
    * The tunnel of the server that set the node's lease is gone (`closedBy`; undefined: whichever
    * server set it, if that one is no longer registered or was this server's previous run under the
-   * same id): the lease ends at most a grace period from now. Not when the node has a tunnel, or
-   * another server set the lease since (the node is there); guarded, so a refresh or a new tunnel
-   * meanwhile wins.
+   * same id): the lease ends at most a grace period from now; at this server's start, or for a tunnel
+   * its previous run left, a restart's grace (restartGraceMs, as on the file store: the node may have
+   * been backing off while no server answered). Not when the node has a tunnel, or another server set
+   * the lease since (the node is there); guarded, so a refresh or a new tunnel meanwhile wins.
    */
   startGrace(nodeId: string, closedBy: string | undefined): void {
     const { mirror, registration, offlineGraceMs } = this.#context;
     if (this.#context.isClosed()) return;
+    const restarted = closedBy === undefined || this.#leftByPreviousRun.delete(nodeId);
     void this.#context.changes
       .run(nodeId, `starting the grace period of node ${nodeId}`, (node, now) => {
         const lease = mirror.lease(nodeId);
@@ -150,7 +160,9 @@ export class LeaseExpiry {
         const owner = lease.value.server_id;
         const ownerGone = closedBy === undefined ? owner === registration.serverId || mirror.server(owner) === undefined : owner === closedBy;
         if (!ownerGone) return { result: undefined };
-        const expires = Math.min(lease.value.expires_at_ms, now + offlineGraceMs);
+        const expires = restarted
+          ? now + restartGraceMs(offlineGraceMs, lease.value.last_seen_ms, now)
+          : Math.min(lease.value.expires_at_ms, now + offlineGraceMs);
         if (expires === lease.value.expires_at_ms) return { result: undefined };
         return {
           lease: { ...lease.value, expires_at_ms: expires },

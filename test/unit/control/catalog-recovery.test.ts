@@ -5,6 +5,7 @@
 import t, { type Test } from 'tap';
 import { appendFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
 import { noSpace, patchFileHandle } from '../../helpers/file-faults.js';
@@ -148,22 +149,33 @@ t.test('a file rotated but not archived before a crash: replayed, then archived 
   await shut(first);
 });
 
-t.test('after a restart every online node has a fresh grace period: one that does not come back turns offline then, not at its lease end', async (t) => {
-  const dir = await tempDir(t);
-  const first = await open(dir);
-  await first.catalog.join({ join_token: 'unused', node_id: 'n' });
-  t.ok(first.catalog.get('n').lease_expires_at_ms > Date.now() + 50_000, 'a 60 s lease before the restart');
-  const second = await open(dir, {}, 300);
-  const restartedAt = Date.now();
-  const { lease_expires_at_ms: expires } = second.catalog.get('n');
-  t.ok(expires >= restartedAt && expires <= restartedAt + 1_000, `the lease ends a grace period after the restart (${expires - restartedAt} ms)`);
-  t.same(await second.catalog.expireLeases(), [], 'still online within the grace period');
-  await new Promise((resolve) => setTimeout(resolve, 400));
-  t.same(await second.catalog.expireLeases(), ['n'], 'offline once it has passed');
-  t.equal(second.catalog.get('n').state, 'offline');
-  await shut(second);
-  await shut(first);
-});
+t.test(
+  'after a restart every online node has a fresh grace period, longer by the time since it was last seen: one that does not come back turns offline then, not at its lease end',
+  async (t) => {
+    const dir = await tempDir(t);
+    const first = await open(dir);
+    await first.catalog.join({ join_token: 'unused', node_id: 'n' });
+    t.ok(first.catalog.get('n').lease_expires_at_ms > Date.now() + 50_000, 'a 60 s lease before the restart');
+    // The server is down for longer than the grace: the node's reconnect backoff grows meanwhile.
+    await sleep(400);
+    const openedFrom = Date.now();
+    const second = await open(dir, {}, 300);
+    const openedBy = Date.now();
+    const { lease_expires_at_ms: expires, last_seen_ms: lastSeen } = second.catalog.get('n');
+    t.ok(openedFrom - lastSeen >= 400, `last seen before the restart (${openedFrom - lastSeen} ms)`);
+    t.ok(
+      expires >= openedFrom + 300 + (openedFrom - lastSeen) && expires <= openedBy + 300 + (openedBy - lastSeen),
+      `the lease ends the grace period plus the time since the node was last seen after the restart (${expires - openedFrom} ms)`,
+    );
+    await sleep(openedBy + 400 - Date.now());
+    t.same(await second.catalog.expireLeases(), [], 'still online past --offline-grace-ms after the restart: its next reconnect attempt may come later');
+    await sleep(expires + 50 - Date.now());
+    t.same(await second.catalog.expireLeases(), ['n'], 'offline once its grace has passed');
+    t.equal(second.catalog.get('n').state, 'offline');
+    await shut(second);
+    await shut(first);
+  },
+);
 
 t.test('a node back online with a changed catalog: one online event carrying the change, replayed after a crash', async (t) => {
   const dir = await tempDir(t);
@@ -172,7 +184,7 @@ t.test('a node back online with a changed catalog: one online event carrying the
   await upsert(first.catalog, { node_id: 'n', services: [service('a', '1')] });
   await shut(first);
   const second = await open(dir, {}, 50);
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await sleep(second.catalog.get('n').lease_expires_at_ms + 50 - Date.now());
   t.same(await second.catalog.expireLeases(), ['n'], 'offline');
   const { delta } = await upsert(second.catalog, { node_id: 'n', services: [service('a', '2'), service('b', '1')] });
   const event = second.events.retained().at(-1);
