@@ -3,7 +3,7 @@ import { ControlServer, parseHostPort } from '../control/control-server.js';
 import { parseOrigin } from '../control/origins.js';
 import { SERVER_ID_PATTERN } from '../control/listeners.js';
 import { loadSchemas } from '../protocol/schemas.js';
-import { makeDirectory } from '../store/make-directory.js';
+import { makeDirectory, removeMadeDirectories } from '../store/make-directory.js';
 import { UsageError } from './exit.js';
 import { readOptionFile } from './option-file.js';
 import { createLogger } from './logger.js';
@@ -32,9 +32,10 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
     args['tls-cert'] && args['tls-key']
       ? checkedTls(args['tls-cert'], args['tls-key'], await readOptionFile('--tls-cert', args['tls-cert']), await readOptionFile('--tls-key', args['tls-key']))
       : undefined;
+  let madeDirs: string[] = [];
   if (!etcd) {
     try {
-      await makeDirectory(args['data-dir'], 0o700);
+      madeDirs = await makeDirectory(args['data-dir'], 0o700);
     } catch (error) {
       throw new UsageError(`--data-dir ${args['data-dir']}: ${(error as Error).message}`);
     }
@@ -55,6 +56,10 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
     serverId: args['server-id'],
     serverTtlMs: args['server-ttl-ms'],
     advertiseUrl: args['advertise-url'],
+  }).catch(async (error: unknown) => {
+    // Made for this start alone: a start that fails (a port in use) leaves no directory behind.
+    await removeMadeDirectories(madeDirs).catch((cleanup: unknown) => log.warn({ err: cleanup }, 'could not remove the data dir this failed start made'));
+    throw error;
   });
   // Unhandled, a SIGHUP (a closed terminal, or a reload as the node daemon takes it) would end the
   // server without its stop, leaving its pid lock; there is nothing to reload: it follows its token store.

@@ -1,4 +1,4 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, rmdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 /**
@@ -14,8 +14,9 @@ export function namingOption(option: string, path: string, error: unknown): Erro
  * `mkdir -p`, one missing component at a time. Node 20's `mkdir({ recursive: true })` spins forever
  * at 100 % CPU where the kernel answers ENOENT for a directory it cannot create in an existing one
  * (under /proc or /sys, say: `--data-dir /proc/x`); here that is the error, naming the path.
+ * Resolves with the directories it made, outermost first (for removeMadeDirectories).
  */
-export async function makeDirectory(path: string, mode?: number): Promise<void> {
+export async function makeDirectory(path: string, mode?: number): Promise<string[]> {
   const missing: string[] = [];
   for (let dir = resolve(path); ; dir = dirname(dir)) {
     const found = await stat(dir).catch((error: NodeJS.ErrnoException) => {
@@ -27,10 +28,34 @@ export async function makeDirectory(path: string, mode?: number): Promise<void> 
     missing.unshift(dir);
     if (dirname(dir) === dir) break;
   }
+  const made: string[] = [];
   for (const dir of missing) {
-    await mkdir(dir, mode === undefined ? {} : { mode }).catch((error: NodeJS.ErrnoException) => {
-      // Made meanwhile by someone else: as good.
-      if (error.code !== 'EEXIST') throw error;
-    });
+    const madeHere = await mkdir(dir, mode === undefined ? {} : { mode }).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        // Made meanwhile by someone else: as good (and theirs).
+        if (error.code !== 'EEXIST') throw error;
+        return false;
+      },
+    );
+    if (madeHere) made.push(dir);
+  }
+  return made;
+}
+
+/**
+ * Undoes makeDirectory for a start that failed: the directories it made, innermost first, as long
+ * as they are empty (one that is not holds what the start wrote; it and its parents stay).
+ */
+export async function removeMadeDirectories(made: readonly string[]): Promise<void> {
+  for (const dir of [...made].reverse()) {
+    const removed = await rmdir(dir).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+        return false;
+      },
+    );
+    if (!removed) return;
   }
 }

@@ -5,7 +5,7 @@
 // And what is not bad usage is not exit 2: a token store locked by another process is exit 1.
 // The daemons' start refusals are in cli-start-refusals.test.ts.
 import t from 'tap';
-import { access, rm, writeFile } from 'node:fs/promises';
+import { access, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { acheron, listTokens, oneLine, startControl } from '../helpers/control.js';
@@ -101,9 +101,14 @@ t.test(
     tt.equal(url.code, 2, 'a URL: exit 2');
     oneLine(tt, url.stderr, /--listen "ws:\/\/127\.0\.0\.1:7447": expected host:port without a scheme or path \(e\.g\. 127\.0\.0\.1:7447\)$/);
     const taken = new URL(control.httpUrl).host;
-    const inUse = await acheron(['control', '--data-dir', join(dir, 'b'), '--listen', '127.0.0.1:0', '--http-listen', taken]);
+    const inUse = await acheron(['control', '--data-dir', join(dir, 'new', 'b'), '--listen', '127.0.0.1:0', '--http-listen', taken]);
     tt.equal(inUse.code, 1, 'a port in use: exit 1');
     tt.match(inUse.stderr, new RegExp(`acheron: --http-listen ${taken.replace(/\./g, '\\.')}: address in use`), 'naming the option and the address');
+    const wsTaken = new URL(control.url).host;
+    const wsInUse = await acheron(['control', '--data-dir', join(dir, 'new', 'c'), '--listen', wsTaken, '--http-listen', '127.0.0.1:0']);
+    tt.equal(wsInUse.code, 1, 'the WebSocket port in use: exit 1');
+    tt.match(wsInUse.stderr, new RegExp(`acheron: --listen ${wsTaken.replace(/\./g, '\\.')}: address in use \\(EADDRINUSE`), 'naming it');
+    tt.same(await readdir(dir), [], 'neither start left a data dir (nor its parent) behind: it made them, and touched nothing in them');
     const wrongPort = await acheron(['node', 'list', '--control-url', `ws://${taken}`, '--token', control.adminToken]);
     tt.equal(wrongPort.code, 1, 'a client given the HTTP listener: exit 1');
     tt.match(
