@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileAtomic } from '../store/atomic-file.js';
+import { removeStaleTemps, writeFileAtomic } from '../store/atomic-file.js';
 import { makeDirectory } from '../store/make-directory.js';
 import { namedError } from '../store/named-error.js';
 import { JoinIndex } from './join-index.js';
@@ -69,6 +69,8 @@ export class FileTokenStore implements TokenStore {
   static async open(dataDir: string, log?: Logger): Promise<FileTokenStore> {
     await makeDirectory(dataDir, 0o700);
     const store = new FileTokenStore(join(dataDir, TOKENS_FILE), emptyFile(), log);
+    // What a writer killed mid-write left: the server and every `acheron token` write this file.
+    await removeStaleTemps(store.#path, log);
     await store.#enqueue((data) => {
       if (data.admin.length === 0) data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });
       if (data.users.length === 0) data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });

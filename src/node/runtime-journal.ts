@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { JobRecord } from '../runtime/job.js';
 import type { Persist } from '../runtime/job-table.js';
 import type { StoredServiceState } from '../runtime/service-state.js';
+import { removeStaleTemps } from '../store/atomic-file.js';
 import { closeAndThrow } from '../store/closing.js';
 import { makeDirectory, namingOption } from '../store/make-directory.js';
 import { PidLock, pidLockPath } from '../store/pid-lock.js';
@@ -38,6 +39,8 @@ export class RuntimeJournal {
   /** Takes the state file's lock (a live daemon using it is an error naming it), then opens its journal. */
   static async open(stateFile: string, sync: StateSync, log: Logger): Promise<RuntimeJournal> {
     const lock = await lockStateFile(stateFile);
+    // The state file itself (the credentials a join saved) is written alike; its journal sweeps its own.
+    await removeStaleTemps(stateFile, log);
     const path = `${stateFile}.runtime-services.json`;
     const { journal, restored } = await StateJournal.open(path, { sync, log: log.child({ component: 'journal' }) }).catch((error: unknown) =>
       closeAndThrow({ close: () => lock.release() }, error),

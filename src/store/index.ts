@@ -1,6 +1,7 @@
 /**
  * src/store: durable bytes on local disk. Owns `StateJournal` (append + fdatasync with group commit,
- * compaction, torn and corrupt tails), `writeFileAtomic`/`writeAll`, `makeDirectory` and `PidLock`
+ * compaction, torn and corrupt tails), `writeFileAtomic`/`writeAll` (and `removeStaleTemps` for the
+ * temp files of a writer that died), `makeDirectory` and `PidLock`
  * (one live daemon per mount point or state file); the node and the control server keep their state
  * through it.
  *
@@ -15,7 +16,7 @@
 export { AppendLog, type CommitBatch } from './append-log.js';
 export { StateJournal, BATCH_SYNC_MS, type StateSync } from './state-journal.js';
 export type { RestoredState } from './journal-records.js';
-export { syncDir, writeAll, writeFileAtomic, type WriteData } from './atomic-file.js';
+export { removeStaleTemps, syncDir, writeAll, writeFileAtomic, type WriteData } from './atomic-file.js';
 export { gzipInBackground } from './gzip-file.js';
 export { makeDirectory } from './make-directory.js';
 export { setAside } from './set-aside.js';

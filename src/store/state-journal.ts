@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { AppendLog } from './append-log.js';
 import { closeAndThrow } from './closing.js';
 import { setAside } from './set-aside.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { removeStaleTemps, writeFileAtomic } from './atomic-file.js';
 import { namedError } from './named-error.js';
 import { deletedLine, encoded, readJournal, recordLine, type JsonText, type JsonValue, type RestoredState } from './journal-records.js';
 
@@ -73,6 +73,8 @@ export class StateJournal {
   ): Promise<{ journal: StateJournal; restored: RestoredState }> {
     try {
       await makeDirectory(dirname(path));
+      // What a compaction killed mid-write left (the node's runtime journal, the control server's journals).
+      await removeStaleTemps(path, options.log);
       const restored = await readJournal(path);
       if (restored.problems.length > 0 && restored.setAside) restored.problems.push(`set the damaged file aside as ${await setAside(path)}`);
       // A torn tail (a crash, or a write the disk had no room for) is cut off: that needs no space.

@@ -71,6 +71,13 @@ export function watchdog(pid: number, cleanup = 'true', signal: 'KILL' | 'TERM' 
   (sentinel.stdin as unknown as { unref?: () => void } | null)?.unref?.();
 }
 
+/** The pid of a process that has exited and been reaped: what a writer killed with SIGKILL leaves named in its files. */
+export async function reapedPid(): Promise<number> {
+  const child = spawn('true', { stdio: 'ignore' });
+  await new Promise((resolve) => child.on('exit', resolve));
+  return child.pid as number;
+}
+
 /** True while `pid` runs (a zombie counts as gone: it only waits to be reaped): the check src/ makes of lock holders. */
 export { alive };
 

@@ -6,6 +6,7 @@ import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileTokenStore } from '../../../src/control/file-token-store.js';
 import { tempDir } from '../../helpers/node.js';
+import { reapedPid } from '../../helpers/process.js';
 
 t.test('concurrent joins: each token spent once, a failing update fails alone', async (t) => {
   const dir = await tempDir(t);
@@ -142,4 +143,18 @@ t.test('a lock file naming a recycled pid (a live process, no node or acheron) i
     [],
     'no claim left behind',
   );
+});
+
+t.test('opening removes the temp file of a writer killed before its rename, never a live one', async (t) => {
+  const dir = await tempDir(t);
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => void sleeper.kill('SIGKILL'));
+  const dead = `auth_tokens.json.tmp-${await reapedPid()}-${Date.now()}`;
+  const live = `auth_tokens.json.tmp-${sleeper.pid}-${Date.now()}`;
+  await writeFile(join(dir, dead), '{"admin":[');
+  await writeFile(join(dir, live), '{"admin":[');
+  await FileTokenStore.open(dir);
+  const names = await readdir(dir);
+  t.notOk(names.includes(dead), "the dead writer's is removed");
+  t.ok(names.includes(live), "the live writer's stays");
 });

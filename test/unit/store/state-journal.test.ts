@@ -1,8 +1,11 @@
 import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { tempDir } from '../../helpers/node.js';
+import { reapedPid } from '../../helpers/process.js';
 import { BATCH_SYNC_MS, StateJournal } from '../../../src/store/state-journal.js';
 
 const log = pino({ level: 'silent' });
@@ -148,4 +151,36 @@ t.test('always mode setLatest: written and durable before it resolves', async (t
   const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'always', log });
   t.same(restored.values.get('k'), { now: 1 });
   await closeBoth(journal, reopened);
+});
+
+t.test("opening removes the temp files of writers that died (a kill -9 during a compaction), never a live writer's", async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'state.json');
+  const dead = await reapedPid();
+  const live = spawn('sleep', ['60']);
+  t.teardown(() => void live.kill('SIGKILL'));
+  await once(live, 'spawn');
+  const now = Date.now();
+  const leftovers = {
+    dead: `state.json.tmp-${dead}-${now}`,
+    live: `state.json.tmp-${live.pid}-${now}`,
+    // This process's own pid, from before it started: a daemon that got the same pid again (pid 1 in a container).
+    ownOld: `state.json.tmp-${process.pid}-1`,
+    ownNow: `state.json.tmp-${process.pid}-${now}`,
+    // Not a temp file of this journal: another file's, and a name of another shape.
+    other: `state.json.other.tmp-${dead}-${now}`,
+    odd: `state.json.tmp-${dead}`,
+  };
+  for (const name of Object.values(leftovers)) await writeFile(join(dir, name), 'half a snapshot');
+  const lines: string[] = [];
+  const logged = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  const { journal } = await StateJournal.open(path, { sync: 'always', log: logged });
+  await journal.close();
+  const names = await readdir(dir);
+  t.notOk(names.includes(leftovers.dead), "a dead writer's temp file is removed");
+  t.notOk(names.includes(leftovers.ownOld), 'so is one named after this pid but older than this process');
+  for (const kept of ['live', 'ownNow', 'other', 'odd'] as const) t.ok(names.includes(leftovers[kept]), `${kept}: kept`);
+  const info = lines.map((line) => JSON.parse(line) as { level: number; removed?: string[] }).find((line) => line.removed);
+  t.equal(info?.level, 30, 'logged at info');
+  t.same(info?.removed?.sort(), [leftovers.dead, leftovers.ownOld].sort(), 'naming what was removed');
 });
