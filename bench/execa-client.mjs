@@ -27,14 +27,15 @@ while (args[0]?.startsWith('--')) {
 const viaSpawner = flags.has('--spawner');
 const persistent = flags.has('--persistent');
 const [file, payloadFile, n, warmup] = args;
-const input = await readFile(payloadFile);
+const payload = await readFile(payloadFile);
 const spec = {
   file,
   args: driverArgs,
   cwd: tmpdir(),
   env: { ...process.env },
   invocationId: 'bench',
-  input,
+  // Persistent: the payload as one line of compact JSON, as the node's adapter gives it to PersistentDriver.
+  input: persistent ? Buffer.from(JSON.stringify(JSON.parse(payload.toString('utf8')))) : payload,
   timeoutMs: 30_000,
   killGraceMs: 2_000,
   maxOutputBytes: 1 << 20,
@@ -50,7 +51,7 @@ try {
     const start = process.hrtime.bigint();
     const result = await run();
     const elapsed = Number(process.hrtime.bigint() - start) / 1000;
-    if (result.state !== 'ok' || !result.stdout.equals(input)) {
+    if (result.state !== 'ok' || !result.stdout.equals(payload)) {
       process.stderr.write(`${file}: ${result.shortMessage}; stdout ${JSON.stringify(result.stdout.toString().slice(0, 80))}\n`);
       process.exitCode = 1;
       break;

@@ -14,6 +14,30 @@ export function parseJsonDocument(text: string, what: string): unknown {
 }
 
 /**
+ * JSON.stringify of a value JSON.parse gave; undefined when it is nested too deeply for that: JSON.parse
+ * takes any depth, JSON.stringify recurses and runs out of stack after some thousands of levels.
+ */
+export function compactJson(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    if (error instanceof RangeError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A value parsed from a writer's document, as one line of compact JSON for `purpose`; one nested too
+ * deeply for that (compactJson) is the writer's problem, EINVAL naming the file, not a failure of
+ * whoever was to be given the line.
+ */
+export function compactJsonLine(value: unknown, what: string, purpose: string): string {
+  const line = compactJson(value);
+  if (line === undefined) throw new FsError('EINVAL', `${what}: nested too deeply for ${purpose}`);
+  return line;
+}
+
+/**
  * Where and why `text` (which JSON.parse refused) is not JSON, never quoting it: V8's message quotes
  * the start of the text, and a file that is not JSON may be anything (a symlink to /etc/shadow), while
  * the message may reach a log or ERRORS.json other principals read. `at line 2, column 5 (byte 9):

@@ -1,3 +1,4 @@
+import { compactJsonLine } from '../errors/json-document.js';
 import { serviceEnv } from './driver-env.js';
 import type { RunResult, RunState } from './run-result.js';
 import type { DriverAdapter } from './service-settings.js';
@@ -19,7 +20,10 @@ export interface NativeProcOptions {
   persistent?: boolean;
 }
 
-/** Driver ABI v1, spawn per call: stdin payload, stdout result, stderr diagnostics, exit code. */
+/**
+ * Driver ABI v1, spawn per call: stdin payload, stdout result, stderr diagnostics, exit code. With
+ * `persistent`, the same spec goes to the service's PersistentDriver instead, its payload as a JSON line.
+ */
 export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.ProcessEnv = process.env): DriverAdapter {
   const env = serviceEnv({
     inherited,
@@ -28,14 +32,16 @@ export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.
     identity: { nodeId: options.nodeId, serviceId: options.serviceId },
   });
   return {
-    spec(raw, _value, invocationId) {
+    spec(raw, value, invocationId) {
       return {
         file: options.executablePath,
         args: options.args,
         cwd: options.cwd,
         env,
         invocationId,
-        input: raw,
+        // Persistent: the payload goes into a request line, so it must be one line of JSON; made here, at
+        // the commit, so that a payload that cannot be is refused (EINVAL) before any driver is involved.
+        input: options.persistent ? Buffer.from(compactJsonLine(value, 'invoke.json', "a persistent driver's request line")) : raw,
         timeoutMs: options.timeoutMs,
         killGraceMs: options.killGraceMs,
         maxOutputBytes: options.maxOutputBytes,

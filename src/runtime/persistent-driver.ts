@@ -72,12 +72,8 @@ export class PersistentDriver {
     }
     const child = this.#ensureStarted();
     const id = String(this.#nextId++);
-    let line: string;
-    try {
-      line = JSON.stringify({ id, invocation_id: spec.invocationId, payload: JSON.parse(spec.input.toString('utf8')) as unknown }) + '\n';
-    } catch (error) {
-      return result({ state: 'error', startedMs, started, message: `payload is not JSON: ${(error as Error).message}` });
-    }
+    // The input is already one line of JSON (the adapter made it, refusing at the commit a payload that cannot be).
+    const line = `{"id":${JSON.stringify(id)},"invocation_id":${JSON.stringify(spec.invocationId)},"payload":${spec.input.toString('utf8')}}\n`;
     return new Promise<RunResult>((resolve) => {
       const end = (state: RunState, message: string): void => {
         this.#settle(id, result({ state, startedMs, started, message }));

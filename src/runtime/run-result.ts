@@ -7,6 +7,7 @@ export interface DriverSpec {
   env: Record<string, string>;
   /** Added to the environment as ACHERON_INVOCATION_ID (persistent drivers get it per request). */
   invocationId: string;
+  /** Spawn mode: the driver's stdin, the writer's exact bytes. With `persistentKey`: the payload as one line of compact JSON, its request line's `payload`. */
   input: Buffer;
   timeoutMs: number;
   /** Between SIGTERM and SIGKILL of the driver's process group. */

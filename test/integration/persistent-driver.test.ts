@@ -38,6 +38,8 @@ const node = await startNode(t, {
     persistent('reload', REFERENCE, { max_concurrency: 2 }),
     persistent('edit', REFERENCE, { max_concurrency: 2, timeout_ms: 10_000 }),
     persistent('cancel', REFERENCE, { max_concurrency: 4, timeout_ms: 10_000 }),
+    // Spawn mode, for what differs: the writer's bytes go to its stdin as they are.
+    manifest('echo-spawn', 'echo'),
   ],
 });
 
@@ -171,6 +173,36 @@ await t.test('{"fail":"why"}: state error, last_error.txt is the driver\'s error
   const after = await call(tt, 'echo-p', '{}');
   tt.equal(after.pid, before.pid, 'an ok:false answer does not restart the driver');
   tt.equal(await readText(file('echo-p', 'last_error.txt')), '', 'a success empties last_error.txt');
+});
+
+await t.test('a payload nested too deeply for the request line: EINVAL at close(), a refusal and no failure; the same driver serves on', async (tt) => {
+  const before = await call(tt, 'echo-p', '{}');
+  const counters = await metrics('echo-p');
+  // Valid JSON (JSON.parse takes any depth), but 200000 levels are too deep to be serialized again as a request line.
+  const deep = `python3 -c 'n = 200000; print("{\\"a\\":" + "[" * n + "]" * n + "}")'`;
+  const write = (id: string): Promise<ShResult> => sh(`${deep} | cat > ${q(file(id, 'control/invoke.json'))}`, { timeoutMs: 30_000 });
+  const run = await write('echo-p');
+  tt.not(run.code, 0, 'the writer is refused');
+  tt.match(run.stderr, /Invalid argument/, `at close(), EINVAL: ${run.stderr.trim()}`);
+  tt.match(
+    await readText(file('echo-p', 'last_error.txt')),
+    /^EINVAL: invoke\.json: nested too deeply for a persistent driver's request line\n$/,
+    'last_error.txt says why',
+  );
+  tt.match(
+    await metrics('echo-p'),
+    {
+      rejected_total: counters.rejected_total + 1,
+      failures_total: counters.failures_total,
+      consecutive_failures: 0,
+      invokes_total: counters.invokes_total,
+    },
+    'counted as a refused payload, not a run nor a failure',
+  );
+  const after = await call(tt, 'echo-p', '{"after":"deep"}');
+  tt.equal(after.pid, before.pid, `the driver was not involved: the same process serves the next invocation (${before.pid})`);
+  succeeded(tt, await write('echo-spawn'), 'spawn mode takes the same payload');
+  tt.equal((await status('echo-spawn')).state, 'ok', 'and runs it');
 });
 
 await t.test('a request past timeout_ms: state timeout, the next invocation is served by a new process', async (tt) => {
