@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { compactJson } from '../errors/json-document.js';
 import { launchLocal, type DriverProcess, type LaunchDriver } from './driver-process.js';
 import { outputlessRun, type DriverSpec, type RunResult, type RunState } from './run-result.js';
 
@@ -189,20 +190,26 @@ export class PersistentDriver {
     const id = typeof answer.id === 'string' || typeof answer.id === 'number' ? String(answer.id) : undefined;
     const pending = id === undefined ? undefined : this.#pending.get(id);
     if (!pending || id === undefined) return;
-    if (answer.ok === true) {
+    const answered = `${this.#spec.file} (persistent) answered request ${id}`;
+    // Serialized again: JSON.parse took the line at any depth, and a throw here would end the daemon
+    // (this runs in a socket's data handler), so a value nested too deeply is the driver's failure.
+    const stored = answer.ok === true ? compactJson(answer.result ?? {}) : undefined;
+    if (stored !== undefined) {
       this.#settle(id, {
-        ...result({ state: 'ok', startedMs: pending.startedMs, started: pending.started, message: `${this.#spec.file} (persistent) answered request ${id}` }),
-        stdout: Buffer.from(JSON.stringify(answer.result ?? {}) + '\n'),
+        ...result({ state: 'ok', startedMs: pending.startedMs, started: pending.started, message: answered }),
+        stdout: Buffer.from(stored + '\n'),
       });
-    } else {
-      const error =
-        typeof answer.error === 'string'
+      return;
+    }
+    const error =
+      answer.ok === true
+        ? `${answered} with a result nested too deeply to be stored`
+        : typeof answer.error === 'string'
           ? answer.error
           : answer.error === undefined
-            ? `${this.#spec.file} (persistent) answered request ${id} with ok:false and no error`
-            : JSON.stringify(answer.error);
-      this.#settle(id, { ...result({ state: 'error', startedMs: pending.startedMs, started: pending.started, message: error }), stderr: Buffer.from(error) });
-    }
+            ? `${answered} with ok:false and no error`
+            : (compactJson(answer.error) ?? `${answered} with ok:false and an error nested too deeply to be shown`);
+    this.#settle(id, { ...result({ state: 'error', startedMs: pending.startedMs, started: pending.started, message: error }), stderr: Buffer.from(error) });
   }
 
   #settle(id: string, outcome: RunResult): void {

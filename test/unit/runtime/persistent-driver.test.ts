@@ -99,6 +99,23 @@ t.test("ok:false is an error with the driver's text; the process is kept", async
   t.same(launched[0]?.terminations, [], 'not terminated');
 });
 
+t.test('an answer nested too deeply to be stored again fails its request, not the daemon; the process is kept', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec({ maxOutputBytes: 1 << 22 }), launch);
+  const runs = [driver.run(spec()), driver.run(spec()), driver.run(spec())];
+  await tick();
+  const [a, b, c] = launched[0]?.lines ?? [];
+  // Valid JSON at any depth for JSON.parse; JSON.stringify runs out of stack long before 200000 levels.
+  const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+  launched[0]?.say(`{"id":"${a?.id}","ok":true,"result":${deep}}\n{"id":"${b?.id}","ok":false,"error":${deep}}\n`);
+  launched[0]?.say(`{"id":"${c?.id}","ok":true,"result":{"r":3}}\n`);
+  const [ra, rb, rc] = await Promise.all(runs);
+  t.match(ra, { state: 'error', shortMessage: `/drivers/p (persistent) answered request ${a?.id} with a result nested too deeply to be stored` });
+  t.match(rb, { state: 'error', shortMessage: `/drivers/p (persistent) answered request ${b?.id} with ok:false and an error nested too deeply to be shown` });
+  t.equal(rc?.stdout.toString(), '{"r":3}\n', 'the next answer of the same process is taken');
+  t.same(launched[0]?.terminations, [], 'not terminated');
+});
+
 t.test('a death fails the requests in flight with how it died and the ignored lines; the next run starts a new process', async (t) => {
   const { launched, launch } = scripted();
   const driver = new PersistentDriver(spec(), launch);
