@@ -2,7 +2,7 @@
 // their own control.node_service_upsert frames, and watchers that resume with since_seq after a
 // dropped connection, keeping every frame for the history validator.
 import { applyDefaults } from '../../src/manifest/index.js';
-import type { ServiceDescriptor } from '../../src/protocol/types.gen.js';
+import type { PublicNode, ServiceDescriptor } from '../../src/protocol/types.gen.js';
 import { joinToken, session, type Frame, type RawPeer, type TestStore } from './control.js';
 import { emitted, type EmittedEvent, type WatchFrame, type WatchRequest, type WatchSession } from './history-validator.js';
 import { waitFor } from './process.js';
@@ -13,6 +13,24 @@ export function service(nodeId: string, serviceId: string, version = '1', extra:
 }
 
 /** A node speaking the protocol itself: joins once, then reconnects with its node secret. */
+/** An online node as the server publishes it (control.node_get), with `services` and any `fields` over the defaults. */
+export function publicNode(nodeId: string, services: ServiceDescriptor[], fields: Partial<PublicNode> = {}): PublicNode {
+  return {
+    node_id: nodeId,
+    node_name: nodeId,
+    platform: {},
+    labels: {},
+    state: 'online',
+    lease_expires_at_ms: 0,
+    last_seen_ms: 0,
+    joined_at_ms: 0,
+    updated_ms: 1,
+    seq: 0,
+    services,
+    ...fields,
+  };
+}
+
 export class SimNode {
   readonly nodeId: string;
   /** The catalog it wants published: service id → version. */

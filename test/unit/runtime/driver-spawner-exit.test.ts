@@ -25,17 +25,7 @@ async function spawnerPid(): Promise<number> {
 t.test('a run in the spawner when it dies: did not finish; a run after: could not be started', async (t) => {
   const spawner = await DriverSpawner.start(pino({ level: 'silent' }), `driver-spawner-exit-test-${process.pid}`);
   t.teardown(() => spawner.close());
-  const spec: DriverSpec = {
-    file: '/bin/sleep',
-    args: ['30'],
-    cwd: tmpdir(),
-    env: { PATH: '/usr/bin:/bin' },
-    invocationId: 'i-1',
-    input: Buffer.alloc(0),
-    timeoutMs: 60_000,
-    killGraceMs: 200,
-    maxOutputBytes: 1 << 20,
-  };
+  const spec = sleeper();
   const running = spawner.run(spec);
   await new Promise((resolve) => setTimeout(resolve, 300));
   process.kill(await spawnerPid(), 'SIGKILL');

@@ -7,6 +7,7 @@ import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { derivedRoots } from '../../../src/world/derived-roots.js';
 import type { WorldCatalog } from '../../../src/world/world-catalog.js';
 import { buildWorldTree } from '../../../src/world/world-tree.js';
+import { publicNode } from '../../helpers/catalog-sim.js';
 import { rejectsErrno } from '../../helpers/errno.js';
 
 const service = (
@@ -49,23 +50,11 @@ t.test('conflicts: the shorter path wins, then the smaller service id; the same 
   t.same(roots([service('a', ['/nodes/n1/dev/x']), service('b', ['/nodes/n1/dev/y'])]), ['dev/x=a', 'dev/y=b'], 'siblings share their parent');
 });
 
-const node: PublicNode = {
-  node_id: 'n1',
-  node_name: 'n1',
-  platform: {},
-  labels: {},
-  state: 'online',
-  lease_expires_at_ms: 0,
-  last_seen_ms: 0,
-  joined_at_ms: 0,
-  updated_ms: 1,
-  seq: 0,
-  services: [
-    service('cam', ['/nodes/n1/services/cam', '/nodes/n1/devices/cam']),
-    service('secret', ['/nodes/n1/devices/secret', '/nodes/n1/shared'], { default: 'deny-by-default', allow_roles: ['admin'] }),
-    service('user-shared', ['/nodes/n1/shared/inner']),
-  ],
-};
+const node: PublicNode = publicNode('n1', [
+  service('cam', ['/nodes/n1/services/cam', '/nodes/n1/devices/cam']),
+  service('secret', ['/nodes/n1/devices/secret', '/nodes/n1/shared'], { default: 'deny-by-default', allow_roles: ['admin'] }),
+  service('user-shared', ['/nodes/n1/shared/inner']),
+]);
 const grant = (actions: Partial<Record<'invoke' | 'mount', string>>): SessionAttachReply => ({
   project_id: 'p',
   nodes: ['n1'],

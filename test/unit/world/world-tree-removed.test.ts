@@ -12,6 +12,7 @@ import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { CatalogMirror } from '../../../src/world/catalog-mirror.js';
 import type { WorldCatalog } from '../../../src/world/world-catalog.js';
 import { buildWorldTree } from '../../../src/world/world-tree.js';
+import { publicNode } from '../../helpers/catalog-sim.js';
 import { rejectsErrno } from '../../helpers/errno.js';
 
 const cam = (version: string): ServiceDescriptor =>
@@ -22,17 +23,7 @@ let seq = 0;
 /** The node as the control server has it now: a read of it, as after each reload. */
 const publish = (services: ServiceDescriptor[]): void =>
   mirror.set({
-    node_id: 'n1',
-    node_name: 'n1',
-    platform: {},
-    labels: {},
-    state: 'online',
-    lease_expires_at_ms: 0,
-    last_seen_ms: 0,
-    joined_at_ms: 0,
-    updated_ms: ++seq,
-    seq,
-    services,
+    ...publicNode('n1', services, { updated_ms: ++seq, seq }),
     service_hashes: Object.fromEntries(services.map((s) => [s.service_id, serviceHash(s)])),
   });
 const relayed: string[] = [];
