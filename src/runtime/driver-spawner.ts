@@ -1,14 +1,19 @@
-import type { ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { killOwnedProcesses, newDriverOwner } from './driver-owner.js';
+import { DRIVER_OWNER_VAR, killOwnedProcesses, newDriverOwner } from './driver-owner.js';
 import type { DriverRunner } from './driver-runner.js';
-import { ENVIRONMENT_CACHE_SIZE } from './environment-cache.js';
+import { ENVIRONMENT_CACHE_SIZE, EnvironmentCache } from './environment-cache.js';
 import { PersistentDriver } from './persistent-driver.js';
-import { DriverSocket } from './driver-socket.js';
 import { RemoteDriverProcess } from './remote-driver-process.js';
-import { forkSpawner } from './spawner-fork.js';
-import { ANSWER_MARGIN_MS, SpawnerLink, type PendingRun } from './spawner-link.js';
 import { outputlessRun, type DriverSpec, type RunResult } from './run-result.js';
+import { fromWireResult, toWireSpec, type SpawnerReply, type SpawnerRequest, type SpecFields } from './spawner-protocol.js';
+
+interface Pending {
+  spec: DriverSpec;
+  resolve(result: RunResult): void;
+}
 
 /** How the spawner process ended: `driver spawner exited (SIGKILL)`, and when. */
 export interface SpawnerExit {
@@ -16,6 +21,9 @@ export interface SpawnerExit {
   exitedMs: number;
 }
 
+/** A connection that has not named its launch within this many bytes, or this long, is not the spawner's. */
+const MAX_HELLO_BYTES = 256;
+const HELLO_TIMEOUT_MS = 5000;
 /**
  * Past the largest kill grace, what a spawner told to go may take: its own 1 s margin (spawner-main.ts),
  * its sweep of /proc, its exit; one just forked may still be loading (seconds on a loaded host). Only a
@@ -24,10 +32,8 @@ export interface SpawnerExit {
 const EXIT_SLACK_MS = 10_000;
 
 /**
- * The daemon's side of the spawner process. Start it before mounting: its first fork must not
- * inherit /dev/fuse. If it dies every run fails with a clear error from then on; if it stops
- * answering (stopped, hung) while a run is past its timeout_ms and kill grace, it is killed and
- * replaced (spawner-fork.ts keeps /dev/fuse from the new one), and its runs end.
+ * The daemon's side of the spawner process. Start it before mounting; it cannot be restarted after
+ * (a new fork would inherit /dev/fuse), so if it dies every run fails with a clear error.
  *
  * Spawn-mode runs go to the spawner and come back as a RunResult. Persistent drivers are started by
  * the spawner too, but with their stdin and stdout on a connection to this process (an abstract
@@ -35,17 +41,19 @@ const EXIT_SLACK_MS = 10_000;
  * and answers skip the spawner: one process hop less per invocation.
  */
 export class DriverSpawner implements DriverRunner {
-  #link: SpawnerLink;
-  /** A replacement being forked: runs and launches wait for it. */
-  #replacing: Promise<void> | undefined;
-  #mount: string;
-  #socket: DriverSocket;
+  #child: ChildProcess;
+  #server: Server;
+  #socketPath: string;
+  #secret = randomBytes(16).toString('hex');
+  #pending = new Map<number, Pending>();
   #nextId = 1;
+  #launches = new Map<number, RemoteDriverProcess>();
   #persistent = new Map<string, PersistentDriver>();
   /** An id per environment object (one per service settings). */
   #envIds = new WeakMap<Record<string, string>, number>();
   #nextEnvId = 1;
-  #environmentCacheSize: number;
+  /** Mirrors the spawner's bounded cache: an id it holds travels alone, any other with its environment. */
+  #heldEnvs: EnvironmentCache<true>;
   #exit: SpawnerExit | undefined;
   #isClosing = false;
   /** The largest kill_grace_ms of anything started: the spawner stays that long after the disconnect. */
@@ -54,15 +62,44 @@ export class DriverSpawner implements DriverRunner {
   #resolveLost!: () => void;
   /** Settles if the spawner process exits before close() (kill -9, a crash): no driver can start from then on. */
   readonly lost: Promise<void> = new Promise((resolve) => (this.#resolveLost = resolve));
-  /** The sweeps for the drivers of spawners that are gone (resolved at once after a clean stop). */
+  /** The sweep for the spawner's drivers once it is gone (resolved at once after a clean stop). */
   #swept: Promise<unknown> = Promise.resolve();
 
-  private constructor(o: { child: ChildProcess; owner: string; mount: string; socket: DriverSocket; environmentCacheSize: number; log: Logger }) {
-    this.#log = o.log;
-    this.#socket = o.socket;
-    this.#mount = o.mount;
-    this.#environmentCacheSize = o.environmentCacheSize;
-    this.#link = this.#attach(o.child, o.owner);
+  private constructor(child: ChildProcess, server: Server, socketPath: string, owner: string, environmentCacheSize: number, log: Logger) {
+    this.#child = child;
+    this.#log = log;
+    this.#heldEnvs = new EnvironmentCache(environmentCacheSize);
+    this.#server = server;
+    this.#socketPath = socketPath;
+    server.on('connection', (socket) => this.#onConnection(socket));
+    child.on('message', (reply: SpawnerReply) => {
+      if (reply.type === 'exited') {
+        this.#launches.get(reply.launchId)?.gone(reply.how);
+        this.#launches.delete(reply.launchId);
+        return;
+      }
+      const pending = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      pending?.resolve(fromWireResult(reply.result));
+    });
+    child.on('exit', (code, signal) => {
+      const reason = `driver spawner exited (${signal ?? `code ${code}`})`;
+      this.#exit = { reason, exitedMs: Date.now() };
+      if (this.#pending.size > 0 || code !== 0) log.error({ code, signal }, reason);
+      if (!this.#isClosing) this.#resolveLost();
+      // A spawner that died (kill -9, a crash) left its drivers running with nobody to stop them.
+      this.#swept = killOwnedProcesses((mark) => mark === owner).then(
+        (killed) => killed > 0 && log.error({ killed }, 'killed the driver processes the dead spawner left behind'),
+        (error: unknown) => log.error({ err: error }, 'could not look for the driver processes the dead spawner left behind'),
+      );
+      for (const [id, pending] of this.#pending) {
+        this.#pending.delete(id);
+        // Sent to the spawner: it may have been running.
+        pending.resolve(failed(pending.spec, reason, 'did not finish'));
+      }
+      for (const launch of this.#launches.values()) launch.gone(`could not be kept running: ${reason}`);
+      this.#launches.clear();
+    });
   }
 
   /**
@@ -72,38 +109,42 @@ export class DriverSpawner implements DriverRunner {
   static async start(log: Logger, mount: string, options: { environmentCacheSize?: number } = {}): Promise<DriverSpawner> {
     const environmentCacheSize = options.environmentCacheSize ?? ENVIRONMENT_CACHE_SIZE;
     const owner = newDriverOwner(mount);
-    let spawner: DriverSpawner | undefined;
-    const socket = await DriverSocket.listen((launchId, stream, connection, rest) => {
-      const remote = spawner && spawner.#link.launches.get(launchId);
-      if (remote) remote.attach(stream, connection, rest);
-      else connection.destroy();
+    // Abstract (no file to clean up after a kill -9); only this process's own spawner knows the secret.
+    const socketPath = `\0acheron-drivers-${process.pid}-${randomBytes(8).toString('hex')}`;
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, resolve);
     });
-    const child = await forkSpawner(owner, environmentCacheSize).catch((error: unknown) => {
-      socket.close();
-      throw error;
+    const child = fork(new URL('./spawner-main.js', import.meta.url), [String(environmentCacheSize)], {
+      // Its own process group: a kill -9 of the daemon's group leaves it alive just long enough to
+      // see the link drop and kill its driver groups, which would otherwise run on as orphans.
+      detached: true,
+      serialization: 'json',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, [DRIVER_OWNER_VAR]: owner },
+      execArgv: process.execArgv.filter((arg) => !arg.startsWith('--inspect')),
     });
-    spawner = new DriverSpawner({ child, owner, mount, socket, environmentCacheSize, log: log.child({ component: 'spawner' }) });
-    return spawner;
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    return new DriverSpawner(child, server, socketPath, owner, environmentCacheSize, log.child({ component: 'spawner' }));
   }
 
-  async run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
+  run(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
     if (spec.persistentKey !== undefined) {
       let driver = this.#persistent.get(spec.persistentKey);
       if (!driver) this.#persistent.set(spec.persistentKey, (driver = new PersistentDriver(spec, (s) => this.#launch(s))));
       return driver.run(spec, signal);
     }
-    await this.#replacing;
-    if (this.#exit) return failed(spec, this.#exit.reason);
+    if (this.#exit) return Promise.resolve(failed(spec, this.#exit.reason));
     this.#maxKillGraceMs = Math.max(this.#maxKillGraceMs, spec.killGraceMs);
-    const link = this.#link;
     const id = this.#nextId++;
     return new Promise<RunResult>((resolve) => {
-      const sentMs = Date.now();
-      const pending: PendingRun = { spec, sentMs, resolve };
-      link.pending.set(id, pending);
-      link.send({ type: 'run', id, ...link.specFields(spec, this.#envId(spec)) });
-      this.#watch(link, id, pending, spec.timeoutMs + spec.killGraceMs);
-      signal?.addEventListener('abort', () => link.send({ type: 'cancel', id }), { once: true });
+      this.#pending.set(id, { spec, resolve });
+      this.#send({ type: 'run', id, ...this.#specFields(spec) });
+      signal?.addEventListener('abort', () => this.#send({ type: 'cancel', id }), { once: true });
     });
   }
 
@@ -122,16 +163,14 @@ export class DriverSpawner implements DriverRunner {
    */
   async close(): Promise<void> {
     this.#isClosing = true;
-    this.#socket.close();
-    await this.#replacing;
-    const { child } = this.#link;
-    if (!this.#exit && child.connected) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.disconnect();
+    this.#server.close();
+    if (!this.#exit && this.#child.connected) {
+      const exited = new Promise((resolve) => this.#child.once('exit', resolve));
+      this.#child.disconnect();
       const waitMs = this.#maxKillGraceMs + EXIT_SLACK_MS;
       const timer = setTimeout(() => {
         this.#log.error({ waited_ms: waitMs }, 'the driver spawner did not exit when told to: killed (SIGKILL)');
-        child.kill('SIGKILL');
+        this.#child.kill('SIGKILL');
       }, waitMs);
       await exited;
       clearTimeout(timer);
@@ -139,108 +178,64 @@ export class DriverSpawner implements DriverRunner {
     await this.#swept;
   }
 
-  #attach(child: ChildProcess, owner: string): SpawnerLink {
-    const link = new SpawnerLink(child, owner, this.#environmentCacheSize);
-    child.on('exit', (code, signal) => {
-      const reason = `driver spawner exited (${signal ?? `code ${code}`})`;
-      if (!link.isReplaced) {
-        this.#exit = { reason, exitedMs: Date.now() };
-        if (link.pending.size > 0 || code !== 0) this.#log.error({ code, signal }, reason);
-        if (!this.#isClosing) this.#resolveLost();
-      }
-      // A spawner that died (kill -9, a crash, replaced) left its drivers running with nobody to stop them.
-      const swept = killOwnedProcesses((mark) => mark === owner).then(
-        (killed) => killed > 0 && this.#log.error({ killed }, 'killed the driver processes the dead spawner left behind'),
-        (error: unknown) => this.#log.error({ err: error }, 'could not look for the driver processes the dead spawner left behind'),
-      );
-      this.#swept = Promise.all([this.#swept, swept]);
-      // Sent to the spawner: it may have been running.
-      link.endAll((pending) => failed(pending.spec, reason, 'did not finish'), `could not be kept running: ${reason}`);
-    });
-    return link;
-  }
-
-  /**
-   * By `afterMs` (its timeout_ms and kill grace) the spawner should have ended the run. If not, one
-   * that answers a ping is working (a driver's pipes drain, a loaded host): asked again later. One
-   * that does not (stopped, hung) will not carry out the kill either: it is replaced.
-   */
-  #watch(link: SpawnerLink, id: number, pending: PendingRun, afterMs: number): void {
-    pending.watchdog = setTimeout(() => {
-      void link.answers().then((answers) => {
-        if (!link.pending.has(id)) return;
-        if (answers) this.#watch(link, id, pending, ANSWER_MARGIN_MS);
-        else this.#replace(link);
-      });
-    }, afterMs);
-  }
-
-  /**
-   * Kills a spawner that did not answer (SIGKILL works on a stopped one; its exit sweeps its drivers)
-   * and forks another for later runs. Its runs end now, those past timeout_ms as `timeout`: nothing
-   * else would free their places in the queue.
-   */
-  #replace(link: SpawnerLink): void {
-    if (link.isReplaced || this.#isClosing) return;
-    link.isReplaced = true;
-    const why = `the driver spawner (pid ${link.child.pid}) did not answer within ${link.answerMarginMs} ms, so it was killed and replaced; the process may still run`;
-    this.#log.error({ pid: link.child.pid, runs: link.pending.size }, 'the driver spawner did not answer: killed (SIGKILL) and replaced');
-    const now = Date.now();
-    link.endAll(
-      (p) => (now >= p.sentMs + p.spec.timeoutMs ? timedOut(p, why, now) : failed(p.spec, why, 'did not finish')),
-      `could not be kept running: ${why}`,
-    );
-    link.child.kill('SIGKILL');
-    const owner = newDriverOwner(this.#mount);
-    this.#replacing = forkSpawner(owner, this.#environmentCacheSize)
-      .then(
-        (child) => {
-          this.#link = this.#attach(child, owner);
-          this.#log.warn({ pid: child.pid }, 'started a new driver spawner');
-        },
-        (error: unknown) => {
-          this.#exit = { reason: `the driver spawner could not be replaced: ${(error as Error).message}`, exitedMs: Date.now() };
-          this.#log.error({ err: error }, this.#exit.reason);
-          this.#resolveLost();
-        },
-      )
-      .finally(() => (this.#replacing = undefined));
-  }
-
   #launch(spec: DriverSpec): RemoteDriverProcess {
     const launchId = this.#nextId++;
-    let link: SpawnerLink | undefined;
-    let earlyGraceMs: number | undefined;
-    const remote = new RemoteDriverProcess((graceMs) => (link ? link.send({ type: 'terminate', launchId, graceMs }) : (earlyGraceMs = graceMs)));
-    const start = (): void => {
-      if (this.#exit) return remote.gone(`could not be started: ${this.#exit.reason}`);
-      link = this.#link;
-      link.launches.set(launchId, remote);
-      this.#maxKillGraceMs = Math.max(this.#maxKillGraceMs, spec.killGraceMs);
-      link.send({ type: 'launch', launchId, socketPath: this.#socket.path, hello: this.#socket.hello(launchId), ...link.specFields(spec, this.#envId(spec)) });
-      if (earlyGraceMs !== undefined) remote.terminate(earlyGraceMs);
-    };
-    if (this.#replacing) void this.#replacing.then(start);
-    else start();
+    const remote = new RemoteDriverProcess((graceMs) => this.#send({ type: 'terminate', launchId, graceMs }));
+    if (this.#exit) {
+      remote.gone(`could not be started: ${this.#exit.reason}`);
+      return remote;
+    }
+    this.#launches.set(launchId, remote);
+    this.#maxKillGraceMs = Math.max(this.#maxKillGraceMs, spec.killGraceMs);
+    this.#send({ type: 'launch', launchId, socketPath: this.#socketPath, hello: `${this.#secret} ${launchId}`, ...this.#specFields(spec) });
     return remote;
   }
 
-  #envId(spec: DriverSpec): number {
+  /** A new connection is a launched driver's stdin or stdout once its first line names the launch with our secret, and which. */
+  #onConnection(socket: Socket): void {
+    // Anyone on the host can connect to an abstract socket: one that does not say who it is goes.
+    socket.setTimeout(HELLO_TIMEOUT_MS, () => socket.destroy());
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const newline = head.indexOf(0x0a);
+      if (newline < 0) {
+        if (head.length > MAX_HELLO_BYTES) socket.destroy();
+        return;
+      }
+      socket.off('data', onData);
+      socket.setTimeout(0);
+      const [secret = '', id, stream] = head.subarray(0, newline).toString('utf8').split(' ');
+      const remote = sameSecret(secret, this.#secret) ? this.#launches.get(Number(id)) : undefined;
+      if (!remote || (stream !== 'stdin' && stream !== 'stdout')) {
+        socket.destroy();
+        return;
+      }
+      remote.attach(stream, socket, head.subarray(newline + 1));
+    };
+    socket.on('error', () => undefined);
+    socket.on('data', onData);
+  }
+
+  /** Called once per message sent, in order: the mirror of the spawner's cache stays exact. */
+  #specFields(spec: DriverSpec): SpecFields {
     let envId = this.#envIds.get(spec.env);
     if (envId === undefined) this.#envIds.set(spec.env, (envId = this.#nextEnvId++));
-    return envId;
+    const held = this.#heldEnvs.get(envId) !== undefined;
+    this.#heldEnvs.hold(envId, true);
+    const { env, ...rest } = spec;
+    return { spec: toWireSpec(rest), envId, ...(held ? {} : { env }) };
+  }
+
+  #send(request: SpawnerRequest): void {
+    if (this.#child.connected) this.#child.send(request);
   }
 }
 
-/** A run past its timeout_ms whose kill the spawner did not carry out. */
-function timedOut(pending: PendingRun, why: string, now: number): RunResult {
-  const { spec } = pending;
-  return outputlessRun({
-    state: 'timeout',
-    startedMs: pending.sentMs,
-    durationMs: now - pending.sentMs,
-    shortMessage: `${spec.file} timed out after ${spec.timeoutMs} ms: ${why}`,
-  });
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function failed(spec: DriverSpec, why: string, what = 'could not be started'): RunResult {

@@ -118,9 +118,6 @@ function run(id: number, spec: DriverSpec): void {
 process.on('message', (message: SpawnerRequest) => {
   if (closing) return;
   switch (message.type) {
-    case 'ping':
-      reply({ type: 'pong' });
-      return;
     case 'cancel':
       running.get(message.id)?.controller.abort();
       return;
@@ -164,4 +161,3 @@ process.on('disconnect', () => {
 // The daemon handles signals; a Ctrl-C on the terminal must not kill drivers under it first.
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
-reply({ type: 'ready' });

@@ -22,9 +22,7 @@ export type SpawnerRequest =
    * launch, with the daemon's secret).
    */
   | ({ type: 'launch'; launchId: number; socketPath: string; hello: string } & SpecFields)
-  | { type: 'terminate'; launchId: number; graceMs: number }
-  /** Are you there? A spawner whose run is past its kill and does not answer is replaced (driver-spawner.ts). */
-  | { type: 'ping' };
+  | { type: 'terminate'; launchId: number; graceMs: number };
 
 /** A RunResult with its output as base64. */
 export type WireResult = Omit<RunResult, 'stdout' | 'stderr'> & { stdout: string; stderr: string };
@@ -32,10 +30,7 @@ export type WireResult = Omit<RunResult, 'stdout' | 'stderr'> & { stdout: string
 export type SpawnerReply =
   | { type: 'result'; id: number; result: WireResult }
   /** A launched driver is gone; `how` as DriverProcess.exited says it. */
-  | { type: 'exited'; launchId: number; how: string }
-  | { type: 'pong' }
-  /** Sent once, when the spawner listens: until then it may still be loading. */
-  | { type: 'ready' };
+  | { type: 'exited'; launchId: number; how: string };
 
 export function toWireSpec(spec: Omit<DriverSpec, 'env'>): SpecFields['spec'] {
   return { ...spec, input: spec.input.toString('base64') };
