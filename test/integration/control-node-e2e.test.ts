@@ -248,8 +248,9 @@ await t.test('a server down longer than the grace: its node, whose backoff grew 
   const before = await nodeWhere((d) => d.state === 'online' && d.services.length > 0, 'the node online with its catalog');
   await server.stop();
   // Down for longer than the node's longest pause (4.5 s) less the grace: its pause is at 3 s by then.
-  // Started again right after a failed attempt, so the next one comes 1.5-4.5 s later, past the grace.
-  await sleep(5_000);
+  // Started again right after a failed attempt, so the next one comes 1.5-4.5 s later, past the grace;
+  // 7 s down gives the restart's grace (over 7.3 s) a margin over that for a loaded machine (review).
+  await sleep(7_000);
   const attempts = await failedAttempts();
   await waitFor(async () => (await failedAttempts()) > attempts, { what: "the node's next attempt", timeoutMs: 10_000, intervalMs: 20 });
   const restartedMs = Date.now();

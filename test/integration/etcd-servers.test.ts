@@ -372,7 +372,8 @@ await t.test('a server down longer than the grace: at its start, a node gets the
   const before = await get(aAgain.url);
   tt.equal(before.state, 'online');
   await aAgain.stop();
-  await sleep(2_500);
+  // Long enough that the restart's grace (1 s plus this) leaves time to read it on a loaded machine (review).
+  await sleep(6_000);
   const startingMs = Date.now();
   const third = await aAgain.restart();
   const after = await waitFor(
