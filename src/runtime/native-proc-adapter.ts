@@ -39,8 +39,8 @@ export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.
         cwd: options.cwd,
         env,
         invocationId,
-        // Persistent: the payload goes into a request line, so it must be one line of JSON; made here, at
-        // the commit, so that a payload that cannot be is refused (EINVAL) before any driver is involved.
+        // Persistent: the payload goes into a request line, so it must be one line of JSON; made here, when
+        // the job's turn comes, so that a payload that cannot be is refused (EINVAL) before any driver is involved.
         input: options.persistent ? Buffer.from(compactJsonLine(value, 'invoke.json', "a persistent driver's request line")) : raw,
         timeoutMs: options.timeoutMs,
         killGraceMs: options.killGraceMs,

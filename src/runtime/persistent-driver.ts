@@ -73,7 +73,7 @@ export class PersistentDriver {
     }
     const child = this.#ensureStarted();
     const id = String(this.#nextId++);
-    // The input is already one line of JSON (the adapter made it, refusing at the commit a payload that cannot be).
+    // The input is already one line of JSON (the adapter made it, refusing a payload that cannot be).
     const line = `{"id":${JSON.stringify(id)},"invocation_id":${JSON.stringify(spec.invocationId)},"payload":${spec.input.toString('utf8')}}\n`;
     return new Promise<RunResult>((resolve) => {
       const end = (state: RunState, message: string): void => {
