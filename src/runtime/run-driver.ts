@@ -78,7 +78,9 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
 /**
  * Closes a driver's output pipes once PIPE_QUIET_MS pass without output, or PIPE_DRAIN_MAX_MS after
  * the exit. Quiet is judged after a poll of the event loop (setImmediate), so output that arrived
- * while the loop was held up (a busy spawner) is read first instead of cut off.
+ * while the loop was held up (a busy spawner) is read first instead of cut off; and a window in
+ * which the loop was held up does not count as quiet (the hold may fall between the timer and the
+ * check, with no poll after it).
  */
 class PipeDrain {
   readonly #subprocess: Pick<ReturnType<typeof execa>, 'stdout' | 'stderr'>;
@@ -86,6 +88,7 @@ class PipeDrain {
   #outputSeen = false;
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
+  #waitStarted = 0;
 
   constructor(subprocess: Pick<ReturnType<typeof execa>, 'stdout' | 'stderr'>) {
     this.#subprocess = subprocess;
@@ -102,11 +105,14 @@ class PipeDrain {
   }
 
   #wait(): void {
+    this.#waitStarted = performance.now();
     this.#timer = setTimeout(() => (this.#immediate = setImmediate(() => this.#check())), PIPE_QUIET_MS);
   }
 
   #check(): void {
-    if (this.#outputSeen && performance.now() < this.#deadline) {
+    const now = performance.now();
+    const heldUp = now - this.#waitStarted > 2 * PIPE_QUIET_MS;
+    if ((this.#outputSeen || heldUp) && now < this.#deadline) {
       this.#outputSeen = false;
       this.#wait();
       return;

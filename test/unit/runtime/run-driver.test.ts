@@ -2,6 +2,7 @@
 // holds them), but not while output is still arriving: a spawner whose event loop was held up
 // when the driver exited reads what came meanwhile instead of cutting it off. A grandchild that
 // keeps writing holds the run 2 s at most, and the run is the driver's: ok, not a timeout.
+import { setTimeout as setTimeoutPromise } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { runDriver } from '../../../src/runtime/run-driver.js';
 import type { DriverSpec } from '../../../src/runtime/run-result.js';
@@ -28,6 +29,19 @@ t.test('output written after the exit while the event loop was held up is kept',
   // Held in the check phase: the next turn of the loop runs its expired timers before it polls the pipe.
   const running = runDriver(spec('(sleep 0.3; echo tail) & echo head'));
   setTimeout(() => setImmediate(() => holdEventLoop(700)), 100);
+  const result = await running;
+  t.equal(result.state, 'ok');
+  t.equal(result.stdout.toString(), 'head\ntail\n');
+});
+
+t.test('output written while the loop was held up between the quiet timer and its check is kept', async (t) => {
+  // The loop is held past both the test's timer and the drain's quiet timer (started at the exit, a
+  // few ms in): they fire in one timers phase, so the test's hold and the drain's check then run in
+  // one check phase with no poll between them, and the tail is written during the hold.
+  const running = runDriver(spec('(sleep 0.3; echo tail) & echo head'));
+  setTimeout(() => setImmediate(() => holdEventLoop(700)), 100);
+  await setTimeoutPromise(50);
+  holdEventLoop(200);
   const result = await running;
   t.equal(result.state, 'ok');
   t.equal(result.stdout.toString(), 'head\ntail\n');
