@@ -16,6 +16,7 @@ import { session, startControl, type Frame, type RawPeer } from '../helpers/cont
 import { checkReference, emitted, validateWatcher } from '../helpers/history-validator.js';
 import { waitFor } from '../helpers/process.js';
 import { prng, reliabilityScale, testSeed } from '../helpers/random.js';
+import { settledWithin } from '../helpers/settle.js';
 
 /** Part (a) starts no new kill after this long (it needs at least MIN_KILLS); part (b) sends at most FRAMES. */
 const scale = reliabilityScale();
@@ -509,7 +510,7 @@ async function play(c: Case, peers: Record<'admin' | 'user' | 'node', RawPeer>, 
   if (typeof c.data === 'object' && !Buffer.isBuffer(c.data)) peer.socket.send(c.data.invalidUtf8, { binary: false });
   else peer.send(c.data);
   if ('close' in c.expected) {
-    const closed = await Promise.race([peer.closed, sleep(10_000).then(() => undefined)]);
+    const closed = await settledWithin(peer.closed, 10_000, undefined);
     if (closed?.code !== c.expected.close) return `closed with ${String(closed?.code)}, not ${c.expected.close}`;
     return undefined;
   }

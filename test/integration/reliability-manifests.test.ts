@@ -13,6 +13,7 @@ import { loadSchemas, type Problem } from '../../src/protocol/schemas.js';
 import { ACHERON, DRIVERS, manifest, readJson, spawnMounter, startNode, tempDir } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 import { prng, reliabilityScale, testSeed } from '../helpers/random.js';
+import { settledWithin } from '../helpers/settle.js';
 
 const execFileP = promisify(execFile);
 const schemas = await loadSchemas();
@@ -302,7 +303,7 @@ t.test('a real daemon at start-up: refuses them all, one line each, and exits', 
     ],
     mount,
   );
-  const exit = await Promise.race([daemon.exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000))]);
+  const exit = await settledWithin(daemon.exited, 30_000, 'hung' as const);
   tt.not(exit, 'hung', 'it exits: nothing blocked on the FIFO');
   tt.match(exit, { code: 1 }, 'with exit code 1');
   const lines = daemon.stderr().split('\n').filter(Boolean);

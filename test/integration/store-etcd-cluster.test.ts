@@ -6,6 +6,7 @@ import t from 'tap';
 import { acheron, connect, eventually, session, startControl, type RawPeer } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { waitFor, type ShResult } from '../helpers/process.js';
+import { settledWithin } from '../helpers/settle.js';
 
 const cluster = await startEtcd(t, { members: 3 });
 const store = await etcdStore(cluster);
@@ -42,7 +43,7 @@ t.test('the etcd leader killed: a revocation and a project still reach both serv
   t.ok(revoked, `revoked (after ${failed} refused attempts)`);
   for (const server of [a, b]) t.equal((await connect(server.url, { token: created.token })).status, 401, `${server.url} refuses the revoked token`);
   for (const peer of sessions) {
-    const closed = await Promise.race([peer.closed, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000).unref())]);
+    const closed = await settledWithin(peer.closed, 15_000, undefined);
     t.equal(closed?.code, 4001, 'its session is closed with 4001');
   }
 

@@ -14,6 +14,7 @@ import { acheron, adminRequest, startControl, type RunningControl } from '../hel
 import { emitted, type EmittedEvent } from '../helpers/history-validator.js';
 import { ACHERON, tempDir } from '../helpers/node.js';
 import { waitFor, withEnv } from '../helpers/process.js';
+import { settledWithin } from '../helpers/settle.js';
 
 interface RunningCli {
   name: string;
@@ -268,7 +269,11 @@ await t.test('a server away longer than the give-up rounds: a watch that had wat
     timeoutMs: 30_000,
   });
   tt.equal(
-    await Promise.race([cli.exited.then(() => 'exited'), new Promise((resolve) => setTimeout(() => resolve('running'), 100))]),
+    await settledWithin(
+      cli.exited.then(() => 'exited'),
+      100,
+      'running',
+    ),
     'running',
     'still running after five rounds',
   );

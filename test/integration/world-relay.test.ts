@@ -16,6 +16,7 @@ import { adminRequest, joinArgs, joinToken, metricValue, scrape, startControl, w
 import { manifest, startNode, tempDir, type Teardown } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 import { startWorld } from '../helpers/world.js';
+import { settledWithin } from '../helpers/settle.js';
 
 const NODE_ID = 'test-node';
 
@@ -390,7 +391,7 @@ await t.test('a relay sent while the node reconnects gets an answer at once, and
   proxy.cut();
   await upgraded;
   proxy.holdMs = 0;
-  const answer = await Promise.race([status(), new Promise<'none'>((resolve) => setTimeout(() => resolve('none'), 20_000))]);
+  const answer = await settledWithin(status(), 20_000, 'none' as const);
   tt.not(answer, 'none', 'answered, not lost on a connection that could not serve it');
   tt.match(answer, { ok: false, errno: 'EHOSTUNREACH' }, 'the node has no tunnel ready yet: EHOSTUNREACH at once');
   const later = await waitFor(

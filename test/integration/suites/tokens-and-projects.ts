@@ -8,6 +8,7 @@ import type { Test } from 'tap';
 import { acheron, connect, errorsCounted, eventually, session, type Frame, type RawPeer, type RunningControl } from '../../helpers/control.js';
 import { service, SimNode } from '../../helpers/catalog-sim.js';
 import { waitFor, type ShResult } from '../../helpers/process.js';
+import { settledWithin } from '../../helpers/settle.js';
 
 export interface StoreEnv {
   /** Servers on one store (a single one for the file store). */
@@ -22,8 +23,7 @@ export interface StoreEnv {
 const sides = (env: StoreEnv): { a: RunningControl; b: RunningControl } => ({ a: env.servers[0] as RunningControl, b: env.servers.at(-1) as RunningControl });
 
 /** How the peer's connection closed, or undefined when it is still open after `ms`. */
-const closedWithin = (peer: RawPeer, ms: number): Promise<{ code: number } | undefined> =>
-  Promise.race([peer.closed, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref())]);
+const closedWithin = (peer: RawPeer, ms: number): Promise<{ code: number } | undefined> => settledWithin(peer.closed, ms, undefined);
 
 function expectError(tt: Test, frame: Frame, code: string, field: string | undefined, what: string): void {
   tt.equal(frame.error?.code, code, `${what}: code ${code} (${frame.error?.message ?? JSON.stringify(frame)})`);

@@ -15,6 +15,7 @@ import type { RelayHub } from '../../../src/control/relay-hub.js';
 import { PROTOCOL } from '../../../src/protocol/envelope.js';
 import { ProtocolError } from '../../../src/protocol/errors.js';
 import { loadSchemas } from '../../../src/protocol/schemas.js';
+import { settledWithin } from '../../helpers/settle.js';
 
 function context(isOpen: boolean): { context: OpContext; served: string[] } {
   const served: string[] = [];
@@ -86,7 +87,11 @@ t.test('settled: a close waits for the ops the connection had started (the serve
   t.ok(settled, 'once it has');
   t.match(JSON.parse(sent.at(-1) ?? '{}'), { id: 'r', ok: true }, 'and the refresh was answered');
   t.ok(
-    await Promise.race([connection.settled().then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 100))]),
+    await settledWithin(
+      connection.settled().then(() => true),
+      100,
+      false,
+    ),
     'nothing running: at once',
   );
 });

@@ -15,6 +15,7 @@ import { liveService as service } from '../../helpers/live-service.js';
 import { WAIT_SLACK_MS } from '../../../src/runtime/wait-bound.js';
 import type { RuntimeChange } from '../../../src/runtime/job-table.js';
 import type { StoredServiceState } from '../../../src/runtime/service-state.js';
+import { settledWithin } from '../../helpers/settle.js';
 
 t.test('ok: result is stdout, counters move, last error empty', async (t) => {
   const rt = service('cat');
@@ -129,7 +130,7 @@ t.test('a drain gives up on a run its cancel does not end (a stopped spawner) on
   const running = rt.invoke(Buffer.from('{}')).catch((error: unknown) => error);
   while (rt.view.jobs.running === 0) await new Promise((r) => setTimeout(r, 10));
   const begun = Date.now();
-  const drained = await Promise.race([rt.drain(0), new Promise((r) => setTimeout(() => r('still draining'), 5_000).unref())]);
+  const drained = await settledWithin(rt.drain(0), 5_000, 'still draining');
   t.same(drained, [rt.view.jobs.list()[0]?.invocationId], 'the unfinished invocation is named');
   t.ok(Date.now() - begun >= 200 + WAIT_SLACK_MS - 50, 'after its kill grace and the slack');
   t.match(await running, { errno: 'ETIMEDOUT' }, 'its writer got the usual bound');

@@ -8,6 +8,7 @@ import type { DriverProcess } from '../../../src/runtime/driver-process.js';
 import { PersistentDriver } from '../../../src/runtime/persistent-driver.js';
 import { RemoteDriverProcess } from '../../../src/runtime/remote-driver-process.js';
 import type { DriverSpec } from '../../../src/runtime/run-result.js';
+import { settledWithin } from '../../helpers/settle.js';
 
 const ENV = {};
 const spec = (over: Partial<DriverSpec> = {}): DriverSpec => ({
@@ -259,7 +260,7 @@ t.test('a cancel during the restart backoff ends the request at once, unsent; th
   await tick();
   t.equal(launched.length, 1, 'still in backoff');
   controller.abort();
-  const outcome = await Promise.race([cancelled, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 50))]);
+  const outcome = await settledWithin(cancelled, 50, 'still waiting');
   t.match(outcome, { state: 'cancelled', shortMessage: 'the request was cancelled before it was sent to the persistent driver' }, 'cancelled at once');
   await new Promise((resolve) => setTimeout(resolve, 150));
   t.equal(launched.length, 2, 'the backoff over, a new process serves the other request');

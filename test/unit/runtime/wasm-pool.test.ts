@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WasmPool } from '../../../src/runtime/wasm-pool.js';
 import { BUILT_WASM_WORKER, echoWasm, wasmProgram, wasmSpec, watFixture } from '../../helpers/wat.js';
+import { settledWithin } from '../../helpers/settle.js';
 
 const pool = new WasmPool({ size: 2, worker: BUILT_WASM_WORKER });
 t.teardown(() => pool.close());
@@ -103,7 +104,7 @@ t.test('a run cancelled while its worker is starting ends as cancelled, without 
   let started = false;
   const running = fresh.run(loop, wasmSpec('', { timeoutMs: 60_000 }), { signal: controller.signal, started: () => (started = true) });
   controller.abort();
-  const run = await Promise.race([running, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))]);
+  const run = await settledWithin(running, 20_000, undefined);
   t.equal(run?.state, 'cancelled');
   t.notOk(started);
   t.equal((await fresh.run(echo, wasmSpec('{}'))).state, 'ok', 'its worker serves the next call');
@@ -123,7 +124,7 @@ t.test(
       }),
       refusal,
     );
-    const next = await Promise.race([single.run(echo, wasmSpec('{"n":2}')), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))]);
+    const next = await settledWithin(single.run(echo, wasmSpec('{"n":2}')), 20_000, undefined);
     t.equal(next?.state, 'ok', 'the only worker was given back');
   },
 );
@@ -139,7 +140,7 @@ t.test('calls beyond the pool wait their turn; one cancelled while waiting holds
   controller.abort();
   t.equal((await cancelled).state, 'cancelled', 'cancelled while it waited');
   t.equal((await busy).state, 'timeout');
-  const run = await Promise.race([next, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 60_000))]);
+  const run = await settledWithin(next, 60_000, undefined);
   t.equal(run?.state, 'ok', 'the next call got the replacement worker');
 });
 
