@@ -4,6 +4,7 @@ import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
 import { ACHERON, manifest, startNode, tempDir, type Exit, type RunningNode, type Teardown } from './node.js';
@@ -71,15 +72,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A single-use node join token made by `acheron token join` (its last output line), in a data dir or a store of the test's. */
+/**
+ * A single-use node join token, made as `acheron token join` makes it: in a data dir's file store by
+ * this process (the same FileTokenStore, under the same lock; a CLI process per node a test joined was
+ * half a second of CPU each), in an etcd store of the test's by the CLI (its last output line).
+ */
 export async function joinToken(where: string | TestStore, ttlMs?: number): Promise<string> {
   const store = typeof where === 'string' ? storeOfDataDir.get(where) : where;
-  const r = await acheron([
-    'token',
-    'join',
-    ...(store ? store.args : ['--data-dir', where as string]),
-    ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)]),
-  ]);
+  if (!store) return withFileTokenStore(where as string, async (tokens) => (await tokens.createJoin(ttlMs ?? JOIN_TTL_DEFAULT_MS)).token);
+  const r = await acheron(['token', 'join', ...store.args, ...(ttlMs === undefined ? [] : ['--ttl-ms', String(ttlMs)])]);
   if (r.code !== 0) throw new Error(`acheron token join: ${r.stderr.trim()}`);
   const token = r.stdout.trim().split('\n').at(-1);
   if (!token) throw new Error('acheron token join printed nothing');
@@ -91,6 +92,29 @@ export interface TokenList {
   admin: string;
   user: string;
   tokens: Array<{ id: string; role: string; token?: string; user_id?: string; used_ms?: number | null }>;
+}
+
+/** `acheron token join`'s default --ttl-ms. */
+const JOIN_TTL_DEFAULT_MS = 3_600_000;
+
+async function withFileTokenStore<T>(dataDir: string, use: (tokens: FileTokenStore) => Promise<T>): Promise<T> {
+  const tokens = await FileTokenStore.open(dataDir);
+  try {
+    return await use(tokens);
+  } finally {
+    await tokens.close();
+  }
+}
+
+/** The secrets of the tokens `admin` and `user` in a data dir's file store, as `acheron token list --json` shows them. */
+async function firstTokens(dataDir: string): Promise<{ admin: string; user: string }> {
+  const listed = await withFileTokenStore(dataDir, (tokens) => tokens.list());
+  const secretOf = (id: string): string => {
+    const secret = listed.find((entry) => entry.id === id)?.token;
+    if (secret === undefined) throw new Error(`${dataDir}: no token ${id}`);
+    return secret;
+  };
+  return { admin: secretOf('admin'), user: secretOf('user') };
 }
 
 export async function listTokens(dataDir: string): Promise<TokenList> {
@@ -208,8 +232,8 @@ async function startControlOnce(t: Teardown, options: ControlOptions): Promise<R
   const ca = tls ? await readFile(tls.cert) : undefined;
   await waitFor(async () => gone || (await livez(`${httpUrl}/livez`, ca)), { what: `control server on ${httpUrl}`, timeoutMs: 30_000 });
   if (gone) throw new Error(`acheron control exited before listening: ${stderr.trim()}`);
-  // Known already (a store of the test's, or a restart on the same data dir): no `acheron token list` process to wait for.
-  const tokens = store ?? options.tokens ?? (await listTokens(dataDir));
+  // Known already (a store of the test's, or a restart on the same data dir): not read again.
+  const tokens = store ?? options.tokens ?? (await firstTokens(dataDir));
   const control: RunningControl = {
     url: `${tls ? 'wss' : 'ws'}://127.0.0.1:${ports.ws}`,
     httpUrl,
