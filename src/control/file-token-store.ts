@@ -7,7 +7,7 @@ import { namedError } from '../store/named-error.js';
 import { JoinIndex } from './join-index.js';
 import { lockFile } from './lock-file.js';
 import type { Principal } from './principal.js';
-import { copyOf, emptyFile, fileVersion, listedTokens, readTokens, TOKENS_FILE, type TokenFile } from './token-file.js';
+import { copyOf, emptyFile, fileVersion, readTokens, TOKENS_FILE, type TokenFile } from './token-file.js';
 import {
   digestHex,
   joinStale,
@@ -55,8 +55,6 @@ export class FileTokenStore implements TokenStore {
   #listeners: Array<() => void> = [];
   #poll: NodeJS.Timeout | undefined;
   #log: Logger | undefined;
-  /** Set at open: the first update removes what writers killed mid-write left (under the lock). */
-  #tempsToSweep = false;
 
   private constructor(path: string, data: TokenFile, log: Logger | undefined) {
     this.#path = path;
@@ -71,7 +69,8 @@ export class FileTokenStore implements TokenStore {
   static async open(dataDir: string, log?: Logger): Promise<FileTokenStore> {
     await makeDirectory(dataDir, 0o700);
     const store = new FileTokenStore(join(dataDir, TOKENS_FILE), emptyFile(), log);
-    store.#tempsToSweep = true;
+    // What a writer killed mid-write left: the server and every `acheron token` write this file.
+    await removeStaleTemps(store.#path, log);
     await store.#enqueue((data) => {
       if (data.admin.length === 0) data.admin.push({ id: 'admin', token: newToken('admin'), created_ms: Date.now() });
       if (data.users.length === 0) data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });
@@ -162,7 +161,12 @@ export class FileTokenStore implements TokenStore {
 
   async list(): Promise<ListedToken[]> {
     await this.reloadIfChanged();
-    return listedTokens(this.#data);
+    const { admin, users, join: joins } = this.#data;
+    return [
+      ...admin.map((e): ListedToken => ({ id: e.id, role: 'admin', created_ms: e.created_ms, token: e.token })),
+      ...users.map((e): ListedToken => ({ id: e.id, role: 'user', created_ms: e.created_ms, user_id: e.user_id, agent_id: e.agent_id, token: e.token })),
+      ...joins.map((e): ListedToken => ({ id: e.id, role: 'join', created_ms: e.created_ms, expires_ms: e.expires_ms, used_ms: e.used_ms })),
+    ];
   }
 
   async follow(listener: () => void): Promise<void> {
@@ -257,10 +261,6 @@ export class FileTokenStore implements TokenStore {
     const release = await lockFile(`${this.#path}.lock`);
     this.#locked = true;
     try {
-      // Temp files of writers killed mid-write; under the lock, so that a live writer whose pid looks
-      // dead from here (another pid namespace sharing the data dir) is not mid-write.
-      if (this.#tempsToSweep) await removeStaleTemps(this.#path, this.#log);
-      this.#tempsToSweep = false;
       // The file as this process last wrote or read it needs no second parse (with 10,000 join tokens it is 2 MiB of JSON).
       const current = fileVersion(await stat(this.#path).catch(() => undefined));
       const data =

@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { jsonSyntaxError } from '../errors/json-document.js';
-import type { JoinTokenEntry, ListedToken, TokenEntry, UserTokenEntry } from './token-store.js';
+import type { JoinTokenEntry, TokenEntry, UserTokenEntry } from './token-store.js';
 
 /** `<data-dir>/auth_tokens.json` (mode 0600). */
 export interface TokenFile {
@@ -42,13 +42,4 @@ export async function readTokens(path: string): Promise<TokenFile> {
   }
   if (!Array.isArray(parsed.admin) || !Array.isArray(parsed.users)) throw new Error(`${path}: not an Acheron token file (admin and users lists expected)`);
   return { version: 1, admin: parsed.admin, users: parsed.users, join: Array.isArray(parsed.join) ? parsed.join : [] };
-}
-
-/** What `acheron token list` shows of each token: a join token's secret is shown once, when it is made. */
-export function listedTokens({ admin, users, join: joins }: TokenFile): ListedToken[] {
-  return [
-    ...admin.map((e): ListedToken => ({ id: e.id, role: 'admin', created_ms: e.created_ms, token: e.token })),
-    ...users.map((e): ListedToken => ({ id: e.id, role: 'user', created_ms: e.created_ms, user_id: e.user_id, agent_id: e.agent_id, token: e.token })),
-    ...joins.map((e): ListedToken => ({ id: e.id, role: 'join', created_ms: e.created_ms, expires_ms: e.expires_ms, used_ms: e.used_ms })),
-  ];
 }

@@ -5,7 +5,6 @@ import { spawn } from 'node:child_process';
 import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileTokenStore } from '../../../src/control/file-token-store.js';
-import { lockFile } from '../../../src/control/lock-file.js';
 import { tempDir } from '../../helpers/node.js';
 import { reapedPid } from '../../helpers/process.js';
 
@@ -158,18 +157,4 @@ t.test('opening removes the temp file of a writer killed before its rename, neve
   const names = await readdir(dir);
   t.notOk(names.includes(dead), "the dead writer's is removed");
   t.ok(names.includes(live), "the live writer's stays");
-});
-
-t.test('the temp files of dead writers are removed under the lock: not while another process holds it', async (t) => {
-  const dir = await tempDir(t);
-  // A writer in another pid namespace, say, whose pid looks dead from here: it holds the lock while it writes.
-  const release = await lockFile(join(dir, 'auth_tokens.json.lock'));
-  const temp = `auth_tokens.json.tmp-${await reapedPid()}-${Date.now()}`;
-  await writeFile(join(dir, temp), '{"admin":[');
-  const opening = FileTokenStore.open(dir);
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  t.ok((await readdir(dir)).includes(temp), 'kept while the lock is held');
-  await release();
-  await opening;
-  t.notOk((await readdir(dir)).includes(temp), 'removed once the store has the lock');
 });
