@@ -6,6 +6,8 @@ import type { DriverSpec, RunResult, RunState } from './run-result.js';
 const PIPE_QUIET_MS = 100;
 /** ...and this long after the exit at the latest: a grandchild that keeps writing does not hold the invocation. */
 const PIPE_DRAIN_MAX_MS = 2000;
+/** A check this late after it was queued may have had the loop held up after its poll: it waits for another. */
+const HELD_UP_MS = 10;
 
 /**
  * Runs one driver to completion: no shell, its own process group, stdin = payload then EOF, output
@@ -78,9 +80,9 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
 /**
  * Closes a driver's output pipes once PIPE_QUIET_MS pass without output, or PIPE_DRAIN_MAX_MS after
  * the exit. Quiet is judged after a poll of the event loop (setImmediate), so output that arrived
- * while the loop was held up (a busy spawner) is read first instead of cut off; and a window in
- * which the loop was held up does not count as quiet (the hold may fall between the timer and the
- * check, with no poll after it).
+ * while the loop was held up (a busy spawner) is read first instead of cut off; and when the loop
+ * was held up between that poll and the check (another callback of the same check phase), the
+ * check waits for one more poll before it decides.
  */
 class PipeDrain {
   readonly #subprocess: Pick<ReturnType<typeof execa>, 'stdout' | 'stderr'>;
@@ -88,7 +90,6 @@ class PipeDrain {
   #outputSeen = false;
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
-  #waitStarted = 0;
 
   constructor(subprocess: Pick<ReturnType<typeof execa>, 'stdout' | 'stderr'>) {
     this.#subprocess = subprocess;
@@ -105,14 +106,25 @@ class PipeDrain {
   }
 
   #wait(): void {
-    this.#waitStarted = performance.now();
-    this.#timer = setTimeout(() => (this.#immediate = setImmediate(() => this.#check())), PIPE_QUIET_MS);
+    this.#timer = setTimeout(() => this.#checkAfterPoll(false), PIPE_QUIET_MS);
   }
 
-  #check(): void {
+  #checkAfterPoll(again: boolean): void {
+    const queued = performance.now();
+    this.#immediate = setImmediate(() => this.#check(queued, again));
+  }
+
+  /**
+   * `queued`: when this check was queued; the loop's poll for I/O came between then and now. Once
+   * per quiet window (a spawner whose every turn is slow must not wait out PIPE_DRAIN_MAX_MS).
+   */
+  #check(queued: number, again: boolean): void {
     const now = performance.now();
-    const heldUp = now - this.#waitStarted > 2 * PIPE_QUIET_MS;
-    if ((this.#outputSeen || heldUp) && now < this.#deadline) {
+    if (!again && now - queued > HELD_UP_MS && now < this.#deadline) {
+      this.#checkAfterPoll(true);
+      return;
+    }
+    if (this.#outputSeen && now < this.#deadline) {
       this.#outputSeen = false;
       this.#wait();
       return;
