@@ -35,13 +35,6 @@ trap 'rm -rf "$checks" "$log" "$pybin"' EXIT
 if py=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) && [ -x "$py" ]; then
   ln -s "$py" "$pybin/python3" && export PATH="$pybin:$PATH"
 fi
-# Without arguments, every test file, the unit shards first: each is a minute of CPU-bound tests, and
-# started last (where the alphabet puts them) they ran on alone after the other files had ended.
-if [ $# -eq 0 ]; then
-  mapfile -t files < <(npx tap list)
-  # shellcheck disable=SC2046 # one file name per word
-  set -- $(printf '%s\n' "${files[@]}" | grep '/unit-shard-') $(printf '%s\n' "${files[@]}" | grep -v '/unit-shard-')
-fi
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 tap_status=${PIPESTATUS[0]}
 
@@ -54,7 +47,9 @@ pass=$((pass - subtests > 0 ? pass - subtests : pass))
 # CI shows only the end of the log: name each failed assertion there, with its file and a line of its diagnosis.
 if [ "$fail" -gt 0 ]; then
   echo "# failed assertions (file: assertion):"
-  awk '/^# Subtest: /{file=substr($0, 12)} /^[[:space:]]*not ok [0-9]+ / && !/# TODO/{sub(/^[[:space:]]*/, ""); print "#   " file ": " $0}' "$log" | head -n 12
+  # With the top-level test of each (a unit shard's file is named in its `at:` lines, below in the log).
+  awk '/^# Subtest: /{file=substr($0, 12); test=""} /^    # Subtest: /{test=substr($0, 16)}
+    /^[[:space:]]*not ok [0-9]+ / && !/# TODO/{top=($0 ~ /^not ok/); sub(/^[[:space:]]*/, ""); print "#   " file (top || test == "" ? "" : " > " test) ": " $0}' "$log" | head -n 12
 fi
 [ ${#failed_steps[@]} -eq 0 ] || { printf '# failed step: %s\n' "${failed_steps[@]}"; fail=$((fail + ${#failed_steps[@]})); }
 [ "$tap_status" -eq 0 ] || [ "$fail" -gt 0 ] || fail=1
