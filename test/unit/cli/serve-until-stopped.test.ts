@@ -1,9 +1,18 @@
 // serveUntilStopped's exit: 0 after a stop, 1 only when a second signal cut the daemon's shutdown
 // grace short. A second signal that came when the stop was past its grace (unmounting, closing the
 // journal) exited 1 and logged a forced stop that cut nothing.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import pino from 'pino';
 import { serveUntilStopped } from '../../../src/cli/daemonize.js';
+
+/** serveUntilStopped's signal listeners go with the test: this process runs other unit files after it (test/helpers/unit-shard.ts). */
+function removeAddedSignalListeners(tt: Test): void {
+  const signals = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
+  const before = new Map(signals.map((signal) => [signal, process.listeners(signal)]));
+  tt.teardown(() => {
+    for (const signal of signals) for (const listener of process.listeners(signal)) if (!before.get(signal)?.includes(listener)) process.off(signal, listener);
+  });
+}
 
 /** A daemon whose stop ends when the test says; forceStop answers `cuts`. */
 function fakeDaemon(cuts: boolean) {
@@ -26,6 +35,7 @@ for (const [cuts, code] of [
   [false, 0],
 ] as const) {
   t.test(`a second signal whose forceStop ${cuts ? 'cut the grace short' : 'found no grace left'}: exit ${code}`, async (tt) => {
+    removeAddedSignalListeners(tt);
     const { daemon, calls, end } = fakeDaemon(cuts);
     const exit = serveUntilStopped(
       async () => daemon,
@@ -42,6 +52,7 @@ for (const [cuts, code] of [
 }
 
 t.test('SIGHUP never ends it: logged while starting, then handed to the live daemon (the node reloads, WorldFS logs)', async (tt) => {
+  removeAddedSignalListeners(tt);
   const { daemon, end } = fakeDaemon(false);
   const lines: string[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line).msg as string) });

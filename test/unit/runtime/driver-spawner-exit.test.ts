@@ -8,20 +8,30 @@ import pino from 'pino';
 import { DriverSpawner } from '../../../src/runtime/driver-spawner.js';
 import type { DriverSpec } from '../../../src/runtime/run-result.js';
 
-/** The spawner this process forked: its child running spawner-main. */
-async function spawnerPid(): Promise<number> {
+/** The spawners this process forked: its children running spawner-main. */
+async function spawnerPids(): Promise<number[]> {
+  const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (ppid === process.pid && cmdline.includes('spawner-main')) return Number(entry);
+    if (ppid === process.pid && cmdline.includes('spawner-main')) pids.push(Number(entry));
   }
-  throw new Error('no driver spawner among this process’s children');
+  return pids;
+}
+
+/** The spawner `start` forks (not one another test file of this process left: test/helpers/unit-shard.ts). */
+async function startedSpawner(start: () => Promise<DriverSpawner>): Promise<{ spawner: DriverSpawner; pid: number }> {
+  const before = await spawnerPids();
+  const spawner = await start();
+  const pid = (await spawnerPids()).find((candidate) => !before.includes(candidate));
+  if (pid === undefined) throw new Error('no new driver spawner among this process’s children');
+  return { spawner, pid };
 }
 
 t.test('a run in the spawner when it dies: did not finish; a run after: could not be started', async (t) => {
-  const spawner = await DriverSpawner.start(pino({ level: 'silent' }), `driver-spawner-exit-test-${process.pid}`);
+  const { spawner, pid } = await startedSpawner(() => DriverSpawner.start(pino({ level: 'silent' }), `driver-spawner-exit-test-${process.pid}`));
   t.teardown(() => spawner.close());
   const spec: DriverSpec = {
     file: '/bin/sleep',
@@ -36,7 +46,7 @@ t.test('a run in the spawner when it dies: did not finish; a run after: could no
   };
   const running = spawner.run(spec);
   await new Promise((resolve) => setTimeout(resolve, 300));
-  process.kill(await spawnerPid(), 'SIGKILL');
+  process.kill(pid, 'SIGKILL');
   const ended = await running;
   t.equal(ended.state, 'error');
   t.equal(ended.shortMessage, '/bin/sleep did not finish: driver spawner exited (SIGKILL)');
