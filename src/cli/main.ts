@@ -16,7 +16,7 @@ import { EXIT_FAILURE, EXIT_USAGE, UsageError, failureText } from './exit.js';
 import { commandNamesOf, namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
-import { STORE_OPTIONS } from './store-options.js';
+import { JOIN_TTL_DEFAULT_MS, JOIN_TTL_MAX_MS, STORE_OPTIONS } from './store-options.js';
 import { inMountLineTerms, NODE_OPTION_SPECS, parseMountOptions, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
 import { worldMountArgs, WORLD_OPTIONS, type WorldArgs } from './world-options.js';
 import { AS_GIVEN, wholeNumberFlag } from './whole-number.js';
@@ -45,9 +45,6 @@ export function isMountHelperArgv(argv: readonly string[]): boolean {
 }
 
 export const MOUNT_HELPER_DRIVER_USER = 'nobody';
-
-/** A join token's longest life, ten years: longer ones are a mistake, and past year 275760 no date can show them. */
-const JOIN_TTL_MAX_MS = 10 * 365 * 86_400_000;
 
 async function runMountHelper(argv: readonly string[]): Promise<number> {
   const [source, dir, , optionText = ''] = argv as [string, string, string?, string?];
@@ -232,7 +229,7 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
             .option('agent', { type: 'string', describe: 'agent id (create)' })
             .option('ttl-ms', {
               ...wholeNumberFlag('ttl-ms', { min: 1, max: JOIN_TTL_MAX_MS, unit: 'milliseconds' }),
-              default: 3_600_000,
+              default: JOIN_TTL_DEFAULT_MS,
               describe: 'join token lifetime (join)',
             })
             .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),

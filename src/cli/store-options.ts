@@ -3,6 +3,11 @@ import { ETCD_DEFAULTS, checkEtcdOptions, parseEndpoints, type EtcdOptions } fro
 import { UsageError } from './exit.js';
 import { wholeNumberFlag } from './whole-number.js';
 
+/** `acheron token join --ttl-ms`: an hour unless given. */
+export const JOIN_TTL_DEFAULT_MS = 3_600_000;
+/** A join token's longest life, ten years: longer ones are a mistake, and past year 275760 no date can show them. */
+export const JOIN_TTL_MAX_MS = 10 * 365 * 86_400_000;
+
 /** Where the control server keeps tokens and projects: shared by `acheron control` and `acheron token`. */
 export const STORE_OPTIONS = {
   store: {

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { FileTokenStore } from '../../src/control/file-token-store.js';
+import { JOIN_TTL_DEFAULT_MS } from '../../src/cli/store-options.js';
+import { FileTokenStore, TOKENS_FILE } from '../../src/control/file-token-store.js';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { bearerSubprotocol } from '../../src/protocol/envelope.js';
 import { ACHERON, manifest, startNode, tempDir, type Exit, type RunningNode, type Teardown } from './node.js';
@@ -94,10 +95,10 @@ export interface TokenList {
   tokens: Array<{ id: string; role: string; token?: string; user_id?: string; used_ms?: number | null }>;
 }
 
-/** `acheron token join`'s default --ttl-ms. */
-const JOIN_TTL_DEFAULT_MS = 3_600_000;
-
+/** The data dir's token store, opened as `acheron token` opens it: one a server made, never a new one (a mistyped path). */
 async function withFileTokenStore<T>(dataDir: string, use: (tokens: FileTokenStore) => Promise<T>): Promise<T> {
+  if (!(await stat(join(dataDir, TOKENS_FILE)).catch(() => undefined))?.isFile())
+    throw new Error(`${dataDir}: no ${TOKENS_FILE}: no control server has started on it`);
   const tokens = await FileTokenStore.open(dataDir);
   try {
     return await use(tokens);
