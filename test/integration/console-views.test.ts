@@ -61,12 +61,14 @@ await t.test('service page: README as text, invoke checked against the schema, i
   tt.equal(Number((await readJson(join(nodes.n1.service('echo'), 'metrics.json'))).invokes_total), before + 1, 'one invocation');
   tt.match(await page.locator('#action-log-list li[data-action="invoke"]').first().innerText(), /invoke n1\/echo: done \(ok\)/);
 
-  // Live files and jobs, refreshed while the page is open.
+  // Live files and jobs, refreshed while the page is open. A refresh read during the run (invokes_total
+  // counts at the start) may be the one shown first: waited for until the run's end shows.
   await page.locator('#live-files .live-file[data-file="metrics.json"] pre', { hasText: `"invokes_total": ${before + 1}` }).waitFor();
+  await page.locator('#live-files .live-file[data-file="status.json"] pre', { hasText: '"state": "ok"' }).waitFor();
   tt.match(await page.locator('#live-files .live-file[data-file="status.json"] pre').innerText(), /"state": "ok"/);
   tt.equal(await page.locator('#live-files .live-file[data-file="last_error.txt"] pre').innerText(), '(empty)');
   const job = page.locator(`#jobs details[data-job="${result.invocation_id}"]`);
-  await job.waitFor();
+  await job.locator('summary', { hasText: /ok · \d+ ms · exit 0/ }).waitFor();
   tt.match(await job.locator('summary').innerText(), /ok · \d+ ms · exit 0/);
   await job.locator('summary').click();
   tt.match(await job.locator('div[data-file="request.json"] pre').innerText(), /from the console/, "the job's request.json");
