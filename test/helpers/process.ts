@@ -31,18 +31,12 @@ export function sh(command: string, options: { input?: string | Buffer; env?: No
   });
 }
 
-/**
- * Polls `condition` until it holds or `timeoutMs` passes; never a timed assertion. Without an
- * `intervalMs`, every 50 ms for the first second, then less often (up to every 250 ms): many
- * conditions read the mount through a child process, and a wait of seconds polled every 50 ms spent
- * a CPU the rest of the suite needed. The last poll comes at the deadline.
- */
+/** Polls `condition` until it holds or `timeoutMs` passes; never a timed assertion. */
 export async function waitFor<T>(
   condition: () => Promise<T | undefined | false> | T | undefined | false,
   options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
 ): Promise<T> {
-  const started = Date.now();
-  const deadline = started + (options.timeoutMs ?? 20_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   let last: unknown;
   for (;;) {
     try {
@@ -51,16 +45,10 @@ export async function waitFor<T>(
     } catch (error) {
       last = error;
     }
-    const now = Date.now();
-    if (now >= deadline) throw new Error(`timed out waiting for ${options.what ?? 'a condition'}${last ? `: ${(last as Error).message}` : ''}`);
-    const interval = options.intervalMs ?? Math.min(POLL_MAX_MS, POLL_FIRST_MS * 2 ** Math.floor((now - started) / 1000));
-    await new Promise((resolve) => setTimeout(resolve, Math.min(interval, deadline - now)));
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? 'a condition'}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
   }
 }
-
-/** waitFor's default polling: this often in the first second, doubling each second after it up to POLL_MAX_MS. */
-const POLL_FIRST_MS = 50;
-const POLL_MAX_MS = 250;
 
 /** Single-quotes a string for bash. */
 export const q = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
