@@ -20,8 +20,11 @@ t.test('a sleep child runs but is no node or acheron process; once ended, it doe
 });
 
 t.test('a zombie does not run', async (t) => {
-  // `sleep 0` ends at once and its parent, now exec'd into `sleep 30`, never reaps it.
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // The forked child ends at once and its parent never waits for it. (A shell's `sleep 0 & exec sleep 30`
+  // was reaped by the shell itself when the child ended before the exec, on a loaded machine.)
+  const parent = spawn('python3', ['-c', 'import os, time\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nprint(pid, flush=True)\ntime.sleep(30)'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   t.teardown(() => void parent.kill('SIGKILL'));
   const [line] = (await once(parent.stdout, 'data')) as [Buffer];
   const zombie = Number(line.toString().trim());
