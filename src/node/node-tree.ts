@@ -1,4 +1,4 @@
-import { JOB_FILES, SERVICE_FILES, type JobFileKind, type ServiceFileKind } from '../protocol/service-files.js';
+import { INVOKE_FILE, JOB_FILES, SERVICE_FILES, type JobFileKind, type ServiceFileKind } from '../protocol/service-files.js';
 import type { Job } from '../runtime/job.js';
 import type { RuntimeConfig } from '../runtime/supervision.js';
 import type { LiveService } from '../runtime/live-service.js';
@@ -117,7 +117,7 @@ export function buildServiceDirectory(
       () => Math.max(service.loadedMs, view.state.lastControlMs ?? 0),
     ),
     invoke: commitFile({
-      file: 'control/invoke.json',
+      file: INVOKE_FILE,
       get maxBytes() {
         return view.maxInputBytes;
       },

@@ -31,13 +31,16 @@ export interface ServiceFile {
   description: string;
 }
 
+/** The invoke file, as messages about a payload name it (both trees, every refusal). */
+export const INVOKE_FILE = 'control/invoke.json';
+
 export const SERVICE_FILES: readonly ServiceFile[] = [
   { path: 'README.md', mode: 0o444, kind: 'readme', description: 'what this service does and how to use its files' },
   { path: 'SCHEMA.json', mode: 0o444, kind: 'schema', description: 'this map of the control surface, plus the service schema' },
   { path: 'TEMPLATE.json', mode: 0o444, kind: 'template', description: 'an example payload for control/invoke.json' },
   { path: 'HOST.json', mode: 0o444, kind: 'host', description: 'the driver host contract' },
   {
-    path: 'control/invoke.json',
+    path: INVOKE_FILE,
     mode: 0o644,
     kind: 'invoke',
     description: 'write one JSON object to invoke; close() returns when it has finished; on an O_RDWR descriptor, read back its own outcome',

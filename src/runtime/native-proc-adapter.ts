@@ -1,4 +1,5 @@
 import { compactJsonLine } from '../errors/json-document.js';
+import { INVOKE_FILE } from '../protocol/service-files.js';
 import { serviceEnv } from './driver-env.js';
 import type { RunResult, RunState } from './run-result.js';
 import type { DriverAdapter } from './service-settings.js';
@@ -41,7 +42,7 @@ export function nativeProcAdapter(options: NativeProcOptions, inherited: NodeJS.
         invocationId,
         // Persistent: the payload goes into a request line, so it must be one line of JSON; made here, when
         // the job's turn comes, so that a payload that cannot be is refused (EINVAL) before any driver is involved.
-        input: options.persistent ? Buffer.from(compactJsonLine(value, 'invoke.json', "a persistent driver's request line")) : raw,
+        input: options.persistent ? Buffer.from(compactJsonLine(value, INVOKE_FILE, "a persistent driver's request line")) : raw,
         timeoutMs: options.timeoutMs,
         killGraceMs: options.killGraceMs,
         maxOutputBytes: options.maxOutputBytes,

@@ -1,5 +1,6 @@
 import { FsError } from '../errors/errno.js';
 import { parseJsonDocument } from '../errors/json-document.js';
+import { INVOKE_FILE } from '../protocol/service-files.js';
 import type { QueuingRunner } from './driver-runner.js';
 import type { DriverSpec, RunResult, RunState } from './run-result.js';
 import type { RuntimeConfig } from './supervision.js';
@@ -31,15 +32,15 @@ export interface ServiceSettings {
 
 /** The payload as an object that fits `schema.input`; FsError('EINVAL') naming what does not. */
 export function parsePayload(payload: Buffer, settings: ServiceSettings): Record<string, unknown> {
-  const value = parseJsonDocument(payload.toString('utf8'), 'invoke.json');
+  const value = parseJsonDocument(payload.toString('utf8'), INVOKE_FILE);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new FsError(
       'EINVAL',
-      `invoke.json: payload must be a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
+      `${INVOKE_FILE}: payload must be a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
     );
   }
   const problem = settings.checkInput?.(value);
-  if (problem) throw new FsError('EINVAL', `invoke.json: ${problem}`);
+  if (problem) throw new FsError('EINVAL', `${INVOKE_FILE}: ${problem}`);
   return value as Record<string, unknown>;
 }
 

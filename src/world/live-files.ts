@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { invokeWaitMs, RELAY_CHUNK_BYTES } from '../protocol/relay.js';
-import { JOB_FILES, SERVICE_FILES, type ServiceFileKind } from '../protocol/service-files.js';
+import { INVOKE_FILE, JOB_FILES, SERVICE_FILES, type ServiceFileKind } from '../protocol/service-files.js';
 import type { ServiceDescriptor } from '../protocol/types.gen.js';
 import { commitFile } from '../vfs/commit-file.js';
 import { tableFromPaths } from '../vfs/directory.js';
@@ -192,7 +192,7 @@ class DocumentHandle implements Handle {
  */
 function remoteInvokeFile(relay: Relay, path: string, service: LiveService, documents: DocumentCache): VNode {
   return commitFile({
-    file: 'control/invoke.json',
+    file: INVOKE_FILE,
     limitName: 'runtime.max_input_bytes',
     get maxBytes() {
       return service.descriptor().runtime.max_input_bytes;

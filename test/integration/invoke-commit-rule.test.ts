@@ -32,7 +32,7 @@ await t.test('invalid JSON: EINVAL from close(), nothing runs, last_error.txt ex
   tt.not(run.code, 0, '/bin/echo reports the close() error');
   tt.match(run.stderr, /Invalid argument/);
   tt.equal(await invokes(), before, 'the driver never ran');
-  tt.match(await readText(join(catDir, 'last_error.txt')), /^EINVAL: invoke\.json: invalid JSON/);
+  tt.match(await readText(join(catDir, 'last_error.txt')), /^EINVAL: control\/invoke\.json: invalid JSON/);
   const status = await readJson(join(catDir, 'status.json'));
   tt.equal(status.state, 'error');
   tt.equal(status.errno, 'EINVAL');

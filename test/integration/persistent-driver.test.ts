@@ -186,7 +186,7 @@ await t.test('a payload nested too deeply for the request line: EINVAL at close(
   tt.match(run.stderr, /Invalid argument/, `at close(), EINVAL: ${run.stderr.trim()}`);
   tt.match(
     await readText(file('echo-p', 'last_error.txt')),
-    /^EINVAL: invoke\.json: nested too deeply for a persistent driver's request line\n$/,
+    /^EINVAL: control\/invoke\.json: nested too deeply for a persistent driver's request line\n$/,
     'last_error.txt says why',
   );
   tt.match(

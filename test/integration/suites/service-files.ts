@@ -688,8 +688,14 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
           code: py`fd = opened(F); w(fd, b'{"fs":'); step(lambda: os.fsync(fd)); step(lambda: os.ftruncate(fd, 0)); w(fd, b'1}'); step(lambda: os.fdatasync(fd)); close(fd)`,
           expect: { steps: ok(7), invokes: 1, result: '{"fs":1}' },
         },
-        refusedAtClose('invalid JSON: EINVAL at close()', 'cat', 'F', py`b'{"msg": oops}'`, /^EINVAL: invoke\.json: invalid JSON/),
-        refusedAtClose('not a JSON object: EINVAL at close()', 'cat', 'F', py`b'[1,2]'`, /^EINVAL: invoke\.json: payload must be a JSON object, got an array/),
+        refusedAtClose('invalid JSON: EINVAL at close()', 'cat', 'F', py`b'{"msg": oops}'`, /^EINVAL: control\/invoke\.json: invalid JSON/),
+        refusedAtClose(
+          'not a JSON object: EINVAL at close()',
+          'cat',
+          'F',
+          py`b'[1,2]'`,
+          /^EINVAL: control\/invoke\.json: payload must be a JSON object, got an array/,
+        ),
         refusedAtClose('a schema.input violation: EINVAL naming the field', 'echo', 'F', py`b'{"n":"seven"}'`, /^EINVAL: .*\/n: must be integer/),
         {
           name: 'a hole: EINVAL at that write and at close()',
@@ -711,14 +717,14 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
           name: 'invalid JSON in a transaction: EINVAL at the committing read',
           service: 'cat',
           code: py`fd = opened(F, os.O_RDWR); w(fd, b'{oops'); step(lambda: os.read(fd, 100)); close(fd)`,
-          expect: { steps: ['ok', 'ok', 'EINVAL', 'ok'], invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
+          expect: { steps: ['ok', 'ok', 'EINVAL', 'ok'], invokes: 0, error: /^EINVAL: control\/invoke\.json: invalid JSON/ },
         },
         {
           name: 'an unfinished document at the last close: refused at release, recorded',
           service: 'cat',
           release: true,
           code: py`fd = opened(F); w(fd, b'{"a":'); close(fd)`,
-          expect: { steps: ok(3), invokes: 0, error: /^EINVAL: invoke\.json: invalid JSON/ },
+          expect: { steps: ok(3), invokes: 0, error: /^EINVAL: control\/invoke\.json: invalid JSON/ },
         },
       ]);
     },
