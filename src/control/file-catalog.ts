@@ -70,7 +70,7 @@ export class FileCatalog implements CatalogStore {
   static async open(path: string, events: EventLog, options: { leaseTtlMs: number; offlineGraceMs: number; log: Logger }): Promise<FileCatalog> {
     const { journal, restored } = await StateJournal.open(path, { sync: 'always', log: options.log });
     const opened = SeenTimes.open(join(dirname(path), 'last-seen.journal'), options.log);
-    const { seen, restore } = await opened.catch((error: unknown) => journal.close().then(() => Promise.reject(error as Error)));
+    const { seen, restore, lastAliveMs } = await opened.catch((error: unknown) => journal.close().then(() => Promise.reject(error as Error)));
     const catalog = new FileCatalog(journal, events, options.leaseTtlMs, seen);
     const { nodes, seqOf, recorded, pending } = restoreNodes(restored.values);
     catalog.#nodes = nodes;
@@ -91,7 +91,7 @@ export class FileCatalog implements CatalogStore {
     // After a server restart every known node gets a fresh grace period (SPEC §6), long enough for its grown
     // backoff: no tunnel is open yet, so a node that does not come back within it turns offline then, not at its lease end.
     for (const node of catalog.#nodes.values())
-      if (node.state === 'online') node.lease_expires_at_ms = now + restartGraceMs(options.offlineGraceMs, node.last_seen_ms, now);
+      if (node.state === 'online') node.lease_expires_at_ms = now + restartGraceMs(options.offlineGraceMs, node.last_seen_ms, now, lastAliveMs);
     events.setCheckpoint(() => catalog.checkpoint());
     return catalog;
   }

@@ -8,10 +8,14 @@ export const NODE_LONGEST_RECONNECT_PAUSE_MS = 90_000;
 /**
  * The grace period a node that was online gets when a control server starts again (SPEC §6: a fresh
  * grace after a restart). While no server answered, the node's reconnect backoff kept doubling, so
- * its pause now is about as long as the time since it was last seen: the grace covers that much more
- * than `--offline-grace-ms`, up to the longest pause, or every node would flap offline and back
- * after a restart that took longer than the grace.
+ * its pause now is about as long as the outage: the grace covers the time since the node was last
+ * seen more than `--offline-grace-ms`, up to the longest pause, or every node would flap offline and
+ * back after a restart that took longer than the grace. `lastAliveMs`, when known, is when the
+ * previous run of the server was last up: only the time since then can have grown a live node's
+ * pause. Without that bound a server that crash-looped faster than the grace kept a gone node online
+ * for ever, each start granting it the longest pause again.
  */
-export function restartGraceMs(offlineGraceMs: number, lastSeenMs: number, nowMs: number): number {
-  return offlineGraceMs + Math.min(Math.max(0, nowMs - lastSeenMs), NODE_LONGEST_RECONNECT_PAUSE_MS);
+export function restartGraceMs(offlineGraceMs: number, lastSeenMs: number, nowMs: number, lastAliveMs?: number): number {
+  const down = lastAliveMs === undefined ? Infinity : Math.max(0, nowMs - lastAliveMs);
+  return offlineGraceMs + Math.min(Math.max(0, nowMs - lastSeenMs), down, NODE_LONGEST_RECONNECT_PAUSE_MS);
 }

@@ -3,6 +3,10 @@ import { StateJournal } from '../store/state-journal.js';
 import type { NodeRecord } from './catalog-store.js';
 
 const seenKey = (nodeId: string): string => `seen/${nodeId}`;
+/** When the server was last up (not a node id: those have no `/`). */
+const ALIVE_KEY = 'server/alive';
+/** How often a running server records that it is up: the next run's restart grace is bounded by the time since (restart-grace.ts). */
+export const SERVER_ALIVE_EVERY_MS = 5_000;
 
 /**
  * When each node was last seen, for the file store: a lease refresh (or an upsert that changes
@@ -16,16 +20,28 @@ const seenKey = (nodeId: string): string => `seen/${nodeId}`;
 export class SeenTimes {
   readonly #journal: StateJournal;
   readonly #log: Logger;
+  readonly #aliveTimer: NodeJS.Timeout;
   #closed = false;
 
   private constructor(journal: StateJournal, log: Logger) {
     this.#journal = journal;
     this.#log = log;
+    this.#recordAlive();
+    this.#aliveTimer = setInterval(() => this.#recordAlive(), SERVER_ALIVE_EVERY_MS).unref();
   }
 
-  /** Opens the journal at `path`; `restore` then raises each restored node's time to the one recorded here. */
-  static async open(path: string, log: Logger): Promise<{ seen: SeenTimes; restore(nodes: Iterable<NodeRecord>): void }> {
+  /** With the next batch, stamped when it is written; a failed write is logged by the journal. */
+  #recordAlive(): void {
+    this.#journal.setLatest(ALIVE_KEY, () => Date.now()).catch(() => undefined);
+  }
+
+  /**
+   * Opens the journal at `path`; `restore` then raises each restored node's time to the one recorded here.
+   * `lastAliveMs`: when the previous run was last up (within SERVER_ALIVE_EVERY_MS), if it recorded it.
+   */
+  static async open(path: string, log: Logger): Promise<{ seen: SeenTimes; restore(nodes: Iterable<NodeRecord>): void; lastAliveMs: number | undefined }> {
     const { journal, restored } = await StateJournal.open(path, { sync: 'batch', log });
+    const alive = Number(restored.values.get(ALIVE_KEY));
     const restore = (nodes: Iterable<NodeRecord>): void => {
       for (const node of nodes) {
         const recorded = Number(restored.values.get(seenKey(node.node_id)) ?? 0);
@@ -34,7 +50,7 @@ export class SeenTimes {
         else log.warn({ node_id: node.node_id, file: path }, 'last-seen time is not a number: ignored');
       }
     };
-    return { seen: new SeenTimes(journal, log), restore };
+    return { seen: new SeenTimes(journal, log), restore, lastAliveMs: Number.isFinite(alive) ? alive : undefined };
   }
 
   /**
@@ -56,6 +72,11 @@ export class SeenTimes {
   }
 
   async close(): Promise<void> {
+    if (!this.#closed) {
+      clearInterval(this.#aliveTimer);
+      // A clean stop: the next run knows exactly how long no server was up.
+      this.#recordAlive();
+    }
     this.#closed = true;
     await this.#journal.close();
   }

@@ -3,7 +3,7 @@
 // it; what is not an event (a join's secret, metadata-only changes) was written to the journal
 // before the reply. Rotated files are archived only after a checkpoint covers them.
 import t, { type Test } from 'tap';
-import { appendFile, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
@@ -156,7 +156,9 @@ t.test(
     const first = await open(dir);
     await first.catalog.join({ join_token: 'unused', node_id: 'n' });
     t.ok(first.catalog.get('n').lease_expires_at_ms > Date.now() + 50_000, 'a 60 s lease before the restart');
-    // The server is down for longer than the grace: the node's reconnect backoff grows meanwhile.
+    // A clean stop, then the server is down for longer than the grace: the node's reconnect backoff grows meanwhile.
+    await shut(first);
+    const stoppedBy = Date.now();
     await sleep(400);
     const openedFrom = Date.now();
     const second = await open(dir, {}, 300);
@@ -164,8 +166,8 @@ t.test(
     const { lease_expires_at_ms: expires, last_seen_ms: lastSeen } = second.catalog.get('n');
     t.ok(openedFrom - lastSeen >= 400, `last seen before the restart (${openedFrom - lastSeen} ms)`);
     t.ok(
-      expires >= openedFrom + 300 + (openedFrom - lastSeen) && expires <= openedBy + 300 + (openedBy - lastSeen),
-      `the lease ends the grace period plus the time since the node was last seen after the restart (${expires - openedFrom} ms)`,
+      expires >= openedFrom + 300 + (openedFrom - stoppedBy) && expires <= openedBy + 300 + (openedBy - lastSeen),
+      `the lease ends the grace period plus the time since the node was last seen, no server up since, after the restart (${expires - openedFrom} ms)`,
     );
     await sleep(openedBy + 400 - Date.now());
     t.same(await second.catalog.expireLeases(), [], 'still online past --offline-grace-ms after the restart: its next reconnect attempt may come later');
@@ -173,9 +175,40 @@ t.test(
     t.same(await second.catalog.expireLeases(), ['n'], 'offline once its grace has passed');
     t.equal(second.catalog.get('n').state, 'offline');
     await shut(second);
-    await shut(first);
   },
 );
+
+t.test('a server that crash-loops: each start adds only the time no server was up, so a gone node still turns offline', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  await first.catalog.join({ join_token: 'unused', node_id: 'n' });
+  const lastSeen = first.catalog.get('n').last_seen_ms;
+  // The node is gone; the server crashes (left open: no clean stop) and starts again, twice.
+  await sleep(1_500);
+  const secondFrom = Date.now();
+  const second = await open(dir, {}, 300);
+  t.ok(second.catalog.get('n').lease_expires_at_ms - secondFrom > 300 + 1_000, 'the first restart: up to the time since the node was last seen');
+  const aliveSince = async (ms: number): Promise<boolean> =>
+    (await readFile(join(dir, 'last-seen.journal'), 'utf8'))
+      .split('\n')
+      .some((line) => line.startsWith('{"key":"server/alive"') && (JSON.parse(line) as { value: number }).value >= ms);
+  await waitFor(() => aliveSince(secondFrom), { timeoutMs: 5_000, what: 'the second run records that it is up' });
+  await sleep(200);
+  const thirdFrom = Date.now();
+  const third = await open(dir, {}, 300);
+  const thirdBy = Date.now();
+  const expires = third.catalog.get('n').lease_expires_at_ms;
+  t.ok(thirdFrom - lastSeen > 1_600, `the node was last seen ${thirdFrom - lastSeen} ms ago`);
+  t.ok(
+    expires <= thirdBy + 300 + (thirdBy - secondFrom),
+    `the grace adds only the time since the previous run was last up, not since the node was seen (${expires - thirdFrom} ms)`,
+  );
+  await sleep(expires + 50 - Date.now());
+  t.same(await third.catalog.expireLeases(), ['n'], 'offline once that grace has passed');
+  await shut(third);
+  await shut(second);
+  await shut(first);
+});
 
 t.test('a node back online with a changed catalog: one online event carrying the change, replayed after a crash', async (t) => {
   const dir = await tempDir(t);

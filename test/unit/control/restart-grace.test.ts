@@ -14,6 +14,14 @@ t.test('the grace period plus the time since the node was last seen, that time c
   t.equal(restartGraceMs(15_000, now + 5_000, now), 15_000, 'a last-seen time ahead of the clock adds nothing');
 });
 
+t.test('bounded by the time since the previous run of the server was last up, when known', async (t) => {
+  const now = 1_000_000;
+  t.equal(restartGraceMs(15_000, now - 80_000, now, now - 2_000), 17_000, 'a crash loop: 2 s down adds 2 s, not the 80 s since the node was seen');
+  t.equal(restartGraceMs(15_000, now - 10_000, now, now - 40_000), 25_000, 'down longer than the node has been gone: the time since it was seen');
+  t.equal(restartGraceMs(15_000, now - 3_600_000, now, now - 3_000_000), 15_000 + NODE_LONGEST_RECONNECT_PAUSE_MS, 'a long outage: still the longest pause');
+  t.equal(restartGraceMs(15_000, now - 80_000, now, now + 1_000), 15_000, 'an alive time ahead of the clock adds nothing');
+});
+
 t.test("the longest pause is the node's default --reconnect-backoff-max-ms with the largest jitter", async (t) => {
   const maxMs = NODE_OPTION_SPECS['reconnect-backoff-max-ms'].default;
   const random = Math.random;
