@@ -24,8 +24,8 @@ export interface CommitTarget {
   alive?(): void;
   /**
    * Runs exactly one invocation with exactly these bytes and resolves once it has finished, with
-   * the outcome document a same-descriptor read returns (`wantsOutcome`: a read committed it; a
-   * flush or release does not read it, so a relayed target need not fetch it). Rejections
+   * the outcome document a same-descriptor read returns (`wantsOutcome`: the open can read it back;
+   * a write-only one never does, so a relayed target need not fetch it). Rejections
    * (EINVAL, EPERM, ...) are recorded by the target and thrown as FsError.
    */
   commit(payload: Buffer, wantsOutcome: boolean): Promise<Buffer>;
@@ -90,7 +90,9 @@ export async function commitWhole(target: CommitTarget, payload: Buffer, wantsOu
  * `control/invoke.json` (SPEC §3 commit rule): each write-open buffers its own bytes; a flush with a
  * complete JSON value commits and waits for the outcome; a valid but unfinished prefix waits for more;
  * only whitespace is discarded; a syntax error is EINVAL at once. The first read after a write on an
- * O_RDWR open commits too and returns that invocation's own outcome. Release commits what is left.
+ * O_RDWR open commits too and returns that invocation's own outcome; so does the first read after a
+ * flush of that open committed (the close of a duplicate: bash's `>&3`), or it fails with that
+ * commit's refusal, which the duplicate's closer may not have looked at. Release commits what is left.
  * A write that leaves a hole (EINVAL) or passes the limit (EFBIG) poisons the open: that write, every
  * later write, flush (each `close()`) and read fail with the same error, and nothing is committed.
  * Once the target is gone (`alive`), every use of the open but its release is ENOENT.
@@ -105,7 +107,8 @@ export function commitFile(target: CommitTarget): CommitFileNode {
     truncate: (size) => refuseTruncate(target, size),
     async open(flags) {
       if (opensForWriting(flags)) target.admit();
-      return new CommitHandle(target, opensForReading(flags) ? target.current?.() : undefined, (flags & O_APPEND) !== 0);
+      const readable = opensForReading(flags);
+      return new CommitHandle(target, readable, readable ? target.current?.() : undefined, (flags & O_APPEND) !== 0);
     },
   };
 }
@@ -123,6 +126,9 @@ class CommitHandle implements Handle {
   #outcome: Buffer = Buffer.alloc(0);
   /** File offset of the read that committed: the outcome's byte 0. */
   #committedAt = 0;
+  /** A flush committed and nothing has read since: the next read starts the outcome, or throws the refusal. */
+  #flushed: { refusal?: unknown } | undefined;
+  readonly #readable: boolean;
   readonly #appends: boolean;
 
   /**
@@ -130,8 +136,9 @@ class CommitHandle implements Handle {
    * O_APPEND open, whose writes follow on from the bytes before them whatever offset the kernel
    * gives (its idea of the file's size, which a synthetic file of size 0 does not keep).
    */
-  constructor(target: CommitTarget, initial: Buffer | undefined, appends: boolean) {
+  constructor(target: CommitTarget, readable: boolean, initial: Buffer | undefined, appends: boolean) {
     this.#target = target;
+    this.#readable = readable;
     if (initial) this.#outcome = initial;
     this.#appends = appends;
   }
@@ -183,7 +190,14 @@ class CommitHandle implements Handle {
       const state = classifyJson(this.#pending().toString('utf8'));
       if (state === 'empty') return this.#discard();
       if (state === 'prefix') return;
-      await this.#commit(false);
+      if (!this.#readable) return void (await this.#commit(false));
+      try {
+        this.#outcome = await this.#commit(true);
+        this.#flushed = {};
+      } catch (error) {
+        this.#flushed = { refusal: error };
+        throw error;
+      }
     });
   }
 
@@ -193,8 +207,13 @@ class CommitHandle implements Handle {
       if (this.#poisoned) throw this.#poisoned;
       // Only whitespace is no payload, as at a flush: discarded, and the read is one without a write.
       if (this.#length > 0 && this.#onlyWhitespace()) this.#discard();
+      const flushed = this.#flushed;
+      this.#flushed = undefined;
       if (this.#length > 0) {
         this.#outcome = await this.#commit(true);
+        this.#committedAt = offset;
+      } else if (flushed) {
+        if ('refusal' in flushed) throw flushed.refusal;
         this.#committedAt = offset;
       }
       // An outcome is read from its start whatever the file offset (SPEC §3 transactions).

@@ -780,6 +780,20 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
       const large = await svc.write(body, 'rdwr');
       t.equal(large.errno, null, 'a 700 KiB transaction');
       t.equal(md5(large.out), md5(body), 'an outcome longer than one relay chunk comes back whole');
+      // bash writes through a duplicate (dup2 onto stdout) and closes it after the write: that close's flush commits.
+      const F = q(join(svc.path, 'control', 'invoke.json'));
+      const viaDuplicate = await sh(`exec 3<>${F}; echo '{"dup": 1}' >&3; cat <&3`);
+      t.same(
+        { code: viaDuplicate.code, out: viaDuplicate.stdout, err: viaDuplicate.stderr },
+        { code: 0, out: '{"dup": 1}\n', err: '' },
+        "committed by a duplicate's close (bash's >&3): the read on the open still returns that invocation's outcome",
+      );
+      const refused = await sh(`exec 3<>${F}; echo '[1]' >&3; cat <&3`);
+      t.match(
+        { code: refused.code, err: refused.stderr },
+        { code: 1, err: /Invalid argument/ },
+        "refused at a duplicate's close, which bash does not report: the read on the open says so",
+      );
     },
   },
 
