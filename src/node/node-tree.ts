@@ -95,7 +95,7 @@ export function buildServiceDirectory(
         alive();
         await action();
       },
-      () => view.state.lastControlMs ?? view.changedMs,
+      () => view.state.lastControlMs ?? service.loadedMs,
     );
   /** A document of the service: rendered at open, and ENOENT at a read once the service is removed. */
   const document = (render: () => Buffer | string, changedMs?: () => number) => snapshotFile(live(render, changedMs), 0o444, alive);
@@ -155,7 +155,7 @@ export function buildServiceDirectory(
         return renderConfig(view);
       },
       record: refuseConfig,
-      changedMs: () => view.state.lastControlMs ?? view.changedMs,
+      changedMs: () => view.state.lastControlMs ?? service.loadedMs,
       current: () => renderConfig(view),
     }),
     result: document(

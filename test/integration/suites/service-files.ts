@@ -561,8 +561,11 @@ export const SERVICE_FILES_CASES: Record<string, ServiceFilesCase> = {
   "the live files read the same bytes, modes and times as on the node's own mount": {
     service: 'echo',
     run: async (t, svc, ctx) => {
+      const controlTimes = (tree: Record<string, Entry>) => [tree['config.json']?.mtime_ms, tree['control/reset']?.mtime_ms];
+      const beforeInvoke = controlTimes(await svc.tree());
       await invoke(t, svc, '{"n":6}');
       const [here, there] = await Promise.all([svc.tree(), ctx.onNode('echo').tree()]);
+      t.same(controlTimes(here), beforeInvoke, 'config.json and the ctl files keep their times through an invocation (the last control write, else the load)');
       const live = Object.keys(there).filter((path) => there[path]?.type === 'file' && !(PROJECTIONS.node.catalogFiles as readonly string[]).includes(path));
       t.ok(live.length >= LIVE_FILES.length, `${live.length} live files`);
       const times = PROJECTIONS[ctx.projection].invokeFileTimes;
