@@ -19,6 +19,11 @@ const NO_FILE_SYSTEM: FsStats = { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0
  * Walks paths and applies the checks and defaults every node shares (go-fuse's bridge, lib9p's srv
  * loop): the SPEC §3 errno table lives here once, so nodes implement only what they support.
  */
+/** EACCES for an open its file's mode bits do not allow: the same words on the node's mount and in WorldFS. */
+export function openModeRefused(path: string, mode: number): FsError {
+  return new FsError('EACCES', `${path}: open mode not allowed (file mode ${(mode & 0o777).toString(8)})`);
+}
+
 export class Dispatcher {
   readonly root: VNode;
   readonly #justMade = new JustMade();
@@ -61,7 +66,7 @@ export class Dispatcher {
     }
     // open(O_CREAT) of a read-only mode may still write what it creates (cp of a 0444 file, tar x).
     if (!justMade && ((wantsRead && (mode & 0o444) === 0) || (wantsWrite && (mode & 0o222) === 0))) {
-      throw new FsError('EACCES', `${path}: open mode not allowed (file mode ${(mode & 0o777).toString(8)})`);
+      throw openModeRefused(path, mode);
     }
     if (!node.open) throw new FsError('EACCES', `${path}: cannot be opened`);
     return node.open(flags);
@@ -82,8 +87,7 @@ export class Dispatcher {
     };
     const attr = handle?.getattr ? await handle.getattr() : await node.getattr().catch(refuse);
     if (isDirectoryMode(attr.mode)) return refuse(new FsError('EISDIR', `${path}: is a directory`));
-    if ((attr.mode & 0o444) === 0 || !handle?.read)
-      return refuse(new FsError('EACCES', `${path}: open mode not allowed (file mode ${(attr.mode & 0o777).toString(8)})`));
+    if ((attr.mode & 0o444) === 0 || !handle?.read) return refuse(openModeRefused(path, attr.mode));
     return { handle, attr };
   }
 

@@ -8,7 +8,7 @@ import { opensForWriting } from '../errors/open-flags.js';
 import type { Attr, Handle, VNode } from '../vfs/node.js';
 import { readSlice } from '../vfs/read-slice.js';
 import { relayInvoke } from './relay-invoke.js';
-import { RemoteNode, type Relay } from './remote-node.js';
+import { RemoteCtlFile, RemoteNode, type Relay } from './remote-node.js';
 
 /** A document fetched for a stat or an open serves the stats that follow within this long. */
 export const DOCUMENT_REUSE_MS = 1000;
@@ -223,7 +223,8 @@ const CATALOG_KINDS = new Set<ServiceFileKind>(['readme', 'schema', 'template', 
 /** A service's files that WorldFS relays to its node (the others it renders from the catalog). */
 const LIVE_FILES = SERVICE_FILES.filter((f) => !CATALOG_KINDS.has(f.kind));
 export const LIVE_FILE_PATHS: readonly string[] = LIVE_FILES.map((f) => f.path);
-const CONTROL_KINDS = new Set<ServiceFileKind>(['reset', 'enable', 'disable', 'restart', 'cancel']);
+/** The write-only ctl files (control/reset, ...): mode 0200. */
+const CONTROL_KINDS = new Set(SERVICE_FILES.filter((f) => f.mode === 0o200).map((f) => f.kind));
 /** The read-only files of a job directory: documents. */
 const JOB_DOCUMENTS = new Set(JOB_FILES.filter((f) => f.mode === 0o444).map((f) => f.path));
 
@@ -249,11 +250,11 @@ export function liveServiceFiles(nodeRelay: Relay, documents: DocumentCache, ser
   const relay = documents.watch(nodeRelay);
   const base = `/services/${service.serviceId}`;
   const document = (path: string): VNode => new RemoteDocument(relay, path, documents, service.alive);
-  const jobFile = (path: string): VNode => (JOB_DOCUMENTS.has(posix.basename(path)) ? document(path) : new RemoteNode(relay, path));
+  const jobFile = (path: string): VNode => (JOB_DOCUMENTS.has(posix.basename(path)) ? document(path) : new RemoteCtlFile(relay, path));
   const bind = (kind: ServiceFileKind, path: string): VNode => {
     if (kind === 'invoke') return remoteInvokeFile(relay, path, service, documents);
     if (kind === 'jobs') return new RemoteNode(relay, path, (job) => new RemoteNode(relay, job, jobFile));
-    return CONTROL_KINDS.has(kind) ? new RemoteNode(relay, path) : document(path);
+    return CONTROL_KINDS.has(kind) ? new RemoteCtlFile(relay, path) : document(path);
   };
   const files = LIVE_FILES.map((f) => [f.path, bind(f.kind, `${base}/${f.path}`)] as const);
   return tableFromPaths(files, service.changedMs);

@@ -2,7 +2,8 @@ import { posix } from 'node:path';
 import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import { FsError } from '../errors/errno.js';
 import { S_IFMT, type Attr, type FsStats, type Handle, type VNode } from '../vfs/node.js';
-import { opensForWriting } from '../errors/open-flags.js';
+import { opensForReading, opensForWriting } from '../errors/open-flags.js';
+import { openModeRefused } from '../vfs/dispatch.js';
 import type { RelayOperation } from './relay-call.js';
 
 /**
@@ -141,6 +142,19 @@ export class RemoteNode implements VNode {
 
   #child(name: string): string {
     return posix.join(this.path, name);
+  }
+}
+
+/**
+ * A write-only ctl file of the node's tree (control/reset, jobs/<id>/cancel: mode 0200, fixed by the
+ * service file table): a read-open is refused here, as the node would, without a relay. `grep -r` or
+ * `tar` of a mount opens every one of them, and a refusal relayed back would also be logged as the
+ * server's (RelayLog), sending an operator after a project policy that refused nothing.
+ */
+export class RemoteCtlFile extends RemoteNode {
+  override async open(flags: number): Promise<Handle> {
+    if (opensForReading(flags)) throw openModeRefused(this.path, 0o200);
+    return super.open(flags);
   }
 }
 

@@ -1,9 +1,10 @@
 // RemoteNode's statfs and chown (WorldFS → node): one relay each, bounded short (a node of an earlier
 // version drops an op it does not know, and `df` or `tar x` must not wait the default minute), and the
-// node's answer as it is.
+// node's answer as it is. A write-only ctl file refuses a read-open itself.
 import t from 'tap';
 import { FsError } from '../../../src/errors/errno.js';
-import { RemoteNode } from '../../../src/world/remote-node.js';
+import { O_RDONLY, O_RDWR, O_WRONLY } from '../../../src/errors/open-flags.js';
+import { RemoteCtlFile, RemoteNode } from '../../../src/world/remote-node.js';
 import type { RelayOperation } from '../../../src/world/relay-call.js';
 
 function recording(answer: (operation: RelayOperation) => Record<string, unknown>) {
@@ -67,4 +68,14 @@ t.test("a handle the node says is stale: that use fails with the node's ESTALE, 
     ['open', 'read'],
     'one relay found it stale',
   );
+});
+
+t.test("a write-only ctl file: a read-open is refused here with the node's own words, no relay; a write-open goes to the node", async (t) => {
+  const { sent, relay } = recording(() => ({ fh: 3 }));
+  const reset = new RemoteCtlFile(relay, '/services/echo/control/reset');
+  for (const flags of [O_RDONLY, O_RDWR])
+    await t.rejects(reset.open(flags), { errno: 'EACCES', message: '/services/echo/control/reset: open mode not allowed (file mode 200)' });
+  t.same(sent, [], 'nothing relayed, so nothing logged as a refusal of the server');
+  await reset.open(O_WRONLY);
+  t.same(sent, [{ op: 'open', path: '/services/echo/control/reset', flags: O_WRONLY }]);
 });
