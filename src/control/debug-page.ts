@@ -17,7 +17,7 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** One plain file name: no separators, no dot segments, no escapes, so nothing outside PAGE_DIR. */
-const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$/;
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
 
 /**
  * The page holds an admin token: no framing by other sites, no scripts but its own, and ws/wss to
@@ -50,7 +50,8 @@ export async function serveDebugPage(request: IncomingMessage, response: ServerR
   if (name === 'config.json') return send(200, 'application/json', JSON.stringify({ ws_port: options.wsPort }) + '\n');
   const [dir, file] = name.startsWith(SCHEMA_PREFIX) ? [SCHEMA_DIR, name.slice(SCHEMA_PREFIX.length)] : [PAGE_DIR, name];
   if (!FILE_NAME.test(file)) return send(400, 'text/plain', `bad file name: ${JSON.stringify(name)}\n`);
-  const type = CONTENT_TYPES[file.slice(file.lastIndexOf('.'))];
+  const dot = file.lastIndexOf('.');
+  const type = dot < 0 ? undefined : CONTENT_TYPES[file.slice(dot)];
   if (!type || (dir === SCHEMA_DIR && !file.endsWith('.schema.json'))) return send(404, 'text/plain', `no such file: ${path}\n`);
   let body: Buffer;
   try {

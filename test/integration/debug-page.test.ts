@@ -187,6 +187,7 @@ await t.test('the HTTP listener serves the page, its config, and nothing else', 
   tt.match((await fetch(`${control.httpUrl}/debug/debug.css`)).headers.get('content-type'), /^text\/css/);
   tt.same(await (await fetch(`${control.httpUrl}/debug/config.json`)).json(), { ws_port: Number(new URL(control.url).port) }, 'config.json names the ws port');
   tt.equal((await fetch(`${control.httpUrl}/debug/nope.js`)).status, 404, 'unknown file');
+  tt.equal((await fetch(`${control.httpUrl}/debug/nosuch`)).status, 404, 'an unknown name without an extension is not found either, not a bad request');
   const schema = await fetch(`${control.httpUrl}/debug/schemas/service-config.schema.json`);
   tt.equal(schema.status, 200, 'the schemas the console checks editors against');
   tt.same(
