@@ -113,12 +113,17 @@ export class ControlClient {
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('unexpected-response', (_request, response) => {
-        void refusalReason(response).then((reason) => {
+        void refusalReason(response).then(({ reason, bytes }) => {
           const status = response.statusCode;
+          socket.terminate();
+          // A control server's refusal is one line of text; a page (a web server on that port) is named, not shown on stderr.
+          if (reason.includes('\n') || reason.startsWith('<')) {
+            const type = response.headers['content-type'] ?? 'no content type';
+            return reject(new ProtocolError('unavailable', `not a control server: HTTP ${status} with a body of ${bytes} bytes (${type})`));
+          }
           // The server says no more on a 401 (docs/control-protocol.md), so every cause is named here.
           const detail = reason ? `: ${reason}` : status === 401 ? ' (no token, or a wrong or revoked one, or a join token already used or expired)' : '';
           reject(new ProtocolError(status === 401 ? 'unauthorized' : 'unavailable', `${REFUSED}HTTP ${status}${detail}`));
-          socket.terminate();
         });
       });
       socket.once('error', (error) => {
@@ -273,12 +278,12 @@ export class ServerFailures {
   }
 }
 
-/** The body of a refused upgrade, which says why (a 503: the store could not check the token); at most REFUSAL_MAX_BYTES, '' if none. */
-function refusalReason(response: IncomingMessage): Promise<string> {
+/** The body of a refused upgrade, which says why (a 503: the store could not check the token); at most REFUSAL_MAX_BYTES, '' if none, and its whole length. */
+function refusalReason(response: IncomingMessage): Promise<{ reason: string; bytes: number }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let length = 0;
-    const done = (): void => resolve(Buffer.concat(chunks).subarray(0, REFUSAL_MAX_BYTES).toString('utf8').trim());
+    const done = (): void => resolve({ reason: Buffer.concat(chunks).subarray(0, REFUSAL_MAX_BYTES).toString('utf8').trim(), bytes: length });
     response.on('data', (chunk: Buffer) => {
       if (length < REFUSAL_MAX_BYTES) chunks.push(chunk);
       length += chunk.length;

@@ -82,6 +82,29 @@ t.test('node list: a server that refuses the upgrade with 503: said as a refusal
   );
 });
 
+t.test('node list: a web server on that port, not a control server: one line naming what answered, not its page', async (tt) => {
+  const server = createHttpServer((_request, response) => {
+    const page = `<!DOCTYPE HTML>\n<html>\n<body>\n${'<li>a file name</li>\n'.repeat(200)}</body>\n</html>\n`;
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(page) }).end(page);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  tt.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const address = server.address();
+  const url = `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const r = await acheron(['node', 'list', '--control-url', url, '--token', control.adminToken]);
+  tt.equal(r.code, 1, 'exit 1');
+  tt.match(
+    r.stderr,
+    new RegExp(
+      `^acheron: unavailable: no control server answered \\(3 rounds over 1 URL\\): ${url}: not a control server: HTTP 200 with a body of \\d+ bytes \\(text/html; charset=utf-8\\)\n$`,
+    ),
+    'one line, no HTML',
+  );
+});
+
 t.test('world --daemon: two servers that refuse the upgrade with 503: each named with its reason, in the one-shot commands words', async (tt) => {
   const dir = await tempDir(tt);
   const [a, b] = [await refusingServer(), await refusingServer()];
