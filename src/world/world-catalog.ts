@@ -35,10 +35,11 @@ export interface WorldCatalogOptions {
  * names (`CatalogMirror`); one of a node it does not know makes it read that node (gone by then, not_found: the events before the
  * answer go with it), and one that does not fit makes it read everything again on a new connection. A watch the server ends with
  * `resync_required` (the session's project changed, or the watch fell behind) is attached and read again on the same connection, so
- * relays in flight go on; so is a new project token (`reattach`), and a session refused meanwhile waits on it (catalog-rereads.ts). While the connection is down, `connected` is false (reads fail with ENOTCONN) and it reconnects, to the
- * next server of its list (Failover: jittered, then backoff once every server failed). A reconnect resumes the watch with
- * `since_seq` after the last position it learned (event, synced or progress head), on whichever server, without reading anything
- * again; only when that is refused (`resync_required`), or the last connection left reads unfinished, does it read everything.
+ * relays in flight go on; so is a new project token (`reattach`), and a session refused meanwhile waits on it, as on a new connection
+ * once the mount is live (catalog-rereads.ts). While the connection is down, `connected` is false (reads fail with ENOTCONN) and it
+ * reconnects, to the next server of its list (Failover: jittered, then backoff once every server failed). A reconnect resumes the
+ * watch with `since_seq` after the last position it learned (event, synced or progress head), on whichever server, without reading
+ * anything again; only when that is refused (`resync_required`), or the last connection left reads unfinished, does it read everything.
  */
 export class WorldCatalog {
   readonly #options: WorldCatalogOptions;
@@ -262,24 +263,24 @@ export class WorldCatalog {
     });
     this.#client = client;
     try {
-      const grant = await this.#options.attach?.(client);
       // A session that may now see otherwise (the project's nodes, actions or token changed) reads
       // everything again: a resumed watch brings no event for a node it may see or no longer sees.
-      const sameSight = JSON.stringify(this.#grant) === JSON.stringify(grant);
-      const resumed = position !== undefined && sameSight && (watchId = await resumeWatch(client, position, this.#options.log)) !== undefined;
-      if (!resumed) await readAll(grant);
+      const resumed = await rereads.first(this.#everSynced, async (grant) => {
+        const sameSight = JSON.stringify(this.#grant) === JSON.stringify(grant);
+        watchId = position !== undefined && sameSight ? await resumeWatch(client as ControlClient, position, this.#options.log) : undefined;
+        return watchId !== undefined || (await readAll(grant), false);
+      });
       // Resumed, this.#mirror and this.#grant stay as they were: the kept mirror (`mirror` above), which the replayed events update.
-      following = true;
-      this.#reattach = (why) => rereads.newToken(why);
-      this.#connected = true;
+      [following, this.#reattach] = [true, (why: string) => rereads.newToken(why)];
       this.#reconnect.succeeded();
-      this.#changedMs = Date.now();
-      this.#options.log.info(
-        { url, nodes: mirror.nodeIds().length, resumed_after: resumed ? position : undefined },
-        resumed ? 'watch resumed; following events' : 'catalog read; following events',
-      );
-      this.#everSynced = true;
-      this.#synced();
+      if (resumed !== undefined) {
+        [this.#connected, this.#changedMs, this.#everSynced] = [true, Date.now(), true];
+        this.#options.log.info(
+          { url, nodes: mirror.nodeIds().length, resumed_after: resumed ? position : undefined },
+          resumed ? 'watch resumed; following events' : 'catalog read; following events',
+        );
+        this.#synced();
+      }
       const refresh = setInterval(() => void refreshLeases(client as ControlClient, () => this.#mirror, this.#options.log), this.#options.refreshMs ?? 5000);
       try {
         await client.closed;

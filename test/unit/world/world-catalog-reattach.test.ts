@@ -4,7 +4,9 @@
 // and a new one read under the new grant. A token the server refuses leaves the session, the
 // watch and the connection as they were. A session refused after the server ended its watch (the
 // token rotated, the file not rewritten yet) waits on the same connection (ENOTCONN) until it may
-// read again. A scripted ws server.
+// read again. So does a new connection of a live mount (a reconnect): a project token refused, it
+// attaches without it, and a session refused keeps the connection (it used to count as a failed
+// connection, retried for ever with the old token). A scripted ws server.
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { ProtocolError } from '../../../src/protocol/errors.js';
@@ -17,10 +19,11 @@ import { scriptedControl, type ScriptedControl } from '../../helpers/scripted-co
 const ACTIONS = { read: 'allowed', observe: 'allowed', invoke: 'allowed', mount: 'allowed', admin: 'refused' };
 const grant = (hasToken: boolean): SessionAttachReply => ({ project_id: 'p', has_project_token: hasToken, nodes: [], actions: ACTIONS });
 
-/** What the scripted project answers session_attach: with a token, `accepted` decides; without, nothing is allowed (not_found). */
+/** What the scripted project answers session_attach: with a token, `accepted` decides; without, `open` (else not_found). */
 interface Project {
   accepted: boolean;
   attaches: number;
+  open?: boolean;
 }
 
 /** A scripted server numbering its watches w1, w2...; a user catalog on it whose attach the `project` answers. */
@@ -35,6 +38,7 @@ async function world(t: Test, project: Project): Promise<{ server: ScriptedContr
     token: 'x',
     attach: async (_client, withProjectToken = true) => {
       project.attaches++;
+      if (!withProjectToken && project.open) return grant(false);
       if (!withProjectToken) throw new ProtocolError('not_found', 'no project p this session may use without a project token');
       if (!project.accepted) throw new ProtocolError('unauthorized', 'no project p with that project token');
       return grant(true);
@@ -102,4 +106,35 @@ t.test('the watch ended and the session refused (the token rotated): ENOTCONN on
   await waitFor(() => catalog.connected, { what: 'attached with the new token', timeoutMs: 5000 });
   t.equal(count(server, 'control.version'), 1, 'one connection throughout');
   t.equal(count(server, 'control.node_service_watch'), 2, 'a new watch');
+});
+
+t.test('a reconnect with a project token the server no longer takes: attached without it, the catalog read', async (t) => {
+  const project = { accepted: true, attaches: 0, open: true };
+  const { server, catalog } = await world(t, project);
+  project.accepted = false;
+  server.cut();
+  await waitFor(() => count(server, 'control.version') === 2 && catalog.connected, { what: 'the catalog read on the new connection', timeoutMs: 5000 });
+  t.same(catalog.grant, grant(false), 'the grant of a session without the token');
+  t.equal(project.attaches, 3, 'refused with the token, attached without it');
+  project.accepted = true;
+  catalog.reattach('a new token in f');
+  await waitFor(() => catalog.grant?.has_project_token === true, { what: 'attached with the new token', timeoutMs: 5000 });
+  t.equal(count(server, 'control.version'), 2, 'on the same connection');
+});
+
+t.test('a reconnect whose session is refused (the project gone): ENOTCONN on the new connection, kept until the session may', async (t) => {
+  const project = { accepted: true, attaches: 0 };
+  const { server, catalog } = await world(t, project);
+  project.accepted = false;
+  server.cut();
+  await waitFor(() => project.attaches === 3, { what: 'the attaches on the new connection', timeoutMs: 5000 });
+  await waitFor(() => /not_found: no project p this session may use/.test(catalog.lastError), { what: 'why, for ENOTCONN', timeoutMs: 5000 });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.notOk(catalog.connected, 'ENOTCONN');
+  t.equal(count(server, 'control.version'), 2, 'the new connection kept: no reconnect after reconnect');
+  project.accepted = true;
+  catalog.reattach('a new token in f');
+  await waitFor(() => catalog.connected, { what: 'attached with the new token', timeoutMs: 5000 });
+  t.equal(count(server, 'control.version'), 2, 'on that connection');
+  t.same(catalog.grant, grant(true));
 });
