@@ -1,3 +1,5 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fstatSync } from 'node:fs';
 import { EXIT_FAILURE, EXIT_OK } from './exit.js';
 
 /**
@@ -17,10 +19,13 @@ export class CommandOutput {
   readonly #streams: readonly NodeJS.WritableStream[];
   readonly #stderr: NodeJS.WritableStream;
   #failure: Error | undefined;
+  #gone: () => void = () => undefined;
+  #readerWatch: ChildProcess | undefined;
 
   constructor(stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream) {
     let gone = (): void => undefined;
     this.readerGone = new Promise((resolve) => (gone = resolve));
+    this.#gone = gone;
     stdout.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'EPIPE') gone();
       else this.#failure ??= error;
@@ -31,8 +36,32 @@ export class CommandOutput {
     this.#stderr = stderr;
   }
 
+  /**
+   * For a command that may print nothing for hours (`node watch | head -1` on a quiet fleet): when
+   * stdout is a pipe, `readerGone` also settles once its reader has gone without a write to find out.
+   * Node cannot poll a write-only pipe for that (POLLERR); coreutils' `tail -f` does, and dies of
+   * SIGPIPE then, so one runs with this stdout as its own, following /dev/null (it never writes), and
+   * goes with this process (`--pid`) or at `exitCode`. Without a pipe or a GNU tail, the next write finds out.
+   */
+  watchReader(fd = 1): void {
+    try {
+      if (!fstatSync(fd).isFIFO()) return;
+    } catch {
+      return; // stdout closed (>&-): nothing to watch
+    }
+    const tail = spawn('tail', ['-f', `--pid=${process.pid}`, '/dev/null'], { stdio: ['ignore', fd, 'ignore'] });
+    tail.on('error', () => undefined);
+    tail.on('exit', (_code, signal) => {
+      if (signal === 'SIGPIPE') this.#gone();
+    });
+    tail.unref();
+    this.#readerWatch = tail;
+  }
+
   /** The exit code for a command that returned `code`, once its output is out (see the class). */
   async exitCode(code: number): Promise<number> {
+    // Its copy of stdout would keep a reader waiting for the end of the output until it noticed this exit.
+    this.#readerWatch?.kill();
     await this.#flushed();
     if (!this.#failure) return code;
     this.#stderr.write(`acheron: stdout: ${this.#failure.message}\n`);

@@ -131,6 +131,7 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
                 }),
             async (args) => {
               // Also when stdout's reader has gone (`| head -n 3`): nothing printed from then on reaches anyone.
+              output.watchReader();
               const stop = new Promise<void>((resolve) => {
                 process.once('SIGINT', resolve);
                 process.once('SIGTERM', resolve);

@@ -13,7 +13,7 @@ import { ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
 import { acheron, adminRequest, startControl, type RunningControl } from '../helpers/control.js';
 import { emitted, type EmittedEvent } from '../helpers/history-validator.js';
 import { ACHERON, tempDir } from '../helpers/node.js';
-import { waitFor, withEnv } from '../helpers/process.js';
+import { q, sh, waitFor, withEnv } from '../helpers/process.js';
 import { settledWithin } from '../helpers/settle.js';
 
 interface RunningCli {
@@ -210,6 +210,20 @@ await t.test('after kill -9 of the server every running watch reconnects and res
 
 await t.test('SIGTERM stops a watch with exit 0', async (tt) => {
   for (const cli of [human, json2, since2, onlyW2, everything]) tt.same(await cli.stop(), { code: 0, signal: null }, `${cli.name}: exit 0`);
+});
+
+await t.test('| head -n 1 on a quiet fleet: the watch ends once head has gone, not at the next event', async (tt) => {
+  // No event comes after the one replayed line: the watch learns of head's exit from the pipe itself.
+  const started = Date.now();
+  const r = await sh(
+    `${q(process.execPath)} ${q(ACHERON)} node watch ${conn().map(q).join(' ')} --replay-limit 1 | head -n 1; echo "status \${PIPESTATUS[*]}"`,
+    {
+      timeoutMs: 30_000,
+    },
+  );
+  const tookMs = Date.now() - started;
+  tt.match(r.stdout, /^ *\d+ .*\nstatus 0 0\n$/, `one event line, then both ended with 0 (${JSON.stringify(r.stdout)}, ${r.stderr.trim()})`);
+  tt.ok(tookMs < 20_000, `ended in ${tookMs} ms`);
 });
 
 await t.test('a refused watch prints the reason and a hint, and exits 1', async (tt) => {
