@@ -6,11 +6,11 @@ import { loadSchemas } from '../protocol/schemas.js';
 import { makeDirectory, removeMadeDirectories } from '../store/make-directory.js';
 import { UsageError } from './exit.js';
 import { readOptionFile } from './option-file.js';
-import { createLogger } from './logger.js';
+import { createLogger, reopenLogOnHangup } from './logger.js';
 import type { ControlArgs } from './control-options.js';
 import { etcdStoreOptions } from './store-options.js';
 
-/** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM; SIGHUP is logged and changes nothing. */
+/** `acheron control`: runs the server in the foreground until SIGINT/SIGTERM; SIGHUP reopens --log-file and is logged. */
 export async function runControlCommand(args: ControlArgs): Promise<number> {
   let listen;
   let httpListen;
@@ -40,7 +40,8 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
       throw new UsageError(`--data-dir ${args['data-dir']}: ${(error as Error).message}`);
     }
   }
-  const log = await createLogger({ level: args['log-level'], file: args['log-file'] });
+  const root = await createLogger({ level: args['log-level'], file: args['log-file'] });
+  const { log } = root;
   const server = await ControlServer.start({
     listen,
     httpListen,
@@ -62,8 +63,8 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
     throw error;
   });
   // Unhandled, a SIGHUP (a closed terminal, or a reload as the node daemon takes it) would end the
-  // server without its stop, leaving its pid lock; there is nothing to reload: it follows its token store.
-  process.on('SIGHUP', () => log.info('SIGHUP: nothing to reload (changes to tokens count at once); still running'));
+  // server without its stop, leaving its pid lock; there is nothing to reload but the log file: it follows its token store.
+  reopenLogOnHangup(root, () => log.info('SIGHUP: nothing to reload (changes to tokens count at once); still running'));
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

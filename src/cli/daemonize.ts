@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from 'pino';
 import { EXIT_FAILURE, EXIT_OK, failureText } from './exit.js';
-import { openLogFile } from './logger.js';
+import { openLogFile, reopenLogOnHangup, type RootLogger } from './logger.js';
 
 /** The environment variable that carries the resolved options to the detached daemon. */
 export const DAEMON_OPTIONS_ENV = 'ACHERON_DAEMON_OPTIONS';
@@ -78,12 +77,12 @@ interface ServingDaemon {
  * signal forces the stop of a daemon that has forceStop (users expect a second Ctrl-C to stop at
  * once), and if that cut its grace short the exit is 1, as when the stop lost state (`unclean`). A SIGHUP (the terminal closed, or `kill
  * -HUP` meant as a reload) never ends it: unhandled, it killed the process at once, without its
- * unmount, its locks left. Once the daemon is live `onHangup` takes it (the node reloads its
- * manifests, WorldFS logs it); before, it is logged.
+ * unmount, its locks left. It reopens --log-file first (log rotation); then, once the daemon is live,
+ * `onHangup` takes it (the node reloads its manifests, WorldFS logs it); before, it is logged.
  */
-export async function serveUntilStopped<T extends ServingDaemon>(start: () => Promise<T>, log: Logger, onHangup: (daemon: T) => void): Promise<number> {
+export async function serveUntilStopped<T extends ServingDaemon>(start: () => Promise<T>, root: RootLogger, onHangup: (daemon: T) => void): Promise<number> {
   let live: T | undefined;
-  process.on('SIGHUP', () => (live ? onHangup(live) : log.info('SIGHUP while starting: nothing to reload yet; still starting')));
+  reopenLogOnHangup(root, () => (live ? onHangup(live) : root.log.info('SIGHUP while starting: nothing to reload yet; still starting')));
   let daemon: T;
   try {
     daemon = await start();
@@ -107,6 +106,6 @@ export async function serveUntilStopped<T extends ServingDaemon>(start: () => Pr
   live = daemon;
   reportToParent('ready');
   await daemon.done;
-  log.flush();
+  root.log.flush();
   return forced || daemon.unclean ? EXIT_FAILURE : EXIT_OK;
 }

@@ -1,4 +1,4 @@
-import { open, writeSync } from 'node:fs';
+import { close, fstat, open, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -20,12 +20,14 @@ export function checkLogLevel(level: string): string {
 export async function openLogFile(file: string): Promise<number> {
   try {
     await makeDirectory(dirname(file));
-    // A descriptor, not a FileHandle: the logger keeps it for the process's life.
-    return await promisify(open)(file, 'a', 0o600);
+    return await openForAppend(file);
   } catch (error) {
     throw new UsageError(`--log-file ${file}: ${(error as Error).message}`);
   }
 }
+
+/** A descriptor, not a FileHandle: the logger keeps it until the process ends or a SIGHUP reopens the file. */
+const openForAppend = (file: string): Promise<number> => promisify(open)(file, 'a', 0o600);
 
 /** Write errors after which the descriptor takes nothing more: the terminal closed (EIO), the reader left (EPIPE). */
 const GONE = new Set(['EIO', 'EPIPE', 'EBADF', 'ECONNRESET', 'ENXIO']);
@@ -39,13 +41,43 @@ const EAGAIN_STEPS = 100;
  * error from the next log line, which ended the process.
  */
 export class LogDestination {
+  #fd: number;
   #gone = false;
   /** A line failed part-way (ENOSPC): the next starts on a line of its own, not glued to the torn one. */
   #torn = false;
-  constructor(readonly fd: number) {}
+  /** One reopen at a time: a second SIGHUP's would otherwise close the descriptor the first is about to replace. */
+  #reopening: Promise<void> = Promise.resolve();
+  /** `file`: the --log-file path that `fd` was opened from (none: stderr). */
+  constructor(
+    fd: number,
+    readonly file?: string,
+  ) {
+    this.#fd = fd;
+  }
 
   get isGone(): boolean {
     return this.#gone;
+  }
+
+  /**
+   * The --log-file opened again at its path (logrotate renamed it away: it is made anew), then the
+   * old descriptor closed; lines from then on go to the new file. Rejects when that open fails (its
+   * directory gone, EACCES): the old descriptor is kept. Stderr, a FIFO or a device stay as they are:
+   * nothing to rotate there, and opening a FIFO again would wait for a reader.
+   */
+  reopen(): Promise<void> {
+    const reopened = this.#reopening.then(() => this.#reopenNow());
+    this.#reopening = reopened.catch(() => undefined);
+    return reopened;
+  }
+
+  async #reopenNow(): Promise<void> {
+    if (this.file === undefined || !(await promisify(fstat)(this.#fd)).isFile()) return;
+    const old = this.#fd;
+    this.#fd = await openForAppend(this.file);
+    this.#gone = false;
+    this.#torn = false;
+    await promisify(close)(old);
   }
 
   write(line: string): void {
@@ -55,7 +87,7 @@ export class LogDestination {
     let waits = 0;
     while (rest.length > 0) {
       try {
-        rest = rest.subarray(writeSync(this.fd, rest));
+        rest = rest.subarray(writeSync(this.#fd, rest));
         if (rest.length === 0) this.#torn = false;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? '';
@@ -71,19 +103,25 @@ export class LogDestination {
   }
 }
 
+/** The root logger and where its lines go: a daemon's SIGHUP reopens that (reopenLogOnHangup). */
+export interface RootLogger {
+  readonly log: Logger;
+  readonly destination: LogDestination;
+}
+
 /**
  * The root logger: stderr or --log-file (its directory made first); stdout stays for command output.
  * Secrets are redacted. Synchronous writes (LogDestination), which stop once the descriptor is gone.
  */
-export async function createLogger(options: { level: string; file?: string | undefined }): Promise<Logger> {
+export async function createLogger(options: { level: string; file?: string | undefined }): Promise<RootLogger> {
   checkLogLevel(options.level);
   // Opened once, here, where a failure names the option (pino's own open would throw a bare EISDIR;
   // opening twice would end a FIFO's reader at the first close and block the second open).
   const fd = options.file ? await openLogFile(options.file) : 2;
   // Loaded here, not at import: a parent that only checks --log-level and detaches a daemon writes no log.
   const { pino } = await import('pino');
-  const destination = new LogDestination(fd);
-  return pino(
+  const destination = new LogDestination(fd, options.file);
+  const log = pino(
     {
       level: options.level,
       base: { pid: process.pid },
@@ -94,4 +132,21 @@ export async function createLogger(options: { level: string; file?: string | und
     },
     destination,
   );
+  return { log, destination };
+}
+
+/**
+ * SIGHUP in a daemon (node, WorldFS, control): its --log-file is reopened first, so that the line
+ * `then` logs already goes to the new file (logrotate's postrotate `kill -HUP`). A reopen that
+ * fails is a warning, in the file still open, and `then` runs all the same.
+ */
+export function reopenLogOnHangup({ log, destination }: RootLogger, then: () => void): void {
+  process.on('SIGHUP', () => {
+    void destination
+      .reopen()
+      .catch((error: unknown) =>
+        log.warn({ err: error, log_file: destination.file }, `log file not reopened: ${(error as Error).message}; logging on to the file opened before`),
+      )
+      .then(then);
+  });
 }

@@ -1,7 +1,7 @@
 /**
  * src/cli: the one `acheron` command (yargs). Owns argv: the commands, the option table and its
  * precedence (argv > mount `-o` > `--config` > defaults), the fstab mount helper's argv, `--daemon`,
- * SIGHUP → reload, the root pino logger and the exit codes (`exit.ts`).
+ * SIGHUP → log file reopened, then reload, the root pino logger and the exit codes (`exit.ts`).
  *
  * Must not: hold behaviour of its own. A command parses, builds the options of a daemon or client from
  * node/, control/, world/ or protocol/, and maps the outcome to an exit code; anything a test or a

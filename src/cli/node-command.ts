@@ -81,10 +81,11 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   }
   // Loaded only here: the parent that detaches the daemon (the mount helper) needs no FUSE, ws or driver code.
   const { NodeDaemon } = await import('../node/daemon.js');
-  const log = await createLogger({ level: values['log-level'] as string, file: values['log-file'] });
+  const root = await createLogger({ level: values['log-level'] as string, file: values['log-file'] });
+  const { log } = root;
   return serveUntilStopped(
     () => NodeDaemon.start(options, log),
-    log,
+    root,
     (daemon) => void daemon.reload('SIGHUP').catch((error: unknown) => log.error({ err: error }, 'manifest reload failed')),
   );
 }

@@ -27,7 +27,7 @@ export async function runTokenCommand(action: string, args: TokenArgs, out: Node
   checkArguments(action, args);
   const etcd = await etcdStoreOptions(args);
   if (!etcd) await checkTokenFile(args['data-dir']);
-  const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, await createLogger({ level: 'error' }));
+  const store = await openTokenStore({ dataDir: args['data-dir'], etcd }, (await createLogger({ level: 'error' })).log);
   try {
     return await run(action, args, { out, err }, store);
   } finally {

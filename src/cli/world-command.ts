@@ -52,7 +52,8 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
   }
   // Loaded only here: the parent that detaches the daemon (the mount helper) needs no FUSE or ws code.
   const { WorldDaemon } = await import('../world/world-daemon.js');
-  const log = await createLogger({ level, file: args['log-file'] });
+  const root = await createLogger({ level, file: args['log-file'] });
+  const { log } = root;
   return serveUntilStopped(
     // A refusal in flag terms already here: with --daemon, the waiting parent gets only the message.
     () =>
@@ -70,7 +71,7 @@ export async function runWorldCommand(args: WorldArgs): Promise<number> {
       ).catch((error: unknown) => {
         throw withFlagTerms(error);
       }),
-    log,
+    root,
     () => log.info('SIGHUP: nothing to reload (the mount follows the control server and its token files by itself); still running'),
   );
 }

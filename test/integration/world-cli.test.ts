@@ -2,10 +2,10 @@
 // default; the flag changes nothing): a world mount started with it goes live, and a bad token
 // with it is refused by the server, not by the option parser. A SIGHUP (a closed terminal, a
 // reload meant for the node) is logged and the mount stays, in the foreground and with --daemon: it
-// used to kill the process at once, without its unmount. `ps` shows which mount a detached daemon
+// used to kill the process at once, without its unmount. It reopens --log-file first (log rotation). `ps` shows which mount a detached daemon
 // serves and its control server (not the token).
 import t from 'tap';
-import { readFile, realpath } from 'node:fs/promises';
+import { readFile, realpath, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { acheron, startControl } from '../helpers/control.js';
 import { ACHERON, isMounted, tempDir } from '../helpers/node.js';
@@ -73,8 +73,13 @@ t.test('--daemon from a terminal that then goes away, and a SIGHUP: the daemon k
   t.ok(shown.includes(`--mount ${resolve(mount)}`), `ps names the mount: ${shown}`);
   t.ok(shown.includes(`--control-url ${control.url}`), 'and the control server');
   t.notOk(shown.includes(control.adminToken), 'never the token');
+  // Rotated first, as logrotate does: the SIGHUP line goes to the log file made again at its path.
+  await rename(logFile, `${logFile}.1`);
   process.kill(pid, 'SIGHUP');
-  await waitFor(async () => (await readFile(logFile, 'utf8')).includes('SIGHUP: nothing to reload'), { what: 'the SIGHUP log line', timeoutMs: 10_000 });
+  await waitFor(async () => (await readFile(logFile, 'utf8')).includes('SIGHUP: nothing to reload'), {
+    what: 'the SIGHUP log line in the reopened log file',
+    timeoutMs: 10_000,
+  });
   const listed = await sh(`ls ${q(join(mount, 'nodes'))}`);
   t.equal(listed.code, 0, `its terminal gone and after a SIGHUP, it still serves (${listed.stderr})`);
   t.doesNotThrow(() => process.kill(pid as number, 0), 'the daemon is still running');

@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import pino from 'pino';
 import { serveUntilStopped } from '../../../src/cli/daemonize.js';
+import { LogDestination } from '../../../src/cli/logger.js';
 
 /** serveUntilStopped's signal listeners go with the test: this process runs other unit files after it (test/helpers/unit-shard.ts). */
 function removeAddedSignalListeners(tt: Test): void {
@@ -39,7 +40,7 @@ for (const [cuts, code] of [
     const { daemon, calls, end } = fakeDaemon(cuts);
     const exit = serveUntilStopped(
       async () => daemon,
-      pino({ level: 'silent' }),
+      { log: pino({ level: 'silent' }), destination: new LogDestination(2) },
       () => undefined,
     );
     await new Promise((resolve) => setImmediate(resolve));
@@ -64,16 +65,19 @@ t.test('SIGHUP never ends it: logged while starting, then handed to the live dae
       await starting;
       return daemon;
     },
-    log,
+    // Logging to stderr: a SIGHUP reopens nothing, but its line still comes after the (empty) reopen has resolved.
+    { log, destination: new LogDestination(2) },
     (live) => hangups.push(live),
   );
   await new Promise((resolve) => setImmediate(resolve));
   process.emit('SIGHUP', 'SIGHUP');
+  await new Promise((resolve) => setImmediate(resolve));
   tt.match(lines, [/^SIGHUP while starting/], 'while starting: logged');
   tt.same(hangups, [], 'no daemon to hand it to yet');
   startNow();
   await new Promise((resolve) => setImmediate(resolve));
   process.emit('SIGHUP', 'SIGHUP');
+  await new Promise((resolve) => setImmediate(resolve));
   tt.equal(hangups.length, 1, 'once live: the daemon takes it');
   tt.equal(hangups[0], daemon);
   process.emit('SIGTERM', 'SIGTERM');
