@@ -8,6 +8,7 @@ import { checkIdentifier, UsageError } from './exit.js';
 import { createLogger } from './logger.js';
 import { readOptionFile } from './option-file.js';
 import { readTokenFile } from '../protocol/token-text.js';
+import { makeDirectory, namingOption } from '../store/make-directory.js';
 import { defaultStateFile, type NodeOptionValues } from './node-options.js';
 
 export function toDaemonOptions(values: NodeOptionValues): NodeDaemonOptions {
@@ -74,6 +75,12 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   const options = toDaemonOptions(values);
   await checkCanJoin(options);
   if (values.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
+    // The default log file goes beside the state file: a directory there that cannot be made fails as
+    // the daemon's own start would (--state-file, exit 1), not as a refused --log-file never given.
+    if (values['log-file'] === undefined)
+      await makeDirectory(dirname(options.stateFile)).catch((error: unknown) => {
+        throw namingOption('--state-file', options.stateFile, error);
+      });
     const logFile = values['log-file'] ?? join(dirname(options.stateFile), `${options.nodeId}.log`);
     // `ps` names the node and its mount, so an operator finds a mount's daemon.
     await daemonize('node', { ...values, daemon: false, 'log-file': logFile }, logFile, ['--node-id', options.nodeId, '--mount', resolve(options.mount)]);

@@ -59,6 +59,12 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
       [...nodeArgs, '--daemon', '--mount', join(dir, 'mnt'), '--state-file', join(underFile, 'state.json')],
       /^acheron: --state-file \S+\/a-file\/x\/state\.json: ENOTDIR: /,
     ],
+    // No --log-file: the daemon's default one goes beside the state file. It was refused as
+    // `--log-file …/a-file/n18.log: ENOTDIR` (exit 2), naming a flag the operator never gave.
+    [
+      ['node', '--node-id', 'n18', '--no-fs-service', '--daemon', '--mount', join(dir, 'mnt'), '--state-file', join(dir, 'a-file', 'n18.json')],
+      /^acheron: --state-file \S+\/a-file\/n18\.json: ENOTDIR: not a directory, mkdir '\S+\/a-file'$/,
+    ],
     [
       ['world', '--mount', underFile, '--token', 'x', '--control-url', control.url, '--log-file', join(dir, 'world.log')],
       /^acheron: --mount \S+\/a-file\/x: ENOTDIR: /,
