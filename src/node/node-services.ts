@@ -130,6 +130,8 @@ export class NodeServices {
       if (plan.problemsChanged) this.registry.replace(this.registry.list());
       // A driver can appear or lose its executable bit without any manifest change.
       await this.probe();
+      // An operator's SIGHUP is answered, so they know it arrived; the periodic rescan stays quiet.
+      if (reason === 'SIGHUP') log.info({ reason, added, removed, changed }, 'manifests reloaded: nothing changed');
       return;
     }
     for (const rt of plan.retire) rt.remove();

@@ -360,4 +360,10 @@ await t.test('interval 0: only SIGHUP reloads', async (tt) => {
   const run = await sh(`/bin/echo '{"x":2}' > ${q(join(quiet.service('second'), 'control/invoke.json'))}`);
   tt.equal(run.code, 0, run.stderr);
   tt.equal((await readJson(join(quiet.mount, 'NODE.json'))).pid, quiet.child.pid, 'the same daemon (SIGHUP did not stop it)');
+  // A SIGHUP with nothing to change is still answered, so the operator knows it arrived.
+  process.kill(quiet.child.pid as number, 'SIGHUP');
+  await waitFor(async () => (await readFile(quiet.logFile, 'utf8')).includes('manifests reloaded: nothing changed'), {
+    what: "the node's answer to a SIGHUP that changed nothing",
+  });
+  tt.pass('a SIGHUP that changed nothing is logged');
 });
