@@ -134,7 +134,8 @@ async function openFileStore(options: StoreOptions, log: Logger): Promise<Contro
       catalog,
       events,
       servers: aloneDirectory(options.serverId),
-      problem: async () => (events.damage ? `event log: ${events.damage.message}` : undefined),
+      // While the last attempt to make a change durable failed and a probe of its size fails too (a full disk): the next change would.
+      problem: async () => (await events.durabilityProblem()) ?? (await catalog.durabilityProblem()) ?? (await projects.durabilityProblem()),
       // The log first: archiving a rotated file may still need the catalog's checkpoint.
       close: () => closeAll([events, catalog, tokens, projects, lock]),
     };

@@ -106,6 +106,16 @@ export class EventLog implements EventStream {
     return this.#file.damage;
   }
 
+  /**
+   * Undefined while the last append was made durable, else why not, naming the file (the /readyz
+   * `store` check). After a failed one it first probes whether an append would be now (AppendLog.probe).
+   */
+  async durabilityProblem(): Promise<string | undefined> {
+    await this.#file.probe();
+    const failure = this.#file.failure;
+    return failure && `the event log ${this.path} could not make a change durable: ${failure.message}`;
+  }
+
   /** Events in the ring, oldest first. */
   retained(): readonly CatalogEvent[] {
     return this.#ring.retained();

@@ -35,7 +35,7 @@ import {
   upsertPlan,
 } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
-import { restartGraceMs } from './restart-grace.js';
+import { grantRestartGrace } from './restart-grace.js';
 import { SeenTimes } from './seen-times.js';
 
 const nodeKey = (nodeId: string): string => `node/${nodeId}`;
@@ -87,11 +87,7 @@ export class FileCatalog implements CatalogStore {
       const node = catalog.#nodes.get(event.node_id);
       if (node) event.share(new Map(node.services.map((e) => [e.service_id, e])));
     }
-    const now = Date.now();
-    // After a server restart every known node gets a fresh grace period (SPEC §6), long enough for its grown
-    // backoff: no tunnel is open yet, so a node that does not come back within it turns offline then, not at its lease end.
-    for (const node of catalog.#nodes.values())
-      if (node.state === 'online') node.lease_expires_at_ms = now + restartGraceMs(options.offlineGraceMs, node.last_seen_ms, now, lastAliveMs);
+    grantRestartGrace(catalog.#nodes.values(), options.offlineGraceMs, lastAliveMs);
     events.setCheckpoint(() => catalog.checkpoint());
     return catalog;
   }
@@ -151,6 +147,10 @@ export class FileCatalog implements CatalogStore {
       throw error;
     }
     return seq;
+  }
+
+  durabilityProblem(): Promise<string | undefined> {
+    return this.#journal.durabilityProblem();
   }
 
   list(): NodeSummary[] {

@@ -71,6 +71,11 @@ export class FileProjectStore implements ProjectStore {
     }
   }
 
+  /** The journal's durabilityProblem. */
+  durabilityProblem(): Promise<string | undefined> {
+    return this.#journal.durabilityProblem();
+  }
+
   onChange(listener: (projectId: string, change: ProjectChange) => void): void {
     this.#changeListeners.push(listener);
   }

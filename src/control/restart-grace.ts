@@ -1,3 +1,5 @@
+import type { NodeRecord } from './catalog-store.js';
+
 /**
  * The longest pause between a node's reconnect attempts with its default options: the node's
  * `--reconnect-backoff-max-ms` (60000, src/cli/node-options.ts) jittered up to 1.5× (Failover,
@@ -18,4 +20,14 @@ export const NODE_LONGEST_RECONNECT_PAUSE_MS = 90_000;
 export function restartGraceMs(offlineGraceMs: number, lastSeenMs: number, nowMs: number, lastAliveMs?: number): number {
   const down = lastAliveMs === undefined ? Infinity : Math.max(0, nowMs - lastAliveMs);
   return offlineGraceMs + Math.min(Math.max(0, nowMs - lastSeenMs), down, NODE_LONGEST_RECONNECT_PAUSE_MS);
+}
+
+/**
+ * At start-up (file store), every node that was online gets a fresh grace period (SPEC §6), long enough for
+ * its grown backoff: no tunnel is open yet, so a node that does not come back within it turns
+ * offline then, not at its lease end.
+ */
+export function grantRestartGrace(nodes: Iterable<NodeRecord>, offlineGraceMs: number, lastAliveMs: number | undefined, nowMs = Date.now()): void {
+  for (const node of nodes)
+    if (node.state === 'online') node.lease_expires_at_ms = nowMs + restartGraceMs(offlineGraceMs, node.last_seen_ms, nowMs, lastAliveMs);
 }

@@ -1,6 +1,12 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { writeAll } from './atomic-file.js';
 
+/** How often `probe` writes at most. */
+export const PROBE_EVERY_MS = 1_000;
+/** A probe writes at most this much, whatever the failed write had. */
+const PROBE_MAX_BYTES = 1 << 20;
+const NEWLINE = 0x0a;
+
 /** What the owner does with one batch: encode it, `write` it, answer its writers. */
 export type CommitBatch<T> = (batch: T[]) => Promise<void>;
 
@@ -21,6 +27,12 @@ export class AppendLog<T> {
   #commit: CommitBatch<T>;
   #beforeBatch: (() => void) | undefined;
   #damage: Error | undefined;
+  /** Why the last write failed; undefined once one succeeds (or a probe does). */
+  #failure: Error | undefined;
+  /** How many bytes that write had: a probe writes as many. */
+  #failedBytes = 0;
+  #probedMs = 0;
+  #closed = false;
 
   private constructor(path: string, file: FileHandle, bytes: number, commit: CommitBatch<T>, beforeBatch: (() => void) | undefined) {
     this.path = path;
@@ -74,6 +86,14 @@ export class AppendLog<T> {
   }
 
   /**
+   * Undefined while the last write was made durable; else why it was not (the damage first). A
+   * failure cut cleanly off the file still counts: the next change may meet the same full disk.
+   */
+  get failure(): Error | undefined {
+    return this.#damage ?? this.#failure;
+  }
+
+  /**
    * Appends `parts` and fdatasyncs; the length grows only once they are durable. For `commit`. A
    * write that fails is cut off the file, durably, before the error is thrown: the next line must
    * not be glued onto a partial one, and no later start may read lines whose writers were told
@@ -89,10 +109,42 @@ export class AppendLog<T> {
       );
       await this.#file.datasync();
     } catch (error) {
+      [this.#failure, this.#failedBytes] = [error as Error, bytes];
       await this.#cutBack().catch(() => undefined);
       throw error;
     }
+    this.#failure = undefined;
     this.#bytes += bytes;
+  }
+
+  /**
+   * While the last write failed: writes as many bytes as it had, as blank lines (which the line
+   * formats on this, the event log and the state journal, skip: a crash before the cut leaves
+   * nothing to misread), makes them durable and cuts them off again; `failure` clears if that
+   * worked. So a failure on a disk since freed clears without waiting for a change to be written.
+   * Between batches, at most once per PROBE_EVERY_MS.
+   */
+  async probe(): Promise<void> {
+    // Asked at every readiness check: nothing to wait for while writes work.
+    if (this.#failure === undefined) return;
+    while (this.#flushing) await this.#flushing.catch(() => undefined);
+    if (this.#failure === undefined || this.#closed || Date.now() - this.#probedMs < PROBE_EVERY_MS) return;
+    this.#probedMs = Date.now();
+    this.#flushing = this.#probeNow().finally(() => (this.#flushing = undefined));
+    return this.#flushing;
+  }
+
+  async #probeNow(): Promise<void> {
+    try {
+      if (this.#damage) await this.#cutBack();
+      await writeAll(this.#file, Buffer.alloc(Math.min(Math.max(this.#failedBytes, 1), PROBE_MAX_BYTES), NEWLINE));
+      await this.#file.datasync();
+      await this.#cutBack();
+      this.#failure = undefined;
+    } catch (error) {
+      this.#failure = error as Error;
+      await this.#cutBack().catch(() => undefined);
+    }
   }
 
   async #cutBack(): Promise<void> {
@@ -125,6 +177,7 @@ export class AppendLog<T> {
     try {
       await this.flush();
     } finally {
+      this.#closed = true;
       await this.#file.close();
     }
   }

@@ -59,6 +59,8 @@ export class StateJournal {
    * would only multiply the writes. `batch` tries at every batch: what is missing was acknowledged.
    */
   #missingRetryAtMs = 0;
+  /** Why the last rewrite of what a failed write left out failed; undefined once one succeeds. */
+  #rewriteFailure: Error | undefined;
 
   private constructor(path: string, sync: StateSync, log: Logger, compactAtBytes: number) {
     this.path = path;
@@ -212,8 +214,9 @@ export class StateJournal {
   async #compactOrSay(): Promise<void> {
     try {
       await this.compact();
-      this.#missing = false;
+      [this.#missing, this.#rewriteFailure] = [false, undefined];
     } catch (error) {
+      if (this.#missing) this.#rewriteFailure = error as Error;
       // Not at every write until the disk has room: when the file has grown by half again.
       this.#compactAtBytes = Math.max(this.#compactAtBytes, Math.ceil(this.#file.bytes * 1.5));
       this.#missingRetryAtMs = Date.now() + MISSING_RETRY_MS;
@@ -235,6 +238,17 @@ export class StateJournal {
     );
     await this.#file.reopen();
     this.#compactAtBytes = Math.max(this.#compactAtBytes, this.#file.bytes * 2);
+  }
+
+  /**
+   * Undefined while the last write was made durable (and, after one failed, the rewrite of what it
+   * left out); else why not, naming the file (the control server's /readyz `store` check). After a
+   * failed write it first probes whether a write would be now (AppendLog.probe).
+   */
+  async durabilityProblem(): Promise<string | undefined> {
+    await this.#file.probe();
+    const failure = this.#file.failure ?? (this.#missing ? this.#rewriteFailure : undefined);
+    return failure && `the state journal ${this.path} could not make a change durable: ${failure.message}`;
   }
 
   /**

@@ -1,24 +1,37 @@
 // A control server whose data dir fills up (a real tmpfs): a store write the disk has no room for was
 // answered `unavailable: internal error; see the server log`, and a join's token lock was left behind,
 // failing every join for 30 s. Now the reply names the file and the errno, and once there is room again
-// the next join goes through at once.
+// the next join goes through at once. /readyz said `store: ok` (and acheron_store_ready 1) while every
+// append failed: an append cut cleanly back off the file did not count. Now the store check fails,
+// naming the file and the errno, until a write would succeed again.
 import t from 'tap';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sh, q } from '../helpers/process.js';
+import { sh, q, waitFor } from '../helpers/process.js';
 import { tmpfsDir } from '../helpers/tmpfs.js';
-import { joinToken, session, startControl } from '../helpers/control.js';
+import { SimNode } from '../helpers/catalog-sim.js';
+import { joinToken, metricValue, scrape, session, startControl, type RunningControl } from '../helpers/control.js';
 
 // The data dir is the mount itself: the server's log (`<data dir>.log`) stays writable beside it.
 const dataDir = await tmpfsDir(t, '512k', '0700');
 
 const filler = join(dataDir, 'filler');
 
-t.test('a full disk: replies name the file and the errno; joins work again at once after', async (t) => {
+/** The /readyz status and its `store` line, and acheron_store_ready. */
+async function storeReadiness(control: RunningControl): Promise<{ status: number; store: string | undefined; metric: number | undefined }> {
+  const ready = await fetch(`${control.httpUrl}/readyz`);
+  const store = /^store: (.*)$/m.exec(await ready.text())?.[1];
+  return { status: ready.status, store, metric: metricValue(await scrape(control), 'acheron_store_ready') };
+}
+
+t.test('a full disk: replies name the file and the errno, /readyz fails; joins work again at once after', async (t) => {
   const control = await startControl(t, { dataDir });
   const [first, second] = [await joinToken(dataDir), await joinToken(dataDir)];
   const admin = await session(control.url, { token: control.adminToken });
   t.teardown(() => admin.close());
+  const n0 = await SimNode.provision(control.url, control.adminToken, 'n0');
+  t.teardown(() => n0.peer.close());
+  t.match(await storeReadiness(control), { status: 200, store: 'ok', metric: 1 }, 'ready');
   await sh(`head -c 1M /dev/zero > ${q(filler)}`);
 
   const upsert = await admin.request('control.project_upsert', { project_id: 'p', name: 'P', mounts: [] });
@@ -27,13 +40,31 @@ t.test('a full disk: replies name the file and the errno; joins work again at on
     { code: 'unavailable', message: /^the control server could not read or write its files: state journal .*projects\.journal: ENOSPC/ },
     'a journal write',
   );
+  t.match(
+    await storeReadiness(control),
+    { status: 503, store: /^the state journal \S*projects\.journal could not make a change durable: ENOSPC/, metric: 0 },
+    'not ready: the journal write failed',
+  );
 
   const joiner = await session(control.url, { token: first });
   t.teardown(() => joiner.close());
   const refused = await joiner.request('control.node_join', { join_token: first, node_id: 'n1' });
   t.match(refused.error, { code: 'unavailable', message: /auth_tokens\.json\.lock: the lock could not be written: ENOSPC/ }, 'the token lock');
 
+  // Bigger than what the log's last page may have left: the append needs a page the disk does not have.
+  n0.services.set('s', '1');
+  const upserted = await n0.upsert({ bulk: 'x'.repeat(8192) });
+  t.match(upserted.error, { code: 'unavailable', message: /the event log could not make the change durable \(ENOSPC/ }, 'an event log append');
+  t.match(
+    await storeReadiness(control),
+    { status: 503, store: /^the event log \S*node-service-events\.ndjson could not make a change durable: ENOSPC/, metric: 0 },
+    'not ready while the append fails, though it was cut back off the file',
+  );
+
   await rm(filler);
+  // Nothing is written meanwhile: the check probes the files that failed (at most once a second).
+  await waitFor(async () => (await storeReadiness(control)).status === 200, { what: 'ready again once there is room' });
+  t.match(await storeReadiness(control), { status: 200, store: 'ok', metric: 1 }, 'ready again, before any change');
   const started = Date.now();
   const again = await session(control.url, { token: second });
   t.teardown(() => again.close());

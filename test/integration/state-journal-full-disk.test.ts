@@ -7,7 +7,7 @@ import t from 'tap';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { sh, q } from '../helpers/process.js';
+import { sh, q, waitFor } from '../helpers/process.js';
 import { tmpfsDir } from '../helpers/tmpfs.js';
 import { MISSING_RETRY_MS, StateJournal } from '../../src/store/state-journal.js';
 import { RuntimeJournal } from '../../src/node/runtime-journal.js';
@@ -32,7 +32,14 @@ t.test('a write with no room fails; the next one, once there is room, is kept af
     { code: 'ENOSPC', message: new RegExp(`^state journal ${path}: ENOSPC`) },
     'refused, naming the journal, ENOSPC kept for the errno',
   );
+  t.match(
+    await journal.durabilityProblem(),
+    new RegExp(`^the state journal ${path} could not make a change durable: ENOSPC`),
+    'a problem naming the file (/readyz)',
+  );
   await rm(filler);
+  // A probe at most once a second (the check above made one).
+  await waitFor(async () => (await journal.durabilityProblem()) === undefined, { what: 'room again: a probe clears it before any change is written' });
   await journal.set('disabled', true);
   // No close: as after kill -9, only what was acknowledged counts.
   const { journal: reopened, restored } = await StateJournal.open(path, { sync: 'always', log });
@@ -68,6 +75,7 @@ t.test('a compaction with no room: logged once, no temp file left, done later', 
   // The write is acknowledged before the compaction after it: wait for that too.
   await journal.flush();
   t.equal(lines.filter((l) => l.includes('compaction failed')).length, 1, 'said once in the log');
+  t.equal(await journal.durabilityProblem(), undefined, 'every change is durable: no problem (/readyz)');
   t.same(
     (await readdir(dir)).filter((name) => name.includes('.tmp-')),
     [],
@@ -87,6 +95,7 @@ t.test('always: after a failed write, the rewrite is tried once, then at most on
   // Full: appends into the file's one page still fit, a whole copy of it does not.
   await fill(0);
   await t.rejects(journal.set('big', big(8000)), { code: 'ENOSPC' }, 'a write with no room fails');
+  t.match(await journal.durabilityProblem(), new RegExp(`^the state journal ${path} could not make a change durable: ENOSPC`), 'a problem naming the file');
   const started = Date.now();
   for (let i = 0; i < 20; i++) await journal.set('k', i);
   // A write is acknowledged before the rewrite after it: wait for that too.
@@ -96,6 +105,7 @@ t.test('always: after a failed write, the rewrite is tried once, then at most on
   // Each try rewrites the whole file: one per write was 20 here. Allow a second try for a slow host.
   t.ok(tries >= 1 && tries <= 1 + Math.floor(tookMs / 1000), `20 acknowledged writes tried the rewrite ${tries} time(s) in ${tookMs} ms`);
   t.notOk(journal.allDurable, 'what the failed write left out is still missing');
+  t.match(await journal.durabilityProblem(), /could not make a change durable: ENOSPC/, 'still a problem: the rewrite of what is missing failed');
   await new Promise((resolve) => setTimeout(resolve, MISSING_RETRY_MS + 100));
   await journal.set('k', 20);
   await journal.flush();

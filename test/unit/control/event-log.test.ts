@@ -57,6 +57,11 @@ t.test('a write that fails half-way: cut back, no seq given away, nothing for th
   // Part of the batch reaches the file, then the disk is full.
   const restore = await patchFileHandle(t, 'writev', partialWrite(20));
   const failed = await Promise.allSettled([events.append(event(3)), events.append(event(4))]);
+  t.match(
+    await events.durabilityProblem(),
+    /^the event log \S+node-service-events\.ndjson could not make a change durable: ENOSPC/,
+    'a problem all the same (/readyz), while a write of that size still fails',
+  );
   restore();
   for (const outcome of failed) {
     t.equal(outcome.status, 'rejected', 'the writer is told it failed');
@@ -69,6 +74,7 @@ t.test('a write that fails half-way: cut back, no seq given away, nothing for th
   t.equal(events.damage, undefined, 'not damaged: the cut worked');
   const next = await events.append(event(5));
   t.equal(next.seq, 3, 'the next event takes the next seq: no gap');
+  t.equal(await events.durabilityProblem(), undefined, 'no problem once an append succeeds');
   t.same(seen, [1, 2, 3], 'listeners saw only durable events');
   t.same(
     events.retained().map((e) => e.seq),
@@ -123,10 +129,12 @@ t.test('a failed append that cannot be cut back: damaged, nothing appended until
   await t.rejects(events.append(event(2)), { code: 'unavailable' });
   restoreWrite();
   t.match(events.damage?.message, /could not be cut off \S+node-service-events\.ndjson at byte \d+: EIO/, 'damage names the offset and the cause');
+  t.match(await events.durabilityProblem(), /could not make a change durable: a failed append could not be cut off/, 'the damage is the problem');
   await t.rejects(events.append(event(3)), { code: 'unavailable', message: /could not be cut off/ }, 'appends fail while the partial line is in the file');
   restoreTruncate();
   t.equal((await events.append(event(4))).seq, 2, 'once the cut works: the next seq, no gap');
   t.equal(events.damage, undefined, 'no longer damaged');
+  t.equal(await events.durabilityProblem(), undefined, 'no problem');
   await events.close();
   t.same((await seqsOnDisk(dir)).seqs, [1, 2], 'nothing of the failed appends survives a restart');
 });

@@ -9,6 +9,7 @@ import type { EventLog } from '../../../src/control/event-log.js';
 import { loadSchemas } from '../../../src/protocol/schemas.js';
 import { partialWrite, patchFileHandle } from '../../helpers/file-faults.js';
 import { tempDir } from '../../helpers/node.js';
+import { waitFor } from '../../helpers/process.js';
 
 const dir = await tempDir(t);
 const server = await ControlServer.start({
@@ -52,13 +53,30 @@ t.test('a store that cannot take writes: 503 naming it; ready again once it can'
   t.equal(notReady.status, 503, '503');
   t.match(
     notReady.body,
-    /^not ready\nlistener: ok\nstore: event log: a failed append could not be cut off \S+ at byte \d+: EIO/,
+    /^not ready\nlistener: ok\nstore: the event log \S+ could not make a change durable: a failed append could not be cut off \S+ at byte \d+: EIO/,
     'names the failing check and why',
   );
   t.equal((await get('/livez')).status, 200, '/livez stays 200: the process is alive');
   restoreTruncate();
   t.equal((await log().append(event)).seq, 1, 'the next append repairs the log');
   t.same(await get('/readyz'), { status: 200, body: 'ready\nlistener: ok\nstore: ok\n' }, 'ready again');
+});
+
+t.test('an append the disk had no room for, cut cleanly back: 503 and acheron_store_ready 0; ready again once there is room', async (t) => {
+  const restoreWrite = await patchFileHandle(t, 'writev', partialWrite(5));
+  await t.rejects(log().append(event), { code: 'unavailable', message: /ENOSPC/ });
+  const notReady = await get('/readyz');
+  t.equal(notReady.status, 503, '503: the next change would meet the same full disk');
+  t.match(
+    notReady.body,
+    /^not ready\nlistener: ok\nstore: the event log \S+node-service-events\.ndjson could not make a change durable: ENOSPC/,
+    'names the file and the errno',
+  );
+  t.match((await get('/metrics')).body, /^acheron_store_ready(\{[^}]*\})? 0$/m, 'the gauge says so too');
+  restoreWrite();
+  // Nothing is written meanwhile: a probe (at most once a second) finds the room.
+  await waitFor(async () => (await get('/readyz')).status === 200, { what: 'ready again' });
+  t.match((await get('/metrics')).body, /^acheron_store_ready(\{[^}]*\})? 1$/m);
 });
 
 t.test('a stopped server: not ready, listener and store both say why', async (t) => {
