@@ -33,6 +33,7 @@ import { followFleetChanges } from './fleet-changes.js';
 import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, isWildcardHost, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { StoreOutage } from './store-outage.js';
+import { RepeatedFailure } from './repeated-failure.js';
 import { authenticateUpgrade, refuseUpgrade, STORE_UNAVAILABLE, type UpgradeRefusal } from './upgrade-auth.js';
 import { closeAll, closeAndThrow } from '../store/closing.js';
 
@@ -178,10 +179,12 @@ export class ControlServer {
     }
     const server = made;
     const outage = new StoreOutage({ store, connections: () => server.#connections, offlineGraceMs: options.offlineGraceMs, log: options.log });
+    // Fails every second while the disk is full (the file store's offline events): logged once, then once a minute.
+    const housekeeping = new RepeatedFailure(options.log, 'housekeeping failed', 'housekeeping works again');
     server.#timers.push(
       setInterval(() => void outage.check(), HOUSEKEEPING_MS),
       setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
-      setInterval(() => void server.#housekeeping(), HOUSEKEEPING_MS),
+      setInterval(() => void housekeeping.run(() => server.#catalog.expireLeases()), HOUSEKEEPING_MS),
     );
     options.log.info({ listen: server.address, http: server.httpAddress }, 'control server listening');
     return server;
@@ -287,13 +290,5 @@ export class ControlServer {
       if (token !== undefined) this.#credentials.remember(connection, token);
       this.#metrics.connections.inc({ role: principal.kind });
     });
-  }
-
-  async #housekeeping(): Promise<void> {
-    try {
-      await this.#catalog.expireLeases();
-    } catch (error) {
-      this.#log.error({ err: error }, 'housekeeping failed');
-    }
   }
 }

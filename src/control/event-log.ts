@@ -11,6 +11,7 @@ import { EventRing, RING_CAPACITY, type RetainedWindow } from './event-ring.js';
 import { EVENT_LOG_FILE, headLine } from './event-log-files.js';
 import { lostLine, readHistory, type EventRecord, type History } from './event-log-history.js';
 import { EventLogRotation, type Checkpoint } from './event-log-rotation.js';
+import { RepeatedFailure } from './repeated-failure.js';
 
 export type { EventKind, CatalogEvent, EventRecord, Checkpoint };
 export { EVENT_LOG_FILE };
@@ -58,6 +59,8 @@ export class EventLog implements EventStream {
   #ring: EventRing;
   #unarchived: EventRecord[];
   #rotation: EventLogRotation;
+  /** Every append fails while the disk is full: logged once, then once a minute. */
+  #appendFailure: RepeatedFailure;
 
   private constructor(options: EventLogSettings, history: History) {
     this.#options = options;
@@ -65,6 +68,11 @@ export class EventLog implements EventStream {
     this.ringCapacity = options.ringCapacity;
     this.#ring = new EventRing(options.ringCapacity, history.ring, history.head);
     this.#unarchived = history.unarchived;
+    this.#appendFailure = new RepeatedFailure(
+      options.log,
+      'event log: an append failed; its writers were told nothing changed',
+      'event log: appends work again',
+    );
     this.#rotation = new EventLogRotation({ dir: options.dir, path: this.path, archiveKeep: options.archiveKeep, log: options.log }, history.rotated);
   }
 
@@ -188,14 +196,12 @@ export class EventLog implements EventStream {
     const parts = events.flatMap((event) => [OPEN, event.head, event.body, NEWLINE]);
     try {
       await this.#file.write(parts);
+      this.#appendFailure.succeeded();
     } catch (error) {
       const failure = new ProtocolError('unavailable', `the event log could not make the change durable (${(error as Error).message}); nothing changed`, {
         cause: error,
       });
-      this.#options.log.error(
-        { err: error, events: batch.length, cut_back: this.#file.damage === undefined },
-        'event log: an append failed; its writers were told nothing changed',
-      );
+      this.#appendFailure.failed(error, { events: batch.length, cut_back: this.#file.damage === undefined });
       for (const p of batch) p.reject(failure);
       return;
     }

@@ -5,7 +5,7 @@
 // append failed: an append cut cleanly back off the file did not count. Now the store check fails,
 // naming the file and the errno, until a write would succeed again.
 import t from 'tap';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sh, q, waitFor } from '../helpers/process.js';
 import { tmpfsDir } from '../helpers/tmpfs.js';
@@ -71,4 +71,41 @@ t.test('a full disk: replies name the file and the errno, /readyz fails; joins w
   const joined = await again.request('control.node_join', { join_token: second, node_id: 'n2' });
   t.equal(joined.ok, true, `joined: ${JSON.stringify(joined.error)}`);
   t.ok(Date.now() - started < 5_000, 'at once: no lock was left behind');
+});
+
+// The tester's case: a node gone while the disk is full stayed online (its offline event refused,
+// rightly), and `housekeeping failed` plus the event log's own line were logged with a stack every
+// second. Now each is logged once, and the node turns offline once there is room.
+t.test('a node gone while the disk is full: online until there is room, the failure logged once', async (t) => {
+  const dir = await tmpfsDir(t, '512k', '0700');
+  const control = await startControl(t, { dataDir: dir, args: ['--offline-grace-ms', '500'] });
+  const admin = await session(control.url, { token: control.adminToken });
+  t.teardown(() => admin.close());
+  const gone = await SimNode.provision(control.url, control.adminToken, 'gone');
+  t.teardown(() => gone.peer.close());
+  // Its offline event carries its services: bigger than what the log's last page may have left.
+  gone.services.set('s', '1');
+  await gone.publish({ bulk: 'x'.repeat(8192) });
+  await sh(`head -c 1M /dev/zero > ${q(join(dir, 'filler'))}`);
+  await gone.peer.close();
+
+  const node = (): Promise<{ state: string; lease_expires_at_ms: number }> => admin.call('control.node_get', { node_id: 'gone' });
+  const lapsedMs = await waitFor(
+    async () => {
+      const { state, lease_expires_at_ms: expiresMs } = await node();
+      return state === 'online' && Date.now() > expiresMs + 3_000 && expiresMs;
+    },
+    { what: 'three housekeeping rounds past its grace' },
+  );
+  t.equal((await node()).state, 'online', `still online ${Date.now() - lapsedMs} ms after its grace: its offline event is refused`);
+  t.match(await storeReadiness(control), { status: 503, store: /^the event log .*ENOSPC/, metric: 0 }, 'not ready');
+  const logged = async (message: string): Promise<number> =>
+    (await readFile(control.logFile, 'utf8')).split('\n').filter((line) => line.includes(message)).length;
+  t.equal(await logged('"msg":"housekeeping failed"'), 1, 'housekeeping failed: logged once');
+  t.equal(await logged('"msg":"event log: an append failed'), 1, 'the append failure: logged once');
+
+  await rm(join(dir, 'filler'));
+  await waitFor(async () => (await node()).state === 'offline', { what: 'offline once there is room' });
+  await waitFor(async () => (await logged('housekeeping works again')) === 1, { what: 'the recovery logged' });
+  t.match(await storeReadiness(control), { status: 200, store: 'ok', metric: 1 }, 'ready');
 });
