@@ -59,8 +59,6 @@ export class StateJournal {
    * would only multiply the writes. `batch` tries at every batch: what is missing was acknowledged.
    */
   #missingRetryAtMs = 0;
-  /** Why the last rewrite of what a failed write left out failed; undefined once one succeeds. */
-  #rewriteFailure: Error | undefined;
 
   private constructor(path: string, sync: StateSync, log: Logger, compactAtBytes: number) {
     this.path = path;
@@ -214,9 +212,8 @@ export class StateJournal {
   async #compactOrSay(): Promise<void> {
     try {
       await this.compact();
-      [this.#missing, this.#rewriteFailure] = [false, undefined];
+      this.#missing = false;
     } catch (error) {
-      if (this.#missing) this.#rewriteFailure = error as Error;
       // Not at every write until the disk has room: when the file has grown by half again.
       this.#compactAtBytes = Math.max(this.#compactAtBytes, Math.ceil(this.#file.bytes * 1.5));
       this.#missingRetryAtMs = Date.now() + MISSING_RETRY_MS;
@@ -241,13 +238,14 @@ export class StateJournal {
   }
 
   /**
-   * Undefined while the last write was made durable (and, after one failed, the rewrite of what it
-   * left out); else why not, naming the file (the control server's /readyz `store` check). After a
-   * failed write it first probes whether a write would be now (AppendLog.probe).
+   * Undefined while the last write was made durable; else why not, naming the file (the control
+   * server's /readyz `store` check). After a failed write it first probes whether a write would be
+   * now (AppendLog.probe). A rewrite still due (`allDurable`) does not count: appends take changes,
+   * and the rewrite, tried with the next write, would only retry a whole copy on a full disk.
    */
   async durabilityProblem(): Promise<string | undefined> {
     await this.#file.probe();
-    const failure = this.#file.failure ?? (this.#missing ? this.#rewriteFailure : undefined);
+    const failure = this.#file.failure;
     return failure && `the state journal ${this.path} could not make a change durable: ${failure.message}`;
   }
 
