@@ -87,6 +87,9 @@ function endingMessage(error: unknown): string | undefined {
  * at the start, or deleted under the watch: the server ends it with `not_found`) ends the command
  * with exit 1 naming it, without retrying.
  */
+/** How long a stop waits for the connection to close cleanly. */
+const STOP_WAIT_MS = 1000;
+
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   if (args.node_id !== undefined) checkIdentifier('node_id', args.node_id);
   const { urls, token } = await resolveClient(args);
@@ -206,7 +209,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   });
   void stop.then(() => loop.stop());
   try {
-    await loop.start();
+    const running = loop.start();
+    // A stop closes a watching connection cleanly, but does not wait out a handshake (a hung server: up to 10 s).
+    await Promise.race([running, stop.then(() => Promise.race([running, new Promise((resolve) => setTimeout(resolve, STOP_WAIT_MS).unref())]))]);
     return 0;
   } catch (error) {
     client?.terminate();

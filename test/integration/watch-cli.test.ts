@@ -7,7 +7,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { rename, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
 import { acheron, adminRequest, startControl, type RunningControl } from '../helpers/control.js';
@@ -247,6 +247,23 @@ await t.test('a refused watch prints the reason and a hint, and exits 1', async 
   const unauthorized = await acheron(['node', 'watch', ...conn(badFile)]);
   tt.equal(unauthorized.code, 1, 'a bad token: exit 1');
   tt.match(unauthorized.stderr, /^acheron: unauthorized: .*401/, 'says the server refused the token, its wire code first');
+});
+
+await t.test('a stop while a server took the connection and never answers: the watch ends at once, not at the 10 s handshake bound', async (tt) => {
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => void sockets.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  tt.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+  const hung = watchCli('hung server', ['--control-url', `ws://127.0.0.1:${(silent.address() as AddressInfo).port}`, '--token-file', adminFile]);
+  await waitFor(() => sockets.length > 0, { what: 'the watch connecting' });
+  const stoppedAt = Date.now();
+  const exit = await hung.stop();
+  const tookMs = Date.now() - stoppedAt;
+  tt.same(exit, { code: 0, signal: null }, 'exit 0, as any stop');
+  tt.ok(tookMs < 5_000, `ended ${tookMs} ms after SIGTERM`);
 });
 
 await t.test('no server answering: says what it tries and when, then gives up after 5 rounds with exit 1', async (tt) => {
