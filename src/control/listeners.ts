@@ -14,7 +14,8 @@ export interface HostPort {
 export function parseHostPort(text: string, option: string): HostPort {
   const match = /^(.*):(\d{1,5})$/.exec(text);
   const port = Number(match?.[2]);
-  if (!match || !match[1] || port > 65535) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port`);
+  if (!match || !match[1]) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port`);
+  if (port > 65535) throw new TypeError(`${option} ${JSON.stringify(text)}: port ${port} is out of range (0-65535)`);
   // A URL's `ws://host` would pass as a host name and fail only at the bind, after the store opened.
   if (match[1].includes('/')) throw new TypeError(`${option} ${JSON.stringify(text)}: expected host:port without a scheme or path (e.g. 127.0.0.1:${port})`);
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port, option };

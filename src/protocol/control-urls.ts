@@ -18,7 +18,11 @@ export function parseControlUrls(given: string | readonly string[], option = '--
     .map((url) => url.trim())
     .filter(Boolean);
   if (urls.length === 0) throw new TypeError(`${option}: expected ws://host:port or wss://host:port (several: comma-separated or repeated)`);
-  for (const url of urls) if (!isWebSocketUrl(url)) throw new TypeError(`${option} ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
+  for (const url of urls) {
+    const port = /^wss?:\/\/(?:\[[^\]]*\]|[^/:\s]*):(\d+)(?:[/?#]|$)/.exec(url)?.[1];
+    if (port !== undefined && Number(port) > 65535) throw new TypeError(`${option} ${JSON.stringify(url)}: port ${port} is out of range (1-65535)`);
+    if (!isWebSocketUrl(url)) throw new TypeError(`${option} ${JSON.stringify(url)}: expected ws://host:port or wss://host:port`);
+  }
   return urls;
 }
 
