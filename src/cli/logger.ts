@@ -1,4 +1,4 @@
-import { close, fstat, open, writeSync } from 'node:fs';
+import { close, constants, fstat, open, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -74,7 +74,13 @@ export class LogDestination {
   async #reopenNow(): Promise<void> {
     if (this.file === undefined || !(await promisify(fstat)(this.#fd)).isFile()) return;
     const old = this.#fd;
-    this.#fd = await openForAppend(this.file);
+    // Non-blocking: a FIFO put at the path (no reader: ENXIO) must not hold this and every later SIGHUP.
+    const fd = await promisify(open)(this.file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, 0o600);
+    if (!(await promisify(fstat)(fd)).isFile()) {
+      await promisify(close)(fd);
+      throw new Error(`${this.file} is not a regular file now`);
+    }
+    this.#fd = fd;
     this.#gone = false;
     this.#torn = false;
     await promisify(close)(old);

@@ -33,7 +33,7 @@ import { followFleetChanges } from './fleet-changes.js';
 import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, isWildcardHost, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { StoreOutage } from './store-outage.js';
-import { RepeatedFailure } from './repeated-failure.js';
+import { RepeatedFailure } from '../store/repeated-failure.js';
 import { authenticateUpgrade, refuseUpgrade, STORE_UNAVAILABLE, type UpgradeRefusal } from './upgrade-auth.js';
 import { closeAll, closeAndThrow } from '../store/closing.js';
 

@@ -11,7 +11,7 @@ import { EventRing, RING_CAPACITY, type RetainedWindow } from './event-ring.js';
 import { EVENT_LOG_FILE, headLine } from './event-log-files.js';
 import { lostLine, readHistory, type EventRecord, type History } from './event-log-history.js';
 import { EventLogRotation, type Checkpoint } from './event-log-rotation.js';
-import { RepeatedFailure } from './repeated-failure.js';
+import { RepeatedFailure } from '../store/repeated-failure.js';
 
 export type { EventKind, CatalogEvent, EventRecord, Checkpoint };
 export { EVENT_LOG_FILE };

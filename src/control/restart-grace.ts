@@ -13,9 +13,10 @@ export const NODE_LONGEST_RECONNECT_PAUSE_MS = 90_000;
  * its pause now is about as long as the outage: the grace covers the time since the node was last
  * seen more than `--offline-grace-ms`, up to the longest pause, or every node would flap offline and
  * back after a restart that took longer than the grace. `lastAliveMs`, when known, is when the
- * previous run of the server was last up: only the time since then can have grown a live node's
- * pause. Without that bound a server that crash-looped faster than the grace kept a gone node online
- * for ever, each start granting it the longest pause again.
+ * previous run of the server was last up, and bounds that time: without it a server that
+ * crash-looped kept a gone node online for ever, each start granting it the longest pause again.
+ * The price: a live node whose every attempt missed the short runs of a long crash loop may show
+ * offline until it reconnects.
  */
 export function restartGraceMs(offlineGraceMs: number, lastSeenMs: number, nowMs: number, lastAliveMs?: number): number {
   const down = lastAliveMs === undefined ? Infinity : Math.max(0, nowMs - lastAliveMs);

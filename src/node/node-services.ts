@@ -36,6 +36,8 @@ export class NodeServices {
   #problems: Problem[] = [];
   #reloading: Promise<void> | undefined;
   #reloadAgain: Promise<void> | undefined;
+  /** Why the reload after the running one runs: a SIGHUP among its callers wins. */
+  #reloadAgainReason: string | undefined;
   #closed = false;
 
   /** Builds the services of a start-up load that had no problems. */
@@ -65,13 +67,17 @@ export class NodeServices {
    * read too early, so one more runs after it, shared by every call meanwhile: no SIGHUP is lost.
    */
   reload(reason: string): Promise<void> {
-    if (this.#reloading)
+    if (this.#reloading) {
+      // The reload after it answers a SIGHUP among its callers as a SIGHUP (logged even when nothing changed).
+      if (reason === 'SIGHUP' || this.#reloadAgainReason === undefined) this.#reloadAgainReason = reason;
       return (this.#reloadAgain ??= this.#reloading
         .catch(() => undefined)
         .then(() => {
-          this.#reloadAgain = undefined;
-          return this.reload(reason);
+          const again = this.#reloadAgainReason ?? reason;
+          [this.#reloadAgain, this.#reloadAgainReason] = [undefined, undefined];
+          return this.reload(again);
         }));
+    }
     this.#reloading = this.#reload(reason).finally(() => (this.#reloading = undefined));
     return this.#reloading;
   }

@@ -119,7 +119,8 @@ export class ControlClient {
           // A control server's refusal is one line of text; a page (a web server on that port) is named, not shown on stderr.
           if (reason.includes('\n') || reason.startsWith('<')) {
             const type = response.headers['content-type'] ?? 'no content type';
-            return reject(new ProtocolError('unavailable', `not a control server: HTTP ${status} with a body of ${bytes} bytes (${type})`));
+            const proxy = status !== undefined && status >= 500 ? ' (a proxy whose control server is down?)' : '';
+            return reject(new ProtocolError('unavailable', `not a control server's answer: HTTP ${status} with a body of ${bytes} bytes (${type})${proxy}`));
           }
           // The server says no more on a 401 (docs/control-protocol.md), so every cause is named here.
           const detail = reason ? `: ${reason}` : status === 401 ? ' (no token, or a wrong or revoked one, or a join token already used or expired)' : '';

@@ -177,7 +177,9 @@ export class AppendLog<T> {
     try {
       await this.flush();
     } finally {
+      // No probe starts from now on, and one running (a /readyz check during the stop) ends before the file does.
       this.#closed = true;
+      while (this.#flushing) await this.#flushing.catch(() => undefined);
       await this.#file.close();
     }
   }

@@ -7,6 +7,7 @@ import { closeAndThrow } from './closing.js';
 import { setAside } from './set-aside.js';
 import { removeStaleTemps, writeFileAtomic } from './atomic-file.js';
 import { namedError } from './named-error.js';
+import { RepeatedFailure } from './repeated-failure.js';
 import { deletedLine, encoded, readJournal, recordLine, type JsonText, type JsonValue, type RestoredState } from './journal-records.js';
 
 export type StateSync = 'always' | 'batch';
@@ -59,11 +60,14 @@ export class StateJournal {
    * would only multiply the writes. `batch` tries at every batch: what is missing was acknowledged.
    */
   #missingRetryAtMs = 0;
+  /** `batch` writes nobody waits for: on a full disk each failed (every 100 ms while changes come), logged once a minute. */
+  readonly #batchFailure: RepeatedFailure;
 
   private constructor(path: string, sync: StateSync, log: Logger, compactAtBytes: number) {
     this.path = path;
     this.#sync = sync;
     this.#log = log;
+    this.#batchFailure = new RepeatedFailure(log, 'state journal: write failed', 'state journal: writes work again');
     this.#compactAtBytes = compactAtBytes;
   }
 
@@ -164,7 +168,11 @@ export class StateJournal {
 
   #scheduleBatch(): void {
     this.#timer ??= setTimeout(
-      () => void this.flush().catch((error: unknown) => this.#log.error({ err: error }, 'state journal: write failed')),
+      () =>
+        void this.flush().then(
+          () => this.#batchFailure.succeeded(),
+          (error: unknown) => this.#batchFailure.failed(error, { path: this.path }),
+        ),
       BATCH_SYNC_MS,
     );
   }

@@ -99,7 +99,7 @@ t.test('node list: a web server on that port, not a control server: one line nam
   tt.match(
     r.stderr,
     new RegExp(
-      `^acheron: unavailable: no control server answered \\(3 rounds over 1 URL\\): ${url}: not a control server: HTTP 200 with a body of \\d+ bytes \\(text/html; charset=utf-8\\)\n$`,
+      `^acheron: unavailable: no control server answered \\(3 rounds over 1 URL\\): ${url}: not a control server's answer: HTTP 200 with a body of \\d+ bytes \\(text/html; charset=utf-8\\)\n$`,
     ),
     'one line, no HTML',
   );

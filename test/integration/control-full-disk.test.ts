@@ -103,6 +103,7 @@ t.test('a node gone while the disk is full: online until there is room, the fail
     (await readFile(control.logFile, 'utf8')).split('\n').filter((line) => line.includes(message)).length;
   t.equal(await logged('"msg":"housekeeping failed"'), 1, 'housekeeping failed: logged once');
   t.equal(await logged('"msg":"event log: an append failed'), 1, 'the append failure: logged once');
+  t.ok((await logged('"msg":"state journal: write failed"')) <= 1, 'the last-seen journal (its heartbeat every 5 s): at most once');
 
   await rm(join(dir, 'filler'));
   await waitFor(async () => (await node()).state === 'offline', { what: 'offline once there is room' });

@@ -183,8 +183,9 @@ t.test('a server that crash-loops: each start adds only the time no server was u
   const first = await open(dir);
   await first.catalog.join({ join_token: 'unused', node_id: 'n' });
   const lastSeen = first.catalog.get('n').last_seen_ms;
-  // The node is gone; the server crashes (left open: no clean stop) and starts again, twice.
-  await sleep(1_500);
+  // The node is gone; the server crashes (left open: no clean stop) and starts again, twice. Its
+  // first run's alive time is written up to a batch after its start: 2 s leave a loaded host room.
+  await sleep(2_000);
   const secondFrom = Date.now();
   const second = await open(dir, {}, 300);
   t.ok(second.catalog.get('n').lease_expires_at_ms - secondFrom > 300 + 1_000, 'the first restart: up to the time since the node was last seen');
@@ -198,7 +199,7 @@ t.test('a server that crash-loops: each start adds only the time no server was u
   const third = await open(dir, {}, 300);
   const thirdBy = Date.now();
   const expires = third.catalog.get('n').lease_expires_at_ms;
-  t.ok(thirdFrom - lastSeen > 1_600, `the node was last seen ${thirdFrom - lastSeen} ms ago`);
+  t.ok(thirdFrom - lastSeen > 2_100, `the node was last seen ${thirdFrom - lastSeen} ms ago`);
   t.ok(
     expires <= thirdBy + 300 + (thirdBy - secondFrom),
     `the grace adds only the time since the previous run was last up, not since the node was seen (${expires - thirdFrom} ms)`,

@@ -2,7 +2,7 @@
 // time: two lines a second. Now once, then at most once a minute at warn with a count.
 import t from 'tap';
 import { pino } from 'pino';
-import { REPEATED_FAILURE_LOG_EVERY_MS, RepeatedFailure } from '../../../src/control/repeated-failure.js';
+import { REPEATED_FAILURE_LOG_EVERY_MS, RepeatedFailure } from '../../../src/store/repeated-failure.js';
 
 t.test('the same failure: once with its stack, then once a minute with a count; a new one and the recovery are said', async (t) => {
   const lines: Array<{ level: number; msg: string; err?: { stack?: string }; repeated?: number; failures?: number }> = [];
