@@ -19,15 +19,14 @@ export class CommandOutput {
   readonly #streams: readonly NodeJS.WritableStream[];
   readonly #stderr: NodeJS.WritableStream;
   #failure: Error | undefined;
+  /** Settles `readerGone`. */
   #gone: () => void = () => undefined;
   #readerWatch: ChildProcess | undefined;
 
   constructor(stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream) {
-    let gone = (): void => undefined;
-    this.readerGone = new Promise((resolve) => (gone = resolve));
-    this.#gone = gone;
+    this.readerGone = new Promise((resolve) => (this.#gone = resolve));
     stdout.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE') gone();
+      if (error.code === 'EPIPE') this.#gone();
       else this.#failure ??= error;
     });
     // A failing stderr has nowhere to be told: the command goes on without its diagnostics.

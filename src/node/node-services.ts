@@ -73,7 +73,7 @@ export class NodeServices {
       return (this.#reloadAgain ??= this.#reloading
         .catch(() => undefined)
         .then(() => {
-          const again = this.#reloadAgainReason ?? reason;
+          const again = this.#reloadAgainReason as string;
           [this.#reloadAgain, this.#reloadAgainReason] = [undefined, undefined];
           return this.reload(again);
         }));
