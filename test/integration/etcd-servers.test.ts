@@ -3,9 +3,11 @@
 // (full and delta shapes) watch, and one watcher moves between the servers resuming with since_seq:
 // both servers deliver the same events with the same seqs (from etcd revisions: increasing, not
 // contiguous; also when many changes go to etcd in group commits), and every watcher's view passes
-// the history validator. A node credential acts only on its own node on either server; metrics name their server; and when a server dies (kill -9) its
-// nodes turn offline on the survivor once its registration lapses and the grace period passes, also
-// on a server started again at once under the dead one's id.
+// the history validator. A node credential acts only on its own node on either server; a server
+// stalled past its registration brings its nodes back online once registered again; metrics name
+// their server; and when a server dies (kill -9) its nodes turn offline on the survivor once its
+// registration lapses and the grace period passes, also on a server started again at once under the
+// dead one's id.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -279,6 +281,23 @@ await t.test('a node joined again through A: its connections on B with the old s
   // Gone again, so the catalog is the four nodes the later tests count.
   await admin.call('control.node_delete', { node_id: 'n-rekeyed' });
   await Promise.all([fresh.close(), admin.close()]);
+});
+
+await t.test('a server stalled past its registration: the other turns its nodes offline, and it brings them back once registered again', async (tt) => {
+  const before = refA.events.length;
+  const seenOnA = (kind: string, nodeId: string): boolean => refA.events.slice(before).some((e) => e.node_id === nodeId && e.kind === kind);
+  // Stopped until A has taken its nodes for gone (its 1 s registration lapsed, then their 1 s grace).
+  process.kill(b.child.pid as number, 'SIGSTOP');
+  try {
+    await waitFor(() => seenOnA('offline', 'n3') && seenOnA('offline', 'n4'), { what: 'n3 and n4 offline on A while B is stopped', timeoutMs: 20_000 });
+  } finally {
+    process.kill(b.child.pid as number, 'SIGCONT');
+  }
+  tt.pass('A turned the nodes whose tunnels are on B offline');
+  // The simulated nodes send nothing: no refresh of their own brings them back.
+  await waitFor(() => seenOnA('online', 'n3') && seenOnA('online', 'n4'), { what: 'n3 and n4 online again on A', timeoutMs: 20_000 });
+  tt.pass('online again once B registered again: it refreshed the leases of the nodes still connected to it');
+  tt.match(await readFile(b.logFile, 'utf8'), /etcd registration lost: registering again[^]*registered in etcd again/, "B's log says so");
 });
 
 await t.test('metrics name their server', async (tt) => {

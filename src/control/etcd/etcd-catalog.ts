@@ -12,7 +12,7 @@ import type {
 import { upsertReplyBody } from '../catalog-event.js';
 import type { CatalogStore, EventStream, NodeRecord } from '../catalog-store.js';
 import type { ServiceEntry } from '../delta.js';
-import { countNodes, deleteDelta, joinPlan, noNode, publishedService, refreshPlan, secretMatches, summaries, toPublic, upsertPlan } from '../node-record.js';
+import { countNodes, deleteDelta, joinPlan, noNode, publishedService, secretMatches, summaries, toPublic, upsertPlan } from '../node-record.js';
 import type { ServerDirectory } from '../server-directory.js';
 import type { ResolvedService } from '../upsert-frame.js';
 import { CatalogFeed } from './catalog-feed.js';
@@ -21,7 +21,7 @@ import { CatalogMirror } from './catalog-mirror.js';
 import { EtcdEventStream } from './etcd-event-stream.js';
 import type { EtcdConnection } from './connection.js';
 import { commitGuarded } from './guarded-txn.js';
-import { LeaseExpiry, leaseOf } from './lease-expiry.js';
+import { LeaseExpiry, leaseOf, refreshChange } from './lease-expiry.js';
 import { NodeChanges } from './node-changes.js';
 import { ServerRegistration, type ServerRegistrationOptions } from './server-registration.js';
 
@@ -89,6 +89,7 @@ export class EtcdCatalog implements CatalogStore {
       startedMs,
       isClosed,
       tunnelGone: (nodeId) => this.#expiry.startGrace(nodeId, options.serverId),
+      heldThroughLapse: (nodeId) => this.#expiry.heldThroughLapse(nodeId),
     });
     this.#expiry = new LeaseExpiry({
       connection,
@@ -195,12 +196,10 @@ export class EtcdCatalog implements CatalogStore {
     try {
       const { result } = await this.#changes.run(nodeId, `refreshing the lease of node ${nodeId}`, (node, now) => {
         if (!node) throw noNode(nodeId);
-        const { next, kind, delta } = refreshPlan(node, now, this.leaseTtlMs);
-        return {
-          ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}),
-          lease: leaseOf(next, this.#options.serverId),
-          result: { leaseExpiresAtMs: next.lease_expires_at_ms, cameOnline: kind !== undefined },
-        };
+        return refreshChange(node, now, this.leaseTtlMs, this.#options.serverId, (next, cameOnline) => ({
+          leaseExpiresAtMs: next.lease_expires_at_ms,
+          cameOnline,
+        }));
       });
       this.#expiry.refreshTaken(nodeId);
       return result;

@@ -5,12 +5,31 @@ import { restartGraceMs } from '../restart-grace.js';
 import { LEASES, TUNNELS, type StoredLease } from './catalog-layout.js';
 import type { CatalogMirror, ClosedTunnel } from './catalog-mirror.js';
 import type { EtcdConnection } from './connection.js';
-import type { NodeChanges } from './node-changes.js';
+import type { NodeChange, NodeChanges } from './node-changes.js';
 import type { ServerRegistration } from './server-registration.js';
 
 /** The lease a server writes for a node it serves: the node's deadline, set by that server. */
 export function leaseOf(node: NodeRecord, serverId: string): StoredLease {
   return { expires_at_ms: node.lease_expires_at_ms, last_seen_ms: node.last_seen_ms, server_id: serverId };
+}
+
+/**
+ * A lease refresh as this server writes it: the lease, and for a node that was offline its record
+ * and `online` event; `result` from the refreshed record and whether it came online.
+ */
+export function refreshChange<R>(
+  node: NodeRecord,
+  now: number,
+  leaseTtlMs: number,
+  serverId: string,
+  result: (next: NodeRecord, cameOnline: boolean) => R,
+): NodeChange<R> {
+  const { next, kind, delta } = refreshPlan(node, now, leaseTtlMs);
+  return {
+    ...(kind ? { record: { next, event: { kind, timestamp_ms: now, service_delta: delta } } } : {}),
+    lease: leaseOf(next, serverId),
+    result: result(next, kind !== undefined),
+  };
 }
 
 export interface LeaseExpiryContext {
@@ -112,7 +131,7 @@ export class LeaseExpiry {
           const what = asking ? `refreshing the lease of node ${nodeId} for it (etcd did not take its own refresh)` : `marking node ${nodeId} offline`;
           const { result } = await changes.run(nodeId, what, (node, now) => {
             if (!lapsed(node, now)) return { result: false };
-            if (asking) return { lease: leaseOf(refreshPlan(node, now, this.#context.leaseTtlMs).next, registration.serverId), result: false };
+            if (asking) return refreshChange(node, now, this.#context.leaseTtlMs, registration.serverId, () => false);
             const { next, delta } = offlinePlan(node, now);
             return {
               record: { next, event: { kind: 'offline', timestamp_ms: now, service_delta: delta } },
@@ -132,6 +151,24 @@ export class LeaseExpiry {
       }),
     );
     return expired.filter((nodeId): nodeId is string => nodeId !== undefined);
+  }
+
+  /**
+   * This server registered again after its registration lapsed, and the node's tunnel is still here.
+   * Meanwhile the others took the node for gone with the registration: they cut its lease to a grace
+   * period and may have turned it offline. The open tunnel says it is here, so its lease is refreshed
+   * for it now rather than at its own next refresh (a third of the lease's TTL away, at worst).
+   */
+  heldThroughLapse(nodeId: string): void {
+    const { changes, registration, leaseTtlMs, log } = this.#context;
+    if (this.#context.isClosed()) return;
+    void changes
+      .run(nodeId, `refreshing the lease of node ${nodeId}, whose tunnel is here (this server registered again)`, (node, now) =>
+        node && registration.holds(nodeId) ? refreshChange(node, now, leaseTtlMs, registration.serverId, () => undefined) : { result: undefined },
+      )
+      .catch((error: unknown) =>
+        log.warn({ err: error, node_id: nodeId }, "could not refresh a node's lease after registering again; its own next refresh does"),
+      );
   }
 
   /** Connected here, with a refresh etcd has not taken still being written or asked for within the lease's TTL. */

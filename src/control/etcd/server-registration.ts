@@ -36,6 +36,8 @@ export interface RegistrationContext {
   isClosed: () => boolean;
   /** A tunnel this server closed had no key left to remove (another server's sweep, a lapsed registration): its grace period is due. */
   tunnelGone: (nodeId: string) => void;
+  /** Registered again after the registration lapsed, with the node's tunnel still here: the others may have cut its lease or turned it offline meanwhile. */
+  heldThroughLapse: (nodeId: string) => void;
 }
 
 /**
@@ -198,7 +200,10 @@ export class ServerRegistration implements ServerDirectory {
       try {
         await this.register();
         this.#problem = undefined;
-        for (const nodeId of this.#ownTunnels) void this.#putTunnel(nodeId);
+        for (const nodeId of this.#ownTunnels) {
+          void this.#putTunnel(nodeId);
+          this.#context.heldThroughLapse(nodeId);
+        }
         this.#log.info('registered in etcd again');
         return;
       } catch {
