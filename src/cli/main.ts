@@ -7,18 +7,19 @@
  * node/, control/, world/ or protocol/, and maps the outcome to an exit code; anything a test or a
  * second front end would need lives in those areas.
  */
-import { isAbsolute } from 'node:path';
+import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
 import { ACHERON_VERSION } from '../protocol/version.js';
 import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError, failureText } from './exit.js';
-import { commandNamesOf, namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from './usage-errors.js';
+import { commandNamesOf, namingExtraArguments, namingMissingArguments, namingUnknownCommand, unknownCommandBeforeHelp, usageLineOf } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
 import { JOIN_TTL_DEFAULT_MS, JOIN_TTL_MAX_MS, STORE_OPTIONS } from './store-options.js';
-import { inMountLineTerms, NODE_OPTION_SPECS, parseMountOptions, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
-import { worldMountArgs, WORLD_OPTIONS, type WorldArgs } from './world-options.js';
+import { NODE_OPTION_SPECS, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
+import { WORLD_OPTIONS, type WorldArgs } from './world-options.js';
+import { isMountHelperArgv, runMountHelper } from './mount-helper.js';
 import { AS_GIVEN, wholeNumberFlag } from './whole-number.js';
 
 /**
@@ -36,38 +37,8 @@ const commands = {
   world: () => import('./world-command.js'),
 };
 
-/**
- * mount(8) runs `acheron <source> <dir> -o rw,<opts>,dev,suid` (via mount.fuse3): the second
- * argument is an absolute directory. Anything else is an ordinary command line.
- */
-export function isMountHelperArgv(argv: readonly string[]): boolean {
-  return argv.length >= 2 && isAbsolute(argv[1] as string) && (argv.length === 2 || argv[2] === '-o');
-}
-
-export const MOUNT_HELPER_DRIVER_USER = 'nobody';
-
-async function runMountHelper(argv: readonly string[]): Promise<number> {
-  const [source, dir, , optionText = ''] = argv as [string, string, string?, string?];
-  if (source.startsWith('world:')) {
-    const world = worldMountArgs(source, dir, optionText);
-    for (const option of world.unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
-    // Taken, for scripts that pass it, but a secret on a mount line reaches fstab, mtab and ps.
-    if (world.args.token !== undefined)
-      process.stderr.write('acheron: warning: mount option token= shows the token in the mount line and the process list: use token_file=FILE\n');
-    return (await commands.world()).runWorldCommand(world.args);
-  }
-  const { values, unknown } = parseMountOptions(optionText);
-  for (const option of unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
-  try {
-    const merged = await resolveNodeOptions({ mount: dir, daemon: true }, values);
-    // Mounted by root from fstab, drivers run as nobody unless the mount says otherwise (SPEC §4).
-    merged['driver-user'] ??= MOUNT_HELPER_DRIVER_USER;
-    return await (await commands.node()).runNodeCommand(merged);
-  } catch (error) {
-    throw error instanceof UsageError ? new UsageError(inMountLineTerms(error.message)) : error;
-  }
-}
-
+/** The top-level commands, as registered below (cli-usage.test.ts compares them with what --help lists). */
+export const COMMANDS = ['node', 'invoke', 'world', 'control', 'token', 'project'];
 /** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */
 const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get', 'delete'];
 
@@ -105,7 +76,7 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
       .strictCommands()
       .command(
         'node',
-        'run the node daemon: load services, mount the node tree',
+        "run the node daemon: load services, mount the node tree; node list | get | watch | delete: the nodes in a control server's catalog",
         (y) => {
           y.command(
             'list',
@@ -273,6 +244,14 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
   );
 }
 
+/**
+ * yargs' CommonJS build: its help is wrapped at word boundaries. The ES module build's cliui (8.0.1)
+ * cuts a description wherever the column ends ("mou" / "nt the node tree").
+ */
+function loadYargs(): typeof import('yargs').default {
+  return createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
+}
+
 /** The exit code of `acheron <argv>`, once its output has reached the reader (CommandOutput); bin/acheron.js exits with it. */
 export async function main(argv: readonly string[]): Promise<number> {
   const output = new CommandOutput(process.stdout, process.stderr);
@@ -285,8 +264,10 @@ async function run(argv: readonly string[], output: CommandOutput): Promise<numb
     if (detached !== undefined && argv[0] === 'node') return await (await commands.node()).runNodeCommand(JSON.parse(detached) as NodeOptionValues);
     if (detached !== undefined && argv[0] === 'world') return await (await commands.world()).runWorldCommand(JSON.parse(detached) as WorldArgs);
     if (isMountHelperArgv(argv)) return await runMountHelper(argv);
+    const unknown = unknownCommandBeforeHelp(argv, COMMANDS, NODE_CLIENT_COMMANDS);
+    if (unknown !== undefined) throw new UsageError(unknown);
     // Imported here: the mount helper and a detached daemon (above) parse no command line.
-    await cli((await import('yargs')).default, argv, output).parseAsync();
+    await cli(loadYargs(), argv, output).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const usage = error instanceof UsageError;

@@ -66,3 +66,19 @@ export function namingExtraArguments(message: string, usage: string | undefined)
   if (firstPositional < 0) return `${words.slice(1).join(' ')}: ${unexpected} (acheron ${words.slice(1).join(' ')} takes options only; see --help)`;
   return `${words.slice(1, firstPositional).join(' ')}: ${unexpected} (usage: acheron ${words.slice(1).join(' ')}; quote an argument that has spaces)`;
 }
+
+/**
+ * yargs answers `--help` before it looks at the command, so `acheron catalog --help` printed the
+ * top-level help and exited 0, and a script probing for a command took it for there. An unknown
+ * command word before `--help` (at the top level, or after `node`) is named as it is without
+ * `--help`; undefined when there is none. `commands`: the top-level ones; `nodeCommands`: `acheron node`'s.
+ */
+export function unknownCommandBeforeHelp(argv: readonly string[], commands: readonly string[], nodeCommands: readonly string[]): string | undefined {
+  if (!argv.includes('--help')) return undefined;
+  const [first, second] = argv;
+  const isWord = (arg: string | undefined): arg is string => arg !== undefined && !arg.startsWith('-');
+  if (isWord(first) && !commands.includes(first)) return namingUnknownCommand(`Unknown command: ${first}`, 'acheron', commands, nodeCommands);
+  if (first === 'node' && isWord(second) && !nodeCommands.includes(second))
+    return namingUnknownCommand(`Unknown command: ${second}`, 'node', nodeCommands, nodeCommands);
+  return undefined;
+}

@@ -7,6 +7,7 @@
 import t from 'tap';
 import { access, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { COMMANDS } from '../../src/cli/main.js';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { acheron, listTokens, oneLine, startControl } from '../helpers/control.js';
 import { FIXTURES, isMounted, tempDir } from '../helpers/node.js';
@@ -271,9 +272,29 @@ t.test('--help of every client command: --control-url takes several servers', as
     const help = await acheron([...command, '--help']);
     tt.equal(help.code, 0);
     const option = help.stdout.split(/\n(?=  -)/).find((entry) => entry.trimStart().startsWith('--control-url')) ?? '';
-    // yargs wraps the text anywhere, mid-word too: compared without its white space.
-    tt.ok(option.replace(/\s+/g, '').includes('several(serversofonestore):comma-separatedorrepeated,triedinturn'), `acheron ${command.join(' ')} --help`);
+    tt.ok(
+      option.replace(/\s+/g, ' ').includes('several (servers of one store): comma-separated or repeated, tried in turn'),
+      `acheron ${command.join(' ')} --help`,
+    );
   }
+});
+
+t.test('acheron --help: wrapped between words, and it names the node client commands', async (tt) => {
+  const help = await acheron(['--help']);
+  tt.equal(help.code, 0);
+  const text = help.stdout.replace(/\s+/g, ' ');
+  // yargs' ES module build cut words where the column ended ("mou" / "nt the node tree").
+  tt.ok(text.includes('run the node daemon: load services, mount the node tree'), 'whole words');
+  tt.ok(text.includes('node list | get | watch | delete'), "acheron node's client commands are named");
+  tt.ok(
+    help.stdout.split('\n').every((line) => line.length <= 80),
+    'within 80 columns',
+  );
+  const listed = [...help.stdout.matchAll(/^ {2}acheron (\w+)/gm)].map((m) => m[1]);
+  tt.same(listed, COMMANDS, 'the commands an unknown one is told from are the ones --help lists');
+  const unknown = await acheron(['catalog', '--help']);
+  tt.equal(unknown.code, 2, 'an unknown command with --help: exit 2, not the top-level help and 0');
+  oneLine(tt, unknown.stderr, /^acheron: unknown command catalog \(commands: node, invoke, world, control, token, project\)$/);
 });
 
 t.test('node list|get|watch: the daemon options are not theirs', async (tt) => {

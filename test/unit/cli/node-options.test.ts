@@ -5,7 +5,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { UsageError } from '../../../src/cli/exit.js';
-import { isMountHelperArgv } from '../../../src/cli/main.js';
+import { isMountHelperArgv } from '../../../src/cli/mount-helper.js';
 import { toDaemonOptions } from '../../../src/cli/node-command.js';
 import {
   busyPollWindow,

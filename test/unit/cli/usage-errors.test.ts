@@ -1,7 +1,14 @@
 // SPEC §1: bad usage names what was wrong. yargs counts missing positionals ("got 0, need at least
 // 1"); the CLI names them, with the command's usage line (src/cli/usage-errors.ts).
 import t from 'tap';
-import { commandNamesOf, namingExtraArguments, namingMissingArguments, namingUnknownCommand, usageLineOf } from '../../../src/cli/usage-errors.js';
+import {
+  commandNamesOf,
+  namingExtraArguments,
+  namingMissingArguments,
+  namingUnknownCommand,
+  unknownCommandBeforeHelp,
+  usageLineOf,
+} from '../../../src/cli/usage-errors.js';
 
 const tooFew = (got: number, need: number): string => `Not enough non-option arguments: got ${got}, need at least ${need}`;
 
@@ -90,4 +97,22 @@ t.test('words past the last positional: extra arguments, with the usage line (ya
   );
   t.equal(namingExtraArguments('Unknown command: nodes', undefined), 'Unknown command: nodes', 'the top level: a command it is');
   t.equal(namingExtraArguments('Unknown argument: b', '$0 node get <node_id>'), 'Unknown argument: b', 'any other message stays');
+});
+
+t.test('--help after an unknown command: refused as without --help (yargs printed the help and exited 0)', async (t) => {
+  const commands = ['node', 'invoke', 'project'];
+  const nodeCommands = ['list', 'watch'];
+  const refusal = (...argv: string[]): string | undefined => unknownCommandBeforeHelp(argv, commands, nodeCommands);
+  t.equal(refusal('catalog', '--help'), 'unknown command catalog (commands: node, invoke, project)');
+  t.equal(refusal('watch', '--help'), 'unknown command watch: did you mean acheron node watch? (commands: node, invoke, project)');
+  t.equal(refusal('node', 'lst', '--help'), 'unknown command node lst (commands: list, watch; acheron node alone runs the daemon)');
+  for (const argv of [
+    ['--help'],
+    ['node', '--help'],
+    ['node', 'list', '--help'],
+    ['node', '--mount', '/x', '--help'],
+    ['project', 'bogus', '--help'],
+    ['catalog'],
+  ])
+    t.equal(refusal(...argv), undefined, `${argv.join(' ')}: left to yargs`);
 });

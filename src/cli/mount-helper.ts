@@ -1,0 +1,40 @@
+import { isAbsolute } from 'node:path';
+import { UsageError } from './exit.js';
+import { inMountLineTerms, parseMountOptions, resolveNodeOptions } from './node-options.js';
+import { worldMountArgs } from './world-options.js';
+
+// `acheron` as mount(8)'s helper (fstab): the mount line's source, directory and -o options turned
+// into a node daemon or a WorldFS mount.
+
+/**
+ * mount(8) runs `acheron <source> <dir> -o rw,<opts>,dev,suid` (via mount.fuse3): the second
+ * argument is an absolute directory. Anything else is an ordinary command line.
+ */
+export function isMountHelperArgv(argv: readonly string[]): boolean {
+  return argv.length >= 2 && isAbsolute(argv[1] as string) && (argv.length === 2 || argv[2] === '-o');
+}
+
+export const MOUNT_HELPER_DRIVER_USER = 'nobody';
+
+/** A `world:` source mounts WorldFS; any other, the node tree. Unknown options are warned of and ignored, as mount(8) helpers do. */
+export async function runMountHelper(argv: readonly string[]): Promise<number> {
+  const [source, dir, , optionText = ''] = argv as [string, string, string?, string?];
+  if (source.startsWith('world:')) {
+    const world = worldMountArgs(source, dir, optionText);
+    for (const option of world.unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
+    // Taken, for scripts that pass it, but a secret on a mount line reaches fstab, mtab and ps.
+    if (world.args.token !== undefined)
+      process.stderr.write('acheron: warning: mount option token= shows the token in the mount line and the process list: use token_file=FILE\n');
+    return (await import('./world-command.js')).runWorldCommand(world.args);
+  }
+  const { values, unknown } = parseMountOptions(optionText);
+  for (const option of unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);
+  try {
+    const merged = await resolveNodeOptions({ mount: dir, daemon: true }, values);
+    // Mounted by root from fstab, drivers run as nobody unless the mount says otherwise (SPEC §4).
+    merged['driver-user'] ??= MOUNT_HELPER_DRIVER_USER;
+    return await (await import('./node-command.js')).runNodeCommand(merged);
+  } catch (error) {
+    throw error instanceof UsageError ? new UsageError(inMountLineTerms(error.message)) : error;
+  }
+}
