@@ -87,6 +87,17 @@ function endingMessage(error: unknown): string | undefined {
  * at the start, or deleted under the watch: the server ends it with `not_found`) ends the command
  * with exit 1 naming it, without retrying.
  */
+/** Whether the session sees the node in the catalog: a watch of one it does not is silent until the node joins, which a user would take for a hang. */
+async function catalogHas(client: ControlClient, nodeId: string): Promise<boolean> {
+  try {
+    await client.request('control.node_get', { node_id: nodeId });
+    return true;
+  } catch (error) {
+    // Anything else (a refusal, a lost connection) is not an answer to this question.
+    return !(error instanceof ProtocolError && error.code === 'not_found');
+  }
+}
+
 /** How long a stop waits for the connection to close cleanly. */
 const STOP_WAIT_MS = 1000;
 
@@ -105,6 +116,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   let since = args.since;
   let client: ControlClient | undefined;
   let everConnected = false;
+  /** A failure was said on stderr since the last watch began: the next one that begins says so. */
+  let gapSaid = false;
 
   /**
    * One connection: the watch from `since`; 'resync' when the server says it cannot resume from
@@ -153,9 +166,14 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       await client.request('control.node_service_watch', request);
       loop.succeeded();
       // Every loss and failed attempt was said on stderr: so is the end of the gap.
-      if (everConnected)
-        err.write(`acheron node watch: watching again on ${url}, ${from === undefined ? 'from the replay window' : `resumed after seq ${from}`}\n`);
+      if (everConnected || gapSaid)
+        err.write(
+          `acheron node watch: watching ${everConnected ? 'again ' : ''}on ${url}, ${from === undefined ? 'from the replay window' : `resumed after seq ${from}`}\n`,
+        );
+      if (!everConnected && args.node_id !== undefined && !(await catalogHas(client, args.node_id)))
+        err.write(`acheron node watch: no node ${args.node_id} in the catalog (yet): its events are printed once it joins\n`);
       everConnected = true;
+      gapSaid = false;
       failures = new ServerFailures();
       failedRounds = 0;
       refusedThisRound = false;
@@ -205,6 +223,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
           );
       }
       err.write(`acheron node watch: ${failures.of(from) ?? `${from} closed the connection`}; trying ${loop.url} in ${pauseMs} ms\n`);
+      gapSaid = true;
     },
   });
   void stop.then(() => loop.stop());

@@ -1,6 +1,7 @@
 // SPEC §1/§6 `acheron node watch` against a live `acheron control`: one readable line per event
 // (seq, time, node, kind, +/~/- services with versions), --json NDJSON, --replay-limit, --since, a
-// node filter, a refusal with its reason and a hint (exit 1), a user's watch of a project that is
+// node filter (a node not in the catalog is named), the start of a watch after a refused server, a
+// refusal with its reason and a hint (exit 1), a user's watch of a project that is
 // deleted or unknown (exit 1, naming it); and a kill -9 of the server while
 // several watch commands run: each reconnects by itself and resumes with no duplicate and no gap; a
 // server away for longer than the rounds a first connection gets is waited for.
@@ -60,6 +61,15 @@ const printedUpTo = (cli: RunningCli, seqs: (cli: RunningCli) => number[], seq: 
     what: `${cli.name} printing seq ${seq} (stdout: ${cli.lines().slice(-3).join(' | ')}; stderr: ${cli.stderr().slice(-300)})`,
     timeoutMs: 30_000,
   });
+
+/** A port nobody listens on: bound, then closed. */
+async function refusingUrl(): Promise<string> {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const url = `ws://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((resolve) => closed.close(resolve));
+  return url;
+}
 
 const dir = await tempDir(t, 'acheron-watch-cli-');
 let control: RunningControl = await startControl(t);
@@ -187,6 +197,24 @@ await t.test('a node filter prints only that node', async (tt) => {
     all.filter((e) => e.node_id === 'w2').map((e) => e.seq),
     'the w2 events, in order',
   );
+  tt.notMatch(onlyW2.stderr(), /no node/, 'w2 is in the catalog: nothing said of it');
+});
+
+await t.test('the first server refuses and the next answers: it says where it watches; a node not in the catalog is named', async (tt) => {
+  const refusing = await refusingUrl();
+  const cli = watchCli('over a refusing server, of an unknown node', ['nobody', '--control-url', `${refusing},${control.url}`, '--token-file', adminFile]);
+  await waitFor(() => cli.stderr().includes('no node nobody'), { what: `the watch naming the unknown node (stderr: ${cli.stderr()})` });
+  tt.match(
+    cli.stderr(),
+    new RegExp(`ECONNREFUSED.*; trying ${control.url} in \\d+ ms\nacheron node watch: watching on ${control.url}, from the replay window\n`),
+    'after the refusal it said, it says the watch began (before, a gap it had announced never ended on stderr)',
+  );
+  tt.match(
+    cli.stderr(),
+    /acheron node watch: no node nobody in the catalog \(yet\): its events are printed once it joins\n$/,
+    'and that the node is not there yet',
+  );
+  tt.same(await cli.stop(), { code: 0, signal: null }, 'it waits for the node until stopped');
 });
 
 await t.test('after kill -9 of the server every running watch reconnects and resumes: no duplicate, no gap', async (tt) => {
@@ -267,11 +295,7 @@ await t.test('a stop while a server took the connection and never answers: the w
 });
 
 await t.test('no server answering: says what it tries and when, then gives up after 5 rounds with exit 1', async (tt) => {
-  // A port nobody listens on: bound, then closed.
-  const closed = createServer();
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-  const url = `ws://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-  await new Promise((resolve) => closed.close(resolve));
+  const url = await refusingUrl();
   const gone = await acheron(['node', 'watch', '--control-url', url, '--token-file', adminFile]);
   tt.equal(gone.code, 1, 'exit 1');
   tt.equal(gone.stdout, '', 'nothing on stdout');
