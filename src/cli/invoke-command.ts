@@ -1,4 +1,3 @@
-import { buffer } from 'node:stream/consumers';
 import { errnoNameOf } from '../errors/errno.js';
 import type { InvokeFailure } from '../protocol/types.gen.js';
 import { checkIdentifier, UsageError } from './exit.js';
@@ -7,6 +6,7 @@ import { NODE_OPTION_SPECS } from './node-options.js';
 import { WORLD_OPTIONS } from './world-options.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 import { invokeThroughMount, servicesParent } from './invoke-mount.js';
+import { readStdin } from './option-file.js';
 
 export interface InvokeArgs {
   service: string;
@@ -60,7 +60,7 @@ export async function runInvokeCommand(args: InvokeArgs, stdout: NodeJS.Writable
     if (id !== undefined) checkIdentifier(what, id);
   }
   const remote = throughControl(args);
-  const payload = args.payload === undefined ? '{}' : args.payload === '-' ? payloadText(await buffer(process.stdin)) : args.payload;
+  const payload = args.payload === undefined ? '{}' : args.payload === '-' ? payloadText(await readStdin('payload')) : args.payload;
   try {
     JSON.parse(payload);
   } catch {

@@ -50,7 +50,7 @@ export interface MountPlace {
  */
 export async function mountRefusal(errno: string, message: string, place: MountPlace, recorded: () => Promise<string>): Promise<Refused> {
   const known =
-    errno === 'ENOENT'
+    errno === 'ENOENT' || errno === 'ENOTDIR'
       ? await whatIsMissing(place)
       : place.node === undefined
         ? nodeErrnoMeaning(errno, place)
@@ -88,7 +88,7 @@ async function worldUnrecordedMeaning(errno: string, place: MountPlace): Promise
 }
 
 /**
- * ENOENT: the service, on WorldFS the node (not in the catalog, or hidden from the mount's token), or
+ * ENOENT (ENOTDIR: a path through a file): the service, on WorldFS the node (not in the catalog, or hidden from the mount's token), or
  * the mount itself: a directory nothing is mounted on has no NODE.json, no node directories ("is it
  * running?"); another file system there is named from the mount table.
  */
@@ -100,6 +100,13 @@ async function whatIsMissing(place: MountPlace): Promise<string> {
       () => false,
     );
   if (!(await there(root))) {
+    if (
+      await stat(place.mount).then(
+        (found) => !found.isDirectory(),
+        () => false,
+      )
+    )
+      return `${place.mount} is not a directory: --mount names where ${kind === 'node mount' ? 'the node tree' : 'WorldFS'} is mounted`;
     const other = await mountedOn(place.mount);
     const what = `${place.mount} is not an acheron ${kind} (no ${relative(place.mount, root)})`;
     return other ? `${what}: ${other.source} (${other.fstype}) is mounted there` : `${what}: is it running?`;

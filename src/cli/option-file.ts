@@ -1,4 +1,6 @@
+import { fstatSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { buffer } from 'node:stream/consumers';
 import { jsonSyntaxError } from '../errors/json-document.js';
 import { UsageError } from './exit.js';
 
@@ -9,6 +11,15 @@ export async function readOptionFile(flag: string, path: string): Promise<string
   } catch (error) {
     throw new UsageError(`${flag} ${path}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * Standard input, whole (`-` for a payload or a document). A directory there (`< /some/dir`) reads
+ * as nothing in Node, which the caller would call an empty document: it is named instead.
+ */
+export async function readStdin(what: string): Promise<Buffer> {
+  if (fstatSync(0).isDirectory()) throw new UsageError(`${what}: standard input is a directory; give a file (< file.json) or a pipe`);
+  return buffer(process.stdin);
 }
 
 /**

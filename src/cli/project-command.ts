@@ -1,11 +1,10 @@
-import { text } from 'node:stream/consumers';
 import { ACTIONS, defaultMode } from '../control/policy.js';
 import type { ControlClient } from '../protocol/control-client.js';
 import { oneLine } from '../protocol/schemas.js';
 import type { ProjectDeleteReply, ProjectListReply, ProjectTokenReply, PublicProject } from '../protocol/types.gen.js';
 import { attachProject, connectClient } from './client-connection.js';
 import { UsageError } from './exit.js';
-import { parseJsonObject, readOptionFile } from './option-file.js';
+import { parseJsonObject, readOptionFile, readStdin } from './option-file.js';
 
 export interface ProjectArgs {
   action: string;
@@ -29,7 +28,7 @@ const REPORTED_ONLY = ['updated_ms', 'has_token'] as const;
 export async function readProjectDocument(args: ProjectArgs): Promise<Record<string, unknown>> {
   const file = args.file;
   if (!file) throw new UsageError('project upsert needs --file FILE (or - for stdin): {project_id, name?, token?, mounts?, access_policy?}');
-  const source = file === '-' ? await text(process.stdin) : await readOptionFile('--file', file);
+  const source = file === '-' ? (await readStdin('--file -')).toString('utf8') : await readOptionFile('--file', file);
   if (source.trim() === '') throw new UsageError(`--file ${file}: empty; expected a JSON object {project_id, name?, token?, mounts?, access_policy?}`);
   const document = parseJsonObject(`--file ${file}`, source);
   for (const key of REPORTED_ONLY) delete document[key];

@@ -47,6 +47,9 @@ export function jsonSyntaxError(text: string): string {
   const { state, at } = scanJson(text);
   if (state === 'empty') return 'at byte 0: the document is empty';
   if (state === 'prefix') return `${position(text, at)}: the document ends inside a JSON value`;
+  // What an editor saving "UTF-8 with BOM" writes first: named, since the column it is at looks clean.
+  if (state === 'invalid' && at === 0 && text.startsWith('\uFEFF'))
+    return 'at byte 0: a byte order mark (U+FEFF, bytes EF BB BF), which JSON does not take: save it as UTF-8 without one';
   if (state === 'invalid') return `${position(text, at)}: unexpected character`;
   return 'at byte 0: not valid JSON';
 }

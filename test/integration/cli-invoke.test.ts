@@ -153,6 +153,18 @@ await t.test('invalid JSON argument: exit 2', async (tt) => {
   tt.equal(lines(r.stderr).length, 1, 'one line');
   tt.match(r.stderr, /payload is not valid JSON/);
   tt.equal((await readJson<{ invokes_total: number }>(join(node.service('echo'), 'metrics.json'))).invokes_total, before, 'nothing ran');
+  // Node reads a directory on stdin as nothing: this said "the document is empty".
+  const directory = await acheron(`invoke echo - ${mount} < /`);
+  tt.equal(directory.code, 2);
+  tt.equal(directory.stderr, 'acheron: payload: standard input is a directory; give a file (< file.json) or a pipe\n');
+});
+
+await t.test('--mount naming a regular file: exit 1 saying so', async (tt) => {
+  const file = join(node.mount, 'NODE.json');
+  const r = await acheron(`invoke echo '{}' --mount ${q(file)}`);
+  tt.equal(r.code, 1);
+  // It was "ENOTDIR: not a directory", naming neither the path nor the flag.
+  tt.equal(r.stderr, `acheron invoke: echo: ENOTDIR: ${file} is not a directory: --mount names where the node tree is mounted\n`);
 });
 
 await t.test('unknown service: exit 1, "no service"', async (tt) => {

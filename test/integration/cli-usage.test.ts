@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { COMMANDS } from '../../src/cli/main.js';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { acheron, listTokens, oneLine, startControl } from '../helpers/control.js';
-import { FIXTURES, isMounted, tempDir } from '../helpers/node.js';
+import { ACHERON, FIXTURES, isMounted, tempDir } from '../helpers/node.js';
+import { q, sh } from '../helpers/process.js';
 
 const control = await startControl(t);
 
@@ -225,6 +226,9 @@ t.test("project upsert: --file - reads stdin; the id given must be the file's", 
   const empty = await acheron(['project', 'upsert', '--file', '-', ...client], { input: '' });
   tt.equal(empty.code, 2, 'empty stdin: exit 2');
   oneLine(tt, empty.stderr, /--file -: empty/);
+  const directory = await sh(`exec node ${q(ACHERON)} ${['project', 'upsert', '--file', '-', ...client].map(q).join(' ')} < /`);
+  tt.equal(directory.code, 2, 'a directory on stdin: exit 2');
+  oneLine(tt, directory.stderr, /^acheron: --file -: standard input is a directory; give a file \(< file\.json\) or a pipe$/);
   const missing = await acheron(['project', 'upsert', '--file', join(dir, 'nope.json'), ...client]);
   tt.equal(missing.code, 2, 'a missing file: exit 2');
   oneLine(tt, missing.stderr, /--file .*nope\.json: ENOENT/);

@@ -139,6 +139,13 @@ t.test('invalid JSON names the position, never the content', async (t) => {
   const secret = 'root:$y$j9T$Sup3rS3cretHash$abcdefghijklmnop:19000:0:99999:7:::\n';
   await expectProblem(t, secret, '/', 'json', 'invalid JSON at line 1, column 1 (byte 0): unexpected character');
   await expectProblem(t, '', '/', 'json', 'invalid JSON at byte 0: the document is empty');
+  await expectProblem(
+    t,
+    '\uFEFF{"service_id": "echo"}',
+    '/',
+    'json',
+    'invalid JSON at byte 0: a byte order mark (U+FEFF, bytes EF BB BF), which JSON does not take: save it as UTF-8 without one',
+  );
 });
 
 t.test('a number that overflows to Infinity (1e400) is refused, naming it: it could be neither hashed nor published', async (t) => {
