@@ -75,18 +75,6 @@ function endingMessage(error: unknown): string | undefined {
   return undefined;
 }
 
-/**
- * `acheron node watch`: the live catalog event stream, as delta events (`include: "delta"`): a line
- * per event, or with `--json` each event as received (node meta, seq, kind, timestamp_ms,
- * service_delta, and `changed_services`: the descriptors of the added and updated services).
- * Reconnects by itself (ReconnectLoop over the `--control-url` list) and resumes after the last seq
- * it printed (or the last progress head), so nothing is printed twice and nothing is skipped; a
- * watch the server ends with `resync_required` is resumed the same way at once, and a resume it
- * refuses (`resync_required`) starts over from the replay window, each said on stderr. Gives up after GIVE_UP_ROUNDS whole rounds in which no server answered before the first
- * watch, or every server refused the token after it had worked. A project that is not there (unknown
- * at the start, or deleted under the watch: the server ends it with `not_found`) ends the command
- * with exit 1 naming it, without retrying.
- */
 /** Whether the session sees the node in the catalog: a watch of one it does not is silent until the node joins, which a user would take for a hang. */
 async function catalogHas(client: ControlClient, nodeId: string): Promise<boolean> {
   try {
@@ -101,6 +89,18 @@ async function catalogHas(client: ControlClient, nodeId: string): Promise<boolea
 /** How long a stop waits for the connection to close cleanly. */
 const STOP_WAIT_MS = 1000;
 
+/**
+ * `acheron node watch`: the live catalog event stream, as delta events (`include: "delta"`): a line
+ * per event, or with `--json` each event as received (node meta, seq, kind, timestamp_ms,
+ * service_delta, and `changed_services`: the descriptors of the added and updated services).
+ * Reconnects by itself (ReconnectLoop over the `--control-url` list) and resumes after the last seq
+ * it printed (or the last progress head), so nothing is printed twice and nothing is skipped; a
+ * watch the server ends with `resync_required` is resumed the same way at once, and a resume it
+ * refuses (`resync_required`) starts over from the replay window, each said on stderr. Gives up after GIVE_UP_ROUNDS whole rounds in which no server answered before the first
+ * watch, or every server refused the token after it had worked. A project that is not there (unknown
+ * at the start, or deleted under the watch: the server ends it with `not_found`) ends the command
+ * with exit 1 naming it, without retrying.
+ */
 export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStream, err: NodeJS.WritableStream, stop: Promise<void>): Promise<number> {
   if (args.node_id !== undefined) checkIdentifier('node_id', args.node_id);
   const { urls, token } = await resolveClient(args);
