@@ -17,7 +17,8 @@ const HELD_UP_MS = 10;
 export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
   const startedMs = Date.now();
   const started = performance.now();
-  let reason: 'timeout' | 'cancelled' | undefined;
+  /** Why the run was stopped, the first reason winning: its timeout, a cancel, or its output past max_output_bytes. */
+  let reason: 'timeout' | 'cancelled' | 'capped' | undefined;
   const timers: NodeJS.Timeout[] = [];
 
   const subprocess = execa(spec.file, spec.args, {
@@ -36,7 +37,7 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
   });
   const pid = subprocess.pid;
   let drain: PipeDrain | undefined;
-  const terminate = (why: 'timeout' | 'cancelled'): void => {
+  const terminate = (why: 'timeout' | 'cancelled' | 'capped'): void => {
     if (drain) return; // it has exited: the run is over, whatever its pipes still bring
     reason ??= why;
     timers.push(terminateGroup(pid, spec.killGraceMs));
@@ -48,6 +49,12 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
   signal?.addEventListener('abort', onAbort, { once: true });
   // A grandchild that escaped the group may hold our pipes open: stop waiting for them once they are quiet.
   subprocess.once('exit', () => (drain = new PipeDrain(subprocess)));
+  // At max_output_bytes execa stops reading (it destroys the stream: closed, never ended) but leaves
+  // the driver running: one that stops writing then would run on to its timeout.
+  for (const stream of [subprocess.stdout, subprocess.stderr])
+    stream?.once('close', () => {
+      if (!stream.readableEnded) terminate('capped');
+    });
 
   const result = await subprocess;
   for (const timer of timers) clearTimeout(timer);
@@ -60,9 +67,9 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
   const stderr = toBuffer(result.stderr);
   const exitCode = typeof result.exitCode === 'number' ? result.exitCode : null;
   const exitSignal = result.signal ?? null;
-  const outputCapped = result.isMaxBuffer === true;
+  const outputCapped = result.isMaxBuffer === true || reason === 'capped';
   const spawnFailed = pid === undefined || (exitCode === null && exitSignal === null && !outputCapped && reason === undefined && result.failed);
-  const state: RunState = reason ?? (exitCode === 0 && !outputCapped ? 'ok' : 'error');
+  const state: RunState = reason === 'timeout' || reason === 'cancelled' ? reason : exitCode === 0 && !outputCapped ? 'ok' : 'error';
   return {
     state,
     exitCode,

@@ -83,3 +83,19 @@ t.test('pipes held open by a silent grandchild are closed shortly after the exit
   t.equal(result.stdout.toString(), 'head\n');
   t.ok(waited < 3000, `returned after ${Math.round(waited)} ms, not when the grandchild exits`);
 });
+
+t.test('output past max_output_bytes stops the driver at once, on stdout or stderr (execa only stops reading)', async (t) => {
+  for (const stream of ['', '>&2']) {
+    const started = performance.now();
+    // It writes past the cap, then would sleep for 30 s: the run was held until then, or until its timeout.
+    const result = await runDriver({ ...spec(`head -c 5000 /dev/zero ${stream}; sleep 30`), maxOutputBytes: 1000, timeoutMs: 20_000 });
+    const waited = performance.now() - started;
+    t.ok(waited < 5000, `${stream || 'stdout'}: returned after ${Math.round(waited)} ms`);
+    t.match(result, { state: 'error', outputCapped: true, signal: 'SIGTERM', shortMessage: '/bin/sh exceeded max_output_bytes (1000) and was killed' });
+  }
+});
+
+t.test('a driver that closes its stdout and runs on is not taken for one past the cap', async (t) => {
+  const result = await runDriver(spec('echo head; exec 1>&-; sleep 0.3; exit 0'));
+  t.match(result, { state: 'ok', outputCapped: false, stdout: Buffer.from('head\n') });
+});
