@@ -156,7 +156,7 @@ export class CatalogFeed {
       state: (connected, cause) =>
         this.#log[connected ? 'info' : 'warn'](
           { err: cause },
-          connected ? 'etcd catalog watch connected' : 'etcd catalog watch disconnected; it resumes by itself',
+          connected ? 'etcd catalog watch stream open (changes come once its member has a leader)' : 'etcd catalog watch disconnected; it resumes by itself',
         ),
     });
   }

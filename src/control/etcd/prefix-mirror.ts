@@ -101,7 +101,7 @@ export class PrefixMirror<T> {
       state: (connected, cause) =>
         this.#connection.log[connected ? 'info' : 'warn'](
           { prefix: this.prefix, err: cause },
-          connected ? 'etcd watch connected' : 'etcd watch disconnected; it resumes by itself',
+          connected ? 'etcd watch stream open (changes come once its member has a leader)' : 'etcd watch disconnected; it resumes by itself',
         ),
     });
   }
