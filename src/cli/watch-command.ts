@@ -3,6 +3,7 @@ import { ControlClient, frameError, ServerFailures } from '../protocol/control-c
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
+import { CatalogElsewhere, noticeText } from '../protocol/catalog-elsewhere.js';
 import { attachProject, frameCheck } from './client-connection.js';
 import { SchemaError } from '../protocol/schemas.js';
 import { resolveClient, tokenFile } from './client-options.js';
@@ -25,6 +26,8 @@ export interface WatchArgs {
 
 const RECONNECT_FIRST_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
+/** After a search for a server whose store answers found none, the first pause before the next (doubling up to RECONNECT_MAX_MS). */
+const STORE_SEARCH_PAUSE_MS = 2_000;
 /**
  * Whole rounds over every URL that fail in a row before the command gives up: before its first
  * watch (a wrong URL or a server that is not up fails fast, in about 8 s), or while every server
@@ -147,6 +150,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
             out.write((args.json ? JSON.stringify(event) : formatEvent(event)) + '\n');
           } else if (frame.ok && (frame.type === 'control.node_service_watch_progress' || frame.type === 'control.node_service_watch_synced')) {
             since = Math.max(since ?? 0, (frame.payload as { head_seq: number }).head_seq);
+          } else if (frame.ok && frame.type === 'control.store_unavailable') {
+            void elsewhere.notice(url, client as ControlClient, (frame.payload as { reason: string }).reason);
           } else if (!frame.ok && frame.error.code === 'resync_required') {
             err.write(`acheron node watch: ${frame.error.message}; watching again after seq ${since ?? 0}\n`);
             rewatch = true;
@@ -174,6 +179,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
         err.write(`acheron node watch: no node ${args.node_id} in the catalog (yet): its events are printed once it joins\n`);
       everConnected = true;
       gapSaid = false;
+      elsewhere.began();
       failures = new ServerFailures();
       failedRounds = 0;
       refusedThisRound = false;
@@ -193,7 +199,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     if (ended) throw ended;
     if (resync) return 'resync';
     if (rewatch) return 'rewatch';
-    err.write(`acheron node watch: connection to ${url} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
+    // A move said so itself; the next watch says where it resumed.
+    if (!elsewhere.moving) err.write(`acheron node watch: connection to ${url} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     return 'closed';
   };
 
@@ -226,7 +233,18 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       gapSaid = true;
     },
   });
-  void stop.then(() => loop.stop());
+  const elsewhere = new CatalogElsewhere({
+    urls,
+    connect: async (url, handshakeTimeoutMs) => ControlClient.connect({ url, token: await currentToken(), check, handshakeTimeoutMs }),
+    loop,
+    say: (notice) => err.write(`acheron node watch: ${noticeText(notice)}\n`),
+    backoffMs: STORE_SEARCH_PAUSE_MS,
+    backoffMaxMs: RECONNECT_MAX_MS,
+  });
+  void stop.then(() => {
+    elsewhere.stop();
+    loop.stop();
+  });
   try {
     const running = loop.start();
     // A stop closes a watching connection cleanly, but does not wait out a handshake (a hung server: up to 10 s).

@@ -18,12 +18,12 @@ export interface StoreOutageOptions {
 }
 
 /**
- * Tells this server's nodes that its store is lost (`control.store_unavailable`), once it has failed
+ * Tells this server's nodes and clients (watchers, WorldFS) that its store is lost (`control.store_unavailable`), once it has failed
  * every check for STORE_OUTAGE_NOTICE_MS (or a third of the grace period, if less), then every
  * NOTICE_EVERY_MS while it lasts. The other servers start the grace period of this server's nodes
  * once its etcd registration lapses (a partition from etcd): told in time, a node with other
  * servers in its list moves to one that refreshes its lease, and never shows offline (docs/control-protocol.md,
- * "Leases and offline"). The node moves only once another server has refreshed its lease: when every
+ * "Leases and offline"); a watcher's catalog would stop changing here, so it moves too. The node moves only once another server has refreshed its lease: when every
  * server lost quorum, it keeps its session here. `check()` runs once a second.
  */
 export class StoreOutage {
@@ -45,22 +45,24 @@ export class StoreOutage {
       const problem = await this.#options.store.problem().catch((error: unknown) => (error as Error).message);
       const now = Date.now();
       if (problem === undefined) {
-        if (this.#sinceMs !== undefined && this.#toldMs > 0) this.#options.log.info('control store back: the nodes are no longer told it is unavailable');
+        if (this.#sinceMs !== undefined && this.#toldMs > 0)
+          this.#options.log.info('control store back: the nodes and clients are no longer told it is unavailable');
         [this.#sinceMs, this.#toldMs] = [undefined, 0];
         return;
       }
       this.#sinceMs ??= startedMs;
       const noticeAfterMs = Math.min(STORE_OUTAGE_NOTICE_MS, Math.floor(this.#options.offlineGraceMs / 3));
       if (now - this.#sinceMs < noticeAfterMs || now - this.#toldMs < NOTICE_EVERY_MS) return;
-      const nodes = [...this.#options.connections()].filter((c) => c.principal.kind === 'node');
+      // Nodes, and the watchers and WorldFS mounts, whose catalog stops changing: not the other servers.
+      const clients = [...this.#options.connections()].filter((c) => c.principal.kind !== 'peer');
       if (this.#toldMs === 0)
         this.#options.log.warn(
-          { nodes: nodes.length, err: problem },
-          'control store unavailable: telling the nodes here, which move to another server if one can serve',
+          { nodes: clients.filter((c) => c.principal.kind === 'node').length, others: clients.filter((c) => c.principal.kind !== 'node').length, err: problem },
+          'control store unavailable: telling the nodes and clients here, which move to another server if one can serve',
         );
       this.#toldMs = now;
       const frame = push('control.store_unavailable', { reason: problem.slice(0, 4096), since_ms: this.#sinceMs });
-      for (const node of nodes) node.send(frame);
+      for (const client of clients) client.send(frame);
     } finally {
       this.#checking = false;
     }

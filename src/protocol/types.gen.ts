@@ -911,7 +911,7 @@ export interface RelaySessionClosed {
   session: string;
 }
 /**
- * Server → node: control.store_unavailable, this server's control store has not answered for a while (since_ms), so it cannot refresh the node's lease: a node with other servers in its --control-url list moves to one that can (docs/control-protocol.md, Leases and node state).
+ * Server → node, watcher or WorldFS: control.store_unavailable, this server's control store has not answered for a while (since_ms), so it cannot refresh a node's lease and its catalog may be stale: a client with other servers in its --control-url list moves to one that serves (docs/control-protocol.md, Leases and node state).
  */
 export interface StoreUnavailable {
   reason: string;

@@ -1,32 +1,16 @@
-import type { Logger } from 'pino';
 import { ControlClient, isFinalRefusal, ServerFailures } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
+import { CatalogElsewhere, noticeText } from '../protocol/catalog-elsewhere.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { Schemas } from '../protocol/schemas.js';
 import { ServerFrameCheck } from '../protocol/server-frames.js';
 import type { CatalogDeltaPayload, PublicNode, SessionAttachReply } from '../protocol/types.gen.js';
 import { FsError } from '../errors/errno.js';
 import { CatalogMirror } from './catalog-mirror.js';
-import { eventNodeId, readNode, refreshLeases, resumeWatch, unwatch, watchFromNow, type Attach } from './catalog-requests.js';
+import { eventNodeId, readNode, refreshLeases, resumeWatch, unwatch, watchFromNow } from './catalog-requests.js';
 import { Rereads } from './catalog-rereads.js';
 import { RelayLog, relayOnce, type RelayOperation } from './relay-call.js';
-
-export interface WorldCatalogOptions {
-  /** The control servers to try in turn (servers of one store). */
-  urls: readonly string[];
-  /** The bearer token, or how to get it for each connection (a file read again). */
-  token: string | (() => Promise<string>);
-  /** Every frame the server sends is checked against docs/schemas before the catalog reads it. */
-  schemas: Schemas;
-  /** Attaches the project session on every new connection (users); resolves to its grant. */
-  attach?: Attach;
-  log: Logger;
-  backoffMs?: number;
-  backoffMaxMs?: number;
-  /** Lease and last-seen times are not events: they are re-read this often. */
-  refreshMs?: number;
-}
+import { tokenFor, type WorldCatalogOptions } from './world-catalog-options.js';
 
 /**
  * The catalog a WorldFS mount shows, kept current from the control server (SPEC §9): the mount is itself a watcher, of delta events.
@@ -49,6 +33,8 @@ export class WorldCatalog {
   /** The mirror holds every event up to this seq (undefined: it must be read again before it is followed). */
   #position: number | undefined;
   #reconnect: ReconnectLoop;
+  /** Where to go when the server's store is lost (its catalog stops changing). */
+  #elsewhere: CatalogElsewhere;
   #client: ControlClient | undefined;
   /** Attaches the session again on the connection that follows events now (its project token changed). */
   #reattach: ((why: string) => void) | undefined;
@@ -77,10 +63,19 @@ export class WorldCatalog {
         if (!this.#everSynced && (options.urls.length === 1 || isFinalRefusal(error))) throw error;
         this.#options.log[this.#everSynced ? 'warn' : 'debug']({ err: (error as Error).message, url }, 'control server connection failed');
       },
-      ended: () => void ([this.#connected, this.#changedMs] = [false, Date.now()]),
+      // A move keeps what is shown up while the next server resumes; relays wait for its connection.
+      ended: () => void (this.#elsewhere.moving || ([this.#connected, this.#changedMs] = [false, Date.now()])),
       beforePause: () => {
         if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', failures.text(1, options.urls.length));
       },
+    });
+    this.#elsewhere = new CatalogElsewhere({
+      urls: options.urls,
+      connect: async (url, handshakeTimeoutMs) => ControlClient.connect({ url, token: await tokenFor(this.#options), check: this.#check, handshakeTimeoutMs }),
+      loop: this.#reconnect,
+      say: (notice) => options.log.warn({ url: notice.from, reason: notice.why }, noticeText(notice)),
+      backoffMs: options.backoffMs ?? 500,
+      backoffMaxMs: options.backoffMaxMs ?? 10_000,
     });
     this.#firstSync = new Promise((resolve) => (this.#synced = resolve));
   }
@@ -153,6 +148,7 @@ export class WorldCatalog {
   }
 
   async stop(): Promise<void> {
+    this.#elsewhere.stop();
     this.#reconnect.stop();
     this.#client?.terminate();
     await this.#reconnect.start().catch(() => undefined);
@@ -235,7 +231,7 @@ export class WorldCatalog {
     });
     client = await ControlClient.connect({
       url,
-      token: typeof this.#options.token === 'string' ? this.#options.token : await this.#options.token(),
+      token: await tokenFor(this.#options),
       check: this.#check,
       // A malformed event is dropped and its node read again (so the mirror misses nothing it said); any other bad push (a marker, an error) may hide a lost watch: everything is read again.
       onInvalidPush: (error, frame) => {
@@ -253,6 +249,8 @@ export class WorldCatalog {
           else apply(event);
         } else if (frame.ok && (frame.type === 'control.node_service_watch_synced' || frame.type === 'control.node_service_watch_progress'))
           learned((frame.payload as { head_seq: number }).head_seq);
+        else if (frame.ok && frame.type === 'control.store_unavailable')
+          void this.#elsewhere.notice(url, client as ControlClient, (frame.payload as { reason: string }).reason);
         // A watch the server ended follows nothing more: not_found, the project was deleted; resync_required, read again.
         else if (!frame.ok && frame.error.watch_id !== undefined) {
           const why = `${frame.error.code}: ${frame.error.message}`;
@@ -273,6 +271,7 @@ export class WorldCatalog {
       // Resumed, this.#mirror and this.#grant stay as they were: the kept mirror (`mirror` above), which the replayed events update.
       [following, this.#reattach] = [true, (why: string) => rereads.newToken(why)];
       this.#reconnect.succeeded();
+      this.#elsewhere.began();
       if (resumed !== undefined) {
         [this.#connected, this.#changedMs, this.#everSynced] = [true, Date.now(), true];
         this.#options.log.info(

@@ -4,15 +4,20 @@
 // it tells its nodes (control.store_unavailable) and the node moves to A, which refreshed its lease,
 // before the grace period the others start once C's registration lapses ends: no `offline` event
 // on A or B, the node online, relays through A work (docs/control-protocol.md "Leases and offline").
+// A WorldFS mount and an `acheron node watch` given `C,A` are told too: C's catalog stops
+// changing, so they move to A, whose store answers, and a change made meanwhile reaches them.
 // Then quorum is lost everywhere: the node finds no server that can refresh its lease, and keeps
-// its session on A (a bounded search, not a stream of reconnects) until quorum is back.
+// its session on A (a bounded search, not a stream of reconnects) until quorum is back; the mount
+// and the watch stay too, saying so, and the mount keeps showing the catalog.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ResumingWatcher } from '../helpers/catalog-sim.js';
 import { acheron, adminRequest, joinToken, QUICK_NODE_ARGS, startControl, type TestStore } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
-import { manifest, readJson, startNode, tempDir } from '../helpers/node.js';
+import { ACHERON, manifest, readJson, startNode, tempDir } from '../helpers/node.js';
+import { startWorld } from '../helpers/world.js';
 import { q, sh, waitFor } from '../helpers/process.js';
 
 const NODE_ID = 'ha1n1';
@@ -74,6 +79,20 @@ await waitFor(
   },
 );
 
+// Both follow C's catalog first (the first of their list).
+const world = await startWorld(t, { url: `${c.url},${a.url}`, token: store.adminToken });
+const worldLog = (): Promise<string> => readFile(world.logFile, 'utf8');
+const watch = spawn(process.execPath, [ACHERON, 'node', 'watch', NODE_ID, '--control-url', `${c.url},${a.url}`, '--token-file', adminTokenFile], {
+  stdio: ['ignore', 'pipe', 'pipe'],
+});
+const watched = { out: '', err: '' };
+watch.stdout.on('data', (chunk: Buffer) => (watched.out += chunk.toString()));
+watch.stderr.on('data', (chunk: Buffer) => (watched.err += chunk.toString()));
+t.teardown(() => void watch.kill('SIGKILL'));
+await waitFor(async () => (await worldLog()).includes('catalog read; following events') && watched.out.includes(NODE_ID), {
+  what: `the mount and the watch following C (watch stderr: ${watched.err})`,
+});
+
 await t.test("C's only etcd member killed: the node moves to A within the grace and never shows offline", async (tt) => {
   await cMember.kill9();
   const killedAt = Date.now();
@@ -97,6 +116,27 @@ await t.test("C's only etcd member killed: the node moves to A within the grace 
   tt.equal(r.code, 0, `a relay through A reaches the node: ${r.stderr}`);
   tt.match(r.stdout, '"via A"');
   tt.equal((await control()).last_error, null, 'NODE.json: no error');
+
+  // The mount and the watch were told as well, and moved to A.
+  const moving = `the control store of ${c.url} is unavailable`;
+  await waitFor(async () => (await worldLog()).includes(`moving to ${a.url}, whose store answers`), { what: 'the mount moving to A', timeoutMs: 15_000 });
+  tt.match(await worldLog(), moving, "the mount's log says why it moved");
+  await waitFor(() => watched.err.includes(`watching again on ${a.url}, resumed after seq`), {
+    what: `the watch resuming on A (stderr: ${watched.err})`,
+    timeoutMs: 15_000,
+  });
+  tt.match(watched.err, new RegExp(`${moving} \\(.+\\); moving to ${a.url}, whose store answers\n`), 'the watch says why it moved');
+  // A change made now reaches both (on C they would never have seen it).
+  const lines = watched.out.split('\n').length;
+  const service = (state: string): Promise<unknown> => sh(`echo 1 > ${q(join(node.mount, 'services', 'echo', 'control', state))}`);
+  const shown = join(world.node(NODE_ID), 'services', 'echo', 'STATUS.json');
+  const state = async (): Promise<string | undefined> => /"state":\s*"(\w+)"/.exec((await sh(`cat ${q(shown)}`)).stdout)?.[1];
+  tt.equal(await state(), 'online', 'the mount shows echo online');
+  await service('disable');
+  await waitFor(async () => (await state()) !== 'online', { what: 'the mount showing echo disabled', timeoutMs: 10_000 });
+  await waitFor(() => watched.out.split('\n').length > lines, { what: 'the watch printing the change', timeoutMs: 10_000 });
+  tt.pass('the change made after the move reached the mount and the watch');
+  await service('enable');
 });
 
 await t.test('quorum lost everywhere: the node keeps its session on A, then carries on', async (tt) => {
@@ -111,6 +151,19 @@ await t.test('quorum lost everywhere: the node keeps its session on A, then carr
   });
   await sleep(2000);
   tt.same([(await control()).state, (await control()).connected_ms], ['connected', connectedMs], 'the node stayed connected to A');
+  // The mount and the watch found no other server whose store answers either: they stay, and say so.
+  const staying = `the control store of ${a.url} is unavailable`;
+  await waitFor(() => watched.err.includes('the catalog shown does not change until it is back'), {
+    what: `the watch staying (stderr: ${watched.err})`,
+    timeoutMs: 15_000,
+  });
+  tt.match(watched.err, new RegExp(`${staying} \\(.+\\): the catalog shown does not change until it is back; no other server's store answered \\(${c.url}: `));
+  await waitFor(async () => (await worldLog()).includes('the catalog shown does not change until it is back'), {
+    what: 'the mount staying',
+    timeoutMs: 15_000,
+  });
+  const status = await sh(`cat ${q(join(world.node(NODE_ID), 'STATUS.json'))}`);
+  tt.equal(status.code, 0, `the mount still shows the catalog: ${status.stderr}`);
   const searches = (await nodeLog()).match(/keeping this session/g)?.length ?? 0;
   tt.ok(searches <= 6, `a bounded search (${searches} while quorum was lost), not a stream of reconnects`);
   // Quorum back for A and B only (C's member stays down): the node has nowhere better to go, and stays.

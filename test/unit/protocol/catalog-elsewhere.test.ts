@@ -1,0 +1,76 @@
+// CatalogElsewhere with stand-in connections: a store outage moves a catalog follower to the first
+// other server that accepts a connection, or it stays and says so once a session.
+import t from 'tap';
+import { CatalogElsewhere, noticeText, type ElsewhereNotice } from '../../../src/protocol/catalog-elsewhere.js';
+import type { ControlClient } from '../../../src/protocol/control-client.js';
+import type { ReconnectLoop } from '../../../src/protocol/reconnect-loop.js';
+
+function standIn(): ControlClient & { ended: boolean } {
+  const client = {
+    ended: false,
+    get isOpen() {
+      return !client.ended;
+    },
+    terminate() {
+      client.ended = true;
+    },
+  };
+  return client as unknown as ControlClient & { ended: boolean };
+}
+
+function follower(urls: string[], accepts: (url: string) => boolean) {
+  const said: ElsewhereNotice[] = [];
+  const handedOver: string[] = [];
+  const trials = new Map<string, ControlClient & { ended: boolean }>();
+  const loop = { url: urls[0], stopped: false, handOver: (url: string) => handedOver.push(url) } as unknown as ReconnectLoop;
+  const elsewhere = new CatalogElsewhere({
+    urls,
+    connect: async (url) => {
+      if (!accepts(url)) throw new Error(`${url} refused: HTTP 503`);
+      const client = standIn();
+      trials.set(url, client);
+      return client;
+    },
+    loop,
+    say: (notice) => said.push(notice),
+    backoffMs: 10,
+    backoffMaxMs: 40,
+  });
+  return { elsewhere, said, handedOver, trials };
+}
+
+t.test('the first other server that accepts a connection takes over; the session ends as a move', async (t) => {
+  const { elsewhere, said, handedOver, trials } = follower(['ws://a', 'ws://b', 'ws://c'], (url) => url === 'ws://c');
+  const session = standIn();
+  await elsewhere.notice('ws://a', session, 'etcd unreachable');
+  t.same(handedOver, ['ws://c'], 'the loop goes to c next');
+  t.same(said, [{ kind: 'moving', from: 'ws://a', to: 'ws://c', why: 'etcd unreachable' }]);
+  t.ok(session.ended, 'the session on a ends at once');
+  t.ok(trials.get('ws://c')?.ended, "the trial connection is closed (the loop connects with the session's handlers)");
+  t.ok(elsewhere.moving, 'its end is a move, not a lost connection');
+  elsewhere.began();
+  t.notOk(elsewhere.moving, 'the next session is not moving');
+  t.equal(noticeText(said[0] as ElsewhereNotice), 'the control store of ws://a is unavailable (etcd unreachable); moving to ws://c, whose store answers');
+});
+
+t.test('no other server accepts, or there is none: it stays, said once a session', async (t) => {
+  const { elsewhere, said, handedOver } = follower(['ws://a', 'ws://b'], () => false);
+  const session = standIn();
+  await elsewhere.notice('ws://a', session, 'no quorum');
+  await new Promise((resolve) => setTimeout(resolve, 20)); // past the pause: searched again
+  await elsewhere.notice('ws://a', session, 'no quorum');
+  t.same(handedOver, [], 'no move');
+  t.notOk(session.ended, 'the session stays');
+  t.equal(said.length, 1, 'said once');
+  t.equal(
+    noticeText(said[0] as ElsewhereNotice),
+    "the control store of ws://a is unavailable (no quorum): the catalog shown does not change until it is back; no other server's store answered (ws://b: ws://b refused: HTTP 503)",
+  );
+  const alone = follower(['ws://a'], () => true);
+  await alone.elsewhere.notice('ws://a', standIn(), 'no quorum');
+  t.same(
+    alone.said.map((n) => noticeText(n)),
+    ['the control store of ws://a is unavailable (no quorum): the catalog shown does not change until it is back'],
+    'one URL: it says so, and tries nothing',
+  );
+});
