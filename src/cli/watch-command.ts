@@ -200,7 +200,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     if (resync) return 'resync';
     if (rewatch) return 'rewatch';
     // A move said so itself; the next watch says where it resumed.
-    if (!elsewhere.moving) err.write(`acheron node watch: connection to ${url} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
+    if (!elsewhere.takeMoving()) err.write(`acheron node watch: connection to ${url} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
     return 'closed';
   };
 
@@ -211,6 +211,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       for (let outcome = await watchOnce(url); outcome !== 'closed'; outcome = await watchOnce(url)) if (outcome === 'resync') since = undefined;
     },
     failed: (url, error) => {
+      elsewhere.takeMoving(); // a session cut short by its own move (mid-request) ends as a failure
       const ending = endingMessage(error);
       // A token refused after it worked was rotated: the file may get the new one (retried until the give-up rounds).
       const rotated = tokenPath !== undefined && everConnected && error instanceof ProtocolError && error.code === 'unauthorized';
@@ -237,7 +238,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     urls,
     connect: async (url, handshakeTimeoutMs) => ControlClient.connect({ url, token: await currentToken(), check, handshakeTimeoutMs }),
     loop,
-    say: (notice) => err.write(`acheron node watch: ${noticeText(notice)}\n`),
+    say: (notice) => err.write(`acheron node watch: ${noticeText(notice, 'no event comes until it is back')}\n`),
     backoffMs: STORE_SEARCH_PAUSE_MS,
     backoffMaxMs: RECONNECT_MAX_MS,
   });

@@ -31,7 +31,7 @@ export class CatalogElsewhere {
   #options: CatalogElsewhereOptions;
   #search: ServerElsewhere;
   #stayingSaid = false;
-  /** The session ending now was handed over (moving): its end is no loss. */
+  /** The session was handed over (moving): its end is no loss. Taken by whoever sees that session end (takeMoving). */
   #moving = false;
 
   constructor(options: CatalogElsewhereOptions) {
@@ -46,13 +46,18 @@ export class CatalogElsewhere {
 
   /** A session began: what was said and searched for the previous one is over. */
   began(): void {
-    [this.#stayingSaid, this.#moving] = [false, false];
+    this.#stayingSaid = false;
     this.#search.reset();
   }
 
-  /** Whether the session ending now ends because it is moving (its end is not a lost connection). */
-  get moving(): boolean {
-    return this.#moving;
+  /**
+   * Whether the session that just ended (however: closed, or failed) was handed over; asked once
+   * per session end, so a hand-over whose next session fails does not pass for one again.
+   */
+  takeMoving(): boolean {
+    const moving = this.#moving;
+    this.#moving = false;
+    return moving;
   }
 
   stop(): void {
@@ -79,10 +84,13 @@ export class CatalogElsewhere {
   }
 }
 
-/** A notice in words: `the control store of <url> is unavailable (<why>); moving to <url>, whose store answers`, or why it stays. */
-export function noticeText(notice: ElsewhereNotice): string {
+/**
+ * A notice in words: `the control store of <url> is unavailable (<why>); moving to <url>, whose
+ * store answers`, or, staying, what that means for the client (`meanwhile`: `no event comes until it is back`).
+ */
+export function noticeText(notice: ElsewhereNotice, meanwhile: string): string {
   const lost = `the control store of ${notice.from} is unavailable (${notice.why})`;
   if (notice.kind === 'moving') return `${lost}; moving to ${notice.to}, whose store answers`;
   const others = notice.failures.length > 0 ? `; no other server's store answered (${notice.failures.join('; ')})` : '';
-  return `${lost}: the catalog shown does not change until it is back${others}`;
+  return `${lost}: ${meanwhile}${others}`;
 }

@@ -63,8 +63,8 @@ export class WorldCatalog {
         if (!this.#everSynced && (options.urls.length === 1 || isFinalRefusal(error))) throw error;
         this.#options.log[this.#everSynced ? 'warn' : 'debug']({ err: (error as Error).message, url }, 'control server connection failed');
       },
-      // A move keeps what is shown up while the next server resumes; relays wait for its connection.
-      ended: () => void (this.#elsewhere.moving || ([this.#connected, this.#changedMs] = [false, Date.now()])),
+      // A move keeps the catalog shown while the next server resumes (relays meanwhile: ENOTCONN, as at any reconnect).
+      ended: () => void (this.#elsewhere.takeMoving() || ([this.#connected, this.#changedMs] = [false, Date.now()])),
       beforePause: () => {
         if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', failures.text(1, options.urls.length));
       },
@@ -73,7 +73,7 @@ export class WorldCatalog {
       urls: options.urls,
       connect: async (url, handshakeTimeoutMs) => ControlClient.connect({ url, token: await tokenFor(this.#options), check: this.#check, handshakeTimeoutMs }),
       loop: this.#reconnect,
-      say: (notice) => options.log.warn({ url: notice.from, reason: notice.why }, noticeText(notice)),
+      say: (notice) => options.log.warn({ url: notice.from, reason: notice.why }, noticeText(notice, 'the catalog shown does not change until it is back')),
       backoffMs: options.backoffMs ?? 500,
       backoffMaxMs: options.backoffMaxMs ?? 10_000,
     });

@@ -153,11 +153,11 @@ await t.test('quorum lost everywhere: the node keeps its session on A, then carr
   tt.same([(await control()).state, (await control()).connected_ms], ['connected', connectedMs], 'the node stayed connected to A');
   // The mount and the watch found no other server whose store answers either: they stay, and say so.
   const staying = `the control store of ${a.url} is unavailable`;
-  await waitFor(() => watched.err.includes('the catalog shown does not change until it is back'), {
+  await waitFor(() => watched.err.includes('no event comes until it is back'), {
     what: `the watch staying (stderr: ${watched.err})`,
     timeoutMs: 15_000,
   });
-  tt.match(watched.err, new RegExp(`${staying} \\(.+\\): the catalog shown does not change until it is back; no other server's store answered \\(${c.url}: `));
+  tt.match(watched.err, new RegExp(`${staying} \\(.+\\): no event comes until it is back; no other server's store answered \\(${c.url}: `));
   await waitFor(async () => (await worldLog()).includes('the catalog shown does not change until it is back'), {
     what: 'the mount staying',
     timeoutMs: 15_000,
