@@ -53,8 +53,8 @@ export interface CatalogStore {
   upsert(payload: Omit<NodeServiceUpsertPayload, 'services'>, incoming: readonly ResolvedService[]): Promise<{ delta: ServiceDelta; body: Buffer }>;
   /** Lease refresh: extends the lease; an offline node comes back online. */
   refresh(nodeId: string): Promise<{ leaseExpiresAtMs: number; cameOnline: boolean }>;
-  /** A tunnel of the node opened on this server. */
-  tunnelOpened(nodeId: string): void;
+  /** A tunnel of the node opened on this server; `answers` tells whether its peer still answers (a ping's pong). */
+  tunnelOpened(nodeId: string, answers: () => Promise<boolean>): void;
   /** The node's last tunnel on this server closed: its lease now ends at most `graceMs` from now (unless it is on another server). */
   tunnelClosed(nodeId: string, graceMs: number): void;
   /** Nodes whose lease lapsed turn offline, services kept (SPEC §6); returns their ids. */

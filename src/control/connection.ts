@@ -14,9 +14,11 @@ import type { ProjectSession } from './policy.js';
 import { describePrincipal, type Principal } from './principal.js';
 import { corkUntilNextTick, type Transport } from './socket-cork.js';
 import { RequestFlow, type DrainSource } from './request-flow.js';
+import { answersPing } from './ping-probe.js';
 
 const REQUEST_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/request';
 const VERSION_SCHEMA = 'https://acheron.dev/schemas/control-protocol.schema.json#/definitions/version';
+
 /** ws closes with 1009 itself above the server-wide cap; this applies the per-role cap (SPEC §6). */
 const TOO_BIG = 1009;
 const PROTOCOL_MISMATCH = 4002;
@@ -267,7 +269,7 @@ export class ControlConnection implements ConnectionPeer {
         metrics.connections.inc({ role: 'node' });
         this.principal = { kind: 'node', nodeId };
         this.nodeSecret = secret;
-        catalog.tunnelOpened(nodeId);
+        catalog.tunnelOpened(nodeId, () => answersPing(this.socket));
         this.#log = this.#host.log.child({ conn_id: this.id, principal: describePrincipal(this.principal) });
       },
     };

@@ -33,6 +33,7 @@ import { followFleetChanges } from './fleet-changes.js';
 import { advertiseUrlOf, bindStarting, boundAddress, closeListener, defaultServerId, isWildcardHost, takeOver, type HostPort } from './listeners.js';
 import { checkReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { StoreOutage } from './store-outage.js';
+import { answersPing } from './ping-probe.js';
 import { RepeatedFailure } from '../store/repeated-failure.js';
 import { authenticateUpgrade, refuseUpgrade, STORE_UNAVAILABLE, type UpgradeRefusal } from './upgrade-auth.js';
 import { closeAll, closeAndThrow } from '../store/closing.js';
@@ -286,7 +287,7 @@ export class ControlServer {
       );
       connection.nodeSecret = nodeSecret;
       this.#connections.add(connection);
-      if (principal.kind === 'node') this.#catalog.tunnelOpened(principal.nodeId);
+      if (principal.kind === 'node') this.#catalog.tunnelOpened(principal.nodeId, () => answersPing(connection.socket));
       if (token !== undefined) this.#credentials.remember(connection, token);
       this.#metrics.connections.inc({ role: principal.kind });
     });

@@ -283,11 +283,13 @@ await t.test('a node joined again through A: its connections on B with the old s
   await Promise.all([fresh.close(), admin.close()]);
 });
 
-await t.test('a server stalled past its registration: the other turns its nodes offline, and it brings them back once registered again', async (tt) => {
+await t.test('a server stalled past its registration: the other turns its nodes offline, and it brings back those that answer', async (tt) => {
   const before = refA.events.length;
   const seenOnA = (kind: string, nodeId: string): boolean => refA.events.slice(before).some((e) => e.node_id === nodeId && e.kind === kind);
   // Stopped until A has taken its nodes for gone (its 1 s registration lapsed, then their 1 s grace).
   process.kill(b.child.pid as number, 'SIGSTOP');
+  // n4 reads nothing meanwhile, so it answers no ping: a peer gone without a FIN, as B sees it.
+  n4.peer.socket.pause();
   try {
     await waitFor(() => seenOnA('offline', 'n3') && seenOnA('offline', 'n4'), { what: 'n3 and n4 offline on A while B is stopped', timeoutMs: 20_000 });
   } finally {
@@ -295,9 +297,14 @@ await t.test('a server stalled past its registration: the other turns its nodes 
   }
   tt.pass('A turned the nodes whose tunnels are on B offline');
   // The simulated nodes send nothing: no refresh of their own brings them back.
-  await waitFor(() => seenOnA('online', 'n3') && seenOnA('online', 'n4'), { what: 'n3 and n4 online again on A', timeoutMs: 20_000 });
-  tt.pass('online again once B registered again: it refreshed the leases of the nodes still connected to it');
+  await waitFor(() => seenOnA('online', 'n3'), { what: 'n3 online again on A', timeoutMs: 20_000 });
+  tt.pass('n3 online again once B registered again: it answered a ping, and B refreshed its lease');
   tt.match(await readFile(b.logFile, 'utf8'), /etcd registration lost: registering again[^]*registered in etcd again/, "B's log says so");
+  await sleep(3000); // past B's ping to n4 (2 s)
+  tt.notOk(seenOnA('online', 'n4'), 'n4, which answered no ping, stays offline: an open tunnel alone is no proof');
+  n4.peer.socket.resume();
+  await n4.publish();
+  await waitFor(() => seenOnA('online', 'n4'), { what: 'n4 online again by its own upsert' });
 });
 
 await t.test('metrics name their server', async (tt) => {

@@ -89,7 +89,7 @@ export class EtcdCatalog implements CatalogStore {
       startedMs,
       isClosed,
       tunnelGone: (nodeId) => this.#expiry.startGrace(nodeId, options.serverId),
-      heldThroughLapse: (nodeId) => this.#expiry.heldThroughLapse(nodeId),
+      heldThroughLapse: (nodeId, answers) => void this.#expiry.heldThroughLapse(nodeId, answers),
     });
     this.#expiry = new LeaseExpiry({
       connection,
@@ -209,8 +209,8 @@ export class EtcdCatalog implements CatalogStore {
     }
   }
 
-  tunnelOpened(nodeId: string): void {
-    this.#registration.tunnelOpened(nodeId);
+  tunnelOpened(nodeId: string, answers: () => Promise<boolean>): void {
+    this.#registration.tunnelOpened(nodeId, answers);
   }
 
   tunnelClosed(nodeId: string): void {

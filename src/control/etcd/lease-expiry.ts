@@ -156,13 +156,14 @@ export class LeaseExpiry {
   /**
    * This server registered again after its registration lapsed, and the node's tunnel is still here.
    * Meanwhile the others took the node for gone with the registration: they cut its lease to a grace
-   * period and may have turned it offline. The open tunnel says it is here, so its lease is refreshed
-   * for it now rather than at its own next refresh (a third of the lease's TTL away, at worst).
+   * period and may have turned it offline. Once the tunnel's peer answers a ping (an open socket
+   * alone may be a peer gone without a FIN), it is here: its lease is refreshed for it now rather
+   * than at its own next refresh (a third of the lease's TTL away, at worst). One that does not answer is left to that refresh, or its grace.
    */
-  heldThroughLapse(nodeId: string): void {
+  async heldThroughLapse(nodeId: string, answers: () => Promise<boolean>): Promise<void> {
     const { changes, registration, leaseTtlMs, log } = this.#context;
-    if (this.#context.isClosed()) return;
-    void changes
+    if (this.#context.isClosed() || !(await answers())) return;
+    await changes
       .run(nodeId, `refreshing the lease of node ${nodeId}, whose tunnel is here (this server registered again)`, (node, now) =>
         node && registration.holds(nodeId) ? refreshChange(node, now, leaseTtlMs, registration.serverId, () => undefined) : { result: undefined },
       )

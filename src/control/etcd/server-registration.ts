@@ -36,8 +36,8 @@ export interface RegistrationContext {
   isClosed: () => boolean;
   /** A tunnel this server closed had no key left to remove (another server's sweep, a lapsed registration): its grace period is due. */
   tunnelGone: (nodeId: string) => void;
-  /** Registered again after the registration lapsed, with the node's tunnel still here: the others may have cut its lease or turned it offline meanwhile. */
-  heldThroughLapse: (nodeId: string) => void;
+  /** Registered again after the registration lapsed, with the node's tunnel still here (`answers`: whether its peer answers a ping): the others may have cut its lease or turned it offline meanwhile. */
+  heldThroughLapse: (nodeId: string, answers: () => Promise<boolean>) => void;
 }
 
 /**
@@ -56,8 +56,8 @@ export class ServerRegistration implements ServerDirectory {
   #problem: string | undefined;
   /** The loop registering this server again after its registration was lost, while it runs. */
   #reregistering: Promise<void> | undefined;
-  /** Nodes whose tunnel is on this server. */
-  #ownTunnels = new Set<string>();
+  /** Nodes whose tunnel is on this server, and whether that tunnel's peer answers a ping. */
+  #ownTunnels = new Map<string, () => Promise<boolean>>();
 
   constructor(options: ServerRegistrationOptions, context: RegistrationContext) {
     this.#options = options;
@@ -72,8 +72,8 @@ export class ServerRegistration implements ServerDirectory {
     return this.#ownTunnels.has(nodeId);
   }
 
-  tunnelOpened(nodeId: string): void {
-    this.#ownTunnels.add(nodeId);
+  tunnelOpened(nodeId: string, answers: () => Promise<boolean>): void {
+    this.#ownTunnels.set(nodeId, answers);
     void this.#putTunnel(nodeId);
   }
 
@@ -200,9 +200,9 @@ export class ServerRegistration implements ServerDirectory {
       try {
         await this.register();
         this.#problem = undefined;
-        for (const nodeId of this.#ownTunnels) {
+        for (const [nodeId, answers] of this.#ownTunnels) {
           void this.#putTunnel(nodeId);
-          this.#context.heldThroughLapse(nodeId);
+          this.#context.heldThroughLapse(nodeId, answers);
         }
         this.#log.info('registered in etcd again');
         return;
