@@ -41,6 +41,8 @@ const commands = {
 export const COMMANDS = ['node', 'invoke', 'world', 'control', 'token', 'project'];
 /** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */
 const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get', 'delete'];
+/** The `<action>` of `acheron token` and `acheron project`. */
+const ACTIONS = { token: ['list', 'create', 'join', 'rotate', 'revoke'], project: ['list', 'get', 'upsert', 'delete', 'rotate-token'] };
 
 /** A positional `-` (stdin) as given: yargs turns a lone `-` into '' (never valid JSON anyway). */
 const stdinDash = <T>(value: T, argv: readonly string[]): T | '-' => (value === '' && argv.includes('-') ? '-' : value);
@@ -194,7 +196,7 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
         (y) =>
           y
             .options(STORE_OPTIONS)
-            .positional('action', { type: 'string', choices: ['list', 'create', 'join', 'rotate', 'revoke'] })
+            .positional('action', { type: 'string', choices: ACTIONS.token })
             .positional('id', { type: 'string', describe: 'token id (rotate, revoke)' })
             .option('data-dir', { type: 'string', default: CONTROL_OPTIONS['data-dir'].default, describe: 'the control server data directory' })
             .option('user', { type: 'string', describe: 'user id (create)' })
@@ -214,7 +216,7 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
         'manage projects: list | get ID | upsert [ID] --file F|- | delete ID | rotate-token ID',
         (y) =>
           clientOptions(y)
-            .positional('action', { type: 'string', choices: ['list', 'get', 'upsert', 'delete', 'rotate-token'] })
+            .positional('action', { type: 'string', choices: ACTIONS.project })
             .positional('project_id', { type: 'string' })
             .option('file', { type: 'string', describe: 'project document (upsert), or - for stdin' }),
         async (args) => {
@@ -264,7 +266,7 @@ async function run(argv: readonly string[], output: CommandOutput): Promise<numb
     if (detached !== undefined && argv[0] === 'node') return await (await commands.node()).runNodeCommand(JSON.parse(detached) as NodeOptionValues);
     if (detached !== undefined && argv[0] === 'world') return await (await commands.world()).runWorldCommand(JSON.parse(detached) as WorldArgs);
     if (isMountHelperArgv(argv)) return await runMountHelper(argv);
-    const unknown = unknownCommandBeforeHelp(argv, COMMANDS, NODE_CLIENT_COMMANDS);
+    const unknown = unknownCommandBeforeHelp(argv, COMMANDS, NODE_CLIENT_COMMANDS, ACTIONS);
     if (unknown !== undefined) throw new UsageError(unknown);
     // Imported here: the mount helper and a detached daemon (above) parse no command line.
     await cli(loadYargs(), argv, output).parseAsync();

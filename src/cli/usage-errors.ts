@@ -70,15 +70,25 @@ export function namingExtraArguments(message: string, usage: string | undefined)
 /**
  * yargs answers `--help` before it looks at the command, so `acheron catalog --help` printed the
  * top-level help and exited 0, and a script probing for a command took it for there. An unknown
- * command word before `--help` (at the top level, or after `node`) is named as it is without
- * `--help`; undefined when there is none. `commands`: the top-level ones; `nodeCommands`: `acheron node`'s.
+ * command word before `--help` (at the top level, after `node`, or an `<action>` of `token` or
+ * `project`) is named as it is without `--help`; undefined when there is none. `commands`: the
+ * top-level ones; `nodeCommands`: `acheron node`'s; `actions`: each command's `<action>` choices.
  */
-export function unknownCommandBeforeHelp(argv: readonly string[], commands: readonly string[], nodeCommands: readonly string[]): string | undefined {
+export function unknownCommandBeforeHelp(
+  argv: readonly string[],
+  commands: readonly string[],
+  nodeCommands: readonly string[],
+  actions: Readonly<Record<string, readonly string[]>>,
+): string | undefined {
   if (!argv.includes('--help')) return undefined;
   const [first, second] = argv;
   const isWord = (arg: string | undefined): arg is string => arg !== undefined && !arg.startsWith('-');
   if (isWord(first) && !commands.includes(first)) return namingUnknownCommand(`Unknown command: ${first}`, 'acheron', commands, nodeCommands);
   if (first === 'node' && isWord(second) && !nodeCommands.includes(second))
     return namingUnknownCommand(`Unknown command: ${second}`, 'node', nodeCommands, nodeCommands);
+  const choices = first === undefined ? undefined : actions[first];
+  // yargs' own words for a bad choice, as without --help.
+  if (choices && isWord(second) && !choices.includes(second))
+    return `Invalid values: Argument: action, Given: "${second}", Choices: ${choices.map((choice) => `"${choice}"`).join(', ')}`;
   return undefined;
 }

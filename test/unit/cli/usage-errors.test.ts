@@ -102,16 +102,22 @@ t.test('words past the last positional: extra arguments, with the usage line (ya
 t.test('--help after an unknown command: refused as without --help (yargs printed the help and exited 0)', async (t) => {
   const commands = ['node', 'invoke', 'project'];
   const nodeCommands = ['list', 'watch'];
-  const refusal = (...argv: string[]): string | undefined => unknownCommandBeforeHelp(argv, commands, nodeCommands);
+  const refusal = (...argv: string[]): string | undefined => unknownCommandBeforeHelp(argv, commands, nodeCommands, { project: ['list', 'get'] });
   t.equal(refusal('catalog', '--help'), 'unknown command catalog (commands: node, invoke, project)');
   t.equal(refusal('watch', '--help'), 'unknown command watch: did you mean acheron node watch? (commands: node, invoke, project)');
   t.equal(refusal('node', 'lst', '--help'), 'unknown command node lst (commands: list, watch; acheron node alone runs the daemon)');
+  t.equal(
+    refusal('project', 'bogus', '--help'),
+    'Invalid values: Argument: action, Given: "bogus", Choices: "list", "get"',
+    "an action: yargs' words without --help",
+  );
   for (const argv of [
+    ['project', 'get', '--help'],
+    ['project', '--help'],
     ['--help'],
     ['node', '--help'],
     ['node', 'list', '--help'],
     ['node', '--mount', '/x', '--help'],
-    ['project', 'bogus', '--help'],
     ['catalog'],
   ])
     t.equal(refusal(...argv), undefined, `${argv.join(' ')}: left to yargs`);
