@@ -406,6 +406,21 @@ export class RawPeer {
     else this.socket.send(typeof data === 'string' ? data : JSON.stringify(data));
   }
 
+  /**
+   * Runs `sending` with the TCP socket corked: the frames it sends go out in one write, so the server
+   * reads them in one turn, as from a peer that pipelines (on a quick machine they could otherwise
+   * arrive one by one, each served before the next is read).
+   */
+  inOneWrite<T>(sending: () => T): T {
+    const tcp = (this.socket as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+    tcp.cork();
+    try {
+      return sending();
+    } finally {
+      tcp.uncork();
+    }
+  }
+
   /** The first unread frame that matches (already received or still to come). */
   next(match: (frame: Frame) => boolean = () => true, timeoutMs = 10_000): Promise<Frame> {
     const index = this.#unread.findIndex(match);

@@ -169,19 +169,16 @@ await t.test('many changes at once through both servers: group commits, one seq 
   const replies: boolean[] = [];
   for (let round = 0; round < rounds; round++) {
     const via = round % 2 === 0 ? onA : onB;
-    replies.push(
-      ...(await Promise.all(
-        nodes.map(
-          async (node) =>
-            (
-              await via.call<{ service_delta: { changed: boolean } }>('control.node_service_upsert', {
-                node_id: node.nodeId,
-                services: [service(node.nodeId, 'burst', String(round))],
-              })
-            ).service_delta.changed,
-        ),
-      )),
+    // In one write: the server starts all four in one turn, so two wait for the transactions in flight.
+    const calls = via.inOneWrite(() =>
+      nodes.map((node) =>
+        via.call<{ service_delta: { changed: boolean } }>('control.node_service_upsert', {
+          node_id: node.nodeId,
+          services: [service(node.nodeId, 'burst', String(round))],
+        }),
+      ),
     );
+    replies.push(...(await Promise.all(calls)).map((reply) => reply.service_delta.changed));
   }
   tt.ok(replies.every(Boolean), `each of the ${nodes.length * rounds} upserts changed its node's catalog`);
   await waitFor(() => refA.events.length >= before + nodes.length * rounds && refB.events.length >= refA.events.length, {
