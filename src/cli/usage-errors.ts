@@ -39,10 +39,12 @@ export function commandNamesOf(usageInstance: unknown): string[] {
  */
 export function namingUnknownCommand(message: string, level: 'acheron' | 'node', here: readonly string[], nodeCommands: readonly string[]): string {
   // Several ("Unknown commands: lst, x"): the first is the one taken for a command.
-  const unknown = /^Unknown commands?: ([^,\s]+)/.exec(message)?.[1];
-  if (unknown === undefined) return message;
+  const word = /^Unknown commands?: ([^,\s]*)/.exec(message)?.[1];
+  if (word === undefined) return message;
+  // An empty argument (`acheron ''`, an unset variable) is shown as one: yargs said "Unknown command: ".
+  const unknown = word === '' ? '""' : word;
   const prefix = level === 'acheron' ? 'acheron' : 'acheron node';
-  const near = here.find((name) => name.startsWith(unknown) || unknown.startsWith(name));
+  const near = word === '' ? undefined : here.find((name) => name.startsWith(word) || word.startsWith(name));
   const meant = near ? `${prefix} ${near}` : level === 'acheron' && nodeCommands.includes(unknown) ? `acheron node ${unknown}` : undefined;
   return `unknown command ${level === 'acheron' ? '' : 'node '}${unknown}${meant ? `: did you mean ${meant}?` : ''} (commands: ${here.join(', ')}${level === 'node' ? '; acheron node alone runs the daemon' : ''})`;
 }

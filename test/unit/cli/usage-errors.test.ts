@@ -106,6 +106,7 @@ t.test('--help after an unknown command: refused as without --help (yargs printe
   t.equal(refusal('catalog', '--help'), 'unknown command catalog (commands: node, invoke, project)');
   t.equal(refusal('watch', '--help'), 'unknown command watch: did you mean acheron node watch? (commands: node, invoke, project)');
   t.equal(refusal('node', 'lst', '--help'), 'unknown command node lst (commands: list, watch; acheron node alone runs the daemon)');
+  t.equal(refusal('', '--help'), 'unknown command "" (commands: node, invoke, project)', 'an empty argument, shown as one (yargs said "Unknown command: ")');
   t.equal(
     refusal('project', 'bogus', '--help'),
     'Invalid values: Argument: action, Given: "bogus", Choices: "list", "get"',
