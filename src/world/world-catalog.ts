@@ -73,7 +73,8 @@ export class WorldCatalog {
       urls: options.urls,
       connect: async (url, handshakeTimeoutMs) => ControlClient.connect({ url, token: await tokenFor(this.#options), check: this.#check, handshakeTimeoutMs }),
       loop: this.#reconnect,
-      say: (notice) => options.log.warn({ url: notice.from, reason: notice.why }, noticeText(notice, 'the catalog shown does not change until it is back')),
+      say: (notice) =>
+        options.log[notice.kind === 'back' ? 'info' : 'warn']({ url: notice.from }, noticeText(notice, 'the catalog shown does not change until it is back')),
       backoffMs: options.backoffMs ?? 500,
       backoffMaxMs: options.backoffMaxMs ?? 10_000,
     });

@@ -177,4 +177,11 @@ await t.test('quorum lost everywhere: the node keeps its session on A, then carr
   tt.equal(r.code, 0, `a relay through A reaches the node: ${r.stderr}`);
   tt.equal((await control()).connected_ms, connectedMs, 'still the same session');
   tt.same(offlineEvents(), [], 'no offline event on A or B');
+  // The notices stopped with the outage: the watch and the mount say it is over (a later one is said anew).
+  const over = `the control store of ${a.url} is no longer reported unavailable: it serves again`;
+  await waitFor(async () => watched.err.includes(over) && (await worldLog()).includes(over), {
+    what: `the end of the outage said (stderr: ${watched.err})`,
+    timeoutMs: 20_000,
+  });
+  tt.pass('the watch and the mount said the outage is over');
 });
