@@ -13,7 +13,7 @@ import { ACHERON_VERSION } from '../protocol/version.js';
 import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError, failureText } from './exit.js';
-import { commandNamesOf, namingExtraArguments, namingMissingArguments, namingUnknownCommand, unknownCommandBeforeHelp, usageLineOf } from './usage-errors.js';
+import { endOfOptionsRefusal, namingRefusal, unknownCommandBeforeHelp } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
 import { JOIN_TTL_DEFAULT_MS, JOIN_TTL_MAX_MS, STORE_OPTIONS } from './store-options.js';
@@ -228,19 +228,9 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
       .demandCommand(1, 'name a command (see --help)')
       .fail((message, error, usage) => {
         // yargs' own refusals (YError, also a coerce's UsageError rewrapped) are usage errors; a
-        // command's failure passes as it is. Some yargs messages span lines; usage errors are one line (SPEC §1).
-        // Too few positionals: the missing ones by name, with the command's usage line; too many: the extra ones.
+        // command's failure passes as it is.
         if (error && error.name !== 'YError') throw error;
-        const line = usageLineOf(usage);
-        const level = argv[0] === 'node' ? 'node' : 'acheron';
-        // The subcommands where it was refused, as registered (a new command is never missing from
-        // "did you mean"). Where there are some a stray word was taken for one; elsewhere it is an extra argument.
-        const here = commandNamesOf(usage);
-        const named =
-          here.length > 0
-            ? namingUnknownCommand(message, level, here, NODE_CLIENT_COMMANDS)
-            : namingExtraArguments(namingMissingArguments(message, line), line);
-        throw new UsageError(named.replace(/\s*\n\s*/g, ' '));
+        throw new UsageError(namingRefusal(message, usage, argv[0] === 'node' ? 'node' : 'acheron', NODE_CLIENT_COMMANDS));
       })
       .help()
   );
@@ -266,7 +256,7 @@ async function run(argv: readonly string[], output: CommandOutput): Promise<numb
     if (detached !== undefined && argv[0] === 'node') return await (await commands.node()).runNodeCommand(JSON.parse(detached) as NodeOptionValues);
     if (detached !== undefined && argv[0] === 'world') return await (await commands.world()).runWorldCommand(JSON.parse(detached) as WorldArgs);
     if (isMountHelperArgv(argv)) return await runMountHelper(argv);
-    const unknown = unknownCommandBeforeHelp(argv, COMMANDS, NODE_CLIENT_COMMANDS, ACTIONS);
+    const unknown = endOfOptionsRefusal(argv) ?? unknownCommandBeforeHelp(argv, COMMANDS, NODE_CLIENT_COMMANDS, ACTIONS);
     if (unknown !== undefined) throw new UsageError(unknown);
     // Imported here: the mount helper and a detached daemon (above) parse no command line.
     await cli(loadYargs(), argv, output).parseAsync();

@@ -70,7 +70,32 @@ export function namingExtraArguments(message: string, usage: string | undefined)
 }
 
 /**
- * yargs answers `--help` before it looks at the command, so `acheron catalog --help` printed the
+ * A refusal of yargs' in the user's terms, on one line (some of yargs' messages span lines; usage
+ * errors are one: SPEC §1). `usage`: yargs' usage instance where it refused; `level`: the command
+ * whose subcommand it was. Where subcommands are registered (a new one is never missing from "did
+ * you mean") a stray word was taken for one (namingUnknownCommand); elsewhere too few positionals
+ * are named by name and too many as extra arguments, with the command's usage line.
+ */
+export function namingRefusal(message: string, usage: unknown, level: 'acheron' | 'node', nodeCommands: readonly string[]): string {
+  const line = usageLineOf(usage);
+  const here = commandNamesOf(usage);
+  const named = here.length > 0 ? namingUnknownCommand(message, level, here, nodeCommands) : namingExtraArguments(namingMissingArguments(message, line), line);
+  return named.replace(/\s*\n\s*/g, ' ');
+}
+
+/**
+ * `--` ends yargs' options, and what follows it is dropped without a word: `acheron invoke echo --
+ * '{}' --mount /mnt/n1` invoked through the default mount, and `acheron -- bogus` did nothing and
+ * exited 0. No acheron command takes arguments after it: refused, naming it.
+ */
+export function endOfOptionsRefusal(argv: readonly string[]): string | undefined {
+  return argv.includes('--')
+    ? "'--' is not taken: what follows it would be ignored (an option, a payload); give them without it, quoting a payload"
+    : undefined;
+}
+
+/**
+ * yargs answers `--help` (and `--version`) before it looks at the command, so `acheron catalog --help` printed the
  * top-level help and exited 0, and a script probing for a command took it for there. An unknown
  * command word before `--help` (at the top level, after `node`, or an `<action>` of `token` or
  * `project`) is named as it is without `--help`; undefined when there is none. `commands`: the
@@ -82,7 +107,7 @@ export function unknownCommandBeforeHelp(
   nodeCommands: readonly string[],
   actions: Readonly<Record<string, readonly string[]>>,
 ): string | undefined {
-  if (!argv.includes('--help')) return undefined;
+  if (!argv.includes('--help') && !argv.includes('--version')) return undefined;
   const [first, second] = argv;
   const isWord = (arg: string | undefined): arg is string => arg !== undefined && !arg.startsWith('-');
   if (isWord(first) && !commands.includes(first)) return namingUnknownCommand(`Unknown command: ${first}`, 'acheron', commands, nodeCommands);

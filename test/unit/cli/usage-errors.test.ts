@@ -7,6 +7,7 @@ import {
   namingMissingArguments,
   namingUnknownCommand,
   unknownCommandBeforeHelp,
+  endOfOptionsRefusal,
   usageLineOf,
 } from '../../../src/cli/usage-errors.js';
 
@@ -122,4 +123,10 @@ t.test('--help after an unknown command: refused as without --help (yargs printe
     ['catalog'],
   ])
     t.equal(refusal(...argv), undefined, `${argv.join(' ')}: left to yargs`);
+});
+
+t.test("'--' is refused: yargs dropped what followed it without a word", async (t) => {
+  t.match(endOfOptionsRefusal(['invoke', 'echo', '--', '{}', '--mount', '/mnt/n1']), /^'--' is not taken: what follows it would be ignored/);
+  t.equal(endOfOptionsRefusal(['invoke', 'echo', '{}', '--mount', '/mnt/n1']), undefined);
+  t.equal(unknownCommandBeforeHelp(['bogus', '--version'], ['node'], [], {}), 'unknown command bogus (commands: node)', '--version as --help');
 });
