@@ -108,7 +108,8 @@ export function unknownCommandBeforeHelp(
   actions: Readonly<Record<string, readonly string[]>>,
 ): string | undefined {
   if (!argv.includes('--help') && !argv.includes('--version')) return undefined;
-  const [first, second] = argv;
+  // Wherever they stand: `acheron --help bogus` is `acheron bogus --help`.
+  const [first, second] = argv.filter((arg) => arg !== '--help' && arg !== '--version');
   const isWord = (arg: string | undefined): arg is string => arg !== undefined && !arg.startsWith('-');
   if (isWord(first) && !commands.includes(first)) return namingUnknownCommand(`Unknown command: ${first}`, 'acheron', commands, nodeCommands);
   if (first === 'node' && isWord(second) && !nodeCommands.includes(second))

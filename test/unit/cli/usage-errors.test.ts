@@ -129,4 +129,5 @@ t.test("'--' is refused: yargs dropped what followed it without a word", async (
   t.match(endOfOptionsRefusal(['invoke', 'echo', '--', '{}', '--mount', '/mnt/n1']), /^'--' is not taken: what follows it would be ignored/);
   t.equal(endOfOptionsRefusal(['invoke', 'echo', '{}', '--mount', '/mnt/n1']), undefined);
   t.equal(unknownCommandBeforeHelp(['bogus', '--version'], ['node'], [], {}), 'unknown command bogus (commands: node)', '--version as --help');
+  t.equal(unknownCommandBeforeHelp(['--help', 'bogus'], ['node'], [], {}), 'unknown command bogus (commands: node)', 'wherever --help stands');
 });
