@@ -28,6 +28,8 @@ export interface CatalogElsewhereOptions {
   say: (notice: ElsewhereNotice) => void;
   backoffMs: number;
   backoffMaxMs: number;
+  /** How long without a notice ends an outage (OUTAGE_OVER_MS). */
+  outageOverMs?: number;
 }
 
 /**
@@ -43,7 +45,7 @@ export class CatalogElsewhere {
   #search: ServerElsewhere;
   /** `staying` was said for the outage under way; its end (`back`) is said once no notice came for OUTAGE_OVER_MS. */
   #stayingSaid = false;
-  #lastNoticeMs = 0;
+  /** Fires OUTAGE_OVER_MS after the last notice of an outage said: each notice sets it again. */
   #backTimer: NodeJS.Timeout | undefined;
   /** The session was handed over (moving): its end is no loss. Taken by whoever sees that session end (takeMoving). */
   #moving = false;
@@ -82,7 +84,8 @@ export class CatalogElsewhere {
 
   /** `control.store_unavailable` on the session to `from`, on `client`. */
   async notice(from: string, client: ControlClient, why: string): Promise<void> {
-    this.#lastNoticeMs = Date.now();
+    // Every notice, a search or not (one is not due yet), pushes the end of an outage said further out.
+    if (this.#stayingSaid) this.#watchForEnd(from, client);
     const outcome = this.#search.possible ? await this.#search.search(from) : { failures: [] };
     if (outcome === undefined) return;
     if ('client' in outcome) {
@@ -95,10 +98,9 @@ export class CatalogElsewhere {
       client.terminate(); // at once: a close handshake would wait for a server that may be stuck
       return;
     }
-    if (!this.#stayingSaid) {
-      this.#stayingSaid = true;
-      this.#options.say({ kind: 'staying', from, why, failures: outcome.failures });
-    }
+    if (this.#stayingSaid) return;
+    this.#stayingSaid = true;
+    this.#options.say({ kind: 'staying', from, why, failures: outcome.failures });
     this.#watchForEnd(from, client);
   }
 
@@ -106,10 +108,10 @@ export class CatalogElsewhere {
   #watchForEnd(from: string, client: ControlClient): void {
     clearTimeout(this.#backTimer);
     this.#backTimer = setTimeout(() => {
-      if (!this.#stayingSaid || !client.isOpen || Date.now() - this.#lastNoticeMs < OUTAGE_OVER_MS) return;
+      if (!this.#stayingSaid || !client.isOpen) return;
       this.#stayingSaid = false;
       this.#options.say({ kind: 'back', from });
-    }, OUTAGE_OVER_MS);
+    }, this.#options.outageOverMs ?? OUTAGE_OVER_MS);
     this.#backTimer.unref();
   }
 }

@@ -18,7 +18,7 @@ function standIn(): ControlClient & { ended: boolean } {
   return client as unknown as ControlClient & { ended: boolean };
 }
 
-function follower(urls: string[], accepts: (url: string) => boolean) {
+function follower(urls: string[], accepts: (url: string) => boolean, timing = { backoffMs: 10, outageOverMs: 6000 }) {
   const said: ElsewhereNotice[] = [];
   const handedOver: string[] = [];
   const trials = new Map<string, ControlClient & { ended: boolean }>();
@@ -33,8 +33,9 @@ function follower(urls: string[], accepts: (url: string) => boolean) {
     },
     loop,
     say: (notice) => said.push(notice),
-    backoffMs: 10,
-    backoffMaxMs: 40,
+    backoffMs: timing.backoffMs,
+    backoffMaxMs: Math.max(40, timing.backoffMs),
+    outageOverMs: timing.outageOverMs,
   });
   return { elsewhere, said, handedOver, trials };
 }
@@ -75,4 +76,26 @@ t.test('no other server accepts, or there is none: it stays, said once a session
     ['the control store of ws://a is unavailable (no quorum): the catalog shown does not change until it is back'],
     'one URL: it says so, and tries nothing',
   );
+});
+
+t.test('the end of an outage said comes once the notices stop, also while no search is due', async (t) => {
+  // Searches far apart (the pause after one that found nothing): the notices between find none due.
+  const { elsewhere, said } = follower(['ws://a', 'ws://b'], () => false, { backoffMs: 60_000, outageOverMs: 60 });
+  const session = standIn();
+  for (let i = 0; i < 8; i++) {
+    await elsewhere.notice('ws://a', session, 'no quorum');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  t.same(
+    said.map((n) => n.kind),
+    ['staying'],
+    'notices every 25 ms for 200 ms, longer than the 60 ms that end an outage: not over',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.same(
+    said.map((n) => n.kind),
+    ['staying', 'back'],
+    'the notices stopped: over, said once',
+  );
+  elsewhere.stop();
 });
