@@ -9,6 +9,9 @@ const PIPE_DRAIN_MAX_MS = 2000;
 /** A check this late after it was queued may have had the loop held up after its poll: it waits for another. */
 const HELD_UP_MS = 10;
 
+/** Why a run was stopped, the first reason winning: its timeout, a cancel, or its output past max_output_bytes. */
+type StopReason = 'timeout' | 'cancelled' | 'capped';
+
 /**
  * Runs one driver to completion: no shell, its own process group, stdin = payload then EOF, output
  * capped, `timeoutMs` enforced by SIGTERM then SIGKILL of the whole group. The first termination
@@ -17,8 +20,7 @@ const HELD_UP_MS = 10;
 export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise<RunResult> {
   const startedMs = Date.now();
   const started = performance.now();
-  /** Why the run was stopped, the first reason winning: its timeout, a cancel, or its output past max_output_bytes. */
-  let reason: 'timeout' | 'cancelled' | 'capped' | undefined;
+  let reason: StopReason | undefined;
   const timers: NodeJS.Timeout[] = [];
 
   const subprocess = execa(spec.file, spec.args, {
@@ -37,7 +39,7 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
   });
   const pid = subprocess.pid;
   let drain: PipeDrain | undefined;
-  const terminate = (why: 'timeout' | 'cancelled' | 'capped'): void => {
+  const terminate = (why: StopReason): void => {
     if (drain) return; // it has exited: the run is over, whatever its pipes still bring
     reason ??= why;
     timers.push(terminateGroup(pid, spec.killGraceMs));
