@@ -2,8 +2,9 @@
 # The HA control plane, end to end (docs/operations.md "HA control plane"): a 3-member etcd on
 # loopback, two control servers on it, a node with manifests.d/ and a WorldFS mount both given
 # both servers; then the server they use is killed (kill -9) and they carry on with the other one:
-# the node keeps its identity and never shows offline, WorldFS resumes and relays an invoke. All
-# keep running afterwards (the script prints how to stop them).
+# the node keeps its identity and never shows offline, WorldFS resumes and relays an invoke. Last, a
+# third server given one etcd member is cut off from etcd (the member killed, quorum kept): a watch
+# on it moves to B, whose store answers. All keep running afterwards (the script prints how to stop them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ACHERON=${ACHERON:-acheron}
@@ -14,8 +15,10 @@ RUN=${ACHERON_DEMO_HA_DIR:-/tmp/acheron-demo-ha}
 ETCD_BASE=${ACHERON_DEMO_HA_ETCD_PORT:-23790}
 A_PORT=18890
 B_PORT=18892
+C_PORT=18894
 A=ws://127.0.0.1:$A_PORT
 B=ws://127.0.0.1:$B_PORT
+C=ws://127.0.0.1:$C_PORT
 acheron() { $ACHERON "$@"; }
 
 stop_previous() {
@@ -95,6 +98,20 @@ sleep 6   # longer than A's registration and the grace period: still online
 acheron node get demo-ha --control-url "$A,$B" --token-file "$RUN/admin-token" | head -1
 wait "$WATCH" || true
 cat "$RUN/watch.out" "$RUN/watch.err"
+
+: "server C, given etcd member m1 only, and a watch given C then B; then m1 is killed: C is cut off from etcd while quorum holds"
+nohup $ACHERON control --store etcd --etcd-endpoints "${EPS%%,*}" --server-id demo-c --server-ttl-ms 2000 --offline-grace-ms 5000 \
+  --listen 127.0.0.1:$C_PORT --http-listen 127.0.0.1:$((C_PORT + 1)) --log-file "$RUN/control-c.log" >/dev/null 2>&1 &
+echo $! > "$RUN/control-c.pid"
+for _ in $(seq 100); do curl -sf http://127.0.0.1:$((C_PORT + 1))/readyz >/dev/null 2>&1 && break; sleep 0.1; done
+timeout 20 $ACHERON node watch --replay-limit 0 --control-url "$C,$B" --token-file "$RUN/admin-token" > "$RUN/watch-c.out" 2> "$RUN/watch-c.err" &
+WATCH=$!
+sleep 1
+kill -9 "$(cat "$RUN/etcd-m1.pid")"
+# C tells its clients its store is lost; the watch moves to B, whose store answers, and resumes there.
+for _ in $(seq 150); do grep -q 'watching again on' "$RUN/watch-c.err" && break; sleep 0.1; done
+cat "$RUN/watch-c.err"
+kill "$WATCH" 2>/dev/null || true
 set +x
-echo "# running: etcd (3), control server B, the node on $MNT, WorldFS on $WORLD"
+echo "# running: etcd (2 of 3: m1 was killed), control servers B and C (C cut off from etcd), the node on $MNT, WorldFS on $WORLD"
 echo "# stop them: umount $WORLD $MNT (the node and WorldFS exit with their mounts); kill \$(cat $RUN/*.pid)"
