@@ -107,9 +107,9 @@ export function unknownCommandBeforeHelp(
   nodeCommands: readonly string[],
   actions: Readonly<Record<string, readonly string[]>>,
 ): string | undefined {
-  if (!argv.includes('--help') && !argv.includes('--version')) return undefined;
+  if (!argv.some(asksHelp)) return undefined;
   // Wherever they stand: `acheron --help bogus` is `acheron bogus --help`.
-  const [first, second] = argv.filter((arg) => arg !== '--help' && arg !== '--version');
+  const [first, second] = argv.filter((arg) => !asksHelp(arg));
   const isWord = (arg: string | undefined): arg is string => arg !== undefined && !arg.startsWith('-');
   if (isWord(first) && !commands.includes(first)) return namingUnknownCommand(`Unknown command: ${first}`, 'acheron', commands, nodeCommands);
   if (first === 'node' && isWord(second) && !nodeCommands.includes(second))
@@ -119,4 +119,10 @@ export function unknownCommandBeforeHelp(
   if (choices && isWord(second) && !choices.includes(second))
     return `Invalid values: Argument: action, Given: "${second}", Choices: ${choices.map((choice) => `"${choice}"`).join(', ')}`;
   return undefined;
+}
+
+/** `--help` or `--version`, also with a value yargs takes as true (`--help=true`, `--help=1`); `--help=false` is no request. */
+function asksHelp(arg: string): boolean {
+  const flag = /^--(?:help|version)(?:=(.*))?$/.exec(arg);
+  return flag !== null && (flag[1] === undefined || !['false', '0', ''].includes(flag[1]));
 }

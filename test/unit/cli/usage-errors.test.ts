@@ -130,4 +130,10 @@ t.test("'--' is refused: yargs dropped what followed it without a word", async (
   t.equal(endOfOptionsRefusal(['invoke', 'echo', '{}', '--mount', '/mnt/n1']), undefined);
   t.equal(unknownCommandBeforeHelp(['bogus', '--version'], ['node'], [], {}), 'unknown command bogus (commands: node)', '--version as --help');
   t.equal(unknownCommandBeforeHelp(['--help', 'bogus'], ['node'], [], {}), 'unknown command bogus (commands: node)', 'wherever --help stands');
+  t.equal(
+    unknownCommandBeforeHelp(['bogus', '--help=true'], ['node'], [], {}),
+    'unknown command bogus (commands: node)',
+    '--help with a value yargs takes as true',
+  );
+  t.equal(unknownCommandBeforeHelp(['bogus', '--help=false'], ['node'], [], {}), undefined, '--help=false asks for nothing: yargs names the command');
 });
