@@ -1,5 +1,6 @@
 import type { CatalogDeltaPayload } from '../protocol/types.gen.js';
-import { ControlClient, frameError, ServerFailures } from '../protocol/control-client.js';
+import { ControlClient, frameError } from '../protocol/control-client.js';
+import { ServerFailures } from '../protocol/server-failures.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';

@@ -95,7 +95,8 @@ export class CatalogElsewhere {
       this.#moving = true;
       this.#options.loop.handOver(outcome.url);
       this.#options.say({ kind: 'moving', from, to: outcome.url, why });
-      client.terminate(); // at once: a close handshake would wait for a server that may be stuck
+      // No close handshake, which would wait for a server that may be stuck; requests in flight keep their replies.
+      client.retire(`moved to ${outcome.url}`);
       return;
     }
     if (this.#stayingSaid) return;

@@ -6,6 +6,7 @@ import type { ServerErrorFrame, VersionReply } from './types.gen.js';
 import { isWireErrorCode, ProtocolError } from './errors.js';
 import { SchemaError } from './schemas.js';
 import { notJson, type SentRequest, type ServerFrameCheck } from './server-frames.js';
+import { REFUSED, ServerFailures } from './server-failures.js';
 
 interface Pending {
   request: SentRequest;
@@ -57,6 +58,11 @@ export class ControlClient {
   #closedReason: string | undefined;
   /** Why the liveness check dropped the connection. */
   #silence: string | undefined;
+  /** Handed back (retire): no push, no new request; the socket stays until the requests in flight are answered. */
+  #retired = false;
+  /** Resolves `closed`. */
+  #ended!: (how: { code: number; reason: string }) => void;
+  /** The connection is over for its user: the socket closed, or the client was retired. */
   readonly closed: Promise<{ code: number; reason: string }>;
   /** Who the server took the token for (its `control.version` reply). */
   principal: VersionReply['principal'] | undefined;
@@ -78,6 +84,7 @@ export class ControlClient {
       const problems = check?.problems(parsed, pending?.request) ?? [];
       const frame = parsed as ServerFrame;
       if (!pending || id === undefined) {
+        if (this.#retired) return;
         if (problems.length > 0) options.onInvalidPush?.(new SchemaError(problems), parsed);
         else options.onPush?.(frame);
         return;
@@ -87,8 +94,10 @@ export class ControlClient {
       if (problems.length > 0) pending.reject(new SchemaError(problems));
       else if (frame.ok) pending.resolve(frame.payload);
       else pending.reject(frameError(frame));
+      this.#closeOnceRetiredIdle();
     });
     this.closed = new Promise((resolve) => {
+      this.#ended = resolve;
       socket.on('close', (code, reason) => {
         // Dropped here for silence: that is the reason (ws has none for a connection it terminated).
         const why = reason.length ? reason.toString() : (this.#silence ?? '');
@@ -161,7 +170,11 @@ export class ControlClient {
   }
 
   get isOpen(): boolean {
-    return this.#socket.readyState === WebSocket.OPEN;
+    return this.#socket.readyState === WebSocket.OPEN && !this.#retired;
+  }
+
+  get retired(): boolean {
+    return this.#retired;
   }
 
   /** One request and its reply; `timeoutMs` overrides the client's bound (every wait has one). */
@@ -172,6 +185,7 @@ export class ControlClient {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
         reject(new ProtocolError('unavailable', `${type}: no reply within ${timeoutMs} ms`));
+        this.#closeOnceRetiredIdle();
       }, timeoutMs);
       this.#pending.set(id, { request: { type, payload }, resolve: resolve as (payload: unknown) => void, reject, timer });
       this.#socket.send(JSON.stringify({ channel: 'control', type, id, payload }));
@@ -183,9 +197,27 @@ export class ControlClient {
     return this.closed.then(() => undefined);
   }
 
-  /** Drops the connection at once (tests, shutdown on a dead peer). */
+  /** Drops the connection at once (tests, shutdown on a dead peer), requests in flight too. */
   terminate(): void {
     this.#socket.terminate();
+  }
+
+  /**
+   * Hands the connection back (its user moves to another server): `closed` resolves at once, no
+   * push is delivered and no request taken any more, but the requests in flight keep their
+   * replies (an invoke relayed before a move ends there, not in ENOTCONN); the socket closes once
+   * they are answered or their own bounds pass (at once when there are none).
+   */
+  retire(reason: string): void {
+    if (this.#closedReason !== undefined || this.#retired) return;
+    this.#retired = true;
+    this.#closedReason = reason;
+    this.#ended({ code: 1000, reason });
+    this.#closeOnceRetiredIdle();
+  }
+
+  #closeOnceRetiredIdle(): void {
+    if (this.#retired && this.#pending.size === 0) this.#socket.terminate();
   }
 }
 
@@ -232,51 +264,6 @@ export async function connectAny(
     if (attempt + 1 < rounds * urls.length) await new Promise((resolve) => setTimeout(resolve, pause));
   }
   throw new ProtocolError('unavailable', failures.text(rounds, urls.length));
-}
-
-const REFUSED = 'control server refused the connection: ';
-
-/**
- * Why each server of a `--control-url` list failed to connect, and the one line that says it once
- * the client gives up: connectAny (the one-shot commands) and WorldFS's first connection say it alike.
- */
-export class ServerFailures {
-  readonly #given = new Map<string, string>();
-
-  /** The last failure of `url` (a server's or the network's: ProtocolError, SchemaError). */
-  note(url: string, error: unknown): void {
-    this.#given.set(url, (error as Error).message);
-  }
-
-  /** The last failure of `url`, as its error said it. */
-  of(url: string): string | undefined {
-    return this.#given.get(url);
-  }
-
-  /** Each server's last failure, as its error said it: `<url>: <message>; …`. */
-  list(): string {
-    return [...this.#given].map(([url, why]) => `${url}: ${why}`).join('; ');
-  }
-
-  /**
-   * Why the client gave up after `rounds` rounds. Servers that answered the upgrade with a refusal
-   * (a 503: the store could not check the token) did answer: said so first with their status and
-   * reason, not as silence.
-   */
-  text(rounds: number, urlCount: number): string {
-    const why = [...this.#given].map(([url, message]) => [url, message.replace(`cannot reach the control server at ${url}: `, '')] as const);
-    const refused = why.filter(([, reason]) => reason.startsWith(REFUSED)).length;
-    const lead =
-      refused === 0
-        ? 'no control server answered'
-        : refused < why.length
-          ? 'no control server took the connection'
-          : urlCount === 1
-            ? 'the control server refused the connection'
-            : 'every control server refused the connection';
-    const each = why.map(([url, reason]) => `${url}: ${refused === why.length ? reason.slice(REFUSED.length) : reason}`);
-    return `${lead} (${rounds} round${rounds === 1 ? '' : 's'} over ${urlCount} URL${urlCount === 1 ? '' : 's'}): ${each.join('; ')}`;
-  }
 }
 
 /** The body of a refused upgrade, which says why (a 503: the store could not check the token); at most REFUSAL_MAX_BYTES, '' if none, and its whole length. */

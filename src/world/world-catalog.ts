@@ -1,4 +1,5 @@
-import { ControlClient, isFinalRefusal, ServerFailures } from '../protocol/control-client.js';
+import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
+import { ServerFailures } from '../protocol/server-failures.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { CatalogElsewhere, noticeText } from '../protocol/catalog-elsewhere.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
@@ -10,6 +11,7 @@ import { CatalogMirror } from './catalog-mirror.js';
 import { eventNodeId, readNode, refreshLeases, resumeWatch, unwatch, watchFromNow } from './catalog-requests.js';
 import { Rereads } from './catalog-rereads.js';
 import { RelayLog, relayOnce, type RelayOperation } from './relay-call.js';
+import { CatalogReach } from './catalog-reach.js';
 import { tokenFor, type WorldCatalogOptions } from './world-catalog-options.js';
 
 /**
@@ -39,9 +41,7 @@ export class WorldCatalog {
   /** Attaches the session again on the connection that follows events now (its project token changed). */
   #reattach: ((why: string) => void) | undefined;
   #grant: SessionAttachReply | undefined;
-  #connected = false;
-  #changedMs = Date.now();
-  #lastError = 'not connected yet';
+  #reach = new CatalogReach();
   #firstSync: Promise<void>;
   #everSynced = false;
   #synced!: () => void;
@@ -56,15 +56,15 @@ export class WorldCatalog {
       backoff: { firstMs: options.backoffMs ?? 500, maxMs: options.backoffMaxMs ?? 10_000 },
       session: (url) => this.#session(url),
       failed: (url, error) => {
-        this.#lastError = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
+        this.#reach.why = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
         failures.note(url, error);
         // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a
         // refusal any would give) is start()'s to report, in one line, not a log line's too.
         if (!this.#everSynced && (options.urls.length === 1 || isFinalRefusal(error))) throw error;
         this.#options.log[this.#everSynced ? 'warn' : 'debug']({ err: (error as Error).message, url }, 'control server connection failed');
       },
-      // A move keeps the catalog shown while the next server resumes (relays meanwhile: ENOTCONN, as at any reconnect).
-      ended: () => void (this.#elsewhere.takeMoving() || ([this.#connected, this.#changedMs] = [false, Date.now()])),
+      // A move keeps the catalog shown while the next server resumes (relays meanwhile wait for it: NextLink).
+      ended: () => void (this.#elsewhere.takeMoving() || this.#reach.available(this.#reach.why)),
       beforePause: () => {
         if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', failures.text(1, options.urls.length));
       },
@@ -82,19 +82,19 @@ export class WorldCatalog {
   }
 
   get connected(): boolean {
-    return this.#connected;
+    return this.#reach.shown;
   }
 
   /** Why the catalog is not available now (for ENOTCONN messages and logs). */
   get lastError(): string {
-    return this.#lastError;
+    return this.#reach.why;
   }
 
   /** The connection relays go out on (a relay session: a node releases its handles when it ends). */
   readonly link = (): ControlClient | undefined => this.#client;
 
   get changedMs(): number {
-    return this.#changedMs;
+    return this.#reach.changedMs;
   }
 
   /** The project session's grant (what `control.session_attach` says it may do: `allowed` or the refusal), or undefined for an admin token (sees everything). */
@@ -117,12 +117,12 @@ export class WorldCatalog {
 
   /**
    * One operation on a node's tree, relayed through the control server (SPEC §9). ENOTCONN at once
-   * while the control server is out of reach, EHOSTUNREACH at once when the node is offline;
-   * otherwise the node's own errno, by name (`relayOnce`: never retried, bounded).
+   * while the control server is out of reach (during a move, once the next server is not there
+   * within MOVE_WAIT_MS), EHOSTUNREACH at once when the node is offline; otherwise the node's own
+   * errno, by name (`relayOnce`: never retried, bounded).
    */
   async relay(nodeId: string, operation: RelayOperation): Promise<Record<string, unknown>> {
-    const client = this.#client;
-    if (!this.#connected || !client) throw new FsError('ENOTCONN', `the control server is out of reach: ${this.#lastError}`);
+    const client = await this.#reach.relayClient();
     if (this.#mirror.node(nodeId)?.state === 'offline') throw new FsError('EHOSTUNREACH', `node ${nodeId} is offline`);
     return relayOnce(client, nodeId, operation, this.#relayLog);
   }
@@ -183,7 +183,7 @@ export class WorldCatalog {
       else if (outcome === 'unknown node')
         read(event.node_id, event).catch((error: unknown) => resync(`reading node ${event.node_id}: ${(error as Error).message}`));
       else if (outcome === 'applied') {
-        this.#changedMs = Date.now();
+        this.#reach.changed();
         this.#options.log.debug(
           { seq: event.seq, node_id: event.node_id, kind: event.kind, changed: event.changed_services.length, removed: event.service_delta.removed.length },
           'delta event applied',
@@ -203,7 +203,7 @@ export class WorldCatalog {
       const done = readNode(client as ControlClient, nodeId, events, into, () => mirror).then((queued) => {
         pending.delete(nodeId);
         if (into !== mirror) return;
-        this.#changedMs = Date.now();
+        this.#reach.changed();
         for (const event of queued) apply(event);
       });
       pending.set(nodeId, { events, done });
@@ -219,15 +219,12 @@ export class WorldCatalog {
       const listed = await (client as ControlClient).request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
       await Promise.all(listed.nodes.map((n) => read(n.node_id)));
       [this.#grant, this.#mirror] = [grant, mirror];
-      this.#changedMs = Date.now();
+      this.#reach.changed();
     };
     const rereads = new Rereads(this.#options, {
       client: () => client as ControlClient,
       readAll: async (grant) => (await readAll(grant), mirror.nodeIds().length),
-      available: (up) => {
-        [this.#connected, this.#changedMs] = [up === true, Date.now()];
-        if (up !== true) this.#lastError = up;
-      },
+      available: (up) => this.#reach.available(up),
       resync,
     });
     client = await ControlClient.connect({
@@ -271,10 +268,12 @@ export class WorldCatalog {
       });
       // Resumed, this.#mirror and this.#grant stay as they were: the kept mirror (`mirror` above), which the replayed events update.
       [following, this.#reattach] = [true, (why: string) => rereads.newToken(why)];
+      this.#reach.attached(client);
       this.#reconnect.succeeded();
       this.#elsewhere.began();
       if (resumed !== undefined) {
-        [this.#connected, this.#changedMs, this.#everSynced] = [true, Date.now(), true];
+        this.#everSynced = true;
+        this.#reach.available(true);
         this.#options.log.info(
           { url, nodes: mirror.nodeIds().length, resumed_after: resumed ? position : undefined },
           resumed ? 'watch resumed; following events' : 'catalog read; following events',
@@ -288,10 +287,11 @@ export class WorldCatalog {
         clearInterval(refresh);
         rereads.stop();
       }
-      this.#lastError = cut ?? `the connection to ${url} closed`;
+      this.#reach.why = cut ?? `the connection to ${url} closed`;
     } finally {
-      client.terminate();
+      if (!client.retired) client.terminate();
       [this.#client, this.#reattach] = [undefined, undefined];
+      this.#reach.attached(undefined);
       // The next connection resumes after `position` only if the mirror shown holds everything up to
       // it: the one followed here, or the one kept from before while its resume replayed, in order.
       this.#position = mirror === this.#mirror && cut === undefined && reading.size === 0 ? position : undefined;

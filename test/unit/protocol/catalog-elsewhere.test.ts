@@ -14,6 +14,9 @@ function standIn(): ControlClient & { ended: boolean } {
     terminate() {
       client.ended = true;
     },
+    retire() {
+      client.ended = true;
+    },
   };
   return client as unknown as ControlClient & { ended: boolean };
 }
