@@ -1,3 +1,4 @@
+import { FsError } from '../errors/errno.js';
 import { Job, type JobRecord } from './job.js';
 import { Limiter } from './limiter.js';
 import type { ServiceStateView } from './service-state.js';
@@ -69,14 +70,20 @@ export class JobTable {
 
   /**
    * Lists `job` at once and runs `run` when a slot is free, in arrival order. A job whose `run` fails
-   * before it started (the adapter refused its payload) never ran: it leaves jobs/ again.
+   * before it started (refused when its turn came: the service disabled or cooling down meanwhile,
+   * the adapter refused its payload) never ran: it ends `cancelled`, saying why, and is kept and
+   * pruned like any finished job (`keep`: jobs_keep), so an id once listed never turns into ENOENT
+   * while fewer than `keep` jobs finished after it. The writer still gets the error.
    */
-  async schedule<T>(job: Job, run: () => Promise<T>): Promise<T> {
+  async schedule<T>(job: Job, run: () => Promise<T>, keep: number): Promise<T> {
     this.#jobs.set(job.invocationId, job);
     try {
       return await this.#limiter.schedule(run);
     } catch (error) {
-      if (job.progress.state === 'queued') this.#jobs.delete(job.invocationId);
+      if (job.progress.state === 'queued') {
+        job.refusedAtTurn(error instanceof FsError ? `${error.errno}: ${error.message}` : (error as Error).message);
+        await Promise.all(this.ended(job, keep));
+      }
       throw error;
     }
   }

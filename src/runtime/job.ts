@@ -103,6 +103,12 @@ export class Job {
     return outputlessRun({ state: 'cancelled', shortMessage: `invocation ${this.invocationId} was cancelled before it started` });
   }
 
+  /** Refused when its turn came (`why`: the errno and its message): it never ran, and ends `cancelled`, saying so. */
+  refusedAtTurn(why: string, now = Date.now()): void {
+    const error = `invocation ${this.invocationId} never ran: refused when its turn came (${why})`;
+    this.finish({ state: 'cancelled', run: outputlessRun({ state: 'cancelled', shortMessage: error }), result: null, error, finishedMs: now });
+  }
+
   get isFinished(): boolean {
     const { state } = this.#progress;
     return state !== 'queued' && state !== 'running';

@@ -125,7 +125,7 @@ export class LiveService {
     }
     const job = new Job(this.#ids.next(), payload);
     this.#touch();
-    const outcome = await waitAtMost(job.invocationId, (started) => this.#jobs.schedule(job, () => this.#run(job, value, started)));
+    const outcome = await waitAtMost(job.invocationId, (started) => this.#jobs.schedule(job, () => this.#run(job, value, started), this.#settings.jobsKeep));
     // remove() cancelled it and took the service's files: the writer has nowhere to read this outcome.
     // Asked of the job, not the outcome: the run may have ended otherwise first (an answer that raced the cancel).
     if (job.isCancelled && this.#removed)

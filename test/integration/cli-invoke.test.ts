@@ -1,7 +1,7 @@
 // SPEC §1 `acheron invoke` and the CLI conventions: exit 0 on success, 1 on failure, 2 on bad usage,
 // errors one line on stderr naming what was wrong.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACHERON, DRIVERS, manifest, readJson, startNode, tempDir } from '../helpers/node.js';
 import { q, sh, waitFor, type ShResult } from '../helpers/process.js';
@@ -137,6 +137,35 @@ await t.test('a queued invocation cancelled with jobs/<id>/cancel: cancelled, no
   tt.equal(cancelled.stdout, '');
   tt.equal(cancelled.stderr, `acheron invoke: sleeper: cancelled: invocation ${queued} was cancelled before it started\n`);
   tt.equal(await statusState('sleeper'), 'ok', "status.json still shows the first run's outcome");
+});
+
+await t.test('a queued invocation refused at its turn (the service disabled meanwhile): EPERM, and its job stays, saying why', async (tt) => {
+  const jobs = join(node.service('sleeper'), 'jobs');
+  await rm(release, { force: true });
+  const before = (await sh(`ls ${q(jobs)}`)).stdout.split('\n').filter(Boolean);
+  const first = acheron(`invoke sleeper '{"n":3}' ${mount}`);
+  await waitFor(async () => (await statusState('sleeper')) === 'running', { what: 'the sleeper run' });
+  const second = acheron(`invoke sleeper '{"n":4}' ${mount}`);
+  const queued = await waitFor(
+    async () => {
+      const ids = (await sh(`ls ${q(jobs)}`)).stdout.split('\n').filter((id) => id !== '' && !before.includes(id));
+      return ids.length === 2 && (await readJson<JobStatus>(join(jobs, ids[1] as string, 'status.json'))).state === 'queued' && (ids[1] as string);
+    },
+    { what: 'the second sleeper invocation to queue' },
+  );
+  await put('sleeper', 'control/disable', '1');
+  await writeFile(release, '');
+  tt.equal((await first).code, 0, 'the running call finishes');
+  const refused = await second;
+  tt.equal(refused.code, 1);
+  tt.match(refused.stderr, /^acheron invoke: sleeper: EPERM: service sleeper is disabled/);
+  const job = await readJson<JobStatus>(join(jobs, queued, 'status.json'));
+  tt.match(job, {
+    state: 'cancelled',
+    started_ms: null,
+    error: new RegExp(`^invocation ${queued} never ran: refused when its turn came \\(EPERM: service sleeper is disabled`),
+  });
+  await put('sleeper', 'control/enable', '1');
 });
 
 await t.test('a payload the service refuses (not an object): exit 1 naming EINVAL', async (tt) => {

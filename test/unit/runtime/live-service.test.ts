@@ -202,11 +202,17 @@ t.test('SPEC §3, §5: calls queued behind the failure that auto-disables are re
   t.equal(rt.view.result, null, 'result.json: no success');
   t.match(rt.view.state.rejection, { errno: 'EPERM', message: /disabled \(auto-disabled: 1 consecutive failures/ });
   t.match(rt.view.state.lastError, /^EPERM: service s is disabled \(auto-disabled/, 'last_error.txt names the refusal');
+  // Listed while they were queued: they stay, ended, so a script polling their ids learns why (not ENOENT, which says pruned).
   t.same(
     rt.view.jobs.list().map((job) => job.progress.state),
-    ['error'],
-    'the refused calls left jobs/, as a call refused at commit never enters it',
+    ['error', 'cancelled', 'cancelled'],
+    'the refused calls stay in jobs/, ended cancelled',
   );
+  t.match(rt.view.jobs.list()[1]?.progress, {
+    error: /^invocation \S+ never ran: refused when its turn came \(EPERM: service s is disabled \(auto-disabled/,
+    startedMs: null,
+    result: null,
+  });
   const { running, queued, started, waiting } = rt.view.jobs;
   t.same({ running, queued, started, waiting }, { running: 0, queued: 0, started: 0, waiting: 0 }, 'nothing left running or queued');
 });
@@ -224,6 +230,8 @@ t.test('SPEC §5: a call queued behind a failure that starts a cooldown is refus
   t.equal(rt.view.statusState(), 'backoff');
   t.match(rt.view.state.counters, { invokesTotal: 1, rejectedTotal: 1 });
   t.match(rt.view.state.lastError, /^EAGAIN: service s is cooling down after a failure/);
+  t.match(rt.view.jobs.list()[1]?.progress, { state: 'cancelled', error: /never ran: refused when its turn came \(EAGAIN: service s is cooling down/ });
+  t.equal(rt.view.state.counters.cancelledTotal, 0, 'counted once, as a refusal (rejected_total), not also as a cancel');
 });
 
 t.test('SPEC §5: control/disable lets the running call finish and refuses the queued one EPERM', async (t) => {
@@ -483,7 +491,7 @@ t.test('a runner with a queue of its own: a disable while the job waits for a wo
   t.match(rt.view.state.lastError, /^EPERM: service s is disabled/);
 });
 
-t.test('a payload the adapter refuses: EINVAL recorded, and the job leaves jobs/', async (t) => {
+t.test('a payload the adapter refuses: EINVAL recorded, and the job ends cancelled, saying why', async (t) => {
   const rt = new LiveService({
     serviceId: 's',
     runner: { run: runDriver },
@@ -500,7 +508,11 @@ t.test('a payload the adapter refuses: EINVAL recorded, and the job leaves jobs/
     },
   });
   await rejectsErrno(t, rt.invoke(Buffer.from('{}')), 'EINVAL');
-  t.same(rt.view.jobs.list(), [], 'no job stays listed');
+  t.match(
+    rt.view.jobs.list().map((job) => job.progress),
+    [{ state: 'cancelled', error: /never ran: refused when its turn came \(EINVAL: no argv\)$/ }],
+    'its job stays listed, ended',
+  );
   t.match(rt.view.state.rejection, { errno: 'EINVAL', message: 'no argv' });
   t.equal(rt.view.state.counters.invokesTotal, 0, 'nothing ran');
 });
