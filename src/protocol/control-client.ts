@@ -32,6 +32,8 @@ export interface ControlClientOptions {
    */
   check?: ServerFrameCheck;
   onInvalidPush?: (error: SchemaError, frame: unknown) => void;
+  /** PING_INTERVAL_MS unless a test says otherwise. */
+  pingIntervalMs?: number;
 }
 
 /**
@@ -145,14 +147,15 @@ export class ControlClient {
     });
     const client = new ControlClient(socket, options);
     socket.on('error', () => undefined);
-    client.#watchLiveness();
+    client.#watchLiveness(options.pingIntervalMs ?? PING_INTERVAL_MS);
     client.principal = (await client.request<VersionReply>('control.version', { protocol: PROTOCOL })).principal;
     return client;
   }
 
-  #watchLiveness(): void {
-    const deadAfterMs = PING_INTERVAL_MS * DEAD_AFTER_PINGS;
+  #watchLiveness(intervalMs: number): void {
+    const deadAfterMs = intervalMs * DEAD_AFTER_PINGS;
     let lastHeard = Date.now();
+    let lastTick = lastHeard;
     const heard = (): void => {
       lastHeard = Date.now();
     };
@@ -160,11 +163,16 @@ export class ControlClient {
     this.#socket.on('ping', heard);
     this.#socket.on('message', heard);
     const timer = setInterval(() => {
-      if (Date.now() - lastHeard > deadAfterMs) {
+      const now = Date.now();
+      // A tick long overdue: this process was stopped (SIGSTOP, a suspended VM) or starved, and what
+      // the server sent meanwhile is still unread; its silence counts from now, not from before.
+      if (now - lastTick > 2 * intervalMs) lastHeard = now;
+      lastTick = now;
+      if (now - lastHeard > deadAfterMs) {
         this.#silence = `no answer from the control server for ${deadAfterMs} ms`;
         this.#socket.terminate();
       } else this.#socket.ping();
-    }, PING_INTERVAL_MS);
+    }, intervalMs);
     timer.unref();
     this.#socket.once('close', () => clearInterval(timer));
   }
