@@ -3,7 +3,7 @@
 // valid, then made every catalog upsert throw (canonical JSON): on reload ERRORS.json stayed [] and
 // no service of the node was published again. A real control server, a real node joined to it.
 import t from 'tap';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { joinArgs, joinToken, startControl, waitForService } from '../helpers/control.js';
 import { manifest, readJson, startNode, tempDir } from '../helpers/node.js';
@@ -28,6 +28,20 @@ t.test('a manifest with 1e400 at a reload: in ERRORS.json, and the valid ones ar
   );
   const log = await readFile(node.logFile, 'utf8');
   t.notMatch(log, /catalog upsert failed|Infinity is not allowed/, 'no upsert failed');
+});
+
+t.test('a manifest with a lone surrogate (JSON "\\ud800"): in ERRORS.json naming the field, and the others are still published', async (t) => {
+  const lone = join(node.servicesDir, 'lone.json');
+  await writeFile(lone, '{"service_id":"lone","kind":"k","help_md":"bad \\ud800 here"}');
+  await writeFile(join(node.servicesDir, 'c.json'), JSON.stringify(manifest('c', 'echo')));
+  await waitForService(control, NODE_ID, 'c');
+  const errors = await readJson<Array<{ file: string; json_path: string; rule: string }>>(join(node.mount, 'ERRORS.json'));
+  t.match(
+    errors.find((e) => e.file === lone),
+    { json_path: '/help_md', rule: 'text' },
+  );
+  t.notMatch(await readFile(node.logFile, 'utf8'), /catalog upsert failed/, 'no upsert failed');
+  await rm(lone);
 });
 
 t.test('fixed: the service is published too', async (t) => {

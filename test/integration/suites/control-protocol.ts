@@ -469,6 +469,26 @@ export async function controlProtocolSuite(t: Test): Promise<void> {
       peer.send(JSON.stringify({ channel: 'control', type, id: `inf${index}`, payload }).replace(JSON.stringify(NESTED), '1e400'));
       expectError(tt, await peer.next((f) => f.id === `inf${index}`), 'invalid_payload', field, what);
     }
+    // A lone surrogate (JSON `"\ud800"`), in any string: named where, never `unavailable` from what hashes it.
+    const LONE = 'LONE-SURROGATE';
+    const surrogateCases: Array<[string, RawPeer, string, Record<string, unknown>, string]> = [
+      ['a help_md with a lone surrogate', n1.peer, 'control.node_service_upsert', big('inf', {}), '/services/0/help_md'],
+      ['the same in a large descriptor', n1.peer, 'control.node_service_upsert', big('inf', { pad: 'p'.repeat(10_000) }), '/services/0/help_md'],
+    ];
+    for (const [index, [what, peer, type, payload, field]] of surrogateCases.entries()) {
+      const services = (payload.services as Array<Record<string, unknown>>).map((service) => ({ ...service, help_md: `bad ${LONE} here` }));
+      peer.send(JSON.stringify({ channel: 'control', type, id: `lone${index}`, payload: { ...payload, services } }).replace(LONE, '\\ud800'));
+      expectError(tt, await peer.next((f) => f.id === `lone${index}`), 'invalid_payload', field, what);
+    }
+    n1.peer.send(
+      JSON.stringify({
+        channel: 'control',
+        type: 'control.node_service_upsert',
+        id: 'lone-label',
+        payload: { node_id: 'n1', labels: { x: LONE }, services: [] },
+      }).replace(LONE, '\\udc00'),
+    );
+    expectError(tt, await n1.peer.next((f) => f.id === 'lone-label'), 'invalid_payload', '/labels/x', 'a label with a lone surrogate: every string alike');
     const n1Now = await bystander.call<{ services: Array<{ service_id: string }> }>('control.node_get', { node_id: 'n1' });
     tt.notOk(
       n1Now.services.some((service) => service.service_id === 'inf'),

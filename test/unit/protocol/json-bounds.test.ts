@@ -43,3 +43,14 @@ t.test('a million levels neither recurse nor throw', async (t) => {
   for (let i = 0; i < 1_000_000; i++) value = [value];
   t.equal(tooDeepAt(value, 64), `/${Array(64).fill('0').join('/')}`);
 });
+
+t.test('a lone surrogate (JSON "\\ud800"), in a value or a member name: its pointer, rule text', async (t) => {
+  const inValue = jsonBoundProblem(JSON.parse('{"services":[{"service_id":"a","help_md":"bad \\ud800 here"}]}'), 64);
+  t.match(inValue, { pointer: '/services/0/help_md', rule: 'text', message: /lone surrogate/ });
+  t.match(jsonBoundProblem(JSON.parse('{"labels":{"\\udc00x":"v"}}'), 64), {
+    pointer: '/labels/\udc00x',
+    rule: 'text',
+    message: /^a member name with text with a lone surrogate/,
+  });
+  t.equal(jsonBoundProblem(JSON.parse('{"emoji":"\\ud83d\\ude00","plain":"é"}'), 64), undefined, 'a surrogate pair is text');
+});
