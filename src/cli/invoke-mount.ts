@@ -18,10 +18,13 @@ export async function servicesParent(node: string | undefined, mount: string): P
 /** The node tree's `services/<id>`, or WorldFS's `nodes/<node>/services/<id>`: its outcome, or the errno and why (mountRefusal). */
 export async function invokeThroughMount(args: InvokeArgs, mount: string, under: string, payload: string): Promise<Buffer | Refused> {
   const dir = join(under, 'services', args.service);
+  /** The payload was written and its read began: from then on the invocation may have been sent. */
+  let committing = false;
   try {
     const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
     try {
       await file.write(payload, 0);
+      committing = true;
       return await file.readFile();
     } finally {
       await file.close();
@@ -29,7 +32,7 @@ export async function invokeThroughMount(args: InvokeArgs, mount: string, under:
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code ?? 'ERROR';
     const recorded = (): Promise<string> => readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
-    return mountRefusal(errno, (error as Error).message, { service: args.service, under, mount, node: args.node }, recorded);
+    return mountRefusal(errno, (error as Error).message, { service: args.service, under, mount, node: args.node, committing }, recorded);
   }
 }
 
@@ -39,6 +42,8 @@ export interface MountPlace {
   mount: string;
   under: string;
   node: string | undefined;
+  /** The error came at the commit (the read after the write), not at the open or the write. */
+  committing?: boolean;
 }
 
 /**
@@ -54,7 +59,7 @@ export async function mountRefusal(errno: string, message: string, place: MountP
       ? await whatIsMissing(place)
       : place.node === undefined
         ? nodeErrnoMeaning(errno, place)
-        : await worldErrnoMeaning(errno, place.node, place.mount);
+        : await worldErrnoMeaning(errno, place);
   const fallback =
     (place.node === undefined ? unrecordedMeaning(errno, place.mount) : await worldUnrecordedMeaning(errno, place)) ?? systemErrorText(errno, message);
   return { errno, detail: known ?? errorDetail(await recorded(), errno, fallback) };
@@ -125,11 +130,19 @@ function nodeErrnoMeaning(errno: string, place: MountPlace): string | undefined 
   return undefined;
 }
 
-/** What WorldFS means by `errno` for node `node` (src/world/world-catalog.ts `relay`, src/control/relay-hub.ts), where it is one thing. */
-async function worldErrnoMeaning(errno: string, node: string, mount: string): Promise<string | undefined> {
-  if (errno === 'EHOSTUNREACH') return `node ${node} is offline or not connected to the control server`;
-  if (errno === 'ENOTCONN')
-    return (await staleMountMeaning(mount, 'start acheron world again')) ?? `WorldFS at ${mount} has lost its control server (it reconnects by itself)`;
+/**
+ * What WorldFS means by `errno` for node `node` (src/world/world-catalog.ts `relay`, src/control/relay-hub.ts), where it is one thing.
+ * A link lost at the commit may have been lost after the invoke reached the node: said, so that a script does not invoke twice.
+ */
+async function worldErrnoMeaning(errno: string, place: MountPlace): Promise<string | undefined> {
+  const unknown = place.committing
+    ? `; the invocation may have run before the link was lost: see ${join(place.under, 'services', place.service, 'jobs')}/ once it is back, before invoking again`
+    : '';
+  if (errno === 'EHOSTUNREACH') return `node ${place.node} is offline or not connected to the control server${unknown}`;
+  if (errno === 'ENOTCONN') {
+    const stale = await staleMountMeaning(place.mount, 'start acheron world again');
+    return stale ?? `WorldFS at ${place.mount} has lost its control server (it reconnects by itself)${unknown}`;
+  }
   return undefined;
 }
 

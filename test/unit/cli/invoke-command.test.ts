@@ -53,6 +53,16 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
     await line('ENOTCONN', 'ENOTCONN: socket is not connected, open', world),
     `acheron invoke: echo: ENOTCONN: WorldFS at ${w} has lost its control server (it reconnects by itself)\n`,
   );
+  // At the commit (the read after the write) the invoke may have reached the node before the link went: a script must not retry blindly.
+  const jobs = join(w, 'nodes', 'n1', 'services', 'echo', 'jobs');
+  t.equal(
+    await line('EHOSTUNREACH', 'EHOSTUNREACH: host is unreachable, read', { ...world, committing: true }),
+    `acheron invoke: echo: EHOSTUNREACH: node n1 is offline or not connected to the control server; the invocation may have run before the link was lost: see ${jobs}/ once it is back, before invoking again\n`,
+  );
+  t.equal(
+    await line('ENOTCONN', 'ENOTCONN: socket is not connected, read', { ...world, committing: true }),
+    `acheron invoke: echo: ENOTCONN: WorldFS at ${w} has lost its control server (it reconnects by itself); the invocation may have run before the link was lost: see ${jobs}/ once it is back, before invoking again\n`,
+  );
   t.equal(
     await line('ENOENT', 'ENOENT: no such file or directory, open', world),
     `acheron invoke: echo: ENOENT: no node n1 under ${w}/nodes (not in the catalog, or hidden from this mount's token)\n`,
