@@ -227,7 +227,17 @@ await t.test('calls queued behind the failure that auto-disables get EPERM at th
   tt.match(await metrics('queue'), { invokes_total: 1, rejected_total: 2, consecutive_failures: 1 }, 'only the first ran');
   tt.match(await readText(file('queue', 'last_error.txt')), /^EPERM: service queue is disabled \(auto-disabled: 1 consecutive failures/);
   tt.match(await readJson(file('queue', 'result.json')), { state: 'idle' }, 'result.json: still no success');
-  tt.equal((await sh(`ls ${q(file('queue', 'jobs'))}`)).stdout.trim().split('\n').length, 1, 'jobs/: only the call that ran');
+  const jobs = (await sh(`ls ${q(file('queue', 'jobs'))}`)).stdout.trim().split('\n');
+  const states = await Promise.all(jobs.map(async (id) => await readJson<{ state: string; error: string }>(file('queue', `jobs/${id}/status.json`))));
+  tt.match(
+    states,
+    [
+      { state: 'error' },
+      { state: 'cancelled', error: /never ran: refused when its turn came \(EPERM: / },
+      { state: 'cancelled', error: /never ran: refused when its turn came \(EPERM: / },
+    ],
+    'jobs/: the call that ran, and the two refused at their turn, ended cancelled saying why',
+  );
 
   succeeded(tt, await control('queue', 'enable'), 'control/enable');
   const enabled = await status('queue');
