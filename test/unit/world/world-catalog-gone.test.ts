@@ -3,16 +3,14 @@
 // event (a replay of `upsert X, delete X` on resume, or a delete that beat the read), or the
 // session may no longer see it. The answer settles the node: one read, nothing shown, the position
 // saved for a resume; an event after its delete (it joined again) reads it again and shows it.
-import pino from 'pino';
 import t, { type Test } from 'tap';
 import { serviceDelta } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import { serviceHash } from '../../../src/protocol/service-hash.js';
-import { loadSchemas } from '../../../src/protocol/schemas.js';
 import type { EventKind, ServiceDescriptor, StoredNode } from '../../../src/protocol/types.gen.js';
-import { WorldCatalog } from '../../../src/world/world-catalog.js';
 import { waitFor } from '../../helpers/process.js';
 import { scriptedControl } from '../../helpers/scripted-control.js';
+import { startTestCatalog } from '../../helpers/world-catalog.js';
 
 const a = applyDefaults({ service_id: 'a', kind: 'k' }, 'x');
 const meta = (nodeId: string): Pick<StoredNode, 'node_id' | 'node_name' | 'platform' | 'labels'> => ({
@@ -57,20 +55,7 @@ async function world(t: Test, nodeGet: (nodeId: string) => StoredNode | undefine
       },
     },
   );
-  const catalog = new WorldCatalog({
-    urls: [server.url],
-    token: 'x',
-    schemas: await loadSchemas(),
-    log: pino({ level: 'silent' }),
-    backoffMs: 10,
-    backoffMaxMs: 50,
-    refreshMs: 50,
-  });
-  t.teardown(async () => {
-    await catalog.stop();
-    await server.close();
-  });
-  await catalog.start();
+  const catalog = await startTestCatalog(t, { urls: [server.url], backoffMaxMs: 50, refreshMs: 50 }, () => server.close());
   const gets = (nodeId: string): number => server.requests.filter((r) => r.type === 'control.node_get' && r.payload.node_id === nodeId).length;
   /**
    * Until two lease refreshes (node_list, every 50 ms) came after the first read of `nodeId`: a

@@ -7,14 +7,13 @@
 // read again. So does a new connection of a live mount (a reconnect): a project token refused, it
 // attaches without it, and a session refused keeps the connection (it used to count as a failed
 // connection, retried for ever with the old token). A scripted ws server.
-import pino from 'pino';
 import t, { type Test } from 'tap';
 import { ProtocolError } from '../../../src/protocol/errors.js';
-import { loadSchemas } from '../../../src/protocol/schemas.js';
 import type { SessionAttachReply } from '../../../src/protocol/types.gen.js';
-import { WorldCatalog } from '../../../src/world/world-catalog.js';
+import type { WorldCatalog } from '../../../src/world/world-catalog.js';
 import { waitFor } from '../../helpers/process.js';
 import { scriptedControl, type ScriptedControl } from '../../helpers/scripted-control.js';
+import { startTestCatalog } from '../../helpers/world-catalog.js';
 
 const ACTIONS = { read: 'allowed', observe: 'allowed', invoke: 'allowed', mount: 'allowed', admin: 'refused' };
 const grant = (hasToken: boolean): SessionAttachReply => ({ project_id: 'p', has_project_token: hasToken, nodes: [], actions: ACTIONS });
@@ -33,27 +32,20 @@ async function world(t: Test, project: Project): Promise<{ server: ScriptedContr
     'control.node_service_watch': () => ({ watch_id: `w${++watches}`, enabled: true, include: 'delta', replay_limit: 0, replayed: 0, head_seq: 0 }),
     'control.node_list': () => ({ nodes: [] }),
   });
-  const catalog = new WorldCatalog({
-    urls: [server.url],
-    token: 'x',
-    attach: async (_client, withProjectToken = true) => {
-      project.attaches++;
-      if (!withProjectToken && project.open) return grant(false);
-      if (!withProjectToken) throw new ProtocolError('not_found', 'no project p this session may use without a project token');
-      if (!project.accepted) throw new ProtocolError('unauthorized', 'no project p with that project token');
-      return grant(true);
+  const catalog = await startTestCatalog(
+    t,
+    {
+      urls: [server.url],
+      attach: async (_client, withProjectToken = true) => {
+        project.attaches++;
+        if (!withProjectToken && project.open) return grant(false);
+        if (!withProjectToken) throw new ProtocolError('not_found', 'no project p this session may use without a project token');
+        if (!project.accepted) throw new ProtocolError('unauthorized', 'no project p with that project token');
+        return grant(true);
+      },
     },
-    schemas: await loadSchemas(),
-    log: pino({ level: 'silent' }),
-    backoffMs: 10,
-    backoffMaxMs: 60_000,
-    refreshMs: 60_000,
-  });
-  t.teardown(async () => {
-    await catalog.stop();
-    await server.close();
-  });
-  await catalog.start();
+    () => server.close(),
+  );
   return { server, catalog };
 }
 

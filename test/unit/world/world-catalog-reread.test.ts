@@ -4,18 +4,17 @@
 // for as long as the mount lived: no event of that node ever came again). A scripted ws server.
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import pino from 'pino';
 import t, { type Test } from 'tap';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { serviceDelta } from '../../../src/control/delta.js';
 import { applyDefaults } from '../../../src/manifest/index.js';
 import { serviceHash } from '../../../src/protocol/service-hash.js';
-import { loadSchemas } from '../../../src/protocol/schemas.js';
 import { PROTOCOL } from '../../../src/protocol/envelope.js';
 import type { ServiceDescriptor, StoredNode } from '../../../src/protocol/types.gen.js';
 import type { Attach } from '../../../src/world/catalog-requests.js';
-import { WorldCatalog } from '../../../src/world/world-catalog.js';
+import type { WorldCatalog } from '../../../src/world/world-catalog.js';
 import { waitFor } from '../../helpers/process.js';
+import { startTestCatalog } from '../../helpers/world-catalog.js';
 
 const a = applyDefaults({ service_id: 'a', kind: 'k' }, 'x');
 const meta = (nodeId: string) => ({ node_id: nodeId, node_name: nodeId, platform: {}, labels: {} });
@@ -59,21 +58,11 @@ const WATCH_ENDED = JSON.stringify({
 
 /** A catalog of the scripted `server`, started; stopped with the server at the test's end. */
 async function startCatalog(t: Test, server: WebSocketServer, attach?: Attach): Promise<WorldCatalog> {
-  const catalog = new WorldCatalog({
-    urls: [`ws://127.0.0.1:${(server.address() as AddressInfo).port}`],
-    token: 'x',
-    ...(attach ? { attach } : {}),
-    schemas: await loadSchemas(),
-    log: pino({ level: 'silent' }),
-    backoffMs: 10,
-    backoffMaxMs: 50,
-    refreshMs: 60_000,
-  });
-  t.teardown(async () => {
-    await catalog.stop();
-    server.close();
-  });
-  await catalog.start();
+  const catalog = await startTestCatalog(
+    t,
+    { urls: [`ws://127.0.0.1:${(server.address() as AddressInfo).port}`], ...(attach ? { attach } : {}), backoffMaxMs: 50 },
+    () => server.close(),
+  );
   return catalog;
 }
 
