@@ -3,6 +3,7 @@ import { dirname, join, relative } from 'node:path';
 import { mountedOn, worldNodesDir } from '../world/mount-source.js';
 import type { InvokeArgs, Refused } from './invoke-command.js';
 import { staleMountMeaning, staleMountText } from './stale-mount.js';
+import { systemErrorText } from '../errors/errno.js';
 
 // acheron invoke through a mount: the node tree's, or WorldFS's with --node, and what its errno means.
 
@@ -144,15 +145,6 @@ async function worldErrnoMeaning(errno: string, place: MountPlace): Promise<stri
     return stale ?? `WorldFS at ${place.mount} has lost its control server (it reconnects by itself)${unknown}`;
   }
   return undefined;
-}
-
-/**
- * A system error's message without its errno and syscall (`EHOSTUNREACH: host is unreachable, read`,
- * `ENOENT: no such file or directory, open '/x'` → the description alone).
- */
-export function systemErrorText(errno: string, message: string): string {
-  const text = message.startsWith(`${errno}: `) ? message.slice(errno.length + 2) : message;
-  return text.replace(/, [a-z_]+(?: '.*')?$/, '') || message;
 }
 
 /**

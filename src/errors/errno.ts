@@ -88,3 +88,13 @@ export function answerErrno(error: unknown, log: Pick<Logger, 'error'>, context:
   log.error({ err: error, ...context }, 'filesystem operation failed with an unexpected error (answered EIO)');
   return 'EIO';
 }
+
+/**
+ * A system error's message without its errno and syscall (`EHOSTUNREACH: host is unreachable, read`,
+ * `ENOENT: no such file or directory, open '/x'` → the description alone): also what a peer may be
+ * shown, which must not learn the node's real paths (an export's directory).
+ */
+export function systemErrorText(errno: string, message: string): string {
+  const text = message.startsWith(`${errno}: `) ? message.slice(errno.length + 2) : message;
+  return text.replace(/, [a-z_]+(?: '.*')?$/, '') || message;
+}

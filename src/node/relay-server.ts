@@ -4,7 +4,8 @@ import { RELAY_CHUNK_BYTES } from '../protocol/relay.js';
 import { SERVICE_FILES } from '../protocol/service-files.js';
 import { commitTargetOf, commitWhole, type CommitTarget } from '../vfs/commit-file.js';
 import { splitPath, type Dispatcher } from '../vfs/dispatch.js';
-import { answerErrno, FsError } from '../errors/errno.js';
+import { answerErrno, errnoNameOf, FsError, systemErrorText } from '../errors/errno.js';
+import { oneLine } from '../protocol/schemas.js';
 import { readOnlyHandle } from '../vfs/files.js';
 import { S_IFREG, type Handle } from '../vfs/node.js';
 import { StagedPayloads } from './relay-staging.js';
@@ -68,7 +69,7 @@ export class RelayServer {
       (error: unknown): RelayOutcome => ({
         ok: false,
         errno: answerErrno(error, this.#log, { op: request.op, path: request.path, session: request.session }),
-        message: error instanceof Error ? error.message : String(error),
+        message: relayedMessage(request, error),
       }),
     );
     if (NOT_REMEMBERED.has(request.op)) return outcome;
@@ -106,6 +107,7 @@ export class RelayServer {
     for (const path of [r.path, r.to ?? '/']) {
       if (path.includes('\0') || path.split('/').includes('..')) throw new FsError('EINVAL', `${path}: relayed paths may not contain .. or NUL`);
     }
+    if (r.target?.includes('\0')) throw new FsError('EINVAL', `${r.path}: a link target may not contain NUL`);
     const d = this.#dispatch;
     switch (r.op) {
       case 'stat': {
@@ -203,9 +205,12 @@ export class RelayServer {
         const answer = r.outcome === true ? await this.#body(r, epoch, readOnlyHandle(outcome), outcome.length) : {};
         return r.documents === true ? { ...answer, documents: await this.#documentsAfter(r.path) } : answer;
       }
-      case 'reject':
-        (await this.#commitTarget(r.path)).record(new FsError(r.errno ?? 'EINVAL', r.message ?? `${r.path}: refused by WorldFS before any commit`));
+      case 'reject': {
+        // The client's words, into last_error.txt: one line, as the node's own refusals are (no forged lines after it).
+        const message = oneLine(r.message ?? `${r.path}: refused by WorldFS before any commit`).slice(0, REJECT_MESSAGE_MAX);
+        (await this.#commitTarget(r.path)).record(new FsError(r.errno ?? 'EINVAL', message));
         return {};
+      }
     }
   }
 
@@ -280,4 +285,14 @@ export class RelayServer {
     this.#staged.sweep(cutoff);
     this.#handles.sweep(cutoff);
   }
+}
+
+/** A refusal WorldFS reports (`reject`) is recorded with at most this much of its message. */
+const REJECT_MESSAGE_MAX = 1024;
+
+/** What the requester is told: a system error's message names real paths (an export's directory), so it gets the relayed path instead. */
+function relayedMessage(request: RelayRequest, error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const errno = error instanceof FsError ? undefined : errnoNameOf(error);
+  return errno === undefined ? error.message : `${request.op} ${request.path}: ${systemErrorText(errno, error.message)}`;
 }

@@ -7,7 +7,8 @@ import { tempDir } from '../../helpers/node.js';
 import { UsageError } from '../../../src/cli/exit.js';
 import { PassThrough } from 'node:stream';
 import { failureLine, payloadText, refusalLine, runInvokeCommand } from '../../../src/cli/invoke-command.js';
-import { errorDetail, mountRefusal, systemErrorText, type MountPlace } from '../../../src/cli/invoke-mount.js';
+import { errorDetail, mountRefusal, type MountPlace } from '../../../src/cli/invoke-mount.js';
+import { systemErrorText } from '../../../src/errors/errno.js';
 
 t.test('the recorded line of the same errno, without its prefix', async (t) => {
   t.equal(errorDetail('EINVAL: payload: /msg must be string\nmore\n', 'EINVAL', 'Invalid argument'), 'payload: /msg must be string');

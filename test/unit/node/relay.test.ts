@@ -11,7 +11,8 @@ import { commitFile } from '../../../src/vfs/commit-file.js';
 import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
 import { FsError } from '../../../src/errors/errno.js';
-import { S_IFREG } from '../../../src/vfs/node.js';
+import { S_IFREG, type VNode } from '../../../src/vfs/node.js';
+import { stat } from 'node:fs/promises';
 import { ctlFile, readOnlyHandle, snapshotFile, staticFile } from '../../../src/vfs/files.js';
 import { DocumentCache, liveServiceFiles, OPEN_REUSE_MS } from '../../../src/world/live-files.js';
 import { RemoteNode, type Relay } from '../../../src/world/remote-node.js';
@@ -208,6 +209,27 @@ t.test('paths with .. or NUL are refused before anything runs', async (t) => {
   t.match(await run({ op: 'stat', path: '/README.md\0' }), { ok: false, errno: 'EINVAL' });
 });
 
+t.test('a link target with NUL is EINVAL, as a path with one is, not an EIO logged as a bug', async (t) => {
+  t.match(await run({ op: 'symlink', path: '/services/lnul', target: 'a.txt\0x' }), {
+    ok: false,
+    errno: 'EINVAL',
+    message: /a link target may not contain NUL/,
+  });
+});
+
+t.test("a system error's message reaches the requester with the relayed path, not the node's real one", async (t) => {
+  // What an export's file system answers: Node's message names the real path.
+  const real = '/srv/exports/data/nope.txt';
+  const leaky: VNode = {
+    getattr: () => stat(real) as never,
+  } as VNode;
+  const server = new RelayServer(new Dispatcher(tableDirectory([['nope.txt', leaky]])), pino({ level: 'silent' }));
+  t.teardown(() => server.close());
+  const outcome = await server.execute({ relay_id: 'r', session: 's1', request_id: 'leak', op: 'stat', path: '/nope.txt' } as RelayRequest);
+  t.match(outcome, { ok: false, errno: 'ENOENT', message: 'stat /nope.txt: no such file or directory' });
+  t.notMatch(JSON.stringify(outcome), '/srv/exports', 'no real path');
+});
+
 t.test('mknod is relayed with its type bits, and the node answers with its own errno', async (t) => {
   await rejectsErrno(t, remote.mknod('/new.txt', S_IFREG | 0o644), 'EACCES', 'the node refuses creating here');
   await rejectsErrno(t, remote.mknod('/fifo', 0o010644), 'EPERM', 'the node makes only regular files');
@@ -248,6 +270,8 @@ t.test("invoke: one payload, one commit through the file's own target; a repeate
   t.match(await run({ op: 'invoke', path: '/README.md', data }), { ok: false, errno: 'EINVAL' }, 'not a commit file');
   t.match(await run({ op: 'reject', path, errno: 'EINVAL', message: 'a hole at 7' }), { ok: true });
   t.equal(recorded.at(-1), 'EINVAL: a hole at 7', 'reject: the node records what WorldFS found');
+  t.match(await run({ op: 'reject', path, errno: 'EINVAL', message: 'a hole at 8\nEPERM: a forged line' }), { ok: true });
+  t.equal(recorded.at(-1), 'EINVAL: a hole at 8\\u000aEPERM: a forged line', 'one line: a client writes no lines of its own into last_error.txt');
 });
 
 t.test('stage: a payload above one chunk arrives in chunks and commits whole, once', async (t) => {
