@@ -141,7 +141,7 @@ export class PersistentDriver {
     const lived = Date.now() - this.#childStartedMs;
     this.#backoffMs = lived > STABLE_AFTER_MS ? 0 : Math.min(MAX_BACKOFF_MS, Math.max(FIRST_BACKOFF_MS, this.#backoffMs * 2));
     this.#notBeforeMs = Date.now() + this.#backoffMs;
-    const ignored = this.#ignoredLines > 0 ? ` (${this.#ignoredLines} stdout line(s) that were not JSON were ignored)` : '';
+    const ignored = this.#ignoredLines > 0 ? ` (${this.#ignoredLines} stdout line(s) that were not JSON objects were ignored)` : '';
     this.#failAll(`${this.#spec.file} (persistent) ${how}${ignored}`);
   }
 
@@ -184,6 +184,11 @@ export class PersistentDriver {
     try {
       answer = JSON.parse(line) as typeof answer;
     } catch {
+      this.#ignoredLines++;
+      return;
+    }
+    // `null` parses too, and reading its id threw in a socket's data handler: that ended the daemon.
+    if (answer === null || typeof answer !== 'object') {
       this.#ignoredLines++;
       return;
     }

@@ -117,6 +117,18 @@ t.test('an answer nested too deeply to be stored again fails its request, not th
   t.same(launched[0]?.terminations, [], 'not terminated');
 });
 
+t.test('lines that are JSON but no object (null, a number, a string) are ignored, not read as answers: the daemon goes on', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const run = driver.run(spec());
+  await tick();
+  // `null` used to throw reading its id in the data handler, and the daemon died.
+  launched[0]?.say('null\n7\n"text"\n');
+  launched[0]?.say(`{"id":"${launched[0]?.lines[0]?.id}","ok":true,"result":{"after":true}}\n`);
+  t.equal((await run).stdout.toString(), '{"after":true}\n', 'the answer after them is taken');
+  t.same(launched[0]?.terminations, [], 'not terminated');
+});
+
 t.test('a death fails the requests in flight with how it died and the ignored lines; the next run starts a new process', async (t) => {
   const { launched, launch } = scripted();
   const driver = new PersistentDriver(spec(), launch);
@@ -126,7 +138,7 @@ t.test('a death fails the requests in flight with how it died and the ignored li
   launched[0]?.die('exited with code 3: boom');
   const result = await run;
   t.equal(result.state, 'error');
-  t.equal(result.shortMessage, '/drivers/p (persistent) exited with code 3: boom (1 stdout line(s) that were not JSON were ignored)');
+  t.equal(result.shortMessage, '/drivers/p (persistent) exited with code 3: boom (1 stdout line(s) that were not JSON objects were ignored)');
   // It died young: the next start waits out the first backoff step.
   const next = driver.run(spec());
   await new Promise((resolve) => setTimeout(resolve, 150));
