@@ -27,6 +27,12 @@ export interface LockedThing {
   otherwise: string;
 }
 
+/**
+ * How long a taker waits for a live holder that is stopping (`stopping`): its drain of running
+ * invocations (--shutdown-grace-ms, 5 s by default), the kill after it and its last writes.
+ */
+export const STOPPING_WAIT_MS = 15_000;
+
 /** This process holds no lock it is still taking: a file naming it is from an earlier life of its pid. */
 async function isHolder(pid: number): Promise<boolean> {
   return pid !== process.pid && (await isLiveAcheron(pid));
@@ -39,7 +45,9 @@ async function isHolder(pid: number): Promise<boolean> {
  * however many daemons start at once: the file is written under a name of its own and linked into
  * place (whole, or not at all: EEXIST), and a stale one (its holder is gone) is removed only under a
  * claim on that very file (`removeStale`), after which every contender tries the link again: exactly
- * one wins, the others meet the winner's lock.
+ * one wins, the others meet the winner's lock. A live holder that `stopping` says is on its way out
+ * (its mount was unmounted from outside: it notices within a second, then drains) is waited for, up to
+ * STOPPING_WAIT_MS, so that `umount` then the same start again works.
  */
 export class PidLock {
   readonly path: string;
@@ -48,14 +56,20 @@ export class PidLock {
     this.path = path;
   }
 
-  static async acquire(path: string, thing: LockedThing): Promise<PidLock> {
+  static async acquire(path: string, thing: LockedThing, stopping?: () => Promise<boolean>): Promise<PidLock> {
     await makeDirectory(lockDir(), 0o755);
+    const waitUntil = Date.now() + STOPPING_WAIT_MS;
     return withOwnFile(path, `${process.pid}\n${thing.name}\n`, 0o644, async (ours) => {
       for (let attempt = 1; ; attempt++) {
         if (await linkIfAbsent(ours, path)) return new PidLock(path);
         const seen = await readLock(path);
         if (!seen) continue; // released meanwhile
         if (await isHolder(seen.holder)) {
+          if (stopping && Date.now() < waitUntil && (await stopping())) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            attempt--;
+            continue;
+          }
           throw new Error(`${thing.name} is ${thing.heldAs} by a live acheron daemon (pid ${seen.holder}, lock ${path}); stop it first or ${thing.otherwise}`);
         }
         // Each attempt removes one stale file or meets a live contender: many mean something else is wrong.

@@ -204,6 +204,17 @@ await t.test('an external umount stops the daemon with exit 0', async (tt) => {
   tt.match(await readFile(node.logFile, 'utf8'), /unmounted from outside/);
 });
 
+await t.test('an external umount, then the same start at once: the new daemon waits for the old one to stop, then serves', async (tt) => {
+  const node = await startNode(tt, { manifests: [manifest('echo', 'echo')] });
+  await invokeEcho(node);
+  const run = await sh(`umount ${q(node.mount)}`);
+  tt.equal(run.code, 0, run.stderr);
+  // At once: the old daemon notices the umount within a second and holds the mount's lock until it has stopped.
+  const again = await node.restart();
+  tt.same(await node.exited, { code: 0, signal: null }, 'the old daemon stopped first, exit 0');
+  tt.same((await invokeEcho(again, '{"msg":"again"}')).echo, { msg: 'again' }, 'the new one serves');
+});
+
 await t.test('a lost driver spawner shows at once: NODE.json says so, the services that need it are degraded', async (tt) => {
   // Reloads (which probe too) only on SIGHUP: what shows below, the spawner's exit showed by itself.
   const node = await startNode(tt, {
