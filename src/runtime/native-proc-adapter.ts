@@ -66,7 +66,14 @@ export const ERROR_STDERR_MAX_BYTES = 64 * 1024;
 export function interpretRun(run: RunResult, invocationId: string): { state: RunState; result?: Buffer; error?: string } {
   if (run.state === 'ok') return { state: 'ok', result: run.stdout };
   const stderr = errorText(run.stderr, invocationId);
-  const plainExit = run.state === 'error' && !run.outputCapped && !run.spawnFailed && run.signal === null;
+  // An exit the runner says no more of: stderr alone says why. A wasm trap (no exit code) or its memory cap it says more of, kept before stderr.
+  const plainExit =
+    run.state === 'error' &&
+    !run.outputCapped &&
+    !run.spawnFailed &&
+    run.signal === null &&
+    run.exitCode !== null &&
+    run.shortMessage.endsWith(` exited with code ${run.exitCode}`);
   if (plainExit && stderr.trim() !== '') return { state: run.state, error: stderr };
   return { state: run.state, error: stderr.trim() === '' ? run.shortMessage : `${run.shortMessage}\n${stderr}` };
 }

@@ -42,3 +42,14 @@ t.test('stderr that is not UTF-8 is cut at the bound too, not emptied', async (t
   t.ok(error !== undefined && Buffer.byteLength(error) > ERROR_STDERR_MAX_BYTES, `the first 64 KiB are kept (${Buffer.byteLength(error ?? '')} bytes of text)`);
   t.match(error, new RegExp(`… ${ERROR_STDERR_MAX_BYTES + 3} more bytes of stderr`), 'at most three bytes given back to a character');
 });
+
+t.test('a wasm trap, or an exit at its memory cap, says so before the stderr the module wrote (it was stderr alone)', async (t) => {
+  const trapped = failed(Buffer.from('about to trap\n'), { exitCode: null, shortMessage: '/m/trap.wasm trapped: RuntimeError: unreachable' });
+  t.same(interpretRun(trapped, ID), { state: 'error', error: '/m/trap.wasm trapped: RuntimeError: unreachable\nabout to trap\n' });
+  const capped = failed(Buffer.from('grow failed\n'), {
+    exitCode: 3,
+    shortMessage:
+      "/m/mem.wasm exited with code 3 (its memory had reached the maximum of 1048576 bytes: runtime.wasm.max_memory_bytes or the module's own limit)",
+  });
+  t.match(interpretRun(capped, ID).error, /^\/m\/mem\.wasm exited with code 3 \(its memory had reached the maximum of 1048576 bytes.*\)\ngrow failed\n$/);
+});
