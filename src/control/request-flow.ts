@@ -13,19 +13,10 @@ export interface FlowSocket {
   readonly bufferedAmount: number;
 }
 
-/** The TCP (or TLS) socket under it: 'drain' says every byte queued has been written; `bytesTaken` how far the peer has read. */
+/** The TCP (or TLS) socket under it: 'drain' says every byte queued has been written; `bytesWritten` how far the peer has read. */
 export interface DrainSource {
   once(event: 'drain', listener: () => void): unknown;
-  /** Counts the bytes still queued in the stream too (Node adds them in): the server's own pings, written behind what the peer does not read, moved it. */
   readonly bytesWritten: number;
-  readonly writableLength: number;
-  /** libuv's handle (not in Node's types): `writeQueueSize` bytes were handed to it and are not in the kernel yet. */
-  readonly _handle?: { writeQueueSize?: number } | null;
-}
-
-/** Bytes the kernel took from the socket: they move only while the peer reads (once the kernel's own buffer is full). */
-export function bytesTaken(socket: DrainSource): number {
-  return socket.bytesWritten - socket.writableLength - (socket._handle?.writeQueueSize ?? 0);
 }
 
 /** Why the server does not serve a connection now: what it was sent is unsent. */
@@ -55,7 +46,7 @@ export class RequestFlow {
   #awaitingDrain = false;
   /** When this connection's turn began (performance.now()), or undefined: none this turn; past the budget, the next frame waits for the next turn. */
   #turnStartedMs: number | undefined;
-  /** `bytesTaken` of the socket at the last ping. */
+  /** `bytesWritten` of the socket at the last ping. */
   #writtenAtCheck = 0;
 
   constructor(socket: FlowSocket, drains: DrainSource | undefined, serve: (data: Buffer, isBinary: boolean) => Promise<void> | undefined) {
@@ -98,7 +89,7 @@ export class RequestFlow {
    * the replies of requests still running keep adding to them.
    */
   pongMissable(): boolean {
-    const written = this.#drains ? bytesTaken(this.#drains) : 0;
+    const written = this.#drains?.bytesWritten ?? 0;
     const reading = written > this.#writtenAtCheck;
     this.#writtenAtCheck = written;
     if (!this.#paused) return true;
