@@ -79,8 +79,10 @@ export class RemoteNode implements VNode {
 
   async open(flags: number): Promise<Handle> {
     // Taken before the open goes out: a connection that ends meanwhile makes the handle stale, not a stranger's.
-    const link = this.#relay.link?.();
+    const before = this.#relay.link?.();
     const { fh } = await this.#relay({ op: 'open', path: this.path, flags });
+    // None before: between the two connections of a move, where the open waited for the next one and went out on it.
+    const link = before ?? this.#relay.link?.();
     return new RemoteHandle(this.#relay, this.path, Number(fh), opensForWriting(flags), link);
   }
 

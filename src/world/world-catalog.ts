@@ -25,7 +25,7 @@ import { tokenFor, type WorldCatalogOptions } from './world-catalog-options.js';
  * once the mount is live (catalog-rereads.ts). While the connection is down, `connected` is false (reads fail with ENOTCONN) and it
  * reconnects, to the next server of its list (Failover: jittered, then backoff once every server failed). A reconnect resumes the
  * watch with `since_seq` after the last position it learned (event, synced or progress head), on whichever server, without reading
- * anything again; only when that is refused (`resync_required`), or the last connection left reads unfinished, does it read everything.
+ * anything again; only when refused (`resync_required`), or the last connection left reads unfinished, does it read everything.
  */
 export class WorldCatalog {
   readonly #options: WorldCatalogOptions;
@@ -63,7 +63,7 @@ export class WorldCatalog {
         if (!this.#everSynced && (options.urls.length === 1 || isFinalRefusal(error))) throw error;
         this.#options.log[this.#everSynced ? 'warn' : 'debug']({ err: (error as Error).message, url }, 'control server connection failed');
       },
-      // A move keeps the catalog shown while the next server resumes (relays meanwhile wait for it: NextLink).
+      // A move keeps the catalog shown while the next server resumes (relays meanwhile wait for it: CatalogReach).
       ended: () => void (this.#elsewhere.takeMoving() || this.#reach.available(this.#reach.why)),
       beforePause: () => {
         if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', failures.text(1, options.urls.length));
@@ -90,9 +90,8 @@ export class WorldCatalog {
     return this.#reach.why;
   }
 
-  /** The connection relays go out on (a relay session: a node releases its handles when it ends). */
+  /** The current connection, the relay session its handles belong to (a node releases them when it ends); none between two. */
   readonly link = (): ControlClient | undefined => this.#client;
-
   get changedMs(): number {
     return this.#reach.changedMs;
   }
@@ -170,8 +169,9 @@ export class WorldCatalog {
     const learned = (seq: number): void => {
       position = Math.max(position ?? seq, seq);
     };
-    /** The watch is cut short: connect again; a deleted project (`gone`) shows nothing meanwhile (ENOTCONN). */
+    /** The watch is cut short: connect again; a deleted project (`gone`) shows nothing meanwhile (ENOTCONN). Not once moved (retired): its relays go on. */
     const resync = (why: string, gone = false): void => {
+      if (client?.retired) return;
       cut ??= why;
       if (gone) this.#mirror = mirror = new CatalogMirror();
       this.#options.log.warn({ reason: why }, gone ? 'project gone: nothing shown until it is made again' : 'catalog out of step: reading it again');
@@ -218,13 +218,13 @@ export class WorldCatalog {
       watchId = await watchFromNow(client as ControlClient);
       const listed = await (client as ControlClient).request<{ nodes: Array<{ node_id: string }> }>('control.node_list');
       await Promise.all(listed.nodes.map((n) => read(n.node_id)));
-      [this.#grant, this.#mirror] = [grant, mirror];
+      if (!(client as ControlClient).retired) [this.#grant, this.#mirror] = [grant, mirror];
       this.#reach.changed();
     };
     const rereads = new Rereads(this.#options, {
       client: () => client as ControlClient,
       readAll: async (grant) => (await readAll(grant), mirror.nodeIds().length),
-      available: (up) => this.#reach.available(up),
+      available: (up) => void (client?.retired || this.#reach.available(up)),
       resync,
     });
     client = await ControlClient.connect({
@@ -268,7 +268,7 @@ export class WorldCatalog {
       });
       // Resumed, this.#mirror and this.#grant stay as they were: the kept mirror (`mirror` above), which the replayed events update.
       [following, this.#reattach] = [true, (why: string) => rereads.newToken(why)];
-      this.#reach.attached(client);
+      if (!client.retired) this.#reach.attached(client);
       this.#reconnect.succeeded();
       this.#elsewhere.began();
       if (resumed !== undefined) {
