@@ -23,13 +23,18 @@ export async function invokeThroughMount(args: InvokeArgs, mount: string, under:
   let committing = false;
   try {
     const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
+    let outcome: Buffer;
     try {
       await file.write(payload, 0);
       committing = true;
-      return await file.readFile();
-    } finally {
-      await file.close();
+      outcome = await file.readFile();
+    } catch (error) {
+      // The commit's errno says what happened; the close's after it (ESTALE once the link went) would hide it.
+      await file.close().catch(() => undefined);
+      throw error;
     }
+    await file.close();
+    return outcome;
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code ?? 'ERROR';
     const recorded = (): Promise<string> => readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
