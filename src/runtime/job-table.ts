@@ -82,7 +82,8 @@ export class JobTable {
     } catch (error) {
       if (job.progress.state === 'queued') {
         job.refusedAtTurn(error instanceof FsError ? `${error.errno}: ${error.message}` : (error as Error).message);
-        await Promise.all(this.ended(job, keep));
+        // The writer gets the refusal, not a failed journal write's error.
+        await Promise.all(this.ended(job, keep)).catch(() => undefined);
       }
       throw error;
     }
@@ -99,7 +100,12 @@ export class JobTable {
 
   /** An ended job: finished ones beyond `keep` are pruned; the job and the prunings are journaled. */
   ended(job: Job, keep: number): Promise<void>[] {
-    const finished = this.list().filter((j) => j.isFinished);
+    // Those that never ran (refused at their turn, cancelled while queued) go first, but not this one: a
+    // deep queue refused after a failure must not push that failure's run, and those before it, out of jobs/.
+    const order = (j: Job): number => (j === job ? 2 : j.progress.startedMs === null ? 0 : 1);
+    const finished = this.list()
+      .filter((j) => j.isFinished)
+      .sort((a, b) => order(a) - order(b));
     const pruned = finished.slice(0, Math.max(0, finished.length - keep)).map((old) => old.invocationId);
     for (const invocationId of pruned) this.#jobs.delete(invocationId);
     return [
