@@ -60,7 +60,7 @@ function firstBreak(value: unknown, maxDepth: number): JsonBoundProblem | undefi
     if (item.depth >= maxDepth) return { pointer, rule: 'depth', message: `nested more than ${maxDepth} levels deep` };
     for (const [key, child] of Object.entries(item.value)) {
       const path = `${item.path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-      if (illFormed(key)) return { pointer: path, rule: 'text', message: `a member name with ${LONE_SURROGATE}` };
+      if (illFormed(key)) return { pointer: path, rule: 'text', message: `a member name: ${LONE_SURROGATE}` };
       stack.push({ value: child, depth: item.depth + 1, path });
     }
   }

@@ -1,7 +1,7 @@
 // ControlClient's liveness check (a server not heard from for three ping intervals is gone): a
 // server that stops answering is dropped, but a client whose own process was stopped or starved
-// (SIGSTOP, a suspended VM) does not blame the server for its own pause: the pong waiting unread
-// in its socket still counts. A node daemon stopped for 10 s used to drop its healthy connection
+// (SIGSTOP, a suspended VM) does not blame the server for its own pause: a check that comes long
+// overdue counts the silence from then. A node daemon stopped for 10 s used to drop its healthy connection
 // on resume, and an invoke that had succeeded ended EHOSTUNREACH. Real ws servers; the interval
 // shortened to 100 ms, the pause a busy loop on this thread.
 import { once } from 'node:events';

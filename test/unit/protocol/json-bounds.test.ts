@@ -50,7 +50,7 @@ t.test('a lone surrogate (JSON "\\ud800"), in a value or a member name: its poin
   t.match(jsonBoundProblem(JSON.parse('{"labels":{"\\udc00x":"v"}}'), 64), {
     pointer: '/labels/\udc00x',
     rule: 'text',
-    message: /^a member name with text with a lone surrogate/,
+    message: /^a member name: text with a lone surrogate/,
   });
   t.equal(jsonBoundProblem(JSON.parse('{"emoji":"\\ud83d\\ude00","plain":"é"}'), 64), undefined, 'a surrogate pair is text');
 });
