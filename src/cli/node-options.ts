@@ -164,7 +164,6 @@ function negatedSwitch(key: string): NodeOptionName | undefined {
   return name && NODE_OPTION_SPECS[name].type === 'boolean' ? name : undefined;
 }
 
-/** Mount -o options: `services_dir=/x,node_id=a,rw,...`. Unknown ones are returned for a warning. */
 /**
  * A usage error of `acheron node` as a mount line must read: its flags (`--join-token-file`) named
  * as the line's options (`mount option join_token_file`), which is all the line has.
@@ -173,9 +172,21 @@ export function inMountLineTerms(message: string): string {
   return message.replace(/--([a-z][a-z-]*)/g, (flag, name: string) => (name in NODE_OPTION_SPECS ? `mount option ${snake(name)}` : flag));
 }
 
+/**
+ * Mount -o options: `services_dir=/x,node_id=a,rw,...`. Unknown ones are returned for a warning. One
+ * given twice to say different things (`fs_service,no_fs_service`, two `node_id=`) is refused, as
+ * in `--config`: an fstab typo must not flip a switch silently.
+ */
 export function parseMountOptions(text: string): { values: NodeOptionValues; unknown: string[] } {
   const values: Record<string, unknown> = {};
+  const given: Record<string, string> = {};
   const unknown: string[] = [];
+  const set = (name: string, value: unknown, item: string): void => {
+    if (!Array.isArray(value) && name in values && values[name] !== value)
+      throw new UsageError(`mount options ${given[name]} and ${item} contradict each other (give one)`);
+    values[name] = Array.isArray(value) ? [...((values[name] as string[] | undefined) ?? []), ...value] : value;
+    given[name] = item;
+  };
   for (const item of text.split(',').filter(Boolean)) {
     const eq = item.indexOf('=');
     const key = eq < 0 ? item : item.slice(0, eq);
@@ -183,7 +194,7 @@ export function parseMountOptions(text: string): { values: NodeOptionValues; unk
     if (isGenericMountOption(key)) continue;
     const negated = eq < 0 ? negatedSwitch(key) : undefined;
     if (negated) {
-      values[negated] = false;
+      set(negated, false, item);
       continue;
     }
     const name = byKey.get(key);
@@ -191,8 +202,7 @@ export function parseMountOptions(text: string): { values: NodeOptionValues; unk
       unknown.push(item);
       continue;
     }
-    const value = coerce(name, raw, `mount option ${key}`);
-    values[name] = Array.isArray(value) ? [...((values[name] as string[] | undefined) ?? []), ...value] : value;
+    set(name, coerce(name, raw, `mount option ${key}`), item);
   }
   return { values: values as NodeOptionValues, unknown };
 }

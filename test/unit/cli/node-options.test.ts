@@ -56,6 +56,21 @@ t.test('parseMountOptions', async (tt) => {
     'no_<switch> turns a switch off, as --no-<switch> does (no_fs_service was an unknown option, ignored: fs/ stayed)',
   );
   tt.same(parseMountOptions('no_node_id,no_fs_service=1').unknown, ['no_node_id', 'no_fs_service=1'], 'only a bare no_ of a switch');
+  for (const [line, first, second] of [
+    ['no_fs_service,fs_service=true', 'no_fs_service', 'fs_service=true'],
+    ['fs_service=true,no_fs_service', 'fs_service=true', 'no_fs_service'],
+    ['node_id=a,state_sync=batch,node_id=b', 'node_id=a', 'node_id=b'],
+  ])
+    tt.throws(
+      () => parseMountOptions(line as string),
+      { name: 'UsageError', message: `mount options ${first} and ${second} contradict each other (give one)` },
+      `${line}: refused, as in --config (the last one silently won)`,
+    );
+  tt.same(
+    parseMountOptions('no_fs_service,no_fs_service,node_id=a,node_id=a').values,
+    { 'fs-service': false, 'node-id': 'a' },
+    'the same said twice is no contradiction',
+  );
   tt.same(
     parseMountOptions(
       'busy_poll_us=0,shutdown_grace_ms=250,fs_service=false,state_sync=batch,control_url=ws://h:1,state_file=/s.json,join_token_file=/t,config=/c.json',
