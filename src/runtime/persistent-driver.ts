@@ -71,6 +71,11 @@ export class PersistentDriver {
     if (signal?.aborted) {
       return result({ state: 'cancelled', startedMs, started, message: 'the request was cancelled before it was sent to the persistent driver' });
     }
+    // The backoff took all of timeout_ms: never sent (a process started only to be killed would say it did not answer).
+    if (wait >= spec.timeoutMs) {
+      const message = `${spec.file} (persistent) was still waiting out its restart backoff after timeout_ms (${spec.timeoutMs} ms): the request was never sent`;
+      return result({ state: 'timeout', startedMs, started, message });
+    }
     const child = this.#ensureStarted();
     const id = String(this.#nextId++);
     // The input is already one line of JSON (the adapter made it, refusing a payload that cannot be).

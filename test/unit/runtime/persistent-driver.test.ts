@@ -286,6 +286,22 @@ t.test('a cancel during the restart backoff ends the request at once, unsent; th
   t.equal((await other).state, 'ok');
 });
 
+t.test('a timeout_ms shorter than the restart backoff left: timeout, never sent, and no process started for it', async (t) => {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const first = driver.run(spec());
+  await tick();
+  launched[0]?.die('exited with code 1');
+  await first;
+  // It died young: 100 ms of backoff, more than this request's whole timeout_ms.
+  const outcome = await driver.run(spec({ timeoutMs: 30 }));
+  t.match(outcome, {
+    state: 'timeout',
+    shortMessage: '/drivers/p (persistent) was still waiting out its restart backoff after timeout_ms (30 ms): the request was never sent',
+  });
+  t.equal(launched.length, 1, 'no process started only to be killed');
+});
+
 t.test('a request cancelled before it reaches the driver is not sent', async (t) => {
   const { launched, launch } = scripted();
   const driver = new PersistentDriver(spec(), launch);
