@@ -1,3 +1,5 @@
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { inspectNodeCredentials } from '../node/node-credentials.js';
 import type { NodeDaemonOptions } from '../node/daemon.js';
@@ -75,12 +77,15 @@ export async function runNodeCommand(values: NodeOptionValues): Promise<number> 
   const options = toDaemonOptions(values);
   await checkCanJoin(options);
   if (values.daemon && !process.env[DAEMON_OPTIONS_ENV]) {
-    // The default log file goes beside the state file: a directory there that cannot be made fails as
-    // the daemon's own start would (--state-file, exit 1), not as a refused --log-file never given.
+    // The default log file goes beside the state file: a directory there that cannot be made, or
+    // written (read-only), fails as the daemon's own start would (--state-file, exit 1), not as a
+    // refused --log-file never given.
     if (values['log-file'] === undefined)
-      await makeDirectory(dirname(options.stateFile)).catch((error: unknown) => {
-        throw namingOption('--state-file', options.stateFile, error);
-      });
+      await makeDirectory(dirname(options.stateFile))
+        .then(() => access(dirname(options.stateFile), constants.W_OK))
+        .catch((error: unknown) => {
+          throw namingOption('--state-file', options.stateFile, error);
+        });
     const logFile = values['log-file'] ?? join(dirname(options.stateFile), `${options.nodeId}.log`);
     // `ps` names the node and its mount, so an operator finds a mount's daemon.
     await daemonize('node', { ...values, daemon: false, 'log-file': logFile }, logFile, ['--node-id', options.nodeId, '--mount', resolve(options.mount)]);

@@ -10,6 +10,7 @@ import { acheron, joinToken, oneLine, startControl } from '../helpers/control.js
 import { ACHERON, isMounted, readText, startNode, tempDir } from '../helpers/node.js';
 import { killDaemonsUsing, q, sh, waitFor, type ShResult } from '../helpers/process.js';
 import { ECHO_WASM } from '../helpers/wat.js';
+import { tmpfsDir } from '../helpers/tmpfs.js';
 
 const control = await startControl(t);
 
@@ -49,6 +50,9 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
   // Under a regular file: named by the option as --data-dir is, also through --daemon (the parent says the daemon's reason).
   const underFile = join(dir, 'a-file', 'x');
   const nodeArgs = ['node', '--node-id', 'fixcli-usage', '--no-fs-service', '--log-file', join(dir, 'node.log')];
+  const readOnly = await tmpfsDir(tt, '64k');
+  await mkdir(join(readOnly, 'ctl'));
+  await sh(`mount -o remount,ro ${q(readOnly)}`);
   const cases: Array<[string[], RegExp]> = [
     [[...nodeArgs, '--mount', underFile, '--state-file', join(dir, 'state.json')], /^acheron: --mount \S+\/a-file\/x: ENOTDIR: /],
     [
@@ -64,6 +68,11 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
     [
       ['node', '--node-id', 'n18', '--no-fs-service', '--daemon', '--mount', join(dir, 'mnt'), '--state-file', join(dir, 'a-file', 'n18.json')],
       /^acheron: --state-file \S+\/a-file\/n18\.json: ENOTDIR: not a directory, mkdir '\S+\/a-file'$/,
+    ],
+    // Its directory there but read-only: the same (it was `--log-file …: EROFS`, exit 2).
+    [
+      ['node', '--node-id', 'n19', '--no-fs-service', '--daemon', '--mount', join(dir, 'mnt'), '--state-file', join(readOnly, 'ctl', 'n19.json')],
+      /^acheron: --state-file \S+\/ctl\/n19\.json: EROFS: read-only file system, access '\S+\/ctl'$/,
     ],
     [
       ['world', '--mount', underFile, '--token', 'x', '--control-url', control.url, '--log-file', join(dir, 'world.log')],
