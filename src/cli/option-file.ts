@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { buffer } from 'node:stream/consumers';
 import { jsonSyntaxError } from '../errors/json-document.js';
 import { UsageError } from './exit.js';
+import { jsonBoundProblem } from '../protocol/json-bounds.js';
+import { MAX_PAYLOAD_DEPTH } from '../protocol/envelope.js';
 
 /** The text of a file an option names (`--token-file`, `--tls-cert`...); a usage error naming the option and the file when it cannot be read. */
 export async function readOptionFile(flag: string, path: string): Promise<string> {
@@ -34,5 +36,8 @@ export function parseJsonObject(label: string, text: string): Record<string, unk
     throw new UsageError(`${label}: invalid JSON ${jsonSyntaxError(text)}`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`${label}: must be a JSON object`);
+  // What JSON.parse takes but nothing after it can send or hash (a lone surrogate in a label froze a node's catalog).
+  const bound = jsonBoundProblem(parsed, MAX_PAYLOAD_DEPTH);
+  if (bound !== undefined) throw new UsageError(`${label}: ${bound.pointer}: ${bound.message}`);
   return parsed as Record<string, unknown>;
 }

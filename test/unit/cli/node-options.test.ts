@@ -180,6 +180,10 @@ t.test('readConfigFile', async (tt) => {
     await tt.rejects(readConfigFile(file), { name: 'UsageError', message: `--config ${file}: /${second} and /${first} contradict each other (give one)` });
   }
 
+  // A label with a lone surrogate (JSON "\ud800") would make every join and upsert of the node refused: named here.
+  const lone = await configFile('{"node_id":"x","label":["k=\\ud800"]}');
+  await tt.rejects(readConfigFile(lone), { name: 'UsageError', message: new RegExp(`^--config ${lone}: /label/0: text with a lone surrogate`) });
+
   const typo = await configFile({ node_id: 'x', nod_id: 'y' });
   const unknown = await readConfigFile(typo).catch((error: unknown) => error as Error);
   tt.type(unknown, UsageError);
