@@ -66,14 +66,11 @@ export const ERROR_STDERR_MAX_BYTES = 64 * 1024;
 export function interpretRun(run: RunResult, invocationId: string): { state: RunState; result?: Buffer; error?: string } {
   if (run.state === 'ok') return { state: 'ok', result: run.stdout };
   const stderr = errorText(run.stderr, invocationId);
-  // An exit the runner says no more of: stderr alone says why. A wasm trap (no exit code) or its memory cap it says more of, kept before stderr.
-  const plainExit =
-    run.state === 'error' &&
-    !run.outputCapped &&
-    !run.spawnFailed &&
-    run.signal === null &&
-    run.exitCode !== null &&
-    run.shortMessage.endsWith(` exited with code ${run.exitCode}`);
+  // A failure the runner says no more of than its exit code (or, a persistent driver's ok:false, than
+  // its error, which is the stderr): stderr alone says why. A wasm trap or its memory cap the runner
+  // says more of: kept before stderr.
+  const saysMore = !run.shortMessage.endsWith(` exited with code ${run.exitCode}`) && run.shortMessage.trim() !== stderr.trim();
+  const plainExit = run.state === 'error' && !run.outputCapped && !run.spawnFailed && run.signal === null && !saysMore;
   if (plainExit && stderr.trim() !== '') return { state: run.state, error: stderr };
   return { state: run.state, error: stderr.trim() === '' ? run.shortMessage : `${run.shortMessage}\n${stderr}` };
 }
