@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { isRunning as alive } from '../../src/store/live-process.js';
 
 export interface ShResult {
@@ -62,7 +62,14 @@ export const q = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
  * a child whose own traps clean up (the harness script), KILL otherwise.
  */
 export function watchdog(pid: number, cleanup = 'true', signal: 'KILL' | 'TERM' = 'KILL'): void {
-  const sentinel = spawn('sh', ['-c', `cat > /dev/null; kill -${signal} -${pid} 2>/dev/null; ${cleanup}`], {
+  // Only the child's group: by the time this test process ends, a child that exited long before may
+  // have left its pid to another test's process (pids wrap at 32768 in a busy run), and killing that
+  // group ended another file's control server. A process with the pid and another start time (stat
+  // field 22) is that; none at all leaves the group to the child's own (its members, if any).
+  const started = `sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20`;
+  const startedNow = execFileSync('sh', ['-c', started], { encoding: 'utf8' }).trim();
+  const same = `now=$(${started}); [ -z "$now" ] || [ "$now" = '${startedNow}' ]`;
+  const sentinel = spawn('sh', ['-c', `cat > /dev/null; ${same} && kill -${signal} -${pid} 2>/dev/null; ${cleanup}`], {
     stdio: ['pipe', 'ignore', 'ignore'],
     detached: true,
   });
