@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { DriverProcess } from '../../../src/runtime/driver-process.js';
 import { PersistentDriver } from '../../../src/runtime/persistent-driver.js';
 import { RemoteDriverProcess } from '../../../src/runtime/remote-driver-process.js';
-import type { DriverSpec } from '../../../src/runtime/run-result.js';
+import type { DriverSpec, RunResult } from '../../../src/runtime/run-result.js';
 import { settledWithin } from '../../helpers/settle.js';
 
 const ENV = {};
@@ -69,6 +69,23 @@ function scripted(): { launched: ScriptedProcess[]; launch: (s: DriverSpec) => S
   };
 }
 
+/** A driver with one request sent to its first process (`run`, not answered yet). */
+async function sentOne(): Promise<{ launched: ScriptedProcess[]; driver: PersistentDriver; run: Promise<RunResult> }> {
+  const { launched, launch } = scripted();
+  const driver = new PersistentDriver(spec(), launch);
+  const run = driver.run(spec());
+  await tick();
+  return { launched, driver, run };
+}
+
+/** A driver whose first process died young: the next request waits out the first backoff step (100 ms). */
+async function diedYoung(): Promise<{ launched: ScriptedProcess[]; driver: PersistentDriver }> {
+  const { launched, driver, run } = await sentOne();
+  launched[0]?.die('exited with code 1');
+  await run;
+  return { launched, driver };
+}
+
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 t.test('answers match requests by id, in any order and split across chunks', async (t) => {
@@ -89,10 +106,7 @@ t.test('answers match requests by id, in any order and split across chunks', asy
 });
 
 t.test("ok:false is an error with the driver's text; the process is kept", async (t) => {
-  const { launched, launch } = scripted();
-  const driver = new PersistentDriver(spec(), launch);
-  const run = driver.run(spec());
-  await tick();
+  const { launched, run } = await sentOne();
   launched[0]?.say(`{"id":"${launched[0]?.lines[0]?.id}","ok":false,"error":"no such thing"}\n`);
   const result = await run;
   t.equal(result.state, 'error');
@@ -118,10 +132,7 @@ t.test('an answer nested too deeply to be stored again fails its request, not th
 });
 
 t.test('lines that are JSON but no object (null, a number, a string) are ignored, not read as answers: the daemon goes on', async (t) => {
-  const { launched, launch } = scripted();
-  const driver = new PersistentDriver(spec(), launch);
-  const run = driver.run(spec());
-  await tick();
+  const { launched, run } = await sentOne();
   // `null` used to throw reading its id in the data handler, and the daemon died.
   launched[0]?.say('null\n7\n"text"\n');
   launched[0]?.say(`{"id":"${launched[0]?.lines[0]?.id}","ok":true,"result":{"after":true}}\n`);
@@ -130,10 +141,7 @@ t.test('lines that are JSON but no object (null, a number, a string) are ignored
 });
 
 t.test('a death fails the requests in flight with how it died and the ignored lines; the next run starts a new process', async (t) => {
-  const { launched, launch } = scripted();
-  const driver = new PersistentDriver(spec(), launch);
-  const run = driver.run(spec());
-  await tick();
+  const { launched, driver, run } = await sentOne();
   launched[0]?.say('Traceback: not json\n');
   launched[0]?.die('exited with code 3: boom');
   const result = await run;
@@ -169,10 +177,7 @@ t.test('a driver that closes its stdout and runs on: its requests fail within a 
 });
 
 t.test('EOF on stdout followed by the exit: the requests fail naming the exit, not the closed stdout', async (t) => {
-  const { launched, launch } = scripted();
-  const driver = new PersistentDriver(spec(), launch);
-  const run = driver.run(spec());
-  await tick();
+  const { launched, run } = await sentOne();
   launched[0]?.closeStdout();
   await new Promise((resolve) => setTimeout(resolve, 50));
   launched[0]?.die('exited with code 3: boom');
@@ -259,12 +264,7 @@ t.test('requests cancelled together (control/cancel, a stop) all end cancelled; 
 });
 
 t.test('a cancel during the restart backoff ends the request at once, unsent; the others go on', async (t) => {
-  const { launched, launch } = scripted();
-  const driver = new PersistentDriver(spec(), launch);
-  const first = driver.run(spec());
-  await tick();
-  launched[0]?.die('exited with code 1');
-  await first;
+  const { launched, driver } = await diedYoung();
   // It died young: the next requests wait out the backoff before a new process starts.
   const controller = new AbortController();
   const cancelled = driver.run(spec({ timeoutMs: 1_000, input: Buffer.from('{"cancel":"me"}') }), controller.signal);
@@ -287,12 +287,7 @@ t.test('a cancel during the restart backoff ends the request at once, unsent; th
 });
 
 t.test('a timeout_ms shorter than the restart backoff left: timeout, never sent, and no process started for it', async (t) => {
-  const { launched, launch } = scripted();
-  const driver = new PersistentDriver(spec(), launch);
-  const first = driver.run(spec());
-  await tick();
-  launched[0]?.die('exited with code 1');
-  await first;
+  const { launched, driver } = await diedYoung();
   // It died young: 100 ms of backoff, more than this request's whole timeout_ms.
   const outcome = await driver.run(spec({ timeoutMs: 30 }));
   t.match(outcome, {
@@ -337,10 +332,7 @@ t.test('max_output_bytes counts bytes, not characters', async (t) => {
 });
 
 t.test('a character split between two chunks is decoded whole', async (t) => {
-  const { launched, launch } = scripted();
-  const driver = new PersistentDriver(spec(), launch);
-  const run = driver.run(spec());
-  await tick();
+  const { launched, driver, run } = await sentOne();
   const bytes = Buffer.from('{"id":"1","ok":true,"result":"€"}\n');
   const euro = bytes.indexOf(0xe2);
   launched[0]?.say(bytes.subarray(0, euro + 1));
@@ -429,10 +421,7 @@ t.test('RemoteDriverProcess: gone before the connections: exited at once; a late
 });
 
 t.test('stop terminates the process and resolves once it has exited', async (t) => {
-  const { launched, launch } = scripted();
-  const driver = new PersistentDriver(spec(), launch);
-  const run = driver.run(spec());
-  await tick();
+  const { launched, driver, run } = await sentOne();
   let stopped = false;
   const stopping = driver.stop('test over').then(() => (stopped = true));
   t.equal((await run).state, 'error', 'the request in flight fails');
