@@ -19,7 +19,8 @@ import { CONTROL_OPTIONS } from './control-options.js';
 import { JOIN_TTL_DEFAULT_MS, JOIN_TTL_MAX_MS, STORE_OPTIONS } from './store-options.js';
 import { NODE_OPTION_SPECS, resolveNodeOptions, type NodeOptionName, type NodeOptionValues } from './node-options.js';
 import { WORLD_OPTIONS, type WorldArgs } from './world-options.js';
-import { isMountHelperArgv, runMountHelper } from './mount-helper.js';
+import { runMountHelper } from './mount-helper.js';
+import { NODE_CLIENT_COMMANDS, isMountHelperArgv } from './daemon-argv.js';
 import { AS_GIVEN, wholeNumberFlag } from './whole-number.js';
 
 /**
@@ -39,8 +40,6 @@ const commands = {
 
 /** The top-level commands, as registered below (cli-usage.test.ts compares them with what --help lists). */
 export const COMMANDS = ['node', 'invoke', 'world', 'control', 'token', 'project'];
-/** `acheron node <these>` talk to the control server; plain `acheron node` runs the daemon. */
-const NODE_CLIENT_COMMANDS = ['list', 'watch', 'get', 'delete'];
 /** The `<action>` of `acheron token` and `acheron project`. */
 const ACTIONS = { token: ['list', 'create', 'join', 'rotate', 'revoke'], project: ['list', 'get', 'upsert', 'delete', 'rotate-token'] };
 

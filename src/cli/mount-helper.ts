@@ -1,18 +1,9 @@
-import { isAbsolute } from 'node:path';
 import { UsageError } from './exit.js';
 import { inMountLineTerms, parseMountOptions, resolveNodeOptions } from './node-options.js';
 import { worldMountArgs } from './world-options.js';
 
 // `acheron` as mount(8)'s helper (fstab): the mount line's source, directory and -o options turned
 // into a node daemon or a WorldFS mount.
-
-/**
- * mount(8) runs `acheron <source> <dir> -o rw,<opts>,dev,suid` (via mount.fuse3): the second
- * argument is an absolute directory. Anything else is an ordinary command line.
- */
-export function isMountHelperArgv(argv: readonly string[]): boolean {
-  return argv.length >= 2 && isAbsolute(argv[1] as string) && (argv.length === 2 || argv[2] === '-o');
-}
 
 export const MOUNT_HELPER_DRIVER_USER = 'nobody';
 

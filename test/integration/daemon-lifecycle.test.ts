@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ACHERON, manifest, readJson, startNode, tempDir, type RunningNode } from '../helpers/node.js';
+import { ACHERON, FIXTURES, manifest, readJson, startNode, tempDir, type RunningNode } from '../helpers/node.js';
 import { q, sh, waitFor, alive } from '../helpers/process.js';
 import { ECHO_WASM } from '../helpers/wat.js';
 
@@ -74,6 +74,17 @@ await t.test('SIGTERM: exit 0, mount gone, spawner gone; a restart on the same d
   const again = await node.restart();
   await serving(again);
   tt.same((await invokeEcho(again, '{"again":1}')).echo, { again: 1 }, 'the restarted daemon serves');
+});
+
+await t.test('a SIGHUP while the CLI still loads (logrotate or a reload right after a start) does not end the daemon', async (tt) => {
+  // It did, exit 129, for the second or more its modules take to load on a busy machine.
+  const node = await startNode(tt, {
+    manifests: [manifest('echo', 'echo')],
+    env: { NODE_OPTIONS: `--import=${join(FIXTURES, 'preload', 'hangup-while-loading.mjs')}` },
+  });
+  tt.same((await invokeEcho(node)).echo, { msg: 'hi' }, 'it came up and serves');
+  process.kill(node.child.pid as number, 'SIGTERM');
+  tt.same(await node.exited, { code: 0, signal: null }, 'its stop is the clean one, exit 0');
 });
 
 await t.test('SIGKILL: stale mount, spawner exits by itself, restart clears it', async (tt) => {

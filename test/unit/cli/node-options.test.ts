@@ -5,7 +5,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { UsageError } from '../../../src/cli/exit.js';
-import { isMountHelperArgv } from '../../../src/cli/mount-helper.js';
+import { isDaemonArgv, isMountHelperArgv } from '../../../src/cli/daemon-argv.js';
 import { toDaemonOptions } from '../../../src/cli/node-command.js';
 import {
   busyPollWindow,
@@ -288,6 +288,29 @@ t.test('isMountHelperArgv', async (tt) => {
   ];
   for (const argv of yes) tt.ok(isMountHelperArgv(argv), `mount helper: ${argv.join(' ')}`);
   for (const argv of no) tt.notOk(isMountHelperArgv(argv), `command line: ${argv.join(' ')}`);
+});
+
+t.test('isDaemonArgv: the command lines that hold off an early SIGHUP', async (tt) => {
+  const daemons: string[][] = [
+    ['node', '--mount', '/mnt/acheron'],
+    ['node'],
+    ['world', '--mount', '/nodes'],
+    ['control', '--data-dir', '/d'],
+    ['node', '/mnt/acheron', '-o', 'rw,services_dir=/s'],
+    ['world:ws://127.0.0.1:18790', '/nodes', '-o', 'rw'],
+  ];
+  const clients: string[][] = [
+    [],
+    ['node', 'watch'],
+    ['node', 'list'],
+    ['node', 'get', 'n1'],
+    ['node', 'delete', 'n1'],
+    ['invoke', 'echo', '{}'],
+    ['token', 'list'],
+    ['--version'],
+  ];
+  for (const argv of daemons) tt.ok(isDaemonArgv(argv), `daemon: ${argv.join(' ')}`);
+  for (const argv of clients) tt.notOk(isDaemonArgv(argv), `client (SIGHUP ends it, as it does any command): ${argv.join(' ')}`);
 });
 
 t.test("a usage error of a node mount line names the line's options, not flags it does not have", async (t) => {
