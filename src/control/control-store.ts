@@ -171,9 +171,9 @@ function eventLogFromEnv(env: NodeJS.ProcessEnv = process.env): { rotateMaxBytes
   return { ...(rotateMaxBytes === undefined ? {} : { rotateMaxBytes }), ...(archiveKeep === undefined ? {} : { archiveKeep }) };
 }
 
-/** The token part alone, for `acheron token` (which must not open the server's project journal). */
+/** The token part alone, for `acheron token` (which must not open the server's project journal), on the file as the server made it. */
 export async function openTokenStore(options: Pick<StoreOptions, 'dataDir' | 'etcd'>, log: Logger): Promise<TokenStore> {
-  if (!options.etcd) return FileTokenStore.open(options.dataDir);
+  if (!options.etcd) return FileTokenStore.existing(options.dataDir);
   const { EtcdConnection, EtcdTokenStore } = await loadEtcd();
   return new EtcdTokenStore(await EtcdConnection.open(options.etcd, log), { ownsConnection: true });
 }

@@ -19,14 +19,8 @@ import {
   newUserEntry,
   sameSecret,
   unknownToken,
-  type JoinTokenEntry,
-  type ListedToken,
-  type TokenEntry,
-  type TokenStore,
-  type UserTokenEntry,
 } from './token-store.js';
-
-export { TOKENS_FILE, type TokenFile };
+import type { JoinTokenEntry, ListedToken, TokenEntry, TokenStore, UserTokenEntry } from './token-store.js';
 
 /** How often a following server looks at the file's mtime (one stat). */
 const FOLLOW_POLL_MS = 1_000;
@@ -76,6 +70,11 @@ export class FileTokenStore implements TokenStore {
       if (data.users.length === 0) data.users.push({ id: 'user', token: newToken('user'), user_id: 'user', agent_id: null, created_ms: Date.now() });
     });
     return store;
+  }
+
+  /** The server's file as it is, for `acheron token`: no write before a change (`token list` on a read-only or full disk). */
+  static existing(dataDir: string): FileTokenStore {
+    return new FileTokenStore(join(dataDir, TOKENS_FILE), emptyFile(), undefined);
   }
 
   get data(): TokenFile {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { sh, q } from '../helpers/process.js';
 import { tmpfsDir } from '../helpers/tmpfs.js';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
+import { ACHERON } from '../helpers/node.js';
 
 const dir = await tmpfsDir(t, '256k');
 
@@ -38,4 +39,18 @@ t.test('an empty lock file is not blamed on another process', async (t) => {
   t.type(store, Error);
   t.match((store as Error).message, /auth_tokens\.json\.lock: an empty lock file \(left by a process that failed or died while taking it\) for over 10000 ms/);
   t.notMatch((store as Error).message, /another process/);
+});
+
+t.test('acheron token list reads the file as it is: on a full disk it lists, and a change says what failed', async (t) => {
+  // It took the lock and rewrote the file first (the opening a server does), so it failed with ENOSPC too.
+  await FileTokenStore.open(data);
+  await sh(`head -c 1M /dev/zero > ${q(filler)}`);
+  t.teardown(() => rm(filler, { force: true }));
+  const list = await sh(`${q(process.execPath)} ${q(ACHERON)} token list --data-dir ${q(data)} --json`);
+  t.equal(list.code, 0, `token list exits 0 (stderr: ${list.stderr.trim()})`);
+  t.match(JSON.parse(list.stdout), { admin: /^.+$/, tokens: [{ id: 'admin', role: 'admin' }] }, 'and lists the tokens');
+  t.notOk((await readdir(data)).includes('auth_tokens.json.lock'), 'no lock taken');
+  const create = await sh(`${q(process.execPath)} ${q(ACHERON)} token create --user u1 --data-dir ${q(data)}`);
+  t.equal(create.code, 1, 'token create: exit 1');
+  t.match(create.stderr, /auth_tokens\.json\.lock: the lock could not be written: ENOSPC/, 'naming the lock file and the errno');
 });
