@@ -124,12 +124,27 @@ async function whatIsMissing(place: MountPlace): Promise<string> {
   }
   if (place.node !== undefined && !(await there(place.under)))
     return `no node ${place.node} under ${dirname(place.under)} (not in the catalog, or hidden from this mount's token)`;
+  // At the commit the service was there when it was opened: a reload removed it, and the run with it.
+  if (place.committing) return `service ${place.service} was removed (a manifest reload) while this invocation ran or waited: it was cancelled`;
   return `no service ${place.service} under ${place.under}`;
+}
+
+/**
+ * ECONNABORTED: the daemon behind the mount ended while it held this operation (killed, or the mount
+ * forced off); ENOTCONN after it. At the commit the invocation may have run: said, with where to look.
+ */
+function abortedText(place: MountPlace, daemon: string): string {
+  const jobs = `${join(place.under, 'services', place.service, 'jobs')}/`;
+  const outcome = place.committing
+    ? `the invocation may have run: once it serves again, see ${jobs} (a run the node did not finish shows as interrupted) before invoking again`
+    : 'the invocation was not sent';
+  return `${daemon} serving ${place.mount} stopped during this invocation (killed, or its mount forced off); ${outcome}`;
 }
 
 /** What the node tree means by `errno`, where it is one thing. */
 function nodeErrnoMeaning(errno: string, place: MountPlace): string | undefined {
   if (errno === 'ENOTCONN') return staleMountText(place.mount, 'start the node again');
+  if (errno === 'ECONNABORTED') return abortedText(place, 'the node daemon');
   // Not recorded in last_error.txt: the invocation has not ended.
   if (errno === 'ETIMEDOUT')
     return `no outcome within the writer's bound (the queue, timeout_ms and kill_grace_ms); the invocation may still end: see ${join(place.under, 'services', place.service, 'jobs')}/`;
@@ -144,6 +159,7 @@ async function worldErrnoMeaning(errno: string, place: MountPlace): Promise<stri
   const unknown = place.committing
     ? `; the invocation may have run before the link was lost: see ${join(place.under, 'services', place.service, 'jobs')}/ once it is back, before invoking again`
     : '';
+  if (errno === 'ECONNABORTED') return abortedText(place, 'WorldFS');
   if (errno === 'EHOSTUNREACH') return `node ${place.node} is offline or not connected to the control server${unknown}`;
   if (errno === 'ENOTCONN') {
     const stale = await staleMountMeaning(place.mount, 'start acheron world again');

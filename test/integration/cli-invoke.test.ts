@@ -278,3 +278,36 @@ await t.test('bad usage: exit 2 with one line on stderr', async (tt) => {
     tt.match(r.stderr, names, 'names what was wrong');
   }
 });
+
+await t.test('the node daemon killed during an invocation: the line says it stopped, that the run may have happened, and where to look', async (tt) => {
+  // It was the bare `ECONNABORTED: software caused connection abort`.
+  const gate = join(await tempDir(tt), 'never');
+  const own = await startNode(tt, { manifests: [manifest('sleeper', 'slow', { runtime: { env: { SLOW_UNTIL: gate } } })] });
+  const running = acheron(`invoke sleeper '{}' --mount ${q(own.mount)}`);
+  await waitFor(async () => (await readJson<{ state: string }>(join(own.service('sleeper'), 'status.json'))).state === 'running', { what: 'the run' });
+  process.kill(own.child.pid as number, 'SIGKILL');
+  const cut = await running;
+  tt.equal(cut.code, 1);
+  tt.equal(
+    cut.stderr,
+    `acheron invoke: sleeper: ECONNABORTED: the node daemon serving ${own.mount} stopped during this invocation (killed, or its mount forced off); the invocation may have run: once it serves again, see ${own.service('sleeper')}/jobs/ (a run the node did not finish shows as interrupted) before invoking again\n`,
+  );
+});
+
+await t.test('a service removed by a reload during its invocation: the line says so, not "no service"', async (tt) => {
+  const gate = join(await tempDir(tt), 'never');
+  const own = await startNode(tt, {
+    manifests: [manifest('sleeper', 'slow', { runtime: { env: { SLOW_UNTIL: gate } } })],
+    args: ['--manifest-reload-interval-ms', '0'],
+  });
+  const running = acheron(`invoke sleeper '{}' --mount ${q(own.mount)}`);
+  await waitFor(async () => (await readJson<{ state: string }>(join(own.service('sleeper'), 'status.json'))).state === 'running', { what: 'the run' });
+  await rm(join(own.servicesDir, 'sleeper.json'));
+  process.kill(own.child.pid as number, 'SIGHUP');
+  const cut = await running;
+  tt.equal(cut.code, 1);
+  tt.equal(
+    cut.stderr,
+    'acheron invoke: sleeper: ENOENT: service sleeper was removed (a manifest reload) while this invocation ran or waited: it was cancelled\n',
+  );
+});

@@ -96,6 +96,20 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
     await line('ENOTCONN', 'ENOTCONN: socket is not connected, open', nodeTree),
     `acheron invoke: echo: ENOTCONN: the daemon that served ${n} is gone (a stale mount): start the node again, or fusermount -uz ${n}\n`,
   );
+  // The daemon killed while it held the commit (was the bare `ECONNABORTED: software caused connection abort`).
+  t.equal(
+    await line('ECONNABORTED', 'ECONNABORTED: software caused connection abort, read', { ...nodeTree, committing: true }),
+    `acheron invoke: echo: ECONNABORTED: the node daemon serving ${n} stopped during this invocation (killed, or its mount forced off); the invocation may have run: once it serves again, see ${n}/services/echo/jobs/ (a run the node did not finish shows as interrupted) before invoking again\n`,
+  );
+  t.equal(
+    await line('ECONNABORTED', 'ECONNABORTED: software caused connection abort, open', world),
+    `acheron invoke: echo: ECONNABORTED: WorldFS serving ${w} stopped during this invocation (killed, or its mount forced off); the invocation was not sent\n`,
+  );
+  // At the commit the service was there at the open: a reload removed it and cancelled the run (was "no service echo under …").
+  t.equal(
+    await line('ENOENT', 'ENOENT: no such file or directory, read', { ...nodeTree, committing: true }),
+    'acheron invoke: echo: ENOENT: service echo was removed (a manifest reload) while this invocation ran or waited: it was cancelled\n',
+  );
   t.equal(
     await line('ENOSPC', 'ENOSPC: no space left on device, write', nodeTree, 'EIO: the driver exited with status 3\n'),
     'acheron invoke: echo: ENOSPC: no space left on device\n',
