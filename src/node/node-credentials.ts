@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { jsonSyntaxError } from '../errors/json-document.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { makeDirectory, namingOption } from '../store/make-directory.js';
 import { setAside } from '../store/set-aside.js';
@@ -38,8 +39,9 @@ export async function inspectNodeCredentials(stateFile: string, nodeId: string):
   let saved: unknown;
   try {
     saved = JSON.parse(text);
-  } catch (error) {
-    return { damage: `is not JSON (${text.length} bytes: ${(error as Error).message})` };
+  } catch {
+    // Where, never what: the parser's message quotes the text around the fault, the secret's bytes among it.
+    return { damage: `is not JSON (${text.length} bytes; invalid JSON ${jsonSyntaxError(text)})` };
   }
   if (saved === null || typeof saved !== 'object' || Array.isArray(saved)) return { damage: 'is not a JSON object' };
   const record = saved as Partial<Record<keyof NodeCredentials, unknown>>;

@@ -187,7 +187,7 @@ t.test('node with a damaged state file: named, not taken for "never joined"; a j
   oneLine(
     tt,
     refused.stderr,
-    /node-state\.json holds no node secret for test-node \(it is not JSON \(30 bytes: .*\): given a join token, the node sets it aside/,
+    /node-state\.json holds no node secret for test-node \(it is not JSON \(30 bytes; invalid JSON at line \d+, column \d+ .*\): given a join token, the node sets it aside/,
   );
   tt.notMatch(refused.stderr, /has not joined yet/, 'not taken for a node that never joined');
   await mkdir(stateFile + '.d');

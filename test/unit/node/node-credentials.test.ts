@@ -36,7 +36,11 @@ t.test('truncated: reported naming the file and what is wrong, set aside as it w
   await saveNodeCredentials(path, CREDENTIALS);
   const truncated = (await readFile(path, 'utf8')).slice(0, 30);
   await writeFile(path, truncated);
-  t.match(await inspectNodeCredentials(path, 'n1'), { damage: /^is not JSON \(30 bytes: / }, 'inspecting changes nothing');
+  t.match(
+    await inspectNodeCredentials(path, 'n1'),
+    { damage: /^is not JSON \(30 bytes; invalid JSON at line \d+, column \d+ \(byte \d+\): / },
+    'inspecting changes nothing',
+  );
   t.equal(await readFile(path, 'utf8'), truncated);
   const { lines, log } = logger();
   t.equal(await readNodeCredentials(path, 'n1', log), undefined, 'then not joined: a join token joins again');
@@ -45,6 +49,11 @@ t.test('truncated: reported naming the file and what is wrong, set aside as it w
   t.equal(await readFile(join(dir, aside[0] as string), 'utf8'), truncated, 'as it was');
   t.equal(lines.length, 1);
   t.match(JSON.parse(lines[0] as string), { level: 50, msg: new RegExp(`^node credentials: ${path} is not JSON .*; set aside as ${path}\\.corrupt-\\d+`) });
+  // The parser's own message quoted the text around the fault: a secret's bytes reached stderr and the log.
+  await writeFile(path, '{"node_id":"n1","node_secret":srVa22iYguTKCYoYZoSDAIt5l6A0}');
+  const { damage } = await inspectNodeCredentials(path, 'n1');
+  t.match(damage, /^is not JSON \(59 bytes; invalid JSON at line 1, column 31 \(byte 30\)/, 'where the fault is');
+  t.notMatch(damage, /srVa|node_secret/, 'never what the file holds');
   await writeFile(path, JSON.stringify({ node_id: 'n1' }));
   t.match(await inspectNodeCredentials(path, 'n1'), { damage: 'has no node_secret for n1' }, 'a record without its secret is damage too');
 });
