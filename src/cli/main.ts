@@ -13,7 +13,7 @@ import { ACHERON_VERSION } from '../protocol/version.js';
 import { CommandOutput } from './command-output.js';
 import { DAEMON_OPTIONS_ENV } from './daemonize.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError, failureText } from './exit.js';
-import { endOfOptionsRefusal, namingRefusal, unknownCommandBeforeHelp } from './usage-errors.js';
+import { endOfOptionsRefusal, namingRefusal, optionBeforeCommandRefusal, unknownCommandBeforeHelp } from './usage-errors.js';
 import { clientOptions } from './client-options.js';
 import { CONTROL_OPTIONS } from './control-options.js';
 import { JOIN_TTL_DEFAULT_MS, JOIN_TTL_MAX_MS, STORE_OPTIONS } from './store-options.js';
@@ -255,7 +255,7 @@ async function run(argv: readonly string[], output: CommandOutput): Promise<numb
     if (detached !== undefined && argv[0] === 'node') return await (await commands.node()).runNodeCommand(JSON.parse(detached) as NodeOptionValues);
     if (detached !== undefined && argv[0] === 'world') return await (await commands.world()).runWorldCommand(JSON.parse(detached) as WorldArgs);
     if (isMountHelperArgv(argv)) return await runMountHelper(argv);
-    const unknown = endOfOptionsRefusal(argv) ?? unknownCommandBeforeHelp(argv, COMMANDS, NODE_CLIENT_COMMANDS, ACTIONS);
+    const unknown = endOfOptionsRefusal(argv) ?? optionBeforeCommandRefusal(argv) ?? unknownCommandBeforeHelp(argv, COMMANDS, NODE_CLIENT_COMMANDS, ACTIONS);
     if (unknown !== undefined) throw new UsageError(unknown);
     // Imported here: the mount helper and a detached daemon (above) parse no command line.
     await cli(loadYargs(), argv, output).parseAsync();

@@ -95,6 +95,17 @@ export function endOfOptionsRefusal(argv: readonly string[]): string | undefined
 }
 
 /**
+ * An option before the command: acheron has none there but --help and --version, and yargs took
+ * the next word for its value (`acheron --bogus node list` said "unknown command list"), or said
+ * "name a command" without naming the option.
+ */
+export function optionBeforeCommandRefusal(argv: readonly string[]): string | undefined {
+  const option = argv[0]?.split('=')[0];
+  if (option === undefined || !option.startsWith('-') || ['--', '--help', '--version'].includes(option)) return undefined;
+  return `unknown option ${option} before the command: options go after it (acheron <command> [options]; see --help)`;
+}
+
+/**
  * yargs answers `--help` (and `--version`) before it looks at the command, so `acheron catalog --help` printed the
  * top-level help and exited 0, and a script probing for a command took it for there. An unknown
  * command word before `--help` (at the top level, after `node`, or an `<action>` of `token` or

@@ -268,6 +268,7 @@ await t.test('bad usage: exit 2 with one line on stderr', async (tt) => {
     ['node --bogus-flag', /bogus-flag/],
     ['frobnicate', /frobnicate/],
     ['', /name a command/],
+    ['--bogus node list', /unknown option --bogus before the command/],
     ['node --state-sync sometimes', /state-sync.*sometimes/],
   ];
   for (const [args, names] of cases) {

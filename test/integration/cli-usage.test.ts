@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { COMMANDS } from '../../src/cli/main.js';
 import { FileTokenStore } from '../../src/control/file-token-store.js';
 import { acheron, listTokens, oneLine, startControl } from '../helpers/control.js';
-import { ACHERON, FIXTURES, isMounted, tempDir } from '../helpers/node.js';
+import { ACHERON, isMounted, tempDir } from '../helpers/node.js';
 import { q, sh } from '../helpers/process.js';
 
 const control = await startControl(t);
@@ -170,10 +170,10 @@ t.test('token: a store that fails, an unknown token id, the last admin token: fa
   const dataDir = await tempDir(tt);
   await (await FileTokenStore.open(dataDir)).close();
   const data = ['--data-dir', dataDir];
-  // Another process takes the lock file right after the command opened the store (the preload), and holds it.
-  const lockTaken = { env: { ...process.env, NODE_OPTIONS: `--import ${join(FIXTURES, 'preload', 'token-lock-taken.mjs')}` } };
+  // Another live process (this test's) holds the lock file; the command opens the store without it and waits at its change.
+  await writeFile(join(dataDir, 'auth_tokens.json.lock'), String(process.pid), { flag: 'wx' });
   // (rotate goes the same way: one mapping in token-command.ts; the lock's wait, 10 s, is not to be paid twice.)
-  const locked = await acheron(['token', 'revoke', 'user', ...data], lockTaken);
+  const locked = await acheron(['token', 'revoke', 'user', ...data]);
   tt.equal(locked.code, 1, `token revoke with the store locked by another process: exit 1, not 2 (${locked.stderr.trim()})`);
   oneLine(tt, locked.stderr, /auth_tokens\.json\.lock: locked by process \d+ for over 10000 ms; it is taken for stale once 30000 ms old$/);
   await rm(join(dataDir, 'auth_tokens.json.lock'));

@@ -8,6 +8,7 @@ import {
   namingUnknownCommand,
   unknownCommandBeforeHelp,
   endOfOptionsRefusal,
+  optionBeforeCommandRefusal,
   usageLineOf,
 } from '../../../src/cli/usage-errors.js';
 
@@ -123,6 +124,15 @@ t.test('--help after an unknown command: refused as without --help (yargs printe
     ['catalog'],
   ])
     t.equal(refusal(...argv), undefined, `${argv.join(' ')}: left to yargs`);
+});
+
+t.test('an option before the command is named (yargs took the command for its value: "unknown command list")', async (t) => {
+  const said = 'before the command: options go after it (acheron <command> [options]; see --help)';
+  t.equal(optionBeforeCommandRefusal(['--bogus', 'node', 'list']), `unknown option --bogus ${said}`);
+  t.equal(optionBeforeCommandRefusal(['-x']), `unknown option -x ${said}`);
+  t.equal(optionBeforeCommandRefusal(['--json=1', 'node', 'list']), `unknown option --json ${said}`, 'named without its value');
+  for (const argv of [[], ['node', '--bogus'], ['--help'], ['--version'], ['--help=false', 'node'], ['--', 'x']])
+    t.equal(optionBeforeCommandRefusal(argv), undefined, `${argv.join(' ') || '(none)'}: not this refusal`);
 });
 
 t.test("'--' is refused: yargs dropped what followed it without a word", async (t) => {
