@@ -8,7 +8,7 @@ import { RING_CAPACITY } from './event-ring.js';
 import { SERVER_TTL_MS } from './defaults.js';
 import { aloneDirectory, type ServerDirectory } from './server-directory.js';
 import { closeAll, closeAndThrow, OpenedParts, type Closable } from '../store/closing.js';
-import { makeDirectory } from '../store/make-directory.js';
+import { makeDirectory, namingOption } from '../store/make-directory.js';
 import { PidLock, pidLockPath } from '../store/pid-lock.js';
 import { FileCatalog } from './file-catalog.js';
 import { FileProjectStore } from './file-project-store.js';
@@ -140,7 +140,9 @@ async function openFileStore(options: StoreOptions, log: Logger): Promise<Contro
       close: () => closeAll([events, catalog, tokens, projects, lock]),
     };
   } catch (error) {
-    return closeAndThrow(opened, error);
+    // A system error in the data dir (EROFS, EACCES) names the option that chose it, as one making it does.
+    const system = (error as NodeJS.ErrnoException).syscall !== undefined;
+    return closeAndThrow(opened, system ? namingOption('--data-dir', options.dataDir, error) : error);
   }
 }
 

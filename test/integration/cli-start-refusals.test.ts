@@ -78,6 +78,11 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
       ['world', '--mount', underFile, '--token', 'x', '--control-url', control.url, '--log-file', join(dir, 'world.log')],
       /^acheron: --mount \S+\/a-file\/x: ENOTDIR: /,
     ],
+    // A data dir there but read-only: named by its option too (it was the bare `EROFS: …, open '…/auth_tokens.json.lock'`).
+    [
+      ['control', '--data-dir', join(readOnly, 'ctl'), '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'],
+      /^acheron: --data-dir \S+\/ctl: EROFS: read-only file system, open '\S+\/ctl\/auth_tokens\.json\.lock'$/,
+    ],
   ];
   for (const [args, message] of cases) {
     const r = await acheron(args);
