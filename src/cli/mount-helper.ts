@@ -1,6 +1,6 @@
 import { UsageError } from './exit.js';
 import { inMountLineTerms, parseMountOptions, resolveNodeOptions } from './node-options.js';
-import { worldMountArgs } from './world-options.js';
+import { inWorldMountLineTerms, worldMountArgs } from './world-options.js';
 
 // `acheron` as mount(8)'s helper (fstab): the mount line's source, directory and -o options turned
 // into a node daemon or a WorldFS mount.
@@ -16,7 +16,11 @@ export async function runMountHelper(argv: readonly string[]): Promise<number> {
     // Taken, for scripts that pass it, but a secret on a mount line reaches fstab, mtab and ps.
     if (world.args.token !== undefined)
       process.stderr.write('acheron: warning: mount option token= shows the token in the mount line and the process list: use token_file=FILE\n');
-    return (await import('./world-command.js')).runWorldCommand(world.args);
+    try {
+      return await (await import('./world-command.js')).runWorldCommand(world.args);
+    } catch (error) {
+      throw error instanceof UsageError ? new UsageError(inWorldMountLineTerms(error.message)) : error;
+    }
   }
   const { values, unknown } = parseMountOptions(optionText);
   for (const option of unknown) process.stderr.write(`acheron: warning: unknown mount option ${option} ignored\n`);

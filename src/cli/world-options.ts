@@ -68,6 +68,18 @@ export function worldMountArgs(source: string, dir: string, optionText: string, 
 }
 
 /**
+ * A usage error of `acheron world` in a `world:` mount line's terms: its -o options by their keys,
+ * and the control URL as the line's source (the command names flags the line does not have).
+ */
+export function inWorldMountLineTerms(message: string): string {
+  return message.replace(/--([a-z][a-z-]*)/g, (flag, name: string) => {
+    const key = name.replace(/-/g, '_');
+    if (name === 'control-url') return "the mount source's URL";
+    return MOUNT_KEYS.has(key) || MOUNT_SWITCHES.has(key) ? `mount option ${key}` : flag;
+  });
+}
+
+/**
  * A `-o` value checked here, named as the mount line spells it (as `acheron node`'s are): the
  * command's own checks would name the flag (`--busy-poll-us`), which the line does not have.
  */

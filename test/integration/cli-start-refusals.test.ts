@@ -230,6 +230,13 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
     /^acheron: warning: mount option token= shows the token in the mount line and the process list: use token_file=FILE$/m,
     'with a warning',
   );
+  // A world: line's usage errors too (they named --token-file and --control-url).
+  const worldFile = await acheron(['world:ws://127.0.0.1:1', join(dir, 'helper'), '-o', `token_file=${join(dir, 'nope')}`]);
+  tt.equal(worldFile.code, 2, 'world mount line, a token file that is not there: exit 2');
+  oneLine(tt, worldFile.stderr, /^acheron: mount option token_file \S+\/nope: ENOENT: /);
+  const worldUrl = await acheron(['world:http://x', join(dir, 'helper'), '-o', `token_file=${join(dir, 'helper.log')}`]);
+  tt.equal(worldUrl.code, 2, 'world mount line, not a ws URL: exit 2');
+  oneLine(tt, worldUrl.stderr, /^acheron: the mount source's URL "http:\/\/x": expected ws:\/\/host:port/);
   // A node mount line's usage error names its options, not the flags it does not have.
   const nodeLine = await acheron(['acheron', join(dir, 'helper'), '-o', `control_url=ws://127.0.0.1:1,state_file=${join(dir, 'state', 'node.json')}`]);
   tt.equal(nodeLine.code, 2, 'node mount line without a join token: exit 2');
