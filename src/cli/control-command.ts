@@ -40,7 +40,11 @@ export async function runControlCommand(args: ControlArgs): Promise<number> {
       throw new UsageError(`--data-dir ${args['data-dir']}: ${(error as Error).message}`);
     }
   }
-  const root = await createLogger({ level: args['log-level'], file: args['log-file'] });
+  // After the data dir (a log file may go in it, which must not make it with the log's mode); a bad one leaves none made.
+  const root = await createLogger({ level: args['log-level'], file: args['log-file'] }).catch(async (error: unknown) => {
+    await removeMadeDirectories(madeDirs).catch(() => undefined);
+    throw error;
+  });
   const { log } = root;
   const server = await ControlServer.start({
     listen,

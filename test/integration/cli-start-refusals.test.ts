@@ -24,6 +24,7 @@ t.test('--log-level and --log-file: refused by every command that logs', async (
   const logFile = await acheron(['control', '--data-dir', join(dir, 'data'), '--log-file', '/proc/nope/control.log']);
   tt.equal(logFile.code, 2, 'a log file no directory can hold: exit 2');
   oneLine(tt, logFile.stderr, /^acheron: --log-file \/proc\/nope\/control\.log: ENOENT: .*mkdir '\/proc\/nope'/);
+  tt.same(await readdir(dir), [], 'and no data dir left behind (an empty one was)');
   // --daemon opens the log file before it detaches: refused alike, not a bare ENOENT or EISDIR with exit 1.
   const node = ['node', '--node-id', 'x', '--mount', join(dir, 'mnt'), '--no-fs-service', '--state-file', join(dir, 'x.json')];
   const world = ['world', '--mount', join(dir, 'mnt'), '--token', 'x', '--control-url', control.url];
