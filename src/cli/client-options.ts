@@ -31,9 +31,20 @@ export function controlUrls(given: string | readonly string[] | undefined, env: 
 }
 
 export async function resolveClient(
-  args: { 'control-url'?: string | readonly string[] | undefined; token?: string | undefined; 'token-file'?: string | undefined },
+  args: {
+    'control-url'?: string | readonly string[] | undefined;
+    token?: string | undefined;
+    'token-file'?: string | undefined;
+    project?: string | undefined;
+    'project-token-file'?: string | undefined;
+  },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ urls: string[]; token: string }> {
+  // Said, not settled silently: one of the two was a mistake (the file won, and the other was never tried).
+  if (args['token-file'] !== undefined && args.token !== undefined) throw new UsageError('--token and --token-file: give one');
+  // Without a project it opened no session, and the token was ignored without a word.
+  if (args['project-token-file'] !== undefined && args.project === undefined)
+    throw new UsageError('--project-token-file needs --project ID (the project whose session it opens)');
   const urls = controlUrls(args['control-url'], env);
   const token = args['token-file']
     ? await tokenFile('--token-file', args['token-file']).read()

@@ -19,7 +19,18 @@ t.test('read whenever asked: the current content, trimmed', async (t) => {
   await writeFile(path, 'second\n');
   t.equal(await file.read(), 'second', 'the file again, not the first read');
   t.equal(file.path, path);
-  t.same(await resolveClient({ 'token-file': path, token: 'ignored' }, {}), { urls: ['ws://127.0.0.1:18790'], token: 'second' }, 'the file wins over --token');
+  t.same(
+    await resolveClient({ 'token-file': path }, { ACHERON_TOKEN: 'env' }),
+    { urls: ['ws://127.0.0.1:18790'], token: 'second' },
+    'the file over ACHERON_TOKEN',
+  );
+  // The file won silently, and the other was never tried: one of the two was a mistake.
+  await t.rejects(resolveClient({ 'token-file': path, token: 'other' }, {}), new UsageError('--token and --token-file: give one'));
+  await t.rejects(
+    resolveClient({ 'token-file': path, 'project-token-file': path }, {}),
+    new UsageError('--project-token-file needs --project ID (the project whose session it opens)'),
+    'a project token without its project: it was ignored without a word',
+  );
 });
 
 t.test('empty or missing: a usage error naming the option and the file', async (t) => {
