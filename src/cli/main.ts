@@ -202,8 +202,7 @@ function cli(yargs: typeof import('yargs').default, argv: readonly string[], out
             .option('agent', { type: 'string', describe: 'agent id (create)' })
             .option('ttl-ms', {
               ...wholeNumberFlag('ttl-ms', { min: 1, max: JOIN_TTL_MAX_MS, unit: 'milliseconds' }),
-              default: JOIN_TTL_DEFAULT_MS,
-              describe: 'join token lifetime (join)',
+              describe: `join token lifetime (join; default ${JOIN_TTL_DEFAULT_MS})`,
             })
             .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
         async (args) => {

@@ -5,14 +5,14 @@ import type { ListedToken } from '../control/token-store.js';
 import { TOKENS_FILE } from '../control/token-file.js';
 import { checkIdentifier, UsageError } from './exit.js';
 import { createLogger } from './logger.js';
-import { etcdStoreOptions, type StoreArgs } from './store-options.js';
+import { etcdStoreOptions, JOIN_TTL_DEFAULT_MS, type StoreArgs } from './store-options.js';
 
 export interface TokenArgs extends StoreArgs {
   'data-dir': string;
   user?: string | undefined;
   agent?: string | undefined;
   id?: string | undefined;
-  'ttl-ms': number;
+  'ttl-ms'?: number | undefined;
   json: boolean;
 }
 
@@ -38,6 +38,10 @@ export async function runTokenCommand(action: string, args: TokenArgs, out: Node
 /** Mistakes in the command line are said before the store is opened (an unreachable etcd would hide them). */
 function checkArguments(action: string, args: TokenArgs): void {
   if (WITHOUT_ID.has(action) && args.id !== undefined) throw new UsageError(`token ${action} takes no token id (got ${JSON.stringify(args.id)})`);
+  // Taken and ignored, they read as done: `token create --ttl-ms 5` made a token that never expires.
+  if (args['ttl-ms'] !== undefined && action !== 'join') throw new UsageError(`--ttl-ms is for token join (a join token's lifetime), not token ${action}`);
+  for (const flag of ['user', 'agent'] as const)
+    if (args[flag] !== undefined && action !== 'create') throw new UsageError(`--${flag} is for token create, not token ${action}`);
   if (action === 'create') {
     if (args.user === undefined) throw new UsageError('token create needs --user ID (1-128 characters of [A-Za-z0-9._-])');
     // Given but not an id: said so, with the value (it said `needs --user ID` as if none was given).
@@ -98,7 +102,7 @@ async function run(
       return 0;
     }
     case 'join': {
-      const entry = await store.createJoin(args['ttl-ms']);
+      const entry = await store.createJoin(args['ttl-ms'] ?? JOIN_TTL_DEFAULT_MS);
       out.write(args.json ? JSON.stringify(entry) + '\n' : `${entry.id} expires ${new Date(entry.expires_ms).toISOString()}\n${entry.token}\n`);
       return 0;
     }

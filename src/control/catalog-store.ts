@@ -31,6 +31,8 @@ export interface CatalogStore {
   list(): NodeSummary[];
   /** The node with its services as published (an offline node's marked offline) or, `stored`, as stored and with their hashes. */
   get(nodeId: string, view?: 'published' | 'stored'): PublicNode;
+  /** The node's state; undefined when it is unknown. */
+  nodeState(nodeId: string): NodeState | undefined;
   /** One service of a node as `get` shows it; undefined when either is unknown. */
   service(nodeId: string, serviceId: string): ServiceDescriptor | undefined;
   /** The node's stored descriptors (see upsert-frame.ts). */

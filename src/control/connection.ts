@@ -44,6 +44,8 @@ export interface ConnectionHost {
 export class ControlConnection implements ConnectionPeer {
   readonly socket: WebSocket;
   readonly id: number;
+  /** When it was accepted (this server's clock): a node's lapsed lease ends the tunnels older than it (fleet-changes.ts). */
+  readonly openedMs = Date.now();
   principal: Principal;
   /**
    * The secret this connection speaks for its node with (its token's, or the one its join got): when
@@ -143,10 +145,21 @@ export class ControlConnection implements ConnectionPeer {
   }
 
   /**
+   * The node's lease lapsed while this tunnel still looked open: dropped unless its peer answers a
+   * ping now. A silent link the periodic pings have not caught yet must not hold relays, nor bring
+   * the node back online with no tunnel when it delivers late what the node sent into the cut (the
+   * node connects again); a live one (its server stalled past the lease) stays and refreshes it.
+   */
+  async dropLapsedIfSilent(): Promise<void> {
+    if (await answersPing(this.socket)) return;
+    if (this.isOpen) this.#drop('lease_lapsed', 'node lease lapsed and its connection answers no ping: dropping it (the node connects again)');
+  }
+
+  /**
    * Ends the connection at once, counted by `reason`: not with a close frame, which would wait
    * behind the bytes the peer does not read (holding them in memory); the peer sees 1006.
    */
-  #drop(reason: 'not_reading' | 'missed_pongs', message: string): void {
+  #drop(reason: 'not_reading' | 'missed_pongs' | 'lease_lapsed', message: string): void {
     // A silent link is the network's doing (info); a peer that does not read is the client's (warn).
     this.#log[reason === 'not_reading' ? 'warn' : 'info']({ unsent_bytes: this.socket.bufferedAmount, reason }, message);
     this.#host.context(this).metrics.dropped.inc({ reason });

@@ -16,24 +16,8 @@ import { entriesDelta, type ServiceEntry } from './delta.js';
 import { upsertReplyBody } from './catalog-event.js';
 import type { CatalogStore, NodeRecord } from './catalog-store.js';
 import type { CatalogEvent, EventKind, EventLog, EventRecord } from './event-log.js';
-import {
-  countNodes,
-  deleteDelta,
-  joinPlan,
-  journalRecord,
-  HEAD_SEQ_KEY,
-  lapsed,
-  noNode,
-  offlinePlan,
-  publishedService,
-  refreshPlan,
-  replayed,
-  restoreNodes,
-  secretMatches,
-  summaries,
-  toPublic,
-  upsertPlan,
-} from './node-record.js';
+import { countNodes, deleteDelta, joinPlan, journalRecord, HEAD_SEQ_KEY, lapsed, noNode, offlinePlan } from './node-record.js';
+import { publishedService, refreshPlan, replayed, restoreNodes, secretMatches, summaries, toPublic, upsertPlan } from './node-record.js';
 import type { ResolvedService } from './upsert-frame.js';
 import { grantRestartGrace } from './restart-grace.js';
 import { SeenTimes } from './seen-times.js';
@@ -177,6 +161,10 @@ export class FileCatalog implements CatalogStore {
       }
       return reply;
     });
+  }
+
+  nodeState(nodeId: string): NodeState | undefined {
+    return this.#nodes.get(nodeId)?.state;
   }
 
   service(nodeId: string, serviceId: string): ServiceDescriptor | undefined {

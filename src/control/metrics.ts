@@ -86,11 +86,11 @@ export class ControlMetrics {
     this.frames = new Counter({ name: 'acheron_frames_total', help: 'Request frames received by role', labelNames: ['role'], registers });
     this.dropped = new Counter({
       name: 'acheron_connections_dropped_total',
-      help: 'Connections the server dropped: not_reading (replies unsent past the bound), missed_pongs',
+      help: 'Connections the server dropped: not_reading (replies unsent past the bound), missed_pongs, lease_lapsed (a node offline by its lease whose tunnel still looked open)',
       labelNames: ['reason'],
       registers,
     });
-    for (const reason of ['not_reading', 'missed_pongs']) this.dropped.inc({ reason }, 0);
+    for (const reason of ['not_reading', 'missed_pongs', 'lease_lapsed']) this.dropped.inc({ reason }, 0);
     // A series absent until its first connection would leave an alert on it silent, or a sum across servers short.
     for (const role of ROLES) {
       this.connections.set({ role }, 0);

@@ -53,7 +53,7 @@ export class RelayHub {
   #metrics: ControlMetrics;
   #servers: ServerDirectory;
   #peers: PeerLinks;
-  #catalog: Pick<CatalogStore, 'service'>;
+  #catalog: Pick<CatalogStore, 'service' | 'nodeState'>;
   /** The peers each session reached nodes through (for handles): told when the session ends. */
   #sessionPeers = new Map<string, Map<string, PeerServer>>();
   /** Each node's ready tunnels, oldest first: a reconnect may overlap the connection it replaces. */
@@ -68,7 +68,7 @@ export class RelayHub {
   #forwardedVia = new Map<string, Set<string>>();
   #nextId = 1;
 
-  constructor(metrics: ControlMetrics, servers: ServerDirectory, peers: PeerLinks, catalog: Pick<CatalogStore, 'service'>) {
+  constructor(metrics: ControlMetrics, servers: ServerDirectory, peers: PeerLinks, catalog: Pick<CatalogStore, 'service' | 'nodeState'>) {
     this.#metrics = metrics;
     this.#servers = servers;
     this.#peers = peers;
@@ -85,13 +85,24 @@ export class RelayHub {
     return this.#tunnels.get(nodeId)?.at(-1);
   }
 
+  /** Why a node has no tunnel to relay to, as far as this server knows: the operator's next step differs. */
+  #noTunnel(nodeId: string): string {
+    const state = this.#catalog.nodeState(nodeId);
+    if (state === 'offline') return `node ${nodeId} is offline (its lease lapsed or its tunnel closed: no tunnel to relay to)`;
+    if (state === undefined || !this.#servers.shared)
+      return `node ${nodeId} has no tunnel ready for relays (not connected to the control server, or still starting up)`;
+    return `node ${nodeId} is online but no server of the store that answers holds its tunnel (its server stopped or was cut off from the store, or the node is starting up): it connects to another server within about 10 s, or turns offline`;
+  }
+
   /** `via`: a peer server's forward (the session of its link), served only by a tunnel here. */
   forward(request: RelayPayload, session: string, options: { via?: string } = {}): Promise<RelayOutcome> {
     const waitMs = relayWaitMs(this.#catalog, request);
     const { node_id: nodeId, timeout_ms: _stated, ...operation } = request;
     const started = performance.now();
-    const tunnel = this.#tunnel(nodeId);
-    const peer = tunnel || options.via !== undefined ? undefined : this.#servers.tunnelElsewhere(nodeId);
+    // Offline by its lease, a tunnel it may still have is a silent link (fleet-changes.ts): not waited on (SPEC §9).
+    const offline = this.#catalog.nodeState(nodeId) === 'offline';
+    const tunnel = offline ? undefined : this.#tunnel(nodeId);
+    const peer = tunnel || offline || options.via !== undefined ? undefined : this.#servers.tunnelElsewhere(nodeId);
     if (peer) {
       if (LEAVES_STATE.has(request.op)) {
         const peers = this.#sessionPeers.get(session) ?? new Map<string, PeerServer>();
@@ -99,14 +110,7 @@ export class RelayHub {
       }
       return this.#peers.forward(peer, { ...request, timeout_ms: waitMs }, session).then((outcome) => this.#ended(request.op, started, outcome));
     }
-    if (!tunnel)
-      return Promise.resolve(
-        this.#ended(request.op, started, {
-          ok: false,
-          errno: 'EHOSTUNREACH',
-          message: `node ${nodeId} has no tunnel ready for relays (not connected to the control server, or still starting up)`,
-        }),
-      );
+    if (!tunnel) return Promise.resolve(this.#ended(request.op, started, { ok: false, errno: 'EHOSTUNREACH', message: this.#noTunnel(nodeId) }));
     const relayId = `r${this.#nextId++}`;
     return new Promise<RelayOutcome>((resolve) => {
       const timer = setTimeout(() => {

@@ -13,6 +13,8 @@ export interface PeerServer {
  */
 export interface ServerDirectory {
   readonly serverId: string;
+  /** Several servers share the store (etcd): a node's tunnel may be on another, or on one that stopped answering. */
+  readonly shared: boolean;
   /** What this server presents to the others (`Authorization: Bearer server.<id>.<secret>`). */
   readonly peerToken: string;
   /** The server holding the node's tunnel when it is another one; undefined when none is known. */
@@ -30,5 +32,5 @@ export function newPeerSecret(): string {
 
 /** The file store's: one server, no peers. */
 export function aloneDirectory(serverId: string): ServerDirectory {
-  return { serverId, peerToken: '', tunnelElsewhere: () => undefined, verifyPeer: () => false };
+  return { serverId, shared: false, peerToken: '', tunnelElsewhere: () => undefined, verifyPeer: () => false };
 }

@@ -300,6 +300,10 @@ await t.test('a server stalled past its registration: the other turns its nodes 
   await sleep(3000); // past B's ping to n4 (2 s)
   tt.notOk(seenOnA('online', 'n4'), 'n4, which answered no ping, stays offline: an open tunnel alone is no proof');
   n4.peer.socket.resume();
+  // B dropped that tunnel when the lease lapsed (it answered no ping): what a silent link delivers
+  // late must not bring the node back with no tunnel. The node connects again.
+  tt.match(await n4.peer.closed, { code: 1006 }, "n4's silent tunnel was dropped");
+  await n4.reconnect(b.url);
   await n4.publish();
   await waitFor(() => seenOnA('online', 'n4'), { what: 'n4 online again by its own upsert' });
 });

@@ -138,6 +138,10 @@ export class EtcdCatalog implements CatalogStore {
     return toPublic(node, view);
   }
 
+  nodeState(nodeId: string): NodeState | undefined {
+    return this.#mirror.nodes.get(nodeId)?.state;
+  }
+
   service(nodeId: string, serviceId: string): ServiceDescriptor | undefined {
     return publishedService(this.#mirror.nodes.get(nodeId), serviceId);
   }

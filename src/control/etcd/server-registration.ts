@@ -47,6 +47,7 @@ export interface RegistrationContext {
  */
 export class ServerRegistration implements ServerDirectory {
   readonly serverId: string;
+  readonly shared = true;
   readonly peerToken: string;
   #peerSecret = newPeerSecret();
   #options: ServerRegistrationOptions;

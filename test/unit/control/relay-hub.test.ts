@@ -12,7 +12,7 @@ import type { PeerLinks } from '../../../src/control/peer-links.js';
 import { RelayHub, relayWaitMs } from '../../../src/control/relay-hub.js';
 import { aloneDirectory, type ServerDirectory } from '../../../src/control/server-directory.js';
 import { invokeWaitMs, RELAY_WAIT_MS } from '../../../src/protocol/relay.js';
-import type { RelayOutcome, RelayPayload, RelayRequest, ServiceDescriptor } from '../../../src/protocol/types.gen.js';
+import type { NodeState, RelayOutcome, RelayPayload, RelayRequest, ServiceDescriptor } from '../../../src/protocol/types.gen.js';
 
 /** A node tunnel: the relay requests pushed to it, by relay id. */
 function tunnel(id: number): ConnectionPeer & { requests: RelayRequest[] } {
@@ -33,8 +33,10 @@ t.teardown(() => clearInterval(alive));
 
 /** A catalog of one node, n1, with one service `s` whose runs are short and whose queue is short. */
 const RUNTIME = { timeout_ms: 2_000, kill_grace_ms: 500, max_queue: 3, max_concurrency: 2 } as ServiceDescriptor['runtime'];
+const states = new Map<string, NodeState>([['n1', 'online']]);
 const catalog = {
   service: (nodeId: string, serviceId: string) => (nodeId === 'n1' && serviceId === 's' ? ({ runtime: RUNTIME } as ServiceDescriptor) : undefined),
+  nodeState: (nodeId: string) => states.get(nodeId),
 };
 
 // Only the relay metrics are read here: the catalog and event gauges are never collected.
@@ -93,6 +95,28 @@ t.test('a relay whose tunnel closes before the answer: EHOSTUNREACH, observed; s
   t.match(await seen(metrics, 'stat', 'EHOSTUNREACH'), { observed: 1, counted: 1 }, 'the closed tunnel');
   t.match(await hub.forward(request('stat'), 's1'), { ok: false, errno: 'EHOSTUNREACH' });
   t.match(await seen(metrics, 'stat', 'EHOSTUNREACH'), { observed: 2, counted: 2 }, 'and no tunnel');
+});
+
+t.test('no tunnel: the reason says what the catalog knows of the node, and whether another server may hold it', async (t) => {
+  const message = async (directory: ServerDirectory, nodeId = 'n1'): Promise<string | undefined> =>
+    ((await new RelayHub(newMetrics(), directory, {} as PeerLinks, catalog).forward(request('stat', { node_id: nodeId }), 's1')) as { message?: string })
+      .message;
+  const shared: ServerDirectory = { ...aloneDirectory('test:1'), shared: true };
+  const starting = 'node n1 has no tunnel ready for relays (not connected to the control server, or still starting up)';
+  t.equal(await message(aloneDirectory('test:1')), starting, 'online, one server: it is connecting or starting');
+  t.equal(
+    await message(shared),
+    'node n1 is online but no server of the store that answers holds its tunnel (its server stopped or was cut off from the store, or the node is starting up): it connects to another server within about 10 s, or turns offline',
+    'online, a shared store: its server may have stopped answering (it said "not connected", sending the operator the wrong way)',
+  );
+  states.set('n1', 'offline');
+  t.teardown(() => void states.set('n1', 'online'));
+  t.equal(await message(shared), 'node n1 is offline (its lease lapsed or its tunnel closed: no tunnel to relay to)', 'offline: said so');
+  t.equal(
+    await message(aloneDirectory('test:1'), 'n9'),
+    'node n9 has no tunnel ready for relays (not connected to the control server, or still starting up)',
+    'a node the catalog does not have yet (joining)',
+  );
 });
 
 t.test("a relay through a peer server: observed with the peer's outcome", async (t) => {

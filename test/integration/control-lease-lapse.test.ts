@@ -1,0 +1,40 @@
+// SPEC §6 and §9: a node whose lease lapses while its tunnel still looks open (a silent link, or a
+// hung node, that the server's pings have not caught yet: a lease shorter than two ping intervals)
+// turns offline, and that tunnel ends with it. A relay then answered EHOSTUNREACH only once the
+// pings dropped the tunnel (a hang of the ping interval's length, minutes at worst), and a lease
+// refresh the link delivered late brought the node back online with no tunnel. Here the node hangs
+// (SIGSTOP): its TCP connection stays open, and nothing it sends arrives.
+import t from 'tap';
+import { acheron, metricValue, scrape, startControl, startJoinedNode } from '../helpers/control.js';
+import { tempDir } from '../helpers/node.js';
+import { waitFor } from '../helpers/process.js';
+
+t.test('lease lapsed on an open tunnel: offline, the tunnel dropped, relays refused at once; the node comes back by itself', async (tt) => {
+  const control = await startControl(tt, { args: ['--lease-ttl-ms', '3000', '--ping-interval-ms', '120000'] });
+  const dir = await tempDir(tt);
+  const node = await startJoinedNode(tt, control, 'n1', dir);
+  const pid = node.child.pid as number;
+  // Before the node's own teardown (teardowns run last first): a stopped process ignores SIGTERM.
+  tt.teardown(() => void process.kill(pid, 'SIGCONT'));
+  const client = ['--control-url', control.url, '--token', control.adminToken];
+  const state = async (): Promise<string> => (await acheron(['node', 'get', 'n1', ...client, '--json'])).stdout;
+
+  process.kill(pid, 'SIGSTOP');
+  await waitFor(async () => /"state":\s*"offline"/.test(await state()), { what: 'n1 offline by its lease', timeoutMs: 30_000 });
+  await waitFor(async () => metricValue(await scrape(control), 'acheron_connections_dropped_total', 'reason="lease_lapsed"') === 1, {
+    what: 'its tunnel dropped as lapsed',
+  });
+  const started = Date.now();
+  const refused = await acheron(['invoke', 'echo', '{}', '--node', 'n1', ...client]);
+  const tookMs = Date.now() - started;
+  tt.equal(refused.code, 1, refused.stderr);
+  tt.match(refused.stderr, /^acheron invoke: echo: EHOSTUNREACH: node n1 is offline \(its lease lapsed/, 'EHOSTUNREACH, saying the node is offline');
+  // A generous bound (the CLI's own start counts in it): before, it waited for the relay's bound, echo's timeout and more.
+  tt.ok(tookMs < 10_000, `at once, not at the relay's bound (${tookMs} ms)`);
+
+  process.kill(pid, 'SIGCONT');
+  await waitFor(async () => /"state":\s*"online"/.test(await state()), { what: 'n1 online again', timeoutMs: 60_000 });
+  const again = await acheron(['invoke', 'echo', '{"back":1}', '--node', 'n1', ...client]);
+  tt.equal(again.code, 0, again.stderr);
+  tt.match(JSON.parse(again.stdout), { echo: { back: 1 } }, 'it connected again and serves relays');
+});
