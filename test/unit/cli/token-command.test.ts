@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { FileTokenStore } from '../../../src/control/file-token-store.js';
 import { TokenRefused } from '../../../src/control/token-refused.js';
+import { UsageError } from '../../../src/cli/exit.js';
 import { runTokenCommand, type TokenArgs } from '../../../src/cli/token-command.js';
 
 /** A data dir whose store a first server start made (an admin and a default user token). */
@@ -24,7 +25,6 @@ async function token(dir: string, action: string, options: Partial<TokenArgs> = 
   out.on('data', (chunk: Buffer) => chunks.push(chunk));
   const args: TokenArgs = {
     'data-dir': dir,
-    'ttl-ms': 3_600_000,
     json: false,
     store: 'file',
     'etcd-prefix': '/acheron/',
@@ -82,5 +82,19 @@ t.test('rotate of a join token: refused as single-use, not as a token that does 
   t.ok(
     (await list(dir)).tokens.some((e) => e.id === join.id),
     'the join token is left as it was',
+  );
+});
+
+t.test('an option of another action is refused, not ignored (`create --ttl-ms 5` made a token that never expires)', async (t) => {
+  const dir = await dataDir(t);
+  await t.rejects(token(dir, 'create', { user: 'u1', 'ttl-ms': 5 }), new UsageError("--ttl-ms is for token join (a join token's lifetime), not token create"));
+  await t.rejects(token(dir, 'join', { user: 'u1' }), new UsageError('--user is for token create, not token join'));
+  await t.rejects(token(dir, 'list', { agent: 'a1' }), new UsageError('--agent is for token create, not token list'));
+  const before = Date.now();
+  const made = JSON.parse((await token(dir, 'join', { json: true })).out) as { expires_ms: number };
+  t.ok(made.expires_ms >= before + 3_600_000 && made.expires_ms <= Date.now() + 3_600_000, 'join without --ttl-ms: an hour, as before');
+  t.notOk(
+    (await list(dir)).tokens.some((e) => e.id.startsWith('user-') && e.id.includes('u1')),
+    'nothing made by the refused create',
   );
 });
