@@ -39,12 +39,12 @@ export async function resolveClient(
     'project-token-file'?: string | undefined;
   },
   env: NodeJS.ProcessEnv = process.env,
+  warn: (text: string) => void = (text) => process.stderr.write(`acheron: warning: ${text}\n`),
 ): Promise<{ urls: string[]; token: string }> {
-  // Said, not settled silently: one of the two was a mistake (the file won, and the other was never tried).
-  if (args['token-file'] !== undefined && args.token !== undefined) throw new UsageError('--token and --token-file: give one');
-  // Without a project it opened no session, and the token was ignored without a word.
+  // Said, not settled silently (warnings, not refusals: an fstab line or unit that has both mounted before, and must still).
+  if (args['token-file'] !== undefined && args.token !== undefined) warn('--token is ignored: --token-file is given, and it is the one read');
   if (args['project-token-file'] !== undefined && args.project === undefined)
-    throw new UsageError('--project-token-file needs --project ID (the project whose session it opens)');
+    warn('--project-token-file is ignored without --project ID (the project whose session it opens)');
   const urls = controlUrls(args['control-url'], env);
   const token = args['token-file']
     ? await tokenFile('--token-file', args['token-file']).read()

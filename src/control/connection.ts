@@ -44,7 +44,7 @@ export interface ConnectionHost {
 export class ControlConnection implements ConnectionPeer {
   readonly socket: WebSocket;
   readonly id: number;
-  /** When it was accepted (this server's clock): a node's lapsed lease ends the tunnels older than it (fleet-changes.ts). */
+  /** When it was accepted (this server's clock): a node's lapsed lease puts the tunnels older than it in doubt (fleet-changes.ts). */
   readonly openedMs = Date.now();
   principal: Principal;
   /**
@@ -87,8 +87,8 @@ export class ControlConnection implements ConnectionPeer {
     if (!this.#flow.pongMissable()) this.#missedPongs = 0;
     if (this.#missedPongs >= 2) {
       if (this.#flow.holding === 'unsent')
-        this.#drop('not_reading', `peer does not read: ${this.socket.bufferedAmount} bytes unsent for two ping intervals, connection dropped`);
-      else this.#drop('missed_pongs', 'peer missed two pongs: dropping it');
+        this.drop('not_reading', `peer does not read: ${this.socket.bufferedAmount} bytes unsent for two ping intervals, connection dropped`);
+      else this.drop('missed_pongs', 'peer missed two pongs: dropping it');
       return;
     }
     this.#missedPongs++;
@@ -141,25 +141,14 @@ export class ControlConnection implements ConnectionPeer {
   #dropIfNotReading(): void {
     const unsent = this.socket.bufferedAmount;
     if (unsent <= MAX_UNSENT_BYTES) return;
-    this.#drop('not_reading', `peer does not read: more than ${MAX_UNSENT_BYTES} bytes unsent, connection dropped`);
-  }
-
-  /**
-   * The node's lease lapsed while this tunnel still looked open: dropped unless its peer answers a
-   * ping now. A silent link the periodic pings have not caught yet must not hold relays, nor bring
-   * the node back online with no tunnel when it delivers late what the node sent into the cut (the
-   * node connects again); a live one (its server stalled past the lease) stays and refreshes it.
-   */
-  async dropLapsedIfSilent(): Promise<void> {
-    if (await answersPing(this.socket)) return;
-    if (this.isOpen) this.#drop('lease_lapsed', 'node lease lapsed and its connection answers no ping: dropping it (the node connects again)');
+    this.drop('not_reading', `peer does not read: more than ${MAX_UNSENT_BYTES} bytes unsent, connection dropped`);
   }
 
   /**
    * Ends the connection at once, counted by `reason`: not with a close frame, which would wait
    * behind the bytes the peer does not read (holding them in memory); the peer sees 1006.
    */
-  #drop(reason: 'not_reading' | 'missed_pongs' | 'lease_lapsed', message: string): void {
+  drop(reason: 'not_reading' | 'missed_pongs' | 'lease_lapsed', message: string): void {
     // A silent link is the network's doing (info); a peer that does not read is the client's (warn).
     this.#log[reason === 'not_reading' ? 'warn' : 'info']({ unsent_bytes: this.socket.bufferedAmount, reason }, message);
     this.#host.context(this).metrics.dropped.inc({ reason });

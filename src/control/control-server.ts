@@ -118,7 +118,11 @@ export class ControlServer {
     this.#peers = new PeerLinks(store.servers.peerToken, options.schemas, this.#log.child({ component: 'peers' }));
     this.#relays = new RelayHub(this.#metrics, store.servers, this.#peers, catalog);
     this.#relayPolicy = new RelayPolicy(catalog, store.projects, events);
-    followFleetChanges(events, this.#log, this.#connections, (nodeId) => this.#credentials.dropNode(nodeId, 'node deleted'));
+    followFleetChanges(events, this.#log, {
+      connections: this.#connections,
+      relays: this.#relays,
+      dropDeleted: (nodeId) => this.#credentials.dropNode(nodeId, 'node deleted'),
+    });
     // A node joined again through another server of the store: its connections here with the old secret end.
     catalog.onSecretReplaced((nodeId) => void this.#credentials.dropReplacedSecret(nodeId));
     this.#ws = listeners.ws;

@@ -72,7 +72,7 @@ export class FileTokenStore implements TokenStore {
     return store;
   }
 
-  /** The server's file as it is, for `acheron token`: no write before a change (`token list` on a read-only or full disk). */
+  /** The server's file as it is, for `acheron token`: no write before a change (`token list` on a read-only or full disk); temps left by a writer killed mid-write are the server's to remove at its start. */
   static existing(dataDir: string): FileTokenStore {
     return new FileTokenStore(join(dataDir, TOKENS_FILE), emptyFile(), undefined);
   }

@@ -58,6 +58,8 @@ export class RelayHub {
   #sessionPeers = new Map<string, Map<string, PeerServer>>();
   /** Each node's ready tunnels, oldest first: a reconnect may overlap the connection it replaces. */
   #tunnels = new Map<string, ConnectionPeer[]>();
+  /** See doubt(). */
+  #inDoubt = new WeakSet<ConnectionPeer>();
   #pending = new Map<string, Pending>();
   /** The nodes each session has opened handles on: told when the session ends. */
   #sessionNodes = new Map<string, Set<string>>();
@@ -81,8 +83,20 @@ export class RelayHub {
     if (!tunnels.includes(tunnel)) this.#tunnels.set(nodeId, [...tunnels, tunnel]);
   }
 
+  /**
+   * Its node's lease lapsed while this tunnel looked open (or stays in doubt until it answers a ping:
+   * fleet-changes.ts): a silent link, most likely, that a relay would wait on for nothing.
+   */
+  doubt(tunnel: ConnectionPeer, inDoubt: boolean): void {
+    if (inDoubt) this.#inDoubt.add(tunnel);
+    else this.#inDoubt.delete(tunnel);
+  }
+
   #tunnel(nodeId: string): ConnectionPeer | undefined {
-    return this.#tunnels.get(nodeId)?.at(-1);
+    return this.#tunnels
+      .get(nodeId)
+      ?.filter((tunnel) => !this.#inDoubt.has(tunnel))
+      .at(-1);
   }
 
   /** Why a node has no tunnel to relay to, as far as this server knows: the operator's next step differs. */
@@ -91,7 +105,7 @@ export class RelayHub {
     if (state === 'offline') return `node ${nodeId} is offline (its lease lapsed or its tunnel closed: no tunnel to relay to)`;
     if (state === undefined || !this.#servers.shared)
       return `node ${nodeId} has no tunnel ready for relays (not connected to the control server, or still starting up)`;
-    return `node ${nodeId} is online but no server of the store that answers holds its tunnel (its server stopped or was cut off from the store, or the node is starting up): it connects to another server within about 10 s, or turns offline`;
+    return `node ${nodeId} is online but no server of the store holds a tunnel of it that serves now (it closed, its server stopped answering or was cut off from the store, or the node is starting up): it connects again, or turns offline after the grace period`;
   }
 
   /** `via`: a peer server's forward (the session of its link), served only by a tunnel here. */
@@ -99,10 +113,8 @@ export class RelayHub {
     const waitMs = relayWaitMs(this.#catalog, request);
     const { node_id: nodeId, timeout_ms: _stated, ...operation } = request;
     const started = performance.now();
-    // Offline by its lease, a tunnel it may still have is a silent link (fleet-changes.ts): not waited on (SPEC §9).
-    const offline = this.#catalog.nodeState(nodeId) === 'offline';
-    const tunnel = offline ? undefined : this.#tunnel(nodeId);
-    const peer = tunnel || offline || options.via !== undefined ? undefined : this.#servers.tunnelElsewhere(nodeId);
+    const tunnel = this.#tunnel(nodeId);
+    const peer = tunnel || options.via !== undefined ? undefined : this.#servers.tunnelElsewhere(nodeId);
     if (peer) {
       if (LEAVES_STATE.has(request.op)) {
         const peers = this.#sessionPeers.get(session) ?? new Map<string, PeerServer>();

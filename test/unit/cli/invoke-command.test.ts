@@ -1,7 +1,7 @@
 // acheron invoke's one line for a refused transaction: the errno once, and why: a known meaning,
 // last_error.txt only when it records that errno, else the system error's description.
 import t from 'tap';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/node.js';
 import { UsageError } from '../../../src/cli/exit.js';
@@ -110,6 +110,13 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
     await line('ENOENT', 'ENOENT: no such file or directory, read', { ...nodeTree, committing: true }),
     'acheron invoke: echo: ENOENT: service echo was removed (a manifest reload) while this invocation ran or waited: it was cancelled\n',
   );
+  // On WorldFS the service may be hidden from the session, or gone after its run: no claim that it was cancelled.
+  await mkdir(join(w, 'nodes', 'n1'), { recursive: true });
+  t.equal(
+    await line('ENOENT', 'ENOENT: no such file or directory, read', { ...world, committing: true }),
+    `acheron invoke: echo: ENOENT: service echo is gone from ${w}/nodes/n1 (removed on the node, or hidden from this mount's session): the invocation may have run; check on the node before invoking again\n`,
+  );
+  await rm(join(w, 'nodes', 'n1'), { recursive: true });
   t.equal(
     await line('ENOSPC', 'ENOSPC: no space left on device, write', nodeTree, 'EIO: the driver exited with status 3\n'),
     'acheron invoke: echo: ENOSPC: no space left on device\n',

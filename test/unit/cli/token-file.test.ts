@@ -24,13 +24,19 @@ t.test('read whenever asked: the current content, trimmed', async (t) => {
     { urls: ['ws://127.0.0.1:18790'], token: 'second' },
     'the file over ACHERON_TOKEN',
   );
-  // The file won silently, and the other was never tried: one of the two was a mistake.
-  await t.rejects(resolveClient({ 'token-file': path, token: 'other' }, {}), new UsageError('--token and --token-file: give one'));
-  await t.rejects(
-    resolveClient({ 'token-file': path, 'project-token-file': path }, {}),
-    new UsageError('--project-token-file needs --project ID (the project whose session it opens)'),
-    'a project token without its project: it was ignored without a word',
+  // The file wins, as before, but no longer silently: one of the two was a mistake.
+  const warned: string[] = [];
+  const warn = (text: string): void => void warned.push(text);
+  t.same(await resolveClient({ 'token-file': path, token: 'other' }, {}, warn), { urls: ['ws://127.0.0.1:18790'], token: 'second' }, 'the file wins');
+  t.same(warned, ['--token is ignored: --token-file is given, and it is the one read'], 'said');
+  await resolveClient({ 'token-file': path, 'project-token-file': path }, {}, warn);
+  t.same(
+    warned.at(-1),
+    '--project-token-file is ignored without --project ID (the project whose session it opens)',
+    'a project token without its project: said',
   );
+  await resolveClient({ 'token-file': path, 'project-token-file': path, project: 'p1' }, {}, warn);
+  t.equal(warned.length, 2, 'with its project: nothing to say');
 });
 
 t.test('empty or missing: a usage error naming the option and the file', async (t) => {

@@ -106,7 +106,7 @@ t.test('no tunnel: the reason says what the catalog knows of the node, and wheth
   t.equal(await message(aloneDirectory('test:1')), starting, 'online, one server: it is connecting or starting');
   t.equal(
     await message(shared),
-    'node n1 is online but no server of the store that answers holds its tunnel (its server stopped or was cut off from the store, or the node is starting up): it connects to another server within about 10 s, or turns offline',
+    'node n1 is online but no server of the store holds a tunnel of it that serves now (it closed, its server stopped answering or was cut off from the store, or the node is starting up): it connects again, or turns offline after the grace period',
     'online, a shared store: its server may have stopped answering (it said "not connected", sending the operator the wrong way)',
   );
   states.set('n1', 'offline');
@@ -117,6 +117,23 @@ t.test('no tunnel: the reason says what the catalog knows of the node, and wheth
     'node n9 has no tunnel ready for relays (not connected to the control server, or still starting up)',
     'a node the catalog does not have yet (joining)',
   );
+});
+
+t.test('a tunnel in doubt (its node offline by its lease, no ping answered yet) gets no relay; once it answers, it does', async (t) => {
+  const hub = new RelayHub(newMetrics(), aloneDirectory('test:1'), {} as PeerLinks, catalog);
+  const node = tunnel(1);
+  hub.tunnelReady('n1', node);
+  hub.doubt(node, true);
+  t.match(await hub.forward(request('stat'), 's1'), { ok: false, errno: 'EHOSTUNREACH' }, 'at once, not at the bound');
+  t.same(node.requests, [], 'nothing pushed to it');
+  const newer = tunnel(2);
+  hub.tunnelReady('n1', newer);
+  void hub.forward(request('stat'), 's1');
+  t.equal(newer.requests.length, 1, 'a tunnel the node opened since serves');
+  hub.tunnelClosed(newer);
+  hub.doubt(node, false);
+  void hub.forward(request('stat'), 's1');
+  t.equal(node.requests.length, 1, 'it answered a ping: relays go to it again');
 });
 
 t.test("a relay through a peer server: observed with the peer's outcome", async (t) => {

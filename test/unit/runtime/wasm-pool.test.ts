@@ -176,7 +176,8 @@ t.test('a call that waited for a worker starts then: `started` is called when a 
   t.match(second, { state: 'timeout', shortMessage: 'waiting.wasm timed out after 300 ms and was stopped' });
   t.equal(startedAt.length, 2);
   t.ok((startedAt[1] ?? 0) >= 600, `the waiting call started when the worker was free (at ${startedAt[1]} ms)`);
-  t.ok(second.durationMs >= 300 && second.durationMs < 550, `its duration counts from its start (${second.durationMs} ms)`);
+  // 290: its timer and its duration are read on two clocks (a CI run measured 299 ms); from the queueing it would be 600 or more.
+  t.ok(second.durationMs >= 290 && second.durationMs < 550, `its duration counts from its start (${second.durationMs} ms)`);
 });
 
 t.test('memory cannot grow past the cap; the failure says so', async (t) => {
