@@ -124,13 +124,12 @@ async function whatIsMissing(place: MountPlace): Promise<string> {
   }
   if (place.node !== undefined && !(await there(place.under)))
     return `no node ${place.node} under ${dirname(place.under)} (not in the catalog, or hidden from this mount's token)`;
-  // At the commit the service was there when it was opened. On the node tree, gone now: a reload
-  // removed it, and cancelled the run. On WorldFS it may be hidden from the session instead, or gone
-  // after the run (its outcome read back): the run may have happened.
+  // At the commit the service was there when it was opened. The node tree answers ENOENT there for
+  // one thing (docs/node-tree.md): a reload removed it and cancelled the run. On WorldFS it may be
+  // hidden from the session instead, or gone after the run (its outcome read back): it may have run.
   if (place.committing && place.node !== undefined)
     return `service ${place.service} is gone from ${place.under} (removed on the node, or hidden from this mount's session): the invocation may have run; check on the node before invoking again`;
-  if (place.committing && !(await there(join(place.under, 'services', place.service))))
-    return `service ${place.service} was removed (a manifest reload) while this invocation ran or waited: it was cancelled`;
+  if (place.committing) return `service ${place.service} was removed (a manifest reload) while this invocation ran or waited: it was cancelled`;
   return `no service ${place.service} under ${place.under}`;
 }
 
