@@ -126,14 +126,14 @@ await t.test('two servers changing one node at once: every change applies to the
   const [onA, onB] = await Promise.all([session(a.url, { token: store.adminToken }), session(b.url, { token: store.adminToken })]);
   const before = refA.events.length;
   const catalog = (i: number): ServiceDescriptor[] => [service('n2', 'shared', String(i)), service('n2', `only-${i}`, '1')];
-  const replies = await Promise.all(
-    Array.from({ length: 16 }, (_, i) =>
-      (i % 2 === 0 ? onA : onB).call<{ service_delta: { changed: boolean }; services: Array<{ service_id: string; version: string }> }>(
-        'control.node_service_upsert',
-        { node_id: 'n2', services: catalog(i) },
-      ),
-    ),
-  );
+  type Reply = { service_delta: { changed: boolean }; services: Array<{ service_id: string; version: string }> };
+  // Each server's eight in one write: it starts them in one turn, so the two servers' transactions
+  // overlap (sent one by one, a quick run could serialize them and never collide).
+  const burst = (peer: typeof onA, parity: number): Array<Promise<Reply>> =>
+    peer.inOneWrite(() =>
+      Array.from({ length: 8 }, (_, k) => peer.call<Reply>('control.node_service_upsert', { node_id: 'n2', services: catalog(2 * k + parity) })),
+    );
+  const replies = await Promise.all([...burst(onA, 0), ...burst(onB, 1)]);
   tt.ok(
     replies.every((r) => r.service_delta.changed),
     'each of the 16 upserts changed the catalog (each replaced the one before it)',
