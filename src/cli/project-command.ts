@@ -3,7 +3,7 @@ import type { ControlClient } from '../protocol/control-client.js';
 import { oneLine } from '../protocol/schemas.js';
 import type { ProjectDeleteReply, ProjectListReply, ProjectTokenReply, PublicProject } from '../protocol/types.gen.js';
 import { attachProject, connectClient } from './client-connection.js';
-import { UsageError } from './exit.js';
+import { checkIdentifier, UsageError } from './exit.js';
 import { parseJsonObject, readOptionFile, readStdin } from './option-file.js';
 
 export interface ProjectArgs {
@@ -84,6 +84,8 @@ export const formatProjectToken = ({ project_id, token }: ProjectTokenReply): st
 export async function runProjectCommand(args: ProjectArgs, out: NodeJS.WritableStream): Promise<number> {
   const needId = (): string => {
     if (!args.project_id) throw new UsageError(`project ${args.action}: missing <project_id> (usage: acheron project ${args.action} <project_id>)`);
+    // Before any connection, as `node get` checks its id (the server's refusal was exit 1).
+    checkIdentifier('project_id', args.project_id);
     return args.project_id;
   };
   /** One request, and its output: the reply (checked against its schema on arrival: frameCheck), as lines or with --json as it came. */

@@ -54,6 +54,11 @@ t.test('a missing positional: exit 2, naming it with the usage line', async (tt)
       ['project', 'get', '--control-url', control.url, '--token', control.adminToken],
       'acheron: project get: missing <project_id> (usage: acheron project get <project_id>)',
     ],
+    // Checked before any connection, as node get's id is (the server refused it: exit 1).
+    [
+      ['project', 'get', 'a/b', '--control-url', control.url, '--token', control.adminToken],
+      'acheron: project_id "a/b": must be 1-128 characters of [A-Za-z0-9._-], not . or ..',
+    ],
   ];
   for (const [args, message] of cases) {
     const r = await acheron(args);
