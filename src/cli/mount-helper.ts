@@ -1,4 +1,4 @@
-import { UsageError } from './exit.js';
+import { failureText, UsageError } from './exit.js';
 import { inMountLineTerms, parseMountOptions, resolveNodeOptions } from './node-options.js';
 import { inWorldMountLineTerms, worldMountArgs } from './world-options.js';
 
@@ -19,7 +19,9 @@ export async function runMountHelper(argv: readonly string[]): Promise<number> {
     try {
       return await (await import('./world-command.js')).runWorldCommand(world.args);
     } catch (error) {
-      throw error instanceof UsageError ? new UsageError(inWorldMountLineTerms(error.message)) : error;
+      // Every refusal, the server's too (`pass --project-token-file FILE`), in the line's terms; its exit code kept.
+      const text = inWorldMountLineTerms(failureText(error));
+      throw error instanceof UsageError ? new UsageError(text) : new Error(text, { cause: error });
     }
   }
   const { values, unknown } = parseMountOptions(optionText);

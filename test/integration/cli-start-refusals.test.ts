@@ -248,6 +248,13 @@ t.test('world: a failed start is one line, no log line with a stack before it', 
   const noProject = await acheron(['world', '--control-url', control.url, '--token', control.userToken, '--project', 'nope', '--mount', join(dir, 'c')]);
   tt.equal(noProject.code, 1, 'unknown project: exit 1');
   oneLine(tt, noProject.stderr, /^acheron: not_found: no project nope/);
+  // The same from a world: mount line: the server's refusal in the line's terms (it said --project-token-file).
+  const userFile = join(dir, 'user-token');
+  await writeFile(userFile, `${control.userToken}\n`);
+  await mkdir(join(dir, 'd'));
+  const lineProject = await acheron([`world:${control.url}`, join(dir, 'd'), '-o', `token_file=${userFile},project=nope,log_file=${join(dir, 'd.log')}`]);
+  tt.equal(lineProject.code, 1, 'mount line, unknown project: exit 1');
+  oneLine(tt, lineProject.stderr, /^acheron: not_found: no project nope .*\(check the id, or pass mount option project_token_file FILE\)$/);
   // The server's refusals name protocol fields (control.session_attach, project_token); the CLI names the flags.
   const user = ['world', '--control-url', control.url, '--token', control.userToken];
   const noSession = await acheron([...user, '--mount', join(dir, 'd')]);
