@@ -82,7 +82,17 @@ export async function runDriver(spec: DriverSpec, signal?: AbortSignal): Promise
     spawnFailed,
     startedMs,
     durationMs: Math.round(performance.now() - started),
-    shortMessage: describe({ state, spec, exitCode, exitSignal, outputCapped, spawnFailed, cause: result.originalMessage ?? result.shortMessage }),
+    shortMessage: describe({
+      state,
+      spec,
+      exitCode,
+      exitSignal,
+      // The stream that reached the cap (each has its own): named, as the wasm runtime names it.
+      cappedOn: !outputCapped ? undefined : stdout.length >= spec.maxOutputBytes ? 'stdout' : stderr.length >= spec.maxOutputBytes ? 'stderr' : undefined,
+      outputCapped,
+      spawnFailed,
+      cause: result.originalMessage ?? result.shortMessage,
+    }),
   };
 }
 
@@ -155,6 +165,7 @@ function describe(o: {
   exitCode: number | null;
   exitSignal: string | null;
   outputCapped: boolean;
+  cappedOn: 'stdout' | 'stderr' | undefined;
   spawnFailed: boolean;
   cause: string | undefined;
 }): string {
@@ -163,7 +174,7 @@ function describe(o: {
   if (o.state === 'timeout') return `${what} timed out after ${o.spec.timeoutMs} ms and was killed`;
   if (o.state === 'cancelled') return `${what} was cancelled`;
   if (o.spawnFailed) return `${what} could not be started: ${oneLine(o.cause ?? 'spawn failed')}`;
-  if (o.outputCapped) return `${what} exceeded max_output_bytes (${o.spec.maxOutputBytes}) and was killed`;
+  if (o.outputCapped) return `${what} exceeded max_output_bytes (${o.spec.maxOutputBytes})${o.cappedOn ? ` on ${o.cappedOn}` : ''} and was killed`;
   if (o.exitSignal) return `${what} was killed by ${o.exitSignal}`;
   return `${what} exited with code ${o.exitCode}`;
 }

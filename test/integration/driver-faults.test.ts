@@ -129,7 +129,7 @@ await t.test('a driver flooding stdout is killed at max_output_bytes', async (tt
   const s = await status('flood');
   tt.equal(s.state, 'error');
   tt.equal(s.running, 0);
-  tt.match(await lastError('flood'), /max_output_bytes \(65536\)/);
+  tt.match(await lastError('flood'), /max_output_bytes \(65536\) on stdout and was killed/, 'naming the stream');
   tt.same(await result('flood'), idleResult('flood'), 'result.json unchanged');
   tt.match(await metrics('flood'), { invokes_total: 1, failures_total: 1, timeouts_total: 0 });
 });

@@ -91,7 +91,12 @@ t.test('output past max_output_bytes stops the driver at once, on stdout or stde
     const result = await runDriver({ ...spec(`head -c 5000 /dev/zero ${stream}; sleep 30`), maxOutputBytes: 1000, timeoutMs: 20_000 });
     const waited = performance.now() - started;
     t.ok(waited < 5000, `${stream || 'stdout'}: returned after ${Math.round(waited)} ms`);
-    t.match(result, { state: 'error', outputCapped: true, signal: 'SIGTERM', shortMessage: '/bin/sh exceeded max_output_bytes (1000) and was killed' });
+    const on = stream ? 'stderr' : 'stdout';
+    t.match(
+      result,
+      { state: 'error', outputCapped: true, signal: 'SIGTERM', shortMessage: `/bin/sh exceeded max_output_bytes (1000) on ${on} and was killed` },
+      'the stream named',
+    );
   }
 });
 
