@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
+import { ControlClient, isFinalRefusal, NoReplyError } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { LeaseRefreshReply, NodeJoinReply, NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';
@@ -254,7 +254,7 @@ export class NodeControlSession {
         },
         (error: unknown) => {
           if (this.#client !== client || !client.isOpen) return; // the session ends and says why
-          this.#refreshError = `lease refresh refused: ${(error as Error).message}`;
+          this.#refreshError = `lease refresh ${error instanceof NoReplyError ? 'unanswered' : 'refused'}: ${(error as Error).message}`;
           if (refused === 0) log.warn({ err: (error as Error).message }, `${this.#refreshError}; trying again every ${REFUSED_REFRESH_RETRY_MS} ms`);
           if (error instanceof ProtocolError && error.code === 'unavailable') void this.#moveIfServed(client, error.message);
           this.#scheduleRefresh(client, Math.min(everyMs ?? REFUSED_REFRESH_RETRY_MS, REFUSED_REFRESH_RETRY_MS), refused + 1, everyMs);

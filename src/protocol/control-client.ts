@@ -192,7 +192,7 @@ export class ControlClient {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new ProtocolError('unavailable', `${type}: no reply within ${timeoutMs} ms`));
+        reject(new NoReplyError(type, timeoutMs));
         this.#closeOnceRetiredIdle();
       }, timeoutMs);
       this.#pending.set(id, { request: { type, payload }, resolve: resolve as (payload: unknown) => void, reject, timer });
@@ -226,6 +226,13 @@ export class ControlClient {
 
   #closeOnceRetiredIdle(): void {
     if (this.#retired && this.#pending.size === 0) this.#socket.terminate();
+  }
+}
+
+/** A request the server did not answer within its bound: not a refusal (the link or the server may be stuck). */
+export class NoReplyError extends ProtocolError {
+  constructor(type: string, timeoutMs: number) {
+    super('unavailable', `${type}: no reply within ${timeoutMs} ms`);
   }
 }
 
