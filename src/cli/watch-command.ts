@@ -135,6 +135,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     let badFrame: SchemaError | undefined;
     /** An error the server pushed to end the watch for good (its project deleted): the command ends with it. */
     let ended: ProtocolError | undefined;
+    /** How the server closed it, when it did: ` (4001 token revoked or rotated)`. */
+    let closedHow = '';
     try {
       client = await ControlClient.connect({
         url,
@@ -184,7 +186,8 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       failures = new ServerFailures();
       failedRounds = 0;
       refusedThisRound = false;
-      await Promise.race([client.closed, stop]);
+      const how = await Promise.race([client.closed, stop]);
+      if (how) closedHow = ` (${how.code}${how.reason ? ` ${how.reason}` : ''})`;
       if (loop.stopped) {
         await client.close();
         return 'closed';
@@ -201,7 +204,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     if (resync) return 'resync';
     if (rewatch) return 'rewatch';
     // A move said so itself; the next watch says where it resumed.
-    if (!elsewhere.takeMoving()) err.write(`acheron node watch: connection to ${url} lost; reconnecting and resuming after seq ${since ?? 0}\n`);
+    if (!elsewhere.takeMoving()) err.write(`acheron node watch: connection to ${url} lost${closedHow}; reconnecting and resuming after seq ${since ?? 0}\n`);
     return 'closed';
   };
 

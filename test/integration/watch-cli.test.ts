@@ -366,7 +366,10 @@ await t.test('a rotated token written into --token-file, even after a refusal: t
   await printedAdded('before-rotation');
   const rotated = await acheron(['token', 'rotate', 'admin', '--data-dir', control.dataDir]);
   tt.equal(rotated.code, 0, rotated.stderr.trim());
-  await waitFor(() => /connection to .* lost; reconnecting/.test(cli.stderr()), { what: "the server closing the rotated token's session" });
+  // With the server's reason (it said only "lost"; tester T12).
+  await waitFor(() => /connection to .* lost \(4001 token revoked or rotated\); reconnecting/.test(cli.stderr()), {
+    what: "the server closing the rotated token's session, saying why",
+  });
   // The file still holds the old token: refused, and tried again (it worked before), not the end.
   await waitFor(() => /401.*; trying /.test(cli.stderr()), { what: 'the old token refused and tried again' });
   await writeFile(`${rotating}.new`, `${rotated.stdout.trim().split('\n')[1] as string}\n`, { mode: 0o600 });
