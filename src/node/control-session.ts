@@ -34,6 +34,8 @@ export interface ControlSessionOptions {
 
 /** How soon a lease refresh the server refused is tried again (its store may be back by then). */
 const REFUSED_REFRESH_RETRY_MS = 2000;
+/** The shortest refresh period: a third of the shortest lease a server takes (1000 ms) is above it. */
+const MIN_REFRESH_MS = 250;
 
 /**
  * The node's one WebSocket to the control server (SPEC §6): joins once, then authenticates as
@@ -249,7 +251,8 @@ export class NodeControlSession {
             log.info({ refused }, `lease refresh accepted again after ${refused} refused`);
             this.#refreshError = null;
           }
-          const period = Math.max(1000, Math.floor(leaseTtlMs / 3));
+          // A third of the lease: a floor of 1000 ms made a 1000 ms lease lapse between refreshes (the node flapped offline and online).
+          const period = Math.max(MIN_REFRESH_MS, Math.floor(leaseTtlMs / 3));
           this.#scheduleRefresh(client, period, 0, period);
         },
         (error: unknown) => {

@@ -3,8 +3,10 @@
 // turns offline, and that tunnel ends with it. A relay then answered EHOSTUNREACH only once the
 // pings dropped the tunnel (a hang of the ping interval's length, minutes at worst), and a lease
 // refresh the link delivered late brought the node back online with no tunnel. Here the node hangs
-// (SIGSTOP): its TCP connection stays open, and nothing it sends arrives.
+// (SIGSTOP): its TCP connection stays open, and nothing it sends arrives. And the shortest lease is
+// refreshed in time.
 import t from 'tap';
+import { readFile } from 'node:fs/promises';
 import { acheron, metricValue, scrape, startControl, startJoinedNode } from '../helpers/control.js';
 import { tempDir } from '../helpers/node.js';
 import { waitFor } from '../helpers/process.js';
@@ -40,4 +42,14 @@ t.test('lease lapsed on an open tunnel: offline, the tunnel dropped, relays refu
   const again = await acheron(['invoke', 'echo', '{"back":1}', '--node', 'n1', ...client]);
   tt.equal(again.code, 0, again.stderr);
   tt.match(JSON.parse(again.stdout), { echo: { back: 1 } }, 'it connected again and serves relays');
+});
+
+t.test('the shortest lease the server takes (1000 ms): an idle node refreshes in time and stays online', async (tt) => {
+  // It refreshed every 1000 ms at least, as long as the lease, and flapped offline and online about every 11 s (tester T12).
+  const control = await startControl(tt, { args: ['--lease-ttl-ms', '1000'] });
+  await startJoinedNode(tt, control, 'idle', await tempDir(tt));
+  await new Promise((resolve) => setTimeout(resolve, 8_000));
+  const log = await readFile(control.logFile, 'utf8');
+  tt.notMatch(log, /"msg":"node idle offline"/, 'never offline');
+  tt.match(log, /"msg":"node idle online"/, 'online (the log line of its join)');
 });
