@@ -182,10 +182,10 @@ class ExportNode implements VNode {
     await this.#checked(this.#path, async (object) => chmod(object, mode & ((await stat(object)).isDirectory() ? 0o7777 : KEPT_FILE_MODE)));
   }
 
-  /** The owner the mount shows is kept: nothing to do but be there, and writable. */
+  /** The owner shown is kept: nothing to do but be there, and writable. O_NOFOLLOW: a link's own (`chown -h`, `tar x`, `cp -a`), dangling or not. */
   async chown(): Promise<void> {
     this.#writable();
-    await this.#checked(this.#path, async () => undefined);
+    await this.#checked(this.#path, async () => undefined, constants.O_NOFOLLOW);
   }
 
   /** fsyncdir: makes creates, renames and removes in this directory durable. */
