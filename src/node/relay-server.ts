@@ -118,6 +118,7 @@ export class RelayServer {
           mtime_ms: attr.mtimeMs,
           ctime_ms: attr.ctimeMs,
           ...(attr.blocks === undefined ? {} : { blocks: attr.blocks }),
+          ...(attr.nlink === undefined ? {} : { nlink: attr.nlink }),
         };
       }
       case 'statfs':

@@ -43,13 +43,14 @@ export class RemoteNode implements VNode {
 
   async getattr(): Promise<Attr> {
     const r = await this.#relay({ op: 'stat', path: this.path });
-    // blocks: an export file's (du, tar -S); a node of an earlier version leaves them to the size.
+    // blocks, nlink: an export file's (du, tar -S, find -links); a node of an earlier version leaves them to the size, and 1.
     return {
       mode: Number(r.mode),
       size: Number(r.size),
       mtimeMs: Number(r.mtime_ms),
       ctimeMs: Number(r.ctime_ms),
       ...(r.blocks === undefined ? {} : { blocks: Number(r.blocks) }),
+      ...(r.nlink === undefined ? {} : { nlink: Number(r.nlink) }),
     };
   }
 

@@ -1,5 +1,6 @@
 // st_blocks through a mount (node mount and WorldFS alike): a file with bytes never shows 0 blocks,
 // for tar -S and cp --sparse take such a file for all holes and copy zeros; du counts what it holds.
+// st_nlink too: a file's link count is the node's.
 import { randomBytes } from 'node:crypto';
 import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -36,6 +37,11 @@ export async function checkBlocks(t: Test, mounted: string, onDisk: string, synt
   await truncate(join(onDisk, 'sparse.bin'), 8 << 20);
   const sparse = await sizeAndBlocks(t, join(mounted, 'sparse.bin'));
   t.ok(sparse.blocks < 64, `a sparse file shows the blocks it really has (${sparse.blocks} for ${sparse.size} bytes), so du and tar -S skip its holes`);
+  // And its link count, st_nlink beside st_blocks (WorldFS showed 1 for every file; find -links, tar).
+  await sh(`ln ${q(join(onDisk, 'blocks.bin'))} ${q(join(onDisk, 'blocks.link'))}`);
+  const links = await sh(`stat -c %h ${q(join(mounted, 'blocks.bin'))}`);
+  t.equal(links.stdout.trim(), '2', 'a file with two names on the node shows st_nlink 2');
+  await sh(`rm -f ${q(join(onDisk, 'blocks.link'))}`);
   const doc = await sizeAndBlocks(t, synthetic);
   t.equal(doc.blocks, Math.ceil(doc.size / 512), `a synthetic file shows the blocks its size needs (${doc.blocks} for ${doc.size} bytes)`);
 }
