@@ -3,7 +3,7 @@ import { access } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { inspectNodeCredentials } from '../node/node-credentials.js';
 import type { NodeDaemonOptions } from '../node/daemon.js';
-import { parseExport } from '../node/fs-provider.js';
+import { parseExport } from '../node/export-spec.js';
 import { controlUrls, givenToken } from './client-options.js';
 import { DAEMON_OPTIONS_ENV, daemonize, serveUntilStopped } from './daemonize.js';
 import { checkIdentifier, UsageError } from './exit.js';

@@ -1,63 +1,12 @@
 import { constants, type Stats } from 'node:fs';
-import {
-  chmod,
-  mkdir,
-  open,
-  readdir,
-  readlink,
-  realpath,
-  rename,
-  rmdir,
-  stat,
-  statfs,
-  symlink,
-  truncate,
-  unlink,
-  utimes,
-  type FileHandle,
-} from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readlink, rename, rmdir, stat, statfs, symlink, truncate, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../errors/errno.js';
 import { S_IFLNK, S_IFMT, S_IFREG, type Attr, type FsStats, type Handle, type VNode } from '../vfs/node.js';
 import { opensToChange } from '../errors/open-flags.js';
-
-export interface ExportSpec {
-  name: string;
-  path: string;
-  readOnly: boolean;
-}
-
-/** Parses `--export name=path[:ro|:rw]`. */
-export function parseExport(text: string): ExportSpec {
-  const match = /^([A-Za-z0-9._-]{1,128})=(.+?)(?::(ro|rw))?$/.exec(text);
-  if (!match || match[1] === '.' || match[1] === '..')
-    throw new TypeError(`--export ${JSON.stringify(text)}: expected name=path[:ro|:rw] with an identifier name`);
-  return { name: match[1] as string, path: resolve(match[2] as string), readOnly: match[3] === 'ro' };
-}
-
-/** Checks exports before mounting: they exist, are directories, and none contains the mount. */
-export async function checkExports(exports: readonly ExportSpec[], mountPoint: string): Promise<ExportSpec[]> {
-  const names = new Set<string>();
-  const checked: ExportSpec[] = [];
-  const mountReal = resolve(mountPoint);
-  for (const spec of exports) {
-    if (names.has(spec.name)) throw new TypeError(`--export ${spec.name}: duplicate export name`);
-    names.add(spec.name);
-    let real: string;
-    try {
-      real = await realpath(spec.path);
-    } catch (error) {
-      throw new TypeError(`--export ${spec.name}=${spec.path}: ${(error as Error).message}`);
-    }
-    if (!(await stat(real)).isDirectory()) throw new TypeError(`--export ${spec.name}=${spec.path}: not a directory`);
-    if (isInside(real, mountReal))
-      throw new TypeError(`--export ${spec.name}=${spec.path}: contains the mount point ${mountPoint} (it would serve itself and deadlock)`);
-    checked.push({ ...spec, path: real });
-  }
-  return checked;
-}
+import type { ExportSpec } from './export-spec.js';
 
 /** The built-in fs provider: `fs/<name>/...` passes through to the exported directories. */
 export function buildExportsDirectory(exports: readonly ExportSpec[]): VNode {

@@ -11,7 +11,7 @@ import type { ServiceSettings } from '../runtime/service-settings.js';
 import { terminalAdapter } from '../runtime/terminal-adapter.js';
 import { fsDescriptor, terminalDescriptor } from './builtin-services.js';
 import { lookupUser, type UserIds } from './driver-users.js';
-import type { ExportSpec } from './fs-provider.js';
+import type { ExportSpec } from './export-spec.js';
 import { isInside } from './paths.js';
 import type { RuntimeJournal } from './runtime-journal.js';
 import type { NodeService } from './service-registry.js';

@@ -254,6 +254,17 @@ await t.test('an export that contains the mount point is rejected at start-up', 
   tt.notOk((await readFile('/proc/self/mountinfo', 'utf8')).includes(` ${mount} `), 'nothing mounted');
 });
 
+await t.test('an export whose mode is mistyped (name=dir:xx): the start names the path it took and says the mode is none', async (tt) => {
+  const dir = await tempDir(tt);
+  const r = await sh(
+    `exec node ${q(ACHERON)} node --node-id typo --mount ${q(join(dir, 'mnt'))} --export ${q(`data=${dir}:xx`)} --state-file ${q(join(dir, 'state.json'))}`,
+    { timeoutMs: 30_000 },
+  );
+  tt.equal(r.code, 1, 'exit 1');
+  tt.match(r.stderr, `--export data=${dir}:xx: ENOENT`, 'the path as taken');
+  tt.match(r.stderr, '(":xx" is no mode: ro or rw)', r.stderr.trim());
+});
+
 await t.test('--no-fs-service: no fs/ and no fs entry', async (tt) => {
   const bare = await startNode(tt, { args: ['--no-fs-service', '--terminal-id', 't2'] });
   const ls = await sh(`ls ${q(bare.mount)}`);
