@@ -141,7 +141,8 @@ t.test("every op is driven through fuse-native's _op_* with fuse-native.c's argu
     ['symlink', ['x', '/dir/ln'], [0], [['symlink', 'ln', 'x']]],
     ['link', ['/dir/x', '/dir/hard'], [-EPERM], []],
     ['mknod', ['/dir/new', S_IFREG | 0o644, 0], [0], [['mknod', 'new', S_IFREG | 0o644]]],
-    ['mknod', ['/dir/fifo', 0o010644, 0], [-EPERM], []],
+    // Its type bits reach the directory, which decides (an export refuses a FIFO after its own EROFS).
+    ['mknod', ['/dir/fifo', 0o010644, 0], [0], [['mknod', 'fifo', 0o010644]]],
     ['statfs', ['/'], [0], []],
     ['statfs', ['/dir/x'], [0], []],
     ['statfs', ['/dir'], [0], [['statfs']]],

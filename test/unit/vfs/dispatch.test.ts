@@ -5,6 +5,7 @@ import { Dispatcher } from '../../../src/vfs/dispatch.js';
 import { tableDirectory } from '../../../src/vfs/directory.js';
 import { ctlFile, snapshotFile, staticFile } from '../../../src/vfs/files.js';
 import { S_IFREG, type Attr, type VNode } from '../../../src/vfs/node.js';
+import { FsError } from '../../../src/errors/errno.js';
 
 let resets = 0;
 const root = tableDirectory([
@@ -67,24 +68,33 @@ t.test('a new name that was not UTF-8 (U+FFFD, as fuse-native hands it over) is 
   await rejectsErrno(t, d.unlink(odd), 'ENOENT', 'an existing name is looked up as it is');
 });
 
-t.test('mknod: regular files only; the open that follows may use a read-only new file once', async (t) => {
-  const made = new Map<string, number>();
-  const fileOf = (mode: number): VNode => ({
-    getattr: async (): Promise<Attr> => ({ mode: S_IFREG | mode, size: 0, mtimeMs: 0, ctimeMs: 0 }),
-    open: async () => ({ write: async (_offset, data) => data.length }),
-  });
-  const dir: VNode = {
-    getattr: async () => ({ mode: 0o040755, size: 0, mtimeMs: 0, ctimeMs: 0 }),
-    lookup: async (name) => (made.has(name) ? fileOf(made.get(name)!) : undefined),
-    mknod: async (name, mode) => void made.set(name, mode & 0o7777),
-  };
-  const tree = new Dispatcher(tableDirectory([['dir', dir]]));
-  await rejectsErrno(t, tree.mknod('/dir/fifo', 0o010644), 'EPERM', 'a FIFO is refused');
-  await rejectsErrno(t, tree.mknod('/dir/dev', 0o020644), 'EPERM', 'a device is refused');
-  t.notOk(made.has('fifo'), 'nothing was made for them');
-  await tree.mknod('/dir/ro', S_IFREG | 0o444);
-  t.ok(await tree.open('/dir/ro', 1), 'the creating open writes a 0444 file, as cp and tar x do');
-  await rejectsErrno(t, tree.open('/dir/ro', 1), 'EACCES', 'a later open is checked against the mode again');
-  await tree.mknod('/dir/plain', 0o444);
-  t.equal(made.get('plain'), 0o444, 'a mode without type bits is a regular file (mknod(2))');
-});
+t.test(
+  'mknod: the directory gets the type bits (it decides: an export makes only regular files); the open that follows may use a read-only new file once',
+  async (t) => {
+    const made = new Map<string, number>();
+    const asked: number[] = [];
+    const fileOf = (mode: number): VNode => ({
+      getattr: async (): Promise<Attr> => ({ mode: S_IFREG | mode, size: 0, mtimeMs: 0, ctimeMs: 0 }),
+      open: async () => ({ write: async (_offset, data) => data.length }),
+    });
+    const dir: VNode = {
+      getattr: async () => ({ mode: 0o040755, size: 0, mtimeMs: 0, ctimeMs: 0 }),
+      lookup: async (name) => (made.has(name) ? fileOf(made.get(name)!) : undefined),
+      mknod: async (name, mode) => {
+        asked.push(mode);
+        if ((mode & 0o170000) !== 0o100000 && (mode & 0o170000) !== 0) throw new FsError('EPERM', `${name}: only regular files`);
+        made.set(name, mode & 0o7777);
+      },
+    };
+    const tree = new Dispatcher(tableDirectory([['dir', dir]]));
+    await rejectsErrno(t, tree.mknod('/dir/fifo', 0o010644), 'EPERM', "a FIFO: the directory's answer");
+    await rejectsErrno(t, tree.mknod('/dir/dev', 0o020644), 'EPERM', "a device: the directory's answer");
+    t.same(asked, [0o010644, 0o020644], 'asked with their type bits');
+    t.notOk(made.has('fifo'), 'nothing was made for them');
+    await tree.mknod('/dir/ro', S_IFREG | 0o444);
+    t.ok(await tree.open('/dir/ro', 1), 'the creating open writes a 0444 file, as cp and tar x do');
+    await rejectsErrno(t, tree.open('/dir/ro', 1), 'EACCES', 'a later open is checked against the mode again');
+    await tree.mknod('/dir/plain', 0o444);
+    t.equal(made.get('plain'), 0o444, 'a mode without type bits is a regular file (mknod(2))');
+  },
+);
