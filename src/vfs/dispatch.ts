@@ -8,7 +8,7 @@
  * (no I/O of its own; errors come from errors/).
  */
 import { FsError } from '../errors/errno.js';
-import { isDirectoryMode, type Attr, type FsStats, type Handle, type VNode } from './node.js';
+import { isDirectoryMode, S_IFMT, S_IFREG, type Attr, type FsStats, type Handle, type VNode } from './node.js';
 import { O_RDONLY, opensForReading, opensForWriting } from '../errors/open-flags.js';
 
 const MAX_NAME_BYTES = 255;
@@ -145,10 +145,13 @@ export class Dispatcher {
   /**
    * mknod(2), which is also how the kernel creates a file here: a FUSE tree without `create` gets
    * mknod and then an open with the caller's own flags. Only regular files; devices, FIFOs and
-   * sockets are refused (by the directory, after the refusal of every change it may give: EROFS).
+   * sockets are refused: EPERM in the synthetic tree (SPEC §3), by an export after the refusal of
+   * every change it may give (EROFS).
    */
   async mknod(path: string, mode: number): Promise<void> {
     const [parent, name] = await this.#parentOf(path, true);
+    if (!parent.mknod && ![S_IFREG, 0].includes(mode & S_IFMT))
+      throw new FsError('EPERM', `${path}: only regular files can be made here (no devices, FIFOs or sockets)`);
     if (!parent.mknod) throw new FsError('EACCES', `${path}: files cannot be created here`);
     await parent.mknod(name, mode);
     this.#justMade.add(path);
