@@ -93,10 +93,7 @@ export class RelayHub {
   }
 
   #tunnel(nodeId: string): ConnectionPeer | undefined {
-    return this.#tunnels
-      .get(nodeId)
-      ?.filter((tunnel) => !this.#inDoubt.has(tunnel))
-      .at(-1);
+    return this.#tunnels.get(nodeId)?.findLast((tunnel) => !this.#inDoubt.has(tunnel));
   }
 
   /** Why a node has no tunnel to relay to, as far as this server knows: the operator's next step differs. */

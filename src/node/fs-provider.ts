@@ -4,7 +4,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { directory } from '../vfs/directory.js';
 import { isInside } from './paths.js';
 import { FsError } from '../errors/errno.js';
-import { S_IFLNK, S_IFMT, S_IFREG, type Attr, type FsStats, type Handle, type VNode } from '../vfs/node.js';
+import { makesRegularFile, S_IFLNK, S_IFMT, type Attr, type FsStats, type Handle, type VNode } from '../vfs/node.js';
 import { opensToChange } from '../errors/open-flags.js';
 import type { ExportSpec } from './export-spec.js';
 
@@ -149,7 +149,7 @@ class ExportNode implements VNode {
 
   async mknod(name: string, mode: number): Promise<void> {
     this.#writable();
-    if (![S_IFREG, 0].includes(mode & S_IFMT)) throw new FsError('EPERM', `${name}: only regular files can be made here (no devices, FIFOs or sockets)`);
+    if (!makesRegularFile(mode)) throw new FsError('EPERM', `${name}: only regular files can be made here (no devices, FIFOs or sockets)`);
     // O_EXCL: a name that appeared meanwhile, a link included, is EEXIST, never followed.
     const file = await this.#inThisDirectory((dir) => open(`${dir}/${name}`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode & KEPT_FILE_MODE));
     await file.close();

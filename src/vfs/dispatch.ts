@@ -8,7 +8,7 @@
  * (no I/O of its own; errors come from errors/).
  */
 import { FsError } from '../errors/errno.js';
-import { isDirectoryMode, S_IFMT, S_IFREG, type Attr, type FsStats, type Handle, type VNode } from './node.js';
+import { isDirectoryMode, makesRegularFile, type Attr, type FsStats, type Handle, type VNode } from './node.js';
 import { O_RDONLY, opensForReading, opensForWriting } from '../errors/open-flags.js';
 
 const MAX_NAME_BYTES = 255;
@@ -150,9 +150,10 @@ export class Dispatcher {
    */
   async mknod(path: string, mode: number): Promise<void> {
     const [parent, name] = await this.#parentOf(path, true);
-    if (!parent.mknod && ![S_IFREG, 0].includes(mode & S_IFMT))
-      throw new FsError('EPERM', `${path}: only regular files can be made here (no devices, FIFOs or sockets)`);
-    if (!parent.mknod) throw new FsError('EACCES', `${path}: files cannot be created here`);
+    if (!parent.mknod)
+      throw makesRegularFile(mode)
+        ? new FsError('EACCES', `${path}: files cannot be created here`)
+        : new FsError('EPERM', `${path}: only regular files can be made here (no devices, FIFOs or sockets)`);
     await parent.mknod(name, mode);
     this.#justMade.add(path);
   }

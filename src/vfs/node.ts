@@ -92,3 +92,8 @@ export const S_IFMT = 0o170000;
 export function isDirectoryMode(mode: number): boolean {
   return (mode & S_IFMT) === S_IFDIR;
 }
+
+/** A mode mknod(2) makes a regular file with: S_IFREG, or no type bits at all. */
+export function makesRegularFile(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFREG || (mode & S_IFMT) === 0;
+}
