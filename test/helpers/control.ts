@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { JOIN_TTL_DEFAULT_MS } from '../../src/cli/store-options.js';
@@ -72,6 +72,25 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A loopback port that refuses connections and that no other test can take while this one uses it:
+ * below the kernel's ephemeral range, where listen(0) never binds (a port freed by freePort can be
+ * handed to another test's listener between the retry rounds of a CLI that is meant to find nobody).
+ */
+export async function refusingPort(): Promise<number> {
+  const low = Number((await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/)[0]);
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * (low - 20_000));
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = createConnection(port, '127.0.0.1');
+      socket.once('connect', () => (socket.destroy(), resolve(false)));
+      socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error(`no refusing port found between 20000 and ${low}`);
 }
 
 /**

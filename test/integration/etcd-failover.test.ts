@@ -10,7 +10,7 @@ import { writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { ResumingWatcher } from '../helpers/catalog-sim.js';
-import { acheron, freePort, joinToken, startControl } from '../helpers/control.js';
+import { acheron, joinToken, refusingPort, startControl } from '../helpers/control.js';
 import { etcdStore, startEtcd } from '../helpers/etcd.js';
 import { ACHERON, manifest, readJson, startNode, tempDir, TRANSACTION } from '../helpers/node.js';
 import { q, sh, waitFor } from '../helpers/process.js';
@@ -166,7 +166,10 @@ await t.test('WorldFS resumed its watch on B with since_seq, and an invoke throu
 });
 
 await t.test('every URL down: a clear error after the retries, no hang', async (tt) => {
-  const dead = `ws://127.0.0.1:${await freePort()},ws://127.0.0.1:${await freePort()}`;
+  const first = await refusingPort();
+  let second = await refusingPort();
+  while (second === first) second = await refusingPort();
+  const dead = `ws://127.0.0.1:${first},ws://127.0.0.1:${second}`;
   const started = Date.now();
   const r = await acheron(['node', 'list', '--control-url', dead, '--token', store.adminToken]);
   tt.equal(r.code, 1, 'exit 1');

@@ -11,7 +11,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ResumingWatcher, SimNode } from '../helpers/catalog-sim.js';
-import { acheron, adminRequest, startControl, type RunningControl } from '../helpers/control.js';
+import { acheron, adminRequest, refusingPort, startControl, type RunningControl } from '../helpers/control.js';
 import { emitted, type EmittedEvent } from '../helpers/history-validator.js';
 import { ACHERON, tempDir } from '../helpers/node.js';
 import { q, sh, waitFor, withEnv } from '../helpers/process.js';
@@ -62,14 +62,8 @@ const printedUpTo = (cli: RunningCli, seqs: (cli: RunningCli) => number[], seq: 
     timeoutMs: 30_000,
   });
 
-/** A port nobody listens on: bound, then closed. */
-async function refusingUrl(): Promise<string> {
-  const closed = createServer();
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-  const url = `ws://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-  await new Promise((resolve) => closed.close(resolve));
-  return url;
-}
+/** A server URL nobody answers at, and nobody else can take meanwhile. */
+const refusingUrl = async (): Promise<string> => `ws://127.0.0.1:${await refusingPort()}`;
 
 const dir = await tempDir(t, 'acheron-watch-cli-');
 let control: RunningControl = await startControl(t);
