@@ -32,6 +32,8 @@ export interface ConnectionHost {
   schemas: Schemas;
   log: Logger;
   context(connection: ControlConnection): Omit<OpContext, 'principal' | 'schemas' | 'becomeNode' | 'replyNow' | 'connection' | 'session' | 'attach'>;
+  /** A joiner's join made it its node's tunnel. */
+  onBecameNode(connection: ControlConnection): void;
   onClose(connection: ControlConnection): void;
 }
 
@@ -270,6 +272,7 @@ export class ControlConnection implements ConnectionPeer {
         metrics.connections.dec({ role: this.principal.kind });
         metrics.connections.inc({ role: 'node' });
         this.principal = { kind: 'node', nodeId };
+        this.#host.onBecameNode(this);
         this.nodeSecret = secret;
         catalog.tunnelOpened(nodeId, () => answersPing(this.socket));
         this.#log = this.#host.log.child({ conn_id: this.id, principal: describePrincipal(this.principal) });

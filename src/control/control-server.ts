@@ -16,6 +16,7 @@ import type { Schemas } from '../protocol/schemas.js';
 import { CONTROL_DEFAULTS } from './defaults.js';
 import type { CatalogStore } from './catalog-store.js';
 import { ControlConnection } from './connection.js';
+import { ConnectionSet } from './connection-set.js';
 import { ControlMetrics } from './metrics.js';
 import type { ProjectStore } from './projects.js';
 import type { TokenStore } from './token-store.js';
@@ -89,7 +90,7 @@ export class ControlServer {
   #ws: Server;
   #http: Server;
   #wss: WebSocketServer;
-  #connections = new Set<ControlConnection>();
+  #connections = new ConnectionSet<ControlConnection>();
   #credentials: CredentialGuard;
   #nextConnectionId = 1;
   #timers: NodeJS.Timeout[] = [];
@@ -188,7 +189,7 @@ export class ControlServer {
     const housekeeping = new RepeatedFailure(options.log, 'housekeeping failed', 'housekeeping works again');
     server.#timers.push(
       setInterval(() => void outage.check(), HOUSEKEEPING_MS),
-      setInterval(() => server.#connections.forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
+      setInterval(() => [...server.#connections].forEach((c) => c.ping()), options.pingIntervalMs ?? CONTROL_DEFAULTS.pingIntervalMs),
       setInterval(() => void housekeeping.run(() => server.#catalog.expireLeases()), HOUSEKEEPING_MS),
     );
     options.log.info({ listen: server.address, http: server.httpAddress }, 'control server listening');
@@ -267,6 +268,7 @@ export class ControlServer {
             watchPolicy: this.#watchPolicy,
             dropNode: (nodeId, except) => this.#credentials.dropNode(nodeId, 'node joined again: its secret was replaced', except),
           }),
+          onBecameNode: (joined) => this.#connections.reindex(joined),
           onClose: (closed) => {
             this.#connections.delete(closed);
             this.#watches.drop(closed);
@@ -277,8 +279,7 @@ export class ControlServer {
             // After the ops it had started: a lease refresh committed later would bring the node back online with no tunnel.
             const lastTunnelClosed = (): void => {
               if (this.#stopping || gone.kind !== 'node') return;
-              if (![...this.#connections].some((c) => c.principal.kind === 'node' && c.principal.nodeId === gone.nodeId))
-                this.#catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
+              if (!this.#connections.hasNode(gone.nodeId)) this.#catalog.tunnelClosed(gone.nodeId, this.#options.offlineGraceMs);
             };
             void closed.settled().then(lastTunnelClosed);
             if (gone.kind === 'node') this.#relays.tunnelClosed(closed);

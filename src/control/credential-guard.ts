@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { CatalogStore } from './catalog-store.js';
 import type { ControlConnection } from './connection.js';
 import type { ConnectionPeer } from './connection-peer.js';
+import type { ConnectionSet } from './connection-set.js';
 import type { TokenStore } from './token-store.js';
 
 /**
@@ -10,14 +11,14 @@ import type { TokenStore } from './token-store.js';
  * any server of the store).
  */
 export class CredentialGuard {
-  readonly #connections: ReadonlySet<ControlConnection>;
+  readonly #connections: ConnectionSet<ControlConnection>;
   readonly #catalog: CatalogStore;
   readonly #tokens: TokenStore;
   readonly #log: Logger;
   /** The bearer token of each admin and user session, to notice its revocation or rotation. */
   readonly #tokenOf = new WeakMap<ControlConnection, string>();
 
-  constructor(connections: ReadonlySet<ControlConnection>, catalog: CatalogStore, tokens: TokenStore, log: Logger) {
+  constructor(connections: ConnectionSet<ControlConnection>, catalog: CatalogStore, tokens: TokenStore, log: Logger) {
     this.#connections = connections;
     this.#catalog = catalog;
     this.#tokens = tokens;
@@ -31,18 +32,15 @@ export class CredentialGuard {
 
   /** Closes the node's connections but `except` (deleted, or joined again here). */
   dropNode(nodeId: string, why: string, except?: ConnectionPeer): void {
-    for (const connection of this.#connections) {
-      const p = connection.principal;
-      if (connection !== except && p.kind === 'node' && p.nodeId === nodeId) connection.socket.close(4001, why);
-    }
+    for (const connection of this.#connections.ofNode(nodeId)) if (connection !== except) connection.socket.close(4001, why);
   }
 
   /** Closes the node's connections whose secret is no longer the node's (a join through another server replaced it). */
   async dropReplacedSecret(nodeId: string): Promise<void> {
     await Promise.all(
-      [...this.#connections].map(async (connection) => {
-        const { principal: p, nodeSecret } = connection;
-        if (p.kind !== 'node' || p.nodeId !== nodeId || nodeSecret === undefined) return;
+      this.#connections.ofNode(nodeId).map(async (connection) => {
+        const { nodeSecret } = connection;
+        if (nodeSecret === undefined) return;
         try {
           if (!(await this.#catalog.verifyNode(nodeId, nodeSecret))) connection.socket.close(4001, 'node joined again: its secret was replaced');
         } catch (error) {

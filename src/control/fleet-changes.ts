@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import type { EventStream } from './catalog-store.js';
 import type { ConnectionPeer } from './connection-peer.js';
+import type { ConnectionSet } from './connection-set.js';
 import { answersPing } from './ping-probe.js';
 import type { Principal } from './principal.js';
 import type { RelayHub } from './relay-hub.js';
@@ -15,7 +16,7 @@ export interface FleetConnection extends ConnectionPeer {
 }
 
 export interface FleetFollowers {
-  connections: Iterable<FleetConnection>;
+  connections: Pick<ConnectionSet<FleetConnection>, 'ofNode'>;
   relays: Pick<RelayHub, 'doubt'>;
   /** Ends the connections of a deleted node (its credentials are gone). */
   dropDeleted(nodeId: string): void;
@@ -36,10 +37,7 @@ export function followFleetChanges(events: Pick<EventStream, 'onEvent'>, log: Lo
     log.info({ node_id: event.node_id, seq: event.seq }, `node ${event.node_id} ${event.kind === 'delete' ? 'deleted' : event.kind}`);
     if (event.kind === 'delete') fleet.dropDeleted(event.node_id);
     if (event.kind !== 'offline') return;
-    for (const connection of fleet.connections) {
-      const { principal: p } = connection;
-      if (p.kind === 'node' && p.nodeId === event.node_id && connection.openedMs <= event.timestamp_ms) void settleDoubt(connection, fleet.relays);
-    }
+    for (const connection of fleet.connections.ofNode(event.node_id)) if (connection.openedMs <= event.timestamp_ms) void settleDoubt(connection, fleet.relays);
   });
 }
 

@@ -9,6 +9,7 @@ import type WebSocket from 'ws';
 import type { CatalogEvent } from '../../../src/control/catalog-event.js';
 import { followFleetChanges, type FleetConnection } from '../../../src/control/fleet-changes.js';
 import type { ConnectionPeer } from '../../../src/control/connection-peer.js';
+import { ConnectionSet } from '../../../src/control/connection-set.js';
 import type { Principal } from '../../../src/control/principal.js';
 
 /** A connection whose peer answers pings (`answers`) or not. */
@@ -46,7 +47,9 @@ t.test('offline: the older tunnels of that node are doubted; the silent one drop
   const admin = connection({ kind: 'admin', tokenId: 'admin' }, 1_000, false);
   const doubts: Array<[number, boolean]> = [];
   const relays = { doubt: (tunnel: ConnectionPeer, inDoubt: boolean) => void doubts.push([tunnel.id, inDoubt]) };
-  followFleetChanges(events, pino({ level: 'silent' }), { connections: [silent, live, newer, other, admin], relays, dropDeleted: () => undefined });
+  const connections = new ConnectionSet<FleetConnection>();
+  [silent, live, newer, other, admin].forEach((c) => connections.add(c));
+  followFleetChanges(events, pino({ level: 'silent' }), { connections, relays, dropDeleted: () => undefined });
   emit({ kind: 'offline', node_id: 'n1', seq: 7, timestamp_ms: 2_000 } as CatalogEvent);
   t.same(
     doubts,
