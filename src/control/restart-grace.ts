@@ -2,10 +2,11 @@ import type { NodeRecord } from './catalog-store.js';
 
 /**
  * The longest pause between a node's reconnect attempts with its default options: the node's
- * `--reconnect-backoff-max-ms` (60000, src/cli/node-options.ts) jittered up to 1.5× (Failover,
- * src/protocol/control-urls.ts). The server cannot know a node's own options; these are the defaults.
+ * `--reconnect-backoff-max-ms` (60000, src/cli/node-options.ts), which its jitter never passes
+ * (Failover, src/protocol/control-urls.ts). The server cannot know a node's own options; these are
+ * the defaults.
  */
-export const NODE_LONGEST_RECONNECT_PAUSE_MS = 90_000;
+export const NODE_LONGEST_RECONNECT_PAUSE_MS = 60_000;
 
 /**
  * The grace period a node that was online gets when a control server starts again (SPEC §6: a fresh

@@ -32,7 +32,8 @@ const NEXT_SERVER_JITTER_MS = 250;
 /**
  * Which server to try next, and when: a failure (to connect, or of a connection that was up) moves
  * to the next URL after a short jittered pause; once every URL failed in a row, the pause is the
- * backoff, doubling up to its maximum and jittered (× 0.5–1.5). A connection that works resets it.
+ * backoff, doubling up to its maximum and jittered down to half (× 0.5–1), so the maximum is never
+ * passed (an operator's `--reconnect-backoff-max-ms` is a bound). A connection that works resets it.
  */
 export class Failover {
   readonly urls: readonly string[];
@@ -64,7 +65,7 @@ export class Failover {
     this.#index = (this.#index + 1) % this.urls.length;
     this.#failedInRow++;
     if (this.#failedInRow % this.urls.length !== 0) return Math.round(Math.random() * Math.min(NEXT_SERVER_JITTER_MS, this.#backoffMs));
-    const delay = Math.round(this.#delayMs * (0.5 + Math.random()));
+    const delay = Math.round(this.#delayMs * (0.5 + Math.random() / 2));
     this.#delayMs = Math.min(this.#maxMs, this.#delayMs * 2);
     return delay;
   }
