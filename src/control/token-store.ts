@@ -99,7 +99,8 @@ export const joinUsable = (entry: { used_ms: number | null; expires_ms: number }
 export const joinStale = (entry: { used_ms: number | null; expires_ms: number }, now = Date.now()): boolean =>
   (entry.used_ms ?? entry.expires_ms) <= now - JOIN_RECORD_MS;
 
-export const unknownToken = (id: string): TokenRefused => new TokenRefused(`no token ${JSON.stringify(id)} (see acheron token list)`);
+export const unknownToken = (id: string): TokenRefused =>
+  new TokenRefused(`no token ${JSON.stringify(id)} (never made, or already revoked: see acheron token list)`);
 export const joinNotRotatable = (id: string): TokenRefused =>
   new TokenRefused(`token ${JSON.stringify(id)} is a join token: join tokens are single-use and cannot be rotated (make a new one with acheron token join)`);
 export const lastAdmin = (): TokenRefused => new TokenRefused('refusing to revoke the last admin token (rotate it instead)');

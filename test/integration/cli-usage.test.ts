@@ -189,7 +189,7 @@ t.test('token: a store that fails, an unknown token id, the last admin token: fa
   // The command line is good; the store says no (as `node get` of an unknown node is exit 1).
   const unknown = await acheron(['token', 'revoke', 'nobody', ...data]);
   tt.equal(unknown.code, 1, 'revoke of an unknown token id: exit 1');
-  oneLine(tt, unknown.stderr, /^acheron: no token "nobody" \(see acheron token list\)$/);
+  oneLine(tt, unknown.stderr, /^acheron: no token "nobody" \(never made, or already revoked: see acheron token list\)$/);
   const rotateUnknown = await acheron(['token', 'rotate', 'nobody', ...data]);
   tt.equal(rotateUnknown.code, 1, 'rotate of an unknown token id: exit 1');
   oneLine(tt, rotateUnknown.stderr, /^acheron: no token "nobody"/);

@@ -69,6 +69,11 @@ t.test('--json: every action prints JSON, revoke too, keyed `id` as the entries 
   const created = JSON.parse((await token(dir, 'create', { user: 'bob', json: true })).out) as { id: string };
   t.same(await token(dir, 'revoke', { id: created.id, json: true }), { code: 0, out: `{"id":"${created.id}","revoked":true}\n` });
   t.same(await token(dir, 'revoke', { id: 'user' }), { code: 0, out: 'revoked user\n' }, 'without --json: a line');
+  await t.rejects(
+    token(dir, 'revoke', { id: created.id }),
+    new TokenRefused(`no token "${created.id}" (never made, or already revoked: see acheron token list)`),
+    'revoked twice: the second says it may have been revoked already (the store keeps no record of it)',
+  );
 });
 
 t.test('rotate of a join token: refused as single-use, not as a token that does not exist', async (t) => {
@@ -78,7 +83,11 @@ t.test('rotate of a join token: refused as single-use, not as a token that does 
     token(dir, 'rotate', { id: join.id }),
     new TokenRefused(`token "${join.id}" is a join token: join tokens are single-use and cannot be rotated (make a new one with acheron token join)`),
   );
-  await t.rejects(token(dir, 'rotate', { id: 'join-nope' }), new TokenRefused('no token "join-nope" (see acheron token list)'), 'an unknown id: as before');
+  await t.rejects(
+    token(dir, 'rotate', { id: 'join-nope' }),
+    new TokenRefused('no token "join-nope" (never made, or already revoked: see acheron token list)'),
+    'an unknown id: as before',
+  );
   t.ok(
     (await list(dir)).tokens.some((e) => e.id === join.id),
     'the join token is left as it was',
