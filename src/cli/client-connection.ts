@@ -1,4 +1,5 @@
-import { connectAny, type ControlClient } from '../protocol/control-client.js';
+import { connectAny, QUICK_HANDSHAKE_MS } from '../protocol/connect-any.js';
+import type { ControlClient } from '../protocol/control-client.js';
 import { loadSchemas } from '../protocol/schemas.js';
 import { ServerFrameCheck, type EventShape } from '../protocol/server-frames.js';
 import type { SessionAttachReply } from '../protocol/types.gen.js';
@@ -31,16 +32,8 @@ export async function attachProject(
   });
 }
 
-/**
- * How long a one-shot command lets a server take to answer its connection in every round but the
- * last: a server that accepts TCP and never answers (hung, SIGSTOPped) held each attempt for ws's
- * 10 s. A live server answers within milliseconds; the last round waits the 10 s, so a server whose
- * store lost quorum, which takes seconds to refuse (its token check retries), is heard with its reason.
- */
-export const ONE_SHOT_HANDSHAKE_MS = 2_000;
-
 /** A connection to the first of `--control-url`'s servers that answers (a few rounds, then `unavailable` naming each). */
 export async function connectClient(args: Parameters<typeof resolveClient>[0]): Promise<ControlClient> {
   const { urls, token } = await resolveClient(args);
-  return connectAny(urls, { token, check: await frameCheck() }, { quickHandshakeMs: ONE_SHOT_HANDSHAKE_MS });
+  return connectAny(urls, { token, check: await frameCheck() }, { quickHandshakeMs: QUICK_HANDSHAKE_MS });
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { ControlClient, isFinalRefusal, NoReplyError } from '../protocol/control-client.js';
+import { ControlClient, NoReplyError } from '../protocol/control-client.js';
+import { isFinalRefusal } from '../protocol/connect-any.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { LeaseRefreshReply, NodeJoinReply, NodeLabels, NodePlatform, ServiceDescriptor } from '../protocol/types.gen.js';

@@ -1,12 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { Failover } from './control-urls.js';
 import { PROTOCOL, type ServerFrame } from './envelope.js';
 import type { ServerErrorFrame, VersionReply } from './types.gen.js';
 import { isWireErrorCode, ProtocolError } from './errors.js';
 import { SchemaError } from './schemas.js';
 import { notJson, type SentRequest, type ServerFrameCheck } from './server-frames.js';
-import { REFUSED, ServerFailures } from './server-failures.js';
+import { REFUSED } from './server-failures.js';
 
 interface Pending {
   request: SentRequest;
@@ -240,45 +239,6 @@ export class NoReplyError extends ProtocolError {
 export function frameError(frame: ServerErrorFrame): ProtocolError {
   const code = isWireErrorCode(frame.error?.code) ? frame.error.code : 'unavailable';
   return new ProtocolError(code, frame.error?.message ?? 'unknown error', frame.error?.field === undefined ? undefined : { field: frame.error.field });
-}
-
-/** Refusals every server of one store gives alike: trying another one would not help. */
-const FINAL_CODES = new Set(['unauthorized', 'forbidden', 'protocol_mismatch']);
-
-/** A refusal no retry and no other server of the store would turn round (a bad token, a protocol mismatch). */
-export const isFinalRefusal = (error: unknown): error is ProtocolError => error instanceof ProtocolError && FINAL_CODES.has(error.code);
-
-/**
- * Connects to the first server of the list that answers, moving along it with Failover's pauses, at
- * most `rounds` times around; then gives up with `unavailable` naming every URL and why it failed.
- * A refusal every server would give (a bad token), or a request that could not be made, ends it at once.
- */
-export async function connectAny(
-  urls: readonly string[],
-  options: Omit<ControlClientOptions, 'url'>,
-  retry: { rounds?: number; firstMs?: number; maxMs?: number; quickHandshakeMs?: number } = {},
-): Promise<ControlClient> {
-  const failover = new Failover(urls, { firstMs: retry.firstMs ?? 500, maxMs: retry.maxMs ?? 4000 });
-  const rounds = retry.rounds ?? 3;
-  const failures = new ServerFailures();
-  for (let attempt = 0; attempt < rounds * urls.length; attempt++) {
-    const url = failover.current;
-    // `quickHandshakeMs` in every round but the last: a hung server is left quickly, and the last round
-    // still hears a slow refusal (a 503 from a server whose store lost quorum takes seconds) and its reason.
-    const lastRound = attempt >= (rounds - 1) * urls.length;
-    const handshake = retry.quickHandshakeMs !== undefined && !lastRound ? { handshakeTimeoutMs: retry.quickHandshakeMs } : {};
-    try {
-      return await ControlClient.connect({ ...options, ...handshake, url });
-    } catch (error) {
-      // Neither a server's answer nor the network's (ws refused to build the request: a token that is
-      // no valid header value): this side's mistake, which no retry or other server would change.
-      if (isFinalRefusal(error) || !(error instanceof ProtocolError || error instanceof SchemaError)) throw error;
-      failures.note(url, error);
-    }
-    const pause = failover.failed();
-    if (attempt + 1 < rounds * urls.length) await new Promise((resolve) => setTimeout(resolve, pause));
-  }
-  throw new ProtocolError('unavailable', failures.text(rounds, urls.length));
 }
 
 /** The body of a refused upgrade, which says why (a 503: the store could not check the token); at most REFUSAL_MAX_BYTES, '' if none, and its whole length. */

@@ -1,5 +1,4 @@
-import { ControlClient, isFinalRefusal } from '../protocol/control-client.js';
-import { ServerFailures } from '../protocol/server-failures.js';
+import { ControlClient } from '../protocol/control-client.js';
 import { ReconnectLoop } from '../protocol/reconnect-loop.js';
 import { CatalogElsewhere, noticeText } from '../protocol/catalog-elsewhere.js';
 import { payloadOf, type ServerFrame } from '../protocol/envelope.js';
@@ -12,6 +11,7 @@ import { eventNodeId, readNode, refreshLeases, resumeWatch, unwatch, watchFromNo
 import { Rereads } from './catalog-rereads.js';
 import { RelayLog, relayOnce, type RelayOperation } from './relay-call.js';
 import { CatalogReach } from './catalog-reach.js';
+import { StartAttempts } from './start-attempts.js';
 import { tokenFor, type WorldCatalogOptions } from './world-catalog-options.js';
 
 /**
@@ -45,28 +45,27 @@ export class WorldCatalog {
   #firstSync: Promise<void>;
   #everSynced = false;
   #synced!: () => void;
+  readonly #start: StartAttempts;
 
   constructor(options: WorldCatalogOptions) {
     this.#options = options;
     this.#relayLog = new RelayLog(options.log);
     this.#check = new ServerFrameCheck(options.schemas, { events: 'delta' });
-    const failures = new ServerFailures(); // the first round's failures, said as the one-shot commands say them
+    const start = (this.#start = new StartAttempts(options.urls.length));
     this.#reconnect = new ReconnectLoop({
       urls: options.urls,
       backoff: { firstMs: options.backoffMs ?? 500, maxMs: options.backoffMaxMs ?? 10_000 },
       session: (url) => this.#session(url),
       failed: (url, error) => {
         this.#reach.why = error instanceof ProtocolError ? `${url}: ${error.code}: ${error.message}` : `${url}: ${(error as Error).message}`;
-        failures.note(url, error);
-        // The mount goes live only on a first full read (SPEC §1): a first failure on every server (or a
-        // refusal any would give) is start()'s to report, in one line, not a log line's too.
-        if (!this.#everSynced && (options.urls.length === 1 || isFinalRefusal(error))) throw error;
+        // Before the first full read, what ends the start is start()'s to report, in one line, not a log line's too.
+        if (!this.#everSynced) start.failed(url, error);
         this.#options.log[this.#everSynced ? 'warn' : 'debug']({ err: (error as Error).message, url }, 'control server connection failed');
       },
       // A move keeps the catalog shown while the next server resumes (relays meanwhile wait for it: CatalogReach).
       ended: () => void (this.#elsewhere.takeMoving() || this.#reach.available(this.#reach.why)),
       beforePause: () => {
-        if (!this.#everSynced && this.#reconnect.roundFailed) throw new ProtocolError('unavailable', failures.text(1, options.urls.length));
+        if (!this.#everSynced && this.#reconnect.roundFailed) start.roundFailed();
       },
     });
     this.#elsewhere = new CatalogElsewhere({
@@ -229,6 +228,7 @@ export class WorldCatalog {
     });
     client = await ControlClient.connect({
       url,
+      ...(this.#everSynced ? {} : { handshakeTimeoutMs: this.#start.handshakeTimeoutMs }),
       token: await tokenFor(this.#options),
       check: this.#check,
       // A malformed event is dropped and its node read again (so the mirror misses nothing it said); any other bad push (a marker, an error) may hide a lost watch: everything is read again.

@@ -1,9 +1,9 @@
 // One-shot commands (acheron node list|get, project, invoke --node) given a server that takes the
 // TCP connection and never answers it (hung, SIGSTOPped): each attempt on it waited ws's 10 s, so a
 // list of that server alone failed after 32 s and `<hung>,<good>` answered after 11 s. Now such a
-// server is given 2 s (ONE_SHOT_HANDSHAKE_MS) in every round but the last. And one that answers the
+// server is given 2 s (QUICK_HANDSHAKE_MS) in every round but the last. And one that answers the
 // upgrade with a refusal (503 during an etcd quorum loss) did answer: the command says so, and why;
-// `acheron world` too, when it gives up on its first round.
+// `acheron world` too, when it gives up its start after the same three rounds.
 import t from 'tap';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
@@ -126,7 +126,7 @@ t.test('world --daemon: two servers that refuse the upgrade with 503: each named
   oneLine(
     tt,
     r.stderr,
-    new RegExp(`^acheron: unavailable: every control server refused the connection \\(1 round over 2 URLs\\): ${a}: ${why}; ${b}: ${why}$`),
+    new RegExp(`^acheron: unavailable: every control server refused the connection \\(3 rounds over 2 URLs\\): ${a}: ${why}; ${b}: ${why}$`),
   );
   tt.notOk(await isMounted(join(dir, 'mnt')), 'nothing mounted');
 });

@@ -1,8 +1,8 @@
-// connectAny (src/protocol/control-client.ts): what it retries. A connection the network or a server
+// connectAny (src/protocol/connect-any.ts): what it retries. A connection the network or a server
 // refused is tried again (then `unavailable`); a request ws could not even build is this side's
 // mistake and ends it at once, as itself.
 import t from 'tap';
-import { connectAny } from '../../../src/protocol/control-client.js';
+import { connectAny } from '../../../src/protocol/connect-any.js';
 import { ProtocolError } from '../../../src/protocol/errors.js';
 
 // Nothing listens there (the test's port range): each attempt is refused.
