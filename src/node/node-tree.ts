@@ -1,4 +1,4 @@
-import { INVOKE_FILE, JOB_FILES, SERVICE_FILES, type JobFileKind, type ServiceFileKind } from '../protocol/service-files.js';
+import { configFileOf, INVOKE_FILE, JOB_FILES, SERVICE_FILES, type JobFileKind, type ServiceFileKind } from '../protocol/service-files.js';
 import type { Job } from '../runtime/job.js';
 import type { RuntimeConfig } from '../runtime/supervision.js';
 import type { LiveService } from '../runtime/live-service.js';
@@ -135,7 +135,7 @@ export function buildServiceDirectory(
     cancel: control(() => rt.cancel()),
     config: commitFile({
       // As the parser names it, so every refusal reads `<errno>: services/<id>/config.json: <why>`.
-      file: `services/${view.serviceId}/config.json`,
+      file: configFileOf(view.serviceId),
       maxBytes: CONFIG_MAX_BYTES,
       limitName: 'the config.json limit',
       admit: alive,

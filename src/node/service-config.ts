@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { FsError } from '../errors/errno.js';
 import { parseJsonDocument } from '../errors/json-document.js';
 import { SchemaError, type Schemas } from '../protocol/schemas.js';
+import { configFileOf } from '../protocol/service-files.js';
 import type { RuntimeConfig } from '../runtime/supervision.js';
 
 const CONFIG_SCHEMA = 'https://acheron.dev/schemas/service-config.schema.json';
@@ -12,7 +13,7 @@ const CONFIG_SCHEMA = 'https://acheron.dev/schemas/service-config.schema.json';
  */
 export function configParser(schemas: Schemas): (text: string, serviceId: string) => RuntimeConfig {
   return (text, serviceId) => {
-    const file = `services/${serviceId}/config.json`;
+    const file = configFileOf(serviceId);
     const value = parseJsonDocument(text, file);
     try {
       return schemas.validate<RuntimeConfig>(CONFIG_SCHEMA, value, file);

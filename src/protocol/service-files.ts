@@ -34,6 +34,9 @@ export interface ServiceFile {
 /** The invoke file, as messages about a payload name it (both trees, every refusal). */
 export const INVOKE_FILE = 'control/invoke.json';
 
+/** A service's config.json from the tree's root, as every refusal of it is named (`EINVAL: services/echo/config.json: …`). */
+export const configFileOf = (serviceId: string): string => `services/${serviceId}/config.json`;
+
 export const SERVICE_FILES: readonly ServiceFile[] = [
   { path: 'README.md', mode: 0o444, kind: 'readme', description: 'what this service does and how to use its files' },
   { path: 'SCHEMA.json', mode: 0o444, kind: 'schema', description: 'this map of the control surface, plus the service schema' },

@@ -30,7 +30,7 @@ import { countRestored } from './restored-jobs.js';
 import { Supervisor } from './supervisor.js';
 import { DecodedResult, type ServiceView } from './service-view.js';
 import { WAIT_SLACK_MS, waitAtMost } from './wait-bound.js';
-import { applyControl, recordRefusal, refusalOf, serviceRefusalOf, type ControlOp } from './service-controls.js';
+import { applyControl, configAccepted, recordRefusal, refusalOf, serviceRefusalOf, type ControlOp } from './service-controls.js';
 
 export type { ControlOp };
 
@@ -156,10 +156,10 @@ export class LiveService {
     return this.#jobs.cancel(invocationId);
   }
 
-  /** config.json: replaced whole (already validated by the caller). */
+  /** config.json: replaced whole (already validated by the caller); a refused one before it is no longer the latest refusal. */
   async setConfig(config: RuntimeConfig): Promise<void> {
     this.#state.config = config;
-    this.#noteControl('config');
+    configAccepted(this.#state, this.#serviceId, this.#noteControl('config'));
     await this.#persist({ kind: 'state', state: this.#state });
   }
 

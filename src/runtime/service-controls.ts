@@ -1,4 +1,5 @@
 import { FsError } from '../errors/errno.js';
+import { configFileOf } from '../protocol/service-files.js';
 import type { JobTable } from './job-table.js';
 import type { ServiceLimits } from './service-settings.js';
 import type { ServiceState } from './service-state.js';
@@ -68,8 +69,7 @@ export function applyControl(state: ServiceState, op: ControlOp, now: number): v
     fresh();
     Object.assign(state, { last: null, resultBase64: null, resultMs: now, lastError: '', lastErrorMs: now });
   } else if (op === 'enable' && !state.enabled) {
-    // status.json no longer names the refusal, so last_error.txt (and health.json) must not either; a driver's failure stays.
-    if (state.rejection && state.lastError === refusalText(state.rejection)) Object.assign(state, { lastError: '', lastErrorMs: now });
+    clearRefusal(state, now);
     fresh();
     Object.assign(state, { enabled: true, disabledReason: null, idleSinceMs: now });
   } else if (op === 'disable') Object.assign(state, { enabled: false, disabledReason: 'disabled by control/disable' });
@@ -77,6 +77,17 @@ export function applyControl(state: ServiceState, op: ControlOp, now: number): v
     state.counters.restartsTotal++;
     Object.assign(state, { lastError: '', lastErrorMs: now, rejection: null, cooldownUntilMs: null });
   }
+}
+
+/** A config.json accepted: a refusal of an earlier config.json, if it is the latest refusal, is no longer news. */
+export function configAccepted(state: ServiceState, serviceId: string, now: number): void {
+  if (state.rejection?.message.startsWith(`${configFileOf(serviceId)}: `)) clearRefusal(state, now);
+}
+
+/** status.json no longer names the latest refusal, so last_error.txt (and health.json) must not either; a driver's failure stays. */
+function clearRefusal(state: ServiceState, now: number): void {
+  if (state.rejection && state.lastError === refusalText(state.rejection)) Object.assign(state, { lastError: '', lastErrorMs: now });
+  state.rejection = null;
 }
 
 /** last_error.txt for a refusal: the text status.json's `error` gives, after its errno. */

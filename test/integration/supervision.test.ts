@@ -154,6 +154,12 @@ await t.test('config.json: a refused document or ftruncate is named in last_erro
     tt.match(String(s.error), /config\.json/, 'and a message naming config.json');
   }
   tt.equal(await readText(file('cfg', 'config.json')), before, 'config unchanged');
+  // The document fixed and written again: the refusal it replaces is no longer shown (it stayed until a reset).
+  const fixed = await sh(`cat > "$F"`, { input: before, env: { ...process.env, F: file('cfg', 'config.json') } });
+  tt.equal(fixed.code, 0, `a good document accepted: ${fixed.stderr}`);
+  const s = await readJson<Record<string, unknown>>(file('cfg', 'status.json'));
+  tt.same([s.errno, s.error], [undefined, undefined], 'status.json no longer names the refusal');
+  tt.equal(await readText(file('cfg', 'last_error.txt')), '', 'nor does last_error.txt');
 });
 
 await t.test('cooldown_ms: backoff with retry_after_ms, EAGAIN at open, health degraded; invokes work after the window', async (tt) => {

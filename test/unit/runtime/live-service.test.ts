@@ -267,6 +267,26 @@ t.test('control/enable clears the refusal it ends from last_error.txt as from st
   t.match(failing.view.state.lastError, /something went wrong/, 'the failure that disabled it is still the last failure');
 });
 
+t.test('a config.json accepted clears the refusal of the one before it, and no other refusal', async (t) => {
+  const rt = service('echo');
+  rt.recordRejection(new FsError('EINVAL', 'services/s/config.json: /timeot_ms: unknown key'));
+  t.equal(rt.view.state.rejection?.errno, 'EINVAL');
+  await rt.setConfig({ timeout_ms: 5_000 });
+  t.equal(rt.view.state.rejection, null, 'status.json: no errno, no error');
+  t.equal(rt.view.state.lastError, '', 'last_error.txt no longer says it');
+  t.equal(rt.view.state.counters.rejectedTotal, 1, 'still counted');
+
+  rt.recordRejection(new FsError('EINVAL', 'services/s/config.json: /timeot_ms: unknown key'));
+  rt.recordRejection(new FsError('EINVAL', 'control/invoke.json: invalid JSON at line 1, column 1 (byte 0)'));
+  await rt.setConfig({});
+  t.match(rt.view.state.rejection, { errno: 'EINVAL', message: /^control\/invoke\.json/ }, "an invoke's refusal after it stays the latest refusal");
+  t.match(rt.view.state.lastError, /control\/invoke\.json/, 'and last_error.txt says it');
+
+  rt.recordRejection(new FsError('EINVAL', 'services/other/config.json: /x: unknown key'));
+  await rt.setConfig({});
+  t.ok(rt.view.state.rejection, "another service's config.json is not this one's");
+});
+
 t.test('config.json overrides the timeout', async (t) => {
   const rt = service('hang', { timeoutMs: 60_000 });
   await rt.setConfig({ timeout_ms: 150 });
