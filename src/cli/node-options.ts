@@ -165,11 +165,12 @@ function negatedSwitch(key: string): NodeOptionName | undefined {
 }
 
 /**
- * A usage error of `acheron node` as a mount line must read: its flags (`--join-token-file`) named
- * as the line's options (`mount option join_token_file`), which is all the line has.
+ * How a node mount line spells a flag of `acheron node` (mount-line-terms.ts): `--join-token-file` is
+ * `mount option join_token_file`, `--mount` the line's directory; another command's flag it has not.
  */
-export function inMountLineTerms(message: string): string {
-  return message.replace(/--([a-z][a-z-]*)/g, (flag, name: string) => (name in NODE_OPTION_SPECS ? `mount option ${snake(name)}` : flag));
+export function nodeLineSpelling(name: string): string | undefined {
+  if (name === 'mount') return 'the mount point';
+  return name in NODE_OPTION_SPECS ? `mount option ${snake(name)}` : undefined;
 }
 
 /**

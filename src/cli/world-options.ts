@@ -68,15 +68,14 @@ export function worldMountArgs(source: string, dir: string, optionText: string, 
 }
 
 /**
- * A usage error of `acheron world` in a `world:` mount line's terms: its -o options by their keys,
- * and the control URL as the line's source (the command names flags the line does not have).
+ * How a `world:` mount line spells a flag of `acheron world` (mount-line-terms.ts): its -o options by
+ * their keys, the control URL as the line's source, `--mount` as its directory.
  */
-export function inWorldMountLineTerms(message: string): string {
-  return message.replace(/--([a-z][a-z-]*)/g, (flag, name: string) => {
-    const key = name.replace(/-/g, '_');
-    if (name === 'control-url') return "the mount source's URL";
-    return MOUNT_KEYS.has(key) || MOUNT_SWITCHES.has(key) ? `mount option ${key}` : flag;
-  });
+export function worldLineSpelling(name: string): string | undefined {
+  const key = name.replace(/-/g, '_');
+  if (name === 'control-url') return "the mount source's URL";
+  if (name === 'mount') return 'the mount point';
+  return MOUNT_KEYS.has(key) || MOUNT_SWITCHES.has(key) ? `mount option ${key}` : undefined;
 }
 
 /**

@@ -4,6 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { inMountLineTerms } from '../../../src/cli/mount-line-terms.js';
+import { worldLineSpelling } from '../../../src/cli/world-options.js';
 import { UsageError } from '../../../src/cli/exit.js';
 import { isDaemonArgv, isMountHelperArgv } from '../../../src/cli/daemon-argv.js';
 import { toDaemonOptions } from '../../../src/cli/node-command.js';
@@ -11,7 +13,7 @@ import {
   busyPollWindow,
   defaultOptions,
   defaultStateFile,
-  inMountLineTerms,
+  nodeLineSpelling,
   mergeOptions,
   parseMountOptions,
   readConfigFile,
@@ -314,11 +316,27 @@ t.test('isDaemonArgv: the command lines that hold off an early SIGHUP', async (t
 });
 
 t.test("a usage error of a node mount line names the line's options, not flags it does not have", async (t) => {
+  const line = (message: string): string => inMountLineTerms(message, nodeLineSpelling);
   t.equal(
-    inMountLineTerms('--control-url needs --join-token-file: /s.json holds no node secret for n1 (it has not joined yet)'),
+    line('--control-url needs --join-token-file: /s.json holds no node secret for n1 (it has not joined yet)'),
     'mount option control_url needs mount option join_token_file: /s.json holds no node secret for n1 (it has not joined yet)',
   );
-  t.equal(inMountLineTerms('see --help; --etcd-endpoints is a server option'), 'see --help; --etcd-endpoints is a server option', 'only node options');
+  t.equal(line('see --help; --etcd-endpoints is a server option'), 'see --help; --etcd-endpoints is a server option', 'only node options');
+  t.equal(line('--mount /srv/m: ENOTDIR: not a directory'), 'the mount point /srv/m: ENOTDIR: not a directory', "--mount is the line's directory");
+  t.equal(
+    line('--label "a=--state-file \\" --x": bad key'),
+    'mount option label "a=--state-file \\" --x": bad key',
+    "a quoted value is the user's own text, left as it is (an escaped quote does not end it)",
+  );
+});
+
+t.test("a world: mount line's terms: its option keys, its source for the URL", async (t) => {
+  const line = (message: string): string => inMountLineTerms(message, worldLineSpelling);
+  t.equal(
+    line('--project-token-file needs --project; --control-url ws://x: refused'),
+    "mount option project_token_file needs mount option project; the mount source's URL ws://x: refused",
+  );
+  t.equal(line('--mount /m busy; see --help'), 'the mount point /m busy; see --help');
 });
 
 t.test('--join-token is trimmed and checked as --join-token-file is: a line break in it would go out as an invalid header', async (t) => {
