@@ -49,6 +49,8 @@ export class CatalogElsewhere {
   #backTimer: NodeJS.Timeout | undefined;
   /** The session was handed over (moving): its end is no loss. Taken by whoever sees that session end (takeMoving). */
   #moving = false;
+  /** Sessions handed over whose requests in flight are still being answered: ended by stop(), not awaited. */
+  #retired = new Set<ControlClient>();
 
   constructor(options: CatalogElsewhereOptions) {
     this.#options = options;
@@ -80,6 +82,7 @@ export class CatalogElsewhere {
   stop(): void {
     clearTimeout(this.#backTimer);
     this.#search.stop();
+    for (const client of this.#retired) client.terminate();
   }
 
   /** `control.store_unavailable` on the session to `from`, on `client`. */
@@ -97,6 +100,8 @@ export class CatalogElsewhere {
       this.#options.say({ kind: 'moving', from, to: outcome.url, why });
       // No close handshake, which would wait for a server that may be stuck; requests in flight keep their replies.
       client.retire(`moved to ${outcome.url}`);
+      for (const done of [...this.#retired].filter((c) => c.socketClosed)) this.#retired.delete(done);
+      this.#retired.add(client);
       return;
     }
     if (this.#stayingSaid) return;

@@ -176,6 +176,11 @@ export class ControlClient {
     this.#socket.once('close', () => clearInterval(timer));
   }
 
+  /** The socket itself has closed: a retired client's does once its requests in flight are answered. */
+  get socketClosed(): boolean {
+    return this.#socket.readyState === WebSocket.CLOSED;
+  }
+
   get isOpen(): boolean {
     return this.#socket.readyState === WebSocket.OPEN && !this.#retired;
   }

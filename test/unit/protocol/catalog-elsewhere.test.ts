@@ -102,3 +102,24 @@ t.test('the end of an outage said comes once the notices stop, also while no sea
   );
   elsewhere.stop();
 });
+
+t.test('stop() ends a session handed over whose requests in flight are still being answered (its socket kept the process up)', async (t) => {
+  const { elsewhere } = follower(['ws://a', 'ws://b'], () => true);
+  const calls: string[] = [];
+  let socketClosed = false;
+  const session = {
+    isOpen: true,
+    get socketClosed() {
+      return socketClosed;
+    },
+    retire: () => void calls.push('retire'),
+    terminate: () => {
+      calls.push('terminate');
+      socketClosed = true;
+    },
+  } as unknown as ControlClient;
+  await elsewhere.notice('ws://a', session, 'etcd unreachable');
+  t.same(calls, ['retire'], 'moved: retired, its socket left for the replies in flight');
+  elsewhere.stop();
+  t.same(calls, ['retire', 'terminate'], 'stopped: ended, not waited for');
+});
