@@ -1,5 +1,5 @@
 // The per-mount pid lock (SPEC §1: one daemon per mount point) and the PidLock under it. Contenders
-// are real processes (the lock is held by a pid), each running the compiled lockMount:
+// are real processes (the lock is held by a pid), each running the compiled PidLock:
 // `npx tsc -p tsconfig.build.json` first.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,16 +9,22 @@ import { pathToFileURL } from 'node:url';
 import { REPO, tempDir } from '../../helpers/node.js';
 import { lockMount, lockPathOf } from '../../../src/fuse/mount-lock.js';
 
-const COMPILED = pathToFileURL(join(REPO, 'dist', 'fuse', 'mount-lock.js')).href;
+const COMPILED = pathToFileURL(join(REPO, 'dist', 'store', 'pid-lock.js')).href;
 
-// Busy-waits until the agreed moment, takes the lock, says how it went, and holds it until its stdin
-// closes. The file name carries "acheron": a lock counts as live only while an acheron process holds it.
+// Sleeps until just before the agreed moment and busy-waits the last 20 ms (three contenders spinning
+// the whole 1.5 s took the CI's two cores from every other test), takes the mount's lock, says how it
+// went, and holds it until its stdin closes. The file name carries "acheron": a lock counts as live
+// only while an acheron process holds it. It takes the lock as lockMount does but without its wait
+// for a holder whose mount is gone (STOPPING_WAIT_MS): these winners mount nothing, so every loser
+// waited 15 s, two minutes a run, for what the takeover under test does not depend on.
 const CONTENDER = `
 const [compiled, mount, atMs] = process.argv.slice(2);
-const { lockMount } = await import(compiled);
+const { PidLock } = await import(compiled);
+const { lockPathOf } = await import(compiled.replace('/store/pid-lock.js', '/fuse/mount-lock.js'));
+await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(atMs) - 20 - Date.now())));
 while (Date.now() < Number(atMs));
 try {
-  const lock = await lockMount(mount);
+  const lock = await PidLock.acquire(lockPathOf(mount), { name: mount, heldAs: 'served', otherwise: 'pick another directory' });
   process.stdout.write('won\\n');
   process.stdin.on('end', () => void lock.release().then(() => process.exit(0)));
   process.stdin.resume();
