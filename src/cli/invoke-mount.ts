@@ -21,6 +21,8 @@ export async function invokeThroughMount(args: InvokeArgs, mount: string, under:
   const dir = join(under, 'services', args.service);
   /** The payload was written and its read began: from then on the invocation may have been sent. */
   let committing = false;
+  // On WorldFS: a node offline already is refused before anything is sent (SPEC §9), an EHOSTUNREACH then says nothing of a run.
+  const offlineBefore = args.node !== undefined && (await nodeState(under)) === 'offline';
   try {
     const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
     let outcome: Buffer;
@@ -38,7 +40,17 @@ export async function invokeThroughMount(args: InvokeArgs, mount: string, under:
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code ?? 'ERROR';
     const recorded = (): Promise<string> => readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
-    return mountRefusal(errno, (error as Error).message, { service: args.service, under, mount, node: args.node, committing }, recorded);
+    return mountRefusal(errno, (error as Error).message, { service: args.service, under, mount, node: args.node, committing, offlineBefore }, recorded);
+  }
+}
+
+/** A WorldFS node's `state` in its STATUS.json, or undefined when it cannot be read. */
+async function nodeState(under: string): Promise<string | undefined> {
+  const text = await readFile(join(under, 'STATUS.json'), 'utf8').catch(() => undefined);
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as { state?: string }).state;
+  } catch {
+    return undefined;
   }
 }
 
@@ -50,6 +62,8 @@ export interface MountPlace {
   node: string | undefined;
   /** The error came at the commit (the read after the write), not at the open or the write. */
   committing?: boolean;
+  /** WorldFS: the node's STATUS.json said `offline` before the invocation began. */
+  offlineBefore?: boolean;
 }
 
 /**
@@ -164,10 +178,17 @@ async function worldErrnoMeaning(errno: string, place: MountPlace): Promise<stri
     ? `; the invocation may have run before the link was lost: see ${join(place.under, 'services', place.service, 'jobs')}/ once it is back, before invoking again`
     : '';
   if (errno === 'ECONNABORTED') return abortedText(place, 'WorldFS');
-  if (errno === 'EHOSTUNREACH') return `node ${place.node} is offline or not connected to the control server${unknown}`;
+  if (errno === 'EHOSTUNREACH')
+    return place.offlineBefore
+      ? `node ${place.node} was offline before this invocation (its STATUS.json): the invocation was not sent`
+      : `node ${place.node} is offline or not connected to the control server${unknown}`;
   if (errno === 'ENOTCONN') {
     const stale = await staleMountMeaning(place.mount, 'start acheron world again');
-    return stale ?? `WorldFS at ${place.mount} has lost its control server (it reconnects by itself)${unknown}`;
+    // Not only a lost server: a token or project the server refuses (rotated, revoked) answers ENOTCONN too.
+    return (
+      stale ??
+      `WorldFS at ${place.mount} has no working session with its control server (out of reach, or its token or project refused: its log says which); it tries again by itself, reading its token files again each time${unknown}`
+    );
   }
   return undefined;
 }

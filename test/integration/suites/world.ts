@@ -393,6 +393,13 @@ export async function worldSuite(t: Test): Promise<void> {
     const unreachable = await sh(`cat ${q(join(services(world), 'echo', 'result.json'))}`);
     tt.match(unreachable.stderr, /No route to host/, 'live files of an offline node: EHOSTUNREACH');
     tt.ok(Date.now() - started < 5_000, 'at once');
+    // Offline before the invoke: nothing was sent, so no warning that it may have run (it told the user to read jobs/ first).
+    const invoke = await acheron(['invoke', 'echo', '{}', '--node', NODE_ID, '--mount', world.mount]);
+    tt.equal(invoke.code, 1, 'acheron invoke through the mount: exit 1');
+    tt.equal(
+      invoke.stderr,
+      `acheron invoke: echo: EHOSTUNREACH: node ${NODE_ID} was offline before this invocation (its STATUS.json): the invocation was not sent\n`,
+    );
     await admin('control.node_delete', { node_id: NODE_ID });
     await waitFor(async () => (await ls(join(world.mount, 'nodes'))).length === 0, {
       what: 'the node gone from the mount',

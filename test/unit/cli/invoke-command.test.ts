@@ -52,7 +52,7 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
   );
   t.equal(
     await line('ENOTCONN', 'ENOTCONN: socket is not connected, open', world),
-    `acheron invoke: echo: ENOTCONN: WorldFS at ${w} has lost its control server (it reconnects by itself)\n`,
+    `acheron invoke: echo: ENOTCONN: WorldFS at ${w} has no working session with its control server (out of reach, or its token or project refused: its log says which); it tries again by itself, reading its token files again each time\n`,
   );
   // At the commit (the read after the write) the invoke may have reached the node before the link went: a script must not retry blindly.
   const jobs = join(w, 'nodes', 'n1', 'services', 'echo', 'jobs');
@@ -61,8 +61,13 @@ t.test('a refused transaction on the mount: one line, the errno once, and what i
     `acheron invoke: echo: EHOSTUNREACH: node n1 is offline or not connected to the control server; the invocation may have run before the link was lost: see ${jobs}/ once it is back, before invoking again\n`,
   );
   t.equal(
+    await line('EHOSTUNREACH', 'EHOSTUNREACH: host is unreachable, read', { ...world, committing: true, offlineBefore: true }),
+    'acheron invoke: echo: EHOSTUNREACH: node n1 was offline before this invocation (its STATUS.json): the invocation was not sent\n',
+    'a node offline already: refused before anything was sent, no warning of a run',
+  );
+  t.equal(
     await line('ENOTCONN', 'ENOTCONN: socket is not connected, read', { ...world, committing: true }),
-    `acheron invoke: echo: ENOTCONN: WorldFS at ${w} has lost its control server (it reconnects by itself); the invocation may have run before the link was lost: see ${jobs}/ once it is back, before invoking again\n`,
+    `acheron invoke: echo: ENOTCONN: WorldFS at ${w} has no working session with its control server (out of reach, or its token or project refused: its log says which); it tries again by itself, reading its token files again each time; the invocation may have run before the link was lost: see ${jobs}/ once it is back, before invoking again\n`,
   );
   t.equal(
     await line('ENOENT', 'ENOENT: no such file or directory, open', world),
