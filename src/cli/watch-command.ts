@@ -122,6 +122,30 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
   let everConnected = false;
   /** A failure was said on stderr since the last watch began: the next one that begins says so. */
   let gapSaid = false;
+  /** The session was last attached without the refused project token (said once until the token works again). */
+  let withoutProjectToken = false;
+
+  /**
+   * Attaches the project session. A project token refused after it had worked was rotated: as a
+   * WorldFS mount does, the watch goes on without it, seeing what the project shows such a session,
+   * and tries the file again at its next connection; where that session may not watch, the refusal
+   * of the token stands (retried with the give-up rounds, the file read again each time).
+   */
+  const attach = async (client: ControlClient): Promise<void> => {
+    try {
+      await attachProject(client, args);
+      withoutProjectToken = false;
+    } catch (error) {
+      const file = args['project-token-file'];
+      if (!everConnected || file === undefined || !(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
+      await attachProject(client, { project: args.project }).catch(() => Promise.reject(error));
+      if (!withoutProjectToken)
+        err.write(
+          `acheron node watch: ${error.message} (--project-token-file ${file}): watching without it, as the project lets a session without its token; the file is read again at the next connection\n`,
+        );
+      withoutProjectToken = true;
+    }
+  };
 
   /**
    * One connection: the watch from `since`; 'resync' when the server says it cannot resume from
@@ -165,7 +189,7 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
           }
         },
       });
-      await attachProject(client, args);
+      await attach(client);
       const request: Record<string, unknown> = { include: 'delta' };
       if (args.node_id !== undefined) request.node_id = args.node_id;
       const from = since;

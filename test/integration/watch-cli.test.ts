@@ -376,6 +376,52 @@ await t.test('a rotated token written into --token-file, even after a refusal: t
 });
 
 await t.test(
+  "a user's project token rotated under the watch: it goes on without it, as the project lets such a session (it gave up after 5 rounds)",
+  async (tt) => {
+    const open = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
+    const node = await SimNode.provision(open.url, open.adminToken, 'pr');
+    tt.teardown(() => node.peer.socket.terminate());
+    node.services.set('s', '1');
+    await node.publish();
+    await adminRequest(open, 'control.project_upsert', {
+      project_id: 'rotated',
+      token: 'rotated-project-token-1',
+      mounts: [{ node_id: 'pr' }],
+      access_policy: { actions: { read: 'open', observe: 'open' } },
+    });
+    const tokenFile = join(dir, 'rotated.project-token');
+    await writeFile(tokenFile, 'rotated-project-token-1\n', { mode: 0o600 });
+    const cli = watchCli('project token rotated', [
+      '--control-url',
+      open.url,
+      '--token',
+      open.userToken,
+      '--project',
+      'rotated',
+      '--project-token-file',
+      tokenFile,
+      '--json',
+    ]);
+    await waitFor(() => cli.lines().some((line) => line.includes('"pr"') && line.includes('"kind":"upsert"')), {
+      what: `the watch printing pr's upsert (stderr: ${cli.stderr()})`,
+    });
+    await adminRequest(open, 'control.project_token_rotate', { project_id: 'rotated' });
+    await waitFor(() => /watching without it/.test(cli.stderr()), { what: `the watch going on without the token (stderr: ${cli.stderr()})` });
+    tt.match(
+      cli.stderr(),
+      /^acheron node watch: no project rotated with that project token \(--project-token-file \S+\): watching without it, as the project lets a session without its token; the file is read again at the next connection$/m,
+      'says which token and what it does',
+    );
+    const printed = cli.lines().length;
+    node.services.set('s', '2');
+    await node.publish();
+    await waitFor(() => cli.lines().length > printed, { what: `the next event printed after the rotation (stderr: ${cli.stderr()})` });
+    tt.notMatch(cli.stderr(), /the token was refused/, 'no give-up');
+    tt.same(await cli.stop(), { code: 0, signal: null }, 'still running until stopped');
+  },
+);
+
+await t.test(
   "a project changed under a user's watch resumes it; deleted, it ends it, naming the project (exit 1); so does an unknown one at the start",
   async (tt) => {
     const open = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
