@@ -260,7 +260,8 @@ function toRunResult(reply: WasmCallReply, spec: DriverSpec, program: WasmProgra
   else if (capped) shortMessage = `${what} exceeded max_output_bytes (${spec.maxOutputBytes}) on ${reply.outputCapped} and was stopped`;
   else if (reply.failure !== null) shortMessage = `${what} trapped: ${reply.failure}`;
   else shortMessage = reply.exitCode === 0 ? `${what} exited 0` : `${what} exited with code ${reply.exitCode}`;
-  if (state === 'error' && reply.atMemoryCap) {
+  // Not after the output cap: the run was stopped for its output, whatever its memory did.
+  if (state === 'error' && reply.atMemoryCap && !capped) {
     shortMessage += ` (its memory had reached the maximum of ${program.maxPages * WASM_PAGE_BYTES} bytes: runtime.wasm.max_memory_bytes or the module's own limit)`;
   }
   return {

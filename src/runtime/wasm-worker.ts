@@ -16,7 +16,7 @@
  * - A host call that blocks (a clock sleep in poll_oneoff) would hold off terminate(): clock-only
  *   polls sleep in Atomics.wait, which terminate() interrupts.
  */
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import type { WasmCallMessage, WasmCallReply } from './wasm-protocol.js';
 import { HOST_MEMORY, WASI_MODULE, WASM_PAGE_BYTES } from './wasm-module.js';
@@ -105,6 +105,20 @@ class Collected {
     }
     return out;
   }
+}
+
+/** uvwasi says only `UVWASI_ENOENT, uvwasi_init`: which preopen's directory is gone (moved or removed since the load), if one is. */
+async function missingPreopen(preopens: WasmCallMessage['preopens']): Promise<string> {
+  const isDirectory = await Promise.all(
+    preopens.map((p) =>
+      stat(p.host).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ),
+    ),
+  );
+  const gone = preopens[isDirectory.indexOf(false)];
+  return gone === undefined ? '' : `the preopen ${gone.guest} (host directory ${gone.host}) is not a directory there: `;
 }
 
 /** One call; `memory` is the instance's, for keepMemory once the reply is on its way. */
@@ -270,8 +284,10 @@ function sleepOnClocks(dv: DataView, subscriptions: number, events: number, coun
 
 const port = parentPort;
 if (!port) throw new Error('wasm-worker.js runs as a worker thread of WasmPool');
-port.on('message', (call: WasmCallMessage) => {
+port.on('message', async (call: WasmCallMessage) => {
   const { reply, memory } = run(call);
+  if (reply.notStarted && reply.failure?.startsWith('WASI set-up failed: '))
+    reply.failure = reply.failure.replace(': ', `: ${await missingPreopen(call.preopens)}`);
   port.postMessage(reply, [reply.stdout.buffer, reply.stderr.buffer]);
   if (memory) keepMemory(memory, call.initialPages, call.maxPages);
 });

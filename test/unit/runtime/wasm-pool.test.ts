@@ -196,6 +196,22 @@ t.test('output past max_output_bytes stops the run', async (t) => {
   t.match(run, { state: 'error', outputCapped: true, shortMessage: 'fixture.wasm exceeded max_output_bytes (100000) on stdout and was stopped' });
 });
 
+t.test('a run stopped by the output cap says so alone, even with its memory at the maximum (it blamed the memory cap too)', async (t) => {
+  const growFlood = await wasmProgram(await watFixture('grow-flood'), { maxPages: 16 });
+  const run = await pool.run(growFlood, wasmSpec('', { maxOutputBytes: 100 }));
+  t.match(run, { state: 'error', outputCapped: true });
+  t.equal(run.shortMessage, 'fixture.wasm exceeded max_output_bytes (100) on stdout and was stopped');
+});
+
+t.test('a preopen whose directory is gone since the load: the failure names it (uvwasi says only UVWASI_ENOENT)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'acheron-wasm-gone-'));
+  const program = await wasmProgram(await echoWasm(), { preopens: [{ guest: '/data', host: join(dir, 'gone'), readOnly: true }] });
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const run = await pool.run(program, wasmSpec('{}'));
+  t.equal(run.spawnFailed, true);
+  t.match(run.shortMessage, `could not be started: WASI set-up failed: the preopen /data (host directory ${join(dir, 'gone')}) is not a directory there: `);
+});
+
 t.test('files: nothing without a preopen, read-only unless rw, no way out', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'acheron-wasm-preopen-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
