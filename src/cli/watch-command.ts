@@ -138,7 +138,9 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
     } catch (error) {
       const file = args['project-token-file'];
       if (!everConnected || file === undefined || !(error instanceof ProtocolError && error.code === 'unauthorized')) throw error;
-      await attachProject(client, { project: args.project }).catch(() => Promise.reject(error));
+      // Only where such a session may watch; else the token's refusal stands (an attach is granted for any one action).
+      const without = await attachProject(client, { project: args.project }).catch(() => undefined);
+      if (without?.actions.observe !== 'allowed') throw error;
       if (!withoutProjectToken)
         err.write(
           `acheron node watch: ${error.message} (--project-token-file ${file}): watching without it, as the project lets a session without its token; the file is read again at the next connection\n`,
@@ -242,7 +244,11 @@ export async function runWatchCommand(args: WatchArgs, out: NodeJS.WritableStrea
       elsewhere.takeMoving(); // a session cut short by its own move (mid-request) ends as a failure
       const ending = endingMessage(error);
       // A token refused after it worked was rotated: the file may get the new one (retried until the give-up rounds).
-      const rotated = tokenPath !== undefined && everConnected && error instanceof ProtocolError && error.code === 'unauthorized';
+      const rotated =
+        (tokenPath !== undefined || args['project-token-file'] !== undefined) &&
+        everConnected &&
+        error instanceof ProtocolError &&
+        error.code === 'unauthorized';
       if (ending !== undefined && !rotated) throw new WatchEnded(ending);
       if (rotated) refusedThisRound = true;
       failures.note(url, error);

@@ -418,6 +418,36 @@ await t.test(
     await waitFor(() => cli.lines().length > printed, { what: `the next event printed after the rotation (stderr: ${cli.stderr()})` });
     tt.notMatch(cli.stderr(), /the token was refused/, 'no give-up');
     tt.same(await cli.stop(), { code: 0, signal: null }, 'still running until stopped');
+
+    // Where observe needs the token, a session without it may not watch: the refusal is retried (also with
+    // --token, not only --token-file), and the new token written into the file meanwhile resumes the watch.
+    await adminRequest(open, 'control.project_upsert', { project_id: 'rotated', access_policy: { actions: { read: 'open', observe: 'token' } } });
+    const current = await adminRequest<{ token: string }>(open, 'control.project_token_rotate', { project_id: 'rotated' });
+    await writeFile(tokenFile, `${current.token}\n`, { mode: 0o600 });
+    const strict = watchCli('project token rotated, observe needs it', [
+      '--control-url',
+      open.url,
+      '--token',
+      open.userToken,
+      '--project',
+      'rotated',
+      '--project-token-file',
+      tokenFile,
+      '--json',
+    ]);
+    await waitFor(() => strict.lines().length > 0, { what: `the strict watch printing the replay (stderr: ${strict.stderr()})` });
+    const next = await adminRequest<{ token: string }>(open, 'control.project_token_rotate', { project_id: 'rotated' });
+    await waitFor(() => /no project rotated with that project token; trying /.test(strict.stderr()), {
+      what: `the refusal retried (stderr: ${strict.stderr()})`,
+    });
+    tt.notMatch(strict.stderr(), /watching without it/, 'not without the token: such a session may not watch');
+    await writeFile(tokenFile, `${next.token}\n`, { mode: 0o600 });
+    await waitFor(() => /watching again on /.test(strict.stderr()), { what: `the watch resumed with the new token (stderr: ${strict.stderr()})` });
+    const before = strict.lines().length;
+    node.services.set('s', '3');
+    await node.publish();
+    await waitFor(() => strict.lines().length > before, { what: `the next event printed (stderr: ${strict.stderr()})` });
+    tt.same(await strict.stop(), { code: 0, signal: null }, 'still running until stopped');
   },
 );
 
