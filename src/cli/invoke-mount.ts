@@ -22,7 +22,7 @@ export async function invokeThroughMount(args: InvokeArgs, mount: string, under:
   /** The payload was written and its read began: from then on the invocation may have been sent. */
   let committing = false;
   // On WorldFS: a node offline already is refused before anything is sent (SPEC §9), an EHOSTUNREACH then says nothing of a run.
-  const offlineBefore = args.node !== undefined && (await nodeState(under)) === 'offline';
+  const before = args.node === undefined ? undefined : await nodeStatus(under);
   try {
     const file = await open(join(dir, 'control', 'invoke.json'), 'r+');
     let outcome: Buffer;
@@ -40,15 +40,18 @@ export async function invokeThroughMount(args: InvokeArgs, mount: string, under:
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code ?? 'ERROR';
     const recorded = (): Promise<string> => readFile(join(dir, 'last_error.txt'), 'utf8').catch(() => '');
+    // Offline throughout: the same offline record before and after (a node that came back meanwhile may have run it).
+    const after = before?.state === 'offline' && errno === 'EHOSTUNREACH' ? await nodeStatus(under) : undefined;
+    const offlineBefore = after?.state === 'offline' && after.updated_ms === before?.updated_ms;
     return mountRefusal(errno, (error as Error).message, { service: args.service, under, mount, node: args.node, committing, offlineBefore }, recorded);
   }
 }
 
-/** A WorldFS node's `state` in its STATUS.json, or undefined when it cannot be read. */
-async function nodeState(under: string): Promise<string | undefined> {
+/** A WorldFS node's STATUS.json (`state`, and `updated_ms`: when that record was written), or undefined when it cannot be read. */
+async function nodeStatus(under: string): Promise<{ state?: string; updated_ms?: number } | undefined> {
   const text = await readFile(join(under, 'STATUS.json'), 'utf8').catch(() => undefined);
   try {
-    return text === undefined ? undefined : (JSON.parse(text) as { state?: string }).state;
+    return text === undefined ? undefined : (JSON.parse(text) as { state?: string; updated_ms?: number });
   } catch {
     return undefined;
   }
@@ -62,7 +65,7 @@ export interface MountPlace {
   node: string | undefined;
   /** The error came at the commit (the read after the write), not at the open or the write. */
   committing?: boolean;
-  /** WorldFS: the node's STATUS.json said `offline` before the invocation began. */
+  /** WorldFS: the node's STATUS.json said `offline` before the invocation began and still says it, unchanged, after it failed. */
   offlineBefore?: boolean;
 }
 
