@@ -46,8 +46,9 @@ export class Failover {
   constructor(urls: readonly string[], backoff: { firstMs: number; maxMs: number }) {
     if (urls.length === 0) throw new TypeError('Failover: no URL');
     this.urls = urls;
-    this.#backoffMs = backoff.firstMs;
-    this.#delayMs = backoff.firstMs;
+    // A first pause above the maximum (`--reconnect-backoff-ms` > `-max-ms`) is the maximum too.
+    this.#backoffMs = Math.min(backoff.firstMs, backoff.maxMs);
+    this.#delayMs = this.#backoffMs;
     this.#maxMs = backoff.maxMs;
   }
 

@@ -34,3 +34,9 @@ t.test('with the smallest jitter a pause is half the backoff; a success starts i
   failover.succeeded();
   t.equal(failover.failed(), 500, 'back to the first backoff');
 });
+
+t.test('a first backoff above the maximum is the maximum (--reconnect-backoff-ms above --reconnect-backoff-max-ms)', async (t) => {
+  withRandom(t, 0.999_999);
+  const failover = new Failover(['ws://a'], { firstMs: 120_000, maxMs: 60_000 });
+  t.same([failover.failed(), failover.failed()], [60_000, 60_000]);
+});
