@@ -7,6 +7,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acheron, joinToken, startControl, startJoinedNode, waitForService } from '../helpers/control.js';
 import { tempDir } from '../helpers/node.js';
+import { SimNode } from '../helpers/catalog-sim.js';
+import { settledWithin } from '../helpers/settle.js';
 
 const NODE_ID = 'test-node';
 const control = await startControl(t);
@@ -18,6 +20,18 @@ const tokenFile = async (name: string, token: string): Promise<string[]> => {
   return ['--control-url', control.url, '--token-file', file];
 };
 const admin = await tokenFile('admin', control.adminToken);
+
+t.test('a node that joined on its connection is dropped (4001) when deleted: the server files a joiner under its node', async (t) => {
+  const joined = await SimNode.join(control.url, control.dataDir, 'joined-here');
+  t.teardown(() => joined.peer.socket.terminate());
+  const r = await acheron(['node', 'delete', 'joined-here', ...admin]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(
+    await settledWithin(joined.peer.closed, 10_000, 'still open after 10 s'),
+    { code: 4001, reason: 'node deleted' },
+    'its connection, opened with the join token, is closed',
+  );
+});
 
 t.test('a malformed id: exit 2, before any connection', async (t) => {
   const r = await acheron(['node', 'delete', 'a/b', '--control-url', 'ws://127.0.0.1:1', '--token', 'x']);
