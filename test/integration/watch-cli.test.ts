@@ -5,7 +5,7 @@
 // deleted or unknown (exit 1, naming it); and a kill -9 of the server while
 // several watch commands run: each reconnects by itself and resumes with no duplicate and no gap; a
 // server away for longer than the rounds a first connection gets is waited for.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { rename, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -64,6 +64,30 @@ const printedUpTo = (cli: RunningCli, seqs: (cli: RunningCli) => number[], seq: 
 
 /** A server URL nobody answers at, and nobody else can take meanwhile. */
 const refusingUrl = async (): Promise<string> => `ws://127.0.0.1:${await refusingPort()}`;
+
+/**
+ * A control server that lets users watch, node `nodeId` with one service published, and project
+ * `projectId` mounting it, `read` and `observe` open (`project` adds to it: a token).
+ */
+async function userWatchFleet(
+  tt: Test,
+  nodeId: string,
+  projectId: string,
+  project: Record<string, unknown> = {},
+): Promise<{ open: RunningControl; node: SimNode }> {
+  const open = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
+  const node = await SimNode.provision(open.url, open.adminToken, nodeId);
+  tt.teardown(() => node.peer.socket.terminate());
+  node.services.set('s', '1');
+  await node.publish();
+  await adminRequest(open, 'control.project_upsert', {
+    project_id: projectId,
+    mounts: [{ node_id: nodeId }],
+    access_policy: { actions: { read: 'open', observe: 'open' } },
+    ...project,
+  });
+  return { open, node };
+}
 
 const dir = await tempDir(t, 'acheron-watch-cli-');
 let control: RunningControl = await startControl(t);
@@ -378,30 +402,11 @@ await t.test('a rotated token written into --token-file, even after a refusal: t
 await t.test(
   "a user's project token rotated under the watch: it goes on without it, as the project lets such a session (it gave up after 5 rounds)",
   async (tt) => {
-    const open = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
-    const node = await SimNode.provision(open.url, open.adminToken, 'pr');
-    tt.teardown(() => node.peer.socket.terminate());
-    node.services.set('s', '1');
-    await node.publish();
-    await adminRequest(open, 'control.project_upsert', {
-      project_id: 'rotated',
-      token: 'rotated-project-token-1',
-      mounts: [{ node_id: 'pr' }],
-      access_policy: { actions: { read: 'open', observe: 'open' } },
-    });
+    const { open, node } = await userWatchFleet(tt, 'pr', 'rotated', { token: 'rotated-project-token-1' });
     const tokenFile = join(dir, 'rotated.project-token');
     await writeFile(tokenFile, 'rotated-project-token-1\n', { mode: 0o600 });
-    const cli = watchCli('project token rotated', [
-      '--control-url',
-      open.url,
-      '--token',
-      open.userToken,
-      '--project',
-      'rotated',
-      '--project-token-file',
-      tokenFile,
-      '--json',
-    ]);
+    const asUser = ['--control-url', open.url, '--token', open.userToken, '--project', 'rotated', '--project-token-file', tokenFile, '--json'];
+    const cli = watchCli('project token rotated', asUser);
     await waitFor(() => cli.lines().some((line) => line.includes('"pr"') && line.includes('"kind":"upsert"')), {
       what: `the watch printing pr's upsert (stderr: ${cli.stderr()})`,
     });
@@ -424,17 +429,7 @@ await t.test(
     await adminRequest(open, 'control.project_upsert', { project_id: 'rotated', access_policy: { actions: { read: 'open', observe: 'token' } } });
     const current = await adminRequest<{ token: string }>(open, 'control.project_token_rotate', { project_id: 'rotated' });
     await writeFile(tokenFile, `${current.token}\n`, { mode: 0o600 });
-    const strict = watchCli('project token rotated, observe needs it', [
-      '--control-url',
-      open.url,
-      '--token',
-      open.userToken,
-      '--project',
-      'rotated',
-      '--project-token-file',
-      tokenFile,
-      '--json',
-    ]);
+    const strict = watchCli('project token rotated, observe needs it', asUser);
     await waitFor(() => strict.lines().length > 0, { what: `the strict watch printing the replay (stderr: ${strict.stderr()})` });
     const next = await adminRequest<{ token: string }>(open, 'control.project_token_rotate', { project_id: 'rotated' });
     await waitFor(() => /no project rotated with that project token; trying /.test(strict.stderr()), {
@@ -454,16 +449,7 @@ await t.test(
 await t.test(
   "a project changed under a user's watch resumes it; deleted, it ends it, naming the project (exit 1); so does an unknown one at the start",
   async (tt) => {
-    const open = await withEnv({ ACHERON_NODE_SERVICE_WATCH_ALLOW_USER: 'true' }, () => startControl(tt));
-    const node = await SimNode.provision(open.url, open.adminToken, 'pw');
-    tt.teardown(() => node.peer.socket.terminate());
-    node.services.set('s', '1');
-    await node.publish();
-    await adminRequest(open, 'control.project_upsert', {
-      project_id: 'watched',
-      mounts: [{ node_id: 'pw' }],
-      access_policy: { actions: { read: 'open', observe: 'open' } },
-    });
+    const { open, node } = await userWatchFleet(tt, 'pw', 'watched');
     const asUser = ['--control-url', open.url, '--token', open.userToken, '--project', 'watched', '--json'];
     // User watches are on here: a refusal says its own reason, and no hint about the server's setting.
     const noSession = await acheron(['node', 'watch', '--control-url', open.url, '--token', open.userToken]);
