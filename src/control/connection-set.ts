@@ -11,10 +11,6 @@ export class ConnectionSet<C extends { principal: Principal }> implements Iterab
   /** The node each indexed connection was filed under: a joiner's principal changes when it joins. */
   readonly #nodeOf = new Map<C, string>();
 
-  get size(): number {
-    return this.#all.size;
-  }
-
   [Symbol.iterator](): Iterator<C> {
     return this.#all[Symbol.iterator]();
   }
