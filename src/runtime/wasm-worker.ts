@@ -107,6 +107,9 @@ class Collected {
   }
 }
 
+/** How a failure of node:wasi's set-up begins; the handler adds which preopen is gone, when one is. */
+const WASI_SET_UP_FAILED = 'WASI set-up failed: ';
+
 /** uvwasi says only `UVWASI_ENOENT, uvwasi_init`: which preopen's directory is gone (moved or removed since the load), if one is. */
 async function missingPreopen(preopens: WasmCallMessage['preopens']): Promise<string> {
   const isDirectory = await Promise.all(
@@ -149,7 +152,7 @@ function run(call: WasmCallMessage): { reply: WasmCallReply; memory?: WebAssembl
       stderr: devNull.fd,
     });
   } catch (error) {
-    return { reply: reply({ notStarted: true, failure: `WASI set-up failed: ${(error as Error).message}` }) };
+    return { reply: reply({ notStarted: true, failure: WASI_SET_UP_FAILED + (error as Error).message }) };
   }
   // node:wasi's own functions; their typings stop at `getImportObject(): object`.
   const host = (wasi as unknown as { wasiImport: Record<string, HostFunction> }).wasiImport;
@@ -286,8 +289,8 @@ const port = parentPort;
 if (!port) throw new Error('wasm-worker.js runs as a worker thread of WasmPool');
 port.on('message', async (call: WasmCallMessage) => {
   const { reply, memory } = run(call);
-  if (reply.notStarted && reply.failure?.startsWith('WASI set-up failed: '))
-    reply.failure = reply.failure.replace(': ', `: ${await missingPreopen(call.preopens)}`);
+  if (reply.notStarted && reply.failure?.startsWith(WASI_SET_UP_FAILED))
+    reply.failure = WASI_SET_UP_FAILED + (await missingPreopen(call.preopens)) + reply.failure.slice(WASI_SET_UP_FAILED.length);
   port.postMessage(reply, [reply.stdout.buffer, reply.stderr.buffer]);
   if (memory) keepMemory(memory, call.initialPages, call.maxPages);
 });
