@@ -221,6 +221,12 @@ function driverIds(wanted: string | undefined, users: Map<string, UserIds>): { u
 }
 
 function limitsOf(descriptor: ServiceDescriptor): ServiceSettings['limits'] {
-  const { max_concurrency: maxConcurrency, max_queue: maxQueue, max_input_bytes: maxInputBytes } = descriptor.runtime;
-  return { maxConcurrency, maxQueue, maxInputBytes };
+  const {
+    max_concurrency: maxConcurrency,
+    max_queue: maxQueue,
+    max_input_bytes: maxInputBytes,
+    timeout_ms: timeoutMs,
+    kill_grace_ms: killGraceMs,
+  } = descriptor.runtime;
+  return { maxConcurrency, maxQueue, maxInputBytes, timeoutMs, killGraceMs };
 }

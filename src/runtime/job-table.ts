@@ -2,7 +2,9 @@ import { FsError } from '../errors/errno.js';
 import { Job, type JobRecord } from './job.js';
 import { Limiter } from './limiter.js';
 import type { ServiceStateView } from './service-state.js';
-import { WAIT_SLACK_MS } from './wait-bound.js';
+import { runLimitMs, type ServiceSettings } from './service-settings.js';
+import type { RuntimeConfig } from './supervision.js';
+import { WAIT_SLACK_MS, type WaitClock, waitAtMost } from './wait-bound.js';
 
 /**
  * What persistence is told after each change; `always` sync makes invoke wait for it. `state` is the
@@ -74,8 +76,24 @@ export class JobTable {
    * the adapter refused its payload) never ran: it ends `cancelled`, saying why, and is kept and
    * pruned like any finished job (`keep`: jobs_keep), so an id once listed never turns into ENOENT
    * while fewer than `keep` jobs finished after it. The writer still gets the error.
+   * The writer's wait is bounded (wait-bound.ts): in the queue, by the runs ahead, each taking at
+   * most the service's run limit now (`settings`, `config`) plus slack; from its start, by `run`.
    */
-  async schedule<T>(job: Job, run: () => Promise<T>, keep: number): Promise<T> {
+  schedule<T>(job: Job, run: (clock: WaitClock) => Promise<T>, settings: Pick<ServiceSettings, 'limits' | 'jobsKeep'>, config: RuntimeConfig): Promise<T> {
+    const queueBoundMs = this.#limiter.waitBoundMs(runLimitMs(settings.limits, config) + WAIT_SLACK_MS);
+    return waitAtMost(job.invocationId, queueBoundMs, (clock) =>
+      this.#queued(
+        job,
+        () => {
+          clock.placed();
+          return run(clock);
+        },
+        settings.jobsKeep,
+      ),
+    );
+  }
+
+  async #queued<T>(job: Job, run: () => Promise<T>, keep: number): Promise<T> {
     this.#jobs.set(job.invocationId, job);
     try {
       return await this.#limiter.schedule(run);

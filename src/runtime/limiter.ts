@@ -16,6 +16,15 @@ export class Limiter {
     return this.#waiting.length;
   }
 
+  /**
+   * The longest a job scheduled now can wait for its place when every job ahead takes at most
+   * `eachMs`: one such wait per full round of `concurrency` ahead of it (0: a slot is free).
+   */
+  waitBoundMs(eachMs: number): number {
+    const ahead = this.#running + this.#waiting.length;
+    return Math.max(0, Math.ceil((ahead + 1) / this.#concurrency) - 1) * eachMs;
+  }
+
   /** A reload may change max_concurrency: more slots start waiting jobs at once, fewer drain. */
   setConcurrency(concurrency: number): void {
     this.#concurrency = concurrency;

@@ -29,7 +29,7 @@ import type { RuntimeConfig } from './supervision.js';
 import { countRestored } from './restored-jobs.js';
 import { Supervisor } from './supervisor.js';
 import { DecodedResult, type ServiceView } from './service-view.js';
-import { WAIT_SLACK_MS, waitAtMost } from './wait-bound.js';
+import { WAIT_SLACK_MS, type WaitClock } from './wait-bound.js';
 import { applyControl, configAccepted, recordRefusal, refusalOf, serviceRefusalOf, type ControlOp } from './service-controls.js';
 
 export type { ControlOp };
@@ -125,7 +125,7 @@ export class LiveService {
     }
     const job = new Job(this.#ids.next(), payload);
     this.#touch();
-    const outcome = await waitAtMost(job.invocationId, (started) => this.#jobs.schedule(job, () => this.#run(job, value, started), this.#settings.jobsKeep));
+    const outcome = await this.#jobs.schedule(job, (clock) => this.#run(job, value, clock), this.#settings, this.#state.config);
     // remove() cancelled it and took the service's files: the writer has nowhere to read this outcome.
     // Asked of the job, not the outcome: the run may have ended otherwise first (an answer that raced the cancel).
     if (job.isCancelled && this.#removed)
@@ -207,7 +207,7 @@ export class LiveService {
     };
   }
 
-  async #run(job: Job, value: Record<string, unknown>, started: (boundMs: number) => void): Promise<InvokeOutcome> {
+  async #run(job: Job, value: Record<string, unknown>, clock: WaitClock): Promise<InvokeOutcome> {
     if (job.isCancelled) return this.#finish(job, job.cancelledBeforeStart());
     const { adapter } = this.#settings;
     let spec: DriverSpec;
@@ -225,7 +225,7 @@ export class LiveService {
         throw refusal;
       }
       job.start(spec.killGraceMs);
-      started(spec.timeoutMs + spec.killGraceMs + WAIT_SLACK_MS);
+      clock.started(spec.timeoutMs + spec.killGraceMs + WAIT_SLACK_MS);
       recordStart(this.#state, job);
       this.#touch();
       // The service state follows at the end (nothing about this run is acknowledged yet).

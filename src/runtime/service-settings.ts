@@ -18,6 +18,9 @@ export interface ServiceLimits {
   maxConcurrency: number;
   maxQueue: number;
   maxInputBytes: number;
+  /** The manifest's runtime.timeout_ms and kill_grace_ms (config.json may override them). */
+  timeoutMs: number;
+  killGraceMs: number;
 }
 
 /** Everything a reload may change; the service's state survives it (SPEC §5). */
@@ -42,6 +45,11 @@ export function parsePayload(payload: Buffer, settings: ServiceSettings): Record
   const problem = settings.checkInput?.(value);
   if (problem) throw new FsError('EINVAL', `${INVOKE_FILE}: ${problem}`);
   return value as Record<string, unknown>;
+}
+
+/** The longest one run of this service may take by its settings now: timeout_ms + kill_grace_ms (config.json's, else the manifest's). */
+export function runLimitMs(limits: ServiceLimits, config: RuntimeConfig): number {
+  return (config.timeout_ms ?? limits.timeoutMs) + (config.kill_grace_ms ?? limits.killGraceMs);
 }
 
 /** config.json overrides the manifest's runtime values for the next runs. */

@@ -30,7 +30,13 @@ export function liveService(
     ...(options.persist ? { persist: options.persist } : {}),
     ...(options.restored ? { restored: options.restored } : {}),
     settings: {
-      limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: options.maxQueue ?? 64, maxInputBytes: 1 << 20 },
+      limits: {
+        maxConcurrency: options.maxConcurrency ?? 1,
+        maxQueue: options.maxQueue ?? 64,
+        maxInputBytes: 1 << 20,
+        timeoutMs: options.timeoutMs ?? 10_000,
+        killGraceMs: 200,
+      },
       jobsKeep: 4,
       ...(options.checkInput ? { checkInput: options.checkInput } : {}),
       adapter: nativeProcAdapter({

@@ -13,7 +13,7 @@ import { planReload, type CurrentServices } from '../../../src/node/reload-plan.
 import type { NodeService } from '../../../src/node/service-registry.js';
 
 const settings: ServiceSettings = {
-  limits: { maxConcurrency: 1, maxQueue: 1, maxInputBytes: 1024 },
+  limits: { maxConcurrency: 1, maxQueue: 1, maxInputBytes: 1024, timeoutMs: 1000, killGraceMs: 0 },
   jobsKeep: 1,
   adapter: {
     spec: () => {

@@ -36,7 +36,7 @@ t.test('a journal written by main b4df604 restores to the documents main rendere
       runner: { run: () => Promise.reject(new Error('nothing runs here')) },
       ids: new InvocationIds(),
       settings: {
-        limits: { maxConcurrency: 1, maxQueue: 64, maxInputBytes: 1 << 20 },
+        limits: { maxConcurrency: 1, maxQueue: 64, maxInputBytes: 1 << 20, timeoutMs: 1000, killGraceMs: 0 },
         jobsKeep: 32,
         adapter: {
           spec: () => {

@@ -46,7 +46,7 @@ function live(id: string, driver: string, options: { maxConcurrency?: number; jo
     ids: new InvocationIds(),
     ...(options.jobs ? { restored: { jobs: options.jobs } } : {}),
     settings: {
-      limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: 8, maxInputBytes: 1 << 20 },
+      limits: { maxConcurrency: options.maxConcurrency ?? 1, maxQueue: 8, maxInputBytes: 1 << 20, timeoutMs: 10_000, killGraceMs: 200 },
       jobsKeep: 8,
       adapter: nativeProcAdapter({
         nodeId: 'n1',

@@ -9,6 +9,7 @@ import { JobTable } from '../../../src/runtime/job-table.js';
 import { outputlessRun } from '../../../src/runtime/run-result.js';
 
 const KEEP = 2;
+const SETTINGS = { jobsKeep: KEEP, limits: { maxConcurrency: 1, maxQueue: 8, maxInputBytes: 1024, timeoutMs: 1000, killGraceMs: 0 } };
 
 t.test('refused at their turn: kept, ended cancelled saying why; pruning takes the older refused ones before a run', async (t) => {
   const table = new JobTable(1, async () => undefined);
@@ -21,7 +22,8 @@ t.test('refused at their turn: kept, ended cancelled saying why; pruning takes t
       ran.finish({ state: 'error', run, result: null, error: 'it failed', finishedMs: Date.now() });
       await Promise.all(table.ended(ran, KEEP));
     },
-    KEEP,
+    SETTINGS,
+    {},
   );
   const refused = ['0002', '0003', '0004'].map((id) => new Job(id, Buffer.from('{}')));
   for (const job of refused) {
@@ -31,7 +33,8 @@ t.test('refused at their turn: kept, ended cancelled saying why; pruning takes t
         async () => {
           throw new FsError('EPERM', 'service s is disabled');
         },
-        KEEP,
+        SETTINGS,
+        {},
       )
       .catch((error: unknown) => error);
     t.equal(outcome instanceof FsError && outcome.errno, 'EPERM', `${job.invocationId}: the writer gets the refusal`);

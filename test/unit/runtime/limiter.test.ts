@@ -25,6 +25,24 @@ t.test('limiter runs at most N at once, in arrival order', async (t) => {
   t.equal(limiter.queued, 0);
 });
 
+t.test('the wait bound counts full rounds of the slots ahead: none while a slot is free', async (t) => {
+  const limiter = new Limiter(2);
+  const bounds: number[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const jobs: Promise<void>[] = [];
+  for (let i = 0; i < 5; i++) {
+    bounds.push(limiter.waitBoundMs(1000));
+    jobs.push(limiter.schedule(() => gate));
+  }
+  t.same(bounds, [0, 0, 1000, 1000, 2000], 'two slots: the 3rd and 4th wait one round, the 5th two');
+  limiter.setConcurrency(1);
+  t.equal(limiter.waitBoundMs(1000), 5000, 'fewer slots: more rounds');
+  release();
+  await Promise.all(jobs);
+  t.equal(limiter.waitBoundMs(1000), 0);
+});
+
 t.test('a failing job frees its slot', async (t) => {
   const limiter = new Limiter(1);
   await t.rejects(

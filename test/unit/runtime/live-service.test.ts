@@ -443,6 +443,29 @@ t.test('a writer waits at most timeout_ms + kill grace + slack: then ETIMEDOUT, 
   t.equal(rt.view.jobs.list().at(-1)?.progress.state, 'ok');
 });
 
+t.test('a writer queued behind a run that never ends (a stopped spawner) gets ETIMEDOUT too, after the queue bound; its job stays queued', async (t) => {
+  let finish!: (result: RunResult) => void;
+  const rt = service('cat', { timeoutMs: 100, runner: { run: () => new Promise<RunResult>((resolve) => (finish = resolve)) } });
+  const ahead = rt.invoke(Buffer.from('{"n":1}')).catch((error: unknown) => error);
+  while (rt.view.jobs.running === 0) await new Promise((r) => setTimeout(r, 10));
+  const started = Date.now();
+  const queued = await rt.invoke(Buffer.from('{"n":2}')).catch((error: unknown) => error);
+  const waited = Date.now() - started;
+  t.match(queued, { errno: 'ETIMEDOUT' });
+  const [, job] = rt.view.jobs.list();
+  t.equal(
+    (queued as Error).message,
+    `invocation ${job?.invocationId} is still queued ${100 + 200 + WAIT_SLACK_MS} ms after its commit, behind runs that should have ended by then (each within timeout_ms + kill_grace_ms + ${WAIT_SLACK_MS} ms): something below the drivers is stuck (a stopped spawner, a hung disk); it goes on, and jobs/${job?.invocationId}/status.json will show how it ended`,
+  );
+  // One run ahead: its timeout_ms (100) + kill grace (200) + the slack.
+  t.ok(waited >= 100 + 200 + WAIT_SLACK_MS - 50, `waited for the bound (${waited} ms)`);
+  t.equal(job?.progress.state, 'queued', 'the job stays queued');
+  t.match(await ahead, { errno: 'ETIMEDOUT' }, 'the writer of the run ahead got its own bound');
+  finish({ ...outputlessRun({ state: 'ok', shortMessage: 'done' }), stdout: Buffer.from('{"n":1}') });
+  while (job?.progress.state === 'queued') await new Promise((r) => setTimeout(r, 10));
+  t.not(job?.progress.state, 'queued', 'and runs once the run ahead ends');
+});
+
 /** A service of cat (timeout 100 ms, no kill grace) run by `runner`, which has a queue of its own as the wasm pool has. */
 function queuedService(runner: QueuingRunner): LiveService {
   const base = nativeProcAdapter({
@@ -461,7 +484,7 @@ function queuedService(runner: QueuingRunner): LiveService {
     serviceId: 's',
     runner: { run: runDriver },
     ids: new InvocationIds(),
-    settings: { limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024 }, jobsKeep: 4, adapter: { ...base, runner } },
+    settings: { limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024, timeoutMs: 100, killGraceMs: 0 }, jobsKeep: 4, adapter: { ...base, runner } },
   });
 }
 
@@ -517,7 +540,7 @@ t.test('a payload the adapter refuses: EINVAL recorded, and the job ends cancell
     runner: { run: runDriver },
     ids: new InvocationIds(),
     settings: {
-      limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024 },
+      limits: { maxConcurrency: 1, maxQueue: 4, maxInputBytes: 1024, timeoutMs: 100, killGraceMs: 0 },
       jobsKeep: 4,
       adapter: {
         spec: () => {
