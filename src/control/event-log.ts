@@ -61,12 +61,15 @@ export class EventLog implements EventStream {
   #rotation: EventLogRotation;
   /** Every append fails while the disk is full: logged once, then once a minute. */
   #appendFailure: RepeatedFailure;
+  /** The last seq given to a batch written or being written (the ring's head once it is answered). */
+  #handedOut: number;
 
   private constructor(options: EventLogSettings, history: History) {
     this.#options = options;
     this.path = join(options.dir, EVENT_LOG_FILE);
     this.ringCapacity = options.ringCapacity;
     this.#ring = new EventRing(options.ringCapacity, history.ring, history.head);
+    this.#handedOut = history.head;
     this.#unarchived = history.unarchived;
     this.#appendFailure = new RepeatedFailure(
       options.log,
@@ -140,6 +143,7 @@ export class EventLog implements EventStream {
     if (seq <= head) return;
     await this.#file.write([lostLine(head, seq)]);
     this.#ring.restart(seq, `the event log was behind ${source}`);
+    this.#handedOut = seq;
     this.#options.log.warn(
       { path: this.path, log_head_seq: head, floor_seq: seq, source },
       `event log: it ends at seq ${head} but ${source} recorded seq ${seq} (the log was lost, emptied or replaced by an older copy); new events start after seq ${seq}`,
@@ -185,19 +189,24 @@ export class EventLog implements EventStream {
   append(event: EventSource, apply?: (event: CatalogEvent) => void): Promise<CatalogEvent> {
     return new Promise<CatalogEvent>((resolve, reject) => {
       this.#file.queue({ event, apply, resolve, reject });
-      // A rotation that fails is logged; the events it followed are durable and acknowledged already.
-      this.#file.flush().catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: rotation failed'));
+      // Its writer hears from #write; a failure here is one of #write itself.
+      this.#file.flush().catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: a batch failed'));
     });
   }
 
   async #write(batch: Pending[]): Promise<void> {
-    // Seqs are given at the write, in order: a batch that fails gives none away.
-    const events = batch.map((p, index) => new CatalogEvent(this.#ring.head + 1 + index, p.event));
+    // Seqs are given at the write, in order: a batch that fails gives none away. The batch before
+    // may still be answering its writers (see below), so they count from the last seq handed out.
+    const first = this.#handedOut + 1;
+    const events = batch.map((p, index) => new CatalogEvent(first + index, p.event));
+    this.#handedOut += batch.length;
     const parts = events.flatMap((event) => [OPEN, event.head, event.body, NEWLINE]);
     try {
       await this.#file.write(parts);
       this.#appendFailure.succeeded();
     } catch (error) {
+      // Batches are written one after another: nothing after this one was handed out.
+      this.#handedOut = first - 1;
       const failure = new ProtocolError('unavailable', `the event log could not make the change durable (${(error as Error).message}); nothing changed`, {
         cause: error,
       });
@@ -205,6 +214,11 @@ export class EventLog implements EventStream {
       for (const p of batch) p.reject(failure);
       return;
     }
+    const rotating = this.#options.rotateMaxBytes > 0 && this.#file.bytes > this.#options.rotateMaxBytes;
+    // The next batch goes to the disk while this one is fanned out (a loaded server's event loop is
+    // busy with it for about a millisecond per event): its fdatasync no longer waits for the fan-out.
+    // Not before a rotation, which swaps the file.
+    if (!rotating) this.#file.commitQueuedNow();
     batch.forEach((p, index) => {
       const event = events[index] as CatalogEvent;
       this.#ring.add(event);
@@ -217,7 +231,9 @@ export class EventLog implements EventStream {
       }
       p.resolve(event);
     });
-    if (this.#options.rotateMaxBytes > 0 && this.#file.bytes > this.#options.rotateMaxBytes) await this.#rotation.rotate(this.#file, this.#ring.head);
+    // A rotation that fails is logged; the events it followed are durable and acknowledged already.
+    if (rotating)
+      await this.#rotation.rotate(this.#file, this.#ring.head).catch((error: unknown) => this.#options.log.error({ err: error }, 'event log: rotation failed'));
   }
 
   async close(): Promise<void> {

@@ -24,6 +24,8 @@ export class AppendLog<T> {
   #bytes: number;
   #pending: T[] = [];
   #flushing: Promise<void> | undefined;
+  /** The flush waiting for `#flushing` to take the next batch, shared by those who flush meanwhile. */
+  #nextFlush: Promise<void> | undefined;
   #commit: CommitBatch<T>;
   #beforeBatch: (() => void) | undefined;
   #damage: Error | undefined;
@@ -65,16 +67,52 @@ export class AppendLog<T> {
    * Waits for the batch being written, then commits everything queued as one batch; concurrent
    * callers share it (group commit). Rejects as the owner's commit does.
    */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
+    if (!this.#flushing) return this.#commitQueued();
+    // One waiter for the next batch, however many writers queued meanwhile.
+    this.#nextFlush ??= this.#commitAfterThis();
+    return this.#nextFlush;
+  }
+
+  async #commitAfterThis(): Promise<void> {
     // The batch before failing is its own writers' error, not ours: this one is still to be written
     // (thrown here, what was just queued would wait for a flush that never comes).
     while (this.#flushing) await this.#flushing.catch(() => undefined);
+    // Those who flush from now on are in a later batch than the one taken here.
+    this.#nextFlush = undefined;
+    return this.#commitQueued();
+  }
+
+  /** `running`: a batch still answering its writers (commitQueuedNow); this one settles after it too. */
+  #commitQueued(running?: Promise<void>): Promise<void> {
     this.#beforeBatch?.();
-    if (this.#pending.length === 0) return;
+    if (this.#pending.length === 0) return Promise.resolve();
     const batch = this.#pending;
     this.#pending = [];
-    this.#flushing = this.#commit(batch).finally(() => (this.#flushing = undefined));
-    return this.#flushing;
+    const commit = this.#commit(batch);
+    return this.#committing(running ? Promise.all([running, commit]).then(() => undefined) : commit);
+  }
+
+  /**
+   * From inside `commit`, once its batch is durable and before it answers its writers: commits what
+   * is queued now, so that the next batch goes to the disk while this one's writers are answered
+   * (the fan-out of the event log). Only for an owner whose commit answers its writers synchronously
+   * after its write (so batches are answered in order), touches the file no more in that commit, and
+   * rejects never: nobody awaits a batch started here.
+   */
+  commitQueuedNow(): void {
+    // A flush after it waits for both batches. Its writers hear from the owner's commit; a rejection
+    // here would have nobody to go to.
+    this.#commitQueued(this.#flushing).catch(() => undefined);
+  }
+
+  /** `commit` is the file's until it settles (unless a batch started meanwhile took over). */
+  #committing(commit: Promise<void>): Promise<void> {
+    const flushing: Promise<void> = commit.finally(() => {
+      if (this.#flushing === flushing) this.#flushing = undefined;
+    });
+    this.#flushing = flushing;
+    return flushing;
   }
 
   /**
@@ -130,8 +168,7 @@ export class AppendLog<T> {
     while (this.#flushing) await this.#flushing.catch(() => undefined);
     if (this.#failure === undefined || this.#closed || Date.now() - this.#probedMs < PROBE_EVERY_MS) return;
     this.#probedMs = Date.now();
-    this.#flushing = this.#probeNow().finally(() => (this.#flushing = undefined));
-    return this.#flushing;
+    return this.#committing(this.#probeNow());
   }
 
   async #probeNow(): Promise<void> {

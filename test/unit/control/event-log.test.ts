@@ -207,3 +207,77 @@ t.test('a torn tail that names no seq spends the next one; a crash inside the re
   );
   await third.close();
 });
+
+/** Holds each datasync until `release` lets the oldest held one go; `log` gets `write:<node names>` at each writev. */
+async function heldSyncs(t: Test, log: string[]): Promise<{ release: () => void; held: () => number }> {
+  const waiting: Array<() => void> = [];
+  await patchFileHandle(t, 'writev', (original, self, args) => {
+    const lines = Buffer.concat(args[0] as Buffer[])
+      .toString()
+      .trim()
+      .split('\n');
+    log.push(`write:${lines.map((line) => (JSON.parse(line) as { node_name?: string }).node_name ?? 'head').join(',')}`);
+    return original.call(self, ...(args as never[]));
+  });
+  await patchFileHandle(t, 'datasync', async (original, self) => {
+    await new Promise<void>((resolve) => waiting.push(resolve));
+    return original.call(self);
+  });
+  return { release: () => waiting.shift()?.(), held: () => waiting.length };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 2));
+}
+
+t.test('the next batch goes to the disk before the one just made durable is fanned out; seqs and order as ever', async (t) => {
+  const dir = await tempDir(t);
+  const events = await EventLog.open({ dir, log: recordingLog().log });
+  const order: string[] = [];
+  events.onEvent((e) => order.push(`event:${e.seq}:${e.node.node_name}`));
+  const disk = await heldSyncs(t, order);
+  const first = events.append(event(1));
+  await until(() => disk.held() === 1);
+  const queued = [events.append(event(2)), events.append(event(3))];
+  disk.release();
+  await first;
+  await until(() => disk.held() === 1);
+  disk.release();
+  t.same(
+    (await Promise.all(queued)).map((e) => e.seq),
+    [2, 3],
+  );
+  t.same(order, ['write:e1', 'write:e2,e3', 'event:1:e1', 'event:2:e2', 'event:3:e3'], "the second batch's write came before the first batch's fan-out");
+  await events.close();
+  t.same((await seqsOnDisk(dir)).seqs, [1, 2, 3]);
+});
+
+t.test('a batch started during the fan-out before it that fails: its seqs are handed out again, nothing of it on disk', async (t) => {
+  const dir = await tempDir(t);
+  const events = await EventLog.open({ dir, log: recordingLog().log });
+  const seen: number[] = [];
+  events.onEvent((e) => seen.push(e.seq));
+  // The first batch's sync waits for the test; the second batch's fails; the cut-back's goes through.
+  let release!: () => void;
+  let syncs = 0;
+  await patchFileHandle(t, 'datasync', async (original, self) => {
+    const call = ++syncs;
+    if (call === 1) await new Promise<void>((resolve) => (release = resolve));
+    if (call === 2) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    return original.call(self);
+  });
+  const first = events.append(event(1));
+  await until(() => syncs === 1);
+  const failed = Promise.allSettled([events.append(event(2)), events.append(event(3))]);
+  release();
+  t.equal((await first).seq, 1);
+  t.same(
+    (await failed).map((outcome) => outcome.status),
+    ['rejected', 'rejected'],
+    'its writers are told it failed',
+  );
+  t.equal((await events.append(event(4))).seq, 2, 'the next event gets the first seq the failed batch had');
+  t.same(seen, [1, 2]);
+  await events.close();
+  t.same((await seqsOnDisk(dir)).seqs, [1, 2]);
+});
