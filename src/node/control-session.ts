@@ -50,8 +50,13 @@ const MIN_REFRESH_MS = 250;
  */
 export class NodeControlSession {
   state: ControlState = 'connecting';
-  /** Why the link is down (the last failed attempt, or how the connection closed); null while connected. */
+  /**
+   * Why the link is down (the last failed attempt, or how the connection closed); null while
+   * connected. A refusal of the node's credentials stays until a session connects: another
+   * server's connect error after it would hide what the operator must fix.
+   */
   #linkError: string | null = null;
+  #refused = false;
   /** While connected: the session's last lease refresh refused (null: accepted); its upserts' in `#publisher.error`. */
   #refreshError: string | null = null;
   connectedMs: number | null = null;
@@ -88,10 +93,11 @@ export class NodeControlSession {
         await this.#serve(await this.#connect());
       },
       failed: (url, error) => {
-        this.#linkError = `${url}: ${(error as Error).message}`;
+        const final = isFinalRefusal(error);
+        if (final || !this.#refused) this.#linkError = `${url}: ${(error as Error).message}`;
+        this.#refused ||= final;
         // Still retried (the operator may put a new join token in the file), but a refusal needs them.
-        if (isFinalRefusal(error))
-          options.log.error({ err: error.message, url }, 'control session: refused; the node stays local until its credentials are fixed');
+        if (final) options.log.error({ err: error.message, url }, 'control session: refused; the node stays local until its credentials are fixed');
         else if (this.#connected) this.#lost = (error as Error).message;
         else options.log.warn({ err: (error as Error).message, url }, 'control session: not connected');
       },
@@ -192,7 +198,7 @@ export class NodeControlSession {
     this.#connected = true;
     this.state = 'connected';
     this.connectedMs = Date.now();
-    [this.#linkError, this.#refreshError] = [null, null];
+    [this.#linkError, this.#refreshError, this.#refused] = [null, null, false];
     this.#publisher.restart(); // a reconnect counts as a start: upsert once
     this.#options.log.info({ url: this.url }, 'control session connected');
     this.#elsewhere.reset();
@@ -222,7 +228,7 @@ export class NodeControlSession {
   async #moveIfServed(client: ControlClient, why: string): Promise<void> {
     if (this.#client !== client || !this.#elsewhere.possible) return;
     const from = this.url;
-    const found = await this.#elsewhere.search(from, client, why);
+    const found = await this.#elsewhere.search(from, client, why, () => this.#client === client);
     if (!found) return;
     // The session ended meanwhile: the loop goes on as it would have.
     if (this.#client !== client || !client.isOpen || this.#reconnect.stopped) return found.client.terminate();

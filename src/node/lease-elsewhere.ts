@@ -57,9 +57,10 @@ export class LeaseElsewhere {
   /**
    * Another server than `current` (the session's, on `client`) that refreshed the lease, or
    * undefined: `current` refreshed it after all, none did, or a search is running or not due.
-   * `why`: the current server's trouble.
+   * `why`: the current server's trouble; `isCurrent`: false once the session left `client` (a search
+   * outlives it; nothing is said of a server the node has left).
    */
-  async search(current: string, client: ControlClient, why: string): Promise<Refreshed | undefined> {
+  async search(current: string, client: ControlClient, why: string, isCurrent: () => boolean): Promise<Refreshed | undefined> {
     const outcome = await this.#search.search(current, () =>
       this.#refresh(client, OWN_REFRESH_MS).then(
         () => true,
@@ -67,6 +68,7 @@ export class LeaseElsewhere {
       ),
     );
     if (outcome === undefined || 'client' in outcome) return outcome;
+    if (!isCurrent()) return undefined;
     this.#options.log.warn(
       { url: current, err: why, others: outcome.failures, pause_ms: outcome.pauseMs },
       `control store of ${current} unavailable, and no other server refreshed the lease: keeping this session; looking again in ${outcome.pauseMs} ms or more`,

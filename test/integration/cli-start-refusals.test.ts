@@ -6,7 +6,7 @@
 import t from 'tap';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { acheron, joinToken, oneLine, startControl } from '../helpers/control.js';
+import { acheron, joinToken, oneLine, refusingPort, startControl } from '../helpers/control.js';
 import { ACHERON, isMounted, readText, startNode, tempDir } from '../helpers/node.js';
 import { killDaemonsUsing, q, sh, waitFor, type ShResult } from '../helpers/process.js';
 import { ECHO_WASM } from '../helpers/wat.js';
@@ -148,11 +148,16 @@ t.test('node --driver-user that is no user: it does not start, whatever its mani
   tt.ok(await isMounted(mount), 'mounted');
 });
 
-t.test('node with a refused join token: it serves its tree and says so at error level', async (tt) => {
+t.test('node with a refused join token: it serves its tree and says so at error level, and NODE.json keeps saying it', async (tt) => {
   const dir = await tempDir(tt);
   const tokenFile = join(dir, 'join-token');
   await writeFile(tokenFile, 'ach_join_not-a-token\n');
-  const node = await startNode(tt, { dir, args: ['--control-url', control.url, '--join-token-file', tokenFile, '--reconnect-backoff-ms', '200'] });
+  // A second server of the list that is down: its connect error must not hide the refusal.
+  const down = `ws://127.0.0.1:${await refusingPort()}`;
+  const node = await startNode(tt, {
+    dir,
+    args: ['--control-url', `${control.url},${down}`, '--join-token-file', tokenFile, '--reconnect-backoff-ms', '200', '--reconnect-backoff-max-ms', '400'],
+  });
   const refused = await waitFor(
     async () => (await readText(node.logFile)).split('\n').find((line) => line.includes('"level":50') && line.includes('refused')),
     {
@@ -160,8 +165,16 @@ t.test('node with a refused join token: it serves its tree and says so at error 
     },
   );
   tt.match(refused, /401/, 'the refusal names the HTTP status');
+  // Tried the server that is down since, and the refusing one again.
+  await waitFor(async () => (await readText(node.logFile)).split('\n').filter((line) => line.includes(down)).length >= 2, {
+    what: 'two attempts on the server that is down',
+  });
   const status = JSON.parse(await readText(join(node.mount, 'NODE.json'))) as { control?: { last_error?: string } };
-  tt.match(status.control?.last_error ?? '', /401/, 'NODE.json says why it is not connected');
+  tt.match(
+    status.control?.last_error ?? '',
+    new RegExp(`^${control.url}: .*401`),
+    'NODE.json says why it is not connected: the refusal, not the other server being down',
+  );
   // The token file is read again at every attempt: a good one put there joins.
   await writeFile(tokenFile, (await joinToken(control.dataDir)) + '\n');
   await waitFor(async () => (JSON.parse(await readText(join(node.mount, 'NODE.json'))) as { control?: { state?: string } }).control?.state === 'connected', {

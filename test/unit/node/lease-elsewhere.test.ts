@@ -33,7 +33,7 @@ t.test('the first other server that refreshes the lease is the answer, still con
     backoffMaxMs: 1000,
     log,
   });
-  const found = await search.search('ws://a', standIn(10, true), 'store lost');
+  const found = await search.search('ws://a', standIn(10, true), 'store lost', () => true);
   t.equal(found?.url, 'ws://c');
   t.same(opened, ['ws://b', 'ws://c']);
   t.ok(clients.get('ws://b')?.ended, 'the refusing one was ended');
@@ -51,11 +51,31 @@ t.test('stop() during a search: the server being tried is dropped and no further
     backoffMaxMs: 1000,
     log,
   });
-  const searching = search.search('ws://a', standIn(10, true), 'store lost');
+  const searching = search.search('ws://a', standIn(10, true), 'store lost', () => true);
   setTimeout(() => search.stop(), 100);
   t.equal(await searching, undefined, 'nothing found');
   t.same(opened, ['ws://b'], 'ws://c never tried');
   t.ok(slow.ended, 'the trial connection was ended');
-  t.equal(await search.search('ws://a', standIn(10, true), 'again'), undefined, 'no search after stop');
+  t.equal(await search.search('ws://a', standIn(10, true), 'again', () => true), undefined, 'no search after stop');
   t.same(opened, ['ws://b']);
+});
+
+t.test('a search that found none: said while the session is on that server, not once it left it (a failover meanwhile)', async (t) => {
+  for (const current of [true, false]) {
+    const lines: string[] = [];
+    const search = new LeaseElsewhere({
+      urls: ['ws://a', 'ws://b'],
+      nodeId: 'n',
+      open: async () => standIn(10, true),
+      backoffMs: 100,
+      backoffMaxMs: 1000,
+      log: pino({ level: 'warn' }, { write: (line: string) => void lines.push((JSON.parse(line) as { msg: string }).msg) }),
+    });
+    t.equal(await search.search('ws://a', standIn(10, true), 'store lost', () => current), undefined, 'nothing found');
+    t.same(
+      lines,
+      current ? ['control store of ws://a unavailable, and no other server refreshed the lease: keeping this session; looking again in 100 ms or more'] : [],
+      current ? 'said while on ws://a' : 'nothing said of a server the session left',
+    );
+  }
 });
