@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { jsonBoundProblem } from '../protocol/json-bounds.js';
+import { firstDuplicateKey } from '../protocol/json-duplicate-keys.js';
 import { problemAt, type Problem } from '../protocol/schemas.js';
 import { jsonSyntaxError } from '../errors/json-document.js';
 import { messageOf } from './message-of.js';
@@ -53,6 +54,11 @@ export async function readManifest(file: string): Promise<{ value: unknown } | {
   } catch {
     return refuse('json', `invalid JSON ${jsonSyntaxError(text)}`);
   }
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== undefined)
+    return {
+      problem: problemAt(file, duplicate, 'key', 'this key is written twice in one object; JSON keeps only the last, so the other is not used: keep one'),
+    };
   // JSON.stringify recurses: a value nested deeper than the stack would break every later use of it;
   // a number that overflowed (1e400) cannot be hashed or published, and would block the whole catalog.
   const bound = jsonBoundProblem(value, MAX_MANIFEST_DEPTH);

@@ -1,3 +1,5 @@
+import { pointerToken } from './json-pointer.js';
+
 /**
  * What JSON.parse accepts but nothing after it can use: values nested deeper than a bound (what
  * serializes, hashes and copies recurses: a million `[` would exhaust the stack there) and numbers
@@ -59,7 +61,7 @@ function firstBreak(value: unknown, maxDepth: number): JsonBoundProblem | undefi
     if (item.value === null || typeof item.value !== 'object') continue;
     if (item.depth >= maxDepth) return { pointer, rule: 'depth', message: `nested more than ${maxDepth} levels deep` };
     for (const [key, child] of Object.entries(item.value)) {
-      const path = `${item.path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const path = `${item.path}/${pointerToken(key)}`;
       if (illFormed(key)) return { pointer: path, rule: 'text', message: `a member name: ${LONE_SURROGATE}` };
       stack.push({ value: child, depth: item.depth + 1, path });
     }

@@ -8,6 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import formatsPlugin from 'ajv-formats';
 import { jsonSyntaxError } from '../errors/json-document.js';
+import { pointerToken } from './json-pointer.js';
 
 /** Every project schema's `$id` is this base plus its file name, so relative `$ref`s between files work. */
 export const SCHEMA_BASE = 'https://acheron.dev/schemas/';
@@ -191,11 +192,6 @@ function toProblem(error: ErrorObject, source: string, at: string): Problem {
     }
   }
   return problemAt(source, instancePath, keyword, error.message ?? `fails ${keyword}`);
-}
-
-/** RFC 6901 escaping of one key. */
-function pointerToken(key: unknown): string {
-  return String(key).replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
 function listValues(values: unknown): string {

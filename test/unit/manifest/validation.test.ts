@@ -161,6 +161,23 @@ t.test('a number that overflows to Infinity (1e400) is refused, naming it: it co
   t.same((await problemsOf('{"service_id":"echo","kind":"echo","capabilities":{"x":1.7e308}}')).problems, [], 'the largest doubles are fine');
 });
 
+t.test('a key written twice in one object is refused at its path: JSON.parse would keep the last silently', async (t) => {
+  const twice = 'this key is written twice in one object; JSON keeps only the last, so the other is not used: keep one';
+  const cases: Array<[string, string]> = [
+    ['{"service_id":"echo","service_id":"other","kind":"echo"}', '/service_id'],
+    ['{"service_id":"echo","kind":"echo","runtime":{"timeout_ms":60000,"env":{"A":"1"},"timeout_ms":1000}}', '/runtime/timeout_ms'],
+    ['{"service_id":"echo","kind":"echo","capabilities":{"l":[{"a/b~":1},{"x":1,"a/b~":2,"a/b~":3}]}}', '/capabilities/l/1/a~1b~0'],
+    // Escapes spell the same key: JSON.parse sees one name twice.
+    ['{"service_id":"echo","kind":"echo","capabilities":{"\\u0061":1,"a":2}}', '/capabilities/a'],
+  ];
+  for (const [text, path] of cases) await expectProblem(t, text, path, 'key', twice);
+  t.same(
+    (await problemsOf('{"service_id":"echo","kind":"echo","capabilities":{"a":{"k":1},"b":{"k":"a\\"\\"k\\":"},"c":[{"k":1},{"k":2}]}}')).problems,
+    [],
+    'the same key in different objects, and quotes inside strings, are fine',
+  );
+});
+
 t.test('bytes that are not UTF-8 are refused, naming the first bad byte', async (t) => {
   await expectProblem(t, Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), '/', 'utf8', 'not valid UTF-8 at byte 6');
   for (const [bytes, at] of [
