@@ -2,9 +2,9 @@ import { FsError } from '../errors/errno.js';
 import { Job, type JobRecord } from './job.js';
 import { Limiter } from './limiter.js';
 import type { ServiceStateView } from './service-state.js';
-import { runLimitMs, type ServiceSettings } from './service-settings.js';
+import { runTimes, type ServiceSettings } from './service-settings.js';
 import type { RuntimeConfig } from './supervision.js';
-import { WAIT_SLACK_MS, type WaitClock, waitAtMost } from './wait-bound.js';
+import { runBoundMs, WAIT_SLACK_MS, type WaitClock, waitAtMost } from './wait-bound.js';
 
 /**
  * What persistence is told after each change; `always` sync makes invoke wait for it. `state` is the
@@ -80,7 +80,7 @@ export class JobTable {
    * most the service's run limit now (`settings`, `config`) plus slack; from its start, by `run`.
    */
   schedule<T>(job: Job, run: (clock: WaitClock) => Promise<T>, settings: Pick<ServiceSettings, 'limits' | 'jobsKeep'>, config: RuntimeConfig): Promise<T> {
-    const queueBoundMs = this.#limiter.waitBoundMs(runLimitMs(settings.limits, config) + WAIT_SLACK_MS);
+    const queueBoundMs = this.#limiter.waitBoundMs(runBoundMs(runTimes(settings.limits, config)));
     return waitAtMost(job.invocationId, queueBoundMs, (clock) =>
       this.#queued(
         job,

@@ -29,7 +29,7 @@ import type { RuntimeConfig } from './supervision.js';
 import { countRestored } from './restored-jobs.js';
 import { Supervisor } from './supervisor.js';
 import { DecodedResult, type ServiceView } from './service-view.js';
-import { WAIT_SLACK_MS, type WaitClock } from './wait-bound.js';
+import { runBoundMs, type WaitClock } from './wait-bound.js';
 import { applyControl, configAccepted, recordRefusal, refusalOf, serviceRefusalOf, type ControlOp } from './service-controls.js';
 
 export type { ControlOp };
@@ -225,7 +225,7 @@ export class LiveService {
         throw refusal;
       }
       job.start(spec.killGraceMs);
-      clock.started(spec.timeoutMs + spec.killGraceMs + WAIT_SLACK_MS);
+      clock.started(runBoundMs(spec));
       recordStart(this.#state, job);
       this.#touch();
       // The service state follows at the end (nothing about this run is acknowledged yet).

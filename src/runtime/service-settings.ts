@@ -47,17 +47,15 @@ export function parsePayload(payload: Buffer, settings: ServiceSettings): Record
   return value as Record<string, unknown>;
 }
 
-/** The longest one run of this service may take by its settings now: timeout_ms + kill_grace_ms (config.json's, else the manifest's). */
-export function runLimitMs(limits: ServiceLimits, config: RuntimeConfig): number {
-  return (config.timeout_ms ?? limits.timeoutMs) + (config.kill_grace_ms ?? limits.killGraceMs);
+/** How long one run may take before it is killed, and the kill's grace. */
+export type RunTimes = Pick<DriverSpec, 'timeoutMs' | 'killGraceMs'>;
+
+/** config.json's timeout_ms and kill_grace_ms over `base`'s (the manifest's). */
+export function runTimes(base: RunTimes, config: RuntimeConfig): RunTimes {
+  return { timeoutMs: config.timeout_ms ?? base.timeoutMs, killGraceMs: config.kill_grace_ms ?? base.killGraceMs };
 }
 
 /** config.json overrides the manifest's runtime values for the next runs. */
 export function withConfig(spec: DriverSpec, config: RuntimeConfig): DriverSpec {
-  return {
-    ...spec,
-    timeoutMs: config.timeout_ms ?? spec.timeoutMs,
-    killGraceMs: config.kill_grace_ms ?? spec.killGraceMs,
-    maxOutputBytes: config.max_output_bytes ?? spec.maxOutputBytes,
-  };
+  return { ...spec, ...runTimes(spec, config), maxOutputBytes: config.max_output_bytes ?? spec.maxOutputBytes };
 }

@@ -3,6 +3,11 @@ import { FsError } from '../errors/errno.js';
 /** Beyond timeout_ms + kill grace: the pipes' drain, the spawner's hop, a persistent restart, the journal. */
 export const WAIT_SLACK_MS = 2000;
 
+/** A writer's bound once its run started: the run's timeout_ms + kill_grace_ms, plus the slack. */
+export function runBoundMs(run: { timeoutMs: number; killGraceMs: number }): number {
+  return run.timeoutMs + run.killGraceMs + WAIT_SLACK_MS;
+}
+
 /** What a job tells its writer's bound as it goes. */
 export interface WaitClock {
   /** The job has its place among max_concurrency: the queue's bound is over. */
